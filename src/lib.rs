@@ -1,1 +1,28 @@
+//! BackLite: a persistent, size-bounded cache in one SQLite file.
+//!
+//! The safe core ([`Storage`], [`Options`], [`EvictionPolicy`], [`Expiration`],
+//! [`Error`] and the memoiser [`Storage::cached_call`]) is usable from Rust directly;
+//! [`ffi`] is the thin C ABI over it, described in `include/backlite.h`.
 
+mod access;
+mod error;
+mod eviction;
+mod expiration;
+mod memo;
+mod options;
+mod schema;
+mod storage;
+mod txn;
+
+pub mod ffi;
+
+pub use error::{Error, ErrorKind, Result};
+pub use eviction::EvictionPolicy;
+pub use expiration::{Expiration, EXPIRATION_DEFAULT_MS, EXPIRATION_NEVER_MS};
+pub use memo::Barrier;
+pub use options::{Clock, Options, DEFAULT_BUSY_TIMEOUT, DEFAULT_MAX_SIZE};
+pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
+pub use storage::{Entry, Stats, Storage, MEMORY};
+
+/// The library version, from Cargo.toml.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

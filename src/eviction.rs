@@ -1,0 +1,114 @@
+//! The five eviction policies: their names, and the index and query that find each
+//! one's next victim in O(log n).
+
+use crate::error::{Error, Result};
+use std::fmt;
+use std::str::FromStr;
+
+/// Which entry goes first when the cache is over its size limit.
+///
+/// The order of accesses and sets comes from a logical clock kept in the file, so two
+/// operations in the same millisecond are still ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum EvictionPolicy {
+    /// Evicts the entry whose last access is oldest.
+    #[default]
+    LeastRecentlyUsed,
+    /// Evicts the entry with the fewest hits, the least recently used first among equals.
+    LeastFrequentlyUsed,
+    /// Evicts the entry whose last access is newest.
+    MostRecentlyUsed,
+    /// Evicts the entry set earliest.
+    FirstInFirstOut,
+    /// Evicts the entry set latest.
+    LastInFirstOut,
+}
+
+impl EvictionPolicy {
+    /// Every policy, in the seed's order (which is also the C enum's order).
+    pub const ALL: [EvictionPolicy; 5] = [
+        EvictionPolicy::LeastRecentlyUsed,
+        EvictionPolicy::LeastFrequentlyUsed,
+        EvictionPolicy::MostRecentlyUsed,
+        EvictionPolicy::FirstInFirstOut,
+        EvictionPolicy::LastInFirstOut,
+    ];
+
+    /// The seed's name, e.g. `"least-recently-used"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            EvictionPolicy::LeastRecentlyUsed => "least-recently-used",
+            EvictionPolicy::LeastFrequentlyUsed => "least-frequently-used",
+            EvictionPolicy::MostRecentlyUsed => "most-recently-used",
+            EvictionPolicy::FirstInFirstOut => "first-in-first-out",
+            EvictionPolicy::LastInFirstOut => "last-in-first-out",
+        }
+    }
+
+    /// The policy with the C enum value `value`, if there is one.
+    pub fn from_index(value: i32) -> Option<Self> {
+        usize::try_from(value)
+            .ok()
+            .and_then(|i| Self::ALL.get(i).copied())
+    }
+
+    /// The index this policy needs. Created on first open with the policy, so a file
+    /// only pays on every write for the orders that are actually used.
+    pub(crate) fn index_sql(self) -> &'static str {
+        match self {
+            EvictionPolicy::LeastRecentlyUsed | EvictionPolicy::MostRecentlyUsed => {
+                "CREATE INDEX IF NOT EXISTS entries_by_access ON entries(accessed)"
+            }
+            EvictionPolicy::LeastFrequentlyUsed => {
+                "CREATE INDEX IF NOT EXISTS entries_by_hits ON entries(hits, accessed)"
+            }
+            EvictionPolicy::FirstInFirstOut | EvictionPolicy::LastInFirstOut => {
+                "CREATE INDEX IF NOT EXISTS entries_by_creation ON entries(created)"
+            }
+        }
+    }
+
+    /// Selects `(rowid, size)` of the next victim, served by `index_sql`'s index.
+    pub(crate) fn victim_sql(self) -> &'static str {
+        match self {
+            EvictionPolicy::LeastRecentlyUsed => {
+                "SELECT rowid, size FROM entries ORDER BY accessed ASC LIMIT 1"
+            }
+            EvictionPolicy::MostRecentlyUsed => {
+                "SELECT rowid, size FROM entries ORDER BY accessed DESC LIMIT 1"
+            }
+            EvictionPolicy::LeastFrequentlyUsed => {
+                "SELECT rowid, size FROM entries ORDER BY hits ASC, accessed ASC LIMIT 1"
+            }
+            EvictionPolicy::FirstInFirstOut => {
+                "SELECT rowid, size FROM entries ORDER BY created ASC LIMIT 1"
+            }
+            EvictionPolicy::LastInFirstOut => {
+                "SELECT rowid, size FROM entries ORDER BY created DESC LIMIT 1"
+            }
+        }
+    }
+}
+
+impl fmt::Display for EvictionPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for EvictionPolicy {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "unknown eviction policy {s:?}; expected one of \"least-recently-used\", \
+                     \"least-frequently-used\", \"most-recently-used\", \"first-in-first-out\", \
+                     \"last-in-first-out\""
+                ))
+            })
+    }
+}

@@ -1,0 +1,54 @@
+//! `backlite_error`: a per-call error object owned by the caller.
+
+use super::result::backlite_result;
+use super::Failure;
+use std::ffi::CString;
+
+/// An error: a result code and a message. Owned by the caller; free it with
+/// `backlite_error_free`.
+pub struct backlite_error {
+    code: backlite_result,
+    message: CString,
+}
+
+/// Hands a new error object to the caller through `err`, if `err` is not NULL.
+pub(crate) fn report(err: *mut *mut backlite_error, failure: &Failure) {
+    if err.is_null() {
+        return;
+    }
+    let message = CString::new(failure.message.replace('\0', "\\0"))
+        .unwrap_or_else(|_| CString::from(c"error message unavailable"));
+    let boxed = Box::new(backlite_error {
+        code: failure.code,
+        message,
+    });
+    // SAFETY: the caller passed a writable `backlite_error **`.
+    unsafe { *err = Box::into_raw(boxed) };
+}
+
+/// The result code of an error; `BACKLITE_RESULT_NULL_PARAMETER` if `e` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn backlite_error_result(e: *const backlite_error) -> backlite_result {
+    super::infallible(super::result::BACKLITE_RESULT_PANIC, || match e.as_ref() {
+        Some(e) => e.code,
+        None => super::result::BACKLITE_RESULT_NULL_PARAMETER,
+    })
+}
+
+/// The error's message, NUL-terminated UTF-8, valid until `backlite_error_free`.
+/// A NULL `e` gives an empty string.
+#[no_mangle]
+pub unsafe extern "C" fn backlite_error_message(e: *const backlite_error) -> *const libc::c_char {
+    super::infallible(c"".as_ptr(), || match e.as_ref() {
+        Some(e) => e.message.as_ptr(),
+        None => c"".as_ptr(),
+    })
+}
+
+/// Frees an error object. NULL is accepted and does nothing.
+#[no_mangle]
+pub unsafe extern "C" fn backlite_error_free(e: *mut backlite_error) {
+    if !e.is_null() {
+        super::infallible((), || drop(Box::from_raw(e)));
+    }
+}

@@ -1,0 +1,128 @@
+//! The C ABI: thin wrappers that check pointers, convert C values to core values,
+//! catch panics, and convert results back. No cache logic lives here.
+//!
+//! Every fallible export has the shape `boundary(err, || { ... })`: the closure returns
+//! a result code or a [`Failure`], and `boundary` turns a failure (or a panic) into the
+//! code plus an error object in `*err`.
+
+#![allow(non_camel_case_types)]
+#![allow(clippy::missing_safety_doc)] // The safety rules are the C contract in the header.
+
+pub mod buf;
+pub mod cached;
+pub mod error;
+pub mod options;
+pub mod result;
+pub mod storage;
+pub mod version;
+
+use self::error::backlite_error;
+use self::result::*;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Why a call failed: a result code and a message for the error object.
+pub(crate) struct Failure {
+    pub code: backlite_result,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: backlite_result, message: impl Into<String>) -> Self {
+        Failure {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn null(what: &str) -> Self {
+        Failure::new(
+            BACKLITE_RESULT_NULL_PARAMETER,
+            format!("{what} must not be NULL"),
+        )
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Failure::new(BACKLITE_RESULT_INVALID_ARGUMENT, message)
+    }
+}
+
+impl From<crate::Error> for Failure {
+    fn from(e: crate::Error) -> Self {
+        Failure::new(result::code_of(e.kind()), e.message())
+    }
+}
+
+pub(crate) type FfiResult = Result<backlite_result, Failure>;
+
+/// Runs an export's body: catches panics and reports failures through `err`.
+pub(crate) fn boundary(
+    err: *mut *mut backlite_error,
+    body: impl FnOnce() -> FfiResult,
+) -> backlite_result {
+    let failure = match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(code)) => return code,
+        Ok(Err(f)) => f,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_string());
+            Failure::new(
+                BACKLITE_RESULT_PANIC,
+                format!("internal error (a bug in BackLite, please report it): {what}"),
+            )
+        }
+    };
+    error::report(err, &failure);
+    failure.code
+}
+
+/// Runs a body that cannot report errors; a panic gives `fallback`.
+pub(crate) fn infallible<T>(fallback: T, body: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or(fallback)
+}
+
+/// Borrows `*ptr`, or fails with NULL_PARAMETER naming the argument.
+pub(crate) unsafe fn try_ref<'a, T>(ptr: *const T, what: &str) -> Result<&'a T, Failure> {
+    ptr.as_ref().ok_or_else(|| Failure::null(what))
+}
+
+/// Borrows `*ptr` mutably, or fails with NULL_PARAMETER naming the argument.
+pub(crate) unsafe fn try_mut<'a, T>(ptr: *mut T, what: &str) -> Result<&'a mut T, Failure> {
+    ptr.as_mut().ok_or_else(|| Failure::null(what))
+}
+
+/// Borrows `len` bytes at `ptr`; NULL is accepted only when `len` is 0.
+pub(crate) unsafe fn try_slice<'a>(
+    ptr: *const u8,
+    len: usize,
+    what: &str,
+) -> Result<&'a [u8], Failure> {
+    if ptr.is_null() {
+        return if len == 0 {
+            Ok(&[])
+        } else {
+            Err(Failure::new(
+                BACKLITE_RESULT_NULL_PARAMETER,
+                format!("{what} is NULL but its length is {len}"),
+            ))
+        };
+    }
+    if len > isize::MAX as usize {
+        return Err(Failure::invalid(format!(
+            "{what} length {len} is too large"
+        )));
+    }
+    Ok(std::slice::from_raw_parts(ptr, len))
+}
+
+/// Reads a NUL-terminated UTF-8 string.
+pub(crate) unsafe fn try_str<'a>(ptr: *const libc::c_char, what: &str) -> Result<&'a str, Failure> {
+    if ptr.is_null() {
+        return Err(Failure::null(what));
+    }
+    std::ffi::CStr::from_ptr(ptr)
+        .to_str()
+        .map_err(|_| Failure::invalid(format!("{what} is not valid UTF-8")))
+}

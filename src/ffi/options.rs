@@ -1,0 +1,134 @@
+//! `backlite_options`: how to open a storage. Every setter validates its input.
+
+use super::result::*;
+use super::{boundary, infallible, try_mut, try_str, Failure};
+use crate::{EvictionPolicy, Expiration, Options};
+use std::time::Duration;
+
+/// An eviction policy, in the seed's order.
+pub type backlite_eviction_policy = i32;
+
+/// "least-recently-used" (the default): evicts the entry whose last access is oldest.
+pub const BACKLITE_EVICTION_POLICY_LEAST_RECENTLY_USED: backlite_eviction_policy = 0;
+/// "least-frequently-used": evicts the entry with the fewest hits, the least recently
+/// used first among equals.
+pub const BACKLITE_EVICTION_POLICY_LEAST_FREQUENTLY_USED: backlite_eviction_policy = 1;
+/// "most-recently-used": evicts the entry whose last access is newest.
+pub const BACKLITE_EVICTION_POLICY_MOST_RECENTLY_USED: backlite_eviction_policy = 2;
+/// "first-in-first-out": evicts the entry set earliest.
+pub const BACKLITE_EVICTION_POLICY_FIRST_IN_FIRST_OUT: backlite_eviction_policy = 3;
+/// "last-in-first-out": evicts the entry set latest.
+pub const BACKLITE_EVICTION_POLICY_LAST_IN_FIRST_OUT: backlite_eviction_policy = 4;
+
+/// Use the storage's default expiration.
+pub const BACKLITE_EXPIRATION_DEFAULT: i64 = -1;
+/// Never expires.
+pub const BACKLITE_EXPIRATION_NEVER: i64 = -2;
+
+/// Options for `backlite_storage_open`. Single owner; free with `backlite_options_free`.
+pub struct backlite_options {
+    pub(crate) inner: Options,
+}
+
+/// New options with the defaults: 1 GiB, least-recently-used, never expire, 5000 ms
+/// busy timeout, no version tag. NULL only if memory is exhausted.
+#[no_mangle]
+pub extern "C" fn backlite_options_new() -> *mut backlite_options {
+    infallible(std::ptr::null_mut(), || {
+        Box::into_raw(Box::new(backlite_options {
+            inner: Options::default(),
+        }))
+    })
+}
+
+/// Frees options. NULL is accepted and does nothing.
+#[no_mangle]
+pub unsafe extern "C" fn backlite_options_free(o: *mut backlite_options) {
+    if !o.is_null() {
+        infallible((), || drop(Box::from_raw(o)));
+    }
+}
+
+/// The limit on the sum of value lengths, between 1 and INT64_MAX bytes.
+#[no_mangle]
+pub unsafe extern "C" fn backlite_options_set_max_size(
+    o: *mut backlite_options,
+    bytes: u64,
+) -> backlite_result {
+    boundary(std::ptr::null_mut(), || {
+        try_mut(o, "options")?.inner.set_max_size(bytes)?;
+        Ok(BACKLITE_RESULT_OK)
+    })
+}
+
+/// One of the `BACKLITE_EVICTION_POLICY_*` values; anything else is INVALID_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn backlite_options_set_eviction_policy(
+    o: *mut backlite_options,
+    p: backlite_eviction_policy,
+) -> backlite_result {
+    boundary(std::ptr::null_mut(), || {
+        let o = try_mut(o, "options")?;
+        let policy = EvictionPolicy::from_index(p)
+            .ok_or_else(|| Failure::invalid(format!("unknown eviction policy value {p}")))?;
+        o.inner.set_eviction_policy(policy);
+        Ok(BACKLITE_RESULT_OK)
+    })
+}
+
+/// A policy by the seed's name: "least-recently-used", "least-frequently-used",
+/// "most-recently-used", "first-in-first-out" or "last-in-first-out".
+#[no_mangle]
+pub unsafe extern "C" fn backlite_options_set_eviction_policy_name(
+    o: *mut backlite_options,
+    name: *const libc::c_char,
+) -> backlite_result {
+    boundary(std::ptr::null_mut(), || {
+        let o = try_mut(o, "options")?;
+        let policy: EvictionPolicy = try_str(name, "name")?.parse()?;
+        o.inner.set_eviction_policy(policy);
+        Ok(BACKLITE_RESULT_OK)
+    })
+}
+
+/// The expiration of entries set with `BACKLITE_EXPIRATION_DEFAULT`: milliseconds >= 0,
+/// or `BACKLITE_EXPIRATION_NEVER`.
+#[no_mangle]
+pub unsafe extern "C" fn backlite_options_set_default_expiration_ms(
+    o: *mut backlite_options,
+    ms: i64,
+) -> backlite_result {
+    boundary(std::ptr::null_mut(), || {
+        let o = try_mut(o, "options")?;
+        o.inner.set_default_expiration(Expiration::from_ms(ms)?)?;
+        Ok(BACKLITE_RESULT_OK)
+    })
+}
+
+/// How long to wait for a lock held by another connection or process.
+#[no_mangle]
+pub unsafe extern "C" fn backlite_options_set_busy_timeout_ms(
+    o: *mut backlite_options,
+    ms: u32,
+) -> backlite_result {
+    boundary(std::ptr::null_mut(), || {
+        let o = try_mut(o, "options")?;
+        o.inner.set_busy_timeout(Duration::from_millis(ms.into()));
+        Ok(BACKLITE_RESULT_OK)
+    })
+}
+
+/// A UTF-8 tag such as a serialisation format version. When the file was last opened
+/// with a different tag, every entry is dropped on open (a file that never had a tag
+/// adopts this one and keeps its entries). Without a tag, the file's tag is ignored.
+#[no_mangle]
+pub unsafe extern "C" fn backlite_options_set_version_tag(
+    o: *mut backlite_options,
+    tag: *const libc::c_char,
+) -> backlite_result {
+    boundary(std::ptr::null_mut(), || {
+        let o = try_mut(o, "options")?;
+        o.inner.set_version_tag(try_str(tag, "tag")?);
+        Ok(BACKLITE_RESULT_OK)
+    })
+}

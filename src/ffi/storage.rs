@@ -1,0 +1,269 @@
+//! `backlite_storage`: the cache handle and its operations.
+
+use super::buf::backlite_buf;
+use super::error::backlite_error;
+use super::options::backlite_options;
+use super::result::*;
+use super::{boundary, try_mut, try_ref, try_slice, try_str, Failure};
+use crate::{Entry, Expiration, Options, Storage};
+use std::time::Duration;
+
+/// A cache handle, usable from any number of threads at once.
+pub struct backlite_storage {
+    pub(crate) inner: Storage,
+}
+
+/// One item for `backlite_storage_set_many`.
+#[repr(C)]
+pub struct backlite_entry {
+    pub key: *const u8,
+    pub key_len: usize,
+    pub value: *const u8,
+    pub value_len: usize,
+    /// >= 0, or `BACKLITE_EXPIRATION_DEFAULT` / `BACKLITE_EXPIRATION_NEVER`.
+    pub expiration_ms: i64,
+}
+
+/// The file's counters and this handle's activity.
+#[repr(C)]
+pub struct backlite_stats {
+    /// Live entries in the file.
+    pub count: u64,
+    /// Sum of value lengths in the file (what max_size bounds).
+    pub total_size: u64,
+    pub max_size: u64,
+    /// This handle's lookups that found a live entry.
+    pub hits: u64,
+    /// This handle's lookups that did not.
+    pub misses: u64,
+    /// Entries this handle evicted for size.
+    pub evictions: u64,
+    /// Expired entries this handle removed.
+    pub expirations: u64,
+}
+
+/// Called with each live key; return 0 to go on, anything else to stop.
+pub type backlite_key_visitor = Option<
+    unsafe extern "C" fn(user_data: *mut libc::c_void, key: *const u8, key_len: usize) -> i32,
+>;
+
+fn not_found() -> Failure {
+    Failure::new(BACKLITE_RESULT_NOT_FOUND, "no live entry for this key")
+}
+
+/// Milliseconds left, rounded up so that a live entry never reports 0.
+pub(crate) fn ms_left(left: Option<Duration>) -> i64 {
+    match left {
+        None => super::options::BACKLITE_EXPIRATION_NEVER,
+        Some(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX).max(1),
+    }
+}
+
+/// Opens (or creates) the cache file at `path` (UTF-8; ":memory:" opens a private
+/// in-memory cache). `options` may be NULL for the defaults. A missing file is created,
+/// not its parent folder. A file that is not a BackLite cache is left untouched and
+/// gives NOT_A_CACHE (IO for a directory); a newer schema gives INCOMPATIBLE.
+#[no_mangle]
+pub unsafe extern "C" fn backlite_storage_open(
+    path: *const libc::c_char,
+    options: *const backlite_options,
+    storage_out: *mut *mut backlite_storage,
+    err: *mut *mut backlite_error,
+) -> backlite_result {
+    boundary(err, || {
+        let path = try_str(path, "path")?;
+        let out = try_mut(storage_out, "storage_out")?;
+        let defaults = Options::default();
+        let options = options.as_ref().map_or(&defaults, |o| &o.inner);
+        let inner = Storage::open(path, options)?;
+        *out = Box::into_raw(Box::new(backlite_storage { inner }));
+        Ok(BACKLITE_RESULT_OK)
+    })
+}
+
+/// Closes the handle. NULL is accepted. Must not race with other calls on it.
+#[no_mangle]
+pub unsafe extern "C" fn backlite_storage_free(s: *mut backlite_storage) {
+    if !s.is_null() {
+        super::infallible((), || drop(Box::from_raw(s)));
+    }
+}
+
+/// Looks `key` up. OK: `*value_out` gets the value and `*expires_in_ms_out` (if not
+/// NULL) the milliseconds left, or `BACKLITE_EXPIRATION_NEVER`. NOT_FOUND: no live entry.
+#[no_mangle]
+pub unsafe extern "C" fn backlite_storage_get(
+    s: *mut backlite_storage,
+    key: *const u8,
+    key_len: usize,
+    value_out: *mut backlite_buf,
+    expires_in_ms_out: *mut i64,
+    err: *mut *mut backlite_error,
+) -> backlite_result {
+    boundary(err, || {
+        let s = try_ref(s, "storage")?;
+        let key = try_slice(key, key_len, "key")?;
+        let out = try_mut(value_out, "value_out")?;
+        let found = s
+            .inner
+            .get_with(key, |v, left| (backlite_buf::copy(v), ms_left(left)))?;
+        let (value, left) = found.ok_or_else(not_found)?;
+        *out = value?;
+        if let Some(left_out) = expires_in_ms_out.as_mut() {
+            *left_out = left;
+        }
+        Ok(BACKLITE_RESULT_OK)
+    })
+}
+
+/// Stores `value` under `key`. `expiration_ms`: >= 0 (0 = already expired),
+/// `BACKLITE_EXPIRATION_DEFAULT` or `BACKLITE_EXPIRATION_NEVER`. Evicts by the policy to
+/// make room; a value longer than max_size gives TOO_LARGE, evicts nothing, and removes
+/// the older value under `key`.
+#[no_mangle]
+pub unsafe extern "C" fn backlite_storage_set(
+    s: *mut backlite_storage,
+    key: *const u8,
+    key_len: usize,
+    value: *const u8,
+    value_len: usize,
+    expiration_ms: i64,
+    err: *mut *mut backlite_error,
+) -> backlite_result {
+    boundary(err, || {
+        let s = try_ref(s, "storage")?;
+        let key = try_slice(key, key_len, "key")?;
+        let value = try_slice(value, value_len, "value")?;
+        s.inner
+            .set(key, value, Expiration::from_ms(expiration_ms)?)?;
+        Ok(BACKLITE_RESULT_OK)
+    })
+}
+
+/// Stores `count` entries in one transaction, then evicts by the policy down to
+/// max_size (entries of the batch may be evicted too). All or nothing: any invalid
+/// entry or too-large value fails the call with nothing written.
+#[no_mangle]
+pub unsafe extern "C" fn backlite_storage_set_many(
+    s: *mut backlite_storage,
+    entries: *const backlite_entry,
+    count: usize,
+    err: *mut *mut backlite_error,
+) -> backlite_result {
+    boundary(err, || {
+        let s = try_ref(s, "storage")?;
+        if entries.is_null() && count > 0 {
+            return Err(Failure::null("entries"));
+        }
+        let raw = if count == 0 {
+            &[][..]
+        } else {
+            std::slice::from_raw_parts(entries, count)
+        };
+        let mut batch = Vec::with_capacity(raw.len());
+        for (i, e) in raw.iter().enumerate() {
+            batch.push(Entry {
+                key: try_slice(e.key, e.key_len, &format!("entries[{i}].key"))?,
+                value: try_slice(e.value, e.value_len, &format!("entries[{i}].value"))?,
+                expiration: Expiration::from_ms(e.expiration_ms)
+                    .map_err(|e| Failure::invalid(format!("entries[{i}]: {}", e.message())))?,
+            });
+        }
+        s.inner.set_many(&batch)?;
+        Ok(BACKLITE_RESULT_OK)
+    })
+}
+
+/// Removes the entry under `key`: OK, or NOT_FOUND if there was no live entry.
+#[no_mangle]
+pub unsafe extern "C" fn backlite_storage_delete(
+    s: *mut backlite_storage,
+    key: *const u8,
+    key_len: usize,
+    err: *mut *mut backlite_error,
+) -> backlite_result {
+    boundary(err, || {
+        let s = try_ref(s, "storage")?;
+        let key = try_slice(key, key_len, "key")?;
+        if s.inner.delete(key)? {
+            Ok(BACKLITE_RESULT_OK)
+        } else {
+            Err(not_found())
+        }
+    })
+}
+
+/// OK if `key` has a live entry, else NOT_FOUND. Not an access: it changes no
+/// eviction order and no hit or miss counter.
+#[no_mangle]
+pub unsafe extern "C" fn backlite_storage_contains(
+    s: *mut backlite_storage,
+    key: *const u8,
+    key_len: usize,
+    err: *mut *mut backlite_error,
+) -> backlite_result {
+    boundary(err, || {
+        let s = try_ref(s, "storage")?;
+        let key = try_slice(key, key_len, "key")?;
+        if s.inner.contains(key)? {
+            Ok(BACKLITE_RESULT_OK)
+        } else {
+            Err(not_found())
+        }
+    })
+}
+
+/// Calls `visit` with every live key. A non-zero return stops early; the call still
+/// returns OK. No lock is held while `visit` runs, so it may use this storage.
+#[no_mangle]
+pub unsafe extern "C" fn backlite_storage_keys(
+    s: *mut backlite_storage,
+    visit: backlite_key_visitor,
+    user_data: *mut libc::c_void,
+    err: *mut *mut backlite_error,
+) -> backlite_result {
+    boundary(err, || {
+        let s = try_ref(s, "storage")?;
+        let visit = visit.ok_or_else(|| Failure::null("visit"))?;
+        s.inner
+            .keys(|key| visit(user_data, key.as_ptr(), key.len()) == 0)?;
+        Ok(BACKLITE_RESULT_OK)
+    })
+}
+
+/// Removes every entry.
+#[no_mangle]
+pub unsafe extern "C" fn backlite_storage_clear(
+    s: *mut backlite_storage,
+    err: *mut *mut backlite_error,
+) -> backlite_result {
+    boundary(err, || {
+        try_ref(s, "storage")?.inner.clear()?;
+        Ok(BACKLITE_RESULT_OK)
+    })
+}
+
+/// The file's counters (expired entries are removed first, so they are not counted)
+/// and this handle's hits, misses, evictions and expirations.
+#[no_mangle]
+pub unsafe extern "C" fn backlite_storage_stats(
+    s: *mut backlite_storage,
+    stats_out: *mut backlite_stats,
+    err: *mut *mut backlite_error,
+) -> backlite_result {
+    boundary(err, || {
+        let s = try_ref(s, "storage")?;
+        let out = try_mut(stats_out, "stats_out")?;
+        let st = s.inner.stats()?;
+        *out = backlite_stats {
+            count: st.count,
+            total_size: st.total_size,
+            max_size: st.max_size,
+            hits: st.hits,
+            misses: st.misses,
+            evictions: st.evictions,
+            expirations: st.expirations,
+        };
+        Ok(BACKLITE_RESULT_OK)
+    })
+}

@@ -1,0 +1,128 @@
+//! Options for opening a storage: size limit, policy, default expiration, busy timeout
+//! and version tag. Every setter validates, so an `Options` is always usable.
+
+use crate::error::{Error, Result};
+use crate::eviction::EvictionPolicy;
+use crate::expiration::Expiration;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The default size limit: 1 GiB of values, as in the seed.
+pub const DEFAULT_MAX_SIZE: u64 = 1 << 30;
+/// The default busy timeout.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
+
+/// A source of wall-clock time in milliseconds since the Unix epoch. Tests replace it
+/// to check expiration without sleeping.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// How to open a [`crate::Storage`].
+#[derive(Clone)]
+pub struct Options {
+    pub(crate) max_size: u64,
+    pub(crate) eviction_policy: EvictionPolicy,
+    pub(crate) default_expiration: Expiration,
+    pub(crate) busy_timeout: Duration,
+    pub(crate) version_tag: Option<String>,
+    pub(crate) clock: Option<Clock>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_size: DEFAULT_MAX_SIZE,
+            eviction_policy: EvictionPolicy::LeastRecentlyUsed,
+            default_expiration: Expiration::Never,
+            busy_timeout: DEFAULT_BUSY_TIMEOUT,
+            version_tag: None,
+            clock: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("max_size", &self.max_size)
+            .field("eviction_policy", &self.eviction_policy)
+            .field("default_expiration", &self.default_expiration)
+            .field("busy_timeout", &self.busy_timeout)
+            .field("version_tag", &self.version_tag)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Options {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the limit on the sum of value lengths. Must be between 1 and `i64::MAX`
+    /// (SQLite integers are signed 64-bit).
+    pub fn set_max_size(&mut self, bytes: u64) -> Result<&mut Self> {
+        if bytes == 0 || bytes > i64::MAX as u64 {
+            return Err(Error::invalid(format!(
+                "max_size must be between 1 and {} bytes, got {bytes}",
+                i64::MAX
+            )));
+        }
+        self.max_size = bytes;
+        Ok(self)
+    }
+
+    pub fn set_eviction_policy(&mut self, policy: EvictionPolicy) -> &mut Self {
+        self.eviction_policy = policy;
+        self
+    }
+
+    /// The expiration of entries set with [`Expiration::Default`]. It cannot itself be
+    /// `Default`.
+    pub fn set_default_expiration(&mut self, expiration: Expiration) -> Result<&mut Self> {
+        if expiration == Expiration::Default {
+            return Err(Error::invalid(
+                "the default expiration must be a duration or never, not \"default\"",
+            ));
+        }
+        self.default_expiration = expiration;
+        Ok(self)
+    }
+
+    /// How long to wait for a lock held by another connection before giving up.
+    pub fn set_busy_timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    /// When the file was last opened with a different tag, every entry is dropped on
+    /// open. A file that never had a tag adopts this one and keeps its entries.
+    pub fn set_version_tag(&mut self, tag: impl Into<String>) -> &mut Self {
+        self.version_tag = Some(tag.into());
+        self
+    }
+
+    /// Replaces the wall clock used for expiration (milliseconds since the epoch).
+    pub fn set_clock(&mut self, clock: Clock) -> &mut Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    pub fn max_size(&self) -> u64 {
+        self.max_size
+    }
+
+    pub fn eviction_policy(&self) -> EvictionPolicy {
+        self.eviction_policy
+    }
+
+    pub fn default_expiration(&self) -> Expiration {
+        self.default_expiration
+    }
+
+    pub fn busy_timeout(&self) -> Duration {
+        self.busy_timeout
+    }
+
+    pub fn version_tag(&self) -> Option<&str> {
+        self.version_tag.as_deref()
+    }
+}

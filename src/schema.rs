@@ -1,0 +1,220 @@
+//! The file format: how a BackLite file is recognised, created and migrated.
+//!
+//! A BackLite file is a SQLite database in WAL mode whose header carries our
+//! `application_id` and whose `user_version` is the schema version. A file is
+//! recognised from its first 100 bytes before SQLite opens it, so that a file that is
+//! not ours is never modified and gets no `-wal`/`-shm` beside it.
+
+use crate::error::{Error, ErrorKind, Result, SqliteContext};
+use crate::eviction::EvictionPolicy;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use std::io::Read;
+use std::path::Path;
+
+/// "BKLT" in the SQLite header's application_id field (offset 68).
+pub const APPLICATION_ID: i32 = 0x424B_4C54;
+/// The schema this build writes. Files with a higher version are refused.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// `MIGRATIONS[v]` brings a file from schema `v` to `v + 1`. Version 0 is a new file.
+const MIGRATIONS: &[&str] = &[
+    // 0 -> 1: the first schema. `value` is the last column so that reading the other
+    // columns never walks a large value's overflow pages.
+    "CREATE TABLE entries (
+        key        BLOB    NOT NULL PRIMARY KEY,
+        size       INTEGER NOT NULL,
+        crc        INTEGER NOT NULL,
+        created    INTEGER NOT NULL,
+        accessed   INTEGER NOT NULL,
+        hits       INTEGER NOT NULL,
+        expires_at INTEGER,
+        value      BLOB    NOT NULL
+    );
+    CREATE INDEX entries_by_expiry ON entries(expires_at) WHERE expires_at IS NOT NULL;
+    CREATE TABLE state (
+        id          INTEGER PRIMARY KEY CHECK (id = 0),
+        clock       INTEGER NOT NULL,
+        count       INTEGER NOT NULL,
+        total_size  INTEGER NOT NULL,
+        version_tag TEXT
+    );
+    INSERT INTO state (id, clock, count, total_size) VALUES (0, 0, 0, 0);",
+];
+
+const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+/// What the first bytes of a path say about it.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum FileKind {
+    /// Missing or empty: we may create a cache there.
+    New,
+    /// A BackLite file of a schema we can read.
+    Ours,
+}
+
+/// Recognises a path without modifying it.
+pub(crate) fn sniff(path: &Path) -> Result<FileKind> {
+    let shown = path.display();
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FileKind::New),
+        Err(e) => {
+            return Err(Error::new(
+                ErrorKind::Io,
+                format!("cannot stat {shown}: {e}"),
+            ))
+        }
+    };
+    if meta.is_dir() {
+        return Err(Error::new(
+            ErrorKind::Io,
+            format!("{shown} is a directory, not a cache file"),
+        ));
+    }
+    if meta.len() == 0 {
+        return Ok(FileKind::New);
+    }
+    let mut header = [0u8; 100];
+    let mut file = std::fs::File::open(path)
+        .map_err(|e| Error::new(ErrorKind::Io, format!("cannot open {shown}: {e}")))?;
+    let mut filled = 0;
+    while filled < header.len() {
+        match file.read(&mut header[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(Error::new(
+                    ErrorKind::Io,
+                    format!("cannot read {shown}: {e}"),
+                ))
+            }
+        }
+    }
+    let not_ours = |why: &str| {
+        Error::new(
+            ErrorKind::NotACache,
+            format!("{shown} is not a BackLite cache ({why}); it was left untouched"),
+        )
+    };
+    if filled < header.len() || &header[..16] != SQLITE_MAGIC {
+        return Err(not_ours("not a SQLite database"));
+    }
+    let be = |at: usize| i32::from_be_bytes(header[at..at + 4].try_into().unwrap());
+    if be(68) != APPLICATION_ID {
+        return Err(not_ours("a SQLite database of another program"));
+    }
+    check_version(be(60), path)?;
+    Ok(FileKind::Ours)
+}
+
+fn check_version(version: i32, path: &Path) -> Result<()> {
+    if version > SCHEMA_VERSION {
+        return Err(Error::new(
+            ErrorKind::Incompatible,
+            format!(
+                "{} was written by a newer BackLite (schema {version}; this build reads up to {SCHEMA_VERSION})",
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Sets the per-connection pragmas every connection of ours needs.
+pub(crate) fn configure(conn: &Connection, busy_timeout: std::time::Duration) -> Result<()> {
+    conn.busy_timeout(busy_timeout)
+        .ctx("setting the busy timeout")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .ctx("setting synchronous=NORMAL")?;
+    Ok(())
+}
+
+/// Creates or migrates the schema, adds the policy's index and applies the version
+/// tag, in one immediate transaction so that concurrent openers take turns.
+pub(crate) fn prepare(
+    conn: &mut Connection,
+    path: &Path,
+    policy: EvictionPolicy,
+    version_tag: Option<&str>,
+) -> Result<()> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .ctx("locking the file to open it")?;
+    let app_id: i32 = tx
+        .pragma_query_value(None, "application_id", |r| r.get(0))
+        .ctx("reading the file header")?;
+    let version: i32 = tx
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .ctx("reading the schema version")?;
+    if app_id == 0 && version == 0 {
+        let objects: i64 = tx
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .ctx("reading the schema")?;
+        if objects != 0 {
+            return Err(Error::new(
+                ErrorKind::NotACache,
+                format!("{} is a SQLite database of another program", path.display()),
+            ));
+        }
+    } else if app_id != APPLICATION_ID {
+        return Err(Error::new(
+            ErrorKind::NotACache,
+            format!("{} is a SQLite database of another program", path.display()),
+        ));
+    }
+    check_version(version, path)?;
+    for (from, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        tx.execute_batch(sql)
+            .ctx(&format!("migrating the schema from version {from}"))?;
+    }
+    if version < SCHEMA_VERSION {
+        tx.pragma_update(None, "application_id", APPLICATION_ID)
+            .ctx("writing the file header")?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .ctx("writing the schema version")?;
+    }
+    tx.execute_batch(policy.index_sql())
+        .ctx("creating the eviction index")?;
+    if let Some(tag) = version_tag {
+        let stored: Option<String> = tx
+            .query_row("SELECT version_tag FROM state", [], |r| r.get(0))
+            .optional()
+            .ctx("reading the version tag")?
+            .flatten();
+        if stored.as_deref() != Some(tag) {
+            if stored.is_some() {
+                tx.execute_batch(
+                    "DELETE FROM entries; UPDATE state SET count = 0, total_size = 0;",
+                )
+                .ctx("dropping entries of another version tag")?;
+            }
+            tx.execute("UPDATE state SET version_tag = ?1", [tag])
+                .ctx("writing the version tag")?;
+        }
+    }
+    tx.commit().ctx("committing the schema")?;
+    Ok(())
+}
+
+/// Switches a file to WAL mode once; afterwards it stays in WAL for every connection.
+pub(crate) fn enable_wal(conn: &Connection) -> Result<()> {
+    let mode: String = conn
+        .pragma_query_value(None, "journal_mode", |r| r.get(0))
+        .ctx("reading the journal mode")?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            .ctx("switching to WAL mode")?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::new(
+                ErrorKind::Io,
+                format!("the file system does not support WAL mode (got {mode})"),
+            ));
+        }
+    }
+    // Keeps the -wal file from staying large after a burst of writes.
+    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)
+        .ctx("setting journal_size_limit")?;
+    Ok(())
+}

@@ -1,0 +1,449 @@
+//! `Storage`: one cache file, shared by any number of threads.
+//!
+//! Writes go through one connection behind a mutex, each in an immediate transaction
+//! (so a busy file is waited out by SQLite's busy handler rather than failing at
+//! upgrade). Reads take a connection from a small pool, so that in WAL mode they run in
+//! parallel with each other and with the writer. A private in-memory cache has a single
+//! connection that serves both.
+
+use crate::access::AccessLog;
+use crate::error::{Error, ErrorKind, Result, SqliteContext};
+use crate::eviction::EvictionPolicy;
+use crate::expiration::{is_due, system_now_ms, Expiration};
+use crate::options::{Clock, Options};
+use crate::schema::{self, FileKind};
+use crate::txn::{Tally, Txn};
+use rusqlite::{Connection, OpenFlags};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+/// The path that opens a private in-memory cache.
+pub const MEMORY: &str = ":memory:";
+
+/// Idle read connections kept per handle; more are opened under load and closed after.
+const MAX_IDLE_READERS: usize = 8;
+/// Keys listed per read transaction by [`Storage::keys`].
+const KEYS_PAGE: i64 = 256;
+
+/// One item of [`Storage::set_many`].
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    pub key: &'a [u8],
+    pub value: &'a [u8],
+    pub expiration: Expiration,
+}
+
+/// The file's counters and this handle's activity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Live entries in the file.
+    pub count: u64,
+    /// Sum of the live entries' value lengths (what `max_size` bounds).
+    pub total_size: u64,
+    pub max_size: u64,
+    /// This handle's lookups that found a live entry.
+    pub hits: u64,
+    /// This handle's lookups that did not.
+    pub misses: u64,
+    /// Entries this handle evicted for size.
+    pub evictions: u64,
+    /// Expired entries this handle removed.
+    pub expirations: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    evictions: AtomicU64,
+    expirations: AtomicU64,
+}
+
+/// A persistent cache in one SQLite file.
+pub struct Storage {
+    path: Option<PathBuf>,
+    writer: Mutex<Connection>,
+    /// `None` for an in-memory cache, whose only connection is the writer.
+    readers: Option<Mutex<Vec<Connection>>>,
+    max_size: i64,
+    policy: EvictionPolicy,
+    default_expiration: Expiration,
+    busy_timeout: Duration,
+    clock: Option<Clock>,
+    accesses: Mutex<AccessLog>,
+    counters: Counters,
+}
+
+/// Takes a lock even if a panic poisoned it: every transaction starts by rolling back
+/// whatever a panicking holder left open, so the connection is always usable.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What a read found, decided while the read connection was held.
+enum Lookup<R> {
+    Hit(R),
+    Miss,
+    Expired,
+    Damaged,
+}
+
+impl Storage {
+    /// Opens (or creates) the cache at `path`; [`MEMORY`] opens a private in-memory one.
+    pub fn open(path: impl AsRef<Path>, options: &Options) -> Result<Storage> {
+        let path = path.as_ref();
+        let (conn, file) = if path.as_os_str() == MEMORY {
+            let conn = Connection::open_in_memory().ctx("opening an in-memory cache")?;
+            (conn, None)
+        } else {
+            if path.as_os_str().is_empty() {
+                return Err(Error::invalid("the cache path is empty"));
+            }
+            let kind = schema::sniff(path)?;
+            let conn = open_file(path)?;
+            debug_assert!(kind == FileKind::New || kind == FileKind::Ours);
+            (conn, Some(path.to_path_buf()))
+        };
+        let mut conn = conn;
+        schema::configure(&conn, options.busy_timeout)?;
+        let shown = file.as_deref().unwrap_or(Path::new(MEMORY));
+        schema::prepare(
+            &mut conn,
+            shown,
+            options.eviction_policy,
+            options.version_tag.as_deref(),
+        )?;
+        if file.is_some() {
+            schema::enable_wal(&conn)?;
+        }
+        Ok(Storage {
+            readers: file.as_ref().map(|_| Mutex::new(Vec::new())),
+            path: file,
+            writer: Mutex::new(conn),
+            max_size: options.max_size as i64,
+            policy: options.eviction_policy,
+            default_expiration: options.default_expiration,
+            busy_timeout: options.busy_timeout,
+            clock: options.clock.clone(),
+            accesses: Mutex::new(AccessLog::default()),
+            counters: Counters::default(),
+        })
+    }
+
+    /// The file's path, or `None` for an in-memory cache.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    pub fn eviction_policy(&self) -> EvictionPolicy {
+        self.policy
+    }
+
+    pub fn max_size(&self) -> u64 {
+        self.max_size as u64
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.as_ref().map_or_else(system_now_ms, |c| c())
+    }
+
+    /// Runs `f` on a read connection.
+    fn read<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        let Some(pool) = &self.readers else {
+            return f(&lock(&self.writer));
+        };
+        let idle = lock(pool).pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => {
+                let path = self.path.as_deref().expect("a file cache has a path");
+                let conn = open_file(path)?;
+                schema::configure(&conn, self.busy_timeout)?;
+                conn
+            }
+        };
+        let out = f(&conn);
+        let mut idle = lock(pool);
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+        out
+    }
+
+    /// Runs `f` in an immediate write transaction, after applying this handle's
+    /// buffered accesses and purging expired entries, and commits if it succeeds.
+    fn write<R>(&self, f: impl FnOnce(&mut Txn<'_>) -> Result<R>) -> Result<R> {
+        let conn = lock(&self.writer);
+        if !conn.is_autocommit() {
+            // A panic in an earlier holder left a transaction open.
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        let accesses = lock(&self.accesses).take();
+        let now = self.now();
+        conn.prepare_cached("BEGIN IMMEDIATE")
+            .and_then(|mut s| s.execute([]))
+            .ctx("beginning a write")?;
+        let done = (|| {
+            let mut txn = Txn::load(&conn, now)?;
+            txn.apply_accesses(&accesses)?;
+            txn.purge_expired()?;
+            let out = f(&mut txn)?;
+            txn.store()?;
+            Ok((out, txn.tally))
+        })()
+        .and_then(|done| {
+            conn.prepare_cached("COMMIT")
+                .and_then(|mut s| s.execute([]))
+                .ctx("committing a write")?;
+            Ok(done)
+        });
+        match done {
+            Ok((out, tally)) => {
+                self.count(tally);
+                Ok(out)
+            }
+            Err(e) => {
+                if !conn.is_autocommit() {
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn count(&self, tally: Tally) {
+        self.counters.evictions.fetch_add(tally.evictions, Relaxed);
+        self.counters
+            .expirations
+            .fetch_add(tally.expirations, Relaxed);
+    }
+
+    /// Looks `key` up and hands its value and time left to `f` without copying it.
+    /// Returns `None` when there is no live entry. A hit is recorded as an access.
+    pub fn get_with<R>(
+        &self,
+        key: &[u8],
+        f: impl FnOnce(&[u8], Option<Duration>) -> R,
+    ) -> Result<Option<R>> {
+        self.lookup(key, true, true, f)
+    }
+
+    /// The value under `key` and its time left (`None`: never expires).
+    pub fn get(&self, key: &[u8]) -> Result<Option<(Vec<u8>, Option<Duration>)>> {
+        self.get_with(key, |v, left| (v.to_vec(), left))
+    }
+
+    /// Whether `key` has a live entry. Not an access, not counted as a hit or miss.
+    pub fn contains(&self, key: &[u8]) -> Result<bool> {
+        Ok(self.lookup(key, false, false, |_, _| ())?.is_some())
+    }
+
+    /// The shared read path of get, contains and cached calls.
+    pub(crate) fn lookup<R>(
+        &self,
+        key: &[u8],
+        is_access: bool,
+        count_miss: bool,
+        f: impl FnOnce(&[u8], Option<Duration>) -> R,
+    ) -> Result<Option<R>> {
+        let now = self.now();
+        let found = self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT crc, expires_at, value FROM entries WHERE key = ?1")
+                .ctx("looking up a key")?;
+            let mut rows = stmt.query([key]).ctx("looking up a key")?;
+            let Some(row) = rows.next().ctx("looking up a key")? else {
+                return Ok(Lookup::Miss);
+            };
+            let deadline: Option<i64> = row.get(1).ctx("reading an entry")?;
+            if is_due(deadline, now) {
+                return Ok(Lookup::Expired);
+            }
+            let crc: i64 = row.get(0).ctx("reading an entry")?;
+            let value = row
+                .get_ref(2)
+                .and_then(|v| v.as_blob().map_err(Into::into))
+                .ctx("reading an entry")?;
+            if crc32fast::hash(value) as i64 != crc {
+                return Ok(Lookup::Damaged);
+            }
+            let left = deadline.map(|t| Duration::from_millis((t - now) as u64));
+            Ok(Lookup::Hit(f(value, left)))
+        })?;
+        let hit = match found {
+            Lookup::Hit(r) => Some(r),
+            // Both are removed lazily; a failure to remove (a busy or read-only file)
+            // must not turn a clean miss into an error.
+            Lookup::Expired => {
+                let _ = self.write(|_| Ok(()));
+                None
+            }
+            Lookup::Damaged => {
+                let _ = self.write(|t| t.remove_if_damaged(key));
+                None
+            }
+            Lookup::Miss => None,
+        };
+        if is_access {
+            match hit {
+                Some(_) => {
+                    self.counters.hits.fetch_add(1, Relaxed);
+                    let full = lock(&self.accesses).record(key);
+                    if full {
+                        let _ = self.write(|_| Ok(()));
+                    }
+                }
+                None if count_miss => {
+                    self.counters.misses.fetch_add(1, Relaxed);
+                }
+                None => {}
+            }
+        }
+        Ok(hit)
+    }
+
+    /// Stores `value` under `key`, evicting by the policy to make room. A value larger
+    /// than `max_size` is refused with [`ErrorKind::TooLarge`] and the older value under
+    /// `key` is removed.
+    pub fn set(&self, key: &[u8], value: &[u8], expiration: Expiration) -> Result<()> {
+        let crc = crc32fast::hash(value);
+        let size = value.len() as i64;
+        let stored = self.write(|t| {
+            t.remove_key(key)?;
+            let deadline = expiration.deadline(t.now, self.default_expiration);
+            if is_due(deadline, t.now) {
+                return Ok(true);
+            }
+            if size > self.max_size {
+                return Ok(false);
+            }
+            t.evict_to_fit(self.policy, self.max_size, size)?;
+            t.insert(key, value, crc, deadline)?;
+            Ok(true)
+        })?;
+        if stored {
+            Ok(())
+        } else {
+            Err(self.too_large(value.len()))
+        }
+    }
+
+    fn too_large(&self, len: usize) -> Error {
+        Error::new(
+            ErrorKind::TooLarge,
+            format!(
+                "a value of {len} bytes is larger than max_size ({} bytes): not stored",
+                self.max_size
+            ),
+        )
+    }
+
+    /// Stores every entry in one transaction, then evicts by the policy down to
+    /// `max_size` (entries of the batch may be evicted too). All or nothing: if one
+    /// value is larger than `max_size`, nothing is written.
+    pub fn set_many(&self, entries: &[Entry<'_>]) -> Result<()> {
+        if let Some(e) = entries
+            .iter()
+            .find(|e| e.value.len() as u64 > self.max_size as u64)
+        {
+            return Err(self.too_large(e.value.len()));
+        }
+        let crcs: Vec<u32> = entries.iter().map(|e| crc32fast::hash(e.value)).collect();
+        self.write(|t| {
+            for (e, &crc) in entries.iter().zip(&crcs) {
+                t.remove_key(e.key)?;
+                let deadline = e.expiration.deadline(t.now, self.default_expiration);
+                if !is_due(deadline, t.now) {
+                    t.insert(e.key, e.value, crc, deadline)?;
+                }
+            }
+            t.evict_to_fit(self.policy, self.max_size, 0)
+        })
+    }
+
+    /// Removes the entry under `key`; returns whether there was a live one.
+    pub fn delete(&self, key: &[u8]) -> Result<bool> {
+        self.write(|t| t.remove_key(key))
+    }
+
+    /// Calls `visit` with every live key, a page at a time with no lock held during the
+    /// calls (so `visit` may use this storage). `visit` returns false to stop early.
+    pub fn keys(&self, mut visit: impl FnMut(&[u8]) -> bool) -> Result<()> {
+        let mut after = i64::MIN;
+        loop {
+            let now = self.now();
+            let page: Vec<(i64, Vec<u8>)> = self.read(|conn| {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT rowid, key FROM entries \
+                         WHERE rowid > ?1 AND (expires_at IS NULL OR expires_at > ?2) \
+                         ORDER BY rowid LIMIT ?3",
+                    )
+                    .ctx("listing keys")?;
+                let rows = stmt
+                    .query_map(rusqlite::params![after, now, KEYS_PAGE], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
+                    .ctx("listing keys")?;
+                rows.collect::<rusqlite::Result<_>>().ctx("listing keys")
+            })?;
+            for (_, key) in &page {
+                if !visit(key) {
+                    return Ok(());
+                }
+            }
+            match page.last() {
+                Some((rowid, _)) if page.len() as i64 == KEYS_PAGE => after = *rowid,
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// Removes every entry.
+    pub fn clear(&self) -> Result<()> {
+        self.write(|t| t.clear())
+    }
+
+    /// The file's counters (after removing expired entries) and this handle's activity.
+    pub fn stats(&self) -> Result<Stats> {
+        let (count, total_size) = self.write(|t| Ok((t.count, t.total_size)))?;
+        Ok(Stats {
+            count: count as u64,
+            total_size: total_size as u64,
+            max_size: self.max_size as u64,
+            hits: self.counters.hits.load(Relaxed),
+            misses: self.counters.misses.load(Relaxed),
+            evictions: self.counters.evictions.load(Relaxed),
+            expirations: self.counters.expirations.load(Relaxed),
+        })
+    }
+
+    /// Writes this handle's buffered accesses to the file now.
+    pub fn flush(&self) -> Result<()> {
+        if lock(&self.accesses).is_empty() {
+            return Ok(());
+        }
+        self.write(|_| Ok(()))
+    }
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        // Best effort: the accesses are hints for eviction order, not data.
+        let _ = self.flush();
+    }
+}
+
+fn open_file(path: &Path) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    Connection::open_with_flags(path, flags).map_err(|e| {
+        Error::new(
+            ErrorKind::Io,
+            format!("cannot open or create {}: {e}", path.display()),
+        )
+    })
+}

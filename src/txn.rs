@@ -1,0 +1,209 @@
+//! One write transaction: the counters and logical clock of the file, loaded at the
+//! start and written back once at the end, and the row operations that keep them exact.
+
+use crate::access::Access;
+use crate::error::{Result, SqliteContext};
+use crate::eviction::EvictionPolicy;
+use crate::expiration::PURGE_SQL;
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// What a transaction removed, added to the handle's statistics once it commits.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Tally {
+    pub evictions: u64,
+    pub expirations: u64,
+}
+
+pub(crate) struct Txn<'c> {
+    conn: &'c Connection,
+    /// Wall-clock milliseconds, fixed for the whole transaction.
+    pub now: i64,
+    clock: i64,
+    pub count: i64,
+    pub total_size: i64,
+    dirty: bool,
+    pub tally: Tally,
+}
+
+impl<'c> Txn<'c> {
+    /// Loads the file's counters; the caller has begun an immediate transaction.
+    pub fn load(conn: &'c Connection, now: i64) -> Result<Self> {
+        let (clock, count, total_size) = conn
+            .prepare_cached("SELECT clock, count, total_size FROM state WHERE id = 0")
+            .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))))
+            .ctx("reading the cache counters")?;
+        Ok(Txn {
+            conn,
+            now,
+            clock,
+            count,
+            total_size,
+            dirty: false,
+            tally: Tally::default(),
+        })
+    }
+
+    /// Writes the counters back if anything changed.
+    pub fn store(&self) -> Result<()> {
+        if self.dirty {
+            self.conn
+                .prepare_cached(
+                    "UPDATE state SET clock = ?1, count = ?2, total_size = ?3 WHERE id = 0",
+                )
+                .and_then(|mut s| s.execute(params![self.clock, self.count, self.total_size]))
+                .ctx("writing the cache counters")?;
+        }
+        Ok(())
+    }
+
+    /// The next tick of the file's logical clock.
+    fn tick(&mut self) -> i64 {
+        self.clock += 1;
+        self.dirty = true;
+        self.clock
+    }
+
+    fn forget(&mut self, size: i64) {
+        self.count -= 1;
+        self.total_size -= size;
+        self.dirty = true;
+    }
+
+    /// Applies a handle's buffered hits in the order they happened.
+    pub fn apply_accesses(&mut self, accesses: &[Access]) -> Result<()> {
+        if accesses.is_empty() {
+            return Ok(());
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached("UPDATE entries SET hits = hits + ?1, accessed = ?2 WHERE key = ?3")
+            .ctx("recording accesses")?;
+        for a in accesses {
+            let at = self.tick();
+            stmt.execute(params![a.hits as i64, at, a.key])
+                .ctx("recording accesses")?;
+        }
+        Ok(())
+    }
+
+    /// Removes every entry that is due; the partial index on `expires_at` means only
+    /// those entries are visited.
+    pub fn purge_expired(&mut self) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(PURGE_SQL)
+            .ctx("removing expired entries")?;
+        let mut rows = stmt.query([self.now]).ctx("removing expired entries")?;
+        let (mut n, mut bytes) = (0i64, 0i64);
+        while let Some(row) = rows.next().ctx("removing expired entries")? {
+            n += 1;
+            bytes += row.get::<_, i64>(0).ctx("removing expired entries")?;
+        }
+        if n > 0 {
+            self.count -= n;
+            self.total_size -= bytes;
+            self.dirty = true;
+            self.tally.expirations += n as u64;
+        }
+        Ok(())
+    }
+
+    /// Deletes the entry under `key`; returns whether there was one.
+    pub fn remove_key(&mut self, key: &[u8]) -> Result<bool> {
+        let size: Option<i64> = self
+            .conn
+            .prepare_cached("DELETE FROM entries WHERE key = ?1 RETURNING size")
+            .and_then(|mut s| s.query_row([key], |r| r.get(0)).optional())
+            .ctx("deleting an entry")?;
+        if let Some(size) = size {
+            self.forget(size);
+        }
+        Ok(size.is_some())
+    }
+
+    /// Deletes the entry under `key` if its value no longer matches its checksum.
+    pub fn remove_if_damaged(&mut self, key: &[u8]) -> Result<()> {
+        let damaged = self
+            .conn
+            .prepare_cached("SELECT crc, value FROM entries WHERE key = ?1")
+            .and_then(|mut s| {
+                s.query_row([key], |r| {
+                    let crc: i64 = r.get(0)?;
+                    let value = r.get_ref(1)?.as_blob()?;
+                    Ok(crc32fast::hash(value) as i64 != crc)
+                })
+                .optional()
+            })
+            .ctx("checking a damaged entry")?;
+        if damaged == Some(true) {
+            self.remove_key(key)?;
+        }
+        Ok(())
+    }
+
+    /// Stores a new entry; any older entry under `key` must already be removed.
+    pub fn insert(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        crc: u32,
+        deadline: Option<i64>,
+    ) -> Result<()> {
+        let at = self.tick();
+        self.conn
+            .prepare_cached(
+                "INSERT INTO entries (key, size, crc, created, accessed, hits, expires_at, value) \
+                 VALUES (?1, ?2, ?3, ?4, ?4, 0, ?5, ?6)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    key,
+                    value.len() as i64,
+                    crc as i64,
+                    at,
+                    deadline,
+                    value
+                ])
+            })
+            .ctx("storing an entry")?;
+        self.count += 1;
+        self.total_size += value.len() as i64;
+        Ok(())
+    }
+
+    /// Evicts entries by `policy` until `total_size + incoming <= max_size`.
+    pub fn evict_to_fit(
+        &mut self,
+        policy: EvictionPolicy,
+        max_size: i64,
+        incoming: i64,
+    ) -> Result<()> {
+        while self.total_size + incoming > max_size && self.count > 0 {
+            let victim: Option<(i64, i64)> = self
+                .conn
+                .prepare_cached(policy.victim_sql())
+                .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+                .ctx("choosing an entry to evict")?;
+            let Some((rowid, size)) = victim else { break };
+            self.conn
+                .prepare_cached("DELETE FROM entries WHERE rowid = ?1")
+                .and_then(|mut s| s.execute([rowid]))
+                .ctx("evicting an entry")?;
+            self.forget(size);
+            self.tally.evictions += 1;
+        }
+        Ok(())
+    }
+
+    /// Deletes every entry.
+    pub fn clear(&mut self) -> Result<()> {
+        self.conn
+            .prepare_cached("DELETE FROM entries")
+            .and_then(|mut s| s.execute([]))
+            .ctx("clearing the cache")?;
+        self.count = 0;
+        self.total_size = 0;
+        self.dirty = true;
+        Ok(())
+    }
+}
