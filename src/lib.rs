@@ -14,6 +14,9 @@ mod schema;
 mod storage;
 mod txn;
 
+#[cfg(test)]
+mod query_plans;
+
 pub mod ffi;
 
 pub use error::{Error, ErrorKind, Result};

@@ -64,7 +64,7 @@ struct Counters {
 /// A persistent cache in one SQLite file.
 pub struct Storage {
     path: Option<PathBuf>,
-    writer: Mutex<Connection>,
+    pub(crate) writer: Mutex<Connection>,
     /// `None` for an in-memory cache, whose only connection is the writer.
     readers: Option<Mutex<Vec<Connection>>>,
     max_size: i64,

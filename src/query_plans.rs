@@ -1,0 +1,98 @@
+//! Every statement the cache runs is served by an index: no operation scans the
+//! entries table (but `clear`, and `keys`, which walks it by rowid a page at a time).
+//! The statements are captured from a real workload under each policy, so a new query
+//! cannot slip past this test.
+
+use crate::{Entry, EvictionPolicy, Expiration, Options, Storage, MEMORY};
+use rusqlite::trace::{TraceEvent, TraceEventCodes};
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+fn statements_of_a_workload(policy: EvictionPolicy) -> (Storage, BTreeSet<String>) {
+    let mut o = Options::new();
+    o.set_max_size(100).unwrap();
+    o.set_eviction_policy(policy);
+    let s = Storage::open(MEMORY, &o).unwrap();
+    let seen = Arc::new(Mutex::new(BTreeSet::new()));
+    let sink = seen.clone();
+    s.writer
+        .lock()
+        .unwrap()
+        .trace_v2(
+            TraceEventCodes::SQLITE_TRACE_STMT,
+            Some(move |e: TraceEvent<'_>| {
+                if let TraceEvent::Stmt(stmt, _) = e {
+                    sink.lock().unwrap().insert(stmt.sql().into_owned());
+                }
+            }),
+        )
+        .unwrap();
+    let soon = Expiration::After(Duration::from_millis(1));
+    for i in 0..30u8 {
+        s.set(&[i], &[0; 10], Expiration::Never).unwrap();
+        s.set(&[i, 1], &[0; 10], soon).unwrap();
+        s.get(&[i / 2]).unwrap();
+    }
+    s.set(b"x", &[0; 200], Expiration::Never).unwrap_err();
+    s.set_many(&[Entry {
+        key: b"m",
+        value: b"1",
+        expiration: soon,
+    }])
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(2));
+    s.get(&[29, 1]).unwrap();
+    s.contains(b"m").unwrap();
+    s.delete(&[3]).unwrap();
+    s.cached_call(b"c", Expiration::Never, None, || Ok(vec![1]))
+        .unwrap();
+    s.keys(|_| true).unwrap();
+    s.stats().unwrap();
+    s.flush().unwrap();
+    let seen = seen.lock().unwrap().clone();
+    (s, seen)
+}
+
+#[test]
+fn no_statement_scans_the_entries_table() {
+    for policy in EvictionPolicy::ALL {
+        let (s, statements) = statements_of_a_workload(policy);
+        assert!(
+            statements.iter().any(|q| q.contains("ORDER BY")),
+            "{policy}: no eviction ran"
+        );
+        let conn = s.writer.lock().unwrap();
+        for sql in &statements {
+            let upper = sql.to_uppercase();
+            let skip = ["BEGIN", "COMMIT", "ROLLBACK", "PRAGMA", "CREATE", "INSERT"];
+            if skip.iter().any(|w| upper.trim_start().starts_with(w))
+                || sql == "DELETE FROM entries"
+            {
+                continue;
+            }
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let n = stmt.parameter_count();
+            let params: Vec<i64> = vec![0; n];
+            let plan: Vec<String> = stmt
+                .query_map(rusqlite::params_from_iter(params), |r| {
+                    r.get::<_, String>(3)
+                })
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            // "SCAN entries USING INDEX" under `LIMIT 1` reads one index entry: fine.
+            let scans = plan
+                .iter()
+                .any(|step| step.starts_with("SCAN entries") && !step.contains("INDEX"));
+            assert!(!scans, "{policy}: `{sql}` scans the table: {plan:?}");
+            if upper.contains("ORDER BY") && !upper.contains("ROWID >") {
+                let sorts = plan.iter().any(|step| step.contains("TEMP B-TREE"));
+                assert!(
+                    !sorts,
+                    "{policy}: `{sql}` sorts instead of using an index: {plan:?}"
+                );
+            }
+        }
+    }
+}

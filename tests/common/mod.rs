@@ -1,0 +1,53 @@
+#![allow(dead_code)]
+
+use backlite::{EvictionPolicy, Expiration, Options, Storage};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+pub const NEVER: Expiration = Expiration::Never;
+
+/// A storage in a fresh temporary directory (kept alive by the returned guard).
+pub fn open(options: &Options) -> (tempfile::TempDir, Storage) {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(dir.path().join("cache.db"), options).unwrap();
+    (dir, storage)
+}
+
+pub fn options(max_size: u64, policy: EvictionPolicy) -> Options {
+    let mut o = Options::new();
+    o.set_max_size(max_size).unwrap();
+    o.set_eviction_policy(policy);
+    o
+}
+
+/// A clock the test moves by hand.
+#[derive(Clone)]
+pub struct FakeClock(Arc<AtomicI64>);
+
+impl FakeClock {
+    pub fn install(options: &mut Options) -> FakeClock {
+        let clock = FakeClock(Arc::new(AtomicI64::new(1_700_000_000_000)));
+        let inner = clock.0.clone();
+        options.set_clock(Arc::new(move || inner.load(Ordering::SeqCst)));
+        clock
+    }
+
+    pub fn advance_ms(&self, ms: i64) {
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+pub fn present(s: &Storage, keys: &[&str]) -> Vec<String> {
+    keys.iter()
+        .filter(|k| s.contains(k.as_bytes()).unwrap())
+        .map(|k| k.to_string())
+        .collect()
+}
+
+pub fn set(s: &Storage, key: &str, len: usize) {
+    s.set(key.as_bytes(), &vec![b'v'; len], NEVER).unwrap();
+}
+
+pub fn get(s: &Storage, key: &str) -> Option<Vec<u8>> {
+    s.get(key.as_bytes()).unwrap().map(|(v, _)| v)
+}

@@ -1,0 +1,139 @@
+//! Expired entries are never returned, listed or counted, and are removed lazily.
+//! A fake clock moves time, so nothing here sleeps.
+
+mod common;
+use backlite::{Entry, Expiration, Options};
+use common::*;
+use std::time::Duration;
+
+fn after(ms: u64) -> Expiration {
+    Expiration::After(Duration::from_millis(ms))
+}
+
+#[test]
+fn an_entry_is_gone_once_due_and_reports_its_time_left() {
+    let mut o = Options::new();
+    let clock = FakeClock::install(&mut o);
+    let (_dir, s) = open(&o);
+    s.set(b"a", b"1", after(1000)).unwrap();
+    s.set(b"b", b"2", NEVER).unwrap();
+    assert_eq!(
+        s.get(b"a").unwrap().unwrap().1,
+        Some(Duration::from_millis(1000))
+    );
+    assert_eq!(s.get(b"b").unwrap().unwrap().1, None);
+    clock.advance_ms(999);
+    assert_eq!(
+        s.get(b"a").unwrap().unwrap().1,
+        Some(Duration::from_millis(1))
+    );
+    clock.advance_ms(1);
+    assert_eq!(s.get(b"a").unwrap(), None);
+    assert!(!s.contains(b"a").unwrap());
+    let mut keys = Vec::new();
+    s.keys(|k| {
+        keys.push(k.to_vec());
+        true
+    })
+    .unwrap();
+    assert_eq!(keys, [b"b".to_vec()]);
+    let st = s.stats().unwrap();
+    assert_eq!((st.count, st.total_size, st.expirations), (1, 1, 1));
+}
+
+#[test]
+fn expired_entries_are_not_listed_or_counted_before_removal() {
+    let mut o = Options::new();
+    let clock = FakeClock::install(&mut o);
+    let (_dir, s) = open(&o);
+    for i in 0..10 {
+        s.set(format!("k{i}").as_bytes(), b"xx", after(10)).unwrap();
+    }
+    clock.advance_ms(10);
+    let mut n = 0;
+    s.keys(|_| {
+        n += 1;
+        true
+    })
+    .unwrap();
+    assert_eq!(n, 0);
+    let st = s.stats().unwrap();
+    assert_eq!((st.count, st.total_size, st.expirations), (0, 0, 10));
+}
+
+#[test]
+fn default_expiration_applies_unless_overridden() {
+    let mut o = Options::new();
+    o.set_default_expiration(after(100)).unwrap();
+    let clock = FakeClock::install(&mut o);
+    let (_dir, s) = open(&o);
+    s.set(b"default", b"1", Expiration::Default).unwrap();
+    s.set(b"never", b"1", Expiration::Never).unwrap();
+    s.set(b"long", b"1", after(1000)).unwrap();
+    clock.advance_ms(100);
+    assert_eq!(
+        present(&s, &["default", "never", "long"]),
+        ["never", "long"]
+    );
+}
+
+#[test]
+fn zero_means_already_expired_and_removes_the_old_value() {
+    let (_dir, s) = open(&Options::new());
+    s.set(b"a", b"old", NEVER).unwrap();
+    s.set(b"a", b"new", after(0)).unwrap();
+    assert_eq!(s.get(b"a").unwrap(), None);
+    assert_eq!(s.stats().unwrap().count, 0);
+}
+
+#[test]
+fn expired_entries_go_before_live_ones_are_evicted() {
+    let mut o = options(30, backlite::EvictionPolicy::LeastRecentlyUsed);
+    let clock = FakeClock::install(&mut o);
+    let (_dir, s) = open(&o);
+    set(&s, "a", 10);
+    s.set(b"b", &[0; 10], after(5)).unwrap();
+    set(&s, "c", 10);
+    clock.advance_ms(5);
+    set(&s, "d", 10);
+    assert_eq!(present(&s, &["a", "b", "c", "d"]), ["a", "c", "d"]);
+    assert_eq!(s.stats().unwrap().evictions, 0);
+}
+
+#[test]
+fn set_many_takes_per_entry_expirations() {
+    let mut o = Options::new();
+    let clock = FakeClock::install(&mut o);
+    let (_dir, s) = open(&o);
+    s.set_many(&[
+        Entry {
+            key: b"short",
+            value: b"1",
+            expiration: after(10),
+        },
+        Entry {
+            key: b"never",
+            value: b"1",
+            expiration: NEVER,
+        },
+        Entry {
+            key: b"dead",
+            value: b"1",
+            expiration: after(0),
+        },
+    ])
+    .unwrap();
+    assert_eq!(s.stats().unwrap().count, 2);
+    clock.advance_ms(10);
+    assert_eq!(present(&s, &["short", "never", "dead"]), ["never"]);
+}
+
+#[test]
+fn expiration_values_are_validated() {
+    assert!(Expiration::from_ms(-3).is_err());
+    assert_eq!(Expiration::from_ms(-1).unwrap(), Expiration::Default);
+    assert_eq!(Expiration::from_ms(-2).unwrap(), Expiration::Never);
+    assert!(Options::new()
+        .set_default_expiration(Expiration::Default)
+        .is_err());
+}

@@ -1,0 +1,122 @@
+//! The five eviction policies choose their victims in exact order, with no sleeps:
+//! the order comes from the file's logical clock.
+
+mod common;
+use backlite::EvictionPolicy::{self, *};
+use common::*;
+
+/// a, b, c of 10 bytes in a 30-byte cache; `touch` are read in order; then d is set.
+fn survivors(policy: EvictionPolicy, touch: &[&str]) -> Vec<String> {
+    let (_dir, s) = open(&options(30, policy));
+    for k in ["a", "b", "c"] {
+        set(&s, k, 10);
+    }
+    for k in touch {
+        assert!(get(&s, k).is_some());
+    }
+    set(&s, "d", 10);
+    present(&s, &["a", "b", "c", "d"])
+}
+
+#[test]
+fn lru_evicts_the_oldest_access() {
+    assert_eq!(survivors(LeastRecentlyUsed, &["a"]), ["a", "c", "d"]);
+    assert_eq!(survivors(LeastRecentlyUsed, &["b", "a"]), ["a", "b", "d"]);
+}
+
+#[test]
+fn mru_evicts_the_newest_access() {
+    assert_eq!(survivors(MostRecentlyUsed, &["a"]), ["b", "c", "d"]);
+    assert_eq!(survivors(MostRecentlyUsed, &[]), ["a", "b", "d"]);
+}
+
+#[test]
+fn lfu_evicts_the_fewest_hits_then_the_least_recent() {
+    assert_eq!(
+        survivors(LeastFrequentlyUsed, &["a", "a", "b", "c", "c"]),
+        ["a", "c", "d"]
+    );
+    // Equal hits: the least recently used of them goes.
+    assert_eq!(
+        survivors(LeastFrequentlyUsed, &["c", "b", "a"]),
+        ["a", "b", "d"]
+    );
+}
+
+#[test]
+fn fifo_evicts_the_earliest_set_whatever_was_read() {
+    assert_eq!(survivors(FirstInFirstOut, &["a", "a"]), ["b", "c", "d"]);
+}
+
+#[test]
+fn lifo_evicts_the_latest_set() {
+    assert_eq!(survivors(LastInFirstOut, &["a"]), ["a", "b", "d"]);
+}
+
+#[test]
+fn writing_a_key_again_counts_as_a_new_set() {
+    let (_dir, s) = open(&options(30, FirstInFirstOut));
+    for k in ["a", "b", "c"] {
+        set(&s, k, 10);
+    }
+    set(&s, "a", 10);
+    set(&s, "d", 10);
+    assert_eq!(present(&s, &["a", "b", "c", "d"]), ["a", "c", "d"]);
+
+    let (_dir, s) = open(&options(30, LeastFrequentlyUsed));
+    for k in ["a", "b", "c"] {
+        set(&s, k, 10);
+    }
+    for k in ["a", "a", "b", "c"] {
+        get(&s, k);
+    }
+    set(&s, "a", 10); // its hits start over: now the fewest
+    set(&s, "d", 10);
+    assert_eq!(present(&s, &["a", "b", "c", "d"]), ["b", "c", "d"]);
+}
+
+#[test]
+fn contains_is_not_an_access() {
+    let (_dir, s) = open(&options(30, LeastRecentlyUsed));
+    for k in ["a", "b", "c"] {
+        set(&s, k, 10);
+    }
+    assert!(s.contains(b"a").unwrap());
+    set(&s, "d", 10);
+    assert_eq!(present(&s, &["a", "b", "c", "d"]), ["b", "c", "d"]);
+}
+
+#[test]
+fn accesses_of_a_handle_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cache.db");
+    let o = options(30, LeastRecentlyUsed);
+    {
+        let s = backlite::Storage::open(&path, &o).unwrap();
+        for k in ["a", "b", "c"] {
+            set(&s, k, 10);
+        }
+        get(&s, "a");
+    }
+    let s = backlite::Storage::open(&path, &o).unwrap();
+    set(&s, "d", 10);
+    assert_eq!(present(&s, &["a", "b", "c", "d"]), ["a", "c", "d"]);
+}
+
+#[test]
+fn many_hits_flush_in_batches_and_keep_their_order() {
+    let (_dir, s) = open(&options(3000, LeastRecentlyUsed));
+    for i in 0..300 {
+        set(&s, &format!("k{i}"), 10);
+    }
+    // More distinct keys than the buffer holds, read in reverse: k299 is now oldest.
+    for i in (0..300).rev() {
+        assert!(get(&s, &format!("k{i}")).is_some());
+    }
+    for i in 0..2000 {
+        get(&s, &format!("absent{i}"));
+    }
+    set(&s, "new", 10);
+    assert!(!s.contains(b"k299").unwrap());
+    assert!(s.contains(b"k298").unwrap() && s.contains(b"k0").unwrap());
+}
