@@ -6,7 +6,7 @@
 //! parallel with each other and with the writer. A private in-memory cache has a single
 //! connection that serves both.
 
-use crate::access::AccessLog;
+use crate::access::{self, SharedLog};
 use crate::error::{Error, ErrorKind, Result, SqliteContext};
 use crate::eviction::EvictionPolicy;
 use crate::expiration::{is_due, system_now_ms, Expiration};
@@ -72,7 +72,7 @@ pub struct Storage {
     default_expiration: Expiration,
     busy_timeout: Duration,
     clock: Option<Clock>,
-    accesses: Mutex<AccessLog>,
+    accesses: SharedLog,
     counters: Counters,
 }
 
@@ -118,6 +118,7 @@ impl Storage {
         if file.is_some() {
             schema::enable_wal(&conn)?;
         }
+        let accesses = file.as_deref().map(access::log_for).unwrap_or_default();
         Ok(Storage {
             readers: file.as_ref().map(|_| Mutex::new(Vec::new())),
             path: file,
@@ -127,7 +128,7 @@ impl Storage {
             default_expiration: options.default_expiration,
             busy_timeout: options.busy_timeout,
             clock: options.clock.clone(),
-            accesses: Mutex::new(AccessLog::default()),
+            accesses,
             counters: Counters::default(),
         })
     }

@@ -120,3 +120,18 @@ fn many_hits_flush_in_batches_and_keep_their_order() {
     assert!(!s.contains(b"k299").unwrap());
     assert!(s.contains(b"k298").unwrap() && s.contains(b"k0").unwrap());
 }
+
+#[test]
+fn handles_of_one_process_share_the_access_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cache.db");
+    let o = options(30, LeastRecentlyUsed);
+    let h1 = backlite::Storage::open(&path, &o).unwrap();
+    let h2 = backlite::Storage::open(&path, &o).unwrap();
+    set(&h1, "a", 10);
+    set(&h2, "b", 10);
+    set(&h1, "c", 10);
+    get(&h2, "a");
+    set(&h1, "d", 10);
+    assert_eq!(present(&h2, &["a", "b", "c", "d"]), ["a", "c", "d"]);
+}
