@@ -1,0 +1,63 @@
+# ctest shared_library_abi: the shared library carries the SONAME the install rules
+# and the package configs assume, and exports backlite_* and nothing else (the bundled
+# SQLite must not clash with another SQLite in the same process).
+#
+#   cmake -D LIBRARY=libbacklite.so -D SONAME=libbacklite.so.0 [-D READELF=..] [-D NM=..] -P check_shared_library.cmake
+
+if(NOT LIBRARY OR NOT SONAME)
+  message(FATAL_ERROR "usage: cmake -D LIBRARY=<lib> -D SONAME=<soname> -P check_shared_library.cmake")
+endif()
+if(NOT READELF)
+  find_program(READELF readelf)
+endif()
+if(NOT NM)
+  find_program(NM nm)
+endif()
+if(NOT READELF OR NOT NM)
+  message(FATAL_ERROR "readelf and nm (binutils) are needed for this check")
+endif()
+
+execute_process(COMMAND "${READELF}" -d "${LIBRARY}"
+  RESULT_VARIABLE _rc OUTPUT_VARIABLE _dyn ERROR_VARIABLE _err)
+if(NOT _rc EQUAL 0)
+  message(FATAL_ERROR "readelf -d ${LIBRARY} failed: ${_err}")
+endif()
+if(NOT _dyn MATCHES "\\(SONAME\\)[^\n]*\\[([^]\n]*)\\]")
+  message(FATAL_ERROR "${LIBRARY} has no SONAME (build.rs should set ${SONAME})")
+endif()
+if(NOT CMAKE_MATCH_1 STREQUAL SONAME)
+  message(FATAL_ERROR "${LIBRARY} has SONAME ${CMAKE_MATCH_1}, expected ${SONAME}")
+endif()
+message("SONAME: ${CMAKE_MATCH_1}")
+
+execute_process(COMMAND "${NM}" -D --defined-only "${LIBRARY}"
+  RESULT_VARIABLE _rc OUTPUT_VARIABLE _syms ERROR_VARIABLE _err)
+if(NOT _rc EQUAL 0)
+  message(FATAL_ERROR "nm -D --defined-only ${LIBRARY} failed: ${_err}")
+endif()
+string(REPLACE "\n" ";" _lines "${_syms}")
+set(_ours 0)
+set(_foreign "")
+foreach(_line IN LISTS _lines)
+  # "<address> <type> <name>"; version-definition entries (type A) are not symbols.
+  if(_line MATCHES "^[0-9a-fA-F]* *([A-Za-z]) (.+)$")
+    set(_type "${CMAKE_MATCH_1}")
+    set(_name "${CMAKE_MATCH_2}")
+    if(_type STREQUAL "A")
+      continue()
+    endif()
+    if(_name MATCHES "^backlite_")
+      math(EXPR _ours "${_ours} + 1")
+    else()
+      list(APPEND _foreign "${_name}")
+    endif()
+  endif()
+endforeach()
+if(_foreign)
+  list(JOIN _foreign "\n  " _text)
+  message(FATAL_ERROR "${LIBRARY} exports symbols outside backlite_*:\n  ${_text}")
+endif()
+if(_ours EQUAL 0)
+  message(FATAL_ERROR "${LIBRARY} exports no backlite_* symbol")
+endif()
+message("exports: ${_ours} backlite_* symbols and nothing else")
