@@ -68,23 +68,30 @@ impl EvictionPolicy {
         }
     }
 
-    /// Selects `(rowid, size)` of the next victim, served by `index_sql`'s index.
-    pub(crate) fn victim_sql(self) -> &'static str {
+    /// Deletes the next victim, found through `index_sql`'s index, returning its
+    /// `(value_id, size)`.
+    pub(crate) fn evict_sql(self) -> &'static str {
         match self {
             EvictionPolicy::LeastRecentlyUsed => {
-                "SELECT rowid, size FROM entries ORDER BY accessed ASC LIMIT 1"
+                "DELETE FROM entries WHERE key = \
+                 (SELECT key FROM entries ORDER BY accessed ASC LIMIT 1) RETURNING value_id, size"
             }
             EvictionPolicy::MostRecentlyUsed => {
-                "SELECT rowid, size FROM entries ORDER BY accessed DESC LIMIT 1"
+                "DELETE FROM entries WHERE key = \
+                 (SELECT key FROM entries ORDER BY accessed DESC LIMIT 1) RETURNING value_id, size"
             }
             EvictionPolicy::LeastFrequentlyUsed => {
-                "SELECT rowid, size FROM entries ORDER BY hits ASC, accessed ASC LIMIT 1"
+                "DELETE FROM entries WHERE key = \
+                 (SELECT key FROM entries ORDER BY hits ASC, accessed ASC LIMIT 1) \
+                 RETURNING value_id, size"
             }
             EvictionPolicy::FirstInFirstOut => {
-                "SELECT rowid, size FROM entries ORDER BY created ASC LIMIT 1"
+                "DELETE FROM entries WHERE key = \
+                 (SELECT key FROM entries ORDER BY created ASC LIMIT 1) RETURNING value_id, size"
             }
             EvictionPolicy::LastInFirstOut => {
-                "SELECT rowid, size FROM entries ORDER BY created DESC LIMIT 1"
+                "DELETE FROM entries WHERE key = \
+                 (SELECT key FROM entries ORDER BY created DESC LIMIT 1) RETURNING value_id, size"
             }
         }
     }

@@ -60,5 +60,6 @@ pub(crate) fn system_now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Deletes every due entry, returning `(count, total size)` removed.
-pub(crate) const PURGE_SQL: &str = "DELETE FROM entries WHERE expires_at <= ?1 RETURNING size";
+/// Deletes every due entry, returning the `(value_id, size)` of each.
+pub(crate) const PURGE_SQL: &str =
+    "DELETE FROM entries WHERE expires_at <= ?1 RETURNING value_id, size";

@@ -18,17 +18,22 @@ pub const SCHEMA_VERSION: i32 = 1;
 
 /// `MIGRATIONS[v]` brings a file from schema `v` to `v + 1`. Version 0 is a new file.
 const MIGRATIONS: &[&str] = &[
-    // 0 -> 1: the first schema. `value` is the last column so that reading the other
-    // columns never walks a large value's overflow pages.
+    // 0 -> 1: the first schema. An entry's bookkeeping and its value live in two
+    // tables, so that recording a hit rewrites a small row, never the value, and
+    // reading the bookkeeping never walks a large value's overflow pages.
     "CREATE TABLE entries (
         key        BLOB    NOT NULL PRIMARY KEY,
+        value_id   INTEGER NOT NULL,
         size       INTEGER NOT NULL,
         crc        INTEGER NOT NULL,
         created    INTEGER NOT NULL,
         accessed   INTEGER NOT NULL,
         hits       INTEGER NOT NULL,
-        expires_at INTEGER,
-        value      BLOB    NOT NULL
+        expires_at INTEGER
+    ) WITHOUT ROWID;
+    CREATE TABLE blobs (
+        id    INTEGER PRIMARY KEY,
+        value BLOB    NOT NULL
     );
     CREATE INDEX entries_by_expiry ON entries(expires_at) WHERE expires_at IS NOT NULL;
     CREATE TABLE state (
@@ -185,7 +190,7 @@ pub(crate) fn prepare(
         if stored.as_deref() != Some(tag) {
             if stored.is_some() {
                 tx.execute_batch(
-                    "DELETE FROM entries; UPDATE state SET count = 0, total_size = 0;",
+                    "DELETE FROM entries; DELETE FROM blobs; UPDATE state SET count = 0, total_size = 0;",
                 )
                 .ctx("dropping entries of another version tag")?;
             }

@@ -252,7 +252,10 @@ impl Storage {
         let now = self.now();
         let found = self.read(|conn| {
             let mut stmt = conn
-                .prepare_cached("SELECT crc, expires_at, value FROM entries WHERE key = ?1")
+                .prepare_cached(
+                    "SELECT e.crc, e.expires_at, b.value FROM entries e \
+                     JOIN blobs b ON b.id = e.value_id WHERE e.key = ?1",
+                )
                 .ctx("looking up a key")?;
             let mut rows = stmt.query([key]).ctx("looking up a key")?;
             let Some(row) = rows.next().ctx("looking up a key")? else {
@@ -372,33 +375,34 @@ impl Storage {
     /// Calls `visit` with every live key, a page at a time with no lock held during the
     /// calls (so `visit` may use this storage). `visit` returns false to stop early.
     pub fn keys(&self, mut visit: impl FnMut(&[u8]) -> bool) -> Result<()> {
-        let mut after = i64::MIN;
+        // Pages in key order; the empty key is the smallest blob, so `>= x''` starts.
+        let mut after: Option<Vec<u8>> = None;
         loop {
             let now = self.now();
-            let page: Vec<(i64, Vec<u8>)> = self.read(|conn| {
-                let mut stmt = conn
-                    .prepare_cached(
-                        "SELECT rowid, key FROM entries \
-                         WHERE rowid > ?1 AND (expires_at IS NULL OR expires_at > ?2) \
-                         ORDER BY rowid LIMIT ?3",
-                    )
-                    .ctx("listing keys")?;
+            let page: Vec<Vec<u8>> = self.read(|conn| {
+                let sql = if after.is_some() {
+                    "SELECT key FROM entries WHERE key > ?1 \
+                     AND (expires_at IS NULL OR expires_at > ?2) ORDER BY key LIMIT ?3"
+                } else {
+                    "SELECT key FROM entries WHERE key >= ?1 \
+                     AND (expires_at IS NULL OR expires_at > ?2) ORDER BY key LIMIT ?3"
+                };
+                let mut stmt = conn.prepare_cached(sql).ctx("listing keys")?;
+                let from = after.as_deref().unwrap_or(&[]);
                 let rows = stmt
-                    .query_map(rusqlite::params![after, now, KEYS_PAGE], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })
+                    .query_map(rusqlite::params![from, now, KEYS_PAGE], |r| r.get(0))
                     .ctx("listing keys")?;
                 rows.collect::<rusqlite::Result<_>>().ctx("listing keys")
             })?;
-            for (_, key) in &page {
+            for key in &page {
                 if !visit(key) {
                     return Ok(());
                 }
             }
-            match page.last() {
-                Some((rowid, _)) if page.len() as i64 == KEYS_PAGE => after = *rowid,
-                _ => return Ok(()),
+            if (page.len() as i64) < KEYS_PAGE {
+                return Ok(());
             }
+            after = page.into_iter().last();
         }
     }
 

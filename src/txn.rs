@@ -63,10 +63,36 @@ impl<'c> Txn<'c> {
         self.clock
     }
 
-    fn forget(&mut self, size: i64) {
+    /// Deletes a removed entry's value and takes it off the counters.
+    fn forget(&mut self, value_id: i64, size: i64) -> Result<()> {
+        self.conn
+            .prepare_cached("DELETE FROM blobs WHERE id = ?1")
+            .and_then(|mut s| s.execute([value_id]))
+            .ctx("deleting a value")?;
         self.count -= 1;
         self.total_size -= size;
         self.dirty = true;
+        Ok(())
+    }
+
+    /// Runs a `DELETE ... RETURNING value_id, size` and forgets every row it removed.
+    fn delete_returning(
+        &mut self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        what: &str,
+    ) -> Result<u64> {
+        let removed: Vec<(i64, i64)> = {
+            let mut stmt = self.conn.prepare_cached(sql).ctx(what)?;
+            let rows = stmt
+                .query_map(params, |r| Ok((r.get(0)?, r.get(1)?)))
+                .ctx(what)?;
+            rows.collect::<rusqlite::Result<_>>().ctx(what)?
+        };
+        for &(value_id, size) in &removed {
+            self.forget(value_id, size)?;
+        }
+        Ok(removed.len() as u64)
     }
 
     /// Applies a handle's buffered hits in the order they happened.
@@ -89,43 +115,29 @@ impl<'c> Txn<'c> {
     /// Removes every entry that is due; the partial index on `expires_at` means only
     /// those entries are visited.
     pub fn purge_expired(&mut self) -> Result<()> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(PURGE_SQL)
-            .ctx("removing expired entries")?;
-        let mut rows = stmt.query([self.now]).ctx("removing expired entries")?;
-        let (mut n, mut bytes) = (0i64, 0i64);
-        while let Some(row) = rows.next().ctx("removing expired entries")? {
-            n += 1;
-            bytes += row.get::<_, i64>(0).ctx("removing expired entries")?;
-        }
-        if n > 0 {
-            self.count -= n;
-            self.total_size -= bytes;
-            self.dirty = true;
-            self.tally.expirations += n as u64;
-        }
+        let n = self.delete_returning(PURGE_SQL, [self.now], "removing expired entries")?;
+        self.tally.expirations += n;
         Ok(())
     }
 
     /// Deletes the entry under `key`; returns whether there was one.
     pub fn remove_key(&mut self, key: &[u8]) -> Result<bool> {
-        let size: Option<i64> = self
-            .conn
-            .prepare_cached("DELETE FROM entries WHERE key = ?1 RETURNING size")
-            .and_then(|mut s| s.query_row([key], |r| r.get(0)).optional())
-            .ctx("deleting an entry")?;
-        if let Some(size) = size {
-            self.forget(size);
-        }
-        Ok(size.is_some())
+        let n = self.delete_returning(
+            "DELETE FROM entries WHERE key = ?1 RETURNING value_id, size",
+            [key],
+            "deleting an entry",
+        )?;
+        Ok(n > 0)
     }
 
     /// Deletes the entry under `key` if its value no longer matches its checksum.
     pub fn remove_if_damaged(&mut self, key: &[u8]) -> Result<()> {
         let damaged = self
             .conn
-            .prepare_cached("SELECT crc, value FROM entries WHERE key = ?1")
+            .prepare_cached(
+                "SELECT e.crc, b.value FROM entries e JOIN blobs b ON b.id = e.value_id \
+                 WHERE e.key = ?1",
+            )
             .and_then(|mut s| {
                 s.query_row([key], |r| {
                     let crc: i64 = r.get(0)?;
@@ -151,19 +163,17 @@ impl<'c> Txn<'c> {
     ) -> Result<()> {
         let at = self.tick();
         self.conn
+            .prepare_cached("INSERT INTO blobs (value) VALUES (?1)")
+            .and_then(|mut s| s.execute([value]))
+            .ctx("storing a value")?;
+        let value_id = self.conn.last_insert_rowid();
+        self.conn
             .prepare_cached(
-                "INSERT INTO entries (key, size, crc, created, accessed, hits, expires_at, value) \
-                 VALUES (?1, ?2, ?3, ?4, ?4, 0, ?5, ?6)",
+                "INSERT INTO entries (key, value_id, size, crc, created, accessed, hits, expires_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, 0, ?6)",
             )
             .and_then(|mut s| {
-                s.execute(params![
-                    key,
-                    value.len() as i64,
-                    crc as i64,
-                    at,
-                    deadline,
-                    value
-                ])
+                s.execute(params![key, value_id, value.len() as i64, crc as i64, at, deadline])
             })
             .ctx("storing an entry")?;
         self.count += 1;
@@ -179,18 +189,11 @@ impl<'c> Txn<'c> {
         incoming: i64,
     ) -> Result<()> {
         while self.total_size + incoming > max_size && self.count > 0 {
-            let victim: Option<(i64, i64)> = self
-                .conn
-                .prepare_cached(policy.victim_sql())
-                .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).optional())
-                .ctx("choosing an entry to evict")?;
-            let Some((rowid, size)) = victim else { break };
-            self.conn
-                .prepare_cached("DELETE FROM entries WHERE rowid = ?1")
-                .and_then(|mut s| s.execute([rowid]))
-                .ctx("evicting an entry")?;
-            self.forget(size);
-            self.tally.evictions += 1;
+            let n = self.delete_returning(policy.evict_sql(), [], "evicting an entry")?;
+            if n == 0 {
+                break;
+            }
+            self.tally.evictions += n;
         }
         Ok(())
     }
@@ -198,8 +201,7 @@ impl<'c> Txn<'c> {
     /// Deletes every entry.
     pub fn clear(&mut self) -> Result<()> {
         self.conn
-            .prepare_cached("DELETE FROM entries")
-            .and_then(|mut s| s.execute([]))
+            .execute_batch("DELETE FROM entries; DELETE FROM blobs;")
             .ctx("clearing the cache")?;
         self.count = 0;
         self.total_size = 0;

@@ -141,7 +141,8 @@ fn a_damaged_value_is_a_miss_and_is_removed() {
     {
         let c = rusqlite::Connection::open(&path).unwrap();
         c.execute(
-            "UPDATE entries SET value = zeroblob(100) WHERE key = x'61'",
+            "UPDATE blobs SET value = zeroblob(100) \
+             WHERE id = (SELECT value_id FROM entries WHERE key = x'61')",
             [],
         )
         .unwrap();
