@@ -68,30 +68,24 @@ impl EvictionPolicy {
         }
     }
 
-    /// Deletes the next victim, found through `index_sql`'s index, returning its
-    /// `(value_id, size)`.
-    pub(crate) fn evict_sql(self) -> &'static str {
+    /// Selects `(key, value_id, size)` of the next victim, found through
+    /// `index_sql`'s index.
+    pub(crate) fn victim_sql(self) -> &'static str {
         match self {
             EvictionPolicy::LeastRecentlyUsed => {
-                "DELETE FROM entries WHERE key = \
-                 (SELECT key FROM entries ORDER BY accessed ASC LIMIT 1) RETURNING value_id, size"
+                "SELECT key, value_id, size FROM entries ORDER BY accessed ASC LIMIT 1"
             }
             EvictionPolicy::MostRecentlyUsed => {
-                "DELETE FROM entries WHERE key = \
-                 (SELECT key FROM entries ORDER BY accessed DESC LIMIT 1) RETURNING value_id, size"
+                "SELECT key, value_id, size FROM entries ORDER BY accessed DESC LIMIT 1"
             }
             EvictionPolicy::LeastFrequentlyUsed => {
-                "DELETE FROM entries WHERE key = \
-                 (SELECT key FROM entries ORDER BY hits ASC, accessed ASC LIMIT 1) \
-                 RETURNING value_id, size"
+                "SELECT key, value_id, size FROM entries ORDER BY hits ASC, accessed ASC LIMIT 1"
             }
             EvictionPolicy::FirstInFirstOut => {
-                "DELETE FROM entries WHERE key = \
-                 (SELECT key FROM entries ORDER BY created ASC LIMIT 1) RETURNING value_id, size"
+                "SELECT key, value_id, size FROM entries ORDER BY created ASC LIMIT 1"
             }
             EvictionPolicy::LastInFirstOut => {
-                "DELETE FROM entries WHERE key = \
-                 (SELECT key FROM entries ORDER BY created DESC LIMIT 1) RETURNING value_id, size"
+                "SELECT key, value_id, size FROM entries ORDER BY created DESC LIMIT 1"
             }
         }
     }

@@ -60,6 +60,5 @@ pub(crate) fn system_now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Deletes every due entry, returning the `(value_id, size)` of each.
-pub(crate) const PURGE_SQL: &str =
-    "DELETE FROM entries WHERE expires_at <= ?1 RETURNING value_id, size";
+/// Selects `(key, value_id, size)` of every due entry.
+pub(crate) const DUE_SQL: &str = "SELECT key, value_id, size FROM entries WHERE expires_at <= ?1";

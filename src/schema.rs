@@ -132,6 +132,14 @@ pub(crate) fn configure(conn: &Connection, busy_timeout: std::time::Duration) ->
         .ctx("setting the busy timeout")?;
     conn.pragma_update(None, "synchronous", "NORMAL")
         .ctx("setting synchronous=NORMAL")?;
+    // Without the planner stability guarantee, SQLite marks statements whose plan could
+    // depend on a bound value (any query the partial expiry index might serve) to be
+    // re-prepared on every rebind: a full parse per lookup.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )
+    .ctx("enabling the query planner stability guarantee")?;
     Ok(())
 }
 

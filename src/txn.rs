@@ -4,7 +4,7 @@
 use crate::access::Access;
 use crate::error::{Result, SqliteContext};
 use crate::eviction::EvictionPolicy;
-use crate::expiration::PURGE_SQL;
+use crate::expiration::DUE_SQL;
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// What a transaction removed, added to the handle's statistics once it commits.
@@ -63,36 +63,36 @@ impl<'c> Txn<'c> {
         self.clock
     }
 
-    /// Deletes a removed entry's value and takes it off the counters.
-    fn forget(&mut self, value_id: i64, size: i64) -> Result<()> {
-        self.conn
-            .prepare_cached("DELETE FROM blobs WHERE id = ?1")
-            .and_then(|mut s| s.execute([value_id]))
-            .ctx("deleting a value")?;
-        self.count -= 1;
-        self.total_size -= size;
-        self.dirty = true;
-        Ok(())
-    }
-
-    /// Runs a `DELETE ... RETURNING value_id, size` and forgets every row it removed.
-    fn delete_returning(
+    /// Deletes the entries that `select_sql` lists as `(key, value_id, size)`, with
+    /// their values, and takes them off the counters. (A plain SELECT then DELETEs by
+    /// key: `DELETE ... RETURNING` builds a temporary table on every call.)
+    fn remove_selected(
         &mut self,
-        sql: &str,
+        select_sql: &str,
         params: impl rusqlite::Params,
         what: &str,
     ) -> Result<u64> {
-        let removed: Vec<(i64, i64)> = {
-            let mut stmt = self.conn.prepare_cached(sql).ctx(what)?;
+        let victims: Vec<(Vec<u8>, i64, i64)> = {
+            let mut stmt = self.conn.prepare_cached(select_sql).ctx(what)?;
             let rows = stmt
-                .query_map(params, |r| Ok((r.get(0)?, r.get(1)?)))
+                .query_map(params, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .ctx(what)?;
             rows.collect::<rusqlite::Result<_>>().ctx(what)?
         };
-        for &(value_id, size) in &removed {
-            self.forget(value_id, size)?;
+        for (key, value_id, size) in &victims {
+            self.conn
+                .prepare_cached("DELETE FROM entries WHERE key = ?1")
+                .and_then(|mut s| s.execute([key]))
+                .ctx(what)?;
+            self.conn
+                .prepare_cached("DELETE FROM blobs WHERE id = ?1")
+                .and_then(|mut s| s.execute([value_id]))
+                .ctx(what)?;
+            self.count -= 1;
+            self.total_size -= size;
+            self.dirty = true;
         }
-        Ok(removed.len() as u64)
+        Ok(victims.len() as u64)
     }
 
     /// Applies a handle's buffered hits in the order they happened.
@@ -115,15 +115,15 @@ impl<'c> Txn<'c> {
     /// Removes every entry that is due; the partial index on `expires_at` means only
     /// those entries are visited.
     pub fn purge_expired(&mut self) -> Result<()> {
-        let n = self.delete_returning(PURGE_SQL, [self.now], "removing expired entries")?;
+        let n = self.remove_selected(DUE_SQL, [self.now], "removing expired entries")?;
         self.tally.expirations += n;
         Ok(())
     }
 
     /// Deletes the entry under `key`; returns whether there was one.
     pub fn remove_key(&mut self, key: &[u8]) -> Result<bool> {
-        let n = self.delete_returning(
-            "DELETE FROM entries WHERE key = ?1 RETURNING value_id, size",
+        let n = self.remove_selected(
+            "SELECT key, value_id, size FROM entries WHERE key = ?1",
             [key],
             "deleting an entry",
         )?;
@@ -189,7 +189,7 @@ impl<'c> Txn<'c> {
         incoming: i64,
     ) -> Result<()> {
         while self.total_size + incoming > max_size && self.count > 0 {
-            let n = self.delete_returning(policy.evict_sql(), [], "evicting an entry")?;
+            let n = self.remove_selected(policy.victim_sql(), [], "evicting an entry")?;
             if n == 0 {
                 break;
             }
