@@ -36,6 +36,13 @@
 typedef struct backlite_error backlite_error;
 
 /**
+ * The right to compute one key, from `backlite_lease_try_acquire`. Release it with
+ * exactly one of `backlite_lease_fulfill` or `backlite_lease_abandon`. It stays valid
+ * whatever happens to the storage handle meanwhile (even `backlite_storage_free`).
+ */
+typedef struct backlite_lease backlite_lease;
+
+/**
  * Options for `backlite_storage_open`. Single owner; free with `backlite_options_free`.
  */
 typedef struct backlite_options backlite_options;
@@ -232,6 +239,12 @@ typedef struct backlite_stats {
  */
 #define BACKLITE_RESULT_INTERNAL 12
 
+/**
+ * A lease expired and another owner took it over: nothing was stored, so the new
+ * owner's value is not overwritten.
+ */
+#define BACKLITE_RESULT_LEASE_LOST 13
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -271,6 +284,50 @@ const char *backlite_error_message(const struct backlite_error *e);
  * Frees an error object. NULL is accepted and does nothing.
  */
 void backlite_error_free(struct backlite_error *e);
+
+/**
+ * Looks `key` up without ever waiting for another owner:
+ * - `BACKLITE_RESULT_OK`: a hit; `*value_out` gets the value.
+ * - `BACKLITE_RESULT_NOT_FOUND`: a miss, and `*lease_out` gets a lease held for
+ *   `lease_ms`: compute the value, then `backlite_lease_fulfill` (or
+ *   `backlite_lease_abandon`). `*err` is left untouched: this is not a failure.
+ * - `BACKLITE_RESULT_BUSY`: another live owner is computing it; nothing was written;
+ *   try again later.
+ *
+ * A lease is taken over when its deadline passes or, on the same host, as soon as its
+ * holder process is found dead.
+ */
+backlite_result backlite_lease_try_acquire(struct backlite_storage *s, const uint8_t *key, size_t key_len, int64_t lease_ms, struct backlite_buf *value_out, struct backlite_lease **lease_out, struct backlite_error **err);
+
+/**
+ * Moves the lease's deadline to `lease_ms` from now. `BACKLITE_RESULT_LEASE_LOST` if
+ * another owner has taken it over (the lease is then useless: abandon it).
+ */
+backlite_result backlite_lease_extend(struct backlite_lease *lease, int64_t lease_ms, struct backlite_error **err);
+
+/**
+ * Stores `value` under the lease's key (as `backlite_storage_set` would), releases the
+ * lease and frees it, whatever the result. `BACKLITE_RESULT_LEASE_LOST`: another
+ * owner took the lease over, and nothing was stored.
+ */
+backlite_result backlite_lease_fulfill(struct backlite_lease *lease, const uint8_t *value, size_t value_len, int64_t expiration_ms, struct backlite_error **err);
+
+/**
+ * Releases the lease without storing anything (another caller may then take it) and
+ * frees it. NULL is accepted and does nothing.
+ */
+void backlite_lease_abandon(struct backlite_lease *lease);
+
+/**
+ * Like `backlite_cached_call`, but at most one caller computes a given key at a time,
+ * across all threads and processes sharing the file; the others wait for its result
+ * (woken at once in this process, polling with backoff across processes) for up to
+ * `wait_timeout_ms` (>= 0), then return `BACKLITE_RESULT_BUSY`. Different keys never
+ * wait for each other. A failing compute returns `BACKLITE_RESULT_CALLBACK_FAILED`,
+ * stores nothing and lets one waiter take over. The lease behind it lasts 60 s: a
+ * holder that cannot be seen dead (on another host) blocks its key at most that long.
+ */
+backlite_result backlite_cached_call_exclusive(struct backlite_storage *s, const uint8_t *key, size_t key_len, backlite_compute_fn compute, void *user_data, int64_t expiration_ms, int64_t wait_timeout_ms, struct backlite_buf *value_out, struct backlite_error **err);
 
 /**
  * New options with the defaults: 1 GiB, least-recently-used, never expire, 5000 ms

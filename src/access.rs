@@ -64,32 +64,3 @@ impl AccessLog {
             .collect()
     }
 }
-
-/// One access log per file per process: every handle on a file records into it and
-/// every write transaction on the file applies it, so the order is exact across all
-/// handles of this process, not only within one.
-pub(crate) type SharedLog = std::sync::Arc<std::sync::Mutex<AccessLog>>;
-
-/// Files are told apart by device and inode, so two paths to one file share a log.
-type FileId = (u64, u64);
-
-static LOGS: once_cell::sync::Lazy<
-    std::sync::Mutex<HashMap<FileId, std::sync::Weak<std::sync::Mutex<AccessLog>>>>,
-> = once_cell::sync::Lazy::new(Default::default);
-
-/// The log of the file at `path`, shared with the other handles of this process.
-pub(crate) fn log_for(path: &std::path::Path) -> SharedLog {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(meta) = std::fs::metadata(path) else {
-        return SharedLog::default();
-    };
-    let id = (meta.dev(), meta.ino());
-    let mut logs = LOGS.lock().unwrap_or_else(|e| e.into_inner());
-    logs.retain(|_, log| log.strong_count() > 0);
-    if let Some(log) = logs.get(&id).and_then(std::sync::Weak::upgrade) {
-        return log;
-    }
-    let log = SharedLog::default();
-    logs.insert(id, std::sync::Arc::downgrade(&log));
-    log
-}

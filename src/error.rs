@@ -24,6 +24,8 @@ pub enum ErrorKind {
     Incompatible,
     /// Any other SQLite or system error.
     Internal,
+    /// A lease expired and another owner took it over; nothing was stored.
+    LeaseLost,
 }
 
 /// An error of the BackLite core.

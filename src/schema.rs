@@ -36,6 +36,14 @@ const MIGRATIONS: &[&str] = &[
         value BLOB    NOT NULL
     );
     CREATE INDEX entries_by_expiry ON entries(expires_at) WHERE expires_at IS NOT NULL;
+    CREATE TABLE leases (
+        key         BLOB    NOT NULL PRIMARY KEY,
+        token       INTEGER NOT NULL,
+        owner_pid   INTEGER NOT NULL,
+        owner_start INTEGER NOT NULL,
+        owner_boot  TEXT    NOT NULL,
+        deadline    INTEGER NOT NULL
+    ) WITHOUT ROWID;
     CREATE TABLE state (
         id          INTEGER PRIMARY KEY CHECK (id = 0),
         clock       INTEGER NOT NULL,

@@ -6,17 +6,17 @@
 //! parallel with each other and with the writer. A private in-memory cache has a single
 //! connection that serves both.
 
-use crate::access::{self, SharedLog};
 use crate::error::{Error, ErrorKind, Result, SqliteContext};
 use crate::eviction::EvictionPolicy;
 use crate::expiration::{is_due, system_now_ms, Expiration};
 use crate::options::{Clock, Options};
 use crate::schema::{self, FileKind};
+use crate::shared::{self, lock, FileShared};
 use crate::txn::{Tally, Txn};
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The path that opens a private in-memory cache.
@@ -72,14 +72,8 @@ pub struct Storage {
     default_expiration: Expiration,
     busy_timeout: Duration,
     clock: Option<Clock>,
-    accesses: SharedLog,
+    pub(crate) shared: Arc<FileShared>,
     counters: Counters,
-}
-
-/// Takes a lock even if a panic poisoned it: every transaction starts by rolling back
-/// whatever a panicking holder left open, so the connection is always usable.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// What a read found, decided while the read connection was held.
@@ -118,7 +112,7 @@ impl Storage {
         if file.is_some() {
             schema::enable_wal(&conn)?;
         }
-        let accesses = file.as_deref().map(access::log_for).unwrap_or_default();
+        let shared = shared::for_file(file.as_deref());
         Ok(Storage {
             readers: file.as_ref().map(|_| Mutex::new(Vec::new())),
             path: file,
@@ -128,7 +122,7 @@ impl Storage {
             default_expiration: options.default_expiration,
             busy_timeout: options.busy_timeout,
             clock: options.clock.clone(),
-            accesses,
+            shared,
             counters: Counters::default(),
         })
     }
@@ -146,7 +140,7 @@ impl Storage {
         self.max_size as u64
     }
 
-    fn now(&self) -> i64 {
+    pub(crate) fn now(&self) -> i64 {
         self.clock.as_ref().map_or_else(system_now_ms, |c| c())
     }
 
@@ -175,13 +169,13 @@ impl Storage {
 
     /// Runs `f` in an immediate write transaction, after applying this handle's
     /// buffered accesses and purging expired entries, and commits if it succeeds.
-    fn write<R>(&self, f: impl FnOnce(&mut Txn<'_>) -> Result<R>) -> Result<R> {
+    pub(crate) fn write<R>(&self, f: impl FnOnce(&mut Txn<'_>) -> Result<R>) -> Result<R> {
         let conn = lock(&self.writer);
         if !conn.is_autocommit() {
             // A panic in an earlier holder left a transaction open.
             let _ = conn.execute_batch("ROLLBACK");
         }
-        let accesses = lock(&self.accesses).take();
+        let accesses = lock(&self.shared.accesses).take();
         let now = self.now();
         conn.prepare_cached("BEGIN IMMEDIATE")
             .and_then(|mut s| s.execute([]))
@@ -292,13 +286,7 @@ impl Storage {
         };
         if is_access {
             match hit {
-                Some(_) => {
-                    self.counters.hits.fetch_add(1, Relaxed);
-                    let full = lock(&self.accesses).record(key);
-                    if full {
-                        let _ = self.write(|_| Ok(()));
-                    }
-                }
+                Some(_) => self.record_hit(key),
                 None if count_miss => {
                     self.counters.misses.fetch_add(1, Relaxed);
                 }
@@ -308,25 +296,22 @@ impl Storage {
         Ok(hit)
     }
 
+    /// Counts a hit and buffers it as an access.
+    pub(crate) fn record_hit(&self, key: &[u8]) {
+        self.counters.hits.fetch_add(1, Relaxed);
+        let full = lock(&self.shared.accesses).record(key);
+        if full {
+            // Best effort: a busy file leaves the hits buffered for the next write.
+            let _ = self.write(|_| Ok(()));
+        }
+    }
+
     /// Stores `value` under `key`, evicting by the policy to make room. A value larger
     /// than `max_size` is refused with [`ErrorKind::TooLarge`] and the older value under
     /// `key` is removed.
     pub fn set(&self, key: &[u8], value: &[u8], expiration: Expiration) -> Result<()> {
         let crc = crc32fast::hash(value);
-        let size = value.len() as i64;
-        let stored = self.write(|t| {
-            t.remove_key(key)?;
-            let deadline = expiration.deadline(t.now, self.default_expiration);
-            if is_due(deadline, t.now) {
-                return Ok(true);
-            }
-            if size > self.max_size {
-                return Ok(false);
-            }
-            t.evict_to_fit(self.policy, self.max_size, size)?;
-            t.insert(key, value, crc, deadline)?;
-            Ok(true)
-        })?;
+        let stored = self.write(|t| self.store(t, key, value, crc, expiration))?;
         if stored {
             Ok(())
         } else {
@@ -334,7 +319,31 @@ impl Storage {
         }
     }
 
-    fn too_large(&self, len: usize) -> Error {
+    /// The body of a set inside a write transaction; false if the value is too large
+    /// (the older value under `key` is removed all the same).
+    pub(crate) fn store(
+        &self,
+        t: &mut Txn<'_>,
+        key: &[u8],
+        value: &[u8],
+        crc: u32,
+        expiration: Expiration,
+    ) -> Result<bool> {
+        let size = value.len() as i64;
+        t.remove_key(key)?;
+        let deadline = expiration.deadline(t.now, self.default_expiration);
+        if is_due(deadline, t.now) {
+            return Ok(true);
+        }
+        if size > self.max_size {
+            return Ok(false);
+        }
+        t.evict_to_fit(self.policy, self.max_size, size)?;
+        t.insert(key, value, crc, deadline)?;
+        Ok(true)
+    }
+
+    pub(crate) fn too_large(&self, len: usize) -> Error {
         Error::new(
             ErrorKind::TooLarge,
             format!(
@@ -427,7 +436,7 @@ impl Storage {
 
     /// Writes this handle's buffered accesses to the file now.
     pub fn flush(&self) -> Result<()> {
-        if lock(&self.accesses).is_empty() {
+        if lock(&self.shared.accesses).is_empty() {
             return Ok(());
         }
         self.write(|_| Ok(()))

@@ -130,6 +130,44 @@ impl<'c> Txn<'c> {
         Ok(n > 0)
     }
 
+    /// The live value under `key` and its deadline, read inside this transaction (due
+    /// entries are already purged). A damaged value is removed and reads as absent.
+    pub fn find(&mut self, key: &[u8]) -> Result<Option<(Vec<u8>, Option<i64>)>> {
+        let found: Option<(i64, Option<i64>, Vec<u8>)> = self
+            .conn
+            .prepare_cached(
+                "SELECT e.crc, e.expires_at, b.value FROM entries e \
+                 JOIN blobs b ON b.id = e.value_id WHERE e.key = ?1",
+            )
+            .and_then(|mut s| {
+                s.query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .optional()
+            })
+            .ctx("looking up a key")?;
+        match found {
+            Some((crc, deadline, value)) if crc32fast::hash(&value) as i64 == crc => {
+                Ok(Some((value, deadline)))
+            }
+            Some(_) => {
+                self.remove_key(key)?;
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// A random 64-bit number from SQLite's generator.
+    pub fn random(&self) -> Result<i64> {
+        self.conn
+            .prepare_cached("SELECT random()")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .ctx("drawing a lease token")
+    }
+
+    pub fn conn(&self) -> &Connection {
+        self.conn
+    }
+
     /// Deletes the entry under `key` if its value no longer matches its checksum.
     pub fn remove_if_damaged(&mut self, key: &[u8]) -> Result<()> {
         let damaged = self

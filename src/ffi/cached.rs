@@ -50,6 +50,21 @@ impl Barrier for CBarrier {
     }
 }
 
+/// Runs a C compute callback into a fresh sink.
+pub(crate) unsafe fn run_compute(
+    compute: unsafe extern "C" fn(*mut libc::c_void, *mut backlite_sink) -> i32,
+    user_data: *mut libc::c_void,
+) -> crate::Result<Vec<u8>> {
+    let mut sink = backlite_sink { bytes: Vec::new() };
+    match compute(user_data, &mut sink) {
+        0 => Ok(sink.bytes),
+        rc => Err(Error::new(
+            ErrorKind::CallbackFailed,
+            format!("the compute callback returned {rc}; nothing was stored"),
+        )),
+    }
+}
+
 /// Appends `len` bytes to the value being computed.
 #[no_mangle]
 pub unsafe extern "C" fn backlite_sink_write(
@@ -103,21 +118,11 @@ pub unsafe extern "C" fn backlite_cached_call(
                 unlock: b.unlock.ok_or_else(|| Failure::null("barrier->unlock"))?,
             }),
         };
-        let run = || {
-            let mut sink = backlite_sink { bytes: Vec::new() };
-            match compute(user_data, &mut sink) {
-                0 => Ok(sink.bytes),
-                rc => Err(Error::new(
-                    ErrorKind::CallbackFailed,
-                    format!("the compute callback returned {rc}; nothing was stored"),
-                )),
-            }
-        };
         let value = s.inner.cached_call_with(
             key,
             expiration,
             barrier.as_ref().map(|b| b as &dyn Barrier),
-            run,
+            || run_compute(compute, user_data),
             backlite_buf::copy,
         )??;
         *out = value;

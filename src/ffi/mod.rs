@@ -11,6 +11,7 @@
 pub mod buf;
 pub mod cached;
 pub mod error;
+pub mod lease;
 pub mod options;
 pub mod result;
 pub mod storage;

@@ -31,6 +31,9 @@ pub const BACKLITE_RESULT_INCOMPATIBLE: backlite_result = 10;
 pub const BACKLITE_RESULT_PANIC: backlite_result = 11;
 /// Any other SQLite or system error.
 pub const BACKLITE_RESULT_INTERNAL: backlite_result = 12;
+/// A lease expired and another owner took it over: nothing was stored, so the new
+/// owner's value is not overwritten.
+pub const BACKLITE_RESULT_LEASE_LOST: backlite_result = 13;
 
 pub(crate) fn code_of(kind: ErrorKind) -> backlite_result {
     match kind {
@@ -43,6 +46,7 @@ pub(crate) fn code_of(kind: ErrorKind) -> backlite_result {
         ErrorKind::CallbackFailed => BACKLITE_RESULT_CALLBACK_FAILED,
         ErrorKind::Incompatible => BACKLITE_RESULT_INCOMPATIBLE,
         ErrorKind::Internal => BACKLITE_RESULT_INTERNAL,
+        ErrorKind::LeaseLost => BACKLITE_RESULT_LEASE_LOST,
     }
 }
 
@@ -63,6 +67,7 @@ pub extern "C" fn backlite_result_str(r: backlite_result) -> *const libc::c_char
         BACKLITE_RESULT_INCOMPATIBLE => "written by a newer BackLite schema\0",
         BACKLITE_RESULT_PANIC => "internal error in BackLite (a bug)\0",
         BACKLITE_RESULT_INTERNAL => "internal SQLite or system error\0",
+        BACKLITE_RESULT_LEASE_LOST => "the lease was lost to another owner: nothing stored\0",
         _ => "unknown result code\0",
     };
     text.as_ptr().cast()

@@ -6,11 +6,13 @@ use super::options::backlite_options;
 use super::result::*;
 use super::{boundary, try_mut, try_ref, try_slice, try_str, Failure};
 use crate::{Entry, Expiration, Options, Storage};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A cache handle, usable from any number of threads at once.
 pub struct backlite_storage {
-    pub(crate) inner: Storage,
+    /// Shared with the handle's outstanding leases, which may outlive it.
+    pub(crate) inner: Arc<Storage>,
 }
 
 /// One item for `backlite_storage_set_many`.
@@ -47,7 +49,7 @@ pub type backlite_key_visitor = Option<
     unsafe extern "C" fn(user_data: *mut libc::c_void, key: *const u8, key_len: usize) -> i32,
 >;
 
-fn not_found() -> Failure {
+pub(crate) fn not_found() -> Failure {
     Failure::new(BACKLITE_RESULT_NOT_FOUND, "no live entry for this key")
 }
 
@@ -76,7 +78,9 @@ pub unsafe extern "C" fn backlite_storage_open(
         let defaults = Options::default();
         let options = options.as_ref().map_or(&defaults, |o| &o.inner);
         let inner = Storage::open(path, options)?;
-        *out = Box::into_raw(Box::new(backlite_storage { inner }));
+        *out = Box::into_raw(Box::new(backlite_storage {
+            inner: Arc::new(inner),
+        }));
         Ok(BACKLITE_RESULT_OK)
     })
 }
