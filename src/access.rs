@@ -26,6 +26,7 @@ struct PendingAccess {
 pub(crate) struct Access {
     pub key: Vec<u8>,
     pub hits: u64,
+    last_seq: u64,
 }
 
 impl AccessLog {
@@ -60,7 +61,23 @@ impl AccessLog {
         let mut all: Vec<(Vec<u8>, PendingAccess)> = self.pending.drain().collect();
         all.sort_unstable_by_key(|(_, p)| p.last_seq);
         all.into_iter()
-            .map(|(key, p)| Access { key, hits: p.hits })
+            .map(|(key, p)| Access {
+                key,
+                hits: p.hits,
+                last_seq: p.last_seq,
+            })
             .collect()
+    }
+
+    /// Puts back accesses taken for a write that failed, merged with any recorded since.
+    pub fn restore(&mut self, accesses: Vec<Access>) {
+        for a in accesses {
+            let p = self.pending.entry(a.key).or_insert(PendingAccess {
+                hits: 0,
+                last_seq: a.last_seq,
+            });
+            p.hits += a.hits;
+            p.last_seq = p.last_seq.max(a.last_seq);
+        }
     }
 }

@@ -219,7 +219,23 @@ pub(crate) fn prepare(
 }
 
 /// Switches a file to WAL mode once; afterwards it stays in WAL for every connection.
-pub(crate) fn enable_wal(conn: &Connection) -> Result<()> {
+/// SQLite does not run the busy handler for the lock this needs, so a file that other
+/// connections are opening at the same moment is retried here, up to `busy_timeout`.
+pub(crate) fn enable_wal(conn: &Connection, busy_timeout: std::time::Duration) -> Result<()> {
+    let give_up = std::time::Instant::now() + busy_timeout;
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        match try_enable_wal(conn) {
+            Err(e) if e.kind() == ErrorKind::Busy && std::time::Instant::now() < give_up => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(20));
+            }
+            done => return done,
+        }
+    }
+}
+
+fn try_enable_wal(conn: &Connection) -> Result<()> {
     let mode: String = conn
         .pragma_query_value(None, "journal_mode", |r| r.get(0))
         .ctx("reading the journal mode")?;

@@ -4,7 +4,6 @@
 
 use crate::access::AccessLog;
 use once_cell::sync::Lazy;
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -50,22 +49,41 @@ impl FileShared {
 /// Files are told apart by device and inode, so two paths to one file share.
 type FileId = (u64, u64);
 
-static FILES: Lazy<Mutex<HashMap<FileId, Weak<FileShared>>>> = Lazy::new(Default::default);
+/// A plain list: a process has few cache files open, and a hash table's interior
+/// pointer would make leak checkers report this global as "possibly lost".
+static FILES: Lazy<Mutex<Vec<(FileId, Weak<FileShared>)>>> = Lazy::new(Default::default);
+
+fn file_id(path: &Path) -> Option<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Whether a handle of this process has the file at `path` open.
+pub(crate) fn is_open_here(path: &Path) -> bool {
+    let Some(id) = file_id(path) else {
+        return false;
+    };
+    lock(&FILES)
+        .iter()
+        .any(|(i, f)| *i == id && f.strong_count() > 0)
+}
 
 /// The state shared by this process's handles on the file at `path` (a private one for
 /// an in-memory cache or a file that cannot be identified).
 pub(crate) fn for_file(path: Option<&Path>) -> Arc<FileShared> {
-    use std::os::unix::fs::MetadataExt;
-    let Some(meta) = path.and_then(|p| std::fs::metadata(p).ok()) else {
+    let Some(id) = path.and_then(file_id) else {
         return Arc::default();
     };
-    let id = (meta.dev(), meta.ino());
     let mut files = lock(&FILES);
-    files.retain(|_, f| f.strong_count() > 0);
-    if let Some(shared) = files.get(&id).and_then(Weak::upgrade) {
+    files.retain(|(_, f)| f.strong_count() > 0);
+    if let Some(shared) = files
+        .iter()
+        .find(|(i, _)| *i == id)
+        .and_then(|(_, f)| f.upgrade())
+    {
         return shared;
     }
     let shared = Arc::<FileShared>::default();
-    files.insert(id, Arc::downgrade(&shared));
+    files.push((id, Arc::downgrade(&shared)));
     shared
 }

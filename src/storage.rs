@@ -10,7 +10,7 @@ use crate::error::{Error, ErrorKind, Result, SqliteContext};
 use crate::eviction::EvictionPolicy;
 use crate::expiration::{is_due, system_now_ms, Expiration};
 use crate::options::{Clock, Options};
-use crate::schema::{self, FileKind};
+use crate::schema;
 use crate::shared::{self, lock, FileShared};
 use crate::txn::{Tally, Txn};
 use rusqlite::{Connection, OpenFlags};
@@ -95,9 +95,13 @@ impl Storage {
             if path.as_os_str().is_empty() {
                 return Err(Error::invalid("the cache path is empty"));
             }
-            let kind = schema::sniff(path)?;
+            // Reading the header opens and closes a descriptor of the file, and closing
+            // any descriptor drops every POSIX lock this process holds on it: never do
+            // that to a file whose connections are open here (it is ours anyway).
+            if !shared::is_open_here(path) {
+                schema::sniff(path)?;
+            }
             let conn = open_file(path)?;
-            debug_assert!(kind == FileKind::New || kind == FileKind::Ours);
             (conn, Some(path.to_path_buf()))
         };
         let mut conn = conn;
@@ -110,7 +114,7 @@ impl Storage {
             options.version_tag.as_deref(),
         )?;
         if file.is_some() {
-            schema::enable_wal(&conn)?;
+            schema::enable_wal(&conn, options.busy_timeout)?;
         }
         let shared = shared::for_file(file.as_deref());
         Ok(Storage {
@@ -177,9 +181,15 @@ impl Storage {
         }
         let accesses = lock(&self.shared.accesses).take();
         let now = self.now();
-        conn.prepare_cached("BEGIN IMMEDIATE")
+        if let Err(e) = conn
+            .prepare_cached("BEGIN IMMEDIATE")
             .and_then(|mut s| s.execute([]))
-            .ctx("beginning a write")?;
+            .ctx("beginning a write")
+        {
+            // The hits are not lost with the write: the next one applies them.
+            lock(&self.shared.accesses).restore(accesses);
+            return Err(e);
+        }
         let done = (|| {
             let mut txn = Txn::load(&conn, now)?;
             txn.apply_accesses(&accesses)?;
@@ -203,6 +213,7 @@ impl Storage {
                 if !conn.is_autocommit() {
                     let _ = conn.execute_batch("ROLLBACK");
                 }
+                lock(&self.shared.accesses).restore(accesses);
                 Err(e)
             }
         }

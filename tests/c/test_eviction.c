@@ -1,0 +1,499 @@
+/*
+ * The five eviction policies. The order is exact (a logical clock, not the wall clock):
+ * nothing here sleeps, so every operation of a case usually falls in the same
+ * millisecond, and the victims must still be the ones the rules name.
+ */
+#include "backlite.h"
+#include "harness.h"
+
+#define LRU BACKLITE_EVICTION_POLICY_LEAST_RECENTLY_USED
+#define LFU BACKLITE_EVICTION_POLICY_LEAST_FREQUENTLY_USED
+#define MRU BACKLITE_EVICTION_POLICY_MOST_RECENTLY_USED
+#define FIFO BACKLITE_EVICTION_POLICY_FIRST_IN_FIRST_OUT
+#define LIFO BACKLITE_EVICTION_POLICY_LAST_IN_FIRST_OUT
+
+static void touch(backlite_storage *s, const char *key) {
+    backlite_buf b = {NULL, 0};
+    CHECK_OK(backlite_storage_get(s, K(key), &b, NULL, &err));
+    backlite_buf_free(&b);
+}
+
+/* checks which of the keys are live: `live` lists the live ones, e.g. "acd" */
+static void expect_live_(const char *file, int line, backlite_storage *s, const char *all, const char *live) {
+    for (const char *k = all; *k; k++) {
+        char key[2] = {*k, 0};
+        bool want = strchr(live, *k) != NULL;
+        bool got = h_has_(file, line, s, key, 1);
+        if (want != got)
+            h_fail_(file, line, "key \"%s\" is %s, expected %s (live should be \"%s\")", key,
+                    got ? "live" : "gone", want ? "live" : "gone", live);
+    }
+}
+#define EXPECT_LIVE(s, all, live) expect_live_(__FILE__, __LINE__, (s), (all), (live))
+
+/* a 30-byte cache holding a, b, c of 10 bytes each */
+static backlite_storage *abc(backlite_eviction_policy p) {
+    backlite_storage *s = OPEN_WITH(":memory:", 30, p);
+    if (s == NULL) return NULL;
+    SET_N(s, "a", 10);
+    SET_N(s, "b", 10);
+    SET_N(s, "c", 10);
+    return s;
+}
+
+static void lru_evicts_the_oldest_access(void) {
+    backlite_storage *s = abc(LRU);
+    REQUIRE(s != NULL);
+    touch(s, "a");
+    SET_N(s, "d", 10);
+    EXPECT_LIVE(s, "abcd", "acd");
+    CHECK_EQ(STATS(s).evictions, 1);
+    touch(s, "c");
+    SET_N(s, "e", 10); /* a was read before c and d was set after: a is the oldest */
+    EXPECT_LIVE(s, "abcde", "cde");
+    CHECK_EQ(STATS(s).evictions, 2);
+    backlite_storage_free(s);
+}
+
+static void lru_contains_is_not_an_access(void) {
+    backlite_storage *s = abc(LRU);
+    REQUIRE(s != NULL);
+    CHECK(HAS(s, "a"));
+    CHECK(HAS(s, "a"));
+    SET_N(s, "d", 10);
+    EXPECT_LIVE(s, "abcd", "bcd");
+    backlite_storage_free(s);
+}
+
+static void lru_a_missed_get_is_not_an_access(void) {
+    backlite_storage *s = abc(LRU);
+    REQUIRE(s != NULL);
+    GET_MISSING(s, "zz");
+    SET_N(s, "d", 10);
+    EXPECT_LIVE(s, "abcd", "bcd");
+    backlite_storage_free(s);
+}
+
+static void mru_evicts_the_newest_access(void) {
+    backlite_storage *s = abc(MRU);
+    REQUIRE(s != NULL);
+    touch(s, "a");
+    SET_N(s, "d", 10);
+    EXPECT_LIVE(s, "abcd", "bcd");
+    touch(s, "b");
+    SET_N(s, "e", 10); /* b was read after d was set */
+    EXPECT_LIVE(s, "abcde", "cde");
+    CHECK_EQ(STATS(s).evictions, 2);
+    backlite_storage_free(s);
+}
+
+static void mru_never_evicts_the_entry_being_written(void) {
+    backlite_storage *s = abc(MRU);
+    REQUIRE(s != NULL);
+    SET_N(s, "d", 10); /* newest access before d is c */
+    EXPECT_LIVE(s, "abcd", "abd");
+    SET_N(s, "e", 10); /* now d is the newest other entry */
+    EXPECT_LIVE(s, "abcde", "abe");
+    backlite_storage_free(s);
+}
+
+static void lfu_evicts_the_fewest_hits(void) {
+    backlite_storage *s = abc(LFU);
+    REQUIRE(s != NULL);
+    touch(s, "a");
+    touch(s, "a");
+    touch(s, "c");
+    SET_N(s, "d", 10); /* b has no hit */
+    EXPECT_LIVE(s, "abcd", "acd");
+    touch(s, "d");
+    touch(s, "d");
+    touch(s, "d");
+    SET_N(s, "e", 10); /* hits: a2 c1 d3 */
+    EXPECT_LIVE(s, "abcde", "ade");
+    backlite_storage_free(s);
+}
+
+static void lfu_breaks_ties_by_least_recent_access(void) {
+    backlite_storage *s = abc(LFU);
+    REQUIRE(s != NULL);
+    touch(s, "c");
+    touch(s, "a");
+    touch(s, "b");
+    SET_N(s, "d", 10); /* a, b, c have one hit each: c, read first, goes (d is being written) */
+    EXPECT_LIVE(s, "abcd", "abd");
+    SET_N(s, "e", 10); /* d has no hit: d goes, not the older a and b */
+    EXPECT_LIVE(s, "abcde", "abe");
+    backlite_storage_free(s);
+}
+
+static void lfu_without_hits_is_least_recently_used(void) {
+    backlite_storage *s = abc(LFU);
+    REQUIRE(s != NULL);
+    SET_N(s, "d", 10);
+    EXPECT_LIVE(s, "abcd", "bcd");
+    backlite_storage_free(s);
+}
+
+static void fifo_evicts_the_earliest_set_even_if_read(void) {
+    backlite_storage *s = abc(FIFO);
+    REQUIRE(s != NULL);
+    touch(s, "a");
+    touch(s, "a");
+    SET_N(s, "d", 10);
+    EXPECT_LIVE(s, "abcd", "bcd");
+    touch(s, "b");
+    SET_N(s, "e", 10);
+    EXPECT_LIVE(s, "abcde", "cde");
+    backlite_storage_free(s);
+}
+
+static void lifo_evicts_the_latest_set_but_not_the_new_entry(void) {
+    backlite_storage *s = abc(LIFO);
+    REQUIRE(s != NULL);
+    touch(s, "a");
+    SET_N(s, "d", 10); /* c was set last before d */
+    EXPECT_LIVE(s, "abcd", "abd");
+    touch(s, "a");
+    SET_N(s, "e", 10); /* now d */
+    EXPECT_LIVE(s, "abcde", "abe");
+    backlite_storage_free(s);
+}
+
+static void writing_a_key_again_restarts_its_fifo_order(void) {
+    backlite_storage *s = abc(FIFO);
+    REQUIRE(s != NULL);
+    SET_N(s, "a", 10); /* a is now the latest set */
+    CHECK_EQ(STATS(s).evictions, 0);
+    SET_N(s, "d", 10);
+    EXPECT_LIVE(s, "abcd", "acd");
+    SET_N(s, "e", 10);
+    EXPECT_LIVE(s, "abcde", "ade");
+    SET_N(s, "f", 10);
+    EXPECT_LIVE(s, "abcdef", "def");
+    backlite_storage_free(s);
+}
+
+static void writing_a_key_again_restarts_its_lifo_order(void) {
+    backlite_storage *s = abc(LIFO);
+    REQUIRE(s != NULL);
+    SET_N(s, "a", 10); /* a is now the latest set */
+    SET_N(s, "d", 10);
+    EXPECT_LIVE(s, "abcd", "bcd");
+    backlite_storage_free(s);
+}
+
+static void writing_a_key_again_resets_its_lfu_hits(void) {
+    backlite_storage *s = abc(LFU);
+    REQUIRE(s != NULL);
+    touch(s, "a");
+    touch(s, "a");
+    touch(s, "a");
+    touch(s, "b");
+    touch(s, "c");
+    SET_N(s, "a", 10); /* hits a0 (start over) b1 c1 */
+    SET_N(s, "d", 10);
+    EXPECT_LIVE(s, "abcd", "bcd");
+    backlite_storage_free(s);
+}
+
+static void writing_a_key_again_is_an_access_for_lru(void) {
+    backlite_storage *s = abc(LRU);
+    REQUIRE(s != NULL);
+    SET_N(s, "a", 10);
+    SET_N(s, "d", 10);
+    EXPECT_LIVE(s, "abcd", "acd");
+    backlite_storage_free(s);
+}
+
+static void overwriting_with_the_same_size_evicts_nothing(void) {
+    backlite_storage *s = abc(LRU);
+    REQUIRE(s != NULL);
+    SET_N(s, "b", 10);
+    SET_N(s, "c", 10);
+    SET_N(s, "a", 10);
+    EXPECT_LIVE(s, "abc", "abc");
+    backlite_stats st = STATS(s);
+    CHECK_EQ(st.evictions, 0);
+    CHECK_EQ(st.count, 3);
+    CHECK_EQ(st.total_size, 30);
+    backlite_storage_free(s);
+}
+
+static void overwriting_with_a_larger_value_evicts_others_not_itself(void) {
+    backlite_storage *s = abc(LRU);
+    REQUIRE(s != NULL);
+    SET_N(s, "a", 20); /* 20 + 10 + 10 > 30: b (oldest other) goes */
+    EXPECT_LIVE(s, "abc", "ac");
+    backlite_stats st = STATS(s);
+    CHECK_EQ(st.evictions, 1);
+    CHECK_EQ(st.count, 2);
+    CHECK_EQ(st.total_size, 30);
+    backlite_storage_free(s);
+}
+
+static void a_large_value_evicts_as_many_entries_as_needed(void) {
+    backlite_storage *s = abc(LRU);
+    REQUIRE(s != NULL);
+    touch(s, "a");
+    SET_N(s, "d", 25); /* must drop b, c and a (in that order) to fit 25 */
+    EXPECT_LIVE(s, "abcd", "d");
+    backlite_stats st = STATS(s);
+    CHECK_EQ(st.evictions, 3);
+    CHECK_EQ(st.count, 1);
+    CHECK_EQ(st.total_size, 25);
+    backlite_storage_free(s);
+
+    s = abc(LRU);
+    REQUIRE(s != NULL);
+    touch(s, "a");
+    SET_N(s, "d", 15); /* drops b and c only: 10 + 15 fits */
+    EXPECT_LIVE(s, "abcd", "ad");
+    CHECK_EQ(STATS(s).evictions, 2);
+    CHECK_EQ(STATS(s).total_size, 25);
+    backlite_storage_free(s);
+}
+
+static void a_value_of_exactly_max_size_fits_alone(void) {
+    backlite_storage *s = abc(FIFO);
+    REQUIRE(s != NULL);
+    SET_N(s, "d", 30);
+    EXPECT_LIVE(s, "abcd", "d");
+    backlite_stats st = STATS(s);
+    CHECK_EQ(st.count, 1);
+    CHECK_EQ(st.total_size, 30);
+    CHECK_EQ(st.evictions, 3);
+    backlite_storage_free(s);
+}
+
+static int32_t compute_never(void *ud, backlite_sink *sink) {
+    (void)sink;
+    ++*(int *)ud;
+    return 1;
+}
+
+static void a_cached_call_hit_is_an_access(void) {
+    int calls = 0;
+    /* LRU: the hit makes a the newest access */
+    backlite_storage *s = abc(LRU);
+    REQUIRE(s != NULL);
+    backlite_buf b = {NULL, 0};
+    CHECK_OK(backlite_cached_call(s, K("a"), compute_never, &calls, NULL, BACKLITE_EXPIRATION_NEVER, &b, &err));
+    backlite_buf_free(&b);
+    SET_N(s, "d", 10);
+    EXPECT_LIVE(s, "abcd", "acd");
+    backlite_storage_free(s);
+    /* LFU: the hit counts */
+    s = abc(LFU);
+    REQUIRE(s != NULL);
+    touch(s, "b");
+    CHECK_OK(backlite_cached_call(s, K("a"), compute_never, &calls, NULL, BACKLITE_EXPIRATION_NEVER, &b, &err));
+    backlite_buf_free(&b);
+    SET_N(s, "d", 10); /* c is the only entry without a hit */
+    EXPECT_LIVE(s, "abcd", "abd");
+    backlite_storage_free(s);
+    CHECK_EQ(calls, 0);
+}
+
+static void eviction_order_is_shared_by_handles_on_one_file(void) {
+    const char *path = tmp_path("shared.db");
+    backlite_storage *h1 = OPEN_WITH(path, 30, LRU);
+    backlite_storage *h2 = OPEN_WITH(path, 30, LRU);
+    REQUIRE(h1 != NULL && h2 != NULL);
+    SET_N(h1, "a", 10);
+    SET_N(h2, "b", 10);
+    SET_N(h1, "c", 10);
+    touch(h2, "a");
+    SET_N(h1, "d", 10); /* b: set by h2, the oldest access of the file */
+    EXPECT_LIVE(h1, "abcd", "acd");
+    EXPECT_LIVE(h2, "abcd", "acd");
+    CHECK_EQ(STATS(h1).evictions, 1);
+    CHECK_EQ(STATS(h2).evictions, 0);
+    backlite_storage_free(h1);
+    backlite_storage_free(h2);
+}
+
+/* ------------------------------------------------------------------------------------
+ * A model of the rules of API.md, run against the library on random operations.
+ */
+
+#define MK 10      /* keys k0..k9 */
+#define MMAX 60    /* max_size */
+
+typedef struct {
+    bool live;
+    size_t size;
+    uint64_t last_access, set_order, hits;
+} m_entry;
+
+typedef struct {
+    m_entry e[MK];
+    uint64_t clock, total, evictions;
+    backlite_eviction_policy policy;
+} model;
+
+static void m_remove(model *m, int k) {
+    if (m->e[k].live) {
+        m->e[k].live = false;
+        m->total -= m->e[k].size;
+    }
+}
+
+static int m_victim(const model *m) {
+    int v = -1;
+    for (int k = 0; k < MK; k++) {
+        const m_entry *c = &m->e[k];
+        if (!c->live) continue;
+        if (v < 0) { v = k; continue; }
+        const m_entry *b = &m->e[v];
+        bool better = false;
+        switch (m->policy) {
+        case LRU: better = c->last_access < b->last_access; break;
+        case MRU: better = c->last_access > b->last_access; break;
+        case LFU: better = c->hits < b->hits || (c->hits == b->hits && c->last_access < b->last_access); break;
+        case FIFO: better = c->set_order < b->set_order; break;
+        case LIFO: better = c->set_order > b->set_order; break;
+        }
+        if (better) v = k;
+    }
+    return v;
+}
+
+/* returns the result the library must give */
+static backlite_result m_set(model *m, int k, size_t size) {
+    m_remove(m, k);
+    if (size > MMAX) return BACKLITE_RESULT_TOO_LARGE;
+    while (m->total + size > MMAX) {
+        int v = m_victim(m);
+        if (v < 0) break;
+        m_remove(m, v);
+        m->evictions++;
+    }
+    m->clock++;
+    m->e[k] = (m_entry){true, size, m->clock, m->clock, 0};
+    m->total += size;
+    return BACKLITE_RESULT_OK;
+}
+
+static void fill_value(uint8_t *v, int k, size_t size) {
+    for (size_t i = 0; i < size; i++) v[i] = (uint8_t)(k * 37 + size * 11 + i);
+}
+
+static void random_operations_follow_the_model(backlite_eviction_policy policy, uint64_t seed) {
+    model m;
+    memset(&m, 0, sizeof m);
+    m.policy = policy;
+    backlite_storage *s = OPEN_WITH(":memory:", MMAX, policy);
+    REQUIRE(s != NULL);
+    uint64_t rng = seed;
+    uint8_t value[MMAX + 16], want[MMAX + 16];
+    for (int step = 0; step < 600; step++) {
+        int k = (int)h_rand_below(&rng, MK);
+        char key[32];
+        snprintf(key, sizeof key, "k%d", k);
+        unsigned op = (unsigned)h_rand_below(&rng, 100);
+        if (op < 45) {
+            size_t size = h_rand_below(&rng, 100) < 3 ? MMAX + 1 + h_rand_below(&rng, 10)
+                                                      : h_rand_below(&rng, 26);
+            fill_value(value, k, size);
+            backlite_result expected = m_set(&m, k, size);
+            backlite_error *err = NULL;
+            backlite_result rc = backlite_storage_set(s, K(key), value, size, BACKLITE_EXPIRATION_NEVER, &err);
+            char what[128];
+            snprintf(what, sizeof what, "step %d: set(%s, %zu bytes)", step, key, size);
+            h_check_rc_(__FILE__, __LINE__, what, rc, expected, err);
+            backlite_error_free(err);
+        } else if (op < 85) {
+            backlite_buf b = {NULL, 0};
+            backlite_error *err = NULL;
+            backlite_result rc = backlite_storage_get(s, K(key), &b, NULL, &err);
+            backlite_result expected = m.e[k].live ? BACKLITE_RESULT_OK : BACKLITE_RESULT_NOT_FOUND;
+            char what[128];
+            snprintf(what, sizeof what, "step %d: get(%s)", step, key);
+            if (h_check_rc_(__FILE__, __LINE__, what, rc, expected, err) && rc == BACKLITE_RESULT_OK) {
+                fill_value(want, k, m.e[k].size);
+                h_check_bytes_(__FILE__, __LINE__, what, b.data, b.len, want, m.e[k].size);
+            }
+            if (m.e[k].live) {
+                m.e[k].hits++;
+                m.e[k].last_access = ++m.clock;
+            }
+            backlite_error_free(err);
+            backlite_buf_free(&b);
+        } else if (op < 95) {
+            backlite_error *err = NULL;
+            backlite_result rc = backlite_storage_delete(s, K(key), &err);
+            backlite_result expected = m.e[k].live ? BACKLITE_RESULT_OK : BACKLITE_RESULT_NOT_FOUND;
+            char what[128];
+            snprintf(what, sizeof what, "step %d: delete(%s)", step, key);
+            h_check_rc_(__FILE__, __LINE__, what, rc, expected, err);
+            backlite_error_free(err);
+            m_remove(&m, k);
+        } else {
+            bool got = h_has_(__FILE__, __LINE__, s, key, strlen(key));
+            if (got != m.e[k].live) h_fail_(__FILE__, __LINE__, "step %d: contains(%s) is %d", step, key, got);
+        }
+        /* hits and misses are left to test_storage.c: whether contains counts there is
+           not part of the contract */
+        backlite_stats st = STATS(s);
+        uint64_t live = 0;
+        for (int j = 0; j < MK; j++) live += m.e[j].live;
+        if (st.count != live || st.total_size != m.total || st.evictions != m.evictions) {
+            h_fail_(__FILE__, __LINE__,
+                    "policy %d step %d: stats count=%" PRIu64 " total_size=%" PRIu64 " evictions=%" PRIu64
+                    ", model count=%" PRIu64 " total_size=%" PRIu64 " evictions=%" PRIu64,
+                    (int)policy, step, st.count, st.total_size, st.evictions, live, m.total, m.evictions);
+            break;
+        }
+        if (step % 10 == 9) {
+            bool same = true;
+            for (int j = 0; j < MK && same; j++) {
+                char kj[32];
+                snprintf(kj, sizeof kj, "k%d", j);
+                if (h_has_(__FILE__, __LINE__, s, kj, strlen(kj)) != m.e[j].live) {
+                    h_fail_(__FILE__, __LINE__, "policy %d step %d: %s is %s in the library, %s in the model",
+                            (int)policy, step, kj, m.e[j].live ? "gone" : "live", m.e[j].live ? "live" : "gone");
+                    same = false;
+                }
+            }
+            if (!same) break;
+        }
+    }
+    CHECK(m.evictions > 20); /* the run did exercise eviction */
+    backlite_storage_free(s);
+}
+
+static void random_operations_follow_the_lru_model(void) { random_operations_follow_the_model(LRU, 1); }
+static void random_operations_follow_the_lfu_model(void) { random_operations_follow_the_model(LFU, 2); }
+static void random_operations_follow_the_mru_model(void) { random_operations_follow_the_model(MRU, 3); }
+static void random_operations_follow_the_fifo_model(void) { random_operations_follow_the_model(FIFO, 4); }
+static void random_operations_follow_the_lifo_model(void) { random_operations_follow_the_model(LIFO, 5); }
+
+int main(void) {
+    h_begin();
+    RUN(lru_evicts_the_oldest_access);
+    RUN(lru_contains_is_not_an_access);
+    RUN(lru_a_missed_get_is_not_an_access);
+    RUN(mru_evicts_the_newest_access);
+    RUN(mru_never_evicts_the_entry_being_written);
+    RUN(lfu_evicts_the_fewest_hits);
+    RUN(lfu_breaks_ties_by_least_recent_access);
+    RUN(lfu_without_hits_is_least_recently_used);
+    RUN(fifo_evicts_the_earliest_set_even_if_read);
+    RUN(lifo_evicts_the_latest_set_but_not_the_new_entry);
+    RUN(writing_a_key_again_restarts_its_fifo_order);
+    RUN(writing_a_key_again_restarts_its_lifo_order);
+    RUN(writing_a_key_again_resets_its_lfu_hits);
+    RUN(writing_a_key_again_is_an_access_for_lru);
+    RUN(overwriting_with_the_same_size_evicts_nothing);
+    RUN(overwriting_with_a_larger_value_evicts_others_not_itself);
+    RUN(a_large_value_evicts_as_many_entries_as_needed);
+    RUN(a_value_of_exactly_max_size_fits_alone);
+    RUN(a_cached_call_hit_is_an_access);
+    RUN(eviction_order_is_shared_by_handles_on_one_file);
+    RUN(random_operations_follow_the_lru_model);
+    RUN(random_operations_follow_the_lfu_model);
+    RUN(random_operations_follow_the_mru_model);
+    RUN(random_operations_follow_the_fifo_model);
+    RUN(random_operations_follow_the_lifo_model);
+    return h_end();
+}
