@@ -3,7 +3,6 @@
 //! waiters in this process wake at once instead of polling).
 
 use crate::access::AccessLog;
-use once_cell::sync::Lazy;
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -51,7 +50,8 @@ type FileId = (u64, u64);
 
 /// A plain list: a process has few cache files open, and a hash table's interior
 /// pointer would make leak checkers report this global as "possibly lost".
-static FILES: Lazy<Mutex<Vec<(FileId, Weak<FileShared>)>>> = Lazy::new(Default::default);
+type OpenFiles = Vec<(FileId, Weak<FileShared>)>;
+static FILES: Mutex<OpenFiles> = Mutex::new(Vec::new());
 
 fn file_id(path: &Path) -> Option<FileId> {
     use std::os::unix::fs::MetadataExt;
