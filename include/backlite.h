@@ -92,6 +92,47 @@ typedef struct backlite_barrier {
 } backlite_barrier;
 
 /**
+ * What `backlite_storage_check` found and, with repair, fixed.
+ */
+typedef struct backlite_check_report {
+  /**
+   * 1 when nothing is wrong (or everything wrong was repaired), else 0.
+   */
+  int32_t healthy;
+  /**
+   * 1 when SQLite's integrity check found the database structure sound. Structural
+   * damage cannot be repaired in place: delete the file (it is a cache).
+   */
+  int32_t integrity_ok;
+  /**
+   * 1 when repair changed something (removed entries or values, rewrote counters).
+   */
+  int32_t repaired;
+  /**
+   * Live entries examined.
+   */
+  uint64_t entries;
+  /**
+   * Entries whose value failed its checksum or was missing.
+   */
+  uint64_t damaged;
+  /**
+   * Stored values that no entry refers to.
+   */
+  uint64_t orphan_values;
+  /**
+   * `count` and `total_size` as the file recorded them before the check.
+   */
+  uint64_t recorded_count;
+  uint64_t recorded_total_size;
+  /**
+   * `count` and `total_size` of the entries that passed.
+   */
+  uint64_t actual_count;
+  uint64_t actual_total_size;
+} backlite_check_report;
+
+/**
  * An eviction policy, in the seed's order.
  */
 typedef int32_t backlite_eviction_policy;
@@ -268,6 +309,22 @@ backlite_result backlite_sink_write(struct backlite_sink *sink, const uint8_t *d
  * successful `lock`. A computed value too large to store is still returned (OK).
  */
 backlite_result backlite_cached_call(struct backlite_storage *s, const uint8_t *key, size_t key_len, backlite_compute_fn compute, void *user_data, const struct backlite_barrier *barrier, int64_t expiration_ms, struct backlite_buf *value_out, struct backlite_error **err);
+
+/**
+ * Verifies the whole file: SQLite's integrity check, every value's CRC-32, and the
+ * `count` / `total_size` counters against a recount. With `repair` non-zero, also
+ * removes damaged entries and orphan values and rewrites the counters, in one
+ * transaction. Returns OK when the check ran, whatever it found: read `*report_out`.
+ * It reads every entry: O(n), meant for maintenance, not the hot path.
+ */
+backlite_result backlite_storage_check(struct backlite_storage *s, int32_t repair, struct backlite_check_report *report_out, struct backlite_error **err);
+
+/**
+ * Rebuilds the file so that the space of deleted entries goes back to the file
+ * system, and truncates the write-ahead log. BUSY if other connections' readers kept
+ * the log from being truncated (the rebuild itself is done).
+ */
+backlite_result backlite_storage_vacuum(struct backlite_storage *s, struct backlite_error **err);
 
 /**
  * The result code of an error; `BACKLITE_RESULT_NULL_PARAMETER` if `e` is NULL.

@@ -5,6 +5,7 @@
 //! [`ffi`] is the thin C ABI over it, described in `include/backlite.h`.
 
 mod access;
+mod check;
 mod error;
 mod eviction;
 mod expiration;
@@ -22,6 +23,7 @@ mod query_plans;
 
 pub mod ffi;
 
+pub use check::CheckReport;
 pub use error::{Error, ErrorKind, Result};
 pub use eviction::EvictionPolicy;
 pub use expiration::{Expiration, EXPIRATION_DEFAULT_MS, EXPIRATION_NEVER_MS};

@@ -171,6 +171,15 @@ impl Storage {
         out
     }
 
+    /// Runs `f` on the writer connection outside any transaction (VACUUM).
+    pub(crate) fn with_writer<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        let conn = lock(&self.writer);
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        f(&conn)
+    }
+
     /// Runs `f` in an immediate write transaction, after applying this handle's
     /// buffered accesses and purging expired entries, and commits if it succeeds.
     pub(crate) fn write<R>(&self, f: impl FnOnce(&mut Txn<'_>) -> Result<R>) -> Result<R> {

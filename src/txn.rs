@@ -236,6 +236,13 @@ impl<'c> Txn<'c> {
         Ok(())
     }
 
+    /// Overwrites the counters (repair).
+    pub fn set_counters(&mut self, count: i64, total_size: i64) {
+        self.count = count;
+        self.total_size = total_size;
+        self.dirty = true;
+    }
+
     /// Deletes every entry.
     pub fn clear(&mut self) -> Result<()> {
         self.conn

@@ -10,6 +10,7 @@
 
 pub mod buf;
 pub mod cached;
+pub mod check;
 pub mod error;
 pub mod lease;
 pub mod options;
