@@ -15,7 +15,7 @@ use crate::shared::{self, lock, FileShared};
 use crate::txn::{Tally, Txn};
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -74,7 +74,13 @@ pub struct Storage {
     clock: Option<Clock>,
     pub(crate) shared: Arc<FileShared>,
     counters: Counters,
+    /// The process that opened the connections; a forked child replaces them.
+    pid: AtomicU32,
 }
+
+/// Connections a forked child inherited: never closed, and kept reachable so that
+/// leak checkers do not report them.
+static INHERITED: Mutex<Vec<std::mem::ManuallyDrop<Connection>>> = Mutex::new(Vec::new());
 
 /// What a read found, decided while the read connection was held.
 enum Lookup<R> {
@@ -128,6 +134,7 @@ impl Storage {
             clock: options.clock.clone(),
             shared,
             counters: Counters::default(),
+            pid: AtomicU32::new(std::process::id()),
         })
     }
 
@@ -148,8 +155,40 @@ impl Storage {
         self.clock.as_ref().map_or_else(system_now_ms, |c| c())
     }
 
+    /// In a child forked from the process that opened this handle, replaces the
+    /// inherited connections with new ones before first use. The inherited ones are
+    /// leaked, never closed: closing them here could checkpoint and delete the WAL
+    /// that the parent is using, and their locks belong to the parent anyway.
+    fn after_fork(&self) -> Result<()> {
+        let pid = std::process::id();
+        if self.pid.load(Relaxed) == pid {
+            return Ok(());
+        }
+        let Some(path) = self.path.as_deref() else {
+            // An in-memory cache was copied whole into the child: it is the child's own.
+            self.pid.store(pid, Relaxed);
+            return Ok(());
+        };
+        let mut writer = lock(&self.writer);
+        if self.pid.load(Relaxed) == pid {
+            return Ok(()); // another thread of the child got here first
+        }
+        let fresh = open_file(path)?;
+        schema::configure(&fresh, self.busy_timeout)?;
+        let mut kept = lock(&INHERITED);
+        kept.push(std::mem::ManuallyDrop::new(std::mem::replace(&mut *writer, fresh)));
+        if let Some(pool) = &self.readers {
+            kept.extend(lock(pool).drain(..).map(std::mem::ManuallyDrop::new));
+        }
+        // The parent's buffered hits are the parent's to write.
+        drop(lock(&self.shared.accesses).take());
+        self.pid.store(pid, Relaxed);
+        Ok(())
+    }
+
     /// Runs `f` on a read connection.
     fn read<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        self.after_fork()?;
         let Some(pool) = &self.readers else {
             return f(&lock(&self.writer));
         };
@@ -173,6 +212,7 @@ impl Storage {
 
     /// Runs `f` on the writer connection outside any transaction (VACUUM).
     pub(crate) fn with_writer<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        self.after_fork()?;
         let conn = lock(&self.writer);
         if !conn.is_autocommit() {
             let _ = conn.execute_batch("ROLLBACK");
@@ -183,6 +223,7 @@ impl Storage {
     /// Runs `f` in an immediate write transaction, after applying this handle's
     /// buffered accesses and purging expired entries, and commits if it succeeds.
     pub(crate) fn write<R>(&self, f: impl FnOnce(&mut Txn<'_>) -> Result<R>) -> Result<R> {
+        self.after_fork()?;
         let conn = lock(&self.writer);
         if !conn.is_autocommit() {
             // A panic in an earlier holder left a transaction open.

@@ -1,0 +1,69 @@
+/*
+ * A handle opened before fork() and used in the child: the child gets connections of
+ * its own on first use (the inherited ones are left alone), so neither side corrupts
+ * the other. Children leave with _exit.
+ */
+#include <sys/wait.h>
+
+#include "backlite.h"
+#include "harness.h"
+
+static void a_child_may_use_a_handle_opened_before_fork(void) {
+    backlite_storage *s = OPEN(tmp_path("fork.db"), NULL);
+    REQUIRE(s != NULL);
+    SET(s, "parent", "before fork");
+    GET_EQ(s, "parent", "before fork"); /* a buffered hit the child must not replay */
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        int before = atomic_load(&h_st()->failures);
+        GET_EQ(s, "parent", "before fork");
+        for (int i = 0; i < 50; i++) SET(s, "child", "written by the child");
+        backlite_storage_free(s);
+        _exit(atomic_load(&h_st()->failures) == before ? 0 : 1);
+    }
+    /* The parent keeps working while the child does. */
+    for (int i = 0; i < 50; i++) SET(s, "parent2", "written by the parent");
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    GET_EQ(s, "child", "written by the child");
+    GET_EQ(s, "parent2", "written by the parent");
+    backlite_check_report report;
+    CHECK_OK(backlite_storage_check(s, 0, &report, &err));
+    CHECK_EQ(report.healthy, 1);
+    CHECK_EQ(report.actual_count, 3);
+    backlite_storage_free(s);
+}
+
+static void a_forked_child_that_exits_leaves_the_parent_working(void) {
+    const char *path = tmp_path("fork2.db");
+    backlite_storage *s = OPEN(path, NULL);
+    REQUIRE(s != NULL);
+    SET(s, "a", "1");
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        backlite_storage_free(s); /* closing in the child must not touch the parent's files */
+        _exit(0);
+    }
+    waitpid(pid, NULL, 0);
+    SET(s, "b", "2");
+    GET_EQ(s, "a", "1");
+    backlite_storage_free(s);
+    /* Reopened from scratch, everything is there and sound. */
+    s = OPEN(path, NULL);
+    REQUIRE(s != NULL);
+    GET_EQ(s, "b", "2");
+    backlite_check_report report;
+    CHECK_OK(backlite_storage_check(s, 0, &report, &err));
+    CHECK_EQ(report.healthy, 1);
+    backlite_storage_free(s);
+}
+
+int main(void) {
+    h_begin();
+    RUN(a_child_may_use_a_handle_opened_before_fork);
+    RUN(a_forked_child_that_exits_leaves_the_parent_working);
+    return h_end();
+}
