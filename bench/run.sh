@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Builds libbacklite.a and the benchmark, then runs it in a scratch folder on local disk.
+#
+#   bench/run.sh [--quick] [other bench options: --rounds N]
+#
+# Environment:
+#   CARGO_TARGET_DIR   cargo's target folder (default: target, in the repository)
+#   BENCH_DIR          where the cache files go (default: a new folder under $TMPDIR, or
+#                      under the target folder when $TMPDIR is a tmpfs); removed afterwards
+#   CC                 the C compiler (default: gcc)
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+target="${CARGO_TARGET_DIR:-target}"
+case "$target" in /*) ;; *) target="$root/$target" ;; esac
+export CARGO_TARGET_DIR="$target"
+cc="${CC:-gcc}"
+
+echo "building libbacklite.a (cargo build --release --lib, target $target)" >&2
+cargo build --release --lib >&2
+lib="$target/release/libbacklite.a"
+[ -f "$lib" ] || { echo "run.sh: $lib was not built" >&2; exit 1; }
+
+# The sqlite3.h of the SQLite that libbacklite.a bundles: libsqlite3-sys at the version
+# that Cargo.lock pins.
+sys_version="$(awk '/^name = "libsqlite3-sys"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)"
+[ -n "$sys_version" ] || { echo "run.sh: libsqlite3-sys not found in Cargo.lock" >&2; exit 1; }
+cargo_home="${CARGO_HOME:-$HOME/.cargo}"
+sqlite_h=""
+for h in "$cargo_home"/registry/src/*/"libsqlite3-sys-$sys_version"/sqlite3/sqlite3.h; do
+  [ -f "$h" ] && { sqlite_h="$h"; break; }
+done
+[ -n "$sqlite_h" ] || {
+  echo "run.sh: sqlite3.h of libsqlite3-sys $sys_version not found under $cargo_home/registry/src" >&2
+  exit 1
+}
+
+bin="$target/release/backlite-bench"
+echo "compiling bench/bench.c (SQLite header: $sqlite_h)" >&2
+"$cc" -std=c11 -O2 -Wall -Wextra \
+  -I "$root/include" -I "$(dirname "$sqlite_h")" \
+  "$root/bench/bench.c" "$lib" \
+  -lgcc_s -lutil -lrt -lpthread -ldl -lm \
+  -o "$bin"
+
+# Scratch folder on local disk: never a tmpfs, whose writes would flatter every write.
+fstype() { stat -f -c %T "$1" 2>/dev/null || echo unknown; }
+if [ -n "${BENCH_DIR:-}" ]; then
+  mkdir -p "$BENCH_DIR"
+  work="$(mktemp -d "$BENCH_DIR/backlite-bench.XXXXXX")"
+else
+  parent="${TMPDIR:-/tmp}"
+  if [ "$(fstype "$parent")" = tmpfs ] || [ "$(fstype "$parent")" = ramfs ]; then
+    parent="$target/bench-tmp"
+    mkdir -p "$parent"
+  fi
+  work="$(mktemp -d "$parent/backlite-bench.XXXXXX")"
+fi
+trap 'rm -rf "$work"' EXIT
+echo "running in $work ($(fstype "$work"), $(df -h --output=avail "$work" | tail -1 | tr -d ' ') free)" >&2
+"$bin" --dir "$work" "$@"
