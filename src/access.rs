@@ -1,32 +1,38 @@
-//! Buffered access tracking. A hit must not cost a write transaction of its own, so a
-//! handle remembers its hits in memory, in order, and writes them with its next write
-//! transaction (or when the buffer fills). Every write transaction applies the buffer
-//! before anything else, so eviction decisions always see the hits in their exact
-//! order. The log is shared by all handles of a process on one file; other processes
-//! see the hits once they are written.
+//! Buffered access tracking. A hit must not cost a write of its own, so hits are kept
+//! in memory and reach the file in two steps:
+//!
+//! 1. Every write transaction first gives each new hit a tick of the file's logical
+//!    clock, in the order the hits happened, before the transaction's own sets tick.
+//!    That fixes the hit's place in the order exactly, in memory.
+//! 2. The ticked hits are written to their rows only when an eviction is about to
+//!    choose a victim, when the buffer grows past [`FLUSH_THRESHOLD`] keys, or when the
+//!    last handle closes. A read-mostly cache thus writes each hot key once per window,
+//!    not once per hit.
+//!
+//! The buffer is shared by all handles of a process on one file, so the order is
+//! exact across them; other processes see a process's hits once they are written.
 
 use std::collections::HashMap;
 
-/// How many distinct keys may wait before a hit forces a write.
-pub(crate) const FLUSH_THRESHOLD: usize = 1024;
+/// How many distinct keys may wait before a hit forces them to be written.
+pub(crate) const FLUSH_THRESHOLD: usize = 4096;
+
+/// One key's hits since they were last written.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Access {
+    pub hits: u64,
+    /// When the last hit happened, in this process's order of hits.
+    last_seq: u64,
+    /// Its place in the file's logical clock, once a write transaction gave it one.
+    pub tick: Option<i64>,
+}
+
+pub(crate) type Accesses = HashMap<Vec<u8>, Access>;
 
 #[derive(Default)]
 pub(crate) struct AccessLog {
     next_seq: u64,
-    pending: HashMap<Vec<u8>, PendingAccess>,
-}
-
-#[derive(Clone, Copy)]
-struct PendingAccess {
-    hits: u64,
-    last_seq: u64,
-}
-
-/// One key's accesses since the last write, in the order they must be applied.
-pub(crate) struct Access {
-    pub key: Vec<u8>,
-    pub hits: u64,
-    last_seq: u64,
+    pending: Accesses,
 }
 
 impl AccessLog {
@@ -35,16 +41,18 @@ impl AccessLog {
         self.next_seq += 1;
         let seq = self.next_seq;
         match self.pending.get_mut(key) {
-            Some(p) => {
-                p.hits += 1;
-                p.last_seq = seq;
+            Some(a) => {
+                a.hits += 1;
+                a.last_seq = seq;
+                a.tick = None; // a newer hit needs a newer tick
             }
             None => {
                 self.pending.insert(
                     key.to_vec(),
-                    PendingAccess {
+                    Access {
                         hits: 1,
                         last_seq: seq,
+                        tick: None,
                     },
                 );
             }
@@ -56,28 +64,34 @@ impl AccessLog {
         self.pending.is_empty()
     }
 
-    /// Takes every pending access, oldest last access first.
-    pub fn take(&mut self) -> Vec<Access> {
-        let mut all: Vec<(Vec<u8>, PendingAccess)> = self.pending.drain().collect();
-        all.sort_unstable_by_key(|(_, p)| p.last_seq);
-        all.into_iter()
-            .map(|(key, p)| Access {
-                key,
-                hits: p.hits,
-                last_seq: p.last_seq,
-            })
-            .collect()
+    /// Takes every buffered hit, for a write transaction.
+    pub fn take(&mut self) -> Accesses {
+        std::mem::take(&mut self.pending)
     }
 
-    /// Puts back accesses taken for a write that failed, merged with any recorded since.
-    pub fn restore(&mut self, accesses: Vec<Access>) {
-        for a in accesses {
-            let p = self.pending.entry(a.key).or_insert(PendingAccess {
-                hits: 0,
-                last_seq: a.last_seq,
-            });
-            p.hits += a.hits;
-            p.last_seq = p.last_seq.max(a.last_seq);
+    /// Gives back what a write transaction left unwritten (or took and failed to use),
+    /// merged with the hits recorded meanwhile.
+    pub fn restore(&mut self, accesses: Accesses) {
+        if self.pending.is_empty() {
+            self.pending = accesses;
+            return;
+        }
+        for (key, old) in accesses {
+            match self.pending.get_mut(&key) {
+                // Newer hits arrived: they carry the order; add the older count.
+                Some(newer) => newer.hits += old.hits,
+                None => {
+                    self.pending.insert(key, old);
+                }
+            }
         }
     }
+}
+
+/// The hits without a tick, oldest first.
+pub(crate) fn unticked(accesses: &mut Accesses) -> Vec<&mut Access> {
+    let mut waiting: Vec<&mut Access> =
+        accesses.values_mut().filter(|a| a.tick.is_none()).collect();
+    waiting.sort_unstable_by_key(|a| a.last_seq);
+    waiting
 }

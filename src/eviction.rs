@@ -52,6 +52,14 @@ impl EvictionPolicy {
             .and_then(|i| Self::ALL.get(i).copied())
     }
 
+    /// Whether the policy's order depends on hits (not only on sets).
+    pub(crate) fn uses_accesses(self) -> bool {
+        !matches!(
+            self,
+            EvictionPolicy::FirstInFirstOut | EvictionPolicy::LastInFirstOut
+        )
+    }
+
     /// The index this policy needs. Created on first open with the policy, so a file
     /// only pays on every write for the orders that are actually used.
     pub(crate) fn index_sql(self) -> &'static str {

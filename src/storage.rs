@@ -176,7 +176,10 @@ impl Storage {
         let fresh = open_file(path)?;
         schema::configure(&fresh, self.busy_timeout)?;
         let mut kept = lock(&INHERITED);
-        kept.push(std::mem::ManuallyDrop::new(std::mem::replace(&mut *writer, fresh)));
+        kept.push(std::mem::ManuallyDrop::new(std::mem::replace(
+            &mut *writer,
+            fresh,
+        )));
         if let Some(pool) = &self.readers {
             kept.extend(lock(pool).drain(..).map(std::mem::ManuallyDrop::new));
         }
@@ -220,48 +223,67 @@ impl Storage {
         f(&conn)
     }
 
-    /// Runs `f` in an immediate write transaction, after applying this handle's
-    /// buffered accesses and purging expired entries, and commits if it succeeds.
+    /// Runs `f` in an immediate write transaction, after ticking the buffered hits and
+    /// purging expired entries, and commits if it succeeds.
     pub(crate) fn write<R>(&self, f: impl FnOnce(&mut Txn<'_>) -> Result<R>) -> Result<R> {
+        self.write_with(false, f)
+    }
+
+    /// Like `write`; with `write_hits`, the buffered hits are written to their rows.
+    fn write_with<R>(
+        &self,
+        write_hits: bool,
+        f: impl FnOnce(&mut Txn<'_>) -> Result<R>,
+    ) -> Result<R> {
         self.after_fork()?;
         let conn = lock(&self.writer);
         if !conn.is_autocommit() {
             // A panic in an earlier holder left a transaction open.
             let _ = conn.execute_batch("ROLLBACK");
         }
-        let accesses = lock(&self.shared.accesses).take();
+        let mut accesses = lock(&self.shared.accesses).take();
         let now = self.now();
-        if let Err(e) = conn
+        let mut clock_at_start = i64::MAX;
+        let done = conn
             .prepare_cached("BEGIN IMMEDIATE")
             .and_then(|mut s| s.execute([]))
             .ctx("beginning a write")
-        {
-            // The hits are not lost with the write: the next one applies them.
-            lock(&self.shared.accesses).restore(accesses);
-            return Err(e);
-        }
-        let done = (|| {
-            let mut txn = Txn::load(&conn, now)?;
-            txn.apply_accesses(&accesses)?;
-            txn.purge_expired()?;
-            let out = f(&mut txn)?;
-            txn.store()?;
-            Ok((out, txn.tally))
-        })()
-        .and_then(|done| {
-            conn.prepare_cached("COMMIT")
-                .and_then(|mut s| s.execute([]))
-                .ctx("committing a write")?;
-            Ok(done)
-        });
+            .and_then(|_| {
+                let mut txn = Txn::load(&conn, now, &mut accesses)?;
+                clock_at_start = txn.clock_at_start;
+                txn.tick_accesses();
+                txn.purge_expired()?;
+                let out = f(&mut txn)?;
+                if write_hits || txn.accesses_overflow() {
+                    txn.write_accesses()?;
+                }
+                txn.store()?;
+                Ok((out, txn.tally, txn.accesses_written))
+            })
+            .and_then(|done| {
+                conn.prepare_cached("COMMIT")
+                    .and_then(|mut s| s.execute([]))
+                    .ctx("committing a write")?;
+                Ok(done)
+            });
         match done {
-            Ok((out, tally)) => {
+            Ok((out, tally, accesses_written)) => {
+                if accesses_written {
+                    accesses.clear();
+                }
+                lock(&self.shared.accesses).restore(accesses);
                 self.count(tally);
                 Ok(out)
             }
             Err(e) => {
                 if !conn.is_autocommit() {
                     let _ = conn.execute_batch("ROLLBACK");
+                }
+                // The ticks of the rolled-back transaction never happened.
+                for a in accesses.values_mut() {
+                    if a.tick.is_some_and(|t| t > clock_at_start) {
+                        a.tick = None;
+                    }
                 }
                 lock(&self.shared.accesses).restore(accesses);
                 Err(e)
@@ -363,7 +385,7 @@ impl Storage {
         let full = lock(&self.shared.accesses).record(key);
         if full {
             // Best effort: a busy file leaves the hits buffered for the next write.
-            let _ = self.write(|_| Ok(()));
+            let _ = self.flush();
         }
     }
 
@@ -500,7 +522,7 @@ impl Storage {
         if lock(&self.shared.accesses).is_empty() {
             return Ok(());
         }
-        self.write(|_| Ok(()))
+        self.write_with(true, |_| Ok(()))
     }
 }
 

@@ -1,7 +1,7 @@
 //! One write transaction: the counters and logical clock of the file, loaded at the
 //! start and written back once at the end, and the row operations that keep them exact.
 
-use crate::access::Access;
+use crate::access::{self, Accesses, FLUSH_THRESHOLD};
 use crate::error::{Result, SqliteContext};
 use crate::eviction::EvictionPolicy;
 use crate::expiration::DUE_SQL;
@@ -16,6 +16,12 @@ pub(crate) struct Tally {
 
 pub(crate) struct Txn<'c> {
     conn: &'c Connection,
+    /// The process's buffered hits, taken for this transaction.
+    accesses: &'c mut Accesses,
+    /// Set once they are written to the rows: they leave the buffer at commit.
+    pub accesses_written: bool,
+    /// The clock before this transaction: ticks above it are this transaction's.
+    pub clock_at_start: i64,
     /// Wall-clock milliseconds, fixed for the whole transaction.
     pub now: i64,
     clock: i64,
@@ -27,13 +33,16 @@ pub(crate) struct Txn<'c> {
 
 impl<'c> Txn<'c> {
     /// Loads the file's counters; the caller has begun an immediate transaction.
-    pub fn load(conn: &'c Connection, now: i64) -> Result<Self> {
+    pub fn load(conn: &'c Connection, now: i64, accesses: &'c mut Accesses) -> Result<Self> {
         let (clock, count, total_size) = conn
             .prepare_cached("SELECT clock, count, total_size FROM state WHERE id = 0")
             .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))))
             .ctx("reading the cache counters")?;
         Ok(Txn {
             conn,
+            accesses,
+            accesses_written: false,
+            clock_at_start: clock,
             now,
             clock,
             count,
@@ -95,21 +104,55 @@ impl<'c> Txn<'c> {
         Ok(victims.len() as u64)
     }
 
-    /// Applies a handle's buffered hits in the order they happened.
-    pub fn apply_accesses(&mut self, accesses: &[Access]) -> Result<()> {
-        if accesses.is_empty() {
+    /// Gives the buffered hits that have none a tick of the clock, in the order they
+    /// happened: before anything this transaction sets.
+    pub fn tick_accesses(&mut self) {
+        let waiting = access::unticked(self.accesses);
+        if waiting.is_empty() {
+            return;
+        }
+        for a in waiting {
+            self.clock += 1;
+            a.tick = Some(self.clock);
+        }
+        self.dirty = true;
+    }
+
+    /// Writes the ticked hits to their rows. A row created after a hit's tick (set
+    /// again by another process meanwhile) keeps its fresh start.
+    pub fn write_accesses(&mut self) -> Result<()> {
+        if self.accesses_written || self.accesses.is_empty() {
             return Ok(());
         }
         let mut stmt = self
             .conn
-            .prepare_cached("UPDATE entries SET hits = hits + ?1, accessed = ?2 WHERE key = ?3")
-            .ctx("recording accesses")?;
-        for a in accesses {
-            let at = self.tick();
-            stmt.execute(params![a.hits as i64, at, a.key])
-                .ctx("recording accesses")?;
+            .prepare_cached(
+                "UPDATE entries SET hits = hits + ?1, accessed = ?2 \
+                 WHERE key = ?3 AND created < ?2",
+            )
+            .ctx("recording hits")?;
+        // In key order, so that neighbouring rows share page writes.
+        let mut keys: Vec<(&Vec<u8>, &access::Access)> = self.accesses.iter().collect();
+        keys.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        for (key, a) in keys {
+            let tick = a.tick.expect("every hit is ticked at the start of a write");
+            stmt.execute(params![a.hits as i64, tick, key])
+                .ctx("recording hits")?;
         }
+        self.accesses_written = true;
         Ok(())
+    }
+
+    /// Whether enough hits wait that they should be written now.
+    pub fn accesses_overflow(&self) -> bool {
+        self.accesses.len() >= FLUSH_THRESHOLD
+    }
+
+    /// Drops the buffered hits of `key`: it is being set again, and starts over.
+    fn forget_accesses(&mut self, key: &[u8]) {
+        if !self.accesses_written {
+            self.accesses.remove(key);
+        }
     }
 
     /// Removes every entry that is due; the partial index on `expires_at` means only
@@ -120,8 +163,10 @@ impl<'c> Txn<'c> {
         Ok(())
     }
 
-    /// Deletes the entry under `key`; returns whether there was one.
+    /// Deletes the entry under `key`; returns whether there was one. Its buffered hits
+    /// go with it.
     pub fn remove_key(&mut self, key: &[u8]) -> Result<bool> {
+        self.forget_accesses(key);
         let n = self.remove_selected(
             "SELECT key, value_id, size FROM entries WHERE key = ?1",
             [key],
@@ -226,6 +271,10 @@ impl<'c> Txn<'c> {
         max_size: i64,
         incoming: i64,
     ) -> Result<()> {
+        if self.total_size + incoming > max_size && policy.uses_accesses() {
+            // The victim must be chosen with every hit in its place.
+            self.write_accesses()?;
+        }
         while self.total_size + incoming > max_size && self.count > 0 {
             let n = self.remove_selected(policy.victim_sql(), [], "evicting an entry")?;
             if n == 0 {
@@ -248,6 +297,9 @@ impl<'c> Txn<'c> {
         self.conn
             .execute_batch("DELETE FROM entries; DELETE FROM blobs;")
             .ctx("clearing the cache")?;
+        if !self.accesses_written {
+            self.accesses.clear();
+        }
         self.count = 0;
         self.total_size = 0;
         self.dirty = true;

@@ -105,20 +105,25 @@ fn accesses_of_a_handle_survive_reopening() {
 
 #[test]
 fn many_hits_flush_in_batches_and_keep_their_order() {
-    let (_dir, s) = open(&options(3000, LeastRecentlyUsed));
-    for i in 0..300 {
-        set(&s, &format!("k{i}"), 10);
-    }
-    // More distinct keys than the buffer holds, read in reverse: k299 is now oldest.
-    for i in (0..300).rev() {
-        assert!(get(&s, &format!("k{i}")).is_some());
-    }
-    for i in 0..2000 {
-        get(&s, &format!("absent{i}"));
+    let n = 5000; // more distinct keys than the hit buffer holds
+    let (_dir, s) = open(&options(n * 10, LeastRecentlyUsed));
+    let keys: Vec<Vec<u8>> = (0..n).map(|i| format!("k{i}").into_bytes()).collect();
+    let entries: Vec<backlite::Entry> = keys
+        .iter()
+        .map(|k| backlite::Entry {
+            key: k,
+            value: &[0; 10],
+            expiration: NEVER,
+        })
+        .collect();
+    s.set_many(&entries).unwrap();
+    // Read in reverse: the last key set is now the oldest access.
+    for k in keys.iter().rev() {
+        assert!(s.get(k).unwrap().is_some());
     }
     set(&s, "new", 10);
-    assert!(!s.contains(b"k299").unwrap());
-    assert!(s.contains(b"k298").unwrap() && s.contains(b"k0").unwrap());
+    assert!(!s.contains(format!("k{}", n - 1).as_bytes()).unwrap());
+    assert!(s.contains(format!("k{}", n - 2).as_bytes()).unwrap() && s.contains(b"k0").unwrap());
 }
 
 #[test]
@@ -134,4 +139,44 @@ fn handles_of_one_process_share_the_access_order() {
     get(&h2, "a");
     set(&h1, "d", 10);
     assert_eq!(present(&h2, &["a", "b", "c", "d"]), ["a", "c", "d"]);
+}
+
+#[test]
+fn hits_keep_their_place_between_sets_that_do_not_evict() {
+    let (_dir, s) = open(&options(40, LeastRecentlyUsed));
+    for k in ["a", "b", "c"] {
+        set(&s, k, 10);
+    }
+    get(&s, "a"); // after c
+    set(&s, "x", 10); // after the hit on a; no eviction yet
+    get(&s, "b"); // newest
+    set(&s, "d", 10); // over the limit: c is the oldest access
+    assert_eq!(
+        present(&s, &["a", "b", "c", "x", "d"]),
+        ["a", "b", "x", "d"]
+    );
+    set(&s, "e", 10); // then a
+    assert_eq!(
+        present(&s, &["a", "b", "x", "d", "e"]),
+        ["b", "x", "d", "e"]
+    );
+}
+
+#[test]
+fn lfu_counts_hits_across_writes_and_flushes() {
+    let (_dir, s) = open(&options(30, LeastFrequentlyUsed));
+    for k in ["a", "b", "c"] {
+        set(&s, k, 10);
+    }
+    get(&s, "a");
+    get(&s, "b");
+    s.flush().unwrap();
+    get(&s, "a");
+    get(&s, "c");
+    s.stats().unwrap(); // a write that ticks but does not write the hits
+    get(&s, "c");
+    get(&s, "a");
+    // hits: a 3, b 1, c 2
+    set(&s, "d", 10);
+    assert_eq!(present(&s, &["a", "b", "c", "d"]), ["a", "c", "d"]);
 }
