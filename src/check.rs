@@ -62,7 +62,7 @@ impl Storage {
             {
                 let mut stmt = conn
                     .prepare(
-                        "SELECT e.key, e.size, e.crc, b.value FROM entries e \
+                        "SELECT e.key, e.size, e.crc, coalesce(e.value, b.value) FROM entries e \
                          LEFT JOIN blobs b ON b.id = e.value_id",
                     )
                     .ctx("reading every entry")?;
@@ -87,7 +87,7 @@ impl Storage {
             }
             report.orphan_values = conn
                 .query_row(
-                    "SELECT count(*) FROM blobs WHERE id NOT IN (SELECT value_id FROM entries)",
+                    "SELECT count(*) FROM blobs WHERE id NOT IN (SELECT value_id FROM entries WHERE value_id IS NOT NULL)",
                     [],
                     |r| r.get::<_, i64>(0),
                 )
@@ -98,7 +98,7 @@ impl Storage {
                 }
                 t.conn()
                     .execute(
-                        "DELETE FROM blobs WHERE id NOT IN (SELECT value_id FROM entries)",
+                        "DELETE FROM blobs WHERE id NOT IN (SELECT value_id FROM entries WHERE value_id IS NOT NULL)",
                         [],
                     )
                     .ctx("removing orphan values")?;

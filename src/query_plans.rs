@@ -11,7 +11,7 @@ use std::time::Duration;
 
 fn statements_of_a_workload(policy: EvictionPolicy) -> (Storage, BTreeSet<String>) {
     let mut o = Options::new();
-    o.set_max_size(100).unwrap();
+    o.set_max_size(1000).unwrap();
     o.set_eviction_policy(policy);
     let s = Storage::open(MEMORY, &o).unwrap();
     let seen = Arc::new(Mutex::new(BTreeSet::new()));
@@ -34,7 +34,12 @@ fn statements_of_a_workload(policy: EvictionPolicy) -> (Storage, BTreeSet<String
         s.set(&[i, 1], &[0; 10], soon).unwrap();
         s.get(&[i / 2]).unwrap();
     }
-    s.set(b"x", &[0; 200], Expiration::Never).unwrap_err();
+    // Values stored apart from their rows, and evictions of them.
+    for i in 0..5u8 {
+        s.set(&[b'L', i], &[0; 300], Expiration::Never).unwrap();
+    }
+    s.delete(&[b'L', 4]).unwrap();
+    s.set(b"x", &[0; 2000], Expiration::Never).unwrap_err();
     s.set_many(&[Entry {
         key: b"m",
         value: b"1",

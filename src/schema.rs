@@ -18,18 +18,20 @@ pub const SCHEMA_VERSION: i32 = 1;
 
 /// `MIGRATIONS[v]` brings a file from schema `v` to `v + 1`. Version 0 is a new file.
 const MIGRATIONS: &[&str] = &[
-    // 0 -> 1: the first schema. An entry's bookkeeping and its value live in two
-    // tables, so that recording a hit rewrites a small row, never the value, and
-    // reading the bookkeeping never walks a large value's overflow pages.
+    // 0 -> 1: the first schema. A small value lives in its entry's row (one b-tree
+    // write per set); a large one in `blobs`, so that recording a hit rewrites a small
+    // row, never a large value, and reading the bookkeeping never walks a large
+    // value's overflow pages. Exactly one of `value` and `value_id` is set.
     "CREATE TABLE entries (
         key        BLOB    NOT NULL PRIMARY KEY,
-        value_id   INTEGER NOT NULL,
+        value_id   INTEGER,
         size       INTEGER NOT NULL,
         crc        INTEGER NOT NULL,
         created    INTEGER NOT NULL,
         accessed   INTEGER NOT NULL,
         hits       INTEGER NOT NULL,
-        expires_at INTEGER
+        expires_at INTEGER,
+        value      BLOB
     ) WITHOUT ROWID;
     CREATE TABLE blobs (
         id    INTEGER PRIMARY KEY,

@@ -330,8 +330,8 @@ impl Storage {
         let found = self.read(|conn| {
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT e.crc, e.expires_at, b.value FROM entries e \
-                     JOIN blobs b ON b.id = e.value_id WHERE e.key = ?1",
+                    "SELECT e.crc, e.expires_at, coalesce(e.value, b.value) FROM entries e \
+                     LEFT JOIN blobs b ON b.id = e.value_id WHERE e.key = ?1",
                 )
                 .ctx("looking up a key")?;
             let mut rows = stmt.query([key]).ctx("looking up a key")?;

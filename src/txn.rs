@@ -14,6 +14,11 @@ pub(crate) struct Tally {
     pub expirations: u64,
 }
 
+/// Values up to this size live in their entry's row. Larger ones go to `blobs`: a
+/// WITHOUT ROWID row should stay well under a tenth of a page, and a hit rewrites the
+/// whole row.
+pub(crate) const INLINE_MAX: usize = 256;
+
 pub(crate) struct Txn<'c> {
     conn: &'c Connection,
     /// The process's buffered hits, taken for this transaction.
@@ -81,7 +86,7 @@ impl<'c> Txn<'c> {
         params: impl rusqlite::Params,
         what: &str,
     ) -> Result<u64> {
-        let victims: Vec<(Vec<u8>, i64, i64)> = {
+        let victims: Vec<(Vec<u8>, Option<i64>, i64)> = {
             let mut stmt = self.conn.prepare_cached(select_sql).ctx(what)?;
             let rows = stmt
                 .query_map(params, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -89,19 +94,33 @@ impl<'c> Txn<'c> {
             rows.collect::<rusqlite::Result<_>>().ctx(what)?
         };
         for (key, value_id, size) in &victims {
-            self.conn
-                .prepare_cached("DELETE FROM entries WHERE key = ?1")
-                .and_then(|mut s| s.execute([key]))
-                .ctx(what)?;
-            self.conn
-                .prepare_cached("DELETE FROM blobs WHERE id = ?1")
-                .and_then(|mut s| s.execute([value_id]))
-                .ctx(what)?;
-            self.count -= 1;
-            self.total_size -= size;
-            self.dirty = true;
+            self.delete_row(key, *value_id, *size, what)?;
         }
         Ok(victims.len() as u64)
+    }
+
+    /// Deletes one entry, its value if stored apart, and its share of the counters.
+    fn delete_row(
+        &mut self,
+        key: &[u8],
+        value_id: Option<i64>,
+        size: i64,
+        what: &str,
+    ) -> Result<()> {
+        self.conn
+            .prepare_cached("DELETE FROM entries WHERE key = ?1")
+            .and_then(|mut s| s.execute([key]))
+            .ctx(what)?;
+        if let Some(id) = value_id {
+            self.conn
+                .prepare_cached("DELETE FROM blobs WHERE id = ?1")
+                .and_then(|mut s| s.execute([id]))
+                .ctx(what)?;
+        }
+        self.count -= 1;
+        self.total_size -= size;
+        self.dirty = true;
+        Ok(())
     }
 
     /// Gives the buffered hits that have none a tick of the clock, in the order they
@@ -167,12 +186,21 @@ impl<'c> Txn<'c> {
     /// go with it.
     pub fn remove_key(&mut self, key: &[u8]) -> Result<bool> {
         self.forget_accesses(key);
-        let n = self.remove_selected(
-            "SELECT key, value_id, size FROM entries WHERE key = ?1",
-            [key],
-            "deleting an entry",
-        )?;
-        Ok(n > 0)
+        let found: Option<(Option<i64>, i64)> = self
+            .conn
+            .prepare_cached("SELECT value_id, size FROM entries WHERE key = ?1")
+            .and_then(|mut s| {
+                s.query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
+            .ctx("deleting an entry")?;
+        match found {
+            Some((value_id, size)) => {
+                self.delete_row(key, value_id, size, "deleting an entry")?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     /// The live value under `key` and its deadline, read inside this transaction (due
@@ -181,8 +209,8 @@ impl<'c> Txn<'c> {
         let found: Option<(i64, Option<i64>, Vec<u8>)> = self
             .conn
             .prepare_cached(
-                "SELECT e.crc, e.expires_at, b.value FROM entries e \
-                 JOIN blobs b ON b.id = e.value_id WHERE e.key = ?1",
+                "SELECT e.crc, e.expires_at, coalesce(e.value, b.value) FROM entries e \
+                 LEFT JOIN blobs b ON b.id = e.value_id WHERE e.key = ?1",
             )
             .and_then(|mut s| {
                 s.query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -218,7 +246,8 @@ impl<'c> Txn<'c> {
         let damaged = self
             .conn
             .prepare_cached(
-                "SELECT e.crc, b.value FROM entries e JOIN blobs b ON b.id = e.value_id \
+                "SELECT e.crc, coalesce(e.value, b.value) FROM entries e \
+                 LEFT JOIN blobs b ON b.id = e.value_id \
                  WHERE e.key = ?1",
             )
             .and_then(|mut s| {
@@ -245,18 +274,31 @@ impl<'c> Txn<'c> {
         deadline: Option<i64>,
     ) -> Result<()> {
         let at = self.tick();
-        self.conn
-            .prepare_cached("INSERT INTO blobs (value) VALUES (?1)")
-            .and_then(|mut s| s.execute([value]))
-            .ctx("storing a value")?;
-        let value_id = self.conn.last_insert_rowid();
+        let (inline, value_id) = if value.len() <= INLINE_MAX {
+            (Some(value), None)
+        } else {
+            self.conn
+                .prepare_cached("INSERT INTO blobs (value) VALUES (?1)")
+                .and_then(|mut s| s.execute([value]))
+                .ctx("storing a value")?;
+            (None, Some(self.conn.last_insert_rowid()))
+        };
         self.conn
             .prepare_cached(
-                "INSERT INTO entries (key, value_id, size, crc, created, accessed, hits, expires_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, 0, ?6)",
+                "INSERT INTO entries \
+                 (key, value_id, size, crc, created, accessed, hits, expires_at, value) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, 0, ?6, ?7)",
             )
             .and_then(|mut s| {
-                s.execute(params![key, value_id, value.len() as i64, crc as i64, at, deadline])
+                s.execute(params![
+                    key,
+                    value_id,
+                    value.len() as i64,
+                    crc as i64,
+                    at,
+                    deadline,
+                    inline
+                ])
             })
             .ctx("storing an entry")?;
         self.count += 1;

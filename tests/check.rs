@@ -8,7 +8,8 @@ use common::*;
 fn damage(path: &std::path::Path) {
     let c = rusqlite::Connection::open(path).unwrap();
     c.execute_batch(
-        "UPDATE blobs SET value = zeroblob(10) WHERE id = (SELECT value_id FROM entries WHERE key = x'61');
+        "UPDATE entries SET value = zeroblob(10) WHERE key = x'61';
+         UPDATE blobs SET value = zeroblob(1000) WHERE id = (SELECT value_id FROM entries WHERE key = x'62');
          INSERT INTO blobs (value) VALUES (x'00');
          UPDATE state SET count = count + 5, total_size = total_size + 7;",
     )
@@ -20,22 +21,23 @@ fn check_reports_damage_and_repair_fixes_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.db");
     let s = Storage::open(&path, &Options::new()).unwrap();
-    for k in ["a", "b", "c"] {
-        set(&s, k, 10);
-    }
+    // a and c are small (stored in their rows), b large (stored apart).
+    set(&s, "a", 10);
+    set(&s, "b", 1000);
+    set(&s, "c", 10);
     let clean = s.check(false).unwrap();
     assert!(clean.healthy() && clean.integrity_ok && !clean.repaired);
     assert_eq!(
         (clean.entries, clean.actual_count, clean.actual_total_size),
-        (3, 3, 30)
+        (3, 3, 1020)
     );
 
     damage(&path);
     let found = s.check(false).unwrap();
     assert!(!found.healthy() && found.integrity_ok && !found.repaired);
-    assert_eq!((found.damaged, found.orphan_values), (1, 1));
-    assert_eq!((found.recorded_count, found.recorded_total_size), (8, 37));
-    assert_eq!((found.actual_count, found.actual_total_size), (2, 20));
+    assert_eq!((found.damaged, found.orphan_values), (2, 1));
+    assert_eq!((found.recorded_count, found.recorded_total_size), (8, 1027));
+    assert_eq!((found.actual_count, found.actual_total_size), (1, 10));
     assert_eq!(
         s.check(false).unwrap(),
         found,
@@ -46,11 +48,12 @@ fn check_reports_damage_and_repair_fixes_it() {
     assert!(fixed.repaired && fixed.healthy());
     let after = s.check(false).unwrap();
     assert!(after.healthy() && !after.repaired);
-    assert_eq!((after.recorded_count, after.recorded_total_size), (2, 20));
+    assert_eq!((after.recorded_count, after.recorded_total_size), (1, 10));
     let st = s.stats().unwrap();
-    assert_eq!((st.count, st.total_size), (2, 20));
+    assert_eq!((st.count, st.total_size), (1, 10));
     assert_eq!(get(&s, "a"), None);
-    assert_eq!(get(&s, "b"), Some(vec![b'v'; 10]));
+    assert_eq!(get(&s, "b"), None);
+    assert_eq!(get(&s, "c"), Some(vec![b'v'; 10]));
 }
 
 #[test]

@@ -136,18 +136,20 @@ fn a_damaged_value_is_a_miss_and_is_removed() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.db");
     let s = Storage::open(&path, &Options::new()).unwrap();
-    set(&s, "a", 100);
+    set(&s, "a", 100); // small: stored in its row
     set(&s, "b", 100);
+    set(&s, "big", 5000); // large: stored apart
     {
         let c = rusqlite::Connection::open(&path).unwrap();
-        c.execute(
-            "UPDATE blobs SET value = zeroblob(100) \
-             WHERE id = (SELECT value_id FROM entries WHERE key = x'61')",
-            [],
+        c.execute_batch(
+            "UPDATE entries SET value = zeroblob(100) WHERE key = x'61';
+             UPDATE blobs SET value = zeroblob(5000)
+             WHERE id = (SELECT value_id FROM entries WHERE key = x'626967');",
         )
         .unwrap();
     }
     assert_eq!(get(&s, "a"), None);
+    assert_eq!(get(&s, "big"), None);
     assert_eq!(get(&s, "b"), Some(vec![b'v'; 100]));
     let st = s.stats().unwrap();
     assert_eq!((st.count, st.total_size), (1, 100));
