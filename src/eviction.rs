@@ -62,38 +62,37 @@ impl EvictionPolicy {
 
     /// The index this policy needs. Created on first open with the policy, so a file
     /// only pays on every write for the orders that are actually used.
-    pub(crate) fn index_sql(self) -> &'static str {
+    /// The table itself is in access order (`seq`), which serves LRU and MRU.
+    pub(crate) fn index_sql(self) -> Option<&'static str> {
         match self {
-            EvictionPolicy::LeastRecentlyUsed | EvictionPolicy::MostRecentlyUsed => {
-                "CREATE INDEX IF NOT EXISTS entries_by_access ON entries(accessed)"
-            }
+            EvictionPolicy::LeastRecentlyUsed | EvictionPolicy::MostRecentlyUsed => None,
             EvictionPolicy::LeastFrequentlyUsed => {
-                "CREATE INDEX IF NOT EXISTS entries_by_hits ON entries(hits, accessed)"
+                Some("CREATE INDEX IF NOT EXISTS entries_by_hits ON entries(hits, seq)")
             }
             EvictionPolicy::FirstInFirstOut | EvictionPolicy::LastInFirstOut => {
-                "CREATE INDEX IF NOT EXISTS entries_by_creation ON entries(created)"
+                Some("CREATE INDEX IF NOT EXISTS entries_by_creation ON entries(created)")
             }
         }
     }
 
-    /// Selects `(key, value_id, size)` of the next victim, found through
-    /// `index_sql`'s index.
+    /// Selects `(seq, value_id, size)` of the next victim, found through the table's
+    /// order or `index_sql`'s index.
     pub(crate) fn victim_sql(self) -> &'static str {
         match self {
             EvictionPolicy::LeastRecentlyUsed => {
-                "SELECT key, value_id, size FROM entries ORDER BY accessed ASC LIMIT 1"
+                "SELECT seq, value_id, size FROM entries ORDER BY seq ASC LIMIT 1"
             }
             EvictionPolicy::MostRecentlyUsed => {
-                "SELECT key, value_id, size FROM entries ORDER BY accessed DESC LIMIT 1"
+                "SELECT seq, value_id, size FROM entries ORDER BY seq DESC LIMIT 1"
             }
             EvictionPolicy::LeastFrequentlyUsed => {
-                "SELECT key, value_id, size FROM entries ORDER BY hits ASC, accessed ASC LIMIT 1"
+                "SELECT seq, value_id, size FROM entries ORDER BY hits ASC, seq ASC LIMIT 1"
             }
             EvictionPolicy::FirstInFirstOut => {
-                "SELECT key, value_id, size FROM entries ORDER BY created ASC LIMIT 1"
+                "SELECT seq, value_id, size FROM entries ORDER BY created ASC LIMIT 1"
             }
             EvictionPolicy::LastInFirstOut => {
-                "SELECT key, value_id, size FROM entries ORDER BY created DESC LIMIT 1"
+                "SELECT seq, value_id, size FROM entries ORDER BY created DESC LIMIT 1"
             }
         }
     }

@@ -60,5 +60,5 @@ pub(crate) fn system_now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Selects `(key, value_id, size)` of every due entry.
-pub(crate) const DUE_SQL: &str = "SELECT key, value_id, size FROM entries WHERE expires_at <= ?1";
+/// Selects `(seq, value_id, size)` of every due entry.
+pub(crate) const DUE_SQL: &str = "SELECT seq, value_id, size FROM entries WHERE expires_at <= ?1";

@@ -18,21 +18,24 @@ pub const SCHEMA_VERSION: i32 = 1;
 
 /// `MIGRATIONS[v]` brings a file from schema `v` to `v + 1`. Version 0 is a new file.
 const MIGRATIONS: &[&str] = &[
-    // 0 -> 1: the first schema. A small value lives in its entry's row (one b-tree
-    // write per set); a large one in `blobs`, so that recording a hit rewrites a small
-    // row, never a large value, and reading the bookkeeping never walks a large
-    // value's overflow pages. Exactly one of `value` and `value_id` is set.
+    // 0 -> 1: the first schema. Entries are stored in the order of their last access:
+    // `seq` is the logical-clock tick of the entry's last set or written hit, so a set
+    // appends to the table's last page and least/most recently used is its first or
+    // last row, with no index of its own. A small value lives in its entry's row; a
+    // large one in `blobs`, so that moving a row for a hit never copies a large value
+    // and reading the bookkeeping never walks a large value's overflow pages. Exactly
+    // one of `value` and `value_id` is set.
     "CREATE TABLE entries (
-        key        BLOB    NOT NULL PRIMARY KEY,
+        seq        INTEGER PRIMARY KEY,
+        key        BLOB    NOT NULL UNIQUE,
         value_id   INTEGER,
         size       INTEGER NOT NULL,
         crc        INTEGER NOT NULL,
         created    INTEGER NOT NULL,
-        accessed   INTEGER NOT NULL,
         hits       INTEGER NOT NULL,
         expires_at INTEGER,
         value      BLOB
-    ) WITHOUT ROWID;
+    );
     CREATE TABLE blobs (
         id    INTEGER PRIMARY KEY,
         value BLOB    NOT NULL
@@ -197,8 +200,9 @@ pub(crate) fn prepare(
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .ctx("writing the schema version")?;
     }
-    tx.execute_batch(policy.index_sql())
-        .ctx("creating the eviction index")?;
+    if let Some(sql) = policy.index_sql() {
+        tx.execute_batch(sql).ctx("creating the eviction index")?;
+    }
     if let Some(tag) = version_tag {
         let stored: Option<String> = tx
             .query_row("SELECT version_tag FROM state", [], |r| r.get(0))

@@ -77,7 +77,7 @@ impl<'c> Txn<'c> {
         self.clock
     }
 
-    /// Deletes the entries that `select_sql` lists as `(key, value_id, size)`, with
+    /// Deletes the entries that `select_sql` lists as `(seq, value_id, size)`, with
     /// their values, and takes them off the counters. (A plain SELECT then DELETEs by
     /// key: `DELETE ... RETURNING` builds a temporary table on every call.)
     fn remove_selected(
@@ -86,30 +86,24 @@ impl<'c> Txn<'c> {
         params: impl rusqlite::Params,
         what: &str,
     ) -> Result<u64> {
-        let victims: Vec<(Vec<u8>, Option<i64>, i64)> = {
+        let victims: Vec<(i64, Option<i64>, i64)> = {
             let mut stmt = self.conn.prepare_cached(select_sql).ctx(what)?;
             let rows = stmt
                 .query_map(params, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .ctx(what)?;
             rows.collect::<rusqlite::Result<_>>().ctx(what)?
         };
-        for (key, value_id, size) in &victims {
-            self.delete_row(key, *value_id, *size, what)?;
+        for &(seq, value_id, size) in &victims {
+            self.delete_row(seq, value_id, size, what)?;
         }
         Ok(victims.len() as u64)
     }
 
     /// Deletes one entry, its value if stored apart, and its share of the counters.
-    fn delete_row(
-        &mut self,
-        key: &[u8],
-        value_id: Option<i64>,
-        size: i64,
-        what: &str,
-    ) -> Result<()> {
+    fn delete_row(&mut self, seq: i64, value_id: Option<i64>, size: i64, what: &str) -> Result<()> {
         self.conn
-            .prepare_cached("DELETE FROM entries WHERE key = ?1")
-            .and_then(|mut s| s.execute([key]))
+            .prepare_cached("DELETE FROM entries WHERE seq = ?1")
+            .and_then(|mut s| s.execute([seq]))
             .ctx(what)?;
         if let Some(id) = value_id {
             self.conn
@@ -137,8 +131,9 @@ impl<'c> Txn<'c> {
         self.dirty = true;
     }
 
-    /// Writes the ticked hits to their rows. A row created after a hit's tick (set
-    /// again by another process meanwhile) keeps its fresh start.
+    /// Writes the ticked hits to their rows, which moves each row to its hit's place
+    /// in the access order. A row created after a hit's tick (set again by another
+    /// process meanwhile) keeps its fresh start.
     pub fn write_accesses(&mut self) -> Result<()> {
         if self.accesses_written || self.accesses.is_empty() {
             return Ok(());
@@ -146,7 +141,7 @@ impl<'c> Txn<'c> {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "UPDATE entries SET hits = hits + ?1, accessed = ?2 \
+                "UPDATE entries SET hits = hits + ?1, seq = ?2 \
                  WHERE key = ?3 AND created < ?2",
             )
             .ctx("recording hits")?;
@@ -186,17 +181,17 @@ impl<'c> Txn<'c> {
     /// go with it.
     pub fn remove_key(&mut self, key: &[u8]) -> Result<bool> {
         self.forget_accesses(key);
-        let found: Option<(Option<i64>, i64)> = self
+        let found: Option<(i64, Option<i64>, i64)> = self
             .conn
-            .prepare_cached("SELECT value_id, size FROM entries WHERE key = ?1")
+            .prepare_cached("SELECT seq, value_id, size FROM entries WHERE key = ?1")
             .and_then(|mut s| {
-                s.query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
+                s.query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                     .optional()
             })
             .ctx("deleting an entry")?;
         match found {
-            Some((value_id, size)) => {
-                self.delete_row(key, value_id, size, "deleting an entry")?;
+            Some((seq, value_id, size)) => {
+                self.delete_row(seq, value_id, size, "deleting an entry")?;
                 Ok(true)
             }
             None => Ok(false),
@@ -286,8 +281,8 @@ impl<'c> Txn<'c> {
         self.conn
             .prepare_cached(
                 "INSERT INTO entries \
-                 (key, value_id, size, crc, created, accessed, hits, expires_at, value) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, 0, ?6, ?7)",
+                 (seq, key, value_id, size, crc, created, hits, expires_at, value) \
+                 VALUES (?5, ?1, ?2, ?3, ?4, ?5, 0, ?6, ?7)",
             )
             .and_then(|mut s| {
                 s.execute(params![
