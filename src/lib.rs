@@ -9,6 +9,7 @@ mod check;
 mod error;
 mod eviction;
 mod expiration;
+mod group;
 mod lease;
 mod memo;
 mod options;

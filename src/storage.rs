@@ -9,6 +9,7 @@
 use crate::error::{Error, ErrorKind, Result, SqliteContext};
 use crate::eviction::EvictionPolicy;
 use crate::expiration::{is_due, system_now_ms, Expiration};
+use crate::group::Group;
 use crate::options::{Clock, Options};
 use crate::schema;
 use crate::shared::{self, lock, FileShared};
@@ -76,6 +77,10 @@ pub struct Storage {
     counters: Counters,
     /// The process that opened the connections; a forked child replaces them.
     pid: AtomicU32,
+    /// Sets waiting to share one commit.
+    pub(crate) group: Group,
+    /// Write transactions committed by this handle (to observe group commit).
+    pub(crate) commits: AtomicU64,
 }
 
 /// Connections a forked child inherited: never closed, and kept reachable so that
@@ -135,6 +140,8 @@ impl Storage {
             shared,
             counters: Counters::default(),
             pid: AtomicU32::new(std::process::id()),
+            group: Group::default(),
+            commits: AtomicU64::new(0),
         })
     }
 
@@ -213,6 +220,11 @@ impl Storage {
         out
     }
 
+    /// The writer connection, locked.
+    pub(crate) fn lock_writer(&self) -> std::sync::MutexGuard<'_, Connection> {
+        lock(&self.writer)
+    }
+
     /// Runs `f` on the writer connection outside any transaction (VACUUM).
     pub(crate) fn with_writer<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
         self.after_fork()?;
@@ -237,6 +249,16 @@ impl Storage {
     ) -> Result<R> {
         self.after_fork()?;
         let conn = lock(&self.writer);
+        self.write_locked(&conn, write_hits, f)
+    }
+
+    /// `write_with` on a writer connection the caller has locked.
+    pub(crate) fn write_locked<R>(
+        &self,
+        conn: &Connection,
+        write_hits: bool,
+        f: impl FnOnce(&mut Txn<'_>) -> Result<R>,
+    ) -> Result<R> {
         if !conn.is_autocommit() {
             // A panic in an earlier holder left a transaction open.
             let _ = conn.execute_batch("ROLLBACK");
@@ -249,7 +271,7 @@ impl Storage {
             .and_then(|mut s| s.execute([]))
             .ctx("beginning a write")
             .and_then(|_| {
-                let mut txn = Txn::load(&conn, now, &mut accesses)?;
+                let mut txn = Txn::load(conn, now, &mut accesses)?;
                 clock_at_start = txn.clock_at_start;
                 txn.tick_accesses();
                 txn.purge_expired()?;
@@ -268,6 +290,7 @@ impl Storage {
             });
         match done {
             Ok((out, tally, accesses_written)) => {
+                self.commits.fetch_add(1, Relaxed);
                 if accesses_written {
                     accesses.clear();
                 }
@@ -394,7 +417,20 @@ impl Storage {
     /// `key` is removed.
     pub fn set(&self, key: &[u8], value: &[u8], expiration: Expiration) -> Result<()> {
         let crc = crc32fast::hash(value);
-        let stored = self.write(|t| self.store(t, key, value, crc, expiration))?;
+        self.after_fork()?;
+        // Uncontended: write at once. (The guard must be gone before the group path,
+        // which locks the writer itself.)
+        let direct = match self.writer.try_lock() {
+            Ok(conn) if !self.group.has_waiting() => Some(
+                self.write_locked(&conn, false, |t| self.store(t, key, value, crc, expiration)),
+            ),
+            _ => None,
+        };
+        let stored = match direct {
+            Some(stored) => stored?,
+            // Another thread is writing: share its next commit.
+            None => self.group.set(self, key, value, crc, expiration)?,
+        };
         if stored {
             Ok(())
         } else {
