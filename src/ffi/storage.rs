@@ -166,11 +166,13 @@ pub unsafe extern "C" fn backlite_storage_set_many(
         };
         let mut batch = Vec::with_capacity(raw.len());
         for (i, e) in raw.iter().enumerate() {
+            // Names the entry only on failure: no formatting per entry on the way.
+            let in_entry = |f: Failure| Failure::new(f.code, format!("entries[{i}].{}", f.message));
             batch.push(Entry {
-                key: try_slice(e.key, e.key_len, &format!("entries[{i}].key"))?,
-                value: try_slice(e.value, e.value_len, &format!("entries[{i}].value"))?,
+                key: try_slice(e.key, e.key_len, "key").map_err(in_entry)?,
+                value: try_slice(e.value, e.value_len, "value").map_err(in_entry)?,
                 expiration: Expiration::from_ms(e.expiration_ms)
-                    .map_err(|e| Failure::invalid(format!("entries[{i}]: {}", e.message())))?,
+                    .map_err(|e| in_entry(Failure::invalid(e.message())))?,
             });
         }
         s.inner.set_many(&batch)?;
