@@ -85,7 +85,7 @@ impl Group {
         if jobs.is_empty() {
             return;
         }
-        let together = storage.write_locked(&conn, false, |t| {
+        let together = storage.write_locked(&conn, false, None, |t| {
             jobs.iter()
                 .map(|j| storage.store(t, &j.key, &j.value, j.crc, j.expiration))
                 .collect::<Result<Vec<bool>>>()
@@ -99,7 +99,7 @@ impl Group {
             // One failing set must not fail the others: each is written alone.
             Err(_) => {
                 for job in &jobs {
-                    let alone = storage.write_locked(&conn, false, |t| {
+                    let alone = storage.write_locked(&conn, false, Some(&job.key), |t| {
                         storage.store(t, &job.key, &job.value, job.crc, job.expiration)
                     });
                     *lock(&job.result) = Some(alone);

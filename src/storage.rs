@@ -249,14 +249,16 @@ impl Storage {
     ) -> Result<R> {
         self.after_fork()?;
         let conn = lock(&self.writer);
-        self.write_locked(&conn, write_hits, f)
+        self.write_locked(&conn, write_hits, None, f)
     }
 
     /// `write_with` on a writer connection the caller has locked.
+    /// `preload`: the key a set will replace, looked up with the counters.
     pub(crate) fn write_locked<R>(
         &self,
         conn: &Connection,
         write_hits: bool,
+        preload: Option<&[u8]>,
         f: impl FnOnce(&mut Txn<'_>) -> Result<R>,
     ) -> Result<R> {
         if !conn.is_autocommit() {
@@ -271,7 +273,7 @@ impl Storage {
             .and_then(|mut s| s.execute([]))
             .ctx("beginning a write")
             .and_then(|_| {
-                let mut txn = Txn::load(conn, now, &mut accesses)?;
+                let mut txn = Txn::load(conn, now, &mut accesses, preload)?;
                 clock_at_start = txn.clock_at_start;
                 txn.tick_accesses();
                 txn.purge_expired()?;
@@ -421,9 +423,11 @@ impl Storage {
         // Uncontended: write at once. (The guard must be gone before the group path,
         // which locks the writer itself.)
         let direct = match self.writer.try_lock() {
-            Ok(conn) if !self.group.has_waiting() => Some(
-                self.write_locked(&conn, false, |t| self.store(t, key, value, crc, expiration)),
-            ),
+            Ok(conn) if !self.group.has_waiting() => {
+                Some(self.write_locked(&conn, false, Some(key), |t| {
+                    self.store(t, key, value, crc, expiration)
+                }))
+            }
             _ => None,
         };
         let stored = match direct {

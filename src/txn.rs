@@ -14,6 +14,13 @@ pub(crate) struct Tally {
     pub expirations: u64,
 }
 
+/// What `Txn::load` reads: counters, earliest deadline, and the preloaded entry.
+type Loaded = (
+    (i64, i64, i64),
+    Option<i64>,
+    Option<(i64, Option<i64>, i64)>,
+);
+
 /// Values up to this size live in their entry's row. Larger ones go to `blobs`: a
 /// WITHOUT ROWID row should stay well under a tenth of a page, and a hit rewrites the
 /// whole row.
@@ -27,6 +34,11 @@ pub(crate) struct Txn<'c> {
     pub accesses_written: bool,
     /// The clock before this transaction: ticks above it are this transaction's.
     pub clock_at_start: i64,
+    /// The earliest expiry deadline in the file when the transaction began.
+    earliest_deadline: Option<i64>,
+    /// A key looked up at load, with `(seq, value_id, size)` of its entry if any;
+    /// valid until something else may have removed that entry.
+    preloaded: Option<(Vec<u8>, Option<(i64, Option<i64>, i64)>)>,
     /// Wall-clock milliseconds, fixed for the whole transaction.
     pub now: i64,
     clock: i64,
@@ -38,11 +50,44 @@ pub(crate) struct Txn<'c> {
 
 impl<'c> Txn<'c> {
     /// Loads the file's counters; the caller has begun an immediate transaction.
-    pub fn load(conn: &'c Connection, now: i64, accesses: &'c mut Accesses) -> Result<Self> {
-        let (clock, count, total_size) = conn
-            .prepare_cached("SELECT clock, count, total_size FROM state WHERE id = 0")
-            .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))))
-            .ctx("reading the cache counters")?;
+    /// With `key`, also looks up the entry a set of `key` replaces, in the same
+    /// statement: the counters, the earliest deadline and the old entry are one read.
+    pub fn load(
+        conn: &'c Connection,
+        now: i64,
+        accesses: &'c mut Accesses,
+        key: Option<&[u8]>,
+    ) -> Result<Self> {
+        // The earliest deadline comes from the partial expiry index (its first entry),
+        // so that a write with nothing due runs no purge at all.
+        let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Loaded> {
+            Ok((
+                (r.get(0)?, r.get(1)?, r.get(2)?),
+                r.get(3)?,
+                match r.get::<_, Option<i64>>(4)? {
+                    Some(seq) => Some((seq, r.get(5)?, r.get(6)?)),
+                    None => None,
+                },
+            ))
+        };
+        let ((clock, count, total_size), earliest, old) = match key {
+            Some(key) => conn
+                .prepare_cached(
+                    "SELECT s.clock, s.count, s.total_size, \
+                     (SELECT min(expires_at) FROM entries WHERE expires_at IS NOT NULL), \
+                     e.seq, e.value_id, e.size \
+                     FROM state s LEFT JOIN entries e ON e.key = ?1 WHERE s.id = 0",
+                )
+                .and_then(|mut s| s.query_row([key], row)),
+            None => conn
+                .prepare_cached(
+                    "SELECT clock, count, total_size, \
+                     (SELECT min(expires_at) FROM entries WHERE expires_at IS NOT NULL), \
+                     NULL, NULL, NULL FROM state WHERE id = 0",
+                )
+                .and_then(|mut s| s.query_row([], row)),
+        }
+        .ctx("reading the cache counters")?;
         Ok(Txn {
             conn,
             accesses,
@@ -54,6 +99,8 @@ impl<'c> Txn<'c> {
             total_size,
             dirty: false,
             tally: Tally::default(),
+            earliest_deadline: earliest,
+            preloaded: key.map(|k| (k.to_vec(), old)),
         })
     }
 
@@ -101,6 +148,7 @@ impl<'c> Txn<'c> {
 
     /// Deletes one entry, its value if stored apart, and its share of the counters.
     fn delete_row(&mut self, seq: i64, value_id: Option<i64>, size: i64, what: &str) -> Result<()> {
+        self.preloaded = None;
         self.conn
             .prepare_cached("DELETE FROM entries WHERE seq = ?1")
             .and_then(|mut s| s.execute([seq]))
@@ -135,6 +183,7 @@ impl<'c> Txn<'c> {
     /// in the access order. A row created after a hit's tick (set again by another
     /// process meanwhile) keeps its fresh start.
     pub fn write_accesses(&mut self) -> Result<()> {
+        self.preloaded = None;
         if self.accesses_written || self.accesses.is_empty() {
             return Ok(());
         }
@@ -172,7 +221,13 @@ impl<'c> Txn<'c> {
     /// Removes every entry that is due; the partial index on `expires_at` means only
     /// those entries are visited.
     pub fn purge_expired(&mut self) -> Result<()> {
+        if !self.earliest_deadline.is_some_and(|d| d <= self.now) {
+            return Ok(());
+        }
         let n = self.remove_selected(DUE_SQL, [self.now], "removing expired entries")?;
+        if n > 0 {
+            self.preloaded = None;
+        }
         self.tally.expirations += n;
         Ok(())
     }
@@ -181,14 +236,17 @@ impl<'c> Txn<'c> {
     /// go with it.
     pub fn remove_key(&mut self, key: &[u8]) -> Result<bool> {
         self.forget_accesses(key);
-        let found: Option<(i64, Option<i64>, i64)> = self
-            .conn
-            .prepare_cached("SELECT seq, value_id, size FROM entries WHERE key = ?1")
-            .and_then(|mut s| {
-                s.query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                    .optional()
-            })
-            .ctx("deleting an entry")?;
+        let found = match self.preloaded.take() {
+            Some((k, old)) if k == key => old,
+            _ => self
+                .conn
+                .prepare_cached("SELECT seq, value_id, size FROM entries WHERE key = ?1")
+                .and_then(|mut s| {
+                    s.query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                        .optional()
+                })
+                .ctx("deleting an entry")?,
+        };
         match found {
             Some((seq, value_id, size)) => {
                 self.delete_row(seq, value_id, size, "deleting an entry")?;
@@ -268,6 +326,7 @@ impl<'c> Txn<'c> {
         crc: u32,
         deadline: Option<i64>,
     ) -> Result<()> {
+        self.preloaded = None;
         let at = self.tick();
         let (inline, value_id) = if value.len() <= INLINE_MAX {
             (Some(value), None)
@@ -331,6 +390,7 @@ impl<'c> Txn<'c> {
 
     /// Deletes every entry.
     pub fn clear(&mut self) -> Result<()> {
+        self.preloaded = None;
         self.conn
             .execute_batch("DELETE FROM entries; DELETE FROM blobs;")
             .ctx("clearing the cache")?;
