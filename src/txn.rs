@@ -38,7 +38,7 @@ pub(crate) struct Txn<'c> {
     earliest_deadline: Option<i64>,
     /// A key looked up at load, with `(seq, value_id, size)` of its entry if any;
     /// valid until something else may have removed that entry.
-    preloaded: Option<(Vec<u8>, Option<(i64, Option<i64>, i64)>)>,
+    preloaded: Option<(Vec<u8>, Option<RowRef>)>,
     /// Wall-clock milliseconds, fixed for the whole transaction.
     pub now: i64,
     clock: i64,
