@@ -14,16 +14,14 @@ pub(crate) struct Tally {
     pub expirations: u64,
 }
 
-/// What `Txn::load` reads: counters, earliest deadline, and the preloaded entry.
-type Loaded = (
-    (i64, i64, i64),
-    Option<i64>,
-    Option<(i64, Option<i64>, i64)>,
-);
+/// `(seq, value_id, size)` of an entry: what removing it needs.
+type RowRef = (i64, Option<i64>, i64);
 
-/// Values up to this size live in their entry's row. Larger ones go to `blobs`: a
-/// WITHOUT ROWID row should stay well under a tenth of a page, and a hit rewrites the
-/// whole row.
+/// What `Txn::load` reads: counters, earliest deadline, and the preloaded entry.
+type Loaded = ((i64, i64, i64), Option<i64>, Option<RowRef>);
+
+/// Values up to this size live in their entry's row. Larger ones go to `blobs`, so
+/// that moving a row for a hit never copies a large value.
 pub(crate) const INLINE_MAX: usize = 256;
 
 pub(crate) struct Txn<'c> {
