@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Runs every test: the Rust tests (cargo test), then the C tests, the demo and the
-# install/consumer test through CMake and ctest, with each C test also run under
-# valgrind. Usage: bash tests/run_all.sh [build-dir]
+# Runs every test:
+#   1. the Rust tests (cargo test), cargo fmt and clippy;
+#   2. through CMake and ctest: the C tests (each also under valgrind), the C++
+#      binding's tests, the demo, the examples and the install/consumer test;
+#   3. each other language binding's own suite, against the library CMake built.
+# Usage: bash tests/run_all.sh [build-dir]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build-tests}
@@ -12,7 +15,11 @@ echo "== cargo fmt / clippy"
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 
-echo "== C tests (ctest, with valgrind)"
+echo "== C and C++ tests (ctest, with valgrind)"
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBACKLITE_VALGRIND=ON
 cmake --build "$build"
 ctest --test-dir "$build" --output-on-failure -j 2 --timeout 600
+lib_dir=$(cd "$build/cargo/release" && pwd)
+
+echo "== Go binding (go vet, go test -race)"
+BACKLITE_LIB_DIR="$lib_dir" bash bindings/go/run_tests.sh

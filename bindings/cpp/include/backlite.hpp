@@ -1,0 +1,721 @@
+// BackLite for C++17: a header-only wrapper over the C API of <backlite.h>.
+//
+//   backlite::Storage cache("cache.db", backlite::Options().max_size(64 << 20));
+//   cache.set("greeting", "hello", std::chrono::minutes(1));
+//   std::optional<std::string> v = cache.get_string("greeting");
+//   std::string answer = cache.cached("answer", [] { return std::string("42"); });
+//
+// Every failure is a backlite::Error (a std::runtime_error) carrying the C result code.
+// A lambda handed to keys() or cached() may throw: the exception is caught before it
+// reaches C, the C call is told to stop, and the exception is rethrown once the C call
+// has returned. Link with the C library (CMake: backlite::backlite, or backlite::cpp).
+#ifndef BACKLITE_HPP
+#define BACKLITE_HPP
+
+#include <backlite.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <initializer_list>
+#include <iterator>
+#include <limits>
+#include <memory>
+#include <new>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace backlite {
+
+// ------------------------------------------------------------------------------------
+// Result codes and errors
+// ------------------------------------------------------------------------------------
+
+/// The C library's result codes (`BACKLITE_RESULT_*`), same values.
+enum class Code : std::int32_t {
+  ok = BACKLITE_RESULT_OK,
+  not_found = BACKLITE_RESULT_NOT_FOUND,
+  null_parameter = BACKLITE_RESULT_NULL_PARAMETER,
+  invalid_argument = BACKLITE_RESULT_INVALID_ARGUMENT,
+  io = BACKLITE_RESULT_IO,
+  not_a_cache = BACKLITE_RESULT_NOT_A_CACHE,
+  corrupt = BACKLITE_RESULT_CORRUPT,
+  busy = BACKLITE_RESULT_BUSY,
+  too_large = BACKLITE_RESULT_TOO_LARGE,
+  callback_failed = BACKLITE_RESULT_CALLBACK_FAILED,
+  incompatible = BACKLITE_RESULT_INCOMPATIBLE,
+  panic = BACKLITE_RESULT_PANIC,
+  internal = BACKLITE_RESULT_INTERNAL,
+  lease_lost = BACKLITE_RESULT_LEASE_LOST,
+};
+
+/// The library's static description of a code ("not found", ...).
+inline const char* code_name(Code code) noexcept {
+  return backlite_result_str(static_cast<backlite_result>(code));
+}
+
+/// Every failure of this library: the C result code and the C library's message.
+class Error : public std::runtime_error {
+ public:
+  Error(Code code, const std::string& message)
+      : std::runtime_error(message.empty() ? std::string(code_name(code)) : message),
+        code_(code) {}
+
+  /// The C result code.
+  Code code() const noexcept { return code_; }
+
+ private:
+  Code code_;
+};
+
+namespace detail {
+
+struct ErrorDeleter {
+  void operator()(backlite_error* e) const noexcept { backlite_error_free(e); }
+};
+using ErrorPtr = std::unique_ptr<backlite_error, ErrorDeleter>;
+
+/// Owns the `backlite_error` a call may produce and turns a failed result into an Error.
+class ErrorSlot {
+ public:
+  ErrorSlot() = default;
+  ErrorSlot(const ErrorSlot&) = delete;
+  ErrorSlot& operator=(const ErrorSlot&) = delete;
+  ~ErrorSlot() { backlite_error_free(raw_); }
+
+  backlite_error** out() noexcept { return &raw_; }
+
+  [[noreturn]] void raise(backlite_result rc, const char* what) {
+    ErrorPtr owned(std::exchange(raw_, nullptr));
+    std::string message = owned ? backlite_error_message(owned.get()) : std::string();
+    if (message.empty()) {
+      message = std::string(what) + ": " + backlite_result_str(rc);
+    }
+    throw Error(static_cast<Code>(rc), message);
+  }
+
+  /// Throws unless `rc` is OK (or one of the codes in `allowed`, returned as is).
+  backlite_result check(backlite_result rc, const char* what,
+                        backlite_result allowed = BACKLITE_RESULT_OK) {
+    if (rc != BACKLITE_RESULT_OK && rc != allowed) raise(rc, what);
+    return rc;
+  }
+
+ private:
+  backlite_error* raw_ = nullptr;
+};
+
+struct BufGuard {
+  backlite_buf buf{nullptr, 0};
+  BufGuard() = default;
+  BufGuard(const BufGuard&) = delete;
+  BufGuard& operator=(const BufGuard&) = delete;
+  ~BufGuard() { backlite_buf_free(&buf); }
+};
+
+template <class T, class = void>
+struct is_byte_container : std::false_type {};
+template <class T>
+struct is_byte_container<
+    T, std::void_t<decltype(std::data(std::declval<const T&>())),
+                   decltype(std::size(std::declval<const T&>()))>>
+    : std::bool_constant<
+          std::is_pointer_v<decltype(std::data(std::declval<const T&>()))> &&
+          sizeof(std::remove_pointer_t<decltype(std::data(std::declval<const T&>()))>) == 1 &&
+          std::is_trivially_copyable_v<
+              std::remove_pointer_t<decltype(std::data(std::declval<const T&>()))>>> {};
+
+}  // namespace detail
+
+// ------------------------------------------------------------------------------------
+// Bytes in
+// ------------------------------------------------------------------------------------
+
+/// A borrowed run of bytes (C++17 has no std::span): from a string_view, a C string,
+/// `(pointer, length)`, or any contiguous container of 1-byte elements (std::string,
+/// std::vector<std::byte>, std::vector<std::uint8_t>, std::array<char, N>, ...).
+/// Keys and values are copied by the library before a call returns.
+class ByteView {
+ public:
+  constexpr ByteView() noexcept = default;
+  ByteView(const void* data, std::size_t size) noexcept
+      : data_(static_cast<const std::byte*>(data)), size_(size) {}
+  ByteView(std::string_view s) noexcept : ByteView(s.data(), s.size()) {}
+  ByteView(const char* s) noexcept : ByteView(s, s ? std::strlen(s) : 0) {}
+  template <class C, std::enable_if_t<detail::is_byte_container<C>::value &&
+                                          !std::is_same_v<std::decay_t<C>, ByteView> &&
+                                          !std::is_convertible_v<const C&, const char*>,
+                                      int> = 0>
+  ByteView(const C& c) noexcept : ByteView(std::data(c), std::size(c)) {}
+
+  const std::byte* data() const noexcept { return data_; }
+  std::size_t size() const noexcept { return size_; }
+  bool empty() const noexcept { return size_ == 0; }
+  const std::byte* begin() const noexcept { return data_; }
+  const std::byte* end() const noexcept { return data_ + size_; }
+
+  /// The bytes as text (no copy, no UTF-8 check).
+  std::string_view as_string_view() const noexcept {
+    return {reinterpret_cast<const char*>(data_), size_};
+  }
+  std::string to_string() const { return std::string(as_string_view()); }
+  std::vector<std::byte> to_bytes() const { return {begin(), end()}; }
+
+  /// For the C API: `const uint8_t *` (NULL only when empty).
+  const std::uint8_t* u8() const noexcept {
+    return reinterpret_cast<const std::uint8_t*>(data_);
+  }
+
+ private:
+  const std::byte* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+// ------------------------------------------------------------------------------------
+// Expiration, policies, options
+// ------------------------------------------------------------------------------------
+
+/// How long an entry lives: a duration (rounded up to whole milliseconds; zero means
+/// "already expired": the set stores nothing), `Expiration::never()`, or
+/// `Expiration::storage_default()` (the storage's default expiration).
+class Expiration {
+ public:
+  /// A negative duration throws Error(Code::invalid_argument).
+  template <class Rep, class Period>
+  Expiration(std::chrono::duration<Rep, Period> d)  // NOLINT: implicit by design
+      : ms_(to_ms(d)) {}
+
+  static constexpr Expiration never() noexcept { return Expiration(BACKLITE_EXPIRATION_NEVER, 0); }
+  static constexpr Expiration storage_default() noexcept {
+    return Expiration(BACKLITE_EXPIRATION_DEFAULT, 0);
+  }
+
+  /// Milliseconds for the C API (>= 0, or BACKLITE_EXPIRATION_NEVER / _DEFAULT).
+  constexpr std::int64_t ms() const noexcept { return ms_; }
+  constexpr bool is_never() const noexcept { return ms_ == BACKLITE_EXPIRATION_NEVER; }
+  constexpr bool is_storage_default() const noexcept {
+    return ms_ == BACKLITE_EXPIRATION_DEFAULT;
+  }
+  friend constexpr bool operator==(Expiration a, Expiration b) noexcept { return a.ms_ == b.ms_; }
+  friend constexpr bool operator!=(Expiration a, Expiration b) noexcept { return a.ms_ != b.ms_; }
+
+ private:
+  constexpr Expiration(std::int64_t ms, int) noexcept : ms_(ms) {}
+
+  template <class Rep, class Period>
+  static std::int64_t to_ms(std::chrono::duration<Rep, Period> d) {
+    if (d < d.zero()) {
+      throw Error(Code::invalid_argument,
+                  "a negative expiration: use Expiration::never() or storage_default()");
+    }
+    // Through double first: a huge duration saturates instead of overflowing.
+    const double ms = std::chrono::duration<double, std::milli>(d).count();
+    if (!(ms < 9.0e18)) return std::numeric_limits<std::int64_t>::max();
+    return std::chrono::ceil<std::chrono::milliseconds>(d).count();
+  }
+
+  std::int64_t ms_;
+};
+
+/// The five eviction policies (`BACKLITE_EVICTION_POLICY_*`, same values).
+enum class EvictionPolicy : std::int32_t {
+  least_recently_used = BACKLITE_EVICTION_POLICY_LEAST_RECENTLY_USED,
+  least_frequently_used = BACKLITE_EVICTION_POLICY_LEAST_FREQUENTLY_USED,
+  most_recently_used = BACKLITE_EVICTION_POLICY_MOST_RECENTLY_USED,
+  first_in_first_out = BACKLITE_EVICTION_POLICY_FIRST_IN_FIRST_OUT,
+  last_in_first_out = BACKLITE_EVICTION_POLICY_LAST_IN_FIRST_OUT,
+};
+
+/// Open options, built fluently; each setter validates at once and throws
+/// Error(Code::invalid_argument) on a bad value:
+///
+///   backlite::Options().max_size(64 << 20).eviction_policy("least-frequently-used")
+class Options {
+ public:
+  Options() : o_(backlite_options_new()) {
+    if (!o_) throw std::bad_alloc();
+  }
+  Options(Options&&) noexcept = default;
+  Options& operator=(Options&&) noexcept = default;
+  Options(const Options&) = delete;
+  Options& operator=(const Options&) = delete;
+
+  /// The limit on the sum of value lengths, 1 to INT64_MAX bytes (default 1 GiB).
+  Options& max_size(std::uint64_t bytes) & {
+    check(backlite_options_set_max_size(o_.get(), bytes), "max_size");
+    return *this;
+  }
+  Options max_size(std::uint64_t bytes) && {
+    max_size(bytes);
+    return std::move(*this);
+  }
+
+  /// Default: least_recently_used.
+  Options& eviction_policy(EvictionPolicy p) & {
+    check(backlite_options_set_eviction_policy(o_.get(), static_cast<backlite_eviction_policy>(p)),
+          "eviction_policy");
+    return *this;
+  }
+  Options eviction_policy(EvictionPolicy p) && {
+    eviction_policy(p);
+    return std::move(*this);
+  }
+
+  /// By the seed's name: "least-recently-used", "least-frequently-used", ...
+  Options& eviction_policy(std::string_view name) & {
+    const std::string z = c_string(name, "eviction_policy");
+    check(backlite_options_set_eviction_policy_name(o_.get(), z.c_str()), "eviction_policy");
+    return *this;
+  }
+  Options eviction_policy(std::string_view name) && {
+    eviction_policy(name);
+    return std::move(*this);
+  }
+  Options& eviction_policy(const char* name) & { return eviction_policy(std::string_view(name ? name : "")); }
+  Options eviction_policy(const char* name) && {
+    eviction_policy(name);
+    return std::move(*this);
+  }
+
+  /// The expiration of entries set with Expiration::storage_default(): a duration or
+  /// Expiration::never() (the default).
+  Options& default_expiration(Expiration e) & {
+    check(backlite_options_set_default_expiration_ms(o_.get(), e.ms()), "default_expiration");
+    return *this;
+  }
+  Options default_expiration(Expiration e) && {
+    default_expiration(e);
+    return std::move(*this);
+  }
+
+  /// How long to wait for a lock held by another connection or process (default 5 s).
+  Options& busy_timeout(std::chrono::milliseconds timeout) & {
+    if (timeout.count() < 0 || timeout.count() > std::numeric_limits<std::uint32_t>::max()) {
+      throw Error(Code::invalid_argument, "busy_timeout: must be 0 to 4294967295 ms");
+    }
+    check(backlite_options_set_busy_timeout_ms(o_.get(), static_cast<std::uint32_t>(timeout.count())),
+          "busy_timeout");
+    return *this;
+  }
+  Options busy_timeout(std::chrono::milliseconds timeout) && {
+    busy_timeout(timeout);
+    return std::move(*this);
+  }
+
+  /// When the file was last opened with another tag, every entry is dropped on open.
+  Options& version_tag(std::string_view tag) & {
+    const std::string z = c_string(tag, "version_tag");
+    check(backlite_options_set_version_tag(o_.get(), z.c_str()), "version_tag");
+    return *this;
+  }
+  Options version_tag(std::string_view tag) && {
+    version_tag(tag);
+    return std::move(*this);
+  }
+
+  const backlite_options* c_options() const noexcept { return o_.get(); }
+
+ private:
+  struct Deleter {
+    void operator()(backlite_options* o) const noexcept { backlite_options_free(o); }
+  };
+
+  static std::string c_string(std::string_view s, const char* what) {
+    if (s.find('\0') != std::string_view::npos) {
+      throw Error(Code::invalid_argument, std::string(what) + ": contains a NUL byte");
+    }
+    return std::string(s);
+  }
+  static void check(backlite_result rc, const char* what) {
+    if (rc != BACKLITE_RESULT_OK) {
+      throw Error(static_cast<Code>(rc), std::string(what) + ": " + backlite_result_str(rc));
+    }
+  }
+
+  std::unique_ptr<backlite_options, Deleter> o_;
+};
+
+// ------------------------------------------------------------------------------------
+// Storage
+// ------------------------------------------------------------------------------------
+
+/// A looked-up value with the time it has left (nullopt: it never expires).
+struct Entry {
+  std::vector<std::byte> value;
+  std::optional<std::chrono::milliseconds> expires_in;
+};
+
+/// One item for Storage::set_many.
+struct Item {
+  ByteView key;
+  ByteView value;
+  Expiration expiration = Expiration::storage_default();
+};
+
+/// The file's counters and this handle's activity.
+struct Stats {
+  std::uint64_t count = 0;        ///< live entries in the file
+  std::uint64_t total_size = 0;   ///< sum of value lengths in the file
+  std::uint64_t max_size = 0;
+  std::uint64_t hits = 0;         ///< this handle's lookups that found a live entry
+  std::uint64_t misses = 0;       ///< this handle's lookups that did not
+  std::uint64_t evictions = 0;    ///< entries this handle evicted for size
+  std::uint64_t expirations = 0;  ///< expired entries this handle removed
+};
+
+namespace detail {
+
+template <class T, class = void>
+struct is_basic_lockable : std::false_type {};
+template <class T>
+struct is_basic_lockable<T, std::void_t<decltype(std::declval<T&>().lock()),
+                                        decltype(std::declval<T&>().unlock())>>
+    : std::true_type {};
+
+// What cached() returns for a compute result of type R: R itself when it can be built
+// from bytes (std::string, std::vector<std::byte>, std::vector<uint8_t>, ...).
+template <class R>
+R from_bytes(const std::uint8_t* data, std::size_t len) {
+  using V = typename R::value_type;
+  static_assert(sizeof(V) == 1 && std::is_trivially_copyable_v<V>,
+                "cached(): the compute lambda must return a container of 1-byte elements "
+                "such as std::string or std::vector<std::byte>");
+  const V* first = reinterpret_cast<const V*>(data);
+  return R(first, first + len);
+}
+
+inline Item to_item(const Item& item) { return item; }
+template <class K, class V>
+Item to_item(const std::pair<K, V>& kv) {
+  return Item{ByteView(kv.first), ByteView(kv.second)};
+}
+
+}  // namespace detail
+
+/// A cache handle: RAII over `backlite_storage *`, movable, not copyable. One Storage
+/// may be used by any number of threads at once. A moved-from Storage holds nothing:
+/// every call on it throws Error(Code::null_parameter).
+class Storage {
+ public:
+  /// Opens (or creates) the cache file at `path` (UTF-8; ":memory:" for a private
+  /// in-memory cache). Throws Error: Code::not_a_cache, Code::io, Code::incompatible...
+  explicit Storage(std::string_view path, const Options& options = Options()) {
+    if (path.find('\0') != std::string_view::npos) {
+      throw Error(Code::invalid_argument, "open: the path contains a NUL byte");
+    }
+    const std::string z(path);
+    backlite_storage* raw = nullptr;
+    detail::ErrorSlot err;
+    err.check(backlite_storage_open(z.c_str(), options.c_options(), &raw, err.out()), "open");
+    s_.reset(raw);
+  }
+
+  Storage(Storage&&) noexcept = default;
+  Storage& operator=(Storage&&) noexcept = default;
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+  ~Storage() = default;
+
+  /// Closes the handle now (the destructor does it otherwise). Must not race with other
+  /// calls on this Storage.
+  void close() noexcept { s_.reset(); }
+  /// False once moved from or closed.
+  explicit operator bool() const noexcept { return s_ != nullptr; }
+  /// The C handle, for calls this wrapper does not cover.
+  backlite_storage* c_storage() const noexcept { return s_.get(); }
+
+  /// The value under `key`, or nullopt when there is no live entry.
+  std::optional<std::vector<std::byte>> get(ByteView key) {
+    detail::BufGuard out;
+    if (!lookup(key, out.buf, nullptr)) return std::nullopt;
+    return detail::from_bytes<std::vector<std::byte>>(out.buf.data, out.buf.len);
+  }
+
+  /// The value under `key` as a std::string (bytes as they are), or nullopt.
+  std::optional<std::string> get_string(ByteView key) {
+    detail::BufGuard out;
+    if (!lookup(key, out.buf, nullptr)) return std::nullopt;
+    return detail::from_bytes<std::string>(out.buf.data, out.buf.len);
+  }
+
+  /// The value and the time it has left, or nullopt.
+  std::optional<Entry> get_entry(ByteView key) {
+    detail::BufGuard out;
+    std::int64_t left = 0;
+    if (!lookup(key, out.buf, &left)) return std::nullopt;
+    Entry e;
+    e.value = detail::from_bytes<std::vector<std::byte>>(out.buf.data, out.buf.len);
+    if (left != BACKLITE_EXPIRATION_NEVER) e.expires_in = std::chrono::milliseconds(left);
+    return e;
+  }
+
+  /// Stores `value` under `key`. Throws Error(Code::too_large) for a value longer than
+  /// max_size (the older value under `key` is then removed).
+  void set(ByteView key, ByteView value, Expiration expiration = Expiration::storage_default()) {
+    detail::ErrorSlot err;
+    err.check(backlite_storage_set(s_.get(), key.u8(), key.size(), value.u8(), value.size(),
+                                   expiration.ms(), err.out()),
+              "set");
+  }
+
+  /// Stores every item in one transaction, all or nothing. Takes Items, or any range
+  /// of Items or of pairs (a std::map<std::string, std::string>, say).
+  void set_many(std::initializer_list<Item> items) { set_many_impl(items.begin(), items.end()); }
+  template <class Range>
+  void set_many(const Range& items) {
+    set_many_impl(std::begin(items), std::end(items));
+  }
+
+  /// Removes the entry under `key`; false if there was no live entry.
+  bool erase(ByteView key) {
+    detail::ErrorSlot err;
+    return err.check(backlite_storage_delete(s_.get(), key.u8(), key.size(), err.out()), "erase",
+                     BACKLITE_RESULT_NOT_FOUND) == BACKLITE_RESULT_OK;
+  }
+  /// The same as erase().
+  bool remove(ByteView key) { return erase(key); }
+
+  /// Whether `key` has a live entry. Not an access: no counter or order changes.
+  bool contains(ByteView key) {
+    detail::ErrorSlot err;
+    return err.check(backlite_storage_contains(s_.get(), key.u8(), key.size(), err.out()),
+                     "contains", BACKLITE_RESULT_NOT_FOUND) == BACKLITE_RESULT_OK;
+  }
+
+  /// Calls `visit(ByteView key)` (or `visit(std::string_view key)`) with every live
+  /// key. A visitor returning bool stops at the first false. The visitor may use this
+  /// Storage; an exception it throws stops the walk and is rethrown here.
+  template <class Visit>
+  void keys(Visit&& visit) {
+    KeysContext<std::remove_reference_t<Visit>> ctx{&visit, nullptr};
+    detail::ErrorSlot err;
+    const backlite_result rc =
+        backlite_storage_keys(s_.get(), &keys_trampoline<std::remove_reference_t<Visit>>, &ctx,
+                              err.out());
+    if (ctx.error) std::rethrow_exception(ctx.error);
+    err.check(rc, "keys");
+  }
+
+  /// Removes every entry.
+  void clear() {
+    detail::ErrorSlot err;
+    err.check(backlite_storage_clear(s_.get(), err.out()), "clear");
+  }
+
+  Stats stats() {
+    backlite_stats raw{};
+    detail::ErrorSlot err;
+    err.check(backlite_storage_stats(s_.get(), &raw, err.out()), "stats");
+    return Stats{raw.count, raw.total_size, raw.max_size, raw.hits,
+                 raw.misses, raw.evictions, raw.expirations};
+  }
+
+  /// The value under `key`; on a miss, `compute()` makes it and it is stored with
+  /// `expiration`. `compute` returns std::string, std::vector<std::byte> or another
+  /// container of bytes, and cached() returns the same type. An exception thrown by
+  /// `compute` stores nothing and is rethrown here.
+  template <class Compute, std::enable_if_t<std::is_invocable_v<Compute&>, int> = 0>
+  auto cached(ByteView key, Compute&& compute,
+              Expiration expiration = Expiration::storage_default())
+      -> std::decay_t<std::invoke_result_t<Compute&>> {
+    return cached_impl<std::remove_reference_t<Compute>, NoLock>(key, compute, nullptr,
+                                                                 expiration);
+  }
+
+  /// As cached(key, compute), with `barrier` (any BasicLockable: std::mutex, a
+  /// file lock, ...) held around the second look-up and the compute, so that threads
+  /// missing the same key at once compute it once.
+  template <class Lockable, class Compute,
+            std::enable_if_t<detail::is_basic_lockable<Lockable>::value &&
+                                 std::is_invocable_v<Compute&>,
+                             int> = 0>
+  auto cached(ByteView key, Lockable& barrier, Compute&& compute,
+              Expiration expiration = Expiration::storage_default())
+      -> std::decay_t<std::invoke_result_t<Compute&>> {
+    return cached_impl<std::remove_reference_t<Compute>, Lockable>(key, compute, &barrier,
+                                                                   expiration);
+  }
+
+  /// As cached(key, compute), but at most one caller computes a given key at a time,
+  /// across all threads and processes sharing the file; the others wait for its result
+  /// for up to `wait_timeout`, then throw Error(Code::busy). When the compute throws,
+  /// nothing is stored, the exception is rethrown here, and one waiter takes over.
+  template <class Compute, std::enable_if_t<std::is_invocable_v<Compute&>, int> = 0>
+  auto cached_exclusive(ByteView key, Compute&& compute, std::chrono::milliseconds wait_timeout,
+                        Expiration expiration = Expiration::storage_default())
+      -> std::decay_t<std::invoke_result_t<Compute&>> {
+    using C = std::remove_reference_t<Compute>;
+    using R = std::decay_t<std::invoke_result_t<Compute&>>;
+    static_assert(detail::is_byte_container<R>::value && !std::is_same_v<R, std::string_view>,
+                  "cached_exclusive(): the compute lambda must return std::string, "
+                  "std::vector<std::byte> or another container of 1-byte elements");
+    if (wait_timeout.count() < 0) {
+      throw Error(Code::invalid_argument, "cached_exclusive: a negative wait_timeout");
+    }
+    CachedContext<C, NoLock> ctx{&compute, nullptr, nullptr};
+    detail::BufGuard out;
+    detail::ErrorSlot err;
+    const backlite_result rc = backlite_cached_call_exclusive(
+        s_.get(), key.u8(), key.size(), &compute_trampoline<C, NoLock>, &ctx, expiration.ms(),
+        static_cast<std::int64_t>(wait_timeout.count()), &out.buf, err.out());
+    if (ctx.error) std::rethrow_exception(ctx.error);
+    err.check(rc, "cached_exclusive");
+    return detail::from_bytes<R>(out.buf.data, out.buf.len);
+  }
+
+ private:
+  struct Deleter {
+    void operator()(backlite_storage* s) const noexcept { backlite_storage_free(s); }
+  };
+  struct NoLock {
+    void lock() {}
+    void unlock() {}
+  };
+
+  bool lookup(ByteView key, backlite_buf& out, std::int64_t* left) {
+    detail::ErrorSlot err;
+    return err.check(backlite_storage_get(s_.get(), key.u8(), key.size(), &out, left, err.out()),
+                     "get", BACKLITE_RESULT_NOT_FOUND) == BACKLITE_RESULT_OK;
+  }
+
+  template <class It>
+  void set_many_impl(It first, It last) {
+    std::vector<Item> items;  // keeps converted views alive for the call
+    std::vector<backlite_entry> entries;
+    for (; first != last; ++first) items.push_back(detail::to_item(*first));
+    entries.reserve(items.size());
+    for (const Item& it : items) {
+      entries.push_back(backlite_entry{it.key.u8(), it.key.size(), it.value.u8(), it.value.size(),
+                                       it.expiration.ms()});
+    }
+    detail::ErrorSlot err;
+    err.check(backlite_storage_set_many(s_.get(), entries.data(), entries.size(), err.out()),
+              "set_many");
+  }
+
+  template <class Visit>
+  struct KeysContext {
+    Visit* visit;
+    std::exception_ptr error;
+  };
+
+  template <class Visit>
+  static std::int32_t keys_trampoline(void* user_data, const std::uint8_t* key,
+                                      std::size_t key_len) noexcept {
+    auto* ctx = static_cast<KeysContext<Visit>*>(user_data);
+    try {
+      const ByteView k(key, key_len);
+      if constexpr (std::is_invocable_v<Visit&, ByteView>) {
+        using R = std::invoke_result_t<Visit&, ByteView>;
+        if constexpr (std::is_convertible_v<R, bool>) {
+          return (*ctx->visit)(k) ? 0 : 1;
+        } else {
+          (*ctx->visit)(k);
+          return 0;
+        }
+      } else {
+        static_assert(std::is_invocable_v<Visit&, std::string_view>,
+                      "keys(): the visitor must take a backlite::ByteView or a std::string_view");
+        using R = std::invoke_result_t<Visit&, std::string_view>;
+        if constexpr (std::is_convertible_v<R, bool>) {
+          return (*ctx->visit)(k.as_string_view()) ? 0 : 1;
+        } else {
+          (*ctx->visit)(k.as_string_view());
+          return 0;
+        }
+      }
+    } catch (...) {
+      ctx->error = std::current_exception();
+      return 1;
+    }
+  }
+
+  template <class Compute, class Lockable>
+  struct CachedContext {
+    Compute* compute;
+    Lockable* lockable;
+    std::exception_ptr error;
+  };
+
+  template <class Compute, class Lockable>
+  static std::int32_t compute_trampoline(void* user_data, backlite_sink* sink) noexcept {
+    auto* ctx = static_cast<CachedContext<Compute, Lockable>*>(user_data);
+    try {
+      const auto& value = (*ctx->compute)();
+      const ByteView bytes(value);
+      const backlite_result rc = backlite_sink_write(sink, bytes.u8(), bytes.size());
+      if (rc != BACKLITE_RESULT_OK) {
+        throw Error(static_cast<Code>(rc),
+                    std::string("cached: writing the computed value: ") + backlite_result_str(rc));
+      }
+      return 0;
+    } catch (...) {
+      ctx->error = std::current_exception();
+      return 1;
+    }
+  }
+
+  template <class Compute, class Lockable>
+  static std::int32_t lock_trampoline(void* user_data) noexcept {
+    auto* ctx = static_cast<CachedContext<Compute, Lockable>*>(user_data);
+    try {
+      ctx->lockable->lock();
+      return 0;
+    } catch (...) {
+      ctx->error = std::current_exception();
+      return 1;
+    }
+  }
+
+  template <class Compute, class Lockable>
+  static void unlock_trampoline(void* user_data) noexcept {
+    auto* ctx = static_cast<CachedContext<Compute, Lockable>*>(user_data);
+    try {
+      ctx->lockable->unlock();
+    } catch (...) {
+      if (!ctx->error) ctx->error = std::current_exception();
+    }
+  }
+
+  template <class Compute, class Lockable>
+  auto cached_impl(ByteView key, Compute& compute, Lockable* lockable, Expiration expiration)
+      -> std::decay_t<std::invoke_result_t<Compute&>> {
+    using R = std::decay_t<std::invoke_result_t<Compute&>>;
+    static_assert(detail::is_byte_container<R>::value && !std::is_same_v<R, std::string_view>,
+                  "cached(): the compute lambda must return std::string, "
+                  "std::vector<std::byte> or another container of 1-byte elements");
+    CachedContext<Compute, Lockable> ctx{&compute, lockable, nullptr};
+    backlite_barrier barrier{&ctx, &lock_trampoline<Compute, Lockable>,
+                             &unlock_trampoline<Compute, Lockable>};
+    detail::BufGuard out;
+    detail::ErrorSlot err;
+    const backlite_result rc = backlite_cached_call(
+        s_.get(), key.u8(), key.size(), &compute_trampoline<Compute, Lockable>, &ctx,
+        lockable ? &barrier : nullptr, expiration.ms(), &out.buf, err.out());
+    if (ctx.error) std::rethrow_exception(ctx.error);
+    err.check(rc, "cached");
+    return detail::from_bytes<R>(out.buf.data, out.buf.len);
+  }
+
+  std::unique_ptr<backlite_storage, Deleter> s_;
+};
+
+// ------------------------------------------------------------------------------------
+// Version
+// ------------------------------------------------------------------------------------
+
+/// The version of the library loaded at run time ("0.1.0").
+inline std::string_view version() noexcept { return backlite_version(); }
+/// The version of the header compiled against.
+inline constexpr std::string_view header_version = BACKLITE_VERSION_STRING;
+
+}  // namespace backlite
+
+#endif  // BACKLITE_HPP

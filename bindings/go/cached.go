@@ -1,0 +1,93 @@
+package backlite
+
+// #include <backlite.h>
+// #include "shim.h"
+import "C"
+
+import (
+	"runtime/cgo"
+	"sync"
+	"time"
+)
+
+// A CallOption configures Cached and CachedContext.
+type CallOption func(*callConfig)
+
+type callConfig struct {
+	expiration time.Duration
+	locker     sync.Locker
+	lease      time.Duration
+}
+
+// WithExpiration stores a computed value with this expiration (default ExpireDefault:
+// the storage's default).
+func WithExpiration(d time.Duration) CallOption {
+	return func(c *callConfig) { c.expiration = d }
+}
+
+// WithLock makes Cached hold l (a *sync.Mutex, say) around its second look-up and the
+// compute, so that goroutines missing the same key at once compute it once. Cached
+// only; CachedContext needs no lock.
+func WithLock(l sync.Locker) CallOption {
+	return func(c *callConfig) { c.locker = l }
+}
+
+// WithLease sets how long CachedContext's claim on a key lasts before another caller
+// may take it over if this one is stuck (default 60 s). The claim is renewed while
+// compute runs, so it only matters when a process dies or hangs. CachedContext only.
+func WithLease(d time.Duration) CallOption {
+	return func(c *callConfig) { c.lease = d }
+}
+
+func newCallConfig(opts []CallOption) callConfig {
+	c := callConfig{expiration: ExpireDefault, lease: 60 * time.Second}
+	for _, o := range opts {
+		if o != nil {
+			o(&c)
+		}
+	}
+	return c
+}
+
+// Cached returns the value under key; on a miss it calls compute and stores what it
+// returns (with WithExpiration's expiration). An error from compute is returned as it
+// is, and nothing is stored. A panic in compute stores nothing and continues in the
+// caller of Cached once the C library is out of the way. A computed value too large to
+// store is still returned.
+//
+// Cached runs compute on the calling goroutine; it never waits for other callers
+// except through WithLock. CachedContext waits for them, across processes too.
+func (s *Storage) Cached(key []byte, compute func() ([]byte, error), opts ...CallOption) ([]byte, error) {
+	cfg := newCallConfig(opts)
+	ms, err := expirationMS(cfg.expiration)
+	if err != nil {
+		return nil, err
+	}
+	h, err := s.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer s.release()
+	st := &callState{compute: compute, locker: cfg.locker}
+	handle := cgo.NewHandle(st)
+	defer handle.Delete()
+	withBarrier := C.int(0)
+	if cfg.locker != nil {
+		withBarrier = 1
+	}
+	var buf C.backlite_buf
+	var cerr *C.backlite_error
+	rc := C.backlite_go_cached_call(h, cbytes(key), C.size_t(len(key)), C.uintptr_t(handle), withBarrier, ms, &buf, &cerr)
+	if st.panicked {
+		C.backlite_error_free(cerr)
+		panic(st.panicVal)
+	}
+	if st.err != nil {
+		C.backlite_error_free(cerr)
+		return nil, st.err
+	}
+	if rc != C.BACKLITE_RESULT_OK {
+		return nil, takeError(rc, cerr, "Cached")
+	}
+	return takeBuf(&buf), nil
+}

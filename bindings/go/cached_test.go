@@ -1,0 +1,412 @@
+package backlite_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	backlite "github.com/backlite/backlite/bindings/go"
+)
+
+var errCompute = errors.New("compute failed")
+
+func TestCachedComputesOnAMissThenAnswersFromTheCache(t *testing.T) {
+	s := memory(t)
+	calls := 0
+	compute := func() ([]byte, error) { calls++; return []byte("42"), nil }
+	for i := 0; i < 2; i++ {
+		v, err := s.Cached([]byte("answer"), compute)
+		if err != nil || string(v) != "42" {
+			t.Fatalf("got %q, %v", v, err)
+		}
+	}
+	if calls != 1 {
+		t.Fatalf("%d computations", calls)
+	}
+	if st := stats(t, s); st.Hits != 1 || st.Misses != 1 {
+		t.Fatalf("%+v", st)
+	}
+}
+
+func TestCachedStoresWithTheExpirationGiven(t *testing.T) {
+	s := memory(t)
+	compute := func() ([]byte, error) { return []byte("v"), nil }
+	if _, err := s.Cached([]byte("minute"), compute, backlite.WithExpiration(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ttl, _ := s.GetWithTTL([]byte("minute")); ttl <= 0 || ttl > time.Minute {
+		t.Fatalf("ttl %v", ttl)
+	}
+	if _, err := s.Cached([]byte("never"), compute, backlite.WithExpiration(backlite.ExpireNever)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ttl, _ := s.GetWithTTL([]byte("never")); ttl != backlite.ExpireNever {
+		t.Fatalf("ttl %v", ttl)
+	}
+	_, err := s.Cached([]byte("k"), compute, backlite.WithExpiration(-time.Hour))
+	wantCode(t, err, backlite.ErrInvalidArgument)
+}
+
+func TestCachedReturnsTheComputeErrorAndStoresNothing(t *testing.T) {
+	s := memory(t)
+	_, err := s.Cached([]byte("k"), func() ([]byte, error) { return nil, errCompute })
+	if !errors.Is(err, errCompute) {
+		t.Fatalf("got %v", err)
+	}
+	if has(t, s, "k") {
+		t.Fatal("stored after an error")
+	}
+}
+
+func TestAPanickingComputePanicsInTheCallerAndStoresNothing(t *testing.T) {
+	s := memory(t)
+	var mu sync.Mutex
+	func() {
+		defer func() {
+			if p := recover(); p != "compute broke" {
+				t.Fatalf("recovered %v", p)
+			}
+		}()
+		s.Cached([]byte("k"), func() ([]byte, error) { panic("compute broke") }, backlite.WithLock(&mu))
+		t.Fatal("Cached returned")
+	}()
+	if has(t, s, "k") {
+		t.Fatal("stored after a panic")
+	}
+	if !mu.TryLock() {
+		t.Fatal("the lock was left held")
+	}
+	mu.Unlock()
+	// Everything still works.
+	if v, err := s.Cached([]byte("k"), func() ([]byte, error) { return []byte("ok"), nil }); err != nil || string(v) != "ok" {
+		t.Fatalf("got %q, %v", v, err)
+	}
+}
+
+// countingLocker records what the library does with it.
+type countingLocker struct {
+	mu             sync.Mutex
+	locks, unlocks int
+	panicOnLock    bool
+}
+
+func (l *countingLocker) Lock() {
+	if l.panicOnLock {
+		panic("no lock for you")
+	}
+	l.mu.Lock()
+	l.locks++
+}
+
+func (l *countingLocker) Unlock() { l.unlocks++; l.mu.Unlock() }
+
+func TestCachedWithLockLocksOnceAroundAMissOnly(t *testing.T) {
+	s := memory(t)
+	var l countingLocker
+	compute := func() ([]byte, error) { return []byte("v"), nil }
+	for i := 0; i < 2; i++ {
+		if _, err := s.Cached([]byte("k"), compute, backlite.WithLock(&l)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l.locks != 1 || l.unlocks != 1 {
+		t.Fatalf("%d locks, %d unlocks", l.locks, l.unlocks)
+	}
+	_, err := s.Cached([]byte("j"), func() ([]byte, error) { return nil, errCompute }, backlite.WithLock(&l))
+	if !errors.Is(err, errCompute) || l.locks != 2 || l.unlocks != 2 {
+		t.Fatalf("%v: %d locks, %d unlocks", err, l.locks, l.unlocks)
+	}
+}
+
+func TestAPanickingLockPanicsInTheCallerWithoutComputing(t *testing.T) {
+	s := memory(t)
+	l := &countingLocker{panicOnLock: true}
+	computed := false
+	func() {
+		defer func() {
+			if p := recover(); p != "no lock for you" {
+				t.Fatalf("recovered %v", p)
+			}
+		}()
+		s.Cached([]byte("k"), func() ([]byte, error) { computed = true; return nil, nil }, backlite.WithLock(l))
+	}()
+	if computed || l.unlocks != 0 {
+		t.Fatalf("computed %v, %d unlocks", computed, l.unlocks)
+	}
+}
+
+func TestCachedReturnsAValueTooLargeToStore(t *testing.T) {
+	s := memory(t, backlite.WithMaxSize(4))
+	v, err := s.Cached([]byte("k"), func() ([]byte, error) { return []byte("much too long"), nil })
+	if err != nil || string(v) != "much too long" {
+		t.Fatalf("got %q, %v", v, err)
+	}
+	if has(t, s, "k") {
+		t.Fatal("stored")
+	}
+}
+
+func TestCachedComputeMayUseTheStorage(t *testing.T) {
+	s := memory(t)
+	v, err := s.Cached([]byte("outer"), func() ([]byte, error) {
+		inner, err := s.Cached([]byte("inner"), func() ([]byte, error) { return []byte("nested"), nil })
+		return append(inner, '!'), err
+	})
+	if err != nil || string(v) != "nested!" || mustGet(t, s, "inner") != "nested" {
+		t.Fatalf("got %q, %v", v, err)
+	}
+}
+
+func TestEightGoroutinesWithAMutexComputeOnce(t *testing.T) {
+	s := memory(t)
+	var mu sync.Mutex
+	var computations atomic.Int32
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			v, err := s.Cached([]byte("shared"), func() ([]byte, error) {
+				computations.Add(1)
+				return []byte("once"), nil
+			}, backlite.WithLock(&mu))
+			if err != nil || string(v) != "once" {
+				t.Errorf("got %q, %v", v, err)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if n := computations.Load(); n != 1 {
+		t.Fatalf("%d computations", n)
+	}
+}
+
+// ---- CachedContext ---------------------------------------------------------------------
+
+func TestCachedContextComputesOnceThenHits(t *testing.T) {
+	s := memory(t)
+	calls := 0
+	compute := func(context.Context) ([]byte, error) { calls++; return []byte("v"), nil }
+	for i := 0; i < 3; i++ {
+		v, err := s.CachedContext(context.Background(), []byte("k"), compute, backlite.WithExpiration(time.Hour))
+		if err != nil || string(v) != "v" {
+			t.Fatalf("got %q, %v", v, err)
+		}
+	}
+	if calls != 1 {
+		t.Fatalf("%d computations", calls)
+	}
+	if _, ttl, _ := s.GetWithTTL([]byte("k")); ttl <= 0 || ttl > time.Hour {
+		t.Fatalf("ttl %v", ttl)
+	}
+}
+
+func TestCachedContextEightGoroutinesComputeOnceAndShareTheValue(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "flight.db"))
+	release := make(chan struct{})
+	var computations atomic.Int32
+	var wg sync.WaitGroup
+	results := make([][]byte, 8)
+	for g := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v, err := s.CachedContext(context.Background(), []byte("k"), func(context.Context) ([]byte, error) {
+				computations.Add(1)
+				<-release // everyone else arrives while this computes
+				return []byte("shared"), nil
+			})
+			if err != nil {
+				t.Error(err)
+			}
+			results[g] = v
+		}()
+	}
+	close(release)
+	wg.Wait()
+	if n := computations.Load(); n != 1 {
+		t.Fatalf("%d computations", n)
+	}
+	for _, r := range results {
+		if string(r) != "shared" {
+			t.Fatalf("results %q", results)
+		}
+	}
+	results[0][0] = 'X' // each caller has its own copy
+	if string(results[1]) != "shared" {
+		t.Fatal("results share memory")
+	}
+}
+
+func TestCachedContextWaitsAcrossHandlesAndHonoursCancellation(t *testing.T) {
+	// Two handles on one file stand for two processes: the second sees the first's
+	// lease in the file and polls.
+	db := filepath.Join(t.TempDir(), "lease.db")
+	a, b := open(t, db), open(t, db)
+	computing, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error)
+	go func() {
+		_, err := a.CachedContext(context.Background(), []byte("k"), func(context.Context) ([]byte, error) {
+			close(computing)
+			<-release
+			return []byte("from a"), nil
+		})
+		done <- err
+	}()
+	<-computing
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	_, err := b.CachedContext(ctx, []byte("k"), func(context.Context) ([]byte, error) {
+		t.Error("b computed while a held the lease")
+		return nil, nil
+	})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v", err)
+	}
+
+	waiting := make(chan []byte)
+	go func() {
+		v, err := b.CachedContext(context.Background(), []byte("k"), func(context.Context) ([]byte, error) {
+			return []byte("from b"), nil
+		})
+		if err != nil {
+			t.Error(err)
+		}
+		waiting <- v
+	}()
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if v := <-waiting; string(v) != "from a" {
+		t.Fatalf("b got %q", v)
+	}
+}
+
+func TestCachedContextFailureStoresNothingAndAWaiterTakesOver(t *testing.T) {
+	s := memory(t)
+	_, err := s.CachedContext(context.Background(), []byte("k"), func(context.Context) ([]byte, error) {
+		return nil, errCompute
+	})
+	if !errors.Is(err, errCompute) || has(t, s, "k") {
+		t.Fatalf("got %v", err)
+	}
+
+	// A leader that fails while others wait: one of them computes instead.
+	failing, release := make(chan struct{}), make(chan struct{})
+	leaderDone := make(chan error)
+	go func() {
+		_, err := s.CachedContext(context.Background(), []byte("j"), func(context.Context) ([]byte, error) {
+			close(failing)
+			<-release
+			return nil, errCompute
+		})
+		leaderDone <- err
+	}()
+	<-failing
+	waiterDone := make(chan []byte)
+	go func() {
+		v, err := s.CachedContext(context.Background(), []byte("j"), func(context.Context) ([]byte, error) {
+			return []byte("second try"), nil
+		})
+		if err != nil {
+			t.Error(err)
+		}
+		waiterDone <- v
+	}()
+	close(release)
+	if err := <-leaderDone; !errors.Is(err, errCompute) {
+		t.Fatalf("leader got %v", err)
+	}
+	if v := <-waiterDone; string(v) != "second try" {
+		t.Fatalf("waiter got %q", v)
+	}
+}
+
+func TestCachedContextPanicAbandonsTheLease(t *testing.T) {
+	s := memory(t)
+	func() {
+		defer func() {
+			if p := recover(); p != "compute broke" {
+				t.Fatalf("recovered %v", p)
+			}
+		}()
+		s.CachedContext(context.Background(), []byte("k"), func(context.Context) ([]byte, error) { panic("compute broke") })
+	}()
+	// The lease was given up: the next caller computes at once instead of waiting.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	v, err := s.CachedContext(ctx, []byte("k"), func(context.Context) ([]byte, error) { return []byte("ok"), nil })
+	if err != nil || string(v) != "ok" {
+		t.Fatalf("got %q, %v", v, err)
+	}
+}
+
+func TestCachedContextRenewsItsLeaseWhileComputing(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "renew.db")
+	a, b := open(t, db), open(t, db)
+	computing, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error)
+	go func() {
+		_, err := a.CachedContext(context.Background(), []byte("k"), func(context.Context) ([]byte, error) {
+			close(computing)
+			<-release
+			return []byte("v"), nil
+		}, backlite.WithLease(200*time.Millisecond))
+		done <- err
+	}()
+	<-computing
+	// Well past the lease's first deadline, b still finds it held (renewed), so waits.
+	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
+	defer cancel()
+	_, err := b.CachedContext(ctx, []byte("k"), func(context.Context) ([]byte, error) {
+		return nil, fmt.Errorf("b took over a live lease")
+	})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v", err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCachedContextHonoursADoneContextAndBadOptions(t *testing.T) {
+	s := memory(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := s.CachedContext(ctx, []byte("k"), func(context.Context) ([]byte, error) { return nil, nil })
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v", err)
+	}
+	_, err = s.CachedContext(context.Background(), []byte("k"), func(context.Context) ([]byte, error) { return nil, nil },
+		backlite.WithLease(0))
+	wantCode(t, err, backlite.ErrInvalidArgument)
+	s.Close()
+	_, err = s.CachedContext(context.Background(), []byte("k"), func(context.Context) ([]byte, error) { return nil, nil })
+	if !errors.Is(err, backlite.ErrClosed) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestCachedContextReturnsAValueTooLargeToStore(t *testing.T) {
+	s := memory(t, backlite.WithMaxSize(4))
+	v, err := s.CachedContext(context.Background(), []byte("k"), func(context.Context) ([]byte, error) {
+		return []byte("much too long"), nil
+	})
+	if err != nil || string(v) != "much too long" {
+		t.Fatalf("got %q, %v", v, err)
+	}
+	if has(t, s, "k") {
+		t.Fatal("stored")
+	}
+}

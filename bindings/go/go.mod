@@ -1,0 +1,3 @@
+module github.com/backlite/backlite/bindings/go
+
+go 1.23

@@ -1,0 +1,595 @@
+package backlite_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	backlite "github.com/backlite/backlite/bindings/go"
+)
+
+// open opens a cache for one test, closed when the test ends.
+func open(t *testing.T, path string, opts ...backlite.Option) *backlite.Storage {
+	t.Helper()
+	s, err := backlite.Open(path, opts...)
+	if err != nil {
+		t.Fatalf("Open(%q): %v", path, err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func memory(t *testing.T, opts ...backlite.Option) *backlite.Storage {
+	return open(t, ":memory:", opts...)
+}
+
+func mustSet(t *testing.T, s *backlite.Storage, key, value string, exp time.Duration) {
+	t.Helper()
+	if err := s.Set([]byte(key), []byte(value), exp); err != nil {
+		t.Fatalf("Set(%q): %v", key, err)
+	}
+}
+
+func mustGet(t *testing.T, s *backlite.Storage, key string) string {
+	t.Helper()
+	v, err := s.Get([]byte(key))
+	if err != nil {
+		t.Fatalf("Get(%q): %v", key, err)
+	}
+	return string(v)
+}
+
+func has(t *testing.T, s *backlite.Storage, key string) bool {
+	t.Helper()
+	ok, err := s.Contains([]byte(key))
+	if err != nil {
+		t.Fatalf("Contains(%q): %v", key, err)
+	}
+	return ok
+}
+
+func stats(t *testing.T, s *backlite.Storage) backlite.Stats {
+	t.Helper()
+	st, err := s.Stats()
+	if err != nil {
+		t.Fatalf("Stats: %v", err)
+	}
+	return st
+}
+
+func allKeys(t *testing.T, s *backlite.Storage) []string {
+	t.Helper()
+	var keys []string
+	if err := s.Keys(func(k []byte) bool { keys = append(keys, string(k)); return true }); err != nil {
+		t.Fatalf("Keys: %v", err)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// wantCode checks that err is an *Error of the code, through errors.Is and errors.As.
+func wantCode(t *testing.T, err error, sentinel *backlite.Error) {
+	t.Helper()
+	if !errors.Is(err, sentinel) {
+		t.Fatalf("got %v, want %v", err, sentinel)
+	}
+	var e *backlite.Error
+	if !errors.As(err, &e) || e.Code != sentinel.Code || e.Message == "" {
+		t.Fatalf("errors.As(%v): %#v", err, e)
+	}
+}
+
+func TestVersionOfHeaderAndLibraryAgree(t *testing.T) {
+	if backlite.Version() != backlite.HeaderVersion {
+		t.Fatalf("library %s, header %s", backlite.Version(), backlite.HeaderVersion)
+	}
+}
+
+func TestErrorsCarryTheCodeAndMatchTheirSentinelOnly(t *testing.T) {
+	s := memory(t)
+	_, err := s.Get([]byte("absent"))
+	wantCode(t, err, backlite.ErrNotFound)
+	if errors.Is(err, backlite.ErrTooLarge) {
+		t.Fatal("a not-found error matched ErrTooLarge")
+	}
+	wrapped := fmt.Errorf("loading: %w", err)
+	if !errors.Is(wrapped, backlite.ErrNotFound) {
+		t.Fatal("a wrapped error lost its code")
+	}
+	if got := backlite.CodeNotFound.String(); got == "" {
+		t.Fatal("no text for CodeNotFound")
+	}
+	if backlite.ErrBusy.Error() == "" || backlite.Code(99).String() == "" {
+		t.Fatal("empty error text")
+	}
+}
+
+func TestOptionsAreApplied(t *testing.T) {
+	s := memory(t,
+		backlite.WithMaxSize(1000),
+		backlite.WithEvictionPolicy(backlite.FirstInFirstOut),
+		backlite.WithDefaultExpiration(time.Hour),
+		backlite.WithBusyTimeout(250*time.Millisecond),
+		backlite.WithVersionTag("v1"))
+	if st := stats(t, s); st.MaxSize != 1000 {
+		t.Fatalf("MaxSize %d", st.MaxSize)
+	}
+	mustSet(t, s, "k", "v", backlite.ExpireDefault)
+	_, ttl, err := s.GetWithTTL([]byte("k"))
+	if err != nil || ttl <= 0 || ttl > time.Hour {
+		t.Fatalf("ttl %v, err %v", ttl, err)
+	}
+}
+
+func TestBadOptionsFailOpenWithInvalidArgument(t *testing.T) {
+	for name, opt := range map[string]backlite.Option{
+		"max size 0":         backlite.WithMaxSize(0),
+		"max size 2^63":      backlite.WithMaxSize(1 << 63),
+		"policy 99":          backlite.WithEvictionPolicy(99),
+		"expiration 0":       backlite.WithDefaultExpiration(0),
+		"expiration -5s":     backlite.WithDefaultExpiration(-5 * time.Second),
+		"busy timeout -1s":   backlite.WithBusyTimeout(-time.Second),
+		"busy timeout 1000d": backlite.WithBusyTimeout(1000 * 24 * time.Hour),
+		"tag with NUL":       backlite.WithVersionTag("a\x00b"),
+	} {
+		s, err := backlite.Open(":memory:", opt)
+		if s != nil {
+			s.Close()
+		}
+		if !errors.Is(err, backlite.ErrInvalidArgument) {
+			t.Errorf("%s: got %v", name, err)
+		}
+	}
+}
+
+func TestEvictionPolicyNames(t *testing.T) {
+	for p := backlite.LeastRecentlyUsed; p <= backlite.LastInFirstOut; p++ {
+		back, err := backlite.ParseEvictionPolicy(p.String())
+		if err != nil || back != p {
+			t.Errorf("%v: %v, %v", p, back, err)
+		}
+	}
+	if _, err := backlite.ParseEvictionPolicy("most-popular"); !errors.Is(err, backlite.ErrInvalidArgument) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestOpenCreatesTheFileAndValuesOutliveTheHandle(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "cache.db")
+	s, err := backlite.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustSet(t, s, "k", "v", backlite.ExpireNever)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(db); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustGet(t, open(t, db), "k"); got != "v" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestOpenRefusesWhatIsNotACache(t *testing.T) {
+	dir := t.TempDir()
+	text := filepath.Join(dir, "notes.txt")
+	content := []byte("not a cache, just some text that is long enough to be recognised\n")
+	if err := os.WriteFile(text, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := backlite.Open(text)
+	wantCode(t, err, backlite.ErrNotACache)
+	if after, _ := os.ReadFile(text); !bytes.Equal(after, content) {
+		t.Fatal("the file was modified")
+	}
+	_, err = backlite.Open(dir)
+	wantCode(t, err, backlite.ErrIO)
+	_, err = backlite.Open(filepath.Join(dir, "missing", "cache.db"))
+	wantCode(t, err, backlite.ErrIO)
+	_, err = backlite.Open("a\x00b")
+	wantCode(t, err, backlite.ErrInvalidArgument)
+}
+
+func TestAnotherVersionTagDropsEveryEntry(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "tagged.db")
+	s := open(t, db, backlite.WithVersionTag("1"))
+	mustSet(t, s, "k", "v", backlite.ExpireDefault)
+	s.Close()
+	if !has(t, open(t, db, backlite.WithVersionTag("1")), "k") {
+		t.Fatal("the same tag lost the entry")
+	}
+	if has(t, open(t, db, backlite.WithVersionTag("2")), "k") {
+		t.Fatal("another tag kept the entry")
+	}
+}
+
+func TestSetThenGet(t *testing.T) {
+	s := memory(t)
+	mustSet(t, s, "greeting", "hello", time.Minute)
+	if got := mustGet(t, s, "greeting"); got != "hello" {
+		t.Fatalf("got %q", got)
+	}
+	// The result is the caller's copy.
+	v, _ := s.Get([]byte("greeting"))
+	v[0] = 'J'
+	if got := mustGet(t, s, "greeting"); got != "hello" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestBinaryEmptyAndNilKeysAndValuesRoundTrip(t *testing.T) {
+	s := memory(t)
+	key, value := []byte("k\x00ey"), []byte{0, 0xff, 1, 0}
+	if err := s.Set(key, value, backlite.ExpireDefault); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Get(key); !bytes.Equal(got, value) {
+		t.Fatalf("got %v", got)
+	}
+	if err := s.Set(nil, []byte("the empty key"), backlite.ExpireDefault); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustGet(t, s, ""); got != "the empty key" {
+		t.Fatalf("got %q", got)
+	}
+	if err := s.Set([]byte("empty"), nil, backlite.ExpireDefault); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Get([]byte("empty")); err != nil || got == nil || len(got) != 0 {
+		t.Fatalf("got %v, %v", got, err)
+	}
+}
+
+func TestExpirations(t *testing.T) {
+	s := memory(t, backlite.WithDefaultExpiration(time.Hour))
+	mustSet(t, s, "never", "v", backlite.ExpireNever)
+	mustSet(t, s, "default", "v", backlite.ExpireDefault)
+	mustSet(t, s, "minute", "v", time.Minute)
+	mustSet(t, s, "nanosecond", "v", time.Nanosecond) // rounds up to 1 ms
+	for key, want := range map[string]func(time.Duration) bool{
+		"never":   func(d time.Duration) bool { return d == backlite.ExpireNever },
+		"default": func(d time.Duration) bool { return d > time.Minute && d <= time.Hour },
+		"minute":  func(d time.Duration) bool { return d > 0 && d <= time.Minute },
+	} {
+		_, ttl, err := s.GetWithTTL([]byte(key))
+		if err != nil || !want(ttl) {
+			t.Errorf("%s: ttl %v, err %v", key, ttl, err)
+		}
+	}
+	wantCode(t, s.Set([]byte("k"), []byte("v"), -time.Second), backlite.ErrInvalidArgument)
+}
+
+func TestATooLargeValueFailsAndRemovesTheOlderValue(t *testing.T) {
+	s := memory(t, backlite.WithMaxSize(10))
+	mustSet(t, s, "k", "small", backlite.ExpireDefault)
+	wantCode(t, s.Set([]byte("k"), []byte("eleven byte"), backlite.ExpireDefault), backlite.ErrTooLarge)
+	if has(t, s, "k") {
+		t.Fatal("the older value survived")
+	}
+}
+
+func TestSetManyWritesAllWithTheirExpirations(t *testing.T) {
+	s := memory(t)
+	err := s.SetMany([]backlite.Entry{
+		{Key: []byte("a"), Value: []byte("1")},
+		{Key: []byte("b"), Value: []byte("2"), Expiration: time.Minute},
+		{Key: []byte("c"), Value: []byte("3"), Expiration: backlite.ExpireNever},
+		{Key: nil, Value: nil},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := allKeys(t, s); !slices.Equal(got, []string{"", "a", "b", "c"}) {
+		t.Fatalf("keys %q", got)
+	}
+	if _, ttl, _ := s.GetWithTTL([]byte("b")); ttl <= 0 || ttl > time.Minute {
+		t.Fatalf("ttl %v", ttl)
+	}
+	if err := s.SetMany(nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSetManyIsAllOrNothing(t *testing.T) {
+	s := memory(t, backlite.WithMaxSize(4))
+	err := s.SetMany([]backlite.Entry{
+		{Key: []byte("a"), Value: []byte("1")},
+		{Key: []byte("b"), Value: []byte("12345")},
+	})
+	wantCode(t, err, backlite.ErrTooLarge)
+	if st := stats(t, s); st.Count != 0 {
+		t.Fatalf("count %d", st.Count)
+	}
+	err = s.SetMany([]backlite.Entry{{Key: []byte("a"), Value: []byte("1"), Expiration: -time.Hour}})
+	wantCode(t, err, backlite.ErrInvalidArgument)
+}
+
+func TestDeleteReportsAMissingEntry(t *testing.T) {
+	s := memory(t)
+	mustSet(t, s, "k", "v", backlite.ExpireDefault)
+	if err := s.Delete([]byte("k")); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, s.Delete([]byte("k")), backlite.ErrNotFound)
+}
+
+func TestContainsIsNotAnAccess(t *testing.T) {
+	s := memory(t)
+	mustSet(t, s, "k", "v", backlite.ExpireDefault)
+	if !has(t, s, "k") || has(t, s, "absent") {
+		t.Fatal("wrong answers")
+	}
+	if st := stats(t, s); st.Hits != 0 || st.Misses != 0 {
+		t.Fatalf("%+v", st)
+	}
+}
+
+func TestKeysVisitsLiveKeysUntilFalse(t *testing.T) {
+	s := memory(t)
+	for _, k := range []string{"a", "b", "c"} {
+		mustSet(t, s, k, "v", backlite.ExpireDefault)
+	}
+	if got := allKeys(t, s); !slices.Equal(got, []string{"a", "b", "c"}) {
+		t.Fatalf("keys %q", got)
+	}
+	visited := 0
+	if err := s.Keys(func([]byte) bool { visited++; return visited < 2 }); err != nil {
+		t.Fatal(err)
+	}
+	if visited != 2 {
+		t.Fatalf("visited %d", visited)
+	}
+}
+
+func TestKeysVisitorMayUseTheStorage(t *testing.T) {
+	s := memory(t)
+	mustSet(t, s, "a", "1", backlite.ExpireDefault)
+	mustSet(t, s, "b", "2", backlite.ExpireDefault)
+	err := s.Keys(func(k []byte) bool {
+		v, err := s.Get(k)
+		if err == nil {
+			err = s.Set(append([]byte("copy-"), k...), v, backlite.ExpireDefault)
+		}
+		return err == nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mustGet(t, s, "copy-a") != "1" || mustGet(t, s, "copy-b") != "2" {
+		t.Fatal("copies missing")
+	}
+}
+
+func TestAPanickingVisitorStopsTheWalkAndPanicsInTheCaller(t *testing.T) {
+	s := memory(t)
+	mustSet(t, s, "a", "1", backlite.ExpireDefault)
+	mustSet(t, s, "b", "2", backlite.ExpireDefault)
+	visited := 0
+	func() {
+		defer func() {
+			if p := recover(); p != "visitor broke" {
+				t.Fatalf("recovered %v", p)
+			}
+		}()
+		s.Keys(func([]byte) bool { visited++; panic("visitor broke") })
+		t.Fatal("Keys returned")
+	}()
+	if visited != 1 {
+		t.Fatalf("visited %d", visited)
+	}
+	if got := allKeys(t, s); len(got) != 2 {
+		t.Fatalf("keys %q", got)
+	}
+}
+
+func TestAllRangesOverTheKeys(t *testing.T) {
+	s := memory(t)
+	for _, k := range []string{"a", "b", "c"} {
+		mustSet(t, s, k, "v", backlite.ExpireDefault)
+	}
+	var got []string
+	for k, err := range s.All() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, string(k))
+		if len(got) == 2 {
+			break
+		}
+	}
+	if len(got) != 2 {
+		t.Fatalf("got %q", got)
+	}
+	s.Close()
+	for _, err := range s.All() {
+		if !errors.Is(err, backlite.ErrClosed) {
+			t.Fatalf("got %v", err)
+		}
+	}
+}
+
+func TestClearRemovesEverything(t *testing.T) {
+	s := memory(t)
+	mustSet(t, s, "a", "1", backlite.ExpireDefault)
+	mustSet(t, s, "b", "2", backlite.ExpireDefault)
+	if err := s.Clear(); err != nil {
+		t.Fatal(err)
+	}
+	if st := stats(t, s); st.Count != 0 || st.TotalSize != 0 {
+		t.Fatalf("%+v", st)
+	}
+}
+
+func TestStatsCountEntriesSizesHitsMissesAndEvictions(t *testing.T) {
+	s := memory(t, backlite.WithMaxSize(7), backlite.WithEvictionPolicy(backlite.LeastRecentlyUsed))
+	mustSet(t, s, "a", "123", backlite.ExpireDefault)
+	mustSet(t, s, "b", "4567", backlite.ExpireDefault)
+	mustGet(t, s, "a")
+	mustGet(t, s, "a")
+	s.Get([]byte("absent"))
+	st := stats(t, s)
+	if st != (backlite.Stats{Count: 2, TotalSize: 7, MaxSize: 7, Hits: 2, Misses: 1}) {
+		t.Fatalf("%+v", st)
+	}
+	mustSet(t, s, "c", "8", backlite.ExpireDefault) // evicts b, the least recently used
+	if got := allKeys(t, s); !slices.Equal(got, []string{"a", "c"}) {
+		t.Fatalf("keys %q", got)
+	}
+	if st := stats(t, s); st.Evictions != 1 {
+		t.Fatalf("%+v", st)
+	}
+}
+
+func TestCloseIsFinalAndIdempotent(t *testing.T) {
+	s, err := backlite.Open(":memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Get([]byte("k"))
+	if !errors.Is(err, backlite.ErrClosed) {
+		t.Fatalf("got %v", err)
+	}
+	for _, err := range []error{
+		s.Set([]byte("k"), nil, 0), s.SetMany([]backlite.Entry{{}}), s.Delete(nil), s.Clear(),
+		s.Keys(func([]byte) bool { return true }),
+	} {
+		if !errors.Is(err, backlite.ErrClosed) {
+			t.Fatalf("got %v", err)
+		}
+	}
+	if _, err := s.Contains(nil); !errors.Is(err, backlite.ErrClosed) {
+		t.Fatalf("got %v", err)
+	}
+	if _, err := s.Stats(); !errors.Is(err, backlite.ErrClosed) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestCloseFromACallbackWaitsForTheCallInProgress(t *testing.T) {
+	s, err := backlite.Open(":memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustSet(t, s, "a", "1", backlite.ExpireDefault)
+	mustSet(t, s, "b", "2", backlite.ExpireDefault)
+	var during []error
+	err = s.Keys(func(k []byte) bool {
+		s.Close()
+		_, err := s.Get(k)
+		during = append(during, err)
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(during) != 2 || !errors.Is(during[0], backlite.ErrClosed) {
+		t.Fatalf("got %v", during)
+	}
+}
+
+// openFiles counts this process's descriptors open on path (Linux).
+func openFiles(t *testing.T, path string) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	n := 0
+	for _, fd := range fds {
+		if target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name())); err == nil && target == path {
+			n++
+		}
+	}
+	return n
+}
+
+func TestAForgottenStorageIsClosedByItsFinalizer(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "forgotten.db")
+	func() {
+		s, err := backlite.Open(db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustSet(t, s, "k", "v", backlite.ExpireDefault)
+	}()
+	if openFiles(t, db) == 0 {
+		t.Fatal("the open handle holds no descriptor on its file")
+	}
+	// Finalizers run on their own goroutine after a collection: poll, with a deadline.
+	deadline := time.Now().Add(10 * time.Second)
+	for openFiles(t, db) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the forgotten Storage was not closed")
+		}
+		runtime.GC()
+		time.Sleep(time.Millisecond)
+	}
+	if got := mustGet(t, open(t, db), "k"); got != "v" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestEightGoroutinesShareOneStorage(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "goroutines.db"))
+	const goroutines, keys = 8, 100
+	var wg sync.WaitGroup
+	errs := make(chan error, goroutines)
+	for g := 0; g < goroutines; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < keys; i++ {
+				key := []byte(fmt.Sprintf("g%d-%d", g, i))
+				want := append(slices.Clone(key), "-value"...)
+				if err := s.Set(key, want, backlite.ExpireDefault); err != nil {
+					errs <- err
+					return
+				}
+				if got, err := s.Get(key); err != nil || !bytes.Equal(got, want) {
+					errs <- fmt.Errorf("Get(%s) = %q, %v", key, got, err)
+					return
+				}
+				if i%2 == 1 {
+					if err := s.Delete(key); err != nil {
+						errs <- err
+						return
+					}
+				}
+				if i%25 == 0 {
+					if err := s.Keys(func([]byte) bool { return true }); err != nil {
+						errs <- err
+						return
+					}
+					if _, err := s.Stats(); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if st := stats(t, s); st.Count != goroutines*keys/2 {
+		t.Fatalf("count %d", st.Count)
+	}
+}
