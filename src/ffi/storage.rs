@@ -49,7 +49,16 @@ pub type backlite_key_visitor = Option<
     unsafe extern "C" fn(user_data: *mut libc::c_void, key: *const u8, key_len: usize) -> i32,
 >;
 
-pub(crate) fn not_found() -> Failure {
+/// OK when there was a live entry, else NOT_FOUND.
+fn found(present: bool) -> super::FfiResult {
+    if present {
+        Ok(BACKLITE_RESULT_OK)
+    } else {
+        Err(not_found())
+    }
+}
+
+fn not_found() -> Failure {
     Failure::new(BACKLITE_RESULT_NOT_FOUND, "no live entry for this key")
 }
 
@@ -191,11 +200,7 @@ pub unsafe extern "C" fn backlite_storage_delete(
     boundary(err, || {
         let s = try_ref(s, "storage")?;
         let key = try_slice(key, key_len, "key")?;
-        if s.inner.delete(key)? {
-            Ok(BACKLITE_RESULT_OK)
-        } else {
-            Err(not_found())
-        }
+        found(s.inner.delete(key)?)
     })
 }
 
@@ -211,11 +216,7 @@ pub unsafe extern "C" fn backlite_storage_contains(
     boundary(err, || {
         let s = try_ref(s, "storage")?;
         let key = try_slice(key, key_len, "key")?;
-        if s.inner.contains(key)? {
-            Ok(BACKLITE_RESULT_OK)
-        } else {
-            Err(not_found())
-        }
+        found(s.inner.contains(key)?)
     })
 }
 
