@@ -346,7 +346,7 @@ void backlite_error_free(struct backlite_error *e);
  * Looks `key` up without ever waiting for another owner:
  * - `BACKLITE_RESULT_OK`: a hit; `*value_out` gets the value.
  * - `BACKLITE_RESULT_NOT_FOUND`: a miss, and `*lease_out` gets a lease held for
- *   `lease_ms`: compute the value, then `backlite_lease_fulfill` (or
+ *   `lease_ms` (> 0): compute the value, then `backlite_lease_fulfill` (or
  *   `backlite_lease_abandon`). `*err` is left untouched: this is not a failure.
  * - `BACKLITE_RESULT_BUSY`: another live owner is computing it; nothing was written;
  *   try again later.
@@ -357,7 +357,7 @@ void backlite_error_free(struct backlite_error *e);
 backlite_result backlite_lease_try_acquire(struct backlite_storage *s, const uint8_t *key, size_t key_len, int64_t lease_ms, struct backlite_buf *value_out, struct backlite_lease **lease_out, struct backlite_error **err);
 
 /**
- * Moves the lease's deadline to `lease_ms` from now. `BACKLITE_RESULT_LEASE_LOST` if
+ * Moves the lease's deadline to `lease_ms` (> 0) from now. `BACKLITE_RESULT_LEASE_LOST` if
  * another owner has taken it over (the lease is then useless: abandon it).
  */
 backlite_result backlite_lease_extend(struct backlite_lease *lease, int64_t lease_ms, struct backlite_error **err);

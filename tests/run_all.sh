@@ -23,3 +23,9 @@ lib_dir=$(cd "$build/cargo/release" && pwd)
 
 echo "== Go binding (go vet, go test -race)"
 BACKLITE_LIB_DIR="$lib_dir" bash bindings/go/run_tests.sh
+
+echo "== Zig binding (zig build test, Zig 0.15.2)"
+BACKLITE_LIB_DIR="$lib_dir" bash bindings/zig/run_tests.sh
+
+echo "== Swift binding (swift test in a Debian 13 chroot)"
+BACKLITE_LIB_DIR="$lib_dir" bash bindings/swift/run_tests.sh

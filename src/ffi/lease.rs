@@ -27,7 +27,7 @@ fn duration(ms: i64, what: &str) -> Result<Duration, Failure> {
 /// Looks `key` up without ever waiting for another owner:
 /// - `BACKLITE_RESULT_OK`: a hit; `*value_out` gets the value.
 /// - `BACKLITE_RESULT_NOT_FOUND`: a miss, and `*lease_out` gets a lease held for
-///   `lease_ms`: compute the value, then `backlite_lease_fulfill` (or
+///   `lease_ms` (> 0): compute the value, then `backlite_lease_fulfill` (or
 ///   `backlite_lease_abandon`). `*err` is left untouched: this is not a failure.
 /// - `BACKLITE_RESULT_BUSY`: another live owner is computing it; nothing was written;
 ///   try again later.
@@ -70,7 +70,7 @@ pub unsafe extern "C" fn backlite_lease_try_acquire(
     })
 }
 
-/// Moves the lease's deadline to `lease_ms` from now. `BACKLITE_RESULT_LEASE_LOST` if
+/// Moves the lease's deadline to `lease_ms` (> 0) from now. `BACKLITE_RESULT_LEASE_LOST` if
 /// another owner has taken it over (the lease is then useless: abandon it).
 #[no_mangle]
 pub unsafe extern "C" fn backlite_lease_extend(

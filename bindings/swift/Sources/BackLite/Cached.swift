@@ -1,0 +1,158 @@
+import CBackLite
+import Foundation
+
+/// The state a compute callback reaches through `user_data`.
+private final class ComputeBox {
+    let compute: () throws -> Data
+    var error: (any Error)?
+    var sinkFailure: backlite_result = BACKLITE_RESULT_OK
+    init(_ compute: @escaping () throws -> Data) { self.compute = compute }
+}
+
+/// Calls the Swift compute and hands its value to the sink. A thrown error is kept for
+/// the caller and reported to C as a failure: nothing unwinds through the library.
+private let computeTrampoline: backlite_compute_fn = { userData, sink in
+    let box = Unmanaged<ComputeBox>.fromOpaque(userData!).takeUnretainedValue()
+    do {
+        let value = try box.compute()
+        let r = withBytes(value) { backlite_sink_write(sink, $0, $1) }
+        if r != BACKLITE_RESULT_OK {
+            box.sinkFailure = r
+            return 1
+        }
+        return 0
+    } catch {
+        box.error = error
+        return 1
+    }
+}
+
+private final class LockBox {
+    let lock: any NSLocking
+    init(_ lock: any NSLocking) { self.lock = lock }
+}
+
+extension Storage {
+    /// Calls a C memoising function with `compute` behind `user_data`, and turns its
+    /// outcome into the value or a thrown error (the compute's own error first).
+    private func memoise(
+        _ compute: () throws -> Data,
+        _ call: (backlite_compute_fn, UnsafeMutableRawPointer, inout backlite_buf, UnsafeMutablePointer<OpaquePointer?>) -> backlite_result
+    ) throws -> Data {
+        try withoutActuallyEscaping(compute) { compute in
+            let box = ComputeBox(compute)
+            var buf = backlite_buf()
+            var err: OpaquePointer?
+            let r = withExtendedLifetime(box) {
+                call(computeTrampoline, Unmanaged.passUnretained(box).toOpaque(), &buf, &err)
+            }
+            if r == BACKLITE_RESULT_OK { return takeData(&buf) }
+            if let error = box.error {
+                backlite_error_free(err)
+                throw error
+            }
+            if box.sinkFailure != BACKLITE_RESULT_OK {
+                backlite_error_free(err)
+                throw BackLiteError(code: .init(rawValue: box.sinkFailure), message: "backlite_sink_write failed")
+            }
+            throw makeError(r, err)
+        }
+    }
+
+    /// The value under `key`; on a miss, `compute()` makes it and it is stored with
+    /// `expiration`. With a `barrier` (an `NSLock`, say), callers sharing it compute a
+    /// key once: the key is looked up again once the lock is held. An error thrown by
+    /// `compute` is rethrown, with nothing stored. A value too large to store is still
+    /// returned.
+    ///
+    /// In async code, `cached(key:expiration:compute:)` resolves to the async memoiser
+    /// (which never blocks a thread); pass `barrier:` to call this one there.
+    @_disfavoredOverload
+    public func cached(
+        key: some BackLiteKey,
+        expiration: Expiration = .default,
+        barrier: (any NSLocking)? = nil,
+        compute: () throws -> Data
+    ) throws -> Data {
+        let lockBox = barrier.map(LockBox.init)
+        return try withExtendedLifetime(lockBox) {
+            var b = backlite_barrier(
+                user_data: lockBox.map { Unmanaged.passUnretained($0).toOpaque() },
+                lock: { userData in
+                    Unmanaged<LockBox>.fromOpaque(userData!).takeUnretainedValue().lock.lock()
+                    return 0
+                },
+                unlock: { userData in
+                    Unmanaged<LockBox>.fromOpaque(userData!).takeUnretainedValue().lock.unlock()
+                })
+            return try withKey(key) { k, kl in
+                try memoise(compute) { fn, userData, buf, err in
+                    if lockBox == nil {
+                        return backlite_cached_call(handle, k, kl, fn, userData, nil, expiration.milliseconds, &buf, err)
+                    }
+                    return backlite_cached_call(handle, k, kl, fn, userData, &b, expiration.milliseconds, &buf, err)
+                }
+            }
+        }
+    }
+
+    /// Like `cached(key:expiration:barrier:compute:)`, but at most one caller computes a
+    /// key at a time across every thread and process sharing the file; the others wait
+    /// for its value (blocking their thread) for up to `waitTimeoutMilliseconds`, then
+    /// throw `.busy`. From async code use `cached(key:expiration:leaseMilliseconds:compute:)`,
+    /// which waits without blocking a thread.
+    public func cachedExclusive(
+        key: some BackLiteKey,
+        expiration: Expiration = .default,
+        waitTimeoutMilliseconds: Int64 = 60_000,
+        compute: () throws -> Data
+    ) throws -> Data {
+        try withKey(key) { k, kl in
+            try memoise(compute) { fn, userData, buf, err in
+                backlite_cached_call_exclusive(handle, k, kl, fn, userData, expiration.milliseconds,
+                                               max(0, waitTimeoutMilliseconds), &buf, err)
+            }
+        }
+    }
+
+    /// The async memoiser: the value under `key`, computed by `compute()` on a miss, at
+    /// most once at a time across every task, thread and process sharing the file.
+    /// While another owner computes the key, this task sleeps (1 ms doubling to 50 ms
+    /// between looks) and never blocks a thread. The lease is held for
+    /// `leaseMilliseconds` and renewed while `compute` runs. An error thrown by
+    /// `compute` (or a cancellation) releases the key for the next caller and is
+    /// rethrown. If the computed value cannot be stored because it is too large, or
+    /// because another owner took the key over meanwhile, it is still returned.
+    public func cached(
+        key: some BackLiteKey,
+        expiration: Expiration = .default,
+        leaseMilliseconds: Int64 = 30_000,
+        compute: () async throws -> Data
+    ) async throws -> Data {
+        var delayNanoseconds: UInt64 = 1_000_000
+        while true {
+            try Task.checkCancellation()
+            switch try tryAcquire(key, leaseMilliseconds: leaseMilliseconds) {
+            case .hit(let value):
+                return value
+            case .busy:
+                try await Task.sleep(nanoseconds: delayNanoseconds)
+                delayNanoseconds = min(delayNanoseconds * 2, 50_000_000)
+            case .lease(let lease):
+                let value: Data
+                do {
+                    value = try await lease.keptAlive(every: leaseMilliseconds, while: compute)
+                } catch {
+                    lease.abandon()
+                    throw error
+                }
+                do {
+                    try lease.fulfill(value, expiration: expiration)
+                } catch let error as BackLiteError where error.code == .leaseLost || error.code == .tooLarge {
+                    // Not stored, but the value is this caller's answer all the same.
+                }
+                return value
+            }
+        }
+    }
+}

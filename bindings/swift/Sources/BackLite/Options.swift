@@ -1,0 +1,145 @@
+import CBackLite
+
+/// The seed's eviction policies; the raw value is the seed's name.
+public enum EvictionPolicy: String, CaseIterable, Sendable {
+    case leastRecentlyUsed = "least-recently-used"
+    case leastFrequentlyUsed = "least-frequently-used"
+    case mostRecentlyUsed = "most-recently-used"
+    case firstInFirstOut = "first-in-first-out"
+    case lastInFirstOut = "last-in-first-out"
+
+    var cValue: backlite_eviction_policy {
+        switch self {
+        case .leastRecentlyUsed: return BACKLITE_EVICTION_POLICY_LEAST_RECENTLY_USED
+        case .leastFrequentlyUsed: return BACKLITE_EVICTION_POLICY_LEAST_FREQUENTLY_USED
+        case .mostRecentlyUsed: return BACKLITE_EVICTION_POLICY_MOST_RECENTLY_USED
+        case .firstInFirstOut: return BACKLITE_EVICTION_POLICY_FIRST_IN_FIRST_OUT
+        case .lastInFirstOut: return BACKLITE_EVICTION_POLICY_LAST_IN_FIRST_OUT
+        }
+    }
+}
+
+/// When an entry expires.
+public struct Expiration: Hashable, Sendable {
+    let milliseconds: Int64
+
+    /// The storage's default (`Options.defaultExpiration`).
+    public static let `default` = Expiration(milliseconds: Int64(BACKLITE_EXPIRATION_DEFAULT))
+    /// Never.
+    public static let never = Expiration(milliseconds: Int64(BACKLITE_EXPIRATION_NEVER))
+
+    /// After `ms` milliseconds (0: already expired, so nothing is stored).
+    public static func milliseconds(_ ms: Int64) -> Expiration {
+        Expiration(milliseconds: max(0, ms))
+    }
+
+    public static func seconds(_ s: Int64) -> Expiration {
+        .milliseconds(s.multipliedReportingOverflow(by: 1000).overflow ? Int64.max : s * 1000)
+    }
+
+    /// After `duration` (rounded down to milliseconds).
+    @available(macOS 13, iOS 16, tvOS 16, watchOS 9, *)
+    public static func after(_ duration: Duration) -> Expiration {
+        .milliseconds(duration.wholeMilliseconds)
+    }
+}
+
+@available(macOS 13, iOS 16, tvOS 16, watchOS 9, *)
+extension Duration {
+    var wholeMilliseconds: Int64 {
+        let (seconds, attoseconds) = components
+        let (ms, overflow) = seconds.multipliedReportingOverflow(by: 1000)
+        return overflow ? (seconds < 0 ? Int64.min : Int64.max) : ms + attoseconds / 1_000_000_000_000_000
+    }
+}
+
+/// How `Storage` opens a file. `nil` fields keep the library's defaults (1 GiB,
+/// least-recently-used, never expire, 5000 ms busy timeout, no version tag).
+public struct Options: Sendable {
+    /// The bound on the sum of value lengths, in bytes (1 ... Int64.max).
+    public var maxSize: UInt64?
+    public var evictionPolicy: EvictionPolicy?
+    /// The expiration of entries set with `.default`: `.never` or `.milliseconds(n)`.
+    public var defaultExpiration: Expiration?
+    /// How long to wait for a lock held by another connection or process.
+    public var busyTimeoutMilliseconds: UInt32?
+    /// When the file was last opened with another tag, every entry is dropped on open.
+    public var versionTag: String?
+
+    public init(
+        maxSize: UInt64? = nil,
+        evictionPolicy: EvictionPolicy? = nil,
+        defaultExpiration: Expiration? = nil,
+        busyTimeoutMilliseconds: UInt32? = nil,
+        versionTag: String? = nil
+    ) {
+        self.maxSize = maxSize
+        self.evictionPolicy = evictionPolicy
+        self.defaultExpiration = defaultExpiration
+        self.busyTimeoutMilliseconds = busyTimeoutMilliseconds
+        self.versionTag = versionTag
+    }
+
+    /// A `backlite_options` for these options; the caller frees it.
+    func makeC() throws -> OpaquePointer {
+        guard let o = backlite_options_new() else {
+            throw BackLiteError(code: .internal, message: "out of memory")
+        }
+        do {
+            func set(_ name: String, _ result: backlite_result) throws {
+                if result != BACKLITE_RESULT_OK {
+                    throw BackLiteError(code: .init(rawValue: result), message: "invalid option \(name)")
+                }
+            }
+            if let v = maxSize { try set("maxSize", backlite_options_set_max_size(o, v)) }
+            if let v = evictionPolicy { try set("evictionPolicy", backlite_options_set_eviction_policy(o, v.cValue)) }
+            if let v = defaultExpiration {
+                try set("defaultExpiration", backlite_options_set_default_expiration_ms(o, v.milliseconds))
+            }
+            if let v = busyTimeoutMilliseconds {
+                try set("busyTimeoutMilliseconds", backlite_options_set_busy_timeout_ms(o, v))
+            }
+            if let v = versionTag {
+                guard !v.utf8.contains(0) else {
+                    throw BackLiteError(code: .invalidArgument, message: "invalid option versionTag: contains a NUL byte")
+                }
+                try set("versionTag", backlite_options_set_version_tag(o, v))
+            }
+        } catch {
+            backlite_options_free(o)
+            throw error
+        }
+        return o
+    }
+}
+
+/// The file's counters and this handle's activity.
+public struct Stats: Hashable, Sendable {
+    /// Live entries in the file.
+    public var count: UInt64
+    /// Sum of value lengths in the file (what maxSize bounds).
+    public var totalSize: UInt64
+    public var maxSize: UInt64
+    /// This handle's lookups that found a live entry.
+    public var hits: UInt64
+    /// This handle's lookups that did not.
+    public var misses: UInt64
+    /// Entries this handle evicted for size.
+    public var evictions: UInt64
+    /// Expired entries this handle removed.
+    public var expirations: UInt64
+}
+
+/// What `Storage.check(repair:)` found and, with repair, fixed.
+public struct CheckReport: Hashable, Sendable {
+    public var healthy: Bool
+    public var integrityOK: Bool
+    public var repaired: Bool
+    public var entries: UInt64
+    public var damaged: UInt64
+    public var orphanValues: UInt64
+    public var recordedCount: UInt64
+    public var recordedTotalSize: UInt64
+    public var actualCount: UInt64
+    public var actualTotalSize: UInt64
+}

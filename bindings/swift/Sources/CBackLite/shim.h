@@ -1,0 +1,2 @@
+/* The C API of BackLite, for the CBackLite module (see module.modulemap). */
+#include <backlite.h>

@@ -1,0 +1,283 @@
+import BackLite
+import Foundation
+import XCTest
+
+/// A thread-safe call counter.
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    func increment() { lock.lock(); n += 1; lock.unlock() }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return n }
+}
+
+struct ComputeBroke: Error, Equatable {}
+
+final class CachedTests: XCTestCase {
+    // MARK: the blocking memoisers
+
+    func testCachedComputesOnceThenAnswersFromTheCache() throws {
+        let cache = try Storage.inMemory()
+        var calls = 0
+        for _ in 0..<3 {
+            let value = try cache.cached(key: "memo") {
+                calls += 1
+                return bytes("computed")
+            }
+            XCTAssertEqual(value, bytes("computed"))
+        }
+        XCTAssertEqual(calls, 1)
+        XCTAssertEqual(try cache.get("memo"), bytes("computed"))
+    }
+
+    func testCachedStoresWithTheExpirationGiven() throws {
+        let cache = try Storage.inMemory()
+        _ = try cache.cached(key: "never", expiration: .never) { bytes("v") }
+        XCTAssertNil(try cache.item("never")?.expiresInMilliseconds)
+        _ = try cache.cached(key: "gone", expiration: .milliseconds(0)) { bytes("v") }
+        XCTAssertFalse(try cache.contains("gone"))
+    }
+
+    func testAThrowingComputeIsRethrownAndStoresNothing() throws {
+        let cache = try Storage.inMemory()
+        var calls = 0
+        for _ in 0..<2 {
+            XCTAssertThrowsError(try cache.cached(key: "k") { () throws -> Data in
+                calls += 1
+                throw ComputeBroke()
+            }) { error in
+                XCTAssertEqual(error as? ComputeBroke, ComputeBroke())
+            }
+        }
+        XCTAssertEqual(calls, 2) // nothing was cached, so it computed again
+        XCTAssertThrowsError(try cache.cachedExclusive(key: "k") { throw ComputeBroke() }) { error in
+            XCTAssertTrue(error is ComputeBroke)
+        }
+        XCTAssertFalse(try cache.contains("k"))
+    }
+
+    func testAComputedValueTooLargeToStoreIsStillReturned() throws {
+        let cache = try Storage.inMemory(options: Options(maxSize: 3))
+        XCTAssertEqual(try cache.cached(key: "k") { bytes("much too long") }, bytes("much too long"))
+        XCTAssertFalse(try cache.contains("k"))
+    }
+
+    func testCachedWithALockBarrierComputesOnceAcrossThreads() throws {
+        let url = try makeTemporaryDirectory(self).appendingPathComponent("barrier.db")
+        let cache = try Storage(url: url)
+        let lock = NSLock()
+        let calls = Counter()
+        let results = Counter()
+        DispatchQueue.concurrentPerform(iterations: 4) { _ in
+            let value = try? cache.cached(key: "shared", barrier: lock) {
+                calls.increment()
+                Thread.sleep(forTimeInterval: 0.02)
+                return bytes("slow")
+            }
+            if value == bytes("slow") { results.increment() }
+        }
+        XCTAssertEqual(results.value, 4)
+        XCTAssertEqual(calls.value, 1)
+    }
+
+    func testCachedExclusiveComputesOnceAcrossThreadsWithTheirOwnHandles() throws {
+        let path = try makeTemporaryDirectory(self).appendingPathComponent("exclusive.db").path
+        let calls = Counter()
+        let results = Counter()
+        DispatchQueue.concurrentPerform(iterations: 4) { _ in
+            guard let cache = try? Storage(path: path) else { return }
+            let value = try? cache.cachedExclusive(key: "report", waitTimeoutMilliseconds: 10_000) {
+                calls.increment()
+                Thread.sleep(forTimeInterval: 0.05)
+                return bytes("once")
+            }
+            if value == bytes("once") { results.increment() }
+        }
+        XCTAssertEqual(results.value, 4)
+        XCTAssertEqual(calls.value, 1)
+    }
+
+    func testCachedExclusiveThrowsBusyWhileAnotherOwnerHoldsTheKey() throws {
+        let cache = try Storage.inMemory()
+        guard case .lease(let lease) = try cache.tryAcquire("k") else { return XCTFail("no lease") }
+        defer { lease.abandon() }
+        var calls = 0
+        XCTAssertThrowsError(try cache.cachedExclusive(key: "k", waitTimeoutMilliseconds: 0) {
+            calls += 1
+            return bytes("v")
+        }) { error in
+            XCTAssertEqual((error as? BackLiteError)?.code, .busy)
+        }
+        XCTAssertEqual(calls, 0)
+    }
+
+    // MARK: the two-phase lease API
+
+    func testTryAcquireGivesALeaseThenBusyThenAHit() throws {
+        let cache = try Storage.inMemory()
+        guard case .lease(let lease) = try cache.tryAcquire("k") else { return XCTFail("no lease") }
+        guard case .busy = try cache.tryAcquire("k") else { return XCTFail("not busy") }
+        try lease.extend(milliseconds: 60_000)
+        try lease.fulfill(bytes("value"), expiration: .never)
+        lease.abandon() // does nothing once fulfilled
+        guard case .hit(let value) = try cache.tryAcquire("k") else { return XCTFail("no hit") }
+        XCTAssertEqual(value, bytes("value"))
+        XCTAssertThrowsError(try lease.fulfill(bytes("again")))
+    }
+
+    func testALeaseDroppedWithoutFulfilIsAbandoned() throws {
+        let cache = try Storage.inMemory()
+        do {
+            guard case .lease = try cache.tryAcquire("k") else { return XCTFail("no lease") }
+        }
+        guard case .lease(let next) = try cache.tryAcquire("k") else { return XCTFail("still held") }
+        next.abandon()
+        XCTAssertFalse(try cache.contains("k"))
+    }
+
+    func testALeaseTakenOverThrowsLeaseLostAndStoresNothing() throws {
+        let cache = try Storage.inMemory()
+        guard case .lease(let stale) = try cache.tryAcquire("k", leaseMilliseconds: 1) else {
+            return XCTFail("no lease")
+        }
+        var next: Lease?
+        for _ in 0..<1000 { // wait out the 1 ms deadline
+            if case .lease(let l) = try cache.tryAcquire("k") { next = l; break }
+            Thread.sleep(forTimeInterval: 0.002)
+        }
+        let fresh = try XCTUnwrap(next)
+        XCTAssertThrowsError(try stale.extend(milliseconds: 1000)) { error in
+            XCTAssertEqual((error as? BackLiteError)?.code, .leaseLost)
+        }
+        XCTAssertThrowsError(try stale.fulfill(bytes("stale"))) { error in
+            XCTAssertEqual((error as? BackLiteError)?.code, .leaseLost)
+        }
+        XCTAssertFalse(try cache.contains("k"))
+        try fresh.fulfill(bytes("fresh"))
+        XCTAssertEqual(try cache.get("k"), bytes("fresh"))
+    }
+
+    func testALeaseOutlivesItsStorage() throws {
+        let url = try makeTemporaryDirectory(self).appendingPathComponent("lease.db")
+        var cache: Storage? = try Storage(url: url)
+        guard case .lease(let lease) = try cache!.tryAcquire("k") else { return XCTFail("no lease") }
+        cache = nil
+        try lease.fulfill(bytes("late"))
+        XCTAssertEqual(try Storage(url: url).get("k"), bytes("late"))
+    }
+
+    // MARK: the async memoiser
+
+    func testAsyncCachedComputesOnceAcrossConcurrentTasks() async throws {
+        let url = try makeTemporaryDirectory(self).appendingPathComponent("async.db")
+        let cache = try Storage(url: url)
+        let calls = Counter()
+        let values = try await withThrowingTaskGroup(of: Data.self) { group in
+            for _ in 0..<16 {
+                group.addTask {
+                    try await cache.cached(key: "report") {
+                        calls.increment()
+                        try await Task.sleep(nanoseconds: 50_000_000)
+                        return bytes("built once")
+                    }
+                }
+            }
+            return try await group.reduce(into: [Data]()) { $0.append($1) }
+        }
+        XCTAssertEqual(values, Array(repeating: bytes("built once"), count: 16))
+        XCTAssertEqual(calls.value, 1)
+        XCTAssertEqual(try cache.get("report"), bytes("built once"))
+    }
+
+    func testAsyncCachedHitDoesNotCompute() async throws {
+        let cache = try Storage.inMemory()
+        try cache.set("k", bytes("stored"))
+        let value = try await cache.cached(key: "k") { () async throws -> Data in
+            XCTFail("computed on a hit")
+            return Data()
+        }
+        XCTAssertEqual(value, bytes("stored"))
+    }
+
+    /// Many tasks wait for a key that another owner holds, more than the cooperative pool
+    /// has threads. If they blocked their threads, this test's own task could not run
+    /// again to fulfil the lease.
+    func testAsyncWaitersNeverBlockAThread() async throws {
+        let cache = try Storage.inMemory()
+        guard case .lease(let lease) = try cache.tryAcquire("k") else { return XCTFail("no lease") }
+        let calls = Counter()
+        let waiters = (0..<32).map { _ in
+            Task {
+                try await cache.cached(key: "k") { () async throws -> Data in
+                    calls.increment()
+                    return bytes("waiter")
+                }
+            }
+        }
+        try await Task.sleep(nanoseconds: 100_000_000)
+        try lease.fulfill(bytes("holder"))
+        for waiter in waiters {
+            let value = try await waiter.value
+            XCTAssertEqual(value, bytes("holder"))
+        }
+        XCTAssertEqual(calls.value, 0)
+    }
+
+    func testAsyncThrowingComputeIsRethrownAndReleasesTheKey() async throws {
+        let cache = try Storage.inMemory()
+        do {
+            _ = try await cache.cached(key: "k") { () async throws -> Data in throw ComputeBroke() }
+            XCTFail("no error")
+        } catch let error as ComputeBroke {
+            XCTAssertEqual(error, ComputeBroke())
+        }
+        XCTAssertFalse(try cache.contains("k"))
+        // The key was released: the next caller computes at once.
+        guard case .lease(let lease) = try cache.tryAcquire("k") else { return XCTFail("key still held") }
+        lease.abandon()
+        let value = try await cache.cached(key: "k") { () async throws -> Data in bytes("second") }
+        XCTAssertEqual(value, bytes("second"))
+    }
+
+    func testAsyncWaiterCanBeCancelled() async throws {
+        let cache = try Storage.inMemory()
+        guard case .lease(let lease) = try cache.tryAcquire("k") else { return XCTFail("no lease") }
+        defer { lease.abandon() }
+        let waiter = Task {
+            try await cache.cached(key: "k") { () async throws -> Data in bytes("never") }
+        }
+        try await Task.sleep(nanoseconds: 20_000_000)
+        waiter.cancel()
+        do {
+            _ = try await waiter.value
+            XCTFail("not cancelled")
+        } catch is CancellationError {}
+    }
+
+    func testAsyncComputeKeepsItsLeaseAliveWhileItRuns() async throws {
+        let cache = try Storage.inMemory()
+        let holderRunning = Counter()
+        let busyMeanwhile = Counter()
+        let computing = Task {
+            try await cache.cached(key: "slow", leaseMilliseconds: 200) { () async throws -> Data in
+                holderRunning.increment()
+                try await Task.sleep(nanoseconds: 1_000_000_000) // five lease lengths
+                return bytes("slow")
+            }
+        }
+        while holderRunning.value == 0 { try await Task.sleep(nanoseconds: 1_000_000) }
+        for _ in 0..<6 { // looks during the compute, well past the first 200 ms deadline
+            try await Task.sleep(nanoseconds: 100_000_000)
+            if case .busy = try cache.tryAcquire("slow") { busyMeanwhile.increment() }
+        }
+        XCTAssertEqual(busyMeanwhile.value, 6)
+        let value = try await computing.value
+        XCTAssertEqual(value, bytes("slow"))
+    }
+
+    func testAsyncTooLargeValueIsStillReturned() async throws {
+        let cache = try Storage.inMemory(options: Options(maxSize: 3))
+        let value = try await cache.cached(key: "k") { () async throws -> Data in bytes("much too long") }
+        XCTAssertEqual(value, bytes("much too long"))
+        XCTAssertFalse(try cache.contains("k"))
+    }
+}

@@ -1,0 +1,322 @@
+import BackLite
+import Foundation
+import XCTest
+
+/// A fresh temporary directory, removed by the test's teardown.
+func makeTemporaryDirectory(_ test: XCTestCase) throws -> URL {
+    let dir = FileManager.default.temporaryDirectory
+        .appendingPathComponent("backlite-swift-\(UUID().uuidString)", isDirectory: true)
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    test.addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+    return dir
+}
+
+func bytes(_ s: String) -> Data { Data(s.utf8) }
+
+final class StorageTests: XCTestCase {
+    func testHeaderAndLibraryVersionsAgree() {
+        XCTAssertEqual(headerVersion, libraryVersion)
+    }
+
+    func testSetThenGetReturnsTheValueAndAMissIsNil() throws {
+        let cache = try Storage.inMemory()
+        try cache.set("greeting", bytes("hello"), expiration: .never)
+        XCTAssertEqual(try cache.get("greeting"), bytes("hello"))
+        XCTAssertNil(try cache.get("absent"))
+    }
+
+    func testEmptyKeyAndEmptyValueAreValid() throws {
+        let cache = try Storage.inMemory()
+        try cache.set("", Data())
+        XCTAssertEqual(try cache.get(""), Data())
+        XCTAssertTrue(try cache.contains(Data()))
+    }
+
+    func testBinaryKeysAndValuesRoundTripByteForByte() throws {
+        let cache = try Storage.inMemory()
+        let key: [UInt8] = [0, 1, 2, 0xff, 0]
+        let value = Data((0..<1000).map { UInt8(truncatingIfNeeded: $0 * 7) })
+        try cache.set(key, value)
+        XCTAssertEqual(try cache.get(Data(key)), value)
+        XCTAssertEqual(try cache.get(key), value)
+        // A String key is its UTF-8 bytes.
+        try cache.set("clé", bytes("v"))
+        XCTAssertEqual(try cache.get(Data("clé".utf8)), bytes("v"))
+    }
+
+    func testItemReportsTheTimeLeftOrNilForNever() throws {
+        let cache = try Storage.inMemory()
+        try cache.set("forever", bytes("a"), expiration: .never)
+        try cache.set("minute", bytes("b"), expiration: .seconds(60))
+        XCTAssertNil(try cache.item("forever")?.expiresInMilliseconds)
+        let minute = try XCTUnwrap(try cache.item("minute"))
+        XCTAssertEqual(minute.value, bytes("b"))
+        XCTAssertGreaterThan(minute.expiresInMilliseconds!, 50_000)
+        XCTAssertLessThanOrEqual(minute.expiresInMilliseconds!, 60_000)
+        XCTAssertNil(try cache.item("absent"))
+    }
+
+    func testExpirationZeroStoresNothingAndDefaultUsesTheOptions() throws {
+        let cache = try Storage.inMemory(options: Options(defaultExpiration: .milliseconds(0)))
+        try cache.set("now", bytes("x"), expiration: .milliseconds(0))
+        XCTAssertFalse(try cache.contains("now"))
+        try cache.set("default", bytes("x"))
+        XCTAssertFalse(try cache.contains("default"))
+        try cache.set("kept", bytes("x"), expiration: .never)
+        XCTAssertTrue(try cache.contains("kept"))
+        if #available(macOS 13, *) {
+            try cache.set("duration", bytes("x"), expiration: .after(.seconds(30)))
+            XCTAssertTrue(try cache.contains("duration"))
+        }
+    }
+
+    func testSetManyWritesEveryEntry() throws {
+        let cache = try Storage.inMemory()
+        try cache.setMany([
+            Entry(key: "a", value: bytes("1")),
+            Entry(key: "b", value: bytes("22"), expiration: .never),
+            Entry(key: Data([0, 9]), value: Data(), expiration: .seconds(60)),
+        ])
+        XCTAssertEqual(try cache.get("a"), bytes("1"))
+        XCTAssertEqual(try cache.get("b"), bytes("22"))
+        XCTAssertEqual(try cache.get(Data([0, 9])), Data())
+        try cache.setMany(["x": bytes("10"), "y": bytes("20")], expiration: .never)
+        XCTAssertEqual(try cache.get("y"), bytes("20"))
+        try cache.setMany([])
+        XCTAssertEqual(try cache.stats().count, 5)
+    }
+
+    func testSetManyIsAllOrNothing() throws {
+        let cache = try Storage.inMemory(options: Options(maxSize: 4))
+        XCTAssertThrowsError(try cache.setMany([
+            Entry(key: "ok", value: bytes("1")),
+            Entry(key: "big", value: bytes("12345")),
+        ])) { error in
+            XCTAssertEqual((error as? BackLiteError)?.code, .tooLarge)
+        }
+        XCTAssertFalse(try cache.contains("ok"))
+    }
+
+    func testDeleteSaysWhetherThereWasAnEntry() throws {
+        let cache = try Storage.inMemory()
+        try cache.set("k", bytes("v"))
+        XCTAssertTrue(try cache.delete("k"))
+        XCTAssertFalse(try cache.delete("k"))
+        XCTAssertNil(try cache.get("k"))
+    }
+
+    func testContainsIsNotAnAccess() throws {
+        let cache = try Storage.inMemory()
+        try cache.set("k", bytes("v"))
+        XCTAssertTrue(try cache.contains("k"))
+        XCTAssertFalse(try cache.contains("nope"))
+        let stats = try cache.stats()
+        XCTAssertEqual(stats.hits, 0)
+        XCTAssertEqual(stats.misses, 0)
+    }
+
+    func testKeysListsEveryLiveKey() throws {
+        let cache = try Storage.inMemory()
+        try cache.set("a", bytes("1"))
+        try cache.set("b", bytes("2"))
+        try cache.set("gone", bytes("3"), expiration: .milliseconds(0))
+        let keys = try cache.keys().map { String(decoding: $0, as: UTF8.self) }.sorted()
+        XCTAssertEqual(keys, ["a", "b"])
+    }
+
+    func testForEachKeyStopsWhenTheBodyReturnsFalse() throws {
+        let cache = try Storage.inMemory()
+        for k in ["a", "b", "c", "d"] { try cache.set(k, bytes("v")) }
+        var seen = 0
+        try cache.forEachKey { _ in
+            seen += 1
+            return seen < 2
+        }
+        XCTAssertEqual(seen, 2)
+    }
+
+    struct VisitorGaveUp: Error {}
+
+    func testAnErrorThrownByTheKeyVisitorIsRethrown() throws {
+        let cache = try Storage.inMemory()
+        for k in ["a", "b", "c"] { try cache.set(k, bytes("v")) }
+        var seen = 0
+        XCTAssertThrowsError(try cache.forEachKey { _ in
+            seen += 1
+            throw VisitorGaveUp()
+        }) { error in
+            XCTAssertTrue(error is VisitorGaveUp)
+        }
+        XCTAssertEqual(seen, 1)
+    }
+
+    func testTheKeyVisitorMayUseTheStorage() throws {
+        let cache = try Storage.inMemory()
+        try cache.set("a", bytes("1"))
+        try cache.set("b", bytes("2"))
+        try cache.forEachKey { key in
+            try cache.delete(key)
+            return true
+        }
+        XCTAssertEqual(try cache.stats().count, 0)
+    }
+
+    func testClearRemovesEverything() throws {
+        let cache = try Storage.inMemory()
+        try cache.set("a", bytes("1"))
+        try cache.set("b", bytes("2"))
+        try cache.clear()
+        XCTAssertEqual(try cache.stats().count, 0)
+        XCTAssertNil(try cache.get("a"))
+    }
+
+    func testStatsCountEntriesSizesHitsMissesAndEvictions() throws {
+        let cache = try Storage.inMemory(options: Options(maxSize: 10))
+        try cache.set("a", bytes("12345"))
+        try cache.set("b", bytes("12345"))
+        XCTAssertNotNil(try cache.get("a"))
+        XCTAssertNil(try cache.get("zz"))
+        try cache.set("c", bytes("123")) // evicts b, the least recently used
+        let s = try cache.stats()
+        XCTAssertEqual(s.count, 2)
+        XCTAssertEqual(s.totalSize, 8)
+        XCTAssertEqual(s.maxSize, 10)
+        XCTAssertEqual(s.hits, 1)
+        XCTAssertEqual(s.misses, 1)
+        XCTAssertEqual(s.evictions, 1)
+        XCTAssertEqual(s.expirations, 0)
+        XCTAssertFalse(try cache.contains("b"))
+    }
+
+    func testEveryEvictionPolicyCanBeChosen() throws {
+        XCTAssertEqual(EvictionPolicy(rawValue: "least-frequently-used"), .leastFrequentlyUsed)
+        XCTAssertEqual(EvictionPolicy.allCases.count, 5)
+        for policy in EvictionPolicy.allCases {
+            let cache = try Storage.inMemory(options: Options(maxSize: 2, evictionPolicy: policy))
+            for k in ["a", "b", "c"] { try cache.set(k, bytes("1")) }
+            XCTAssertEqual(try cache.stats().count, 2, "\(policy)")
+        }
+    }
+
+    func testFirstInFirstOutEvictsTheEntrySetEarliest() throws {
+        let cache = try Storage.inMemory(options: Options(maxSize: 2, evictionPolicy: .firstInFirstOut))
+        try cache.set("a", bytes("1"))
+        try cache.set("b", bytes("2"))
+        _ = try cache.get("a")
+        try cache.set("c", bytes("3"))
+        XCTAssertFalse(try cache.contains("a"))
+        XCTAssertTrue(try cache.contains("b"))
+    }
+
+    func testCheckAndVacuumRunOnAHealthyFile() throws {
+        let cache = try Storage.inMemory()
+        try cache.set("a", bytes("1"))
+        let report = try cache.check()
+        XCTAssertTrue(report.healthy)
+        XCTAssertTrue(report.integrityOK)
+        XCTAssertFalse(report.repaired)
+        XCTAssertEqual(report.entries, 1)
+        try cache.vacuum()
+    }
+
+    func testAFilePersistsAcrossHandlesAndAVersionTagChangeDropsIt() throws {
+        let url = try makeTemporaryDirectory(self).appendingPathComponent("cache.db")
+        do {
+            let cache = try Storage(url: url, options: Options(versionTag: "v1"))
+            try cache.set("k", bytes("v"))
+        }
+        XCTAssertEqual(try Storage(url: url, options: Options(versionTag: "v1")).get("k"), bytes("v"))
+        XCTAssertNil(try Storage(url: url, options: Options(busyTimeoutMilliseconds: 1000, versionTag: "v2")).get("k"))
+    }
+
+    #if os(Linux)
+    /// The file descriptors this process has open on `path` (its -wal and -shm too).
+    private func openDescriptors(on path: String) -> Int {
+        let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        return fds.filter {
+            ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\($0)")) ?? "")
+                .hasPrefix(path)
+        }.count
+    }
+
+    func testDeinitClosesTheFile() throws {
+        let path = try makeTemporaryDirectory(self).appendingPathComponent("closed.db").path
+        var cache: Storage? = try Storage(path: path)
+        try cache!.set("k", bytes("v"))
+        XCTAssertGreaterThan(openDescriptors(on: path), 0)
+        cache = nil
+        XCTAssertEqual(openDescriptors(on: path), 0)
+    }
+    #endif
+
+    // MARK: errors, with codes and messages
+
+    func testATooLargeValueThrowsTooLargeWithItsCodeAndRemovesTheOldValue() throws {
+        let cache = try Storage.inMemory(options: Options(maxSize: 4))
+        try cache.set("k", bytes("old"))
+        XCTAssertThrowsError(try cache.set("k", bytes("too long"))) { error in
+            guard let error = error as? BackLiteError else { return XCTFail("\(error)") }
+            XCTAssertEqual(error.code, .tooLarge)
+            XCTAssertEqual(error.code.rawValue, 8)
+            XCTAssertFalse(error.message.isEmpty)
+            XCTAssertTrue(error.description.contains("BackLite error 8"))
+        }
+        XCTAssertNil(try cache.get("k"))
+        do {
+            try cache.set("k", bytes("too long"))
+            XCTFail("no error")
+        } catch BackLiteError.tooLarge {
+            // matched by code
+        }
+    }
+
+    func testAFileThatIsNotACacheThrowsNotACacheAndIsLeftUntouched() throws {
+        let url = try makeTemporaryDirectory(self).appendingPathComponent("notes.txt")
+        let content = Data(String(repeating: "just some text, not a database at all\n", count: 4).utf8)
+        try content.write(to: url)
+        XCTAssertThrowsError(try Storage(url: url)) { error in
+            XCTAssertEqual((error as? BackLiteError)?.code, .notACache)
+            XCTAssertFalse((error as? BackLiteError)?.message.isEmpty ?? true)
+        }
+        XCTAssertEqual(try Data(contentsOf: url), content)
+    }
+
+    func testADirectoryThrowsIO() throws {
+        let dir = try makeTemporaryDirectory(self)
+        XCTAssertThrowsError(try Storage(path: dir.path)) { error in
+            XCTAssertEqual((error as? BackLiteError)?.code, .io)
+        }
+        XCTAssertThrowsError(try Storage(url: dir.appendingPathComponent("no/such/dir/cache.db"))) { error in
+            XCTAssertEqual((error as? BackLiteError)?.code, .io)
+        }
+    }
+
+    func testBadOptionsThrowInvalidArgumentNamingTheOption() throws {
+        XCTAssertThrowsError(try Storage.inMemory(options: Options(maxSize: 0))) { error in
+            XCTAssertEqual((error as? BackLiteError)?.code, .invalidArgument)
+            XCTAssertTrue((error as? BackLiteError)?.message.contains("maxSize") ?? false)
+        }
+        XCTAssertThrowsError(try Storage.inMemory(options: Options(defaultExpiration: .default))) { error in
+            XCTAssertEqual((error as? BackLiteError)?.code, .invalidArgument)
+        }
+        XCTAssertThrowsError(try Storage(path: "bad\0path")) { error in
+            XCTAssertEqual((error as? BackLiteError)?.code, .invalidArgument)
+        }
+        XCTAssertThrowsError(try Storage.inMemory(options: Options(versionTag: "a\0b"))) { error in
+            XCTAssertEqual((error as? BackLiteError)?.code, .invalidArgument)
+        }
+    }
+
+    func testEveryCodeHasItsValueAndADescription() {
+        let codes: [(BackLiteError.Code, Int32)] = [
+            (.notFound, 1), (.nullParameter, 2), (.invalidArgument, 3), (.io, 4), (.notACache, 5),
+            (.corrupt, 6), (.busy, 7), (.tooLarge, 8), (.callbackFailed, 9), (.incompatible, 10),
+            (.panic, 11), (.internal, 12), (.leaseLost, 13),
+        ]
+        for (code, value) in codes {
+            XCTAssertEqual(code.rawValue, value)
+            XCTAssertFalse(code.description.isEmpty)
+        }
+        XCTAssertFalse(BackLiteError.Code(rawValue: 999).description.isEmpty)
+    }
+}

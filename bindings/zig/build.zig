@@ -1,0 +1,115 @@
+//! BackLite for Zig. `zig build test` builds the tests (and the README's example)
+//! against the C library and runs them.
+//!
+//!   zig build test                                  # ../../include, ../../target/release
+//!   zig build test -Dlib-dir=/usr/local/lib -Dinclude-dir=/usr/local/include
+//!   zig build test -Dstatic=true                    # link libbacklite.a instead
+//!
+//! A user's build.zig gets the module with
+//! `b.dependency("backlite", .{ .@"lib-dir" = ..., .@"include-dir" = ... }).module("backlite")`.
+const std = @import("std");
+
+pub fn build(b: *std.Build) void {
+    const target = b.standardTargetOptions(.{});
+    const optimize = b.standardOptimizeOption(.{});
+    const lib_dir = b.option([]const u8, "lib-dir", "Directory with libbacklite.so / libbacklite.a (default: ../../target/release)") orelse
+        b.pathFromRoot("../../target/release");
+    const include_dir = b.option([]const u8, "include-dir", "Directory with backlite.h (default: ../../include)") orelse
+        b.pathFromRoot("../../include");
+    const static = b.option(bool, "static", "Link libbacklite.a instead of libbacklite.so") orelse false;
+
+    const mod = b.addModule("backlite", .{
+        .root_source_file = b.path("src/backlite.zig"),
+        .target = target,
+        .optimize = optimize,
+        .link_libc = true,
+    });
+    mod.addIncludePath(.{ .cwd_relative = include_dir });
+    var loaded_from: []const u8 = "";
+    if (static) {
+        mod.addObjectFile(.{ .cwd_relative = b.pathJoin(&.{ lib_dir, "libbacklite.a" }) });
+        // What a Rust static library needs from the system.
+        for ([_][]const u8{ "pthread", "dl", "m", "gcc_s" }) |name|
+            mod.linkSystemLibrary(name, .{ .use_pkg_config = .no });
+    } else {
+        const dir = stageShared(b, lib_dir);
+        loaded_from = dir;
+        mod.addLibraryPath(.{ .cwd_relative = dir });
+        mod.addRPath(.{ .cwd_relative = dir });
+        mod.linkSystemLibrary("backlite", .{ .use_pkg_config = .no, .preferred_link_mode = .dynamic });
+    }
+
+    const test_step = b.step("test", "Run the binding's tests and the README example");
+
+    // What the tests check about their own linking.
+    const link = b.addOptions();
+    link.addOption(bool, "static", static);
+    link.addOption([]const u8, "lib_dir", loaded_from);
+    const tests = b.addTest(.{ .root_module = b.createModule(.{
+        .root_source_file = b.path("src/tests.zig"),
+        .target = target,
+        .optimize = optimize,
+        .imports = &.{
+            .{ .name = "backlite", .module = mod },
+            .{ .name = "link", .module = link.createModule() },
+        },
+    }) });
+    const run_tests = b.addRunArtifact(tests);
+    // Always run: a rebuilt libbacklite.so is not an input zig's cache sees.
+    run_tests.has_side_effects = true;
+    test_step.dependOn(&run_tests.step);
+
+    // The README's ```zig block, cut out at build time, built and run (in a fresh
+    // directory, since it writes cache.db), so the documented example cannot rot.
+    const readme = b.build_root.handle.readFileAlloc(b.allocator, "README.md", 1 << 20) catch |e|
+        std.debug.panic("bindings/zig/README.md: {s}", .{@errorName(e)});
+    const example_src = b.addWriteFiles().add("readme_example.zig", zigBlock(readme));
+    const example = b.addExecutable(.{
+        .name = "readme_example",
+        .root_module = b.createModule(.{
+            .root_source_file = example_src,
+            .target = target,
+            .optimize = optimize,
+            .imports = &.{.{ .name = "backlite", .module = mod }},
+        }),
+    });
+    const run_example = b.addRunArtifact(example);
+    run_example.setCwd(.{ .cwd_relative = b.makeTempPath() });
+    run_example.expectStdOutEqual("hello\n42\n");
+    run_example.has_side_effects = true;
+    test_step.dependOn(&run_example.step);
+}
+
+/// An absolute directory holding libbacklite.so and libbacklite.so.0 (the library's
+/// SONAME, which cargo does not create): `lib_dir` itself when it has both (an installed
+/// library), else a copy in the cache, refreshed on every build. Programs built here get
+/// it as their rpath, so they load this library and no other.
+fn stageShared(b: *std.Build, lib_dir: []const u8) []const u8 {
+    const cwd = std.fs.cwd();
+    const so = b.pathJoin(&.{ lib_dir, "libbacklite.so" });
+    cwd.access(so, .{}) catch |e|
+        std.debug.panic("{s}: {s} (build the library, or pass -Dlib-dir=...)", .{ so, @errorName(e) });
+    if (cwd.access(b.pathJoin(&.{ lib_dir, "libbacklite.so.0" }), .{})) |_| {
+        return cwd.realpathAlloc(b.allocator, lib_dir) catch @panic("realpath of lib-dir");
+    } else |_| {}
+    const sub = "backlite-lib";
+    const cache = b.cache_root.handle;
+    cache.makePath(sub) catch @panic("cannot create the library stage in the cache");
+    var stage = cache.openDir(sub, .{}) catch @panic("cannot open the library stage");
+    defer stage.close();
+    cwd.copyFile(so, stage, "libbacklite.so.0", .{}) catch |e|
+        std.debug.panic("copying {s}: {s}", .{ so, @errorName(e) });
+    stage.deleteFile("libbacklite.so") catch {};
+    stage.symLink("libbacklite.so.0", "libbacklite.so", .{}) catch @panic("symlink in the library stage");
+    return stage.realpathAlloc(b.allocator, ".") catch @panic("realpath of the library stage");
+}
+
+/// The first ```zig block of a Markdown text.
+fn zigBlock(markdown: []const u8) []const u8 {
+    const fence = "```zig\n";
+    const start = (std.mem.indexOf(u8, markdown, fence) orelse
+        @panic("bindings/zig/README.md: no ```zig block")) + fence.len;
+    const len = std.mem.indexOf(u8, markdown[start..], "\n```") orelse
+        @panic("bindings/zig/README.md: the ```zig block is not closed");
+    return markdown[start .. start + len + 1];
+}

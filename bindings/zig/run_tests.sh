@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Tests of the Zig binding: `zig build test` (the unit tests and the README's example),
+# against libbacklite.so and then against libbacklite.a.
+#
+#   bash bindings/zig/run_tests.sh                        # builds the library with cargo first
+#   BACKLITE_LIB_DIR=target/release bash bindings/zig/run_tests.sh   # a built library
+#
+# Zig is pinned to 0.15.2 (later versions drop @cImport), run as `python3 -m ziglang`
+# and installed from PyPI (`pip install ziglang==0.15.2`) when missing or another
+# version. Zig's caches stay in bindings/zig/.zig-cache (or $ZIG_CACHE_DIR).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+zig_version=0.15.2
+
+for dir in "${CARGO_HOME:-${HOME:-/root}/.cargo}/bin"; do
+    [ -d "$dir" ] && case ":$PATH:" in *":$dir:"*) ;; *) PATH="$PATH:$dir" ;; esac
+done
+export PATH
+python=${PYTHON:-python3}
+command -v "$python" >/dev/null || { echo "run_tests.sh: $python is not installed" >&2; exit 1; }
+
+if [ "$("$python" -m ziglang version 2>/dev/null || true)" != "$zig_version" ]; then
+    echo "== pip install ziglang==$zig_version"
+    export PIP_ROOT_USER_ACTION=ignore
+    "$python" -m pip install --quiet --disable-pip-version-check "ziglang==$zig_version" ||
+        "$python" -m pip install --quiet --disable-pip-version-check --break-system-packages "ziglang==$zig_version"
+fi
+[ "$("$python" -m ziglang version)" = "$zig_version" ] ||
+    { echo "run_tests.sh: zig $zig_version is needed, got $("$python" -m ziglang version)" >&2; exit 1; }
+
+include_dir=${BACKLITE_INCLUDE_DIR:-$root/include}
+if [ -z "${BACKLITE_LIB_DIR:-}" ]; then
+    target=${CARGO_TARGET_DIR:-$root/target}
+    echo "== cargo build --release --lib (CARGO_TARGET_DIR=$target)"
+    CARGO_TARGET_DIR="$target" cargo build --release --lib --manifest-path "$root/Cargo.toml"
+    BACKLITE_LIB_DIR=$target/release
+fi
+lib_dir=$(cd "$BACKLITE_LIB_DIR" && pwd)
+include_dir=$(cd "$include_dir" && pwd)
+for f in "$lib_dir/libbacklite.so" "$lib_dir/libbacklite.a" "$include_dir/backlite.h"; do
+    [ -e "$f" ] || { echo "run_tests.sh: missing $f" >&2; exit 1; }
+done
+
+cache=${ZIG_CACHE_DIR:-$here/.zig-cache}
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+zig_build() {
+    (cd "$here" && "$python" -m ziglang build test --summary all \
+        --cache-dir "$cache" --global-cache-dir "$cache/global" \
+        -Dlib-dir="$lib_dir" -Dinclude-dir="$include_dir" "$@") 2>&1 | tee -a "$log"
+    return "${PIPESTATUS[0]}"
+}
+
+echo "== zig $zig_version; library: $lib_dir"
+echo "== zig build test (libbacklite.so)"
+zig_build
+echo "== zig build test -Dstatic=true (libbacklite.a)"
+zig_build -Dstatic=true
+# "Build Summary: 7/7 steps succeeded; 41/41 tests passed", once per build.
+passed=$(sed -n 's/^Build Summary:.*; \([0-9]*\)\/[0-9]* tests passed.*/\1/p' "$log" | awk '{ n += $1 } END { print n + 0 }')
+[ "$passed" -gt 0 ] || { echo "run_tests.sh: no Zig test ran" >&2; exit 1; }
+echo "== Zig binding: all tests passed (unit tests and the README example, shared and static)"
+echo "zig: $passed passed, 0 failed"

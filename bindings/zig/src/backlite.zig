@@ -1,0 +1,791 @@
+//! BackLite for Zig: a persistent cache in one SQLite file, over the C library
+//! (`include/backlite.h`).
+//!
+//! - Results are a Zig error set (`Error`); a miss is not an error (`get` returns null,
+//!   `delete` and `contains` return a bool).
+//! - Values come back as slices copied into the allocator you pass; you own them.
+//! - The message of the last failure is kept per handle (`Storage.lastError`), or in a
+//!   `Diagnostics` you pass to `Storage.open`. The library itself has no thread-local
+//!   error state.
+//! - `cached` and `cachedExclusive` take a context (a value or pointer whose type has a
+//!   `compute(self, writer: *std.Io.Writer) !void` method) or a plain function
+//!   `fn (writer: *std.Io.Writer) !void`. An error returned by `compute` is returned
+//!   unchanged by the call, after the C call has returned.
+
+const std = @import("std");
+const Allocator = std.mem.Allocator;
+
+/// The C API, as translated by `@cImport`, for whatever this wrapper does not cover.
+pub const c = @cImport(@cInclude("backlite.h"));
+
+/// The failures of a BackLite call. `NotFound` is not among them: a miss is a normal
+/// answer (null or false).
+pub const Error = error{
+    /// A required pointer was NULL (a bug in this wrapper if it ever shows).
+    NullParameter,
+    /// A bad enum value, path, duration or option value.
+    InvalidArgument,
+    /// The file cannot be opened, created, read or written.
+    Io,
+    /// The file exists but is not a BackLite cache; it was left untouched.
+    NotACache,
+    /// SQLite reports the database file damaged.
+    Corrupt,
+    /// A lock (or, for `cachedExclusive`, another owner's compute) was not done within
+    /// the wait.
+    Busy,
+    /// The value is larger than the storage's max_size: not stored.
+    TooLarge,
+    /// A lock or visitor callback failed. (A failing `compute` gives its own error.)
+    CallbackFailed,
+    /// The file was written by a newer BackLite schema.
+    Incompatible,
+    /// An internal bug of the library, caught at its boundary.
+    Panic,
+    /// Any other SQLite or system error.
+    Internal,
+    /// A lease was taken over by another owner: nothing was stored.
+    LeaseLost,
+    /// A result code this wrapper does not know (a newer library).
+    Unexpected,
+};
+
+/// The C result codes, for diagnostics.
+pub const Code = enum(i32) {
+    ok = c.BACKLITE_RESULT_OK,
+    not_found = c.BACKLITE_RESULT_NOT_FOUND,
+    null_parameter = c.BACKLITE_RESULT_NULL_PARAMETER,
+    invalid_argument = c.BACKLITE_RESULT_INVALID_ARGUMENT,
+    io = c.BACKLITE_RESULT_IO,
+    not_a_cache = c.BACKLITE_RESULT_NOT_A_CACHE,
+    corrupt = c.BACKLITE_RESULT_CORRUPT,
+    busy = c.BACKLITE_RESULT_BUSY,
+    too_large = c.BACKLITE_RESULT_TOO_LARGE,
+    callback_failed = c.BACKLITE_RESULT_CALLBACK_FAILED,
+    incompatible = c.BACKLITE_RESULT_INCOMPATIBLE,
+    panic = c.BACKLITE_RESULT_PANIC,
+    internal = c.BACKLITE_RESULT_INTERNAL,
+    lease_lost = c.BACKLITE_RESULT_LEASE_LOST,
+    _,
+
+    /// The library's static description of the code.
+    pub fn description(code: Code) []const u8 {
+        return std.mem.span(c.backlite_result_str(@intFromEnum(code)));
+    }
+
+    /// The Zig error for a failure code (`ok` and `not_found` are not failures).
+    pub fn toError(code: Code) Error {
+        return switch (code) {
+            .null_parameter => error.NullParameter,
+            .invalid_argument => error.InvalidArgument,
+            .io => error.Io,
+            .not_a_cache => error.NotACache,
+            .corrupt => error.Corrupt,
+            .busy => error.Busy,
+            .too_large => error.TooLarge,
+            .callback_failed => error.CallbackFailed,
+            .incompatible => error.Incompatible,
+            .panic => error.Panic,
+            .internal => error.Internal,
+            .lease_lost => error.LeaseLost,
+            else => error.Unexpected,
+        };
+    }
+};
+
+/// The result code and message of a failed call. Messages longer than
+/// `max_message_len` bytes are cut.
+pub const Diagnostics = struct {
+    pub const max_message_len = 512;
+
+    code: Code = .ok,
+    buf: [max_message_len]u8 = undefined,
+    len: usize = 0,
+
+    pub fn message(self: *const Diagnostics) []const u8 {
+        return self.buf[0..self.len];
+    }
+
+    /// `{f}` prints "message (code N)".
+    pub fn format(self: Diagnostics, w: *std.Io.Writer) std.Io.Writer.Error!void {
+        try w.print("{s} (code {d})", .{ self.message(), @intFromEnum(self.code) });
+    }
+
+    fn setText(self: *Diagnostics, code: Code, text: []const u8) void {
+        self.code = code;
+        self.len = @min(text.len, self.buf.len);
+        @memcpy(self.buf[0..self.len], text[0..self.len]);
+    }
+
+    /// Records `code` with the message of `err` (or the code's description), then frees
+    /// `err`.
+    fn take(self: *Diagnostics, code: Code, err: ?*c.backlite_error) void {
+        defer c.backlite_error_free(err);
+        const text = if (err) |e| std.mem.span(c.backlite_error_message(e)) else code.description();
+        self.setText(code, text);
+    }
+};
+
+/// When an entry expires.
+pub const Expiration = union(enum) {
+    /// The storage's default expiration (`Options.default_expiration_ms`).
+    default,
+    /// Never.
+    never,
+    /// This many milliseconds from now (0: already expired, so nothing is stored).
+    ms: u64,
+
+    fn toC(self: Expiration) i64 {
+        return switch (self) {
+            .default => c.BACKLITE_EXPIRATION_DEFAULT,
+            .never => c.BACKLITE_EXPIRATION_NEVER,
+            .ms => |ms| clampMs(ms),
+        };
+    }
+};
+
+fn clampMs(ms: u64) i64 {
+    return @intCast(@min(ms, std.math.maxInt(i64)));
+}
+
+/// The seed's eviction policies, in the seed's order.
+pub const EvictionPolicy = enum(i32) {
+    least_recently_used = c.BACKLITE_EVICTION_POLICY_LEAST_RECENTLY_USED,
+    least_frequently_used = c.BACKLITE_EVICTION_POLICY_LEAST_FREQUENTLY_USED,
+    most_recently_used = c.BACKLITE_EVICTION_POLICY_MOST_RECENTLY_USED,
+    first_in_first_out = c.BACKLITE_EVICTION_POLICY_FIRST_IN_FIRST_OUT,
+    last_in_first_out = c.BACKLITE_EVICTION_POLICY_LAST_IN_FIRST_OUT,
+
+    /// The seed's name: "least-recently-used", ...
+    pub fn name(self: EvictionPolicy) []const u8 {
+        return switch (self) {
+            .least_recently_used => "least-recently-used",
+            .least_frequently_used => "least-frequently-used",
+            .most_recently_used => "most-recently-used",
+            .first_in_first_out => "first-in-first-out",
+            .last_in_first_out => "last-in-first-out",
+        };
+    }
+
+    pub fn fromName(text: []const u8) ?EvictionPolicy {
+        inline for (std.meta.fields(EvictionPolicy)) |f| {
+            const p: EvictionPolicy = @enumFromInt(f.value);
+            if (std.mem.eql(u8, text, p.name())) return p;
+        }
+        return null;
+    }
+};
+
+/// How `Storage.open` sets up the handle. Null fields keep the library's defaults
+/// (1 GiB, least-recently-used, never expire, 5000 ms busy timeout, no version tag).
+pub const Options = struct {
+    /// The bound on the sum of value lengths, 1 to maxInt(i64) bytes.
+    max_size: ?u64 = null,
+    eviction_policy: ?EvictionPolicy = null,
+    /// The expiration of entries set with `.default`; null: never.
+    default_expiration_ms: ?u64 = null,
+    /// How long to wait for a lock held by another connection or process.
+    busy_timeout_ms: ?u32 = null,
+    /// When the file was last opened with another tag, every entry is dropped on open.
+    version_tag: ?[]const u8 = null,
+    /// Receives the code and message if the open fails.
+    diags: ?*Diagnostics = null,
+};
+
+/// One item for `Storage.setMany`.
+pub const Entry = struct {
+    key: []const u8,
+    value: []const u8,
+    expiration: Expiration = .default,
+};
+
+/// A value and its time left, from `Storage.getItem`.
+pub const Item = struct {
+    value: []u8,
+    /// Milliseconds left before it expires; null: never.
+    expires_in_ms: ?u64,
+
+    pub fn deinit(self: Item, allocator: Allocator) void {
+        allocator.free(self.value);
+    }
+};
+
+/// The file's counters and this handle's activity.
+pub const Stats = struct {
+    /// Live entries in the file.
+    count: u64,
+    /// Sum of value lengths in the file (what max_size bounds).
+    total_size: u64,
+    max_size: u64,
+    /// This handle's lookups that found a live entry.
+    hits: u64,
+    /// This handle's lookups that did not.
+    misses: u64,
+    /// Entries this handle evicted for size.
+    evictions: u64,
+    /// Expired entries this handle removed.
+    expirations: u64,
+};
+
+/// What `Storage.check` found and, with repair, fixed.
+pub const CheckReport = struct {
+    healthy: bool,
+    integrity_ok: bool,
+    repaired: bool,
+    entries: u64,
+    damaged: u64,
+    orphan_values: u64,
+    recorded_count: u64,
+    recorded_total_size: u64,
+    actual_count: u64,
+    actual_total_size: u64,
+};
+
+/// Options of `Storage.cached`.
+pub const CachedOptions = struct {
+    expiration: Expiration = .default,
+    /// Held around the compute of a missing value (the key is looked up again once it
+    /// is held), so that threads sharing it compute a key once. Across processes, use
+    /// `cachedExclusive`.
+    barrier: ?*std.Thread.Mutex = null,
+};
+
+/// Options of `Storage.cachedExclusive`.
+pub const ExclusiveOptions = struct {
+    expiration: Expiration = .default,
+    /// How long to wait for another owner's compute before `error.Busy`.
+    wait_timeout_ms: u64 = 60_000,
+};
+
+/// The answer of `Storage.tryAcquire`.
+pub const Acquired = union(enum) {
+    /// A hit: the value, in the caller's allocator.
+    hit: []u8,
+    /// A miss, and the key is ours to compute: `fulfill` or `abandon` the lease.
+    lease: Lease,
+    /// Another live owner is computing the key: try again later.
+    busy,
+};
+
+/// The right to compute one key (the two-phase stampede protection, for event loops).
+/// Release it with `fulfill` or `abandon`; after `fulfill`, `abandon` does nothing, so
+/// `defer lease.abandon()` is always right. It stays valid even after its `Storage` is
+/// closed.
+pub const Lease = struct {
+    handle: ?*c.backlite_lease,
+    diags: Diagnostics = .{},
+
+    /// Moves the deadline to `lease_ms` from now. `error.LeaseLost` if another owner
+    /// took the key over (then abandon the lease).
+    pub fn extend(self: *Lease, lease_ms: u64) Error!void {
+        var err: ?*c.backlite_error = null;
+        const r = c.backlite_lease_extend(self.handle, clampMs(lease_ms), &err);
+        try checkResult(&self.diags, r, err);
+    }
+
+    /// Stores `value` under the key, releases and frees the lease (whatever the result).
+    /// `error.LeaseLost`: another owner took the key over and nothing was stored.
+    pub fn fulfill(self: *Lease, value: []const u8, expiration: Expiration) Error!void {
+        const handle = self.handle orelse return error.NullParameter;
+        self.handle = null;
+        var err: ?*c.backlite_error = null;
+        const r = c.backlite_lease_fulfill(handle, bytesPtr(value), value.len, expiration.toC(), &err);
+        try checkResult(&self.diags, r, err);
+    }
+
+    /// Releases the lease without storing anything (another caller may take the key).
+    pub fn abandon(self: *Lease) void {
+        c.backlite_lease_abandon(self.handle);
+        self.handle = null;
+    }
+
+    /// The code and message of this lease's last failure.
+    pub fn lastError(self: *const Lease) Diagnostics {
+        return self.diags;
+    }
+};
+
+/// Frees what `Storage.collectKeys` returned.
+pub fn freeKeys(allocator: Allocator, keys: []const []u8) void {
+    for (keys) |k| allocator.free(k);
+    allocator.free(keys);
+}
+
+/// The library's version, e.g. "0.1.0".
+pub fn version() []const u8 {
+    return std.mem.span(c.backlite_version());
+}
+
+/// The version of the header this package was compiled against.
+pub const header_version: []const u8 = c.BACKLITE_VERSION_STRING;
+
+fn bytesPtr(bytes: []const u8) ?[*]const u8 {
+    return if (bytes.len == 0) null else bytes.ptr;
+}
+
+fn checkResult(diags: *Diagnostics, r: c.backlite_result, err: ?*c.backlite_error) Error!void {
+    if (r == c.BACKLITE_RESULT_OK) return;
+    const code: Code = @enumFromInt(r);
+    diags.take(code, err);
+    return code.toError();
+}
+
+/// Copies a library buffer into `allocator` and frees the buffer.
+fn takeBuf(allocator: Allocator, buf: *c.backlite_buf) Allocator.Error![]u8 {
+    defer c.backlite_buf_free(buf);
+    if (buf.len == 0) return allocator.alloc(u8, 0);
+    return allocator.dupe(u8, buf.data[0..buf.len]);
+}
+
+/// A NUL-terminated copy of `text` in `buf`, or null if it does not fit or holds a NUL.
+fn toCString(buf: []u8, text: []const u8) ?[*:0]const u8 {
+    if (text.len >= buf.len or std.mem.indexOfScalar(u8, text, 0) != null) return null;
+    @memcpy(buf[0..text.len], text);
+    buf[text.len] = 0;
+    return @ptrCast(buf.ptr);
+}
+
+/// The error set a callback's return type carries (empty when it cannot fail).
+fn ErrorOf(comptime R: type) type {
+    return switch (@typeInfo(R)) {
+        .error_union => |eu| eu.error_set,
+        else => error{},
+    };
+}
+
+fn PayloadOf(comptime R: type) type {
+    return switch (@typeInfo(R)) {
+        .error_union => |eu| eu.payload,
+        else => R,
+    };
+}
+
+/// How a compute context is called: a function `fn (*std.Io.Writer) !void`, or a value
+/// whose type has `compute(self, *std.Io.Writer) !void`.
+fn Compute(comptime Context: type) type {
+    return struct {
+        const is_fn = @typeInfo(Context) == .@"fn";
+        const R = if (is_fn)
+            @typeInfo(Context).@"fn".return_type.?
+        else
+            @TypeOf(@as(Context, undefined).compute(@as(*std.Io.Writer, undefined)));
+        comptime {
+            if (PayloadOf(R) != void)
+                @compileError("compute must return void or an error union with void: " ++ @typeName(R));
+        }
+        pub const E = ErrorOf(R);
+    };
+}
+
+/// A `std.Io.Writer` over the library's sink, for the duration of one compute.
+const SinkWriter = struct {
+    raw: *c.backlite_sink,
+    failure: ?Code = null,
+    writer: std.Io.Writer,
+
+    fn init(raw: *c.backlite_sink, buffer: []u8) SinkWriter {
+        return .{ .raw = raw, .writer = .{ .buffer = buffer, .vtable = &.{ .drain = drain } } };
+    }
+
+    fn put(self: *SinkWriter, bytes: []const u8) std.Io.Writer.Error!void {
+        if (bytes.len == 0) return;
+        const r = c.backlite_sink_write(self.raw, bytes.ptr, bytes.len);
+        if (r != c.BACKLITE_RESULT_OK) {
+            self.failure = @enumFromInt(r);
+            return error.WriteFailed;
+        }
+    }
+
+    fn drain(w: *std.Io.Writer, data: []const []const u8, splat: usize) std.Io.Writer.Error!usize {
+        const self: *SinkWriter = @alignCast(@fieldParentPtr("writer", w));
+        try self.put(w.buffered());
+        w.end = 0;
+        var n: usize = 0;
+        for (data[0 .. data.len - 1]) |slice| {
+            try self.put(slice);
+            n += slice.len;
+        }
+        const pattern = data[data.len - 1];
+        for (0..splat) |_| try self.put(pattern);
+        return n + pattern.len * splat;
+    }
+};
+
+/// The state a compute trampoline reaches through `user_data`.
+fn ComputeCall(comptime Context: type) type {
+    return struct {
+        const Self = @This();
+        const C = Compute(Context);
+        /// A function is kept as a pointer, a context as it was passed.
+        const Stored = if (C.is_fn) *const Context else Context;
+
+        context: Stored,
+        failed: ?C.E = null,
+        sink_failure: ?Code = null,
+
+        fn trampoline(user_data: ?*anyopaque, raw: ?*c.backlite_sink) callconv(.c) i32 {
+            const self: *Self = @ptrCast(@alignCast(user_data.?));
+            var buffer: [4096]u8 = undefined;
+            var sink = SinkWriter.init(raw.?, &buffer);
+            const outcome = if (comptime C.is_fn) self.context(&sink.writer) else self.context.compute(&sink.writer);
+            if (@typeInfo(@TypeOf(outcome)) == .error_union) {
+                outcome catch |e| {
+                    // A failed sink write surfaces as error.WriteFailed; report the
+                    // library's code instead.
+                    if (sink.failure) |code| self.sink_failure = code else self.failed = e;
+                    return 1;
+                };
+            }
+            sink.writer.flush() catch {
+                self.sink_failure = sink.failure;
+                return 1;
+            };
+            return 0;
+        }
+
+        /// The error to return for result `r` (a compute's own error first).
+        fn finish(self: *Self, diags: *Diagnostics, r: c.backlite_result, err: ?*c.backlite_error) (Error || C.E)!void {
+            if (self.failed) |e| {
+                c.backlite_error_free(err);
+                diags.setText(.callback_failed, @errorName(e));
+                return e;
+            }
+            if (self.sink_failure) |code| {
+                if (r == c.BACKLITE_RESULT_OK) c.backlite_error_free(err);
+                diags.setText(code, "backlite_sink_write failed");
+                return code.toError();
+            }
+            return checkResult(diags, r, err);
+        }
+    };
+}
+
+fn MutexBarrier() type {
+    return struct {
+        fn lock(user_data: ?*anyopaque) callconv(.c) i32 {
+            const m: *std.Thread.Mutex = @ptrCast(@alignCast(user_data.?));
+            m.lock();
+            return 0;
+        }
+        fn unlock(user_data: ?*anyopaque) callconv(.c) void {
+            const m: *std.Thread.Mutex = @ptrCast(@alignCast(user_data.?));
+            m.unlock();
+        }
+    };
+}
+
+/// A cache handle. Usable from any number of threads at once; `deinit` must not race
+/// with other calls.
+pub const Storage = struct {
+    handle: *c.backlite_storage,
+    last: struct {
+        mutex: std.Thread.Mutex = .{},
+        diags: Diagnostics = .{},
+    } = .{},
+
+    /// Opens (or creates) the cache file at `path` (":memory:" for a private in-memory
+    /// cache). A file that is not a BackLite cache is left untouched: `error.NotACache`.
+    pub fn open(path: []const u8, options: Options) Error!Storage {
+        var scratch: Diagnostics = .{};
+        const diags = options.diags orelse &scratch;
+        var path_buf: [std.fs.max_path_bytes + 1]u8 = undefined;
+        const c_path = toCString(&path_buf, path) orelse {
+            diags.setText(.invalid_argument, "path too long or contains a NUL byte");
+            return error.InvalidArgument;
+        };
+
+        const opts = c.backlite_options_new() orelse {
+            diags.setText(.internal, "out of memory");
+            return error.Internal;
+        };
+        defer c.backlite_options_free(opts);
+        if (options.max_size) |v| try setOption(diags, "max_size", c.backlite_options_set_max_size(opts, v));
+        if (options.eviction_policy) |v|
+            try setOption(diags, "eviction_policy", c.backlite_options_set_eviction_policy(opts, @intFromEnum(v)));
+        if (options.default_expiration_ms) |v|
+            try setOption(diags, "default_expiration_ms", c.backlite_options_set_default_expiration_ms(opts, clampMs(v)));
+        if (options.busy_timeout_ms) |v|
+            try setOption(diags, "busy_timeout_ms", c.backlite_options_set_busy_timeout_ms(opts, v));
+        if (options.version_tag) |tag| {
+            var tag_buf: [1024]u8 = undefined;
+            const c_tag = toCString(&tag_buf, tag) orelse {
+                diags.setText(.invalid_argument, "version_tag too long or contains a NUL byte");
+                return error.InvalidArgument;
+            };
+            try setOption(diags, "version_tag", c.backlite_options_set_version_tag(opts, c_tag));
+        }
+
+        var handle: ?*c.backlite_storage = null;
+        var err: ?*c.backlite_error = null;
+        try checkResult(diags, c.backlite_storage_open(c_path, opts, &handle, &err), err);
+        return .{ .handle = handle.? };
+    }
+
+    fn setOption(diags: *Diagnostics, comptime name: []const u8, r: c.backlite_result) Error!void {
+        if (r == c.BACKLITE_RESULT_OK) return;
+        const code: Code = @enumFromInt(r);
+        diags.setText(code, "invalid option " ++ name);
+        return code.toError();
+    }
+
+    /// Closes the handle.
+    pub fn deinit(self: *Storage) void {
+        c.backlite_storage_free(self.handle);
+        self.* = undefined;
+    }
+
+    /// The code and message of this handle's most recent failure (from any thread).
+    pub fn lastError(self: *Storage) Diagnostics {
+        self.last.mutex.lock();
+        defer self.last.mutex.unlock();
+        return self.last.diags;
+    }
+
+    fn fail(self: *Storage, r: c.backlite_result, err: ?*c.backlite_error) Error!void {
+        if (r == c.BACKLITE_RESULT_OK) return;
+        self.last.mutex.lock();
+        defer self.last.mutex.unlock();
+        return checkResult(&self.last.diags, r, err);
+    }
+
+    /// The value under `key`, copied into `allocator` (the caller frees it), or null if
+    /// there is no live entry.
+    pub fn get(self: *Storage, allocator: Allocator, key: []const u8) (Error || Allocator.Error)!?[]u8 {
+        const item = try self.getItem(allocator, key) orelse return null;
+        return item.value;
+    }
+
+    /// Like `get`, with the time the value has left.
+    pub fn getItem(self: *Storage, allocator: Allocator, key: []const u8) (Error || Allocator.Error)!?Item {
+        var buf: c.backlite_buf = .{ .data = null, .len = 0 };
+        var left: i64 = 0;
+        var err: ?*c.backlite_error = null;
+        const r = c.backlite_storage_get(self.handle, bytesPtr(key), key.len, &buf, &left, &err);
+        if (r == c.BACKLITE_RESULT_NOT_FOUND) return null;
+        try self.fail(r, err);
+        const value = try takeBuf(allocator, &buf);
+        return .{ .value = value, .expires_in_ms = if (left < 0) null else @intCast(left) };
+    }
+
+    /// Stores `value` under `key`, evicting by the policy to make room.
+    /// `error.TooLarge` if it is longer than max_size (then the older value is removed).
+    pub fn set(self: *Storage, key: []const u8, value: []const u8, expiration: Expiration) Error!void {
+        var err: ?*c.backlite_error = null;
+        const r = c.backlite_storage_set(self.handle, bytesPtr(key), key.len, bytesPtr(value), value.len, expiration.toC(), &err);
+        try self.fail(r, err);
+    }
+
+    /// Stores every entry in one transaction (all or nothing), then evicts down to
+    /// max_size. `allocator` holds the C array of entries for the call.
+    pub fn setMany(self: *Storage, allocator: Allocator, entries: []const Entry) (Error || Allocator.Error)!void {
+        const raw = try allocator.alloc(c.backlite_entry, entries.len);
+        defer allocator.free(raw);
+        for (entries, raw) |e, *r| r.* = .{
+            .key = bytesPtr(e.key),
+            .key_len = e.key.len,
+            .value = bytesPtr(e.value),
+            .value_len = e.value.len,
+            .expiration_ms = e.expiration.toC(),
+        };
+        var err: ?*c.backlite_error = null;
+        const r = c.backlite_storage_set_many(self.handle, if (raw.len == 0) null else raw.ptr, raw.len, &err);
+        try self.fail(r, err);
+    }
+
+    /// Removes the entry under `key`; false if there was no live entry.
+    pub fn delete(self: *Storage, key: []const u8) Error!bool {
+        var err: ?*c.backlite_error = null;
+        const r = c.backlite_storage_delete(self.handle, bytesPtr(key), key.len, &err);
+        if (r == c.BACKLITE_RESULT_NOT_FOUND) return false;
+        try self.fail(r, err);
+        return true;
+    }
+
+    /// Whether `key` has a live entry. Not an access: no order or counter changes.
+    pub fn contains(self: *Storage, key: []const u8) Error!bool {
+        var err: ?*c.backlite_error = null;
+        const r = c.backlite_storage_contains(self.handle, bytesPtr(key), key.len, &err);
+        if (r == c.BACKLITE_RESULT_NOT_FOUND) return false;
+        try self.fail(r, err);
+        return true;
+    }
+
+    /// Calls `visit(context, key)` with every live key. `visit` returns `void` or
+    /// `bool` (false stops early), or an error union of those: its error stops the walk
+    /// and is returned. The key slice is valid only during the call. No lock is held
+    /// while `visit` runs, so it may use this storage.
+    pub fn keys(
+        self: *Storage,
+        context: anytype,
+        comptime visit: anytype,
+    ) (Error || ErrorOf(@typeInfo(@TypeOf(visit)).@"fn".return_type.?))!void {
+        const Context = @TypeOf(context);
+        const R = @typeInfo(@TypeOf(visit)).@"fn".return_type.?;
+        const Visit = struct {
+            context: Context,
+            failed: ?ErrorOf(R) = null,
+
+            fn trampoline(user_data: ?*anyopaque, key: [*c]const u8, key_len: usize) callconv(.c) i32 {
+                const st: *@This() = @ptrCast(@alignCast(user_data.?));
+                const slice: []const u8 = if (key_len == 0) &.{} else key[0..key_len];
+                const outcome = visit(st.context, slice);
+                const go_on: bool = if (@typeInfo(R) == .error_union) blk: {
+                    const v = outcome catch |e| {
+                        st.failed = e;
+                        return 1;
+                    };
+                    break :blk if (PayloadOf(R) == bool) v else true;
+                } else if (R == bool) outcome else true;
+                return if (go_on) 0 else 1;
+            }
+        };
+        var state: Visit = .{ .context = context };
+        var err: ?*c.backlite_error = null;
+        const r = c.backlite_storage_keys(self.handle, Visit.trampoline, &state, &err);
+        if (state.failed) |e| {
+            if (r != c.BACKLITE_RESULT_OK) c.backlite_error_free(err);
+            return e;
+        }
+        try self.fail(r, err);
+    }
+
+    /// Every live key, each copied into `allocator`; free with `freeKeys`.
+    pub fn collectKeys(self: *Storage, allocator: Allocator) (Error || Allocator.Error)![][]u8 {
+        const Collect = struct {
+            allocator: Allocator,
+            list: std.ArrayList([]u8) = .empty,
+            fn add(st: *@This(), key: []const u8) Allocator.Error!void {
+                const copy = try st.allocator.dupe(u8, key);
+                errdefer st.allocator.free(copy);
+                try st.list.append(st.allocator, copy);
+            }
+        };
+        var st: Collect = .{ .allocator = allocator };
+        errdefer freeKeys(allocator, st.list.items);
+        errdefer st.list.deinit(allocator);
+        try self.keys(&st, Collect.add);
+        return st.list.toOwnedSlice(allocator);
+    }
+
+    /// Removes every entry.
+    pub fn clear(self: *Storage) Error!void {
+        var err: ?*c.backlite_error = null;
+        try self.fail(c.backlite_storage_clear(self.handle, &err), err);
+    }
+
+    /// The file's counters (expired entries removed first) and this handle's activity.
+    pub fn stats(self: *Storage) Error!Stats {
+        var s: c.backlite_stats = undefined;
+        var err: ?*c.backlite_error = null;
+        try self.fail(c.backlite_storage_stats(self.handle, &s, &err), err);
+        return .{
+            .count = s.count,
+            .total_size = s.total_size,
+            .max_size = s.max_size,
+            .hits = s.hits,
+            .misses = s.misses,
+            .evictions = s.evictions,
+            .expirations = s.expirations,
+        };
+    }
+
+    /// Verifies the whole file (O(n), for maintenance); with `repair`, fixes what it can.
+    pub fn check(self: *Storage, repair: bool) Error!CheckReport {
+        var rep: c.backlite_check_report = undefined;
+        var err: ?*c.backlite_error = null;
+        try self.fail(c.backlite_storage_check(self.handle, @intFromBool(repair), &rep, &err), err);
+        return .{
+            .healthy = rep.healthy != 0,
+            .integrity_ok = rep.integrity_ok != 0,
+            .repaired = rep.repaired != 0,
+            .entries = rep.entries,
+            .damaged = rep.damaged,
+            .orphan_values = rep.orphan_values,
+            .recorded_count = rep.recorded_count,
+            .recorded_total_size = rep.recorded_total_size,
+            .actual_count = rep.actual_count,
+            .actual_total_size = rep.actual_total_size,
+        };
+    }
+
+    /// Gives the space of deleted entries back to the file system.
+    pub fn vacuum(self: *Storage) Error!void {
+        var err: ?*c.backlite_error = null;
+        try self.fail(c.backlite_storage_vacuum(self.handle, &err), err);
+    }
+
+    /// The value under `key`, computed by `context` on a miss and stored with
+    /// `options.expiration`. `context` is a function `fn (*std.Io.Writer) !void` or a
+    /// value (typically a pointer) whose type has `compute(self, *std.Io.Writer) !void`.
+    /// An error of the compute is returned as is, with nothing stored. A value too large
+    /// to store is still returned. The result is copied into `allocator`.
+    pub fn cached(
+        self: *Storage,
+        allocator: Allocator,
+        key: []const u8,
+        options: CachedOptions,
+        context: anytype,
+    ) (Error || Allocator.Error || Compute(@TypeOf(context)).E)![]u8 {
+        const Call = ComputeCall(@TypeOf(context));
+        var call: Call = .{ .context = if (comptime Call.C.is_fn) &context else context };
+        const Barrier = MutexBarrier();
+        const barrier: c.backlite_barrier = .{
+            .user_data = options.barrier,
+            .lock = Barrier.lock,
+            .unlock = Barrier.unlock,
+        };
+        var buf: c.backlite_buf = .{ .data = null, .len = 0 };
+        var err: ?*c.backlite_error = null;
+        const r = c.backlite_cached_call(self.handle, bytesPtr(key), key.len, Call.trampoline, &call, if (options.barrier != null) &barrier else null, options.expiration.toC(), &buf, &err);
+        try self.finishCall(Call, &call, r, err, &buf);
+        return takeBuf(allocator, &buf);
+    }
+
+    /// Like `cached`, but at most one caller computes a key at a time across every
+    /// thread and process sharing the file; the others wait for its value (up to
+    /// `options.wait_timeout_ms`, then `error.Busy`). This blocks the calling thread.
+    pub fn cachedExclusive(
+        self: *Storage,
+        allocator: Allocator,
+        key: []const u8,
+        options: ExclusiveOptions,
+        context: anytype,
+    ) (Error || Allocator.Error || Compute(@TypeOf(context)).E)![]u8 {
+        const Call = ComputeCall(@TypeOf(context));
+        var call: Call = .{ .context = if (comptime Call.C.is_fn) &context else context };
+        var buf: c.backlite_buf = .{ .data = null, .len = 0 };
+        var err: ?*c.backlite_error = null;
+        const r = c.backlite_cached_call_exclusive(self.handle, bytesPtr(key), key.len, Call.trampoline, &call, options.expiration.toC(), clampMs(options.wait_timeout_ms), &buf, &err);
+        try self.finishCall(Call, &call, r, err, &buf);
+        return takeBuf(allocator, &buf);
+    }
+
+    fn finishCall(self: *Storage, comptime Call: type, call: *Call, r: c.backlite_result, err: ?*c.backlite_error, buf: *c.backlite_buf) (Error || Call.C.E)!void {
+        if (r == c.BACKLITE_RESULT_OK and call.failed == null and call.sink_failure == null) return;
+        if (r == c.BACKLITE_RESULT_OK) c.backlite_buf_free(buf);
+        self.last.mutex.lock();
+        defer self.last.mutex.unlock();
+        return call.finish(&self.last.diags, r, err);
+    }
+
+    /// Looks `key` up without ever waiting for another owner: a hit (copied into
+    /// `allocator`), a lease to compute the key (held for `lease_ms`), or busy.
+    pub fn tryAcquire(self: *Storage, allocator: Allocator, key: []const u8, lease_ms: u64) (Error || Allocator.Error)!Acquired {
+        var buf: c.backlite_buf = .{ .data = null, .len = 0 };
+        var lease: ?*c.backlite_lease = null;
+        var err: ?*c.backlite_error = null;
+        const r = c.backlite_lease_try_acquire(self.handle, bytesPtr(key), key.len, clampMs(lease_ms), &buf, &lease, &err);
+        switch (r) {
+            c.BACKLITE_RESULT_OK => return .{ .hit = try takeBuf(allocator, &buf) },
+            c.BACKLITE_RESULT_NOT_FOUND => return .{ .lease = .{ .handle = lease.? } },
+            c.BACKLITE_RESULT_BUSY => {
+                c.backlite_error_free(err);
+                return .busy;
+            },
+            else => {
+                try self.fail(r, err);
+                unreachable;
+            },
+        }
+    }
+};

@@ -1,0 +1,619 @@
+//! Tests of the Zig binding, run by `zig build test`.
+
+const std = @import("std");
+const testing = std.testing;
+const backlite = @import("backlite");
+const link = @import("link");
+const Storage = backlite.Storage;
+
+/// A temporary directory and a cache file path inside it.
+const TempCache = struct {
+    tmp: testing.TmpDir,
+    path: []const u8,
+
+    fn init(name: []const u8) !TempCache {
+        var tmp = testing.tmpDir(.{});
+        errdefer tmp.cleanup();
+        var dir_buf: [std.fs.max_path_bytes]u8 = undefined;
+        const dir = try tmp.dir.realpath(".", &dir_buf);
+        const path = try std.fs.path.join(testing.allocator, &.{ dir, name });
+        return .{ .tmp = tmp, .path = path };
+    }
+
+    fn deinit(self: *TempCache) void {
+        testing.allocator.free(self.path);
+        self.tmp.cleanup();
+    }
+};
+
+fn memory(options: backlite.Options) !Storage {
+    return Storage.open(":memory:", options);
+}
+
+fn expectValue(cache: *Storage, key: []const u8, expected: ?[]const u8) !void {
+    const got = try cache.get(testing.allocator, key);
+    defer if (got) |v| testing.allocator.free(v);
+    if (expected) |e| {
+        try testing.expect(got != null);
+        try testing.expectEqualSlices(u8, e, got.?);
+    } else {
+        try testing.expect(got == null);
+    }
+}
+
+test "header and library versions agree" {
+    try testing.expectEqualStrings(backlite.header_version, backlite.version());
+}
+
+test "the test binary uses the library it was built against" {
+    if (@import("builtin").os.tag != .linux) return error.SkipZigTest;
+    const maps = try std.fs.cwd().readFileAlloc(testing.allocator, "/proc/self/maps", 1 << 24);
+    defer testing.allocator.free(maps);
+    var lines = std.mem.tokenizeScalar(u8, maps, '\n');
+    var mapped = false;
+    while (lines.next()) |line| {
+        const at = std.mem.indexOf(u8, line, "/libbacklite") orelse continue;
+        const start = std.mem.indexOfScalar(u8, line, '/').?;
+        mapped = true;
+        // A shared library from the directory the build was told about (or its stage).
+        try testing.expect(!link.static);
+        try testing.expectEqualStrings(link.lib_dir, line[start..at]);
+    }
+    try testing.expectEqual(!link.static, mapped);
+}
+
+test "set then get returns an owned copy; a miss is null" {
+    var cache = try memory(.{});
+    defer cache.deinit();
+    try cache.set("greeting", "hello", .never);
+    const v = (try cache.get(testing.allocator, "greeting")).?;
+    defer testing.allocator.free(v);
+    try testing.expectEqualStrings("hello", v);
+    try testing.expect(try cache.get(testing.allocator, "absent") == null);
+}
+
+test "empty key and empty value are valid" {
+    var cache = try memory(.{});
+    defer cache.deinit();
+    try cache.set("", "", .never);
+    try expectValue(&cache, "", "");
+    try testing.expect(try cache.contains(""));
+}
+
+test "binary keys and values round-trip byte for byte" {
+    var cache = try memory(.{});
+    defer cache.deinit();
+    const key = [_]u8{ 0, 1, 2, 0xff, 0 };
+    var value: [1000]u8 = undefined;
+    for (&value, 0..) |*b, i| b.* = @truncate(i * 7);
+    try cache.set(&key, &value, .default);
+    try expectValue(&cache, &key, &value);
+}
+
+test "getItem reports the time left, or null for never" {
+    var cache = try memory(.{});
+    defer cache.deinit();
+    try cache.set("forever", "a", .never);
+    try cache.set("minute", "b", .{ .ms = 60_000 });
+    const forever = (try cache.getItem(testing.allocator, "forever")).?;
+    defer forever.deinit(testing.allocator);
+    try testing.expect(forever.expires_in_ms == null);
+    const minute = (try cache.getItem(testing.allocator, "minute")).?;
+    defer minute.deinit(testing.allocator);
+    try testing.expectEqualStrings("b", minute.value);
+    try testing.expect(minute.expires_in_ms.? > 50_000 and minute.expires_in_ms.? <= 60_000);
+    try testing.expect(try cache.getItem(testing.allocator, "absent") == null);
+}
+
+test "expiration 0 stores nothing; default expiration applies to .default" {
+    var cache = try memory(.{ .default_expiration_ms = 0 });
+    defer cache.deinit();
+    try cache.set("now", "x", .{ .ms = 0 });
+    try testing.expect(!try cache.contains("now"));
+    try cache.set("dflt", "x", .default);
+    try testing.expect(!try cache.contains("dflt"));
+    try cache.set("kept", "x", .never);
+    try testing.expect(try cache.contains("kept"));
+}
+
+test "setMany writes every entry" {
+    var cache = try memory(.{});
+    defer cache.deinit();
+    try cache.setMany(testing.allocator, &.{
+        .{ .key = "a", .value = "1" },
+        .{ .key = "b", .value = "22", .expiration = .never },
+        .{ .key = "c", .value = "333", .expiration = .{ .ms = 60_000 } },
+    });
+    try expectValue(&cache, "a", "1");
+    try expectValue(&cache, "b", "22");
+    try expectValue(&cache, "c", "333");
+    try cache.setMany(testing.allocator, &.{});
+    try testing.expectEqual(@as(u64, 3), (try cache.stats()).count);
+}
+
+test "setMany is all or nothing: one too-large value writes nothing" {
+    var cache = try memory(.{ .max_size = 4 });
+    defer cache.deinit();
+    try testing.expectError(error.TooLarge, cache.setMany(testing.allocator, &.{
+        .{ .key = "ok", .value = "1" },
+        .{ .key = "big", .value = "12345" },
+    }));
+    try testing.expect(!try cache.contains("ok"));
+    try testing.expectEqual(backlite.Code.too_large, cache.lastError().code);
+}
+
+test "delete says whether there was an entry" {
+    var cache = try memory(.{});
+    defer cache.deinit();
+    try cache.set("k", "v", .never);
+    try testing.expect(try cache.delete("k"));
+    try testing.expect(!try cache.delete("k"));
+    try expectValue(&cache, "k", null);
+}
+
+test "contains is not an access" {
+    var cache = try memory(.{});
+    defer cache.deinit();
+    try cache.set("k", "v", .never);
+    try testing.expect(try cache.contains("k"));
+    try testing.expect(!try cache.contains("nope"));
+    const s = try cache.stats();
+    try testing.expectEqual(@as(u64, 0), s.hits);
+    try testing.expectEqual(@as(u64, 0), s.misses);
+}
+
+fn collectInto(list: *std.ArrayList([]const u8), key: []const u8) !void {
+    try list.append(testing.allocator, try testing.allocator.dupe(u8, key));
+}
+
+test "keys visits every live key with a context" {
+    var cache = try memory(.{});
+    defer cache.deinit();
+    try cache.set("a", "1", .never);
+    try cache.set("b", "2", .never);
+    try cache.set("gone", "3", .{ .ms = 0 });
+    var list: std.ArrayList([]const u8) = .empty;
+    defer {
+        for (list.items) |k| testing.allocator.free(k);
+        list.deinit(testing.allocator);
+    }
+    try cache.keys(&list, collectInto);
+    std.mem.sort([]const u8, list.items, {}, struct {
+        fn lt(_: void, x: []const u8, y: []const u8) bool {
+            return std.mem.lessThan(u8, x, y);
+        }
+    }.lt);
+    try testing.expectEqual(@as(usize, 2), list.items.len);
+    try testing.expectEqualStrings("a", list.items[0]);
+    try testing.expectEqualStrings("b", list.items[1]);
+}
+
+test "keys stops when the visitor returns false" {
+    var cache = try memory(.{});
+    defer cache.deinit();
+    for ([_][]const u8{ "a", "b", "c", "d" }) |k| try cache.set(k, "v", .never);
+    var seen: usize = 0;
+    try cache.keys(&seen, struct {
+        fn visit(n: *usize, _: []const u8) bool {
+            n.* += 1;
+            return n.* < 2;
+        }
+    }.visit);
+    try testing.expectEqual(@as(usize, 2), seen);
+}
+
+test "an error from the key visitor stops the walk and is returned" {
+    var cache = try memory(.{});
+    defer cache.deinit();
+    for ([_][]const u8{ "a", "b", "c" }) |k| try cache.set(k, "v", .never);
+    var seen: usize = 0;
+    try testing.expectError(error.VisitorGaveUp, cache.keys(&seen, struct {
+        fn visit(n: *usize, _: []const u8) error{VisitorGaveUp}!void {
+            n.* += 1;
+            return error.VisitorGaveUp;
+        }
+    }.visit));
+    try testing.expectEqual(@as(usize, 1), seen);
+}
+
+test "the key visitor may use the storage" {
+    var cache = try memory(.{});
+    defer cache.deinit();
+    try cache.set("a", "1", .never);
+    try cache.set("b", "2", .never);
+    try cache.keys(&cache, struct {
+        fn visit(s: *Storage, key: []const u8) !void {
+            _ = try s.delete(key);
+        }
+    }.visit);
+    try testing.expectEqual(@as(u64, 0), (try cache.stats()).count);
+}
+
+test "collectKeys copies every key into the allocator" {
+    var cache = try memory(.{});
+    defer cache.deinit();
+    try cache.set("x", "1", .never);
+    try cache.set("y", "2", .never);
+    const ks = try cache.collectKeys(testing.allocator);
+    defer backlite.freeKeys(testing.allocator, ks);
+    try testing.expectEqual(@as(usize, 2), ks.len);
+}
+
+test "clear removes everything" {
+    var cache = try memory(.{});
+    defer cache.deinit();
+    try cache.set("a", "1", .never);
+    try cache.set("b", "2", .never);
+    try cache.clear();
+    try testing.expectEqual(@as(u64, 0), (try cache.stats()).count);
+    try expectValue(&cache, "a", null);
+}
+
+test "stats counts entries, sizes, hits, misses and evictions" {
+    var cache = try memory(.{ .max_size = 10 });
+    defer cache.deinit();
+    try cache.set("a", "12345", .never);
+    try cache.set("b", "12345", .never);
+    try expectValue(&cache, "a", "12345");
+    try expectValue(&cache, "zz", null);
+    try cache.set("c", "123", .never); // evicts b, the least recently used
+    const s = try cache.stats();
+    try testing.expectEqual(@as(u64, 2), s.count);
+    try testing.expectEqual(@as(u64, 8), s.total_size);
+    try testing.expectEqual(@as(u64, 10), s.max_size);
+    try testing.expectEqual(@as(u64, 1), s.hits);
+    try testing.expectEqual(@as(u64, 1), s.misses);
+    try testing.expectEqual(@as(u64, 1), s.evictions);
+    try testing.expect(!try cache.contains("b"));
+}
+
+test "every eviction policy can be chosen, by value or by name" {
+    inline for (std.meta.fields(backlite.EvictionPolicy)) |f| {
+        const p: backlite.EvictionPolicy = @enumFromInt(f.value);
+        try testing.expectEqual(p, backlite.EvictionPolicy.fromName(p.name()).?);
+        var cache = try memory(.{ .eviction_policy = p, .max_size = 2 });
+        defer cache.deinit();
+        try cache.set("a", "1", .never);
+        try cache.set("b", "2", .never);
+        try cache.set("c", "3", .never);
+        try testing.expectEqual(@as(u64, 2), (try cache.stats()).count);
+    }
+    try testing.expect(backlite.EvictionPolicy.fromName("random") == null);
+}
+
+test "fifo evicts the entry set earliest" {
+    var cache = try memory(.{ .eviction_policy = .first_in_first_out, .max_size = 2 });
+    defer cache.deinit();
+    try cache.set("a", "1", .never);
+    try cache.set("b", "2", .never);
+    try expectValue(&cache, "a", "1");
+    try cache.set("c", "3", .never);
+    try testing.expect(!try cache.contains("a"));
+    try testing.expect(try cache.contains("b"));
+}
+
+test "check and vacuum run on a healthy file" {
+    var cache = try memory(.{});
+    defer cache.deinit();
+    try cache.set("a", "1", .never);
+    const rep = try cache.check(false);
+    try testing.expect(rep.healthy and rep.integrity_ok and !rep.repaired);
+    try testing.expectEqual(@as(u64, 1), rep.entries);
+    try cache.vacuum();
+}
+
+// ---- errors, with codes and messages ----
+
+test "a too-large value is error.TooLarge with code and message, and removes the old value" {
+    var cache = try memory(.{ .max_size = 4 });
+    defer cache.deinit();
+    try cache.set("k", "old", .never);
+    try testing.expectError(error.TooLarge, cache.set("k", "too long", .never));
+    const d = cache.lastError();
+    try testing.expectEqual(backlite.Code.too_large, d.code);
+    try testing.expectEqual(@as(i32, 8), @intFromEnum(d.code));
+    try testing.expect(d.message().len > 0);
+    try expectValue(&cache, "k", null);
+    var buf: [600]u8 = undefined;
+    const text = try std.fmt.bufPrint(&buf, "{f}", .{d});
+    try testing.expect(std.mem.endsWith(u8, text, "(code 8)"));
+}
+
+test "a file that is not a cache is error.NotACache, and is left untouched" {
+    var t = try TempCache.init("notes.txt");
+    defer t.deinit();
+    const content = "just some text, not a database at all\n" ** 4;
+    try t.tmp.dir.writeFile(.{ .sub_path = "notes.txt", .data = content });
+    var diags: backlite.Diagnostics = .{};
+    try testing.expectError(error.NotACache, Storage.open(t.path, .{ .diags = &diags }));
+    try testing.expectEqual(backlite.Code.not_a_cache, diags.code);
+    try testing.expect(diags.message().len > 0);
+    const after = try t.tmp.dir.readFileAlloc(testing.allocator, "notes.txt", 1 << 16);
+    defer testing.allocator.free(after);
+    try testing.expectEqualStrings(content, after);
+}
+
+test "a directory is error.Io" {
+    var t = try TempCache.init("");
+    defer t.deinit();
+    var diags: backlite.Diagnostics = .{};
+    try testing.expectError(error.Io, Storage.open(t.path, .{ .diags = &diags }));
+    try testing.expectEqual(backlite.Code.io, diags.code);
+}
+
+test "a missing parent folder is error.Io" {
+    var t = try TempCache.init("no/such/dir/cache.db");
+    defer t.deinit();
+    try testing.expectError(error.Io, Storage.open(t.path, .{}));
+}
+
+test "bad options are error.InvalidArgument, with the option named" {
+    var diags: backlite.Diagnostics = .{};
+    try testing.expectError(error.InvalidArgument, memory(.{ .max_size = 0, .diags = &diags }));
+    try testing.expectEqual(backlite.Code.invalid_argument, diags.code);
+    try testing.expect(std.mem.indexOf(u8, diags.message(), "max_size") != null);
+    try testing.expectError(error.InvalidArgument, Storage.open("bad\x00path", .{}));
+    try testing.expectError(error.InvalidArgument, memory(.{ .version_tag = "a\x00b" }));
+}
+
+test "every failure code maps to its own error" {
+    const pairs = .{
+        .{ backlite.Code.null_parameter, error.NullParameter },
+        .{ backlite.Code.invalid_argument, error.InvalidArgument },
+        .{ backlite.Code.io, error.Io },
+        .{ backlite.Code.not_a_cache, error.NotACache },
+        .{ backlite.Code.corrupt, error.Corrupt },
+        .{ backlite.Code.busy, error.Busy },
+        .{ backlite.Code.too_large, error.TooLarge },
+        .{ backlite.Code.callback_failed, error.CallbackFailed },
+        .{ backlite.Code.incompatible, error.Incompatible },
+        .{ backlite.Code.panic, error.Panic },
+        .{ backlite.Code.internal, error.Internal },
+        .{ backlite.Code.lease_lost, error.LeaseLost },
+        .{ @as(backlite.Code, @enumFromInt(999)), error.Unexpected },
+    };
+    inline for (pairs) |p| {
+        try testing.expectEqual(@as(backlite.Error, p[1]), p[0].toError());
+        try testing.expect(p[0].description().len > 0);
+    }
+}
+
+test "a file persists across handles, and a version tag change drops it" {
+    var t = try TempCache.init("cache.db");
+    defer t.deinit();
+    {
+        var cache = try Storage.open(t.path, .{ .version_tag = "v1" });
+        defer cache.deinit();
+        try cache.set("k", "v", .never);
+    }
+    {
+        var cache = try Storage.open(t.path, .{ .version_tag = "v1" });
+        defer cache.deinit();
+        try expectValue(&cache, "k", "v");
+    }
+    {
+        var cache = try Storage.open(t.path, .{ .version_tag = "v2", .busy_timeout_ms = 1000 });
+        defer cache.deinit();
+        try expectValue(&cache, "k", null);
+    }
+}
+
+// ---- memoisation ----
+
+const Counter = struct {
+    calls: std.atomic.Value(u32) = .init(0),
+    value: []const u8 = "computed",
+
+    pub fn compute(self: *Counter, w: *std.Io.Writer) !void {
+        _ = self.calls.fetchAdd(1, .monotonic);
+        try w.writeAll(self.value);
+    }
+};
+
+test "cached computes once, then answers from the cache" {
+    var cache = try memory(.{});
+    defer cache.deinit();
+    var counter: Counter = .{};
+    for (0..3) |_| {
+        const v = try cache.cached(testing.allocator, "memo", .{}, &counter);
+        defer testing.allocator.free(v);
+        try testing.expectEqualStrings("computed", v);
+    }
+    try testing.expectEqual(@as(u32, 1), counter.calls.load(.monotonic));
+    try expectValue(&cache, "memo", "computed");
+}
+
+fn answer(w: *std.Io.Writer) std.Io.Writer.Error!void {
+    try w.print("{d}", .{6 * 7});
+}
+
+test "cached takes a plain function" {
+    var cache = try memory(.{});
+    defer cache.deinit();
+    const v = try cache.cached(testing.allocator, "answer", .{ .expiration = .never }, answer);
+    defer testing.allocator.free(v);
+    try testing.expectEqualStrings("42", v);
+}
+
+test "cached writes large values through the writer's buffer" {
+    var cache = try memory(.{});
+    defer cache.deinit();
+    const Big = struct {
+        pub fn compute(_: @This(), w: *std.Io.Writer) !void {
+            for (0..10_000) |i| try w.print("{d},", .{i});
+            try w.splatByteAll('x', 5000);
+        }
+    };
+    const v = try cache.cached(testing.allocator, "big", .{}, Big{});
+    defer testing.allocator.free(v);
+    try testing.expect(std.mem.startsWith(u8, v, "0,1,2,"));
+    try testing.expect(std.mem.endsWith(u8, v, "9999," ++ "x" ** 5000));
+    try expectValue(&cache, "big", v);
+}
+
+const Failing = struct {
+    calls: u32 = 0,
+    pub fn compute(self: *Failing, w: *std.Io.Writer) error{ WriteFailed, ComputeBroke }!void {
+        self.calls += 1;
+        try w.writeAll("partial");
+        return error.ComputeBroke;
+    }
+};
+
+test "a failing compute returns its own error and stores nothing" {
+    var cache = try memory(.{});
+    defer cache.deinit();
+    var f: Failing = .{};
+    try testing.expectError(error.ComputeBroke, cache.cached(testing.allocator, "k", .{}, &f));
+    try testing.expect(!try cache.contains("k"));
+    try testing.expectEqual(backlite.Code.callback_failed, cache.lastError().code);
+    try testing.expectEqualStrings("ComputeBroke", cache.lastError().message());
+    // Nothing was cached, so the next call computes again.
+    try testing.expectError(error.ComputeBroke, cache.cached(testing.allocator, "k", .{}, &f));
+    try testing.expectEqual(@as(u32, 2), f.calls);
+    try testing.expectError(error.ComputeBroke, cache.cachedExclusive(testing.allocator, "k", .{}, &f));
+    try testing.expect(!try cache.contains("k"));
+}
+
+test "a computed value too large to store is still returned" {
+    var cache = try memory(.{ .max_size = 3 });
+    defer cache.deinit();
+    var counter: Counter = .{ .value = "much too long" };
+    const v = try cache.cached(testing.allocator, "k", .{}, &counter);
+    defer testing.allocator.free(v);
+    try testing.expectEqualStrings("much too long", v);
+    try testing.expect(!try cache.contains("k"));
+}
+
+test "cached with a mutex barrier computes once across threads" {
+    var t = try TempCache.init("barrier.db");
+    defer t.deinit();
+    var cache = try Storage.open(t.path, .{});
+    defer cache.deinit();
+    var mutex: std.Thread.Mutex = .{};
+    const Slow = struct {
+        calls: std.atomic.Value(u32) = .init(0),
+        pub fn compute(self: *@This(), w: *std.Io.Writer) !void {
+            _ = self.calls.fetchAdd(1, .monotonic);
+            std.Thread.sleep(20 * std.time.ns_per_ms);
+            try w.writeAll("slow");
+        }
+    };
+    var slow: Slow = .{};
+    const Worker = struct {
+        fn run(s: *Storage, m: *std.Thread.Mutex, ctx: *Slow, ok: *std.atomic.Value(u32)) void {
+            const v = s.cached(std.heap.page_allocator, "shared", .{ .barrier = m }, ctx) catch return;
+            defer std.heap.page_allocator.free(v);
+            if (std.mem.eql(u8, v, "slow")) _ = ok.fetchAdd(1, .monotonic);
+        }
+    };
+    var ok: std.atomic.Value(u32) = .init(0);
+    var threads: [4]std.Thread = undefined;
+    for (&threads) |*th| th.* = try std.Thread.spawn(.{}, Worker.run, .{ &cache, &mutex, &slow, &ok });
+    for (threads) |th| th.join();
+    try testing.expectEqual(@as(u32, 4), ok.load(.monotonic));
+    try testing.expectEqual(@as(u32, 1), slow.calls.load(.monotonic));
+}
+
+test "cachedExclusive computes once across threads with their own handles" {
+    var t = try TempCache.init("exclusive.db");
+    defer t.deinit();
+    const Slow = struct {
+        calls: std.atomic.Value(u32) = .init(0),
+        pub fn compute(self: *@This(), w: *std.Io.Writer) !void {
+            _ = self.calls.fetchAdd(1, .monotonic);
+            std.Thread.sleep(50 * std.time.ns_per_ms);
+            try w.writeAll("once");
+        }
+    };
+    var slow: Slow = .{};
+    const Worker = struct {
+        fn run(path: []const u8, ctx: *Slow, ok: *std.atomic.Value(u32)) void {
+            var s = Storage.open(path, .{}) catch return;
+            defer s.deinit();
+            const v = s.cachedExclusive(std.heap.page_allocator, "report", .{ .wait_timeout_ms = 10_000 }, ctx) catch return;
+            defer std.heap.page_allocator.free(v);
+            if (std.mem.eql(u8, v, "once")) _ = ok.fetchAdd(1, .monotonic);
+        }
+    };
+    var ok: std.atomic.Value(u32) = .init(0);
+    var threads: [4]std.Thread = undefined;
+    for (&threads) |*th| th.* = try std.Thread.spawn(.{}, Worker.run, .{ t.path, &slow, &ok });
+    for (threads) |th| th.join();
+    try testing.expectEqual(@as(u32, 4), ok.load(.monotonic));
+    try testing.expectEqual(@as(u32, 1), slow.calls.load(.monotonic));
+}
+
+test "cachedExclusive gives error.Busy while another owner holds the key" {
+    var cache = try memory(.{});
+    defer cache.deinit();
+    var acquired = try cache.tryAcquire(testing.allocator, "k", 30_000);
+    try testing.expect(acquired == .lease);
+    defer acquired.lease.abandon();
+    var counter: Counter = .{};
+    try testing.expectError(error.Busy, cache.cachedExclusive(testing.allocator, "k", .{ .wait_timeout_ms = 0 }, &counter));
+    try testing.expectEqual(backlite.Code.busy, cache.lastError().code);
+    try testing.expectEqual(@as(u32, 0), counter.calls.load(.monotonic));
+}
+
+// ---- the two-phase lease API ----
+
+test "tryAcquire: a miss gives a lease, others are busy, fulfill stores, then a hit" {
+    var cache = try memory(.{});
+    defer cache.deinit();
+    var first = try cache.tryAcquire(testing.allocator, "k", 30_000);
+    try testing.expect(first == .lease);
+    defer first.lease.abandon(); // does nothing after fulfill
+    try testing.expect(try cache.tryAcquire(testing.allocator, "k", 30_000) == .busy);
+    try first.lease.extend(60_000);
+    try first.lease.fulfill("value", .never);
+    const hit = try cache.tryAcquire(testing.allocator, "k", 30_000);
+    try testing.expect(hit == .hit);
+    defer testing.allocator.free(hit.hit);
+    try testing.expectEqualStrings("value", hit.hit);
+}
+
+test "an abandoned lease lets the next caller compute" {
+    var cache = try memory(.{});
+    defer cache.deinit();
+    var first = try cache.tryAcquire(testing.allocator, "k", 30_000);
+    first.lease.abandon();
+    var second = try cache.tryAcquire(testing.allocator, "k", 30_000);
+    try testing.expect(second == .lease);
+    second.lease.abandon();
+    try testing.expect(!try cache.contains("k"));
+}
+
+test "a lease taken over is error.LeaseLost and stores nothing" {
+    var cache = try memory(.{});
+    defer cache.deinit();
+    var stale = try cache.tryAcquire(testing.allocator, "k", 1);
+    defer stale.lease.abandon();
+    // Wait out the 1 ms deadline, then another owner takes the key over.
+    var next: backlite.Acquired = .busy;
+    for (0..1000) |_| {
+        next = try cache.tryAcquire(testing.allocator, "k", 30_000);
+        if (next == .lease) break;
+        std.Thread.sleep(2 * std.time.ns_per_ms);
+    }
+    try testing.expect(next == .lease);
+    defer next.lease.abandon();
+    try testing.expectError(error.LeaseLost, stale.lease.extend(1000));
+    try testing.expectError(error.LeaseLost, stale.lease.fulfill("stale", .never));
+    try testing.expectEqual(backlite.Code.lease_lost, stale.lease.lastError().code);
+    try testing.expect(!try cache.contains("k"));
+    try next.lease.fulfill("fresh", .never);
+    try expectValue(&cache, "k", "fresh");
+}
+
+test "a lease outlives its storage handle" {
+    var t = try TempCache.init("lease.db");
+    defer t.deinit();
+    var cache = try Storage.open(t.path, .{});
+    var acquired = try cache.tryAcquire(testing.allocator, "k", 30_000);
+    cache.deinit();
+    try acquired.lease.fulfill("late", .never);
+    var again = try Storage.open(t.path, .{});
+    defer again.deinit();
+    try expectValue(&again, "k", "late");
+}
