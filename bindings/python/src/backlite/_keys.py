@@ -1,0 +1,136 @@
+"""Memo keys that are the same in every process and every run.
+
+The seed keyed results by ``hash((args, frozenset(kwargs.items())))``: salted per
+process for str and bytes (so nothing was ever found again by another process or run),
+blind to which function was called (two functions with the same arguments shared a
+result), failing on lists and dicts, and ``f(1)`` and ``f(x=1)`` were different keys.
+
+Here the key names the function (module and qualified name) and a BLAKE2b digest of a
+canonical encoding of its arguments, bound to the signature with defaults applied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import pickle
+from inspect import Parameter, Signature
+from typing import Any, Callable
+
+# Pickle protocol for arguments that have no canonical encoding below: fixed, so the
+# key does not change when Python's default protocol does.
+_KEY_PICKLE_PROTOCOL = 4
+
+
+def function_id(func: Callable[..., Any]) -> str:
+    module = getattr(func, "__module__", None) or "?"
+    qualname = getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or repr(func)
+    return f"{module}.{qualname}"
+
+
+def _len(n: int) -> bytes:
+    return str(n).encode() + b":"
+
+
+def _encode(obj: Any, out: list[bytes]) -> None:
+    """Appends an unambiguous encoding of ``obj``: equal values give equal bytes
+    (dicts and sets in any order), values of different types give different bytes."""
+    t = type(obj)
+    if obj is None:
+        out.append(b"N")
+    elif t is bool:
+        out.append(b"T" if obj else b"F")
+    elif t is int:
+        out.append(b"i" + str(obj).encode() + b";")
+    elif t is float:
+        out.append(b"f" + (obj.hex() if not math.isnan(obj) else "nan").encode() + b";")
+    elif t is str:
+        b = obj.encode("utf-8", "surrogatepass")
+        out.append(b"s" + _len(len(b)) + b)
+    elif t is bytes:
+        out.append(b"b" + _len(len(obj)) + obj)
+    elif t is tuple or t is list:
+        out.append((b"(" if t is tuple else b"[") + _len(len(obj)))
+        for x in obj:
+            _encode(x, out)
+    elif t is dict:
+        items = sorted(encode(k) + encode(v) for k, v in obj.items())
+        out.append(b"{" + _len(len(items)))
+        out.extend(_len(len(i)) + i for i in items)
+    elif t is set or t is frozenset:
+        items = sorted(encode(x) for x in obj)
+        out.append((b"<" if t is set else b">") + _len(len(items)))
+        out.extend(_len(len(i)) + i for i in items)
+    else:
+        try:
+            b = pickle.dumps(obj, protocol=_KEY_PICKLE_PROTOCOL)
+        except Exception as e:
+            raise TypeError(
+                f"cannot make a cache key from an argument of type {t.__qualname__}: it is "
+                f"not picklable ({e}). Pass param_hash_func= to the decorator."
+            ) from e
+        name = f"{t.__module__}.{t.__qualname__}".encode()
+        out.append(b"p" + _len(len(name)) + name + _len(len(b)) + b)
+
+
+def encode(obj: Any) -> bytes:
+    out: list[bytes] = []
+    _encode(obj, out)
+    return b"".join(out)
+
+
+def bind(sig: Signature, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The call's arguments by parameter name, defaults applied: ``f(1)``, ``f(x=1)``
+    and (when 1 is x's default) ``f()`` give the same list. ``*args`` stays a tuple,
+    ``**kwargs`` a dict (encoded in sorted order)."""
+    bound = sig.bind(*args, **kwargs)
+    bound.apply_defaults()
+    return list(bound.arguments.items())
+
+
+def param_hash(sig: Signature, args: tuple[Any, ...], kwargs: dict[str, Any], /) -> str:
+    """The default ``ParamHashFunc``: a hex BLAKE2b digest of the bound arguments."""
+    h = hashlib.blake2b(digest_size=20)
+    for name, value in bind(sig, args, kwargs):
+        h.update(encode(name))
+        h.update(encode(value))
+    return h.hexdigest()
+
+
+def make_param_hash(sig: Signature) -> Callable[[tuple[Any, ...], dict[str, Any]], str]:
+    """``param_hash`` bound to ``sig``, with a fast path for the common signature (plain
+    parameters, no ``*args``/``**kwargs``) that gives the very same digest."""
+    params = list(sig.parameters.values())
+    if not all(p.kind is Parameter.POSITIONAL_OR_KEYWORD for p in params):
+        return lambda args, kwargs: param_hash(sig, args, kwargs)
+    names = tuple(p.name for p in params)
+    encoded_names = [encode(n) for n in names]
+    defaults = {p.name: p.default for p in params if p.default is not Parameter.empty}
+    count = len(names)
+    missing = object()
+
+    def fast(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        if len(args) > count:
+            return param_hash(sig, args, kwargs)  # raises the usual TypeError
+        values = list(args)
+        for name in names[len(args):]:
+            value = kwargs.get(name, missing)
+            if value is missing:
+                value = defaults.get(name, missing)
+                if value is missing:
+                    return param_hash(sig, args, kwargs)  # raises
+            values.append(value)
+        if kwargs and (len(kwargs) + len(args) > count or not set(kwargs) <= set(names[len(args):])):
+            return param_hash(sig, args, kwargs)  # raises
+        h = hashlib.blake2b(digest_size=20)
+        for en, value in zip(encoded_names, values, strict=True):
+            h.update(en)
+            h.update(encode(value))
+        return h.hexdigest()
+
+    return fast
+
+
+def memo_key(func_id: str, params: str) -> bytes:
+    return f"backlite.memo:{func_id}:{params}".encode()
+

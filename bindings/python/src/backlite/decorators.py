@@ -1,0 +1,612 @@
+"""``@cached`` and ``@async_cached``: memoise a function's results in a Storage.
+
+Values are pickled with the highest protocol. Keys are stable across processes and
+runs (see ``_keys``). ``cached`` goes through the C ``backlite_cached_call``: the
+compute function and the barrier run as C callbacks, and an exception raised in them
+is caught in the callback, kept, and re-raised once the C call has returned.
+``async_cached`` never runs a storage call on the event loop thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import os
+import pickle
+import random
+import threading
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from ctypes import byref, c_void_p, string_at
+from datetime import timedelta
+from inspect import signature
+from typing import Any, Awaitable, Callable, Coroutine, ParamSpec, TypeVar, overload
+
+from backlite import _ffi, _keys
+from backlite._ffi import NOT_FOUND, OK, lib
+from backlite.storage import Storage, expiration_ms
+from backlite.types import ParamHashFunc
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_PICKLE_PROTOCOL = pickle.HIGHEST_PROTOCOL
+
+
+# -- barriers -----------------------------------------------------------------------
+
+
+def _sync_enter_exit(barrier: Any) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    """How to take and release a lock-like object: acquire()/release() (threading
+    locks, semaphores, file locks) or a context manager."""
+    acquire = getattr(barrier, "acquire", None)
+    release = getattr(barrier, "release", None)
+    if callable(acquire) and callable(release) and not asyncio.iscoroutinefunction(acquire):
+        return acquire, release
+    if hasattr(barrier, "__enter__") and hasattr(barrier, "__exit__"):
+        return barrier.__enter__, lambda: barrier.__exit__(None, None, None)
+    raise TypeError(
+        f"a barrier is a lock-like object (acquire/release, or a context manager), "
+        f"not {type(barrier).__name__}"
+    )
+
+
+def _is_async_barrier(barrier: Any) -> bool:
+    return hasattr(barrier, "__aenter__") and hasattr(barrier, "__aexit__")
+
+
+class _ThreadHeld:
+    """Holds a sync barrier for an async caller without blocking the event loop: a
+    thread of its own takes it, waits, and releases it, so thread-affine locks (RLock,
+    per-thread file locks) are released by the thread that took them."""
+
+    def __init__(self, barrier: Any) -> None:
+        self._enter, self._exit = _sync_enter_exit(barrier)
+        self._release = threading.Event()
+
+    async def __aenter__(self) -> None:
+        loop = asyncio.get_running_loop()
+        acquired: asyncio.Future[None] = loop.create_future()
+        self._released: asyncio.Future[None] = loop.create_future()
+
+        def settle(fut: asyncio.Future[None], exc: BaseException | None) -> None:
+            if fut.done():
+                return
+            if exc is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(exc)
+
+        def tell(fut: asyncio.Future[None], exc: BaseException | None) -> bool:
+            try:
+                loop.call_soon_threadsafe(settle, fut, exc)
+                return True
+            except RuntimeError:  # the loop is closed
+                return False
+
+        def hold() -> None:
+            try:
+                self._enter()
+            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
+                tell(acquired, exc)
+                return
+            if tell(acquired, None):
+                self._release.wait()
+            failure: BaseException | None = None
+            try:
+                self._exit()
+            except BaseException as exc:  # noqa: BLE001
+                failure = exc
+            tell(self._released, failure)
+
+        threading.Thread(target=hold, name="backlite-barrier", daemon=True).start()
+        try:
+            await acquired
+        except BaseException:
+            self._release.set()  # released as soon as (if ever) it is taken
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._release.set()
+        await self._released
+
+
+def _async_hold(barrier: Any) -> Any:
+    return barrier if _is_async_barrier(barrier) else _ThreadHeld(barrier)
+
+
+# -- sync: backlite_cached_call -----------------------------------------------------
+
+
+class _Call:
+    __slots__ = ("func", "args", "kwargs", "enter", "exit", "result", "computed", "exc")
+
+    def __init__(self, func, args, kwargs, enter=None, exit=None) -> None:
+        self.func = func
+        self.args = args
+        self.kwargs = kwargs
+        self.enter = enter
+        self.exit = exit
+        self.computed = False
+        self.result = None
+        self.exc: BaseException | None = None
+
+
+# Calls in progress, by ticket: the callbacks' user_data is the ticket.
+_calls: dict[int, _Call] = {}
+_tickets = itertools.count(1)
+
+
+@_ffi.COMPUTE_FN
+def _compute(ticket: int, sink: int) -> int:
+    call = _calls[ticket]
+    try:
+        result = call.func(*call.args, **call.kwargs)
+        data = pickle.dumps(result, protocol=_PICKLE_PROTOCOL)
+    except BaseException as exc:  # noqa: BLE001 - re-raised after the C call returns
+        call.exc = exc
+        return 1
+    call.result = result
+    call.computed = True
+    return lib.backlite_sink_write(sink, data, len(data))
+
+
+@_ffi.LOCK_FN
+def _barrier_lock(ticket: int) -> int:
+    call = _calls[ticket]
+    try:
+        call.enter()
+        return 0
+    except BaseException as exc:  # noqa: BLE001
+        call.exc = exc
+        return 1
+
+
+@_ffi.UNLOCK_FN
+def _barrier_unlock(ticket: int) -> None:
+    call = _calls[ticket]
+    try:
+        call.exit()
+    except BaseException as exc:  # noqa: BLE001
+        if call.exc is None:
+            call.exc = exc
+
+
+def _sync_cached_call(storage: Storage, key: bytes, call: _Call, use_barrier: bool, exp_ms: int) -> Any:
+    """One memoised call: the stored value, or the computed one (stored)."""
+    ticket = next(_tickets)
+    _calls[ticket] = call
+    buf = _ffi.Buf()
+    err = c_void_p()
+    try:
+        ptr = storage._handle()
+        if use_barrier:
+            barrier = _ffi.Barrier(ticket, _barrier_lock, _barrier_unlock)
+            rc = lib.backlite_cached_call(
+                ptr, key, len(key), _compute, ticket, byref(barrier), exp_ms, byref(buf), byref(err)
+            )
+        else:
+            rc = lib.backlite_cached_call_exclusive(
+                ptr, key, len(key), _compute, ticket, exp_ms, _EXCLUSIVE_WAIT_MS, byref(buf), byref(err)
+            )
+    finally:
+        del _calls[ticket]
+    if rc != OK:
+        if call.exc is not None:
+            if err.value:
+                lib.backlite_error_free(err)
+            exc = call.exc
+            call.exc = None
+            raise exc
+        raise _ffi.take_error(rc, err)
+    if call.exc is not None:  # the unlock callback failed after a good compute
+        lib.backlite_buf_free(byref(buf))
+        raise call.exc
+    if call.computed:
+        lib.backlite_buf_free(byref(buf))
+        return call.result
+    data = string_at(buf.data, buf.len)
+    lib.backlite_buf_free(byref(buf))
+    try:
+        return pickle.loads(data)
+    except Exception:  # noqa: BLE001 - an unreadable pickle is a miss
+        storage.delete(key)
+        return _Unreadable
+
+
+class _UnreadableType:
+    pass
+
+
+_Unreadable = _UnreadableType()
+
+# How long cached_call_exclusive waits for another caller computing the same key.
+_EXCLUSIVE_WAIT_MS = 60_000
+
+
+def _make_key_func(
+    func: Callable[..., Any], param_hash_func: ParamHashFunc | None
+) -> Callable[[tuple[Any, ...], dict[str, Any]], bytes]:
+    sig = signature(func)
+    fid = _keys.function_id(func)
+    if param_hash_func is None:
+        phash = _keys.make_param_hash(sig)
+    else:
+        phash = lambda args, kwargs: param_hash_func(sig, args, kwargs)  # noqa: E731
+    prefix = f"backlite.memo:{fid}:"
+
+    def key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
+        return (prefix + phash(args, kwargs)).encode()
+
+    return key
+
+
+@overload
+def cached(
+    func: Callable[P, R],
+    /,
+    *,
+    storage: Storage,
+    barrier: Any = None,
+    expiration: timedelta | None = None,
+    param_hash_func: ParamHashFunc | None = None,
+) -> Callable[P, R]: ...
+
+
+@overload
+def cached(
+    func: None = None,
+    /,
+    *,
+    storage: Storage,
+    barrier: Any = None,
+    expiration: timedelta | None = None,
+    param_hash_func: ParamHashFunc | None = None,
+) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+
+
+def cached(
+    func: Callable[P, R] | None = None,
+    /,
+    *,
+    storage: Storage,
+    barrier: Any = None,
+    expiration: timedelta | None = None,
+    param_hash_func: ParamHashFunc | None = None,
+) -> Any:
+    """Memoise ``func``'s results in ``storage``.
+
+    Args:
+        storage: where results are kept (pickled with the highest protocol).
+        barrier: a lock-like object (``threading.Lock``, a file lock; acquire/release
+            or a context manager) taken around the computation of a missing result,
+            which is looked up again once the barrier is held.
+        expiration: how long each result lives (default: the storage's default).
+        param_hash_func: replaces the default hash of the arguments.
+    """
+    if not isinstance(storage, Storage):
+        raise TypeError("cached(storage=...) takes a backlite.Storage")
+    enter = exit = None
+    if barrier is not None:
+        try:
+            enter, exit = _sync_enter_exit(barrier)
+        except TypeError:
+            if _is_async_barrier(barrier):
+                raise TypeError(
+                    "cached() takes a sync barrier (threading.Lock, a file lock); "
+                    "use async_cached() with an async one"
+                ) from None
+            raise
+    exp_ms = expiration_ms(expiration)
+    if func is None:
+        return functools.partial(
+            cached,
+            storage=storage,
+            barrier=barrier,
+            expiration=expiration,
+            param_hash_func=param_hash_func,
+        )
+    make_key = _make_key_func(func, param_hash_func)
+    use_barrier = barrier is not None
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        key = make_key(args, kwargs)
+        while True:
+            value = _sync_cached_call(
+                storage, key, _Call(func, args, kwargs, enter, exit), use_barrier, exp_ms
+            )
+            if value is not _Unreadable:
+                return value
+
+    wrapper.cache_key = lambda *args, **kwargs: make_key(args, kwargs)  # type: ignore[attr-defined]
+    wrapper.storage = storage  # type: ignore[attr-defined]
+    return wrapper
+
+
+# -- async --------------------------------------------------------------------------
+
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+def _reset_executor_after_fork() -> None:
+    global _executor, _executor_lock
+    _executor = None
+    _executor_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_executor_after_fork)
+
+
+def _get_executor() -> ThreadPoolExecutor:
+    """The threads that run storage calls for async callers: our own, so a busy
+    default executor cannot stall them."""
+    global _executor
+    if _executor is None:
+        with _executor_lock:
+            if _executor is None:
+                _executor = ThreadPoolExecutor(
+                    max_workers=min(8, (os.cpu_count() or 1) + 2),
+                    thread_name_prefix="backlite",
+                )
+    return _executor
+
+
+async def _off_loop(fn: Callable[..., R], *args: Any) -> R:
+    return await asyncio.get_running_loop().run_in_executor(_get_executor(), fn, *args)
+
+
+_MISSING = object()
+
+
+def _load(storage: Storage, key: bytes) -> Any:
+    """The unpickled value under ``key``, or _MISSING (an unreadable one is removed)."""
+    data = storage._get_value(storage._handle(), key)
+    if data is None:
+        return _MISSING
+    try:
+        return pickle.loads(data)
+    except Exception:  # noqa: BLE001
+        storage.delete(key)
+        return _MISSING
+
+
+# -- leases (when the library has them) ---------------------------------------------
+
+# A lease lets its owner compute for _LEASE_MS before another caller may take over (at
+# once if the owner's process dies, on this host); the owner extends it every
+# _HEARTBEAT_S while it computes, so a long computation keeps it.
+_LEASE_MS = 30_000
+_HEARTBEAT_S = 10.0
+_BACKOFF_FIRST = 0.001
+_BACKOFF_MAX = 0.05
+
+
+class _Lease:
+    """A ``backlite_lease *``: the C calls on it are serialised, and none runs after
+    fulfill or abandon has freed it."""
+
+    def __init__(self, ptr: int) -> None:
+        self._ptr: int | None = ptr
+        self._lock = threading.Lock()
+
+    def extend(self) -> bool:
+        """Whether the lease is still ours."""
+        with self._lock:
+            if self._ptr is None:
+                return False
+            err = c_void_p()
+            rc = lib.backlite_lease_extend(self._ptr, _LEASE_MS, byref(err))
+            if rc == OK:
+                return True
+            if err.value:
+                lib.backlite_error_free(err)
+            return False
+
+    def fulfill(self, data: bytes, exp_ms: int) -> None:
+        with self._lock:
+            ptr, self._ptr = self._ptr, None
+            if ptr is None:
+                return
+            err = c_void_p()
+            rc = lib.backlite_lease_fulfill(ptr, data, len(data), exp_ms, byref(err))
+        if rc == OK:
+            return
+        if rc in (_ffi.LEASE_LOST, _ffi.TOO_LARGE):
+            # Lost: another caller took over and stores its own result. Too large:
+            # returned, not stored. Either way this caller has its value.
+            lib.backlite_error_free(err)
+            return
+        raise _ffi.take_error(rc, err)
+
+    def abandon(self) -> None:
+        with self._lock:
+            ptr, self._ptr = self._ptr, None
+            if ptr is not None:
+                lib.backlite_lease_abandon(ptr)
+
+
+def _lease_try_acquire(storage: Storage, key: bytes) -> tuple[int, Any, _Lease | None]:
+    """(OK, value, None): a hit. (NOT_FOUND, None, lease): ours to compute.
+    (BUSY, None, None): someone else is computing it."""
+    buf = _ffi.Buf()
+    lease = c_void_p()
+    err = c_void_p()
+    rc = lib.backlite_lease_try_acquire(
+        storage._handle(), key, len(key), _LEASE_MS, byref(buf), byref(lease), byref(err)
+    )
+    if rc == OK:
+        data = string_at(buf.data, buf.len)
+        lib.backlite_buf_free(byref(buf))
+        try:
+            return OK, pickle.loads(data), None
+        except Exception:  # noqa: BLE001 - unreadable: remove it and look again
+            storage.delete(key)
+            return _ffi.BUSY, None, None
+    if rc == NOT_FOUND and lease.value:
+        if err.value:
+            lib.backlite_error_free(err)
+        return NOT_FOUND, None, _Lease(lease.value)
+    if rc == _ffi.BUSY:
+        if err.value:
+            lib.backlite_error_free(err)
+        return rc, None, None
+    raise _ffi.take_error(rc, err)
+
+
+async def _try_acquire_off_loop(storage: Storage, key: bytes) -> tuple[int, Any, _Lease | None]:
+    fut = asyncio.get_running_loop().run_in_executor(
+        _get_executor(), _lease_try_acquire, storage, key
+    )
+    try:
+        return await asyncio.shield(fut)
+    except asyncio.CancelledError:
+        # Cancelled while the call runs: a lease it obtains must not be left held.
+        def abandon(f: asyncio.Future[tuple[int, Any, _Lease | None]]) -> None:
+            lease = None if f.cancelled() or f.exception() else f.result()[2]
+            if lease is not None:
+                _get_executor().submit(lease.abandon)
+
+        fut.add_done_callback(abandon)
+        raise
+
+
+async def _heartbeat(lease: _Lease) -> None:
+    while True:
+        await asyncio.sleep(_HEARTBEAT_S)
+        if not await _off_loop(lease.extend):
+            return
+
+
+async def _compute_with_lease(
+    storage: Storage, key: bytes, call: Callable[[], Awaitable[Any]], exp_ms: int
+) -> Any:
+    """Stampede-safe across threads and processes: the lease owner computes, the
+    others poll with asyncio.sleep (never blocking the loop) until the value is there
+    or the lease is theirs."""
+    delay = _BACKOFF_FIRST
+    while True:
+        rc, value, lease = await _try_acquire_off_loop(storage, key)
+        if rc == OK:
+            return value
+        if lease is not None:
+            beat = asyncio.ensure_future(_heartbeat(lease))
+            try:
+                result = await call()
+                data = pickle.dumps(result, protocol=_PICKLE_PROTOCOL)
+            except BaseException:
+                beat.cancel()
+                # Off the loop, not awaited: a cancelled task still releases it.
+                _get_executor().submit(lease.abandon)
+                raise
+            beat.cancel()
+            await _off_loop(lease.fulfill, data, exp_ms)
+            return result
+        await asyncio.sleep(delay * (0.5 + random.random()))
+        delay = min(delay * 2, _BACKOFF_MAX)
+
+
+@overload
+def async_cached(
+    func: Callable[P, Awaitable[R]],
+    /,
+    *,
+    storage: Storage,
+    barrier: Any = None,
+    expiration: timedelta | None = None,
+    param_hash_func: ParamHashFunc | None = None,
+) -> Callable[P, Coroutine[None, None, R]]: ...
+
+
+@overload
+def async_cached(
+    func: None = None,
+    /,
+    *,
+    storage: Storage,
+    barrier: Any = None,
+    expiration: timedelta | None = None,
+    param_hash_func: ParamHashFunc | None = None,
+) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Coroutine[None, None, R]]]: ...
+
+
+def async_cached(
+    func: Callable[P, Awaitable[R]] | None = None,
+    /,
+    *,
+    storage: Storage,
+    barrier: Any = None,
+    expiration: timedelta | None = None,
+    param_hash_func: ParamHashFunc | None = None,
+) -> Any:
+    """Memoise an async function's results in ``storage``.
+
+    Storage calls run in a small thread pool, never on the event loop. Concurrent
+    callers of the same key in one event loop wait for one computation; with the
+    library's lease API, so do callers in other threads and processes.
+
+    Args:
+        storage: where results are kept (pickled with the highest protocol).
+        barrier: a sync (``threading.Lock``, a file lock) or async (``asyncio.Lock``)
+            lock-like object taken around the computation of a missing result. A sync
+            one is waited for in a thread, never on the loop.
+        expiration: how long each result lives (default: the storage's default).
+        param_hash_func: replaces the default hash of the arguments.
+    """
+    if not isinstance(storage, Storage):
+        raise TypeError("async_cached(storage=...) takes a backlite.Storage")
+    if barrier is not None and not _is_async_barrier(barrier):
+        _sync_enter_exit(barrier)  # fails now, not at the first miss
+    exp_ms = expiration_ms(expiration)
+    if func is None:
+        return functools.partial(
+            async_cached,
+            storage=storage,
+            barrier=barrier,
+            expiration=expiration,
+            param_hash_func=param_hash_func,
+        )
+    make_key = _make_key_func(func, param_hash_func)
+    compute = _compute_with_lease
+    # Computations in flight, per event loop and key: later callers wait for them.
+    flights: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[bytes, asyncio.Future[None]]]
+    flights = weakref.WeakKeyDictionary()
+
+    async def miss(key: bytes, call: Callable[[], Awaitable[Any]]) -> Any:
+        if barrier is None:
+            return await compute(storage, key, call, exp_ms)
+        async with _async_hold(barrier):
+            value = await _off_loop(_load, storage, key)  # filled while we waited?
+            if value is not _MISSING:
+                return value
+            return await compute(storage, key, call, exp_ms)
+
+    @functools.wraps(func)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        key = make_key(args, kwargs)
+        loop = asyncio.get_running_loop()
+        in_flight = flights.setdefault(loop, {})
+        while True:
+            value = await _off_loop(_load, storage, key)
+            if value is not _MISSING:
+                return value
+            leader = in_flight.get(key)
+            if leader is not None:
+                # Wait for it, whatever its outcome, then look again (and compute if
+                # it failed or could not store).
+                await asyncio.wait([leader])
+                continue
+            done: asyncio.Future[None] = loop.create_future()
+            in_flight[key] = done
+            try:
+                return await miss(key, lambda: func(*args, **kwargs))
+            finally:
+                del in_flight[key]
+                done.set_result(None)
+
+    wrapper.cache_key = lambda *args, **kwargs: make_key(args, kwargs)  # type: ignore[attr-defined]
+    wrapper.storage = storage  # type: ignore[attr-defined]
+    return wrapper

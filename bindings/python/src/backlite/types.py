@@ -1,0 +1,77 @@
+"""Types of the public API (the seed's ``backlite.types``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from inspect import Signature
+from typing import Any, Literal, Protocol, Required, TypedDict, get_args
+
+EvictionPolicy = Literal[
+    "least-recently-used",
+    "least-frequently-used",
+    "most-recently-used",
+    "first-in-first-out",
+    "last-in-first-out",
+]
+"""The eviction policies, by the seed's names."""
+
+EVICTION_POLICIES: frozenset[EvictionPolicy] = frozenset(get_args(EvictionPolicy))
+"""Every eviction policy."""
+
+
+class CacheItem(TypedDict, total=False):
+    """A cache item: its bytes and, optionally, how long it has left to live.
+
+    On ``set``, a missing or ``None`` ``expiration`` means the storage's
+    ``default_expiration``. On ``get``, ``expiration`` is the time left, and is absent
+    when the item never expires.
+    """
+
+    value: Required[bytes]
+    expiration: timedelta | None
+
+
+class ParamHashFunc(Protocol):
+    """Turns a call's arguments into a stable string (part of the memo key)."""
+
+    def __call__(self, sig: Signature, args: tuple[Any, ...], kwargs: dict[str, Any], /) -> str:
+        ...
+
+
+@dataclass(frozen=True)
+class Stats:
+    """``backlite_stats``: the file's counters and this handle's activity."""
+
+    count: int
+    """Live entries in the file."""
+    total_size: int
+    """Sum of value lengths in the file (what the size limit bounds)."""
+    max_size: int
+    hits: int
+    """This handle's lookups that found a live entry."""
+    misses: int
+    """This handle's lookups that did not."""
+    evictions: int
+    """Entries this handle evicted for size."""
+    expirations: int
+    """Expired entries this handle removed."""
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """``backlite_check_report``: what ``Storage.check`` found and, with repair, fixed."""
+
+    healthy: bool
+    """Nothing is wrong (or everything wrong was repaired)."""
+    integrity_ok: bool
+    """SQLite's integrity check found the structure sound (if not: delete the file)."""
+    repaired: bool
+    entries: int
+    damaged: int
+    """Entries whose value failed its checksum or was missing."""
+    orphan_values: int
+    recorded_count: int
+    recorded_total_size: int
+    actual_count: int
+    actual_total_size: int

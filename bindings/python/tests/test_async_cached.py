@@ -1,0 +1,375 @@
+"""async_cached. pytest-asyncio is not required: each test runs its own loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+
+import backlite
+from backlite import Storage, async_cached, decorators
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_async_cached_function_computes_once_per_arguments(storage):
+    call_count = 0
+
+    @async_cached(storage=storage)
+    async def expensive_function(_: int) -> None:
+        nonlocal call_count
+        call_count += 1
+
+    async def main():
+        await expensive_function(1)
+        assert call_count == 1
+        await expensive_function(1)
+        assert call_count == 1
+        await expensive_function(2)
+        assert call_count == 2
+
+    run(main())
+
+
+def test_async_and_sync_callers_share_keys_by_signature(storage):
+    calls = []
+
+    @async_cached(storage=storage)
+    async def f(x, y=1):
+        calls.append(x)
+        return [x, y]
+
+    async def main():
+        assert await f(1) == [1, 1]
+        assert await f(x=1, y=1) == [1, 1]
+
+    run(main())
+    assert calls == [1]
+
+
+def test_async_cached_with_sync_barrier_waits_without_blocking_the_loop(storage):
+    lock = threading.Lock()
+    lock.acquire()
+    calls = []
+
+    @async_cached(storage=storage, barrier=lock)
+    async def f(x):
+        calls.append(x)
+        return x
+
+    async def main():
+        task = asyncio.ensure_future(f(1))
+        # The loop keeps running while the barrier is held elsewhere.
+        ticks = 0
+        for _ in range(20):
+            await asyncio.sleep(0.005)
+            ticks += 1
+        assert ticks == 20
+        assert not task.done()
+        assert calls == []
+        lock.release()
+        assert await task == 1
+        assert calls == [1]
+
+    run(main())
+    assert not lock.locked()
+
+
+def test_async_cached_with_async_barrier(storage):
+    lock = asyncio.Lock()
+    calls = []
+
+    @async_cached(storage=storage, barrier=lock)
+    async def f(x):
+        assert lock.locked()
+        calls.append(x)
+        return x * 2
+
+    async def main():
+        assert await f(2) == 4
+        assert await f(2) == 4
+
+    run(main())
+    assert calls == [2]
+
+
+def test_seed_scenario_sync_barrier_held_while_another_loop_waits(storage):
+    # The seed's test: a thread runs its own loop and waits for the barrier.
+    lock = threading.Lock()
+    lock.acquire()
+    call_count = 0
+
+    @async_cached(storage=storage, barrier=lock)
+    async def expensive_function(_: int) -> None:
+        nonlocal call_count
+        call_count += 1
+
+    thread = threading.Thread(target=asyncio.run, args=(expensive_function(1),))
+    thread.start()
+    thread.join(0.1)
+    assert call_count == 0
+    lock.release()
+    thread.join()
+    assert call_count == 1
+
+
+def test_thread_affine_barrier_is_released_by_the_thread_that_took_it(storage):
+    lock = threading.RLock()  # release() from another thread raises RuntimeError
+
+    @async_cached(storage=storage, barrier=lock)
+    async def f(x):
+        return x
+
+    async def main():
+        assert await f(1) == 1
+        assert await f(2) == 2
+
+    run(main())
+    assert lock.acquire(blocking=False)
+    lock.release()
+
+
+def test_storage_calls_never_run_on_the_event_loop_thread(storage, monkeypatch):
+    threads = []
+    real_load = decorators._load
+    real_acquire = decorators._lease_try_acquire
+
+    def load(*a):
+        threads.append(threading.get_ident())
+        return real_load(*a)
+
+    def acquire(*a):
+        threads.append(threading.get_ident())
+        return real_acquire(*a)
+
+    monkeypatch.setattr(decorators, "_load", load)
+    monkeypatch.setattr(decorators, "_lease_try_acquire", acquire)
+
+    @async_cached(storage=storage)
+    async def f(x):
+        return x
+
+    async def main():
+        loop_thread = threading.get_ident()
+        await f(1)
+        await f(1)
+        return loop_thread
+
+    loop_thread = run(main())
+    assert len(threads) >= 3
+    assert loop_thread not in threads
+
+
+def test_concurrent_callers_in_one_loop_compute_once(storage):
+    calls = []
+
+    @async_cached(storage=storage)
+    async def f(x):
+        calls.append(x)
+        await asyncio.sleep(0.05)
+        return {"x": x}
+
+    async def main():
+        return await asyncio.gather(*[f(3) for _ in range(20)], f(4))
+
+    results = run(main())
+    assert results == [{"x": 3}] * 20 + [{"x": 4}]
+    assert sorted(calls) == [3, 4]
+
+
+def test_concurrent_loops_in_threads_compute_once(storage):
+    calls = []
+    start = threading.Barrier(6)
+
+    @async_cached(storage=storage)
+    async def f(x):
+        calls.append(x)
+        await asyncio.sleep(0.2)
+        return x + 1
+
+    results = []
+
+    def worker():
+        start.wait()
+        results.append(asyncio.run(f(10)))
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [11] * 6
+    assert calls == [10]
+
+
+def test_concurrent_processes_compute_once(db, tmp_path):
+    import multiprocessing as mp
+
+    from helpers import count, worker_async_slow_square
+
+    log = str(tmp_path / "log")
+    ctx = mp.get_context("spawn")
+    start_at = time.time() + 1.5
+    with ctx.Pool(4) as pool:
+        results = pool.starmap(worker_async_slow_square, [(db, log, start_at)] * 4)
+    assert results == [49] * 4
+    assert count(log) == 1
+
+
+def test_exception_is_reraised_and_the_next_caller_computes_at_once(storage):
+    calls = []
+
+    @async_cached(storage=storage)
+    async def f(x):
+        calls.append(x)
+        if len(calls) == 1:
+            raise LookupError("first fails")
+        return x
+
+    async def main():
+        with pytest.raises(LookupError, match="first fails"):
+            await f(1)
+        # the lease was abandoned: no waiting for it to run out (30 s)
+        assert await asyncio.wait_for(f(1), timeout=20) == 1
+
+    run(main())
+    assert calls == [1, 1]
+    assert storage.get_keys() == {f.cache_key(1).decode()}
+
+
+def test_waiters_compute_when_the_leader_fails(storage):
+    calls = []
+
+    @async_cached(storage=storage)
+    async def f(x):
+        calls.append(x)
+        await asyncio.sleep(0.02)
+        if len(calls) == 1:
+            raise LookupError("leader fails")
+        return x
+
+    async def main():
+        return await asyncio.gather(f(1), f(1), f(1), return_exceptions=True)
+
+    results = run(main())
+    assert sum(isinstance(r, LookupError) for r in results) == 1
+    assert [r for r in results if not isinstance(r, LookupError)] == [1, 1]
+    assert calls == [1, 1]
+
+
+def test_cancelled_computation_releases_its_lease(storage):
+    started = []
+
+    @async_cached(storage=storage)
+    async def f(x):
+        started.append(x)
+        if len(started) == 1:
+            await asyncio.sleep(3600)
+        return x
+
+    async def main():
+        task = asyncio.ensure_future(f(1))
+        while not started:
+            await asyncio.sleep(0.001)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # Another caller is not kept waiting for the cancelled one's lease.
+        return await asyncio.wait_for(f(1), timeout=20)
+
+    assert run(main()) == 1
+    assert started == [1, 1]
+
+
+def test_a_failed_computation_leaves_no_lease_behind(storage, db):
+    @async_cached(storage=storage)
+    async def f(x):
+        raise RuntimeError("no")
+
+    async def main():
+        with pytest.raises(RuntimeError):
+            await f(1)
+
+    run(main())
+    decorators._get_executor().submit(lambda: None).result()  # the abandon has run
+    with Storage(db) as other:
+        rc, _, lease = decorators._lease_try_acquire(other, f.cache_key(1))
+        assert rc == backlite._ffi.NOT_FOUND  # free to compute, not BUSY
+        lease.abandon()
+
+
+def test_lease_heartbeat_extends_a_long_computation(storage, monkeypatch):
+    extended = []
+    real_extend = decorators._Lease.extend
+
+    def extend(self):
+        ok = real_extend(self)
+        extended.append(ok)
+        return ok
+
+    monkeypatch.setattr(decorators, "_HEARTBEAT_S", 0.01)
+    monkeypatch.setattr(decorators._Lease, "extend", extend)
+
+    @async_cached(storage=storage)
+    async def f(x):
+        while len(extended) < 3:
+            await asyncio.sleep(0.01)
+        return x
+
+    assert run(f(1)) == 1
+    assert extended[:3] == [True, True, True]
+
+
+def test_async_expiration_per_decorator(storage):
+    calls = []
+
+    @async_cached(storage=storage, expiration=timedelta(0))
+    async def f(x):
+        calls.append(x)
+        return x
+
+    async def main():
+        await f(1)
+        await f(1)
+
+    run(main())
+    assert calls == [1, 1]
+
+    @async_cached(storage=storage, expiration=timedelta(seconds=60))
+    async def g(x):
+        return x
+
+    run(g(1))
+    assert storage.get(g.cache_key(1))["expiration"] <= timedelta(seconds=60)
+
+
+def test_async_values_are_readable_by_the_sync_decorator(storage):
+    @async_cached(storage=storage)
+    async def compute(x):
+        return {"n": x}
+
+    run(compute(5))
+    (key,) = storage.get_keys()
+    import pickle
+
+    assert pickle.loads(storage.get(key)["value"]) == {"n": 5}
+
+
+def test_async_cached_refuses_a_non_lock_barrier(storage):
+    with pytest.raises(TypeError):
+        async_cached(storage=storage, barrier=object())
+
+
+def test_async_unreadable_value_is_recomputed(storage):
+    @async_cached(storage=storage)
+    async def f(x):
+        return x * 3
+
+    storage.set(f.cache_key(2), {"value": b"garbage"})
+    assert run(f(2)) == 6
+    assert run(f(2)) == 6

@@ -1,0 +1,650 @@
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+
+from backlite import Storage, cached
+
+
+def test_cached_function_computes_once_per_arguments(storage):
+    call_count = 0
+
+    @cached(storage=storage)
+    def expensive_function(_: int) -> None:
+        nonlocal call_count
+        call_count += 1
+
+    expensive_function(1)
+    assert call_count == 1
+    expensive_function(1)
+    assert call_count == 1
+    expensive_function(2)
+    assert call_count == 2
+
+
+def test_cached_returns_equal_values_from_the_cache(storage):
+    @cached(storage=storage)
+    def f(x):
+        return {"x": x, "list": [x, x + 1]}
+
+    first = f(1)
+    second = f(1)
+    assert first == second == {"x": 1, "list": [1, 2]}
+    assert second is not first  # unpickled from the cache
+
+
+def test_decorator_also_works_without_parentheses_style_call(storage):
+    def f(x):
+        return x * 2
+
+    g = cached(f, storage=storage)
+    assert g(4) == 8
+    assert g.__name__ == "f"
+    assert g.__wrapped__ is f
+    assert g.storage is storage
+
+
+def test_positional_keyword_and_default_arguments_share_a_key(storage):
+    calls = []
+
+    @cached(storage=storage)
+    def f(x, y=10):
+        calls.append((x, y))
+        return x + y
+
+    assert f(1) == 11
+    assert f(x=1) == 11
+    assert f(1, 10) == 11
+    assert f(1, y=10) == 11
+    assert f(y=10, x=1) == 11
+    assert len(calls) == 1
+    assert f.cache_key(1) == f.cache_key(x=1, y=10)
+    assert f(1, 2) == 3
+    assert len(calls) == 2
+
+
+def test_varargs_and_kwargs_signatures(storage):
+    calls = []
+
+    @cached(storage=storage)
+    def f(a, *rest, k=1, **extra):
+        calls.append(1)
+        return (a, rest, k, extra)
+
+    assert f(1, 2, 3, z=4, y=5) == (1, (2, 3), 1, {"z": 4, "y": 5})
+    assert f(1, 2, 3, y=5, z=4) == (1, (2, 3), 1, {"z": 4, "y": 5})
+    assert len(calls) == 1
+    assert f(1, 2) != f(1, 2, 3)
+    with pytest.raises(TypeError):
+        f()  # bad calls fail like the function would
+
+
+def test_wrong_arguments_raise_type_error_like_the_function(storage):
+    @cached(storage=storage)
+    def f(x, y):
+        return x
+
+    with pytest.raises(TypeError):
+        f(1)
+    with pytest.raises(TypeError):
+        f(1, 2, 3)
+    with pytest.raises(TypeError):
+        f(1, x=2)
+    with pytest.raises(TypeError):
+        f(1, z=2)
+
+
+def test_unhashable_arguments_are_accepted(storage):
+    calls = []
+
+    @cached(storage=storage)
+    def f(items, mapping, tags):
+        calls.append(1)
+        return sum(items) + sum(mapping.values()) + len(tags)
+
+    assert f([1, 2], {"a": 1, "b": 2}, {"x", "y"}) == 8
+    # equal dicts and sets in another order are the same key
+    assert f([1, 2], {"b": 2, "a": 1}, {"y", "x"}) == 8
+    assert len(calls) == 1
+    assert f([2, 1], {"a": 1, "b": 2}, {"x", "y"}) == 8
+    assert len(calls) == 2
+
+
+def test_arguments_of_different_types_are_different_keys(storage):
+    @cached(storage=storage)
+    def f(x):
+        return repr(x)
+
+    assert f(1) == "1"
+    assert f(1.0) == "1.0"
+    assert f(True) == "True"
+    assert f("1") == "'1'"
+    assert f(b"1") == "b'1'"
+    assert f((1,)) == "(1,)"
+    assert f([1]) == "[1]"
+
+
+def test_different_functions_with_the_same_arguments_do_not_share_results(storage):
+    @cached(storage=storage)
+    def double(x):
+        return 2 * x
+
+    @cached(storage=storage)
+    def triple(x):
+        return 3 * x
+
+    assert double(5) == 10
+    assert triple(5) == 15
+    assert double.cache_key(5) != triple.cache_key(5)
+    assert b"test_cached.test_different_functions" in double.cache_key(5)
+
+
+_KEY_IN_CHILD = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import backlite
+from backlite import cached
+import datetime
+
+storage = backlite.Storage(":memory:")
+
+@cached(storage=storage)
+def f(a, b=None, *, c=1):
+    return a
+
+key = f.cache_key("text", {"k": [1, 2.5, None]}, c=frozenset({"x", "y", "z"}))
+key2 = f.cache_key(b"bytes", (1, True, datetime.date(2024, 1, 2)))
+print(key.hex(), key2.hex())
+"""
+
+
+def test_memo_keys_are_stable_across_processes_and_hash_seeds(tmp_path):
+    """The seed used hash(), salted per process: no run ever found another's results."""
+    outs = set()
+    for seed in ("0", "1", "12345", "random"):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        out = subprocess.run(
+            [sys.executable, "-c", _KEY_IN_CHILD, str(tmp_path)],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        outs.add(out)
+    assert len(outs) == 1
+
+
+def test_results_are_shared_across_processes(db, tmp_path, child_env):
+    log = str(tmp_path / "log")
+    code = (
+        "import sys, helpers; f = helpers.make_slow_square(sys.argv[1], sys.argv[2], 0);"
+        "print(f(12))"
+    )
+    for _ in range(3):
+        out = subprocess.run(
+            [sys.executable, "-c", code, db, log], env=child_env, check=True,
+            capture_output=True, text=True,
+        ).stdout
+        assert out.strip() == "144"
+    from helpers import count
+
+    assert count(log) == 1
+
+
+def test_values_are_pickled_with_the_highest_protocol(storage):
+    @cached(storage=storage)
+    def f(x):
+        return {"x": x}
+
+    f(1)
+    (key,) = storage.get_keys()
+    raw = storage.get(key)["value"]
+    assert raw[0] == 0x80 and raw[1] == pickle.HIGHEST_PROTOCOL
+    assert pickle.loads(raw) == {"x": 1}
+
+
+def test_memo_keys_are_readable_strings(storage):
+    @cached(storage=storage)
+    def f(x):
+        return x
+
+    f(1)
+    (key,) = storage.get_keys()
+    assert isinstance(key, str)
+    assert key.startswith("backlite.memo:test_cached.")
+    assert key.encode() == f.cache_key(1)
+
+
+def test_exception_in_the_function_is_reraised_and_nothing_is_stored(storage):
+    calls = []
+
+    class Boom(Exception):
+        pass
+
+    @cached(storage=storage)
+    def f(x):
+        calls.append(x)
+        if len(calls) == 1:
+            raise Boom("first call fails")
+        return x
+
+    with pytest.raises(Boom, match="first call fails") as info:
+        f(1)
+    # the traceback reaches into the function
+    assert any(tb.name == "f" for tb in info.traceback)
+    assert storage.get_keys() == set()
+    assert f(1) == 1
+    assert f(1) == 1
+    assert calls == [1, 1]
+
+
+def test_base_exceptions_in_the_function_are_reraised_too(storage):
+    @cached(storage=storage)
+    def f():
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        f()
+
+
+def test_unpicklable_result_raises_and_is_not_stored(storage):
+    @cached(storage=storage)
+    def f():
+        return threading.Lock()
+
+    with pytest.raises(TypeError):
+        f()
+    assert storage.get_keys() == set()
+
+
+def test_an_unreadable_stored_value_is_recomputed(storage):
+    calls = []
+
+    @cached(storage=storage)
+    def f(x):
+        calls.append(x)
+        return x * 2
+
+    storage.set(f.cache_key(3), {"value": b"not a pickle"})
+    assert f(3) == 6
+    assert f(3) == 6
+    assert calls == [3]
+
+
+def test_nested_cached_calls(storage):
+    calls = []
+
+    @cached(storage=storage)
+    def fib(n):
+        calls.append(n)
+        return n if n < 2 else fib(n - 1) + fib(n - 2)
+
+    assert fib(30) == 832040
+    assert sorted(calls) == list(range(31))
+    assert fib(30) == 832040
+    assert len(calls) == 31
+
+
+def test_expiration_per_decorator(storage):
+    calls = []
+
+    @cached(storage=storage, expiration=timedelta(0))
+    def never_kept(x):
+        calls.append(x)
+        return x
+
+    never_kept(1)
+    never_kept(1)
+    assert calls == [1, 1]
+
+    @cached(storage=storage, expiration=timedelta(seconds=60))
+    def kept(x):
+        return x
+
+    kept(1)
+    item = storage.get(kept.cache_key(1))
+    assert timedelta(seconds=50) < item["expiration"] <= timedelta(seconds=60)
+
+
+def test_default_expiration_of_the_storage_applies_to_memoised_results(db):
+    with Storage(db, default_expiration=timedelta(seconds=30)) as s:
+
+        @cached(storage=s)
+        def f(x):
+            return x
+
+        f(1)
+        assert s.get(f.cache_key(1))["expiration"] <= timedelta(seconds=30)
+
+
+def test_param_hash_func(storage):
+    seen = []
+
+    def by_first_arg(sig, args, kwargs):
+        seen.append((sig, args, kwargs))
+        return str(args[0])
+
+    @cached(storage=storage, param_hash_func=by_first_arg)
+    def f(x, noise):
+        return x
+
+    assert f(1, "a") == 1
+    assert f(1, "b") == 1  # noise is not part of the key
+    assert len(seen) == 2
+    assert str(seen[0][0]) == "(x, noise)"
+
+
+def test_result_larger_than_the_size_limit_is_returned_not_stored(db):
+    with Storage(db, size_limit=50) as s:
+        calls = []
+
+        @cached(storage=s)
+        def f(n):
+            calls.append(n)
+            return b"x" * n
+
+        assert f(1000) == b"x" * 1000
+        assert f(1000) == b"x" * 1000
+        assert calls == [1000, 1000]
+
+
+def test_methods_are_cached_by_their_arguments_including_self(storage):
+    class Point:
+        def __init__(self, x):
+            self.x = x
+
+        def __eq__(self, other):
+            return self.x == other.x
+
+        def __reduce__(self):
+            return (Point, (self.x,))
+
+    Point.__module__ = __name__
+    Point.__qualname__ = "Point"
+    globals()["Point"] = Point
+    calls = []
+
+    class Geometry:
+        @cached(storage=storage)
+        def norm(self, p):
+            calls.append(p.x)
+            return abs(p.x)
+
+        def __reduce__(self):
+            return (Geometry, ())
+
+    Geometry.__module__ = __name__
+    Geometry.__qualname__ = "Geometry"
+    globals()["Geometry"] = Geometry
+    g = Geometry()
+    assert g.norm(Point(-3)) == 3
+    assert Geometry().norm(Point(-3)) == 3
+    assert calls == [-3]
+
+
+def test_unpicklable_arguments_raise_a_clear_type_error(storage):
+    @cached(storage=storage)
+    def f(x):
+        return 1
+
+    with pytest.raises(TypeError, match="param_hash_func"):
+        f(threading.Lock())
+
+
+# -- barriers --------------------------------------------------------------------------
+
+
+def test_cached_function_with_barrier_waits_for_it(storage):
+    lock = threading.Lock()
+    lock.acquire()
+    call_count = 0
+
+    @cached(storage=storage, barrier=lock)
+    def expensive_function(_: int) -> None:
+        nonlocal call_count
+        call_count += 1
+
+    thread = threading.Thread(target=expensive_function, args=(1,))
+    thread.start()
+    thread.join(0.1)
+    assert thread.is_alive()
+    assert call_count == 0
+    lock.release()
+    thread.join()
+    assert call_count == 1
+    assert not lock.locked()
+
+
+class RecordingLock:
+    """Lock-like: acquire/release, recording every use."""
+
+    def __init__(self, fail_acquire=False, fail_release=False):
+        self.events = []
+        self.fail_acquire = fail_acquire
+        self.fail_release = fail_release
+
+    def acquire(self):
+        self.events.append("acquire")
+        if self.fail_acquire:
+            raise RuntimeError("cannot acquire")
+        return True
+
+    def release(self):
+        self.events.append("release")
+        if self.fail_release:
+            raise RuntimeError("cannot release")
+
+
+class ContextOnly:
+    def __init__(self):
+        self.events = []
+
+    def __enter__(self):
+        self.events.append("enter")
+
+    def __exit__(self, *exc):
+        self.events.append("exit")
+
+
+def test_barrier_is_taken_only_on_a_miss(storage):
+    lock = RecordingLock()
+
+    @cached(storage=storage, barrier=lock)
+    def f(x):
+        assert lock.events[-1] == "acquire"  # computed under the barrier
+        return x
+
+    assert f(1) == 1
+    assert lock.events == ["acquire", "release"]
+    assert f(1) == 1
+    assert lock.events == ["acquire", "release"]
+
+
+def test_context_manager_barrier(storage):
+    barrier = ContextOnly()
+
+    @cached(storage=storage, barrier=barrier)
+    def f(x):
+        return x
+
+    f(1)
+    assert barrier.events == ["enter", "exit"]
+
+
+def test_barrier_released_when_the_function_raises(storage):
+    lock = threading.Lock()
+
+    @cached(storage=storage, barrier=lock)
+    def f():
+        raise ValueError("inside")
+
+    with pytest.raises(ValueError, match="inside"):
+        f()
+    assert not lock.locked()
+
+
+def test_exception_raised_by_the_barrier_is_reraised(storage):
+    lock = RecordingLock(fail_acquire=True)
+
+    @cached(storage=storage, barrier=lock)
+    def f():
+        return 1
+
+    with pytest.raises(RuntimeError, match="cannot acquire"):
+        f()
+    assert lock.events == ["acquire"]
+
+    lock2 = RecordingLock(fail_release=True)
+
+    @cached(storage=storage, barrier=lock2)
+    def g():
+        return 1
+
+    with pytest.raises(RuntimeError, match="cannot release"):
+        g()
+    assert lock2.events == ["acquire", "release"]
+
+
+def test_filled_while_waiting_for_the_barrier_is_not_recomputed(storage):
+    calls = []
+
+    class FillingLock(RecordingLock):
+        def acquire(self):
+            # another caller fills the key while we wait
+            storage.set(f.cache_key(5), {"value": pickle.dumps("from elsewhere")})
+            return super().acquire()
+
+    @cached(storage=storage, barrier=FillingLock())
+    def f(x):
+        calls.append(x)
+        return "computed"
+
+    assert f(5) == "from elsewhere"
+    assert calls == []
+
+
+def test_async_only_barrier_is_refused_by_cached(storage):
+    import asyncio
+
+    with pytest.raises(TypeError, match="async_cached"):
+        cached(storage=storage, barrier=asyncio.Lock())(lambda: 1)
+    with pytest.raises(TypeError):
+        cached(storage=storage, barrier=object())(lambda: 1)
+
+
+def test_storage_must_be_a_storage():
+    with pytest.raises(TypeError):
+        cached(storage="cache.db")(lambda: 1)
+
+
+# -- concurrency -----------------------------------------------------------------------
+
+
+def test_threads_computing_one_key_compute_it_once(storage):
+    calls = []
+    start = threading.Barrier(8)
+
+    @cached(storage=storage)
+    def slow(x):
+        calls.append(x)
+        time.sleep(0.2)
+        return x * 10
+
+    results = []
+
+    def run():
+        start.wait()
+        results.append(slow(4))
+
+    threads = [threading.Thread(target=run) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [40] * 8
+    assert calls == [4]
+
+
+def test_threads_on_distinct_keys(storage):
+    @cached(storage=storage)
+    def sq(x):
+        return x * x
+
+    errors = []
+
+    def run(base):
+        try:
+            for i in range(200):
+                assert sq(base * 1000 + i) == (base * 1000 + i) ** 2
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(b,)) for b in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert storage.stats().count == 1200
+
+
+def test_processes_computing_one_key_compute_it_once(db, tmp_path):
+    import multiprocessing as mp
+
+    from helpers import count, worker_slow_square
+
+    log = str(tmp_path / "log")
+    ctx = mp.get_context("spawn")
+    start_at = time.time() + 1.5  # after the children have started
+    with ctx.Pool(4) as pool:
+        results = pool.starmap(worker_slow_square, [(db, log, start_at)] * 4)
+    assert results == [49] * 4
+    assert count(log) == 1
+
+
+def test_a_storage_opened_before_fork_works_in_the_child(db, tmp_path):
+    import multiprocessing as mp
+
+    s = Storage(db)
+    s.set("parent", {"value": b"p"})
+    calls_log = str(tmp_path / "log")
+
+    @cached(storage=s)
+    def f(x):
+        from helpers import record
+
+        record(calls_log)
+        return x + 1
+
+    assert f(1) == 2
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+
+    def child():
+        try:
+            q.put((s.get("parent"), f(1), f(2)))
+            s.set("child", {"value": b"c"})
+            q.put("ok")
+        except BaseException as e:  # noqa: BLE001
+            q.put(repr(e))
+
+    p = ctx.Process(target=child)
+    p.start()
+    got = q.get(timeout=60)
+    assert got == ({"value": b"p"}, 2, 3)
+    assert q.get(timeout=60) == "ok"
+    p.join(60)
+    assert p.exitcode == 0
+    assert s.get("child") == {"value": b"c"}
+    from helpers import count
+
+    assert count(calls_log) == 2  # f(1) in the parent, f(2) in the child
+    s.close()
+

@@ -1,0 +1,511 @@
+from __future__ import annotations
+
+import pickle
+import typing
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+import backlite
+from backlite import (
+    EVICTION_POLICIES,
+    BackLiteError,
+    BusyError,
+    CacheItem,
+    NotACacheError,
+    Storage,
+    StorageIOError,
+)
+
+
+def test_set_then_get_returns_the_item_without_expiration_when_it_never_expires(storage):
+    storage.set("key", {"value": b"value"})
+    assert storage.get("key") == {"value": b"value"}
+    assert storage.get_one("key") == {"value": b"value"}
+
+
+def test_get_of_a_missing_key_is_none(storage):
+    assert storage.get("nope") is None
+    assert storage.get_one("nope") is None
+
+
+def test_set_one_get_one_with_cache_item(storage):
+    item = CacheItem(value=b"Hello, Alice!")
+    storage.set_one("key", item)
+    assert storage.get_one("key") == item
+
+
+def test_get_returns_the_time_left_as_expiration(storage):
+    storage.set("key", {"value": b"v", "expiration": timedelta(seconds=60)})
+    item = storage.get("key")
+    assert item["value"] == b"v"
+    assert timedelta(seconds=50) < item["expiration"] <= timedelta(seconds=60)
+
+
+def test_expiration_zero_is_already_expired(storage):
+    storage.set("key", {"value": b"v", "expiration": timedelta(0)})
+    assert storage.get("key") is None
+    storage.set("key", {"value": b"v", "expiration": timedelta(seconds=-5)})
+    assert storage.get("key") is None
+
+
+def test_an_expired_item_is_never_returned_listed_or_counted(storage):
+    storage.set("short", {"value": b"v", "expiration": timedelta(milliseconds=5)})
+    storage.set("long", {"value": b"v"})
+    time.sleep(0.05)  # well past the 5 ms
+    assert storage.get("short") is None
+    assert storage.get_keys() == {"long"}
+    assert storage.get_many() == {"long": {"value": b"v"}}
+    assert storage.stats().count == 1
+
+
+def test_a_sub_millisecond_expiration_is_not_rounded_to_already_expired(storage):
+    storage.set("key", {"value": b"v", "expiration": timedelta(microseconds=1)})
+    # rounded up to 1 ms: may or may not have passed, but the set must not fail
+    assert backlite.storage.expiration_ms(timedelta(microseconds=1)) == 1
+    assert backlite.storage.expiration_ms(timedelta(seconds=1.5)) == 1500
+
+
+def test_default_expiration_applies_to_items_set_without_one(db):
+    # The seed stored default_expiration and never used it.
+    with Storage(db, default_expiration=timedelta(seconds=30)) as s:
+        s.set("a", {"value": b"v"})
+        s.set("b", {"value": b"v", "expiration": None})
+        s.set("c", {"value": b"v", "expiration": timedelta(seconds=300)})
+        assert timedelta(seconds=20) < s.get("a")["expiration"] <= timedelta(seconds=30)
+        assert timedelta(seconds=20) < s.get("b")["expiration"] <= timedelta(seconds=30)
+        assert s.get("c")["expiration"] > timedelta(seconds=200)
+    with Storage(db + "2", default_expiration=timedelta(0)) as s:
+        s.set("a", {"value": b"v"})
+        assert s.get("a") is None
+
+
+def test_string_keys_are_their_utf8_bytes(storage):
+    storage.set("clé", {"value": b"1"})
+    assert storage.get("clé".encode()) == {"value": b"1"}
+    storage.set(b"\xff\x00raw", {"value": b"2"})
+    assert storage.get(b"\xff\x00raw") == {"value": b"2"}
+    storage.set("", {"value": b"empty key"})
+    assert storage.get(b"") == {"value": b"empty key"}
+
+
+def test_keys_read_back_are_str_or_bytes_when_not_utf8(storage):
+    storage.set("text", {"value": b"1"})
+    storage.set(b"\xff\xfe", {"value": b"2"})
+    assert storage.get_keys() == {"text", b"\xff\xfe"}
+    assert set(storage.get_many()) == {"text", b"\xff\xfe"}
+
+
+def test_keys_and_values_must_be_bytes_like(storage):
+    with pytest.raises(TypeError):
+        storage.set(1, {"value": b"v"})
+    with pytest.raises(TypeError):
+        storage.set("k", {"value": "not bytes"})
+    with pytest.raises(TypeError):
+        storage.set("k", b"not a dict")
+    with pytest.raises(TypeError):
+        storage.set("k", {"value": b"v", "expiration": 5})
+    storage.set("k", {"value": bytearray(b"ba")})
+    assert storage.get("k") == {"value": b"ba"}
+
+
+def test_empty_and_binary_values_round_trip(storage):
+    storage.set("empty", {"value": b""})
+    assert storage.get("empty") == {"value": b""}
+    blob = bytes(range(256)) * 1000
+    storage.set("blob", {"value": blob})
+    assert storage.get("blob") == {"value": blob}
+
+
+def test_set_many_get_many(storage):
+    items = {
+        "key1": CacheItem(value=b"Hello, Alice!"),
+        "key2": CacheItem(value=b"Hello, Bob!"),
+    }
+    storage.set_many(items)
+    assert storage.get_many(items.keys()) == items
+    assert storage.get_many() == items
+
+
+def test_get_many_returns_only_the_keys_asked_for(storage):
+    # The seed's SQL (`key IN (...) AND expires_at IS NULL OR ...`) returned every item.
+    storage.set_many({"a": {"value": b"1"}, "b": {"value": b"2"}, "c": {"value": b"3"}})
+    assert storage.get_many(["a", "missing"]) == {"a": {"value": b"1"}}
+    assert storage.get_many([]) == {}
+
+
+def test_get_many_keeps_the_callers_key_objects(storage):
+    storage.set(b"bk", {"value": b"1"})
+    assert storage.get_many([b"bk", "bk"]) == {b"bk": {"value": b"1"}, "bk": {"value": b"1"}}
+
+
+def test_set_many_with_expirations(storage):
+    storage.set_many(
+        {
+            "gone": {"value": b"1", "expiration": timedelta(0)},
+            "later": {"value": b"2", "expiration": timedelta(seconds=60)},
+            "never": {"value": b"3"},
+        }
+    )
+    got = storage.get_many(["gone", "later", "never"])
+    assert set(got) == {"later", "never"}
+    assert "expiration" in got["later"]
+    assert got["never"] == {"value": b"3"}
+
+
+def test_get_keys(storage):
+    items = {"key1": CacheItem(value=b"Hello, Alice!"), "key2": CacheItem(value=b"Hello, Bob!")}
+    storage.set_many(items)
+    assert storage.get_keys() == set(items)
+    assert storage.get_keys(["key1"]) == {"key1"}
+    assert storage.get_keys(["not_in_cache"]) == set()
+    assert storage.get_keys([]) == set()
+
+
+def test_get_keys_of_many_entries(storage):
+    storage.set_many({f"k{i}": {"value": b"v"} for i in range(2500)})
+    assert storage.get_keys() == {f"k{i}" for i in range(2500)}
+
+
+@pytest.mark.parametrize(
+    ("policy", "evicted"),
+    [
+        ("least-recently-used", "key2"),
+        ("least-frequently-used", "key2"),
+        ("most-recently-used", "key1"),
+        ("first-in-first-out", "key1"),
+        ("last-in-first-out", "key2"),
+    ],
+)
+def test_eviction_policies(db, policy, evicted):
+    # The seed's scenario for each policy, without its sleeps: the order is exact.
+    with Storage(db, size_limit=7, eviction_policy=policy) as s:
+        s.set_one("key1", {"value": b"123"})
+        s.set_one("key2", {"value": b"456"})
+        if policy in ("least-recently-used", "least-frequently-used", "most-recently-used"):
+            assert s.get_one("key1") == {"value": b"123"}
+        s.set_one("key3", {"value": b"789"})
+        kept = {"key1", "key2"} - {evicted}
+        for k in kept | {"key3"}:
+            assert s.get_one(k) is not None, k
+        assert s.get_one(evicted) is None
+        assert s.stats().evictions == 1
+
+
+def test_eviction_policies_are_the_five_seed_names():
+    assert EVICTION_POLICIES == {
+        "least-recently-used",
+        "least-frequently-used",
+        "most-recently-used",
+        "first-in-first-out",
+        "last-in-first-out",
+    }
+    assert set(typing.get_args(backlite.EvictionPolicy)) == EVICTION_POLICIES
+
+
+def test_invalid_policy_is_a_value_error(db):
+    with pytest.raises(ValueError, match="Invalid eviction policy"):
+        Storage(db, eviction_policy="random")
+    assert not Path(db).exists()
+
+
+def test_max_size_is_accepted_as_in_the_readme(db):
+    with Storage(db, max_size=1024**3) as s:
+        assert s.size_limit == s.max_size == 1024**3
+        assert s.stats().max_size == 1024**3
+    with Storage(db, max_size=10) as s:
+        assert s.stats().max_size == 10
+    with Storage(db, size_limit=10, max_size=10) as s:
+        assert s.size_limit == 10
+    with pytest.raises(TypeError):
+        Storage(db, size_limit=10, max_size=20)
+    with pytest.raises(ValueError):
+        Storage(db, size_limit=0)
+
+
+def test_default_size_limit_is_1_gib(storage):
+    assert storage.size_limit == 1024**3
+    assert storage.stats().max_size == 1024**3
+
+
+def test_item_larger_than_size_limit_is_not_stored_and_removes_the_old_value(db):
+    with Storage(db, size_limit=3) as s:
+        s.set_one("key", {"value": b"123"})
+        s.set_one("key", {"value": b"12345"})  # the seed: silently not stored
+        assert s.get_one("key") is None
+        s.set_many({"big": {"value": b"12345"}, "small": {"value": b"1"}, "key": {"value": b"9999"}})
+        assert s.get_keys() == {"small"}
+
+
+def test_items_totalling_larger_than_size_limit_are_evicted(db):
+    with Storage(db, size_limit=5) as s:
+        items = {"key1": {"value": b"123"}, "key2": {"value": b"456"}, "key3": {"value": b"789"}}
+        s.set_many(items)
+        assert len(s.get_many(items.keys())) == 1
+
+
+def test_delete(storage):
+    storage.set("k", {"value": b"v"})
+    assert storage.delete("k") is True
+    assert storage.delete("k") is False
+    assert storage.get("k") is None
+
+
+def test_clear(storage):
+    storage.set_many({f"k{i}": {"value": b"v"} for i in range(10)})
+    storage.clear()
+    assert storage.get_keys() == set()
+    assert storage.stats().count == 0
+
+
+def test_contains_is_not_an_access(storage):
+    storage.set("k", {"value": b"v"})
+    before = storage.stats()
+    assert "k" in storage
+    assert "nope" not in storage
+    after = storage.stats()
+    assert (after.hits, after.misses) == (before.hits, before.misses)
+
+
+def test_stats(storage):
+    storage.set("a", {"value": b"12345"})
+    storage.set("b", {"value": b"678"})
+    storage.get("a")
+    storage.get("zzz")
+    st = storage.stats()
+    assert isinstance(st, backlite.Stats)
+    assert (st.count, st.total_size, st.max_size) == (2, 8, 1024**3)
+    assert (st.hits, st.misses, st.evictions) == (1, 1, 0)
+    with pytest.raises(AttributeError):
+        st.count = 3  # frozen
+
+
+def test_close_and_context_manager(db):
+    with Storage(db) as s:
+        s.set("k", {"value": b"v"})
+        assert not s.closed
+    assert s.closed
+    s.close()  # idempotent
+    with pytest.raises(ValueError, match="closed"):
+        s.get("k")
+    with Storage(db) as s2:
+        assert s2.get("k") == {"value": b"v"}
+
+
+def test_memory_storage_is_private(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    a = Storage(":memory:")
+    b = Storage(":memory:")
+    a.set("k", {"value": b"v"})
+    assert a.get("k") == {"value": b"v"}
+    assert b.get("k") is None
+    assert list(tmp_path.iterdir()) == []
+    a.close()
+    b.close()
+
+
+def test_parent_folder_is_created(tmp_path):
+    path = tmp_path / "a" / "b" / "cache.db"
+    with Storage(path) as s:
+        s.set("k", {"value": b"v"})
+    assert path.exists()
+
+
+def test_a_file_that_is_not_a_cache_raises_not_a_cache_and_is_untouched(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_bytes(b"hello, this is not a database\n" * 100)
+    before = path.read_bytes()
+    with pytest.raises(NotACacheError) as info:
+        Storage(path)
+    assert info.value.code == 5
+    assert isinstance(info.value, BackLiteError)
+    assert info.value.message
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_a_directory_raises_an_io_error_with_its_code(tmp_path):
+    with pytest.raises(StorageIOError) as info:
+        Storage(tmp_path)
+    assert info.value.code == 4
+    assert "result 4" in str(info.value)
+
+
+def test_errors_pickle_with_their_code():
+    err = backlite.errors.error_from_code(7, "locked")
+    assert isinstance(err, BusyError)
+    again = pickle.loads(pickle.dumps(err))
+    assert type(again) is BusyError
+    assert (again.code, again.message) == (7, "locked")
+    assert isinstance(backlite.errors.error_from_code(3, "x"), ValueError)
+    assert type(backlite.errors.error_from_code(99, "x")) is BackLiteError
+
+
+_HOLD_WRITE_LOCK = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+sys.stdin.readline()
+conn.execute("ROLLBACK")
+"""
+
+
+def test_busy_after_the_busy_timeout_raises_busy_error(db):
+    with Storage(db, busy_timeout=timedelta(milliseconds=50)) as s:
+        s.set("k", {"value": b"v"})
+        # Another process holds the write lock (through its own SQLite).
+        holder = subprocess.Popen(
+            [sys.executable, "-c", _HOLD_WRITE_LOCK, db],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert holder.stdout.readline().strip() == "locked"
+            assert s.get("k") == {"value": b"v"}  # readers are not blocked (WAL)
+            with pytest.raises(BusyError) as info:
+                s.set("k2", {"value": b"v"})
+            assert info.value.code == 7
+        finally:
+            holder.communicate("\n", timeout=30)
+        s.set("k2", {"value": b"v"})
+        assert s.get("k2") == {"value": b"v"}
+
+
+def test_version_tag_is_python_major_minor():
+    major, minor = sys.version_info[:2]
+    assert backlite.VERSION_TAG == f"python-{major}.{minor}"
+
+
+def test_cache_is_dropped_when_the_python_minor_changes_not_otherwise(db, monkeypatch):
+    with Storage(db) as s:
+        s.set("k", {"value": b"v"})
+    with Storage(db) as s:  # same Python: kept
+        assert s.get("k") == {"value": b"v"}
+    monkeypatch.setattr(backlite.storage, "VERSION_TAG", "python-3.99")
+    with Storage(db) as s:  # another minor: pickles may not load, dropped
+        assert s.get("k") is None
+        s.set("k", {"value": b"new"})
+    monkeypatch.undo()
+    with Storage(db) as s:
+        assert s.get("k") is None
+
+
+def test_get_value_and_set_value(storage):
+    storage.set_value("k", b"v")
+    assert storage.get_value("k") == b"v"
+    assert storage.get("k") == {"value": b"v"}
+    storage.set_value("k", b"w", expiration=timedelta(seconds=60))
+    assert storage.get("k")["expiration"] <= timedelta(seconds=60)
+    assert storage.get_value("missing") is None
+
+
+def test_threads_share_one_storage(storage):
+    import threading
+
+    errors = []
+
+    def worker(t):
+        try:
+            for i in range(300):
+                storage.set(f"t{t}-{i}", {"value": f"{t}:{i}".encode()})
+                assert storage.get(f"t{t}-{i}") == {"value": f"{t}:{i}".encode()}
+                storage.get("absent")
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    st = storage.stats()
+    assert st.count == 2400
+    assert st.hits == 2400 and st.misses == 2400
+
+
+def test_processes_share_one_file(db):
+    import multiprocessing as mp
+
+    from helpers import worker_set_keys
+
+    Storage(db).close()  # created before the workers race to open it
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(4) as pool:
+        seen = pool.starmap(worker_set_keys, [(db, w, 200) for w in range(4)])
+    assert seen == [200] * 4
+    with Storage(db) as s:
+        keys = s.get_keys()
+        assert len(keys) == 801
+        assert s.get("shared")["value"] in {b"0", b"1", b"2", b"3"}
+        for w in range(4):
+            assert s.get(f"w{w}-199") == {"value": f"{w}:199".encode()}
+
+
+def test_check_and_vacuum(storage):
+    storage.set_many({f"k{i}": {"value": b"v" * 50} for i in range(100)})
+    for i in range(50):
+        storage.delete(f"k{i}")
+    report = storage.check()
+    assert isinstance(report, backlite.CheckReport)
+    assert report.healthy and report.integrity_ok and not report.repaired
+    assert report.entries == report.actual_count == report.recorded_count == 50
+    assert report.damaged == 0
+    assert report.actual_total_size == 2500
+    storage.vacuum()
+    assert storage.check(repair=True).healthy
+    assert len(storage.get_keys()) == 50
+
+
+def test_a_storage_pickles_as_its_location_and_options(db):
+    with Storage(db, size_limit=1234, eviction_policy="first-in-first-out",
+                 default_expiration=timedelta(seconds=30)) as s:
+        s.set("k", {"value": b"v"})
+        with pickle.loads(pickle.dumps(s)) as again:
+            assert again is not s
+            assert (again.location, again.size_limit, again.eviction_policy) == (
+                db, 1234, "first-in-first-out")
+            assert again.default_expiration == timedelta(seconds=30)
+            assert again.get("k")["value"] == b"v"
+    with Storage(":memory:") as m, pytest.raises(TypeError):
+        pickle.dumps(m)
+
+
+def _child_reads(storage, key):
+    return storage.get(key)
+
+
+def test_a_storage_can_be_sent_to_a_spawned_process(db):
+    import multiprocessing as mp
+
+    with Storage(db) as s:
+        s.set("k", {"value": b"from parent"})
+        with mp.get_context("spawn").Pool(1) as pool:
+            assert pool.apply(_child_reads, (s, "k")) == {"value": b"from parent"}
+
+
+def test_a_get_reentered_on_the_same_thread_reads_its_own_value(storage):
+    # A signal handler may run between a get's C call and the read of its result.
+    from backlite import storage as storage_module
+
+    storage.set("outer", {"value": b"outer value"})
+    storage.set("inner", {"value": b"inner value"})
+    real = storage_module._get
+
+    def get_with_interrupt(*args):
+        rc = real(*args)
+        if args[1] == b"outer":
+            assert storage.get("inner") == {"value": b"inner value"}
+        return rc
+
+    storage_module._get = get_with_interrupt
+    try:
+        assert storage.get("outer") == {"value": b"outer value"}
+    finally:
+        storage_module._get = real
