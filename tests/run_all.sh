@@ -24,6 +24,9 @@ lib_dir=$(cd "$build/cargo/release" && pwd)
 echo "== Go binding (go vet, go test -race)"
 BACKLITE_LIB_DIR="$lib_dir" bash bindings/go/run_tests.sh
 
+echo "== Python package (pip install into a fresh venv, pytest)"
+BACKLITE_PREBUILT_LIB="$lib_dir/libbacklite.so" bash bindings/python/run_tests.sh
+
 echo "== Zig binding (zig build test, Zig 0.15.2)"
 BACKLITE_LIB_DIR="$lib_dir" bash bindings/zig/run_tests.sh
 
