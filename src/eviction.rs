@@ -62,6 +62,17 @@ impl EvictionPolicy {
 
     /// The index this policy needs. Created on first open with the policy, so a file
     /// only pays on every write for the orders that are actually used.
+    /// The name of the index `index_sql` creates.
+    pub(crate) fn index_name(self) -> Option<&'static str> {
+        match self {
+            EvictionPolicy::LeastRecentlyUsed | EvictionPolicy::MostRecentlyUsed => None,
+            EvictionPolicy::LeastFrequentlyUsed => Some("entries_by_hits"),
+            EvictionPolicy::FirstInFirstOut | EvictionPolicy::LastInFirstOut => {
+                Some("entries_by_creation")
+            }
+        }
+    }
+
     /// The table itself is in access order (`seq`), which serves LRU and MRU.
     pub(crate) fn index_sql(self) -> Option<&'static str> {
         match self {

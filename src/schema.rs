@@ -157,13 +157,18 @@ pub(crate) fn configure(conn: &Connection, busy_timeout: std::time::Duration) ->
 }
 
 /// Creates or migrates the schema, adds the policy's index and applies the version
-/// tag, in one immediate transaction so that concurrent openers take turns.
+/// tag, in one immediate transaction so that concurrent openers take turns. A file
+/// that needs none of it is opened with a read only, so opening never waits for
+/// another process's write.
 pub(crate) fn prepare(
     conn: &mut Connection,
     path: &Path,
     policy: EvictionPolicy,
     version_tag: Option<&str>,
 ) -> Result<()> {
+    if is_ready(conn, policy, version_tag)? {
+        return Ok(());
+    }
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .ctx("locking the file to open it")?;
@@ -222,6 +227,44 @@ pub(crate) fn prepare(
     }
     tx.commit().ctx("committing the schema")?;
     Ok(())
+}
+
+/// Whether the file is a BackLite file of this schema with the policy's index and, if
+/// given, this version tag: everything `prepare` would otherwise write.
+fn is_ready(conn: &Connection, policy: EvictionPolicy, version_tag: Option<&str>) -> Result<bool> {
+    let tx = conn
+        .unchecked_transaction()
+        .ctx("reading the file header")?;
+    let app_id: i32 = tx
+        .pragma_query_value(None, "application_id", |r| r.get(0))
+        .ctx("reading the file header")?;
+    let version: i32 = tx
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .ctx("reading the schema version")?;
+    if app_id != APPLICATION_ID || version != SCHEMA_VERSION {
+        return Ok(false);
+    }
+    if let Some(index) = policy.index_name() {
+        let present: i64 = tx
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = ?1",
+                [index],
+                |r| r.get(0),
+            )
+            .ctx("reading the schema")?;
+        if present == 0 {
+            return Ok(false);
+        }
+    }
+    if let Some(tag) = version_tag {
+        let stored: Option<String> = tx
+            .query_row("SELECT version_tag FROM state", [], |r| r.get(0))
+            .ctx("reading the version tag")?;
+        if stored.as_deref() != Some(tag) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Switches a file to WAL mode once; afterwards it stays in WAL for every connection.

@@ -154,3 +154,17 @@ fn a_damaged_value_is_a_miss_and_is_removed() {
     let st = s.stats().unwrap();
     assert_eq!((st.count, st.total_size), (1, 100));
 }
+
+#[test]
+fn opening_a_ready_file_does_not_wait_for_a_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    set(&Storage::open(&path, &Options::new()).unwrap(), "k", 3);
+    let writer = rusqlite::Connection::open(&path).unwrap();
+    writer.execute_batch("BEGIN IMMEDIATE").unwrap(); // another process writing
+    let mut o = Options::new();
+    o.set_busy_timeout(std::time::Duration::from_millis(50));
+    let s = Storage::open(&path, &o).expect("a reader needs no write lock to open");
+    assert_eq!(get(&s, "k"), Some(vec![b'v'; 3]));
+    writer.execute_batch("COMMIT").unwrap();
+}
