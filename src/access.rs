@@ -14,8 +14,9 @@
 
 use std::collections::HashMap;
 
-/// How many distinct keys may wait before a hit forces them to be written.
-pub(crate) const FLUSH_THRESHOLD: usize = 4096;
+/// How many distinct keys may wait before a hit forces them to be written: at about
+/// 100 bytes each (with 16-byte keys), under 2 MiB, whatever the size of the cache.
+pub(crate) const FLUSH_THRESHOLD: usize = 16384;
 
 /// One key's hits since they were last written.
 #[derive(Clone, Copy, Debug)]

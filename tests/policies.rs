@@ -105,7 +105,7 @@ fn accesses_of_a_handle_survive_reopening() {
 
 #[test]
 fn many_hits_flush_in_batches_and_keep_their_order() {
-    let n = 5000; // more distinct keys than the hit buffer holds
+    let n = 17_000; // more distinct keys than the hit buffer (16384) holds
     let (_dir, s) = open(&options(n * 10, LeastRecentlyUsed));
     let keys: Vec<Vec<u8>> = (0..n).map(|i| format!("k{i}").into_bytes()).collect();
     let entries: Vec<backlite::Entry> = keys
