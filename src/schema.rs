@@ -64,8 +64,10 @@ const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 /// What the first bytes of a path say about it.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum FileKind {
-    /// Missing or empty: we may create a cache there.
-    New,
+    /// No file: we create a cache there.
+    Missing,
+    /// An empty file: we may make it a cache.
+    Empty,
     /// A BackLite file of a schema we can read.
     Ours,
 }
@@ -75,7 +77,7 @@ pub(crate) fn sniff(path: &Path) -> Result<FileKind> {
     let shown = path.display();
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FileKind::New),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FileKind::Missing),
         Err(e) => {
             return Err(Error::new(
                 ErrorKind::Io,
@@ -90,7 +92,7 @@ pub(crate) fn sniff(path: &Path) -> Result<FileKind> {
         ));
     }
     if meta.len() == 0 {
-        return Ok(FileKind::New);
+        return Ok(FileKind::Empty);
     }
     let mut header = [0u8; 100];
     let mut file = std::fs::File::open(path)
@@ -137,6 +139,48 @@ fn check_version(version: i32, path: &Path) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Creates a complete, empty cache at `path`, which did not exist: it is built under a
+/// temporary name beside it and then linked into place, so that nobody, in this
+/// process or another, ever sees a half-written file at `path` (and mistakes it for
+/// a file that is not a cache). If another opener created `path` first, its file is
+/// kept. Where hard links are not supported, SQLite creates the file in place instead.
+pub(crate) fn create(path: &Path, busy_timeout: std::time::Duration) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let temp = path.with_file_name(format!(
+        ".{name}.backlite-new-{}-{:x}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    ));
+    let built = (|| {
+        let mut conn = Connection::open(&temp).map_err(|e| {
+            Error::new(
+                ErrorKind::Io,
+                format!("cannot create {}: {e}", path.display()),
+            )
+        })?;
+        configure(&conn, busy_timeout)?;
+        prepare(&mut conn, path, EvictionPolicy::LeastRecentlyUsed, None)?;
+        try_enable_wal(&conn)?;
+        // Closing the only connection folds the WAL into the file and removes it.
+        conn.close()
+            .map_err(|(_, e)| Error::sqlite("closing a new cache", e))
+    })();
+    // Whether the link succeeds, finds another opener's file already there, or is not
+    // supported (then SQLite creates the file in place), the open goes on.
+    let linked = built.map(|()| {
+        let _ = std::fs::hard_link(&temp, path);
+    });
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", temp.display()));
+    }
+    linked
 }
 
 /// Sets the per-connection pragmas every connection of ours needs.

@@ -83,6 +83,8 @@ pub struct Storage {
     pub(crate) commits: AtomicU64,
 }
 
+static OPENING: Mutex<()> = Mutex::new(());
+
 /// Connections a forked child inherited: never closed, and kept reachable so that
 /// leak checkers do not report them.
 static INHERITED: Mutex<Vec<std::mem::ManuallyDrop<Connection>>> = Mutex::new(Vec::new());
@@ -99,6 +101,10 @@ impl Storage {
     /// Opens (or creates) the cache at `path`; [`MEMORY`] opens a private in-memory one.
     pub fn open(path: impl AsRef<Path>, options: &Options) -> Result<Storage> {
         let path = path.as_ref();
+        // One open at a time in a process: the check that this process has no
+        // connection to the file (before reading its header) must hold until the new
+        // handle is registered.
+        let _opening = lock(&OPENING);
         let (conn, file) = if path.as_os_str() == MEMORY {
             let conn = Connection::open_in_memory().ctx("opening an in-memory cache")?;
             (conn, None)
@@ -109,8 +115,9 @@ impl Storage {
             // Reading the header opens and closes a descriptor of the file, and closing
             // any descriptor drops every POSIX lock this process holds on it: never do
             // that to a file whose connections are open here (it is ours anyway).
-            if !shared::is_open_here(path) {
-                schema::sniff(path)?;
+            if !shared::is_open_here(path) && schema::sniff(path)? == schema::FileKind::Missing {
+                schema::create(path, options.busy_timeout)?;
+                schema::sniff(path)?; // another opener's file, if it won the race
             }
             let conn = open_file(path)?;
             (conn, Some(path.to_path_buf()))

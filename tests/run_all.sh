@@ -15,8 +15,8 @@ echo "== cargo fmt / clippy"
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 
-echo "== C and C++ tests (ctest, with valgrind)"
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBACKLITE_VALGRIND=ON
+echo "== C and C++ tests (ctest, with valgrind and AddressSanitizer)"
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBACKLITE_VALGRIND=ON -DBACKLITE_ASAN=ON
 cmake --build "$build"
 ctest --test-dir "$build" --output-on-failure -j 2 --timeout 600
 lib_dir=$(cd "$build/cargo/release" && pwd)
