@@ -32,3 +32,6 @@ BACKLITE_LIB_DIR="$lib_dir" bash bindings/zig/run_tests.sh
 
 echo "== Swift binding (swift test in a Debian 13 chroot)"
 BACKLITE_LIB_DIR="$lib_dir" bash bindings/swift/run_tests.sh
+
+echo "== One cache, many languages (C, Go, Python at once)"
+BACKLITE_LIB_DIR="$lib_dir" bash tests/cross_language/run.sh
