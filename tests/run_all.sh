@@ -31,7 +31,9 @@ echo "== Zig binding (zig build test, Zig 0.15.2)"
 BACKLITE_LIB_DIR="$lib_dir" bash bindings/zig/run_tests.sh
 
 echo "== Swift binding (swift test in a Debian 13 chroot)"
-BACKLITE_LIB_DIR="$lib_dir" bash bindings/swift/run_tests.sh
+# The toolchain needs about 5 GB: on a machine without it the script prints a loud
+# SKIPPED banner (never a silent pass) and the rest of the run goes on.
+BACKLITE_ALLOW_SWIFT_SKIP=1 BACKLITE_LIB_DIR="$lib_dir" bash bindings/swift/run_tests.sh
 
 echo "== One cache, many languages (C, Go, Python at once)"
 BACKLITE_LIB_DIR="$lib_dir" bash tests/cross_language/run.sh

@@ -130,6 +130,7 @@ if [ "$ready" = 0 ]; then
     if [ ! -x "$chroot_dir/usr/bin/apt-get" ]; then
         log "debootstrap --variant=minbase $suite $chroot_dir $mirror"
         debootstrap --variant=minbase "$suite" "$chroot_dir" "$mirror" >"$chroot_dir.debootstrap.log" 2>&1 ||
+            debootstrap --variant=minbase "$suite" "$chroot_dir" "$mirror" >>"$chroot_dir.debootstrap.log" 2>&1 ||
             { tail -n 30 "$chroot_dir.debootstrap.log" >&2; rm -f "$chroot_dir.debootstrap.log"; die "debootstrap failed"; }
         rm -f "$chroot_dir.debootstrap.log"
     fi
@@ -138,7 +139,9 @@ cp /etc/resolv.conf "$chroot_dir/etc/resolv.conf"
 mountpoint -q "$chroot_dir/proc" || mount -t proc proc "$chroot_dir/proc"
 if [ "$ready" = 0 ]; then
     log "apt-get install swiftlang (in the chroot)"
-    in_chroot sh -c "apt-get update -q && apt-get install -y -q --no-install-recommends $packages" \
+    # A package index that names an archive the mirror no longer has: refresh, retry once.
+    in_chroot sh -c "apt-get update -q && { apt-get install -y -q --no-install-recommends $packages ||
+        { apt-get update -q && apt-get install -y -q --no-install-recommends $packages; }; }" \
         >"$chroot_dir/root/apt.log" 2>&1 || { tail -n 30 "$chroot_dir/root/apt.log" >&2; die "installing swiftlang failed"; }
 fi
 log "$(in_chroot swift --version 2>/dev/null | head -n 1)"
