@@ -28,7 +28,60 @@ pub(crate) struct Access {
     pub tick: Option<i64>,
 }
 
-pub(crate) type Accesses = HashMap<Vec<u8>, Access>;
+/// The buffered hits of a process on one file.
+#[derive(Default)]
+pub(crate) struct Accesses {
+    map: HashMap<Vec<u8>, Access>,
+    /// Keys whose latest hit has no tick yet (maybe twice, maybe since removed), so
+    /// that a write ticks only the new hits, not the whole buffer.
+    fresh: Vec<Vec<u8>>,
+}
+
+impl Accesses {
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.map.clear();
+        self.fresh.clear();
+    }
+
+    pub fn remove(&mut self, key: &[u8]) {
+        self.map.remove(key);
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&Vec<u8>, &Access)> {
+        self.map.iter()
+    }
+
+    /// Gives the hits without a tick a tick from `next`, oldest hit first.
+    pub fn tick_fresh(&mut self, mut next: impl FnMut() -> i64) {
+        let mut fresh = std::mem::take(&mut self.fresh);
+        fresh.sort_unstable_by_key(|k| self.map.get(k).map_or(0, |a| a.last_seq));
+        for key in fresh {
+            if let Some(a) = self.map.get_mut(&key) {
+                if a.tick.is_none() {
+                    a.tick = Some(next());
+                }
+            }
+        }
+    }
+
+    /// Forgets the ticks above `clock` (given by a transaction that rolled back).
+    pub fn untick_after(&mut self, clock: i64) {
+        for (key, a) in &mut self.map {
+            if a.tick.is_some_and(|t| t > clock) {
+                a.tick = None;
+                self.fresh.push(key.clone());
+            }
+        }
+    }
+}
 
 #[derive(Default)]
 pub(crate) struct AccessLog {
@@ -41,14 +94,18 @@ impl AccessLog {
     pub fn record(&mut self, key: &[u8]) -> bool {
         self.next_seq += 1;
         let seq = self.next_seq;
-        match self.pending.get_mut(key) {
+        let pending = &mut self.pending;
+        match pending.map.get_mut(key) {
             Some(a) => {
                 a.hits += 1;
                 a.last_seq = seq;
-                a.tick = None; // a newer hit needs a newer tick
+                if a.tick.take().is_some() {
+                    // A newer hit needs a newer tick.
+                    pending.fresh.push(key.to_vec());
+                }
             }
             None => {
-                self.pending.insert(
+                pending.map.insert(
                     key.to_vec(),
                     Access {
                         hits: 1,
@@ -56,9 +113,10 @@ impl AccessLog {
                         tick: None,
                     },
                 );
+                pending.fresh.push(key.to_vec());
             }
         }
-        self.pending.len() >= FLUSH_THRESHOLD
+        pending.map.len() >= FLUSH_THRESHOLD
     }
 
     pub fn is_empty(&self) -> bool {
@@ -77,22 +135,16 @@ impl AccessLog {
             self.pending = accesses;
             return;
         }
-        for (key, old) in accesses {
-            match self.pending.get_mut(&key) {
+        let Accesses { map, fresh } = accesses;
+        for (key, old) in map {
+            match self.pending.map.get_mut(&key) {
                 // Newer hits arrived: they carry the order; add the older count.
                 Some(newer) => newer.hits += old.hits,
                 None => {
-                    self.pending.insert(key, old);
+                    self.pending.map.insert(key, old);
                 }
             }
         }
+        self.pending.fresh.extend(fresh);
     }
-}
-
-/// The hits without a tick, oldest first.
-pub(crate) fn unticked(accesses: &mut Accesses) -> Vec<&mut Access> {
-    let mut waiting: Vec<&mut Access> =
-        accesses.values_mut().filter(|a| a.tick.is_none()).collect();
-    waiting.sort_unstable_by_key(|a| a.last_seq);
-    waiting
 }

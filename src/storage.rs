@@ -312,11 +312,7 @@ impl Storage {
                     let _ = conn.execute_batch("ROLLBACK");
                 }
                 // The ticks of the rolled-back transaction never happened.
-                for a in accesses.values_mut() {
-                    if a.tick.is_some_and(|t| t > clock_at_start) {
-                        a.tick = None;
-                    }
-                }
+                accesses.untick_after(clock_at_start);
                 lock(&self.shared.accesses).restore(accesses);
                 Err(e)
             }

@@ -166,15 +166,15 @@ impl<'c> Txn<'c> {
     /// Gives the buffered hits that have none a tick of the clock, in the order they
     /// happened: before anything this transaction sets.
     pub fn tick_accesses(&mut self) {
-        let waiting = access::unticked(self.accesses);
-        if waiting.is_empty() {
-            return;
+        let mut clock = self.clock;
+        self.accesses.tick_fresh(|| {
+            clock += 1;
+            clock
+        });
+        if clock != self.clock {
+            self.clock = clock;
+            self.dirty = true;
         }
-        for a in waiting {
-            self.clock += 1;
-            a.tick = Some(self.clock);
-        }
-        self.dirty = true;
     }
 
     /// Writes the ticked hits to their rows, which moves each row to its hit's place
