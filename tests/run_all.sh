@@ -37,3 +37,6 @@ BACKLITE_ALLOW_SWIFT_SKIP=1 BACKLITE_LIB_DIR="$lib_dir" bash bindings/swift/run_
 
 echo "== One cache, many languages (C, Go, Python at once)"
 BACKLITE_LIB_DIR="$lib_dir" bash tests/cross_language/run.sh
+
+echo "== The README's cargo-only build, in a clean copy of the tree"
+bash tests/cargo_only/run.sh
