@@ -187,8 +187,6 @@ typedef struct backlite_stats {
   uint64_t expirations;
 } backlite_stats;
 
-
-
 /**
  * "least-recently-used" (the default): evicts the entry whose last access is oldest.
  */

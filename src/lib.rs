@@ -1,38 +1,7 @@
-//! BackLite: a persistent, size-bounded cache in one SQLite file.
-//!
-//! The safe core ([`Storage`], [`Options`], [`EvictionPolicy`], [`Expiration`],
-//! [`Error`] and the memoiser [`Storage::cached_call`]) is usable from Rust directly;
-//! [`ffi`] is the thin C ABI over it, described in `include/backlite.h`.
+//! BackLite's C library: the thin C ABI (`include/backlite.h`) over the safe core in
+//! the `backlite-core` crate. Only [`ffi`] is compiled into `libbacklite.so`'s exports;
+//! the core is re-exported so that Rust programs linking this crate keep one name.
 
-mod access;
-mod check;
-mod error;
-mod eviction;
-mod expiration;
-mod group;
-mod lease;
-mod memo;
-mod options;
-mod owner;
-mod schema;
-mod shared;
-mod storage;
-mod txn;
-
-#[cfg(test)]
-mod query_plans;
+pub use backlite_core::*;
 
 pub mod ffi;
-
-pub use check::CheckReport;
-pub use error::{Error, ErrorKind, Result};
-pub use eviction::EvictionPolicy;
-pub use expiration::{Expiration, EXPIRATION_DEFAULT_MS, EXPIRATION_NEVER_MS};
-pub use lease::{Lease, LeaseOutcome, EXCLUSIVE_LEASE};
-pub use memo::Barrier;
-pub use options::{Clock, Options, DEFAULT_BUSY_TIMEOUT, DEFAULT_MAX_SIZE};
-pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
-pub use storage::{Entry, Stats, Storage, MEMORY};
-
-/// The library version, from Cargo.toml.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");

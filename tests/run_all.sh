@@ -10,10 +10,10 @@ cd "$(dirname "$0")/.."
 build=${1:-build-tests}
 
 echo "== cargo test"
-cargo test --all-targets 2>&1
+cargo test --workspace --all-targets 2>&1
 echo "== cargo fmt / clippy"
 cargo fmt --all -- --check
-cargo clippy --all-targets -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings
 
 echo "== C and C++ tests (ctest, with valgrind and AddressSanitizer)"
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBACKLITE_VALGRIND=ON -DBACKLITE_ASAN=ON

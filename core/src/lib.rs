@@ -1,0 +1,37 @@
+//! BackLite: a persistent, size-bounded cache in one SQLite file.
+//!
+//! The safe core ([`Storage`], [`Options`], [`EvictionPolicy`], [`Expiration`],
+//! [`Error`] and the memoiser [`Storage::cached_call`]) is usable from Rust directly.
+//! The C library (the `backlite` package at the repository's root) is a thin C ABI
+//! over this crate, described in `include/backlite.h`.
+
+mod access;
+mod check;
+mod error;
+mod eviction;
+mod expiration;
+mod group;
+mod lease;
+mod memo;
+mod options;
+mod owner;
+mod schema;
+mod shared;
+mod storage;
+mod txn;
+
+#[cfg(test)]
+mod query_plans;
+
+pub use check::CheckReport;
+pub use error::{Error, ErrorKind, Result};
+pub use eviction::EvictionPolicy;
+pub use expiration::{Expiration, EXPIRATION_DEFAULT_MS, EXPIRATION_NEVER_MS};
+pub use lease::{Lease, LeaseOutcome, EXCLUSIVE_LEASE};
+pub use memo::Barrier;
+pub use options::{Clock, Options, DEFAULT_BUSY_TIMEOUT, DEFAULT_MAX_SIZE};
+pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
+pub use storage::{Entry, Stats, Storage, MEMORY};
+
+/// The library version, from Cargo.toml.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
