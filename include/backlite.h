@@ -100,8 +100,9 @@ typedef struct backlite_check_report {
    */
   int32_t healthy;
   /**
-   * 1 when SQLite's integrity check found the database structure sound. Structural
-   * damage cannot be repaired in place: delete the file (it is a cache).
+   * 1 when SQLite's integrity check found the database structure sound (after a
+   * repair, what the repair left). Structural damage beyond damaged entries cannot
+   * be repaired in place: delete the file (it is a cache).
    */
   int32_t integrity_ok;
   /**
@@ -113,7 +114,8 @@ typedef struct backlite_check_report {
    */
   uint64_t entries;
   /**
-   * Entries whose value failed its checksum or was missing.
+   * Entries whose row is damaged: a value that is missing or fails its checksum, a
+   * size that is not the value's length, or a column of the wrong type or NULL.
    */
   uint64_t damaged;
   /**

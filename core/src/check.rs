@@ -1,19 +1,23 @@
 //! Check and repair: verify what no normal operation reads in full, and fix what can
 //! be fixed without guessing. Both walk the whole file, by nature.
 
+use crate::entry::{self, State};
 use crate::error::{Error, ErrorKind, Result, SqliteContext};
 use crate::storage::Storage;
+use rusqlite::types::ValueRef;
 
 /// What [`Storage::check`] found (and, with repair, fixed).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CheckReport {
-    /// SQLite's `integrity_check` found no damage in the database structure.
+    /// SQLite's `integrity_check` found no damage in the database structure (after a
+    /// repair, in what the repair left: a NULL in a NOT NULL column goes with its row).
     pub integrity_ok: bool,
     /// Its first messages when it did not.
     pub integrity_messages: Vec<String>,
     /// Live entries examined.
     pub entries: u64,
-    /// Entries whose value fails its checksum or is missing.
+    /// Entries whose row is damaged: a value that is missing or fails its checksum, a
+    /// size that is not the value's length, or a column of the wrong type or NULL.
     pub damaged: u64,
     /// Values no entry refers to.
     pub orphan_values: u64,
@@ -48,40 +52,49 @@ impl Storage {
         self.write(|t| {
             let conn = t.conn();
             let mut report = CheckReport::default();
-            let messages: Vec<String> = conn
-                .prepare("PRAGMA integrity_check(20)")
-                .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-                .ctx("checking the database structure")?;
-            report.integrity_ok = messages.len() == 1 && messages[0] == "ok";
-            if !report.integrity_ok {
-                report.integrity_messages = messages;
-            }
+            report.integrity_messages = integrity_messages(conn)?;
+            report.integrity_ok = report.integrity_messages.is_empty();
             report.recorded_count = t.count as u64;
             report.recorded_total_size = t.total_size as u64;
-            let mut damaged_keys = Vec::new();
+            // (seq, key if it is one, value_id if it is one) of each damaged row.
+            let mut damaged_rows = Vec::new();
             {
                 let mut stmt = conn
                     .prepare(
-                        "SELECT e.key, e.size, e.crc, coalesce(e.value, b.value) FROM entries e \
-                         LEFT JOIN blobs b ON b.id = e.value_id",
+                        "SELECT e.seq, e.key, e.value_id, e.created, e.hits, e.value, \
+                         e.crc, e.size, e.expires_at, coalesce(e.value, b.value) \
+                         FROM entries e LEFT JOIN blobs b ON b.id = e.value_id",
                     )
                     .ctx("reading every entry")?;
                 let mut rows = stmt.query([]).ctx("reading every entry")?;
                 while let Some(row) = rows.next().ctx("reading every entry")? {
                     report.entries += 1;
-                    let key: Vec<u8> = row.get(0).ctx("reading an entry")?;
-                    let size: i64 = row.get(1).ctx("reading an entry")?;
-                    let crc: i64 = row.get(2).ctx("reading an entry")?;
-                    let good = match row.get_ref(3).ctx("reading an entry")?.as_blob_or_null() {
-                        Ok(Some(v)) => v.len() as i64 == size && crc32fast::hash(v) as i64 == crc,
-                        _ => false,
+                    let col = |i| row.get_ref(i).ctx("reading an entry");
+                    let seq: i64 = row.get(0).ctx("reading an entry")?;
+                    let key = col(1)?.as_blob().ok();
+                    let value_id = col(2)?;
+                    // Each column has the type BackLite wrote, and exactly one of the
+                    // value and value_id is set.
+                    let sound = key.is_some()
+                        && matches!(value_id, ValueRef::Null | ValueRef::Integer(_))
+                        && entry::int(col(3)?).is_some()
+                        && entry::int(col(4)?).is_some()
+                        && (value_id == ValueRef::Null) != (col(5)? == ValueRef::Null);
+                    // Due entries were purged as this transaction began.
+                    let live = match entry::classify(col(6)?, col(7)?, col(8)?, col(9)?, i64::MIN)
+                    {
+                        State::Live { value, .. } if sound => Some(value.len() as u64),
+                        _ => None,
                     };
-                    if good {
-                        report.actual_count += 1;
-                        report.actual_total_size += size as u64;
-                    } else {
-                        report.damaged += 1;
-                        damaged_keys.push(key);
+                    match live {
+                        Some(size) => {
+                            report.actual_count += 1;
+                            report.actual_total_size += size;
+                        }
+                        None => {
+                            report.damaged += 1;
+                            damaged_rows.push((seq, key.map(<[u8]>::to_vec), entry::int(value_id)));
+                        }
                     }
                 }
             }
@@ -93,8 +106,8 @@ impl Storage {
                 )
                 .ctx("looking for orphan values")? as u64;
             if repair && !report.healthy() {
-                for key in &damaged_keys {
-                    t.remove_key(key)?;
+                for (seq, key, value_id) in &damaged_rows {
+                    t.remove_damaged_row(key.as_deref(), *seq, *value_id)?;
                 }
                 t.conn()
                     .execute(
@@ -104,6 +117,12 @@ impl Storage {
                     .ctx("removing orphan values")?;
                 t.set_counters(report.actual_count as i64, report.actual_total_size as i64);
                 report.repaired = true;
+                if !report.integrity_ok {
+                    // Some of it may have been in the rows just removed (a NULL in a NOT
+                    // NULL column): what is left is what repair could not fix.
+                    report.integrity_messages = integrity_messages(t.conn())?;
+                    report.integrity_ok = report.integrity_messages.is_empty();
+                }
             }
             Ok(report)
         })
@@ -127,4 +146,18 @@ impl Storage {
             Ok(())
         })
     }
+}
+
+/// What SQLite's `integrity_check` reports (its first messages), or nothing when the
+/// database structure is sound.
+fn integrity_messages(conn: &rusqlite::Connection) -> Result<Vec<String>> {
+    let messages: Vec<String> = conn
+        .prepare("PRAGMA integrity_check(20)")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .ctx("checking the database structure")?;
+    Ok(if messages.len() == 1 && messages[0] == "ok" {
+        Vec::new()
+    } else {
+        messages
+    })
 }

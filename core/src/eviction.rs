@@ -86,24 +86,30 @@ impl EvictionPolicy {
         }
     }
 
-    /// Selects `(seq, value_id, size)` of the next victim, found through the table's
+    /// Selects `(seq, value_id, size, length of the value)` of the next victim (the
+    /// join reads no large value), found through the table's
     /// order or `index_sql`'s index.
     pub(crate) fn victim_sql(self) -> &'static str {
         match self {
             EvictionPolicy::LeastRecentlyUsed => {
-                "SELECT seq, value_id, size FROM entries ORDER BY seq ASC LIMIT 1"
+                "SELECT seq, value_id, size, coalesce(length(entries.value), length(blobs.value)) \
+                 FROM entries LEFT JOIN blobs ON blobs.id = value_id ORDER BY seq ASC LIMIT 1"
             }
             EvictionPolicy::MostRecentlyUsed => {
-                "SELECT seq, value_id, size FROM entries ORDER BY seq DESC LIMIT 1"
+                "SELECT seq, value_id, size, coalesce(length(entries.value), length(blobs.value)) \
+                 FROM entries LEFT JOIN blobs ON blobs.id = value_id ORDER BY seq DESC LIMIT 1"
             }
             EvictionPolicy::LeastFrequentlyUsed => {
-                "SELECT seq, value_id, size FROM entries ORDER BY hits ASC, seq ASC LIMIT 1"
+                "SELECT seq, value_id, size, coalesce(length(entries.value), length(blobs.value)) \
+                 FROM entries LEFT JOIN blobs ON blobs.id = value_id ORDER BY hits ASC, seq ASC LIMIT 1"
             }
             EvictionPolicy::FirstInFirstOut => {
-                "SELECT seq, value_id, size FROM entries ORDER BY created ASC LIMIT 1"
+                "SELECT seq, value_id, size, coalesce(length(entries.value), length(blobs.value)) \
+                 FROM entries LEFT JOIN blobs ON blobs.id = value_id ORDER BY created ASC LIMIT 1"
             }
             EvictionPolicy::LastInFirstOut => {
-                "SELECT seq, value_id, size FROM entries ORDER BY created DESC LIMIT 1"
+                "SELECT seq, value_id, size, coalesce(length(entries.value), length(blobs.value)) \
+                 FROM entries LEFT JOIN blobs ON blobs.id = value_id ORDER BY created DESC LIMIT 1"
             }
         }
     }

@@ -7,6 +7,7 @@
 
 mod access;
 mod check;
+mod entry;
 mod error;
 mod eviction;
 mod expiration;

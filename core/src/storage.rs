@@ -6,6 +6,7 @@
 //! parallel with each other and with the writer. A private in-memory cache has a single
 //! connection that serves both.
 
+use crate::entry::{self, State};
 use crate::error::{Error, ErrorKind, Result, SqliteContext};
 use crate::eviction::EvictionPolicy;
 use crate::expiration::{is_due, system_now_ms, Expiration};
@@ -358,28 +359,25 @@ impl Storage {
         let found = self.read(|conn| {
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT e.crc, e.expires_at, coalesce(e.value, b.value) FROM entries e \
-                     LEFT JOIN blobs b ON b.id = e.value_id WHERE e.key = ?1",
+                    "SELECT e.crc, e.size, e.expires_at, coalesce(e.value, b.value) \
+                     FROM entries e LEFT JOIN blobs b ON b.id = e.value_id WHERE e.key = ?1",
                 )
                 .ctx("looking up a key")?;
             let mut rows = stmt.query([key]).ctx("looking up a key")?;
             let Some(row) = rows.next().ctx("looking up a key")? else {
                 return Ok(Lookup::Miss);
             };
-            let deadline: Option<i64> = row.get(1).ctx("reading an entry")?;
-            if is_due(deadline, now) {
-                return Ok(Lookup::Expired);
-            }
-            let crc: i64 = row.get(0).ctx("reading an entry")?;
-            let value = row
-                .get_ref(2)
-                .and_then(|v| v.as_blob().map_err(Into::into))
-                .ctx("reading an entry")?;
-            if crc32fast::hash(value) as i64 != crc {
-                return Ok(Lookup::Damaged);
-            }
-            let left = deadline.map(|t| Duration::from_millis((t - now) as u64));
-            Ok(Lookup::Hit(f(value, left)))
+            let col = |i| row.get_ref(i).ctx("reading an entry");
+            Ok(
+                match entry::classify(col(0)?, col(1)?, col(2)?, col(3)?, now) {
+                    State::Live { value, deadline } => {
+                        let left = deadline.map(|t| Duration::from_millis((t - now) as u64));
+                        Lookup::Hit(f(value, left))
+                    }
+                    State::Expired => Lookup::Expired,
+                    State::Damaged => Lookup::Damaged,
+                },
+            )
         })?;
         let hit = match found {
             Lookup::Hit(r) => Some(r),

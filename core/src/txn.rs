@@ -2,10 +2,12 @@
 //! start and written back once at the end, and the row operations that keep them exact.
 
 use crate::access::{self, Accesses, FLUSH_THRESHOLD};
+use crate::entry::{self, State};
 use crate::error::{Result, SqliteContext};
 use crate::eviction::EvictionPolicy;
 use crate::expiration::DUE_SQL;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::types::ValueRef;
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 /// What a transaction removed, added to the handle's statistics once it commits.
 #[derive(Default, Clone, Copy)]
@@ -14,8 +16,22 @@ pub(crate) struct Tally {
     pub expirations: u64,
 }
 
-/// `(seq, value_id, size)` of an entry: what removing it needs.
-type RowRef = (i64, Option<i64>, i64);
+/// `(seq, value_id, size)` of an entry: what removing it needs. In a damaged row,
+/// a `value_id` that is not an integer, or a `size` that is not the length of the
+/// value, is `None`.
+type RowRef = (i64, Option<i64>, Option<i64>);
+
+/// Reads a `RowRef` from the columns `seq, value_id, size` and the value's length at
+/// `at..at + 4`, trusting only `seq` (the rowid, always an integer). The length is
+/// `coalesce(length(entries.value), length(blobs.value))`: `length` of a column reads
+/// no large value, where `length(coalesce(..))` would read it whole.
+fn row_ref(r: &Row<'_>, at: usize) -> rusqlite::Result<RowRef> {
+    Ok((
+        r.get(at)?,
+        entry::int(r.get_ref(at + 1)?),
+        entry::size(r.get_ref(at + 2)?, r.get_ref(at + 3)?),
+    ))
+}
 
 /// What `Txn::load` reads: counters, earliest deadline, and the preloaded entry.
 type Loaded = ((i64, i64, i64), Option<i64>, Option<RowRef>);
@@ -23,6 +39,13 @@ type Loaded = ((i64, i64, i64), Option<i64>, Option<RowRef>);
 /// Values up to this size live in their entry's row. Larger ones go to `blobs`, so
 /// that moving a row for a hit never copies a large value.
 pub(crate) const INLINE_MAX: usize = 256;
+
+/// What `Txn::read_entry` found under a key.
+enum Found<R> {
+    Live(R),
+    Expired,
+    Damaged(RowRef),
+}
 
 pub(crate) struct Txn<'c> {
     conn: &'c Connection,
@@ -61,9 +84,15 @@ impl<'c> Txn<'c> {
         let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Loaded> {
             Ok((
                 (r.get(0)?, r.get(1)?, r.get(2)?),
-                r.get(3)?,
+                // min() puts numbers before text and blobs: a damaged deadline that is
+                // a real is due by its value; text and blobs are never due in SQL.
+                match r.get_ref(3)? {
+                    ValueRef::Integer(t) => Some(t),
+                    ValueRef::Real(t) => Some(t as i64),
+                    _ => None,
+                },
                 match r.get::<_, Option<i64>>(4)? {
-                    Some(seq) => Some((seq, r.get(5)?, r.get(6)?)),
+                    Some(_) => Some(row_ref(r, 4)?),
                     None => None,
                 },
             ))
@@ -73,15 +102,16 @@ impl<'c> Txn<'c> {
                 .prepare_cached(
                     "SELECT s.clock, s.count, s.total_size, \
                      (SELECT min(expires_at) FROM entries WHERE expires_at IS NOT NULL), \
-                     e.seq, e.value_id, e.size \
-                     FROM state s LEFT JOIN entries e ON e.key = ?1 WHERE s.id = 0",
+                     e.seq, e.value_id, e.size, coalesce(length(e.value), length(b.value)) \
+                     FROM state s LEFT JOIN entries e ON e.key = ?1 \
+                     LEFT JOIN blobs b ON b.id = e.value_id WHERE s.id = 0",
                 )
                 .and_then(|mut s| s.query_row([key], row)),
             None => conn
                 .prepare_cached(
                     "SELECT clock, count, total_size, \
                      (SELECT min(expires_at) FROM entries WHERE expires_at IS NOT NULL), \
-                     NULL, NULL, NULL FROM state WHERE id = 0",
+                     NULL, NULL, NULL, NULL FROM state WHERE id = 0",
                 )
                 .and_then(|mut s| s.query_row([], row)),
         }
@@ -122,7 +152,7 @@ impl<'c> Txn<'c> {
         self.clock
     }
 
-    /// Deletes the entries that `select_sql` lists as `(seq, value_id, size)`, with
+    /// Deletes the entries that `select_sql` lists as `RowRef` columns, with
     /// their values, and takes them off the counters. (A plain SELECT then DELETEs by
     /// key: `DELETE ... RETURNING` builds a temporary table on every call.)
     fn remove_selected(
@@ -131,11 +161,9 @@ impl<'c> Txn<'c> {
         params: impl rusqlite::Params,
         what: &str,
     ) -> Result<u64> {
-        let victims: Vec<(i64, Option<i64>, i64)> = {
+        let victims: Vec<RowRef> = {
             let mut stmt = self.conn.prepare_cached(select_sql).ctx(what)?;
-            let rows = stmt
-                .query_map(params, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .ctx(what)?;
+            let rows = stmt.query_map(params, |r| row_ref(r, 0)).ctx(what)?;
             rows.collect::<rusqlite::Result<_>>().ctx(what)?
         };
         for &(seq, value_id, size) in &victims {
@@ -144,8 +172,15 @@ impl<'c> Txn<'c> {
         Ok(victims.len() as u64)
     }
 
-    /// Deletes one entry, its value if stored apart, and its share of the counters.
-    fn delete_row(&mut self, seq: i64, value_id: Option<i64>, size: i64, what: &str) -> Result<()> {
+    /// Deletes one entry, its value if stored apart, and its share of the counters:
+    /// `size`, or when that is unknown (a damaged row), a recount of the rows left.
+    fn delete_row(
+        &mut self,
+        seq: i64,
+        value_id: Option<i64>,
+        size: Option<i64>,
+        what: &str,
+    ) -> Result<()> {
         self.preloaded = None;
         self.conn
             .prepare_cached("DELETE FROM entries WHERE seq = ?1")
@@ -157,9 +192,30 @@ impl<'c> Txn<'c> {
                 .and_then(|mut s| s.execute([id]))
                 .ctx(what)?;
         }
-        self.count -= 1;
-        self.total_size -= size;
         self.dirty = true;
+        match size.filter(|&n| n <= self.total_size) {
+            Some(n) => {
+                self.count -= 1;
+                self.total_size -= n;
+                Ok(())
+            }
+            None => self.recount(what),
+        }
+    }
+
+    /// Sets the counters to what the rows say: every row, and each size that is its
+    /// value's length (a damaged row's is unknown; it recounts again when removed).
+    /// O(entries), for the rare removal of a row whose size is damaged.
+    fn recount(&mut self, what: &str) -> Result<()> {
+        (self.count, self.total_size) = self
+            .conn
+            .prepare_cached(
+                "SELECT count(*), coalesce(sum(CASE WHEN typeof(size) = 'integer' \
+                 AND size = coalesce(length(entries.value), length(blobs.value)) THEN size END), 0) \
+                 FROM entries LEFT JOIN blobs ON blobs.id = entries.value_id",
+            )
+            .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
+            .ctx(what)?;
         Ok(())
     }
 
@@ -238,11 +294,11 @@ impl<'c> Txn<'c> {
             Some((k, old)) if k == key => old,
             _ => self
                 .conn
-                .prepare_cached("SELECT seq, value_id, size FROM entries WHERE key = ?1")
-                .and_then(|mut s| {
-                    s.query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                        .optional()
-                })
+                .prepare_cached(
+                    "SELECT seq, value_id, size, coalesce(length(entries.value), length(blobs.value)) \
+                     FROM entries LEFT JOIN blobs ON blobs.id = value_id WHERE key = ?1",
+                )
+                .and_then(|mut s| s.query_row([key], |r| row_ref(r, 0)).optional())
                 .ctx("deleting an entry")?,
         };
         match found {
@@ -257,27 +313,65 @@ impl<'c> Txn<'c> {
     /// The live value under `key` and its deadline, read inside this transaction (due
     /// entries are already purged). A damaged value is removed and reads as absent.
     pub fn find(&mut self, key: &[u8]) -> Result<Option<(Vec<u8>, Option<i64>)>> {
-        let found: Option<(i64, Option<i64>, Vec<u8>)> = self
-            .conn
+        match self.read_entry(key, |value, deadline| (value.to_vec(), deadline))? {
+            Some(Found::Live(found)) => Ok(Some(found)),
+            Some(Found::Damaged(row)) => {
+                self.remove_damaged(key, row)?;
+                Ok(None)
+            }
+            Some(Found::Expired) | None => Ok(None),
+        }
+    }
+
+    /// Reads and classifies the entry under `key`, handing a live value to `on_live`.
+    fn read_entry<R>(
+        &self,
+        key: &[u8],
+        on_live: impl FnOnce(&[u8], Option<i64>) -> R,
+    ) -> Result<Option<Found<R>>> {
+        let now = self.now;
+        self.conn
             .prepare_cached(
-                "SELECT e.crc, e.expires_at, coalesce(e.value, b.value) FROM entries e \
+                "SELECT e.seq, e.value_id, e.size, coalesce(length(e.value), length(b.value)), \
+                 e.crc, e.expires_at, coalesce(e.value, b.value) FROM entries e \
                  LEFT JOIN blobs b ON b.id = e.value_id WHERE e.key = ?1",
             )
             .and_then(|mut s| {
-                s.query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                    .optional()
+                s.query_row([key], |r| {
+                    let (size, value) = (r.get_ref(2)?, r.get_ref(6)?);
+                    Ok(
+                        match entry::classify(r.get_ref(4)?, size, r.get_ref(5)?, value, now) {
+                            State::Live { value, deadline } => {
+                                Found::Live(on_live(value, deadline))
+                            }
+                            State::Expired => Found::Expired,
+                            State::Damaged => Found::Damaged(row_ref(r, 0)?),
+                        },
+                    )
+                })
+                .optional()
             })
-            .ctx("looking up a key")?;
-        match found {
-            Some((crc, deadline, value)) if crc32fast::hash(&value) as i64 == crc => {
-                Ok(Some((value, deadline)))
-            }
-            Some(_) => {
-                self.remove_key(key)?;
-                Ok(None)
-            }
-            None => Ok(None),
+            .ctx("looking up a key")
+    }
+
+    /// Deletes a damaged entry found under `key`; its buffered hits go with it.
+    fn remove_damaged(&mut self, key: &[u8], (seq, value_id, held): RowRef) -> Result<()> {
+        self.forget_accesses(key);
+        self.delete_row(seq, value_id, held, "removing a damaged entry")
+    }
+
+    /// Deletes a damaged row found by a walk of the whole file (check), whose key may
+    /// not even be a blob. The caller rewrites the counters.
+    pub fn remove_damaged_row(
+        &mut self,
+        key: Option<&[u8]>,
+        seq: i64,
+        value_id: Option<i64>,
+    ) -> Result<()> {
+        if let Some(key) = key {
+            self.forget_accesses(key);
         }
+        self.delete_row(seq, value_id, Some(0), "removing a damaged entry")
     }
 
     /// A random 64-bit number from SQLite's generator.
@@ -292,26 +386,10 @@ impl<'c> Txn<'c> {
         self.conn
     }
 
-    /// Deletes the entry under `key` if its value no longer matches its checksum.
+    /// Deletes the entry under `key` if it is damaged (see `entry::classify`).
     pub fn remove_if_damaged(&mut self, key: &[u8]) -> Result<()> {
-        let damaged = self
-            .conn
-            .prepare_cached(
-                "SELECT e.crc, coalesce(e.value, b.value) FROM entries e \
-                 LEFT JOIN blobs b ON b.id = e.value_id \
-                 WHERE e.key = ?1",
-            )
-            .and_then(|mut s| {
-                s.query_row([key], |r| {
-                    let crc: i64 = r.get(0)?;
-                    let value = r.get_ref(1)?.as_blob()?;
-                    Ok(crc32fast::hash(value) as i64 != crc)
-                })
-                .optional()
-            })
-            .ctx("checking a damaged entry")?;
-        if damaged == Some(true) {
-            self.remove_key(key)?;
+        if let Some(Found::Damaged(row)) = self.read_entry(key, |_, _| ())? {
+            self.remove_damaged(key, row)?;
         }
         Ok(())
     }

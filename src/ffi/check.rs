@@ -10,14 +10,16 @@ use super::{boundary, try_mut, try_ref};
 pub struct backlite_check_report {
     /// 1 when nothing is wrong (or everything wrong was repaired), else 0.
     pub healthy: i32,
-    /// 1 when SQLite's integrity check found the database structure sound. Structural
-    /// damage cannot be repaired in place: delete the file (it is a cache).
+    /// 1 when SQLite's integrity check found the database structure sound (after a
+    /// repair, what the repair left). Structural damage beyond damaged entries cannot
+    /// be repaired in place: delete the file (it is a cache).
     pub integrity_ok: i32,
     /// 1 when repair changed something (removed entries or values, rewrote counters).
     pub repaired: i32,
     /// Live entries examined.
     pub entries: u64,
-    /// Entries whose value failed its checksum or was missing.
+    /// Entries whose row is damaged: a value that is missing or fails its checksum, a
+    /// size that is not the value's length, or a column of the wrong type or NULL.
     pub damaged: u64,
     /// Stored values that no entry refers to.
     pub orphan_values: u64,

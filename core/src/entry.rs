@@ -1,0 +1,58 @@
+//! Reading an entry's row without trusting it. One flipped bit in a record header can
+//! give any column any type (or NULL, whatever the schema says), so every column is read
+//! as a raw SQLite value and its type checked: a row that does not hold what BackLite
+//! wrote is damaged, which is a miss that is removed, never a failed call.
+
+use crate::expiration::is_due;
+use rusqlite::types::ValueRef;
+
+/// What an entry's row says about its value.
+pub(crate) enum State<'r> {
+    Live {
+        value: &'r [u8],
+        deadline: Option<i64>,
+    },
+    Expired,
+    Damaged,
+}
+
+/// An INTEGER column, or `None` for any other type.
+pub(crate) fn int(v: ValueRef<'_>) -> Option<i64> {
+    match v {
+        ValueRef::Integer(i) => Some(i),
+        _ => None,
+    }
+}
+
+/// A `size` column that agrees with the length of the value it describes (both read
+/// from the row), or `None`: then what the counters hold for the entry is unknown.
+pub(crate) fn size(size: ValueRef<'_>, length: ValueRef<'_>) -> Option<i64> {
+    int(size).filter(|&n| n >= 0 && int(length) == Some(n))
+}
+
+/// Classifies an entry from its `crc`, `size`, `expires_at` and value (inline or
+/// stored apart). Every column must have the type BackLite wrote, `size` the value's
+/// length and `crc` its CRC-32. An expired entry is not read further.
+pub(crate) fn classify<'r>(
+    crc: ValueRef<'_>,
+    size: ValueRef<'_>,
+    expires_at: ValueRef<'_>,
+    value: ValueRef<'r>,
+    now: i64,
+) -> State<'r> {
+    let deadline = match expires_at {
+        ValueRef::Null => None,
+        ValueRef::Integer(t) => Some(t),
+        _ => return State::Damaged,
+    };
+    if is_due(deadline, now) {
+        return State::Expired;
+    }
+    let ValueRef::Blob(value) = value else {
+        return State::Damaged;
+    };
+    if int(size) != Some(value.len() as i64) || int(crc) != Some(crc32fast::hash(value) as i64) {
+        return State::Damaged;
+    }
+    State::Live { value, deadline }
+}
