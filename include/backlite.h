@@ -437,10 +437,13 @@ backlite_result backlite_options_set_version_tag(struct backlite_options *o, con
 const char *backlite_result_str(backlite_result r);
 
 /**
- * Opens (or creates) the cache file at `path` (UTF-8; ":memory:" opens a private
- * in-memory cache). `options` may be NULL for the defaults. A missing file is created,
- * not its parent folder. A file that is not a BackLite cache is left untouched and
- * gives NOT_A_CACHE (IO for a directory); a newer schema gives INCOMPATIBLE.
+ * Opens (or creates) the cache file at `path` (UTF-8; exactly ":memory:" opens a
+ * private in-memory cache; any other name, "file:..." included, is a file path, never
+ * a URI). `options` may be NULL for the defaults. A missing file is created, not its
+ * parent folder. A file that is not a BackLite cache (a device, FIFO or socket too) is
+ * left untouched and gives NOT_A_CACHE (IO for a directory); a newer schema gives
+ * INCOMPATIBLE; a cache with more than one name (hard links) gives IO, unless this
+ * process has it open already.
  */
 backlite_result backlite_storage_open(const char *path, const struct backlite_options *options, struct backlite_storage **storage_out, struct backlite_error **err);
 

@@ -9,7 +9,7 @@ use crate::error::{Error, ErrorKind, Result, SqliteContext};
 use crate::eviction::EvictionPolicy;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// "BKLT" in the SQLite header's application_id field (offset 68).
 pub const APPLICATION_ID: i32 = 0x424B_4C54;
@@ -61,42 +61,131 @@ const MIGRATIONS: &[&str] = &[
 
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
-/// What the first bytes of a path say about it.
+/// A file told apart from every other by device and inode.
+pub(crate) type FileId = (u64, u64);
+
+/// What `sniff` found at a path.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum FileKind {
-    /// No file: we create a cache there.
-    Missing,
     /// An empty file: we may make it a cache.
     Empty,
     /// A BackLite file of a schema we can read.
     Ours,
+    /// The path names another file than the one identified before: look again.
+    Replaced,
+    /// A cache or empty file with more than one name (hard links).
+    HardLinked,
 }
 
-/// Recognises a path without modifying it.
-pub(crate) fn sniff(path: &Path) -> Result<FileKind> {
+/// The path SQLite is given for `path`: the bundled SQLite reads a name that starts
+/// with `file:` as a URI (it is built with URI names on, which no open flag turns
+/// off), so such a relative name gets a `./` that SQLite takes literally.
+pub(crate) fn sqlite_name(path: &Path) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    if path.as_os_str().as_bytes().starts_with(b"file:") {
+        Path::new(".").join(path)
+    } else {
+        path.to_path_buf()
+    }
+}
+
+/// The file at `path`, or `None` if there is none (to be created).
+pub(crate) fn identify(path: &Path) -> Result<Option<FileId>> {
+    use std::os::unix::fs::MetadataExt;
     let shown = path.display();
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FileKind::Missing),
-        Err(e) => {
-            return Err(Error::new(
-                ErrorKind::Io,
-                format!("cannot stat {shown}: {e}"),
-            ))
+    match std::fs::metadata(path) {
+        Ok(m) => Ok(Some((m.dev(), m.ino()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // A dangling symbolic link, planted in a shared folder, would make the new
+            // file wherever it points.
+            match std::fs::symlink_metadata(path) {
+                Ok(m) if m.file_type().is_symlink() => Err(Error::new(
+                    ErrorKind::NotACache,
+                    format!(
+                        "{shown} is a symbolic link to a missing file; BackLite never creates a file through a link (it was left untouched)"
+                    ),
+                )),
+                _ => Ok(None),
+            }
         }
-    };
-    if meta.is_dir() {
+        Err(e) => Err(Error::new(
+            ErrorKind::Io,
+            format!("cannot stat {shown}: {e}"),
+        )),
+    }
+}
+
+/// Recognises the file `id` at `path` without modifying it, and without blocking on
+/// or opening anything but a regular file.
+pub(crate) fn sniff(path: &Path, id: FileId) -> Result<FileKind> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let shown = path.display();
+    let meta = std::fs::metadata(path)
+        .map_err(|e| Error::new(ErrorKind::Io, format!("cannot stat {shown}: {e}")))?;
+    if (meta.dev(), meta.ino()) != id {
+        return Ok(FileKind::Replaced);
+    }
+    let kind = meta.file_type();
+    if kind.is_dir() {
         return Err(Error::new(
             ErrorKind::Io,
             format!("{shown} is a directory, not a cache file"),
         ));
     }
-    if meta.len() == 0 {
-        return Ok(FileKind::Empty);
+    if !kind.is_file() {
+        let what = if kind.is_char_device() {
+            "a character device"
+        } else if kind.is_block_device() {
+            "a block device"
+        } else if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "not a regular file"
+        };
+        return Err(Error::new(
+            ErrorKind::NotACache,
+            format!("{shown} is {what}, not a BackLite cache; it was left untouched"),
+        ));
+    }
+    let found = if meta.len() == 0 {
+        let planted = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+        if planted {
+            return Err(Error::new(
+                ErrorKind::NotACache,
+                format!(
+                    "{shown} is a symbolic link to an empty file; BackLite makes an empty file a cache only under its own name (it was left untouched)"
+                ),
+            ));
+        }
+        FileKind::Empty
+    } else {
+        read_header(path, id)?
+    };
+    if found != FileKind::Replaced && meta.nlink() > 1 {
+        return Ok(FileKind::HardLinked);
+    }
+    Ok(found)
+}
+
+/// Recognises a non-empty regular file from its first 100 bytes.
+fn read_header(path: &Path, id: FileId) -> Result<FileKind> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let shown = path.display();
+    // Non-blocking: the path may have become a FIFO since it was checked.
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| Error::new(ErrorKind::Io, format!("cannot open {shown}: {e}")))?;
+    let opened = file
+        .metadata()
+        .map_err(|e| Error::new(ErrorKind::Io, format!("cannot stat {shown}: {e}")))?;
+    if (opened.dev(), opened.ino()) != id {
+        return Ok(FileKind::Replaced);
     }
     let mut header = [0u8; 100];
-    let mut file = std::fs::File::open(path)
-        .map_err(|e| Error::new(ErrorKind::Io, format!("cannot open {shown}: {e}")))?;
     let mut filled = 0;
     while filled < header.len() {
         match file.read(&mut header[filled..]) {
@@ -128,6 +217,19 @@ pub(crate) fn sniff(path: &Path) -> Result<FileKind> {
     Ok(FileKind::Ours)
 }
 
+/// The refusal of a file with more than one name: each name would get its own
+/// `-wal` and `-shm`, so processes using different names would not see each other's
+/// writes or locks, and the file would be corrupted.
+pub(crate) fn hard_link_error(path: &Path) -> Error {
+    Error::new(
+        ErrorKind::Io,
+        format!(
+            "{} has more than one name (hard links): processes opening it under different names would corrupt it, so BackLite refuses it; remove the other names or copy the file",
+            path.display()
+        ),
+    )
+}
+
 fn check_version(version: i32, path: &Path) -> Result<()> {
     if version > SCHEMA_VERSION {
         return Err(Error::new(
@@ -141,30 +243,28 @@ fn check_version(version: i32, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Creates a complete, empty cache at `path`, which did not exist: it is built under a
-/// temporary name beside it and then linked into place, so that nobody, in this
-/// process or another, ever sees a half-written file at `path` (and mistakes it for
-/// a file that is not a cache). If another opener created `path` first, its file is
-/// kept. Where hard links are not supported, SQLite creates the file in place instead.
+/// The prefix of the private folders new caches are built in.
+const BUILD_DIR_PREFIX: &str = ".backlite-new-";
+/// The new cache's name inside its build folder.
+const BUILD_NAME: &str = "cache.db";
+
+/// Creates a complete, empty cache at `path`, which did not exist: it is built in a
+/// private folder (mode 0700, a random name made by `mkdir`, which never follows a
+/// link) beside it and then hard-linked into place, so that nobody, in this process or
+/// another, ever sees a half-written file at `path` (and mistakes it for a file that
+/// is not a cache), and nothing planted in a shared folder is ever opened or written.
+/// If anything is at `path` by then (another opener's file, or something planted), the
+/// link fails and that is left as it is, for the caller to recognise. Where hard links
+/// are not supported, an empty file is created exclusively at `path` instead, and
+/// SQLite makes it a cache in place.
 pub(crate) fn create(path: &Path, busy_timeout: std::time::Duration) -> Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    let temp = path.with_file_name(format!(
-        ".{name}.backlite-new-{}-{:x}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    ));
+    let shown = path.display();
+    let folder = make_build_dir(path)
+        .map_err(|e| Error::new(ErrorKind::Io, format!("cannot create {shown}: {e}")))?;
+    let temp = folder.join(BUILD_NAME);
     let built = (|| {
-        let mut conn = Connection::open(&temp).map_err(|e| {
-            Error::new(
-                ErrorKind::Io,
-                format!("cannot create {}: {e}", path.display()),
-            )
-        })?;
+        let mut conn = Connection::open(sqlite_name(&temp))
+            .map_err(|e| Error::new(ErrorKind::Io, format!("cannot create {shown}: {e}")))?;
         configure(&conn, busy_timeout)?;
         prepare(&mut conn, path, EvictionPolicy::LeastRecentlyUsed, None)?;
         try_enable_wal(&conn)?;
@@ -172,15 +272,77 @@ pub(crate) fn create(path: &Path, busy_timeout: std::time::Duration) -> Result<(
         conn.close()
             .map_err(|(_, e)| Error::sqlite("closing a new cache", e))
     })();
-    // Whether the link succeeds, finds another opener's file already there, or is not
-    // supported (then SQLite creates the file in place), the open goes on.
-    let linked = built.map(|()| {
-        let _ = std::fs::hard_link(&temp, path);
+    let placed = built.and_then(|()| match std::fs::hard_link(&temp, path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(_) => match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(Error::new(
+                ErrorKind::Io,
+                format!("cannot create {shown}: {e}"),
+            )),
+        },
     });
     for suffix in ["", "-wal", "-shm", "-journal"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", temp.display()));
     }
-    linked
+    let _ = std::fs::remove_dir(&folder);
+    placed
+}
+
+/// Makes a private folder with a name nobody can guess beside `path`.
+fn make_build_dir(path: &Path) -> std::io::Result<PathBuf> {
+    use std::hash::{BuildHasher, Hasher};
+    use std::os::unix::fs::DirBuilderExt;
+    let mut tries = 0;
+    loop {
+        // `RandomState` is seeded from the operating system's randomness.
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        let folder = path.with_file_name(format!("{BUILD_DIR_PREFIX}{:016x}", h.finish()));
+        match std::fs::DirBuilder::new().mode(0o700).create(&folder) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < 100 => tries += 1,
+            done => return done.map(|()| folder),
+        }
+    }
+}
+
+/// Removes the name a creation (in this process or another) gave file `id` in its
+/// build folder beside `path`: between linking the new cache into place and removing
+/// its first name, or for good if that process died there, the file has two names.
+/// Returns whether one was removed.
+pub(crate) fn remove_build_name(path: &Path, id: FileId) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return false;
+    };
+    let mut removed = false;
+    for entry in entries.flatten() {
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(BUILD_DIR_PREFIX)
+        {
+            continue;
+        }
+        let name = entry.path().join(BUILD_NAME);
+        let same = std::fs::symlink_metadata(&name)
+            .is_ok_and(|m| m.file_type().is_file() && (m.dev(), m.ino()) == id);
+        if same && std::fs::remove_file(&name).is_ok() {
+            let _ = std::fs::remove_dir(entry.path());
+            removed = true;
+        }
+    }
+    removed
 }
 
 /// Sets the per-connection pragmas every connection of ours needs.

@@ -3,12 +3,16 @@
 //! waiters in this process wake at once instead of polling).
 
 use crate::access::AccessLog;
-use std::path::Path;
+use crate::schema::FileId;
+use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 #[derive(Default)]
 pub(crate) struct FileShared {
+    /// The name every connection of this process opens the file by: SQLite names the
+    /// `-wal` and `-shm` files after it, so a second name (a hard link) must not be used.
+    pub name: PathBuf,
     pub accesses: Mutex<AccessLog>,
     /// Counts lease releases; waiters sleep until it changes.
     releases: Mutex<u64>,
@@ -46,44 +50,56 @@ impl FileShared {
 }
 
 /// Files are told apart by device and inode, so two paths to one file share.
-type FileId = (u64, u64);
-
 /// A plain list: a process has few cache files open, and a hash table's interior
 /// pointer would make leak checkers report this global as "possibly lost".
 type OpenFiles = Vec<(FileId, Weak<FileShared>)>;
 static FILES: Mutex<OpenFiles> = Mutex::new(Vec::new());
 
-fn file_id(path: &Path) -> Option<FileId> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
-}
-
-/// Whether a handle of this process has the file at `path` open.
-pub(crate) fn is_open_here(path: &Path) -> bool {
-    let Some(id) = file_id(path) else {
-        return false;
-    };
+/// The state shared by this process's handles on file `id`, if one is open (or being
+/// opened) here.
+pub(crate) fn open_here(id: FileId) -> Option<Arc<FileShared>> {
     lock(&FILES)
-        .iter()
-        .any(|(i, f)| *i == id && f.strong_count() > 0)
-}
-
-/// The state shared by this process's handles on the file at `path` (a private one for
-/// an in-memory cache or a file that cannot be identified).
-pub(crate) fn for_file(path: Option<&Path>) -> Arc<FileShared> {
-    let Some(id) = path.and_then(file_id) else {
-        return Arc::default();
-    };
-    let mut files = lock(&FILES);
-    files.retain(|(_, f)| f.strong_count() > 0);
-    if let Some(shared) = files
         .iter()
         .find(|(i, _)| *i == id)
         .and_then(|(_, f)| f.upgrade())
-    {
-        return shared;
-    }
-    let shared = Arc::<FileShared>::default();
+}
+
+/// Registers file `id`, opened by `name`, as open here. The caller holds
+/// [`opening`] for `id` and found it not open here.
+pub(crate) fn register(id: FileId, name: PathBuf) -> Arc<FileShared> {
+    let mut files = lock(&FILES);
+    files.retain(|(_, f)| f.strong_count() > 0);
+    let shared = Arc::new(FileShared {
+        name,
+        ..FileShared::default()
+    });
     files.push((id, Arc::downgrade(&shared)));
     shared
+}
+
+/// Files being recognised by a thread of this process.
+static OPENING: Mutex<Vec<FileId>> = Mutex::new(Vec::new());
+static OPENED: Condvar = Condvar::new();
+
+/// Held while a thread checks that file `id` is not open here, reads its header and
+/// registers it. Reading the header opens and closes a descriptor of the file, and
+/// closing any descriptor drops every POSIX lock this process holds on it: so it must
+/// not happen while another thread has connections to the file that are not
+/// registered yet. Per file, so that one file never waits for another.
+pub(crate) struct Opening(FileId);
+
+pub(crate) fn opening(id: FileId) -> Opening {
+    let mut busy = lock(&OPENING);
+    while busy.contains(&id) {
+        busy = OPENED.wait(busy).unwrap_or_else(|e| e.into_inner());
+    }
+    busy.push(id);
+    Opening(id)
+}
+
+impl Drop for Opening {
+    fn drop(&mut self) {
+        lock(&OPENING).retain(|i| *i != self.0);
+        OPENED.notify_all();
+    }
 }

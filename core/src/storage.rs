@@ -84,8 +84,6 @@ pub struct Storage {
     pub(crate) commits: AtomicU64,
 }
 
-static OPENING: Mutex<()> = Mutex::new(());
-
 /// Connections a forked child inherited: never closed, and kept reachable so that
 /// leak checkers do not report them.
 static INHERITED: Mutex<Vec<std::mem::ManuallyDrop<Connection>>> = Mutex::new(Vec::new());
@@ -102,26 +100,16 @@ impl Storage {
     /// Opens (or creates) the cache at `path`; [`MEMORY`] opens a private in-memory one.
     pub fn open(path: impl AsRef<Path>, options: &Options) -> Result<Storage> {
         let path = path.as_ref();
-        // One open at a time in a process: the check that this process has no
-        // connection to the file (before reading its header) must hold until the new
-        // handle is registered.
-        let _opening = lock(&OPENING);
-        let (conn, file) = if path.as_os_str() == MEMORY {
+        let (conn, file, shared) = if path.as_os_str() == MEMORY {
             let conn = Connection::open_in_memory().ctx("opening an in-memory cache")?;
-            (conn, None)
+            (conn, None, Arc::default())
         } else {
             if path.as_os_str().is_empty() {
                 return Err(Error::invalid("the cache path is empty"));
             }
-            // Reading the header opens and closes a descriptor of the file, and closing
-            // any descriptor drops every POSIX lock this process holds on it: never do
-            // that to a file whose connections are open here (it is ours anyway).
-            if !shared::is_open_here(path) && schema::sniff(path)? == schema::FileKind::Missing {
-                schema::create(path, options.busy_timeout)?;
-                schema::sniff(path)?; // another opener's file, if it won the race
-            }
-            let conn = open_file(path)?;
-            (conn, Some(path.to_path_buf()))
+            let shared = claim_file(path, options.busy_timeout)?;
+            let conn = open_file(&shared.name)?;
+            (conn, Some(path.to_path_buf()), shared)
         };
         let mut conn = conn;
         schema::configure(&conn, options.busy_timeout)?;
@@ -135,7 +123,6 @@ impl Storage {
         if file.is_some() {
             schema::enable_wal(&conn, options.busy_timeout)?;
         }
-        let shared = shared::for_file(file.as_deref());
         Ok(Storage {
             readers: file.as_ref().map(|_| Mutex::new(Vec::new())),
             path: file,
@@ -179,16 +166,16 @@ impl Storage {
         if self.pid.load(Relaxed) == pid {
             return Ok(());
         }
-        let Some(path) = self.path.as_deref() else {
+        if self.path.is_none() {
             // An in-memory cache was copied whole into the child: it is the child's own.
             self.pid.store(pid, Relaxed);
             return Ok(());
-        };
+        }
         let mut writer = lock(&self.writer);
         if self.pid.load(Relaxed) == pid {
             return Ok(()); // another thread of the child got here first
         }
-        let fresh = open_file(path)?;
+        let fresh = open_file(&self.shared.name)?;
         schema::configure(&fresh, self.busy_timeout)?;
         let mut kept = lock(&INHERITED);
         kept.push(std::mem::ManuallyDrop::new(std::mem::replace(
@@ -214,8 +201,7 @@ impl Storage {
         let conn = match idle {
             Some(conn) => conn,
             None => {
-                let path = self.path.as_deref().expect("a file cache has a path");
-                let conn = open_file(path)?;
+                let conn = open_file(&self.shared.name)?;
                 schema::configure(&conn, self.busy_timeout)?;
                 conn
             }
@@ -574,6 +560,40 @@ impl Drop for Storage {
     }
 }
 
+/// Finds the cache at `path`, creating it if there is none, and returns what this
+/// process's handles on it share. A file that is open here already is not read again
+/// (see [`shared::opening`]) and is opened by the name its other handles use.
+fn claim_file(path: &Path, busy_timeout: Duration) -> Result<Arc<FileShared>> {
+    // Each turn either finds the file or sees it appear or change meanwhile; a few
+    // turns settle any race with other openers.
+    for _ in 0..8 {
+        let Some(id) = schema::identify(path)? else {
+            schema::create(path, busy_timeout)?;
+            continue;
+        };
+        let _opening = shared::opening(id);
+        if let Some(shared) = shared::open_here(id) {
+            return Ok(shared);
+        }
+        match schema::sniff(path, id)? {
+            schema::FileKind::Replaced => {}
+            schema::FileKind::HardLinked => {
+                if !schema::remove_build_name(path, id) {
+                    return Err(schema::hard_link_error(path));
+                }
+            }
+            schema::FileKind::Empty | schema::FileKind::Ours => {
+                return Ok(shared::register(id, schema::sqlite_name(path)));
+            }
+        }
+    }
+    Err(Error::new(
+        ErrorKind::Io,
+        format!("{} kept changing while it was opened", path.display()),
+    ))
+}
+
+/// `path` must have gone through [`schema::sqlite_name`].
 fn open_file(path: &Path) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE

@@ -260,6 +260,79 @@ static void a_cache_file_opens_again(void) {
     }
 }
 
+/* the names in the working directory, sorted and joined by spaces */
+static void cwd_listing(char *out, size_t n) {
+    struct dirent **names = NULL;
+    int count = scandir(".", &names, NULL, alphasort);
+    out[0] = '\0';
+    for (int i = 0; i < count; i++) {
+        if (strcmp(names[i]->d_name, ".") != 0 && strcmp(names[i]->d_name, "..") != 0) {
+            strncat(out, names[i]->d_name, n - strlen(out) - 2);
+            strncat(out, " ", n - strlen(out) - 1);
+        }
+        free(names[i]);
+    }
+    free(names);
+}
+
+/*
+ * A path is a path: a name that starts with "file:" is a file of that name, never a URI
+ * that SQLite would read as another file (or as memory). Relative names, so the case
+ * runs in a folder of its own as the working directory.
+ */
+static void file_uri_names_are_plain_paths(void) {
+    char dir[PATH_MAX], cwd[PATH_MAX], abs_uri[PATH_MAX + 16], seen[4096];
+    snprintf(dir, sizeof dir, "%s", tmp_path("uri-dir"));
+    REQUIRE(mkdir(dir, 0700) == 0);
+    REQUIRE(getcwd(cwd, sizeof cwd) != NULL);
+    REQUIRE(chdir(dir) == 0);
+
+    const char notes[] = "not a cache\n";
+    REQUIRE(h_write_file("t.txt", notes, strlen(notes)));
+    bool foreign = h_have_python_sqlite() && make_foreign_sqlite("rel.db", false);
+    size_t rel_len = 0;
+    uint8_t *rel = foreign ? h_read_file("rel.db", &rel_len) : NULL;
+
+    const char *names[] = {"file:rel.db", "file:t.txt", "file::memory:"};
+    for (int i = 0; i < 3; i++) {
+        backlite_storage *s = OPEN(names[i], NULL);
+        REQUIRE(s != NULL);
+        SET(s, "k", names[i]);
+        backlite_storage_free(s);
+        CHECK(h_exists(names[i])); /* the file of exactly that name */
+        s = OPEN(names[i], NULL);  /* and it persists: not memory */
+        REQUIRE(s != NULL);
+        GET_EQ(s, "k", names[i]);
+        backlite_storage_free(s);
+        EXPECT_NO_SIDE_FILES(names[i]);
+    }
+    size_t len = 0;
+    uint8_t *after = h_read_file("t.txt", &len);
+    CHECK(after != NULL && len == strlen(notes) && memcmp(after, notes, len) == 0);
+    free(after);
+    EXPECT_NO_SIDE_FILES("t.txt");
+    if (foreign) {
+        after = h_read_file("rel.db", &len);
+        CHECK(after != NULL && len == rel_len && memcmp(after, rel, len) == 0);
+        free(after);
+        EXPECT_NO_SIDE_FILES("rel.db");
+    }
+    free(rel);
+    cwd_listing(seen, sizeof seen);
+    CHECK_STR_EQ(seen, foreign ? "file::memory: file:rel.db file:t.txt rel.db t.txt "
+                            : "file::memory: file:t.txt t.txt ");
+
+    /* "file:/abs/x.db" is x.db in a folder "file:" here, which does not exist */
+    snprintf(abs_uri, sizeof abs_uri, "file:%s/abs.db", dir);
+    backlite_storage *sentinel = (backlite_storage *)(uintptr_t)0x1234, *s = sentinel;
+    CHECK_RC(backlite_storage_open(abs_uri, NULL, &s, &err), BACKLITE_RESULT_IO);
+    CHECK(s == sentinel);
+    char again[4096];
+    cwd_listing(again, sizeof again);
+    CHECK_STR_EQ(again, seen); /* no abs.db, no temporary file */
+    REQUIRE(chdir(cwd) == 0);
+}
+
 int main(void) {
     h_begin();
     RUN(a_missing_file_is_created);
@@ -276,5 +349,6 @@ int main(void) {
     RUN(memory_storages_are_private_per_handle);
     RUN(many_handles_may_open_one_file);
     RUN(a_cache_file_opens_again);
+    RUN(file_uri_names_are_plain_paths);
     return h_end();
 }
