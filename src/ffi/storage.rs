@@ -49,17 +49,14 @@ pub type backlite_key_visitor = Option<
     unsafe extern "C" fn(user_data: *mut libc::c_void, key: *const u8, key_len: usize) -> i32,
 >;
 
-/// OK when there was a live entry, else NOT_FOUND.
+/// OK when there was a live entry, else NOT_FOUND. A miss is an answer, not a
+/// failure: it returns through `Ok`, so `boundary` writes no error object for it.
 fn found(present: bool) -> super::FfiResult {
-    if present {
-        Ok(BACKLITE_RESULT_OK)
+    Ok(if present {
+        BACKLITE_RESULT_OK
     } else {
-        Err(not_found())
-    }
-}
-
-fn not_found() -> Failure {
-    Failure::new(BACKLITE_RESULT_NOT_FOUND, "no live entry for this key")
+        BACKLITE_RESULT_NOT_FOUND
+    })
 }
 
 /// Milliseconds left, rounded up so that a live entry never reports 0.
@@ -106,7 +103,8 @@ pub unsafe extern "C" fn backlite_storage_free(s: *mut backlite_storage) {
 }
 
 /// Looks `key` up. OK: `*value_out` gets the value and `*expires_in_ms_out` (if not
-/// NULL) the milliseconds left, or `BACKLITE_EXPIRATION_NEVER`. NOT_FOUND: no live entry.
+/// NULL) the milliseconds left, or `BACKLITE_EXPIRATION_NEVER`. NOT_FOUND: no live
+/// entry; `*err` is left untouched.
 #[no_mangle]
 pub unsafe extern "C" fn backlite_storage_get(
     s: *mut backlite_storage,
@@ -123,7 +121,9 @@ pub unsafe extern "C" fn backlite_storage_get(
         let found = s
             .inner
             .get_with(key, |v, left| (backlite_buf::copy(v), ms_left(left)))?;
-        let (value, left) = found.ok_or_else(not_found)?;
+        let Some((value, left)) = found else {
+            return Ok(BACKLITE_RESULT_NOT_FOUND);
+        };
         *out = value?;
         if let Some(left_out) = expires_in_ms_out.as_mut() {
             *left_out = left;
@@ -192,7 +192,8 @@ pub unsafe extern "C" fn backlite_storage_set_many(
     })
 }
 
-/// Removes the entry under `key`: OK, or NOT_FOUND if there was no live entry.
+/// Removes the entry under `key`: OK, or NOT_FOUND if there was no live entry (then
+/// `*err` is left untouched).
 #[no_mangle]
 pub unsafe extern "C" fn backlite_storage_delete(
     s: *mut backlite_storage,
@@ -207,8 +208,8 @@ pub unsafe extern "C" fn backlite_storage_delete(
     })
 }
 
-/// OK if `key` has a live entry, else NOT_FOUND. Not an access: it changes no
-/// eviction order and no hit or miss counter.
+/// OK if `key` has a live entry, else NOT_FOUND (`*err` left untouched). Not an
+/// access: it changes no eviction order and no hit or miss counter.
 #[no_mangle]
 pub unsafe extern "C" fn backlite_storage_contains(
     s: *mut backlite_storage,

@@ -52,28 +52,63 @@ static void error_objects_carry_the_code_and_a_message(void) {
     CHECK_RC(backlite_storage_open(tmp_path("missing-dir/x.db"), NULL, &t, &err), BACKLITE_RESULT_IO);
 }
 
-static void not_found_writes_an_error_object(void) {
-    /* NOT_FOUND is a failure (success is OK only): *err receives an object */
+static void a_miss_leaves_err_untouched(void) {
+    /* A miss is an answer, not a failure (API.md, changes for 0.2): NOT_FOUND from get,
+       delete and contains neither writes *err nor allocates an error object. The
+       sentinel is no object: were it overwritten, the pointer would change; were it
+       freed, valgrind and ASan would report the bad free. */
     backlite_storage *s = OPEN(":memory:", NULL);
     REQUIRE(s != NULL);
-    backlite_error *e = NULL;
-    backlite_buf b = {NULL, 0};
-    CHECK_EQ(backlite_storage_get(s, K("missing"), &b, NULL, &e), BACKLITE_RESULT_NOT_FOUND);
-    CHECK(e != NULL);
-    if (e) {
-        CHECK_EQ(backlite_error_result(e), BACKLITE_RESULT_NOT_FOUND);
-        const char *m = backlite_error_message(e);
-        CHECK(m != NULL && m[0] != '\0');
+    SET(s, "live", "v");
+    backlite_error *e = ERR_SENTINEL;
+    uint8_t sentinel_byte = 0;
+    backlite_buf b = {&sentinel_byte, 7};
+    int64_t left = 777;
+    const char *missing[] = {"missing", ""}; /* the empty key is a key like any other */
+    for (size_t i = 0; i < sizeof missing / sizeof missing[0]; i++) {
+        const uint8_t *k = (const uint8_t *)missing[i];
+        size_t kl = strlen(missing[i]);
+        CHECK_EQ(backlite_storage_get(s, k, kl, &b, &left, &e), BACKLITE_RESULT_NOT_FOUND);
+        CHECK(e == ERR_SENTINEL);
+        CHECK_EQ(backlite_storage_delete(s, k, kl, &e), BACKLITE_RESULT_NOT_FOUND);
+        CHECK(e == ERR_SENTINEL);
+        CHECK_EQ(backlite_storage_contains(s, k, kl, &e), BACKLITE_RESULT_NOT_FOUND);
+        CHECK(e == ERR_SENTINEL);
     }
-    backlite_error_free(e);
-    e = NULL;
-    CHECK_EQ(backlite_storage_delete(s, K("missing"), &e), BACKLITE_RESULT_NOT_FOUND);
-    CHECK(e != NULL && backlite_error_result(e) == BACKLITE_RESULT_NOT_FOUND);
-    backlite_error_free(e);
-    e = NULL;
-    CHECK_EQ(backlite_storage_contains(s, K("missing"), &e), BACKLITE_RESULT_NOT_FOUND);
-    CHECK(e != NULL && backlite_error_result(e) == BACKLITE_RESULT_NOT_FOUND);
-    backlite_error_free(e);
+    /* a key just deleted, and one set already expired (0 ms), miss the same way */
+    CHECK_EQ(backlite_storage_delete(s, K("live"), &e), BACKLITE_RESULT_OK);
+    CHECK_EQ(backlite_storage_set(s, K("gone"), K("v"), 0, &e), BACKLITE_RESULT_OK);
+    const char *gone[] = {"live", "gone"};
+    for (size_t i = 0; i < 2; i++) {
+        const uint8_t *k = (const uint8_t *)gone[i];
+        size_t kl = strlen(gone[i]);
+        CHECK_EQ(backlite_storage_get(s, k, kl, &b, NULL, &e), BACKLITE_RESULT_NOT_FOUND);
+        CHECK_EQ(backlite_storage_contains(s, k, kl, &e), BACKLITE_RESULT_NOT_FOUND);
+        CHECK_EQ(backlite_storage_delete(s, k, kl, &e), BACKLITE_RESULT_NOT_FOUND);
+    }
+    CHECK(e == ERR_SENTINEL);
+    CHECK(b.data == &sentinel_byte && b.len == 7 && left == 777); /* no partial results */
+    /* err == NULL is fine for a miss as for everything else */
+    CHECK_EQ(backlite_storage_get(s, K("missing"), &b, NULL, NULL), BACKLITE_RESULT_NOT_FOUND);
+    CHECK_EQ(backlite_storage_delete(s, K("missing"), NULL), BACKLITE_RESULT_NOT_FOUND);
+    CHECK_EQ(backlite_storage_contains(s, K("missing"), NULL), BACKLITE_RESULT_NOT_FOUND);
+
+    /* every other failure of the same calls still fills *err, over whatever it held */
+    backlite_error *f = ERR_SENTINEL;
+    CHECK_EQ(backlite_storage_get(s, K("missing"), NULL, NULL, &f), BACKLITE_RESULT_NULL_PARAMETER);
+    REQUIRE(f != ERR_SENTINEL && f != NULL);
+    CHECK_EQ(backlite_error_result(f), BACKLITE_RESULT_NULL_PARAMETER);
+    backlite_error_free(f);
+    f = ERR_SENTINEL;
+    CHECK_EQ(backlite_storage_delete(s, NULL, 3, &f), BACKLITE_RESULT_NULL_PARAMETER);
+    REQUIRE(f != ERR_SENTINEL && f != NULL);
+    CHECK_EQ(backlite_error_result(f), BACKLITE_RESULT_NULL_PARAMETER);
+    backlite_error_free(f);
+    f = ERR_SENTINEL;
+    CHECK_EQ(backlite_storage_contains(NULL, K("missing"), &f), BACKLITE_RESULT_NULL_PARAMETER);
+    REQUIRE(f != ERR_SENTINEL && f != NULL);
+    CHECK_EQ(backlite_error_result(f), BACKLITE_RESULT_NULL_PARAMETER);
+    backlite_error_free(f);
     backlite_storage_free(s);
 }
 
@@ -257,7 +292,7 @@ static void failed_calls_do_not_change_the_cache(void) {
 int main(void) {
     h_begin();
     RUN(error_objects_carry_the_code_and_a_message);
-    RUN(not_found_writes_an_error_object);
+    RUN(a_miss_leaves_err_untouched);
     RUN(success_leaves_err_untouched);
     RUN(every_storage_function_rejects_a_null_storage);
     RUN(a_null_key_or_value_with_a_length_is_rejected);

@@ -451,7 +451,7 @@ fn ComputeCall(comptime Context: type) type {
                 return e;
             }
             if (self.sink_failure) |code| {
-                if (r == c.BACKLITE_RESULT_OK) c.backlite_error_free(err);
+                c.backlite_error_free(err);
                 diags.setText(code, "backlite_sink_write failed");
                 return code.toError();
             }
@@ -561,7 +561,11 @@ pub const Storage = struct {
         var left: i64 = 0;
         var err: ?*c.backlite_error = null;
         const r = c.backlite_storage_get(self.handle, bytesPtr(key), key.len, &buf, &left, &err);
-        if (r == c.BACKLITE_RESULT_NOT_FOUND) return null;
+        if (r == c.BACKLITE_RESULT_NOT_FOUND) {
+            // A miss leaves err NULL; freed all the same, so that no miss can leak.
+            c.backlite_error_free(err);
+            return null;
+        }
         try self.fail(r, err);
         const value = try takeBuf(allocator, &buf);
         return .{ .value = value, .expires_in_ms = if (left < 0) null else @intCast(left) };
@@ -596,7 +600,11 @@ pub const Storage = struct {
     pub fn delete(self: *Storage, key: []const u8) Error!bool {
         var err: ?*c.backlite_error = null;
         const r = c.backlite_storage_delete(self.handle, bytesPtr(key), key.len, &err);
-        if (r == c.BACKLITE_RESULT_NOT_FOUND) return false;
+        if (r == c.BACKLITE_RESULT_NOT_FOUND) {
+            // A miss leaves err NULL; freed all the same, so that no miss can leak.
+            c.backlite_error_free(err);
+            return false;
+        }
         try self.fail(r, err);
         return true;
     }
@@ -605,7 +613,11 @@ pub const Storage = struct {
     pub fn contains(self: *Storage, key: []const u8) Error!bool {
         var err: ?*c.backlite_error = null;
         const r = c.backlite_storage_contains(self.handle, bytesPtr(key), key.len, &err);
-        if (r == c.BACKLITE_RESULT_NOT_FOUND) return false;
+        if (r == c.BACKLITE_RESULT_NOT_FOUND) {
+            // A miss leaves err NULL; freed all the same, so that no miss can leak.
+            c.backlite_error_free(err);
+            return false;
+        }
         try self.fail(r, err);
         return true;
     }

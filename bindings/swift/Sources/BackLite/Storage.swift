@@ -79,7 +79,10 @@ public final class Storage: @unchecked Sendable {
         var left: Int64 = 0
         var err: OpaquePointer?
         let r = withKey(key) { backlite_storage_get(handle, $0, $1, &buf, &left, &err) }
-        if r == BACKLITE_RESULT_NOT_FOUND { return nil }
+        if r == BACKLITE_RESULT_NOT_FOUND {
+            backlite_error_free(err)  // NULL on a miss; freed all the same, so no miss can leak
+            return nil
+        }
         if r != BACKLITE_RESULT_OK { throw makeError(r, err) }
         return CacheItem(value: takeData(&buf), expiresInMilliseconds: left < 0 ? nil : left)
     }
@@ -131,7 +134,10 @@ public final class Storage: @unchecked Sendable {
     public func delete(_ key: some BackLiteKey) throws -> Bool {
         var err: OpaquePointer?
         let r = withKey(key) { backlite_storage_delete(handle, $0, $1, &err) }
-        if r == BACKLITE_RESULT_NOT_FOUND { return false }
+        if r == BACKLITE_RESULT_NOT_FOUND {
+            backlite_error_free(err)  // NULL on a miss; freed all the same, so no miss can leak
+            return false
+        }
         if r != BACKLITE_RESULT_OK { throw makeError(r, err) }
         return true
     }
@@ -140,7 +146,10 @@ public final class Storage: @unchecked Sendable {
     public func contains(_ key: some BackLiteKey) throws -> Bool {
         var err: OpaquePointer?
         let r = withKey(key) { backlite_storage_contains(handle, $0, $1, &err) }
-        if r == BACKLITE_RESULT_NOT_FOUND { return false }
+        if r == BACKLITE_RESULT_NOT_FOUND {
+            backlite_error_free(err)  // NULL on a miss; freed all the same, so no miss can leak
+            return false
+        }
         if r != BACKLITE_RESULT_OK { throw makeError(r, err) }
         return true
     }
