@@ -70,3 +70,46 @@ fn header_matches_the_rust_source() {
          run `BACKLITE_UPDATE_HEADER=1 cargo test --test header` and commit the result"
     );
 }
+
+/// The header opens with the rules every call shares, before any declaration, so that
+/// a reader of one function's comment never has to guess them.
+#[test]
+fn header_opens_with_the_rules_every_call_shares() {
+    let header = generate();
+    let opening = &header[..header
+        .find("#ifndef BACKLITE_H")
+        .expect("the include guard")];
+    // The comment's words, without its " * " margins or line breaks.
+    let squashed = opening
+        .lines()
+        .map(|line| {
+            let line = line.trim_start();
+            ["/*", "*/", "*"]
+                .iter()
+                .find_map(|margin| line.strip_prefix(margin))
+                .unwrap_or(line)
+        })
+        .flat_map(str::split_whitespace)
+        .collect::<Vec<_>>()
+        .join(" ");
+    for rule in [
+        // who owns *err
+        "the caller owns: free it with backlite_error_free",
+        "On OK, *err is left untouched.",
+        // when NOT_FOUND sets nothing
+        "BACKLITE_RESULT_NOT_FOUND from backlite_storage_get, backlite_storage_delete, \
+         backlite_storage_contains and backlite_lease_try_acquire leaves *err untouched",
+        "Every other non-OK result fills *err.",
+        // which opaque types may be used from several threads
+        "backlite_storage: any number of threads at once.",
+        "backlite_lease: one thread at a time",
+        "backlite_options, backlite_error, backlite_buf: plain single-owner values",
+        "backlite_sink: only inside the compute callback",
+    ] {
+        assert!(
+            squashed.contains(rule),
+            "the opening comment of include/backlite.h (cbindgen.toml `header`) must state: \
+             {rule:?}\n--- it reads:\n{opening}"
+        );
+    }
+}
