@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Tests of the Go binding: go vet, go test -race (against libbacklite.so), and go test
-# with -tags backlite_static (against libbacklite.a).
+# Tests of the Go binding: go vet, go test -race and go test -asan (a leak check, against
+# libbacklite.so), and go test with -tags backlite_static (against libbacklite.a).
 #
 #   bash bindings/go/run_tests.sh                  # builds the library with cargo first
 #   BACKLITE_LIB_DIR=build/cargo/release bash bindings/go/run_tests.sh   # a built library
@@ -79,6 +79,12 @@ go vet ./...
 echo "== go test -race ./... (libbacklite.so)"
 go test -race -count=1 ./...
 go test -c -o "$stage/shared.test" .
+
+# AddressSanitizer, whose LeakSanitizer checks at exit (Go >= 1.25) that everything
+# C allocated was freed: the library is not instrumented, but its mallocs go through
+# ASan's, so an error object or buffer the binding forgets to free fails the run.
+echo "== go test -asan ./... (libbacklite.so, leak check at exit)"
+ASAN_OPTIONS=detect_leaks=1 go test -asan -count=1 ./...
 ldd "$stage/shared.test" | grep -F "$soname => $stage/lib/$soname" >/dev/null ||
     { echo "run_tests.sh: the test binary does not load the staged library" >&2; exit 1; }
 

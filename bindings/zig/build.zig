@@ -4,6 +4,7 @@
 //!   zig build test                                  # ../../include, ../../target/release
 //!   zig build test -Dlib-dir=/usr/local/lib -Dinclude-dir=/usr/local/include
 //!   zig build test -Dstatic=true                    # link libbacklite.a instead
+//!   zig build memcheck -Dcpu=baseline               # the tests under valgrind
 //!
 //! A user's build.zig gets the module with
 //! `b.dependency("backlite", .{ .@"lib-dir" = ..., .@"include-dir" = ... }).module("backlite")`.
@@ -58,6 +59,21 @@ pub fn build(b: *std.Build) void {
     // Always run: a rebuilt libbacklite.so is not an input zig's cache sees.
     run_tests.has_side_effects = true;
     test_step.dependOn(&run_tests.step);
+
+    // The same tests under valgrind. The C library's allocations (error objects,
+    // buffers) are invisible to std.testing.allocator, so a wrapper that forgets to free
+    // one is seen only here. Valgrind knows no AVX-512: build with -Dcpu=baseline.
+    const memcheck_step = b.step("memcheck", "Run the binding's tests under valgrind (a definite or indirect leak fails)");
+    const memcheck = b.addSystemCommand(&.{
+        "valgrind",
+        "--leak-check=full",
+        "--show-leak-kinds=definite,indirect",
+        "--errors-for-leak-kinds=definite,indirect",
+        "--error-exitcode=1",
+    });
+    memcheck.addArtifactArg(tests);
+    memcheck.has_side_effects = true;
+    memcheck_step.dependOn(&memcheck.step);
 
     // The README's ```zig block, cut out at build time, built and run (in a fresh
     // directory, since it writes cache.db), so the documented example cannot rot.
