@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Tests of the Swift binding: `swift build` and `swift test` (XCTest) in a Debian 13
-# chroot, since Debian 12 has no Swift toolchain and Debian 13 has `swiftlang` (6.0).
+# chroot, since Debian 12 has no Swift toolchain and Debian 13 has `swiftlang` (6.0);
+# then the test bundle again under valgrind, where a leak fails the run.
 # Runs as root (debootstrap, chroot, mount) on Debian 12 with access to the Debian
 # archive only; the library is built on the host and copied in.
 #
@@ -44,9 +45,9 @@ else
     keep=${BACKLITE_SWIFT_KEEP:-0}
 fi
 ready=0
-packages="swiftlang libc6-dev pkg-config"
+packages="swiftlang libc6-dev pkg-config valgrind"
 if [ -n "$chroot_dir" ] && [ -x "$chroot_dir/usr/bin/dpkg-query" ] &&
-    [ "$(chroot "$chroot_dir" dpkg-query -W -f='${Status}\n' $packages 2>/dev/null | grep -c 'install ok installed')" = 3 ]; then
+    [ "$(chroot "$chroot_dir" dpkg-query -W -f='${Status}\n' $packages 2>/dev/null | grep -c 'install ok installed')" = "$(echo $packages | wc -w)" ]; then
     ready=1
 fi
 if [ "$ready" = 0 ]; then
@@ -182,5 +183,23 @@ total=$(echo "$summary" | sed -n 's/.*Executed \([0-9]*\) tests\?, with \([0-9]*
 failed=$(echo "$summary" | sed -n 's/.*Executed \([0-9]*\) tests\?, with \([0-9]*\) failures\?.*/\2/p')
 [ "$status" = 0 ] && [ -n "$total" ] && [ "$total" -gt 0 ] ||
     die "swift test failed (exit $status)${summary:+: $summary}"
-log "Swift binding: all tests passed"
+
+# ---- the same tests under valgrind: a C object the binding forgets to free ----
+# A definite leak fails the run (every indirect one hangs off a definite one).
+# Tests/valgrind.supp names XCTest's own once-per-process allocations, each with its
+# reason. About a minute.
+log "valgrind: the test bundle"
+set +e
+in_chroot sh -c "cd /work/BackLite && timeout 1800 valgrind --leak-check=full \
+    --show-leak-kinds=definite --errors-for-leak-kinds=definite \
+    --error-exitcode=1 --suppressions=/work/BackLite/Tests/valgrind.supp --gen-suppressions=all \
+    .build/debug/BackLitePackageTests.xctest" >"$chroot_dir/root/memcheck.log" 2>&1
+status=$?
+set -e
+grep -a -E "Executed [0-9]+ tests?|definitely lost:|indirectly lost:|ERROR SUMMARY" "$chroot_dir/root/memcheck.log" || true
+if [ "$status" != 0 ]; then
+    tail -n 200 "$chroot_dir/root/memcheck.log" >&2
+    die "swift test under valgrind failed (exit $status): a leak, or a failing test"
+fi
+log "Swift binding: all tests passed, and valgrind found no leak"
 echo "swift: $((total - failed)) passed, $failed failed"
