@@ -67,6 +67,13 @@
 #define BACKLITE_EXPIRATION_NEVER (-2)
 
 /**
+ * The longest value stored, in bytes, whatever max_size says: a little under SQLite's
+ * 1,000,000,000-byte limit on one value, leaving room for the rest of its row. A
+ * longer value gives TOO_LARGE (and `backlite_cached_call` still returns it, OK).
+ */
+#define BACKLITE_MAX_VALUE_SIZE 999999000
+
+/**
  * An error: a result code and a message. Owned by the caller; free it with
  * `backlite_error_free`.
  */
@@ -293,7 +300,7 @@ typedef struct backlite_stats {
 #define BACKLITE_RESULT_BUSY 7
 
 /**
- * The value is larger than max_size: not stored.
+ * The value is larger than max_size (or `BACKLITE_MAX_VALUE_SIZE`): not stored.
  */
 #define BACKLITE_RESULT_TOO_LARGE 8
 
@@ -499,8 +506,8 @@ backlite_result backlite_storage_get(struct backlite_storage *s, const uint8_t *
 /**
  * Stores `value` under `key`. `expiration_ms`: >= 0 (0 = already expired),
  * `BACKLITE_EXPIRATION_DEFAULT` or `BACKLITE_EXPIRATION_NEVER`. Evicts by the policy to
- * make room; a value longer than max_size gives TOO_LARGE, evicts nothing, and removes
- * the older value under `key`.
+ * make room; a value longer than max_size or `BACKLITE_MAX_VALUE_SIZE` gives TOO_LARGE,
+ * evicts nothing, and removes the older value under `key`.
  */
 backlite_result backlite_storage_set(struct backlite_storage *s, const uint8_t *key, size_t key_len, const uint8_t *value, size_t value_len, int64_t expiration_ms, struct backlite_error **err);
 

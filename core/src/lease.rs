@@ -170,8 +170,13 @@ impl Lease {
     /// lease stores nothing. A value too large to store releases the lease too.
     pub fn fulfill(mut self, value: &[u8], expiration: Expiration) -> Result<()> {
         self.open = false;
-        let crc = crc32fast::hash(value);
         let storage = self.storage.clone();
+        // A value too large to store is not hashed (store refuses it).
+        let crc = if value.len() as u64 <= storage.value_limit() {
+            crc32fast::hash(value)
+        } else {
+            0
+        };
         let stored = storage.write(|t| {
             if !self.held(t)? {
                 return Ok(None);

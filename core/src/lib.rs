@@ -30,7 +30,7 @@ pub use eviction::EvictionPolicy;
 pub use expiration::{Expiration, EXPIRATION_DEFAULT_MS, EXPIRATION_NEVER_MS};
 pub use lease::{Lease, LeaseOutcome, EXCLUSIVE_LEASE};
 pub use memo::Barrier;
-pub use options::{Clock, Options, DEFAULT_BUSY_TIMEOUT, DEFAULT_MAX_SIZE};
+pub use options::{Clock, Options, DEFAULT_BUSY_TIMEOUT, DEFAULT_MAX_SIZE, MAX_VALUE_SIZE};
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
 pub use storage::{Entry, Stats, Storage, MEMORY};
 

@@ -11,7 +11,7 @@ use crate::error::{Error, ErrorKind, Result, SqliteContext};
 use crate::eviction::EvictionPolicy;
 use crate::expiration::{is_due, system_now_ms, Expiration};
 use crate::group::Group;
-use crate::options::{Clock, Options};
+use crate::options::{Clock, Options, MAX_VALUE_SIZE};
 use crate::schema;
 use crate::shared::{self, lock, FileShared};
 use crate::txn::{Tally, Txn};
@@ -402,9 +402,24 @@ impl Storage {
     }
 
     /// Stores `value` under `key`, evicting by the policy to make room. A value larger
-    /// than `max_size` is refused with [`ErrorKind::TooLarge`] and the older value under
-    /// `key` is removed.
+    /// than `max_size` (or [`MAX_VALUE_SIZE`]) is refused with [`ErrorKind::TooLarge`]
+    /// and the older value under `key` is removed.
     pub fn set(&self, key: &[u8], value: &[u8], expiration: Expiration) -> Result<()> {
+        if value.len() as u64 > MAX_VALUE_SIZE {
+            // Refused before a gigabyte is hashed or copied (a group commit copies it).
+            let due = self.write(|t| {
+                t.remove_key(key)?;
+                Ok(is_due(
+                    expiration.deadline(t.now, self.default_expiration),
+                    t.now,
+                ))
+            })?;
+            return if due {
+                Ok(())
+            } else {
+                Err(self.too_large(value.len()))
+            };
+        }
         let crc = crc32fast::hash(value);
         self.after_fork()?;
         // Uncontended: write at once. (The guard must be gone before the group path,
@@ -445,7 +460,7 @@ impl Storage {
         if is_due(deadline, t.now) {
             return Ok(true);
         }
-        if size > self.max_size {
+        if value.len() as u64 > self.value_limit() {
             return Ok(false);
         }
         t.evict_to_fit(self.policy, self.max_size, size)?;
@@ -453,23 +468,30 @@ impl Storage {
         Ok(true)
     }
 
+    /// The longest value this storage stores.
+    pub(crate) fn value_limit(&self) -> u64 {
+        (self.max_size as u64).min(MAX_VALUE_SIZE)
+    }
+
     pub(crate) fn too_large(&self, len: usize) -> Error {
+        let limit = if len as u64 > MAX_VALUE_SIZE {
+            format!("the {MAX_VALUE_SIZE} bytes SQLite can store as one value")
+        } else {
+            format!("max_size ({} bytes)", self.max_size)
+        };
         Error::new(
             ErrorKind::TooLarge,
-            format!(
-                "a value of {len} bytes is larger than max_size ({} bytes): not stored",
-                self.max_size
-            ),
+            format!("a value of {len} bytes is larger than {limit}: not stored"),
         )
     }
 
     /// Stores every entry in one transaction, then evicts by the policy down to
     /// `max_size` (entries of the batch may be evicted too). All or nothing: if one
-    /// value is larger than `max_size`, nothing is written.
+    /// value is larger than `max_size` (or [`MAX_VALUE_SIZE`]), nothing is written.
     pub fn set_many(&self, entries: &[Entry<'_>]) -> Result<()> {
         if let Some(e) = entries
             .iter()
-            .find(|e| e.value.len() as u64 > self.max_size as u64)
+            .find(|e| e.value.len() as u64 > self.value_limit())
         {
             return Err(self.too_large(e.value.len()));
         }

@@ -21,7 +21,7 @@ pub const BACKLITE_RESULT_NOT_A_CACHE: backlite_result = 5;
 pub const BACKLITE_RESULT_CORRUPT: backlite_result = 6;
 /// A lock was not obtained within the busy timeout.
 pub const BACKLITE_RESULT_BUSY: backlite_result = 7;
-/// The value is larger than max_size: not stored.
+/// The value is larger than max_size (or `BACKLITE_MAX_VALUE_SIZE`): not stored.
 pub const BACKLITE_RESULT_TOO_LARGE: backlite_result = 8;
 /// A compute, lock or visitor callback reported failure.
 pub const BACKLITE_RESULT_CALLBACK_FAILED: backlite_result = 9;
@@ -62,7 +62,9 @@ pub extern "C" fn backlite_result_str(r: backlite_result) -> *const libc::c_char
         BACKLITE_RESULT_NOT_A_CACHE => "the file is not a BackLite cache; it was left untouched\0",
         BACKLITE_RESULT_CORRUPT => "the database file is damaged\0",
         BACKLITE_RESULT_BUSY => "lock not obtained within the busy timeout\0",
-        BACKLITE_RESULT_TOO_LARGE => "value larger than max_size: not stored\0",
+        BACKLITE_RESULT_TOO_LARGE => {
+            "value larger than max_size or BACKLITE_MAX_VALUE_SIZE: not stored\0"
+        }
         BACKLITE_RESULT_CALLBACK_FAILED => "a callback reported failure\0",
         BACKLITE_RESULT_INCOMPATIBLE => "written by a newer BackLite schema\0",
         BACKLITE_RESULT_PANIC => "internal error in BackLite (a bug)\0",

@@ -9,6 +9,12 @@ use crate::{Entry, Expiration, Options, Storage};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The longest value stored, in bytes, whatever max_size says: a little under SQLite's
+/// 1,000,000,000-byte limit on one value, leaving room for the rest of its row. A
+/// longer value gives TOO_LARGE (and `backlite_cached_call` still returns it, OK).
+pub const BACKLITE_MAX_VALUE_SIZE: u64 = 999_999_000;
+const _: () = assert!(BACKLITE_MAX_VALUE_SIZE == crate::MAX_VALUE_SIZE);
+
 /// A cache handle, usable from any number of threads at once.
 pub struct backlite_storage {
     /// Shared with the handle's outstanding leases, which may outlive it.
@@ -134,8 +140,8 @@ pub unsafe extern "C" fn backlite_storage_get(
 
 /// Stores `value` under `key`. `expiration_ms`: >= 0 (0 = already expired),
 /// `BACKLITE_EXPIRATION_DEFAULT` or `BACKLITE_EXPIRATION_NEVER`. Evicts by the policy to
-/// make room; a value longer than max_size gives TOO_LARGE, evicts nothing, and removes
-/// the older value under `key`.
+/// make room; a value longer than max_size or `BACKLITE_MAX_VALUE_SIZE` gives TOO_LARGE,
+/// evicts nothing, and removes the older value under `key`.
 #[no_mangle]
 pub unsafe extern "C" fn backlite_storage_set(
     s: *mut backlite_storage,

@@ -1,0 +1,48 @@
+//! Values over `MAX_VALUE_SIZE` (SQLite's limit on one value, less room for its row)
+//! are too large whatever `max_size` says, on the lease path too. The C test
+//! tests/c/test_large_values.c covers set, set_many and cached_call through the C ABI.
+//! The values are real gigabyte buffers, zeroed by the allocator and never written, so
+//! they cost no memory unless something reads or copies them.
+
+use backlite::{ErrorKind, Expiration, Lease, LeaseOutcome, Options, Storage, MAX_VALUE_SIZE};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The value: one byte over SQLite's 1,000,000,000-byte limit.
+const OVER: usize = 1_000_000_001;
+
+fn open() -> (tempfile::TempDir, Arc<Storage>) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Storage::open(dir.path().join("c.db"), &Options::new()).unwrap();
+    (dir, Arc::new(s))
+}
+
+#[test]
+fn an_exclusive_call_returns_a_value_over_the_limit_without_storing_it() {
+    let (_dir, s) = open();
+    let v = s
+        .cached_call_exclusive(b"k", Expiration::Never, Duration::from_secs(5), || {
+            Ok(vec![0; OVER])
+        })
+        .unwrap();
+    assert_eq!(v.len(), OVER);
+    assert!(!s.contains(b"k").unwrap());
+}
+
+#[test]
+fn a_lease_fulfilled_with_a_value_over_the_limit_is_too_large_and_frees_the_key() {
+    let (_dir, s) = open();
+    let LeaseOutcome::Acquired(lease) =
+        Lease::try_acquire(&s, b"k", Duration::from_secs(60)).unwrap()
+    else {
+        panic!("the key is free")
+    };
+    let err = lease
+        .fulfill(&vec![0; MAX_VALUE_SIZE as usize + 1], Expiration::Never)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TooLarge, "{err}");
+    assert!(matches!(
+        Lease::try_acquire(&s, b"k", Duration::from_secs(60)).unwrap(),
+        LeaseOutcome::Acquired(_)
+    ));
+}
