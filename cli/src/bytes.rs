@@ -1,0 +1,136 @@
+//! Keys and values are arbitrary bytes. For people they are shown as text with the
+//! unprintable bytes escaped (`\xNN`, `\n`, `\\`), which `--escaped` reads back; in
+//! JSON they are a string when they are UTF-8 and base64 otherwise.
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use serde_json::{Map, Value};
+
+/// The bytes as text, with control characters, backslashes and invalid UTF-8 escaped.
+pub fn escape(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                '\r' => out.push_str("\\r"),
+                c if c.is_control() => {
+                    let mut buf = [0u8; 4];
+                    for b in c.encode_utf8(&mut buf).bytes() {
+                        out.push_str(&format!("\\x{b:02x}"));
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
+/// Reads the form `escape` writes.
+pub fn unescape(text: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            let mut buf = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            continue;
+        }
+        match chars.next() {
+            Some('\\') => out.push(b'\\'),
+            Some('n') => out.push(b'\n'),
+            Some('t') => out.push(b'\t'),
+            Some('r') => out.push(b'\r'),
+            Some('x') => {
+                let hex: String = chars.by_ref().take(2).collect();
+                let b = u8::from_str_radix(&hex, 16)
+                    .ok()
+                    .filter(|_| hex.len() == 2)
+                    .ok_or_else(|| {
+                        format!("bad escape \\x{hex} in {text:?}: two hex digits expected")
+                    })?;
+                out.push(b);
+            }
+            other => {
+                return Err(format!(
+                    "bad escape \\{} in {text:?} (known: \\\\ \\n \\t \\r \\xNN)",
+                    other.map(String::from).unwrap_or_default()
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Adds `name: "text"` when the bytes are UTF-8, else `name_base64: "..."`.
+pub fn put_json(object: &mut Map<String, Value>, name: &str, bytes: &[u8]) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => object.insert(name.to_string(), Value::String(text.to_string())),
+        Err(_) => object.insert(
+            format!("{name}_base64"),
+            Value::String(BASE64.encode(bytes)),
+        ),
+    };
+}
+
+/// Takes `name` (text) or `name_base64` out of an object; exactly one must be there.
+pub fn take_json(object: &mut Map<String, Value>, name: &str) -> Result<Vec<u8>, String> {
+    let encoded_name = format!("{name}_base64");
+    match (object.remove(name), object.remove(&encoded_name)) {
+        (Some(Value::String(text)), None) => Ok(text.into_bytes()),
+        (None, Some(Value::String(encoded))) => BASE64
+            .decode(encoded.as_bytes())
+            .map_err(|e| format!("\"{encoded_name}\" is not valid base64: {e}")),
+        (Some(_), Some(_)) => Err(format!("both \"{name}\" and \"{encoded_name}\" are given")),
+        (None, None) => Err(format!("\"{name}\" (or \"{encoded_name}\") is missing")),
+        (Some(_), None) => Err(format!("\"{name}\" must be a string")),
+        (None, Some(_)) => Err(format!("\"{encoded_name}\" must be a string")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaped_keys_read_back_to_the_same_bytes() {
+        let samples: [&[u8]; 5] = [
+            b"plain",
+            b"a\\b",
+            b"line\nnext\t",
+            &[0, 0xff, b'x', 0x80],
+            "é✓".as_bytes(),
+        ];
+        for bytes in samples {
+            assert_eq!(
+                unescape(&escape(bytes)).unwrap(),
+                bytes,
+                "{}",
+                escape(bytes)
+            );
+        }
+        assert_eq!(escape(&[0, 0xff]), "\\x00\\xff");
+        assert!(unescape("\\q").is_err());
+        assert!(unescape("\\x4").is_err());
+    }
+
+    #[test]
+    fn json_forms_round_trip() {
+        let mut object = Map::new();
+        put_json(&mut object, "key", b"text");
+        put_json(&mut object, "value", &[0xff, 0]);
+        assert_eq!(
+            Value::Object(object.clone()).to_string(),
+            r#"{"key":"text","value_base64":"/wA="}"#
+        );
+        assert_eq!(take_json(&mut object, "key").unwrap(), b"text");
+        assert_eq!(take_json(&mut object, "value").unwrap(), [0xff, 0]);
+        assert!(take_json(&mut object, "value").is_err());
+    }
+}

@@ -1,0 +1,126 @@
+//! `backlite check FILE [--repair] [--json]` and `backlite vacuum FILE`: maintenance,
+//! each a walk over the whole file.
+
+use super::stats::print;
+use super::{open, Failure, Outcome, DAMAGED_OR_MISSING, OK};
+use crate::core::CheckReport;
+use crate::human::format_size;
+use crate::progress;
+use crate::Cli;
+use serde_json::json;
+use std::fmt::Write;
+use std::path::Path;
+
+pub fn check(cli: &Cli, file: &Path, repair: bool, json: bool) -> Outcome {
+    let storage = open(cli, file, false)?;
+    let spinner = progress::spinner(if repair {
+        "checking and repairing"
+    } else {
+        "checking"
+    });
+    let report = storage.check(repair);
+    spinner.finish_and_clear();
+    let report = report.map_err(|e| Failure::core(file, &e))?;
+    let out = if json {
+        to_json(file, &report).to_string() + "\n"
+    } else {
+        to_text(file, &report)
+    };
+    print(file, &out)?;
+    Ok(if report.healthy() {
+        OK
+    } else {
+        DAMAGED_OR_MISSING
+    })
+}
+
+fn verdict(r: &CheckReport) -> &'static str {
+    match (r.healthy(), r.repaired) {
+        (true, true) => "repaired",
+        (true, false) => "healthy",
+        (false, _) if !r.integrity_ok => "damaged (delete the file: it is a cache)",
+        (false, _) => "damaged (run `backlite check --repair`)",
+    }
+}
+
+fn to_text(file: &Path, r: &CheckReport) -> String {
+    let mut out = String::new();
+    let mut line = |label: &str, value: String| {
+        let _ = writeln!(out, "{label:<16}{value}");
+    };
+    line("file", file.display().to_string());
+    line(
+        "integrity",
+        if r.integrity_ok {
+            "ok".to_string()
+        } else {
+            r.integrity_messages.join("; ")
+        },
+    );
+    line(
+        "entries",
+        format!("{} checked, {} damaged", r.entries, r.damaged),
+    );
+    line("orphan values", r.orphan_values.to_string());
+    let counters_ok =
+        r.recorded_count == r.actual_count && r.recorded_total_size == r.actual_total_size;
+    line(
+        "counters",
+        if counters_ok {
+            format!(
+                "ok ({} entries, {})",
+                r.actual_count,
+                format_size(r.actual_total_size)
+            )
+        } else {
+            format!(
+                "recorded {} entries, {}; found {} entries, {}",
+                r.recorded_count,
+                format_size(r.recorded_total_size),
+                r.actual_count,
+                format_size(r.actual_total_size)
+            )
+        },
+    );
+    line("result", verdict(r).to_string());
+    out
+}
+
+fn to_json(file: &Path, r: &CheckReport) -> serde_json::Value {
+    json!({
+        "file": file.display().to_string(),
+        "healthy": r.healthy(),
+        "repaired": r.repaired,
+        "integrity_ok": r.integrity_ok,
+        "integrity_messages": r.integrity_messages,
+        "entries": r.entries,
+        "damaged": r.damaged,
+        "orphan_values": r.orphan_values,
+        "recorded_count": r.recorded_count,
+        "recorded_total_size": r.recorded_total_size,
+        "actual_count": r.actual_count,
+        "actual_total_size": r.actual_total_size,
+    })
+}
+
+pub fn vacuum(cli: &Cli, file: &Path) -> Outcome {
+    let storage = open(cli, file, false)?;
+    let before = storage.inspect(&[]).map_err(|e| Failure::core(file, &e))?;
+    let spinner = progress::spinner("vacuuming");
+    let done = storage.vacuum();
+    spinner.finish_and_clear();
+    done.map_err(|e| Failure::core(file, &e))?;
+    let after = storage.inspect(&[]).map_err(|e| Failure::core(file, &e))?;
+    print(
+        file,
+        &format!(
+            "vacuumed {}: {} -> {} on disk (write-ahead log {} -> {})\n",
+            file.display(),
+            format_size(before.file_size),
+            format_size(after.file_size),
+            format_size(before.wal_size),
+            format_size(after.wal_size),
+        ),
+    )?;
+    Ok(OK)
+}

@@ -1,0 +1,119 @@
+//! The subcommands, and what they share: opening a file and reporting a failure.
+
+mod check;
+mod entries;
+mod export;
+mod import;
+mod keys;
+mod stats;
+
+use crate::core::{Error, ErrorKind, Options, Storage};
+use crate::{Cli, Command};
+use std::path::Path;
+
+/// Exit code: the command did what was asked (the file is healthy).
+pub const OK: u8 = 0;
+/// Exit code: the file is damaged, or the key asked for is not there.
+pub const DAMAGED_OR_MISSING: u8 = 1;
+/// Exit code: bad usage, or the file cannot be opened, read or written.
+pub const USAGE_OR_IO: u8 = 2;
+
+/// Why a command failed: its exit code and one line for stderr.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: u8, file: &Path, cause: impl std::fmt::Display) -> Self {
+        Failure {
+            code,
+            message: format!("{}: {cause}", file.display()),
+        }
+    }
+
+    /// A core error about `file`; the core's messages often name it already.
+    pub fn core(file: &Path, e: &Error) -> Self {
+        let code = if e.kind() == ErrorKind::Corrupt {
+            DAMAGED_OR_MISSING
+        } else {
+            USAGE_OR_IO
+        };
+        let shown = file.display().to_string();
+        let message = if e.message().contains(&shown) {
+            e.message().to_string()
+        } else {
+            format!("{shown}: {}", e.message())
+        };
+        Failure { code, message }
+    }
+}
+
+pub type Outcome = Result<u8, Failure>;
+
+/// Opens the cache at `file`. Only commands that store entries may create it: the
+/// others report a missing file rather than leave an empty cache behind.
+pub fn open(cli: &Cli, file: &Path, create: bool) -> Result<Storage, Failure> {
+    if !create {
+        if let Err(e) = std::fs::metadata(file) {
+            let cause = if e.kind() == std::io::ErrorKind::NotFound {
+                "no such file".to_string()
+            } else {
+                e.to_string()
+            };
+            return Err(Failure::new(USAGE_OR_IO, file, cause));
+        }
+    }
+    let mut options = Options::new();
+    options
+        .set_max_size(cli.max_size)
+        .map_err(|e| Failure::new(USAGE_OR_IO, file, e))?;
+    options.set_eviction_policy(cli.policy);
+    Storage::open(file, &options).map_err(|e| Failure::core(file, &e))
+}
+
+/// A key argument: as typed, or with `escape`'s escapes read.
+pub fn key_arg(file: &Path, key: &str, escaped: bool) -> Result<Vec<u8>, Failure> {
+    if escaped {
+        crate::bytes::unescape(key).map_err(|e| Failure::new(USAGE_OR_IO, file, e))
+    } else {
+        Ok(key.as_bytes().to_vec())
+    }
+}
+
+pub fn run(cli: &Cli) -> Outcome {
+    match &cli.command {
+        Command::Stats { file, json } => stats::run(cli, file, *json),
+        Command::Keys {
+            file,
+            prefix,
+            limit,
+            sort,
+            json,
+        } => keys::run(cli, file, prefix.as_deref(), *limit, *sort, *json),
+        Command::Get {
+            file,
+            key,
+            output,
+            escaped,
+        } => entries::get(cli, file, key, output.as_deref(), *escaped),
+        Command::Set {
+            file,
+            key,
+            value,
+            expire,
+            escaped,
+        } => entries::set(cli, file, key, value.as_deref(), *expire, *escaped),
+        Command::Delete {
+            file,
+            keys,
+            escaped,
+        } => entries::delete(cli, file, keys, *escaped),
+        Command::Clear { file } => entries::clear(cli, file),
+        Command::Check { file, repair, json } => check::check(cli, file, *repair, *json),
+        Command::Vacuum { file } => check::vacuum(cli, file),
+        Command::Export { file, output } => export::run(cli, file, output.as_deref()),
+        Command::Import { file, input } => import::run(cli, file, input.as_deref()),
+    }
+}

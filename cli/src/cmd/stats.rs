@@ -1,0 +1,181 @@
+//! `backlite stats FILE [--json]`: how full the cache is and how it has been used.
+
+use super::{open, Failure, Outcome, OK, USAGE_OR_IO};
+use crate::bytes::{escape, put_json};
+use crate::core::{FileInfo, KeyInfo};
+use crate::human::{format_duration, format_size};
+use crate::Cli;
+use serde_json::{json, Map, Value};
+use std::fmt::Write;
+use std::path::Path;
+use std::time::Duration;
+
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(86400);
+const BAR_WIDTH: usize = 30;
+
+pub fn run(cli: &Cli, file: &Path, json: bool) -> Outcome {
+    let storage = open(cli, file, false)?;
+    let info = storage
+        .inspect(&[HOUR, DAY])
+        .map_err(|e| Failure::core(file, &e))?;
+    let max_size = storage.max_size();
+    let out = if json {
+        to_json(file, &info, max_size).to_string() + "\n"
+    } else {
+        to_text(file, &info, max_size)
+    };
+    print(file, &out)?;
+    Ok(OK)
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error worth a message.
+pub fn print(file: &Path, text: &str) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::new(
+            USAGE_OR_IO,
+            file,
+            format!("cannot write to stdout: {e}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn within(info: &FileInfo, window: Duration) -> u64 {
+    info.expiring_within
+        .iter()
+        .find(|(w, _)| *w == window)
+        .map_or(0, |(_, n)| *n)
+}
+
+/// `[=====>      ]  12.5%`
+fn bar(used: u64, max: u64) -> String {
+    let ratio = if max == 0 {
+        0.0
+    } else {
+        (used as f64 / max as f64).min(1.0)
+    };
+    let filled = (ratio * BAR_WIDTH as f64).round() as usize;
+    format!(
+        "[{}{}] {:.1}%",
+        "#".repeat(filled),
+        ".".repeat(BAR_WIDTH - filled),
+        ratio * 100.0
+    )
+}
+
+fn entry_text(entry: &Option<KeyInfo>) -> String {
+    match entry {
+        None => "-".to_string(),
+        Some(e) => {
+            let mut s = format!("{} ({}", escape(&e.key), format_size(e.size));
+            if let Some(age) = e.age {
+                let _ = write!(s, ", set {} ago", format_duration(age));
+            }
+            s + ")"
+        }
+    }
+}
+
+fn to_text(file: &Path, info: &FileInfo, max_size: u64) -> String {
+    let mut out = String::new();
+    let mut line = |label: &str, value: String| {
+        let _ = writeln!(out, "{label:<20}{value}");
+    };
+    line("file", file.display().to_string());
+    let mut entries = info.count.to_string();
+    if info.expired_waiting > 0 {
+        let _ = write!(
+            entries,
+            " (and {} expired, not yet removed)",
+            info.expired_waiting
+        );
+    }
+    line("entries", entries);
+    line(
+        "size",
+        format!(
+            "{} of {} max  {}",
+            format_size(info.total_size),
+            format_size(max_size),
+            bar(info.total_size, max_size)
+        ),
+    );
+    line(
+        "on disk",
+        format!(
+            "{} (write-ahead log {})",
+            format_size(info.file_size),
+            format_size(info.wal_size)
+        ),
+    );
+    line("schema version", info.schema_version.to_string());
+    line(
+        "version tag",
+        info.version_tag.clone().unwrap_or_else(|| "(none)".into()),
+    );
+    let indexes = if info.policy_indexes.is_empty() {
+        "none (least/most-recently-used need none)".to_string()
+    } else {
+        info.policy_indexes
+            .iter()
+            .map(|i| {
+                let policies: Vec<&str> = i.policies.iter().map(|p| p.name()).collect();
+                format!("{} ({})", i.name, policies.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    line("policy indexes", indexes);
+    line("least recently used", entry_text(&info.least_recently_used));
+    line("most recently used", entry_text(&info.most_recently_used));
+    line(
+        "expiring",
+        format!(
+            "{} within 1h, {} within 1d",
+            within(info, HOUR),
+            within(info, DAY)
+        ),
+    );
+    out
+}
+
+pub fn key_json(e: &KeyInfo) -> Value {
+    let mut object = Map::new();
+    put_json(&mut object, "key", &e.key);
+    object.insert("size".into(), json!(e.size));
+    object.insert("hits".into(), json!(e.hits));
+    object.insert("age_ms".into(), json!(e.age.map(|d| d.as_millis() as u64)));
+    object.insert(
+        "expires_in_ms".into(),
+        json!(e.expires_in.map(|d| d.as_millis() as u64)),
+    );
+    Value::Object(object)
+}
+
+fn to_json(file: &Path, info: &FileInfo, max_size: u64) -> Value {
+    json!({
+        "file": file.display().to_string(),
+        "entries": info.count,
+        "expired_not_removed": info.expired_waiting,
+        "total_size": info.total_size,
+        "max_size": max_size,
+        "file_size": info.file_size,
+        "wal_size": info.wal_size,
+        "schema_version": info.schema_version,
+        "version_tag": info.version_tag,
+        "policy_indexes": info.policy_indexes.iter().map(|i| json!({
+            "name": i.name,
+            "policies": i.policies.iter().map(|p| p.name()).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "least_recently_used": info.least_recently_used.as_ref().map(key_json),
+        "most_recently_used": info.most_recently_used.as_ref().map(key_json),
+        "expiring_within_1h": within(info, HOUR),
+        "expiring_within_1d": within(info, DAY),
+    })
+}

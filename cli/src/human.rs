@@ -1,0 +1,158 @@
+//! Durations and sizes the way people write them: `10m`, `1h30m`, `1.5 GiB`.
+
+use std::time::Duration;
+
+/// Reads `500ms`, `90s`, `10m`, `1.5h`, `2d`, `1w` or sums of them (`1h30m`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad =
+        |why: &str| format!("bad duration {text:?}: {why} (examples: 500ms, 90s, 10m, 1h30m, 2d)");
+    let s = text.trim();
+    if s.is_empty() {
+        return Err(bad("it is empty"));
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (number, after) = rest.split_at(number_len);
+        let value: f64 = number
+            .parse()
+            .map_err(|_| bad("a number must come before each unit"))?;
+        let unit_len = after
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(after.len());
+        let (unit, after) = after.split_at(unit_len);
+        let seconds = match unit {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            "d" => 86400.0,
+            "w" => 7.0 * 86400.0,
+            "" => return Err(bad("a unit is missing")),
+            _ => return Err(bad(&format!("unknown unit {unit:?}"))),
+        };
+        total += value * seconds;
+        rest = after.trim_start();
+    }
+    if !total.is_finite() || total > 1e12 {
+        return Err(bad("it is too long"));
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+/// Writes a duration with its two largest units: `850ms`, `45s`, `10m`, `1h30m`, `2d3h`.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let s = d.as_secs();
+    let units = [
+        ("w", 7 * 86400),
+        ("d", 86400),
+        ("h", 3600),
+        ("m", 60),
+        ("s", 1),
+    ];
+    let Some(first) = units.iter().position(|&(_, n)| s >= n) else {
+        return format!("{s}s");
+    };
+    let (u1, n1) = units[first];
+    let mut out = format!("{}{u1}", s / n1);
+    if let Some(&(u2, n2)) = units.get(first + 1) {
+        let second = (s % n1) / n2;
+        if second > 0 {
+            out.push_str(&format!("{second}{u2}"));
+        }
+    }
+    out
+}
+
+/// Reads `512`, `64KiB`, `1.5 GiB`, `10MB` (KB, MB, GB, TB are powers of 1000; K, KiB,
+/// M, MiB, ... powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let bad = |why: &str| format!("bad size {text:?}: {why} (examples: 512, 64KiB, 1.5 GiB, 10MB)");
+    let s = text.trim();
+    let number_len = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(number_len);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| bad("it must start with a number"))?;
+    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        "k" | "kib" => 1024.0,
+        "m" | "mib" => 1024f64.powi(2),
+        "g" | "gib" => 1024f64.powi(3),
+        "t" | "tib" => 1024f64.powi(4),
+        other => return Err(bad(&format!("unknown unit {other:?}"))),
+    };
+    let bytes = value * factor;
+    if !bytes.is_finite() || bytes >= i64::MAX as f64 {
+        return Err(bad("it is too large"));
+    }
+    Ok(bytes.round() as u64)
+}
+
+/// Writes a size in binary units: `512 B`, `24 KiB`, `1.5 GiB`.
+pub fn format_size(bytes: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < units.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else if (value - value.round()).abs() < 0.05 {
+        format!("{:.0} {}", value, units[unit])
+    } else {
+        format!("{:.1} {}", value, units[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_and_write_the_human_way() {
+        assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("1.5h").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("10x").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("m").is_err());
+        assert_eq!(format_duration(Duration::from_millis(850)), "850ms");
+        assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
+        assert_eq!(
+            format_duration(Duration::from_secs(86400 * 2 + 3600 * 3 + 5)),
+            "2d3h"
+        );
+        assert_eq!(format_duration(Duration::from_secs(600)), "10m");
+    }
+
+    #[test]
+    fn sizes_read_and_write_the_human_way() {
+        assert_eq!(parse_size("1.5 GiB").unwrap(), 3 << 29);
+        assert_eq!(parse_size("10MB").unwrap(), 10_000_000);
+        assert_eq!(parse_size("64k").unwrap(), 65536);
+        assert_eq!(parse_size("512").unwrap(), 512);
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("1 XB").is_err());
+        assert_eq!(format_size(512), "512 B");
+        assert_eq!(format_size(3 << 29), "1.5 GiB");
+        assert_eq!(format_size(1 << 30), "1 GiB");
+    }
+}

@@ -1,0 +1,155 @@
+//! `backlite`: look into a BackLite cache file, check it, and move it, from the shell.
+//!
+//! Exit codes: 0 success (a healthy file), 1 a damaged file (or a key not found),
+//! 2 a usage or I/O error. Every error is one line on stderr naming the file.
+
+mod bytes;
+mod clock;
+mod cmd;
+mod core;
+mod human;
+mod progress;
+
+use crate::core::EvictionPolicy;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "backlite",
+    version,
+    about = "Look into, check, export and import BackLite cache files",
+    after_help = "Exit codes: 0 success (healthy), 1 damaged file or key not found, 2 usage or I/O error."
+)]
+pub struct Cli {
+    /// The size limit that `set` and `import` evict down to. It is a property of each
+    /// opener, not of the file: give the one your program uses.
+    #[arg(long, global = true, value_name = "SIZE", value_parser = human::parse_size, default_value = "1GiB")]
+    pub max_size: u64,
+    /// The eviction policy of `set` and `import` (its index is created if missing).
+    #[arg(long, global = true, value_name = "NAME", value_parser = parse_policy, default_value = "least-recently-used")]
+    pub policy: EvictionPolicy,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+fn parse_policy(name: &str) -> Result<EvictionPolicy, String> {
+    name.parse()
+        .map_err(|e: crate::core::Error| e.message().to_string())
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum SortBy {
+    /// Largest value first.
+    Size,
+    /// Oldest set first.
+    Age,
+    /// Most hits first.
+    Hits,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Entries, size, disk use, schema, expiries and lifetime hit ratio.
+    Stats {
+        file: PathBuf,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Live keys with size, age, time left and hits (text keys escaped: \n \\ \xNN).
+    Keys {
+        file: PathBuf,
+        /// Only keys that start with this (read with the same escapes).
+        #[arg(long)]
+        prefix: Option<String>,
+        /// At most this many keys.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        #[arg(long, value_enum)]
+        sort: Option<SortBy>,
+        /// One JSON object a line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Writes the value under KEY to stdout (or OUT).
+    Get {
+        file: PathBuf,
+        key: String,
+        #[arg(short = 'o', long = "output", value_name = "OUT")]
+        output: Option<PathBuf>,
+        /// KEY is written with escapes (\n \\ \xNN), as `keys` shows it.
+        #[arg(short = 'e', long)]
+        escaped: bool,
+    },
+    /// Stores VALUE (or stdin, for `-` or no VALUE) under KEY.
+    Set {
+        file: PathBuf,
+        key: String,
+        value: Option<String>,
+        /// Time to live (10m, 1h30m, 2d) or `never` (the default).
+        #[arg(long, value_name = "DURATION", value_parser = parse_expire)]
+        expire: Option<Ttl>,
+        #[arg(short = 'e', long)]
+        escaped: bool,
+    },
+    /// Removes the entries under the KEYs.
+    Delete {
+        file: PathBuf,
+        #[arg(required = true)]
+        keys: Vec<String>,
+        #[arg(short = 'e', long)]
+        escaped: bool,
+    },
+    /// Removes every entry.
+    Clear { file: PathBuf },
+    /// Verifies SQLite's integrity, every value's checksum and the counters.
+    Check {
+        file: PathBuf,
+        /// Also remove damaged entries and orphan values and fix the counters.
+        #[arg(long)]
+        repair: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuilds the file to give free space back, and truncates the write-ahead log.
+    Vacuum { file: PathBuf },
+    /// Writes every live entry as one JSON object a line (to stdout or OUT).
+    Export {
+        file: PathBuf,
+        #[arg(short = 'o', long = "output", value_name = "OUT")]
+        output: Option<PathBuf>,
+    },
+    /// Reads what `export` writes (from stdin or IN), all or nothing.
+    Import {
+        file: PathBuf,
+        #[arg(short = 'i', long = "input", value_name = "IN")]
+        input: Option<PathBuf>,
+    },
+}
+
+/// What `--expire` asks for.
+#[derive(Clone, Copy, Debug)]
+pub enum Ttl {
+    Never,
+    After(std::time::Duration),
+}
+
+fn parse_expire(text: &str) -> Result<Ttl, String> {
+    if text == "never" {
+        return Ok(Ttl::Never);
+    }
+    human::parse_duration(text).map(Ttl::After)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cmd::run(&cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => {
+            eprintln!("backlite: {}", failure.message.replace('\n', " "));
+            ExitCode::from(failure.code)
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! Moving entries out of and into a file, one at a time, so that a cache of any size
+//! moves in bounded memory: export streams one read of the table, and import writes
+//! everything in one transaction (a bad entry anywhere leaves the file as it was).
+
+use crate::error::{Result, SqliteContext};
+use crate::expiration::is_due;
+use crate::storage::Storage;
+use crate::txn::Txn;
+use rusqlite::params;
+
+/// One live entry, as export hands it out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExportedEntry<'a> {
+    pub key: &'a [u8],
+    pub value: &'a [u8],
+    /// Wall-clock deadline in milliseconds since the Unix epoch; `None`: never.
+    pub expires_at_ms: Option<i64>,
+    pub hits: u64,
+}
+
+/// What an export or import did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TransferSummary {
+    /// Entries exported, or imported and stored.
+    pub entries: u64,
+    /// Export: damaged entries left out. Import: entries already expired, not stored.
+    pub skipped: u64,
+    /// Import: entries evicted afterwards to bring the file under `max_size`.
+    pub evicted: u64,
+}
+
+/// Stores entries inside an import's transaction.
+pub struct Importer<'s, 't, 'c> {
+    storage: &'s Storage,
+    txn: &'t mut Txn<'c>,
+    summary: TransferSummary,
+}
+
+impl Importer<'_, '_, '_> {
+    /// Stores `value` under `key` (replacing any entry there) with its deadline and hit
+    /// count. An entry already due is skipped; a value larger than `max_size` fails
+    /// the whole import.
+    pub fn put(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        expires_at_ms: Option<i64>,
+        hits: u64,
+    ) -> Result<()> {
+        if value.len() as u64 > self.storage.max_size() {
+            return Err(self.storage.too_large(value.len()));
+        }
+        self.txn.remove_key(key)?;
+        if is_due(expires_at_ms, self.txn.now) {
+            self.summary.skipped += 1;
+            return Ok(());
+        }
+        self.txn
+            .insert(key, value, crc32fast::hash(value), expires_at_ms)?;
+        if hits > 0 {
+            // The row just inserted: its rowid is its `seq`.
+            let seq = self.txn.conn().last_insert_rowid();
+            self.txn
+                .conn()
+                .prepare_cached("UPDATE entries SET hits = ?1 WHERE seq = ?2")
+                .and_then(|mut s| s.execute(params![hits.min(i64::MAX as u64) as i64, seq]))
+                .ctx("storing an entry's hits")?;
+        }
+        self.summary.entries += 1;
+        Ok(())
+    }
+}
+
+impl Storage {
+    /// Calls `visit` with every live entry, in access order (least recently used
+    /// first, so that an import keeps the order), from one read of the file. Damaged
+    /// entries are left out and counted. The storage is busy meanwhile: `visit` must
+    /// not use it; an error from `visit` stops the export.
+    pub fn export(
+        &self,
+        mut visit: impl FnMut(&ExportedEntry<'_>) -> Result<()>,
+    ) -> Result<TransferSummary> {
+        // This process's buffered hits belong in the counts exported.
+        self.flush()?;
+        let now = self.now();
+        self.with_writer(|conn| {
+            let mut summary = TransferSummary::default();
+            let mut stmt = conn
+                .prepare(
+                    "SELECT e.key, coalesce(e.value, b.value), e.crc, e.expires_at, e.hits \
+                     FROM entries e LEFT JOIN blobs b ON b.id = e.value_id \
+                     WHERE e.expires_at IS NULL OR e.expires_at > ?1 ORDER BY e.seq",
+                )
+                .ctx("exporting entries")?;
+            let mut rows = stmt.query([now]).ctx("exporting entries")?;
+            while let Some(row) = rows.next().ctx("exporting entries")? {
+                let crc: Option<i64> = row.get(2).ctx("reading an entry")?;
+                let value = match row.get_ref(1).ctx("reading an entry")?.as_blob_or_null() {
+                    Ok(Some(v)) if crc == Some(crc32fast::hash(v) as i64) => v,
+                    _ => {
+                        summary.skipped += 1;
+                        continue;
+                    }
+                };
+                let key = match row.get_ref(0).ctx("reading an entry")?.as_blob() {
+                    Ok(k) => k,
+                    Err(_) => {
+                        summary.skipped += 1;
+                        continue;
+                    }
+                };
+                let hits: i64 = row.get(4).ctx("reading an entry")?;
+                visit(&ExportedEntry {
+                    key,
+                    value,
+                    expires_at_ms: row.get(3).ctx("reading an entry")?,
+                    hits: hits.max(0) as u64,
+                })?;
+                summary.entries += 1;
+            }
+            Ok(summary)
+        })
+    }
+
+    /// Runs `fill` in one write transaction, in which it stores entries through the
+    /// [`Importer`]; then evicts by the policy down to `max_size`. If `fill` fails,
+    /// nothing it stored is kept.
+    pub fn import(
+        &self,
+        fill: impl FnOnce(&mut Importer<'_, '_, '_>) -> Result<()>,
+    ) -> Result<TransferSummary> {
+        self.write(|txn| {
+            let mut importer = Importer {
+                storage: self,
+                txn,
+                summary: TransferSummary::default(),
+            };
+            fill(&mut importer)?;
+            let Importer { txn, summary, .. } = importer;
+            let before = txn.tally.evictions;
+            txn.evict_to_fit(self.eviction_policy(), self.max_size() as i64, 0)?;
+            Ok(TransferSummary {
+                evicted: txn.tally.evictions - before,
+                ..summary
+            })
+        })
+    }
+}

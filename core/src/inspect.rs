@@ -1,0 +1,228 @@
+//! Read-only questions about a cache file that the cache itself never needs to ask:
+//! what an operator's `backlite stats` and `backlite keys` show. Nothing here writes,
+//! so a read-only file can be inspected, and expired entries not yet removed are left
+//! where they are (and not counted).
+
+use crate::error::{Result, SqliteContext};
+use crate::eviction::EvictionPolicy;
+use crate::storage::Storage;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::time::Duration;
+
+/// One live entry as `backlite keys` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInfo {
+    pub key: Vec<u8>,
+    /// The value's length in bytes.
+    pub size: u64,
+    /// Hits written to the file (buffered hits of running processes come later).
+    pub hits: u64,
+    /// Time since the entry was set; `None` when the file does not record it.
+    pub age: Option<Duration>,
+    /// Time left; `None`: never expires.
+    pub expires_in: Option<Duration>,
+}
+
+/// An index that serves some eviction policies' order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyIndex {
+    pub name: String,
+    pub policies: Vec<EvictionPolicy>,
+}
+
+/// What `backlite stats` shows about a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileInfo {
+    /// Live entries, and the sum of their value lengths.
+    pub count: u64,
+    pub total_size: u64,
+    /// Entries whose time is up but which no write has removed yet.
+    pub expired_waiting: u64,
+    /// Bytes of the database file and of its write-ahead log on disk (0 in memory).
+    pub file_size: u64,
+    pub wal_size: u64,
+    /// `user_version`: the schema the file is at.
+    pub schema_version: i32,
+    pub version_tag: Option<String>,
+    /// The policy indexes the file has (least/most recently used need none).
+    pub policy_indexes: Vec<PolicyIndex>,
+    /// The live entries at the two ends of the access order: the next victim of
+    /// least-recently-used, and that of most-recently-used.
+    pub least_recently_used: Option<KeyInfo>,
+    pub most_recently_used: Option<KeyInfo>,
+    /// For each window asked for, how many live entries expire within it.
+    pub expiring_within: Vec<(Duration, u64)>,
+}
+
+/// The columns of a [`KeyInfo`], in the order `key_info` reads them.
+const KEY_INFO_COLUMNS: &str = "key, size, hits, expires_at";
+
+fn key_info(row: &rusqlite::Row<'_>, now: i64) -> rusqlite::Result<KeyInfo> {
+    let deadline: Option<i64> = row.get(3)?;
+    Ok(KeyInfo {
+        key: row.get(0)?,
+        size: row.get::<_, i64>(1)? as u64,
+        hits: row.get::<_, i64>(2)? as u64,
+        age: None,
+        expires_in: deadline.map(|t| Duration::from_millis(t.saturating_sub(now).max(0) as u64)),
+    })
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl Storage {
+    /// Counts, sizes, schema and the ends of the access order, read without writing.
+    /// `windows`: report how many entries expire within each of these from now.
+    pub fn inspect(&self, windows: &[Duration]) -> Result<FileInfo> {
+        let now = self.now();
+        let (file_size, wal_size) = match self.path() {
+            Some(path) => {
+                let len = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+                let mut wal = path.as_os_str().to_owned();
+                wal.push("-wal");
+                (len(path), len(std::path::Path::new(&wal)))
+            }
+            None => (0, 0),
+        };
+        self.with_writer(|conn| {
+            // One read transaction, so that every figure is of the same moment.
+            let tx = conn.unchecked_transaction().ctx("reading the file")?;
+            let (count, total_size, version_tag, due, due_size): (
+                i64,
+                i64,
+                Option<String>,
+                i64,
+                i64,
+            ) = tx
+                .prepare_cached(
+                    "SELECT count, total_size, version_tag, \
+                     (SELECT count(*) FROM entries WHERE expires_at <= ?1), \
+                     (SELECT coalesce(sum(size), 0) FROM entries WHERE expires_at <= ?1) \
+                     FROM state WHERE id = 0",
+                )
+                .and_then(|mut s| {
+                    s.query_row([now], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    })
+                })
+                .ctx("reading the cache counters")?;
+            let schema_version: i32 = tx
+                .pragma_query_value(None, "user_version", |r| r.get(0))
+                .ctx("reading the schema version")?;
+            let names: Vec<String> = tx
+                .prepare_cached(
+                    "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'entries' \
+                     ORDER BY name",
+                )
+                .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+                .ctx("reading the schema")?;
+            let policy_indexes = names
+                .into_iter()
+                .filter_map(|name| {
+                    let policies: Vec<EvictionPolicy> = EvictionPolicy::ALL
+                        .into_iter()
+                        .filter(|p| p.index_name() == Some(name.as_str()))
+                        .collect();
+                    (!policies.is_empty()).then_some(PolicyIndex { name, policies })
+                })
+                .collect();
+            let mut expiring_within = Vec::with_capacity(windows.len());
+            for &w in windows {
+                let n: i64 = tx
+                    .prepare_cached(
+                        "SELECT count(*) FROM entries WHERE expires_at > ?1 AND expires_at <= ?2",
+                    )
+                    .and_then(|mut s| {
+                        s.query_row(params![now, now.saturating_add(ms(w))], |r| r.get(0))
+                    })
+                    .ctx("counting entries that expire soon")?;
+                expiring_within.push((w, n as u64));
+            }
+            let least_recently_used = end_of_access_order(&tx, now, "ASC")?;
+            let most_recently_used = end_of_access_order(&tx, now, "DESC")?;
+            Ok(FileInfo {
+                count: (count - due).max(0) as u64,
+                total_size: (total_size - due_size).max(0) as u64,
+                expired_waiting: due as u64,
+                file_size,
+                wal_size,
+                schema_version,
+                version_tag,
+                policy_indexes,
+                least_recently_used,
+                most_recently_used,
+                expiring_within,
+            })
+        })
+    }
+
+    /// Calls `visit` with every live entry whose key starts with `prefix`, in key order,
+    /// in one read transaction; `visit` returns false to stop. The storage is busy
+    /// meanwhile: `visit` must not use it.
+    pub fn key_infos(&self, prefix: &[u8], mut visit: impl FnMut(KeyInfo) -> bool) -> Result<()> {
+        let now = self.now();
+        self.with_writer(|conn| {
+            let upper = prefix_end(prefix);
+            let sql = match upper {
+                Some(_) => format!(
+                    "SELECT {KEY_INFO_COLUMNS} FROM entries WHERE key >= ?1 AND key < ?3 \
+                     AND (expires_at IS NULL OR expires_at > ?2) ORDER BY key"
+                ),
+                None => format!(
+                    "SELECT {KEY_INFO_COLUMNS} FROM entries WHERE key >= ?1 \
+                     AND (expires_at IS NULL OR expires_at > ?2) ORDER BY key"
+                ),
+            };
+            let mut stmt = conn.prepare(&sql).ctx("listing keys")?;
+            let mut rows = match &upper {
+                Some(upper) => stmt.query(params![prefix, now, upper]),
+                None => stmt.query(params![prefix, now]),
+            }
+            .ctx("listing keys")?;
+            while let Some(row) = rows.next().ctx("listing keys")? {
+                if !visit(key_info(row, now).ctx("reading an entry")?) {
+                    break;
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// The first or last live entry in access order (`seq`, the table's own order).
+fn end_of_access_order(conn: &Connection, now: i64, direction: &str) -> Result<Option<KeyInfo>> {
+    conn.prepare_cached(&format!(
+        "SELECT {KEY_INFO_COLUMNS} FROM entries WHERE expires_at IS NULL OR expires_at > ?1 \
+         ORDER BY seq {direction} LIMIT 1"
+    ))
+    .and_then(|mut s| s.query_row([now], |r| key_info(r, now)).optional())
+    .ctx("reading the ends of the access order")
+}
+
+/// The smallest key greater than every key that starts with `prefix`; `None` when
+/// there is none (the prefix is empty or all 0xFF).
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xFF {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn prefix_end_carries_past_ff() {
+        assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_end(&[1, 0xFF]), Some(vec![2]));
+        assert_eq!(prefix_end(&[0xFF, 0xFF]), None);
+        assert_eq!(prefix_end(b""), None);
+    }
+}
