@@ -85,7 +85,7 @@ fn entry_text(entry: &Option<KeyInfo>) -> String {
 fn to_text(file: &Path, info: &FileInfo, max_size: u64) -> String {
     let mut out = String::new();
     let mut line = |label: &str, value: String| {
-        let _ = writeln!(out, "{label:<20}{value}");
+        let _ = writeln!(out, "{label:<21}{value}");
     };
     line("file", file.display().to_string());
     let mut entries = info.count.to_string();

@@ -1,0 +1,331 @@
+//! Each subcommand on a real file, its text and JSON output compared with a snapshot
+//! (times normalised: see `common::normalise`).
+
+mod common;
+
+use common::{json_normalised, normalise, Dir};
+use serde_json::json;
+
+/// A file with a text key that expires in 2h and was read twice, a large value, a
+/// binary key, and a key that expires in 3 days.
+fn sample() -> Dir {
+    let d = Dir::new();
+    d.ok(&["set", "s.db", "greeting", "hello", "--expire", "2h"]);
+    d.ok(&["set", "s.db", "big", &"x".repeat(1000)]);
+    let r = d.run_with_input(&["set", "s.db", "-e", "bin\\x00\\xff", "-"], &[1, 2]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    d.ok(&["set", "s.db", "later", "v", "--expire", "3d"]);
+    assert_eq!(d.ok(&["get", "s.db", "greeting"]), "hello");
+    assert_eq!(d.ok(&["get", "s.db", "greeting"]), "hello");
+    d
+}
+
+#[test]
+fn stats_shows_size_disk_schema_expiries_as_text() {
+    let d = sample();
+    let expected = "\
+file                 s.db
+entries              4
+size                 1008 B of 1 GiB max  [..............................] 0.0%
+on disk              28 KiB (write-ahead log 0 B)
+schema version       1
+version tag          (none)
+policy indexes       none (least/most-recently-used need none)
+least recently used  big (1000 B)
+most recently used   greeting (5 B)
+expiring             0 within 1h, 1 within 1d
+";
+    assert_eq!(normalise(&d.ok(&["stats", "s.db"])), expected);
+}
+
+#[test]
+fn stats_json_has_every_figure() {
+    let d = sample();
+    let out = d.ok(&["stats", "s.db", "--json"]);
+    assert_eq!(out.lines().count(), 1, "one JSON object: {out}");
+    let v = json_normalised(&out, &["age_ms", "expires_in_ms"]);
+    let size = std::fs::metadata(d.path("s.db")).unwrap().len();
+    assert_eq!(
+        v,
+        json!({
+            "file": "s.db",
+            "entries": 4,
+            "expired_not_removed": 0,
+            "total_size": 1008,
+            "max_size": 1073741824u64,
+            "file_size": size,
+            "wal_size": 0,
+            "schema_version": 1,
+            "version_tag": null,
+            "policy_indexes": [],
+            "least_recently_used": {"key": "big", "size": 1000, "hits": 0, "age_ms": null, "expires_in_ms": null},
+            "most_recently_used": {"key": "greeting", "size": 5, "hits": 2, "age_ms": null, "expires_in_ms": "<n>"},
+            "expiring_within_1h": 0,
+            "expiring_within_1d": 1,
+        })
+    );
+}
+
+#[test]
+fn stats_names_the_policy_indexes_present() {
+    let d = sample();
+    d.ok(&["set", "s.db", "k", "v", "--policy", "least-frequently-used"]);
+    let out = d.ok(&["stats", "s.db"]);
+    assert!(
+        out.contains("policy indexes       entries_by_hits (least-frequently-used)\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn keys_lists_size_age_time_left_and_hits_with_escapes() {
+    let d = sample();
+    let expected = r"      SIZE      AGE     LEFT     HITS  KEY
+    1000 B        -    never        0  big
+       2 B        -    never        0  bin\x00\xff
+       5 B        -    1h59m        2  greeting
+       1 B        -    2d23h        0  later
+";
+    assert_eq!(normalise(&d.ok(&["keys", "s.db"])), expected);
+}
+
+#[test]
+fn keys_json_is_one_object_a_line_with_base64_for_binary_keys() {
+    let d = sample();
+    let out = d.ok(&["keys", "s.db", "--json"]);
+    let lines: Vec<_> = out
+        .lines()
+        .map(|l| json_normalised(l, &["age_ms", "expires_in_ms"]))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            json!({"key": "big", "size": 1000, "hits": 0, "age_ms": null, "expires_in_ms": null}),
+            json!({"key_base64": "YmluAP8=", "size": 2, "hits": 0, "age_ms": null, "expires_in_ms": null}),
+            json!({"key": "greeting", "size": 5, "hits": 2, "age_ms": null, "expires_in_ms": "<n>"}),
+            json!({"key": "later", "size": 1, "hits": 0, "age_ms": null, "expires_in_ms": "<n>"}),
+        ]
+    );
+}
+
+#[test]
+fn keys_filters_by_prefix_sorts_and_limits() {
+    let d = sample();
+    let keys_of = |args: &[&str]| -> Vec<String> {
+        d.ok(args)
+            .lines()
+            .skip(1)
+            .map(|l| l.rsplit("  ").next().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        keys_of(&["keys", "s.db", "--prefix", "b"]),
+        ["big", "bin\\x00\\xff"]
+    );
+    assert_eq!(
+        keys_of(&["keys", "s.db", "--prefix", "bin\\x00"]),
+        ["bin\\x00\\xff"]
+    );
+    assert_eq!(keys_of(&["keys", "s.db", "--limit", "1"]), ["big"]);
+    assert_eq!(
+        keys_of(&["keys", "s.db", "--sort", "size"]),
+        ["big", "greeting", "bin\\x00\\xff", "later"]
+    );
+    assert_eq!(
+        keys_of(&["keys", "s.db", "--sort", "hits", "--limit", "1"]),
+        ["greeting"]
+    );
+    assert_eq!(d.ok(&["keys", "s.db", "--prefix", "zz"]), "(no keys)\n");
+    assert_eq!(d.ok(&["keys", "s.db", "--prefix", "zz", "--json"]), "");
+}
+
+#[test]
+fn get_writes_the_bytes_to_stdout_or_a_file() {
+    let d = sample();
+    let r = d.run(&["get", "s.db", "-e", "bin\\x00\\xff"]);
+    assert_eq!((r.code, r.stdout_bytes), (0, vec![1, 2]));
+    d.ok(&["get", "s.db", "big", "-o", "big.out"]);
+    assert_eq!(
+        std::fs::read(d.path("big.out")).unwrap(),
+        "x".repeat(1000).as_bytes()
+    );
+}
+
+#[test]
+fn get_of_a_missing_key_exits_1_naming_file_and_key() {
+    let d = sample();
+    let r = d.run(&["get", "s.db", "nope"]);
+    assert_eq!(r.code, 1);
+    assert_eq!(r.stdout, "");
+    assert_eq!(r.stderr, "backlite: s.db: no live entry under key nope\n");
+}
+
+#[test]
+fn set_reads_stdin_and_takes_an_expiry() {
+    let d = Dir::new();
+    let r = d.run_with_input(&["set", "n.db", "k"], b"from stdin");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(d.ok(&["get", "n.db", "k"]), "from stdin");
+    d.ok(&["set", "n.db", "t", "v", "--expire", "1h30m"]);
+    d.ok(&["set", "n.db", "gone", "v", "--expire", "0s"]);
+    assert_eq!(
+        normalise(&d.ok(&["keys", "n.db"])),
+        r"      SIZE      AGE     LEFT     HITS  KEY
+      10 B        -    never        1  k
+       1 B        -    1h29m        0  t
+"
+    );
+}
+
+#[test]
+fn delete_reports_what_it_found() {
+    let d = sample();
+    assert_eq!(
+        d.ok(&["delete", "s.db", "big", "nope", "later"]),
+        "deleted 2 of 3 keys (1 not found)\n"
+    );
+    assert_eq!(d.run(&["get", "s.db", "big"]).code, 1);
+}
+
+#[test]
+fn clear_removes_every_entry() {
+    let d = sample();
+    assert_eq!(d.ok(&["clear", "s.db"]), "cleared 4 entries\n");
+    assert_eq!(d.ok(&["keys", "s.db"]), "(no keys)\n");
+}
+
+#[test]
+fn check_of_a_healthy_file_exits_0() {
+    let d = sample();
+    let expected = "\
+file            s.db
+integrity       ok
+entries         4 checked, 0 damaged
+orphan values   0
+counters        ok (4 entries, 1008 B)
+result          healthy
+";
+    assert_eq!(d.ok(&["check", "s.db"]), expected);
+    let v = json_normalised(&d.ok(&["check", "s.db", "--json"]), &[]);
+    assert_eq!(
+        v,
+        json!({
+            "file": "s.db", "healthy": true, "repaired": false, "integrity_ok": true,
+            "integrity_messages": [], "entries": 4, "damaged": 0, "orphan_values": 0,
+            "recorded_count": 4, "recorded_total_size": 1008,
+            "actual_count": 4, "actual_total_size": 1008,
+        })
+    );
+}
+
+#[test]
+fn check_finds_a_damaged_value_exits_1_and_repair_fixes_it() {
+    let d = sample();
+    {
+        let conn = rusqlite::Connection::open(d.path("s.db")).unwrap();
+        conn.execute(
+            "UPDATE entries SET crc = crc + 1 WHERE key = CAST('big' AS BLOB)",
+            [],
+        )
+        .unwrap();
+    }
+    let r = d.run(&["check", "s.db"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.stdout,
+        "\
+file            s.db
+integrity       ok
+entries         4 checked, 1 damaged
+orphan values   0
+counters        recorded 4 entries, 1008 B; found 3 entries, 8 B
+result          damaged (run `backlite check --repair`)
+"
+    );
+    let r = d.run(&["check", "s.db", "--repair", "--json"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let v = json_normalised(&r.stdout, &[]);
+    assert_eq!(
+        (v["repaired"].clone(), v["damaged"].clone()),
+        (json!(true), json!(1))
+    );
+    assert_eq!(d.run(&["check", "s.db"]).code, 0);
+    assert_eq!(d.run(&["get", "s.db", "big"]).code, 1);
+}
+
+#[test]
+fn vacuum_gives_space_back() {
+    let d = Dir::new();
+    let value = "v".repeat(4000);
+    for i in 0..200 {
+        d.ok(&["set", "v.db", &format!("k{i}"), &value]);
+    }
+    d.ok(&["clear", "v.db"]);
+    let before = std::fs::metadata(d.path("v.db")).unwrap().len();
+    let out = d.ok(&["vacuum", "v.db"]);
+    let after = std::fs::metadata(d.path("v.db")).unwrap().len();
+    assert!(after < before / 4, "{before} -> {after}: {out}");
+    assert!(out.starts_with("vacuumed v.db: "), "{out}");
+}
+
+#[test]
+fn export_writes_a_header_then_one_entry_a_line() {
+    let d = sample();
+    let r = d.run(&["export", "s.db"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stderr, "exported 4 entries from s.db\n");
+    let lines: Vec<_> = r.stdout.lines().map(|l| json_normalised(l, &[])).collect();
+    let big = "x".repeat(1000);
+    assert_eq!(lines.len(), 5, "{}", r.stdout);
+    assert_eq!(lines[0]["backlite_export"], json!(1));
+    assert_eq!(lines[0]["schema_version"], json!(1));
+    // Least recently used first: the order of sets, with the hit key last.
+    assert_eq!(
+        normalise(&r.stdout.lines().skip(1).collect::<Vec<_>>().join("\n")),
+        format!(
+            "\
+{{\"expires_at\":null,\"hits\":0,\"key\":\"big\",\"value\":\"{big}\"}}
+{{\"expires_at\":null,\"hits\":0,\"key_base64\":\"YmluAP8=\",\"value\":\"\\u0001\\u0002\"}}
+{{\"expires_at\":\"<time>\",\"hits\":0,\"key\":\"later\",\"value\":\"v\"}}
+{{\"expires_at\":\"<time>\",\"hits\":2,\"key\":\"greeting\",\"value\":\"hello\"}}"
+        )
+    );
+}
+
+#[test]
+fn import_merges_and_reports() {
+    let d = sample();
+    let dump = "\
+{\"key\":\"new\",\"value\":\"n\",\"hits\":5}
+{\"key\":\"big\",\"value_base64\":\"AAE=\",\"expires_at\":null}
+
+{\"key\":\"old\",\"value\":\"o\",\"expires_at\":\"2001-01-01T00:00:00Z\"}
+";
+    let r = d.run_with_input(&["import", "s.db"], dump.as_bytes());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout,
+        "imported 2 entries into s.db; skipped 1 already expired\n"
+    );
+    assert_eq!(d.run(&["get", "s.db", "big"]).stdout_bytes, [0, 1]);
+    assert_eq!(d.ok(&["get", "s.db", "greeting"]), "hello");
+    let keys = normalise(&d.ok(&["keys", "s.db", "--prefix", "new"]));
+    assert!(keys.ends_with("        5  new\n"), "{keys}");
+}
+
+#[test]
+fn import_evicts_down_to_max_size() {
+    let d = Dir::new();
+    let dump: String = (0..10)
+        .map(|i| format!("{{\"key\":\"k{i}\",\"value\":\"{}\"}}\n", "v".repeat(100)))
+        .collect();
+    let r = d.run_with_input(&["import", "m.db", "--max-size", "512"], dump.as_bytes());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout,
+        "imported 10 entries into m.db; evicted 5 to stay under max size\n"
+    );
+    // Least recently used go first: the first lines of the dump.
+    assert_eq!(d.run(&["get", "m.db", "k4"]).code, 1);
+    assert_eq!(d.run(&["get", "m.db", "k5"]).code, 0);
+}

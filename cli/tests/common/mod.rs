@@ -1,0 +1,171 @@
+//! Runs the `backlite` binary as a user would, and makes its output comparable.
+#![allow(dead_code)] // Each test file uses a part.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stdout_bytes: Vec<u8>,
+    pub stderr: String,
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_backlite")
+}
+
+/// Runs `backlite args...` in `dir` with `stdin` as its input.
+pub fn run_in(dir: &Path, args: &[&str], stdin: &[u8]) -> Run {
+    let mut child = Command::new(bin())
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the backlite binary runs");
+    let mut input = child.stdin.take().unwrap();
+    let stdin = stdin.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = input.write_all(&stdin);
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    Run {
+        code: out.status.code().expect("exited, not killed"),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stdout_bytes: out.stdout,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A temporary folder for one test, with `run` relative to it.
+pub struct Dir {
+    pub tmp: tempfile::TempDir,
+}
+
+impl Dir {
+    pub fn new() -> Self {
+        Dir {
+            tmp: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        run_in(self.tmp.path(), args, b"")
+    }
+
+    pub fn run_with_input(&self, args: &[&str], stdin: &[u8]) -> Run {
+        run_in(self.tmp.path(), args, stdin)
+    }
+
+    /// Runs a command that must succeed, and gives its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let r = self.run(args);
+        assert_eq!(r.code, 0, "backlite {args:?} failed: {}", r.stderr);
+        r.stdout
+    }
+}
+
+/// Durations in seconds or less (`850ms`, `3s`) depend on how fast the test runs:
+/// each becomes `<s>`, right-aligned in the same columns. Absolute times become
+/// `<time>`. (Tests use expiries of hours or days, whose minutes are stable.)
+pub fn normalise(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        out.push_str(&normalise_line(line));
+    }
+    out
+}
+
+fn is_timestamp(s: &[u8]) -> bool {
+    let template = b"0000-00-00T00:00:00.000Z";
+    s.len() >= template.len()
+        && template.iter().zip(s).all(|(t, c)| {
+            if *t == b'0' {
+                c.is_ascii_digit()
+            } else {
+                t == c
+            }
+        })
+}
+
+fn normalise_line(line: &str) -> String {
+    let b = line.as_bytes();
+    let mut out: Vec<u8> = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if is_timestamp(&b[i..]) {
+            out.extend_from_slice(b"<time>");
+            i += 24;
+            continue;
+        }
+        let at_word_start = i == 0 || !b[i - 1].is_ascii_alphanumeric();
+        if at_word_start && b[i].is_ascii_digit() {
+            let digits = b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+            let end = i + digits;
+            let word_ends = |at: usize| at >= b.len() || !b[at].is_ascii_alphanumeric();
+            let unit = if b[end..].starts_with(b"ms") && word_ends(end + 2) {
+                2
+            } else if b[end..].starts_with(b"s") && word_ends(end + 1) {
+                1
+            } else {
+                0
+            };
+            if unit > 0 {
+                // Take back the spaces before the number, then right-align `<ms>`.
+                let mut width = digits + unit;
+                while out.last() == Some(&b' ') {
+                    out.pop();
+                    width += 1;
+                }
+                let pad = width.saturating_sub(3).max(usize::from(!out.is_empty()));
+                out.resize(out.len() + pad, b' ');
+                out.extend_from_slice(b"<s>");
+                i = end + unit;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// Parses one JSON document and replaces the values of `volatile` fields (anywhere
+/// in it) with `"<n>"` after checking that each is a number or null.
+pub fn json_normalised(text: &str, volatile: &[&str]) -> serde_json::Value {
+    let mut v: serde_json::Value =
+        serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+    fn walk(v: &mut serde_json::Value, volatile: &[&str]) {
+        match v {
+            serde_json::Value::Object(o) => {
+                for (k, x) in o.iter_mut() {
+                    if volatile.contains(&k.as_str()) {
+                        assert!(x.is_number() || x.is_null() || x.is_string(), "{k}: {x}");
+                        if !x.is_null() {
+                            *x = serde_json::Value::String("<n>".into());
+                        }
+                    } else {
+                        walk(x, volatile);
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|x| walk(x, volatile)),
+            _ => {}
+        }
+    }
+    walk(&mut v, volatile);
+    v
+}
+
+/// A file's bytes, or `None` when it does not exist.
+pub fn read(path: &Path) -> Option<Vec<u8>> {
+    std::fs::read(path).ok()
+}
