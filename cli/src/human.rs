@@ -20,6 +20,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         let value: f64 = number
             .parse()
             .map_err(|_| bad("a number must come before each unit"))?;
+        let after = after.trim_start();
         let unit_len = after
             .find(|c: char| !c.is_ascii_alphabetic())
             .unwrap_or(after.len());

@@ -24,6 +24,8 @@ struct Line {
 
 /// What a line holds: an entry, or the header (or an empty line).
 fn parse_line(text: &[u8]) -> Result<Option<Line>, String> {
+    let text = text.strip_suffix(b"\n").unwrap_or(text);
+    let text = text.strip_suffix(b"\r").unwrap_or(text);
     if text.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }

@@ -1,0 +1,235 @@
+//! Bad input gets one line on stderr naming the file and the cause, exit code 2, and
+//! leaves every file as it was.
+
+mod common;
+
+use common::{read, Dir};
+
+#[test]
+fn a_missing_file_is_reported_and_not_created() {
+    let d = Dir::new();
+    for args in [
+        &["stats", "none.db"][..],
+        &["keys", "none.db"],
+        &["get", "none.db", "k"],
+        &["delete", "none.db", "k"],
+        &["clear", "none.db"],
+        &["check", "none.db"],
+        &["vacuum", "none.db"],
+        &["export", "none.db"],
+    ] {
+        let r = d.run(args);
+        assert_eq!(r.code, 2, "{args:?}");
+        assert_eq!(r.stderr, "backlite: none.db: no such file\n", "{args:?}");
+        assert_eq!(r.stdout, "", "{args:?}");
+        assert!(
+            read(&d.path("none.db")).is_none(),
+            "{args:?} created the file"
+        );
+    }
+}
+
+#[test]
+fn a_file_that_is_not_a_cache_is_left_byte_identical() {
+    let d = Dir::new();
+    let text = d.path("notes.txt");
+    std::fs::write(&text, "not a cache, but precious\n".repeat(10)).unwrap();
+    let other = d.path("other.sqlite");
+    {
+        let conn = rusqlite::Connection::open(&other).unwrap();
+        conn.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+            .unwrap();
+    }
+    for (path, name, why) in [
+        (&text, "notes.txt", "not a SQLite database"),
+        (
+            &other,
+            "other.sqlite",
+            "a SQLite database of another program",
+        ),
+    ] {
+        let before = read(path).unwrap();
+        for args in [
+            &["stats", name][..],
+            &["set", name, "k", "v"],
+            &["import", name],
+            &["check", name, "--repair"],
+            &["vacuum", name],
+            &["clear", name],
+        ] {
+            let r = d.run(args);
+            assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+            assert_eq!(
+                r.stderr,
+                format!(
+                    "backlite: {name} is not a BackLite cache ({why}); it was left untouched\n"
+                ),
+                "{args:?}"
+            );
+            assert_eq!(read(path).unwrap(), before, "{args:?} changed {name}");
+            for suffix in ["-wal", "-shm", "-journal"] {
+                assert!(read(&d.path(&format!("{name}{suffix}"))).is_none());
+            }
+        }
+    }
+}
+
+#[test]
+fn a_directory_is_an_io_error() {
+    let d = Dir::new();
+    std::fs::create_dir(d.path("dir.db")).unwrap();
+    let r = d.run(&["stats", "dir.db"]);
+    assert_eq!(r.code, 2);
+    assert_eq!(
+        r.stderr,
+        "backlite: dir.db is a directory, not a cache file\n"
+    );
+}
+
+#[test]
+fn bad_durations_and_sizes_are_usage_errors() {
+    let d = Dir::new();
+    let r = d.run(&["set", "n.db", "k", "v", "--expire", "10 minutes"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains("bad duration \"10 minutes\": unknown unit \"minutes\""),
+        "{}",
+        r.stderr
+    );
+    let r = d.run(&["set", "n.db", "k", "v", "--expire", "10"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("a unit is missing"), "{}", r.stderr);
+    let r = d.run(&["set", "n.db", "k", "v", "--max-size", "lots"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("bad size \"lots\""), "{}", r.stderr);
+    let r = d.run(&["stats"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        read(&d.path("n.db")).is_none(),
+        "a usage error created the file"
+    );
+}
+
+#[test]
+fn a_bad_escape_in_a_key_is_a_usage_error() {
+    let d = Dir::new();
+    d.ok(&["set", "e.db", "k", "v"]);
+    let r = d.run(&["get", "e.db", "-e", "k\\q"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.starts_with("backlite: e.db: bad escape \\q"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// The lines of a dump whose line `bad` (1-based) is `bad_line`.
+fn dump_with(bad: usize, bad_line: &str) -> String {
+    (1..=5)
+        .map(|i| {
+            if i == bad {
+                format!("{bad_line}\n")
+            } else {
+                format!("{{\"key\":\"k{i}\",\"value\":\"v{i}\"}}\n")
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn a_bad_json_line_is_reported_with_its_number_and_nothing_is_imported() {
+    let d = Dir::new();
+    d.ok(&["set", "c.db", "kept", "old"]);
+    d.ok(&["set", "c.db", "k1", "old"]);
+    let cases = [
+        (
+            4,
+            "{\"key\":\"k4\",",
+            "not valid JSON at column 12: EOF while parsing a value",
+        ),
+        (3, "[1,2]", "not a JSON object"),
+        (
+            2,
+            "{\"value\":\"v\"}",
+            "\"key\" (or \"key_base64\") is missing",
+        ),
+        (
+            5,
+            "{\"key\":\"k\",\"value_base64\":\"!!\"}",
+            "\"value_base64\" is not valid base64",
+        ),
+        (
+            3,
+            "{\"key\":\"k\",\"value\":\"v\",\"expires_at\":\"tomorrow\"}",
+            "bad time \"tomorrow\"",
+        ),
+        (
+            2,
+            "{\"key\":\"k\",\"value\":\"v\",\"hits\":-1}",
+            "\"hits\" must be a whole number >= 0",
+        ),
+        (
+            4,
+            "{\"key\":\"k\",\"value\":\"v\",\"colour\":\"red\"}",
+            "unknown field \"colour\"",
+        ),
+    ];
+    for (line, text, cause) in cases {
+        let r = d.run_with_input(&["import", "c.db"], dump_with(line, text).as_bytes());
+        assert_eq!(r.code, 2, "{text}");
+        assert!(
+            r.stderr
+                .starts_with(&format!("backlite: c.db: line {line} of <stdin>: {cause}")),
+            "{text}: {}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.ends_with("; nothing was imported\n"),
+            "{}",
+            r.stderr
+        );
+        assert_eq!(r.stderr.lines().count(), 1);
+        // The lines before the bad one were not kept, and nothing was replaced.
+        assert_eq!(
+            d.run(&["get", "c.db", "k2"]).code,
+            1,
+            "{text}: half imported"
+        );
+        assert_eq!(d.ok(&["get", "c.db", "k1"]), "old");
+        assert_eq!(d.ok(&["get", "c.db", "kept"]), "old");
+    }
+}
+
+#[test]
+fn a_value_over_max_size_stops_the_import_at_its_line() {
+    let d = Dir::new();
+    let dump = format!(
+        "{{\"key\":\"a\",\"value\":\"1\"}}\n{{\"key\":\"b\",\"value\":\"{}\"}}\n",
+        "x".repeat(100)
+    );
+    let r = d.run_with_input(&["import", "m.db", "--max-size", "50"], dump.as_bytes());
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.starts_with(
+            "backlite: m.db: line 2 of <stdin>: a value of 100 bytes is larger than max_size"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(d.run(&["get", "m.db", "a"]).code, 1);
+}
+
+#[test]
+fn an_unreadable_import_input_names_it() {
+    let d = Dir::new();
+    let r = d.run(&["import", "c.db", "-i", "missing.jsonl"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .starts_with("backlite: missing.jsonl: cannot open: "),
+        "{}",
+        r.stderr
+    );
+    assert!(read(&d.path("c.db")).is_none());
+}
