@@ -11,6 +11,8 @@ build=${1:-build-tests}
 
 echo "== cargo test"
 cargo test --workspace --all-targets 2>&1
+echo "== the CLI on a 1M-entry file (release: bounded memory for import, check, export)"
+cargo test --release -p backlite-cli --test large -- --ignored --nocapture 2>&1
 echo "== cargo fmt / clippy"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings

@@ -18,6 +18,8 @@ const PEAK_RSS_LIMIT_KB: i64 = 64 * 1024;
 /// in KiB, wall time), the RSS from the kernel's accounting of this one child.
 fn measure(dir: &Path, args: &[&str], stdin: Option<&Path>, stdout: &Path) -> (i32, i64, Duration) {
     let start = Instant::now();
+    // Reaped by wait4 below, which std does not see: that call gives its rusage.
+    #[allow(clippy::zombie_processes)]
     let child = Command::new(common::bin())
         .args(args)
         .current_dir(dir)

@@ -5,8 +5,11 @@ mod common;
 
 use common::Dir;
 
-/// `(key, value, expires_at, hits)` of every entry, in access order, read directly.
-fn rows(path: &std::path::Path) -> Vec<(Vec<u8>, Vec<u8>, Option<i64>, i64)> {
+/// `(key, value, expires_at, hits)` of an entry.
+type Row = (Vec<u8>, Vec<u8>, Option<i64>, i64);
+
+/// Every entry, in access order, read directly from the file.
+fn rows(path: &std::path::Path) -> Vec<Row> {
     let conn = rusqlite::Connection::open(path).unwrap();
     let mut stmt = conn
         .prepare(
