@@ -68,16 +68,16 @@ fn to_text(file: &Path, r: &CheckReport) -> String {
         "counters",
         if counters_ok {
             format!(
-                "ok ({} entries, {})",
-                r.actual_count,
+                "ok ({}, {})",
+                super::entries(r.actual_count),
                 format_size(r.actual_total_size)
             )
         } else {
             format!(
-                "recorded {} entries, {}; found {} entries, {}",
-                r.recorded_count,
+                "recorded {}, {}; found {}, {}",
+                super::entries(r.recorded_count),
                 format_size(r.recorded_total_size),
-                r.actual_count,
+                super::entries(r.actual_count),
                 format_size(r.actual_total_size)
             )
         },

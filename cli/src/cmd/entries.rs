@@ -96,6 +96,6 @@ pub fn clear(cli: &Cli, file: &Path) -> Outcome {
     let storage = open(cli, file, false)?;
     let before = storage.inspect(&[]).map_err(|e| Failure::core(file, &e))?;
     storage.clear().map_err(|e| Failure::core(file, &e))?;
-    print(file, &format!("cleared {} entries\n", before.count))?;
+    print(file, &format!("cleared {}\n", super::entries(before.count)))?;
     Ok(OK)
 }

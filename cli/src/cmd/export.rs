@@ -70,8 +70,8 @@ pub fn run(cli: &Cli, file: &Path, output: Option<&Path>) -> Outcome {
     };
     sink.flush().map_err(write_failed)?;
     let mut note = format!(
-        "exported {} entries from {}",
-        summary.entries,
+        "exported {} from {}",
+        super::entries(summary.entries),
         file.display()
     );
     if summary.skipped > 0 {

@@ -117,8 +117,8 @@ pub fn run(cli: &Cli, file: &Path, input: Option<&Path>) -> Outcome {
     bar.finish_and_clear();
     let summary = summary.map_err(|e| Failure::core(file, &e))?;
     let mut note = format!(
-        "imported {} entries into {}",
-        summary.entries,
+        "imported {} into {}",
+        super::entries(summary.entries),
         file.display()
     );
     if summary.skipped > 0 {

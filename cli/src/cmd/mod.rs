@@ -52,6 +52,15 @@ impl Failure {
 
 pub type Outcome = Result<u8, Failure>;
 
+/// `1 entry`, `2 entries`.
+pub fn entries(n: u64) -> String {
+    if n == 1 {
+        "1 entry".to_string()
+    } else {
+        format!("{n} entries")
+    }
+}
+
 /// Opens the cache at `file`. Only commands that store entries may create it: the
 /// others report a missing file rather than leave an empty cache behind.
 pub fn open(cli: &Cli, file: &Path, create: bool) -> Result<Storage, Failure> {
