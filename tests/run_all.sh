@@ -8,6 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build-tests}
+state_dir=${BACKLITE_CACHE_DIR:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/backlite}
+mkdir -p "$state_dir"
+bash tests/leaves_no_trace.sh snapshot "$state_dir/before-tests"
 
 echo "== cargo test"
 cargo test --workspace --all-targets 2>&1
@@ -42,3 +45,6 @@ BACKLITE_LIB_DIR="$lib_dir" bash tests/cross_language/run.sh
 
 echo "== The README's cargo-only build, in a clean copy of the tree"
 bash tests/cargo_only/run.sh
+
+echo "== Nothing left behind in /tmp or the tree"
+bash tests/leaves_no_trace.sh check "$state_dir/before-tests" "$build"

@@ -20,9 +20,11 @@ export PATH
 command -v go >/dev/null || { echo "run_tests.sh: go is not installed" >&2; exit 1; }
 command -v pkg-config >/dev/null || {
     echo "run_tests.sh: pkg-config is needed (apt-get install pkg-config)" >&2; exit 1; }
-# go needs a build cache; give it one when the environment has no HOME.
+# BackLite's own cache folder: the staged library below, and go's build cache when the
+# environment gives go none (no HOME).
+tools=${BACKLITE_CACHE_DIR:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/backlite}
 if [ -z "${GOCACHE:-}" ] && [ -z "${HOME:-}" ] && [ -z "${XDG_CACHE_HOME:-}" ]; then
-    export GOCACHE=/tmp/go-build-cache
+    export GOCACHE=$tools/go-build
 fi
 
 include_dir=${BACKLITE_INCLUDE_DIR:-$root/include}
@@ -42,18 +44,20 @@ done
 # load this library and no other. Go's build cache does not notice a change in what
 # pkg-config says or in the library's bytes, so the stage is named after a checksum of
 # the library and header, which also goes into CGO_CFLAGS: a new library means a new
-# build of the package, linked against the new stage; the stage is kept, since cached
-# test binaries point at it.
+# build of the package, linked against the new stage; the stage is kept (in the cache
+# folder, not /tmp), since cached test binaries point at it.
 key=$(cat "$lib_dir/libbacklite.so" "$lib_dir/libbacklite.a" "$include_dir/backlite.h" | cksum | cut -d' ' -f1)
-stage=${TMPDIR:-/tmp}/backlite-go-$key
+stage=$tools/go-stage-$key
 soname=$(readelf -d "$lib_dir/libbacklite.so" 2>/dev/null | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
 soname=${soname:-libbacklite.so.0}
 # Stages of other libraries are stale (their cache entries are keyed on their checksum).
-for old in "${TMPDIR:-/tmp}"/backlite-go-*; do
+for old in "$tools"/go-stage-*; do
     [ "$old" = "$stage" ] || rm -rf "$old"
 done
 rm -rf "$stage"
 mkdir -p "$stage/lib/pkgconfig"
+# Stages of the old layout, in /tmp.
+rm -rf "${TMPDIR:-/tmp}"/backlite-go-*
 cp "$lib_dir/libbacklite.so" "$stage/lib/$soname"  # a copy: what the rpath'd binaries load
 ln -s "$soname" "$stage/lib/libbacklite.so"
 ln -s "$lib_dir/libbacklite.a" "$stage/lib/libbacklite.a"  # read at link time only

@@ -18,19 +18,10 @@ trap 'rm -rf "$work"' EXIT
 
 echo "== python: $("$python" --version 2>&1) ($(command -v "$python"))"
 if ! "$python" -m venv "$work/venv" >"$work/venv.log" 2>&1; then
-    # Debian and Ubuntu ship venv's ensurepip in a separate package.
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        pyver="$("$python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
-        echo "== '$python -m venv' failed; installing python${pyver}-venv (apt-get)"
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "python${pyver}-venv" >/dev/null
-        rm -rf "$work/venv"
-        "$python" -m venv "$work/venv"
-    else
-        cat "$work/venv.log" >&2
-        echo "error: '$python -m venv' failed; on Debian/Ubuntu install python3-venv" >&2
-        exit 1
-    fi
+    cat "$work/venv.log" >&2
+    # Debian and Ubuntu ship venv's ensurepip in a separate package (.ci/run installs it).
+    echo "error: '$python -m venv' failed; on Debian/Ubuntu install python3-venv" >&2
+    exit 1
 fi
 venv_py="$work/venv/bin/python"
 

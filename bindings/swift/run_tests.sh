@@ -114,11 +114,8 @@ in_chroot() {
 
 # ---- Debian 13 with swiftlang ----
 if [ "$ready" = 0 ]; then
-    if ! command -v debootstrap >/dev/null; then
-        log "apt-get install debootstrap"
-        apt-get install -y -q debootstrap >/dev/null 2>&1 ||
-            { apt-get update -q >/dev/null && apt-get install -y -q debootstrap >/dev/null; }
-    fi
+    # Installed by .ci/run; a test never installs system packages itself.
+    command -v debootstrap >/dev/null || die "debootstrap is needed (apt-get install debootstrap)"
     mirror=${BACKLITE_DEBIAN_MIRROR:-}
     if [ -z "$mirror" ]; then
         # The host's own Debian mirror: the first URI serving the main archive.

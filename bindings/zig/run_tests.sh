@@ -6,9 +6,11 @@
 #   bash bindings/zig/run_tests.sh                        # builds the library with cargo first
 #   BACKLITE_LIB_DIR=target/release bash bindings/zig/run_tests.sh   # a built library
 #
-# Zig is pinned to 0.15.2 (later versions drop @cImport), run as `python3 -m ziglang`
-# and installed from PyPI (`pip install ziglang==0.15.2`) when missing or another
-# version. Zig's caches stay in bindings/zig/.zig-cache (or $ZIG_CACHE_DIR).
+# Zig is pinned to 0.15.2 (later versions drop @cImport), run as `python -m ziglang`
+# from a venv of its own under $BACKLITE_CACHE_DIR (default
+# ${XDG_CACHE_HOME:-~/.cache}/backlite), installed from PyPI on first use; the global
+# Python is never changed. Zig's caches go there too (or to $ZIG_CACHE_DIR), not into
+# the tree.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -18,14 +20,18 @@ for dir in "${CARGO_HOME:-${HOME:-/root}/.cargo}/bin"; do
     [ -d "$dir" ] && case ":$PATH:" in *":$dir:"*) ;; *) PATH="$PATH:$dir" ;; esac
 done
 export PATH
-python=${PYTHON:-python3}
-command -v "$python" >/dev/null || { echo "run_tests.sh: $python is not installed" >&2; exit 1; }
-
+host_python=${PYTHON:-python3}
+command -v "$host_python" >/dev/null || { echo "run_tests.sh: $host_python is not installed" >&2; exit 1; }
+tools=${BACKLITE_CACHE_DIR:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/backlite}
+venv=$tools/zig-$zig_version-venv
+python=$venv/bin/python
 if [ "$("$python" -m ziglang version 2>/dev/null || true)" != "$zig_version" ]; then
-    echo "== pip install ziglang==$zig_version"
-    export PIP_ROOT_USER_ACTION=ignore
-    "$python" -m pip install --quiet --disable-pip-version-check "ziglang==$zig_version" ||
-        "$python" -m pip install --quiet --disable-pip-version-check --break-system-packages "ziglang==$zig_version"
+    echo "== pip install ziglang==$zig_version (into $venv)"
+    rm -rf "$venv"
+    mkdir -p "$tools"
+    "$host_python" -m venv "$venv" ||
+        { echo "run_tests.sh: '$host_python -m venv' failed (Debian: apt-get install python3-venv)" >&2; exit 1; }
+    "$python" -m pip install --quiet --disable-pip-version-check "ziglang==$zig_version"
 fi
 [ "$("$python" -m ziglang version)" = "$zig_version" ] ||
     { echo "run_tests.sh: zig $zig_version is needed, got $("$python" -m ziglang version)" >&2; exit 1; }
@@ -43,7 +49,7 @@ for f in "$lib_dir/libbacklite.so" "$lib_dir/libbacklite.a" "$include_dir/backli
     [ -e "$f" ] || { echo "run_tests.sh: missing $f" >&2; exit 1; }
 done
 
-cache=${ZIG_CACHE_DIR:-$here/.zig-cache}
+cache=${ZIG_CACHE_DIR:-$tools/zig-cache}
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 zig_build() {
