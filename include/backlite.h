@@ -359,6 +359,8 @@ backlite_result backlite_cached_call(struct backlite_storage *s, const uint8_t *
  * `count` / `total_size` counters against a recount. With `repair` non-zero, also
  * removes damaged entries and orphan values and rewrites the counters, in one
  * transaction. Returns OK when the check ran, whatever it found: read `*report_out`.
+ * Without repair it only reads (a file that cannot be written can be checked).
+ * Expired entries are left out of every figure.
  * It reads every entry: O(n), meant for maintenance, not the hot path.
  */
 backlite_result backlite_storage_check(struct backlite_storage *s, int32_t repair, struct backlite_check_report *report_out, struct backlite_error **err);
@@ -542,8 +544,9 @@ backlite_result backlite_storage_keys(struct backlite_storage *s, backlite_key_v
 backlite_result backlite_storage_clear(struct backlite_storage *s, struct backlite_error **err);
 
 /**
- * The file's counters (expired entries are removed first, so they are not counted)
- * and this handle's hits, misses, evictions and expirations.
+ * The file's counters (expired entries are not counted) and this handle's hits,
+ * misses, evictions and expirations. Only reads: it works on a file that cannot be
+ * written.
  */
 backlite_result backlite_storage_stats(struct backlite_storage *s, struct backlite_stats *stats_out, struct backlite_error **err);
 

@@ -57,8 +57,12 @@ fn expired_entries_are_not_listed_or_counted_before_removal() {
     })
     .unwrap();
     assert_eq!(n, 0);
+    // stats only reads: they are left out of the counters, not yet removed
     let st = s.stats().unwrap();
-    assert_eq!((st.count, st.total_size, st.expirations), (0, 0, 10));
+    assert_eq!((st.count, st.total_size, st.expirations), (0, 0, 0));
+    s.set(b"x", b"1", NEVER).unwrap(); // the next write removes them
+    let st = s.stats().unwrap();
+    assert_eq!((st.count, st.total_size, st.expirations), (1, 1, 10));
 }
 
 #[test]
@@ -136,4 +140,44 @@ fn expiration_values_are_validated() {
     assert!(Options::new()
         .set_default_expiration(Expiration::Default)
         .is_err());
+}
+
+/// A look-up that meets an expired or damaged entry removes it only if that needs no
+/// waiting: behind another process's write transaction it returns at once, a miss.
+#[test]
+fn a_read_never_waits_for_another_writer_to_remove_an_entry() {
+    let mut o = Options::new();
+    let clock = FakeClock::install(&mut o);
+    let busy = Duration::from_secs(3);
+    o.set_busy_timeout(busy);
+    let (dir, s) = open(&o);
+    s.set(b"gone", b"1", after(10)).unwrap();
+    s.set(b"bad", b"2", NEVER).unwrap();
+    s.set(b"live", b"3", NEVER).unwrap();
+    clock.advance_ms(10);
+    let other = rusqlite::Connection::open(dir.path().join("cache.db")).unwrap();
+    other
+        .execute("UPDATE entries SET crc = crc + 1 WHERE key = x'626164'", [])
+        .unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap(); // another process writing
+    for (what, key) in [("get", "gone"), ("contains", "gone"), ("get", "bad")] {
+        let started = std::time::Instant::now();
+        let found = if what == "get" {
+            s.get(key.as_bytes()).unwrap().is_some()
+        } else {
+            s.contains(key.as_bytes()).unwrap()
+        };
+        assert!(!found, "{what}({key})");
+        let took = started.elapsed();
+        assert!(
+            took < busy / 3,
+            "{what}({key}) waited {took:?} for the writer"
+        );
+    }
+    other.execute_batch("COMMIT").unwrap();
+    // Once the file is free, the next look-up removes them.
+    assert_eq!(get(&s, "bad"), None);
+    let st = s.stats().unwrap();
+    assert_eq!((st.count, st.total_size, st.expirations), (1, 1, 1));
+    assert!(s.check(false).unwrap().healthy());
 }

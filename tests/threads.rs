@@ -86,3 +86,74 @@ fn four_handles_on_one_file_keep_counters_exact() {
     let st = handles[0].stats().unwrap();
     assert_eq!((st.count, st.total_size), recount(&handles[0]));
 }
+
+/// Handle A hits k1; then A sets a large value and, while A's transaction writes it, B
+/// sets a small one. Whichever commits first, the other's eviction must see that hit:
+/// k2, the oldest, goes and k1 stays.
+#[test]
+fn a_hit_through_one_handle_orders_another_handles_eviction() {
+    const BIG: usize = 8 << 20;
+    let big = vec![7u8; BIG];
+    for run in 0..16 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let o = common::options(3 + BIG as u64, EvictionPolicy::LeastRecentlyUsed);
+        let a = Arc::new(Storage::open(&path, &o).unwrap());
+        let b = Storage::open(&path, &o).unwrap();
+        for k in ["k1", "k2", "k3"] {
+            common::set(&b, k, 1);
+        }
+        assert!(common::get(&a, "k1").is_some());
+        let writer = {
+            let (a, big) = (a.clone(), big.clone());
+            std::thread::spawn(move || a.set(b"big", &big, common::NEVER).unwrap())
+        };
+        // B starts once A's transaction is under way: the value spills into the WAL
+        // long before A commits (or, if it never spills, once A is done).
+        let wal = dir.path().join("c.db-wal");
+        while !writer.is_finished()
+            && std::fs::metadata(&wal).map_or(0, |m| m.len()) < (BIG / 4) as u64
+        {
+            std::thread::yield_now();
+        }
+        common::set(&b, "k4", 1);
+        writer.join().unwrap();
+        assert_eq!(
+            common::present(&b, &["k1", "k2", "k3", "k4", "big"]),
+            ["k1", "k3", "k4", "big"],
+            "run {run}"
+        );
+    }
+}
+
+/// A read closure may call back into the storage it reads from, in memory too (whose
+/// one connection serves reads and writes).
+#[test]
+fn a_read_closure_may_use_its_own_in_memory_storage() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let s = Storage::open(backlite::MEMORY, &Options::new()).unwrap();
+        common::set(&s, "k", 3);
+        let inner = s
+            .get_with(b"k", |v, _| {
+                common::set(&s, "copy", v.len());
+                common::get(&s, "copy")
+            })
+            .unwrap();
+        let memo = s
+            .cached_call_with(
+                b"k",
+                common::NEVER,
+                None,
+                || unreachable!(),
+                |v| s.contains(b"copy").unwrap() && v.len() == 3,
+            )
+            .unwrap();
+        let _ = tx.send((inner, memo));
+    });
+    let (inner, memo) = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the read closure deadlocked");
+    assert_eq!(inner, Some(Some(b"vvv".to_vec())));
+    assert!(memo);
+}

@@ -87,9 +87,22 @@ impl Accesses {
 pub(crate) struct AccessLog {
     next_seq: u64,
     pending: Accesses,
+    /// The process whose hits these are (0: none recorded yet).
+    pid: u32,
 }
 
 impl AccessLog {
+    /// Forgets the hits of another process (the parent of a forked child): each hit is
+    /// written once, by the process that buffered it.
+    pub fn belong_to(&mut self, pid: u32) {
+        if self.pid != pid {
+            if self.pid != 0 {
+                *self = AccessLog::default();
+            }
+            self.pid = pid;
+        }
+    }
+
     /// Records a hit; returns true when the buffer should be written now.
     pub fn record(&mut self, key: &[u8]) -> bool {
         self.next_seq += 1;

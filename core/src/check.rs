@@ -5,6 +5,7 @@ use crate::entry::{self, State};
 use crate::error::{Error, ErrorKind, Result, SqliteContext};
 use crate::storage::Storage;
 use rusqlite::types::ValueRef;
+use rusqlite::Connection;
 
 /// What [`Storage::check`] found (and, with repair, fixed).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -21,7 +22,8 @@ pub struct CheckReport {
     pub damaged: u64,
     /// Values no entry refers to.
     pub orphan_values: u64,
-    /// `count` and `total_size` as recorded in the file before the check.
+    /// `count` and `total_size` as recorded in the file before the check, less the
+    /// expired entries (which a check leaves out).
     pub recorded_count: u64,
     pub recorded_total_size: u64,
     /// `count` and `total_size` of the entries that passed.
@@ -47,65 +49,22 @@ impl Storage {
     /// Verifies SQLite's integrity, every value's checksum, and the counters. With
     /// `repair`, removes damaged entries and orphan values and rewrites the counters,
     /// in the same transaction. Damage SQLite itself reports cannot be repaired here:
-    /// delete the file (it is a cache).
+    /// delete the file (it is a cache). Without `repair` it only reads, so a file this
+    /// process cannot write can be checked. Expired entries are left out either way.
     pub fn check(&self, repair: bool) -> Result<CheckReport> {
+        if !repair {
+            let now = self.now();
+            return self.read(|conn| {
+                // One snapshot for the counters and the entries.
+                let _snapshot = conn.unchecked_transaction().ctx("beginning a read")?;
+                let live = crate::txn::live_counters(conn, now)?;
+                Ok(examine(conn, live, now)?.0)
+            });
+        }
         self.write(|t| {
-            let conn = t.conn();
-            let mut report = CheckReport::default();
-            report.integrity_messages = integrity_messages(conn)?;
-            report.integrity_ok = report.integrity_messages.is_empty();
-            report.recorded_count = t.count as u64;
-            report.recorded_total_size = t.total_size as u64;
-            // (seq, key if it is one, value_id if it is one) of each damaged row.
-            let mut damaged_rows = Vec::new();
-            {
-                let mut stmt = conn
-                    .prepare(
-                        "SELECT e.seq, e.key, e.value_id, e.created, e.hits, e.value, \
-                         e.crc, e.size, e.expires_at, coalesce(e.value, b.value) \
-                         FROM entries e LEFT JOIN blobs b ON b.id = e.value_id",
-                    )
-                    .ctx("reading every entry")?;
-                let mut rows = stmt.query([]).ctx("reading every entry")?;
-                while let Some(row) = rows.next().ctx("reading every entry")? {
-                    report.entries += 1;
-                    let col = |i| row.get_ref(i).ctx("reading an entry");
-                    let seq: i64 = row.get(0).ctx("reading an entry")?;
-                    let key = col(1)?.as_blob().ok();
-                    let value_id = col(2)?;
-                    // Each column has the type BackLite wrote, and exactly one of the
-                    // value and value_id is set.
-                    let sound = key.is_some()
-                        && matches!(value_id, ValueRef::Null | ValueRef::Integer(_))
-                        && entry::int(col(3)?).is_some()
-                        && entry::int(col(4)?).is_some()
-                        && (value_id == ValueRef::Null) != (col(5)? == ValueRef::Null);
-                    // Due entries were purged as this transaction began.
-                    let live = match entry::classify(col(6)?, col(7)?, col(8)?, col(9)?, i64::MIN)
-                    {
-                        State::Live { value, .. } if sound => Some(value.len() as u64),
-                        _ => None,
-                    };
-                    match live {
-                        Some(size) => {
-                            report.actual_count += 1;
-                            report.actual_total_size += size;
-                        }
-                        None => {
-                            report.damaged += 1;
-                            damaged_rows.push((seq, key.map(<[u8]>::to_vec), entry::int(value_id)));
-                        }
-                    }
-                }
-            }
-            report.orphan_values = conn
-                .query_row(
-                    "SELECT count(*) FROM blobs WHERE id NOT IN (SELECT value_id FROM entries WHERE value_id IS NOT NULL)",
-                    [],
-                    |r| r.get::<_, i64>(0),
-                )
-                .ctx("looking for orphan values")? as u64;
-            if repair && !report.healthy() {
+            // The write began by purging the due entries: its counters are the live ones.
+            let (mut report, damaged_rows) = examine(t.conn(), (t.count, t.total_size), t.now)?;
+            if !report.healthy() {
                 for (seq, key, value_id) in &damaged_rows {
                     t.remove_damaged_row(key.as_deref(), *seq, *value_id)?;
                 }
@@ -148,9 +107,76 @@ impl Storage {
     }
 }
 
+/// A damaged row: `(seq, key if it is one, value_id if it is one)`.
+type DamagedRow = (i64, Option<Vec<u8>>, Option<i64>);
+
+/// Everything `check` verifies, read from `conn`: the report (with the counters
+/// `recorded`, net of the entries due at `now`) and the damaged rows.
+fn examine(
+    conn: &Connection,
+    recorded: (i64, i64),
+    now: i64,
+) -> Result<(CheckReport, Vec<DamagedRow>)> {
+    let mut report = CheckReport::default();
+    report.integrity_messages = integrity_messages(conn)?;
+    report.integrity_ok = report.integrity_messages.is_empty();
+    report.recorded_count = recorded.0 as u64;
+    report.recorded_total_size = recorded.1 as u64;
+    // (seq, key if it is one, value_id if it is one) of each damaged row.
+    let mut damaged_rows = Vec::new();
+    {
+        let mut stmt = conn
+            .prepare(
+                "SELECT e.seq, e.key, e.value_id, e.created, e.hits, e.value, \
+                 e.crc, e.size, e.expires_at, coalesce(e.value, b.value) \
+                 FROM entries e LEFT JOIN blobs b ON b.id = e.value_id \
+                 WHERE e.expires_at IS NULL OR NOT e.expires_at <= ?1",
+            )
+            .ctx("reading every entry")?;
+        let mut rows = stmt.query([now]).ctx("reading every entry")?;
+        while let Some(row) = rows.next().ctx("reading every entry")? {
+            report.entries += 1;
+            let col = |i| row.get_ref(i).ctx("reading an entry");
+            let seq: i64 = row.get(0).ctx("reading an entry")?;
+            let key = col(1)?.as_blob().ok();
+            let value_id = col(2)?;
+            // Each column has the type BackLite wrote, and exactly one of the
+            // value and value_id is set.
+            let sound = key.is_some()
+                && matches!(value_id, ValueRef::Null | ValueRef::Integer(_))
+                && entry::int(col(3)?).is_some()
+                && entry::int(col(4)?).is_some()
+                && (value_id == ValueRef::Null) != (col(5)? == ValueRef::Null);
+            // Due entries are left out by the query.
+            let live = match entry::classify(col(6)?, col(7)?, col(8)?, col(9)?, i64::MIN) {
+                State::Live { value, .. } if sound => Some(value.len() as u64),
+                _ => None,
+            };
+            match live {
+                Some(size) => {
+                    report.actual_count += 1;
+                    report.actual_total_size += size;
+                }
+                None => {
+                    report.damaged += 1;
+                    damaged_rows.push((seq, key.map(<[u8]>::to_vec), entry::int(value_id)));
+                }
+            }
+        }
+    }
+    report.orphan_values = conn
+        .query_row(
+            "SELECT count(*) FROM blobs WHERE id NOT IN (SELECT value_id FROM entries WHERE value_id IS NOT NULL)",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .ctx("looking for orphan values")? as u64;
+    Ok((report, damaged_rows))
+}
+
 /// What SQLite's `integrity_check` reports (its first messages), or nothing when the
 /// database structure is sound.
-fn integrity_messages(conn: &rusqlite::Connection) -> Result<Vec<String>> {
+fn integrity_messages(conn: &Connection) -> Result<Vec<String>> {
     let messages: Vec<String> = conn
         .prepare("PRAGMA integrity_check(20)")
         .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())

@@ -70,10 +70,10 @@ impl Group {
             }
             st.leader = true;
             drop(st);
+            let resign = Resign(self);
             self.lead(storage);
+            drop(resign);
             st = lock(&self.state);
-            st.leader = false;
-            self.done.notify_all();
         }
     }
 
@@ -109,6 +109,17 @@ impl Group {
     }
 }
 
+/// Ends a leader's turn, even if it panics: another thread may lead, and every waiter
+/// wakes to find its answer.
+struct Resign<'a>(&'a Group);
+
+impl Drop for Resign<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.state).leader = false;
+        self.0.done.notify_all();
+    }
+}
+
 /// Gives every job an answer even if the leader panics, so that no waiter hangs.
 struct AnswerAll<'a>(&'a [Arc<SetJob>]);
 
@@ -127,10 +138,74 @@ impl Drop for AnswerAll<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use crate::{Expiration, Options, Storage};
+pub(crate) mod tests {
+    use crate::{ErrorKind, Expiration, Options, Storage};
     use std::sync::atomic::Ordering::Relaxed;
     use std::sync::Arc;
+    use std::time::Duration;
+
+    /// A set of this key panics inside its write transaction.
+    pub(crate) const PANICS_IN_STORE: &[u8] = b"panics in store";
+
+    #[test]
+    fn a_panic_in_a_group_commit_answers_every_waiter_and_frees_the_handle() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Arc::new(Storage::open(dir.path().join("c.db"), &Options::new()).unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let writer = s.lock_writer(); // the four sets queue up behind it
+        for i in 0..4u8 {
+            let (s, tx) = (s.clone(), tx.clone());
+            std::thread::spawn(move || {
+                let key = if i == 0 {
+                    PANICS_IN_STORE.to_vec()
+                } else {
+                    vec![i]
+                };
+                let set = || s.set(&key, &[i; 10], Expiration::Never);
+                let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(set)));
+            });
+        }
+        while s.group.waiting() < 4 {
+            std::thread::yield_now();
+        }
+        drop(writer);
+        // A hang is the failure this test is about: give up after a generous while.
+        let limit = Duration::from_secs(20);
+        let (mut panicked, mut internal) = (0, 0);
+        for _ in 0..4 {
+            match rx
+                .recv_timeout(limit)
+                .expect("a waiting set never returned")
+            {
+                Err(_) => panicked += 1,
+                Ok(Err(e)) if e.kind() == ErrorKind::Internal => internal += 1,
+                Ok(other) => panic!("unexpected result {other:?}"),
+            }
+        }
+        assert_eq!(
+            (panicked, internal),
+            (1, 3),
+            "the leader panics, its waiters fail"
+        );
+        // The handle works afterwards, through the group path too.
+        let s2 = s.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(s2.set(b"after", b"v", Expiration::Never).and_then(|()| {
+                assert!(!s2.group.has_waiting());
+                s2.get(b"after")
+            }));
+        });
+        let got = rx.recv_timeout(limit).expect("a later set never returned");
+        assert_eq!(got.unwrap().unwrap().0, b"v");
+        let st = s.stats().unwrap();
+        assert_eq!(
+            (st.count, st.total_size),
+            (1, 1),
+            "the panicked group stored nothing"
+        );
+        assert!(s.check(false).unwrap().healthy());
+    }
 
     #[test]
     fn sets_that_wait_for_the_writer_share_one_commit() {

@@ -372,8 +372,16 @@ pub(crate) fn prepare(
     policy: EvictionPolicy,
     version_tag: Option<&str>,
 ) -> Result<()> {
-    if is_ready(conn, policy, version_tag)? {
-        return Ok(());
+    match readiness(conn, policy, version_tag)? {
+        Readiness::Ready => return Ok(()),
+        Readiness::LacksIndex(sql) => {
+            // The index only speeds up eviction: a file that cannot take it now (one
+            // this process cannot write, or busy past the timeout) opens without it,
+            // its victims found by a scan, and a later open adds it.
+            let _ = conn.execute_batch(sql);
+            return Ok(());
+        }
+        Readiness::NotReady => {}
     }
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -435,9 +443,21 @@ pub(crate) fn prepare(
     Ok(())
 }
 
-/// Whether the file is a BackLite file of this schema with the policy's index and, if
-/// given, this version tag: everything `prepare` would otherwise write.
-fn is_ready(conn: &Connection, policy: EvictionPolicy, version_tag: Option<&str>) -> Result<bool> {
+/// What `prepare` has to write.
+enum Readiness {
+    Ready,
+    /// Only the policy's index, created by this statement.
+    LacksIndex(&'static str),
+    NotReady,
+}
+
+/// Whether the file is a BackLite file of this schema with, if given, this version tag,
+/// and the policy's index: everything `prepare` would otherwise write.
+fn readiness(
+    conn: &Connection,
+    policy: EvictionPolicy,
+    version_tag: Option<&str>,
+) -> Result<Readiness> {
     let tx = conn
         .unchecked_transaction()
         .ctx("reading the file header")?;
@@ -448,9 +468,17 @@ fn is_ready(conn: &Connection, policy: EvictionPolicy, version_tag: Option<&str>
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .ctx("reading the schema version")?;
     if app_id != APPLICATION_ID || version != SCHEMA_VERSION {
-        return Ok(false);
+        return Ok(Readiness::NotReady);
     }
-    if let Some(index) = policy.index_name() {
+    if let Some(tag) = version_tag {
+        let stored: Option<String> = tx
+            .query_row("SELECT version_tag FROM state", [], |r| r.get(0))
+            .ctx("reading the version tag")?;
+        if stored.as_deref() != Some(tag) {
+            return Ok(Readiness::NotReady);
+        }
+    }
+    if let (Some(index), Some(sql)) = (policy.index_name(), policy.index_sql()) {
         let present: i64 = tx
             .query_row(
                 "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = ?1",
@@ -459,18 +487,10 @@ fn is_ready(conn: &Connection, policy: EvictionPolicy, version_tag: Option<&str>
             )
             .ctx("reading the schema")?;
         if present == 0 {
-            return Ok(false);
+            return Ok(Readiness::LacksIndex(sql));
         }
     }
-    if let Some(tag) = version_tag {
-        let stored: Option<String> = tx
-            .query_row("SELECT version_tag FROM state", [], |r| r.get(0))
-            .ctx("reading the version tag")?;
-        if stored.as_deref() != Some(tag) {
-            return Ok(false);
-        }
-    }
-    Ok(true)
+    Ok(Readiness::Ready)
 }
 
 /// Switches a file to WAL mode once; afterwards it stays in WAL for every connection.

@@ -1,6 +1,6 @@
-//! What the handles of one process on one file share: the buffer of hits (so the
-//! eviction order is exact across them) and the signal that a lease was released (so
-//! waiters in this process wake at once instead of polling).
+//! What the handles of one process on one file share: the buffer of hits and the turn
+//! to write (so the eviction order is exact across them), and the signal that a lease
+//! was released (so waiters in this process wake at once instead of polling).
 
 use crate::access::AccessLog;
 use crate::schema::FileId;
@@ -13,7 +13,13 @@ pub(crate) struct FileShared {
     /// The name every connection of this process opens the file by: SQLite names the
     /// `-wal` and `-shm` files after it, so a second name (a hard link) must not be used.
     pub name: PathBuf,
-    pub accesses: Mutex<AccessLog>,
+    /// Read through `accesses()`, which drops what a forked child inherited.
+    accesses: Mutex<AccessLog>,
+    /// Held through each write transaction of any handle of this process on the file,
+    /// so that every transaction finds every hit ticked so far in the buffer (never
+    /// taken out by another handle's transaction). SQLite's write lock serialises
+    /// these transactions anyway; this only makes the order visible here first.
+    writing: Mutex<()>,
     /// Counts lease releases; waiters sleep until it changes.
     releases: Mutex<u64>,
     released: Condvar,
@@ -25,7 +31,34 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// `lock` if it needs no waiting.
+pub(crate) fn try_lock<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
+    match m.try_lock() {
+        Ok(g) => Some(g),
+        Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    }
+}
+
 impl FileShared {
+    /// The buffered hits of this process. In a child forked from the process that
+    /// buffered them, they are the parent's to write: the child starts empty.
+    pub fn accesses(&self) -> MutexGuard<'_, AccessLog> {
+        let mut log = lock(&self.accesses);
+        log.belong_to(std::process::id());
+        log
+    }
+
+    /// Waits for this process's turn to write the file.
+    pub fn writing(&self) -> MutexGuard<'_, ()> {
+        lock(&self.writing)
+    }
+
+    /// This process's turn to write the file, if no other handle has it.
+    pub fn try_writing(&self) -> Option<MutexGuard<'_, ()>> {
+        try_lock(&self.writing)
+    }
+
     /// The current release count, to pass to `wait_for_release`.
     pub fn release_epoch(&self) -> u64 {
         *lock(&self.releases)

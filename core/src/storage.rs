@@ -6,6 +6,7 @@
 //! parallel with each other and with the writer. A private in-memory cache has a single
 //! connection that serves both.
 
+use crate::access::Accesses;
 use crate::entry::{self, State};
 use crate::error::{Error, ErrorKind, Result, SqliteContext};
 use crate::eviction::EvictionPolicy;
@@ -13,7 +14,7 @@ use crate::expiration::{is_due, system_now_ms, Expiration};
 use crate::group::Group;
 use crate::options::{Clock, Options, MAX_VALUE_SIZE};
 use crate::schema;
-use crate::shared::{self, lock, FileShared};
+use crate::shared::{self, lock, try_lock, FileShared};
 use crate::txn::{Tally, Txn};
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
@@ -91,6 +92,8 @@ static INHERITED: Mutex<Vec<std::mem::ManuallyDrop<Connection>>> = Mutex::new(Ve
 /// What a read found, decided while the read connection was held.
 enum Lookup<R> {
     Hit(R),
+    /// A hit on an in-memory cache, copied to be handed over once the lock is released.
+    Copied(Vec<u8>, Option<Duration>),
     Miss,
     Expired,
     Damaged,
@@ -185,14 +188,12 @@ impl Storage {
         if let Some(pool) = &self.readers {
             kept.extend(lock(pool).drain(..).map(std::mem::ManuallyDrop::new));
         }
-        // The parent's buffered hits are the parent's to write.
-        drop(lock(&self.shared.accesses).take());
         self.pid.store(pid, Relaxed);
         Ok(())
     }
 
     /// Runs `f` on a read connection.
-    fn read<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
         self.after_fork()?;
         let Some(pool) = &self.readers else {
             return f(&lock(&self.writer));
@@ -255,20 +256,58 @@ impl Storage {
         preload: Option<&[u8]>,
         f: impl FnOnce(&mut Txn<'_>) -> Result<R>,
     ) -> Result<R> {
+        let _turn = self.shared.writing();
+        self.write_in_turn(conn, write_hits, preload, f)
+    }
+
+    /// Runs `f` in a write transaction only if that needs no waiting: not for this
+    /// handle's writer, nor another handle's turn, nor another process's write lock.
+    /// `None`: it would have had to wait, and nothing was done.
+    fn try_write<R>(&self, f: impl FnOnce(&mut Txn<'_>) -> Result<R>) -> Result<Option<R>> {
+        self.after_fork()?;
+        let Some(conn) = try_lock(&self.writer) else {
+            return Ok(None);
+        };
+        let Some(_turn) = self.shared.try_writing() else {
+            return Ok(None);
+        };
+        conn.busy_timeout(Duration::ZERO)
+            .ctx("setting the busy timeout")?;
+        let _patient_again = RestoreBusyTimeout(&conn, self.busy_timeout);
+        match self.write_in_turn(&conn, false, None, f) {
+            Err(e) if e.kind() == ErrorKind::Busy => Ok(None),
+            done => done.map(Some),
+        }
+    }
+
+    /// `write_locked` once this process's turn to write the file is held.
+    fn write_in_turn<R>(
+        &self,
+        conn: &Connection,
+        write_hits: bool,
+        preload: Option<&[u8]>,
+        f: impl FnOnce(&mut Txn<'_>) -> Result<R>,
+    ) -> Result<R> {
         if !conn.is_autocommit() {
             // A panic in an earlier holder left a transaction open.
             let _ = conn.execute_batch("ROLLBACK");
         }
-        let mut accesses = lock(&self.shared.accesses).take();
+        let mut taken = TakenAccesses {
+            shared: &self.shared,
+            conn,
+            accesses: self.shared.accesses().take(),
+            clock_at_start: i64::MAX,
+            committed: false,
+            written: false,
+        };
         let now = self.now();
-        let mut clock_at_start = i64::MAX;
         let done = conn
             .prepare_cached("BEGIN IMMEDIATE")
             .and_then(|mut s| s.execute([]))
             .ctx("beginning a write")
             .and_then(|_| {
-                let mut txn = Txn::load(conn, now, &mut accesses, preload)?;
-                clock_at_start = txn.clock_at_start;
+                let mut txn = Txn::load(conn, now, &mut taken.accesses, preload)?;
+                taken.clock_at_start = txn.clock_at_start;
                 txn.tick_accesses();
                 txn.purge_expired()?;
                 let out = f(&mut txn)?;
@@ -284,26 +323,12 @@ impl Storage {
                     .ctx("committing a write")?;
                 Ok(done)
             });
-        match done {
-            Ok((out, tally, accesses_written)) => {
-                self.commits.fetch_add(1, Relaxed);
-                if accesses_written {
-                    accesses.clear();
-                }
-                lock(&self.shared.accesses).restore(accesses);
-                self.count(tally);
-                Ok(out)
-            }
-            Err(e) => {
-                if !conn.is_autocommit() {
-                    let _ = conn.execute_batch("ROLLBACK");
-                }
-                // The ticks of the rolled-back transaction never happened.
-                accesses.untick_after(clock_at_start);
-                lock(&self.shared.accesses).restore(accesses);
-                Err(e)
-            }
-        }
+        let (out, tally, accesses_written) = done?;
+        taken.committed = true;
+        taken.written = accesses_written;
+        self.commits.fetch_add(1, Relaxed);
+        self.count(tally);
+        Ok(out)
     }
 
     fn count(&self, tally: Tally) {
@@ -342,6 +367,10 @@ impl Storage {
         f: impl FnOnce(&[u8], Option<Duration>) -> R,
     ) -> Result<Option<R>> {
         let now = self.now();
+        // An in-memory cache reads on its writer, held during the read: its value is
+        // copied out so that `f` runs with no lock held and may use this storage.
+        let in_memory = self.readers.is_none();
+        let mut f = Some(f);
         let found = self.read(|conn| {
             let mut stmt = conn
                 .prepare_cached(
@@ -358,7 +387,11 @@ impl Storage {
                 match entry::classify(col(0)?, col(1)?, col(2)?, col(3)?, now) {
                     State::Live { value, deadline } => {
                         let left = deadline.map(|t| Duration::from_millis((t - now) as u64));
-                        Lookup::Hit(f(value, left))
+                        if in_memory {
+                            Lookup::Copied(value.to_vec(), left)
+                        } else {
+                            Lookup::Hit((f.take().expect("called once"))(value, left))
+                        }
                     }
                     State::Expired => Lookup::Expired,
                     State::Damaged => Lookup::Damaged,
@@ -367,14 +400,17 @@ impl Storage {
         })?;
         let hit = match found {
             Lookup::Hit(r) => Some(r),
-            // Both are removed lazily; a failure to remove (a busy or read-only file)
-            // must not turn a clean miss into an error.
+            Lookup::Copied(value, left) => Some((f.take().expect("called once"))(&value, left)),
+            // Both are removed lazily and only if that needs no waiting: a read never
+            // waits for the write lock. Otherwise the next write purges an expired
+            // entry, and the next look-up tries the damaged one again. A failure to
+            // remove (a read-only file) must not turn a clean miss into an error.
             Lookup::Expired => {
-                let _ = self.write(|_| Ok(()));
+                let _ = self.try_write(|_| Ok(()));
                 None
             }
             Lookup::Damaged => {
-                let _ = self.write(|t| t.remove_if_damaged(key));
+                let _ = self.try_write(|t| t.remove_if_damaged(key));
                 None
             }
             Lookup::Miss => None,
@@ -394,7 +430,7 @@ impl Storage {
     /// Counts a hit and buffers it as an access.
     pub(crate) fn record_hit(&self, key: &[u8]) {
         self.counters.hits.fetch_add(1, Relaxed);
-        let full = lock(&self.shared.accesses).record(key);
+        let full = self.shared.accesses().record(key);
         if full {
             // Best effort: a busy file leaves the hits buffered for the next write.
             let _ = self.flush();
@@ -454,6 +490,10 @@ impl Storage {
         crc: u32,
         expiration: Expiration,
     ) -> Result<bool> {
+        #[cfg(test)]
+        if key == crate::group::tests::PANICS_IN_STORE {
+            panic!("a panic injected into a set");
+        }
         let size = value.len() as i64;
         t.remove_key(key)?;
         let deadline = expiration.deadline(t.now, self.default_expiration);
@@ -552,9 +592,11 @@ impl Storage {
         self.write(|t| t.clear())
     }
 
-    /// The file's counters (after removing expired entries) and this handle's activity.
+    /// The file's counters (not counting expired entries) and this handle's activity.
+    /// Only reads: it works on a file this process cannot write.
     pub fn stats(&self) -> Result<Stats> {
-        let (count, total_size) = self.write(|t| Ok((t.count, t.total_size)))?;
+        let now = self.now();
+        let (count, total_size) = self.read(|conn| crate::txn::live_counters(conn, now))?;
         Ok(Stats {
             count: count as u64,
             total_size: total_size as u64,
@@ -568,7 +610,7 @@ impl Storage {
 
     /// Writes this handle's buffered accesses to the file now.
     pub fn flush(&self) -> Result<()> {
-        if lock(&self.shared.accesses).is_empty() {
+        if self.shared.accesses().is_empty() {
             return Ok(());
         }
         self.write_with(true, |_| Ok(()))
@@ -579,6 +621,46 @@ impl Drop for Storage {
     fn drop(&mut self) {
         // Best effort: the accesses are hints for eviction order, not data.
         let _ = self.flush();
+    }
+}
+
+/// The hits a write transaction took from the shared buffer: given back however the
+/// transaction ends (a panic included), so that none is lost and none is written twice.
+struct TakenAccesses<'a> {
+    shared: &'a FileShared,
+    conn: &'a Connection,
+    accesses: Accesses,
+    /// The clock before the transaction: ticks above it are the transaction's.
+    clock_at_start: i64,
+    committed: bool,
+    /// The transaction wrote them to their rows (they leave the buffer).
+    written: bool,
+}
+
+impl Drop for TakenAccesses<'_> {
+    fn drop(&mut self) {
+        let mut accesses = std::mem::take(&mut self.accesses);
+        if self.committed {
+            if self.written {
+                accesses.clear();
+            }
+        } else {
+            if !self.conn.is_autocommit() {
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
+            // The ticks of the rolled-back transaction never happened.
+            accesses.untick_after(self.clock_at_start);
+        }
+        self.shared.accesses().restore(accesses);
+    }
+}
+
+/// Gives a connection its busy timeout back.
+struct RestoreBusyTimeout<'a>(&'a Connection, Duration);
+
+impl Drop for RestoreBusyTimeout<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.busy_timeout(self.1);
     }
 }
 

@@ -69,6 +69,18 @@ pub(crate) struct Txn<'c> {
     pub tally: Tally,
 }
 
+/// The file's `count` and `total_size` net of the entries due at `now` (which the next
+/// write purges), read without writing: through the expiry index, O(due entries).
+pub(crate) fn live_counters(conn: &Connection, now: i64) -> Result<(i64, i64)> {
+    conn.prepare_cached(
+        "SELECT s.count - d.n, s.total_size - d.size FROM state s, \
+         (SELECT count(*) AS n, coalesce(sum(size), 0) AS size \
+          FROM entries WHERE expires_at <= ?1) d WHERE s.id = 0",
+    )
+    .and_then(|mut s| s.query_row([now], |r| Ok((r.get(0)?, r.get(1)?))))
+    .ctx("reading the cache counters")
+}
+
 impl<'c> Txn<'c> {
     /// Loads the file's counters; the caller has begun an immediate transaction.
     /// With `key`, also looks up the entry a set of `key` replaces, in the same

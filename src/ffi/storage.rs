@@ -260,8 +260,9 @@ pub unsafe extern "C" fn backlite_storage_clear(
     })
 }
 
-/// The file's counters (expired entries are removed first, so they are not counted)
-/// and this handle's hits, misses, evictions and expirations.
+/// The file's counters (expired entries are not counted) and this handle's hits,
+/// misses, evictions and expirations. Only reads: it works on a file that cannot be
+/// written.
 #[no_mangle]
 pub unsafe extern "C" fn backlite_storage_stats(
     s: *mut backlite_storage,

@@ -61,9 +61,46 @@ static void a_forked_child_that_exits_leaves_the_parent_working(void) {
     backlite_storage_free(s);
 }
 
+/*
+ * The parent's buffered hits are the parent's: a new handle opened in the child starts
+ * with none of them, so each hit is written once (LFU counts would double otherwise).
+ */
+static void a_new_handle_in_a_child_does_not_write_the_parents_hits(void) {
+    const char *path = tmp_path("fork-hits.db");
+    backlite_storage *s = OPEN_WITH(path, 3, BACKLITE_EVICTION_POLICY_LEAST_FREQUENTLY_USED);
+    REQUIRE(s != NULL);
+    SET(s, "k1", "1");
+    SET(s, "k2", "2");
+    SET(s, "k3", "3");
+    for (int i = 0; i < 3; i++) GET_EQ(s, "k1", "1"); /* buffered, not written */
+    for (int i = 0; i < 4; i++) GET_EQ(s, "k3", "3");
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        int before = atomic_load(&h_st()->failures);
+        backlite_storage *c = OPEN_WITH(path, 3, BACKLITE_EVICTION_POLICY_LEAST_FREQUENTLY_USED);
+        if (c != NULL) {
+            for (int i = 0; i < 5; i++) GET_EQ(c, "k2", "2");
+            backlite_storage_free(c); /* writes the child's hits */
+        }
+        _exit(atomic_load(&h_st()->failures) == before ? 0 : 1);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* hits: k1 3, k2 5, k3 4 -> k1 is the one with the fewest */
+    SET(s, "k4", "4");
+    CHECK(!HAS(s, "k1"));
+    CHECK(HAS(s, "k2"));
+    CHECK(HAS(s, "k3"));
+    CHECK(HAS(s, "k4"));
+    backlite_storage_free(s);
+}
+
 int main(void) {
     h_begin();
     RUN(a_child_may_use_a_handle_opened_before_fork);
     RUN(a_forked_child_that_exits_leaves_the_parent_working);
+    RUN(a_new_handle_in_a_child_does_not_write_the_parents_hits);
     return h_end();
 }

@@ -527,6 +527,60 @@ static void a_cache_file_without_write_permission_is_read_but_never_written(void
     RUN_IN_CHILD(UNPRIVILEGED, read_only_cache_serves_reads_only, path);
 }
 
+/*
+ * Every call that only reads works on a cache file that cannot be written, with an
+ * expired entry in it (whose removal would be a write): stats, check without repair,
+ * get and contains, and opening with a policy whose index the file lacks.
+ */
+static void every_read_works_on_a_read_only_cache(const char *path) {
+    size_t len = 0;
+    uint8_t *before = h_read_file(path, &len);
+    backlite_storage *s = OPEN(path, NULL);
+    if (s != NULL) {
+        backlite_stats st = STATS(s);
+        CHECK_EQ(st.count, 10);
+        CHECK_EQ(st.total_size, 1000);
+        backlite_check_report report;
+        memset(&report, 0, sizeof report);
+        CHECK_OK(backlite_storage_check(s, 0, &report, &err));
+        CHECK_EQ(report.healthy, 1);
+        CHECK_EQ(report.actual_count, 10);
+        CHECK_EQ(report.recorded_count, 10);
+        GET_MISSING(s, "soon");
+        CHECK(!HAS(s, "soon"));
+        EXPECT_ENTRY(s, 3, 100);
+        CHECK_EQ(STATS(s).count, 10);
+        backlite_storage_free(s);
+    }
+    /* made with LRU: the file has no index for LFU, and cannot be given one */
+    s = OPEN_WITH(path, 1 << 20, BACKLITE_EVICTION_POLICY_LEAST_FREQUENTLY_USED);
+    if (s != NULL) {
+        EXPECT_ENTRY(s, 4, 100);
+        CHECK_EQ(STATS(s).count, 10);
+        CHECK_RC(backlite_storage_set(s, K("other"), K("new"), NEVER, &err), BACKLITE_RESULT_IO);
+        backlite_storage_free(s);
+    }
+    EXPECT_BYTES(path, before, len);
+    free(before);
+}
+
+static void every_read_works_on_a_cache_file_without_write_permission(void) {
+    const char *dir = tmp_path("ro-expired");
+    REQUIRE(chmod(h_tmp_root(), 0755) == 0);
+    REQUIRE(mkdir(dir, 0755) == 0);
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/cache.db", dir);
+    REQUIRE(make_cache(path, 10, 100));
+    backlite_storage *s = OPEN(path, NULL);
+    REQUIRE(s != NULL);
+    SET_EXP(s, "soon", "gone", 1);
+    backlite_storage_free(s);
+    h_sleep_ms(5); /* expiry is by wall clock: "soon" is due from here on */
+    REQUIRE(chmod(path, 0444) == 0);
+    if (geteuid() == 0) REQUIRE(chown(dir, NOBODY, NOBODY) == 0 && chown(path, NOBODY, NOBODY) == 0);
+    RUN_IN_CHILD(UNPRIVILEGED, every_read_works_on_a_read_only_cache, path);
+}
+
 int main(void) {
     h_begin();
     RUN(a_flipped_bit_in_a_small_value_is_a_miss_never_wrong_bytes);
@@ -542,5 +596,6 @@ int main(void) {
     RUN(a_cache_in_a_read_only_folder_is_io_and_untouched);
     RUN(a_read_only_mounted_cache_file_is_read_but_never_written);
     RUN(a_cache_file_without_write_permission_is_read_but_never_written);
+    RUN(every_read_works_on_a_cache_file_without_write_permission);
     return h_end();
 }

@@ -19,7 +19,8 @@
 //!   otherwise writes every entry, then evicts down to max_size (batch entries may go).
 //! - an expired entry is never returned, listed or counted, and expired entries are
 //!   removed at the start of every write, before any eviction; a lookup that finds its
-//!   key expired also removes it (a write). `stats` is a write.
+//!   key expired also removes it (a write, when it needs no waiting). `stats` and
+//!   `check` without repair only read: due entries are left out, not removed.
 //! - the hit / miss / eviction / expiration counters belong to the handle.
 //!
 //! One implementation detail is modelled because it decides which handle counts an
@@ -321,11 +322,18 @@ impl Model {
         self.pending_hits.clear();
     }
 
-    fn stats(&mut self) -> Counters {
-        self.begin_write();
+    /// The count and size of the entries that are not due (which stay until a write).
+    fn live(&self) -> (u64, u64) {
+        let live = self.entries.values().filter(|e| !self.due(e));
+        live.fold((0, 0), |(n, size), e| (n + 1, size + e.value.len() as u64))
+    }
+
+    /// stats only reads: due entries are left out, not removed.
+    fn stats(&self) -> Counters {
+        let (count, total_size) = self.live();
         Counters {
-            count: self.entries.len() as u64,
-            total_size: self.total_size(),
+            count,
+            total_size,
             max_size: self.max_size,
             hits: self.hits,
             misses: self.misses,
@@ -550,8 +558,7 @@ pub fn run(dir: &Path, config: &Config, ops: &[Op]) -> Result<(), String> {
             }
             Op::Check => {
                 let r = s.check(false).map_err(|e| format!("check failed: {e}"))?;
-                m.begin_write();
-                let (count, size) = (m.entries.len() as u64, m.total_size());
+                let (count, size) = m.live(); // without repair, check only reads
                 if !r.healthy() || r.actual_count != count || r.actual_total_size != size {
                     return fail(format!(
                         "check {r:?}, the model holds {count} entries of {size} bytes"
