@@ -168,3 +168,34 @@ fn opening_a_ready_file_does_not_wait_for_a_writer() {
     assert_eq!(get(&s, "k"), Some(vec![b'v'; 3]));
     writer.execute_batch("COMMIT").unwrap();
 }
+
+#[test]
+fn a_policy_index_that_cannot_be_created_now_does_not_fail_the_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    set(&Storage::open(&path, &Options::new()).unwrap(), "k", 3);
+    let writer = rusqlite::Connection::open(&path).unwrap();
+    writer.execute_batch("BEGIN IMMEDIATE").unwrap(); // another process writing
+    let mut o = Options::new();
+    o.set_eviction_policy(backlite::EvictionPolicy::LeastFrequentlyUsed);
+    o.set_max_size(4).unwrap();
+    o.set_busy_timeout(std::time::Duration::from_millis(50));
+    let s = Storage::open(&path, &o).expect("opens without the LFU index");
+    assert_eq!(get(&s, "k"), Some(vec![b'v'; 3]));
+    writer.execute_batch("COMMIT").unwrap();
+    // Eviction works without the index, and a later open adds it.
+    set(&s, "k2", 3);
+    assert_eq!(present(&s, &["k", "k2"]), ["k2"]);
+    let has_index = || -> i64 {
+        writer
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'entries_by_hits'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    assert_eq!(has_index(), 0);
+    drop(Storage::open(&path, &o).unwrap());
+    assert_eq!(has_index(), 1);
+}
