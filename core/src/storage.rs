@@ -619,6 +619,9 @@ impl Storage {
 
 impl Drop for Storage {
     fn drop(&mut self) {
+        // In a forked child, the inherited connections are set aside, never closed,
+        // even when there is nothing to write.
+        let _ = self.after_fork();
         // Best effort: the accesses are hints for eviction order, not data.
         let _ = self.flush();
     }
