@@ -46,6 +46,9 @@ pub fn build(b: *std.Build) void {
     const link = b.addOptions();
     link.addOption(bool, "static", static);
     link.addOption([]const u8, "lib_dir", loaded_from);
+    // The header, for the tests that check this wrapper's copies against it (policy names).
+    const include_abs = std.fs.cwd().realpathAlloc(b.allocator, include_dir) catch include_dir;
+    link.addOption([]const u8, "header", b.pathJoin(&.{ include_abs, "backlite.h" }));
     const tests = b.addTest(.{ .root_module = b.createModule(.{
         .root_source_file = b.path("src/tests.zig"),
         .target = target,

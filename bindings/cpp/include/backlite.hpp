@@ -370,6 +370,126 @@ struct Stats {
   std::uint64_t expirations = 0;  ///< expired entries this handle removed
 };
 
+/// What Storage::check found and, with repair, fixed (`backlite_check_report`).
+struct CheckReport {
+  bool healthy = false;       ///< nothing is wrong (or everything wrong was repaired)
+  bool integrity_ok = false;  ///< SQLite found the structure sound (if not: delete the file)
+  bool repaired = false;      ///< repair changed something
+  std::uint64_t entries = 0;  ///< live entries examined
+  std::uint64_t damaged = 0;  ///< entries whose value failed its checksum or was missing
+  std::uint64_t orphan_values = 0;        ///< stored values that no entry refers to
+  std::uint64_t recorded_count = 0;       ///< `count` as the file recorded it before the check
+  std::uint64_t recorded_total_size = 0;  ///< `total_size` as recorded before the check
+  std::uint64_t actual_count = 0;         ///< `count` of the entries that passed
+  std::uint64_t actual_total_size = 0;    ///< `total_size` of the entries that passed
+};
+
+namespace detail {
+
+// The number of fields of an aggregate: the largest N for which T{x1, ..., xN} compiles.
+// Stats and CheckReport copy the C structs field by field, by name (a renamed field does
+// not compile); these counts make a field added to the C struct fail to compile too.
+struct AnyField {
+  template <class U>
+  operator U() const noexcept;  // NOLINT: converts to any field type, never defined
+};
+template <class T, class Indices, class = void>
+struct brace_initializable : std::false_type {};
+template <class T, std::size_t... I>
+struct brace_initializable<T, std::index_sequence<I...>,
+                           std::void_t<decltype(T{(static_cast<void>(I), AnyField{})...})>>
+    : std::true_type {};
+template <class T, std::size_t N = 0>
+constexpr std::size_t field_count() noexcept {
+  if constexpr (brace_initializable<T, std::make_index_sequence<N + 1>>::value) {
+    return field_count<T, N + 1>();
+  } else {
+    return N;
+  }
+}
+
+static_assert(field_count<backlite_stats>() == 7,
+              "backlite_stats changed: copy every field in Storage::stats() and Stats");
+static_assert(field_count<backlite_check_report>() == 10,
+              "backlite_check_report changed: copy every field in Storage::check() and "
+              "CheckReport");
+
+struct LeaseDeleter {
+  void operator()(backlite_lease* l) const noexcept { backlite_lease_abandon(l); }
+};
+
+}  // namespace detail
+
+/// The right to compute one key, from Storage::try_acquire: RAII over
+/// `backlite_lease *`, movable, not copyable. Release it with fulfill() (store the
+/// value) or abandon(); a Lease destroyed still held is abandoned, so another caller
+/// may take the key. It stays valid whatever happens to its Storage meanwhile. An empty
+/// Lease (moved from, fulfilled or abandoned) throws Error(Code::null_parameter) from
+/// extend() and fulfill().
+class Lease {
+ public:
+  /// An empty lease.
+  Lease() noexcept = default;
+  /// Takes ownership of a `backlite_lease *` (NULL gives an empty lease).
+  explicit Lease(backlite_lease* raw) noexcept : l_(raw) {}
+
+  Lease(Lease&&) noexcept = default;
+  Lease& operator=(Lease&&) noexcept = default;  // abandons the lease held before
+  Lease(const Lease&) = delete;
+  Lease& operator=(const Lease&) = delete;
+  ~Lease() = default;
+
+  /// True while the lease is held (not yet fulfilled, abandoned or moved from).
+  explicit operator bool() const noexcept { return l_ != nullptr; }
+  /// The C handle, still owned by this Lease.
+  backlite_lease* c_lease() const noexcept { return l_.get(); }
+
+  /// Moves the deadline to `lease` (> 0) from now. Throws Error(Code::lease_lost) when
+  /// another owner took the key over (the lease is then useless: abandon it).
+  void extend(std::chrono::milliseconds lease) {
+    detail::ErrorSlot err;
+    err.check(backlite_lease_extend(l_.get(), static_cast<std::int64_t>(lease.count()),
+                                    err.out()),
+              "extend");
+  }
+
+  /// Stores `value` under the lease's key (as Storage::set would) and releases the
+  /// lease: afterwards this Lease is empty, whatever the outcome. Throws
+  /// Error(Code::lease_lost) when another owner took the key over (nothing was stored),
+  /// or Error(Code::too_large) for a value longer than max_size.
+  void fulfill(ByteView value, Expiration expiration = Expiration::storage_default()) {
+    detail::ErrorSlot err;
+    err.check(backlite_lease_fulfill(l_.release(), value.u8(), value.size(), expiration.ms(),
+                                     err.out()),
+              "fulfill");
+  }
+
+  /// Releases the lease without storing anything (another caller may then take the
+  /// key). Does nothing on an empty Lease.
+  void abandon() noexcept { l_.reset(); }
+
+ private:
+  std::unique_ptr<backlite_lease, detail::LeaseDeleter> l_;
+};
+
+/// What Storage::try_acquire found: the value (a hit), a Lease to compute it (a miss),
+/// or that another live owner holds the key's lease.
+struct Acquisition {
+  enum class Status {
+    hit,       ///< `value` holds the stored value
+    acquired,  ///< a miss: `lease` is ours; compute the value, then fulfill (or abandon) it
+    held,      ///< another live owner is computing the key: nothing to do; try again later
+  };
+
+  Status status = Status::held;
+  std::vector<std::byte> value;  ///< the value, on a hit
+  Lease lease;                   ///< the lease, when acquired
+
+  bool hit() const noexcept { return status == Status::hit; }
+  bool acquired() const noexcept { return status == Status::acquired; }
+  bool held() const noexcept { return status == Status::held; }
+};
+
 namespace detail {
 
 template <class T, class = void>
@@ -515,6 +635,60 @@ class Storage {
     err.check(backlite_storage_stats(s_.get(), &raw, err.out()), "stats");
     return Stats{raw.count, raw.total_size, raw.max_size, raw.hits,
                  raw.misses, raw.evictions, raw.expirations};
+  }
+
+  /// Verifies the whole file: SQLite's integrity check, every value's checksum, and the
+  /// counters against a recount. With `repair`, also removes damaged entries and orphan
+  /// values and rewrites the counters. It reads every entry: for maintenance, not the
+  /// hot path. What it found is in the report; it throws only when the check cannot run.
+  CheckReport check(bool repair = false) {
+    backlite_check_report raw{};
+    detail::ErrorSlot err;
+    err.check(backlite_storage_check(s_.get(), repair ? 1 : 0, &raw, err.out()), "check");
+    return CheckReport{raw.healthy != 0,   raw.integrity_ok != 0,   raw.repaired != 0,
+                       raw.entries,        raw.damaged,             raw.orphan_values,
+                       raw.recorded_count, raw.recorded_total_size, raw.actual_count,
+                       raw.actual_total_size};
+  }
+
+  /// Rebuilds the file so that the space of deleted entries goes back to the file system.
+  /// Throws Error(Code::busy) when other connections' readers kept the write-ahead log
+  /// from being truncated (the rebuild itself is done).
+  void vacuum() {
+    detail::ErrorSlot err;
+    err.check(backlite_storage_vacuum(s_.get(), err.out()), "vacuum");
+  }
+
+  /// Looks `key` up without ever waiting for another owner (for event loops and async
+  /// code, which wait their own way): a hit gives the value; a miss gives a Lease held
+  /// for `lease` (> 0), to compute the value and fulfill() it; a key whose lease another
+  /// live owner holds gives Acquisition::Status::held. A holder that dies is taken over
+  /// once its deadline passes (at once on the same host).
+  Acquisition try_acquire(ByteView key, std::chrono::milliseconds lease) {
+    detail::BufGuard out;
+    backlite_lease* raw = nullptr;
+    detail::ErrorSlot err;
+    const backlite_result rc =
+        backlite_lease_try_acquire(s_.get(), key.u8(), key.size(),
+                                   static_cast<std::int64_t>(lease.count()), &out.buf, &raw,
+                                   err.out());
+    Acquisition a;
+    switch (rc) {
+      case BACKLITE_RESULT_OK:
+        a.status = Acquisition::Status::hit;
+        a.value = detail::from_bytes<std::vector<std::byte>>(out.buf.data, out.buf.len);
+        break;
+      case BACKLITE_RESULT_NOT_FOUND:
+        a.status = Acquisition::Status::acquired;
+        a.lease = Lease(raw);
+        break;
+      case BACKLITE_RESULT_BUSY:  // another live owner holds the lease
+        a.status = Acquisition::Status::held;
+        break;
+      default:
+        err.raise(rc, "try_acquire");
+    }
+    return a;
   }
 
   /// The value under `key`; on a miss, `compute()` makes it and it is stored with

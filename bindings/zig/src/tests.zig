@@ -370,6 +370,73 @@ test "bad options are error.InvalidArgument, with the option named" {
     try testing.expectError(error.InvalidArgument, memory(.{ .version_tag = "a\x00b" }));
 }
 
+/// The header this wrapper was built against (its text, owned by the caller).
+fn readHeader() ![]u8 {
+    return std.fs.cwd().readFileAlloc(testing.allocator, link.header, 1 << 20);
+}
+
+/// Splits `#define <prefix>NAME VALUE` into NAME and VALUE, or null for another line.
+fn define(line: []const u8, comptime prefix: []const u8) !?struct { name: []const u8, value: i32 } {
+    if (!std.mem.startsWith(u8, line, "#define " ++ prefix)) return null;
+    var words = std.mem.tokenizeScalar(u8, line["#define ".len..], ' ');
+    const name = words.next() orelse return null;
+    const value = words.next() orelse return null;
+    return .{ .name = name[prefix.len..], .value = try std.fmt.parseInt(i32, value, 10) };
+}
+
+test "every result code of the header is a Code of the same name and value" {
+    const header = try readHeader();
+    defer testing.allocator.free(header);
+    var seen: usize = 0;
+    var lines = std.mem.splitScalar(u8, header, '\n');
+    while (lines.next()) |line| {
+        const d = (try define(line, "BACKLITE_RESULT_")) orelse continue;
+        seen += 1;
+        var found: ?[]const u8 = null;
+        inline for (std.meta.fields(backlite.Code)) |f| {
+            if (f.value == d.value) found = f.name;
+        }
+        const named = found orelse {
+            std.debug.print("BACKLITE_RESULT_{s} ({d}) has no backlite.Code\n", .{ d.name, d.value });
+            return error.TestUnexpectedResult;
+        };
+        if (!std.ascii.eqlIgnoreCase(named, d.name)) {
+            std.debug.print("code {d}: the header's {s}, backlite.Code.{s}\n", .{ d.value, d.name, named });
+            return error.TestUnexpectedResult;
+        }
+    }
+    try testing.expectEqual(std.meta.fields(backlite.Code).len, seen);
+}
+
+test "the eviction policies' names and values are the header's" {
+    // Each `#define BACKLITE_EVICTION_POLICY_X n` follows a doc comment opening with the
+    // seed's name in quotes: ` * "least-recently-used" (the default): ...`.
+    const header = try readHeader();
+    defer testing.allocator.free(header);
+    var seen: usize = 0;
+    var quoted: ?[]const u8 = null;
+    var lines = std.mem.splitScalar(u8, header, '\n');
+    while (lines.next()) |line| {
+        const text = std.mem.trim(u8, line, " ");
+        if (std.mem.startsWith(u8, text, "/**")) quoted = null;
+        if (std.mem.startsWith(u8, text, "* \"") and quoted == null) {
+            const rest = text["* \"".len..];
+            if (std.mem.indexOfScalar(u8, rest, '"')) |end| quoted = rest[0..end];
+        }
+        const d = (try define(line, "BACKLITE_EVICTION_POLICY_")) orelse continue;
+        seen += 1;
+        const p = std.meta.intToEnum(backlite.EvictionPolicy, d.value) catch {
+            std.debug.print("BACKLITE_EVICTION_POLICY_{s} ({d}) has no backlite.EvictionPolicy\n", .{ d.name, d.value });
+            return error.TestUnexpectedResult;
+        };
+        try testing.expect(std.ascii.eqlIgnoreCase(@tagName(p), d.name));
+        try testing.expectEqualStrings(quoted orelse return error.TestUnexpectedResult, p.name());
+        try testing.expectEqual(p, backlite.EvictionPolicy.fromName(quoted.?).?);
+        quoted = null;
+    }
+    try testing.expectEqual(std.meta.fields(backlite.EvictionPolicy).len, seen);
+}
+
 test "every failure code maps to its own error" {
     const pairs = .{
         .{ backlite.Code.null_parameter, error.NullParameter },
