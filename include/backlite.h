@@ -179,6 +179,33 @@ typedef struct backlite_check_report {
 } backlite_check_report;
 
 /**
+ * Counts since the file was created or last zeroed, by every handle of every process.
+ */
+typedef struct backlite_lifetime_stats {
+  /**
+   * Lookups that found a live entry.
+   */
+  uint64_t hits;
+  /**
+   * Lookups that did not.
+   */
+  uint64_t misses;
+  /**
+   * Entries evicted for size.
+   */
+  uint64_t evictions;
+  /**
+   * Expired entries removed.
+   */
+  uint64_t expirations;
+  /**
+   * When counting began (the file's creation, its upgrade, or the last zero), in
+   * milliseconds since the Unix epoch.
+   */
+  int64_t since_ms;
+} backlite_lifetime_stats;
+
+/**
  * An eviction policy, in the seed's order.
  */
 typedef int32_t backlite_eviction_policy;
@@ -431,6 +458,20 @@ void backlite_lease_abandon(struct backlite_lease *lease);
  * holder that cannot be seen dead (on another host) blocks its key at most that long.
  */
 backlite_result backlite_cached_call_exclusive(struct backlite_storage *s, const uint8_t *key, size_t key_len, backlite_compute_fn compute, void *user_data, int64_t expiration_ms, int64_t wait_timeout_ms, struct backlite_buf *value_out, struct backlite_error **err);
+
+/**
+ * The file's lifetime counters. Hits and misses wait in memory and reach the file
+ * with a process's next write (never a write per get): they include this process's
+ * unwritten ones, and another process's once it has written (at the latest when its
+ * last handle on the file closes).
+ */
+backlite_result backlite_storage_lifetime_stats(struct backlite_storage *s, struct backlite_lifetime_stats *stats_out, struct backlite_error **err);
+
+/**
+ * Sets the file's lifetime counters to zero and starts counting again from now
+ * (`backlite zero-stats`). The per-handle counters of `backlite_stats` are kept.
+ */
+backlite_result backlite_storage_zero_stats(struct backlite_storage *s, struct backlite_error **err);
 
 /**
  * New options with the defaults: 1 GiB, least-recently-used, never expire, 5000 ms

@@ -3,5 +3,5 @@
 
 pub use backlite_core::{
     CheckReport, Error, ErrorKind, EvictionPolicy, Expiration, ExportedEntry, FileInfo, KeyInfo,
-    Options, Storage,
+    LifetimeStats, Options, Storage,
 };

@@ -104,6 +104,8 @@ pub enum Command {
     },
     /// Removes every entry.
     Clear { file: PathBuf },
+    /// Sets the lifetime counters (hits, misses, evictions, expirations) to zero.
+    ZeroStats { file: PathBuf },
     /// Verifies SQLite's integrity, every value's checksum and the counters.
     Check {
         file: PathBuf,

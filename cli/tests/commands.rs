@@ -7,7 +7,7 @@ use common::{json_normalised, normalise, Dir};
 use serde_json::json;
 
 /// A file with a text key that expires in 2h and was read twice, a large value, a
-/// binary key, and a key that expires in 3 days.
+/// binary key, a key that expires in 3 days, and one lookup that missed.
 fn sample() -> Dir {
     let d = Dir::new();
     d.ok(&["set", "s.db", "greeting", "hello", "--expire", "2h"]);
@@ -17,6 +17,7 @@ fn sample() -> Dir {
     d.ok(&["set", "s.db", "later", "v", "--expire", "3d"]);
     assert_eq!(d.ok(&["get", "s.db", "greeting"]), "hello");
     assert_eq!(d.ok(&["get", "s.db", "greeting"]), "hello");
+    assert_eq!(d.run(&["get", "s.db", "nope"]).code, 1);
     d
 }
 
@@ -28,12 +29,16 @@ file                 s.db
 entries              4
 size                 1008 B of 1 GiB max  [..............................] 0.0%
 on disk              28 KiB (write-ahead log 0 B)
-schema version       1
+schema version       2
 version tag          (none)
 policy indexes       none (least/most-recently-used need none)
-least recently used  big (1000 B)
-most recently used   greeting (5 B)
+least recently used  big (1000 B, set <s> ago)
+most recently used   greeting (5 B, set <s> ago)
 expiring             0 within 1h, 1 within 1d
+hit ratio            66.7% (2 hits, 1 misses)
+evictions            0
+expirations          0
+counting since       <time>
 ";
     assert_eq!(normalise(&d.ok(&["stats", "s.db"])), expected);
 }
@@ -43,7 +48,7 @@ fn stats_json_has_every_figure() {
     let d = sample();
     let out = d.ok(&["stats", "s.db", "--json"]);
     assert_eq!(out.lines().count(), 1, "one JSON object: {out}");
-    let v = json_normalised(&out, &["age_ms", "expires_in_ms"]);
+    let v = json_normalised(&out, &["age_ms", "expires_in_ms", "since"]);
     let size = std::fs::metadata(d.path("s.db")).unwrap().len();
     assert_eq!(
         v,
@@ -55,13 +60,15 @@ fn stats_json_has_every_figure() {
             "max_size": 1073741824u64,
             "file_size": size,
             "wal_size": 0,
-            "schema_version": 1,
+            "schema_version": 2,
             "version_tag": null,
             "policy_indexes": [],
-            "least_recently_used": {"key": "big", "size": 1000, "hits": 0, "age_ms": null, "expires_in_ms": null},
-            "most_recently_used": {"key": "greeting", "size": 5, "hits": 2, "age_ms": null, "expires_in_ms": "<n>"},
+            "least_recently_used": {"key": "big", "size": 1000, "hits": 0, "age_ms": "<n>", "expires_in_ms": null},
+            "most_recently_used": {"key": "greeting", "size": 5, "hits": 2, "age_ms": "<n>", "expires_in_ms": "<n>"},
             "expiring_within_1h": 0,
             "expiring_within_1d": 1,
+            "lifetime": {"hits": 2, "misses": 1, "evictions": 0, "expirations": 0, "since": "<n>"},
+            "hit_ratio": 2.0 / 3.0,
         })
     );
 }
@@ -81,10 +88,10 @@ fn stats_names_the_policy_indexes_present() {
 fn keys_lists_size_age_time_left_and_hits_with_escapes() {
     let d = sample();
     let expected = r"      SIZE      AGE     LEFT     HITS  KEY
-    1000 B        -    never        0  big
-       2 B        -    never        0  bin\x00\xff
-       5 B        -    1h59m        2  greeting
-       1 B        -    2d23h        0  later
+    1000 B      <s>    never        0  big
+       2 B      <s>    never        0  bin\x00\xff
+       5 B      <s>    1h59m        2  greeting
+       1 B      <s>    2d23h        0  later
 ";
     assert_eq!(normalise(&d.ok(&["keys", "s.db"])), expected);
 }
@@ -100,10 +107,10 @@ fn keys_json_is_one_object_a_line_with_base64_for_binary_keys() {
     assert_eq!(
         lines,
         [
-            json!({"key": "big", "size": 1000, "hits": 0, "age_ms": null, "expires_in_ms": null}),
-            json!({"key_base64": "YmluAP8=", "size": 2, "hits": 0, "age_ms": null, "expires_in_ms": null}),
-            json!({"key": "greeting", "size": 5, "hits": 2, "age_ms": null, "expires_in_ms": "<n>"}),
-            json!({"key": "later", "size": 1, "hits": 0, "age_ms": null, "expires_in_ms": "<n>"}),
+            json!({"key": "big", "size": 1000, "hits": 0, "age_ms": "<n>", "expires_in_ms": null}),
+            json!({"key_base64": "YmluAP8=", "size": 2, "hits": 0, "age_ms": "<n>", "expires_in_ms": null}),
+            json!({"key": "greeting", "size": 5, "hits": 2, "age_ms": "<n>", "expires_in_ms": "<n>"}),
+            json!({"key": "later", "size": 1, "hits": 0, "age_ms": "<n>", "expires_in_ms": "<n>"}),
         ]
     );
 }
@@ -171,8 +178,8 @@ fn set_reads_stdin_and_takes_an_expiry() {
     assert_eq!(
         normalise(&d.ok(&["keys", "n.db"])),
         r"      SIZE      AGE     LEFT     HITS  KEY
-      10 B        -    never        1  k
-       1 B        -    1h29m        0  t
+      10 B      <s>    never        1  k
+       1 B      <s>    1h29m        0  t
 "
     );
 }
@@ -278,16 +285,20 @@ fn export_writes_a_header_then_one_entry_a_line() {
     let big = "x".repeat(1000);
     assert_eq!(lines.len(), 5, "{}", r.stdout);
     assert_eq!(lines[0]["backlite_export"], json!(1));
-    assert_eq!(lines[0]["schema_version"], json!(1));
+    assert_eq!(lines[0]["schema_version"], json!(2));
+    assert_eq!(
+        json_normalised(&lines[0]["lifetime"].to_string(), &["since"]),
+        json!({"hits": 2, "misses": 1, "evictions": 0, "expirations": 0, "since": "<n>"})
+    );
     // Least recently used first: the order of sets, with the hit key last.
     assert_eq!(
         normalise(&r.stdout.lines().skip(1).collect::<Vec<_>>().join("\n")),
         format!(
             "\
-{{\"expires_at\":null,\"hits\":0,\"key\":\"big\",\"value\":\"{big}\"}}
-{{\"expires_at\":null,\"hits\":0,\"key_base64\":\"YmluAP8=\",\"value\":\"\\u0001\\u0002\"}}
-{{\"expires_at\":\"<time>\",\"hits\":0,\"key\":\"later\",\"value\":\"v\"}}
-{{\"expires_at\":\"<time>\",\"hits\":2,\"key\":\"greeting\",\"value\":\"hello\"}}"
+{{\"expires_at\":null,\"hits\":0,\"key\":\"big\",\"set_at\":\"<time>\",\"value\":\"{big}\"}}
+{{\"expires_at\":null,\"hits\":0,\"key_base64\":\"YmluAP8=\",\"set_at\":\"<time>\",\"value\":\"\\u0001\\u0002\"}}
+{{\"expires_at\":\"<time>\",\"hits\":0,\"key\":\"later\",\"set_at\":\"<time>\",\"value\":\"v\"}}
+{{\"expires_at\":\"<time>\",\"hits\":2,\"key\":\"greeting\",\"set_at\":\"<time>\",\"value\":\"hello\"}}"
         )
     );
 }
@@ -328,4 +339,48 @@ fn import_evicts_down_to_max_size() {
     // Least recently used go first: the first lines of the dump.
     assert_eq!(d.run(&["get", "m.db", "k4"]).code, 1);
     assert_eq!(d.run(&["get", "m.db", "k5"]).code, 0);
+}
+
+#[test]
+fn zero_stats_starts_the_lifetime_counters_again() {
+    let d = sample();
+    assert_eq!(
+        d.ok(&["zero-stats", "s.db"]),
+        "zeroed the lifetime counters of s.db\n"
+    );
+    let v = json_normalised(&d.ok(&["stats", "s.db", "--json"]), &["since"]);
+    assert_eq!(
+        v["lifetime"],
+        json!({"hits": 0, "misses": 0, "evictions": 0, "expirations": 0, "since": "<n>"})
+    );
+    assert_eq!(v["hit_ratio"], json!(null));
+    d.ok(&["get", "s.db", "greeting"]);
+    let out = normalise(&d.ok(&["stats", "s.db"]));
+    assert!(
+        out.contains("hit ratio            100.0% (1 hits, 0 misses)\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn lifetime_counters_add_up_every_process_evictions_and_expirations() {
+    let d = Dir::new();
+    // Each `backlite` run is a process of its own: its hits and misses reach the
+    // file when it closes.
+    d.ok(&["set", "c.db", "a", "1234", "--max-size", "8"]);
+    d.ok(&["set", "c.db", "b", "1234", "--max-size", "8"]);
+    d.ok(&["set", "c.db", "c", "1234", "--max-size", "8"]); // evicts a
+    d.ok(&["set", "c.db", "soon", "x", "--expire", "1ms"]);
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    d.ok(&["set", "c.db", "d", "1"]); // removes the expired entry
+    for key in ["b", "c", "c"] {
+        d.ok(&["get", "c.db", key]);
+    }
+    assert_eq!(d.run(&["get", "c.db", "a"]).code, 1);
+    let v = json_normalised(&d.ok(&["stats", "c.db", "--json"]), &["since"]);
+    assert_eq!(
+        v["lifetime"],
+        json!({"hits": 3, "misses": 1, "evictions": 1, "expirations": 1, "since": "<n>"})
+    );
+    assert_eq!(v["hit_ratio"], json!(0.75));
 }

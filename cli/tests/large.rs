@@ -88,7 +88,9 @@ fn import_check_export_in_bounded_memory(n: u64) {
     assert_eq!(exported.lines().count() as u64, n + 1);
     let strip = |line: &str| -> serde_json::Value {
         let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
-        v.as_object_mut().unwrap().remove("expires_at");
+        let o = v.as_object_mut().unwrap();
+        o.remove("expires_at");
+        o.remove("set_at");
         v
     };
     for (a, b) in original.lines().zip(exported.lines()).skip(1).step_by(997) {

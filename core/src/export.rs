@@ -4,6 +4,7 @@
 
 use crate::error::{Result, SqliteContext};
 use crate::expiration::is_due;
+use crate::lifetime::{self, LifetimeStats};
 use crate::storage::Storage;
 use crate::txn::Txn;
 use rusqlite::params;
@@ -16,6 +17,9 @@ pub struct ExportedEntry<'a> {
     /// Wall-clock deadline in milliseconds since the Unix epoch; `None`: never.
     pub expires_at_ms: Option<i64>,
     pub hits: u64,
+    /// When the entry was set, in milliseconds since the Unix epoch; `None` when the
+    /// file does not know (entries set before schema 2).
+    pub set_at_ms: Option<i64>,
 }
 
 /// What an export or import did.
@@ -37,15 +41,16 @@ pub struct Importer<'s, 't, 'c> {
 }
 
 impl Importer<'_, '_, '_> {
-    /// Stores `value` under `key` (replacing any entry there) with its deadline and hit
-    /// count. An entry already due is skipped; a value larger than `max_size` fails
-    /// the whole import.
+    /// Stores `value` under `key` (replacing any entry there) with its deadline, hit
+    /// count and time of set (`None`: now). An entry already due is skipped; a value
+    /// larger than `max_size` fails the whole import.
     pub fn put(
         &mut self,
         key: &[u8],
         value: &[u8],
         expires_at_ms: Option<i64>,
         hits: u64,
+        set_at_ms: Option<i64>,
     ) -> Result<()> {
         if value.len() as u64 > self.storage.max_size() {
             return Err(self.storage.too_large(value.len()));
@@ -57,17 +62,27 @@ impl Importer<'_, '_, '_> {
         }
         self.txn
             .insert(key, value, crc32fast::hash(value), expires_at_ms)?;
-        if hits > 0 {
+        if hits > 0 || set_at_ms.is_some() {
             // The row just inserted: its rowid is its `seq`.
             let seq = self.txn.conn().last_insert_rowid();
             self.txn
                 .conn()
-                .prepare_cached("UPDATE entries SET hits = ?1 WHERE seq = ?2")
-                .and_then(|mut s| s.execute(params![hits.min(i64::MAX as u64) as i64, seq]))
+                .prepare_cached(
+                    "UPDATE entries SET hits = ?1, set_at = coalesce(?3, set_at) WHERE seq = ?2",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![hits.min(i64::MAX as u64) as i64, seq, set_at_ms])
+                })
                 .ctx("storing an entry's hits")?;
         }
         self.summary.entries += 1;
         Ok(())
+    }
+
+    /// Adds lifetime counters of another file (its export) to this file's; counting
+    /// is then since the earlier of the two times.
+    pub fn merge_lifetime(&mut self, counters: &LifetimeStats) -> Result<()> {
+        lifetime::merge(self.txn.conn(), counters)
     }
 }
 
@@ -87,7 +102,7 @@ impl Storage {
             let mut summary = TransferSummary::default();
             let mut stmt = conn
                 .prepare(
-                    "SELECT e.key, coalesce(e.value, b.value), e.crc, e.expires_at, e.hits \
+                    "SELECT e.key, coalesce(e.value, b.value), e.crc, e.expires_at, e.hits, e.set_at \
                      FROM entries e LEFT JOIN blobs b ON b.id = e.value_id \
                      WHERE e.expires_at IS NULL OR e.expires_at > ?1 ORDER BY e.seq",
                 )
@@ -115,6 +130,7 @@ impl Storage {
                     value,
                     expires_at_ms: row.get(3).ctx("reading an entry")?,
                     hits: hits.max(0) as u64,
+                    set_at_ms: row.get(5).ctx("reading an entry")?,
                 })?;
                 summary.entries += 1;
             }

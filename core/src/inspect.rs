@@ -55,15 +55,16 @@ pub struct FileInfo {
 }
 
 /// The columns of a [`KeyInfo`], in the order `key_info` reads them.
-const KEY_INFO_COLUMNS: &str = "key, size, hits, expires_at";
+const KEY_INFO_COLUMNS: &str = "key, size, hits, expires_at, set_at";
 
 fn key_info(row: &rusqlite::Row<'_>, now: i64) -> rusqlite::Result<KeyInfo> {
     let deadline: Option<i64> = row.get(3)?;
+    let set_at: Option<i64> = row.get(4)?;
     Ok(KeyInfo {
         key: row.get(0)?,
         size: row.get::<_, i64>(1)? as u64,
         hits: row.get::<_, i64>(2)? as u64,
-        age: None,
+        age: set_at.map(|t| Duration::from_millis(now.saturating_sub(t).max(0) as u64)),
         expires_in: deadline.map(|t| Duration::from_millis(t.saturating_sub(now).max(0) as u64)),
     })
 }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 /// "BKLT" in the SQLite header's application_id field (offset 68).
 pub const APPLICATION_ID: i32 = 0x424B_4C54;
 /// The schema this build writes. Files with a higher version are refused.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// `MIGRATIONS[v]` brings a file from schema `v` to `v + 1`. Version 0 is a new file.
 const MIGRATIONS: &[&str] = &[
@@ -57,6 +57,15 @@ const MIGRATIONS: &[&str] = &[
         version_tag TEXT
     );
     INSERT INTO state (id, clock, count, total_size) VALUES (0, 0, 0, 0);",
+    // 1 -> 2: lifetime counters (lifetime.rs), counting from the upgrade, and each
+    // entry's wall-clock time of set (its age; NULL for entries set before).
+    "ALTER TABLE state ADD COLUMN hits        INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE state ADD COLUMN misses      INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE state ADD COLUMN evictions   INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE state ADD COLUMN expirations INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE state ADD COLUMN stats_since INTEGER;
+    ALTER TABLE entries ADD COLUMN set_at    INTEGER;
+    UPDATE state SET stats_since = CAST(unixepoch('subsec') * 1000 AS INTEGER);",
 ];
 
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";

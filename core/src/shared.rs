@@ -20,6 +20,8 @@ pub(crate) struct FileShared {
     /// taken out by another handle's transaction). SQLite's write lock serialises
     /// these transactions anyway; this only makes the order visible here first.
     writing: Mutex<()>,
+    /// Hits and misses not yet added to the file's lifetime counters.
+    pub lifetime: crate::lifetime::Pending,
     /// Counts lease releases; waiters sleep until it changes.
     releases: Mutex<u64>,
     released: Condvar,

@@ -300,6 +300,7 @@ impl Storage {
             committed: false,
             written: false,
         };
+        let mut lifetime = self.shared.lifetime.take();
         let now = self.now();
         let done = conn
             .prepare_cached("BEGIN IMMEDIATE")
@@ -314,6 +315,7 @@ impl Storage {
                 if write_hits || txn.accesses_overflow() {
                     txn.write_accesses()?;
                 }
+                lifetime.store(conn, txn.tally.evictions, txn.tally.expirations)?;
                 txn.store()?;
                 Ok((out, txn.tally, txn.accesses_written))
             })
@@ -324,6 +326,7 @@ impl Storage {
                 Ok(done)
             });
         let (out, tally, accesses_written) = done?;
+        lifetime.committed();
         taken.committed = true;
         taken.written = accesses_written;
         self.commits.fetch_add(1, Relaxed);
@@ -420,6 +423,7 @@ impl Storage {
                 Some(_) => self.record_hit(key),
                 None if count_miss => {
                     self.counters.misses.fetch_add(1, Relaxed);
+                    self.shared.lifetime.miss();
                 }
                 None => {}
             }
@@ -430,6 +434,7 @@ impl Storage {
     /// Counts a hit and buffers it as an access.
     pub(crate) fn record_hit(&self, key: &[u8]) {
         self.counters.hits.fetch_add(1, Relaxed);
+        self.shared.lifetime.hit();
         let full = self.shared.accesses().record(key);
         if full {
             // Best effort: a busy file leaves the hits buffered for the next write.
@@ -610,7 +615,7 @@ impl Storage {
 
     /// Writes this handle's buffered accesses to the file now.
     pub fn flush(&self) -> Result<()> {
-        if self.shared.accesses().is_empty() {
+        if self.shared.accesses().is_empty() && self.shared.lifetime.is_empty() {
             return Ok(());
         }
         self.write_with(true, |_| Ok(()))

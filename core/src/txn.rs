@@ -428,8 +428,8 @@ impl<'c> Txn<'c> {
         self.conn
             .prepare_cached(
                 "INSERT INTO entries \
-                 (seq, key, value_id, size, crc, created, hits, expires_at, value) \
-                 VALUES (?5, ?1, ?2, ?3, ?4, ?5, 0, ?6, ?7)",
+                 (seq, key, value_id, size, crc, created, hits, expires_at, value, set_at) \
+                 VALUES (?5, ?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -439,7 +439,8 @@ impl<'c> Txn<'c> {
                     crc as i64,
                     at,
                     deadline,
-                    inline
+                    inline,
+                    self.now
                 ])
             })
             .ctx("storing an entry")?;

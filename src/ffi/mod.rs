@@ -13,6 +13,7 @@ pub mod cached;
 pub mod check;
 pub mod error;
 pub mod lease;
+pub mod lifetime;
 pub mod options;
 pub mod result;
 pub mod storage;

@@ -490,6 +490,17 @@ struct Acquisition {
   bool held() const noexcept { return status == Status::held; }
 };
 
+/// Counts since the file was created or last zeroed, by every handle of every process.
+struct LifetimeStats {
+  std::uint64_t hits = 0;
+  std::uint64_t misses = 0;
+  std::uint64_t evictions = 0;
+  std::uint64_t expirations = 0;
+  std::int64_t since_ms = 0;  ///< when counting began, in ms since the Unix epoch
+};
+static_assert(detail::field_count<backlite_lifetime_stats>() == 5,
+              "backlite_lifetime_stats changed: copy every field in lifetime_stats()");
+
 namespace detail {
 
 template <class T, class = void>
@@ -689,6 +700,20 @@ class Storage {
         err.raise(rc, "try_acquire");
     }
     return a;
+  }
+
+  /// The file's lifetime counters (other processes' hits count once they write).
+  LifetimeStats lifetime_stats() {
+    backlite_lifetime_stats raw{};
+    detail::ErrorSlot err;
+    err.check(backlite_storage_lifetime_stats(s_.get(), &raw, err.out()), "lifetime_stats");
+    return LifetimeStats{raw.hits, raw.misses, raw.evictions, raw.expirations, raw.since_ms};
+  }
+
+  /// Sets the file's lifetime counters to zero; counting starts again now.
+  void zero_stats() {
+    detail::ErrorSlot err;
+    err.check(backlite_storage_zero_stats(s_.get(), err.out()), "zero_stats");
   }
 
   /// The value under `key`; on a miss, `compute()` makes it and it is stored with

@@ -318,6 +318,22 @@ TEST(Contains, AnswersWithoutCountingAnAccess) {
   EXPECT_EQ(st.misses, 0u);
 }
 
+TEST(LifetimeStats, CountEveryHandleAndStartOverAfterZero) {
+  Storage s(":memory:");
+  s.set("k", "v");
+  EXPECT_TRUE(s.get("k").has_value());
+  EXPECT_FALSE(s.get("absent").has_value());
+  auto life = s.lifetime_stats();
+  EXPECT_EQ(life.hits, 1u);
+  EXPECT_EQ(life.misses, 1u);
+  EXPECT_GT(life.since_ms, 0);
+  s.zero_stats();
+  life = s.lifetime_stats();
+  EXPECT_EQ(life.hits, 0u);
+  EXPECT_EQ(life.misses, 0u);
+  EXPECT_EQ(s.stats().hits, 1u);  // the handle's own counters are kept
+}
+
 // ---- keys --------------------------------------------------------------------------
 
 TEST(Keys, VisitsEveryLiveKeyAsByteViewOrStringView) {

@@ -1,13 +1,15 @@
 //! `backlite export FILE [-o OUT]`: one JSON object a line, after a header line.
 //!
 //! ```text
-//! {"backlite_export":1,"exported_at":"2026-11-29T15:04:05.123Z","schema_version":1}
-//! {"key":"greeting","value":"hello","expires_at":"2026-11-29T16:04:05.123Z","hits":3}
-//! {"key_base64":"AP8=","value_base64":"AAEC","expires_at":null,"hits":0}
+//! {"backlite_export":1,"exported_at":"2026-11-29T15:04:05.123Z","schema_version":2,
+//!  "lifetime":{"hits":3,"misses":1,"evictions":0,"expirations":0,"since":"..."}}
+//! {"key":"greeting","value":"hello","expires_at":"2026-11-29T16:04:05.123Z","hits":3,"set_at":"..."}
+//! {"key_base64":"AP8=","value_base64":"AAEC","expires_at":null,"hits":0,"set_at":null}
 //! ```
 //!
-//! Keys and values are strings when they are UTF-8, base64 otherwise; `expires_at` is
-//! an absolute UTC time (null: never). Entries come least recently used first, so an
+//! (one line each). Keys and values are strings when they are UTF-8, base64
+//! otherwise; `expires_at` and `set_at` are absolute UTC times (null: never, or not
+//! known). The header's lifetime counters are added to the importing file's. Entries come least recently used first, so an
 //! import keeps their order. `jq 'select(.key)'` skips the header.
 
 use super::{open, Failure, Outcome, OK, USAGE_OR_IO};
@@ -29,12 +31,16 @@ pub fn entry_line(e: &ExportedEntry<'_>) -> String {
     put_json(&mut object, "value", e.value);
     object.insert("expires_at".into(), json!(e.expires_at_ms.map(format_ms)));
     object.insert("hits".into(), json!(e.hits));
+    object.insert("set_at".into(), json!(e.set_at_ms.map(format_ms)));
     Value::Object(object).to_string()
 }
 
 pub fn run(cli: &Cli, file: &Path, output: Option<&Path>) -> Outcome {
     let storage = open(cli, file, false)?;
     let info = storage.inspect(&[]).map_err(|e| Failure::core(file, &e))?;
+    let lifetime = storage
+        .lifetime_stats()
+        .map_err(|e| Failure::core(file, &e))?;
     let (sink, shown): (Box<dyn Write>, &Path) = match output {
         Some(out) => {
             let f = std::fs::File::create(out)
@@ -50,6 +56,7 @@ pub fn run(cli: &Cli, file: &Path, output: Option<&Path>) -> Outcome {
         "backlite_export": FORMAT,
         "exported_at": format_ms(now_ms()),
         "schema_version": info.schema_version,
+        "lifetime": super::stats::lifetime_json(&lifetime),
     });
     writeln!(sink, "{header}").map_err(write_failed)?;
     let bar = progress::bar(info.count, "exporting", "entries");

@@ -7,7 +7,7 @@ use super::stats::print;
 use super::{open, Failure, Outcome, OK, USAGE_OR_IO};
 use crate::bytes::take_json;
 use crate::clock::parse_ms;
-use crate::core::{Error, ErrorKind};
+use crate::core::{Error, ErrorKind, LifetimeStats};
 use crate::progress;
 use crate::Cli;
 use serde_json::{Map, Value};
@@ -15,19 +15,80 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 /// One entry line, decoded.
-struct Line {
+struct Entry {
     key: Vec<u8>,
     value: Vec<u8>,
     expires_at_ms: Option<i64>,
     hits: u64,
+    set_at_ms: Option<i64>,
 }
 
-/// What a line holds: an entry, or the header (or an empty line).
-fn parse_line(text: &[u8]) -> Result<Option<Line>, String> {
+/// What a line holds.
+enum Line {
+    Entry(Entry),
+    /// The header, with the exporting file's lifetime counters if it had them.
+    Header(Option<LifetimeStats>),
+    Empty,
+}
+
+/// A time field: absent or null is `None`.
+fn time_field(object: &mut Map<String, Value>, name: &str) -> Result<Option<i64>, String> {
+    match object.remove(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(t)) => parse_ms(&t).map(Some),
+        Some(_) => Err(format!("\"{name}\" must be a time string or null")),
+    }
+}
+
+/// A count field: absent is 0.
+fn count_field(object: &mut Map<String, Value>, name: &str) -> Result<u64, String> {
+    match object.remove(name) {
+        None => Ok(0),
+        Some(v) => v
+            .as_u64()
+            .ok_or_else(|| format!("\"{name}\" must be a whole number >= 0")),
+    }
+}
+
+fn no_other_field(object: &Map<String, Value>) -> Result<(), String> {
+    match object.keys().next() {
+        Some(unknown) => Err(format!("unknown field \"{unknown}\"")),
+        None => Ok(()),
+    }
+}
+
+fn parse_header(object: &mut Map<String, Value>) -> Result<Line, String> {
+    let format = object.remove("backlite_export").unwrap_or_default();
+    if format.as_u64() != Some(FORMAT) {
+        return Err(format!(
+            "export format {format} is not one this build reads ({FORMAT})"
+        ));
+    }
+    let lifetime = match object.remove("lifetime") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(mut l)) => {
+            let counters = LifetimeStats {
+                hits: count_field(&mut l, "hits")?,
+                misses: count_field(&mut l, "misses")?,
+                evictions: count_field(&mut l, "evictions")?,
+                expirations: count_field(&mut l, "expirations")?,
+                since_ms: time_field(&mut l, "since")?.unwrap_or(i64::MAX),
+            };
+            no_other_field(&l).map_err(|e| format!("in \"lifetime\": {e}"))?;
+            Some(counters)
+        }
+        Some(_) => return Err("\"lifetime\" must be an object".into()),
+    };
+    // The header's other fields describe the export; they need nothing here.
+    Ok(Line::Header(lifetime))
+}
+
+/// What a line holds: an entry, the header, or nothing.
+fn parse_line(text: &[u8]) -> Result<Line, String> {
     let text = text.strip_suffix(b"\n").unwrap_or(text);
     let text = text.strip_suffix(b"\r").unwrap_or(text);
     if text.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
+        return Ok(Line::Empty);
     }
     let mut object: Map<String, Value> = match serde_json::from_slice(text) {
         Ok(Value::Object(o)) => o,
@@ -39,34 +100,18 @@ fn parse_line(text: &[u8]) -> Result<Option<Line>, String> {
             return Err(format!("not valid JSON at column {}: {cause}", e.column()));
         }
     };
-    if let Some(format) = object.get("backlite_export") {
-        if format.as_u64() != Some(FORMAT) {
-            return Err(format!(
-                "export format {format} is not one this build reads ({FORMAT})"
-            ));
-        }
-        return Ok(None);
+    if object.contains_key("backlite_export") {
+        return parse_header(&mut object);
     }
-    let key = take_json(&mut object, "key")?;
-    let value = take_json(&mut object, "value")?;
-    let expires_at_ms = match object.remove("expires_at") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(t)) => Some(parse_ms(&t)?),
-        Some(_) => return Err("\"expires_at\" must be a time string or null".into()),
+    let entry = Entry {
+        key: take_json(&mut object, "key")?,
+        value: take_json(&mut object, "value")?,
+        expires_at_ms: time_field(&mut object, "expires_at")?,
+        hits: count_field(&mut object, "hits")?,
+        set_at_ms: time_field(&mut object, "set_at")?,
     };
-    let hits = match object.remove("hits") {
-        None => 0,
-        Some(v) => v.as_u64().ok_or("\"hits\" must be a whole number >= 0")?,
-    };
-    if let Some(unknown) = object.keys().next() {
-        return Err(format!("unknown field \"{unknown}\""));
-    }
-    Ok(Some(Line {
-        key,
-        value,
-        expires_at_ms,
-        hits,
-    }))
+    no_other_field(&object)?;
+    Ok(Line::Entry(entry))
 }
 
 pub fn run(cli: &Cli, file: &Path, input: Option<&Path>) -> Outcome {
@@ -107,12 +152,15 @@ pub fn run(cli: &Cli, file: &Path, input: Option<&Path>) -> Outcome {
                 format!("line {number} of {shown}: {why}; nothing was imported"),
             )
         };
-        let Some(entry) = parse_line(&line).map_err(at_line)? else {
-            continue;
-        };
-        importer
-            .put(&entry.key, &entry.value, entry.expires_at_ms, entry.hits)
-            .map_err(|e| at_line(e.message().to_string()))?;
+        match parse_line(&line).map_err(at_line)? {
+            Line::Entry(e) => importer
+                .put(&e.key, &e.value, e.expires_at_ms, e.hits, e.set_at_ms)
+                .map_err(|e| at_line(e.message().to_string()))?,
+            Line::Header(Some(counters)) => importer
+                .merge_lifetime(&counters)
+                .map_err(|e| at_line(e.message().to_string()))?,
+            Line::Header(None) | Line::Empty => {}
+        }
     });
     bar.finish_and_clear();
     let summary = summary.map_err(|e| Failure::core(file, &e))?;

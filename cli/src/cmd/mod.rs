@@ -120,6 +120,7 @@ pub fn run(cli: &Cli) -> Outcome {
             escaped,
         } => entries::delete(cli, file, keys, *escaped),
         Command::Clear { file } => entries::clear(cli, file),
+        Command::ZeroStats { file } => stats::zero(cli, file),
         Command::Check { file, repair, json } => check::check(cli, file, *repair, *json),
         Command::Vacuum { file } => check::vacuum(cli, file),
         Command::Export { file, output } => export::run(cli, file, output.as_deref()),

@@ -2,7 +2,8 @@
 
 use super::{open, Failure, Outcome, OK, USAGE_OR_IO};
 use crate::bytes::{escape, put_json};
-use crate::core::{FileInfo, KeyInfo};
+use crate::clock::format_ms;
+use crate::core::{FileInfo, KeyInfo, LifetimeStats};
 use crate::human::{format_duration, format_size};
 use crate::Cli;
 use serde_json::{json, Map, Value};
@@ -19,13 +20,27 @@ pub fn run(cli: &Cli, file: &Path, json: bool) -> Outcome {
     let info = storage
         .inspect(&[HOUR, DAY])
         .map_err(|e| Failure::core(file, &e))?;
+    let lifetime = storage
+        .lifetime_stats()
+        .map_err(|e| Failure::core(file, &e))?;
     let max_size = storage.max_size();
     let out = if json {
-        to_json(file, &info, max_size).to_string() + "\n"
+        to_json(file, &info, max_size, &lifetime).to_string() + "\n"
     } else {
-        to_text(file, &info, max_size)
+        to_text(file, &info, max_size, &lifetime)
     };
     print(file, &out)?;
+    Ok(OK)
+}
+
+/// `backlite zero-stats FILE`.
+pub fn zero(cli: &Cli, file: &Path) -> Outcome {
+    let storage = open(cli, file, false)?;
+    storage.zero_stats().map_err(|e| Failure::core(file, &e))?;
+    print(
+        file,
+        &format!("zeroed the lifetime counters of {}\n", file.display()),
+    )?;
     Ok(OK)
 }
 
@@ -82,7 +97,14 @@ fn entry_text(entry: &Option<KeyInfo>) -> String {
     }
 }
 
-fn to_text(file: &Path, info: &FileInfo, max_size: u64) -> String {
+fn ratio_text(l: &LifetimeStats) -> String {
+    match l.hit_ratio() {
+        Some(r) => format!("{:.1}%", r * 100.0),
+        None => "-".to_string(),
+    }
+}
+
+fn to_text(file: &Path, info: &FileInfo, max_size: u64, l: &LifetimeStats) -> String {
     let mut out = String::new();
     let mut line = |label: &str, value: String| {
         let _ = writeln!(out, "{label:<21}{value}");
@@ -142,7 +164,24 @@ fn to_text(file: &Path, info: &FileInfo, max_size: u64) -> String {
             within(info, DAY)
         ),
     );
+    line(
+        "hit ratio",
+        format!("{} ({} hits, {} misses)", ratio_text(l), l.hits, l.misses),
+    );
+    line("evictions", l.evictions.to_string());
+    line("expirations", l.expirations.to_string());
+    line("counting since", format_ms(l.since_ms));
     out
+}
+
+pub fn lifetime_json(l: &LifetimeStats) -> Value {
+    json!({
+        "hits": l.hits,
+        "misses": l.misses,
+        "evictions": l.evictions,
+        "expirations": l.expirations,
+        "since": format_ms(l.since_ms),
+    })
 }
 
 pub fn key_json(e: &KeyInfo) -> Value {
@@ -158,7 +197,7 @@ pub fn key_json(e: &KeyInfo) -> Value {
     Value::Object(object)
 }
 
-fn to_json(file: &Path, info: &FileInfo, max_size: u64) -> Value {
+fn to_json(file: &Path, info: &FileInfo, max_size: u64, l: &LifetimeStats) -> Value {
     json!({
         "file": file.display().to_string(),
         "entries": info.count,
@@ -177,5 +216,7 @@ fn to_json(file: &Path, info: &FileInfo, max_size: u64) -> Value {
         "most_recently_used": info.most_recently_used.as_ref().map(key_json),
         "expiring_within_1h": within(info, HOUR),
         "expiring_within_1d": within(info, DAY),
+        "lifetime": lifetime_json(l),
+        "hit_ratio": l.hit_ratio(),
     })
 }

@@ -73,9 +73,10 @@ impl Dir {
     }
 }
 
-/// Durations in seconds or less (`850ms`, `3s`) depend on how fast the test runs:
-/// each becomes `<s>`, right-aligned in the same columns. Absolute times become
-/// `<time>`. (Tests use expiries of hours or days, whose minutes are stable.)
+/// Durations under an hour without hours (`850ms`, `3s`, `1m5s`: ages) depend on how
+/// fast the test runs: each becomes `<s>`, right-aligned in the same columns.
+/// Absolute times become `<time>`. (Tests use expiries of hours or days, whose
+/// minutes are stable.)
 pub fn normalise(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for line in text.split_inclusive('\n') {
@@ -96,6 +97,26 @@ fn is_timestamp(s: &[u8]) -> bool {
         })
 }
 
+/// The length of `(\d+m)?\d+(ms|s)` at the start of `b`, ending a word.
+fn short_duration(b: &[u8]) -> Option<usize> {
+    let digits = |at: usize| b[at..].iter().take_while(|c| c.is_ascii_digit()).count();
+    let word_ends = |at: usize| at >= b.len() || !b[at].is_ascii_alphanumeric();
+    let mut at = digits(0);
+    if at > 0 && b.get(at) == Some(&b'm') && b.get(at + 1).is_some_and(u8::is_ascii_digit) {
+        at += 1 + digits(at + 1);
+    }
+    if at == 0 {
+        return None;
+    }
+    if b[at..].starts_with(b"ms") && word_ends(at + 2) {
+        Some(at + 2)
+    } else if b[at..].starts_with(b"s") && word_ends(at + 1) {
+        Some(at + 1)
+    } else {
+        None
+    }
+}
+
 fn normalise_line(line: &str) -> String {
     let b = line.as_bytes();
     let mut out: Vec<u8> = Vec::with_capacity(b.len());
@@ -108,27 +129,17 @@ fn normalise_line(line: &str) -> String {
         }
         let at_word_start = i == 0 || !b[i - 1].is_ascii_alphanumeric();
         if at_word_start && b[i].is_ascii_digit() {
-            let digits = b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
-            let end = i + digits;
-            let word_ends = |at: usize| at >= b.len() || !b[at].is_ascii_alphanumeric();
-            let unit = if b[end..].starts_with(b"ms") && word_ends(end + 2) {
-                2
-            } else if b[end..].starts_with(b"s") && word_ends(end + 1) {
-                1
-            } else {
-                0
-            };
-            if unit > 0 {
-                // Take back the spaces before the number, then right-align `<ms>`.
-                let mut width = digits + unit;
-                while out.last() == Some(&b' ') {
-                    out.pop();
-                    width += 1;
+            if let Some(len) = short_duration(&b[i..]) {
+                // In a table column (two spaces or more before it), take back the
+                // spaces and right-align `<s>` in the same width.
+                let spaces = out.iter().rev().take_while(|&&c| c == b' ').count();
+                if spaces >= 2 {
+                    out.truncate(out.len() - spaces);
+                    let pad = (len + spaces).saturating_sub(3).max(1);
+                    out.resize(out.len() + pad, b' ');
                 }
-                let pad = width.saturating_sub(3).max(usize::from(!out.is_empty()));
-                out.resize(out.len() + pad, b' ');
                 out.extend_from_slice(b"<s>");
-                i = end + unit;
+                i += len;
                 continue;
             }
         }

@@ -1,0 +1,183 @@
+//! Lifetime counters: hits, misses, evictions and expirations since the file was
+//! created (or since the last zero), kept in the file by every handle of every
+//! process, so that a cache's hit ratio can be read over its whole life.
+//!
+//! A get must not cost a write, so hits and misses wait in memory, shared by the
+//! process's handles on the file, and go into the file with the next write
+//! transaction (a set, the buffered hits' flush, or the last handle's close).
+//! Evictions and expirations are added by the transaction that makes them.
+
+use crate::error::{Result, SqliteContext};
+use crate::storage::Storage;
+use rusqlite::{params, Connection, TransactionBehavior};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// The counters as the file holds them, plus this process's not yet written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LifetimeStats {
+    pub hits: u64,
+    pub misses: u64,
+    pub evictions: u64,
+    pub expirations: u64,
+    /// When counting began: the file's creation, its upgrade to a schema with these
+    /// counters, or the last zero (milliseconds since the Unix epoch).
+    pub since_ms: i64,
+}
+
+impl LifetimeStats {
+    /// Hits over lookups, or `None` before the first lookup.
+    pub fn hit_ratio(&self) -> Option<f64> {
+        let lookups = self.hits + self.misses;
+        (lookups > 0).then(|| self.hits as f64 / lookups as f64)
+    }
+}
+
+/// Hits and misses of this process on one file, not yet in the file.
+#[derive(Default)]
+pub(crate) struct Pending {
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl Pending {
+    pub fn hit(&self) {
+        self.hits.fetch_add(1, Relaxed);
+    }
+
+    pub fn miss(&self) {
+        self.misses.fetch_add(1, Relaxed);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hits.load(Relaxed) == 0 && self.misses.load(Relaxed) == 0
+    }
+
+    /// Takes them for a write transaction: given back unless it commits.
+    pub fn take(&self) -> Taken<'_> {
+        Taken {
+            pending: self,
+            hits: self.hits.swap(0, Relaxed),
+            misses: self.misses.swap(0, Relaxed),
+            committed: false,
+        }
+    }
+}
+
+/// Hits and misses a write transaction took; back to the pending ones if it fails.
+pub(crate) struct Taken<'a> {
+    pending: &'a Pending,
+    hits: u64,
+    misses: u64,
+    committed: bool,
+}
+
+impl Taken<'_> {
+    /// Adds them and the transaction's evictions and expirations to the file's counters.
+    pub fn store(&self, conn: &Connection, evictions: u64, expirations: u64) -> Result<()> {
+        add(conn, self.hits, self.misses, evictions, expirations)
+    }
+
+    pub fn committed(&mut self) {
+        self.committed = true;
+    }
+}
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        if !self.committed {
+            self.pending.hits.fetch_add(self.hits, Relaxed);
+            self.pending.misses.fetch_add(self.misses, Relaxed);
+        }
+    }
+}
+
+/// Adds to the file's counters, inside the caller's write transaction.
+pub(crate) fn add(
+    conn: &Connection,
+    hits: u64,
+    misses: u64,
+    evictions: u64,
+    expirations: u64,
+) -> Result<()> {
+    if hits | misses | evictions | expirations == 0 {
+        return Ok(());
+    }
+    let n = |v: u64| v.min(i64::MAX as u64) as i64;
+    conn.prepare_cached(
+        "UPDATE state SET hits = hits + ?1, misses = misses + ?2, \
+         evictions = evictions + ?3, expirations = expirations + ?4 WHERE id = 0",
+    )
+    .and_then(|mut s| s.execute(params![n(hits), n(misses), n(evictions), n(expirations)]))
+    .ctx("adding to the lifetime counters")?;
+    Ok(())
+}
+
+/// Counts from elsewhere (an import): added, and counting began at the earlier time.
+pub(crate) fn merge(conn: &Connection, from: &LifetimeStats) -> Result<()> {
+    add(
+        conn,
+        from.hits,
+        from.misses,
+        from.evictions,
+        from.expirations,
+    )?;
+    conn.prepare_cached(
+        "UPDATE state SET stats_since = min(coalesce(stats_since, ?1), ?1) WHERE id = 0",
+    )
+    .and_then(|mut s| s.execute([from.since_ms]))
+    .ctx("merging the lifetime counters")?;
+    Ok(())
+}
+
+/// The file's counters, as of the caller's read.
+pub(crate) fn read(conn: &Connection) -> Result<LifetimeStats> {
+    conn.prepare_cached(
+        "SELECT hits, misses, evictions, expirations, stats_since FROM state WHERE id = 0",
+    )
+    .and_then(|mut s| {
+        s.query_row([], |r| {
+            let n = |i: usize| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
+            Ok(LifetimeStats {
+                hits: n(0)?,
+                misses: n(1)?,
+                evictions: n(2)?,
+                expirations: n(3)?,
+                since_ms: r.get::<_, Option<i64>>(4)?.unwrap_or(0),
+            })
+        })
+    })
+    .ctx("reading the lifetime counters")
+}
+
+impl Storage {
+    /// The file's lifetime counters, with this process's hits and misses that are not
+    /// written yet. Other processes' unwritten ones appear once they write.
+    pub fn lifetime_stats(&self) -> Result<LifetimeStats> {
+        let mut stats = self.read(read)?;
+        stats.hits += self.shared.lifetime.hits.load(Relaxed);
+        stats.misses += self.shared.lifetime.misses.load(Relaxed);
+        Ok(stats)
+    }
+
+    /// Sets the lifetime counters to zero and starts counting again from now. This
+    /// process's unwritten hits and misses go too; other processes' unwritten ones
+    /// are added when they write.
+    pub fn zero_stats(&self) -> Result<()> {
+        let now = self.now();
+        self.with_writer(|conn| {
+            // A transaction of its own: a write's would add what it took before it.
+            let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
+                .ctx("locking the file to zero its counters")?;
+            tx.prepare_cached(
+                "UPDATE state SET hits = 0, misses = 0, evictions = 0, expirations = 0, \
+                 stats_since = ?1 WHERE id = 0",
+            )
+            .and_then(|mut s| s.execute([now]))
+            .ctx("zeroing the lifetime counters")?;
+            let mut discarded = self.shared.lifetime.take();
+            tx.commit().ctx("zeroing the lifetime counters")?;
+            discarded.committed();
+            Ok(())
+        })
+    }
+}
