@@ -8,9 +8,10 @@
 //! Evictions and expirations are added by the transaction that makes them.
 
 use crate::error::{Result, SqliteContext};
+use crate::shared::lock;
 use crate::storage::Storage;
 use rusqlite::{params, Connection, TransactionBehavior};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, MutexGuard};
 
 /// The counters as the file holds them, plus this process's not yet written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -34,30 +35,49 @@ impl LifetimeStats {
 
 /// Hits and misses of this process on one file, not yet in the file.
 #[derive(Default)]
-pub(crate) struct Pending {
-    hits: AtomicU64,
-    misses: AtomicU64,
+pub(crate) struct Pending(Mutex<Counts>);
+
+#[derive(Default)]
+struct Counts {
+    /// The process that counted them: a forked child does not write its parent's.
+    pid: u32,
+    hits: u64,
+    misses: u64,
 }
 
 impl Pending {
+    fn counts(&self) -> MutexGuard<'_, Counts> {
+        let mut counts = lock(&self.0);
+        let pid = std::process::id();
+        if counts.pid != pid {
+            *counts = Counts {
+                pid,
+                ..Counts::default()
+            };
+        }
+        counts
+    }
+
     pub fn hit(&self) {
-        self.hits.fetch_add(1, Relaxed);
+        self.counts().hits += 1;
     }
 
     pub fn miss(&self) {
-        self.misses.fetch_add(1, Relaxed);
+        self.counts().misses += 1;
     }
 
     pub fn is_empty(&self) -> bool {
-        self.hits.load(Relaxed) == 0 && self.misses.load(Relaxed) == 0
+        let counts = self.counts();
+        counts.hits == 0 && counts.misses == 0
     }
 
     /// Takes them for a write transaction: given back unless it commits.
     pub fn take(&self) -> Taken<'_> {
+        let mut counts = self.counts();
         Taken {
             pending: self,
-            hits: self.hits.swap(0, Relaxed),
-            misses: self.misses.swap(0, Relaxed),
+            hits: std::mem::take(&mut counts.hits),
+            misses: std::mem::take(&mut counts.misses),
             committed: false,
         }
     }
@@ -85,8 +105,9 @@ impl Taken<'_> {
 impl Drop for Taken<'_> {
     fn drop(&mut self) {
         if !self.committed {
-            self.pending.hits.fetch_add(self.hits, Relaxed);
-            self.pending.misses.fetch_add(self.misses, Relaxed);
+            let mut counts = self.pending.counts();
+            counts.hits += self.hits;
+            counts.misses += self.misses;
         }
     }
 }
@@ -154,8 +175,9 @@ impl Storage {
     /// written yet. Other processes' unwritten ones appear once they write.
     pub fn lifetime_stats(&self) -> Result<LifetimeStats> {
         let mut stats = self.read(read)?;
-        stats.hits += self.shared.lifetime.hits.load(Relaxed);
-        stats.misses += self.shared.lifetime.misses.load(Relaxed);
+        let unwritten = self.shared.lifetime.counts();
+        stats.hits += unwritten.hits;
+        stats.misses += unwritten.misses;
         Ok(stats)
     }
 
