@@ -3,7 +3,8 @@
 #   1. the Rust tests (cargo test), cargo fmt and clippy;
 #   2. through CMake and ctest: the C tests (each also under valgrind), the C++
 #      binding's tests, the demo, the examples and the install/consumer test;
-#   3. each other language binding's own suite, against the library CMake built.
+#   3. each other language binding's own suite, against the library CMake built;
+#   4. each binding used from a project of its own outside the tree (tests/consumers/).
 # Usage: bash tests/run_all.sh [build-dir]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,6 +40,10 @@ echo "== Swift binding (swift test in a Debian 13 chroot)"
 # The toolchain needs about 5 GB: on a machine without it the script prints a loud
 # SKIPPED banner (never a silent pass) and the rest of the run goes on.
 BACKLITE_ALLOW_SWIFT_SKIP=1 BACKLITE_LIB_DIR="$lib_dir" bash bindings/swift/run_tests.sh
+
+echo "== Each binding used from a project of its own, outside the repository (C++, Go, Zig, Python)"
+# (Swift's consumer package is built in bindings/swift/run_tests.sh, in its chroot.)
+BACKLITE_BUILD_DIR="$build" BACKLITE_PREBUILT_LIB="$lib_dir/libbacklite.so" bash tests/consumers/run.sh
 
 echo "== One cache, many languages (C, Go, Python at once)"
 BACKLITE_LIB_DIR="$lib_dir" bash tests/cross_language/run.sh

@@ -123,11 +123,11 @@ fn stageShared(b: *std.Build, lib_dir: []const u8) []const u8 {
     return stage.realpathAlloc(b.allocator, ".") catch @panic("realpath of the library stage");
 }
 
-/// The first ```zig block of a Markdown text.
+/// The ```zig block under "## Example" in a Markdown text.
 fn zigBlock(markdown: []const u8) []const u8 {
-    const fence = "```zig\n";
+    const fence = "## Example\n\n```zig\n";
     const start = (std.mem.indexOf(u8, markdown, fence) orelse
-        @panic("bindings/zig/README.md: no ```zig block")) + fence.len;
+        @panic("bindings/zig/README.md: no ```zig block under ## Example")) + fence.len;
     const len = std.mem.indexOf(u8, markdown[start..], "\n```") orelse
         @panic("bindings/zig/README.md: the ```zig block is not closed");
     return markdown[start .. start + len + 1];
