@@ -540,7 +540,12 @@ impl Storage {
         {
             return Err(self.too_large(e.value.len()));
         }
-        let crcs: Vec<u32> = entries.iter().map(|e| crc32fast::hash(e.value)).collect();
+        let mut crcs = Vec::new();
+        crcs.try_reserve_exact(entries.len()).map_err(|_| {
+            let n = entries.len();
+            Error::new(ErrorKind::Internal, format!("no memory for {n} checksums"))
+        })?;
+        crcs.extend(entries.iter().map(|e| crc32fast::hash(e.value)));
         self.write(|t| {
             for (e, &crc) in entries.iter().zip(&crcs) {
                 t.remove_key(e.key)?;

@@ -15,13 +15,13 @@ pub mod error;
 pub mod lease;
 pub mod lifetime;
 pub mod options;
+mod panic;
 pub mod result;
 pub mod storage;
 pub mod version;
 
 use self::error::backlite_error;
 use self::result::*;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Why a call failed: a result code and a message for the error object.
 pub(crate) struct Failure {
@@ -57,25 +57,19 @@ impl From<crate::Error> for Failure {
 
 pub(crate) type FfiResult = Result<backlite_result, Failure>;
 
-/// Runs an export's body: catches panics and reports failures through `err`.
+/// Runs an export's body: catches panics (silently: see `panic`) and reports failures
+/// through `err`.
 pub(crate) fn boundary(
     err: *mut *mut backlite_error,
     body: impl FnOnce() -> FfiResult,
 ) -> backlite_result {
-    let failure = match catch_unwind(AssertUnwindSafe(body)) {
+    let failure = match panic::catch(body) {
         Ok(Ok(code)) => return code,
         Ok(Err(f)) => f,
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".to_string());
-            Failure::new(
-                BACKLITE_RESULT_PANIC,
-                format!("internal error (a bug in BackLite, please report it): {what}"),
-            )
-        }
+        Err(what) => Failure::new(
+            BACKLITE_RESULT_PANIC,
+            format!("internal error (a bug in BackLite, please report it): {what}"),
+        ),
     };
     error::report(err, &failure);
     failure.code
@@ -83,7 +77,7 @@ pub(crate) fn boundary(
 
 /// Runs a body that cannot report errors; a panic gives `fallback`.
 pub(crate) fn infallible<T>(fallback: T, body: impl FnOnce() -> T) -> T {
-    catch_unwind(AssertUnwindSafe(body)).unwrap_or(fallback)
+    panic::catch(body).unwrap_or(fallback)
 }
 
 /// Borrows `*ptr`, or fails with NULL_PARAMETER naming the argument.

@@ -164,7 +164,9 @@ pub unsafe extern "C" fn backlite_storage_set(
 
 /// Stores `count` entries in one transaction, then evicts by the policy down to
 /// max_size (entries of the batch may be evicted too). All or nothing: any invalid
-/// entry or too-large value fails the call with nothing written.
+/// entry or too-large value fails the call with nothing written. `count` must be the
+/// number of entries at `entries`: one that cannot be (`count * sizeof(backlite_entry)`
+/// over `PTRDIFF_MAX`, or more entries than memory can track) gives INVALID_ARGUMENT.
 #[no_mangle]
 pub unsafe extern "C" fn backlite_storage_set_many(
     s: *mut backlite_storage,
@@ -177,12 +179,27 @@ pub unsafe extern "C" fn backlite_storage_set_many(
         if entries.is_null() && count > 0 {
             return Err(Failure::null("entries"));
         }
+        // A wrong count cannot be caught by reading (that reads past the array), only
+        // against what could exist: the array must fit the address space, and nothing
+        // is allocated for it until that holds, then only fallibly.
+        if count > isize::MAX as usize / std::mem::size_of::<backlite_entry>() {
+            return Err(Failure::invalid(format!(
+                "count {count} is impossible: that many entries do not fit in memory"
+            )));
+        }
+        let mut batch = Vec::new();
+        batch.try_reserve_exact(count).map_err(|_| {
+            Failure::invalid(format!(
+                "count {count} is impossible: no memory to track that many entries"
+            ))
+        })?;
         let raw = if count == 0 {
             &[][..]
         } else {
+            // SAFETY: the caller passes `count` entries at `entries` (the C contract),
+            // and their size fits in an isize (checked above).
             std::slice::from_raw_parts(entries, count)
         };
-        let mut batch = Vec::with_capacity(raw.len());
         for (i, e) in raw.iter().enumerate() {
             // Names the entry only on failure: no formatting per entry on the way.
             let in_entry = |f: Failure| Failure::new(f.code, format!("entries[{i}].{}", f.message));
