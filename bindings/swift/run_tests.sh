@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Tests of the Swift binding: `swift build` and `swift test` (XCTest) in a Debian 13
 # chroot, since Debian 12 has no Swift toolchain and Debian 13 has `swiftlang` (6.0);
-# then the test bundle again under valgrind, where a leak fails the run.
+# then the test bundle again under valgrind, where a leak fails the run; then a package
+# of its own (tests/consumers/swift/) that depends on this one by path.
 # Runs as root (debootstrap, chroot, mount) on Debian 12 with access to the Debian
 # archive only; the library is built on the host and copied in.
 #
@@ -198,5 +199,24 @@ if [ "$status" != 0 ]; then
     tail -n 200 "$chroot_dir/root/memcheck.log" >&2
     die "swift test under valgrind failed (exit $status): a leak, or a failing test"
 fi
+
+# ---- a package of its own that depends on this one by path ----
+# tests/consumers/swift/ as /work/app beside a copy of the binding at
+# /work/backlite/bindings/swift, the layout the README's first section shows.
+python3 "$root/tests/consumers/readme_shows.py" "$here/README.md" \
+    "$root/tests/consumers/swift/Package.swift" '^let package' '^\)' ||
+    die "README.md and tests/consumers/swift/Package.swift differ"
+log "a consumer package: .package(path: \"../backlite/bindings/swift\"), swift build, run"
+rm -rf "$chroot_dir/work/app" "$chroot_dir/work/backlite"
+mkdir -p "$chroot_dir/work/backlite/bindings/swift"
+tar -C "$here" --exclude=./.build --exclude=./.swiftpm -cf - . | tar -C "$chroot_dir/work/backlite/bindings/swift" -xf -
+cp -R "$root/tests/consumers/swift" "$chroot_dir/work/app"
+in_chroot env PKG_CONFIG_PATH=$prefix/lib/pkgconfig sh -c "cd /work/app && swift build $flags" ||
+    die "the consumer package does not build"
+got=$(in_chroot sh -c "cd /work/app && .build/debug/App /work/app/app.db") ||
+    die "the consumer package's app failed"
+[ "$got" = "hello from Swift" ] || die "the consumer package printed '$got', expected 'hello from Swift'"
+echo "swift consumer: $got"
+rm -rf "$chroot_dir/work/app" "$chroot_dir/work/backlite"
 log "Swift binding: all tests passed, and valgrind found no leak"
 echo "swift: $((total - failed)) passed, $failed failed"
