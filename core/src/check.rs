@@ -25,9 +25,11 @@ pub struct CheckReport {
     /// `count` and `total_size` as recorded in the file before the check, less the
     /// expired entries (which a check leaves out).
     pub recorded_count: u64,
+    /// `total_size` as the file recorded it before the check.
     pub recorded_total_size: u64,
     /// `count` and `total_size` of the entries that passed.
     pub actual_count: u64,
+    /// `total_size` of the entries that passed.
     pub actual_total_size: u64,
     /// Whether repair changed anything (removed entries or values, rewrote counters).
     pub repaired: bool,

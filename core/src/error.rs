@@ -39,6 +39,7 @@ pub struct Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
+    /// An error of `kind` with a message for people.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Error {
             kind,
@@ -46,10 +47,12 @@ impl Error {
         }
     }
 
+    /// What kind of failure this is (each maps to one C result code).
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
 
+    /// What went wrong, naming the file or value concerned.
     pub fn message(&self) -> &str {
         &self.message
     }

@@ -12,10 +12,13 @@ use rusqlite::params;
 /// One live entry, as export hands it out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExportedEntry<'a> {
+    /// The key, as stored.
     pub key: &'a [u8],
+    /// The value, as stored.
     pub value: &'a [u8],
     /// Wall-clock deadline in milliseconds since the Unix epoch; `None`: never.
     pub expires_at_ms: Option<i64>,
+    /// Hits recorded for the entry (buffered hits included once written).
     pub hits: u64,
     /// When the entry was set, in milliseconds since the Unix epoch; `None` when the
     /// file does not know (entries set before schema 2).

@@ -12,6 +12,7 @@ use std::time::Duration;
 /// One live entry as `backlite keys` lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyInfo {
+    /// The key, as stored.
     pub key: Vec<u8>,
     /// The value's length in bytes.
     pub size: u64,
@@ -26,7 +27,9 @@ pub struct KeyInfo {
 /// An index that serves some eviction policies' order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyIndex {
+    /// The index name in the file.
     pub name: String,
+    /// The policies whose victim query this index serves.
     pub policies: Vec<EvictionPolicy>,
 }
 
@@ -35,20 +38,24 @@ pub struct PolicyIndex {
 pub struct FileInfo {
     /// Live entries, and the sum of their value lengths.
     pub count: u64,
+    /// Sum of the live entries' value lengths.
     pub total_size: u64,
     /// Entries whose time is up but which no write has removed yet.
     pub expired_waiting: u64,
     /// Bytes of the database file and of its write-ahead log on disk (0 in memory).
     pub file_size: u64,
+    /// Bytes of the write-ahead log beside the file (0 when there is none).
     pub wal_size: u64,
     /// `user_version`: the schema the file is at.
     pub schema_version: i32,
+    /// The version tag the file was last opened with, if any.
     pub version_tag: Option<String>,
     /// The policy indexes the file has (least/most recently used need none).
     pub policy_indexes: Vec<PolicyIndex>,
     /// The live entries at the two ends of the access order: the next victim of
     /// least-recently-used, and that of most-recently-used.
     pub least_recently_used: Option<KeyInfo>,
+    /// The entry the most-recently-used policy would evict first.
     pub most_recently_used: Option<KeyInfo>,
     /// For each window asked for, how many live entries expire within it.
     pub expiring_within: Vec<(Duration, u64)>,

@@ -4,6 +4,33 @@
 //! [`Error`] and the memoiser [`Storage::cached_call`]) is usable from Rust directly.
 //! The C library (the `backlite` package at the repository's root) is a thin C ABI
 //! over this crate, described in `include/backlite.h`.
+//!
+//! ```
+//! use backlite_core::{EvictionPolicy, Expiration, Options, Storage};
+//! use std::time::Duration;
+//!
+//! # fn main() -> backlite_core::Result<()> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let path = dir.path().join("cache.db");
+//! let mut options = Options::new();
+//! options.set_max_size(64 << 20)?; // 64 MiB of values
+//! options.set_eviction_policy(EvictionPolicy::LeastRecentlyUsed);
+//! let cache = Storage::open(&path, &options)?;
+//!
+//! cache.set(b"greeting", b"hello", Expiration::After(Duration::from_secs(60)))?;
+//! let (value, time_left) = cache.get(b"greeting")?.expect("just stored");
+//! assert_eq!(value, b"hello");
+//! assert!(time_left.is_some());
+//!
+//! // Memoisation: compute on a miss, answer from the file afterwards.
+//! let answer = cache.cached_call(b"answer", Expiration::Never, None, || Ok(b"42".to_vec()))?;
+//! assert_eq!(answer, b"42");
+//! # Ok(())
+//! # }
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod access;
 mod check;

@@ -16,9 +16,13 @@ use std::sync::{Mutex, MutexGuard};
 /// The counters as the file holds them, plus this process's not yet written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LifetimeStats {
+    /// Lookups that found a live entry.
     pub hits: u64,
+    /// Lookups that found none.
     pub misses: u64,
+    /// Entries evicted for size.
     pub evictions: u64,
+    /// Expired entries removed.
     pub expirations: u64,
     /// When counting began: the file's creation, its upgrade to a schema with these
     /// counters, or the last zero (milliseconds since the Unix epoch).

@@ -58,6 +58,7 @@ impl std::fmt::Debug for Options {
 }
 
 impl Options {
+    /// The defaults: 1 GiB, least-recently-used, never expire, a 5 s busy timeout, no version tag.
     pub fn new() -> Self {
         Self::default()
     }
@@ -75,6 +76,7 @@ impl Options {
         Ok(self)
     }
 
+    /// Sets the eviction policy (every value is valid).
     pub fn set_eviction_policy(&mut self, policy: EvictionPolicy) -> &mut Self {
         self.eviction_policy = policy;
         self
@@ -111,22 +113,27 @@ impl Options {
         self
     }
 
+    /// The bound on the sum of value lengths, in bytes.
     pub fn max_size(&self) -> u64 {
         self.max_size
     }
 
+    /// The eviction policy.
     pub fn eviction_policy(&self) -> EvictionPolicy {
         self.eviction_policy
     }
 
+    /// The expiration of sets that ask for the default.
     pub fn default_expiration(&self) -> Expiration {
         self.default_expiration
     }
 
+    /// How long a busy file is waited for before BUSY.
     pub fn busy_timeout(&self) -> Duration {
         self.busy_timeout
     }
 
+    /// The version tag, if one was set.
     pub fn version_tag(&self) -> Option<&str> {
         self.version_tag.as_deref()
     }

@@ -33,8 +33,11 @@ const KEYS_PAGE: i64 = 256;
 /// One item of [`Storage::set_many`].
 #[derive(Debug, Clone, Copy)]
 pub struct Entry<'a> {
+    /// The key.
     pub key: &'a [u8],
+    /// The value.
     pub value: &'a [u8],
+    /// When it expires (`Expiration::Default`: the storage's default).
     pub expiration: Expiration,
 }
 
@@ -45,6 +48,7 @@ pub struct Stats {
     pub count: u64,
     /// Sum of the live entries' value lengths (what `max_size` bounds).
     pub total_size: u64,
+    /// The storage's bound on `total_size`.
     pub max_size: u64,
     /// This handle's lookups that found a live entry.
     pub hits: u64,
@@ -148,10 +152,12 @@ impl Storage {
         self.path.as_deref()
     }
 
+    /// The policy this handle evicts by.
     pub fn eviction_policy(&self) -> EvictionPolicy {
         self.policy
     }
 
+    /// This handle's bound on the sum of value lengths, in bytes.
     pub fn max_size(&self) -> u64 {
         self.max_size as u64
     }
