@@ -6,7 +6,7 @@
 //!    That fixes the hit's place in the order exactly, in memory.
 //! 2. The ticked hits are written to their rows only when an eviction is about to
 //!    choose a victim, when the buffer grows past [`FLUSH_THRESHOLD`] keys, or when the
-//!    last handle closes. A read-mostly cache thus writes each hot key once per window,
+//!    a handle closes. A read-mostly cache thus writes each hot key once per window,
 //!    not once per hit.
 //!
 //! The buffer is shared by all handles of a process on one file, so the order is

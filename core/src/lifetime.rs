@@ -4,7 +4,7 @@
 //!
 //! A get must not cost a write, so hits and misses wait in memory, shared by the
 //! process's handles on the file, and go into the file with the next write
-//! transaction (a set, the buffered hits' flush, or the last handle's close).
+//! transaction (a set, the buffered hits' flush, or a handle's close).
 //! Evictions and expirations are added by the transaction that makes them.
 
 use crate::error::{Result, SqliteContext};
