@@ -192,3 +192,47 @@ fn the_parsers_find_what_they_should() {
     assert!(identifiers("xbacklite_no backlite_yes", "backlite_").contains("backlite_yes"));
     assert!(!identifiers("xbacklite_no", "backlite_").contains("backlite_no"));
 }
+
+/// The policies' names, in the order of their values, as the header's doc comments
+/// give them (` * "least-recently-used" ...` above each `BACKLITE_EVICTION_POLICY_*`).
+fn policy_names(header: &str) -> Vec<String> {
+    let lines: Vec<&str> = header.lines().collect();
+    let mut names = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if !line.starts_with("#define BACKLITE_EVICTION_POLICY_") {
+            continue;
+        }
+        let name = lines[..i]
+            .iter()
+            .rev()
+            .take_while(|l| !l.starts_with("#define"))
+            .find_map(|l| l.trim_start().strip_prefix("* \"")?.split('"').next());
+        names.push(name.unwrap_or_default().to_string());
+    }
+    names
+}
+
+/// Swift keeps the names as the raw values of its `EvictionPolicy` enum (its values
+/// come from the header); nothing else would notice a renamed or reordered policy.
+#[test]
+fn swift_policy_names_are_the_headers() {
+    let names = policy_names(&header());
+    assert_eq!(
+        names.len(),
+        5,
+        "policy names parsed from the header: {names:?}"
+    );
+    assert!(names.iter().all(|n| !n.is_empty()), "{names:?}");
+    let swift =
+        std::fs::read_to_string(root().join("bindings/swift/Sources/BackLite/Options.swift"))
+            .expect("the Swift binding's Options.swift");
+    let swift_names: Vec<&str> = swift
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("case "))
+        .filter_map(|l| l.split_once("= \"")?.1.split('"').next())
+        .collect();
+    assert_eq!(
+        swift_names, names,
+        "Swift's policy names differ from the header's"
+    );
+}
