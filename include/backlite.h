@@ -357,6 +357,13 @@ typedef struct backlite_stats {
  */
 #define BACKLITE_RESULT_LEASE_LOST 13
 
+/**
+ * Another live owner holds the key's lease (it is computing the value). Its time left
+ * is a number: `backlite_error_lease_time_left_ms`; when to ask again:
+ * `backlite_error_retry_in_ms`.
+ */
+#define BACKLITE_RESULT_LEASE_HELD 14
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -411,6 +418,22 @@ backlite_result backlite_error_result(const struct backlite_error *e);
 const char *backlite_error_message(const struct backlite_error *e);
 
 /**
+ * For a `BACKLITE_RESULT_LEASE_HELD` error: how many milliseconds the holder's lease
+ * has left unless the holder renews it (it does while its compute runs, so this is a
+ * bound on how long a holder that stopped can block the key, not a promise of when the
+ * value will be there). -1 for any other error, and for NULL.
+ */
+int64_t backlite_error_lease_time_left_ms(const struct backlite_error *e);
+
+/**
+ * For a `BACKLITE_RESULT_LEASE_HELD` error: how many milliseconds to wait before asking
+ * again (the library's back-off: 1 ms doubling to 50 ms with each step of a
+ * `backlite_lease_step` wait, never past the holder's deadline). -1 for any other
+ * error, and for NULL.
+ */
+int64_t backlite_error_retry_in_ms(const struct backlite_error *e);
+
+/**
  * Frees an error object. NULL is accepted and does nothing.
  */
 void backlite_error_free(struct backlite_error *e);
@@ -419,15 +442,37 @@ void backlite_error_free(struct backlite_error *e);
  * Looks `key` up without ever waiting for another owner:
  * - `BACKLITE_RESULT_OK`: a hit; `*value_out` gets the value.
  * - `BACKLITE_RESULT_NOT_FOUND`: a miss, and `*lease_out` gets a lease held for
- *   `lease_ms` (> 0): compute the value, then `backlite_lease_fulfill` (or
- *   `backlite_lease_abandon`). `*err` is left untouched: this is not a failure.
- * - `BACKLITE_RESULT_BUSY`: another live owner is computing it; nothing was written;
- *   try again later.
+ *   `lease_ms` (> 0) and not renewed unless you call `backlite_lease_extend`: compute
+ *   the value, then `backlite_lease_fulfill` (or `backlite_lease_abandon`). `*err` is
+ *   left untouched: this is not a failure.
+ * - `BACKLITE_RESULT_LEASE_HELD`: another live owner is computing it; nothing was
+ *   written; try again later. `backlite_error_lease_time_left_ms(*err)` is the time
+ *   its lease has left.
  *
- * A lease is taken over when its deadline passes or, on the same host, as soon as its
- * holder process is found dead.
+ * A lease is taken over when its deadline passes or, on the same host and in the same
+ * PID namespace, as soon as its holder process is found dead. To wait for a key
+ * without blocking, with the library's timing and renewal, use `backlite_lease_step`.
  */
 backlite_result backlite_lease_try_acquire(struct backlite_storage *s, const uint8_t *key, size_t key_len, int64_t lease_ms, struct backlite_buf *value_out, struct backlite_lease **lease_out, struct backlite_error **err);
+
+/**
+ * One step of waiting for `key` without blocking, for event loops and async tasks
+ * (the non-blocking form of `backlite_cached_call_exclusive`, with the same timing and
+ * renewal). Pass `attempt` 0 for the first step of a wait, then the number of steps
+ * taken before: only the first step counts a miss in the stats, and the pauses grow
+ * with it.
+ * - `BACKLITE_RESULT_OK`: a hit; `*value_out` gets the value.
+ * - `BACKLITE_RESULT_NOT_FOUND`: a miss, and `*lease_out` gets the key's lease. The
+ *   library renews it (from a thread of its own, every third of the lease length set
+ *   by `backlite_options_set_lease_ms`) until `backlite_lease_fulfill` or
+ *   `backlite_lease_abandon`: compute the value for as long as it takes, then fulfil.
+ *   `*err` is left untouched.
+ * - `BACKLITE_RESULT_LEASE_HELD`: another live owner is computing it. Wait
+ *   `backlite_error_retry_in_ms(*err)` milliseconds (without blocking your loop), then
+ *   take the next step with `attempt` + 1. Give up when your own deadline or
+ *   cancellation says so.
+ */
+backlite_result backlite_lease_step(struct backlite_storage *s, const uint8_t *key, size_t key_len, uint32_t attempt, struct backlite_buf *value_out, struct backlite_lease **lease_out, struct backlite_error **err);
 
 /**
  * Moves the lease's deadline to `lease_ms` (> 0) from now. `BACKLITE_RESULT_LEASE_LOST` if
@@ -452,10 +497,18 @@ void backlite_lease_abandon(struct backlite_lease *lease);
  * Like `backlite_cached_call`, but at most one caller computes a given key at a time,
  * across all threads and processes sharing the file; the others wait for its result
  * (woken at once in this process, polling with backoff across processes) for up to
- * `wait_timeout_ms` (>= 0), then return `BACKLITE_RESULT_BUSY`. Different keys never
- * wait for each other. A failing compute returns `BACKLITE_RESULT_CALLBACK_FAILED`,
- * stores nothing and lets one waiter take over. The lease behind it lasts 60 s: a
- * holder that cannot be seen dead (on another host) blocks its key at most that long.
+ * `wait_timeout_ms` (>= 0), then return `BACKLITE_RESULT_LEASE_HELD`
+ * (`backlite_error_lease_time_left_ms(*err)` gives the holder's time left). Different
+ * keys never wait for each other. A call counts at most one miss in the stats, however
+ * long it waits.
+ *
+ * The library renews the lease while `compute` runs (every third of the lease length,
+ * `backlite_options_set_lease_ms`, default 30 s), so a compute of any length is
+ * computed once. A failing compute returns `BACKLITE_RESULT_CALLBACK_FAILED`, stores
+ * nothing and lets one waiter take over. A holder that dies is taken over at once when
+ * its death can be seen (same host and PID namespace); one that stops renewing (a
+ * stopped process, or a dead one on another host or in another PID namespace) when its
+ * lease runs out. A compute that never returns in a live process keeps its key.
  */
 backlite_result backlite_cached_call_exclusive(struct backlite_storage *s, const uint8_t *key, size_t key_len, backlite_compute_fn compute, void *user_data, int64_t expiration_ms, int64_t wait_timeout_ms, struct backlite_buf *value_out, struct backlite_error **err);
 
@@ -510,6 +563,15 @@ backlite_result backlite_options_set_default_expiration_ms(struct backlite_optio
  * How long to wait for a lock held by another connection or process.
  */
 backlite_result backlite_options_set_busy_timeout_ms(struct backlite_options *o, uint32_t ms);
+
+/**
+ * How long a lease taken by `backlite_cached_call_exclusive` or
+ * `backlite_lease_step` lasts between two renewals (`ms` > 0; default 30000). The
+ * library renews it every third of this while the value is computed, so it bounds
+ * only how long a holder that stops renewing blocks its key: a stopped process (or
+ * one whose death cannot be seen: another host, another PID namespace).
+ */
+backlite_result backlite_options_set_lease_ms(struct backlite_options *o, int64_t ms);
 
 /**
  * A UTF-8 tag such as a serialisation format version. When the file was last opened

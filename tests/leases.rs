@@ -14,14 +14,14 @@ fn acquire(s: &Arc<Storage>, key: &[u8], d: Duration) -> Lease {
     match Lease::try_acquire(s, key, d).unwrap() {
         LeaseOutcome::Acquired(l) => l,
         LeaseOutcome::Hit(..) => panic!("unexpected hit"),
-        LeaseOutcome::Busy(_) => panic!("unexpected busy"),
+        LeaseOutcome::Held(_) => panic!("unexpected held"),
     }
 }
 
-fn is_busy(s: &Arc<Storage>, key: &[u8]) -> bool {
+fn is_held(s: &Arc<Storage>, key: &[u8]) -> bool {
     matches!(
         Lease::try_acquire(s, key, SECOND).unwrap(),
-        LeaseOutcome::Busy(_)
+        LeaseOutcome::Held(_)
     )
 }
 
@@ -36,7 +36,7 @@ fn with_clock() -> (tempfile::TempDir, Arc<Storage>, FakeClock) {
 fn a_miss_gives_a_lease_others_are_busy_and_fulfil_stores() {
     let (_dir, s, _) = with_clock();
     let lease = acquire(&s, b"k", SECOND);
-    assert!(is_busy(&s, b"k"));
+    assert!(is_held(&s, b"k"));
     assert!(matches!(
         Lease::try_acquire(&s, b"other", SECOND).unwrap(),
         LeaseOutcome::Acquired(_)
@@ -76,7 +76,7 @@ fn extending_keeps_others_out_past_the_first_deadline() {
     clock.advance_ms(900);
     lease.extend(SECOND).unwrap();
     clock.advance_ms(900);
-    assert!(is_busy(&s, b"k"));
+    assert!(is_held(&s, b"k"));
     clock.advance_ms(100);
     let _taker = acquire(&s, b"k", SECOND);
     assert_eq!(
@@ -93,22 +93,51 @@ fn abandoning_or_dropping_frees_the_key_at_once() {
     let _again = acquire(&s, b"k", SECOND);
 }
 
-#[test]
-fn a_lease_of_a_dead_process_on_this_host_is_taken_over_before_its_deadline() {
-    let (dir, s, _) = with_clock();
+/// How an owner names its host and PID namespace: `"<boot id>/<pid namespace inode>"`.
+fn host_and_namespace() -> String {
+    use std::os::unix::fs::MetadataExt;
     let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    let ns = std::fs::metadata("/proc/self/ns/pid").unwrap().ino();
+    format!("{}/{ns}", boot.trim())
+}
+
+/// A lease row of a process that has exited, named with `boot`.
+fn lease_of_a_dead_process(dir: &std::path::Path, boot: &str) {
     let mut child = std::process::Command::new("true").spawn().unwrap();
     let pid = child.id();
     child.wait().unwrap();
-    {
-        let c = rusqlite::Connection::open(dir.path().join("cache.db")).unwrap();
-        c.execute(
-            "INSERT INTO leases VALUES (x'6b', 1, ?1, 12345, ?2, 9223372036854775807)",
-            rusqlite::params![pid, boot.trim()],
-        )
+    let c = rusqlite::Connection::open(dir.join("cache.db")).unwrap();
+    let start = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let start: i64 = start[start.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .parse()
         .unwrap();
-    }
+    c.execute(
+        "INSERT INTO leases VALUES (x'6b', 1, ?1, ?2, ?3, 9223372036854775807)",
+        rusqlite::params![pid, start, boot],
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_lease_of_a_dead_process_in_this_pid_namespace_is_taken_over_before_its_deadline() {
+    let (dir, s, _) = with_clock();
+    lease_of_a_dead_process(dir.path(), &host_and_namespace());
     let _taken = acquire(&s, b"k", SECOND);
+}
+
+#[test]
+fn a_lease_of_another_pid_namespace_or_an_unknown_one_waits_for_its_deadline() {
+    let boot = host_and_namespace();
+    let (boot_id, _) = boot.split_once('/').unwrap();
+    // Another namespace's pids mean nothing here; 0.1 rows carry the boot id alone.
+    for other in [format!("{boot_id}/1"), boot_id.to_string()] {
+        let (dir, s, _) = with_clock();
+        lease_of_a_dead_process(dir.path(), &other);
+        assert!(is_held(&s, b"k"), "owner {other:?} was taken for dead");
+    }
 }
 
 #[test]
@@ -123,7 +152,7 @@ fn a_lease_of_another_host_waits_for_its_deadline() {
         )
         .unwrap();
     }
-    assert!(is_busy(&s, b"k"));
+    assert!(is_held(&s, b"k"));
     clock.advance_ms(500);
     let _taken = acquire(&s, b"k", SECOND);
 }
@@ -172,7 +201,7 @@ fn a_failing_compute_lets_a_waiter_take_over() {
 }
 
 #[test]
-fn a_waiter_times_out_with_busy() {
+fn a_waiter_times_out_with_lease_held_and_the_holders_time_left() {
     let dir = tempfile::tempdir().unwrap();
     let s = Arc::new(Storage::open(dir.path().join("c.db"), &Options::new()).unwrap());
     let _held = acquire(&s, b"k", 60 * SECOND);
@@ -184,7 +213,10 @@ fn a_waiter_times_out_with_busy() {
             || unreachable!(),
         )
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Busy);
+    assert_eq!(err.kind(), ErrorKind::LeaseHeld);
+    let left = err.lease_time_left().unwrap();
+    assert!(left > 50 * SECOND && left <= 60 * SECOND, "{left:?}");
+    assert_eq!(s.get(b"other").unwrap(), None); // not a lease error
 }
 
 #[test]
@@ -196,4 +228,169 @@ fn a_lease_outlives_its_storage_handle() {
     lease.fulfill(b"v", Expiration::Never).unwrap();
     let s = Storage::open(dir.path().join("c.db"), &Options::new()).unwrap();
     assert_eq!(get(&s, "k"), Some(b"v".to_vec()));
+}
+
+fn open_with_lease(path: &std::path::Path, lease: Duration) -> Arc<Storage> {
+    let mut o = Options::new();
+    o.set_lease_duration(lease).unwrap();
+    Arc::new(Storage::open(path, &o).unwrap())
+}
+
+#[test]
+fn a_compute_outliving_the_lease_length_is_computed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    // Two handles, as two processes would have: the waiter polls the file.
+    let (a, b) = (
+        open_with_lease(&path, Duration::from_millis(100)),
+        open_with_lease(&path, Duration::from_millis(100)),
+    );
+    let computes = Arc::new(AtomicUsize::new(0));
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let holder = {
+        let computes = computes.clone();
+        std::thread::spawn(move || {
+            a.cached_call_exclusive(b"slow", Expiration::Never, 30 * SECOND, || {
+                computes.fetch_add(1, Ordering::SeqCst);
+                started_tx.send(()).unwrap();
+                std::thread::sleep(Duration::from_millis(800)); // 8 lease lengths
+                Ok(b"first".to_vec())
+            })
+            .unwrap()
+        })
+    };
+    started.recv().unwrap();
+    let waited = b
+        .cached_call_exclusive(b"slow", Expiration::Never, 30 * SECOND, || {
+            computes.fetch_add(1, Ordering::SeqCst);
+            Ok(b"second".to_vec())
+        })
+        .unwrap();
+    assert_eq!(holder.join().unwrap(), b"first");
+    assert_eq!(waited, b"first");
+    assert_eq!(computes.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_wait_counts_one_miss_however_many_looks_it_takes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    let holder = Arc::new(Storage::open(&path, &Options::new()).unwrap());
+    let waiter = Arc::new(Storage::open(&path, &Options::new()).unwrap());
+    let held = acquire(&holder, b"k", 60 * SECOND);
+    let err = waiter
+        .cached_call_exclusive(b"k", NEVER, Duration::from_millis(300), || unreachable!())
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LeaseHeld);
+    assert_eq!(waiter.stats().unwrap().misses, 1);
+    // A wait that ends with the holder's value: still one miss, and the value is a hit.
+    let fulfil = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        held.fulfill(b"v", NEVER).unwrap();
+    });
+    let v = waiter
+        .cached_call_exclusive(b"k", NEVER, 30 * SECOND, || unreachable!())
+        .unwrap();
+    fulfil.join().unwrap();
+    assert_eq!(v, b"v");
+    let stats = waiter.stats().unwrap();
+    assert_eq!((stats.misses, stats.hits), (2, 1));
+}
+
+#[test]
+fn lease_steps_count_one_miss_back_off_and_renew_the_lease_they_give() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    let a = open_with_lease(&path, Duration::from_millis(60));
+    let b = open_with_lease(&path, Duration::from_millis(60));
+    let lease = match a.lease_step(b"k", 0).unwrap() {
+        LeaseOutcome::Acquired(l) => l,
+        _ => panic!("expected the lease"),
+    };
+    let mut pauses = Vec::new();
+    for attempt in 0..8 {
+        let err = match b.lease_step(b"k", attempt) {
+            Err(e) => e,
+            Ok(_) => panic!("step {attempt}: the renewed lease was taken"),
+        };
+        assert_eq!(err.kind(), ErrorKind::LeaseHeld);
+        assert!(err.lease_time_left().unwrap() <= Duration::from_millis(60));
+        pauses.push(err.retry_in().unwrap());
+        std::thread::sleep(Duration::from_millis(40)); // 8 x 40 ms: 5 lease lengths
+    }
+    assert_eq!(pauses[0], Duration::from_millis(1));
+    assert!(pauses.windows(2).all(|w| w[0] <= w[1]), "{pauses:?}");
+    assert!(pauses.iter().all(|p| *p <= Duration::from_millis(50)));
+    lease.fulfill(b"v", NEVER).unwrap(); // never lost: renewed all along
+    match b.lease_step(b"k", 8).unwrap() {
+        LeaseOutcome::Hit(v, _) => assert_eq!(v, b"v"),
+        _ => panic!("expected a hit"),
+    }
+    assert_eq!(b.stats().unwrap().misses, 1);
+}
+
+/// Runs inside `unshare --pid` for the test below: holds the key for 1.5 s.
+#[test]
+fn pid_namespace_holder() {
+    let Ok(path) = std::env::var("BACKLITE_TEST_NAMESPACE_HOLDER") else {
+        return; // only as the child of the test below
+    };
+    let s = Arc::new(Storage::open(&path, &Options::new()).unwrap());
+    let v = s
+        .cached_call_exclusive(b"k", NEVER, SECOND, || {
+            std::fs::write(format!("{path}.started"), b"").unwrap();
+            std::thread::sleep(Duration::from_millis(1500));
+            Ok(b"from the namespace".to_vec())
+        })
+        .unwrap();
+    assert_eq!(v, b"from the namespace");
+}
+
+#[test]
+fn a_holder_in_another_pid_namespace_is_waited_for_not_taken_for_dead() {
+    if !std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "true"])
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        eprintln!("SKIP: `unshare --pid --fork --mount-proc` is not permitted here (needs root)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    let s = Arc::new(Storage::open(&path, &Options::new()).unwrap());
+    let mut holder = std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc"])
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "pid_namespace_holder",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("BACKLITE_TEST_NAMESPACE_HOLDER", &path)
+        .spawn()
+        .unwrap();
+    let started = dir.path().join("c.db.started");
+    while !started.exists() {
+        assert!(
+            holder.try_wait().unwrap().is_none(),
+            "the holder exited early"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(400));
+    let computes = AtomicUsize::new(0);
+    let v = s
+        .cached_call_exclusive(b"k", NEVER, 30 * SECOND, || {
+            computes.fetch_add(1, Ordering::SeqCst);
+            Ok(b"from outside".to_vec())
+        })
+        .unwrap();
+    assert!(
+        holder.wait().unwrap().success(),
+        "the holder's compute failed"
+    );
+    assert_eq!(computes.load(Ordering::SeqCst), 0);
+    assert_eq!(v, b"from the namespace");
 }

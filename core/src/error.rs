@@ -26,6 +26,9 @@ pub enum ErrorKind {
     Internal,
     /// A lease expired and another owner took it over; nothing was stored.
     LeaseLost,
+    /// Another live owner holds the key's lease (it is computing the value);
+    /// [`Error::lease_time_left`] says for how long at most, unless it renews.
+    LeaseHeld,
 }
 
 /// An error of the BackLite core.
@@ -33,6 +36,15 @@ pub enum ErrorKind {
 pub struct Error {
     kind: ErrorKind,
     message: String,
+    /// For [`ErrorKind::LeaseHeld`]: the holder's time left, and when to ask again.
+    lease_held: Option<LeaseHeld>,
+}
+
+/// The numbers of a [`ErrorKind::LeaseHeld`] error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LeaseHeld {
+    time_left: std::time::Duration,
+    retry_in: std::time::Duration,
 }
 
 /// The result type of the BackLite core.
@@ -44,7 +56,36 @@ impl Error {
         Error {
             kind,
             message: message.into(),
+            lease_held: None,
         }
+    }
+
+    /// A [`ErrorKind::LeaseHeld`] error: the holder's lease ends in `time_left` unless
+    /// it is renewed, and the caller should ask again after `retry_in`.
+    pub(crate) fn lease_held(
+        message: impl Into<String>,
+        time_left: std::time::Duration,
+        retry_in: std::time::Duration,
+    ) -> Self {
+        Error {
+            lease_held: Some(LeaseHeld {
+                time_left,
+                retry_in,
+            }),
+            ..Error::new(ErrorKind::LeaseHeld, message)
+        }
+    }
+
+    /// For [`ErrorKind::LeaseHeld`]: how long the holder's lease has left unless it
+    /// renews it (it does while its compute runs). `None` for other errors.
+    pub fn lease_time_left(&self) -> Option<std::time::Duration> {
+        self.lease_held.map(|h| h.time_left)
+    }
+
+    /// For [`ErrorKind::LeaseHeld`]: how long to wait before asking again (the
+    /// library's back-off for callers that wait without blocking). `None` otherwise.
+    pub fn retry_in(&self) -> Option<std::time::Duration> {
+        self.lease_held.map(|h| h.retry_in)
     }
 
     /// What kind of failure this is (each maps to one C result code).

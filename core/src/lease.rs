@@ -2,24 +2,46 @@
 //!
 //! A lease says "this key is being computed by owner X until deadline T". Whoever
 //! misses a key takes its lease, computes, and fulfils it; everyone else is told the
-//! key is busy. A lease is taken over when its deadline passes or, on the same host,
-//! as soon as its holder is found dead. Fulfilling a lease that was taken over stores
-//! nothing ([`ErrorKind::LeaseLost`]), so the new owner's value is never overwritten.
+//! key is held. A lease is taken over when its deadline passes or, on the same host
+//! and in the same PID namespace, as soon as its holder is found dead. Fulfilling a
+//! lease that was taken over stores nothing ([`ErrorKind::LeaseLost`]), so the new
+//! owner's value is never overwritten.
+//!
+//! Leases taken by [`Storage::cached_call_exclusive`] and [`Storage::lease_step`] are
+//! renewed by a thread of the holder's process while the value is computed, so a
+//! compute of any length is computed once. The renewals stop when the process dies or
+//! stops running (SIGSTOP, a frozen container, a suspended machine): the lease then
+//! runs out after the storage's lease length and another caller takes over. A compute
+//! that never returns in a live process cannot be told from a long one and keeps its
+//! key; waiters give up after their own wait timeout.
 
 use crate::error::{Error, ErrorKind, Result, SqliteContext};
 use crate::expiration::Expiration;
 use crate::owner::{self, Owner};
+use crate::shared::lock;
 use crate::storage::Storage;
 use crate::txn::Txn;
 use rusqlite::{params, OptionalExtension};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-/// How long [`Storage::cached_call_exclusive`] holds its lease: a holder on another
-/// host (or one whose death cannot be seen) blocks the key at most this long.
-pub const EXCLUSIVE_LEASE: Duration = Duration::from_secs(60);
-/// The longest pause between two polls of a key computed by another process.
+/// The default lease length of [`Storage::cached_call_exclusive`] and
+/// [`Storage::lease_step`] ([`crate::Options::set_lease_duration`]): how long a holder
+/// that stops renewing (a stopped process, one on another host or in another PID
+/// namespace that died) blocks its key. Renewed every third of it.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+/// The first and the longest pause between two looks at a key another owner computes.
+const FIRST_POLL: Duration = Duration::from_millis(1);
 const MAX_POLL: Duration = Duration::from_millis(50);
+
+/// How long to wait before the next look at a held key, after `attempt` earlier
+/// looks: 1 ms doubling to 50 ms, and never past the holder's deadline.
+pub fn poll_delay(attempt: u32, time_left: Duration) -> Duration {
+    let backoff = FIRST_POLL
+        .saturating_mul(1 << attempt.min(16))
+        .min(MAX_POLL);
+    backoff.min(time_left.max(FIRST_POLL))
+}
 
 /// The answer of [`Lease::try_acquire`].
 pub enum LeaseOutcome {
@@ -27,8 +49,9 @@ pub enum LeaseOutcome {
     Hit(Vec<u8>, Option<Duration>),
     /// The key is missing and this caller now holds its lease: compute, then fulfil.
     Acquired(Lease),
-    /// Another owner is computing the key; its lease runs out after this long.
-    Busy(Duration),
+    /// Another live owner is computing the key; its lease runs out after this long
+    /// unless it renews it.
+    Held(Duration),
 }
 
 /// The right, and the duty, to compute one key. Dropping it abandons it.
@@ -37,6 +60,15 @@ pub struct Lease {
     key: Vec<u8>,
     token: i64,
     open: bool,
+    renewer: Option<Renewer>,
+}
+
+/// The thread that renews a lease while its value is computed.
+struct Renewer {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: std::thread::JoinHandle<()>,
+    /// A forked child has no such thread: it must not wait for it.
+    pid: u32,
 }
 
 fn ms(d: Duration) -> i64 {
@@ -54,19 +86,32 @@ fn check_duration(d: Duration) -> Result<()> {
 enum Decision {
     Hit(Vec<u8>, Option<Duration>),
     Taken(i64),
-    Busy(Duration),
+    Held(Duration),
 }
 
 impl Lease {
     /// Looks `key` up; on a miss, takes its lease for `duration` unless another live
-    /// owner holds it. Never waits for another owner.
+    /// owner holds it. Never waits for another owner. The lease is not renewed unless
+    /// the caller extends it.
     pub fn try_acquire(
         storage: &Arc<Storage>,
         key: &[u8],
         duration: Duration,
     ) -> Result<LeaseOutcome> {
+        Self::acquire(storage, key, duration, true)
+    }
+
+    /// `try_acquire`; `count_miss`: whether a miss counts in the stats (once per wait).
+    fn acquire(
+        storage: &Arc<Storage>,
+        key: &[u8],
+        duration: Duration,
+        count_miss: bool,
+    ) -> Result<LeaseOutcome> {
         check_duration(duration)?;
-        if let Some((v, left)) = storage.get(key)? {
+        if let Some((v, left)) =
+            storage.lookup(key, true, count_miss, |v, left| (v.to_vec(), left))?
+        {
             return Ok(LeaseOutcome::Hit(v, left));
         }
         let me = owner::current();
@@ -78,7 +123,7 @@ impl Lease {
             }
             if let Some((holder, deadline)) = holder_of(t, key)? {
                 if deadline > t.now && !owner::is_dead(&holder) {
-                    return Ok(Decision::Busy(Duration::from_millis(
+                    return Ok(Decision::Held(Duration::from_millis(
                         (deadline - t.now) as u64,
                     )));
                 }
@@ -108,12 +153,13 @@ impl Lease {
                 storage.record_hit(key);
                 LeaseOutcome::Hit(v, left)
             }
-            Decision::Busy(left) => LeaseOutcome::Busy(left),
+            Decision::Held(left) => LeaseOutcome::Held(left),
             Decision::Taken(token) => LeaseOutcome::Acquired(Lease {
                 storage: storage.clone(),
                 key: key.to_vec(),
                 token,
                 open: true,
+                renewer: None,
             }),
         })
     }
@@ -144,21 +190,7 @@ impl Lease {
     /// Moves the deadline to `duration` from now.
     pub fn extend(&mut self, duration: Duration) -> Result<()> {
         check_duration(duration)?;
-        let held = self.storage.write(|t| {
-            let n = t
-                .conn()
-                .prepare_cached("UPDATE leases SET deadline = ?1 WHERE key = ?2 AND token = ?3")
-                .and_then(|mut s| {
-                    s.execute(params![
-                        t.now.saturating_add(ms(duration)),
-                        self.key,
-                        self.token
-                    ])
-                })
-                .ctx("extending a lease")?;
-            Ok(n == 1)
-        })?;
-        if held {
+        if extend_row(&self.storage, &self.key, self.token, duration)? {
             Ok(())
         } else {
             self.open = false;
@@ -169,6 +201,7 @@ impl Lease {
     /// Stores `value` under the key and releases the lease, in one transaction. A lost
     /// lease stores nothing. A value too large to store releases the lease too.
     pub fn fulfill(mut self, value: &[u8], expiration: Expiration) -> Result<()> {
+        self.stop_renewing();
         self.open = false;
         let storage = self.storage.clone();
         // A value too large to store is not hashed (store refuses it).
@@ -207,7 +240,58 @@ impl Lease {
         Ok(())
     }
 
+    /// Renews the lease by `duration` every third of it, from a thread of this
+    /// process, until it is fulfilled, abandoned or dropped, or found lost.
+    fn keep_renewed(&mut self, duration: Duration) {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let (storage, key, token) = (self.storage.clone(), self.key.clone(), self.token);
+        let signal = stop.clone();
+        let period = (duration / 3).max(Duration::from_millis(1));
+        let spawned = std::thread::Builder::new()
+            .name("backlite-lease".into())
+            .spawn(move || {
+                let (stopped, wake) = &*signal;
+                let mut guard = lock(stopped);
+                loop {
+                    guard = match wake.wait_timeout_while(guard, period, |s| !*s) {
+                        Ok((g, _)) => g,
+                        Err(e) => e.into_inner().0,
+                    };
+                    if *guard {
+                        return;
+                    }
+                    drop(guard);
+                    // A busy file is tried again at the next period; a lost lease
+                    // has nothing left to renew.
+                    if let Ok(false) = extend_row(&storage, &key, token, duration) {
+                        return;
+                    }
+                    guard = lock(stopped);
+                }
+            });
+        // Without a thread the lease is still held for `duration`, as an unrenewed one.
+        if let Ok(thread) = spawned {
+            self.renewer = Some(Renewer {
+                stop,
+                thread,
+                pid: std::process::id(),
+            });
+        }
+    }
+
+    /// Stops the renewals, and waits until none runs: a lease has one writer.
+    fn stop_renewing(&mut self) {
+        if let Some(r) = self.renewer.take() {
+            *lock(&r.stop.0) = true;
+            r.stop.1.notify_all();
+            if r.pid == std::process::id() {
+                let _ = r.thread.join();
+            }
+        }
+    }
+
     fn release(&mut self) {
+        self.stop_renewing();
         if std::mem::take(&mut self.open) {
             // Best effort: if the file is unwritable now, the deadline frees the key.
             let _ = self.storage.write(|t| self.release_in(t));
@@ -226,8 +310,10 @@ impl Storage {
     /// The value under `key`, computed on a miss by at most one caller at a time across
     /// every thread and process sharing the file. Other callers wait for that result
     /// (woken at once in this process, polling with backoff across processes) up to
-    /// `wait_timeout`, then fail with [`ErrorKind::Busy`]. A failing compute releases
-    /// the key, and one waiter takes over.
+    /// `wait_timeout`, then fail with [`ErrorKind::LeaseHeld`]. The lease is renewed
+    /// while `compute` runs, so a compute of any length is computed once. A failing
+    /// compute releases the key, and one waiter takes over. A call counts at most one
+    /// miss, however long it waits.
     pub fn cached_call_exclusive(
         self: &Arc<Self>,
         key: &[u8],
@@ -236,12 +322,13 @@ impl Storage {
         compute: impl FnOnce() -> Result<Vec<u8>>,
     ) -> Result<Vec<u8>> {
         let give_up = Instant::now() + wait_timeout;
-        let mut pause = Duration::from_millis(1);
+        let mut attempt = 0u32;
         loop {
             let epoch = self.shared.release_epoch();
-            match Lease::try_acquire(self, key, EXCLUSIVE_LEASE)? {
+            match Lease::acquire(self, key, self.lease_duration(), attempt == 0)? {
                 LeaseOutcome::Hit(value, _) => return Ok(value),
-                LeaseOutcome::Acquired(lease) => {
+                LeaseOutcome::Acquired(mut lease) => {
+                    lease.keep_renewed(self.lease_duration());
                     let value = compute()?; // dropping the lease releases it
                     return match lease.fulfill(&value, expiration) {
                         Err(e)
@@ -252,24 +339,66 @@ impl Storage {
                         _ => Ok(value),
                     };
                 }
-                LeaseOutcome::Busy(_) => {
+                LeaseOutcome::Held(left) => {
+                    let pause = poll_delay(attempt, left);
                     let now = Instant::now();
                     if now >= give_up {
-                        return Err(Error::new(
-                            ErrorKind::Busy,
-                            format!(
-                                "another caller is still computing this key after {} ms",
-                                wait_timeout.as_millis()
-                            ),
-                        ));
+                        return Err(held_error(left, pause, Some(wait_timeout)));
                     }
                     self.shared
                         .wait_for_release(epoch, pause.min(give_up - now));
-                    pause = (pause * 2).min(MAX_POLL);
+                    attempt = attempt.saturating_add(1);
                 }
             }
         }
     }
+
+    /// One step of waiting for `key` without blocking, for callers that wait in an
+    /// event loop or an async task: a hit, or the key's lease (held for the storage's
+    /// lease length and renewed by the library until it is fulfilled or abandoned), or
+    /// an [`ErrorKind::LeaseHeld`] error whose [`Error::retry_in`] says when to take
+    /// the next step. `attempt` is 0 for a wait's first step, then the number of steps
+    /// before: only the first counts a miss, and the pauses grow with it.
+    pub fn lease_step(self: &Arc<Self>, key: &[u8], attempt: u32) -> Result<LeaseOutcome> {
+        match Lease::acquire(self, key, self.lease_duration(), attempt == 0)? {
+            LeaseOutcome::Acquired(mut lease) => {
+                lease.keep_renewed(self.lease_duration());
+                Ok(LeaseOutcome::Acquired(lease))
+            }
+            LeaseOutcome::Held(left) => Err(held_error(left, poll_delay(attempt, left), None)),
+            hit => Ok(hit),
+        }
+    }
+}
+
+/// The [`ErrorKind::LeaseHeld`] error of a key another live owner is computing: its
+/// lease ends in `left` unless renewed; ask again after `retry_in`.
+pub fn held_error(left: Duration, retry_in: Duration, waited: Option<Duration>) -> Error {
+    let after = match waited {
+        Some(w) => format!(" after waiting {} ms", w.as_millis()),
+        None => String::new(),
+    };
+    Error::lease_held(
+        format!(
+            "another owner is still computing this key{after} (its lease ends in {} ms unless it renews it)",
+            left.as_millis()
+        ),
+        left,
+        retry_in,
+    )
+}
+
+/// Moves the deadline of the lease `token` on `key` to `duration` from now; false if
+/// another owner has taken it over.
+fn extend_row(storage: &Storage, key: &[u8], token: i64, duration: Duration) -> Result<bool> {
+    storage.write(|t| {
+        let n = t
+            .conn()
+            .prepare_cached("UPDATE leases SET deadline = ?1 WHERE key = ?2 AND token = ?3")
+            .and_then(|mut s| s.execute(params![t.now.saturating_add(ms(duration)), key, token]))
+            .ctx("extending a lease")?;
+        Ok(n == 1)
+    })
 }
 
 /// The holder and deadline of `key`'s lease, if any.

@@ -60,7 +60,7 @@ pub use eviction::EvictionPolicy;
 pub use expiration::{Expiration, EXPIRATION_DEFAULT_MS, EXPIRATION_NEVER_MS};
 pub use export::{ExportedEntry, Importer, TransferSummary};
 pub use inspect::{FileInfo, KeyInfo, PolicyIndex};
-pub use lease::{Lease, LeaseOutcome, EXCLUSIVE_LEASE};
+pub use lease::{held_error, poll_delay, Lease, LeaseOutcome, DEFAULT_LEASE};
 pub use lifetime::LifetimeStats;
 pub use memo::Barrier;
 pub use options::{Clock, Options, DEFAULT_BUSY_TIMEOUT, DEFAULT_MAX_SIZE, MAX_VALUE_SIZE};

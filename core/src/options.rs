@@ -28,6 +28,7 @@ pub struct Options {
     pub(crate) eviction_policy: EvictionPolicy,
     pub(crate) default_expiration: Expiration,
     pub(crate) busy_timeout: Duration,
+    pub(crate) lease_duration: Duration,
     pub(crate) version_tag: Option<String>,
     pub(crate) clock: Option<Clock>,
 }
@@ -39,6 +40,7 @@ impl Default for Options {
             eviction_policy: EvictionPolicy::LeastRecentlyUsed,
             default_expiration: Expiration::Never,
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
+            lease_duration: crate::lease::DEFAULT_LEASE,
             version_tag: None,
             clock: None,
         }
@@ -52,6 +54,7 @@ impl std::fmt::Debug for Options {
             .field("eviction_policy", &self.eviction_policy)
             .field("default_expiration", &self.default_expiration)
             .field("busy_timeout", &self.busy_timeout)
+            .field("lease_duration", &self.lease_duration)
             .field("version_tag", &self.version_tag)
             .finish_non_exhaustive()
     }
@@ -100,6 +103,18 @@ impl Options {
         self
     }
 
+    /// How long a lease of [`crate::Storage::cached_call_exclusive`] (or
+    /// [`crate::Storage::lease_step`]) lasts between two renewals: the time a holder
+    /// that stops renewing (a stopped process, or a dead one whose death cannot be
+    /// seen: another host, another PID namespace) blocks its key. At least 1 ms.
+    pub fn set_lease_duration(&mut self, duration: Duration) -> Result<&mut Self> {
+        if duration.is_zero() {
+            return Err(Error::invalid("the lease duration must be at least 1 ms"));
+        }
+        self.lease_duration = duration;
+        Ok(self)
+    }
+
     /// When the file was last opened with a different tag, every entry is dropped on
     /// open. A file that never had a tag adopts this one and keeps its entries.
     pub fn set_version_tag(&mut self, tag: impl Into<String>) -> &mut Self {
@@ -131,6 +146,11 @@ impl Options {
     /// How long a busy file is waited for before BUSY.
     pub fn busy_timeout(&self) -> Duration {
         self.busy_timeout
+    }
+
+    /// The lease length of the memoisers (see `set_lease_duration`).
+    pub fn lease_duration(&self) -> Duration {
+        self.lease_duration
     }
 
     /// The version tag, if one was set.

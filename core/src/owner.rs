@@ -1,6 +1,12 @@
 //! Who holds a lease: this process, identified well enough that another process on
-//! the same host can tell when the holder has died (its pid is gone, is a zombie, or
-//! was reused by a process with another start time).
+//! the same host and in the same PID namespace can tell when the holder has died (its
+//! pid is gone, is a zombie, or was reused by a process with another start time).
+//!
+//! A pid means nothing outside its PID namespace (two containers sharing a volume see
+//! each other's pids as absent or as someone else), so the owner's `boot` names both
+//! the host's boot and the PID namespace: `"<boot id>/<pid namespace inode>"`. Owners
+//! that differ in either, or whose namespace is unknown (rows written by BackLite 0.1
+//! carry the boot id alone), are presumed alive until their deadline.
 
 use std::sync::Mutex;
 
@@ -9,8 +15,9 @@ pub(crate) struct Owner {
     pub pid: i64,
     /// Start time in clock ticks after boot (field 22 of /proc/PID/stat); 0 if unknown.
     pub start: i64,
-    /// The kernel's boot id: equal boot ids mean the same host and boot. Empty if
-    /// unknown, in which case only the lease deadline frees the lease.
+    /// `"<boot id>/<pid namespace>"`: equal values mean the same host, boot and PID
+    /// namespace, where `pid` can be looked up. Empty if unknown, in which case only
+    /// the lease deadline frees the lease.
     pub boot: String,
 }
 
@@ -27,7 +34,7 @@ pub(crate) fn current() -> Owner {
             let me = Owner {
                 pid,
                 start: start_time(pid).unwrap_or(0),
-                boot: boot_id(),
+                boot: host_and_namespace(),
             };
             *cached = Some(me.clone());
             me
@@ -35,11 +42,11 @@ pub(crate) fn current() -> Owner {
     }
 }
 
-/// Whether `holder` is known to be dead. Only a holder on this host and boot can be
-/// checked; any other is presumed alive until its deadline.
+/// Whether `holder` is known to be dead. Only a holder on this host and boot, in this
+/// PID namespace, can be checked; any other is presumed alive until its deadline.
 pub(crate) fn is_dead(holder: &Owner) -> bool {
     let me = current();
-    if holder.boot.is_empty() || holder.boot != me.boot || holder.start == 0 {
+    if me.boot.is_empty() || holder.boot != me.boot || holder.start == 0 {
         return false;
     }
     start_time(holder.pid) != Some(holder.start)
@@ -59,10 +66,17 @@ fn start_time(pid: i64) -> Option<i64> {
     fields.nth(18)?.parse().ok()
 }
 
-fn boot_id() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+/// `"<boot id>/<pid namespace inode>"`, or "" if either is unknown.
+fn host_and_namespace() -> String {
+    use std::os::unix::fs::MetadataExt;
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
         .map(|s| s.trim().to_string())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    // The inode of the namespace file names the namespace while it has a process.
+    match std::fs::metadata("/proc/self/ns/pid") {
+        Ok(ns) if !boot.is_empty() => format!("{boot}/{}", ns.ino()),
+        _ => String::new(),
+    }
 }
 
 #[cfg(test)]
@@ -87,8 +101,21 @@ mod tests {
         let elsewhere = Owner {
             boot: "another-host".into(),
             pid: i32::MAX as i64,
-            ..me
+            ..me.clone()
         };
         assert!(!is_dead(&elsewhere));
+        let (boot, _ns) = me.boot.split_once('/').unwrap();
+        let other_namespace = Owner {
+            boot: format!("{boot}/1"),
+            pid: i32::MAX as i64,
+            ..me.clone()
+        };
+        assert!(!is_dead(&other_namespace));
+        let namespace_unknown = Owner {
+            boot: boot.to_string(),
+            pid: i32::MAX as i64,
+            ..me
+        };
+        assert!(!is_dead(&namespace_unknown));
     }
 }

@@ -78,6 +78,8 @@ pub struct Storage {
     policy: EvictionPolicy,
     default_expiration: Expiration,
     busy_timeout: Duration,
+    /// How long a lease of `cached_call_exclusive` lasts between two renewals.
+    lease_duration: Duration,
     clock: Option<Clock>,
     pub(crate) shared: Arc<FileShared>,
     counters: Counters,
@@ -138,6 +140,7 @@ impl Storage {
             policy: options.eviction_policy,
             default_expiration: options.default_expiration,
             busy_timeout: options.busy_timeout,
+            lease_duration: options.lease_duration,
             clock: options.clock.clone(),
             shared,
             counters: Counters::default(),
@@ -150,6 +153,11 @@ impl Storage {
     /// The file's path, or `None` for an in-memory cache.
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
+    }
+
+    /// The lease length of [`Storage::cached_call_exclusive`] and [`Storage::lease_step`].
+    pub fn lease_duration(&self) -> Duration {
+        self.lease_duration
     }
 
     /// The policy this handle evicts by.

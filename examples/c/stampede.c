@@ -6,7 +6,7 @@
  * 1. Blocking single flight: backlite_cached_call_exclusive. However many threads and
  *    processes ask for "report" at once, one computes it; the others wait for its value.
  * 2. Two-phase, for event loops: backlite_lease_try_acquire never blocks. OK is a hit;
- *    NOT_FOUND hands you a lease (compute, then fulfil); BUSY means someone else is
+ *    NOT_FOUND hands you a lease (compute, then fulfil); LEASE_HELD means someone else is
  *    computing: come back later.
  */
 #include "backlite.h"
@@ -63,7 +63,7 @@ int main(int argc, char **argv) {
             return fail("lease_fulfill", r, err);
         }
         printf("two-phase: computed and stored the page\n");
-    } else if (r == BACKLITE_RESULT_BUSY) {
+    } else if (r == BACKLITE_RESULT_LEASE_HELD) {
         printf("two-phase: another owner is computing it; try again on the next tick\n");
         backlite_error_free(err);
     } else {

@@ -9,6 +9,8 @@ use std::ffi::CString;
 pub struct backlite_error {
     code: backlite_result,
     message: CString,
+    /// For LEASE_HELD: the holder's time left and when to ask again, in ms.
+    lease_held: Option<(i64, i64)>,
 }
 
 /// Hands a new error object to the caller through `err`, if `err` is not NULL.
@@ -21,6 +23,7 @@ pub(crate) fn report(err: *mut *mut backlite_error, failure: &Failure) {
     let boxed = Box::new(backlite_error {
         code: failure.code,
         message,
+        lease_held: failure.lease_held,
     });
     // SAFETY: the caller passed a writable `backlite_error **`.
     unsafe { *err = Box::into_raw(boxed) };
@@ -42,6 +45,30 @@ pub unsafe extern "C" fn backlite_error_message(e: *const backlite_error) -> *co
     super::infallible(c"".as_ptr(), || match e.as_ref() {
         Some(e) => e.message.as_ptr(),
         None => c"".as_ptr(),
+    })
+}
+
+/// For a `BACKLITE_RESULT_LEASE_HELD` error: how many milliseconds the holder's lease
+/// has left unless the holder renews it (it does while its compute runs, so this is a
+/// bound on how long a holder that stopped can block the key, not a promise of when the
+/// value will be there). -1 for any other error, and for NULL.
+#[no_mangle]
+pub unsafe extern "C" fn backlite_error_lease_time_left_ms(e: *const backlite_error) -> i64 {
+    super::infallible(-1, || match e.as_ref().and_then(|e| e.lease_held) {
+        Some((left, _)) => left,
+        None => -1,
+    })
+}
+
+/// For a `BACKLITE_RESULT_LEASE_HELD` error: how many milliseconds to wait before asking
+/// again (the library's back-off: 1 ms doubling to 50 ms with each step of a
+/// `backlite_lease_step` wait, never past the holder's deadline). -1 for any other
+/// error, and for NULL.
+#[no_mangle]
+pub unsafe extern "C" fn backlite_error_retry_in_ms(e: *const backlite_error) -> i64 {
+    super::infallible(-1, || match e.as_ref().and_then(|e| e.lease_held) {
+        Some((_, retry)) => retry,
+        None => -1,
     })
 }
 

@@ -5,8 +5,9 @@ use super::buf::backlite_buf;
 use super::cached::{backlite_compute_fn, run_compute};
 use super::error::backlite_error;
 use super::result::*;
-use super::storage::{backlite_storage, ms_left};
+use super::storage::backlite_storage;
 use super::{boundary, try_mut, try_ref, try_slice, Failure};
+use crate::{held_error, poll_delay};
 use crate::{Expiration, Lease, LeaseOutcome};
 use std::time::Duration;
 
@@ -27,13 +28,16 @@ fn duration(ms: i64, what: &str) -> Result<Duration, Failure> {
 /// Looks `key` up without ever waiting for another owner:
 /// - `BACKLITE_RESULT_OK`: a hit; `*value_out` gets the value.
 /// - `BACKLITE_RESULT_NOT_FOUND`: a miss, and `*lease_out` gets a lease held for
-///   `lease_ms` (> 0): compute the value, then `backlite_lease_fulfill` (or
-///   `backlite_lease_abandon`). `*err` is left untouched: this is not a failure.
-/// - `BACKLITE_RESULT_BUSY`: another live owner is computing it; nothing was written;
-///   try again later.
+///   `lease_ms` (> 0) and not renewed unless you call `backlite_lease_extend`: compute
+///   the value, then `backlite_lease_fulfill` (or `backlite_lease_abandon`). `*err` is
+///   left untouched: this is not a failure.
+/// - `BACKLITE_RESULT_LEASE_HELD`: another live owner is computing it; nothing was
+///   written; try again later. `backlite_error_lease_time_left_ms(*err)` is the time
+///   its lease has left.
 ///
-/// A lease is taken over when its deadline passes or, on the same host, as soon as its
-/// holder process is found dead.
+/// A lease is taken over when its deadline passes or, on the same host and in the same
+/// PID namespace, as soon as its holder process is found dead. To wait for a key
+/// without blocking, with the library's timing and renewal, use `backlite_lease_step`.
 #[no_mangle]
 pub unsafe extern "C" fn backlite_lease_try_acquire(
     s: *mut backlite_storage,
@@ -59,13 +63,53 @@ pub unsafe extern "C" fn backlite_lease_try_acquire(
                 *lease_out = Box::into_raw(Box::new(backlite_lease { inner }));
                 Ok(BACKLITE_RESULT_NOT_FOUND)
             }
-            LeaseOutcome::Busy(left) => Err(Failure::new(
-                BACKLITE_RESULT_BUSY,
-                format!(
-                    "another owner is computing this key (its lease ends in {} ms)",
-                    ms_left(Some(left))
-                ),
-            )),
+            LeaseOutcome::Held(left) => Err(held_error(left, poll_delay(0, left), None).into()),
+        }
+    })
+}
+
+/// One step of waiting for `key` without blocking, for event loops and async tasks
+/// (the non-blocking form of `backlite_cached_call_exclusive`, with the same timing and
+/// renewal). Pass `attempt` 0 for the first step of a wait, then the number of steps
+/// taken before: only the first step counts a miss in the stats, and the pauses grow
+/// with it.
+/// - `BACKLITE_RESULT_OK`: a hit; `*value_out` gets the value.
+/// - `BACKLITE_RESULT_NOT_FOUND`: a miss, and `*lease_out` gets the key's lease. The
+///   library renews it (from a thread of its own, every third of the lease length set
+///   by `backlite_options_set_lease_ms`) until `backlite_lease_fulfill` or
+///   `backlite_lease_abandon`: compute the value for as long as it takes, then fulfil.
+///   `*err` is left untouched.
+/// - `BACKLITE_RESULT_LEASE_HELD`: another live owner is computing it. Wait
+///   `backlite_error_retry_in_ms(*err)` milliseconds (without blocking your loop), then
+///   take the next step with `attempt` + 1. Give up when your own deadline or
+///   cancellation says so.
+#[no_mangle]
+pub unsafe extern "C" fn backlite_lease_step(
+    s: *mut backlite_storage,
+    key: *const u8,
+    key_len: usize,
+    attempt: u32,
+    value_out: *mut backlite_buf,
+    lease_out: *mut *mut backlite_lease,
+    err: *mut *mut backlite_error,
+) -> backlite_result {
+    boundary(err, || {
+        let s = try_ref(s, "storage")?;
+        let key = try_slice(key, key_len, "key")?;
+        let value_out = try_mut(value_out, "value_out")?;
+        let lease_out = try_mut(lease_out, "lease_out")?;
+        match s.inner.lease_step(key, attempt)? {
+            LeaseOutcome::Hit(value, _) => {
+                *value_out = backlite_buf::copy(&value)?;
+                Ok(BACKLITE_RESULT_OK)
+            }
+            LeaseOutcome::Acquired(inner) => {
+                *lease_out = Box::into_raw(Box::new(backlite_lease { inner }));
+                Ok(BACKLITE_RESULT_NOT_FOUND)
+            }
+            LeaseOutcome::Held(left) => {
+                Err(held_error(left, poll_delay(attempt, left), None).into())
+            }
         }
     })
 }
@@ -120,10 +164,18 @@ pub unsafe extern "C" fn backlite_lease_abandon(lease: *mut backlite_lease) {
 /// Like `backlite_cached_call`, but at most one caller computes a given key at a time,
 /// across all threads and processes sharing the file; the others wait for its result
 /// (woken at once in this process, polling with backoff across processes) for up to
-/// `wait_timeout_ms` (>= 0), then return `BACKLITE_RESULT_BUSY`. Different keys never
-/// wait for each other. A failing compute returns `BACKLITE_RESULT_CALLBACK_FAILED`,
-/// stores nothing and lets one waiter take over. The lease behind it lasts 60 s: a
-/// holder that cannot be seen dead (on another host) blocks its key at most that long.
+/// `wait_timeout_ms` (>= 0), then return `BACKLITE_RESULT_LEASE_HELD`
+/// (`backlite_error_lease_time_left_ms(*err)` gives the holder's time left). Different
+/// keys never wait for each other. A call counts at most one miss in the stats, however
+/// long it waits.
+///
+/// The library renews the lease while `compute` runs (every third of the lease length,
+/// `backlite_options_set_lease_ms`, default 30 s), so a compute of any length is
+/// computed once. A failing compute returns `BACKLITE_RESULT_CALLBACK_FAILED`, stores
+/// nothing and lets one waiter take over. A holder that dies is taken over at once when
+/// its death can be seen (same host and PID namespace); one that stops renewing (a
+/// stopped process, or a dead one on another host or in another PID namespace) when its
+/// lease runs out. A compute that never returns in a live process keeps its key.
 #[no_mangle]
 pub unsafe extern "C" fn backlite_cached_call_exclusive(
     s: *mut backlite_storage,

@@ -27,6 +27,8 @@ use self::result::*;
 pub(crate) struct Failure {
     pub code: backlite_result,
     pub message: String,
+    /// For LEASE_HELD: the holder's time left and when to ask again, in ms.
+    pub lease_held: Option<(i64, i64)>,
 }
 
 impl Failure {
@@ -34,6 +36,7 @@ impl Failure {
         Failure {
             code,
             message: message.into(),
+            lease_held: None,
         }
     }
 
@@ -51,7 +54,14 @@ impl Failure {
 
 impl From<crate::Error> for Failure {
     fn from(e: crate::Error) -> Self {
-        Failure::new(result::code_of(e.kind()), e.message())
+        let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        Failure {
+            lease_held: e
+                .lease_time_left()
+                .zip(e.retry_in())
+                .map(|(l, r)| (ms(l), ms(r))),
+            ..Failure::new(result::code_of(e.kind()), e.message())
+        }
     }
 }
 

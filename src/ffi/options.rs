@@ -118,6 +118,27 @@ pub unsafe extern "C" fn backlite_options_set_busy_timeout_ms(
     })
 }
 
+/// How long a lease taken by `backlite_cached_call_exclusive` or
+/// `backlite_lease_step` lasts between two renewals (`ms` > 0; default 30000). The
+/// library renews it every third of this while the value is computed, so it bounds
+/// only how long a holder that stops renewing blocks its key: a stopped process (or
+/// one whose death cannot be seen: another host, another PID namespace).
+#[no_mangle]
+pub unsafe extern "C" fn backlite_options_set_lease_ms(
+    o: *mut backlite_options,
+    ms: i64,
+) -> backlite_result {
+    boundary(std::ptr::null_mut(), || {
+        let o = try_mut(o, "options")?;
+        if ms <= 0 {
+            return Err(Failure::invalid(format!("lease_ms must be > 0, got {ms}")));
+        }
+        o.inner
+            .set_lease_duration(Duration::from_millis(ms as u64))?;
+        Ok(BACKLITE_RESULT_OK)
+    })
+}
+
 /// A UTF-8 tag such as a serialisation format version. When the file was last opened
 /// with a different tag, every entry is dropped on open (a file that never had a tag
 /// adopts this one and keeps its entries). Without a tag, the file's tag is ignored.

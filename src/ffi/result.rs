@@ -34,6 +34,10 @@ pub const BACKLITE_RESULT_INTERNAL: backlite_result = 12;
 /// A lease expired and another owner took it over: nothing was stored, so the new
 /// owner's value is not overwritten.
 pub const BACKLITE_RESULT_LEASE_LOST: backlite_result = 13;
+/// Another live owner holds the key's lease (it is computing the value). Its time left
+/// is a number: `backlite_error_lease_time_left_ms`; when to ask again:
+/// `backlite_error_retry_in_ms`.
+pub const BACKLITE_RESULT_LEASE_HELD: backlite_result = 14;
 
 pub(crate) fn code_of(kind: ErrorKind) -> backlite_result {
     match kind {
@@ -47,6 +51,7 @@ pub(crate) fn code_of(kind: ErrorKind) -> backlite_result {
         ErrorKind::Incompatible => BACKLITE_RESULT_INCOMPATIBLE,
         ErrorKind::Internal => BACKLITE_RESULT_INTERNAL,
         ErrorKind::LeaseLost => BACKLITE_RESULT_LEASE_LOST,
+        ErrorKind::LeaseHeld => BACKLITE_RESULT_LEASE_HELD,
     }
 }
 
@@ -70,6 +75,9 @@ pub extern "C" fn backlite_result_str(r: backlite_result) -> *const libc::c_char
         BACKLITE_RESULT_PANIC => "internal error in BackLite (a bug)\0",
         BACKLITE_RESULT_INTERNAL => "internal SQLite or system error\0",
         BACKLITE_RESULT_LEASE_LOST => "the lease was lost to another owner: nothing stored\0",
+        BACKLITE_RESULT_LEASE_HELD => {
+            "another live owner holds the key's lease (it is computing the value)\0"
+        }
         _ => "unknown result code\0",
     };
     text.as_ptr().cast()

@@ -48,8 +48,10 @@ static void task_step(backlite_storage *s, task *t) {
         t->lease = lease;
         t->compute_ticks = 3;
     } else {
-        CHECK_EQ(r, BACKLITE_RESULT_BUSY);
+        CHECK_EQ(r, BACKLITE_RESULT_LEASE_HELD);
         CHECK(err != NULL && strlen(backlite_error_message(err)) > 0);
+        int64_t left = backlite_error_lease_time_left_ms(err);
+        CHECK(left > 0 && left <= 10000);
         t->busy_seen = 1;
     }
     backlite_error_free(err);
@@ -104,7 +106,7 @@ static void extend_keeps_the_key_and_a_lost_lease_cannot_extend(void) {
     CHECK_RC(backlite_lease_try_acquire(s, K("k"), 60, &v, &mine, &err), BACKLITE_RESULT_NOT_FOUND);
     CHECK_OK(backlite_lease_extend(mine, 60000, &err));
     h_sleep_ms(100);
-    CHECK_RC(backlite_lease_try_acquire(s, K("k"), 1000, &v, &other, &err), BACKLITE_RESULT_BUSY);
+    CHECK_RC(backlite_lease_try_acquire(s, K("k"), 1000, &v, &other, &err), BACKLITE_RESULT_LEASE_HELD);
     CHECK_RC(backlite_lease_extend(mine, 0, &err), BACKLITE_RESULT_INVALID_ARGUMENT);
     CHECK_OK(backlite_lease_extend(mine, 30, &err));
     h_sleep_ms(80);
@@ -248,15 +250,30 @@ static void a_failing_compute_releases_and_a_waiter_takes_over(void) {
     backlite_storage_free(s);
 }
 
-static void a_waiter_times_out_with_busy(void) {
+static void a_waiter_times_out_with_lease_held_and_the_time_left(void) {
     backlite_storage *s = OPEN(tmp_path("timeout.db"), NULL);
     REQUIRE(s != NULL);
     backlite_buf v = {0};
     backlite_lease *held = NULL;
     CHECK_RC(backlite_lease_try_acquire(s, K("k"), 60000, &v, &held, &err), BACKLITE_RESULT_NOT_FOUND);
     flight f = {0};
-    CHECK_RC(backlite_cached_call_exclusive(s, K("k"), slow_compute, &f, NEVER, 30, &v, &err),
-             BACKLITE_RESULT_BUSY);
+    backlite_error *e = NULL;
+    CHECK_EQ(backlite_cached_call_exclusive(s, K("k"), slow_compute, &f, NEVER, 30, &v, &e),
+             BACKLITE_RESULT_LEASE_HELD);
+    REQUIRE(e != NULL);
+    CHECK_EQ(backlite_error_result(e), BACKLITE_RESULT_LEASE_HELD);
+    int64_t left = backlite_error_lease_time_left_ms(e);
+    CHECK(left > 50000 && left <= 60000);
+    CHECK(backlite_error_retry_in_ms(e) >= 1 && backlite_error_retry_in_ms(e) <= 50);
+    backlite_error_free(e);
+    /* BUSY keeps its one meaning, and other errors carry no lease numbers. */
+    CHECK(strstr(backlite_result_str(BACKLITE_RESULT_BUSY), "busy timeout") != NULL);
+    e = NULL;
+    CHECK_EQ(backlite_lease_try_acquire(s, K("k"), 0, &v, &held, &e), BACKLITE_RESULT_INVALID_ARGUMENT);
+    CHECK_EQ(backlite_error_lease_time_left_ms(e), -1);
+    CHECK_EQ(backlite_error_retry_in_ms(e), -1);
+    CHECK_EQ(backlite_error_lease_time_left_ms(NULL), -1);
+    backlite_error_free(e);
     CHECK_RC(backlite_cached_call_exclusive(s, K("k"), slow_compute, &f, NEVER, -1, &v, &err),
              BACKLITE_RESULT_INVALID_ARGUMENT);
     CHECK_EQ(atomic_load(&f.computes), 0);
@@ -264,7 +281,181 @@ static void a_waiter_times_out_with_busy(void) {
     backlite_storage_free(s);
 }
 
+
+static void a_miss_leaves_err_untouched(void) {
+    backlite_storage *s = OPEN(tmp_path("miss.db"), NULL);
+    REQUIRE(s != NULL);
+    backlite_buf v = {0};
+    backlite_lease *l = NULL;
+    backlite_error *sentinel = (backlite_error *)&v; /* never dereferenced: must stay */
+    backlite_error *e = sentinel;
+    CHECK_EQ(backlite_lease_try_acquire(s, K("k"), 1000, &v, &l, &e), BACKLITE_RESULT_NOT_FOUND);
+    CHECK(e == sentinel);
+    backlite_lease_abandon(l);
+    l = NULL;
+    CHECK_EQ(backlite_lease_step(s, K("k"), 0, &v, &l, &e), BACKLITE_RESULT_NOT_FOUND);
+    CHECK(e == sentinel);
+    backlite_lease_abandon(l);
+    backlite_storage_free(s);
+}
+
+/* An event loop of tasks waiting with backlite_lease_step: one computes, over many
+   lease lengths, while the others sleep as long as the library tells them to. */
+typedef struct {
+    backlite_lease *lease;
+    uint32_t attempt;
+    int64_t wake_at;      /* ms: do nothing before */
+    int64_t compute_until;
+    int done;
+    backlite_buf value;
+} stepper;
+
+static void step_event_loop_computes_once_across_many_lease_lengths(void) {
+    backlite_options *o = backlite_options_new();
+    REQUIRE_OK(backlite_options_set_lease_ms(o, 60));
+    CHECK_EQ(backlite_options_set_lease_ms(o, 0), BACKLITE_RESULT_INVALID_ARGUMENT);
+    backlite_storage *s = OPEN(tmp_path("step.db"), o);
+    backlite_options_free(o);
+    REQUIRE(s != NULL);
+    enum { N = 6 };
+    stepper t[N];
+    memset(t, 0, sizeof t);
+    int computes = 0, steps = 0, all_done = 0;
+    int64_t deadline = h_now_ms() + 20000;
+    while (!all_done && h_now_ms() < deadline) {
+        all_done = 1;
+        int64_t now = h_now_ms();
+        for (int i = 0; i < N; i++) {
+            stepper *k = &t[i];
+            all_done &= k->done;
+            if (k->done || now < k->wake_at) continue;
+            if (k->lease) {
+                if (now >= k->compute_until) { /* 400 ms: about 7 lease lengths */
+                    CHECK_OK(backlite_lease_fulfill(k->lease, K("stepped"), NEVER, &err));
+                    k->lease = NULL;
+                }
+                continue;
+            }
+            backlite_error *e = NULL;
+            backlite_result r = backlite_lease_step(s, K("hot"), k->attempt++, &k->value, &k->lease, &e);
+            steps++;
+            if (r == BACKLITE_RESULT_OK) {
+                k->done = 1;
+            } else if (r == BACKLITE_RESULT_NOT_FOUND) {
+                computes++;
+                k->compute_until = now + 400;
+            } else {
+                CHECK_EQ(r, BACKLITE_RESULT_LEASE_HELD);
+                int64_t retry = backlite_error_retry_in_ms(e);
+                CHECK(retry >= 1 && retry <= 50);
+                k->wake_at = now + retry;
+            }
+            backlite_error_free(e);
+        }
+        h_sleep_ms(1);
+    }
+    CHECK(all_done);
+    CHECK_EQ(computes, 1);
+    for (int i = 0; i < N; i++) {
+        CHECK_BUF_STR(t[i].value, "stepped");
+        backlite_buf_free(&t[i].value);
+    }
+    backlite_stats st = STATS(s);
+    printf("# %d tasks, %d steps, %" PRIu64 " misses\n", N, steps, st.misses);
+    CHECK_EQ(st.misses, N); /* one per wait, however many steps */
+    backlite_storage_free(s);
+}
+
+
 /* ------------------------------------------------------------ processes */
+
+typedef struct {
+    int fd;             /* written once when the compute starts */
+    void (*hold)(void); /* the compute's work */
+} child_ctx;
+
+static int32_t child_compute(void *user_data, backlite_sink *sink) {
+    child_ctx *ctx = user_data;
+    if (write(ctx->fd, "r", 1) != 1) return 1;
+    ctx->hold();
+    return backlite_sink_write(sink, K("child")) == BACKLITE_RESULT_OK ? 0 : 1;
+}
+
+static void hold_one_second(void) { h_sleep_ms(1000); }
+static void hold_forever(void) {
+    for (;;) pause();
+}
+
+/* A child that computes "k" under backlite_cached_call_exclusive with a 100 ms lease;
+   it writes to `ready` when its compute starts, then runs `hold`. */
+static pid_t child_computing(const char *path, int ready_fd, void (*hold)(void)) {
+    pid_t kid = fork();
+    if (kid != 0) return kid;
+    backlite_options *o = backlite_options_new();
+    if (backlite_options_set_lease_ms(o, 100) != BACKLITE_RESULT_OK) _exit(2);
+    backlite_storage *s = NULL;
+    if (backlite_storage_open(path, o, &s, NULL) != BACKLITE_RESULT_OK) _exit(2);
+    backlite_options_free(o);
+    child_ctx ctx = {ready_fd, hold};
+    backlite_buf v = {0};
+    backlite_result r = backlite_cached_call_exclusive(s, K("k"), child_compute, &ctx, NEVER, 1000, &v, NULL);
+    backlite_buf_free(&v);
+    backlite_storage_free(s);
+    _exit(r == BACKLITE_RESULT_OK ? 0 : 1);
+}
+
+static pid_t start_child_computing(const char *path, void (*hold)(void)) {
+    int ready[2];
+    if (pipe(ready) != 0) return -1;
+    pid_t kid = child_computing(path, ready[1], hold);
+    close(ready[1]);
+    char c;
+    if (read(ready[0], &c, 1) != 1) kid = -1;
+    close(ready[0]);
+    return kid;
+}
+
+static void a_compute_ten_lease_lengths_long_in_another_process_is_computed_once(void) {
+    const char *path = tmp_path("renewed.db");
+    pid_t kid = start_child_computing(path, hold_one_second);
+    REQUIRE(kid > 0);
+    backlite_storage *s = OPEN(path, NULL);
+    REQUIRE(s != NULL);
+    flight f = {0};
+    backlite_buf v = {0};
+    CHECK_OK(backlite_cached_call_exclusive(s, K("k"), slow_compute, &f, NEVER, 20000, &v, &err));
+    CHECK_BUF_STR(v, "child");
+    CHECK_EQ(atomic_load(&f.computes), 0);
+    CHECK_EQ(STATS(s).misses, 1);
+    backlite_buf_free(&v);
+    int status = 0;
+    waitpid(kid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    backlite_storage_free(s);
+}
+
+static void a_stopped_holder_is_taken_over_when_its_lease_runs_out(void) {
+    const char *path = tmp_path("stopped.db");
+    pid_t kid = start_child_computing(path, hold_forever);
+    REQUIRE(kid > 0);
+    backlite_storage *s = OPEN(path, NULL);
+    REQUIRE(s != NULL);
+    flight f = {0};
+    backlite_buf v = {0};
+    /* Alive and renewing, however long its compute: the key stays its own. */
+    CHECK_RC(backlite_cached_call_exclusive(s, K("k"), slow_compute, &f, NEVER, 500, &v, &err),
+             BACKLITE_RESULT_LEASE_HELD);
+    kill(kid, SIGSTOP); /* hung: no more renewals */
+    int64_t t0 = h_now_ms();
+    CHECK_OK(backlite_cached_call_exclusive(s, K("k"), slow_compute, &f, NEVER, 20000, &v, &err));
+    printf("# takeover of a stopped holder (100 ms lease): %lld ms\n", (long long)(h_now_ms() - t0));
+    CHECK_EQ(atomic_load(&f.computes), 1);
+    CHECK_BUF_STR(v, "flown");
+    backlite_buf_free(&v);
+    kill(kid, SIGKILL);
+    waitpid(kid, NULL, 0);
+    backlite_storage_free(s);
+}
 
 static void four_processes_on_one_key_compute_once(void) {
     const char *path = tmp_path("procs.db");
@@ -332,7 +523,7 @@ static void a_killed_holder_is_taken_over_at_once(void) {
     REQUIRE(s != NULL);
     backlite_buf v = {0};
     backlite_lease *l = NULL;
-    CHECK_RC(backlite_lease_try_acquire(s, K("k"), 1000, &v, &l, &err), BACKLITE_RESULT_BUSY);
+    CHECK_RC(backlite_lease_try_acquire(s, K("k"), 1000, &v, &l, &err), BACKLITE_RESULT_LEASE_HELD);
     int64_t t0 = h_now_ms();
     kill(kid, SIGKILL);
     /* Not reaped yet: a zombie holder counts as dead too. */
@@ -356,8 +547,12 @@ int main(void) {
     RUN(sixteen_threads_on_one_key_compute_once);
     RUN(different_keys_never_wait_for_each_other);
     RUN(a_failing_compute_releases_and_a_waiter_takes_over);
-    RUN(a_waiter_times_out_with_busy);
+    RUN(a_waiter_times_out_with_lease_held_and_the_time_left);
     RUN(four_processes_on_one_key_compute_once);
     RUN(a_killed_holder_is_taken_over_at_once);
+    RUN(a_miss_leaves_err_untouched);
+    RUN(step_event_loop_computes_once_across_many_lease_lengths);
+    RUN(a_compute_ten_lease_lengths_long_in_another_process_is_computed_once);
+    RUN(a_stopped_holder_is_taken_over_when_its_lease_runs_out);
     return h_end();
 }

@@ -18,6 +18,8 @@ _Static_assert(BACKLITE_RESULT_CALLBACK_FAILED == 9, "CALLBACK_FAILED");
 _Static_assert(BACKLITE_RESULT_INCOMPATIBLE == 10, "INCOMPATIBLE");
 _Static_assert(BACKLITE_RESULT_PANIC == 11, "PANIC");
 _Static_assert(BACKLITE_RESULT_INTERNAL == 12, "INTERNAL");
+_Static_assert(BACKLITE_RESULT_LEASE_LOST == 13, "LEASE_LOST");
+_Static_assert(BACKLITE_RESULT_LEASE_HELD == 14, "LEASE_HELD");
 _Static_assert(BACKLITE_EVICTION_POLICY_LEAST_RECENTLY_USED == 0, "LRU");
 _Static_assert(BACKLITE_EVICTION_POLICY_LEAST_FREQUENTLY_USED == 1, "LFU");
 _Static_assert(BACKLITE_EVICTION_POLICY_MOST_RECENTLY_USED == 2, "MRU");
@@ -56,22 +58,22 @@ static void version_number_is_100_and_matches_the_header(void) {
 }
 
 static void result_str_names_every_code_with_its_own_text(void) {
-    const char *texts[13];
-    for (int32_t r = 0; r <= 12; r++) {
+    const char *texts[15];
+    for (int32_t r = 0; r <= 14; r++) {
         texts[r] = backlite_result_str(r);
         CHECK(texts[r] != NULL);
         if (texts[r] == NULL) continue;
         CHECK(texts[r][0] != '\0');
         CHECK_STR_EQ(backlite_result_str(r), texts[r]); /* static, stable text */
     }
-    for (int a = 0; a <= 12; a++)
-        for (int b = a + 1; b <= 12; b++)
+    for (int a = 0; a <= 14; a++)
+        for (int b = a + 1; b <= 14; b++)
             if (texts[a] && texts[b] && strcmp(texts[a], texts[b]) == 0)
                 h_fail_(__FILE__, __LINE__, "codes %d and %d share the text \"%s\"", a, b, texts[a]);
 }
 
 static void result_str_gives_a_text_for_unknown_codes(void) {
-    const int32_t unknown[] = {13, 14, 100, 1000, -1, -2, INT32_MAX, INT32_MIN};
+    const int32_t unknown[] = {15, 100, 1000, -1, -2, INT32_MAX, INT32_MIN};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
         const char *t = backlite_result_str(unknown[i]);
         CHECK(t != NULL);
