@@ -16,7 +16,6 @@ type CallOption func(*callConfig)
 type callConfig struct {
 	expiration time.Duration
 	locker     sync.Locker
-	lease      time.Duration
 }
 
 // WithExpiration stores a computed value with this expiration (default ExpireDefault:
@@ -32,15 +31,8 @@ func WithLock(l sync.Locker) CallOption {
 	return func(c *callConfig) { c.locker = l }
 }
 
-// WithLease sets how long CachedContext's claim on a key lasts before another caller
-// may take it over if this one is stuck (default 60 s). The claim is renewed while
-// compute runs, so it only matters when a process dies or hangs. CachedContext only.
-func WithLease(d time.Duration) CallOption {
-	return func(c *callConfig) { c.lease = d }
-}
-
 func newCallConfig(opts []CallOption) callConfig {
-	c := callConfig{expiration: ExpireDefault, lease: 60 * time.Second}
+	c := callConfig{expiration: ExpireDefault}
 	for _, o := range opts {
 		if o != nil {
 			o(&c)

@@ -3,7 +3,6 @@ package backlite_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -351,8 +350,37 @@ func TestCachedContextPanicAbandonsTheLease(t *testing.T) {
 	}
 }
 
-func TestCachedContextRenewsItsLeaseWhileComputing(t *testing.T) {
+func TestCachedContextComputesOnceWhenComputeOutlivesTheLeaseLength(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "renew.db")
+	a := open(t, db, backlite.WithLeaseLength(50*time.Millisecond))
+	b := open(t, db, backlite.WithLeaseLength(50*time.Millisecond))
+	computing := make(chan struct{})
+	done := make(chan error)
+	go func() {
+		_, err := a.CachedContext(context.Background(), []byte("k"), func(context.Context) ([]byte, error) {
+			close(computing)
+			time.Sleep(500 * time.Millisecond) // ten lease lengths: the library renews it
+			return []byte("from a"), nil
+		})
+		done <- err
+	}()
+	<-computing
+	v, err := b.CachedContext(context.Background(), []byte("k"), func(context.Context) ([]byte, error) {
+		return []byte("from b"), nil
+	})
+	if err != nil || string(v) != "from a" {
+		t.Fatalf("b got %q, %v: the lease was taken over while a computed", v, err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := b.Stats(); st.Misses != 1 {
+		t.Fatalf("b counted %d misses for one wait", st.Misses)
+	}
+}
+
+func TestCachedContextMapsAHeldLeaseToErrLeaseHeldWithItsTimeLeft(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "held.db")
 	a, b := open(t, db), open(t, db)
 	computing, release := make(chan struct{}), make(chan struct{})
 	done := make(chan error)
@@ -361,18 +389,17 @@ func TestCachedContextRenewsItsLeaseWhileComputing(t *testing.T) {
 			close(computing)
 			<-release
 			return []byte("v"), nil
-		}, backlite.WithLease(200*time.Millisecond))
+		})
 		done <- err
 	}()
 	<-computing
-	// Well past the lease's first deadline, b still finds it held (renewed), so waits.
-	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	_, err := b.CachedContext(ctx, []byte("k"), func(context.Context) ([]byte, error) {
-		return nil, fmt.Errorf("b took over a live lease")
-	})
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("got %v", err)
+	_, err := b.CachedContext(ctx, []byte("k"), func(context.Context) ([]byte, error) { return nil, nil })
+	var e *backlite.Error
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, backlite.ErrLeaseHeld) ||
+		!errors.As(err, &e) || e.LeaseTimeLeft <= 0 || e.LeaseTimeLeft > 30*time.Second {
+		t.Fatalf("got %#v", err)
 	}
 	close(release)
 	if err := <-done; err != nil {
@@ -388,8 +415,7 @@ func TestCachedContextHonoursADoneContextAndBadOptions(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v", err)
 	}
-	_, err = s.CachedContext(context.Background(), []byte("k"), func(context.Context) ([]byte, error) { return nil, nil },
-		backlite.WithLease(0))
+	_, err = backlite.Open(":memory:", backlite.WithLeaseLength(0))
 	wantCode(t, err, backlite.ErrInvalidArgument)
 	s.Close()
 	_, err = s.CachedContext(context.Background(), []byte("k"), func(context.Context) ([]byte, error) { return nil, nil })

@@ -6,6 +6,7 @@ import "C"
 import (
 	"errors"
 	"strconv"
+	"time"
 )
 
 // Code is a result code of the C library (BACKLITE_RESULT_*).
@@ -27,6 +28,7 @@ const (
 	CodePanic           Code = 11 // an internal bug caught at the boundary
 	CodeInternal        Code = 12 // any other SQLite or system error
 	CodeLeaseLost       Code = 13 // a lease expired and another owner took it over
+	CodeLeaseHeld       Code = 14 // another live owner holds the key's lease (it is computing it)
 )
 
 // The Go values must be the header's: each line fails to compile if one drifts.
@@ -44,6 +46,7 @@ var (
 	_ = [1]struct{}{}[CodePanic-C.BACKLITE_RESULT_PANIC]
 	_ = [1]struct{}{}[CodeInternal-C.BACKLITE_RESULT_INTERNAL]
 	_ = [1]struct{}{}[CodeLeaseLost-C.BACKLITE_RESULT_LEASE_LOST]
+	_ = [1]struct{}{}[CodeLeaseHeld-C.BACKLITE_RESULT_LEASE_HELD]
 )
 
 // String is the C library's description of the code ("not found", ...).
@@ -60,6 +63,9 @@ func (c Code) String() string {
 type Error struct {
 	Code    Code
 	Message string
+	// LeaseTimeLeft is, for CodeLeaseHeld, how long the holder's lease has left unless
+	// the holder renews it (it does while it computes); 0 otherwise.
+	LeaseTimeLeft time.Duration
 }
 
 func (e *Error) Error() string {
@@ -91,6 +97,7 @@ var (
 	ErrPanic           = &Error{Code: CodePanic}
 	ErrInternal        = &Error{Code: CodeInternal}
 	ErrLeaseLost       = &Error{Code: CodeLeaseLost}
+	ErrLeaseHeld       = &Error{Code: CodeLeaseHeld}
 )
 
 // ErrClosed is returned by every call on a Storage after Close.
@@ -100,14 +107,18 @@ var ErrClosed = errors.New("backlite: the storage is closed")
 // the object.
 func takeError(rc C.backlite_result, cerr *C.backlite_error, what string) error {
 	msg := ""
+	var left time.Duration
 	if cerr != nil {
 		msg = C.GoString(C.backlite_error_message(cerr))
+		if ms := C.backlite_error_lease_time_left_ms(cerr); ms >= 0 {
+			left = time.Duration(ms) * time.Millisecond
+		}
 		C.backlite_error_free(cerr)
 	}
 	if msg == "" {
 		msg = what + ": " + Code(rc).String()
 	}
-	return &Error{Code: Code(rc), Message: msg}
+	return &Error{Code: Code(rc), Message: msg, LeaseTimeLeft: left}
 }
 
 func invalid(msg string) error {

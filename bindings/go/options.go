@@ -143,6 +143,20 @@ func WithBusyTimeout(d time.Duration) Option {
 	})
 }
 
+// WithLeaseLength sets how long CachedContext's claim on a key lasts between two
+// renewals (default 30 s; whole milliseconds, at least 1). The library renews it while
+// compute runs, so it bounds only how long a holder that stops (a stopped process, or
+// a dead one on another host or in another PID namespace) blocks its key.
+func WithLeaseLength(d time.Duration) Option {
+	ms := d / time.Millisecond
+	if ms < 1 {
+		return failing(invalid(fmt.Sprintf("WithLeaseLength(%v): must be at least 1ms", d)))
+	}
+	return setter(fmt.Sprintf("WithLeaseLength(%v)", d), func(o *C.backlite_options) C.backlite_result {
+		return C.backlite_options_set_lease_ms(o, C.int64_t(ms))
+	})
+}
+
 // WithVersionTag tags the file with, say, a serialisation format version: when the
 // file was last opened with another tag, every entry is dropped on open.
 func WithVersionTag(tag string) Option {

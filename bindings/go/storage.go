@@ -22,7 +22,6 @@ type Storage struct {
 	ptr     *C.backlite_storage // nil once freed
 	active  int                 // calls in progress
 	closing bool
-	flights flightGroup // CachedContext's in-process waiters
 }
 
 // Open opens the cache file at path, creating it if it is missing (not its folder).

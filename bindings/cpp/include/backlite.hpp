@@ -54,6 +54,7 @@ enum class Code : std::int32_t {
   panic = BACKLITE_RESULT_PANIC,
   internal = BACKLITE_RESULT_INTERNAL,
   lease_lost = BACKLITE_RESULT_LEASE_LOST,
+  lease_held = BACKLITE_RESULT_LEASE_HELD,
 };
 
 /// The library's static description of a code ("not found", ...).
@@ -64,15 +65,24 @@ inline const char* code_name(Code code) noexcept {
 /// Every failure of this library: the C result code and the C library's message.
 class Error : public std::runtime_error {
  public:
-  Error(Code code, const std::string& message)
+  Error(Code code, const std::string& message,
+        std::optional<std::chrono::milliseconds> lease_time_left = std::nullopt)
       : std::runtime_error(message.empty() ? std::string(code_name(code)) : message),
-        code_(code) {}
+        code_(code),
+        lease_time_left_(lease_time_left) {}
 
   /// The C result code.
   Code code() const noexcept { return code_; }
 
+  /// For Code::lease_held: the holder's lease time left (it renews the lease while it
+  /// computes); empty for other codes.
+  std::optional<std::chrono::milliseconds> lease_time_left() const noexcept {
+    return lease_time_left_;
+  }
+
  private:
   Code code_;
+  std::optional<std::chrono::milliseconds> lease_time_left_;
 };
 
 namespace detail {
@@ -98,7 +108,11 @@ class ErrorSlot {
     if (message.empty()) {
       message = std::string(what) + ": " + backlite_result_str(rc);
     }
-    throw Error(static_cast<Code>(rc), message);
+    std::optional<std::chrono::milliseconds> left;
+    if (const std::int64_t ms = backlite_error_lease_time_left_ms(owned.get()); ms >= 0) {
+      left = std::chrono::milliseconds(ms);
+    }
+    throw Error(static_cast<Code>(rc), message, left);
   }
 
   /// Throws unless `rc` is OK (or one of the codes in `allowed`, returned as is).
@@ -744,8 +758,11 @@ class Storage {
 
   /// As cached(key, compute), but at most one caller computes a given key at a time,
   /// across all threads and processes sharing the file; the others wait for its result
-  /// for up to `wait_timeout`, then throw Error(Code::busy). When the compute throws,
-  /// nothing is stored, the exception is rethrown here, and one waiter takes over.
+  /// for up to `wait_timeout`, then throw Error(Code::lease_held), whose
+  /// lease_time_left() is the holder's. The library renews the computing caller's lease
+  /// while the compute runs, so a compute of any length is computed once. When the
+  /// compute throws, nothing is stored, the exception is rethrown here, and one waiter
+  /// takes over.
   template <class Compute, std::enable_if_t<std::is_invocable_v<Compute&>, int> = 0>
   auto cached_exclusive(ByteView key, Compute&& compute, std::chrono::milliseconds wait_timeout,
                         Expiration expiration = Expiration::storage_default())

@@ -260,7 +260,7 @@ TEST(CachedExclusive, ComputesOnceAcrossEightThreadsWithoutABarrier) {
   for (const auto& r : results) EXPECT_EQ(r, "once");
 }
 
-TEST(CachedExclusive, AWaiterGivesUpWithBusyAfterItsTimeout) {
+TEST(CachedExclusive, AWaiterGivesUpWithLeaseHeldAndTheTimeLeftAfterItsTimeout) {
   Storage s(":memory:");
   std::mutex m;
   std::condition_variable cv;
@@ -281,7 +281,15 @@ TEST(CachedExclusive, AWaiterGivesUpWithBusyAfterItsTimeout) {
     cv.wait(lock, [&] { return computing; });
   }
   EXPECT_BACKLITE_ERROR((void)s.cached_exclusive("k", [] { return std::string("mine"); }, 20ms),
-                        Code::busy);
+                        Code::lease_held);
+  try {
+    (void)s.cached_exclusive("k", [] { return std::string("mine"); }, 0ms);
+    ADD_FAILURE() << "no error";
+  } catch (const backlite::Error& e) {
+    ASSERT_TRUE(e.lease_time_left().has_value());
+    EXPECT_GT(e.lease_time_left()->count(), 0);
+    EXPECT_LE(e.lease_time_left()->count(), 30000);
+  }
   {
     std::lock_guard<std::mutex> lock(m);
     release = true;

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import threading
 import time
 from datetime import timedelta
@@ -136,19 +137,13 @@ def test_thread_affine_barrier_is_released_by_the_thread_that_took_it(storage):
 
 def test_storage_calls_never_run_on_the_event_loop_thread(storage, monkeypatch):
     threads = []
-    real_load = decorators._load
-    real_acquire = decorators._lease_try_acquire
+    real_step = decorators._lease_step
 
-    def load(*a):
+    def step(*a):
         threads.append(threading.get_ident())
-        return real_load(*a)
+        return real_step(*a)
 
-    def acquire(*a):
-        threads.append(threading.get_ident())
-        return real_acquire(*a)
-
-    monkeypatch.setattr(decorators, "_load", load)
-    monkeypatch.setattr(decorators, "_lease_try_acquire", acquire)
+    monkeypatch.setattr(decorators, "_lease_step", step)
 
     @async_cached(storage=storage)
     async def f(x):
@@ -161,7 +156,7 @@ def test_storage_calls_never_run_on_the_event_loop_thread(storage, monkeypatch):
         return loop_thread
 
     loop_thread = run(main())
-    assert len(threads) >= 3
+    assert len(threads) >= 2
     assert loop_thread not in threads
 
 
@@ -298,31 +293,73 @@ def test_a_failed_computation_leaves_no_lease_behind(storage, db):
     run(main())
     decorators._get_executor().submit(lambda: None).result()  # the abandon has run
     with Storage(db) as other:
-        rc, _, lease = decorators._lease_try_acquire(other, f.cache_key(1))
-        assert rc == backlite._ffi.NOT_FOUND  # free to compute, not BUSY
+        rc, _, lease, _ = decorators._lease_step(other, f.cache_key(1), 0)
+        assert rc == backlite._ffi.NOT_FOUND  # free to compute, not LEASE_HELD
         lease.abandon()
 
 
-def test_lease_heartbeat_extends_a_long_computation(storage, monkeypatch):
-    extended = []
-    real_extend = decorators._Lease.extend
+def test_a_computation_outliving_the_lease_length_is_computed_once(tmp_path):
+    # The library renews the lease while the coroutine computes; another process (a
+    # second handle here, in a thread with its own loop) waits and gets the value.
+    path = str(tmp_path / "renew.db")
+    calls = []
+    with Storage(path, lease_length=timedelta(milliseconds=50)) as a, Storage(
+        path, lease_length=timedelta(milliseconds=50)
+    ) as b:
+        computing = threading.Event()
 
-    def extend(self):
-        ok = real_extend(self)
-        extended.append(ok)
-        return ok
+        @async_cached(storage=a)
+        async def slow(x):
+            calls.append("a")
+            computing.set()
+            await asyncio.sleep(0.5)  # ten lease lengths
+            return "from a"
 
-    monkeypatch.setattr(decorators, "_HEARTBEAT_S", 0.01)
-    monkeypatch.setattr(decorators._Lease, "extend", extend)
+        results = []
+        t = threading.Thread(target=lambda: results.append(asyncio.run(slow(1))))
+        t.start()
+        assert computing.wait(10)
+        assert b.stats().misses == 0
+        got = asyncio.run(_same_key_call(b, slow.cache_key(1)))
+        t.join()
+        assert results == ["from a"]
+        assert got == "from a"
+        assert calls == ["a"]
+        assert b.stats().misses == 1  # one wait, one miss
 
-    @async_cached(storage=storage)
-    async def f(x):
-        while len(extended) < 3:
-            await asyncio.sleep(0.01)
-        return x
 
-    assert run(f(1)) == 1
-    assert extended[:3] == [True, True, True]
+async def _same_key_call(storage, key):
+    def fail():
+        raise AssertionError("computed while the lease was held")
+
+    async def compute():
+        fail()
+
+    return await decorators._compute_with_lease(storage, key, compute, -1)
+
+
+def test_a_held_lease_is_lease_held_error_with_its_time_left(storage, db):
+    from backlite import LeaseHeldError
+
+    with Storage(db) as other:
+        rc, _, lease, _ = decorators._lease_step(other, b"k", 0)
+        assert rc == backlite._ffi.NOT_FOUND
+        try:
+            rc, _, none, pause = decorators._lease_step(storage, b"k", 0)
+            assert (rc, none) == (backlite._ffi.LEASE_HELD, None)
+            assert 0 < pause <= 0.05
+            # The blocking memoiser gives up with LeaseHeldError and the time left.
+            handle = storage._handle()
+            buf, err = backlite._ffi.Buf(), ctypes.c_void_p()
+            rc = backlite._ffi.lib.backlite_cached_call_exclusive(
+                handle, b"k", 1, decorators._compute, 0, -1, 0, ctypes.byref(buf), ctypes.byref(err)
+            )
+            error = backlite._ffi.take_error(rc, err)
+            assert isinstance(error, LeaseHeldError)
+            assert error.code == 14
+            assert 0 < error.time_left <= 30
+        finally:
+            lease.abandon()
 
 
 def test_async_expiration_per_decorator(storage):

@@ -31,8 +31,7 @@ pub const Error = error{
     NotACache,
     /// SQLite reports the database file damaged.
     Corrupt,
-    /// A lock (or, for `cachedExclusive`, another owner's compute) was not done within
-    /// the wait.
+    /// A lock was not obtained within the busy timeout.
     Busy,
     /// The value is larger than the storage's max_size: not stored.
     TooLarge,
@@ -46,6 +45,10 @@ pub const Error = error{
     Internal,
     /// A lease was taken over by another owner: nothing was stored.
     LeaseLost,
+    /// Another live owner holds the key's lease (it is computing the value), still so
+    /// at the end of `cachedExclusive`'s wait; `lastError().lease_time_left_ms` is its
+    /// time left.
+    LeaseHeld,
     /// A result code this wrapper does not know (a newer library).
     Unexpected,
 };
@@ -66,6 +69,7 @@ pub const Code = enum(i32) {
     panic = c.BACKLITE_RESULT_PANIC,
     internal = c.BACKLITE_RESULT_INTERNAL,
     lease_lost = c.BACKLITE_RESULT_LEASE_LOST,
+    lease_held = c.BACKLITE_RESULT_LEASE_HELD,
     _,
 
     /// The library's static description of the code.
@@ -88,6 +92,7 @@ pub const Code = enum(i32) {
             .panic => error.Panic,
             .internal => error.Internal,
             .lease_lost => error.LeaseLost,
+            .lease_held => error.LeaseHeld,
             else => error.Unexpected,
         };
     }
@@ -101,6 +106,9 @@ pub const Diagnostics = struct {
     code: Code = .ok,
     buf: [max_message_len]u8 = undefined,
     len: usize = 0,
+    /// For `lease_held`: the holder's lease time left in ms (it renews the lease while
+    /// it computes); null otherwise.
+    lease_time_left_ms: ?u64 = null,
 
     pub fn message(self: *const Diagnostics) []const u8 {
         return self.buf[0..self.len];
@@ -113,6 +121,7 @@ pub const Diagnostics = struct {
 
     fn setText(self: *Diagnostics, code: Code, text: []const u8) void {
         self.code = code;
+        self.lease_time_left_ms = null;
         self.len = @min(text.len, self.buf.len);
         @memcpy(self.buf[0..self.len], text[0..self.len]);
     }
@@ -123,6 +132,8 @@ pub const Diagnostics = struct {
         defer c.backlite_error_free(err);
         const text = if (err) |e| std.mem.span(c.backlite_error_message(e)) else code.description();
         self.setText(code, text);
+        const left = c.backlite_error_lease_time_left_ms(err);
+        self.lease_time_left_ms = if (left >= 0) @intCast(left) else null;
     }
 };
 
@@ -253,7 +264,7 @@ pub const CachedOptions = struct {
 /// Options of `Storage.cachedExclusive`.
 pub const ExclusiveOptions = struct {
     expiration: Expiration = .default,
-    /// How long to wait for another owner's compute before `error.Busy`.
+    /// How long to wait for another owner's compute before `error.LeaseHeld`.
     wait_timeout_ms: u64 = 60_000,
 };
 
@@ -263,8 +274,9 @@ pub const Acquired = union(enum) {
     hit: []u8,
     /// A miss, and the key is ours to compute: `fulfill` or `abandon` the lease.
     lease: Lease,
-    /// Another live owner is computing the key: try again later.
-    busy,
+    /// Another live owner is computing the key: try again later. Its lease's time left,
+    /// in ms.
+    held: u64,
 };
 
 /// The right to compute one key (the two-phase stampede protection, for event loops).
@@ -755,7 +767,9 @@ pub const Storage = struct {
 
     /// Like `cached`, but at most one caller computes a key at a time across every
     /// thread and process sharing the file; the others wait for its value (up to
-    /// `options.wait_timeout_ms`, then `error.Busy`). This blocks the calling thread.
+    /// `options.wait_timeout_ms`, then `error.LeaseHeld`). The library renews the
+    /// computing caller's lease while its compute runs, so a compute of any length is
+    /// computed once; a wait counts one miss. This blocks the calling thread.
     pub fn cachedExclusive(
         self: *Storage,
         allocator: Allocator,
@@ -781,7 +795,8 @@ pub const Storage = struct {
     }
 
     /// Looks `key` up without ever waiting for another owner: a hit (copied into
-    /// `allocator`), a lease to compute the key (held for `lease_ms`), or busy.
+    /// `allocator`), a lease to compute the key (held for `lease_ms`, renewed only by
+    /// `lease.extend`), or held by another owner.
     pub fn tryAcquire(self: *Storage, allocator: Allocator, key: []const u8, lease_ms: u64) (Error || Allocator.Error)!Acquired {
         var buf: c.backlite_buf = .{ .data = null, .len = 0 };
         var lease: ?*c.backlite_lease = null;
@@ -790,9 +805,9 @@ pub const Storage = struct {
         switch (r) {
             c.BACKLITE_RESULT_OK => return .{ .hit = try takeBuf(allocator, &buf) },
             c.BACKLITE_RESULT_NOT_FOUND => return .{ .lease = .{ .handle = lease.? } },
-            c.BACKLITE_RESULT_BUSY => {
-                c.backlite_error_free(err);
-                return .busy;
+            c.BACKLITE_RESULT_LEASE_HELD => {
+                defer c.backlite_error_free(err);
+                return .{ .held = @intCast(@max(0, c.backlite_error_lease_time_left_ms(err))) };
             },
             else => {
                 try self.fail(r, err);

@@ -451,6 +451,7 @@ test "every failure code maps to its own error" {
         .{ backlite.Code.panic, error.Panic },
         .{ backlite.Code.internal, error.Internal },
         .{ backlite.Code.lease_lost, error.LeaseLost },
+        .{ backlite.Code.lease_held, error.LeaseHeld },
         .{ @as(backlite.Code, @enumFromInt(999)), error.Unexpected },
     };
     inline for (pairs) |p| {
@@ -625,27 +626,30 @@ test "cachedExclusive computes once across threads with their own handles" {
     try testing.expectEqual(@as(u32, 1), slow.calls.load(.monotonic));
 }
 
-test "cachedExclusive gives error.Busy while another owner holds the key" {
+test "cachedExclusive gives error.LeaseHeld and the time left while another owner holds the key" {
     var cache = try memory(.{});
     defer cache.deinit();
     var acquired = try cache.tryAcquire(testing.allocator, "k", 30_000);
     try testing.expect(acquired == .lease);
     defer acquired.lease.abandon();
     var counter: Counter = .{};
-    try testing.expectError(error.Busy, cache.cachedExclusive(testing.allocator, "k", .{ .wait_timeout_ms = 0 }, &counter));
-    try testing.expectEqual(backlite.Code.busy, cache.lastError().code);
+    try testing.expectError(error.LeaseHeld, cache.cachedExclusive(testing.allocator, "k", .{ .wait_timeout_ms = 0 }, &counter));
+    try testing.expectEqual(backlite.Code.lease_held, cache.lastError().code);
+    const left = cache.lastError().lease_time_left_ms.?;
+    try testing.expect(left > 0 and left <= 30_000);
     try testing.expectEqual(@as(u32, 0), counter.calls.load(.monotonic));
 }
 
 // ---- the two-phase lease API ----
 
-test "tryAcquire: a miss gives a lease, others are busy, fulfill stores, then a hit" {
+test "tryAcquire: a miss gives a lease, others find it held, fulfill stores, then a hit" {
     var cache = try memory(.{});
     defer cache.deinit();
     var first = try cache.tryAcquire(testing.allocator, "k", 30_000);
     try testing.expect(first == .lease);
     defer first.lease.abandon(); // does nothing after fulfill
-    try testing.expect(try cache.tryAcquire(testing.allocator, "k", 30_000) == .busy);
+    const held = try cache.tryAcquire(testing.allocator, "k", 30_000);
+    try testing.expect(held == .held and held.held > 0 and held.held <= 30_000);
     try first.lease.extend(60_000);
     try first.lease.fulfill("value", .never);
     const hit = try cache.tryAcquire(testing.allocator, "k", 30_000);
@@ -671,7 +675,7 @@ test "a lease taken over is error.LeaseLost and stores nothing" {
     var stale = try cache.tryAcquire(testing.allocator, "k", 1);
     defer stale.lease.abandon();
     // Wait out the 1 ms deadline, then another owner takes the key over.
-    var next: backlite.Acquired = .busy;
+    var next: backlite.Acquired = .{ .held = 0 };
     for (0..1000) |_| {
         next = try cache.tryAcquire(testing.allocator, "k", 30_000);
         if (next == .lease) break;

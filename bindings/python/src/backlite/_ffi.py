@@ -35,6 +35,7 @@ BUSY = 7
 TOO_LARGE = 8
 CALLBACK_FAILED = 9
 LEASE_LOST = 13
+LEASE_HELD = 14
 
 EXPIRATION_DEFAULT = -1
 EXPIRATION_NEVER = -2
@@ -127,6 +128,7 @@ _decl("backlite_options_set_max_size", c_int32, _P, c_uint64)
 _decl("backlite_options_set_eviction_policy_name", c_int32, _P, c_char_p)
 _decl("backlite_options_set_default_expiration_ms", c_int32, _P, c_int64)
 _decl("backlite_options_set_busy_timeout_ms", c_int32, _P, c_uint32)
+_decl("backlite_options_set_lease_ms", c_int32, _P, c_int64)
 _decl("backlite_options_set_version_tag", c_int32, _P, c_char_p)
 _decl("backlite_storage_open", c_int32, c_char_p, _P, _PP, _PP)
 _decl("backlite_storage_free", None, _P)
@@ -153,6 +155,9 @@ _decl("backlite_lease_try_acquire", c_int32, _P, c_char_p, c_size_t, c_int64, PO
 _decl("backlite_lease_extend", c_int32, _P, c_int64, _PP)
 _decl("backlite_lease_fulfill", c_int32, _P, c_char_p, c_size_t, c_int64, _PP)
 _decl("backlite_lease_abandon", None, _P)
+_decl("backlite_lease_step", c_int32, _P, c_char_p, c_size_t, c_uint32, POINTER(Buf), _PP, _PP)
+_decl("backlite_error_lease_time_left_ms", c_int64, _P)
+_decl("backlite_error_retry_in_ms", c_int64, _P)
 _decl(
     "backlite_cached_call_exclusive",
     c_int32,
@@ -170,13 +175,15 @@ def result_str(code: int) -> str:
 
 def take_error(code: int, err: c_void_p) -> Exception:
     """The exception for a failed call; frees the C error object."""
+    time_left_ms = -1
     if err.value:
         message = (lib.backlite_error_message(err) or b"").decode("utf-8", "replace")
+        time_left_ms = lib.backlite_error_lease_time_left_ms(err)
         lib.backlite_error_free(err)
         err.value = None
     else:
         message = result_str(code)
-    return error_from_code(code, message)
+    return error_from_code(code, message, time_left_ms)
 
 
 def take_buf(buf: Buf) -> bytes:

@@ -14,7 +14,6 @@ import functools
 import itertools
 import os
 import pickle
-import random
 import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
@@ -359,52 +358,16 @@ async def _off_loop(fn: Callable[..., R], *args: Any) -> R:
     return await asyncio.get_running_loop().run_in_executor(_get_executor(), fn, *args)
 
 
-_MISSING = object()
-
-
-def _load(storage: Storage, key: bytes) -> Any:
-    """The unpickled value under ``key``, or _MISSING (an unreadable one is removed)."""
-    data = storage._get_value(storage._handle(), key)
-    if data is None:
-        return _MISSING
-    try:
-        return pickle.loads(data)
-    except Exception:  # noqa: BLE001
-        storage.delete(key)
-        return _MISSING
-
-
-# -- leases (when the library has them) ---------------------------------------------
-
-# A lease lets its owner compute for _LEASE_MS before another caller may take over (at
-# once if the owner's process dies, on this host); the owner extends it every
-# _HEARTBEAT_S while it computes, so a long computation keeps it.
-_LEASE_MS = 30_000
-_HEARTBEAT_S = 10.0
-_BACKOFF_FIRST = 0.001
-_BACKOFF_MAX = 0.05
+# -- leases: the library's stampede protection, one non-blocking step at a time ----
 
 
 class _Lease:
-    """A ``backlite_lease *``: the C calls on it are serialised, and none runs after
-    fulfill or abandon has freed it."""
+    """A ``backlite_lease *`` from ``backlite_lease_step``: the library renews it until
+    fulfill or abandon, which are serialised and free it once."""
 
     def __init__(self, ptr: int) -> None:
         self._ptr: int | None = ptr
         self._lock = threading.Lock()
-
-    def extend(self) -> bool:
-        """Whether the lease is still ours."""
-        with self._lock:
-            if self._ptr is None:
-                return False
-            err = c_void_p()
-            rc = lib.backlite_lease_extend(self._ptr, _LEASE_MS, byref(err))
-            if rc == OK:
-                return True
-            if err.value:
-                lib.backlite_error_free(err)
-            return False
 
     def fulfill(self, data: bytes, exp_ms: int) -> None:
         with self._lock:
@@ -429,43 +392,45 @@ class _Lease:
                 lib.backlite_lease_abandon(ptr)
 
 
-def _lease_try_acquire(storage: Storage, key: bytes) -> tuple[int, Any, _Lease | None]:
-    """(OK, value, None): a hit. (NOT_FOUND, None, lease): ours to compute.
-    (BUSY, None, None): someone else is computing it."""
+def _lease_step(storage: Storage, key: bytes, attempt: int) -> tuple[int, Any, _Lease | None, float]:
+    """One step of the library's wait for ``key`` (``backlite_lease_step``).
+    (OK, value, None, 0): a hit. (NOT_FOUND, None, lease, 0): ours to compute.
+    (LEASE_HELD, None, None, pause): another owner computes it; step again (attempt + 1)
+    after ``pause`` seconds, the library's back-off."""
     buf = _ffi.Buf()
     lease = c_void_p()
     err = c_void_p()
-    rc = lib.backlite_lease_try_acquire(
-        storage._handle(), key, len(key), _LEASE_MS, byref(buf), byref(lease), byref(err)
+    rc = lib.backlite_lease_step(
+        storage._handle(), key, len(key), attempt, byref(buf), byref(lease), byref(err)
     )
     if rc == OK:
         data = string_at(buf.data, buf.len)
         lib.backlite_buf_free(byref(buf))
         try:
-            return OK, pickle.loads(data), None
+            return OK, pickle.loads(data), None, 0.0
         except Exception:  # noqa: BLE001 - unreadable: remove it and look again
             storage.delete(key)
-            return _ffi.BUSY, None, None
+            return _ffi.LEASE_HELD, None, None, 0.0
     if rc == NOT_FOUND and lease.value:
-        if err.value:
-            lib.backlite_error_free(err)
-        return NOT_FOUND, None, _Lease(lease.value)
-    if rc == _ffi.BUSY:
-        if err.value:
-            lib.backlite_error_free(err)
-        return rc, None, None
+        return NOT_FOUND, None, _Lease(lease.value), 0.0
+    if rc == _ffi.LEASE_HELD:
+        pause = lib.backlite_error_retry_in_ms(err) / 1000
+        lib.backlite_error_free(err)
+        return rc, None, None, max(0.0, pause)
     raise _ffi.take_error(rc, err)
 
 
-async def _try_acquire_off_loop(storage: Storage, key: bytes) -> tuple[int, Any, _Lease | None]:
+async def _step_off_loop(
+    storage: Storage, key: bytes, attempt: int
+) -> tuple[int, Any, _Lease | None, float]:
     fut = asyncio.get_running_loop().run_in_executor(
-        _get_executor(), _lease_try_acquire, storage, key
+        _get_executor(), _lease_step, storage, key, attempt
     )
     try:
         return await asyncio.shield(fut)
     except asyncio.CancelledError:
         # Cancelled while the call runs: a lease it obtains must not be left held.
-        def abandon(f: asyncio.Future[tuple[int, Any, _Lease | None]]) -> None:
+        def abandon(f: asyncio.Future[tuple[int, Any, _Lease | None, float]]) -> None:
             lease = None if f.cancelled() or f.exception() else f.result()[2]
             if lease is not None:
                 _get_executor().submit(lease.abandon)
@@ -474,39 +439,30 @@ async def _try_acquire_off_loop(storage: Storage, key: bytes) -> tuple[int, Any,
         raise
 
 
-async def _heartbeat(lease: _Lease) -> None:
-    while True:
-        await asyncio.sleep(_HEARTBEAT_S)
-        if not await _off_loop(lease.extend):
-            return
-
-
 async def _compute_with_lease(
     storage: Storage, key: bytes, call: Callable[[], Awaitable[Any]], exp_ms: int
 ) -> Any:
-    """Stampede-safe across threads and processes: the lease owner computes, the
-    others poll with asyncio.sleep (never blocking the loop) until the value is there
-    or the lease is theirs."""
-    delay = _BACKOFF_FIRST
+    """Stampede-safe across threads and processes, with the library's timing: the
+    lease owner computes (the library renews its lease meanwhile), the others sleep
+    for the pause the library gives (asyncio.sleep: never blocking the loop) and step
+    again, until the value is there or the lease is theirs."""
+    attempt = 0
     while True:
-        rc, value, lease = await _try_acquire_off_loop(storage, key)
+        rc, value, lease, pause = await _step_off_loop(storage, key, attempt)
+        attempt += 1
         if rc == OK:
             return value
         if lease is not None:
-            beat = asyncio.ensure_future(_heartbeat(lease))
             try:
                 result = await call()
                 data = pickle.dumps(result, protocol=_PICKLE_PROTOCOL)
             except BaseException:
-                beat.cancel()
                 # Off the loop, not awaited: a cancelled task still releases it.
                 _get_executor().submit(lease.abandon)
                 raise
-            beat.cancel()
             await _off_loop(lease.fulfill, data, exp_ms)
             return result
-        await asyncio.sleep(delay * (0.5 + random.random()))
-        delay = min(delay * 2, _BACKOFF_MAX)
+        await asyncio.sleep(pause)
 
 
 @overload
@@ -575,13 +531,11 @@ def async_cached(
     flights: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[bytes, asyncio.Future[None]]]
     flights = weakref.WeakKeyDictionary()
 
-    async def miss(key: bytes, call: Callable[[], Awaitable[Any]]) -> Any:
+    async def look_or_compute(key: bytes, call: Callable[[], Awaitable[Any]]) -> Any:
+        # The first step looks the key up (a hit returns at once) and counts the miss.
         if barrier is None:
             return await compute(storage, key, call, exp_ms)
         async with _async_hold(barrier):
-            value = await _off_loop(_load, storage, key)  # filled while we waited?
-            if value is not _MISSING:
-                return value
             return await compute(storage, key, call, exp_ms)
 
     @functools.wraps(func)
@@ -589,23 +543,20 @@ def async_cached(
         key = make_key(args, kwargs)
         loop = asyncio.get_running_loop()
         in_flight = flights.setdefault(loop, {})
-        while True:
-            value = await _off_loop(_load, storage, key)
-            if value is not _MISSING:
-                return value
-            leader = in_flight.get(key)
-            if leader is not None:
-                # Wait for it, whatever its outcome, then look again (and compute if
-                # it failed or could not store).
-                await asyncio.wait([leader])
-                continue
-            done: asyncio.Future[None] = loop.create_future()
-            in_flight[key] = done
-            try:
-                return await miss(key, lambda: func(*args, **kwargs))
-            finally:
-                del in_flight[key]
-                done.set_result(None)
+        call = lambda: func(*args, **kwargs)  # noqa: E731
+        leader = in_flight.get(key)
+        if leader is not None:
+            # Callers of one event loop let its first caller look (and compute) alone,
+            # then look themselves: a hit, or the library's wait if it failed.
+            await asyncio.wait([leader])
+            return await look_or_compute(key, call)
+        done: asyncio.Future[None] = loop.create_future()
+        in_flight[key] = done
+        try:
+            return await look_or_compute(key, call)
+        finally:
+            del in_flight[key]
+            done.set_result(None)
 
     wrapper.cache_key = lambda *args, **kwargs: make_key(args, kwargs)  # type: ignore[attr-defined]
     wrapper.storage = storage  # type: ignore[attr-defined]

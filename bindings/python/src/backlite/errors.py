@@ -76,6 +76,14 @@ class LeaseLostError(BackLiteError):
     """BACKLITE_RESULT_LEASE_LOST: a compute lease expired before it was fulfilled."""
 
 
+class LeaseHeldError(BackLiteError):
+    """BACKLITE_RESULT_LEASE_HELD (14): another live owner holds the key's lease (it is
+    computing the value). ``time_left`` is its lease's time left in seconds (it renews
+    the lease while it computes), or None if the library did not say."""
+
+    time_left: float | None = None
+
+
 _BY_CODE: dict[int, type[BackLiteError]] = {
     1: NotFoundError,
     2: NullParameterError,
@@ -90,8 +98,12 @@ _BY_CODE: dict[int, type[BackLiteError]] = {
     11: PanicError,
     12: InternalError,
     13: LeaseLostError,
+    14: LeaseHeldError,
 }
 
 
-def error_from_code(code: int, message: str) -> BackLiteError:
-    return _BY_CODE.get(code, BackLiteError)(code, message)
+def error_from_code(code: int, message: str, lease_time_left_ms: int = -1) -> BackLiteError:
+    error = _BY_CODE.get(code, BackLiteError)(code, message)
+    if isinstance(error, LeaseHeldError) and lease_time_left_ms >= 0:
+        error.time_left = lease_time_left_ms / 1000
+    return error

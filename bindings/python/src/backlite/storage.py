@@ -151,6 +151,7 @@ class Storage:
         default_expiration: timedelta | None = None,
         max_size: int | None = None,
         busy_timeout: timedelta | None = None,
+        lease_length: timedelta | None = None,
         mkdir: bool = True,
     ) -> None:
         """Open (or create) the cache at ``location``.
@@ -165,6 +166,11 @@ class Storage:
                 (``None``: forever).
             busy_timeout: how long to wait for a lock held by another process
                 (5 s by default).
+            lease_length: how long ``async_cached``'s (and ``cached``'s) claim on a
+                key lasts between two renewals (30 s by default). The library renews it
+                while the value is computed, so it bounds only how long a holder that
+                stops (a stopped process, or a dead one on another host or in another
+                PID namespace) blocks its key.
             mkdir: create the file's parent folder when missing.
         """
         if size_limit is not None and max_size is not None and size_limit != max_size:
@@ -192,6 +198,7 @@ class Storage:
         self.eviction_policy: EvictionPolicy = eviction_policy
         self.default_expiration: timedelta | None = default_expiration
         self._busy_timeout = busy_timeout
+        self._lease_length = lease_length
         if mkdir and location != ":memory:":
             Path(location).parent.mkdir(parents=True, exist_ok=True)
         self._ptr = self._open()
@@ -217,6 +224,8 @@ class Storage:
             if self._busy_timeout is not None:
                 ms = max(0, min(2**32 - 1, expiration_ms(self._busy_timeout)))
                 self._check(lib.backlite_options_set_busy_timeout_ms(opts, ms))
+            if self._lease_length is not None:
+                self._check(lib.backlite_options_set_lease_ms(opts, expiration_ms(self._lease_length)))
             self._check(lib.backlite_options_set_version_tag(opts, VERSION_TAG.encode()))
             handle = c_void_p()
             err = c_void_p()

@@ -23,6 +23,7 @@ public struct BackLiteError: Error, Equatable, Sendable, CustomStringConvertible
         public static let panic = Code(rawValue: BACKLITE_RESULT_PANIC)
         public static let `internal` = Code(rawValue: BACKLITE_RESULT_INTERNAL)
         public static let leaseLost = Code(rawValue: BACKLITE_RESULT_LEASE_LOST)
+        public static let leaseHeld = Code(rawValue: BACKLITE_RESULT_LEASE_HELD)
 
         /// The library's static description of the code.
         public var description: String { String(cString: backlite_result_str(rawValue)) }
@@ -35,10 +36,14 @@ public struct BackLiteError: Error, Equatable, Sendable, CustomStringConvertible
 
     public let code: Code
     public let message: String
+    /// For `.leaseHeld`: the holder's lease time left in milliseconds (it renews the
+    /// lease while it computes); nil for other codes.
+    public let leaseTimeLeftMilliseconds: Int64?
 
-    public init(code: Code, message: String) {
+    public init(code: Code, message: String, leaseTimeLeftMilliseconds: Int64? = nil) {
         self.code = code
         self.message = message
+        self.leaseTimeLeftMilliseconds = leaseTimeLeftMilliseconds
     }
 
     public var description: String { "BackLite error \(code.rawValue) (\(code)): \(message)" }
@@ -56,6 +61,7 @@ public struct BackLiteError: Error, Equatable, Sendable, CustomStringConvertible
     public static let panic = Code.panic
     public static let `internal` = Code.internal
     public static let leaseLost = Code.leaseLost
+    public static let leaseHeld = Code.leaseHeld
 }
 
 /// Takes ownership of `err` (which may be NULL) and makes a `BackLiteError` for `result`.
@@ -63,7 +69,8 @@ func makeError(_ result: backlite_result, _ err: OpaquePointer?) -> BackLiteErro
     defer { backlite_error_free(err) }
     let code = BackLiteError.Code(rawValue: result)
     let message = err.map { String(cString: backlite_error_message($0)) } ?? code.description
-    return BackLiteError(code: code, message: message)
+    let left = backlite_error_lease_time_left_ms(err)
+    return BackLiteError(code: code, message: message, leaseTimeLeftMilliseconds: left >= 0 ? left : nil)
 }
 
 /// Calls `body` with an error out-parameter; throws unless it returns OK.

@@ -99,7 +99,9 @@ extension Storage {
     /// Like `cached(key:expiration:barrier:compute:)`, but at most one caller computes a
     /// key at a time across every thread and process sharing the file; the others wait
     /// for its value (blocking their thread) for up to `waitTimeoutMilliseconds`, then
-    /// throw `.busy`. From async code use `cached(key:expiration:leaseMilliseconds:compute:)`,
+    /// throw `.leaseHeld` (with the holder's `leaseTimeLeftMilliseconds`). The library
+    /// renews the computing caller's lease while `compute` runs, so a compute of any
+    /// length is computed once. From async code use `cached(key:expiration:compute:)`,
     /// which waits without blocking a thread.
     public func cachedExclusive(
         key: some BackLiteKey,
@@ -116,32 +118,34 @@ extension Storage {
     }
 
     /// The async memoiser: the value under `key`, computed by `compute()` on a miss, at
-    /// most once at a time across every task, thread and process sharing the file.
-    /// While another owner computes the key, this task sleeps (1 ms doubling to 50 ms
-    /// between looks) and never blocks a thread. The lease is held for
-    /// `leaseMilliseconds` and renewed while `compute` runs. An error thrown by
-    /// `compute` (or a cancellation) releases the key for the next caller and is
-    /// rethrown. If the computed value cannot be stored because it is too large, or
-    /// because another owner took the key over meanwhile, it is still returned.
+    /// most once at a time across every task, thread and process sharing the file. The
+    /// waiting and the lease are the library's (`backlite_lease_step`): while another
+    /// owner computes the key, this task sleeps for the pause the library gives (1 ms
+    /// doubling to 50 ms) and never blocks a thread; the library renews this caller's
+    /// lease while `compute` runs (`Options.leaseMilliseconds` sets its length), so a
+    /// compute of any length is computed once. An error thrown by `compute` (or a
+    /// cancellation) releases the key for the next caller and is rethrown. If the
+    /// computed value cannot be stored because it is too large, or because another owner
+    /// took the key over meanwhile, it is still returned.
     public func cached(
         key: some BackLiteKey,
         expiration: Expiration = .default,
-        leaseMilliseconds: Int64 = 30_000,
         compute: () async throws -> Data
     ) async throws -> Data {
-        var delayNanoseconds: UInt64 = 1_000_000
+        var attempt: UInt32 = 0
         while true {
             try Task.checkCancellation()
-            switch try tryAcquire(key, leaseMilliseconds: leaseMilliseconds) {
+            let step = try leaseStep(key, attempt: attempt)
+            attempt &+= 1
+            switch step {
             case .hit(let value):
                 return value
-            case .busy:
-                try await Task.sleep(nanoseconds: delayNanoseconds)
-                delayNanoseconds = min(delayNanoseconds * 2, 50_000_000)
+            case .wait(let nanoseconds):
+                try await Task.sleep(nanoseconds: nanoseconds)
             case .lease(let lease):
                 let value: Data
                 do {
-                    value = try await lease.keptAlive(every: leaseMilliseconds, while: compute)
+                    value = try await compute()
                 } catch {
                     lease.abandon()
                     throw error

@@ -7,8 +7,8 @@ public enum Acquisition: Sendable {
     case hit(Data)
     /// A miss, and the key is ours to compute: `fulfill` or `abandon` the lease.
     case lease(Lease)
-    /// Another live owner is computing the key: try again later.
-    case busy
+    /// Another live owner is computing the key: try again later. Its lease's time left.
+    case held(timeLeftMilliseconds: Int64)
 }
 
 /// The right to compute one key (the two-phase stampede protection, for event loops and
@@ -52,26 +52,12 @@ public final class Lease: @unchecked Sendable {
         lock.unlock()
         backlite_lease_abandon(h)
     }
-
-    /// Runs `body`, extending the lease every half `milliseconds` meanwhile.
-    func keptAlive<T>(every milliseconds: Int64, while body: () async throws -> T) async throws -> T {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { [self] in
-                let interval = UInt64(max(1, milliseconds / 2)) * 1_000_000
-                while true {
-                    try await Task.sleep(nanoseconds: interval)
-                    do { try extend(milliseconds: milliseconds) } catch { return }
-                }
-            }
-            defer { group.cancelAll() }
-            return try await body()
-        }
-    }
 }
 
 extension Storage {
     /// Looks `key` up without ever waiting for another owner: a hit, a lease to compute
-    /// the key (held for `leaseMilliseconds`), or busy.
+    /// the key (held for `leaseMilliseconds`, renewed only by `extend`), or held by
+    /// another owner.
     public func tryAcquire(_ key: some BackLiteKey, leaseMilliseconds: Int64 = 30_000) throws -> Acquisition {
         var buf = backlite_buf()
         var lease: OpaquePointer?
@@ -80,10 +66,35 @@ extension Storage {
         switch r {
         case BACKLITE_RESULT_OK: return .hit(takeData(&buf))
         case BACKLITE_RESULT_NOT_FOUND: return .lease(Lease(lease!))
-        case BACKLITE_RESULT_BUSY:
-            backlite_error_free(err)
-            return .busy
+        case BACKLITE_RESULT_LEASE_HELD:
+            defer { backlite_error_free(err) }
+            return .held(timeLeftMilliseconds: backlite_error_lease_time_left_ms(err))
         default: throw makeError(r, err)
         }
     }
+
+    /// One step of the library's wait for `key` (`backlite_lease_step`): a hit, the
+    /// key's lease (renewed by the library until it is fulfilled or abandoned), or the
+    /// pause in nanoseconds before the next step (`attempt` + 1).
+    func leaseStep(_ key: some BackLiteKey, attempt: UInt32) throws -> LeaseStep {
+        var buf = backlite_buf()
+        var lease: OpaquePointer?
+        var err: OpaquePointer?
+        let r = withKey(key) { backlite_lease_step(handle, $0, $1, attempt, &buf, &lease, &err) }
+        switch r {
+        case BACKLITE_RESULT_OK: return .hit(takeData(&buf))
+        case BACKLITE_RESULT_NOT_FOUND: return .lease(Lease(lease!))
+        case BACKLITE_RESULT_LEASE_HELD:
+            defer { backlite_error_free(err) }
+            return .wait(nanoseconds: UInt64(max(0, backlite_error_retry_in_ms(err))) * 1_000_000)
+        default: throw makeError(r, err)
+        }
+    }
+}
+
+/// The answer of `Storage.leaseStep(_:attempt:)`.
+enum LeaseStep {
+    case hit(Data)
+    case lease(Lease)
+    case wait(nanoseconds: UInt64)
 }

@@ -63,6 +63,9 @@ public struct Options: Sendable {
     public var defaultExpiration: Expiration?
     /// How long to wait for a lock held by another connection or process.
     public var busyTimeoutMilliseconds: UInt32?
+    /// How long the memoisers' claim on a key lasts between two renewals by the library
+    /// (default 30 000): how long a holder that stops renewing blocks its key.
+    public var leaseMilliseconds: Int64?
     /// When the file was last opened with another tag, every entry is dropped on open.
     public var versionTag: String?
 
@@ -71,12 +74,14 @@ public struct Options: Sendable {
         evictionPolicy: EvictionPolicy? = nil,
         defaultExpiration: Expiration? = nil,
         busyTimeoutMilliseconds: UInt32? = nil,
+        leaseMilliseconds: Int64? = nil,
         versionTag: String? = nil
     ) {
         self.maxSize = maxSize
         self.evictionPolicy = evictionPolicy
         self.defaultExpiration = defaultExpiration
         self.busyTimeoutMilliseconds = busyTimeoutMilliseconds
+        self.leaseMilliseconds = leaseMilliseconds
         self.versionTag = versionTag
     }
 
@@ -98,6 +103,9 @@ public struct Options: Sendable {
             }
             if let v = busyTimeoutMilliseconds {
                 try set("busyTimeoutMilliseconds", backlite_options_set_busy_timeout_ms(o, v))
+            }
+            if let v = leaseMilliseconds {
+                try set("leaseMilliseconds", backlite_options_set_lease_ms(o, v))
             }
             if let v = versionTag {
                 guard !v.utf8.contains(0) else {

@@ -96,7 +96,7 @@ final class CachedTests: XCTestCase {
         XCTAssertEqual(calls.value, 1)
     }
 
-    func testCachedExclusiveThrowsBusyWhileAnotherOwnerHoldsTheKey() throws {
+    func testCachedExclusiveThrowsLeaseHeldWithTheTimeLeftWhileAnotherOwnerHoldsTheKey() throws {
         let cache = try Storage.inMemory()
         guard case .lease(let lease) = try cache.tryAcquire("k") else { return XCTFail("no lease") }
         defer { lease.abandon() }
@@ -105,17 +105,20 @@ final class CachedTests: XCTestCase {
             calls += 1
             return bytes("v")
         }) { error in
-            XCTAssertEqual((error as? BackLiteError)?.code, .busy)
+            XCTAssertEqual((error as? BackLiteError)?.code, .leaseHeld)
+            let left = (error as? BackLiteError)?.leaseTimeLeftMilliseconds ?? -1
+            XCTAssert(left > 0 && left <= 30_000, "time left \(left)")
         }
         XCTAssertEqual(calls, 0)
     }
 
     // MARK: the two-phase lease API
 
-    func testTryAcquireGivesALeaseThenBusyThenAHit() throws {
+    func testTryAcquireGivesALeaseThenHeldThenAHit() throws {
         let cache = try Storage.inMemory()
         guard case .lease(let lease) = try cache.tryAcquire("k") else { return XCTFail("no lease") }
-        guard case .busy = try cache.tryAcquire("k") else { return XCTFail("not busy") }
+        guard case .held(let left) = try cache.tryAcquire("k") else { return XCTFail("not held") }
+        XCTAssert(left > 0 && left <= 30_000)
         try lease.extend(milliseconds: 60_000)
         try lease.fulfill(bytes("value"), expiration: .never)
         lease.abandon() // does nothing once fulfilled
@@ -253,25 +256,32 @@ final class CachedTests: XCTestCase {
         } catch is CancellationError {}
     }
 
-    func testAsyncComputeKeepsItsLeaseAliveWhileItRuns() async throws {
-        let cache = try Storage.inMemory()
-        let holderRunning = Counter()
-        let busyMeanwhile = Counter()
+    /// A compute ten lease lengths long: the library renews the lease meanwhile, so a
+    /// second handle (another process, as far as leases go) waits and gets its value.
+    func testAsyncComputeOutlivingTheLeaseLengthIsComputedOnce() async throws {
+        let url = try makeTemporaryDirectory(self).appendingPathComponent("renew.db")
+        let a = try Storage(url: url, options: Options(leaseMilliseconds: 50))
+        let b = try Storage(url: url, options: Options(leaseMilliseconds: 50))
+        let running = Counter()
+        let calls = Counter()
         let computing = Task {
-            try await cache.cached(key: "slow", leaseMilliseconds: 200) { () async throws -> Data in
-                holderRunning.increment()
-                try await Task.sleep(nanoseconds: 1_000_000_000) // five lease lengths
-                return bytes("slow")
+            try await a.cached(key: "slow") { () async throws -> Data in
+                calls.increment()
+                running.increment()
+                try await Task.sleep(nanoseconds: 500_000_000)
+                return bytes("from a")
             }
         }
-        while holderRunning.value == 0 { try await Task.sleep(nanoseconds: 1_000_000) }
-        for _ in 0..<6 { // looks during the compute, well past the first 200 ms deadline
-            try await Task.sleep(nanoseconds: 100_000_000)
-            if case .busy = try cache.tryAcquire("slow") { busyMeanwhile.increment() }
+        while running.value == 0 { try await Task.sleep(nanoseconds: 1_000_000) }
+        let waited = try await b.cached(key: "slow") { () async throws -> Data in
+            calls.increment()
+            return bytes("from b")
         }
-        XCTAssertEqual(busyMeanwhile.value, 6)
         let value = try await computing.value
-        XCTAssertEqual(value, bytes("slow"))
+        XCTAssertEqual(value, bytes("from a"))
+        XCTAssertEqual(waited, bytes("from a"))
+        XCTAssertEqual(calls.value, 1)
+        XCTAssertEqual(try b.stats().misses, 1) // one wait, one miss
     }
 
     func testAsyncTooLargeValueIsStillReturned() async throws {

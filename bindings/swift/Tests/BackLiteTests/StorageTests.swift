@@ -323,7 +323,7 @@ final class StorageTests: XCTestCase {
         let codes: [(BackLiteError.Code, Int32)] = [
             (.notFound, 1), (.nullParameter, 2), (.invalidArgument, 3), (.io, 4), (.notACache, 5),
             (.corrupt, 6), (.busy, 7), (.tooLarge, 8), (.callbackFailed, 9), (.incompatible, 10),
-            (.panic, 11), (.internal, 12), (.leaseLost, 13),
+            (.panic, 11), (.internal, 12), (.leaseLost, 13), (.leaseHeld, 14),
         ]
         for (code, value) in codes {
             XCTAssertEqual(code.rawValue, value)
