@@ -242,8 +242,8 @@ fn a_compute_outliving_the_lease_length_is_computed_once() {
     let path = dir.path().join("c.db");
     // Two handles, as two processes would have: the waiter polls the file.
     let (a, b) = (
-        open_with_lease(&path, Duration::from_millis(100)),
-        open_with_lease(&path, Duration::from_millis(100)),
+        open_with_lease(&path, Duration::from_millis(300)),
+        open_with_lease(&path, Duration::from_millis(300)),
     );
     let computes = Arc::new(AtomicUsize::new(0));
     let (started_tx, started) = std::sync::mpsc::channel();
@@ -253,7 +253,7 @@ fn a_compute_outliving_the_lease_length_is_computed_once() {
             a.cached_call_exclusive(b"slow", Expiration::Never, 30 * SECOND, || {
                 computes.fetch_add(1, Ordering::SeqCst);
                 started_tx.send(()).unwrap();
-                std::thread::sleep(Duration::from_millis(800)); // 8 lease lengths
+                std::thread::sleep(Duration::from_millis(1500)); // 5 lease lengths
                 Ok(b"first".to_vec())
             })
             .unwrap()
@@ -301,8 +301,8 @@ fn a_wait_counts_one_miss_however_many_looks_it_takes() {
 fn lease_steps_count_one_miss_back_off_and_renew_the_lease_they_give() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.db");
-    let a = open_with_lease(&path, Duration::from_millis(60));
-    let b = open_with_lease(&path, Duration::from_millis(60));
+    let a = open_with_lease(&path, Duration::from_millis(200));
+    let b = open_with_lease(&path, Duration::from_millis(200));
     let lease = match a.lease_step(b"k", 0).unwrap() {
         LeaseOutcome::Acquired(l) => l,
         _ => panic!("expected the lease"),
@@ -314,9 +314,9 @@ fn lease_steps_count_one_miss_back_off_and_renew_the_lease_they_give() {
             Ok(_) => panic!("step {attempt}: the renewed lease was taken"),
         };
         assert_eq!(err.kind(), ErrorKind::LeaseHeld);
-        assert!(err.lease_time_left().unwrap() <= Duration::from_millis(60));
+        assert!(err.lease_time_left().unwrap() <= Duration::from_millis(200));
         pauses.push(err.retry_in().unwrap());
-        std::thread::sleep(Duration::from_millis(40)); // 8 x 40 ms: 5 lease lengths
+        std::thread::sleep(Duration::from_millis(100)); // 8 x 100 ms: 4 lease lengths
     }
     assert_eq!(pauses[0], Duration::from_millis(1));
     assert!(pauses.windows(2).all(|w| w[0] <= w[1]), "{pauses:?}");

@@ -352,14 +352,14 @@ func TestCachedContextPanicAbandonsTheLease(t *testing.T) {
 
 func TestCachedContextComputesOnceWhenComputeOutlivesTheLeaseLength(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "renew.db")
-	a := open(t, db, backlite.WithLeaseLength(50*time.Millisecond))
-	b := open(t, db, backlite.WithLeaseLength(50*time.Millisecond))
+	a := open(t, db, backlite.WithLeaseLength(300*time.Millisecond))
+	b := open(t, db, backlite.WithLeaseLength(300*time.Millisecond))
 	computing := make(chan struct{})
 	done := make(chan error)
 	go func() {
 		_, err := a.CachedContext(context.Background(), []byte("k"), func(context.Context) ([]byte, error) {
 			close(computing)
-			time.Sleep(500 * time.Millisecond) // ten lease lengths: the library renews it
+			time.Sleep(1500 * time.Millisecond) // five lease lengths: the library renews it
 			return []byte("from a"), nil
 		})
 		done <- err

@@ -303,8 +303,8 @@ def test_a_computation_outliving_the_lease_length_is_computed_once(tmp_path):
     # second handle here, in a thread with its own loop) waits and gets the value.
     path = str(tmp_path / "renew.db")
     calls = []
-    with Storage(path, lease_length=timedelta(milliseconds=50)) as a, Storage(
-        path, lease_length=timedelta(milliseconds=50)
+    with Storage(path, lease_length=timedelta(milliseconds=300)) as a, Storage(
+        path, lease_length=timedelta(milliseconds=300)
     ) as b:
         computing = threading.Event()
 
@@ -312,7 +312,7 @@ def test_a_computation_outliving_the_lease_length_is_computed_once(tmp_path):
         async def slow(x):
             calls.append("a")
             computing.set()
-            await asyncio.sleep(0.5)  # ten lease lengths
+            await asyncio.sleep(1.5)  # five lease lengths
             return "from a"
 
         results = []

@@ -256,19 +256,19 @@ final class CachedTests: XCTestCase {
         } catch is CancellationError {}
     }
 
-    /// A compute ten lease lengths long: the library renews the lease meanwhile, so a
+    /// A compute five lease lengths long: the library renews the lease meanwhile, so a
     /// second handle (another process, as far as leases go) waits and gets its value.
     func testAsyncComputeOutlivingTheLeaseLengthIsComputedOnce() async throws {
         let url = try makeTemporaryDirectory(self).appendingPathComponent("renew.db")
-        let a = try Storage(url: url, options: Options(leaseMilliseconds: 50))
-        let b = try Storage(url: url, options: Options(leaseMilliseconds: 50))
+        let a = try Storage(url: url, options: Options(leaseMilliseconds: 300))
+        let b = try Storage(url: url, options: Options(leaseMilliseconds: 300))
         let running = Counter()
         let calls = Counter()
         let computing = Task {
             try await a.cached(key: "slow") { () async throws -> Data in
                 calls.increment()
                 running.increment()
-                try await Task.sleep(nanoseconds: 500_000_000)
+                try await Task.sleep(nanoseconds: 1_500_000_000) // five lease lengths
                 return bytes("from a")
             }
         }
