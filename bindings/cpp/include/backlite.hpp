@@ -688,7 +688,7 @@ class Storage {
   /// code, which wait their own way): a hit gives the value; a miss gives a Lease held
   /// for `lease` (> 0), to compute the value and fulfill() it; a key whose lease another
   /// live owner holds gives Acquisition::Status::held. A holder that dies is taken over
-  /// once its deadline passes (at once on the same host).
+  /// once its deadline passes (at once on the same host and in the same PID namespace).
   Acquisition try_acquire(ByteView key, std::chrono::milliseconds lease) {
     detail::BufGuard out;
     backlite_lease* raw = nullptr;
@@ -707,7 +707,7 @@ class Storage {
         a.status = Acquisition::Status::acquired;
         a.lease = Lease(raw);
         break;
-      case BACKLITE_RESULT_BUSY:  // another live owner holds the lease
+      case BACKLITE_RESULT_LEASE_HELD:  // another live owner holds the lease
         a.status = Acquisition::Status::held;
         break;
       default:
