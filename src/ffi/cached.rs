@@ -35,7 +35,8 @@ struct CBarrier {
 
 impl Barrier for CBarrier {
     fn lock(&self) -> crate::Result<()> {
-        // SAFETY: the caller vouches for the callback and its user_data.
+        // SAFETY: the caller vouches for the callback and its user_data (the barrier's
+        // contract in the header).
         match unsafe { (self.lock)(self.user_data) } {
             0 => Ok(()),
             rc => Err(Error::new(
@@ -46,17 +47,24 @@ impl Barrier for CBarrier {
     }
 
     fn unlock(&self) {
+        // SAFETY: as for `lock`; the core calls `unlock` once after each successful lock.
         unsafe { (self.unlock)(self.user_data) }
     }
 }
 
 /// Runs a C compute callback into a fresh sink.
+///
+/// # Safety
+///
+/// `compute` must be safe to call with `user_data` and a sink valid for the call (the
+/// compute callback's contract in the header).
 pub(crate) unsafe fn run_compute(
     compute: unsafe extern "C" fn(*mut libc::c_void, *mut backlite_sink) -> i32,
     user_data: *mut libc::c_void,
 ) -> crate::Result<Vec<u8>> {
     let mut sink = backlite_sink { bytes: Vec::new() };
-    match compute(user_data, &mut sink) {
+    // SAFETY: the caller's contract above; `sink` lives until the callback returns.
+    match unsafe { compute(user_data, &mut sink) } {
         0 => Ok(sink.bytes),
         rc => Err(Error::new(
             ErrorKind::CallbackFailed,
@@ -73,8 +81,10 @@ pub unsafe extern "C" fn backlite_sink_write(
     len: usize,
 ) -> backlite_result {
     boundary(std::ptr::null_mut(), || {
-        let sink = try_mut(sink, "sink")?;
-        let data = try_slice(data, len, "data")?;
+        // SAFETY: `sink` is NULL or writable (the header's contract).
+        let sink = unsafe { try_mut(sink, "sink") }?;
+        // SAFETY: `data` is valid for `len` bytes (the header's contract).
+        let data = unsafe { try_slice(data, len, "data") }?;
         sink.bytes.try_reserve(data.len()).map_err(|_| {
             Failure::new(
                 BACKLITE_RESULT_INTERNAL,
@@ -105,12 +115,17 @@ pub unsafe extern "C" fn backlite_cached_call(
     err: *mut *mut backlite_error,
 ) -> backlite_result {
     boundary(err, || {
-        let s = try_ref(s, "storage")?;
-        let key = try_slice(key, key_len, "key")?;
+        // SAFETY: `s` is NULL or a live storage handle (the header's contract).
+        let s = unsafe { try_ref(s, "storage") }?;
+        // SAFETY: `key` is valid for `key_len` bytes (the header's contract).
+        let key = unsafe { try_slice(key, key_len, "key") }?;
         let compute = compute.ok_or_else(|| Failure::null("compute"))?;
-        let out = try_mut(value_out, "value_out")?;
+        // SAFETY: `value_out` is NULL or writable (the header's contract).
+        let out = unsafe { try_mut(value_out, "value_out") }?;
         let expiration = Expiration::from_ms(expiration_ms)?;
-        let barrier = match barrier.as_ref() {
+        // SAFETY: `barrier` is NULL or points to a `backlite_barrier` (the header's
+        // contract).
+        let barrier = match unsafe { barrier.as_ref() } {
             None => None,
             Some(b) => Some(CBarrier {
                 user_data: b.user_data,
@@ -122,7 +137,8 @@ pub unsafe extern "C" fn backlite_cached_call(
             key,
             expiration,
             barrier.as_ref().map(|b| b as &dyn Barrier),
-            || run_compute(compute, user_data),
+            // SAFETY: `compute` and `user_data` are the caller's (the callback contract).
+            || unsafe { run_compute(compute, user_data) },
             backlite_buf::copy,
         )??;
         *out = value;

@@ -46,8 +46,10 @@ pub unsafe extern "C" fn backlite_storage_check(
     err: *mut *mut backlite_error,
 ) -> backlite_result {
     boundary(err, || {
-        let s = try_ref(s, "storage")?;
-        let out = try_mut(report_out, "report_out")?;
+        // SAFETY: `s` is NULL or a live storage handle (the header's contract).
+        let s = unsafe { try_ref(s, "storage") }?;
+        // SAFETY: `report_out` is NULL or writable (the header's contract).
+        let out = unsafe { try_mut(report_out, "report_out") }?;
         let r = s.inner.check(repair != 0)?;
         *out = backlite_check_report {
             healthy: r.healthy() as i32,
@@ -74,7 +76,8 @@ pub unsafe extern "C" fn backlite_storage_vacuum(
     err: *mut *mut backlite_error,
 ) -> backlite_result {
     boundary(err, || {
-        try_ref(s, "storage")?.inner.vacuum()?;
+        // SAFETY: `s` is NULL or a live storage handle (the header's contract).
+        unsafe { try_ref(s, "storage") }?.inner.vacuum()?;
         Ok(BACKLITE_RESULT_OK)
     })
 }

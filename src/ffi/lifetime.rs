@@ -33,8 +33,10 @@ pub unsafe extern "C" fn backlite_storage_lifetime_stats(
     err: *mut *mut backlite_error,
 ) -> backlite_result {
     boundary(err, || {
-        let s = try_ref(s, "storage")?;
-        let out = try_mut(stats_out, "stats_out")?;
+        // SAFETY: `s` is NULL or a live storage handle (the header's contract).
+        let s = unsafe { try_ref(s, "storage") }?;
+        // SAFETY: `stats_out` is NULL or writable (the header's contract).
+        let out = unsafe { try_mut(stats_out, "stats_out") }?;
         let st = s.inner.lifetime_stats()?;
         *out = backlite_lifetime_stats {
             hits: st.hits,
@@ -55,7 +57,8 @@ pub unsafe extern "C" fn backlite_storage_zero_stats(
     err: *mut *mut backlite_error,
 ) -> backlite_result {
     boundary(err, || {
-        try_ref(s, "storage")?.inner.zero_stats()?;
+        // SAFETY: `s` is NULL or a live storage handle (the header's contract).
+        unsafe { try_ref(s, "storage") }?.inner.zero_stats()?;
         Ok(BACKLITE_RESULT_OK)
     })
 }

@@ -117,13 +117,13 @@ mod tests {
         let rc = boundary(&mut err, || panic!("{what}"));
         assert_eq!(rc, BACKLITE_RESULT_PANIC);
         assert!(!err.is_null());
-        // SAFETY: `err` is the error object `boundary` just made.
-        let message = unsafe {
-            let m = std::ffi::CStr::from_ptr(error::backlite_error_message(err));
-            let m = m.to_string_lossy().into_owned();
-            error::backlite_error_free(err);
-            m
-        };
+        // SAFETY: `err` is the live error object `boundary` just made.
+        let message = unsafe { error::backlite_error_message(err) };
+        // SAFETY: an error's message is a NUL-terminated string that lives as long as it.
+        let message = unsafe { std::ffi::CStr::from_ptr(message) };
+        let message = message.to_string_lossy().into_owned();
+        // SAFETY: `err` is live and freed once, after its message was copied.
+        unsafe { error::backlite_error_free(err) };
         assert!(message.contains(what), "{message}");
         message
     }

@@ -88,10 +88,13 @@ pub unsafe extern "C" fn backlite_storage_open(
     err: *mut *mut backlite_error,
 ) -> backlite_result {
     boundary(err, || {
-        let path = try_str(path, "path")?;
-        let out = try_mut(storage_out, "storage_out")?;
+        // SAFETY: `path` is NULL or a NUL-terminated string (the header's contract).
+        let path = unsafe { try_str(path, "path") }?;
+        // SAFETY: `storage_out` is NULL or writable (the header's contract).
+        let out = unsafe { try_mut(storage_out, "storage_out") }?;
         let defaults = Options::default();
-        let options = options.as_ref().map_or(&defaults, |o| &o.inner);
+        // SAFETY: `options` is NULL or a live options object (the header's contract).
+        let options = unsafe { options.as_ref() }.map_or(&defaults, |o| &o.inner);
         let inner = Storage::open(path, options)?;
         *out = Box::into_raw(Box::new(backlite_storage {
             inner: Arc::new(inner),
@@ -104,7 +107,9 @@ pub unsafe extern "C" fn backlite_storage_open(
 #[no_mangle]
 pub unsafe extern "C" fn backlite_storage_free(s: *mut backlite_storage) {
     if !s.is_null() {
-        super::infallible((), || drop(Box::from_raw(s)));
+        // SAFETY: `s` came from `Box::into_raw` in `backlite_storage_open`, and the
+        // caller frees it once, with no other call on it running (the header's contract).
+        super::infallible((), || drop(unsafe { Box::from_raw(s) }));
     }
 }
 
@@ -121,9 +126,12 @@ pub unsafe extern "C" fn backlite_storage_get(
     err: *mut *mut backlite_error,
 ) -> backlite_result {
     boundary(err, || {
-        let s = try_ref(s, "storage")?;
-        let key = try_slice(key, key_len, "key")?;
-        let out = try_mut(value_out, "value_out")?;
+        // SAFETY: `s` is NULL or a live storage handle (the header's contract).
+        let s = unsafe { try_ref(s, "storage") }?;
+        // SAFETY: `key` is valid for `key_len` bytes (the header's contract).
+        let key = unsafe { try_slice(key, key_len, "key") }?;
+        // SAFETY: `value_out` is NULL or writable (the header's contract).
+        let out = unsafe { try_mut(value_out, "value_out") }?;
         let found = s
             .inner
             .get_with(key, |v, left| (backlite_buf::copy(v), ms_left(left)))?;
@@ -131,7 +139,8 @@ pub unsafe extern "C" fn backlite_storage_get(
             return Ok(BACKLITE_RESULT_NOT_FOUND);
         };
         *out = value?;
-        if let Some(left_out) = expires_in_ms_out.as_mut() {
+        // SAFETY: `expires_in_ms_out` is NULL or writable (the header's contract).
+        if let Some(left_out) = unsafe { expires_in_ms_out.as_mut() } {
             *left_out = left;
         }
         Ok(BACKLITE_RESULT_OK)
@@ -153,9 +162,12 @@ pub unsafe extern "C" fn backlite_storage_set(
     err: *mut *mut backlite_error,
 ) -> backlite_result {
     boundary(err, || {
-        let s = try_ref(s, "storage")?;
-        let key = try_slice(key, key_len, "key")?;
-        let value = try_slice(value, value_len, "value")?;
+        // SAFETY: `s` is NULL or a live storage handle (the header's contract).
+        let s = unsafe { try_ref(s, "storage") }?;
+        // SAFETY: `key` is valid for `key_len` bytes (the header's contract).
+        let key = unsafe { try_slice(key, key_len, "key") }?;
+        // SAFETY: `value` is valid for `value_len` bytes (the header's contract).
+        let value = unsafe { try_slice(value, value_len, "value") }?;
         s.inner
             .set(key, value, Expiration::from_ms(expiration_ms)?)?;
         Ok(BACKLITE_RESULT_OK)
@@ -175,7 +187,8 @@ pub unsafe extern "C" fn backlite_storage_set_many(
     err: *mut *mut backlite_error,
 ) -> backlite_result {
     boundary(err, || {
-        let s = try_ref(s, "storage")?;
+        // SAFETY: `s` is NULL or a live storage handle (the header's contract).
+        let s = unsafe { try_ref(s, "storage") }?;
         if entries.is_null() && count > 0 {
             return Err(Failure::null("entries"));
         }
@@ -198,14 +211,19 @@ pub unsafe extern "C" fn backlite_storage_set_many(
         } else {
             // SAFETY: the caller passes `count` entries at `entries` (the C contract),
             // and their size fits in an isize (checked above).
-            std::slice::from_raw_parts(entries, count)
+            unsafe { std::slice::from_raw_parts(entries, count) }
         };
         for (i, e) in raw.iter().enumerate() {
             // Names the entry only on failure: no formatting per entry on the way.
             let in_entry = |f: Failure| Failure::new(f.code, format!("entries[{i}].{}", f.message));
+            // SAFETY: each entry's key and value are valid for their lengths (the
+            // header's contract for `entries`).
+            let key = unsafe { try_slice(e.key, e.key_len, "key") }.map_err(in_entry)?;
+            // SAFETY: as for the key.
+            let value = unsafe { try_slice(e.value, e.value_len, "value") }.map_err(in_entry)?;
             batch.push(Entry {
-                key: try_slice(e.key, e.key_len, "key").map_err(in_entry)?,
-                value: try_slice(e.value, e.value_len, "value").map_err(in_entry)?,
+                key,
+                value,
                 expiration: Expiration::from_ms(e.expiration_ms)
                     .map_err(|e| in_entry(Failure::invalid(e.message())))?,
             });
@@ -225,8 +243,10 @@ pub unsafe extern "C" fn backlite_storage_delete(
     err: *mut *mut backlite_error,
 ) -> backlite_result {
     boundary(err, || {
-        let s = try_ref(s, "storage")?;
-        let key = try_slice(key, key_len, "key")?;
+        // SAFETY: `s` is NULL or a live storage handle (the header's contract).
+        let s = unsafe { try_ref(s, "storage") }?;
+        // SAFETY: `key` is valid for `key_len` bytes (the header's contract).
+        let key = unsafe { try_slice(key, key_len, "key") }?;
         found(s.inner.delete(key)?)
     })
 }
@@ -241,8 +261,10 @@ pub unsafe extern "C" fn backlite_storage_contains(
     err: *mut *mut backlite_error,
 ) -> backlite_result {
     boundary(err, || {
-        let s = try_ref(s, "storage")?;
-        let key = try_slice(key, key_len, "key")?;
+        // SAFETY: `s` is NULL or a live storage handle (the header's contract).
+        let s = unsafe { try_ref(s, "storage") }?;
+        // SAFETY: `key` is valid for `key_len` bytes (the header's contract).
+        let key = unsafe { try_slice(key, key_len, "key") }?;
         found(s.inner.contains(key)?)
     })
 }
@@ -257,10 +279,13 @@ pub unsafe extern "C" fn backlite_storage_keys(
     err: *mut *mut backlite_error,
 ) -> backlite_result {
     boundary(err, || {
-        let s = try_ref(s, "storage")?;
+        // SAFETY: `s` is NULL or a live storage handle (the header's contract).
+        let s = unsafe { try_ref(s, "storage") }?;
         let visit = visit.ok_or_else(|| Failure::null("visit"))?;
         s.inner
-            .keys(|key| visit(user_data, key.as_ptr(), key.len()) == 0)?;
+            // SAFETY: `visit` and `user_data` are the caller's, who vouches for them (the
+            // callback contract); the key is valid for `key.len()` bytes during the call.
+            .keys(|key| unsafe { visit(user_data, key.as_ptr(), key.len()) } == 0)?;
         Ok(BACKLITE_RESULT_OK)
     })
 }
@@ -272,7 +297,8 @@ pub unsafe extern "C" fn backlite_storage_clear(
     err: *mut *mut backlite_error,
 ) -> backlite_result {
     boundary(err, || {
-        try_ref(s, "storage")?.inner.clear()?;
+        // SAFETY: `s` is NULL or a live storage handle (the header's contract).
+        unsafe { try_ref(s, "storage") }?.inner.clear()?;
         Ok(BACKLITE_RESULT_OK)
     })
 }
@@ -287,8 +313,10 @@ pub unsafe extern "C" fn backlite_storage_stats(
     err: *mut *mut backlite_error,
 ) -> backlite_result {
     boundary(err, || {
-        let s = try_ref(s, "storage")?;
-        let out = try_mut(stats_out, "stats_out")?;
+        // SAFETY: `s` is NULL or a live storage handle (the header's contract).
+        let s = unsafe { try_ref(s, "storage") }?;
+        // SAFETY: `stats_out` is NULL or writable (the header's contract).
+        let out = unsafe { try_mut(stats_out, "stats_out") }?;
         let st = s.inner.stats()?;
         *out = backlite_stats {
             count: st.count,
