@@ -25,16 +25,20 @@ pub(crate) fn report(err: *mut *mut backlite_error, failure: &Failure) {
         message,
         lease_held: failure.lease_held,
     });
-    // SAFETY: the caller passed a writable `backlite_error **`.
+    // SAFETY: `err` is not NULL (checked above), and the caller passed a writable
+    // `backlite_error **` (the header's contract).
     unsafe { *err = Box::into_raw(boxed) };
 }
 
 /// The result code of an error; `BACKLITE_RESULT_NULL_PARAMETER` if `e` is NULL.
 #[no_mangle]
 pub unsafe extern "C" fn backlite_error_result(e: *const backlite_error) -> backlite_result {
-    super::infallible(super::result::BACKLITE_RESULT_PANIC, || match e.as_ref() {
-        Some(e) => e.code,
-        None => super::result::BACKLITE_RESULT_NULL_PARAMETER,
+    super::infallible(super::result::BACKLITE_RESULT_PANIC, || {
+        // SAFETY: `e` is NULL or a live error object (the header's contract).
+        match unsafe { e.as_ref() } {
+            Some(e) => e.code,
+            None => super::result::BACKLITE_RESULT_NULL_PARAMETER,
+        }
     })
 }
 
@@ -42,7 +46,8 @@ pub unsafe extern "C" fn backlite_error_result(e: *const backlite_error) -> back
 /// A NULL `e` gives an empty string.
 #[no_mangle]
 pub unsafe extern "C" fn backlite_error_message(e: *const backlite_error) -> *const libc::c_char {
-    super::infallible(c"".as_ptr(), || match e.as_ref() {
+    // SAFETY: `e` is NULL or a live error object (the header's contract).
+    super::infallible(c"".as_ptr(), || match unsafe { e.as_ref() } {
         Some(e) => e.message.as_ptr(),
         None => c"".as_ptr(),
     })
@@ -54,7 +59,9 @@ pub unsafe extern "C" fn backlite_error_message(e: *const backlite_error) -> *co
 /// value will be there). -1 for any other error, and for NULL.
 #[no_mangle]
 pub unsafe extern "C" fn backlite_error_lease_time_left_ms(e: *const backlite_error) -> i64 {
-    super::infallible(-1, || match e.as_ref().and_then(|e| e.lease_held) {
+    // SAFETY: `e` is NULL or a live error object (the header's contract).
+    let held = || unsafe { e.as_ref() }.and_then(|e| e.lease_held);
+    super::infallible(-1, || match held() {
         Some((left, _)) => left,
         None => -1,
     })
@@ -66,7 +73,9 @@ pub unsafe extern "C" fn backlite_error_lease_time_left_ms(e: *const backlite_er
 /// error, and for NULL.
 #[no_mangle]
 pub unsafe extern "C" fn backlite_error_retry_in_ms(e: *const backlite_error) -> i64 {
-    super::infallible(-1, || match e.as_ref().and_then(|e| e.lease_held) {
+    // SAFETY: `e` is NULL or a live error object (the header's contract).
+    let held = || unsafe { e.as_ref() }.and_then(|e| e.lease_held);
+    super::infallible(-1, || match held() {
         Some((_, retry)) => retry,
         None => -1,
     })
@@ -76,6 +85,8 @@ pub unsafe extern "C" fn backlite_error_retry_in_ms(e: *const backlite_error) ->
 #[no_mangle]
 pub unsafe extern "C" fn backlite_error_free(e: *mut backlite_error) {
     if !e.is_null() {
-        super::infallible((), || drop(Box::from_raw(e)));
+        // SAFETY: `e` came from `Box::into_raw` in `report` and is freed once (the
+        // header's contract).
+        super::infallible((), || drop(unsafe { Box::from_raw(e) }));
     }
 }

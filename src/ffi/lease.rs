@@ -49,10 +49,14 @@ pub unsafe extern "C" fn backlite_lease_try_acquire(
     err: *mut *mut backlite_error,
 ) -> backlite_result {
     boundary(err, || {
-        let s = try_ref(s, "storage")?;
-        let key = try_slice(key, key_len, "key")?;
-        let value_out = try_mut(value_out, "value_out")?;
-        let lease_out = try_mut(lease_out, "lease_out")?;
+        // SAFETY: `s` is NULL or a live storage handle (the header's contract).
+        let s = unsafe { try_ref(s, "storage") }?;
+        // SAFETY: `key` is valid for `key_len` bytes (the header's contract).
+        let key = unsafe { try_slice(key, key_len, "key") }?;
+        // SAFETY: `value_out` is NULL or writable (the header's contract).
+        let value_out = unsafe { try_mut(value_out, "value_out") }?;
+        // SAFETY: `lease_out` is NULL or writable (the header's contract).
+        let lease_out = unsafe { try_mut(lease_out, "lease_out") }?;
         let lease_for = duration(lease_ms, "lease_ms")?;
         match Lease::try_acquire(&s.inner, key, lease_for)? {
             LeaseOutcome::Hit(value, _) => {
@@ -94,10 +98,14 @@ pub unsafe extern "C" fn backlite_lease_step(
     err: *mut *mut backlite_error,
 ) -> backlite_result {
     boundary(err, || {
-        let s = try_ref(s, "storage")?;
-        let key = try_slice(key, key_len, "key")?;
-        let value_out = try_mut(value_out, "value_out")?;
-        let lease_out = try_mut(lease_out, "lease_out")?;
+        // SAFETY: `s` is NULL or a live storage handle (the header's contract).
+        let s = unsafe { try_ref(s, "storage") }?;
+        // SAFETY: `key` is valid for `key_len` bytes (the header's contract).
+        let key = unsafe { try_slice(key, key_len, "key") }?;
+        // SAFETY: `value_out` is NULL or writable (the header's contract).
+        let value_out = unsafe { try_mut(value_out, "value_out") }?;
+        // SAFETY: `lease_out` is NULL or writable (the header's contract).
+        let lease_out = unsafe { try_mut(lease_out, "lease_out") }?;
         match s.inner.lease_step(key, attempt)? {
             LeaseOutcome::Hit(value, _) => {
                 *value_out = backlite_buf::copy(&value)?;
@@ -123,7 +131,8 @@ pub unsafe extern "C" fn backlite_lease_extend(
     err: *mut *mut backlite_error,
 ) -> backlite_result {
     boundary(err, || {
-        let lease = try_mut(lease, "lease")?;
+        // SAFETY: `lease` is NULL or a live lease (the header's contract).
+        let lease = unsafe { try_mut(lease, "lease") }?;
         lease.inner.extend(duration(lease_ms, "lease_ms")?)?;
         Ok(BACKLITE_RESULT_OK)
     })
@@ -144,8 +153,11 @@ pub unsafe extern "C" fn backlite_lease_fulfill(
         if lease.is_null() {
             return Err(Failure::null("lease"));
         }
-        let lease = Box::from_raw(lease).inner;
-        let value = try_slice(value, value_len, "value")?;
+        // SAFETY: `lease` came from `Box::into_raw` in this file and is released once
+        // (the header's contract: exactly one of fulfill or abandon).
+        let lease = unsafe { Box::from_raw(lease) }.inner;
+        // SAFETY: `value` is valid for `value_len` bytes (the header's contract).
+        let value = unsafe { try_slice(value, value_len, "value") }?;
         let expiration = Expiration::from_ms(expiration_ms)?;
         lease.fulfill(value, expiration)?;
         Ok(BACKLITE_RESULT_OK)
@@ -157,7 +169,9 @@ pub unsafe extern "C" fn backlite_lease_fulfill(
 #[no_mangle]
 pub unsafe extern "C" fn backlite_lease_abandon(lease: *mut backlite_lease) {
     if !lease.is_null() {
-        super::infallible((), || Box::from_raw(lease).inner.abandon());
+        // SAFETY: `lease` came from `Box::into_raw` in this file and is released once
+        // (the header's contract: exactly one of fulfill or abandon).
+        super::infallible((), || unsafe { Box::from_raw(lease) }.inner.abandon());
     }
 }
 
@@ -189,10 +203,13 @@ pub unsafe extern "C" fn backlite_cached_call_exclusive(
     err: *mut *mut backlite_error,
 ) -> backlite_result {
     boundary(err, || {
-        let s = try_ref(s, "storage")?;
-        let key = try_slice(key, key_len, "key")?;
+        // SAFETY: `s` is NULL or a live storage handle (the header's contract).
+        let s = unsafe { try_ref(s, "storage") }?;
+        // SAFETY: `key` is valid for `key_len` bytes (the header's contract).
+        let key = unsafe { try_slice(key, key_len, "key") }?;
         let compute = compute.ok_or_else(|| Failure::null("compute"))?;
-        let out = try_mut(value_out, "value_out")?;
+        // SAFETY: `value_out` is NULL or writable (the header's contract).
+        let out = unsafe { try_mut(value_out, "value_out") }?;
         let expiration = Expiration::from_ms(expiration_ms)?;
         if wait_timeout_ms < 0 {
             return Err(Failure::invalid(format!(
@@ -200,9 +217,11 @@ pub unsafe extern "C" fn backlite_cached_call_exclusive(
             )));
         }
         let wait = Duration::from_millis(wait_timeout_ms as u64);
+        // SAFETY: `compute` and `user_data` are the caller's (the callback contract).
+        let compute = || unsafe { run_compute(compute, user_data) };
         let value = s
             .inner
-            .cached_call_exclusive(key, expiration, wait, || run_compute(compute, user_data))?;
+            .cached_call_exclusive(key, expiration, wait, compute)?;
         *out = backlite_buf::copy(&value)?;
         Ok(BACKLITE_RESULT_OK)
     })

@@ -91,16 +91,30 @@ pub(crate) fn infallible<T>(fallback: T, body: impl FnOnce() -> T) -> T {
 }
 
 /// Borrows `*ptr`, or fails with NULL_PARAMETER naming the argument.
+///
+/// # Safety
+///
+/// `ptr` is NULL or points to a valid `T` that nothing mutates for `'a`.
 pub(crate) unsafe fn try_ref<'a, T>(ptr: *const T, what: &str) -> Result<&'a T, Failure> {
-    ptr.as_ref().ok_or_else(|| Failure::null(what))
+    // SAFETY: the caller's contract above; `as_ref` handles NULL.
+    unsafe { ptr.as_ref() }.ok_or_else(|| Failure::null(what))
 }
 
 /// Borrows `*ptr` mutably, or fails with NULL_PARAMETER naming the argument.
+///
+/// # Safety
+///
+/// `ptr` is NULL or points to a valid `T` that nothing else reads or writes for `'a`.
 pub(crate) unsafe fn try_mut<'a, T>(ptr: *mut T, what: &str) -> Result<&'a mut T, Failure> {
-    ptr.as_mut().ok_or_else(|| Failure::null(what))
+    // SAFETY: the caller's contract above; `as_mut` handles NULL.
+    unsafe { ptr.as_mut() }.ok_or_else(|| Failure::null(what))
 }
 
 /// Borrows `len` bytes at `ptr`; NULL is accepted only when `len` is 0.
+///
+/// # Safety
+///
+/// `ptr` is NULL or valid for reads of `len` bytes that nothing mutates for `'a`.
 pub(crate) unsafe fn try_slice<'a>(
     ptr: *const u8,
     len: usize,
@@ -121,15 +135,22 @@ pub(crate) unsafe fn try_slice<'a>(
             "{what} length {len} is too large"
         )));
     }
-    Ok(std::slice::from_raw_parts(ptr, len))
+    // SAFETY: `ptr` is not NULL and `len` fits an isize (both checked above), and it is
+    // valid for `len` bytes (the caller's contract above).
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
 /// Reads a NUL-terminated UTF-8 string.
+///
+/// # Safety
+///
+/// `ptr` is NULL or points to a NUL-terminated string that nothing mutates for `'a`.
 pub(crate) unsafe fn try_str<'a>(ptr: *const libc::c_char, what: &str) -> Result<&'a str, Failure> {
     if ptr.is_null() {
         return Err(Failure::null(what));
     }
-    std::ffi::CStr::from_ptr(ptr)
+    // SAFETY: `ptr` is not NULL (checked above) and NUL-terminated (the caller's contract).
+    unsafe { std::ffi::CStr::from_ptr(ptr) }
         .to_str()
         .map_err(|_| Failure::invalid(format!("{what} is not valid UTF-8")))
 }

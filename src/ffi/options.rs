@@ -45,7 +45,9 @@ pub extern "C" fn backlite_options_new() -> *mut backlite_options {
 #[no_mangle]
 pub unsafe extern "C" fn backlite_options_free(o: *mut backlite_options) {
     if !o.is_null() {
-        infallible((), || drop(Box::from_raw(o)));
+        // SAFETY: `o` came from `Box::into_raw` in `backlite_options_new` and is freed
+        // once (the header's contract).
+        infallible((), || drop(unsafe { Box::from_raw(o) }));
     }
 }
 
@@ -56,7 +58,10 @@ pub unsafe extern "C" fn backlite_options_set_max_size(
     bytes: u64,
 ) -> backlite_result {
     boundary(std::ptr::null_mut(), || {
-        try_mut(o, "options")?.inner.set_max_size(bytes)?;
+        // SAFETY: `o` is NULL or a live options object (the header's contract).
+        unsafe { try_mut(o, "options") }?
+            .inner
+            .set_max_size(bytes)?;
         Ok(BACKLITE_RESULT_OK)
     })
 }
@@ -68,7 +73,8 @@ pub unsafe extern "C" fn backlite_options_set_eviction_policy(
     p: backlite_eviction_policy,
 ) -> backlite_result {
     boundary(std::ptr::null_mut(), || {
-        let o = try_mut(o, "options")?;
+        // SAFETY: `o` is NULL or a live options object (the header's contract).
+        let o = unsafe { try_mut(o, "options") }?;
         let policy = EvictionPolicy::from_index(p)
             .ok_or_else(|| Failure::invalid(format!("unknown eviction policy value {p}")))?;
         o.inner.set_eviction_policy(policy);
@@ -84,8 +90,10 @@ pub unsafe extern "C" fn backlite_options_set_eviction_policy_name(
     name: *const libc::c_char,
 ) -> backlite_result {
     boundary(std::ptr::null_mut(), || {
-        let o = try_mut(o, "options")?;
-        let policy: EvictionPolicy = try_str(name, "name")?.parse()?;
+        // SAFETY: `o` is NULL or a live options object (the header's contract).
+        let o = unsafe { try_mut(o, "options") }?;
+        // SAFETY: `name` is NULL or a NUL-terminated string (the header's contract).
+        let policy: EvictionPolicy = unsafe { try_str(name, "name") }?.parse()?;
         o.inner.set_eviction_policy(policy);
         Ok(BACKLITE_RESULT_OK)
     })
@@ -99,7 +107,8 @@ pub unsafe extern "C" fn backlite_options_set_default_expiration_ms(
     ms: i64,
 ) -> backlite_result {
     boundary(std::ptr::null_mut(), || {
-        let o = try_mut(o, "options")?;
+        // SAFETY: `o` is NULL or a live options object (the header's contract).
+        let o = unsafe { try_mut(o, "options") }?;
         o.inner.set_default_expiration(Expiration::from_ms(ms)?)?;
         Ok(BACKLITE_RESULT_OK)
     })
@@ -112,7 +121,8 @@ pub unsafe extern "C" fn backlite_options_set_busy_timeout_ms(
     ms: u32,
 ) -> backlite_result {
     boundary(std::ptr::null_mut(), || {
-        let o = try_mut(o, "options")?;
+        // SAFETY: `o` is NULL or a live options object (the header's contract).
+        let o = unsafe { try_mut(o, "options") }?;
         o.inner.set_busy_timeout(Duration::from_millis(ms.into()));
         Ok(BACKLITE_RESULT_OK)
     })
@@ -129,7 +139,8 @@ pub unsafe extern "C" fn backlite_options_set_lease_ms(
     ms: i64,
 ) -> backlite_result {
     boundary(std::ptr::null_mut(), || {
-        let o = try_mut(o, "options")?;
+        // SAFETY: `o` is NULL or a live options object (the header's contract).
+        let o = unsafe { try_mut(o, "options") }?;
         if ms <= 0 {
             return Err(Failure::invalid(format!("lease_ms must be > 0, got {ms}")));
         }
@@ -148,8 +159,10 @@ pub unsafe extern "C" fn backlite_options_set_version_tag(
     tag: *const libc::c_char,
 ) -> backlite_result {
     boundary(std::ptr::null_mut(), || {
-        let o = try_mut(o, "options")?;
-        o.inner.set_version_tag(try_str(tag, "tag")?);
+        // SAFETY: `o` is NULL or a live options object (the header's contract).
+        let o = unsafe { try_mut(o, "options") }?;
+        // SAFETY: `tag` is NULL or a NUL-terminated string (the header's contract).
+        o.inner.set_version_tag(unsafe { try_str(tag, "tag") }?);
         Ok(BACKLITE_RESULT_OK)
     })
 }
