@@ -291,7 +291,10 @@ def test_a_failed_computation_leaves_no_lease_behind(storage, db):
             await f(1)
 
     run(main())
-    decorators._get_executor().submit(lambda: None).result()  # the abandon has run
+    # Wait until the abandon submitted to the pool has run (a no-op submitted after it
+    # may finish first on another worker); the next call makes a new pool.
+    decorators._get_executor().shutdown(wait=True)
+    decorators._executor = None
     with Storage(db) as other:
         rc, _, lease, _ = decorators._lease_step(other, f.cache_key(1), 0)
         assert rc == backlite._ffi.NOT_FOUND  # free to compute, not LEASE_HELD
