@@ -7,7 +7,9 @@
 //! 2. The ticked hits are written to their rows only when an eviction is about to
 //!    choose a victim, when the buffer grows past [`FLUSH_THRESHOLD`] keys, or when the
 //!    a handle closes. A read-mostly cache thus writes each hot key once per window,
-//!    not once per hit.
+//!    not once per hit. A get never writes them: the get that fills the buffer starts
+//!    a hit writer, a thread of the process that writes them and ends (see
+//!    [`AccessLog::record`]); the next write transaction writes them if it comes first.
 //!
 //! The buffer is shared by all handles of a process on one file, so the order is
 //! exact across them; other processes see a process's hits once they are written.
@@ -17,6 +19,24 @@ use std::collections::HashMap;
 /// How many distinct keys may wait before a hit forces them to be written: at about
 /// 100 bytes each (with 16-byte keys), under 2 MiB, whatever the size of the cache.
 pub(crate) const FLUSH_THRESHOLD: usize = 16384;
+
+/// How many distinct keys may wait at most: while a hit writer is behind (or cannot
+/// write, or there is none: an in-memory cache waits for its next write), hits on keys
+/// already waiting are still counted, and a hit on any other key is not recorded (it
+/// still counts in `Stats::hits`): its entry keeps the place of its previous access.
+/// Under 8 MiB with 16-byte keys.
+pub(crate) const MAX_WAITING: usize = 4 * FLUSH_THRESHOLD;
+
+/// The background writer of hits of one process on one file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Writer {
+    #[default]
+    Idle,
+    Running,
+    /// Its last write failed (a read-only or busy file): none is started again until a
+    /// write transaction of a handle has emptied the buffer.
+    Failed,
+}
 
 /// One key's hits since they were last written.
 #[derive(Clone, Copy, Debug)]
@@ -89,6 +109,7 @@ pub(crate) struct AccessLog {
     pending: Accesses,
     /// The process whose hits these are (0: none recorded yet).
     pid: u32,
+    writer: Writer,
 }
 
 impl AccessLog {
@@ -103,12 +124,17 @@ impl AccessLog {
         }
     }
 
-    /// Records a hit; returns true when the buffer should be written now.
-    pub fn record(&mut self, key: &[u8]) -> bool {
+    /// Records a hit. Returns true when the caller is to start a hit writer: the buffer
+    /// is full, `background` (the file can be written by another connection) and none
+    /// runs. Never writes, never waits: past [`MAX_WAITING`] keys, a hit on a key that
+    /// is not waiting already is left out.
+    pub fn record(&mut self, key: &[u8], background: bool) -> bool {
         self.next_seq += 1;
         let seq = self.next_seq;
         let pending = &mut self.pending;
+        let full_up = pending.map.len() >= MAX_WAITING;
         match pending.map.get_mut(key) {
+            None if full_up => {}
             Some(a) => {
                 a.hits += 1;
                 a.last_seq = seq;
@@ -129,11 +155,36 @@ impl AccessLog {
                 pending.fresh.push(key.to_vec());
             }
         }
-        pending.map.len() >= FLUSH_THRESHOLD
+        let start =
+            background && self.writer == Writer::Idle && self.pending.map.len() >= FLUSH_THRESHOLD;
+        if start {
+            self.writer = Writer::Running;
+        }
+        start
+    }
+
+    /// Called by the hit writer after each write (`ok`: it committed). Returns true
+    /// when it is to write again: the buffer filled up meanwhile.
+    pub fn writer_wrote(&mut self, ok: bool) -> bool {
+        if self.writer != Writer::Running {
+            return false; // a forked child's copy: the writer is the parent's
+        }
+        self.writer = match (ok, self.pending.map.len() >= FLUSH_THRESHOLD) {
+            (false, _) => Writer::Failed,
+            (true, true) => return true,
+            (true, false) => Writer::Idle,
+        };
+        false
     }
 
     pub fn is_empty(&self) -> bool {
         self.pending.is_empty()
+    }
+
+    /// How many distinct keys wait.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.pending.len()
     }
 
     /// Takes every buffered hit, for a write transaction.
@@ -144,6 +195,9 @@ impl AccessLog {
     /// Gives back what a write transaction left unwritten (or took and failed to use),
     /// merged with the hits recorded meanwhile.
     pub fn restore(&mut self, accesses: Accesses) {
+        if self.writer == Writer::Failed && accesses.is_empty() {
+            self.writer = Writer::Idle; // a transaction wrote them: try again when full
+        }
         if self.pending.is_empty() {
             self.pending = accesses;
             return;
@@ -159,5 +213,75 @@ impl AccessLog {
             }
         }
         self.pending.fresh.extend(fresh);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{FLUSH_THRESHOLD, MAX_WAITING};
+    use crate::{Entry, Expiration, Options, Storage};
+    use std::sync::atomic::Ordering::Relaxed;
+
+    fn filled(n: usize) -> (tempfile::TempDir, Storage, Vec<Vec<u8>>) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(dir.path().join("c.db"), &Options::new()).unwrap();
+        let keys: Vec<Vec<u8>> = (0..n).map(|i| format!("k{i:08}").into_bytes()).collect();
+        let entries: Vec<Entry> = keys
+            .iter()
+            .map(|k| Entry {
+                key: k,
+                value: b"v",
+                expiration: Expiration::Never,
+            })
+            .collect();
+        s.set_many(&entries).unwrap();
+        (dir, s, keys)
+    }
+
+    /// Rows whose hits reached the file, read on a connection of the test's own.
+    fn rows_with_hits(dir: &tempfile::TempDir) -> i64 {
+        let raw = rusqlite::Connection::open(dir.path().join("c.db")).unwrap();
+        raw.query_row("SELECT count(*) FROM entries WHERE hits > 0", [], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn no_get_writes_the_hits_of_other_gets() {
+        let (dir, s, keys) = filled(FLUSH_THRESHOLD + 1000);
+        let commits = s.commits.load(Relaxed);
+        for (i, k) in keys.iter().enumerate() {
+            assert!(s.get(k).unwrap().is_some());
+            assert_eq!(
+                s.commits.load(Relaxed),
+                commits,
+                "get {i} wrote: the get that fills the hit buffer must leave it to the hit writer"
+            );
+        }
+        // The hit writer wrote the first full buffer, with no write of the handle.
+        s.shared.join_hit_writers();
+        assert!(rows_with_hits(&dir) >= FLUSH_THRESHOLD as i64);
+        assert_eq!(s.commits.load(Relaxed), commits);
+    }
+
+    #[test]
+    fn gets_never_wait_for_the_hit_writer_and_waiting_hits_stay_bounded() {
+        let (dir, s, keys) = filled(MAX_WAITING + 1000);
+        {
+            // As if the hit writer were far behind: it cannot get its turn to write.
+            let _turn = s.shared.writing();
+            for k in &keys {
+                assert!(s.get(k).unwrap().is_some());
+            }
+            assert_eq!(s.shared.accesses().len(), MAX_WAITING);
+            // Keys already waiting still count their hits.
+            assert!(s.get(&keys[0]).unwrap().is_some());
+            assert_eq!(s.shared.accesses().len(), MAX_WAITING);
+            assert_eq!(rows_with_hits(&dir), 0);
+        }
+        s.shared.join_hit_writers();
+        assert!(rows_with_hits(&dir) >= MAX_WAITING as i64);
+        assert_eq!(s.stats().unwrap().hits, keys.len() as u64 + 1);
     }
 }

@@ -6,6 +6,7 @@ use crate::access::AccessLog;
 use crate::schema::FileId;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 #[derive(Default)]
@@ -19,7 +20,13 @@ pub(crate) struct FileShared {
     /// so that every transaction finds every hit ticked so far in the buffer (never
     /// taken out by another handle's transaction). SQLite's write lock serialises
     /// these transactions anyway; this only makes the order visible here first.
-    writing: Mutex<()>,
+    /// Holds the process that has the turn: a child forked while a thread of its parent
+    /// (the hit writer, say) had it does not wait for a thread it does not have.
+    writing: Mutex<Option<u32>>,
+    turn_free: Condvar,
+    /// The hit writers started here, with the process that started them (a forked
+    /// child inherits the parent's handles, but not its threads).
+    hit_writers: Mutex<Vec<(u32, JoinHandle<()>)>>,
     /// Hits and misses not yet added to the file's lifetime counters.
     pub lifetime: crate::lifetime::Pending,
     /// Counts lease releases; waiters sleep until it changes.
@@ -51,14 +58,56 @@ impl FileShared {
         log
     }
 
+    /// Keeps a hit writer just started, so that the last handle can wait for it.
+    pub fn add_hit_writer(&self, writer: JoinHandle<()>) {
+        let pid = std::process::id();
+        let mut writers = lock(&self.hit_writers);
+        set_aside_inherited(&mut writers, pid);
+        // Writers that are done are joined at once (they have nothing left to do).
+        let (done, running) = writers.drain(..).partition(|(_, w)| w.is_finished());
+        *writers = running;
+        for (_, w) in done {
+            let _ = w.join();
+        }
+        writers.push((pid, writer));
+    }
+
+    /// Waits until the hit writers of this process have ended.
+    pub fn join_hit_writers(&self) {
+        let pid = std::process::id();
+        let writers = {
+            let mut writers = lock(&self.hit_writers);
+            set_aside_inherited(&mut writers, pid);
+            std::mem::take(&mut *writers)
+        };
+        for (_, w) in writers {
+            let _ = w.join();
+        }
+    }
+
     /// Waits for this process's turn to write the file.
-    pub fn writing(&self) -> MutexGuard<'_, ()> {
-        lock(&self.writing)
+    pub fn writing(&self) -> WriteTurn<'_> {
+        let pid = std::process::id();
+        let mut holder = lock(&self.writing);
+        while *holder == Some(pid) {
+            holder = self
+                .turn_free
+                .wait(holder)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        *holder = Some(pid);
+        WriteTurn(self)
     }
 
     /// This process's turn to write the file, if no other handle has it.
-    pub fn try_writing(&self) -> Option<MutexGuard<'_, ()>> {
-        try_lock(&self.writing)
+    pub fn try_writing(&self) -> Option<WriteTurn<'_>> {
+        let pid = std::process::id();
+        let mut holder = try_lock(&self.writing)?;
+        if *holder == Some(pid) {
+            return None;
+        }
+        *holder = Some(pid);
+        Some(WriteTurn(self))
     }
 
     /// The current release count, to pass to `wait_for_release`.
@@ -81,6 +130,28 @@ impl FileShared {
         let _ = self
             .released
             .wait_timeout_while(guard, timeout, |n| *n == epoch);
+    }
+}
+
+/// The hit writers of the parent of a forked child: their threads do not exist in the
+/// child, so they are never joined (nor detached), and kept reachable for leak checkers.
+static INHERITED_WRITERS: Mutex<Vec<JoinHandle<()>>> = Mutex::new(Vec::new());
+
+fn set_aside_inherited(writers: &mut Vec<(u32, JoinHandle<()>)>, pid: u32) {
+    if writers.iter().any(|(p, _)| *p != pid) {
+        let (mine, theirs): (Vec<_>, Vec<_>) = writers.drain(..).partition(|(p, _)| *p == pid);
+        *writers = mine;
+        lock(&INHERITED_WRITERS).extend(theirs.into_iter().map(|(_, w)| w));
+    }
+}
+
+/// The turn to write a file, given back when dropped.
+pub(crate) struct WriteTurn<'a>(&'a FileShared);
+
+impl Drop for WriteTurn<'_> {
+    fn drop(&mut self) {
+        *lock(&self.0.writing) = None;
+        self.0.turn_free.notify_all();
     }
 }
 

@@ -302,47 +302,7 @@ impl Storage {
         preload: Option<&[u8]>,
         f: impl FnOnce(&mut Txn<'_>) -> Result<R>,
     ) -> Result<R> {
-        if !conn.is_autocommit() {
-            // A panic in an earlier holder left a transaction open.
-            let _ = conn.execute_batch("ROLLBACK");
-        }
-        let mut taken = TakenAccesses {
-            shared: &self.shared,
-            conn,
-            accesses: self.shared.accesses().take(),
-            clock_at_start: i64::MAX,
-            committed: false,
-            written: false,
-        };
-        let mut lifetime = self.shared.lifetime.take();
-        let now = self.now();
-        let done = conn
-            .prepare_cached("BEGIN IMMEDIATE")
-            .and_then(|mut s| s.execute([]))
-            .ctx("beginning a write")
-            .and_then(|_| {
-                let mut txn = Txn::load(conn, now, &mut taken.accesses, preload)?;
-                taken.clock_at_start = txn.clock_at_start;
-                txn.tick_accesses();
-                txn.purge_expired()?;
-                let out = f(&mut txn)?;
-                if write_hits || txn.accesses_overflow() {
-                    txn.write_accesses()?;
-                }
-                lifetime.store(conn, txn.tally.evictions, txn.tally.expirations)?;
-                txn.store()?;
-                Ok((out, txn.tally, txn.accesses_written))
-            })
-            .and_then(|done| {
-                conn.prepare_cached("COMMIT")
-                    .and_then(|mut s| s.execute([]))
-                    .ctx("committing a write")?;
-                Ok(done)
-            });
-        let (out, tally, accesses_written) = done?;
-        lifetime.committed();
-        taken.committed = true;
-        taken.written = accesses_written;
+        let (out, tally) = transact(&self.shared, conn, Some(self.now()), write_hits, preload, f)?;
         self.commits.fetch_add(1, Relaxed);
         self.count(tally);
         Ok(out)
@@ -445,14 +405,26 @@ impl Storage {
         Ok(hit)
     }
 
-    /// Counts a hit and buffers it as an access.
+    /// Counts a hit and buffers it as an access. Never writes: the get that fills the
+    /// buffer starts a hit writer (see [`write_hits_in_background`]) and goes on.
     pub(crate) fn record_hit(&self, key: &[u8]) {
         self.counters.hits.fetch_add(1, Relaxed);
         self.shared.lifetime.hit();
-        let full = self.shared.accesses().record(key);
-        if full {
-            // Best effort: a busy file leaves the hits buffered for the next write.
-            let _ = self.flush();
+        // An in-memory cache has no other connection: its next write writes the hits.
+        let start = self.shared.accesses().record(key, self.path.is_some());
+        if start {
+            let shared = self.shared.clone();
+            let busy_timeout = self.busy_timeout;
+            match std::thread::Builder::new()
+                .name("backlite-hits".into())
+                .spawn(move || write_hits_in_background(&shared, busy_timeout))
+            {
+                Ok(writer) => self.shared.add_hit_writer(writer),
+                // No thread: the hits wait for the next write (bounded, see MAX_WAITING).
+                Err(_) => {
+                    self.shared.accesses().writer_wrote(false);
+                }
+            }
         }
     }
 
@@ -646,8 +618,85 @@ impl Drop for Storage {
         // In a forked child, the inherited connections are set aside, never closed,
         // even when there is nothing to write.
         let _ = self.after_fork();
+        // No thread of this process outlives its last handle on the file.
+        self.shared.join_hit_writers();
         // Best effort: the accesses are hints for eviction order, not data.
         let _ = self.flush();
+    }
+}
+
+/// Runs `f` in a write transaction on `conn` (this process's turn to write the file is
+/// held): ticks the buffered hits, purges the entries due at `now` (`None`: purges
+/// nothing, for the hit writer, which has no clock of the handle), runs `f`, writes the
+/// hits to their rows if `write_hits` or too many wait, and commits.
+fn transact<R>(
+    shared: &FileShared,
+    conn: &Connection,
+    now: Option<i64>,
+    write_hits: bool,
+    preload: Option<&[u8]>,
+    f: impl FnOnce(&mut Txn<'_>) -> Result<R>,
+) -> Result<(R, Tally)> {
+    if !conn.is_autocommit() {
+        // A panic in an earlier holder left a transaction open.
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    let mut taken = TakenAccesses {
+        shared,
+        conn,
+        accesses: shared.accesses().take(),
+        clock_at_start: i64::MAX,
+        committed: false,
+        written: false,
+    };
+    let mut lifetime = shared.lifetime.take();
+    let done = conn
+        .prepare_cached("BEGIN IMMEDIATE")
+        .and_then(|mut s| s.execute([]))
+        .ctx("beginning a write")
+        .and_then(|_| {
+            let mut txn = Txn::load(conn, now.unwrap_or(i64::MIN), &mut taken.accesses, preload)?;
+            taken.clock_at_start = txn.clock_at_start;
+            txn.tick_accesses();
+            if now.is_some() {
+                txn.purge_expired()?;
+            }
+            let out = f(&mut txn)?;
+            if write_hits || txn.accesses_overflow() {
+                txn.write_accesses()?;
+            }
+            lifetime.store(conn, txn.tally.evictions, txn.tally.expirations)?;
+            txn.store()?;
+            Ok((out, txn.tally, txn.accesses_written))
+        })
+        .and_then(|done| {
+            conn.prepare_cached("COMMIT")
+                .and_then(|mut s| s.execute([]))
+                .ctx("committing a write")?;
+            Ok(done)
+        });
+    let (out, tally, accesses_written) = done?;
+    lifetime.committed();
+    taken.committed = true;
+    taken.written = accesses_written;
+    Ok((out, tally))
+}
+
+/// The hit writer: a thread started by the get that fills the buffer, so that no get
+/// writes other gets' hits. On a connection of its own, in this process's turn to write
+/// the file, it writes every waiting hit, again while the buffer refilled meanwhile,
+/// then ends. A process killed meanwhile loses only the order of those hits: the
+/// transaction touches no entry's value.
+fn write_hits_in_background(shared: &FileShared, busy_timeout: Duration) {
+    loop {
+        let wrote = open_file(&shared.name).and_then(|conn| {
+            schema::configure(&conn, busy_timeout)?;
+            let _turn = shared.writing();
+            transact(shared, &conn, None, true, None, |_| Ok(()))
+        });
+        if !shared.accesses().writer_wrote(wrote.is_ok()) {
+            return;
+        }
     }
 }
 
