@@ -211,6 +211,42 @@ typedef struct backlite_lifetime_stats {
 typedef int32_t backlite_eviction_policy;
 
 /**
+ * How the remote tier is used.
+ */
+typedef int32_t backlite_remote_mode;
+
+/**
+ * A handle's remote activity.
+ */
+typedef struct backlite_remote_stats {
+  /**
+   * Local misses the remote answered.
+   */
+  uint64_t hits;
+  /**
+   * Local misses the remote did not answer (absent, expired, foreign or damaged).
+   */
+  uint64_t misses;
+  /**
+   * Writes (sets, deletes, clears) the remote acknowledged.
+   */
+  uint64_t writes;
+  /**
+   * Round trips that failed (refused, timed out, garbage), and write-behind writes
+   * dropped because the queue was full.
+   */
+  uint64_t errors;
+  /**
+   * Calls not sent while the remote was backed off.
+   */
+  uint64_t skipped;
+  /**
+   * 1 when the last round trip succeeded.
+   */
+  int32_t connected;
+} backlite_remote_stats;
+
+/**
  * One item for `backlite_storage_set_many`.
  */
 typedef struct backlite_entry {
@@ -285,6 +321,24 @@ typedef struct backlite_stats {
  * "last-in-first-out": evicts the entry set latest.
  */
 #define BACKLITE_EVICTION_POLICY_LAST_IN_FIRST_OUT 4
+
+/**
+ * Reads through; sets, deletes and clears reach the remote before the call returns
+ * (the default).
+ */
+#define BACKLITE_REMOTE_MODE_READ_WRITE 0
+
+/**
+ * Reads through; never writes to the remote (sets, deletes and clears stay local).
+ */
+#define BACKLITE_REMOTE_MODE_READ_ONLY 1
+
+/**
+ * Reads through; writes go to a bounded queue sent by a background thread, never
+ * blocking the caller (a full queue drops the write and counts an error).
+ * `backlite_storage_free` sends what is queued before it returns.
+ */
+#define BACKLITE_REMOTE_MODE_WRITE_BEHIND 2
 
 /**
  * Success.
@@ -579,6 +633,42 @@ backlite_result backlite_options_set_lease_ms(struct backlite_options *o, int64_
  * adopts this one and keeps its entries). Without a tag, the file's tag is ignored.
  */
 backlite_result backlite_options_set_version_tag(struct backlite_options *o, const char *tag);
+
+/**
+ * Adds a shared remote tier on Redis or Valkey:
+ * "redis://[user[:password]@]host[:port][/db]", "rediss://..." (TLS; the CA comes from
+ * the system store, or the file named by SSL_CERT_FILE), "redis+unix:///path/to.sock",
+ * or a cluster: "redis+cluster://host:port[,host:port...]" (TLS cluster:
+ * "rediss+cluster://..."). NULL or "" removes it. Checked here: a malformed URL or an
+ * unknown scheme is INVALID_ARGUMENT (the message never shows the password) and
+ * changes nothing. Nothing is sent until `backlite_storage_open`, which succeeds even
+ * when the remote is unreachable (`connected` is then 0).
+ */
+backlite_result backlite_options_set_remote(struct backlite_options *o, const char *url);
+
+/**
+ * The prefix of every remote key (default "backlite"): 1 to 64 ASCII letters, digits
+ * or `. _ - : /`. The version tag also applies: keys are
+ * `<namespace>:<version tag>:...`.
+ */
+backlite_result backlite_options_set_remote_namespace(struct backlite_options *o, const char *ns);
+
+/**
+ * The bound on every remote round trip, connect included (default 250 ms); 0 is
+ * INVALID_ARGUMENT.
+ */
+backlite_result backlite_options_set_remote_timeout_ms(struct backlite_options *o, uint32_t ms);
+
+/**
+ * One of the `BACKLITE_REMOTE_MODE_*` values; anything else is INVALID_ARGUMENT.
+ */
+backlite_result backlite_options_set_remote_mode(struct backlite_options *o, backlite_remote_mode m);
+
+/**
+ * This handle's remote activity. A storage opened without a remote tier gives OK with
+ * every field 0.
+ */
+backlite_result backlite_storage_remote_stats(struct backlite_storage *s, struct backlite_remote_stats *out, struct backlite_error **err);
 
 /**
  * A static, NUL-terminated description of a result code. Unknown codes get a text too.

@@ -71,6 +71,7 @@ fn constants(header: &str) -> BTreeSet<String> {
                 "BACKLITE_RESULT_",
                 "BACKLITE_EVICTION_POLICY_",
                 "BACKLITE_EXPIRATION_",
+                "BACKLITE_REMOTE_MODE_",
             ]
             .iter()
             .any(|p| n.starts_with(p))

@@ -329,7 +329,9 @@ impl Storage {
                 LeaseOutcome::Hit(value, _) => return Ok(value),
                 LeaseOutcome::Acquired(mut lease) => {
                     lease.keep_renewed(self.lease_duration());
-                    let value = compute()?; // dropping the lease releases it
+                    // Dropping the lease releases it; with a remote tier, the compute
+                    // runs under its lease there too (remote/tier.rs).
+                    let value = self.remote_single_flight(key, expiration, give_up, compute)?;
                     return match lease.fulfill(&value, expiration) {
                         Err(e)
                             if !matches!(e.kind(), ErrorKind::TooLarge | ErrorKind::LeaseLost) =>

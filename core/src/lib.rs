@@ -46,6 +46,7 @@ mod lifetime;
 mod memo;
 mod options;
 mod owner;
+mod remote;
 mod schema;
 mod shared;
 mod storage;
@@ -64,6 +65,10 @@ pub use lease::{held_error, poll_delay, Lease, LeaseOutcome, DEFAULT_LEASE};
 pub use lifetime::LifetimeStats;
 pub use memo::Barrier;
 pub use options::{Clock, Options, DEFAULT_BUSY_TIMEOUT, DEFAULT_MAX_SIZE, MAX_VALUE_SIZE};
+pub use remote::{
+    redact, RemoteMode, RemoteOptions, RemoteStats, RemoteUrl, DEFAULT_REMOTE_NAMESPACE,
+    DEFAULT_REMOTE_TIMEOUT,
+};
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
 pub use storage::{Entry, Stats, Storage, MEMORY};
 

@@ -31,6 +31,8 @@ pub struct Options {
     pub(crate) lease_duration: Duration,
     pub(crate) version_tag: Option<String>,
     pub(crate) clock: Option<Clock>,
+    /// The remote tier (its setters are in remote/mod.rs).
+    pub(crate) remote: crate::remote::RemoteOptions,
 }
 
 impl Default for Options {
@@ -43,6 +45,7 @@ impl Default for Options {
             lease_duration: crate::lease::DEFAULT_LEASE,
             version_tag: None,
             clock: None,
+            remote: Default::default(),
         }
     }
 }
@@ -56,6 +59,7 @@ impl std::fmt::Debug for Options {
             .field("busy_timeout", &self.busy_timeout)
             .field("lease_duration", &self.lease_duration)
             .field("version_tag", &self.version_tag)
+            .field("remote", &self.remote)
             .finish_non_exhaustive()
     }
 }

@@ -89,6 +89,8 @@ pub struct Storage {
     pub(crate) group: Group,
     /// Write transactions committed by this handle (to observe group commit).
     pub(crate) commits: AtomicU64,
+    /// The shared remote tier, if configured (remote/).
+    pub(crate) remote: Option<crate::remote::Remote>,
 }
 
 /// Connections a forked child inherited: never closed, and kept reachable so that
@@ -147,6 +149,7 @@ impl Storage {
             pid: AtomicU32::new(std::process::id()),
             group: Group::default(),
             commits: AtomicU64::new(0),
+            remote: crate::remote::Remote::open(options),
         })
     }
 
@@ -392,6 +395,12 @@ impl Storage {
             }
             Lookup::Miss => None,
         };
+        let hit = match (hit, f) {
+            (None, Some(f)) => self
+                .read_through(key, is_access)
+                .map(|(v, left)| f(&v, left)),
+            (hit, _) => hit,
+        };
         if is_access {
             match hit {
                 Some(_) => self.record_hit(key),
@@ -460,15 +469,17 @@ impl Storage {
             _ => None,
         };
         let stored = match direct {
-            Some(stored) => stored?,
+            Some(stored) => stored,
             // Another thread is writing: share its next commit.
-            None => self.group.set(self, key, value, crc, expiration)?,
+            None => self.group.set(self, key, value, crc, expiration),
         };
-        if stored {
-            Ok(())
-        } else {
-            Err(self.too_large(value.len()))
-        }
+        let outcome = match stored {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(self.too_large(value.len())),
+            Err(e) => Err(e),
+        };
+        self.write_through(key, value, expiration, &outcome);
+        outcome
     }
 
     /// The body of a set inside a write transaction; false if the value is too large
@@ -532,7 +543,7 @@ impl Storage {
             Error::new(ErrorKind::Internal, format!("no memory for {n} checksums"))
         })?;
         crcs.extend(entries.iter().map(|e| crc32fast::hash(e.value)));
-        self.write(|t| {
+        let outcome = self.write(|t| {
             for (e, &crc) in entries.iter().zip(&crcs) {
                 t.remove_key(e.key)?;
                 let deadline = e.expiration.deadline(t.now, self.default_expiration);
@@ -541,12 +552,15 @@ impl Storage {
                 }
             }
             t.evict_to_fit(self.policy, self.max_size, 0)
-        })
+        });
+        self.write_through_many(entries, &outcome);
+        outcome
     }
 
     /// Removes the entry under `key`; returns whether there was a live one.
     pub fn delete(&self, key: &[u8]) -> Result<bool> {
-        self.write(|t| t.remove_key(key))
+        let found = self.write(|t| t.remove_key(key))?;
+        Ok(self.delete_through(key) || found)
     }
 
     /// Calls `visit` with every live key, a page at a time with no lock held during the
@@ -585,7 +599,9 @@ impl Storage {
 
     /// Removes every entry.
     pub fn clear(&self) -> Result<()> {
-        self.write(|t| t.clear())
+        self.write(|t| t.clear())?;
+        self.clear_through();
+        Ok(())
     }
 
     /// The file's counters (not counting expired entries) and this handle's activity.

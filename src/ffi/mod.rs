@@ -16,6 +16,7 @@ pub mod lease;
 pub mod lifetime;
 pub mod options;
 mod panic;
+pub mod remote;
 pub mod result;
 pub mod storage;
 pub mod version;

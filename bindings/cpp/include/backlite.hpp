@@ -247,6 +247,13 @@ enum class EvictionPolicy : std::int32_t {
   last_in_first_out = BACKLITE_EVICTION_POLICY_LAST_IN_FIRST_OUT,
 };
 
+/// How a remote tier (Options::remote) is used.
+enum class RemoteMode : std::int32_t {
+  read_write = BACKLITE_REMOTE_MODE_READ_WRITE,      ///< writes reach it before return (default)
+  read_only = BACKLITE_REMOTE_MODE_READ_ONLY,        ///< reads through, never writes
+  write_behind = BACKLITE_REMOTE_MODE_WRITE_BEHIND,  ///< writes queued, sent in the background
+};
+
 /// Open options, built fluently; each setter validates at once and throws
 /// Error(Code::invalid_argument) on a bad value:
 ///
@@ -331,6 +338,54 @@ class Options {
   }
   Options version_tag(std::string_view tag) && {
     version_tag(tag);
+    return std::move(*this);
+  }
+
+  /// A shared remote tier on Redis / Valkey: "redis://[user[:password]@]host[:port][/db]",
+  /// "rediss://..." (TLS), "redis+unix:///path", "redis+cluster://h:p,h:p" or
+  /// "rediss+cluster://..."; "" removes it. A malformed URL throws invalid_argument.
+  Options& remote(std::string_view url) & {
+    const std::string z = c_string(url, "remote");
+    check(backlite_options_set_remote(o_.get(), z.c_str()), "remote");
+    return *this;
+  }
+  Options remote(std::string_view url) && {
+    remote(url);
+    return std::move(*this);
+  }
+
+  /// The prefix of every remote key (default "backlite").
+  Options& remote_namespace(std::string_view ns) & {
+    const std::string z = c_string(ns, "remote_namespace");
+    check(backlite_options_set_remote_namespace(o_.get(), z.c_str()), "remote_namespace");
+    return *this;
+  }
+  Options remote_namespace(std::string_view ns) && {
+    remote_namespace(ns);
+    return std::move(*this);
+  }
+
+  /// The bound on every remote round trip, connect included (default 250 ms; > 0).
+  Options& remote_timeout(std::chrono::milliseconds timeout) & {
+    if (timeout.count() <= 0 || timeout.count() > std::numeric_limits<std::uint32_t>::max()) {
+      throw Error(Code::invalid_argument, "remote_timeout: must be 1 to 4294967295 ms");
+    }
+    check(backlite_options_set_remote_timeout_ms(o_.get(), static_cast<std::uint32_t>(timeout.count())),
+          "remote_timeout");
+    return *this;
+  }
+  Options remote_timeout(std::chrono::milliseconds timeout) && {
+    remote_timeout(timeout);
+    return std::move(*this);
+  }
+
+  Options& remote_mode(RemoteMode m) & {
+    check(backlite_options_set_remote_mode(o_.get(), static_cast<backlite_remote_mode>(m)),
+          "remote_mode");
+    return *this;
+  }
+  Options remote_mode(RemoteMode m) && {
+    remote_mode(m);
     return std::move(*this);
   }
 
@@ -424,6 +479,8 @@ constexpr std::size_t field_count() noexcept {
 
 static_assert(field_count<backlite_stats>() == 7,
               "backlite_stats changed: copy every field in Storage::stats() and Stats");
+static_assert(field_count<backlite_remote_stats>() == 6,
+              "backlite_remote_stats changed: copy every field in Storage::remote_stats()");
 static_assert(field_count<backlite_check_report>() == 10,
               "backlite_check_report changed: copy every field in Storage::check() and "
               "CheckReport");
@@ -514,6 +571,16 @@ struct LifetimeStats {
 };
 static_assert(detail::field_count<backlite_lifetime_stats>() == 5,
               "backlite_lifetime_stats changed: copy every field in lifetime_stats()");
+
+/// This handle's remote tier activity (all zero without a remote).
+struct RemoteStats {
+  std::uint64_t hits = 0;     ///< local misses the remote answered
+  std::uint64_t misses = 0;   ///< local misses it did not
+  std::uint64_t writes = 0;   ///< writes it acknowledged
+  std::uint64_t errors = 0;   ///< failed round trips (refused, timed out, garbage)
+  std::uint64_t skipped = 0;  ///< calls not sent while it was backed off
+  bool connected = false;     ///< the last round trip succeeded
+};
 
 namespace detail {
 
@@ -728,6 +795,14 @@ class Storage {
   void zero_stats() {
     detail::ErrorSlot err;
     err.check(backlite_storage_zero_stats(s_.get(), err.out()), "zero_stats");
+  }
+
+  /// This handle's remote tier activity (all zero without a remote).
+  RemoteStats remote_stats() {
+    backlite_remote_stats raw{};
+    detail::ErrorSlot err;
+    err.check(backlite_storage_remote_stats(s_.get(), &raw, err.out()), "remote_stats");
+    return RemoteStats{raw.hits, raw.misses, raw.writes, raw.errors, raw.skipped, raw.connected != 0};
   }
 
   /// The value under `key`; on a miss, `compute()` makes it and it is stored with

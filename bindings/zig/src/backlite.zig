@@ -187,6 +187,16 @@ pub const EvictionPolicy = enum(i32) {
     }
 };
 
+/// How a remote tier (`Options.remote`) is used.
+pub const RemoteMode = enum(i32) {
+    /// Reads through; writes reach the remote before the call returns (the default).
+    read_write = c.BACKLITE_REMOTE_MODE_READ_WRITE,
+    /// Reads through; never writes to the remote.
+    read_only = c.BACKLITE_REMOTE_MODE_READ_ONLY,
+    /// Reads through; writes are queued and sent by a background thread.
+    write_behind = c.BACKLITE_REMOTE_MODE_WRITE_BEHIND,
+};
+
 /// How `Storage.open` sets up the handle. Null fields keep the library's defaults
 /// (1 GiB, least-recently-used, never expire, 5000 ms busy timeout, no version tag).
 pub const Options = struct {
@@ -199,6 +209,14 @@ pub const Options = struct {
     busy_timeout_ms: ?u32 = null,
     /// When the file was last opened with another tag, every entry is dropped on open.
     version_tag: ?[]const u8 = null,
+    /// A shared remote tier on Redis / Valkey: "redis://[user[:password]@]host[:port][/db]",
+    /// "rediss://...", "redis+unix:///path", "redis+cluster://h:p,h:p", "rediss+cluster://...".
+    remote: ?[]const u8 = null,
+    /// The prefix of every remote key (default "backlite").
+    remote_namespace: ?[]const u8 = null,
+    /// The bound on every remote round trip, connect included (default 250 ms; > 0).
+    remote_timeout_ms: ?u32 = null,
+    remote_mode: ?RemoteMode = null,
     /// Receives the code and message if the open fails.
     diags: ?*Diagnostics = null,
 };
@@ -236,6 +254,22 @@ pub const Stats = struct {
     evictions: u64,
     /// Expired entries this handle removed.
     expirations: u64,
+};
+
+/// This handle's remote tier activity (all zero without a remote).
+pub const RemoteStats = struct {
+    /// Local misses the remote answered.
+    hits: u64,
+    /// Local misses it did not answer.
+    misses: u64,
+    /// Writes it acknowledged.
+    writes: u64,
+    /// Round trips that failed (refused, timed out, garbage).
+    errors: u64,
+    /// Calls not sent while it was backed off.
+    skipped: u64,
+    /// The last round trip succeeded.
+    connected: bool,
 };
 
 /// What `Storage.check` found and, with repair, fixed.
@@ -526,6 +560,26 @@ pub const Storage = struct {
             };
             try setOption(diags, "version_tag", c.backlite_options_set_version_tag(opts, c_tag));
         }
+        if (options.remote) |url| {
+            var url_buf: [4096]u8 = undefined;
+            const c_url = toCString(&url_buf, url) orelse {
+                diags.setText(.invalid_argument, "remote URL too long or contains a NUL byte");
+                return error.InvalidArgument;
+            };
+            try setOption(diags, "remote", c.backlite_options_set_remote(opts, c_url));
+        }
+        if (options.remote_namespace) |ns| {
+            var ns_buf: [256]u8 = undefined;
+            const c_ns = toCString(&ns_buf, ns) orelse {
+                diags.setText(.invalid_argument, "remote_namespace too long or contains a NUL byte");
+                return error.InvalidArgument;
+            };
+            try setOption(diags, "remote_namespace", c.backlite_options_set_remote_namespace(opts, c_ns));
+        }
+        if (options.remote_timeout_ms) |v|
+            try setOption(diags, "remote_timeout_ms", c.backlite_options_set_remote_timeout_ms(opts, v));
+        if (options.remote_mode) |m|
+            try setOption(diags, "remote_mode", c.backlite_options_set_remote_mode(opts, @intFromEnum(m)));
 
         var handle: ?*c.backlite_storage = null;
         var err: ?*c.backlite_error = null;
@@ -710,6 +764,21 @@ pub const Storage = struct {
             .misses = s.misses,
             .evictions = s.evictions,
             .expirations = s.expirations,
+        };
+    }
+
+    /// This handle's remote tier activity.
+    pub fn remoteStats(self: *Storage) Error!RemoteStats {
+        var s: c.backlite_remote_stats = undefined;
+        var err: ?*c.backlite_error = null;
+        try self.fail(c.backlite_storage_remote_stats(self.handle, &s, &err), err);
+        return .{
+            .hits = s.hits,
+            .misses = s.misses,
+            .writes = s.writes,
+            .errors = s.errors,
+            .skipped = s.skipped,
+            .connected = s.connected != 0,
         };
     }
 

@@ -702,3 +702,65 @@ test "a lease outlives its storage handle" {
     defer again.deinit();
     try expectValue(&again, "k", "late");
 }
+
+/// A private redis-server on a free loopback port in `dir`; kill it with `stopRedis`.
+fn startRedis(dir: []const u8, port_out: *u16) !std.process.Child {
+    const any = try std.net.Address.parseIp("127.0.0.1", 0);
+    var probe = try any.listen(.{});
+    const port = probe.listen_address.getPort();
+    probe.deinit();
+    var port_buf: [8]u8 = undefined;
+    const port_text = try std.fmt.bufPrint(&port_buf, "{d}", .{port});
+    const argv = [_][]const u8{ "redis-server", "--port", port_text, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--logfile", "redis.log" };
+    var child = std.process.Child.init(&argv, testing.allocator);
+    child.stdin_behavior = .Ignore;
+    child.stdout_behavior = .Ignore;
+    child.stderr_behavior = .Ignore;
+    try child.spawn();
+    const addr = try std.net.Address.parseIp("127.0.0.1", port);
+    var tries: usize = 0;
+    while (tries < 2000) : (tries += 1) {
+        if (std.net.tcpConnectToAddress(addr)) |conn| {
+            conn.close();
+            port_out.* = port;
+            return child;
+        } else |_| std.Thread.sleep(5 * std.time.ns_per_ms);
+    }
+    _ = child.kill() catch {};
+    return error.RedisDidNotStart;
+}
+
+test "remote option: two files share values through a real redis-server" {
+    var a = try TempCache.init("a.db");
+    defer a.deinit();
+    var dir_buf: [std.fs.max_path_bytes]u8 = undefined;
+    const dir = try a.tmp.dir.realpath(".", &dir_buf);
+    var port: u16 = 0;
+    var server = try startRedis(dir, &port);
+    defer _ = server.kill() catch {};
+    var url_buf: [64]u8 = undefined;
+    const url = try std.fmt.bufPrint(&url_buf, "redis://127.0.0.1:{d}", .{port});
+    const b_path = try std.fs.path.join(testing.allocator, &.{ dir, "b.db" });
+    defer testing.allocator.free(b_path);
+
+    var one = try Storage.open(a.path, .{ .remote = url, .remote_namespace = "zig", .remote_timeout_ms = 300, .remote_mode = .read_write });
+    defer one.deinit();
+    try one.set("k", "shared", .never);
+    var two = try Storage.open(b_path, .{ .remote = url, .remote_namespace = "zig", .remote_mode = .read_only });
+    defer two.deinit();
+    try expectValue(&two, "k", "shared");
+    const st = try two.remoteStats();
+    try testing.expectEqual(@as(u64, 1), st.hits);
+    try testing.expect(st.connected);
+    {
+        var three = try Storage.open(b_path, .{ .remote = url, .remote_mode = .write_behind });
+        three.deinit();
+    }
+}
+
+test "remote option: bad values are InvalidArgument" {
+    try testing.expectError(error.InvalidArgument, memory(.{ .remote = "memcache://h:1" }));
+    try testing.expectError(error.InvalidArgument, memory(.{ .remote = "redis://h:x" }));
+    try testing.expectError(error.InvalidArgument, memory(.{ .remote_namespace = "a b" }));
+    try testing.expectError(error.InvalidArgument, memory(.{ .remote_timeout_ms = 0 }));
+}

@@ -47,6 +47,8 @@ from backlite.types import (  # noqa: E402
     CheckReport,
     EvictionPolicy,
     ParamHashFunc,
+    REMOTE_MODES,
+    RemoteStats,
     Stats,
 )
 
@@ -58,6 +60,8 @@ def library_version() -> str:
 
 __all__ = (
     "EVICTION_POLICIES",
+    "REMOTE_MODES",
+    "RemoteStats",
     "VERSION_TAG",
     "BackLiteError",
     "BusyError",

@@ -67,6 +67,17 @@ class CStats(Structure):
     ]
 
 
+class CRemoteStats(Structure):
+    _fields_ = [
+        ("hits", c_uint64),
+        ("misses", c_uint64),
+        ("writes", c_uint64),
+        ("errors", c_uint64),
+        ("skipped", c_uint64),
+        ("connected", c_int32),
+    ]
+
+
 class CCheckReport(Structure):
     _fields_ = [
         ("healthy", c_int32),
@@ -130,6 +141,11 @@ _decl("backlite_options_set_default_expiration_ms", c_int32, _P, c_int64)
 _decl("backlite_options_set_busy_timeout_ms", c_int32, _P, c_uint32)
 _decl("backlite_options_set_lease_ms", c_int32, _P, c_int64)
 _decl("backlite_options_set_version_tag", c_int32, _P, c_char_p)
+_decl("backlite_options_set_remote", c_int32, _P, c_char_p)
+_decl("backlite_options_set_remote_namespace", c_int32, _P, c_char_p)
+_decl("backlite_options_set_remote_timeout_ms", c_int32, _P, c_uint32)
+_decl("backlite_options_set_remote_mode", c_int32, _P, c_int32)
+_decl("backlite_storage_remote_stats", c_int32, _P, POINTER(CRemoteStats), _PP)
 _decl("backlite_storage_open", c_int32, c_char_p, _P, _PP, _PP)
 _decl("backlite_storage_free", None, _P)
 _decl("backlite_storage_get", c_int32, _P, c_char_p, c_size_t, POINTER(Buf), POINTER(c_int64), _PP)

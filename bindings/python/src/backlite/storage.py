@@ -16,7 +16,15 @@ from typing import Any, Union
 
 from backlite import _ffi
 from backlite._ffi import EXPIRATION_DEFAULT, EXPIRATION_NEVER, NOT_FOUND, OK, TOO_LARGE, lib
-from backlite.types import EVICTION_POLICIES, CacheItem, CheckReport, EvictionPolicy, Stats
+from backlite.types import (
+    EVICTION_POLICIES,
+    REMOTE_MODES,
+    CacheItem,
+    CheckReport,
+    EvictionPolicy,
+    RemoteStats,
+    Stats,
+)
 
 Key = Union[str, bytes]
 
@@ -153,6 +161,10 @@ class Storage:
         busy_timeout: timedelta | None = None,
         lease_length: timedelta | None = None,
         mkdir: bool = True,
+        remote: str | None = None,
+        remote_namespace: str | None = None,
+        remote_timeout: timedelta | None = None,
+        remote_mode: str = "read-write",
     ) -> None:
         """Open (or create) the cache at ``location``.
 
@@ -172,7 +184,24 @@ class Storage:
                 stops (a stopped process, or a dead one on another host or in another
                 PID namespace) blocks its key.
             mkdir: create the file's parent folder when missing.
+            remote: a shared remote tier on Redis / Valkey
+                (``"redis://[user[:password]@]host[:port][/db]"``, ``"rediss://..."``,
+                ``"redis+unix:///path"``, ``"redis+cluster://h:p,h:p"``,
+                ``"rediss+cluster://..."``); ``None``: local only.
+            remote_namespace: the prefix of every remote key (``"backlite"``).
+            remote_timeout: the bound on every remote round trip (250 ms).
+            remote_mode: one of ``REMOTE_MODES``: ``"read-write"``, ``"read-only"``,
+                ``"write-behind"``.
         """
+        if remote_mode not in REMOTE_MODES:
+            raise ValueError(
+                f"Invalid remote mode: {remote_mode!r} (one of {', '.join(REMOTE_MODES)})"
+            )
+        if remote_timeout is not None and (
+            not isinstance(remote_timeout, timedelta) or remote_timeout <= timedelta(0)
+        ):
+            raise ValueError("remote_timeout must be a positive datetime.timedelta")
+        self._remote = (remote, remote_namespace, remote_timeout, remote_mode)
         if size_limit is not None and max_size is not None and size_limit != max_size:
             raise TypeError("size_limit and max_size are the same option: give one")
         limit = size_limit if size_limit is not None else max_size
@@ -227,6 +256,15 @@ class Storage:
             if self._lease_length is not None:
                 self._check(lib.backlite_options_set_lease_ms(opts, expiration_ms(self._lease_length)))
             self._check(lib.backlite_options_set_version_tag(opts, VERSION_TAG.encode()))
+            remote, namespace, timeout, mode = self._remote
+            if remote is not None:
+                self._check(lib.backlite_options_set_remote(opts, remote.encode()))
+            if namespace is not None:
+                self._check(lib.backlite_options_set_remote_namespace(opts, namespace.encode()))
+            if timeout is not None:
+                ms = max(1, min(2**32 - 1, expiration_ms(timeout)))
+                self._check(lib.backlite_options_set_remote_timeout_ms(opts, ms))
+            self._check(lib.backlite_options_set_remote_mode(opts, REMOTE_MODES[mode]))
             handle = c_void_p()
             err = c_void_p()
             rc = lib.backlite_storage_open(self.location.encode(), opts, byref(handle), byref(err))
@@ -476,6 +514,22 @@ class Storage:
             misses=out.misses,
             evictions=out.evictions,
             expirations=out.expirations,
+        )
+
+    def remote_stats(self) -> RemoteStats:
+        """This handle's remote tier activity (all zero without a remote)."""
+        out = _ffi.CRemoteStats()
+        err = c_void_p()
+        rc = lib.backlite_storage_remote_stats(self._handle(), byref(out), byref(err))
+        if rc != OK:
+            raise _ffi.take_error(rc, err)
+        return RemoteStats(
+            hits=out.hits,
+            misses=out.misses,
+            writes=out.writes,
+            errors=out.errors,
+            skipped=out.skipped,
+            connected=bool(out.connected),
         )
 
     def check(self, repair: bool = False) -> CheckReport:

@@ -58,6 +58,29 @@ class Stats:
     """Expired entries this handle removed."""
 
 
+#: The remote tier's modes (``Storage(remote_mode=...)``) and their C values
+#: (``BACKLITE_REMOTE_MODE_*``).
+REMOTE_MODES: dict[str, int] = {"read-write": 0, "read-only": 1, "write-behind": 2}
+
+
+@dataclass(frozen=True)
+class RemoteStats:
+    """``backlite_remote_stats``: this handle's remote tier activity."""
+
+    hits: int
+    """Local misses the remote answered."""
+    misses: int
+    """Local misses it did not answer."""
+    writes: int
+    """Writes it acknowledged."""
+    errors: int
+    """Round trips that failed (refused, timed out, garbage)."""
+    skipped: int
+    """Calls not sent while it was backed off."""
+    connected: bool
+    """Whether the last round trip succeeded."""
+
+
 @dataclass(frozen=True)
 class CheckReport:
     """``backlite_check_report``: what ``Storage.check`` found and, with repair, fixed."""

@@ -19,6 +19,24 @@ public enum EvictionPolicy: String, CaseIterable, Sendable {
     }
 }
 
+/// How a remote tier (`Options.remote`) is used.
+public enum RemoteMode: Sendable {
+    /// Reads through; writes reach the remote before the call returns (the default).
+    case readWrite
+    /// Reads through; never writes to the remote.
+    case readOnly
+    /// Reads through; writes are queued and sent by a background thread.
+    case writeBehind
+
+    var cValue: backlite_remote_mode {
+        switch self {
+        case .readWrite: return BACKLITE_REMOTE_MODE_READ_WRITE
+        case .readOnly: return BACKLITE_REMOTE_MODE_READ_ONLY
+        case .writeBehind: return BACKLITE_REMOTE_MODE_WRITE_BEHIND
+        }
+    }
+}
+
 /// When an entry expires.
 public struct Expiration: Hashable, Sendable {
     let milliseconds: Int64
@@ -68,6 +86,14 @@ public struct Options: Sendable {
     public var leaseMilliseconds: Int64?
     /// When the file was last opened with another tag, every entry is dropped on open.
     public var versionTag: String?
+    /// A shared remote tier on Redis / Valkey: "redis://[user[:password]@]host[:port][/db]",
+    /// "rediss://...", "redis+unix:///path", "redis+cluster://h:p,h:p", "rediss+cluster://...".
+    public var remote: String?
+    /// The prefix of every remote key (default "backlite").
+    public var remoteNamespace: String?
+    /// The bound on every remote round trip, connect included (default 250 ms; > 0).
+    public var remoteTimeoutMilliseconds: UInt32?
+    public var remoteMode: RemoteMode?
 
     public init(
         maxSize: UInt64? = nil,
@@ -75,7 +101,11 @@ public struct Options: Sendable {
         defaultExpiration: Expiration? = nil,
         busyTimeoutMilliseconds: UInt32? = nil,
         leaseMilliseconds: Int64? = nil,
-        versionTag: String? = nil
+        versionTag: String? = nil,
+        remote: String? = nil,
+        remoteNamespace: String? = nil,
+        remoteTimeoutMilliseconds: UInt32? = nil,
+        remoteMode: RemoteMode? = nil
     ) {
         self.maxSize = maxSize
         self.evictionPolicy = evictionPolicy
@@ -83,6 +113,10 @@ public struct Options: Sendable {
         self.busyTimeoutMilliseconds = busyTimeoutMilliseconds
         self.leaseMilliseconds = leaseMilliseconds
         self.versionTag = versionTag
+        self.remote = remote
+        self.remoteNamespace = remoteNamespace
+        self.remoteTimeoutMilliseconds = remoteTimeoutMilliseconds
+        self.remoteMode = remoteMode
     }
 
     /// A `backlite_options` for these options; the caller frees it.
@@ -113,6 +147,22 @@ public struct Options: Sendable {
                 }
                 try set("versionTag", backlite_options_set_version_tag(o, v))
             }
+            if let v = remote {
+                guard !v.utf8.contains(0) else {
+                    throw BackLiteError(code: .invalidArgument, message: "invalid option remote: contains a NUL byte")
+                }
+                try set("remote", backlite_options_set_remote(o, v))
+            }
+            if let v = remoteNamespace {
+                guard !v.utf8.contains(0) else {
+                    throw BackLiteError(code: .invalidArgument, message: "invalid option remoteNamespace: contains a NUL byte")
+                }
+                try set("remoteNamespace", backlite_options_set_remote_namespace(o, v))
+            }
+            if let v = remoteTimeoutMilliseconds {
+                try set("remoteTimeoutMilliseconds", backlite_options_set_remote_timeout_ms(o, v))
+            }
+            if let v = remoteMode { try set("remoteMode", backlite_options_set_remote_mode(o, v.cValue)) }
         } catch {
             backlite_options_free(o)
             throw error
@@ -136,6 +186,22 @@ public struct Stats: Hashable, Sendable {
     public var evictions: UInt64
     /// Expired entries this handle removed.
     public var expirations: UInt64
+}
+
+/// This handle's remote tier activity (all zero without a remote).
+public struct RemoteStats: Hashable, Sendable {
+    /// Local misses the remote answered.
+    public var hits: UInt64
+    /// Local misses it did not answer.
+    public var misses: UInt64
+    /// Writes it acknowledged.
+    public var writes: UInt64
+    /// Round trips that failed (refused, timed out, garbage).
+    public var errors: UInt64
+    /// Calls not sent while it was backed off.
+    public var skipped: UInt64
+    /// The last round trip succeeded.
+    public var connected: Bool
 }
 
 /// What `Storage.check(repair:)` found and, with repair, fixed.

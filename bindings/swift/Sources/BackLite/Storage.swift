@@ -206,6 +206,14 @@ public final class Storage: @unchecked Sendable {
                      misses: s.misses, evictions: s.evictions, expirations: s.expirations)
     }
 
+    /// This handle's remote tier activity.
+    public func remoteStats() throws -> RemoteStats {
+        var s = backlite_remote_stats()
+        try cCall { backlite_storage_remote_stats(handle, &s, $0) }
+        return RemoteStats(hits: s.hits, misses: s.misses, writes: s.writes, errors: s.errors,
+                           skipped: s.skipped, connected: s.connected != 0)
+    }
+
     /// Verifies the whole file (O(n), for maintenance); with `repair`, fixes what it can.
     public func check(repair: Bool = false) throws -> CheckReport {
         var r = backlite_check_report()

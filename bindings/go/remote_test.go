@@ -1,0 +1,89 @@
+package backlite_test
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	backlite "github.com/backlite/backlite/bindings/go"
+)
+
+// startRedis starts a private redis-server on a free loopback port, stopped when the
+// test ends.
+func startRedis(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	dir := t.TempDir()
+	cmd := exec.Command("redis-server", "--port", fmt.Sprint(port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", dir, "--logfile", "redis.log")
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("redis-server (apt-get install redis-server): %v", err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("redis-server did not start")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return "redis://" + addr
+}
+
+func TestRemoteTierSharesValuesBetweenFiles(t *testing.T) {
+	url := startRedis(t)
+	dir := t.TempDir()
+	opts := []backlite.Option{backlite.WithRemote(url), backlite.WithRemoteNamespace("go-test"),
+		backlite.WithRemoteTimeout(300 * time.Millisecond)}
+	a := open(t, filepath.Join(dir, "a.db"), append(opts, backlite.WithRemoteMode(backlite.RemoteReadWrite))...)
+	if err := a.Set([]byte("k"), []byte("from a"), backlite.ExpireNever); err != nil {
+		t.Fatal(err)
+	}
+	b := open(t, filepath.Join(dir, "b.db"), append(opts, backlite.WithRemoteMode(backlite.RemoteReadOnly))...)
+	v, err := b.Get([]byte("k"))
+	if err != nil || string(v) != "from a" {
+		t.Fatalf("Get = %q, %v", v, err)
+	}
+	st, err := b.RemoteStats()
+	if err != nil || st.Hits != 1 || !st.Connected {
+		t.Fatalf("RemoteStats = %+v, %v", st, err)
+	}
+	c := open(t, filepath.Join(dir, "c.db"), append(opts, backlite.WithRemoteMode(backlite.RemoteWriteBehind))...)
+	if err := c.Set([]byte("wb"), []byte("queued"), backlite.ExpireNever); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRemoteOptionsAreChecked(t *testing.T) {
+	dir := t.TempDir()
+	for i, opt := range []backlite.Option{
+		backlite.WithRemote("memcache://h:1"), backlite.WithRemote("redis://h:x"),
+		backlite.WithRemote("redis://h\x00"), backlite.WithRemoteNamespace("a b"),
+		backlite.WithRemoteTimeout(0), backlite.WithRemoteTimeout(-time.Second),
+		backlite.WithRemoteMode(9),
+	} {
+		path := filepath.Join(dir, fmt.Sprintf("%d.db", i))
+		_, err := backlite.Open(path, opt)
+		var e *backlite.Error
+		if !errors.As(err, &e) || e.Code != backlite.CodeInvalidArgument {
+			t.Errorf("option %d: err = %v", i, err)
+		}
+		if _, statErr := os.Stat(path); statErr == nil {
+			t.Errorf("option %d: a file was created", i)
+		}
+	}
+}

@@ -1,0 +1,73 @@
+"""The remote tier option (``Storage(remote=...)``) against a private redis-server."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from datetime import timedelta
+
+import pytest
+
+import backlite
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is required (apt-get install redis-server)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(tmp_path), "--logfile", "redis.log"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.005)
+        yield f"redis://127.0.0.1:{port}"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_two_files_share_values_through_the_remote(tmp_path, redis_url):
+    kw = dict(remote=redis_url, remote_namespace="py", remote_timeout=timedelta(milliseconds=300))
+    a = backlite.Storage(tmp_path / "a.db", **kw)
+    a.set_value("k", b"shared")
+    b = backlite.Storage(tmp_path / "b.db", remote_mode="read-only", **kw)
+    assert b.get_value("k") == b"shared"
+    st = b.remote_stats()
+    assert st.hits == 1 and st.connected
+    c = backlite.Storage(tmp_path / "c.db", remote_mode="write-behind", **kw)
+    c.set_value("later", b"1")
+    c.close()
+    d = backlite.Storage(tmp_path / "d.db", **kw)
+    assert d.get_value("later") == b"1"
+    d.close()
+    for s in (a, b):
+        s.close()
+
+
+def test_bad_remote_options_raise_and_write_nothing(tmp_path):
+    cases = [
+        dict(remote="memcache://h:1"),
+        dict(remote="redis://h:notaport"),
+        dict(remote="redis://h:1", remote_namespace="with space"),
+        dict(remote="redis://h:1", remote_timeout=timedelta(0)),
+        dict(remote="redis://h:1", remote_timeout=timedelta(milliseconds=-5)),
+        dict(remote="redis://h:1", remote_mode="sideways"),
+    ]
+    for i, kw in enumerate(cases):
+        with pytest.raises((backlite.InvalidArgumentError, ValueError)):
+            backlite.Storage(tmp_path / f"{i}.db", mkdir=False, **kw)
+        assert not (tmp_path / f"{i}.db").exists()

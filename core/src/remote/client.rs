@@ -1,0 +1,239 @@
+//! Connections to the remote: a small pool per handle, every round trip bounded by the
+//! timeout (connect included), and a back-off after a failure during which calls are
+//! not sent at all (counted as `skipped`), doubling up to 30 s.
+
+use super::url::{RemoteUrl, Target};
+use crate::shared::lock;
+use redis::cluster::{ClusterClient, ClusterConnection};
+use redis::{Cmd, ConnectionAddr, ConnectionInfo, FromRedisValue, RedisResult};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The first pause after a failure; it doubles with each failure in a row.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// The longest pause.
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Idle connections kept per handle.
+const MAX_IDLE: usize = 4;
+
+/// One connection, to a server or to a cluster.
+pub(crate) enum Conn {
+    Single(redis::Connection),
+    Cluster(Box<ClusterConnection>),
+}
+
+impl Conn {
+    /// Sends `cmds` in one pipeline and reads their replies.
+    pub(crate) fn pipe<T: FromRedisValue>(&mut self, cmds: Vec<Cmd>) -> RedisResult<T> {
+        match self {
+            Conn::Single(c) => {
+                let mut p = redis::pipe();
+                for cmd in cmds {
+                    p.add_command(cmd);
+                }
+                p.query(c)
+            }
+            Conn::Cluster(c) => {
+                let mut p = redis::cluster::cluster_pipe();
+                for cmd in cmds {
+                    p.add_command(cmd);
+                }
+                p.query(c.as_mut())
+            }
+        }
+    }
+
+    pub(crate) fn query<T: FromRedisValue>(&mut self, cmd: &Cmd) -> RedisResult<T> {
+        match self {
+            Conn::Single(c) => cmd.query(c),
+            Conn::Cluster(c) => cmd.query(c.as_mut()),
+        }
+    }
+}
+
+enum Endpoint {
+    Single(redis::Client),
+    Cluster(ClusterClient),
+}
+
+#[derive(Default)]
+struct Backoff {
+    until: Option<Instant>,
+    next: Duration,
+}
+
+/// The activity counters of a handle's remote tier.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub writes: AtomicU64,
+    pub errors: AtomicU64,
+    pub skipped: AtomicU64,
+    pub connected: AtomicBool,
+}
+
+pub(crate) struct Client {
+    endpoint: Endpoint,
+    pub(crate) url: RemoteUrl,
+    pub(crate) timeout: Duration,
+    idle: Mutex<Vec<Conn>>,
+    backoff: Mutex<Backoff>,
+    pub(crate) counters: Counters,
+}
+
+impl Client {
+    /// A client for `url`; nothing is sent yet.
+    pub(crate) fn new(url: &RemoteUrl, timeout: Duration) -> Client {
+        let endpoint = match &url.target {
+            Target::Single(info) => Endpoint::Single(
+                redis::Client::open(info.clone()).expect("a checked URL makes a client"),
+            ),
+            Target::Cluster(nodes) => Endpoint::Cluster(
+                redis::cluster::ClusterClientBuilder::new(nodes.clone())
+                    .connection_timeout(timeout)
+                    .response_timeout(timeout)
+                    .retries(1)
+                    .min_retry_wait(1)
+                    .max_retry_wait(timeout.as_millis().max(1) as u64)
+                    .build()
+                    .expect("a checked URL makes a cluster client"),
+            ),
+        };
+        Client {
+            endpoint,
+            url: url.clone(),
+            timeout,
+            idle: Mutex::new(Vec::new()),
+            backoff: Mutex::new(Backoff::default()),
+            counters: Counters::default(),
+        }
+    }
+
+    fn connect(&self) -> RedisResult<Conn> {
+        match &self.endpoint {
+            Endpoint::Single(client) => {
+                let c = client.get_connection_with_timeout(self.timeout)?;
+                c.set_read_timeout(Some(self.timeout))?;
+                c.set_write_timeout(Some(self.timeout))?;
+                Ok(Conn::Single(c))
+            }
+            Endpoint::Cluster(client) => {
+                let c = client.get_connection()?;
+                c.set_read_timeout(Some(self.timeout))?;
+                c.set_write_timeout(Some(self.timeout))?;
+                Ok(Conn::Cluster(Box::new(c)))
+            }
+        }
+    }
+
+    /// Whether calls are being skipped now.
+    pub(crate) fn backed_off(&self) -> bool {
+        let b = lock(&self.backoff);
+        b.until.is_some_and(|t| Instant::now() < t)
+    }
+
+    /// Runs `f` on a connection. `None` when the remote is backed off (counted as
+    /// skipped) or the round trip failed (counted as an error; the back-off grows).
+    pub(crate) fn run<T>(&self, f: impl FnOnce(&mut Conn) -> RedisResult<T>) -> Option<T> {
+        if self.backed_off() {
+            self.counters.skipped.fetch_add(1, Relaxed);
+            return None;
+        }
+        let idle = lock(&self.idle).pop();
+        let conn = match idle {
+            Some(c) => Ok(c),
+            None => self.connect(),
+        };
+        let result = conn.and_then(|mut c| f(&mut c).map(|v| (v, c)));
+        match result {
+            Ok((v, c)) => {
+                self.succeeded();
+                let mut idle = lock(&self.idle);
+                if idle.len() < MAX_IDLE {
+                    idle.push(c);
+                }
+                Some(v)
+            }
+            Err(_) => {
+                self.failed();
+                None
+            }
+        }
+    }
+
+    fn succeeded(&self) {
+        self.counters.connected.store(true, Relaxed);
+        let mut b = lock(&self.backoff);
+        b.until = None;
+        b.next = FIRST_BACKOFF;
+    }
+
+    /// Counts a failure, drops the idle connections (they may be as broken) and backs off.
+    pub(crate) fn failed(&self) {
+        self.counters.errors.fetch_add(1, Relaxed);
+        self.counters.connected.store(false, Relaxed);
+        lock(&self.idle).clear();
+        let mut b = lock(&self.backoff);
+        let pause = b.next.max(FIRST_BACKOFF);
+        b.until = Some(Instant::now() + pause);
+        b.next = (pause * 2).min(MAX_BACKOFF);
+    }
+
+    /// The addresses of the masters (one server: itself), for scans.
+    pub(crate) fn masters(&self) -> Option<Vec<ConnectionInfo>> {
+        let first = match &self.url.target {
+            Target::Single(info) => return Some(vec![info.clone()]),
+            Target::Cluster(nodes) => nodes[0].clone(),
+        };
+        let text: String = self.run(|c| c.query(&redis::cmd("CLUSTER").arg("NODES")))?;
+        let mut out = Vec::new();
+        for line in text.lines() {
+            let fields: Vec<&str> = line.split(' ').collect();
+            if fields.len() < 3 {
+                continue;
+            }
+            let flags = fields[2];
+            if !flags.split(',').any(|f| f == "master")
+                || flags.contains("fail")
+                || flags.contains("noaddr")
+            {
+                continue;
+            }
+            let addr = fields[1].split(['@', ',']).next().unwrap_or("");
+            let Some((host, port)) = addr.rsplit_once(':') else {
+                continue;
+            };
+            let Ok(port) = port.parse::<u16>() else {
+                continue;
+            };
+            let mut info = first.clone();
+            info.addr = match &first.addr {
+                ConnectionAddr::TcpTls {
+                    insecure,
+                    tls_params,
+                    ..
+                } => ConnectionAddr::TcpTls {
+                    host: host.to_string(),
+                    port,
+                    insecure: *insecure,
+                    tls_params: tls_params.clone(),
+                },
+                _ => ConnectionAddr::Tcp(host.to_string(), port),
+            };
+            out.push(info);
+        }
+        Some(out)
+    }
+
+    /// A direct connection to one server (for a scan), bounded by the timeout.
+    pub(crate) fn direct(&self, info: &ConnectionInfo) -> Option<redis::Connection> {
+        let c = redis::Client::open(info.clone())
+            .and_then(|c| c.get_connection_with_timeout(self.timeout))
+            .ok()?;
+        c.set_read_timeout(Some(self.timeout)).ok()?;
+        c.set_write_timeout(Some(self.timeout)).ok()?;
+        Some(c)
+    }
+}

@@ -1,0 +1,116 @@
+//! The remote value format: a 25-byte header, then (for a hashed key) the full key,
+//! then the value. Anything else found under a key (a foreign value, a truncated or
+//! damaged one, another format version) is a miss, never a wrong value.
+//!
+//! ```text
+//! 0..3   "BLR"          magic
+//! 3      1              format version
+//! 4      flags          bit 0: the full key follows the header (the Redis key is a hash)
+//! 5..13  reserved       zero
+//! 13..21 expires_at     i64 LE, epoch ms; -1: never
+//! 21..25 crc32          u32 LE, CRC-32 of bytes 0..21 and everything after 25
+//! 25..   [key_len u32 LE, key] value
+//! ```
+
+const MAGIC: &[u8; 3] = b"BLR";
+const VERSION: u8 = 1;
+const FLAG_KEY: u8 = 1;
+pub(crate) const HEADER: usize = 25;
+
+/// Encodes `value`; `full_key` is stored when the Redis key is a hash of it.
+pub(crate) fn encode(expires_at: Option<i64>, full_key: Option<&[u8]>, value: &[u8]) -> Vec<u8> {
+    let extra = full_key.map_or(0, |k| 4 + k.len());
+    let mut out = Vec::with_capacity(HEADER + extra + value.len());
+    out.extend_from_slice(MAGIC);
+    out.push(VERSION);
+    out.push(if full_key.is_some() { FLAG_KEY } else { 0 });
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&expires_at.unwrap_or(-1).to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    if let Some(k) = full_key {
+        out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+        out.extend_from_slice(k);
+    }
+    out.extend_from_slice(value);
+    let crc = crc_of(&out);
+    out[21..25].copy_from_slice(&crc.to_le_bytes());
+    out
+}
+
+fn crc_of(bytes: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&bytes[..21]);
+    h.update(&bytes[HEADER..]);
+    h.finalize()
+}
+
+/// A checked remote value.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Decoded<'a> {
+    /// Epoch ms, or `None`: never expires.
+    pub expires_at: Option<i64>,
+    pub value: &'a [u8],
+}
+
+/// Checks and decodes `bytes` found under `key`'s Redis key; `None` for anything that
+/// is not a value of this format for exactly this key.
+pub(crate) fn decode<'a>(bytes: &'a [u8], key: &[u8], hashed: bool) -> Option<Decoded<'a>> {
+    if bytes.len() < HEADER || &bytes[..3] != MAGIC || bytes[3] != VERSION {
+        return None;
+    }
+    let flags = bytes[4];
+    if flags & !FLAG_KEY != 0 || bytes[5..13] != [0; 8] {
+        return None;
+    }
+    let crc = u32::from_le_bytes(bytes[21..25].try_into().ok()?);
+    if crc != crc_of(bytes) {
+        return None;
+    }
+    let expires_at = i64::from_le_bytes(bytes[13..21].try_into().ok()?);
+    let expires_at = match expires_at {
+        -1 => None,
+        t if t >= 0 => Some(t),
+        _ => return None,
+    };
+    let mut rest = &bytes[HEADER..];
+    if (flags & FLAG_KEY != 0) != hashed {
+        return None;
+    }
+    if hashed {
+        let len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        let stored = rest.get(4..4 + len)?;
+        if stored != key {
+            return None; // a hash collision: another key's value
+        }
+        rest = &rest[4 + len..];
+    }
+    Some(Decoded {
+        expires_at,
+        value: rest,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_damage_is_a_miss() {
+        let v = encode(Some(1234), None, b"hello");
+        let d = decode(&v, b"k", false).unwrap();
+        assert_eq!(d.expires_at, Some(1234));
+        assert_eq!(d.value, b"hello");
+        for i in 0..v.len() {
+            let mut bad = v.clone();
+            bad[i] ^= 0x10;
+            assert!(decode(&bad, b"k", false).is_none(), "byte {i} flipped");
+        }
+        assert!(decode(&v[..v.len() - 1], b"k", false).is_none());
+        assert!(decode(b"hello", b"k", false).is_none());
+        assert!(decode(b"", b"k", false).is_none());
+        let long = encode(None, Some(b"the full key"), b"");
+        assert_eq!(decode(&long, b"the full key", true).unwrap().value, b"");
+        assert!(decode(&long, b"another key", true).is_none());
+        assert!(decode(&long, b"the full key", false).is_none());
+    }
+}

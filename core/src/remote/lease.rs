@@ -1,0 +1,136 @@
+//! Single flight across machines: a lease key per item, taken with `SET NX PX`, renewed
+//! while the compute runs, and fenced with a random token: the value is written by a
+//! script that checks the token first, so a holder that lost its lease (paused, cut
+//! off, too slow) cannot overwrite the value of the owner that took it over.
+
+use super::{codec, random_u64, Remote};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+/// Stores the value and releases the lease, only if the lease is still ours.
+/// KEYS: lease, value. ARGV: token, payload, px (0: no expiry).
+const FENCED_SET: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if tonumber(ARGV[3]) > 0 then
+  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+else
+  redis.call('SET', KEYS[2], ARGV[2])
+end
+redis.call('DEL', KEYS[1])
+return 1";
+
+/// Moves the lease's deadline, only if it is still ours. KEYS: lease. ARGV: token, px.
+const RENEW: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('PEXPIRE', KEYS[1], ARGV[2])";
+
+/// Releases the lease, only if it is still ours. KEYS: lease. ARGV: token.
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])";
+
+/// A lease on the remote, held while a compute runs.
+pub(crate) struct RemoteLease {
+    key: Vec<u8>,
+    gen: u64,
+    token: String,
+}
+
+impl Remote {
+    /// How long a remote lease lasts without renewal: a holder that dies blocks the
+    /// key at most this long. Renewed every third of it.
+    pub(crate) fn lease_duration(&self) -> Duration {
+        (self.client.timeout * 8).max(Duration::from_secs(2))
+    }
+
+    fn lease_key(&self, lease: &RemoteLease) -> Vec<u8> {
+        self.keys.item(b'l', lease.gen, &lease.key).0
+    }
+
+    /// Takes `key`'s remote lease. `Some(Ok)`: ours; `Some(Err(()))`: another owner
+    /// holds it; `None`: the remote cannot be asked (or is read-only).
+    pub(crate) fn try_lease(&self, key: &[u8]) -> Option<Result<RemoteLease, ()>> {
+        if !self.writes() {
+            return None;
+        }
+        let lease = RemoteLease {
+            key: key.to_vec(),
+            gen: self.gen.load(Relaxed),
+            token: format!("{:016x}{:016x}", random_u64(), random_u64()),
+        };
+        let px = self.lease_duration().as_millis() as u64;
+        let cmd = redis::cmd("SET")
+            .arg(self.lease_key(&lease))
+            .arg(&lease.token)
+            .arg("NX")
+            .arg("PX")
+            .arg(px)
+            .clone();
+        let taken: redis::Value = self.run(|c| c.query(&cmd))?;
+        Some(match taken {
+            redis::Value::Okay => Ok(lease),
+            redis::Value::SimpleString(s) if s == "OK" => Ok(lease),
+            _ => Err(()),
+        })
+    }
+
+    /// Renews the lease; false if it was lost or the remote cannot be asked.
+    pub(crate) fn renew(&self, lease: &RemoteLease) -> bool {
+        let px = self.lease_duration().as_millis() as u64;
+        let cmd = redis::cmd("EVAL")
+            .arg(RENEW)
+            .arg(1)
+            .arg(self.lease_key(lease))
+            .arg(&lease.token)
+            .arg(px)
+            .clone();
+        self.run(|c| c.query::<i64>(&cmd)) == Some(1)
+    }
+
+    /// Stores `value` and releases the lease if it is still ours; false otherwise
+    /// (nothing written).
+    pub(crate) fn fulfill(
+        &self,
+        lease: &RemoteLease,
+        value: &[u8],
+        expiration: crate::Expiration,
+        now: i64,
+    ) -> bool {
+        let deadline = self.deadline(expiration, now);
+        let (value_key, hashed) = self.keys.item(b'd', lease.gen, &lease.key);
+        let px = match deadline {
+            None => 0,
+            Some(t) if t > now => t - now,
+            Some(_) => {
+                self.release(lease);
+                return false;
+            }
+        };
+        let payload = codec::encode(deadline, hashed.then_some(&lease.key[..]), value);
+        let cmd = redis::cmd("EVAL")
+            .arg(FENCED_SET)
+            .arg(2)
+            .arg(self.lease_key(lease))
+            .arg(value_key)
+            .arg(&lease.token)
+            .arg(payload)
+            .arg(px)
+            .clone();
+        let ok = self.run(|c| c.query::<i64>(&cmd)) == Some(1);
+        if ok {
+            self.client.counters.writes.fetch_add(1, Relaxed);
+        }
+        ok
+    }
+
+    /// Gives the lease up (a failed compute): another owner may take it at once.
+    pub(crate) fn release(&self, lease: &RemoteLease) {
+        let cmd = redis::cmd("EVAL")
+            .arg(RELEASE)
+            .arg(1)
+            .arg(self.lease_key(lease))
+            .arg(&lease.token)
+            .clone();
+        let _ = self.run(|c| c.query::<i64>(&cmd));
+    }
+}

@@ -1,0 +1,581 @@
+//! The remote tier: a second, shared cache on Redis or Valkey (one server or a Redis
+//! Cluster) behind the local file, for caches shared by many machines.
+//!
+//! - `url`: the URL forms, checked when set, passwords never shown;
+//! - `codec`: the value format (header, expiry, CRC-32) that makes anything foreign a miss;
+//! - `client`: connections, bounded round trips, back-off;
+//! - `keys` (here): `<namespace>:<tag>:<kind>{<generation>:<key>}`;
+//! - `lease`: single flight across machines, fenced with a token;
+//! - `tier`: the hooks `Storage` calls (read-through, write-through, delete, clear).
+//!
+//! A remote that is down, slow or answering garbage never fails a call: every method
+//! here returns `None`/`false` instead, and the counters say why.
+
+mod client;
+mod codec;
+mod lease;
+mod tier;
+mod url;
+
+pub use self::url::{redact, RemoteUrl};
+
+use self::client::{Client, Conn};
+use crate::error::{Error, Result};
+use crate::expiration::Expiration;
+use crate::options::Options;
+use crate::shared::lock;
+use redis::Cmd;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// The default bound on every remote round trip, connect included.
+pub const DEFAULT_REMOTE_TIMEOUT: Duration = Duration::from_millis(250);
+/// The default prefix of every remote key.
+pub const DEFAULT_REMOTE_NAMESPACE: &str = "backlite";
+/// Keys longer than this are replaced by their SHA-1 (the full key is kept in the value).
+pub const MAX_PLAIN_KEY: usize = 256;
+/// Writes waiting for the write-behind thread; more are dropped (and counted as errors).
+const BEHIND_QUEUE: usize = 4096;
+
+/// How the remote tier is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum RemoteMode {
+    /// Reads through; writes reach the remote before the call returns.
+    #[default]
+    ReadWrite,
+    /// Reads through; never writes (sets, deletes and clears stay local).
+    ReadOnly,
+    /// Reads through; writes are queued and sent by a background thread.
+    WriteBehind,
+}
+
+impl RemoteMode {
+    /// The C value: 0 read-write, 1 read-only, 2 write-behind.
+    pub fn from_index(i: i32) -> Option<RemoteMode> {
+        match i {
+            0 => Some(RemoteMode::ReadWrite),
+            1 => Some(RemoteMode::ReadOnly),
+            2 => Some(RemoteMode::WriteBehind),
+            _ => None,
+        }
+    }
+}
+
+/// The remote part of [`Options`].
+#[derive(Clone, Debug)]
+pub struct RemoteOptions {
+    pub(crate) url: Option<RemoteUrl>,
+    pub(crate) namespace: String,
+    pub(crate) timeout: Duration,
+    pub(crate) mode: RemoteMode,
+}
+
+impl Default for RemoteOptions {
+    fn default() -> Self {
+        RemoteOptions {
+            url: None,
+            namespace: DEFAULT_REMOTE_NAMESPACE.to_string(),
+            timeout: DEFAULT_REMOTE_TIMEOUT,
+            mode: RemoteMode::ReadWrite,
+        }
+    }
+}
+
+impl Options {
+    /// Adds a remote tier: `redis://[user[:password]@]host[:port][/db]`, `rediss://...`
+    /// (TLS), `redis+unix:///path/to.sock`, `redis+cluster://host:port[,host:port...]`
+    /// or `rediss+cluster://...`. `None` (or "") removes it. A malformed URL or an
+    /// unknown scheme is INVALID_ARGUMENT and changes nothing. Nothing is sent here.
+    pub fn set_remote(&mut self, url: Option<&str>) -> Result<&mut Self> {
+        self.remote.url = match url {
+            None | Some("") => None,
+            Some(url) => Some(RemoteUrl::parse(url)?),
+        };
+        Ok(self)
+    }
+
+    /// The prefix of every remote key (default "backlite"): 1 to 64 ASCII letters,
+    /// digits or `. _ - : /`.
+    pub fn set_remote_namespace(&mut self, namespace: &str) -> Result<&mut Self> {
+        let ok = !namespace.is_empty()
+            && namespace.len() <= 64
+            && namespace
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-:/".contains(&b));
+        if !ok {
+            return Err(Error::invalid(format!(
+                "a remote namespace is 1 to 64 ASCII letters, digits or . _ - : /, got {:?}",
+                namespace
+            )));
+        }
+        self.remote.namespace = namespace.to_string();
+        Ok(self)
+    }
+
+    /// The bound on every remote round trip, connect included (default 250 ms); at
+    /// least 1 ms.
+    pub fn set_remote_timeout(&mut self, timeout: Duration) -> Result<&mut Self> {
+        if timeout.is_zero() {
+            return Err(Error::invalid("the remote timeout must be at least 1 ms"));
+        }
+        self.remote.timeout = timeout;
+        Ok(self)
+    }
+
+    pub fn set_remote_mode(&mut self, mode: RemoteMode) -> &mut Self {
+        self.remote.mode = mode;
+        self
+    }
+
+    /// The remote URL with its password masked, if one is set.
+    pub fn remote(&self) -> Option<&str> {
+        self.remote.url.as_ref().map(RemoteUrl::shown)
+    }
+
+    pub fn remote_namespace(&self) -> &str {
+        &self.remote.namespace
+    }
+
+    pub fn remote_timeout(&self) -> Duration {
+        self.remote.timeout
+    }
+
+    pub fn remote_mode(&self) -> RemoteMode {
+        self.remote.mode
+    }
+}
+
+/// A handle's remote activity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RemoteStats {
+    /// Local misses answered by the remote.
+    pub hits: u64,
+    /// Local misses the remote did not answer (absent, expired, foreign or damaged).
+    pub misses: u64,
+    /// Writes (sets, deletes, clears) the remote acknowledged.
+    pub writes: u64,
+    /// Round trips that failed (refused, timed out, garbage) and writes dropped.
+    pub errors: u64,
+    /// Calls not sent while the remote was backed off.
+    pub skipped: u64,
+    /// Whether the last round trip succeeded.
+    pub connected: bool,
+}
+
+/// Remote key names. Every key of one item shares its hash tag `{<gen>:<key>}`, so
+/// its value and lease live in one cluster slot (the fenced write is one script).
+/// The namespace and tag contain no `{`, so the first `{` is always ours.
+struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    fn new(namespace: &str, version_tag: Option<&str>) -> Keys {
+        let tag = match version_tag {
+            None => String::new(),
+            Some(t)
+                if t.len() <= 64
+                    && t.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) =>
+            {
+                t.to_string()
+            }
+            Some(t) => format!("~{}", sha1_smol::Sha1::from(t).digest().to_string()),
+        };
+        Keys {
+            prefix: format!("{namespace}:{tag}:"),
+        }
+    }
+
+    fn generation(&self) -> Vec<u8> {
+        format!("{}gen", self.prefix).into_bytes()
+    }
+
+    /// `kind` is b'd' (value) or b'l' (lease); the flag says whether `key` was hashed.
+    fn item(&self, kind: u8, gen: u64, key: &[u8]) -> (Vec<u8>, bool) {
+        let mut out = Vec::with_capacity(self.prefix.len() + 24 + key.len().min(48));
+        out.extend_from_slice(self.prefix.as_bytes());
+        out.push(kind);
+        out.extend_from_slice(format!("{{{gen:x}:").as_bytes());
+        let hashed = key.len() > MAX_PLAIN_KEY;
+        if hashed {
+            out.push(b'#');
+            out.extend_from_slice(sha1_smol::Sha1::from(key).digest().to_string().as_bytes());
+        } else {
+            out.extend_from_slice(key);
+        }
+        out.push(b'}');
+        (out, hashed)
+    }
+
+    /// The SCAN pattern of every value and lease key of this namespace and tag.
+    fn pattern(&self) -> String {
+        format!("{}[dl]{{*", self.prefix)
+    }
+
+    /// The generation in a key the pattern matched.
+    fn generation_of(&self, redis_key: &[u8]) -> Option<u64> {
+        let rest = redis_key.get(self.prefix.len() + 2..)?;
+        let end = rest.iter().position(|&b| b == b':')?;
+        u64::from_str_radix(std::str::from_utf8(&rest[..end]).ok()?, 16).ok()
+    }
+}
+
+/// A write for the write-behind thread.
+enum Op {
+    Write(Vec<Cmd>),
+}
+
+/// The remote tier of one storage handle.
+pub(crate) struct Remote {
+    client: Arc<Client>,
+    mode: RemoteMode,
+    keys: Keys,
+    default_expiration: Expiration,
+    /// The clear generation last read from the remote (0 until a clear happens).
+    gen: AtomicU64,
+    /// Set when a clear could not reach the remote: it is retried before any other call.
+    pending_clear: std::sync::atomic::AtomicBool,
+    behind: Option<Behind>,
+}
+
+struct Behind {
+    queue: Mutex<Option<SyncSender<Op>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Remote {
+    /// The remote tier `options` describe, if any. Tries one round trip (bounded by the
+    /// timeout) so that `connected` tells at once whether the remote is reachable; an
+    /// unreachable remote is not an error.
+    pub(crate) fn open(options: &Options) -> Option<Remote> {
+        let r = &options.remote;
+        let url = r.url.as_ref()?;
+        let client = Arc::new(Client::new(url, r.timeout));
+        let behind = (r.mode == RemoteMode::WriteBehind).then(|| {
+            let (tx, rx) = sync_channel::<Op>(BEHIND_QUEUE);
+            let c = client.clone();
+            let thread = std::thread::Builder::new()
+                .name("backlite-write-behind".into())
+                .spawn(move || {
+                    for op in rx {
+                        let Op::Write(cmds) = op;
+                        if c.run(|conn| conn.pipe::<redis::Value>(cmds)).is_some() {
+                            c.counters.writes.fetch_add(1, Relaxed);
+                        }
+                    }
+                })
+                .ok();
+            Behind {
+                queue: Mutex::new(Some(tx)),
+                thread: Mutex::new(thread),
+            }
+        });
+        let remote = Remote {
+            client,
+            mode: r.mode,
+            keys: Keys::new(&r.namespace, options.version_tag.as_deref()),
+            default_expiration: options.default_expiration,
+            gen: AtomicU64::new(0),
+            pending_clear: Default::default(),
+            behind,
+        };
+        remote.refresh_generation();
+        Some(remote)
+    }
+
+    pub(crate) fn stats(&self) -> RemoteStats {
+        let c = &self.client.counters;
+        RemoteStats {
+            hits: c.hits.load(Relaxed),
+            misses: c.misses.load(Relaxed),
+            writes: c.writes.load(Relaxed),
+            errors: c.errors.load(Relaxed),
+            skipped: c.skipped.load(Relaxed),
+            connected: c.connected.load(Relaxed),
+        }
+    }
+
+    fn writes(&self) -> bool {
+        self.mode != RemoteMode::ReadOnly
+    }
+
+    fn parse_generation(v: Option<Vec<u8>>) -> Option<u64> {
+        match v {
+            None => Some(0),
+            Some(b) => std::str::from_utf8(&b).ok()?.parse().ok(),
+        }
+    }
+
+    /// Reads the clear generation; false if the remote could not be asked.
+    fn refresh_generation(&self) -> bool {
+        if !self.retry_clear() {
+            return false;
+        }
+        let found: Option<Option<Vec<u8>>> = self
+            .client
+            .run(|c| c.query(redis::cmd("GET").arg(self.keys.generation())));
+        match found.map(Self::parse_generation) {
+            Some(Some(g)) => {
+                self.gen.store(g, Relaxed);
+                true
+            }
+            Some(None) => {
+                self.client.failed();
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Looks `key` up: its value and time left, checked. `count` adds to hits/misses.
+    pub(crate) fn get(
+        &self,
+        key: &[u8],
+        now: i64,
+        count: bool,
+    ) -> Option<(Vec<u8>, Option<Duration>)> {
+        if !self.retry_clear() {
+            return None;
+        }
+        let mut gen = self.gen.load(Relaxed);
+        // Normally one round trip; a second one after another client's clear.
+        for _ in 0..2 {
+            let (redis_key, hashed) = self.keys.item(b'd', gen, key);
+            let cmds = vec![
+                redis::cmd("GET").arg(self.keys.generation()).clone(),
+                redis::cmd("GET").arg(&redis_key).clone(),
+                redis::cmd("PTTL").arg(&redis_key).clone(),
+            ];
+            let (found_gen, value, pttl): (Option<Vec<u8>>, Option<Vec<u8>>, i64) =
+                self.client.run(|c| c.pipe(cmds))?;
+            let Some(current) = Self::parse_generation(found_gen) else {
+                self.client.failed();
+                return None;
+            };
+            if current != gen {
+                self.gen.store(current, Relaxed);
+                gen = current;
+                continue;
+            }
+            let found = value.and_then(|v| {
+                let d = codec::decode(&v, key, hashed)?;
+                let mut left = match d.expires_at {
+                    None => None,
+                    Some(t) if t > now => Some(t - now),
+                    Some(_) => return None,
+                };
+                if pttl > 0 {
+                    left = Some(left.map_or(pttl, |l| l.min(pttl)));
+                }
+                let left = left.map(|ms| Duration::from_millis(ms as u64));
+                Some((d.value.to_vec(), left))
+            });
+            if count {
+                let c = &self.client.counters;
+                match found {
+                    Some(_) => c.hits.fetch_add(1, Relaxed),
+                    None => c.misses.fetch_add(1, Relaxed),
+                };
+            }
+            return found;
+        }
+        None
+    }
+
+    /// The deadline of a set at `now` (epoch ms; `None`: never).
+    fn deadline(&self, expiration: Expiration, now: i64) -> Option<i64> {
+        expiration.deadline(now, self.default_expiration)
+    }
+
+    /// The command that stores `value` under `key` (or removes the key, for a value
+    /// already expired), with the generation known now.
+    fn set_cmd(&self, key: &[u8], value: &[u8], deadline: Option<i64>, now: i64) -> Cmd {
+        let (redis_key, hashed) = self.keys.item(b'd', self.gen.load(Relaxed), key);
+        match deadline {
+            Some(t) if t <= now => redis::cmd("UNLINK").arg(redis_key).clone(),
+            _ => {
+                let payload = codec::encode(deadline, hashed.then_some(key), value);
+                let mut cmd = redis::cmd("SET");
+                cmd.arg(redis_key).arg(payload);
+                if let Some(t) = deadline {
+                    cmd.arg("PX").arg(t - now);
+                }
+                cmd
+            }
+        }
+    }
+
+    /// Sends writes now (read-write) or queues them (write-behind); true if the
+    /// remote acknowledged them.
+    fn send(&self, cmds: Vec<Cmd>) -> bool {
+        if cmds.is_empty() || !self.writes() {
+            return false;
+        }
+        if let Some(behind) = &self.behind {
+            let queue = lock(&behind.queue);
+            match queue.as_ref().map(|q| q.try_send(Op::Write(cmds))) {
+                Some(Ok(())) => {}
+                Some(Err(TrySendError::Full(_) | TrySendError::Disconnected(_))) | None => {
+                    self.client.counters.errors.fetch_add(1, Relaxed);
+                }
+            }
+            return false;
+        }
+        if !self.retry_clear() {
+            return false;
+        }
+        let ok = self.client.run(|c| c.pipe::<redis::Value>(cmds)).is_some();
+        if ok {
+            self.client.counters.writes.fetch_add(1, Relaxed);
+        }
+        ok
+    }
+
+    pub(crate) fn set(&self, key: &[u8], value: &[u8], expiration: Expiration, now: i64) {
+        let cmd = self.set_cmd(key, value, self.deadline(expiration, now), now);
+        self.send(vec![cmd]);
+    }
+
+    pub(crate) fn set_many(&self, entries: &[crate::Entry<'_>], now: i64) {
+        let cmds = entries
+            .iter()
+            .map(|e| self.set_cmd(e.key, e.value, self.deadline(e.expiration, now), now))
+            .collect();
+        self.send(cmds);
+    }
+
+    /// Removes `key`'s value (a set that could not be stored must not leave an older one).
+    pub(crate) fn remove(&self, key: &[u8]) -> bool {
+        let (redis_key, _) = self.keys.item(b'd', self.gen.load(Relaxed), key);
+        let cmd = redis::cmd("UNLINK").arg(redis_key).clone();
+        if self.behind.is_some() {
+            self.send(vec![cmd]);
+            return false;
+        }
+        if !self.writes() || !self.retry_clear() {
+            return false;
+        }
+        let n: Option<i64> = self.client.run(|c| c.query(&cmd));
+        if n.is_some() {
+            self.client.counters.writes.fetch_add(1, Relaxed);
+        }
+        n.unwrap_or(0) > 0
+    }
+
+    /// Hides every entry written before now from every client (a new generation), then
+    /// unlinks the older generations' keys. When the remote cannot be reached, the clear
+    /// is retried before any later call reaches it.
+    pub(crate) fn clear(&self) {
+        if !self.writes() {
+            return;
+        }
+        self.pending_clear.store(true, Relaxed);
+        self.retry_clear();
+    }
+
+    /// Runs a pending clear; false while it cannot be done.
+    fn retry_clear(&self) -> bool {
+        if !self.pending_clear.load(Relaxed) {
+            return true;
+        }
+        let gen = loop {
+            let g = random_u64();
+            if g != self.gen.load(Relaxed) {
+                break g;
+            }
+        };
+        let set = redis::cmd("SET")
+            .arg(self.keys.generation())
+            .arg(gen.to_string())
+            .clone();
+        if self.client.run(|c| c.query::<()>(&set)).is_none() {
+            return false;
+        }
+        self.gen.store(gen, Relaxed);
+        self.pending_clear.store(false, Relaxed);
+        self.client.counters.writes.fetch_add(1, Relaxed);
+        self.reclaim(gen);
+        true
+    }
+
+    /// Unlinks the keys of generations other than `gen`, master by master, for at most
+    /// a few timeouts (what is left is invisible and reclaimed by a later clear).
+    fn reclaim(&self, gen: u64) {
+        let budget = std::time::Instant::now() + self.client.timeout * 8;
+        let Some(masters) = self.client.masters() else {
+            return;
+        };
+        for info in masters {
+            let Some(mut conn) = self.client.direct(&info) else {
+                continue;
+            };
+            let mut cursor: u64 = 0;
+            loop {
+                let page: redis::RedisResult<(u64, Vec<Vec<u8>>)> = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(self.keys.pattern())
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query(&mut conn);
+                let Ok((next, keys)) = page else { break };
+                let old: Vec<&Vec<u8>> = keys
+                    .iter()
+                    .filter(|k| self.keys.generation_of(k) != Some(gen))
+                    .collect();
+                if !old.is_empty()
+                    && redis::cmd("UNLINK")
+                        .arg(old)
+                        .query::<i64>(&mut conn)
+                        .is_err()
+                {
+                    break;
+                }
+                cursor = next;
+                if cursor == 0 || std::time::Instant::now() >= budget {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Runs `f` with a pooled connection (for the lease scripts).
+    fn run<T>(&self, f: impl FnOnce(&mut Conn) -> redis::RedisResult<T>) -> Option<T> {
+        if !self.retry_clear() {
+            return None;
+        }
+        self.client.run(f)
+    }
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        // The write-behind thread sends what is queued (each write bounded by the
+        // timeout, skipped while the remote is backed off), then ends.
+        if let Some(b) = &self.behind {
+            drop(lock(&b.queue).take());
+            if let Some(t) = lock(&b.thread).take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+/// 64 random bits (generations, lease tokens), from the OS's hash seed.
+pub(crate) fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Relaxed));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
+}

@@ -1,0 +1,151 @@
+//! The hooks `Storage` calls: a local miss asks the remote, a set or delete reaches it
+//! after the file, a clear hides everything on it, and `cached_call_exclusive` takes
+//! its lease there. Each is one call in storage.rs or lease.rs; the remote never turns
+//! a call into a failure.
+
+use super::{RemoteMode, RemoteStats};
+use crate::error::{Error, ErrorKind, Result};
+use crate::expiration::Expiration;
+use crate::storage::{Entry, Storage};
+use std::time::{Duration, Instant};
+
+/// The longest pause between two polls of a key computed on another machine.
+const MAX_POLL: Duration = Duration::from_millis(50);
+
+impl Storage {
+    /// This handle's remote activity; `None` without a remote tier.
+    pub fn remote_stats(&self) -> Option<RemoteStats> {
+        self.remote.as_ref().map(|r| r.stats())
+    }
+
+    /// The remote tier's mode; `None` without a remote tier.
+    pub fn remote_mode(&self) -> Option<RemoteMode> {
+        self.remote.as_ref().map(|r| r.mode)
+    }
+
+    /// After a local miss: the remote's value and time left, stored locally with that
+    /// time left when `store` (a get; not a contains).
+    pub(crate) fn read_through(
+        &self,
+        key: &[u8],
+        store: bool,
+    ) -> Option<(Vec<u8>, Option<Duration>)> {
+        let remote = self.remote.as_ref()?;
+        let (value, left) = remote.get(key, self.now(), true)?;
+        if store {
+            let expiration = left.map_or(Expiration::Never, Expiration::After);
+            let crc = crc32fast::hash(&value);
+            // Best effort: a busy or full file still answers with the remote's value.
+            let _ = self.write(|t| self.store(t, key, &value, crc, expiration));
+        }
+        Some((value, left))
+    }
+
+    /// After a set: the value goes to the remote too; a value the file refused as too
+    /// large removes the remote's older value, as it removed the local one.
+    pub(crate) fn write_through(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        expiration: Expiration,
+        outcome: &Result<()>,
+    ) {
+        let Some(remote) = &self.remote else { return };
+        match outcome {
+            Ok(()) => remote.set(key, value, expiration, self.now()),
+            Err(e) if e.kind() == ErrorKind::TooLarge => {
+                remote.remove(key);
+            }
+            Err(_) => {}
+        }
+    }
+
+    pub(crate) fn write_through_many(&self, entries: &[Entry<'_>], outcome: &Result<()>) {
+        if let (Some(remote), Ok(())) = (&self.remote, outcome) {
+            remote.set_many(entries, self.now());
+        }
+    }
+
+    /// After a delete: whether the remote had a value (read-write mode).
+    pub(crate) fn delete_through(&self, key: &[u8]) -> bool {
+        self.remote.as_ref().is_some_and(|r| r.remove(key))
+    }
+
+    /// After a clear: every remote entry written before it is hidden from everyone.
+    pub(crate) fn clear_through(&self) {
+        if let Some(remote) = &self.remote {
+            remote.clear();
+        }
+    }
+
+    /// The compute of `cached_call_exclusive`, once across machines: under the remote
+    /// lease, or the value another machine stored meanwhile. Without a usable remote,
+    /// `compute` runs here (and its value is written through).
+    pub(crate) fn remote_single_flight(
+        &self,
+        key: &[u8],
+        expiration: Expiration,
+        give_up: Instant,
+        compute: impl FnOnce() -> Result<Vec<u8>>,
+    ) -> Result<Vec<u8>> {
+        let Some(remote) = &self.remote else {
+            return compute();
+        };
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match remote.try_lease(key) {
+                None => {
+                    let value = compute()?;
+                    self.write_through(key, &value, expiration, &Ok(()));
+                    return Ok(value);
+                }
+                Some(Ok(lease)) => {
+                    // The previous holder may have stored the value and released the
+                    // lease between our look-up and our taking it.
+                    if let Some((value, _)) = remote.get(key, self.now(), false) {
+                        remote.release(&lease);
+                        return Ok(value);
+                    }
+                    let renew_every = remote.lease_duration() / 3;
+                    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+                    let held = &lease;
+                    let value = std::thread::scope(|s| {
+                        s.spawn(move || {
+                            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                                stopped.recv_timeout(renew_every)
+                            {
+                                if !remote.renew(held) {
+                                    break;
+                                }
+                            }
+                        });
+                        let value = compute();
+                        drop(stop);
+                        value
+                    });
+                    match &value {
+                        Ok(v) => {
+                            remote.fulfill(&lease, v, expiration, self.now());
+                        }
+                        Err(_) => remote.release(&lease),
+                    }
+                    return value;
+                }
+                Some(Err(())) => {
+                    if let Some((value, _)) = remote.get(key, self.now(), false) {
+                        return Ok(value);
+                    }
+                    let now = Instant::now();
+                    if now >= give_up {
+                        return Err(Error::new(
+                            ErrorKind::Busy,
+                            "another machine is still computing this key (remote lease held)",
+                        ));
+                    }
+                    std::thread::sleep(pause.min(give_up - now));
+                    pause = (pause * 2).min(MAX_POLL);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! Remote URLs: parsed and checked when they are set, and never shown with their
+//! password (every message about a URL uses [`RemoteUrl::shown`] or [`redact`]).
+
+use crate::error::{Error, Result};
+use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
+
+/// Where the remote tier lives: one server, or the seed nodes of a Redis Cluster.
+#[derive(Clone, Debug)]
+pub(crate) enum Target {
+    Single(ConnectionInfo),
+    Cluster(Vec<ConnectionInfo>),
+}
+
+/// A checked remote URL.
+#[derive(Clone)]
+pub struct RemoteUrl {
+    shown: String,
+    pub(crate) target: Target,
+}
+
+impl std::fmt::Debug for RemoteUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+const SCHEMES: &str =
+    "redis://, rediss:// (TLS), redis+unix://, redis+cluster:// or rediss+cluster:// (TLS cluster)";
+
+impl RemoteUrl {
+    /// Parses and checks `text`. A malformed URL or an unknown scheme is
+    /// INVALID_ARGUMENT; the message shows the URL with its password masked.
+    pub fn parse(text: &str) -> Result<RemoteUrl> {
+        let shown = redact(text);
+        let secrets = secrets_of(text);
+        let bad = |why: &str| {
+            Error::invalid(scrub(
+                &format!("malformed remote URL \"{shown}\": {why}"),
+                &secrets,
+            ))
+        };
+        if text
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        {
+            return Err(bad("it contains spaces or control characters"));
+        }
+        let Some((scheme, rest)) = text.split_once("://") else {
+            return Err(bad(&format!(
+                "expected scheme://..., with scheme one of {SCHEMES}"
+            )));
+        };
+        let target = match scheme {
+            "redis" | "rediss" => {
+                let parsed = url::Url::parse(text).map_err(|e| bad(&e.to_string()))?;
+                if parsed.host_str().is_none_or(str::is_empty) {
+                    return Err(bad("no host"));
+                }
+                if parsed.query().is_some() {
+                    return Err(bad("query parameters are not supported"));
+                }
+                let path = parsed.path().trim_start_matches('/');
+                if !path.is_empty() && path.parse::<u16>().is_err() {
+                    return Err(bad("the path must be a database number"));
+                }
+                Target::Single(one(text).map_err(|e| bad(&e))?)
+            }
+            "redis+unix" => {
+                if !rest.starts_with('/') || rest.len() < 2 {
+                    return Err(bad("expected redis+unix:///absolute/path/to.sock"));
+                }
+                Target::Single(one(text).map_err(|e| bad(&e))?)
+            }
+            "redis+cluster" | "rediss+cluster" => {
+                let single = scheme.trim_end_matches("+cluster");
+                let (auth, hosts) = match rest.rsplit_once('@') {
+                    Some((auth, hosts)) => (format!("{auth}@"), hosts),
+                    None => (String::new(), rest),
+                };
+                let hosts = hosts.strip_suffix('/').unwrap_or(hosts);
+                if hosts.contains(['/', '?', '#']) {
+                    return Err(bad("a cluster URL takes no database, path or query"));
+                }
+                let mut nodes = Vec::new();
+                for host in hosts.split(',') {
+                    if host.is_empty() {
+                        return Err(bad("an empty host in the node list"));
+                    }
+                    let node = format!("{single}://{auth}{host}");
+                    let parsed = url::Url::parse(&node).map_err(|e| bad(&e.to_string()))?;
+                    if parsed.host_str().is_none_or(str::is_empty) {
+                        return Err(bad("no host"));
+                    }
+                    nodes.push(one(&node).map_err(|e| bad(&e))?);
+                }
+                Target::Cluster(nodes)
+            }
+            "" => return Err(bad("no scheme")),
+            other => {
+                let other = scrub(other, &secrets);
+                return Err(Error::invalid(format!(
+                    "unknown remote URL scheme \"{other}\" in \"{shown}\": use {SCHEMES}"
+                )));
+            }
+        };
+        Ok(RemoteUrl { shown, target })
+    }
+
+    /// The URL with its password masked.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+}
+
+fn one(text: &str) -> std::result::Result<ConnectionInfo, String> {
+    let info = text.into_connection_info().map_err(|e| e.to_string())?;
+    if let ConnectionAddr::Tcp(host, _) | ConnectionAddr::TcpTls { host, .. } = &info.addr {
+        if host.is_empty() {
+            return Err("no host".into());
+        }
+    }
+    Ok(info)
+}
+
+/// The authority's user-info part, if any: `user:password` in `scheme://user:password@host`.
+fn userinfo(text: &str) -> Option<(usize, &str)> {
+    let start = text.find("://")? + 3;
+    let rest = &text[start..];
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let at = rest[..end].rfind('@')?;
+    Some((start, &rest[..at]))
+}
+
+/// `text` with the password of its user-info replaced by `***`.
+pub fn redact(text: &str) -> String {
+    match userinfo(text) {
+        Some((start, info)) => match info.split_once(':') {
+            Some((user, _)) => format!(
+                "{}{user}:***{}",
+                &text[..start],
+                &text[start + info.len()..]
+            ),
+            // A lone user-info is a password for redis:// ("redis://secret@host").
+            None if !info.is_empty() => {
+                format!("{}***{}", &text[..start], &text[start + info.len()..])
+            }
+            None => text.to_string(),
+        },
+        None => text.to_string(),
+    }
+}
+
+/// The password as written and as decoded, to mask wherever it might appear.
+fn secrets_of(text: &str) -> Vec<String> {
+    let Some((_, info)) = userinfo(text) else {
+        return Vec::new();
+    };
+    let raw = info.split_once(':').map_or(info, |(_, p)| p);
+    let mut out = vec![raw.to_string()];
+    if let Ok(decoded) = url::Url::parse(&format!("x://u:{raw}@h")) {
+        if let Some(p) = decoded.password() {
+            if let Ok(p) = percent_decode(p) {
+                out.push(p);
+            }
+        }
+    }
+    out.retain(|s| !s.is_empty());
+    out
+}
+
+fn percent_decode(s: &str) -> std::result::Result<String, ()> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = std::str::from_utf8(&b[i + 1..i + 3]).map_err(|_| ())?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| ())?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| ())
+}
+
+fn scrub(message: &str, secrets: &[String]) -> String {
+    let mut out = message.to_string();
+    for s in secrets {
+        out = out.replace(s.as_str(), "***");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_masked() {
+        assert_eq!(redact("redis://u:s3cret@h:1/2"), "redis://u:***@h:1/2");
+        assert_eq!(redact("redis://s3cret@h"), "redis://***@h");
+        assert_eq!(redact("redis://h:1"), "redis://h:1");
+        let e = RemoteUrl::parse("redis://u:s3cret@h:notaport").unwrap_err();
+        assert!(!e.message().contains("s3cret"), "{}", e.message());
+        let e = RemoteUrl::parse("redis+cluster://u:s3cret@h:1,,h:2").unwrap_err();
+        assert!(!e.message().contains("s3cret"), "{}", e.message());
+        let e = RemoteUrl::parse("memcached://u:s3cret@h:1").unwrap_err();
+        assert!(e.message().contains("unknown remote URL scheme"));
+        assert!(!e.message().contains("s3cret"));
+    }
+
+    #[test]
+    fn each_form_parses() {
+        for ok in [
+            "redis://127.0.0.1:6379",
+            "redis://h",
+            "redis://:pw@h:1/3",
+            "rediss://h:6380",
+            "redis+unix:///tmp/r.sock",
+            "redis+cluster://a:1,b:2,c:3",
+            "rediss+cluster://u:p@a:1,b:2",
+        ] {
+            RemoteUrl::parse(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for bad in [
+            "",
+            "redis",
+            "redis://",
+            "redis://h:99999",
+            "redis://h/x",
+            "redis://h /0",
+            "redis+cluster://",
+            "redis+cluster://a:1,",
+            "redis+unix://relative",
+            "http://h",
+        ] {
+            assert!(RemoteUrl::parse(bad).is_err(), "{bad} should be refused");
+        }
+    }
+}

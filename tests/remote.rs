@@ -1,0 +1,517 @@
+//! The remote tier against real redis-server processes (each test starts its own on a
+//! free loopback port): read-through and write-through between "machines" (handles or
+//! processes with different local files), each mode, expiry, clear, version tags, long
+//! keys and values, AUTH, a server killed / paused / restarted / answering garbage, and
+//! single flight across processes.
+
+mod support;
+
+use backlite::{ErrorKind, Expiration, Options, RemoteMode, Storage};
+use std::io::{Read, Write};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::redis::{free_port, RedisServer};
+
+const NEVER: Expiration = Expiration::Never;
+
+fn remote_options(url: &str) -> Options {
+    let mut o = Options::new();
+    o.set_remote(Some(url)).unwrap();
+    o.set_remote_timeout(Duration::from_millis(200)).unwrap();
+    o
+}
+
+/// A "machine": its own local file, sharing the remote.
+fn machine(dir: &tempfile::TempDir, name: &str, o: &Options) -> Storage {
+    Storage::open(dir.path().join(name), o).unwrap()
+}
+
+fn get(s: &Storage, key: &[u8]) -> Option<Vec<u8>> {
+    s.get(key).unwrap().map(|(v, _)| v)
+}
+
+#[test]
+fn a_value_set_on_one_machine_is_read_through_on_another() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let o = remote_options(&server.url());
+    let a = machine(&dir, "a.db", &o);
+    let b = machine(&dir, "b.db", &o);
+    assert!(a.remote_stats().unwrap().connected);
+    a.set(b"k", b"from a", NEVER).unwrap();
+    assert_eq!(get(&b, b"k").as_deref(), Some(&b"from a"[..]));
+    let st = b.remote_stats().unwrap();
+    assert_eq!((st.hits, st.misses, st.errors), (1, 0, 0));
+    // Stored locally: the next hit does not ask the remote.
+    assert!(b.contains(b"k").unwrap());
+    get(&b, b"k");
+    assert_eq!(b.remote_stats().unwrap().hits, 1);
+    // Delete reaches both tiers.
+    assert!(a.delete(b"k").unwrap());
+    let c = machine(&dir, "c.db", &o);
+    assert_eq!(get(&c, b"k"), None);
+    assert_eq!(c.remote_stats().unwrap().misses, 1);
+    // Without a remote, nothing changes.
+    let plain = machine(&dir, "plain.db", &Options::new());
+    assert!(plain.remote_stats().is_none());
+}
+
+#[test]
+fn read_only_reads_through_and_never_writes() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let rw = machine(&dir, "rw.db", &remote_options(&server.url()));
+    let mut o = remote_options(&server.url());
+    o.set_remote_mode(RemoteMode::ReadOnly);
+    let ro = machine(&dir, "ro.db", &o);
+    rw.set(b"shared", b"1", NEVER).unwrap();
+    assert_eq!(get(&ro, b"shared").as_deref(), Some(&b"1"[..]));
+    ro.set(b"mine", b"2", NEVER).unwrap();
+    ro.delete(b"shared").unwrap();
+    ro.clear().unwrap();
+    assert_eq!(get(&rw, b"mine"), None);
+    assert_eq!(get(&rw, b"shared").as_deref(), Some(&b"1"[..]));
+    assert_eq!(ro.remote_stats().unwrap().writes, 0);
+}
+
+#[test]
+fn write_behind_sends_from_a_queue_and_drains_on_close() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = remote_options(&server.url());
+    o.set_remote_mode(RemoteMode::WriteBehind);
+    let wb = machine(&dir, "wb.db", &o);
+    for i in 0..100 {
+        wb.set(format!("k{i}").as_bytes(), b"v", NEVER).unwrap();
+    }
+    wb.delete(b"k7").unwrap();
+    drop(wb); // sends what is queued
+    let other = machine(&dir, "other.db", &remote_options(&server.url()));
+    assert_eq!(get(&other, b"k99").as_deref(), Some(&b"v"[..]));
+    assert_eq!(get(&other, b"k7"), None);
+}
+
+#[test]
+fn expiry_travels_with_the_value_and_the_remote_forgets_it() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let o = remote_options(&server.url());
+    let a = machine(&dir, "a.db", &o);
+    let b = machine(&dir, "b.db", &o);
+    a.set(b"soon", b"x", Expiration::After(Duration::from_millis(300)))
+        .unwrap();
+    a.set(b"later", b"y", Expiration::After(Duration::from_secs(60)))
+        .unwrap();
+    let (_, left) = b.get(b"later").unwrap().unwrap();
+    let left = left.unwrap();
+    assert!(left <= Duration::from_secs(60) && left > Duration::from_secs(50));
+    // Redis itself holds the expiry (PX), so the remote forgets the key.
+    let pttl: i64 = server
+        .cli(&["PTTL", &remote_key("backlite", "", "soon")])
+        .parse()
+        .unwrap();
+    assert!(pttl > 0 && pttl <= 300, "pttl {pttl}");
+    let give_up = Instant::now() + Duration::from_secs(5);
+    while server.cli(&["EXISTS", &remote_key("backlite", "", "soon")]) != "0" {
+        assert!(Instant::now() < give_up);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(get(&b, b"soon"), None);
+    // Expiration 0 removes the remote value too.
+    a.set(b"later", b"z", Expiration::After(Duration::ZERO))
+        .unwrap();
+    let c = machine(&dir, "c.db", &o);
+    assert_eq!(get(&c, b"later"), None);
+}
+
+/// The Redis key of a short key before any clear.
+fn remote_key(ns: &str, tag: &str, key: &str) -> String {
+    format!("{ns}:{tag}:d{{0:{key}}}")
+}
+
+#[test]
+fn clear_hides_every_earlier_entry_from_every_client_and_reclaims_memory() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let o = remote_options(&server.url());
+    let a = machine(&dir, "a.db", &o);
+    let b = machine(&dir, "b.db", &o);
+    for i in 0..50 {
+        a.set(format!("k{i}").as_bytes(), b"old", NEVER).unwrap();
+    }
+    assert_eq!(get(&b, b"k1").as_deref(), Some(&b"old"[..])); // b learns generation 0
+    b.clear().unwrap();
+    // a never heard of the clear, but its next miss sees no old entry.
+    a.delete(b"k2").unwrap(); // local miss from here
+    let fresh = machine(&dir, "fresh.db", &o);
+    for i in 0..50 {
+        assert_eq!(get(&fresh, format!("k{i}").as_bytes()), None, "k{i}");
+    }
+    // Written after the clear (by a client that learnt the new generation): visible.
+    assert_eq!(get(&a, b"k2"), None);
+    a.set(b"new", b"1", NEVER).unwrap();
+    assert_eq!(get(&fresh, b"new").as_deref(), Some(&b"1"[..]));
+    // The old generation's keys are gone from the server.
+    let keys = server.cli(&["--scan", "--pattern", "backlite:*"]);
+    assert!(!keys.contains("{0:"), "left behind: {keys}");
+}
+
+#[test]
+fn version_tags_and_namespaces_separate_the_key_spaces() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut v1 = remote_options(&server.url());
+    v1.set_version_tag("1.0");
+    let mut v2 = remote_options(&server.url());
+    v2.set_version_tag("2.0");
+    let mut other_ns = remote_options(&server.url());
+    other_ns.set_version_tag("1.0");
+    other_ns.set_remote_namespace("team-b").unwrap();
+    let a = machine(&dir, "a.db", &v1);
+    a.set(b"k", b"v1", NEVER).unwrap();
+    assert_eq!(get(&machine(&dir, "b.db", &v2), b"k"), None);
+    assert_eq!(get(&machine(&dir, "c.db", &other_ns), b"k"), None);
+    assert_eq!(
+        get(&machine(&dir, "d.db", &v1), b"k").as_deref(),
+        Some(&b"v1"[..])
+    );
+    assert_eq!(
+        server.cli(&["EXISTS", &remote_key("backlite", "1.0", "k")]),
+        "1"
+    );
+}
+
+#[test]
+fn long_keys_are_hashed_and_values_near_the_size_limit_travel() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = remote_options(&server.url());
+    o.set_max_size(4 << 20).unwrap();
+    let a = machine(&dir, "a.db", &o);
+    let b = machine(&dir, "b.db", &o);
+    let long_key = vec![b'k'; 10_000];
+    let big = vec![7u8; 4 << 20];
+    a.set(&long_key, &big, NEVER).unwrap();
+    a.set(b"", b"empty key", NEVER).unwrap();
+    a.set(b"empty value", b"", NEVER).unwrap();
+    assert_eq!(get(&b, &long_key).as_deref(), Some(&big[..]));
+    assert_eq!(get(&b, b"").as_deref(), Some(&b"empty key"[..]));
+    assert_eq!(get(&b, b"empty value").as_deref(), Some(&b""[..]));
+    // A value over max_size is refused and removes the older value on both tiers.
+    let err = a
+        .set(&long_key, &vec![0u8; (4 << 20) + 1], NEVER)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TooLarge);
+    let c = machine(&dir, "c.db", &o);
+    assert_eq!(get(&c, &long_key), None);
+    let longest = server.cli(&["--scan"]).lines().map(str::len).max().unwrap();
+    assert!(longest < 400, "a Redis key of {longest} bytes");
+}
+
+#[test]
+fn a_foreign_or_damaged_remote_value_is_a_miss() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let o = remote_options(&server.url());
+    let a = machine(&dir, "a.db", &o);
+    a.set(b"k", b"the real value", NEVER).unwrap();
+    let key = remote_key("backlite", "", "k");
+    server.cli(&["SET", &remote_key("backlite", "", "foreign"), "plain text"]);
+    server.cli(&["SETRANGE", &key, "30", "X"]); // one byte of the value changed
+    let b = machine(&dir, "b.db", &o);
+    assert_eq!(get(&b, b"k"), None);
+    assert_eq!(get(&b, b"foreign"), None);
+    assert_eq!(b.remote_stats().unwrap().misses, 2);
+    server.cli(&["LPUSH", &remote_key("backlite", "", "list"), "x"]);
+    assert_eq!(get(&b, b"list"), None); // WRONGTYPE: counted, not returned
+}
+
+#[test]
+fn auth_works_and_the_password_never_appears_in_an_error() {
+    let secret = "Tr0ub4dor-and-3";
+    let server = RedisServer::with_args(&["--requirepass", secret]);
+    let dir = tempfile::tempdir().unwrap();
+    let good = format!("redis://:{secret}@127.0.0.1:{}", server.port);
+    let a = machine(&dir, "a.db", &remote_options(&good));
+    a.set(b"k", b"v", NEVER).unwrap();
+    assert_eq!(a.remote_stats().unwrap().errors, 0);
+    let b = machine(&dir, "b.db", &remote_options(&good));
+    assert_eq!(get(&b, b"k").as_deref(), Some(&b"v"[..]));
+    // A wrong password: open succeeds, connected is 0, calls go on locally.
+    let wrong = format!("redis://:{secret}x@127.0.0.1:{}", server.port);
+    let c = machine(&dir, "c.db", &remote_options(&wrong));
+    assert!(!c.remote_stats().unwrap().connected);
+    assert_eq!(get(&c, b"k"), None);
+    // Malformed URLs name the problem without the password.
+    for bad in [
+        format!("redis://:{secret}@127.0.0.1:notaport"),
+        format!("redis://user:{secret}@"),
+        format!("rediss+cluster://user:{secret}@h:1,,h:2"),
+        format!("memcache://user:{secret}@h:1"),
+        format!("redis://user:{secret}@h:1/abc"),
+    ] {
+        let e = Options::new().set_remote(Some(&bad)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        assert!(!e.message().contains(secret), "{}", e.message());
+        assert!(e.message().contains("***") || e.message().contains("scheme"));
+    }
+}
+
+#[test]
+fn bad_options_are_refused_and_an_unreachable_host_still_opens() {
+    let mut o = Options::new();
+    for bad in [
+        "not a url",
+        "ftp://h",
+        "redis://",
+        "redis://h:70000",
+        "redis+unix://x",
+    ] {
+        assert_eq!(
+            o.set_remote(Some(bad)).unwrap_err().kind(),
+            ErrorKind::InvalidArgument,
+            "{bad}"
+        );
+    }
+    assert!(o.remote().is_none(), "a refused URL changes nothing");
+    for bad in ["", "has space", "nul\0", "{brace}", &"x".repeat(65)] {
+        assert!(o.set_remote_namespace(bad).is_err(), "{bad:?}");
+    }
+    assert!(o.set_remote_timeout(Duration::ZERO).is_err());
+    // Nobody listens on this port: open succeeds at once, not connected.
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let o = remote_options(&format!("redis://127.0.0.1:{port}"));
+    let started = Instant::now();
+    let s = machine(&dir, "a.db", &o);
+    s.set(b"k", b"v", NEVER).unwrap();
+    assert_eq!(get(&s, b"k").as_deref(), Some(&b"v"[..]));
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let st = s.remote_stats().unwrap();
+    assert!(!st.connected && st.errors >= 1, "{st:?}");
+}
+
+/// Every call below is local-only in effect and must finish within a few timeouts.
+fn exercise(s: &Storage, key: &[u8]) -> Duration {
+    let started = Instant::now();
+    s.set(key, b"local", NEVER).unwrap();
+    assert_eq!(get(s, key).as_deref(), Some(&b"local"[..]));
+    assert_eq!(get(s, b"missing"), None);
+    s.delete(key).unwrap();
+    started.elapsed()
+}
+
+#[test]
+fn a_killed_paused_or_restarted_server_never_fails_a_call() {
+    let mut server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let o = remote_options(&server.url());
+    let s = machine(&dir, "a.db", &o);
+    s.set(b"before", b"1", NEVER).unwrap();
+
+    // Killed: refused at once, then skipped while backed off.
+    server.kill();
+    for i in 0..20 {
+        assert!(exercise(&s, format!("k{i}").as_bytes()) < Duration::from_secs(1));
+    }
+    let st = s.remote_stats().unwrap();
+    assert!(!st.connected && st.errors >= 1 && st.skipped >= 1, "{st:?}");
+
+    // Restarted: used again once the back-off has run out.
+    server.restart();
+    let give_up = Instant::now() + Duration::from_secs(10);
+    loop {
+        s.set(b"after", b"2", NEVER).unwrap();
+        if s.remote_stats().unwrap().connected {
+            break;
+        }
+        assert!(Instant::now() < give_up, "never reconnected");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let other = machine(&dir, "b.db", &o);
+    assert_eq!(get(&other, b"after").as_deref(), Some(&b"2"[..]));
+
+    // Paused (SIGSTOP): each round trip times out (200 ms), never hangs.
+    server.signal("STOP");
+    let errors = s.remote_stats().unwrap().errors;
+    for i in 0..10 {
+        let took = exercise(&s, format!("p{i}").as_bytes());
+        assert!(took < Duration::from_millis(1500), "call took {took:?}");
+    }
+    let st = s.remote_stats().unwrap();
+    assert!(
+        st.errors > errors && st.skipped > 0 && !st.connected,
+        "{st:?}"
+    );
+    server.signal("CONT");
+}
+
+#[test]
+fn a_server_answering_garbage_is_an_error_and_never_a_value() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for (n, conn) in listener.incoming().enumerate() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                // Alternate kinds of nonsense: bytes that are not RESP, and well-formed
+                // replies of the wrong kind.
+                let replies: [&[u8]; 3] = [b"\x00\xffgarbage\r\n", b"$5\r\nhello\r\n", b"+OK\r\n"];
+                while let Ok(k) = conn.read(&mut buf) {
+                    if k == 0 || conn.write_all(replies[n % 3]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let o = remote_options(&format!("redis://127.0.0.1:{port}"));
+    let s = machine(&dir, "a.db", &o);
+    let give_up = Instant::now() + Duration::from_secs(5);
+    let mut calls = 0;
+    while Instant::now() < give_up && calls < 40 {
+        assert!(exercise(&s, b"k") < Duration::from_secs(1));
+        calls += 1;
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let st = s.remote_stats().unwrap();
+    assert_eq!(st.hits, 0, "{st:?}");
+    assert!(st.errors + st.misses > 0, "{st:?}");
+}
+
+// ---- processes -------------------------------------------------------------------
+
+/// Runs this test binary's `child` entry in a new process.
+fn spawn_child(role: &str, env: &[(&str, String)]) -> std::process::Child {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        .env("BACKLITE_REMOTE_CHILD", role);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().unwrap()
+}
+
+/// The child processes' entry point; does nothing when run as a test.
+#[test]
+fn child() {
+    let Ok(role) = std::env::var("BACKLITE_REMOTE_CHILD") else {
+        return;
+    };
+    let var = |k: &str| std::env::var(k).unwrap();
+    let mut o = remote_options(&var("URL"));
+    o.set_remote_timeout(Duration::from_millis(500)).unwrap();
+    let s = Arc::new(Storage::open(var("FILE"), &o).unwrap());
+    match role.as_str() {
+        "writer" => s
+            .set(b"shared", b"written by another process", NEVER)
+            .unwrap(),
+        "reader" => {
+            let got = get(&s, b"shared");
+            assert_eq!(got.as_deref(), Some(&b"written by another process"[..]));
+        }
+        "flight" => {
+            let counter = var("COUNTER");
+            let hang = std::env::var("HANG").is_ok();
+            let v = s
+                .cached_call_exclusive(b"expensive", NEVER, Duration::from_secs(20), || {
+                    std::fs::OpenOptions::new()
+                        .append(true)
+                        .create(true)
+                        .open(&counter)
+                        .unwrap()
+                        .write_all(b"x")
+                        .unwrap();
+                    if hang {
+                        std::thread::sleep(Duration::from_secs(600));
+                    }
+                    std::thread::sleep(Duration::from_millis(300));
+                    Ok(b"computed once".to_vec())
+                })
+                .unwrap();
+            assert_eq!(v, b"computed once");
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+#[test]
+fn two_processes_with_their_own_files_share_through_the_remote() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let env = |file: &str| {
+        vec![
+            ("URL", server.url()),
+            ("FILE", dir.path().join(file).to_string_lossy().to_string()),
+        ]
+    };
+    assert!(spawn_child("writer", &env("one.db"))
+        .wait()
+        .unwrap()
+        .success());
+    assert!(spawn_child("reader", &env("two.db"))
+        .wait()
+        .unwrap()
+        .success());
+}
+
+#[test]
+fn single_flight_across_four_processes_with_two_files_computes_once() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let counter = dir.path().join("computes");
+    let env = |file: &str| {
+        vec![
+            ("URL", server.url()),
+            ("FILE", dir.path().join(file).to_string_lossy().to_string()),
+            ("COUNTER", counter.to_string_lossy().to_string()),
+        ]
+    };
+    let kids: Vec<_> = (0..4)
+        .map(|i| spawn_child("flight", &env(if i % 2 == 0 { "x.db" } else { "y.db" })))
+        .collect();
+    for mut k in kids {
+        assert!(k.wait().unwrap().success());
+    }
+    assert_eq!(
+        std::fs::read(&counter).unwrap(),
+        b"x",
+        "computed more than once"
+    );
+}
+
+#[test]
+fn single_flight_takes_over_from_a_killed_holder_after_its_lease_deadline() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let counter = dir.path().join("computes");
+    let env = |file: &str| {
+        vec![
+            ("URL", server.url()),
+            ("FILE", dir.path().join(file).to_string_lossy().to_string()),
+            ("COUNTER", counter.to_string_lossy().to_string()),
+        ]
+    };
+    let mut holder_env = env("x.db");
+    holder_env.push(("HANG", "1".into()));
+    let mut holder = spawn_child("flight", &holder_env);
+    let give_up = Instant::now() + Duration::from_secs(10);
+    while !counter.exists() {
+        assert!(Instant::now() < give_up);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    holder.kill().unwrap(); // SIGKILL while computing, holding the remote lease
+    holder.wait().unwrap();
+    let started = Instant::now();
+    let kids: Vec<_> = (0..3)
+        .map(|i| spawn_child("flight", &env(if i % 2 == 0 { "x.db" } else { "y.db" })))
+        .collect();
+    for mut k in kids {
+        assert!(k.wait().unwrap().success());
+    }
+    assert_eq!(std::fs::read(&counter).unwrap(), b"xx");
+    assert!(started.elapsed() < Duration::from_secs(15));
+}
