@@ -6,7 +6,7 @@ use super::url::{RemoteUrl, Target};
 use crate::shared::lock;
 use redis::cluster::{ClusterClient, ClusterConnection};
 use redis::{Cmd, ConnectionAddr, ConnectionInfo, FromRedisValue, RedisResult};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -79,6 +79,9 @@ pub(crate) struct Client {
     pub(crate) url: RemoteUrl,
     pub(crate) timeout: Duration,
     idle: Mutex<Vec<Conn>>,
+    /// The process the idle connections belong to: a forked child must not share a
+    /// socket with its parent (their replies would interleave), so it opens its own.
+    pid: AtomicU32,
     backoff: Mutex<Backoff>,
     pub(crate) counters: Counters,
 }
@@ -106,6 +109,7 @@ impl Client {
             url: url.clone(),
             timeout,
             idle: Mutex::new(Vec::new()),
+            pid: AtomicU32::new(std::process::id()),
             backoff: Mutex::new(Backoff::default()),
             counters: Counters::default(),
         }
@@ -141,7 +145,15 @@ impl Client {
             self.counters.skipped.fetch_add(1, Relaxed);
             return None;
         }
-        let idle = lock(&self.idle).pop();
+        let idle = {
+            let mut idle = lock(&self.idle);
+            if self.pid.load(Relaxed) != std::process::id() {
+                // The parent's sockets: never used, never closed here.
+                std::mem::forget(std::mem::take(&mut *idle));
+                self.pid.store(std::process::id(), Relaxed);
+            }
+            idle.pop()
+        };
         let conn = match idle {
             Some(c) => Ok(c),
             None => self.connect(),
