@@ -199,7 +199,7 @@ impl Client {
             Target::Single(info) => return Some(vec![info.clone()]),
             Target::Cluster(nodes) => nodes[0].clone(),
         };
-        let text: String = self.run(|c| c.query(&redis::cmd("CLUSTER").arg("NODES")))?;
+        let text: String = self.run(|c| c.query(redis::cmd("CLUSTER").arg("NODES")))?;
         let mut out = Vec::new();
         for line in text.lines() {
             let fields: Vec<&str> = line.split(' ').collect();

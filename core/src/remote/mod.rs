@@ -183,7 +183,7 @@ impl Keys {
             {
                 t.to_string()
             }
-            Some(t) => format!("~{}", sha1_smol::Sha1::from(t).digest().to_string()),
+            Some(t) => format!("~{}", sha1_smol::Sha1::from(t).digest()),
         };
         Keys {
             prefix: format!("{namespace}:{tag}:"),

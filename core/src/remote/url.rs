@@ -53,7 +53,7 @@ impl RemoteUrl {
         let target = match scheme {
             "redis" | "rediss" => {
                 let parsed = url::Url::parse(text).map_err(|e| bad(&e.to_string()))?;
-                if parsed.host_str().is_none_or(str::is_empty) {
+                if parsed.host_str().map_or(true, str::is_empty) {
                     return Err(bad("no host"));
                 }
                 if parsed.query().is_some() {
@@ -88,7 +88,7 @@ impl RemoteUrl {
                     }
                     let node = format!("{single}://{auth}{host}");
                     let parsed = url::Url::parse(&node).map_err(|e| bad(&e.to_string()))?;
-                    if parsed.host_str().is_none_or(str::is_empty) {
+                    if parsed.host_str().map_or(true, str::is_empty) {
                         return Err(bad("no host"));
                     }
                     nodes.push(one(&node).map_err(|e| bad(&e))?);
