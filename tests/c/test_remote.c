@@ -3,7 +3,6 @@
  * starts itself: option checks, two "machines" (processes with their own files)
  * sharing values, stats, an unreachable remote and a killed one.
  */
-#define _GNU_SOURCE
 #include "harness.h"
 #include "redis_server.h"
 
@@ -20,7 +19,13 @@ static backlite_options *remote_options(const char *url) {
 
 static backlite_storage *open_file(const char *name, const backlite_options *o) {
     backlite_storage *s = NULL;
-    REQUIRE_RC(backlite_storage_open(tmp_path(name), o, &s, &err), BACKLITE_RESULT_OK);
+    backlite_error *err = NULL;
+    backlite_result rc = backlite_storage_open(tmp_path(name), o, &s, &err);
+    if (rc != BACKLITE_RESULT_OK) {
+        fprintf(stderr, "open %s: %s\n", name, err ? backlite_error_message(err) : "?");
+        backlite_error_free(err);
+        exit(1);
+    }
     return s;
 }
 

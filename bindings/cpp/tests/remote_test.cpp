@@ -42,7 +42,7 @@ TEST_F(RemoteTest, TwoFilesShareValuesThroughTheRemote) {
   Storage reader(path("b.db"), options(RemoteMode::read_only));
   auto got = reader.get("k");
   ASSERT_TRUE(got.has_value());
-  EXPECT_EQ(std::string(reinterpret_cast<const char*>(got->value.data()), got->value.size()),
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(got->data()), got->size()),
             "shared value");
   auto st = reader.remote_stats();
   EXPECT_EQ(st.hits, 1u);
