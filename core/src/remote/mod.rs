@@ -125,6 +125,7 @@ impl Options {
         Ok(self)
     }
 
+    /// How the remote tier is used (default [`RemoteMode::ReadWrite`]).
     pub fn set_remote_mode(&mut self, mode: RemoteMode) -> &mut Self {
         self.remote.mode = mode;
         self
@@ -135,14 +136,17 @@ impl Options {
         self.remote.url.as_ref().map(RemoteUrl::shown)
     }
 
+    /// The prefix of every remote key.
     pub fn remote_namespace(&self) -> &str {
         &self.remote.namespace
     }
 
+    /// The bound on every remote round trip.
     pub fn remote_timeout(&self) -> Duration {
         self.remote.timeout
     }
 
+    /// How the remote tier is used.
     pub fn remote_mode(&self) -> RemoteMode {
         self.remote.mode
     }
