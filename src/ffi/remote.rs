@@ -55,11 +55,13 @@ pub unsafe extern "C" fn backlite_options_set_remote(
     url: *const libc::c_char,
 ) -> backlite_result {
     boundary(std::ptr::null_mut(), || {
-        let o = try_mut(o, "options")?;
+        // SAFETY: `o` is NULL or a live options object (the header's contract).
+        let o = unsafe { try_mut(o, "options") }?;
         let url = if url.is_null() {
             None
         } else {
-            Some(try_str(url, "url")?)
+            // SAFETY: `url` is a NUL-terminated string (the header's contract).
+            Some(unsafe { try_str(url, "url") }?)
         };
         o.inner.set_remote(url)?;
         Ok(BACKLITE_RESULT_OK)
@@ -75,8 +77,11 @@ pub unsafe extern "C" fn backlite_options_set_remote_namespace(
     ns: *const libc::c_char,
 ) -> backlite_result {
     boundary(std::ptr::null_mut(), || {
-        let o = try_mut(o, "options")?;
-        o.inner.set_remote_namespace(try_str(ns, "ns")?)?;
+        // SAFETY: `o` is NULL or a live options object (the header's contract).
+        let o = unsafe { try_mut(o, "options") }?;
+        // SAFETY: `ns` is NULL or a NUL-terminated string (the header's contract).
+        let ns = unsafe { try_str(ns, "ns") }?;
+        o.inner.set_remote_namespace(ns)?;
         Ok(BACKLITE_RESULT_OK)
     })
 }
@@ -89,7 +94,8 @@ pub unsafe extern "C" fn backlite_options_set_remote_timeout_ms(
     ms: u32,
 ) -> backlite_result {
     boundary(std::ptr::null_mut(), || {
-        let o = try_mut(o, "options")?;
+        // SAFETY: `o` is NULL or a live options object (the header's contract).
+        let o = unsafe { try_mut(o, "options") }?;
         o.inner
             .set_remote_timeout(Duration::from_millis(ms.into()))?;
         Ok(BACKLITE_RESULT_OK)
@@ -103,7 +109,8 @@ pub unsafe extern "C" fn backlite_options_set_remote_mode(
     m: backlite_remote_mode,
 ) -> backlite_result {
     boundary(std::ptr::null_mut(), || {
-        let o = try_mut(o, "options")?;
+        // SAFETY: `o` is NULL or a live options object (the header's contract).
+        let o = unsafe { try_mut(o, "options") }?;
         let mode = RemoteMode::from_index(m)
             .ok_or_else(|| Failure::invalid(format!("unknown remote mode value {m}")))?;
         o.inner.set_remote_mode(mode);
@@ -120,8 +127,10 @@ pub unsafe extern "C" fn backlite_storage_remote_stats(
     err: *mut *mut backlite_error,
 ) -> backlite_result {
     boundary(err, || {
-        let s = try_ref(s, "storage")?;
-        let out = try_mut(out, "out")?;
+        // SAFETY: `s` is NULL or a live storage handle (the header's contract).
+        let s = unsafe { try_ref(s, "storage") }?;
+        // SAFETY: `out` is NULL or writable (the header's contract).
+        let out = unsafe { try_mut(out, "out") }?;
         let st = s.inner.remote_stats().unwrap_or_default();
         *out = backlite_remote_stats {
             hits: st.hits,
