@@ -29,6 +29,7 @@ MIRRORED = {
     "backlite_buf": "Buf",
     "backlite_entry": "Entry",
     "backlite_stats": "CStats",
+    "backlite_remote_stats": "CRemoteStats",
     "backlite_check_report": "CCheckReport",
     "backlite_barrier": "Barrier",
 }
