@@ -14,7 +14,12 @@ repo="$(cd "$here/../.." && pwd)"
 python="${PYTHON:-python3}"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/backlite-py-tests.XXXXXX")"
-trap 'rm -rf "$work"' EXIT
+# setuptools builds in place: what it adds to the tree (build/, *.egg-info) goes too.
+made=()
+for d in "$repo/bindings/python/build" "$repo/bindings/python/src/backlite.egg-info"; do
+    [ -e "$d" ] || made+=("$d")
+done
+trap 'rm -rf "$work" ${made[@]+"${made[@]}"}' EXIT
 
 echo "== python: $("$python" --version 2>&1) ($(command -v "$python"))"
 if ! "$python" -m venv "$work/venv" >"$work/venv.log" 2>&1; then

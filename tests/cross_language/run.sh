@@ -12,7 +12,12 @@ for dir in /usr/local/go/bin "${HOME:-/root}/go/bin"; do
     [ -d "$dir" ] && PATH="$PATH:$dir"
 done
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# setuptools builds the Python package in place: what it adds to the tree goes too.
+made=()
+for d in "$root/bindings/python/build" "$root/bindings/python/src/backlite.egg-info"; do
+    [ -e "$d" ] || made+=("$d")
+done
+trap 'rm -rf "$work" ${made[@]+"${made[@]}"}' EXIT
 
 echo "== building the participants"
 cc -std=c11 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -I"$root/include" "$here/participant.c" \
