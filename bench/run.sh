@@ -2,6 +2,7 @@
 # Builds libbacklite.a and the benchmark, then runs it in a scratch folder on local disk.
 #
 #   bench/run.sh [--quick] [other bench options: --rounds N]
+#   bench/run.sh --large-values [--quick] [--rounds N]   (bench/large_values.c, issue 16)
 #
 # Environment:
 #   CARGO_TARGET_DIR   cargo's target folder (default: target, in the repository)
@@ -16,6 +17,11 @@ target="${CARGO_TARGET_DIR:-target}"
 case "$target" in /*) ;; *) target="$root/$target" ;; esac
 export CARGO_TARGET_DIR="$target"
 cc="${CC:-gcc}"
+program=bench
+if [ "${1:-}" = --large-values ]; then
+  program=large_values
+  shift
+fi
 
 echo "building libbacklite.a (cargo build --release --lib, target $target)" >&2
 cargo build --release --lib >&2
@@ -37,10 +43,16 @@ done
 }
 
 bin="$target/release/backlite-bench"
-echo "compiling bench/bench.c (SQLite header: $sqlite_h)" >&2
-"$cc" -std=c11 -O2 -Wall -Wextra \
+defines=()
+if [ "$program" = large_values ]; then
+  bin="$target/release/backlite-large-values"
+  # The streaming column, once the library has the streaming read.
+  grep -q backlite_storage_get_chunks "$root/include/backlite.h" && defines+=(-DBENCH_STREAMING)
+fi
+echo "compiling bench/$program.c (SQLite header: $sqlite_h)" >&2
+"$cc" -std=c11 -O2 -Wall -Wextra "${defines[@]}" \
   -I "$root/include" -I "$(dirname "$sqlite_h")" \
-  "$root/bench/bench.c" "$lib" \
+  "$root/bench/$program.c" "$lib" \
   -lgcc_s -lutil -lrt -lpthread -ldl -lm \
   -o "$bin"
 
