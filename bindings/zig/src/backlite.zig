@@ -209,6 +209,9 @@ pub const Options = struct {
     busy_timeout_ms: ?u32 = null,
     /// When the file was last opened with another tag, every entry is dropped on open.
     version_tag: ?[]const u8 = null,
+    /// How long `cachedExclusive`'s claim on a key lasts between two renewals (the
+    /// library renews it every third of this while compute runs); default 30 s; > 0.
+    lease_ms: ?u64 = null,
     /// A shared remote tier on Redis / Valkey: "redis://[user[:password]@]host[:port][/db]",
     /// "rediss://...", "redis+unix:///path", "redis+cluster://h:p,h:p", "rediss+cluster://...".
     remote: ?[]const u8 = null,
@@ -257,6 +260,20 @@ pub const Stats = struct {
 };
 
 /// This handle's remote tier activity (all zero without a remote).
+/// Counts since the file was created or last zeroed, by every handle of every process.
+pub const LifetimeStats = struct {
+    /// Lookups that found a live entry.
+    hits: u64,
+    /// Lookups that did not.
+    misses: u64,
+    /// Entries evicted for size.
+    evictions: u64,
+    /// Expired entries removed.
+    expirations: u64,
+    /// When counting began (creation, upgrade or the last zero), ms since the Unix epoch.
+    since_ms: i64,
+};
+
 pub const RemoteStats = struct {
     /// Local misses the remote answered.
     hits: u64,
@@ -552,6 +569,8 @@ pub const Storage = struct {
             try setOption(diags, "default_expiration_ms", c.backlite_options_set_default_expiration_ms(opts, clampMs(v)));
         if (options.busy_timeout_ms) |v|
             try setOption(diags, "busy_timeout_ms", c.backlite_options_set_busy_timeout_ms(opts, v));
+        if (options.lease_ms) |v|
+            try setOption(diags, "lease_ms", c.backlite_options_set_lease_ms(opts, clampMs(v)));
         if (options.version_tag) |tag| {
             var tag_buf: [1024]u8 = undefined;
             const c_tag = toCString(&tag_buf, tag) orelse {
@@ -765,6 +784,29 @@ pub const Storage = struct {
             .evictions = s.evictions,
             .expirations = s.expirations,
         };
+    }
+
+    /// The file's lifetime counters, over every handle of every process since the file
+    /// was created or last zeroed. Other processes' hits and misses are counted once they
+    /// have written (at the latest when they close their handles); this process's always.
+    pub fn lifetimeStats(self: *Storage) Error!LifetimeStats {
+        var s: c.backlite_lifetime_stats = undefined;
+        var err: ?*c.backlite_error = null;
+        try self.fail(c.backlite_storage_lifetime_stats(self.handle, &s, &err), err);
+        return .{
+            .hits = s.hits,
+            .misses = s.misses,
+            .evictions = s.evictions,
+            .expirations = s.expirations,
+            .since_ms = s.since_ms,
+        };
+    }
+
+    /// Sets the file's lifetime counters to zero and counts again from now; this
+    /// handle's own `stats` are kept.
+    pub fn zeroStats(self: *Storage) Error!void {
+        var err: ?*c.backlite_error = null;
+        try self.fail(c.backlite_storage_zero_stats(self.handle, &err), err);
     }
 
     /// This handle's remote tier activity.

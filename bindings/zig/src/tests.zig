@@ -306,6 +306,65 @@ test "fifo evicts the entry set earliest" {
     try testing.expect(try cache.contains("b"));
 }
 
+test "lifetime stats count every handle of the file, and zeroStats starts them again" {
+    var t = try TempCache.init("lifetime.db");
+    defer t.deinit();
+    {
+        var a = try Storage.open(t.path, .{});
+        defer a.deinit();
+        var b = try Storage.open(t.path, .{});
+        defer b.deinit();
+        try a.set("k", "v", .never);
+        try expectValue(&a, "k", "v");
+        try expectValue(&b, "k", "v");
+        try expectValue(&b, "missing", null);
+    }
+    var cache = try Storage.open(t.path, .{});
+    defer cache.deinit();
+    const life = try cache.lifetimeStats();
+    try testing.expectEqual(@as(u64, 2), life.hits);
+    try testing.expectEqual(@as(u64, 1), life.misses);
+    try testing.expect(life.since_ms > 0 and life.since_ms <= std.time.milliTimestamp());
+    try testing.expectEqual(@as(u64, 0), (try cache.stats()).hits); // a new handle's own
+    try cache.zeroStats();
+    const zeroed = try cache.lifetimeStats();
+    try testing.expectEqual(@as(u64, 0), zeroed.hits);
+    try testing.expectEqual(@as(u64, 0), zeroed.misses);
+    try testing.expect(zeroed.since_ms >= life.since_ms);
+}
+
+test "the lease_ms option sets how long cachedExclusive's claim lasts" {
+    var t = try TempCache.init("lease_ms.db");
+    defer t.deinit();
+    var owner = try Storage.open(t.path, .{ .lease_ms = 600_000 });
+    defer owner.deinit();
+    var other = try Storage.open(t.path, .{});
+    defer other.deinit();
+    // While the owner computes, another handle sees the key held, with the owner's
+    // lease length left (the default would leave at most 30 s).
+    const Probe = struct {
+        other: *Storage,
+        held_ms: ?u64 = null,
+        pub fn compute(self: *@This(), w: *std.Io.Writer) !void {
+            switch (try self.other.tryAcquire(testing.allocator, "k", 1_000)) {
+                .held => |left| self.held_ms = left,
+                .hit => |v| testing.allocator.free(v),
+                .lease => |l| {
+                    var lease = l;
+                    lease.abandon();
+                },
+            }
+            try w.writeAll("v");
+        }
+    };
+    var probe: Probe = .{ .other = &other };
+    const v = try owner.cachedExclusive(testing.allocator, "k", .{}, &probe);
+    defer testing.allocator.free(v);
+    try testing.expect(probe.held_ms != null);
+    try testing.expect(probe.held_ms.? > 300_000);
+    try testing.expectError(error.InvalidArgument, memory(.{ .lease_ms = 0 }));
+}
+
 test "check and vacuum run on a healthy file" {
     var cache = try memory(.{});
     defer cache.deinit();
