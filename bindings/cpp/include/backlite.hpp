@@ -115,6 +115,12 @@ class ErrorSlot {
     throw Error(static_cast<Code>(rc), message, left);
   }
 
+  /// The lease time left the error carries (LEASE_HELD), or zero.
+  std::chrono::milliseconds lease_time_left() const noexcept {
+    const std::int64_t ms = raw_ ? backlite_error_lease_time_left_ms(raw_) : -1;
+    return std::chrono::milliseconds(ms > 0 ? ms : 0);
+  }
+
   /// Throws unless `rc` is OK (or one of the codes in `allowed`, returned as is).
   backlite_result check(backlite_result rc, const char* what,
                         backlite_result allowed = BACKLITE_RESULT_OK) {
@@ -327,6 +333,18 @@ class Options {
   }
   Options busy_timeout(std::chrono::milliseconds timeout) && {
     busy_timeout(timeout);
+    return std::move(*this);
+  }
+
+  /// How long cached_exclusive's claim on a key lasts between two renewals (the library
+  /// renews it every third of this while the compute runs); default 30 s; > 0.
+  Options& lease_length(std::chrono::milliseconds length) & {
+    check(backlite_options_set_lease_ms(o_.get(), static_cast<std::int64_t>(length.count())),
+          "lease_length");
+    return *this;
+  }
+  Options lease_length(std::chrono::milliseconds length) && {
+    lease_length(length);
     return std::move(*this);
   }
 
@@ -555,6 +573,7 @@ struct Acquisition {
   Status status = Status::held;
   std::vector<std::byte> value;  ///< the value, on a hit
   Lease lease;                   ///< the lease, when acquired
+  std::chrono::milliseconds time_left{0};  ///< when held: the holder's lease time left
 
   bool hit() const noexcept { return status == Status::hit; }
   bool acquired() const noexcept { return status == Status::acquired; }
@@ -776,6 +795,7 @@ class Storage {
         break;
       case BACKLITE_RESULT_LEASE_HELD:  // another live owner holds the lease
         a.status = Acquisition::Status::held;
+        a.time_left = err.lease_time_left();
         break;
       default:
         err.raise(rc, "try_acquire");

@@ -194,6 +194,39 @@ TEST_F(LeaseFileTest, TwoHandlesOnOneFileShareTheLease) {
   EXPECT_EQ(hit.value, bytes("from a"));
 }
 
+TEST_F(LeaseFileTest, AHeldKeyTellsTheHoldersTimeLeft) {
+  const std::string db = path("c.db");
+  Storage a(db);
+  Storage b(db);
+  Acquisition held = a.try_acquire("k", 600s);
+  ASSERT_TRUE(held.acquired());
+  Acquisition seen = b.try_acquire("k", 1s);
+  ASSERT_TRUE(seen.held());
+  EXPECT_GT(seen.time_left, 300s);
+  EXPECT_LE(seen.time_left, 600s);
+}
+
+TEST_F(LeaseFileTest, TheLeaseLengthOptionSetsHowLongCachedExclusiveHoldsAKey) {
+  const std::string db = path("c.db");
+  Storage owner(db, Options().lease_length(600s));
+  Storage other(db);
+  // While the owner computes, another handle sees the key held with the owner's lease
+  // length left (the default, 30 s, would leave at most 30 s).
+  std::chrono::milliseconds seen{-1};
+  const std::string v = owner.cached_exclusive(
+      "k",
+      [&] {
+        Acquisition probe = other.try_acquire("k", 1s);
+        if (probe.held()) seen = probe.time_left;
+        return std::string("v");
+      },
+      10s);
+  EXPECT_EQ(v, "v");
+  EXPECT_GT(seen, 300s);
+  EXPECT_BACKLITE_ERROR(Options().lease_length(0ms), Code::invalid_argument);
+  EXPECT_BACKLITE_ERROR(Options().lease_length(-5ms), Code::invalid_argument);
+}
+
 // ---- check and vacuum ---------------------------------------------------------------
 
 TEST_F(MaintenanceTest, CheckReportsAHealthyFileAndItsCounts) {
