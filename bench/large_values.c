@@ -225,7 +225,7 @@ static void raw_get(raw_t *r, const char *k, size_t n) {
 /* ------------------------------------------------------------------ plain files */
 
 static void file_set(const char *dir, const char *k, const uint8_t *v, size_t n) {
-    char tmp[PATH_CAP], final[PATH_CAP];
+    char tmp[PATH_CAP + 64], final[PATH_CAP + 64];
     snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, k);
     snprintf(final, sizeof final, "%s/%s", dir, k);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -240,7 +240,7 @@ static void file_set(const char *dir, const char *k, const uint8_t *v, size_t n)
 }
 
 static void file_get(const char *dir, const char *k, size_t n) {
-    char path[PATH_CAP];
+    char path[PATH_CAP + 64];
     snprintf(path, sizeof path, "%s/%s", dir, k);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
@@ -261,7 +261,6 @@ static void file_get(const char *dir, const char *k, size_t n) {
 /* ------------------------------------------------------------------ the run */
 
 enum { BL, RAW, FILES, STREAM, NSIDES };
-static const char *SIDE[NSIDES] = {"backlite", "raw sqlite", "file", "backlite stream"};
 
 typedef struct {
     backlite_storage *bl;
