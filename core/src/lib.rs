@@ -51,6 +51,8 @@ mod schema;
 mod shared;
 mod storage;
 mod txn;
+#[allow(dead_code)] // wired into Storage by the integration of issue 16
+mod value_files;
 
 #[cfg(test)]
 mod query_plans;

@@ -1,0 +1,827 @@
+//! Values kept in files of their own, in a folder beside the cache file (issue 16):
+//! large values read and write at the speed of files, and need not fit SQLite's
+//! one-value limit. This module owns the folder and its files; the entry's row (which
+//! holds the file's name, the value's length and its CRC-32) is the only reference.
+//!
+//! - **The folder** `<cache>.values/` is made by BackLite, 0700, and carries a marker
+//!   file. It appears whole (built under a temporary name, then renamed into place), so
+//!   a folder without the marker is not ours and is never used.
+//! - **Names never collide** between processes or threads: a file is written under a
+//!   fresh random `t-<32 hex>.tmp` (created exclusively) and renamed to a fresh random
+//!   `v-<32 hex>.blv` once complete. A row names only a complete file, so no reader ever
+//!   sees a half-written one, and two writers of one key write two files.
+//! - **The file** holds a header (magic, length, CRC-32) and the value. A read checks
+//!   the file against what the row says; a missing, truncated, foreign or damaged file
+//!   is a miss ([`Read::Missing`], [`Read::Damaged`]), never an error.
+//! - **Only our own names are ever removed**: a file whose name does not parse as ours
+//!   is left alone, whatever it is.
+//! - **No fsync**, like the rest of the library (WAL with `synchronous=NORMAL`): after a
+//!   power loss a row may name a file whose content did not reach the disk, and the CRC
+//!   makes that a miss.
+
+use crate::error::{Error, ErrorKind, Result};
+use std::fs::{self, File, OpenOptions};
+use std::hash::{BuildHasher, Hasher};
+use std::io::{self, Read as _, Write as _};
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+/// What the folder's name adds to the cache file's name.
+pub(crate) const FOLDER_SUFFIX: &str = ".values";
+/// The marker that makes a folder ours.
+const MARKER: &str = "BACKLITE-VALUES";
+const MARKER_TEXT: &str = "This folder holds the large values of a BackLite cache file.\n\
+BackLite creates and removes the files named v-*.blv and t-*.tmp in it, and never reads\n\
+or removes anything else. Removing one of its files loses that value only.\n";
+/// The first bytes of every value file, format 1.
+const MAGIC: &[u8; 8] = b"BKLTVAL1";
+/// Magic, length (u64 LE), CRC-32 (u32 LE), 4 bytes reserved (zero).
+pub(crate) const HEADER_LEN: u64 = 24;
+/// Bytes copied at a time: bounds the memory of streaming reads and writes.
+pub(crate) const CHUNK: usize = 256 * 1024;
+
+/// The name of a complete value file: what an entry's row stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct ValueName(u128);
+
+impl ValueName {
+    /// The name as stored in a row and on disk: `v-<32 lower-case hex digits>.blv`.
+    pub(crate) fn file_name(&self) -> String {
+        format!("v-{:032x}.blv", self.0)
+    }
+
+    /// Parses a name written by [`ValueName::file_name`]; `None` for anything else.
+    pub(crate) fn parse(name: &str) -> Option<ValueName> {
+        parse_hex(name.strip_prefix("v-")?.strip_suffix(".blv")?).map(ValueName)
+    }
+}
+
+/// The name of a file being written: never named by a row.
+fn temp_name(id: u128) -> String {
+    format!("t-{id:032x}.tmp")
+}
+
+fn is_temp_name(name: &str) -> bool {
+    name.strip_prefix("t-")
+        .and_then(|n| n.strip_suffix(".tmp"))
+        .and_then(parse_hex)
+        .is_some()
+}
+
+/// Exactly 32 lower-case hex digits (so that a name has one spelling).
+fn parse_hex(s: &str) -> Option<u128> {
+    let lower_hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+    if s.len() != 32 || !s.bytes().all(lower_hex) {
+        return None;
+    }
+    u128::from_str_radix(s, 16).ok()
+}
+
+/// 128 random bits: std's per-process random hash keys over the pid, the time and a
+/// counter. Unique names need no secret randomness: the folder is 0700, and a file is
+/// created exclusively.
+fn random_id() -> u128 {
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let word = |salt: u64| {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(salt);
+        h.write_u32(std::process::id());
+        h.write_u64(COUNTER.fetch_add(1, Relaxed));
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        h.write_u128(now.as_nanos());
+        h.finish()
+    };
+    (u128::from(word(1)) << 64) | u128::from(word(2))
+}
+
+/// What a read found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Read<T> {
+    /// The whole value, checked.
+    Value(T),
+    /// No such file: a miss.
+    Missing,
+    /// A file that does not hold what the row says (truncated, foreign, damaged): a miss.
+    Damaged,
+}
+
+/// What a streaming read did.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Streamed {
+    /// Every chunk was handed over, and the CRC matched.
+    Done,
+    /// The visitor stopped it.
+    Stopped,
+    /// No such file; nothing was handed over.
+    Missing,
+    /// The file does not hold what the row says. Chunks may have been handed over
+    /// before the CRC showed it: the caller must discard them.
+    Damaged,
+}
+
+/// What an orphan sweep found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Swept {
+    /// Our files removed: unreferenced values and abandoned temporary files.
+    pub removed: u64,
+    /// Entries whose names are not ours, left alone.
+    pub foreign: u64,
+}
+
+/// A complete value file, written and not yet named by any row.
+#[derive(Debug)]
+pub(crate) struct Written {
+    pub name: ValueName,
+    pub len: u64,
+    pub crc: u32,
+}
+
+/// The folder of one cache file's value files.
+#[derive(Debug, Clone)]
+pub(crate) struct ValueFiles {
+    dir: PathBuf,
+}
+
+/// The folder of the cache at `cache`.
+pub(crate) fn folder_of(cache: &Path) -> PathBuf {
+    let mut name = cache.as_os_str().to_os_string();
+    name.push(FOLDER_SUFFIX);
+    PathBuf::from(name)
+}
+
+fn io_error(what: impl std::fmt::Display, e: io::Error) -> Error {
+    // ENOSPC and EDQUOT are worth naming: the caller can act on them.
+    let full = matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT));
+    let hint = if full { " (the disk is full)" } else { "" };
+    Error::new(ErrorKind::Io, format!("{what}: {e}{hint}"))
+}
+
+impl ValueFiles {
+    /// The folder of the cache at `cache`, if it exists and is ours. With `create`, a
+    /// missing folder is made (0700, with its marker). A folder (or anything else) at
+    /// that name that BackLite did not make is an error, and is left untouched.
+    pub(crate) fn open(cache: &Path, create: bool) -> Result<Option<ValueFiles>> {
+        let dir = folder_of(cache);
+        for _ in 0..4 {
+            match fs::symlink_metadata(&dir) {
+                Ok(_) => return Self::adopt(dir).map(Some),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_error(format_args!("cannot stat {}", dir.display()), e)),
+            }
+            if !create {
+                return Ok(None);
+            }
+            Self::create(&dir)?;
+        }
+        Err(Error::new(
+            ErrorKind::Io,
+            format!("{} kept changing while it was opened", dir.display()),
+        ))
+    }
+
+    /// Checks that `dir` is a real folder (not a link), carrying our marker.
+    fn adopt(dir: PathBuf) -> Result<ValueFiles> {
+        let not_ours = |why: &str| {
+            Error::new(
+                ErrorKind::Io,
+                format!(
+                    "{} {why}: BackLite keeps large values there and uses only a folder it made (it was left untouched)",
+                    dir.display()
+                ),
+            )
+        };
+        let meta = fs::symlink_metadata(&dir)
+            .map_err(|e| io_error(format_args!("cannot stat {}", dir.display()), e))?;
+        if !meta.file_type().is_dir() {
+            return Err(not_ours("is not a folder"));
+        }
+        match fs::symlink_metadata(dir.join(MARKER)) {
+            Ok(m) if m.file_type().is_file() && m.uid() == meta.uid() => Ok(ValueFiles { dir }),
+            _ => Err(not_ours("exists without BackLite's marker")),
+        }
+    }
+
+    /// Builds the folder under a temporary name and renames it into place, so that it
+    /// never exists without its marker. Losing the race to another process is fine.
+    fn create(dir: &Path) -> Result<()> {
+        let parent = dir.parent().unwrap_or(Path::new("."));
+        let base = dir.file_name().unwrap_or_default().to_string_lossy();
+        let building = parent.join(format!(".{base}.{:032x}.new", random_id()));
+        let failed = |e| io_error(format_args!("cannot create {}", dir.display()), e);
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&building)
+            .map_err(failed)?;
+        let made = File::options()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(building.join(MARKER))
+            .and_then(|mut f| f.write_all(MARKER_TEXT.as_bytes()))
+            .and_then(|_| fs::rename(&building, dir));
+        if let Err(e) = made {
+            let _ = fs::remove_file(building.join(MARKER));
+            let _ = fs::remove_dir(&building);
+            // Another process made it first (a folder in place: ENOTEMPTY or EEXIST).
+            if fs::symlink_metadata(dir).is_err() {
+                return Err(failed(e));
+            }
+        }
+        Ok(())
+    }
+
+    /// The folder.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path_of(&self, name: &ValueName) -> PathBuf {
+        self.dir.join(name.file_name())
+    }
+
+    /// Writes `value` to a new file. On failure (a full disk included) nothing is left.
+    pub(crate) fn write(&self, value: &[u8]) -> Result<Written> {
+        self.write_with(value.len() as u64, |file, hasher| {
+            for chunk in value.chunks(CHUNK) {
+                hasher.update(chunk);
+                file.write_all(chunk)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Writes the `len` bytes that `source` yields to a new file, in bounded memory.
+    /// A source that ends early or fails leaves nothing behind.
+    pub(crate) fn write_from(&self, len: u64, source: &mut dyn io::Read) -> Result<Written> {
+        self.write_with(len, |file, hasher| {
+            let mut buf = vec![0u8; CHUNK.min(len as usize)];
+            let mut left = len;
+            while left > 0 {
+                let n = (left as usize).min(buf.len());
+                source.read_exact(&mut buf[..n])?;
+                hasher.update(&buf[..n]);
+                file.write_all(&buf[..n])?;
+                left -= n as u64;
+            }
+            Ok(())
+        })
+    }
+
+    /// Writes a header, then the value through `body` (which hashes what it writes),
+    /// then the header's CRC, to a temporary file renamed into place once complete.
+    fn write_with(
+        &self,
+        len: u64,
+        body: impl FnOnce(&mut File, &mut crc32fast::Hasher) -> io::Result<()>,
+    ) -> Result<Written> {
+        let (temp, mut file) = self.create_temp()?;
+        let mut hasher = crc32fast::Hasher::new();
+        let filled = file
+            .write_all(&[0u8; HEADER_LEN as usize])
+            .and_then(|_| body(&mut file, &mut hasher))
+            .and_then(|_| {
+                let crc = hasher.finalize();
+                file.write_all_at(&header_of(len, crc), 0)?;
+                Ok(crc)
+            });
+        let written = filled.and_then(|crc| {
+            drop(file);
+            let name = ValueName(random_id());
+            fs::rename(&temp, self.path_of(&name))?;
+            Ok(Written { name, len, crc })
+        });
+        written.map_err(|e| {
+            let _ = fs::remove_file(&temp);
+            io_error(
+                format_args!("cannot write a value file in {}", self.dir.display()),
+                e,
+            )
+        })
+    }
+
+    fn create_temp(&self) -> Result<(PathBuf, File)> {
+        loop {
+            let temp = self.dir.join(temp_name(random_id()));
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_CLOEXEC)
+                .open(&temp)
+            {
+                Ok(file) => return Ok((temp, file)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(io_error(
+                        format_args!("cannot create a value file in {}", self.dir.display()),
+                        e,
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Opens the file `name` and checks its length and header against `len` and `crc`.
+    fn open_checked(&self, name: &ValueName, len: u64, crc: u32) -> Result<Read<File>> {
+        let path = self.path_of(name);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Read::Missing),
+            Err(e) => return Err(io_error(format_args!("cannot open {}", path.display()), e)),
+        };
+        let meta = file
+            .metadata()
+            .map_err(|e| io_error(format_args!("cannot stat {}", path.display()), e))?;
+        let mut header = [0u8; HEADER_LEN as usize];
+        if !meta.is_file()
+            || meta.len() != HEADER_LEN + len
+            || file.read_exact_at(&mut header, 0).is_err()
+            || header != header_of(len, crc)
+        {
+            return Ok(Read::Damaged);
+        }
+        Ok(Read::Value(file))
+    }
+
+    /// Reads the value of file `name` into `dest` (exactly its length) and checks it.
+    pub(crate) fn read_into(
+        &self,
+        name: &ValueName,
+        crc: u32,
+        dest: &mut [u8],
+    ) -> Result<Read<()>> {
+        let len = dest.len() as u64;
+        let file = match self.open_checked(name, len, crc)? {
+            Read::Value(f) => f,
+            Read::Missing => return Ok(Read::Missing),
+            Read::Damaged => return Ok(Read::Damaged),
+        };
+        // The CRC of each chunk is taken while the chunk is still in the CPU's cache.
+        let mut hasher = crc32fast::Hasher::new();
+        let mut at = HEADER_LEN;
+        for chunk in dest.chunks_mut(CHUNK) {
+            if file.read_exact_at(chunk, at).is_err() {
+                return Ok(Read::Damaged); // shortened since it was opened
+            }
+            hasher.update(chunk);
+            at += chunk.len() as u64;
+        }
+        Ok(if hasher.finalize() == crc {
+            Read::Value(())
+        } else {
+            Read::Damaged
+        })
+    }
+
+    /// Reads the value of file `name` (of `len` bytes) into a new vector.
+    pub(crate) fn read(&self, name: &ValueName, len: u64, crc: u32) -> Result<Read<Vec<u8>>> {
+        let mut value = Vec::new();
+        let size = usize::try_from(len).map_err(|_| no_memory(len))?;
+        value.try_reserve_exact(size).map_err(|_| no_memory(len))?;
+        value.resize(size, 0);
+        Ok(match self.read_into(name, crc, &mut value)? {
+            Read::Value(()) => Read::Value(value),
+            Read::Missing => Read::Missing,
+            Read::Damaged => Read::Damaged,
+        })
+    }
+
+    /// Hands the value of file `name` to `visit` in chunks of at most [`CHUNK`] bytes,
+    /// in one buffer of that size. `visit` returns false to stop.
+    pub(crate) fn read_chunks(
+        &self,
+        name: &ValueName,
+        len: u64,
+        crc: u32,
+        mut visit: impl FnMut(&[u8]) -> bool,
+    ) -> Result<Streamed> {
+        let mut file = match self.open_checked(name, len, crc)? {
+            Read::Value(f) => f,
+            Read::Missing => return Ok(Streamed::Missing),
+            Read::Damaged => return Ok(Streamed::Damaged),
+        };
+        let mut buf = vec![0u8; CHUNK.min(len as usize)];
+        let mut hasher = crc32fast::Hasher::new();
+        let mut left = len;
+        let mut skip = [0u8; HEADER_LEN as usize];
+        if file.read_exact(&mut skip).is_err() {
+            return Ok(Streamed::Damaged);
+        }
+        while left > 0 {
+            let n = (left as usize).min(buf.len());
+            if file.read_exact(&mut buf[..n]).is_err() {
+                return Ok(Streamed::Damaged);
+            }
+            hasher.update(&buf[..n]);
+            left -= n as u64;
+            if left == 0 && hasher.clone().finalize() != crc {
+                // The last chunk is withheld: a caller that ignores the outcome still
+                // never sees the whole of a damaged value.
+                return Ok(Streamed::Damaged);
+            }
+            if !visit(&buf[..n]) {
+                return Ok(Streamed::Stopped);
+            }
+        }
+        Ok(if len == 0 && hasher.finalize() != crc {
+            Streamed::Damaged
+        } else {
+            Streamed::Done
+        })
+    }
+
+    /// Removes the file `name`; a file already gone is fine.
+    pub(crate) fn remove(&self, name: &ValueName) -> Result<()> {
+        let path = self.path_of(name);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_error(
+                format_args!("cannot remove {}", path.display()),
+                e,
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Removes our files that no row names (`referenced` says) and abandoned temporary
+    /// files, if last modified more than `grace` before `now`: a writer renames its file
+    /// before its row commits, so a young unreferenced file may be about to be named.
+    /// Anything whose name is not ours is counted and left alone.
+    pub(crate) fn sweep(
+        &self,
+        referenced: impl Fn(&ValueName) -> bool,
+        grace: Duration,
+        now: SystemTime,
+    ) -> Result<Swept> {
+        let failed = |e| io_error(format_args!("cannot list {}", self.dir.display()), e);
+        let mut swept = Swept::default();
+        for item in fs::read_dir(&self.dir).map_err(failed)? {
+            let item = item.map_err(failed)?;
+            let file_name = item.file_name();
+            let name = file_name.to_str().unwrap_or("");
+            let ours = match ValueName::parse(name) {
+                Some(value) => Some(!referenced(&value)),
+                None if is_temp_name(name) => Some(true),
+                None => None,
+            };
+            let Some(unreferenced) = ours else {
+                if name != MARKER {
+                    swept.foreign += 1;
+                }
+                continue;
+            };
+            let Ok(meta) = fs::symlink_metadata(item.path()) else {
+                continue; // removed meanwhile
+            };
+            if !meta.file_type().is_file() {
+                swept.foreign += 1; // our name on something we never make
+                continue;
+            }
+            let age = meta
+                .modified()
+                .ok()
+                .and_then(|m| now.duration_since(m).ok())
+                .unwrap_or_default();
+            if unreferenced && age > grace && fs::remove_file(item.path()).is_ok() {
+                swept.removed += 1;
+            }
+        }
+        Ok(swept)
+    }
+}
+
+fn no_memory(len: u64) -> Error {
+    Error::new(
+        ErrorKind::Internal,
+        format!("no memory for a value of {len} bytes"),
+    )
+}
+
+fn header_of(len: u64, crc: u32) -> [u8; HEADER_LEN as usize] {
+    let mut h = [0u8; HEADER_LEN as usize];
+    h[..8].copy_from_slice(MAGIC);
+    h[8..16].copy_from_slice(&len.to_le_bytes());
+    h[16..20].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn setup() -> (tempfile::TempDir, PathBuf, ValueFiles) {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache.db");
+        let files = ValueFiles::open(&cache, true).unwrap().unwrap();
+        (dir, cache, files)
+    }
+
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn value(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 131 + 7) as u8).collect()
+    }
+
+    #[test]
+    fn the_folder_is_made_private_with_its_marker_and_adopted_afterwards() {
+        let (dir, cache, files) = setup();
+        assert_eq!(files.dir(), dir.path().join("cache.db.values"));
+        let mode = fs::metadata(files.dir()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        assert_eq!(listing(files.dir()), [MARKER]);
+        assert_eq!(
+            listing(dir.path()),
+            ["cache.db.values"],
+            "no building folder left"
+        );
+        assert!(ValueFiles::open(&cache, false).unwrap().is_some());
+        let other = dir.path().join("other.db");
+        assert!(ValueFiles::open(&other, false).unwrap().is_none());
+        assert!(
+            !folder_of(&other).exists(),
+            "a read-only open creates nothing"
+        );
+    }
+
+    #[test]
+    fn a_folder_without_the_marker_is_refused_and_left_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache.db");
+        fs::create_dir(folder_of(&cache)).unwrap();
+        fs::write(
+            folder_of(&cache).join("v-00000000000000000000000000000001.blv"),
+            b"x",
+        )
+        .unwrap();
+        let err = ValueFiles::open(&cache, true).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Io);
+        assert!(err.message().contains("without BackLite's marker"), "{err}");
+        assert_eq!(
+            listing(&folder_of(&cache)),
+            ["v-00000000000000000000000000000001.blv"]
+        );
+        // A regular file at that name, and a link to a folder, are refused too.
+        let file_cache = dir.path().join("f.db");
+        fs::write(folder_of(&file_cache), b"mine").unwrap();
+        assert!(ValueFiles::open(&file_cache, true).is_err());
+        assert_eq!(fs::read(folder_of(&file_cache)).unwrap(), b"mine");
+        let linked = dir.path().join("l.db");
+        let target = dir.path().join("elsewhere");
+        fs::create_dir(&target).unwrap();
+        std::os::unix::fs::symlink(&target, folder_of(&linked)).unwrap();
+        assert!(ValueFiles::open(&linked, true).is_err());
+        assert!(listing(&target).is_empty(), "nothing made through a link");
+    }
+
+    #[test]
+    fn values_of_every_shape_read_back_as_written() {
+        let (_dir, _cache, files) = setup();
+        for len in [0, 1, CHUNK - 1, CHUNK, 3 * CHUNK + 5] {
+            let v = value(len);
+            let w = files.write(&v).unwrap();
+            assert_eq!((w.len, w.crc), (len as u64, crc32fast::hash(&v)));
+            assert_eq!(
+                files.read(&w.name, w.len, w.crc).unwrap(),
+                Read::Value(v.clone())
+            );
+            let mut streamed = Vec::new();
+            let mut largest = 0;
+            let done = files
+                .read_chunks(&w.name, w.len, w.crc, |c| {
+                    largest = largest.max(c.len());
+                    streamed.extend_from_slice(c);
+                    true
+                })
+                .unwrap();
+            assert_eq!((done, streamed), (Streamed::Done, v.clone()));
+            assert!(largest <= CHUNK);
+            let from = files.write_from(len as u64, &mut &v[..]).unwrap();
+            assert_eq!(from.crc, w.crc);
+            assert_ne!(from.name, w.name, "every write has a file of its own");
+            assert_eq!(
+                files.read(&from.name, from.len, from.crc).unwrap(),
+                Read::Value(v)
+            );
+        }
+    }
+
+    #[test]
+    fn a_missing_truncated_damaged_or_foreign_file_is_a_miss() {
+        let (_dir, _cache, files) = setup();
+        let v = value(CHUNK + 10);
+        let w = files.write(&v).unwrap();
+        let path = files.dir().join(w.name.file_name());
+        let damaged = |files: &ValueFiles| {
+            assert_eq!(files.read(&w.name, w.len, w.crc).unwrap(), Read::Damaged);
+            let mut seen = 0;
+            let streamed = files.read_chunks(&w.name, w.len, w.crc, |c| {
+                seen += c.len();
+                true
+            });
+            assert_eq!(streamed.unwrap(), Streamed::Damaged);
+            assert!(seen < v.len(), "never the whole of a damaged value");
+        };
+        // A row that disagrees with the file.
+        assert_eq!(
+            files.read(&w.name, w.len, w.crc ^ 1).unwrap(),
+            Read::Damaged
+        );
+        assert_eq!(
+            files.read(&w.name, w.len - 1, w.crc).unwrap(),
+            Read::Damaged
+        );
+        // One flipped bit in the value.
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[HEADER_LEN as usize + CHUNK + 3] ^= 1;
+        fs::write(&path, &bytes).unwrap();
+        damaged(&files);
+        // Truncated.
+        bytes[HEADER_LEN as usize + CHUNK + 3] ^= 1;
+        fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
+        damaged(&files);
+        // A foreign file of the right length under our name.
+        fs::write(&path, vec![0u8; bytes.len()]).unwrap();
+        damaged(&files);
+        // Gone.
+        fs::remove_file(&path).unwrap();
+        assert_eq!(files.read(&w.name, w.len, w.crc).unwrap(), Read::Missing);
+        let streamed = files.read_chunks(&w.name, w.len, w.crc, |_| panic!("no chunk"));
+        assert_eq!(streamed.unwrap(), Streamed::Missing);
+    }
+
+    #[test]
+    fn a_visitor_can_stop_a_streaming_read() {
+        let (_dir, _cache, files) = setup();
+        let w = files.write(&value(3 * CHUNK)).unwrap();
+        let mut calls = 0;
+        let outcome = files.read_chunks(&w.name, w.len, w.crc, |_| {
+            calls += 1;
+            false
+        });
+        assert_eq!((outcome.unwrap(), calls), (Streamed::Stopped, 1));
+    }
+
+    #[test]
+    fn only_names_of_backlite_s_own_pattern_parse() {
+        let name = ValueName(0xabc);
+        assert_eq!(name.file_name(), "v-00000000000000000000000000000abc.blv");
+        assert_eq!(ValueName::parse(&name.file_name()), Some(name));
+        for foreign in [
+            "v-00000000000000000000000000000ABC.blv",
+            "v-0000000000000000000000000000abc.blv",
+            "v-00000000000000000000000000000abc.blv~",
+            "x-00000000000000000000000000000abc.blv",
+            "v-+0000000000000000000000000000abc.blv",
+            "t-00000000000000000000000000000abc.tmp",
+            MARKER,
+            "",
+        ] {
+            assert_eq!(ValueName::parse(foreign), None, "{foreign}");
+        }
+        assert!(is_temp_name("t-00000000000000000000000000000abc.tmp"));
+        assert!(!is_temp_name("t-abc.tmp"));
+    }
+
+    #[test]
+    fn remove_takes_only_the_named_file() {
+        let (_dir, _cache, files) = setup();
+        let a = files.write(b"a").unwrap();
+        let b = files.write(b"b").unwrap();
+        files.remove(&a.name).unwrap();
+        files.remove(&a.name).unwrap(); // already gone: fine
+        assert_eq!(files.read(&a.name, 1, a.crc).unwrap(), Read::Missing);
+        assert_eq!(
+            files.read(&b.name, 1, b.crc).unwrap(),
+            Read::Value(b"b".to_vec())
+        );
+    }
+
+    #[test]
+    fn the_sweep_removes_old_orphans_only_and_never_a_foreign_file() {
+        let (_dir, _cache, files) = setup();
+        let kept = files.write(b"referenced").unwrap();
+        let orphan = files.write(b"orphan").unwrap();
+        let temp = files.dir().join(temp_name(7));
+        fs::write(&temp, b"abandoned half").unwrap();
+        let foreign = ["notes.txt", "v-1.blv", "t-x.tmp", ".hidden"];
+        for name in foreign {
+            fs::write(files.dir().join(name), b"someone else's").unwrap();
+        }
+        fs::create_dir(files.dir().join(ValueName(9).file_name())).unwrap();
+        let referenced = |n: &ValueName| *n == kept.name;
+        let now = SystemTime::now();
+        // Young files may be about to be named by a row: kept.
+        let swept = files
+            .sweep(referenced, Duration::from_secs(60), now)
+            .unwrap();
+        assert_eq!(
+            swept,
+            Swept {
+                removed: 0,
+                foreign: 5
+            }
+        );
+        let later = now + Duration::from_secs(120);
+        let swept = files
+            .sweep(referenced, Duration::from_secs(60), later)
+            .unwrap();
+        assert_eq!(
+            swept,
+            Swept {
+                removed: 2,
+                foreign: 5
+            }
+        );
+        assert_eq!(
+            files.read(&orphan.name, 6, orphan.crc).unwrap(),
+            Read::Missing
+        );
+        assert!(!temp.exists());
+        let mut expected: Vec<String> = foreign.iter().map(|s| s.to_string()).collect();
+        expected.extend([
+            MARKER.into(),
+            kept.name.file_name(),
+            ValueName(9).file_name(),
+        ]);
+        expected.sort();
+        assert_eq!(listing(files.dir()), expected);
+    }
+
+    #[test]
+    fn a_failed_write_leaves_nothing_behind() {
+        let (_dir, _cache, files) = setup();
+        // The source ends 10 bytes early.
+        let err = files.write_from(100, &mut &value(90)[..]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Io);
+        assert_eq!(listing(files.dir()), [MARKER]);
+    }
+
+    #[test]
+    fn concurrent_writers_never_share_a_file() {
+        let (_dir, _cache, files) = setup();
+        let names: Vec<ValueName> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..4)
+                .map(|t| {
+                    let files = &files;
+                    s.spawn(move || {
+                        (0..50)
+                            .map(|i| files.write(&[t as u8, i as u8]).unwrap().name)
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap())
+                .collect()
+        });
+        let distinct: std::collections::HashSet<_> = names.iter().collect();
+        assert_eq!(distinct.len(), 200);
+        assert_eq!(listing(files.dir()).len(), 201);
+    }
+
+    /// A full disk: a 1 MiB tmpfs (needs root, as CI runs; skipped loudly otherwise).
+    #[test]
+    fn a_full_disk_gives_a_clear_error_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            eprintln!("SKIPPED a_full_disk_gives_a_clear_error_and_leaves_nothing: cannot mount a tmpfs (not root?)");
+            return;
+        }
+        struct Unmount<'a>(&'a Path);
+        impl Drop for Unmount<'_> {
+            fn drop(&mut self) {
+                let _ = std::process::Command::new("umount").arg(self.0).status();
+            }
+        }
+        let _unmount = Unmount(dir.path());
+        let cache = dir.path().join("cache.db");
+        let files = ValueFiles::open(&cache, true).unwrap().unwrap();
+        let err = files.write(&value(2 << 20)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Io);
+        assert!(err.message().contains("disk is full"), "{err}");
+        assert_eq!(listing(files.dir()), [MARKER]);
+        let small = files.write(b"still works").unwrap();
+        assert!(matches!(
+            files.read(&small.name, 11, small.crc).unwrap(),
+            Read::Value(_)
+        ));
+    }
+}
