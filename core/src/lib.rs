@@ -33,6 +33,8 @@
 #![warn(missing_docs)]
 
 mod access;
+#[allow(dead_code)] // wired into Storage::lookup once the storage layout of issue 11 lands
+mod blob_read;
 mod check;
 mod entry;
 mod error;
