@@ -527,16 +527,16 @@ impl Remote {
                     .arg(1000)
                     .query(&mut conn);
                 let Ok((next, keys)) = page else { break };
-                let old: Vec<&Vec<u8>> = keys
+                // One UNLINK per key, pipelined: on a cluster master the keys of one
+                // page lie in many slots, and a multi-key UNLINK across slots is refused.
+                let mut unlink = redis::pipe();
+                for k in keys
                     .iter()
                     .filter(|k| self.keys.generation_of(k) != Some(gen))
-                    .collect();
-                if !old.is_empty()
-                    && redis::cmd("UNLINK")
-                        .arg(old)
-                        .query::<i64>(&mut conn)
-                        .is_err()
                 {
+                    unlink.cmd("UNLINK").arg(k).ignore();
+                }
+                if unlink.query::<()>(&mut conn).is_err() {
                     break;
                 }
                 cursor = next;

@@ -1,0 +1,271 @@
+//! The remote tier on a 3-master Redis Cluster made by `redis-cli --cluster create`
+//! (each server on a free loopback port in a folder of its own): keys spread over every
+//! master, read- and write-through between two files, clear on every master, single
+//! flight, and a resharding and a master failure while calls run: never a wrong value,
+//! errors counted, every call still answered locally.
+
+mod support;
+
+use backlite::{Expiration, Options, RemoteMode, Storage};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+use support::redis::RedisCluster;
+
+const NEVER: Expiration = Expiration::Never;
+const KEYS: usize = 300;
+
+fn cluster_options(cluster: &RedisCluster) -> Options {
+    let mut o = Options::new();
+    o.set_remote(Some(&cluster.url())).unwrap();
+    // Generous: a loaded CI machine must not turn a slow answer into a miss here.
+    o.set_remote_timeout(Duration::from_secs(1)).unwrap();
+    o
+}
+
+fn machine(dir: &tempfile::TempDir, name: &str, o: &Options) -> Storage {
+    Storage::open(dir.path().join(name), o).unwrap()
+}
+
+fn get(s: &Storage, key: &[u8]) -> Option<Vec<u8>> {
+    s.get(key).unwrap().map(|(v, _)| v)
+}
+
+fn key(i: usize) -> Vec<u8> {
+    format!("k{i}").into_bytes()
+}
+
+fn value(i: usize, round: usize) -> Vec<u8> {
+    format!("k{i}:round {round}").into_bytes()
+}
+
+/// Whether `got` is one of the values ever written under key `i` (any round).
+fn is_value_of(got: &[u8], i: usize) -> bool {
+    got.strip_prefix(format!("k{i}:round ").as_bytes())
+        .and_then(|r| std::str::from_utf8(r).ok())
+        .is_some_and(|r| r.parse::<usize>().is_ok())
+}
+
+#[test]
+fn keys_spread_over_every_master_and_travel_between_two_files() {
+    let cluster = RedisCluster::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    let o = cluster_options(&cluster);
+    let a = machine(&dir, "a.db", &o);
+    let b = machine(&dir, "b.db", &o);
+    assert!(a.remote_stats().unwrap().connected);
+    for i in 0..KEYS {
+        a.set(&key(i), &value(i, 0), NEVER).unwrap();
+    }
+    let sizes = cluster.sizes();
+    assert!(sizes.iter().all(|&n| n > 0), "keys per master: {sizes:?}");
+    assert_eq!(sizes.iter().sum::<u64>(), KEYS as u64);
+    for i in 0..KEYS {
+        assert_eq!(get(&b, &key(i)), Some(value(i, 0)), "key {i}");
+    }
+    let st = b.remote_stats().unwrap();
+    assert_eq!((st.hits, st.misses, st.errors), (KEYS as u64, 0, 0));
+    assert_eq!(a.remote_stats().unwrap().errors, 0);
+    // Delete and set-many reach the cluster too.
+    assert!(b.delete(&key(0)).unwrap());
+    let entries: Vec<(Vec<u8>, Vec<u8>)> = (0..KEYS).map(|i| (key(i), value(i, 1))).collect();
+    let many: Vec<backlite::Entry<'_>> = entries[1..]
+        .iter()
+        .map(|(k, v)| backlite::Entry {
+            key: k,
+            value: v,
+            expiration: NEVER,
+        })
+        .collect();
+    a.set_many(&many).unwrap();
+    let c = machine(&dir, "c.db", &o);
+    assert_eq!(get(&c, &key(0)), None);
+    for i in 1..KEYS {
+        assert_eq!(get(&c, &key(i)), Some(value(i, 1)), "key {i}");
+    }
+    assert_eq!(c.remote_stats().unwrap().errors, 0);
+}
+
+#[test]
+fn clear_hides_every_earlier_entry_at_once_and_reclaims_every_master() {
+    let cluster = RedisCluster::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    let o = cluster_options(&cluster);
+    let a = machine(&dir, "a.db", &o);
+    // Opened before the clear: it knows the old generation.
+    let early = machine(&dir, "early.db", &o);
+    for i in 0..KEYS {
+        a.set(&key(i), &value(i, 0), NEVER).unwrap();
+    }
+    assert!(cluster.sizes().iter().all(|&n| n > 0));
+    a.clear().unwrap();
+    for i in 0..KEYS {
+        assert_eq!(get(&early, &key(i)), None, "key {i} seen after the clear");
+    }
+    let late = machine(&dir, "late.db", &o);
+    assert_eq!(get(&late, &key(7)), None);
+    // Only the generation key is left, on whichever master owns its slot.
+    assert_eq!(
+        cluster.sizes().iter().sum::<u64>(),
+        1,
+        "{:?}",
+        cluster.sizes()
+    );
+    // Writes after the clear are seen by everyone, also the early handle.
+    a.set(&key(7), &value(7, 1), NEVER).unwrap();
+    assert_eq!(get(&late, &key(7)), Some(value(7, 1)));
+    let fresh = machine(&dir, "fresh.db", &o);
+    assert_eq!(get(&fresh, &key(7)), Some(value(7, 1)));
+    for s in [&a, &early, &late, &fresh] {
+        assert_eq!(s.remote_stats().unwrap().errors, 0);
+    }
+}
+
+#[test]
+fn single_flight_on_a_cluster_computes_once() {
+    let cluster = RedisCluster::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    let o = cluster_options(&cluster);
+    let computes = Arc::new(AtomicUsize::new(0));
+    let start = Arc::new(Barrier::new(4));
+    // Four files: only the remote lease can keep them from computing four times.
+    let threads: Vec<_> = (0..4)
+        .map(|i| {
+            let s = Arc::new(machine(&dir, &format!("m{i}.db"), &o));
+            let (computes, start) = (computes.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                s.cached_call_exclusive(b"expensive", NEVER, Duration::from_secs(20), || {
+                    computes.fetch_add(1, SeqCst);
+                    std::thread::sleep(Duration::from_millis(300));
+                    Ok(b"computed once".to_vec())
+                })
+                .unwrap()
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), b"computed once");
+    }
+    assert_eq!(computes.load(SeqCst), 1, "computed more than once");
+}
+
+/// Reads every key from the remote (the read-only handle's local file is emptied
+/// first, which stays local) and checks each value found is one written under that key.
+fn check_remote_values(reader: &Storage) -> (usize, usize) {
+    reader.clear().unwrap();
+    let (mut found, mut missed) = (0, 0);
+    for i in 0..KEYS {
+        match get(reader, &key(i)) {
+            Some(v) => {
+                assert!(is_value_of(&v, i), "key {i}: wrong value {v:?}");
+                found += 1;
+            }
+            None => missed += 1,
+        }
+    }
+    (found, missed)
+}
+
+fn read_only(o: &Options) -> Options {
+    let mut o = o.clone();
+    o.set_remote_mode(RemoteMode::ReadOnly);
+    o
+}
+
+#[test]
+fn a_resharding_while_calls_run_never_gives_a_wrong_value() {
+    let cluster = RedisCluster::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    let o = cluster_options(&cluster);
+    let a = machine(&dir, "a.db", &o);
+    let reader = machine(&dir, "reader.db", &read_only(&o));
+    for i in 0..KEYS {
+        a.set(&key(i), &value(i, 0), NEVER).unwrap();
+    }
+    let before = cluster.sizes();
+    let (from, to) = (cluster.id(0), cluster.id(1));
+    let mut reshard = std::process::Command::new("redis-cli")
+        .args([
+            "--cluster",
+            "reshard",
+            &format!("127.0.0.1:{}", cluster.nodes[0].port),
+        ])
+        .args(["--cluster-from", &from, "--cluster-to", &to])
+        .args(["--cluster-slots", "3000", "--cluster-yes"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut round = 1;
+    loop {
+        let done = reshard.try_wait().unwrap();
+        for i in 0..KEYS {
+            a.set(&key(i), &value(i, round), NEVER).unwrap();
+            assert_eq!(get(&a, &key(i)), Some(value(i, round)));
+        }
+        check_remote_values(&reader);
+        round += 1;
+        if let Some(status) = done {
+            assert!(status.success(), "redis-cli --cluster reshard failed");
+            break;
+        }
+    }
+    cluster.wait_ok();
+    let after = cluster.sizes();
+    assert!(
+        after[1] > before[1] && after[0] < before[0],
+        "{before:?} -> {after:?}"
+    );
+    // Everything written last is there, wherever its slot went.
+    let fresh = machine(&dir, "fresh.db", &o);
+    for i in 0..KEYS {
+        assert_eq!(get(&fresh, &key(i)), Some(value(i, round - 1)), "key {i}");
+    }
+    assert_eq!(fresh.remote_stats().unwrap().errors, 0);
+}
+
+#[test]
+fn a_master_failure_is_counted_never_fails_a_call_and_the_cluster_is_used_again() {
+    let mut cluster = RedisCluster::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    let o = cluster_options(&cluster);
+    let a = machine(&dir, "a.db", &o);
+    let reader = machine(&dir, "reader.db", &read_only(&o));
+    for i in 0..KEYS {
+        a.set(&key(i), &value(i, 0), NEVER).unwrap();
+    }
+    cluster.nodes[2].kill();
+    // Every call goes on locally; what the remote answers is right or a miss.
+    let give_up = Instant::now() + Duration::from_secs(60);
+    let mut round = 1;
+    while a.remote_stats().unwrap().errors == 0 || reader.remote_stats().unwrap().errors == 0 {
+        assert!(Instant::now() < give_up, "the failure was never counted");
+        for i in 0..KEYS {
+            a.set(&key(i), &value(i, round), NEVER).unwrap();
+            assert_eq!(get(&a, &key(i)), Some(value(i, round)));
+        }
+        check_remote_values(&reader);
+        round += 1;
+    }
+    assert!(!reader.remote_stats().unwrap().connected || check_remote_values(&reader).1 > 0);
+    // Back: the same node (its nodes.conf kept) rejoins, and after the back-off the
+    // cluster answers again.
+    cluster.nodes[2].restart();
+    cluster.wait_ok();
+    let give_up = Instant::now() + Duration::from_secs(60);
+    loop {
+        for i in 0..KEYS {
+            a.set(&key(i), &value(i, round), NEVER).unwrap();
+        }
+        let (found, _) = check_remote_values(&reader);
+        if found == KEYS {
+            break;
+        }
+        assert!(Instant::now() < give_up, "the cluster was not used again");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let fresh = machine(&dir, "fresh.db", &o);
+    for i in 0..KEYS {
+        assert_eq!(get(&fresh, &key(i)), Some(value(i, round)), "key {i}");
+    }
+}
