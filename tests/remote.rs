@@ -385,6 +385,50 @@ fn a_server_answering_garbage_is_an_error_and_never_a_value() {
     assert!(st.errors + st.misses > 0, "{st:?}");
 }
 
+#[test]
+fn a_waiter_given_the_value_by_another_machine_keeps_its_remote_time_left() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let o = remote_options(&server.url());
+    let holder = Arc::new(machine(&dir, "holder.db", &o));
+    let waiter = Arc::new(machine(&dir, "waiter.db", &o));
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let (go, go_rx) = std::sync::mpsc::channel::<()>();
+    let h = holder.clone();
+    let holding = std::thread::spawn(move || {
+        let minute = Expiration::After(Duration::from_secs(60));
+        h.cached_call_exclusive(b"k", minute, Duration::from_secs(20), || {
+            started_tx.send(()).unwrap();
+            go_rx.recv().unwrap();
+            Ok(b"from the holder".to_vec())
+        })
+        .unwrap()
+    });
+    started.recv().unwrap(); // the holder has the remote lease
+    let w = waiter.clone();
+    let waiting = std::thread::spawn(move || {
+        w.cached_call_exclusive(b"k", NEVER, Duration::from_secs(20), || {
+            panic!("computed twice")
+        })
+        .unwrap()
+    });
+    // Its look-up missed on the remote: the value can only come from the flight now.
+    let give_up = Instant::now() + Duration::from_secs(20);
+    while waiter.remote_stats().unwrap().misses == 0 {
+        assert!(Instant::now() < give_up);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    go.send(()).unwrap();
+    assert_eq!(holding.join().unwrap(), b"from the holder");
+    assert_eq!(waiting.join().unwrap(), b"from the holder");
+    let (_, left) = waiter.get(b"k").unwrap().unwrap();
+    let left = left.expect("stored without the remote's expiration");
+    assert!(
+        left > Duration::from_secs(40) && left <= Duration::from_secs(60),
+        "{left:?}"
+    );
+}
+
 // ---- processes -------------------------------------------------------------------
 
 /// Runs this test binary's `child` entry in a new process.

@@ -331,7 +331,8 @@ impl Storage {
                     lease.keep_renewed(self.lease_duration());
                     // Dropping the lease releases it; with a remote tier, the compute
                     // runs under its lease there too (remote/tier.rs).
-                    let value = self.remote_single_flight(key, expiration, give_up, compute)?;
+                    let (value, expiration) =
+                        self.remote_single_flight(key, expiration, give_up, compute)?;
                     return match lease.fulfill(&value, expiration) {
                         Err(e)
                             if !matches!(e.kind(), ErrorKind::TooLarge | ErrorKind::LeaseLost) =>

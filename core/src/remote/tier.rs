@@ -80,16 +80,21 @@ impl Storage {
 
     /// The compute of `cached_call_exclusive`, once across machines: under the remote
     /// lease, or the value another machine stored meanwhile. Without a usable remote,
-    /// `compute` runs here (and its value is written through).
+    /// `compute` runs here (and its value is written through). Also returns how long
+    /// the value lives here: `expiration` for a value computed here, the remote's time
+    /// left for one found there (another machine set it, with its own expiration).
     pub(crate) fn remote_single_flight(
         &self,
         key: &[u8],
         expiration: Expiration,
         give_up: Instant,
         compute: impl FnOnce() -> Result<Vec<u8>>,
-    ) -> Result<Vec<u8>> {
+    ) -> Result<(Vec<u8>, Expiration)> {
+        let found = |(value, left): (Vec<u8>, Option<Duration>)| {
+            Ok((value, left.map_or(Expiration::Never, Expiration::After)))
+        };
         let Some(remote) = &self.remote else {
-            return compute();
+            return compute().map(|v| (v, expiration));
         };
         let mut pause = Duration::from_millis(1);
         loop {
@@ -97,14 +102,14 @@ impl Storage {
                 None => {
                     let value = compute()?;
                     self.write_through(key, &value, expiration, &Ok(()));
-                    return Ok(value);
+                    return Ok((value, expiration));
                 }
                 Some(Ok(lease)) => {
                     // The previous holder may have stored the value and released the
                     // lease between our look-up and our taking it.
-                    if let Some((value, _)) = remote.get(key, self.now(), false) {
+                    if let Some(hit) = remote.get(key, self.now(), false) {
                         remote.release(&lease);
-                        return Ok(value);
+                        return found(hit);
                     }
                     let renew_every = remote.lease_duration() / 3;
                     let (stop, stopped) = std::sync::mpsc::channel::<()>();
@@ -129,11 +134,11 @@ impl Storage {
                         }
                         Err(_) => remote.release(&lease),
                     }
-                    return value;
+                    return value.map(|v| (v, expiration));
                 }
                 Some(Err(())) => {
-                    if let Some((value, _)) = remote.get(key, self.now(), false) {
-                        return Ok(value);
+                    if let Some(hit) = remote.get(key, self.now(), false) {
+                        return found(hit);
                     }
                     let now = Instant::now();
                     if now >= give_up {
