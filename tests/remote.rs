@@ -8,9 +8,9 @@ mod support;
 
 use backlite::{ErrorKind, Expiration, Options, RemoteMode, Storage};
 use std::io::{Read, Write};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::children::Machines;
 use support::redis::{free_port, RedisServer};
 
 const NEVER: Expiration = Expiration::Never;
@@ -431,17 +431,6 @@ fn a_waiter_given_the_value_by_another_machine_keeps_its_remote_time_left() {
 
 // ---- processes -------------------------------------------------------------------
 
-/// Runs this test binary's `child` entry in a new process.
-fn spawn_child(role: &str, env: &[(&str, String)]) -> std::process::Child {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", "child", "--nocapture", "--test-threads=1"])
-        .env("BACKLITE_REMOTE_CHILD", role);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.spawn().unwrap()
-}
-
 /// The child processes' entry point; does nothing when run as a test.
 #[test]
 fn child() {
@@ -489,76 +478,35 @@ fn child() {
 fn two_processes_with_their_own_files_share_through_the_remote() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let env = |file: &str| {
-        vec![
-            ("URL", server.url()),
-            ("FILE", dir.path().join(file).to_string_lossy().to_string()),
-        ]
-    };
-    assert!(spawn_child("writer", &env("one.db"))
-        .wait()
-        .unwrap()
-        .success());
-    assert!(spawn_child("reader", &env("two.db"))
-        .wait()
-        .unwrap()
-        .success());
+    let machines = Machines::new(&server.url(), dir.path());
+    assert!(machines.run("writer", "one.db"));
+    assert!(machines.run("reader", "two.db"));
 }
 
 #[test]
 fn single_flight_across_four_processes_with_two_files_computes_once() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let counter = dir.path().join("computes");
-    let env = |file: &str| {
-        vec![
-            ("URL", server.url()),
-            ("FILE", dir.path().join(file).to_string_lossy().to_string()),
-            ("COUNTER", counter.to_string_lossy().to_string()),
-        ]
-    };
-    let kids: Vec<_> = (0..4)
-        .map(|i| spawn_child("flight", &env(if i % 2 == 0 { "x.db" } else { "y.db" })))
-        .collect();
-    for mut k in kids {
-        assert!(k.wait().unwrap().success());
-    }
-    assert_eq!(
-        std::fs::read(&counter).unwrap(),
-        b"x",
-        "computed more than once"
-    );
+    let machines = Machines::new(&server.url(), dir.path());
+    assert!(machines.run_on_two_files("flight", 4));
+    assert_eq!(machines.computes(), 1, "computed more than once");
 }
 
 #[test]
 fn single_flight_takes_over_from_a_killed_holder_after_its_lease_deadline() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let counter = dir.path().join("computes");
-    let env = |file: &str| {
-        vec![
-            ("URL", server.url()),
-            ("FILE", dir.path().join(file).to_string_lossy().to_string()),
-            ("COUNTER", counter.to_string_lossy().to_string()),
-        ]
-    };
-    let mut holder_env = env("x.db");
-    holder_env.push(("HANG", "1".into()));
-    let mut holder = spawn_child("flight", &holder_env);
+    let machines = Machines::new(&server.url(), dir.path());
+    let mut holder = machines.spawn("flight", "x.db", &[("HANG", "1")]);
     let give_up = Instant::now() + Duration::from_secs(10);
-    while !counter.exists() {
+    while machines.computes() == 0 {
         assert!(Instant::now() < give_up);
         std::thread::sleep(Duration::from_millis(5));
     }
     holder.kill().unwrap(); // SIGKILL while computing, holding the remote lease
     holder.wait().unwrap();
     let started = Instant::now();
-    let kids: Vec<_> = (0..3)
-        .map(|i| spawn_child("flight", &env(if i % 2 == 0 { "x.db" } else { "y.db" })))
-        .collect();
-    for mut k in kids {
-        assert!(k.wait().unwrap().success());
-    }
-    assert_eq!(std::fs::read(&counter).unwrap(), b"xx");
+    assert!(machines.run_on_two_files("flight", 3));
+    assert_eq!(machines.computes(), 2);
     assert!(started.elapsed() < Duration::from_secs(15));
 }

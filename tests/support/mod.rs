@@ -1,1 +1,2 @@
+pub mod children;
 pub mod redis;
