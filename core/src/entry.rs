@@ -1,10 +1,24 @@
-//! Reading an entry's row without trusting it. One flipped bit in a record header can
+//! An entry: as a caller hands it to [`crate::Storage::set_many`], and as its row is
+//! read back.
+//!
+//! Reading an entry's row is done without trusting it. One flipped bit in a record header can
 //! give any column any type (or NULL, whatever the schema says), so every column is read
 //! as a raw SQLite value and its type checked: a row that does not hold what BackLite
 //! wrote is damaged, which is a miss that is removed, never a failed call.
 
-use crate::expiration::is_due;
+use crate::expiration::{is_due, Expiration};
 use rusqlite::types::ValueRef;
+
+/// One item of [`crate::Storage::set_many`].
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    /// The key.
+    pub key: &'a [u8],
+    /// The value.
+    pub value: &'a [u8],
+    /// When it expires (`Expiration::Default`: the storage's default).
+    pub expiration: Expiration,
+}
 
 /// What an entry's row says about its value.
 pub(crate) enum State<'r> {

@@ -18,18 +18,13 @@
 use crate::error::{Error, ErrorKind, Result, SqliteContext};
 use crate::expiration::Expiration;
 use crate::owner::{self, Owner};
-use crate::shared::lock;
 use crate::storage::Storage;
+use crate::sync::lock;
 use crate::txn::Txn;
 use rusqlite::{params, OptionalExtension};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-/// The default lease length of [`Storage::cached_call_exclusive`] and
-/// [`Storage::lease_step`] ([`crate::Options::set_lease_duration`]): how long a holder
-/// that stops renewing (a stopped process, one on another host or in another PID
-/// namespace that died) blocks its key. Renewed every third of it.
-pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 /// The first and the longest pause between two looks at a key another owner computes.
 const FIRST_POLL: Duration = Duration::from_millis(1);
 const MAX_POLL: Duration = Duration::from_millis(50);

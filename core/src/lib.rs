@@ -41,6 +41,7 @@ mod error;
 mod eviction;
 mod expiration;
 mod export;
+mod fork;
 mod group;
 mod inspect;
 mod lease;
@@ -48,33 +49,39 @@ mod lifetime;
 mod memo;
 mod options;
 mod owner;
+mod pool;
 mod remote;
 mod schema;
 mod shared;
 mod storage;
+mod sync;
+mod transact;
 mod txn;
 #[allow(dead_code)] // wired into Storage by the integration of issue 16
 mod value_files;
 
 #[cfg(test)]
-mod query_plans;
+mod tests;
 
 pub use check::CheckReport;
+pub use entry::Entry;
 pub use error::{Error, ErrorKind, Result};
 pub use eviction::EvictionPolicy;
 pub use expiration::{Expiration, EXPIRATION_DEFAULT_MS, EXPIRATION_NEVER_MS};
 pub use export::{ExportedEntry, Importer, TransferSummary};
 pub use inspect::{FileInfo, KeyInfo, PolicyIndex};
-pub use lease::{held_error, poll_delay, Lease, LeaseOutcome, DEFAULT_LEASE};
+pub use lease::{held_error, poll_delay, Lease, LeaseOutcome};
 pub use lifetime::LifetimeStats;
 pub use memo::Barrier;
-pub use options::{Clock, Options, DEFAULT_BUSY_TIMEOUT, DEFAULT_MAX_SIZE, MAX_VALUE_SIZE};
+pub use options::{
+    Clock, Options, DEFAULT_BUSY_TIMEOUT, DEFAULT_LEASE, DEFAULT_MAX_SIZE, MAX_VALUE_SIZE,
+};
 pub use remote::{
     redact, RemoteMode, RemoteOptions, RemoteStats, RemoteUrl, DEFAULT_REMOTE_NAMESPACE,
     DEFAULT_REMOTE_TIMEOUT,
 };
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
-pub use storage::{Entry, Stats, Storage, MEMORY};
+pub use storage::{Stats, Storage, MEMORY};
 
 /// The library version, from Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -8,8 +8,7 @@
 //! Evictions and expirations are added by the transaction that makes them.
 
 use crate::error::{Result, SqliteContext};
-use crate::shared::lock;
-use crate::storage::Storage;
+use crate::sync::lock;
 use rusqlite::{params, Connection, TransactionBehavior};
 use std::sync::{Mutex, MutexGuard};
 
@@ -73,6 +72,14 @@ impl Pending {
     pub fn is_empty(&self) -> bool {
         let counts = self.counts();
         counts.hits == 0 && counts.misses == 0
+    }
+
+    /// Adds this process's hits and misses not yet written to `stats` (read from the
+    /// file).
+    pub fn add_unwritten(&self, stats: &mut LifetimeStats) {
+        let unwritten = self.counts();
+        stats.hits += unwritten.hits;
+        stats.misses += unwritten.misses;
     }
 
     /// Takes them for a write transaction: given back unless it commits.
@@ -174,36 +181,20 @@ pub(crate) fn read(conn: &Connection) -> Result<LifetimeStats> {
     .ctx("reading the lifetime counters")
 }
 
-impl Storage {
-    /// The file's lifetime counters, with this process's hits and misses that are not
-    /// written yet. Other processes' unwritten ones appear once they write.
-    pub fn lifetime_stats(&self) -> Result<LifetimeStats> {
-        let mut stats = self.read(read)?;
-        let unwritten = self.shared.lifetime.counts();
-        stats.hits += unwritten.hits;
-        stats.misses += unwritten.misses;
-        Ok(stats)
-    }
-
-    /// Sets the lifetime counters to zero and starts counting again from now. This
-    /// process's unwritten hits and misses go too; other processes' unwritten ones
-    /// are added when they write.
-    pub fn zero_stats(&self) -> Result<()> {
-        let now = self.now();
-        self.with_writer(|conn| {
-            // A transaction of its own: a write's would add what it took before it.
-            let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
-                .ctx("locking the file to zero its counters")?;
-            tx.prepare_cached(
-                "UPDATE state SET hits = 0, misses = 0, evictions = 0, expirations = 0, \
-                 stats_since = ?1 WHERE id = 0",
-            )
-            .and_then(|mut s| s.execute([now]))
-            .ctx("zeroing the lifetime counters")?;
-            let mut discarded = self.shared.lifetime.take();
-            tx.commit().ctx("zeroing the lifetime counters")?;
-            discarded.committed();
-            Ok(())
-        })
-    }
+/// Sets the file's counters to zero, counting again from `now`, and drops `pending`
+/// (this process's unwritten hits and misses), in a transaction of its own on `conn`:
+/// a write's would add what it took before it.
+pub(crate) fn zero(conn: &Connection, now: i64, pending: &Pending) -> Result<()> {
+    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
+        .ctx("locking the file to zero its counters")?;
+    tx.prepare_cached(
+        "UPDATE state SET hits = 0, misses = 0, evictions = 0, expirations = 0, \
+         stats_since = ?1 WHERE id = 0",
+    )
+    .and_then(|mut s| s.execute([now]))
+    .ctx("zeroing the lifetime counters")?;
+    let mut discarded = pending.take();
+    tx.commit().ctx("zeroing the lifetime counters")?;
+    discarded.committed();
+    Ok(())
 }

@@ -4,6 +4,8 @@
 use crate::error::{Error, Result};
 use crate::eviction::EvictionPolicy;
 use crate::expiration::Expiration;
+use crate::remote::options::{RemoteMode, RemoteOptions};
+use crate::remote::url::RemoteUrl;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +18,11 @@ pub const DEFAULT_MAX_SIZE: u64 = 1 << 30;
 pub const MAX_VALUE_SIZE: u64 = 999_999_000;
 /// The default busy timeout.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
+/// The default lease length of [`crate::Storage::cached_call_exclusive`] and
+/// [`crate::Storage::lease_step`] ([`Options::set_lease_duration`]): how long a holder
+/// that stops renewing (a stopped process, one on another host or in another PID
+/// namespace that died) blocks its key. Renewed every third of it.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 
 /// A source of wall-clock time in milliseconds since the Unix epoch. Tests replace it
 /// to check expiration without sleeping.
@@ -31,8 +38,8 @@ pub struct Options {
     pub(crate) lease_duration: Duration,
     pub(crate) version_tag: Option<String>,
     pub(crate) clock: Option<Clock>,
-    /// The remote tier (its setters are in remote/mod.rs).
-    pub(crate) remote: crate::remote::RemoteOptions,
+    /// The remote tier (remote/options.rs).
+    pub(crate) remote: RemoteOptions,
 }
 
 impl Default for Options {
@@ -42,7 +49,7 @@ impl Default for Options {
             eviction_policy: EvictionPolicy::LeastRecentlyUsed,
             default_expiration: Expiration::Never,
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
-            lease_duration: crate::lease::DEFAULT_LEASE,
+            lease_duration: DEFAULT_LEASE,
             version_tag: None,
             clock: None,
             remote: Default::default(),
@@ -160,5 +167,73 @@ impl Options {
     /// The version tag, if one was set.
     pub fn version_tag(&self) -> Option<&str> {
         self.version_tag.as_deref()
+    }
+}
+
+impl Options {
+    /// Adds a remote tier: `redis://[user[:password]@]host[:port][/db]`, `rediss://...`
+    /// (TLS), `redis+unix:///path/to.sock`, `redis+cluster://host:port[,host:port...]`
+    /// or `rediss+cluster://...`. `None` (or "") removes it. A malformed URL or an
+    /// unknown scheme is INVALID_ARGUMENT and changes nothing. Nothing is sent here.
+    pub fn set_remote(&mut self, url: Option<&str>) -> Result<&mut Self> {
+        self.remote.url = match url {
+            None | Some("") => None,
+            Some(url) => Some(RemoteUrl::parse(url)?),
+        };
+        Ok(self)
+    }
+
+    /// The prefix of every remote key (default "backlite"): 1 to 64 ASCII letters,
+    /// digits or `. _ - : /`.
+    pub fn set_remote_namespace(&mut self, namespace: &str) -> Result<&mut Self> {
+        let ok = !namespace.is_empty()
+            && namespace.len() <= 64
+            && namespace
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-:/".contains(&b));
+        if !ok {
+            return Err(Error::invalid(format!(
+                "a remote namespace is 1 to 64 ASCII letters, digits or . _ - : /, got {:?}",
+                namespace
+            )));
+        }
+        self.remote.namespace = namespace.to_string();
+        Ok(self)
+    }
+
+    /// The bound on every remote round trip, connect included (default 250 ms); at
+    /// least 1 ms.
+    pub fn set_remote_timeout(&mut self, timeout: Duration) -> Result<&mut Self> {
+        if timeout.is_zero() {
+            return Err(Error::invalid("the remote timeout must be at least 1 ms"));
+        }
+        self.remote.timeout = timeout;
+        Ok(self)
+    }
+
+    /// How the remote tier is used (default [`RemoteMode::ReadWrite`]).
+    pub fn set_remote_mode(&mut self, mode: RemoteMode) -> &mut Self {
+        self.remote.mode = mode;
+        self
+    }
+
+    /// The remote URL with its password masked, if one is set.
+    pub fn remote(&self) -> Option<&str> {
+        self.remote.url.as_ref().map(RemoteUrl::shown)
+    }
+
+    /// The prefix of every remote key.
+    pub fn remote_namespace(&self) -> &str {
+        &self.remote.namespace
+    }
+
+    /// The bound on every remote round trip.
+    pub fn remote_timeout(&self) -> Duration {
+        self.remote.timeout
+    }
+
+    /// How the remote tier is used.
+    pub fn remote_mode(&self) -> RemoteMode {
+        self.remote.mode
     }
 }

@@ -3,7 +3,9 @@
 //! was released (so waiters in this process wake at once instead of polling).
 
 use crate::access::AccessLog;
+use crate::fork;
 use crate::schema::FileId;
+use crate::sync::{lock, try_lock};
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
@@ -34,21 +36,6 @@ pub(crate) struct FileShared {
     released: Condvar,
 }
 
-/// Takes a lock even if a panic poisoned it (the data stays consistent: every
-/// critical section here is a few plain assignments).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// `lock` if it needs no waiting.
-pub(crate) fn try_lock<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
-    match m.try_lock() {
-        Ok(g) => Some(g),
-        Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
-        Err(std::sync::TryLockError::WouldBlock) => None,
-    }
-}
-
 impl FileShared {
     /// The buffered hits of this process. In a child forked from the process that
     /// buffered them, they are the parent's to write: the child starts empty.
@@ -62,7 +49,7 @@ impl FileShared {
     pub fn add_hit_writer(&self, writer: JoinHandle<()>) {
         let pid = std::process::id();
         let mut writers = lock(&self.hit_writers);
-        set_aside_inherited(&mut writers, pid);
+        fork::set_aside_threads(&mut writers, pid);
         // Writers that are done are joined at once (they have nothing left to do).
         let (done, running) = writers.drain(..).partition(|(_, w)| w.is_finished());
         *writers = running;
@@ -77,7 +64,7 @@ impl FileShared {
         let pid = std::process::id();
         let writers = {
             let mut writers = lock(&self.hit_writers);
-            set_aside_inherited(&mut writers, pid);
+            fork::set_aside_threads(&mut writers, pid);
             std::mem::take(&mut *writers)
         };
         for (_, w) in writers {
@@ -130,18 +117,6 @@ impl FileShared {
         let _ = self
             .released
             .wait_timeout_while(guard, timeout, |n| *n == epoch);
-    }
-}
-
-/// The hit writers of the parent of a forked child: their threads do not exist in the
-/// child, so they are never joined (nor detached), and kept reachable for leak checkers.
-static INHERITED_WRITERS: Mutex<Vec<JoinHandle<()>>> = Mutex::new(Vec::new());
-
-fn set_aside_inherited(writers: &mut Vec<(u32, JoinHandle<()>)>, pid: u32) {
-    if writers.iter().any(|(p, _)| *p != pid) {
-        let (mine, theirs): (Vec<_>, Vec<_>) = writers.drain(..).partition(|(p, _)| *p == pid);
-        *writers = mine;
-        lock(&INHERITED_WRITERS).extend(theirs.into_iter().map(|(_, w)| w));
     }
 }
 

@@ -1,45 +1,30 @@
-//! `Storage`: one cache file, shared by any number of threads.
-//!
-//! Writes go through one connection behind a mutex, each in an immediate transaction
-//! (so a busy file is waited out by SQLite's busy handler rather than failing at
-//! upgrade). Reads take a connection from a small pool, so that in WAL mode they run in
-//! parallel with each other and with the writer. A private in-memory cache has a single
-//! connection that serves both.
+//! `Storage`: one cache file, shared by any number of threads. The public API, on
+//! the connection pool (pool.rs), the transaction runner (transact.rs) and group
+//! commit (group.rs).
 
-use crate::access::Accesses;
-use crate::entry::{self, State};
+use crate::entry::{self, Entry, State};
 use crate::error::{Error, ErrorKind, Result, SqliteContext};
 use crate::eviction::EvictionPolicy;
 use crate::expiration::{is_due, system_now_ms, Expiration};
-use crate::group::Group;
+use crate::group::{self, Group, Set};
+use crate::lifetime::{self, LifetimeStats};
 use crate::options::{Clock, Options, MAX_VALUE_SIZE};
+use crate::pool::{self, Pool};
 use crate::schema;
-use crate::shared::{self, lock, try_lock, FileShared};
+use crate::shared::{self, FileShared};
+use crate::transact;
 use crate::txn::{Tally, Txn};
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
 /// The path that opens a private in-memory cache.
 pub const MEMORY: &str = ":memory:";
 
-/// Idle read connections kept per handle; more are opened under load and closed after.
-const MAX_IDLE_READERS: usize = 8;
 /// Keys listed per read transaction by [`Storage::keys`].
 const KEYS_PAGE: i64 = 256;
-
-/// One item of [`Storage::set_many`].
-#[derive(Debug, Clone, Copy)]
-pub struct Entry<'a> {
-    /// The key.
-    pub key: &'a [u8],
-    /// The value.
-    pub value: &'a [u8],
-    /// When it expires (`Expiration::Default`: the storage's default).
-    pub expiration: Expiration,
-}
 
 /// The file's counters and this handle's activity.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -71,20 +56,15 @@ struct Counters {
 /// A persistent cache in one SQLite file.
 pub struct Storage {
     path: Option<PathBuf>,
-    pub(crate) writer: Mutex<Connection>,
-    /// `None` for an in-memory cache, whose only connection is the writer.
-    readers: Option<Mutex<Vec<Connection>>>,
+    pub(crate) pool: Pool,
     max_size: i64,
     policy: EvictionPolicy,
     default_expiration: Expiration,
-    busy_timeout: Duration,
     /// How long a lease of `cached_call_exclusive` lasts between two renewals.
     lease_duration: Duration,
     clock: Option<Clock>,
     pub(crate) shared: Arc<FileShared>,
     counters: Counters,
-    /// The process that opened the connections; a forked child replaces them.
-    pid: AtomicU32,
     /// Sets waiting to share one commit.
     pub(crate) group: Group,
     /// Write transactions committed by this handle (to observe group commit).
@@ -92,10 +72,6 @@ pub struct Storage {
     /// The shared remote tier, if configured (remote/).
     pub(crate) remote: Option<crate::remote::Remote>,
 }
-
-/// Connections a forked child inherited: never closed, and kept reachable so that
-/// leak checkers do not report them.
-static INHERITED: Mutex<Vec<std::mem::ManuallyDrop<Connection>>> = Mutex::new(Vec::new());
 
 /// What a read found, decided while the read connection was held.
 enum Lookup<R> {
@@ -119,11 +95,13 @@ impl Storage {
                 return Err(Error::invalid("the cache path is empty"));
             }
             let shared = claim_file(path, options.busy_timeout)?;
-            let conn = open_file(&shared.name)?;
+            let conn = pool::open(&shared.name, options.busy_timeout)?;
             (conn, Some(path.to_path_buf()), shared)
         };
         let mut conn = conn;
-        schema::configure(&conn, options.busy_timeout)?;
+        if file.is_none() {
+            schema::configure(&conn, options.busy_timeout)?;
+        }
         let shown = file.as_deref().unwrap_or(Path::new(MEMORY));
         schema::prepare(
             &mut conn,
@@ -134,19 +112,17 @@ impl Storage {
         if file.is_some() {
             schema::enable_wal(&conn, options.busy_timeout)?;
         }
+        let name = file.as_ref().map(|_| shared.name.clone());
         Ok(Storage {
-            readers: file.as_ref().map(|_| Mutex::new(Vec::new())),
+            pool: Pool::new(conn, name, options.busy_timeout),
             path: file,
-            writer: Mutex::new(conn),
             max_size: options.max_size as i64,
             policy: options.eviction_policy,
             default_expiration: options.default_expiration,
-            busy_timeout: options.busy_timeout,
             lease_duration: options.lease_duration,
             clock: options.clock.clone(),
             shared,
             counters: Counters::default(),
-            pid: AtomicU32::new(std::process::id()),
             group: Group::default(),
             commits: AtomicU64::new(0),
             remote: crate::remote::Remote::open(options),
@@ -177,74 +153,14 @@ impl Storage {
         self.clock.as_ref().map_or_else(system_now_ms, |c| c())
     }
 
-    /// In a child forked from the process that opened this handle, replaces the
-    /// inherited connections with new ones before first use. The inherited ones are
-    /// leaked, never closed: closing them here could checkpoint and delete the WAL
-    /// that the parent is using, and their locks belong to the parent anyway.
-    fn after_fork(&self) -> Result<()> {
-        let pid = std::process::id();
-        if self.pid.load(Relaxed) == pid {
-            return Ok(());
-        }
-        if self.path.is_none() {
-            // An in-memory cache was copied whole into the child: it is the child's own.
-            self.pid.store(pid, Relaxed);
-            return Ok(());
-        }
-        let mut writer = lock(&self.writer);
-        if self.pid.load(Relaxed) == pid {
-            return Ok(()); // another thread of the child got here first
-        }
-        let fresh = open_file(&self.shared.name)?;
-        schema::configure(&fresh, self.busy_timeout)?;
-        let mut kept = lock(&INHERITED);
-        kept.push(std::mem::ManuallyDrop::new(std::mem::replace(
-            &mut *writer,
-            fresh,
-        )));
-        if let Some(pool) = &self.readers {
-            kept.extend(lock(pool).drain(..).map(std::mem::ManuallyDrop::new));
-        }
-        self.pid.store(pid, Relaxed);
-        Ok(())
-    }
-
     /// Runs `f` on a read connection.
     pub(crate) fn read<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
-        self.after_fork()?;
-        let Some(pool) = &self.readers else {
-            return f(&lock(&self.writer));
-        };
-        let idle = lock(pool).pop();
-        let conn = match idle {
-            Some(conn) => conn,
-            None => {
-                let conn = open_file(&self.shared.name)?;
-                schema::configure(&conn, self.busy_timeout)?;
-                conn
-            }
-        };
-        let out = f(&conn);
-        let mut idle = lock(pool);
-        if idle.len() < MAX_IDLE_READERS {
-            idle.push(conn);
-        }
-        out
-    }
-
-    /// The writer connection, locked.
-    pub(crate) fn lock_writer(&self) -> std::sync::MutexGuard<'_, Connection> {
-        lock(&self.writer)
+        self.pool.read(f)
     }
 
     /// Runs `f` on the writer connection outside any transaction (VACUUM).
     pub(crate) fn with_writer<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
-        self.after_fork()?;
-        let conn = lock(&self.writer);
-        if !conn.is_autocommit() {
-            let _ = conn.execute_batch("ROLLBACK");
-        }
-        f(&conn)
+        self.pool.with_writer(f)
     }
 
     /// Runs `f` in an immediate write transaction, after ticking the buffered hits and
@@ -259,53 +175,37 @@ impl Storage {
         write_hits: bool,
         f: impl FnOnce(&mut Txn<'_>) -> Result<R>,
     ) -> Result<R> {
-        self.after_fork()?;
-        let conn = lock(&self.writer);
+        self.pool.after_fork()?;
+        let conn = self.pool.lock_writer();
         self.write_locked(&conn, write_hits, None, f)
     }
 
     /// `write_with` on a writer connection the caller has locked.
     /// `preload`: the key a set will replace, looked up with the counters.
-    pub(crate) fn write_locked<R>(
+    fn write_locked<R>(
         &self,
         conn: &Connection,
         write_hits: bool,
         preload: Option<&[u8]>,
         f: impl FnOnce(&mut Txn<'_>) -> Result<R>,
     ) -> Result<R> {
-        let _turn = self.shared.writing();
-        self.write_in_turn(conn, write_hits, preload, f)
+        let done =
+            transact::write_in_turn(&self.shared, conn, || self.now(), write_hits, preload, f);
+        self.committed(done)
     }
 
-    /// Runs `f` in a write transaction only if that needs no waiting: not for this
-    /// handle's writer, nor another handle's turn, nor another process's write lock.
-    /// `None`: it would have had to wait, and nothing was done.
+    /// Runs `f` in a write transaction only if that needs no waiting (see
+    /// [`transact::try_write`]); `None`: nothing was done.
     fn try_write<R>(&self, f: impl FnOnce(&mut Txn<'_>) -> Result<R>) -> Result<Option<R>> {
-        self.after_fork()?;
-        let Some(conn) = try_lock(&self.writer) else {
-            return Ok(None);
-        };
-        let Some(_turn) = self.shared.try_writing() else {
-            return Ok(None);
-        };
-        conn.busy_timeout(Duration::ZERO)
-            .ctx("setting the busy timeout")?;
-        let _patient_again = RestoreBusyTimeout(&conn, self.busy_timeout);
-        match self.write_in_turn(&conn, false, None, f) {
-            Err(e) if e.kind() == ErrorKind::Busy => Ok(None),
-            done => done.map(Some),
+        match transact::try_write(&self.pool, &self.shared, || self.now(), f)? {
+            Some(done) => self.committed(Ok(done)).map(Some),
+            None => Ok(None),
         }
     }
 
-    /// `write_locked` once this process's turn to write the file is held.
-    fn write_in_turn<R>(
-        &self,
-        conn: &Connection,
-        write_hits: bool,
-        preload: Option<&[u8]>,
-        f: impl FnOnce(&mut Txn<'_>) -> Result<R>,
-    ) -> Result<R> {
-        let (out, tally) = transact(&self.shared, conn, Some(self.now()), write_hits, preload, f)?;
+    /// Counts a committed write and what it removed.
+    fn committed<R>(&self, done: Result<(R, Tally)>) -> Result<R> {
+        let (out, tally) = done?;
         self.commits.fetch_add(1, Relaxed);
         self.count(tally);
         Ok(out)
@@ -349,7 +249,7 @@ impl Storage {
         let now = self.now();
         // An in-memory cache reads on its writer, held during the read: its value is
         // copied out so that `f` runs with no lock held and may use this storage.
-        let in_memory = self.readers.is_none();
+        let in_memory = self.pool.in_memory();
         let mut f = Some(f);
         let found = self.read(|conn| {
             let mut stmt = conn
@@ -415,25 +315,14 @@ impl Storage {
     }
 
     /// Counts a hit and buffers it as an access. Never writes: the get that fills the
-    /// buffer starts a hit writer (see [`write_hits_in_background`]) and goes on.
+    /// buffer starts a hit writer (see [`transact::start_hit_writer`]) and goes on.
     pub(crate) fn record_hit(&self, key: &[u8]) {
         self.counters.hits.fetch_add(1, Relaxed);
         self.shared.lifetime.hit();
         // An in-memory cache has no other connection: its next write writes the hits.
         let start = self.shared.accesses().record(key, self.path.is_some());
         if start {
-            let shared = self.shared.clone();
-            let busy_timeout = self.busy_timeout;
-            match std::thread::Builder::new()
-                .name("backlite-hits".into())
-                .spawn(move || write_hits_in_background(&shared, busy_timeout))
-            {
-                Ok(writer) => self.shared.add_hit_writer(writer),
-                // No thread: the hits wait for the next write (bounded, see MAX_WAITING).
-                Err(_) => {
-                    self.shared.accesses().writer_wrote(false);
-                }
-            }
+            transact::start_hit_writer(&self.shared, self.pool.busy_timeout());
         }
     }
 
@@ -457,11 +346,11 @@ impl Storage {
             };
         }
         let crc = crc32fast::hash(value);
-        self.after_fork()?;
+        self.pool.after_fork()?;
         // Uncontended: write at once. (The guard must be gone before the group path,
         // which locks the writer itself.)
-        let direct = match self.writer.try_lock() {
-            Ok(conn) if !self.group.has_waiting() => {
+        let direct = match self.pool.writer_if_free() {
+            Some(conn) if !self.group.has_waiting() => {
                 Some(self.write_locked(&conn, false, Some(key), |t| {
                     self.store(t, key, value, crc, expiration)
                 }))
@@ -471,7 +360,15 @@ impl Storage {
         let stored = match direct {
             Some(stored) => stored,
             // Another thread is writing: share its next commit.
-            None => self.group.set(self, key, value, crc, expiration),
+            None => {
+                let set = Set {
+                    key: key.to_vec(),
+                    value: value.to_vec(),
+                    crc,
+                    expiration,
+                };
+                self.group.set(self, set)
+            }
         };
         let outcome = match stored {
             Ok(true) => Ok(()),
@@ -493,7 +390,7 @@ impl Storage {
         expiration: Expiration,
     ) -> Result<bool> {
         #[cfg(test)]
-        if key == crate::group::tests::PANICS_IN_STORE {
+        if key == PANICS_IN_STORE {
             panic!("a panic injected into a set");
         }
         let size = value.len() as i64;
@@ -620,6 +517,22 @@ impl Storage {
         })
     }
 
+    /// The file's lifetime counters, with this process's hits and misses that are not
+    /// written yet. Other processes' unwritten ones appear once they write.
+    pub fn lifetime_stats(&self) -> Result<LifetimeStats> {
+        let mut stats = self.read(lifetime::read)?;
+        self.shared.lifetime.add_unwritten(&mut stats);
+        Ok(stats)
+    }
+
+    /// Sets the lifetime counters to zero and starts counting again from now. This
+    /// process's unwritten hits and misses go too; other processes' unwritten ones
+    /// are added when they write.
+    pub fn zero_stats(&self) -> Result<()> {
+        let now = self.now();
+        self.with_writer(|conn| lifetime::zero(conn, now, &self.shared.lifetime))
+    }
+
     /// Writes this handle's buffered accesses to the file now.
     pub fn flush(&self) -> Result<()> {
         if self.shared.accesses().is_empty() && self.shared.lifetime.is_empty() {
@@ -629,130 +542,40 @@ impl Storage {
     }
 }
 
+/// A set of this key panics inside its write transaction (tests/group_commit.rs).
+#[cfg(test)]
+pub(crate) const PANICS_IN_STORE: &[u8] = b"panics in store";
+
+/// The storage's part of a group commit: each set as `store` writes it.
+impl group::WriteSets for Storage {
+    fn lock_writer(&self) -> MutexGuard<'_, Connection> {
+        self.pool.lock_writer()
+    }
+
+    fn write_together(&self, writer: &Connection, sets: &[&Set]) -> Result<Vec<bool>> {
+        self.write_locked(writer, false, None, |t| {
+            sets.iter()
+                .map(|j| self.store(t, &j.key, &j.value, j.crc, j.expiration))
+                .collect()
+        })
+    }
+
+    fn write_alone(&self, writer: &Connection, set: &Set) -> Result<bool> {
+        self.write_locked(writer, false, Some(&set.key), |t| {
+            self.store(t, &set.key, &set.value, set.crc, set.expiration)
+        })
+    }
+}
+
 impl Drop for Storage {
     fn drop(&mut self) {
         // In a forked child, the inherited connections are set aside, never closed,
         // even when there is nothing to write.
-        let _ = self.after_fork();
+        let _ = self.pool.after_fork();
         // No thread of this process outlives its last handle on the file.
         self.shared.join_hit_writers();
         // Best effort: the accesses are hints for eviction order, not data.
         let _ = self.flush();
-    }
-}
-
-/// Runs `f` in a write transaction on `conn` (this process's turn to write the file is
-/// held): ticks the buffered hits, purges the entries due at `now` (`None`: purges
-/// nothing, for the hit writer, which has no clock of the handle), runs `f`, writes the
-/// hits to their rows if `write_hits` or too many wait, and commits.
-fn transact<R>(
-    shared: &FileShared,
-    conn: &Connection,
-    now: Option<i64>,
-    write_hits: bool,
-    preload: Option<&[u8]>,
-    f: impl FnOnce(&mut Txn<'_>) -> Result<R>,
-) -> Result<(R, Tally)> {
-    if !conn.is_autocommit() {
-        // A panic in an earlier holder left a transaction open.
-        let _ = conn.execute_batch("ROLLBACK");
-    }
-    let mut taken = TakenAccesses {
-        shared,
-        conn,
-        accesses: shared.accesses().take(),
-        clock_at_start: i64::MAX,
-        committed: false,
-        written: false,
-    };
-    let mut lifetime = shared.lifetime.take();
-    let done = conn
-        .prepare_cached("BEGIN IMMEDIATE")
-        .and_then(|mut s| s.execute([]))
-        .ctx("beginning a write")
-        .and_then(|_| {
-            let mut txn = Txn::load(conn, now.unwrap_or(i64::MIN), &mut taken.accesses, preload)?;
-            taken.clock_at_start = txn.clock_at_start;
-            txn.tick_accesses();
-            if now.is_some() {
-                txn.purge_expired()?;
-            }
-            let out = f(&mut txn)?;
-            if write_hits || txn.accesses_overflow() {
-                txn.write_accesses()?;
-            }
-            lifetime.store(conn, txn.tally.evictions, txn.tally.expirations)?;
-            txn.store()?;
-            Ok((out, txn.tally, txn.accesses_written))
-        })
-        .and_then(|done| {
-            conn.prepare_cached("COMMIT")
-                .and_then(|mut s| s.execute([]))
-                .ctx("committing a write")?;
-            Ok(done)
-        });
-    let (out, tally, accesses_written) = done?;
-    lifetime.committed();
-    taken.committed = true;
-    taken.written = accesses_written;
-    Ok((out, tally))
-}
-
-/// The hit writer: a thread started by the get that fills the buffer, so that no get
-/// writes other gets' hits. On a connection of its own, in this process's turn to write
-/// the file, it writes every waiting hit, again while the buffer refilled meanwhile,
-/// then ends. A process killed meanwhile loses only the order of those hits: the
-/// transaction touches no entry's value.
-fn write_hits_in_background(shared: &FileShared, busy_timeout: Duration) {
-    loop {
-        let wrote = open_file(&shared.name).and_then(|conn| {
-            schema::configure(&conn, busy_timeout)?;
-            let _turn = shared.writing();
-            transact(shared, &conn, None, true, None, |_| Ok(()))
-        });
-        if !shared.accesses().writer_wrote(wrote.is_ok()) {
-            return;
-        }
-    }
-}
-
-/// The hits a write transaction took from the shared buffer: given back however the
-/// transaction ends (a panic included), so that none is lost and none is written twice.
-struct TakenAccesses<'a> {
-    shared: &'a FileShared,
-    conn: &'a Connection,
-    accesses: Accesses,
-    /// The clock before the transaction: ticks above it are the transaction's.
-    clock_at_start: i64,
-    committed: bool,
-    /// The transaction wrote them to their rows (they leave the buffer).
-    written: bool,
-}
-
-impl Drop for TakenAccesses<'_> {
-    fn drop(&mut self) {
-        let mut accesses = std::mem::take(&mut self.accesses);
-        if self.committed {
-            if self.written {
-                accesses.clear();
-            }
-        } else {
-            if !self.conn.is_autocommit() {
-                let _ = self.conn.execute_batch("ROLLBACK");
-            }
-            // The ticks of the rolled-back transaction never happened.
-            accesses.untick_after(self.clock_at_start);
-        }
-        self.shared.accesses().restore(accesses);
-    }
-}
-
-/// Gives a connection its busy timeout back.
-struct RestoreBusyTimeout<'a>(&'a Connection, Duration);
-
-impl Drop for RestoreBusyTimeout<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.busy_timeout(self.1);
     }
 }
 
@@ -787,17 +610,4 @@ fn claim_file(path: &Path, busy_timeout: Duration) -> Result<Arc<FileShared>> {
         ErrorKind::Io,
         format!("{} kept changing while it was opened", path.display()),
     ))
-}
-
-/// `path` must have gone through [`schema::sqlite_name`].
-fn open_file(path: &Path) -> Result<Connection> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_CREATE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    Connection::open_with_flags(path, flags).map_err(|e| {
-        Error::new(
-            ErrorKind::Io,
-            format!("cannot open or create {}: {e}", path.display()),
-        )
-    })
 }

@@ -3,7 +3,7 @@
 //! not sent at all (counted as `skipped`), doubling up to 30 s.
 
 use super::url::{RemoteUrl, Target};
-use crate::shared::lock;
+use crate::sync::lock;
 use redis::cluster::{ClusterClient, ClusterConnection};
 use redis::{Cmd, ConnectionAddr, ConnectionInfo, FromRedisValue, RedisResult};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};

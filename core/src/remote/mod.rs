@@ -14,16 +14,19 @@
 mod client;
 mod codec;
 mod lease;
+pub(crate) mod options;
 mod tier;
-mod url;
+pub(crate) mod url;
 
+pub use self::options::{
+    RemoteMode, RemoteOptions, DEFAULT_REMOTE_NAMESPACE, DEFAULT_REMOTE_TIMEOUT,
+};
 pub use self::url::{redact, RemoteUrl};
 
 use self::client::{Client, Conn};
-use crate::error::{Error, Result};
 use crate::expiration::Expiration;
 use crate::options::Options;
-use crate::shared::lock;
+use crate::sync::lock;
 use redis::Cmd;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
@@ -31,126 +34,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// The default bound on every remote round trip, connect included.
-pub const DEFAULT_REMOTE_TIMEOUT: Duration = Duration::from_millis(250);
-/// The default prefix of every remote key.
-pub const DEFAULT_REMOTE_NAMESPACE: &str = "backlite";
 /// Keys longer than this are replaced by their SHA-1 (the full key is kept in the value).
 pub const MAX_PLAIN_KEY: usize = 256;
 /// Writes waiting for the write-behind thread; more are dropped (and counted as errors).
 const BEHIND_QUEUE: usize = 4096;
-
-/// How the remote tier is used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum RemoteMode {
-    /// Reads through; writes reach the remote before the call returns.
-    #[default]
-    ReadWrite,
-    /// Reads through; never writes (sets, deletes and clears stay local).
-    ReadOnly,
-    /// Reads through; writes are queued and sent by a background thread.
-    WriteBehind,
-}
-
-impl RemoteMode {
-    /// The C value: 0 read-write, 1 read-only, 2 write-behind.
-    pub fn from_index(i: i32) -> Option<RemoteMode> {
-        match i {
-            0 => Some(RemoteMode::ReadWrite),
-            1 => Some(RemoteMode::ReadOnly),
-            2 => Some(RemoteMode::WriteBehind),
-            _ => None,
-        }
-    }
-}
-
-/// The remote part of [`Options`].
-#[derive(Clone, Debug)]
-pub struct RemoteOptions {
-    pub(crate) url: Option<RemoteUrl>,
-    pub(crate) namespace: String,
-    pub(crate) timeout: Duration,
-    pub(crate) mode: RemoteMode,
-}
-
-impl Default for RemoteOptions {
-    fn default() -> Self {
-        RemoteOptions {
-            url: None,
-            namespace: DEFAULT_REMOTE_NAMESPACE.to_string(),
-            timeout: DEFAULT_REMOTE_TIMEOUT,
-            mode: RemoteMode::ReadWrite,
-        }
-    }
-}
-
-impl Options {
-    /// Adds a remote tier: `redis://[user[:password]@]host[:port][/db]`, `rediss://...`
-    /// (TLS), `redis+unix:///path/to.sock`, `redis+cluster://host:port[,host:port...]`
-    /// or `rediss+cluster://...`. `None` (or "") removes it. A malformed URL or an
-    /// unknown scheme is INVALID_ARGUMENT and changes nothing. Nothing is sent here.
-    pub fn set_remote(&mut self, url: Option<&str>) -> Result<&mut Self> {
-        self.remote.url = match url {
-            None | Some("") => None,
-            Some(url) => Some(RemoteUrl::parse(url)?),
-        };
-        Ok(self)
-    }
-
-    /// The prefix of every remote key (default "backlite"): 1 to 64 ASCII letters,
-    /// digits or `. _ - : /`.
-    pub fn set_remote_namespace(&mut self, namespace: &str) -> Result<&mut Self> {
-        let ok = !namespace.is_empty()
-            && namespace.len() <= 64
-            && namespace
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._-:/".contains(&b));
-        if !ok {
-            return Err(Error::invalid(format!(
-                "a remote namespace is 1 to 64 ASCII letters, digits or . _ - : /, got {:?}",
-                namespace
-            )));
-        }
-        self.remote.namespace = namespace.to_string();
-        Ok(self)
-    }
-
-    /// The bound on every remote round trip, connect included (default 250 ms); at
-    /// least 1 ms.
-    pub fn set_remote_timeout(&mut self, timeout: Duration) -> Result<&mut Self> {
-        if timeout.is_zero() {
-            return Err(Error::invalid("the remote timeout must be at least 1 ms"));
-        }
-        self.remote.timeout = timeout;
-        Ok(self)
-    }
-
-    /// How the remote tier is used (default [`RemoteMode::ReadWrite`]).
-    pub fn set_remote_mode(&mut self, mode: RemoteMode) -> &mut Self {
-        self.remote.mode = mode;
-        self
-    }
-
-    /// The remote URL with its password masked, if one is set.
-    pub fn remote(&self) -> Option<&str> {
-        self.remote.url.as_ref().map(RemoteUrl::shown)
-    }
-
-    /// The prefix of every remote key.
-    pub fn remote_namespace(&self) -> &str {
-        &self.remote.namespace
-    }
-
-    /// The bound on every remote round trip.
-    pub fn remote_timeout(&self) -> Duration {
-        self.remote.timeout
-    }
-
-    /// How the remote tier is used.
-    pub fn remote_mode(&self) -> RemoteMode {
-        self.remote.mode
-    }
-}
 
 /// A handle's remote activity.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

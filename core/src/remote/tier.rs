@@ -4,9 +4,10 @@
 //! a call into a failure.
 
 use super::{RemoteMode, RemoteStats};
+use crate::entry::Entry;
 use crate::error::{Error, ErrorKind, Result};
 use crate::expiration::Expiration;
-use crate::storage::{Entry, Storage};
+use crate::storage::Storage;
 use std::time::{Duration, Instant};
 
 /// The longest pause between two polls of a key computed on another machine.

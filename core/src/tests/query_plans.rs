@@ -16,9 +16,8 @@ fn statements_of_a_workload(policy: EvictionPolicy) -> (Storage, BTreeSet<String
     let s = Storage::open(MEMORY, &o).unwrap();
     let seen = Arc::new(Mutex::new(BTreeSet::new()));
     let sink = seen.clone();
-    s.writer
-        .lock()
-        .unwrap()
+    s.pool
+        .lock_writer()
         .trace_v2(
             TraceEventCodes::SQLITE_TRACE_STMT,
             Some(move |e: TraceEvent<'_>| {
@@ -67,7 +66,7 @@ fn no_statement_scans_the_entries_table() {
             statements.iter().any(|q| q.contains("ORDER BY")),
             "{policy}: no eviction ran"
         );
-        let conn = s.writer.lock().unwrap();
+        let conn = s.pool.lock_writer();
         for sql in &statements {
             let upper = sql.to_uppercase();
             let skip = ["BEGIN", "COMMIT", "ROLLBACK", "PRAGMA", "CREATE", "INSERT"];

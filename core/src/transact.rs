@@ -1,0 +1,185 @@
+//! The transaction runner: how every write reaches the file. A write runs in an
+//! immediate transaction (so a busy file is waited out by SQLite's busy handler rather
+//! than failing at upgrade), in this process's turn to write the file, after ticking
+//! the buffered hits and purging the entries that are due; the hits a transaction took
+//! from the shared buffer go back to it however the transaction ends. The hit writer,
+//! a thread that writes a full buffer of hits, runs its transactions here too.
+
+use crate::access::Accesses;
+use crate::error::{ErrorKind, Result, SqliteContext};
+use crate::pool::{self, Pool};
+use crate::shared::FileShared;
+use crate::txn::{Tally, Txn};
+use rusqlite::Connection;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Runs `f` in a write transaction on `conn` (the handle's writer, locked by the
+/// caller) once this process's turn to write the file is held; `now` is read then.
+/// `write_hits`: the buffered hits are written to their rows. `preload`: the key a set
+/// will replace, looked up with the counters.
+pub(crate) fn write_in_turn<R>(
+    shared: &FileShared,
+    conn: &Connection,
+    now: impl FnOnce() -> i64,
+    write_hits: bool,
+    preload: Option<&[u8]>,
+    f: impl FnOnce(&mut Txn<'_>) -> Result<R>,
+) -> Result<(R, Tally)> {
+    let _turn = shared.writing();
+    transact(shared, conn, Some(now()), write_hits, preload, f)
+}
+
+/// Runs `f` in a write transaction only if that needs no waiting: not for the pool's
+/// writer, nor another handle's turn, nor another process's write lock.
+/// `None`: it would have had to wait, and nothing was done.
+pub(crate) fn try_write<R>(
+    pool: &Pool,
+    shared: &FileShared,
+    now: impl FnOnce() -> i64,
+    f: impl FnOnce(&mut Txn<'_>) -> Result<R>,
+) -> Result<Option<(R, Tally)>> {
+    pool.after_fork()?;
+    let Some(conn) = pool.try_lock_writer() else {
+        return Ok(None);
+    };
+    let Some(_turn) = shared.try_writing() else {
+        return Ok(None);
+    };
+    conn.busy_timeout(Duration::ZERO)
+        .ctx("setting the busy timeout")?;
+    let _patient_again = RestoreBusyTimeout(&conn, pool.busy_timeout());
+    match transact(shared, &conn, Some(now()), false, None, f) {
+        Err(e) if e.kind() == ErrorKind::Busy => Ok(None),
+        done => done.map(Some),
+    }
+}
+
+/// Runs `f` in a write transaction on `conn` (this process's turn to write the file is
+/// held): ticks the buffered hits, purges the entries due at `now` (`None`: purges
+/// nothing, for the hit writer, which has no clock of the handle), runs `f`, writes the
+/// hits to their rows if `write_hits` or too many wait, and commits.
+fn transact<R>(
+    shared: &FileShared,
+    conn: &Connection,
+    now: Option<i64>,
+    write_hits: bool,
+    preload: Option<&[u8]>,
+    f: impl FnOnce(&mut Txn<'_>) -> Result<R>,
+) -> Result<(R, Tally)> {
+    if !conn.is_autocommit() {
+        // A panic in an earlier holder left a transaction open.
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    let mut taken = TakenAccesses {
+        shared,
+        conn,
+        accesses: shared.accesses().take(),
+        clock_at_start: i64::MAX,
+        committed: false,
+        written: false,
+    };
+    let mut lifetime = shared.lifetime.take();
+    let done = conn
+        .prepare_cached("BEGIN IMMEDIATE")
+        .and_then(|mut s| s.execute([]))
+        .ctx("beginning a write")
+        .and_then(|_| {
+            let mut txn = Txn::load(conn, now.unwrap_or(i64::MIN), &mut taken.accesses, preload)?;
+            taken.clock_at_start = txn.clock_at_start;
+            txn.tick_accesses();
+            if now.is_some() {
+                txn.purge_expired()?;
+            }
+            let out = f(&mut txn)?;
+            if write_hits || txn.accesses_overflow() {
+                txn.write_accesses()?;
+            }
+            lifetime.store(conn, txn.tally.evictions, txn.tally.expirations)?;
+            txn.store()?;
+            Ok((out, txn.tally, txn.accesses_written))
+        })
+        .and_then(|done| {
+            conn.prepare_cached("COMMIT")
+                .and_then(|mut s| s.execute([]))
+                .ctx("committing a write")?;
+            Ok(done)
+        });
+    let (out, tally, accesses_written) = done?;
+    lifetime.committed();
+    taken.committed = true;
+    taken.written = accesses_written;
+    Ok((out, tally))
+}
+
+/// Starts a hit writer for a full buffer of hits (the buffer said so when the hit was
+/// recorded), so that no get writes other gets' hits.
+pub(crate) fn start_hit_writer(shared: &Arc<FileShared>, busy_timeout: Duration) {
+    let for_writer = shared.clone();
+    match std::thread::Builder::new()
+        .name("backlite-hits".into())
+        .spawn(move || write_hits_in_background(&for_writer, busy_timeout))
+    {
+        Ok(writer) => shared.add_hit_writer(writer),
+        // No thread: the hits wait for the next write (bounded, see MAX_WAITING).
+        Err(_) => {
+            shared.accesses().writer_wrote(false);
+        }
+    }
+}
+
+/// The hit writer: a thread started by the get that fills the buffer. On a connection
+/// of its own, in this process's turn to write the file, it writes every waiting hit,
+/// again while the buffer refilled meanwhile, then ends. A process killed meanwhile
+/// loses only the order of those hits: the transaction touches no entry's value.
+fn write_hits_in_background(shared: &FileShared, busy_timeout: Duration) {
+    loop {
+        let wrote = pool::open(&shared.name, busy_timeout).and_then(|conn| {
+            let _turn = shared.writing();
+            transact(shared, &conn, None, true, None, |_| Ok(()))
+        });
+        if !shared.accesses().writer_wrote(wrote.is_ok()) {
+            return;
+        }
+    }
+}
+
+/// The hits a write transaction took from the shared buffer: given back however the
+/// transaction ends (a panic included), so that none is lost and none is written twice.
+struct TakenAccesses<'a> {
+    shared: &'a FileShared,
+    conn: &'a Connection,
+    accesses: Accesses,
+    /// The clock before the transaction: ticks above it are the transaction's.
+    clock_at_start: i64,
+    committed: bool,
+    /// The transaction wrote them to their rows (they leave the buffer).
+    written: bool,
+}
+
+impl Drop for TakenAccesses<'_> {
+    fn drop(&mut self) {
+        let mut accesses = std::mem::take(&mut self.accesses);
+        if self.committed {
+            if self.written {
+                accesses.clear();
+            }
+        } else {
+            if !self.conn.is_autocommit() {
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
+            // The ticks of the rolled-back transaction never happened.
+            accesses.untick_after(self.clock_at_start);
+        }
+        self.shared.accesses().restore(accesses);
+    }
+}
+
+/// Gives a connection its busy timeout back.
+struct RestoreBusyTimeout<'a>(&'a Connection, Duration);
+
+impl Drop for RestoreBusyTimeout<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.busy_timeout(self.1);
+    }
+}
