@@ -4,6 +4,7 @@
 use crate::entry::{self, State};
 use crate::error::{Error, ErrorKind, Result, SqliteContext};
 use crate::storage::Storage;
+use crate::table;
 use rusqlite::types::ValueRef;
 use rusqlite::Connection;
 
@@ -71,10 +72,7 @@ impl Storage {
                     t.remove_damaged_row(key.as_deref(), *seq, *value_id)?;
                 }
                 t.conn()
-                    .execute(
-                        "DELETE FROM blobs WHERE id NOT IN (SELECT value_id FROM entries WHERE value_id IS NOT NULL)",
-                        [],
-                    )
+                    .execute(table::DELETE_ORPHANS, [])
                     .ctx("removing orphan values")?;
                 t.set_counters(report.actual_count as i64, report.actual_total_size as i64);
                 report.repaired = true;
@@ -127,14 +125,7 @@ fn examine(
     // (seq, key if it is one, value_id if it is one) of each damaged row.
     let mut damaged_rows = Vec::new();
     {
-        let mut stmt = conn
-            .prepare(
-                "SELECT e.seq, e.key, e.value_id, e.created, e.hits, e.value, \
-                 e.crc, e.size, e.expires_at, coalesce(e.value, b.value) \
-                 FROM entries e LEFT JOIN blobs b ON b.id = e.value_id \
-                 WHERE e.expires_at IS NULL OR NOT e.expires_at <= ?1",
-            )
-            .ctx("reading every entry")?;
+        let mut stmt = conn.prepare(table::EXAMINE).ctx("reading every entry")?;
         let mut rows = stmt.query([now]).ctx("reading every entry")?;
         while let Some(row) = rows.next().ctx("reading every entry")? {
             report.entries += 1;
@@ -167,11 +158,7 @@ fn examine(
         }
     }
     report.orphan_values = conn
-        .query_row(
-            "SELECT count(*) FROM blobs WHERE id NOT IN (SELECT value_id FROM entries WHERE value_id IS NOT NULL)",
-            [],
-            |r| r.get::<_, i64>(0),
-        )
+        .query_row(table::COUNT_ORPHANS, [], |r| r.get::<_, i64>(0))
         .ctx("looking for orphan values")? as u64;
     Ok((report, damaged_rows))
 }

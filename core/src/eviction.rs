@@ -1,5 +1,5 @@
-//! The five eviction policies: their names, and the index and query that find each
-//! one's next victim in O(log n).
+//! The five eviction policies and their names. The query that finds each one's next
+//! victim in O(log n), and the index it needs, are in table.rs.
 
 use crate::error::{Error, Result};
 use std::fmt;
@@ -58,60 +58,6 @@ impl EvictionPolicy {
             self,
             EvictionPolicy::FirstInFirstOut | EvictionPolicy::LastInFirstOut
         )
-    }
-
-    /// The index this policy needs. Created on first open with the policy, so a file
-    /// only pays on every write for the orders that are actually used.
-    /// The name of the index `index_sql` creates.
-    pub(crate) fn index_name(self) -> Option<&'static str> {
-        match self {
-            EvictionPolicy::LeastRecentlyUsed | EvictionPolicy::MostRecentlyUsed => None,
-            EvictionPolicy::LeastFrequentlyUsed => Some("entries_by_hits"),
-            EvictionPolicy::FirstInFirstOut | EvictionPolicy::LastInFirstOut => {
-                Some("entries_by_creation")
-            }
-        }
-    }
-
-    /// The table itself is in access order (`seq`), which serves LRU and MRU.
-    pub(crate) fn index_sql(self) -> Option<&'static str> {
-        match self {
-            EvictionPolicy::LeastRecentlyUsed | EvictionPolicy::MostRecentlyUsed => None,
-            EvictionPolicy::LeastFrequentlyUsed => {
-                Some("CREATE INDEX IF NOT EXISTS entries_by_hits ON entries(hits, seq)")
-            }
-            EvictionPolicy::FirstInFirstOut | EvictionPolicy::LastInFirstOut => {
-                Some("CREATE INDEX IF NOT EXISTS entries_by_creation ON entries(created)")
-            }
-        }
-    }
-
-    /// Selects `(seq, value_id, size, length of the value)` of the next victim (the
-    /// join reads no large value), found through the table's
-    /// order or `index_sql`'s index.
-    pub(crate) fn victim_sql(self) -> &'static str {
-        match self {
-            EvictionPolicy::LeastRecentlyUsed => {
-                "SELECT seq, value_id, size, coalesce(length(entries.value), length(blobs.value)) \
-                 FROM entries LEFT JOIN blobs ON blobs.id = value_id ORDER BY seq ASC LIMIT 1"
-            }
-            EvictionPolicy::MostRecentlyUsed => {
-                "SELECT seq, value_id, size, coalesce(length(entries.value), length(blobs.value)) \
-                 FROM entries LEFT JOIN blobs ON blobs.id = value_id ORDER BY seq DESC LIMIT 1"
-            }
-            EvictionPolicy::LeastFrequentlyUsed => {
-                "SELECT seq, value_id, size, coalesce(length(entries.value), length(blobs.value)) \
-                 FROM entries LEFT JOIN blobs ON blobs.id = value_id ORDER BY hits ASC, seq ASC LIMIT 1"
-            }
-            EvictionPolicy::FirstInFirstOut => {
-                "SELECT seq, value_id, size, coalesce(length(entries.value), length(blobs.value)) \
-                 FROM entries LEFT JOIN blobs ON blobs.id = value_id ORDER BY created ASC LIMIT 1"
-            }
-            EvictionPolicy::LastInFirstOut => {
-                "SELECT seq, value_id, size, coalesce(length(entries.value), length(blobs.value)) \
-                 FROM entries LEFT JOIN blobs ON blobs.id = value_id ORDER BY created DESC LIMIT 1"
-            }
-        }
     }
 }
 

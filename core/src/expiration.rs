@@ -59,8 +59,3 @@ pub(crate) fn system_now_ms() -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
-
-/// Selects `(seq, value_id, size, length of the value)` of every due entry.
-pub(crate) const DUE_SQL: &str = "SELECT seq, value_id, size, \
-    coalesce(length(entries.value), length(blobs.value)) \
-    FROM entries LEFT JOIN blobs ON blobs.id = value_id WHERE expires_at <= ?1";

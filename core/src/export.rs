@@ -6,6 +6,7 @@ use crate::error::{Result, SqliteContext};
 use crate::expiration::is_due;
 use crate::lifetime::{self, LifetimeStats};
 use crate::storage::Storage;
+use crate::table;
 use crate::txn::Txn;
 use rusqlite::params;
 
@@ -70,9 +71,7 @@ impl Importer<'_, '_, '_> {
             let seq = self.txn.conn().last_insert_rowid();
             self.txn
                 .conn()
-                .prepare_cached(
-                    "UPDATE entries SET hits = ?1, set_at = coalesce(?3, set_at) WHERE seq = ?2",
-                )
+                .prepare_cached(table::SET_IMPORTED)
                 .and_then(|mut s| {
                     s.execute(params![hits.min(i64::MAX as u64) as i64, seq, set_at_ms])
                 })
@@ -103,13 +102,7 @@ impl Storage {
         let now = self.now();
         self.with_writer(|conn| {
             let mut summary = TransferSummary::default();
-            let mut stmt = conn
-                .prepare(
-                    "SELECT e.key, coalesce(e.value, b.value), e.crc, e.expires_at, e.hits, e.set_at \
-                     FROM entries e LEFT JOIN blobs b ON b.id = e.value_id \
-                     WHERE e.expires_at IS NULL OR e.expires_at > ?1 ORDER BY e.seq",
-                )
-                .ctx("exporting entries")?;
+            let mut stmt = conn.prepare(table::EXPORT).ctx("exporting entries")?;
             let mut rows = stmt.query([now]).ctx("exporting entries")?;
             while let Some(row) = rows.next().ctx("exporting entries")? {
                 let crc: Option<i64> = row.get(2).ctx("reading an entry")?;

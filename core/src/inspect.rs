@@ -6,6 +6,7 @@
 use crate::error::{Result, SqliteContext};
 use crate::eviction::EvictionPolicy;
 use crate::storage::Storage;
+use crate::table;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::time::Duration;
 
@@ -61,9 +62,7 @@ pub struct FileInfo {
     pub expiring_within: Vec<(Duration, u64)>,
 }
 
-/// The columns of a [`KeyInfo`], in the order `key_info` reads them.
-const KEY_INFO_COLUMNS: &str = "key, size, hits, expires_at, set_at";
-
+/// A [`KeyInfo`] from the columns of `table::KEY_INFOS_IN` and the others like it.
 fn key_info(row: &rusqlite::Row<'_>, now: i64) -> rusqlite::Result<KeyInfo> {
     let deadline: Option<i64> = row.get(3)?;
     let set_at: Option<i64> = row.get(4)?;
@@ -104,12 +103,7 @@ impl Storage {
                 i64,
                 i64,
             ) = tx
-                .prepare_cached(
-                    "SELECT count, total_size, version_tag, \
-                     (SELECT count(*) FROM entries WHERE expires_at <= ?1), \
-                     (SELECT coalesce(sum(size), 0) FROM entries WHERE expires_at <= ?1) \
-                     FROM state WHERE id = 0",
-                )
+                .prepare_cached(table::COUNTERS_AND_DUE)
                 .and_then(|mut s| {
                     s.query_row([now], |r| {
                         Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
@@ -120,10 +114,7 @@ impl Storage {
                 .pragma_query_value(None, "user_version", |r| r.get(0))
                 .ctx("reading the schema version")?;
             let names: Vec<String> = tx
-                .prepare_cached(
-                    "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'entries' \
-                     ORDER BY name",
-                )
+                .prepare_cached(table::INDEX_NAMES)
                 .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
                 .ctx("reading the schema")?;
             let policy_indexes = names
@@ -131,7 +122,7 @@ impl Storage {
                 .filter_map(|name| {
                     let policies: Vec<EvictionPolicy> = EvictionPolicy::ALL
                         .into_iter()
-                        .filter(|p| p.index_name() == Some(name.as_str()))
+                        .filter(|&p| table::policy_index(p).is_some_and(|(n, _)| n == name))
                         .collect();
                     (!policies.is_empty()).then_some(PolicyIndex { name, policies })
                 })
@@ -139,17 +130,15 @@ impl Storage {
             let mut expiring_within = Vec::with_capacity(windows.len());
             for &w in windows {
                 let n: i64 = tx
-                    .prepare_cached(
-                        "SELECT count(*) FROM entries WHERE expires_at > ?1 AND expires_at <= ?2",
-                    )
+                    .prepare_cached(table::EXPIRING_BETWEEN)
                     .and_then(|mut s| {
                         s.query_row(params![now, now.saturating_add(ms(w))], |r| r.get(0))
                     })
                     .ctx("counting entries that expire soon")?;
                 expiring_within.push((w, n as u64));
             }
-            let least_recently_used = end_of_access_order(&tx, now, "ASC")?;
-            let most_recently_used = end_of_access_order(&tx, now, "DESC")?;
+            let least_recently_used = end_of_access_order(&tx, now, table::KEY_INFO_OLDEST)?;
+            let most_recently_used = end_of_access_order(&tx, now, table::KEY_INFO_NEWEST)?;
             Ok(FileInfo {
                 count: (count - due).max(0) as u64,
                 total_size: (total_size - due_size).max(0) as u64,
@@ -174,16 +163,10 @@ impl Storage {
         self.with_writer(|conn| {
             let upper = prefix_end(prefix);
             let sql = match upper {
-                Some(_) => format!(
-                    "SELECT {KEY_INFO_COLUMNS} FROM entries WHERE key >= ?1 AND key < ?3 \
-                     AND (expires_at IS NULL OR expires_at > ?2) ORDER BY key"
-                ),
-                None => format!(
-                    "SELECT {KEY_INFO_COLUMNS} FROM entries WHERE key >= ?1 \
-                     AND (expires_at IS NULL OR expires_at > ?2) ORDER BY key"
-                ),
+                Some(_) => table::KEY_INFOS_IN,
+                None => table::KEY_INFOS_FROM,
             };
-            let mut stmt = conn.prepare(&sql).ctx("listing keys")?;
+            let mut stmt = conn.prepare(sql).ctx("listing keys")?;
             let mut rows = match &upper {
                 Some(upper) => stmt.query(params![prefix, now, upper]),
                 None => stmt.query(params![prefix, now]),
@@ -199,14 +182,12 @@ impl Storage {
     }
 }
 
-/// The first or last live entry in access order (`seq`, the table's own order).
-fn end_of_access_order(conn: &Connection, now: i64, direction: &str) -> Result<Option<KeyInfo>> {
-    conn.prepare_cached(&format!(
-        "SELECT {KEY_INFO_COLUMNS} FROM entries WHERE expires_at IS NULL OR expires_at > ?1 \
-         ORDER BY seq {direction} LIMIT 1"
-    ))
-    .and_then(|mut s| s.query_row([now], |r| key_info(r, now)).optional())
-    .ctx("reading the ends of the access order")
+/// The first or last live entry in access order (`seq`, the table's own order), as
+/// `sql` (`table::KEY_INFO_OLDEST` or `NEWEST`) selects it.
+fn end_of_access_order(conn: &Connection, now: i64, sql: &str) -> Result<Option<KeyInfo>> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.query_row([now], |r| key_info(r, now)).optional())
+        .ctx("reading the ends of the access order")
 }
 
 /// The smallest key greater than every key that starts with `prefix`; `None` when

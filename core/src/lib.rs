@@ -55,6 +55,7 @@ mod schema;
 mod shared;
 mod storage;
 mod sync;
+mod table;
 mod transact;
 mod txn;
 #[allow(dead_code)] // wired into Storage by the integration of issue 16

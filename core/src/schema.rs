@@ -7,6 +7,7 @@
 
 use crate::error::{Error, ErrorKind, Result, SqliteContext};
 use crate::eviction::EvictionPolicy;
+use crate::table;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -428,7 +429,7 @@ pub(crate) fn prepare(
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .ctx("writing the schema version")?;
     }
-    if let Some(sql) = policy.index_sql() {
+    if let Some((_, sql)) = table::policy_index(policy) {
         tx.execute_batch(sql).ctx("creating the eviction index")?;
     }
     if let Some(tag) = version_tag {
@@ -439,10 +440,8 @@ pub(crate) fn prepare(
             .flatten();
         if stored.as_deref() != Some(tag) {
             if stored.is_some() {
-                tx.execute_batch(
-                    "DELETE FROM entries; DELETE FROM blobs; UPDATE state SET count = 0, total_size = 0;",
-                )
-                .ctx("dropping entries of another version tag")?;
+                tx.execute_batch(table::CLEAR_WITH_COUNTERS)
+                    .ctx("dropping entries of another version tag")?;
             }
             tx.execute("UPDATE state SET version_tag = ?1", [tag])
                 .ctx("writing the version tag")?;
@@ -487,7 +486,7 @@ fn readiness(
             return Ok(Readiness::NotReady);
         }
     }
-    if let (Some(index), Some(sql)) = (policy.index_name(), policy.index_sql()) {
+    if let Some((index, sql)) = table::policy_index(policy) {
         let present: i64 = tx
             .query_row(
                 "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = ?1",

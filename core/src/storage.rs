@@ -12,6 +12,7 @@ use crate::options::{Clock, Options, MAX_VALUE_SIZE};
 use crate::pool::{self, Pool};
 use crate::schema;
 use crate::shared::{self, FileShared};
+use crate::table;
 use crate::transact;
 use crate::txn::{Tally, Txn};
 use rusqlite::Connection;
@@ -252,12 +253,7 @@ impl Storage {
         let in_memory = self.pool.in_memory();
         let mut f = Some(f);
         let found = self.read(|conn| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT e.crc, e.size, e.expires_at, coalesce(e.value, b.value) \
-                     FROM entries e LEFT JOIN blobs b ON b.id = e.value_id WHERE e.key = ?1",
-                )
-                .ctx("looking up a key")?;
+            let mut stmt = conn.prepare_cached(table::LOOKUP).ctx("looking up a key")?;
             let mut rows = stmt.query([key]).ctx("looking up a key")?;
             let Some(row) = rows.next().ctx("looking up a key")? else {
                 return Ok(Lookup::Miss);
@@ -469,11 +465,9 @@ impl Storage {
             let now = self.now();
             let page: Vec<Vec<u8>> = self.read(|conn| {
                 let sql = if after.is_some() {
-                    "SELECT key FROM entries WHERE key > ?1 \
-                     AND (expires_at IS NULL OR expires_at > ?2) ORDER BY key LIMIT ?3"
+                    table::KEYS_AFTER
                 } else {
-                    "SELECT key FROM entries WHERE key >= ?1 \
-                     AND (expires_at IS NULL OR expires_at > ?2) ORDER BY key LIMIT ?3"
+                    table::KEYS_FROM
                 };
                 let mut stmt = conn.prepare_cached(sql).ctx("listing keys")?;
                 let from = after.as_deref().unwrap_or(&[]);

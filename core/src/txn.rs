@@ -5,9 +5,9 @@ use crate::access::{self, Accesses, FLUSH_THRESHOLD};
 use crate::entry::{self, State};
 use crate::error::{Result, SqliteContext};
 use crate::eviction::EvictionPolicy;
-use crate::expiration::DUE_SQL;
+use crate::table::{self, row_ref, RowRef, INLINE_MAX};
 use rusqlite::types::ValueRef;
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension};
 
 /// What a transaction removed, added to the handle's statistics once it commits.
 #[derive(Default, Clone, Copy)]
@@ -16,29 +16,8 @@ pub(crate) struct Tally {
     pub expirations: u64,
 }
 
-/// `(seq, value_id, size)` of an entry: what removing it needs. In a damaged row,
-/// a `value_id` that is not an integer, or a `size` that is not the length of the
-/// value, is `None`.
-type RowRef = (i64, Option<i64>, Option<i64>);
-
-/// Reads a `RowRef` from the columns `seq, value_id, size` and the value's length at
-/// `at..at + 4`, trusting only `seq` (the rowid, always an integer). The length is
-/// `coalesce(length(entries.value), length(blobs.value))`: `length` of a column reads
-/// no large value, where `length(coalesce(..))` would read it whole.
-fn row_ref(r: &Row<'_>, at: usize) -> rusqlite::Result<RowRef> {
-    Ok((
-        r.get(at)?,
-        entry::int(r.get_ref(at + 1)?),
-        entry::size(r.get_ref(at + 2)?, r.get_ref(at + 3)?),
-    ))
-}
-
 /// What `Txn::load` reads: counters, earliest deadline, and the preloaded entry.
 type Loaded = ((i64, i64, i64), Option<i64>, Option<RowRef>);
-
-/// Values up to this size live in their entry's row. Larger ones go to `blobs`, so
-/// that moving a row for a hit never copies a large value.
-pub(crate) const INLINE_MAX: usize = 256;
 
 /// What `Txn::read_entry` found under a key.
 enum Found<R> {
@@ -72,13 +51,9 @@ pub(crate) struct Txn<'c> {
 /// The file's `count` and `total_size` net of the entries due at `now` (which the next
 /// write purges), read without writing: through the expiry index, O(due entries).
 pub(crate) fn live_counters(conn: &Connection, now: i64) -> Result<(i64, i64)> {
-    conn.prepare_cached(
-        "SELECT s.count - d.n, s.total_size - d.size FROM state s, \
-         (SELECT count(*) AS n, coalesce(sum(size), 0) AS size \
-          FROM entries WHERE expires_at <= ?1) d WHERE s.id = 0",
-    )
-    .and_then(|mut s| s.query_row([now], |r| Ok((r.get(0)?, r.get(1)?))))
-    .ctx("reading the cache counters")
+    conn.prepare_cached(table::LIVE_COUNTERS)
+        .and_then(|mut s| s.query_row([now], |r| Ok((r.get(0)?, r.get(1)?))))
+        .ctx("reading the cache counters")
 }
 
 impl<'c> Txn<'c> {
@@ -111,20 +86,10 @@ impl<'c> Txn<'c> {
         };
         let ((clock, count, total_size), earliest, old) = match key {
             Some(key) => conn
-                .prepare_cached(
-                    "SELECT s.clock, s.count, s.total_size, \
-                     (SELECT min(expires_at) FROM entries WHERE expires_at IS NOT NULL), \
-                     e.seq, e.value_id, e.size, coalesce(length(e.value), length(b.value)) \
-                     FROM state s LEFT JOIN entries e ON e.key = ?1 \
-                     LEFT JOIN blobs b ON b.id = e.value_id WHERE s.id = 0",
-                )
+                .prepare_cached(table::LOAD_WITH_KEY)
                 .and_then(|mut s| s.query_row([key], row)),
             None => conn
-                .prepare_cached(
-                    "SELECT clock, count, total_size, \
-                     (SELECT min(expires_at) FROM entries WHERE expires_at IS NOT NULL), \
-                     NULL, NULL, NULL, NULL FROM state WHERE id = 0",
-                )
+                .prepare_cached(table::LOAD)
                 .and_then(|mut s| s.query_row([], row)),
         }
         .ctx("reading the cache counters")?;
@@ -195,12 +160,12 @@ impl<'c> Txn<'c> {
     ) -> Result<()> {
         self.preloaded = None;
         self.conn
-            .prepare_cached("DELETE FROM entries WHERE seq = ?1")
+            .prepare_cached(table::DELETE_ENTRY)
             .and_then(|mut s| s.execute([seq]))
             .ctx(what)?;
         if let Some(id) = value_id {
             self.conn
-                .prepare_cached("DELETE FROM blobs WHERE id = ?1")
+                .prepare_cached(table::DELETE_BLOB)
                 .and_then(|mut s| s.execute([id]))
                 .ctx(what)?;
         }
@@ -221,11 +186,7 @@ impl<'c> Txn<'c> {
     fn recount(&mut self, what: &str) -> Result<()> {
         (self.count, self.total_size) = self
             .conn
-            .prepare_cached(
-                "SELECT count(*), coalesce(sum(CASE WHEN typeof(size) = 'integer' \
-                 AND size = coalesce(length(entries.value), length(blobs.value)) THEN size END), 0) \
-                 FROM entries LEFT JOIN blobs ON blobs.id = entries.value_id",
-            )
+            .prepare_cached(table::RECOUNT)
             .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
             .ctx(what)?;
         Ok(())
@@ -255,10 +216,7 @@ impl<'c> Txn<'c> {
         }
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "UPDATE entries SET hits = hits + ?1, seq = ?2 \
-                 WHERE key = ?3 AND created < ?2",
-            )
+            .prepare_cached(table::WRITE_HITS)
             .ctx("recording hits")?;
         // In key order, so that neighbouring rows share page writes.
         let mut keys: Vec<(&Vec<u8>, &access::Access)> = self.accesses.iter().collect();
@@ -290,7 +248,7 @@ impl<'c> Txn<'c> {
         if !self.earliest_deadline.is_some_and(|d| d <= self.now) {
             return Ok(());
         }
-        let n = self.remove_selected(DUE_SQL, [self.now], "removing expired entries")?;
+        let n = self.remove_selected(table::DUE, [self.now], "removing expired entries")?;
         if n > 0 {
             self.preloaded = None;
         }
@@ -306,10 +264,7 @@ impl<'c> Txn<'c> {
             Some((k, old)) if k == key => old,
             _ => self
                 .conn
-                .prepare_cached(
-                    "SELECT seq, value_id, size, coalesce(length(entries.value), length(blobs.value)) \
-                     FROM entries LEFT JOIN blobs ON blobs.id = value_id WHERE key = ?1",
-                )
+                .prepare_cached(table::ROW_REF_BY_KEY)
                 .and_then(|mut s| s.query_row([key], |r| row_ref(r, 0)).optional())
                 .ctx("deleting an entry")?,
         };
@@ -343,11 +298,7 @@ impl<'c> Txn<'c> {
     ) -> Result<Option<Found<R>>> {
         let now = self.now;
         self.conn
-            .prepare_cached(
-                "SELECT e.seq, e.value_id, e.size, coalesce(length(e.value), length(b.value)), \
-                 e.crc, e.expires_at, coalesce(e.value, b.value) FROM entries e \
-                 LEFT JOIN blobs b ON b.id = e.value_id WHERE e.key = ?1",
-            )
+            .prepare_cached(table::READ_FOR_WRITE)
             .and_then(|mut s| {
                 s.query_row([key], |r| {
                     let (size, value) = (r.get_ref(2)?, r.get_ref(6)?);
@@ -420,17 +371,13 @@ impl<'c> Txn<'c> {
             (Some(value), None)
         } else {
             self.conn
-                .prepare_cached("INSERT INTO blobs (value) VALUES (?1)")
+                .prepare_cached(table::INSERT_BLOB)
                 .and_then(|mut s| s.execute([value]))
                 .ctx("storing a value")?;
             (None, Some(self.conn.last_insert_rowid()))
         };
         self.conn
-            .prepare_cached(
-                "INSERT INTO entries \
-                 (seq, key, value_id, size, crc, created, hits, expires_at, value, set_at) \
-                 VALUES (?5, ?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8)",
-            )
+            .prepare_cached(table::INSERT_ENTRY)
             .and_then(|mut s| {
                 s.execute(params![
                     key,
@@ -461,7 +408,7 @@ impl<'c> Txn<'c> {
             self.write_accesses()?;
         }
         while self.total_size + incoming > max_size && self.count > 0 {
-            let n = self.remove_selected(policy.victim_sql(), [], "evicting an entry")?;
+            let n = self.remove_selected(table::victim(policy), [], "evicting an entry")?;
             if n == 0 {
                 break;
             }
@@ -481,7 +428,7 @@ impl<'c> Txn<'c> {
     pub fn clear(&mut self) -> Result<()> {
         self.preloaded = None;
         self.conn
-            .execute_batch("DELETE FROM entries; DELETE FROM blobs;")
+            .execute_batch(table::CLEAR)
             .ctx("clearing the cache")?;
         if !self.accesses_written {
             self.accesses.clear();

@@ -1,0 +1,327 @@
+//! The entries table, and `blobs` where large values live: every statement that reads
+//! or writes them, each written once (the tables themselves are created and migrated
+//! in schema.rs, with the rest of the file format). A value lives in its entry's row
+//! up to [`INLINE_MAX`] bytes, else in `blobs`, so that moving a row for a hit never
+//! copies a large value; the join that finds a value wherever it lives is
+//! `value_join!`, and each statement that needs it takes it from there.
+
+use crate::entry;
+use crate::eviction::EvictionPolicy;
+use rusqlite::Row;
+
+/// Values up to this size live in their entry's row. Larger ones go to `blobs`, so
+/// that moving a row for a hit never copies a large value.
+pub(crate) const INLINE_MAX: usize = 256;
+
+/// The value of an entry, wherever it lives. Used after `FROM entries`.
+macro_rules! value_join {
+    () => {
+        " LEFT JOIN blobs ON blobs.id = entries.value_id"
+    };
+}
+
+/// An entry's value, inline or in `blobs`.
+macro_rules! value {
+    () => {
+        "coalesce(entries.value, blobs.value)"
+    };
+}
+
+/// The columns of a [`RowRef`] (see [`row_ref`]).
+macro_rules! row_ref_columns {
+    () => {
+        "entries.seq, entries.value_id, entries.size, \
+         coalesce(length(entries.value), length(blobs.value))"
+    };
+}
+
+/// Live: no deadline, or one still ahead of `?1`.
+macro_rules! live {
+    () => {
+        "(entries.expires_at IS NULL OR entries.expires_at > ?1)"
+    };
+}
+
+/// `(seq, value_id, size)` of an entry: what removing it needs. In a damaged row,
+/// a `value_id` that is not an integer, or a `size` that is not the length of the
+/// value, is `None`.
+pub(crate) type RowRef = (i64, Option<i64>, Option<i64>);
+
+/// Reads a `RowRef` from the columns `row_ref_columns!` starting at `at`, trusting
+/// only `seq` (the rowid, always an integer). The length is
+/// `coalesce(length(entries.value), length(blobs.value))`: `length` of a column reads
+/// no large value, where `length(coalesce(..))` would read it whole.
+pub(crate) fn row_ref(r: &Row<'_>, at: usize) -> rusqlite::Result<RowRef> {
+    Ok((
+        r.get(at)?,
+        entry::int(r.get_ref(at + 1)?),
+        entry::size(r.get_ref(at + 2)?, r.get_ref(at + 3)?),
+    ))
+}
+
+// Reading one entry.
+
+/// `crc, size, expires_at, value` of the entry under `?1` (a get).
+pub(crate) const LOOKUP: &str = concat!(
+    "SELECT entries.crc, entries.size, entries.expires_at, ",
+    value!(),
+    " FROM entries",
+    value_join!(),
+    " WHERE entries.key = ?1"
+);
+
+/// The `RowRef` columns, then `crc, expires_at, value` of the entry under `?1`
+/// (a lookup inside a write, which may remove the entry).
+pub(crate) const READ_FOR_WRITE: &str = concat!(
+    "SELECT ",
+    row_ref_columns!(),
+    ", entries.crc, entries.expires_at, ",
+    value!(),
+    " FROM entries",
+    value_join!(),
+    " WHERE entries.key = ?1"
+);
+
+/// The `RowRef` of the entry under `?1`.
+pub(crate) const ROW_REF_BY_KEY: &str = concat!(
+    "SELECT ",
+    row_ref_columns!(),
+    " FROM entries",
+    value_join!(),
+    " WHERE entries.key = ?1"
+);
+
+// The counters (in `state`) with what the entries table says.
+
+/// The earliest deadline in the file, from the partial expiry index's first entry.
+macro_rules! earliest_deadline {
+    () => {
+        "(SELECT min(expires_at) FROM entries WHERE expires_at IS NOT NULL)"
+    };
+}
+
+/// At the start of a write: `clock, count, total_size`, the earliest deadline, and
+/// the `RowRef` of the entry under `?1` (the one a set replaces; NULLs if none).
+pub(crate) const LOAD_WITH_KEY: &str = concat!(
+    "SELECT state.clock, state.count, state.total_size, ",
+    earliest_deadline!(),
+    ", ",
+    row_ref_columns!(),
+    " FROM state LEFT JOIN entries ON entries.key = ?1",
+    value_join!(),
+    " WHERE state.id = 0"
+);
+
+/// `LOAD_WITH_KEY` without a key.
+pub(crate) const LOAD: &str = concat!(
+    "SELECT clock, count, total_size, ",
+    earliest_deadline!(),
+    ", NULL, NULL, NULL, NULL FROM state WHERE id = 0"
+);
+
+/// The file's `count` and `total_size` net of the entries due at `?1`, through the
+/// expiry index: O(due entries).
+pub(crate) const LIVE_COUNTERS: &str = "SELECT s.count - d.n, s.total_size - d.size \
+    FROM state s, (SELECT count(*) AS n, coalesce(sum(size), 0) AS size \
+    FROM entries WHERE expires_at <= ?1) d WHERE s.id = 0";
+
+/// `count(*)` and the sum of each size that is its value's length (a damaged row's
+/// size is unknown): what the counters should say. O(entries).
+pub(crate) const RECOUNT: &str = concat!(
+    "SELECT count(*), coalesce(sum(CASE WHEN typeof(size) = 'integer' \
+     AND size = coalesce(length(entries.value), length(blobs.value)) THEN size END), 0) \
+     FROM entries",
+    value_join!()
+);
+
+// Writing.
+
+/// Stores a value apart; its rowid goes into the entry's `value_id`.
+pub(crate) const INSERT_BLOB: &str = "INSERT INTO blobs (value) VALUES (?1)";
+
+/// A new entry: `key, value_id, size, crc, seq (= created), expires_at, inline value,
+/// set_at`.
+pub(crate) const INSERT_ENTRY: &str = "INSERT INTO entries \
+    (seq, key, value_id, size, crc, created, hits, expires_at, value, set_at) \
+    VALUES (?5, ?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8)";
+
+/// Adds `?1` hits to the entry under `?3` and moves it to tick `?2` of the access
+/// order, unless it was created after that tick.
+pub(crate) const WRITE_HITS: &str = "UPDATE entries SET hits = hits + ?1, seq = ?2 \
+    WHERE key = ?3 AND created < ?2";
+
+/// An imported entry's hits `?1` and time of set `?3` (if known), by `seq` `?2`.
+pub(crate) const SET_IMPORTED: &str =
+    "UPDATE entries SET hits = ?1, set_at = coalesce(?3, set_at) WHERE seq = ?2";
+
+/// Removes an entry by `seq`.
+pub(crate) const DELETE_ENTRY: &str = "DELETE FROM entries WHERE seq = ?1";
+
+/// Removes a value stored apart, by id.
+pub(crate) const DELETE_BLOB: &str = "DELETE FROM blobs WHERE id = ?1";
+
+/// Removes every entry and value.
+macro_rules! clear {
+    () => {
+        "DELETE FROM entries; DELETE FROM blobs;"
+    };
+}
+pub(crate) const CLEAR: &str = clear!();
+
+/// `CLEAR`, and the counters with it (a new version tag).
+pub(crate) const CLEAR_WITH_COUNTERS: &str =
+    concat!(clear!(), " UPDATE state SET count = 0, total_size = 0;");
+
+/// The `RowRef` of every entry due at `?1`, through the partial expiry index.
+pub(crate) const DUE: &str = concat!(
+    "SELECT ",
+    row_ref_columns!(),
+    " FROM entries",
+    value_join!(),
+    " WHERE expires_at <= ?1"
+);
+
+// Eviction: each policy's next victim, and the index that finds it in O(log n).
+
+macro_rules! victim {
+    ($order:literal) => {
+        concat!(
+            "SELECT ",
+            row_ref_columns!(),
+            " FROM entries",
+            value_join!(),
+            " ORDER BY ",
+            $order,
+            " LIMIT 1"
+        )
+    };
+}
+
+/// Selects the `RowRef` of `policy`'s next victim, found through the table's order
+/// (`seq`, the access order, which serves LRU and MRU) or `policy_index`'s index.
+pub(crate) fn victim(policy: EvictionPolicy) -> &'static str {
+    match policy {
+        EvictionPolicy::LeastRecentlyUsed => victim!("seq ASC"),
+        EvictionPolicy::MostRecentlyUsed => victim!("seq DESC"),
+        EvictionPolicy::LeastFrequentlyUsed => victim!("hits ASC, seq ASC"),
+        EvictionPolicy::FirstInFirstOut => victim!("created ASC"),
+        EvictionPolicy::LastInFirstOut => victim!("created DESC"),
+    }
+}
+
+/// The name of the index `policy` needs, and the statement that creates it; `None`
+/// for the policies the table's own order serves. Created on first open with the
+/// policy, so a file only pays on every write for the orders that are actually used.
+pub(crate) fn policy_index(policy: EvictionPolicy) -> Option<(&'static str, &'static str)> {
+    match policy {
+        EvictionPolicy::LeastRecentlyUsed | EvictionPolicy::MostRecentlyUsed => None,
+        EvictionPolicy::LeastFrequentlyUsed => Some((
+            "entries_by_hits",
+            "CREATE INDEX IF NOT EXISTS entries_by_hits ON entries(hits, seq)",
+        )),
+        EvictionPolicy::FirstInFirstOut | EvictionPolicy::LastInFirstOut => Some((
+            "entries_by_creation",
+            "CREATE INDEX IF NOT EXISTS entries_by_creation ON entries(created)",
+        )),
+    }
+}
+
+/// The names of the indexes on the entries table.
+pub(crate) const INDEX_NAMES: &str = "SELECT name FROM sqlite_master \
+    WHERE type = 'index' AND tbl_name = 'entries' ORDER BY name";
+
+// Listing and reading for operators (inspect, export, check): read-only, and the
+// whole table or a range of it by nature.
+
+/// A page of live keys (`?2`: now) from `?1` on, in key order, at most `?3`.
+pub(crate) const KEYS_FROM: &str = "SELECT key FROM entries WHERE key >= ?1 \
+    AND (expires_at IS NULL OR expires_at > ?2) ORDER BY key LIMIT ?3";
+
+/// `KEYS_FROM`, after `?1`.
+pub(crate) const KEYS_AFTER: &str = "SELECT key FROM entries WHERE key > ?1 \
+    AND (expires_at IS NULL OR expires_at > ?2) ORDER BY key LIMIT ?3";
+
+/// `count`, `total_size` and `version_tag` as the file records them, and the count
+/// and size of the entries due at `?1`.
+pub(crate) const COUNTERS_AND_DUE: &str = "SELECT count, total_size, version_tag, \
+    (SELECT count(*) FROM entries WHERE expires_at <= ?1), \
+    (SELECT coalesce(sum(size), 0) FROM entries WHERE expires_at <= ?1) \
+    FROM state WHERE id = 0";
+
+/// How many entries expire after `?1` and by `?2`.
+pub(crate) const EXPIRING_BETWEEN: &str =
+    "SELECT count(*) FROM entries WHERE expires_at > ?1 AND expires_at <= ?2";
+
+/// The columns `inspect::key_info` reads.
+macro_rules! key_info_columns {
+    () => {
+        "key, size, hits, expires_at, set_at"
+    };
+}
+
+/// The key-info columns of live entries (`?2`: now) whose key is `>= ?1` and `< ?3`,
+/// in key order.
+pub(crate) const KEY_INFOS_IN: &str = concat!(
+    "SELECT ",
+    key_info_columns!(),
+    " FROM entries WHERE key >= ?1 AND key < ?3 \
+     AND (expires_at IS NULL OR expires_at > ?2) ORDER BY key"
+);
+
+/// `KEY_INFOS_IN` with no upper bound.
+pub(crate) const KEY_INFOS_FROM: &str = concat!(
+    "SELECT ",
+    key_info_columns!(),
+    " FROM entries WHERE key >= ?1 \
+     AND (expires_at IS NULL OR expires_at > ?2) ORDER BY key"
+);
+
+/// The key-info columns of the least recently used live entry (`?1`: now).
+pub(crate) const KEY_INFO_OLDEST: &str = concat!(
+    "SELECT ",
+    key_info_columns!(),
+    " FROM entries WHERE expires_at IS NULL OR expires_at > ?1 ORDER BY seq ASC LIMIT 1"
+);
+
+/// The key-info columns of the most recently used live entry (`?1`: now).
+pub(crate) const KEY_INFO_NEWEST: &str = concat!(
+    "SELECT ",
+    key_info_columns!(),
+    " FROM entries WHERE expires_at IS NULL OR expires_at > ?1 ORDER BY seq DESC LIMIT 1"
+);
+
+/// Every live entry (`?1`: now) in access order, for export: `key, value, crc,
+/// expires_at, hits, set_at`.
+pub(crate) const EXPORT: &str = concat!(
+    "SELECT entries.key, ",
+    value!(),
+    ", entries.crc, entries.expires_at, entries.hits, entries.set_at FROM entries",
+    value_join!(),
+    " WHERE ",
+    live!(),
+    " ORDER BY entries.seq"
+);
+
+/// Every entry not due at `?1`, for check: `seq, key, value_id, created, hits, inline
+/// value, crc, size, expires_at, value`.
+pub(crate) const EXAMINE: &str = concat!(
+    "SELECT entries.seq, entries.key, entries.value_id, entries.created, entries.hits, \
+     entries.value, entries.crc, entries.size, entries.expires_at, ",
+    value!(),
+    " FROM entries",
+    value_join!(),
+    " WHERE entries.expires_at IS NULL OR NOT entries.expires_at <= ?1"
+);
+
+/// Values no entry refers to.
+macro_rules! orphans {
+    () => {
+        "FROM blobs WHERE id NOT IN (SELECT value_id FROM entries WHERE value_id IS NOT NULL)"
+    };
+}
+
+/// How many values no entry refers to.
+pub(crate) const COUNT_ORPHANS: &str = concat!("SELECT count(*) ", orphans!());
+
+/// Removes the values no entry refers to.
+pub(crate) const DELETE_ORPHANS: &str = concat!("DELETE ", orphans!());
