@@ -133,13 +133,13 @@ fn examine(
             let seq: i64 = row.get(0).ctx("reading an entry")?;
             let key = col(1)?.as_blob().ok();
             let value_id = col(2)?;
-            // Each column has the type BackLite wrote, and exactly one of the
-            // value and value_id is set.
-            let sound = key.is_some()
-                && matches!(value_id, ValueRef::Null | ValueRef::Integer(_))
-                && entry::int(col(3)?).is_some()
-                && entry::int(col(4)?).is_some()
-                && (value_id == ValueRef::Null) != (col(5)? == ValueRef::Null);
+            let sound = entry::bookkeeping_sound(
+                col(1)?,
+                value_id,
+                col(3)?,
+                col(4)?,
+                col(5)? == ValueRef::Null,
+            );
             // Due entries are left out by the query.
             let live = match entry::classify(col(6)?, col(7)?, col(8)?, col(9)?, i64::MIN) {
                 State::Live { value, .. } if sound => Some(value.len() as u64),

@@ -1,10 +1,11 @@
 //! An entry: as a caller hands it to [`crate::Storage::set_many`], and as its row is
 //! read back.
 //!
-//! Reading an entry's row is done without trusting it. One flipped bit in a record header can
-//! give any column any type (or NULL, whatever the schema says), so every column is read
-//! as a raw SQLite value and its type checked: a row that does not hold what BackLite
-//! wrote is damaged, which is a miss that is removed, never a failed call.
+//! Reading an entry's row is done without trusting it. One flipped bit in a record
+//! header can give any column any type (or NULL, whatever the schema says), so every
+//! column is read as a raw SQLite value and its type checked: a row that does not hold
+//! what BackLite wrote is damaged, which is a miss that is removed, never a failed call.
+//! Lookups, check, export and inspect all tell a damaged row by the functions here.
 
 use crate::expiration::{is_due, Expiration};
 use rusqlite::types::ValueRef;
@@ -44,6 +45,34 @@ pub(crate) fn size(size: ValueRef<'_>, length: ValueRef<'_>) -> Option<i64> {
     int(size).filter(|&n| n >= 0 && int(length) == Some(n))
 }
 
+/// Whether the columns no lookup reads hold what BackLite wrote: the key is a blob,
+/// `value_id` an integer or NULL, `created` and `hits` integers, and exactly one of the
+/// inline value and `value_id` set (`inline_is_null`: the inline value is NULL). What
+/// a walk of the whole file (check, export, inspect) adds to [`classify`].
+pub(crate) fn bookkeeping_sound(
+    key: ValueRef<'_>,
+    value_id: ValueRef<'_>,
+    created: ValueRef<'_>,
+    hits: ValueRef<'_>,
+    inline_is_null: bool,
+) -> bool {
+    matches!(key, ValueRef::Blob(_))
+        && matches!(value_id, ValueRef::Null | ValueRef::Integer(_))
+        && int(created).is_some()
+        && int(hits).is_some()
+        && (value_id == ValueRef::Null) != inline_is_null
+}
+
+/// An `expires_at` column: `Some(None)` for never, `Some(Some(t))` for a deadline,
+/// `None` when it is damaged (any other type).
+pub(crate) fn deadline(expires_at: ValueRef<'_>) -> Option<Option<i64>> {
+    match expires_at {
+        ValueRef::Null => Some(None),
+        ValueRef::Integer(t) => Some(Some(t)),
+        _ => None,
+    }
+}
+
 /// Classifies an entry from its `crc`, `size`, `expires_at` and value (inline or
 /// stored apart). Every column must have the type BackLite wrote, `size` the value's
 /// length and `crc` its CRC-32. An expired entry is not read further.
@@ -54,10 +83,8 @@ pub(crate) fn classify<'r>(
     value: ValueRef<'r>,
     now: i64,
 ) -> State<'r> {
-    let deadline = match expires_at {
-        ValueRef::Null => None,
-        ValueRef::Integer(t) => Some(t),
-        _ => return State::Damaged,
+    let Some(deadline) = deadline(expires_at) else {
+        return State::Damaged;
     };
     if is_due(deadline, now) {
         return State::Expired;

@@ -2,6 +2,7 @@
 //! moves in bounded memory: export streams one read of the table, and import writes
 //! everything in one transaction (a bad entry anywhere leaves the file as it was).
 
+use crate::entry::{self, State};
 use crate::error::{Result, SqliteContext};
 use crate::expiration::is_due;
 use crate::lifetime::{self, LifetimeStats};
@@ -9,6 +10,7 @@ use crate::storage::Storage;
 use crate::table;
 use crate::txn::Txn;
 use rusqlite::params;
+use rusqlite::types::ValueRef;
 
 /// One live entry, as export hands it out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,28 +107,31 @@ impl Storage {
             let mut stmt = conn.prepare(table::EXPORT).ctx("exporting entries")?;
             let mut rows = stmt.query([now]).ctx("exporting entries")?;
             while let Some(row) = rows.next().ctx("exporting entries")? {
-                let crc: Option<i64> = row.get(2).ctx("reading an entry")?;
-                let value = match row.get_ref(1).ctx("reading an entry")?.as_blob_or_null() {
-                    Ok(Some(v)) if crc == Some(crc32fast::hash(v) as i64) => v,
-                    _ => {
-                        summary.skipped += 1;
-                        continue;
-                    }
+                let col = |i| row.get_ref(i).ctx("reading an entry");
+                // The columns of table::EXPORT, judged as check judges them (due
+                // entries are left out by the query).
+                let sound = entry::bookkeeping_sound(
+                    col(1)?,
+                    col(2)?,
+                    col(3)?,
+                    col(4)?,
+                    col(5)? == ValueRef::Null,
+                );
+                let (key, hits) = (col(1)?, entry::int(col(4)?));
+                let live = entry::classify(col(6)?, col(7)?, col(8)?, col(9)?, i64::MIN);
+                let (State::Live { value, deadline }, ValueRef::Blob(key), Some(hits), true) =
+                    (live, key, hits, sound)
+                else {
+                    summary.skipped += 1;
+                    continue;
                 };
-                let key = match row.get_ref(0).ctx("reading an entry")?.as_blob() {
-                    Ok(k) => k,
-                    Err(_) => {
-                        summary.skipped += 1;
-                        continue;
-                    }
-                };
-                let hits: i64 = row.get(4).ctx("reading an entry")?;
                 visit(&ExportedEntry {
                     key,
                     value,
-                    expires_at_ms: row.get(3).ctx("reading an entry")?,
+                    expires_at_ms: deadline,
                     hits: hits.max(0) as u64,
-                    set_at_ms: row.get(5).ctx("reading an entry")?,
+                    // Not something check judges: a damaged one is unknown.
+                    set_at_ms: entry::int(col(10)?),
                 })?;
                 summary.entries += 1;
             }

@@ -3,11 +3,13 @@
 //! so a read-only file can be inspected, and expired entries not yet removed are left
 //! where they are (and not counted).
 
+use crate::entry;
 use crate::error::{Result, SqliteContext};
 use crate::eviction::EvictionPolicy;
 use crate::storage::Storage;
 use crate::table;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::types::ValueRef;
+use rusqlite::{params, Connection};
 use std::time::Duration;
 
 /// One live entry as `backlite keys` lists it.
@@ -62,17 +64,47 @@ pub struct FileInfo {
     pub expiring_within: Vec<(Duration, u64)>,
 }
 
-/// A [`KeyInfo`] from the columns of `table::KEY_INFOS_IN` and the others like it.
-fn key_info(row: &rusqlite::Row<'_>, now: i64) -> rusqlite::Result<KeyInfo> {
-    let deadline: Option<i64> = row.get(3)?;
-    let set_at: Option<i64> = row.get(4)?;
-    Ok(KeyInfo {
-        key: row.get(0)?,
-        size: row.get::<_, i64>(1)? as u64,
-        hits: row.get::<_, i64>(2)? as u64,
+/// A [`KeyInfo`] from the columns of `table::KEY_INFOS_IN` and the others like it, or
+/// `None` for a damaged row (as entry.rs tells one; its checksum is left to lookups
+/// and check, which read the value).
+fn key_info(row: &rusqlite::Row<'_>, now: i64) -> rusqlite::Result<Option<KeyInfo>> {
+    let sound = entry::bookkeeping_sound(
+        row.get_ref(0)?,
+        row.get_ref(5)?,
+        row.get_ref(6)?,
+        row.get_ref(2)?,
+        row.get::<_, bool>(7)?,
+    ) && entry::int(row.get_ref(9)?).is_some()
+        && row.get_ref(10)? == ValueRef::Text(b"blob");
+    let (key, size, hits) = (row.get_ref(0)?, row.get_ref(1)?, row.get_ref(2)?);
+    let (true, ValueRef::Blob(key), Some(size), Some(hits), Some(deadline)) = (
+        sound,
+        key,
+        entry::size(size, row.get_ref(8)?),
+        entry::int(hits),
+        entry::deadline(row.get_ref(3)?),
+    ) else {
+        return Ok(None);
+    };
+    // Not something check judges: a damaged one is unknown.
+    let set_at = entry::int(row.get_ref(4)?);
+    Ok(Some(KeyInfo {
+        key: key.to_vec(),
+        size: size as u64,
+        hits: hits.max(0) as u64,
         age: set_at.map(|t| Duration::from_millis(now.saturating_sub(t).max(0) as u64)),
         expires_in: deadline.map(|t| Duration::from_millis(t.saturating_sub(now).max(0) as u64)),
-    })
+    }))
+}
+
+/// A count or sum that a damaged row may have made a real number (SQLite's `sum` of a
+/// text size is real).
+fn number(v: ValueRef<'_>) -> i64 {
+    match v {
+        ValueRef::Integer(i) => i,
+        ValueRef::Real(f) => f as i64,
+        _ => 0,
+    }
 }
 
 fn ms(d: Duration) -> i64 {
@@ -106,7 +138,8 @@ impl Storage {
                 .prepare_cached(table::COUNTERS_AND_DUE)
                 .and_then(|mut s| {
                     s.query_row([now], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                        let due_size = number(r.get_ref(4)?);
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, due_size))
                     })
                 })
                 .ctx("reading the cache counters")?;
@@ -137,8 +170,8 @@ impl Storage {
                     .ctx("counting entries that expire soon")?;
                 expiring_within.push((w, n as u64));
             }
-            let least_recently_used = end_of_access_order(&tx, now, table::KEY_INFO_OLDEST)?;
-            let most_recently_used = end_of_access_order(&tx, now, table::KEY_INFO_NEWEST)?;
+            let least_recently_used = end_of_access_order(&tx, now, table::KEY_INFOS_OLDEST_FIRST)?;
+            let most_recently_used = end_of_access_order(&tx, now, table::KEY_INFOS_NEWEST_FIRST)?;
             Ok(FileInfo {
                 count: (count - due).max(0) as u64,
                 total_size: (total_size - due_size).max(0) as u64,
@@ -173,7 +206,11 @@ impl Storage {
             }
             .ctx("listing keys")?;
             while let Some(row) = rows.next().ctx("listing keys")? {
-                if !visit(key_info(row, now).ctx("reading an entry")?) {
+                // A damaged row is left out, as a lookup of its key would miss.
+                let Some(info) = key_info(row, now).ctx("reading an entry")? else {
+                    continue;
+                };
+                if !visit(info) {
                     break;
                 }
             }
@@ -182,12 +219,19 @@ impl Storage {
     }
 }
 
-/// The first or last live entry in access order (`seq`, the table's own order), as
-/// `sql` (`table::KEY_INFO_OLDEST` or `NEWEST`) selects it.
+/// The first live entry that is not damaged in access order (`seq`, the table's own
+/// order) from one end, as `sql` (`table::KEY_INFOS_OLDEST_FIRST` or `NEWEST_FIRST`)
+/// lists them: the first row, unless it is damaged.
 fn end_of_access_order(conn: &Connection, now: i64, sql: &str) -> Result<Option<KeyInfo>> {
-    conn.prepare_cached(sql)
-        .and_then(|mut s| s.query_row([now], |r| key_info(r, now)).optional())
-        .ctx("reading the ends of the access order")
+    let what = "reading the ends of the access order";
+    let mut stmt = conn.prepare_cached(sql).ctx(what)?;
+    let mut rows = stmt.query([now]).ctx(what)?;
+    while let Some(row) = rows.next().ctx(what)? {
+        if let Some(info) = key_info(row, now).ctx(what)? {
+            return Ok(Some(info));
+        }
+    }
+    Ok(None)
 }
 
 /// The smallest key greater than every key that starts with `prefix`; `None` when

@@ -252,10 +252,17 @@ pub(crate) const COUNTERS_AND_DUE: &str = "SELECT count, total_size, version_tag
 pub(crate) const EXPIRING_BETWEEN: &str =
     "SELECT count(*) FROM entries WHERE expires_at > ?1 AND expires_at <= ?2";
 
-/// The columns `inspect::key_info` reads.
+/// The columns `inspect::key_info` reads: `key, size, hits, expires_at, set_at,
+/// value_id, created`, whether the inline value is NULL, the value's length, `crc`
+/// and the value's type: all that tells a damaged row but the checksum, read without
+/// reading the value (`length` and `typeof` of a column read only its header).
 macro_rules! key_info_columns {
     () => {
-        "key, size, hits, expires_at, set_at"
+        "entries.key, entries.size, entries.hits, entries.expires_at, entries.set_at, \
+         entries.value_id, entries.created, entries.value IS NULL, \
+         coalesce(length(entries.value), length(blobs.value)), entries.crc, \
+         CASE WHEN entries.value IS NULL THEN typeof(blobs.value) \
+         ELSE typeof(entries.value) END"
     };
 }
 
@@ -264,50 +271,72 @@ macro_rules! key_info_columns {
 pub(crate) const KEY_INFOS_IN: &str = concat!(
     "SELECT ",
     key_info_columns!(),
-    " FROM entries WHERE key >= ?1 AND key < ?3 \
-     AND (expires_at IS NULL OR expires_at > ?2) ORDER BY key"
+    " FROM entries",
+    value_join!(),
+    " WHERE entries.key >= ?1 AND entries.key < ?3 \
+     AND (entries.expires_at IS NULL OR entries.expires_at > ?2) ORDER BY entries.key"
 );
 
 /// `KEY_INFOS_IN` with no upper bound.
 pub(crate) const KEY_INFOS_FROM: &str = concat!(
     "SELECT ",
     key_info_columns!(),
-    " FROM entries WHERE key >= ?1 \
-     AND (expires_at IS NULL OR expires_at > ?2) ORDER BY key"
+    " FROM entries",
+    value_join!(),
+    " WHERE entries.key >= ?1 \
+     AND (entries.expires_at IS NULL OR entries.expires_at > ?2) ORDER BY entries.key"
 );
 
-/// The key-info columns of the least recently used live entry (`?1`: now).
-pub(crate) const KEY_INFO_OLDEST: &str = concat!(
+/// The key-info columns of live entries (`?1`: now), least recently used first.
+pub(crate) const KEY_INFOS_OLDEST_FIRST: &str = concat!(
     "SELECT ",
     key_info_columns!(),
-    " FROM entries WHERE expires_at IS NULL OR expires_at > ?1 ORDER BY seq ASC LIMIT 1"
+    " FROM entries",
+    value_join!(),
+    " WHERE ",
+    live!(),
+    " ORDER BY entries.seq ASC"
 );
 
-/// The key-info columns of the most recently used live entry (`?1`: now).
-pub(crate) const KEY_INFO_NEWEST: &str = concat!(
+/// The key-info columns of live entries (`?1`: now), most recently used first.
+pub(crate) const KEY_INFOS_NEWEST_FIRST: &str = concat!(
     "SELECT ",
     key_info_columns!(),
-    " FROM entries WHERE expires_at IS NULL OR expires_at > ?1 ORDER BY seq DESC LIMIT 1"
+    " FROM entries",
+    value_join!(),
+    " WHERE ",
+    live!(),
+    " ORDER BY entries.seq DESC"
 );
 
-/// Every live entry (`?1`: now) in access order, for export: `key, value, crc,
-/// expires_at, hits, set_at`.
+/// Every column of an entry, as check and export read them: `seq, key, value_id,
+/// created, hits, inline value, crc, size, expires_at, value, set_at`.
+macro_rules! whole_row_columns {
+    () => {
+        concat!(
+            "entries.seq, entries.key, entries.value_id, entries.created, entries.hits, \
+             entries.value, entries.crc, entries.size, entries.expires_at, ",
+            value!(),
+            ", entries.set_at"
+        )
+    };
+}
+
+/// Every live entry (`?1`: now) in access order, for export: the whole-row columns.
 pub(crate) const EXPORT: &str = concat!(
-    "SELECT entries.key, ",
-    value!(),
-    ", entries.crc, entries.expires_at, entries.hits, entries.set_at FROM entries",
+    "SELECT ",
+    whole_row_columns!(),
+    " FROM entries",
     value_join!(),
     " WHERE ",
     live!(),
     " ORDER BY entries.seq"
 );
 
-/// Every entry not due at `?1`, for check: `seq, key, value_id, created, hits, inline
-/// value, crc, size, expires_at, value`.
+/// Every entry not due at `?1`, for check: the whole-row columns.
 pub(crate) const EXAMINE: &str = concat!(
-    "SELECT entries.seq, entries.key, entries.value_id, entries.created, entries.hits, \
-     entries.value, entries.crc, entries.size, entries.expires_at, ",
-    value!(),
+    "SELECT ",
+    whole_row_columns!(),
     " FROM entries",
     value_join!(),
     " WHERE entries.expires_at IS NULL OR NOT entries.expires_at <= ?1"
