@@ -6,9 +6,10 @@ use super::cached::{backlite_compute_fn, run_compute};
 use super::error::backlite_error;
 use super::result::*;
 use super::storage::backlite_storage;
-use super::{boundary, try_mut, try_ref, try_slice, Failure};
+use super::{boundary, try_mut, try_ref, try_slice, Failure, FfiResult};
 use crate::{held_error, poll_delay};
-use crate::{Expiration, Lease, LeaseOutcome};
+use crate::{Expiration, Lease, LeaseOutcome, Storage};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The right to compute one key, from `backlite_lease_try_acquire`. Release it with
@@ -49,25 +50,12 @@ pub unsafe extern "C" fn backlite_lease_try_acquire(
     err: *mut *mut backlite_error,
 ) -> backlite_result {
     boundary(err, || {
-        // SAFETY: `s` is NULL or a live storage handle (the header's contract).
-        let s = unsafe { try_ref(s, "storage") }?;
-        // SAFETY: `key` is valid for `key_len` bytes (the header's contract).
-        let key = unsafe { try_slice(key, key_len, "key") }?;
-        // SAFETY: `value_out` is NULL or writable (the header's contract).
-        let value_out = unsafe { try_mut(value_out, "value_out") }?;
-        // SAFETY: `lease_out` is NULL or writable (the header's contract).
-        let lease_out = unsafe { try_mut(lease_out, "lease_out") }?;
-        let lease_for = duration(lease_ms, "lease_ms")?;
-        match Lease::try_acquire(&s.inner, key, lease_for)? {
-            LeaseOutcome::Hit(value, _) => {
-                *value_out = backlite_buf::copy(&value)?;
-                Ok(BACKLITE_RESULT_OK)
-            }
-            LeaseOutcome::Acquired(inner) => {
-                *lease_out = Box::into_raw(Box::new(backlite_lease { inner }));
-                Ok(BACKLITE_RESULT_NOT_FOUND)
-            }
-            LeaseOutcome::Held(left) => Err(held_error(left, poll_delay(0, left), None).into()),
+        // SAFETY: the header's contract for this function, which is `acquire_into`'s.
+        unsafe {
+            acquire_into(s, key, key_len, value_out, lease_out, 0, |storage, key| {
+                Lease::try_acquire(storage, key, duration(lease_ms, "lease_ms")?)
+                    .map_err(Failure::from)
+            })
         }
     })
 }
@@ -98,28 +86,57 @@ pub unsafe extern "C" fn backlite_lease_step(
     err: *mut *mut backlite_error,
 ) -> backlite_result {
     boundary(err, || {
-        // SAFETY: `s` is NULL or a live storage handle (the header's contract).
-        let s = unsafe { try_ref(s, "storage") }?;
-        // SAFETY: `key` is valid for `key_len` bytes (the header's contract).
-        let key = unsafe { try_slice(key, key_len, "key") }?;
-        // SAFETY: `value_out` is NULL or writable (the header's contract).
-        let value_out = unsafe { try_mut(value_out, "value_out") }?;
-        // SAFETY: `lease_out` is NULL or writable (the header's contract).
-        let lease_out = unsafe { try_mut(lease_out, "lease_out") }?;
-        match s.inner.lease_step(key, attempt)? {
-            LeaseOutcome::Hit(value, _) => {
-                *value_out = backlite_buf::copy(&value)?;
-                Ok(BACKLITE_RESULT_OK)
-            }
-            LeaseOutcome::Acquired(inner) => {
-                *lease_out = Box::into_raw(Box::new(backlite_lease { inner }));
-                Ok(BACKLITE_RESULT_NOT_FOUND)
-            }
-            LeaseOutcome::Held(left) => {
-                Err(held_error(left, poll_delay(attempt, left), None).into())
-            }
+        // SAFETY: the header's contract for this function, which is `acquire_into`'s.
+        unsafe {
+            acquire_into(
+                s,
+                key,
+                key_len,
+                value_out,
+                lease_out,
+                attempt,
+                |storage, key| storage.lease_step(key, attempt).map_err(Failure::from),
+            )
         }
     })
+}
+
+/// The body of `backlite_lease_try_acquire` and `backlite_lease_step`: checks their
+/// pointers, runs `acquire` on the storage and key, and hands its outcome to C: a hit
+/// (OK, `*value_out`), a lease (NOT_FOUND, `*lease_out`), or a held key (LEASE_HELD,
+/// retry after the pause of step `attempt`).
+///
+/// # Safety
+/// `s` is NULL or a live storage handle, `key` valid for `key_len` bytes, `value_out`
+/// and `lease_out` NULL or writable (the header's contract for both functions).
+unsafe fn acquire_into(
+    s: *mut backlite_storage,
+    key: *const u8,
+    key_len: usize,
+    value_out: *mut backlite_buf,
+    lease_out: *mut *mut backlite_lease,
+    attempt: u32,
+    acquire: impl FnOnce(&Arc<Storage>, &[u8]) -> Result<LeaseOutcome, Failure>,
+) -> FfiResult {
+    // SAFETY: `s` is NULL or a live storage handle (the caller's contract).
+    let s = unsafe { try_ref(s, "storage") }?;
+    // SAFETY: `key` is valid for `key_len` bytes (the caller's contract).
+    let key = unsafe { try_slice(key, key_len, "key") }?;
+    // SAFETY: `value_out` is NULL or writable (the caller's contract).
+    let value_out = unsafe { try_mut(value_out, "value_out") }?;
+    // SAFETY: `lease_out` is NULL or writable (the caller's contract).
+    let lease_out = unsafe { try_mut(lease_out, "lease_out") }?;
+    match acquire(&s.inner, key)? {
+        LeaseOutcome::Hit(value, _) => {
+            *value_out = backlite_buf::copy(&value)?;
+            Ok(BACKLITE_RESULT_OK)
+        }
+        LeaseOutcome::Acquired(inner) => {
+            *lease_out = Box::into_raw(Box::new(backlite_lease { inner }));
+            Ok(BACKLITE_RESULT_NOT_FOUND)
+        }
+        LeaseOutcome::Held(left) => Err(held_error(left, poll_delay(attempt, left), None).into()),
+    }
 }
 
 /// Moves the lease's deadline to `lease_ms` (> 0) from now. `BACKLITE_RESULT_LEASE_LOST` if
