@@ -28,6 +28,32 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Process-wide state
+//!
+//! Almost everything belongs to a handle ([`Storage`]). The process is the unit only
+//! where POSIX locks, `fork` or the process's identity make it so; these are the
+//! crate's only statics, each beside the code that uses it (moving them to one module
+//! would make it import the types they hold, and those modules import it back).
+//! `tests/statics.rs` at the repository's root fails on a static not listed here.
+//!
+//! - `shared::FILES`: the cache files open in this process, by device and inode, so
+//!   that all handles on one file share one hit buffer, one turn to write and one name
+//!   to open it by. SQLite's POSIX locks belong to the process: a second name (a hard
+//!   link) or a second set of `-wal`/`-shm` would split them.
+//! - `shared::OPENING`, `shared::OPENED`: the files a thread of this process is
+//!   recognising. Reading a file's header opens and closes a descriptor, and closing
+//!   any descriptor drops every POSIX lock the process holds on that file, so openers of
+//!   one file take turns across all handles.
+//! - `owner::CURRENT`: this process as a lease holder (pid, start time, boot and PID
+//!   namespace), read from `/proc` once per process; a forked child reads its own.
+//! - `fork::INHERITED_CONNECTIONS`, `fork::INHERITED_THREADS`: what a forked child
+//!   inherited from its parent's handles, kept unclosed and unjoined for the life of the
+//!   process: they outlive the handle that held them (closing a connection could delete
+//!   the WAL the parent uses; the threads do not exist in the child).
+//! - `remote::COUNTER` (in `random_u64`) and `value_files::COUNTER` (in `random_id`):
+//!   make two random numbers drawn by this process in the same nanosecond differ (lease
+//!   tokens and generations; value file names), whichever handle draws them.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
