@@ -2,7 +2,7 @@
 //! catch panics, and convert results back. No cache logic lives here.
 //!
 //! Every fallible export has the shape `boundary(err, || { ... })`: the closure returns
-//! a result code or a [`Failure`], and `boundary` turns a failure (or a panic) into the
+//! a result code or a `Failure`, and `boundary` turns a failure (or a panic) into the
 //! code plus an error object in `*err`.
 
 #![allow(non_camel_case_types)]
