@@ -169,9 +169,14 @@ impl RedisCluster {
     pub fn start(masters: usize) -> RedisCluster {
         let nodes: Vec<RedisServer> = (0..masters)
             .map(|_| {
+                // The bus port is chosen too: by default it is the port + 10000, which
+                // may be taken, or above 65535.
+                let bus = free_port().to_string();
                 RedisServer::with_args(&[
                     "--cluster-enabled",
                     "yes",
+                    "--cluster-port",
+                    &bus,
                     "--cluster-config-file",
                     "nodes.conf",
                     "--cluster-node-timeout",
