@@ -18,9 +18,15 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <limits.h>
 #include <time.h>
 #include <unistd.h>
+
+#ifndef PATH_MAX
+#define PATH_MAX 4096
+#endif
 
 typedef struct redis_server {
     pid_t pid;
@@ -57,9 +63,12 @@ static inline int redis_port_open(int port) {
     return ok;
 }
 
-/* Starts redis-server in `dir` (which must exist) on a free port; `password` may be
- * NULL. Returns 0 once it accepts connections, -1 if it cannot be started. */
-static inline int redis_server_start(redis_server *rs, const char *dir, const char *password) {
+/* Starts redis-server in `dir` (which must exist) on a free port, with the extra
+ * arguments `extra` (NULL-terminated, or NULL). With `tls`, the port is a TLS port
+ * (`--tls-port`, no plain port; `extra` names the certificate files) and the URL is
+ * rediss://. Returns 0 once it accepts connections, -1 if it cannot be started. */
+static inline int redis_server_start_args(redis_server *rs, const char *dir,
+                                          const char *const *extra, int tls) {
     memset(rs, 0, sizeof *rs);
     rs->port = redis_free_port();
     if (rs->port <= 0) return -1;
@@ -68,19 +77,20 @@ static inline int redis_server_start(redis_server *rs, const char *dir, const ch
     rs->pid = fork();
     if (rs->pid < 0) return -1;
     if (rs->pid == 0) {
-        const char *args[20] = {"redis-server", "--port", port, "--bind", "127.0.0.1",
-                                "--save", "", "--appendonly", "no", "--dir", dir,
+        const char *args[64] = {"redis-server", "--port", tls ? "0" : port, "--bind",
+                                "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir,
                                 "--logfile", "redis.log", "--daemonize", "no"};
         int n = 15;
-        if (password) {
-            args[n++] = "--requirepass";
-            args[n++] = password;
+        if (tls) {
+            args[n++] = "--tls-port";
+            args[n++] = port;
         }
+        for (; extra && *extra && n < 63; extra++) args[n++] = *extra;
         args[n] = NULL;
         execvp("redis-server", (char *const *)args);
         _exit(127);
     }
-    snprintf(rs->url, sizeof rs->url, "redis://127.0.0.1:%d", rs->port);
+    snprintf(rs->url, sizeof rs->url, "%s://127.0.0.1:%d", tls ? "rediss" : "redis", rs->port);
     for (int i = 0; i < 2000; i++) { /* up to 10 s */
         if (redis_port_open(rs->port)) return 0;
         int status;
@@ -94,12 +104,128 @@ static inline int redis_server_start(redis_server *rs, const char *dir, const ch
     return -1;
 }
 
+/* Starts a plain redis-server in `dir`; `password` may be NULL. */
+static inline int redis_server_start(redis_server *rs, const char *dir, const char *password) {
+    const char *extra[] = {"--requirepass", password, NULL};
+    return redis_server_start_args(rs, dir, password ? extra : NULL, 0);
+}
+
 static inline void redis_server_stop(redis_server *rs) {
     if (rs->pid > 0) {
         kill(rs->pid, SIGKILL);
         waitpid(rs->pid, NULL, 0);
         rs->pid = 0;
     }
+}
+
+/* Runs `redis-cli -p <port> <args>` and returns the first line of its answer in `out`
+ * ("" if it could not be run). `args` are words without quotes. */
+static inline const char *redis_cli(int port, const char *args, char *out, size_t cap) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "redis-cli -h 127.0.0.1 -p %d %s 2>/dev/null", port, args);
+    out[0] = '\0';
+    FILE *p = popen(cmd, "r");
+    if (!p) return out;
+    if (!fgets(out, (int)cap, p)) out[0] = '\0';
+    while (fgetc(p) != EOF) {
+    }
+    pclose(p);
+    out[strcspn(out, "\r\n")] = '\0';
+    return out;
+}
+
+/* A Redis Cluster of REDIS_CLUSTER_MASTERS servers (no replicas), each in a folder of
+ * its own under `dir`, made with `redis-cli --cluster create`. */
+#define REDIS_CLUSTER_MASTERS 3
+typedef struct redis_cluster {
+    redis_server nodes[REDIS_CLUSTER_MASTERS];
+    char url[256]; /* redis+cluster://127.0.0.1:p1,127.0.0.1:p2,... */
+} redis_cluster;
+
+static inline void redis_cluster_stop(redis_cluster *c) {
+    for (int i = 0; i < REDIS_CLUSTER_MASTERS; i++) redis_server_stop(&c->nodes[i]);
+}
+
+/* Whether every live node answers cluster_state:ok, waiting up to 30 s. */
+static inline int redis_cluster_wait_ok(const redis_cluster *c) {
+    char line[256];
+    for (int i = 0; i < REDIS_CLUSTER_MASTERS; i++) {
+        if (c->nodes[i].pid <= 0) continue;
+        int tries = 0;
+        for (;;) {
+            FILE *p;
+            char cmd[128];
+            snprintf(cmd, sizeof cmd, "redis-cli -h 127.0.0.1 -p %d CLUSTER INFO 2>/dev/null",
+                     c->nodes[i].port);
+            int ok = 0;
+            if ((p = popen(cmd, "r")) != NULL) {
+                while (fgets(line, sizeof line, p))
+                    if (strncmp(line, "cluster_state:ok", 16) == 0) ok = 1;
+                pclose(p);
+            }
+            if (ok) break;
+            if (++tries > 1500) return 0;
+            struct timespec t = {0, 20 * 1000 * 1000};
+            nanosleep(&t, NULL);
+        }
+    }
+    return 1;
+}
+
+/* Returns 0 once the cluster serves every slot, -1 if it cannot be made (everything
+ * started is stopped again). */
+static inline int redis_cluster_start(redis_cluster *c, const char *dir) {
+    /* The bus port is chosen too: by default it is the port + 10000, which may be
+     * taken, or above 65535. */
+    char bus[16];
+    const char *cluster_args[] = {"--cluster-enabled", "yes", "--cluster-port", bus,
+                                  "--cluster-config-file", "nodes.conf",
+                                  "--cluster-node-timeout", "2000", NULL};
+    memset(c, 0, sizeof *c);
+    const char *argv[8 + REDIS_CLUSTER_MASTERS];
+    char addrs[REDIS_CLUSTER_MASTERS][32];
+    int n = 0;
+    argv[n++] = "redis-cli";
+    argv[n++] = "--cluster";
+    argv[n++] = "create";
+    size_t used = (size_t)snprintf(c->url, sizeof c->url, "redis+cluster://");
+    for (int i = 0; i < REDIS_CLUSTER_MASTERS; i++) {
+        char sub[PATH_MAX + 16];
+        snprintf(bus, sizeof bus, "%d", redis_free_port());
+        if (snprintf(sub, sizeof sub, "%s/n%d", dir, i) >= (int)sizeof sub ||
+            mkdir(sub, 0700) != 0 || redis_server_start_args(&c->nodes[i], sub, cluster_args, 0) != 0) {
+            fprintf(stderr, "redis_cluster_start: server %d in %s did not start\n", i, sub);
+            redis_cluster_stop(c);
+            return -1;
+        }
+        snprintf(addrs[i], sizeof addrs[i], "127.0.0.1:%d", c->nodes[i].port);
+        argv[n++] = addrs[i];
+        used += (size_t)snprintf(c->url + used, sizeof c->url - used, "%s%s", i ? "," : "",
+                                 addrs[i]);
+    }
+    argv[n++] = "--cluster-replicas";
+    argv[n++] = "0";
+    argv[n++] = "--cluster-yes";
+    argv[n] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (!freopen("/dev/null", "w", stdout)) _exit(126);
+        execvp("redis-cli", (char *const *)argv);
+        _exit(127);
+    }
+    int status = -1;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+        WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "redis_cluster_start: redis-cli --cluster create failed (status %d)\n", status);
+        redis_cluster_stop(c);
+        return -1;
+    }
+    if (!redis_cluster_wait_ok(c)) {
+        fprintf(stderr, "redis_cluster_start: the cluster did not become ok\n");
+        redis_cluster_stop(c);
+        return -1;
+    }
+    return 0;
 }
 
 #endif

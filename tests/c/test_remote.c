@@ -1,10 +1,13 @@
 /*
  * test_remote.c: the remote tier through the C API, against a redis-server this test
  * starts itself: option checks, two "machines" (processes with their own files)
- * sharing values, stats, an unreachable remote and a killed one.
+ * sharing values, stats, an unreachable remote and a killed one, and TLS with CAs made
+ * by openssl (the trusted roots come from SSL_CERT_FILE, as the README says).
  */
 #include "harness.h"
 #include "redis_server.h"
+
+#include <pthread.h>
 
 
 static redis_server server;
@@ -124,6 +127,171 @@ static void an_unreachable_or_killed_remote_never_fails_a_call(void) {
     backlite_options_free(o);
 }
 
+/* ---- a waiter given its value by another machine keeps the remote's time left ---- */
+
+static atomic_int holder_started, holder_go, waiter_computed;
+
+static int32_t hold_then_compute(void *user_data, backlite_sink *sink) {
+    (void)user_data;
+    atomic_store(&holder_started, 1);
+    while (!atomic_load(&holder_go)) {
+        struct timespec t = {0, 1000 * 1000};
+        nanosleep(&t, NULL);
+    }
+    return backlite_sink_write(sink, K("from the holder")) == BACKLITE_RESULT_OK ? 0 : 1;
+}
+
+static int32_t never_compute(void *user_data, backlite_sink *sink) {
+    (void)user_data;
+    atomic_store(&waiter_computed, 1);
+    return backlite_sink_write(sink, K("computed twice")) == BACKLITE_RESULT_OK ? 0 : 1;
+}
+
+typedef struct flight {
+    backlite_storage *s;
+    int64_t expiration_ms;
+    backlite_compute_fn compute;
+    backlite_result rc;
+    backlite_buf value;
+} flight;
+
+static void *fly(void *arg) {
+    flight *f = arg;
+    f->rc = backlite_cached_call_exclusive(f->s, K("sf"), f->compute, NULL, f->expiration_ms,
+                                           20000, &f->value, NULL);
+    return NULL;
+}
+
+static void a_waiter_keeps_the_remote_time_left_of_a_value_from_another_machine(void) {
+    backlite_options *o = remote_options(server.url);
+    flight holder = {open_file("sf-holder.db", o), 60000, hold_then_compute, -1, {0}};
+    flight waiter = {open_file("sf-waiter.db", o), BACKLITE_EXPIRATION_NEVER, never_compute,
+                     -1, {0}};
+    pthread_t h, w;
+    REQUIRE(pthread_create(&h, NULL, fly, &holder) == 0);
+    while (!atomic_load(&holder_started)) { /* it holds the remote lease */
+        struct timespec t = {0, 1000 * 1000};
+        nanosleep(&t, NULL);
+    }
+    REQUIRE(pthread_create(&w, NULL, fly, &waiter) == 0);
+    /* Its look-up missed on the remote: the value can only come from the flight now. */
+    backlite_remote_stats st = {0};
+    while (st.misses == 0) {
+        CHECK_OK(backlite_storage_remote_stats(waiter.s, &st, &err));
+        struct timespec t = {0, 1000 * 1000};
+        nanosleep(&t, NULL);
+    }
+    atomic_store(&holder_go, 1);
+    pthread_join(h, NULL);
+    pthread_join(w, NULL);
+    CHECK_EQ(holder.rc, BACKLITE_RESULT_OK);
+    CHECK_EQ(waiter.rc, BACKLITE_RESULT_OK);
+    CHECK(waiter.value.len == 15 && memcmp(waiter.value.data, "from the holder", 15) == 0);
+    CHECK_EQ(atomic_load(&waiter_computed), 0);
+    backlite_buf buf = {0};
+    int64_t left = 0;
+    CHECK_OK(backlite_storage_get(waiter.s, K("sf"), &buf, &left, &err));
+    CHECK(left > 40000 && left <= 60000); /* not stored to live forever */
+    backlite_buf_free(&buf);
+    backlite_buf_free(&holder.value);
+    backlite_buf_free(&waiter.value);
+    backlite_storage_free(waiter.s);
+    backlite_storage_free(holder.s);
+    backlite_options_free(o);
+}
+
+/* `dir`/`name` in `out`; a path too long fails the test. */
+static void join_path(char *out, size_t cap, const char *dir, const char *name) {
+    if (snprintf(out, cap, "%s/%s", dir, name) >= (int)cap) abort();
+}
+
+/* A CA and a server certificate for 127.0.0.1 it signed, made by openssl in `dir`. */
+static int make_tls_files(const char *dir) {
+    char cmd[3 * PATH_MAX];
+    int n = snprintf(cmd, sizeof cmd,
+             "mkdir -p '%s' && cd '%s' && "
+             "openssl req -x509 -days 2 -subj '/CN=BackLite test CA' -newkey ec "
+             "-pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.crt && "
+             "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-keyout server.key -out server.csr -subj /CN=127.0.0.1 && "
+             "echo subjectAltName=IP:127.0.0.1 > san.ext && "
+             "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
+             "-out server.crt -days 2 -extfile san.ext",
+             dir, dir);
+    if (n >= (int)sizeof cmd) return -1;
+    char quiet[3 * PATH_MAX + 32];
+    if (snprintf(quiet, sizeof quiet, "(%s) >/dev/null 2>&1", cmd) >= (int)sizeof quiet) return -1;
+    return system(quiet);
+}
+
+/* A redis-server that speaks only TLS, with the certificate in `dir`. */
+static int start_tls_server(redis_server *rs, const char *dir) {
+    static char cert[PATH_MAX], key[PATH_MAX], ca[PATH_MAX];
+    join_path(cert, sizeof cert, dir, "server.crt");
+    join_path(key, sizeof key, dir, "server.key");
+    join_path(ca, sizeof ca, dir, "ca.crt");
+    const char *extra[] = {"--tls-cert-file", cert, "--tls-key-file", key,
+                           "--tls-ca-cert-file", ca, "--tls-auth-clients", "no", NULL};
+    return redis_server_start_args(rs, dir, extra, 1);
+}
+
+static void tls_with_the_trusted_ca_works_and_an_unknown_ca_is_refused(void) {
+    char trusted_dir[PATH_MAX], unknown_dir[PATH_MAX], trusted_ca[PATH_MAX], unknown_ca[PATH_MAX];
+    snprintf(trusted_dir, sizeof trusted_dir, "%s", tmp_path("tls-trusted"));
+    snprintf(unknown_dir, sizeof unknown_dir, "%s", tmp_path("tls-unknown"));
+    join_path(trusted_ca, sizeof trusted_ca, trusted_dir, "ca.crt");
+    join_path(unknown_ca, sizeof unknown_ca, unknown_dir, "ca.crt");
+    if (make_tls_files(trusted_dir) != 0 || make_tls_files(unknown_dir) != 0) {
+        fprintf(stderr, "openssl could not make the test certificates\n");
+        CHECK(0);
+        return;
+    }
+    redis_server good, impostor;
+    REQUIRE(start_tls_server(&good, trusted_dir) == 0);
+    if (start_tls_server(&impostor, unknown_dir) != 0) {
+        redis_server_stop(&good);
+        REQUIRE(0);
+    }
+    backlite_buf buf = {0};
+    backlite_remote_stats st;
+
+    setenv("SSL_CERT_FILE", trusted_ca, 1);
+    backlite_options *o = remote_options(good.url);
+    backlite_storage *a = open_file("tls-a.db", o);
+    backlite_storage *b = open_file("tls-b.db", o);
+    CHECK_OK(backlite_storage_set(a, K("k"), K("over TLS"), BACKLITE_EXPIRATION_NEVER, &err));
+    CHECK_OK(backlite_storage_get(b, K("k"), &buf, NULL, &err));
+    CHECK(buf.len == 8 && memcmp(buf.data, "over TLS", 8) == 0);
+    backlite_buf_free(&buf);
+    CHECK_OK(backlite_storage_remote_stats(b, &st, &err));
+    CHECK_EQ(st.hits, 1);
+    CHECK_EQ(st.errors, 0);
+    backlite_storage_free(b);
+    backlite_storage_free(a);
+    backlite_options_free(o);
+
+    /* A value on the impostor, written by a client that trusts its CA... */
+    setenv("SSL_CERT_FILE", unknown_ca, 1);
+    o = remote_options(impostor.url);
+    backlite_storage *planter = open_file("tls-planter.db", o);
+    CHECK_OK(backlite_storage_set(planter, K("k"), K("impostor"), BACKLITE_EXPIRATION_NEVER, &err));
+    CHECK_OK(backlite_storage_remote_stats(planter, &st, &err));
+    CHECK_EQ(st.writes, 1);
+    backlite_storage_free(planter);
+    /* ...is never read by one that does not: refused, a miss. */
+    setenv("SSL_CERT_FILE", trusted_ca, 1);
+    backlite_storage *c = open_file("tls-c.db", o);
+    CHECK_OK(backlite_storage_remote_stats(c, &st, &err));
+    CHECK_EQ(st.connected, 0);
+    CHECK(st.errors >= 1);
+    CHECK_RC(backlite_storage_get(c, K("k"), &buf, NULL, &err), BACKLITE_RESULT_NOT_FOUND);
+    backlite_storage_free(c);
+    backlite_options_free(o);
+    unsetenv("SSL_CERT_FILE");
+    redis_server_stop(&impostor);
+    redis_server_stop(&good);
+}
+
 int main(void) {
     h_begin();
     snprintf(server_dir, sizeof server_dir, "%s", tmp_path("redis"));
@@ -132,11 +300,13 @@ int main(void) {
     RUN(bad_options_are_refused);
     if (up) {
         RUN(another_process_reads_what_one_wrote);
+        RUN(a_waiter_keeps_the_remote_time_left_of_a_value_from_another_machine);
     } else {
         fprintf(stderr, "redis-server could not be started (apt-get install redis-server)\n");
         CHECK(up);
     }
     RUN(an_unreachable_or_killed_remote_never_fails_a_call);
+    RUN(tls_with_the_trusted_ca_works_and_an_unknown_ca_is_refused);
     redis_server_stop(&server);
     return h_end();
 }
