@@ -82,9 +82,16 @@ soname=${soname:-libbacklite.so.0}
 version=$(sed -n 's/^#define BACKLITE_VERSION_STRING "\(.*\)"/\1/p' "$include_dir/backlite.h")
 
 # ---- cleanup: unmount first, and never remove anything while a mount is inside ----
+redis_pid=""
+redis_dir=""
 cleanup() {
     local status=$?
     set +e
+    if [ -n "$redis_pid" ]; then
+        kill -KILL "$redis_pid" 2>/dev/null
+        wait "$redis_pid" 2>/dev/null
+    fi
+    [ -n "$redis_dir" ] && rm -rf "$redis_dir"
     if [ -n "$chroot_dir" ]; then
         for m in "$chroot_dir/proc" "$chroot_dir/dev/pts"; do
             if mountpoint -q "$m" 2>/dev/null; then
@@ -166,13 +173,37 @@ PC
 mkdir -p "$chroot_dir/work/BackLite"
 tar -C "$here" --exclude=./.build --exclude=./.swiftpm -cf - . | tar -C "$chroot_dir/work/BackLite" -xf -
 
+# ---- a redis-server for the remote tier's tests ----
+# On the host, on a free loopback port, in a folder of its own, stopped by the trap:
+# the chroot shares the host's network, and the tests find it by BACKLITE_TEST_REDIS_PORT.
+redis_env=""
+if command -v redis-server >/dev/null; then
+    redis_dir=$(mktemp -d "${TMPDIR:-/tmp}/backlite-swift-redis.XXXXXX")
+    redis_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
+        --dir "$redis_dir" --logfile redis.log --daemonize no >/dev/null 2>&1 &
+    redis_pid=$!
+    for _ in $(seq 1000); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null && break
+        kill -0 "$redis_pid" 2>/dev/null || die "redis-server did not start"
+        sleep 0.01
+    done
+    redis_env="BACKLITE_TEST_REDIS_PORT=$redis_port"
+    log "redis-server on 127.0.0.1:$redis_port for the remote tests"
+else
+    echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!" >&2
+    echo "!! redis-server is not installed on the host (apt-get install redis-server):" >&2
+    echo "!! the Swift remote tier tests against a real server are SKIPPED." >&2
+    echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!" >&2
+fi
+
 # ---- build and test ----
 flags="-Xlinker -rpath -Xlinker $prefix/lib -Xswiftc -warnings-as-errors"
 log "swift build --build-tests"
 in_chroot env PKG_CONFIG_PATH=$prefix/lib/pkgconfig sh -c "cd /work/BackLite && swift build --build-tests $flags"
 log "swift test"
 set +e
-in_chroot env PKG_CONFIG_PATH=$prefix/lib/pkgconfig sh -c \
+in_chroot env PKG_CONFIG_PATH=$prefix/lib/pkgconfig $redis_env sh -c \
     "cd /work/BackLite && timeout 900 swift test --disable-swift-testing $flags" 2>&1 | tee "$chroot_dir/root/test.log"
 status=${PIPESTATUS[0]}
 set -e
@@ -188,7 +219,7 @@ failed=$(echo "$summary" | sed -n 's/.*Executed \([0-9]*\) tests\?, with \([0-9]
 # reason. About a minute.
 log "valgrind: the test bundle"
 set +e
-in_chroot sh -c "cd /work/BackLite && timeout 1800 valgrind --leak-check=full \
+in_chroot env $redis_env sh -c "cd /work/BackLite && timeout 1800 valgrind --leak-check=full \
     --show-leak-kinds=definite --errors-for-leak-kinds=definite \
     --error-exitcode=1 --suppressions=/work/BackLite/Tests/valgrind.supp --gen-suppressions=all \
     .build/debug/BackLitePackageTests.xctest" >"$chroot_dir/root/memcheck.log" 2>&1

@@ -2,11 +2,38 @@ import BackLite
 import Foundation
 import XCTest
 
-/// The remote tier option. The Swift suite runs in a Debian 13 chroot without a
-/// redis-server, so it checks the option's validation and an unreachable remote (open
-/// succeeds, every call stays local); the C, Rust, C++, Go, Python and Zig suites run
-/// against real servers.
+/// The remote tier: the option's validation, an unreachable remote (open succeeds, every
+/// call stays local), and read- and write-through against a real redis-server. The
+/// suite runs in a Debian 13 chroot that shares the host's network, so run_tests.sh
+/// starts the server on the host and passes its port in BACKLITE_TEST_REDIS_PORT.
 final class RemoteTests: XCTestCase {
+    func testValuesTravelBetweenTwoFilesThroughARealServer() throws {
+        guard let port = ProcessInfo.processInfo.environment["BACKLITE_TEST_REDIS_PORT"] else {
+            throw XCTSkip("BACKLITE_TEST_REDIS_PORT is not set: no redis-server (run_tests.sh starts one)")
+        }
+        let dir = try makeTemporaryDirectory(self)
+        let options = Options(remote: "redis://127.0.0.1:\(port)", remoteNamespace: "swift-\(UUID().uuidString)",
+                              remoteTimeoutMilliseconds: 2000)
+        let a = try Storage(path: dir.appendingPathComponent("a.db").path, options: options)
+        let b = try Storage(path: dir.appendingPathComponent("b.db").path, options: options)
+        XCTAssertTrue(try a.remoteStats().connected)
+        // Written through by one file, read through by the other.
+        try a.set("from a", bytes("a's value"), expiration: .never)
+        XCTAssertEqual(try b.get("from a"), bytes("a's value"))
+        try b.set("from b", bytes("b's value"), expiration: .never)
+        XCTAssertEqual(try a.get("from b"), bytes("b's value"))
+        for cache in [a, b] {
+            let stats = try cache.remoteStats()
+            XCTAssertEqual(stats.hits, 1)
+            XCTAssertEqual(stats.errors, 0)
+        }
+        // A delete reaches the remote: a third file misses.
+        XCTAssertTrue(try a.delete("from b"))
+        let c = try Storage(path: dir.appendingPathComponent("c.db").path, options: options)
+        XCTAssertNil(try c.get("from b"))
+        XCTAssertEqual(try c.get("from a"), bytes("a's value"))
+    }
+
     func testBadRemoteOptionsThrowInvalidArgument() throws {
         let bad: [Options] = [
             Options(remote: "memcache://h:1"),
