@@ -481,3 +481,27 @@ fn check_finds_a_row_with_a_bad_key_created_or_hits() {
         assert_eq!(rows, 2, "{what}");
     }
 }
+
+/// `get_into` (the C library's get) reads a value stored apart straight into the
+/// caller's memory, checking it as it goes: each damage is a miss that is removed there
+/// too, the buffer of a damaged value is given back, and the good entries read whole.
+#[test]
+fn a_get_into_the_caller_s_memory_of_a_damaged_row_is_a_miss_that_removes_it() {
+    let alloc = |len: usize| Ok(vec![std::mem::MaybeUninit::<u8>::uninit(); len]);
+    let bytes = |b: Vec<std::mem::MaybeUninit<u8>>| -> Vec<u8> {
+        // SAFETY: get_into returns a buffer only once it has written every byte.
+        b.into_iter().map(|m| unsafe { m.assume_init() }).collect()
+    };
+    for d in DAMAGES {
+        let dir = tempfile::tempdir().unwrap();
+        let s = damaged_cache(dir.path(), d, &Options::new());
+        assert!(s.get_into(DAMAGED, alloc).unwrap().is_none(), "{}", d.name);
+        s.stats().unwrap();
+        assert_eq!(raw_rows(&s, DAMAGED), 0, "{}: not removed", d.name);
+        for &(k, len) in GOOD {
+            let (got, _) = s.get_into(k, alloc).unwrap().unwrap();
+            assert_eq!(bytes(got), value(len), "{}", d.name);
+        }
+        assert_exact(&s, d, (0, 0));
+    }
+}

@@ -9,6 +9,7 @@
 //! stepping), so the blob is read from the same snapshot as the row that names it.
 
 use crate::error::{Result, SqliteContext};
+use crate::take::Dest;
 use crate::value_files::{Streamed, CHUNK};
 use rusqlite::blob::Blob;
 use rusqlite::{Connection, MAIN_DB};
@@ -30,16 +31,31 @@ fn open(conn: &Connection, id: i64, len: u64) -> Result<Option<Blob<'_>>> {
 
 /// Copies blob `id` into `dest` (the entry's length) and checks its CRC. False: the
 /// blob is missing, of another length, or its CRC is not `crc` (the entry is damaged).
-pub(crate) fn read_into(conn: &Connection, id: i64, crc: u32, dest: &mut [u8]) -> Result<bool> {
-    let Some(blob) = open(conn, id, dest.len() as u64)? else {
+pub(crate) fn read_into(conn: &Connection, id: i64, crc: u32, dest: Dest<'_>) -> Result<bool> {
+    let len = match &dest {
+        Dest::Init(d) => d.len(),
+        Dest::Uninit(d) => d.len(),
+    };
+    let Some(blob) = open(conn, id, len as u64)? else {
         return Ok(false);
     };
     let mut hasher = crc32fast::Hasher::new();
     let mut at = 0;
-    for chunk in dest.chunks_mut(CHUNK) {
-        blob.read_at_exact(chunk, at).ctx("reading a value")?;
-        hasher.update(chunk);
-        at += chunk.len();
+    match dest {
+        Dest::Init(d) => {
+            for chunk in d.chunks_mut(CHUNK) {
+                blob.read_at_exact(chunk, at).ctx("reading a value")?;
+                hasher.update(chunk);
+                at += chunk.len();
+            }
+        }
+        Dest::Uninit(d) => {
+            for chunk in d.chunks_mut(CHUNK) {
+                let read = blob.raw_read_at_exact(chunk, at).ctx("reading a value")?;
+                hasher.update(read);
+                at += read.len();
+            }
+        }
     }
     Ok(hasher.finalize() == crc)
 }
@@ -47,6 +63,7 @@ pub(crate) fn read_into(conn: &Connection, id: i64, crc: u32, dest: &mut [u8]) -
 /// Hands blob `id` (`len` bytes) to `visit` in chunks of at most [`CHUNK`] bytes, in
 /// one buffer of that size; `visit` returns false to stop. As with value files
 /// (`value_files::ValueFiles::read_chunks`), a CRC that fails withholds the last chunk.
+#[allow(dead_code)] // the streaming read (issue 16, item 3) is not built yet
 pub(crate) fn read_chunks(
     conn: &Connection,
     id: i64,
@@ -106,7 +123,7 @@ mod tests {
             let conn = db_with(&[&v]);
             let crc = crc32fast::hash(&v);
             let mut dest = vec![0u8; len];
-            assert!(read_into(&conn, 1, crc, &mut dest).unwrap());
+            assert!(read_into(&conn, 1, crc, Dest::Init(&mut dest)).unwrap());
             assert_eq!(dest, v);
             let mut streamed = Vec::new();
             let done = read_chunks(&conn, 1, len as u64, crc, |c| {
@@ -124,14 +141,17 @@ mod tests {
         let conn = db_with(&[&v]);
         let crc = crc32fast::hash(&v);
         let mut dest = vec![0u8; v.len()];
-        assert!(!read_into(&conn, 2, crc, &mut dest).unwrap(), "no such row");
         assert!(
-            !read_into(&conn, 1, crc ^ 1, &mut dest).unwrap(),
+            !read_into(&conn, 2, crc, Dest::Init(&mut dest)).unwrap(),
+            "no such row"
+        );
+        assert!(
+            !read_into(&conn, 1, crc ^ 1, Dest::Init(&mut dest)).unwrap(),
             "wrong CRC"
         );
         let mut short = vec![0u8; v.len() - 1];
         assert!(
-            !read_into(&conn, 1, crc, &mut short).unwrap(),
+            !read_into(&conn, 1, crc, Dest::Init(&mut short)).unwrap(),
             "wrong length"
         );
         let mut seen = 0;
@@ -144,7 +164,10 @@ mod tests {
         let missing = read_chunks(&conn, 9, 1, crc, |_| panic!("no chunk"));
         assert_eq!(missing.unwrap(), Streamed::Damaged);
         conn.execute("UPDATE blobs SET value = 42", []).unwrap();
-        assert!(!read_into(&conn, 1, crc, &mut dest).unwrap(), "not a blob");
+        assert!(
+            !read_into(&conn, 1, crc, Dest::Init(&mut dest)).unwrap(),
+            "not a blob"
+        );
     }
 
     #[test]

@@ -97,3 +97,65 @@ pub(crate) fn classify<'r>(
     }
     State::Live { value, deadline }
 }
+
+/// Where a live entry's value is, as its row says.
+pub(crate) enum Located<'r> {
+    /// In the row itself, its length and CRC checked.
+    Inline {
+        value: &'r [u8],
+        deadline: Option<i64>,
+    },
+    /// In `blobs` row `id`: `size` bytes whose CRC-32 must be `crc`, checked as they
+    /// are read (blob_read.rs), so that a large value is not read twice.
+    Apart {
+        id: i64,
+        size: u64,
+        crc: u32,
+        deadline: Option<i64>,
+    },
+    Expired,
+    Damaged,
+}
+
+/// Like [`classify`], from the row's own columns (`value` and `value_id`, exactly one
+/// of which is set) and whether the `blobs` row that `value_id` names holds a BLOB,
+/// without reading a value stored apart.
+pub(crate) fn locate<'r>(
+    crc: ValueRef<'_>,
+    size: ValueRef<'_>,
+    expires_at: ValueRef<'_>,
+    value: ValueRef<'r>,
+    value_id: ValueRef<'_>,
+    stored_is_blob: ValueRef<'_>,
+    now: i64,
+) -> Located<'r> {
+    match (value, value_id) {
+        (ValueRef::Blob(_), ValueRef::Null) => match classify(crc, size, expires_at, value, now) {
+            State::Live { value, deadline } => Located::Inline { value, deadline },
+            State::Expired => Located::Expired,
+            State::Damaged => Located::Damaged,
+        },
+        (ValueRef::Null, ValueRef::Integer(id)) if int(stored_is_blob) == Some(1) => {
+            let deadline = match expires_at {
+                ValueRef::Null => None,
+                ValueRef::Integer(t) => Some(t),
+                _ => return Located::Damaged,
+            };
+            if is_due(deadline, now) {
+                return Located::Expired;
+            }
+            let size = int(size).and_then(|n| u64::try_from(n).ok());
+            let crc = int(crc).and_then(|c| u32::try_from(c).ok());
+            match (size, crc) {
+                (Some(size), Some(crc)) => Located::Apart {
+                    id,
+                    size,
+                    crc,
+                    deadline,
+                },
+                _ => Located::Damaged,
+            }
+        }
+        _ => Located::Damaged,
+    }
+}

@@ -59,7 +59,6 @@
 #![warn(missing_docs)]
 
 mod access;
-#[allow(dead_code)] // wired into Storage::lookup once the storage layout of issue 11 lands
 mod blob_read;
 mod check;
 mod entry;
@@ -82,6 +81,7 @@ mod shared;
 mod storage;
 mod sync;
 mod table;
+mod take;
 mod transact;
 mod txn;
 #[allow(dead_code)] // wired into Storage by the integration of issue 16

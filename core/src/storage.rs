@@ -2,7 +2,8 @@
 //! the connection pool (pool.rs), the transaction runner (transact.rs) and group
 //! commit (group.rs).
 
-use crate::entry::{self, Entry, State};
+use crate::blob_read;
+use crate::entry::{self, Entry, Located};
 use crate::error::{Error, ErrorKind, Result, SqliteContext};
 use crate::eviction::EvictionPolicy;
 use crate::expiration::{is_due, system_now_ms, Expiration};
@@ -13,9 +14,11 @@ use crate::pool::{self, Pool};
 use crate::schema;
 use crate::shared::{self, FileShared};
 use crate::table;
+use crate::take::{Borrow, Dest, Fill, Own, Take};
 use crate::transact;
 use crate::txn::{Tally, Txn};
 use rusqlite::Connection;
+use std::mem::MaybeUninit;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, MutexGuard};
@@ -231,7 +234,7 @@ impl Storage {
 
     /// The value under `key` and its time left (`None`: never expires).
     pub fn get(&self, key: &[u8]) -> Result<Option<(Vec<u8>, Option<Duration>)>> {
-        self.get_with(key, |v, left| (v.to_vec(), left))
+        self.lookup_by(key, true, true, Own)
     }
 
     /// Whether `key` has a live entry. Not an access, not counted as a hit or miss.
@@ -247,11 +250,33 @@ impl Storage {
         count_miss: bool,
         f: impl FnOnce(&[u8], Option<Duration>) -> R,
     ) -> Result<Option<R>> {
+        self.lookup_by(key, is_access, count_miss, Borrow(f))
+    }
+
+    /// Like [`Storage::get`], into memory of the caller's: `alloc` is given the value's
+    /// length and returns a buffer of exactly that many bytes, which comes back with
+    /// every byte written. A large value is read straight from the file into it, once.
+    pub fn get_into<B: AsMut<[MaybeUninit<u8>]>>(
+        &self,
+        key: &[u8],
+        alloc: impl FnMut(usize) -> Result<B>,
+    ) -> Result<Option<(B, Option<Duration>)>> {
+        self.lookup_by(key, true, true, Fill(alloc))
+    }
+
+    /// `lookup` for any [`Take`].
+    fn lookup_by<T: Take>(
+        &self,
+        key: &[u8],
+        is_access: bool,
+        count_miss: bool,
+        taker: T,
+    ) -> Result<Option<T::Out>> {
         let now = self.now();
         // An in-memory cache reads on its writer, held during the read: its value is
-        // copied out so that `f` runs with no lock held and may use this storage.
+        // copied out so that the taker runs with no lock held and may use this storage.
         let in_memory = self.pool.in_memory();
-        let mut f = Some(f);
+        let mut taker = Some(taker);
         let found = self.read(|conn| {
             let mut stmt = conn.prepare_cached(table::LOOKUP).ctx("looking up a key")?;
             let mut rows = stmt.query([key]).ctx("looking up a key")?;
@@ -259,24 +284,53 @@ impl Storage {
                 return Ok(Lookup::Miss);
             };
             let col = |i| row.get_ref(i).ctx("reading an entry");
+            let left =
+                |deadline: Option<i64>| deadline.map(|t| Duration::from_millis((t - now) as u64));
             Ok(
-                match entry::classify(col(0)?, col(1)?, col(2)?, col(3)?, now) {
-                    State::Live { value, deadline } => {
-                        let left = deadline.map(|t| Duration::from_millis((t - now) as u64));
+                match entry::locate(col(0)?, col(1)?, col(2)?, col(3)?, col(4)?, col(5)?, now) {
+                    Located::Inline { value, deadline } if in_memory => {
+                        Lookup::Copied(value.to_vec(), left(deadline))
+                    }
+                    Located::Inline { value, deadline } => {
+                        let t = taker.take().expect("taken once");
+                        Lookup::Hit(t.take(value, left(deadline))?)
+                    }
+                    // Read while the row's statement still holds the read transaction:
+                    // the blob comes from the same snapshot as the row that names it.
+                    Located::Apart {
+                        id,
+                        size,
+                        crc,
+                        deadline,
+                    } => {
+                        let read = |dest: Dest<'_>| blob_read::read_into(conn, id, crc, dest);
+                        let len = usize::try_from(size).unwrap_or(usize::MAX);
                         if in_memory {
-                            Lookup::Copied(value.to_vec(), left)
+                            match Own.take_apart(len, left(deadline), read)? {
+                                Ok((value, left)) => Lookup::Copied(value, left),
+                                Err(_) => Lookup::Damaged,
+                            }
                         } else {
-                            Lookup::Hit((f.take().expect("called once"))(value, left))
+                            let t = taker.take().expect("taken once");
+                            match t.take_apart(len, left(deadline), read)? {
+                                Ok(out) => Lookup::Hit(out),
+                                Err(t) => {
+                                    taker = Some(t);
+                                    Lookup::Damaged
+                                }
+                            }
                         }
                     }
-                    State::Expired => Lookup::Expired,
-                    State::Damaged => Lookup::Damaged,
+                    Located::Expired => Lookup::Expired,
+                    Located::Damaged => Lookup::Damaged,
                 },
             )
         })?;
         let hit = match found {
             Lookup::Hit(r) => Some(r),
-            Lookup::Copied(value, left) => Some((f.take().expect("called once"))(&value, left)),
+            Lookup::Copied(value, left) => {
+                Some(taker.take().expect("taken once").take(&value, left)?)
+            }
             // Both are removed lazily and only if that needs no waiting: a read never
             // waits for the write lock. Otherwise the next write purges an expired
             // entry, and the next look-up tries the damaged one again. A failure to
@@ -291,10 +345,11 @@ impl Storage {
             }
             Lookup::Miss => None,
         };
-        let hit = match (hit, f) {
-            (None, Some(f)) => self
-                .read_through(key, is_access)
-                .map(|(v, left)| f(&v, left)),
+        let hit = match (hit, taker) {
+            (None, Some(t)) => match self.read_through(key, is_access) {
+                Some((v, left)) => Some(t.take(&v, left)?),
+                None => None,
+            },
             (hit, _) => hit,
         };
         if is_access {

@@ -61,11 +61,13 @@ pub(crate) fn row_ref(r: &Row<'_>, at: usize) -> rusqlite::Result<RowRef> {
 
 // Reading one entry.
 
-/// `crc, size, expires_at, value` of the entry under `?1` (a get).
+/// `crc, size, expires_at, value, value_id` of the entry under `?1` and whether the
+/// `blobs` row it names holds a BLOB (a get, `entry::locate`). A value stored apart is
+/// not read here: `typeof()` reads its record header only, and blob_read.rs reads the
+/// value itself into the caller's memory.
 pub(crate) const LOOKUP: &str = concat!(
-    "SELECT entries.crc, entries.size, entries.expires_at, ",
-    value!(),
-    " FROM entries",
+    "SELECT entries.crc, entries.size, entries.expires_at, entries.value, entries.value_id, ",
+    "typeof(blobs.value) = 'blob' FROM entries",
     value_join!(),
     " WHERE entries.key = ?1"
 );

@@ -32,6 +32,56 @@ impl backlite_buf {
     }
 }
 
+/// A library allocation that the core fills (`Storage::get_into`): freed unless it is
+/// handed to the caller as a `backlite_buf`. A large value is read from the file
+/// straight into it, with no copy in between.
+pub(crate) struct Malloced {
+    data: *mut u8,
+    len: usize,
+}
+
+impl Malloced {
+    /// `len` bytes, not initialised.
+    pub(crate) fn new(len: usize) -> crate::Result<Malloced> {
+        // SAFETY: malloc of at least one byte has no preconditions.
+        let data = unsafe { libc::malloc(len.max(1)) }.cast::<u8>();
+        if data.is_null() {
+            return Err(crate::Error::new(
+                crate::ErrorKind::Internal,
+                format!("out of memory allocating {len} bytes"),
+            ));
+        }
+        Ok(Malloced { data, len })
+    }
+
+    /// The bytes, for the caller. Only once the core has written every one of them:
+    /// `get_into` returns a buffer only then.
+    pub(crate) fn into_buf(self) -> backlite_buf {
+        let buf = backlite_buf {
+            data: self.data,
+            len: self.len,
+        };
+        std::mem::forget(self);
+        buf
+    }
+}
+
+impl AsMut<[std::mem::MaybeUninit<u8>]> for Malloced {
+    fn as_mut(&mut self) -> &mut [std::mem::MaybeUninit<u8>] {
+        // SAFETY: `data` is a live allocation of at least `len` bytes owned by `self`,
+        // borrowed mutably for the slice's life; MaybeUninit needs no initialisation.
+        unsafe { std::slice::from_raw_parts_mut(self.data.cast(), self.len) }
+    }
+}
+
+impl Drop for Malloced {
+    fn drop(&mut self) {
+        // SAFETY: `data` came from `libc::malloc` and is freed once, here (`into_buf`
+        // forgets `self` instead).
+        unsafe { libc::free(self.data.cast()) };
+    }
+}
+
 /// Frees the bytes of `buf`, then sets it to `{NULL, 0}`. NULL is accepted.
 #[no_mangle]
 pub unsafe extern "C" fn backlite_buf_free(buf: *mut backlite_buf) {

@@ -1,6 +1,6 @@
 //! `backlite_storage`: the cache handle and its operations.
 
-use super::buf::backlite_buf;
+use super::buf::{backlite_buf, Malloced};
 use super::error::backlite_error;
 use super::options::backlite_options;
 use super::result::*;
@@ -132,16 +132,13 @@ pub unsafe extern "C" fn backlite_storage_get(
         let key = unsafe { try_slice(key, key_len, "key") }?;
         // SAFETY: `value_out` is NULL or writable (the header's contract).
         let out = unsafe { try_mut(value_out, "value_out") }?;
-        let found = s
-            .inner
-            .get_with(key, |v, left| (backlite_buf::copy(v), ms_left(left)))?;
-        let Some((value, left)) = found else {
+        let Some((value, left)) = s.inner.get_into(key, Malloced::new)? else {
             return Ok(BACKLITE_RESULT_NOT_FOUND);
         };
-        *out = value?;
+        *out = value.into_buf();
         // SAFETY: `expires_in_ms_out` is NULL or writable (the header's contract).
         if let Some(left_out) = unsafe { expires_in_ms_out.as_mut() } {
-            *left_out = left;
+            *left_out = ms_left(left);
         }
         Ok(BACKLITE_RESULT_OK)
     })

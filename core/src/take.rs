@@ -1,0 +1,137 @@
+//! What a look-up hands the value it found to: a closure that borrows it, or memory of
+//! the caller's own that the value is read into (issue 16, item 1). A value stored
+//! apart is read straight from SQLite's pages into the caller's memory (blob_read.rs):
+//! the C library's `get` then copies a large value once, as raw SQLite does.
+
+use crate::error::{Error, ErrorKind, Result};
+use std::mem::MaybeUninit;
+use std::time::Duration;
+
+/// Where a value stored apart is read to.
+pub(crate) enum Dest<'a> {
+    /// Initialised memory (a vector).
+    Init(&'a mut [u8]),
+    /// Memory of the caller's, not initialised (the C library's `malloc`).
+    Uninit(&'a mut [MaybeUninit<u8>]),
+}
+
+/// Takes the value a look-up found, with its time left.
+pub(crate) trait Take: Sized {
+    type Out;
+    /// The value, in SQLite's memory.
+    fn take(self, value: &[u8], left: Option<Duration>) -> Result<Self::Out>;
+    /// A value of `len` bytes stored apart: `read` writes all of it into the memory
+    /// it is given and says whether it is sound. Damaged: the taker comes back
+    /// (`Err(self)`) for a read-through.
+    fn take_apart(
+        self,
+        len: usize,
+        left: Option<Duration>,
+        read: impl FnOnce(Dest<'_>) -> Result<bool>,
+    ) -> Result<std::result::Result<Self::Out, Self>>;
+}
+
+/// A closure that borrows the value; one stored apart is read into a vector first.
+pub(crate) struct Borrow<F>(pub F);
+
+impl<R, F: FnOnce(&[u8], Option<Duration>) -> R> Take for Borrow<F> {
+    type Out = R;
+
+    fn take(self, value: &[u8], left: Option<Duration>) -> Result<R> {
+        Ok((self.0)(value, left))
+    }
+
+    fn take_apart(
+        self,
+        len: usize,
+        left: Option<Duration>,
+        read: impl FnOnce(Dest<'_>) -> Result<bool>,
+    ) -> Result<std::result::Result<R, Self>> {
+        Ok(match read_vec(len, read)? {
+            Some(value) => Ok((self.0)(&value, left)),
+            None => Err(self),
+        })
+    }
+}
+
+/// The value as a vector of its own (`Storage::get`): one stored apart is read into it.
+pub(crate) struct Own;
+
+impl Take for Own {
+    type Out = (Vec<u8>, Option<Duration>);
+
+    fn take(self, value: &[u8], left: Option<Duration>) -> Result<Self::Out> {
+        Ok((value.to_vec(), left))
+    }
+
+    fn take_apart(
+        self,
+        len: usize,
+        left: Option<Duration>,
+        read: impl FnOnce(Dest<'_>) -> Result<bool>,
+    ) -> Result<std::result::Result<Self::Out, Self>> {
+        Ok(match read_vec(len, read)? {
+            Some(value) => Ok((value, left)),
+            None => Err(self),
+        })
+    }
+}
+
+/// Memory that `alloc` gives for the value's length (exactly that many bytes), filled.
+pub(crate) struct Fill<A>(pub A);
+
+impl<B, A> Take for Fill<A>
+where
+    B: AsMut<[MaybeUninit<u8>]>,
+    A: FnMut(usize) -> Result<B>,
+{
+    type Out = (B, Option<Duration>);
+
+    fn take(mut self, value: &[u8], left: Option<Duration>) -> Result<Self::Out> {
+        let mut dest = (self.0)(value.len())?;
+        let slots = exactly(dest.as_mut(), value.len())?;
+        for (slot, &byte) in slots.iter_mut().zip(value) {
+            slot.write(byte);
+        }
+        Ok((dest, left))
+    }
+
+    fn take_apart(
+        mut self,
+        len: usize,
+        left: Option<Duration>,
+        read: impl FnOnce(Dest<'_>) -> Result<bool>,
+    ) -> Result<std::result::Result<Self::Out, Self>> {
+        let mut dest = (self.0)(len)?;
+        let sound = read(Dest::Uninit(exactly(dest.as_mut(), len)?))?;
+        Ok(if sound { Ok((dest, left)) } else { Err(self) })
+    }
+}
+
+/// A value stored apart, read into a new vector; `None` if it is damaged.
+fn read_vec(len: usize, read: impl FnOnce(Dest<'_>) -> Result<bool>) -> Result<Option<Vec<u8>>> {
+    let mut value = Vec::new();
+    value.try_reserve_exact(len).map_err(|_| no_memory(len))?;
+    value.resize(len, 0);
+    Ok(read(Dest::Init(&mut value))?.then_some(value))
+}
+
+fn exactly(dest: &mut [MaybeUninit<u8>], len: usize) -> Result<&mut [MaybeUninit<u8>]> {
+    if dest.len() != len {
+        return Err(Error::new(
+            ErrorKind::Internal,
+            format!(
+                "a buffer of {} bytes was given for a value of {len}",
+                dest.len()
+            ),
+        ));
+    }
+    Ok(dest)
+}
+
+fn no_memory(len: usize) -> Error {
+    Error::new(
+        ErrorKind::Internal,
+        format!("no memory for a value of {len} bytes"),
+    )
+}
