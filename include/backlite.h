@@ -247,6 +247,12 @@ typedef struct backlite_remote_stats {
 } backlite_remote_stats;
 
 /**
+ * Called with each chunk of a value (`len` >= 1, at most 256 KiB; the bytes are valid
+ * during the call only); return 0 to go on, anything else to stop.
+ */
+typedef int32_t (*backlite_chunk_visitor)(void *user_data, const uint8_t *chunk, size_t len);
+
+/**
  * One item for `backlite_storage_set_many`.
  */
 typedef struct backlite_entry {
@@ -697,6 +703,18 @@ void backlite_storage_free(struct backlite_storage *s);
  * entry; `*err` is left untouched.
  */
 backlite_result backlite_storage_get(struct backlite_storage *s, const uint8_t *key, size_t key_len, struct backlite_buf *value_out, int64_t *expires_in_ms_out, struct backlite_error **err);
+
+/**
+ * Hands the value under `key` to `visit` in chunks, in bounded library memory: a value
+ * of any size is never held whole (an empty value makes no call). OK: every chunk was
+ * handed over and the value's CRC matched; `*expires_in_ms_out` (if not NULL) as for
+ * `backlite_storage_get`. NOT_FOUND (`*err` untouched): no live entry, or the value
+ * proved damaged after some chunks were handed over (drop them; the entry is removed,
+ * as a get would). CALLBACK_FAILED: `visit` returned non-zero. A hit or miss as for
+ * `backlite_storage_get`. `visit` may call the library; on a cache file it runs inside
+ * a read transaction, so the WAL is not checkpointed past it until the call returns.
+ */
+backlite_result backlite_storage_get_chunks(struct backlite_storage *s, const uint8_t *key, size_t key_len, backlite_chunk_visitor visit, void *user_data, int64_t *expires_in_ms_out, struct backlite_error **err);
 
 /**
  * Stores `value` under `key`. `expiration_ms`: >= 0 (0 = already expired),

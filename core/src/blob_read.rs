@@ -32,11 +32,17 @@ fn open(conn: &Connection, id: i64, len: u64) -> Result<Option<Blob<'_>>> {
 /// Copies blob `id` into `dest` (the entry's length) and checks its CRC. False: the
 /// blob is missing, of another length, or its CRC is not `crc` (the entry is damaged).
 pub(crate) fn read_into(conn: &Connection, id: i64, crc: u32, dest: Dest<'_>) -> Result<bool> {
-    let len = match &dest {
-        Dest::Init(d) => d.len(),
-        Dest::Uninit(d) => d.len(),
+    let len = match dest {
+        Dest::Visit { len, visit } => {
+            return Ok(match read_chunks(conn, id, len, crc, visit)? {
+                Streamed::Done | Streamed::Stopped => true,
+                Streamed::Damaged | Streamed::Missing => false,
+            });
+        }
+        Dest::Init(ref d) => d.len() as u64,
+        Dest::Uninit(ref d) => d.len() as u64,
     };
-    let Some(blob) = open(conn, id, len as u64)? else {
+    let Some(blob) = open(conn, id, len)? else {
         return Ok(false);
     };
     let mut hasher = crc32fast::Hasher::new();
@@ -56,6 +62,7 @@ pub(crate) fn read_into(conn: &Connection, id: i64, crc: u32, dest: Dest<'_>) ->
                 at += read.len();
             }
         }
+        Dest::Visit { .. } => unreachable!("handled above"),
     }
     Ok(hasher.finalize() == crc)
 }
@@ -63,7 +70,6 @@ pub(crate) fn read_into(conn: &Connection, id: i64, crc: u32, dest: Dest<'_>) ->
 /// Hands blob `id` (`len` bytes) to `visit` in chunks of at most [`CHUNK`] bytes, in
 /// one buffer of that size; `visit` returns false to stop. As with value files
 /// (`value_files::ValueFiles::read_chunks`), a CRC that fails withholds the last chunk.
-#[allow(dead_code)] // the streaming read (issue 16, item 3) is not built yet
 pub(crate) fn read_chunks(
     conn: &Connection,
     id: i64,

@@ -109,6 +109,7 @@ pub use remote::{
 };
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
 pub use storage::{Stats, Storage, MEMORY};
+pub use take::Streamed;
 
 /// The library version, from Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -14,7 +14,7 @@ use crate::pool::{self, Pool};
 use crate::schema;
 use crate::shared::{self, FileShared};
 use crate::table;
-use crate::take::{Borrow, Dest, Fill, Own, Take};
+use crate::take::{Borrow, Chunks, Dest, Fill, Own, Streamed, Take};
 use crate::transact;
 use crate::txn::{Tally, Txn};
 use rusqlite::Connection;
@@ -262,6 +262,24 @@ impl Storage {
         alloc: impl FnMut(usize) -> Result<B>,
     ) -> Result<Option<(B, Option<Duration>)>> {
         self.lookup_by(key, true, true, Fill(alloc))
+    }
+
+    /// Hands the value under `key` to `visit` in chunks of at most 256 KiB, without
+    /// holding it whole in memory; `visit` returns false to stop. A hit as for `get`.
+    /// `None`: no live entry. [`Streamed::Damaged`]: the value proved damaged only after
+    /// some of it was handed over; drop what was received (the entry is removed).
+    /// `visit` runs while a read transaction is open on the file: writes go on, but
+    /// the WAL cannot be checkpointed past it until the read ends.
+    pub fn get_chunks(
+        &self,
+        key: &[u8],
+        visit: impl FnMut(&[u8]) -> bool,
+    ) -> Result<Option<Streamed>> {
+        let taker = Chunks {
+            visit,
+            spoiled: false,
+        };
+        self.lookup_by(key, true, true, taker)
     }
 
     /// `lookup` for any [`Take`].

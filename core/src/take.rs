@@ -13,6 +13,13 @@ pub(crate) enum Dest<'a> {
     Init(&'a mut [u8]),
     /// Memory of the caller's, not initialised (the C library's `malloc`).
     Uninit(&'a mut [MaybeUninit<u8>]),
+    /// No memory: the `len` bytes go to `visit` a chunk at a time, until it returns
+    /// false. The CRC is known only at the end, and a damaged value's last chunk is
+    /// withheld (blob_read.rs).
+    Visit {
+        len: u64,
+        visit: &'a mut dyn FnMut(&[u8]) -> bool,
+    },
 }
 
 /// Takes the value a look-up found, with its time left.
@@ -114,6 +121,68 @@ fn read_vec(len: usize, read: impl FnOnce(Dest<'_>) -> Result<bool>) -> Result<O
     value.try_reserve_exact(len).map_err(|_| no_memory(len))?;
     value.resize(len, 0);
     Ok(read(Dest::Init(&mut value))?.then_some(value))
+}
+
+/// How a streaming read ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Streamed {
+    /// Every chunk was handed over and the value is sound; its time left.
+    Done(Option<Duration>),
+    /// The visitor stopped it.
+    Stopped,
+    /// Chunks were handed over before the value proved damaged: they must be dropped.
+    /// The entry is removed like any damaged one.
+    Damaged,
+}
+
+/// A visitor of chunks (`Storage::get_chunks`).
+pub(crate) struct Chunks<V> {
+    pub visit: V,
+    /// Chunks have gone to the visitor: a damaged value cannot be answered from
+    /// elsewhere any more (no read-through after it).
+    pub spoiled: bool,
+}
+
+impl<V: FnMut(&[u8]) -> bool> Take for Chunks<V> {
+    type Out = Streamed;
+
+    fn take(mut self, value: &[u8], left: Option<Duration>) -> Result<Streamed> {
+        if self.spoiled {
+            return Ok(Streamed::Damaged);
+        }
+        for chunk in value.chunks(crate::value_files::CHUNK) {
+            if !(self.visit)(chunk) {
+                return Ok(Streamed::Stopped);
+            }
+        }
+        Ok(Streamed::Done(left))
+    }
+
+    fn take_apart(
+        mut self,
+        len: usize,
+        left: Option<Duration>,
+        read: impl FnOnce(Dest<'_>) -> Result<bool>,
+    ) -> Result<std::result::Result<Streamed, Self>> {
+        let mut handed = false;
+        let mut stopped = false;
+        let visit = &mut self.visit;
+        let mut counted = |chunk: &[u8]| {
+            handed = true;
+            stopped = !visit(chunk);
+            !stopped
+        };
+        let sound = read(Dest::Visit {
+            len: len as u64,
+            visit: &mut counted,
+        })?;
+        self.spoiled = handed;
+        Ok(match (sound, stopped) {
+            (_, true) => Ok(Streamed::Stopped),
+            (true, false) => Ok(Streamed::Done(left)),
+            (false, false) => Err(self),
+        })
+    }
 }
 
 fn exactly(dest: &mut [MaybeUninit<u8>], len: usize) -> Result<&mut [MaybeUninit<u8>]> {

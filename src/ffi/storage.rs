@@ -5,7 +5,7 @@ use super::error::backlite_error;
 use super::options::backlite_options;
 use super::result::*;
 use super::{boundary, try_mut, try_ref, try_slice, try_str, Failure};
-use crate::{Entry, Expiration, Options, Storage};
+use crate::{Entry, Expiration, Options, Storage, Streamed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,6 +54,11 @@ pub struct backlite_stats {
 pub type backlite_key_visitor = Option<
     unsafe extern "C" fn(user_data: *mut libc::c_void, key: *const u8, key_len: usize) -> i32,
 >;
+
+/// Called with each chunk of a value (`len` >= 1, at most 256 KiB; the bytes are valid
+/// during the call only); return 0 to go on, anything else to stop.
+pub type backlite_chunk_visitor =
+    Option<unsafe extern "C" fn(user_data: *mut libc::c_void, chunk: *const u8, len: usize) -> i32>;
 
 /// OK when there was a live entry, else NOT_FOUND. A miss is an answer, not a
 /// failure: it returns through `Ok`, so `boundary` writes no error object for it.
@@ -141,6 +146,50 @@ pub unsafe extern "C" fn backlite_storage_get(
             *left_out = ms_left(left);
         }
         Ok(BACKLITE_RESULT_OK)
+    })
+}
+
+/// Hands the value under `key` to `visit` in chunks, in bounded library memory: a value
+/// of any size is never held whole (an empty value makes no call). OK: every chunk was
+/// handed over and the value's CRC matched; `*expires_in_ms_out` (if not NULL) as for
+/// `backlite_storage_get`. NOT_FOUND (`*err` untouched): no live entry, or the value
+/// proved damaged after some chunks were handed over (drop them; the entry is removed,
+/// as a get would). CALLBACK_FAILED: `visit` returned non-zero. A hit or miss as for
+/// `backlite_storage_get`. `visit` may call the library; on a cache file it runs inside
+/// a read transaction, so the WAL is not checkpointed past it until the call returns.
+#[no_mangle]
+pub unsafe extern "C" fn backlite_storage_get_chunks(
+    s: *mut backlite_storage,
+    key: *const u8,
+    key_len: usize,
+    visit: backlite_chunk_visitor,
+    user_data: *mut libc::c_void,
+    expires_in_ms_out: *mut i64,
+    err: *mut *mut backlite_error,
+) -> backlite_result {
+    boundary(err, || {
+        // SAFETY: `s` is NULL or a live storage handle (the header's contract).
+        let s = unsafe { try_ref(s, "storage") }?;
+        // SAFETY: `key` is valid for `key_len` bytes (the header's contract).
+        let key = unsafe { try_slice(key, key_len, "key") }?;
+        let visit = visit.ok_or_else(|| Failure::null("visit"))?;
+        // SAFETY: `visit` and `user_data` are the caller's, who vouches for them (the
+        // callback contract); the chunk is valid for `chunk.len()` bytes during the call.
+        let each = |chunk: &[u8]| unsafe { visit(user_data, chunk.as_ptr(), chunk.len()) } == 0;
+        match s.inner.get_chunks(key, each)? {
+            None | Some(Streamed::Damaged) => Ok(BACKLITE_RESULT_NOT_FOUND),
+            Some(Streamed::Stopped) => Err(Failure::new(
+                BACKLITE_RESULT_CALLBACK_FAILED,
+                "the chunk visitor stopped the read",
+            )),
+            Some(Streamed::Done(left)) => {
+                // SAFETY: `expires_in_ms_out` is NULL or writable (the header's contract).
+                if let Some(left_out) = unsafe { expires_in_ms_out.as_mut() } {
+                    *left_out = ms_left(left);
+                }
+                Ok(BACKLITE_RESULT_OK)
+            }
+        }
     })
 }
 
