@@ -734,6 +734,24 @@ class Storage {
     err.check(rc, "keys");
   }
 
+  /// Hands the value under `key` to `visit(ByteView chunk)` in chunks of at most
+  /// 256 KiB, so that a value of any size is read in bounded memory. True when every
+  /// chunk was handed over and the value's checksum matched; false on a miss, or when
+  /// the value proved damaged after some chunks (drop them: the entry is removed). A
+  /// visitor returning bool stops at the first false, which throws Error
+  /// (CALLBACK_FAILED): the value was not read whole. An exception the visitor throws
+  /// stops the read and is rethrown here. The visitor may use this Storage.
+  template <class Visit>
+  bool get_chunks(ByteView key, Visit&& visit) {
+    KeysContext<std::remove_reference_t<Visit>> ctx{&visit, nullptr};
+    detail::ErrorSlot err;
+    const backlite_result rc = backlite_storage_get_chunks(
+        s_.get(), key.u8(), key.size(), &chunk_trampoline<std::remove_reference_t<Visit>>, &ctx,
+        nullptr, err.out());
+    if (ctx.error) std::rethrow_exception(ctx.error);
+    return err.check(rc, "get_chunks", BACKLITE_RESULT_NOT_FOUND) == BACKLITE_RESULT_OK;
+  }
+
   /// Removes every entry.
   void clear() {
     detail::ErrorSlot err;
@@ -941,6 +959,26 @@ class Storage {
           (*ctx->visit)(k.as_string_view());
           return 0;
         }
+      }
+    } catch (...) {
+      ctx->error = std::current_exception();
+      return 1;
+    }
+  }
+
+  template <class Visit>
+  static std::int32_t chunk_trampoline(void* user_data, const std::uint8_t* chunk,
+                                       std::size_t len) noexcept {
+    auto* ctx = static_cast<KeysContext<Visit>*>(user_data);
+    try {
+      static_assert(std::is_invocable_v<Visit&, ByteView>,
+                    "get_chunks(): the visitor must take a backlite::ByteView");
+      const ByteView c(chunk, len);
+      if constexpr (std::is_convertible_v<std::invoke_result_t<Visit&, ByteView>, bool>) {
+        return (*ctx->visit)(c) ? 0 : 1;
+      } else {
+        (*ctx->visit)(c);
+        return 0;
       }
     } catch (...) {
       ctx->error = std::current_exception();

@@ -2,6 +2,7 @@
 // clear, stats, errors, move semantics and threads.
 #include "test_util.hpp"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -373,6 +374,47 @@ TEST(Keys, TheVisitorMayUseTheStorage) {
   s.keys([&](ByteView k) { s.set("copy-" + k.to_string(), *s.get(k)); });
   EXPECT_EQ(s.get_string("copy-a"), "1");
   EXPECT_EQ(s.get_string("copy-b"), "2");
+}
+
+// ---- get_chunks ----------------------------------------------------------------------
+
+TEST_F(StorageTest, GetChunksHandsALargeValueOverInBoundedChunks) {
+  Storage s(path("c.db"));
+  std::string big(3 * 256 * 1024 + 5, '\0');
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 131 + 7);
+  s.set("big", big);
+  std::string got;
+  std::size_t largest = 0;
+  EXPECT_TRUE(s.get_chunks("big", [&](ByteView c) {
+    largest = std::max(largest, c.size());
+    got += c.to_string();
+  }));
+  EXPECT_EQ(got, big);
+  EXPECT_LE(largest, 256u * 1024u);
+  EXPECT_FALSE(s.get_chunks("missing", [&](ByteView) { ADD_FAILURE() << "a miss calls nothing"; }));
+}
+
+TEST(GetChunks, AVisitorReturningFalseThrowsCallbackFailed) {
+  Storage s(":memory:");
+  s.set("k", std::string(600 * 1024, 'x'));
+  int calls = 0;
+  EXPECT_BACKLITE_ERROR(s.get_chunks("k", [&](ByteView) { return ++calls > 5; }),
+                        Code::callback_failed);
+  EXPECT_EQ(calls, 1);
+}
+
+TEST(GetChunks, AThrowingVisitorStopsTheReadAndTheExceptionIsRethrown) {
+  Storage s(":memory:");
+  s.set("k", std::string(600 * 1024, 'x'));
+  int calls = 0;
+  EXPECT_THROW(s.get_chunks("k",
+                            [&](ByteView) {
+                              ++calls;
+                              throw VisitorFailure("stop");
+                            }),
+               VisitorFailure);
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(s.get_string("k")->size(), 600u * 1024u);
 }
 
 // ---- clear, stats, eviction --------------------------------------------------------
