@@ -40,7 +40,11 @@ NOT_MIRRORED: dict[str, str] = {
 }
 
 # Header function-pointer typedefs, by their CFUNCTYPE names in _ffi.
-CALLBACKS = {"backlite_compute_fn": "COMPUTE_FN", "backlite_key_visitor": "KEY_VISITOR"}
+CALLBACKS = {
+    "backlite_compute_fn": "COMPUTE_FN",
+    "backlite_key_visitor": "KEY_VISITOR",
+    "backlite_chunk_visitor": "CHUNK_VISITOR",
+}
 
 INTS = {
     "int32_t": ctypes.c_int32,

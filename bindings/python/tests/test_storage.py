@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import pickle
 import typing
 import subprocess
@@ -509,3 +510,35 @@ def test_a_get_reentered_on_the_same_thread_reads_its_own_value(storage):
         assert storage.get("outer") == {"value": b"outer value"}
     finally:
         storage_module._get = real
+
+
+def test_get_to_writes_a_large_value_to_a_file_in_bounded_chunks(storage):
+    big = bytes(i * 131 % 256 for i in range(3 * 256 * 1024 + 5))
+    storage.set_value("big", big)
+
+    class Recorder(io.BytesIO):
+        largest = 0
+
+        def write(self, b):
+            Recorder.largest = max(Recorder.largest, len(b))
+            return super().write(b)
+
+    out = Recorder()
+    assert storage.get_to("big", out) is True
+    assert out.getvalue() == big
+    assert Recorder.largest <= 256 * 1024
+    missing = io.BytesIO()
+    assert storage.get_to("missing", missing) is False
+    assert missing.getvalue() == b""
+
+
+def test_get_to_reraises_what_the_file_raises(storage):
+    storage.set_value("k", b"x" * 600_000)
+
+    class Full(io.RawIOBase):
+        def write(self, b):
+            raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        storage.get_to("k", Full())
+    assert storage.get_value("k") == b"x" * 600_000

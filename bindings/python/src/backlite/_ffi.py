@@ -95,6 +95,7 @@ class CCheckReport(Structure):
 
 COMPUTE_FN = CFUNCTYPE(c_int32, c_void_p, c_void_p)
 KEY_VISITOR = CFUNCTYPE(c_int32, c_void_p, c_void_p, c_size_t)
+CHUNK_VISITOR = CFUNCTYPE(c_int32, c_void_p, c_void_p, c_size_t)
 LOCK_FN = CFUNCTYPE(c_int32, c_void_p)
 UNLOCK_FN = CFUNCTYPE(None, c_void_p)
 
@@ -154,6 +155,10 @@ _decl("backlite_storage_set_many", c_int32, _P, POINTER(Entry), c_size_t, _PP)
 _decl("backlite_storage_delete", c_int32, _P, c_char_p, c_size_t, _PP)
 _decl("backlite_storage_contains", c_int32, _P, c_char_p, c_size_t, _PP)
 _decl("backlite_storage_keys", c_int32, _P, KEY_VISITOR, c_void_p, _PP)
+_decl(
+    "backlite_storage_get_chunks", c_int32, _P, c_char_p, c_size_t, CHUNK_VISITOR, c_void_p,
+    POINTER(c_int64), _PP,
+)
 _decl("backlite_storage_clear", c_int32, _P, _PP)
 _decl("backlite_storage_stats", c_int32, _P, POINTER(CStats), _PP)
 _decl("backlite_storage_check", c_int32, _P, c_int32, POINTER(CCheckReport), _PP)

@@ -110,6 +110,22 @@ def _visit_key(user_data: int, key: int, key_len: int) -> int:
         return 1
 
 
+# The chunk visitor of get_to(): user_data is a ticket into _sinks, where each running
+# call keeps [file, exception or None].
+_sinks: dict[int, list] = {}
+
+
+@_ffi.CHUNK_VISITOR
+def _visit_chunk(user_data: int, chunk: int, chunk_len: int) -> int:
+    sink = _sinks[user_data]
+    try:
+        sink[0].write(string_at(chunk, chunk_len))
+        return 0
+    except BaseException as exc:  # noqa: BLE001 - re-raised after the C call
+        sink[1] = exc
+        return 1
+
+
 class _Scratch:
     """Per-thread out-parameters for the hot read path, made once: a get then creates no
     ctypes object (about a fifth of a get's cost in Python)."""
@@ -350,6 +366,35 @@ class Storage:
             return self._get_failed(rc, sc)
         finally:
             sc.busy = False
+
+    def get_to(self, key: Key, file: Any) -> bool:
+        """Writes the value under ``key`` to ``file`` (anything with ``write(bytes)``: an
+        open file, a socket's file, ``io.BytesIO``) in chunks of at most 256 KiB, so
+        that a value of any size is copied in bounded memory. True when the whole value
+        was written and its checksum matched; False on a miss, or when the value proved
+        damaged after some chunks were written (discard them: the entry is removed).
+        An exception raised by ``file.write`` stops the copy and is re-raised."""
+        kb = key_bytes(key)
+        ptr = self._handle()
+        ticket = next(_tickets)
+        sink: list = [file, None]
+        _sinks[ticket] = sink
+        err = c_void_p()
+        try:
+            rc = lib.backlite_storage_get_chunks(
+                ptr, kb, len(kb), _visit_chunk, ticket, None, byref(err)
+            )
+        finally:
+            del _sinks[ticket]
+        if sink[1] is not None:
+            if err.value:
+                lib.backlite_error_free(err)
+            raise sink[1]
+        if rc == OK:
+            return True
+        if rc == NOT_FOUND:
+            return False
+        raise _ffi.take_error(rc, err)
 
     def get_many(self, keys: Collection[Key] | None = None) -> dict[Key, CacheItem]:
         """The live items among ``keys`` (all of them when None), by key. Keys read
