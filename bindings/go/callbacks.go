@@ -51,6 +51,25 @@ func backliteGoVisitKey(userData unsafe.Pointer, key *C.uint8_t, keyLen C.size_t
 	return 0
 }
 
+//export backliteGoVisitChunk
+func backliteGoVisitChunk(userData unsafe.Pointer, chunk *C.uint8_t, chunkLen C.size_t) (rc C.int32_t) {
+	st := cgo.Handle(uintptr(userData)).Value().(*chunksState)
+	defer func() {
+		if p := recover(); p != nil {
+			st.panicked, st.panicVal = true, p
+			rc = 1
+		}
+	}()
+	// The chunk is the library's only during the call: the writer must not keep it
+	// (io.Writer's contract), so no copy is made.
+	_, err := st.w.Write(unsafe.Slice((*byte)(unsafe.Pointer(chunk)), int(chunkLen)))
+	if err != nil {
+		st.err = err
+		return 1
+	}
+	return 0
+}
+
 //export backliteGoCompute
 func backliteGoCompute(userData unsafe.Pointer, sink *C.backlite_sink) (rc C.int32_t) {
 	st := cgo.Handle(uintptr(userData)).Value().(*callState)

@@ -7,6 +7,12 @@ backlite_result backlite_go_keys(backlite_storage *s, uintptr_t handle, backlite
     return backlite_storage_keys(s, (backlite_key_visitor)backliteGoVisitKey, (void *)handle, err);
 }
 
+backlite_result backlite_go_get_chunks(backlite_storage *s, const uint8_t *key, size_t key_len,
+                                       uintptr_t handle, backlite_error **err) {
+    return backlite_storage_get_chunks(s, key, key_len, (backlite_chunk_visitor)backliteGoVisitChunk,
+                                       (void *)handle, NULL, err);
+}
+
 backlite_result backlite_go_cached_call(backlite_storage *s, const uint8_t *key, size_t key_len,
                                         uintptr_t handle, int with_barrier, int64_t expiration_ms,
                                         backlite_buf *value_out, backlite_error **err) {

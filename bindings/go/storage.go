@@ -6,6 +6,7 @@ package backlite
 import "C"
 
 import (
+	"io"
 	"iter"
 	"runtime"
 	"runtime/cgo"
@@ -289,6 +290,55 @@ func (s *Storage) Keys(visit func(key []byte) bool) error {
 		return takeError(rc, cerr, "Keys")
 	}
 	return nil
+}
+
+// chunksState is what the chunk visitor callback reaches through its cgo.Handle.
+type chunksState struct {
+	w        io.Writer
+	err      error // the writer's error
+	panicked bool
+	panicVal any
+}
+
+// GetTo writes the value under key to w in chunks of at most 256 KiB, so that a value
+// of any size is copied in bounded memory. It returns ErrNotFound on a miss, and also
+// when the value proved damaged after some chunks were written (discard them: the
+// entry is removed). An error of w stops the copy and is returned as it is. w may use
+// the storage.
+func (s *Storage) GetTo(key []byte, w io.Writer) error {
+	h, err := s.acquire()
+	if err != nil {
+		return err
+	}
+	defer s.release()
+	st := &chunksState{w: w}
+	handle := cgo.NewHandle(st)
+	defer handle.Delete()
+	var cerr *C.backlite_error
+	rc := C.backlite_go_get_chunks(h, cbytes(key), C.size_t(len(key)), C.uintptr_t(handle), &cerr)
+	if st.panicked {
+		C.backlite_error_free(cerr)
+		panic(st.panicVal)
+	}
+	if st.err != nil {
+		C.backlite_error_free(cerr)
+		return st.err
+	}
+	if rc != C.BACKLITE_RESULT_OK {
+		return takeError(rc, cerr, "GetTo")
+	}
+	return nil
+}
+
+// NewReader returns an io.ReadCloser of the value under key, read in bounded memory:
+// a goroutine runs GetTo into a pipe. A miss (or a value found damaged on the way) is
+// ErrNotFound from Read. Close it when done: until then the goroutine holds a read
+// of the file open.
+func (s *Storage) NewReader(key []byte) io.ReadCloser {
+	r, w := io.Pipe()
+	key = append([]byte(nil), key...)
+	go func() { w.CloseWithError(s.GetTo(key, w)) }()
+	return r
 }
 
 // All iterates over the live keys, for range loops:

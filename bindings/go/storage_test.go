@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -592,4 +593,82 @@ func TestEightGoroutinesShareOneStorage(t *testing.T) {
 	if st := stats(t, s); st.Count != goroutines*keys/2 {
 		t.Fatalf("count %d", st.Count)
 	}
+}
+
+// chunkRecorder is an io.Writer that keeps what it is given and its largest write.
+type chunkRecorder struct {
+	bytes.Buffer
+	largest int
+	fail    error
+}
+
+func (c *chunkRecorder) Write(p []byte) (int, error) {
+	if c.fail != nil {
+		return 0, c.fail
+	}
+	c.largest = max(c.largest, len(p))
+	return c.Buffer.Write(p)
+}
+
+func bigValue(n int) []byte {
+	v := make([]byte, n)
+	for i := range v {
+		v[i] = byte(i*131 + 7)
+	}
+	return v
+}
+
+func TestGetToWritesALargeValueInBoundedChunks(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "c.db"))
+	big := bigValue(3*256*1024 + 5)
+	if err := s.Set([]byte("big"), big, backlite.ExpireNever); err != nil {
+		t.Fatal(err)
+	}
+	var out chunkRecorder
+	if err := s.GetTo([]byte("big"), &out); err != nil {
+		t.Fatalf("GetTo: %v", err)
+	}
+	if !bytes.Equal(out.Bytes(), big) || out.largest > 256*1024 {
+		t.Fatalf("got %d bytes (largest write %d), want %d", out.Len(), out.largest, len(big))
+	}
+	if err := s.GetTo([]byte("missing"), &out); !errors.Is(err, backlite.ErrNotFound) {
+		t.Fatalf("GetTo of a miss: %v, want ErrNotFound", err)
+	}
+}
+
+func TestGetToReturnsTheWritersError(t *testing.T) {
+	s := memory(t)
+	if err := s.Set([]byte("k"), bigValue(600*1024), backlite.ExpireNever); err != nil {
+		t.Fatal(err)
+	}
+	full := errors.New("disk full")
+	if err := s.GetTo([]byte("k"), &chunkRecorder{fail: full}); err != full {
+		t.Fatalf("GetTo: %v, want the writer's error", err)
+	}
+}
+
+func TestNewReaderReadsTheValueAndAMissIsErrNotFound(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "c.db"))
+	big := bigValue(1<<20 + 3)
+	if err := s.Set([]byte("big"), big, backlite.ExpireNever); err != nil {
+		t.Fatal(err)
+	}
+	r := s.NewReader([]byte("big"))
+	got, err := io.ReadAll(r)
+	r.Close()
+	if err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("ReadAll: %d bytes, %v", len(got), err)
+	}
+	miss := s.NewReader([]byte("missing"))
+	if _, err := io.ReadAll(miss); !errors.Is(err, backlite.ErrNotFound) {
+		t.Fatalf("ReadAll of a miss: %v, want ErrNotFound", err)
+	}
+	miss.Close()
+	// Closing early ends the read.
+	early := s.NewReader([]byte("big"))
+	buf := make([]byte, 10)
+	if _, err := io.ReadFull(early, buf); err != nil || !bytes.Equal(buf, big[:10]) {
+		t.Fatalf("ReadFull: %v", err)
+	}
+	early.Close()
 }
