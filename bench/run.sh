@@ -48,6 +48,7 @@ if [ "$program" = large_values ]; then
   bin="$target/release/backlite-large-values"
   # The streaming column, once the library has the streaming read.
   grep -q backlite_storage_get_chunks "$root/include/backlite.h" && defines+=(-DBENCH_STREAMING)
+  grep -q backlite_options_set_file_threshold "$root/include/backlite.h" && defines+=(-DBENCH_THRESHOLD)
 fi
 echo "compiling bench/$program.c (SQLite header: $sqlite_h)" >&2
 "$cc" -std=c11 -O2 -Wall -Wextra "${defines[@]}" \
