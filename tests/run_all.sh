@@ -30,8 +30,11 @@ lib_dir=$(cd "$build/cargo/release" && pwd)
 echo "== Go binding (go vet, go test -race)"
 BACKLITE_LIB_DIR="$lib_dir" bash bindings/go/run_tests.sh
 
-echo "== Python package (pip install into a fresh venv, pytest)"
-BACKLITE_PREBUILT_LIB="$lib_dir/libbacklite.so" bash bindings/python/run_tests.sh
+echo "== Python package (maturin wheel, manylinux check, pytest)"
+# Built once into the build folder (the consumer and cross-language tests install the
+# same wheel), on the C library's cargo target folder, so the core is not built again.
+CARGO_TARGET_DIR="$build/cargo" BACKLITE_WHEEL_DIR="$build/python-wheel" bash bindings/python/run_tests.sh
+python_wheel=$(ls "$build"/python-wheel/backlite-*.whl)
 
 echo "== Zig binding (zig build test, Zig 0.15.2)"
 BACKLITE_LIB_DIR="$lib_dir" bash bindings/zig/run_tests.sh
@@ -43,10 +46,10 @@ BACKLITE_ALLOW_SWIFT_SKIP=1 BACKLITE_LIB_DIR="$lib_dir" bash bindings/swift/run_
 
 echo "== Each binding used from a project of its own, outside the repository (C++, Go, Zig, Python)"
 # (Swift's consumer package is built in bindings/swift/run_tests.sh, in its chroot.)
-BACKLITE_BUILD_DIR="$build" BACKLITE_PREBUILT_LIB="$lib_dir/libbacklite.so" bash tests/consumers/run.sh
+BACKLITE_BUILD_DIR="$build" BACKLITE_PYTHON_WHEEL="$python_wheel" bash tests/consumers/run.sh
 
 echo "== One cache, many languages (C, Go, Python at once)"
-BACKLITE_LIB_DIR="$lib_dir" bash tests/cross_language/run.sh
+BACKLITE_LIB_DIR="$lib_dir" BACKLITE_PYTHON_WHEEL="$python_wheel" bash tests/cross_language/run.sh
 
 echo "== The README's cargo-only build, in a clean copy of the tree"
 bash tests/cargo_only/run.sh

@@ -4,7 +4,8 @@
 #   bash bench/python/run.sh [--n N] [--original-n N] [--rounds R]
 #
 # Builds two venvs in a scratch folder: one with this package (pip install
-# ./bindings/python: cargo, or $BACKLITE_PREBUILT_LIB) and diskcache, one with the
+# ./bindings/python: maturin builds it in release; or the wheel $BACKLITE_WHEEL) and
+# diskcache, one with the
 # original backlite and pysqlite3-binary (it needs SQLite >= 3.42; the original is
 # skipped with a message when that venv cannot be set up). Cache files go to
 # $BENCH_DIR (default: the scratch folder, which must be on a real disk, not a tmpfs).
@@ -34,7 +35,7 @@ pipq=(-m pip install --disable-pip-version-check -q)
 
 echo "== venv: this package + diskcache"
 "$python" -m venv "$work/new"
-(cd "$repo" && "$work/new/bin/python" "${pipq[@]}" ./bindings/python)
+(cd "$repo" && "$work/new/bin/python" "${pipq[@]}" "${BACKLITE_WHEEL:-./bindings/python}")
 "$work/new/bin/python" "${pipq[@]}" diskcache
 
 echo "== venv: original backlite (PyPI) + pysqlite3-binary"
@@ -56,8 +57,8 @@ fi
 
 echo "== versions"
 "$work/new/bin/python" -c '
-import sys, sqlite3, backlite, diskcache
-print(f"   python {sys.version.split()[0]}; backlite (this) {backlite.__version__}, libbacklite {backlite.library_version()}; diskcache {diskcache.__version__} on SQLite {sqlite3.sqlite_version}")'
+import os, sys, sqlite3, backlite, diskcache
+print(f"   python {sys.version.split()[0]}; backlite (this) {backlite.__version__} (native module {os.path.basename(backlite._native.__file__)}, core {backlite.library_version()}); diskcache {diskcache.__version__} on SQLite {sqlite3.sqlite_version}")'
 if [ "$have_original" = 1 ]; then
     "$work/orig/bin/python" -c '
 import importlib.metadata as m, pysqlite3

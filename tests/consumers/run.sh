@@ -9,7 +9,8 @@
 #   cpp     a CMake project: find_package(backlite) and backlite.hpp
 #   go      a module of its own: require + replace => ../backlite/bindings/go, pkg-config
 #   zig     a Zig project: build.zig.zon's .path = "../backlite/bindings/zig"
-#   python  `pip wheel ./bindings/python`, the wheel installed into a fresh venv
+#   python  the wheel (BACKLITE_PYTHON_WHEEL, or `pip wheel ./bindings/python`: maturin)
+#           installed into a fresh venv
 #   (Swift: a SwiftPM package with .package(path:), in bindings/swift/run_tests.sh,
 #   which has the Debian 13 chroot with the toolchain.)
 #
@@ -119,19 +120,17 @@ for lang in $langs; do
         rm -rf zig-out
         ;;
     python)
-        log "Python: pip wheel ./bindings/python, installed into a fresh venv"
-        # Without BACKLITE_PREBUILT_LIB the package's build runs cargo.
-        export BACKLITE_PREBUILT_LIB=${BACKLITE_PREBUILT_LIB:-$libdir/libbacklite.so}
-        # setuptools builds in place: what it adds to the tree (build/, *.egg-info) goes.
-        made=()
-        for d in "$root/bindings/python/build" "$root/bindings/python/src/backlite.egg-info"; do
-            [ -e "$d" ] || made+=("$d")
-        done
-        (cd "$root" && python3 -m pip wheel --quiet --disable-pip-version-check --no-deps \
-            -w "$work/wheels" ./bindings/python) || die "python: pip wheel"
-        for d in "${made[@]}"; do rm -rf "$d"; done
+        if [ -n "${BACKLITE_PYTHON_WHEEL:-}" ]; then
+            log "Python: the wheel $BACKLITE_PYTHON_WHEEL, installed into a fresh venv"
+            wheel=$BACKLITE_PYTHON_WHEEL
+        else
+            log "Python: pip wheel ./bindings/python (maturin), installed into a fresh venv"
+            (cd "$root" && python3 -m pip wheel --quiet --disable-pip-version-check --no-deps \
+                -w "$work/wheels" ./bindings/python) || die "python: pip wheel"
+            wheel=$(ls "$work"/wheels/backlite-*.whl)
+        fi
         python3 -m venv "$work/venv" || die "python: python3 -m venv (Debian: apt-get install python3-venv)"
-        "$work/venv/bin/pip" install --quiet --disable-pip-version-check --no-index "$work"/wheels/backlite-*.whl
+        "$work/venv/bin/pip" install --quiet --disable-pip-version-check --no-index "$wheel"
         app python
         expect "hello from Python" "$work/venv/bin/python" app.py "$work/python.db"
         ;;

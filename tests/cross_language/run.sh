@@ -4,6 +4,9 @@
 # all ask at once for one memoised key, which must be computed exactly once.
 #
 #   BACKLITE_LIB_DIR=<dir with libbacklite.so and .a> bash tests/cross_language/run.sh
+#
+# BACKLITE_PYTHON_WHEEL=<wheel>: the Python package to install (default: pip builds
+# ./bindings/python, with maturin).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -12,12 +15,7 @@ for dir in /usr/local/go/bin "${HOME:-/root}/go/bin"; do
     [ -d "$dir" ] && PATH="$PATH:$dir"
 done
 work=$(mktemp -d)
-# setuptools builds the Python package in place: what it adds to the tree goes too.
-made=()
-for d in "$root/bindings/python/build" "$root/bindings/python/src/backlite.egg-info"; do
-    [ -e "$d" ] || made+=("$d")
-done
-trap 'rm -rf "$work" ${made[@]+"${made[@]}"}' EXIT
+trap 'rm -rf "$work"' EXIT
 
 echo "== building the participants"
 cc -std=c11 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -I"$root/include" "$here/participant.c" \
@@ -25,8 +23,8 @@ cc -std=c11 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -I"$root/include" "$
 (cd "$here/go" && CGO_CFLAGS="-I$root/include" CGO_LDFLAGS="-L$lib_dir" GOFLAGS=-mod=mod \
     go build -tags backlite_static -o "$work/go_participant" .)
 python3 -m venv "$work/venv"
-BACKLITE_PREBUILT_LIB="$lib_dir/libbacklite.so" "$work/venv/bin/pip" install --quiet \
-    --disable-pip-version-check "$root/bindings/python"
+"$work/venv/bin/pip" install --quiet --disable-pip-version-check \
+    "${BACKLITE_PYTHON_WHEEL:-$root/bindings/python}"
 
 names=c1,c2,go1,go2,py1,py2
 cache="$work/shared.db"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import threading
 import time
 from datetime import timedelta
@@ -297,7 +296,7 @@ def test_a_failed_computation_leaves_no_lease_behind(storage, db):
     decorators._executor = None
     with Storage(db) as other:
         rc, _, lease, _ = decorators._lease_step(other, f.cache_key(1), 0)
-        assert rc == backlite._ffi.NOT_FOUND  # free to compute, not LEASE_HELD
+        assert rc == backlite._native.NOT_FOUND  # free to compute, not LEASE_HELD
         lease.abandon()
 
 
@@ -346,21 +345,20 @@ def test_a_held_lease_is_lease_held_error_with_its_time_left(storage, db):
 
     with Storage(db) as other:
         rc, _, lease, _ = decorators._lease_step(other, b"k", 0)
-        assert rc == backlite._ffi.NOT_FOUND
+        assert rc == backlite._native.NOT_FOUND
         try:
             rc, _, none, pause = decorators._lease_step(storage, b"k", 0)
-            assert (rc, none) == (backlite._ffi.LEASE_HELD, None)
+            assert (rc, none) == (backlite._native.LEASE_HELD, None)
             assert 0 < pause <= 0.05
-            # The blocking memoiser gives up with LeaseHeldError and the time left.
-            handle = storage._handle()
-            buf, err = backlite._ffi.Buf(), ctypes.c_void_p()
-            rc = backlite._ffi.lib.backlite_cached_call_exclusive(
-                handle, b"k", 1, decorators._compute, 0, -1, 0, ctypes.byref(buf), ctypes.byref(err)
-            )
-            error = backlite._ffi.take_error(rc, err)
-            assert isinstance(error, LeaseHeldError)
-            assert error.code == 14
-            assert 0 < error.time_left <= 30
+            # The blocking memoiser (waiting 0 ms here) gives up with LeaseHeldError and
+            # the time left.
+            def never():
+                raise AssertionError("computed while the lease was held")
+
+            with pytest.raises(LeaseHeldError) as info:
+                storage._cached_call(b"k", never, (), None, -1, None, 0)
+            assert info.value.code == 14
+            assert 0 < info.value.time_left <= 30
         finally:
             lease.abandon()
 

@@ -6,6 +6,7 @@ the tolerance, which only absorbs the allocator's own slack."""
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -53,16 +54,29 @@ def hits(s: backlite.Storage, n: int) -> None:
         assert s.get_value(present[i % KEYS]) == VALUE
 
 
-@pytest.mark.parametrize("what", ["misses", "hits"])
+def memoised_hits(s: backlite.Storage, n: int) -> None:
+    """n hits of a memoised function, and the items with their time left (a timedelta
+    made per call)."""
+
+    @backlite.cached(storage=s, expiration=timedelta(hours=1))
+    def f(i):
+        return VALUE
+
+    for i in range(n):
+        assert f(i % KEYS) == VALUE
+        assert s.get(f"key-{i % KEYS}")["value"] == VALUE
+
+
+@pytest.mark.parametrize("what", ["misses", "hits", "memoised_hits"])
 def test_100k_calls_leave_rss_and_fds_flat(tmp_path: Path, what: str) -> None:
-    run = misses if what == "misses" else hits
+    run = {"misses": misses, "hits": hits, "memoised_hits": memoised_hits}[what]
     with backlite.Storage(str(tmp_path / "leaks.db")) as s:
         s.set_many({f"key-{i}": {"value": VALUE} for i in range(KEYS)})
         run(s, WARM_UP)  # page cache, reader pool, pymalloc arenas: all at their size now
         fds_before, rss_before = open_fds(), rss_kb()
         run(s, CALLS)
         fds_after, rss_after = open_fds(), rss_kb()
-        assert getattr(s.stats(), what) >= CALLS // 3  # the calls did what they say
+        assert getattr(s.stats(), what.removeprefix("memoised_")) >= CALLS // 3  # the calls did what they say
     print(f"{CALLS} {what}: RSS {rss_before} -> {rss_after} kB, fds {fds_before} -> {fds_after}")
     assert fds_after == fds_before, f"{CALLS} {what} left {fds_after - fds_before} file descriptors open"
     assert rss_after - rss_before < RSS_TOLERANCE_KB, (

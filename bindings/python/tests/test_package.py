@@ -1,14 +1,19 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
+import pytest
+
 import backlite
-from backlite import _ffi
+from backlite import _native
 
 PACKAGE_DIR = Path(backlite.__file__).resolve().parent
 
@@ -19,13 +24,18 @@ def test_version_matches_the_library_and_the_metadata():
     assert importlib.metadata.version("backlite") == backlite.__version__
 
 
-def test_the_library_ships_inside_the_package():
-    assert _ffi.LIB_PATH.is_file()
-    assert PACKAGE_DIR in _ffi.LIB_PATH.parents
-    # The loaded library is that file, not one found on LD_LIBRARY_PATH.
+NATIVE = Path(_native.__file__).resolve()
+
+
+def test_the_native_module_ships_inside_the_package():
+    assert NATIVE.is_file()
+    assert NATIVE.parent == PACKAGE_DIR
+    # One module for every CPython >= 3.11 (the stable ABI), not one per version.
+    assert NATIVE.name == "_native.abi3.so"
+    # The loaded module is that file.
     maps = Path("/proc/self/maps")
     if maps.exists():
-        assert str(_ffi.LIB_PATH) in maps.read_text()
+        assert str(NATIVE) in maps.read_text()
 
 
 def test_the_installed_package_needs_no_repo_and_no_ld_library_path(tmp_path):
@@ -55,7 +65,7 @@ def test_a_version_mismatch_fails_the_import_with_a_clear_message(tmp_path):
     )
     assert proc.returncode != 0
     assert "ImportError" in proc.stderr
-    assert "backlite 9.9.9 found libbacklite 0.1.0" in proc.stderr
+    assert "backlite 9.9.9 found its native module at version 0.1.0" in proc.stderr
 
 
 def test_py_typed_marker_is_installed():
@@ -73,20 +83,63 @@ def test_public_names():
         assert name in backlite.__all__, name
 
 
-def test_the_library_exports_only_backlite_symbols():
+def test_the_native_module_exports_only_its_init_function():
+    # The bundled SQLite must not clash with another SQLite in the process (Python's
+    # sqlite3): the module exports nothing but what Python calls to load it.
     nm = shutil.which("nm")
     if nm is None:
-        return
+        pytest.skip("nm is not installed")
     out = subprocess.run(
-        [nm, "-D", "--defined-only", str(_ffi.LIB_PATH)], capture_output=True, text=True
+        [nm, "-D", "--defined-only", str(NATIVE)], capture_output=True, text=True, check=True
     ).stdout
     names = [line.split()[-1] for line in out.splitlines() if line.strip()]
-    assert names
-    assert all(n.startswith("backlite_") for n in names), [n for n in names if not n.startswith("backlite_")]
+    assert names == ["PyInit__native"]
 
 
-def test_the_wheel_is_platform_specific():
+def _installed_from_a_wheel() -> bool:
+    direct_url = importlib.metadata.distribution("backlite").read_text("direct_url.json")
+    return not (direct_url and json.loads(direct_url).get("dir_info", {}).get("editable"))
+
+
+def test_the_wheel_is_a_manylinux_abi3_wheel():
+    # What PyPI accepts and pip installs on any Linux with glibc >= 2.N: manylinux_2_N
+    # (auditwheel's check, which maturin runs when it builds the wheel).
+    if not _installed_from_a_wheel():
+        pytest.skip("installed editable (maturin develop): no wheel to check")
     wheel = importlib.metadata.distribution("backlite").read_text("WHEEL")
     assert "Root-Is-Purelib: false" in wheel
     tags = [line.split(": ", 1)[1] for line in wheel.splitlines() if line.startswith("Tag: ")]
-    assert tags and all(t.startswith("py3-none-") and not t.endswith("-any") for t in tags)
+    machine = sysconfig.get_platform().split("-", 1)[1].replace("-", "_")
+    assert tags, wheel
+    for tag in tags:
+        assert re.fullmatch(rf"cp311-abi3-manylinux_2_\d+_{machine}", tag), tag
+
+
+def test_the_wheel_installs_where_there_is_no_rust(tmp_path):
+    """pip install of the built wheel into a fresh venv, with cargo and rustc nowhere on
+    PATH: it needs nothing to build. run_tests.sh names the wheel."""
+    wheel = os.environ.get("BACKLITE_WHEEL")
+    if not wheel:
+        pytest.skip("BACKLITE_WHEEL (the wheel to install) is not set: run_tests.sh sets it")
+    path = os.pathsep.join(
+        d for d in os.environ.get("PATH", "").split(os.pathsep)
+        if d and not any(Path(d, tool).exists() for tool in ("cargo", "rustc"))
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CARGO_HOME", "RUSTUP_HOME")}
+    env["PATH"] = path
+    base = getattr(sys, "_base_executable", sys.executable)
+    subprocess.run([base, "-m", "venv", str(tmp_path / "venv")], env=env, check=True)
+    py = str(tmp_path / "venv" / "bin" / "python")
+    assert shutil.which("cargo", path=path) is None and shutil.which("rustc", path=path) is None
+    subprocess.run(
+        [py, "-m", "pip", "install", "-q", "--no-index", "--disable-pip-version-check", wheel],
+        env=env, check=True,
+    )
+    code = (
+        "import backlite; s = backlite.Storage(':memory:');"
+        "s.set('k', {'value': b'v'}); print(s.get('k'))"
+    )
+    out = subprocess.run(
+        [py, "-c", code], cwd=tmp_path, env=env, check=True, capture_output=True, text=True
+    ).stdout
+    assert out.strip() == "{'value': b'v'}"

@@ -492,24 +492,33 @@ def test_a_storage_can_be_sent_to_a_spawned_process(db):
 
 
 def test_a_get_reentered_on_the_same_thread_reads_its_own_value(storage):
-    # A signal handler may run between a get's C call and the read of its result.
-    from backlite import storage as storage_module
+    # A finalizer may run inside a get (a garbage collection triggered by one of its
+    # allocations) and make a get of its own on the same thread.
+    import gc
 
     storage.set("outer", {"value": b"outer value"})
     storage.set("inner", {"value": b"inner value"})
-    real = storage_module._get
+    inner_reads = []
 
-    def get_with_interrupt(*args):
-        rc = real(*args)
-        if args[1] == b"outer":
-            assert storage.get("inner") == {"value": b"inner value"}
-        return rc
+    class Reads:
+        def __del__(self):
+            inner_reads.append(storage.get("inner"))
 
-    storage_module._get = get_with_interrupt
+    threshold = gc.get_threshold()
+    gc.collect()
+    gc.set_threshold(1)  # every allocation of a container may collect
     try:
-        assert storage.get("outer") == {"value": b"outer value"}
+        outer_reads = []
+        for _ in range(200):
+            r = Reads()
+            r.cycle = r  # freed only by a collection
+            del r
+            outer_reads.append(storage.get("outer"))
     finally:
-        storage_module._get = real
+        gc.set_threshold(*threshold)
+    gc.collect()
+    assert outer_reads == [{"value": b"outer value"}] * 200
+    assert inner_reads == [{"value": b"inner value"}] * 200
 
 
 def test_get_to_writes_a_large_value_to_a_file_in_bounded_chunks(storage):

@@ -1,4 +1,5 @@
-"""BackLite: a file-based cache backed by SQLite, over the Rust libbacklite (C ABI).
+"""BackLite: a file-based cache backed by SQLite, over BackLite's Rust core (a native
+extension module, ``backlite._native``).
 
     from backlite import Storage, cached
 
@@ -13,13 +14,13 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from backlite import _ffi  # noqa: E402 - loads the library
+from backlite import _native  # noqa: E402
 
-if _ffi.version() != __version__:
+if _native.__version__ != __version__:
     raise ImportError(
-        f"backlite {__version__} found libbacklite {_ffi.version()} at {_ffi.LIB_PATH}: "
-        "the library and the Python package must be the same version. Reinstall the "
-        "package (pip install ./bindings/python) so it ships the matching library."
+        f"backlite {__version__} found its native module at version {_native.__version__} "
+        f"({_native.__file__}): the two must be the same version. Reinstall the package "
+        "(pip install ./bindings/python, or the wheel) so it ships the matching module."
     )
 
 from backlite.decorators import async_cached, cached  # noqa: E402
@@ -54,8 +55,8 @@ from backlite.types import (  # noqa: E402
 
 
 def library_version() -> str:
-    """The version of the loaded libbacklite (``backlite_version()``)."""
-    return _ffi.version()
+    """The version of BackLite's Rust core in the loaded native module."""
+    return _native.__version__
 
 
 __all__ = (

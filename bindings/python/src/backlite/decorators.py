@@ -1,30 +1,29 @@
 """``@cached`` and ``@async_cached``: memoise a function's results in a Storage.
 
 Values are pickled with the highest protocol. Keys are stable across processes and
-runs (see ``_keys``). ``cached`` goes through the C ``backlite_cached_call``: the
-compute function and the barrier run as C callbacks, and an exception raised in them
-is caught in the callback, kept, and re-raised once the C call has returned.
-``async_cached`` never runs a storage call on the event loop thread.
+runs (see ``_keys``). ``cached`` goes through the native memoiser (``_native``, over
+the core's ``cached_call_exclusive``, or ``cached_call`` with a barrier): the function
+and the barrier run from inside the core's call, and an exception raised in them is
+kept and re-raised, as it was, once that call has returned. ``async_cached`` never runs
+a storage call on the event loop thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import itertools
 import os
 import pickle
 import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
-from ctypes import byref, c_void_p, string_at
 from datetime import timedelta
 from inspect import signature
 from typing import Any, Awaitable, Callable, Coroutine, ParamSpec, TypeVar, overload
 
-from backlite import _ffi, _keys
-from backlite._ffi import NOT_FOUND, OK, lib
-from backlite.storage import Storage, expiration_ms
+from backlite import _keys
+from backlite._native import LEASE_HELD, OK, Lease, expiration_ms
+from backlite.storage import Storage
 from backlite.types import ParamHashFunc
 
 P = ParamSpec("P")
@@ -115,110 +114,7 @@ def _async_hold(barrier: Any) -> Any:
     return barrier if _is_async_barrier(barrier) else _ThreadHeld(barrier)
 
 
-# -- sync: backlite_cached_call -----------------------------------------------------
-
-
-class _Call:
-    __slots__ = ("func", "args", "kwargs", "enter", "exit", "result", "computed", "exc")
-
-    def __init__(self, func, args, kwargs, enter=None, exit=None) -> None:
-        self.func = func
-        self.args = args
-        self.kwargs = kwargs
-        self.enter = enter
-        self.exit = exit
-        self.computed = False
-        self.result = None
-        self.exc: BaseException | None = None
-
-
-# Calls in progress, by ticket: the callbacks' user_data is the ticket.
-_calls: dict[int, _Call] = {}
-_tickets = itertools.count(1)
-
-
-@_ffi.COMPUTE_FN
-def _compute(ticket: int, sink: int) -> int:
-    call = _calls[ticket]
-    try:
-        result = call.func(*call.args, **call.kwargs)
-        data = pickle.dumps(result, protocol=_PICKLE_PROTOCOL)
-    except BaseException as exc:  # noqa: BLE001 - re-raised after the C call returns
-        call.exc = exc
-        return 1
-    call.result = result
-    call.computed = True
-    return lib.backlite_sink_write(sink, data, len(data))
-
-
-@_ffi.LOCK_FN
-def _barrier_lock(ticket: int) -> int:
-    call = _calls[ticket]
-    try:
-        call.enter()
-        return 0
-    except BaseException as exc:  # noqa: BLE001
-        call.exc = exc
-        return 1
-
-
-@_ffi.UNLOCK_FN
-def _barrier_unlock(ticket: int) -> None:
-    call = _calls[ticket]
-    try:
-        call.exit()
-    except BaseException as exc:  # noqa: BLE001
-        if call.exc is None:
-            call.exc = exc
-
-
-def _sync_cached_call(storage: Storage, key: bytes, call: _Call, use_barrier: bool, exp_ms: int) -> Any:
-    """One memoised call: the stored value, or the computed one (stored)."""
-    ticket = next(_tickets)
-    _calls[ticket] = call
-    buf = _ffi.Buf()
-    err = c_void_p()
-    try:
-        ptr = storage._handle()
-        if use_barrier:
-            barrier = _ffi.Barrier(ticket, _barrier_lock, _barrier_unlock)
-            rc = lib.backlite_cached_call(
-                ptr, key, len(key), _compute, ticket, byref(barrier), exp_ms, byref(buf), byref(err)
-            )
-        else:
-            rc = lib.backlite_cached_call_exclusive(
-                ptr, key, len(key), _compute, ticket, exp_ms, _EXCLUSIVE_WAIT_MS, byref(buf), byref(err)
-            )
-    finally:
-        del _calls[ticket]
-    if rc != OK:
-        if call.exc is not None:
-            if err.value:
-                lib.backlite_error_free(err)
-            exc = call.exc
-            call.exc = None
-            raise exc
-        raise _ffi.take_error(rc, err)
-    if call.exc is not None:  # the unlock callback failed after a good compute
-        lib.backlite_buf_free(byref(buf))
-        raise call.exc
-    if call.computed:
-        lib.backlite_buf_free(byref(buf))
-        return call.result
-    data = string_at(buf.data, buf.len)
-    lib.backlite_buf_free(byref(buf))
-    try:
-        return pickle.loads(data)
-    except Exception:  # noqa: BLE001 - an unreadable pickle is a miss
-        storage.delete(key)
-        return _Unreadable
-
-
-class _UnreadableType:
-    pass
-
-
-_Unreadable = _UnreadableType()
+# -- sync -----------------------------------------------------------------------------
 
 # How long cached_call_exclusive waits for another caller computing the same key.
 _EXCLUSIVE_WAIT_MS = 60_000
@@ -307,17 +203,14 @@ def cached(
             param_hash_func=param_hash_func,
         )
     make_key = _make_key_func(func, param_hash_func)
-    use_barrier = barrier is not None
+    barrier_calls = None if barrier is None else (enter, exit)
+    cached_call = storage._cached_call
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        key = make_key(args, kwargs)
-        while True:
-            value = _sync_cached_call(
-                storage, key, _Call(func, args, kwargs, enter, exit), use_barrier, exp_ms
-            )
-            if value is not _Unreadable:
-                return value
+        return cached_call(
+            make_key(args, kwargs), func, args, kwargs, exp_ms, barrier_calls, _EXCLUSIVE_WAIT_MS
+        )
 
     wrapper.cache_key = lambda *args, **kwargs: make_key(args, kwargs)  # type: ignore[attr-defined]
     wrapper.storage = storage  # type: ignore[attr-defined]
@@ -361,68 +254,24 @@ async def _off_loop(fn: Callable[..., R], *args: Any) -> R:
 # -- leases: the library's stampede protection, one non-blocking step at a time ----
 
 
-class _Lease:
-    """A ``backlite_lease *`` from ``backlite_lease_step``: the library renews it until
-    fulfill or abandon, which are serialised and free it once."""
-
-    def __init__(self, ptr: int) -> None:
-        self._ptr: int | None = ptr
-        self._lock = threading.Lock()
-
-    def fulfill(self, data: bytes, exp_ms: int) -> None:
-        with self._lock:
-            ptr, self._ptr = self._ptr, None
-            if ptr is None:
-                return
-            err = c_void_p()
-            rc = lib.backlite_lease_fulfill(ptr, data, len(data), exp_ms, byref(err))
-        if rc == OK:
-            return
-        if rc in (_ffi.LEASE_LOST, _ffi.TOO_LARGE):
-            # Lost: another caller took over and stores its own result. Too large:
-            # returned, not stored. Either way this caller has its value.
-            lib.backlite_error_free(err)
-            return
-        raise _ffi.take_error(rc, err)
-
-    def abandon(self) -> None:
-        with self._lock:
-            ptr, self._ptr = self._ptr, None
-            if ptr is not None:
-                lib.backlite_lease_abandon(ptr)
-
-
-def _lease_step(storage: Storage, key: bytes, attempt: int) -> tuple[int, Any, _Lease | None, float]:
-    """One step of the library's wait for ``key`` (``backlite_lease_step``).
+def _lease_step(storage: Storage, key: bytes, attempt: int) -> tuple[int, Any, Lease | None, float]:
+    """One step of the library's wait for ``key``.
     (OK, value, None, 0): a hit. (NOT_FOUND, None, lease, 0): ours to compute.
     (LEASE_HELD, None, None, pause): another owner computes it; step again (attempt + 1)
     after ``pause`` seconds, the library's back-off."""
-    buf = _ffi.Buf()
-    lease = c_void_p()
-    err = c_void_p()
-    rc = lib.backlite_lease_step(
-        storage._handle(), key, len(key), attempt, byref(buf), byref(lease), byref(err)
-    )
+    rc, data, lease, pause = storage._lease_step(key, attempt)
     if rc == OK:
-        data = string_at(buf.data, buf.len)
-        lib.backlite_buf_free(byref(buf))
         try:
             return OK, pickle.loads(data), None, 0.0
         except Exception:  # noqa: BLE001 - unreadable: remove it and look again
             storage.delete(key)
-            return _ffi.LEASE_HELD, None, None, 0.0
-    if rc == NOT_FOUND and lease.value:
-        return NOT_FOUND, None, _Lease(lease.value), 0.0
-    if rc == _ffi.LEASE_HELD:
-        pause = lib.backlite_error_retry_in_ms(err) / 1000
-        lib.backlite_error_free(err)
-        return rc, None, None, max(0.0, pause)
-    raise _ffi.take_error(rc, err)
+            return LEASE_HELD, None, None, 0.0
+    return rc, None, lease, pause
 
 
 async def _step_off_loop(
     storage: Storage, key: bytes, attempt: int
-) -> tuple[int, Any, _Lease | None, float]:
+) -> tuple[int, Any, Lease | None, float]:
     fut = asyncio.get_running_loop().run_in_executor(
         _get_executor(), _lease_step, storage, key, attempt
     )
@@ -430,7 +279,7 @@ async def _step_off_loop(
         return await asyncio.shield(fut)
     except asyncio.CancelledError:
         # Cancelled while the call runs: a lease it obtains must not be left held.
-        def abandon(f: asyncio.Future[tuple[int, Any, _Lease | None, float]]) -> None:
+        def abandon(f: asyncio.Future[tuple[int, Any, Lease | None, float]]) -> None:
             lease = None if f.cancelled() or f.exception() else f.result()[2]
             if lease is not None:
                 _get_executor().submit(lease.abandon)

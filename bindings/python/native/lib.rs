@@ -1,0 +1,35 @@
+//! `backlite._native`: the native module of BackLite's Python package, a thin layer
+//! over `backlite-core` (the safe core every binding shares, so one file works from
+//! every language). What each call crosses lives here: the handle, the conversions of
+//! keys, values and durations, and the memoiser's look-up. What is Python by nature
+//! (argument checks of the seed's API, pickling of a Storage, the decorators, asyncio)
+//! stays in `src/backlite/`.
+
+mod convert;
+mod errors;
+mod lease;
+mod memo;
+mod storage;
+
+use backlite_core::{EvictionPolicy, EXPIRATION_DEFAULT_MS, EXPIRATION_NEVER_MS, MAX_VALUE_SIZE};
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // The library's version: the package checks it equals its own at import.
+    m.add("__version__", backlite_core::VERSION)?;
+    // The C API's numbers, under the header's names less their prefix; the Python
+    // suite checks each against include/backlite.h (tests/test_header_drift.py).
+    for (name, code) in errors::RESULT_CODES {
+        m.add(*name, *code)?;
+    }
+    m.add("EXPIRATION_DEFAULT", EXPIRATION_DEFAULT_MS)?;
+    m.add("EXPIRATION_NEVER", EXPIRATION_NEVER_MS)?;
+    m.add("MAX_VALUE_SIZE", MAX_VALUE_SIZE)?;
+    let policies: Vec<&str> = EvictionPolicy::ALL.iter().map(|p| p.name()).collect();
+    m.add("eviction_policies", policies)?;
+    m.add_function(wrap_pyfunction!(convert::expiration_ms, m)?)?;
+    m.add_class::<storage::Storage>()?;
+    m.add_class::<lease::Lease>()?;
+    Ok(())
+}
