@@ -1,15 +1,15 @@
 """One participant of the cross-language test (Python): the backlite package for the
-keys, and the C library's single-flight call (through the package's ctypes layer) for
-the shared memoised key.
+keys, and the core's single flight for the shared memoised key, stored as raw bytes
+(not pickled) so that C and Go read the same value: the native module's lease steps,
+which the async memoiser uses.
 
     python participant.py PATH NAME NAMES COMPUTE_LOG
 """
-import ctypes
 import sys
 import time
 
 import backlite
-from backlite import _ffi
+from backlite import _native
 
 path, me, names, compute_log = sys.argv[1], sys.argv[2], sys.argv[3].split(","), sys.argv[4]
 KEYS = 20
@@ -27,23 +27,25 @@ for other in names:
         assert got == f"{other} wrote {i}".encode(), (other, i, got)
 
 
-@_ffi.COMPUTE_FN
-def compute(user_data, sink):
+def compute() -> bytes:
     with open(compute_log, "a") as log:
         log.write(me + "\n")
     time.sleep(0.5)
-    value = f"computed by {me}".encode()
-    return 0 if _ffi.lib.backlite_sink_write(sink, value, len(value)) == 0 else 1
+    return f"computed by {me}".encode()
 
 
-buf = _ffi.Buf()
-err = ctypes.c_void_p()
-rc = _ffi.lib.backlite_cached_call_exclusive(
-    storage._handle(), b"shared-memo", 11, compute, None, -2, 30000, ctypes.byref(buf), ctypes.byref(err)
-)
-if rc != 0:
-    raise _ffi.take_error(rc, err)
-value = ctypes.string_at(buf.data, buf.len).decode()
-_ffi.lib.backlite_buf_free(ctypes.byref(buf))
+attempt = 0
+while True:
+    rc, data, lease, pause = storage._lease_step(b"shared-memo", attempt)
+    attempt += 1
+    if rc == _native.OK:
+        value = data.decode()
+        break
+    if lease is not None:
+        data = compute()
+        lease.fulfill(data, _native.EXPIRATION_NEVER)
+        value = data.decode()
+        break
+    time.sleep(pause)  # another participant computes it: the library's back-off
 print(f"{me}: {value}")
 storage.close()
