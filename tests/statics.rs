@@ -1,5 +1,6 @@
-//! Every static of the core and of the C boundary is named, with its reason, in its
-//! crate's documentation ("Process-wide state" in core/src/lib.rs and src/lib.rs):
+//! Every static of the core, of the C boundary and of the Python module is named, with
+//! its reason, in its crate's documentation ("Process-wide state" in core/src/lib.rs,
+//! src/lib.rs and bindings/python/native/lib.rs):
 //! this fails on a static that is not listed, and on a listed one that is gone.
 
 use std::collections::BTreeSet;
@@ -77,6 +78,11 @@ fn every_static_is_listed_with_its_reason() {
     for (src, prefix, lib) in [
         (root.join("core/src"), "", root.join("core/src/lib.rs")),
         (root.join("src/ffi"), "ffi", root.join("src/lib.rs")),
+        (
+            root.join("bindings/python/native"),
+            "",
+            root.join("bindings/python/native/lib.rs"),
+        ),
     ] {
         let found = statics(&src, prefix);
         let listed = listed(&lib);

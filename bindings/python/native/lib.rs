@@ -4,6 +4,18 @@
 //! keys, values and durations, and the memoiser's look-up. What is Python by nature
 //! (argument checks of the seed's API, pickling of a Storage, the decorators, asyncio)
 //! stays in `src/backlite/`.
+//!
+//! # Process-wide state
+//!
+//! The module's only statics (`tests/statics.rs` fails on a static not listed here),
+//! each a Python object looked up once per interpreter, as an `import` at the top of a
+//! Python module would be:
+//!
+//! - `errors::ERROR_FROM_CODE`: `backlite.errors.error_from_code`, which makes the
+//!   exception for a result code (the classes are Python's, so users can catch them).
+//! - `convert::TIMEDELTA`: `datetime.timedelta`, for expirations in and time left out.
+//! - `memo::PICKLE`: `pickle.dumps`, `pickle.loads` and `pickle.HIGHEST_PROTOCOL`, for
+//!   memoised results.
 
 mod convert;
 mod errors;
