@@ -10,7 +10,8 @@
 use crate::error::{Result, SqliteContext};
 use crate::sync::lock;
 use rusqlite::{params, Connection, TransactionBehavior};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::Mutex;
 
 /// The counters as the file holds them, plus this process's not yet written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -36,59 +37,64 @@ impl LifetimeStats {
     }
 }
 
-/// Hits and misses of this process on one file, not yet in the file.
+/// Hits and misses of this process on one file, not yet in the file. Counted with
+/// atomics: every get counts one, and threads reading through one handle must not
+/// queue on a lock for it.
 #[derive(Default)]
-pub(crate) struct Pending(Mutex<Counts>);
-
-#[derive(Default)]
-struct Counts {
-    /// The process that counted them: a forked child does not write its parent's.
-    pid: u32,
-    hits: u64,
-    misses: u64,
+pub(crate) struct Pending {
+    /// The process that counted them (0: none yet): a forked child does not write its
+    /// parent's, and starts from zero.
+    pid: AtomicU32,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    /// Held while a forked child zeroes what it inherited (rare: once per process).
+    adopting: Mutex<()>,
 }
 
 impl Pending {
-    fn counts(&self) -> MutexGuard<'_, Counts> {
-        let mut counts = lock(&self.0);
+    /// The counters, once they are this process's.
+    fn counts(&self) -> (&AtomicU64, &AtomicU64) {
         let pid = std::process::id();
-        if counts.pid != pid {
-            *counts = Counts {
-                pid,
-                ..Counts::default()
-            };
+        if self.pid.load(SeqCst) != pid {
+            let _adopting = lock(&self.adopting);
+            if self.pid.load(SeqCst) != pid {
+                // Zeroed before the pid says they are ours, so no hit of ours is lost.
+                self.hits.store(0, SeqCst);
+                self.misses.store(0, SeqCst);
+                self.pid.store(pid, SeqCst);
+            }
         }
-        counts
+        (&self.hits, &self.misses)
     }
 
     pub fn hit(&self) {
-        self.counts().hits += 1;
+        self.counts().0.fetch_add(1, Relaxed);
     }
 
     pub fn miss(&self) {
-        self.counts().misses += 1;
+        self.counts().1.fetch_add(1, Relaxed);
     }
 
     pub fn is_empty(&self) -> bool {
-        let counts = self.counts();
-        counts.hits == 0 && counts.misses == 0
+        let (hits, misses) = self.counts();
+        hits.load(Relaxed) == 0 && misses.load(Relaxed) == 0
     }
 
     /// Adds this process's hits and misses not yet written to `stats` (read from the
     /// file).
     pub fn add_unwritten(&self, stats: &mut LifetimeStats) {
-        let unwritten = self.counts();
-        stats.hits += unwritten.hits;
-        stats.misses += unwritten.misses;
+        let (hits, misses) = self.counts();
+        stats.hits += hits.load(Relaxed);
+        stats.misses += misses.load(Relaxed);
     }
 
     /// Takes them for a write transaction: given back unless it commits.
     pub fn take(&self) -> Taken<'_> {
-        let mut counts = self.counts();
+        let (hits, misses) = self.counts();
         Taken {
             pending: self,
-            hits: std::mem::take(&mut counts.hits),
-            misses: std::mem::take(&mut counts.misses),
+            hits: hits.swap(0, Relaxed),
+            misses: misses.swap(0, Relaxed),
             committed: false,
         }
     }
@@ -116,9 +122,9 @@ impl Taken<'_> {
 impl Drop for Taken<'_> {
     fn drop(&mut self) {
         if !self.committed {
-            let mut counts = self.pending.counts();
-            counts.hits += self.hits;
-            counts.misses += self.misses;
+            let (hits, misses) = self.pending.counts();
+            hits.fetch_add(self.hits, Relaxed);
+            misses.fetch_add(self.misses, Relaxed);
         }
     }
 }

@@ -40,8 +40,10 @@ impl FileShared {
     /// The buffered hits of this process. In a child forked from the process that
     /// buffered them, they are the parent's to write: the child starts empty.
     pub fn accesses(&self) -> MutexGuard<'_, AccessLog> {
+        // Asked before the lock is taken: every get takes it.
+        let pid = std::process::id();
         let mut log = lock(&self.accesses);
-        log.belong_to(std::process::id());
+        log.belong_to(pid);
         log
     }
 
