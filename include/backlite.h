@@ -642,7 +642,7 @@ backlite_result backlite_options_set_version_tag(struct backlite_options *o, con
 
 /**
  * Adds a shared remote tier on Redis or Valkey:
- * "redis://[user[:password]@]host[:port][/db]", "rediss://..." (TLS; the CA comes from
+ * `redis://[user[:password]@]host[:port][/db]`, "rediss://..." (TLS; the CA comes from
  * the system store, or the file named by SSL_CERT_FILE), "redis+unix:///path/to.sock",
  * or a cluster: "redis+cluster://host:port[,host:port...]" (TLS cluster:
  * "rediss+cluster://..."). NULL or "" removes it. Checked here: a malformed URL or an

@@ -42,7 +42,7 @@ pub struct backlite_remote_stats {
 }
 
 /// Adds a shared remote tier on Redis or Valkey:
-/// "redis://[user[:password]@]host[:port][/db]", "rediss://..." (TLS; the CA comes from
+/// `redis://[user[:password]@]host[:port][/db]`, "rediss://..." (TLS; the CA comes from
 /// the system store, or the file named by SSL_CERT_FILE), "redis+unix:///path/to.sock",
 /// or a cluster: "redis+cluster://host:port[,host:port...]" (TLS cluster:
 /// "rediss+cluster://..."). NULL or "" removes it. Checked here: a malformed URL or an
