@@ -9,14 +9,23 @@
 //! stepping), so the blob is read from the same snapshot as the row that names it.
 
 use crate::error::{Result, SqliteContext};
+use crate::table;
 use crate::take::Dest;
 use crate::value_files::{Streamed, CHUNK};
 use rusqlite::blob::Blob;
-use rusqlite::{Connection, MAIN_DB};
+use rusqlite::{Connection, OptionalExtension, MAIN_DB};
 
-/// Opens blob `id` for reading if it is `len` bytes long; `None` if it is missing or of
-/// another length (a damaged entry).
+/// Opens blob `id` for reading if it is a BLOB of `len` bytes; `None` if it is missing,
+/// of another type or of another length (a damaged entry).
 fn open(conn: &Connection, id: i64, len: u64) -> Result<Option<Blob<'_>>> {
+    let is_blob = conn
+        .prepare_cached(table::STORED_IS_BLOB)
+        .and_then(|mut s| s.query_row([id], |r| r.get::<_, bool>(0)))
+        .optional()
+        .ctx("opening a value")?;
+    if is_blob != Some(true) {
+        return Ok(None);
+    }
     match conn.blob_open(MAIN_DB, c"blobs", c"value", id, true) {
         Ok(blob) if blob.len() as u64 == len => Ok(Some(blob)),
         Ok(_) => Ok(None),
@@ -169,6 +178,13 @@ mod tests {
         assert!(seen < v.len(), "never the whole of a damaged value");
         let missing = read_chunks(&conn, 9, 1, crc, |_| panic!("no chunk"));
         assert_eq!(missing.unwrap(), Streamed::Damaged);
+        // The same bytes as TEXT: a blob handle would read them; the type makes it damage.
+        conn.execute("UPDATE blobs SET value = CAST(value AS TEXT)", [])
+            .unwrap();
+        assert!(
+            !read_into(&conn, 1, crc, Dest::Init(&mut dest)).unwrap(),
+            "text"
+        );
         conn.execute("UPDATE blobs SET value = 42", []).unwrap();
         assert!(
             !read_into(&conn, 1, crc, Dest::Init(&mut dest)).unwrap(),

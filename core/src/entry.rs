@@ -117,25 +117,25 @@ pub(crate) enum Located<'r> {
     Damaged,
 }
 
-/// Like [`classify`], from the row's own columns (`value` and `value_id`, exactly one
-/// of which is set) and whether the `blobs` row that `value_id` names holds a BLOB,
-/// without reading a value stored apart.
+/// Like [`classify`], from the row's own columns: `value` (in the row, or a small value
+/// stored apart that the look-up read with it), else `value_id`, whose value is read
+/// and checked later (blob_read.rs).
 pub(crate) fn locate<'r>(
     crc: ValueRef<'_>,
     size: ValueRef<'_>,
     expires_at: ValueRef<'_>,
     value: ValueRef<'r>,
     value_id: ValueRef<'_>,
-    stored_is_blob: ValueRef<'_>,
     now: i64,
 ) -> Located<'r> {
     match (value, value_id) {
-        (ValueRef::Blob(_), ValueRef::Null) => match classify(crc, size, expires_at, value, now) {
+        // In the row, or a small value stored apart that the look-up read with it.
+        (ValueRef::Blob(_), _) => match classify(crc, size, expires_at, value, now) {
             State::Live { value, deadline } => Located::Inline { value, deadline },
             State::Expired => Located::Expired,
             State::Damaged => Located::Damaged,
         },
-        (ValueRef::Null, ValueRef::Integer(id)) if int(stored_is_blob) == Some(1) => {
+        (ValueRef::Null, ValueRef::Integer(id)) => {
             let deadline = match expires_at {
                 ValueRef::Null => None,
                 ValueRef::Integer(t) => Some(t),

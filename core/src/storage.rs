@@ -305,7 +305,7 @@ impl Storage {
             let left =
                 |deadline: Option<i64>| deadline.map(|t| Duration::from_millis((t - now) as u64));
             Ok(
-                match entry::locate(col(0)?, col(1)?, col(2)?, col(3)?, col(4)?, col(5)?, now) {
+                match entry::locate(col(0)?, col(1)?, col(2)?, col(3)?, col(4)?, now) {
                     Located::Inline { value, deadline } if in_memory => {
                         Lookup::Copied(value.to_vec(), left(deadline))
                     }
