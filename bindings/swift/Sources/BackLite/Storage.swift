@@ -186,6 +186,43 @@ public final class Storage: @unchecked Sendable {
         }
     }
 
+    /// Calls `body` with the value under `key` in `Data` chunks of at most 256 KiB, so
+    /// that a value of any size is read in bounded memory. True when every chunk was
+    /// handed over and the value's checksum matched; false on a miss, or when the value
+    /// proved damaged after some chunks (drop them: the entry is removed). An error
+    /// thrown by `body` stops the read and is rethrown. `body` may use this storage.
+    @discardableResult
+    public func forEachChunk(of key: some BackLiteKey, _ body: (Data) throws -> Void) throws -> Bool {
+        return try withoutActuallyEscaping(body) { body in
+            let visit = ChunkVisit(body)
+            var err: OpaquePointer?
+            let r = withExtendedLifetime(visit) {
+                withKey(key) { k, kl in
+                    backlite_storage_get_chunks(handle, k, kl, { userData, chunk, len in
+                        let visit = Unmanaged<ChunkVisit>.fromOpaque(userData!).takeUnretainedValue()
+                        do {
+                            try visit.body(Data(bytes: chunk!, count: len))
+                            return 0
+                        } catch {
+                            visit.error = error
+                            return 1
+                        }
+                    }, Unmanaged.passUnretained(visit).toOpaque(), nil, &err)
+                }
+            }
+            if let error = visit.error {
+                if r != BACKLITE_RESULT_OK { backlite_error_free(err) }
+                throw error
+            }
+            if r == BACKLITE_RESULT_NOT_FOUND {
+                backlite_error_free(err)  // NULL on a miss; freed all the same
+                return false
+            }
+            if r != BACKLITE_RESULT_OK { throw makeError(r, err) }
+            return true
+        }
+    }
+
     /// Every live key.
     public func keys() throws -> [Data] {
         var all = [Data]()
@@ -229,4 +266,12 @@ public final class Storage: @unchecked Sendable {
     public func vacuum() throws {
         try cCall { backlite_storage_vacuum(handle, $0) }
     }
+}
+
+/// What the chunk visitor of `forEachChunk` reaches through its user data (a type of its
+/// own: a generic function cannot nest one).
+private final class ChunkVisit {
+    let body: (Data) throws -> Void
+    var error: (any Error)?
+    init(_ body: @escaping (Data) throws -> Void) { self.body = body }
 }

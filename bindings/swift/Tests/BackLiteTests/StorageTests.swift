@@ -173,6 +173,35 @@ final class StorageTests: XCTestCase {
         XCTAssertEqual(try cache.stats().count, 0)
     }
 
+    func testForEachChunkHandsALargeValueOverInBoundedChunks() throws {
+        let dir = try makeTemporaryDirectory(self)
+        let cache = try Storage(path: dir.appendingPathComponent("c.db").path)
+        let big = Data((0..<(3 * 256 * 1024 + 5)).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ 7) })
+        try cache.set("big", big)
+        var got = Data()
+        var largest = 0
+        XCTAssertTrue(try cache.forEachChunk(of: "big") { chunk in
+            largest = max(largest, chunk.count)
+            got.append(chunk)
+        })
+        XCTAssertEqual(got, big)
+        XCTAssertLessThanOrEqual(largest, 256 * 1024)
+        XCTAssertFalse(try cache.forEachChunk(of: "missing") { _ in XCTFail("a miss calls nothing") })
+    }
+
+    func testAnErrorThrownByTheChunkVisitorIsRethrown() throws {
+        let cache = try Storage.inMemory()
+        try cache.set("k", Data(count: 600 * 1024))
+        var calls = 0
+        XCTAssertThrowsError(try cache.forEachChunk(of: "k") { _ in
+            calls += 1
+            throw VisitorGaveUp()
+        }) { error in
+            XCTAssertTrue(error is VisitorGaveUp)
+        }
+        XCTAssertEqual(calls, 1)
+    }
+
     func testClearRemovesEverything() throws {
         let cache = try Storage.inMemory()
         try cache.set("a", bytes("1"))
