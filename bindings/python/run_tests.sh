@@ -63,5 +63,6 @@ echo "== pip install $(basename "$wheel")"
 
 echo "== pytest"
 cd "$here"
-# -p no:cacheprovider: leave no .pytest_cache in the tree.
-BACKLITE_WHEEL="$wheel" "$venv_py" -m pytest -p no:cacheprovider -q tests "$@"
+# -p no:cacheprovider: leave no .pytest_cache in the tree; --basetemp: the tests'
+# temporary folders in the scratch folder, not /tmp/pytest-of-$USER.
+BACKLITE_WHEEL="$wheel" "$venv_py" -m pytest -p no:cacheprovider --basetemp "$work/pytest" -q tests "$@"
