@@ -349,6 +349,60 @@ fn a_killed_paused_or_restarted_server_never_fails_a_call() {
     server.signal("CONT");
 }
 
+/// Waits until `s`'s back-off has run out and a round trip succeeds.
+fn until_connected(s: &Storage) {
+    let give_up = Instant::now() + Duration::from_secs(30);
+    while !s.remote_stats().unwrap().connected {
+        assert!(Instant::now() < give_up, "never reconnected");
+        std::thread::sleep(Duration::from_millis(20));
+        let _ = s.get(b"probe").unwrap();
+    }
+}
+
+#[test]
+fn a_write_that_never_reached_the_remote_leaves_no_older_value_there() {
+    for mode in [RemoteMode::ReadWrite, RemoteMode::WriteBehind] {
+        let server = RedisServer::start();
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = remote_options(&server.url());
+        o.set_remote_timeout(Duration::from_millis(200)).unwrap();
+        o.set_remote_mode(mode);
+        let a = machine(&dir, "a.db", &o);
+        a.set(b"k", b"old", NEVER).unwrap();
+        a.set(b"gone", b"old", NEVER).unwrap();
+        drop(a); // write-behind: drains its queue
+        let a = machine(&dir, "a.db", &o);
+
+        // Paused: a first write times out and backs the remote off; the writes after
+        // it are not sent at all.
+        server.signal("STOP");
+        a.set(b"trigger", b"x", NEVER).unwrap();
+        let give_up = Instant::now() + Duration::from_secs(10);
+        while a.remote_stats().unwrap().errors == 0 {
+            assert!(
+                Instant::now() < give_up,
+                "{mode:?}: the pause was never noticed"
+            );
+            a.set(b"trigger", b"x", NEVER).unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        a.set(b"k", b"new", NEVER).unwrap();
+        a.delete(b"gone").unwrap();
+        server.signal("CONT");
+        until_connected(&a);
+        drop(a);
+
+        // Another machine never reads the values those writes replaced.
+        let b = machine(&dir, "b.db", &o);
+        let k = get(&b, b"k");
+        assert!(
+            k.is_none() || k.as_deref() == Some(&b"new"[..]),
+            "{mode:?}: k = {k:?}"
+        );
+        assert_eq!(get(&b, b"gone"), None, "{mode:?}: a deleted key came back");
+    }
+}
+
 #[test]
 fn a_server_answering_garbage_is_an_error_and_never_a_value() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

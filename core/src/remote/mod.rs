@@ -16,6 +16,7 @@ mod codec;
 mod lease;
 pub(crate) mod options;
 mod tier;
+mod unsynced;
 pub(crate) mod url;
 
 pub use self::options::{
@@ -24,6 +25,7 @@ pub use self::options::{
 pub use self::url::{redact, RemoteUrl};
 
 use self::client::{Client, Conn};
+use self::unsynced::Unsynced;
 use crate::expiration::Expiration;
 use crate::options::Options;
 use crate::sync::lock;
@@ -119,7 +121,8 @@ impl Keys {
 
 /// A write for the write-behind thread.
 enum Op {
-    Write(Vec<Cmd>),
+    /// The commands, and the remote keys they write.
+    Write(Vec<Cmd>, Vec<Vec<u8>>),
 }
 
 /// The remote tier of one storage handle.
@@ -132,6 +135,8 @@ pub(crate) struct Remote {
     gen: AtomicU64,
     /// Set when a clear could not reach the remote: it is retried before any other call.
     pending_clear: std::sync::atomic::AtomicBool,
+    /// Keys whose last write did not reach the remote: unlinked before the next call.
+    unsynced: Arc<Unsynced>,
     behind: Option<Behind>,
 }
 
@@ -148,26 +153,33 @@ impl Remote {
         let r = &options.remote;
         let url = r.url.as_ref()?;
         let client = Arc::new(Client::new(url, r.timeout));
+        let unsynced = Arc::new(Unsynced::default());
         let behind = (r.mode == RemoteMode::WriteBehind).then(|| {
             let (tx, rx) = sync_channel::<Op>(BEHIND_QUEUE);
             let c = client.clone();
+            let lost = unsynced.clone();
             let thread = std::thread::Builder::new()
                 .name("backlite-write-behind".into())
                 .spawn(move || {
-                    while let Ok(Op::Write(mut cmds)) = rx.recv() {
+                    while let Ok(Op::Write(mut cmds, mut keys)) = rx.recv() {
                         // What queued up meanwhile goes in the same round trip (in order):
                         // under load, one pipeline per write costs the server and this
                         // machine a syscall pair and a wake-up each.
                         let mut ops = 1;
                         while cmds.len() < BEHIND_BATCH {
-                            let Ok(Op::Write(more)) = rx.try_recv() else {
+                            let Ok(Op::Write(more, more_keys)) = rx.try_recv() else {
                                 break;
                             };
                             cmds.extend(more);
+                            keys.extend(more_keys);
                             ops += 1;
                         }
-                        if c.run(|conn| conn.pipe::<redis::Value>(cmds)).is_some() {
+                        // Older lost writes are unlinked first, so none undoes these.
+                        if lost.flush(&c) && c.run(|conn| conn.pipe::<redis::Value>(cmds)).is_some()
+                        {
                             c.counters.writes.fetch_add(ops, Relaxed);
+                        } else {
+                            lost.add(keys);
                         }
                     }
                 })
@@ -184,6 +196,7 @@ impl Remote {
             default_expiration: options.default_expiration,
             gen: AtomicU64::new(0),
             pending_clear: Default::default(),
+            unsynced,
             behind,
         };
         remote.refresh_generation();
@@ -241,7 +254,7 @@ impl Remote {
         now: i64,
         count: bool,
     ) -> Option<(Vec<u8>, Option<Duration>)> {
-        if !self.retry_clear() {
+        if !self.ready() {
             return None;
         }
         let mut gen = self.gen.load(Relaxed);
@@ -296,76 +309,92 @@ impl Remote {
 
     /// The command that stores `value` under `key` (or removes the key, for a value
     /// already expired), with the generation known now.
-    fn set_cmd(&self, key: &[u8], value: &[u8], deadline: Option<i64>, now: i64) -> Cmd {
+    fn set_cmd(&self, key: &[u8], value: &[u8], deadline: Option<i64>, now: i64) -> (Cmd, Vec<u8>) {
         let (redis_key, hashed) = self.keys.item(b'd', self.gen.load(Relaxed), key);
-        match deadline {
-            Some(t) if t <= now => redis::cmd("UNLINK").arg(redis_key).clone(),
+        let cmd = match deadline {
+            Some(t) if t <= now => redis::cmd("UNLINK").arg(&redis_key).clone(),
             _ => {
                 let payload = codec::encode(deadline, hashed.then_some(key), value);
                 let mut cmd = redis::cmd("SET");
-                cmd.arg(redis_key).arg(payload);
+                cmd.arg(&redis_key).arg(payload);
                 if let Some(t) = deadline {
                     cmd.arg("PX").arg(t - now);
                 }
                 cmd
             }
-        }
+        };
+        (cmd, redis_key)
     }
 
     /// Sends writes now (read-write) or queues them (write-behind); true if the
     /// remote acknowledged them.
-    fn send(&self, cmds: Vec<Cmd>) -> bool {
+    /// A write that does not reach the remote remembers its keys (`unsynced`), so
+    /// that no older value of theirs outlives it there.
+    fn send(&self, cmds: Vec<Cmd>, keys: Vec<Vec<u8>>) -> bool {
         if cmds.is_empty() || !self.writes() {
             return false;
         }
         if let Some(behind) = &self.behind {
             let queue = lock(&behind.queue);
-            match queue.as_ref().map(|q| q.try_send(Op::Write(cmds))) {
-                Some(Ok(())) => {}
-                Some(Err(TrySendError::Full(_) | TrySendError::Disconnected(_))) | None => {
-                    self.client.counters.errors.fetch_add(1, Relaxed);
-                }
+            let Some(q) = queue.as_ref() else {
+                self.client.counters.errors.fetch_add(1, Relaxed);
+                self.unsynced.add(keys);
+                return false;
+            };
+            if let Err(TrySendError::Full(op) | TrySendError::Disconnected(op)) =
+                q.try_send(Op::Write(cmds, keys))
+            {
+                self.client.counters.errors.fetch_add(1, Relaxed);
+                let Op::Write(_, keys) = op;
+                self.unsynced.add(keys);
             }
             return false;
         }
-        if !self.retry_clear() {
-            return false;
-        }
-        let ok = self.client.run(|c| c.pipe::<redis::Value>(cmds)).is_some();
+        let ok = self.ready() && self.client.run(|c| c.pipe::<redis::Value>(cmds)).is_some();
         if ok {
             self.client.counters.writes.fetch_add(1, Relaxed);
+        } else {
+            self.unsynced.add(keys);
         }
         ok
     }
 
     pub(crate) fn set(&self, key: &[u8], value: &[u8], expiration: Expiration, now: i64) {
-        let cmd = self.set_cmd(key, value, self.deadline(expiration, now), now);
-        self.send(vec![cmd]);
+        let (cmd, redis_key) = self.set_cmd(key, value, self.deadline(expiration, now), now);
+        self.send(vec![cmd], vec![redis_key]);
     }
 
     pub(crate) fn set_many(&self, entries: &[crate::Entry<'_>], now: i64) {
-        let cmds = entries
+        let (cmds, keys) = entries
             .iter()
             .map(|e| self.set_cmd(e.key, e.value, self.deadline(e.expiration, now), now))
-            .collect();
-        self.send(cmds);
+            .unzip();
+        self.send(cmds, keys);
     }
 
     /// Removes `key`'s value (a set that could not be stored must not leave an older one).
     pub(crate) fn remove(&self, key: &[u8]) -> bool {
         let (redis_key, _) = self.keys.item(b'd', self.gen.load(Relaxed), key);
-        let cmd = redis::cmd("UNLINK").arg(redis_key).clone();
+        let cmd = redis::cmd("UNLINK").arg(&redis_key).clone();
         if self.behind.is_some() {
-            self.send(vec![cmd]);
+            self.send(vec![cmd], vec![redis_key]);
             return false;
         }
-        if !self.writes() || !self.retry_clear() {
+        if !self.writes() {
             return false;
         }
-        let n: Option<i64> = self.client.run(|c| c.query(&cmd));
-        if n.is_some() {
-            self.client.counters.writes.fetch_add(1, Relaxed);
-        }
+        let n: Option<i64> = if self.ready() {
+            self.client.run(|c| c.query(&cmd))
+        } else {
+            None
+        };
+        match n {
+            Some(_) => self.client.counters.writes.fetch_add(1, Relaxed),
+            None => {
+                self.unsynced.add([redis_key]);
+                0
+            }
+        };
         n.unwrap_or(0) > 0
     }
 
@@ -378,6 +407,16 @@ impl Remote {
         }
         self.pending_clear.store(true, Relaxed);
         self.retry_clear();
+    }
+
+    /// Runs what must reach the remote before anything else (a pending clear, then the
+    /// unlinks of lost writes); false while it cannot be done, and then no call reads
+    /// from or writes to the remote.
+    fn ready(&self) -> bool {
+        if self.unsynced.take_overflow() && self.writes() {
+            self.pending_clear.store(true, Relaxed);
+        }
+        self.retry_clear() && self.unsynced.flush(&self.client)
     }
 
     /// Runs a pending clear; false while it cannot be done.
@@ -448,7 +487,7 @@ impl Remote {
 
     /// Runs `f` with a pooled connection (for the lease scripts).
     fn run<T>(&self, f: impl FnOnce(&mut Conn) -> redis::RedisResult<T>) -> Option<T> {
-        if !self.retry_clear() {
+        if !self.ready() {
             return None;
         }
         self.client.run(f)
