@@ -746,6 +746,37 @@ pub const Storage = struct {
         try self.fail(r, err);
     }
 
+    /// Writes the value under `key` to `writer` in chunks (at most 256 KiB each), so a
+    /// value of any size is copied in bounded memory: true on a hit, false on a miss
+    /// (also when the value proves damaged after some chunks were written: discard
+    /// what `writer` got; the entry is removed). The writer's own error is returned as
+    /// it is. The chunks are handed over inside a read transaction on the file.
+    pub fn getTo(self: *Storage, key: []const u8, writer: *std.Io.Writer) (Error || std.Io.Writer.Error)!bool {
+        const Sink = struct {
+            writer: *std.Io.Writer,
+            failed: ?std.Io.Writer.Error = null,
+
+            fn visit(user_data: ?*anyopaque, chunk: [*c]const u8, len: usize) callconv(.c) i32 {
+                const st: *@This() = @ptrCast(@alignCast(user_data.?));
+                st.writer.writeAll(chunk[0..len]) catch |e| {
+                    st.failed = e;
+                    return 1;
+                };
+                return 0;
+            }
+        };
+        var sink: Sink = .{ .writer = writer };
+        var err: ?*c.backlite_error = null;
+        const r = c.backlite_storage_get_chunks(self.handle, bytesPtr(key), key.len, Sink.visit, &sink, null, &err);
+        if (sink.failed) |e| {
+            if (r != c.BACKLITE_RESULT_OK) c.backlite_error_free(err);
+            return e;
+        }
+        if (r == c.BACKLITE_RESULT_NOT_FOUND) return false;
+        try self.fail(r, err);
+        return true;
+    }
+
     /// Every live key, each copied into `allocator`; free with `freeKeys`.
     pub fn collectKeys(self: *Storage, allocator: Allocator) (Error || Allocator.Error)![][]u8 {
         const Collect = struct {

@@ -365,6 +365,38 @@ test "the lease_ms option sets how long cachedExclusive's claim lasts" {
     try testing.expectError(error.InvalidArgument, memory(.{ .lease_ms = 0 }));
 }
 
+test "getTo writes a value in chunks to any writer, and a miss writes nothing" {
+    var cache = try memory(.{});
+    defer cache.deinit();
+    // Larger than one chunk (256 KiB), with a pattern that shows misordered chunks.
+    const value = try testing.allocator.alloc(u8, 600 * 1024 + 7);
+    defer testing.allocator.free(value);
+    for (value, 0..) |*b, i| b.* = @truncate(i *% 31 +% i / 4096);
+    try cache.set("big", value, .never);
+    var out: std.Io.Writer.Allocating = .init(testing.allocator);
+    defer out.deinit();
+    try testing.expect(try cache.getTo("big", &out.writer));
+    try testing.expectEqualSlices(u8, value, out.written());
+
+    out.clearRetainingCapacity();
+    try testing.expect(!try cache.getTo("missing", &out.writer));
+    try testing.expectEqual(@as(usize, 0), out.written().len);
+
+    try cache.set("empty", "", .never);
+    try testing.expect(try cache.getTo("empty", &out.writer));
+    try testing.expectEqual(@as(usize, 0), out.written().len);
+}
+
+test "getTo returns the writer's own error" {
+    var cache = try memory(.{});
+    defer cache.deinit();
+    try cache.set("k", "more than four bytes", .never);
+    var small: [4]u8 = undefined;
+    var fixed: std.Io.Writer = .fixed(&small);
+    try testing.expectError(error.WriteFailed, cache.getTo("k", &fixed));
+    try testing.expect(try cache.contains("k")); // the entry is kept
+}
+
 test "check and vacuum run on a healthy file" {
     var cache = try memory(.{});
     defer cache.deinit();
