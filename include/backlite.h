@@ -67,6 +67,11 @@
 #define BACKLITE_EXPIRATION_NEVER (-2)
 
 /**
+ * `backlite_options_set_file_threshold`: every value stays in the database file.
+ */
+#define BACKLITE_FILE_THRESHOLD_NEVER (-1)
+
+/**
  * The longest value stored, in bytes, whatever max_size says: a little under SQLite's
  * 1,000,000,000-byte limit on one value, leaving room for the rest of its row. A
  * longer value gives TOO_LARGE (and `backlite_cached_call` still returns it, OK).
@@ -601,6 +606,14 @@ void backlite_options_free(struct backlite_options *o);
  * The limit on the sum of value lengths, between 1 and INT64_MAX bytes.
  */
 backlite_result backlite_options_set_max_size(struct backlite_options *o, uint64_t bytes);
+
+/**
+ * Values of at least `bytes` bytes (> 0) are kept in files of their own in the
+ * folder `<cache>.values/` beside the cache file; `BACKLITE_FILE_THRESHOLD_NEVER`
+ * (the default) keeps every value in the database file. 0 or any other negative
+ * value is INVALID_ARGUMENT.
+ */
+backlite_result backlite_options_set_file_threshold(struct backlite_options *o, int64_t bytes);
 
 /**
  * One of the `BACKLITE_EVICTION_POLICY_*` values; anything else is INVALID_ARGUMENT.

@@ -5,6 +5,7 @@ use crate::entry::{self, State};
 use crate::error::{Error, ErrorKind, Result, SqliteContext};
 use crate::storage::Storage;
 use crate::table;
+use crate::value_files::{Streamed, ValueFiles, ValueName};
 use rusqlite::types::ValueRef;
 use rusqlite::Connection;
 
@@ -61,15 +62,25 @@ impl Storage {
                 // One snapshot for the counters and the entries.
                 let _snapshot = conn.unchecked_transaction().ctx("beginning a read")?;
                 let live = crate::txn::live_counters(conn, now)?;
-                Ok(examine(conn, live, now)?.0)
+                let files = self.shared.value_files(false)?;
+                let mut report = examine(conn, files, live, now)?.0;
+                report.orphan_values += sweep(conn, files, false)?;
+                Ok(report)
             });
         }
         self.write(|t| {
             // The write began by purging the due entries: its counters are the live ones.
-            let (mut report, damaged_rows) = examine(t.conn(), (t.count, t.total_size), t.now)?;
-            if !report.healthy() {
-                for (seq, key, value_id) in &damaged_rows {
-                    t.remove_damaged_row(key.as_deref(), *seq, *value_id)?;
+            let files = self.shared.value_files(false)?;
+            let (mut report, damaged_rows) =
+                examine(t.conn(), files, (t.count, t.total_size), t.now)?;
+            // Files no row names. Every writer writes its file inside its write
+            // transaction, so while this one holds the write lock, none is about to be
+            // named: each is an orphan, of a write that failed or was killed.
+            let orphan_files = sweep(t.conn(), files, true)?;
+            report.orphan_values += orphan_files;
+            if !report.healthy() || orphan_files > 0 {
+                for (seq, key, value_id, file) in damaged_rows {
+                    t.remove_damaged_row(key.as_deref(), seq, value_id, file)?;
                 }
                 t.conn()
                     .execute(table::DELETE_ORPHANS, [])
@@ -107,13 +118,40 @@ impl Storage {
     }
 }
 
-/// A damaged row: `(seq, key if it is one, value_id if it is one)`.
-type DamagedRow = (i64, Option<Vec<u8>>, Option<i64>);
+/// A damaged row: `(seq, key if it is one, value_id if it is one, the name of its
+/// file if it names one of ours)`.
+type DamagedRow = (i64, Option<Vec<u8>>, Option<i64>, Option<String>);
+
+/// How long a check that only reads leaves an unreferenced value file out of its
+/// count: a writer renames its file into place before its transaction commits.
+pub(crate) const ORPHAN_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// With `remove` (the caller holds the write lock), removes our files in `files`
+/// that no row names; without, counts those older than [`ORPHAN_GRACE`]. Anything
+/// else in the folder is left alone.
+pub(crate) fn sweep(conn: &Connection, files: Option<&ValueFiles>, remove: bool) -> Result<u64> {
+    let Some(files) = files else {
+        return Ok(0);
+    };
+    let mut stmt = conn
+        .prepare_cached(table::NAMES_FILE)
+        .ctx("looking for orphan files")?;
+    let referenced = |name: &ValueName| stmt.exists([name.file_name()]).unwrap_or(true);
+    let now = std::time::SystemTime::now();
+    if remove {
+        Ok(files
+            .sweep(referenced, std::time::Duration::ZERO, now)?
+            .removed)
+    } else {
+        files.count_orphans(referenced, ORPHAN_GRACE, now)
+    }
+}
 
 /// Everything `check` verifies, read from `conn`: the report (with the counters
 /// `recorded`, net of the entries due at `now`) and the damaged rows.
 fn examine(
     conn: &Connection,
+    files: Option<&ValueFiles>,
     recorded: (i64, i64),
     now: i64,
 ) -> Result<(CheckReport, Vec<DamagedRow>)> {
@@ -141,9 +179,22 @@ fn examine(
                 col(5)? == ValueRef::Null,
             );
             // Due entries are left out by the query.
-            let live = match entry::classify(col(6)?, col(7)?, col(8)?, col(9)?, i64::MIN) {
-                State::Live { value, .. } if sound => Some(value.len() as u64),
-                _ => None,
+            let in_file = entry::in_file(col(11)?, col(7)?, col(6)?);
+            let live = match in_file {
+                // Kept in a file: read through to check its CRC, in bounded memory.
+                Some(Some((ref name, size, crc))) if sound && col(9)? == ValueRef::Null => {
+                    let streamed = match files {
+                        Some(files) => files.read_chunks(name, size, crc, |_| true)?,
+                        None => Streamed::Missing,
+                    };
+                    (streamed == Streamed::Done && entry::deadline(col(8)?).is_some())
+                        .then_some(size)
+                }
+                Some(_) => None,
+                None => match entry::classify(col(6)?, col(7)?, col(8)?, col(9)?, i64::MIN) {
+                    State::Live { value, .. } if sound => Some(value.len() as u64),
+                    _ => None,
+                },
             };
             match live {
                 Some(size) => {
@@ -152,7 +203,8 @@ fn examine(
                 }
                 None => {
                     report.damaged += 1;
-                    damaged_rows.push((seq, key.map(<[u8]>::to_vec), entry::int(value_id)));
+                    let file = in_file.flatten().map(|(name, _, _)| name.file_name());
+                    damaged_rows.push((seq, key.map(<[u8]>::to_vec), entry::int(value_id), file));
                 }
             }
         }

@@ -159,3 +159,25 @@ pub(crate) fn locate<'r>(
         _ => Located::Damaged,
     }
 }
+
+/// A value kept in a file, as its row names it: `None` if the row names no file,
+/// `Some(None)` if it names one by a name that is not ours or has a damaged `size` or
+/// `crc` (a damaged row; the file is neither read nor removed).
+pub(crate) fn in_file(
+    file: ValueRef<'_>,
+    size: ValueRef<'_>,
+    crc: ValueRef<'_>,
+) -> Option<Option<(crate::value_files::ValueName, u64, u32)>> {
+    let ValueRef::Text(name) = file else {
+        return None;
+    };
+    let name = std::str::from_utf8(name)
+        .ok()
+        .and_then(crate::value_files::ValueName::parse);
+    let size = int(size).and_then(|n| u64::try_from(n).ok());
+    let crc = int(crc).and_then(|c| u32::try_from(c).ok());
+    Some(match (name, size, crc) {
+        (Some(name), Some(size), Some(crc)) => Some((name, size, crc)),
+        _ => None,
+    })
+}

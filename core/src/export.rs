@@ -9,6 +9,7 @@ use crate::lifetime::{self, LifetimeStats};
 use crate::storage::Storage;
 use crate::table;
 use crate::txn::Txn;
+use crate::value_files::Read;
 use rusqlite::params;
 use rusqlite::types::ValueRef;
 
@@ -66,8 +67,8 @@ impl Importer<'_, '_, '_> {
             self.summary.skipped += 1;
             return Ok(());
         }
-        self.txn
-            .insert(key, value, crc32fast::hash(value), expires_at_ms)?;
+        self.storage
+            .insert(self.txn, key, value, crc32fast::hash(value), expires_at_ms)?;
         if hits > 0 || set_at_ms.is_some() {
             // The row just inserted: its rowid is its `seq`.
             let seq = self.txn.conn().last_insert_rowid();
@@ -118,7 +119,25 @@ impl Storage {
                     col(5)? == ValueRef::Null,
                 );
                 let (key, hits) = (col(1)?, entry::int(col(4)?));
-                let live = entry::classify(col(6)?, col(7)?, col(8)?, col(9)?, i64::MIN);
+                // A value kept in a file is read whole, and judged as one in the row.
+                let from_file = match entry::in_file(col(11)?, col(7)?, col(6)?) {
+                    Some(Some((name, size, crc))) => match self.shared.value_files(false)? {
+                        Some(files) => match files.read(&name, size, crc)? {
+                            Read::Value(v) => Some(Some(v)),
+                            _ => Some(None),
+                        },
+                        None => Some(None),
+                    },
+                    Some(None) => Some(None),
+                    None => None,
+                };
+                let live = match &from_file {
+                    Some(Some(v)) => {
+                        entry::classify(col(6)?, col(7)?, col(8)?, ValueRef::Blob(v), i64::MIN)
+                    }
+                    Some(None) => State::Damaged,
+                    None => entry::classify(col(6)?, col(7)?, col(8)?, col(9)?, i64::MIN),
+                };
                 let (State::Live { value, deadline }, ValueRef::Blob(key), Some(hits), true) =
                     (live, key, hits, sound)
                 else {

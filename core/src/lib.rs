@@ -101,7 +101,8 @@ pub use lease::{held_error, poll_delay, Lease, LeaseOutcome};
 pub use lifetime::LifetimeStats;
 pub use memo::Barrier;
 pub use options::{
-    Clock, Options, DEFAULT_BUSY_TIMEOUT, DEFAULT_LEASE, DEFAULT_MAX_SIZE, MAX_VALUE_SIZE,
+    Clock, Options, DEFAULT_BUSY_TIMEOUT, DEFAULT_FILE_THRESHOLD, DEFAULT_LEASE, DEFAULT_MAX_SIZE,
+    MAX_VALUE_SIZE,
 };
 pub use remote::{
     redact, RemoteMode, RemoteOptions, RemoteStats, RemoteUrl, DEFAULT_REMOTE_NAMESPACE,

@@ -24,6 +24,10 @@ pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
 /// namespace that died) blocks its key. Renewed every third of it.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 
+/// The default file threshold: never, every value stays in the database file, until
+/// the values kept in files are removed, checked and swept as the issue 16 asks.
+pub const DEFAULT_FILE_THRESHOLD: Option<u64> = None;
+
 /// A source of wall-clock time in milliseconds since the Unix epoch. Tests replace it
 /// to check expiration without sleeping.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -40,6 +44,9 @@ pub struct Options {
     pub(crate) clock: Option<Clock>,
     /// The remote tier (remote/options.rs).
     pub(crate) remote: RemoteOptions,
+    /// Values of at least this many bytes live in files beside the cache
+    /// (value_files.rs); `None`: never.
+    pub(crate) file_threshold: Option<u64>,
 }
 
 impl Default for Options {
@@ -53,6 +60,7 @@ impl Default for Options {
             version_tag: None,
             clock: None,
             remote: Default::default(),
+            file_threshold: DEFAULT_FILE_THRESHOLD,
         }
     }
 }
@@ -67,6 +75,7 @@ impl std::fmt::Debug for Options {
             .field("lease_duration", &self.lease_duration)
             .field("version_tag", &self.version_tag)
             .field("remote", &self.remote)
+            .field("file_threshold", &self.file_threshold)
             .finish_non_exhaustive()
     }
 }
@@ -137,6 +146,26 @@ impl Options {
     pub fn set_clock(&mut self, clock: Clock) -> &mut Self {
         self.clock = Some(clock);
         self
+    }
+
+    /// Values of at least `bytes` bytes are kept in files of their own beside the
+    /// cache file (in `<cache>.values/`); `None` keeps every value in the database
+    /// file (the default, [`DEFAULT_FILE_THRESHOLD`]). `Some(0)` is refused.
+    pub fn set_file_threshold(&mut self, bytes: Option<u64>) -> Result<&mut Self> {
+        if bytes == Some(0) || bytes.is_some_and(|b| b > i64::MAX as u64) {
+            return Err(Error::invalid(format!(
+                "the file threshold must be between 1 and {} bytes, or never, got {}",
+                i64::MAX,
+                bytes.unwrap_or(0)
+            )));
+        }
+        self.file_threshold = bytes;
+        Ok(self)
+    }
+
+    /// The size from which values are kept in files; `None`: never.
+    pub fn file_threshold(&self) -> Option<u64> {
+        self.file_threshold
     }
 
     /// The bound on the sum of value lengths, in bytes.

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 /// "BKLT" in the SQLite header's application_id field (offset 68).
 pub const APPLICATION_ID: i32 = 0x424B_4C54;
 /// The schema this build writes. Files with a higher version are refused.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// `MIGRATIONS[v]` brings a file from schema `v` to `v + 1`. Version 0 is a new file.
 const MIGRATIONS: &[&str] = &[
@@ -67,6 +67,12 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE state ADD COLUMN stats_since INTEGER;
     ALTER TABLE entries ADD COLUMN set_at    INTEGER;
     UPDATE state SET stats_since = CAST(unixepoch('subsec') * 1000 AS INTEGER);",
+    // 2 -> 3: values kept in files beside the cache (value_files.rs). Such a value's
+    // `blobs` row holds an empty `value` and the file's name in `file`; the entry's
+    // `size` and `crc` are the value's, as for any other. An older library refuses a
+    // file of this version, which would read the empty blob as a damaged value.
+    "ALTER TABLE blobs ADD COLUMN file TEXT;
+    CREATE INDEX blobs_by_file ON blobs(file) WHERE file IS NOT NULL;",
 ];
 
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";

@@ -3,6 +3,7 @@
 //! was released (so waiters in this process wake at once instead of polling).
 
 use crate::access::AccessLog;
+use crate::error::Result;
 use crate::fork;
 use crate::schema::FileId;
 use crate::sync::{lock, try_lock};
@@ -34,9 +35,29 @@ pub(crate) struct FileShared {
     /// Counts lease releases; waiters sleep until it changes.
     releases: Mutex<u64>,
     released: Condvar,
+    /// The folder of the values kept in files, once found or made (value_files.rs).
+    values: std::sync::OnceLock<crate::value_files::ValueFiles>,
 }
 
 impl FileShared {
+    /// The folder of this file's values kept in files: `None` for an in-memory cache,
+    /// or when there is none and `create` is false. Made (with `create`) on the first
+    /// set of a value that goes to a file.
+    pub fn value_files(&self, create: bool) -> Result<Option<&crate::value_files::ValueFiles>> {
+        if let Some(v) = self.values.get() {
+            return Ok(Some(v));
+        }
+        if self.name.as_os_str().is_empty() {
+            return Ok(None);
+        }
+        Ok(
+            match crate::value_files::ValueFiles::open(&self.name, create)? {
+                Some(v) => Some(self.values.get_or_init(|| v)),
+                None => None,
+            },
+        )
+    }
+
     /// The buffered hits of this process. In a child forked from the process that
     /// buffered them, they are the parent's to write: the child starts empty.
     pub fn accesses(&self) -> MutexGuard<'_, AccessLog> {

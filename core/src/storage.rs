@@ -14,9 +14,11 @@ use crate::pool::{self, Pool};
 use crate::schema;
 use crate::shared::{self, FileShared};
 use crate::table;
-use crate::take::{Borrow, Chunks, Dest, Fill, Own, Streamed, Take};
+use crate::take::{self, Borrow, Chunks, Dest, Fill, Own, Streamed, Take};
 use crate::transact;
 use crate::txn::{Tally, Txn};
+use crate::value_files::{ValueName, Written};
+use rusqlite::types::ValueRef;
 use rusqlite::Connection;
 use std::mem::MaybeUninit;
 use std::path::{Path, PathBuf};
@@ -75,6 +77,9 @@ pub struct Storage {
     pub(crate) commits: AtomicU64,
     /// The shared remote tier, if configured (remote/).
     pub(crate) remote: Option<crate::remote::Remote>,
+    /// Values of at least this many bytes are kept in files (value_files.rs); `None`:
+    /// never (and always for an in-memory cache).
+    file_threshold: Option<u64>,
 }
 
 /// What a read found, decided while the read connection was held.
@@ -117,6 +122,7 @@ impl Storage {
             schema::enable_wal(&conn, options.busy_timeout)?;
         }
         let name = file.as_ref().map(|_| shared.name.clone());
+        let file_threshold = options.file_threshold.filter(|_| file.is_some());
         Ok(Storage {
             pool: Pool::new(conn, name, options.busy_timeout),
             path: file,
@@ -130,6 +136,7 @@ impl Storage {
             group: Group::default(),
             commits: AtomicU64::new(0),
             remote: crate::remote::Remote::open(options),
+            file_threshold,
         })
     }
 
@@ -211,11 +218,48 @@ impl Storage {
     fn committed<R>(&self, done: Result<(R, Tally)>) -> Result<R> {
         let (out, tally) = done?;
         self.commits.fetch_add(1, Relaxed);
-        self.count(tally);
+        self.remove_files(&tally.files);
+        self.count(&tally);
         Ok(out)
     }
 
-    fn count(&self, tally: Tally) {
+    /// Removes the files of values whose rows a committed write removed. Best effort:
+    /// a file left behind is an orphan, which `check` and the sweep remove.
+    fn remove_files(&self, names: &[String]) {
+        if names.is_empty() {
+            return;
+        }
+        let Ok(Some(files)) = self.shared.value_files(false) else {
+            return;
+        };
+        for name in names.iter().filter_map(|n| ValueName::parse(n)) {
+            let _ = files.remove(&name);
+        }
+    }
+
+    /// Writes `value` to a file of its own if it is kept in one (at least the file
+    /// threshold), before the transaction that names it.
+    pub(crate) fn value_file(&self, value: &[u8]) -> Result<Option<Written>> {
+        match self.file_threshold {
+            Some(t) if value.len() as u64 >= t => {
+                let files = self
+                    .shared
+                    .value_files(true)?
+                    .ok_or_else(|| Error::new(ErrorKind::Internal, "no folder for value files"))?;
+                files.write(value).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Removes a file written by [`Storage::value_file`] that no row came to name.
+    fn discard_file(&self, written: Option<&Written>) {
+        if let (Some(w), Ok(Some(files))) = (written, self.shared.value_files(false)) {
+            let _ = files.remove(&w.name);
+        }
+    }
+
+    fn count(&self, tally: &Tally) {
         self.counters.evictions.fetch_add(tally.evictions, Relaxed);
         self.counters
             .expirations
@@ -304,8 +348,14 @@ impl Storage {
             let col = |i| row.get_ref(i).ctx("reading an entry");
             let left =
                 |deadline: Option<i64>| deadline.map(|t| Duration::from_millis((t - now) as u64));
+            let file = match col(5)? {
+                ValueRef::Text(t) => Some(std::str::from_utf8(t).ok().and_then(ValueName::parse)),
+                _ => None,
+            };
             Ok(
                 match entry::locate(col(0)?, col(1)?, col(2)?, col(3)?, col(4)?, now) {
+                    // A row naming a file by a name that is not ours is damaged.
+                    Located::Apart { .. } if file == Some(None) => Lookup::Damaged,
                     Located::Inline { value, deadline } if in_memory => {
                         Lookup::Copied(value.to_vec(), left(deadline))
                     }
@@ -321,7 +371,13 @@ impl Storage {
                         crc,
                         deadline,
                     } => {
-                        let read = |dest: Dest<'_>| blob_read::read_into(conn, id, crc, dest);
+                        let read = |dest: Dest<'_>| match file {
+                            Some(Some(name)) => match self.shared.value_files(false)? {
+                                Some(files) => take::read_file(files, &name, crc, dest),
+                                None => Ok(false),
+                            },
+                            _ => blob_read::read_into(conn, id, crc, dest),
+                        };
                         let len = usize::try_from(size).unwrap_or(usize::MAX);
                         if in_memory {
                             match Own.take_apart(len, left(deadline), read)? {
@@ -472,8 +528,29 @@ impl Storage {
             return Ok(false);
         }
         t.evict_to_fit(self.policy, self.max_size, size)?;
-        t.insert(key, value, crc, deadline)?;
+        self.insert(t, key, value, crc, deadline)?;
         Ok(true)
+    }
+
+    /// Inserts an entry, its value in a file of its own if it is that large: the file is
+    /// complete before the row that names it is written (and it is removed if the row
+    /// is not).
+    pub(crate) fn insert(
+        &self,
+        t: &mut Txn<'_>,
+        key: &[u8],
+        value: &[u8],
+        crc: u32,
+        deadline: Option<i64>,
+    ) -> Result<()> {
+        let Some(written) = self.value_file(value)? else {
+            return t.insert(key, value, crc, deadline);
+        };
+        let inserted = t.insert_file(key, &written, crc, deadline);
+        if inserted.is_err() {
+            self.discard_file(Some(&written));
+        }
+        inserted
     }
 
     /// The longest value this storage stores.
@@ -514,7 +591,7 @@ impl Storage {
                 t.remove_key(e.key)?;
                 let deadline = e.expiration.deadline(t.now, self.default_expiration);
                 if !is_due(deadline, t.now) {
-                    t.insert(e.key, e.value, crc, deadline)?;
+                    self.insert(t, e.key, e.value, crc, deadline)?;
                 }
             }
             t.evict_to_fit(self.policy, self.max_size, 0)

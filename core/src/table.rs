@@ -20,18 +20,30 @@ macro_rules! value_join {
     };
 }
 
-/// An entry's value, inline or in `blobs`.
+/// An entry's value, inline or in `blobs`; NULL for a value kept in a file.
 macro_rules! value {
     () => {
-        "coalesce(entries.value, blobs.value)"
+        "coalesce(entries.value, CASE WHEN blobs.file IS NULL THEN blobs.value END)"
+    };
+}
+
+/// The length of an entry's value as the database holds it: a value kept in a file
+/// (value_files.rs) has the length its row says, checked when the file is read.
+macro_rules! value_length {
+    () => {
+        "coalesce(length(entries.value), \
+         CASE WHEN blobs.file IS NULL THEN length(blobs.value) ELSE entries.size END)"
     };
 }
 
 /// The columns of a [`RowRef`] (see [`row_ref`]).
 macro_rules! row_ref_columns {
     () => {
-        "entries.seq, entries.value_id, entries.size, \
-         coalesce(length(entries.value), length(blobs.value))"
+        concat!(
+            "entries.seq, entries.value_id, entries.size, ",
+            value_length!(),
+            ", blobs.file"
+        )
     };
 }
 
@@ -42,10 +54,10 @@ macro_rules! live {
     };
 }
 
-/// `(seq, value_id, size)` of an entry: what removing it needs. In a damaged row,
-/// a `value_id` that is not an integer, or a `size` that is not the length of the
-/// value, is `None`.
-pub(crate) type RowRef = (i64, Option<i64>, Option<i64>);
+/// `(seq, value_id, size, file)` of an entry: what removing it needs. In a damaged
+/// row, a `value_id` that is not an integer, or a `size` that is not the length of the
+/// value, is `None`. `file`: the name of the file its value is kept in, if any.
+pub(crate) type RowRef = (i64, Option<i64>, Option<i64>, Option<String>);
 
 /// Reads a `RowRef` from the columns `row_ref_columns!` starting at `at`, trusting
 /// only `seq` (the rowid, always an integer). The length is
@@ -56,20 +68,25 @@ pub(crate) fn row_ref(r: &Row<'_>, at: usize) -> rusqlite::Result<RowRef> {
         r.get(at)?,
         entry::int(r.get_ref(at + 1)?),
         entry::size(r.get_ref(at + 2)?, r.get_ref(at + 3)?),
+        match r.get_ref(at + 4)? {
+            rusqlite::types::ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
+            _ => None,
+        },
     ))
 }
 
 // Reading one entry.
 
-/// `crc, size, expires_at, value, value_id` of the entry under `?1` (a get,
+/// `crc, size, expires_at, value, value_id, file` of the entry under `?1` (a get,
 /// `entry::locate`). A value stored apart of more than 32 KiB is not read here
 /// (`value` is NULL): blob_read.rs reads it straight into the caller's memory. A
 /// smaller one comes in `value`: measured on a get, a second statement or a blob
 /// handle costs about 0.5 µs, more than the copy it saves below 32 KiB.
 pub(crate) const LOOKUP: &str = concat!(
     "SELECT entries.crc, entries.size, entries.expires_at, ",
-    "coalesce(entries.value, CASE WHEN entries.size <= 32768 THEN blobs.value END), ",
-    "entries.value_id FROM entries",
+    "coalesce(entries.value, \
+     CASE WHEN entries.size <= 32768 AND blobs.file IS NULL THEN blobs.value END), ",
+    "entries.value_id, blobs.file FROM entries",
     value_join!(),
     " WHERE entries.key = ?1"
 );
@@ -124,7 +141,7 @@ pub(crate) const LOAD_WITH_KEY: &str = concat!(
 pub(crate) const LOAD: &str = concat!(
     "SELECT clock, count, total_size, ",
     earliest_deadline!(),
-    ", NULL, NULL, NULL, NULL FROM state WHERE id = 0"
+    ", NULL, NULL, NULL, NULL, NULL FROM state WHERE id = 0"
 );
 
 /// The file's `count` and `total_size` net of the entries due at `?1`, through the
@@ -137,8 +154,9 @@ pub(crate) const LIVE_COUNTERS: &str = "SELECT s.count - d.n, s.total_size - d.s
 /// size is unknown): what the counters should say. O(entries).
 pub(crate) const RECOUNT: &str = concat!(
     "SELECT count(*), coalesce(sum(CASE WHEN typeof(size) = 'integer' \
-     AND size = coalesce(length(entries.value), length(blobs.value)) THEN size END), 0) \
-     FROM entries",
+     AND size = ",
+    value_length!(),
+    " THEN size END), 0) FROM entries",
     value_join!()
 );
 
@@ -146,6 +164,17 @@ pub(crate) const RECOUNT: &str = concat!(
 
 /// Stores a value apart; its rowid goes into the entry's `value_id`.
 pub(crate) const INSERT_BLOB: &str = "INSERT INTO blobs (value) VALUES (?1)";
+
+/// Names the file `?1` that holds a value (value_files.rs); its rowid goes into the
+/// entry's `value_id`.
+pub(crate) const INSERT_FILE: &str = "INSERT INTO blobs (value, file) VALUES (x'', ?1)";
+
+/// The names of every value file the rows refer to (`clear` removes them after its
+/// commit).
+pub(crate) const FILES: &str = "SELECT file FROM blobs WHERE file IS NOT NULL";
+
+/// Whether a row names the file `?1` (an orphan sweep's test).
+pub(crate) const NAMES_FILE: &str = "SELECT 1 FROM blobs WHERE file = ?1";
 
 /// A new entry: `key, value_id, size, crc, seq (= created), expires_at, inline value,
 /// set_at`.
@@ -266,11 +295,13 @@ pub(crate) const EXPIRING_BETWEEN: &str =
 /// reading the value (`length` and `typeof` of a column read only its header).
 macro_rules! key_info_columns {
     () => {
-        "entries.key, entries.size, entries.hits, entries.expires_at, entries.set_at, \
-         entries.value_id, entries.created, entries.value IS NULL, \
-         coalesce(length(entries.value), length(blobs.value)), entries.crc, \
-         CASE WHEN entries.value IS NULL THEN typeof(blobs.value) \
-         ELSE typeof(entries.value) END"
+        concat!(
+            "entries.key, entries.size, entries.hits, entries.expires_at, entries.set_at, \
+             entries.value_id, entries.created, entries.value IS NULL, ",
+            value_length!(),
+            ", entries.crc, CASE WHEN entries.value IS NULL THEN typeof(blobs.value) \
+             ELSE typeof(entries.value) END"
+        )
     };
 }
 
@@ -318,14 +349,15 @@ pub(crate) const KEY_INFOS_NEWEST_FIRST: &str = concat!(
 );
 
 /// Every column of an entry, as check and export read them: `seq, key, value_id,
-/// created, hits, inline value, crc, size, expires_at, value, set_at`.
+/// created, hits, inline value, crc, size, expires_at, value, set_at, file` (`value`
+/// is NULL for a value kept in `file`).
 macro_rules! whole_row_columns {
     () => {
         concat!(
             "entries.seq, entries.key, entries.value_id, entries.created, entries.hits, \
              entries.value, entries.crc, entries.size, entries.expires_at, ",
             value!(),
-            ", entries.set_at"
+            ", entries.set_at, blobs.file"
         )
     };
 }

@@ -4,6 +4,7 @@
 //! the C library's `get` then copies a large value once, as raw SQLite does.
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::value_files::{Streamed as FileStreamed, ValueFiles, ValueName};
 use std::mem::MaybeUninit;
 use std::time::Duration;
 
@@ -203,4 +204,35 @@ fn no_memory(len: usize) -> Error {
         ErrorKind::Internal,
         format!("no memory for a value of {len} bytes"),
     )
+}
+
+/// Reads the value kept in file `name` (its length is `dest`'s) to `dest`. False: the
+/// file is missing or does not hold what the row says (a damaged value's last chunk is
+/// withheld from a visitor, as for a blob).
+pub(crate) fn read_file(
+    files: &ValueFiles,
+    name: &ValueName,
+    crc: u32,
+    dest: Dest<'_>,
+) -> Result<bool> {
+    let mut at = 0usize;
+    let streamed = match dest {
+        Dest::Visit { len, visit } => files.read_chunks(name, len, crc, visit)?,
+        Dest::Init(d) => files.read_chunks(name, d.len() as u64, crc, |c| {
+            d[at..at + c.len()].copy_from_slice(c);
+            at += c.len();
+            true
+        })?,
+        Dest::Uninit(d) => files.read_chunks(name, d.len() as u64, crc, |c| {
+            for (to, &b) in d[at..at + c.len()].iter_mut().zip(c) {
+                to.write(b);
+            }
+            at += c.len();
+            true
+        })?,
+    };
+    Ok(matches!(
+        streamed,
+        FileStreamed::Done | FileStreamed::Stopped
+    ))
 }

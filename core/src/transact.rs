@@ -85,7 +85,13 @@ fn transact<R>(
         .and_then(|mut s| s.execute([]))
         .ctx("beginning a write")
         .and_then(|_| {
-            let mut txn = Txn::load(conn, now.unwrap_or(i64::MIN), &mut taken.accesses, preload)?;
+            let mut txn = Txn::load(
+                conn,
+                shared,
+                now.unwrap_or(i64::MIN),
+                &mut taken.accesses,
+                preload,
+            )?;
             taken.clock_at_start = txn.clock_at_start;
             txn.tick_accesses();
             if now.is_some() {
@@ -97,7 +103,7 @@ fn transact<R>(
             }
             lifetime.store(conn, txn.tally.evictions, txn.tally.expirations)?;
             txn.store()?;
-            Ok((out, txn.tally, txn.accesses_written))
+            Ok((out, std::mem::take(&mut txn.tally), txn.accesses_written))
         })
         .and_then(|done| {
             conn.prepare_cached("COMMIT")

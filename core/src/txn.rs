@@ -5,15 +5,20 @@ use crate::access::{self, Accesses, FLUSH_THRESHOLD};
 use crate::entry::{self, State};
 use crate::error::{Result, SqliteContext};
 use crate::eviction::EvictionPolicy;
+use crate::shared::FileShared;
 use crate::table::{self, row_ref, RowRef, INLINE_MAX};
+use crate::value_files::{Read, ValueName, Written};
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// What a transaction removed, added to the handle's statistics once it commits.
-#[derive(Default, Clone, Copy)]
+#[derive(Default)]
 pub(crate) struct Tally {
     pub evictions: u64,
     pub expirations: u64,
+    /// The files of the values whose rows it removed: removed once it commits, so that
+    /// a crash leaves at most an orphan file, never a row naming a missing file.
+    pub files: Vec<String>,
 }
 
 /// What `Txn::load` reads: counters, earliest deadline, and the preloaded entry.
@@ -28,6 +33,8 @@ enum Found<R> {
 
 pub(crate) struct Txn<'c> {
     conn: &'c Connection,
+    /// What this process's handles on the file share: the folder of value files.
+    shared: &'c FileShared,
     /// The process's buffered hits, taken for this transaction.
     accesses: &'c mut Accesses,
     /// Set once they are written to the rows: they leave the buffer at commit.
@@ -62,6 +69,7 @@ impl<'c> Txn<'c> {
     /// statement: the counters, the earliest deadline and the old entry are one read.
     pub fn load(
         conn: &'c Connection,
+        shared: &'c FileShared,
         now: i64,
         accesses: &'c mut Accesses,
         key: Option<&[u8]>,
@@ -95,6 +103,7 @@ impl<'c> Txn<'c> {
         .ctx("reading the cache counters")?;
         Ok(Txn {
             conn,
+            shared,
             accesses,
             accesses_written: false,
             clock_at_start: clock,
@@ -143,19 +152,22 @@ impl<'c> Txn<'c> {
             let rows = stmt.query_map(params, |r| row_ref(r, 0)).ctx(what)?;
             rows.collect::<rusqlite::Result<_>>().ctx(what)?
         };
-        for &(seq, value_id, size) in &victims {
-            self.delete_row(seq, value_id, size, what)?;
+        let n = victims.len() as u64;
+        for (seq, value_id, size, file) in victims {
+            self.delete_row(seq, value_id, size, file, what)?;
         }
-        Ok(victims.len() as u64)
+        Ok(n)
     }
 
     /// Deletes one entry, its value if stored apart, and its share of the counters:
     /// `size`, or when that is unknown (a damaged row), a recount of the rows left.
+    /// The value's `file`, if any, is removed after the commit.
     fn delete_row(
         &mut self,
         seq: i64,
         value_id: Option<i64>,
         size: Option<i64>,
+        file: Option<String>,
         what: &str,
     ) -> Result<()> {
         self.preloaded = None;
@@ -169,6 +181,7 @@ impl<'c> Txn<'c> {
                 .and_then(|mut s| s.execute([id]))
                 .ctx(what)?;
         }
+        self.tally.files.extend(file);
         self.dirty = true;
         match size.filter(|&n| n <= self.total_size) {
             Some(n) => {
@@ -269,8 +282,8 @@ impl<'c> Txn<'c> {
                 .ctx("deleting an entry")?,
         };
         match found {
-            Some((seq, value_id, size)) => {
-                self.delete_row(seq, value_id, size, "deleting an entry")?;
+            Some((seq, value_id, size, file)) => {
+                self.delete_row(seq, value_id, size, file, "deleting an entry")?;
                 Ok(true)
             }
             None => Ok(false),
@@ -297,30 +310,61 @@ impl<'c> Txn<'c> {
         on_live: impl FnOnce(&[u8], Option<i64>) -> R,
     ) -> Result<Option<Found<R>>> {
         let now = self.now;
-        self.conn
+        let mut on_live = Some(on_live);
+        let mut in_file = None;
+        let found = self
+            .conn
             .prepare_cached(table::READ_FOR_WRITE)
             .and_then(|mut s| {
                 s.query_row([key], |r| {
-                    let (size, value) = (r.get_ref(2)?, r.get_ref(6)?);
+                    let (size, value) = (r.get_ref(2)?, r.get_ref(7)?);
+                    let row = row_ref(r, 0)?;
+                    if let (Some(_), ValueRef::Null) = (&row.3, value) {
+                        // Kept in a file: read below, once the statement is done.
+                        let size = entry::int(size).and_then(|n| u64::try_from(n).ok());
+                        let crc = entry::int(r.get_ref(5)?).and_then(|c| u32::try_from(c).ok());
+                        in_file = Some((size, crc, entry::deadline(r.get_ref(6)?)));
+                        return Ok(Found::Damaged(row));
+                    }
                     Ok(
-                        match entry::classify(r.get_ref(4)?, size, r.get_ref(5)?, value, now) {
+                        match entry::classify(r.get_ref(5)?, size, r.get_ref(6)?, value, now) {
                             State::Live { value, deadline } => {
-                                Found::Live(on_live(value, deadline))
+                                Found::Live((on_live.take().expect("once"))(value, deadline))
                             }
                             State::Expired => Found::Expired,
-                            State::Damaged => Found::Damaged(row_ref(r, 0)?),
+                            State::Damaged => Found::Damaged(row),
                         },
                     )
                 })
                 .optional()
             })
-            .ctx("looking up a key")
+            .ctx("looking up a key")?;
+        let (Some(Found::Damaged(row)), Some((size, crc, deadline))) = (&found, in_file) else {
+            return Ok(found);
+        };
+        let (Some(size), Some(crc), Some(deadline)) = (size, crc, deadline) else {
+            return Ok(found);
+        };
+        if crate::expiration::is_due(deadline, now) {
+            return Ok(Some(Found::Expired));
+        }
+        let name = row.3.as_deref().and_then(ValueName::parse);
+        let files = self.shared.value_files(false)?;
+        let (Some(name), Some(files)) = (name, files) else {
+            return Ok(found);
+        };
+        Ok(match files.read(&name, size, crc)? {
+            Read::Value(value) => Some(Found::Live((on_live.take().expect("once"))(
+                &value, deadline,
+            ))),
+            Read::Missing | Read::Damaged => found,
+        })
     }
 
     /// Deletes a damaged entry found under `key`; its buffered hits go with it.
-    fn remove_damaged(&mut self, key: &[u8], (seq, value_id, held): RowRef) -> Result<()> {
+    fn remove_damaged(&mut self, key: &[u8], (seq, value_id, held, file): RowRef) -> Result<()> {
         self.forget_accesses(key);
-        self.delete_row(seq, value_id, held, "removing a damaged entry")
+        self.delete_row(seq, value_id, held, file, "removing a damaged entry")
     }
 
     /// Deletes a damaged row found by a walk of the whole file (check), whose key may
@@ -330,11 +374,12 @@ impl<'c> Txn<'c> {
         key: Option<&[u8]>,
         seq: i64,
         value_id: Option<i64>,
+        file: Option<String>,
     ) -> Result<()> {
         if let Some(key) = key {
             self.forget_accesses(key);
         }
-        self.delete_row(seq, value_id, Some(0), "removing a damaged entry")
+        self.delete_row(seq, value_id, Some(0), file, "removing a damaged entry")
     }
 
     /// A random 64-bit number from SQLite's generator.
@@ -396,6 +441,42 @@ impl<'c> Txn<'c> {
         Ok(())
     }
 
+    /// Stores a new entry whose value is kept in the file `written` (complete, and
+    /// named by no row yet); any older entry under `key` must already be removed.
+    pub fn insert_file(
+        &mut self,
+        key: &[u8],
+        written: &Written,
+        crc: u32,
+        deadline: Option<i64>,
+    ) -> Result<()> {
+        self.preloaded = None;
+        let at = self.tick();
+        self.conn
+            .prepare_cached(table::INSERT_FILE)
+            .and_then(|mut s| s.execute([written.name.file_name()]))
+            .ctx("storing a value")?;
+        let value_id = self.conn.last_insert_rowid();
+        self.conn
+            .prepare_cached(table::INSERT_ENTRY)
+            .and_then(|mut s| {
+                s.execute(params![
+                    key,
+                    value_id,
+                    written.len as i64,
+                    crc as i64,
+                    at,
+                    deadline,
+                    None::<&[u8]>,
+                    self.now
+                ])
+            })
+            .ctx("storing an entry")?;
+        self.count += 1;
+        self.total_size += written.len as i64;
+        Ok(())
+    }
+
     /// Evicts entries by `policy` until `total_size + incoming <= max_size`.
     pub fn evict_to_fit(
         &mut self,
@@ -427,6 +508,16 @@ impl<'c> Txn<'c> {
     /// Deletes every entry.
     pub fn clear(&mut self) -> Result<()> {
         self.preloaded = None;
+        let files: Vec<String> = {
+            let mut stmt = self
+                .conn
+                .prepare_cached(table::FILES)
+                .ctx("clearing the cache")?;
+            let rows = stmt.query_map([], |r| r.get(0)).ctx("clearing the cache")?;
+            rows.collect::<rusqlite::Result<_>>()
+                .ctx("clearing the cache")?
+        };
+        self.tally.files.extend(files);
         self.conn
             .execute_batch(table::CLEAR)
             .ctx("clearing the cache")?;

@@ -452,9 +452,29 @@ impl ValueFiles {
     /// Anything whose name is not ours is counted and left alone.
     pub(crate) fn sweep(
         &self,
-        referenced: impl Fn(&ValueName) -> bool,
+        referenced: impl FnMut(&ValueName) -> bool,
         grace: Duration,
         now: SystemTime,
+    ) -> Result<Swept> {
+        self.sweep_or_count(referenced, grace, now, true)
+    }
+
+    /// How many files [`ValueFiles::sweep`] would remove; removes nothing.
+    pub(crate) fn count_orphans(
+        &self,
+        referenced: impl FnMut(&ValueName) -> bool,
+        grace: Duration,
+        now: SystemTime,
+    ) -> Result<u64> {
+        Ok(self.sweep_or_count(referenced, grace, now, false)?.removed)
+    }
+
+    fn sweep_or_count(
+        &self,
+        mut referenced: impl FnMut(&ValueName) -> bool,
+        grace: Duration,
+        now: SystemTime,
+        remove: bool,
     ) -> Result<Swept> {
         let failed = |e| io_error(format_args!("cannot list {}", self.dir.display()), e);
         let mut swept = Swept::default();
@@ -485,7 +505,7 @@ impl ValueFiles {
                 .ok()
                 .and_then(|m| now.duration_since(m).ok())
                 .unwrap_or_default();
-            if unreferenced && age > grace && fs::remove_file(item.path()).is_ok() {
+            if unreferenced && age >= grace && (!remove || fs::remove_file(item.path()).is_ok()) {
                 swept.removed += 1;
             }
         }

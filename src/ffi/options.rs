@@ -25,6 +25,9 @@ pub const BACKLITE_EXPIRATION_DEFAULT: i64 = -1;
 /// Never expires.
 pub const BACKLITE_EXPIRATION_NEVER: i64 = -2;
 
+/// `backlite_options_set_file_threshold`: every value stays in the database file.
+pub const BACKLITE_FILE_THRESHOLD_NEVER: i64 = -1;
+
 /// Options for `backlite_storage_open`. Single owner; free with `backlite_options_free`.
 pub struct backlite_options {
     pub(crate) inner: Options,
@@ -62,6 +65,32 @@ pub unsafe extern "C" fn backlite_options_set_max_size(
         unsafe { try_mut(o, "options") }?
             .inner
             .set_max_size(bytes)?;
+        Ok(BACKLITE_RESULT_OK)
+    })
+}
+
+/// Values of at least `bytes` bytes (> 0) are kept in files of their own in the
+/// folder `<cache>.values/` beside the cache file; `BACKLITE_FILE_THRESHOLD_NEVER`
+/// (the default) keeps every value in the database file. 0 or any other negative
+/// value is INVALID_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn backlite_options_set_file_threshold(
+    o: *mut backlite_options,
+    bytes: i64,
+) -> backlite_result {
+    boundary(std::ptr::null_mut(), || {
+        // SAFETY: `o` is NULL or a live options object (the header's contract).
+        let o = unsafe { try_mut(o, "options") }?;
+        let threshold = match bytes {
+            BACKLITE_FILE_THRESHOLD_NEVER => None,
+            b if b > 0 => Some(b as u64),
+            b => {
+                return Err(Failure::invalid(format!(
+                    "the file threshold must be > 0 bytes or BACKLITE_FILE_THRESHOLD_NEVER (-1), got {b}"
+                )))
+            }
+        };
+        o.inner.set_file_threshold(threshold)?;
         Ok(BACKLITE_RESULT_OK)
     })
 }

@@ -1,0 +1,310 @@
+/*
+ * Values at or above backlite_options_set_file_threshold live in files of their own in
+ * `<cache>.values/` (issue 16, item 2): the option's values; a round trip above and
+ * below the threshold through get and get_chunks; the size limit counts them; delete,
+ * overwrite, eviction and clear remove their files; a file deleted or cut short behind
+ * BackLite's back is a miss and its row goes; files BackLite did not make are never
+ * touched; a writer killed (SIGKILL) in the middle of large sets leaves no entry
+ * without its file, and check with repair leaves no orphan.
+ */
+#include "backlite.h"
+#include "harness.h"
+
+#include <dirent.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#define NEVER BACKLITE_EXPIRATION_NEVER
+#define THRESHOLD 4096
+
+static uint8_t *pattern(size_t n, unsigned seed) {
+    uint8_t *v = malloc(n ? n : 1);
+    if (!v) abort();
+    for (size_t i = 0; i < n; i++) v[i] = (uint8_t)(i * 131u + seed);
+    return v;
+}
+
+static backlite_storage *open_files(const char *path, uint64_t max_size) {
+    backlite_options *o = OPTIONS(max_size, BACKLITE_EVICTION_POLICY_LEAST_RECENTLY_USED);
+    if (!o) abort();
+    CHECK_OK(backlite_options_set_file_threshold(o, THRESHOLD));
+    backlite_storage *s = OPEN(path, o);
+    backlite_options_free(o);
+    return s;
+}
+
+static const char *folder_of(const char *cache) {
+    static char dir[PATH_MAX + 16];
+    snprintf(dir, sizeof dir, "%s.values", cache);
+    return dir;
+}
+
+/* How many names in the cache's folder start with `prefix` and end with `suffix`. */
+static int count_named(const char *cache, const char *prefix, const char *suffix) {
+    DIR *d = opendir(folder_of(cache));
+    if (!d) return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name), sl = strlen(suffix);
+        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0 && len >= sl &&
+            strcmp(e->d_name + len - sl, suffix) == 0)
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+static int value_files(const char *cache) { return count_named(cache, "v-", ".blv"); }
+
+/* The path of the first value file in the cache's folder. */
+static const char *first_value_file(const char *cache) {
+    static char path[2 * PATH_MAX + 64];
+    DIR *d = opendir(folder_of(cache));
+    if (!d) abort();
+    struct dirent *e;
+    path[0] = '\0';
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, "v-", 2) == 0) {
+            snprintf(path, sizeof path, "%s/%s", folder_of(cache), e->d_name);
+            break;
+        }
+    }
+    closedir(d);
+    if (path[0] == '\0') abort();
+    return path;
+}
+
+static void set_bytes(backlite_storage *s, const char *key, const uint8_t *v, size_t n, int64_t exp) {
+    CHECK_OK(backlite_storage_set(s, K(key), v, n, exp, &err));
+}
+
+static void get_equals(backlite_storage *s, const char *key, const uint8_t *v, size_t n) {
+    backlite_buf b = {0};
+    CHECK_OK(backlite_storage_get(s, K(key), &b, NULL, &err));
+    CHECK_EQ(b.len, n);
+    CHECK(b.len == n && memcmp(b.data, v, n) == 0);
+    backlite_buf_free(&b);
+}
+
+typedef struct {
+    uint8_t *bytes;
+    size_t len, cap;
+    int calls;
+} received;
+
+static int32_t collect(void *user, const uint8_t *chunk, size_t len) {
+    received *r = user;
+    r->calls++;
+    if (r->len + len <= r->cap) memcpy(r->bytes + r->len, chunk, len);
+    r->len += len;
+    return 0;
+}
+
+static void the_threshold_takes_bytes_or_never(void) {
+    backlite_options *o = backlite_options_new();
+    REQUIRE(o != NULL);
+    CHECK_RESULT(backlite_options_set_file_threshold(o, 0), BACKLITE_RESULT_INVALID_ARGUMENT);
+    CHECK_RESULT(backlite_options_set_file_threshold(o, -2), BACKLITE_RESULT_INVALID_ARGUMENT);
+    CHECK_RESULT(backlite_options_set_file_threshold(o, 1), BACKLITE_RESULT_OK);
+    CHECK_RESULT(backlite_options_set_file_threshold(o, BACKLITE_FILE_THRESHOLD_NEVER),
+                 BACKLITE_RESULT_OK);
+    CHECK_RESULT(backlite_options_set_file_threshold(NULL, 1), BACKLITE_RESULT_NULL_PARAMETER);
+    /* Never (the default): a large value makes no folder. */
+    const char *path = tmp_path("never.db");
+    backlite_storage *s = OPEN(path, o);
+    REQUIRE(s != NULL);
+    uint8_t *v = pattern(1 << 20, 1);
+    set_bytes(s, "k", v, 1 << 20, NEVER);
+    CHECK(!h_exists(folder_of(path)));
+    free(v);
+    backlite_storage_free(s);
+    backlite_options_free(o);
+}
+
+static void values_above_the_threshold_round_trip_through_files(void) {
+    const char *path = tmp_path("round.db");
+    backlite_storage *s = open_files(path, 1u << 30);
+    REQUIRE(s != NULL);
+    size_t small_n = THRESHOLD - 1, large_n = 3 * 256 * 1024 + 5;
+    uint8_t *small = pattern(small_n, 2), *large = pattern(large_n, 3);
+    set_bytes(s, "small", small, small_n, NEVER);
+    CHECK_EQ(value_files(path), 0);
+    set_bytes(s, "large", large, large_n, NEVER);
+    CHECK_EQ(value_files(path), 1);
+    get_equals(s, "small", small, small_n);
+    get_equals(s, "large", large, large_n);
+
+    received r = {.bytes = malloc(large_n), .cap = large_n};
+    REQUIRE(r.bytes != NULL);
+    CHECK_OK(backlite_storage_get_chunks(s, K("large"), collect, &r, NULL, &err));
+    CHECK_EQ(r.len, large_n);
+    CHECK(r.len == large_n && memcmp(r.bytes, large, large_n) == 0);
+    CHECK(r.calls >= 4);
+    free(r.bytes);
+
+    backlite_stats st = STATS(s);
+    CHECK_EQ(st.count, 2);
+    CHECK_EQ(st.total_size, small_n + large_n);
+    backlite_check_report rep;
+    CHECK_OK(backlite_storage_check(s, 0, &rep, &err));
+    CHECK_EQ(rep.healthy, 1);
+    free(small);
+    free(large);
+    backlite_storage_free(s);
+}
+
+static void every_removal_removes_the_file(void) {
+    const char *path = tmp_path("removal.db");
+    backlite_storage *s = open_files(path, 100000);
+    REQUIRE(s != NULL);
+    uint8_t *v = pattern(30000, 4);
+    set_bytes(s, "a", v, 30000, NEVER);
+    set_bytes(s, "a", v, 30000, NEVER);
+    CHECK_EQ(value_files(path), 1); /* overwrite */
+    CHECK_OK(backlite_storage_delete(s, K("a"), &err));
+    CHECK_EQ(value_files(path), 0); /* delete */
+
+    /* Expiry goes through the same removal: tests/value_files.rs, with a test clock. */
+    for (int i = 0; i < 4; i++) {
+        char key[8];
+        snprintf(key, sizeof key, "k%d", i);
+        set_bytes(s, key, v, 30000, NEVER);
+    }
+    CHECK_EQ(value_files(path), 3); /* eviction */
+    CHECK_EQ(STATS(s).total_size, 90000);
+    CHECK_OK(backlite_storage_clear(s, &err));
+    CHECK_EQ(value_files(path), 0); /* clear */
+    CHECK_OK(backlite_storage_vacuum(s, &err));
+    free(v);
+    backlite_storage_free(s);
+}
+
+static void a_file_lost_or_cut_short_is_a_miss(void) {
+    const char *path = tmp_path("lost.db");
+    backlite_storage *s = open_files(path, 1u << 30);
+    REQUIRE(s != NULL);
+    uint8_t *v = pattern(50000, 5);
+    set_bytes(s, "gone", v, 50000, NEVER);
+    REQUIRE(unlink(first_value_file(path)) == 0);
+    GET_MISSING(s, "gone");
+    CHECK_EQ(STATS(s).count, 0);
+
+    set_bytes(s, "cut", v, 50000, NEVER);
+    REQUIRE(truncate(first_value_file(path), 100) == 0);
+    received r = {.bytes = malloc(50000), .cap = 50000};
+    REQUIRE(r.bytes != NULL);
+    CHECK_RC(backlite_storage_get_chunks(s, K("cut"), collect, &r, NULL, &err),
+             BACKLITE_RESULT_NOT_FOUND);
+    CHECK_EQ(r.calls, 0);
+    free(r.bytes);
+    CHECK_EQ(STATS(s).count, 0);
+    free(v);
+    backlite_storage_free(s);
+}
+
+static void foreign_files_are_never_touched(void) {
+    const char *path = tmp_path("foreign.db");
+    backlite_storage *s = open_files(path, 1u << 30);
+    REQUIRE(s != NULL);
+    uint8_t *v = pattern(20000, 6);
+    set_bytes(s, "k", v, 20000, NEVER);
+    const char *names[] = {"notes.txt", "v-12.blv", "t-zz.tmp", "V-AB.BLV"};
+    char p[2 * PATH_MAX + 64];
+    for (int i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s/%s", folder_of(path), names[i]);
+        REQUIRE(h_write_file(p, "mine", 4));
+    }
+    backlite_check_report rep;
+    CHECK_OK(backlite_storage_check(s, 1, &rep, &err));
+    CHECK_OK(backlite_storage_clear(s, &err));
+    CHECK_OK(backlite_storage_check(s, 1, &rep, &err));
+    for (int i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s/%s", folder_of(path), names[i]);
+        size_t n = 0;
+        uint8_t *got = h_read_file(p, &n);
+        CHECK(got != NULL && n == 4 && memcmp(got, "mine", 4) == 0);
+        free(got);
+    }
+    free(v);
+    backlite_storage_free(s);
+}
+
+/* The child: sets large values under a few keys until killed, a byte down `out` after
+ * each set. */
+static void set_until_killed(const char *path, int out) {
+    backlite_storage *s = open_files(path, 64u << 20);
+    if (!s) _exit(3);
+    uint8_t *v = pattern(1 << 20, 7);
+    for (unsigned i = 0;; i++) {
+        char key[8];
+        snprintf(key, sizeof key, "k%u", i % 5);
+        v[0] = (uint8_t)i;
+        backlite_error *e = NULL;
+        if (backlite_storage_set(s, K(key), v, 1 << 20, NEVER, &e) != BACKLITE_RESULT_OK) _exit(4);
+        if (write(out, "x", 1) != 1) _exit(5);
+    }
+}
+
+static void a_writer_killed_mid_set_leaves_no_entry_without_its_file(void) {
+    const char *tmp = tmp_path("killed.db");
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s", tmp);
+    for (int round = 0; round < 3; round++) {
+        int gate[2];
+        REQUIRE(pipe(gate) == 0);
+        pid_t pid = fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            close(gate[0]);
+            set_until_killed(path, gate[1]);
+        }
+        close(gate[1]);
+        /* A few sets done, then killed wherever it is in the next one. */
+        char buf[4];
+        for (int got = 0; got < 3 + round;) {
+            ssize_t n = read(gate[0], buf, 1);
+            REQUIRE(n == 1);
+            got++;
+        }
+        kill(pid, SIGKILL);
+        int status = 0;
+        waitpid(pid, &status, 0);
+        close(gate[0]);
+        CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+        backlite_storage *s = open_files(path, 64u << 20);
+        REQUIRE(s != NULL);
+        backlite_check_report rep;
+        CHECK_OK(backlite_storage_check(s, 0, &rep, &err));
+        CHECK_EQ(rep.damaged, 0); /* no row names a missing or partial file */
+        CHECK_OK(backlite_storage_check(s, 1, &rep, &err));
+        backlite_stats st = STATS(s);
+        CHECK_EQ(value_files(path), (int)st.count); /* no orphan left */
+        CHECK_EQ(count_named(path, "t-", ".tmp"), 0);
+        for (unsigned k = 0; k < 5; k++) {
+            char key[8];
+            snprintf(key, sizeof key, "k%u", k);
+            backlite_buf b = {0};
+            backlite_error *e = NULL;
+            backlite_result rc = backlite_storage_get(s, K(key), &b, NULL, &e);
+            CHECK(rc == BACKLITE_RESULT_OK || rc == BACKLITE_RESULT_NOT_FOUND);
+            if (rc == BACKLITE_RESULT_OK) CHECK_EQ(b.len, (size_t)1 << 20);
+            backlite_buf_free(&b);
+            backlite_error_free(e);
+        }
+        CHECK_EQ(STATS(s).count, st.count);
+        backlite_storage_free(s);
+    }
+}
+
+int main(void) {
+    h_begin();
+    RUN(the_threshold_takes_bytes_or_never);
+    RUN(values_above_the_threshold_round_trip_through_files);
+    RUN(every_removal_removes_the_file);
+    RUN(a_file_lost_or_cut_short_is_a_miss);
+    RUN(foreign_files_are_never_touched);
+    RUN(a_writer_killed_mid_set_leaves_no_entry_without_its_file);
+    return h_end();
+}

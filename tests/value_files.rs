@@ -1,0 +1,236 @@
+//! Values at or above the file threshold live in files of their own in
+//! `<cache>.values/` (issue 16, item 2): they read back whole, into the caller's
+//! memory and in chunks; the size limit counts them; every way a row goes removes its
+//! file after the commit; a file lost or cut short behind BackLite's back is a miss
+//! and its row goes; `check` finds orphans and leaves anything not BackLite's alone.
+//! tests/c/test_value_files.c covers the C ABI.
+
+use backlite::{Expiration, Options, Storage, Streamed};
+use std::mem::MaybeUninit;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const THRESHOLD: u64 = 4096;
+
+fn options() -> Options {
+    let mut o = Options::new();
+    o.set_file_threshold(Some(THRESHOLD)).unwrap();
+    o
+}
+
+fn open_with(o: &Options) -> (tempfile::TempDir, PathBuf, Storage) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    let s = Storage::open(&path, o).unwrap();
+    (dir, path, s)
+}
+
+fn folder(cache: &Path) -> PathBuf {
+    let mut name = cache.as_os_str().to_os_string();
+    name.push(".values");
+    PathBuf::from(name)
+}
+
+/// The value files (`v-*.blv`) in the cache's folder.
+fn value_files(cache: &Path) -> Vec<PathBuf> {
+    let Ok(list) = std::fs::read_dir(folder(cache)) else {
+        return Vec::new();
+    };
+    let mut found: Vec<PathBuf> = list
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy();
+            n.starts_with("v-") && n.ends_with(".blv")
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+fn value(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+        .collect()
+}
+
+#[test]
+fn a_value_above_the_threshold_lives_in_a_file_and_reads_back_every_way() {
+    let (_dir, path, s) = open_with(&options());
+    let small = value(THRESHOLD as usize - 1, 1);
+    let large = value(3 * 256 * 1024 + 17, 2);
+    s.set(b"small", &small, Expiration::Never).unwrap();
+    assert!(
+        value_files(&path).is_empty(),
+        "below the threshold: in the database"
+    );
+    s.set(b"large", &large, Expiration::Never).unwrap();
+    assert_eq!(value_files(&path).len(), 1);
+
+    assert_eq!(s.get(b"small").unwrap().unwrap().0, small);
+    assert_eq!(s.get(b"large").unwrap().unwrap().0, large);
+    let (into, _) = s
+        .get_into(b"large", |n| Ok(vec![MaybeUninit::<u8>::uninit(); n]))
+        .unwrap()
+        .unwrap();
+    let into: Vec<u8> = into.iter().map(|b| unsafe { b.assume_init() }).collect();
+    assert_eq!(into, large);
+    let mut chunks = Vec::new();
+    let mut n = 0;
+    let done = s
+        .get_chunks(b"large", |c| {
+            n += 1;
+            chunks.extend_from_slice(c);
+            true
+        })
+        .unwrap();
+    assert!(matches!(done, Some(Streamed::Done(None))), "{done:?}");
+    assert!(chunks == large);
+    assert!(n >= 4, "handed over in chunks, {n}");
+    assert!(s.contains(b"large").unwrap());
+
+    let stats = s.stats().unwrap();
+    assert_eq!(stats.count, 2);
+    assert_eq!(stats.total_size, (small.len() + large.len()) as u64);
+    assert!(s.check(false).unwrap().healthy());
+
+    // Reopened, and by another handle with no threshold: the row still names the file.
+    drop(s);
+    let s = Storage::open(&path, &Options::new()).unwrap();
+    assert_eq!(s.get(b"large").unwrap().unwrap().0, large);
+    let mut exported = Vec::new();
+    s.export(|e| {
+        exported.push((e.key.to_vec(), e.value.to_vec()));
+        Ok(())
+    })
+    .unwrap();
+    assert!(exported.contains(&(b"large".to_vec(), large.clone())));
+}
+
+#[test]
+fn delete_overwrite_expiry_eviction_and_clear_remove_the_files() {
+    let now = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(1_800_000_000_000));
+    let clock = now.clone();
+    let mut o = options();
+    o.set_max_size(100_000).unwrap();
+    o.set_clock(std::sync::Arc::new(move || {
+        clock.load(std::sync::atomic::Ordering::SeqCst)
+    }));
+    let (_dir, path, s) = open_with(&o);
+    let v = value(30_000, 3);
+
+    s.set(b"a", &v, Expiration::Never).unwrap();
+    let first = value_files(&path);
+    assert_eq!(first.len(), 1);
+    s.set(b"a", &value(30_000, 4), Expiration::Never).unwrap();
+    let second = value_files(&path);
+    assert_eq!(second.len(), 1, "an overwrite removes the older file");
+    assert_ne!(first, second);
+    assert!(s.delete(b"a").unwrap());
+    assert!(value_files(&path).is_empty(), "delete");
+
+    s.set(b"e", &v, Expiration::After(Duration::from_secs(1)))
+        .unwrap();
+    now.fetch_add(2000, std::sync::atomic::Ordering::SeqCst);
+    s.set(b"small", b"x", Expiration::Never).unwrap();
+    assert!(value_files(&path).is_empty(), "expiry");
+
+    for k in 0..3u8 {
+        s.set(&[k], &v, Expiration::Never).unwrap();
+    }
+    assert_eq!(value_files(&path).len(), 3);
+    s.set(b"fourth", &v, Expiration::Never).unwrap();
+    // "small" (least recently used), then the first large value, make room.
+    assert_eq!(s.stats().unwrap().evictions, 2);
+    assert_eq!(value_files(&path).len(), 3, "eviction");
+    assert_eq!(s.stats().unwrap().total_size, 3 * 30_000);
+
+    s.clear().unwrap();
+    assert!(value_files(&path).is_empty(), "clear");
+    s.vacuum().unwrap();
+}
+
+#[test]
+fn a_file_lost_or_cut_short_is_a_miss_and_its_row_goes() {
+    let (_dir, path, s) = open_with(&options());
+    let v = value(50_000, 5);
+    s.set(b"gone", &v, Expiration::Never).unwrap();
+    std::fs::remove_file(&value_files(&path)[0]).unwrap();
+    assert_eq!(s.get(b"gone").unwrap(), None);
+    assert_eq!(s.stats().unwrap().count, 0, "the row went with the miss");
+
+    s.set(b"cut", &v, Expiration::Never).unwrap();
+    let f = value_files(&path)[0].clone();
+    let file = std::fs::OpenOptions::new().write(true).open(&f).unwrap();
+    file.set_len(1000).unwrap();
+    drop(file);
+    let report = s.check(false).unwrap();
+    assert_eq!(report.damaged, 1, "check finds it");
+    let mut got = Vec::new();
+    assert_eq!(
+        s.get_chunks(b"cut", |c| {
+            got.extend_from_slice(c);
+            true
+        })
+        .unwrap(),
+        None
+    );
+    assert!(got.is_empty());
+    assert_eq!(s.stats().unwrap().count, 0);
+
+    // Flipped bytes of the right length: the CRC says so.
+    s.set(b"flipped", &v, Expiration::Never).unwrap();
+    let f = value_files(&path)[0].clone();
+    let mut bytes = std::fs::read(&f).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&f, &bytes).unwrap();
+    assert_eq!(s.get(b"flipped").unwrap(), None);
+    assert!(s.check(false).unwrap().healthy());
+}
+
+#[test]
+fn check_removes_orphans_and_nothing_else_is_touched() {
+    let (_dir, path, s) = open_with(&options());
+    let v = value(20_000, 6);
+    s.set(b"kept", &v, Expiration::Never).unwrap();
+    let dir = folder(&path);
+    // An orphan of ours (a copy under another name of ours), and foreign files.
+    let orphan = dir.join(format!("v-{}.blv", "ab".repeat(16)));
+    let temp = dir.join(format!("t-{}.tmp", "cd".repeat(16)));
+    std::fs::copy(&value_files(&path)[0], &orphan).unwrap();
+    std::fs::write(&temp, b"half").unwrap();
+    let foreign = ["notes.txt", "v-1234.blv", "V-ABAB.BLV", "t-x.tmp"];
+    for f in foreign {
+        std::fs::write(dir.join(f), b"mine").unwrap();
+    }
+
+    let report = s.check(true).unwrap();
+    assert!(report.repaired);
+    assert_eq!(report.orphan_values, 2);
+    assert!(!orphan.exists() && !temp.exists());
+    for f in foreign {
+        assert_eq!(std::fs::read(dir.join(f)).unwrap(), b"mine", "{f}");
+    }
+    assert_eq!(s.get(b"kept").unwrap().unwrap().0, v);
+    assert!(s.check(false).unwrap().healthy());
+
+    s.clear().unwrap();
+    s.check(true).unwrap();
+    for f in foreign {
+        assert_eq!(std::fs::read(dir.join(f)).unwrap(), b"mine", "{f}");
+    }
+    assert!(dir.join("BACKLITE-VALUES").exists());
+}
+
+#[test]
+fn the_threshold_is_checked() {
+    let mut o = Options::new();
+    assert_eq!(o.file_threshold(), None, "never, by default");
+    assert!(o.set_file_threshold(Some(0)).is_err());
+    assert!(o.set_file_threshold(Some(1)).is_ok());
+    assert!(o.set_file_threshold(None).is_ok());
+    // Never: no folder appears.
+    let (_dir, path, s) = open_with(&o);
+    s.set(b"k", &value(1 << 20, 7), Expiration::Never).unwrap();
+    assert!(!folder(&path).exists());
+}
