@@ -5,14 +5,18 @@
  * overwrite, eviction and clear remove their files; a file deleted or cut short behind
  * BackLite's back is a miss and its row goes; files BackLite did not make are never
  * touched; a writer killed (SIGKILL) in the middle of large sets leaves no entry
- * without its file, and check with repair leaves no orphan.
+ * without its file, and check with repair leaves no orphan; a cache its user cannot
+ * write still serves them.
  */
 #include "backlite.h"
 #include "harness.h"
 
 #include <dirent.h>
+#include <grp.h>
 #include <signal.h>
 #include <sys/wait.h>
+
+#define NOBODY 65534
 
 #define NEVER BACKLITE_EXPIRATION_NEVER
 #define THRESHOLD 4096
@@ -34,7 +38,7 @@ static backlite_storage *open_files(const char *path, uint64_t max_size) {
 }
 
 static const char *folder_of(const char *cache) {
-    static char dir[PATH_MAX + 16];
+    static char dir[PATH_MAX + 64];
     snprintf(dir, sizeof dir, "%s.values", cache);
     return dir;
 }
@@ -59,7 +63,7 @@ static int value_files(const char *cache) { return count_named(cache, "v-", ".bl
 
 /* The path of the first value file in the cache's folder. */
 static const char *first_value_file(const char *cache) {
-    static char path[2 * PATH_MAX + 64];
+    static char path[PATH_MAX + 400];
     DIR *d = opendir(folder_of(cache));
     if (!d) abort();
     struct dirent *e;
@@ -210,7 +214,7 @@ static void foreign_files_are_never_touched(void) {
     uint8_t *v = pattern(20000, 6);
     set_bytes(s, "k", v, 20000, NEVER);
     const char *names[] = {"notes.txt", "v-12.blv", "t-zz.tmp", "V-AB.BLV"};
-    char p[2 * PATH_MAX + 64];
+    char p[PATH_MAX + 400];
     for (int i = 0; i < 4; i++) {
         snprintf(p, sizeof p, "%s/%s", folder_of(path), names[i]);
         REQUIRE(h_write_file(p, "mine", 4));
@@ -298,6 +302,92 @@ static void a_writer_killed_mid_set_leaves_no_entry_without_its_file(void) {
     }
 }
 
+/* Gives `path` to user nobody (when root) without write permission: `mode`. */
+static void give_read_only(const char *path, mode_t mode) {
+    if (geteuid() == 0) REQUIRE(chown(path, NOBODY, NOBODY) == 0);
+    REQUIRE(chmod(path, mode) == 0);
+}
+
+static void a_read_only_cache_serves_its_file_values(void) {
+    const char *tmp = tmp_path("ro");
+    char dir[PATH_MAX - 64], path[PATH_MAX], item[PATH_MAX + 400];
+    snprintf(dir, sizeof dir, "%s", tmp);
+    snprintf(path, sizeof path, "%s/cache.db", dir);
+    REQUIRE(chmod(h_tmp_root(), 0755) == 0);
+    REQUIRE(mkdir(dir, 0755) == 0);
+    size_t n = 100000;
+    uint8_t *v = pattern(n, 8);
+    backlite_storage *s = open_files(path, 1u << 30);
+    REQUIRE(s != NULL);
+    set_bytes(s, "large", v, n, NEVER);
+    backlite_storage_free(s);
+    REQUIRE(value_files(path) == 1);
+    /* Every file BackLite made, then the folders, lose write permission. */
+    DIR *d = opendir(folder_of(path));
+    REQUIRE(d != NULL);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') continue;
+        snprintf(item, sizeof item, "%s/%s", folder_of(path), e->d_name);
+        give_read_only(item, 0444);
+    }
+    closedir(d);
+    d = opendir(dir);
+    REQUIRE(d != NULL);
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.' || strstr(e->d_name, ".values")) continue;
+        snprintf(item, sizeof item, "%s/%s", dir, e->d_name);
+        give_read_only(item, 0444);
+    }
+    closedir(d);
+    give_read_only(folder_of(path), 0555);
+    /* The cache's own folder stays writable, as for any read-only cache file: SQLite
+     * needs its -shm there to read a WAL file. */
+    give_read_only(dir, 0755);
+
+    int gate[2];
+    REQUIRE(pipe(gate) == 0);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        close(gate[0]);
+        if (geteuid() == 0 && (setgroups(0, NULL) != 0 || setgid(NOBODY) != 0 || setuid(NOBODY) != 0))
+            _exit(77);
+        int before = atomic_load(&h_st()->failures);
+        backlite_storage *r = NULL;
+        backlite_error *err = NULL;
+        backlite_result rc = backlite_storage_open(path, NULL, &r, &err);
+        if (rc != BACKLITE_RESULT_OK) {
+            printf("# open: %s\n", backlite_error_message(err));
+            backlite_error_free(err);
+            free(v);
+            _exit(1);
+        }
+        get_equals(r, "large", v, n);
+        received got = {.bytes = malloc(n), .cap = n};
+        CHECK_OK(backlite_storage_get_chunks(r, K("large"), collect, &got, NULL, &err));
+        CHECK(got.len == n && memcmp(got.bytes, v, n) == 0);
+        free(got.bytes);
+        CHECK_RC(backlite_storage_set(r, K("other"), v, n, NEVER, &err), BACKLITE_RESULT_IO);
+        backlite_storage_free(r);
+        free(v);
+        _exit(atomic_load(&h_st()->failures) == before ? 0 : 1);
+    }
+    close(gate[1]);
+    close(gate[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
+        SKIP("cannot drop to user nobody");
+    } else {
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    CHECK_EQ(value_files(path), 1); /* nothing was removed */
+    /* Writable again, so that the temporary folder can be removed. */
+    REQUIRE(chmod(folder_of(path), 0700) == 0);
+    free(v);
+}
+
 int main(void) {
     h_begin();
     RUN(the_threshold_takes_bytes_or_never);
@@ -306,5 +396,6 @@ int main(void) {
     RUN(a_file_lost_or_cut_short_is_a_miss);
     RUN(foreign_files_are_never_touched);
     RUN(a_writer_killed_mid_set_leaves_no_entry_without_its_file);
+    RUN(a_read_only_cache_serves_its_file_values);
     return h_end();
 }
