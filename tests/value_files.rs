@@ -234,3 +234,19 @@ fn the_threshold_is_checked() {
     s.set(b"k", &value(1 << 20, 7), Expiration::Never).unwrap();
     assert!(!folder(&path).exists());
 }
+
+#[test]
+fn vacuum_removes_orphan_files_and_nothing_else() {
+    let (_dir, path, s) = open_with(&options());
+    let v = value(20_000, 9);
+    s.set(b"kept", &v, Expiration::Never).unwrap();
+    let dir = folder(&path);
+    let orphan = dir.join(format!("v-{}.blv", "ef".repeat(16)));
+    std::fs::copy(&value_files(&path)[0], &orphan).unwrap();
+    std::fs::write(dir.join("mine.txt"), b"mine").unwrap();
+    s.vacuum().unwrap();
+    assert!(!orphan.exists(), "the orphan went");
+    assert_eq!(std::fs::read(dir.join("mine.txt")).unwrap(), b"mine");
+    assert_eq!(value_files(&path).len(), 1);
+    assert_eq!(s.get(b"kept").unwrap().unwrap().0, v);
+}

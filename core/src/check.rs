@@ -99,8 +99,12 @@ impl Storage {
     }
 
     /// Rebuilds the file to give free pages back to the file system, and truncates the
-    /// write-ahead log.
+    /// write-ahead log. Value files no row names (orphans of writes that failed or
+    /// were killed) are removed first: like the rebuild, that walks everything.
     pub fn vacuum(&self) -> Result<()> {
+        if let Some(files) = self.shared.value_files(false)? {
+            self.write(|t| sweep(t.conn(), Some(files), true))?;
+        }
         self.flush()?;
         self.with_writer(|conn| {
             conn.execute_batch("VACUUM").ctx("vacuuming")?;
