@@ -33,19 +33,33 @@ impl RedisServer {
 
     /// A server with extra `redis-server` arguments (e.g. `--requirepass x`).
     pub fn with_args(extra: &[&str]) -> RedisServer {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
+        retry_start(|| Self::try_with_args(extra))
+    }
+
+    /// A server on a port free a moment ago; Err if another process took the port (or
+    /// one named in `extra`) meanwhile, or the server did not come up.
+    pub fn try_with_args(extra: &[&str]) -> Result<RedisServer, String> {
         let mut s = RedisServer {
-            port,
-            dir,
+            port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
             args: extra.iter().map(|s| s.to_string()).collect(),
             child: None,
         };
-        s.launch();
-        s
+        s.try_launch()?;
+        Ok(s)
     }
 
     fn launch(&mut self) {
+        if let Err(why) = self.try_launch() {
+            panic!("redis-server did not start again on {}: {why}", self.port);
+        }
+    }
+
+    /// Starts the server and waits until it says it is ready (every listener bound):
+    /// a connection alone could reach another process that holds the port.
+    fn try_launch(&mut self) -> Result<(), String> {
+        let log = self.dir.path().join("redis.log");
+        let _ = std::fs::remove_file(&log);
         let port = self.port.to_string();
         let dir = self.dir.path().to_string_lossy().to_string();
         let mut args = vec![
@@ -76,7 +90,23 @@ impl RedisServer {
             .spawn()
             .expect("redis-server must be installed (apt-get install redis-server)");
         self.child = Some(child);
-        wait_listening(self.listen_port());
+        let give_up = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                self.child = None;
+                return Err(format!("exited ({status}): {}", text.trim_end()));
+            }
+            if text.contains("Ready to accept connections") {
+                wait_listening(self.listen_port());
+                return Ok(());
+            }
+            if Instant::now() >= give_up {
+                self.kill();
+                return Err(format!("not ready after 10 s: {}", text.trim_end()));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// The port the readiness check connects to (the TLS port for a TLS server).
@@ -154,6 +184,19 @@ pub fn wait_listening(port: u16) {
     }
 }
 
+/// Runs `start` until it succeeds (a port found free can be taken by another process
+/// before the server binds it), at most 5 times.
+pub fn retry_start<T>(mut start: impl FnMut() -> Result<T, String>) -> T {
+    let mut errors = Vec::new();
+    for _ in 0..5 {
+        match start() {
+            Ok(t) => return t,
+            Err(e) => errors.push(e),
+        }
+    }
+    panic!("redis-server did not start in 5 tries: {errors:#?}");
+}
+
 /// A temporary folder path for a cache file.
 pub fn cache_path(dir: &tempfile::TempDir, name: &str) -> PathBuf {
     dir.path().join(name)
@@ -167,12 +210,16 @@ pub struct RedisCluster {
 
 impl RedisCluster {
     pub fn start(masters: usize) -> RedisCluster {
-        let nodes: Vec<RedisServer> = (0..masters)
+        retry_start(|| Self::try_start(masters))
+    }
+
+    fn try_start(masters: usize) -> Result<RedisCluster, String> {
+        let nodes = (0..masters)
             .map(|_| {
                 // The bus port is chosen too: by default it is the port + 10000, which
                 // may be taken, or above 65535.
                 let bus = free_port().to_string();
-                RedisServer::with_args(&[
+                RedisServer::try_with_args(&[
                     "--cluster-enabled",
                     "yes",
                     "--cluster-port",
@@ -183,7 +230,7 @@ impl RedisCluster {
                     "2000",
                 ])
             })
-            .collect();
+            .collect::<Result<Vec<RedisServer>, String>>()?;
         let addrs: Vec<String> = nodes
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port))
@@ -194,14 +241,16 @@ impl RedisCluster {
             .args(["--cluster-replicas", "0", "--cluster-yes"])
             .output()
             .expect("redis-cli must be installed (apt-get install redis-tools)");
-        assert!(
-            out.status.success(),
-            "redis-cli --cluster create: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        if !out.status.success() {
+            return Err(format!(
+                "redis-cli --cluster create: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
         let cluster = RedisCluster { nodes };
         cluster.wait_ok();
-        cluster
+        Ok(cluster)
     }
 
     /// Waits until every live node sees the cluster as whole (all slots served).
@@ -327,6 +376,10 @@ impl TlsFiles {
 impl RedisServer {
     /// A server that speaks only TLS, with `tls`'s certificate (clients not checked).
     pub fn with_tls(tls: &TlsFiles) -> RedisServer {
+        retry_start(|| Self::try_with_tls(tls))
+    }
+
+    fn try_with_tls(tls: &TlsFiles) -> Result<RedisServer, String> {
         let tls_port = free_port();
         let path = |p: &PathBuf| p.to_string_lossy().to_string();
         let (port, cert, key, ca) = (
@@ -335,7 +388,7 @@ impl RedisServer {
             path(&tls.key),
             path(&tls.ca),
         );
-        let mut s = Self::with_args(&[
+        let mut s = Self::try_with_args(&[
             "--port",
             "0",
             "--tls-port",
@@ -348,9 +401,9 @@ impl RedisServer {
             &ca,
             "--tls-auth-clients",
             "no",
-        ]);
+        ])?;
         s.port = tls_port;
-        s
+        Ok(s)
     }
 
     /// `rediss://` to this server's TLS port.
