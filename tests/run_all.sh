@@ -34,7 +34,7 @@ echo "== Python package (maturin wheel, manylinux check, pytest)"
 # Built once into the build folder (the consumer and cross-language tests install the
 # same wheel), on the C library's cargo target folder, so the core is not built again.
 CARGO_TARGET_DIR="$build/cargo" BACKLITE_WHEEL_DIR="$build/python-wheel" bash bindings/python/run_tests.sh
-python_wheel=$(ls "$build"/python-wheel/backlite-*.whl)
+python_wheel=$(cd "$build/python-wheel" && ls "$PWD"/backlite-*.whl)  # absolute: the consumers run elsewhere
 
 echo "== Zig binding (zig build test, Zig 0.15.2)"
 BACKLITE_LIB_DIR="$lib_dir" bash bindings/zig/run_tests.sh
