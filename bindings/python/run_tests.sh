@@ -23,6 +23,12 @@ maturin_version=1.16.0
 policy=manylinux_2_34
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# maturin runs in this folder: a relative target folder is made absolute first, or cargo
+# would build a second one inside the package.
+case "${CARGO_TARGET_DIR:-}" in
+    "" | /*) ;;
+    *) export CARGO_TARGET_DIR="$PWD/$CARGO_TARGET_DIR" ;;
+esac
 python="${PYTHON:-python3}"
 pipq=(-m pip install --disable-pip-version-check -q)
 
