@@ -741,7 +741,12 @@ fn claim_file(path: &Path, busy_timeout: Duration) -> Result<Arc<FileShared>> {
         match schema::sniff(path, id)? {
             schema::FileKind::Replaced => {}
             schema::FileKind::HardLinked => {
-                if !schema::remove_build_name(path, id) {
+                // A new cache has two names for a moment: its creator links it into
+                // place, then removes its build name. Only a second name that stays
+                // is refused.
+                if !schema::remove_build_name(path, id)
+                    && schema::sniff(path, id)? == schema::FileKind::HardLinked
+                {
                     return Err(schema::hard_link_error(path));
                 }
             }
