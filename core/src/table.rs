@@ -146,8 +146,11 @@ pub(crate) const LOAD: &str = concat!(
 
 /// The file's `count` and `total_size` net of the entries due at `?1`, through the
 /// expiry index: O(due entries).
+/// A damaged size (text, real, negative or absurd) counts as nothing: summing it would
+/// make the result a real number or overflow.
 pub(crate) const LIVE_COUNTERS: &str = "SELECT s.count - d.n, s.total_size - d.size \
-    FROM state s, (SELECT count(*) AS n, coalesce(sum(size), 0) AS size \
+    FROM state s, (SELECT count(*) AS n, coalesce(sum(CASE WHEN typeof(size) = 'integer' \
+    AND size BETWEEN 0 AND 281474976710656 THEN size END), 0) AS size \
     FROM entries WHERE expires_at <= ?1) d WHERE s.id = 0";
 
 /// `count(*)` and the sum of each size that is its value's length (a damaged row's
