@@ -151,6 +151,42 @@ pub(crate) fn sweep(conn: &Connection, files: Option<&ValueFiles>, remove: bool)
     }
 }
 
+/// Folder entries the lazy sweep looks at per open: bounded work on any folder.
+pub(crate) const LAZY_SWEEP_BATCH: usize = 64;
+
+/// How old an unreferenced file of ours must be before the lazy sweep removes it.
+///
+/// The sweep holds no write lock, so a file it finds may belong to a set in flight in
+/// another process: a temporary file being written, or a value file renamed into place
+/// whose row is about to commit. Neither may go. Both are young: a writer writes its
+/// temporary file chunk by chunk (each write renews its modification time), writes
+/// its header last, renames it at once, and inserts and commits its row while it
+/// holds the write lock it took before writing. So a set in flight has modified its
+/// file within the duration of one set, which is seconds even for gigabytes; an
+/// hour-old unreferenced file is an orphan of a writer that died or failed. A clock
+/// stepped back only makes files look younger, which keeps them.
+pub(crate) const LAZY_SWEEP_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+impl Storage {
+    /// Removes orphan value files (of writers killed or failed mid-set) a batch at a
+    /// time: at most [`LAZY_SWEEP_BATCH`] entries of the folder are looked at, from
+    /// where the last sweep stopped. Best effort: a cache this process cannot write,
+    /// or any failure, leaves the orphans to a later open, `check` or `vacuum`.
+    pub(crate) fn sweep_lazily(&self) {
+        let Ok(Some(files)) = self.shared.value_files(false) else {
+            return;
+        };
+        let _ = self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached(table::NAMES_FILE)
+                .ctx("looking for orphan files")?;
+            let referenced = |name: &ValueName| stmt.exists([name.file_name()]).unwrap_or(true);
+            let now = std::time::SystemTime::now();
+            files.sweep_some(referenced, LAZY_SWEEP_AGE, now, LAZY_SWEEP_BATCH)
+        });
+    }
+}
+
 /// Everything `check` verifies, read from `conn`: the report (with the counters
 /// `recorded`, net of the entries due at `now`) and the damaged rows.
 fn examine(

@@ -123,7 +123,7 @@ impl Storage {
         }
         let name = file.as_ref().map(|_| shared.name.clone());
         let file_threshold = options.file_threshold.filter(|_| file.is_some());
-        Ok(Storage {
+        let storage = Storage {
             pool: Pool::new(conn, name, options.busy_timeout),
             path: file,
             max_size: options.max_size as i64,
@@ -137,7 +137,11 @@ impl Storage {
             commits: AtomicU64::new(0),
             remote: crate::remote::Remote::open(options),
             file_threshold,
-        })
+        };
+        if storage.path.is_some() {
+            storage.sweep_lazily();
+        }
+        Ok(storage)
     }
 
     /// The file's path, or `None` for an in-memory cache.

@@ -32,8 +32,11 @@ pub(crate) const FOLDER_SUFFIX: &str = ".values";
 /// The marker that makes a folder ours.
 const MARKER: &str = "BACKLITE-VALUES";
 const MARKER_TEXT: &str = "This folder holds the large values of a BackLite cache file.\n\
-BackLite creates and removes the files named v-*.blv and t-*.tmp in it, and never reads\n\
-or removes anything else. Removing one of its files loses that value only.\n";
+BackLite creates and removes the files named v-*.blv and t-*.tmp in it, and keeps its\n\
+place in its sweep for orphans in BACKLITE-SWEEP. It never reads or removes anything\n\
+else. Removing one of its files loses that value only.\n";
+/// Where the last bounded sweep for orphans stopped ([`ValueFiles::sweep_some`]).
+const SWEEP_CURSOR: &str = "BACKLITE-SWEEP";
 /// The first bytes of every value file, format 1.
 const MAGIC: &[u8; 8] = b"BKLTVAL1";
 /// Magic, length (u64 LE), CRC-32 (u32 LE), 4 bytes reserved (zero).
@@ -482,34 +485,118 @@ impl ValueFiles {
             let item = item.map_err(failed)?;
             let file_name = item.file_name();
             let name = file_name.to_str().unwrap_or("");
-            let ours = match ValueName::parse(name) {
-                Some(value) => Some(!referenced(&value)),
-                None if is_temp_name(name) => Some(true),
-                None => None,
-            };
-            let Some(unreferenced) = ours else {
-                if name != MARKER {
-                    swept.foreign += 1;
-                }
-                continue;
-            };
-            let Ok(meta) = fs::symlink_metadata(item.path()) else {
-                continue; // removed meanwhile
-            };
-            if !meta.file_type().is_file() {
-                swept.foreign += 1; // our name on something we never make
-                continue;
-            }
-            let age = meta
-                .modified()
-                .ok()
-                .and_then(|m| now.duration_since(m).ok())
-                .unwrap_or_default();
-            if unreferenced && age >= grace && (!remove || fs::remove_file(item.path()).is_ok()) {
-                swept.removed += 1;
-            }
+            self.consider(name, &mut referenced, grace, now, remove, &mut swept);
         }
         Ok(swept)
+    }
+
+    /// One step of a sweep: counts the folder entry `name` as foreign, or removes it
+    /// (with `remove`; counts it otherwise) if it is ours, unreferenced, and last
+    /// modified at least `grace` before `now`.
+    fn consider(
+        &self,
+        name: &str,
+        referenced: &mut impl FnMut(&ValueName) -> bool,
+        grace: Duration,
+        now: SystemTime,
+        remove: bool,
+        swept: &mut Swept,
+    ) {
+        let ours = match ValueName::parse(name) {
+            Some(value) => Some(!referenced(&value)),
+            None if is_temp_name(name) => Some(true),
+            None => None,
+        };
+        let Some(unreferenced) = ours else {
+            if name != MARKER && name != SWEEP_CURSOR && name != "." && name != ".." {
+                swept.foreign += 1;
+            }
+            return;
+        };
+        let path = self.dir.join(name);
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            return; // removed meanwhile
+        };
+        if !meta.file_type().is_file() {
+            swept.foreign += 1; // our name on something we never make
+            return;
+        }
+        let age = meta
+            .modified()
+            .ok()
+            .and_then(|m| now.duration_since(m).ok())
+            .unwrap_or_default();
+        if unreferenced && age >= grace && (!remove || fs::remove_file(&path).is_ok()) {
+            swept.removed += 1;
+        }
+    }
+
+    /// A bounded [`ValueFiles::sweep`]: looks at no more than `batch` entries of the
+    /// folder, from where the last bounded sweep (of any process) stopped, so that
+    /// a folder of any size is covered over successive calls at a bounded cost each.
+    ///
+    /// The place is the directory offset of the next entry (`d_off`: a hash on
+    /// ext4, an index on btrfs, xfs and tmpfs), kept in the folder's
+    /// `BACKLITE-SWEEP`. Entries made meanwhile are met on a later round; an offset
+    /// that no longer fits the folder only starts the round over.
+    pub(crate) fn sweep_some(
+        &self,
+        mut referenced: impl FnMut(&ValueName) -> bool,
+        grace: Duration,
+        now: SystemTime,
+        batch: usize,
+    ) -> Result<Swept> {
+        let failed = |e: io::Error| io_error(format_args!("cannot list {}", self.dir.display()), e);
+        let cursor_path = self.dir.join(SWEEP_CURSOR);
+        let start: i64 = fs::read_to_string(&cursor_path)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        let fd = rustix::fs::open(
+            &self.dir,
+            rustix::fs::OFlags::RDONLY
+                | rustix::fs::OFlags::DIRECTORY
+                | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| failed(e.into()))?;
+        let mut dir = rustix::fs::Dir::new(fd).map_err(|e| failed(e.into()))?;
+        let mut swept = Swept::default();
+        // Where the next sweep starts: 0 once this one reached the end.
+        let mut next = 0;
+        if start != 0 && dir.seek(start).is_err() {
+            return self.save_cursor(&cursor_path, start, 0).map(|_| swept);
+        }
+        for _ in 0..batch {
+            let entry = match dir.read() {
+                Some(Ok(entry)) => entry,
+                Some(Err(_)) | None => {
+                    next = 0;
+                    break;
+                }
+            };
+            next = entry.offset();
+            let name = entry.file_name().to_str().unwrap_or("");
+            self.consider(name, &mut referenced, grace, now, true, &mut swept);
+        }
+        self.save_cursor(&cursor_path, start, next)?;
+        Ok(swept)
+    }
+
+    /// Writes the place where the next bounded sweep starts, if it moved: under a
+    /// temporary name, then renamed, so that no sweep reads half of it.
+    fn save_cursor(&self, path: &Path, was: i64, next: i64) -> Result<()> {
+        if next == was {
+            return Ok(());
+        }
+        let (temp, mut file) = self.create_temp()?;
+        let saved = file
+            .write_all(next.to_string().as_bytes())
+            .and_then(|_| fs::rename(&temp, path));
+        saved.map_err(|e| {
+            let _ = fs::remove_file(&temp);
+            io_error(format_args!("cannot write {}", path.display()), e)
+        })
     }
 }
 
@@ -775,6 +862,56 @@ mod tests {
             ValueName(9).file_name(),
         ]);
         expected.sort();
+        assert_eq!(listing(files.dir()), expected);
+    }
+
+    #[test]
+    fn the_bounded_sweep_covers_a_large_folder_a_batch_at_a_time() {
+        let (_dir, _cache, files) = setup();
+        // Mostly referenced files: a sweep that always began at the start would find
+        // the few orphans only by luck.
+        let kept: Vec<ValueName> = (0..150)
+            .map(|i| files.write(&[i as u8]).unwrap().name)
+            .collect();
+        let orphans: Vec<ValueName> = (0..10)
+            .map(|i| files.write(&[i as u8, 1]).unwrap().name)
+            .collect();
+        fs::write(files.dir().join(temp_name(3)), b"abandoned").unwrap();
+        for name in ["notes.txt", "v-2.blv"] {
+            fs::write(files.dir().join(name), b"someone else's").unwrap();
+        }
+        let referenced = |n: &ValueName| kept.contains(n);
+        let now = SystemTime::now();
+        let grace = Duration::from_secs(60);
+        // Young: nothing goes, however many rounds.
+        for _ in 0..20 {
+            let swept = files.sweep_some(referenced, grace, now, 16).unwrap();
+            assert_eq!(swept.removed, 0);
+        }
+        let later = now + Duration::from_secs(120);
+        let (mut rounds, mut removed) = (0, 0);
+        while removed < 11 {
+            let swept = files.sweep_some(referenced, grace, later, 16).unwrap();
+            assert!(swept.removed + swept.foreign <= 16, "at most a batch");
+            removed += swept.removed;
+            rounds += 1;
+            assert!(rounds <= 25, "two rounds of the folder reach every entry");
+        }
+        for o in &orphans {
+            assert!(!files.path_of(o).exists());
+        }
+        for k in &kept {
+            assert!(files.path_of(k).exists());
+        }
+        let mut expected: Vec<String> = kept.iter().map(|k| k.file_name()).collect();
+        expected.extend(["notes.txt", "v-2.blv", MARKER, SWEEP_CURSOR].map(String::from));
+        expected.sort();
+        assert_eq!(listing(files.dir()), expected);
+        // A place that fits no entry only starts the round over.
+        fs::write(files.dir().join(SWEEP_CURSOR), b"123456789012").unwrap();
+        files.sweep_some(referenced, grace, later, 16).unwrap();
+        fs::write(files.dir().join(SWEEP_CURSOR), b"not a number").unwrap();
+        files.sweep_some(referenced, grace, later, 16).unwrap();
         assert_eq!(listing(files.dir()), expected);
     }
 
