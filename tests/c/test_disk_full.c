@@ -6,9 +6,14 @@
  * stays readable, and once the filler is deleted writes work again and the file checks
  * healthy.
  *
+ * A large value kept in a file of its own (file threshold) that does not fit fails the
+ * same way, leaves no partial file in `<cache>.values/`, and the cache goes on working
+ * with its older entries intact.
+ *
  * Mounting needs root (CAP_SYS_ADMIN); elsewhere the case is skipped with a message.
  * (The C API has no max_page_count option to stand in for a full disk.)
  */
+#include <dirent.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
@@ -74,10 +79,6 @@ static int32_t compute(void *ud, backlite_sink *sink) {
 }
 
 static void on_a_small_file_system(const char *dir) {
-    if (mount("tmpfs", dir, "tmpfs", 0, "size=4m") != 0) {
-        fprintf(stderr, "# mount tmpfs on %s: %s\n", dir, strerror(errno));
-        _exit(77);
-    }
     char path[PATH_MAX + 16], filler[PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/cache.db", dir);
     snprintf(filler, sizeof filler, "%s/filler", dir);
@@ -170,8 +171,65 @@ static void on_a_small_file_system(const char *dir) {
     umount(dir);
 }
 
-static void writes_on_a_full_disk_fail_with_io_and_work_again_after(void) {
-    const char *dir = tmp_path("small-fs");
+/* The names in `dir` other than "." and "..". */
+static int names_in(const char *dir) {
+    DIR *d = opendir(dir);
+    if (d == NULL) return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
+static void large_values_on_a_small_file_system(const char *dir) {
+    char path[PATH_MAX + 16], folder[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/cache.db", dir);
+    snprintf(folder, sizeof folder, "%s.values", path);
+    backlite_options *o = OPTIONS(1u << 30, BACKLITE_EVICTION_POLICY_LEAST_RECENTLY_USED);
+    if (o == NULL) return;
+    CHECK_OK(backlite_options_set_file_threshold(o, 4096));
+    backlite_storage *s = OPEN(path, o);
+    backlite_options_free(o);
+    if (s == NULL) return;
+    size_t big = 1u << 20;
+    uint8_t *v = malloc((16u << 20) + 2); /* read from v, v + 1 and v + 2 */
+    REQUIRE(v != NULL);
+    fill_bytes(v, (16u << 20) + 2, 7);
+    CHECK_OK(backlite_storage_set(s, K("small"), v, 100, NEVER, &err));
+    CHECK_OK(backlite_storage_set(s, K("large"), v, big, NEVER, &err));
+    int in_folder = names_in(folder); /* the marker and one value file */
+    CHECK_EQ(in_folder, 2);
+
+    /* 16 MiB on an 8 MiB file system: the value file cannot be written */
+    EXPECT_FULL(backlite_storage_set(s, K("huge"), v, 16u << 20, NEVER, &err));
+    CHECK_EQ(names_in(folder), in_folder); /* no partial file left */
+    GET_MISSING(s, "huge");
+    /* over an older value: the set fails as a whole, and the older value stays */
+    CHECK_OK(backlite_storage_set(s, K("replaced"), v, big, NEVER, &err));
+    EXPECT_FULL(backlite_storage_set(s, K("replaced"), v + 1, 16u << 20, NEVER, &err));
+    CHECK_EQ(names_in(folder), in_folder + 1);
+    h_get_eq_(__FILE__, __LINE__, s, "replaced", v, big);
+
+    /* the older entries are intact, and the cache goes on working */
+    h_get_eq_(__FILE__, __LINE__, s, "small", v, 100);
+    h_get_eq_(__FILE__, __LINE__, s, "large", v, big);
+    CHECK_OK(backlite_storage_set(s, K("after"), v + 2, big, NEVER, &err));
+    h_get_eq_(__FILE__, __LINE__, s, "after", v + 2, big);
+    backlite_check_report r;
+    memset(&r, 0, sizeof r);
+    CHECK_OK(backlite_storage_check(s, 0, &r, &err));
+    CHECK_EQ(r.healthy, 1);
+    CHECK_EQ(r.damaged, 0);
+    backlite_storage_free(s);
+    free(v);
+    umount(dir);
+}
+
+/* Runs `body` on a tmpfs of `size` (mount(8)'s "size=" syntax) at a new folder, in a
+ * private mount namespace of a child process; skips when it cannot be mounted. */
+static void on_a_tmpfs(const char *name, const char *size, void (*body)(const char *dir)) {
+    const char *dir = tmp_path(name);
     REQUIRE(mkdir(dir, 0755) == 0);
     pid_t pid = fork();
     REQUIRE(pid >= 0);
@@ -180,8 +238,14 @@ static void writes_on_a_full_disk_fail_with_io_and_work_again_after(void) {
             fprintf(stderr, "# private mount namespace: %s\n", strerror(errno));
             _exit(77);
         }
+        char options[32];
+        snprintf(options, sizeof options, "size=%s", size);
+        if (mount("tmpfs", dir, "tmpfs", 0, options) != 0) {
+            fprintf(stderr, "# mount tmpfs on %s: %s\n", dir, strerror(errno));
+            _exit(77);
+        }
         int before = atomic_load(&h_st()->failures);
-        on_a_small_file_system(dir);
+        body(dir);
         _exit(atomic_load(&h_st()->failures) == before ? 0 : 1);
     }
     int status = 0;
@@ -191,8 +255,17 @@ static void writes_on_a_full_disk_fail_with_io_and_work_again_after(void) {
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+static void writes_on_a_full_disk_fail_with_io_and_work_again_after(void) {
+    on_a_tmpfs("small-fs", "4m", on_a_small_file_system);
+}
+
+static void a_large_value_on_a_full_disk_fails_with_io_and_leaves_no_file(void) {
+    on_a_tmpfs("large-fs", "8m", large_values_on_a_small_file_system);
+}
+
 int main(void) {
     h_begin();
     RUN(writes_on_a_full_disk_fail_with_io_and_work_again_after);
+    RUN(a_large_value_on_a_full_disk_fails_with_io_and_leaves_no_file);
     return h_end();
 }
