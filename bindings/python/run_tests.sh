@@ -3,6 +3,8 @@
 # in a venv of this script's own), checked against the manylinux policy by maturin's
 # auditwheel check, installed into that venv, then pytest against the installed package.
 # One test installs the wheel into a second venv with no cargo or rustc on PATH.
+# Then a debug wheel built with the cargo feature `test-hooks` (a native hook that
+# panics on purpose; the release wheel has none) runs tests/test_panic.py.
 #
 #   bash bindings/python/run_tests.sh [pytest args...]
 #
@@ -72,3 +74,16 @@ cd "$here"
 # -p no:cacheprovider: leave no .pytest_cache in the tree; --basetemp: the tests'
 # temporary folders in the scratch folder, not /tmp/pytest-of-$USER.
 BACKLITE_WHEEL="$wheel" "$venv_py" -m pytest -p no:cacheprovider --basetemp "$work/pytest" -q tests "$@"
+
+# A panic reaching Python as PanicError needs a panic: only a build with the
+# `test-hooks` feature has the hook that panics. Debug: it is built only for this.
+echo "== maturin build --features test-hooks (debug), pytest tests/test_panic.py"
+"$venv_py" "${pipq[@]}" "maturin==$maturin_version"
+"$work/venv/bin/maturin" build --profile dev --features test-hooks --compatibility linux \
+    --auditwheel skip --out "$work/hooks-wheel"
+"$python" -m venv "$work/hooks-venv"
+hooks_py="$work/hooks-venv/bin/python"
+"$hooks_py" "${pipq[@]}" --no-index "$work"/hooks-wheel/backlite-*.whl
+"$hooks_py" "${pipq[@]}" pytest
+BACKLITE_TEST_HOOKS=1 "$hooks_py" -m pytest -p no:cacheprovider --basetemp "$work/pytest-hooks" \
+    -q tests/test_panic.py

@@ -88,6 +88,10 @@ pub(crate) fn item_parts<'py>(
 /// at least 0.
 #[pyfunction]
 pub(crate) fn expiration_ms(expiration: Option<&Bound<'_, PyAny>>) -> PyResult<i64> {
+    crate::errors::guard(|| expiration_ms_of(expiration))
+}
+
+pub(crate) fn expiration_ms_of(expiration: Option<&Bound<'_, PyAny>>) -> PyResult<i64> {
     let Some(exp) = expiration.filter(|e| !e.is_none()) else {
         return Ok(EXPIRATION_DEFAULT_MS);
     };

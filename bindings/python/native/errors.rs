@@ -3,9 +3,12 @@
 use backlite_core::{Error, ErrorKind};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
 pub(crate) const OK: i32 = 0;
 pub(crate) const NOT_FOUND: i32 = 1;
+pub(crate) const PANIC: i32 = 11;
 pub(crate) const LEASE_HELD: i32 = 14;
 
 /// Every result code of the C API, by its header name less `BACKLITE_RESULT_`.
@@ -21,7 +24,7 @@ pub(crate) const RESULT_CODES: &[(&str, i32)] = &[
     ("TOO_LARGE", 8),
     ("CALLBACK_FAILED", 9),
     ("INCOMPATIBLE", 10),
-    ("PANIC", 11),
+    ("PANIC", PANIC),
     ("INTERNAL", 12),
     ("LEASE_LOST", 13),
     ("LEASE_HELD", LEASE_HELD),
@@ -55,21 +58,48 @@ pub(crate) fn code_of(kind: ErrorKind) -> i32 {
 /// The `BackLiteError` subclass for `e`, with its code, message and, for LEASE_HELD,
 /// the holder's time left.
 pub(crate) fn to_py(py: Python<'_>, e: &Error) -> PyErr {
-    static ERROR_FROM_CODE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     let time_left_ms = e
         .lease_time_left()
         .map_or(-1, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    from_code(py, code_of(e.kind()), e.message(), time_left_ms)
+}
+
+/// `backlite.errors.error_from_code(code, message, time_left_ms)` as a `PyErr`.
+fn from_code(py: Python<'_>, code: i32, message: &str, time_left_ms: i64) -> PyErr {
+    static ERROR_FROM_CODE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     let made = ERROR_FROM_CODE
         .get_or_try_init(py, || {
             py.import("backlite.errors")?
                 .getattr("error_from_code")
                 .map(Bound::unbind)
         })
-        .and_then(|f| f.call1(py, (code_of(e.kind()), e.message(), time_left_ms)));
+        .and_then(|f| f.call1(py, (code, message, time_left_ms)));
     match made {
         Ok(exc) => PyErr::from_value(exc.into_bound(py)),
         Err(failed) => failed,
     }
+}
+
+/// Runs the body of a native function or method. A Rust panic in it (a bug of BackLite,
+/// in the core or here) becomes `backlite.PanicError`, as a C caller gets
+/// BACKLITE_RESULT_PANIC: PyO3 alone would raise its `PanicException`, a
+/// BaseException that `except BackLiteError` (or `except Exception`) lets through.
+/// Unwinding is what leaves the core consistent (its transactions roll back and its
+/// leases are released on drop), so the handle stays usable afterwards.
+pub(crate) fn guard<T>(body: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(out) => out,
+        Err(payload) => Err(Python::attach(|py| panic_error(py, payload.as_ref()))),
+    }
+}
+
+fn panic_error(py: Python<'_>, payload: &(dyn Any + Send)) -> PyErr {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string());
+    from_code(py, PANIC, &format!("panic in BackLite: {what}"), -1)
 }
 
 /// `Result<T, core Error>` into `PyResult<T>`.

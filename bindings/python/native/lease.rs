@@ -1,7 +1,7 @@
 //! `async_cached`'s steps: the core's non-blocking wait for a key, and the lease of
 //! the caller that computes it.
 
-use crate::errors::{to_py, OrRaise, LEASE_HELD, NOT_FOUND, OK};
+use crate::errors::{guard, to_py, OrRaise, LEASE_HELD, NOT_FOUND, OK};
 use backlite_core::{poll_delay, ErrorKind, LeaseOutcome};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -26,21 +26,26 @@ impl Lease {
     /// owner took over and stores its own result) or a value too large to store is
     /// not an error: the caller has its value either way.
     fn fulfill(&self, py: Python<'_>, data: &[u8], expiration_ms: i64) -> PyResult<()> {
-        let expiration = crate::convert::expiration(py, expiration_ms)?;
-        let Some(lease) = self.take() else {
-            return Ok(());
-        };
-        match py.detach(|| lease.fulfill(data, expiration)) {
-            Err(e) if matches!(e.kind(), ErrorKind::LeaseLost | ErrorKind::TooLarge) => Ok(()),
-            other => other.or_raise(py),
-        }
+        guard(|| {
+            let expiration = crate::convert::expiration(py, expiration_ms)?;
+            let Some(lease) = self.take() else {
+                return Ok(());
+            };
+            match py.detach(|| lease.fulfill(data, expiration)) {
+                Err(e) if matches!(e.kind(), ErrorKind::LeaseLost | ErrorKind::TooLarge) => Ok(()),
+                other => other.or_raise(py),
+            }
+        })
     }
 
     /// Releases the lease without storing anything; another caller may take it.
-    fn abandon(&self, py: Python<'_>) {
-        if let Some(lease) = self.take() {
-            py.detach(|| lease.abandon());
-        }
+    fn abandon(&self, py: Python<'_>) -> PyResult<()> {
+        guard(|| {
+            if let Some(lease) = self.take() {
+                py.detach(|| lease.abandon());
+            }
+            Ok(())
+        })
     }
 }
 

@@ -22,6 +22,8 @@ mod errors;
 mod lease;
 mod memo;
 mod storage;
+#[cfg(feature = "test-hooks")]
+mod test_hooks;
 
 use backlite_core::{EvictionPolicy, EXPIRATION_DEFAULT_MS, EXPIRATION_NEVER_MS, MAX_VALUE_SIZE};
 use pyo3::prelude::*;
@@ -43,5 +45,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(convert::expiration_ms, m)?)?;
     m.add_class::<storage::Storage>()?;
     m.add_class::<lease::Lease>()?;
+    #[cfg(feature = "test-hooks")]
+    m.add_function(wrap_pyfunction!(test_hooks::_panic_for_tests, m)?)?;
     Ok(())
 }

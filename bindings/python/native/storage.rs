@@ -5,7 +5,7 @@
 //! is built here.
 
 use crate::convert::{self, item_parts, key_bytes, value_bytes};
-use crate::errors::OrRaise;
+use crate::errors::{guard, OrRaise};
 use backlite_core::{Entry, ErrorKind, EvictionPolicy, Expiration, Options, RemoteMode, Streamed};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -115,45 +115,51 @@ impl Storage {
         remote_timeout_ms: Option<u64>,
         remote_mode: i32,
     ) -> PyResult<()> {
-        let mut o = Options::new();
-        o.set_max_size(max_size).or_raise(py)?;
-        o.set_eviction_policy(eviction_policy.parse::<EvictionPolicy>().or_raise(py)?);
-        if let Some(ms) = default_expiration_ms {
-            o.set_default_expiration(Expiration::from_ms(ms).or_raise(py)?)
-                .or_raise(py)?;
-        }
-        if let Some(ms) = busy_timeout_ms {
-            o.set_busy_timeout(Duration::from_millis(ms));
-        }
-        if let Some(ms) = lease_ms {
-            o.set_lease_duration(Duration::from_millis(ms))
-                .or_raise(py)?;
-        }
-        o.set_version_tag(version_tag);
-        o.set_remote(remote).or_raise(py)?;
-        if let Some(ns) = remote_namespace {
-            o.set_remote_namespace(ns).or_raise(py)?;
-        }
-        if let Some(ms) = remote_timeout_ms {
-            o.set_remote_timeout(Duration::from_millis(ms))
-                .or_raise(py)?;
-        }
-        let mode = RemoteMode::from_index(remote_mode)
-            .ok_or_else(|| PyValueError::new_err(format!("unknown remote mode {remote_mode}")))?;
-        o.set_remote_mode(mode);
-        let storage = py.detach(|| Core::open(&path, &o)).or_raise(py)?;
-        let mut state = self.state();
-        state.handle = Some(Arc::new(storage));
-        state.opened = Some((path, o));
-        Ok(())
+        guard(|| {
+            let mut o = Options::new();
+            o.set_max_size(max_size).or_raise(py)?;
+            o.set_eviction_policy(eviction_policy.parse::<EvictionPolicy>().or_raise(py)?);
+            if let Some(ms) = default_expiration_ms {
+                o.set_default_expiration(Expiration::from_ms(ms).or_raise(py)?)
+                    .or_raise(py)?;
+            }
+            if let Some(ms) = busy_timeout_ms {
+                o.set_busy_timeout(Duration::from_millis(ms));
+            }
+            if let Some(ms) = lease_ms {
+                o.set_lease_duration(Duration::from_millis(ms))
+                    .or_raise(py)?;
+            }
+            o.set_version_tag(version_tag);
+            o.set_remote(remote).or_raise(py)?;
+            if let Some(ns) = remote_namespace {
+                o.set_remote_namespace(ns).or_raise(py)?;
+            }
+            if let Some(ms) = remote_timeout_ms {
+                o.set_remote_timeout(Duration::from_millis(ms))
+                    .or_raise(py)?;
+            }
+            let mode = RemoteMode::from_index(remote_mode).ok_or_else(|| {
+                PyValueError::new_err(format!("unknown remote mode {remote_mode}"))
+            })?;
+            o.set_remote_mode(mode);
+            let storage = py.detach(|| Core::open(&path, &o)).or_raise(py)?;
+            let mut state = self.state();
+            state.handle = Some(Arc::new(storage));
+            state.opened = Some((path, o));
+            Ok(())
+        })
     }
 
     /// In a forked child: the parent's handle is left alone, never used nor freed here
     /// (a SQLite handle must not cross fork()); the next call opens a new one.
-    fn _forget_after_fork(&self) {
-        if let Some(h) = self.state().handle.take() {
-            std::mem::forget(h);
-        }
+    fn _forget_after_fork(&self) -> PyResult<()> {
+        guard(|| {
+            if let Some(h) = self.state().handle.take() {
+                std::mem::forget(h);
+            }
+            Ok(())
+        })
     }
 
     /// The item under `key`: {"value": bytes, "expiration": time left} (no
@@ -163,18 +169,20 @@ impl Storage {
         py: Python<'py>,
         key: &Bound<'py, PyAny>,
     ) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let Some((value, left)) = self.lookup(py, key)? else {
-            return Ok(None);
-        };
-        let item = PyDict::new(py);
-        item.set_item(pyo3::intern!(py, "value"), PyBytes::new(py, &value))?;
-        if let Some(left) = left {
-            item.set_item(
-                pyo3::intern!(py, "expiration"),
-                convert::time_left(py, left)?,
-            )?;
-        }
-        Ok(Some(item))
+        guard(|| {
+            let Some((value, left)) = self.lookup(py, key)? else {
+                return Ok(None);
+            };
+            let item = PyDict::new(py);
+            item.set_item(pyo3::intern!(py, "value"), PyBytes::new(py, &value))?;
+            if let Some(left) = left {
+                item.set_item(
+                    pyo3::intern!(py, "expiration"),
+                    convert::time_left(py, left)?,
+                )?;
+            }
+            Ok(Some(item))
+        })
     }
 
     /// `get_one` (the README's name).
@@ -183,7 +191,7 @@ impl Storage {
         py: Python<'py>,
         key: &Bound<'py, PyAny>,
     ) -> PyResult<Option<Bound<'py, PyDict>>> {
-        self.get_one(py, key)
+        guard(|| self.get_one(py, key))
     }
 
     /// The bytes under `key`, or None.
@@ -192,7 +200,7 @@ impl Storage {
         py: Python<'py>,
         key: &Bound<'py, PyAny>,
     ) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        Ok(self.lookup(py, key)?.map(|(v, _)| PyBytes::new(py, &v)))
+        guard(|| Ok(self.lookup(py, key)?.map(|(v, _)| PyBytes::new(py, &v))))
     }
 
     /// Writes the value under `key` to `file` (anything with `write(bytes)`) in chunks
@@ -207,25 +215,27 @@ impl Storage {
         key: &Bound<'_, PyAny>,
         file: &Bound<'_, PyAny>,
     ) -> PyResult<bool> {
-        let key = key_bytes(key)?;
-        let storage = self.handle(py)?;
-        let write = file.getattr(pyo3::intern!(py, "write"))?.unbind();
-        let mut raised = None;
-        let streamed = py.detach(|| {
-            storage.get_chunks(&key, |chunk| {
-                Python::attach(|py| match write.call1(py, (PyBytes::new(py, chunk),)) {
-                    Ok(_) => true,
-                    Err(e) => {
-                        raised = Some(e);
-                        false
-                    }
+        guard(|| {
+            let key = key_bytes(key)?;
+            let storage = self.handle(py)?;
+            let write = file.getattr(pyo3::intern!(py, "write"))?.unbind();
+            let mut raised = None;
+            let streamed = py.detach(|| {
+                storage.get_chunks(&key, |chunk| {
+                    Python::attach(|py| match write.call1(py, (PyBytes::new(py, chunk),)) {
+                        Ok(_) => true,
+                        Err(e) => {
+                            raised = Some(e);
+                            false
+                        }
+                    })
                 })
-            })
-        });
-        if let Some(e) = raised {
-            return Err(e);
-        }
-        Ok(matches!(streamed.or_raise(py)?, Some(Streamed::Done(_))))
+            });
+            if let Some(e) = raised {
+                return Err(e);
+            }
+            Ok(matches!(streamed.or_raise(py)?, Some(Streamed::Done(_))))
+        })
     }
 
     /// Stores `item` under `key`. A value larger than the size limit is not stored
@@ -236,16 +246,18 @@ impl Storage {
         key: &Bound<'_, PyAny>,
         item: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        let key = key_bytes(key)?;
-        let (value, expiration) = item_parts(item)?;
-        let value = value_bytes(&value)?;
-        let ms = convert::expiration_ms(expiration.as_ref())?;
-        self.store(py, &key, &value, ms)
+        guard(|| {
+            let key = key_bytes(key)?;
+            let (value, expiration) = item_parts(item)?;
+            let value = value_bytes(&value)?;
+            let ms = convert::expiration_ms_of(expiration.as_ref())?;
+            self.store(py, &key, &value, ms)
+        })
     }
 
     /// `set_one` (the README's name).
     fn set(&self, py: Python<'_>, key: &Bound<'_, PyAny>, item: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.set_one(py, key, item)
+        guard(|| self.set_one(py, key, item))
     }
 
     /// `set_one` without the dict.
@@ -257,83 +269,99 @@ impl Storage {
         value: &Bound<'_, PyAny>,
         expiration: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let key = key_bytes(key)?;
-        let value = value_bytes(value)?;
-        let ms = convert::expiration_ms(expiration)?;
-        self.store(py, &key, &value, ms)
+        guard(|| {
+            let key = key_bytes(key)?;
+            let value = value_bytes(value)?;
+            let ms = convert::expiration_ms_of(expiration)?;
+            self.store(py, &key, &value, ms)
+        })
     }
 
     /// Stores (key, value, expiration_ms) triples in one transaction.
     fn _set_many(&self, py: Python<'_>, entries: Vec<(Vec<u8>, Vec<u8>, i64)>) -> PyResult<()> {
-        let entries = entries
-            .iter()
-            .map(|(key, value, ms)| {
-                Ok(Entry {
-                    key,
-                    value,
-                    expiration: convert::expiration(py, *ms)?,
+        guard(|| {
+            let entries = entries
+                .iter()
+                .map(|(key, value, ms)| {
+                    Ok(Entry {
+                        key,
+                        value,
+                        expiration: convert::expiration(py, *ms)?,
+                    })
                 })
-            })
-            .collect::<PyResult<Vec<_>>>()?;
-        let storage = self.handle(py)?;
-        py.detach(|| storage.set_many(&entries)).or_raise(py)
+                .collect::<PyResult<Vec<_>>>()?;
+            let storage = self.handle(py)?;
+            py.detach(|| storage.set_many(&entries)).or_raise(py)
+        })
     }
 
     /// Whether `key` has a live item (not an access).
     fn __contains__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let key = key_bytes(key)?;
-        let storage = self.handle(py)?;
-        py.detach(|| storage.contains(&key)).or_raise(py)
+        guard(|| {
+            let key = key_bytes(key)?;
+            let storage = self.handle(py)?;
+            py.detach(|| storage.contains(&key)).or_raise(py)
+        })
     }
 
     /// Removes the item under `key`; whether there was a live one.
     fn delete(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let key = key_bytes(key)?;
-        let storage = self.handle(py)?;
-        py.detach(|| storage.delete(&key)).or_raise(py)
+        guard(|| {
+            let key = key_bytes(key)?;
+            let storage = self.handle(py)?;
+            py.detach(|| storage.delete(&key)).or_raise(py)
+        })
     }
 
     /// Removes every item.
     fn clear(&self, py: Python<'_>) -> PyResult<()> {
-        let storage = self.handle(py)?;
-        py.detach(|| storage.clear()).or_raise(py)
+        guard(|| {
+            let storage = self.handle(py)?;
+            py.detach(|| storage.clear()).or_raise(py)
+        })
     }
 
     /// Every live key, as bytes.
     fn _raw_keys<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyBytes>>> {
-        let storage = self.handle(py)?;
-        let keys = py
-            .detach(|| {
-                let mut keys = Vec::new();
-                storage.keys(|k| {
-                    keys.push(k.to_vec());
-                    true
-                })?;
-                Ok(keys)
-            })
-            .or_raise(py)?;
-        Ok(keys.iter().map(|k| PyBytes::new(py, k)).collect())
+        guard(|| {
+            let storage = self.handle(py)?;
+            let keys = py
+                .detach(|| {
+                    let mut keys = Vec::new();
+                    storage.keys(|k| {
+                        keys.push(k.to_vec());
+                        true
+                    })?;
+                    Ok(keys)
+                })
+                .or_raise(py)?;
+            Ok(keys.iter().map(|k| PyBytes::new(py, k)).collect())
+        })
     }
 
     /// count, total_size, max_size, hits, misses, evictions, expirations.
     fn _stats(&self, py: Python<'_>) -> PyResult<(u64, u64, u64, u64, u64, u64, u64)> {
-        let storage = self.handle(py)?;
-        let s = py.detach(|| storage.stats()).or_raise(py)?;
-        Ok((
-            s.count,
-            s.total_size,
-            s.max_size,
-            s.hits,
-            s.misses,
-            s.evictions,
-            s.expirations,
-        ))
+        guard(|| {
+            let storage = self.handle(py)?;
+            let s = py.detach(|| storage.stats()).or_raise(py)?;
+            Ok((
+                s.count,
+                s.total_size,
+                s.max_size,
+                s.hits,
+                s.misses,
+                s.evictions,
+                s.expirations,
+            ))
+        })
     }
 
     /// hits, misses, writes, errors, skipped, connected (all zero without a remote).
     fn _remote_stats(&self, py: Python<'_>) -> PyResult<(u64, u64, u64, u64, u64, bool)> {
-        let s = self.handle(py)?.remote_stats().unwrap_or_default();
-        Ok((s.hits, s.misses, s.writes, s.errors, s.skipped, s.connected))
+        guard(|| {
+            let s = self.handle(py)?.remote_stats().unwrap_or_default();
+            Ok((s.hits, s.misses, s.writes, s.errors, s.skipped, s.connected))
+        })
     }
 
     /// healthy, integrity_ok, repaired, entries, damaged, orphan_values,
@@ -344,38 +372,45 @@ impl Storage {
         py: Python<'_>,
         repair: bool,
     ) -> PyResult<(bool, bool, bool, u64, u64, u64, u64, u64, u64, u64)> {
-        let storage = self.handle(py)?;
-        let r = py.detach(|| storage.check(repair)).or_raise(py)?;
-        Ok((
-            r.healthy(),
-            r.integrity_ok,
-            r.repaired,
-            r.entries,
-            r.damaged,
-            r.orphan_values,
-            r.recorded_count,
-            r.recorded_total_size,
-            r.actual_count,
-            r.actual_total_size,
-        ))
+        guard(|| {
+            let storage = self.handle(py)?;
+            let r = py.detach(|| storage.check(repair)).or_raise(py)?;
+            Ok((
+                r.healthy(),
+                r.integrity_ok,
+                r.repaired,
+                r.entries,
+                r.damaged,
+                r.orphan_values,
+                r.recorded_count,
+                r.recorded_total_size,
+                r.actual_count,
+                r.actual_total_size,
+            ))
+        })
     }
 
     /// Gives the space of deleted entries back and truncates the write-ahead log.
     fn vacuum(&self, py: Python<'_>) -> PyResult<()> {
-        let storage = self.handle(py)?;
-        py.detach(|| storage.vacuum()).or_raise(py)
+        guard(|| {
+            let storage = self.handle(py)?;
+            py.detach(|| storage.vacuum()).or_raise(py)
+        })
     }
 
     /// Closes the handle (idempotent); later calls raise ValueError. Calls still
     /// running on other threads finish first: the handle goes when the last one ends.
-    fn close(&self, py: Python<'_>) {
-        let handle = {
-            let mut state = self.state();
-            state.closed = true;
-            state.handle.take()
-        };
-        // Closing writes buffered hits: without the GIL, like every write.
-        py.detach(move || drop(handle));
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        guard(|| {
+            let handle = {
+                let mut state = self.state();
+                state.closed = true;
+                state.handle.take()
+            };
+            // Closing writes buffered hits: without the GIL, like every write.
+            py.detach(move || drop(handle));
+            Ok(())
+        })
     }
 
     #[getter]
@@ -397,23 +432,27 @@ impl Storage {
         barrier: Option<(Py<PyAny>, Py<PyAny>)>,
         wait_ms: u64,
     ) -> PyResult<Py<PyAny>> {
-        let storage = self.handle(py)?;
-        let expiration = convert::expiration(py, expiration_ms)?;
-        let call = crate::memo::Call { func, args, kwargs };
-        crate::memo::cached_call(
-            py,
-            &storage,
-            key,
-            &call,
-            expiration,
-            barrier,
-            Duration::from_millis(wait_ms),
-        )
+        guard(|| {
+            let storage = self.handle(py)?;
+            let expiration = convert::expiration(py, expiration_ms)?;
+            let call = crate::memo::Call { func, args, kwargs };
+            crate::memo::cached_call(
+                py,
+                &storage,
+                key,
+                &call,
+                expiration,
+                barrier,
+                Duration::from_millis(wait_ms),
+            )
+        })
     }
 
     /// One step of the library's wait for `key` (see lease.rs).
     fn _lease_step(&self, py: Python<'_>, key: &[u8], attempt: u32) -> PyResult<Py<PyAny>> {
-        let storage = self.handle(py)?;
-        crate::lease::step(py, &storage, key, attempt)
+        guard(|| {
+            let storage = self.handle(py)?;
+            crate::lease::step(py, &storage, key, attempt)
+        })
     }
 }
