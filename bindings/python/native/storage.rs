@@ -356,6 +356,24 @@ impl Storage {
         })
     }
 
+    /// The file's lifetime counters: hits, misses, evictions, expirations, since_ms.
+    fn _lifetime_stats(&self, py: Python<'_>) -> PyResult<(u64, u64, u64, u64, i64)> {
+        guard(|| {
+            let storage = self.handle(py)?;
+            let s = py.detach(|| storage.lifetime_stats()).or_raise(py)?;
+            Ok((s.hits, s.misses, s.evictions, s.expirations, s.since_ms))
+        })
+    }
+
+    /// Sets the file's lifetime counters to zero; counting starts again now. This
+    /// handle's own counters (`stats()`) are kept.
+    fn zero_stats(&self, py: Python<'_>) -> PyResult<()> {
+        guard(|| {
+            let storage = self.handle(py)?;
+            py.detach(|| storage.zero_stats()).or_raise(py)
+        })
+    }
+
     /// hits, misses, writes, errors, skipped, connected (all zero without a remote).
     fn _remote_stats(&self, py: Python<'_>) -> PyResult<(u64, u64, u64, u64, u64, bool)> {
         guard(|| {

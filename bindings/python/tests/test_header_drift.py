@@ -30,11 +30,10 @@ MIRRORED = {
     "backlite_stats": types.Stats,
     "backlite_remote_stats": types.RemoteStats,
     "backlite_check_report": types.CheckReport,
+    "backlite_lifetime_stats": types.LifetimeStats,
 }
 # Header structs with no Python counterpart, each with its reason.
 NOT_MIRRORED: dict[str, str] = {
-    "backlite_lifetime_stats": "the file's lifetime counters (0.2, issue 14) are read by "
-    "the backlite command; the Python API has no call for them yet",
     "backlite_buf": "C's way to hand over bytes; the native module returns bytes",
     "backlite_entry": "C's item of set_many; the native module takes Python tuples",
     "backlite_barrier": "C's lock callbacks; the native module calls the Python barrier",

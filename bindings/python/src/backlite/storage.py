@@ -25,6 +25,7 @@ from backlite.types import (
     CacheItem,
     CheckReport,
     EvictionPolicy,
+    LifetimeStats,
     RemoteStats,
     Stats,
 )
@@ -195,7 +196,7 @@ class Storage(_native.Storage):
         )
 
     # get_one/get, get_value, get_to, set_one/set, set_value, delete, clear, vacuum,
-    # close, closed and `in` are the native class's.
+    # zero_stats, close, closed and `in` are the native class's.
 
     def get_many(self, keys: Collection[Key] | None = None) -> dict[Key, CacheItem]:
         """The live items among ``keys`` (all of them when None), by key. Keys read
@@ -242,6 +243,13 @@ class Storage(_native.Storage):
     def stats(self) -> Stats:
         """The file's counters and this handle's hits, misses, evictions, expirations."""
         return Stats(*self._stats())
+
+    def lifetime_stats(self) -> LifetimeStats:
+        """The file's lifetime counters, by every handle of every process since the file
+        was created or last zeroed. Hits and misses wait in memory and reach the file
+        with a process's next write: this process's are always included, another's once
+        it has written (at the latest when its last handle on the file closes)."""
+        return LifetimeStats(*self._lifetime_stats())
 
     def remote_stats(self) -> RemoteStats:
         """This handle's remote tier activity (all zero without a remote)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from inspect import Signature
 from typing import Any, Literal, Protocol, Required, TypedDict, get_args
 
@@ -56,6 +56,29 @@ class Stats:
     """Entries this handle evicted for size."""
     expirations: int
     """Expired entries this handle removed."""
+
+
+@dataclass(frozen=True)
+class LifetimeStats:
+    """``backlite_lifetime_stats``: counts since the file was created or last zeroed, by
+    every handle of every process (``Stats`` counts only this handle)."""
+
+    hits: int
+    """Lookups that found a live entry."""
+    misses: int
+    """Lookups that did not."""
+    evictions: int
+    """Entries evicted for size."""
+    expirations: int
+    """Expired entries removed."""
+    since_ms: int
+    """When counting began (the file's creation, its upgrade, or the last zero), in
+    milliseconds since the Unix epoch."""
+
+    @property
+    def since(self) -> datetime:
+        """``since_ms`` as an aware datetime (UTC)."""
+        return datetime.fromtimestamp(self.since_ms / 1000, tz=timezone.utc)
 
 
 #: The remote tier's modes (``Storage(remote_mode=...)``) and their C values

@@ -1,0 +1,71 @@
+"""``Storage.lifetime_stats`` and ``Storage.zero_stats``: the file's lifetime counters
+(C ``backlite_storage_lifetime_stats`` / ``backlite_storage_zero_stats``)."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+
+import backlite
+from backlite import LifetimeStats
+
+
+def test_counters_add_up_over_handles_and_survive_reopen(db):
+    before_ms = int(time.time() * 1000)
+    with backlite.Storage(db, size_limit=10) as s:
+        s.set("a", {"value": b"123456"})
+        s.set("b", {"value": b"123456"})  # evicts a
+        for _ in range(2):
+            assert s.get("b") is not None
+        for key in ("a", "x", "y"):
+            assert s.get(key) is None
+        life = s.lifetime_stats()
+        assert isinstance(life, LifetimeStats)
+        assert (life.hits, life.misses, life.evictions) == (2, 3, 1)
+    with backlite.Storage(db, size_limit=10) as s:
+        assert s.get("b") is not None
+        life = s.lifetime_stats()
+        assert (life.hits, life.misses, life.evictions, life.expirations) == (3, 3, 1, 0)
+        # Counting began when the file was made, in this test.
+        assert before_ms - 1000 <= life.since_ms <= int(time.time() * 1000)
+        assert life.since == datetime.fromtimestamp(life.since_ms / 1000, tz=timezone.utc)
+        # This handle's own counters are separate.
+        assert s.stats().hits == 1
+
+
+def test_expired_entries_removed_are_counted(db):
+    with backlite.Storage(db) as s:
+        s.set("soon", {"value": b"x", "expiration": timedelta(milliseconds=1)})
+        while "soon" in s:  # until it has expired (`in` is not a lookup: no miss)
+            time.sleep(0.001)
+        s.set("k", {"value": b"v"})  # a write removes the expired entry
+        life = s.lifetime_stats()
+        assert (life.hits, life.misses, life.evictions, life.expirations) == (0, 0, 0, 1)
+
+
+def test_zero_stats_starts_counting_again(db):
+    with backlite.Storage(db) as s:
+        s.set("k", {"value": b"v"})
+        assert s.get("k") is not None
+        assert s.get("nope") is None
+        first = s.lifetime_stats()
+        assert (first.hits, first.misses) == (1, 1)
+        before_ms = int(time.time() * 1000)
+        assert s.zero_stats() is None
+        life = s.lifetime_stats()
+        assert (life.hits, life.misses, life.evictions, life.expirations) == (0, 0, 0, 0)
+        assert life.since_ms >= before_ms >= first.since_ms
+        assert s.get("k") is not None
+        assert s.stats().hits == 2  # this handle's counters are kept
+    with backlite.Storage(db) as s:
+        life = s.lifetime_stats()
+        assert (life.hits, life.misses) == (1, 0)
+
+
+def test_an_in_memory_cache_counts_too():
+    with backlite.Storage(":memory:") as s:
+        s.set("k", {"value": b"v"})
+        s.get("k")
+        s.get("x")
+        life = s.lifetime_stats()
+        assert (life.hits, life.misses) == (1, 1)
