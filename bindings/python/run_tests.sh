@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Tests of the Python package, as a user gets it: the wheel built with maturin (pinned,
-# in a venv of this script's own), checked against the manylinux policy by maturin's
-# auditwheel check, installed into that venv, then pytest against the installed package.
-# One test installs the wheel into a second venv with no cargo or rustc on PATH.
+# in a venv of this script's own) and linked by Zig, checked against the manylinux_2_17
+# policy by maturin's auditwheel check, installed into that venv, then pytest against
+# the installed package.
+# One test installs the wheel into a second venv with no cargo or rustc on PATH; one
+# builds and installs the sdist (maturin sdist) in a third.
 # Then a debug wheel built with the cargo feature `test-hooks` (a native hook that
 # panics on purpose; the release wheel has none) runs tests/test_panic.py.
 #
@@ -12,18 +14,23 @@
 # BACKLITE_WHEEL_DIR=<dir>: where the built wheel is kept (default: a scratch folder,
 #   removed on exit); CI keeps it in its build folder for the consumer and the
 #   cross-language tests.
-# CARGO_TARGET_DIR: as for cargo (CI shares the C library's, so the core is built once).
+# CARGO_TARGET_DIR: as for cargo (CI shares the C library's; the Zig-linked release
+#   build goes to a folder of its own inside it, x86_64-unknown-linux-gnu/).
 # PYTHON picks the interpreter (default python3, >= 3.11). Needs network access to PyPI
-# (maturin, pytest) and crates.io. Installs nothing outside the scratch folder.
+# (maturin, pytest, ziglang) and crates.io. Installs nothing outside the scratch folder
+# but Zig's venv (shared with the Zig binding's tests).
 set -euo pipefail
 
 # maturin's version is pinned: a new release cannot change the wheel unnoticed.
 maturin_version=1.16.0
-# The policy the wheel must meet: built on Debian 12 (glibc 2.36), the Rust standard
-# library links pthread and dl symbols as glibc 2.34 versions them, so manylinux_2_34
-# (any Linux with glibc >= 2.34) is the oldest policy a wheel built here can meet.
-policy=manylinux_2_34
-
+# The policy the wheel must meet: manylinux_2_17 (manylinux2014; any Linux with glibc
+# >= 2.17). Linked by the host's toolchain the module would need glibc 2.34 (Rust's
+# standard library links pthread and dl symbols under the versions glibc 2.34 gave
+# them), so maturin links it with Zig (`--zig`), against glibc 2.17's symbols. Zig is
+# the one bindings/zig/run_tests.sh uses: ziglang 0.15.2 from PyPI, in a venv under
+# $BACKLITE_CACHE_DIR (default ${XDG_CACHE_HOME:-~/.cache}/backlite), made on first use.
+policy=manylinux_2_17
+zig_version=0.15.2
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # maturin runs in this folder: a relative target folder is made absolute first, or cargo
 # would build a second one inside the package.
@@ -45,6 +52,8 @@ if ! "$python" -m venv "$work/venv" >"$work/venv.log" 2>&1; then
     exit 1
 fi
 venv_py="$work/venv/bin/python"
+# maturin builds the wheel, the sdist and the test-hooks wheel.
+"$venv_py" "${pipq[@]}" "maturin==$maturin_version"
 
 if [ -n "${BACKLITE_WHEEL:-}" ]; then
     wheel=$(cd "$(dirname "$BACKLITE_WHEEL")" && pwd)/$(basename "$BACKLITE_WHEEL")
@@ -54,16 +63,31 @@ else
     mkdir -p "$wheel_dir"
     wheel_dir=$(cd "$wheel_dir" && pwd)
     rm -f "$wheel_dir"/backlite-*.whl
-    echo "== maturin $maturin_version build --release ($policy, auditwheel check)"
-    "$venv_py" "${pipq[@]}" "maturin==$maturin_version"
-    (cd "$here" && "$work/venv/bin/maturin" build --release --compatibility "$policy" \
-        --auditwheel check --out "$wheel_dir")
+    tools=${BACKLITE_CACHE_DIR:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/backlite}
+    zig_venv=$tools/zig-$zig_version-venv
+    if [ "$("$zig_venv/bin/python" -m ziglang version 2>/dev/null || true)" != "$zig_version" ]; then
+        echo "== pip install ziglang==$zig_version (into $zig_venv)"
+        rm -rf "$zig_venv"
+        mkdir -p "$tools"
+        "$python" -m venv "$zig_venv"
+        "$zig_venv/bin/python" "${pipq[@]}" "ziglang==$zig_version"
+    fi
+    echo "== maturin $maturin_version build --release --zig ($policy, auditwheel check)"
+    # maturin runs Zig as `python3 -m ziglang`: the zig venv's python3 first on PATH.
+    (cd "$here" && PATH="$zig_venv/bin:$PATH" "$work/venv/bin/maturin" build --release \
+        --interpreter "$venv_py" --zig --compatibility "$policy" --auditwheel check \
+        --out "$wheel_dir")
     wheel=$(ls "$wheel_dir"/backlite-*.whl)
 fi
 case "$(basename "$wheel")" in
-    *-cp311-abi3-manylinux_*.whl) ;;
+    *-cp311-abi3-manylinux*.whl) ;;
     *) echo "error: $wheel is not a cp311-abi3 manylinux wheel" >&2; exit 1 ;;
 esac
+
+# The sdist, for tests/test_sdist.py (which builds and installs it in a venv of its own).
+echo "== maturin sdist"
+(cd "$here" && "$work/venv/bin/maturin" sdist --out "$work/sdist")
+sdist=$(ls "$work"/sdist/backlite-*.tar.gz)
 
 echo "== pip install $(basename "$wheel")"
 "$venv_py" "${pipq[@]}" --no-index "$wheel"
@@ -73,12 +97,12 @@ echo "== pytest"
 cd "$here"
 # -p no:cacheprovider: leave no .pytest_cache in the tree; --basetemp: the tests'
 # temporary folders in the scratch folder, not /tmp/pytest-of-$USER.
-BACKLITE_WHEEL="$wheel" "$venv_py" -m pytest -p no:cacheprovider --basetemp "$work/pytest" -q tests "$@"
+BACKLITE_WHEEL="$wheel" BACKLITE_SDIST="$sdist" BACKLITE_MATURIN_VERSION="$maturin_version" \
+    "$venv_py" -m pytest -p no:cacheprovider --basetemp "$work/pytest" -q tests "$@"
 
 # A panic reaching Python as PanicError needs a panic: only a build with the
 # `test-hooks` feature has the hook that panics. Debug: it is built only for this.
 echo "== maturin build --features test-hooks (debug), pytest tests/test_panic.py"
-"$venv_py" "${pipq[@]}" "maturin==$maturin_version"
 "$work/venv/bin/maturin" build --profile dev --features test-hooks --compatibility linux \
     --auditwheel skip --out "$work/hooks-wheel"
 "$python" -m venv "$work/hooks-venv"

@@ -112,7 +112,11 @@ def test_the_wheel_is_a_manylinux_abi3_wheel():
     machine = sysconfig.get_platform().split("-", 1)[1].replace("-", "_")
     assert tags, wheel
     for tag in tags:
-        assert re.fullmatch(rf"cp311-abi3-manylinux_2_\d+_{machine}", tag), tag
+        # manylinux2014 is PEP 599's name for manylinux_2_17, which pip tags both ways.
+        assert re.fullmatch(rf"cp311-abi3-manylinux(_2_\d+|2014)_{machine}", tag), tag
+    assert any(re.fullmatch(rf"cp311-abi3-manylinux_2_\d+_{machine}", t) for t in tags), tags
+    if f"cp311-abi3-manylinux2014_{machine}" in tags:
+        assert f"cp311-abi3-manylinux_2_17_{machine}" in tags, tags
 
 
 def test_the_wheel_installs_where_there_is_no_rust(tmp_path):
