@@ -15,7 +15,8 @@
  * does not dominate. The harness prints; it never fails on a timing: pass/FAIL only
  * marks the issue's targets. It exits non-zero only if it cannot set itself up.
  *
- * Usage: bench [--quick] [--large-reads-only] [--dir DIR] [--rounds N]
+ * Usage: bench [--quick] [--large-reads-only] [--only ops|large|scaling|threads] [--dir DIR]
+ *              [--rounds N]
  * Build and run: bench/run.sh [--quick] (see bench/README.md).
  */
 #define _GNU_SOURCE
@@ -1280,17 +1281,19 @@ static void bench_concurrency(void) {
 /* ------------------------------------------------------------------ main */
 
 static void usage(void) {
-    fprintf(stderr, "usage: bench [--quick] [--large-reads-only] [--dir DIR] [--rounds N]\n");
+    fprintf(stderr, "usage: bench [--quick] [--large-reads-only] [--only ops|large|scaling|threads] "
+                    "[--dir DIR] [--rounds N]\n");
     exit(2);
 }
 
 int main(int argc, char **argv) {
     bool quick = false, large_only = false;
-    const char *dir = ".";
+    const char *dir = ".", *only = NULL;
     int rounds = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = true;
         else if (!strcmp(argv[i], "--large-reads-only")) large_only = true;
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
         else if (!strcmp(argv[i], "--dir") && i + 1 < argc) dir = argv[++i];
         else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
         else usage();
@@ -1316,12 +1319,17 @@ int main(int argc, char **argv) {
         printf("WARNING: the sqlite3.h used to build this program does not match the library\n");
     fflush(stdout);
 
-    if (!large_only) bench_operations();
-    bench_large_reads();
-    if (!large_only) {
-        bench_scaling();
-        bench_concurrency();
-    }
+    /* --only runs one table (to measure one change without waiting for the rest). */
+    if (large_only) only = "large";
+    if (only && strcmp(only, "ops") && strcmp(only, "large") && strcmp(only, "scaling") &&
+        strcmp(only, "threads"))
+        usage();
+#define RUNS(table) (!only || !strcmp(only, table))
+    if (RUNS("ops")) bench_operations();
+    if (RUNS("large")) bench_large_reads();
+    if (RUNS("scaling")) bench_scaling();
+    if (RUNS("threads")) bench_concurrency();
+#undef RUNS
 
     section("Summary");
     printf("targets met: %d of %d", g_targets - g_missed, g_targets);

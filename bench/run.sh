@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds libbacklite.a and the benchmark, then runs it in a scratch folder on local disk.
 #
-#   bench/run.sh [--quick] [other bench options: --rounds N]
+#   bench/run.sh [--quick] [other bench options: --rounds N, --only ops|large|scaling|threads]
 #   bench/run.sh --large-values [--quick] [--rounds N]   (bench/large_values.c, issue 16)
 #
 # Environment:
