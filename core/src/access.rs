@@ -13,8 +13,16 @@
 //!
 //! The buffer is shared by all handles of a process on one file, so the order is
 //! exact across them; other processes see a process's hits once they are written.
+//!
+//! Readers do not wait for each other: a hit goes to the shard of the thread that
+//! made it ([`SHARDS`] of them, each behind its own lock), numbered from one counter
+//! of the process, and a write transaction merges the shards by that number (see
+//! [`AccessLog::take`]).
 
+use crate::sync::{lock, thread_index, Padded};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 /// How many distinct keys may wait before a hit forces them to be written: at about
 /// 100 bytes each (with 16-byte keys), under 2 MiB, whatever the size of the cache.
@@ -27,16 +35,17 @@ pub(crate) const FLUSH_THRESHOLD: usize = 16384;
 /// Under 8 MiB with 16-byte keys.
 pub(crate) const MAX_WAITING: usize = 4 * FLUSH_THRESHOLD;
 
-/// The background writer of hits of one process on one file.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-enum Writer {
-    #[default]
-    Idle,
-    Running,
-    /// Its last write failed (a read-only or busy file): none is started again until a
-    /// write transaction of a handle has emptied the buffer.
-    Failed,
-}
+/// How many shards the hit buffer has: threads numbered in turn record into distinct
+/// ones up to this many readers at a time.
+const SHARDS: usize = 16;
+
+/// The state of the background writer of hits of one process on one file.
+/// Idle: none runs.
+const IDLE: u8 = 0;
+const RUNNING: u8 = 1;
+/// Its last write failed (a read-only or busy file): none is started again until a
+/// write transaction of a handle has emptied the buffer.
+const FAILED: u8 = 2;
 
 /// One key's hits since they were last written.
 #[derive(Clone, Copy, Debug)]
@@ -92,6 +101,33 @@ impl Accesses {
         }
     }
 
+    /// Adds a key's `hits`, the latest made at `last_seq`, to what waits already.
+    fn merge(&mut self, key: Vec<u8>, hits: u64, last_seq: u64) {
+        match self.map.get_mut(&key) {
+            Some(a) => {
+                a.hits += hits;
+                if last_seq > a.last_seq {
+                    a.last_seq = last_seq;
+                    if a.tick.take().is_some() {
+                        // A newer hit needs a newer tick.
+                        self.fresh.push(key);
+                    }
+                }
+            }
+            None => {
+                self.fresh.push(key.clone());
+                self.map.insert(
+                    key,
+                    Access {
+                        hits,
+                        last_seq,
+                        tick: None,
+                    },
+                );
+            }
+        }
+    }
+
     /// Forgets the ticks above `clock` (given by a transaction that rolled back).
     pub fn untick_after(&mut self, clock: i64) {
         for (key, a) in &mut self.map {
@@ -103,115 +139,183 @@ impl Accesses {
     }
 }
 
+/// The hits one shard holds: per key, how many and the number of the latest.
+type Shard = HashMap<Vec<u8>, (u64, u64)>;
+
 #[derive(Default)]
 pub(crate) struct AccessLog {
-    next_seq: u64,
-    pending: Accesses,
+    /// Numbers the hits of this process, in the order they happened; taken while the
+    /// hit's shard is locked (see [`AccessLog::take`] for why).
+    next_seq: AtomicU64,
+    shards: [Padded<Mutex<Shard>>; SHARDS],
+    /// Keys waiting in the shards (a key hit from two threads counts twice).
+    in_shards: AtomicUsize,
+    /// Hits merged from the shards that no transaction holds now: those given back by
+    /// the last one (not written, or not ticked yet).
+    merged: Mutex<Accesses>,
+    /// How many keys `merged` holds.
+    in_merged: AtomicUsize,
     /// The process whose hits these are (0: none recorded yet).
-    pid: u32,
-    writer: Writer,
+    pid: AtomicU32,
+    writer: AtomicU8,
 }
 
 impl AccessLog {
     /// Forgets the hits of another process (the parent of a forked child): each hit is
     /// written once, by the process that buffered it.
-    pub fn belong_to(&mut self, pid: u32) {
-        if self.pid != pid {
-            if self.pid != 0 {
-                *self = AccessLog::default();
-            }
-            self.pid = pid;
+    pub fn belong_to(&self, pid: u32) {
+        if self.pid.load(Ordering::Relaxed) == pid {
+            return;
         }
+        let mut merged = lock(&self.merged);
+        let was = self.pid.load(Ordering::Relaxed);
+        if was == pid {
+            return; // another thread got here first
+        }
+        if was != 0 {
+            merged.clear();
+            for shard in &self.shards {
+                lock(&shard.0).clear();
+            }
+            self.in_shards.store(0, Ordering::Relaxed);
+            self.in_merged.store(0, Ordering::Relaxed);
+            self.writer.store(IDLE, Ordering::Relaxed);
+        }
+        self.pid.store(pid, Ordering::Relaxed);
+    }
+
+    /// How many keys wait (counted once per shard they wait in).
+    fn waiting(&self) -> usize {
+        self.in_shards.load(Ordering::Relaxed) + self.in_merged.load(Ordering::Relaxed)
     }
 
     /// Records a hit. Returns true when the caller is to start a hit writer: the buffer
     /// is full, `background` (the file can be written by another connection) and none
-    /// runs. Never writes, never waits: past [`MAX_WAITING`] keys, a hit on a key that
-    /// is not waiting already is left out.
-    pub fn record(&mut self, key: &[u8], background: bool) -> bool {
-        self.next_seq += 1;
-        let seq = self.next_seq;
-        let pending = &mut self.pending;
-        let full_up = pending.map.len() >= MAX_WAITING;
-        match pending.map.get_mut(key) {
-            None if full_up => {}
-            Some(a) => {
-                a.hits += 1;
-                a.last_seq = seq;
-                if a.tick.take().is_some() {
-                    // A newer hit needs a newer tick.
-                    pending.fresh.push(key.to_vec());
+    /// runs. Never writes, never waits for another reader: past [`MAX_WAITING`] keys, a
+    /// hit on a key that is not waiting in this thread's shard already is left out.
+    pub fn record(&self, key: &[u8], background: bool) -> bool {
+        {
+            let mut shard = lock(&self.shards[thread_index() % SHARDS].0);
+            // Numbered under the shard's lock: a merge that has locked the shard sees
+            // every hit numbered before it.
+            let seq = self.next_seq.fetch_add(1, Ordering::Relaxed) + 1;
+            match shard.get_mut(key) {
+                Some(a) => *a = (a.0 + 1, seq),
+                None if self.waiting() >= MAX_WAITING => {}
+                None => {
+                    shard.insert(key.to_vec(), (1, seq));
+                    self.in_shards.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            None => {
-                pending.map.insert(
-                    key.to_vec(),
-                    Access {
-                        hits: 1,
-                        last_seq: seq,
-                        tick: None,
-                    },
-                );
-                pending.fresh.push(key.to_vec());
-            }
         }
-        let start =
-            background && self.writer == Writer::Idle && self.pending.map.len() >= FLUSH_THRESHOLD;
-        if start {
-            self.writer = Writer::Running;
-        }
-        start
+        background
+            && self.waiting() >= FLUSH_THRESHOLD
+            && self
+                .writer
+                .compare_exchange(IDLE, RUNNING, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
     /// Called by the hit writer after each write (`ok`: it committed). Returns true
     /// when it is to write again: the buffer filled up meanwhile.
-    pub fn writer_wrote(&mut self, ok: bool) -> bool {
-        if self.writer != Writer::Running {
+    pub fn writer_wrote(&self, ok: bool) -> bool {
+        if self.writer.load(Ordering::Relaxed) != RUNNING {
             return false; // a forked child's copy: the writer is the parent's
         }
-        self.writer = match (ok, self.pending.map.len() >= FLUSH_THRESHOLD) {
-            (false, _) => Writer::Failed,
+        let next = match (ok, self.waiting() >= FLUSH_THRESHOLD) {
+            (false, _) => FAILED,
             (true, true) => return true,
-            (true, false) => Writer::Idle,
+            (true, false) => IDLE,
         };
+        self.writer.store(next, Ordering::Relaxed);
         false
     }
 
     pub fn is_empty(&self) -> bool {
-        self.pending.is_empty()
+        self.waiting() == 0
     }
 
     /// How many distinct keys wait.
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.pending.len()
+        self.waiting()
     }
 
-    /// Takes every buffered hit, for a write transaction.
-    pub fn take(&mut self) -> Accesses {
-        std::mem::take(&mut self.pending)
+    /// Takes every buffered hit, for a write transaction: the shards merged by the
+    /// number of each key's latest hit. Only hits numbered before the merge began are
+    /// taken, so that a hit made after another (one thread, or threads that waited for
+    /// each other) is never ticked before it; later ones wait for the next write.
+    pub fn take(&self) -> Accesses {
+        let mut taken = std::mem::take(&mut *lock(&self.merged));
+        self.in_merged.store(0, Ordering::Relaxed);
+        if self.in_shards.load(Ordering::Relaxed) == 0 {
+            return taken;
+        }
+        let upto = self.next_seq.load(Ordering::Relaxed);
+        for shard in &self.shards {
+            // Emptied at once and merged with its lock released: readers of this
+            // shard wait for a swap, not for the merge.
+            let drained = std::mem::take(&mut *lock(&shard.0));
+            if drained.is_empty() {
+                continue;
+            }
+            self.in_shards.fetch_sub(drained.len(), Ordering::Relaxed);
+            let mut later = Vec::new();
+            for (key, (hits, seq)) in drained {
+                if seq > upto {
+                    later.push((key, hits, seq));
+                } else {
+                    taken.merge(key, hits, seq);
+                }
+            }
+            if !later.is_empty() {
+                self.put_back(&shard.0, later);
+            }
+        }
+        taken
     }
 
-    /// Gives back what a write transaction left unwritten (or took and failed to use),
-    /// merged with the hits recorded meanwhile.
-    pub fn restore(&mut self, accesses: Accesses) {
-        if self.writer == Writer::Failed && accesses.is_empty() {
-            self.writer = Writer::Idle; // a transaction wrote them: try again when full
-        }
-        if self.pending.is_empty() {
-            self.pending = accesses;
-            return;
-        }
-        let Accesses { map, fresh } = accesses;
-        for (key, old) in map {
-            match self.pending.map.get_mut(&key) {
-                // Newer hits arrived: they carry the order; add the older count.
-                Some(newer) => newer.hits += old.hits,
+    /// Gives a shard back the hits a merge found numbered after it began.
+    fn put_back(&self, shard: &Mutex<Shard>, later: Vec<(Vec<u8>, u64, u64)>) {
+        let mut shard = lock(shard);
+        for (key, hits, seq) in later {
+            match shard.get_mut(&key) {
+                Some(a) => *a = (a.0 + hits, a.1.max(seq)),
                 None => {
-                    self.pending.map.insert(key, old);
+                    shard.insert(key, (hits, seq));
+                    self.in_shards.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }
-        self.pending.fresh.extend(fresh);
+    }
+
+    /// Gives back what a write transaction left unwritten (or took and failed to use),
+    /// merged with any given back meanwhile.
+    pub fn restore(&self, accesses: Accesses) {
+        let mut merged = lock(&self.merged);
+        if accesses.is_empty() && self.writer.load(Ordering::Relaxed) == FAILED {
+            // A transaction wrote them: try again when full.
+            self.writer.store(IDLE, Ordering::Relaxed);
+        }
+        if merged.is_empty() {
+            *merged = accesses;
+        } else {
+            let Accesses { map, fresh } = accesses;
+            for (key, old) in map {
+                match merged.map.get_mut(&key) {
+                    Some(newer) if newer.last_seq >= old.last_seq => newer.hits += old.hits,
+                    Some(newer) => {
+                        let hits = newer.hits;
+                        *newer = old;
+                        newer.hits += hits;
+                    }
+                    None => {
+                        merged.map.insert(key, old);
+                    }
+                }
+            }
+            merged.fresh.extend(fresh);
+        }
+        self.in_merged.store(merged.len(), Ordering::Relaxed);
     }
 }

@@ -32,7 +32,12 @@ impl OpenedBy {
 
     /// Whether this process opened it (false in a forked child).
     pub fn is_this_process(&self) -> bool {
-        self.0.load(Relaxed) == std::process::id()
+        self.is(std::process::id())
+    }
+
+    /// Whether process `pid` opened it.
+    pub fn is(&self, pid: u32) -> bool {
+        self.0.load(Relaxed) == pid
     }
 
     /// This process has replaced what it inherited (or may use it as its own).

@@ -54,6 +54,9 @@
 //! - `remote::COUNTER` (in `random_u64`) and `value_files::COUNTER` (in `random_id`):
 //!   make two random numbers drawn by this process in the same nanosecond differ (lease
 //!   tokens and generations; value file names), whichever handle draws them.
+//! - `sync::NEXT_THREAD`, `sync::THREAD_INDEX` (thread-local): a number per thread, so
+//!   that threads reading one handle take distinct shards of the hit buffer and
+//!   distinct read connections instead of waiting on one lock.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

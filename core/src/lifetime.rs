@@ -54,7 +54,11 @@ pub(crate) struct Pending {
 impl Pending {
     /// The counters, once they are this process's.
     fn counts(&self) -> (&AtomicU64, &AtomicU64) {
-        let pid = std::process::id();
+        self.counts_in(std::process::id())
+    }
+
+    /// `counts` in process `pid` (this one).
+    fn counts_in(&self, pid: u32) -> (&AtomicU64, &AtomicU64) {
         if self.pid.load(SeqCst) != pid {
             let _adopting = lock(&self.adopting);
             if self.pid.load(SeqCst) != pid {
@@ -67,12 +71,14 @@ impl Pending {
         (&self.hits, &self.misses)
     }
 
-    pub fn hit(&self) {
-        self.counts().0.fetch_add(1, Relaxed);
+    /// Counts a hit in process `pid` (this one).
+    pub fn hit(&self, pid: u32) {
+        self.counts_in(pid).0.fetch_add(1, Relaxed);
     }
 
-    pub fn miss(&self) {
-        self.counts().1.fetch_add(1, Relaxed);
+    /// Counts a miss in process `pid` (this one).
+    pub fn miss(&self, pid: u32) {
+        self.counts_in(pid).1.fetch_add(1, Relaxed);
     }
 
     pub fn is_empty(&self) -> bool {

@@ -1,18 +1,25 @@
 //! The connections of one handle: one writer behind a mutex, and a small pool of read
 //! connections, so that in WAL mode reads run in parallel with each other and with the
 //! writer. A private in-memory cache has a single connection that serves both.
+//!
+//! The read connections wait in slots, each behind a lock of its own: a reader tries
+//! the slot of its thread number first, then the next ones, and takes the first free
+//! one, so that readers never wait for each other (nor for one lock on the whole pool).
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::fork::{self, OpenedBy};
 use crate::schema;
-use crate::sync::{lock, try_lock};
+use crate::sync::{lock, thread_index, try_lock, Padded};
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-/// Idle read connections kept per handle; more are opened under load and closed after.
-const MAX_IDLE_READERS: usize = 8;
+/// Read connections kept per handle; more are opened under load and closed after.
+const READER_SLOTS: usize = 8;
+
+/// A slot of the pool: a read connection once one was needed, used in place.
+type Slot = Padded<Mutex<Option<Connection>>>;
 
 pub(crate) struct Pool {
     /// The name connections open the file by (see [`schema::sqlite_name`]); `None` for
@@ -21,7 +28,7 @@ pub(crate) struct Pool {
     busy_timeout: Duration,
     writer: Mutex<Connection>,
     /// `None` for an in-memory cache, whose only connection is the writer.
-    readers: Option<Mutex<Vec<Connection>>>,
+    readers: Option<Box<[Slot]>>,
     /// The process that opened the connections; a forked child replaces them.
     opened_by: OpenedBy,
 }
@@ -31,7 +38,11 @@ impl Pool {
     /// `name` `None`: an in-memory cache whose only connection is `writer`.
     pub fn new(writer: Connection, name: Option<PathBuf>, busy_timeout: Duration) -> Pool {
         Pool {
-            readers: name.as_ref().map(|_| Mutex::new(Vec::new())),
+            readers: name.as_ref().map(|_| {
+                (0..READER_SLOTS)
+                    .map(|_| Padded(Mutex::new(None)))
+                    .collect()
+            }),
             name,
             busy_timeout,
             writer: Mutex::new(writer),
@@ -51,7 +62,13 @@ impl Pool {
     /// In a child forked from the process that opened this pool, replaces the
     /// inherited connections with new ones before first use (see fork.rs).
     pub fn after_fork(&self) -> Result<()> {
-        if self.opened_by.is_this_process() {
+        self.after_fork_in(std::process::id())
+    }
+
+    /// `after_fork` in process `pid` (this one: asking the kernel once per get is
+    /// enough).
+    fn after_fork_in(&self, pid: u32) -> Result<()> {
+        if self.opened_by.is(pid) {
             return Ok(());
         }
         let Some(name) = &self.name else {
@@ -65,32 +82,42 @@ impl Pool {
         }
         let fresh = open(name, self.busy_timeout)?;
         let inherited = std::mem::replace(&mut *writer, fresh);
-        let readers: Option<Vec<Connection>> = self
+        // A slot held by a thread of the parent (which does not exist here) stays
+        // locked for good, with its connection: readers pass it by.
+        let readers: Vec<Connection> = self
             .readers
-            .as_ref()
-            .map(|pool| lock(pool).drain(..).collect());
-        fork::set_aside_connections(std::iter::once(inherited).chain(readers.unwrap_or_default()));
+            .iter()
+            .flat_map(|slots| slots.iter())
+            .filter_map(|slot| try_lock(&slot.0).and_then(|mut c| c.take()))
+            .collect();
+        fork::set_aside_connections(std::iter::once(inherited).chain(readers));
         self.opened_by.adopt();
         Ok(())
     }
 
-    /// Runs `f` on a read connection.
-    pub fn read<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
-        self.after_fork()?;
-        let (Some(pool), Some(name)) = (&self.readers, &self.name) else {
+    /// Runs `f` on a read connection, in process `pid` (this one).
+    pub fn read<R>(&self, pid: u32, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        self.after_fork_in(pid)?;
+        let (Some(slots), Some(name)) = (&self.readers, &self.name) else {
             return f(&lock(&self.writer));
         };
-        let idle = lock(pool).pop();
-        let conn = match idle {
-            Some(conn) => conn,
-            None => open(name, self.busy_timeout)?,
-        };
-        let out = f(&conn);
-        let mut idle = lock(pool);
-        if idle.len() < MAX_IDLE_READERS {
-            idle.push(conn);
+        let first = thread_index();
+        for i in 0..slots.len() {
+            // A slot in use (by another thread, or by this one in a nested read) is
+            // passed by, never waited for.
+            let Some(mut slot) = try_lock(&slots[(first + i) % slots.len()].0) else {
+                continue;
+            };
+            let conn = match slot.take() {
+                Some(conn) => conn,
+                None => open(name, self.busy_timeout)?,
+            };
+            let out = f(&conn);
+            *slot = Some(conn);
+            return out;
         }
-        out
+        // More readers than slots: this one gets a connection for its read alone.
+        f(&open(name, self.busy_timeout)?)
     }
 
     /// The writer connection, locked (the caller has called `after_fork`).

@@ -8,7 +8,7 @@ use crate::fork;
 use crate::schema::FileId;
 use crate::sync::{lock, try_lock};
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ pub(crate) struct FileShared {
     /// `-wal` and `-shm` files after it, so a second name (a hard link) must not be used.
     pub name: PathBuf,
     /// Read through `accesses()`, which drops what a forked child inherited.
-    accesses: Mutex<AccessLog>,
+    accesses: AccessLog,
     /// Held through each write transaction of any handle of this process on the file,
     /// so that every transaction finds every hit ticked so far in the buffer (never
     /// taken out by another handle's transaction). SQLite's write lock serialises
@@ -60,12 +60,14 @@ impl FileShared {
 
     /// The buffered hits of this process. In a child forked from the process that
     /// buffered them, they are the parent's to write: the child starts empty.
-    pub fn accesses(&self) -> MutexGuard<'_, AccessLog> {
-        // Asked before the lock is taken: every get takes it.
-        let pid = std::process::id();
-        let mut log = lock(&self.accesses);
-        log.belong_to(pid);
-        log
+    pub fn accesses(&self) -> &AccessLog {
+        self.accesses_in(std::process::id())
+    }
+
+    /// `accesses` in process `pid` (this one).
+    pub fn accesses_in(&self, pid: u32) -> &AccessLog {
+        self.accesses.belong_to(pid);
+        &self.accesses
     }
 
     /// Keeps a hit writer just started, so that the last handle can wait for it.

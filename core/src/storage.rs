@@ -170,7 +170,7 @@ impl Storage {
 
     /// Runs `f` on a read connection.
     pub(crate) fn read<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
-        self.pool.read(f)
+        self.pool.read(std::process::id(), f)
     }
 
     /// Runs `f` on the writer connection outside any transaction (VACUUM).
@@ -343,7 +343,10 @@ impl Storage {
         // copied out so that the taker runs with no lock held and may use this storage.
         let in_memory = self.pool.in_memory();
         let mut taker = Some(taker);
-        let found = self.read(|conn| {
+        // Asked once: the pool, the hit buffer and the counters each check it (for a
+        // forked child), and asking is a system call.
+        let pid = std::process::id();
+        let found = self.pool.read(pid, |conn| {
             let mut stmt = conn.prepare_cached(table::LOOKUP).ctx("looking up a key")?;
             let mut rows = stmt.query([key]).ctx("looking up a key")?;
             let Some(row) = rows.next().ctx("looking up a key")? else {
@@ -432,10 +435,10 @@ impl Storage {
         };
         if is_access {
             match hit {
-                Some(_) => self.record_hit(key),
+                Some(_) => self.record_hit_in(pid, key),
                 None if count_miss => {
                     self.counters.misses.fetch_add(1, Relaxed);
-                    self.shared.lifetime.miss();
+                    self.shared.lifetime.miss(pid);
                 }
                 None => {}
             }
@@ -446,10 +449,18 @@ impl Storage {
     /// Counts a hit and buffers it as an access. Never writes: the get that fills the
     /// buffer starts a hit writer (see [`transact::start_hit_writer`]) and goes on.
     pub(crate) fn record_hit(&self, key: &[u8]) {
+        self.record_hit_in(std::process::id(), key)
+    }
+
+    /// `record_hit` in process `pid` (this one).
+    fn record_hit_in(&self, pid: u32, key: &[u8]) {
         self.counters.hits.fetch_add(1, Relaxed);
-        self.shared.lifetime.hit();
+        self.shared.lifetime.hit(pid);
         // An in-memory cache has no other connection: its next write writes the hits.
-        let start = self.shared.accesses().record(key, self.path.is_some());
+        let start = self
+            .shared
+            .accesses_in(pid)
+            .record(key, self.path.is_some());
         if start {
             transact::start_hit_writer(&self.shared, self.pool.busy_timeout());
         }

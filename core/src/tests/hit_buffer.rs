@@ -67,3 +67,61 @@ fn gets_never_wait_for_the_hit_writer_and_waiting_hits_stay_bounded() {
     assert!(rows_with_hits(&dir) >= MAX_WAITING as i64);
     assert_eq!(s.stats().unwrap().hits, keys.len() as u64 + 1);
 }
+
+/// Hits made one after another by different threads (each recording into a shard of
+/// its own) keep that order: the least recently used goes first.
+#[test]
+fn hits_from_many_threads_keep_their_order() {
+    let n = 8;
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = Options::new();
+    options.set_max_size(n as u64).unwrap();
+    options.set_eviction_policy(crate::EvictionPolicy::LeastRecentlyUsed);
+    let s = Storage::open(dir.path().join("c.db"), &options).unwrap();
+    let keys: Vec<Vec<u8>> = (0..n).map(|i| format!("k{i}").into_bytes()).collect();
+    for k in &keys {
+        s.set(k, b"v", Expiration::Never).unwrap();
+    }
+    // Thread i reads first in turn i (taking the i-th shard), then hits key i in turn
+    // 2n - 1 - i: hits are made in the opposite order of the shards they go to.
+    let turn = (std::sync::Mutex::new(0), std::sync::Condvar::new());
+    let in_turn = |mine: usize, f: &dyn Fn()| {
+        let mut t = turn.0.lock().unwrap();
+        while *t != mine {
+            t = turn.1.wait(t).unwrap();
+        }
+        f();
+        *t += 1;
+        turn.1.notify_all();
+    };
+    std::thread::scope(|scope| {
+        for (i, k) in keys.iter().enumerate() {
+            let (s, in_turn) = (&s, &in_turn);
+            scope.spawn(move || {
+                in_turn(i, &|| assert!(s.get(b"absent").unwrap().is_none()));
+                in_turn(2 * n - 1 - i, &|| assert!(s.get(k).unwrap().is_some()));
+            });
+        }
+    });
+    // Each new key evicts the least recently hit: the last key set comes first.
+    for (i, old) in keys.iter().rev().enumerate() {
+        s.set(format!("new{i}").as_bytes(), b"v", Expiration::Never)
+            .unwrap();
+        assert!(!s.contains(old).unwrap(), "{i}: {old:?} should be evicted");
+        let left: Vec<_> = keys.iter().rev().skip(i + 1).collect();
+        for k in left {
+            assert!(s.contains(k).unwrap(), "{i}: {k:?} evicted too early");
+        }
+    }
+}
+
+/// A read inside another read's callback, on the same thread and handle, takes
+/// another connection instead of waiting for its own.
+#[test]
+fn a_read_inside_a_read_of_the_same_thread_does_not_wait() {
+    let (_dir, s, keys) = filled(2);
+    let inner = s
+        .get_with(&keys[0], |_, _| s.get(&keys[1]).unwrap())
+        .unwrap();
+    assert_eq!(inner.unwrap().unwrap().0, b"v");
+}
