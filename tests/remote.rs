@@ -483,6 +483,160 @@ fn a_waiter_given_the_value_by_another_machine_keeps_its_remote_time_left() {
     );
 }
 
+// ---- values read through wait in memory before they are written (fill) -----------
+
+/// `key` on the remote (set through a new handle of another file, which knows the
+/// latest clear), then read through by `reader`: a fill waits in `reader`'s process.
+fn read_through(dir: &tempfile::TempDir, url: &str, reader: &Storage, key: &[u8], value: &[u8]) {
+    static WRITERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = WRITERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let writer = machine(dir, &format!("writer-{n}.db"), &remote_options(url));
+    writer.set(key, value, NEVER).unwrap();
+    let hits = reader.remote_stats().unwrap().hits;
+    assert_eq!(get(reader, key).as_deref(), Some(value));
+    assert_eq!(
+        reader.remote_stats().unwrap().hits,
+        hits + 1,
+        "not read through"
+    );
+}
+
+#[test]
+fn a_remote_hit_is_served_from_memory_until_written_and_reaches_the_file_at_close() {
+    let mut server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = server.url();
+    let b = machine(&dir, "b.db", &remote_options(&url));
+    read_through(&dir, &url, &b, b"k", b"from a");
+    // Not in the file yet: the read path wrote nothing.
+    assert_eq!(b.stats().unwrap().count, 0);
+    // Served from memory: the remote is not asked again, even once it is gone.
+    server.kill();
+    assert_eq!(get(&b, b"k").as_deref(), Some(&b"from a"[..]));
+    assert!(b.contains(b"k").unwrap());
+    let st = b.remote_stats().unwrap();
+    assert_eq!((st.hits, st.errors), (1, 0));
+    drop(b); // closing writes it
+    let plain = machine(&dir, "b.db", &Options::new());
+    assert_eq!(get(&plain, b"k").as_deref(), Some(&b"from a"[..]));
+}
+
+#[test]
+fn a_local_set_delete_or_clear_after_a_remote_hit_wins_over_the_waiting_fill() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = server.url();
+    let o = remote_options(&url);
+    let b = machine(&dir, "b.db", &o);
+    // A second handle of this process on the same file.
+    let b2 = machine(&dir, "b.db", &o);
+    for (i, writer) in [&b, &b2].into_iter().enumerate() {
+        let key = |k: &str| format!("{k}{i}").into_bytes();
+        read_through(&dir, &url, &b, &key("set"), b"remote");
+        writer.set(&key("set"), b"local", NEVER).unwrap();
+        assert_eq!(get(&b, &key("set")).as_deref(), Some(&b"local"[..]));
+        read_through(&dir, &url, &b, &key("deleted"), b"remote");
+        assert!(writer.delete(&key("deleted")).unwrap());
+        assert_eq!(get(&b, &key("deleted")), None);
+    }
+    // (Clears last: a handle learns of another's clear only when it next reads.)
+    for (i, writer) in [&b2, &b].into_iter().enumerate() {
+        let key = format!("cleared{i}").into_bytes();
+        read_through(&dir, &url, &b, &key, b"remote");
+        writer.clear().unwrap();
+        assert_eq!(get(&b, &key), None);
+    }
+    // A fill never overwrites a newer local value when it is written.
+    read_through(&dir, &url, &b, b"newer", b"remote");
+    b2.set(b"newer", b"local", NEVER).unwrap();
+    b.flush().unwrap();
+    drop((b, b2));
+    let plain = machine(&dir, "b.db", &Options::new());
+    assert_eq!(get(&plain, b"newer").as_deref(), Some(&b"local"[..]));
+}
+
+#[test]
+fn a_waiting_fill_expires_with_the_time_the_remote_gave_it() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let o = remote_options(&server.url());
+    let a = machine(&dir, "a.db", &o);
+    let now = Arc::new(std::sync::atomic::AtomicI64::new(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64,
+    ));
+    let mut ob = remote_options(&server.url());
+    let clock = now.clone();
+    ob.set_clock(Arc::new(move || {
+        clock.load(std::sync::atomic::Ordering::SeqCst)
+    }));
+    let b = machine(&dir, "b.db", &ob);
+    let minute = Expiration::After(Duration::from_secs(60));
+    a.set(b"k", b"v", minute).unwrap();
+    let (_, left) = b.get(b"k").unwrap().unwrap();
+    assert!(left.unwrap() <= Duration::from_secs(60));
+    now.fetch_add(61_000, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(get(&b, b"k"), None);
+    assert!(!b.contains(b"k").unwrap());
+    // Nor is it written once due.
+    a.set(b"k2", b"v", Expiration::After(Duration::from_secs(180)))
+        .unwrap();
+    assert!(get(&b, b"k2").is_some());
+    now.fetch_add(200_000, std::sync::atomic::Ordering::SeqCst);
+    b.flush().unwrap();
+    assert_eq!(b.stats().unwrap().count, 0);
+}
+
+#[test]
+fn the_fill_writer_writes_waiting_fills_once_enough_wait() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = server.url();
+    let b = machine(&dir, "b.db", &remote_options(&url));
+    // 1 MiB waiting starts the writer.
+    let value = vec![7u8; 64 << 10];
+    for i in 0..17 {
+        read_through(&dir, &url, &b, format!("k{i}").as_bytes(), &value);
+    }
+    let give_up = Instant::now() + Duration::from_secs(20);
+    while b.stats().unwrap().count < 16 {
+        assert!(Instant::now() < give_up, "the fills were not written");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Another process sees them in the file (the remote is not asked: it is gone).
+    drop(server);
+    let machines = Machines::new(&url, dir.path());
+    let mut child = machines.spawn("expect", "b.db", &[("KEY", "k0"), ("VALUE", "64KiB of 7")]);
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn another_process_writing_the_file_makes_this_process_drop_its_waiting_fills() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = server.url();
+    let a = machine(&dir, "shared.db", &remote_options(&url));
+    let machines = Machines::new(&url, dir.path());
+    let run = |role: &str, extra: &[(&str, &str)]| {
+        let mut child = machines.spawn(role, "shared.db", extra);
+        assert!(child.wait().unwrap().success(), "{role} failed");
+    };
+    // Process B clears the file (empty here: nothing but the clear itself changes it).
+    read_through(&dir, &url, &a, b"k", b"old");
+    run("clear", &[]);
+    assert_eq!(get(&a, b"k"), None);
+    // B deletes the key, which its file does not hold (only A's memory does).
+    read_through(&dir, &url, &a, b"k", b"old");
+    run("delete", &[("KEY", "k")]);
+    assert_eq!(get(&a, b"k"), None);
+    // B sets it.
+    read_through(&dir, &url, &a, b"k", b"old");
+    run("set", &[("KEY", "k"), ("VALUE", "new")]);
+    assert_eq!(get(&a, b"k").as_deref(), Some(&b"new"[..]));
+}
+
 // ---- processes -------------------------------------------------------------------
 
 /// The child processes' entry point; does nothing when run as a test.
@@ -524,6 +678,21 @@ fn child() {
                 .unwrap();
             assert_eq!(v, b"computed once");
         }
+        // The fill tests' other process, on the same file.
+        "expect" => {
+            let want = match var("VALUE").as_str() {
+                "64KiB of 7" => vec![7u8; 64 << 10],
+                v => v.as_bytes().to_vec(),
+            };
+            assert_eq!(get(&s, var("KEY").as_bytes()), Some(want));
+        }
+        "delete" => {
+            s.delete(var("KEY").as_bytes()).unwrap();
+        }
+        "set" => s
+            .set(var("KEY").as_bytes(), var("VALUE").as_bytes(), NEVER)
+            .unwrap(),
+        "clear" => s.clear().unwrap(),
         other => panic!("unknown role {other}"),
     }
 }

@@ -35,6 +35,8 @@ pub(crate) struct FileShared {
     /// Counts lease releases; waiters sleep until it changes.
     releases: Mutex<u64>,
     released: Condvar,
+    /// Values read through from the remote, not written to the file yet (remote/fill.rs).
+    pub fills: crate::remote::fill::Fills,
     /// The folder of the values kept in files, once found or made (value_files.rs).
     values: std::sync::OnceLock<crate::value_files::ValueFiles>,
 }

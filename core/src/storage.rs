@@ -168,6 +168,17 @@ impl Storage {
         self.clock.as_ref().map_or_else(system_now_ms, |c| c())
     }
 
+    /// This handle's clock, for a thread that outlives the call (the fill writer).
+    pub(crate) fn clock_fn(&self) -> impl Fn() -> i64 + Send + 'static {
+        let clock = self.clock.clone();
+        move || clock.as_ref().map_or_else(system_now_ms, |c| c())
+    }
+
+    /// Whether a value of `len` bytes is kept in a file of its own.
+    pub(crate) fn goes_to_file(&self, len: usize) -> bool {
+        self.file_threshold.is_some_and(|t| len as u64 >= t)
+    }
+
     /// Runs `f` on a read connection.
     pub(crate) fn read<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
         self.pool.read(std::process::id(), f)
@@ -516,6 +527,7 @@ impl Storage {
             Err(e) => Err(e),
         };
         self.write_through(key, value, expiration, &outcome);
+        self.forget_fills(Some(key));
         outcome
     }
 
@@ -612,13 +624,31 @@ impl Storage {
             t.evict_to_fit(self.policy, self.max_size, 0)
         });
         self.write_through_many(entries, &outcome);
+        for e in entries {
+            self.forget_fills(Some(e.key));
+        }
         outcome
     }
 
     /// Removes the entry under `key`; returns whether there was a live one.
     pub fn delete(&self, key: &[u8]) -> Result<bool> {
-        let found = self.write(|t| t.remove_key(key))?;
-        Ok(self.delete_through(key) || found)
+        let had_fill = self.forget_fills(Some(key));
+        let found = self.write(|t| {
+            let found = t.remove_key(key)?;
+            if !found && self.remote.is_some() {
+                t.touch(); // for other processes' pending fills (remote/fill.rs)
+            }
+            Ok(found)
+        })?;
+        let remote_had = self.delete_through(key);
+        self.forget_fills(Some(key));
+        Ok(remote_had || found || had_fill)
+    }
+
+    /// After (and before) a write of `key` (`None`: a clear) with a remote tier: the
+    /// values read through and not written yet go (remote/fill.rs). Whether one went.
+    fn forget_fills(&self, key: Option<&[u8]>) -> bool {
+        self.remote.is_some() && self.shared.fills.forget(key)
     }
 
     /// Calls `visit` with every live key, a page at a time with no lock held during the
@@ -655,8 +685,15 @@ impl Storage {
 
     /// Removes every entry.
     pub fn clear(&self) -> Result<()> {
-        self.write(|t| t.clear())?;
+        self.write(|t| {
+            t.clear()?;
+            if self.remote.is_some() {
+                t.touch(); // for other processes' pending fills (remote/fill.rs)
+            }
+            Ok(())
+        })?;
         self.clear_through();
+        self.forget_fills(None);
         Ok(())
     }
 
@@ -692,9 +729,13 @@ impl Storage {
         self.with_writer(|conn| lifetime::zero(conn, now, &self.shared.lifetime))
     }
 
-    /// Writes this handle's buffered accesses to the file now.
+    /// Writes this handle's buffered accesses, and the values read through from the
+    /// remote that wait in memory, to the file now.
     pub fn flush(&self) -> Result<()> {
-        if self.shared.accesses().is_empty() && self.shared.lifetime.is_empty() {
+        if self.shared.accesses().is_empty()
+            && self.shared.lifetime.is_empty()
+            && self.shared.fills.is_empty()
+        {
             return Ok(());
         }
         self.write_with(true, |_| Ok(()))

@@ -91,6 +91,9 @@ pub(crate) const LOOKUP: &str = concat!(
     " WHERE entries.key = ?1"
 );
 
+/// The file's state, `clock, count, total_size` (remote/fill.rs).
+pub(crate) const FILE_STATE: &str = "SELECT clock, count, total_size FROM state WHERE id = 0";
+
 /// Whether `blobs` row `?1` holds a BLOB (a damaged row may hold any type; a blob
 /// handle would read TEXT as well). No row: no result.
 pub(crate) const STORED_IS_BLOB: &str = "SELECT typeof(value) = 'blob' FROM blobs WHERE id = ?1";

@@ -7,7 +7,9 @@
 
 use crate::access::Accesses;
 use crate::error::{ErrorKind, Result, SqliteContext};
+use crate::expiration::is_due;
 use crate::pool::{self, Pool};
+use crate::remote::fill::Fill;
 use crate::shared::FileShared;
 use crate::txn::{Tally, Txn};
 use rusqlite::Connection;
@@ -101,9 +103,17 @@ fn transact<R>(
             if write_hits || txn.accesses_overflow() {
                 txn.write_accesses()?;
             }
+            // Values read through from the remote (remote/fill.rs), with a handle's clock.
+            let start = txn.start;
+            let fills = match now {
+                Some(_) if write_hits => write_fills(&mut txn, shared.fills.to_write(start))?,
+                _ => Vec::new(),
+            };
             lifetime.store(conn, txn.tally.evictions, txn.tally.expirations)?;
             txn.store()?;
-            Ok((out, std::mem::take(&mut txn.tally), txn.accesses_written))
+            let states = (start, txn.state());
+            let tally = std::mem::take(&mut txn.tally);
+            Ok((out, tally, txn.accesses_written, states, fills))
         })
         .and_then(|done| {
             conn.prepare_cached("COMMIT")
@@ -111,11 +121,54 @@ fn transact<R>(
                 .ctx("committing a write")?;
             Ok(done)
         });
-    let (out, tally, accesses_written) = done?;
+    let (out, tally, accesses_written, (start, end), fills) = done?;
+    shared.fills.committed(start, end, fills);
     lifetime.committed();
     taken.committed = true;
     taken.written = accesses_written;
     Ok((out, tally))
+}
+
+/// Writes the values read through from the remote that wait in memory (remote/fill.rs)
+/// where the file holds no entry for their keys, as a set would (eviction included),
+/// unless due; returns them, to be dropped from memory once committed.
+fn write_fills(t: &mut Txn<'_>, fills: Vec<(Vec<u8>, Fill)>) -> Result<Vec<(Vec<u8>, Fill)>> {
+    for (key, f) in &fills {
+        let len = f.value.len() as i64;
+        if is_due(f.deadline, t.now) || len > f.max_size || t.has_row(key)? {
+            continue;
+        }
+        t.evict_to_fit(f.policy, f.max_size, len)?;
+        t.insert(key, &f.value, f.crc, f.deadline)?;
+    }
+    Ok(fills)
+}
+
+/// Starts a fill writer (remote/fill.rs): a thread that writes the pending fills, with
+/// `now` as its clock, again while enough arrive meanwhile, then ends.
+pub(crate) fn start_fill_writer(
+    shared: &Arc<FileShared>,
+    busy_timeout: Duration,
+    now: impl Fn() -> i64 + Send + 'static,
+) {
+    let for_writer = shared.clone();
+    let write = move || loop {
+        let wrote = pool::open(&for_writer.name, busy_timeout)
+            .and_then(|conn| write_in_turn(&for_writer, &conn, &now, true, None, |_| Ok(())));
+        if !for_writer.fills.writer_wrote(wrote.is_ok()) {
+            return;
+        }
+    };
+    match std::thread::Builder::new()
+        .name("backlite-fills".into())
+        .spawn(write)
+    {
+        Ok(writer) => shared.add_hit_writer(writer),
+        // No thread: the fills wait for the next flush.
+        Err(_) => {
+            shared.fills.writer_wrote(false);
+        }
+    }
 }
 
 /// Starts a hit writer for a full buffer of hits (the buffer said so when the hit was

@@ -5,6 +5,7 @@ use crate::access::{self, Accesses, FLUSH_THRESHOLD};
 use crate::entry::{self, State};
 use crate::error::{Result, SqliteContext};
 use crate::eviction::EvictionPolicy;
+use crate::remote::fill::FileState;
 use crate::shared::FileShared;
 use crate::table::{self, row_ref, RowRef, INLINE_MAX};
 use crate::value_files::{Read, ValueName, Written};
@@ -41,6 +42,8 @@ pub(crate) struct Txn<'c> {
     pub accesses_written: bool,
     /// The clock before this transaction: ticks above it are this transaction's.
     pub clock_at_start: i64,
+    /// The file's state when this transaction began.
+    pub start: FileState,
     /// The earliest expiry deadline in the file when the transaction began.
     earliest_deadline: Option<i64>,
     /// A key looked up at load, with `(seq, value_id, size)` of its entry if any;
@@ -107,6 +110,7 @@ impl<'c> Txn<'c> {
             accesses,
             accesses_written: false,
             clock_at_start: clock,
+            start: (clock, count, total_size),
             now,
             clock,
             count,
@@ -129,6 +133,25 @@ impl<'c> Txn<'c> {
                 .ctx("writing the cache counters")?;
         }
         Ok(())
+    }
+
+    /// The file's state as this transaction leaves it.
+    pub fn state(&self) -> FileState {
+        (self.clock, self.count, self.total_size)
+    }
+
+    /// Changes the file's state without changing an entry (a delete of an absent key,
+    /// a clear of an empty file): other processes' pending fills notice it.
+    pub fn touch(&mut self) {
+        self.tick();
+    }
+
+    /// Whether a row (live or not) is stored under `key`.
+    pub fn has_row(&self, key: &[u8]) -> Result<bool> {
+        self.conn
+            .prepare_cached(table::ROW_REF_BY_KEY)
+            .and_then(|mut s| s.exists([key]))
+            .ctx("looking up a key")
     }
 
     /// The next tick of the file's logical clock.
@@ -273,6 +296,7 @@ impl<'c> Txn<'c> {
     /// go with it.
     pub fn remove_key(&mut self, key: &[u8]) -> Result<bool> {
         self.forget_accesses(key);
+        self.shared.fills.forget(Some(key));
         let found = match self.preloaded.take() {
             Some((k, old)) if k == key => old,
             _ => self
@@ -518,6 +542,7 @@ impl<'c> Txn<'c> {
                 .ctx("clearing the cache")?
         };
         self.tally.files.extend(files);
+        self.shared.fills.forget(None);
         self.conn
             .execute_batch(table::CLEAR)
             .ctx("clearing the cache")?;

@@ -6,13 +6,15 @@
 //! - `client`: connections, bounded round trips, back-off;
 //! - `keys` (here): `<namespace>:<tag>:<kind>{<generation>:<key>}`;
 //! - `lease`: single flight across machines, fenced with a token;
-//! - `tier`: the hooks `Storage` calls (read-through, write-through, delete, clear).
+//! - `tier`: the hooks `Storage` calls (read-through, write-through, delete, clear);
+//! - `fill`: values read through, kept in memory until written to the local file.
 //!
 //! A remote that is down, slow or answering garbage never fails a call: every method
 //! here returns `None`/`false` instead, and the counters say why.
 
 mod client;
 mod codec;
+pub(crate) mod fill;
 mod lease;
 pub(crate) mod options;
 mod tier;

@@ -3,15 +3,32 @@
 //! its lease there. Each is one call in storage.rs or lease.rs; the remote never turns
 //! a call into a failure.
 
+use super::fill::{self, Buffered, FileState, Fill, Look, Ticket};
 use super::{RemoteMode, RemoteStats};
 use crate::entry::Entry;
+use crate::error::SqliteContext;
 use crate::error::{Error, ErrorKind, Result};
 use crate::expiration::Expiration;
 use crate::storage::Storage;
+use crate::table;
+use crate::transact;
+use rusqlite::Connection;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The longest pause between two polls of a key computed on another machine.
 const MAX_POLL: Duration = Duration::from_millis(50);
+
+fn ms(ms: i64) -> Duration {
+    Duration::from_millis(ms.max(0) as u64)
+}
+
+/// The file's state (see fill.rs).
+fn file_state(conn: &Connection) -> Result<FileState> {
+    conn.prepare_cached(table::FILE_STATE)
+        .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))))
+        .ctx("reading the cache state")
+}
 
 impl Storage {
     /// This handle's remote activity; `None` without a remote tier.
@@ -24,22 +41,85 @@ impl Storage {
         self.remote.as_ref().map(|r| r.mode)
     }
 
-    /// After a local miss: the remote's value and time left, stored locally with that
-    /// time left when `store` (a get; not a contains).
+    /// After a local miss: the value read through (from memory if it waits there to be
+    /// written, else from the remote) and its time left. With `store` (a get; not a
+    /// contains), a value from the remote is kept to be written to the file with that
+    /// time left (fill.rs).
     pub(crate) fn read_through(
         &self,
         key: &[u8],
         store: bool,
-    ) -> Option<(Vec<u8>, Option<Duration>)> {
+    ) -> Option<(Arc<[u8]>, Option<Duration>)> {
         let remote = self.remote.as_ref()?;
-        let (value, left) = remote.get(key, self.now(), true)?;
-        if store {
-            let expiration = left.map_or(Expiration::Never, Expiration::After);
-            let crc = crc32fast::hash(&value);
-            // Best effort: a busy or full file still answers with the remote's value.
-            let _ = self.write(|t| self.store(t, key, &value, crc, expiration));
+        let now = self.now();
+        let fills = &self.shared.fills;
+        // An in-memory cache has no other process and no writer thread: it stores at
+        // once. A file whose state cannot be read keeps nothing.
+        let ticket = match self.path().map(|_| fills.look(key)) {
+            None => None,
+            Some(Look::Absent(ticket)) => Some(Ok(ticket)),
+            Some(Look::ReadState) => match self.read(file_state) {
+                Ok(state) => {
+                    let (waiting, ticket) = fills.serve(key, state, now);
+                    if let Some((value, deadline)) = waiting {
+                        let left = deadline.map(|d| ms(d.saturating_sub(now)));
+                        return Some((value, left));
+                    }
+                    Some(Ok(ticket))
+                }
+                Err(_) => Some(Err(())),
+            },
+        };
+        let (value, left) = remote.get(key, now, true)?;
+        let value: Arc<[u8]> = value.into();
+        if store && (value.len() as u64) <= self.value_limit() {
+            match ticket {
+                Some(Ok(ticket)) => self.fill(key, &value, left, now, ticket),
+                None => self.fill_now(key, &value, left, None),
+                Some(Err(())) => {}
+            }
         }
         Some((value, left))
+    }
+
+    /// Keeps a value read through to be written later; a large one is written now.
+    fn fill(
+        &self,
+        key: &[u8],
+        value: &Arc<[u8]>,
+        left: Option<Duration>,
+        now: i64,
+        ticket: Ticket,
+    ) {
+        if value.len() > fill::MAX_DEFERRED || self.goes_to_file(value.len()) {
+            return self.fill_now(key, value, left, Some(ticket));
+        }
+        let fill = Fill {
+            value: value.clone(),
+            crc: crc32fast::hash(value),
+            deadline: left.map(|l| now.saturating_add(l.as_millis() as i64)),
+            max_size: self.max_size() as i64,
+            policy: self.eviction_policy(),
+        };
+        if self.shared.fills.buffer(key, fill, ticket) == Buffered::KeptStartWriter {
+            transact::start_fill_writer(&self.shared, self.pool.busy_timeout(), self.clock_fn());
+        }
+    }
+
+    /// Stores a value read through at once, if no entry is stored under `key` (and,
+    /// with a `ticket`, if a fill taken with it would still be valid).
+    fn fill_now(&self, key: &[u8], value: &[u8], left: Option<Duration>, ticket: Option<Ticket>) {
+        let expiration = left.map_or(Expiration::Never, Expiration::After);
+        let crc = crc32fast::hash(value);
+        let fills = &self.shared.fills;
+        // Best effort: a busy or full file still answers with the remote's value.
+        let _ = self.write(|t| {
+            let valid = ticket.is_none() || ticket.is_some_and(|k| fills.valid(k, t.start));
+            if !valid || t.has_row(key)? {
+                return Ok(());
+            }
+            self.store(t, key, value, crc, expiration).map(drop)
+        });
     }
 
     /// After a set: the value goes to the remote too; a value the file refused as too
