@@ -13,7 +13,7 @@ use crate::options::{Clock, Options, MAX_VALUE_SIZE};
 use crate::pool::{self, Pool};
 use crate::schema;
 use crate::shared::{self, FileShared};
-use crate::table;
+use crate::table::{self, INLINE_MAX};
 use crate::take::{self, Borrow, Chunks, Dest, Fill, Own, Streamed, Take};
 use crate::transact;
 use crate::txn::{Tally, Txn};
@@ -252,11 +252,16 @@ impl Storage {
         }
     }
 
-    /// Writes `value` to a file of its own if it is kept in one (at least the file
-    /// threshold), before the transaction that names it.
+    /// Whether `value` is kept in a file of its own (at least the file threshold).
+    fn kept_in_file(&self, value: &[u8]) -> bool {
+        self.file_threshold.is_some_and(|t| value.len() as u64 >= t)
+    }
+
+    /// Writes `value` to a file of its own if it is kept in one, before the
+    /// transaction that names it.
     pub(crate) fn value_file(&self, value: &[u8]) -> Result<Option<Written>> {
         match self.file_threshold {
-            Some(t) if value.len() as u64 >= t => {
+            Some(_) if self.kept_in_file(value) => {
                 let files = self
                     .shared
                     .value_files(true)?
@@ -615,8 +620,15 @@ impl Storage {
         crcs.extend(entries.iter().map(|e| crc32fast::hash(e.value)));
         let outcome = self.write(|t| {
             for (e, &crc) in entries.iter().zip(&crcs) {
-                t.remove_key(e.key)?;
                 let deadline = e.expiration.deadline(t.now, self.default_expiration);
+                let inline = e.value.len() <= INLINE_MAX && !self.kept_in_file(e.value);
+                if inline
+                    && !is_due(deadline, t.now)
+                    && t.insert_if_absent(e.key, e.value, crc, deadline)?
+                {
+                    continue; // a new key: nothing to remove
+                }
+                t.remove_key(e.key)?;
                 if !is_due(deadline, t.now) {
                     self.insert(t, e.key, e.value, crc, deadline)?;
                 }

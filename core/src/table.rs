@@ -188,6 +188,11 @@ pub(crate) const INSERT_ENTRY: &str = "INSERT INTO entries \
     (seq, key, value_id, size, crc, created, hits, expires_at, value, set_at) \
     VALUES (?5, ?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8)";
 
+/// `INSERT_ENTRY` only if `?1` has no entry (else nothing is written).
+pub(crate) const INSERT_NEW_ENTRY: &str = "INSERT INTO entries \
+    (seq, key, value_id, size, crc, created, hits, expires_at, value, set_at) \
+    VALUES (?5, ?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8) ON CONFLICT (key) DO NOTHING";
+
 /// Adds `?1` hits to the entry under `?3` and moves it to tick `?2` of the access
 /// order, unless it was created after that tick.
 pub(crate) const WRITE_HITS: &str = "UPDATE entries SET hits = hits + ?1, seq = ?2 \

@@ -465,6 +465,45 @@ impl<'c> Txn<'c> {
         Ok(())
     }
 
+    /// Stores a new entry with a value of at most [`INLINE_MAX`] bytes if `key` has
+    /// none, and returns true; false: it has one, and nothing was written. One
+    /// statement where removing the old entry first takes two (a batch of new keys).
+    pub fn insert_if_absent(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        crc: u32,
+        deadline: Option<i64>,
+    ) -> Result<bool> {
+        debug_assert!(value.len() <= INLINE_MAX);
+        self.preloaded = None;
+        let at = self.tick();
+        let inserted = self
+            .conn
+            .prepare_cached(table::INSERT_NEW_ENTRY)
+            .and_then(|mut s| {
+                s.execute(params![
+                    key,
+                    None::<i64>,
+                    value.len() as i64,
+                    crc as i64,
+                    at,
+                    deadline,
+                    value,
+                    self.now
+                ])
+            })
+            .ctx("storing an entry")?;
+        if inserted == 0 {
+            return Ok(false);
+        }
+        // A key set anew starts over (as `remove_key` does for a key that had an entry).
+        self.forget_accesses(key);
+        self.count += 1;
+        self.total_size += value.len() as i64;
+        Ok(true)
+    }
+
     /// Stores a new entry whose value is kept in the file `written` (complete, and
     /// named by no row yet); any older entry under `key` must already be removed.
     pub fn insert_file(
