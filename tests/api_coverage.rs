@@ -15,11 +15,6 @@ const LEFT_OUT: &[(&str, &str)] = &[
          copy is for C callers that keep only the error (tests/c/test_errors.c)",
     ),
     (
-        "backlite_options_set_file_threshold",
-        "values kept in files (issue 16, item 2) are tested through the C ABI \
-         (tests/c/test_value_files.c) and in Rust; the bindings take the option next",
-    ),
-    (
         "backlite_version_number",
         "for C callers comparing BACKLITE_VERSION_NUMBER with the loaded library; the \
          bindings compare version strings (backlite_version); tests/c/test_version.c",

@@ -157,6 +157,22 @@ func WithLeaseLength(d time.Duration) Option {
 	})
 }
 
+// FileThresholdNever, given to WithFileThreshold, keeps every value in the database file.
+const FileThresholdNever int64 = C.BACKLITE_FILE_THRESHOLD_NEVER
+
+// WithFileThreshold keeps values of at least bytes bytes (> 0) in files of their own in
+// the folder "<cache>.values" beside the cache file, where large values read and write
+// at the speed of files; FileThresholdNever keeps every value in the database file.
+// The default is the C library's (backlite_options_set_file_threshold in backlite.h).
+func WithFileThreshold(bytes int64) Option {
+	if bytes <= 0 && bytes != FileThresholdNever {
+		return failing(invalid(fmt.Sprintf("WithFileThreshold(%d): must be > 0 bytes or FileThresholdNever", bytes)))
+	}
+	return setter(fmt.Sprintf("WithFileThreshold(%d)", bytes), func(o *C.backlite_options) C.backlite_result {
+		return C.backlite_options_set_file_threshold(o, C.int64_t(bytes))
+	})
+}
+
 // WithVersionTag tags the file with, say, a serialisation format version: when the
 // file was last opened with another tag, every entry is dropped on open.
 func WithVersionTag(tag string) Option {

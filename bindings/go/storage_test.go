@@ -140,6 +140,8 @@ func TestBadOptionsFailOpenWithInvalidArgument(t *testing.T) {
 		"busy timeout -1s":   backlite.WithBusyTimeout(-time.Second),
 		"busy timeout 1000d": backlite.WithBusyTimeout(1000 * 24 * time.Hour),
 		"tag with NUL":       backlite.WithVersionTag("a\x00b"),
+		"file threshold 0":   backlite.WithFileThreshold(0),
+		"file threshold -2":  backlite.WithFileThreshold(-2),
 	} {
 		s, err := backlite.Open(":memory:", opt)
 		if s != nil {
@@ -671,4 +673,57 @@ func TestNewReaderReadsTheValueAndAMissIsErrNotFound(t *testing.T) {
 		t.Fatalf("ReadFull: %v", err)
 	}
 	early.Close()
+}
+
+// valueFiles counts the value files (v-*.blv) in the cache's folder.
+func valueFiles(t *testing.T, db string) int {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join(db+".values", "v-*.blv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(names)
+}
+
+func TestAValueAboveTheFileThresholdLivesInAFileAndReadsBack(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "c.db")
+	s := open(t, db, backlite.WithFileThreshold(4096))
+	small, large := bigValue(4095), bigValue(300*1024)
+	if err := s.Set([]byte("small"), small, backlite.ExpireNever); err != nil {
+		t.Fatal(err)
+	}
+	if n := valueFiles(t, db); n != 0 {
+		t.Fatalf("%d value files after a value below the threshold", n)
+	}
+	if err := s.Set([]byte("large"), large, backlite.ExpireNever); err != nil {
+		t.Fatal(err)
+	}
+	if n := valueFiles(t, db); n != 1 {
+		t.Fatalf("%d value files after a value above the threshold, want 1", n)
+	}
+	for key, want := range map[string][]byte{"small": small, "large": large} {
+		got, err := s.Get([]byte(key))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("Get(%q): %d bytes, %v", key, len(got), err)
+		}
+	}
+	streamed, err := io.ReadAll(s.NewReader([]byte("large")))
+	if err != nil || !bytes.Equal(streamed, large) {
+		t.Fatalf("NewReader: %d bytes, %v", len(streamed), err)
+	}
+	if err := s.Delete([]byte("large")); err != nil {
+		t.Fatal(err)
+	}
+	if n := valueFiles(t, db); n != 0 {
+		t.Fatalf("%d value files after the delete", n)
+	}
+
+	never := filepath.Join(t.TempDir(), "never.db")
+	n := open(t, never, backlite.WithFileThreshold(backlite.FileThresholdNever))
+	if err := n.Set([]byte("large"), large, backlite.ExpireNever); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(never + ".values"); !os.IsNotExist(err) {
+		t.Fatalf("FileThresholdNever made a folder: %v", err)
+	}
 }

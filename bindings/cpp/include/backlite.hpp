@@ -348,6 +348,23 @@ class Options {
     return std::move(*this);
   }
 
+  /// Values of at least `bytes` bytes (> 0) are kept in files of their own in the folder
+  /// `<cache>.values/` beside the cache file; std::nullopt keeps every value in the
+  /// database file. Default: backlite_options_set_file_threshold in backlite.h.
+  Options& file_threshold(std::optional<std::uint64_t> bytes) & {
+    if (bytes && *bytes > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+      throw Error(Code::invalid_argument, "file_threshold: must be 1 to INT64_MAX bytes");
+    }
+    check(backlite_options_set_file_threshold(
+              o_.get(), bytes ? static_cast<std::int64_t>(*bytes) : BACKLITE_FILE_THRESHOLD_NEVER),
+          "file_threshold");
+    return *this;
+  }
+  Options file_threshold(std::optional<std::uint64_t> bytes) && {
+    file_threshold(bytes);
+    return std::move(*this);
+  }
+
   /// When the file was last opened with another tag, every entry is dropped on open.
   Options& version_tag(std::string_view tag) & {
     const std::string z = c_string(tag, "version_tag");

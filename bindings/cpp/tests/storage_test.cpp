@@ -394,6 +394,48 @@ TEST_F(StorageTest, GetChunksHandsALargeValueOverInBoundedChunks) {
   EXPECT_FALSE(s.get_chunks("missing", [&](ByteView) { ADD_FAILURE() << "a miss calls nothing"; }));
 }
 
+// ---- file_threshold ------------------------------------------------------------------
+
+// The names of the value files (v-*.blv) in the cache's folder.
+static std::size_t value_files(const std::string& db) {
+  std::size_t n = 0;
+  std::error_code ignored;
+  for (const auto& e : std::filesystem::directory_iterator(db + ".values", ignored)) {
+    const std::string name = e.path().filename().string();
+    n += name.rfind("v-", 0) == 0 && name.size() > 4 && name.substr(name.size() - 4) == ".blv";
+  }
+  return n;
+}
+
+TEST_F(StorageTest, AValueAboveTheFileThresholdLivesInAFileAndReadsBack) {
+  const std::string db = path("c.db");
+  Storage s(db, Options().file_threshold(4096));
+  const std::string small(4095, 's');
+  std::string large(300 * 1024, '\0');
+  for (std::size_t i = 0; i < large.size(); ++i) large[i] = static_cast<char>(i * 31 + 1);
+  s.set("small", small);
+  EXPECT_EQ(value_files(db), 0u);
+  s.set("large", large);
+  EXPECT_EQ(value_files(db), 1u);
+  EXPECT_EQ(s.get_string("large"), large);
+  EXPECT_EQ(s.get_string("small"), small);
+  std::string streamed;
+  EXPECT_TRUE(s.get_chunks("large", [&](ByteView c) { streamed += c.to_string(); }));
+  EXPECT_EQ(streamed, large);
+  s.erase("large");
+  EXPECT_EQ(value_files(db), 0u);
+
+  // Never: every value stays in the database file.
+  const std::string db2 = path("never.db");
+  Storage never(db2, Options().file_threshold(std::nullopt));
+  never.set("large", large);
+  EXPECT_EQ(never.get_string("large"), large);
+  EXPECT_FALSE(std::filesystem::exists(db2 + ".values"));
+
+  EXPECT_BACKLITE_ERROR(Options().file_threshold(0), Code::invalid_argument);
+  EXPECT_BACKLITE_ERROR(Options().file_threshold(std::uint64_t{1} << 63), Code::invalid_argument);
+}
+
 TEST(GetChunks, AVisitorReturningFalseThrowsCallbackFailed) {
   Storage s(":memory:");
   s.set("k", std::string(600 * 1024, 'x'));

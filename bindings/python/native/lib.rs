@@ -25,7 +25,10 @@ mod storage;
 #[cfg(feature = "test-hooks")]
 mod test_hooks;
 
-use backlite_core::{EvictionPolicy, EXPIRATION_DEFAULT_MS, EXPIRATION_NEVER_MS, MAX_VALUE_SIZE};
+use backlite_core::{
+    EvictionPolicy, DEFAULT_FILE_THRESHOLD, EXPIRATION_DEFAULT_MS, EXPIRATION_NEVER_MS,
+    MAX_VALUE_SIZE,
+};
 use pyo3::prelude::*;
 
 #[pymodule]
@@ -40,6 +43,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("EXPIRATION_DEFAULT", EXPIRATION_DEFAULT_MS)?;
     m.add("EXPIRATION_NEVER", EXPIRATION_NEVER_MS)?;
     m.add("MAX_VALUE_SIZE", MAX_VALUE_SIZE)?;
+    // The default of `Storage(file_threshold=...)`; None: every value in the database.
+    m.add("FILE_THRESHOLD_DEFAULT", DEFAULT_FILE_THRESHOLD)?;
     let policies: Vec<&str> = EvictionPolicy::ALL.iter().map(|p| p.name()).collect();
     m.add("eviction_policies", policies)?;
     m.add_function(wrap_pyfunction!(convert::expiration_ms, m)?)?;

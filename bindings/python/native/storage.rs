@@ -97,7 +97,7 @@ impl Storage {
     /// Opens the file with options already checked by `backlite.Storage`; durations
     /// in milliseconds.
     #[pyo3(signature = (path, max_size, eviction_policy, default_expiration_ms, busy_timeout_ms,
-                        lease_ms, version_tag, remote, remote_namespace, remote_timeout_ms,
+                        lease_ms, file_threshold, version_tag, remote, remote_namespace, remote_timeout_ms,
                         remote_mode))]
     #[allow(clippy::too_many_arguments)]
     fn _open_file(
@@ -109,6 +109,7 @@ impl Storage {
         default_expiration_ms: Option<i64>,
         busy_timeout_ms: Option<u64>,
         lease_ms: Option<u64>,
+        file_threshold: Option<u64>,
         version_tag: &str,
         remote: Option<&str>,
         remote_namespace: Option<&str>,
@@ -130,6 +131,7 @@ impl Storage {
                 o.set_lease_duration(Duration::from_millis(ms))
                     .or_raise(py)?;
             }
+            o.set_file_threshold(file_threshold).or_raise(py)?;
             o.set_version_tag(version_tag);
             o.set_remote(remote).or_raise(py)?;
             if let Some(ns) = remote_namespace {

@@ -551,3 +551,42 @@ def test_get_to_reraises_what_the_file_raises(storage):
     with pytest.raises(OSError, match="No space left"):
         storage.get_to("k", Full())
     assert storage.get_value("k") == b"x" * 600_000
+
+
+def _value_files(location: Path) -> list[Path]:
+    return sorted(Path(f"{location}.values").glob("v-*.blv"))
+
+
+def test_a_value_above_the_file_threshold_lives_in_a_file_and_reads_back(tmp_path):
+    location = tmp_path / "c.db"
+    large = bytes(i * 31 % 256 for i in range(300 * 1024))
+    with Storage(location, file_threshold=4096) as s:
+        s.set_value("small", b"s" * 4095)
+        assert _value_files(location) == []
+        s.set_value("large", large)
+        assert len(_value_files(location)) == 1
+        assert s.get_value("large") == large
+        assert s.get_value("small") == b"s" * 4095
+        out = io.BytesIO()
+        assert s.get_to("large", out) is True
+        assert out.getvalue() == large
+        # A pickled Storage opens with the same threshold.
+        again = pickle.loads(pickle.dumps(s))
+        assert again.file_threshold == 4096
+        again.set_value("large2", large)
+        assert len(_value_files(location)) == 2
+        again.close()
+        s.delete("large")
+        assert len(_value_files(location)) == 1
+    never = tmp_path / "never.db"
+    with Storage(never, file_threshold=None) as s:
+        s.set_value("large", large)
+        assert s.get_value("large") == large
+    assert not Path(f"{never}.values").exists()
+    assert Storage.__init__.__kwdefaults__["file_threshold"] == backlite.FILE_THRESHOLD_DEFAULT
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2**63, 1.5, "64k", True])
+def test_a_bad_file_threshold_is_refused(tmp_path, bad):
+    with pytest.raises(ValueError, match="file_threshold"):
+        Storage(tmp_path / "c.db", file_threshold=bad)

@@ -197,6 +197,14 @@ pub const RemoteMode = enum(i32) {
     write_behind = c.BACKLITE_REMOTE_MODE_WRITE_BEHIND,
 };
 
+/// `Options.file_threshold`: which values are kept in files of their own.
+pub const FileThreshold = union(enum) {
+    /// Values of at least this many bytes (1 to maxInt(i64)).
+    bytes: u64,
+    /// Every value stays in the database file.
+    never,
+};
+
 /// How `Storage.open` sets up the handle. Null fields keep the library's defaults
 /// (1 GiB, least-recently-used, never expire, 5000 ms busy timeout, no version tag).
 pub const Options = struct {
@@ -212,6 +220,10 @@ pub const Options = struct {
     /// How long `cachedExclusive`'s claim on a key lasts between two renewals (the
     /// library renews it every third of this while compute runs); default 30 s; > 0.
     lease_ms: ?u64 = null,
+    /// Values at or above the threshold are kept in files of their own in the folder
+    /// "<path>.values" beside the cache file, where large values read and write at the
+    /// speed of files. Null: the library's default (backlite_options_set_file_threshold).
+    file_threshold: ?FileThreshold = null,
     /// A shared remote tier on Redis / Valkey: "redis://[user[:password]@]host[:port][/db]",
     /// "rediss://...", "redis+unix:///path", "redis+cluster://h:p,h:p", "rediss+cluster://...".
     remote: ?[]const u8 = null,
@@ -571,6 +583,14 @@ pub const Storage = struct {
             try setOption(diags, "busy_timeout_ms", c.backlite_options_set_busy_timeout_ms(opts, v));
         if (options.lease_ms) |v|
             try setOption(diags, "lease_ms", c.backlite_options_set_lease_ms(opts, clampMs(v)));
+        if (options.file_threshold) |v| {
+            const bytes: i64 = switch (v) {
+                .never => c.BACKLITE_FILE_THRESHOLD_NEVER,
+                // Out of range: 0, which the library refuses as INVALID_ARGUMENT.
+                .bytes => |n| std.math.cast(i64, n) orelse 0,
+            };
+            try setOption(diags, "file_threshold", c.backlite_options_set_file_threshold(opts, bytes));
+        }
         if (options.version_tag) |tag| {
             var tag_buf: [1024]u8 = undefined;
             const c_tag = toCString(&tag_buf, tag) orelse {

@@ -365,6 +365,56 @@ test "the lease_ms option sets how long cachedExclusive's claim lasts" {
     try testing.expectError(error.InvalidArgument, memory(.{ .lease_ms = 0 }));
 }
 
+/// How many value files (v-*.blv) the cache at `path` has in its folder.
+fn valueFiles(path: []const u8) !usize {
+    const folder = try std.fmt.allocPrint(testing.allocator, "{s}.values", .{path});
+    defer testing.allocator.free(folder);
+    var dir = std.fs.openDirAbsolute(folder, .{ .iterate = true }) catch |e| switch (e) {
+        error.FileNotFound => return 0,
+        else => return e,
+    };
+    defer dir.close();
+    var n: usize = 0;
+    var it = dir.iterate();
+    while (try it.next()) |entry| {
+        if (std.mem.startsWith(u8, entry.name, "v-") and std.mem.endsWith(u8, entry.name, ".blv")) n += 1;
+    }
+    return n;
+}
+
+test "a value above file_threshold lives in a file and reads back" {
+    var t = try TempCache.init("files.db");
+    defer t.deinit();
+    var cache = try Storage.open(t.path, .{ .file_threshold = .{ .bytes = 4096 } });
+    defer cache.deinit();
+    const large = try testing.allocator.alloc(u8, 300 * 1024);
+    defer testing.allocator.free(large);
+    for (large, 0..) |*b, i| b.* = @truncate(i *% 31 +% 1);
+    try cache.set("small", "s" ** 4095, .never);
+    try testing.expectEqual(@as(usize, 0), try valueFiles(t.path));
+    try cache.set("large", large, .never);
+    try testing.expectEqual(@as(usize, 1), try valueFiles(t.path));
+    try expectValue(&cache, "large", large);
+    try expectValue(&cache, "small", "s" ** 4095);
+    var out: std.Io.Writer.Allocating = .init(testing.allocator);
+    defer out.deinit();
+    try testing.expect(try cache.getTo("large", &out.writer));
+    try testing.expectEqualSlices(u8, large, out.written());
+    try testing.expect(try cache.delete("large"));
+    try testing.expectEqual(@as(usize, 0), try valueFiles(t.path));
+
+    var never_dir = try TempCache.init("never.db");
+    defer never_dir.deinit();
+    var never = try Storage.open(never_dir.path, .{ .file_threshold = .never });
+    defer never.deinit();
+    try never.set("large", large, .never);
+    try expectValue(&never, "large", large);
+    try testing.expectEqual(@as(usize, 0), try valueFiles(never_dir.path));
+
+    try testing.expectError(error.InvalidArgument, memory(.{ .file_threshold = .{ .bytes = 0 } }));
+    try testing.expectError(error.InvalidArgument, memory(.{ .file_threshold = .{ .bytes = 1 << 63 } }));
+}
+
 test "getTo writes a value in chunks to any writer, and a miss writes nothing" {
     var cache = try memory(.{});
     defer cache.deinit();

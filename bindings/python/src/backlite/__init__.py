@@ -41,7 +41,7 @@ from backlite.errors import (  # noqa: E402
     StorageIOError,
     TooLargeError,
 )
-from backlite.storage import VERSION_TAG, Storage  # noqa: E402
+from backlite.storage import FILE_THRESHOLD_DEFAULT, VERSION_TAG, Storage  # noqa: E402
 from backlite.types import (  # noqa: E402
     EVICTION_POLICIES,
     CacheItem,
@@ -62,6 +62,7 @@ def library_version() -> str:
 
 __all__ = (
     "EVICTION_POLICIES",
+    "FILE_THRESHOLD_DEFAULT",
     "REMOTE_MODES",
     "RemoteStats",
     "VERSION_TAG",

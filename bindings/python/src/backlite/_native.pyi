@@ -25,6 +25,7 @@ LEASE_HELD: int
 EXPIRATION_DEFAULT: int
 EXPIRATION_NEVER: int
 MAX_VALUE_SIZE: int
+FILE_THRESHOLD_DEFAULT: int | None
 eviction_policies: list[str]
 
 def expiration_ms(expiration: timedelta | None) -> int: ...
@@ -45,6 +46,7 @@ class Storage:
         default_expiration_ms: int | None,
         busy_timeout_ms: int | None,
         lease_ms: int | None,
+        file_threshold: int | None,
         version_tag: str,
         remote: str | None,
         remote_namespace: str | None,

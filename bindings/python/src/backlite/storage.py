@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from backlite import _native
-from backlite._native import EXPIRATION_DEFAULT, expiration_ms
+from backlite._native import EXPIRATION_DEFAULT, FILE_THRESHOLD_DEFAULT, expiration_ms
 from backlite.types import (
     EVICTION_POLICIES,
     REMOTE_MODES,
@@ -101,6 +101,7 @@ class Storage(_native.Storage):
         max_size: int | None = None,
         busy_timeout: timedelta | None = None,
         lease_length: timedelta | None = None,
+        file_threshold: int | None = FILE_THRESHOLD_DEFAULT,
         mkdir: bool = True,
         remote: str | None = None,
         remote_namespace: str | None = None,
@@ -124,6 +125,11 @@ class Storage(_native.Storage):
                 while the value is computed, so it bounds only how long a holder that
                 stops (a stopped process, or a dead one on another host or in another
                 PID namespace) blocks its key.
+            file_threshold: values of at least this many bytes are kept in files of
+                their own in the folder ``<location>.values`` beside the cache file,
+                where large values read and write at the speed of files; ``None`` keeps
+                every value in the database file. The default is
+                ``FILE_THRESHOLD_DEFAULT``.
             mkdir: create the file's parent folder when missing.
             remote: a shared remote tier on Redis / Valkey
                 (``"redis://[user[:password]@]host[:port][/db]"``, ``"rediss://..."``,
@@ -155,6 +161,14 @@ class Storage(_native.Storage):
                 f"Invalid eviction policy: {eviction_policy!r} "
                 f"(one of {', '.join(sorted(EVICTION_POLICIES))})"
             )
+        if file_threshold is not None and (
+            isinstance(file_threshold, bool)
+            or not isinstance(file_threshold, int)
+            or not 0 < file_threshold < 2**63
+        ):
+            raise ValueError(
+                f"file_threshold must be a positive int or None, got {file_threshold!r}"
+            )
         if default_expiration is not None and not isinstance(default_expiration, timedelta):
             raise TypeError("default_expiration is a datetime.timedelta or None")
         location = os.fspath(location)
@@ -166,6 +180,7 @@ class Storage(_native.Storage):
         self.default_expiration: timedelta | None = default_expiration
         self._busy_timeout = busy_timeout
         self._lease_length = lease_length
+        self.file_threshold: int | None = file_threshold
         if mkdir and location != ":memory:":
             Path(location).parent.mkdir(parents=True, exist_ok=True)
         self._open()
@@ -188,6 +203,7 @@ class Storage(_native.Storage):
             None if self.default_expiration is None else expiration_ms(self.default_expiration),
             ms(self._busy_timeout, 0, _U32_MAX),
             None if self._lease_length is None else expiration_ms(self._lease_length),
+            self.file_threshold,
             VERSION_TAG,
             remote,
             namespace,
@@ -280,7 +296,7 @@ class Storage(_native.Storage):
         return (
             _reopen,
             (self.location, self.size_limit, self.eviction_policy, self.default_expiration,
-             self._busy_timeout),
+             self._busy_timeout, self.file_threshold),
         )
 
     def __repr__(self) -> str:
@@ -294,6 +310,7 @@ def _reopen(
     eviction_policy: EvictionPolicy,
     default_expiration: timedelta | None,
     busy_timeout: timedelta | None,
+    file_threshold: int | None = FILE_THRESHOLD_DEFAULT,
 ) -> Storage:
     return Storage(
         location,
@@ -301,5 +318,6 @@ def _reopen(
         eviction_policy=eviction_policy,
         default_expiration=default_expiration,
         busy_timeout=busy_timeout,
+        file_threshold=file_threshold,
         mkdir=False,
     )

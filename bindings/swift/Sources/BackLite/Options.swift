@@ -37,6 +37,22 @@ public enum RemoteMode: Sendable {
     }
 }
 
+/// Which values `Options.fileThreshold` keeps in files of their own.
+public enum FileThreshold: Hashable, Sendable {
+    /// Values of at least this many bytes (1 ... Int64.max).
+    case bytes(UInt64)
+    /// Every value stays in the database file.
+    case never
+
+    var cValue: Int64 {
+        switch self {
+        // Out of range: 0, which the library refuses as invalid.
+        case .bytes(let n): return n <= UInt64(Int64.max) ? Int64(n) : 0
+        case .never: return Int64(BACKLITE_FILE_THRESHOLD_NEVER)
+        }
+    }
+}
+
 /// When an entry expires.
 public struct Expiration: Hashable, Sendable {
     let milliseconds: Int64
@@ -84,6 +100,10 @@ public struct Options: Sendable {
     /// How long the memoisers' claim on a key lasts between two renewals by the library
     /// (default 30 000): how long a holder that stops renewing blocks its key.
     public var leaseMilliseconds: Int64?
+    /// Values at or above the threshold are kept in files of their own in the folder
+    /// "<path>.values" beside the cache file, where large values read and write at the
+    /// speed of files. `nil`: the library's default (backlite_options_set_file_threshold).
+    public var fileThreshold: FileThreshold?
     /// When the file was last opened with another tag, every entry is dropped on open.
     public var versionTag: String?
     /// A shared remote tier on Redis / Valkey: "redis://[user[:password]@]host[:port][/db]",
@@ -101,6 +121,7 @@ public struct Options: Sendable {
         defaultExpiration: Expiration? = nil,
         busyTimeoutMilliseconds: UInt32? = nil,
         leaseMilliseconds: Int64? = nil,
+        fileThreshold: FileThreshold? = nil,
         versionTag: String? = nil,
         remote: String? = nil,
         remoteNamespace: String? = nil,
@@ -112,6 +133,7 @@ public struct Options: Sendable {
         self.defaultExpiration = defaultExpiration
         self.busyTimeoutMilliseconds = busyTimeoutMilliseconds
         self.leaseMilliseconds = leaseMilliseconds
+        self.fileThreshold = fileThreshold
         self.versionTag = versionTag
         self.remote = remote
         self.remoteNamespace = remoteNamespace
@@ -140,6 +162,9 @@ public struct Options: Sendable {
             }
             if let v = leaseMilliseconds {
                 try set("leaseMilliseconds", backlite_options_set_lease_ms(o, v))
+            }
+            if let v = fileThreshold {
+                try set("fileThreshold", backlite_options_set_file_threshold(o, v.cValue))
             }
             if let v = versionTag {
                 guard !v.utf8.contains(0) else {

@@ -189,6 +189,44 @@ final class StorageTests: XCTestCase {
         XCTAssertFalse(try cache.forEachChunk(of: "missing") { _ in XCTFail("a miss calls nothing") })
     }
 
+    /// How many value files (v-*.blv) the cache at `path` has in its folder.
+    func valueFiles(_ path: String) -> Int {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: path + ".values")) ?? []
+        return names.filter { $0.hasPrefix("v-") && $0.hasSuffix(".blv") }.count
+    }
+
+    func testAValueAboveTheFileThresholdLivesInAFileAndReadsBack() throws {
+        let dir = try makeTemporaryDirectory(self)
+        let path = dir.appendingPathComponent("c.db").path
+        let cache = try Storage(path: path, options: Options(fileThreshold: .bytes(4096)))
+        let small = Data(repeating: 115, count: 4095)
+        let large = Data((0..<(300 * 1024)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 1) })
+        try cache.set("small", small)
+        XCTAssertEqual(valueFiles(path), 0)
+        try cache.set("large", large)
+        XCTAssertEqual(valueFiles(path), 1)
+        XCTAssertEqual(try cache.get("large"), large)
+        XCTAssertEqual(try cache.get("small"), small)
+        var streamed = Data()
+        XCTAssertTrue(try cache.forEachChunk(of: "large") { streamed.append($0) })
+        XCTAssertEqual(streamed, large)
+        XCTAssertTrue(try cache.delete("large"))
+        XCTAssertEqual(valueFiles(path), 0)
+
+        let never = dir.appendingPathComponent("never.db").path
+        let inDatabase = try Storage(path: never, options: Options(fileThreshold: .never))
+        try inDatabase.set("large", large)
+        XCTAssertEqual(try inDatabase.get("large"), large)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: never + ".values"))
+
+        for bad in [FileThreshold.bytes(0), .bytes(UInt64(Int64.max) + 1)] {
+            XCTAssertThrowsError(try Storage.inMemory(options: Options(fileThreshold: bad))) { error in
+                XCTAssertEqual((error as? BackLiteError)?.code, .invalidArgument)
+                XCTAssertTrue((error as? BackLiteError)?.message.contains("fileThreshold") ?? false)
+            }
+        }
+    }
+
     func testAnErrorThrownByTheChunkVisitorIsRethrown() throws {
         let cache = try Storage.inMemory()
         try cache.set("k", Data(count: 600 * 1024))
