@@ -72,9 +72,11 @@
 #define BACKLITE_FILE_THRESHOLD_NEVER (-1)
 
 /**
- * The longest value stored, in bytes, whatever max_size says: a little under SQLite's
- * 1,000,000,000-byte limit on one value, leaving room for the rest of its row. A
- * longer value gives TOO_LARGE (and `backlite_cached_call` still returns it, OK).
+ * The longest value stored in the database file, in bytes, whatever max_size says: a
+ * little under SQLite's 1,000,000,000-byte limit on one value, leaving room for the
+ * rest of its row. A longer value is kept in a file of its own whatever the file
+ * threshold; with `BACKLITE_FILE_THRESHOLD_NEVER` it gives TOO_LARGE (and
+ * `backlite_cached_call` still returns it, OK).
  */
 #define BACKLITE_MAX_VALUE_SIZE 999999000
 
@@ -732,8 +734,10 @@ backlite_result backlite_storage_get_chunks(struct backlite_storage *s, const ui
 /**
  * Stores `value` under `key`. `expiration_ms`: >= 0 (0 = already expired),
  * `BACKLITE_EXPIRATION_DEFAULT` or `BACKLITE_EXPIRATION_NEVER`. Evicts by the policy to
- * make room; a value longer than max_size or `BACKLITE_MAX_VALUE_SIZE` gives TOO_LARGE,
- * evicts nothing, and removes the older value under `key`.
+ * make room; a value longer than max_size (or than `BACKLITE_MAX_VALUE_SIZE` with
+ * `BACKLITE_FILE_THRESHOLD_NEVER`) gives TOO_LARGE, evicts nothing, and removes the
+ * older value under `key`. The value is never copied whole: one kept in a file is
+ * written from `value` straight to its file.
  */
 backlite_result backlite_storage_set(struct backlite_storage *s, const uint8_t *key, size_t key_len, const uint8_t *value, size_t value_len, int64_t expiration_ms, struct backlite_error **err);
 

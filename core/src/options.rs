@@ -11,10 +11,12 @@ use std::time::Duration;
 
 /// The default size limit: 1 GiB of values, as in the seed.
 pub const DEFAULT_MAX_SIZE: u64 = 1 << 30;
-/// The longest value stored, in bytes, whatever `max_size` says: SQLite refuses a
-/// string, blob or row longer than its `SQLITE_MAX_LENGTH` (1,000,000,000 bytes in the
-/// bundled build), and a large value is a row of its own with a few bytes of header.
-/// A longer value is refused as too large before it is hashed or copied.
+/// The longest value stored in the database file, in bytes, whatever `max_size` says:
+/// SQLite refuses a string, blob or row longer than its `SQLITE_MAX_LENGTH`
+/// (1,000,000,000 bytes in the bundled build), and a large value is a row of its own
+/// with a few bytes of header. A longer value is kept in a file of its own whatever the
+/// file threshold; with the threshold "never" it is refused as too large before it is
+/// hashed or copied.
 pub const MAX_VALUE_SIZE: u64 = 999_999_000;
 /// The default busy timeout.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_millis(5000);

@@ -252,9 +252,17 @@ impl Storage {
         }
     }
 
-    /// Whether `value` is kept in a file of its own (at least the file threshold).
+    /// Whether a value of `len` bytes is kept in a file of its own: at least the file
+    /// threshold, or longer than SQLite can hold as one value (whatever the threshold,
+    /// unless values are never kept in files).
+    fn in_file(&self, len: u64) -> bool {
+        self.file_threshold
+            .is_some_and(|t| len >= t || len > MAX_VALUE_SIZE)
+    }
+
+    /// Whether `value` is kept in a file of its own ([`Storage::in_file`]).
     fn kept_in_file(&self, value: &[u8]) -> bool {
-        self.file_threshold.is_some_and(|t| value.len() as u64 >= t)
+        self.in_file(value.len() as u64)
     }
 
     /// Writes `value` to a file of its own if it is kept in one, before the
@@ -483,11 +491,13 @@ impl Storage {
     }
 
     /// Stores `value` under `key`, evicting by the policy to make room. A value larger
-    /// than `max_size` (or [`MAX_VALUE_SIZE`]) is refused with [`ErrorKind::TooLarge`]
-    /// and the older value under `key` is removed.
+    /// than `max_size` (or [`MAX_VALUE_SIZE`] when values are never kept in files) is
+    /// refused with [`ErrorKind::TooLarge`] and the older value under `key` is removed.
     pub fn set(&self, key: &[u8], value: &[u8], expiration: Expiration) -> Result<()> {
-        if value.len() as u64 > MAX_VALUE_SIZE {
-            // Refused before a gigabyte is hashed or copied (a group commit copies it).
+        let len = value.len() as u64;
+        // Too long for SQLite and not kept in a file: refused before a gigabyte is
+        // hashed or copied (a group commit copies it).
+        if len > MAX_VALUE_SIZE && !self.in_file(len) {
             let due = self.write(|t| {
                 t.remove_key(key)?;
                 Ok(is_due(
@@ -503,16 +513,22 @@ impl Storage {
         }
         let crc = crc32fast::hash(value);
         self.pool.after_fork()?;
-        // Uncontended: write at once. (The guard must be gone before the group path,
-        // which locks the writer itself.)
-        let direct = match self.pool.writer_if_free() {
-            Some(conn) if !self.group.has_waiting() => {
-                Some(self.write_locked(&conn, false, Some(key), |t| {
-                    self.store(t, key, value, crc, expiration)
-                }))
-            }
-            _ => None,
+        // Uncontended: write at once. A value kept in a file is always written by
+        // this thread, never copied into a group commit: a value of gigabytes would be
+        // in memory twice. (The guard must be gone before the group path, which locks
+        // the writer itself.)
+        let writer = if self.in_file(value.len() as u64) {
+            Some(self.pool.lock_writer())
+        } else {
+            self.pool
+                .writer_if_free()
+                .filter(|_| !self.group.has_waiting())
         };
+        let direct = writer.map(|conn| {
+            self.write_locked(&conn, false, Some(key), |t| {
+                self.store(t, key, value, crc, expiration)
+            })
+        });
         let stored = match direct {
             Some(stored) => stored,
             // Another thread is writing: share its next commit.
@@ -585,14 +601,21 @@ impl Storage {
         inserted
     }
 
-    /// The longest value this storage stores.
+    /// The longest value this storage stores: `max_size`, and no more than SQLite
+    /// holds as one value unless values may be kept in files.
     pub(crate) fn value_limit(&self) -> u64 {
-        (self.max_size as u64).min(MAX_VALUE_SIZE)
+        match self.file_threshold {
+            Some(_) => self.max_size as u64,
+            None => (self.max_size as u64).min(MAX_VALUE_SIZE),
+        }
     }
 
     pub(crate) fn too_large(&self, len: usize) -> Error {
-        let limit = if len as u64 > MAX_VALUE_SIZE {
-            format!("the {MAX_VALUE_SIZE} bytes SQLite can store as one value")
+        let limit = if len as u64 <= self.max_size as u64 {
+            format!(
+                "the {MAX_VALUE_SIZE} bytes SQLite can store as one value (with a file \
+                 threshold, such a value is kept in a file of its own)"
+            )
         } else {
             format!("max_size ({} bytes)", self.max_size)
         };

@@ -1,8 +1,14 @@
 /*
- * Values around BACKLITE_MAX_VALUE_SIZE, the longest value stored (a little under
- * SQLite's 1,000,000,000-byte limit), with the default max_size of 1 GiB, which is
- * above it: a longer value is TOO_LARGE like one above max_size (never IO), and
- * backlite_cached_call still returns it. A value of exactly the limit is stored.
+ * Values around BACKLITE_MAX_VALUE_SIZE, the longest value the database file holds (a
+ * little under SQLite's 1,000,000,000-byte limit), with the default max_size of 1 GiB,
+ * which is above it. With BACKLITE_FILE_THRESHOLD_NEVER, a longer value is TOO_LARGE
+ * like one above max_size (never IO), and backlite_cached_call still returns it. A
+ * value of exactly the limit is stored. With any other threshold, a longer value is
+ * kept in a file of its own whatever the threshold: one of 1e9 + 1 bytes, and one of
+ * 2 GiB stored from the caller's memory (never copied whole: the resident size grows
+ * by far less than the value) and read back through get_chunks in bounded memory
+ * (the growth is printed). Those need disk space: they are skipped, saying so, when
+ * the temporary folder has less than 6 GiB free.
  *
  * The values are real: about 1 GB each, 3 GB at the peak. The buffers handed to set
  * come from calloc and are not written, so a refused value costs no memory unless the
@@ -12,6 +18,9 @@
  */
 #include "backlite.h"
 #include "harness.h"
+
+#include <dirent.h>
+#include <sys/statvfs.h>
 
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>)
@@ -30,6 +39,81 @@
         if (RUNNING_ON_VALGRIND) SKIP("gigabyte values under valgrind");              \
     } while (0)
 
+#define GIB ((size_t)1 << 30)
+/* Free space the values in files need: the 2 GiB value, its temporary file while it is
+ * written, and room to spare for the rest of the machine. */
+#define DISK_NEEDED (6 * GIB)
+
+#define SKIP_WITHOUT_DISK_SPACE()                                                     \
+    do {                                                                              \
+        struct statvfs fs_;                                                           \
+        REQUIRE(statvfs(h_tmp_root(), &fs_) == 0);                                    \
+        if ((double)fs_.f_bavail * (double)fs_.f_frsize < (double)DISK_NEEDED)        \
+            SKIP("less than 6 GiB free in the temporary folder: values above "       \
+                 "SQLite's limit kept in files are not tested");                      \
+    } while (0)
+
+/* Options: max_size 8 GiB and the file threshold `threshold`. */
+static backlite_storage *open_with_threshold(const char *path, int64_t threshold) {
+    backlite_options *o = OPTIONS(8 * GIB, BACKLITE_EVICTION_POLICY_LEAST_RECENTLY_USED);
+    if (o == NULL) return NULL;
+    CHECK_OK(backlite_options_set_file_threshold(o, threshold));
+    backlite_storage *s = OPEN(path, o);
+    backlite_options_free(o);
+    return s;
+}
+
+/* The value files (v-*.blv) beside the cache at `path`. */
+static int value_files(const char *path) {
+    char dir[PATH_MAX + 16];
+    snprintf(dir, sizeof dir, "%s.values", path);
+    DIR *d = opendir(dir);
+    if (d == NULL) return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) n += strncmp(e->d_name, "v-", 2) == 0;
+    closedir(d);
+    return n;
+}
+
+static long status_kib(const char *field) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kib = -1;
+    size_t n = strlen(field);
+    if (f == NULL) return -1;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, field, n) == 0 && line[n] == ':') {
+            kib = strtol(line + n + 1, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return kib;
+}
+
+/* Resets the peak resident size (VmHWM) to the current one; false if refused. */
+static bool reset_peak(void) {
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (f == NULL) return false;
+    bool ok = fputs("5", f) >= 0;
+    return fclose(f) == 0 && ok;
+}
+
+/* The byte at `at` of the test's pattern. */
+static uint8_t pattern_at(size_t at) { return (uint8_t)(at * 131u + (at >> 20)); }
+
+typedef struct {
+    size_t seen;
+    size_t wrong;
+} verified;
+
+static int32_t verify(void *user, const uint8_t *chunk, size_t len) {
+    verified *v = user;
+    for (size_t i = 0; i < len; i++) v->wrong += chunk[i] != pattern_at(v->seen + i);
+    v->seen += len;
+    return 0;
+}
+
 static void the_limit_is_under_sqlites_and_under_the_default_max_size(void) {
     CHECK(BACKLITE_MAX_VALUE_SIZE < 1000000000);
     CHECK(BACKLITE_MAX_VALUE_SIZE > 1000000000 - 4096);
@@ -38,7 +122,7 @@ static void the_limit_is_under_sqlites_and_under_the_default_max_size(void) {
 
 static void a_value_over_the_limit_is_too_large_and_removes_the_old_one(void) {
     SKIP_UNDER_VALGRIND();
-    backlite_storage *s = OPEN(tmp_path("over.db"), NULL);
+    backlite_storage *s = open_with_threshold(tmp_path("over.db"), BACKLITE_FILE_THRESHOLD_NEVER);
     REQUIRE(s != NULL);
     SET(s, "k", "old");
     SET(s, "other", "stays");
@@ -85,7 +169,7 @@ static int32_t compute_over(void *user_data, backlite_sink *sink) {
 
 static void cached_call_returns_a_value_over_the_limit(void) {
     SKIP_UNDER_VALGRIND();
-    backlite_storage *s = OPEN(tmp_path("call.db"), NULL);
+    backlite_storage *s = open_with_threshold(tmp_path("call.db"), BACKLITE_FILE_THRESHOLD_NEVER);
     REQUIRE(s != NULL);
     backlite_buf b = {NULL, 0};
     CHECK_OK(backlite_cached_call(s, K("k"), compute_over, NULL, NULL, NEVER, &b, &err));
@@ -131,11 +215,77 @@ static void a_value_of_exactly_the_limit_is_stored(void) {
     backlite_storage_free(s);
 }
 
+static void a_value_over_the_limit_goes_to_a_file_whatever_the_threshold(void) {
+    SKIP_UNDER_VALGRIND();
+    SKIP_WITHOUT_DISK_SPACE();
+    const char *path = tmp_path("file.db");
+    /* A threshold above the value: only SQLite's limit sends it to a file. */
+    backlite_storage *s = open_with_threshold(path, (int64_t)4 * GIB);
+    REQUIRE(s != NULL);
+    uint8_t *big = calloc(OVER, 1);
+    REQUIRE(big != NULL);
+    big[0] = 1;
+    big[OVER - 1] = 2;
+    CHECK_OK(backlite_storage_set(s, K("k"), big, OVER, NEVER, &err));
+    CHECK_EQ(value_files(path), 1);
+    SET(s, "small", "in the database");
+    CHECK_EQ(value_files(path), 1);
+    backlite_buf b = {NULL, 0};
+    CHECK_OK(backlite_storage_get(s, K("k"), &b, NULL, &err));
+    CHECK(b.len == OVER && memcmp(b.data, big, OVER) == 0);
+    backlite_buf_free(&b);
+    free(big);
+    CHECK_EQ(STATS(s).total_size, OVER + strlen("in the database"));
+    CHECK_OK(backlite_storage_delete(s, K("k"), &err));
+    CHECK_EQ(value_files(path), 0);
+    backlite_storage_free(s);
+}
+
+static void a_2_gib_value_is_stored_without_a_copy_and_streamed_in_bounded_memory(void) {
+    SKIP_UNDER_VALGRIND();
+    SKIP_WITHOUT_DISK_SPACE();
+    const char *path = tmp_path("two.db");
+    backlite_storage *s = open_with_threshold(path, 64 * 1024);
+    REQUIRE(s != NULL);
+    size_t n = 2 * GIB;
+    uint8_t *v = malloc(n);
+    REQUIRE(v != NULL);
+    for (size_t i = 0; i < n; i++) v[i] = pattern_at(i);
+    bool peaks = reset_peak();
+    long before = status_kib("VmRSS");
+    CHECK_OK(backlite_storage_set(s, K("two"), v, n, NEVER, &err));
+    double set_growth = (double)(status_kib("VmHWM") - before) / 1024.0;
+    free(v);
+    CHECK_EQ(value_files(path), 1);
+    CHECK_EQ(STATS(s).total_size, n);
+
+    verified got = {0, 0};
+    peaks = peaks && reset_peak();
+    before = status_kib("VmRSS");
+    CHECK_OK(backlite_storage_get_chunks(s, K("two"), verify, &got, NULL, &err));
+    double read_growth = (double)(status_kib("VmHWM") - before) / 1024.0;
+    CHECK_EQ(got.seen, n);
+    CHECK_EQ(got.wrong, 0);
+    if (peaks) {
+        printf("# 2 GiB value: resident size grew by %.1f MiB during the set, %.1f MiB "
+               "during the streaming read\n", set_growth, read_growth);
+        CHECK(set_growth < 256); /* a copy of the value would be 2048 */
+        CHECK(read_growth <= 16);
+    } else {
+        printf("# 2 GiB value: the peak resident size cannot be reset here: not measured\n");
+    }
+    CHECK_OK(backlite_storage_delete(s, K("two"), &err));
+    CHECK_EQ(value_files(path), 0);
+    backlite_storage_free(s);
+}
+
 int main(void) {
     h_begin();
     RUN(the_limit_is_under_sqlites_and_under_the_default_max_size);
     RUN(a_value_over_the_limit_is_too_large_and_removes_the_old_one);
     RUN(cached_call_returns_a_value_over_the_limit);
     RUN(a_value_of_exactly_the_limit_is_stored);
+    RUN(a_value_over_the_limit_goes_to_a_file_whatever_the_threshold);
+    RUN(a_2_gib_value_is_stored_without_a_copy_and_streamed_in_bounded_memory);
     return h_end();
 }
