@@ -105,6 +105,105 @@ static void another_process_reads_what_one_wrote(void) {
     backlite_options_free(o);
 }
 
+/* ---- a value read through waits in memory until written; local writes win ---- */
+
+static int get_is(backlite_storage *s, const char *key, const char *want) {
+    backlite_buf buf = {0};
+    backlite_result rc = backlite_storage_get(s, (const uint8_t *)key, strlen(key), &buf, NULL, NULL);
+    int ok = want ? rc == BACKLITE_RESULT_OK && buf.len == strlen(want) &&
+                        memcmp(buf.data, want, buf.len) == 0
+                  : rc == BACKLITE_RESULT_NOT_FOUND;
+    backlite_buf_free(&buf);
+    return ok;
+}
+
+static uint64_t remote_hits(backlite_storage *s) {
+    backlite_remote_stats st;
+    CHECK_OK(backlite_storage_remote_stats(s, &st, &err));
+    return st.hits;
+}
+
+static void a_remote_hit_waits_in_memory_and_local_writes_win(void) {
+    backlite_options *o = remote_options(server.url);
+    /* Another process, forked before any handle is open (it inherits none), deletes
+     * "other" in the same file once told to. */
+    int go[2];
+    REQUIRE(pipe(go) == 0);
+    fflush(NULL);
+    pid_t child = fork();
+    if (child == 0) {
+        char byte;
+        close(go[1]);
+        if (read(go[0], &byte, 1) != 1) _exit(1);
+        backlite_storage *b = NULL;
+        if (backlite_storage_open(tmp_path("fill-r.db"), o, &b, NULL) != BACKLITE_RESULT_OK) _exit(2);
+        if (backlite_storage_delete(b, K("other"), NULL) != BACKLITE_RESULT_OK) _exit(3);
+        backlite_storage_free(b);
+        backlite_options_free(o);
+        _exit(0);
+    }
+    close(go[0]);
+    backlite_storage *w = open_file("fill-w.db", o);
+    backlite_storage *r = open_file("fill-r.db", o);
+    const char *keys[] = {"again", "set", "deleted", "cleared", "other"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+        CHECK_OK(backlite_storage_set(w, K(keys[i]), K("remote"), BACKLITE_EXPIRATION_NEVER, &err));
+    CHECK_OK(backlite_storage_set(w, K("expires"), K("remote"), 300, &err));
+
+    /* Served again from memory, not written yet. */
+    CHECK(get_is(r, "again", "remote"));
+    backlite_stats st;
+    CHECK_OK(backlite_storage_stats(r, &st, &err));
+    CHECK_EQ(st.count, 0);
+    CHECK(get_is(r, "again", "remote"));
+    CHECK_EQ(remote_hits(r), 1);
+    /* A local set, delete or clear after the remote hit wins. */
+    CHECK(get_is(r, "set", "remote"));
+    CHECK_OK(backlite_storage_set(r, K("set"), K("local"), BACKLITE_EXPIRATION_NEVER, &err));
+    CHECK(get_is(r, "set", "local"));
+    CHECK(get_is(r, "deleted", "remote"));
+    CHECK_OK(backlite_storage_delete(r, K("deleted"), &err));
+    CHECK(get_is(r, "deleted", NULL));
+    /* Expiry travels with the waiting value. */
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CHECK(get_is(r, "expires", "remote"));
+    do {
+        struct timespec pause = {0, 20 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < 400);
+    CHECK(get_is(r, "expires", NULL));
+
+    /* Another process writes the file after this one buffered a value: never the old one. */
+    CHECK(get_is(r, "other", "remote"));
+    CHECK(write(go[1], "x", 1) == 1);
+    close(go[1]);
+    int status = -1;
+    waitpid(child, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(get_is(r, "other", NULL));
+
+    CHECK(get_is(r, "cleared", "remote"));
+    CHECK_OK(backlite_storage_clear(r, &err));
+    CHECK(get_is(r, "cleared", NULL));
+
+    /* Closing writes what waits: the file holds it for a handle without a remote. (A
+     * new writer: a handle learns of another's clear only when it next reads.) */
+    backlite_storage_free(w);
+    w = open_file("fill-w2.db", o);
+    CHECK_OK(backlite_storage_set(w, K("closed"), K("remote"), BACKLITE_EXPIRATION_NEVER, &err));
+    CHECK(get_is(r, "closed", "remote"));
+    backlite_storage_free(r);
+    backlite_options *plain = backlite_options_new();
+    backlite_storage *p = open_file("fill-r.db", plain);
+    CHECK(get_is(p, "closed", "remote"));
+    backlite_storage_free(p);
+    backlite_options_free(plain);
+    backlite_storage_free(w);
+    backlite_options_free(o);
+}
+
 static void an_unreachable_or_killed_remote_never_fails_a_call(void) {
     char url[64];
     snprintf(url, sizeof url, "redis://127.0.0.1:%d", redis_free_port());
@@ -301,6 +400,7 @@ int main(void) {
     if (up) {
         RUN(another_process_reads_what_one_wrote);
         RUN(a_waiter_keeps_the_remote_time_left_of_a_value_from_another_machine);
+        RUN(a_remote_hit_waits_in_memory_and_local_writes_win);
     } else {
         fprintf(stderr, "redis-server could not be started (apt-get install redis-server)\n");
         CHECK(up);
