@@ -63,17 +63,26 @@ static inline int redis_port_open(int port) {
     return ok;
 }
 
-/* Starts redis-server in `dir` (which must exist) on a free port, with the extra
- * arguments `extra` (NULL-terminated, or NULL). With `tls`, the port is a TLS port
- * (`--tls-port`, no plain port; `extra` names the certificate files) and the URL is
- * rediss://. Returns 0 once it accepts connections, -1 if it cannot be started. */
-static inline int redis_server_start_args(redis_server *rs, const char *dir,
-                                          const char *const *extra, int tls) {
-    memset(rs, 0, sizeof *rs);
-    rs->port = redis_free_port();
-    if (rs->port <= 0) return -1;
-    char port[16];
+/* Whether the log `path` says the server is ready (every listener bound). */
+static inline int redis_log_says_ready(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char line[512];
+    int ready = 0;
+    while (!ready && fgets(line, sizeof line, f)) ready = strstr(line, "Ready to accept connections") != NULL;
+    fclose(f);
+    return ready;
+}
+
+/* One start of redis-server in `dir` on port `rs->port`: 0 once its log says it is ready
+ * and the port accepts connections, -1 if it exited (its port was taken meanwhile, say)
+ * or was not ready within 10 s (then it is stopped). */
+static inline int redis_server_try_start(redis_server *rs, const char *dir,
+                                         const char *const *extra, int tls) {
+    char port[16], log[PATH_MAX + 16];
     snprintf(port, sizeof port, "%d", rs->port);
+    if (snprintf(log, sizeof log, "%s/redis.log", dir) >= (int)sizeof log) return -1;
+    unlink(log);
     rs->pid = fork();
     if (rs->pid < 0) return -1;
     if (rs->pid == 0) {
@@ -92,14 +101,36 @@ static inline int redis_server_start_args(redis_server *rs, const char *dir,
     }
     snprintf(rs->url, sizeof rs->url, "%s://127.0.0.1:%d", tls ? "rediss" : "redis", rs->port);
     for (int i = 0; i < 2000; i++) { /* up to 10 s */
-        if (redis_port_open(rs->port)) return 0;
+        /* A connection alone could reach another process that took the port: ready is
+         * what the server's own log says. */
+        if (redis_log_says_ready(log) && redis_port_open(rs->port)) return 0;
         int status;
         if (waitpid(rs->pid, &status, WNOHANG) == rs->pid) {
             rs->pid = 0;
-            return -1; /* not installed, or it failed */
+            return -1; /* not installed, or it failed (a port taken meanwhile) */
         }
         struct timespec t = {0, 5 * 1000 * 1000};
         nanosleep(&t, NULL);
+    }
+    kill(rs->pid, SIGKILL);
+    waitpid(rs->pid, NULL, 0);
+    rs->pid = 0;
+    return -1;
+}
+
+/* Starts redis-server in `dir` (which must exist) on a free port, with the extra
+ * arguments `extra` (NULL-terminated, or NULL). With `tls`, the port is a TLS port
+ * (`--tls-port`, no plain port; `extra` names the certificate files) and the URL is
+ * rediss://. A port found free can be taken by another process before the server binds
+ * it: a start that fails is tried again on a new port, up to 5 times. Returns 0 once it
+ * is ready, -1 if it cannot be started. */
+static inline int redis_server_start_args(redis_server *rs, const char *dir,
+                                          const char *const *extra, int tls) {
+    for (int attempt = 0; attempt < 5; attempt++) {
+        memset(rs, 0, sizeof *rs);
+        rs->port = redis_free_port();
+        if (rs->port <= 0) return -1;
+        if (redis_server_try_start(rs, dir, extra, tls) == 0) return 0;
     }
     return -1;
 }
@@ -191,9 +222,20 @@ static inline int redis_cluster_start(redis_cluster *c, const char *dir) {
     size_t used = (size_t)snprintf(c->url, sizeof c->url, "redis+cluster://");
     for (int i = 0; i < REDIS_CLUSTER_MASTERS; i++) {
         char sub[PATH_MAX + 16];
-        snprintf(bus, sizeof bus, "%d", redis_free_port());
-        if (snprintf(sub, sizeof sub, "%s/n%d", dir, i) >= (int)sizeof sub ||
-            mkdir(sub, 0700) != 0 || redis_server_start_args(&c->nodes[i], sub, cluster_args, 0) != 0) {
+        char conf[PATH_MAX + 32];
+        int ok = snprintf(sub, sizeof sub, "%s/n%d", dir, i) < (int)sizeof sub &&
+                 mkdir(sub, 0700) == 0;
+        snprintf(conf, sizeof conf, "%s/nodes.conf", sub);
+        /* The bus port can be taken meanwhile too: each try has new ports. */
+        for (int attempt = 0; ok && attempt < 5; attempt++) {
+            snprintf(bus, sizeof bus, "%d", redis_free_port());
+            memset(&c->nodes[i], 0, sizeof c->nodes[i]);
+            c->nodes[i].port = redis_free_port();
+            unlink(conf);
+            if (c->nodes[i].port > 0 && redis_server_try_start(&c->nodes[i], sub, cluster_args, 0) == 0)
+                break;
+        }
+        if (c->nodes[i].pid <= 0) {
             fprintf(stderr, "redis_cluster_start: server %d in %s did not start\n", i, sub);
             redis_cluster_stop(c);
             return -1;
