@@ -158,6 +158,68 @@ fn clear_hides_every_earlier_entry_from_every_client_and_reclaims_memory() {
     assert!(!keys.contains("{0:"), "left behind: {keys}");
 }
 
+/// A handle that has not read since another client's clear still writes to the live
+/// generation: its delete removes a value set after the clear, and what it sets is what
+/// the others read. Its writes went to the dead generation before (found by a helper's
+/// fill tests).
+#[test]
+fn writes_after_another_clients_clear_reach_the_live_generation() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let o = remote_options(&server.url());
+    let a = machine(&dir, "a.db", &o);
+    let b = machine(&dir, "b.db", &o);
+    a.set(b"k", b"old", NEVER).unwrap(); // a knows the generation before the clear
+    b.clear().unwrap();
+    b.set(b"k", b"after the clear", NEVER).unwrap();
+    a.delete(b"k").unwrap();
+    assert_eq!(
+        get(&machine(&dir, "c.db", &o), b"k"),
+        None,
+        "a's delete missed"
+    );
+
+    b.clear().unwrap();
+    a.set(b"j", b"from a", NEVER).unwrap();
+    assert_eq!(
+        get(&machine(&dir, "d.db", &o), b"j").as_deref(),
+        Some(&b"from a"[..]),
+        "a's set went where nobody reads"
+    );
+
+    b.clear().unwrap();
+    let entries = [
+        backlite::Entry {
+            key: b"m1",
+            value: b"1",
+            expiration: NEVER,
+        },
+        backlite::Entry {
+            key: b"m2",
+            value: b"2",
+            expiration: NEVER,
+        },
+    ];
+    a.set_many(&entries).unwrap();
+    let e = machine(&dir, "e.db", &o);
+    assert_eq!(get(&e, b"m1").as_deref(), Some(&b"1"[..]));
+    assert_eq!(get(&e, b"m2").as_deref(), Some(&b"2"[..]));
+    assert_eq!(a.remote_stats().unwrap().errors, 0);
+
+    // What went to a dead generation first was unlinked: only live keys are left.
+    let gen_key = server.cli(&["--scan", "--pattern", "backlite:*gen"]);
+    let live = server.cli(&["GET", gen_key.trim()]);
+    let keys = server.cli(&["--scan", "--pattern", "backlite:*"]);
+    for k in keys.lines().filter(|k| k.contains('{')) {
+        let gen = u64::from_str_radix(k.split('{').nth(1).unwrap().split(':').next().unwrap(), 16);
+        assert_eq!(
+            gen.ok(),
+            live.trim().parse().ok(),
+            "{k} is in a dead generation"
+        );
+    }
+}
+
 #[test]
 fn version_tags_and_namespaces_separate_the_key_spaces() {
     let server = RedisServer::start();

@@ -310,9 +310,16 @@ impl Remote {
     }
 
     /// The command that stores `value` under `key` (or removes the key, for a value
-    /// already expired), with the generation known now.
-    fn set_cmd(&self, key: &[u8], value: &[u8], deadline: Option<i64>, now: i64) -> (Cmd, Vec<u8>) {
-        let (redis_key, hashed) = self.keys.item(b'd', self.gen.load(Relaxed), key);
+    /// already expired) in generation `gen`.
+    fn set_cmd(
+        &self,
+        gen: u64,
+        key: &[u8],
+        value: &[u8],
+        deadline: Option<i64>,
+        now: i64,
+    ) -> (Cmd, Vec<u8>) {
+        let (redis_key, hashed) = self.keys.item(b'd', gen, key);
         let cmd = match deadline {
             Some(t) if t <= now => redis::cmd("UNLINK").arg(&redis_key).clone(),
             _ => {
@@ -332,7 +339,8 @@ impl Remote {
     /// remote acknowledged them.
     /// A write that does not reach the remote remembers its keys (`unsynced`), so
     /// that no older value of theirs outlives it there.
-    fn send(&self, cmds: Vec<Cmd>, keys: Vec<Vec<u8>>) -> bool {
+    fn send(&self, build: impl Fn(u64) -> (Vec<Cmd>, Vec<Vec<u8>>)) -> bool {
+        let (cmds, keys) = build(self.gen.load(Relaxed));
         if cmds.is_empty() || !self.writes() {
             return false;
         }
@@ -352,7 +360,7 @@ impl Remote {
             }
             return false;
         }
-        let ok = self.ready() && self.client.run(|c| c.pipe::<redis::Value>(cmds)).is_some();
+        let ok = self.ready() && self.write_in_live_generation(&build).is_some();
         if ok {
             self.client.counters.writes.fetch_add(1, Relaxed);
         } else {
@@ -362,42 +370,87 @@ impl Remote {
     }
 
     pub(crate) fn set(&self, key: &[u8], value: &[u8], expiration: Expiration, now: i64) {
-        let (cmd, redis_key) = self.set_cmd(key, value, self.deadline(expiration, now), now);
-        self.send(vec![cmd], vec![redis_key]);
+        let deadline = self.deadline(expiration, now);
+        self.send(|gen| {
+            let (cmd, redis_key) = self.set_cmd(gen, key, value, deadline, now);
+            (vec![cmd], vec![redis_key])
+        });
     }
 
     pub(crate) fn set_many(&self, entries: &[crate::Entry<'_>], now: i64) {
-        let (cmds, keys) = entries
-            .iter()
-            .map(|e| self.set_cmd(e.key, e.value, self.deadline(e.expiration, now), now))
-            .unzip();
-        self.send(cmds, keys);
+        self.send(|gen| {
+            entries
+                .iter()
+                .map(|e| self.set_cmd(gen, e.key, e.value, self.deadline(e.expiration, now), now))
+                .unzip()
+        });
     }
 
     /// Removes `key`'s value (a set that could not be stored must not leave an older one).
     pub(crate) fn remove(&self, key: &[u8]) -> bool {
-        let (redis_key, _) = self.keys.item(b'd', self.gen.load(Relaxed), key);
-        let cmd = redis::cmd("UNLINK").arg(&redis_key).clone();
+        let unlink = |gen| {
+            let (redis_key, _) = self.keys.item(b'd', gen, key);
+            (
+                vec![redis::cmd("UNLINK").arg(&redis_key).clone()],
+                vec![redis_key],
+            )
+        };
         if self.behind.is_some() {
-            self.send(vec![cmd], vec![redis_key]);
+            self.send(unlink);
             return false;
         }
         if !self.writes() {
             return false;
         }
         let n: Option<i64> = if self.ready() {
-            self.client.run(|c| c.query(&cmd))
+            self.write_in_live_generation(&unlink)
+                .and_then(|replies| redis::from_redis_value(replies.first()?).ok())
         } else {
             None
         };
         match n {
             Some(_) => self.client.counters.writes.fetch_add(1, Relaxed),
             None => {
-                self.unsynced.add([redis_key]);
+                self.unsynced.add(unlink(self.gen.load(Relaxed)).1);
                 0
             }
         };
         n.unwrap_or(0) > 0
+    }
+
+    /// Sends `build(gen)`'s writes with a GET of the clear generation after them, in one
+    /// round trip. When another client cleared since this handle last read, the writes
+    /// went to a dead generation (a delete would miss the value set after the clear, a
+    /// set would be read by nobody): they are unlinked there and sent again for the live
+    /// one. The generation is read after the writes, so on one server a match means
+    /// they landed in the live generation. The writes' replies, or None when the remote
+    /// could not be reached.
+    fn write_in_live_generation(
+        &self,
+        build: &dyn Fn(u64) -> (Vec<Cmd>, Vec<Vec<u8>>),
+    ) -> Option<Vec<redis::Value>> {
+        let mut gen = self.gen.load(Relaxed);
+        let mut dead: Vec<Vec<u8>> = Vec::new();
+        // Each clear makes a new generation: more than a few in one call is a storm of
+        // clears, after which the writes are left unsynced like any failed write.
+        for _ in 0..4 {
+            let (mut cmds, keys) = build(gen);
+            let n = cmds.len();
+            // One UNLINK per key: a multi-key UNLINK across slots is refused on a cluster.
+            cmds.extend(dead.drain(..).map(|k| redis::cmd("UNLINK").arg(k).clone()));
+            cmds.push(redis::cmd("GET").arg(self.keys.generation()).clone());
+            let mut replies: Vec<redis::Value> = self.client.run(|c| c.pipe(cmds))?;
+            let found: Option<Vec<u8>> = redis::from_redis_value(&replies.pop()?).ok()?;
+            let current = Self::parse_generation(found)?;
+            if current == gen {
+                replies.truncate(n);
+                return Some(replies);
+            }
+            self.gen.store(current, Relaxed);
+            gen = current;
+            dead = keys;
+        }
+        None
     }
 
     /// Hides every entry written before now from every client (a new generation), then
