@@ -214,6 +214,20 @@ fn damaged_cache(dir: &Path, d: &Damage, options: &Options) -> Storage {
     Storage::open(&path, options).unwrap()
 }
 
+/// `damaged_cache` whose damaged entry is also due (expired, not yet purged).
+fn damaged_and_due(dir: &Path, d: &Damage) -> Storage {
+    drop(damaged_cache(dir, d, &Options::new()));
+    let path = dir.join("cache.db");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute(
+            "UPDATE entries SET expires_at = 0 WHERE key = ?1",
+            [DAMAGED],
+        )
+        .unwrap();
+    Storage::open(&path, &Options::new()).unwrap()
+}
+
 fn raw_rows(s: &Storage, key: &[u8]) -> i64 {
     let conn = rusqlite::Connection::open(s.path().unwrap()).unwrap();
     conn.query_row("SELECT count(*) FROM entries WHERE key = ?1", [key], |r| {
@@ -334,18 +348,8 @@ fn a_damaged_row_is_evicted_and_expires_like_any_other() {
             continue;
         }
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cache.db");
-        let s = damaged_cache(dir.path(), d, &Options::new());
-        drop(s);
         // Due now: the next write purges it without reading it.
-        rusqlite::Connection::open(&path)
-            .unwrap()
-            .execute(
-                "UPDATE entries SET expires_at = 0 WHERE key = ?1",
-                [DAMAGED],
-            )
-            .unwrap();
-        let s = Storage::open(&path, &Options::new()).unwrap();
+        let s = damaged_and_due(dir.path(), d);
         s.set(b"new", &value(5), NEVER).unwrap();
         assert_eq!(raw_rows(&s, DAMAGED), 0, "{}: not purged", d.name);
         assert_exact(&s, d, (1, 5));
@@ -362,16 +366,7 @@ fn stats_leave_out_an_expired_damaged_row_before_it_is_purged() {
             continue;
         }
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cache.db");
-        drop(damaged_cache(dir.path(), d, &Options::new()));
-        rusqlite::Connection::open(&path)
-            .unwrap()
-            .execute(
-                "UPDATE entries SET expires_at = 0 WHERE key = ?1",
-                [DAMAGED],
-            )
-            .unwrap();
-        let s = Storage::open(&path, &Options::new()).unwrap();
+        let s = damaged_and_due(dir.path(), d);
         let st = s
             .stats()
             .unwrap_or_else(|e| panic!("{}: stats failed: {e}", d.name));

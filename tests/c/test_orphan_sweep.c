@@ -7,6 +7,7 @@
  */
 #include "backlite.h"
 #include "harness.h"
+#include "value_folder.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -27,28 +28,6 @@ static backlite_storage *open_files(const char *path) {
     backlite_storage *s = OPEN(path, o);
     backlite_options_free(o);
     return s;
-}
-
-static const char *folder_of(const char *cache) {
-    static char dir[PATH_MAX + 64];
-    snprintf(dir, sizeof dir, "%s.values", cache);
-    return dir;
-}
-
-/* How many names in the cache's folder start with `prefix` and end with `suffix`. */
-static int count_named(const char *cache, const char *prefix, const char *suffix) {
-    DIR *d = opendir(folder_of(cache));
-    if (!d) return 0;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        size_t len = strlen(e->d_name), sl = strlen(suffix);
-        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0 && len >= sl &&
-            strcmp(e->d_name + len - sl, suffix) == 0)
-            n++;
-    }
-    closedir(d);
-    return n;
 }
 
 /* Makes every file in the cache's folder look two hours old. */
