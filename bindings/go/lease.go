@@ -31,8 +31,14 @@ func (s *Storage) CachedContext(ctx context.Context, key []byte, compute func(co
 	if err != nil {
 		return nil, err
 	}
+	// The last ErrLeaseHeld seen: a context that ends between two waits still reports
+	// whose lease it waited for (and its time left), whichever of the two fired first.
+	var lastHeld error
 	for attempt := C.uint32_t(0); ; attempt++ {
 		if err := ctx.Err(); err != nil {
+			if lastHeld != nil {
+				return nil, errors.Join(err, lastHeld)
+			}
 			return nil, err
 		}
 		h, err := s.acquire()
@@ -51,14 +57,14 @@ func (s *Storage) CachedContext(ctx context.Context, key []byte, compute func(co
 			return computeUnderLease(ctx, held, compute, expMS)
 		case C.BACKLITE_RESULT_LEASE_HELD:
 			pause := time.Duration(C.backlite_error_retry_in_ms(cerr)) * time.Millisecond
-			held := takeError(rc, cerr, "CachedContext")
+			lastHeld = takeError(rc, cerr, "CachedContext")
 			t := time.NewTimer(pause)
 			select {
 			case <-t.C:
 			case <-ctx.Done():
 				t.Stop()
 				// Both: errors.Is finds ctx.Err() and ErrLeaseHeld (with its time left).
-				return nil, errors.Join(ctx.Err(), held)
+				return nil, errors.Join(ctx.Err(), lastHeld)
 			}
 		default:
 			return nil, takeError(rc, cerr, "CachedContext")
