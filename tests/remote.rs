@@ -220,6 +220,37 @@ fn writes_after_another_clients_clear_reach_the_live_generation() {
     }
 }
 
+/// A read goes out with the clear generation the handle last saw, and the live one is
+/// read in the same round trip: after another client's clear, a value of the old
+/// generation is never returned, even one still on the server (as if the clear's
+/// reclaim had not reached it yet).
+#[test]
+fn a_read_after_another_clients_clear_never_returns_a_value_of_the_old_generation() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let o = remote_options(&server.url());
+    let a = machine(&dir, "a.db", &o);
+    let b = machine(&dir, "b.db", &o);
+    b.set(b"k", b"old", NEVER).unwrap();
+    b.set(b"seen", b"by a", NEVER).unwrap();
+    // a reads through in the generation before the clear, and remembers it.
+    assert_eq!(get(&a, b"seen").as_deref(), Some(&b"by a"[..]));
+    let old_key = remote_key("backlite", "", "k");
+    assert_eq!(server.cli(&["COPY", &old_key, "stash"]), "1");
+    b.clear().unwrap();
+    b.set(b"k", b"new", NEVER).unwrap();
+    assert_eq!(server.cli(&["RENAME", "stash", &old_key]), "OK");
+    assert_eq!(
+        get(&a, b"k").as_deref(),
+        Some(&b"new"[..]),
+        "a read the old generation"
+    );
+    // Absent from the live generation: a miss, not the old value.
+    b.delete(b"k").unwrap();
+    assert_eq!(get(&machine(&dir, "c.db", &o), b"k"), None);
+    assert_eq!(a.remote_stats().unwrap().errors, 0);
+}
+
 #[test]
 fn version_tags_and_namespaces_separate_the_key_spaces() {
     let server = RedisServer::start();

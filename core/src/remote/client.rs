@@ -44,6 +44,33 @@ impl Conn {
         }
     }
 
+    /// The read path's round trip, built in place: the clear generation (`GET
+    /// generation`), the value (`GET key`) and its time left on the server (`PTTL key`).
+    pub(crate) fn read<T: FromRedisValue>(
+        &mut self,
+        generation: &[u8],
+        key: &[u8],
+    ) -> RedisResult<T> {
+        match self {
+            Conn::Single(c) => redis::pipe()
+                .cmd("GET")
+                .arg(generation)
+                .cmd("GET")
+                .arg(key)
+                .cmd("PTTL")
+                .arg(key)
+                .query(c),
+            Conn::Cluster(c) => redis::cluster::cluster_pipe()
+                .cmd("GET")
+                .arg(generation)
+                .cmd("GET")
+                .arg(key)
+                .cmd("PTTL")
+                .arg(key)
+                .query(c.as_mut()),
+        }
+    }
+
     pub(crate) fn query<T: FromRedisValue>(&mut self, cmd: &Cmd) -> RedisResult<T> {
         match self {
             Conn::Single(c) => cmd.query(c),

@@ -250,26 +250,28 @@ impl Remote {
     }
 
     /// Looks `key` up: its value and time left, checked. `count` adds to hits/misses.
+    ///
+    /// One round trip: the clear generation, and the value under the generation this
+    /// handle last saw with its time left, pipelined. The value is valid only if that
+    /// generation is still the live one; after another client's clear it is not, and
+    /// the look-up is sent again under the new one (once). The time left is the
+    /// shorter of the header's deadline and the server's `PTTL`: the deadline is in the
+    /// writer's clock, which may run ahead of this machine's.
     pub(crate) fn get(
         &self,
         key: &[u8],
         now: i64,
         count: bool,
-    ) -> Option<(Vec<u8>, Option<Duration>)> {
+    ) -> Option<(Arc<[u8]>, Option<Duration>)> {
         if !self.ready() {
             return None;
         }
+        let generation_key = self.keys.generation();
         let mut gen = self.gen.load(Relaxed);
-        // Normally one round trip; a second one after another client's clear.
         for _ in 0..2 {
             let (redis_key, hashed) = self.keys.item(b'd', gen, key);
-            let cmds = vec![
-                redis::cmd("GET").arg(self.keys.generation()).clone(),
-                redis::cmd("GET").arg(&redis_key).clone(),
-                redis::cmd("PTTL").arg(&redis_key).clone(),
-            ];
             let (found_gen, value, pttl): (Option<Vec<u8>>, Option<Vec<u8>>, i64) =
-                self.client.run(|c| c.pipe(cmds))?;
+                self.client.run(|c| c.read(&generation_key, &redis_key))?;
             let Some(current) = Self::parse_generation(found_gen) else {
                 self.client.failed();
                 return None;
@@ -290,7 +292,7 @@ impl Remote {
                     left = Some(left.map_or(pttl, |l| l.min(pttl)));
                 }
                 let left = left.map(|ms| Duration::from_millis(ms as u64));
-                Some((d.value.to_vec(), left))
+                Some((Arc::from(d.value), left))
             });
             if count {
                 let c = &self.client.counters;

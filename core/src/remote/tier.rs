@@ -71,7 +71,6 @@ impl Storage {
             },
         };
         let (value, left) = remote.get(key, now, true)?;
-        let value: Arc<[u8]> = value.into();
         if store && (value.len() as u64) <= self.value_limit() {
             match ticket {
                 Some(Ok(ticket)) => self.fill(key, &value, left, now, ticket),
@@ -171,8 +170,11 @@ impl Storage {
         give_up: Instant,
         compute: impl FnOnce() -> Result<Vec<u8>>,
     ) -> Result<(Vec<u8>, Expiration)> {
-        let found = |(value, left): (Vec<u8>, Option<Duration>)| {
-            Ok((value, left.map_or(Expiration::Never, Expiration::After)))
+        let found = |(value, left): (Arc<[u8]>, Option<Duration>)| {
+            Ok((
+                value.to_vec(),
+                left.map_or(Expiration::Never, Expiration::After),
+            ))
         };
         let Some(remote) = &self.remote else {
             return compute().map(|v| (v, expiration));
