@@ -93,6 +93,35 @@ fn write_behind_sends_from_a_queue_and_drains_on_close() {
     assert_eq!(get(&other, b"k7"), None);
 }
 
+/// The write-behind queue writes in the live generation, not the one its handle knew
+/// when the write was queued: after another client's clear, its sets are read by the
+/// others and its deletes remove what was set after the clear.
+#[test]
+fn write_behind_after_another_clients_clear_reaches_the_live_generation() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let o = remote_options(&server.url());
+    let mut behind = remote_options(&server.url());
+    behind.set_remote_mode(RemoteMode::WriteBehind);
+    let wb = machine(&dir, "wb.db", &behind);
+    let b = machine(&dir, "b.db", &o);
+    b.clear().unwrap();
+    b.set(b"gone", b"set after the clear", NEVER).unwrap();
+    wb.set(b"k", b"from behind", NEVER).unwrap();
+    wb.delete(b"gone").unwrap();
+    drop(wb); // sends what is queued
+    let c = machine(&dir, "c.db", &o);
+    assert_eq!(
+        get(&c, b"k").as_deref(),
+        Some(&b"from behind"[..]),
+        "the queued set went where nobody reads"
+    );
+    assert_eq!(get(&c, b"gone"), None, "the queued delete missed");
+    // What went to the dead generation first was unlinked.
+    let keys = server.cli(&["--scan", "--pattern", "backlite::d*"]);
+    assert!(!keys.contains("{0:"), "left in the dead generation: {keys}");
+}
+
 #[test]
 fn expiry_travels_with_the_value_and_the_remote_forgets_it() {
     let server = RedisServer::start();

@@ -32,8 +32,9 @@ use crate::expiration::Expiration;
 use crate::options::Options;
 use crate::sync::lock;
 use redis::Cmd;
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -121,20 +122,148 @@ impl Keys {
     }
 }
 
-/// A write for the write-behind thread.
-enum Op {
-    /// The commands, and the remote keys they write.
-    Write(Vec<Cmd>, Vec<Vec<u8>>),
+/// One write to the remote, made into commands for a generation only when it is sent
+/// (the write-behind thread sends a write queued before another client's clear to the
+/// live generation).
+enum Write<'a> {
+    /// A value, with its deadline (epoch ms; `None`: never) and the time of the set.
+    Set {
+        key: Cow<'a, [u8]>,
+        value: Cow<'a, [u8]>,
+        deadline: Option<i64>,
+        now: i64,
+    },
+    Unlink(Cow<'a, [u8]>),
+}
+
+impl Write<'_> {
+    /// For the write-behind queue: the caller's bytes are copied.
+    fn into_owned(self) -> Write<'static> {
+        match self {
+            Write::Set {
+                key,
+                value,
+                deadline,
+                now,
+            } => Write::Set {
+                key: Cow::Owned(key.into_owned()),
+                value: Cow::Owned(value.into_owned()),
+                deadline,
+                now,
+            },
+            Write::Unlink(key) => Write::Unlink(Cow::Owned(key.into_owned())),
+        }
+    }
+
+    /// The command that makes this write in generation `gen` (a value already expired
+    /// is removed), and the remote key it writes.
+    fn command(&self, keys: &Keys, gen: u64) -> (Cmd, Vec<u8>) {
+        match self {
+            Write::Set {
+                key,
+                value,
+                deadline,
+                now,
+            } => {
+                let (redis_key, hashed) = keys.item(b'd', gen, key);
+                let cmd = match *deadline {
+                    Some(t) if t <= *now => redis::cmd("UNLINK").arg(&redis_key).clone(),
+                    _ => {
+                        let payload = codec::encode(*deadline, hashed.then_some(&key[..]), value);
+                        let mut cmd = redis::cmd("SET");
+                        cmd.arg(&redis_key).arg(payload);
+                        if let Some(t) = *deadline {
+                            cmd.arg("PX").arg(t - now);
+                        }
+                        cmd
+                    }
+                };
+                (cmd, redis_key)
+            }
+            Write::Unlink(key) => {
+                let (redis_key, _) = keys.item(b'd', gen, key);
+                (redis::cmd("UNLINK").arg(&redis_key).clone(), redis_key)
+            }
+        }
+    }
+}
+
+/// The commands of `writes` in generation `gen`, and the remote keys they write.
+fn commands(keys: &Keys, gen: u64, writes: &[Write<'_>]) -> (Vec<Cmd>, Vec<Vec<u8>>) {
+    writes.iter().map(|w| w.command(keys, gen)).unzip()
+}
+
+/// Sends `writes` with a GET of the clear generation after them, in one round trip.
+/// When another client cleared since this handle last read, the writes went to a dead
+/// generation (a delete would miss the value set after the clear, a set would be read
+/// by nobody): they are unlinked there and sent again for the live one. The generation
+/// is read after the writes, so on one server a match means they landed in the live
+/// generation. The writes' replies, or None when the remote could not be reached.
+fn write_in_live_generation(
+    client: &Client,
+    keys: &Keys,
+    live: &AtomicU64,
+    writes: &[Write<'_>],
+) -> Option<Vec<redis::Value>> {
+    let mut gen = live.load(Relaxed);
+    let mut dead: Vec<Vec<u8>> = Vec::new();
+    // Each clear makes a new generation: more than a few in one call is a storm of
+    // clears, after which the writes are left unsynced like any failed write.
+    for _ in 0..4 {
+        let (mut cmds, written) = commands(keys, gen, writes);
+        let n = cmds.len();
+        // One UNLINK per key: a multi-key UNLINK across slots is refused on a cluster.
+        cmds.extend(dead.drain(..).map(|k| redis::cmd("UNLINK").arg(k).clone()));
+        cmds.push(redis::cmd("GET").arg(keys.generation()).clone());
+        let mut replies: Vec<redis::Value> = client.run(|c| c.pipe(cmds))?;
+        let found: Option<Vec<u8>> = redis::from_redis_value(&replies.pop()?).ok()?;
+        let current = Remote::parse_generation(found)?;
+        if current == gen {
+            replies.truncate(n);
+            return Some(replies);
+        }
+        live.store(current, Relaxed);
+        gen = current;
+        dead = written;
+    }
+    None
+}
+
+/// The write-behind thread: sends what is queued, in order, until the queue closes.
+fn write_behind(
+    rx: Receiver<Vec<Write<'static>>>,
+    client: &Client,
+    keys: &Keys,
+    live: &AtomicU64,
+    lost: &Unsynced,
+) {
+    while let Ok(mut writes) = rx.recv() {
+        // What queued up meanwhile goes in the same round trip (in order): under load,
+        // one pipeline per write costs the server and this machine a syscall pair and
+        // a wake-up each.
+        let mut ops = 1;
+        while writes.len() < BEHIND_BATCH {
+            let Ok(more) = rx.try_recv() else { break };
+            writes.extend(more);
+            ops += 1;
+        }
+        // Older lost writes are unlinked first, so none undoes these.
+        if lost.flush(client) && write_in_live_generation(client, keys, live, &writes).is_some() {
+            client.counters.writes.fetch_add(ops, Relaxed);
+        } else {
+            lost.add(commands(keys, live.load(Relaxed), &writes).1);
+        }
+    }
 }
 
 /// The remote tier of one storage handle.
 pub(crate) struct Remote {
     client: Arc<Client>,
     mode: RemoteMode,
-    keys: Keys,
+    keys: Arc<Keys>,
     default_expiration: Expiration,
     /// The clear generation last read from the remote (0 until a clear happens).
-    gen: AtomicU64,
+    gen: Arc<AtomicU64>,
     /// Set when a clear could not reach the remote: it is retried before any other call.
     pending_clear: std::sync::atomic::AtomicBool,
     /// Keys whose last write did not reach the remote: unlinked before the next call.
@@ -143,7 +272,7 @@ pub(crate) struct Remote {
 }
 
 struct Behind {
-    queue: Mutex<Option<SyncSender<Op>>>,
+    queue: Mutex<Option<SyncSender<Vec<Write<'static>>>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -156,35 +285,14 @@ impl Remote {
         let url = r.url.as_ref()?;
         let client = Arc::new(Client::new(url, r.timeout));
         let unsynced = Arc::new(Unsynced::default());
+        let keys = Arc::new(Keys::new(&r.namespace, options.version_tag.as_deref()));
+        let gen = Arc::new(AtomicU64::new(0));
         let behind = (r.mode == RemoteMode::WriteBehind).then(|| {
-            let (tx, rx) = sync_channel::<Op>(BEHIND_QUEUE);
-            let c = client.clone();
-            let lost = unsynced.clone();
+            let (tx, rx) = sync_channel(BEHIND_QUEUE);
+            let (c, k, g, lost) = (client.clone(), keys.clone(), gen.clone(), unsynced.clone());
             let thread = std::thread::Builder::new()
                 .name("backlite-write-behind".into())
-                .spawn(move || {
-                    while let Ok(Op::Write(mut cmds, mut keys)) = rx.recv() {
-                        // What queued up meanwhile goes in the same round trip (in order):
-                        // under load, one pipeline per write costs the server and this
-                        // machine a syscall pair and a wake-up each.
-                        let mut ops = 1;
-                        while cmds.len() < BEHIND_BATCH {
-                            let Ok(Op::Write(more, more_keys)) = rx.try_recv() else {
-                                break;
-                            };
-                            cmds.extend(more);
-                            keys.extend(more_keys);
-                            ops += 1;
-                        }
-                        // Older lost writes are unlinked first, so none undoes these.
-                        if lost.flush(&c) && c.run(|conn| conn.pipe::<redis::Value>(cmds)).is_some()
-                        {
-                            c.counters.writes.fetch_add(ops, Relaxed);
-                        } else {
-                            lost.add(keys);
-                        }
-                    }
-                })
+                .spawn(move || write_behind(rx, &c, &k, &g, &lost))
                 .ok();
             Behind {
                 queue: Mutex::new(Some(tx)),
@@ -194,9 +302,9 @@ impl Remote {
         let remote = Remote {
             client,
             mode: r.mode,
-            keys: Keys::new(&r.namespace, options.version_tag.as_deref()),
+            keys,
             default_expiration: options.default_expiration,
-            gen: AtomicU64::new(0),
+            gen,
             pending_clear: Default::default(),
             unsynced,
             behind,
@@ -311,148 +419,88 @@ impl Remote {
         expiration.deadline(now, self.default_expiration)
     }
 
-    /// The command that stores `value` under `key` (or removes the key, for a value
-    /// already expired) in generation `gen`.
-    fn set_cmd(
-        &self,
-        gen: u64,
-        key: &[u8],
-        value: &[u8],
-        deadline: Option<i64>,
-        now: i64,
-    ) -> (Cmd, Vec<u8>) {
-        let (redis_key, hashed) = self.keys.item(b'd', gen, key);
-        let cmd = match deadline {
-            Some(t) if t <= now => redis::cmd("UNLINK").arg(&redis_key).clone(),
-            _ => {
-                let payload = codec::encode(deadline, hashed.then_some(key), value);
-                let mut cmd = redis::cmd("SET");
-                cmd.arg(&redis_key).arg(payload);
-                if let Some(t) = deadline {
-                    cmd.arg("PX").arg(t - now);
-                }
-                cmd
-            }
-        };
-        (cmd, redis_key)
-    }
-
-    /// Sends writes now (read-write) or queues them (write-behind); true if the
+    /// Sends `writes` now (read-write) or queues them (write-behind); true if the
     /// remote acknowledged them.
     /// A write that does not reach the remote remembers its keys (`unsynced`), so
     /// that no older value of theirs outlives it there.
-    fn send(&self, build: impl Fn(u64) -> (Vec<Cmd>, Vec<Vec<u8>>)) -> bool {
-        let (cmds, keys) = build(self.gen.load(Relaxed));
-        if cmds.is_empty() || !self.writes() {
-            return false;
+    fn send(&self, writes: Vec<Write<'_>>) -> bool {
+        self.send_for_replies(writes).is_some()
+    }
+
+    /// `send`, with the replies of the writes sent now (none for the write-behind queue).
+    fn send_for_replies(&self, writes: Vec<Write<'_>>) -> Option<Vec<redis::Value>> {
+        if writes.is_empty() || !self.writes() {
+            return None;
         }
+        let lost = |writes: &[Write<'_>]| {
+            self.unsynced
+                .add(commands(&self.keys, self.gen.load(Relaxed), writes).1);
+        };
         if let Some(behind) = &self.behind {
             let queue = lock(&behind.queue);
             let Some(q) = queue.as_ref() else {
                 self.client.counters.errors.fetch_add(1, Relaxed);
-                self.unsynced.add(keys);
-                return false;
+                lost(&writes);
+                return None;
             };
-            if let Err(TrySendError::Full(op) | TrySendError::Disconnected(op)) =
-                q.try_send(Op::Write(cmds, keys))
+            let owned = writes.into_iter().map(Write::into_owned).collect();
+            if let Err(TrySendError::Full(writes) | TrySendError::Disconnected(writes)) =
+                q.try_send(owned)
             {
                 self.client.counters.errors.fetch_add(1, Relaxed);
-                let Op::Write(_, keys) = op;
-                self.unsynced.add(keys);
+                lost(&writes);
             }
-            return false;
+            return None;
         }
-        let ok = self.ready() && self.write_in_live_generation(&build).is_some();
-        if ok {
-            self.client.counters.writes.fetch_add(1, Relaxed);
-        } else {
-            self.unsynced.add(keys);
-        }
-        ok
-    }
-
-    pub(crate) fn set(&self, key: &[u8], value: &[u8], expiration: Expiration, now: i64) {
-        let deadline = self.deadline(expiration, now);
-        self.send(|gen| {
-            let (cmd, redis_key) = self.set_cmd(gen, key, value, deadline, now);
-            (vec![cmd], vec![redis_key])
-        });
-    }
-
-    pub(crate) fn set_many(&self, entries: &[crate::Entry<'_>], now: i64) {
-        self.send(|gen| {
-            entries
-                .iter()
-                .map(|e| self.set_cmd(gen, e.key, e.value, self.deadline(e.expiration, now), now))
-                .unzip()
-        });
-    }
-
-    /// Removes `key`'s value (a set that could not be stored must not leave an older one).
-    pub(crate) fn remove(&self, key: &[u8]) -> bool {
-        let unlink = |gen| {
-            let (redis_key, _) = self.keys.item(b'd', gen, key);
-            (
-                vec![redis::cmd("UNLINK").arg(&redis_key).clone()],
-                vec![redis_key],
-            )
-        };
-        if self.behind.is_some() {
-            self.send(unlink);
-            return false;
-        }
-        if !self.writes() {
-            return false;
-        }
-        let n: Option<i64> = if self.ready() {
-            self.write_in_live_generation(&unlink)
-                .and_then(|replies| redis::from_redis_value(replies.first()?).ok())
+        let replies = if self.ready() {
+            write_in_live_generation(&self.client, &self.keys, &self.gen, &writes)
         } else {
             None
         };
-        match n {
+        match replies {
             Some(_) => self.client.counters.writes.fetch_add(1, Relaxed),
             None => {
-                self.unsynced.add(unlink(self.gen.load(Relaxed)).1);
+                lost(&writes);
                 0
             }
         };
-        n.unwrap_or(0) > 0
+        replies
     }
 
-    /// Sends `build(gen)`'s writes with a GET of the clear generation after them, in one
-    /// round trip. When another client cleared since this handle last read, the writes
-    /// went to a dead generation (a delete would miss the value set after the clear, a
-    /// set would be read by nobody): they are unlinked there and sent again for the live
-    /// one. The generation is read after the writes, so on one server a match means
-    /// they landed in the live generation. The writes' replies, or None when the remote
-    /// could not be reached.
-    fn write_in_live_generation(
+    fn set_write<'a>(
         &self,
-        build: &dyn Fn(u64) -> (Vec<Cmd>, Vec<Vec<u8>>),
-    ) -> Option<Vec<redis::Value>> {
-        let mut gen = self.gen.load(Relaxed);
-        let mut dead: Vec<Vec<u8>> = Vec::new();
-        // Each clear makes a new generation: more than a few in one call is a storm of
-        // clears, after which the writes are left unsynced like any failed write.
-        for _ in 0..4 {
-            let (mut cmds, keys) = build(gen);
-            let n = cmds.len();
-            // One UNLINK per key: a multi-key UNLINK across slots is refused on a cluster.
-            cmds.extend(dead.drain(..).map(|k| redis::cmd("UNLINK").arg(k).clone()));
-            cmds.push(redis::cmd("GET").arg(self.keys.generation()).clone());
-            let mut replies: Vec<redis::Value> = self.client.run(|c| c.pipe(cmds))?;
-            let found: Option<Vec<u8>> = redis::from_redis_value(&replies.pop()?).ok()?;
-            let current = Self::parse_generation(found)?;
-            if current == gen {
-                replies.truncate(n);
-                return Some(replies);
-            }
-            self.gen.store(current, Relaxed);
-            gen = current;
-            dead = keys;
+        key: &'a [u8],
+        value: &'a [u8],
+        expiration: Expiration,
+        now: i64,
+    ) -> Write<'a> {
+        Write::Set {
+            key: Cow::Borrowed(key),
+            value: Cow::Borrowed(value),
+            deadline: self.deadline(expiration, now),
+            now,
         }
-        None
+    }
+
+    pub(crate) fn set(&self, key: &[u8], value: &[u8], expiration: Expiration, now: i64) {
+        self.send(vec![self.set_write(key, value, expiration, now)]);
+    }
+
+    pub(crate) fn set_many(&self, entries: &[crate::Entry<'_>], now: i64) {
+        self.send(
+            entries
+                .iter()
+                .map(|e| self.set_write(e.key, e.value, e.expiration, now))
+                .collect(),
+        );
+    }
+
+    /// Removes `key`'s value (a set that could not be stored must not leave an older
+    /// one); whether the remote had one (read-write mode).
+    pub(crate) fn remove(&self, key: &[u8]) -> bool {
+        self.send_for_replies(vec![Write::Unlink(Cow::Borrowed(key))])
+            .and_then(|replies| redis::from_redis_value::<i64>(replies.first()?).ok())
+            .is_some_and(|n| n > 0)
     }
 
     /// Hides every entry written before now from every client (a new generation), then
