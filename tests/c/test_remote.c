@@ -204,6 +204,51 @@ static void a_remote_hit_waits_in_memory_and_local_writes_win(void) {
     backlite_options_free(o);
 }
 
+/* ---- after another client's clear, only the live generation is read and written ---- */
+
+/* The remote key of `key`'s value in the generation live now (no version tag). */
+static void value_key(const char *key, char *out, size_t cap) {
+    char gen[64];
+    redis_cli(server.port, "GET backlite::gen", gen, sizeof gen);
+    snprintf(out, cap, "backlite::d{%llx:%s}", strtoull(gen, NULL, 10), key);
+}
+
+static void after_another_clients_clear_only_the_live_generation_is_read_and_written(void) {
+    backlite_options *o = remote_options(server.url);
+    backlite_options *behind = remote_options(server.url);
+    CHECK_EQ(backlite_options_set_remote_mode(behind, BACKLITE_REMOTE_MODE_WRITE_BEHIND),
+             BACKLITE_RESULT_OK);
+    backlite_storage *a = open_file("gen-a.db", o);
+    backlite_storage *b = open_file("gen-b.db", o);
+    /* Learns the generation before the clear when it opens. */
+    backlite_storage *wb = open_file("gen-wb.db", behind);
+    CHECK_OK(backlite_storage_set(b, K("stale"), K("old"), BACKLITE_EXPIRATION_NEVER, &err));
+    CHECK_OK(backlite_storage_set(b, K("seen"), K("by a"), BACKLITE_EXPIRATION_NEVER, &err));
+    /* a reads through in the generation before the clear, and remembers it. */
+    CHECK(get_is(a, "seen", "by a"));
+    char old_key[128], cmd[256], out[256];
+    value_key("stale", old_key, sizeof old_key);
+    snprintf(cmd, sizeof cmd, "COPY %s stash", old_key);
+    CHECK(strcmp(redis_cli(server.port, cmd, out, sizeof out), "1") == 0);
+    CHECK_OK(backlite_storage_clear(b, &err));
+    CHECK_OK(backlite_storage_set(b, K("stale"), K("new"), BACKLITE_EXPIRATION_NEVER, &err));
+    /* The old generation's value is back, as if the clear's reclaim had not reached it. */
+    snprintf(cmd, sizeof cmd, "RENAME stash %s", old_key);
+    CHECK(strcmp(redis_cli(server.port, cmd, out, sizeof out), "OK") == 0);
+    CHECK(get_is(a, "stale", "new"));
+
+    /* A write queued by the write-behind handle reaches the live generation. */
+    CHECK_OK(backlite_storage_set(wb, K("queued"), K("from behind"), BACKLITE_EXPIRATION_NEVER, &err));
+    backlite_storage_free(wb); /* sends what is queued */
+    backlite_storage *c = open_file("gen-c.db", o);
+    CHECK(get_is(c, "queued", "from behind"));
+    backlite_storage_free(c);
+    backlite_storage_free(b);
+    backlite_storage_free(a);
+    backlite_options_free(behind);
+    backlite_options_free(o);
+}
+
 static void an_unreachable_or_killed_remote_never_fails_a_call(void) {
     char url[64];
     snprintf(url, sizeof url, "redis://127.0.0.1:%d", redis_free_port());
@@ -401,6 +446,7 @@ int main(void) {
         RUN(another_process_reads_what_one_wrote);
         RUN(a_waiter_keeps_the_remote_time_left_of_a_value_from_another_machine);
         RUN(a_remote_hit_waits_in_memory_and_local_writes_win);
+        RUN(after_another_clients_clear_only_the_live_generation_is_read_and_written);
     } else {
         fprintf(stderr, "redis-server could not be started (apt-get install redis-server)\n");
         CHECK(up);
