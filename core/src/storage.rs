@@ -451,7 +451,7 @@ impl Storage {
             Lookup::Miss => None,
         };
         let hit = match (hit, taker) {
-            (None, Some(t)) => match self.read_through(key, is_access) {
+            (None, Some(t)) => match self.read_through(pid, key, is_access) {
                 Some((v, left)) => Some(t.take(&v, left)?),
                 None => None,
             },

@@ -168,16 +168,25 @@ impl Client {
     /// Runs `f` on a connection. `None` when the remote is backed off (counted as
     /// skipped) or the round trip failed (counted as an error; the back-off grows).
     pub(crate) fn run<T>(&self, f: impl FnOnce(&mut Conn) -> RedisResult<T>) -> Option<T> {
+        self.run_in(std::process::id(), f)
+    }
+
+    /// `run` in process `pid` (this one; the read path asks the system once per get).
+    pub(crate) fn run_in<T>(
+        &self,
+        pid: u32,
+        f: impl FnOnce(&mut Conn) -> RedisResult<T>,
+    ) -> Option<T> {
         if self.backed_off() {
             self.counters.skipped.fetch_add(1, Relaxed);
             return None;
         }
         let idle = {
             let mut idle = lock(&self.idle);
-            if self.pid.load(Relaxed) != std::process::id() {
+            if self.pid.load(Relaxed) != pid {
                 // The parent's sockets: never used, never closed here.
                 std::mem::forget(std::mem::take(&mut *idle));
-                self.pid.store(std::process::id(), Relaxed);
+                self.pid.store(pid, Relaxed);
             }
             idle.pop()
         };

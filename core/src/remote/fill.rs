@@ -77,6 +77,8 @@ pub(crate) struct Fill {
 #[derive(Clone, Copy)]
 pub(crate) struct Ticket {
     epoch: u64,
+    /// The process that took it (asking the system is a system call: once per get).
+    pid: u32,
 }
 
 /// A fill served: its value and deadline.
@@ -151,7 +153,11 @@ pub(crate) struct Fills {
 
 impl Fills {
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        let pid = std::process::id();
+        self.lock_in(std::process::id())
+    }
+
+    /// `lock` in process `pid` (this one).
+    fn lock_in(&self, pid: u32) -> MutexGuard<'_, Inner> {
         let mut inner = lock(&self.inner);
         if inner.pid != pid {
             *inner = Inner {
@@ -164,25 +170,33 @@ impl Fills {
 
     /// After a local miss: whether the file's state must be read (and `serve` called)
     /// before the remote is asked.
-    pub(crate) fn look(&self, key: &[u8]) -> Look {
-        let inner = self.lock();
+    /// `pid` is this process.
+    pub(crate) fn look(&self, pid: u32, key: &[u8]) -> Look {
+        let inner = self.lock_in(pid);
         if inner.stamp.is_none() || inner.fills.contains_key(key) {
             return Look::ReadState;
         }
-        Look::Absent(Ticket { epoch: inner.epoch })
+        Look::Absent(Ticket {
+            epoch: inner.epoch,
+            pid,
+        })
     }
 
     /// The fill of `key`, if one is valid in `state` (read after the local miss) and
     /// not due at `now`; and the ticket to buffer one read from the remote.
     pub(crate) fn serve(
         &self,
+        pid: u32,
         key: &[u8],
         state: FileState,
         now: i64,
     ) -> (Option<Waiting>, Ticket) {
-        let mut inner = self.lock();
+        let mut inner = self.lock_in(pid);
         inner.settle(state);
-        let ticket = Ticket { epoch: inner.epoch };
+        let ticket = Ticket {
+            epoch: inner.epoch,
+            pid,
+        };
         let found = match inner.fills.get(key) {
             Some(f) if is_due(f.deadline, now) => {
                 inner.remove(key);
@@ -197,7 +211,7 @@ impl Fills {
     /// Keeps `fill` of `key`, read from the remote after `ticket` was taken, if nothing
     /// was written meanwhile and there is room.
     pub(crate) fn buffer(&self, key: &[u8], fill: Fill, ticket: Ticket) -> Buffered {
-        let mut inner = self.lock();
+        let mut inner = self.lock_in(ticket.pid);
         if inner.epoch != ticket.epoch || inner.stamp.is_none() {
             return Buffered::Dropped;
         }
@@ -219,7 +233,7 @@ impl Fills {
     /// Whether a fill taken with `ticket` would still be kept, in a transaction that
     /// began in state `start`.
     pub(crate) fn valid(&self, ticket: Ticket, start: FileState) -> bool {
-        let inner = self.lock();
+        let inner = self.lock_in(ticket.pid);
         inner.epoch == ticket.epoch && inner.stamp == Some(start)
     }
 

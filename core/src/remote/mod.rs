@@ -365,8 +365,10 @@ impl Remote {
     /// the look-up is sent again under the new one (once). The time left is the
     /// shorter of the header's deadline and the server's `PTTL`: the deadline is in the
     /// writer's clock, which may run ahead of this machine's.
+    /// `pid` is this process.
     pub(crate) fn get(
         &self,
+        pid: u32,
         key: &[u8],
         now: i64,
         count: bool,
@@ -378,8 +380,9 @@ impl Remote {
         let mut gen = self.gen.load(Relaxed);
         for _ in 0..2 {
             let (redis_key, hashed) = self.keys.item(b'd', gen, key);
-            let (found_gen, value, pttl): (Option<Vec<u8>>, Option<Vec<u8>>, i64) =
-                self.client.run(|c| c.read(&generation_key, &redis_key))?;
+            let (found_gen, value, pttl): (Option<Vec<u8>>, Option<Vec<u8>>, i64) = self
+                .client
+                .run_in(pid, |c| c.read(&generation_key, &redis_key))?;
             let Some(current) = Self::parse_generation(found_gen) else {
                 self.client.failed();
                 return None;

@@ -45,8 +45,10 @@ impl Storage {
     /// written, else from the remote) and its time left. With `store` (a get; not a
     /// contains), a value from the remote is kept to be written to the file with that
     /// time left (fill.rs).
+    /// `pid` is this process.
     pub(crate) fn read_through(
         &self,
+        pid: u32,
         key: &[u8],
         store: bool,
     ) -> Option<(Arc<[u8]>, Option<Duration>)> {
@@ -55,12 +57,12 @@ impl Storage {
         let fills = &self.shared.fills;
         // An in-memory cache has no other process and no writer thread: it stores at
         // once. A file whose state cannot be read keeps nothing.
-        let ticket = match self.path().map(|_| fills.look(key)) {
+        let ticket = match self.path().map(|_| fills.look(pid, key)) {
             None => None,
             Some(Look::Absent(ticket)) => Some(Ok(ticket)),
             Some(Look::ReadState) => match self.read(file_state) {
                 Ok(state) => {
-                    let (waiting, ticket) = fills.serve(key, state, now);
+                    let (waiting, ticket) = fills.serve(pid, key, state, now);
                     if let Some((value, deadline)) = waiting {
                         let left = deadline.map(|d| ms(d.saturating_sub(now)));
                         return Some((value, left));
@@ -70,7 +72,7 @@ impl Storage {
                 Err(_) => Some(Err(())),
             },
         };
-        let (value, left) = remote.get(key, now, true)?;
+        let (value, left) = remote.get(pid, key, now, true)?;
         if store && (value.len() as u64) <= self.value_limit() {
             match ticket {
                 Some(Ok(ticket)) => self.fill(key, &value, left, now, ticket),
@@ -190,7 +192,7 @@ impl Storage {
                 Some(Ok(lease)) => {
                     // The previous holder may have stored the value and released the
                     // lease between our look-up and our taking it.
-                    if let Some(hit) = remote.get(key, self.now(), false) {
+                    if let Some(hit) = remote.get(std::process::id(), key, self.now(), false) {
                         remote.release(&lease);
                         return found(hit);
                     }
@@ -220,7 +222,7 @@ impl Storage {
                     return value.map(|v| (v, expiration));
                 }
                 Some(Err(())) => {
-                    if let Some(hit) = remote.get(key, self.now(), false) {
+                    if let Some(hit) = remote.get(std::process::id(), key, self.now(), false) {
                         return found(hit);
                     }
                     let now = Instant::now();
