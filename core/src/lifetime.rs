@@ -94,9 +94,10 @@ impl Pending {
         stats.misses += misses.load(Relaxed);
     }
 
-    /// Takes them for a write transaction: given back unless it commits.
-    pub fn take(&self) -> Taken<'_> {
-        let (hits, misses) = self.counts();
+    /// Takes them for a write transaction in process `pid` (this one): given back
+    /// unless it commits.
+    pub fn take_in(&self, pid: u32) -> Taken<'_> {
+        let (hits, misses) = self.counts_in(pid);
         Taken {
             pending: self,
             hits: hits.swap(0, Relaxed),
@@ -114,10 +115,16 @@ pub(crate) struct Taken<'a> {
     committed: bool,
 }
 
+/// What a write transaction adds to the file's counters: hits, misses, evictions and
+/// expirations.
+pub(crate) type Deltas = [u64; 4];
+
 impl Taken<'_> {
-    /// Adds them and the transaction's evictions and expirations to the file's counters.
-    pub fn store(&self, conn: &Connection, evictions: u64, expirations: u64) -> Result<()> {
-        add(conn, self.hits, self.misses, evictions, expirations)
+    /// Them and the transaction's evictions and expirations, to be added to the file's
+    /// counters by the statement that writes the transaction's clock (txn.rs), or by
+    /// [`add`] when there is none.
+    pub fn deltas(&self, evictions: u64, expirations: u64) -> Deltas {
+        [self.hits, self.misses, evictions, expirations]
     }
 
     pub fn committed(&mut self) {
@@ -205,7 +212,7 @@ pub(crate) fn zero(conn: &Connection, now: i64, pending: &Pending) -> Result<()>
     )
     .and_then(|mut s| s.execute([now]))
     .ctx("zeroing the lifetime counters")?;
-    let mut discarded = pending.take();
+    let mut discarded = pending.take_in(std::process::id());
     tx.commit().ctx("zeroing the lifetime counters")?;
     discarded.committed();
     Ok(())

@@ -67,7 +67,7 @@ impl Pool {
 
     /// `after_fork` in process `pid` (this one: asking the kernel once per get is
     /// enough).
-    fn after_fork_in(&self, pid: u32) -> Result<()> {
+    pub fn after_fork_in(&self, pid: u32) -> Result<()> {
         if self.opened_by.is(pid) {
             return Ok(());
         }

@@ -23,9 +23,7 @@ pub(crate) struct FileShared {
     /// so that every transaction finds every hit ticked so far in the buffer (never
     /// taken out by another handle's transaction). SQLite's write lock serialises
     /// these transactions anyway; this only makes the order visible here first.
-    /// Holds the process that has the turn: a child forked while a thread of its parent
-    /// (the hit writer, say) had it does not wait for a thread it does not have.
-    writing: Mutex<Option<u32>>,
+    writing: Mutex<Turn>,
     turn_free: Condvar,
     /// The hit writers started here, with the process that started them (a forked
     /// child inherits the parent's handles, but not its threads).
@@ -100,27 +98,31 @@ impl FileShared {
     }
 
     /// Waits for this process's turn to write the file.
+    #[cfg(test)]
     pub fn writing(&self) -> WriteTurn<'_> {
-        let pid = std::process::id();
-        let mut holder = lock(&self.writing);
-        while *holder == Some(pid) {
-            holder = self
-                .turn_free
-                .wait(holder)
-                .unwrap_or_else(|e| e.into_inner());
+        self.writing_in(std::process::id())
+    }
+
+    /// `writing` in process `pid` (this one).
+    pub fn writing_in(&self, pid: u32) -> WriteTurn<'_> {
+        let mut turn = lock(&self.writing);
+        while turn.holder == Some(pid) {
+            turn.waiting += 1;
+            turn = self.turn_free.wait(turn).unwrap_or_else(|e| e.into_inner());
+            turn.waiting -= 1;
         }
-        *holder = Some(pid);
+        turn.holder = Some(pid);
         WriteTurn(self)
     }
 
     /// This process's turn to write the file, if no other handle has it.
     pub fn try_writing(&self) -> Option<WriteTurn<'_>> {
         let pid = std::process::id();
-        let mut holder = try_lock(&self.writing)?;
-        if *holder == Some(pid) {
+        let mut turn = try_lock(&self.writing)?;
+        if turn.holder == Some(pid) {
             return None;
         }
-        *holder = Some(pid);
+        turn.holder = Some(pid);
         Some(WriteTurn(self))
     }
 
@@ -152,9 +154,23 @@ pub(crate) struct WriteTurn<'a>(&'a FileShared);
 
 impl Drop for WriteTurn<'_> {
     fn drop(&mut self) {
-        *lock(&self.0.writing) = None;
-        self.0.turn_free.notify_all();
+        let mut turn = lock(&self.0.writing);
+        turn.holder = None;
+        // Waking nobody is still a system call: made only when a thread waits.
+        if turn.waiting > 0 {
+            self.0.turn_free.notify_all();
+        }
     }
+}
+
+/// Who has this process's turn to write a file, and how many threads wait for it.
+#[derive(Default)]
+struct Turn {
+    /// The process that has the turn: a child forked while a thread of its parent (the
+    /// hit writer, say) had it does not wait for a thread it does not have.
+    holder: Option<u32>,
+    /// Threads of this process waiting in [`FileShared::writing_in`].
+    waiting: usize,
 }
 
 /// Files are told apart by device and inode, so two paths to one file share.

@@ -201,22 +201,24 @@ impl Storage {
         write_hits: bool,
         f: impl FnOnce(&mut Txn<'_>) -> Result<R>,
     ) -> Result<R> {
-        self.pool.after_fork()?;
+        let pid = std::process::id();
+        self.pool.after_fork_in(pid)?;
         let conn = self.pool.lock_writer();
-        self.write_locked(&conn, write_hits, None, f)
+        self.write_locked(&conn, pid, write_hits, None, f)
     }
 
-    /// `write_with` on a writer connection the caller has locked.
-    /// `preload`: the key a set will replace, looked up with the counters.
+    /// `write_with` on a writer connection the caller has locked, in process `pid`
+    /// (this one). `preload`: the key a set will replace, looked up with the counters.
     fn write_locked<R>(
         &self,
         conn: &Connection,
+        pid: u32,
         write_hits: bool,
         preload: Option<&[u8]>,
         f: impl FnOnce(&mut Txn<'_>) -> Result<R>,
     ) -> Result<R> {
-        let done =
-            transact::write_in_turn(&self.shared, conn, || self.now(), write_hits, preload, f);
+        let now = || self.now();
+        let done = transact::write_in_turn(&self.shared, conn, pid, now, write_hits, preload, f);
         self.committed(done)
     }
 
@@ -512,7 +514,10 @@ impl Storage {
             };
         }
         let crc = crc32fast::hash(value);
-        self.pool.after_fork()?;
+        // Asked once: the pool, the turn to write, the hit buffer, the lifetime
+        // counters and the fills each check it (for a forked child).
+        let pid = std::process::id();
+        self.pool.after_fork_in(pid)?;
         // Uncontended: write at once. A value kept in a file is always written by
         // this thread, never copied into a group commit: a value of gigabytes would be
         // in memory twice. (The guard must be gone before the group path, which locks
@@ -525,7 +530,7 @@ impl Storage {
                 .filter(|_| !self.group.has_waiting())
         };
         let direct = writer.map(|conn| {
-            self.write_locked(&conn, false, Some(key), |t| {
+            self.write_locked(&conn, pid, false, Some(key), |t| {
                 self.store(t, key, value, crc, expiration)
             })
         });
@@ -788,7 +793,7 @@ impl group::WriteSets for Storage {
     }
 
     fn write_together(&self, writer: &Connection, sets: &[&Set]) -> Result<Vec<bool>> {
-        self.write_locked(writer, false, None, |t| {
+        self.write_locked(writer, std::process::id(), false, None, |t| {
             sets.iter()
                 .map(|j| self.store(t, &j.key, &j.value, j.crc, j.expiration))
                 .collect()
@@ -796,7 +801,7 @@ impl group::WriteSets for Storage {
     }
 
     fn write_alone(&self, writer: &Connection, set: &Set) -> Result<bool> {
-        self.write_locked(writer, false, Some(&set.key), |t| {
+        self.write_locked(writer, std::process::id(), false, Some(&set.key), |t| {
             self.store(t, &set.key, &set.value, set.crc, set.expiration)
         })
     }

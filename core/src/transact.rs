@@ -18,18 +18,20 @@ use std::time::Duration;
 
 /// Runs `f` in a write transaction on `conn` (the handle's writer, locked by the
 /// caller) once this process's turn to write the file is held; `now` is read then.
+/// `pid`: this process (asked once per write: each ask is a system call).
 /// `write_hits`: the buffered hits are written to their rows. `preload`: the key a set
 /// will replace, looked up with the counters.
 pub(crate) fn write_in_turn<R>(
     shared: &FileShared,
     conn: &Connection,
+    pid: u32,
     now: impl FnOnce() -> i64,
     write_hits: bool,
     preload: Option<&[u8]>,
     f: impl FnOnce(&mut Txn<'_>) -> Result<R>,
 ) -> Result<(R, Tally)> {
-    let _turn = shared.writing();
-    transact(shared, conn, Some(now()), write_hits, preload, f)
+    let _turn = shared.writing_in(pid);
+    transact(shared, conn, pid, Some(now()), write_hits, preload, f)
 }
 
 /// Runs `f` in a write transaction only if that needs no waiting: not for the pool's
@@ -51,19 +53,21 @@ pub(crate) fn try_write<R>(
     conn.busy_timeout(Duration::ZERO)
         .ctx("setting the busy timeout")?;
     let _patient_again = RestoreBusyTimeout(&conn, pool.busy_timeout());
-    match transact(shared, &conn, Some(now()), false, None, f) {
+    let pid = std::process::id();
+    match transact(shared, &conn, pid, Some(now()), false, None, f) {
         Err(e) if e.kind() == ErrorKind::Busy => Ok(None),
         done => done.map(Some),
     }
 }
 
-/// Runs `f` in a write transaction on `conn` (this process's turn to write the file is
-/// held): ticks the buffered hits, purges the entries due at `now` (`None`: purges
+/// Runs `f` in a write transaction on `conn` (this process, `pid`, holds its turn to
+/// write the file): ticks the buffered hits, purges the entries due at `now` (`None`: purges
 /// nothing, for the hit writer, which has no clock of the handle), runs `f`, writes the
 /// hits to their rows if `write_hits` or too many wait, and commits.
 fn transact<R>(
     shared: &FileShared,
     conn: &Connection,
+    pid: u32,
     now: Option<i64>,
     write_hits: bool,
     preload: Option<&[u8]>,
@@ -76,12 +80,13 @@ fn transact<R>(
     let mut taken = TakenAccesses {
         shared,
         conn,
-        accesses: shared.accesses().take(),
+        pid,
+        accesses: shared.accesses_in(pid).take(),
         clock_at_start: i64::MAX,
         committed: false,
         written: false,
     };
-    let mut lifetime = shared.lifetime.take();
+    let mut lifetime = shared.lifetime.take_in(pid);
     let done = conn
         .prepare_cached("BEGIN IMMEDIATE")
         .and_then(|mut s| s.execute([]))
@@ -90,6 +95,7 @@ fn transact<R>(
             let mut txn = Txn::load(
                 conn,
                 shared,
+                pid,
                 now.unwrap_or(i64::MIN),
                 &mut taken.accesses,
                 preload,
@@ -109,8 +115,7 @@ fn transact<R>(
                 Some(_) if write_hits => write_fills(&mut txn, shared.fills.to_write(start))?,
                 _ => Vec::new(),
             };
-            lifetime.store(conn, txn.tally.evictions, txn.tally.expirations)?;
-            txn.store()?;
+            txn.store(lifetime.deltas(txn.tally.evictions, txn.tally.expirations))?;
             let states = (start, txn.state());
             let tally = std::mem::take(&mut txn.tally);
             Ok((out, tally, txn.accesses_written, states, fills))
@@ -122,7 +127,7 @@ fn transact<R>(
             Ok(done)
         });
     let (out, tally, accesses_written, (start, end), fills) = done?;
-    shared.fills.committed(start, end, fills);
+    shared.fills.committed(pid, start, end, fills);
     lifetime.committed();
     taken.committed = true;
     taken.written = accesses_written;
@@ -153,8 +158,10 @@ pub(crate) fn start_fill_writer(
 ) {
     let for_writer = shared.clone();
     let write = move || loop {
-        let wrote = pool::open(&for_writer.name, busy_timeout)
-            .and_then(|conn| write_in_turn(&for_writer, &conn, &now, true, None, |_| Ok(())));
+        let wrote = pool::open(&for_writer.name, busy_timeout).and_then(|conn| {
+            let pid = std::process::id();
+            write_in_turn(&for_writer, &conn, pid, &now, true, None, |_| Ok(()))
+        });
         if !for_writer.fills.writer_wrote(wrote.is_ok()) {
             return;
         }
@@ -194,8 +201,9 @@ pub(crate) fn start_hit_writer(shared: &Arc<FileShared>, busy_timeout: Duration)
 fn write_hits_in_background(shared: &FileShared, busy_timeout: Duration) {
     loop {
         let wrote = pool::open(&shared.name, busy_timeout).and_then(|conn| {
-            let _turn = shared.writing();
-            transact(shared, &conn, None, true, None, |_| Ok(()))
+            let pid = std::process::id();
+            let _turn = shared.writing_in(pid);
+            transact(shared, &conn, pid, None, true, None, |_| Ok(()))
         });
         if !shared.accesses().writer_wrote(wrote.is_ok()) {
             return;
@@ -208,6 +216,8 @@ fn write_hits_in_background(shared: &FileShared, busy_timeout: Duration) {
 struct TakenAccesses<'a> {
     shared: &'a FileShared,
     conn: &'a Connection,
+    /// This process.
+    pid: u32,
     accesses: Accesses,
     /// The clock before the transaction: ticks above it are the transaction's.
     clock_at_start: i64,
@@ -230,7 +240,7 @@ impl Drop for TakenAccesses<'_> {
             // The ticks of the rolled-back transaction never happened.
             accesses.untick_after(self.clock_at_start);
         }
-        self.shared.accesses().restore(accesses);
+        self.shared.accesses_in(self.pid).restore(accesses);
     }
 }
 

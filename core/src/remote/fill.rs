@@ -240,7 +240,12 @@ impl Fills {
     /// A write of `key` (`None`: a clear) by this process: its fill goes, and remote
     /// reads under way buffer nothing. Returns whether a fill was dropped.
     pub(crate) fn forget(&self, key: Option<&[u8]>) -> bool {
-        let mut inner = self.lock();
+        self.forget_in(std::process::id(), key)
+    }
+
+    /// `forget` in process `pid` (this one).
+    pub(crate) fn forget_in(&self, pid: u32, key: Option<&[u8]>) -> bool {
+        let mut inner = self.lock_in(pid);
         inner.epoch += 1;
         match key {
             Some(k) => inner.remove(k),
@@ -271,14 +276,15 @@ impl Fills {
     }
 
     /// After a transaction of this process committed, having moved the file from state
-    /// `start` to `end` and written the fills `written`.
+    /// `start` to `end` and written the fills `written`, in process `pid` (this one).
     pub(crate) fn committed(
         &self,
+        pid: u32,
         start: FileState,
         end: FileState,
         written: Vec<(Vec<u8>, Fill)>,
     ) {
-        let mut inner = self.lock();
+        let mut inner = self.lock_in(pid);
         match inner.stamp {
             None => return,
             Some(s) if s == start => inner.stamp = Some(end),
