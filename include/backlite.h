@@ -611,9 +611,10 @@ backlite_result backlite_options_set_max_size(struct backlite_options *o, uint64
 
 /**
  * Values of at least `bytes` bytes (> 0) are kept in files of their own in the
- * folder `<cache>.values/` beside the cache file; `BACKLITE_FILE_THRESHOLD_NEVER`
- * (the default) keeps every value in the database file. 0 or any other negative
- * value is INVALID_ARGUMENT.
+ * folder `<cache>.values/` beside the cache file (default: 65536, chosen by
+ * measurement); `BACKLITE_FILE_THRESHOLD_NEVER` keeps every value in the database
+ * file. 0 or any other negative value is INVALID_ARGUMENT. An in-memory cache keeps
+ * every value in memory.
  */
 backlite_result backlite_options_set_file_threshold(struct backlite_options *o, int64_t bytes);
 

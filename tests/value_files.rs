@@ -225,7 +225,15 @@ fn check_removes_orphans_and_nothing_else_is_touched() {
 #[test]
 fn the_threshold_is_checked() {
     let mut o = Options::new();
-    assert_eq!(o.file_threshold(), None, "never, by default");
+    assert_eq!(o.file_threshold(), Some(64 * 1024), "64 KiB, by default");
+    // The default: a value of 64 KiB goes to a file, one byte less stays in the row.
+    let (_dir, path, s) = open_with(&o);
+    s.set(b"below", &value(64 * 1024 - 1, 6), Expiration::Never)
+        .unwrap();
+    assert!(value_files(&path).is_empty());
+    s.set(b"at", &value(64 * 1024, 6), Expiration::Never)
+        .unwrap();
+    assert_eq!(value_files(&path).len(), 1);
     assert!(o.set_file_threshold(Some(0)).is_err());
     assert!(o.set_file_threshold(Some(1)).is_ok());
     assert!(o.set_file_threshold(None).is_ok());
