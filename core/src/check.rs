@@ -73,9 +73,9 @@ impl Storage {
             let files = self.shared.value_files(false)?;
             let (mut report, damaged_rows) =
                 examine(t.conn(), files, (t.count, t.total_size), t.now)?;
-            // Files no row names. Every writer writes its file inside its write
-            // transaction, so while this one holds the write lock, none is about to be
-            // named: each is an orphan, of a write that failed or was killed.
+            // Files no row names. A set writes its file before it takes the write lock
+            // and holds the file's own lock until its row commits: a file whose lock
+            // can be taken is an orphan, of a write that failed or was killed.
             let orphan_files = sweep(t.conn(), files, true)?;
             report.orphan_values += orphan_files;
             if !report.healthy() || orphan_files > 0 {
@@ -100,7 +100,8 @@ impl Storage {
 
     /// Rebuilds the file to give free pages back to the file system, and truncates the
     /// write-ahead log. Value files no row names (orphans of writes that failed or
-    /// were killed) are removed first: like the rebuild, that walks everything.
+    /// were killed; not the locked files of sets in flight) are removed first: like
+    /// the rebuild, that walks everything.
     pub fn vacuum(&self) -> Result<()> {
         if let Some(files) = self.shared.value_files(false)? {
             self.write(|t| sweep(t.conn(), Some(files), true))?;
@@ -131,8 +132,8 @@ type DamagedRow = (i64, Option<Vec<u8>>, Option<i64>, Option<String>);
 pub(crate) const ORPHAN_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// With `remove` (the caller holds the write lock), removes our files in `files`
-/// that no row names; without, counts those older than [`ORPHAN_GRACE`]. Anything
-/// else in the folder is left alone.
+/// that no row names and no writer holds locked (value_files.rs); without, counts
+/// those older than [`ORPHAN_GRACE`]. Anything else in the folder is left alone.
 pub(crate) fn sweep(conn: &Connection, files: Option<&ValueFiles>, remove: bool) -> Result<u64> {
     let Some(files) = files else {
         return Ok(0);
@@ -158,13 +159,14 @@ pub(crate) const LAZY_SWEEP_BATCH: usize = 64;
 ///
 /// The sweep holds no write lock, so a file it finds may belong to a set in flight in
 /// another process: a temporary file being written, or a value file renamed into place
-/// whose row is about to commit. Neither may go. Both are young: a writer writes its
-/// temporary file chunk by chunk (each write renews its modification time), writes
-/// its header last, renames it at once, and inserts and commits its row while it
-/// holds the write lock it took before writing. So a set in flight has modified its
-/// file within the duration of one set, which is seconds even for gigabytes; an
-/// hour-old unreferenced file is an orphan of a writer that died or failed. A clock
-/// stepped back only makes files look younger, which keeps them.
+/// whose row is about to commit. Neither may go, and neither does: its writer holds
+/// the file's lock until its row commits, and the sweep takes only a file whose lock
+/// it can take, asking again with the lock held whether a row names it
+/// (value_files.rs). The age is a second guard, for a file system whose locks do not
+/// work (some network file systems): a set in flight has modified its file within
+/// the duration of one set plus its wait for the write lock, which is seconds even
+/// for gigabytes. A clock stepped back only makes files look younger, which keeps
+/// them.
 pub(crate) const LAZY_SWEEP_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl Storage {

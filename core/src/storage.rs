@@ -271,15 +271,18 @@ impl Storage {
     /// transaction that names it.
     pub(crate) fn value_file(&self, value: &[u8]) -> Result<Option<Written>> {
         match self.file_threshold {
-            Some(_) if self.kept_in_file(value) => {
-                let files = self
-                    .shared
-                    .value_files(true)?
-                    .ok_or_else(|| Error::new(ErrorKind::Internal, "no folder for value files"))?;
-                files.write(value).map(Some)
-            }
+            Some(_) if self.kept_in_file(value) => self.write_value_file(value).map(Some),
             _ => Ok(None),
         }
+    }
+
+    /// Writes `value` to a new file of its own, locked until the result is dropped.
+    fn write_value_file(&self, value: &[u8]) -> Result<Written> {
+        let files = self
+            .shared
+            .value_files(true)?
+            .ok_or_else(|| Error::new(ErrorKind::Internal, "no folder for value files"))?;
+        files.write(value)
     }
 
     /// Removes a file written by [`Storage::value_file`] that no row came to name.
@@ -513,22 +516,20 @@ impl Storage {
                 Err(self.too_large(value.len()))
             };
         }
-        let crc = crc32fast::hash(value);
         // Asked once: the pool, the turn to write, the hit buffer, the lifetime
         // counters and the fills each check it (for a forked child).
         let pid = std::process::id();
         self.pool.after_fork_in(pid)?;
-        // Uncontended: write at once. A value kept in a file is always written by
-        // this thread, never copied into a group commit: a value of gigabytes would be
-        // in memory twice. (The guard must be gone before the group path, which locks
-        // the writer itself.)
-        let writer = if self.in_file(value.len() as u64) {
-            Some(self.pool.lock_writer())
-        } else {
-            self.pool
-                .writer_if_free()
-                .filter(|_| !self.group.has_waiting())
-        };
+        if self.in_file(len) {
+            return self.set_in_file(pid, key, value, expiration);
+        }
+        let crc = crc32fast::hash(value);
+        // Uncontended: write at once. (The guard must be gone before the group path,
+        // which locks the writer itself.)
+        let writer = self
+            .pool
+            .writer_if_free()
+            .filter(|_| !self.group.has_waiting());
         let direct = writer.map(|conn| {
             self.write_locked(&conn, pid, false, Some(key), |t| {
                 self.store(t, key, value, crc, expiration)
@@ -547,6 +548,17 @@ impl Storage {
                 self.group.set(self, set)
             }
         };
+        self.set_done(key, value, expiration, stored)
+    }
+
+    /// A set's outcome from what `store` said, passed on to the remote tier.
+    fn set_done(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        expiration: Expiration,
+        stored: Result<bool>,
+    ) -> Result<()> {
         let outcome = match stored {
             Ok(true) => Ok(()),
             Ok(false) => Err(self.too_large(value.len())),
@@ -555,6 +567,51 @@ impl Storage {
         self.write_through(key, value, expiration, &outcome);
         self.forget_fills(Some(key));
         outcome
+    }
+
+    /// `set` of a value kept in a file of its own. The file is written (and its CRC
+    /// taken) before the write lock is taken, so other writers wait only for the row:
+    /// the file stays locked against sweeps until its row has committed
+    /// (value_files.rs). It is always written by this thread, never copied into a
+    /// group commit: a value of gigabytes would be in memory twice.
+    fn set_in_file(
+        &self,
+        pid: u32,
+        key: &[u8],
+        value: &[u8],
+        expiration: Expiration,
+    ) -> Result<()> {
+        let len = value.len() as u64;
+        if len > self.value_limit() {
+            // Too large: nothing to write, the older value goes all the same.
+            let stored = self.write(|t| {
+                self.store_as(t, key, len, expiration, |_, _| {
+                    Err(Error::new(
+                        ErrorKind::Internal,
+                        "a value too large was stored",
+                    ))
+                })
+            });
+            return self.set_done(key, value, expiration, stored);
+        }
+        let written = self.write_value_file(value)?;
+        let mut named = false;
+        let stored = {
+            let conn = self.pool.lock_writer();
+            self.write_locked(&conn, pid, false, Some(key), |t| {
+                self.store_as(t, key, written.len, expiration, |t, deadline| {
+                    t.insert_file(key, &written, written.crc, deadline)?;
+                    named = true;
+                    Ok(())
+                })
+            })
+        };
+        // Not named by a committed row (due, too large, or failed): nobody needs it.
+        if !(named && stored.is_ok()) {
+            self.discard_file(Some(&written));
+        }
+        drop(written);
+        self.set_done(key, value, expiration, stored)
     }
 
     /// The body of a set inside a write transaction; false if the value is too large
@@ -567,21 +624,34 @@ impl Storage {
         crc: u32,
         expiration: Expiration,
     ) -> Result<bool> {
+        self.store_as(t, key, value.len() as u64, expiration, |t, deadline| {
+            self.insert(t, key, value, crc, deadline)
+        })
+    }
+
+    /// `store` of a value of `len` bytes that `insert` inserts with its deadline.
+    fn store_as(
+        &self,
+        t: &mut Txn<'_>,
+        key: &[u8],
+        len: u64,
+        expiration: Expiration,
+        insert: impl FnOnce(&mut Txn<'_>, Option<i64>) -> Result<()>,
+    ) -> Result<bool> {
         #[cfg(test)]
         if key == PANICS_IN_STORE {
             panic!("a panic injected into a set");
         }
-        let size = value.len() as i64;
         t.remove_key(key)?;
         let deadline = expiration.deadline(t.now, self.default_expiration);
         if is_due(deadline, t.now) {
             return Ok(true);
         }
-        if value.len() as u64 > self.value_limit() {
+        if len > self.value_limit() {
             return Ok(false);
         }
-        t.evict_to_fit(self.policy, self.max_size, size)?;
-        self.insert(t, key, value, crc, deadline)?;
+        t.evict_to_fit(self.policy, self.max_size, len as i64)?;
+        insert(t, deadline)?;
         Ok(true)
     }
 
@@ -603,6 +673,8 @@ impl Storage {
         if inserted.is_err() {
             self.discard_file(Some(&written));
         }
+        // Locked until the transaction commits (value_files.rs).
+        t.tally.held.push(written);
         inserted
     }
 

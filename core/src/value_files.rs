@@ -15,6 +15,11 @@
 //!   is a miss ([`Read::Missing`], [`Read::Damaged`]), never an error.
 //! - **Only our own names are ever removed**: a file whose name does not parse as ours
 //!   is left alone, whatever it is.
+//! - **A file being written is locked**: its writer holds an exclusive `flock` on it
+//!   from before its first byte until the row that names it commits (or the set
+//!   fails), so a writer may write its file before it takes the database's write lock.
+//!   A sweep removes only a file whose lock it can take: a live writer's file stays,
+//!   and a dead writer's lock went with its process, so its orphan goes.
 //! - **No fsync**, like the rest of the library (WAL with `synchronous=NORMAL`): after a
 //!   power loss a row may name a file whose content did not reach the disk, and the CRC
 //!   makes that a miss.
@@ -135,12 +140,16 @@ pub(crate) struct Swept {
     pub foreign: u64,
 }
 
-/// A complete value file, written and not yet named by any row.
+/// A complete value file, written and not yet named by any row. It stays locked
+/// against sweeps while this lives: drop it once the row that names it has committed,
+/// or once the file is removed.
 #[derive(Debug)]
 pub(crate) struct Written {
     pub name: ValueName,
     pub len: u64,
     pub crc: u32,
+    /// The open file, holding its `flock`.
+    _held: File,
 }
 
 /// The folder of one cache file's value files.
@@ -291,11 +300,16 @@ impl ValueFiles {
                 file.write_all_at(&header_of(len, crc), 0)?;
                 Ok(crc)
             });
+        // Renamed with its lock held: the lock is on the file, whatever its name.
         let written = filled.and_then(|crc| {
-            drop(file);
             let name = ValueName(random_id());
             fs::rename(&temp, self.path_of(&name))?;
-            Ok(Written { name, len, crc })
+            Ok(Written {
+                name,
+                len,
+                crc,
+                _held: file,
+            })
         });
         written.map_err(|e| {
             let _ = fs::remove_file(&temp);
@@ -306,24 +320,34 @@ impl ValueFiles {
         })
     }
 
+    /// Creates a new temporary file and locks it (see the module's notes).
     fn create_temp(&self) -> Result<(PathBuf, File)> {
+        let failed = |e| {
+            io_error(
+                format_args!("cannot create a value file in {}", self.dir.display()),
+                e,
+            )
+        };
         loop {
             let temp = self.dir.join(temp_name(random_id()));
-            match OpenOptions::new()
+            let file = match OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
                 .custom_flags(libc::O_CLOEXEC)
                 .open(&temp)
             {
-                Ok(file) => return Ok((temp, file)),
+                Ok(file) => file,
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => {
-                    return Err(io_error(
-                        format_args!("cannot create a value file in {}", self.dir.display()),
-                        e,
-                    ))
-                }
+                Err(e) => return Err(failed(e)),
+            };
+            // Waits at most for a sweep that locked it first to let it go.
+            rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+                .map_err(|e| failed(e.into()))?;
+            // A sweep may have locked and removed it between its creation and our
+            // lock: then it is not in the folder any more, and a new one is made.
+            if same_file(&file, &temp) {
+                return Ok((temp, file));
             }
         }
     }
@@ -526,9 +550,39 @@ impl ValueFiles {
             .ok()
             .and_then(|m| now.duration_since(m).ok())
             .unwrap_or_default();
-        if unreferenced && age >= grace && (!remove || fs::remove_file(&path).is_ok()) {
+        if unreferenced && age >= grace && self.take_orphan(&path, name, referenced, remove) {
             swept.removed += 1;
         }
+    }
+
+    /// Whether our unreferenced file `name` at `path` is an orphan, and with `remove`,
+    /// removes it: only if its lock can be taken (no writer holds it, see the module's
+    /// notes), and only if, with the lock held, it is still the file at `path` and no
+    /// row names it (a writer may have committed it since `referenced` last said).
+    fn take_orphan(
+        &self,
+        path: &Path,
+        name: &str,
+        referenced: &mut impl FnMut(&ValueName) -> bool,
+        remove: bool,
+    ) -> bool {
+        // Non-blocking, and no link followed: never stalls on a FIFO put in its place.
+        let Ok(file) = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)
+        else {
+            return false;
+        };
+        let op = rustix::fs::FlockOperation::NonBlockingLockExclusive;
+        if rustix::fs::flock(&file, op).is_err() || !same_file(&file, path) {
+            return false; // a write in flight, or gone meanwhile
+        }
+        if ValueName::parse(name).is_some_and(|v| referenced(&v)) {
+            return false;
+        }
+        // Removed while locked; the lock goes when `file` is closed.
+        !remove || fs::remove_file(path).is_ok()
     }
 
     /// A bounded [`ValueFiles::sweep`]: looks at no more than `batch` entries of the
@@ -597,6 +651,14 @@ impl ValueFiles {
             let _ = fs::remove_file(&temp);
             io_error(format_args!("cannot write {}", path.display()), e)
         })
+    }
+}
+
+/// Whether `path` names the open file `file` (not removed or replaced since opened).
+fn same_file(file: &File, path: &Path) -> bool {
+    match (file.metadata(), fs::symlink_metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
 }
 
@@ -817,8 +879,15 @@ mod tests {
     #[test]
     fn the_sweep_removes_old_orphans_only_and_never_a_foreign_file() {
         let (_dir, _cache, files) = setup();
-        let kept = files.write(b"referenced").unwrap();
-        let orphan = files.write(b"orphan").unwrap();
+        let kept = files.write(b"referenced").unwrap().name;
+        // Its writer gone, its lock went with it.
+        let orphan = {
+            let written = files.write(b"orphan").unwrap();
+            (written.name, written.crc)
+        };
+        // A write in flight, however old its file looks: its lock keeps it.
+        let in_flight = files.write(b"in flight").unwrap();
+        let in_flight_name = in_flight.name;
         let temp = files.dir().join(temp_name(7));
         fs::write(&temp, b"abandoned half").unwrap();
         let foreign = ["notes.txt", "v-1.blv", "t-x.tmp", ".hidden"];
@@ -826,7 +895,7 @@ mod tests {
             fs::write(files.dir().join(name), b"someone else's").unwrap();
         }
         fs::create_dir(files.dir().join(ValueName(9).file_name())).unwrap();
-        let referenced = |n: &ValueName| *n == kept.name;
+        let referenced = |n: &ValueName| *n == kept;
         let now = SystemTime::now();
         // Young files may be about to be named by a row: kept.
         let swept = files
@@ -850,19 +919,40 @@ mod tests {
                 foreign: 5
             }
         );
-        assert_eq!(
-            files.read(&orphan.name, 6, orphan.crc).unwrap(),
-            Read::Missing
-        );
+        assert_eq!(files.read(&orphan.0, 6, orphan.1).unwrap(), Read::Missing);
         assert!(!temp.exists());
         let mut expected: Vec<String> = foreign.iter().map(|s| s.to_string()).collect();
         expected.extend([
             MARKER.into(),
-            kept.name.file_name(),
+            kept.file_name(),
             ValueName(9).file_name(),
+            in_flight_name.file_name(),
         ]);
         expected.sort();
         assert_eq!(listing(files.dir()), expected);
+        // Its writer gone (failed, or killed: the kernel releases the lock), it goes.
+        drop(in_flight);
+        let swept = files
+            .sweep(referenced, Duration::from_secs(60), later)
+            .unwrap();
+        assert_eq!(swept.removed, 1);
+        assert!(!files.path_of(&in_flight_name).exists());
+    }
+
+    #[test]
+    fn a_temporary_file_removed_before_its_writer_locked_it_is_made_again() {
+        let (_dir, _cache, files) = setup();
+        // What a sweep between create and lock leaves: the writer's file unlinked.
+        let (temp, file) = files.create_temp().unwrap();
+        assert!(same_file(&file, &temp));
+        fs::remove_file(&temp).unwrap();
+        assert!(!same_file(&file, &temp), "a writer would take a new name");
+        // And a locked temporary file is never taken by a sweep.
+        let (temp, _locked) = files.create_temp().unwrap();
+        let later = SystemTime::now() + Duration::from_secs(120);
+        let swept = files.sweep(|_| false, Duration::ZERO, later).unwrap();
+        assert_eq!(swept.removed, 0);
+        assert!(temp.exists());
     }
 
     #[test]
