@@ -4,7 +4,7 @@
 //! the C library's `get` then copies a large value once, as raw SQLite does.
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::value_files::{Streamed as FileStreamed, ValueFiles, ValueName};
+use crate::value_files::{Read as FileRead, Streamed as FileStreamed, ValueFiles, ValueName};
 use std::mem::MaybeUninit;
 use std::time::Duration;
 
@@ -215,24 +215,17 @@ pub(crate) fn read_file(
     crc: u32,
     dest: Dest<'_>,
 ) -> Result<bool> {
-    let mut at = 0usize;
-    let streamed = match dest {
-        Dest::Visit { len, visit } => files.read_chunks(name, len, crc, visit)?,
-        Dest::Init(d) => files.read_chunks(name, d.len() as u64, crc, |c| {
-            d[at..at + c.len()].copy_from_slice(c);
-            at += c.len();
-            true
-        })?,
-        Dest::Uninit(d) => files.read_chunks(name, d.len() as u64, crc, |c| {
-            for (to, &b) in d[at..at + c.len()].iter_mut().zip(c) {
-                to.write(b);
-            }
-            at += c.len();
-            true
-        })?,
+    // Memory of the caller's is read into straight from the file, with no copy.
+    let read = match dest {
+        Dest::Visit { len, visit } => {
+            let streamed = files.read_chunks(name, len, crc, visit)?;
+            return Ok(matches!(
+                streamed,
+                FileStreamed::Done | FileStreamed::Stopped
+            ));
+        }
+        Dest::Init(d) => files.read_into(name, crc, d)?,
+        Dest::Uninit(d) => files.read_into_uninit(name, crc, d)?,
     };
-    Ok(matches!(
-        streamed,
-        FileStreamed::Done | FileStreamed::Stopped
-    ))
+    Ok(matches!(read, FileRead::Value(())))
 }

@@ -28,6 +28,7 @@ use crate::error::{Error, ErrorKind, Result};
 use std::fs::{self, File, OpenOptions};
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Read as _, Write as _};
+use std::mem::MaybeUninit;
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -396,6 +397,45 @@ impl ValueFiles {
             }
             hasher.update(chunk);
             at += chunk.len() as u64;
+        }
+        Ok(if hasher.finalize() == crc {
+            Read::Value(())
+        } else {
+            Read::Damaged
+        })
+    }
+
+    /// [`ValueFiles::read_into`] into memory not initialised (the C library's
+    /// `malloc`): the file is read straight into it, with no copy in between.
+    pub(crate) fn read_into_uninit(
+        &self,
+        name: &ValueName,
+        crc: u32,
+        dest: &mut [MaybeUninit<u8>],
+    ) -> Result<Read<()>> {
+        let len = dest.len() as u64;
+        let file = match self.open_checked(name, len, crc)? {
+            Read::Value(f) => f,
+            Read::Missing => return Ok(Read::Missing),
+            Read::Damaged => return Ok(Read::Damaged),
+        };
+        let mut hasher = crc32fast::Hasher::new();
+        let mut at = HEADER_LEN;
+        for chunk in dest.chunks_mut(CHUNK) {
+            let mut filled = 0;
+            while filled < chunk.len() {
+                match rustix::io::pread(&file, &mut chunk[filled..], at) {
+                    // Hashed as it arrives, while it is still in the CPU's cache.
+                    Ok((read, _)) if !read.is_empty() => {
+                        hasher.update(read);
+                        filled += read.len();
+                        at += read.len() as u64;
+                    }
+                    Err(rustix::io::Errno::INTR) => {}
+                    // Shortened since it was opened, or unreadable.
+                    _ => return Ok(Read::Damaged),
+                }
+            }
         }
         Ok(if hasher.finalize() == crc {
             Read::Value(())
@@ -793,6 +833,9 @@ mod tests {
         let path = files.dir().join(w.name.file_name());
         let damaged = |files: &ValueFiles| {
             assert_eq!(files.read(&w.name, w.len, w.crc).unwrap(), Read::Damaged);
+            let mut raw = vec![MaybeUninit::uninit(); v.len()];
+            let read = files.read_into_uninit(&w.name, w.crc, &mut raw);
+            assert_eq!(read.unwrap(), Read::Damaged);
             let mut seen = 0;
             let streamed = files.read_chunks(&w.name, w.len, w.crc, |c| {
                 seen += c.len();
@@ -825,6 +868,9 @@ mod tests {
         // Gone.
         fs::remove_file(&path).unwrap();
         assert_eq!(files.read(&w.name, w.len, w.crc).unwrap(), Read::Missing);
+        let mut raw = vec![MaybeUninit::uninit(); v.len()];
+        let read = files.read_into_uninit(&w.name, w.crc, &mut raw);
+        assert_eq!(read.unwrap(), Read::Missing);
         let streamed = files.read_chunks(&w.name, w.len, w.crc, |_| panic!("no chunk"));
         assert_eq!(streamed.unwrap(), Streamed::Missing);
     }
