@@ -72,6 +72,12 @@
 #define BACKLITE_FILE_THRESHOLD_NEVER (-1)
 
 /**
+ * The file threshold of `backlite_options_new`, in bytes (64 KiB, chosen by
+ * measurement): values at least this long are kept in files of their own.
+ */
+#define BACKLITE_FILE_THRESHOLD_DEFAULT 65536
+
+/**
  * The longest value stored in the database file, in bytes, whatever max_size says: a
  * little under SQLite's 1,000,000,000-byte limit on one value, leaving room for the
  * rest of its row. A longer value is kept in a file of its own whatever the file
@@ -611,8 +617,8 @@ backlite_result backlite_options_set_max_size(struct backlite_options *o, uint64
 
 /**
  * Values of at least `bytes` bytes (> 0) are kept in files of their own in the
- * folder `<cache>.values/` beside the cache file (default: 65536, chosen by
- * measurement); `BACKLITE_FILE_THRESHOLD_NEVER` keeps every value in the database
+ * folder `<cache>.values/` beside the cache file (default:
+ * `BACKLITE_FILE_THRESHOLD_DEFAULT`); `BACKLITE_FILE_THRESHOLD_NEVER` keeps every value in the database
  * file. 0 or any other negative value is INVALID_ARGUMENT. An in-memory cache keeps
  * every value in memory.
  */

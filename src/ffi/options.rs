@@ -27,6 +27,13 @@ pub const BACKLITE_EXPIRATION_NEVER: i64 = -2;
 
 /// `backlite_options_set_file_threshold`: every value stays in the database file.
 pub const BACKLITE_FILE_THRESHOLD_NEVER: i64 = -1;
+/// The file threshold of `backlite_options_new`, in bytes (64 KiB, chosen by
+/// measurement): values at least this long are kept in files of their own.
+pub const BACKLITE_FILE_THRESHOLD_DEFAULT: i64 = 65_536;
+const _: () = assert!(matches!(
+    crate::DEFAULT_FILE_THRESHOLD,
+    Some(t) if t == BACKLITE_FILE_THRESHOLD_DEFAULT as u64
+));
 
 /// Options for `backlite_storage_open`. Single owner; free with `backlite_options_free`.
 pub struct backlite_options {
@@ -70,8 +77,8 @@ pub unsafe extern "C" fn backlite_options_set_max_size(
 }
 
 /// Values of at least `bytes` bytes (> 0) are kept in files of their own in the
-/// folder `<cache>.values/` beside the cache file (default: 65536, chosen by
-/// measurement); `BACKLITE_FILE_THRESHOLD_NEVER` keeps every value in the database
+/// folder `<cache>.values/` beside the cache file (default:
+/// `BACKLITE_FILE_THRESHOLD_DEFAULT`); `BACKLITE_FILE_THRESHOLD_NEVER` keeps every value in the database
 /// file. 0 or any other negative value is INVALID_ARGUMENT. An in-memory cache keeps
 /// every value in memory.
 #[no_mangle]

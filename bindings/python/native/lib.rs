@@ -43,7 +43,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("EXPIRATION_DEFAULT", EXPIRATION_DEFAULT_MS)?;
     m.add("EXPIRATION_NEVER", EXPIRATION_NEVER_MS)?;
     m.add("MAX_VALUE_SIZE", MAX_VALUE_SIZE)?;
-    // The default of `Storage(file_threshold=...)`; None: every value in the database.
+    // The default of `Storage(file_threshold=...)` (BACKLITE_FILE_THRESHOLD_DEFAULT).
     m.add("FILE_THRESHOLD_DEFAULT", DEFAULT_FILE_THRESHOLD)?;
     let policies: Vec<&str> = EvictionPolicy::ALL.iter().map(|p| p.name()).collect();
     m.add("eviction_policies", policies)?;
