@@ -20,8 +20,11 @@
  * It prints and never fails on a timing: pass/FAIL marks the issue's targets.
  *
  * Usage: large_values [--quick] [--dir DIR] [--rounds N] [--threshold BYTES] [--near-threshold]
+ *                     [--stream-gib]
  * (--threshold: once the library has the value-file threshold option, BENCH_THRESHOLD;
- * --near-threshold: 16 to 256 KiB, the sizes the default threshold is chosen among)
+ * --near-threshold: 16 to 256 KiB, the sizes the default threshold is chosen among;
+ * --stream-gib: also one 1 GiB value, set then read through backlite_storage_get_chunks
+ * once, for the issue's target on RSS growth; needs 1 GiB of memory and of disk)
  * Build and run: bench/run.sh --large-values [--quick] (see bench/README.md).
  */
 #define _GNU_SOURCE
@@ -347,6 +350,35 @@ static void run_size(sides_t *s, int z, row_t *row) {
     }
 }
 
+#ifdef BENCH_STREAMING
+/* One 1 GiB value: set from memory (freed before the read), then streamed once; the
+ * peak resident size during the read above the resident size before it. */
+static void stream_one_gib(sides_t *s) {
+    size_t n = (size_t)1 << 30;
+    uint8_t *v = malloc(n);
+    if (!v) die("malloc 1 GiB");
+    for (size_t i = 0; i < n; i++) v[i] = (uint8_t)(i * 131u + 7u);
+    double t0 = now_ms();
+    bl_set(s->bl, "gib", v, n);
+    double set_ms = now_ms() - t0;
+    free(v);
+    if (!reset_peak()) {
+        printf("  %-58s %s\n", "streaming get of 1 GiB: RSS growth", "not measured (clear_refs)");
+        return;
+    }
+    long before = status_kib("VmRSS");
+    t0 = now_ms();
+    bl_stream(s->bl, "gib", n);
+    double get_ms = now_ms() - t0;
+    double grow = (double)(status_kib("VmHWM") - before) / 1024.0;
+    printf("  1 GiB: set %.0f ms, streaming get %.0f ms\n", set_ms, get_ms);
+    printf("  %-58s %7.1f MiB <= 16 MiB  %s\n", "streaming get of 1 GiB: RSS growth", grow,
+           grow <= 16 ? "pass" : "FAIL");
+    backlite_error *e = NULL;
+    bl_check("delete", backlite_storage_delete(s->bl, (const uint8_t *)"gib", 3, &e), e);
+}
+#endif
+
 static void print_target(const char *what, double ratio, double target) {
     printf("  %-58s %7.2fx  <= %.1fx  %s\n", what, ratio, target,
            ratio <= target ? "pass" : "FAIL");
@@ -354,15 +386,17 @@ static void print_target(const char *what, double ratio, double target) {
 
 int main(int argc, char **argv) {
     long threshold = -1;
+    bool gib = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) cfg.quick = true;
         else if (!strcmp(argv[i], "--dir") && i + 1 < argc) cfg.dir = argv[++i];
         else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) cfg.rounds = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--threshold") && i + 1 < argc) threshold = atol(argv[++i]);
         else if (!strcmp(argv[i], "--near-threshold")) sizes = NEAR_SIZES, names = NEAR_NAMES;
+        else if (!strcmp(argv[i], "--stream-gib")) gib = true;
         else {
             fprintf(stderr, "usage: large_values [--quick] [--dir DIR] [--rounds N] "
-                            "[--threshold BYTES] [--near-threshold]\n");
+                            "[--threshold BYTES] [--near-threshold] [--stream-gib]\n");
             return 2;
         }
     }
@@ -450,6 +484,13 @@ int main(int argc, char **argv) {
                grow, grow <= 16 ? "pass" : "FAIL");
     } else {
         printf("  %-58s %s\n", "streaming get: RSS growth <= 16 MiB", "not measured (no streaming API)");
+    }
+    if (gib) {
+#ifdef BENCH_STREAMING
+        stream_one_gib(&s);
+#else
+        printf("  %-58s %s\n", "streaming get of 1 GiB", "not measured (no streaming API)");
+#endif
     }
     printf("  %-58s %s\n", "small values (<= 4 KiB) no slower than before",
            "see bench/run.sh (bench.c)");
