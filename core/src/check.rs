@@ -162,10 +162,11 @@ pub(crate) const LAZY_SWEEP_BATCH: usize = 64;
 /// whose row is about to commit. Neither may go, and neither does: its writer holds
 /// the file's lock until its row commits, and the sweep takes only a file whose lock
 /// it can take, asking again with the lock held whether a row names it
-/// (value_files.rs). The age is a second guard, for a file system whose locks do not
-/// work (some network file systems): a set in flight has modified its file within
-/// the duration of one set plus its wait for the write lock, which is seconds even
-/// for gigabytes. A clock stepped back only makes files look younger, which keeps
+/// (value_files.rs). The age also keeps the files written inside a write transaction
+/// (a batch, a lease), unlocked once written and named when it commits, and guards a
+/// file system whose locks do not work (some network file systems): a set in flight
+/// has modified its file within the duration of one set plus its wait for the write
+/// lock, which is seconds even for gigabytes. A clock stepped back only makes files look younger, which keeps
 /// them.
 pub(crate) const LAZY_SWEEP_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
 

@@ -673,8 +673,10 @@ impl Storage {
         if inserted.is_err() {
             self.discard_file(Some(&written));
         }
-        // Locked until the transaction commits (value_files.rs).
-        t.tally.held.push(written);
+        // Its lock goes now, before the commit: holding one open file per value until
+        // then would run a batch of thousands out of file descriptors. Nothing can
+        // take it meanwhile: check and vacuum wait for this transaction's write lock,
+        // and the sweep on open leaves files younger than an hour (check.rs).
         inserted
     }
 

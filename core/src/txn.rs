@@ -21,8 +21,6 @@ pub(crate) struct Tally {
     /// The files of the values whose rows it removed: removed once it commits, so that
     /// a crash leaves at most an orphan file, never a row naming a missing file.
     pub files: Vec<String>,
-    /// The files it wrote: kept locked against sweeps until it has committed.
-    pub held: Vec<Written>,
 }
 
 /// What `Txn::load` reads: counters, earliest deadline, and the preloaded entry.

@@ -17,7 +17,9 @@
 //!   is left alone, whatever it is.
 //! - **A file being written is locked**: its writer holds an exclusive `flock` on it
 //!   from before its first byte until the row that names it commits (or the set
-//!   fails), so a writer may write its file before it takes the database's write lock.
+//!   fails), so a set may write its file before it takes the database's write lock.
+//!   (A file written inside a write transaction, by a batch or a lease, is unlocked
+//!   once written: see `Storage::insert`.)
 //!   A sweep removes only a file whose lock it can take: a live writer's file stays,
 //!   and a dead writer's lock went with its process, so its orphan goes.
 //! - **No fsync**, like the rest of the library (WAL with `synchronous=NORMAL`): after a

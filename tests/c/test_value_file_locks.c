@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -312,10 +313,47 @@ static void the_sweep_leaves_a_renamed_file_alone_until_its_row_commits(void) {
     backlite_storage_free(s);
 }
 
+/* A batch locks each file only while writing it: it does not hold one open file per
+ * value until it commits, so it never runs out of file descriptors. */
+static void a_batch_of_more_files_than_open_files_allowed_is_stored(void) {
+    const char *tmp = tmp_path("batch.db");
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s", tmp);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        enum { N = 300 };
+        struct rlimit few = {128, 128};
+        backlite_storage *s = open_files(path, 5000);
+        static uint8_t v[THRESHOLD];
+        static char keys[N][8];
+        backlite_entry entries[N];
+        if (!s || setrlimit(RLIMIT_NOFILE, &few) != 0) _exit(3);
+        for (int i = 0; i < N; i++) {
+            snprintf(keys[i], sizeof keys[i], "b%d", i);
+            entries[i] = (backlite_entry){(const uint8_t *)keys[i], strlen(keys[i]), v, sizeof v, NEVER};
+        }
+        backlite_error *e = NULL;
+        if (backlite_storage_set_many(s, entries, N, &e) != BACKLITE_RESULT_OK) {
+            fprintf(stderr, "set_many failed: %s\n", e ? backlite_error_message(e) : "?");
+            _exit(4);
+        }
+        backlite_stats st;
+        if (backlite_storage_stats(s, &st, &e) != BACKLITE_RESULT_OK || st.count != N) _exit(5);
+        backlite_storage_free(s);
+        _exit(0);
+    }
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_EQ(count_named(path, "v-", ".blv"), 300);
+}
+
 int main(void) {
     h_begin();
     RUN(check_vacuum_and_sweep_leave_a_set_in_flight_alone);
     RUN(check_removes_the_file_of_a_writer_killed_midway);
     RUN(the_sweep_leaves_a_renamed_file_alone_until_its_row_commits);
+    RUN(a_batch_of_more_files_than_open_files_allowed_is_stored);
     return h_end();
 }
