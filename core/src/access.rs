@@ -14,15 +14,15 @@
 //! The buffer is shared by all handles of a process on one file, so the order is
 //! exact across them; other processes see a process's hits once they are written.
 //!
-//! Readers seldom wait for each other: a hit goes to the shard of its key ([`SHARDS`]
-//! of them, each behind its own lock; two readers meet only on keys of one shard at
-//! the same moment), numbered from one counter of the process, and a write transaction
-//! merges the shards by that number (see [`AccessLog::take`]). Sharded by key, not by
-//! thread, a key that many threads hit waits once: the buffer counts distinct keys, so
-//! readers on more threads neither fill it sooner (starting hit writers that a single
-//! reader of the same keys would not) nor keep a copy of each key per thread.
+//! Readers do not wait for each other: a hit goes to the shard of the thread that
+//! made it ([`SHARDS`] of them, each behind its own lock), numbered from one counter
+//! of the process, and a write transaction merges the shards by that number (see
+//! [`AccessLog::take`]). A key hit from several threads waits in each of their
+//! shards, so the buffer counts as full when one shard (with the hits given back) holds
+//! [`FLUSH_THRESHOLD`] keys, or all of them half of [`MAX_WAITING`]: readers on more
+//! threads of the same keys do not start hit writers that one reader would not.
 
-use crate::sync::{lock, Padded};
+use crate::sync::{lock, thread_index, Padded};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -38,13 +38,9 @@ pub(crate) const FLUSH_THRESHOLD: usize = 16384;
 /// Under 8 MiB with 16-byte keys.
 pub(crate) const MAX_WAITING: usize = 4 * FLUSH_THRESHOLD;
 
-/// How many shards the hit buffer has.
+/// How many shards the hit buffer has: threads numbered in turn record into distinct
+/// ones up to this many readers at a time.
 const SHARDS: usize = 16;
-
-/// The shard the hits of `key` wait in (CRC-32: fast on short and long keys alike).
-pub(crate) fn shard_of(key: &[u8]) -> usize {
-    crc32fast::hash(key) as usize % SHARDS
-}
 
 /// The state of the background writer of hits of one process on one file.
 /// Idle: none runs.
@@ -155,7 +151,7 @@ pub(crate) struct AccessLog {
     /// hit's shard is locked (see [`AccessLog::take`] for why).
     next_seq: AtomicU64,
     shards: [Padded<Mutex<Shard>>; SHARDS],
-    /// Keys waiting in the shards.
+    /// Keys waiting in the shards (a key hit from two threads counts twice).
     in_shards: AtomicUsize,
     /// Hits merged from the shards that no transaction holds now: those given back by
     /// the last one (not written, or not ticked yet).
@@ -198,12 +194,11 @@ impl AccessLog {
 
     /// Records a hit. Returns true when the caller is to start a hit writer: the buffer
     /// is full, `background` (the file can be written by another connection) and none
-    /// runs. Never writes; waits for another reader only while that one records a hit
-    /// in the same shard. Past [`MAX_WAITING`] keys, a hit on a key that is not waiting
-    /// in the shards already is left out.
+    /// runs. Never writes, never waits for another reader: past [`MAX_WAITING`] keys, a
+    /// hit on a key that is not waiting in this thread's shard already is left out.
     pub fn record(&self, key: &[u8], background: bool) -> bool {
-        {
-            let mut shard = lock(&self.shards[shard_of(key)].0);
+        let own = {
+            let mut shard = lock(&self.shards[thread_index() % SHARDS].0);
             // Numbered under the shard's lock: a merge that has locked the shard sees
             // every hit numbered before it.
             let seq = self.next_seq.fetch_add(1, Ordering::Relaxed) + 1;
@@ -215,13 +210,22 @@ impl AccessLog {
                     self.in_shards.fetch_add(1, Ordering::Relaxed);
                 }
             }
-        }
+            shard.len()
+        };
         background
-            && self.waiting() >= FLUSH_THRESHOLD
+            && self.full(own)
             && self
                 .writer
                 .compare_exchange(IDLE, RUNNING, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
+    }
+
+    /// Whether the waiting hits are to be written, `own` keys waiting in the caller's
+    /// shard: not by the sum of all shards alone, which counts a key once per thread
+    /// that hit it.
+    fn full(&self, own: usize) -> bool {
+        own + self.in_merged.load(Ordering::Relaxed) >= FLUSH_THRESHOLD
+            || self.waiting() >= MAX_WAITING / 2
     }
 
     /// Called by the hit writer after each write (`ok`: it committed). Returns true
@@ -230,7 +234,9 @@ impl AccessLog {
         if self.writer.load(Ordering::Relaxed) != RUNNING {
             return false; // a forked child's copy: the writer is the parent's
         }
-        let next = match (ok, self.waiting() >= FLUSH_THRESHOLD) {
+        // Again only if the buffer is full by any count; else the next hit that finds
+        // its shard full starts a writer.
+        let next = match (ok, self.waiting() >= MAX_WAITING / 2) {
             (false, _) => FAILED,
             (true, true) => return true,
             (true, false) => IDLE,
