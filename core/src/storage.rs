@@ -672,6 +672,9 @@ impl Storage {
         let inserted = t.insert_file(key, &written, crc, deadline);
         if inserted.is_err() {
             self.discard_file(Some(&written));
+        } else if let Ok(Some(files)) = self.shared.value_files(false) {
+            // Removed if the transaction fails.
+            t.tally.written.push(files, written.name);
         }
         // Its lock goes now, before the commit: holding one open file per value until
         // then would run a batch of thousands out of file descriptors. Nothing can

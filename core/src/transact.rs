@@ -126,7 +126,9 @@ fn transact<R>(
                 .ctx("committing a write")?;
             Ok(done)
         });
-    let (out, tally, accesses_written, (start, end), fills) = done?;
+    // Failed, its value files (in the tally) were removed as it was dropped.
+    let (out, mut tally, accesses_written, (start, end), fills) = done?;
+    tally.written.committed();
     shared.fills.committed(pid, start, end, fills);
     lifetime.committed();
     taken.committed = true;

@@ -9,7 +9,7 @@ use crate::lifetime::{self, Deltas};
 use crate::remote::fill::FileState;
 use crate::shared::FileShared;
 use crate::table::{self, row_ref, RowRef, INLINE_MAX};
-use crate::value_files::{Read, ValueName, Written};
+use crate::value_files::{Read, Uncommitted, ValueName, Written};
 use rusqlite::types::ValueRef;
 use rusqlite::{params, CachedStatement, Connection, OptionalExtension};
 
@@ -21,6 +21,8 @@ pub(crate) struct Tally {
     /// The files of the values whose rows it removed: removed once it commits, so that
     /// a crash leaves at most an orphan file, never a row naming a missing file.
     pub files: Vec<String>,
+    /// The files it wrote: removed unless it commits.
+    pub written: Uncommitted,
 }
 
 /// What `Txn::load` reads: counters, earliest deadline, and the preloaded entry.

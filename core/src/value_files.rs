@@ -22,6 +22,11 @@
 //!   once written: see `Storage::insert`.)
 //!   A sweep removes only a file whose lock it can take: a live writer's file stays,
 //!   and a dead writer's lock went with its process, so its orphan goes.
+//! - **A transaction that fails removes the files it wrote** ([`Uncommitted`]).
+//! - **A child forked during a set inherits the locked descriptor**: `O_CLOEXEC` only
+//!   closes it on exec. The lock is a `flock` (not an OFD lock), which belongs to the
+//!   open file the two processes share: if the parent dies mid-set, its orphan stays
+//!   locked, so no sweep removes it, until the child exits (or execs).
 //! - **No fsync**, like the rest of the library (WAL with `synchronous=NORMAL`): after a
 //!   power loss a row may name a file whose content did not reach the disk, and the CRC
 //!   makes that a miss.
@@ -153,6 +158,40 @@ pub(crate) struct Written {
     pub crc: u32,
     /// The open file, holding its `flock`.
     _held: File,
+}
+
+/// The value files a write transaction wrote, under the write lock: removed unless
+/// the transaction commits (this is dropped without [`Uncommitted::committed`], by an
+/// error, a failed commit or a panic). Only names, not open files: a batch may write
+/// more files than the process may hold open.
+#[derive(Debug, Default)]
+pub(crate) struct Uncommitted {
+    files: Option<ValueFiles>,
+    names: Vec<ValueName>,
+}
+
+impl Uncommitted {
+    /// Adds a file of the folder `files` that the transaction wrote.
+    pub(crate) fn push(&mut self, files: &ValueFiles, name: ValueName) {
+        self.files.get_or_insert_with(|| files.clone());
+        self.names.push(name);
+    }
+
+    /// The transaction committed: its rows name the files, which stay.
+    pub(crate) fn committed(&mut self) {
+        self.names.clear();
+    }
+}
+
+impl Drop for Uncommitted {
+    fn drop(&mut self) {
+        if let Some(files) = &self.files {
+            for name in &self.names {
+                // Best effort: a file left behind is an orphan, which a sweep removes.
+                let _ = files.remove(name);
+            }
+        }
+    }
 }
 
 /// The folder of one cache file's value files.
