@@ -93,9 +93,11 @@ fn write_behind_sends_from_a_queue_and_drains_on_close() {
     assert_eq!(get(&other, b"k7"), None);
 }
 
-/// The write-behind queue writes in the live generation, not the one its handle knew
-/// when the write was queued: after another client's clear, its sets are read by the
-/// others and its deletes remove what was set after the clear.
+/// After another client's clear, the write-behind queue writes in the live generation
+/// once its handle knows it: a set queued then is read by the others, a delete queued
+/// even before removes what was set after the clear. A set queued while the handle still
+/// knew only the dead generation is not sent (it may predate the clear: a miss is safe,
+/// a value from before the clear is not).
 #[test]
 fn write_behind_after_another_clients_clear_reaches_the_live_generation() {
     let server = RedisServer::start();
@@ -107,8 +109,12 @@ fn write_behind_after_another_clients_clear_reaches_the_live_generation() {
     let b = machine(&dir, "b.db", &o);
     b.clear().unwrap();
     b.set(b"gone", b"set after the clear", NEVER).unwrap();
-    wb.set(b"k", b"from behind", NEVER).unwrap();
+    wb.set(b"unknown", b"queued in the dead generation", NEVER)
+        .unwrap();
     wb.delete(b"gone").unwrap();
+    // A read-through teaches wb the live generation.
+    assert_eq!(get(&wb, b"k"), None);
+    wb.set(b"k", b"from behind", NEVER).unwrap();
     drop(wb); // sends what is queued
     let c = machine(&dir, "c.db", &o);
     assert_eq!(
@@ -117,9 +123,62 @@ fn write_behind_after_another_clients_clear_reaches_the_live_generation() {
         "the queued set went where nobody reads"
     );
     assert_eq!(get(&c, b"gone"), None, "the queued delete missed");
+    assert_eq!(
+        get(&c, b"unknown"),
+        None,
+        "a set of the dead generation was sent"
+    );
     // What went to the dead generation first was unlinked.
     let keys = server.cli(&["--scan", "--pattern", "backlite::d*"]);
     assert!(!keys.contains("{0:"), "left in the dead generation: {keys}");
+}
+
+/// A set queued before its own handle's clear never appears after it, to that handle
+/// or any other client. The write-behind thread races the clear: rounds cover both
+/// orders.
+#[test]
+fn write_behind_set_before_its_own_clear_never_outlives_it() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut behind = remote_options(&server.url());
+    behind.set_remote_mode(RemoteMode::WriteBehind);
+    let other = machine(&dir, "other.db", &remote_options(&server.url()));
+    for round in 0..20 {
+        let key = format!("k{round}");
+        let wb = machine(&dir, "wb.db", &behind);
+        wb.set(key.as_bytes(), b"before the clear", NEVER).unwrap();
+        wb.clear().unwrap();
+        assert_eq!(get(&wb, key.as_bytes()), None, "round {round}: own read");
+        drop(wb); // sends what is queued
+        assert_eq!(get(&other, key.as_bytes()), None, "round {round}");
+    }
+}
+
+/// A set queued before another client's clear never appears after it: neither when
+/// the clear lands between the queueing and the send (a race: rounds cover it), nor
+/// when the handle has not yet seen a clear made before the set (deterministic).
+#[test]
+fn write_behind_set_before_another_clients_clear_never_outlives_it() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let o = remote_options(&server.url());
+    let mut behind = remote_options(&server.url());
+    behind.set_remote_mode(RemoteMode::WriteBehind);
+    let other = machine(&dir, "other.db", &o);
+    for round in 0..20 {
+        let key = format!("k{round}");
+        let wb = machine(&dir, "wb.db", &behind);
+        wb.set(key.as_bytes(), b"before the clear", NEVER).unwrap();
+        other.clear().unwrap();
+        drop(wb); // sends what is queued
+        assert_eq!(get(&other, key.as_bytes()), None, "round {round}");
+    }
+    let wb = machine(&dir, "wb.db", &behind);
+    other.clear().unwrap();
+    wb.set(b"stale", b"queued in the dead generation", NEVER)
+        .unwrap();
+    drop(wb);
+    assert_eq!(get(&other, b"stale"), None);
 }
 
 #[test]

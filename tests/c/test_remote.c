@@ -237,16 +237,55 @@ static void after_another_clients_clear_only_the_live_generation_is_read_and_wri
     CHECK(strcmp(redis_cli(server.port, cmd, out, sizeof out), "OK") == 0);
     CHECK(get_is(a, "stale", "new"));
 
-    /* A write queued by the write-behind handle reaches the live generation. */
+    /* A set wb queues while it knows only the dead generation is not sent (it may
+     * predate the clear); once a read-through has taught wb the live generation, a
+     * set it queues reaches it. */
+    CHECK_OK(backlite_storage_set(wb, K("unknown"), K("dead"), BACKLITE_EXPIRATION_NEVER, &err));
+    CHECK(get_is(wb, "queued", NULL));
     CHECK_OK(backlite_storage_set(wb, K("queued"), K("from behind"), BACKLITE_EXPIRATION_NEVER, &err));
     backlite_storage_free(wb); /* sends what is queued */
     backlite_storage *c = open_file("gen-c.db", o);
     CHECK(get_is(c, "queued", "from behind"));
+    CHECK(get_is(c, "unknown", NULL));
     backlite_storage_free(c);
     backlite_storage_free(b);
     backlite_storage_free(a);
     backlite_options_free(behind);
     backlite_options_free(o);
+}
+
+/* ---- a write-behind set queued before a clear never outlives it ---- */
+
+/* The write-behind thread races the clear: rounds cover both orders. `own` clears
+ * through the write-behind handle itself, else through another client. */
+static void a_queued_set_never_outlives_a_clear(int own) {
+    backlite_options *o = remote_options(server.url);
+    backlite_options *behind = remote_options(server.url);
+    CHECK_EQ(backlite_options_set_remote_mode(behind, BACKLITE_REMOTE_MODE_WRITE_BEHIND),
+             BACKLITE_RESULT_OK);
+    backlite_storage *other = open_file("clr-other.db", o);
+    for (int round = 0; round < 20; round++) {
+        char key[32];
+        snprintf(key, sizeof key, "k%d-%d", own, round);
+        backlite_storage *wb = open_file("clr-wb.db", behind);
+        CHECK_OK(backlite_storage_set(wb, K(key), K("before the clear"), BACKLITE_EXPIRATION_NEVER, &err));
+        CHECK_OK(backlite_storage_clear(own ? wb : other, &err));
+        if (own)
+            CHECK(get_is(wb, key, NULL));
+        backlite_storage_free(wb); /* sends what is queued */
+        CHECK(get_is(other, key, NULL));
+    }
+    backlite_storage_free(other);
+    backlite_options_free(behind);
+    backlite_options_free(o);
+}
+
+static void a_queued_set_never_outlives_its_own_handles_clear(void) {
+    a_queued_set_never_outlives_a_clear(1);
+}
+
+static void a_queued_set_never_outlives_another_clients_clear(void) {
+    a_queued_set_never_outlives_a_clear(0);
 }
 
 static void an_unreachable_or_killed_remote_never_fails_a_call(void) {
@@ -447,6 +486,8 @@ int main(void) {
         RUN(a_waiter_keeps_the_remote_time_left_of_a_value_from_another_machine);
         RUN(a_remote_hit_waits_in_memory_and_local_writes_win);
         RUN(after_another_clients_clear_only_the_live_generation_is_read_and_written);
+        RUN(a_queued_set_never_outlives_its_own_handles_clear);
+        RUN(a_queued_set_never_outlives_another_clients_clear);
     } else {
         fprintf(stderr, "redis-server could not be started (apt-get install redis-server)\n");
         CHECK(up);

@@ -33,7 +33,7 @@ use crate::options::Options;
 use crate::sync::lock;
 use redis::Cmd;
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -155,6 +155,13 @@ impl Write<'_> {
         }
     }
 
+    /// The unlink of this write's key.
+    fn as_unlink(&self) -> Write<'static> {
+        match self {
+            Write::Set { key, .. } | Write::Unlink(key) => Write::Unlink(Cow::Owned(key.to_vec())),
+        }
+    }
+
     /// The command that makes this write in generation `gen` (a value already expired
     /// is removed), and the remote key it writes.
     fn command(&self, keys: &Keys, gen: u64) -> (Cmd, Vec<u8>) {
@@ -196,20 +203,26 @@ fn commands(keys: &Keys, gen: u64, writes: &[Write<'_>]) -> (Vec<Cmd>, Vec<Vec<u
 /// Sends `writes` with a GET of the clear generation after them, in one round trip.
 /// When another client cleared since this handle last read, the writes went to a dead
 /// generation (a delete would miss the value set after the clear, a set would be read
-/// by nobody): they are unlinked there and sent again for the live one. The generation
-/// is read after the writes, so on one server a match means they landed in the live
-/// generation. The writes' replies, or None when the remote could not be reached.
+/// by nobody): they are unlinked there and sent again for the live one, the sets as
+/// unlinks unless `sets_move` (a set queued before that clear must not outlive it).
+/// `gen` is the generation to try first (what `live` held when the writes were
+/// checked). The generation is read after the writes, so on one server a match means
+/// they landed in the live generation. The writes' replies, or None when the remote
+/// could not be reached.
 fn write_in_live_generation(
     client: &Client,
     keys: &Keys,
     live: &AtomicU64,
+    mut gen: u64,
     writes: &[Write<'_>],
+    sets_move: bool,
 ) -> Option<Vec<redis::Value>> {
-    let mut gen = live.load(Relaxed);
     let mut dead: Vec<Vec<u8>> = Vec::new();
+    let mut unlinks: Option<Vec<Write<'_>>> = None;
     // Each clear makes a new generation: more than a few in one call is a storm of
     // clears, after which the writes are left unsynced like any failed write.
     for _ in 0..4 {
+        let writes = unlinks.as_deref().unwrap_or(writes);
         let (mut cmds, written) = commands(keys, gen, writes);
         let n = cmds.len();
         // One UNLINK per key: a multi-key UNLINK across slots is refused on a cluster.
@@ -225,30 +238,69 @@ fn write_in_live_generation(
         live.store(current, Relaxed);
         gen = current;
         dead = written;
+        if !sets_move && unlinks.is_none() && writes.iter().any(|w| matches!(w, Write::Set { .. }))
+        {
+            client.counters.errors.fetch_add(1, Relaxed);
+            unlinks = Some(writes.iter().map(Write::as_unlink).collect());
+        }
     }
     None
 }
 
+/// Writes queued by one call, with what the handle knew when it queued them.
+struct Queued {
+    writes: Vec<Write<'static>>,
+    /// The clear generation the handle knew.
+    gen: u64,
+    /// The handle's count of its own clears.
+    epoch: u64,
+}
+
 /// The write-behind thread: sends what is queued, in order, until the queue closes.
+/// A write queued before this handle's own clear is dropped; a set queued in a
+/// generation that is no longer live (another client cleared) is sent as an unlink
+/// (a miss is safe, a value from before the clear is not), and the live generation
+/// is remembered so that writes queued afterwards are sent as they are.
 fn write_behind(
-    rx: Receiver<Vec<Write<'static>>>,
+    rx: Receiver<Queued>,
     client: &Client,
     keys: &Keys,
     live: &AtomicU64,
+    epoch: &AtomicU64,
     lost: &Unsynced,
 ) {
-    while let Ok(mut writes) = rx.recv() {
+    while let Ok(first) = rx.recv() {
         // What queued up meanwhile goes in the same round trip (in order): under load,
         // one pipeline per write costs the server and this machine a syscall pair and
         // a wake-up each.
-        let mut ops = 1;
-        while writes.len() < BEHIND_BATCH {
+        let mut batch = vec![first];
+        let mut len = batch[0].writes.len();
+        while len < BEHIND_BATCH {
             let Ok(more) = rx.try_recv() else { break };
-            writes.extend(more);
+            len += more.writes.len();
+            batch.push(more);
+        }
+        let (gen, cleared) = (live.load(Relaxed), epoch.load(SeqCst));
+        let mut writes = Vec::with_capacity(len);
+        let mut ops = 0;
+        for q in batch.into_iter().filter(|q| q.epoch == cleared) {
             ops += 1;
+            if q.gen == gen {
+                writes.extend(q.writes);
+            } else {
+                if q.writes.iter().any(|w| matches!(w, Write::Set { .. })) {
+                    client.counters.errors.fetch_add(1, Relaxed);
+                }
+                writes.extend(q.writes.iter().map(Write::as_unlink));
+            }
+        }
+        if writes.is_empty() {
+            continue;
         }
         // Older lost writes are unlinked first, so none undoes these.
-        if lost.flush(client) && write_in_live_generation(client, keys, live, &writes).is_some() {
+        if lost.flush(client)
+            && write_in_live_generation(client, keys, live, gen, &writes, false).is_some()
+        {
             client.counters.writes.fetch_add(ops, Relaxed);
         } else {
             lost.add(commands(keys, live.load(Relaxed), &writes).1);
@@ -264,6 +316,9 @@ pub(crate) struct Remote {
     default_expiration: Expiration,
     /// The clear generation last read from the remote (0 until a clear happens).
     gen: Arc<AtomicU64>,
+    /// The number of this handle's clears (the write-behind thread drops what was
+    /// queued before one).
+    epoch: Arc<AtomicU64>,
     /// Set when a clear could not reach the remote: it is retried before any other call.
     pending_clear: std::sync::atomic::AtomicBool,
     /// Keys whose last write did not reach the remote: unlinked before the next call.
@@ -272,7 +327,7 @@ pub(crate) struct Remote {
 }
 
 struct Behind {
-    queue: Mutex<Option<SyncSender<Vec<Write<'static>>>>>,
+    queue: Mutex<Option<SyncSender<Queued>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -287,12 +342,14 @@ impl Remote {
         let unsynced = Arc::new(Unsynced::default());
         let keys = Arc::new(Keys::new(&r.namespace, options.version_tag.as_deref()));
         let gen = Arc::new(AtomicU64::new(0));
+        let epoch = Arc::new(AtomicU64::new(0));
         let behind = (r.mode == RemoteMode::WriteBehind).then(|| {
             let (tx, rx) = sync_channel(BEHIND_QUEUE);
             let (c, k, g, lost) = (client.clone(), keys.clone(), gen.clone(), unsynced.clone());
+            let e = epoch.clone();
             let thread = std::thread::Builder::new()
                 .name("backlite-write-behind".into())
-                .spawn(move || write_behind(rx, &c, &k, &g, &lost))
+                .spawn(move || write_behind(rx, &c, &k, &g, &e, &lost))
                 .ok();
             Behind {
                 queue: Mutex::new(Some(tx)),
@@ -305,6 +362,7 @@ impl Remote {
             keys,
             default_expiration: options.default_expiration,
             gen,
+            epoch,
             pending_clear: Default::default(),
             unsynced,
             behind,
@@ -446,17 +504,20 @@ impl Remote {
                 lost(&writes);
                 return None;
             };
-            let owned = writes.into_iter().map(Write::into_owned).collect();
-            if let Err(TrySendError::Full(writes) | TrySendError::Disconnected(writes)) =
-                q.try_send(owned)
-            {
+            let queued = Queued {
+                writes: writes.into_iter().map(Write::into_owned).collect(),
+                gen: self.gen.load(Relaxed),
+                epoch: self.epoch.load(SeqCst),
+            };
+            if let Err(TrySendError::Full(q) | TrySendError::Disconnected(q)) = q.try_send(queued) {
                 self.client.counters.errors.fetch_add(1, Relaxed);
-                lost(&writes);
+                lost(&q.writes);
             }
             return None;
         }
         let replies = if self.ready() {
-            write_in_live_generation(&self.client, &self.keys, &self.gen, &writes)
+            let gen = self.gen.load(Relaxed);
+            write_in_live_generation(&self.client, &self.keys, &self.gen, gen, &writes, true)
         } else {
             None
         };
@@ -513,6 +574,7 @@ impl Remote {
         if !self.writes() {
             return;
         }
+        self.epoch.fetch_add(1, SeqCst);
         self.pending_clear.store(true, Relaxed);
         self.retry_clear();
     }
