@@ -279,6 +279,27 @@ impl RedisCluster {
         self.nodes[i].cli(&["CLUSTER", "MYID"])
     }
 
+    /// The number of hash slots each server owns, in order (from its own line of
+    /// `CLUSTER NODES`: ranges `a-b` and single slots; `[slot->-id]` entries are moves
+    /// under way, not owned).
+    pub fn slots(&self) -> Vec<u64> {
+        self.nodes
+            .iter()
+            .map(|n| {
+                let nodes = n.cli(&["CLUSTER", "NODES"]);
+                let mine = nodes.lines().find(|l| l.contains("myself")).unwrap();
+                mine.split_whitespace()
+                    .skip(8)
+                    .filter(|r| !r.starts_with('['))
+                    .map(|r| match r.split_once('-') {
+                        Some((a, b)) => b.parse::<u64>().unwrap() - a.parse::<u64>().unwrap() + 1,
+                        None => 1,
+                    })
+                    .sum()
+            })
+            .collect()
+    }
+
     /// The number of keys on each server, in order.
     pub fn sizes(&self) -> Vec<u64> {
         self.nodes
