@@ -30,22 +30,6 @@ static backlite_storage *open_files(const char *path) {
     return s;
 }
 
-/* Makes every file in the cache's folder look two hours old. */
-static void age_folder(const char *cache) {
-    DIR *d = opendir(folder_of(cache));
-    REQUIRE(d != NULL);
-    struct timespec old[2];
-    clock_gettime(CLOCK_REALTIME, &old[0]);
-    old[0].tv_sec -= 2 * 3600;
-    old[1] = old[0];
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.') continue;
-        REQUIRE(utimensat(dirfd(d), e->d_name, old, AT_SYMLINK_NOFOLLOW) == 0);
-    }
-    closedir(d);
-}
-
 /* Writes `text` to `name` in the cache's folder. */
 static void put(const char *cache, const char *name, const char *text) {
     char p[PATH_MAX + 400];

@@ -58,23 +58,6 @@ static backlite_storage *open_files(const char *path, uint32_t busy_ms) {
 
 static uint8_t byte_at(size_t i) { return (uint8_t)(i * 131u + (i >> 12)); }
 
-/* Makes every file in the cache's folder look two hours old: older than the sweep
- * on open waits for (an hour), so that only the lock keeps a file of a set in flight. */
-static void age_folder(const char *cache) {
-    DIR *d = opendir(folder_of(cache));
-    REQUIRE(d != NULL);
-    struct timespec old[2];
-    clock_gettime(CLOCK_REALTIME, &old[0]);
-    old[0].tv_sec -= 2 * 3600;
-    old[1] = old[0];
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.') continue;
-        REQUIRE(utimensat(dirfd(d), e->d_name, old, AT_SYMLINK_NOFOLLOW) == 0);
-    }
-    closedir(d);
-}
-
 /* ------------------------------------------------------------ the stopped child */
 
 static int g_report = -1, g_resume = -1;
