@@ -8,7 +8,7 @@
 use crate::sync::lock;
 use rusqlite::Connection;
 use std::mem::ManuallyDrop;
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 
@@ -20,6 +20,48 @@ static INHERITED_CONNECTIONS: Mutex<Vec<ManuallyDrop<Connection>>> = Mutex::new(
 /// detached), and kept reachable for leak checkers. Process-wide, as above.
 static INHERITED_THREADS: Mutex<Vec<JoinHandle<()>>> = Mutex::new(Vec::new());
 
+/// Whether the program reports its forks ([`report_forks`]): then this process's id
+/// is asked of the kernel once per fork, not once per call.
+static FORKS_REPORTED: AtomicBool = AtomicBool::new(false);
+
+/// Forks reported in this process's line of descent: a child's handler adds one to
+/// its copy of the parent's count, so no process shares its count with its parent.
+static FORKS: AtomicU32 = AtomicU32::new(0);
+
+/// This process's id (low 32 bits) with the count of [`FORKS`] it was read at (high
+/// 32 bits), in one word so that a thread never sees one without the other. 0: none.
+static PID: AtomicU64 = AtomicU64::new(0);
+
+/// Tells the core that every fork of this process and of its children will call
+/// [`forked`] in the child before anything else of BackLite runs there (a
+/// `pthread_atfork` child handler, which the C library installs). Without it, each call
+/// asks the kernel for the process id (a system call), to tell a forked child.
+pub fn report_forks() {
+    FORKS_REPORTED.store(true, Relaxed);
+}
+
+/// Reports a fork: called in the child, before anything else of BackLite runs there.
+/// Async-signal-safe (one atomic addition), as a `pthread_atfork` child handler must be.
+pub fn forked() {
+    FORKS.fetch_add(1, Relaxed);
+}
+
+/// This process's id: the kernel's answer cached until the next reported fork, or
+/// asked each time when forks are not reported.
+pub(crate) fn this_process() -> u32 {
+    if !FORKS_REPORTED.load(Relaxed) {
+        return std::process::id();
+    }
+    let forks = u64::from(FORKS.load(Relaxed));
+    let cached = PID.load(Relaxed);
+    if cached != 0 && cached >> 32 == forks {
+        return cached as u32;
+    }
+    let pid = std::process::id();
+    PID.store(forks << 32 | u64::from(pid), Relaxed);
+    pid
+}
+
 /// The process that opened something (a handle's connections): a forked child sees
 /// another process id and must replace what it inherited.
 pub(crate) struct OpenedBy(AtomicU32);
@@ -27,12 +69,12 @@ pub(crate) struct OpenedBy(AtomicU32);
 impl OpenedBy {
     /// Opened by this process.
     pub fn here() -> OpenedBy {
-        OpenedBy(AtomicU32::new(std::process::id()))
+        OpenedBy(AtomicU32::new(this_process()))
     }
 
     /// Whether this process opened it (false in a forked child).
     pub fn is_this_process(&self) -> bool {
-        self.is(std::process::id())
+        self.is(this_process())
     }
 
     /// Whether process `pid` opened it.
@@ -42,7 +84,7 @@ impl OpenedBy {
 
     /// This process has replaced what it inherited (or may use it as its own).
     pub fn adopt(&self) {
-        self.0.store(std::process::id(), Relaxed);
+        self.0.store(this_process(), Relaxed);
     }
 }
 

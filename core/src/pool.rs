@@ -62,7 +62,7 @@ impl Pool {
     /// In a child forked from the process that opened this pool, replaces the
     /// inherited connections with new ones before first use (see fork.rs).
     pub fn after_fork(&self) -> Result<()> {
-        self.after_fork_in(std::process::id())
+        self.after_fork_in(fork::this_process())
     }
 
     /// `after_fork` in process `pid` (this one: asking the kernel once per get is

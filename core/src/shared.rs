@@ -61,7 +61,7 @@ impl FileShared {
     /// The buffered hits of this process. In a child forked from the process that
     /// buffered them, they are the parent's to write: the child starts empty.
     pub fn accesses(&self) -> &AccessLog {
-        self.accesses_in(std::process::id())
+        self.accesses_in(fork::this_process())
     }
 
     /// `accesses` in process `pid` (this one).
@@ -72,7 +72,7 @@ impl FileShared {
 
     /// Keeps a hit writer just started, so that the last handle can wait for it.
     pub fn add_hit_writer(&self, writer: JoinHandle<()>) {
-        let pid = std::process::id();
+        let pid = fork::this_process();
         let mut writers = lock(&self.hit_writers);
         fork::set_aside_threads(&mut writers, pid);
         // Writers that are done are joined at once (they have nothing left to do).
@@ -86,7 +86,7 @@ impl FileShared {
 
     /// Waits until the hit writers of this process have ended.
     pub fn join_hit_writers(&self) {
-        let pid = std::process::id();
+        let pid = fork::this_process();
         let writers = {
             let mut writers = lock(&self.hit_writers);
             fork::set_aside_threads(&mut writers, pid);
@@ -100,7 +100,7 @@ impl FileShared {
     /// Waits for this process's turn to write the file.
     #[cfg(test)]
     pub fn writing(&self) -> WriteTurn<'_> {
-        self.writing_in(std::process::id())
+        self.writing_in(fork::this_process())
     }
 
     /// `writing` in process `pid` (this one).
@@ -117,7 +117,7 @@ impl FileShared {
 
     /// This process's turn to write the file, if no other handle has it.
     pub fn try_writing(&self) -> Option<WriteTurn<'_>> {
-        let pid = std::process::id();
+        let pid = fork::this_process();
         let mut turn = try_lock(&self.writing)?;
         if turn.holder == Some(pid) {
             return None;

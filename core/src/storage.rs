@@ -7,6 +7,7 @@ use crate::entry::{self, Entry, Located};
 use crate::error::{Error, ErrorKind, Result, SqliteContext};
 use crate::eviction::EvictionPolicy;
 use crate::expiration::{is_due, system_now_ms, Expiration};
+use crate::fork::this_process;
 use crate::group::{self, Group, Set};
 use crate::lifetime::{self, LifetimeStats};
 use crate::options::{Clock, Options, MAX_VALUE_SIZE};
@@ -181,7 +182,7 @@ impl Storage {
 
     /// Runs `f` on a read connection.
     pub(crate) fn read<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
-        self.pool.read(std::process::id(), f)
+        self.pool.read(this_process(), f)
     }
 
     /// Runs `f` on the writer connection outside any transaction (VACUUM).
@@ -201,7 +202,7 @@ impl Storage {
         write_hits: bool,
         f: impl FnOnce(&mut Txn<'_>) -> Result<R>,
     ) -> Result<R> {
-        let pid = std::process::id();
+        let pid = this_process();
         self.pool.after_fork_in(pid)?;
         let conn = self.pool.lock_writer();
         self.write_locked(&conn, pid, write_hits, None, f)
@@ -373,8 +374,8 @@ impl Storage {
         let in_memory = self.pool.in_memory();
         let mut taker = Some(taker);
         // Asked once: the pool, the hit buffer and the counters each check it (for a
-        // forked child), and asking is a system call.
-        let pid = std::process::id();
+        // forked child), and asking may be a system call (see fork::this_process).
+        let pid = this_process();
         let found = self.pool.read(pid, |conn| {
             let mut stmt = conn.prepare_cached(table::LOOKUP).ctx("looking up a key")?;
             let mut rows = stmt.query([key]).ctx("looking up a key")?;
@@ -478,7 +479,7 @@ impl Storage {
     /// Counts a hit and buffers it as an access. Never writes: the get that fills the
     /// buffer starts a hit writer (see [`transact::start_hit_writer`]) and goes on.
     pub(crate) fn record_hit(&self, key: &[u8]) {
-        self.record_hit_in(std::process::id(), key)
+        self.record_hit_in(this_process(), key)
     }
 
     /// `record_hit` in process `pid` (this one).
@@ -518,7 +519,7 @@ impl Storage {
         }
         // Asked once: the pool, the turn to write, the hit buffer, the lifetime
         // counters and the fills each check it (for a forked child).
-        let pid = std::process::id();
+        let pid = this_process();
         self.pool.after_fork_in(pid)?;
         if self.in_file(len) {
             return self.set_in_file(pid, key, value, expiration);
@@ -870,7 +871,7 @@ impl group::WriteSets for Storage {
     }
 
     fn write_together(&self, writer: &Connection, sets: &[&Set]) -> Result<Vec<bool>> {
-        self.write_locked(writer, std::process::id(), false, None, |t| {
+        self.write_locked(writer, this_process(), false, None, |t| {
             sets.iter()
                 .map(|j| self.store(t, &j.key, &j.value, j.crc, j.expiration))
                 .collect()
@@ -878,7 +879,7 @@ impl group::WriteSets for Storage {
     }
 
     fn write_alone(&self, writer: &Connection, set: &Set) -> Result<bool> {
-        self.write_locked(writer, std::process::id(), false, Some(&set.key), |t| {
+        self.write_locked(writer, this_process(), false, Some(&set.key), |t| {
             self.store(t, &set.key, &set.value, set.crc, set.expiration)
         })
     }

@@ -12,6 +12,7 @@ pub mod buf;
 pub mod cached;
 pub mod check;
 pub mod error;
+mod fork;
 pub mod lease;
 pub mod lifetime;
 pub mod options;

@@ -102,6 +102,7 @@ pub unsafe extern "C" fn backlite_storage_open(
         let defaults = Options::default();
         // SAFETY: `options` is NULL or a live options object (the header's contract).
         let options = unsafe { options.as_ref() }.map_or(&defaults, |o| &o.inner);
+        super::fork::report_forks();
         let inner = Storage::open(path, options)?;
         *out = Box::into_raw(Box::new(backlite_storage {
             inner: Arc::new(inner),
