@@ -23,6 +23,7 @@
 //! threads of the same keys do not start hit writers that one reader would not.
 
 use crate::sync::{lock, thread_index, Padded};
+use hashbrown::hash_map::EntryRef;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -142,8 +143,11 @@ impl Accesses {
     }
 }
 
-/// The hits one shard holds: per key, how many and the number of the latest.
-type Shard = HashMap<Vec<u8>, (u64, u64)>;
+/// The hits one shard holds: per key, how many and the number of the latest. Every hit
+/// looks its key up here, so the table is hashbrown's with its fast default hasher
+/// (foldhash, seeded per process), whose `entry_ref` hashes the key once and copies it
+/// only when it is new; std's SipHash and `get_mut` then `insert` cost twice as much.
+type Shard = hashbrown::HashMap<Vec<u8>, (u64, u64)>;
 
 #[derive(Default)]
 pub(crate) struct AccessLog {
@@ -202,11 +206,14 @@ impl AccessLog {
             // Numbered under the shard's lock: a merge that has locked the shard sees
             // every hit numbered before it.
             let seq = self.next_seq.fetch_add(1, Ordering::Relaxed) + 1;
-            match shard.get_mut(key) {
-                Some(a) => *a = (a.0 + 1, seq),
-                None if self.waiting() >= MAX_WAITING => {}
-                None => {
-                    shard.insert(key.to_vec(), (1, seq));
+            match shard.entry_ref(key) {
+                EntryRef::Occupied(mut a) => {
+                    let a = a.get_mut();
+                    *a = (a.0 + 1, seq);
+                }
+                EntryRef::Vacant(_) if self.waiting() >= MAX_WAITING => {}
+                EntryRef::Vacant(a) => {
+                    a.insert((1, seq));
                     self.in_shards.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -267,9 +274,16 @@ impl AccessLog {
         }
         let upto = self.next_seq.load(Ordering::Relaxed);
         for shard in &self.shards {
+            let held = lock(&shard.0).len();
+            if held == 0 {
+                continue;
+            }
             // Emptied at once and merged with its lock released: readers of this
-            // shard wait for a swap, not for the merge.
-            let drained = std::mem::take(&mut *lock(&shard.0));
+            // shard wait for a swap, not for the merge. The table swapped in is as large
+            // as the one taken out (made before the lock is taken), so that the reader
+            // that refills it does not pay for growing it again, hit after hit.
+            let empty = Shard::with_capacity(held);
+            let drained = std::mem::replace(&mut *lock(&shard.0), empty);
             if drained.is_empty() {
                 continue;
             }
