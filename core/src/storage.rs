@@ -385,14 +385,20 @@ impl Storage {
             let col = |i| row.get_ref(i).ctx("reading an entry");
             let left =
                 |deadline: Option<i64>| deadline.map(|t| Duration::from_millis((t - now) as u64));
-            let file = match col(5)? {
-                ValueRef::Text(t) => Some(std::str::from_utf8(t).ok().and_then(ValueName::parse)),
-                _ => None,
+            // Read only for a value stored apart: an inline one (most gets) needs
+            // five columns, not six.
+            let file = || -> Result<_> {
+                Ok(match col(5)? {
+                    ValueRef::Text(t) => {
+                        Some(std::str::from_utf8(t).ok().and_then(ValueName::parse))
+                    }
+                    _ => None,
+                })
             };
             Ok(
                 match entry::locate(col(0)?, col(1)?, col(2)?, col(3)?, col(4)?, now) {
                     // A row naming a file by a name that is not ours is damaged.
-                    Located::Apart { .. } if file == Some(None) => Lookup::Damaged,
+                    Located::Apart { .. } if file()? == Some(None) => Lookup::Damaged,
                     Located::Inline { value, deadline } if in_memory => {
                         Lookup::Copied(value.to_vec(), left(deadline))
                     }
@@ -408,6 +414,7 @@ impl Storage {
                         crc,
                         deadline,
                     } => {
+                        let file = file()?;
                         let read = |dest: Dest<'_>| match file {
                             Some(Some(name)) => match self.shared.value_files(false)? {
                                 Some(files) => take::read_file(files, &name, crc, dest),

@@ -82,13 +82,14 @@ pub(crate) fn row_ref(r: &Row<'_>, at: usize) -> rusqlite::Result<RowRef> {
 /// (`value` is NULL): blob_read.rs reads it straight into the caller's memory. A
 /// smaller one comes in `value`: measured on a get, a second statement or a blob
 /// handle costs about 0.5 µs, more than the copy it saves below 32 KiB.
+///
+/// Written short, with aliases and no spaces it does not need: rusqlite's statement
+/// cache copies, hashes and compares the text on every get (statements cannot be kept
+/// per read connection without unsafe code: a rusqlite `Statement` is not `Send`).
 pub(crate) const LOOKUP: &str = concat!(
-    "SELECT entries.crc, entries.size, entries.expires_at, ",
-    "coalesce(entries.value, \
-     CASE WHEN entries.size <= 32768 AND blobs.file IS NULL THEN blobs.value END), ",
-    "entries.value_id, blobs.file FROM entries",
-    value_join!(),
-    " WHERE entries.key = ?1"
+    "SELECT e.crc,e.size,e.expires_at,",
+    "coalesce(e.value,CASE WHEN e.size<=32768 AND b.file IS NULL THEN b.value END),",
+    "e.value_id,b.file FROM entries e LEFT JOIN blobs b ON b.id=e.value_id WHERE e.key=?1"
 );
 
 /// The file's state, `clock, count, total_size` (remote/fill.rs).
