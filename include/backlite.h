@@ -466,7 +466,8 @@ backlite_result backlite_cached_call(struct backlite_storage *s, const uint8_t *
  * `count` / `total_size` counters against a recount. With `repair` non-zero, also
  * removes damaged entries and orphan values and rewrites the counters, in one
  * transaction. Returns OK when the check ran, whatever it found: read `*report_out`.
- * Without repair it only reads (a file that cannot be written can be checked).
+ * Without repair it only reads (a file that cannot be written can be checked), apart
+ * from first writing the values read through from a remote tier that wait in memory.
  * Expired entries are left out of every figure.
  * It reads every entry: O(n), meant for maintenance, not the hot path.
  */
@@ -772,6 +773,8 @@ backlite_result backlite_storage_contains(struct backlite_storage *s, const uint
 /**
  * Calls `visit` with every live key. A non-zero return stops early; the call still
  * returns OK. No lock is held while `visit` runs, so it may use this storage.
+ * Values read through from a remote tier that wait in memory are written first, so
+ * they are listed.
  */
 backlite_result backlite_storage_keys(struct backlite_storage *s, backlite_key_visitor visit, void *user_data, struct backlite_error **err);
 
@@ -782,8 +785,9 @@ backlite_result backlite_storage_clear(struct backlite_storage *s, struct backli
 
 /**
  * The file's counters (expired entries are not counted) and this handle's hits,
- * misses, evictions and expirations. Only reads: it works on a file that cannot be
- * written.
+ * misses, evictions and expirations. Only reads (it works on a file that cannot be
+ * written), apart from first writing the values read through from a remote tier
+ * that wait in memory, so they are counted.
  */
 backlite_result backlite_storage_stats(struct backlite_storage *s, struct backlite_stats *stats_out, struct backlite_error **err);
 

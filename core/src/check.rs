@@ -56,6 +56,7 @@ impl Storage {
     /// delete the file (it is a cache). Without `repair` it only reads, so a file this
     /// process cannot write can be checked. Expired entries are left out either way.
     pub fn check(&self, repair: bool) -> Result<CheckReport> {
+        self.write_waiting_fills();
         if !repair {
             let now = self.now();
             return self.read(|conn| {

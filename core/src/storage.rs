@@ -779,6 +779,7 @@ impl Storage {
     /// Calls `visit` with every live key, a page at a time with no lock held during the
     /// calls (so `visit` may use this storage). `visit` returns false to stop early.
     pub fn keys(&self, mut visit: impl FnMut(&[u8]) -> bool) -> Result<()> {
+        self.write_waiting_fills();
         // Pages in key order; the empty key is the smallest blob, so `>= x''` starts.
         let mut after: Option<Vec<u8>> = None;
         loop {
@@ -823,8 +824,10 @@ impl Storage {
     }
 
     /// The file's counters (not counting expired entries) and this handle's activity.
-    /// Only reads: it works on a file this process cannot write.
+    /// Values read through from the remote tier and waiting in memory are written first
+    /// (and counted); otherwise it only reads: it works on a file this process cannot write.
     pub fn stats(&self) -> Result<Stats> {
+        self.write_waiting_fills();
         let now = self.now();
         let (count, total_size) = self.read(|conn| crate::txn::live_counters(conn, now))?;
         Ok(Stats {

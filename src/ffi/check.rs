@@ -35,7 +35,8 @@ pub struct backlite_check_report {
 /// `count` / `total_size` counters against a recount. With `repair` non-zero, also
 /// removes damaged entries and orphan values and rewrites the counters, in one
 /// transaction. Returns OK when the check ran, whatever it found: read `*report_out`.
-/// Without repair it only reads (a file that cannot be written can be checked).
+/// Without repair it only reads (a file that cannot be written can be checked), apart
+/// from first writing the values read through from a remote tier that wait in memory.
 /// Expired entries are left out of every figure.
 /// It reads every entry: O(n), meant for maintenance, not the hot path.
 #[no_mangle]

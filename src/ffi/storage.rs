@@ -322,6 +322,8 @@ pub unsafe extern "C" fn backlite_storage_contains(
 
 /// Calls `visit` with every live key. A non-zero return stops early; the call still
 /// returns OK. No lock is held while `visit` runs, so it may use this storage.
+/// Values read through from a remote tier that wait in memory are written first, so
+/// they are listed.
 #[no_mangle]
 pub unsafe extern "C" fn backlite_storage_keys(
     s: *mut backlite_storage,
@@ -355,8 +357,9 @@ pub unsafe extern "C" fn backlite_storage_clear(
 }
 
 /// The file's counters (expired entries are not counted) and this handle's hits,
-/// misses, evictions and expirations. Only reads: it works on a file that cannot be
-/// written.
+/// misses, evictions and expirations. Only reads (it works on a file that cannot be
+/// written), apart from first writing the values read through from a remote tier
+/// that wait in memory, so they are counted.
 #[no_mangle]
 pub unsafe extern "C" fn backlite_storage_stats(
     s: *mut backlite_storage,

@@ -41,6 +41,16 @@ impl Storage {
         self.remote.as_ref().map(|r| r.mode)
     }
 
+    /// Before a call that reports what the file holds (stats, keys, check): the values
+    /// read through and waiting in memory are written first, so that they are counted
+    /// and listed like every value stored locally. Best effort: on a file this process
+    /// cannot write they keep waiting, uncounted.
+    pub(crate) fn write_waiting_fills(&self) {
+        if !self.shared.fills.is_empty() {
+            let _ = self.flush();
+        }
+    }
+
     /// After a local miss: the value read through (from memory if it waits there to be
     /// written, else from the remote) and its time left. With `store` (a get; not a
     /// contains), a value from the remote is kept to be written to the file with that
