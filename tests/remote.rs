@@ -11,6 +11,7 @@ use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::children::Machines;
+use support::proxy::HoldingProxy;
 use support::redis::{free_port, RedisServer};
 
 const NEVER: Expiration = Expiration::Never;
@@ -179,6 +180,43 @@ fn write_behind_set_before_another_clients_clear_never_outlives_it() {
         .unwrap();
     drop(wb);
     assert_eq!(get(&other, b"stale"), None);
+}
+
+/// The write-behind thread learns generations from replies that may come late: one
+/// read before another client's clear must not set the handle back to that older
+/// generation after the handle has read the newer one (a set queued then would be
+/// taken for one queued before the clear, and dropped). The thread's replies are held
+/// by a proxy so that the order is built, not hoped for.
+#[test]
+fn the_known_generation_never_goes_back_to_an_older_one() {
+    let server = RedisServer::start();
+    let proxy = HoldingProxy::start(server.port);
+    let dir = tempfile::tempdir().unwrap();
+    let other = machine(&dir, "other.db", &remote_options(&server.url()));
+    let mut behind = remote_options(&proxy.url());
+    behind.set_remote_timeout(Duration::from_secs(20)).unwrap();
+    behind.set_remote_mode(RemoteMode::WriteBehind);
+    let wb = machine(&dir, "wb.db", &behind);
+    other.clear().unwrap(); // generation 1, not known to wb yet
+    proxy.arm(b"SET");
+    wb.set(b"queued", b"in the dead generation", NEVER).unwrap();
+    // The thread's round trip read generation 1; its reply is held.
+    proxy.wait_until(|h| h.waiting == 1);
+    other.clear().unwrap(); // generation 2
+    assert_eq!(get(&wb, b"k"), None); // wb's reader learns generation 2
+                                      // The thread gets generation 1 and sends its writes again: it has learned what it
+                                      // will learn from that reply.
+    proxy.permit(1);
+    proxy.wait_until(|h| h.requests == 2 && h.waiting == 1);
+    wb.set(b"after", b"set in the live generation", NEVER)
+        .unwrap();
+    proxy.release();
+    drop(wb); // sends what is queued
+    assert_eq!(
+        get(&other, b"after").as_deref(),
+        Some(&b"set in the live generation"[..])
+    );
+    assert_eq!(get(&other, b"queued"), None);
 }
 
 #[test]

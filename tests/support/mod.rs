@@ -1,2 +1,3 @@
 pub mod children;
+pub mod proxy;
 pub mod redis;

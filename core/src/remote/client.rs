@@ -51,23 +51,21 @@ impl Conn {
         generation: &[u8],
         key: &[u8],
     ) -> RedisResult<T> {
+        // The two pipeline types share no trait: one list of commands for both.
+        macro_rules! read {
+            ($pipe:expr) => {
+                $pipe
+                    .cmd("GET")
+                    .arg(generation)
+                    .cmd("GET")
+                    .arg(key)
+                    .cmd("PTTL")
+                    .arg(key)
+            };
+        }
         match self {
-            Conn::Single(c) => redis::pipe()
-                .cmd("GET")
-                .arg(generation)
-                .cmd("GET")
-                .arg(key)
-                .cmd("PTTL")
-                .arg(key)
-                .query(c),
-            Conn::Cluster(c) => redis::cluster::cluster_pipe()
-                .cmd("GET")
-                .arg(generation)
-                .cmd("GET")
-                .arg(key)
-                .cmd("PTTL")
-                .arg(key)
-                .query(c.as_mut()),
+            Conn::Single(c) => read!(redis::pipe()).query(c),
+            Conn::Cluster(c) => read!(redis::cluster::cluster_pipe()).query(c.as_mut()),
         }
     }
 
@@ -110,6 +108,9 @@ pub(crate) struct Client {
     /// socket with its parent (their replies would interleave), so it opens its own.
     pid: AtomicU32,
     backoff: Mutex<Backoff>,
+    /// Whether `backoff` holds a pause (or a grown next pause): while it does not, a
+    /// round trip takes no lock for it.
+    backing_off: AtomicBool,
     pub(crate) counters: Counters,
 }
 
@@ -138,6 +139,7 @@ impl Client {
             idle: Mutex::new(Vec::new()),
             pid: AtomicU32::new(std::process::id()),
             backoff: Mutex::new(Backoff::default()),
+            backing_off: AtomicBool::new(false),
             counters: Counters::default(),
         }
     }
@@ -161,6 +163,9 @@ impl Client {
 
     /// Whether calls are being skipped now.
     pub(crate) fn backed_off(&self) -> bool {
+        if !self.backing_off.load(Relaxed) {
+            return false;
+        }
         let b = lock(&self.backoff);
         b.until.is_some_and(|t| Instant::now() < t)
     }
@@ -213,9 +218,13 @@ impl Client {
 
     fn succeeded(&self) {
         self.counters.connected.store(true, Relaxed);
+        if !self.backing_off.load(Relaxed) {
+            return;
+        }
         let mut b = lock(&self.backoff);
         b.until = None;
         b.next = FIRST_BACKOFF;
+        self.backing_off.store(false, Relaxed);
     }
 
     /// Counts a failure, drops the idle connections (they may be as broken) and backs off.
@@ -227,6 +236,7 @@ impl Client {
         let pause = b.next.max(FIRST_BACKOFF);
         b.until = Some(Instant::now() + pause);
         b.next = (pause * 2).min(MAX_BACKOFF);
+        self.backing_off.store(true, Relaxed);
     }
 
     /// The addresses of the masters (one server: itself), for scans.

@@ -50,6 +50,9 @@ pub(crate) struct Decoded<'a> {
     /// Epoch ms, or `None`: never expires.
     pub expires_at: Option<i64>,
     pub value: &'a [u8],
+    /// The CRC-32 of `value` alone, as the local file keeps it: taken on the way to the
+    /// whole payload's, so the value is read once.
+    pub crc: u32,
 }
 
 /// Checks and decodes `bytes` found under `key`'s Redis key; `None` for anything that
@@ -62,31 +65,40 @@ pub(crate) fn decode<'a>(bytes: &'a [u8], key: &[u8], hashed: bool) -> Option<De
     if flags & !FLAG_KEY != 0 || bytes[5..13] != [0; 8] {
         return None;
     }
-    let crc = u32::from_le_bytes(bytes[21..25].try_into().ok()?);
-    if crc != crc_of(bytes) {
-        return None;
-    }
     let expires_at = i64::from_le_bytes(bytes[13..21].try_into().ok()?);
     let expires_at = match expires_at {
         -1 => None,
         t if t >= 0 => Some(t),
         _ => return None,
     };
-    let mut rest = &bytes[HEADER..];
     if (flags & FLAG_KEY != 0) != hashed {
         return None;
     }
+    // The CRC of bytes 0..21, then of the stored key, then of the value.
+    let mut whole = crc32fast::Hasher::new();
+    whole.update(&bytes[..21]);
+    let mut rest = &bytes[HEADER..];
     if hashed {
         let len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
         let stored = rest.get(4..4 + len)?;
         if stored != key {
             return None; // a hash collision: another key's value
         }
+        whole.update(&rest[..4 + len]);
         rest = &rest[4 + len..];
+    }
+    let crc = crc32fast::hash(rest);
+    whole.combine(&crc32fast::Hasher::new_with_initial_len(
+        crc,
+        rest.len() as u64,
+    ));
+    if whole.finalize() != u32::from_le_bytes(bytes[21..25].try_into().ok()?) {
+        return None;
     }
     Some(Decoded {
         expires_at,
         value: rest,
+        crc,
     })
 }
 
@@ -100,6 +112,7 @@ mod tests {
         let d = decode(&v, b"k", false).unwrap();
         assert_eq!(d.expires_at, Some(1234));
         assert_eq!(d.value, b"hello");
+        assert_eq!(d.crc, crc32fast::hash(b"hello"));
         for i in 0..v.len() {
             let mut bad = v.clone();
             bad[i] ^= 0x10;
@@ -110,6 +123,20 @@ mod tests {
         assert!(decode(b"", b"k", false).is_none());
         let long = encode(None, Some(b"the full key"), b"");
         assert_eq!(decode(&long, b"the full key", true).unwrap().value, b"");
+        let long = encode(Some(7), Some(b"the full key"), b"the value");
+        let d = decode(&long, b"the full key", true).unwrap();
+        assert_eq!(
+            (d.value, d.crc),
+            (&b"the value"[..], crc32fast::hash(b"the value"))
+        );
+        for i in 0..long.len() {
+            let mut bad = long.clone();
+            bad[i] ^= 0x10;
+            assert!(
+                decode(&bad, b"the full key", true).is_none(),
+                "byte {i} flipped"
+            );
+        }
         assert!(decode(&long, b"another key", true).is_none());
         assert!(decode(&long, b"the full key", false).is_none());
     }

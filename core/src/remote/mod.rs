@@ -33,6 +33,7 @@ use crate::options::Options;
 use crate::sync::lock;
 use redis::Cmd;
 use std::borrow::Cow;
+use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -68,6 +69,8 @@ pub struct RemoteStats {
 /// The namespace and tag contain no `{`, so the first `{` is always ours.
 struct Keys {
     prefix: String,
+    /// `<prefix>gen`, read with every look-up.
+    generation: Vec<u8>,
 }
 
 impl Keys {
@@ -83,13 +86,15 @@ impl Keys {
             }
             Some(t) => format!("~{}", sha1_smol::Sha1::from(t).digest()),
         };
+        let prefix = format!("{namespace}:{tag}:");
         Keys {
-            prefix: format!("{namespace}:{tag}:"),
+            generation: format!("{prefix}gen").into_bytes(),
+            prefix,
         }
     }
 
-    fn generation(&self) -> Vec<u8> {
-        format!("{}gen", self.prefix).into_bytes()
+    fn generation(&self) -> &[u8] {
+        &self.generation
     }
 
     /// `kind` is b'd' (value) or b'l' (lease); the flag says whether `key` was hashed.
@@ -97,7 +102,8 @@ impl Keys {
         let mut out = Vec::with_capacity(self.prefix.len() + 24 + key.len().min(48));
         out.extend_from_slice(self.prefix.as_bytes());
         out.push(kind);
-        out.extend_from_slice(format!("{{{gen:x}:").as_bytes());
+        // (`write!` into the key itself: no string made per look-up.)
+        let _ = write!(out, "{{{gen:x}:");
         let hashed = key.len() > MAX_PLAIN_KEY;
         if hashed {
             out.push(b'#');
@@ -122,77 +128,76 @@ impl Keys {
     }
 }
 
-/// One write to the remote, made into commands for a generation only when it is sent
-/// (the write-behind thread sends a write queued before another client's clear to the
-/// live generation).
-enum Write<'a> {
-    /// A value, with its deadline (epoch ms; `None`: never) and the time of the set.
-    Set {
-        key: Cow<'a, [u8]>,
-        value: Cow<'a, [u8]>,
-        deadline: Option<i64>,
-        now: i64,
-    },
-    Unlink(Cow<'a, [u8]>),
+/// One write to the remote: a value for `key`, or its removal (`set: None`). Made into
+/// a command for a generation only when it is sent (the write-behind thread sends a
+/// write queued before another client's clear to the live generation).
+struct Write<'a> {
+    key: Cow<'a, [u8]>,
+    set: Option<SetValue<'a>>,
 }
 
-impl Write<'_> {
+/// A value, with its deadline (epoch ms; `None`: never) and the time of the set.
+struct SetValue<'a> {
+    value: Cow<'a, [u8]>,
+    deadline: Option<i64>,
+    now: i64,
+}
+
+impl<'a> Write<'a> {
+    fn unlink(key: &'a [u8]) -> Write<'a> {
+        Write {
+            key: Cow::Borrowed(key),
+            set: None,
+        }
+    }
+
     /// For the write-behind queue: the caller's bytes are copied.
     fn into_owned(self) -> Write<'static> {
-        match self {
-            Write::Set {
-                key,
-                value,
-                deadline,
-                now,
-            } => Write::Set {
-                key: Cow::Owned(key.into_owned()),
-                value: Cow::Owned(value.into_owned()),
-                deadline,
-                now,
-            },
-            Write::Unlink(key) => Write::Unlink(Cow::Owned(key.into_owned())),
+        Write {
+            key: Cow::Owned(self.key.into_owned()),
+            set: self.set.map(|s| SetValue {
+                value: Cow::Owned(s.value.into_owned()),
+                deadline: s.deadline,
+                now: s.now,
+            }),
         }
     }
 
     /// The unlink of this write's key.
     fn as_unlink(&self) -> Write<'static> {
-        match self {
-            Write::Set { key, .. } | Write::Unlink(key) => Write::Unlink(Cow::Owned(key.to_vec())),
+        Write {
+            key: Cow::Owned(self.key.to_vec()),
+            set: None,
         }
     }
 
     /// The command that makes this write in generation `gen` (a value already expired
     /// is removed), and the remote key it writes.
     fn command(&self, keys: &Keys, gen: u64) -> (Cmd, Vec<u8>) {
-        match self {
-            Write::Set {
-                key,
-                value,
-                deadline,
-                now,
-            } => {
-                let (redis_key, hashed) = keys.item(b'd', gen, key);
-                let cmd = match *deadline {
-                    Some(t) if t <= *now => redis::cmd("UNLINK").arg(&redis_key).clone(),
-                    _ => {
-                        let payload = codec::encode(*deadline, hashed.then_some(&key[..]), value);
-                        let mut cmd = redis::cmd("SET");
-                        cmd.arg(&redis_key).arg(payload);
-                        if let Some(t) = *deadline {
-                            cmd.arg("PX").arg(t - now);
-                        }
-                        cmd
-                    }
-                };
-                (cmd, redis_key)
+        let (redis_key, hashed) = keys.item(b'd', gen, &self.key);
+        let cmd = match &self.set {
+            Some(s) if !s.deadline.is_some_and(|t| t <= s.now) => {
+                let payload = codec::encode(s.deadline, hashed.then_some(&self.key[..]), &s.value);
+                let mut cmd = redis::cmd("SET");
+                cmd.arg(&redis_key).arg(payload);
+                if let Some(t) = s.deadline {
+                    cmd.arg("PX").arg(t - s.now);
+                }
+                cmd
             }
-            Write::Unlink(key) => {
-                let (redis_key, _) = keys.item(b'd', gen, key);
-                (redis::cmd("UNLINK").arg(&redis_key).clone(), redis_key)
-            }
-        }
+            _ => redis::cmd("UNLINK").arg(&redis_key).clone(),
+        };
+        (cmd, redis_key)
     }
+}
+
+/// The remote keys `writes` write in generation `gen`, for remembering writes that were
+/// lost (no payload is encoded).
+fn redis_keys(keys: &Keys, gen: u64, writes: &[Write<'_>]) -> Vec<Vec<u8>> {
+    writes
+        .iter()
+        .map(|w| keys.item(b'd', gen, &w.key).0)
+        .collect()
 }
 
 /// The commands of `writes` in generation `gen`, and the remote keys they write.
@@ -235,16 +240,25 @@ fn write_in_live_generation(
             replies.truncate(n);
             return Some(replies);
         }
-        live.store(current, Relaxed);
+        learn_generation(live, gen, current);
         gen = current;
         dead = written;
-        if !sets_move && unlinks.is_none() && writes.iter().any(|w| matches!(w, Write::Set { .. }))
-        {
+        if !sets_move && unlinks.is_none() && writes.iter().any(|w| w.set.is_some()) {
             client.counters.errors.fetch_add(1, Relaxed);
             unlinks = Some(writes.iter().map(Write::as_unlink).collect());
         }
     }
     None
+}
+
+/// Moves the handle's known generation `known` from `seen` to `found`, read by a round
+/// trip sent after `seen` was known (so `found` is as new or newer on the server). Only
+/// from `seen`: if another round trip moved it meanwhile, that one too read after
+/// `seen` was known, and may have read after `found`; the known generation never goes
+/// back to an older one (a thread whose reply was slow would otherwise undo a newer
+/// generation another thread had learned).
+fn learn_generation(known: &AtomicU64, seen: u64, found: u64) {
+    let _ = known.compare_exchange(seen, found, Relaxed, Relaxed);
 }
 
 /// Writes queued by one call, with what the handle knew when it queued them.
@@ -288,7 +302,7 @@ fn write_behind(
             if q.gen == gen {
                 writes.extend(q.writes);
             } else {
-                if q.writes.iter().any(|w| matches!(w, Write::Set { .. })) {
+                if q.writes.iter().any(|w| w.set.is_some()) {
                     client.counters.errors.fetch_add(1, Relaxed);
                 }
                 writes.extend(q.writes.iter().map(Write::as_unlink));
@@ -303,9 +317,18 @@ fn write_behind(
         {
             client.counters.writes.fetch_add(ops, Relaxed);
         } else {
-            lost.add(commands(keys, live.load(Relaxed), &writes).1);
+            lost.add(redis_keys(keys, live.load(Relaxed), &writes));
         }
     }
+}
+
+/// A value found on the remote, checked.
+pub(crate) struct Hit {
+    pub value: Arc<[u8]>,
+    /// Its time left; `None`: it never expires.
+    pub left: Option<Duration>,
+    /// The CRC-32 of `value`.
+    pub crc: u32,
 }
 
 /// The remote tier of one storage handle.
@@ -399,12 +422,13 @@ impl Remote {
         if !self.retry_clear() {
             return false;
         }
+        let seen = self.gen.load(Relaxed);
         let found: Option<Option<Vec<u8>>> = self
             .client
             .run(|c| c.query(redis::cmd("GET").arg(self.keys.generation())));
         match found.map(Self::parse_generation) {
             Some(Some(g)) => {
-                self.gen.store(g, Relaxed);
+                learn_generation(&self.gen, seen, g);
                 true
             }
             Some(None) => {
@@ -415,7 +439,7 @@ impl Remote {
         }
     }
 
-    /// Looks `key` up: its value and time left, checked. `count` adds to hits/misses.
+    /// Looks `key` up: its value, time left and CRC, checked. `count` adds to hits/misses.
     ///
     /// One round trip: the clear generation, and the value under the generation this
     /// handle last saw with its time left, pipelined. The value is valid only if that
@@ -424,13 +448,7 @@ impl Remote {
     /// shorter of the header's deadline and the server's `PTTL`: the deadline is in the
     /// writer's clock, which may run ahead of this machine's.
     /// `pid` is this process.
-    pub(crate) fn get(
-        &self,
-        pid: u32,
-        key: &[u8],
-        now: i64,
-        count: bool,
-    ) -> Option<(Arc<[u8]>, Option<Duration>)> {
+    pub(crate) fn get(&self, pid: u32, key: &[u8], now: i64, count: bool) -> Option<Hit> {
         if !self.ready() {
             return None;
         }
@@ -440,13 +458,13 @@ impl Remote {
             let (redis_key, hashed) = self.keys.item(b'd', gen, key);
             let (found_gen, value, pttl): (Option<Vec<u8>>, Option<Vec<u8>>, i64) = self
                 .client
-                .run_in(pid, |c| c.read(&generation_key, &redis_key))?;
+                .run_in(pid, |c| c.read(generation_key, &redis_key))?;
             let Some(current) = Self::parse_generation(found_gen) else {
                 self.client.failed();
                 return None;
             };
             if current != gen {
-                self.gen.store(current, Relaxed);
+                learn_generation(&self.gen, gen, current);
                 gen = current;
                 continue;
             }
@@ -460,8 +478,11 @@ impl Remote {
                 if pttl > 0 {
                     left = Some(left.map_or(pttl, |l| l.min(pttl)));
                 }
-                let left = left.map(|ms| Duration::from_millis(ms as u64));
-                Some((Arc::from(d.value), left))
+                Some(Hit {
+                    value: Arc::from(d.value),
+                    left: left.map(|ms| Duration::from_millis(ms as u64)),
+                    crc: d.crc,
+                })
             });
             if count {
                 let c = &self.client.counters;
@@ -495,7 +516,7 @@ impl Remote {
         }
         let lost = |writes: &[Write<'_>]| {
             self.unsynced
-                .add(commands(&self.keys, self.gen.load(Relaxed), writes).1);
+                .add(redis_keys(&self.keys, self.gen.load(Relaxed), writes));
         };
         if let Some(behind) = &self.behind {
             let queue = lock(&behind.queue);
@@ -538,11 +559,13 @@ impl Remote {
         expiration: Expiration,
         now: i64,
     ) -> Write<'a> {
-        Write::Set {
+        Write {
             key: Cow::Borrowed(key),
-            value: Cow::Borrowed(value),
-            deadline: self.deadline(expiration, now),
-            now,
+            set: Some(SetValue {
+                value: Cow::Borrowed(value),
+                deadline: self.deadline(expiration, now),
+                now,
+            }),
         }
     }
 
@@ -562,7 +585,7 @@ impl Remote {
     /// Removes `key`'s value (a set that could not be stored must not leave an older
     /// one); whether the remote had one (read-write mode).
     pub(crate) fn remove(&self, key: &[u8]) -> bool {
-        self.send_for_replies(vec![Write::Unlink(Cow::Borrowed(key))])
+        self.send_for_replies(vec![Write::unlink(key)])
             .and_then(|replies| redis::from_redis_value::<i64>(replies.first()?).ok())
             .is_some_and(|n| n > 0)
     }
@@ -594,9 +617,10 @@ impl Remote {
         if !self.pending_clear.load(Relaxed) {
             return true;
         }
+        let seen = self.gen.load(Relaxed);
         let gen = loop {
             let g = random_u64();
-            if g != self.gen.load(Relaxed) {
+            if g != seen {
                 break g;
             }
         };
@@ -607,7 +631,7 @@ impl Remote {
         if self.client.run(|c| c.query::<()>(&set)).is_none() {
             return false;
         }
-        self.gen.store(gen, Relaxed);
+        learn_generation(&self.gen, seen, gen);
         self.pending_clear.store(false, Relaxed);
         self.client.counters.writes.fetch_add(1, Relaxed);
         self.reclaim(gen);

@@ -4,7 +4,7 @@
 //! a call into a failure.
 
 use super::fill::{self, Buffered, FileState, Fill, Look, Ticket};
-use super::{RemoteMode, RemoteStats};
+use super::{Hit, RemoteMode, RemoteStats};
 use crate::entry::Entry;
 use crate::error::SqliteContext;
 use crate::error::{Error, ErrorKind, Result};
@@ -82,11 +82,11 @@ impl Storage {
                 Err(_) => Some(Err(())),
             },
         };
-        let (value, left) = remote.get(pid, key, now, true)?;
+        let Hit { value, left, crc } = remote.get(pid, key, now, true)?;
         if store && (value.len() as u64) <= self.value_limit() {
             match ticket {
-                Some(Ok(ticket)) => self.fill(key, &value, left, now, ticket),
-                None => self.fill_now(key, &value, left, None),
+                Some(Ok(ticket)) => self.fill(key, &value, crc, left, now, ticket),
+                None => self.fill_now(key, &value, crc, left, None),
                 Some(Err(())) => {}
             }
         }
@@ -98,16 +98,17 @@ impl Storage {
         &self,
         key: &[u8],
         value: &Arc<[u8]>,
+        crc: u32,
         left: Option<Duration>,
         now: i64,
         ticket: Ticket,
     ) {
         if value.len() > fill::MAX_DEFERRED || self.goes_to_file(value.len()) {
-            return self.fill_now(key, value, left, Some(ticket));
+            return self.fill_now(key, value, crc, left, Some(ticket));
         }
         let fill = Fill {
             value: value.clone(),
-            crc: crc32fast::hash(value),
+            crc,
             deadline: left.map(|l| now.saturating_add(l.as_millis() as i64)),
             max_size: self.max_size() as i64,
             policy: self.eviction_policy(),
@@ -119,9 +120,16 @@ impl Storage {
 
     /// Stores a value read through at once, if no entry is stored under `key` (and,
     /// with a `ticket`, if a fill taken with it would still be valid).
-    fn fill_now(&self, key: &[u8], value: &[u8], left: Option<Duration>, ticket: Option<Ticket>) {
+    /// `crc` is the CRC-32 of `value`.
+    fn fill_now(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        crc: u32,
+        left: Option<Duration>,
+        ticket: Option<Ticket>,
+    ) {
         let expiration = left.map_or(Expiration::Never, Expiration::After);
-        let crc = crc32fast::hash(value);
         let fills = &self.shared.fills;
         // Best effort: a busy or full file still answers with the remote's value.
         let _ = self.write(|t| {
@@ -182,10 +190,10 @@ impl Storage {
         give_up: Instant,
         compute: impl FnOnce() -> Result<Vec<u8>>,
     ) -> Result<(Vec<u8>, Expiration)> {
-        let found = |(value, left): (Arc<[u8]>, Option<Duration>)| {
+        let found = |hit: Hit| {
             Ok((
-                value.to_vec(),
-                left.map_or(Expiration::Never, Expiration::After),
+                hit.value.to_vec(),
+                hit.left.map_or(Expiration::Never, Expiration::After),
             ))
         };
         let Some(remote) = &self.remote else {
