@@ -11,7 +11,9 @@ fn damage(path: &std::path::Path) {
         "UPDATE entries SET value = zeroblob(10) WHERE key = x'61';
          UPDATE blobs SET value = zeroblob(1000) WHERE id = (SELECT value_id FROM entries WHERE key = x'62');
          INSERT INTO blobs (value) VALUES (x'00');
-         UPDATE state SET count = count + 5, total_size = total_size + 7;",
+         UPDATE entries SET state_count = state_count + 5,
+             state_total_size = state_total_size + 7
+             WHERE seq = (SELECT max(seq) FROM entries);",
     )
     .unwrap();
 }

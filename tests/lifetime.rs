@@ -120,12 +120,15 @@ fn gets_are_counted_without_writing_and_reach_the_file_on_close() {
     drop(other);
     drop(s);
 
-    // Read back by a plain SQLite connection: they are in the file.
+    // Read back by a plain SQLite connection: they are in the file, in the newest
+    // entry row (schema 4).
     let (hits, misses): (i64, i64) = Connection::open(&path)
         .unwrap()
-        .query_row("SELECT hits, misses FROM state", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            "SELECT state_hits, state_misses FROM entries ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .unwrap();
     assert_eq!((hits, misses), (100, 100));
 }

@@ -87,7 +87,8 @@ impl Importer<'_, '_, '_> {
     /// Adds lifetime counters of another file (its export) to this file's; counting
     /// is then since the earlier of the two times.
     pub fn merge_lifetime(&mut self, counters: &LifetimeStats) -> Result<()> {
-        lifetime::merge(self.txn.conn(), counters)
+        self.txn.merge_lifetime(counters);
+        lifetime::merge_since(self.txn.conn(), counters)
     }
 }
 

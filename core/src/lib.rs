@@ -67,6 +67,7 @@
 mod access;
 mod blob_read;
 mod check;
+mod counters;
 mod entry;
 mod error;
 mod eviction;

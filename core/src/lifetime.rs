@@ -7,9 +7,11 @@
 //! transaction (a set, the buffered hits' flush, or a handle's close).
 //! Evictions and expirations are added by the transaction that makes them.
 
+use crate::counters;
 use crate::error::{Result, SqliteContext};
 use crate::sync::lock;
-use rusqlite::{params, Connection, TransactionBehavior};
+use crate::table;
+use rusqlite::{Connection, TransactionBehavior};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Mutex;
 
@@ -115,16 +117,11 @@ pub(crate) struct Taken<'a> {
     committed: bool,
 }
 
-/// What a write transaction adds to the file's counters: hits, misses, evictions and
-/// expirations.
-pub(crate) type Deltas = [u64; 4];
-
 impl Taken<'_> {
-    /// Them and the transaction's evictions and expirations, to be added to the file's
-    /// counters by the statement that writes the transaction's clock (txn.rs), or by
-    /// [`add`] when there is none.
-    pub fn deltas(&self, evictions: u64, expirations: u64) -> Deltas {
-        [self.hits, self.misses, evictions, expirations]
+    /// The hits and misses, which the transaction adds to the file's counters (txn.rs)
+    /// with its evictions and expirations.
+    pub fn lookups(&self) -> [u64; 2] {
+        [self.hits, self.misses]
     }
 
     pub fn committed(&mut self) {
@@ -142,36 +139,9 @@ impl Drop for Taken<'_> {
     }
 }
 
-/// Adds to the file's counters, inside the caller's write transaction.
-pub(crate) fn add(
-    conn: &Connection,
-    hits: u64,
-    misses: u64,
-    evictions: u64,
-    expirations: u64,
-) -> Result<()> {
-    if hits | misses | evictions | expirations == 0 {
-        return Ok(());
-    }
-    let n = |v: u64| v.min(i64::MAX as u64) as i64;
-    conn.prepare_cached(
-        "UPDATE state SET hits = hits + ?1, misses = misses + ?2, \
-         evictions = evictions + ?3, expirations = expirations + ?4 WHERE id = 0",
-    )
-    .and_then(|mut s| s.execute(params![n(hits), n(misses), n(evictions), n(expirations)]))
-    .ctx("adding to the lifetime counters")?;
-    Ok(())
-}
-
-/// Counts from elsewhere (an import): added, and counting began at the earlier time.
-pub(crate) fn merge(conn: &Connection, from: &LifetimeStats) -> Result<()> {
-    add(
-        conn,
-        from.hits,
-        from.misses,
-        from.evictions,
-        from.expirations,
-    )?;
+/// Counting began at the earlier of the file's time and `from`'s (an import, which
+/// adds `from`'s counts through its transaction: `Txn::merge_lifetime`).
+pub(crate) fn merge_since(conn: &Connection, from: &LifetimeStats) -> Result<()> {
     conn.prepare_cached(
         "UPDATE state SET stats_since = min(coalesce(stats_since, ?1), ?1) WHERE id = 0",
     )
@@ -182,22 +152,20 @@ pub(crate) fn merge(conn: &Connection, from: &LifetimeStats) -> Result<()> {
 
 /// The file's counters, as of the caller's read.
 pub(crate) fn read(conn: &Connection) -> Result<LifetimeStats> {
-    conn.prepare_cached(
-        "SELECT hits, misses, evictions, expirations, stats_since FROM state WHERE id = 0",
-    )
-    .and_then(|mut s| {
-        s.query_row([], |r| {
-            let n = |i: usize| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
-            Ok(LifetimeStats {
-                hits: n(0)?,
-                misses: n(1)?,
-                evictions: n(2)?,
-                expirations: n(3)?,
-                since_ms: r.get::<_, Option<i64>>(4)?.unwrap_or(0),
+    conn.prepare_cached(table::LIFETIME)
+        .and_then(|mut s| {
+            s.query_row([], |r| {
+                let n = |i: usize| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
+                Ok(LifetimeStats {
+                    hits: n(0)?,
+                    misses: n(1)?,
+                    evictions: n(2)?,
+                    expirations: n(3)?,
+                    since_ms: r.get::<_, Option<i64>>(4)?.unwrap_or(0),
+                })
             })
         })
-    })
-    .ctx("reading the lifetime counters")
+        .ctx("reading the lifetime counters")
 }
 
 /// Sets the file's counters to zero, counting again from `now`, and drops `pending`
@@ -206,12 +174,12 @@ pub(crate) fn read(conn: &Connection) -> Result<LifetimeStats> {
 pub(crate) fn zero(conn: &Connection, now: i64, pending: &Pending) -> Result<()> {
     let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
         .ctx("locking the file to zero its counters")?;
-    tx.prepare_cached(
-        "UPDATE state SET hits = 0, misses = 0, evictions = 0, expirations = 0, \
-         stats_since = ?1 WHERE id = 0",
-    )
-    .and_then(|mut s| s.execute([now]))
-    .ctx("zeroing the lifetime counters")?;
+    let mut zeroed = counters::read(&tx)?;
+    zeroed.lifetime = [0; 4];
+    counters::write(&tx, &zeroed)?;
+    tx.prepare_cached("UPDATE state SET stats_since = ?1 WHERE id = 0")
+        .and_then(|mut s| s.execute([now]))
+        .ctx("zeroing the lifetime counters")?;
     let mut discarded = pending.take_in(std::process::id());
     tx.commit().ctx("zeroing the lifetime counters")?;
     discarded.committed();

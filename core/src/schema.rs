@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 /// "BKLT" in the SQLite header's application_id field (offset 68).
 pub const APPLICATION_ID: i32 = 0x424B_4C54;
 /// The schema this build writes. Files with a higher version are refused.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// `MIGRATIONS[v]` brings a file from schema `v` to `v + 1`. Version 0 is a new file.
 const MIGRATIONS: &[&str] = &[
@@ -73,6 +73,17 @@ const MIGRATIONS: &[&str] = &[
     // file of this version, which would read the empty blob as a damaged value.
     "ALTER TABLE blobs ADD COLUMN file TEXT;
     CREATE INDEX blobs_by_file ON blobs(file) WHERE file IS NOT NULL;",
+    // 3 -> 4: the file's counters (counters.rs) are kept in the newest entry row, the
+    // row every insert writes anyway, instead of costing every write the `state` page.
+    // `state` keeps them while the table is empty, and until the first write after the
+    // upgrade (the newest row's `state_clock` is NULL till then).
+    "ALTER TABLE entries ADD COLUMN state_clock       INTEGER;
+    ALTER TABLE entries ADD COLUMN state_count       INTEGER;
+    ALTER TABLE entries ADD COLUMN state_total_size  INTEGER;
+    ALTER TABLE entries ADD COLUMN state_hits        INTEGER;
+    ALTER TABLE entries ADD COLUMN state_misses      INTEGER;
+    ALTER TABLE entries ADD COLUMN state_evictions   INTEGER;
+    ALTER TABLE entries ADD COLUMN state_expirations INTEGER;",
 ];
 
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";

@@ -92,9 +92,6 @@ pub(crate) const LOOKUP: &str = concat!(
     "e.value_id,b.file FROM entries e LEFT JOIN blobs b ON b.id=e.value_id WHERE e.key=?1"
 );
 
-/// The file's state, `clock, count, total_size` (remote/fill.rs).
-pub(crate) const FILE_STATE: &str = "SELECT clock, count, total_size FROM state WHERE id = 0";
-
 /// Whether `blobs` row `?1` holds a BLOB (a damaged row may hold any type; a blob
 /// handle would read TEXT as well). No row: no result.
 pub(crate) const STORED_IS_BLOB: &str = "SELECT typeof(value) = 'blob' FROM blobs WHERE id = ?1";
@@ -120,7 +117,64 @@ pub(crate) const ROW_REF_BY_KEY: &str = concat!(
     " WHERE entries.key = ?1"
 );
 
-// The counters (in `state`) with what the entries table says.
+// The file's counters (counters.rs): `clock, count, total_size, hits, misses,
+// evictions, expirations`, kept in the newest entry row (the highest `seq`: the row
+// the last insert wrote, on the page every insert dirties), or in `state` when that
+// row holds none (an empty table, or a file not written since its upgrade to schema 4).
+
+/// After `FROM state`: the newest entry row, as `newest`, if it holds the counters.
+/// `max(seq)` is the last rowid: one descent of the table's b-tree.
+macro_rules! newest_join {
+    () => {
+        " LEFT JOIN entries AS newest ON newest.seq = (SELECT max(seq) FROM entries) \
+         AND newest.state_clock IS NOT NULL"
+    };
+}
+
+/// `clock, count, total_size` from the newest row or `state` (after `newest_join!`).
+macro_rules! clock_count_size {
+    () => {
+        "coalesce(newest.state_clock, state.clock), coalesce(newest.state_count, state.count), \
+         coalesce(newest.state_total_size, state.total_size)"
+    };
+}
+
+/// `hits, misses, evictions, expirations` from the newest row or `state`.
+macro_rules! lifetime_columns {
+    () => {
+        "coalesce(newest.state_hits, state.hits), coalesce(newest.state_misses, state.misses), \
+         coalesce(newest.state_evictions, state.evictions), \
+         coalesce(newest.state_expirations, state.expirations)"
+    };
+}
+
+/// The file's state, `clock, count, total_size` (remote/fill.rs).
+pub(crate) const FILE_STATE: &str = concat!(
+    "SELECT ",
+    clock_count_size!(),
+    " FROM state",
+    newest_join!(),
+    " WHERE state.id = 0"
+);
+
+/// The lifetime counters and `stats_since` (lifetime.rs).
+pub(crate) const LIFETIME: &str = concat!(
+    "SELECT ",
+    lifetime_columns!(),
+    ", state.stats_since FROM state",
+    newest_join!(),
+    " WHERE state.id = 0"
+);
+
+/// Writes the counters `?1..?7` into the newest entry row; it changes no row when the
+/// table is empty, and then `WRITE_STATE_COUNTERS` writes them.
+pub(crate) const WRITE_NEWEST_COUNTERS: &str = "UPDATE entries SET state_clock = ?1, \
+    state_count = ?2, state_total_size = ?3, state_hits = ?4, state_misses = ?5, \
+    state_evictions = ?6, state_expirations = ?7 WHERE seq = (SELECT max(seq) FROM entries)";
+
+/// Writes the counters `?1..?7` into `state`.
+pub(crate) const WRITE_STATE_COUNTERS: &str = "UPDATE state SET clock = ?1, count = ?2, \
+    total_size = ?3, hits = ?4, misses = ?5, evictions = ?6, expirations = ?7 WHERE id = 0";
 
 /// The earliest deadline in the file, from the partial expiry index's first entry.
 macro_rules! earliest_deadline {
@@ -129,33 +183,49 @@ macro_rules! earliest_deadline {
     };
 }
 
-/// At the start of a write: `clock, count, total_size`, the earliest deadline, and
-/// the `RowRef` of the entry under `?1` (the one a set replaces; NULLs if none).
+/// At the start of a write: the seven counters, the earliest deadline, and the
+/// `RowRef` of the entry under `?1` (the one a set replaces; NULLs if none).
 pub(crate) const LOAD_WITH_KEY: &str = concat!(
-    "SELECT state.clock, state.count, state.total_size, ",
+    "SELECT ",
+    clock_count_size!(),
+    ", ",
+    lifetime_columns!(),
+    ", ",
     earliest_deadline!(),
     ", ",
     row_ref_columns!(),
-    " FROM state LEFT JOIN entries ON entries.key = ?1",
+    " FROM state",
+    newest_join!(),
+    " LEFT JOIN entries ON entries.key = ?1",
     value_join!(),
     " WHERE state.id = 0"
 );
 
 /// `LOAD_WITH_KEY` without a key.
 pub(crate) const LOAD: &str = concat!(
-    "SELECT clock, count, total_size, ",
+    "SELECT ",
+    clock_count_size!(),
+    ", ",
+    lifetime_columns!(),
+    ", ",
     earliest_deadline!(),
-    ", NULL, NULL, NULL, NULL, NULL FROM state WHERE id = 0"
+    ", NULL, NULL, NULL, NULL, NULL FROM state",
+    newest_join!(),
+    " WHERE state.id = 0"
 );
 
 /// The file's `count` and `total_size` net of the entries due at `?1`, through the
 /// expiry index: O(due entries).
 /// A damaged size (text, real, negative or absurd) counts as nothing: summing it would
 /// make the result a real number or overflow.
-pub(crate) const LIVE_COUNTERS: &str = "SELECT s.count - d.n, s.total_size - d.size \
-    FROM state s, (SELECT count(*) AS n, coalesce(sum(CASE WHEN typeof(size) = 'integer' \
-    AND size BETWEEN 0 AND 281474976710656 THEN size END), 0) AS size \
-    FROM entries WHERE expires_at <= ?1) d WHERE s.id = 0";
+pub(crate) const LIVE_COUNTERS: &str = concat!(
+    "SELECT coalesce(newest.state_count, state.count) - d.n, \
+     coalesce(newest.state_total_size, state.total_size) - d.size FROM state",
+    newest_join!(),
+    ", (SELECT count(*) AS n, coalesce(sum(CASE WHEN typeof(size) = 'integer' \
+     AND size BETWEEN 0 AND 281474976710656 THEN size END), 0) AS size \
+     FROM entries WHERE expires_at <= ?1) d WHERE state.id = 0"
+);
 
 /// `count(*)` and the sum of each size that is its value's length (a damaged row's
 /// size is unknown): what the counters should say. O(entries).
@@ -184,12 +254,21 @@ pub(crate) const FILES: &str = "SELECT file FROM blobs WHERE file IS NOT NULL";
 pub(crate) const NAMES_FILE: &str = "SELECT 1 FROM blobs WHERE file = ?1";
 
 /// A new entry: `key, value_id, size, crc, seq (= created), expires_at, inline value,
-/// set_at`.
-pub(crate) const INSERT_ENTRY: &str = "INSERT INTO entries \
-    (seq, key, value_id, size, crc, created, hits, expires_at, value, set_at) \
-    VALUES (?5, ?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8)";
+/// set_at`, then the file's counters `?9..?15` as they stand with it (the newest row
+/// holds them: see `newest_join!`).
+macro_rules! insert_entry {
+    () => {
+        "INSERT INTO entries \
+         (seq, key, value_id, size, crc, created, hits, expires_at, value, set_at, \
+         state_clock, state_count, state_total_size, state_hits, state_misses, \
+         state_evictions, state_expirations) \
+         VALUES (?5, ?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+    };
+}
+pub(crate) const INSERT_ENTRY: &str = insert_entry!();
 
-/// `INSERT_ENTRY` only if `?1` has no entry (else nothing is written).
+/// `INSERT_ENTRY` without the counters (a batch writes them once, at its end), only if
+/// `?1` has no entry (else nothing is written).
 pub(crate) const INSERT_NEW_ENTRY: &str = "INSERT INTO entries \
     (seq, key, value_id, size, crc, created, hits, expires_at, value, set_at) \
     VALUES (?5, ?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8) ON CONFLICT (key) DO NOTHING";
@@ -217,9 +296,18 @@ macro_rules! clear {
 }
 pub(crate) const CLEAR: &str = clear!();
 
-/// `CLEAR`, and the counters with it (a new version tag).
-pub(crate) const CLEAR_WITH_COUNTERS: &str =
-    concat!(clear!(), " UPDATE state SET count = 0, total_size = 0;");
+/// `CLEAR`, and the counters with it (a new version tag): the clock and the lifetime
+/// counters move to `state` first, since the rows that held them go.
+pub(crate) const CLEAR_WITH_COUNTERS: &str = concat!(
+    "UPDATE state SET (clock, hits, misses, evictions, expirations) = (SELECT ",
+    "coalesce(newest.state_clock, state.clock), ",
+    lifetime_columns!(),
+    " FROM state",
+    newest_join!(),
+    " WHERE state.id = 0) WHERE id = 0; ",
+    clear!(),
+    " UPDATE state SET count = 0, total_size = 0;"
+);
 
 /// The `RowRef` of every entry due at `?1`, through the partial expiry index.
 pub(crate) const DUE: &str = concat!(
@@ -292,10 +380,14 @@ pub(crate) const KEYS_AFTER: &str = "SELECT key FROM entries WHERE key > ?1 \
 
 /// `count`, `total_size` and `version_tag` as the file records them, and the count
 /// and size of the entries due at `?1`.
-pub(crate) const COUNTERS_AND_DUE: &str = "SELECT count, total_size, version_tag, \
-    (SELECT count(*) FROM entries WHERE expires_at <= ?1), \
-    (SELECT coalesce(sum(size), 0) FROM entries WHERE expires_at <= ?1) \
-    FROM state WHERE id = 0";
+pub(crate) const COUNTERS_AND_DUE: &str = concat!(
+    "SELECT coalesce(newest.state_count, state.count), \
+     coalesce(newest.state_total_size, state.total_size), state.version_tag, \
+     (SELECT count(*) FROM entries WHERE expires_at <= ?1), \
+     (SELECT coalesce(sum(size), 0) FROM entries WHERE expires_at <= ?1) FROM state",
+    newest_join!(),
+    " WHERE state.id = 0"
+);
 
 /// How many entries expire after `?1` and by `?2`.
 pub(crate) const EXPIRING_BETWEEN: &str =

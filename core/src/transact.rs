@@ -99,6 +99,7 @@ fn transact<R>(
                 now.unwrap_or(i64::MIN),
                 &mut taken.accesses,
                 preload,
+                lifetime.lookups(),
             )?;
             taken.clock_at_start = txn.clock_at_start;
             txn.tick_accesses();
@@ -115,7 +116,7 @@ fn transact<R>(
                 Some(_) if write_hits => write_fills(&mut txn, shared.fills.to_write(start))?,
                 _ => Vec::new(),
             };
-            txn.store(lifetime.deltas(txn.tally.evictions, txn.tally.expirations))?;
+            txn.store()?;
             let states = (start, txn.state());
             let tally = std::mem::take(&mut txn.tally);
             Ok((out, tally, txn.accesses_written, states, fills))
