@@ -15,7 +15,7 @@
 //!   nothing (it may have read the remote before the write reached it).
 //! - **Other processes' writes to the file**: fills are valid only while the file
 //!   stays in one state, `stamp`, apart from this process's own writes. The state is
-//!   the `state` row's `(clock, count, total_size)`, which never repeats: every insert
+//!   the file's `(clock, count, total_size)` (counters.rs), which never repeats: every insert
 //!   ticks the clock, every removal lowers `count`, and a delete of an absent key or a
 //!   clear by a handle with a remote ticks the clock too (storage.rs), so that a
 //!   process whose file holds no row for the key still leaves a trace. (`PRAGMA
@@ -45,7 +45,7 @@ use crate::sync::lock;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// The `state` row's `(clock, count, total_size)`: it changes with every write that
+/// The file's `(clock, count, total_size)` (counters.rs): it changes with every write that
 /// inserts or removes an entry, and never repeats (see above).
 pub(crate) type FileState = (i64, i64, i64);
 
