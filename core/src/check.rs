@@ -129,7 +129,7 @@ impl Storage {
 type DamagedRow = (i64, Option<Vec<u8>>, Option<i64>, Option<String>);
 
 /// How long a check that only reads leaves an unreferenced value file out of its
-/// count: a writer renames its file into place before its transaction commits.
+/// count: a writer writes its file before its transaction commits.
 pub(crate) const ORPHAN_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// With `remove` (the caller holds the write lock), removes our files in `files`
@@ -159,8 +159,8 @@ pub(crate) const LAZY_SWEEP_BATCH: usize = 64;
 /// How old an unreferenced file of ours must be before the lazy sweep removes it.
 ///
 /// The sweep holds no write lock, so a file it finds may belong to a set in flight in
-/// another process: a temporary file being written, or a value file renamed into place
-/// whose row is about to commit. Neither may go, and neither does: its writer holds
+/// another process: a value file being written, or one complete whose row is about to
+/// commit. Neither may go, and neither does: its writer holds
 /// the file's lock until its row commits, and the sweep takes only a file whose lock
 /// it can take, asking again with the lock held whether a row names it
 /// (value_files.rs). The age also keeps the files written inside a write transaction

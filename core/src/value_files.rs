@@ -7,9 +7,11 @@
 //!   file. It appears whole (built under a temporary name, then renamed into place), so
 //!   a folder without the marker is not ours and is never used.
 //! - **Names never collide** between processes or threads: a file is written under a
-//!   fresh random `t-<32 hex>.tmp` (created exclusively) and renamed to a fresh random
-//!   `v-<32 hex>.blv` once complete. A row names only a complete file, so no reader ever
-//!   sees a half-written one, and two writers of one key write two files.
+//!   fresh random `v-<32 hex>.blv`, created exclusively. Only a row makes a file
+//!   readable, and a row names a file only once it is complete, so no reader ever sees
+//!   a half-written one, and two writers of one key write two files. (`t-<32 hex>.tmp`
+//!   is a file being written that no row will ever name: the sweep's place, and the
+//!   value files of earlier builds, which renamed theirs into place.)
 //! - **The file** holds a header (magic, length, CRC-32) and the value. A read checks
 //!   the file against what the row says; a missing, truncated, foreign or damaged file
 //!   is a miss ([`Read::Missing`], [`Read::Damaged`]), never an error.
@@ -56,6 +58,9 @@ const MAGIC: &[u8; 8] = b"BKLTVAL1";
 pub(crate) const HEADER_LEN: u64 = 24;
 /// Bytes copied at a time: bounds the memory of streaming reads and writes.
 pub(crate) const CHUNK: usize = 256 * 1024;
+/// Values up to this many bytes are hashed whole, then written with their header in
+/// one system call; longer ones a chunk at a time, each hashed while in the CPU's cache.
+const ONE_WRITE: usize = 4 * CHUNK;
 
 /// The name of a complete value file: what an entry's row stores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -299,19 +304,35 @@ impl ValueFiles {
 
     /// Writes `value` to a new file. On failure (a full disk included) nothing is left.
     pub(crate) fn write(&self, value: &[u8]) -> Result<Written> {
-        self.write_with(value.len() as u64, |file, hasher| {
+        let len = value.len() as u64;
+        if value.len() <= ONE_WRITE {
+            // Hashed first (it stays in the CPU's cache), then header and value in one
+            // system call: a header written apart costs two more.
+            let crc = crc32fast::hash(value);
+            return self.write_with(len, |file| {
+                write_both(file, &header_of(len, crc), value)?;
+                Ok(crc)
+            });
+        }
+        self.write_with(len, |file| {
+            let mut hasher = crc32fast::Hasher::new();
+            file.write_all(&[0u8; HEADER_LEN as usize])?;
             for chunk in value.chunks(CHUNK) {
                 hasher.update(chunk);
                 file.write_all(chunk)?;
             }
-            Ok(())
+            let crc = hasher.finalize();
+            file.write_all_at(&header_of(len, crc), 0)?;
+            Ok(crc)
         })
     }
 
     /// Writes the `len` bytes that `source` yields to a new file, in bounded memory.
     /// A source that ends early or fails leaves nothing behind.
     pub(crate) fn write_from(&self, len: u64, source: &mut dyn io::Read) -> Result<Written> {
-        self.write_with(len, |file, hasher| {
+        self.write_with(len, |file| {
+            let mut hasher = crc32fast::Hasher::new();
+            file.write_all(&[0u8; HEADER_LEN as usize])?;
             let mut buf = vec![0u8; CHUNK.min(len as usize)];
             let mut left = len;
             while left > 0 {
@@ -321,49 +342,47 @@ impl ValueFiles {
                 file.write_all(&buf[..n])?;
                 left -= n as u64;
             }
-            Ok(())
+            let crc = hasher.finalize();
+            file.write_all_at(&header_of(len, crc), 0)?;
+            Ok(crc)
         })
     }
 
-    /// Writes a header, then the value through `body` (which hashes what it writes),
-    /// then the header's CRC, to a temporary file renamed into place once complete.
+    /// Creates a new value file, locked, and fills it through `fill` (header and value;
+    /// it returns the value's CRC). The file has its final name from the start: no row
+    /// names it before it is complete, and its lock keeps sweeps away meanwhile.
     fn write_with(
         &self,
         len: u64,
-        body: impl FnOnce(&mut File, &mut crc32fast::Hasher) -> io::Result<()>,
+        fill: impl FnOnce(&mut File) -> io::Result<u32>,
     ) -> Result<Written> {
-        let (temp, mut file) = self.create_temp()?;
-        let mut hasher = crc32fast::Hasher::new();
-        let filled = file
-            .write_all(&[0u8; HEADER_LEN as usize])
-            .and_then(|_| body(&mut file, &mut hasher))
-            .and_then(|_| {
-                let crc = hasher.finalize();
-                file.write_all_at(&header_of(len, crc), 0)?;
-                Ok(crc)
-            });
-        // Renamed with its lock held: the lock is on the file, whatever its name.
-        let written = filled.and_then(|crc| {
-            let name = ValueName(random_id());
-            fs::rename(&temp, self.path_of(&name))?;
-            Ok(Written {
-                name,
+        let (id, path, mut file) = self.create_locked(|id| ValueName(id).file_name())?;
+        match fill(&mut file) {
+            Ok(crc) => Ok(Written {
+                name: ValueName(id),
                 len,
                 crc,
                 _held: file,
-            })
-        });
-        written.map_err(|e| {
-            let _ = fs::remove_file(&temp);
-            io_error(
-                format_args!("cannot write a value file in {}", self.dir.display()),
-                e,
-            )
-        })
+            }),
+            Err(e) => {
+                let _ = fs::remove_file(&path);
+                Err(io_error(
+                    format_args!("cannot write a value file in {}", self.dir.display()),
+                    e,
+                ))
+            }
+        }
     }
 
     /// Creates a new temporary file and locks it (see the module's notes).
     fn create_temp(&self) -> Result<(PathBuf, File)> {
+        self.create_locked(temp_name)
+            .map(|(_, path, file)| (path, file))
+    }
+
+    /// Creates a new file, named by `name` from a fresh random id, and locks it (see
+    /// the module's notes).
+    fn create_locked(&self, name: impl Fn(u128) -> String) -> Result<(u128, PathBuf, File)> {
         let failed = |e| {
             io_error(
                 format_args!("cannot create a value file in {}", self.dir.display()),
@@ -371,13 +390,14 @@ impl ValueFiles {
             )
         };
         loop {
-            let temp = self.dir.join(temp_name(random_id()));
+            let id = random_id();
+            let path = self.dir.join(name(id));
             let file = match OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
                 .custom_flags(libc::O_CLOEXEC)
-                .open(&temp)
+                .open(&path)
             {
                 Ok(file) => file,
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -388,8 +408,8 @@ impl ValueFiles {
                 .map_err(|e| failed(e.into()))?;
             // A sweep may have locked and removed it between its creation and our
             // lock: then it is not in the folder any more, and a new one is made.
-            if same_file(&file, &temp) {
-                return Ok((temp, file));
+            if same_file(&file, &path) {
+                return Ok((id, path, file));
             }
         }
     }
@@ -555,7 +575,7 @@ impl ValueFiles {
     }
 
     /// Removes our files that no row names (`referenced` says) and abandoned temporary
-    /// files, if last modified more than `grace` before `now`: a writer renames its file
+    /// files, if last modified more than `grace` before `now`: a writer writes its file
     /// before its row commits, so a young unreferenced file may be about to be named.
     /// Anything whose name is not ours is counted and left alone.
     pub(crate) fn sweep(
@@ -743,6 +763,23 @@ fn same_file(file: &File, path: &Path) -> bool {
     }
 }
 
+/// Writes `head` then `body` at the file's position, in one system call when the
+/// kernel takes both at once (it nearly always does).
+fn write_both(file: &mut File, head: &[u8], body: &[u8]) -> io::Result<()> {
+    let written = loop {
+        match file.write_vectored(&[io::IoSlice::new(head), io::IoSlice::new(body)]) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            done => break done?,
+        }
+    };
+    if written < head.len() {
+        file.write_all(&head[written..])?;
+        file.write_all(body)
+    } else {
+        file.write_all(&body[written - head.len()..])
+    }
+}
+
 fn no_memory(len: u64) -> Error {
     Error::new(
         ErrorKind::Internal,
@@ -837,7 +874,15 @@ mod tests {
     #[test]
     fn values_of_every_shape_read_back_as_written() {
         let (_dir, _cache, files) = setup();
-        for len in [0, 1, CHUNK - 1, CHUNK, 3 * CHUNK + 5] {
+        for len in [
+            0,
+            1,
+            CHUNK - 1,
+            CHUNK,
+            3 * CHUNK + 5,
+            ONE_WRITE,
+            ONE_WRITE + 1,
+        ] {
             let v = value(len);
             let w = files.write(&v).unwrap();
             assert_eq!((w.len, w.crc), (len as u64, crc32fast::hash(&v)));
@@ -1090,6 +1135,33 @@ mod tests {
         fs::write(files.dir().join(SWEEP_CURSOR), b"not a number").unwrap();
         files.sweep_some(referenced, grace, later, 16).unwrap();
         assert_eq!(listing(files.dir()), expected);
+    }
+
+    #[test]
+    fn a_file_being_written_has_its_final_name_and_no_sweep_takes_it() {
+        let (_dir, _cache, files) = setup();
+        // A source that looks into the folder once the writer is midway.
+        struct Midway<'a>(&'a ValueFiles, Vec<String>);
+        impl io::Read for Midway<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.1.is_empty() {
+                    let later = SystemTime::now() + Duration::from_secs(7200);
+                    let swept = self.0.sweep(|_| false, Duration::ZERO, later).unwrap();
+                    assert_eq!(swept.removed, 0, "a file being written is locked");
+                    self.1 = listing(self.0.dir());
+                }
+                buf.fill(7);
+                Ok(buf.len())
+            }
+        }
+        let mut source = Midway(&files, Vec::new());
+        let w = files.write_from(3 * CHUNK as u64, &mut source).unwrap();
+        assert_eq!(source.1, [MARKER.to_string(), w.name.file_name()]);
+        assert_eq!(
+            listing(files.dir()),
+            source.1,
+            "nothing renamed, nothing left"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@
  * read (PROT_NONE), so the library's first look at that page, while it writes the
  * file, stops the child in a SIGSEGV handler that reports to the parent and waits for
  * its word before making the page readable again. A set held between its file's
- * rename and its commit waits for the write lock held by a python3 sqlite3 process.
+ * last byte and its commit waits for the write lock held by a python3 sqlite3 process.
  */
 #include "backlite.h"
 #include "harness.h"
@@ -57,6 +57,25 @@ static backlite_storage *open_files(const char *path, uint32_t busy_ms) {
 }
 
 static uint8_t byte_at(size_t i) { return (uint8_t)(i * 131u + (i >> 12)); }
+
+/* Whether the folder holds a value file of VALUE_LEN bytes (and its 24-byte header):
+ * one whose writer has written all of it. */
+static bool has_whole_file(const char *cache) {
+    DIR *d = opendir(folder_of(cache));
+    if (!d) return false;
+    bool found = false;
+    struct dirent *e;
+    while (!found && (e = readdir(d)) != NULL) {
+        struct stat st;
+        size_t len = strlen(e->d_name);
+        found = strncmp(e->d_name, "v-", 2) == 0 && len > 4 &&
+                strcmp(e->d_name + len - 4, ".blv") == 0 &&
+                fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                (size_t)st.st_size == VALUE_LEN + 24;
+    }
+    closedir(d);
+    return found;
+}
 
 /* ------------------------------------------------------------ the stopped child */
 
@@ -148,8 +167,9 @@ static void check_vacuum_and_sweep_leave_a_set_in_flight_alone(void) {
     REQUIRE(s != NULL);
     int resume;
     pid_t pid = start_stopped_writer(path, &resume);
-    /* Its file is being written: a temporary file, and its row is not begun. */
-    CHECK_EQ(count_named(path, "t-", ".tmp"), 1);
+    /* Its file is being written (under its final name, locked), its row not begun. */
+    CHECK_EQ(count_named(path, "v-", ".blv"), 1);
+    CHECK(!has_whole_file(path));
     age_folder(path);
     backlite_storage *opened = open_files(path, 5000); /* the sweep on open */
     REQUIRE(opened != NULL);
@@ -158,7 +178,7 @@ static void check_vacuum_and_sweep_leave_a_set_in_flight_alone(void) {
     CHECK_OK(backlite_storage_check(s, 1, &rep, &err));
     CHECK_EQ(rep.orphan_values, 0);
     CHECK_OK(backlite_storage_vacuum(s, &err));
-    CHECK_EQ(count_named(path, "t-", ".tmp"), 1);
+    CHECK_EQ(count_named(path, "v-", ".blv"), 1);
     /* Let it finish: the set succeeds, and its value reads back whole. */
     REQUIRE(write(resume, "g", 1) == 1);
     close(resume);
@@ -182,13 +202,13 @@ static void check_removes_the_file_of_a_writer_killed_midway(void) {
     REQUIRE(s != NULL);
     int resume;
     pid_t pid = start_stopped_writer(path, &resume);
-    CHECK_EQ(count_named(path, "t-", ".tmp"), 1);
+    CHECK_EQ(count_named(path, "v-", ".blv"), 1);
     kill(pid, SIGKILL);
     int status = 0;
     REQUIRE(waitpid(pid, &status, 0) == pid);
     close(resume);
     CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-    CHECK_EQ(count_named(path, "t-", ".tmp"), 1); /* its lock went with it */
+    CHECK_EQ(count_named(path, "v-", ".blv"), 1); /* its lock went with it */
     backlite_check_report rep;
     CHECK_OK(backlite_storage_check(s, 1, &rep, &err));
     CHECK_EQ(rep.orphan_values, 1);
@@ -239,7 +259,7 @@ static pid_t hold_write_lock(const char *path, int *release) {
     return pid;
 }
 
-static void the_sweep_leaves_a_renamed_file_alone_until_its_row_commits(void) {
+static void the_sweep_leaves_a_written_file_alone_until_its_row_commits(void) {
     if (!h_have_python_sqlite()) SKIP("python3 with sqlite3 is not available to hold the write lock");
     const char *tmp = tmp_path("waiting.db");
     char path[PATH_MAX];
@@ -273,8 +293,9 @@ static void the_sweep_leaves_a_renamed_file_alone_until_its_row_commits(void) {
     pid_t holder = hold_write_lock(path, &release);
     REQUIRE(write(go[1], "g", 1) == 1);
     close(go[1]);
-    /* Its file complete and renamed, the writer waits for the write lock. */
-    for (int i = 0; count_named(path, "v-", ".blv") == 0; i++) {
+    /* Its file complete (and locked since it was made), the writer waits for the
+     * write lock. */
+    for (int i = 0; !has_whole_file(path); i++) {
         REQUIRE(i < 60000); /* a minute: the writer is stuck */
         usleep(1000);
     }
@@ -337,7 +358,7 @@ int main(void) {
     h_begin();
     RUN(check_vacuum_and_sweep_leave_a_set_in_flight_alone);
     RUN(check_removes_the_file_of_a_writer_killed_midway);
-    RUN(the_sweep_leaves_a_renamed_file_alone_until_its_row_commits);
+    RUN(the_sweep_leaves_a_written_file_alone_until_its_row_commits);
     RUN(a_batch_of_more_files_than_open_files_allowed_is_stored);
     return h_end();
 }
