@@ -225,7 +225,7 @@ pub(crate) fn read_file(
             ));
         }
         Dest::Init(d) => files.read_into(name, crc, d)?,
-        Dest::Uninit(d) => files.read_into_uninit(name, crc, d)?,
+        Dest::Uninit(d) => files.read_into(name, crc, d)?,
     };
     Ok(matches!(read, FileRead::Value(())))
 }

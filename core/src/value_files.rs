@@ -437,43 +437,17 @@ impl ValueFiles {
     }
 
     /// Reads the value of file `name` into `dest` (exactly its length) and checks it.
-    pub(crate) fn read_into(
+    /// `dest` may be memory not initialised (the C library's `malloc`): the file is read
+    /// straight into it, with no copy in between.
+    pub(crate) fn read_into<T>(
         &self,
         name: &ValueName,
         crc: u32,
-        dest: &mut [u8],
-    ) -> Result<Read<()>> {
-        let len = dest.len() as u64;
-        let file = match self.open_checked(name, len, crc)? {
-            Read::Value(f) => f,
-            Read::Missing => return Ok(Read::Missing),
-            Read::Damaged => return Ok(Read::Damaged),
-        };
-        // The CRC of each chunk is taken while the chunk is still in the CPU's cache.
-        let mut hasher = crc32fast::Hasher::new();
-        let mut at = HEADER_LEN;
-        for chunk in dest.chunks_mut(CHUNK) {
-            if file.read_exact_at(chunk, at).is_err() {
-                return Ok(Read::Damaged); // shortened since it was opened
-            }
-            hasher.update(chunk);
-            at += chunk.len() as u64;
-        }
-        Ok(if hasher.finalize() == crc {
-            Read::Value(())
-        } else {
-            Read::Damaged
-        })
-    }
-
-    /// [`ValueFiles::read_into`] into memory not initialised (the C library's
-    /// `malloc`): the file is read straight into it, with no copy in between.
-    pub(crate) fn read_into_uninit(
-        &self,
-        name: &ValueName,
-        crc: u32,
-        dest: &mut [MaybeUninit<u8>],
-    ) -> Result<Read<()>> {
+        dest: &mut [T],
+    ) -> Result<Read<()>>
+    where
+        [T]: Memory,
+    {
         let len = dest.len() as u64;
         let file = match self.open_checked(name, len, crc)? {
             Read::Value(f) => f,
@@ -485,9 +459,9 @@ impl ValueFiles {
         for chunk in dest.chunks_mut(CHUNK) {
             let mut filled = 0;
             while filled < chunk.len() {
-                match rustix::io::pread(&file, &mut chunk[filled..], at) {
+                match chunk[filled..].read_at(&file, at) {
                     // Hashed as it arrives, while it is still in the CPU's cache.
-                    Ok((read, _)) if !read.is_empty() => {
+                    Ok(read) if !read.is_empty() => {
                         hasher.update(read);
                         filled += read.len();
                         at += read.len() as u64;
@@ -755,6 +729,26 @@ impl ValueFiles {
     }
 }
 
+/// Memory a value is read into: initialised (a vector's) or not (the C library's).
+pub(crate) trait Memory {
+    /// Reads from `file` at `at` into the start of this memory: what was read, now
+    /// initialised.
+    fn read_at(&mut self, file: &File, at: u64) -> rustix::io::Result<&[u8]>;
+}
+
+impl Memory for [u8] {
+    fn read_at(&mut self, file: &File, at: u64) -> rustix::io::Result<&[u8]> {
+        let n = rustix::io::pread(file, &mut *self, at)?;
+        Ok(&self[..n])
+    }
+}
+
+impl Memory for [MaybeUninit<u8>] {
+    fn read_at(&mut self, file: &File, at: u64) -> rustix::io::Result<&[u8]> {
+        rustix::io::pread(file, self, at).map(|(read, _)| &*read)
+    }
+}
+
 /// Whether `path` names the open file `file` (not removed or replaced since opened).
 fn same_file(file: &File, path: &Path) -> bool {
     match (file.metadata(), fs::symlink_metadata(path)) {
@@ -920,7 +914,7 @@ mod tests {
         let damaged = |files: &ValueFiles| {
             assert_eq!(files.read(&w.name, w.len, w.crc).unwrap(), Read::Damaged);
             let mut raw = vec![MaybeUninit::uninit(); v.len()];
-            let read = files.read_into_uninit(&w.name, w.crc, &mut raw);
+            let read = files.read_into(&w.name, w.crc, &mut raw);
             assert_eq!(read.unwrap(), Read::Damaged);
             let mut seen = 0;
             let streamed = files.read_chunks(&w.name, w.len, w.crc, |c| {
@@ -955,7 +949,7 @@ mod tests {
         fs::remove_file(&path).unwrap();
         assert_eq!(files.read(&w.name, w.len, w.crc).unwrap(), Read::Missing);
         let mut raw = vec![MaybeUninit::uninit(); v.len()];
-        let read = files.read_into_uninit(&w.name, w.crc, &mut raw);
+        let read = files.read_into(&w.name, w.crc, &mut raw);
         assert_eq!(read.unwrap(), Read::Missing);
         let streamed = files.read_chunks(&w.name, w.len, w.crc, |_| panic!("no chunk"));
         assert_eq!(streamed.unwrap(), Streamed::Missing);
