@@ -9,7 +9,7 @@ use crate::sync::lock;
 use rusqlite::Connection;
 use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::thread::JoinHandle;
 
 /// Connections a forked child inherited: never closed, and kept reachable so that leak
@@ -32,6 +32,20 @@ static FORKS: AtomicU32 = AtomicU32::new(0);
 /// 32 bits), in one word so that a thread never sees one without the other. 0: none.
 static PID: AtomicU64 = AtomicU64::new(0);
 
+/// Where this process's id is kept, when the program gives a word that the kernel
+/// zeroes in the child of every fork, however made ([`keep_pid_in`]). 0 in the word:
+/// not asked yet in this process.
+static PID_WORD: OnceLock<&'static AtomicU32> = OnceLock::new();
+
+/// Keeps this process's id in `word`, which the kernel zeroes in the child of every
+/// fork (on Linux, a page with `MADV_WIPEONFORK`, as the C library maps): then the id
+/// is asked of the kernel once per process, not once per call, and no child, even one
+/// made without `pthread_atfork` handlers (`_Fork`, a raw system call), is taken for
+/// its parent. The first word given is kept; it overrides [`report_forks`].
+pub fn keep_pid_in(word: &'static AtomicU32) {
+    let _ = PID_WORD.set(word);
+}
+
 /// Tells the core that every fork of this process and of its children will call
 /// [`forked`] in the child before anything else of BackLite runs there (a
 /// `pthread_atfork` child handler, which the C library installs). Without it, each call
@@ -46,9 +60,18 @@ pub fn forked() {
     FORKS.fetch_add(1, Relaxed);
 }
 
-/// This process's id: the kernel's answer cached until the next reported fork, or
-/// asked each time when forks are not reported.
+/// This process's id: the kernel's answer kept in the word given to [`keep_pid_in`],
+/// or cached until the next reported fork, or asked each time when neither is set up.
 pub(crate) fn this_process() -> u32 {
+    if let Some(word) = PID_WORD.get() {
+        let kept = word.load(Relaxed);
+        if kept != 0 {
+            return kept;
+        }
+        let pid = std::process::id();
+        word.store(pid, Relaxed);
+        return pid;
+    }
     if !FORKS_REPORTED.load(Relaxed) {
         return std::process::id();
     }

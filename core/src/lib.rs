@@ -51,9 +51,10 @@
 //!   inherited from its parent's handles, kept unclosed and unjoined for the life of the
 //!   process: they outlive the handle that held them (closing a connection could delete
 //!   the WAL the parent uses; the threads do not exist in the child).
-//! - `fork::FORKS_REPORTED`, `fork::FORKS`, `fork::PID`: this process's id, asked of
-//!   the kernel once per fork instead of once per call when the program reports its
-//!   forks ([`report_forks`]; the C library does); the id belongs to the process.
+//! - `fork::PID_WORD`, `fork::FORKS_REPORTED`, `fork::FORKS`, `fork::PID`: this
+//!   process's id, asked of the kernel once per process instead of once per call when
+//!   the program gives a word wiped on fork ([`keep_pid_in`]; the C library does on
+//!   Linux) or reports its forks ([`report_forks`]); the id belongs to the process.
 //! - `remote::COUNTER` (in `random_u64`) and `value_files::COUNTER` (in `random_id`):
 //!   make two random numbers drawn by this process in the same nanosecond differ (lease
 //!   tokens and generations; value file names), whichever handle draws them.
@@ -103,7 +104,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use eviction::EvictionPolicy;
 pub use expiration::{Expiration, EXPIRATION_DEFAULT_MS, EXPIRATION_NEVER_MS};
 pub use export::{ExportedEntry, Importer, TransferSummary};
-pub use fork::{forked, report_forks};
+pub use fork::{forked, keep_pid_in, report_forks};
 pub use inspect::{FileInfo, KeyInfo, PolicyIndex};
 pub use lease::{held_error, poll_delay, Lease, LeaseOutcome};
 pub use lifetime::LifetimeStats;

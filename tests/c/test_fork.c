@@ -134,11 +134,46 @@ static void a_child_whose_first_call_is_a_get_keeps_the_parents_hits_apart(void)
     backlite_storage_free(s);
 }
 
+/*
+ * The same with a child made by _Fork (POSIX 2024, glibc 2.34), which runs no
+ * pthread_atfork handler (neither do a raw clone or fork system call): the library
+ * must still know it is a child, or it reads on the parent's connections and writes
+ * the parent's buffered hits as the child's.
+ */
+static void a_child_made_without_atfork_handlers_keeps_the_parents_hits_apart(void) {
+    const char *path = tmp_path("fork-nohandler.db");
+    backlite_storage *s = OPEN_WITH(path, 3, BACKLITE_EVICTION_POLICY_LEAST_FREQUENTLY_USED);
+    REQUIRE(s != NULL);
+    SET(s, "k1", "1");
+    SET(s, "k2", "2");
+    SET(s, "k3", "3");
+    for (int i = 0; i < 3; i++) GET_EQ(s, "k1", "1"); /* buffered, not written */
+    for (int i = 0; i < 4; i++) GET_EQ(s, "k3", "3");
+    pid_t pid = _Fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        int before = atomic_load(&h_st()->failures);
+        for (int i = 0; i < 5; i++) GET_EQ(s, "k2", "2");
+        backlite_storage_free(s); /* writes the child's hits, and only those */
+        _exit(atomic_load(&h_st()->failures) == before ? 0 : 1);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    SET(s, "k4", "4");
+    CHECK(!HAS(s, "k1"));
+    CHECK(HAS(s, "k2"));
+    CHECK(HAS(s, "k3"));
+    CHECK(HAS(s, "k4"));
+    backlite_storage_free(s);
+}
+
 int main(void) {
     h_begin();
     RUN(a_child_may_use_a_handle_opened_before_fork);
     RUN(a_forked_child_that_exits_leaves_the_parent_working);
     RUN(a_new_handle_in_a_child_does_not_write_the_parents_hits);
     RUN(a_child_whose_first_call_is_a_get_keeps_the_parents_hits_apart);
+    RUN(a_child_made_without_atfork_handlers_keeps_the_parents_hits_apart);
     return h_end();
 }
