@@ -104,7 +104,9 @@ impl Storage {
         // eviction in another process) removes the files of the rows it removed: such
         // a file is missing, but no row names it any more. As of the snapshot, its
         // entry was sound (a named file is never changed), so it is counted as one.
-        for (seq, _, _, file) in damaged_rows {
+        // (Without value files, as in memory, where a read locks the one connection.)
+        let in_files = damaged_rows.into_iter().filter(|_| files.is_some());
+        for (seq, _, _, file) in in_files {
             let Some(file) = file else { continue };
             let named_now = self.read(|fresh| {
                 fresh
