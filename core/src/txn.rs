@@ -521,34 +521,7 @@ impl<'c> Txn<'c> {
                 .ctx("storing a value")?;
             (None, Some(self.conn.last_insert_rowid()))
         };
-        let after = self.with_entry(at, value.len() as i64);
-        let [c1, c2, c3, c4, c5, c6, c7] = after.values();
-        self.conn
-            .prepare_cached(table::INSERT_ENTRY)
-            .and_then(|mut s| {
-                s.execute(params![
-                    key,
-                    value_id,
-                    value.len() as i64,
-                    crc as i64,
-                    at,
-                    deadline,
-                    inline,
-                    self.now,
-                    c1,
-                    c2,
-                    c3,
-                    c4,
-                    c5,
-                    c6,
-                    c7
-                ])
-            })
-            .ctx("storing an entry")?;
-        self.count += 1;
-        self.total_size += value.len() as i64;
-        self.written = Some(after);
-        Ok(())
+        self.insert_row(key, value_id, value.len() as i64, crc, at, deadline, inline)
     }
 
     /// Stores a new entry with a value of at most [`INLINE_MAX`] bytes if `key` has
@@ -614,32 +587,43 @@ impl<'c> Txn<'c> {
             .and_then(|mut s| s.execute([written.name.file_name()]))
             .ctx("storing a value")?;
         let value_id = self.conn.last_insert_rowid();
-        let after = self.with_entry(at, written.len as i64);
+        self.insert_row(
+            key,
+            Some(value_id),
+            written.len as i64,
+            crc,
+            at,
+            deadline,
+            None,
+        )
+    }
+
+    /// The entry row of `insert` and `insert_file`, carrying the counters it makes
+    /// (this row is now the newest).
+    #[allow(clippy::too_many_arguments)]
+    fn insert_row(
+        &mut self,
+        key: &[u8],
+        value_id: Option<i64>,
+        len: i64,
+        crc: u32,
+        at: i64,
+        deadline: Option<i64>,
+        inline: Option<&[u8]>,
+    ) -> Result<()> {
+        let after = self.with_entry(at, len);
         let [c1, c2, c3, c4, c5, c6, c7] = after.values();
         self.conn
             .prepare_cached(table::INSERT_ENTRY)
             .and_then(|mut s| {
                 s.execute(params![
-                    key,
-                    value_id,
-                    written.len as i64,
-                    crc as i64,
-                    at,
-                    deadline,
-                    None::<&[u8]>,
-                    self.now,
-                    c1,
-                    c2,
-                    c3,
-                    c4,
-                    c5,
-                    c6,
-                    c7
+                    key, value_id, len, crc as i64, at, deadline, inline, self.now, c1, c2, c3, c4,
+                    c5, c6, c7
                 ])
             })
             .ctx("storing an entry")?;
         self.count += 1;
-        self.total_size += written.len as i64;
+        self.total_size += len;
         self.written = Some(after);
         Ok(())
     }
