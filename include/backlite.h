@@ -180,7 +180,10 @@ typedef struct backlite_check_report {
    */
   uint64_t orphan_values;
   /**
-   * `count` and `total_size` as the file recorded them before the check.
+   * `count` and `total_size` as the file recorded them before the check. Both
+   * UINT64_MAX when the file's counters themselves are damaged (not non-negative
+   * integers, or a clock behind the newest entry): until a check with repair
+   * rewrites them, every write fails with BACKLITE_RESULT_CORRUPT and writes nothing.
    */
   uint64_t recorded_count;
   uint64_t recorded_total_size;

@@ -165,3 +165,70 @@ fn a_hit_written_later_moves_its_row_above_the_newest_and_the_counters_follow() 
     assert_eq!(counters(&s), (3, 6, 1, 0, 0, 0));
     assert!(s.check(false).unwrap().healthy());
 }
+
+/// Damage to the counters themselves (a wrong type, a negative number, a clock behind
+/// the newest entry): every write fails with `Corrupt` and writes nothing, a check
+/// reports it, and a check with repair recounts them; a damaged lifetime counter is
+/// zeroed, the sound ones are kept.
+#[test]
+fn damaged_counters_fail_writes_until_a_check_with_repair_rewrites_them() {
+    use backlite::ErrorKind;
+    let newest = "WHERE seq = (SELECT max(seq) FROM entries)";
+    for damage in [
+        format!("UPDATE entries SET state_count = 'x' {newest}"),
+        format!("UPDATE entries SET state_total_size = -1 {newest}"),
+        format!("UPDATE entries SET state_clock = 2 {newest}"),
+        format!("UPDATE entries SET state_hits = 1.5 {newest}"),
+        "DELETE FROM entries; UPDATE state SET total_size = 'x'".to_string(),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let s = Storage::open(&path, &Options::new()).unwrap();
+        s.set(b"a", b"v", Expiration::Never).unwrap();
+        s.get(b"a").unwrap().unwrap();
+        s.get(b"absent").unwrap();
+        s.set(b"b", b"vv", Expiration::Never).unwrap();
+        s.set(b"c", b"vvv", Expiration::Never).unwrap();
+        drop(s);
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(&damage)
+            .unwrap();
+        let emptied = damage.starts_with("DELETE");
+        let (n, size) = if emptied { (0, 0) } else { (3, 6) };
+
+        let s = Storage::open(&path, &Options::new()).unwrap();
+        let e = s.set(b"d", b"vvvv", Expiration::Never).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Corrupt, "{damage}: {e}");
+        assert!(e.message().contains("check --repair"), "{e}");
+        // (A clock behind the rows fails only the writes that tick it.)
+        if !damage.contains("state_clock") {
+            assert_eq!(s.delete(b"a").unwrap_err().kind(), ErrorKind::Corrupt);
+        }
+        let found = s.check(false).unwrap();
+        assert!(found.counters_damaged() && !found.healthy(), "{damage}");
+        assert_eq!((found.actual_count, found.actual_total_size), (n, size));
+
+        let repaired = s.check(true).unwrap();
+        assert!(repaired.counters_damaged() && repaired.repaired && repaired.healthy());
+        assert!(s.check(false).unwrap().healthy(), "{damage}");
+        s.set(b"d", b"vvvv", Expiration::Never).unwrap();
+        // The emptied file's counters are those `state` held before the first set.
+        let hits = if damage.contains("state_hits") || emptied {
+            0
+        } else {
+            1
+        };
+        let misses = if emptied { 0 } else { 1 };
+        assert_eq!(
+            counters(&s),
+            (n + 1, size + 4, hits, misses, 0, 0),
+            "{damage}"
+        );
+        if !emptied {
+            assert_eq!(s.get(b"a").unwrap().unwrap().0, b"v");
+            assert_eq!(s.get(b"c").unwrap().unwrap().0, b"vvv");
+        }
+        assert!(s.check(false).unwrap().healthy(), "{damage}");
+    }
+}

@@ -1,6 +1,7 @@
 //! Check and repair: verify what no normal operation reads in full, and fix what can
 //! be fixed without guessing. Both walk the whole file, by nature.
 
+use crate::counters;
 use crate::entry::{self, State};
 use crate::error::{Error, ErrorKind, Result, SqliteContext};
 use crate::storage::Storage;
@@ -25,7 +26,8 @@ pub struct CheckReport {
     /// Values no entry refers to.
     pub orphan_values: u64,
     /// `count` and `total_size` as recorded in the file before the check, less the
-    /// expired entries (which a check leaves out).
+    /// expired entries (which a check leaves out). Both `u64::MAX` when the counters
+    /// themselves are damaged (see [`CheckReport::counters_damaged`]).
     pub recorded_count: u64,
     /// `total_size` as the file recorded it before the check.
     pub recorded_total_size: u64,
@@ -38,6 +40,13 @@ pub struct CheckReport {
 }
 
 impl CheckReport {
+    /// The file's counters were damaged (one was not a non-negative integer, or the
+    /// clock was behind the newest entry): every write fails with
+    /// [`ErrorKind::Corrupt`] until a check with repair rewrites them.
+    pub fn counters_damaged(&self) -> bool {
+        self.recorded_count == u64::MAX && self.recorded_total_size == u64::MAX
+    }
+
     /// Nothing wrong was found (or everything wrong was repaired).
     pub fn healthy(&self) -> bool {
         self.integrity_ok
@@ -65,11 +74,13 @@ impl Storage {
                 self.examine_snapshot(conn, now)
             });
         }
+        // A write cannot begin on damaged counters: they are rewritten first.
+        let counters_were_damaged = self.with_writer(counters::repair)?;
         self.write(|t| {
             // The write began by purging the due entries: its counters are the live ones.
             let files = self.shared.value_files(false)?;
-            let (mut report, damaged_rows) =
-                examine(t.conn(), files, (t.count, t.total_size), t.now)?;
+            let recorded = (!counters_were_damaged).then_some((t.count, t.total_size));
+            let (mut report, damaged_rows) = examine(t.conn(), files, recorded, t.now)?;
             // Files no row names. A set writes its file before it takes the write lock
             // and holds the file's own lock until its row commits: a file whose lock
             // can be taken is an orphan, of a write that failed or was killed.
@@ -97,7 +108,10 @@ impl Storage {
 
     /// `check` without repair, on `conn` inside its read snapshot.
     fn examine_snapshot(&self, conn: &Connection, now: i64) -> Result<CheckReport> {
-        let live = crate::txn::live_counters(conn, now)?;
+        let live = match counters::sound(conn)? {
+            true => Some(crate::txn::live_counters(conn, now)?),
+            false => None,
+        };
         let files = self.shared.value_files(false)?;
         let (mut report, damaged_rows) = examine(conn, files, live, now)?;
         // A write that committed after the snapshot began (a delete, an overwrite, an
@@ -225,18 +239,20 @@ impl Storage {
 }
 
 /// Everything `check` verifies, read from `conn`: the report (with the counters
-/// `recorded`, net of the entries due at `now`) and the damaged rows.
+/// `recorded`, net of the entries due at `now`; `None`: damaged) and the damaged rows.
 fn examine(
     conn: &Connection,
     files: Option<&ValueFiles>,
-    recorded: (i64, i64),
+    recorded: Option<(i64, i64)>,
     now: i64,
 ) -> Result<(CheckReport, Vec<DamagedRow>)> {
     let mut report = CheckReport::default();
     report.integrity_messages = integrity_messages(conn)?;
     report.integrity_ok = report.integrity_messages.is_empty();
-    report.recorded_count = recorded.0 as u64;
-    report.recorded_total_size = recorded.1 as u64;
+    let (count, total_size) =
+        recorded.map_or((u64::MAX, u64::MAX), |(n, size)| (n as u64, size as u64));
+    report.recorded_count = count;
+    report.recorded_total_size = total_size;
     // (seq, key if it is one, value_id if it is one) of each damaged row.
     let mut damaged_rows = Vec::new();
     {

@@ -9,9 +9,10 @@
 //! page (3.14 WAL pages per new-key set against raw SQLite's 2.12). `state` holds them
 //! while the table is empty. The older rows keep the counters of their time, unread.
 
-use crate::error::{Result, SqliteContext};
+use crate::error::{Error, ErrorKind, Result, SqliteContext};
 use crate::table;
-use rusqlite::{Connection, Row};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, Row, TransactionBehavior};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Counters {
@@ -22,19 +23,24 @@ pub(crate) struct Counters {
     pub lifetime: [i64; 4],
 }
 
+/// The seven counters as stored, in the order of `table::LOAD`: each `None` where it
+/// is not a non-negative integer (a damaged file).
+type Stored = [Option<i64>; 7];
+
 impl Counters {
-    /// The seven counter columns starting at `at`, in the order of `table::LOAD`.
-    pub fn from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<Self> {
-        Ok(Counters {
-            clock: r.get(at)?,
-            count: r.get(at + 1)?,
-            total_size: r.get(at + 2)?,
-            lifetime: [
-                r.get(at + 3)?,
-                r.get(at + 4)?,
-                r.get(at + 5)?,
-                r.get(at + 6)?,
-            ],
+    /// The seven counter columns starting at `at`, in the order of `table::LOAD`;
+    /// `None` if one is damaged (see [`damaged`]).
+    pub fn from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<Option<Self>> {
+        Ok(Self::from_stored(stored(r, at)?))
+    }
+
+    fn from_stored(s: Stored) -> Option<Self> {
+        let [clock, count, total_size, hits, misses, evictions, expirations] = s;
+        Some(Counters {
+            clock: clock?,
+            count: count?,
+            total_size: total_size?,
+            lifetime: [hits?, misses?, evictions?, expirations?],
         })
     }
 
@@ -58,11 +64,88 @@ pub(crate) fn add(counter: i64, n: u64) -> i64 {
     counter.saturating_add(n.min(i64::MAX as u64) as i64)
 }
 
-/// The counters, as of the caller's read.
+/// The seven counter columns starting at `at`, as stored.
+fn stored(r: &Row<'_>, at: usize) -> rusqlite::Result<Stored> {
+    let mut s = [None; 7];
+    for (i, v) in s.iter_mut().enumerate() {
+        *v = match r.get_ref(at + i)? {
+            ValueRef::Integer(n) if n >= 0 => Some(n),
+            _ => None,
+        };
+    }
+    Ok(s)
+}
+
+/// The error of every write while the counters are damaged: it writes nothing, so
+/// nothing is lost, and a check with repair recounts them.
+pub(crate) fn damaged() -> Error {
+    Error::new(
+        ErrorKind::Corrupt,
+        "the cache's counters are damaged (one is not a non-negative integer, or the \
+         clock is behind the newest entry): nothing was written; run a check with repair \
+         (`backlite check --repair FILE`, backlite_storage_check with repair) to recount them",
+    )
+}
+
+/// The counters, as of the caller's read; [`damaged`] if they are.
 pub(crate) fn read(conn: &Connection) -> Result<Counters> {
     conn.prepare_cached(table::LOAD)
         .and_then(|mut s| s.query_row([], |r| Counters::from_row(r, 0)))
-        .ctx("reading the cache counters")
+        .ctx("reading the cache counters")?
+        .ok_or_else(damaged)
+}
+
+/// The counters as stored, and the newest entry's tick (0 without entries), which the
+/// clock must not be behind: the next insert would take a tick already used.
+fn read_stored(conn: &Connection) -> Result<(Stored, i64)> {
+    let stored = conn
+        .prepare_cached(table::LOAD)
+        .and_then(|mut s| s.query_row([], |r| stored(r, 0)))
+        .ctx("reading the cache counters")?;
+    let newest = conn
+        .query_row("SELECT coalesce(max(seq), 0) FROM entries", [], |r| {
+            r.get(0)
+        })
+        .ctx("reading the cache counters")?;
+    Ok((stored, newest))
+}
+
+/// Whether the counters are sound, as of the caller's read (check).
+pub(crate) fn sound(conn: &Connection) -> Result<bool> {
+    let (stored, newest) = read_stored(conn)?;
+    Ok(Counters::from_stored(stored).is_some_and(|c| c.clock >= newest))
+}
+
+/// Rewrites damaged counters, in a transaction of its own on `conn` (check with
+/// repair, before its write, which cannot begin on them); returns whether they were.
+/// `count` and `total_size` are recounted from the rows (the check that follows
+/// recounts them again, its own way). The clock becomes the highest tick any row
+/// records, so no tick is used twice; a damaged lifetime counter is zeroed, the sound
+/// ones are kept (and `stats_since` with them: it tells when they began).
+pub(crate) fn repair(conn: &Connection) -> Result<bool> {
+    let what = "repairing the cache counters";
+    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
+        .ctx("locking the file to repair its counters")?;
+    let (stored, newest) = read_stored(&tx)?;
+    if Counters::from_stored(stored).is_some_and(|c| c.clock >= newest) {
+        return Ok(false);
+    }
+    let highest: i64 = tx
+        .query_row(table::HIGHEST_TICK, [], |r| r.get(0))
+        .ctx(what)?;
+    let (count, total_size) = tx
+        .query_row(table::RECOUNT, [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .ctx(what)?;
+    let [clock, _, _, lifetime @ ..] = stored;
+    let c = Counters {
+        clock: clock.unwrap_or(0).max(newest).max(highest),
+        count,
+        total_size,
+        lifetime: lifetime.map(|n| n.unwrap_or(0)),
+    };
+    write(&tx, &c)?;
+    tx.commit().ctx(what)?;
+    Ok(true)
 }
 
 /// Writes `c` where the counters live, inside the caller's write transaction: into the

@@ -176,6 +176,12 @@ pub(crate) const WRITE_NEWEST_COUNTERS: &str = "UPDATE entries SET state_clock =
 pub(crate) const WRITE_STATE_COUNTERS: &str = "UPDATE state SET clock = ?1, count = ?2, \
     total_size = ?3, hits = ?4, misses = ?5, evictions = ?6, expirations = ?7 WHERE id = 0";
 
+/// The highest clock any row records (each row keeps the counters of its insert, and
+/// `state` those of its time), 0 if none: a lower bound for a damaged clock. O(entries).
+pub(crate) const HIGHEST_TICK: &str = "SELECT max(\
+    coalesce((SELECT max(state_clock) FROM entries WHERE typeof(state_clock) = 'integer'), 0), \
+    coalesce((SELECT clock FROM state WHERE id = 0 AND typeof(clock) = 'integer'), 0))";
+
 /// The earliest deadline in the file, from the partial expiry index's first entry.
 macro_rules! earliest_deadline {
     () => {

@@ -4,7 +4,7 @@
 use crate::access::{self, Accesses, FLUSH_THRESHOLD};
 use crate::counters::{self, Counters};
 use crate::entry::{self, State};
-use crate::error::{Result, SqliteContext};
+use crate::error::{Error, Result, SqliteContext};
 use crate::eviction::EvictionPolicy;
 use crate::lifetime::LifetimeStats;
 use crate::remote::fill::FileState;
@@ -26,8 +26,9 @@ pub(crate) struct Tally {
     pub written: Uncommitted,
 }
 
-/// What `Txn::load` reads: counters, earliest deadline, and the preloaded entry.
-type Loaded = (Counters, Option<i64>, Option<RowRef>);
+/// What `Txn::load` reads: counters (`None`: damaged), earliest deadline, and the
+/// preloaded entry.
+type Loaded = (Option<Counters>, Option<i64>, Option<RowRef>);
 
 /// What `Txn::read_entry` found under a key.
 enum Found<R> {
@@ -85,6 +86,19 @@ pub(crate) fn live_counters(conn: &Connection, now: i64) -> Result<(i64, i64)> {
         .ctx("reading the cache counters")
 }
 
+/// The error of a statement that gave a row a tick of the clock: a tick some row
+/// already has means the clock was behind the rows (damaged counters).
+fn tick_taken(e: rusqlite::Error, what: &str) -> Error {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+        {
+            counters::damaged()
+        }
+        e => Error::sqlite(what, e),
+    }
+}
+
 impl<'c> Txn<'c> {
     /// Loads the file's counters; the caller has begun an immediate transaction.
     /// With `key`, also looks up the entry a set of `key` replaces, in the same
@@ -127,6 +141,8 @@ impl<'c> Txn<'c> {
                 .and_then(|mut s| s.query_row([], row)),
         }
         .ctx("reading the cache counters")?;
+        // A damaged counter fails the write before it changes anything (check repairs).
+        let loaded = loaded.ok_or_else(counters::damaged)?;
         let Counters {
             clock,
             count,
@@ -333,7 +349,7 @@ impl<'c> Txn<'c> {
         for (key, a) in keys {
             let tick = a.tick.expect("every hit is ticked at the start of a write");
             stmt.execute(params![a.hits as i64, tick, key])
-                .ctx("recording hits")?;
+                .map_err(|e| tick_taken(e, "recording hits"))?;
         }
         self.accesses_written = true;
         // A hit ticked by an earlier write may move its row above the newest one, which
@@ -558,7 +574,7 @@ impl<'c> Txn<'c> {
                 value,
                 self.now
             ])
-            .ctx("storing an entry")?;
+            .map_err(|e| tick_taken(e, "storing an entry"))?;
         if inserted == 0 {
             return Ok(false);
         }
@@ -621,7 +637,7 @@ impl<'c> Txn<'c> {
                     c5, c6, c7
                 ])
             })
-            .ctx("storing an entry")?;
+            .map_err(|e| tick_taken(e, "storing an entry"))?;
         self.count += 1;
         self.total_size += len;
         self.written = Some(after);

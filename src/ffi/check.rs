@@ -23,7 +23,10 @@ pub struct backlite_check_report {
     pub damaged: u64,
     /// Stored values that no entry refers to.
     pub orphan_values: u64,
-    /// `count` and `total_size` as the file recorded them before the check.
+    /// `count` and `total_size` as the file recorded them before the check. Both
+    /// UINT64_MAX when the file's counters themselves are damaged (not non-negative
+    /// integers, or a clock behind the newest entry): until a check with repair
+    /// rewrites them, every write fails with BACKLITE_RESULT_CORRUPT and writes nothing.
     pub recorded_count: u64,
     pub recorded_total_size: u64,
     /// `count` and `total_size` of the entries that passed.

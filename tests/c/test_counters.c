@@ -88,10 +88,117 @@ static void a_hit_written_at_close_moves_its_row_above_the_newest(void) {
     backlite_storage_free(s);
 }
 
+/* Runs `sql` on the file through another program's SQLite (python3), as damage does. */
+static bool edit(const char *path, const char *sql) {
+    char cmd[PATH_MAX + 600];
+    snprintf(cmd, sizeof cmd,
+             "python3 -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+             "c.executescript(sys.argv[2]); c.close()' '%s' \"%s\"",
+             path, sql);
+    return system(cmd) == 0;
+}
+
+/* Sets `key` and expects CORRUPT, with a message that names the check to run. */
+static void set_is_refused(backlite_storage *s, const char *key) {
+    backlite_error *e = NULL;
+    CHECK_EQ(backlite_storage_set(s, K(key), (const uint8_t *)"new", 3, NEVER, &e),
+             BACKLITE_RESULT_CORRUPT);
+    CHECK(e != NULL && strstr(backlite_error_message(e), "check --repair") != NULL);
+    if (e != NULL && strstr(backlite_error_message(e), "check --repair") == NULL)
+        fprintf(stderr, "  message: %s\n", backlite_error_message(e));
+    backlite_error_free(e);
+}
+
+/* The newest row is the counters' home: `newest` picks it in the edits below. */
+#define NEWEST "WHERE seq = (SELECT max(seq) FROM entries)"
+
+/* A counter of the wrong type, negative, or a clock behind the newest entry: writes
+ * fail with CORRUPT and change nothing, a check reports the counters damaged, and a
+ * check with repair recounts them, after which writes work and nothing was lost. */
+static void a_damaged_counter_fails_writes_until_a_check_repairs_it(void) {
+    if (!h_have_python_sqlite()) SKIP("python3 with sqlite3 is not available to edit the file");
+    const char *damage[] = {
+        "UPDATE entries SET state_count = char(120) " NEWEST,
+        "UPDATE entries SET state_total_size = 2.5 " NEWEST,
+        "UPDATE entries SET state_clock = x'00' " NEWEST,
+        "UPDATE entries SET state_clock = 1 " NEWEST,
+        "UPDATE entries SET state_misses = -4 " NEWEST,
+        "DELETE FROM entries; UPDATE state SET count = -1",
+        "DELETE FROM entries; UPDATE state SET clock = char(120)",
+    };
+    for (size_t i = 0; i < sizeof damage / sizeof *damage; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "d%zu.db", i);
+        const char *path = tmp_path(name);
+        backlite_storage *s = OPEN(path, NULL);
+        REQUIRE(s != NULL);
+        SET(s, "a", "v");
+        SET(s, "b", "vv");
+        GET_EQ(s, "a", "v");
+        GET_MISSING(s, "absent");
+        SET(s, "c", "vvv"); /* writes one hit and one miss */
+        backlite_storage_free(s);
+        REQUIRE(edit(path, damage[i]));
+        bool emptied = strncmp(damage[i], "DELETE", 6) == 0;
+        uint64_t n = emptied ? 0 : 3, size = emptied ? 0 : 6;
+
+        s = OPEN(path, NULL);
+        REQUIRE(s != NULL);
+        set_is_refused(s, "d");
+        /* (A clock behind the rows fails only the writes that tick it.) */
+        if (strstr(damage[i], "state_clock = 1") == NULL)
+            CHECK_RC(backlite_storage_delete(s, K("a"), &err), BACKLITE_RESULT_CORRUPT);
+        if (!emptied) GET_EQ(s, "a", "v");
+        backlite_check_report r;
+        CHECK_OK(backlite_storage_check(s, 0, &r, &err));
+        CHECK(!r.healthy && !r.repaired);
+        CHECK_EQ(r.recorded_count, UINT64_MAX);
+        CHECK_EQ(r.recorded_total_size, UINT64_MAX);
+        CHECK_EQ(r.actual_count, n);
+        CHECK_EQ(r.actual_total_size, size);
+        set_is_refused(s, "d");
+
+        CHECK_OK(backlite_storage_check(s, 1, &r, &err));
+        CHECK(r.healthy && r.repaired);
+        CHECK_EQ(r.recorded_count, UINT64_MAX);
+        CHECK_EQ(r.actual_count, n);
+        CHECK_OK(backlite_storage_check(s, 0, &r, &err));
+        CHECK(r.healthy && !r.repaired);
+        SET(s, "d", "vvvv");
+        backlite_stats st = STATS(s);
+        CHECK_EQ(st.count, n + 1);
+        CHECK_EQ(st.total_size, size + 4);
+        if (!emptied) {
+            GET_EQ(s, "a", "v");
+            GET_EQ(s, "b", "vv");
+            GET_EQ(s, "c", "vvv");
+        }
+        GET_EQ(s, "d", "vvvv");
+        /* A damaged lifetime counter starts over; the sound ones are kept. */
+        backlite_lifetime_stats life;
+        CHECK_OK(backlite_storage_lifetime_stats(s, &life, &err));
+        bool misses_damaged = strstr(damage[i], "state_misses") != NULL;
+        CHECK(life.hits >= 1);
+        /* (The emptied file's are those `state` held before the first set.) */
+        CHECK_EQ(life.misses, misses_damaged || emptied ? 0 : 1);
+        backlite_storage_free(s);
+
+        /* The order survives: the entry set last is the newest, after a reopening. */
+        s = OPEN_WITH(path, size + 4, BACKLITE_EVICTION_POLICY_LAST_IN_FIRST_OUT);
+        REQUIRE(s != NULL);
+        SET(s, "e", "v");
+        CHECK(!HAS(s, "d"));
+        CHECK_OK(backlite_storage_check(s, 0, &r, &err));
+        CHECK(r.healthy);
+        backlite_storage_free(s);
+    }
+}
+
 int main(void) {
     h_begin();
     RUN(a_new_key_writes_two_pages);
     RUN(a_set_that_evicts_writes_no_counter_page);
     RUN(a_hit_written_at_close_moves_its_row_above_the_newest);
+    RUN(a_damaged_counter_fails_writes_until_a_check_repairs_it);
     return h_end();
 }

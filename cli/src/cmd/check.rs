@@ -66,7 +66,13 @@ fn to_text(file: &Path, r: &CheckReport) -> String {
         r.recorded_count == r.actual_count && r.recorded_total_size == r.actual_total_size;
     line(
         "counters",
-        if counters_ok {
+        if r.counters_damaged() {
+            format!(
+                "damaged; found {}, {}",
+                super::entries(r.actual_count),
+                format_size(r.actual_total_size)
+            )
+        } else if counters_ok {
             format!(
                 "ok ({}, {})",
                 super::entries(r.actual_count),
