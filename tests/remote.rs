@@ -219,6 +219,114 @@ fn the_known_generation_never_goes_back_to_an_older_one() {
     assert_eq!(get(&other, b"queued"), None);
 }
 
+/// A handle's clear wins over an older generation its other thread learns meanwhile:
+/// another client clears (generation 1) while this handle clears (generation 2), and
+/// the handle's reader, whose look-up ran before that clear, learns generation 1 before
+/// the clear's reply comes. After the clear returns, the handle must know generation 2
+/// (or newer): a set made then is a set after the clear, and must reach the others
+/// (it was taken for one queued before the clear, and sent as an unlink). Both threads'
+/// replies are held by a proxy so that the order is built, not hoped for.
+#[test]
+fn a_clear_is_never_undone_by_an_older_generation_learned_meanwhile() {
+    let server = RedisServer::start();
+    let proxy = HoldingProxy::start(server.port);
+    let dir = tempfile::tempdir().unwrap();
+    let other = machine(&dir, "other.db", &remote_options(&server.url()));
+    let mut behind = remote_options(&proxy.url());
+    behind.set_remote_timeout(Duration::from_secs(20)).unwrap();
+    behind.set_remote_mode(RemoteMode::WriteBehind);
+    let wb = machine(&dir, "wb.db", &behind);
+    other.clear().unwrap(); // generation 1, not known to wb yet
+    std::thread::scope(|s| {
+        // The reader's look-up reads generation 1; its reply is held.
+        proxy.arm(b"PTTL");
+        let reader = s.spawn(|| get(&wb, b"k"));
+        proxy.wait_until(|h| h.waiting == 1);
+        // wb's clear reaches the server after it; its reply is held too.
+        proxy.arm_nth(1, b"PTTL", false);
+        let clear = s.spawn(|| wb.clear().unwrap());
+        proxy.wait_until_nth(1, |h| h.waiting == 1);
+        // The reader learns generation 1 and looks again: that second look-up
+        // reads wb's generation; its reply stays held until the clear has returned.
+        proxy.permit(1);
+        proxy.wait_until(|h| h.requests == 2 && h.waiting == 1);
+        proxy.permit_nth(1, usize::MAX / 2);
+        clear.join().unwrap();
+        wb.set(b"after", b"set after the clear", NEVER).unwrap();
+        proxy.release();
+        assert_eq!(reader.join().unwrap(), None);
+    });
+    drop(wb); // sends what is queued
+    assert_eq!(
+        get(&other, b"after").as_deref(),
+        Some(&b"set after the clear"[..]),
+        "a set made after the handle's own clear was lost"
+    );
+}
+
+/// A clear's reclaim unlinks older generations only: another client's clear made after
+/// it (while its reply was held here) and the values set since stay readable.
+#[test]
+fn a_clears_reclaim_leaves_a_newer_generation_alone() {
+    let server = RedisServer::start();
+    let proxy = HoldingProxy::start(server.port);
+    let dir = tempfile::tempdir().unwrap();
+    let o = remote_options(&server.url());
+    let other = machine(&dir, "other.db", &o);
+    let mut slow = remote_options(&proxy.url());
+    slow.set_remote_timeout(Duration::from_secs(20)).unwrap();
+    let slow = machine(&dir, "slow.db", &slow);
+    proxy.arm_nth(0, b"PTTL", false);
+    std::thread::scope(|s| {
+        let clear = s.spawn(|| slow.clear().unwrap());
+        proxy.wait_until(|h| h.waiting == 1);
+        other.clear().unwrap();
+        other.set(b"k", b"after both clears", NEVER).unwrap();
+        proxy.release();
+        clear.join().unwrap();
+    });
+    assert_eq!(
+        get(&machine(&dir, "c.db", &o), b"k").as_deref(),
+        Some(&b"after both clears"[..])
+    );
+}
+
+/// A server that lost the generation key (an eviction, a restart without persistence,
+/// an older snapshot) reads as generation 0, below what the handles know: they follow
+/// it (a handle that kept its newer generation would write where nobody reads), and
+/// the next clear still makes a generation above every earlier one, so no number is
+/// used twice.
+#[test]
+fn a_lost_generation_key_is_followed_and_never_reused() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let o = remote_options(&server.url());
+    let mut behind = remote_options(&server.url());
+    behind.set_remote_mode(RemoteMode::WriteBehind);
+    let wb = machine(&dir, "wb.db", &behind);
+    wb.clear().unwrap();
+    let gen_key = server.cli(&["--scan", "--pattern", "backlite:*gen"]);
+    let gen_key = gen_key.trim();
+    let first: u64 = server.cli(&["GET", gen_key]).trim().parse().unwrap();
+    assert!(first > 0);
+    assert_eq!(server.cli(&["DEL", gen_key]), "1");
+    // A read teaches wb the loss; a set queued after it is sent as it is.
+    assert_eq!(get(&wb, b"other"), None);
+    wb.set(b"k", b"after the loss", NEVER).unwrap();
+    drop(wb); // sends what is queued
+    let a = machine(&dir, "a.db", &o);
+    assert_eq!(
+        get(&a, b"k").as_deref(),
+        Some(&b"after the loss"[..]),
+        "the set went where nobody reads"
+    );
+    a.clear().unwrap();
+    let second: u64 = server.cli(&["GET", gen_key]).trim().parse().unwrap();
+    assert!(second > first, "generation {second} after {first}");
+    assert_eq!(get(&machine(&dir, "c.db", &o), b"k"), None);
+    assert_eq!(a.remote_stats().unwrap().errors, 0);
+}
+
 #[test]
 fn expiry_travels_with_the_value_and_the_remote_forgets_it() {
     let server = RedisServer::start();

@@ -326,6 +326,40 @@ static void a_queued_set_never_outlives_another_clients_clear(void) {
     a_queued_set_never_outlives_a_clear(0);
 }
 
+/* ---- a lost generation key is followed, and no generation number is used twice ---- */
+
+static unsigned long long live_generation(void) {
+    char gen[64];
+    return strtoull(redis_cli(server.port, "GET backlite::gen", gen, sizeof gen), NULL, 10);
+}
+
+/* A server that lost the generation key (an eviction, a restart without persistence)
+ * reads as generation 0, below what the handles know: a handle that learnt the loss
+ * writes where the others read, and the next clear makes a generation above every
+ * earlier one. */
+static void a_lost_generation_key_is_followed_and_never_reused(void) {
+    backlite_options *o = remote_options(server.url);
+    backlite_options *behind = remote_options(server.url);
+    CHECK_EQ(backlite_options_set_remote_mode(behind, BACKLITE_REMOTE_MODE_WRITE_BEHIND),
+             BACKLITE_RESULT_OK);
+    backlite_storage *wb = open_file("lost-wb.db", behind);
+    CHECK_OK(backlite_storage_clear(wb, &err));
+    unsigned long long first = live_generation();
+    CHECK(first > 0);
+    char out[64];
+    CHECK(strcmp(redis_cli(server.port, "DEL backlite::gen", out, sizeof out), "1") == 0);
+    CHECK(get_is(wb, "lost-other", NULL)); /* teaches wb the loss */
+    CHECK_OK(backlite_storage_set(wb, K("lost-k"), K("after the loss"), BACKLITE_EXPIRATION_NEVER, &err));
+    backlite_storage_free(wb); /* sends what is queued */
+    backlite_storage *a = open_file("lost-a.db", o);
+    CHECK(get_is(a, "lost-k", "after the loss"));
+    CHECK_OK(backlite_storage_clear(a, &err));
+    CHECK(live_generation() > first);
+    backlite_storage_free(a);
+    backlite_options_free(behind);
+    backlite_options_free(o);
+}
+
 static void an_unreachable_or_killed_remote_never_fails_a_call(void) {
     char url[64];
     snprintf(url, sizeof url, "redis://127.0.0.1:%d", redis_free_port());
@@ -531,6 +565,7 @@ int main(void) {
         RUN(after_another_clients_clear_only_the_live_generation_is_read_and_written);
         RUN(a_queued_set_never_outlives_its_own_handles_clear);
         RUN(a_queued_set_never_outlives_another_clients_clear);
+        RUN(a_lost_generation_key_is_followed_and_never_reused);
     } else {
         fprintf(stderr, "redis-server could not be started (apt-get install redis-server)\n");
         CHECK(up);

@@ -1,6 +1,6 @@
-//! A TCP proxy in front of a server that holds back the replies of one connection,
+//! A TCP proxy in front of a server that holds back the replies of chosen connections,
 //! so that a test can order what another connection does between its request and its
-//! reply (no sleeps: each step waits for the proxy to report where that connection is).
+//! reply (no sleeps: each step waits for the proxy to report where a held connection is).
 
 #![allow(dead_code)]
 
@@ -9,11 +9,12 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// Where the held connection is.
+/// Where one held connection is.
 #[derive(Default, Debug)]
 pub struct Held {
-    /// Hold the first connection that sends a request containing `marker` from now on.
-    armed: Option<&'static [u8]>,
+    /// Hold the first connection not held yet whose request contains the marker (or,
+    /// with `false`, does not contain it) from now on.
+    armed: Option<(&'static [u8], bool)>,
     conn: Option<usize>,
     /// Requests (reads from the client) seen on the held connection.
     pub requests: usize,
@@ -24,7 +25,10 @@ pub struct Held {
     released: bool,
 }
 
-type Shared = Arc<(Mutex<Held>, Condvar)>;
+/// Up to this many connections can be held, each by its own `Held`.
+const HOLDS: usize = 2;
+
+type Shared = Arc<(Mutex<[Held; HOLDS]>, Condvar)>;
 
 pub struct HoldingProxy {
     pub port: u16,
@@ -58,42 +62,60 @@ impl HoldingProxy {
 
     /// Holds the replies of the next connection whose request contains `marker`.
     pub fn arm(&self, marker: &'static [u8]) {
-        self.lock().armed = Some(marker);
+        self.arm_nth(0, marker, true);
+    }
+
+    /// Holds (as hold `i`) the replies of the next connection not held yet whose
+    /// request contains `marker` (`with`), or does not contain it (`!with`).
+    pub fn arm_nth(&self, i: usize, marker: &'static [u8], with: bool) {
+        self.lock()[i].armed = Some((marker, with));
     }
 
     /// Lets `n` more replies of the held connection pass.
     pub fn permit(&self, n: usize) {
-        self.lock().permits += n;
+        self.permit_nth(0, n);
+    }
+
+    pub fn permit_nth(&self, i: usize, n: usize) {
+        self.lock()[i].permits += n;
         self.state.1.notify_all();
     }
 
     /// Lets everything pass from now on.
     pub fn release(&self) {
-        self.lock().released = true;
+        for held in self.lock().iter_mut() {
+            held.released = true;
+        }
         self.state.1.notify_all();
     }
 
     /// Waits (at most 20 s) until `ready` holds for the held connection.
     pub fn wait_until(&self, ready: impl Fn(&Held) -> bool) {
+        self.wait_until_nth(0, ready);
+    }
+
+    /// Waits (at most 20 s) until `ready` holds for hold `i`.
+    pub fn wait_until_nth(&self, i: usize, ready: impl Fn(&Held) -> bool) {
         let give_up = Instant::now() + Duration::from_secs(20);
-        let mut held = self.lock();
-        while !ready(&held) {
+        let mut holds = self.lock();
+        while !ready(&holds[i]) {
             let left = give_up.saturating_duration_since(Instant::now());
             assert!(
                 !left.is_zero(),
-                "the proxy never reached that point: {held:?}"
+                "the proxy never reached that point: {:?}",
+                holds[i]
             );
-            held = self.state.1.wait_timeout(held, left).unwrap().0;
+            holds = self.state.1.wait_timeout(holds, left).unwrap().0;
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Held> {
+    fn lock(&self) -> MutexGuard<'_, [Held; HOLDS]> {
         self.state.0.lock().unwrap()
     }
 }
 
-/// Copies `from` to `to`; `up`: client to server. A reply on the held connection waits
-/// for a permit.
+/// Copies `from` to `to`; `up`: client to server. A reply on a held connection waits
+/// for a permit of its hold.
 fn forward(id: usize, mut from: TcpStream, mut to: TcpStream, state: &Shared, up: bool) {
     let (lock, cv) = &**state;
     let mut buf = vec![0u8; 64 << 10];
@@ -103,26 +125,31 @@ fn forward(id: usize, mut from: TcpStream, mut to: TcpStream, state: &Shared, up
             Ok(n) => n,
         };
         {
-            let mut held = lock.lock().unwrap();
+            let mut holds = lock.lock().unwrap();
             if up {
-                if let Some(marker) = held.armed {
-                    if buf[..n].windows(marker.len()).any(|w| w == marker) {
-                        held.armed = None;
-                        held.conn = Some(id);
-                    }
+                let request = &buf[..n];
+                let taken = holds.iter().any(|h| h.conn == Some(id));
+                if let Some(h) = holds.iter_mut().find(|h| {
+                    !taken
+                        && h.armed.is_some_and(|(marker, with)| {
+                            request.windows(marker.len()).any(|w| w == marker) == with
+                        })
+                }) {
+                    h.armed = None;
+                    h.conn = Some(id);
                 }
-                if held.conn == Some(id) {
-                    held.requests += 1;
+                if let Some(h) = holds.iter_mut().find(|h| h.conn == Some(id)) {
+                    h.requests += 1;
                     cv.notify_all();
                 }
-            } else if held.conn == Some(id) && !held.released {
-                held.waiting += 1;
+            } else if let Some(i) = holds.iter().position(|h| h.conn == Some(id) && !h.released) {
+                holds[i].waiting += 1;
                 cv.notify_all();
-                while held.permits == 0 && !held.released {
-                    held = cv.wait(held).unwrap();
+                while holds[i].permits == 0 && !holds[i].released {
+                    holds = cv.wait(holds).unwrap();
                 }
-                held.permits = held.permits.saturating_sub(1);
-                held.waiting -= 1;
+                holds[i].permits = holds[i].permits.saturating_sub(1);
+                holds[i].waiting -= 1;
             }
         }
         if to.write_all(&buf[..n]).is_err() {

@@ -251,15 +251,40 @@ fn write_in_live_generation(
     None
 }
 
-/// Moves the handle's known generation `known` from `seen` to `found`, read by a round
-/// trip sent after `seen` was known (so `found` is as new or newer on the server). Only
-/// from `seen`: if another round trip moved it meanwhile, that one too read after
-/// `seen` was known, and may have read after `found`; the known generation never goes
-/// back to an older one (a thread whose reply was slow would otherwise undo a newer
-/// generation another thread had learned).
+/// Teaches the handle's known generation `known` the generation `found`, read by a round
+/// trip sent while the handle knew `seen`. Generations only grow on the server (each
+/// clear makes one above the last, see `NEW_GENERATION`), so the larger one is the newer:
+/// a reply that comes late never takes the handle back past a clear another thread has
+/// learned meanwhile, nor past this handle's own clear. A round trip sent after `seen`
+/// was on the server that reads less than `seen` means the server lost the key (a
+/// restart without persistence, an eviction, a restored snapshot): the handle follows
+/// it, but only from `seen`, so that a reply older than that loss cannot.
 fn learn_generation(known: &AtomicU64, seen: u64, found: u64) {
-    let _ = known.compare_exchange(seen, found, Relaxed, Relaxed);
+    if found >= seen {
+        known.fetch_max(found, Relaxed);
+    } else {
+        let _ = known.compare_exchange(seen, found, Relaxed, Relaxed);
+    }
 }
+
+/// Makes a clear's new generation, above the current one and at least the server's
+/// clock in microseconds, and returns it. The clock part keeps generations growing even
+/// after the server lost the key (which reads as generation 0): a number used before is
+/// not used again, so no value hidden by an old clear comes back. Below 2^52 a Lua
+/// number is exact; anything larger or not a number was not made here and is replaced.
+/// KEYS: the generation key.
+const NEW_GENERATION: &str = r"
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+if cur >= 2^52 or cur < 0 then cur = 0 end
+local g = string.format('%.0f', math.max(cur + 1, now))
+redis.call('SET', KEYS[1], g)
+return g";
+
+/// Generations at or above this were not made by `NEW_GENERATION` (its 2^52).
+const MAX_GENERATION: u64 = 1 << 52;
 
 /// Writes queued by one call, with what the handle knew when it queued them.
 struct Queued {
@@ -337,7 +362,8 @@ pub(crate) struct Remote {
     mode: RemoteMode,
     keys: Arc<Keys>,
     default_expiration: Expiration,
-    /// The clear generation last read from the remote (0 until a clear happens).
+    /// The newest clear generation this handle has seen on the remote (0 until a clear
+    /// happens; see `learn_generation`).
     gen: Arc<AtomicU64>,
     /// The number of this handle's clears (the write-behind thread drops what was
     /// queued before one).
@@ -618,19 +644,18 @@ impl Remote {
             return true;
         }
         let seen = self.gen.load(Relaxed);
-        let gen = loop {
-            let g = random_u64();
-            if g != seen {
-                break g;
-            }
-        };
-        let set = redis::cmd("SET")
+        let script = redis::cmd("EVAL")
+            .arg(NEW_GENERATION)
+            .arg(1)
             .arg(self.keys.generation())
-            .arg(gen.to_string())
             .clone();
-        if self.client.run(|c| c.query::<()>(&set)).is_none() {
+        let Some(made) = self.client.run(|c| c.query::<Option<Vec<u8>>>(&script)) else {
             return false;
-        }
+        };
+        let Some(gen) = Self::parse_generation(made) else {
+            self.client.failed();
+            return false;
+        };
         learn_generation(&self.gen, seen, gen);
         self.pending_clear.store(false, Relaxed);
         self.client.counters.writes.fetch_add(1, Relaxed);
@@ -638,8 +663,9 @@ impl Remote {
         true
     }
 
-    /// Unlinks the keys of generations other than `gen`, master by master, for at most
-    /// a few timeouts (what is left is invisible and reclaimed by a later clear).
+    /// Unlinks the keys of generations older than `gen`, master by master, for at most
+    /// a few timeouts (what is left is invisible and reclaimed by a later clear). A
+    /// newer generation is another client's later clear: its values stay.
     fn reclaim(&self, gen: u64) {
         let budget = std::time::Instant::now() + self.client.timeout * 8;
         let Some(masters) = self.client.masters() else {
@@ -662,10 +688,11 @@ impl Remote {
                 // One UNLINK per key, pipelined: on a cluster master the keys of one
                 // page lie in many slots, and a multi-key UNLINK across slots is refused.
                 let mut unlink = redis::pipe();
-                for k in keys
-                    .iter()
-                    .filter(|k| self.keys.generation_of(k) != Some(gen))
-                {
+                for k in keys.iter().filter(|k| {
+                    self.keys
+                        .generation_of(k)
+                        .map_or(true, |g| g < gen || g >= MAX_GENERATION)
+                }) {
                     unlink.cmd("UNLINK").arg(k).ignore();
                 }
                 if unlink.query::<()>(&mut conn).is_err() {
@@ -701,7 +728,7 @@ impl Drop for Remote {
     }
 }
 
-/// 64 random bits (generations, lease tokens), from the OS's hash seed.
+/// 64 random bits (lease tokens), from the OS's hash seed.
 pub(crate) fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
