@@ -137,7 +137,7 @@ impl Client {
             url: url.clone(),
             timeout,
             idle: Mutex::new(Vec::new()),
-            pid: AtomicU32::new(std::process::id()),
+            pid: AtomicU32::new(crate::fork::this_process()),
             backoff: Mutex::new(Backoff::default()),
             backing_off: AtomicBool::new(false),
             counters: Counters::default(),
@@ -173,7 +173,7 @@ impl Client {
     /// Runs `f` on a connection. `None` when the remote is backed off (counted as
     /// skipped) or the round trip failed (counted as an error; the back-off grows).
     pub(crate) fn run<T>(&self, f: impl FnOnce(&mut Conn) -> RedisResult<T>) -> Option<T> {
-        self.run_in(std::process::id(), f)
+        self.run_in(crate::fork::this_process(), f)
     }
 
     /// `run` in process `pid` (this one; the read path asks the system once per get).

@@ -153,7 +153,7 @@ pub(crate) struct Fills {
 
 impl Fills {
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.lock_in(std::process::id())
+        self.lock_in(crate::fork::this_process())
     }
 
     /// `lock` in process `pid` (this one).
@@ -240,7 +240,7 @@ impl Fills {
     /// A write of `key` (`None`: a clear) by this process: its fill goes, and remote
     /// reads under way buffer nothing. Returns whether a fill was dropped.
     pub(crate) fn forget(&self, key: Option<&[u8]>) -> bool {
-        self.forget_in(std::process::id(), key)
+        self.forget_in(crate::fork::this_process(), key)
     }
 
     /// `forget` in process `pid` (this one).

@@ -9,6 +9,7 @@ use crate::entry::Entry;
 use crate::error::SqliteContext;
 use crate::error::{Error, ErrorKind, Result};
 use crate::expiration::Expiration;
+use crate::fork::this_process;
 use crate::storage::Storage;
 use crate::table;
 use crate::transact;
@@ -210,7 +211,7 @@ impl Storage {
                 Some(Ok(lease)) => {
                     // The previous holder may have stored the value and released the
                     // lease between our look-up and our taking it.
-                    if let Some(hit) = remote.get(std::process::id(), key, self.now(), false) {
+                    if let Some(hit) = remote.get(this_process(), key, self.now(), false) {
                         remote.release(&lease);
                         return found(hit);
                     }
@@ -240,7 +241,7 @@ impl Storage {
                     return value.map(|v| (v, expiration));
                 }
                 Some(Err(())) => {
-                    if let Some(hit) = remote.get(std::process::id(), key, self.now(), false) {
+                    if let Some(hit) = remote.get(this_process(), key, self.now(), false) {
                         return found(hit);
                     }
                     let now = Instant::now();
