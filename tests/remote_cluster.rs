@@ -285,6 +285,89 @@ fn a_resharding_while_calls_run_never_gives_a_wrong_value() {
     assert_eq!(fresh.remote_stats().unwrap().errors, 0);
 }
 
+/// The server (index into `cluster.nodes`) that owns hash slot `slot`, from its own
+/// line of `CLUSTER NODES`.
+fn owner_of(cluster: &RedisCluster, slot: u64) -> usize {
+    (0..cluster.nodes.len())
+        .find(|&i| {
+            let nodes = cluster.nodes[i].cli(&["CLUSTER", "NODES"]);
+            let mine = nodes.lines().find(|l| l.contains("myself")).unwrap();
+            mine.split_whitespace()
+                .skip(8)
+                .filter(|r| !r.starts_with('['))
+                .any(|r| match r.split_once('-') {
+                    Some((a, b)) => (a.parse().unwrap()..=b.parse().unwrap()).contains(&slot),
+                    None => r.parse::<u64>().unwrap() == slot,
+                })
+        })
+        .unwrap()
+}
+
+/// One slot in trouble (its owner sends its keys to another server, which sends them
+/// back: every call on that slot fails with MOVED, as during a move) backs off that
+/// slot only: the other keys are still written and read, and the write lost in that
+/// slot holds back its own key until it is unlinked, once the slot is well again.
+#[test]
+fn one_slot_in_trouble_backs_off_that_slot_only() {
+    let cluster = RedisCluster::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    let o = cluster_options(&cluster);
+    let a = machine(&dir, "a.db", &o);
+    let reader = machine(&dir, "reader.db", &read_only(&o));
+    // No key is in the victim's slot yet (a server gives up a slot only when empty).
+    let victim = b"victim";
+    let slot: u64 = cluster.nodes[0]
+        .cli(&["CLUSTER", "KEYSLOT", "backlite::d{0:victim}"])
+        .parse()
+        .unwrap();
+    let owner = owner_of(&cluster, slot);
+    let other = (owner + 1) % cluster.nodes.len();
+    let (owner_id, other_id) = (cluster.id(owner), cluster.id(other));
+    let s = slot.to_string();
+    assert_eq!(
+        cluster.nodes[owner].cli(&["CLUSTER", "SETSLOT", &s, "NODE", &other_id]),
+        "OK"
+    );
+    a.set(victim, b"lost", NEVER).unwrap();
+    let st = a.remote_stats().unwrap();
+    assert!(st.errors > 0, "the victim's write did not fail: {st:?}");
+    // Every other key still goes through, right after that failure.
+    let mut elsewhere = 0;
+    for i in 0..KEYS {
+        if cluster.nodes[0]
+            .cli(&["CLUSTER", "KEYSLOT", &format!("backlite::d{{0:k{i}}}")])
+            .parse::<u64>()
+            .unwrap()
+            == slot
+        {
+            continue;
+        }
+        elsewhere += 1;
+        a.set(&key(i), &value(i, 1), NEVER).unwrap();
+        assert_eq!(get(&reader, &key(i)), Some(value(i, 1)), "key {i}");
+    }
+    assert!(elsewhere > 0);
+    // The slot comes back; after its back-off the lost write is unlinked, and the
+    // victim is written again.
+    assert_eq!(
+        cluster.nodes[owner].cli(&["CLUSTER", "SETSLOT", &s, "NODE", &owner_id]),
+        "OK"
+    );
+    let give_up = Instant::now() + Duration::from_secs(30);
+    for attempt in 0.. {
+        a.set(victim, b"found", NEVER).unwrap();
+        let fresh = machine(&dir, &format!("fresh{attempt}.db"), &read_only(&o));
+        match get(&fresh, victim) {
+            Some(v) => {
+                assert_eq!(v, b"found");
+                break;
+            }
+            None => assert!(Instant::now() < give_up, "the slot was never used again"),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn a_master_failure_is_counted_never_fails_a_call_and_the_cluster_is_used_again() {
     let mut cluster = RedisCluster::start(3);

@@ -1,8 +1,9 @@
 /*
  * test_remote_cluster.c: the remote tier through the C API on a 3-master Redis Cluster
  * this test makes itself (redis-cli --cluster create): keys on every master, read-
- * through in another process with its own file, clear on every master, and a master
- * killed: every call still answers locally, never a wrong value, errors counted.
+ * through in another process with its own file, clear on every master, one slot in
+ * trouble (backed off alone), and a master killed: every call still answers locally,
+ * never a wrong value, errors counted.
  */
 #include "harness.h"
 #include "redis_server.h"
@@ -111,6 +112,100 @@ static void clear_hides_everything_and_reclaims_every_master(void) {
     backlite_options_free(o);
 }
 
+/* ---- one slot in trouble backs off that slot only ---- */
+
+static long keyslot(const char *key) {
+    char cmd[256], out[64];
+    snprintf(cmd, sizeof cmd, "CLUSTER KEYSLOT '%s'", key);
+    return atol(redis_cli(cluster.nodes[0].port, cmd, out, sizeof out));
+}
+
+/* The remote key of `key`'s value in the live generation (no version tag). */
+static void remote_key(const char *key, char *out, size_t cap) {
+    char gen[64];
+    redis_cli(cluster.nodes[0].port, "-c GET backlite::gen", gen, sizeof gen);
+    snprintf(out, cap, "backlite::d{%llx:%s}", strtoull(gen, NULL, 10), key);
+}
+
+/* The server that answers `redis_key` itself (the others send MOVED). */
+static int owner_of(const char *redis_key) {
+    char cmd[256], out[256];
+    snprintf(cmd, sizeof cmd, "GET '%s'", redis_key);
+    for (int n = 0; n < REDIS_CLUSTER_MASTERS; n++)
+        if (!strstr(redis_cli(cluster.nodes[n].port, cmd, out, sizeof out), "MOVED")) return n;
+    return -1;
+}
+
+static void set_slot_owner(int on, long slot, int owner) {
+    char id[128], cmd[256], out[64];
+    redis_cli(cluster.nodes[owner].port, "CLUSTER MYID", id, sizeof id);
+    snprintf(cmd, sizeof cmd, "CLUSTER SETSLOT %ld NODE %s", slot, id);
+    CHECK(strcmp(redis_cli(cluster.nodes[on].port, cmd, out, sizeof out), "OK") == 0);
+}
+
+/* One slot in trouble (its owner sends its keys to another server, which sends them
+ * back: MOVED on every call, as during a move) backs off that slot only: the other keys
+ * are still written and read, and the slot is used again once it is well. */
+static void one_slot_in_trouble_backs_off_that_slot_only(void) {
+    backlite_options *o = cluster_options();
+    backlite_options *ro = cluster_options();
+    CHECK_EQ(backlite_options_set_remote_mode(ro, BACKLITE_REMOTE_MODE_READ_ONLY), BACKLITE_RESULT_OK);
+    backlite_storage *a = open_file("slot-a.db", o);
+    backlite_storage *reader = open_file("slot-reader.db", ro);
+    /* A victim alone in its slot (a server gives up only an empty slot). */
+    char victim[32], vkey[128];
+    long slot = keyslot("backlite::gen");
+    for (int n = 0; slot == keyslot("backlite::gen"); n++) {
+        snprintf(victim, sizeof victim, "victim %d", n);
+        remote_key(victim, vkey, sizeof vkey);
+        slot = keyslot(vkey);
+    }
+    int owner = owner_of(vkey);
+    REQUIRE(owner >= 0);
+    set_slot_owner(owner, slot, (owner + 1) % REDIS_CLUSTER_MASTERS);
+    CHECK_OK(backlite_storage_set(a, K(victim), K("lost"), BACKLITE_EXPIRATION_NEVER, &err));
+    CHECK(stats_of(a).errors > 0);
+    int elsewhere = 0;
+    for (int i = 0; i < KEYS; i++) {
+        char k[32], v[64], rk[128];
+        key_of(i, k, sizeof k);
+        value_of(i, v, sizeof v);
+        remote_key(k, rk, sizeof rk);
+        if (keyslot(rk) == slot) continue;
+        elsewhere++;
+        CHECK_OK(backlite_storage_set(a, K(k), K(v), BACKLITE_EXPIRATION_NEVER, &err));
+        backlite_buf buf = {0};
+        CHECK_OK(backlite_storage_get(reader, K(k), &buf, NULL, &err));
+        CHECK(buf.len == strlen(v) && memcmp(buf.data, v, buf.len) == 0);
+        backlite_buf_free(&buf);
+    }
+    CHECK(elsewhere > 0);
+    /* The slot comes back: after its back-off the victim is written again. */
+    set_slot_owner(owner, slot, owner);
+    for (int attempt = 0;; attempt++) {
+        REQUIRE(attempt < 600); /* 30 s */
+        CHECK_OK(backlite_storage_set(a, K(victim), K("found"), BACKLITE_EXPIRATION_NEVER, &err));
+        char name[64];
+        snprintf(name, sizeof name, "slot-fresh%d.db", attempt);
+        backlite_storage *fresh = open_file(name, ro);
+        backlite_buf buf = {0};
+        backlite_result rc = backlite_storage_get(fresh, K(victim), &buf, NULL, NULL);
+        backlite_storage_free(fresh);
+        if (rc == BACKLITE_RESULT_OK) {
+            CHECK(buf.len == 5 && memcmp(buf.data, "found", 5) == 0);
+            backlite_buf_free(&buf);
+            break;
+        }
+        CHECK_EQ(rc, BACKLITE_RESULT_NOT_FOUND);
+        struct timespec pause = {0, 50 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+    backlite_storage_free(reader);
+    backlite_storage_free(a);
+    backlite_options_free(ro);
+    backlite_options_free(o);
+}
+
 static void a_killed_master_never_fails_a_call(void) {
     backlite_options *o = cluster_options();
     backlite_storage *a = open_file("a.db", o);
@@ -152,6 +247,7 @@ int main(void) {
     }
     RUN(keys_on_every_master_are_read_by_another_process);
     RUN(clear_hides_everything_and_reclaims_every_master);
+    RUN(one_slot_in_trouble_backs_off_that_slot_only);
     RUN(a_killed_master_never_fails_a_call);
     redis_cluster_stop(&cluster);
     return h_end();

@@ -1,11 +1,16 @@
 //! Connections to the remote: a small pool per handle, every round trip bounded by the
 //! timeout (connect included), and a back-off after a failure during which calls are
-//! not sent at all (counted as `skipped`), doubling up to 30 s.
+//! not sent at all (counted as `skipped`), doubling up to 30 s. On a cluster, an error
+//! about one slot (a resharding or failover moving it: MOVED, ASK, TRYAGAIN, a slot not
+//! served) backs off that slot only; the rest of the cluster is still used.
 
 use super::url::{RemoteUrl, Target};
 use crate::sync::lock;
 use redis::cluster::{ClusterClient, ClusterConnection};
-use redis::{Cmd, ConnectionAddr, ConnectionInfo, FromRedisValue, RedisResult};
+use redis::{
+    Cmd, ConnectionAddr, ConnectionInfo, ErrorKind, FromRedisValue, RedisError, RedisResult,
+};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -88,6 +93,44 @@ struct Backoff {
     next: Duration,
 }
 
+impl Backoff {
+    /// After a failure: skip calls for the next pause, and double the one after.
+    fn fail(&mut self) {
+        let pause = self.next.max(FIRST_BACKOFF);
+        self.until = Some(Instant::now() + pause);
+        self.next = (pause * 2).min(MAX_BACKOFF);
+    }
+
+    fn active(&self) -> bool {
+        self.until.is_some_and(|t| Instant::now() < t)
+    }
+}
+
+/// The cluster slot of a Redis key (CRC16 of its hash tag, the part between the first
+/// `{` and the next `}` if not empty, else of the whole key).
+pub(crate) fn slot(key: &[u8]) -> u16 {
+    let tagged = key.iter().position(|&b| b == b'{').and_then(|open| {
+        let rest = &key[open + 1..];
+        let close = rest.iter().position(|&b| b == b'}')?;
+        (close > 0).then(|| &rest[..close])
+    });
+    crc16::State::<crc16::XMODEM>::calculate(tagged.unwrap_or(key)) % 16384
+}
+
+/// Whether `e` is about one slot of a cluster rather than the server or the network:
+/// `Some(Some(slot))` when the error names it (MOVED, ASK), `Some(None)` when it is one
+/// of the slots the call touched (TRYAGAIN, a slot not served).
+fn slot_error(e: &RedisError) -> Option<Option<u16>> {
+    match e.kind() {
+        ErrorKind::Moved | ErrorKind::Ask => Some(e.redirect_node().map(|(_, slot)| slot)),
+        ErrorKind::TryAgain => Some(None),
+        ErrorKind::ClusterDown if e.detail().is_some_and(|d| d.contains("not served")) => {
+            Some(None)
+        }
+        _ => None,
+    }
+}
+
 /// The activity counters of a handle's remote tier.
 #[derive(Default)]
 pub(crate) struct Counters {
@@ -111,6 +154,10 @@ pub(crate) struct Client {
     /// Whether `backoff` holds a pause (or a grown next pause): while it does not, a
     /// round trip takes no lock for it.
     backing_off: AtomicBool,
+    /// Cluster slots backed off after an error about them alone.
+    slots: Mutex<HashMap<u16, Backoff>>,
+    /// Whether `slots` may be non-empty (the common case takes no lock).
+    any_slot: AtomicBool,
     pub(crate) counters: Counters,
 }
 
@@ -140,6 +187,8 @@ impl Client {
             pid: AtomicU32::new(crate::fork::this_process()),
             backoff: Mutex::new(Backoff::default()),
             backing_off: AtomicBool::new(false),
+            slots: Mutex::new(HashMap::new()),
+            any_slot: AtomicBool::new(false),
             counters: Counters::default(),
         }
     }
@@ -163,26 +212,48 @@ impl Client {
 
     /// Whether calls are being skipped now.
     pub(crate) fn backed_off(&self) -> bool {
-        if !self.backing_off.load(Relaxed) {
-            return false;
-        }
-        let b = lock(&self.backoff);
-        b.until.is_some_and(|t| Instant::now() < t)
+        self.backing_off.load(Relaxed) && lock(&self.backoff).active()
+    }
+
+    /// The cluster slot of `redis_key`; `None` on one server (it has no slots).
+    pub(crate) fn slot_of(&self, redis_key: &[u8]) -> Option<u16> {
+        matches!(self.endpoint, Endpoint::Cluster(_)).then(|| slot(redis_key))
+    }
+
+    /// Whether some slot may be backed off (one load, no lock).
+    pub(crate) fn any_slot_backed_off(&self) -> bool {
+        self.any_slot.load(Relaxed)
+    }
+
+    /// Whether calls on `slot` are being skipped now, for that slot alone.
+    pub(crate) fn slot_backed_off(&self, slot: u16) -> bool {
+        self.any_slot.load(Relaxed) && lock(&self.slots).get(&slot).is_some_and(Backoff::active)
     }
 
     /// Runs `f` on a connection. `None` when the remote is backed off (counted as
     /// skipped) or the round trip failed (counted as an error; the back-off grows).
     pub(crate) fn run<T>(&self, f: impl FnOnce(&mut Conn) -> RedisResult<T>) -> Option<T> {
-        self.run_in(crate::fork::this_process(), f)
+        self.run_in(crate::fork::this_process(), &[], f)
     }
 
-    /// `run` in process `pid` (this one; the read path asks the system once per get).
+    /// `run` for a round trip on the keys of `slots`: skipped while one of them is
+    /// backed off, and an error about a slot backs off that slot only.
+    pub(crate) fn run_on<T>(
+        &self,
+        slots: &[u16],
+        f: impl FnOnce(&mut Conn) -> RedisResult<T>,
+    ) -> Option<T> {
+        self.run_in(crate::fork::this_process(), slots, f)
+    }
+
+    /// `run_on` in process `pid` (this one; the read path asks the system once per get).
     pub(crate) fn run_in<T>(
         &self,
         pid: u32,
+        slots: &[u16],
         f: impl FnOnce(&mut Conn) -> RedisResult<T>,
     ) -> Option<T> {
-        if self.backed_off() {
+        if self.backed_off() || slots.iter().any(|&s| self.slot_backed_off(s)) {
             self.counters.skipped.fetch_add(1, Relaxed);
             return None;
         }
@@ -202,22 +273,46 @@ impl Client {
         let result = conn.and_then(|mut c| f(&mut c).map(|v| (v, c)));
         match result {
             Ok((v, c)) => {
-                self.succeeded();
+                self.succeeded(slots);
                 let mut idle = lock(&self.idle);
                 if idle.len() < MAX_IDLE {
                     idle.push(c);
                 }
                 Some(v)
             }
-            Err(_) => {
-                self.failed();
+            Err(e) => {
+                match slot_error(&e) {
+                    Some(Some(named)) => self.slots_failed(&[named]),
+                    Some(None) if !slots.is_empty() => self.slots_failed(slots),
+                    _ => self.failed(),
+                }
                 None
             }
         }
     }
 
-    fn succeeded(&self) {
+    /// Counts a failure about `slots` alone and backs them off; the connections and the
+    /// rest of the cluster are fine.
+    fn slots_failed(&self, slots: &[u16]) {
+        self.counters.errors.fetch_add(1, Relaxed);
+        self.counters.connected.store(false, Relaxed);
+        let mut backed = lock(&self.slots);
+        for &s in slots {
+            backed.entry(s).or_default().fail();
+        }
+        self.any_slot.store(true, Relaxed);
+    }
+
+    /// After a round trip on `slots` succeeded: they and the remote are well again.
+    fn succeeded(&self, slots: &[u16]) {
         self.counters.connected.store(true, Relaxed);
+        if self.any_slot.load(Relaxed) && !slots.is_empty() {
+            let mut backed = lock(&self.slots);
+            for s in slots {
+                backed.remove(s);
+            }
+            self.any_slot.store(!backed.is_empty(), Relaxed);
+        }
         if !self.backing_off.load(Relaxed) {
             return;
         }
@@ -232,10 +327,7 @@ impl Client {
         self.counters.errors.fetch_add(1, Relaxed);
         self.counters.connected.store(false, Relaxed);
         lock(&self.idle).clear();
-        let mut b = lock(&self.backoff);
-        let pause = b.next.max(FIRST_BACKOFF);
-        b.until = Some(Instant::now() + pause);
-        b.next = (pause * 2).min(MAX_BACKOFF);
+        lock(&self.backoff).fail();
         self.backing_off.store(true, Relaxed);
     }
 

@@ -47,6 +47,11 @@ impl Remote {
         self.keys.item(b'l', lease.gen, &lease.key).0
     }
 
+    /// The key of the value the lease guards (in the lease's slot).
+    fn value_key(&self, lease: &RemoteLease) -> Vec<u8> {
+        self.keys.item(b'd', lease.gen, &lease.key).0
+    }
+
     /// Takes `key`'s remote lease. `Some(Ok)`: ours; `Some(Err(()))`: another owner
     /// holds it; `None`: the remote cannot be asked (or is read-only).
     pub(crate) fn try_lease(&self, key: &[u8]) -> Option<Result<RemoteLease, ()>> {
@@ -66,7 +71,7 @@ impl Remote {
             .arg("PX")
             .arg(px)
             .clone();
-        let taken: redis::Value = self.run(|c| c.query(&cmd))?;
+        let taken: redis::Value = self.run_item(&self.value_key(&lease), |c| c.query(&cmd))?;
         Some(match taken {
             redis::Value::Okay => Ok(lease),
             redis::Value::SimpleString(s) if s == "OK" => Ok(lease),
@@ -84,7 +89,7 @@ impl Remote {
             .arg(&lease.token)
             .arg(px)
             .clone();
-        self.run(|c| c.query::<i64>(&cmd)) == Some(1)
+        self.run_item(&self.value_key(lease), |c| c.query::<i64>(&cmd)) == Some(1)
     }
 
     /// Stores `value` and releases the lease if it is still ours; false otherwise
@@ -111,12 +116,12 @@ impl Remote {
             .arg(FENCED_SET)
             .arg(2)
             .arg(self.lease_key(lease))
-            .arg(value_key)
+            .arg(&value_key)
             .arg(&lease.token)
             .arg(payload)
             .arg(px)
             .clone();
-        let ok = self.run(|c| c.query::<i64>(&cmd)) == Some(1);
+        let ok = self.run_item(&value_key, |c| c.query::<i64>(&cmd)) == Some(1);
         if ok {
             self.client.counters.writes.fetch_add(1, Relaxed);
         }
@@ -131,6 +136,6 @@ impl Remote {
             .arg(self.lease_key(lease))
             .arg(&lease.token)
             .clone();
-        let _ = self.run(|c| c.query::<i64>(&cmd));
+        let _ = self.run_item(&self.value_key(lease), |c| c.query::<i64>(&cmd));
     }
 }

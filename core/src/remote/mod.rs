@@ -200,6 +200,33 @@ fn redis_keys(keys: &Keys, gen: u64, writes: &[Write<'_>]) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The writes of `writes` that may be sent now in generation `gen`. A write is held
+/// back, and remembered as lost, when an older lost write of its key is still to be
+/// unlinked (that unlink would undo it) or its cluster slot is backed off.
+fn sendable<'a>(
+    client: &Client,
+    keys: &Keys,
+    lost: &Unsynced,
+    gen: u64,
+    writes: Vec<Write<'a>>,
+) -> Vec<Write<'a>> {
+    if !lost.any() && !client.any_slot_backed_off() {
+        return writes;
+    }
+    let (send, held): (Vec<Write<'a>>, Vec<Write<'a>>) = writes.into_iter().partition(|w| {
+        let k = keys.item(b'd', gen, &w.key).0;
+        !lost.holds(&k)
+            && !client
+                .slot_of(&k)
+                .is_some_and(|s| client.slot_backed_off(s))
+    });
+    if !held.is_empty() {
+        client.counters.skipped.fetch_add(1, Relaxed);
+        lost.add(redis_keys(keys, gen, &held));
+    }
+    send
+}
+
 /// The commands of `writes` in generation `gen`, and the remote keys they write.
 fn commands(keys: &Keys, gen: u64, writes: &[Write<'_>]) -> (Vec<Cmd>, Vec<Vec<u8>>) {
     writes.iter().map(|w| w.command(keys, gen)).unzip()
@@ -231,9 +258,14 @@ fn write_in_live_generation(
         let (mut cmds, written) = commands(keys, gen, writes);
         let n = cmds.len();
         // One UNLINK per key: a multi-key UNLINK across slots is refused on a cluster.
+        let slots: Vec<u16> = written
+            .iter()
+            .chain(&dead)
+            .filter_map(|k| client.slot_of(k))
+            .collect();
         cmds.extend(dead.drain(..).map(|k| redis::cmd("UNLINK").arg(k).clone()));
         cmds.push(redis::cmd("GET").arg(keys.generation()).clone());
-        let mut replies: Vec<redis::Value> = client.run(|c| c.pipe(cmds))?;
+        let mut replies: Vec<redis::Value> = client.run_on(&slots, |c| c.pipe(cmds))?;
         let found: Option<Vec<u8>> = redis::from_redis_value(&replies.pop()?).ok()?;
         let current = Remote::parse_generation(found)?;
         if current == gen {
@@ -333,13 +365,14 @@ fn write_behind(
                 writes.extend(q.writes.iter().map(Write::as_unlink));
             }
         }
+        // Older lost writes are unlinked first, so none undoes these; a write whose
+        // key's could not be unlinked yet waits with it.
+        lost.flush(client);
+        let writes = sendable(client, keys, lost, gen, writes);
         if writes.is_empty() {
             continue;
         }
-        // Older lost writes are unlinked first, so none undoes these.
-        if lost.flush(client)
-            && write_in_live_generation(client, keys, live, gen, &writes, false).is_some()
-        {
+        if write_in_live_generation(client, keys, live, gen, &writes, false).is_some() {
             client.counters.writes.fetch_add(ops, Relaxed);
         } else {
             lost.add(redis_keys(keys, live.load(Relaxed), &writes));
@@ -482,9 +515,14 @@ impl Remote {
         let mut gen = self.gen.load(Relaxed);
         for _ in 0..2 {
             let (redis_key, hashed) = self.keys.item(b'd', gen, key);
+            if self.unsynced.holds(&redis_key) {
+                self.client.counters.skipped.fetch_add(1, Relaxed);
+                return None;
+            }
+            let slot = self.client.slot_of(&redis_key);
             let (found_gen, value, pttl): (Option<Vec<u8>>, Option<Vec<u8>>, i64) = self
                 .client
-                .run_in(pid, |c| c.read(generation_key, &redis_key))?;
+                .run_in(pid, slot.as_slice(), |c| c.read(generation_key, &redis_key))?;
             let Some(current) = Self::parse_generation(found_gen) else {
                 self.client.failed();
                 return None;
@@ -564,17 +602,23 @@ impl Remote {
         }
         let replies = if self.ready() {
             let gen = self.gen.load(Relaxed);
-            write_in_live_generation(&self.client, &self.keys, &self.gen, gen, &writes, true)
+            let writes = sendable(&self.client, &self.keys, &self.unsynced, gen, writes);
+            if writes.is_empty() {
+                return None;
+            }
+            let sent =
+                write_in_live_generation(&self.client, &self.keys, &self.gen, gen, &writes, true);
+            if sent.is_none() {
+                lost(&writes);
+            }
+            sent
         } else {
+            lost(&writes);
             None
         };
-        match replies {
-            Some(_) => self.client.counters.writes.fetch_add(1, Relaxed),
-            None => {
-                lost(&writes);
-                0
-            }
-        };
+        if replies.is_some() {
+            self.client.counters.writes.fetch_add(1, Relaxed);
+        }
         replies
     }
 
@@ -629,13 +673,14 @@ impl Remote {
     }
 
     /// Runs what must reach the remote before anything else (a pending clear, then the
-    /// unlinks of lost writes); false while it cannot be done, and then no call reads
-    /// from or writes to the remote.
+    /// unlinks of lost writes); false while the clear cannot be done or the remote is
+    /// backed off, and then no call reads from or writes to the remote. A lost write
+    /// left (its slot backed off) holds back the calls on its own key only.
     fn ready(&self) -> bool {
         if self.unsynced.take_overflow() && self.writes() {
             self.pending_clear.store(true, Relaxed);
         }
-        self.retry_clear() && self.unsynced.flush(&self.client)
+        self.retry_clear() && (self.unsynced.flush(&self.client) || !self.client.backed_off())
     }
 
     /// Runs a pending clear; false while it cannot be done.
@@ -706,12 +751,18 @@ impl Remote {
         }
     }
 
-    /// Runs `f` with a pooled connection (for the lease scripts).
-    fn run<T>(&self, f: impl FnOnce(&mut Conn) -> redis::RedisResult<T>) -> Option<T> {
-        if !self.ready() {
+    /// Runs `f` with a pooled connection on the keys of one item (the lease scripts),
+    /// whose value key is `value_key`.
+    fn run_item<T>(
+        &self,
+        value_key: &[u8],
+        f: impl FnOnce(&mut Conn) -> redis::RedisResult<T>,
+    ) -> Option<T> {
+        if !self.ready() || self.unsynced.holds(value_key) {
             return None;
         }
-        self.client.run(f)
+        self.client
+            .run_on(self.client.slot_of(value_key).as_slice(), f)
     }
 }
 

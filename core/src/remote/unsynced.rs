@@ -2,7 +2,9 @@
 //! dropped from a full write-behind queue, or was skipped while the remote was backed
 //! off). The remote may still hold an older value for such a key, which other machines
 //! would read; so each is unlinked before this handle's next remote call, and until
-//! that succeeds no call of this handle reads from the remote.
+//! that succeeds no call of this handle reads or writes that key on the remote (a later
+//! write would be undone by the unlink). Other keys go on: on a cluster, a key whose
+//! slot is backed off waits while the others are unlinked.
 
 use super::client::Client;
 use crate::sync::lock;
@@ -42,28 +44,46 @@ impl Unsynced {
         self.overflowed.swap(false, Relaxed)
     }
 
-    /// Unlinks every remembered key in one round trip; false (keys kept) if that failed.
+    /// Whether some key may be remembered (one load, no lock).
+    pub(crate) fn any(&self) -> bool {
+        self.any.load(Relaxed)
+    }
+
+    /// Whether `redis_key`'s last write is still to be unlinked.
+    pub(crate) fn holds(&self, redis_key: &[u8]) -> bool {
+        self.any() && lock(&self.keys).contains(redis_key)
+    }
+
+    /// Unlinks the remembered keys in one round trip, but those of a backed-off cluster
+    /// slot; true if none is left (the others are kept for the next call).
     pub(crate) fn flush(&self, client: &Client) -> bool {
-        if !self.any.load(Relaxed) {
+        if !self.any() {
             return true;
         }
-        let keys: Vec<Vec<u8>> = {
+        let (keys, waiting): (Vec<Vec<u8>>, Vec<Vec<u8>>) = {
             let mut k = lock(&self.keys);
             self.any.store(false, Relaxed);
-            k.drain().collect()
+            k.drain()
+                .partition(|k| !client.slot_of(k).is_some_and(|s| client.slot_backed_off(s)))
         };
-        if keys.is_empty() {
-            return true;
+        let done = keys.is_empty() || {
+            // One UNLINK per key: on a cluster the keys lie in many slots.
+            let cmds: Vec<Cmd> = keys
+                .iter()
+                .map(|k| redis::cmd("UNLINK").arg(k).clone())
+                .collect();
+            let slots: Vec<u16> = keys.iter().filter_map(|k| client.slot_of(k)).collect();
+            client
+                .run_on(&slots, |c| c.pipe::<redis::Value>(cmds))
+                .is_some()
+        };
+        let left = waiting.is_empty() && done;
+        if !done {
+            self.add(keys);
         }
-        // One UNLINK per key: on a cluster the keys lie in many slots.
-        let cmds: Vec<Cmd> = keys
-            .iter()
-            .map(|k| redis::cmd("UNLINK").arg(k).clone())
-            .collect();
-        if client.run(|c| c.pipe::<redis::Value>(cmds)).is_some() {
-            return true;
+        if !waiting.is_empty() {
+            self.add(waiting);
         }
-        self.add(keys);
-        false
+        left
     }
 }
