@@ -11,7 +11,12 @@
 //! The fill's time per insert (one transaction) shows what the second layout's extra
 //! index costs every set.
 //!
-//! cargo run --release --example hit_write_cost -- [entries] [hits per write] [rounds]
+//! With `order` after the rounds, only today's layout, with the hits ticked in the order
+//! they happened (random against the keys, as in BackLite) and written in key order or
+//! in tick order, on a connection with SQLite's default 2 MiB page cache or the hit
+//! writer's 32 MiB (core/src/transact.rs).
+//!
+//! cargo run --release --example hit_write_cost -- [entries] [hits per write] [rounds] [order]
 
 use rusqlite::{params, Connection};
 use std::time::Instant;
@@ -43,9 +48,21 @@ fn main() {
             .map_or(d, |a| a.parse().expect("a number"))
     };
     let (n, batch, rounds) = (arg(1, 100_000), arg(2, 16_384), arg(3, 5));
+    let order = std::env::args().nth(4).as_deref() == Some("order");
     println!("{n} entries, {batch} hits per write transaction, {rounds} rounds; per hit:");
+    // (name, schema, update, write in tick order, page cache KiB)
+    let mut cases: Vec<(&str, &str, &str, bool, i64)> = Vec::new();
+    if order {
+        let (_, schema, update) = SCHEMAS[0];
+        cases.push(("key order, 2 MiB", schema, update, false, 2000));
+        cases.push(("key order, 32 MiB", schema, update, false, 32768));
+        cases.push(("tick order, 2 MiB", schema, update, true, 2000));
+        cases.push(("tick order, 32 MiB", schema, update, true, 32768));
+    } else {
+        cases.extend(SCHEMAS.iter().map(|&(n, s, u)| (n, s, u, false, 2000)));
+    }
     for value_len in [100usize, 3000] {
-        for (name, schema, update) in SCHEMAS {
+        for &(name, schema, update, tick_order, cache) in &cases {
             // On disk, not a tmpfs: the page writes are what is measured.
             let dir =
                 tempfile::tempdir_in(std::env::var("BENCH_DIR").unwrap_or_else(|_| ".".into()))
@@ -53,7 +70,7 @@ fn main() {
             let conn = Connection::open(dir.path().join("c.db")).unwrap();
             conn.execute_batch(&format!(
                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
-                 PRAGMA wal_autocheckpoint = 0;
+                 PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -{cache};
                  CREATE TABLE blobs (id INTEGER PRIMARY KEY, value BLOB NOT NULL, file TEXT);
                  {schema}"
             ))
@@ -77,14 +94,14 @@ fn main() {
                             .unwrap();
                         (None, Some(tx.last_insert_rowid()))
                     };
-                    let cols = if name == "move" {
+                    let cols = if name != "in place" {
                         "seq, key, value_id, size, crc, created, hits, value"
                     } else {
                         "seq, key, value_id, size, crc, created, hits, value, id"
                     };
                     let sql = format!(
                         "INSERT INTO entries ({cols}) VALUES (?1, ?2, ?3, ?4, 0, ?1, 0, ?5{})",
-                        if name == "move" { "" } else { ", ?1" }
+                        if name != "in place" { "" } else { ", ?1" }
                     );
                     tx.prepare_cached(&sql)
                         .unwrap()
@@ -110,26 +127,49 @@ fn main() {
                     .collect();
                 keys.sort();
                 keys.dedup();
+                // Ticks in key order; with `order`, in the (random) order of the hits.
+                let mut ticks: Vec<(i64, Vec<u8>)> = Vec::with_capacity(keys.len());
+                if order {
+                    let mut by_hit: Vec<(u64, Vec<u8>)> = keys
+                        .into_iter()
+                        .map(|k| {
+                            rng ^= rng << 13;
+                            rng ^= rng >> 7;
+                            rng ^= rng << 17;
+                            (rng, k)
+                        })
+                        .collect();
+                    by_hit.sort();
+                    keys = by_hit.into_iter().map(|(_, k)| k).collect();
+                }
+                for k in keys {
+                    clock += 1;
+                    ticks.push((clock, k));
+                }
+                if tick_order {
+                    ticks.sort();
+                } else {
+                    ticks.sort_by(|a, b| a.1.cmp(&b.1));
+                }
                 let start = Instant::now();
                 let tx = conn.unchecked_transaction().unwrap();
                 {
                     let mut stmt = tx.prepare_cached(update).unwrap();
-                    for k in &keys {
-                        clock += 1;
-                        stmt.execute(params![1i64, clock, k]).unwrap();
+                    for (tick, k) in &ticks {
+                        stmt.execute(params![1i64, tick, k]).unwrap();
                     }
                 }
                 tx.commit().unwrap();
-                micros.push(start.elapsed().as_secs_f64() * 1e6 / keys.len() as f64);
+                micros.push(start.elapsed().as_secs_f64() * 1e6 / ticks.len() as f64);
                 let wal = std::fs::metadata(dir.path().join("c.db-wal"))
                     .unwrap()
                     .len() as i64;
-                frames.push((wal - 32) as f64 / (page + 24) as f64 / keys.len() as f64);
+                frames.push((wal - 32) as f64 / (page + 24) as f64 / ticks.len() as f64);
             }
             micros.sort_by(f64::total_cmp);
             frames.sort_by(f64::total_cmp);
             println!(
-                "  value {value_len:>5} B, {name:<8}: {:.2} µs (min {:.2}, max {:.2}), {:.3} pages; \
+                "  value {value_len:>5} B, {name:<18}: {:.2} µs (min {:.2}, max {:.2}), {:.3} pages; \
                  fill {fill:.2} µs per insert",
                 micros[rounds / 2],
                 micros[0],
