@@ -5,9 +5,11 @@
  * difference between a run of OPS writes and one of 0. Builds against a libbacklite.a
  * as get_loop.c does (bench/README.md, "Counting one write").
  *
- *   set_loop DIR FILL OPS MODE [POLICY]
+ *   set_loop DIR FILL OPS MODE [POLICY] [SIZE]
  *
- * Sets FILL entries (16-byte keys, 100-byte values) in DIR/c.db, then makes OPS writes:
+ * Sets FILL entries (16-byte keys, 100-byte values) in DIR/c.db, then makes OPS writes
+ * of SIZE-byte values (default 100; 65536 and up are kept in files beside the cache,
+ * which is how a large set is counted; SIZE may follow MODE directly):
  *   new    sets of new keys
  *   over   sets of existing keys, in a pseudo-random order
  *   evict  sets of new keys with max_size at FILL values, so each evicts one entry by
@@ -27,11 +29,11 @@ static void make_key(uint8_t *k, uint64_t i) {
     k[0] = 'k';
 }
 
-static int set_one(backlite_storage *s, uint64_t i, const uint8_t *v) {
+static int set_one(backlite_storage *s, uint64_t i, const uint8_t *v, size_t len) {
     uint8_t k[16];
     make_key(k, i);
     backlite_error *e = NULL;
-    if (backlite_storage_set(s, k, sizeof k, v, 100, BACKLITE_EXPIRATION_DEFAULT, &e) != BACKLITE_RESULT_OK) {
+    if (backlite_storage_set(s, k, sizeof k, v, len, BACKLITE_EXPIRATION_DEFAULT, &e) != BACKLITE_RESULT_OK) {
         fprintf(stderr, "set_loop: set failed: %s\n", backlite_error_message(e));
         return 1;
     }
@@ -40,13 +42,17 @@ static int set_one(backlite_storage *s, uint64_t i, const uint8_t *v) {
 
 int main(int argc, char **argv) {
     if (argc < 5) {
-        fprintf(stderr, "usage: set_loop DIR FILL OPS new|over|evict|many [POLICY]\n");
+        fprintf(stderr, "usage: set_loop DIR FILL OPS new|over|evict|many [POLICY] [SIZE]\n");
         return 2;
     }
     char path[4096];
     snprintf(path, sizeof path, "%s/c.db", argv[1]);
     long fill = atol(argv[2]), ops = atol(argv[3]);
     const char *mode = argv[4];
+    /* SIZE is the last argument when it is a number (POLICY never is). */
+    size_t size = argc > 5 && argv[argc - 1][0] >= '0' && argv[argc - 1][0] <= '9'
+                      ? (size_t)atol(argv[argc - 1])
+                      : 100;
     if (fill < 1 || ops < 0) {
         fprintf(stderr, "set_loop: FILL >= 1, OPS >= 0\n");
         return 2;
@@ -54,7 +60,7 @@ int main(int argc, char **argv) {
     backlite_options *o = backlite_options_new();
     if (strcmp(mode, "evict") == 0) {
         backlite_options_set_max_size(o, (uint64_t)fill * 100);
-        const char *policy = argc > 5 ? argv[5] : "least-recently-used";
+        const char *policy = argc > 5 && (argv[5][0] < '0' || argv[5][0] > '9') ? argv[5] : "least-recently-used";
         if (backlite_options_set_eviction_policy_name(o, policy) != BACKLITE_RESULT_OK) {
             fprintf(stderr, "set_loop: unknown policy %s\n", policy);
             return 2;
@@ -67,20 +73,21 @@ int main(int argc, char **argv) {
         return 1;
     }
     backlite_options_free(o);
-    uint8_t v[100];
-    memset(v, 7, sizeof v);
+    uint8_t *v = calloc(size > 100 ? size : 100, 1);
+    if (v == NULL) return 1;
+    memset(v, 7, size > 100 ? size : 100);
     for (long i = 0; i < fill; i++)
-        if (set_one(s, (uint64_t)i, v)) return 1;
+        if (set_one(s, (uint64_t)i, v, 100)) return 1;
     if (strcmp(mode, "new") == 0 || strcmp(mode, "evict") == 0) {
         for (long i = 0; i < ops; i++)
-            if (set_one(s, (uint64_t)(fill + i), v)) return 1;
+            if (set_one(s, (uint64_t)(fill + i), v, size)) return 1;
     } else if (strcmp(mode, "over") == 0) {
         uint64_t rng = 88172645463325252ull;
         for (long i = 0; i < ops; i++) {
             rng ^= rng << 13;
             rng ^= rng >> 7;
             rng ^= rng << 17;
-            if (set_one(s, rng % (uint64_t)fill, v)) return 1;
+            if (set_one(s, rng % (uint64_t)fill, v, size)) return 1;
         }
     } else if (strcmp(mode, "many") == 0) {
         static uint8_t keys[1000][16];
@@ -89,7 +96,7 @@ int main(int argc, char **argv) {
             size_t n = ops - done < 1000 ? (size_t)(ops - done) : 1000;
             for (size_t j = 0; j < n; j++) {
                 make_key(keys[j], (uint64_t)(fill + done + (long)j));
-                batch[j] = (backlite_entry){keys[j], 16, v, 100, BACKLITE_EXPIRATION_DEFAULT};
+                batch[j] = (backlite_entry){keys[j], 16, v, size, BACKLITE_EXPIRATION_DEFAULT};
             }
             if (backlite_storage_set_many(s, batch, n, &e) != BACKLITE_RESULT_OK) {
                 fprintf(stderr, "set_loop: set_many failed\n");
@@ -102,5 +109,6 @@ int main(int argc, char **argv) {
         return 2;
     }
     backlite_storage_free(s);
+    free(v);
     return 0;
 }

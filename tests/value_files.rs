@@ -258,3 +258,86 @@ fn vacuum_removes_orphan_files_and_nothing_else() {
     assert_eq!(value_files(&path).len(), 1);
     assert_eq!(s.get(b"kept").unwrap().unwrap().0, v);
 }
+
+/// Rewrites a cache of schema 5 into schema 4, as 0.2 (schema 4) kept values in files:
+/// an entry's `value_id` names a `blobs` row with an empty value and the file's name.
+const TO_SCHEMA_4: &str = "
+    INSERT INTO blobs (value, file) SELECT x'', file FROM entries WHERE file IS NOT NULL;
+    UPDATE entries SET value_id = (SELECT id FROM blobs WHERE blobs.file = entries.file)
+        WHERE file IS NOT NULL;
+    DROP INDEX entries_by_file;
+    ALTER TABLE entries DROP COLUMN file;
+    CREATE INDEX blobs_by_file ON blobs(file) WHERE file IS NOT NULL;
+    PRAGMA user_version = 4;";
+
+fn schema_version(path: &Path) -> i32 {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap()
+}
+
+/// A file of schema 4 whose values are kept in files opens as schema 5 (the file
+/// names move into the entry rows, their `blobs` rows go), reads back every value,
+/// passes check, and a delete after the upgrade still removes the file it names.
+#[test]
+fn a_schema_4_file_with_values_in_files_is_upgraded() {
+    const { assert!(backlite::SCHEMA_VERSION >= 5) };
+    let (_dir, path, s) = open_with(&options());
+    let (small, apart) = (b"inline".to_vec(), value(1000, 3));
+    let (large, expiring) = (
+        value(THRESHOLD as usize * 3, 4),
+        value(THRESHOLD as usize, 5),
+    );
+    s.set(b"small", &small, Expiration::Never).unwrap();
+    s.set(b"apart", &apart, Expiration::Never).unwrap();
+    s.set(b"large", &large, Expiration::Never).unwrap();
+    s.set(
+        b"expiring",
+        &expiring,
+        Expiration::After(Duration::from_secs(3600)),
+    )
+    .unwrap();
+    let before = s.stats().unwrap();
+    drop(s);
+    let files = value_files(&path);
+    assert_eq!(files.len(), 2);
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(TO_SCHEMA_4)
+        .unwrap();
+    assert_eq!(schema_version(&path), 4);
+
+    let s = Storage::open(&path, &options()).unwrap();
+    assert_eq!(schema_version(&path), backlite::SCHEMA_VERSION);
+    let report = s.check(false).unwrap();
+    assert!(report.healthy(), "{report:?}");
+    assert_eq!(report.actual_count, 4);
+    let after = s.stats().unwrap();
+    assert_eq!(
+        (after.count, after.total_size),
+        (before.count, before.total_size)
+    );
+    assert_eq!(s.get(b"small").unwrap().unwrap().0, small);
+    assert_eq!(s.get(b"apart").unwrap().unwrap().0, apart);
+    assert_eq!(s.get(b"large").unwrap().unwrap().0, large);
+    let (got, left) = s.get(b"expiring").unwrap().unwrap();
+    assert_eq!(got, expiring);
+    assert!(left.is_some());
+    assert_eq!(value_files(&path), files, "the files stay where they were");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let in_blobs: i64 = conn
+            .query_row("SELECT count(*) FROM blobs", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            in_blobs, 1,
+            "only the value stored apart keeps its blobs row"
+        );
+    }
+    assert!(s.delete(b"large").unwrap());
+    assert_eq!(value_files(&path).len(), 1);
+    s.set(b"expiring", b"now small", Expiration::Never).unwrap();
+    assert!(value_files(&path).is_empty());
+    assert!(s.check(false).unwrap().healthy());
+}

@@ -28,8 +28,8 @@ fn stats_shows_size_disk_schema_expiries_as_text() {
 file                 s.db
 entries              4
 size                 1008 B of 1 GiB max  [..............................] 0.0%
-on disk              32 KiB (write-ahead log 0 B)
-schema version       4
+on disk              36 KiB (write-ahead log 0 B)
+schema version       5
 version tag          (none)
 policy indexes       none (least/most-recently-used need none)
 least recently used  big (1000 B, set <s> ago)
@@ -60,7 +60,7 @@ fn stats_json_has_every_figure() {
             "max_size": 1073741824u64,
             "file_size": size,
             "wal_size": 0,
-            "schema_version": 4,
+            "schema_version": 5,
             "version_tag": null,
             "policy_indexes": [],
             "least_recently_used": {"key": "big", "size": 1000, "hits": 0, "age_ms": "<n>", "expires_in_ms": null},
@@ -285,7 +285,7 @@ fn export_writes_a_header_then_one_entry_a_line() {
     let big = "x".repeat(1000);
     assert_eq!(lines.len(), 5, "{}", r.stdout);
     assert_eq!(lines[0]["backlite_export"], json!(1));
-    assert_eq!(lines[0]["schema_version"], json!(4));
+    assert_eq!(lines[0]["schema_version"], json!(5));
     assert_eq!(
         json_normalised(&lines[0]["lifetime"].to_string(), &["since"]),
         json!({"hits": 2, "misses": 1, "evictions": 0, "expirations": 0, "since": "<n>"})

@@ -270,6 +270,7 @@ fn examine(
                 col(3)?,
                 col(4)?,
                 col(5)? == ValueRef::Null,
+                col(11)? != ValueRef::Null,
             );
             // Due entries are left out by the query.
             let in_file = entry::in_file(col(11)?, col(7)?, col(6)?);

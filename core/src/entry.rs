@@ -47,20 +47,23 @@ pub(crate) fn size(size: ValueRef<'_>, length: ValueRef<'_>) -> Option<i64> {
 
 /// Whether the columns no lookup reads hold what BackLite wrote: the key is a blob,
 /// `value_id` an integer or NULL, `created` and `hits` integers, and exactly one of the
-/// inline value and `value_id` set (`inline_is_null`: the inline value is NULL). What
-/// a walk of the whole file (check, export, inspect) adds to [`classify`].
+/// inline value, `value_id` and `file` set (`inline_is_null`: the inline value is
+/// NULL; `has_file`: the row names a value file). What a walk of the whole file (check,
+/// export, inspect) adds to [`classify`].
 pub(crate) fn bookkeeping_sound(
     key: ValueRef<'_>,
     value_id: ValueRef<'_>,
     created: ValueRef<'_>,
     hits: ValueRef<'_>,
     inline_is_null: bool,
+    has_file: bool,
 ) -> bool {
+    let places = [!inline_is_null, value_id != ValueRef::Null, has_file];
     matches!(key, ValueRef::Blob(_))
         && matches!(value_id, ValueRef::Null | ValueRef::Integer(_))
         && int(created).is_some()
         && int(hits).is_some()
-        && (value_id == ValueRef::Null) != inline_is_null
+        && places.iter().filter(|&&set| set).count() == 1
 }
 
 /// An `expires_at` column: `Some(None)` for never, `Some(Some(t))` for a deadline,
@@ -105,10 +108,11 @@ pub(crate) enum Located<'r> {
         value: &'r [u8],
         deadline: Option<i64>,
     },
-    /// In `blobs` row `id`: `size` bytes whose CRC-32 must be `crc`, checked as they
-    /// are read (blob_read.rs), so that a large value is not read twice.
+    /// In `blobs` row `id`, or (`id` `None`) in the file the row's `file` column
+    /// names: `size` bytes whose CRC-32 must be `crc`, checked as they are read
+    /// (blob_read.rs, value_files.rs), so that a large value is not read twice.
     Apart {
-        id: i64,
+        id: Option<i64>,
         size: u64,
         crc: u32,
         deadline: Option<i64>,
@@ -119,7 +123,8 @@ pub(crate) enum Located<'r> {
 
 /// Like [`classify`], from the row's own columns: `value` (in the row, or a small value
 /// stored apart that the look-up read with it), else `value_id`, whose value is read
-/// and checked later (blob_read.rs).
+/// and checked later (blob_read.rs), else the value file the row names (the caller
+/// reads its `file` column).
 pub(crate) fn locate<'r>(
     crc: ValueRef<'_>,
     size: ValueRef<'_>,
@@ -135,7 +140,7 @@ pub(crate) fn locate<'r>(
             State::Expired => Located::Expired,
             State::Damaged => Located::Damaged,
         },
-        (ValueRef::Null, ValueRef::Integer(id)) => {
+        (ValueRef::Null, ValueRef::Integer(_) | ValueRef::Null) => {
             let deadline = match expires_at {
                 ValueRef::Null => None,
                 ValueRef::Integer(t) => Some(t),
@@ -148,7 +153,7 @@ pub(crate) fn locate<'r>(
             let crc = int(crc).and_then(|c| u32::try_from(c).ok());
             match (size, crc) {
                 (Some(size), Some(crc)) => Located::Apart {
-                    id,
+                    id: int(value_id),
                     size,
                     crc,
                     deadline,

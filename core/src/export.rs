@@ -118,6 +118,7 @@ impl Storage {
                     col(3)?,
                     col(4)?,
                     col(5)? == ValueRef::Null,
+                    col(11)? != ValueRef::Null,
                 );
                 let (key, hits) = (col(1)?, entry::int(col(4)?));
                 // A value kept in a file is read whole, and judged as one in the row.

@@ -74,6 +74,7 @@ fn key_info(row: &rusqlite::Row<'_>, now: i64) -> rusqlite::Result<Option<KeyInf
         row.get_ref(6)?,
         row.get_ref(2)?,
         row.get::<_, bool>(7)?,
+        row.get::<_, bool>(11)?,
     ) && entry::int(row.get_ref(9)?).is_some()
         && row.get_ref(10)? == ValueRef::Text(b"blob");
     let (key, size, hits) = (row.get_ref(0)?, row.get_ref(1)?, row.get_ref(2)?);

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 /// "BKLT" in the SQLite header's application_id field (offset 68).
 pub const APPLICATION_ID: i32 = 0x424B_4C54;
 /// The schema this build writes. Files with a higher version are refused.
-pub const SCHEMA_VERSION: i32 = 4;
+pub const SCHEMA_VERSION: i32 = 5;
 
 /// `MIGRATIONS[v]` brings a file from schema `v` to `v + 1`. Version 0 is a new file.
 const MIGRATIONS: &[&str] = &[
@@ -84,6 +84,18 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE entries ADD COLUMN state_misses      INTEGER;
     ALTER TABLE entries ADD COLUMN state_evictions   INTEGER;
     ALTER TABLE entries ADD COLUMN state_expirations INTEGER;",
+    // 4 -> 5: a value kept in a file is named by its entry's own `file` column, with no
+    // `blobs` row: a set of such a value writes the entry row and one index entry, not
+    // also a `blobs` row and its index entry. `value_id` and the inline `value` are
+    // NULL in such a row. `blobs.file` stays (dropping a column rewrites every value
+    // stored apart) and is NULL from now on.
+    "ALTER TABLE entries ADD COLUMN file TEXT;
+    CREATE INDEX entries_by_file ON entries(file) WHERE file IS NOT NULL;
+    UPDATE entries SET file = (SELECT blobs.file FROM blobs WHERE blobs.id = entries.value_id),
+        value_id = NULL
+        WHERE value_id IN (SELECT id FROM blobs WHERE file IS NOT NULL);
+    DELETE FROM blobs WHERE file IS NOT NULL;
+    DROP INDEX blobs_by_file;",
 ];
 
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";

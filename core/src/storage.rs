@@ -385,20 +385,17 @@ impl Storage {
             let col = |i| row.get_ref(i).ctx("reading an entry");
             let left =
                 |deadline: Option<i64>| deadline.map(|t| Duration::from_millis((t - now) as u64));
-            // Read only for a value stored apart: an inline one (most gets) needs
-            // five columns, not six.
+            // Read only for a value kept in a file: an inline one (most gets) needs
+            // five columns, not six. A row that names no file of ours is damaged.
             let file = || -> Result<_> {
                 Ok(match col(5)? {
-                    ValueRef::Text(t) => {
-                        Some(std::str::from_utf8(t).ok().and_then(ValueName::parse))
-                    }
+                    ValueRef::Text(t) => std::str::from_utf8(t).ok().and_then(ValueName::parse),
                     _ => None,
                 })
             };
             Ok(
                 match entry::locate(col(0)?, col(1)?, col(2)?, col(3)?, col(4)?, now) {
-                    // A row naming a file by a name that is not ours is damaged.
-                    Located::Apart { .. } if file()? == Some(None) => Lookup::Damaged,
+                    Located::Apart { id: None, .. } if file()?.is_none() => Lookup::Damaged,
                     Located::Inline { value, deadline } if in_memory => {
                         Lookup::Copied(value.to_vec(), left(deadline))
                     }
@@ -414,13 +411,14 @@ impl Storage {
                         crc,
                         deadline,
                     } => {
-                        let file = file()?;
-                        let read = |dest: Dest<'_>| match file {
-                            Some(Some(name)) => match self.shared.value_files(false)? {
+                        let file = if id.is_none() { file()? } else { None };
+                        let read = |dest: Dest<'_>| match (id, file) {
+                            (Some(id), _) => blob_read::read_into(conn, id, crc, dest),
+                            (None, Some(name)) => match self.shared.value_files(false)? {
                                 Some(files) => take::read_file(files, &name, crc, dest),
                                 None => Ok(false),
                             },
-                            _ => blob_read::read_into(conn, id, crc, dest),
+                            (None, None) => Ok(false),
                         };
                         let len = usize::try_from(size).unwrap_or(usize::MAX);
                         if in_memory {

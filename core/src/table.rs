@@ -2,7 +2,8 @@
 //! or writes them, each written once (the tables themselves are created and migrated
 //! in schema.rs, with the rest of the file format). A value lives in its entry's row
 //! up to [`INLINE_MAX`] bytes, else in `blobs`, so that moving a row for a hit never
-//! copies a large value; the join that finds a value wherever it lives is
+//! copies a large value, or from the file threshold on in a file its row names in
+//! `file` (value_files.rs); the join that finds a value wherever it lives is
 //! `value_join!`, and each statement that needs it takes it from there.
 
 use crate::entry;
@@ -23,7 +24,7 @@ macro_rules! value_join {
 /// An entry's value, inline or in `blobs`; NULL for a value kept in a file.
 macro_rules! value {
     () => {
-        "coalesce(entries.value, CASE WHEN blobs.file IS NULL THEN blobs.value END)"
+        "coalesce(entries.value, blobs.value)"
     };
 }
 
@@ -32,7 +33,7 @@ macro_rules! value {
 macro_rules! value_length {
     () => {
         "coalesce(length(entries.value), \
-         CASE WHEN blobs.file IS NULL THEN length(blobs.value) ELSE entries.size END)"
+         CASE WHEN entries.file IS NULL THEN length(blobs.value) ELSE entries.size END)"
     };
 }
 
@@ -42,7 +43,7 @@ macro_rules! row_ref_columns {
         concat!(
             "entries.seq, entries.value_id, entries.size, ",
             value_length!(),
-            ", blobs.file"
+            ", entries.file"
         )
     };
 }
@@ -88,8 +89,8 @@ pub(crate) fn row_ref(r: &Row<'_>, at: usize) -> rusqlite::Result<RowRef> {
 /// per read connection without unsafe code: a rusqlite `Statement` is not `Send`).
 pub(crate) const LOOKUP: &str = concat!(
     "SELECT e.crc,e.size,e.expires_at,",
-    "coalesce(e.value,CASE WHEN e.size<=32768 AND b.file IS NULL THEN b.value END),",
-    "e.value_id,b.file FROM entries e LEFT JOIN blobs b ON b.id=e.value_id WHERE e.key=?1"
+    "coalesce(e.value,CASE WHEN e.size<=32768 THEN b.value END),",
+    "e.value_id,e.file FROM entries e LEFT JOIN blobs b ON b.id=e.value_id WHERE e.key=?1"
 );
 
 /// Whether `blobs` row `?1` holds a BLOB (a damaged row may hold any type; a blob
@@ -248,30 +249,23 @@ pub(crate) const RECOUNT: &str = concat!(
 /// Stores a value apart; its rowid goes into the entry's `value_id`.
 pub(crate) const INSERT_BLOB: &str = "INSERT INTO blobs (value) VALUES (?1)";
 
-/// Names the file `?1` that holds a value (value_files.rs); its rowid goes into the
-/// entry's `value_id`.
-pub(crate) const INSERT_FILE: &str = "INSERT INTO blobs (value, file) VALUES (x'', ?1)";
-
 /// The names of every value file the rows refer to (`clear` removes them after its
 /// commit).
-pub(crate) const FILES: &str = "SELECT file FROM blobs WHERE file IS NOT NULL";
+pub(crate) const FILES: &str = "SELECT file FROM entries WHERE file IS NOT NULL";
 
-/// Whether a row names the file `?1` (an orphan sweep's test).
-pub(crate) const NAMES_FILE: &str = "SELECT 1 FROM blobs WHERE file = ?1";
+/// Whether a row names the file `?1` (an orphan sweep's test), through
+/// `entries_by_file`.
+pub(crate) const NAMES_FILE: &str = "SELECT 1 FROM entries WHERE file = ?1";
 
 /// A new entry: `key, value_id, size, crc, seq (= created), expires_at, inline value,
 /// set_at`, then the file's counters `?9..?15` as they stand with it (the newest row
-/// holds them: see `newest_join!`).
-macro_rules! insert_entry {
-    () => {
-        "INSERT INTO entries \
-         (seq, key, value_id, size, crc, created, hits, expires_at, value, set_at, \
-         state_clock, state_count, state_total_size, state_hits, state_misses, \
-         state_evictions, state_expirations) \
-         VALUES (?5, ?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
-    };
-}
-pub(crate) const INSERT_ENTRY: &str = insert_entry!();
+/// holds them: see `newest_join!`), then the name `?16` of the file its value is kept
+/// in, if any.
+pub(crate) const INSERT_ENTRY: &str = "INSERT INTO entries \
+    (seq, key, value_id, size, crc, created, hits, expires_at, value, set_at, \
+    state_clock, state_count, state_total_size, state_hits, state_misses, \
+    state_evictions, state_expirations, file) \
+    VALUES (?5, ?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
 
 /// `INSERT_ENTRY` without the counters (a batch writes them once, at its end), only if
 /// `?1` has no entry (else nothing is written).
@@ -400,8 +394,8 @@ pub(crate) const EXPIRING_BETWEEN: &str =
     "SELECT count(*) FROM entries WHERE expires_at > ?1 AND expires_at <= ?2";
 
 /// The columns `inspect::key_info` reads: `key, size, hits, expires_at, set_at,
-/// value_id, created`, whether the inline value is NULL, the value's length, `crc`
-/// and the value's type: all that tells a damaged row but the checksum, read without
+/// value_id, created`, whether the inline value is NULL, the value's length, `crc`,
+/// the value's type and whether a file holds it: all that tells a damaged row but the checksum, read without
 /// reading the value (`length` and `typeof` of a column read only its header).
 macro_rules! key_info_columns {
     () => {
@@ -409,8 +403,9 @@ macro_rules! key_info_columns {
             "entries.key, entries.size, entries.hits, entries.expires_at, entries.set_at, \
              entries.value_id, entries.created, entries.value IS NULL, ",
             value_length!(),
-            ", entries.crc, CASE WHEN entries.value IS NULL THEN typeof(blobs.value) \
-             ELSE typeof(entries.value) END"
+            ", entries.crc, CASE WHEN entries.file IS NOT NULL THEN 'blob' \
+             WHEN entries.value IS NULL THEN typeof(blobs.value) \
+             ELSE typeof(entries.value) END, entries.file IS NOT NULL"
         )
     };
 }
@@ -467,7 +462,7 @@ macro_rules! whole_row_columns {
             "entries.seq, entries.key, entries.value_id, entries.created, entries.hits, \
              entries.value, entries.crc, entries.size, entries.expires_at, ",
             value!(),
-            ", entries.set_at, blobs.file"
+            ", entries.set_at, entries.file"
         )
     };
 }

@@ -540,7 +540,16 @@ impl<'c> Txn<'c> {
                 .ctx("storing a value")?;
             (None, Some(self.conn.last_insert_rowid()))
         };
-        self.insert_row(key, value_id, value.len() as i64, crc, at, deadline, inline)
+        self.insert_row(
+            key,
+            value_id,
+            value.len() as i64,
+            crc,
+            at,
+            deadline,
+            inline,
+            None,
+        )
     }
 
     /// Stores a new entry with a value of at most [`INLINE_MAX`] bytes if `key` has
@@ -601,19 +610,16 @@ impl<'c> Txn<'c> {
     ) -> Result<()> {
         self.preloaded = None;
         let at = self.tick();
-        self.conn
-            .prepare_cached(table::INSERT_FILE)
-            .and_then(|mut s| s.execute([written.name.file_name()]))
-            .ctx("storing a value")?;
-        let value_id = self.conn.last_insert_rowid();
+        let name = written.name.file_name();
         self.insert_row(
             key,
-            Some(value_id),
+            None,
             written.len as i64,
             crc,
             at,
             deadline,
             None,
+            Some(&name),
         )
     }
 
@@ -629,6 +635,7 @@ impl<'c> Txn<'c> {
         at: i64,
         deadline: Option<i64>,
         inline: Option<&[u8]>,
+        file: Option<&str>,
     ) -> Result<()> {
         let after = self.with_entry(at, len);
         let [c1, c2, c3, c4, c5, c6, c7] = after.values();
@@ -637,7 +644,7 @@ impl<'c> Txn<'c> {
             .and_then(|mut s| {
                 s.execute(params![
                     key, value_id, len, crc as i64, at, deadline, inline, self.now, c1, c2, c3, c4,
-                    c5, c6, c7
+                    c5, c6, c7, file
                 ])
             })
             .map_err(|e| tick_taken(e, "storing an entry"))?;
