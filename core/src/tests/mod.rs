@@ -5,3 +5,4 @@
 mod group_commit;
 mod hit_buffer;
 mod query_plans;
+mod unlink;
