@@ -19,6 +19,7 @@
 
 #include "backlite.h"
 #include "harness.h"
+#include "value_folder.h"
 
 #define NEVER BACKLITE_EXPIRATION_NEVER
 #define NOBODY 65534
@@ -385,6 +386,93 @@ static void a_newer_schema_set_through_sqlite_is_incompatible(void) {
     EXPECT_REFUSED(path, BACKLITE_RESULT_INCOMPATIBLE);
 }
 
+/* ------------------------------------------- schema 4, values kept in files */
+
+/* Rewrites the closed cache at `path` (schema 5) into schema 4 as 0.2 wrote it: a value
+   kept in a file is named by a `blobs` row (an empty value and the file's name) that the
+   entry's `value_id` points at. */
+static bool rewrite_as_schema_4(const char *path) {
+    char cmd[PATH_MAX + 900];
+    snprintf(cmd, sizeof cmd,
+             "python3 -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.executescript(\""
+             "INSERT INTO blobs (value, file) SELECT zeroblob(0), file FROM entries WHERE file IS NOT NULL; "
+             "UPDATE entries SET value_id = (SELECT id FROM blobs WHERE blobs.file = entries.file) "
+             "WHERE file IS NOT NULL; DROP INDEX entries_by_file; ALTER TABLE entries DROP COLUMN file; "
+             "CREATE INDEX blobs_by_file ON blobs(file) WHERE file IS NOT NULL; PRAGMA user_version = 4;\"); "
+             "c.close()' '%s'",
+             path);
+    return system(cmd) == 0;
+}
+
+/* `user_version`, from the file's header (offset 60, big-endian) */
+static int schema_of(const char *path) {
+    size_t len = 0;
+    uint8_t *b = h_read_file(path, &len);
+    int v = b != NULL && len >= 64 ? (b[60] << 24) | (b[61] << 16) | (b[62] << 8) | b[63] : -1;
+    free(b);
+    return v;
+}
+
+/* 70,000 bytes: above the default file threshold, so each value is kept in a file */
+#define IN_FILE 70000
+
+static void a_schema_4_cache_with_values_in_files_is_upgraded_and_reads_back(void) {
+    if (!h_have_python_sqlite()) SKIP("python3 with sqlite3 is not available to edit the file");
+    const char *path = tmp_path("schema4.db");
+    REQUIRE(make_cache(path, 3, IN_FILE));
+    REQUIRE(rewrite_as_schema_4(path));
+    REQUIRE(schema_of(path) == 4);
+    backlite_storage *s = OPEN(path, NULL);
+    REQUIRE(s != NULL);
+    for (int i = 0; i < 3; i++) EXPECT_ENTRY(s, i, IN_FILE);
+    backlite_check_report r = check_report(s);
+    CHECK_EQ(r.healthy, 1);
+    CHECK_EQ(r.damaged, 0);
+    CHECK_EQ(r.actual_count, 3);
+    /* the name moved into the row: a delete still removes the file */
+    CHECK_EQ(count_named(path, "v-", ".blv"), 3);
+    CHECK_OK(backlite_storage_delete(s, K("k1"), &err));
+    CHECK_EQ(count_named(path, "v-", ".blv"), 2);
+    GET_MISSING(s, "k1");
+    EXPECT_ENTRY(s, 2, IN_FILE);
+    CHECK_EQ(check_report(s).healthy, 1);
+    backlite_storage_free(s);
+    CHECK_EQ(schema_of(path), 5); /* in the header once the last close folded the log in */
+}
+
+/* README: a read-only file of an older schema cannot be upgraded in place: IO, and
+   the file is left as it was (its folder can be written) */
+static void in_read_only_mount_schema_4(const char *dir) {
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/cache.db", dir);
+    size_t len = 0;
+    uint8_t *before = h_read_file(path, &len);
+    if (!mount_read_only(path)) {
+        h_fail_(__FILE__, __LINE__, "cannot bind-mount %s read-only", path);
+    } else {
+        backlite_storage *s = NULL;
+        backlite_error *e = NULL;
+        CHECK_EQ(backlite_storage_open(path, NULL, &s, &e), BACKLITE_RESULT_IO);
+        CHECK(s == NULL);
+        CHECK(e != NULL && strstr(backlite_error_message(e), "migrating the schema from version 4") != NULL);
+        if (e != NULL) printf("# %s\n", backlite_error_message(e));
+        backlite_error_free(e);
+        EXPECT_BYTES(path, before, len);
+    }
+    free(before);
+}
+
+static void a_read_only_schema_4_cache_with_values_in_files_is_io_and_untouched(void) {
+    if (!h_have_python_sqlite()) SKIP("python3 with sqlite3 is not available to edit the file");
+    const char *dir = tmp_path("ro-schema4");
+    REQUIRE(mkdir(dir, 0755) == 0);
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/cache.db", dir);
+    REQUIRE(make_cache(path, 2, IN_FILE));
+    REQUIRE(rewrite_as_schema_4(path));
+    RUN_IN_CHILD(PRIVATE_MOUNTS, in_read_only_mount_schema_4, dir);
+}
+
 /* ------------------------------------------------------ a garbage log */
 
 static void a_garbage_write_ahead_log_beside_a_cache_is_ignored(void) {
@@ -590,6 +678,8 @@ int main(void) {
     RUN(a_torn_last_page_gives_misses_never_wrong_bytes);
     RUN(a_cache_of_a_newer_schema_is_incompatible_and_left_untouched);
     RUN(a_newer_schema_set_through_sqlite_is_incompatible);
+    RUN(a_schema_4_cache_with_values_in_files_is_upgraded_and_reads_back);
+    RUN(a_read_only_schema_4_cache_with_values_in_files_is_io_and_untouched);
     RUN(a_garbage_write_ahead_log_beside_a_cache_is_ignored);
     RUN(a_new_file_in_a_read_only_folder_is_io);
     RUN(a_new_file_in_a_folder_without_write_permission_is_io);
