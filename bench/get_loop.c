@@ -2,10 +2,10 @@
  * (perf stat -e task-clock, callgrind) where the machine is too loaded for wall-clock
  * ratios. Builds against a libbacklite.a (bench/README.md, "Readers on more threads").
  *
- *   get_loop DIR ENTRIES GETS THREADS [noset]
+ *   get_loop DIR ENTRIES GETS THREADS [noset|SIZE]
  *
- * Sets ENTRIES entries (16-byte keys, 100-byte values) in DIR/c.db unless `noset`, then
- * THREADS threads on the one handle each make GETS random gets of them. */
+ * Sets ENTRIES entries (16-byte keys, SIZE-byte values, default 100) in DIR/c.db unless
+ * `noset`, then THREADS threads on the one handle each make GETS random gets of them. */
 #include "backlite.h"
 #include <pthread.h>
 #include <stdint.h>
@@ -46,7 +46,7 @@ static void *reader(void *arg) {
 
 int main(int argc, char **argv) {
     if (argc < 5) {
-        fprintf(stderr, "usage: get_loop DIR ENTRIES GETS THREADS [noset]\n");
+        fprintf(stderr, "usage: get_loop DIR ENTRIES GETS THREADS [noset|SIZE]\n");
         return 2;
     }
     char path[4096];
@@ -64,16 +64,19 @@ int main(int argc, char **argv) {
         return 1;
     }
     if (argc < 6 || strcmp(argv[5], "noset") != 0) {
-        uint8_t k[16], v[100];
-        memset(v, 7, sizeof v);
+        size_t size = argc > 5 ? (size_t)atol(argv[5]) : 100;
+        uint8_t k[16], *v = calloc(size + 1, 1);
+        if (v == NULL) return 1;
+        memset(v, 7, size);
         for (long i = 0; i < g_entries; i++) {
             make_key(k, (uint64_t)i);
-            if (backlite_storage_set(g_storage, k, sizeof k, v, sizeof v, BACKLITE_EXPIRATION_DEFAULT,
+            if (backlite_storage_set(g_storage, k, sizeof k, v, size, BACKLITE_EXPIRATION_DEFAULT,
                                      &e) != BACKLITE_RESULT_OK) {
                 fprintf(stderr, "get_loop: set failed\n");
                 return 1;
             }
         }
+        free(v);
     }
     pthread_t th[64];
     for (long t = 0; t < threads; t++) pthread_create(&th[t], NULL, reader, (void *)t);
