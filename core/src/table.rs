@@ -79,19 +79,25 @@ pub(crate) fn row_ref(r: &Row<'_>, at: usize) -> rusqlite::Result<RowRef> {
 // Reading one entry.
 
 /// `crc, size, expires_at, value, value_id, file` of the entry under `?1` (a get,
-/// `entry::locate`). A value stored apart of more than 32 KiB is not read here
-/// (`value` is NULL): blob_read.rs reads it straight into the caller's memory. A
-/// smaller one comes in `value`: measured on a get, a second statement or a blob
-/// handle costs about 0.5 µs, more than the copy it saves below 32 KiB.
+/// `entry::locate`), from its row alone: most values are inline, and a join of
+/// `blobs` cost every get about 1,000 instructions. A value stored apart is read
+/// next, by [`STORED_VALUE`] up to [`SMALL_APART`] bytes, else straight into the
+/// caller's memory (blob_read.rs).
 ///
-/// Written short, with aliases and no spaces it does not need: rusqlite's statement
-/// cache copies, hashes and compares the text on every get (statements cannot be kept
-/// per read connection without unsafe code: a rusqlite `Statement` is not `Send`).
-pub(crate) const LOOKUP: &str = concat!(
-    "SELECT e.crc,e.size,e.expires_at,",
-    "coalesce(e.value,CASE WHEN e.size<=32768 THEN b.value END),",
-    "e.value_id,e.file FROM entries e LEFT JOIN blobs b ON b.id=e.value_id WHERE e.key=?1"
-);
+/// Written short, with no spaces it does not need: rusqlite's statement cache copies,
+/// hashes and compares the text on every get (statements cannot be kept per read
+/// connection without unsafe code: a rusqlite `Statement` is not `Send`).
+pub(crate) const LOOKUP: &str =
+    "SELECT crc,size,expires_at,value,value_id,file FROM entries WHERE key=?1";
+
+/// Values stored apart up to this size are read by [`STORED_VALUE`] and copied; larger
+/// ones through a blob handle, which costs more to open than a cached statement but
+/// copies the value once, into the caller's memory.
+pub(crate) const SMALL_APART: u64 = 32 * 1024;
+
+/// The value stored apart in `blobs` row `?1` (a get of a value of at most
+/// [`SMALL_APART`] bytes).
+pub(crate) const STORED_VALUE: &str = "SELECT value FROM blobs WHERE id=?1";
 
 /// Whether `blobs` row `?1` holds a BLOB (a damaged row may hold any type; a blob
 /// handle would read TEXT as well). No row: no result.
