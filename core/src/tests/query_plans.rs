@@ -103,3 +103,23 @@ fn no_statement_scans_the_entries_table() {
         }
     }
 }
+
+/// The sweep's and check's question "does a row name this value file?" goes through
+/// `entries_by_file` (schema 5), not a scan of the entries.
+#[test]
+fn a_value_file_is_looked_up_by_name_through_an_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Storage::open(dir.path().join("c.db"), &Options::new()).unwrap();
+    let conn = s.pool.lock_writer();
+    let plan: Vec<String> = conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {}", crate::table::NAMES_FILE))
+        .unwrap()
+        .query_map(["v-0.blv"], |r| r.get::<_, String>(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        plan.iter().any(|step| step.contains("entries_by_file")),
+        "{plan:?}"
+    );
+}
