@@ -40,8 +40,8 @@ pub struct CheckReport {
 }
 
 impl CheckReport {
-    /// The file's counters were damaged (one was not a non-negative integer, or the
-    /// clock was behind the newest entry): every write fails with
+    /// The file's counters were damaged (one was not a non-negative integer, or was
+    /// absurdly large, or the clock was behind the newest entry): every write fails with
     /// [`ErrorKind::Corrupt`] until a check with repair rewrites them.
     pub fn counters_damaged(&self) -> bool {
         self.recorded_count == u64::MAX && self.recorded_total_size == u64::MAX

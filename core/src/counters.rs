@@ -64,12 +64,19 @@ pub(crate) fn add(counter: i64, n: u64) -> i64 {
     counter.saturating_add(n.min(i64::MAX as u64) as i64)
 }
 
+/// The bound of a sound clock, count or total size: no cache reaches 2^62 ticks,
+/// entries or bytes, and below it a write's additions cannot overflow. (The lifetime
+/// counters saturate instead: any non-negative one is sound.)
+pub(crate) const SOUND_BELOW: i64 = 1 << 62;
+// table::HIGHEST_TICK spells it out.
+const _: () = assert!(SOUND_BELOW == 4_611_686_018_427_387_904);
+
 /// The seven counter columns starting at `at`, as stored.
 fn stored(r: &Row<'_>, at: usize) -> rusqlite::Result<Stored> {
     let mut s = [None; 7];
     for (i, v) in s.iter_mut().enumerate() {
         *v = match r.get_ref(at + i)? {
-            ValueRef::Integer(n) if n >= 0 => Some(n),
+            ValueRef::Integer(n) if n >= 0 && (i >= 3 || n < SOUND_BELOW) => Some(n),
             _ => None,
         };
     }
@@ -81,8 +88,9 @@ fn stored(r: &Row<'_>, at: usize) -> rusqlite::Result<Stored> {
 pub(crate) fn damaged() -> Error {
     Error::new(
         ErrorKind::Corrupt,
-        "the cache's counters are damaged (one is not a non-negative integer, or the \
-         clock is behind the newest entry): nothing was written; run a check with repair \
+        "the cache's counters are damaged (one is not a non-negative integer, or is \
+         absurdly large, or the clock is behind the newest entry): nothing was written; \
+         run a check with repair \
          (`backlite check --repair FILE`, backlite_storage_check with repair) to recount them",
     )
 }

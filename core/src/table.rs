@@ -138,20 +138,46 @@ macro_rules! newest_join {
     };
 }
 
+/// Counter `$c` from the newest row, or from `state` when the table is empty (after
+/// `newest_join!`). Chosen by row, not by value: a NULL in the newest row is damage,
+/// which the write refuses, not a reason to read the counter `state` kept long ago.
+macro_rules! newest_or_state {
+    ($c:literal) => {
+        concat!(
+            "iif(newest.seq IS NULL, state.",
+            $c,
+            ", newest.state_",
+            $c,
+            ")"
+        )
+    };
+}
+
 /// `clock, count, total_size` from the newest row or `state` (after `newest_join!`).
 macro_rules! clock_count_size {
     () => {
-        "coalesce(newest.state_clock, state.clock), coalesce(newest.state_count, state.count), \
-         coalesce(newest.state_total_size, state.total_size)"
+        concat!(
+            newest_or_state!("clock"),
+            ", ",
+            newest_or_state!("count"),
+            ", ",
+            newest_or_state!("total_size")
+        )
     };
 }
 
 /// `hits, misses, evictions, expirations` from the newest row or `state`.
 macro_rules! lifetime_columns {
     () => {
-        "coalesce(newest.state_hits, state.hits), coalesce(newest.state_misses, state.misses), \
-         coalesce(newest.state_evictions, state.evictions), \
-         coalesce(newest.state_expirations, state.expirations)"
+        concat!(
+            newest_or_state!("hits"),
+            ", ",
+            newest_or_state!("misses"),
+            ", ",
+            newest_or_state!("evictions"),
+            ", ",
+            newest_or_state!("expirations")
+        )
     };
 }
 
@@ -185,9 +211,12 @@ pub(crate) const WRITE_STATE_COUNTERS: &str = "UPDATE state SET clock = ?1, coun
 
 /// The highest clock any row records (each row keeps the counters of its insert, and
 /// `state` those of its time), 0 if none: a lower bound for a damaged clock. O(entries).
+/// (A clock at or above `counters::SOUND_BELOW`, 2^62, is damage, not a tick.)
 pub(crate) const HIGHEST_TICK: &str = "SELECT max(\
-    coalesce((SELECT max(state_clock) FROM entries WHERE typeof(state_clock) = 'integer'), 0), \
-    coalesce((SELECT clock FROM state WHERE id = 0 AND typeof(clock) = 'integer'), 0))";
+    coalesce((SELECT max(state_clock) FROM entries WHERE typeof(state_clock) = 'integer' \
+    AND state_clock < 4611686018427387904), 0), \
+    coalesce((SELECT clock FROM state WHERE id = 0 AND typeof(clock) = 'integer' \
+    AND clock < 4611686018427387904), 0))";
 
 /// The earliest deadline in the file, from the partial expiry index's first entry.
 macro_rules! earliest_deadline {

@@ -112,9 +112,10 @@ static void set_is_refused(backlite_storage *s, const char *key) {
 /* The newest row is the counters' home: `newest` picks it in the edits below. */
 #define NEWEST "WHERE seq = (SELECT max(seq) FROM entries)"
 
-/* A counter of the wrong type, negative, or a clock behind the newest entry: writes
- * fail with CORRUPT and change nothing, a check reports the counters damaged, and a
- * check with repair recounts them, after which writes work and nothing was lost. */
+/* A counter of the wrong type, NULL, negative or huge, or a clock behind the newest
+ * entry: writes fail with CORRUPT and change nothing, a check reports the counters
+ * damaged, and a check with repair recounts them, after which writes work and nothing
+ * was lost. */
 static void a_damaged_counter_fails_writes_until_a_check_repairs_it(void) {
     if (!h_have_python_sqlite()) SKIP("python3 with sqlite3 is not available to edit the file");
     const char *damage[] = {
@@ -125,6 +126,13 @@ static void a_damaged_counter_fails_writes_until_a_check_repairs_it(void) {
         "UPDATE entries SET state_misses = -4 " NEWEST,
         "DELETE FROM entries; UPDATE state SET count = -1",
         "DELETE FROM entries; UPDATE state SET clock = char(120)",
+        "UPDATE entries SET state_count = NULL " NEWEST,
+        /* Huge: no cache reaches 2^62 ticks, entries or bytes, and a write would
+         * overflow them. */
+        "UPDATE entries SET state_clock = 9223372036854775807 " NEWEST,
+        "UPDATE entries SET state_total_size = 9223372036854775807 " NEWEST,
+        "UPDATE entries SET state_count = 9223372036854775807 " NEWEST,
+        "DELETE FROM entries; UPDATE state SET clock = 9223372036854775000",
     };
     for (size_t i = 0; i < sizeof damage / sizeof *damage; i++) {
         char name[32];
