@@ -639,15 +639,28 @@ impl<'c> Txn<'c> {
     ) -> Result<()> {
         let after = self.with_entry(at, len);
         let [c1, c2, c3, c4, c5, c6, c7] = after.values();
-        self.conn
-            .prepare_cached(table::INSERT_ENTRY)
-            .and_then(|mut s| {
-                s.execute(params![
-                    key, value_id, len, crc as i64, at, deadline, inline, self.now, c1, c2, c3, c4,
-                    c5, c6, c7, file
-                ])
-            })
-            .map_err(|e| tick_taken(e, "storing an entry"))?;
+        let (crc, now) = (crc as i64, self.now);
+        match file {
+            None => self
+                .conn
+                .prepare_cached(table::INSERT_ENTRY)
+                .and_then(|mut s| {
+                    s.execute(params![
+                        key, value_id, len, crc, at, deadline, inline, now, c1, c2, c3, c4, c5, c6,
+                        c7
+                    ])
+                }),
+            Some(file) => self
+                .conn
+                .prepare_cached(table::INSERT_FILE_ENTRY)
+                .and_then(|mut s| {
+                    s.execute(params![
+                        key, value_id, len, crc, at, deadline, inline, now, c1, c2, c3, c4, c5, c6,
+                        c7, file
+                    ])
+                }),
+        }
+        .map_err(|e| tick_taken(e, "storing an entry"))?;
         self.count += 1;
         self.total_size += len;
         self.written = Some(after);
