@@ -71,27 +71,37 @@ pub(crate) const SOUND_BELOW: i64 = 1 << 62;
 // table::HIGHEST_TICK spells it out.
 const _: () = assert!(SOUND_BELOW == 4_611_686_018_427_387_904);
 
+/// A clock, count or total size as stored; `None` if damaged.
+pub(crate) fn sound_value(v: ValueRef<'_>) -> Option<i64> {
+    match v {
+        ValueRef::Integer(n) if (0..SOUND_BELOW).contains(&n) => Some(n),
+        _ => None,
+    }
+}
+
 /// The seven counter columns starting at `at`, as stored.
 fn stored(r: &Row<'_>, at: usize) -> rusqlite::Result<Stored> {
     let mut s = [None; 7];
     for (i, v) in s.iter_mut().enumerate() {
-        *v = match r.get_ref(at + i)? {
-            ValueRef::Integer(n) if n >= 0 && (i >= 3 || n < SOUND_BELOW) => Some(n),
+        let stored = r.get_ref(at + i)?;
+        *v = match stored {
+            ValueRef::Integer(n) if i >= 3 && n >= 0 => Some(n),
+            _ if i < 3 => sound_value(stored),
             _ => None,
         };
     }
     Ok(s)
 }
 
-/// The error of every write while the counters are damaged: it writes nothing, so
-/// nothing is lost, and a check with repair recounts them.
+/// The error of every write, and of stats, while the counters are damaged: a write
+/// writes nothing, so nothing is lost, and a check with repair recounts them.
 pub(crate) fn damaged() -> Error {
     Error::new(
         ErrorKind::Corrupt,
         "the cache's counters are damaged (one is not a non-negative integer, or is \
-         absurdly large, or the clock is behind the newest entry): nothing was written; \
-         run a check with repair \
-         (`backlite check --repair FILE`, backlite_storage_check with repair) to recount them",
+         absurdly large, or the clock is behind the newest entry): writes are refused, \
+         writing nothing, until a check with repair \
+         (`backlite check --repair FILE`, backlite_storage_check with repair) recounts them",
     )
 }
 

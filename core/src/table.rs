@@ -256,13 +256,16 @@ pub(crate) const LOAD: &str = concat!(
     " WHERE state.id = 0"
 );
 
-/// The file's `count` and `total_size` net of the entries due at `?1`, through the
-/// expiry index: O(due entries).
+/// The file's `count` and `total_size`, and the count and size of the entries due at
+/// `?1`, through the expiry index: O(due entries).
 /// A damaged size (text, real, negative or absurd) counts as nothing: summing it would
 /// make the result a real number or overflow.
 pub(crate) const LIVE_COUNTERS: &str = concat!(
-    "SELECT coalesce(newest.state_count, state.count) - d.n, \
-     coalesce(newest.state_total_size, state.total_size) - d.size FROM state",
+    "SELECT ",
+    newest_or_state!("count"),
+    ", ",
+    newest_or_state!("total_size"),
+    ", d.n, d.size FROM state",
     newest_join!(),
     ", (SELECT count(*) AS n, coalesce(sum(CASE WHEN typeof(size) = 'integer' \
      AND size BETWEEN 0 AND 281474976710656 THEN size END), 0) AS size \

@@ -157,6 +157,16 @@ static void a_damaged_counter_fails_writes_until_a_check_repairs_it(void) {
         if (strstr(damage[i], "state_clock = 1") == NULL)
             CHECK_RC(backlite_storage_delete(s, K("a"), &err), BACKLITE_RESULT_CORRUPT);
         if (!emptied) GET_EQ(s, "a", "v");
+        /* Stats read count and total size: CORRUPT if either is damaged, never a
+         * made-up figure. */
+        backlite_stats before;
+        if (strstr(damage[i], "count") != NULL || strstr(damage[i], "total_size") != NULL) {
+            CHECK_RC(backlite_storage_stats(s, &before, &err), BACKLITE_RESULT_CORRUPT);
+        } else {
+            CHECK_OK(backlite_storage_stats(s, &before, &err));
+            CHECK_EQ(before.count, n);
+            CHECK_EQ(before.total_size, size);
+        }
         backlite_check_report r;
         CHECK_OK(backlite_storage_check(s, 0, &r, &err));
         CHECK(!r.healthy && !r.repaired);
