@@ -91,20 +91,58 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// Batches long enough for the runs `set_many` inserts several rows a statement at a
+/// time (16), where every key comes more than once and some values are not inline,
+/// between sets, gets, deletes and moves of the clock.
+fn long_batches_case() -> impl Strategy<Value = (Config, Vec<Op>)> {
+    let config =
+        (prop_oneof![64u64..=600, 600u64..=3000], 0u8..5).prop_map(|(max_size, policy)| Config {
+            max_size,
+            policy,
+            default_exp_ms: None,
+        });
+    config.prop_flat_map(|c| {
+        let m = c.max_size;
+        // Twenty keys, some once and some more than once in a batch, of up to a
+        // quarter of max_size: batches evict.
+        let keys = 0..20u8;
+        let batch = prop::collection::vec((keys.clone(), len(m / 4), exp()), 16..40);
+        let key = keys.clone();
+        let op = prop_oneof![
+            4 => batch.prop_map(Op::SetMany),
+            4 => (keys, len(m), exp()).prop_map(|(key, len, exp)| Op::Set { key, len, exp }),
+            4 => key.clone().prop_map(Op::Get),
+            1 => key.prop_map(Op::Delete),
+            1 => (0u64..50).prop_map(Op::Advance),
+        ];
+        (Just(c), prop::collection::vec(op, 1..20))
+    })
+}
+
+#[test]
+fn long_batches_follow_the_model_of_the_rules() {
+    run_cases(long_batches_case(), 64);
+}
+
 #[test]
 fn random_operations_follow_the_model_of_the_rules() {
+    run_cases(case(), 128);
+}
+
+/// Runs `cases` cases of `strategy` (or `PROPTEST_CASES`) on a file and on the model.
+fn run_cases(strategy: impl Strategy<Value = (Config, Vec<Op>)>, cases: u64) {
     // Deterministic: the same cases on every run unless BACKLITE_MODEL_SEED changes.
     let seed = env_u64("BACKLITE_MODEL_SEED", 1);
     let mut seed_bytes = [0u8; 32];
     seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
     let config = RunnerConfig {
-        cases: env_u64("PROPTEST_CASES", 128) as u32,
+        cases: env_u64("PROPTEST_CASES", cases) as u32,
         failure_persistence: None,
         ..RunnerConfig::default()
     };
     let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes);
     let mut runner = TestRunner::new_with_rng(config, rng);
-    let result = runner.run(&case(), |(config, ops)| {
+    let result = runner.run(&strategy, |(config, ops)| {
         let dir = tempfile::tempdir().unwrap();
         run(dir.path(), &config, &ops).map_err(TestCaseError::fail)
     });

@@ -18,7 +18,7 @@ use crate::sync;
 use crate::table::{self, INLINE_MAX};
 use crate::take::{self, Borrow, Chunks, Dest, Fill, Own, Streamed, Take};
 use crate::transact;
-use crate::txn::{Tally, Txn};
+use crate::txn::{NewEntry, Tally, Txn};
 use crate::value_files::{ValueName, Written};
 use rusqlite::types::ValueRef;
 use rusqlite::Connection;
@@ -792,20 +792,29 @@ impl Storage {
         })?;
         crcs.extend(entries.iter().map(|e| crc32fast::hash(e.value)));
         let outcome = self.write(|t| {
+            // Inline values go in runs, several rows a statement; any other entry
+            // writes the run before it first, to keep the batch's order.
+            let mut run = Vec::new();
             for (e, &crc) in entries.iter().zip(&crcs) {
                 let deadline = e.expiration.deadline(t.now, self.default_expiration);
                 let inline = e.value.len() <= INLINE_MAX && !self.kept_in_file(e.value);
-                if inline
-                    && !is_due(deadline, t.now)
-                    && t.insert_if_absent(e.key, e.value, crc, deadline)?
-                {
-                    continue; // a new key: nothing to remove
+                if inline && !is_due(deadline, t.now) {
+                    run.push(NewEntry {
+                        key: e.key,
+                        value: e.value,
+                        crc,
+                        deadline,
+                    });
+                    continue;
                 }
+                t.insert_new_run(&run)?;
+                run.clear();
                 t.remove_key(e.key)?;
                 if !is_due(deadline, t.now) {
                     self.insert(t, e.key, e.value, crc, deadline)?;
                 }
             }
+            t.insert_new_run(&run)?;
             t.evict_to_fit(self.policy, self.max_size, 0)
         });
         self.write_through_many(entries, &outcome);

@@ -256,6 +256,30 @@ pub(crate) const LOAD: &str = concat!(
     " WHERE state.id = 0"
 );
 
+/// `LOAD_WITH_KEY` in the common case, where the newest entry row holds the counters:
+/// that row is the table's last (one step to it, where `newest_join!` seeks `max(seq)`
+/// and then the row, and reads `state` besides: 3k instructions of a set's 45k). No
+/// row (an empty table), or a NULL clock in it (not written since the upgrade to
+/// schema 4): `LOAD_WITH_KEY` reads them instead.
+pub(crate) const LOAD_NEWEST_WITH_KEY: &str = concat!(
+    "SELECT n.state_clock, n.state_count, n.state_total_size, n.state_hits, n.state_misses, ",
+    "n.state_evictions, n.state_expirations, ",
+    earliest_deadline!(),
+    ", ",
+    row_ref_columns!(),
+    " FROM entries AS n LEFT JOIN entries ON entries.key = ?1",
+    value_join!(),
+    " ORDER BY n.seq DESC LIMIT 1"
+);
+
+/// `LOAD_NEWEST_WITH_KEY` without a key.
+pub(crate) const LOAD_NEWEST: &str = concat!(
+    "SELECT state_clock, state_count, state_total_size, state_hits, state_misses, ",
+    "state_evictions, state_expirations, ",
+    earliest_deadline!(),
+    ", NULL, NULL, NULL, NULL, NULL FROM entries ORDER BY seq DESC LIMIT 1"
+);
+
 /// The file's `count` and `total_size`, and the count and size of the entries due at
 /// `?1`, through the expiry index: O(due entries).
 /// A damaged size (text, real, negative or absurd) counts as nothing: summing it would
@@ -296,8 +320,9 @@ pub(crate) const FILES: &str = "SELECT file FROM entries WHERE file IS NOT NULL"
 pub(crate) const NAMES_FILE: &str = "SELECT 1 FROM entries WHERE file = ?1";
 
 /// A new entry: `key, value_id, size, crc, seq (= created), expires_at, inline value,
-/// set_at`, then the file's counters `?9..?15` as they stand with it (the newest row
-/// holds them: see `newest_join!`), then what `$file` adds.
+/// set_at`, then the file's counters as they stand with it (the newest row holds them:
+/// see `newest_join!`): the clock, which is the row's tick `?5`, then `?9..?14`; then
+/// what `$file` adds.
 macro_rules! insert_entry {
     ($file_column:literal, $file_value:literal) => {
         concat!(
@@ -306,7 +331,7 @@ macro_rules! insert_entry {
              state_clock, state_count, state_total_size, state_hits, state_misses, \
              state_evictions, state_expirations",
             $file_column,
-            ") VALUES (?5, ?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15",
+            ") VALUES (?5, ?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?5, ?9, ?10, ?11, ?12, ?13, ?14",
             $file_value,
             ")"
         )
@@ -314,16 +339,62 @@ macro_rules! insert_entry {
 }
 pub(crate) const INSERT_ENTRY: &str = insert_entry!("", "");
 
-/// `INSERT_ENTRY` of a value kept in the file named `?16`. A statement of its own:
+/// `INSERT_ENTRY` of a value kept in the file named `?15`. A statement of its own:
 /// binding a NULL name on every other insert cost a small set about 190 instructions
 /// (the longer text hashed by the statement cache, one more bind).
-pub(crate) const INSERT_FILE_ENTRY: &str = insert_entry!(", file", ", ?16");
+pub(crate) const INSERT_FILE_ENTRY: &str = insert_entry!(", file", ", ?15");
 
-/// `INSERT_ENTRY` without the counters (a batch writes them once, at its end), only if
-/// `?1` has no entry (else nothing is written).
-pub(crate) const INSERT_NEW_ENTRY: &str = "INSERT INTO entries \
-    (seq, key, value_id, size, crc, created, hits, expires_at, value, set_at) \
-    VALUES (?5, ?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8) ON CONFLICT (key) DO NOTHING";
+/// The start of `INSERT_NEW_ENTRY` and `insert_new_entries`.
+macro_rules! insert_new_into {
+    () => {
+        "INSERT INTO entries \
+         (seq, key, value_id, size, crc, created, hits, expires_at, value, set_at) VALUES "
+    };
+}
+
+/// `INSERT_ENTRY` of an inline value (`key, size, crc, seq, expires_at, value,
+/// set_at`) without the counters (a batch writes them once, at its end), only if `?1`
+/// has no entry (else nothing is written).
+pub(crate) const INSERT_NEW_ENTRY: &str = concat!(
+    insert_new_into!(),
+    "(?4, ?1, NULL, ?2, ?3, ?4, 0, ?5, ?6, ?7) ON CONFLICT (key) DO NOTHING"
+);
+
+/// How many rows `insert_new_entries` inserts at once. One statement run shares its
+/// cursors, seeks and reset between them: SQLite spends 8.2k instructions a row in
+/// runs of 16, 11.7k one at a time (7.8k in runs of 64).
+pub(crate) const NEW_ENTRIES_AT_ONCE: usize = 16;
+
+/// `INSERT_NEW_ENTRY` of [`NEW_ENTRIES_AT_ONCE`] rows, the parameters of row `i` at
+/// `7 * i + 1..=7 * i + 7`; a row whose key has an entry (or an earlier row of the
+/// same run) is not written.
+/// (Made once per batch, which keeps the statement for the rest of its transaction.)
+pub(crate) fn insert_new_entries() -> String {
+    let rows: Vec<String> = (0..NEW_ENTRIES_AT_ONCE)
+        .map(|i| {
+            let p = |n: usize| 7 * i + n;
+            format!(
+                "(?{}, ?{}, NULL, ?{}, ?{}, ?{}, 0, ?{}, ?{}, ?{})",
+                p(4),
+                p(1),
+                p(2),
+                p(3),
+                p(4),
+                p(5),
+                p(6),
+                p(7)
+            )
+        })
+        .collect();
+    format!(
+        "{}{} ON CONFLICT (key) DO NOTHING",
+        insert_new_into!(),
+        rows.join(", ")
+    )
+}
+
+/// The `seq` of the entry under `?1`.
+pub(crate) const SEQ_BY_KEY: &str = "SELECT seq FROM entries WHERE key = ?1";
 
 /// Adds `?1` hits to the entry under `?3` and moves it to tick `?2` of the access
 /// order, unless it was created after that tick.

@@ -76,6 +76,17 @@ pub(crate) struct Txn<'c> {
     /// it per entry, and taking it from the statement cache each time (which hashes
     /// the SQL and copies it into a new key) was a tenth of a batch's instructions.
     insert_new: Option<CachedStatement<'c>>,
+    /// `insert_new_entries`, kept the same way.
+    insert_new_run: Option<CachedStatement<'c>>,
+}
+
+/// An entry of a batch for [`Txn::insert_new_run`].
+pub(crate) struct NewEntry<'a> {
+    pub key: &'a [u8],
+    /// At most [`INLINE_MAX`] bytes.
+    pub value: &'a [u8],
+    pub crc: u32,
+    pub deadline: Option<i64>,
 }
 
 /// The file's `count` and `total_size` net of the entries due at `now` (which the next
@@ -143,15 +154,27 @@ impl<'c> Txn<'c> {
                 },
             ))
         };
-        let (loaded, earliest, old) = match key {
-            Some(key) => conn
-                .prepare_cached(table::LOAD_WITH_KEY)
-                .and_then(|mut s| s.query_row([key], row)),
-            None => conn
-                .prepare_cached(table::LOAD)
-                .and_then(|mut s| s.query_row([], row)),
-        }
-        .ctx("reading the cache counters")?;
+        // From the newest row if it holds them (None: it does not, or there is none).
+        let newest = |r: &rusqlite::Row<'_>| match r.get_ref(0)? {
+            ValueRef::Null => Ok(None),
+            _ => row(r).map(Some),
+        };
+        let (sql, fallback) = match key {
+            Some(_) => (table::LOAD_NEWEST_WITH_KEY, table::LOAD_WITH_KEY),
+            None => (table::LOAD_NEWEST, table::LOAD),
+        };
+        let params = rusqlite::params_from_iter(key);
+        let (loaded, earliest, old) = conn
+            .prepare_cached(sql)
+            .and_then(|mut s| s.query_row(params.clone(), newest).optional())
+            .map(Option::flatten)
+            .and_then(|found| match found {
+                Some(found) => Ok(found),
+                None => conn
+                    .prepare_cached(fallback)
+                    .and_then(|mut s| s.query_row(params, row)),
+            })
+            .ctx("reading the cache counters")?;
         // A damaged counter fails the write before it changes anything (check repairs).
         let loaded = loaded.ok_or_else(counters::damaged)?;
         let Counters {
@@ -186,6 +209,7 @@ impl<'c> Txn<'c> {
             earliest_deadline: earliest,
             preloaded: key.map(|k| (k.to_vec(), old)),
             insert_new: None,
+            insert_new_run: None,
         })
     }
 
@@ -379,7 +403,8 @@ impl<'c> Txn<'c> {
 
     /// Drops the buffered hits of `key`: it is being set again, and starts over.
     fn forget_accesses(&mut self, key: &[u8]) {
-        if !self.accesses_written {
+        // (Hashing the key for an empty buffer was 2% of a batch.)
+        if !self.accesses_written && !self.accesses.is_empty() {
             self.accesses.remove(key);
         }
     }
@@ -589,7 +614,6 @@ impl<'c> Txn<'c> {
         let inserted = stmt
             .execute(params![
                 key,
-                None::<i64>,
                 value.len() as i64,
                 crc as i64,
                 at,
@@ -608,6 +632,98 @@ impl<'c> Txn<'c> {
         // Its row, now the newest, holds no counters: `store` writes them.
         self.written = None;
         Ok(true)
+    }
+
+    /// Stores `entries` in order, each as `remove_key` then `insert` would (a batch),
+    /// [`table::NEW_ENTRIES_AT_ONCE`] at a time in one statement. A key that had an
+    /// entry (or comes twice) is not written by it: its entry is replaced afterwards,
+    /// at the tick it was given, so the order is the batch's.
+    /// Once most rows of a run were not written (a batch of keys that have entries),
+    /// the rest go one at a time, as finding them costs a look-up each.
+    pub fn insert_new_run(&mut self, entries: &[NewEntry<'_>]) -> Result<()> {
+        let what = "storing an entry";
+        let mut runs = entries.chunks_exact(table::NEW_ENTRIES_AT_ONCE);
+        let mut one_by_one = Vec::new();
+        for run in &mut runs {
+            if !one_by_one.is_empty() {
+                one_by_one.push(run);
+                continue;
+            }
+            self.preloaded = None;
+            let first = self.clock + 1;
+            self.clock += run.len() as i64;
+            self.dirty = true;
+            let stmt = match &mut self.insert_new_run {
+                Some(stmt) => stmt,
+                None => self.insert_new_run.insert(
+                    self.conn
+                        .prepare_cached(&table::insert_new_entries())
+                        .ctx(what)?,
+                ),
+            };
+            for (i, e) in run.iter().enumerate() {
+                let at = first + i as i64;
+                let n = 7 * i;
+                stmt.raw_bind_parameter(n + 1, e.key).ctx(what)?;
+                stmt.raw_bind_parameter(n + 2, e.value.len() as i64)
+                    .ctx(what)?;
+                stmt.raw_bind_parameter(n + 3, e.crc as i64).ctx(what)?;
+                stmt.raw_bind_parameter(n + 4, at).ctx(what)?;
+                stmt.raw_bind_parameter(n + 5, e.deadline).ctx(what)?;
+                stmt.raw_bind_parameter(n + 6, e.value).ctx(what)?;
+                stmt.raw_bind_parameter(n + 7, self.now).ctx(what)?;
+            }
+            let inserted = stmt.raw_execute().map_err(|e| tick_taken(e, what))?;
+            self.written = None;
+            for (i, e) in run.iter().enumerate() {
+                let at = first + i as i64;
+                // Which rows were not written: only when some were not.
+                if inserted < run.len() && !self.wrote(e.key, at)? {
+                    self.remove_key(e.key)?;
+                    self.insert_new_at(e, at)?;
+                    continue;
+                }
+                self.forget_accesses(e.key);
+                self.count += 1;
+                self.total_size += e.value.len() as i64;
+            }
+            if inserted < run.len() / 2 {
+                one_by_one.push(&[]);
+            }
+        }
+        one_by_one.push(runs.remainder());
+        for e in one_by_one.into_iter().flatten() {
+            if !self.insert_if_absent(e.key, e.value, e.crc, e.deadline)? {
+                self.remove_key(e.key)?;
+                let at = self.tick();
+                self.insert_new_at(e, at)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the entry under `key` is the one written at tick `at`.
+    fn wrote(&self, key: &[u8], at: i64) -> Result<bool> {
+        let seq: Option<i64> = self
+            .conn
+            .prepare_cached(table::SEQ_BY_KEY)
+            .and_then(|mut s| s.query_row([key], |r| r.get(0)).optional())
+            .ctx("looking up a key")?;
+        Ok(seq == Some(at))
+    }
+
+    /// `insert_if_absent` at tick `at`, of a key that has no entry.
+    fn insert_new_at(&mut self, e: &NewEntry<'_>, at: i64) -> Result<()> {
+        let clock = std::mem::replace(&mut self.clock, at - 1);
+        let inserted = self.insert_if_absent(e.key, e.value, e.crc, e.deadline);
+        self.clock = clock.max(self.clock);
+        match inserted? {
+            true => Ok(()),
+            false => Err(Error::new(
+                crate::error::ErrorKind::Internal,
+                "an entry removed in this transaction is still there",
+            )),
+        }
     }
 
     /// Stores a new entry whose value is kept in the file `written` (complete, and
@@ -649,7 +765,8 @@ impl<'c> Txn<'c> {
         file: Option<&str>,
     ) -> Result<()> {
         let after = self.with_entry(at, len);
-        let [c1, c2, c3, c4, c5, c6, c7] = after.values();
+        // The clock is the row's own tick, `?5`.
+        let [_, c2, c3, c4, c5, c6, c7] = after.values();
         let (crc, now) = (crc as i64, self.now);
         match file {
             None => self
@@ -657,8 +774,7 @@ impl<'c> Txn<'c> {
                 .prepare_cached(table::INSERT_ENTRY)
                 .and_then(|mut s| {
                     s.execute(params![
-                        key, value_id, len, crc, at, deadline, inline, now, c1, c2, c3, c4, c5, c6,
-                        c7
+                        key, value_id, len, crc, at, deadline, inline, now, c2, c3, c4, c5, c6, c7
                     ])
                 }),
             Some(file) => self
@@ -666,8 +782,8 @@ impl<'c> Txn<'c> {
                 .prepare_cached(table::INSERT_FILE_ENTRY)
                 .and_then(|mut s| {
                     s.execute(params![
-                        key, value_id, len, crc, at, deadline, inline, now, c1, c2, c3, c4, c5, c6,
-                        c7, file
+                        key, value_id, len, crc, at, deadline, inline, now, c2, c3, c4, c5, c6, c7,
+                        file
                     ])
                 }),
         }
@@ -689,12 +805,19 @@ impl<'c> Txn<'c> {
             // The victim must be chosen with every hit in its place.
             self.write_accesses()?;
         }
+        let what = "evicting an entry";
         while self.total_size + incoming > max_size && self.count > 0 {
-            let n = self.remove_selected(table::victim(policy), [], "evicting an entry")?;
-            if n == 0 {
+            // One row: no list to collect, as `remove_selected` does.
+            let victim = self
+                .conn
+                .prepare_cached(table::victim(policy))
+                .and_then(|mut s| s.query_row([], |r| row_ref(r, 0)).optional())
+                .ctx(what)?;
+            let Some((seq, value_id, size, file)) = victim else {
                 break;
-            }
-            self.tally.evictions += n;
+            };
+            self.delete_row(seq, value_id, size, file, what)?;
+            self.tally.evictions += 1;
         }
         Ok(())
     }
