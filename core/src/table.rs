@@ -129,22 +129,22 @@ pub(crate) const ROW_REF_BY_KEY: &str = concat!(
 // the last insert wrote, on the page every insert dirties), or in `state` when that
 // row holds none (an empty table, or a file not written since its upgrade to schema 4).
 
-/// After `FROM state`: the newest entry row, as `newest`, if it holds the counters.
+/// After `FROM state`: the newest entry row, as `newest` (NULLs in an empty table).
 /// `max(seq)` is the last rowid: one descent of the table's b-tree.
 macro_rules! newest_join {
     () => {
-        " LEFT JOIN entries AS newest ON newest.seq = (SELECT max(seq) FROM entries) \
-         AND newest.state_clock IS NOT NULL"
+        " LEFT JOIN entries AS newest ON newest.seq = (SELECT max(seq) FROM entries)"
     };
 }
 
-/// Counter `$c` from the newest row, or from `state` when the table is empty (after
-/// `newest_join!`). Chosen by row, not by value: a NULL in the newest row is damage,
-/// which the write refuses, not a reason to read the counter `state` kept long ago.
+/// Counter `$c` from the newest row, or from `state` when that row holds no clock
+/// (after `newest_join!`). Chosen by row, not by value: a NULL counter beside a clock
+/// is damage, which the write refuses, not a reason to read the one `state` kept long
+/// ago.
 macro_rules! newest_or_state {
     ($c:literal) => {
         concat!(
-            "iif(newest.seq IS NULL, state.",
+            "iif(newest.state_clock IS NULL, state.",
             $c,
             ", newest.state_",
             $c,
@@ -154,10 +154,13 @@ macro_rules! newest_or_state {
 }
 
 /// `clock, count, total_size` from the newest row or `state` (after `newest_join!`).
+/// `state`'s clock stands only if it is not behind the newest row (a file not written
+/// since its upgrade to schema 4); if it is, that row lost its clock: damage (NULL).
 macro_rules! clock_count_size {
     () => {
         concat!(
-            newest_or_state!("clock"),
+            "iif(newest.state_clock IS NULL, \
+             iif(newest.seq > state.clock, NULL, state.clock), newest.state_clock)",
             ", ",
             newest_or_state!("count"),
             ", ",
@@ -280,15 +283,13 @@ pub(crate) const LOAD_NEWEST: &str = concat!(
     ", NULL, NULL, NULL, NULL, NULL FROM entries ORDER BY seq DESC LIMIT 1"
 );
 
-/// The file's `count` and `total_size`, and the count and size of the entries due at
-/// `?1`, through the expiry index: O(due entries).
+/// The file's `clock`, `count` and `total_size`, and the count and size of the entries
+/// due at `?1`, through the expiry index: O(due entries).
 /// A damaged size (text, real, negative or absurd) counts as nothing: summing it would
 /// make the result a real number or overflow.
 pub(crate) const LIVE_COUNTERS: &str = concat!(
     "SELECT ",
-    newest_or_state!("count"),
-    ", ",
-    newest_or_state!("total_size"),
+    clock_count_size!(),
     ", d.n, d.size FROM state",
     newest_join!(),
     ", (SELECT count(*) AS n, coalesce(sum(CASE WHEN typeof(size) = 'integer' \

@@ -91,19 +91,19 @@ pub(crate) struct NewEntry<'a> {
 
 /// The file's `count` and `total_size` net of the entries due at `now` (which the next
 /// write purges), read without writing: through the expiry index, O(due entries).
-/// [`counters::damaged`] if either is.
+/// [`counters::damaged`] if they, or the clock, are.
 pub(crate) fn live_counters(conn: &Connection, now: i64) -> Result<(i64, i64)> {
-    let (count, total_size, due, due_size): (_, _, i64, i64) = conn
+    let (clock, count, total_size, due, due_size): (_, _, _, i64, i64) = conn
         .prepare_cached(table::LIVE_COUNTERS)
         .and_then(|mut s| {
             s.query_row([now], |r| {
                 let sound = |i| r.get_ref(i).map(counters::sound_value);
-                Ok((sound(0)?, sound(1)?, r.get(2)?, r.get(3)?))
+                Ok((sound(0)?, sound(1)?, sound(2)?, r.get(3)?, r.get(4)?))
             })
         })
         .ctx("reading the cache counters")?;
-    match (count, total_size) {
-        (Some(n), Some(size)) => Ok((n - due, size - due_size)),
+    match (clock, count, total_size) {
+        (Some(_), Some(n), Some(size)) => Ok((n - due, size - due_size)),
         _ => Err(counters::damaged()),
     }
 }
