@@ -29,6 +29,15 @@ fn machine(dir: &tempfile::TempDir, name: &str, o: &Options) -> Storage {
     Storage::open(dir.path().join(name), o).unwrap()
 }
 
+/// Write-behind options through `proxy`, with a timeout that its held replies do not
+/// reach.
+fn held_write_behind(proxy: &HoldingProxy) -> Options {
+    let mut o = remote_options(&proxy.url());
+    o.set_remote_timeout(Duration::from_secs(20)).unwrap();
+    o.set_remote_mode(RemoteMode::WriteBehind);
+    o
+}
+
 fn get(s: &Storage, key: &[u8]) -> Option<Vec<u8>> {
     s.get(key).unwrap().map(|(v, _)| v)
 }
@@ -193,10 +202,7 @@ fn the_known_generation_never_goes_back_to_an_older_one() {
     let proxy = HoldingProxy::start(server.port);
     let dir = tempfile::tempdir().unwrap();
     let other = machine(&dir, "other.db", &remote_options(&server.url()));
-    let mut behind = remote_options(&proxy.url());
-    behind.set_remote_timeout(Duration::from_secs(20)).unwrap();
-    behind.set_remote_mode(RemoteMode::WriteBehind);
-    let wb = machine(&dir, "wb.db", &behind);
+    let wb = machine(&dir, "wb.db", &held_write_behind(&proxy));
     other.clear().unwrap(); // generation 1, not known to wb yet
     proxy.arm(b"SET");
     wb.set(b"queued", b"in the dead generation", NEVER).unwrap();
@@ -232,10 +238,7 @@ fn a_clear_is_never_undone_by_an_older_generation_learned_meanwhile() {
     let proxy = HoldingProxy::start(server.port);
     let dir = tempfile::tempdir().unwrap();
     let other = machine(&dir, "other.db", &remote_options(&server.url()));
-    let mut behind = remote_options(&proxy.url());
-    behind.set_remote_timeout(Duration::from_secs(20)).unwrap();
-    behind.set_remote_mode(RemoteMode::WriteBehind);
-    let wb = machine(&dir, "wb.db", &behind);
+    let wb = machine(&dir, "wb.db", &held_write_behind(&proxy));
     other.clear().unwrap(); // generation 1, not known to wb yet
     std::thread::scope(|s| {
         // The reader's look-up reads generation 1; its reply is held.
