@@ -121,9 +121,10 @@ pub(crate) enum Located<'r> {
     Damaged,
 }
 
-/// Like [`classify`], from the row's own columns: `value` (in the row), else
-/// `value_id`, whose value is read and checked next, else the value file the row
-/// names (the caller reads its `file` column).
+/// Like [`classify`], from the row's own columns: `value` (in the row, or a small value
+/// stored apart that the look-up read with it), else `value_id`, whose value is read
+/// and checked next (blob_read.rs), else the value file the row names (the caller
+/// reads its `file` column).
 pub(crate) fn locate<'r>(
     crc: ValueRef<'_>,
     size: ValueRef<'_>,
@@ -133,6 +134,7 @@ pub(crate) fn locate<'r>(
     now: i64,
 ) -> Located<'r> {
     match (value, value_id) {
+        // In the row, or a small value stored apart that the look-up read with it.
         (ValueRef::Blob(_), _) => match classify(crc, size, expires_at, value, now) {
             State::Live { value, deadline } => Located::Inline { value, deadline },
             State::Expired => Located::Expired,

@@ -427,35 +427,6 @@ impl Storage {
             Ok(
                 match entry::locate(col(0)?, col(1)?, col(2)?, col(3)?, col(4)?, now) {
                     Located::Apart { id: None, .. } if file()?.is_none() => Lookup::Damaged,
-                    // Small enough to copy: one more cached statement.
-                    Located::Apart {
-                        id: Some(id),
-                        size,
-                        crc,
-                        deadline,
-                    } if size <= table::SMALL_APART => {
-                        let mut stmt = conn
-                            .prepare_cached(table::STORED_VALUE)
-                            .ctx("reading a value")?;
-                        let mut rows = stmt.query([id]).ctx("reading a value")?;
-                        let value = match rows.next().ctx("reading a value")? {
-                            Some(r) => r.get_ref(0).ctx("reading a value")?,
-                            None => ValueRef::Null,
-                        };
-                        match value {
-                            ValueRef::Blob(value)
-                                if value.len() as u64 == size && crc32fast::hash(value) == crc =>
-                            {
-                                if in_memory {
-                                    Lookup::Copied(value.to_vec(), left(deadline))
-                                } else {
-                                    let t = taker.take().expect("taken once");
-                                    Lookup::Hit(t.take(value, left(deadline))?)
-                                }
-                            }
-                            _ => Lookup::Damaged,
-                        }
-                    }
                     Located::Inline { value, deadline } if in_memory => {
                         Lookup::Copied(value.to_vec(), left(deadline))
                     }

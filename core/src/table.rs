@@ -79,25 +79,18 @@ pub(crate) fn row_ref(r: &Row<'_>, at: usize) -> rusqlite::Result<RowRef> {
 // Reading one entry.
 
 /// `crc, size, expires_at, value, value_id, file` of the entry under `?1` (a get,
-/// `entry::locate`), from its row alone: most values are inline, and a join of
-/// `blobs` cost every get about 1,000 instructions. A value stored apart is read
-/// next, by [`STORED_VALUE`] up to [`SMALL_APART`] bytes, else straight into the
-/// caller's memory (blob_read.rs).
+/// `entry::locate`). `value` is the row's own, or a value stored apart of at most
+/// 32 KiB, read by a subquery that only runs for such a row: a join of
+/// `blobs` cost every get about 1,000 instructions, and a second statement for a value
+/// stored apart about 1,600. A larger value stored apart (`value` NULL) is read
+/// straight into the caller's memory (blob_read.rs); a value kept in a file, from the
+/// file the row names.
 ///
 /// Written short, with no spaces it does not need: rusqlite's statement cache copies,
 /// hashes and compares the text on every get (statements cannot be kept per read
 /// connection without unsafe code: a rusqlite `Statement` is not `Send`).
-pub(crate) const LOOKUP: &str =
-    "SELECT crc,size,expires_at,value,value_id,file FROM entries WHERE key=?1";
-
-/// Values stored apart up to this size are read by [`STORED_VALUE`] and copied; larger
-/// ones through a blob handle, which costs more to open than a cached statement but
-/// copies the value once, into the caller's memory.
-pub(crate) const SMALL_APART: u64 = 32 * 1024;
-
-/// The value stored apart in `blobs` row `?1` (a get of a value of at most
-/// [`SMALL_APART`] bytes).
-pub(crate) const STORED_VALUE: &str = "SELECT value FROM blobs WHERE id=?1";
+pub(crate) const LOOKUP: &str = "SELECT crc,size,expires_at,coalesce(value,(SELECT value \
+    FROM blobs WHERE id=value_id AND size<=32768)),value_id,file FROM entries WHERE key=?1";
 
 /// Whether `blobs` row `?1` holds a BLOB (a damaged row may hold any type; a blob
 /// handle would read TEXT as well). No row: no result.
