@@ -11,6 +11,7 @@ use crate::counters;
 use crate::error::{Result, SqliteContext};
 use crate::sync::lock;
 use crate::table;
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, TransactionBehavior};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Mutex;
@@ -150,22 +151,41 @@ pub(crate) fn merge_since(conn: &Connection, from: &LifetimeStats) -> Result<()>
     Ok(())
 }
 
-/// The file's counters, as of the caller's read.
+/// The file's counters, as of the caller's read; [`counters::damaged`] if one is not a non-negative integer (check with repair
+/// zeroes it), never a made-up figure.
 pub(crate) fn read(conn: &Connection) -> Result<LifetimeStats> {
-    conn.prepare_cached(table::LIFETIME)
+    let mut damaged = false;
+    let stats = conn
+        .prepare_cached(table::LIFETIME)
         .and_then(|mut s| {
             s.query_row([], |r| {
-                let n = |i: usize| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
+                let mut n = |i: usize| -> rusqlite::Result<u64> {
+                    Ok(match r.get_ref(i)? {
+                        ValueRef::Integer(v) if v >= 0 => v as u64,
+                        _ => {
+                            damaged = true;
+                            0
+                        }
+                    })
+                };
                 Ok(LifetimeStats {
                     hits: n(0)?,
                     misses: n(1)?,
                     evictions: n(2)?,
                     expirations: n(3)?,
-                    since_ms: r.get::<_, Option<i64>>(4)?.unwrap_or(0),
+                    // Unknown (0) if not an integer: a time, not a count.
+                    since_ms: match r.get_ref(4)? {
+                        ValueRef::Integer(t) => t,
+                        _ => 0,
+                    },
                 })
             })
         })
-        .ctx("reading the lifetime counters")
+        .ctx("reading the lifetime counters")?;
+    if damaged {
+        return Err(counters::damaged());
+    }
+    Ok(stats)
 }
 
 /// Sets the file's counters to zero, counting again from `now`, and drops `pending`

@@ -168,6 +168,11 @@ static void a_damaged_counter_fails_writes_until_a_check_repairs_it(void) {
             CHECK_EQ(before.count, n);
             CHECK_EQ(before.total_size, size);
         }
+        /* A damaged lifetime counter is CORRUPT too, not INTERNAL nor a made-up 0. */
+        backlite_lifetime_stats damaged_life;
+        if (strstr(damage[i], "state_misses") != NULL)
+            CHECK_RC(backlite_storage_lifetime_stats(s, &damaged_life, &err),
+                     BACKLITE_RESULT_CORRUPT);
         backlite_check_report r;
         CHECK_OK(backlite_storage_check(s, 0, &r, &err));
         CHECK(!r.healthy && !r.repaired);
