@@ -38,6 +38,23 @@ fn held_write_behind(proxy: &HoldingProxy) -> Options {
     o
 }
 
+/// A server, a proxy that can hold its replies, and two machines: `other` on the
+/// server, `wb` writing behind through the proxy (dropped in this order, `wb` first).
+fn held_write_behind_beside_another() -> (
+    RedisServer,
+    HoldingProxy,
+    tempfile::TempDir,
+    Storage,
+    Storage,
+) {
+    let server = RedisServer::start();
+    let proxy = HoldingProxy::start(server.port);
+    let dir = tempfile::tempdir().unwrap();
+    let other = machine(&dir, "other.db", &remote_options(&server.url()));
+    let wb = machine(&dir, "wb.db", &held_write_behind(&proxy));
+    (server, proxy, dir, other, wb)
+}
+
 fn get(s: &Storage, key: &[u8]) -> Option<Vec<u8>> {
     s.get(key).unwrap().map(|(v, _)| v)
 }
@@ -198,11 +215,7 @@ fn write_behind_set_before_another_clients_clear_never_outlives_it() {
 /// by a proxy so that the order is built, not hoped for.
 #[test]
 fn the_known_generation_never_goes_back_to_an_older_one() {
-    let server = RedisServer::start();
-    let proxy = HoldingProxy::start(server.port);
-    let dir = tempfile::tempdir().unwrap();
-    let other = machine(&dir, "other.db", &remote_options(&server.url()));
-    let wb = machine(&dir, "wb.db", &held_write_behind(&proxy));
+    let (_server, proxy, _dir, other, wb) = held_write_behind_beside_another();
     other.clear().unwrap(); // generation 1, not known to wb yet
     proxy.arm(b"SET");
     wb.set(b"queued", b"in the dead generation", NEVER).unwrap();
@@ -234,11 +247,7 @@ fn the_known_generation_never_goes_back_to_an_older_one() {
 /// replies are held by a proxy so that the order is built, not hoped for.
 #[test]
 fn a_clear_is_never_undone_by_an_older_generation_learned_meanwhile() {
-    let server = RedisServer::start();
-    let proxy = HoldingProxy::start(server.port);
-    let dir = tempfile::tempdir().unwrap();
-    let other = machine(&dir, "other.db", &remote_options(&server.url()));
-    let wb = machine(&dir, "wb.db", &held_write_behind(&proxy));
+    let (_server, proxy, _dir, other, wb) = held_write_behind_beside_another();
     other.clear().unwrap(); // generation 1, not known to wb yet
     std::thread::scope(|s| {
         // The reader's look-up reads generation 1; its reply is held.
