@@ -1,7 +1,16 @@
 //! The remote tier's costs against their baselines, against a private redis-server on a
 //! free loopback port (issue 13, item 5):
 //!
-//!     cargo run --release --example remote_bench [-- operations [rounds]]
+//!     cargo run --release --example remote_bench [-- operations [rounds [placement]]]
+//!
+//! `placement` says where the bench and its redis-server run: `same` (both on CPU 0),
+//! `apart` (the bench on CPU 0, the server on CPU 1) or, by default, wherever the
+//! scheduler puts them. It matters more than anything the tier does: on a virtual
+//! machine whose idle CPUs halt without polling first, waking a process on a halted
+//! CPU costs tens of µs, and a round trip across two idle CPUs pays it twice (a pipe
+//! ping-pong between two processes here: 2 µs on one CPU, 70 µs across two idle ones).
+//! So a quiet machine shows a plain GET of 100 µs, a busy one 10 µs. The last columns,
+//! the calling thread's CPU time per operation and its ratio, do not depend on that.
 //!
 //! | case | baseline | target |
 //! | remote hit (local miss, remote GET, value kept to be stored) | a plain GET of the same Redis key (redis crate) | <= 1.2x |
@@ -29,14 +38,40 @@ use std::time::{Duration, Instant};
 
 const NEVER: Expiration = Expiration::Never;
 
-/// The mean time of `f(i)` for `i` in `range`, in µs.
-fn mean_us(range: std::ops::Range<usize>, mut f: impl FnMut(usize)) -> f64 {
-    let n = range.len();
-    let t = Instant::now();
+/// The calling thread's CPU time, in µs.
+fn thread_cpu_us() -> f64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid timespec to write to.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    t.tv_sec as f64 * 1e6 + t.tv_nsec as f64 / 1e3
+}
+
+/// The mean wall time and calling thread's CPU time of `f(i)` for `i` in `range`, in µs.
+fn mean_us(range: std::ops::Range<usize>, mut f: impl FnMut(usize)) -> (f64, f64) {
+    let n = range.len() as f64;
+    let (t, cpu) = (Instant::now(), thread_cpu_us());
     for i in range {
         f(i);
     }
-    t.elapsed().as_secs_f64() * 1e6 / n as f64
+    let cpu = thread_cpu_us() - cpu;
+    (t.elapsed().as_secs_f64() * 1e6 / n, cpu / n)
+}
+
+/// Keeps this thread (and the threads and processes it starts later) on `cpu`.
+fn pin(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is an empty set; the call reads it only.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        assert_eq!(
+            libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set),
+            0,
+            "pinning to CPU {cpu}"
+        );
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -51,6 +86,9 @@ struct Case {
     target: Option<f64>,
     case: Vec<f64>,
     base: Vec<f64>,
+    /// The calling thread's CPU time per operation, per round.
+    case_cpu: Vec<f64>,
+    base_cpu: Vec<f64>,
 }
 
 impl Case {
@@ -60,6 +98,8 @@ impl Case {
             target: Some(target),
             case: Vec::new(),
             base: Vec::new(),
+            case_cpu: Vec::new(),
+            base_cpu: Vec::new(),
         }
     }
 
@@ -72,36 +112,45 @@ impl Case {
         case: impl FnMut(usize),
         base: impl FnMut(usize),
     ) {
-        if round % 2 == 0 {
-            self.case.push(mean_us(ops.clone(), case));
-            self.base.push(mean_us(ops, base));
+        let (c, b) = if round % 2 == 0 {
+            let c = mean_us(ops.clone(), case);
+            (c, mean_us(ops, base))
         } else {
-            self.base.push(mean_us(ops.clone(), base));
-            self.case.push(mean_us(ops, case));
-        }
+            let b = mean_us(ops.clone(), base);
+            (mean_us(ops, case), b)
+        };
+        self.push(c, b);
+    }
+
+    /// One round's (wall, CPU) means of the case and of its baseline.
+    fn push(&mut self, case: (f64, f64), base: (f64, f64)) {
+        self.case.push(case.0);
+        self.case_cpu.push(case.1);
+        self.base.push(base.0);
+        self.base_cpu.push(base.1);
     }
 
     fn print(&self) {
-        let ratios = self
-            .case
-            .iter()
-            .zip(&self.base)
-            .map(|(c, b)| c / b)
-            .collect();
-        let ratio = median(ratios);
+        let ratio_of = |case: &[f64], base: &[f64]| {
+            median(case.iter().zip(base).map(|(c, b)| c / b).collect())
+        };
+        let ratio = ratio_of(&self.case, &self.base);
         let (target, verdict) = match self.target {
             Some(t) if ratio <= t => (format!("{t:.2}x"), "pass"),
             Some(t) => (format!("{t:.2}x"), "FAIL"),
             None => ("-".to_string(), ""),
         };
         println!(
-            "{:<40} {:>9.1} {:>9.1} {:>7.3}x {:>7}  {}",
+            "{:<40} {:>9.1} {:>9.1} {:>7.3}x {:>7}  {:<4} {:>6.2} {:>6.2} {:>6.3}x",
             self.name,
             median(self.case.clone()),
             median(self.base.clone()),
             ratio,
             target,
-            verdict
+            verdict,
+            median(self.case_cpu.clone()),
+            median(self.base_cpu.clone()),
+            ratio_of(&self.case_cpu, &self.base_cpu),
         );
     }
 }
@@ -114,13 +163,32 @@ fn main() {
             .unwrap_or(default)
     };
     let (n, rounds) = (arg(1, 1000), arg(2, 9));
+    let placement = std::env::args().nth(3).unwrap_or_else(|| "any".into());
+    let server_cpu = match placement.as_str() {
+        "any" => None,
+        "same" => Some(0),
+        "apart" => Some(1),
+        other => panic!("placement is same, apart or any, not {other:?}"),
+    };
+    // The redis-server started below (and every thread of the tier) inherits CPU 0.
+    if server_cpu.is_some() {
+        pin(0);
+    }
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let mut server = Command::new("redis-server")
+    let mut server = match server_cpu {
+        Some(cpu) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", &cpu.to_string(), "redis-server"]);
+            c
+        }
+        None => Command::new("redis-server"),
+    };
+    let mut server = server
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args(["--save", "", "--appendonly", "no"])
         .arg("--dir")
@@ -235,11 +303,19 @@ fn main() {
         );
         // With fewer than 1024 hits a round (the default 1000), the fill writer never
         // starts during the timing: the round's values are all written here.
-        let t = Instant::now();
+        let (t, cpu) = (Instant::now(), thread_cpu_us());
         reader.flush().unwrap();
-        let flush = t.elapsed().as_secs_f64() * 1e6 / n as f64;
-        stored.case.push(remote_hit.case[r] + flush);
-        stored.base.push(remote_hit.base[r]);
+        let flush = (
+            t.elapsed().as_secs_f64() * 1e6 / n as f64,
+            (thread_cpu_us() - cpu) / n as f64,
+        );
+        stored.push(
+            (
+                remote_hit.case[r] + flush.0,
+                remote_hit.case_cpu[r] + flush.1,
+            ),
+            (remote_hit.base[r], remote_hit.base_cpu[r]),
+        );
         local_hit.round(
             r,
             0..n,
@@ -268,11 +344,11 @@ fn main() {
     }
     drop(behind);
 
-    println!("remote tier: {rounds} rounds of {n} operations per case, 1 KiB values, loopback redis-server");
-    println!("medians over the rounds of each round's mean (us) and of its ratio");
+    println!("remote tier: {rounds} rounds of {n} operations per case, 1 KiB values, loopback redis-server, placement {placement}");
+    println!("medians over the rounds of each round's mean (us) and of its ratio; wall time, then the calling thread's CPU time");
     println!(
-        "{:<40} {:>9} {:>9} {:>8} {:>7}",
-        "case", "case us", "base us", "ratio", "target"
+        "{:<40} {:>9} {:>9} {:>8} {:>7}  {:<4} {:>6} {:>6} {:>7}",
+        "case", "case us", "base us", "ratio", "target", "", "cpu", "base", "ratio"
     );
     for c in [
         &remote_hit,
