@@ -19,7 +19,7 @@ use crate::table::{self, INLINE_MAX};
 use crate::take::{self, Borrow, Chunks, Dest, Fill, Own, Streamed, Take};
 use crate::transact;
 use crate::txn::{NewEntry, Tally, Txn};
-use crate::value_files::{ValueName, Written};
+use crate::value_files::{Read as FileRead, ValueName, Written};
 use rusqlite::types::ValueRef;
 use rusqlite::Connection;
 use std::mem::MaybeUninit;
@@ -89,6 +89,10 @@ pub struct Storage {
     /// Whether the writer was free when files were last removed (tests).
     #[cfg(test)]
     pub(crate) writer_free_at_unlink: std::sync::atomic::AtomicBool,
+    /// Run once by the next look-up that reads a value file, just before it opens the
+    /// file its row named (tests: a set that replaces it meanwhile).
+    #[cfg(test)]
+    pub(crate) before_file_read: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
 /// What a read found, decided while the read connection was held.
@@ -149,6 +153,8 @@ impl Storage {
             unlinks: std::sync::Mutex::default(),
             #[cfg(test)]
             writer_free_at_unlink: std::sync::atomic::AtomicBool::new(false),
+            #[cfg(test)]
+            before_file_read: std::sync::Mutex::default(),
         };
         if storage.path.is_some() {
             storage.sweep_lazily();
@@ -286,6 +292,15 @@ impl Storage {
         }
     }
 
+    /// Runs the hook a test set in `before_file_read`, once.
+    #[cfg(test)]
+    fn before_file_read(&self) {
+        let hook = sync::lock(&self.before_file_read).take();
+        if let Some(hook) = hook {
+            hook();
+        }
+    }
+
     /// Whether a value of `len` bytes is kept in a file of its own: at least the file
     /// threshold, or longer than SQLite can hold as one value (whatever the threshold,
     /// unless values are never kept in files).
@@ -407,7 +422,9 @@ impl Storage {
         // Asked once: the pool, the hit buffer and the counters each check it (for a
         // forked child), and asking may be a system call (see fork::this_process).
         let pid = this_process();
-        let found = self.pool.read(pid, |conn| {
+        // Set when the file a row named was missing (see the retry below).
+        let vanished = std::cell::Cell::new(false);
+        let mut look_up = |conn: &Connection| {
             let mut stmt = conn.prepare_cached(table::LOOKUP).ctx("looking up a key")?;
             let mut rows = stmt.query([key]).ctx("looking up a key")?;
             let Some(row) = rows.next().ctx("looking up a key")? else {
@@ -446,7 +463,18 @@ impl Storage {
                         let read = |dest: Dest<'_>| match (id, file) {
                             (Some(id), _) => blob_read::read_into(conn, id, crc, dest),
                             (None, Some(name)) => match self.shared.value_files(false)? {
-                                Some(files) => take::read_file(files, &name, crc, dest),
+                                Some(files) => {
+                                    #[cfg(test)]
+                                    self.before_file_read();
+                                    Ok(match take::read_file(files, &name, crc, dest)? {
+                                        FileRead::Value(()) => true,
+                                        FileRead::Missing => {
+                                            vanished.set(true);
+                                            false
+                                        }
+                                        FileRead::Damaged => false,
+                                    })
+                                }
                                 None => Ok(false),
                             },
                             (None, None) => Ok(false),
@@ -472,7 +500,15 @@ impl Storage {
                     Located::Damaged => Lookup::Damaged,
                 },
             )
-        })?;
+        };
+        let mut found = self.pool.read(pid, &mut look_up)?;
+        // The row this read's snapshot found may name a file that a set replaced and
+        // removed since (it unlinks the old file once its row has committed): the row
+        // read again names the new file. Once, and never a wrong value: a row names
+        // only a complete file, and a missing file handed no chunk to a visitor.
+        if matches!(found, Lookup::Damaged) && vanished.replace(false) {
+            found = self.pool.read(pid, &mut look_up)?;
+        }
         let hit = match found {
             Lookup::Hit(r) => Some(r),
             Lookup::Copied(value, left) => {

@@ -206,26 +206,24 @@ fn no_memory(len: usize) -> Error {
     )
 }
 
-/// Reads the value kept in file `name` (its length is `dest`'s) to `dest`. False: the
-/// file is missing or does not hold what the row says (a damaged value's last chunk is
-/// withheld from a visitor, as for a blob).
+/// Reads the value kept in file `name` (its length is `dest`'s) to `dest`: whether it is
+/// sound ([`FileRead::Value`]), or the file is missing, or does not hold what the row
+/// says (a damaged value's last chunk is withheld from a visitor, as for a blob). A
+/// missing file was never handed to a visitor.
 pub(crate) fn read_file(
     files: &ValueFiles,
     name: &ValueName,
     crc: u32,
     dest: Dest<'_>,
-) -> Result<bool> {
+) -> Result<FileRead<()>> {
     // Memory of the caller's is read into straight from the file, with no copy.
-    let read = match dest {
-        Dest::Visit { len, visit } => {
-            let streamed = files.read_chunks(name, len, crc, visit)?;
-            return Ok(matches!(
-                streamed,
-                FileStreamed::Done | FileStreamed::Stopped
-            ));
-        }
-        Dest::Init(d) => files.read_into(name, crc, d)?,
-        Dest::Uninit(d) => files.read_into(name, crc, d)?,
-    };
-    Ok(matches!(read, FileRead::Value(())))
+    match dest {
+        Dest::Visit { len, visit } => Ok(match files.read_chunks(name, len, crc, visit)? {
+            FileStreamed::Done | FileStreamed::Stopped => FileRead::Value(()),
+            FileStreamed::Missing => FileRead::Missing,
+            FileStreamed::Damaged => FileRead::Damaged,
+        }),
+        Dest::Init(d) => files.read_into(name, crc, d),
+        Dest::Uninit(d) => files.read_into(name, crc, d),
+    }
 }

@@ -5,4 +5,5 @@
 mod group_commit;
 mod hit_buffer;
 mod query_plans;
+mod replaced_file;
 mod unlink;
