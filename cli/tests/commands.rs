@@ -28,7 +28,7 @@ fn stats_shows_size_disk_schema_expiries_as_text() {
 file                 s.db
 entries              4
 size                 1008 B of 1 GiB max  [..............................] 0.0%
-on disk              36 KiB (write-ahead log 0 B)
+on disk              36 KiB (database 36 KiB, write-ahead log 0 B, value files 0 B)
 schema version       5
 version tag          (none)
 policy indexes       none (least/most-recently-used need none)
@@ -60,6 +60,7 @@ fn stats_json_has_every_figure() {
             "max_size": 1073741824u64,
             "file_size": size,
             "wal_size": 0,
+            "values_size": 0,
             "schema_version": 5,
             "version_tag": null,
             "policy_indexes": [],
@@ -71,6 +72,22 @@ fn stats_json_has_every_figure() {
             "hit_ratio": 2.0 / 3.0,
         })
     );
+}
+
+#[test]
+fn stats_counts_the_value_files_beside_the_file_on_disk() {
+    let d = Dir::new();
+    // Above the default file threshold (64 KiB): a file of 128 KiB with its header.
+    let value = vec![7u8; 128 * 1024 - 24];
+    let r = d.run_with_input(&["set", "s.db", "big", "-"], &value);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // Not ours: never counted.
+    std::fs::write(d.path("s.db.values/notes.txt"), vec![1u8; 5000]).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&d.ok(&["stats", "s.db", "--json"])).unwrap();
+    assert_eq!(v["values_size"], 128 * 1024);
+    let text = d.ok(&["stats", "s.db"]);
+    let on_disk = text.lines().find(|l| l.starts_with("on disk")).unwrap();
+    assert!(on_disk.ends_with(", value files 128 KiB)"), "{on_disk}");
 }
 
 #[test]

@@ -45,10 +45,13 @@ pub struct FileInfo {
     pub total_size: u64,
     /// Entries whose time is up but which no write has removed yet.
     pub expired_waiting: u64,
-    /// Bytes of the database file and of its write-ahead log on disk (0 in memory).
+    /// Bytes of the database file on disk (0 in memory).
     pub file_size: u64,
     /// Bytes of the write-ahead log beside the file (0 when there is none).
     pub wal_size: u64,
+    /// Bytes of the value files in the folder beside the file (`<file>.values/`, 0
+    /// when there is none): the values kept in files of their own.
+    pub values_size: u64,
     /// `user_version`: the schema the file is at.
     pub schema_version: i32,
     /// The version tag the file was last opened with, if any.
@@ -126,6 +129,11 @@ impl Storage {
             }
             None => (0, 0),
         };
+        // No folder, or one at that name that is not ours: none of our values.
+        let values_size = match self.shared.value_files(false) {
+            Ok(Some(files)) => files.bytes()?,
+            _ => 0,
+        };
         self.with_writer(|conn| {
             // One read transaction, so that every figure is of the same moment.
             let tx = conn.unchecked_transaction().ctx("reading the file")?;
@@ -179,6 +187,7 @@ impl Storage {
                 expired_waiting: due as u64,
                 file_size,
                 wal_size,
+                values_size,
                 schema_version,
                 version_tag,
                 policy_indexes,

@@ -548,6 +548,28 @@ impl ValueFiles {
         }
     }
 
+    /// Bytes of our files in the folder (values, and files being written or
+    /// abandoned): what the cache keeps on disk beside its database file. Anything
+    /// whose name is not ours is not counted.
+    pub(crate) fn bytes(&self) -> Result<u64> {
+        let failed = |e| io_error(format_args!("cannot list {}", self.dir.display()), e);
+        let mut total = 0;
+        for item in fs::read_dir(&self.dir).map_err(failed)? {
+            let item = item.map_err(failed)?;
+            let file_name = item.file_name();
+            let name = file_name.to_str().unwrap_or("");
+            if ValueName::parse(name).is_none() && !is_temp_name(name) {
+                continue;
+            }
+            // Not followed if a link; gone meanwhile: not there any more.
+            match item.metadata() {
+                Ok(meta) if meta.is_file() => total += meta.len(),
+                _ => {}
+            }
+        }
+        Ok(total)
+    }
+
     /// Removes our files that no row names (`referenced` says) and abandoned temporary
     /// files, if last modified more than `grace` before `now`: a writer writes its file
     /// before its row commits, so a young unreferenced file may be about to be named.

@@ -131,9 +131,11 @@ fn to_text(file: &Path, info: &FileInfo, max_size: u64, l: &LifetimeStats) -> St
     line(
         "on disk",
         format!(
-            "{} (write-ahead log {})",
+            "{} (database {}, write-ahead log {}, value files {})",
+            format_size(info.file_size + info.wal_size + info.values_size),
             format_size(info.file_size),
-            format_size(info.wal_size)
+            format_size(info.wal_size),
+            format_size(info.values_size)
         ),
     );
     line("schema version", info.schema_version.to_string());
@@ -206,6 +208,7 @@ fn to_json(file: &Path, info: &FileInfo, max_size: u64, l: &LifetimeStats) -> Va
         "max_size": max_size,
         "file_size": info.file_size,
         "wal_size": info.wal_size,
+        "values_size": info.values_size,
         "schema_version": info.schema_version,
         "version_tag": info.version_tag,
         "policy_indexes": info.policy_indexes.iter().map(|i| json!({
