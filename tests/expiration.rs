@@ -104,6 +104,34 @@ fn expired_entries_go_before_live_ones_are_evicted() {
     assert_eq!(s.stats().unwrap().evictions, 0);
 }
 
+/// A write takes the earliest deadline from what its handle's last write left (no
+/// other write since), so each way of inserting must lower it: here the batch's runs
+/// of 16 rows, after a set that left no deadline at all.
+#[test]
+fn expired_entries_of_a_batch_go_before_live_ones_are_evicted() {
+    let mut o = options(200, backlite::EvictionPolicy::LeastRecentlyUsed);
+    let clock = FakeClock::install(&mut o);
+    let (_dir, s) = open(&o);
+    set(&s, "a", 10);
+    let keys: Vec<String> = (0..16).map(|i| format!("b{i:02}")).collect();
+    let batch: Vec<Entry<'_>> = keys
+        .iter()
+        .map(|k| Entry {
+            key: k.as_bytes(),
+            value: &[0; 10],
+            expiration: after(5),
+        })
+        .collect();
+    s.set_many(&batch).unwrap();
+    set(&s, "c", 10);
+    clock.advance_ms(5);
+    // 200 bytes with the batch's 160 still there: "a" would be evicted.
+    set(&s, "d", 30);
+    assert_eq!(present(&s, &["a", "c", "d"]), ["a", "c", "d"]);
+    let st = s.stats().unwrap();
+    assert_eq!((st.evictions, st.expirations, st.count), (0, 16, 3));
+}
+
 #[test]
 fn set_many_takes_per_entry_expirations() {
     let mut o = Options::new();

@@ -12,7 +12,7 @@
 use crate::error::{Error, ErrorKind, Result, SqliteContext};
 use crate::table;
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, Row, TransactionBehavior};
+use rusqlite::{Connection, FileControl, Row, TransactionBehavior, DEFAULT_NAME};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Counters {
@@ -57,6 +57,30 @@ impl Counters {
             expirations,
         ]
     }
+}
+
+/// What a connection knows of the file after its own last commit: the counters as it
+/// wrote them, and a bound no deadline in the file is below (`None`: none has one). A
+/// write that finds the connection's data version unchanged since (no other
+/// connection committed, nor this one outside that write) takes them from here instead
+/// of reading them: 5.6k of a new-key set's 42.5k instructions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Known {
+    pub version: u32,
+    pub counters: Counters,
+    pub earliest_deadline: Option<i64>,
+}
+
+/// The data version of `conn`'s main database: it changes with every commit of this
+/// connection and whenever it finds that another connection (of any process) committed,
+/// which SQLite learns at the start of each transaction (as it does to keep its own
+/// page cache). A plain call, not a statement: `PRAGMA data_version` ignores the
+/// connection's own commits.
+pub(crate) fn data_version(conn: &Connection) -> Result<u32> {
+    let mut version = 0;
+    conn.file_control(DEFAULT_NAME, FileControl::DataVersion(&mut version))
+        .ctx("reading the data version")?;
+    Ok(version)
 }
 
 /// Adds `n` to a lifetime counter, which stops at the largest integer SQLite holds.

@@ -5,8 +5,8 @@
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::expiration::Expiration;
+use crate::pool::Writer;
 use crate::sync::lock;
-use rusqlite::Connection;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 #[derive(Default)]
@@ -39,12 +39,12 @@ struct SetJob {
 pub(crate) trait WriteSets {
     /// The writer connection, locked: the group is taken from the queue once it is
     /// held (more sets queue meanwhile), and written while it is.
-    fn lock_writer(&self) -> MutexGuard<'_, Connection>;
+    fn lock_writer(&self) -> MutexGuard<'_, Writer>;
     /// Writes `sets` in one transaction; each one's result, in order (`Ok(false)`:
     /// too large, as `Storage::store`).
-    fn write_together(&self, writer: &Connection, sets: &[&Set]) -> Result<Vec<bool>>;
+    fn write_together(&self, writer: &Writer, sets: &[&Set]) -> Result<Vec<bool>>;
     /// Writes one set in a transaction of its own.
-    fn write_alone(&self, writer: &Connection, set: &Set) -> Result<bool>;
+    fn write_alone(&self, writer: &Writer, set: &Set) -> Result<bool>;
 }
 
 impl Group {

@@ -6,17 +6,54 @@
 //! the slot of its thread number first, then the next ones, and takes the first free
 //! one, so that readers never wait for each other (nor for one lock on the whole pool).
 
+use crate::counters::Known;
 use crate::error::{Error, ErrorKind, Result};
 use crate::fork::{self, OpenedBy};
 use crate::schema;
 use crate::sync::{lock, thread_index, try_lock, Padded};
 use rusqlite::{Connection, OpenFlags};
+use std::cell::Cell;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 /// Read connections kept per handle; more are opened under load and closed after.
 const READER_SLOTS: usize = 8;
+
+/// The writer connection, and what it knows of the file since its own last commit
+/// (transact.rs): dropped with the connection, so a connection opened in its place
+/// (after a fork) starts knowing nothing.
+pub(crate) struct Writer {
+    conn: Connection,
+    pub known: Cell<Option<Known>>,
+}
+
+impl Writer {
+    fn new(conn: Connection) -> Writer {
+        Writer {
+            conn,
+            known: Cell::new(None),
+        }
+    }
+}
+
+impl Deref for Writer {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+/// For tests that configure the connection (tracing); the code that writes never
+/// replaces it (see `known`).
+#[cfg(test)]
+impl std::ops::DerefMut for Writer {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+}
 
 /// A slot of the pool: a read connection once one was needed, used in place.
 type Slot = Padded<Mutex<Option<Connection>>>;
@@ -26,7 +63,7 @@ pub(crate) struct Pool {
     /// an in-memory cache.
     name: Option<PathBuf>,
     busy_timeout: Duration,
-    writer: Mutex<Connection>,
+    writer: Mutex<Writer>,
     /// `None` for an in-memory cache, whose only connection is the writer.
     readers: Option<Box<[Slot]>>,
     /// The process that opened the connections; a forked child replaces them.
@@ -45,7 +82,7 @@ impl Pool {
             }),
             name,
             busy_timeout,
-            writer: Mutex::new(writer),
+            writer: Mutex::new(Writer::new(writer)),
             opened_by: OpenedBy::here(),
         }
     }
@@ -80,8 +117,8 @@ impl Pool {
         if self.opened_by.is_this_process() {
             return Ok(()); // another thread of the child got here first
         }
-        let fresh = open(name, self.busy_timeout)?;
-        let inherited = std::mem::replace(&mut *writer, fresh);
+        let fresh = Writer::new(open(name, self.busy_timeout)?);
+        let inherited = std::mem::replace(&mut *writer, fresh).conn;
         // A slot held by a thread of the parent (which does not exist here) stays
         // locked for good, with its connection: readers pass it by.
         let readers: Vec<Connection> = self
@@ -121,17 +158,17 @@ impl Pool {
     }
 
     /// The writer connection, locked (the caller has called `after_fork`).
-    pub fn lock_writer(&self) -> MutexGuard<'_, Connection> {
+    pub fn lock_writer(&self) -> MutexGuard<'_, Writer> {
         lock(&self.writer)
     }
 
     /// The writer connection if it is free and its lock not poisoned.
-    pub fn writer_if_free(&self) -> Option<MutexGuard<'_, Connection>> {
+    pub fn writer_if_free(&self) -> Option<MutexGuard<'_, Writer>> {
         self.writer.try_lock().ok()
     }
 
     /// The writer connection if it is free (poisoned or not).
-    pub fn try_lock_writer(&self) -> Option<MutexGuard<'_, Connection>> {
+    pub fn try_lock_writer(&self) -> Option<MutexGuard<'_, Writer>> {
         try_lock(&self.writer)
     }
 

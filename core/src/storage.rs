@@ -11,7 +11,7 @@ use crate::fork::this_process;
 use crate::group::{self, Group, Set};
 use crate::lifetime::{self, LifetimeStats};
 use crate::options::{Clock, Options, MAX_VALUE_SIZE};
-use crate::pool::{self, Pool};
+use crate::pool::{self, Pool, Writer};
 use crate::schema;
 use crate::shared::{self, FileShared};
 use crate::sync;
@@ -232,14 +232,23 @@ impl Storage {
     /// (this one). `preload`: the key a set will replace, looked up with the counters.
     fn write_locked<R>(
         &self,
-        conn: &Connection,
+        conn: &Writer,
         pid: u32,
         write_hits: bool,
         preload: Option<&[u8]>,
         f: impl FnOnce(&mut Txn<'_>) -> Result<R>,
     ) -> Result<R> {
         let now = || self.now();
-        let done = transact::write_in_turn(&self.shared, conn, pid, now, write_hits, preload, f);
+        let done = transact::write_in_turn(
+            &self.shared,
+            conn,
+            &conn.known,
+            pid,
+            now,
+            write_hits,
+            preload,
+            f,
+        );
         self.committed(done)
     }
 
@@ -952,11 +961,11 @@ pub(crate) const PANICS_IN_STORE: &[u8] = b"panics in store";
 
 /// The storage's part of a group commit: each set as `store` writes it.
 impl group::WriteSets for Storage {
-    fn lock_writer(&self) -> MutexGuard<'_, Connection> {
+    fn lock_writer(&self) -> MutexGuard<'_, Writer> {
         self.pool.lock_writer()
     }
 
-    fn write_together(&self, writer: &Connection, sets: &[&Set]) -> Result<Vec<bool>> {
+    fn write_together(&self, writer: &Writer, sets: &[&Set]) -> Result<Vec<bool>> {
         self.write_locked(writer, this_process(), false, None, |t| {
             sets.iter()
                 .map(|j| self.store(t, &j.key, &j.value, j.crc, j.expiration))
@@ -964,7 +973,7 @@ impl group::WriteSets for Storage {
         })
     }
 
-    fn write_alone(&self, writer: &Connection, set: &Set) -> Result<bool> {
+    fn write_alone(&self, writer: &Writer, set: &Set) -> Result<bool> {
         self.write_locked(writer, this_process(), false, Some(&set.key), |t| {
             self.store(t, &set.key, &set.value, set.crc, set.expiration)
         })

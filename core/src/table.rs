@@ -221,6 +221,9 @@ macro_rules! earliest_deadline {
     };
 }
 
+/// The earliest deadline in the file (after a purge).
+pub(crate) const EARLIEST_DEADLINE: &str = concat!("SELECT ", earliest_deadline!());
+
 /// At the start of a write: the seven counters, the earliest deadline, and the
 /// `RowRef` of the entry under `?1` (the one a set replaces; NULLs if none).
 pub(crate) const LOAD_WITH_KEY: &str = concat!(

@@ -6,6 +6,7 @@
 //! a thread that writes a full buffer of hits, runs its transactions here too.
 
 use crate::access::{Accesses, FLUSH_THRESHOLD};
+use crate::counters::{self, Known};
 use crate::error::{ErrorKind, Result, SqliteContext};
 use crate::expiration::is_due;
 use crate::pool::{self, Pool};
@@ -13,6 +14,7 @@ use crate::remote::fill::Fill;
 use crate::shared::FileShared;
 use crate::txn::{Tally, Txn};
 use rusqlite::Connection;
+use std::cell::Cell;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,10 +22,13 @@ use std::time::Duration;
 /// caller) once this process's turn to write the file is held; `now` is read then.
 /// `pid`: this process (asked once per write: each ask is a system call).
 /// `write_hits`: the buffered hits are written to their rows. `preload`: the key a set
-/// will replace, looked up with the counters.
+/// will replace, looked up with the counters. `known`: what `conn` knows of the file
+/// (see [`Known`]), updated by the write.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn write_in_turn<R>(
     shared: &FileShared,
     conn: &Connection,
+    known: &Cell<Option<Known>>,
     pid: u32,
     now: impl FnOnce() -> i64,
     write_hits: bool,
@@ -31,7 +36,16 @@ pub(crate) fn write_in_turn<R>(
     f: impl FnOnce(&mut Txn<'_>) -> Result<R>,
 ) -> Result<(R, Tally)> {
     let _turn = shared.writing_in(pid);
-    transact(shared, conn, pid, Some(now()), write_hits, preload, f)
+    transact(
+        shared,
+        conn,
+        known,
+        pid,
+        Some(now()),
+        write_hits,
+        preload,
+        f,
+    )
 }
 
 /// Runs `f` in a write transaction only if that needs no waiting: not for the pool's
@@ -54,7 +68,7 @@ pub(crate) fn try_write<R>(
         .ctx("setting the busy timeout")?;
     let _patient_again = RestoreBusyTimeout(&conn, pool.busy_timeout());
     let pid = std::process::id();
-    match transact(shared, &conn, pid, Some(now()), false, None, f) {
+    match transact(shared, &conn, &conn.known, pid, Some(now()), false, None, f) {
         Err(e) if e.kind() == ErrorKind::Busy => Ok(None),
         done => done.map(Some),
     }
@@ -63,10 +77,14 @@ pub(crate) fn try_write<R>(
 /// Runs `f` in a write transaction on `conn` (this process, `pid`, holds its turn to
 /// write the file): ticks the buffered hits, purges the entries due at `now` (`None`: purges
 /// nothing, for the hit writer, which has no clock of the handle), runs `f`, writes the
-/// hits to their rows if `write_hits` or too many wait, and commits.
+/// hits to their rows if `write_hits` or too many wait, and commits. The counters come
+/// from `known` if `conn` has seen no other commit since its own last one, and go back
+/// there once this one commits.
+#[allow(clippy::too_many_arguments)]
 fn transact<R>(
     shared: &FileShared,
     conn: &Connection,
+    known: &Cell<Option<Known>>,
     pid: u32,
     now: Option<i64>,
     write_hits: bool,
@@ -87,11 +105,17 @@ fn transact<R>(
         written: false,
     };
     let mut lifetime = shared.lifetime.take_in(pid);
+    // Taken: a write that does not commit leaves the connection knowing nothing.
+    let known_before = known.take();
     let done = conn
         .prepare_cached("BEGIN IMMEDIATE")
         .and_then(|mut s| s.execute([]))
         .ctx("beginning a write")
         .and_then(|_| {
+            // Read once the transaction has begun: SQLite has then looked for other
+            // connections' commits, and none can come until it ends.
+            let version = counters::data_version(conn)?;
+            let known_now = known_before.filter(|k| k.version == version);
             let mut txn = Txn::load(
                 conn,
                 shared,
@@ -100,6 +124,7 @@ fn transact<R>(
                 &mut taken.accesses,
                 preload,
                 lifetime.lookups(),
+                known_now,
             )?;
             taken.clock_at_start = txn.clock_at_start;
             txn.tick_accesses();
@@ -119,7 +144,8 @@ fn transact<R>(
             txn.store()?;
             let states = (start, txn.state());
             let tally = std::mem::take(&mut txn.tally);
-            Ok((out, tally, txn.accesses_written, states, fills))
+            let left = txn.known();
+            Ok((out, tally, txn.accesses_written, states, fills, left))
         })
         .and_then(|done| {
             conn.prepare_cached("COMMIT")
@@ -128,7 +154,16 @@ fn transact<R>(
             Ok(done)
         });
     // Failed, its value files (in the tally) were removed as it was dropped.
-    let (out, mut tally, accesses_written, (start, end), fills) = done?;
+    let (out, mut tally, accesses_written, (start, end), fills, (counters, earliest)) = done?;
+    // After the commit, which changed the version (a failure to read it only costs the
+    // next write a read of the counters).
+    if let Ok(version) = counters::data_version(conn) {
+        known.set(Some(Known {
+            version,
+            counters,
+            earliest_deadline: earliest,
+        }));
+    }
     tally.written.committed();
     shared.fills.committed(pid, start, end, fills);
     lifetime.committed();
@@ -163,7 +198,17 @@ pub(crate) fn start_fill_writer(
     let write = move || loop {
         let wrote = pool::open(&for_writer.name, busy_timeout).and_then(|conn| {
             let pid = std::process::id();
-            write_in_turn(&for_writer, &conn, pid, &now, true, None, |_| Ok(()))
+            let known = Cell::new(None);
+            write_in_turn(
+                &for_writer,
+                &conn,
+                &known,
+                pid,
+                &now,
+                true,
+                None,
+                |_| Ok(()),
+            )
         });
         if !for_writer.fills.writer_wrote(wrote.is_ok()) {
             return;
@@ -203,11 +248,12 @@ pub(crate) fn start_hit_writer(shared: &Arc<FileShared>, busy_timeout: Duration)
 /// loses only the order of those hits: the transaction touches no entry's value.
 fn write_hits_in_background(shared: &FileShared, busy_timeout: Duration) {
     let mut conn = None;
+    let known = Cell::new(None);
     loop {
         let wrote = hit_writer_connection(&mut conn, &shared.name, busy_timeout).and_then(|conn| {
             let pid = std::process::id();
             let _turn = shared.writing_in(pid);
-            transact(shared, conn, pid, None, true, None, |_| Ok(()))
+            transact(shared, conn, &known, pid, None, true, None, |_| Ok(()))
         });
         if !shared.accesses().writer_wrote(wrote.is_ok()) {
             return;

@@ -2,7 +2,7 @@
 //! start and written back once at the end, and the row operations that keep them exact.
 
 use crate::access::{self, Accesses, FLUSH_THRESHOLD};
-use crate::counters::{self, Counters};
+use crate::counters::{self, Counters, Known};
 use crate::entry::{self, State};
 use crate::error::{Error, Result, SqliteContext};
 use crate::eviction::EvictionPolicy;
@@ -51,7 +51,8 @@ pub(crate) struct Txn<'c> {
     pub clock_at_start: i64,
     /// The file's state when this transaction began.
     pub start: FileState,
-    /// The earliest expiry deadline in the file when the transaction began.
+    /// No deadline in the file is below it (`None`: none has one): the earliest one
+    /// when read, lowered by each insert; a removal leaves it a bound.
     earliest_deadline: Option<i64>,
     /// A key looked up at load, with `(seq, value_id, size)` of its entry if any;
     /// valid until something else may have removed that entry.
@@ -108,6 +109,17 @@ pub(crate) fn live_counters(conn: &Connection, now: i64) -> Result<(i64, i64)> {
     }
 }
 
+/// A deadline as `min(expires_at)` gives it: min() puts numbers before text and blobs,
+/// so a damaged deadline that is a real is due by its value; text and blobs are never
+/// due in SQL.
+fn earliest(v: ValueRef<'_>) -> Option<i64> {
+    match v {
+        ValueRef::Integer(t) => Some(t),
+        ValueRef::Real(t) => Some(t as i64),
+        _ => None,
+    }
+}
+
 /// The error of a statement that gave a row a tick of the clock: a tick some row
 /// already has means the clock was behind the rows (damaged counters).
 fn tick_taken(e: rusqlite::Error, what: &str) -> Error {
@@ -126,6 +138,8 @@ impl<'c> Txn<'c> {
     /// With `key`, also looks up the entry a set of `key` replaces, in the same
     /// statement: the counters, the earliest deadline and the old entry are one read.
     /// `lookups`: the hits and misses this process counted, added to the file's.
+    /// `known`: the counters and deadline bound as the connection's last commit left
+    /// them, valid (no commit since): then only `key` is looked up.
     #[allow(clippy::too_many_arguments)]
     pub fn load(
         conn: &'c Connection,
@@ -135,48 +149,21 @@ impl<'c> Txn<'c> {
         accesses: &'c mut Accesses,
         key: Option<&[u8]>,
         lookups: [u64; 2],
+        known: Option<Known>,
     ) -> Result<Self> {
-        // The earliest deadline comes from the partial expiry index (its first entry),
-        // so that a write with nothing due runs no purge at all.
-        let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Loaded> {
-            Ok((
-                Counters::from_row(r, 0)?,
-                // min() puts numbers before text and blobs: a damaged deadline that is
-                // a real is due by its value; text and blobs are never due in SQL.
-                match r.get_ref(7)? {
-                    ValueRef::Integer(t) => Some(t),
-                    ValueRef::Real(t) => Some(t as i64),
-                    _ => None,
-                },
-                match r.get::<_, Option<i64>>(8)? {
-                    Some(_) => Some(row_ref(r, 8)?),
+        let (loaded, earliest, old) = match known {
+            Some(k) => {
+                let old = match key {
+                    Some(key) => conn
+                        .prepare_cached(table::ROW_REF_BY_KEY)
+                        .and_then(|mut s| s.query_row([key], |r| row_ref(r, 0)).optional())
+                        .ctx("looking up a key")?,
                     None => None,
-                },
-            ))
+                };
+                (k.counters, k.earliest_deadline, old)
+            }
+            None => Self::read_counters(conn, key)?,
         };
-        // From the newest row if it holds them (None: it does not, or there is none).
-        let newest = |r: &rusqlite::Row<'_>| match r.get_ref(0)? {
-            ValueRef::Null => Ok(None),
-            _ => row(r).map(Some),
-        };
-        let (sql, fallback) = match key {
-            Some(_) => (table::LOAD_NEWEST_WITH_KEY, table::LOAD_WITH_KEY),
-            None => (table::LOAD_NEWEST, table::LOAD),
-        };
-        let params = rusqlite::params_from_iter(key);
-        let (loaded, earliest, old) = conn
-            .prepare_cached(sql)
-            .and_then(|mut s| s.query_row(params.clone(), newest).optional())
-            .map(Option::flatten)
-            .and_then(|found| match found {
-                Some(found) => Ok(found),
-                None => conn
-                    .prepare_cached(fallback)
-                    .and_then(|mut s| s.query_row(params, row)),
-            })
-            .ctx("reading the cache counters")?;
-        // A damaged counter fails the write before it changes anything (check repairs).
-        let loaded = loaded.ok_or_else(counters::damaged)?;
         let Counters {
             clock,
             count,
@@ -211,6 +198,62 @@ impl<'c> Txn<'c> {
             insert_new: None,
             insert_new_run: None,
         })
+    }
+
+    /// Reads the counters, the earliest deadline and the entry under `key`, in one
+    /// statement; [`counters::damaged`] if the counters are.
+    fn read_counters(
+        conn: &Connection,
+        key: Option<&[u8]>,
+    ) -> Result<(Counters, Option<i64>, Option<RowRef>)> {
+        // The earliest deadline comes from the partial expiry index (its first entry),
+        // so that a write with nothing due runs no purge at all.
+        let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Loaded> {
+            Ok((
+                Counters::from_row(r, 0)?,
+                earliest(r.get_ref(7)?),
+                match r.get::<_, Option<i64>>(8)? {
+                    Some(_) => Some(row_ref(r, 8)?),
+                    None => None,
+                },
+            ))
+        };
+        // From the newest row if it holds them (None: it does not, or there is none).
+        let newest = |r: &rusqlite::Row<'_>| match r.get_ref(0)? {
+            ValueRef::Null => Ok(None),
+            _ => row(r).map(Some),
+        };
+        let (sql, fallback) = match key {
+            Some(_) => (table::LOAD_NEWEST_WITH_KEY, table::LOAD_WITH_KEY),
+            None => (table::LOAD_NEWEST, table::LOAD),
+        };
+        let params = rusqlite::params_from_iter(key);
+        let (loaded, earliest, old) = conn
+            .prepare_cached(sql)
+            .and_then(|mut s| s.query_row(params.clone(), newest).optional())
+            .map(Option::flatten)
+            .and_then(|found| match found {
+                Some(found) => Ok(found),
+                None => conn
+                    .prepare_cached(fallback)
+                    .and_then(|mut s| s.query_row(params, row)),
+            })
+            .ctx("reading the cache counters")?;
+        // A damaged counter fails the write before it changes anything (check repairs).
+        Ok((loaded.ok_or_else(counters::damaged)?, earliest, old))
+    }
+
+    /// The counters as they stand, and the deadline bound: what the connection knows
+    /// once this transaction commits.
+    pub fn known(&self) -> (Counters, Option<i64>) {
+        (self.counters(), self.earliest_deadline)
+    }
+
+    /// Lowers the deadline bound to `deadline`, that of an entry inserted.
+    fn inserted_deadline(&mut self, deadline: Option<i64>) {
+        if let Some(d) = deadline {
+            self.earliest_deadline = Some(self.earliest_deadline.map_or(d, |e| e.min(d)));
+        }
     }
 
     /// Writes the counters back if anything changed, unless the last insert already
@@ -415,11 +458,18 @@ impl<'c> Txn<'c> {
         if !self.earliest_deadline.is_some_and(|d| d <= self.now) {
             return Ok(());
         }
-        let n = self.remove_selected(table::DUE, [self.now], "removing expired entries")?;
+        let what = "removing expired entries";
+        let n = self.remove_selected(table::DUE, [self.now], what)?;
         if n > 0 {
             self.preloaded = None;
         }
         self.tally.expirations += n;
+        // Past the bound now: the next deadline, for this and the next writes.
+        self.earliest_deadline = self
+            .conn
+            .prepare_cached(table::EARLIEST_DEADLINE)
+            .and_then(|mut s| s.query_row([], |r| r.get_ref(0).map(earliest)))
+            .ctx(what)?;
         Ok(())
     }
 
@@ -625,6 +675,7 @@ impl<'c> Txn<'c> {
         if inserted == 0 {
             return Ok(false);
         }
+        self.inserted_deadline(deadline);
         // A key set anew starts over (as `remove_key` does for a key that had an entry).
         self.forget_accesses(key);
         self.count += 1;
@@ -683,6 +734,7 @@ impl<'c> Txn<'c> {
                     self.insert_new_at(e, at)?;
                     continue;
                 }
+                self.inserted_deadline(e.deadline);
                 self.forget_accesses(e.key);
                 self.count += 1;
                 self.total_size += e.value.len() as i64;
@@ -788,6 +840,7 @@ impl<'c> Txn<'c> {
                 }),
         }
         .map_err(|e| tick_taken(e, "storing an entry"))?;
+        self.inserted_deadline(deadline);
         self.count += 1;
         self.total_size += len;
         self.written = Some(after);
