@@ -16,6 +16,8 @@ mod client;
 mod codec;
 pub(crate) mod fill;
 mod lease;
+#[cfg(test)]
+mod new_generation_tests;
 pub(crate) mod options;
 mod tier;
 mod unsynced;
@@ -302,13 +304,31 @@ fn learn_generation(known: &AtomicU64, seen: u64, found: u64) {
 /// Makes a clear's new generation, above the current one and at least the server's
 /// clock in microseconds, and returns it. The clock part keeps generations growing even
 /// after the server lost the key (which reads as generation 0): a number used before is
-/// not used again, so no value hidden by an old clear comes back. Below 2^52 a Lua
-/// number is exact; anything larger or not a number was not made here and is replaced.
+/// not used again, so no value hidden by an old clear comes back. For that the script
+/// first waits (a few `TIME` calls, about a microsecond) until the clock has moved past
+/// the moment it started, and takes that reading: scripts run one at a time, so two
+/// clears never share a microsecond, every generation is at most the clock when it was
+/// made (one above the current one would run ahead of the clock if clears came faster),
+/// and a clear after a loss reads a clock above every generation made before. Only a
+/// server clock that steps back, together with a lost key, can repeat a number. A
+/// clock that never moves within a script (none known) ends the wait after 10,000
+/// readings, and generations then grow by one. Below 2^52 a Lua number is exact;
+/// anything larger or not a number was not made here (e.g. by an older library, whose
+/// generations were random) and is replaced.
 /// KEYS: the generation key.
 const NEW_GENERATION: &str = r"
 if redis.replicate_commands then redis.replicate_commands() end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local function clock()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local start = clock()
+local now = clock()
+local readings = 0
+while now <= start and readings < 10000 do
+  now = clock()
+  readings = readings + 1
+end
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
 if cur >= 2^52 or cur < 0 then cur = 0 end
 local g = string.format('%.0f', math.max(cur + 1, now))
