@@ -24,7 +24,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::Connection;
 use std::mem::MaybeUninit;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
@@ -77,6 +77,9 @@ pub struct Storage {
     pub(crate) group: Group,
     /// Write transactions committed by this handle (to observe group commit).
     pub(crate) commits: AtomicU64,
+    /// Whether the last set found an entry under its key: the next set then looks its
+    /// key up first, else it tries to insert first (see `store_as`).
+    replacing: AtomicBool,
     /// The shared remote tier, if configured (remote/).
     pub(crate) remote: Option<crate::remote::Remote>,
     /// Values of at least this many bytes are kept in files (value_files.rs); `None`:
@@ -148,6 +151,7 @@ impl Storage {
             counters: Counters::default(),
             group: Group::default(),
             commits: AtomicU64::new(0),
+            replacing: AtomicBool::new(false),
             remote: crate::remote::Remote::open(options),
             file_threshold,
             unlinks: std::sync::Mutex::default(),
@@ -612,8 +616,9 @@ impl Storage {
             .pool
             .writer_if_free()
             .filter(|_| !self.group.has_waiting());
+        let preload = Some(key).filter(|_| self.replacing.load(Relaxed));
         let direct = writer.map(|conn| {
-            self.write_locked(&conn, pid, false, Some(key), |t| {
+            self.write_locked(&conn, pid, false, preload, |t| {
                 self.store(t, key, value, crc, expiration)
             })
         });
@@ -708,7 +713,27 @@ impl Storage {
         crc: u32,
         expiration: Expiration,
     ) -> Result<bool> {
-        self.store_as(t, key, value.len() as u64, expiration, |t, deadline| {
+        #[cfg(test)]
+        if key == PANICS_IN_STORE {
+            panic!("a panic injected into a set");
+        }
+        let len = value.len() as u64;
+        // A key that has no entry is inserted in one statement, where looking it up
+        // first takes two: 5k of a new-key set's 36.5k instructions. When the last set
+        // replaced an entry, the key is looked up first, so that a run of overwrites
+        // does not pay a failed insert each (a wrong guess costs the other one 5k).
+        if !self.replacing.load(Relaxed)
+            && len as usize <= INLINE_MAX
+            && !self.in_file(len)
+            && len <= self.value_limit()
+            && t.total_size + len as i64 <= self.max_size
+        {
+            let deadline = expiration.deadline(t.now, self.default_expiration);
+            if !is_due(deadline, t.now) && t.insert_if_new(key, value, crc, deadline)? {
+                return Ok(true);
+            }
+        }
+        self.store_as(t, key, len, expiration, |t, deadline| {
             self.insert(t, key, value, crc, deadline)
         })
     }
@@ -726,7 +751,8 @@ impl Storage {
         if key == PANICS_IN_STORE {
             panic!("a panic injected into a set");
         }
-        t.remove_key(key)?;
+        let replaced = t.remove_key(key)?;
+        self.replacing.store(replaced, Relaxed);
         let deadline = expiration.deadline(t.now, self.default_expiration);
         if is_due(deadline, t.now) {
             return Ok(true);

@@ -341,6 +341,10 @@ macro_rules! insert_entry {
 }
 pub(crate) const INSERT_ENTRY: &str = insert_entry!("", "");
 
+/// `INSERT_ENTRY` only if `?1` has no entry (else nothing is written).
+pub(crate) const INSERT_ENTRY_IF_NEW: &str =
+    concat!(insert_entry!("", ""), " ON CONFLICT (key) DO NOTHING");
+
 /// `INSERT_ENTRY` of a value kept in the file named `?15`. A statement of its own:
 /// binding a NULL name on every other insert cost a small set about 190 instructions
 /// (the longer text hashed by the statement cache, one more bind).

@@ -638,6 +638,59 @@ impl<'c> Txn<'c> {
         )
     }
 
+    /// `insert` of a value of at most [`INLINE_MAX`] bytes if `key` has no entry, and
+    /// returns true; false: it has one, and nothing was written. Done as `remove_key`
+    /// then `insert` would, in one statement where they take two.
+    pub fn insert_if_new(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        crc: u32,
+        deadline: Option<i64>,
+    ) -> Result<bool> {
+        debug_assert!(value.len() <= INLINE_MAX);
+        self.shared.fills.forget_in(self.pid, Some(key));
+        self.preloaded = None;
+        let at = self.tick();
+        let len = value.len() as i64;
+        let after = self.with_entry(at, len);
+        let [_, c2, c3, c4, c5, c6, c7] = after.values();
+        let (crc, now) = (crc as i64, self.now);
+        let inserted = self
+            .conn
+            .prepare_cached(table::INSERT_ENTRY_IF_NEW)
+            .and_then(|mut s| {
+                s.execute(params![
+                    key,
+                    None::<i64>,
+                    len,
+                    crc,
+                    at,
+                    deadline,
+                    value,
+                    now,
+                    c2,
+                    c3,
+                    c4,
+                    c5,
+                    c6,
+                    c7
+                ])
+            })
+            .map_err(|e| tick_taken(e, "storing an entry"))?;
+        if inserted == 0 {
+            // Its tick goes to the entry stored in its place.
+            self.clock -= 1;
+            return Ok(false);
+        }
+        self.forget_accesses(key);
+        self.inserted_deadline(deadline);
+        self.count += 1;
+        self.total_size += len;
+        self.written = Some(after);
+        Ok(true)
+    }
+
     /// Stores a new entry with a value of at most [`INLINE_MAX`] bytes if `key` has
     /// none, and returns true; false: it has one, and nothing was written. One
     /// statement where removing the old entry first takes two (a batch of new keys).
