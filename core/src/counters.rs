@@ -1,7 +1,8 @@
 //! The file's counters: its logical clock, the `count` and `total_size` of its
 //! entries, and the lifetime counters (lifetime.rs). Every write transaction reads them
-//! at its start and writes them at its end (txn.rs), so they are exact across
-//! processes and crashes.
+//! at its start (or takes them from what its connection's own last commit left, while
+//! SQLite's data version shows no other commit since: [`Known`]) and writes them at its
+//! end (txn.rs), so they are exact across processes and crashes.
 //!
 //! They live in the newest entry row (schema 4), which every insert writes anyway: an
 //! insert carries them, and a write that inserts nothing updates that row, on the page
