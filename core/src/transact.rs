@@ -143,8 +143,10 @@ fn transact<R>(
             };
             txn.store()?;
             let states = (start, txn.state());
-            let tally = std::mem::take(&mut txn.tally);
+            // Before the tally is taken: the lifetime counters count its evictions and
+            // expirations.
             let left = txn.known();
+            let tally = std::mem::take(&mut txn.tally);
             Ok((out, tally, txn.accesses_written, states, fills, left))
         })
         .and_then(|done| {
