@@ -87,6 +87,12 @@
 #define BACKLITE_MAX_VALUE_SIZE 999999000
 
 /**
+ * The longest key, in bytes (SQLite bounds a key as it bounds a value). Every call
+ * that takes a key gives INVALID_ARGUMENT for a longer one, before reading it.
+ */
+#define BACKLITE_MAX_KEY_SIZE 999999000
+
+/**
  * An error: a result code and a message. Owned by the caller; free it with
  * `backlite_error_free`.
  */

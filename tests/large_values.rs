@@ -5,7 +5,10 @@
 //! The values are real gigabyte buffers, zeroed by the allocator and never written, so
 //! they cost no memory unless something reads or copies them.
 
-use backlite::{ErrorKind, Expiration, Lease, LeaseOutcome, Options, Storage, MAX_VALUE_SIZE};
+use backlite::{
+    Entry, ErrorKind, Expiration, Lease, LeaseOutcome, Options, Storage, MAX_KEY_SIZE,
+    MAX_VALUE_SIZE,
+};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,4 +52,30 @@ fn a_lease_fulfilled_with_a_value_over_the_limit_is_too_large_and_frees_the_key(
         Lease::try_acquire(&s, b"k", Duration::from_secs(60)).unwrap(),
         LeaseOutcome::Acquired(_)
     ));
+}
+
+#[test]
+fn a_key_over_the_limit_is_an_invalid_argument_for_every_call() {
+    let (_dir, s) = open();
+    s.set(b"other", b"stays", Expiration::Never).unwrap();
+    let key = vec![0; MAX_KEY_SIZE as usize + 1];
+    let invalid = |r: backlite::Result<()>| {
+        let err = r.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    };
+    invalid(s.set(&key, b"v", Expiration::Never));
+    invalid(s.set_many(&[Entry {
+        key: &key,
+        value: b"v",
+        expiration: Expiration::Never,
+    }]));
+    invalid(s.get(&key).map(drop));
+    invalid(s.contains(&key).map(drop));
+    invalid(s.delete(&key).map(drop));
+    invalid(
+        s.cached_call(&key, Expiration::Never, None, || unreachable!())
+            .map(drop),
+    );
+    invalid(Lease::try_acquire(&s, &key, Duration::from_secs(1)).map(drop));
+    assert_eq!(s.stats().unwrap().count, 1);
 }

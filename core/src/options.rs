@@ -18,6 +18,11 @@ pub const DEFAULT_MAX_SIZE: u64 = 1 << 30;
 /// file threshold; with the threshold "never" it is refused as too large before it is
 /// hashed or copied.
 pub const MAX_VALUE_SIZE: u64 = 999_999_000;
+/// The longest key, in bytes: a key is a column of its entry's row (and of its lease's),
+/// so SQLite's `SQLITE_MAX_LENGTH` bounds it as it bounds a value. A longer key is
+/// refused as an invalid argument by every call that takes one, before SQLite sees it
+/// (SQLite's own refusal would read as an I/O error).
+pub const MAX_KEY_SIZE: u64 = MAX_VALUE_SIZE;
 /// The default busy timeout.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
 /// The default lease length of [`crate::Storage::cached_call_exclusive`] and

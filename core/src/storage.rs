@@ -10,7 +10,7 @@ use crate::expiration::{is_due, system_now_ms, Expiration};
 use crate::fork::this_process;
 use crate::group::{self, Group, Set};
 use crate::lifetime::{self, LifetimeStats};
-use crate::options::{Clock, Options, MAX_VALUE_SIZE};
+use crate::options::{Clock, Options, MAX_KEY_SIZE, MAX_VALUE_SIZE};
 use crate::pool::{self, Pool, Writer};
 use crate::schema;
 use crate::shared::{self, FileShared};
@@ -427,6 +427,7 @@ impl Storage {
         count_miss: bool,
         taker: T,
     ) -> Result<Option<T::Out>> {
+        check_key(key)?;
         let now = self.now();
         // An in-memory cache reads on its writer, held during the read: its value is
         // copied out so that the taker runs with no lock held and may use this storage.
@@ -585,6 +586,7 @@ impl Storage {
     /// than `max_size` (or [`MAX_VALUE_SIZE`] when values are never kept in files) is
     /// refused with [`ErrorKind::TooLarge`] and the older value under `key` is removed.
     pub fn set(&self, key: &[u8], value: &[u8], expiration: Expiration) -> Result<()> {
+        check_key(key)?;
         let len = value.len() as u64;
         // Too long for SQLite and not kept in a file: refused before a gigabyte is
         // hashed or copied (a group commit copies it).
@@ -821,6 +823,9 @@ impl Storage {
     /// `max_size` (entries of the batch may be evicted too). All or nothing: if one
     /// value is larger than `max_size` (or [`MAX_VALUE_SIZE`]), nothing is written.
     pub fn set_many(&self, entries: &[Entry<'_>]) -> Result<()> {
+        for e in entries {
+            check_key(e.key)?;
+        }
         if let Some(e) = entries
             .iter()
             .find(|e| e.value.len() as u64 > self.value_limit())
@@ -868,6 +873,7 @@ impl Storage {
 
     /// Removes the entry under `key`; returns whether there was a live one.
     pub fn delete(&self, key: &[u8]) -> Result<bool> {
+        check_key(key)?;
         let had_fill = self.forget_fills(Some(key));
         let found = self.write(|t| {
             let found = t.remove_key(key)?;
@@ -1017,6 +1023,18 @@ impl Drop for Storage {
         let _ = self.flush();
         self.remove_unlinked();
     }
+}
+
+/// Refuses a key longer than [`MAX_KEY_SIZE`]: no entry can have it, and SQLite would
+/// refuse it with an error that reads as I/O.
+fn check_key(key: &[u8]) -> Result<()> {
+    if key.len() as u64 > MAX_KEY_SIZE {
+        return Err(Error::invalid(format!(
+            "a key of {} bytes is longer than the {MAX_KEY_SIZE} bytes a key may have",
+            key.len()
+        )));
+    }
+    Ok(())
 }
 
 /// Finds the cache at `path`, creating it if there is none, and returns what this

@@ -17,6 +17,11 @@ use std::time::Duration;
 pub const BACKLITE_MAX_VALUE_SIZE: u64 = 999_999_000;
 const _: () = assert!(BACKLITE_MAX_VALUE_SIZE == crate::MAX_VALUE_SIZE);
 
+/// The longest key, in bytes (SQLite bounds a key as it bounds a value). Every call
+/// that takes a key gives INVALID_ARGUMENT for a longer one, before reading it.
+pub const BACKLITE_MAX_KEY_SIZE: u64 = 999_999_000;
+const _: () = assert!(BACKLITE_MAX_KEY_SIZE == crate::MAX_KEY_SIZE);
+
 /// A cache handle, usable from any number of threads at once.
 pub struct backlite_storage {
     /// Shared with the handle's outstanding leases, which may outlive it.

@@ -15,11 +15,15 @@
  * library reads or copies it. Under valgrind (memcheck_test_large_values) every case
  * is skipped: shadowing gigabytes there takes minutes. The plain and asan_ runs cover
  * them.
+ *
+ * Keys have the same limit, BACKLITE_MAX_KEY_SIZE: a longer one is INVALID_ARGUMENT for
+ * every call, refused from its length alone; one of exactly the limit is stored.
  */
 #include "backlite.h"
 #include "harness.h"
 
 #include <dirent.h>
+#include <sys/mman.h>
 #include <sys/statvfs.h>
 
 #if defined(__has_include)
@@ -215,6 +219,81 @@ static void a_value_of_exactly_the_limit_is_stored(void) {
     backlite_storage_free(s);
 }
 
+static int32_t compute_never(void *user_data, backlite_sink *sink) {
+    (void)sink;
+    (*(int *)user_data)++;
+    return 0;
+}
+
+/* A key one byte over BACKLITE_MAX_KEY_SIZE can never be stored: every call that takes
+ * a key refuses it as INVALID_ARGUMENT, naming the limit, and writes nothing (it was
+ * IO, "string or blob too big", from a key over SQLite's own limit, and a key just
+ * under that limit was stored). The key's pages cannot be read (PROT_NONE): it must be
+ * refused from its length alone, so the test costs no memory. */
+static void a_key_over_the_limit_is_refused_by_every_call_unread(void) {
+    size_t n = BACKLITE_MAX_KEY_SIZE + 1;
+    uint8_t *k = mmap(NULL, n, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    REQUIRE(k != MAP_FAILED);
+    backlite_storage *s = OPEN(tmp_path("key.db"), NULL);
+    REQUIRE(s != NULL);
+    SET(s, "other", "stays");
+    backlite_error *e = NULL;
+    CHECK_EQ(backlite_storage_set(s, k, n, K("v"), NEVER, &e), BACKLITE_RESULT_INVALID_ARGUMENT);
+    REQUIRE(e != NULL);
+    CHECK(strstr(backlite_error_message(e), "999999000") != NULL);
+    backlite_error_free(e);
+    CHECK_RC(backlite_storage_set(s, k, n, K("v"), 0, &err), BACKLITE_RESULT_INVALID_ARGUMENT);
+    backlite_entry batch[2] = {
+        {(const uint8_t *)"a", 1, (const uint8_t *)"1", 1, NEVER},
+        {k, n, (const uint8_t *)"2", 1, NEVER},
+    };
+    CHECK_RC(backlite_storage_set_many(s, batch, 2, &err), BACKLITE_RESULT_INVALID_ARGUMENT);
+    backlite_buf b = {NULL, 0};
+    CHECK_RC(backlite_storage_get(s, k, n, &b, NULL, &err), BACKLITE_RESULT_INVALID_ARGUMENT);
+    CHECK(b.data == NULL);
+    CHECK_RC(backlite_storage_get_chunks(s, k, n, verify, &(verified){0, 0}, NULL, &err),
+             BACKLITE_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(backlite_storage_contains(s, k, n, &err), BACKLITE_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(backlite_storage_delete(s, k, n, &err), BACKLITE_RESULT_INVALID_ARGUMENT);
+    int computes = 0;
+    CHECK_RC(backlite_cached_call(s, k, n, compute_never, &computes, NULL, NEVER, &b, &err),
+             BACKLITE_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(backlite_cached_call_exclusive(s, k, n, compute_never, &computes, NEVER, 0, &b, &err),
+             BACKLITE_RESULT_INVALID_ARGUMENT);
+    CHECK_EQ(computes, 0);
+    backlite_lease *l = NULL;
+    CHECK_RC(backlite_lease_try_acquire(s, k, n, 1000, &b, &l, &err), BACKLITE_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(backlite_lease_step(s, k, n, 0, &b, &l, &err), BACKLITE_RESULT_INVALID_ARGUMENT);
+    CHECK(l == NULL);
+    GET_MISSING(s, "a");
+    GET_EQ(s, "other", "stays");
+    backlite_stats st = STATS(s);
+    CHECK_EQ(st.count, 1);
+    CHECK_EQ(st.total_size, 5);
+    backlite_storage_free(s);
+    munmap(k, n);
+}
+
+static void a_key_of_exactly_the_limit_is_stored(void) {
+    SKIP_UNDER_VALGRIND();
+    /* in memory: the point is SQLite's limit, not the disk's speed */
+    backlite_storage *s = OPEN(":memory:", NULL);
+    REQUIRE(s != NULL);
+    size_t n = BACKLITE_MAX_KEY_SIZE;
+    uint8_t *k = calloc(n, 1);
+    REQUIRE(k != NULL);
+    k[n - 1] = 1;
+    CHECK_OK(backlite_storage_set(s, k, n, K("at the limit"), NEVER, &err));
+    backlite_buf b = {NULL, 0};
+    CHECK_OK(backlite_storage_get(s, k, n, &b, NULL, &err));
+    CHECK_BUF_STR(b, "at the limit");
+    backlite_buf_free(&b);
+    CHECK_OK(backlite_storage_delete(s, k, n, &err));
+    CHECK_EQ(STATS(s).count, 0);
+    free(k);
+    backlite_storage_free(s);
+}
+
 static void a_value_over_the_limit_goes_to_a_file_whatever_the_threshold(void) {
     SKIP_UNDER_VALGRIND();
     SKIP_WITHOUT_DISK_SPACE();
@@ -285,6 +364,8 @@ int main(void) {
     RUN(a_value_over_the_limit_is_too_large_and_removes_the_old_one);
     RUN(cached_call_returns_a_value_over_the_limit);
     RUN(a_value_of_exactly_the_limit_is_stored);
+    RUN(a_key_over_the_limit_is_refused_by_every_call_unread);
+    RUN(a_key_of_exactly_the_limit_is_stored);
     RUN(a_value_over_the_limit_goes_to_a_file_whatever_the_threshold);
     RUN(a_2_gib_value_is_stored_without_a_copy_and_streamed_in_bounded_memory);
     return h_end();
