@@ -388,8 +388,15 @@ pub(crate) fn remove_build_name(path: &Path, id: FileId) -> bool {
 pub(crate) fn configure(conn: &Connection, busy_timeout: std::time::Duration) -> Result<()> {
     conn.busy_timeout(busy_timeout)
         .ctx("setting the busy timeout")?;
+    // The first statement that reads the file, and makes its -wal and -shm beside it.
     conn.pragma_update(None, "synchronous", "NORMAL")
-        .ctx("setting synchronous=NORMAL")?;
+        .map_err(|e| match conn.path() {
+            Some(file) if !file.is_empty() => Error::sqlite(
+                &format!("opening {file} (with {file}-wal and -shm, made in its folder)"),
+                e,
+            ),
+            _ => Error::sqlite("setting synchronous=NORMAL", e),
+        })?;
     // Without the planner stability guarantee, SQLite marks statements whose plan could
     // depend on a bound value (any query the partial expiry index might serve) to be
     // re-prepared on every rebind: a full parse per lookup.

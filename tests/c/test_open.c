@@ -171,6 +171,29 @@ static void a_directory_is_refused_with_io(void) {
     CHECK_EQ(entries, 0); /* nothing created inside it */
 }
 
+/* SQLite makes <path>-wal and <path>-shm beside the file: when it cannot (here the -wal
+ * name is taken by a folder; a folder that cannot be written does the same), the open
+ * is IO and its message names the file (it said only "setting synchronous=NORMAL:
+ * unable to open database file"). */
+static void a_cache_whose_wal_cannot_be_made_is_io_naming_the_file(void) {
+    const char *path = tmp_path("walless.db");
+    char wal[PATH_MAX + 8];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    REQUIRE(mkdir(wal, 0700) == 0);
+    backlite_storage *sentinel = (backlite_storage *)(uintptr_t)0x1234;
+    backlite_storage *s = sentinel;
+    backlite_error *e = NULL;
+    CHECK_EQ(backlite_storage_open(path, NULL, &s, &e), BACKLITE_RESULT_IO);
+    CHECK(s == sentinel);
+    REQUIRE(e != NULL);
+    CHECK_EQ(backlite_error_result(e), BACKLITE_RESULT_IO);
+    const char *msg = backlite_error_message(e);
+    if (strstr(msg, path) == NULL || strstr(msg, "-wal") == NULL)
+        h_fail_(__FILE__, __LINE__, "the message does not name %s and its -wal: %s", path, msg);
+    backlite_error_free(e);
+    REQUIRE(rmdir(wal) == 0);
+}
+
 static void a_non_utf8_path_is_an_invalid_argument(void) {
     const char *names[] = {"bad-\xff\xfe-name.db", "bad-\xc3\x28.db" /* a broken 2-byte sequence */};
     for (int i = 0; i < 2; i++) {
@@ -343,6 +366,7 @@ int main(void) {
     RUN(another_programs_sqlite_database_is_not_a_cache);
     RUN(another_programs_wal_database_is_not_a_cache);
     RUN(a_directory_is_refused_with_io);
+    RUN(a_cache_whose_wal_cannot_be_made_is_io_naming_the_file);
     RUN(a_non_utf8_path_is_an_invalid_argument);
     RUN(a_utf8_path_is_accepted);
     RUN(open_rejects_a_null_path_or_out_pointer);
