@@ -35,7 +35,10 @@ static backlite_storage *open_file(const char *name, const backlite_options *o) 
 static void bad_options_are_refused(void) {
     backlite_options *o = backlite_options_new();
     const char *bad[] = {"not a url", "ftp://h:1", "redis://", "redis://h:99999",
-                         "redis://h/notadb", "redis+cluster://a:1,,b:2", "redis+unix://rel"};
+                         "redis://h/notadb", "redis+cluster://a:1,,b:2", "redis+unix://rel",
+                         /* no server listens on port 0; a fragment means nothing */
+                         "redis://h:0", "rediss://h:0/1", "redis+cluster://a:1,b:0",
+                         "redis://h:6379#x"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         CHECK_EQ(backlite_options_set_remote(o, bad[i]), BACKLITE_RESULT_INVALID_ARGUMENT);
     }

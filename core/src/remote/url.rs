@@ -59,6 +59,9 @@ impl RemoteUrl {
                 if parsed.query().is_some() {
                     return Err(bad("query parameters are not supported"));
                 }
+                if parsed.fragment().is_some() {
+                    return Err(bad("a fragment (#...) has no meaning here"));
+                }
                 let path = parsed.path().trim_start_matches('/');
                 if !path.is_empty() && path.parse::<u16>().is_err() {
                     return Err(bad("the path must be a database number"));
@@ -114,9 +117,14 @@ impl RemoteUrl {
 
 fn one(text: &str) -> std::result::Result<ConnectionInfo, String> {
     let info = text.into_connection_info().map_err(|e| e.to_string())?;
-    if let ConnectionAddr::Tcp(host, _) | ConnectionAddr::TcpTls { host, .. } = &info.addr {
+    if let ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } = &info.addr
+    {
         if host.is_empty() {
             return Err("no host".into());
+        }
+        // No server listens on port 0: every round trip would fail, unexplained.
+        if *port == 0 {
+            return Err("port 0 cannot be connected to".into());
         }
     }
     Ok(info)
