@@ -7,3 +7,17 @@ mod hit_buffer;
 mod query_plans;
 mod replaced_file;
 mod unlink;
+
+/// The value files (`*.blv`) beside the cache file `c.db` in `dir`.
+fn value_files_in(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir.join("c.db.values"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".blv")
+        })
+        .count()
+}

@@ -3,22 +3,9 @@
 //! (a set unlinks the replaced file as soon as its row has committed, and a reader's
 //! snapshot may be older than that commit).
 
+use super::value_files_in;
 use crate::{Expiration, Options, Storage, Streamed};
-use std::path::Path;
 use std::sync::Arc;
-
-fn value_files(dir: &Path) -> usize {
-    std::fs::read_dir(dir.join("c.db.values"))
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .ends_with(".blv")
-        })
-        .count()
-}
 
 #[test]
 fn a_value_file_replaced_while_a_get_opens_it_is_read_from_the_new_row() {
@@ -68,7 +55,7 @@ fn a_value_file_replaced_while_a_get_opens_it_is_read_from_the_new_row() {
     let stats = s.stats().unwrap();
     assert_eq!((stats.hits, stats.misses), (2, 0));
     // Nothing was taken for damage: one file, the newest value's.
-    assert_eq!(value_files(dir.path()), 1);
+    assert_eq!(value_files_in(dir.path()), 1);
     assert_eq!(s.get(b"k").unwrap().unwrap().0, vec![4; 2000]);
 }
 

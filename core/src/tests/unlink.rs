@@ -1,21 +1,9 @@
 //! A write removes the files of the values it replaced or removed only once the
 //! handle's writer is unlocked: other threads' writes never wait for an unlink.
 
+use super::value_files_in;
 use crate::{Expiration, Options, Storage};
 use std::sync::atomic::Ordering::Relaxed;
-
-fn files_in(dir: &std::path::Path) -> usize {
-    std::fs::read_dir(dir.join("c.db.values"))
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .ends_with(".blv")
-        })
-        .count()
-}
 
 #[test]
 fn a_replaced_or_removed_value_file_is_unlinked_with_the_writer_free() {
@@ -33,10 +21,10 @@ fn a_replaced_or_removed_value_file_is_unlinked_with_the_writer_free() {
     ];
     for (i, (way, left)) in ways.iter().enumerate() {
         s.set(b"k", &[4; 2000], Expiration::Never).unwrap();
-        assert_eq!(files_in(dir.path()), 1);
+        assert_eq!(value_files_in(dir.path()), 1);
         s.writer_free_at_unlink.store(false, Relaxed);
         way();
-        assert_eq!(files_in(dir.path()), *left, "way {i}");
+        assert_eq!(value_files_in(dir.path()), *left, "way {i}");
         assert!(
             s.writer_free_at_unlink.load(Relaxed),
             "way {i}: unlinked under the writer lock"
