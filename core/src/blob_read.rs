@@ -11,7 +11,7 @@
 use crate::error::{Result, SqliteContext};
 use crate::table;
 use crate::take::Dest;
-use crate::value_files::{Streamed, CHUNK};
+use crate::value_files::{uninit_buffer, Streamed, CHUNK};
 use rusqlite::blob::Blob;
 use rusqlite::{Connection, OptionalExtension, MAIN_DB};
 
@@ -89,19 +89,21 @@ pub(crate) fn read_chunks(
     let Some(blob) = open(conn, id, len)? else {
         return Ok(Streamed::Damaged);
     };
-    let mut buf = vec![0u8; CHUNK.min(len as usize)];
+    // Never zeroed: each chunk is read whole into it before it is looked at.
+    let mut buf = uninit_buffer(CHUNK.min(len as usize));
     let mut hasher = crc32fast::Hasher::new();
     let mut at = 0usize;
     while (at as u64) < len {
         let n = ((len - at as u64) as usize).min(buf.len());
-        blob.read_at_exact(&mut buf[..n], at)
+        let chunk = blob
+            .raw_read_at_exact(&mut buf[..n], at)
             .ctx("reading a value")?;
-        hasher.update(&buf[..n]);
+        hasher.update(chunk);
         at += n;
         if at as u64 == len && hasher.clone().finalize() != crc {
             return Ok(Streamed::Damaged);
         }
-        if !visit(&buf[..n]) {
+        if !visit(chunk) {
             return Ok(Streamed::Stopped);
         }
     }

@@ -36,7 +36,7 @@
 use crate::error::{Error, ErrorKind, Result};
 use std::fs::{self, File, OpenOptions};
 use std::hash::{BuildHasher, Hasher};
-use std::io::{self, Read as _, Write as _};
+use std::io::{self, Write as _};
 use std::mem::MaybeUninit;
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -493,7 +493,8 @@ impl ValueFiles {
     }
 
     /// Hands the value of file `name` to `visit` in chunks of at most [`CHUNK`] bytes,
-    /// in one buffer of that size. `visit` returns false to stop.
+    /// in one buffer of that size (never zeroed: each chunk is what a read filled, so a
+    /// short read hands over a shorter chunk). `visit` returns false to stop.
     pub(crate) fn read_chunks(
         &self,
         name: &ValueName,
@@ -501,31 +502,31 @@ impl ValueFiles {
         crc: u32,
         mut visit: impl FnMut(&[u8]) -> bool,
     ) -> Result<Streamed> {
-        let mut file = match self.open_checked(name, len, crc)? {
+        let file = match self.open_checked(name, len, crc)? {
             Read::Value(f) => f,
             Read::Missing => return Ok(Streamed::Missing),
             Read::Damaged => return Ok(Streamed::Damaged),
         };
-        let mut buf = vec![0u8; CHUNK.min(len as usize)];
+        let mut buf = uninit_buffer(CHUNK.min(len as usize));
         let mut hasher = crc32fast::Hasher::new();
-        let mut left = len;
-        let mut skip = [0u8; HEADER_LEN as usize];
-        if file.read_exact(&mut skip).is_err() {
-            return Ok(Streamed::Damaged);
-        }
-        while left > 0 {
-            let n = (left as usize).min(buf.len());
-            if file.read_exact(&mut buf[..n]).is_err() {
-                return Ok(Streamed::Damaged);
-            }
-            hasher.update(&buf[..n]);
-            left -= n as u64;
-            if left == 0 && hasher.clone().finalize() != crc {
+        // Positional reads after the header, which `open_checked` has read.
+        let (mut at, end) = (HEADER_LEN, HEADER_LEN + len);
+        while at < end {
+            let want = ((end - at) as usize).min(buf.len());
+            let chunk = match buf[..want].read_at(&file, at) {
+                Ok(read) if !read.is_empty() => read,
+                Err(rustix::io::Errno::INTR) => continue,
+                // Shortened since it was opened, or unreadable.
+                _ => return Ok(Streamed::Damaged),
+            };
+            hasher.update(chunk);
+            at += chunk.len() as u64;
+            if at == end && hasher.clone().finalize() != crc {
                 // The last chunk is withheld: a caller that ignores the outcome still
                 // never sees the whole of a damaged value.
                 return Ok(Streamed::Damaged);
             }
-            if !visit(&buf[..n]) {
+            if !visit(chunk) {
                 return Ok(Streamed::Stopped);
             }
         }
@@ -749,6 +750,12 @@ impl ValueFiles {
             io_error(format_args!("cannot write {}", path.display()), e)
         })
     }
+}
+
+/// A buffer of `len` bytes that is never zeroed, to be read into (`Box::new_uninit_slice`
+/// needs Rust 1.82; copies of an uninitialised byte compile to nothing).
+pub(crate) fn uninit_buffer(len: usize) -> Vec<MaybeUninit<u8>> {
+    vec![MaybeUninit::uninit(); len]
 }
 
 /// Memory a value is read into: initialised (a vector's) or not (the C library's).
