@@ -9,6 +9,7 @@ use crate::table;
 use crate::value_files::{Streamed, ValueFiles, ValueName};
 use rusqlite::types::ValueRef;
 use rusqlite::Connection;
+use std::collections::HashSet;
 
 /// What [`Storage::check`] found (and, with repair, fixed).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -84,7 +85,7 @@ impl Storage {
             // Files no row names. A set writes its file before it takes the write lock
             // and holds the file's own lock until its row commits: a file whose lock
             // can be taken is an orphan, of a write that failed or was killed.
-            let orphan_files = sweep(t.conn(), files, true)?;
+            let orphan_files = sweep(t.conn(), files, true, &t.tally.files)?;
             report.orphan_values += orphan_files;
             if !report.healthy() || orphan_files > 0 {
                 for (seq, key, value_id, file) in damaged_rows {
@@ -142,7 +143,7 @@ impl Storage {
                 report.actual_total_size += size as u64;
             }
         }
-        report.orphan_values += sweep(conn, files, false)?;
+        report.orphan_values += sweep(conn, files, false, &[])?;
         Ok(report)
     }
 
@@ -152,7 +153,7 @@ impl Storage {
     /// the rebuild, that walks everything.
     pub fn vacuum(&self) -> Result<()> {
         if let Some(files) = self.shared.value_files(false)? {
-            self.write(|t| sweep(t.conn(), Some(files), true))?;
+            self.write(|t| sweep(t.conn(), Some(files), true, &t.tally.files))?;
         }
         self.flush()?;
         self.with_writer(|conn| {
@@ -182,14 +183,25 @@ pub(crate) const ORPHAN_GRACE: std::time::Duration = std::time::Duration::from_s
 /// With `remove` (the caller holds the write lock), removes our files in `files`
 /// that no row names and no writer holds locked (value_files.rs); without, counts
 /// those older than [`ORPHAN_GRACE`]. Anything else in the folder is left alone.
-pub(crate) fn sweep(conn: &Connection, files: Option<&ValueFiles>, remove: bool) -> Result<u64> {
+/// `removed_here`: the files of rows the caller's transaction removed (entries it
+/// purged as due), which go once it commits: no orphans.
+pub(crate) fn sweep(
+    conn: &Connection,
+    files: Option<&ValueFiles>,
+    remove: bool,
+    removed_here: &[String],
+) -> Result<u64> {
     let Some(files) = files else {
         return Ok(0);
     };
     let mut stmt = conn
         .prepare_cached(table::NAMES_FILE)
         .ctx("looking for orphan files")?;
-    let referenced = |name: &ValueName| stmt.exists([name.file_name()]).unwrap_or(true);
+    let removed_here: HashSet<&str> = removed_here.iter().map(String::as_str).collect();
+    let referenced = |name: &ValueName| {
+        let file = name.file_name();
+        removed_here.contains(file.as_str()) || stmt.exists([file]).unwrap_or(true)
+    };
     let now = std::time::SystemTime::now();
     if remove {
         Ok(files

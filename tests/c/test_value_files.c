@@ -164,6 +164,28 @@ static void every_removal_removes_the_file(void) {
     backlite_storage_free(s);
 }
 
+/* A check with repair begins by removing the entries that are due; their files go
+ * once it commits, as every removal's do, and are no orphans of a sound file. */
+static void a_check_finds_no_orphan_in_the_file_of_an_entry_that_expired(void) {
+    const char *path = tmp_path("expired.db");
+    backlite_storage *s = open_files(path, 100000);
+    REQUIRE(s != NULL);
+    uint8_t *v = pattern(THRESHOLD, 5);
+    set_bytes(s, "kept", v, THRESHOLD, NEVER);
+    set_bytes(s, "soon", v, THRESHOLD, 1);
+    h_sleep_ms(5); /* "soon" is due, and no write has removed it yet */
+    backlite_check_report r;
+    CHECK_OK(backlite_storage_check(s, 1, &r, &err));
+    CHECK_EQ(r.healthy, 1);
+    CHECK_EQ(r.orphan_values, 0);
+    CHECK_EQ(r.repaired, 0);
+    CHECK_EQ(r.actual_count, 1);
+    CHECK_EQ(value_files(path), 1); /* the due entry's file went with it */
+    CHECK_EQ(STATS(s).expirations, 1);
+    free(v);
+    backlite_storage_free(s);
+}
+
 static void a_file_lost_or_cut_short_is_a_miss(void) {
     const char *path = tmp_path("lost.db");
     backlite_storage *s = open_files(path, 1u << 30);
@@ -434,6 +456,7 @@ int main(void) {
     RUN(the_threshold_takes_bytes_or_never);
     RUN(values_above_the_threshold_round_trip_through_files);
     RUN(every_removal_removes_the_file);
+    RUN(a_check_finds_no_orphan_in_the_file_of_an_entry_that_expired);
     RUN(a_file_lost_or_cut_short_is_a_miss);
     RUN(foreign_files_are_never_touched);
     RUN(a_writer_killed_mid_set_leaves_no_entry_without_its_file);
