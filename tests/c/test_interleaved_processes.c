@@ -126,7 +126,11 @@ static int32_t apply(side *h, const char *path, const op *o) {
     case OP_REPAIR: {
         backlite_check_report r;
         rc = backlite_storage_check(h->s, 1, &r, &err);
-        if (rc == BACKLITE_RESULT_OK) CHECK_EQ(r.repaired, 0); /* nothing was wrong */
+        if (rc == BACKLITE_RESULT_OK && r.repaired)
+            h_fail_(__FILE__, __LINE__, "a check repaired a sound file: %" PRIu64 " damaged, %" PRIu64
+                    " orphan values, recorded %" PRIu64 "/%" PRIu64 ", counted %" PRIu64 "/%" PRIu64,
+                    r.damaged, r.orphan_values, r.recorded_count, r.recorded_total_size, r.actual_count,
+                    r.actual_total_size);
         break;
     }
     case OP_VACUUM:
