@@ -27,7 +27,7 @@ mod test_hooks;
 
 use backlite_core::{
     EvictionPolicy, DEFAULT_FILE_THRESHOLD, EXPIRATION_DEFAULT_MS, EXPIRATION_NEVER_MS,
-    MAX_VALUE_SIZE,
+    MAX_KEY_SIZE, MAX_VALUE_SIZE,
 };
 use pyo3::prelude::*;
 
@@ -42,6 +42,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     }
     m.add("EXPIRATION_DEFAULT", EXPIRATION_DEFAULT_MS)?;
     m.add("EXPIRATION_NEVER", EXPIRATION_NEVER_MS)?;
+    m.add("MAX_KEY_SIZE", MAX_KEY_SIZE)?;
     m.add("MAX_VALUE_SIZE", MAX_VALUE_SIZE)?;
     // The default of `Storage(file_threshold=...)` (BACKLITE_FILE_THRESHOLD_DEFAULT).
     m.add("FILE_THRESHOLD_DEFAULT", DEFAULT_FILE_THRESHOLD)?;

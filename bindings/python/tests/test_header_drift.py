@@ -115,7 +115,8 @@ def test_the_native_constants_are_the_headers(header):
     for c_name, value in header.group("BACKLITE_RESULT_").items():
         name = c_name.removeprefix("BACKLITE_RESULT_")
         assert ours.get(name) == value, f"the header's {c_name} = {value} is not _native.{name}"
-    for c_name in ("BACKLITE_EXPIRATION_DEFAULT", "BACKLITE_EXPIRATION_NEVER", "BACKLITE_MAX_VALUE_SIZE"):
+    for c_name in ("BACKLITE_EXPIRATION_DEFAULT", "BACKLITE_EXPIRATION_NEVER", "BACKLITE_MAX_KEY_SIZE",
+                   "BACKLITE_MAX_VALUE_SIZE"):
         assert c_name.removeprefix("BACKLITE_") in ours, f"_native lacks {c_name}"
 
 

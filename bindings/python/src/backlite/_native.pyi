@@ -24,6 +24,7 @@ LEASE_LOST: int
 LEASE_HELD: int
 EXPIRATION_DEFAULT: int
 EXPIRATION_NEVER: int
+MAX_KEY_SIZE: int
 MAX_VALUE_SIZE: int
 FILE_THRESHOLD_DEFAULT: int | None
 eviction_policies: list[str]
