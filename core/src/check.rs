@@ -152,12 +152,18 @@ impl Storage {
     /// were killed; not the locked files of sets in flight) are removed first: like
     /// the rebuild, that walks everything.
     pub fn vacuum(&self) -> Result<()> {
+        // Its first steps (the sweep, the hits waiting) would otherwise fail in their
+        // own words, e.g. "recording hits" for a vacuum of a file that cannot be written.
+        self.vacuum_steps().map_err(|e| e.within("vacuuming"))
+    }
+
+    fn vacuum_steps(&self) -> Result<()> {
         if let Some(files) = self.shared.value_files(false)? {
             self.write(|t| sweep(t.conn(), Some(files), true, &t.tally.files))?;
         }
         self.flush()?;
         self.with_writer(|conn| {
-            conn.execute_batch("VACUUM").ctx("vacuuming")?;
+            conn.execute_batch("VACUUM").ctx("rebuilding the file")?;
             let busy: i64 = conn
                 .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
                 .ctx("truncating the write-ahead log")?;

@@ -98,6 +98,13 @@ impl Error {
         &self.message
     }
 
+    /// The same error, its message prefixed with the operation that met it: an
+    /// operation made of several steps names itself, not only its failing step.
+    pub(crate) fn within(mut self, operation: &str) -> Self {
+        self.message = format!("{operation}: {}", self.message);
+        self
+    }
+
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Error::new(ErrorKind::InvalidArgument, message)
     }
