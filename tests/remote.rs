@@ -85,6 +85,30 @@ fn a_value_set_on_one_machine_is_read_through_on_another() {
     assert!(plain.remote_stats().is_none());
 }
 
+/// A server on a Unix socket whose path holds a '#', written %23 in the URL (a bare '#'
+/// is refused: the client would drop the rest and connect to another path).
+#[test]
+fn a_unix_socket_is_reached_at_its_decoded_path() {
+    let sockets = tempfile::tempdir().unwrap();
+    let socket = sockets.path().join("a#b.sock");
+    let socket = socket.to_str().unwrap();
+    let _server = RedisServer::with_args(&["--unixsocket", socket]);
+    let mut o = Options::new();
+    assert_eq!(
+        o.set_remote(Some(&format!("redis+unix://{socket}")))
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidArgument
+    );
+    let o = remote_options(&format!("redis+unix://{}", socket.replace('#', "%23")));
+    let dir = tempfile::tempdir().unwrap();
+    let one = machine(&dir, "one.db", &o);
+    one.set(b"k", b"over the socket", NEVER).unwrap();
+    let two = machine(&dir, "two.db", &o);
+    assert_eq!(get(&two, b"k").as_deref(), Some(&b"over the socket"[..]));
+    assert_eq!(two.remote_stats().unwrap().hits, 1);
+}
+
 #[test]
 fn read_only_reads_through_and_never_writes() {
     let server = RedisServer::start();

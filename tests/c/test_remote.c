@@ -38,7 +38,9 @@ static void bad_options_are_refused(void) {
                          "redis://h/notadb", "redis+cluster://a:1,,b:2", "redis+unix://rel",
                          /* no server listens on port 0; a fragment means nothing */
                          "redis://h:0", "rediss://h:0/1", "redis+cluster://a:1,b:0",
-                         "redis://h:6379#x"};
+                         "redis://h:6379#x",
+                         /* the client would connect to /tmp/a */
+                         "redis+unix:///tmp/a#b.sock"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         CHECK_EQ(backlite_options_set_remote(o, bad[i]), BACKLITE_RESULT_INVALID_ARGUMENT);
     }
@@ -52,6 +54,7 @@ static void bad_options_are_refused(void) {
     CHECK_EQ(backlite_options_set_remote_mode(o, -1), BACKLITE_RESULT_INVALID_ARGUMENT);
     CHECK_EQ(backlite_options_set_remote_mode(o, BACKLITE_REMOTE_MODE_WRITE_BEHIND), BACKLITE_RESULT_OK);
     CHECK_EQ(backlite_options_set_remote(o, "rediss+cluster://u:p@h1:7000,h2:7001"), BACKLITE_RESULT_OK);
+    CHECK_EQ(backlite_options_set_remote(o, "redis+unix:///tmp/a%23b.sock"), BACKLITE_RESULT_OK);
     CHECK_EQ(backlite_options_set_remote(o, NULL), BACKLITE_RESULT_OK); /* removes it */
     CHECK_EQ(backlite_options_set_remote(o, ""), BACKLITE_RESULT_OK);
     /* Without a remote, the stats are all zero. */

@@ -72,6 +72,10 @@ impl RemoteUrl {
                 if !rest.starts_with('/') || rest.len() < 2 {
                     return Err(bad("expected redis+unix:///absolute/path/to.sock"));
                 }
+                // The client would drop what follows a '#' and connect to another path.
+                if rest.contains('#') {
+                    return Err(bad("a '#' in a socket path is written %23"));
+                }
                 Target::Single(one(text).map_err(|e| bad(&e))?)
             }
             "redis+cluster" | "rediss+cluster" => {
