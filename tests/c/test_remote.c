@@ -5,6 +5,7 @@
  * by openssl (the trusted roots come from SSL_CERT_FILE, as the README says).
  */
 #include "harness.h"
+#include "holding_proxy.h"
 #include "redis_server.h"
 
 #include <pthread.h>
@@ -366,6 +367,79 @@ static void a_lost_generation_key_is_followed_and_never_reused(void) {
     backlite_options_free(o);
 }
 
+/* ---- a clear is never undone by an older generation learned meanwhile ---- */
+
+typedef struct {
+    backlite_storage *s;
+    int ok;
+} on_handle;
+
+static void *miss_race_k(void *arg) {
+    on_handle *h = arg;
+    h->ok = get_is(h->s, "race-k", NULL);
+    return NULL;
+}
+
+static void *clear_handle(void *arg) {
+    on_handle *h = arg;
+    backlite_error *e = NULL;
+    h->ok = backlite_storage_clear(h->s, &e) == BACKLITE_RESULT_OK;
+    backlite_error_free(e);
+    return NULL;
+}
+
+/*
+ * The C twin of tests/remote.rs a_clear_is_never_undone_by_an_older_generation_learned_meanwhile:
+ * a handle's get learns another client's generation while the handle's own clear (made
+ * after it) is in flight; a set queued after the clear returned must still reach the
+ * live generation. The order of events is forced by a proxy holding replies.
+ */
+static void a_clear_is_never_undone_by_an_older_generation_learned_meanwhile(void) {
+    holding_proxy proxy;
+    REQUIRE(holding_proxy_start(&proxy, server.port) == 0);
+    char url[64];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", proxy.port);
+    backlite_options *o = remote_options(server.url);
+    backlite_options *held = remote_options(url);
+    /* longer than any reply is held */
+    CHECK_EQ(backlite_options_set_remote_timeout_ms(held, 120000), BACKLITE_RESULT_OK);
+    CHECK_EQ(backlite_options_set_remote_mode(held, BACKLITE_REMOTE_MODE_WRITE_BEHIND),
+             BACKLITE_RESULT_OK);
+    backlite_storage *other = open_file("race-other.db", o);
+    backlite_storage *wb = open_file("race-wb.db", held);
+    CHECK_OK(backlite_storage_clear(other, &err)); /* a generation wb does not know yet */
+    on_handle reader = {wb, 0}, clearer = {wb, 0};
+    pthread_t read_thread, clear_thread;
+    /* The reader's look-up reads other's generation; its reply is held. */
+    holding_proxy_arm(&proxy, 0, "PTTL", 1);
+    pthread_create(&read_thread, NULL, miss_race_k, &reader);
+    int ordered = holding_proxy_wait(&proxy, 0, 1, 1);
+    /* wb's clear reaches the server after it; its reply is held too. */
+    holding_proxy_arm(&proxy, 1, "PTTL", 0);
+    pthread_create(&clear_thread, NULL, clear_handle, &clearer);
+    ordered = ordered && holding_proxy_wait(&proxy, 1, 1, 1);
+    /* The reader learns other's generation and looks again: that second look-up reads
+     * wb's generation; its reply stays held until the clear has returned. */
+    holding_proxy_permit(&proxy, 0, 1);
+    ordered = ordered && holding_proxy_wait(&proxy, 0, 2, 1);
+    CHECK(ordered);
+    if (!ordered) holding_proxy_release(&proxy); /* no thread is left waiting */
+    holding_proxy_permit(&proxy, 1, 1L << 30);
+    pthread_join(clear_thread, NULL);
+    CHECK(clearer.ok);
+    CHECK_OK(backlite_storage_set(wb, K("race-after"), K("set after the clear"),
+                                  BACKLITE_EXPIRATION_NEVER, &err));
+    holding_proxy_release(&proxy);
+    pthread_join(read_thread, NULL);
+    CHECK(reader.ok);
+    backlite_storage_free(wb); /* sends what is queued */
+    CHECK(get_is(other, "race-after", "set after the clear"));
+    backlite_storage_free(other);
+    backlite_options_free(held);
+    backlite_options_free(o);
+    holding_proxy_stop(&proxy);
+}
+
 static void an_unreachable_or_killed_remote_never_fails_a_call(void) {
     char url[64];
     snprintf(url, sizeof url, "redis://127.0.0.1:%d", redis_free_port());
@@ -572,6 +646,7 @@ int main(void) {
         RUN(a_queued_set_never_outlives_its_own_handles_clear);
         RUN(a_queued_set_never_outlives_another_clients_clear);
         RUN(a_lost_generation_key_is_followed_and_never_reused);
+        RUN(a_clear_is_never_undone_by_an_older_generation_learned_meanwhile);
     } else {
         fprintf(stderr, "redis-server could not be started (apt-get install redis-server)\n");
         CHECK(up);
