@@ -21,6 +21,13 @@
 //! shards, so the buffer counts as full when one shard (with the hits given back) holds
 //! [`FLUSH_THRESHOLD`] keys, or all of them half of [`MAX_WAITING`]: readers on more
 //! threads of the same keys do not start hit writers that one reader would not.
+//!
+//! A get never grows a table: regrowing a shard of tens of thousands of keys (a rehash
+//! into fresh memory, its pages faulted in) cost the get that did it 1-10 ms of CPU.
+//! Each shard's table is made once with room for [`SHARD_ROOM`] keys, more than fill
+//! it before a hit writer starts, and a merge swaps it for a spare of the same room
+//! (twice that if it filled up), emptied by the merge before: past its room, a hit on
+//! a key not waiting yet is left out, as past [`MAX_WAITING`].
 
 use crate::sync::{lock, thread_index, Padded};
 use hashbrown::hash_map::EntryRef;
@@ -41,6 +48,15 @@ pub(crate) const MAX_WAITING: usize = 4 * FLUSH_THRESHOLD;
 /// How many shards the hit buffer has: threads numbered in turn record into distinct
 /// ones up to this many readers at a time.
 const SHARDS: usize = 16;
+
+/// The keys a shard's first table has room for: at least [`FLUSH_THRESHOLD`], so that
+/// a shard is full (and a hit writer started) before its table is. hashbrown rounds it
+/// up to 28,672 (a table of 1.3 MiB, its pages in memory as keys land in them).
+const SHARD_ROOM: usize = FLUSH_THRESHOLD;
+
+/// The most keys a merge gives a shard's table room for, when the last one filled up
+/// while the hit writer was behind: 57,344 (2.7 MiB), under [`MAX_WAITING`].
+const SHARD_ROOM_MAX: usize = MAX_WAITING / 2;
 
 /// The state of the background writer of hits of one process on one file.
 /// Idle: none runs.
@@ -152,7 +168,16 @@ impl Accesses {
 /// looks its key up here, so the table is hashbrown's with its fast default hasher
 /// (foldhash, seeded per process), whose `entry_ref` hashes the key once and copies it
 /// only when it is new; std's SipHash and `get_mut` then `insert` cost twice as much.
-type Shard = hashbrown::HashMap<Vec<u8>, (u64, u64)>;
+type Table = hashbrown::HashMap<Vec<u8>, (u64, u64)>;
+
+/// One shard: the hits waiting, and the table that takes their place at the next merge.
+#[derive(Default)]
+struct Shard {
+    hits: Table,
+    /// Empty, with the room of the table it was (its pages already in memory): the
+    /// readers of this shard never wait for an allocation or a page fault of a merge.
+    spare: Table,
+}
 
 #[derive(Default)]
 pub(crate) struct AccessLog {
@@ -187,7 +212,7 @@ impl AccessLog {
         if was != 0 {
             merged.clear();
             for shard in &self.shards {
-                lock(&shard.0).clear();
+                lock(&shard.0).hits.clear();
             }
             self.in_shards.store(0, Ordering::Relaxed);
             self.in_merged.store(0, Ordering::Relaxed);
@@ -203,26 +228,35 @@ impl AccessLog {
 
     /// Records a hit. Returns true when the caller is to start a hit writer: the buffer
     /// is full, `background` (the file can be written by another connection) and none
-    /// runs. Never writes, never waits for another reader: past [`MAX_WAITING`] keys, a
-    /// hit on a key that is not waiting in this thread's shard already is left out.
+    /// runs. Never writes, never waits for another reader, never grows a table: past
+    /// [`MAX_WAITING`] keys, or its shard's room, a hit on a key that is not waiting in
+    /// this thread's shard already is left out.
     pub fn record(&self, key: &[u8], background: bool) -> bool {
         let own = {
             let mut shard = lock(&self.shards[thread_index() % SHARDS].0);
+            let hits = &mut shard.hits;
+            if hits.capacity() == 0 {
+                // This shard's first hit: its table is made once, here.
+                hits.reserve(SHARD_ROOM);
+            }
+            let room = hits.len() < hits.capacity();
             // Numbered under the shard's lock: a merge that has locked the shard sees
             // every hit numbered before it.
             let seq = self.next_seq.fetch_add(1, Ordering::Relaxed) + 1;
-            match shard.entry_ref(key) {
+            match hits.entry_ref(key) {
                 EntryRef::Occupied(mut a) => {
                     let a = a.get_mut();
                     *a = (a.0 + 1, seq);
                 }
-                EntryRef::Vacant(_) if self.waiting() >= MAX_WAITING => {}
+                // Without room, an insert would rehash the table: the next merge gives
+                // this shard a larger one instead.
+                EntryRef::Vacant(_) if !room || self.waiting() >= MAX_WAITING => {}
                 EntryRef::Vacant(a) => {
                     a.insert((1, seq));
                     self.in_shards.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            shard.len()
+            hits.len()
         };
         background
             && self.full(own)
@@ -267,6 +301,13 @@ impl AccessLog {
         self.waiting()
     }
 
+    /// How many keys the calling thread's shard has room for, and its shard's number.
+    #[cfg(test)]
+    pub fn room_of_this_thread(&self) -> (usize, usize) {
+        let shard = thread_index() % SHARDS;
+        (lock(&self.shards[shard].0).hits.capacity(), shard)
+    }
+
     /// Takes every buffered hit, for a write transaction: the shards merged by the
     /// number of each key's latest hit. Only hits numbered before the merge began are
     /// taken, so that a hit made after another (one thread, or threads that waited for
@@ -279,38 +320,50 @@ impl AccessLog {
         }
         let upto = self.next_seq.load(Ordering::Relaxed);
         for shard in &self.shards {
-            let held = lock(&shard.0).len();
-            if held == 0 {
-                continue;
-            }
+            let (held, room, spare) = {
+                let mut shard = lock(&shard.0);
+                if shard.hits.is_empty() {
+                    continue;
+                }
+                let spare = std::mem::take(&mut shard.spare);
+                (shard.hits.len(), shard.hits.capacity(), spare)
+            };
             // Emptied at once and merged with its lock released: readers of this
-            // shard wait for a swap, not for the merge. The table swapped in is as large
-            // as the one taken out (made before the lock is taken), so that the reader
-            // that refills it does not pay for growing it again, hit after hit.
-            let empty = Shard::with_capacity(held);
-            let drained = std::mem::replace(&mut *lock(&shard.0), empty);
-            if drained.is_empty() {
-                continue;
-            }
+            // shard wait for a swap, not for the merge. The table swapped in has the
+            // room of the one taken out, or twice that if it filled up (a hit was left
+            // out); a larger one is made here, before the lock is taken, never by a get.
+            let wanted = if held >= room && room < SHARD_ROOM_MAX {
+                SHARD_ROOM_MAX
+            } else {
+                room
+            };
+            let empty = if spare.capacity() >= wanted {
+                spare
+            } else {
+                Table::with_capacity(wanted)
+            };
+            let mut drained = std::mem::replace(&mut lock(&shard.0).hits, empty);
             self.in_shards.fetch_sub(drained.len(), Ordering::Relaxed);
             let mut later = Vec::new();
-            for (key, (hits, seq)) in drained {
+            for (key, (hits, seq)) in drained.drain() {
                 if seq > upto {
                     later.push((key, hits, seq));
                 } else {
                     taken.merge(key, hits, seq);
                 }
             }
+            let mut shard = lock(&shard.0);
             if !later.is_empty() {
-                self.put_back(&shard.0, later);
+                self.put_back(&mut shard.hits, later);
             }
+            // Emptied, its room and its pages kept: the next merge swaps it in.
+            shard.spare = drained;
         }
         taken
     }
 
     /// Gives a shard back the hits a merge found numbered after it began.
-    fn put_back(&self, shard: &Mutex<Shard>, later: Vec<(Vec<u8>, u64, u64)>) {
-        let mut shard = lock(shard);
+    fn put_back(&self, shard: &mut Table, later: Vec<(Vec<u8>, u64, u64)>) {
         for (key, hits, seq) in later {
             match shard.get_mut(&key) {
                 Some(a) => *a = (a.0 + hits, a.1.max(seq)),

@@ -51,21 +51,90 @@ fn no_get_writes_the_hits_of_other_gets() {
 #[test]
 fn gets_never_wait_for_the_hit_writer_and_waiting_hits_stay_bounded() {
     let (dir, s, keys) = filled(MAX_WAITING + 1000);
+    let thirds: Vec<&[Vec<u8>]> = keys.chunks(keys.len().div_ceil(3)).collect();
     {
         // As if the hit writer were far behind: it cannot get its turn to write.
         let _turn = s.shared.writing();
-        for k in &keys {
-            assert!(s.get(k).unwrap().is_some());
+        // Three threads in turn, each on a shard of its own (a shard holds fewer than
+        // MAX_WAITING keys), each reading a third of the keys.
+        let mut shards = Vec::new();
+        for (i, third) in thirds.iter().enumerate() {
+            loop {
+                let (s, shards_taken) = (&s, &shards);
+                let shard = std::thread::scope(|scope| {
+                    scope
+                        .spawn(move || {
+                            let (_, shard) = s.shared.accesses().room_of_this_thread();
+                            if shards_taken.contains(&shard) {
+                                return None;
+                            }
+                            for k in third.iter() {
+                                assert!(s.get(k).unwrap().is_some());
+                            }
+                            if i == 2 {
+                                // Full, but a key waiting in this shard still counts.
+                                assert_eq!(s.shared.accesses().len(), MAX_WAITING);
+                                assert!(s.get(&third[0]).unwrap().is_some());
+                            }
+                            Some(shard)
+                        })
+                        .join()
+                        .unwrap()
+                });
+                if let Some(shard) = shard {
+                    shards.push(shard);
+                    break;
+                }
+            }
         }
-        assert_eq!(s.shared.accesses().len(), MAX_WAITING);
-        // Keys already waiting still count their hits.
-        assert!(s.get(&keys[0]).unwrap().is_some());
         assert_eq!(s.shared.accesses().len(), MAX_WAITING);
         assert_eq!(rows_with_hits(&dir), 0);
     }
     s.shared.join_hit_writers();
     assert!(rows_with_hits(&dir) >= MAX_WAITING as i64);
+    let raw = rusqlite::Connection::open(dir.path().join("c.db")).unwrap();
+    let twice: i64 = raw
+        .query_row(
+            "SELECT hits FROM entries WHERE key = ?1",
+            [&thirds[2][0]],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(twice, 2);
     assert_eq!(s.stats().unwrap().hits, keys.len() as u64 + 1);
+}
+
+/// Growing a table of tens of thousands of keys cost the get that did it milliseconds
+/// of CPU: a get leaves a hit on a new key out when its shard's table is full, and the
+/// hit writer's next merge gives the shard a larger one.
+#[test]
+fn a_get_never_grows_the_table_of_its_shard() {
+    let (dir, s, keys) = filled(40_000);
+    let room = {
+        // The hit writer, started when the shard filled, cannot write yet.
+        let _turn = s.shared.writing();
+        for k in &keys {
+            assert!(s.get(k).unwrap().is_some());
+        }
+        let (room, _) = s.shared.accesses().room_of_this_thread();
+        assert!(room >= FLUSH_THRESHOLD && room < keys.len(), "room {room}");
+        assert_eq!(s.shared.accesses().len(), room, "a get grew its table");
+        room
+    };
+    s.shared.join_hit_writers();
+    assert!(rows_with_hits(&dir) >= room as i64);
+    // The writer's merge gave this thread's shard a table with room for all of them.
+    {
+        let _turn = s.shared.writing();
+        for k in &keys {
+            assert!(s.get(k).unwrap().is_some());
+        }
+        let (larger, _) = s.shared.accesses().room_of_this_thread();
+        assert!(larger > room && larger < MAX_WAITING, "room {larger}");
+        assert_eq!(s.shared.accesses().len(), keys.len());
+    }
+    s.shared.join_hit_writers();
+    assert_eq!(s.stats().unwrap().hits, 2 * keys.len() as u64);
 }
 
 /// Hits made one after another by different threads (each recording into a shard of
