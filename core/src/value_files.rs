@@ -62,14 +62,25 @@ pub(crate) const CHUNK: usize = 256 * 1024;
 /// one system call; longer ones a chunk at a time, each hashed while in the CPU's cache.
 const ONE_WRITE: usize = 4 * CHUNK;
 
+/// The length of a value file's name: `v-`, 32 hex digits, `.blv`.
+const NAME_LEN: usize = 38;
+
 /// The name of a complete value file: what an entry's row stores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct ValueName(u128);
 
 impl ValueName {
     /// The name as stored in a row and on disk: `v-<32 lower-case hex digits>.blv`.
+    /// Spelled out digit by digit: with `format!` (and `Path::join`), spelling the
+    /// names of its new and its replaced file cost such a set about 5,000
+    /// instructions (bench/README.md).
     pub(crate) fn file_name(&self) -> String {
-        format!("v-{:032x}.blv", self.0)
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut name: [u8; NAME_LEN] = *b"v-________________________________.blv";
+        for (i, digit) in name[2..34].iter_mut().enumerate() {
+            *digit = DIGITS[(self.0 >> (4 * (31 - i))) as usize & 15];
+        }
+        String::from_utf8(name.to_vec()).expect("ASCII")
     }
 
     /// Parses a name written by [`ValueName::file_name`]; `None` for anything else.
@@ -299,7 +310,16 @@ impl ValueFiles {
     }
 
     fn path_of(&self, name: &ValueName) -> PathBuf {
-        self.dir.join(name.file_name())
+        self.path_named(&name.file_name())
+    }
+
+    /// The path of `name` in the folder, built in one allocation (`Path::join` grows
+    /// its buffer as it goes).
+    fn path_named(&self, name: &str) -> PathBuf {
+        let mut path = PathBuf::with_capacity(self.dir.as_os_str().len() + 1 + name.len());
+        path.push(&self.dir);
+        path.push(name);
+        path
     }
 
     /// Writes `value` to a new file. On failure (a full disk included) nothing is left.
@@ -391,7 +411,7 @@ impl ValueFiles {
         };
         loop {
             let id = random_id();
-            let path = self.dir.join(name(id));
+            let path = self.path_named(&name(id));
             let file = match OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -408,7 +428,10 @@ impl ValueFiles {
                 .map_err(|e| failed(e.into()))?;
             // A sweep may have locked and removed it between its creation and our
             // lock: then it is not in the folder any more, and a new one is made.
-            if same_file(&file, &path) {
+            // Nothing links or renames a file of ours under another name, so a
+            // link count above zero means it is still at `path`: one `fstat`, where
+            // `same_file` also looks the path up.
+            if still_linked(&file) {
                 return Ok((id, path, file));
             }
         }
@@ -778,6 +801,11 @@ impl Memory for [MaybeUninit<u8>] {
     }
 }
 
+/// Whether the open file `file` still has a name (was not removed since opened).
+fn still_linked(file: &File) -> bool {
+    file.metadata().is_ok_and(|m| m.nlink() > 0)
+}
+
 /// Whether `path` names the open file `file` (not removed or replaced since opened).
 fn same_file(file: &File, path: &Path) -> bool {
     match (file.metadata(), fs::symlink_metadata(path)) {
@@ -1095,13 +1123,31 @@ mod tests {
     }
 
     #[test]
+    fn a_value_file_name_is_spelled_as_format_spells_it() {
+        for id in [
+            0,
+            1,
+            0xabc,
+            u128::MAX,
+            u128::MAX / 3,
+            random_id(),
+            random_id(),
+        ] {
+            let name = ValueName(id).file_name();
+            assert_eq!(name, format!("v-{id:032x}.blv"));
+            assert_eq!(name.len(), NAME_LEN);
+            assert_eq!(ValueName::parse(&name), Some(ValueName(id)));
+        }
+    }
+
+    #[test]
     fn a_temporary_file_removed_before_its_writer_locked_it_is_made_again() {
         let (_dir, _cache, files) = setup();
         // What a sweep between create and lock leaves: the writer's file unlinked.
         let (temp, file) = files.create_temp().unwrap();
-        assert!(same_file(&file, &temp));
+        assert!(still_linked(&file));
         fs::remove_file(&temp).unwrap();
-        assert!(!same_file(&file, &temp), "a writer would take a new name");
+        assert!(!still_linked(&file), "a writer would take a new name");
         // And a locked temporary file is never taken by a sweep.
         let (temp, _locked) = files.create_temp().unwrap();
         let later = SystemTime::now() + Duration::from_secs(120);
