@@ -728,10 +728,16 @@ impl Storage {
             && len as usize <= INLINE_MAX
             && !self.in_file(len)
             && len <= self.value_limit()
-            && t.total_size + len as i64 <= self.max_size
         {
             let deadline = expiration.deadline(t.now, self.default_expiration);
-            if !is_due(deadline, t.now) && t.insert_if_new(key, value, crc, deadline)? {
+            // In a full file, the same for a set that evicts one entry.
+            let stored = !is_due(deadline, t.now)
+                && if t.total_size + len as i64 <= self.max_size {
+                    t.insert_if_new(key, value, crc, deadline)?
+                } else {
+                    t.insert_if_new_evicting(self.policy, self.max_size, key, value, crc, deadline)?
+                };
+            if stored {
                 return Ok(true);
             }
         }

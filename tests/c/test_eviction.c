@@ -253,6 +253,43 @@ static void a_large_value_evicts_as_many_entries_as_needed(void) {
     backlite_storage_free(s);
 }
 
+/* A set of a new key into a full cache evicts in one go when one victim makes room;
+ * that victim's value, here stored apart from its row (over 256 bytes), goes with it,
+ * for every policy, and the counters stay exact. */
+static void a_small_set_that_evicts_a_value_stored_apart_removes_it(void) {
+    backlite_eviction_policy policies[5] = {LRU, LFU, MRU, FIFO, LIFO};
+    for (int i = 0; i < 5; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "apart-%d.db", i);
+        backlite_storage *s = OPEN_WITH(tmp_path(name), 520, policies[i]);
+        REQUIRE(s != NULL);
+        /* big is the victim: the oldest, or for MRU and LIFO the newest */
+        if (policies[i] == MRU || policies[i] == LIFO) {
+            SET_N(s, "a", 10);
+            SET_N(s, "b", 10);
+            SET_N(s, "big", 500);
+        } else {
+            SET_N(s, "big", 500);
+            SET_N(s, "a", 10);
+            SET_N(s, "b", 10);
+        }
+        SET_N(s, "c", 10); /* evicts big alone: 10 + 10 + 10 fit */
+        EXPECT_LIVE(s, "abc", "abc");
+        CHECK(!h_has_(__FILE__, __LINE__, s, "big", 3));
+        backlite_stats st = STATS(s);
+        CHECK_EQ(st.evictions, 1);
+        CHECK_EQ(st.count, 3);
+        CHECK_EQ(st.total_size, 30);
+        backlite_check_report r;
+        CHECK_OK(backlite_storage_check(s, 0, &r, &err));
+        CHECK_EQ(r.orphan_values, 0);
+        CHECK_EQ(r.healthy, 1);
+        CHECK_EQ(r.recorded_count, 3);
+        CHECK_EQ(r.recorded_total_size, 30);
+        backlite_storage_free(s);
+    }
+}
+
 static void a_value_of_exactly_max_size_fits_alone(void) {
     backlite_storage *s = abc(FIFO);
     REQUIRE(s != NULL);
@@ -487,6 +524,7 @@ int main(void) {
     RUN(overwriting_with_the_same_size_evicts_nothing);
     RUN(overwriting_with_a_larger_value_evicts_others_not_itself);
     RUN(a_large_value_evicts_as_many_entries_as_needed);
+    RUN(a_small_set_that_evicts_a_value_stored_apart_removes_it);
     RUN(a_value_of_exactly_max_size_fits_alone);
     RUN(a_cached_call_hit_is_an_access);
     RUN(eviction_order_is_shared_by_handles_on_one_file);

@@ -138,6 +138,26 @@ static void values_above_the_threshold_round_trip_through_files(void) {
     backlite_storage_free(s);
 }
 
+/* A small set that evicts a value kept in a file removes the file with its entry. */
+static void a_small_set_that_evicts_a_file_value_removes_its_file(void) {
+    const char *path = tmp_path("small-evicts.db");
+    backlite_storage *s = open_files(path, 30100);
+    REQUIRE(s != NULL);
+    uint8_t *v = pattern(30000, 5);
+    set_bytes(s, "big", v, 30000, NEVER);
+    SET_N(s, "a", 50);
+    SET_N(s, "b", 50); /* 30100: full */
+    CHECK_EQ(value_files(path), 1);
+    SET_N(s, "c", 50); /* evicts big, the oldest, alone */
+    CHECK_EQ(value_files(path), 0);
+    CHECK(!h_has_(__FILE__, __LINE__, s, "big", 3));
+    backlite_stats st = STATS(s);
+    CHECK_EQ(st.evictions, 1);
+    CHECK_EQ(st.total_size, 150);
+    free(v);
+    backlite_storage_free(s);
+}
+
 static void every_removal_removes_the_file(void) {
     const char *path = tmp_path("removal.db");
     backlite_storage *s = open_files(path, 100000);
@@ -455,6 +475,7 @@ int main(void) {
     h_begin();
     RUN(the_threshold_takes_bytes_or_never);
     RUN(values_above_the_threshold_round_trip_through_files);
+    RUN(a_small_set_that_evicts_a_file_value_removes_its_file);
     RUN(every_removal_removes_the_file);
     RUN(a_check_finds_no_orphan_in_the_file_of_an_entry_that_expired);
     RUN(a_file_lost_or_cut_short_is_a_miss);
