@@ -405,6 +405,8 @@ pub(crate) fn configure(conn: &Connection, busy_timeout: std::time::Duration) ->
         true,
     )
     .ctx("enabling the query planner stability guarantee")?;
+    conn.execute_batch(crate::table::LOOKUP_VIEW)
+        .ctx("creating the lookup view")?;
     Ok(())
 }
 

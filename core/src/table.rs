@@ -88,19 +88,27 @@ pub(crate) fn row_ref(r: &Row<'_>, at: usize) -> rusqlite::Result<RowRef> {
 
 // Reading one entry.
 
-/// `crc, size, expires_at, value, value_id, file` of the entry under `?1` (a get,
-/// `entry::locate`). `value` is the row's own, or a value stored apart of at most
+/// What a get reads of an entry: `crc, size, expires_at, value, value_id, file, key`
+/// (`entry::locate`). `value` is the row's own, or a value stored apart of at most
 /// 32 KiB, read by a subquery that only runs for such a row: a join of
 /// `blobs` cost every get about 1,000 instructions, and a second statement for a value
 /// stored apart about 1,600. A larger value stored apart (`value` NULL) is read
 /// straight into the caller's memory (blob_read.rs); a value kept in a file, from the
 /// file the row names.
 ///
-/// Written short, with no spaces it does not need: rusqlite's statement cache copies,
-/// hashes and compares the text on every get (statements cannot be kept per read
-/// connection without unsafe code: a rusqlite `Statement` is not `Send`).
-pub(crate) const LOOKUP: &str = "SELECT crc,size,expires_at,coalesce(value,(SELECT value \
-    FROM blobs WHERE id=value_id AND size<=32768)),value_id,file FROM entries WHERE key=?1";
+/// A view of each connection's own (TEMP: nothing is written to the file), so that
+/// [`LOOKUP`] is short: rusqlite's statement cache copies, hashes and compares the
+/// text on every get (statements cannot be kept per read connection without unsafe
+/// code: a rusqlite `Statement` is not `Send`). SQLite flattens the view: the plan is
+/// that of the query written out (`tests::query_plans`). Its one-letter columns are
+/// `crc, size, expires_at, value, value_id, file`, in that order.
+pub(crate) const LOOKUP_VIEW: &str =
+    "CREATE TEMP VIEW IF NOT EXISTS lookup (c, s, e, v, i, f, key) AS \
+    SELECT crc, size, expires_at, coalesce(value, (SELECT value FROM blobs \
+    WHERE id = value_id AND size <= 32768)), value_id, file, key FROM entries";
+
+/// The [`LOOKUP_VIEW`] row of the entry under `?1`, without its key.
+pub(crate) const LOOKUP: &str = "SELECT c,s,e,v,i,f FROM lookup WHERE key=?1";
 
 /// Whether `blobs` row `?1` holds a BLOB (a damaged row may hold any type; a blob
 /// handle would read TEXT as well). No row: no result.
