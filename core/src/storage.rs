@@ -453,16 +453,23 @@ impl Storage {
             };
             let left =
                 |deadline: Option<i64>| deadline.map(|t| Duration::from_millis((t - now) as u64));
-            // Read only for a value kept in a file: an inline one (most gets) needs
-            // five columns, not six. A row that names no file of ours is damaged.
+            // Read only for a value kept in a file. A row that names no file of ours
+            // is damaged.
             let file = || -> Result<_> {
                 Ok(match col(5)? {
                     ValueRef::Text(t) => std::str::from_utf8(t).ok().and_then(ValueName::parse),
                     _ => None,
                 })
             };
+            // `value_id` matters only when the row holds no value (`entry::locate`): an
+            // inline one (most gets) is read in four columns.
+            let value = col(3)?;
+            let value_id = match value {
+                ValueRef::Blob(_) => ValueRef::Null,
+                _ => col(4)?,
+            };
             Ok(
-                match entry::locate(col(0)?, col(1)?, expires_at, col(3)?, col(4)?, now) {
+                match entry::locate(col(0)?, col(1)?, expires_at, value, value_id, now) {
                     Located::Apart { id: None, .. } if file()?.is_none() => Lookup::Damaged,
                     Located::Inline { value, deadline } if in_memory => {
                         Lookup::Copied(value.to_vec(), left(deadline))
