@@ -123,3 +123,42 @@ fn a_value_file_is_looked_up_by_name_through_an_index() {
         "{plan:?}"
     );
 }
+
+/// A get's lookup goes through a TEMP view (table.rs, `LOOKUP_VIEW`) for a short SQL
+/// text: SQLite flattens it, so its plan is that of the query written out, on a file
+/// and on an in-memory cache alike.
+#[test]
+fn the_lookup_view_is_flattened_into_the_query_written_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let on_file = Storage::open(dir.path().join("c.db"), &Options::new()).unwrap();
+    let in_memory = Storage::open(MEMORY, &Options::new()).unwrap();
+    let written_out = "SELECT crc, size, expires_at, coalesce(value, (SELECT value FROM blobs \
+        WHERE id = value_id AND size <= 32768)), value_id, file FROM entries WHERE key = ?1";
+    let plan = |conn: &rusqlite::Connection, sql: &str| -> Vec<String> {
+        conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap()
+            .query_map([b"k".as_slice()], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    for s in [&on_file, &in_memory] {
+        s.set(b"k", b"v", Expiration::Never).unwrap();
+        let (view, direct) = s
+            .read(|conn| Ok((plan(conn, crate::table::LOOKUP), plan(conn, written_out))))
+            .unwrap();
+        assert_eq!(view.len(), 3, "{view:?}");
+        assert!(
+            view[0].starts_with("SEARCH entries USING INDEX"),
+            "{view:?}"
+        );
+        // The subquery's number differs (the view's is numbered after the outer query).
+        let unnumbered = |p: Vec<String>| -> Vec<String> {
+            p.into_iter()
+                .map(|step| step.trim_end_matches(char::is_numeric).to_string())
+                .collect()
+        };
+        assert_eq!(unnumbered(view), unnumbered(direct));
+        assert_eq!(s.get(b"k").unwrap().unwrap().0, b"v");
+    }
+}
