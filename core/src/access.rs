@@ -25,9 +25,9 @@
 //! A get never grows a table: regrowing a shard of tens of thousands of keys (a rehash
 //! into fresh memory, its pages faulted in) cost the get that did it 1-10 ms of CPU.
 //! Each shard's table is made once with room for [`SHARD_ROOM`] keys, more than fill
-//! it before a hit writer starts, and a merge swaps it for a spare of the same room
-//! (twice that if it filled up), emptied by the merge before: past its room, a hit on
-//! a key not waiting yet is left out, as past [`MAX_WAITING`].
+//! it before a hit writer starts, and a merge swaps it for a spare emptied by the merge
+//! before, or for a larger table that the merge makes: past its room, a hit on a key
+//! not waiting yet is left out, as past [`MAX_WAITING`].
 
 use crate::sync::{lock, thread_index, Padded};
 use hashbrown::hash_map::EntryRef;
@@ -54,8 +54,8 @@ const SHARDS: usize = 16;
 /// up to 28,672 (a table of 1.3 MiB, its pages in memory as keys land in them).
 const SHARD_ROOM: usize = FLUSH_THRESHOLD;
 
-/// The most keys a merge gives a shard's table room for, when the last one filled up
-/// while the hit writer was behind: 57,344 (2.7 MiB), under [`MAX_WAITING`].
+/// The most keys a merge gives a shard's table room for (twice what the last one
+/// held): 57,344 (2.7 MiB), under [`MAX_WAITING`].
 const SHARD_ROOM_MAX: usize = MAX_WAITING / 2;
 
 /// The state of the background writer of hits of one process on one file.
@@ -330,13 +330,10 @@ impl AccessLog {
             };
             // Emptied at once and merged with its lock released: readers of this
             // shard wait for a swap, not for the merge. The table swapped in has the
-            // room of the one taken out, or twice that if it filled up (a hit was left
-            // out); a larger one is made here, before the lock is taken, never by a get.
-            let wanted = if held >= room && room < SHARD_ROOM_MAX {
-                SHARD_ROOM_MAX
-            } else {
-                room
-            };
+            // room of the one taken out, or for twice the keys it held (as many again
+            // may come while these are written); a larger one is made here, before the
+            // lock is taken, never by a get.
+            let wanted = room.max((2 * held).min(SHARD_ROOM_MAX));
             let empty = if spare.capacity() >= wanted {
                 spare
             } else {
