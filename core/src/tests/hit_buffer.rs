@@ -221,3 +221,47 @@ fn a_read_inside_a_read_of_the_same_thread_does_not_wait() {
         .unwrap();
     assert_eq!(inner.unwrap().unwrap().0, b"v");
 }
+
+/// The nice value of thread `task` of this process (`self` for the calling one) and its
+/// name, from /proc.
+#[cfg(target_os = "linux")]
+fn nice_and_name(task: &str) -> Option<(i64, String)> {
+    let path = if task == "self" {
+        "/proc/thread-self/stat".to_string()
+    } else {
+        format!("/proc/self/task/{task}/stat")
+    };
+    let stat = std::fs::read_to_string(path).ok()?;
+    let (head, rest) = stat.rsplit_once(')')?;
+    let name = head.split_once('(')?.1.to_string();
+    // After the name: state is field 3, nice field 19.
+    let nice = rest.split_whitespace().nth(16)?.parse().ok()?;
+    Some((nice, name))
+}
+
+/// The hit writer runs nicer than the get that started it, so readers sharing a CPU
+/// with it get more of it.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_hit_writer_runs_at_a_lower_priority_than_its_reader() {
+    let (_dir, s, keys) = filled(FLUSH_THRESHOLD);
+    let (mine, _) = nice_and_name("self").unwrap();
+    // The writer started by the last get waits for its turn to write, alive.
+    let _turn = s.shared.writing();
+    for k in &keys {
+        assert!(s.get(k).unwrap().is_some());
+    }
+    let wanted = (mine + 5).min(19);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let found = loop {
+        let lowered = std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| nice_and_name(&t.ok()?.file_name().to_string_lossy()))
+            .any(|(nice, name)| name == "backlite-hits" && nice == wanted);
+        if lowered || std::time::Instant::now() > deadline {
+            break lowered;
+        }
+        std::thread::yield_now();
+    };
+    assert!(found, "no hit writer at nice {wanted}");
+}
