@@ -41,7 +41,7 @@ static void bad_options_are_refused(void) {
                          "redis://h:0", "rediss://h:0/1", "redis+cluster://a:1,b:0",
                          "redis://h:6379#x",
                          /* the client would connect to /tmp/a */
-                         "redis+unix:///tmp/a#b.sock"};
+                         "redis+unix:///tmp/a#b.sock", "redis+unix:///tmp/a?b.sock"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         CHECK_EQ(backlite_options_set_remote(o, bad[i]), BACKLITE_RESULT_INVALID_ARGUMENT);
     }
@@ -56,6 +56,7 @@ static void bad_options_are_refused(void) {
     CHECK_EQ(backlite_options_set_remote_mode(o, BACKLITE_REMOTE_MODE_WRITE_BEHIND), BACKLITE_RESULT_OK);
     CHECK_EQ(backlite_options_set_remote(o, "rediss+cluster://u:p@h1:7000,h2:7001"), BACKLITE_RESULT_OK);
     CHECK_EQ(backlite_options_set_remote(o, "redis+unix:///tmp/a%23b.sock"), BACKLITE_RESULT_OK);
+    CHECK_EQ(backlite_options_set_remote(o, "redis+unix:///tmp/a%3Fb.sock"), BACKLITE_RESULT_OK);
     CHECK_EQ(backlite_options_set_remote(o, NULL), BACKLITE_RESULT_OK); /* removes it */
     CHECK_EQ(backlite_options_set_remote(o, ""), BACKLITE_RESULT_OK);
     /* Without a remote, the stats are all zero. */

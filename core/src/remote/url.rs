@@ -72,9 +72,15 @@ impl RemoteUrl {
                 if !rest.starts_with('/') || rest.len() < 2 {
                     return Err(bad("expected redis+unix:///absolute/path/to.sock"));
                 }
-                // The client would drop what follows a '#' and connect to another path.
+                // The client would drop what follows a '#' or a '?' (read as options it
+                // mostly ignores) and connect to another path.
                 if rest.contains('#') {
                     return Err(bad("a '#' in a socket path is written %23"));
+                }
+                if rest.contains('?') {
+                    return Err(bad(
+                        "query parameters are not supported; a '?' in a socket path is written %3F",
+                    ));
                 }
                 Target::Single(one(text).map_err(|e| bad(&e))?)
             }
@@ -246,6 +252,7 @@ mod tests {
             "redis+cluster://",
             "redis+cluster://a:1,",
             "redis+unix://relative",
+            "redis+unix:///tmp/a?b.sock",
             "http://h",
         ] {
             assert!(RemoteUrl::parse(bad).is_err(), "{bad} should be refused");
