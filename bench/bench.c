@@ -287,14 +287,19 @@ static sqlite3_stmt *raw_prepare(sqlite3 *db, const char *sql) {
     return st;
 }
 
-/* The baseline: the same pragmas as BackLite, statements prepared once. */
-static void raw_open(raw_t *r, const char *path) {
+/* Opens `path` with the same pragmas as BackLite. */
+static void raw_open_db(raw_t *r, const char *path) {
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     if (sqlite3_open_v2(path, &r->db, flags, NULL) != SQLITE_OK)
         die("raw sqlite: cannot open %s: %s", path, sqlite3_errmsg(r->db));
     sqlite3_busy_timeout(r->db, 5000);
     raw_exec(r->db, "PRAGMA journal_mode=WAL");
     raw_exec(r->db, "PRAGMA synchronous=NORMAL");
+}
+
+/* The baseline: the same pragmas as BackLite, statements prepared once. */
+static void raw_open(raw_t *r, const char *path) {
+    raw_open_db(r, path);
     raw_exec(r->db, "CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY, value BLOB)");
     r->ins = raw_prepare(r->db, "INSERT OR REPLACE INTO kv (key, value) VALUES (?1, ?2)");
     r->sel = raw_prepare(r->db, "SELECT value FROM kv WHERE key = ?1");
@@ -318,12 +323,7 @@ static void raw_open_layout(raw_t *r, const char *path, int policy) {
         "CREATE INDEX IF NOT EXISTS entries_by_creation ON entries(created)",
         "CREATE INDEX IF NOT EXISTS entries_by_creation ON entries(created)"};
     memset(r, 0, sizeof *r);
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-    if (sqlite3_open_v2(path, &r->db, flags, NULL) != SQLITE_OK)
-        die("raw sqlite: cannot open %s: %s", path, sqlite3_errmsg(r->db));
-    sqlite3_busy_timeout(r->db, 5000);
-    raw_exec(r->db, "PRAGMA journal_mode=WAL");
-    raw_exec(r->db, "PRAGMA synchronous=NORMAL");
+    raw_open_db(r, path);
     raw_exec(r->db, "CREATE TABLE IF NOT EXISTS entries (seq INTEGER PRIMARY KEY, key BLOB NOT "
                     "NULL UNIQUE, created INTEGER NOT NULL, hits INTEGER NOT NULL, value BLOB)");
     if (policy >= 0 && index[policy]) raw_exec(r->db, index[policy]);
