@@ -24,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "redis_server.h" /* redis_connect */
+
 #define HOLDING_PROXY_HOLDS 2
 #define HOLDING_PROXY_CONNS 32
 
@@ -119,20 +121,6 @@ out:
     return NULL;
 }
 
-static inline int holding_proxy_connect_(int port) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons((unsigned short)port);
-    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        close(fd);
-        fd = -1;
-    }
-    return fd;
-}
-
 static void *holding_proxy_accept_(void *arg) {
     holding_proxy *p = arg;
     for (;;) {
@@ -144,7 +132,7 @@ static void *holding_proxy_accept_(void *arg) {
         pthread_mutex_lock(&p->mu);
         int id = p->stopping || p->conns == HOLDING_PROXY_CONNS ? -1 : p->conns;
         pthread_mutex_unlock(&p->mu);
-        int server = id < 0 ? -1 : holding_proxy_connect_(p->server_port);
+        int server = id < 0 ? -1 : redis_connect(p->server_port);
         if (server < 0) {
             close(client);
             continue;

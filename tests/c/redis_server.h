@@ -51,16 +51,25 @@ static inline int redis_free_port(void) {
     return port;
 }
 
-static inline int redis_port_open(int port) {
+/* A socket connected to `port` on loopback, or -1. */
+static inline int redis_connect(int port) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a;
     memset(&a, 0, sizeof a);
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     a.sin_port = htons((unsigned short)port);
-    int ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+static inline int redis_port_open(int port) {
+    int fd = redis_connect(port);
     if (fd >= 0) close(fd);
-    return ok;
+    return fd >= 0;
 }
 
 /* Whether the log `path` says the server is ready (every listener bound). */
