@@ -289,6 +289,7 @@ static sqlite3_stmt *raw_prepare(sqlite3 *db, const char *sql) {
 
 /* Opens `path` with the same pragmas as BackLite. */
 static void raw_open_db(raw_t *r, const char *path) {
+    memset(r, 0, sizeof *r); /* no victim statement unless raw_open_layout makes one */
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     if (sqlite3_open_v2(path, &r->db, flags, NULL) != SQLITE_OK)
         die("raw sqlite: cannot open %s: %s", path, sqlite3_errmsg(r->db));
@@ -322,7 +323,6 @@ static void raw_open_layout(raw_t *r, const char *path, int policy) {
         NULL, "CREATE INDEX IF NOT EXISTS entries_by_hits ON entries(hits, seq)", NULL,
         "CREATE INDEX IF NOT EXISTS entries_by_creation ON entries(created)",
         "CREATE INDEX IF NOT EXISTS entries_by_creation ON entries(created)"};
-    memset(r, 0, sizeof *r);
     raw_open_db(r, path);
     raw_exec(r->db, "CREATE TABLE IF NOT EXISTS entries (seq INTEGER PRIMARY KEY, key BLOB NOT "
                     "NULL UNIQUE, created INTEGER NOT NULL, hits INTEGER NOT NULL, value BLOB)");
