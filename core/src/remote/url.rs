@@ -149,8 +149,18 @@ fn userinfo(text: &str) -> Option<(usize, &str)> {
     Some((start, &rest[..at]))
 }
 
-/// `text` with the password of its user-info replaced by `***`.
+/// `text` with the password of its user-info, and any query, replaced by `***`: the
+/// client crate reads a password from a query (`?pass=...`, the only way to give one to
+/// a Unix socket), and a URL with a query is refused with its text in the message.
 pub fn redact(text: &str) -> String {
+    let shown = redact_userinfo(text);
+    match shown.split_once('?') {
+        Some((before, _)) => format!("{before}?***"),
+        None => shown,
+    }
+}
+
+fn redact_userinfo(text: &str) -> String {
     match userinfo(text) {
         Some((start, info)) => match info.split_once(':') {
             Some((user, _)) => format!(
@@ -220,6 +230,15 @@ mod tests {
         assert_eq!(redact("redis://u:s3cret@h:1/2"), "redis://u:***@h:1/2");
         assert_eq!(redact("redis://s3cret@h"), "redis://***@h");
         assert_eq!(redact("redis://h:1"), "redis://h:1");
+        assert_eq!(redact("redis://h:1/0?pass=s3cret"), "redis://h:1/0?***");
+        for refused in [
+            "redis://h:1?pass=s3cret",
+            "redis+unix:///tmp/r.sock?pass=s3cret",
+            "redis+unix:///tmp/r.sock?db=1&password=s3cret#x",
+        ] {
+            let e = RemoteUrl::parse(refused).unwrap_err();
+            assert!(!e.message().contains("s3cret"), "{}", e.message());
+        }
         let e = RemoteUrl::parse("redis://u:s3cret@h:notaport").unwrap_err();
         assert!(!e.message().contains("s3cret"), "{}", e.message());
         let e = RemoteUrl::parse("redis+cluster://u:s3cret@h:1,,h:2").unwrap_err();
