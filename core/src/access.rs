@@ -42,7 +42,8 @@ pub(crate) const FLUSH_THRESHOLD: usize = 16384;
 /// write, or there is none: an in-memory cache waits for its next write), hits on keys
 /// already waiting are still counted, and a hit on any other key is not recorded (it
 /// still counts in `Stats::hits`): its entry keeps the place of its previous access.
-/// Under 8 MiB with 16-byte keys.
+/// Under 8 MiB of keys with 16-byte keys; the tables that hold them are kept for
+/// reuse (a shard's table and its spare, up to [`SHARD_ROOM_MAX`] keys each).
 pub(crate) const MAX_WAITING: usize = 4 * FLUSH_THRESHOLD;
 
 /// How many shards the hit buffer has: threads numbered in turn record into distinct
