@@ -229,9 +229,10 @@ impl AccessLog {
 
     /// Records a hit. Returns true when the caller is to start a hit writer: the buffer
     /// is full, `background` (the file can be written by another connection) and none
-    /// runs. Never writes, never waits for another reader, never grows a table: past
-    /// [`MAX_WAITING`] keys, or its shard's room, a hit on a key that is not waiting in
-    /// this thread's shard already is left out.
+    /// runs. Never writes, never waits for another reader, never grows a table (but an
+    /// in-memory cache's, which no hit writer empties): past [`MAX_WAITING`] keys, or
+    /// its shard's room, a hit on a key that is not waiting in this thread's shard
+    /// already is left out.
     pub fn record(&self, key: &[u8], background: bool) -> bool {
         let own = {
             let mut shard = lock(&self.shards[thread_index() % SHARDS].0);
@@ -249,9 +250,11 @@ impl AccessLog {
                     let a = a.get_mut();
                     *a = (a.0 + 1, seq);
                 }
-                // Without room, an insert would rehash the table: the next merge gives
-                // this shard a larger one instead.
-                EntryRef::Vacant(_) if !room || self.waiting() >= MAX_WAITING => {}
+                // Without room, an insert would rehash the table: where a hit writer
+                // can empty the shards (`background`), the next merge gives this shard a
+                // larger one instead. An in-memory cache has none: only its next write
+                // takes the hits, so a get grows the table, up to MAX_WAITING keys.
+                EntryRef::Vacant(_) if (!room && background) || self.waiting() >= MAX_WAITING => {}
                 EntryRef::Vacant(a) => {
                     a.insert((1, seq));
                     self.in_shards.fetch_add(1, Ordering::Relaxed);

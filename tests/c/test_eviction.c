@@ -290,6 +290,33 @@ static void a_small_set_that_evicts_a_value_stored_apart_removes_it(void) {
     }
 }
 
+/*
+ * An in-memory cache has no hit writer: the hits of 39,999 distinct keys read between
+ * two writes all wait for the next one (the buffer holds 65,536), so its eviction takes
+ * the one key not read, not a key whose hit was left out.
+ */
+static void an_in_memory_cache_keeps_the_order_of_many_reads_between_writes(void) {
+    enum { N = 40000 };
+    backlite_storage *s = OPEN_WITH(":memory:", N, LRU);
+    REQUIRE(s != NULL);
+    static char keys[N][8];
+    static backlite_entry batch[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(keys[i], sizeof keys[i], "k%05d", i);
+        batch[i] = (backlite_entry){(const uint8_t *)keys[i], 6, (const uint8_t *)"v", 1,
+                                    BACKLITE_EXPIRATION_NEVER};
+    }
+    CHECK_OK(backlite_storage_set_many(s, batch, N, &err));
+    for (int i = 0; i < N - 1; i++) touch(s, keys[i]); /* all but the newest */
+    SET(s, "new", "v"); /* one over max_size: evicts the least recently used */
+    CHECK(!HAS(s, keys[N - 1]));
+    for (int i = 0; i < N - 1; i += 997) CHECK(HAS(s, keys[i]));
+    CHECK(HAS(s, keys[28672]));
+    CHECK(HAS(s, keys[N - 2]));
+    CHECK_EQ(STATS(s).count, N);
+    backlite_storage_free(s);
+}
+
 static void a_value_of_exactly_max_size_fits_alone(void) {
     backlite_storage *s = abc(FIFO);
     REQUIRE(s != NULL);
@@ -526,6 +553,7 @@ int main(void) {
     RUN(a_large_value_evicts_as_many_entries_as_needed);
     RUN(a_small_set_that_evicts_a_value_stored_apart_removes_it);
     RUN(a_value_of_exactly_max_size_fits_alone);
+    RUN(an_in_memory_cache_keeps_the_order_of_many_reads_between_writes);
     RUN(a_cached_call_hit_is_an_access);
     RUN(eviction_order_is_shared_by_handles_on_one_file);
     RUN(random_operations_follow_the_lru_model);
