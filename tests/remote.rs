@@ -115,6 +115,27 @@ fn a_unix_socket_is_reached_at_its_decoded_path() {
     assert_eq!(two.remote_stats().unwrap().hits, 1);
 }
 
+/// A server on a Unix socket is given its database and password in the query (the
+/// client crate's only way there); they never show in the URL the handle reports.
+#[test]
+fn a_unix_socket_takes_its_database_and_password_from_the_query() {
+    let sockets = tempfile::tempdir().unwrap();
+    let socket = sockets.path().join("auth.sock");
+    let socket = socket.to_str().unwrap();
+    let server = RedisServer::with_args(&["--unixsocket", socket, "--requirepass", "s3cret"]);
+    let url = format!("redis+unix://{socket}?db=3&pass=s3cret");
+    let o = remote_options(&url);
+    assert!(!o.remote().unwrap().contains("s3cret"));
+    let dir = tempfile::tempdir().unwrap();
+    let one = machine(&dir, "one.db", &o);
+    one.set(b"k", b"behind a password", NEVER).unwrap();
+    let two = machine(&dir, "two.db", &o);
+    assert_eq!(get(&two, b"k").as_deref(), Some(&b"behind a password"[..]));
+    let size = |db: &str| server.cli(&["--no-auth-warning", "-a", "s3cret", "-n", db, "DBSIZE"]);
+    assert_ne!(size("3").trim(), "0");
+    assert_eq!(size("0").trim(), "0");
+}
+
 #[test]
 fn read_only_reads_through_and_never_writes() {
     let server = RedisServer::start();

@@ -72,14 +72,20 @@ impl RemoteUrl {
                 if !rest.starts_with('/') || rest.len() < 2 {
                     return Err(bad("expected redis+unix:///absolute/path/to.sock"));
                 }
-                // The client would drop what follows a '#' or a '?' (read as options it
-                // mostly ignores) and connect to another path.
+                // The client would drop what follows a '#', or read what follows a '?'
+                // as options, ignoring those it does not know, and connect to another
+                // path. Its options db, user and pass are the only way to give a socket
+                // a database or a password, so those are kept.
                 if rest.contains('#') {
                     return Err(bad("a '#' in a socket path is written %23"));
                 }
-                if rest.contains('?') {
+                let parsed = url::Url::parse(text).map_err(|e| bad(&e.to_string()))?;
+                if parsed
+                    .query_pairs()
+                    .any(|(k, _)| !matches!(&*k, "db" | "user" | "pass"))
+                {
                     return Err(bad(
-                        "query parameters are not supported; a '?' in a socket path is written %3F",
+                        "the query may set only db, user and pass (a '?' in a socket path is written %3F)",
                     ));
                 }
                 Target::Single(one(text).map_err(|e| bad(&e))?)
@@ -233,12 +239,15 @@ mod tests {
         assert_eq!(redact("redis://h:1/0?pass=s3cret"), "redis://h:1/0?***");
         for refused in [
             "redis://h:1?pass=s3cret",
-            "redis+unix:///tmp/r.sock?pass=s3cret",
+            "redis+unix:///tmp/r.sock?pass=s3cret&x=1",
+            "redis+unix:///tmp/r.sock?db=x&pass=s3cret",
             "redis+unix:///tmp/r.sock?db=1&password=s3cret#x",
         ] {
             let e = RemoteUrl::parse(refused).unwrap_err();
             assert!(!e.message().contains("s3cret"), "{}", e.message());
         }
+        let url = RemoteUrl::parse("redis+unix:///tmp/r.sock?pass=s3cret").unwrap();
+        assert_eq!(url.shown(), "redis+unix:///tmp/r.sock?***");
         let e = RemoteUrl::parse("redis://u:s3cret@h:notaport").unwrap_err();
         assert!(!e.message().contains("s3cret"), "{}", e.message());
         let e = RemoteUrl::parse("redis+cluster://u:s3cret@h:1,,h:2").unwrap_err();
@@ -256,6 +265,7 @@ mod tests {
             "redis://:pw@h:1/3",
             "rediss://h:6380",
             "redis+unix:///tmp/r.sock",
+            "redis+unix:///tmp/r.sock?db=2&pass=pw",
             "redis+cluster://a:1,b:2,c:3",
             "rediss+cluster://u:p@a:1,b:2",
         ] {
@@ -272,6 +282,8 @@ mod tests {
             "redis+cluster://a:1,",
             "redis+unix://relative",
             "redis+unix:///tmp/a?b.sock",
+            "redis+unix:///tmp/r.sock?db=x",
+            "redis+unix:///tmp/r.sock?protocol=resp3",
             "http://h",
         ] {
             assert!(RemoteUrl::parse(bad).is_err(), "{bad} should be refused");
