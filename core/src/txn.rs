@@ -920,22 +920,11 @@ impl<'c> Txn<'c> {
         max_size: i64,
         incoming: i64,
     ) -> Result<()> {
-        if self.total_size + incoming > max_size && policy.uses_accesses() {
-            // The victim must be chosen with every hit in its place.
-            self.write_accesses()?;
-        }
-        let what = "evicting an entry";
-        while self.total_size + incoming > max_size && self.count > 0 {
-            // One row: no list to collect, as `remove_selected` does.
-            let victim = self
-                .conn
-                .prepare_cached(table::victim(policy))
-                .and_then(|mut s| s.query_row([], |r| row_ref(r, 0)).optional())
-                .ctx(what)?;
-            let Some((seq, value_id, size, file)) = victim else {
+        while self.total_size + incoming > max_size {
+            let Some((seq, value_id, size, file)) = self.next_victim(policy)? else {
                 break;
             };
-            self.delete_row(seq, value_id, size, file, what)?;
+            self.delete_row(seq, value_id, size, file, "evicting an entry")?;
             self.tally.evictions += 1;
         }
         Ok(())
@@ -967,21 +956,11 @@ impl<'c> Txn<'c> {
         if matches!(policy, MostRecentlyUsed | LastInFirstOut) {
             return Ok(false);
         }
-        if policy.uses_accesses() {
-            // The victim must be chosen with every hit in its place.
-            self.write_accesses()?;
-        }
-        let what = "evicting an entry";
-        let victim = self
-            .conn
-            .prepare_cached(table::victim(policy))
-            .and_then(|mut s| s.query_row([], |r| row_ref(r, 0)).optional())
-            .ctx(what)?;
         let len = value.len() as i64;
-        let Some((seq, value_id, Some(size), file)) = victim else {
+        let Some((seq, value_id, Some(size), file)) = self.next_victim(policy)? else {
             return Ok(false);
         };
-        if self.count < 1 || size > self.total_size || self.total_size - size + len > max_size {
+        if size > self.total_size || self.total_size - size + len > max_size {
             return Ok(false);
         }
         self.count -= 1;
@@ -994,8 +973,25 @@ impl<'c> Txn<'c> {
             self.tally.evictions -= 1;
             return inserted;
         }
-        self.delete_rows_of(seq, value_id, file, what)?;
+        self.delete_rows_of(seq, value_id, file, "evicting an entry")?;
         Ok(true)
+    }
+
+    /// The entry `policy` evicts next, none when the counters say the file is empty.
+    /// The hits are written first (once a write): the victim must be chosen with
+    /// every hit in its place.
+    fn next_victim(&mut self, policy: EvictionPolicy) -> Result<Option<RowRef>> {
+        if policy.uses_accesses() {
+            self.write_accesses()?;
+        }
+        if self.count < 1 {
+            return Ok(None);
+        }
+        // One row: no list to collect, as `remove_selected` does.
+        self.conn
+            .prepare_cached(table::victim(policy))
+            .and_then(|mut s| s.query_row([], |r| row_ref(r, 0)).optional())
+            .ctx("evicting an entry")
     }
 
     /// Overwrites the counters (repair).
