@@ -15,8 +15,10 @@
  * does not dominate. The harness prints; it never fails on a timing: pass/FAIL only
  * marks the issue's targets. It exits non-zero only if it cannot set itself up.
  *
- * Usage: bench [--quick] [--large-reads-only] [--only ops|large|scaling|threads] [--dir DIR]
- *              [--rounds N]
+ * Usage: bench [--quick|--smoke] [--large-reads-only] [--only ops|large|scaling|threads]
+ *              [--dir DIR] [--rounds N]
+ * (--smoke: every table on tiny sizes, in seconds, for the test command to see that the
+ * harness runs; its figures mean nothing.)
  * Build and run: bench/run.sh [--quick] (see bench/README.md).
  */
 #define _GNU_SOURCE
@@ -66,15 +68,35 @@ static struct {
     long sustained;     /* single sets of the sustained-write run */
     double conc_secs;   /* seconds per concurrency run */
     long conc_entries;
+    long large_keys;    /* the large working set's keys */
+    long large_gets;    /* and gets per side */
     const char *dir;
 } cfg;
 
-static void configure(bool quick) {
+static void configure(bool quick, bool smoke) {
     cfg.quick = quick;
     cfg.rounds = 5;
     cfg.prefill = 10000;
     cfg.conc_entries = 10000;
-    if (quick) {
+    cfg.large_keys = 100000; /* more distinct keys than BackLite's hit buffer (16,384) holds */
+    cfg.large_gets = 200000;
+    if (smoke) {
+        cfg.rounds = 2;
+        cfg.prefill = 1000;
+        cfg.conc_entries = 1000;
+        cfg.large_keys = 1000;
+        cfg.large_gets = 2000;
+        cfg.ops = 400;
+        cfg.evict_entries = 200;
+        cfg.evict_ops = 400;
+        cfg.batch_calls = 2;
+        cfg.sizes[0] = 100;
+        cfg.sizes[1] = 1000;
+        cfg.nsizes = 2;
+        cfg.scale_ops = 200;
+        cfg.sustained = 2000;
+        cfg.conc_secs = 0.05;
+    } else if (quick) {
         cfg.ops = 20000;
         cfg.evict_entries = 2000;
         cfg.evict_ops = 10000;
@@ -895,9 +917,6 @@ static void bench_operations(void) {
 
 /* ------------------------------------------------------------------ 1b. large working set */
 
-#define LARGE_KEYS 100000 /* more distinct keys than BackLite's hit buffer (16,384) holds */
-#define LARGE_GETS 200000
-
 /* The q-quantile (0..1) of v[0..n). */
 static double quantile_of(const double *v, size_t n, double q) {
     if (n == 0) return 0.0;
@@ -923,13 +942,18 @@ static void bench_large_reads(void) {
     raw_t raw;
     raw_open(&raw, rawp);
     side_t bl = bl_side(s, 'w'), rw = raw_side(&raw, 'w');
-    fill(&bl, LARGE_KEYS);
-    fill(&rw, LARGE_KEYS);
-    pair_t p = pair("get, 100k-key working set", op_get_each, &bl, op_get_each, &rw, LARGE_GETS,
-                    0, "raw SELECT value WHERE key = ?");
+    fill(&bl, (uint64_t)cfg.large_keys);
+    fill(&rw, (uint64_t)cfg.large_keys);
+    char name[64], title[128];
+    snprintf(name, sizeof name, "get, %s-key working set", count_str(cfg.large_keys));
+    pair_t p = pair(name, op_get_each, &bl, op_get_each, &rw, cfg.large_gets, 0,
+                    "raw SELECT value WHERE key = ?");
     run_pairs(&p, 1);
 
-    section("Large working set: 200k random gets over 100k keys, each get timed alone (µs)");
+    snprintf(title, sizeof title,
+             "Large working set: %s random gets over %s keys, each get timed alone (µs)",
+             count_str(cfg.large_gets), count_str(cfg.large_keys));
+    section(title);
     printf("%-10s %10s %10s %10s %10s %10s\n", "side", "p50", "p99", "p99.9", "max", "mean");
     double q[2][5];
     for (int side = 0; side < 2; side++) {
@@ -1351,7 +1375,7 @@ static void bench_concurrency(void) {
     char title[200];
     snprintf(title, sizeof title,
              "Concurrency: throughput in operations per second (%s-entry file; median of %d "
-             "runs of %.1f s, alternating backlite and raw)",
+             "runs of %.2g s, alternating backlite and raw)",
              count_str(cfg.conc_entries), CONC_REPS, cfg.conc_secs);
     section(title);
     printf("%-15s %-22s %14s %10s %14s %10s %8s %8s %-6s\n", "operation", "workers",
@@ -1397,24 +1421,25 @@ static void bench_concurrency(void) {
 /* ------------------------------------------------------------------ main */
 
 static void usage(void) {
-    fprintf(stderr, "usage: bench [--quick] [--large-reads-only] [--only ops|large|scaling|threads] "
+    fprintf(stderr, "usage: bench [--quick|--smoke] [--large-reads-only] [--only ops|large|scaling|threads] "
                     "[--dir DIR] [--rounds N]\n");
     exit(2);
 }
 
 int main(int argc, char **argv) {
-    bool quick = false, large_only = false;
+    bool quick = false, smoke = false, large_only = false;
     const char *dir = ".", *only = NULL;
     int rounds = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = true;
+        else if (!strcmp(argv[i], "--smoke")) smoke = true;
         else if (!strcmp(argv[i], "--large-reads-only")) large_only = true;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
         else if (!strcmp(argv[i], "--dir") && i + 1 < argc) dir = argv[++i];
         else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
         else usage();
     }
-    configure(quick);
+    configure(quick, smoke);
     if (strlen(dir) > PATH_CAP - 64) die("--dir is too long");
     cfg.dir = dir;
     if (rounds > 0) cfg.rounds = rounds < MAX_ROUNDS ? rounds : MAX_ROUNDS;
@@ -1423,7 +1448,7 @@ int main(int argc, char **argv) {
 
     printf("BackLite benchmark (%s run): backlite %s (header %s); SQLite %s (library) / %s "
            "(header), one build for both sides\n",
-           quick ? "quick" : "full", backlite_version(), BACKLITE_VERSION_STRING,
+           smoke ? "smoke" : quick ? "quick" : "full", backlite_version(), BACKLITE_VERSION_STRING,
            sqlite3_libversion(), SQLITE_VERSION);
     printf("keys %d B, values %d B; %d rounds alternating backlite and baseline; medians over "
            "all samples; fast operations timed in groups of %d\n",

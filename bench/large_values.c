@@ -26,9 +26,10 @@
  *
  * It prints and never fails on a timing: pass/FAIL marks the issue's targets.
  *
- * Usage: large_values [--quick] [--dir DIR] [--rounds N] [--threshold BYTES] [--near-threshold]
+ * Usage: large_values [--quick|--smoke] [--dir DIR] [--rounds N] [--threshold BYTES] [--near-threshold]
  *                     [--stream-gib] [--rename-over]
  * (--threshold: once the library has the value-file threshold option, BENCH_THRESHOLD;
+ * --smoke: 64 KiB and 1 MiB only, 2 keys each, for the test command to see that it runs;
  * --near-threshold: 16 to 256 KiB, the sizes the default threshold is chosen among;
  * --stream-gib: also one 1 GiB value, set then read through backlite_storage_get_chunks
  * once, for the issue's target on RSS growth; needs 1 GiB of memory and of disk)
@@ -65,15 +66,20 @@ static const char *NAMES[NSIZES] = {"64 KiB", "256 KiB", "1 MiB", "16 MiB", "256
 /* --near-threshold: the sizes between which the default file threshold is chosen. */
 static const size_t NEAR_SIZES[NSIZES] = {16u << 10, 32u << 10, 64u << 10, 128u << 10, 256u << 10};
 static const char *NEAR_NAMES[NSIZES] = {"16 KiB", "32 KiB", "64 KiB", "128 KiB", "256 KiB"};
+/* --smoke: two sizes, for the test command to see that the program runs. */
+static const size_t SMOKE_SIZES[] = {64u << 10, 1u << 20};
+static const char *SMOKE_NAMES[] = {"64 KiB", "1 MiB"};
 static const size_t *sizes = SIZES;
 static const char **names = NAMES;
+static int nsizes = NSIZES;
 
 static struct {
     int rounds;
     bool quick;
+    bool smoke;
     bool rename_over;
     const char *dir;
-} cfg = {3, false, false, NULL};
+} cfg = {3, false, false, false, NULL};
 
 static long g_errors; /* unexpected results: they make a figure meaningless */
 
@@ -100,6 +106,7 @@ static double cpu_ms(void) {
 
 /* Keys per size: enough samples for a median, bounded by ~1 GiB of data per side. */
 static int keys_for(size_t size) {
+    if (cfg.smoke) return 2;
     if (size <= (1u << 20)) return cfg.quick ? 16 : 40;
     if (size <= (16u << 20)) return cfg.quick ? 3 : 6;
     return cfg.quick ? 1 : 2;
@@ -433,6 +440,7 @@ int main(int argc, char **argv) {
     bool gib = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) cfg.quick = true;
+        else if (!strcmp(argv[i], "--smoke")) cfg.smoke = true;
         else if (!strcmp(argv[i], "--dir") && i + 1 < argc) cfg.dir = argv[++i];
         else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) cfg.rounds = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--threshold") && i + 1 < argc) threshold = atol(argv[++i]);
@@ -440,7 +448,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--stream-gib")) gib = true;
         else if (!strcmp(argv[i], "--rename-over")) cfg.rename_over = true;
         else {
-            fprintf(stderr, "usage: large_values [--quick] [--dir DIR] [--rounds N] "
+            fprintf(stderr, "usage: large_values [--quick|--smoke] [--dir DIR] [--rounds N] "
                             "[--threshold BYTES] [--near-threshold] [--stream-gib] "
                             "[--rename-over]\n");
             return 2;
@@ -451,6 +459,10 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (cfg.quick && cfg.rounds > 2) cfg.rounds = 2;
+    if (cfg.smoke) {
+        sizes = SMOKE_SIZES, names = SMOKE_NAMES, nsizes = 2;
+        cfg.rounds = 2;
+    }
 
     sides_t s;
     char blp[PATH_CAP], rawp[PATH_CAP];
@@ -476,7 +488,8 @@ int main(int argc, char **argv) {
     raw_open(&s.raw, rawp);
 
     printf("large values: SQLite %s (library) / %s (header), %d rounds, %s\n",
-           sqlite3_libversion(), SQLITE_VERSION, cfg.rounds, cfg.quick ? "quick" : "full");
+           sqlite3_libversion(), SQLITE_VERSION, cfg.rounds,
+           cfg.smoke ? "smoke" : cfg.quick ? "quick" : "full");
     printf("ms per operation (median); RSS growth of one get in MiB; file set: %s\n\n",
            cfg.rename_over ? "rename over the key's name (--rename-over)"
                            : "a new name, the replaced file unlinked");
@@ -485,7 +498,7 @@ int main(int argc, char **argv) {
            "rss file", "rss str");
 
     row_t rows[NSIZES];
-    for (int z = 0; z < NSIZES; z++) {
+    for (int z = 0; z < nsizes; z++) {
         fprintf(stderr, "large_values: %s...\n", names[z]);
         run_size(&s, z, &rows[z]);
         row_t *r = &rows[z];
@@ -502,7 +515,7 @@ int main(int argc, char **argv) {
 
     printf("\nratios\n%-8s | %10s %10s %10s %10s %10s\n", "value", "set/raw", "set/file",
            "get/raw", "get/file", "stream/file");
-    for (int z = 0; z < NSIZES; z++) {
+    for (int z = 0; z < nsizes; z++) {
         row_t *r = &rows[z];
         printf("%-8s | %10.2f %10.2f %10.2f %10.2f", names[z], r->set[BL] / r->set[RAW],
                r->set[BL] / r->set[FILES], r->get[BL] / r->get[RAW],
@@ -514,13 +527,13 @@ int main(int argc, char **argv) {
     printf("\nCPU per set: the calling thread's CPU time, ms (median), which a loaded machine "
            "moves less than the clock\n%-8s | %9s %9s %9s | %10s\n", "value", "bl set", "raw set",
            "file set", "set/file");
-    for (int z = 0; z < NSIZES; z++) {
+    for (int z = 0; z < nsizes; z++) {
         row_t *r = &rows[z];
         printf("%-8s | %9.3f %9.3f %9.3f | %10.2f\n", names[z], r->set_cpu[BL], r->set_cpu[RAW],
                r->set_cpu[FILES], r->set_cpu[BL] / r->set_cpu[FILES]);
     }
 
-    if (sizes == NEAR_SIZES) goto done; /* the targets are for the sizes above */
+    if (sizes != SIZES) goto done; /* the targets are for the sizes above */
     printf("\ntargets of issue 16 (item 1 holds for values kept in the database file)\n");
     char what[128];
     for (int z = 2; z <= 3; z++) {
@@ -531,7 +544,7 @@ int main(int argc, char **argv) {
         snprintf(what, sizeof what, "get %s vs file read", names[z]);
         print_target(what, rows[z].get[BL] / rows[z].get[FILES], 1.5);
     }
-    for (int z = 0; z < NSIZES; z++) {
+    for (int z = 0; z < nsizes; z++) {
         snprintf(what, sizeof what, "set %s vs file write + rename", names[z]);
         print_target(what, rows[z].set[BL] / rows[z].set[FILES], 1.5);
     }

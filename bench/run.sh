@@ -28,19 +28,8 @@ cargo build --release --lib >&2
 lib="$target/release/libbacklite.a"
 [ -f "$lib" ] || { echo "run.sh: $lib was not built" >&2; exit 1; }
 
-# The sqlite3.h of the SQLite that libbacklite.a bundles: libsqlite3-sys at the version
-# that Cargo.lock pins.
-sys_version="$(awk '/^name = "libsqlite3-sys"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)"
-[ -n "$sys_version" ] || { echo "run.sh: libsqlite3-sys not found in Cargo.lock" >&2; exit 1; }
-cargo_home="${CARGO_HOME:-$HOME/.cargo}"
-sqlite_h=""
-for h in "$cargo_home"/registry/src/*/"libsqlite3-sys-$sys_version"/sqlite3/sqlite3.h; do
-  [ -f "$h" ] && { sqlite_h="$h"; break; }
-done
-[ -n "$sqlite_h" ] || {
-  echo "run.sh: sqlite3.h of libsqlite3-sys $sys_version not found under $cargo_home/registry/src" >&2
-  exit 1
-}
+# The sqlite3.h of the SQLite that libbacklite.a bundles.
+sqlite_h="$(bash "$root/bench/sqlite_header.sh")"
 
 bin="$target/release/backlite-bench"
 defines=()

@@ -2,7 +2,8 @@
 # Runs every test:
 #   1. the Rust tests (cargo test), cargo fmt and clippy;
 #   2. through CMake and ctest: the C tests (each also under valgrind), the C++
-#      binding's tests, the demo, the examples and the install/consumer test;
+#      binding's tests, the demo, the examples and the install/consumer test; then every
+#      bench program once on tiny sizes (bench/smoke.sh);
 #   3. each other language binding's own suite, against the library CMake built;
 #   4. each binding used from a project of its own outside the tree (tests/consumers/).
 # Usage: bash tests/run_all.sh [build-dir]
@@ -26,6 +27,9 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBACKLITE_VAL
 cmake --build "$build"
 ctest --test-dir "$build" --output-on-failure -j 2 --timeout 600
 lib_dir=$(cd "$build/cargo/release" && pwd)
+
+echo "== Every bench program, once on tiny sizes (each must run and print its table; no timing is checked)"
+BACKLITE_LIB_DIR="$lib_dir" bash bench/smoke.sh
 
 echo "== Go binding (go vet, go test -race)"
 BACKLITE_LIB_DIR="$lib_dir" bash bindings/go/run_tests.sh
