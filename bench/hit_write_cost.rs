@@ -8,6 +8,9 @@
 //! - `in place`: a stable rowid and `seq` in an index of its own, so a hit rewrites
 //!   the row where it is and moves only its small entry in the `seq` index.
 //!
+//! Both files are created by BackLite itself (`Storage::open`), so they have the
+//! current schema; `in place` then rebuilds the entries table with that one change.
+//!
 //! The fill's time per insert (one transaction) shows what the second layout's extra
 //! index costs every set.
 //!
@@ -18,28 +21,62 @@
 //!
 //! cargo run --release --example hit_write_cost -- [entries] [hits per write] [rounds] [order]
 
+use backlite::{Options, Storage};
 use rusqlite::{params, Connection};
+use std::path::Path;
 use std::time::Instant;
 
-const SCHEMAS: [(&str, &str, &str); 2] = [
-    (
-        "move",
-        "CREATE TABLE entries (seq INTEGER PRIMARY KEY, key BLOB NOT NULL UNIQUE,
-            value_id INTEGER, size INTEGER NOT NULL, crc INTEGER NOT NULL,
-            created INTEGER NOT NULL, hits INTEGER NOT NULL, expires_at INTEGER,
-            value BLOB, set_at INTEGER);",
-        "UPDATE entries SET hits = hits + ?1, seq = ?2 WHERE key = ?3 AND created < ?2",
-    ),
-    (
-        "in place",
-        "CREATE TABLE entries (id INTEGER PRIMARY KEY, seq INTEGER NOT NULL,
-            key BLOB NOT NULL UNIQUE, value_id INTEGER, size INTEGER NOT NULL,
-            crc INTEGER NOT NULL, created INTEGER NOT NULL, hits INTEGER NOT NULL,
-            expires_at INTEGER, value BLOB, set_at INTEGER);
-         CREATE UNIQUE INDEX entries_by_seq ON entries(seq);",
-        "UPDATE entries SET hits = hits + ?1, seq = ?2 WHERE key = ?3 AND created < ?2",
-    ),
-];
+/// BackLite's statement that writes a hit (core/src/table.rs, `WRITE_HITS`).
+const WRITE_HITS: &str =
+    "UPDATE entries SET hits = hits + ?1, seq = ?2 WHERE key = ?3 AND created < ?2";
+
+/// A new cache file at `path`, created by BackLite, opened on raw SQLite. With
+/// `in_place`, its (empty) entries table is made again from the core's own definition
+/// with `seq INTEGER PRIMARY KEY` turned into `id INTEGER PRIMARY KEY, ..., seq INTEGER
+/// NOT NULL` and a unique index on `seq`, with the core's other indexes on it.
+fn create(path: &Path, in_place: bool) -> Connection {
+    drop(Storage::open(path, &Options::new()).unwrap());
+    let conn = Connection::open(path).unwrap();
+    if in_place {
+        let table: String = conn
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'entries'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let indexes: Vec<String> = conn
+            .prepare(
+                "SELECT sql FROM sqlite_master \
+                 WHERE type = 'index' AND tbl_name = 'entries' AND sql IS NOT NULL",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let (start, primary) = ("CREATE TABLE entries (", "INTEGER PRIMARY KEY");
+        let at = table.find(primary);
+        assert!(
+            table.starts_with(start)
+                && table.matches(primary).count() == 1
+                && at.is_some_and(|at| table[..at].trim_end().ends_with("seq")),
+            "the entries table no longer starts with `seq INTEGER PRIMARY KEY`: {table}"
+        );
+        let table = table.replacen(primary, "INTEGER NOT NULL", 1).replacen(
+            start,
+            "CREATE TABLE entries (id INTEGER PRIMARY KEY, ",
+            1,
+        );
+        conn.execute_batch(&format!(
+            "BEGIN; DROP TABLE entries; {table}; {}; \
+             CREATE UNIQUE INDEX entries_by_seq ON entries(seq); COMMIT;",
+            indexes.join("; ")
+        ))
+        .unwrap();
+    }
+    conn
+}
 
 fn main() {
     let arg = |i: usize, d: usize| {
@@ -50,29 +87,27 @@ fn main() {
     let (n, batch, rounds) = (arg(1, 100_000), arg(2, 16_384), arg(3, 5));
     let order = std::env::args().nth(4).as_deref() == Some("order");
     println!("{n} entries, {batch} hits per write transaction, {rounds} rounds; per hit:");
-    // (name, schema, update, write in tick order, page cache KiB)
-    let mut cases: Vec<(&str, &str, &str, bool, i64)> = Vec::new();
-    if order {
-        let (_, schema, update) = SCHEMAS[0];
-        cases.push(("key order, 2 MiB", schema, update, false, 2000));
-        cases.push(("key order, 32 MiB", schema, update, false, 32768));
-        cases.push(("tick order, 2 MiB", schema, update, true, 2000));
-        cases.push(("tick order, 32 MiB", schema, update, true, 32768));
+    // (name, write in tick order, page cache KiB)
+    let cases: &[(&str, bool, i64)] = if order {
+        &[
+            ("key order, 2 MiB", false, 2000),
+            ("key order, 32 MiB", false, 32768),
+            ("tick order, 2 MiB", true, 2000),
+            ("tick order, 32 MiB", true, 32768),
+        ]
     } else {
-        cases.extend(SCHEMAS.iter().map(|&(n, s, u)| (n, s, u, false, 2000)));
-    }
+        &[("move", false, 2000), ("in place", false, 2000)]
+    };
     for value_len in [100usize, 3000] {
-        for &(name, schema, update, tick_order, cache) in &cases {
+        for &(name, tick_order, cache) in cases {
             // On disk, not a tmpfs: the page writes are what is measured.
             let dir =
                 tempfile::tempdir_in(std::env::var("BENCH_DIR").unwrap_or_else(|_| ".".into()))
                     .unwrap();
-            let conn = Connection::open(dir.path().join("c.db")).unwrap();
+            let conn = create(&dir.path().join("c.db"), name == "in place");
             conn.execute_batch(&format!(
                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
-                 PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -{cache};
-                 CREATE TABLE blobs (id INTEGER PRIMARY KEY, value BLOB NOT NULL, file TEXT);
-                 {schema}"
+                 PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -{cache};"
             ))
             .unwrap();
             let page: i64 = conn
@@ -154,7 +189,7 @@ fn main() {
                 let start = Instant::now();
                 let tx = conn.unchecked_transaction().unwrap();
                 {
-                    let mut stmt = tx.prepare_cached(update).unwrap();
+                    let mut stmt = tx.prepare_cached(WRITE_HITS).unwrap();
                     for (tick, k) in &ticks {
                         stmt.execute(params![1i64, tick, k]).unwrap();
                     }

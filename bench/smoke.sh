@@ -6,8 +6,8 @@
 #   BACKLITE_LIB_DIR=<folder with libbacklite.a> bash bench/smoke.sh
 #
 # Environment: BACKLITE_LIB_DIR (default: $CARGO_TARGET_DIR/release, or target/release),
-# CC (default gcc), CARGO_TARGET_DIR (the remote bench, bench/remote_bench.rs, is a cargo
-# example built in its debug profile; it starts its own redis-server).
+# CC (default gcc), CARGO_TARGET_DIR (bench/remote_bench.rs and bench/hit_write_cost.rs
+# are cargo examples, built in its debug profile; the first starts its own redis-server).
 # Everything goes to a temporary folder, removed at the end.
 set -euo pipefail
 
@@ -78,12 +78,15 @@ done
 run "set_loop new, 64 KiB values" "" "$work/set_loop" . 100 50 new 65536
 run "slow_gets (fill, then gets)" "CPU ms: reader" \
   sh -c "'$work/slow_gets' . 1000 1 1000 fill >/dev/null && '$work/slow_gets' . 1000 2000 1000"
-# With the workspace's features, as cargo test --workspace built it: nothing to rebuild
-# after the test command's cargo test. Its temporary folder (tempfile) goes under $work.
-cargo build --quiet --workspace --example remote_bench
+# The cargo examples, with the workspace's features, as cargo test --workspace built
+# them: nothing to rebuild after the test command's cargo test. remote_bench's temporary
+# folder (tempfile) goes under $work; hit_write_cost's under its run folder.
+cargo build --quiet --workspace --example remote_bench --example hit_write_cost
 target="${CARGO_TARGET_DIR:-target}"
 case "$target" in /*) ;; *) target="$root/$target" ;; esac
 run "remote_bench (own redis-server)" "set READ_WRITE vs local set + SET" \
   env TMPDIR="$work" "$target/debug/examples/remote_bench" 50 2
+run "hit_write_cost" "in place" "$target/debug/examples/hit_write_cost" 2000 500 2
+run "hit_write_cost order" "tick order, 32 MiB" "$target/debug/examples/hit_write_cost" 2000 500 2 order
 
 exit "$failed"
