@@ -652,7 +652,8 @@ backlite_result backlite_options_set_eviction_policy_name(struct backlite_option
 backlite_result backlite_options_set_default_expiration_ms(struct backlite_options *o, int64_t ms);
 
 /**
- * How long to wait for a lock held by another connection or process.
+ * How long to wait for a lock held by another connection or process. Every value is
+ * accepted; SQLite waits at most 2,147,483,647 ms (24.8 days), so longer ones wait that.
  */
 backlite_result backlite_options_set_busy_timeout_ms(struct backlite_options *o, uint32_t ms);
 

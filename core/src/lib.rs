@@ -111,7 +111,7 @@ pub use lifetime::LifetimeStats;
 pub use memo::Barrier;
 pub use options::{
     Clock, Options, DEFAULT_BUSY_TIMEOUT, DEFAULT_FILE_THRESHOLD, DEFAULT_LEASE, DEFAULT_MAX_SIZE,
-    MAX_KEY_SIZE, MAX_VALUE_SIZE,
+    MAX_BUSY_TIMEOUT, MAX_KEY_SIZE, MAX_VALUE_SIZE,
 };
 pub use remote::{
     redact, RemoteMode, RemoteOptions, RemoteStats, RemoteUrl, DEFAULT_REMOTE_NAMESPACE,

@@ -25,6 +25,8 @@ pub const MAX_VALUE_SIZE: u64 = 999_999_000;
 pub const MAX_KEY_SIZE: u64 = MAX_VALUE_SIZE;
 /// The default busy timeout.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
+/// The longest busy timeout SQLite takes (`i32::MAX` ms); longer ones are cut to it.
+pub const MAX_BUSY_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
 /// The default lease length of [`crate::Storage::cached_call_exclusive`] and
 /// [`crate::Storage::lease_step`] ([`Options::set_lease_duration`]): how long a holder
 /// that stops renewing (a stopped process, one on another host or in another PID
@@ -127,9 +129,11 @@ impl Options {
         Ok(self)
     }
 
-    /// How long to wait for a lock held by another connection before giving up.
+    /// How long to wait for a lock held by another connection before giving up. SQLite
+    /// counts it in an `int` of milliseconds, so a longer timeout waits
+    /// [`MAX_BUSY_TIMEOUT`] (24.8 days): in effect, for as long as it takes.
     pub fn set_busy_timeout(&mut self, timeout: Duration) -> &mut Self {
-        self.busy_timeout = timeout;
+        self.busy_timeout = timeout.min(MAX_BUSY_TIMEOUT);
         self
     }
 

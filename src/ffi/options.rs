@@ -151,7 +151,8 @@ pub unsafe extern "C" fn backlite_options_set_default_expiration_ms(
     })
 }
 
-/// How long to wait for a lock held by another connection or process.
+/// How long to wait for a lock held by another connection or process. Every value is
+/// accepted; SQLite waits at most 2,147,483,647 ms (24.8 days), so longer ones wait that.
 #[no_mangle]
 pub unsafe extern "C" fn backlite_options_set_busy_timeout_ms(
     o: *mut backlite_options,
