@@ -9,7 +9,7 @@
 use crate::counters::Known;
 use crate::error::{Error, ErrorKind, Result};
 use crate::fork::{self, OpenedBy};
-use crate::schema;
+use crate::schema::{self, FileId};
 use crate::sync::{lock, thread_index, try_lock, Padded};
 use rusqlite::{Connection, OpenFlags};
 use std::cell::Cell;
@@ -59,9 +59,9 @@ impl std::ops::DerefMut for Writer {
 type Slot = Padded<Mutex<Option<Connection>>>;
 
 pub(crate) struct Pool {
-    /// The name connections open the file by (see [`schema::sqlite_name`]); `None` for
-    /// an in-memory cache.
-    name: Option<PathBuf>,
+    /// The name connections open the file by (see [`schema::sqlite_name`]) and the
+    /// file's identity; `None` for an in-memory cache.
+    file: Option<(PathBuf, FileId)>,
     busy_timeout: Duration,
     writer: Mutex<Writer>,
     /// `None` for an in-memory cache, whose only connection is the writer.
@@ -71,16 +71,20 @@ pub(crate) struct Pool {
 }
 
 impl Pool {
-    /// The pool of a file opened by `name`, whose writer is `writer` (configured);
-    /// `name` `None`: an in-memory cache whose only connection is `writer`.
-    pub fn new(writer: Connection, name: Option<PathBuf>, busy_timeout: Duration) -> Pool {
+    /// The pool of file `id` opened by `name`, whose writer is `writer` (configured);
+    /// `file` `None`: an in-memory cache whose only connection is `writer`.
+    pub fn new(
+        writer: Connection,
+        file: Option<(PathBuf, FileId)>,
+        busy_timeout: Duration,
+    ) -> Pool {
         Pool {
-            readers: name.as_ref().map(|_| {
+            readers: file.as_ref().map(|_| {
                 (0..READER_SLOTS)
                     .map(|_| Padded(Mutex::new(None)))
                     .collect()
             }),
-            name,
+            file,
             busy_timeout,
             writer: Mutex::new(Writer::new(writer)),
             opened_by: OpenedBy::here(),
@@ -108,7 +112,7 @@ impl Pool {
         if self.opened_by.is(pid) {
             return Ok(());
         }
-        let Some(name) = &self.name else {
+        let Some((name, id)) = &self.file else {
             // An in-memory cache was copied whole into the child: it is the child's own.
             self.opened_by.adopt();
             return Ok(());
@@ -117,7 +121,7 @@ impl Pool {
         if self.opened_by.is_this_process() {
             return Ok(()); // another thread of the child got here first
         }
-        let fresh = Writer::new(open(name, self.busy_timeout)?);
+        let fresh = Writer::new(reopen(name, *id, self.busy_timeout)?);
         let inherited = std::mem::replace(&mut *writer, fresh).conn;
         // A slot held by a thread of the parent (which does not exist here) stays
         // locked for good, with its connection: readers pass it by.
@@ -135,7 +139,7 @@ impl Pool {
     /// Runs `f` on a read connection, in process `pid` (this one).
     pub fn read<R>(&self, pid: u32, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
         self.after_fork_in(pid)?;
-        let (Some(slots), Some(name)) = (&self.readers, &self.name) else {
+        let (Some(slots), Some((name, id))) = (&self.readers, &self.file) else {
             return f(&lock(&self.writer));
         };
         let first = thread_index();
@@ -147,14 +151,14 @@ impl Pool {
             };
             let conn = match slot.take() {
                 Some(conn) => conn,
-                None => open(name, self.busy_timeout)?,
+                None => reopen(name, *id, self.busy_timeout)?,
             };
             let out = f(&conn);
             *slot = Some(conn);
             return out;
         }
         // More readers than slots: this one gets a connection for its read alone.
-        f(&open(name, self.busy_timeout)?)
+        f(&reopen(name, *id, self.busy_timeout)?)
     }
 
     /// The writer connection, locked (the caller has called `after_fork`).
@@ -186,16 +190,41 @@ impl Pool {
 /// A new connection to the file `name` (which went through [`schema::sqlite_name`]),
 /// with the pragmas every connection of ours needs.
 pub(crate) fn open(name: &Path, busy_timeout: Duration) -> Result<Connection> {
-    let conn = open_file(name)?;
+    let conn = open_file(name, OpenFlags::SQLITE_OPEN_CREATE)?;
     schema::configure(&conn, busy_timeout)?;
     Ok(conn)
 }
 
-/// `path` must have gone through [`schema::sqlite_name`].
-fn open_file(path: &Path) -> Result<Connection> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_CREATE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+/// Another connection to the open file `id`, by its `name`. If the name no longer leads
+/// to that file (it was deleted, or replaced by another cache, while open), an error:
+/// such a connection would read another file than the handle writes, and write this
+/// process's hits onto another file's rows. Nothing is created at `name`.
+pub(crate) fn reopen(name: &Path, id: FileId, busy_timeout: Duration) -> Result<Connection> {
+    let gone = || {
+        Error::new(
+            ErrorKind::Io,
+            format!(
+                "{} was deleted or replaced while open: open it again",
+                name.display()
+            ),
+        )
+    };
+    if schema::identify(name)? != Some(id) {
+        return Err(gone());
+    }
+    let conn = open_file(name, OpenFlags::empty())?;
+    schema::configure(&conn, busy_timeout)?;
+    // The name may have changed files between the look and the open.
+    if schema::identify(name)? != Some(id) {
+        return Err(gone());
+    }
+    Ok(conn)
+}
+
+/// `path` must have gone through [`schema::sqlite_name`]; `create`: `SQLITE_OPEN_CREATE`
+/// or nothing.
+fn open_file(path: &Path, create: OpenFlags) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | create | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     Connection::open_with_flags(path, flags).map_err(|e| {
         Error::new(
             ErrorKind::Io,

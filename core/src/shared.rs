@@ -17,6 +17,8 @@ pub(crate) struct FileShared {
     /// The name every connection of this process opens the file by: SQLite names the
     /// `-wal` and `-shm` files after it, so a second name (a hard link) must not be used.
     pub name: PathBuf,
+    /// The file's device and inode: a connection opened later by `name` must reach it.
+    pub id: FileId,
     /// Read through `accesses()`, which drops what a forked child inherited.
     accesses: AccessLog,
     /// Held through each write transaction of any handle of this process on the file,
@@ -195,6 +197,7 @@ pub(crate) fn register(id: FileId, name: PathBuf) -> Arc<FileShared> {
     files.retain(|(_, f)| f.strong_count() > 0);
     let shared = Arc::new(FileShared {
         name,
+        id,
         ..FileShared::default()
     });
     files.push((id, Arc::downgrade(&shared)));

@@ -137,7 +137,7 @@ impl Storage {
         if file.is_some() {
             schema::enable_wal(&conn, options.busy_timeout)?;
         }
-        let name = file.as_ref().map(|_| shared.name.clone());
+        let name = file.as_ref().map(|_| (shared.name.clone(), shared.id));
         let file_threshold = options.file_threshold.filter(|_| file.is_some());
         let storage = Storage {
             pool: Pool::new(conn, name, options.busy_timeout),

@@ -198,7 +198,7 @@ pub(crate) fn start_fill_writer(
 ) {
     let for_writer = shared.clone();
     let write = move || loop {
-        let wrote = pool::open(&for_writer.name, busy_timeout).and_then(|conn| {
+        let wrote = pool::reopen(&for_writer.name, for_writer.id, busy_timeout).and_then(|conn| {
             let pid = std::process::id();
             let known = Cell::new(None);
             write_in_turn(
@@ -253,7 +253,7 @@ fn write_hits_in_background(shared: &FileShared, busy_timeout: Duration) {
     let mut conn = None;
     let known = Cell::new(None);
     loop {
-        let wrote = hit_writer_connection(&mut conn, &shared.name, busy_timeout).and_then(|conn| {
+        let wrote = hit_writer_connection(&mut conn, shared, busy_timeout).and_then(|conn| {
             let pid = std::process::id();
             let _turn = shared.writing_in(pid);
             transact(shared, conn, &known, pid, None, true, None, |_| Ok(()))
@@ -301,11 +301,11 @@ const HIT_WRITER_CACHE_KIB: usize = 2 * FLUSH_THRESHOLD;
 /// (with its warm page cache and prepared statements).
 fn hit_writer_connection<'c>(
     conn: &'c mut Option<Connection>,
-    name: &std::path::Path,
+    shared: &FileShared,
     busy_timeout: Duration,
 ) -> Result<&'c Connection> {
     if conn.is_none() {
-        let opened = pool::open(name, busy_timeout)?;
+        let opened = pool::reopen(&shared.name, shared.id, busy_timeout)?;
         opened
             .pragma_update(None, "cache_size", -(HIT_WRITER_CACHE_KIB as i64))
             .ctx("sizing the hit writer's page cache")?;

@@ -1268,6 +1268,211 @@ static void an_exclusive_call_may_wait_without_a_bound(void) {
     backlite_storage_free(s);
 }
 
+/* ------------------------------------------------ NULL where the others do not */
+
+static void the_later_functions_reject_every_null_too(void) {
+    backlite_storage *s = OPEN(tmp_path("nulls.db"), NULL);
+    REQUIRE(s != NULL);
+    SET(s, "k", "v");
+    backlite_check_report rep;
+    memset(&rep, 0xAB, sizeof rep);
+    backlite_check_report rep0 = rep;
+    CHECK_RC(backlite_storage_check(NULL, 0, &rep, &err), BACKLITE_RESULT_NULL_PARAMETER);
+    CHECK_RC(backlite_storage_check(s, 0, NULL, &err), BACKLITE_RESULT_NULL_PARAMETER);
+    CHECK_RC(backlite_storage_check(s, 1, NULL, &err), BACKLITE_RESULT_NULL_PARAMETER);
+    CHECK(memcmp(&rep, &rep0, sizeof rep) == 0);
+    CHECK_RC(backlite_storage_vacuum(NULL, &err), BACKLITE_RESULT_NULL_PARAMETER);
+    backlite_lifetime_stats ls;
+    CHECK_RC(backlite_storage_lifetime_stats(s, NULL, &err), BACKLITE_RESULT_NULL_PARAMETER);
+    CHECK_RC(backlite_storage_lifetime_stats(NULL, &ls, &err), BACKLITE_RESULT_NULL_PARAMETER);
+    CHECK_RC(backlite_storage_zero_stats(NULL, &err), BACKLITE_RESULT_NULL_PARAMETER);
+    CHECK_RC(backlite_storage_get_chunks(s, K("k"), NULL, NULL, NULL, &err), BACKLITE_RESULT_NULL_PARAMETER);
+    CHECK_RC(backlite_storage_get_chunks(s, NULL, 1, chunk_nothing, NULL, NULL, &err),
+             BACKLITE_RESULT_NULL_PARAMETER);
+
+    uint8_t sb = 0;
+    backlite_buf b = {&sb, 3};
+    backlite_lease *sentinel = (backlite_lease *)(uintptr_t)0x99, *l = sentinel;
+    CHECK_RC(backlite_lease_try_acquire(s, K("new"), 1000, NULL, &l, &err), BACKLITE_RESULT_NULL_PARAMETER);
+    CHECK_RC(backlite_lease_try_acquire(s, K("new"), 1000, &b, NULL, &err), BACKLITE_RESULT_NULL_PARAMETER);
+    CHECK_RC(backlite_lease_try_acquire(s, NULL, 2, 1000, &b, &l, &err), BACKLITE_RESULT_NULL_PARAMETER);
+    CHECK_RC(backlite_lease_try_acquire(s, K("k"), 1000, NULL, &l, &err), BACKLITE_RESULT_NULL_PARAMETER);
+    CHECK_RC(backlite_lease_step(NULL, K("new"), 0, &b, &l, &err), BACKLITE_RESULT_NULL_PARAMETER);
+    CHECK_RC(backlite_lease_step(s, K("new"), 0, NULL, &l, &err), BACKLITE_RESULT_NULL_PARAMETER);
+    CHECK_RC(backlite_lease_step(s, K("new"), 0, &b, NULL, &err), BACKLITE_RESULT_NULL_PARAMETER);
+    CHECK_RC(backlite_lease_step(s, NULL, 2, 0, &b, &l, &err), BACKLITE_RESULT_NULL_PARAMETER);
+    CHECK(l == sentinel);
+    CHECK(b.data == &sb && b.len == 3);
+    /* none of those took the key: it is free */
+    l = NULL;
+    CHECK_RC(backlite_lease_try_acquire(s, K("new"), 1000, &b, &l, &err), BACKLITE_RESULT_NOT_FOUND);
+    REQUIRE(l != NULL);
+    CHECK_RC(backlite_lease_extend(l, 0, &err), BACKLITE_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(backlite_lease_extend(l, -5, &err), BACKLITE_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(backlite_lease_fulfill(l, NULL, 1, NEVER, &err), BACKLITE_RESULT_NULL_PARAMETER);
+    /* fulfil frees the lease whatever the result, so it is not used again: the key is
+       free afterwards */
+    l = NULL;
+    CHECK_RC(backlite_lease_try_acquire(s, K("new"), 1000, &b, &l, &err), BACKLITE_RESULT_NOT_FOUND);
+    REQUIRE(l != NULL);
+    CHECK_RC(backlite_lease_fulfill(l, K("v"), -9, &err), BACKLITE_RESULT_INVALID_ARGUMENT);
+    l = NULL;
+    CHECK_RC(backlite_lease_try_acquire(s, K("new"), 1000, &b, &l, &err), BACKLITE_RESULT_NOT_FOUND);
+    REQUIRE(l != NULL);
+    CHECK_OK(backlite_lease_fulfill(l, NULL, 0, NEVER, &err)); /* empty value, NULL pointer */
+    backlite_buf e = {NULL, 0};
+    CHECK_OK(backlite_storage_get(s, K("new"), &e, NULL, &err));
+    CHECK_EQ(e.len, 0);
+    backlite_buf_free(&e);
+    backlite_storage_free(s);
+}
+
+/* ------------------------------------------------ policy changes and names */
+
+/* The order each policy needs is kept whatever policy the file was used with: a file
+   filled and read under LRU is evicted exactly by FIFO, LIFO, LFU and MRU after. */
+static void a_file_used_under_one_policy_is_evicted_exactly_by_another(void) {
+    const backlite_eviction_policy policies[5] = {LRU, LFU, MRU, FIFO, LIFO};
+    const char *victims[5] = {"b", "a", "c", "a", "c"};
+    for (int p = 0; p < 5; p++) {
+        char name[32];
+        snprintf(name, sizeof name, "switch-%d.db", p);
+        const char *path = tmp_path(name);
+        backlite_storage *s = OPEN_WITH(path, 30, policies[(p + 1) % 5]);
+        REQUIRE(s != NULL);
+        SET_N(s, "a", 10);
+        SET_N(s, "b", 10);
+        SET_N(s, "c", 10);
+        const char *gets[] = {"b", "b", "a", "c"};
+        for (int i = 0; i < 4; i++) {
+            backlite_buf b = {NULL, 0};
+            CHECK_OK(backlite_storage_get(s, K(gets[i]), &b, NULL, &err));
+            backlite_buf_free(&b);
+        }
+        backlite_storage_free(s);
+        s = OPEN_WITH(path, 30, policies[p]);
+        REQUIRE(s != NULL);
+        SET_N(s, "d", 10);
+        const char *all[] = {"a", "b", "c", "d"};
+        for (int i = 0; i < 4; i++) {
+            bool want = strcmp(all[i], victims[p]) != 0;
+            if (HAS(s, all[i]) != want)
+                h_fail_(__FILE__, __LINE__, "policy %d after %d: %s is %s", p, (p + 1) % 5, all[i],
+                        want ? "gone" : "still there");
+        }
+        backlite_storage_free(s);
+    }
+}
+
+/* a symlink to a cache is the cache: one order, one size */
+static void a_symlink_and_its_target_are_one_cache(void) {
+    const char *path = tmp_path("target.db");
+    const char *link = tmp_path("link.db");
+    backlite_storage *s = OPEN_WITH(path, 30, LRU);
+    REQUIRE(s != NULL);
+    REQUIRE(symlink(path, link) == 0);
+    backlite_storage *t = OPEN_WITH(link, 30, LRU);
+    REQUIRE(t != NULL);
+    SET_N(s, "a", 10);
+    SET_N(t, "b", 10);
+    SET_N(s, "c", 10);
+    backlite_buf b = {NULL, 0};
+    CHECK_OK(backlite_storage_get(t, K("a"), &b, NULL, &err));
+    backlite_buf_free(&b);
+    SET_N(s, "d", 10); /* b is the least recently used */
+    CHECK(!HAS(s, "b"));
+    CHECK(HAS(t, "a"));
+    CHECK_EQ(STATS(t).total_size, 30);
+    backlite_storage_free(t);
+    backlite_storage_free(s);
+    CHECK(h_exists(path));
+}
+
+static void a_barrier_without_unlock_is_refused(void) {
+    backlite_storage *s = OPEN(":memory:", NULL);
+    REQUIRE(s != NULL);
+    lock_calls = 0;
+    backlite_barrier half = {NULL, count_lock, NULL};
+    backlite_buf b = {NULL, 0};
+    int n = 0;
+    CHECK_RC(backlite_cached_call(s, K("k"), compute_v, &n, &half, NEVER, &b, &err), BACKLITE_RESULT_NULL_PARAMETER);
+    CHECK_EQ(lock_calls, 0);
+    CHECK_EQ(n, 0);
+    backlite_storage_free(s);
+}
+
+/* --------------------------------------------- a file deleted while open */
+
+static void remove_cache_files(const char *path) {
+    char side[PATH_MAX + 8];
+    CHECK(unlink(path) == 0);
+    snprintf(side, sizeof side, "%s-wal", path);
+    unlink(side);
+    snprintf(side, sizeof side, "%s-shm", path);
+    unlink(side);
+}
+
+/* A handle whose file is deleted (rm of the cache folder while the program runs) and
+   replaced by a new cache at the same path never mixes the two: its reads never go
+   to the new file (a miss of its own write), and nothing of it lands in the new one.
+   The handle may fail with IO; it must not answer from the wrong file. No read has
+   been made on `s` before, so every read below needs a new connection. */
+static void a_handle_never_reads_the_file_that_replaced_its_own(void) {
+    const char *path = tmp_path("replaced.db");
+    backlite_storage *s = OPEN(path, NULL);
+    REQUIRE(s != NULL);
+    SET(s, "old", "1");
+    remove_cache_files(path);
+    backlite_storage *t = OPEN(path, NULL);
+    REQUIRE(t != NULL);
+    SET(t, "new", "2");
+    backlite_error *e = NULL;
+    backlite_result rc = backlite_storage_set(s, K("mine"), K("3"), NEVER, &e);
+    CHECK(rc == BACKLITE_RESULT_OK || rc == BACKLITE_RESULT_IO);
+    backlite_error_free(e);
+    const char *keys[] = {"mine", "old", "new"};
+    for (int i = 0; i < 3; i++) {
+        backlite_buf b = {NULL, 0};
+        e = NULL;
+        backlite_result g = backlite_storage_get(s, K(keys[i]), &b, NULL, &e);
+        if (i == 2) {
+            if (g != BACKLITE_RESULT_NOT_FOUND && g != BACKLITE_RESULT_IO)
+                h_fail_(__FILE__, __LINE__, "the old handle read the new file's \"new\": %s", h_rc_name(g));
+        } else if (rc == BACKLITE_RESULT_OK && g != BACKLITE_RESULT_OK && g != BACKLITE_RESULT_IO) {
+            h_fail_(__FILE__, __LINE__, "the old handle lost its own \"%s\": %s", keys[i], h_rc_name(g));
+        }
+        if (g == BACKLITE_RESULT_IO) CHECK(e != NULL && strstr(backlite_error_message(e), "replaced.db") != NULL);
+        if (g == BACKLITE_RESULT_OK) backlite_buf_free(&b);
+        backlite_error_free(e);
+    }
+    /* the new cache holds only its own entry */
+    CHECK(!HAS(t, "mine"));
+    CHECK(!HAS(t, "old"));
+    backlite_stats st = STATS(t);
+    CHECK_EQ(st.count, 1);
+    CHECK_EQ(st.total_size, 1);
+    backlite_storage_free(s);
+    backlite_storage_free(t);
+}
+
+/* deleted and not replaced: no new file appears at the path behind the user's back */
+static void a_handle_whose_file_was_deleted_makes_no_new_one(void) {
+    const char *path = tmp_path("deleted.db");
+    backlite_storage *s = OPEN(path, NULL);
+    REQUIRE(s != NULL);
+    SET(s, "old", "1");
+    remove_cache_files(path);
+    backlite_buf b = {NULL, 0};
+    backlite_error *e = NULL;
+    backlite_result g = backlite_storage_get(s, K("old"), &b, NULL, &e);
+    CHECK(g == BACKLITE_RESULT_OK || g == BACKLITE_RESULT_IO);
+    if (g == BACKLITE_RESULT_OK) backlite_buf_free(&b);
+    backlite_error_free(e);
+    CHECK(!h_exists(path));
+    backlite_storage_free(s);
+    CHECK(!h_exists(path));
+}
+
 int main(void) {
     h_begin();
     RUN(a_keys_visitor_may_write_to_the_same_storage);
@@ -1303,5 +1508,11 @@ int main(void) {
     RUN(version_tags_compare_exactly);
     RUN(the_largest_durations_are_accepted_everywhere);
     RUN(an_exclusive_call_may_wait_without_a_bound);
+    RUN(the_later_functions_reject_every_null_too);
+    RUN(a_file_used_under_one_policy_is_evicted_exactly_by_another);
+    RUN(a_symlink_and_its_target_are_one_cache);
+    RUN(a_barrier_without_unlock_is_refused);
+    RUN(a_handle_never_reads_the_file_that_replaced_its_own);
+    RUN(a_handle_whose_file_was_deleted_makes_no_new_one);
     return h_end();
 }
