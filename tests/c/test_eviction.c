@@ -442,15 +442,33 @@ static void fill_value(uint8_t *v, int k, size_t size) {
     for (size_t i = 0; i < size; i++) v[i] = (uint8_t)(k * 37 + size * 11 + i);
 }
 
-static void random_operations_follow_the_model(backlite_eviction_policy policy, uint64_t seed) {
+/* `path` NULL: one in-memory handle. Else two handles on the file at `path`, each
+   operation through either, one of them closed and opened again every 50 steps: the
+   order is the file's, whichever handle made each access and whenever it was written. */
+static void random_operations_follow_the_model_at(backlite_eviction_policy policy, uint64_t seed,
+                                                  const char *path) {
     model m;
     memset(&m, 0, sizeof m);
     m.policy = policy;
-    backlite_storage *s = OPEN_WITH(":memory:", MMAX, policy);
-    REQUIRE(s != NULL);
+    backlite_storage *handles[2] = {OPEN_WITH(path ? path : ":memory:", MMAX, policy), NULL};
+    REQUIRE(handles[0] != NULL);
+    if (path) {
+        handles[1] = OPEN_WITH(path, MMAX, policy);
+        REQUIRE(handles[1] != NULL);
+    }
+    uint64_t evicted_before = 0; /* evictions of handles closed since */
     uint64_t rng = seed;
     uint8_t value[MMAX + 16], want[MMAX + 16];
     for (int step = 0; step < 600; step++) {
+        backlite_storage *s = handles[path ? h_rand_below(&rng, 2) : 0];
+        if (path && step % 50 == 49) {
+            int r = (int)h_rand_below(&rng, 2);
+            evicted_before += STATS(handles[r]).evictions;
+            backlite_storage_free(handles[r]);
+            handles[r] = OPEN_WITH(path, MMAX, policy);
+            REQUIRE(handles[r] != NULL);
+            s = handles[r];
+        }
         int k = (int)h_rand_below(&rng, MK);
         char key[32];
         snprintf(key, sizeof key, "k%d", k);
@@ -499,6 +517,7 @@ static void random_operations_follow_the_model(backlite_eviction_policy policy, 
         /* hits and misses are left to test_storage.c: whether contains counts there is
            not part of the contract */
         backlite_stats st = STATS(s);
+        if (path) st.evictions = evicted_before + STATS(handles[0]).evictions + STATS(handles[1]).evictions;
         uint64_t live = 0;
         for (int j = 0; j < MK; j++) live += m.e[j].live;
         if (st.count != live || st.total_size != m.total || st.evictions != m.evictions) {
@@ -523,7 +542,21 @@ static void random_operations_follow_the_model(backlite_eviction_policy policy, 
         }
     }
     CHECK(m.evictions > 20); /* the run did exercise eviction */
-    backlite_storage_free(s);
+    backlite_storage_free(handles[0]);
+    backlite_storage_free(handles[1]);
+}
+
+static void random_operations_follow_the_model(backlite_eviction_policy policy, uint64_t seed) {
+    random_operations_follow_the_model_at(policy, seed, NULL);
+}
+
+static void random_operations_on_a_file_through_two_handles_follow_every_model(void) {
+    const backlite_eviction_policy policies[5] = {LRU, LFU, MRU, FIFO, LIFO};
+    for (int p = 0; p < 5; p++) {
+        char name[32];
+        snprintf(name, sizeof name, "model-%d.db", p);
+        random_operations_follow_the_model_at(policies[p], 11 + (uint64_t)p, tmp_path(name));
+    }
 }
 
 static void random_operations_follow_the_lru_model(void) { random_operations_follow_the_model(LRU, 1); }
@@ -561,5 +594,6 @@ int main(void) {
     RUN(random_operations_follow_the_mru_model);
     RUN(random_operations_follow_the_fifo_model);
     RUN(random_operations_follow_the_lifo_model);
+    RUN(random_operations_on_a_file_through_two_handles_follow_every_model);
     return h_end();
 }

@@ -1487,6 +1487,125 @@ static void a_handle_whose_file_was_deleted_makes_no_new_one(void) {
     CHECK(!h_exists(path));
 }
 
+/* ------------------------------------------------------ leases past their time */
+
+/* A lease whose time ran out but that nobody took over is still its holder's: extend
+   and fulfil succeed and store (LEASE_LOST means another owner took it). */
+static void a_lapsed_lease_nobody_took_is_still_fulfilled(void) {
+    backlite_storage *s = OPEN(tmp_path("lapsed.db"), NULL);
+    REQUIRE(s != NULL);
+    backlite_lease *lease = NULL;
+    backlite_buf b = {NULL, 0};
+    CHECK_RC(backlite_lease_try_acquire(s, K("k"), 1, &b, &lease, &err), BACKLITE_RESULT_NOT_FOUND);
+    REQUIRE(lease != NULL);
+    int64_t start = h_now_ms();
+    while (h_now_ms() < start + 5) h_sleep_ms(1); /* the lease's 1 ms runs out */
+    CHECK_OK(backlite_lease_extend(lease, 1, &err));
+    start = h_now_ms();
+    while (h_now_ms() < start + 5) h_sleep_ms(1);
+    CHECK_OK(backlite_lease_fulfill(lease, K("mine"), NEVER, &err));
+    GET_EQ(s, "k", "mine");
+    /* taken over once lapsed: the first holder has lost it */
+    lease = NULL;
+    CHECK_RC(backlite_lease_try_acquire(s, K("j"), 1, &b, &lease, &err), BACKLITE_RESULT_NOT_FOUND);
+    REQUIRE(lease != NULL);
+    start = h_now_ms();
+    while (h_now_ms() < start + 5) h_sleep_ms(1);
+    backlite_lease *second = NULL;
+    CHECK_RC(backlite_lease_try_acquire(s, K("j"), 60000, &b, &second, &err), BACKLITE_RESULT_NOT_FOUND);
+    REQUIRE(second != NULL);
+    CHECK_RC(backlite_lease_extend(lease, 1000, &err), BACKLITE_RESULT_LEASE_LOST);
+    CHECK_RC(backlite_lease_fulfill(lease, K("first"), NEVER, &err), BACKLITE_RESULT_LEASE_LOST);
+    CHECK(!HAS(s, "j"));
+    CHECK_OK(backlite_lease_fulfill(second, K("second"), NEVER, &err));
+    GET_EQ(s, "j", "second");
+    backlite_storage_free(s);
+}
+
+/* a barrier's lock may use the storage it guards */
+typedef struct {
+    backlite_storage *s;
+    int locks, unlocks;
+} using_barrier;
+
+static int32_t lock_and_read(void *ud) {
+    using_barrier *u = ud;
+    u->locks++;
+    backlite_buf b = {NULL, 0};
+    backlite_result rc = backlite_storage_get(u->s, K("other"), &b, NULL, NULL);
+    if (rc == BACKLITE_RESULT_OK) backlite_buf_free(&b);
+    return rc == BACKLITE_RESULT_OK ? 0 : 1;
+}
+
+static void unlock_and_write(void *ud) {
+    using_barrier *u = ud;
+    u->unlocks++;
+    backlite_storage_set(u->s, K("unlocked"), K("yes"), NEVER, NULL);
+}
+
+static void a_barrier_may_use_the_storage_it_guards(void) {
+    const char *paths[] = {tmp_path("barrier-uses.db"), ":memory:"};
+    for (int p = 0; p < 2; p++) {
+        backlite_storage *s = OPEN(paths[p], NULL);
+        REQUIRE(s != NULL);
+        SET(s, "other", "o");
+        using_barrier u = {s, 0, 0};
+        backlite_barrier barrier = {&u, lock_and_read, unlock_and_write};
+        int n = 0;
+        backlite_buf b = {NULL, 0};
+        CHECK_OK(backlite_cached_call(s, K("k"), compute_v, &n, &barrier, NEVER, &b, &err));
+        CHECK_BUF_STR(b, "v");
+        backlite_buf_free(&b);
+        CHECK_EQ(u.locks, 1);
+        CHECK_EQ(u.unlocks, 1);
+        CHECK_EQ(n, 1);
+        GET_EQ(s, "k", "v");
+        GET_EQ(s, "unlocked", "yes");
+        backlite_storage_free(s);
+    }
+}
+
+/* lease_step: a miss (the lease is the caller's) leaves *err untouched; a held key
+   fills it with both numbers */
+static void lease_step_answers_like_try_acquire(void) {
+    backlite_storage *s = OPEN(tmp_path("step.db"), NULL);
+    REQUIRE(s != NULL);
+    backlite_error *e = (backlite_error *)(uintptr_t)0x10;
+    backlite_lease *lease = NULL;
+    backlite_buf b = {NULL, 0};
+    CHECK_EQ(backlite_lease_step(s, K("k"), 0, &b, &lease, &e), BACKLITE_RESULT_NOT_FOUND);
+    CHECK(e == (backlite_error *)(uintptr_t)0x10);
+    REQUIRE(lease != NULL);
+    backlite_lease *other = NULL;
+    e = NULL;
+    CHECK_EQ(backlite_lease_step(s, K("k"), 0, &b, &other, &e), BACKLITE_RESULT_LEASE_HELD);
+    CHECK(other == NULL);
+    REQUIRE(e != NULL);
+    CHECK_EQ(backlite_error_result(e), BACKLITE_RESULT_LEASE_HELD);
+    CHECK(backlite_error_lease_time_left_ms(e) > 0);
+    CHECK(backlite_error_retry_in_ms(e) >= 1);
+    CHECK(backlite_error_retry_in_ms(e) <= backlite_error_lease_time_left_ms(e));
+    backlite_error_free(e);
+    e = NULL;
+    CHECK_EQ(backlite_lease_step(s, K("k"), UINT32_MAX, &b, &other, &e), BACKLITE_RESULT_LEASE_HELD);
+    CHECK(e != NULL && backlite_error_retry_in_ms(e) <= 50);
+    backlite_error_free(e);
+    CHECK_OK(backlite_lease_fulfill(lease, K("v"), NEVER, &err));
+    e = (backlite_error *)(uintptr_t)0x10;
+    CHECK_EQ(backlite_lease_step(s, K("k"), 1, &b, &other, &e), BACKLITE_RESULT_OK);
+    CHECK(e == (backlite_error *)(uintptr_t)0x10);
+    CHECK(other == NULL);
+    CHECK_BUF_STR(b, "v");
+    backlite_buf_free(&b);
+    /* non-lease errors give -1 for both numbers */
+    e = NULL;
+    CHECK_EQ(backlite_storage_set(s, K("k"), K("v"), -9, &e), BACKLITE_RESULT_INVALID_ARGUMENT);
+    CHECK_EQ(backlite_error_lease_time_left_ms(e), -1);
+    CHECK_EQ(backlite_error_retry_in_ms(e), -1);
+    backlite_error_free(e);
+    backlite_storage_free(s);
+}
+
 int main(void) {
     h_begin();
     RUN(a_keys_visitor_may_write_to_the_same_storage);
@@ -1528,5 +1647,8 @@ int main(void) {
     RUN(a_barrier_without_unlock_is_refused);
     RUN(a_handle_never_reads_the_file_that_replaced_its_own);
     RUN(a_handle_whose_file_was_deleted_makes_no_new_one);
+    RUN(a_lapsed_lease_nobody_took_is_still_fulfilled);
+    RUN(a_barrier_may_use_the_storage_it_guards);
+    RUN(lease_step_answers_like_try_acquire);
     return h_end();
 }

@@ -468,6 +468,53 @@ static void a_held_lock_is_waited_out_up_to_the_busy_timeout_then_busy(void) {
     backlite_storage_free(s);
 }
 
+static int32_t compute_counted(void *ud, backlite_sink *sink) {
+    ++*(int *)ud;
+    return backlite_sink_write(sink, (const uint8_t *)"v", 1) == BACKLITE_RESULT_OK ? 0 : 1;
+}
+
+/* BUSY has one meaning, and a held file lock gives it, never LEASE_HELD: the lease
+   calls on a missing key must write their lease, which waits for the lock like any
+   write; reads go on. */
+static void a_held_lock_is_busy_for_every_write_and_never_lease_held(void) {
+    if (!h_have_python_sqlite()) SKIP("python3 with sqlite3 is not available to hold a lock");
+    const char *path = tmp_path("busy-all.db");
+    backlite_storage *s = open_with_timeout(path, 100);
+    REQUIRE(s != NULL);
+    SET(s, "a", "1");
+    lock_holder h;
+    bool locked = holder_start(&h, path);
+    REQUIRE(locked);
+    int n = 0;
+    backlite_buf b = {NULL, 0};
+    backlite_lease *lease = NULL;
+    CHECK_RC(backlite_cached_call_exclusive(s, K("x"), compute_counted, &n, BACKLITE_EXPIRATION_NEVER, 0, &b, &err),
+             BACKLITE_RESULT_BUSY);
+    CHECK_RC(backlite_lease_try_acquire(s, K("x"), 1000, &b, &lease, &err), BACKLITE_RESULT_BUSY);
+    CHECK(lease == NULL);
+    CHECK_RC(backlite_lease_step(s, K("x"), 0, &b, &lease, &err), BACKLITE_RESULT_BUSY);
+    CHECK(lease == NULL);
+    CHECK_EQ(n, 0); /* nothing computed that could not be stored under a lease */
+    backlite_entry e[1] = {{(const uint8_t *)"m", 1, (const uint8_t *)"v", 1, BACKLITE_EXPIRATION_NEVER}};
+    CHECK_RC(backlite_storage_set_many(s, e, 1, &err), BACKLITE_RESULT_BUSY);
+    CHECK_RC(backlite_storage_delete(s, K("a"), &err), BACKLITE_RESULT_BUSY);
+    CHECK_RC(backlite_storage_clear(s, &err), BACKLITE_RESULT_BUSY);
+    /* reads are not writes: a hit and a miss answer at once */
+    GET_EQ(s, "a", "1");
+    GET_MISSING(s, "x");
+    CHECK_OK(backlite_cached_call_exclusive(s, K("a"), compute_counted, &n, BACKLITE_EXPIRATION_NEVER, 0, &b, &err));
+    CHECK_BUF_STR(b, "1");
+    backlite_buf_free(&b);
+    holder_release(&h);
+    holder_finish(&h);
+    /* the lock gone, the key was never leased: computed at once */
+    CHECK_OK(backlite_cached_call_exclusive(s, K("x"), compute_counted, &n, BACKLITE_EXPIRATION_NEVER, 0, &b, &err));
+    CHECK_EQ(n, 1);
+    backlite_buf_free(&b);
+    GET_EQ(s, "a", "1");
+    backlite_storage_free(s);
+}
+
 static void hits_survive_a_write_that_failed_busy(void) {
     if (!h_have_python_sqlite()) SKIP("python3 with sqlite3 is not available to hold a lock");
     const char *path = tmp_path("hits.db");
@@ -552,6 +599,7 @@ int main(int argc, char **argv) {
     RUN(lru_sees_a_hit_of_another_process_once_written);
     RUN(opening_a_second_handle_keeps_the_locks_of_the_first);
     RUN(a_held_lock_is_waited_out_up_to_the_busy_timeout_then_busy);
+    RUN(a_held_lock_is_busy_for_every_write_and_never_lease_held);
     RUN(hits_survive_a_write_that_failed_busy);
     return h_end();
 }
