@@ -409,6 +409,7 @@ impl ValueFiles {
                 e,
             )
         };
+        let mut remade = false;
         loop {
             let id = random_id();
             let path = self.path_named(&name(id));
@@ -421,6 +422,14 @@ impl ValueFiles {
             {
                 Ok(file) => file,
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                // The folder was removed since this handle opened it: made again (or
+                // adopted, if another process made it meanwhile), as an open would.
+                Err(e) if e.kind() == io::ErrorKind::NotFound && !remade => {
+                    remade = true;
+                    Self::create(&self.dir)?;
+                    Self::adopt(self.dir.clone())?;
+                    continue;
+                }
                 Err(e) => return Err(failed(e)),
             };
             // Waits at most for a sweep that locked it first to let it go.
@@ -440,9 +449,25 @@ impl ValueFiles {
     /// Opens the file `name` and checks its length and header against `len` and `crc`.
     fn open_checked(&self, name: &ValueName, len: u64, crc: u32) -> Result<Read<File>> {
         let path = self.path_of(name);
-        let file = match File::open(&path) {
+        // No link followed, and no wait for a writer if a FIFO was put in its place:
+        // neither is a file of ours, which the `is_file` below then finds.
+        let file = match OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&path)
+        {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Read::Missing),
+            // A link in its place, a file its reader may not read, or the folder
+            // replaced by a file: no value to be had from it, a miss like a damaged file.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ELOOP | libc::EACCES | libc::EPERM | libc::ENOTDIR)
+                ) =>
+            {
+                return Ok(Read::Damaged)
+            }
             Err(e) => return Err(io_error(format_args!("cannot open {}", path.display()), e)),
         };
         let meta = file
@@ -578,7 +603,10 @@ impl ValueFiles {
     pub(crate) fn bytes(&self) -> Result<u64> {
         let failed = |e| io_error(format_args!("cannot list {}", self.dir.display()), e);
         let mut total = 0;
-        for item in fs::read_dir(&self.dir).map_err(failed)? {
+        let Some(listing) = self.listing().map_err(failed)? else {
+            return Ok(0);
+        };
+        for item in listing {
             let item = item.map_err(failed)?;
             let file_name = item.file_name();
             let name = file_name.to_str().unwrap_or("");
@@ -592,6 +620,15 @@ impl ValueFiles {
             }
         }
         Ok(total)
+    }
+
+    /// The folder's entries; `None` if it was removed since this handle opened it,
+    /// which leaves none of our files to count or sweep (a large set makes it again).
+    fn listing(&self) -> io::Result<Option<fs::ReadDir>> {
+        match fs::read_dir(&self.dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            listing => listing.map(Some),
+        }
     }
 
     /// Removes our files that no row names (`referenced` says) and abandoned temporary
@@ -626,7 +663,10 @@ impl ValueFiles {
     ) -> Result<Swept> {
         let failed = |e| io_error(format_args!("cannot list {}", self.dir.display()), e);
         let mut swept = Swept::default();
-        for item in fs::read_dir(&self.dir).map_err(failed)? {
+        let Some(listing) = self.listing().map_err(failed)? else {
+            return Ok(swept);
+        };
+        for item in listing {
             let item = item.map_err(failed)?;
             let file_name = item.file_name();
             let name = file_name.to_str().unwrap_or("");
@@ -733,8 +773,11 @@ impl ValueFiles {
                 | rustix::fs::OFlags::DIRECTORY
                 | rustix::fs::OFlags::CLOEXEC,
             rustix::fs::Mode::empty(),
-        )
-        .map_err(|e| failed(e.into()))?;
+        );
+        let fd = match fd {
+            Err(rustix::io::Errno::NOENT) => return Ok(Swept::default()), // see `listing`
+            fd => fd.map_err(|e| failed(e.into()))?,
+        };
         let mut dir = rustix::fs::Dir::new(fd).map_err(|e| failed(e.into()))?;
         let mut swept = Swept::default();
         // Where the next sweep starts: 0 once this one reached the end.

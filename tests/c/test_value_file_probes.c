@@ -1,0 +1,598 @@
+/*
+ * Values kept in files (issue 16), probed at their edges as a reader of the issue
+ * would: the threshold's extremes and a value of exactly its size; thresholds that
+ * differ between opens and between two handles on one file; a value over max_size
+ * leaves no file; things other than our files put in a value file's place (a FIFO, a
+ * folder, links to our files and to files elsewhere, a longer file): each a miss,
+ * never a hang, never wrong bytes, and nothing that is not ours removed or followed;
+ * the folder removed or replaced while a handle is open; streaming a value while the
+ * visitor replaces it, stopping midway, and inline values.
+ */
+#include "backlite.h"
+#include "harness.h"
+#include "value_folder.h"
+
+#include <ftw.h>
+#include <grp.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#define NEVER BACKLITE_EXPIRATION_NEVER
+#define THRESHOLD 4096
+
+static uint8_t *pattern(size_t n, unsigned seed) {
+    uint8_t *v = malloc(n ? n : 1);
+    if (!v) abort();
+    for (size_t i = 0; i < n; i++) v[i] = (uint8_t)(i * 131u + seed);
+    return v;
+}
+
+static backlite_storage *open_threshold(const char *path, uint64_t max_size, int64_t threshold) {
+    backlite_options *o = OPTIONS(max_size, BACKLITE_EVICTION_POLICY_LEAST_RECENTLY_USED);
+    if (!o) abort();
+    CHECK_OK(backlite_options_set_file_threshold(o, threshold));
+    backlite_storage *s = OPEN(path, o);
+    backlite_options_free(o);
+    return s;
+}
+
+static int value_files(const char *cache) { return count_named(cache, "v-", ".blv"); }
+static int temp_files(const char *cache) { return count_named(cache, "t-", ".tmp"); }
+
+/* The path of the only value file in the cache's folder. */
+static const char *only_value_file(const char *cache) {
+    static char path[PATH_MAX + 400];
+    DIR *d = opendir(folder_of(cache));
+    if (value_files(cache) != 1 || !d) abort();
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strncmp(e->d_name, "v-", 2) == 0)
+            snprintf(path, sizeof path, "%s/%s", folder_of(cache), e->d_name);
+    closedir(d);
+    return path;
+}
+
+/* The path of a regular value file in the cache's folder (not a link). */
+static const char *regular_value_file(const char *cache) {
+    static char path[PATH_MAX + 400];
+    DIR *d = opendir(folder_of(cache));
+    if (!d) abort();
+    struct dirent *e;
+    struct stat st;
+    path[0] = '\0';
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, "v-", 2) != 0) continue;
+        snprintf(path, sizeof path, "%s/%s", folder_of(cache), e->d_name);
+        if (lstat(path, &st) == 0 && S_ISREG(st.st_mode)) break;
+        path[0] = '\0';
+    }
+    closedir(d);
+    if (path[0] == '\0') abort();
+    return path;
+}
+
+
+static void set_bytes(backlite_storage *s, const char *key, const uint8_t *v, size_t n) {
+    CHECK_OK(backlite_storage_set(s, K(key), v, n, NEVER, &err));
+}
+
+static void get_equals(backlite_storage *s, const char *key, const uint8_t *v, size_t n) {
+    backlite_buf b = {0};
+    CHECK_OK(backlite_storage_get(s, K(key), &b, NULL, &err));
+    CHECK_EQ(b.len, n);
+    CHECK(b.len == n && (n == 0 || memcmp(b.data, v, n) == 0));
+    backlite_buf_free(&b);
+}
+
+typedef struct {
+    uint8_t *bytes;
+    size_t len, cap;
+    int calls;
+    int stop_at;                /* the call that returns non-zero; 0: none */
+    backlite_storage *replace;  /* set "k" to `with` during the first call */
+    const uint8_t *with;
+    size_t with_len;
+} received;
+
+static int32_t collect(void *user, const uint8_t *chunk, size_t len) {
+    received *r = user;
+    r->calls++;
+    CHECK(len >= 1 && len <= 256 * 1024);
+    if (r->len + len <= r->cap) memcpy(r->bytes + r->len, chunk, len);
+    r->len += len;
+    if (r->replace && r->calls == 1) {
+        backlite_error *e = NULL;
+        CHECK_RC(backlite_storage_set(r->replace, K("k"), r->with, r->with_len, NEVER, &e),
+                 BACKLITE_RESULT_OK);
+        backlite_error_free(e);
+    }
+    return r->calls == r->stop_at;
+}
+
+static void a_value_of_exactly_the_threshold_goes_to_a_file_one_byte_less_stays(void) {
+    const char *path = tmp_path("exact.db");
+    backlite_storage *s = open_threshold(path, 1u << 30, THRESHOLD);
+    REQUIRE(s != NULL);
+    uint8_t *v = pattern(THRESHOLD, 1);
+    set_bytes(s, "below", v, THRESHOLD - 1);
+    CHECK_EQ(value_files(path), 0);
+    set_bytes(s, "at", v, THRESHOLD);
+    CHECK_EQ(value_files(path), 1);
+    get_equals(s, "below", v, THRESHOLD - 1);
+    get_equals(s, "at", v, THRESHOLD);
+    CHECK_EQ(STATS(s).total_size, 2 * THRESHOLD - 1);
+    free(v);
+    backlite_storage_free(s);
+}
+
+/* Threshold 1: every value but the empty one in a file; the largest threshold: none. */
+static void the_thresholds_extremes(void) {
+    const char *path = tmp_path("one.db");
+    backlite_storage *s = open_threshold(path, 1u << 30, 1);
+    REQUIRE(s != NULL);
+    uint8_t *v = pattern(1 << 20, 2);
+    set_bytes(s, "empty", v, 0);
+    CHECK_EQ(value_files(path), 0);
+    set_bytes(s, "one", v, 1);
+    CHECK_EQ(value_files(path), 1);
+    get_equals(s, "empty", v, 0);
+    get_equals(s, "one", v, 1);
+    received r = {.bytes = malloc(1), .cap = 1};
+    REQUIRE(r.bytes != NULL);
+    CHECK_OK(backlite_storage_get_chunks(s, K("empty"), collect, &r, NULL, &err));
+    CHECK_EQ(r.calls, 0); /* an empty value makes no call */
+    CHECK_OK(backlite_storage_get_chunks(s, K("one"), collect, &r, NULL, &err));
+    CHECK(r.calls == 1 && r.len == 1 && r.bytes[0] == v[0]);
+    free(r.bytes);
+    backlite_storage_free(s);
+
+    path = tmp_path("huge.db");
+    s = open_threshold(path, 1u << 30, INT64_MAX);
+    REQUIRE(s != NULL);
+    set_bytes(s, "mib", v, 1 << 20);
+    CHECK(!h_exists(folder_of(path)));
+    get_equals(s, "mib", v, 1 << 20);
+    backlite_storage_free(s);
+
+    backlite_options *o = backlite_options_new();
+    REQUIRE(o != NULL);
+    CHECK_RESULT(backlite_options_set_file_threshold(o, INT64_MIN), BACKLITE_RESULT_INVALID_ARGUMENT);
+    backlite_options_free(o);
+    free(v);
+}
+
+/* The threshold decides where a new value goes; a value already in a file is read,
+ * replaced and removed whatever threshold the handle has, even "never". */
+static void handles_with_other_thresholds_share_the_files(void) {
+    const char *path = tmp_path("mixed.db");
+    backlite_storage *files = open_threshold(path, 1u << 30, THRESHOLD);
+    backlite_storage *never = open_threshold(path, 1u << 30, BACKLITE_FILE_THRESHOLD_NEVER);
+    REQUIRE(files != NULL && never != NULL);
+    size_t n = 300000;
+    uint8_t *v = pattern(n, 3);
+    set_bytes(files, "f", v, n);
+    set_bytes(never, "n", v, n);
+    CHECK_EQ(value_files(path), 1);
+    get_equals(never, "f", v, n);
+    get_equals(files, "n", v, n);
+    received r = {.bytes = malloc(n), .cap = n};
+    REQUIRE(r.bytes != NULL);
+    CHECK_OK(backlite_storage_get_chunks(never, K("f"), collect, &r, NULL, &err));
+    CHECK(r.len == n && memcmp(r.bytes, v, n) == 0);
+    free(r.bytes);
+    CHECK_EQ(STATS(never).total_size, 2 * n);
+    set_bytes(never, "f", v, n); /* now inline: the file goes */
+    CHECK_EQ(value_files(path), 0);
+    set_bytes(files, "f", v, n);
+    CHECK_EQ(value_files(path), 1);
+    CHECK_OK(backlite_storage_delete(never, K("f"), &err));
+    CHECK_EQ(value_files(path), 0);
+    backlite_storage_free(files);
+    backlite_storage_free(never);
+
+    /* Reopened with "never": the file value written before still reads back. */
+    backlite_storage *s = open_threshold(path, 1u << 30, THRESHOLD);
+    REQUIRE(s != NULL);
+    set_bytes(s, "f", v, n);
+    backlite_storage_free(s);
+    s = open_threshold(path, 1u << 30, BACKLITE_FILE_THRESHOLD_NEVER);
+    REQUIRE(s != NULL);
+    get_equals(s, "f", v, n);
+    CHECK_OK(backlite_storage_clear(s, &err));
+    CHECK_EQ(value_files(path), 0);
+    backlite_storage_free(s);
+    free(v);
+}
+
+/* A value over max_size is TOO_LARGE: no file is left, and the older value under its
+ * key goes with its file. */
+static void a_value_over_max_size_leaves_no_file(void) {
+    const char *path = tmp_path("too-large.db");
+    backlite_storage *s = open_threshold(path, 100000, THRESHOLD);
+    REQUIRE(s != NULL);
+    uint8_t *v = pattern(100001, 4);
+    set_bytes(s, "k", v, 50000);
+    CHECK_EQ(value_files(path), 1);
+    CHECK_RC(backlite_storage_set(s, K("k"), v, 100001, NEVER, &err), BACKLITE_RESULT_TOO_LARGE);
+    CHECK_EQ(value_files(path), 0);
+    CHECK_EQ(temp_files(path), 0);
+    CHECK_EQ(STATS(s).count, 0);
+    CHECK_EQ(STATS(s).total_size, 0);
+    backlite_entry e[2] = {
+        {.key = (const uint8_t *)"a", .key_len = 1, .value = v, .value_len = 50000, .expiration_ms = NEVER},
+        {.key = (const uint8_t *)"b", .key_len = 1, .value = v, .value_len = 100001, .expiration_ms = NEVER},
+    };
+    CHECK_RC(backlite_storage_set_many(s, e, 2, &err), BACKLITE_RESULT_TOO_LARGE);
+    CHECK_EQ(value_files(path), 0);
+    CHECK_EQ(temp_files(path), 0);
+    free(v);
+    backlite_storage_free(s);
+}
+
+/* In a child, so that a hang fails the test instead of stalling it: a get of "k"
+ * (`check` false), whose result is the exit status, or a check without repair, whose
+ * exit status is 10 + the damaged entries it found. */
+static int in_child(const char *path, bool check) {
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0) abort();
+    if (pid == 0) {
+        alarm(60); /* a hang, not a slow call: nothing here takes a second */
+        backlite_storage *s = open_threshold(path, 1u << 30, THRESHOLD);
+        if (!s) _exit(100);
+        backlite_buf b = {0};
+        backlite_error *e = NULL;
+        backlite_check_report rep;
+        backlite_result rc = check ? backlite_storage_check(s, 0, &rep, &e)
+                                   : backlite_storage_get(s, K("k"), &b, NULL, &e);
+        backlite_buf_free(&b);
+        backlite_error_free(e);
+        backlite_storage_free(s);
+        _exit(check && rc == BACKLITE_RESULT_OK ? 10 + (int)rep.damaged : (int)rc);
+    }
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid) abort();
+    if (WIFSIGNALED(status)) {
+        h_fail_(__FILE__, __LINE__, "the child died of signal %d (SIGALRM: it hung)", WTERMSIG(status));
+        return -1;
+    }
+    return WEXITSTATUS(status);
+}
+
+/* A FIFO in a value file's place: a miss, without waiting for a writer. */
+static void a_fifo_in_place_of_a_value_file_is_a_miss_without_a_hang(void) {
+    const char *tmp = tmp_path("fifo.db");
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s", tmp);
+    backlite_storage *s = open_threshold(path, 1u << 30, THRESHOLD);
+    REQUIRE(s != NULL);
+    uint8_t *v = pattern(50000, 5);
+    set_bytes(s, "k", v, 50000);
+    backlite_storage_free(s);
+    char file[PATH_MAX + 400];
+    snprintf(file, sizeof file, "%s", only_value_file(path));
+    REQUIRE(unlink(file) == 0);
+    REQUIRE(mkfifo(file, 0600) == 0);
+    CHECK_EQ(in_child(path, true), 10 + 1);
+    CHECK_EQ(in_child(path, false), BACKLITE_RESULT_NOT_FOUND);
+    s = open_threshold(path, 1u << 30, THRESHOLD);
+    REQUIRE(s != NULL);
+    CHECK_EQ(STATS(s).count, 0); /* its row went */
+    backlite_check_report rep;
+    CHECK_OK(backlite_storage_check(s, 1, &rep, &err));
+    CHECK_EQ(rep.healthy, 1);
+    backlite_storage_free(s);
+    free(v);
+}
+
+/* A folder in a value file's place: a miss, and the folder and its content stay. */
+static void a_folder_in_place_of_a_value_file_is_a_miss_and_stays(void) {
+    const char *path = tmp_path("dir.db");
+    backlite_storage *s = open_threshold(path, 1u << 30, THRESHOLD);
+    REQUIRE(s != NULL);
+    uint8_t *v = pattern(50000, 6);
+    set_bytes(s, "k", v, 50000);
+    char file[PATH_MAX + 400], inner[PATH_MAX + 500];
+    snprintf(file, sizeof file, "%s", only_value_file(path));
+    REQUIRE(unlink(file) == 0);
+    REQUIRE(mkdir(file, 0700) == 0);
+    snprintf(inner, sizeof inner, "%s/mine", file);
+    REQUIRE(h_write_file(inner, "mine", 4));
+    GET_MISSING(s, "k");
+    CHECK_EQ(STATS(s).count, 0);
+    received r = {.bytes = NULL, .cap = 0};
+    set_bytes(s, "k2", v, 50000);
+    CHECK_RC(backlite_storage_get_chunks(s, K("k"), collect, &r, NULL, &err), BACKLITE_RESULT_NOT_FOUND);
+    CHECK_EQ(r.calls, 0);
+    backlite_check_report rep;
+    CHECK_OK(backlite_storage_check(s, 1, &rep, &err));
+    CHECK_OK(backlite_storage_clear(s, &err));
+    CHECK_OK(backlite_storage_vacuum(s, &err));
+    CHECK(h_exists(inner));
+    backlite_storage_free(s);
+    free(v);
+}
+
+/* A link in a value file's place is never followed: not to read a copy of the value
+ * kept elsewhere, not to remove what it points to. */
+static void a_link_in_place_of_a_value_file_is_never_followed(void) {
+    const char *path = tmp_path("link.db");
+    backlite_storage *s = open_threshold(path, 1u << 30, THRESHOLD);
+    REQUIRE(s != NULL);
+    size_t n = 50000;
+    uint8_t *v = pattern(n, 7);
+    set_bytes(s, "k", v, n);
+    char file[PATH_MAX + 400], copy[PATH_MAX + 400];
+    snprintf(file, sizeof file, "%s", only_value_file(path));
+    /* A copy of the value's file, outside the folder, and a link to it in its place. */
+    snprintf(copy, sizeof copy, "%s", tmp_path("outside.blv"));
+    REQUIRE(rename(file, copy) == 0);
+    REQUIRE(symlink(copy, file) == 0);
+    GET_MISSING(s, "k");
+    CHECK(h_exists(copy));
+    struct stat st;
+    /* The name is the row's, and went with it; the unlink took the link itself. */
+    CHECK(lstat(file, &st) != 0);
+    /* A link to one of our own files, under another of our names. */
+    set_bytes(s, "k", v, n);
+    char ours[PATH_MAX + 400], alias[PATH_MAX + 400];
+    snprintf(ours, sizeof ours, "%s", regular_value_file(path));
+    snprintf(alias, sizeof alias, "%s/v-0123456789abcdef0123456789abcdef.blv", folder_of(path));
+    REQUIRE(symlink(ours, alias) == 0);
+    CHECK_EQ(value_files(path), 2);
+    backlite_check_report rep;
+    CHECK_OK(backlite_storage_check(s, 1, &rep, &err));
+    CHECK_EQ(rep.healthy, 1);
+    get_equals(s, "k", v, n);
+    CHECK_OK(backlite_storage_clear(s, &err));
+    CHECK_OK(backlite_storage_vacuum(s, &err));
+    CHECK(h_exists(copy));
+    size_t got = 0;
+    uint8_t *bytes = h_read_file(copy, &got);
+    CHECK(bytes != NULL && got == n + 24 && memcmp(bytes + 24, v, n) == 0);
+    free(bytes);
+    CHECK(lstat(ours, &st) != 0);                          /* cleared */
+    CHECK(lstat(alias, &st) == 0 && S_ISLNK(st.st_mode)); /* not ours: left */
+    backlite_storage_free(s);
+    free(v);
+}
+
+/* A file one byte longer than its row says, or with its header changed: a miss. */
+static void a_longer_file_or_a_changed_header_is_a_miss(void) {
+    const char *path = tmp_path("longer.db");
+    backlite_storage *s = open_threshold(path, 1u << 30, THRESHOLD);
+    REQUIRE(s != NULL);
+    size_t n = 50000;
+    uint8_t *v = pattern(n, 8);
+    set_bytes(s, "k", v, n);
+    int fd = open(only_value_file(path), O_WRONLY | O_APPEND);
+    REQUIRE(fd >= 0);
+    REQUIRE(write(fd, "x", 1) == 1);
+    close(fd);
+    GET_MISSING(s, "k");
+    CHECK_EQ(value_files(path), 0); /* ours: removed */
+    set_bytes(s, "k", v, n);
+    fd = open(only_value_file(path), O_WRONLY);
+    REQUIRE(fd >= 0);
+    REQUIRE(pwrite(fd, "X", 1, 0) == 1); /* the magic */
+    close(fd);
+    received r = {.bytes = malloc(n), .cap = n};
+    REQUIRE(r.bytes != NULL);
+    CHECK_RC(backlite_storage_get_chunks(s, K("k"), collect, &r, NULL, &err), BACKLITE_RESULT_NOT_FOUND);
+    CHECK_EQ(r.calls, 0);
+    CHECK_EQ(value_files(path), 0);
+    free(r.bytes);
+    backlite_storage_free(s);
+    free(v);
+}
+
+/* The folder removed while a handle is open: the next large set makes it again. */
+static void the_folder_removed_while_open_is_made_again(void) {
+    const char *path = tmp_path("removed.db");
+    backlite_storage *s = open_threshold(path, 1u << 30, THRESHOLD);
+    REQUIRE(s != NULL);
+    size_t n = 50000;
+    uint8_t *v = pattern(n, 9);
+    set_bytes(s, "k", v, n);
+    h_rm_rf(folder_of(path));
+    GET_MISSING(s, "k");
+    backlite_check_report rep;
+    CHECK_OK(backlite_storage_check(s, 1, &rep, &err));
+    CHECK_EQ(rep.healthy, 1);
+    CHECK_OK(backlite_storage_vacuum(s, &err));
+    set_bytes(s, "k", v, n);
+    get_equals(s, "k", v, n);
+    CHECK_EQ(value_files(path), 1);
+    char marker[PATH_MAX + 100];
+    snprintf(marker, sizeof marker, "%s/BACKLITE-VALUES", folder_of(path));
+    CHECK(h_exists(marker));
+    backlite_storage_free(s);
+    free(v);
+}
+
+/* The folder replaced by a user's file while a handle is open: a miss, large sets fail
+ * with IO, the user's file is untouched, small values work on. */
+static void the_folder_replaced_while_open_is_never_used(void) {
+    const char *path = tmp_path("replaced.db");
+    backlite_storage *s = open_threshold(path, 1u << 30, THRESHOLD);
+    REQUIRE(s != NULL);
+    size_t n = 50000;
+    uint8_t *v = pattern(n, 10);
+    set_bytes(s, "k", v, n);
+    char kept[PATH_MAX + 400];
+    snprintf(kept, sizeof kept, "%s", only_value_file(path));
+    h_rm_rf(folder_of(path));
+    REQUIRE(h_write_file(folder_of(path), "mine", 4));
+    GET_MISSING(s, "k");
+    CHECK_RC(backlite_storage_set(s, K("k"), v, n, NEVER, &err), BACKLITE_RESULT_IO);
+    SET(s, "small", "works");
+    GET_EQ(s, "small", "works");
+    size_t got = 0;
+    uint8_t *bytes = h_read_file(folder_of(path), &got);
+    CHECK(bytes != NULL && got == 4 && memcmp(bytes, "mine", 4) == 0);
+    free(bytes);
+    REQUIRE(unlink(folder_of(path)) == 0);
+    backlite_storage_free(s);
+    free(v);
+}
+
+/* A visitor that stops midway: CALLBACK_FAILED, the entry stays whole. One that
+ * replaces the value midway still receives the value it began, whole. */
+static void streaming_stopped_or_replaced_midway(void) {
+    const char *path = tmp_path("stream.db");
+    backlite_storage *s = open_threshold(path, 1u << 30, THRESHOLD);
+    REQUIRE(s != NULL);
+    size_t n = 1 << 20;
+    uint8_t *a = pattern(n, 11), *b = pattern(n, 12);
+    set_bytes(s, "k", a, n);
+    received r = {.bytes = malloc(n), .cap = n, .stop_at = 2};
+    REQUIRE(r.bytes != NULL);
+    CHECK_RC(backlite_storage_get_chunks(s, K("k"), collect, &r, NULL, &err),
+             BACKLITE_RESULT_CALLBACK_FAILED);
+    CHECK_EQ(r.calls, 2);
+    get_equals(s, "k", a, n);
+
+    r = (received){.bytes = r.bytes, .cap = n, .replace = s, .with = b, .with_len = n};
+    CHECK_OK(backlite_storage_get_chunks(s, K("k"), collect, &r, NULL, &err));
+    CHECK(r.len == n && memcmp(r.bytes, a, n) == 0);
+    get_equals(s, "k", b, n);
+    CHECK_EQ(value_files(path), 1);
+
+    /* Inline values stream too, and a stop there is the same. */
+    set_bytes(s, "small", a, 100);
+    r = (received){.bytes = r.bytes, .cap = n};
+    CHECK_OK(backlite_storage_get_chunks(s, K("small"), collect, &r, NULL, &err));
+    CHECK(r.calls == 1 && r.len == 100 && memcmp(r.bytes, a, 100) == 0);
+    r = (received){.bytes = r.bytes, .cap = n, .stop_at = 1};
+    CHECK_RC(backlite_storage_get_chunks(s, K("small"), collect, &r, NULL, &err),
+             BACKLITE_RESULT_CALLBACK_FAILED);
+    free(r.bytes);
+    free(a);
+    free(b);
+    backlite_storage_free(s);
+}
+
+/* The child: sets 256 KiB values under ever new keys into a cache that holds 8, so
+ * that every set evicts, a byte down `out` after each, until killed. */
+static void evict_until_killed(const char *path, int out) {
+    backlite_storage *s = open_threshold(path, 8u << 18, THRESHOLD);
+    if (!s) _exit(3);
+    uint8_t *v = pattern(1 << 18, 14);
+    for (unsigned i = 0;; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%u", i);
+        v[0] = (uint8_t)i;
+        backlite_error *e = NULL;
+        if (backlite_storage_set(s, K(key), v, 1 << 18, NEVER, &e) != BACKLITE_RESULT_OK) _exit(4);
+        if (write(out, "x", 1) != 1) _exit(5);
+    }
+}
+
+/* SIGKILL while sets evict values kept in files: no entry without its whole file, and
+ * after check with repair no orphan. */
+static void a_writer_killed_while_evicting_leaves_no_entry_without_its_file(void) {
+    const char *tmp = tmp_path("evicting.db");
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s", tmp);
+    for (int round = 0; round < 4; round++) {
+        int gate[2];
+        REQUIRE(pipe(gate) == 0);
+        fflush(stdout);
+        pid_t pid = fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            close(gate[0]);
+            evict_until_killed(path, gate[1]);
+        }
+        close(gate[1]);
+        char c;
+        for (int got = 0; got < 10 + round; got++) REQUIRE(read(gate[0], &c, 1) == 1);
+        kill(pid, SIGKILL);
+        int status = 0;
+        waitpid(pid, &status, 0);
+        close(gate[0]);
+        CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+        backlite_storage *s = open_threshold(path, 8u << 18, THRESHOLD);
+        REQUIRE(s != NULL);
+        backlite_check_report rep;
+        CHECK_OK(backlite_storage_check(s, 0, &rep, &err));
+        CHECK_EQ(rep.damaged, 0);
+        CHECK_OK(backlite_storage_check(s, 1, &rep, &err));
+        backlite_stats st = STATS(s);
+        CHECK_EQ(value_files(path), (int)st.count);
+        CHECK_EQ(temp_files(path), 0);
+        CHECK_EQ(st.total_size, st.count << 18);
+        CHECK(st.total_size <= 8u << 18);
+        backlite_storage_free(s);
+    }
+}
+
+#define NOBODY 65534
+
+static int give_to_nobody(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return lchown(p, NOBODY, NOBODY);
+}
+
+/* A value file its reader may not read (mode 000, in a cache of user nobody's): a
+ * miss, and the file, which is ours, goes with its row. */
+static void an_unreadable_value_file_is_a_miss_and_goes(void) {
+    const char *tmp = tmp_path("unreadable");
+    char dir[PATH_MAX - 64], path[PATH_MAX], item[PATH_MAX + 400];
+    snprintf(dir, sizeof dir, "%s", tmp);
+    snprintf(path, sizeof path, "%s/cache.db", dir);
+    REQUIRE(chmod(h_tmp_root(), 0755) == 0);
+    REQUIRE(mkdir(dir, 0700) == 0);
+    backlite_storage *s = open_threshold(path, 1u << 30, THRESHOLD);
+    REQUIRE(s != NULL);
+    uint8_t *v = pattern(50000, 13);
+    set_bytes(s, "k", v, 50000);
+    free(v);
+    backlite_storage_free(s);
+    snprintf(item, sizeof item, "%s", only_value_file(path));
+    REQUIRE(chmod(item, 0) == 0);
+    if (geteuid() == 0) REQUIRE(nftw(dir, give_to_nobody, 8, FTW_PHYS) == 0);
+    fflush(stdout);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        if (geteuid() == 0 && (setgroups(0, NULL) != 0 || setgid(NOBODY) != 0 || setuid(NOBODY) != 0))
+            _exit(77);
+        backlite_storage *r = NULL;
+        backlite_error *e = NULL;
+        if (backlite_storage_open(path, NULL, &r, &e) != BACKLITE_RESULT_OK) _exit(100);
+        backlite_buf b = {0};
+        backlite_result rc = backlite_storage_get(r, K("k"), &b, NULL, &e);
+        if (rc != BACKLITE_RESULT_NOT_FOUND && e) printf("# get: %s\n", backlite_error_message(e));
+        backlite_storage_free(r);
+        _exit(rc);
+    }
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFEXITED(status));
+    if (WEXITSTATUS(status) == 77) {
+        SKIP("cannot drop to user nobody");
+    } else {
+        CHECK_STR_EQ(h_rc_name((backlite_result)WEXITSTATUS(status)), h_rc_name(BACKLITE_RESULT_NOT_FOUND));
+        CHECK_EQ(value_files(path), 0); /* ours: removed with its row */
+    }
+}
+
+int main(void) {
+    h_begin();
+    RUN(a_value_of_exactly_the_threshold_goes_to_a_file_one_byte_less_stays);
+    RUN(the_thresholds_extremes);
+    RUN(handles_with_other_thresholds_share_the_files);
+    RUN(a_value_over_max_size_leaves_no_file);
+    RUN(a_fifo_in_place_of_a_value_file_is_a_miss_without_a_hang);
+    RUN(a_folder_in_place_of_a_value_file_is_a_miss_and_stays);
+    RUN(a_link_in_place_of_a_value_file_is_never_followed);
+    RUN(a_longer_file_or_a_changed_header_is_a_miss);
+    RUN(the_folder_removed_while_open_is_made_again);
+    RUN(the_folder_replaced_while_open_is_never_used);
+    RUN(streaming_stopped_or_replaced_midway);
+    RUN(an_unreadable_value_file_is_a_miss_and_goes);
+    RUN(a_writer_killed_while_evicting_leaves_no_entry_without_its_file);
+    return h_end();
+}
