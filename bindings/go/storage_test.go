@@ -675,6 +675,41 @@ func TestNewReaderReadsTheValueAndAMissIsErrNotFound(t *testing.T) {
 	early.Close()
 }
 
+// A value found damaged only after chunks were handed over (a byte of its file's last
+// chunk changed) is an error of the reader, ErrNotFound, never an early end of file:
+// io.ReadAll must not return a short value as if it were whole.
+func TestNewReaderOfAValueDamagedAtItsEndIsErrNotFound(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "c.db")
+	s := open(t, db, backlite.WithFileThreshold(4096))
+	big := bigValue(1<<20 + 3)
+	if err := s.Set([]byte("big"), big, backlite.ExpireNever); err != nil {
+		t.Fatal(err)
+	}
+	names, err := filepath.Glob(filepath.Join(db+".values", "v-*.blv"))
+	if err != nil || len(names) != 1 {
+		t.Fatalf("value files: %v, %v", names, err)
+	}
+	f, err := os.OpenFile(names[0], os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, _ := f.Stat()
+	if _, err := f.WriteAt([]byte{big[len(big)-1] ^ 1}, info.Size()-1); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	got, err := io.ReadAll(s.NewReader([]byte("big")))
+	if !errors.Is(err, backlite.ErrNotFound) || len(got) >= len(big) {
+		t.Fatalf("ReadAll of a damaged value: %d of %d bytes, %v; want ErrNotFound", len(got), len(big), err)
+	}
+	if valueFiles(t, db) != 0 {
+		t.Fatal("the damaged value's file is still there")
+	}
+	if _, err := s.Get([]byte("big")); !errors.Is(err, backlite.ErrNotFound) {
+		t.Fatalf("Get after: %v, want ErrNotFound", err)
+	}
+}
+
 // valueFiles counts the value files (v-*.blv) in the cache's folder.
 func valueFiles(t *testing.T, db string) int {
 	t.Helper()
