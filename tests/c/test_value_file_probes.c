@@ -14,7 +14,9 @@
 
 #include <ftw.h>
 #include <grp.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 
 #define NEVER BACKLITE_EXPIRATION_NEVER
@@ -579,6 +581,96 @@ static void an_unreadable_value_file_is_a_miss_and_goes(void) {
     }
 }
 
+/* The checks of a cache on a read-only mount, in the child: its file values read back
+ * whole through get and get_chunks; a damaged one is a miss (its row cannot go);
+ * writes are IO; check without repair works; nothing changes on disk. */
+static void serves_file_values_read_only(const char *path, const uint8_t *v, size_t n) {
+    backlite_storage *s = open_threshold(path, 1u << 30, THRESHOLD);
+    if (s == NULL) return;
+    get_equals(s, "k", v, n);
+    received r = {.bytes = malloc(n), .cap = n};
+    REQUIRE(r.bytes != NULL);
+    CHECK_OK(backlite_storage_get_chunks(s, K("k"), collect, &r, NULL, &err));
+    CHECK(r.len == n && memcmp(r.bytes, v, n) == 0);
+    free(r.bytes);
+    GET_MISSING(s, "damaged");
+    GET_MISSING(s, "damaged"); /* still a miss, never an error */
+    CHECK_EQ(STATS(s).count, 2);
+    CHECK_RC(backlite_storage_set(s, K("new"), v, n, NEVER, &err), BACKLITE_RESULT_IO);
+    backlite_check_report rep;
+    CHECK_OK(backlite_storage_check(s, 0, &rep, &err));
+    CHECK_EQ(rep.damaged, 1);
+    backlite_storage_free(s);
+}
+
+static void a_read_only_mounted_cache_serves_its_file_values(void) {
+    const char *tmp = tmp_path("ro-mount");
+    char dir[PATH_MAX - 64], path[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", tmp);
+    snprintf(path, sizeof path, "%s/cache.db", dir);
+    REQUIRE(mkdir(dir, 0700) == 0);
+    size_t n = 300000;
+    uint8_t *v = pattern(n, 15);
+    backlite_storage *s = open_threshold(path, 1u << 30, THRESHOLD);
+    REQUIRE(s != NULL);
+    set_bytes(s, "k", v, n);
+    set_bytes(s, "damaged", v, n);
+    backlite_storage_free(s);
+    /* "damaged"'s file is the newer: flip its last byte. */
+    char file[PATH_MAX + 400];
+    DIR *d = opendir(folder_of(path));
+    REQUIRE(d != NULL);
+    struct dirent *e;
+    struct stat st;
+    time_t newest = 0;
+    long newest_ns = -1;
+    while ((e = readdir(d)) != NULL) {
+        char p[PATH_MAX + 400];
+        if (strncmp(e->d_name, "v-", 2) != 0) continue;
+        snprintf(p, sizeof p, "%s/%s", folder_of(path), e->d_name);
+        REQUIRE(stat(p, &st) == 0);
+        if (st.st_mtim.tv_sec > newest || (st.st_mtim.tv_sec == newest && st.st_mtim.tv_nsec > newest_ns)) {
+            newest = st.st_mtim.tv_sec;
+            newest_ns = st.st_mtim.tv_nsec;
+            snprintf(file, sizeof file, "%s", p);
+        }
+    }
+    closedir(d);
+    int fd = open(file, O_RDWR);
+    REQUIRE(fd >= 0);
+    uint8_t last;
+    REQUIRE(pread(fd, &last, 1, 24 + n - 1) == 1);
+    last ^= 1;
+    REQUIRE(pwrite(fd, &last, 1, 24 + n - 1) == 1);
+    close(fd);
+    fflush(stdout);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        /* The cache file and its values' folder; the folder they are in stays
+         * writable, as for any read-only cache file (SQLite makes its -shm there). */
+        const char *ro[] = {path, folder_of(path)};
+        if (unshare(CLONE_NEWNS) != 0 || mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0)
+            _exit(77);
+        for (int i = 0; i < 2; i++)
+            if (mount(ro[i], ro[i], "none", MS_BIND, NULL) != 0 ||
+                mount("none", ro[i], "none", MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) != 0)
+                _exit(77);
+        int before = atomic_load(&h_st()->failures);
+        serves_file_values_read_only(path, v, n);
+        _exit(atomic_load(&h_st()->failures) == before ? 0 : 1);
+    }
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
+        SKIP("cannot bind-mount read-only here (needs root / CAP_SYS_ADMIN)");
+    } else {
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    CHECK_EQ(value_files(path), 2); /* nothing was removed */
+    free(v);
+}
+
 int main(void) {
     h_begin();
     RUN(a_value_of_exactly_the_threshold_goes_to_a_file_one_byte_less_stays);
@@ -593,6 +685,7 @@ int main(void) {
     RUN(the_folder_replaced_while_open_is_never_used);
     RUN(streaming_stopped_or_replaced_midway);
     RUN(an_unreadable_value_file_is_a_miss_and_goes);
+    RUN(a_read_only_mounted_cache_serves_its_file_values);
     RUN(a_writer_killed_while_evicting_leaves_no_entry_without_its_file);
     return h_end();
 }
