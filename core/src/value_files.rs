@@ -603,7 +603,7 @@ impl ValueFiles {
     pub(crate) fn bytes(&self) -> Result<u64> {
         let failed = |e| io_error(format_args!("cannot list {}", self.dir.display()), e);
         let mut total = 0;
-        let Some(listing) = self.listing().map_err(failed)? else {
+        let Some(listing) = self.listing()? else {
             return Ok(0);
         };
         for item in listing {
@@ -622,13 +622,24 @@ impl ValueFiles {
         Ok(total)
     }
 
-    /// The folder's entries; `None` if it was removed since this handle opened it,
-    /// which leaves none of our files to count or sweep (a large set makes it again).
-    fn listing(&self) -> io::Result<Option<fs::ReadDir>> {
-        match fs::read_dir(&self.dir) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            listing => listing.map(Some),
+    /// Whether the folder is still there (false: removed since this handle opened it,
+    /// which leaves none of our files to count or sweep; a large set makes it again).
+    /// One put in its place that BackLite did not make is an error, so that no sweep
+    /// ever removes what it holds.
+    fn still_there(&self) -> Result<bool> {
+        match fs::symlink_metadata(&self.dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            _ => Self::adopt(self.dir.clone()).map(|_| true),
         }
+    }
+
+    /// The folder's entries ([`ValueFiles::still_there`]; `None`: removed).
+    fn listing(&self) -> Result<Option<fs::ReadDir>> {
+        if !self.still_there()? {
+            return Ok(None);
+        }
+        let failed = |e| io_error(format_args!("cannot list {}", self.dir.display()), e);
+        fs::read_dir(&self.dir).map(Some).map_err(failed)
     }
 
     /// Removes our files that no row names (`referenced` says) and abandoned temporary
@@ -663,7 +674,7 @@ impl ValueFiles {
     ) -> Result<Swept> {
         let failed = |e| io_error(format_args!("cannot list {}", self.dir.display()), e);
         let mut swept = Swept::default();
-        let Some(listing) = self.listing().map_err(failed)? else {
+        let Some(listing) = self.listing()? else {
             return Ok(swept);
         };
         for item in listing {
@@ -762,6 +773,9 @@ impl ValueFiles {
         batch: usize,
     ) -> Result<Swept> {
         let failed = |e: io::Error| io_error(format_args!("cannot list {}", self.dir.display()), e);
+        if !self.still_there()? {
+            return Ok(Swept::default());
+        }
         let cursor_path = self.dir.join(SWEEP_CURSOR);
         let start: i64 = fs::read_to_string(&cursor_path)
             .ok()
@@ -773,11 +787,8 @@ impl ValueFiles {
                 | rustix::fs::OFlags::DIRECTORY
                 | rustix::fs::OFlags::CLOEXEC,
             rustix::fs::Mode::empty(),
-        );
-        let fd = match fd {
-            Err(rustix::io::Errno::NOENT) => return Ok(Swept::default()), // see `listing`
-            fd => fd.map_err(|e| failed(e.into()))?,
-        };
+        )
+        .map_err(|e| failed(e.into()))?;
         let mut dir = rustix::fs::Dir::new(fd).map_err(|e| failed(e.into()))?;
         let mut swept = Swept::default();
         // Where the next sweep starts: 0 once this one reached the end.

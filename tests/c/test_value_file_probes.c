@@ -94,6 +94,7 @@ typedef struct {
     backlite_storage *replace;  /* set "k" to `with` during the first call */
     const uint8_t *with;
     size_t with_len;
+    const char *cut;            /* truncate this file to 100 bytes during the first call */
 } received;
 
 static int32_t collect(void *user, const uint8_t *chunk, size_t len) {
@@ -108,6 +109,7 @@ static int32_t collect(void *user, const uint8_t *chunk, size_t len) {
                  BACKLITE_RESULT_OK);
         backlite_error_free(e);
     }
+    if (r->cut && r->calls == 1) CHECK(truncate(r->cut, 100) == 0);
     return r->calls == r->stop_at;
 }
 
@@ -413,7 +415,8 @@ static void the_folder_removed_while_open_is_made_again(void) {
 }
 
 /* The folder replaced by a user's file while a handle is open: a miss, large sets fail
- * with IO, the user's file is untouched, small values work on. */
+ * with IO, the user's file is untouched, small values work on. Replaced by a folder of
+ * the user's: check and vacuum refuse to sweep it. */
 static void the_folder_replaced_while_open_is_never_used(void) {
     const char *path = tmp_path("replaced.db");
     backlite_storage *s = open_threshold(path, 1u << 30, THRESHOLD);
@@ -434,6 +437,18 @@ static void the_folder_replaced_while_open_is_never_used(void) {
     CHECK(bytes != NULL && got == 4 && memcmp(bytes, "mine", 4) == 0);
     free(bytes);
     REQUIRE(unlink(folder_of(path)) == 0);
+
+    /* A folder of the user's in its place, holding an old file under the name of the
+     * value that was removed: check and vacuum refuse to sweep it, and leave it be. */
+    REQUIRE(mkdir(folder_of(path), 0700) == 0);
+    REQUIRE(h_write_file(kept, "mine", 4));
+    age_folder(path);
+    backlite_check_report rep;
+    CHECK_RC(backlite_storage_check(s, 1, &rep, &err), BACKLITE_RESULT_IO);
+    CHECK_RC(backlite_storage_vacuum(s, &err), BACKLITE_RESULT_IO);
+    bytes = h_read_file(kept, &got);
+    CHECK(bytes != NULL && got == 4 && memcmp(bytes, "mine", 4) == 0);
+    free(bytes);
     backlite_storage_free(s);
     free(v);
 }
@@ -459,6 +474,15 @@ static void streaming_stopped_or_replaced_midway(void) {
     CHECK(r.len == n && memcmp(r.bytes, a, n) == 0);
     get_equals(s, "k", b, n);
     CHECK_EQ(value_files(path), 1);
+
+    /* The file cut short while it streams: NOT_FOUND, and never the whole value. */
+    char file[PATH_MAX + 400];
+    snprintf(file, sizeof file, "%s", only_value_file(path));
+    r = (received){.bytes = r.bytes, .cap = n, .cut = file};
+    CHECK_RC(backlite_storage_get_chunks(s, K("k"), collect, &r, NULL, &err), BACKLITE_RESULT_NOT_FOUND);
+    CHECK(r.calls >= 1 && r.len < n);
+    GET_MISSING(s, "k");
+    CHECK_EQ(value_files(path), 0);
 
     /* Inline values stream too, and a stop there is the same. */
     set_bytes(s, "small", a, 100);
