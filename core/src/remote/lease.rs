@@ -30,6 +30,7 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 return redis.call('DEL', KEYS[1])";
 
 /// A lease on the remote, held while a compute runs.
+#[derive(Clone)]
 pub(crate) struct RemoteLease {
     key: Vec<u8>,
     gen: u64,

@@ -185,7 +185,7 @@ impl Storage {
     /// the value lives here: `expiration` for a value computed here, the remote's time
     /// left for one found there (another machine set it, with its own expiration).
     pub(crate) fn remote_single_flight(
-        &self,
+        self: &Arc<Self>,
         key: &[u8],
         expiration: Expiration,
         give_up: Instant,
@@ -217,21 +217,29 @@ impl Storage {
                     }
                     let renew_every = remote.lease_duration() / 3;
                     let (stop, stopped) = std::sync::mpsc::channel::<()>();
-                    let held = &lease;
-                    let value = std::thread::scope(|s| {
-                        s.spawn(move || {
+                    // A thread of its own, joined, not a scoped one: a scope registers
+                    // the calling thread with Rust's runtime, and a C program's main
+                    // thread never frees that at exit (valgrind: "possibly lost").
+                    let (storage, held) = (Arc::clone(self), lease.clone());
+                    let renewer = std::thread::Builder::new()
+                        .name("backlite-remote-lease".into())
+                        .spawn(move || {
+                            let Some(remote) = &storage.remote else {
+                                return;
+                            };
                             while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                                 stopped.recv_timeout(renew_every)
                             {
-                                if !remote.renew(held) {
+                                if !remote.renew(&held) {
                                     break;
                                 }
                             }
                         });
-                        let value = compute();
-                        drop(stop);
-                        value
-                    });
+                    let value = compute();
+                    drop(stop);
+                    if let Ok(renewer) = renewer {
+                        let _ = renewer.join();
+                    }
                     match &value {
                         Ok(v) => {
                             remote.fulfill(&lease, v, expiration, self.now());

@@ -1,0 +1,371 @@
+/*
+ * test_remote_hostile.c: remotes that misbehave, through the C API. Fake servers on
+ * loopback answer nonsense, RESP3 types a RESP2 client never asked for, close in the
+ * middle of a reply, or accept and never answer; a real redis-server is paused
+ * (SIGSTOP) and resumed; a process computing a key under the remote lease is
+ * SIGKILLed while three others, on two files, wait for that key. Every call succeeds
+ * locally within the timeout, no call ever returns a value that was not set, and the
+ * key is computed once.
+ */
+#include "harness.h"
+#include "redis_server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+/* ---- a fake server ---- */
+
+typedef enum {
+    FAKE_NONSENSE,   /* bytes that are not RESP */
+    FAKE_RESP3,      /* one RESP3-only reply per command: null, boolean, double, map... */
+    FAKE_CLOSES,     /* the start of a value, then the connection closes */
+    FAKE_SILENT,     /* accepts, reads, never answers */
+    FAKE_KINDS
+} fake_kind;
+
+static const char *const fake_names[] = {"nonsense", "RESP3 replies", "closes mid-reply",
+                                         "never answers"};
+
+#define FAKE_CONNS 64
+
+typedef struct fake_server {
+    fake_kind kind;
+    int port, listen_fd, wake[2];
+    pthread_t thread;
+} fake_server;
+
+/* The commands in one read: RESP arrays start a line with '*'. */
+static int commands_in(const char *buf, size_t n) {
+    int count = 0;
+    for (size_t i = 0; i < n; i++)
+        if (buf[i] == '*' && (i == 0 || buf[i - 1] == '\n')) count++;
+    return count ? count : 1;
+}
+
+static void fake_answer(fake_server *f, int fd, const char *req, size_t n, unsigned *turn) {
+    static const char *const resp3[] = {"_\r\n", "#t\r\n", ",3.5\r\n", "%1\r\n+a\r\n:1\r\n",
+                                        "~1\r\n:1\r\n", "(12345678901234567890\r\n",
+                                        "=8\r\ntxt:BLR\x01\r\n", "|1\r\n+x\r\n+y\r\n:7\r\n",
+                                        ">2\r\n+message\r\n+x\r\n:1\r\n"};
+    switch (f->kind) {
+    case FAKE_NONSENSE:
+        (void)!write(fd, "\x00\xffgarbage\r\n", 11);
+        break;
+    case FAKE_RESP3:
+        for (int i = commands_in(req, n); i > 0; i--) {
+            const char *r = resp3[(*turn)++ % (sizeof resp3 / sizeof *resp3)];
+            (void)!write(fd, r, strlen(r));
+        }
+        break;
+    case FAKE_CLOSES:
+        (void)!write(fd, "$100\r\nBLR\x01\x00", 11);
+        shutdown(fd, SHUT_RDWR);
+        break;
+    default:
+        break;
+    }
+}
+
+/* One thread serves every connection (poll), so stopping joins one thread. */
+static void *fake_serve(void *arg) {
+    fake_server *f = arg;
+    struct pollfd fds[FAKE_CONNS + 2];
+    unsigned turns[FAKE_CONNS + 2] = {0};
+    int n = 2;
+    fds[0] = (struct pollfd){.fd = f->wake[0], .events = POLLIN};
+    fds[1] = (struct pollfd){.fd = f->listen_fd, .events = POLLIN};
+    for (;;) {
+        if (poll(fds, (nfds_t)n, -1) < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        if (fds[0].revents) break;
+        if ((fds[1].revents & POLLIN) && n < FAKE_CONNS + 2) {
+            int c = accept(f->listen_fd, NULL, NULL);
+            if (c >= 0) {
+                turns[n] = 0;
+                fds[n++] = (struct pollfd){.fd = c, .events = POLLIN};
+            }
+        }
+        for (int i = 2; i < n; i++) {
+            if (!fds[i].revents) continue;
+            char buf[65536];
+            ssize_t k = read(fds[i].fd, buf, sizeof buf);
+            if (k > 0) fake_answer(f, fds[i].fd, buf, (size_t)k, &turns[i]);
+            if (k <= 0) { /* closed by the client: forget it */
+                close(fds[i].fd);
+                fds[i] = fds[n - 1];
+                turns[i] = turns[n - 1];
+                n--;
+                i--;
+            }
+        }
+    }
+    for (int i = 2; i < n; i++) close(fds[i].fd);
+    return NULL;
+}
+
+static int fake_start(fake_server *f, fake_kind kind) {
+    memset(f, 0, sizeof *f);
+    f->kind = kind;
+    f->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (f->listen_fd < 0 || bind(f->listen_fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        listen(f->listen_fd, 64) != 0 || getsockname(f->listen_fd, (struct sockaddr *)&a, &len) != 0 ||
+        pipe(f->wake) != 0) {
+        if (f->listen_fd >= 0) close(f->listen_fd);
+        return -1;
+    }
+    f->port = ntohs(a.sin_port);
+    if (pthread_create(&f->thread, NULL, fake_serve, f) != 0) {
+        close(f->listen_fd);
+        close(f->wake[0]);
+        close(f->wake[1]);
+        return -1;
+    }
+    return 0;
+}
+
+static void fake_stop(fake_server *f) {
+    (void)!write(f->wake[1], "x", 1);
+    pthread_join(f->thread, NULL);
+    close(f->listen_fd);
+    close(f->wake[0]);
+    close(f->wake[1]);
+}
+
+/* ---- calls that must all succeed locally ---- */
+
+static int32_t compute_v(void *user_data, backlite_sink *sink) {
+    ++*(int *)user_data;
+    return backlite_sink_write(sink, K("computed")) == BACKLITE_RESULT_OK ? 0 : 1;
+}
+
+static backlite_storage *open_file(const char *name, const backlite_options *o) {
+    backlite_storage *s = NULL;
+    backlite_error *e = NULL;
+    if (backlite_storage_open(tmp_path(name), o, &s, &e) != BACKLITE_RESULT_OK) {
+        fprintf(stderr, "open %s: %s\n", name, e ? backlite_error_message(e) : "?");
+        backlite_error_free(e);
+        exit(1);
+    }
+    return s;
+}
+
+static backlite_remote_stats stats_of(backlite_storage *s) {
+    backlite_remote_stats st;
+    memset(&st, 0, sizeof st);
+    CHECK_OK(backlite_storage_remote_stats(s, &st, &err));
+    return st;
+}
+
+/* Each kind of call, `rounds` times: every one succeeds with the local answer. */
+static void every_call_goes_on_locally(backlite_storage *s, int rounds) {
+    for (int i = 0; i < rounds; i++) {
+        char key[32], call[32];
+        snprintf(key, sizeof key, "k%d", i);
+        snprintf(call, sizeof call, "call%d", i);
+        SET(s, key, "local");
+        GET_EQ(s, key, "local");
+        GET_MISSING(s, "absent");
+        CHECK_RC(backlite_storage_contains(s, K("absent"), &err), BACKLITE_RESULT_NOT_FOUND);
+        backlite_entry e = {(const uint8_t *)"many", 4, (const uint8_t *)"local", 5, 60000};
+        CHECK_OK(backlite_storage_set_many(s, &e, 1, &err));
+        int computed = 0;
+        backlite_buf buf = {0};
+        CHECK_OK(backlite_cached_call_exclusive(s, K(call), compute_v, &computed, 60000, 5000, &buf, &err));
+        CHECK_BUF_STR(buf, "computed");
+        CHECK_EQ(computed, 1);
+        backlite_buf_free(&buf);
+        CHECK_OK(backlite_storage_delete(s, K(key), &err));
+        GET_MISSING(s, key);
+        if (i % 4 == 3) CHECK_OK(backlite_storage_clear(s, &err));
+    }
+}
+
+static void a_server_answering_garbage_never_fails_a_call_nor_gives_a_value(void) {
+    const backlite_remote_mode modes[] = {BACKLITE_REMOTE_MODE_READ_WRITE,
+                                          BACKLITE_REMOTE_MODE_READ_ONLY,
+                                          BACKLITE_REMOTE_MODE_WRITE_BEHIND};
+    for (int kind = 0; kind < FAKE_KINDS; kind++) {
+        fake_server f;
+        REQUIRE(fake_start(&f, (fake_kind)kind) == 0);
+        char url[64];
+        snprintf(url, sizeof url, "redis://127.0.0.1:%d", f.port);
+        for (int m = 0; m < 3; m++) {
+            backlite_options *o = backlite_options_new();
+            CHECK_EQ(backlite_options_set_remote(o, url), BACKLITE_RESULT_OK);
+            CHECK_EQ(backlite_options_set_remote_timeout_ms(o, 200), BACKLITE_RESULT_OK);
+            CHECK_EQ(backlite_options_set_remote_mode(o, modes[m]), BACKLITE_RESULT_OK);
+            char name[32];
+            snprintf(name, sizeof name, "fake-%d-%d.db", kind, m);
+            backlite_storage *s = open_file(name, o);
+            every_call_goes_on_locally(s, 8);
+            backlite_remote_stats st = stats_of(s);
+            if (st.hits != 0 || st.errors == 0)
+                fprintf(stderr, "%s, mode %d: hits %llu errors %llu\n", fake_names[kind], m,
+                        (unsigned long long)st.hits, (unsigned long long)st.errors);
+            CHECK_EQ(st.hits, 0);
+            CHECK(st.errors >= 1);
+            backlite_storage_free(s);
+            backlite_options_free(o);
+        }
+        fake_stop(&f);
+    }
+}
+
+/* ---- a real server paused, then resumed ---- */
+
+static redis_server server;
+static char server_dir[PATH_MAX];
+
+static void a_paused_server_times_out_and_is_used_again_once_resumed(void) {
+    backlite_options *o = backlite_options_new();
+    CHECK_EQ(backlite_options_set_remote(o, server.url), BACKLITE_RESULT_OK);
+    CHECK_EQ(backlite_options_set_remote_timeout_ms(o, 300), BACKLITE_RESULT_OK);
+    backlite_storage *a = open_file("paused-a.db", o);
+    SET(a, "p", "old");
+    CHECK_EQ(stats_of(a).errors, 0);
+    kill(server.pid, SIGSTOP);
+    every_call_goes_on_locally(a, 4);
+    SET(a, "p", "new"); /* never reaches the paused server */
+    backlite_remote_stats st = stats_of(a);
+    CHECK(st.errors >= 1);
+    CHECK(st.skipped >= 1);
+    CHECK_EQ(st.connected, 0);
+    kill(server.pid, SIGCONT);
+    /* Used again once the back-off has run out (the first pause is 100 ms; each call
+     * here is bounded by the timeout). */
+    for (int i = 0; i < 3000 && !stats_of(a).connected; i++) {
+        GET_MISSING(a, "probe");
+        h_sleep_ms(10);
+    }
+    CHECK_EQ(stats_of(a).connected, 1);
+    backlite_storage *b = open_file("paused-b.db", o);
+    /* The older value never comes back to another machine. */
+    backlite_buf buf = {0};
+    backlite_result rc = backlite_storage_get(b, K("p"), &buf, NULL, NULL);
+    CHECK(rc == BACKLITE_RESULT_NOT_FOUND ||
+          (rc == BACKLITE_RESULT_OK && buf.len == 3 && memcmp(buf.data, "new", 3) == 0));
+    backlite_buf_free(&buf);
+    backlite_storage_free(b);
+    backlite_storage_free(a);
+    backlite_options_free(o);
+}
+
+/* ---- single flight across processes, its holder killed ---- */
+
+static int computes[2]; /* a pipe: each compute writes one byte */
+
+static int32_t block_forever(void *user_data, backlite_sink *sink) {
+    (void)sink;
+    int *started = user_data;
+    (void)!write(*started, "s", 1);
+    for (;;) pause();
+    return 1;
+}
+
+static int32_t count_compute(void *user_data, backlite_sink *sink) {
+    (void)user_data;
+    (void)!write(computes[1], "c", 1);
+    return backlite_sink_write(sink, K("computed once")) == BACKLITE_RESULT_OK ? 0 : 1;
+}
+
+/* In a child: cached_call_exclusive on "flight" with `file`; exits 0 when it returned
+ * "computed once". */
+static void waiter(const char *file, backlite_options *o) {
+    backlite_storage *s = NULL;
+    backlite_result opened = backlite_storage_open(file, o, &s, NULL);
+    backlite_options_free(o); /* this process's copy */
+    if (opened != BACKLITE_RESULT_OK) _exit(2);
+    backlite_buf buf = {0};
+    backlite_result rc = backlite_cached_call_exclusive(s, K("flight"), count_compute, NULL,
+                                                        60000, 60000, &buf, NULL);
+    int ok = rc == BACKLITE_RESULT_OK && buf.len == 13 && memcmp(buf.data, "computed once", 13) == 0;
+    if (!ok) fprintf(stderr, "waiter on %s: %s\n", file, h_rc_name(rc));
+    backlite_buf_free(&buf);
+    backlite_storage_free(s);
+    _exit(ok ? 0 : 3);
+}
+
+static void single_flight_survives_a_killed_holder_across_processes(void) {
+    backlite_options *o = backlite_options_new();
+    CHECK_EQ(backlite_options_set_remote(o, server.url), BACKLITE_RESULT_OK);
+    CHECK_EQ(backlite_options_set_remote_timeout_ms(o, 300), BACKLITE_RESULT_OK);
+    char files[2][PATH_MAX];
+    snprintf(files[0], sizeof files[0], "%s", tmp_path("flight-1.db"));
+    snprintf(files[1], sizeof files[1], "%s", tmp_path("flight-2.db"));
+    int started[2];
+    REQUIRE(pipe(started) == 0 && pipe(computes) == 0);
+    fflush(NULL);
+    pid_t holder = fork();
+    if (holder == 0) {
+        backlite_storage *s = NULL;
+        if (backlite_storage_open(files[0], o, &s, NULL) != BACKLITE_RESULT_OK) _exit(2);
+        backlite_buf buf = {0};
+        backlite_cached_call_exclusive(s, K("flight"), block_forever, &started[1], 60000, 60000, &buf, NULL);
+        _exit(4); /* never returns */
+    }
+    char byte;
+    REQUIRE(read(started[0], &byte, 1) == 1); /* it holds both leases, computing */
+    pid_t waiters[3];
+    for (int i = 0; i < 3; i++) {
+        fflush(NULL);
+        waiters[i] = fork();
+        if (waiters[i] == 0) waiter(files[i % 2], o);
+    }
+    kill(holder, SIGKILL);
+    int status = -1;
+    waitpid(holder, &status, 0);
+    CHECK(WIFSIGNALED(status));
+    for (int i = 0; i < 3; i++) {
+        status = -1;
+        waitpid(waiters[i], &status, 0);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    /* A fourth process (this one), on the second file. */
+    backlite_storage *s = open_file("flight-2.db", o);
+    backlite_buf buf = {0};
+    CHECK_OK(backlite_cached_call_exclusive(s, K("flight"), count_compute, NULL, 60000, 60000, &buf, &err));
+    CHECK_BUF_STR(buf, "computed once");
+    backlite_buf_free(&buf);
+    backlite_storage_free(s);
+    close(computes[1]);
+    int n = 0;
+    while (read(computes[0], &byte, 1) == 1) n++;
+    CHECK_EQ(n, 1);
+    close(computes[0]);
+    close(started[0]);
+    close(started[1]);
+    backlite_options_free(o);
+}
+
+int main(void) {
+    /* No SIGCHLD when a server is stopped or continued: under valgrind it interrupts
+     * a round trip blocked on that server (EINTR), which then fails. */
+    struct sigaction quiet_children;
+    memset(&quiet_children, 0, sizeof quiet_children);
+    quiet_children.sa_handler = SIG_DFL;
+    quiet_children.sa_flags = SA_NOCLDSTOP;
+    sigaction(SIGCHLD, &quiet_children, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    h_begin();
+    RUN(a_server_answering_garbage_never_fails_a_call_nor_gives_a_value);
+    snprintf(server_dir, sizeof server_dir, "%s", tmp_path("redis"));
+    mkdir(server_dir, 0700);
+    if (redis_server_start(&server, server_dir, NULL) != 0) {
+        fprintf(stderr, "redis-server could not be started (apt-get install redis-server)\n");
+        CHECK(0);
+        return h_end();
+    }
+    RUN(a_paused_server_times_out_and_is_used_again_once_resumed);
+    RUN(single_flight_survives_a_killed_holder_across_processes);
+    redis_server_stop(&server);
+    return h_end();
+}
