@@ -3,7 +3,7 @@
 //! script that checks the token first, so a holder that lost its lease (paused, cut
 //! off, too slow) cannot overwrite the value of the owner that took it over.
 
-use super::{codec, random_u64, Remote};
+use super::{codec, random_u64, Remote, MAX_PX};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
@@ -106,7 +106,7 @@ impl Remote {
         let (value_key, hashed) = self.keys.item(b'd', lease.gen, &lease.key);
         let px = match deadline {
             None => 0,
-            Some(t) if t > now => t - now,
+            Some(t) if t > now => (t - now).min(MAX_PX),
             Some(_) => {
                 self.release(lease);
                 return false;

@@ -48,6 +48,10 @@ pub const MAX_PLAIN_KEY: usize = 256;
 const BEHIND_QUEUE: usize = 4096;
 /// Queued commands sent in one round trip, at most.
 const BEHIND_BATCH: usize = 256;
+/// The longest `PX` sent (2^62 ms, 146 million years): Redis refuses a PX whose
+/// deadline, its clock plus the PX, overflows 64 bits, which an expiration near
+/// INT64_MAX ms would (the value header keeps the exact deadline).
+pub(crate) const MAX_PX: i64 = 1 << 62;
 
 /// A handle's remote activity.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -183,7 +187,7 @@ impl<'a> Write<'a> {
                 let mut cmd = redis::cmd("SET");
                 cmd.arg(&redis_key).arg(payload);
                 if let Some(t) = s.deadline {
-                    cmd.arg("PX").arg(t - s.now);
+                    cmd.arg("PX").arg((t - s.now).min(MAX_PX));
                 }
                 cmd
             }
