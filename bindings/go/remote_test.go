@@ -87,3 +87,16 @@ func TestRemoteOptionsAreChecked(t *testing.T) {
 		}
 	}
 }
+
+func TestRemoteSchemesTakeAnyCase(t *testing.T) {
+	url := startRedis(t)
+	s := open(t, filepath.Join(t.TempDir(), "a.db"), backlite.WithRemote("REDIS"+url[len("redis"):]),
+		backlite.WithRemoteTimeout(5*time.Second))
+	if err := s.Set([]byte("k"), []byte("v"), backlite.ExpireNever); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.RemoteStats()
+	if err != nil || st.Writes != 1 || st.Errors != 0 || !st.Connected {
+		t.Fatalf("RemoteStats = %+v, %v", st, err)
+	}
+}

@@ -71,3 +71,19 @@ def test_bad_remote_options_raise_and_write_nothing(tmp_path):
         with pytest.raises((backlite.InvalidArgumentError, ValueError)):
             backlite.Storage(tmp_path / f"{i}.db", mkdir=False, **kw)
         assert not (tmp_path / f"{i}.db").exists()
+
+
+def test_a_refused_url_never_shows_its_password_and_schemes_take_any_case(tmp_path, redis_url):
+    # Reserved characters left bare in a password make the URL malformed.
+    for url in ["redis://u:s3/cret@h:1", "redis://:s3?cret@h:1", "redis://:s3#cret@h:1/0",
+                "redis://h:1/0?pass=s3@cret", "rediss+cluster://u:s3/cret@h:1,h:2"]:
+        with pytest.raises(backlite.InvalidArgumentError) as e:
+            backlite.Storage(tmp_path / "refused.db", mkdir=False, remote=url)
+        assert "cret" not in str(e.value), str(e.value)
+        assert not (tmp_path / "refused.db").exists()
+    s = backlite.Storage(tmp_path / "upper.db", remote=redis_url.replace("redis://", "REDIS://"),
+                         remote_timeout=timedelta(seconds=5))
+    s.set_value("k", b"v")
+    st = s.remote_stats()
+    assert st.writes == 1 and st.errors == 0 and st.connected
+    s.close()

@@ -45,12 +45,14 @@ impl RemoteUrl {
         {
             return Err(bad("it contains spaces or control characters"));
         }
-        let Some((scheme, rest)) = text.split_once("://") else {
+        let Some((written, rest)) = text.split_once("://") else {
             return Err(bad(&format!(
                 "expected scheme://..., with scheme one of {SCHEMES}"
             )));
         };
-        let target = match scheme {
+        // Schemes are case-insensitive (RFC 3986, 3.1), as for the client crate.
+        let scheme = written.to_ascii_lowercase();
+        let target = match scheme.as_str() {
             "redis" | "rediss" => {
                 let parsed = url::Url::parse(text).map_err(|e| bad(&e.to_string()))?;
                 if parsed.host_str().map_or(true, str::is_empty) {
@@ -88,6 +90,14 @@ impl RemoteUrl {
                         "the query may set only db, user and pass (a '?' in a socket path is written %3F)",
                     ));
                 }
+                // The same databases as redis://.../db (a negative one, or one past
+                // 65535, is no database).
+                if parsed
+                    .query_pairs()
+                    .any(|(k, v)| k == "db" && v.parse::<u16>().is_err())
+                {
+                    return Err(bad("db must be a database number"));
+                }
                 Target::Single(one(text).map_err(|e| bad(&e))?)
             }
             "redis+cluster" | "rediss+cluster" => {
@@ -115,8 +125,8 @@ impl RemoteUrl {
                 Target::Cluster(nodes)
             }
             "" => return Err(bad("no scheme")),
-            other => {
-                let other = scrub(other, &secrets);
+            _ => {
+                let other = scrub(written, &secrets);
                 return Err(Error::invalid(format!(
                     "unknown remote URL scheme \"{other}\" in \"{shown}\": use {SCHEMES}"
                 )));
@@ -147,40 +157,44 @@ fn one(text: &str) -> std::result::Result<ConnectionInfo, String> {
 }
 
 /// The authority's user-info part, if any: `user:password` in `scheme://user:password@host`.
+/// It runs to the last '@', so that a password written with a bare '/', '?' or '#'
+/// (a URL needs them percent-encoded; such a URL is refused) is masked whole. A
+/// socket path (`redis+unix:///...`) has none.
 fn userinfo(text: &str) -> Option<(usize, &str)> {
     let start = text.find("://")? + 3;
     let rest = &text[start..];
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let at = rest[..end].rfind('@')?;
+    if rest.starts_with('/') {
+        return None;
+    }
+    let at = rest.rfind('@')?;
     Some((start, &rest[..at]))
 }
 
 /// `text` with the password of its user-info, and any query, replaced by `***`: the
 /// client crate reads a password from a query (`?pass=...`, the only way to give one to
 /// a Unix socket), and a URL with a query is refused with its text in the message.
+/// When a '?' comes before the user-info's end, which of the two holds the password
+/// cannot be told: everything from the first of them on is masked.
 pub fn redact(text: &str) -> String {
-    let shown = redact_userinfo(text);
-    match shown.split_once('?') {
-        Some((before, _)) => format!("{before}?***"),
-        None => shown,
-    }
-}
-
-fn redact_userinfo(text: &str) -> String {
-    match userinfo(text) {
-        Some((start, info)) => match info.split_once(':') {
-            Some((user, _)) => format!(
-                "{}{user}:***{}",
-                &text[..start],
-                &text[start + info.len()..]
-            ),
-            // A lone user-info is a password for redis:// ("redis://secret@host").
-            None if !info.is_empty() => {
-                format!("{}***{}", &text[..start], &text[start + info.len()..])
+    let query = text.find('?');
+    // The masked part of the user-info: after the user name, or all of it when it has
+    // no ':' (a lone user-info is a password for redis://, "redis://secret@host").
+    let secret = userinfo(text).and_then(|(start, info)| match info.split_once(':') {
+        Some((user, _)) => Some((start + user.len() + 1, start + info.len())),
+        None if !info.is_empty() => Some((start, start + info.len())),
+        None => None,
+    });
+    match (secret, query) {
+        (Some((from, to)), Some(q)) if q < to => format!("{}***", &text[..from.min(q)]),
+        (Some((from, to)), _) => {
+            let after = &text[to..];
+            match after.split_once('?') {
+                Some((before, _)) => format!("{}***{before}?***", &text[..from]),
+                None => format!("{}***{after}", &text[..from]),
             }
-            None => text.to_string(),
-        },
-        None => text.to_string(),
+        }
+        (None, Some(q)) => format!("{}?***", &text[..q]),
+        (None, None) => text.to_string(),
     }
 }
 
@@ -255,6 +269,25 @@ mod tests {
         let e = RemoteUrl::parse("memcached://u:s3cret@h:1").unwrap_err();
         assert!(e.message().contains("unknown remote URL scheme"));
         assert!(!e.message().contains("s3cret"));
+        // Reserved characters left bare in a password make the URL malformed; the
+        // message still shows none of it.
+        for (refused, secret) in [
+            ("redis://u:s3/cret@h:1", "cret"),
+            ("redis://:s3?cret@h:1", "cret"),
+            ("redis://:s3#cret@h:1/0", "cret"),
+            ("rediss+cluster://u:s3/cret@h:1,h:2", "cret"),
+            ("REDIS://u:s3/cret@h:x", "cret"),
+        ] {
+            let e = RemoteUrl::parse(refused).unwrap_err();
+            assert!(!e.message().contains(secret), "{}", e.message());
+        }
+        // A socket path may hold an '@': it is no user-info.
+        let url = RemoteUrl::parse("redis+unix:///run/a@b.sock").unwrap();
+        assert_eq!(url.shown(), "redis+unix:///run/a@b.sock");
+        // A '?' before the last '@': the password may be in either part.
+        assert_eq!(redact("redis://:s3?cret@h:1"), "redis://:***");
+        assert_eq!(redact("redis://h:1/0?pass=s3@cret"), "redis://h:***");
+        assert_eq!(redact("redis://u:p@h:1/0?pass=s3@cret"), "redis://u:***");
     }
 
     #[test]
@@ -268,6 +301,10 @@ mod tests {
             "redis+unix:///tmp/r.sock?db=2&pass=pw",
             "redis+cluster://a:1,b:2,c:3",
             "rediss+cluster://u:p@a:1,b:2",
+            "REDIS://h:1",
+            "Rediss://h",
+            "REDIS+UNIX:///tmp/r.sock",
+            "Redis+Cluster://a:1,b:2",
         ] {
             RemoteUrl::parse(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
         }
@@ -283,6 +320,8 @@ mod tests {
             "redis+unix://relative",
             "redis+unix:///tmp/a?b.sock",
             "redis+unix:///tmp/r.sock?db=x",
+            "redis+unix:///tmp/r.sock?db=-1",
+            "redis+unix:///tmp/r.sock?db=65536",
             "redis+unix:///tmp/r.sock?protocol=resp3",
             "http://h",
         ] {
