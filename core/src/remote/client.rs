@@ -387,3 +387,26 @@ impl Client {
         Some(c)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_back_off_doubles_from_100_ms_and_stops_growing_at_30_s() {
+        let mut b = Backoff::default();
+        assert!(!b.active());
+        let ms = |n: u64| Duration::from_millis(n);
+        let pauses = [
+            100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 30000, 30000, 30000,
+        ];
+        for pause in pauses.map(ms) {
+            let before = Instant::now();
+            b.fail();
+            let until = b.until.expect("a failure pauses");
+            assert!(until >= before + pause && until <= Instant::now() + pause);
+            assert!(b.active());
+            assert_eq!(b.next, (pause * 2).min(MAX_BACKOFF));
+        }
+    }
+}
