@@ -51,6 +51,10 @@ typedef struct holding_proxy_pipe {
     pthread_t thread;
 } holding_proxy_pipe;
 
+/* Markers are shorter than this: a request's marker split across two reads is found
+ * with the end of the read before. */
+#define HOLDING_PROXY_MARKER_MAX 32
+
 typedef struct holding_proxy {
     int port, server_port, listen_fd;
     pthread_t acceptor;
@@ -69,6 +73,18 @@ static inline int holding_proxy_contains_(const char *buf, size_t n, const char 
     return 0;
 }
 
+/* Whether `marker` is in `buf` (n bytes), or across `before` (the end of the read
+ * before, `kept` bytes) and `buf`. */
+static inline int holding_proxy_marker_in_(const char *before, size_t kept, const char *buf,
+                                           size_t n, const char *marker) {
+    char seam[2 * HOLDING_PROXY_MARKER_MAX];
+    size_t head = n < HOLDING_PROXY_MARKER_MAX ? n : HOLDING_PROXY_MARKER_MAX;
+    memcpy(seam, before, kept);
+    memcpy(seam + kept, buf, head);
+    return holding_proxy_contains_(seam, kept + head, marker) ||
+           holding_proxy_contains_(buf, n, marker);
+}
+
 static inline int holding_proxy_held_by_(holding_proxy *p, int id) {
     for (int i = 0; i < HOLDING_PROXY_HOLDS; i++)
         if (p->holds[i].conn == id) return i;
@@ -81,6 +97,8 @@ static void *holding_proxy_forward_(void *arg) {
     holding_proxy *p = pipe_->proxy;
     enum { CAP = 64 << 10 };
     char *buf = malloc(CAP);
+    char before[HOLDING_PROXY_MARKER_MAX];
+    size_t kept = 0;
     for (;;) {
         ssize_t n = buf == NULL ? -1 : read(pipe_->from, buf, CAP);
         if (n <= 0) break;
@@ -90,7 +108,7 @@ static void *holding_proxy_forward_(void *arg) {
             for (int i = 0; held < 0 && i < HOLDING_PROXY_HOLDS; i++) {
                 holding_proxy_hold *h = &p->holds[i];
                 if (h->marker != NULL &&
-                    holding_proxy_contains_(buf, (size_t)n, h->marker) == h->with) {
+                    holding_proxy_marker_in_(before, kept, buf, (size_t)n, h->marker) == h->with) {
                     h->marker = NULL;
                     h->conn = pipe_->id;
                     held = i;
@@ -109,6 +127,15 @@ static void *holding_proxy_forward_(void *arg) {
             h->waiting--;
         }
         pthread_mutex_unlock(&p->mu);
+        /* The end of this read, for a marker that goes on in the next one. */
+        size_t keep = (size_t)n < HOLDING_PROXY_MARKER_MAX - 1 ? (size_t)n : HOLDING_PROXY_MARKER_MAX - 1;
+        if (kept + keep > HOLDING_PROXY_MARKER_MAX - 1) {
+            size_t drop = kept + keep - (HOLDING_PROXY_MARKER_MAX - 1);
+            memmove(before, before + drop, kept - drop);
+            kept -= drop;
+        }
+        memcpy(before + kept, buf + n - keep, keep);
+        kept += keep;
         for (ssize_t done = 0; done < n;) {
             ssize_t w = write(pipe_->to, buf + done, (size_t)(n - done));
             if (w <= 0) goto out;
@@ -140,15 +167,28 @@ static void *holding_proxy_accept_(void *arg) {
         holding_proxy_pipe *up = &p->pipes[id][0], *down = &p->pipes[id][1];
         *up = (holding_proxy_pipe){p, id, client, server, 1, 0};
         *down = (holding_proxy_pipe){p, id, server, client, 0, 0};
-        pthread_create(&up->thread, NULL, holding_proxy_forward_, up);
-        pthread_create(&down->thread, NULL, holding_proxy_forward_, down);
+        if (pthread_create(&up->thread, NULL, holding_proxy_forward_, up) != 0) {
+            close(client);
+            close(server);
+            continue;
+        }
+        if (pthread_create(&down->thread, NULL, holding_proxy_forward_, down) != 0) {
+            /* the client sees its connection closed, as if the server had gone */
+            shutdown(client, SHUT_RDWR);
+            shutdown(server, SHUT_RDWR);
+            pthread_join(up->thread, NULL);
+            close(client);
+            close(server);
+            continue;
+        }
         pthread_mutex_lock(&p->mu);
         p->conns = id + 1;
         pthread_mutex_unlock(&p->mu);
     }
 }
 
-/* Listens on a free loopback port for connections to pass to `server_port`. 0 or -1. */
+/* Listens on a free loopback port for connections to pass to `server_port`. 0, or -1
+ * with nothing left open. */
 static inline int holding_proxy_start(holding_proxy *p, int server_port) {
     memset(p, 0, sizeof *p);
     p->server_port = server_port;
@@ -161,12 +201,17 @@ static inline int holding_proxy_start(holding_proxy *p, int server_port) {
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t len = sizeof a;
-    if (p->listen_fd < 0 || bind(p->listen_fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-        listen(p->listen_fd, 16) != 0 ||
-        getsockname(p->listen_fd, (struct sockaddr *)&a, &len) != 0)
-        return -1;
-    p->port = ntohs(a.sin_port);
-    return pthread_create(&p->acceptor, NULL, holding_proxy_accept_, p) == 0 ? 0 : -1;
+    if (p->listen_fd >= 0 && bind(p->listen_fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        listen(p->listen_fd, 16) == 0 &&
+        getsockname(p->listen_fd, (struct sockaddr *)&a, &len) == 0) {
+        p->port = ntohs(a.sin_port);
+        if (pthread_create(&p->acceptor, NULL, holding_proxy_accept_, p) == 0) return 0;
+    }
+    /* Nothing to stop: the caller fails without holding_proxy_stop. */
+    if (p->listen_fd >= 0) close(p->listen_fd);
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+    return -1;
 }
 
 /* Holds (as hold `i`) the replies of the next connection not held yet whose request
