@@ -8,6 +8,7 @@
 #include "harness.h"
 #include "redis_server.h"
 
+#include <dirent.h>
 #include <signal.h>
 
 static redis_server server;
@@ -367,6 +368,52 @@ static void values_near_the_size_limits_arrive_unchanged(void) {
     backlite_options_free(o);
 }
 
+/* Entries in /proc/self/<what> ("fd": open files and sockets, "task": threads). */
+static int count_entries(const char *what) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/%s", what);
+    int n = 0;
+    DIR *d = opendir(path);
+    if (!d) return -1;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        if (e->d_name[0] != '.') n++;
+    closedir(d);
+    return n - (strcmp(what, "fd") == 0); /* the directory's own descriptor */
+}
+
+/* Each handle's connections, write-behind thread and lease renewers go with it: a
+ * program that opens and frees handles keeps the same sockets and threads. */
+static void freed_handles_leave_no_socket_or_thread_behind(void) {
+    const backlite_remote_mode modes[] = {BACKLITE_REMOTE_MODE_READ_WRITE,
+                                          BACKLITE_REMOTE_MODE_READ_ONLY,
+                                          BACKLITE_REMOTE_MODE_WRITE_BEHIND};
+    backlite_options *o[3];
+    for (int m = 0; m < 3; m++) o[m] = remote_options(&server, modes[m]);
+    int fds = 0, threads = 0;
+    for (int round = 0; round < 21; round++) {
+        for (int m = 0; m < 3; m++) {
+            backlite_storage *s = open_file("cycle.db", o[m]);
+            char key[32];
+            snprintf(key, sizeof key, "cycle-%d-%d", round, m);
+            SET(s, key, "v");
+            GET_MISSING(s, "cycle-absent");
+            int computed = 0;
+            backlite_buf buf = {0};
+            CHECK_OK(backlite_cached_call_exclusive(s, K(key), compute_v, &computed, 60000, 1000, &buf, &err));
+            backlite_buf_free(&buf);
+            CHECK_OK(backlite_storage_delete(s, K(key), &err));
+            backlite_storage_free(s);
+        }
+        if (round == 0) { /* what the first round started for good (none expected) */
+            fds = count_entries("fd");
+            threads = count_entries("task");
+        }
+    }
+    CHECK_EQ(count_entries("fd"), fds);
+    CHECK_EQ(count_entries("task"), threads);
+    for (int m = 0; m < 3; m++) backlite_options_free(o[m]);
+}
+
 int main(void) {
     /* No SIGCHLD when a server is stopped or continued: under valgrind it interrupts
      * a round trip blocked on that server (EINTR), which then fails. */
@@ -391,6 +438,7 @@ int main(void) {
     RUN(the_farthest_expiration_still_reaches_the_remote);
     RUN(binary_and_long_keys_arrive_unchanged);
     RUN(values_near_the_size_limits_arrive_unchanged);
+    RUN(freed_handles_leave_no_socket_or_thread_behind);
     redis_server_stop(&server);
     return h_end();
 }
