@@ -188,15 +188,20 @@ fn main() {
         }
         None => Command::new("redis-server"),
     };
-    let mut server = server
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .arg("--dir")
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server");
+    let mut server = Server(
+        server
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server"),
+    );
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = server.0.try_wait() {
+            panic!("redis-server ended before it listened on port {port}: {status}");
+        }
         std::thread::sleep(Duration::from_millis(5));
     }
     let url = format!("redis://127.0.0.1:{port}");
@@ -361,6 +366,16 @@ fn main() {
     ] {
         c.print();
     }
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
+}
+
+/// The private redis-server, stopped however the bench ends, a panic included (a
+/// `Child` dropped is left running: it outlived a failed bench, and the test command).
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
