@@ -304,6 +304,14 @@ impl ValueFiles {
         Ok(())
     }
 
+    /// The path of the cache file whose folder this is.
+    fn cache_file(&self) -> PathBuf {
+        use std::os::unix::ffi::OsStrExt;
+        let name = self.dir.as_os_str().as_bytes();
+        let base = &name[..name.len() - FOLDER_SUFFIX.len()]; // see `folder_of`
+        PathBuf::from(std::ffi::OsStr::from_bytes(base))
+    }
+
     /// The folder.
     pub(crate) fn dir(&self) -> &Path {
         &self.dir
@@ -423,8 +431,14 @@ impl ValueFiles {
                 Ok(file) => file,
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 // The folder was removed since this handle opened it: made again (or
-                // adopted, if another process made it meanwhile), as an open would.
-                Err(e) if e.kind() == io::ErrorKind::NotFound && !remade => {
+                // adopted, if another process made it meanwhile), as an open would,
+                // but only beside a cache file still there: nothing is made at the
+                // path of one deleted while open (README).
+                Err(e)
+                    if e.kind() == io::ErrorKind::NotFound
+                        && !remade
+                        && fs::symlink_metadata(self.cache_file()).is_ok() =>
+                {
                     remade = true;
                     Self::create(&self.dir)?;
                     Self::adopt(self.dir.clone())?;

@@ -414,6 +414,29 @@ static void the_folder_removed_while_open_is_made_again(void) {
     free(v);
 }
 
+/* The cache file and its folder removed while a handle is open: nothing is made at
+ * their path again, a large set is IO (see README, a file deleted while open). */
+static void nothing_is_made_at_the_path_of_a_cache_removed_while_open(void) {
+    const char *path = tmp_path("gone.db");
+    backlite_storage *s = open_threshold(path, 1u << 30, THRESHOLD);
+    REQUIRE(s != NULL);
+    size_t n = 50000;
+    uint8_t *v = pattern(n, 16);
+    set_bytes(s, "k", v, n);
+    char wal[PATH_MAX + 8], shm[PATH_MAX + 8];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    snprintf(shm, sizeof shm, "%s-shm", path);
+    h_rm_rf(folder_of(path));
+    REQUIRE(unlink(path) == 0);
+    unlink(wal);
+    unlink(shm);
+    CHECK_RC(backlite_storage_set(s, K("k2"), v, n, NEVER, &err), BACKLITE_RESULT_IO);
+    CHECK(!h_exists(folder_of(path)));
+    CHECK(!h_exists(path));
+    backlite_storage_free(s);
+    free(v);
+}
+
 /* The folder replaced by a user's file while a handle is open: a miss, large sets fail
  * with IO, the user's file is untouched, small values work on. Replaced by a folder of
  * the user's: check and vacuum refuse to sweep it. */
@@ -706,6 +729,7 @@ int main(void) {
     RUN(a_link_in_place_of_a_value_file_is_never_followed);
     RUN(a_longer_file_or_a_changed_header_is_a_miss);
     RUN(the_folder_removed_while_open_is_made_again);
+    RUN(nothing_is_made_at_the_path_of_a_cache_removed_while_open);
     RUN(the_folder_replaced_while_open_is_never_used);
     RUN(streaming_stopped_or_replaced_midway);
     RUN(an_unreadable_value_file_is_a_miss_and_goes);
