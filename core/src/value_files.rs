@@ -271,6 +271,11 @@ impl ValueFiles {
         }
         match fs::symlink_metadata(dir.join(MARKER)) {
             Ok(m) if m.file_type().is_file() && m.uid() == meta.uid() => Ok(ValueFiles { dir }),
+            // Not "without the marker": this user may not look into the folder.
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Err(io_error(
+                format_args!("cannot look into {}", dir.display()),
+                e,
+            )),
             _ => Err(not_ours("exists without BackLite's marker")),
         }
     }
