@@ -50,6 +50,9 @@ func newCallConfig(opts []CallOption) callConfig {
 // Cached runs compute on the calling goroutine; it never waits for other callers
 // except through WithLock. CachedContext waits for them, across processes too.
 func (s *Storage) Cached(key []byte, compute func() ([]byte, error), opts ...CallOption) ([]byte, error) {
+	if compute == nil {
+		return nil, invalid("Cached: compute is nil")
+	}
 	cfg := newCallConfig(opts)
 	ms, err := expirationMS(cfg.expiration)
 	if err != nil {

@@ -26,6 +26,12 @@ import (
 //
 // Options: WithExpiration.
 func (s *Storage) CachedContext(ctx context.Context, key []byte, compute func(context.Context) ([]byte, error), opts ...CallOption) ([]byte, error) {
+	if ctx == nil {
+		return nil, invalid("CachedContext: ctx is nil (use context.Background())")
+	}
+	if compute == nil {
+		return nil, invalid("CachedContext: compute is nil")
+	}
 	cfg := newCallConfig(opts)
 	expMS, err := expirationMS(cfg.expiration)
 	if err != nil {

@@ -61,6 +61,9 @@ func Open(path string, opts ...Option) (*Storage, error) {
 // when the last one returns, so Close may even be called from a callback); calls made
 // after Close return ErrClosed. Closing twice is harmless.
 func (s *Storage) Close() error {
+	if s == nil {
+		return nil
+	}
 	s.mu.Lock()
 	if s.closing || s.ptr == nil {
 		s.mu.Unlock()
@@ -81,6 +84,9 @@ func (s *Storage) Close() error {
 
 // acquire returns the C handle for one call, which must end with s.release().
 func (s *Storage) acquire() (*C.backlite_storage, error) {
+	if s == nil {
+		return nil, ErrClosed
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing || s.ptr == nil {
@@ -272,6 +278,9 @@ type keysState struct {
 // use the storage (no lock is held while it runs). If visit panics, the walk stops and
 // the panic continues in the caller of Keys.
 func (s *Storage) Keys(visit func(key []byte) bool) error {
+	if visit == nil {
+		return invalid("Keys: visit is nil")
+	}
 	h, err := s.acquire()
 	if err != nil {
 		return err
@@ -306,6 +315,9 @@ type chunksState struct {
 // entry is removed). An error of w stops the copy and is returned as it is. w may use
 // the storage.
 func (s *Storage) GetTo(key []byte, w io.Writer) error {
+	if w == nil {
+		return invalid("GetTo: the writer is nil")
+	}
 	h, err := s.acquire()
 	if err != nil {
 		return err
