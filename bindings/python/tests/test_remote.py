@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import shutil
 import socket
 import subprocess
@@ -87,3 +88,17 @@ def test_a_refused_url_never_shows_its_password_and_schemes_take_any_case(tmp_pa
     st = s.remote_stats()
     assert st.writes == 1 and st.errors == 0 and st.connected
     s.close()
+
+
+def test_a_pickled_storage_keeps_its_remote_tier_and_lease_length(tmp_path, redis_url):
+    # multiprocessing sends a Storage pickled: the child's handle must reach the same
+    # remote (else it computes and serves alone) and keep the lease length it was given.
+    kw = dict(remote=redis_url, remote_namespace="pk", remote_timeout=timedelta(milliseconds=300),
+              remote_mode="read-only", lease_length=timedelta(seconds=7))
+    with backlite.Storage(tmp_path / "a.db", remote=redis_url, remote_namespace="pk") as a:
+        a.set_value("k", b"shared")
+    with backlite.Storage(tmp_path / "b.db", **kw) as b, pickle.loads(pickle.dumps(b)) as again:
+        assert again.get_value("k") == b"shared"
+        assert again.remote_stats().hits == 1
+        assert again._remote == b._remote
+        assert again._lease_length == timedelta(seconds=7)

@@ -296,7 +296,7 @@ class Storage(_native.Storage):
         return (
             _reopen,
             (self.location, self.size_limit, self.eviction_policy, self.default_expiration,
-             self._busy_timeout, self.file_threshold),
+             self._busy_timeout, self.file_threshold, self._lease_length, *self._remote),
         )
 
     def __repr__(self) -> str:
@@ -311,7 +311,13 @@ def _reopen(
     default_expiration: timedelta | None,
     busy_timeout: timedelta | None,
     file_threshold: int | None = FILE_THRESHOLD_DEFAULT,
+    lease_length: timedelta | None = None,
+    remote: str | None = None,
+    remote_namespace: str | None = None,
+    remote_timeout: timedelta | None = None,
+    remote_mode: str = "read-write",
 ) -> Storage:
+    # New parameters go last, with defaults: pickles made by an older version still load.
     return Storage(
         location,
         size_limit=size_limit,
@@ -319,5 +325,10 @@ def _reopen(
         default_expiration=default_expiration,
         busy_timeout=busy_timeout,
         file_threshold=file_threshold,
+        lease_length=lease_length,
+        remote=remote,
+        remote_namespace=remote_namespace,
+        remote_timeout=remote_timeout,
+        remote_mode=remote_mode,
         mkdir=False,
     )
