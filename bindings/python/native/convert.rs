@@ -119,9 +119,15 @@ pub(crate) fn expiration(py: Python<'_>, ms: i64) -> PyResult<Expiration> {
     Expiration::from_ms(ms).or_raise(py)
 }
 
+/// `timedelta.max` in whole milliseconds (999999999 days, 86399.999 s).
+const TIMEDELTA_MAX_MS: u64 = 999_999_999 * 86_400_000 + 86_399_999;
+
 /// A time left as a timedelta of whole milliseconds, rounded up so a live entry
-/// never shows 0 (the C API's rounding).
+/// never shows 0 (the C API's rounding), and at most `timedelta.max`: another language
+/// may store more time than a timedelta holds.
 pub(crate) fn time_left<'py>(py: Python<'py>, left: Duration) -> PyResult<Bound<'py, PyAny>> {
-    let ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1);
+    let ms = u64::try_from(left.as_millis())
+        .unwrap_or(u64::MAX)
+        .clamp(1, TIMEDELTA_MAX_MS);
     timedelta(py)?.call1((0, ms / 1000, (ms % 1000) * 1000))
 }

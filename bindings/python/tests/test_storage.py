@@ -590,3 +590,15 @@ def test_a_value_above_the_file_threshold_lives_in_a_file_and_reads_back(tmp_pat
 def test_a_bad_file_threshold_is_refused(tmp_path, bad):
     with pytest.raises(ValueError, match="file_threshold"):
         Storage(tmp_path / "c.db", file_threshold=bad)
+
+
+def test_a_time_left_beyond_timedelta_max_reads_back_as_timedelta_max(storage):
+    # A C, Go or Zig writer may give an item more time than a timedelta holds (up to
+    # 2**63 - 1 ms), and timedelta.max itself is stored rounded up to whole
+    # milliseconds: a get must not raise OverflowError for the rest of the item's life.
+    storage._set_many([(b"from C", b"v", 2**62)])  # as backlite_storage_set_many
+    storage.set("k", {"value": b"v", "expiration": timedelta.max})
+    for key in ("from C", "k"):
+        item = storage.get(key)
+        assert item["value"] == b"v"
+        assert timedelta.max - timedelta(days=1) < item["expiration"] <= timedelta.max
