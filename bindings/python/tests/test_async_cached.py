@@ -98,6 +98,55 @@ def test_async_cached_with_async_barrier(storage):
     assert calls == [2]
 
 
+class _CountingLock:
+    """A lock that counts how often it is taken."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.taken = 0
+
+    def acquire(self) -> bool:
+        self.taken += 1
+        return self.lock.acquire()
+
+    def release(self) -> None:
+        self.lock.release()
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_hit_never_takes_the_barrier(storage, kind):
+    # As cached() and C's cached_call: the barrier guards a computation, so a hit
+    # returns without waiting for it (a barrier held for another key's long
+    # computation must not stall every hit). One miss, then one hit, in the stats.
+    counting = _CountingLock()
+    if kind == "sync":
+        barrier = counting
+    else:
+        class barrier:  # noqa: N801 - an async lock counting its acquisitions
+            async def __aenter__(self):
+                counting.taken += 1
+
+            async def __aexit__(self, *exc):
+                pass
+        barrier = barrier()
+    calls = []
+
+    @async_cached(storage=storage, barrier=barrier)
+    async def f(x):
+        calls.append(x)
+        return x
+
+    async def main():
+        assert await f(1) == 1
+        assert await f(1) == 1
+
+    run(main())
+    assert calls == [1]
+    assert counting.taken == 1
+    st = storage.stats()
+    assert (st.misses, st.hits) == (1, 1)
+
+
 def test_seed_scenario_sync_barrier_held_while_another_loop_waits(storage):
     # The seed's test: a thread runs its own loop and waits for the barrier.
     lock = threading.Lock()

@@ -648,3 +648,15 @@ def test_a_storage_opened_before_fork_works_in_the_child(db, tmp_path):
     assert count(calls_log) == 2  # f(1) in the parent, f(2) in the child
     s.close()
 
+
+
+def test_cached_refuses_an_async_function_and_points_to_async_cached(storage):
+    # Its result would be a coroutine, never awaited and never picklable: refused when
+    # decorating, with the decorator to use instead.
+    async def f(x):
+        return x
+
+    with pytest.raises(TypeError, match="async_cached"):
+        cached(storage=storage)(f)
+    with pytest.raises(TypeError, match="async_cached"):
+        cached(f, storage=storage)

@@ -18,7 +18,7 @@ import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from inspect import signature
+from inspect import iscoroutinefunction, signature
 from typing import Any, Awaitable, Callable, Coroutine, ParamSpec, TypeVar, overload
 
 from backlite import _keys
@@ -202,6 +202,12 @@ def cached(
             expiration=expiration,
             param_hash_func=param_hash_func,
         )
+    if iscoroutinefunction(func):
+        # Its result is a coroutine: never awaited here, never picklable.
+        raise TypeError(
+            f"cached() memoises plain functions; {_keys.function_id(func)} is async: "
+            "use async_cached()"
+        )
     make_key = _make_key_func(func, param_hash_func)
     barrier_calls = None if barrier is None else (enter, exit)
     cached_call = storage._cached_call
@@ -289,13 +295,14 @@ async def _step_off_loop(
 
 
 async def _compute_with_lease(
-    storage: Storage, key: bytes, call: Callable[[], Awaitable[Any]], exp_ms: int
+    storage: Storage, key: bytes, call: Callable[[], Awaitable[Any]], exp_ms: int,
+    attempt: int = 0,
 ) -> Any:
     """Stampede-safe across threads and processes, with the library's timing: the
     lease owner computes (the library renews its lease meanwhile), the others sleep
     for the pause the library gives (asyncio.sleep: never blocking the loop) and step
-    again, until the value is there or the lease is theirs."""
-    attempt = 0
+    again, until the value is there or the lease is theirs. Only step 0 counts a
+    miss: a caller that already looked starts at 1."""
     while True:
         rc, value, lease, pause = await _step_off_loop(storage, key, attempt)
         attempt += 1
@@ -384,8 +391,16 @@ def async_cached(
         # The first step looks the key up (a hit returns at once) and counts the miss.
         if barrier is None:
             return await compute(storage, key, call, exp_ms)
+        # As cached(): a hit never waits for the barrier. A lease won by this first
+        # look is given back before the barrier is awaited: holding it there would
+        # let a barrier holder of another process wait on us while we wait on it.
+        rc, value, lease, _ = await _step_off_loop(storage, key, 0)
+        if rc == OK:
+            return value
+        if lease is not None:
+            await _off_loop(lease.abandon)
         async with _async_hold(barrier):
-            return await compute(storage, key, call, exp_ms)
+            return await compute(storage, key, call, exp_ms, 1)
 
     @functools.wraps(func)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
