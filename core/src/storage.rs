@@ -119,6 +119,15 @@ impl Storage {
             if path.as_os_str().is_empty() {
                 return Err(Error::invalid("the cache path is empty"));
             }
+            // Made absolute once, here: the connections opened later (a new thread's, a
+            // forked child's, the hit writer's) and the values' folder reach this file
+            // after the program changes its working directory too.
+            let path = &std::path::absolute(path).map_err(|e| {
+                Error::new(
+                    ErrorKind::Io,
+                    format!("cannot resolve {}: {e}", path.display()),
+                )
+            })?;
             let shared = claim_file(path, options.busy_timeout)?;
             let conn = pool::open(&shared.name, options.busy_timeout)?;
             (conn, Some(path.to_path_buf()), shared)

@@ -1606,6 +1606,71 @@ static void lease_step_answers_like_try_acquire(void) {
     backlite_storage_free(s);
 }
 
+/* A cache opened by a relative path stays that file after the program changes its
+   working directory (daemons chdir("/")): reads and writes, in new threads' connections
+   and in a forked child, reach it and make no file in the new directory. */
+static void *get_mine(void *arg) {
+    backlite_storage *s = arg;
+    backlite_buf b = {NULL, 0};
+    intptr_t ok = backlite_storage_get(s, K("mine"), &b, NULL, NULL) == BACKLITE_RESULT_OK && b.len == 1 &&
+                  b.data[0] == '1';
+    backlite_buf_free(&b);
+    return (void *)ok;
+}
+
+static void a_relative_path_is_kept_through_a_change_of_directory(void) {
+    char cwd[PATH_MAX];
+    REQUIRE(getcwd(cwd, sizeof cwd) != NULL);
+    char a[PATH_MAX], b[PATH_MAX];
+    snprintf(a, sizeof a, "%s", tmp_path("cwd-a"));
+    snprintf(b, sizeof b, "%s", tmp_path("cwd-b"));
+    REQUIRE(mkdir(a, 0700) == 0 && mkdir(b, 0700) == 0);
+    REQUIRE(chdir(a) == 0);
+    backlite_storage *s = OPEN("rel.db", NULL);
+    REQUIRE(chdir(b) == 0);
+    if (s != NULL) {
+        SET(s, "mine", "1");
+        pthread_t th;
+        void *ok = NULL;
+        REQUIRE(pthread_create(&th, NULL, get_mine, s) == 0);
+        pthread_join(th, &ok);
+        CHECK(ok == (void *)1);
+        GET_EQ(s, "mine", "1");
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0) {
+            backlite_buf v = {NULL, 0};
+            int rc = backlite_storage_get(s, K("mine"), &v, NULL, NULL);
+            backlite_buf_free(&v);
+            backlite_storage_free(s);
+            _exit(rc == BACKLITE_RESULT_OK ? 0 : 1);
+        }
+        int status = 0;
+        CHECK(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        CHECK(!h_exists("rel.db"));
+        /* a value kept in a file of its own goes beside the cache, not here */
+        size_t big_len = 70000;
+        uint8_t *big = malloc(big_len);
+        REQUIRE(big != NULL);
+        memset(big, 'B', big_len);
+        CHECK_OK(backlite_storage_set(s, K("big"), big, big_len, NEVER, &err));
+        free(big);
+        backlite_buf v = {NULL, 0};
+        CHECK_OK(backlite_storage_get(s, K("big"), &v, NULL, &err));
+        CHECK_EQ(v.len, big_len);
+        backlite_buf_free(&v);
+        CHECK(!h_exists("rel.db.values"));
+        backlite_storage_free(s);
+    }
+    CHECK(!h_exists("rel.db"));
+    REQUIRE(chdir(a) == 0);
+    CHECK(h_exists("rel.db.values"));
+    s = OPEN("rel.db", NULL);
+    if (s) GET_EQ(s, "mine", "1");
+    backlite_storage_free(s);
+    REQUIRE(chdir(cwd) == 0);
+}
+
 int main(void) {
     h_begin();
     RUN(a_keys_visitor_may_write_to_the_same_storage);
@@ -1650,5 +1715,6 @@ int main(void) {
     RUN(a_lapsed_lease_nobody_took_is_still_fulfilled);
     RUN(a_barrier_may_use_the_storage_it_guards);
     RUN(lease_step_answers_like_try_acquire);
+    RUN(a_relative_path_is_kept_through_a_change_of_directory);
     return h_end();
 }
