@@ -121,16 +121,17 @@ impl Storage {
             }
             // Made absolute once, here: the connections opened later (a new thread's, a
             // forked child's, the hit writer's) and the values' folder reach this file
-            // after the program changes its working directory too.
-            let path = &std::path::absolute(path).map_err(|e| {
+            // after the program changes its working directory too. Messages keep the
+            // path as given.
+            let absolute = std::path::absolute(path).map_err(|e| {
                 Error::new(
                     ErrorKind::Io,
                     format!("cannot resolve {}: {e}", path.display()),
                 )
             })?;
-            let shared = claim_file(path, options.busy_timeout)?;
+            let shared = claim_file(path, &absolute, options.busy_timeout)?;
             let conn = pool::open(&shared.name, options.busy_timeout)?;
-            (conn, Some(path.to_path_buf()), shared)
+            (conn, Some(absolute), shared)
         };
         let mut conn = conn;
         if file.is_none() {
@@ -1068,7 +1069,7 @@ fn check_key(key: &[u8]) -> Result<()> {
 /// Finds the cache at `path`, creating it if there is none, and returns what this
 /// process's handles on it share. A file that is open here already is not read again
 /// (see [`shared::opening`]) and is opened by the name its other handles use.
-fn claim_file(path: &Path, busy_timeout: Duration) -> Result<Arc<FileShared>> {
+fn claim_file(path: &Path, absolute: &Path, busy_timeout: Duration) -> Result<Arc<FileShared>> {
     // Each turn either finds the file or sees it appear or change meanwhile; a few
     // turns settle any race with other openers.
     for _ in 0..8 {
@@ -1093,7 +1094,7 @@ fn claim_file(path: &Path, busy_timeout: Duration) -> Result<Arc<FileShared>> {
                 }
             }
             schema::FileKind::Empty | schema::FileKind::Ours => {
-                return Ok(shared::register(id, schema::sqlite_name(path)));
+                return Ok(shared::register(id, schema::sqlite_name(absolute)));
             }
         }
     }
