@@ -85,7 +85,8 @@ impl Storage {
             // Files no row names. A set writes its file before it takes the write lock
             // and holds the file's own lock until its row commits: a file whose lock
             // can be taken is an orphan, of a write that failed or was killed.
-            let orphan_files = sweep(t.conn(), files, true, &t.tally.files)?;
+            let to_sweep = self.shared.folder_to_sweep()?;
+            let orphan_files = sweep(t.conn(), to_sweep, true, &t.tally.files)?;
             report.orphan_values += orphan_files;
             if !report.healthy() || orphan_files > 0 {
                 for (seq, key, value_id, file) in damaged_rows {
@@ -143,7 +144,7 @@ impl Storage {
                 report.actual_total_size += size as u64;
             }
         }
-        report.orphan_values += sweep(conn, files, false, &[])?;
+        report.orphan_values += sweep(conn, self.shared.folder_to_sweep()?, false, &[])?;
         Ok(report)
     }
 
@@ -158,7 +159,7 @@ impl Storage {
     }
 
     fn vacuum_steps(&self) -> Result<()> {
-        if let Some(files) = self.shared.value_files(false)? {
+        if let Some(files) = self.shared.folder_to_sweep()? {
             self.write(|t| sweep(t.conn(), Some(files), true, &t.tally.files))?;
         }
         self.flush()?;
@@ -242,7 +243,7 @@ impl Storage {
     /// where the last sweep stopped. Best effort: a cache this process cannot write,
     /// or any failure, leaves the orphans to a later open, `check` or `vacuum`.
     pub(crate) fn sweep_lazily(&self) {
-        let Ok(Some(files)) = self.shared.value_files(false) else {
+        let Ok(Some(files)) = self.shared.folder_to_sweep() else {
             return;
         };
         let _ = self.read(|conn| {

@@ -109,6 +109,17 @@ impl Error {
         Error::new(ErrorKind::InvalidArgument, message)
     }
 
+    /// The error of a handle whose cache file `name` was deleted or replaced while open.
+    pub(crate) fn file_gone(name: &std::path::Path) -> Self {
+        Error::new(
+            ErrorKind::Io,
+            format!(
+                "{} was deleted or replaced while open: open it again",
+                name.display()
+            ),
+        )
+    }
+
     /// Wraps a SQLite error with what we were doing when it happened.
     pub(crate) fn sqlite(context: &str, err: rusqlite::Error) -> Self {
         use rusqlite::ffi::ErrorCode as C;

@@ -200,23 +200,14 @@ pub(crate) fn open(name: &Path, busy_timeout: Duration) -> Result<Connection> {
 /// such a connection would read another file than the handle writes, and write this
 /// process's hits onto another file's rows. Nothing is created at `name`.
 pub(crate) fn reopen(name: &Path, id: FileId, busy_timeout: Duration) -> Result<Connection> {
-    let gone = || {
-        Error::new(
-            ErrorKind::Io,
-            format!(
-                "{} was deleted or replaced while open: open it again",
-                name.display()
-            ),
-        )
-    };
     if schema::identify(name)? != Some(id) {
-        return Err(gone());
+        return Err(Error::file_gone(name));
     }
     let conn = open_file(name, OpenFlags::empty())?;
     schema::configure(&conn, busy_timeout)?;
     // The name may have changed files between the look and the open.
     if schema::identify(name)? != Some(id) {
-        return Err(gone());
+        return Err(Error::file_gone(name));
     }
     Ok(conn)
 }

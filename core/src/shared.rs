@@ -52,12 +52,32 @@ impl FileShared {
         if self.name.as_os_str().is_empty() {
             return Ok(None);
         }
+        if create && !self.still_named() {
+            // The folder beside a name that no longer leads here is not this file's.
+            return Err(crate::error::Error::file_gone(&self.name));
+        }
         Ok(
             match crate::value_files::ValueFiles::open(&self.name, create)? {
                 Some(v) => Some(self.values.get_or_init(|| v)),
                 None => None,
             },
         )
+    }
+
+    /// The folder of value files to sweep for orphans: this file's, if its name still
+    /// leads to it. Once the file was deleted or replaced while open, the folder at its
+    /// name may be another cache's, whose files no row of this one names: a sweep
+    /// would take every one of them for an orphan.
+    pub fn folder_to_sweep(&self) -> Result<Option<&crate::value_files::ValueFiles>> {
+        match self.still_named() {
+            true => self.value_files(false),
+            false => Ok(None),
+        }
+    }
+
+    /// Whether the name connections open the file by still leads to it.
+    fn still_named(&self) -> bool {
+        matches!(crate::schema::identify(&self.name), Ok(Some(id)) if id == self.id)
     }
 
     /// The buffered hits of this process. In a child forked from the process that
