@@ -7,6 +7,7 @@
  */
 #include "harness.h"
 #include "redis_server.h"
+#include "remote_calls.h"
 
 #define KEYS 120
 
@@ -19,30 +20,12 @@ static backlite_options *cluster_options(void) {
     return o;
 }
 
-static backlite_storage *open_file(const char *name, const backlite_options *o) {
-    backlite_storage *s = NULL;
-    backlite_error *e = NULL;
-    if (backlite_storage_open(tmp_path(name), o, &s, &e) != BACKLITE_RESULT_OK) {
-        fprintf(stderr, "open %s: %s\n", name, e ? backlite_error_message(e) : "?");
-        backlite_error_free(e);
-        exit(1);
-    }
-    return s;
-}
-
 static void key_of(int i, char *out, size_t cap) { snprintf(out, cap, "key %d", i); }
 static void value_of(int i, char *out, size_t cap) { snprintf(out, cap, "value of key %d", i); }
 
 static long dbsize(int node) {
     char line[64];
     return atol(redis_cli(cluster.nodes[node].port, "DBSIZE", line, sizeof line));
-}
-
-static backlite_remote_stats stats_of(backlite_storage *s) {
-    backlite_remote_stats st;
-    memset(&st, 0, sizeof st);
-    CHECK_OK(backlite_storage_remote_stats(s, &st, &err));
-    return st;
 }
 
 /* Every key read from `s` is its own value or missing; returns how many were found. */

@@ -9,6 +9,7 @@
  */
 #include "harness.h"
 #include "redis_server.h"
+#include "remote_calls.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -145,24 +146,6 @@ static void fake_stop(fake_server *f) {
 static int32_t compute_v(void *user_data, backlite_sink *sink) {
     ++*(int *)user_data;
     return backlite_sink_write(sink, K("computed")) == BACKLITE_RESULT_OK ? 0 : 1;
-}
-
-static backlite_storage *open_file(const char *name, const backlite_options *o) {
-    backlite_storage *s = NULL;
-    backlite_error *e = NULL;
-    if (backlite_storage_open(tmp_path(name), o, &s, &e) != BACKLITE_RESULT_OK) {
-        fprintf(stderr, "open %s: %s\n", name, e ? backlite_error_message(e) : "?");
-        backlite_error_free(e);
-        exit(1);
-    }
-    return s;
-}
-
-static backlite_remote_stats stats_of(backlite_storage *s) {
-    backlite_remote_stats st;
-    memset(&st, 0, sizeof st);
-    CHECK_OK(backlite_storage_remote_stats(s, &st, &err));
-    return st;
 }
 
 /* Each kind of call, `rounds` times: every one succeeds with the local answer. */

@@ -9,6 +9,7 @@
  */
 #include "harness.h"
 #include "redis_server.h"
+#include "remote_calls.h"
 
 static redis_server server;
 static char server_dir[PATH_MAX];
@@ -29,13 +30,6 @@ static backlite_storage *open_with(const backlite_options *o) {
         return NULL;
     }
     return s;
-}
-
-static backlite_remote_stats stats_of(backlite_storage *s) {
-    backlite_remote_stats st;
-    memset(&st, 0, sizeof st);
-    CHECK_OK(backlite_storage_remote_stats(s, &st, &err));
-    return st;
 }
 
 /* Whether a handle opened with `o` writes a set to the remote without an error. */

@@ -7,6 +7,7 @@
  */
 #include "harness.h"
 #include "redis_server.h"
+#include "remote_calls.h"
 
 #include <dirent.h>
 #include <signal.h>
@@ -21,24 +22,6 @@ static backlite_options *remote_options(const redis_server *rs, backlite_remote_
     CHECK_EQ(backlite_options_set_remote_timeout_ms(o, 10000), BACKLITE_RESULT_OK);
     CHECK_EQ(backlite_options_set_remote_mode(o, mode), BACKLITE_RESULT_OK);
     return o;
-}
-
-static backlite_storage *open_file(const char *name, const backlite_options *o) {
-    backlite_storage *s = NULL;
-    backlite_error *e = NULL;
-    if (backlite_storage_open(tmp_path(name), o, &s, &e) != BACKLITE_RESULT_OK) {
-        fprintf(stderr, "open %s: %s\n", name, e ? backlite_error_message(e) : "?");
-        backlite_error_free(e);
-        exit(1);
-    }
-    return s;
-}
-
-static backlite_remote_stats stats_of(backlite_storage *s) {
-    backlite_remote_stats st;
-    memset(&st, 0, sizeof st);
-    CHECK_OK(backlite_storage_remote_stats(s, &st, &err));
-    return st;
 }
 
 #define CHECK_STATS(s, h, m, w, e, sk)                                                \
