@@ -1,13 +1,13 @@
 /*
  * Values at or above backlite_options_set_file_threshold live in files of their own in
- * `<cache>.values/` (issue 16, item 2): the option's values; a round trip above and
- * below the threshold through get and get_chunks; the size limit counts them; delete,
- * overwrite, eviction and clear remove their files; a file deleted or cut short behind
- * BackLite's back is a miss and its row goes; files BackLite did not make are never
- * touched; a writer killed (SIGKILL) in the middle of large sets leaves no entry
- * without its file, and check with repair leaves no orphan; a cache its user cannot
- * write still serves them; two processes setting one key never hand a reader half a
- * file.
+ * `<cache>.values/` (issue 16, item 2): the option's values and its default (64 KiB);
+ * a round trip above and below the threshold through get and get_chunks; the size
+ * limit counts them; delete, overwrite, eviction and clear remove their files; a file
+ * deleted or cut short behind BackLite's back is a miss and its row goes; files
+ * BackLite did not make are never touched; a writer killed (SIGKILL) in the middle of
+ * large sets leaves no entry without its file, and check with repair leaves no orphan;
+ * a cache its user cannot write still serves them; two processes setting one key never
+ * hand a reader half a file.
  */
 #include "backlite.h"
 #include "harness.h"
@@ -94,7 +94,7 @@ static void the_threshold_takes_bytes_or_never(void) {
     CHECK_RESULT(backlite_options_set_file_threshold(o, BACKLITE_FILE_THRESHOLD_NEVER),
                  BACKLITE_RESULT_OK);
     CHECK_RESULT(backlite_options_set_file_threshold(NULL, 1), BACKLITE_RESULT_NULL_PARAMETER);
-    /* Never (the default): a large value makes no folder. */
+    /* The last one set, Never: a large value makes no folder. */
     const char *path = tmp_path("never.db");
     backlite_storage *s = OPEN(path, o);
     REQUIRE(s != NULL);
@@ -104,6 +104,26 @@ static void the_threshold_takes_bytes_or_never(void) {
     free(v);
     backlite_storage_free(s);
     backlite_options_free(o);
+}
+
+/* Without the option the threshold is BACKLITE_FILE_THRESHOLD_DEFAULT, 64 KiB (API.md,
+ * README): a value one byte under it stays in the database, one of exactly it (a
+ * threshold is "at least") goes to a file. */
+static void the_default_threshold_is_64_kib(void) {
+    CHECK_EQ(BACKLITE_FILE_THRESHOLD_DEFAULT, 64 * 1024);
+    const char *path = tmp_path("default.db");
+    backlite_storage *s = OPEN(path, NULL);
+    REQUIRE(s != NULL);
+    size_t n = BACKLITE_FILE_THRESHOLD_DEFAULT;
+    uint8_t *v = pattern(n, 4);
+    set_bytes(s, "under", v, n - 1, NEVER);
+    CHECK(!h_exists(folder_of(path)));
+    set_bytes(s, "at", v, n, NEVER);
+    CHECK_EQ(value_files(path), 1);
+    get_equals(s, "under", v, n - 1);
+    get_equals(s, "at", v, n);
+    free(v);
+    backlite_storage_free(s);
 }
 
 static void values_above_the_threshold_round_trip_through_files(void) {
@@ -474,6 +494,7 @@ static void a_read_only_cache_serves_its_file_values(void) {
 int main(void) {
     h_begin();
     RUN(the_threshold_takes_bytes_or_never);
+    RUN(the_default_threshold_is_64_kib);
     RUN(values_above_the_threshold_round_trip_through_files);
     RUN(a_small_set_that_evicts_a_file_value_removes_its_file);
     RUN(every_removal_removes_the_file);
