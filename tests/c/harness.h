@@ -14,7 +14,9 @@
  *     }
  *
  * RUN prints "ok - name" or "not ok - name" (or "ok - name # SKIP why") on stdout, one
- * line per case; failed checks print "file:line: message" on stderr. h_end() removes
+ * line per case, and after a case of a second or more "# name: W s, C s of CPU" (its
+ * wall and CPU time: a loaded machine shows as W far above C); failed checks print
+ * "file:line: message" on stderr. h_end() removes
  * the temporary directory and returns the exit status: 0 when every check passed.
  *
  * Checks of backlite calls:
@@ -245,13 +247,18 @@ static inline void h_begin(void) {
     alarm(secs); /* a deadlock ends the program (SIGALRM) instead of hanging the suite */
 }
 
+static inline int64_t h_now_ms(void);
+
 static inline void h_run_(const char *name, void (*fn)(void)) {
     h_state *st = h_st();
     int before = atomic_load(&st->failures);
     st->case_index++;
     st->case_skipped = 0;
     st->skip_reason[0] = '\0';
+    int64_t started = h_now_ms();
+    clock_t cpu = clock();
     fn();
+    double secs = (double)(h_now_ms() - started) / 1000.0, cpu_secs = (double)(clock() - cpu) / CLOCKS_PER_SEC;
     st->cases_run++;
     if (atomic_load(&st->failures) != before) {
         st->cases_failed++;
@@ -261,6 +268,8 @@ static inline void h_run_(const char *name, void (*fn)(void)) {
     } else {
         printf("ok - %s\n", name);
     }
+    /* a slow case says whether it waited (load: wall time far above CPU time) or worked */
+    if (secs >= 1.0) printf("# %s: %.1f s, %.1f s of CPU\n", name, secs, cpu_secs);
 }
 
 static inline int h_rm_one_(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
