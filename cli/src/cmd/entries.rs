@@ -1,7 +1,7 @@
 //! `get`, `set`, `delete` and `clear`: single entries from the shell.
 
 use super::stats::print;
-use super::{key_arg, open, Failure, Outcome, DAMAGED_OR_MISSING, OK, USAGE_OR_IO};
+use super::{key_arg, open, output_path, Failure, Outcome, DAMAGED_OR_MISSING, OK, USAGE_OR_IO};
 use crate::bytes::escape;
 use crate::core::Expiration;
 use crate::{Cli, Ttl};
@@ -10,6 +10,7 @@ use std::path::Path;
 
 pub fn get(cli: &Cli, file: &Path, key: &str, output: Option<&Path>, escaped: bool) -> Outcome {
     let key = key_arg(file, key, escaped)?;
+    let output = output_path(file, output)?;
     let storage = open(cli, file, false)?;
     let found = storage.get(&key).map_err(|e| Failure::core(file, &e))?;
     let Some((value, _)) = found else {

@@ -36,6 +36,7 @@ pub fn entry_line(e: &ExportedEntry<'_>) -> String {
 }
 
 pub fn run(cli: &Cli, file: &Path, output: Option<&Path>) -> Outcome {
+    let output = super::output_path(file, output)?;
     let storage = open(cli, file, false)?;
     let info = storage.inspect(&[]).map_err(|e| Failure::core(file, &e))?;
     let lifetime = storage

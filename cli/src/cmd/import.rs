@@ -115,19 +115,20 @@ fn parse_line(text: &[u8]) -> Result<Line, String> {
 }
 
 pub fn run(cli: &Cli, file: &Path, input: Option<&Path>) -> Outcome {
-    let (source, shown, length): (Box<dyn Read>, String, Option<u64>) = match input {
-        Some(path) => {
-            let f = std::fs::File::open(path)
-                .map_err(|e| Failure::new(USAGE_OR_IO, path, format!("cannot open: {e}")))?;
-            let length = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
-            (Box::new(f), path.display().to_string(), length)
-        }
-        None => (
-            Box::new(std::io::stdin().lock()),
-            "<stdin>".to_string(),
-            None,
-        ),
-    };
+    let (source, shown, length): (Box<dyn Read>, String, Option<u64>) =
+        match super::input_path(input) {
+            Some(path) => {
+                let f = std::fs::File::open(path)
+                    .map_err(|e| Failure::new(USAGE_OR_IO, path, format!("cannot open: {e}")))?;
+                let length = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
+                (Box::new(f), path.display().to_string(), length)
+            }
+            None => (
+                Box::new(std::io::stdin().lock()),
+                "<stdin>".to_string(),
+                None,
+            ),
+        };
     let storage = open(cli, file, true)?;
     let bar = match length {
         Some(n) => progress::bytes_bar(n, "importing"),

@@ -82,6 +82,57 @@ pub fn open(cli: &Cli, file: &Path, create: bool) -> Result<Storage, Failure> {
     Storage::open(file, &options).map_err(|e| Failure::core(file, &e))
 }
 
+/// Where an `-o OUT` goes: `None` for stdout (no OUT, or `-`), else the path, which
+/// must not be the cache itself or a file SQLite keeps beside it (writing there would
+/// destroy the cache).
+pub fn output_path<'a>(file: &Path, out: Option<&'a Path>) -> Result<Option<&'a Path>, Failure> {
+    use std::os::unix::fs::MetadataExt;
+    let Some(out) = out.filter(|p| p.as_os_str() != "-") else {
+        return Ok(None);
+    };
+    let identity = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    // Where a path that may not exist yet would be: its folder, resolved, and its name.
+    let place = |p: &Path| {
+        let folder = match p.parent() {
+            Some(f) if !f.as_os_str().is_empty() => f,
+            _ => Path::new("."),
+        };
+        Some((
+            std::fs::canonicalize(folder).ok()?,
+            p.file_name()?.to_owned(),
+        ))
+    };
+    let target = identity(out);
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut name = file.as_os_str().to_owned();
+        name.push(suffix);
+        let name = Path::new(&name);
+        let same = match (target, identity(name)) {
+            (Some(a), Some(b)) => a == b,
+            // SQLite's own files come and go: by name, when there is none now.
+            (_, None) => place(out).is_some_and(|o| place(name) == Some(o)),
+            (None, Some(_)) => false,
+        };
+        if same {
+            return Err(Failure::new(
+                USAGE_OR_IO,
+                file,
+                format!(
+                    "will not write the output to {}: it is the cache{}",
+                    out.display(),
+                    if suffix.is_empty() { "" } else { "'s own file" }
+                ),
+            ));
+        }
+    }
+    Ok(Some(out))
+}
+
+/// Where an `-i IN` comes from: `None` for stdin (no IN, or `-`), else the path.
+pub fn input_path(input: Option<&Path>) -> Option<&Path> {
+    input.filter(|p| p.as_os_str() != "-")
+}
+
 /// A key argument: as typed, or with `escape`'s escapes read.
 pub fn key_arg(file: &Path, key: &str, escaped: bool) -> Result<Vec<u8>, Failure> {
     if escaped {
