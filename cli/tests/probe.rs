@@ -56,3 +56,35 @@ fn a_dash_is_stdout_for_outputs_and_stdin_for_inputs() {
     assert_eq!(d.ok(&["get", "n.db", "k"]), "value");
     assert!(!d.path("-").exists(), "a file named - was made");
 }
+
+#[test]
+fn an_export_into_a_pipe_closed_early_stops_quietly() {
+    let d = Dir::new();
+    let dump: String = (0..4000)
+        .map(|i| format!("{{\"key\":\"k{i}\",\"value\":\"{}\"}}\n", "x".repeat(100)))
+        .collect();
+    let r = d.run_with_input(&["import", "c.db"], dump.as_bytes());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for args in [
+        &["export", "c.db"][..],
+        &["keys", "c.db"],
+        &["keys", "c.db", "--json"],
+    ] {
+        // `backlite export c.db | head -c 10`: the reader goes after 10 bytes, with
+        // far more than a pipe's buffer still to come.
+        let mut child = Command::new(common::bin())
+            .args(args)
+            .current_dir(d.tmp.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut head = [0u8; 10];
+        child.stdout.take().unwrap().read_exact(&mut head).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("Broken pipe"), "{args:?}: {stderr}");
+    }
+}

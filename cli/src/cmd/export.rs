@@ -51,15 +51,28 @@ pub fn run(cli: &Cli, file: &Path, output: Option<&Path>) -> Outcome {
         None => (Box::new(std::io::stdout().lock()), Path::new("<stdout>")),
     };
     let mut sink = BufWriter::with_capacity(1 << 16, sink);
-    let write_failed =
-        |e: std::io::Error| Failure::new(USAGE_OR_IO, shown, format!("cannot write: {e}"));
+    // A reader that went away (`| head`) has all it wanted: stop quietly, as `keys`
+    // does. Any other write error is reported.
+    let write_failed = |e: std::io::Error| -> Outcome {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            Ok(OK)
+        } else {
+            Err(Failure::new(
+                USAGE_OR_IO,
+                shown,
+                format!("cannot write: {e}"),
+            ))
+        }
+    };
     let header = json!({
         "backlite_export": FORMAT,
         "exported_at": format_ms(now_ms()),
         "schema_version": info.schema_version,
         "lifetime": super::stats::lifetime_json(&lifetime),
     });
-    writeln!(sink, "{header}").map_err(write_failed)?;
+    if let Err(e) = writeln!(sink, "{header}") {
+        return write_failed(e);
+    }
     let bar = progress::bar(info.count, "exporting", "entries");
     let mut io_error = None;
     let summary = storage.export(|entry| {
@@ -72,11 +85,13 @@ pub fn run(cli: &Cli, file: &Path, output: Option<&Path>) -> Outcome {
     });
     bar.finish_and_clear();
     let summary = match (summary, io_error) {
-        (_, Some(e)) => return Err(write_failed(e)),
+        (_, Some(e)) => return write_failed(e),
         (Err(e), None) => return Err(Failure::core(file, &e)),
         (Ok(s), None) => s,
     };
-    sink.flush().map_err(write_failed)?;
+    if let Err(e) = sink.flush() {
+        return write_failed(e);
+    }
     let mut note = format!(
         "exported {} from {}",
         super::entries(summary.entries),
