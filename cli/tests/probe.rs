@@ -45,6 +45,41 @@ fn an_output_is_never_written_over_the_cache_or_its_log() {
 }
 
 #[test]
+fn an_empty_file_is_not_a_cache_to_commands_that_do_not_store() {
+    let d = Dir::new();
+    std::fs::write(d.path("empty.db"), b"").unwrap();
+    for args in [
+        &["stats", "empty.db"][..],
+        &["stats", "empty.db", "--json"],
+        &["keys", "empty.db"],
+        &["get", "empty.db", "k"],
+        &["delete", "empty.db", "k"],
+        &["clear", "empty.db"],
+        &["zero-stats", "empty.db"],
+        &["check", "empty.db"],
+        &["check", "empty.db", "--repair"],
+        &["vacuum", "empty.db"],
+        &["export", "empty.db"],
+    ] {
+        let r = d.run(args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        one_line_naming(&r.stderr, "empty.db");
+        assert!(r.stderr.contains("not a BackLite cache"), "{}", r.stderr);
+        assert_eq!(r.stdout, "", "{args:?}");
+        assert!(
+            read(&d.path("empty.db")).unwrap().is_empty(),
+            "{args:?} changed it"
+        );
+        for suffix in ["-wal", "-shm", "-journal", ".values"] {
+            assert!(
+                !d.path(&format!("empty.db{suffix}")).exists(),
+                "{args:?} made {suffix}"
+            );
+        }
+    }
+}
+
+#[test]
 fn a_dash_is_stdout_for_outputs_and_stdin_for_inputs() {
     let d = Dir::new();
     d.ok(&["set", "c.db", "k", "value"]);

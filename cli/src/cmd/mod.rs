@@ -73,6 +73,17 @@ pub fn open(cli: &Cli, file: &Path, create: bool) -> Result<Storage, Failure> {
             };
             return Err(Failure::new(USAGE_OR_IO, file, cause));
         }
+        // The library makes an empty file a cache (SQLite would too); a command that
+        // was not asked to store anything leaves it as it found it.
+        if std::fs::metadata(file).is_ok_and(|m| m.is_file() && m.len() == 0) {
+            return Err(Failure {
+                code: USAGE_OR_IO,
+                message: format!(
+                    "{} is not a BackLite cache (an empty file); it was left untouched",
+                    file.display()
+                ),
+            });
+        }
     }
     let mut options = Options::new();
     options
