@@ -25,16 +25,22 @@ use std::process::ExitCode;
 pub struct Cli {
     /// The size limit that `set` and `import` evict down to. It is a property of each
     /// opener, not of the file: give the one your program uses.
-    #[arg(long, global = true, value_name = "SIZE", value_parser = human::parse_size, default_value = "1GiB")]
-    pub max_size: u64,
+    // Read when the command runs, so that a bad one is reported naming the file.
+    #[arg(long, global = true, value_name = "SIZE", default_value = "1GiB")]
+    pub max_size: String,
     /// The eviction policy of `set` and `import` (its index is created if missing).
-    #[arg(long, global = true, value_name = "NAME", value_parser = parse_policy, default_value = "least-recently-used")]
-    pub policy: EvictionPolicy,
+    #[arg(
+        long,
+        global = true,
+        value_name = "NAME",
+        default_value = "least-recently-used"
+    )]
+    pub policy: String,
     #[command(subcommand)]
     pub command: Command,
 }
 
-fn parse_policy(name: &str) -> Result<EvictionPolicy, String> {
+pub fn parse_policy(name: &str) -> Result<EvictionPolicy, String> {
     name.parse()
         .map_err(|e: crate::core::Error| e.message().to_string())
 }
@@ -88,9 +94,11 @@ pub enum Command {
         file: PathBuf,
         key: String,
         value: Option<String>,
-        /// Time to live (10m, 1h30m, 2d) or `never` (the default).
-        #[arg(long, value_name = "DURATION", value_parser = parse_expire)]
-        expire: Option<Ttl>,
+        /// Time to live (10m, 1h30m, 2d) or `never` (the default); 0 stores nothing
+        /// (the entry is already expired) and removes what was there.
+        #[arg(long, value_name = "DURATION")]
+        expire: Option<String>,
+        /// KEY is written with escapes (\n \\ \xNN), as `keys` shows it.
         #[arg(short = 'e', long)]
         escaped: bool,
     },
@@ -99,6 +107,7 @@ pub enum Command {
         file: PathBuf,
         #[arg(required = true)]
         keys: Vec<String>,
+        /// The KEYs are written with escapes (\n \\ \xNN), as `keys` shows them.
         #[arg(short = 'e', long)]
         escaped: bool,
     },
@@ -112,6 +121,7 @@ pub enum Command {
         /// Also remove damaged entries and orphan values and fix the counters.
         #[arg(long)]
         repair: bool,
+        /// One JSON object instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -138,15 +148,52 @@ pub enum Ttl {
     After(std::time::Duration),
 }
 
-fn parse_expire(text: &str) -> Result<Ttl, String> {
+pub fn parse_expire(text: &str) -> Result<Ttl, String> {
     if text == "never" {
         return Ok(Ttl::Never);
     }
     human::parse_duration(text).map(Ttl::After)
 }
 
+/// clap's usage error as one line: its message, its tips and the usage.
+fn usage_error(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let mut paragraphs = text.split("\n\n").map(|p| {
+        p.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
+    let mut line = paragraphs.next().unwrap_or_default();
+    line = line.strip_prefix("error: ").unwrap_or(&line).to_string();
+    for p in paragraphs {
+        if let Some(tip) = p.strip_prefix("tip: ") {
+            line += &format!(" ({tip})");
+        } else if let Some(usage) = p.strip_prefix("Usage: ") {
+            line += &format!("; usage: {usage}");
+        }
+    }
+    line
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                e.exit();
+            }
+            eprintln!("backlite: {}", usage_error(&e));
+            return ExitCode::from(cmd::USAGE_OR_IO);
+        }
+    };
     match cmd::run(&cli) {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {

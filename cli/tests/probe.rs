@@ -123,3 +123,74 @@ fn an_export_into_a_pipe_closed_early_stops_quietly() {
         assert!(!stderr.contains("Broken pipe"), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn usage_errors_are_one_line_and_name_the_file_they_are_about() {
+    let d = Dir::new();
+    for (args, names) in [
+        (&["set", "c.db", "k", "v", "--expire", "10min"][..], "c.db"),
+        (&["set", "c.db", "k", "v", "--expire", "garbage"], "c.db"),
+        (&["set", "c.db", "k", "v", "--max-size", "lots"], "c.db"),
+        (&["stats", "c.db", "--max-size", "1e30 GiB"], "c.db"),
+        (&["set", "c.db", "k", "v", "--policy", "random"], "c.db"),
+        (&["stats", "c.db", "--bogus"], "--bogus"),
+        (&["bogus", "c.db"], "bogus"),
+        (&["keys", "c.db", "--sort", "colour"], "colour"),
+        (&["keys", "c.db", "--limit", "-1"], "-1"),
+        (&["stats"], "FILE"),
+    ] {
+        let r = d.run(args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        one_line_naming(&r.stderr, names);
+        assert_eq!(r.stdout, "", "{args:?}");
+        assert!(read(&d.path("c.db")).is_none(), "{args:?} made the file");
+    }
+    // Help and version are not errors.
+    for args in [&["--help"][..], &["--version"], &["help", "keys"]] {
+        let r = d.run(args);
+        assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+        assert!(!r.stdout.is_empty());
+    }
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    let d = Dir::new();
+    for sub in [
+        "stats",
+        "keys",
+        "get",
+        "set",
+        "delete",
+        "clear",
+        "zero-stats",
+        "check",
+        "vacuum",
+        "export",
+        "import",
+    ] {
+        let r = d.run(&[sub, "--help"]);
+        assert_eq!(r.code, 0, "{sub}: {}", r.stderr);
+        assert!(
+            r.stdout.contains(&format!("backlite {sub}")),
+            "{sub}: {}",
+            r.stdout
+        );
+        // Every flag says what it does: on its line, or (clap's long form) on the next.
+        let lines: Vec<&str> = r.stdout.lines().map(str::trim_start).collect();
+        for (i, line) in lines.iter().enumerate() {
+            let flag = line.starts_with('-')
+                && line
+                    .as_bytes()
+                    .get(1)
+                    .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'-');
+            if flag && !line.contains("  ") {
+                let next = lines.get(i + 1).copied().unwrap_or("");
+                assert!(
+                    !next.is_empty() && !next.starts_with('-'),
+                    "{sub}: undocumented flag: {line}"
+                );
+            }
+        }
+    }
+}

@@ -44,10 +44,14 @@ pub fn set(
     file: &Path,
     key: &str,
     value: Option<&str>,
-    expire: Option<Ttl>,
+    expire: Option<&str>,
     escaped: bool,
 ) -> Outcome {
     let key = key_arg(file, key, escaped)?;
+    let expire = expire
+        .map(crate::parse_expire)
+        .transpose()
+        .map_err(|e| Failure::new(USAGE_OR_IO, file, e))?;
     let value = match value {
         Some("-") | None => {
             let mut buf = Vec::new();

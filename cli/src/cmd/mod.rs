@@ -7,7 +7,7 @@ mod import;
 mod keys;
 mod stats;
 
-use crate::core::{Error, ErrorKind, Options, Storage};
+use crate::core::{Error, ErrorKind, EvictionPolicy, Options, Storage};
 use crate::{Cli, Command};
 use std::path::Path;
 
@@ -85,11 +85,12 @@ pub fn open(cli: &Cli, file: &Path, create: bool) -> Result<Storage, Failure> {
             });
         }
     }
+    let (max_size, policy) = settings(cli, file)?;
     let mut options = Options::new();
     options
-        .set_max_size(cli.max_size)
-        .map_err(|e| Failure::new(USAGE_OR_IO, file, e))?;
-    options.set_eviction_policy(cli.policy);
+        .set_max_size(max_size)
+        .map_err(|e| Failure::new(USAGE_OR_IO, file, e.message()))?;
+    options.set_eviction_policy(policy);
     Storage::open(file, &options).map_err(|e| Failure::core(file, &e))
 }
 
@@ -153,7 +154,43 @@ pub fn key_arg(file: &Path, key: &str, escaped: bool) -> Result<Vec<u8>, Failure
     }
 }
 
+/// `--max-size` and `--policy`, read; a bad one is a usage error about `file`.
+fn settings(cli: &Cli, file: &Path) -> Result<(u64, EvictionPolicy), Failure> {
+    let bad = |e: String| Failure::new(USAGE_OR_IO, file, e);
+    let max_size = crate::human::parse_size(&cli.max_size).map_err(bad)?;
+    if max_size == 0 {
+        return Err(bad(format!(
+            "bad size {:?}: max_size must be between 1 and {} bytes",
+            cli.max_size,
+            i64::MAX
+        )));
+    }
+    let policy = crate::parse_policy(&cli.policy).map_err(bad)?;
+    Ok((max_size, policy))
+}
+
+impl Command {
+    /// The cache file the command is about.
+    fn file(&self) -> &Path {
+        match self {
+            Command::Stats { file, .. }
+            | Command::Keys { file, .. }
+            | Command::Get { file, .. }
+            | Command::Set { file, .. }
+            | Command::Delete { file, .. }
+            | Command::Clear { file }
+            | Command::ZeroStats { file }
+            | Command::Check { file, .. }
+            | Command::Vacuum { file }
+            | Command::Export { file, .. }
+            | Command::Import { file, .. } => file,
+        }
+    }
+}
+
 pub fn run(cli: &Cli) -> Outcome {
+    // Settings are read before anything else (a set reads its stdin first).
+    settings(cli, cli.command.file())?;
     match &cli.command {
         Command::Stats { file, json } => stats::run(cli, file, *json),
         Command::Keys {
@@ -175,7 +212,14 @@ pub fn run(cli: &Cli) -> Outcome {
             value,
             expire,
             escaped,
-        } => entries::set(cli, file, key, value.as_deref(), *expire, *escaped),
+        } => entries::set(
+            cli,
+            file,
+            key,
+            value.as_deref(),
+            expire.as_deref(),
+            *escaped,
+        ),
         Command::Delete {
             file,
             keys,
