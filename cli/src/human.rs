@@ -2,7 +2,29 @@
 
 use std::time::Duration;
 
-/// Reads `500ms`, `90s`, `10m`, `1.5h`, `2d`, `1w` or sums of them (`1h30m`).
+/// The length of the number at the start of `s`: digits and points, then an exponent
+/// (`e3`, `E-2`) only where one follows (so that `1EiB` is one exbibyte).
+fn number_len(s: &str) -> usize {
+    let b = s.as_bytes();
+    let mut at = b
+        .iter()
+        .take_while(|c| c.is_ascii_digit() || **c == b'.')
+        .count();
+    if at > 0 && matches!(b.get(at), Some(b'e' | b'E')) {
+        let sign = usize::from(matches!(b.get(at + 1), Some(b'+' | b'-')));
+        let digits = b[(at + 1 + sign).min(b.len())..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count();
+        if digits > 0 {
+            at += 1 + sign + digits;
+        }
+    }
+    at
+}
+
+/// Reads `500ms`, `90s`, `10m`, `1.5h`, `2d`, `1w` or sums of them (`1h30m`); `0`
+/// needs no unit.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let bad =
         |why: &str| format!("bad duration {text:?}: {why} (examples: 500ms, 90s, 10m, 1h30m, 2d)");
@@ -10,13 +32,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if s.is_empty() {
         return Err(bad("it is empty"));
     }
+    if s.starts_with('-') {
+        return Err(bad("a time to live cannot be negative"));
+    }
+    if s.bytes().all(|b| b == b'0') {
+        return Ok(Duration::ZERO);
+    }
     let mut total = 0f64;
     let mut rest = s;
     while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (number, after) = rest.split_at(number_len);
+        let (number, after) = rest.split_at(number_len(rest));
         let value: f64 = number
             .parse()
             .map_err(|_| bad("a number must come before each unit"))?;
@@ -72,15 +97,12 @@ pub fn format_duration(d: Duration) -> String {
     out
 }
 
-/// Reads `512`, `64KiB`, `1.5 GiB`, `10MB` (KB, MB, GB, TB are powers of 1000; K, KiB,
-/// M, MiB, ... powers of 1024).
+/// Reads `512`, `64KiB`, `1.5 GiB`, `10MB`, `1e6` (KB, MB, ... EB are powers of 1000;
+/// K, KiB, M, MiB, ... E, EiB powers of 1024), up to `i64::MAX` bytes.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let bad = |why: &str| format!("bad size {text:?}: {why} (examples: 512, 64KiB, 1.5 GiB, 10MB)");
     let s = text.trim();
-    let number_len = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (number, unit) = s.split_at(number_len);
+    let (number, unit) = s.split_at(number_len(s));
     let value: f64 = number
         .parse()
         .map_err(|_| bad("it must start with a number"))?;
@@ -94,6 +116,10 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "m" | "mib" => 1024f64.powi(2),
         "g" | "gib" => 1024f64.powi(3),
         "t" | "tib" => 1024f64.powi(4),
+        "pb" => 1e15,
+        "eb" => 1e18,
+        "p" | "pib" => 1024f64.powi(5),
+        "e" | "eib" => 1024f64.powi(6),
         other => return Err(bad(&format!("unknown unit {other:?}"))),
     };
     let bytes = value * factor;
@@ -135,6 +161,10 @@ mod tests {
         assert!(parse_duration("10x").is_err());
         assert!(parse_duration("").is_err());
         assert!(parse_duration("m").is_err());
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        assert_eq!(parse_duration("1e3s").unwrap(), Duration::from_secs(1000));
+        assert!(parse_duration("-1s").unwrap_err().contains("negative"));
+        assert!(parse_duration("1e30d").unwrap_err().contains("too long"));
         assert_eq!(format_duration(Duration::from_millis(850)), "850ms");
         assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
         assert_eq!(
@@ -152,6 +182,15 @@ mod tests {
         assert_eq!(parse_size("512").unwrap(), 512);
         assert!(parse_size("lots").is_err());
         assert!(parse_size("1 XB").is_err());
+        assert_eq!(parse_size("1e3").unwrap(), 1000);
+        assert_eq!(parse_size("2 PiB").unwrap(), 2 << 50);
+        assert_eq!(parse_size("1EB").unwrap(), 1_000_000_000_000_000_000);
+        assert!(parse_size("1e30 GiB").unwrap_err().contains("too large"));
+        assert!(parse_size("8 EiB").unwrap_err().contains("too large"));
+        for bytes in [1 << 50, 3 << 49, 5 << 60] {
+            let shown = format_size(bytes);
+            assert_eq!(parse_size(&shown).unwrap(), bytes, "{shown}");
+        }
         assert_eq!(format_size(512), "512 B");
         assert_eq!(format_size(3 << 29), "1.5 GiB");
         assert_eq!(format_size(1 << 30), "1 GiB");

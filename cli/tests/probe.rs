@@ -194,3 +194,82 @@ fn every_subcommand_has_help() {
         }
     }
 }
+
+/// The `max_size` stats reports for `--max-size text`, or the failure's stderr.
+fn max_size_of(d: &Dir, text: &str) -> Result<u64, String> {
+    let r = d.run(&["stats", "c.db", "--json", &format!("--max-size={text}")]);
+    if r.code != 0 {
+        return Err(r.stderr);
+    }
+    Ok(json_of(&r.stdout)["max_size"].as_u64().unwrap())
+}
+
+#[test]
+fn sizes_read_the_human_way_up_to_the_largest_and_no_further() {
+    let d = Dir::new();
+    d.ok(&["set", "c.db", "k", "v"]);
+    assert_eq!(max_size_of(&d, "1.5 GiB"), Ok(3 << 29));
+    assert_eq!(max_size_of(&d, "10 KB"), Ok(10_000));
+    assert_eq!(max_size_of(&d, "10KiB"), Ok(10_240));
+    assert_eq!(max_size_of(&d, "2 PiB"), Ok(2 << 50));
+    assert_eq!(max_size_of(&d, "1e3"), Ok(1000));
+    assert_eq!(max_size_of(&d, "1.5e3 KB"), Ok(1_500_000));
+    // What stats writes, it reads back.
+    let r = d.ok(&["stats", "c.db", "--max-size", "2 PiB"]);
+    assert!(r.contains("of 2 PiB max"), "{r}");
+    for (text, why) in [
+        ("1e30 GiB", "too large"),
+        ("99999999999 TiB", "too large"),
+        ("8 EiB", "too large"),
+        ("0", "between 1 and"),
+        ("-1", "bad size"),
+        ("lots", "bad size"),
+        ("NaN", "bad size"),
+        ("inf", "bad size"),
+    ] {
+        let e = max_size_of(&d, text).unwrap_err();
+        one_line_naming(&e, "c.db");
+        assert!(e.contains(why), "{text}: {e}");
+    }
+}
+
+/// The time left that `keys --json` shows for `key`.
+fn expires_in(d: &Dir, key: &str) -> Option<serde_json::Value> {
+    d.ok(&["keys", "c.db", "--json", "--prefix", key])
+        .lines()
+        .map(json_of)
+        .find(|v| v["key"] == key)
+        .map(|v| v["expires_in_ms"].clone())
+}
+
+#[test]
+fn expiries_read_the_human_way_and_refuse_the_impossible() {
+    let d = Dir::new();
+    d.ok(&["set", "c.db", "ten", "v", "--expire", "10m"]);
+    d.ok(&["set", "c.db", "frac", "v", "--expire", "1.5h"]);
+    d.ok(&["set", "c.db", "never", "v", "--expire", "never"]);
+    let ms = |k| expires_in(&d, k).unwrap().as_u64().unwrap();
+    assert!((599_000..=600_000).contains(&ms("ten")), "{}", ms("ten"));
+    assert!((5_399_000..=5_400_000).contains(&ms("frac")));
+    assert_eq!(expires_in(&d, "never"), Some(serde_json::Value::Null));
+    // 0 of any unit is 0: the library's "already expired", which stores nothing and
+    // leaves no older value behind.
+    d.ok(&["set", "c.db", "ten", "v", "--expire", "0"]);
+    assert_eq!(expires_in(&d, "ten"), None);
+    assert_eq!(d.run(&["get", "c.db", "ten"]).code, 1);
+    for (text, why) in [
+        ("-1", "negative"),
+        ("-5m", "negative"),
+        ("garbage", "bad duration"),
+        ("10", "unit"),
+        ("99999999999d", "too long"),
+        ("1e30d", "too long"),
+        ("1h30", "unit"),
+    ] {
+        let r = d.run(&["set", "c.db", "frac", "new", &format!("--expire={text}")]);
+        assert_eq!(r.code, 2, "{text}: {}", r.stderr);
+        one_line_naming(&r.stderr, "c.db");
+        assert!(r.stderr.contains(why), "{text}: {}", r.stderr);
+    }
+    assert_eq!(d.ok(&["get", "c.db", "frac"]), "v", "a refused set stored");
+}
