@@ -67,7 +67,8 @@ pub enum Command {
     /// Live keys with size, age, time left and hits (text keys escaped: \n \\ \xNN).
     Keys {
         file: PathBuf,
-        /// Only keys that start with this (read with the same escapes).
+        /// Only keys that start with this, byte for byte (`%`, `_` and `\` are plain
+        /// characters; with -e, read with the escapes that keys shows).
         #[arg(long)]
         prefix: Option<String>,
         /// At most this many keys.
@@ -78,6 +79,9 @@ pub enum Command {
         /// One JSON object a line instead of a table.
         #[arg(long)]
         json: bool,
+        /// The prefix is written with escapes (\n \\ \xNN), as `keys` shows keys.
+        #[arg(short = 'e', long)]
+        escaped: bool,
     },
     /// Writes the value under KEY to stdout (or OUT).
     Get {

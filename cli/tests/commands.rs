@@ -147,7 +147,7 @@ fn keys_filters_by_prefix_sorts_and_limits() {
         ["big", "bin\\x00\\xff"]
     );
     assert_eq!(
-        keys_of(&["keys", "s.db", "--prefix", "bin\\x00"]),
+        keys_of(&["keys", "s.db", "-e", "--prefix", "bin\\x00"]),
         ["bin\\x00\\xff"]
     );
     assert_eq!(keys_of(&["keys", "s.db", "--limit", "1"]), ["big"]);

@@ -273,3 +273,33 @@ fn expiries_read_the_human_way_and_refuse_the_impossible() {
     }
     assert_eq!(d.ok(&["get", "c.db", "frac"]), "v", "a refused set stored");
 }
+
+#[test]
+fn a_prefix_is_taken_literally_and_escapes_only_with_e() {
+    let d = Dir::new();
+    for key in ["a%b", "axb", "a_b", "a\\b", "a\\x41", "aA", "ab"] {
+        d.ok(&["set", "c.db", key, "v"]);
+    }
+    let listed = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["keys", "c.db", "--json"];
+        all.extend_from_slice(args);
+        d.ok(&all)
+            .lines()
+            .map(|l| json_of(l)["key"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(listed(&["--prefix", "a%"]), ["a%b"]);
+    assert_eq!(listed(&["--prefix", "a_"]), ["a_b"]);
+    assert_eq!(listed(&["--prefix", "a\\"]), ["a\\b", "a\\x41"]);
+    assert_eq!(listed(&["--prefix", "a\\x"]), ["a\\x41"]);
+    assert_eq!(listed(&["-e", "--prefix", "a\\x41"]), ["aA"]);
+    assert_eq!(listed(&["-e", "--prefix", "a\\\\"]), ["a\\b", "a\\x41"]);
+    assert_eq!(listed(&["--prefix", ""]).len(), 7);
+    assert_eq!(listed(&["--limit", "0"]), Vec::<String>::new());
+    assert_eq!(d.ok(&["keys", "c.db", "--limit", "0"]), "(no keys)\n");
+    // Equal sizes: key order breaks the tie.
+    assert_eq!(listed(&["--limit", "2", "--sort", "size"]), ["a%b", "aA"]);
+    let r = d.run(&["keys", "c.db", "-e", "--prefix", "a\\q"]);
+    assert_eq!(r.code, 2);
+    one_line_naming(&r.stderr, "c.db");
+}

@@ -77,8 +77,9 @@ pub fn run(
     limit: Option<usize>,
     sort: Option<SortBy>,
     json: bool,
+    escaped: bool,
 ) -> Outcome {
-    let prefix = key_arg(file, prefix.unwrap_or(""), true)?;
+    let prefix = key_arg(file, prefix.unwrap_or(""), escaped)?;
     let storage = open(cli, file, false)?;
     let limit = limit.unwrap_or(usize::MAX);
     let mut lister = Lister {

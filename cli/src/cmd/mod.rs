@@ -199,7 +199,8 @@ pub fn run(cli: &Cli) -> Outcome {
             limit,
             sort,
             json,
-        } => keys::run(cli, file, prefix.as_deref(), *limit, *sort, *json),
+            escaped,
+        } => keys::run(cli, file, prefix.as_deref(), *limit, *sort, *json, *escaped),
         Command::Get {
             file,
             key,
