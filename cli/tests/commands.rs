@@ -204,10 +204,11 @@ fn set_reads_stdin_and_takes_an_expiry() {
 #[test]
 fn delete_reports_what_it_found() {
     let d = sample();
-    assert_eq!(
-        d.ok(&["delete", "s.db", "big", "nope", "later"]),
-        "deleted 2 of 3 keys (1 not found)\n"
-    );
+    let r = d.run(&["delete", "s.db", "big", "nope", "later"]);
+    assert_eq!(r.stdout, "deleted 2 of 3 keys (1 not found)\n");
+    // A key not found is exit code 1, as for get.
+    assert_eq!(r.code, 1);
+    assert_eq!(r.stderr, "backlite: s.db: no live entry under key nope\n");
     assert_eq!(d.run(&["get", "s.db", "big"]).code, 1);
 }
 

@@ -303,3 +303,23 @@ fn a_prefix_is_taken_literally_and_escapes_only_with_e() {
     assert_eq!(r.code, 2);
     one_line_naming(&r.stderr, "c.db");
 }
+
+#[test]
+fn delete_of_keys_some_missing_deletes_the_rest_and_exits_1() {
+    let d = Dir::new();
+    for key in ["a", "b", "c"] {
+        d.ok(&["set", "c.db", key, "v"]);
+    }
+    let r = d.run(&["delete", "c.db", "a", "nope", "c", "gone"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.stdout, "deleted 2 of 4 keys (2 not found)\n");
+    one_line_naming(&r.stderr, "c.db");
+    assert!(
+        r.stderr.contains("nope") && r.stderr.contains("gone"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(d.ok(&["keys", "c.db", "--json"]).lines().count(), 1);
+    let r = d.run(&["delete", "c.db", "b"]);
+    assert_eq!((r.code, r.stderr.as_str()), (0, ""));
+}

@@ -80,21 +80,31 @@ pub fn delete(cli: &Cli, file: &Path, keys: &[String], escaped: bool) -> Outcome
         .map(|k| key_arg(file, k, escaped))
         .collect::<Result<Vec<_>, _>>()?;
     let storage = open(cli, file, false)?;
-    let mut deleted = 0;
+    let mut missing = Vec::new();
     for key in &keys {
-        if storage.delete(key).map_err(|e| Failure::core(file, &e))? {
-            deleted += 1;
+        if !storage.delete(key).map_err(|e| Failure::core(file, &e))? {
+            missing.push(escape(key));
         }
     }
     print(
         file,
         &format!(
-            "deleted {deleted} of {} keys ({} not found)\n",
+            "deleted {} of {} keys ({} not found)\n",
+            keys.len() - missing.len(),
             keys.len(),
-            keys.len() - deleted
+            missing.len()
         ),
     )?;
-    Ok(OK)
+    // Like `get` (and `rm`): a key that was not there is exit code 1, the others are
+    // deleted all the same.
+    if missing.is_empty() {
+        return Ok(OK);
+    }
+    Err(Failure::new(
+        DAMAGED_OR_MISSING,
+        file,
+        format!("no live entry under key {}", missing.join(", ")),
+    ))
 }
 
 pub fn clear(cli: &Cli, file: &Path) -> Outcome {
