@@ -64,7 +64,14 @@ pub fn parse_ms(text: &str) -> Result<i64, String> {
     }
     let (y, mo, d) = (field(dp[0], 4)?, field(dp[1], 2)?, field(dp[2], 2)?);
     let (h, mi, s) = (field(tp[0], 2)?, field(tp[1], 2)?, field(tp[2], 2)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let month_days = match mo {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    if !(1..=12).contains(&mo) || !(1..=month_days).contains(&d) || h > 23 || mi > 59 || s > 60 {
         return Err(bad());
     }
     let millis = if fraction.is_empty() {
@@ -90,5 +97,10 @@ mod tests {
         assert_eq!(parse_ms("2026-11-29T15:04:05Z").unwrap(), 1_795_964_645_000);
         assert!(parse_ms("2026-11-29 15:04:05").is_err());
         assert!(parse_ms("2026-13-01T00:00:00Z").is_err());
+        assert!(parse_ms("2026-02-29T00:00:00Z").is_err());
+        assert!(parse_ms("2100-02-29T00:00:00Z").is_err());
+        assert!(parse_ms("2026-04-31T00:00:00Z").is_err());
+        assert!(parse_ms("2000-02-29T00:00:00Z").is_ok());
+        assert!(parse_ms("2028-02-29T00:00:00Z").is_ok());
     }
 }

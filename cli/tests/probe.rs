@@ -323,3 +323,26 @@ fn delete_of_keys_some_missing_deletes_the_rest_and_exits_1() {
     let r = d.run(&["delete", "c.db", "b"]);
     assert_eq!((r.code, r.stderr.as_str()), (0, ""));
 }
+
+#[test]
+fn import_times_must_be_real_dates() {
+    let d = Dir::new();
+    for (when, ok) in [
+        ("2099-02-30T00:00:00Z", false),
+        ("2099-04-31T00:00:00Z", false),
+        ("2100-02-29T00:00:00Z", false),
+        ("2096-02-29T00:00:00Z", true),
+        ("2099-12-31T23:59:59.999Z", true),
+    ] {
+        let line = format!("{{\"key\":\"k\",\"value\":\"v\",\"expires_at\":\"{when}\"}}\n");
+        let r = d.run_with_input(&["import", "c.db"], line.as_bytes());
+        assert_eq!(r.code == 0, ok, "{when}: {}", r.stderr);
+        if !ok {
+            assert!(
+                r.stderr.contains("line 1 of <stdin>: bad time"),
+                "{}",
+                r.stderr
+            );
+        }
+    }
+}
