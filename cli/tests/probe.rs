@@ -346,3 +346,59 @@ fn import_times_must_be_real_dates() {
         }
     }
 }
+
+#[test]
+fn a_large_value_kept_beside_the_cache_goes_through_every_command() {
+    let d = Dir::new();
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let r = d.run_with_input(&["set", "c.db", "big", "-"], &big);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    d.ok(&["set", "c.db", "small", "v"]);
+    assert!(d.path("c.db.values").is_dir());
+    let r = d.run(&["get", "c.db", "big"]);
+    assert_eq!((r.code, r.stdout_bytes == big), (0, true));
+    d.ok(&["get", "c.db", "big", "-o", "big.out"]);
+    assert!(read(&d.path("big.out")).unwrap() == big);
+    let dump = d.ok(&["export", "c.db"]);
+    let r = d.run_with_input(&["import", "n.db"], dump.as_bytes());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(d.run(&["get", "n.db", "big"]).stdout_bytes == big);
+    assert_eq!(d.run(&["check", "n.db"]).code, 0);
+    d.ok(&["vacuum", "n.db"]);
+    assert!(d.run(&["get", "n.db", "big"]).stdout_bytes == big);
+    let files = |db: &str| {
+        std::fs::read_dir(d.path(&format!("{db}.values")))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("v-")
+            })
+            .count()
+    };
+    assert_eq!(files("n.db"), 1);
+    d.ok(&["delete", "n.db", "big"]);
+    assert_eq!(files("n.db"), 0);
+    assert_eq!(d.run(&["check", "n.db"]).code, 0);
+    // A damaged value file: check exits 1, get misses (1), repair fixes (0).
+    let name = std::fs::read_dir(d.path("c.db.values"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("v-"))
+        .unwrap();
+    let mut bytes = std::fs::read(&name).unwrap();
+    let at = bytes.len() - 10;
+    bytes[at] ^= 0xff;
+    std::fs::write(&name, bytes).unwrap();
+    assert_eq!(d.run(&["check", "c.db"]).code, 1);
+    let r = d.run(&["get", "c.db", "big"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stdout_bytes.len() < big.len(),
+        "a damaged value was written whole"
+    );
+    d.ok(&["check", "c.db", "--repair"]);
+    assert_eq!(d.run(&["check", "c.db"]).code, 0);
+}

@@ -3,7 +3,7 @@
 use super::stats::print;
 use super::{key_arg, open, output_path, Failure, Outcome, DAMAGED_OR_MISSING, OK, USAGE_OR_IO};
 use crate::bytes::escape;
-use crate::core::Expiration;
+use crate::core::{Expiration, Streamed};
 use crate::{Cli, Ttl};
 use std::io::{Read, Write};
 use std::path::Path;
@@ -12,31 +12,75 @@ pub fn get(cli: &Cli, file: &Path, key: &str, output: Option<&Path>, escaped: bo
     let key = key_arg(file, key, escaped)?;
     let output = output_path(file, output)?;
     let storage = open(cli, file, false)?;
-    let found = storage.get(&key).map_err(|e| Failure::core(file, &e))?;
-    let Some((value, _)) = found else {
-        return Err(Failure::new(
-            DAMAGED_OR_MISSING,
-            file,
-            format!("no live entry under key {}", escape(&key)),
-        ));
+    // The value goes out in chunks as it is read (a value kept in a file of its own
+    // may be as large as the disk), to OUT (made at the first chunk, so that a miss
+    // leaves it as it was) or stdout.
+    let mut sink: Option<Box<dyn Write>> = None;
+    let mut write = |chunk: &[u8]| -> std::io::Result<()> {
+        let out = match &mut sink {
+            Some(out) => out,
+            None => sink.insert(match output {
+                Some(path) => Box::new(std::fs::File::create(path)?),
+                None => Box::new(std::io::stdout().lock()),
+            }),
+        };
+        out.write_all(chunk)?;
+        out.flush()
     };
-    match output {
-        Some(out) => std::fs::write(out, &value)
-            .map_err(|e| Failure::new(USAGE_OR_IO, out, format!("cannot write: {e}")))?,
+    let mut io_error = None;
+    let streamed = storage
+        .get_chunks(&key, |chunk| {
+            let written = write(chunk);
+            let ok = written.is_ok();
+            io_error = written.err();
+            ok
+        })
+        .map_err(|e| Failure::core(file, &e))?;
+    let io_error = match streamed {
         None => {
-            let mut stdout = std::io::stdout().lock();
-            if let Err(e) = stdout.write_all(&value).and_then(|()| stdout.flush()) {
-                if e.kind() != std::io::ErrorKind::BrokenPipe {
-                    return Err(Failure::new(
-                        USAGE_OR_IO,
-                        file,
-                        format!("cannot write to stdout: {e}"),
-                    ));
-                }
-            }
+            return Err(Failure::new(
+                DAMAGED_OR_MISSING,
+                file,
+                format!("no live entry under key {}", escape(&key)),
+            ))
         }
+        Some(Streamed::Damaged) => {
+            // What was written of it is not kept.
+            if let (Some(path), Some(_)) = (output, &sink) {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(Failure::new(
+                DAMAGED_OR_MISSING,
+                file,
+                format!(
+                    "the value under key {} proved damaged as it was read; the entry was removed",
+                    escape(&key)
+                ),
+            ));
+        }
+        // An empty value has no chunk: OUT is made now.
+        Some(Streamed::Done(_)) => write(&[]).err(),
+        Some(Streamed::Stopped) => io_error,
+    };
+    // What was written of a value that did not go out whole is not kept.
+    if let (Some(_), Some(path), Some(_)) = (&io_error, output, &sink) {
+        let _ = std::fs::remove_file(path);
     }
-    Ok(OK)
+    match (io_error, output) {
+        (None, _) => Ok(OK),
+        // A reader that went away (`| head`) has what it wanted.
+        (Some(e), None) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(OK),
+        (Some(e), None) => Err(Failure::new(
+            USAGE_OR_IO,
+            file,
+            format!("cannot write to stdout: {e}"),
+        )),
+        (Some(e), Some(path)) => Err(Failure::new(
+            USAGE_OR_IO,
+            path,
+            format!("cannot write: {e}"),
+        )),
+    }
 }
 
 pub fn set(
