@@ -80,6 +80,45 @@ fn an_empty_file_is_not_a_cache_to_commands_that_do_not_store() {
 }
 
 #[test]
+fn devices_fifos_and_directories_are_refused_by_every_command_and_left_alone() {
+    let d = Dir::new();
+    let fifo = d.path("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    std::fs::create_dir(d.path("dir.db")).unwrap();
+    for name in ["fifo", "/dev/null", "dir.db"] {
+        for args in [
+            &["stats", name][..],
+            &["keys", name],
+            &["get", name, "k"],
+            &["set", name, "k", "v"],
+            &["delete", name, "k"],
+            &["clear", name],
+            &["zero-stats", name],
+            &["check", name],
+            &["vacuum", name],
+            &["export", name],
+            &["import", name],
+        ] {
+            let r = d.run(args);
+            assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+            one_line_naming(&r.stderr, name);
+        }
+    }
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_symlink()
+        .eq(&false));
+    assert_eq!(std::fs::read_dir(d.path("dir.db")).unwrap().count(), 0);
+    let names: Vec<_> = std::fs::read_dir(d.tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+}
+
+#[test]
 fn a_dash_is_stdout_for_outputs_and_stdin_for_inputs() {
     let d = Dir::new();
     d.ok(&["set", "c.db", "k", "value"]);
@@ -401,4 +440,81 @@ fn a_large_value_kept_beside_the_cache_goes_through_every_command() {
     );
     d.ok(&["check", "c.db", "--repair"]);
     assert_eq!(d.run(&["check", "c.db"]).code, 0);
+}
+
+/// Runs `backlite args` as the unprivileged user `nobody` when the tests run as root
+/// (root may write any file), else as ourselves.
+fn run_unprivileged(d: &Dir, args: &[&str]) -> common::Run {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(common::bin());
+    cmd.args(args)
+        .current_dir(d.tmp.path())
+        .stdin(Stdio::null());
+    use std::os::unix::fs::MetadataExt;
+    // Files the tests make belong to whoever runs them.
+    if std::fs::metadata(d.tmp.path()).unwrap().uid() == 0 {
+        cmd.uid(65534).gid(65534);
+    }
+    let out = cmd.output().unwrap();
+    common::Run {
+        code: out.status.code().unwrap(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stdout_bytes: out.stdout,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn a_cache_file_without_write_permission_is_read_but_never_written() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = Dir::new();
+    d.ok(&["set", "c.db", "a", "1", "--expire", "1h"]);
+    d.ok(&["set", "c.db", "b", "2"]);
+    // Root owns the folder and file; nobody may read both and write neither, except
+    // the folder, where SQLite needs its -shm.
+    let root = d.tmp.path();
+    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(d.path("c.db"), std::fs::Permissions::from_mode(0o444)).unwrap();
+    let before = read(&d.path("c.db")).unwrap();
+    for args in [
+        &["stats", "c.db"][..],
+        &["stats", "c.db", "--json"],
+        &["keys", "c.db"],
+        &["get", "c.db", "a"],
+        &["export", "c.db"],
+        &["check", "c.db"],
+    ] {
+        let r = run_unprivileged(&d, args);
+        assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+        assert!(!r.stdout.is_empty(), "{args:?}");
+    }
+    for args in [
+        &["set", "c.db", "k", "v"][..],
+        &["delete", "c.db", "a"],
+        &["clear", "c.db"],
+        &["zero-stats", "c.db"],
+    ] {
+        let r = run_unprivileged(&d, args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        one_line_naming(&r.stderr, "c.db");
+    }
+    assert!(read(&d.path("c.db")).unwrap() == before, "the file changed");
+}
+
+#[test]
+fn reads_go_on_while_another_process_holds_the_write_lock() {
+    let d = Dir::new();
+    d.ok(&["set", "c.db", "a", "1"]);
+    let conn = rusqlite::Connection::open(d.path("c.db")).unwrap();
+    conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+    for args in [
+        &["stats", "c.db"][..],
+        &["keys", "c.db"],
+        &["export", "c.db"],
+        &["check", "c.db"],
+    ] {
+        let r = run_in(d.tmp.path(), args, b"");
+        assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+    }
+    conn.execute_batch("ROLLBACK").unwrap();
 }
