@@ -16,8 +16,10 @@ bash tests/leaves_no_trace.sh snapshot "$state_dir/before-tests"
 
 echo "== cargo test"
 cargo test --workspace --all-targets 2>&1
-echo "== the CLI on a 1M-entry file (release: bounded memory for import, check, export)"
+echo "== the CLI on a 1M-entry file and a 128 MiB value (release: bounded memory for import, check, export, get)"
 cargo test --release -p backlite-cli --test large -- --ignored --nocapture 2>&1
+echo "== cargo install --path cli (README), on the release build just made"
+bash tests/cargo_only/install_cli.sh
 echo "== cargo fmt / clippy"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
