@@ -10,7 +10,7 @@
 
 use crate::error::{Result, SqliteContext};
 use crate::table;
-use crate::take::Dest;
+use crate::take::{Dest, Opened};
 use crate::value_files::{uninit_buffer, Streamed, CHUNK};
 use rusqlite::blob::Blob;
 use rusqlite::{Connection, OptionalExtension, MAIN_DB};
@@ -26,6 +26,15 @@ fn open(conn: &Connection, id: i64, len: u64) -> Result<Option<Blob<'_>>> {
     if is_blob != Some(true) {
         return Ok(None);
     }
+    handle(conn, id, len)
+}
+
+/// A read handle on blob `id` if it is `len` bytes long; `None` if it is missing or of
+/// another length (a damaged entry). A reader (value_reader.rs) opens one for each
+/// read, in the snapshot [`open_for_reader`] kept: a handle borrows the connection,
+/// which the reader owns beside it (no self-reference in safe code), and within one
+/// snapshot the blob stays what it was, so its type needs no second look.
+pub(crate) fn handle(conn: &Connection, id: i64, len: u64) -> Result<Option<Blob<'_>>> {
     match conn.blob_open(MAIN_DB, c"blobs", c"value", id, true) {
         Ok(blob) if blob.len() as u64 == len => Ok(Some(blob)),
         Ok(_) => Ok(None),
@@ -48,6 +57,7 @@ pub(crate) fn read_into(conn: &Connection, id: i64, crc: u32, dest: Dest<'_>) ->
                 Streamed::Damaged | Streamed::Missing => false,
             });
         }
+        Dest::Open { len, opened } => return open_for_reader(conn, id, len, crc, opened),
         Dest::Init(ref d) => d.len() as u64,
         Dest::Uninit(ref d) => d.len() as u64,
     };
@@ -71,7 +81,7 @@ pub(crate) fn read_into(conn: &Connection, id: i64, crc: u32, dest: Dest<'_>) ->
                 at += read.len();
             }
         }
-        Dest::Visit { .. } => unreachable!("handled above"),
+        Dest::Visit { .. } | Dest::Open { .. } => unreachable!("handled above"),
     }
     Ok(hasher.finalize() == crc)
 }
@@ -112,6 +122,37 @@ pub(crate) fn read_chunks(
     } else {
         Streamed::Done
     })
+}
+
+/// Opens blob `id` (`len` bytes) for a reader (value_reader.rs). One of at most
+/// [`CHUNK`] bytes is copied out and checked now, so that its reader holds no
+/// connection. A larger one stays where it is: the read transaction that found it
+/// (held by the look-up's statement, still stepping) is made to outlast the look-up
+/// with a `BEGIN`, so that every chunk the reader reads later comes from this snapshot
+/// (a set or delete meanwhile writes a new one). The caller lends the connection, in
+/// its transaction, to the reader ([`crate::pool::Pool::read_lending`]). False: the
+/// blob is missing, of another type or length, or (copied out) its CRC is not `crc`.
+fn open_for_reader(
+    conn: &Connection,
+    id: i64,
+    len: u64,
+    crc: u32,
+    opened: &mut Option<Opened>,
+) -> Result<bool> {
+    if len <= CHUNK as u64 {
+        let mut value = vec![0; len as usize];
+        let sound = read_into(conn, id, crc, Dest::Init(&mut value))?;
+        *opened = sound.then_some(Opened::Bytes(value));
+        return Ok(sound);
+    }
+    if open(conn, id, len)?.is_none() {
+        return Ok(false);
+    }
+    conn.prepare_cached("BEGIN")
+        .and_then(|mut s| s.execute([]))
+        .ctx("keeping a value's snapshot")?;
+    *opened = Some(Opened::Blob { id, crc });
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -94,6 +94,7 @@ mod transact;
 mod txn;
 #[allow(dead_code)] // wired into Storage by the integration of issue 16
 mod value_files;
+mod value_reader;
 
 #[cfg(test)]
 mod tests;
@@ -120,6 +121,7 @@ pub use remote::{
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
 pub use storage::{Stats, Storage, MEMORY};
 pub use take::Streamed;
+pub use value_reader::{Part, ValueReader};
 
 /// The library version, from Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

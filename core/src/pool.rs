@@ -55,6 +55,21 @@ impl std::ops::DerefMut for Writer {
     }
 }
 
+/// A read connection lent out of the pool in an open read transaction (a reader's
+/// snapshot), by process `pid`; returned with [`Pool::give_back`].
+pub(crate) struct Lent {
+    pub conn: Connection,
+    pid: u32,
+}
+
+impl Lent {
+    /// Whether this process is the one the connection was lent in (false in a child
+    /// forked since, which must not use it).
+    pub fn is_here(&self) -> bool {
+        self.pid == fork::this_process()
+    }
+}
+
 /// A slot of the pool: a read connection once one was needed, used in place.
 type Slot = Padded<Mutex<Option<Connection>>>;
 
@@ -138,9 +153,34 @@ impl Pool {
 
     /// Runs `f` on a read connection, in process `pid` (this one).
     pub fn read<R>(&self, pid: u32, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        self.read_lending(pid, false, f).map(|(out, _)| out)
+    }
+
+    /// `read`; with `lend`, a connection that `f` leaves inside a transaction (a
+    /// reader's snapshot of a large value, blob_read.rs) is not put back but lent to
+    /// the caller, until [`Pool::give_back`]. Its slot stays empty meanwhile (the next
+    /// reader there opens another connection). Never on an in-memory cache, whose
+    /// only connection is the writer.
+    pub fn read_lending<R>(
+        &self,
+        pid: u32,
+        lend: bool,
+        f: impl FnOnce(&Connection) -> Result<R>,
+    ) -> Result<(R, Option<Lent>)> {
         self.after_fork_in(pid)?;
         let (Some(slots), Some((name, id))) = (&self.readers, &self.file) else {
-            return f(&lock(&self.writer));
+            return Ok((f(&lock(&self.writer))?, None));
+        };
+        // Lent: the connection, if `f` left it in a transaction (and succeeded).
+        let lent = |out: &Result<R>, conn: Connection| {
+            if !lend || conn.is_autocommit() {
+                return Err(conn);
+            }
+            if out.is_err() {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(conn);
+            }
+            Ok(Lent { conn, pid })
         };
         let first = thread_index();
         for i in 0..slots.len() {
@@ -154,11 +194,40 @@ impl Pool {
                 None => reopen(name, *id, self.busy_timeout)?,
             };
             let out = f(&conn);
-            *slot = Some(conn);
-            return out;
+            let lent = lent(&out, conn).map_err(|conn| *slot = Some(conn)).ok();
+            return out.map(|out| (out, lent));
         }
         // More readers than slots: this one gets a connection for its read alone.
-        f(&reopen(name, *id, self.busy_timeout)?)
+        let conn = reopen(name, *id, self.busy_timeout)?;
+        let out = f(&conn);
+        let lent = lent(&out, conn).ok();
+        out.map(|out| (out, lent))
+    }
+
+    /// Takes back a connection lent by [`Pool::read_lending`]: its transaction ends,
+    /// and it goes into a free slot (or is closed if none is). In a forked child, one
+    /// that the parent lent is set aside unclosed (see fork.rs).
+    pub fn give_back(&self, lent: Lent) {
+        let Lent { conn, pid } = lent;
+        if pid != fork::this_process() {
+            fork::set_aside_connections([conn]);
+            return;
+        }
+        if !conn.is_autocommit() && conn.execute_batch("ROLLBACK").is_err() {
+            return; // closed: a connection in an unknown state never goes back
+        }
+        let Some(slots) = &self.readers else {
+            return;
+        };
+        let mut conn = Some(conn);
+        for slot in slots.iter() {
+            if let Some(mut slot) = try_lock(&slot.0) {
+                if slot.is_none() {
+                    *slot = conn.take();
+                    return;
+                }
+            }
+        }
     }
 
     /// The writer connection, locked (the caller has called `after_fork`).

@@ -430,7 +430,7 @@ impl Storage {
     }
 
     /// `lookup` for any [`Take`].
-    fn lookup_by<T: Take>(
+    pub(crate) fn lookup_by<T: Take>(
         &self,
         key: &[u8],
         is_access: bool,
@@ -538,16 +538,22 @@ impl Storage {
                 },
             )
         };
-        let mut found = self.pool.read(pid, &mut look_up)?;
+        // A reader of a large blob keeps the read connection (`Take::LENDS`).
+        let (mut found, mut lent) = self.pool.read_lending(pid, T::LENDS, &mut look_up)?;
         // The row this read's snapshot found may name a file that a set replaced and
         // removed since (it unlinks the old file once its row has committed): the row
         // read again names the new file. Once, and never a wrong value: a row names
         // only a complete file, and a missing file handed no chunk to a visitor.
         if matches!(found, Lookup::Damaged) && vanished.replace(false) {
-            found = self.pool.read(pid, &mut look_up)?;
+            (found, lent) = self.pool.read_lending(pid, T::LENDS, &mut look_up)?;
         }
         let hit = match found {
-            Lookup::Hit(r) => Some(r),
+            Lookup::Hit(mut r) => {
+                if let Some(lent) = lent.take() {
+                    T::lend(&mut r, lent);
+                }
+                Some(r)
+            }
             Lookup::Copied(value, left) => {
                 Some(taker.take().expect("taken once").take(&value, left)?)
             }
@@ -560,11 +566,14 @@ impl Storage {
                 None
             }
             Lookup::Damaged => {
-                let _ = self.try_write(|t| t.remove_if_damaged(key));
+                self.remove_if_damaged(key);
                 None
             }
             Lookup::Miss => None,
         };
+        if let Some(lent) = lent {
+            self.pool.give_back(lent); // never: only a hit begins a transaction
+        }
         let hit = match (hit, taker) {
             (None, Some(t)) => match self.read_through(pid, key, is_access) {
                 Some((v, left)) => Some(t.take(&v, left)?),
@@ -583,6 +592,14 @@ impl Storage {
             }
         }
         Ok(hit)
+    }
+
+    /// Removes the entry under `key` if it is damaged (a look-up found its value
+    /// damaged), only if that needs no waiting: a read never waits for the write lock,
+    /// and the next look-up tries it again. A failure to remove (a read-only file) must
+    /// not turn a clean miss into an error, so none is returned.
+    pub(crate) fn remove_if_damaged(&self, key: &[u8]) {
+        let _ = self.try_write(|t| t.remove_if_damaged(key));
     }
 
     /// Counts a hit and buffers it as an access. Never writes: the get that fills the

@@ -4,6 +4,7 @@
 //! the C library's `get` then copies a large value once, as raw SQLite does.
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::pool::Lent;
 use crate::value_files::{Read as FileRead, Streamed as FileStreamed, ValueFiles, ValueName};
 use std::mem::MaybeUninit;
 use std::time::Duration;
@@ -21,6 +22,24 @@ pub(crate) enum Dest<'a> {
         len: u64,
         visit: &'a mut dyn FnMut(&[u8]) -> bool,
     },
+    /// No memory: the `len` bytes are opened to be read later by a reader
+    /// (value_reader.rs), which `opened` receives.
+    Open {
+        len: u64,
+        opened: &'a mut Option<Opened>,
+    },
+}
+
+/// A value stored apart, opened for a reader (value_reader.rs).
+pub(crate) enum Opened {
+    /// Copied out whole and checked: a blob of at most [`crate::value_files::CHUNK`]
+    /// bytes, so that its reader holds no connection.
+    Bytes(Vec<u8>),
+    /// Its file, open, its header checked (its CRC is checked at the end of the read).
+    File { file: std::fs::File, crc: u32 },
+    /// Blob `id`, in the read transaction that found it, which the look-up leaves
+    /// open for the reader (blob_read.rs); its CRC is checked at the end of the read.
+    Blob { id: i64, crc: u32 },
 }
 
 /// Takes the value a look-up found, with its time left.
@@ -37,6 +56,16 @@ pub(crate) trait Take: Sized {
         left: Option<Duration>,
         read: impl FnOnce(Dest<'_>) -> Result<bool>,
     ) -> Result<std::result::Result<Self::Out, Self>>;
+
+    /// Whether the look-up may leave its read transaction open for this taker's
+    /// value ([`Dest::Open`] of a large blob): then the read connection is lent to it.
+    const LENDS: bool = false;
+
+    /// Gives the taker's value the read connection whose transaction was left open for
+    /// it (only when [`Take::LENDS`]).
+    fn lend(_out: &mut Self::Out, _conn: Lent) {
+        unreachable!("only a taker that LENDS opens a blob for later")
+    }
 }
 
 /// A closure that borrows the value; one stored apart is read into a vector first.
@@ -225,5 +254,13 @@ pub(crate) fn read_file(
         }),
         Dest::Init(d) => files.read_into(name, crc, d),
         Dest::Uninit(d) => files.read_into(name, crc, d),
+        Dest::Open { len, opened } => Ok(match files.open_value(name, len, crc)? {
+            FileRead::Value(file) => {
+                *opened = Some(Opened::File { file, crc });
+                FileRead::Value(())
+            }
+            FileRead::Missing => FileRead::Missing,
+            FileRead::Damaged => FileRead::Damaged,
+        }),
     }
 }

@@ -466,7 +466,9 @@ impl ValueFiles {
     }
 
     /// Opens the file `name` and checks its length and header against `len` and `crc`.
-    fn open_checked(&self, name: &ValueName, len: u64, crc: u32) -> Result<Read<File>> {
+    /// Its value starts at [`HEADER_LEN`] (a reader keeps the file open: a file is never
+    /// written once a row names it, and removing it leaves the open one whole).
+    pub(crate) fn open_value(&self, name: &ValueName, len: u64, crc: u32) -> Result<Read<File>> {
         let path = self.path_of(name);
         // No link followed, and no wait for a writer if a FIFO was put in its place:
         // neither is a file of ours, which the `is_file` below then finds.
@@ -516,7 +518,7 @@ impl ValueFiles {
         [T]: Memory,
     {
         let len = dest.len() as u64;
-        let file = match self.open_checked(name, len, crc)? {
+        let file = match self.open_value(name, len, crc)? {
             Read::Value(f) => f,
             Read::Missing => return Ok(Read::Missing),
             Read::Damaged => return Ok(Read::Damaged),
@@ -569,14 +571,14 @@ impl ValueFiles {
         crc: u32,
         mut visit: impl FnMut(&[u8]) -> bool,
     ) -> Result<Streamed> {
-        let file = match self.open_checked(name, len, crc)? {
+        let file = match self.open_value(name, len, crc)? {
             Read::Value(f) => f,
             Read::Missing => return Ok(Streamed::Missing),
             Read::Damaged => return Ok(Streamed::Damaged),
         };
         let mut buf = uninit_buffer(CHUNK.min(len as usize));
         let mut hasher = crc32fast::Hasher::new();
-        // Positional reads after the header, which `open_checked` has read.
+        // Positional reads after the header, which `open_value` has read.
         let (mut at, end) = (HEADER_LEN, HEADER_LEN + len);
         while at < end {
             let want = ((end - at) as usize).min(buf.len());
