@@ -8,7 +8,8 @@
  *
  * Results. Every fallible function returns a backlite_result: BACKLITE_RESULT_OK (0)
  *   or another code. Out-parameters are written only on success (OK; the lease of
- *   backlite_lease_try_acquire on NOT_FOUND): no partial results.
+ *   backlite_lease_try_acquire on NOT_FOUND, and NULL to the reader of
+ *   backlite_storage_open_reader on NOT_FOUND): no partial results.
  *
  * Errors: who owns *err. The last parameter, backlite_error **err, may be NULL. When
  *   it is not NULL and the call fails, *err receives a new error object that the
@@ -16,9 +17,11 @@
  *   that made it is freed). On OK, *err is left untouched.
  *
  * A miss is an answer, not a failure. BACKLITE_RESULT_NOT_FOUND from
- *   backlite_storage_get, backlite_storage_delete, backlite_storage_contains and
- *   backlite_lease_try_acquire leaves *err untouched: no error object is allocated,
- *   so a miss needs no backlite_error_free. Every other non-OK result fills *err.
+ *   backlite_storage_get, backlite_storage_delete, backlite_storage_contains,
+ *   backlite_storage_get_chunks, backlite_storage_open_reader,
+ *   backlite_value_reader_read and backlite_lease_try_acquire leaves *err untouched:
+ *   no error object is allocated, so a miss needs no backlite_error_free. Every
+ *   other non-OK result fills *err.
  *   Set the pointer to NULL before a call and free it whenever it is non-NULL after.
  *
  * Memory. Inputs are copied before the call returns. Byte outputs (backlite_buf) are
@@ -32,6 +35,7 @@
  *     race with other calls on the same handle.
  *   - backlite_lease: one thread at a time (calls on one lease must not overlap); it
  *     may be handed to another thread, and it stays valid after backlite_storage_free.
+ *   - backlite_value_reader: the same as a lease.
  *   - backlite_options, backlite_error, backlite_buf: plain single-owner values, used
  *     by one thread at a time and free to move between threads.
  *   - backlite_sink: only inside the compute callback that received it, on its thread.
@@ -119,6 +123,14 @@ typedef struct backlite_sink backlite_sink;
  * A cache handle, usable from any number of threads at once.
  */
 typedef struct backlite_storage backlite_storage;
+
+/**
+ * A reader of one value, from `backlite_storage_open_reader`; free it with
+ * `backlite_value_reader_free`. One thread at a time (calls on one reader must not
+ * overlap); it may be handed to another thread. It keeps what it needs of its storage:
+ * it stays valid after `backlite_storage_free`, which may come first.
+ */
+typedef struct backlite_value_reader backlite_value_reader;
 
 /**
  * Bytes returned by the library. Release with `backlite_buf_free`, never `free()`.
@@ -800,6 +812,48 @@ backlite_result backlite_storage_clear(struct backlite_storage *s, struct backli
  * that wait in memory, so they are counted.
  */
 backlite_result backlite_storage_stats(struct backlite_storage *s, struct backlite_stats *stats_out, struct backlite_error **err);
+
+/**
+ * Opens a reader of the value under `key`, to read it a buffer at a time with
+ * `backlite_value_reader_read`, in bounded library memory. OK: a hit (counted, and
+ * recorded as an access, now) as for `backlite_storage_get`; `*reader_out` gets the
+ * reader, `*size_out` (if not NULL) the value's length and `*expires_in_ms_out` (if
+ * not NULL) its time left now, or `BACKLITE_EXPIRATION_NEVER`. NOT_FOUND (`*err`
+ * untouched, `*reader_out` NULL): no live entry. Free the reader with
+ * `backlite_value_reader_free`.
+ *
+ * What the reader holds: a value kept in a file of its own, the open file (a set or
+ * delete of the key meanwhile leaves it whole: the reader reads the value as it was);
+ * a value of at most 256 KiB, a copy; a larger value kept in the database file, a
+ * connection in a read transaction, so that it reads the value as it was: writes go
+ * on, but the WAL is not checkpointed past it until the reader is freed. Do not keep
+ * such a reader open for long.
+ */
+backlite_result backlite_storage_open_reader(struct backlite_storage *s, const uint8_t *key, size_t key_len, struct backlite_value_reader **reader_out, uint64_t *size_out, int64_t *expires_in_ms_out, struct backlite_error **err);
+
+/**
+ * Copies the next bytes of the value into `buf` (at most `cap`; `buf` may be NULL
+ * when `cap` is 0); `*read_out` gets how many. 0 only at the end of the value (or when
+ * `cap` is 0). The read that reaches the end checks the value's CRC-32: OK with the
+ * last bytes when it matches, else NOT_FOUND (`*err` untouched) with those bytes
+ * withheld, so the whole of a damaged value is never handed over: drop what was read
+ * (the entry is removed, as a get removes a damaged one). Every read after that is
+ * NOT_FOUND too. A value whose file was cut short behind BackLite's back is damaged
+ * where the file ends. IO: the file could not be read; INVALID_ARGUMENT: `cap` is
+ * larger than PTRDIFF_MAX.
+ */
+backlite_result backlite_value_reader_read(struct backlite_value_reader *r, uint8_t *buf, size_t cap, size_t *read_out, struct backlite_error **err);
+
+/**
+ * The value's length in bytes; 0 for NULL.
+ */
+uint64_t backlite_value_reader_size(const struct backlite_value_reader *r);
+
+/**
+ * Frees the reader (and gives back what it held: a file, or a connection and its
+ * read transaction). NULL is accepted.
+ */
+void backlite_value_reader_free(struct backlite_value_reader *r);
 
 /**
  * The library version as a static string, e.g. "0.1.0". Compare it with

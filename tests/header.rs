@@ -98,11 +98,14 @@ fn header_opens_with_the_rules_every_call_shares() {
         "On OK, *err is left untouched.",
         // when NOT_FOUND sets nothing
         "BACKLITE_RESULT_NOT_FOUND from backlite_storage_get, backlite_storage_delete, \
-         backlite_storage_contains and backlite_lease_try_acquire leaves *err untouched",
+         backlite_storage_contains, backlite_storage_get_chunks, \
+         backlite_storage_open_reader, backlite_value_reader_read and \
+         backlite_lease_try_acquire leaves *err untouched",
         "Every other non-OK result fills *err.",
         // which opaque types may be used from several threads
         "backlite_storage: any number of threads at once.",
         "backlite_lease: one thread at a time",
+        "backlite_value_reader: the same as a lease.",
         "backlite_options, backlite_error, backlite_buf: plain single-owner values",
         "backlite_sink: only inside the compute callback",
     ] {

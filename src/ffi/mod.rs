@@ -20,6 +20,7 @@ mod panic;
 pub mod remote;
 pub mod result;
 pub mod storage;
+pub mod value_reader;
 pub mod version;
 
 use self::error::backlite_error;
@@ -126,10 +127,7 @@ pub(crate) unsafe fn try_slice<'a>(
         return if len == 0 {
             Ok(&[])
         } else {
-            Err(Failure::new(
-                BACKLITE_RESULT_NULL_PARAMETER,
-                format!("{what} is NULL but its length is {len}"),
-            ))
+            Err(null_with_length(what, len))
         };
     }
     if len > isize::MAX as usize {
@@ -140,6 +138,42 @@ pub(crate) unsafe fn try_slice<'a>(
     // SAFETY: `ptr` is not NULL and `len` fits an isize (both checked above), and it is
     // valid for `len` bytes (the caller's contract above).
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+/// Borrows `len` bytes at `ptr` to be written, which need not be initialised (a C
+/// caller's `malloc`); NULL is accepted only when `len` is 0.
+///
+/// # Safety
+///
+/// `ptr` is NULL or valid for writes of `len` bytes that nothing else uses for `'a`.
+pub(crate) unsafe fn try_out_slice<'a>(
+    ptr: *mut u8,
+    len: usize,
+    what: &str,
+) -> Result<&'a mut [std::mem::MaybeUninit<u8>], Failure> {
+    if ptr.is_null() {
+        return if len == 0 {
+            Ok(&mut [])
+        } else {
+            Err(null_with_length(what, len))
+        };
+    }
+    if len > isize::MAX as usize {
+        return Err(Failure::invalid(format!(
+            "{what} length {len} is too large"
+        )));
+    }
+    // SAFETY: `ptr` is not NULL and `len` fits an isize (both checked above), and it is
+    // valid for writes of `len` bytes (the caller's contract above); `MaybeUninit`
+    // makes no claim on what the bytes hold.
+    Ok(unsafe { std::slice::from_raw_parts_mut(ptr.cast::<std::mem::MaybeUninit<u8>>(), len) })
+}
+
+fn null_with_length(what: &str, len: usize) -> Failure {
+    Failure::new(
+        BACKLITE_RESULT_NULL_PARAMETER,
+        format!("{what} is NULL but its length is {len}"),
+    )
 }
 
 /// Reads a NUL-terminated UTF-8 string.
