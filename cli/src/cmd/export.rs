@@ -13,26 +13,51 @@
 //! import keeps their order. `jq 'select(.key)'` skips the header.
 
 use super::{open, Failure, Outcome, OK, USAGE_OR_IO};
-use crate::bytes::put_json;
 use crate::clock::{format_ms, now_ms};
 use crate::core::{Error, ErrorKind, ExportedEntry};
 use crate::progress;
 use crate::Cli;
-use serde_json::{json, Map, Value};
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde_json::json;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
 /// The format's version, in the header line.
 pub const FORMAT: u64 = 1;
 
-pub fn entry_line(e: &ExportedEntry<'_>) -> String {
-    let mut object = Map::new();
-    put_json(&mut object, "key", e.key);
-    put_json(&mut object, "value", e.value);
-    object.insert("expires_at".into(), json!(e.expires_at_ms.map(format_ms)));
-    object.insert("hits".into(), json!(e.hits));
-    object.insert("set_at".into(), json!(e.set_at_ms.map(format_ms)));
-    Value::Object(object).to_string()
+/// Writes one entry line (without its newline) straight into `out`: the fields of the
+/// module's example, in the same (sorted) order. The value is escaped or base64-encoded
+/// as it is written, so a large value costs no second copy of itself (a 128 MiB value
+/// took 476 MiB when the line was built as a JSON object first).
+pub fn write_entry(out: &mut impl Write, e: &ExportedEntry<'_>) -> std::io::Result<()> {
+    let time = |ms: Option<i64>| json!(ms.map(format_ms));
+    write!(
+        out,
+        "{{\"expires_at\":{},\"hits\":{},",
+        time(e.expires_at_ms),
+        e.hits
+    )?;
+    write_bytes(out, "key", e.key)?;
+    write!(out, ",\"set_at\":{},", time(e.set_at_ms))?;
+    write_bytes(out, "value", e.value)?;
+    out.write_all(b"}")
+}
+
+/// `"name":"text"` when the bytes are UTF-8, else `"name_base64":"..."` (as
+/// `bytes::put_json` decides).
+fn write_bytes(out: &mut impl Write, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => {
+            write!(out, "\"{name}\":")?;
+            serde_json::to_writer(&mut *out, text).map_err(std::io::Error::other)
+        }
+        Err(_) => {
+            write!(out, "\"{name}_base64\":\"")?;
+            let mut encoder = base64::write::EncoderWriter::new(&mut *out, &BASE64);
+            encoder.write_all(bytes)?;
+            encoder.finish()?.write_all(b"\"")
+        }
+    }
 }
 
 pub fn run(cli: &Cli, file: &Path, output: Option<&Path>) -> Outcome {
@@ -77,11 +102,13 @@ pub fn run(cli: &Cli, file: &Path, output: Option<&Path>) -> Outcome {
     let mut io_error = None;
     let summary = storage.export(|entry| {
         bar.inc(1);
-        writeln!(sink, "{}", entry_line(entry)).map_err(|e| {
-            let message = format!("cannot write: {e}");
-            io_error = Some(e);
-            Error::new(ErrorKind::Io, message)
-        })
+        write_entry(&mut sink, entry)
+            .and_then(|()| sink.write_all(b"\n"))
+            .map_err(|e| {
+                let message = format!("cannot write: {e}");
+                io_error = Some(e);
+                Error::new(ErrorKind::Io, message)
+            })
     });
     bar.finish_and_clear();
     let summary = match (summary, io_error) {
