@@ -518,3 +518,28 @@ fn reads_go_on_while_another_process_holds_the_write_lock() {
     }
     conn.execute_batch("ROLLBACK").unwrap();
 }
+
+#[test]
+fn progress_is_never_drawn_when_stderr_is_not_a_terminal() {
+    let d = Dir::new();
+    let dump: String = (0..20_000)
+        .map(|i| format!("{{\"key\":\"k{i}\",\"value\":\"{}\"}}\n", "v".repeat(50)))
+        .collect();
+    std::fs::write(d.path("dump.jsonl"), &dump).unwrap();
+    for (args, input) in [
+        (&["import", "c.db"][..], dump.as_bytes()),
+        (&["import", "f.db", "-i", "dump.jsonl"], b"".as_slice()),
+        (&["check", "c.db"], b""),
+        (&["check", "c.db", "--repair"], b""),
+        (&["vacuum", "c.db"], b""),
+        (&["export", "c.db", "-o", "out.jsonl"], b""),
+    ] {
+        let r = d.run_with_input(args, input);
+        assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+        assert!(
+            !r.stderr.contains(['\r', '\x1b']) && r.stderr.lines().count() <= 1,
+            "{args:?} drew progress into a pipe: {:?}",
+            r.stderr
+        );
+    }
+}
