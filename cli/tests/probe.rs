@@ -543,3 +543,38 @@ fn progress_is_never_drawn_when_stderr_is_not_a_terminal() {
         );
     }
 }
+
+#[test]
+fn a_failed_import_into_a_new_file_leaves_no_file_behind() {
+    let d = Dir::new();
+    std::fs::create_dir(d.path("folder")).unwrap();
+    let big: Vec<u8> = vec![7; 100_000];
+    let big_line = format!(
+        "{{\"key\":\"big\",\"value_base64\":\"{}\"}}\n",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &big)
+    );
+    for (args, input) in [
+        (
+            &["import", "new.db"][..],
+            format!("{big_line}{{\"key\":\"a\","),
+        ),
+        (&["import", "new.db", "-i", "folder"], String::new()),
+        (&["import", "new.db", "--max-size", "10"], big_line.clone()),
+    ] {
+        let r = d.run_with_input(args, input.as_bytes());
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        one_line_naming(&r.stderr, "new.db");
+        for suffix in ["", "-wal", "-shm", "-journal", ".values"] {
+            assert!(
+                !d.path(&format!("new.db{suffix}")).exists(),
+                "{args:?} left new.db{suffix}"
+            );
+        }
+    }
+    // Into a file that was there, a failed import keeps it, and what it held.
+    d.ok(&["set", "old.db", "k", "v"]);
+    let r = d.run_with_input(&["import", "old.db"], format!("{big_line}[]\n").as_bytes());
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(d.ok(&["get", "old.db", "k"]), "v");
+    assert_eq!(d.run(&["get", "old.db", "big"]).code, 1);
+}

@@ -1,6 +1,7 @@
 //! `backlite import FILE [-i IN]`: reads what `export` writes, in one transaction, so
-//! a bad line anywhere leaves the cache as it was. Entries replace those under the
-//! same keys; others are kept (so imports merge). Already expired entries are skipped.
+//! a bad line anywhere leaves the cache as it was (and a cache it was to create, not
+//! there at all). Entries replace those under the same keys; others are kept (so
+//! imports merge). Already expired entries are skipped.
 
 use super::export::FORMAT;
 use super::stats::print;
@@ -129,6 +130,15 @@ pub fn run(cli: &Cli, file: &Path, input: Option<&Path>) -> Outcome {
                 None,
             ),
         };
+    // A failed import into a file that was not there leaves no file behind either.
+    let sidecar = |suffix: &str| {
+        let mut name = file.as_os_str().to_owned();
+        name.push(suffix);
+        std::path::PathBuf::from(name)
+    };
+    let made_here = |p: &Path| std::fs::symlink_metadata(p).is_err();
+    let new_file = made_here(file);
+    let new_values = made_here(&sidecar(".values"));
     let storage = open(cli, file, true)?;
     let bar = match length {
         Some(n) => progress::bytes_bar(n, "importing"),
@@ -164,7 +174,21 @@ pub fn run(cli: &Cli, file: &Path, input: Option<&Path>) -> Outcome {
         }
     });
     bar.finish_and_clear();
-    let summary = summary.map_err(|e| Failure::core(file, &e))?;
+    let summary = match summary {
+        Ok(summary) => summary,
+        Err(e) => {
+            if new_file {
+                drop(storage);
+                for suffix in ["", "-wal", "-shm", "-journal"] {
+                    let _ = std::fs::remove_file(sidecar(suffix));
+                }
+                if new_values {
+                    let _ = std::fs::remove_dir_all(sidecar(".values"));
+                }
+            }
+            return Err(Failure::core(file, &e));
+        }
+    };
     let mut note = format!(
         "imported {} into {}",
         super::entries(summary.entries),
