@@ -62,7 +62,10 @@ pub fn parse_ms(text: &str) -> Result<i64, String> {
     if dp.len() != 3 || tp.len() != 3 || fraction.len() > 9 {
         return Err(bad());
     }
-    let (y, mo, d) = (field(dp[0], 4)?, field(dp[1], 2)?, field(dp[2], 2)?);
+    // Four digits, or more for the years past 9999 that format_ms writes (a deadline
+    // may be anything up to i64::MAX ms: the year 292,278,994).
+    let year_len = dp[0].len().clamp(4, 9);
+    let (y, mo, d) = (field(dp[0], year_len)?, field(dp[1], 2)?, field(dp[2], 2)?);
     let (h, mi, s) = (field(tp[0], 2)?, field(tp[1], 2)?, field(tp[2], 2)?);
     let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
     let month_days = match mo {
@@ -80,7 +83,10 @@ pub fn parse_ms(text: &str) -> Result<i64, String> {
         let digits = field(fraction, fraction.len())?;
         digits * 1000 / 10i64.pow(fraction.len() as u32)
     };
-    Ok((days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s) * 1000 + millis)
+    let seconds =
+        i128::from(days_from_civil(y, mo, d)) * 86400 + i128::from(h * 3600 + mi * 60 + s);
+    i64::try_from(seconds * 1000 + i128::from(millis))
+        .map_err(|_| format!("bad time {text:?}: later than any time BackLite keeps"))
 }
 
 #[cfg(test)]
@@ -102,5 +108,13 @@ mod tests {
         assert!(parse_ms("2026-04-31T00:00:00Z").is_err());
         assert!(parse_ms("2000-02-29T00:00:00Z").is_ok());
         assert!(parse_ms("2028-02-29T00:00:00Z").is_ok());
+        // Past the year 9999, as far as a deadline goes, and no further.
+        for ms in [253_402_300_800_000, 900_000_000_000_000, i64::MAX] {
+            assert_eq!(parse_ms(&format_ms(ms)).unwrap(), ms, "{}", format_ms(ms));
+        }
+        assert_eq!(format_ms(i64::MAX), "292278994-08-17T07:12:55.807Z");
+        assert!(parse_ms("292278994-08-17T07:12:55.808Z").is_err());
+        assert!(parse_ms("999999999-01-01T00:00:00Z").is_err());
+        assert!(parse_ms("0999999999-01-01T00:00:00Z").is_err());
     }
 }

@@ -578,3 +578,31 @@ fn a_failed_import_into_a_new_file_leaves_no_file_behind() {
     assert_eq!(d.ok(&["get", "old.db", "k"]), "v");
     assert_eq!(d.run(&["get", "old.db", "big"]).code, 1);
 }
+
+#[test]
+fn an_expiry_past_the_year_9999_survives_export_and_import() {
+    let d = Dir::new();
+    // 900 billion seconds: the year 30546. The C API allows deadlines up to i64::MAX ms.
+    d.ok(&["set", "a.db", "far", "v", "--expire", "900000000000s"]);
+    let line =
+        "{\"key\":\"farthest\",\"value\":\"w\",\"expires_at\":\"292278994-08-17T07:12:55.807Z\"}\n";
+    let r = d.run_with_input(&["import", "a.db"], line.as_bytes());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let dump = d.ok(&["export", "a.db"]);
+    let r = d.run_with_input(&["import", "b.db"], dump.as_bytes());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let expiries = |file: &str| -> Vec<String> {
+        d.ok(&["export", file])
+            .lines()
+            .skip(1)
+            .map(|l| json_of(l)["expires_at"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(expiries("a.db"), expiries("b.db"));
+    assert!(
+        expiries("b.db")[0].starts_with("30546-"),
+        "{:?}",
+        expiries("b.db")
+    );
+    assert_eq!(expiries("b.db")[1], "292278994-08-17T07:12:55.807Z");
+}
