@@ -606,3 +606,27 @@ fn an_expiry_past_the_year_9999_survives_export_and_import() {
     );
     assert_eq!(expiries("b.db")[1], "292278994-08-17T07:12:55.807Z");
 }
+
+#[test]
+fn an_export_that_leaves_out_damaged_entries_exits_1() {
+    let d = Dir::new();
+    for key in ["a", "b", "c"] {
+        d.ok(&["set", "c.db", key, "value"]);
+    }
+    {
+        let conn = rusqlite::Connection::open(d.path("c.db")).unwrap();
+        conn.execute(
+            "UPDATE entries SET crc = crc + 1 WHERE key = CAST('b' AS BLOB)",
+            [],
+        )
+        .unwrap();
+    }
+    let r = d.run(&["export", "c.db"]);
+    // The sound entries are all there; the exit code says the file was damaged.
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.stdout.lines().count(), 3, "{}", r.stdout);
+    assert_eq!(
+        r.stderr,
+        "exported 2 entries from c.db; left out 1 damaged entries (run `backlite check`)\n"
+    );
+}

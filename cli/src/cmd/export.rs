@@ -131,5 +131,10 @@ pub fn run(cli: &Cli, file: &Path, output: Option<&Path>) -> Outcome {
         );
     }
     eprintln!("{note}");
-    Ok(OK)
+    // What could be read is out; that the file is damaged is exit code 1, as for check.
+    Ok(if summary.skipped > 0 {
+        super::DAMAGED_OR_MISSING
+    } else {
+        OK
+    })
 }
