@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"os"
 	"path/filepath"
@@ -97,4 +98,28 @@ func ExampleStorage_Keys() {
 	}
 	fmt.Println(n, "keys")
 	// Output: 2 keys
+}
+
+func ExampleStorage_OpenReader() {
+	cache, err := backlite.Open(":memory:")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer cache.Close()
+	if err := cache.Set([]byte("page"), []byte("<html>...</html>\n"), backlite.ExpireNever); err != nil {
+		log.Fatal(err)
+	}
+	r, err := cache.OpenReader([]byte("page"))
+	if err != nil {
+		log.Fatal(err) // ErrNotFound on a miss
+	}
+	defer r.Close()
+	fmt.Println(r.Size(), "bytes")
+	// A value of any size, copied 256 KiB at a time; ErrNotFound if it proves damaged.
+	if _, err := io.Copy(os.Stdout, r); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// 17 bytes
+	// <html>...</html>
 }

@@ -342,17 +342,6 @@ func (s *Storage) GetTo(key []byte, w io.Writer) error {
 	return nil
 }
 
-// NewReader returns an io.ReadCloser of the value under key, read in bounded memory:
-// a goroutine runs GetTo into a pipe. A miss (or a value found damaged on the way) is
-// ErrNotFound from Read. Close it when done: until then the goroutine holds a read
-// of the file open.
-func (s *Storage) NewReader(key []byte) io.ReadCloser {
-	r, w := io.Pipe()
-	key = append([]byte(nil), key...)
-	go func() { w.CloseWithError(s.GetTo(key, w)) }()
-	return r
-}
-
 // All iterates over the live keys, for range loops:
 //
 //	for key, err := range cache.All() { ... }
