@@ -14,18 +14,21 @@
 
 #include <backlite.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <exception>
 #include <initializer_list>
+#include <istream>
 #include <iterator>
 #include <limits>
 #include <memory>
 #include <new>
 #include <optional>
 #include <stdexcept>
+#include <streambuf>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -647,6 +650,225 @@ Item to_item(const std::pair<K, V>& kv) {
 
 }  // namespace detail
 
+/// One value read in bounded memory, from Storage::open_reader: RAII over
+/// `backlite_value_reader *`, movable, not copyable. Each read() copies the next bytes
+/// of the value into the caller's buffer; 0 means the end, where the value's checksum
+/// has matched. A value found damaged at its end, or replaced while it was read,
+/// throws Error(Code::not_found) instead: drop what was read (the entry has been
+/// removed, as get() would remove it). For iostreams, wrap it in a ValueStream.
+///
+/// Until its end, a failure or its destruction, a ValueReader holds the library's
+/// reader (an open value file, or a read snapshot of the database for a large value
+/// kept there); it is freed as soon as the end or a failure is reached. One thread at
+/// a time. An empty ValueReader (moved from) throws Error(Code::null_parameter) from
+/// read().
+class ValueReader {
+ public:
+  /// An empty reader.
+  ValueReader() noexcept = default;
+  /// Takes ownership of a `backlite_value_reader *` (NULL gives an empty reader);
+  /// `expires_in_ms` as backlite_storage_open_reader gave it.
+  explicit ValueReader(backlite_value_reader* raw,
+                       std::int64_t expires_in_ms = BACKLITE_EXPIRATION_NEVER) noexcept
+      : r_(raw), size_(backlite_value_reader_size(raw)), state_(raw ? State::open : State::empty) {
+    if (expires_in_ms != BACKLITE_EXPIRATION_NEVER) {
+      expires_in_ = std::chrono::milliseconds(expires_in_ms);
+    }
+  }
+
+  ValueReader(ValueReader&& other) noexcept
+      : r_(std::move(other.r_)),
+        size_(other.size_),
+        expires_in_(other.expires_in_),
+        state_(std::exchange(other.state_, State::empty)),
+        failure_(other.failure_) {}
+  ValueReader& operator=(ValueReader&& other) noexcept {
+    r_ = std::move(other.r_);
+    size_ = other.size_;
+    expires_in_ = other.expires_in_;
+    state_ = std::exchange(other.state_, State::empty);
+    failure_ = other.failure_;
+    return *this;
+  }
+  ValueReader(const ValueReader&) = delete;
+  ValueReader& operator=(const ValueReader&) = delete;
+  ~ValueReader() = default;
+
+  /// Copies the next bytes of the value into `[data, data + capacity)` and returns how
+  /// many: 0 only at the end of the value (or for a capacity of 0). Throws
+  /// Error(Code::not_found) when the value proved damaged or was replaced (again on
+  /// every later call), another Error when the read failed.
+  std::size_t read(void* data, std::size_t capacity) {
+    switch (state_) {
+      case State::open:
+        break;
+      case State::ended:
+        return 0;
+      case State::damaged:
+        throw Error(Code::not_found, damaged_message());
+      case State::failed:
+        throw Error(failure_, "read: an earlier read of this value failed");
+      case State::empty:
+        throw Error(Code::null_parameter, "read: an empty ValueReader");
+    }
+    if (capacity == 0) return 0;
+    std::size_t n = 0;
+    detail::ErrorSlot err;
+    const backlite_result rc = backlite_value_reader_read(
+        r_.get(), static_cast<std::uint8_t*>(data), capacity, &n, err.out());
+    if (rc == BACKLITE_RESULT_OK) {
+      if (n == 0) finish(State::ended);
+      return n;
+    }
+    if (rc == BACKLITE_RESULT_NOT_FOUND) {
+      finish(State::damaged);
+      throw Error(Code::not_found, damaged_message());
+    }
+    finish(State::failed);
+    failure_ = static_cast<Code>(rc);
+    err.raise(rc, "read");
+  }
+
+  /// Reads into a contiguous container of 1-byte elements (std::vector<std::byte>,
+  /// std::string, std::array<char, N>, ...), as many bytes as its size; returns how many.
+  template <class Buffer,
+            std::enable_if_t<detail::is_byte_container<Buffer>::value &&
+                                 !std::is_const_v<std::remove_pointer_t<decltype(std::data(
+                                     std::declval<Buffer&>()))>>,
+                             int> = 0>
+  std::size_t read(Buffer& buffer) {
+    return read(static_cast<void*>(std::data(buffer)), std::size(buffer));
+  }
+
+  /// The value's length in bytes.
+  std::uint64_t size() const noexcept { return size_; }
+  /// The time the entry had left when the reader was opened (nullopt: it never expires).
+  std::optional<std::chrono::milliseconds> expires_in() const noexcept { return expires_in_; }
+  /// True once read() returned 0: the whole value was read and its checksum matched.
+  bool at_end() const noexcept { return state_ == State::ended; }
+  /// False for an empty (moved from) reader.
+  explicit operator bool() const noexcept { return state_ != State::empty; }
+  /// The C reader, still owned by this ValueReader (NULL once the end or a failure
+  /// freed it).
+  backlite_value_reader* c_reader() const noexcept { return r_.get(); }
+
+ private:
+  struct Deleter {
+    void operator()(backlite_value_reader* r) const noexcept { backlite_value_reader_free(r); }
+  };
+  enum class State { empty, open, ended, damaged, failed };
+
+  static const char* damaged_message() noexcept {
+    return "read: the value proved damaged or was replaced while it was read (drop what "
+           "was read; the entry is removed)";
+  }
+  void finish(State s) noexcept {
+    r_.reset();
+    state_ = s;
+  }
+
+  std::unique_ptr<backlite_value_reader, Deleter> r_;
+  std::uint64_t size_ = 0;
+  std::optional<std::chrono::milliseconds> expires_in_;
+  State state_ = State::empty;
+  Code failure_ = Code::ok;
+};
+
+/// A std::streambuf over a ValueReader, with a buffer of its own of `buffer_size`
+/// bytes (the only memory it adds): `out << stream.rdbuf()`,
+/// `std::istreambuf_iterator<char>`, `std::istream::read`... A damaged value throws
+/// Error(Code::not_found) out of underflow(): std::istreambuf_iterator passes it on,
+/// an istream sets badbit (and rethrows it if badbit is in its exceptions()), and
+/// `out << buf` sets failbit on `out`.
+class ValueStreambuf : public std::streambuf {
+ public:
+  static constexpr std::size_t default_buffer_size = 64 * 1024;
+
+  explicit ValueStreambuf(ValueReader reader, std::size_t buffer_size = default_buffer_size)
+      : reader_(std::move(reader)),
+        size_(buffer_size == 0 ? 1
+                               : std::min(buffer_size, static_cast<std::size_t>(
+                                                    std::numeric_limits<int>::max()))),
+        buf_(new char[size_]) {
+    setg(buf_.get(), buf_.get(), buf_.get());
+  }
+  ValueStreambuf(const ValueStreambuf&) = delete;
+  ValueStreambuf& operator=(const ValueStreambuf&) = delete;
+
+  ValueReader& reader() noexcept { return reader_; }
+  const ValueReader& reader() const noexcept { return reader_; }
+
+ protected:
+  int_type underflow() override {
+    if (gptr() < egptr()) return traits_type::to_int_type(*gptr());
+    const std::size_t n = reader_.read(buf_.get(), size_);
+    if (n == 0) return traits_type::eof();
+    setg(buf_.get(), buf_.get(), buf_.get() + n);
+    return traits_type::to_int_type(*gptr());
+  }
+
+  // Reads as large as the buffer or larger go straight into the caller's memory.
+  std::streamsize xsgetn(char* s, std::streamsize count) override {
+    std::streamsize done = 0;
+    while (done < count) {
+      const std::streamsize buffered = egptr() - gptr();
+      if (buffered > 0) {
+        const std::streamsize take = std::min(buffered, count - done);
+        std::memcpy(s + done, gptr(), static_cast<std::size_t>(take));
+        gbump(static_cast<int>(take));
+        done += take;
+        continue;
+      }
+      const auto want = static_cast<std::size_t>(count - done);
+      if (want >= size_) {
+        const std::size_t n = reader_.read(s + done, want);
+        if (n == 0) break;
+        done += static_cast<std::streamsize>(n);
+      } else if (traits_type::eq_int_type(underflow(), traits_type::eof())) {
+        break;
+      }
+    }
+    return done;
+  }
+
+  std::streamsize showmanyc() override { return reader_.at_end() ? -1 : 0; }
+
+ private:
+  ValueReader reader_;
+  std::size_t size_;
+  std::unique_ptr<char[]> buf_;
+};
+
+/// A std::istream of one value, owning its ValueReader and buffer:
+///
+///   if (auto r = cache.open_reader("big")) {
+///     backlite::ValueStream in(std::move(*r));
+///     std::ofstream("big.bin", std::ios::binary) << in.rdbuf();
+///   }
+///
+/// Its exceptions() include badbit, so a damaged value throws Error(Code::not_found)
+/// out of in.read(), in >> ..., std::getline...; after `out << in.rdbuf()` check
+/// `out`: failbit means the value was not read whole (or was empty). Not movable.
+class ValueStream : public std::istream {
+ public:
+  explicit ValueStream(ValueReader reader,
+                       std::size_t buffer_size = ValueStreambuf::default_buffer_size)
+      : std::istream(nullptr), buf_(std::move(reader), buffer_size) {
+    rdbuf(&buf_);
+    exceptions(std::ios::badbit);
+  }
+
+  /// The value's length in bytes.
+  std::uint64_t size() const noexcept { return buf_.reader().size(); }
+  /// The time the entry had left when it was opened (nullopt: it never expires).
+  std::optional<std::chrono::milliseconds> expires_in() const noexcept {
+    return buf_.reader().expires_in();
+  }
+
+ private:
+  ValueStreambuf buf_;
+};
+
 /// A cache handle: RAII over `backlite_storage *`, movable, not copyable. One Storage
 /// may be used by any number of threads at once. A moved-from Storage holds nothing:
 /// every call on it throws Error(Code::null_parameter).
@@ -767,6 +989,22 @@ class Storage {
         nullptr, err.out());
     if (ctx.error) std::rethrow_exception(ctx.error);
     return err.check(rc, "get_chunks", BACKLITE_RESULT_NOT_FOUND) == BACKLITE_RESULT_OK;
+  }
+
+  /// A ValueReader of the value under `key`, to read it in bounded memory at the
+  /// caller's pace; nullopt on a miss. The open is the look-up (a hit counts as an
+  /// access, as for get()); the bytes come with read(). The reader does not need this
+  /// Storage to stay open.
+  std::optional<ValueReader> open_reader(ByteView key) {
+    backlite_value_reader* raw = nullptr;
+    std::int64_t left = 0;
+    detail::ErrorSlot err;
+    if (err.check(backlite_storage_open_reader(s_.get(), key.u8(), key.size(), &raw, nullptr,
+                                               &left, err.out()),
+                  "open_reader", BACKLITE_RESULT_NOT_FOUND) != BACKLITE_RESULT_OK) {
+      return std::nullopt;
+    }
+    return ValueReader(raw, left);
   }
 
   /// Removes every entry.
