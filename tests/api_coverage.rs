@@ -19,24 +19,6 @@ const LEFT_OUT: &[(&str, &str)] = &[
         "for C callers comparing BACKLITE_VERSION_NUMBER with the loaded library; the \
          bindings compare version strings (backlite_version); tests/c/test_version.c",
     ),
-    // Until the helper "readerbind" (session of 2026-11-30) lands the C++, Go, Zig and
-    // Swift readers on them; it removes these four. tests/c/test_value_reader.c.
-    (
-        "backlite_storage_open_reader",
-        "new: the bindings' readers are being built (readerbind)",
-    ),
-    (
-        "backlite_value_reader_read",
-        "new: the bindings' readers are being built (readerbind)",
-    ),
-    (
-        "backlite_value_reader_size",
-        "new: the bindings' readers are being built (readerbind)",
-    ),
-    (
-        "backlite_value_reader_free",
-        "new: the bindings' readers are being built (readerbind)",
-    ),
 ];
 
 /// Bindings that include the header (C++), `@cImport` it (Zig), import it through a
