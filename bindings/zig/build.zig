@@ -94,7 +94,7 @@ pub fn build(b: *std.Build) void {
     });
     const run_example = b.addRunArtifact(example);
     run_example.setCwd(.{ .cwd_relative = b.makeTempPath() });
-    run_example.expectStdOutEqual("hello\n42\n");
+    run_example.expectStdOutEqual("hello\nhello\n42\n");
     run_example.has_side_effects = true;
     test_step.dependOn(&run_example.step);
 }

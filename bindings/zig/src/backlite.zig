@@ -380,6 +380,113 @@ pub const Lease = struct {
     }
 };
 
+/// One value read in bounded memory, from `Storage.reader`: a `std.Io.Reader`
+/// (`interface`) over `backlite_value_reader_read`, so `streamRemaining`,
+/// `takeDelimiterExclusive`, `readSliceAll`, `allocRemaining` and the rest work on it.
+/// Its buffer is the one passed to `Storage.reader`, the only memory it adds.
+///
+/// The value's checksum is checked at its end. A value found damaged there, or
+/// replaced while it was read, is never a clean end of stream: the interface returns
+/// `error.ReadFailed` and `err` is `error.Damaged` (drop what was read; the entry has
+/// been removed, as `get` would remove it). Any other failure is `error.ReadFailed`
+/// with `err` set to the library's error and `lastError()` giving its message, as
+/// `std.fs.File.Reader` keeps its `err`.
+///
+/// Call `deinit` when done. The library's reader is freed as soon as the end or a
+/// failure is reached; until then it holds an open value file, or a read snapshot of
+/// the database for a large value kept there. It does not need its `Storage` to stay
+/// open. One thread at a time. Do not copy a ValueReader once its interface is in use
+/// (the interface finds it with `@fieldParentPtr`).
+pub const ValueReader = struct {
+    handle: ?*c.backlite_value_reader,
+    /// The value's length in bytes.
+    size: u64,
+    /// The time the entry had left when the reader was opened, in ms (null: never).
+    expires_in_ms: ?u64,
+    /// Why the interface returned `error.ReadFailed`.
+    err: ?ReadError = null,
+    /// True once the whole value was read and its checksum matched.
+    ended: bool = false,
+    diags: Diagnostics = .{},
+    interface: std.Io.Reader,
+
+    pub const ReadError = Error || error{
+        /// The value proved damaged at its end, or was replaced while it was read.
+        Damaged,
+    };
+
+    fn init(handle: *c.backlite_value_reader, expires_in_ms: i64, buffer: []u8) ValueReader {
+        return .{
+            .handle = handle,
+            .size = c.backlite_value_reader_size(handle),
+            .expires_in_ms = if (expires_in_ms < 0) null else @intCast(expires_in_ms),
+            .interface = .{
+                .vtable = &.{ .stream = stream },
+                .buffer = buffer,
+                .seek = 0,
+                .end = 0,
+            },
+        };
+    }
+
+    /// Frees the library's reader (if the end or a failure has not already).
+    pub fn deinit(self: *ValueReader) void {
+        c.backlite_value_reader_free(self.handle);
+        self.* = undefined;
+    }
+
+    /// The code and message of this reader's failure (`.not_found` when damaged).
+    pub fn lastError(self: *const ValueReader) Diagnostics {
+        return self.diags;
+    }
+
+    /// Copies the next bytes of the value into `dest` (which must not be empty),
+    /// without the interface's buffer: `error.EndOfStream` at the end (the checksum
+    /// matched), `error.ReadFailed` with `err` set otherwise.
+    pub fn readSome(self: *ValueReader, dest: []u8) std.Io.Reader.Error!usize {
+        std.debug.assert(dest.len > 0);
+        if (self.err != null) return error.ReadFailed;
+        const handle = self.handle orelse return error.EndOfStream;
+        var n: usize = 0;
+        var err: ?*c.backlite_error = null;
+        const r = c.backlite_value_reader_read(handle, dest.ptr, dest.len, &n, &err);
+        if (r == c.BACKLITE_RESULT_OK and n > 0) return n;
+        // The end or a failure: the library's reader is no longer needed.
+        c.backlite_value_reader_free(handle);
+        self.handle = null;
+        if (r == c.BACKLITE_RESULT_OK) {
+            self.ended = true;
+            return error.EndOfStream;
+        }
+        if (r == c.BACKLITE_RESULT_NOT_FOUND) {
+            c.backlite_error_free(err); // NULL for NOT_FOUND; freed all the same
+            self.diags.setText(.not_found, "the value proved damaged or was replaced while it was read");
+            self.err = error.Damaged;
+        } else {
+            checkResult(&self.diags, r, err) catch |e| {
+                self.err = e;
+            };
+        }
+        return error.ReadFailed;
+    }
+
+    fn stream(io_reader: *std.Io.Reader, w: *std.Io.Writer, limit: std.Io.Limit) std.Io.Reader.StreamError!usize {
+        const self: *ValueReader = @alignCast(@fieldParentPtr("interface", io_reader));
+        if (limit == .nothing) return 0;
+        if (w.buffer.len == 0) {
+            // An unbuffered writer: through a small buffer of our own.
+            var local: [4096]u8 = undefined;
+            const n = try self.readSome(limit.slice(&local));
+            try w.writeAll(local[0..n]);
+            return n;
+        }
+        const dest = limit.slice(try w.writableSliceGreedy(1));
+        const n = try self.readSome(dest);
+        w.advance(n);
+        return n;
+    }
+};
+
 /// Frees what `Storage.collectKeys` returned.
 pub fn freeKeys(allocator: Allocator, keys: []const []u8) void {
     for (keys) |k| allocator.free(k);
@@ -795,6 +902,25 @@ pub const Storage = struct {
         if (r == c.BACKLITE_RESULT_NOT_FOUND) return false;
         try self.fail(r, err);
         return true;
+    }
+
+    /// A reader of the value under `key`, to pull it in bounded memory through its
+    /// `interface` (a `std.Io.Reader` over `buffer`, which may be empty for unbuffered
+    /// reads; `takeDelimiterExclusive` and `peek` need one as long as what they
+    /// return); null on a miss. The open is the look-up (a hit counts as an access, as
+    /// for `get`); the bytes come with the reads. Call `deinit` on it when done, and
+    /// keep it in place while its interface is in use.
+    pub fn reader(self: *Storage, key: []const u8, buffer: []u8) Error!?ValueReader {
+        var handle: ?*c.backlite_value_reader = null;
+        var left: i64 = 0;
+        var err: ?*c.backlite_error = null;
+        const r = c.backlite_storage_open_reader(self.handle, bytesPtr(key), key.len, &handle, null, &left, &err);
+        if (r == c.BACKLITE_RESULT_NOT_FOUND) {
+            c.backlite_error_free(err); // NULL on a miss; freed all the same
+            return null;
+        }
+        try self.fail(r, err);
+        return ValueReader.init(handle.?, left, buffer);
     }
 
     /// Every live key, each copied into `allocator`; free with `freeKeys`.

@@ -905,3 +905,153 @@ test "remote option: bad values are InvalidArgument" {
     try testing.expectError(error.InvalidArgument, memory(.{ .remote_namespace = "a b" }));
     try testing.expectError(error.InvalidArgument, memory(.{ .remote_timeout_ms = 0 }));
 }
+
+/// Flips the last byte of the cache's only value file (the end of the value).
+fn damageValueFile(path: []const u8) !void {
+    const folder = try std.fmt.allocPrint(testing.allocator, "{s}.values", .{path});
+    defer testing.allocator.free(folder);
+    var dir = try std.fs.openDirAbsolute(folder, .{ .iterate = true });
+    defer dir.close();
+    var it = dir.iterate();
+    while (try it.next()) |entry| {
+        if (!std.mem.startsWith(u8, entry.name, "v-")) continue;
+        var f = try dir.openFile(entry.name, .{ .mode = .read_write });
+        defer f.close();
+        const end = try f.getEndPos();
+        var last: [1]u8 = undefined;
+        try testing.expectEqual(@as(usize, 1), try f.preadAll(&last, end - 1));
+        last[0] ^= 1;
+        try f.pwriteAll(&last, end - 1);
+        return;
+    }
+    return error.FileNotFound;
+}
+
+fn patterned(len: usize) ![]u8 {
+    const v = try testing.allocator.alloc(u8, len);
+    for (v, 0..) |*b, i| b.* = @truncate(i *% 131 +% 7);
+    return v;
+}
+
+test "reader streams file and database values through std.Io.Reader" {
+    const big = try patterned((1 << 20) + 3);
+    defer testing.allocator.free(big);
+    for ([_]backlite.FileThreshold{ .{ .bytes = 4096 }, .never }) |threshold| {
+        var t = try TempCache.init("c.db");
+        defer t.deinit();
+        var cache = try Storage.open(t.path, .{ .file_threshold = threshold });
+        defer cache.deinit();
+        try cache.set("big", big, .{ .ms = 3_600_000 });
+        var buf: [4096]u8 = undefined;
+        var r = (try cache.reader("big", &buf)).?;
+        defer r.deinit();
+        try testing.expectEqual(@as(u64, big.len), r.size);
+        try testing.expect(r.expires_in_ms.? > 0 and r.expires_in_ms.? <= 3_600_000);
+        var out: std.Io.Writer.Allocating = .init(testing.allocator);
+        defer out.deinit();
+        try testing.expectEqual(big.len, try r.interface.streamRemaining(&out.writer));
+        try testing.expectEqualSlices(u8, big, out.written());
+        try testing.expect(r.ended and r.err == null);
+        try testing.expectError(error.EndOfStream, r.interface.takeByte());
+    }
+    var cache = try memory(.{});
+    defer cache.deinit();
+    try cache.set("k", "v", .never);
+    var r = (try cache.reader("k", &.{})).?;
+    defer r.deinit();
+    try testing.expect(r.expires_in_ms == null);
+    const st = try cache.stats();
+    try testing.expectEqual(@as(u64, 1), st.hits);
+}
+
+test "reader: takeDelimiterExclusive, readSliceAll and allocRemaining, buffered or not" {
+    var cache = try memory(.{});
+    defer cache.deinit();
+    try cache.set("lines", "one\ntwo\nthree", .never);
+    var buf: [8]u8 = undefined;
+    var r = (try cache.reader("lines", &buf)).?;
+    defer r.deinit();
+    try testing.expectEqualStrings("one", try r.interface.takeDelimiterExclusive('\n'));
+    r.interface.toss(1);
+    var two: [4]u8 = undefined;
+    try r.interface.readSliceAll(&two);
+    try testing.expectEqualStrings("two\n", &two);
+    const rest = try r.interface.allocRemaining(testing.allocator, .unlimited);
+    defer testing.allocator.free(rest);
+    try testing.expectEqualStrings("three", rest);
+
+    // No buffer at all: reads go straight into the caller's slice, or through the
+    // reader's own small buffer into an unbuffered writer.
+    const big = try patterned(300 * 1024);
+    defer testing.allocator.free(big);
+    try cache.set("big", big, .never);
+    var u = (try cache.reader("big", &.{})).?;
+    defer u.deinit();
+    const got = try testing.allocator.alloc(u8, big.len);
+    defer testing.allocator.free(got);
+    try u.interface.readSliceAll(got[0 .. big.len - 100]);
+    var discarding: std.Io.Writer.Discarding = .init(&.{});
+    try testing.expectEqual(@as(usize, 100), try u.interface.streamRemaining(&discarding.writer));
+    try testing.expectEqualSlices(u8, big[0 .. big.len - 100], got[0 .. big.len - 100]);
+}
+
+test "reader of a miss is null, and an empty value ends at once" {
+    var cache = try memory(.{});
+    defer cache.deinit();
+    var buf: [16]u8 = undefined;
+    try testing.expect((try cache.reader("missing", &buf)) == null);
+    try testing.expectEqual(@as(u64, 1), (try cache.stats()).misses);
+    try cache.set("empty", "", .never);
+    var r = (try cache.reader("empty", &buf)).?;
+    defer r.deinit();
+    try testing.expectEqual(@as(u64, 0), r.size);
+    try testing.expectError(error.EndOfStream, r.interface.takeByte());
+    try testing.expect(r.ended);
+}
+
+test "reader of a value damaged at its end is ReadFailed with err Damaged, never a clean end" {
+    var t = try TempCache.init("c.db");
+    defer t.deinit();
+    var cache = try Storage.open(t.path, .{ .file_threshold = .{ .bytes = 4096 } });
+    defer cache.deinit();
+    const big = try patterned(600 * 1024);
+    defer testing.allocator.free(big);
+    try cache.set("big", big, .never);
+    try damageValueFile(t.path);
+    var buf: [4096]u8 = undefined;
+    var r = (try cache.reader("big", &buf)).?;
+    defer r.deinit();
+    var out: std.Io.Writer.Allocating = .init(testing.allocator);
+    defer out.deinit();
+    try testing.expectError(error.ReadFailed, r.interface.streamRemaining(&out.writer));
+    try testing.expectEqual(@as(?backlite.ValueReader.ReadError, error.Damaged), r.err);
+    try testing.expectEqual(backlite.Code.not_found, r.lastError().code);
+    try testing.expectError(error.ReadFailed, r.interface.takeByte()); // and again
+    try testing.expect(!r.ended);
+    try testing.expect(!try cache.contains("big"));
+}
+
+test "reader outlives its storage, and one freed early lets the value go" {
+    const big = try patterned(600 * 1024);
+    defer testing.allocator.free(big);
+    for ([_]backlite.FileThreshold{ .{ .bytes = 4096 }, .never }) |threshold| {
+        var t = try TempCache.init("c.db");
+        defer t.deinit();
+        var cache = try Storage.open(t.path, .{ .file_threshold = threshold });
+        try cache.set("big", big, .never);
+        var early = (try cache.reader("big", &.{})).?;
+        var head: [10]u8 = undefined;
+        try early.interface.readSliceAll(&head);
+        try testing.expectEqualSlices(u8, big[0..10], &head);
+        early.deinit();
+        try cache.set("big", big, .never); // written again at once
+
+        var buf: [1024]u8 = undefined;
+        var r = (try cache.reader("big", &buf)).?;
+        defer r.deinit();
+        cache.deinit();
+        const got = try r.interface.allocRemaining(testing.allocator, .unlimited);
+        defer testing.allocator.free(got);
+        try testing.expectEqualSlices(u8, big, got);
+    }
+}
