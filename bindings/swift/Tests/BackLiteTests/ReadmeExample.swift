@@ -39,3 +39,15 @@ func readmeAsyncExample(cache: Storage) async throws {
     }
     print(report.count)
 }
+
+/// The README's reader example, verbatim.
+func readmeReaderExample(cache: Storage) async throws {
+    // A value of any size, pulled in chunks of at most 256 KiB: bounded memory.
+    if let reader = try cache.reader("greeting") {
+        var received = 0
+        for try await chunk in reader {
+            received += chunk.count  // write it to a file, a socket...
+        }
+        print(received)  // a value found damaged throws BackLiteError.notFound instead
+    }
+}

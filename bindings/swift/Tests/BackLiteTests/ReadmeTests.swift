@@ -43,6 +43,7 @@ final class ReadmeTests: XCTestCase {
     func testTheReadmeExamplesAreTheFunctionsOfReadmeExampleSwift() throws {
         try assertSame(heading: "## Example", signature: "func readmeExample() throws")
         try assertSame(heading: "## Async memoisation", signature: "func readmeAsyncExample(cache: Storage) async throws")
+        try assertSame(heading: "## Reading a large value", signature: "func readmeReaderExample(cache: Storage) async throws")
     }
 
     func testTheReadmeExamplesRun() async throws {
@@ -54,6 +55,7 @@ final class ReadmeTests: XCTestCase {
         try readmeExample() // the second run answers from the file
         let cache = try Storage(url: dir.appendingPathComponent("cache.db"))
         try await readmeAsyncExample(cache: cache)
+        try await readmeReaderExample(cache: cache)
         XCTAssertEqual(try cache.get("answer"), Data("42".utf8))
         XCTAssertEqual(try cache.get("report"), Data("report".utf8))
         XCTAssertNil(try cache.get("big"))

@@ -1,0 +1,139 @@
+import BackLite
+import Foundation
+import XCTest
+
+private func patterned(_ count: Int) -> Data {
+    Data((0..<count).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ 7) })
+}
+
+/// Flips the last byte of the cache's only value file (the end of the value).
+private func damageTheValueFile(_ path: String) throws {
+    let folder = path + ".values"
+    let names = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasPrefix("v-") }
+    XCTAssertEqual(names.count, 1)
+    let handle = try FileHandle(forUpdating: URL(fileURLWithPath: folder).appendingPathComponent(names[0]))
+    defer { try? handle.close() }
+    let end = try handle.seekToEnd()
+    try handle.seek(toOffset: end - 1)
+    let last = try handle.read(upToCount: 1)!
+    try handle.seek(toOffset: end - 1)
+    try handle.write(contentsOf: Data([last[0] ^ 1]))
+}
+
+final class ReaderTests: XCTestCase {
+    func testAReaderPullsFileAndDatabaseValuesInBoundedChunks() throws {
+        let dir = try makeTemporaryDirectory(self)
+        let big = patterned(1 << 20 + 3)
+        for threshold in [FileThreshold.bytes(4096), .never] {
+            let path = dir.appendingPathComponent("c-\(threshold).db").path
+            let cache = try Storage(path: path, options: Options(fileThreshold: threshold))
+            try cache.set("big", big, expiration: .milliseconds(3_600_000))
+            let reader = try XCTUnwrap(try cache.reader("big"))
+            XCTAssertEqual(reader.size, UInt64(big.count))
+            let left = try XCTUnwrap(reader.expiresInMilliseconds)
+            XCTAssertTrue(left > 0 && left <= 3_600_000)
+            var got = Data()
+            while let chunk = try reader.read(upTo: 100_000) {
+                XCTAssertLessThanOrEqual(chunk.count, 100_000)
+                got.append(chunk)
+            }
+            XCTAssertEqual(got, big)
+            XCTAssertNil(try reader.read())  // still the end
+        }
+        let cache = try Storage.inMemory()
+        try cache.set("k", bytes("hello"))
+        let reader = try XCTUnwrap(try cache.reader("k"))
+        XCTAssertNil(reader.expiresInMilliseconds)
+        var got = Data()
+        while let byte = try reader.read(upTo: 1) { got.append(byte) }
+        XCTAssertEqual(got, bytes("hello"))
+        XCTAssertEqual(try cache.stats().hits, 1)
+        XCTAssertThrowsError(try reader.read(upTo: 0)) { error in
+            XCTAssertEqual((error as? BackLiteError)?.code, .invalidArgument)
+        }
+    }
+
+    func testAMissIsNilAndAnEmptyValueEndsAtOnce() throws {
+        let cache = try Storage.inMemory()
+        XCTAssertNil(try cache.reader("missing"))
+        XCTAssertEqual(try cache.stats().misses, 1)
+        try cache.set("empty", Data())
+        let reader = try XCTUnwrap(try cache.reader("empty"))
+        XCTAssertEqual(reader.size, 0)
+        XCTAssertNil(try reader.read())
+    }
+
+    func testForTryAwaitHandsOverTheValueInChunksOfAtMost256KiB() async throws {
+        let cache = try Storage.inMemory()
+        let big = patterned(600 * 1024 + 5)
+        try cache.set("big", big)
+        let reader = try XCTUnwrap(try cache.reader("big"))
+        var got = Data()
+        var largest = 0
+        for try await chunk in reader {
+            largest = max(largest, chunk.count)
+            got.append(chunk)
+        }
+        XCTAssertEqual(got, big)
+        XCTAssertLessThanOrEqual(largest, 256 * 1024)
+    }
+
+    /// A value whose file's last byte changed: the reads throw `.notFound`, never end
+    /// cleanly, and the entry is removed.
+    func testAValueDamagedAtItsEndThrowsNotFound() async throws {
+        let path = try makeTemporaryDirectory(self).appendingPathComponent("c.db").path
+        let cache = try Storage(path: path, options: Options(fileThreshold: .bytes(4096)))
+        let big = patterned(600 * 1024)
+        try cache.set("big", big)
+        try damageTheValueFile(path)
+        let reader = try XCTUnwrap(try cache.reader("big"))
+        XCTAssertThrowsError(try reader.readToEnd()) { error in
+            XCTAssertEqual((error as? BackLiteError)?.code, .notFound)
+        }
+        XCTAssertThrowsError(try reader.read()) { error in  // and again
+            XCTAssertEqual((error as? BackLiteError)?.code, .notFound)
+        }
+        XCTAssertFalse(try cache.contains("big"))
+
+        try cache.set("big", big)
+        try damageTheValueFile(path)
+        let again = try XCTUnwrap(try cache.reader("big"))
+        do {
+            for try await _ in again {}
+            XCTFail("a damaged value ended cleanly")
+        } catch let error as BackLiteError {
+            XCTAssertEqual(error.code, .notFound)
+        }
+    }
+
+    /// A reader does not need its Storage: the last reference to it dropped after the
+    /// open, the value still reads to its end (and valgrind sees nothing lost).
+    func testAReaderOutlivesItsStorage() throws {
+        let dir = try makeTemporaryDirectory(self)
+        let big = patterned(600 * 1024)
+        for threshold in [FileThreshold.bytes(4096), .never] {
+            let path = dir.appendingPathComponent("c-\(threshold).db").path
+            var cache: Storage? = try Storage(path: path, options: Options(fileThreshold: threshold))
+            try cache!.set("big", big)
+            let reader = try XCTUnwrap(try cache!.reader("big"))
+            cache = nil
+            XCTAssertEqual(try reader.readToEnd(), big)
+        }
+    }
+
+    func testACloseBeforeTheEndLetsTheValueGo() throws {
+        let path = try makeTemporaryDirectory(self).appendingPathComponent("c.db").path
+        let cache = try Storage(path: path, options: Options(fileThreshold: .bytes(4096)))
+        let big = patterned(600 * 1024)
+        try cache.set("big", big)
+        let reader = try XCTUnwrap(try cache.reader("big"))
+        XCTAssertEqual(try reader.read(upTo: 10), big.prefix(10))
+        reader.close()
+        reader.close()
+        XCTAssertThrowsError(try reader.read()) { error in
+            XCTAssertEqual((error as? BackLiteError)?.code, .nullParameter)
+        }
+        try cache.set("big", bytes("new"))
+        XCTAssertEqual(try cache.get("big"), bytes("new"))
+    }
+}
