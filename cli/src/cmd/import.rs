@@ -84,8 +84,14 @@ fn parse_header(object: &mut Map<String, Value>) -> Result<Line, String> {
     Ok(Line::Header(lifetime))
 }
 
-/// What a line holds: an entry, the header, or nothing.
-fn parse_line(text: &[u8]) -> Result<Line, String> {
+/// A line longer than this is not kept once parsed: its buffer goes before its value is
+/// decoded, so that a large value is not held three times over (line, string, bytes).
+const LARGE_LINE: usize = 1 << 20;
+
+/// What a line holds: an entry, the header, or nothing. A large line's buffer is freed
+/// once parsed.
+fn parse_line(line: &mut Vec<u8>) -> Result<Line, String> {
+    let text = line.as_slice();
     let text = text.strip_suffix(b"\n").unwrap_or(text);
     let text = text.strip_suffix(b"\r").unwrap_or(text);
     if text.iter().all(u8::is_ascii_whitespace) {
@@ -101,6 +107,9 @@ fn parse_line(text: &[u8]) -> Result<Line, String> {
             return Err(format!("not valid JSON at column {}: {cause}", e.column()));
         }
     };
+    if line.capacity() > LARGE_LINE {
+        *line = Vec::new();
+    }
     if object.contains_key("backlite_export") {
         return parse_header(&mut object);
     }
@@ -163,7 +172,7 @@ pub fn run(cli: &Cli, file: &Path, input: Option<&Path>) -> Outcome {
                 format!("line {number} of {shown}: {why}; nothing was imported"),
             )
         };
-        match parse_line(&line).map_err(at_line)? {
+        match parse_line(&mut line).map_err(at_line)? {
             Line::Entry(e) => importer
                 .put(&e.key, &e.value, e.expires_at_ms, e.hits, e.set_at_ms)
                 .map_err(|e| at_line(e.message().to_string()))?,
