@@ -32,6 +32,16 @@ func TestNilArgumentsAreErrorsNotPanics(t *testing.T) {
 			mustSet(t, s, "present", "v", backlite.ExpireNever)
 			return s.GetTo([]byte("present"), nil)
 		},
+		"Reader.WriteTo(nil writer)": func() error {
+			mustSet(t, s, "present", "v", backlite.ExpireNever)
+			r, err := s.OpenReader([]byte("present"))
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			_, err = r.WriteTo(nil)
+			return err
+		},
 	}
 	for name, call := range calls {
 		var err error
