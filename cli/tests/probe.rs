@@ -630,3 +630,20 @@ fn an_export_that_leaves_out_damaged_entries_exits_1() {
         "exported 2 entries from c.db; left out 1 damaged entries (run `backlite check`)\n"
     );
 }
+
+#[test]
+fn a_cache_in_a_folder_that_cannot_be_written_is_named_as_given() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = Dir::new();
+    std::fs::create_dir(d.path("ro")).unwrap();
+    d.ok(&["set", "ro/c.db", "k", "v"]);
+    // SQLite needs to make -wal and -shm beside the file: it cannot, so nothing opens.
+    std::fs::set_permissions(d.tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(d.path("ro"), std::fs::Permissions::from_mode(0o555)).unwrap();
+    let r = run_unprivileged(&d, &["stats", "ro/c.db"]);
+    std::fs::set_permissions(d.path("ro"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    one_line_naming(&r.stderr, "ro/c.db");
+    let absolute = d.tmp.path().display().to_string();
+    assert!(!r.stderr.contains(&absolute), "{}", r.stderr);
+}

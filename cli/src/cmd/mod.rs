@@ -41,10 +41,19 @@ impl Failure {
             USAGE_OR_IO
         };
         let shown = file.display().to_string();
-        let message = if e.message().contains(&shown) {
-            e.message().to_string()
+        // The core names some files by the absolute path it opened (the -wal and -shm
+        // beside it too): the user gave this one.
+        let mut message = e.message().to_string();
+        if let Ok(absolute) = std::path::absolute(file) {
+            let absolute = absolute.display().to_string();
+            if absolute != shown {
+                message = message.replace(&absolute, &shown);
+            }
+        }
+        let message = if message.contains(&shown) {
+            message
         } else {
-            format!("{shown}: {}", e.message())
+            format!("{shown}: {message}")
         };
         Failure { code, message }
     }
