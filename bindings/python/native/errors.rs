@@ -65,7 +65,7 @@ pub(crate) fn to_py(py: Python<'_>, e: &Error) -> PyErr {
 }
 
 /// `backlite.errors.error_from_code(code, message, time_left_ms)` as a `PyErr`.
-fn from_code(py: Python<'_>, code: i32, message: &str, time_left_ms: i64) -> PyErr {
+pub(crate) fn from_code(py: Python<'_>, code: i32, message: &str, time_left_ms: i64) -> PyErr {
     static ERROR_FROM_CODE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     let made = ERROR_FROM_CODE
         .get_or_try_init(py, || {

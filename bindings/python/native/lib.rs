@@ -21,6 +21,7 @@ mod convert;
 mod errors;
 mod lease;
 mod memo;
+mod reader;
 mod storage;
 #[cfg(feature = "test-hooks")]
 mod test_hooks;
@@ -51,6 +52,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(convert::expiration_ms, m)?)?;
     m.add_class::<storage::Storage>()?;
     m.add_class::<lease::Lease>()?;
+    m.add_class::<reader::ValueReader>()?;
     #[cfg(feature = "test-hooks")]
     m.add_function(wrap_pyfunction!(test_hooks::_panic_for_tests, m)?)?;
     Ok(())

@@ -240,6 +240,23 @@ impl Storage {
         })
     }
 
+    /// A reader of the value under `key` (`backlite.Storage.reader` wraps it in a
+    /// `backlite.ValueReader`), or None on a miss. A hit or miss as for `get`.
+    fn _open_reader(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<crate::reader::ValueReader>> {
+        guard(|| {
+            let key = key_bytes(key)?;
+            let storage = self.handle(py)?;
+            match py.detach(|| storage.open_reader(&key)).or_raise(py)? {
+                Some(r) => Ok(Some(crate::reader::ValueReader::new(py, r)?)),
+                None => Ok(None),
+            }
+        })
+    }
+
     /// Stores `item` under `key`. A value larger than the size limit is not stored
     /// (and an older value under that key is removed), as in the seed.
     fn set_one(

@@ -41,6 +41,7 @@ from backlite.errors import (  # noqa: E402
     StorageIOError,
     TooLargeError,
 )
+from backlite.reader import ValueReader  # noqa: E402
 from backlite.storage import FILE_THRESHOLD_DEFAULT, VERSION_TAG, Storage  # noqa: E402
 from backlite.types import (  # noqa: E402
     EVICTION_POLICIES,
@@ -88,6 +89,7 @@ __all__ = (
     "Storage",
     "StorageIOError",
     "TooLargeError",
+    "ValueReader",
     "__version__",
     "async_cached",
     "cached",

@@ -19,6 +19,7 @@ from typing import Any, Union
 
 from backlite import _native
 from backlite._native import EXPIRATION_DEFAULT, FILE_THRESHOLD_DEFAULT, expiration_ms
+from backlite.reader import ValueReader
 from backlite.types import (
     EVICTION_POLICIES,
     REMOTE_MODES,
@@ -213,6 +214,19 @@ class Storage(_native.Storage):
 
     # get_one/get, get_value, get_to, set_one/set, set_value, delete, clear, vacuum,
     # zero_stats, close, closed and `in` are the native class's.
+
+    def reader(self, key: Key) -> ValueReader | None:
+        """The value under ``key`` as a read-only binary file (``io.RawIOBase``), read
+        when you are ready and in bounded memory, or None on a miss. A hit or miss as
+        for ``get``, counted now. Close it when done (``with``)::
+
+            with storage.reader("model") as r, open("model.bin", "wb") as f:
+                shutil.copyfileobj(r, f)
+
+        See ``ValueReader`` for what it holds while open and for a damaged value.
+        """
+        native = self._open_reader(key)
+        return None if native is None else ValueReader(native)
 
     def get_many(self, keys: Collection[Key] | None = None) -> dict[Key, CacheItem]:
         """The live items among ``keys`` (all of them when None), by key. Keys read
