@@ -647,3 +647,31 @@ fn a_cache_in_a_folder_that_cannot_be_written_is_named_as_given() {
     let absolute = d.tmp.path().display().to_string();
     assert!(!r.stderr.contains(&absolute), "{}", r.stderr);
 }
+
+#[test]
+fn progress_is_drawn_on_a_terminal() {
+    // util-linux `script` gives the command a terminal for stdin, stdout and stderr.
+    if Command::new("script").arg("--version").output().is_err() {
+        println!("SKIPPED: no `script` (util-linux) to give the command a terminal");
+        return;
+    }
+    let d = Dir::new();
+    let dump: String = (0..100_000)
+        .map(|i| format!("{{\"key\":\"k{i}\",\"value\":\"{}\"}}\n", "v".repeat(50)))
+        .collect();
+    std::fs::write(d.path("dump.jsonl"), &dump).unwrap();
+    let command = format!("{} import c.db -i dump.jsonl", common::bin());
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(d.tmp.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    assert!(shown.contains("importing ["), "no progress bar: {shown:?}");
+    assert!(
+        shown.contains("imported 100000 entries into c.db"),
+        "{shown:?}"
+    );
+}
