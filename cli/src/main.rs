@@ -12,6 +12,7 @@ mod progress;
 
 use crate::core::EvictionPolicy;
 use clap::{Parser, Subcommand, ValueEnum};
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -70,7 +71,7 @@ pub enum Command {
         /// Only keys that start with this, byte for byte (`%`, `_` and `\` are plain
         /// characters; with -e, read with the escapes that keys shows).
         #[arg(long)]
-        prefix: Option<String>,
+        prefix: Option<OsString>,
         /// At most this many keys.
         #[arg(long, value_name = "N")]
         limit: Option<usize>,
@@ -86,7 +87,7 @@ pub enum Command {
     /// Writes the value under KEY to stdout (or OUT).
     Get {
         file: PathBuf,
-        key: String,
+        key: OsString,
         #[arg(short = 'o', long = "output", value_name = "OUT")]
         output: Option<PathBuf>,
         /// KEY is written with escapes (\n \\ \xNN), as `keys` shows it.
@@ -96,8 +97,8 @@ pub enum Command {
     /// Stores VALUE (or stdin, for `-` or no VALUE) under KEY.
     Set {
         file: PathBuf,
-        key: String,
-        value: Option<String>,
+        key: OsString,
+        value: Option<OsString>,
         /// Time to live (10m, 1h30m, 2d) or `never` (the default); 0 stores nothing
         /// (the entry is already expired) and removes what was there.
         #[arg(long, value_name = "DURATION")]
@@ -110,7 +111,7 @@ pub enum Command {
     Delete {
         file: PathBuf,
         #[arg(required = true)]
-        keys: Vec<String>,
+        keys: Vec<OsString>,
         /// The KEYs are written with escapes (\n \\ \xNN), as `keys` shows them.
         #[arg(short = 'e', long)]
         escaped: bool,

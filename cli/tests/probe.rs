@@ -675,3 +675,58 @@ fn progress_is_drawn_on_a_terminal() {
         "{shown:?}"
     );
 }
+
+#[test]
+fn keys_and_values_that_are_not_utf8_are_taken_as_bytes_from_the_command_line() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let d = Dir::new();
+    let run = |args: &[&OsStr]| {
+        let out = Command::new(common::bin())
+            .args(args)
+            .current_dir(d.tmp.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap(),
+            out.stdout,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let os = |s: &str| OsStr::new(s).to_owned();
+    let key = OsStr::from_bytes(b"k\xff\x01?").to_owned();
+    let value = OsStr::from_bytes(b"v\xfe\x80").to_owned();
+    let (code, _, stderr) = run(&[&os("set"), &os("c.db"), &key, &value]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, out, stderr) = run(&[&os("get"), &os("c.db"), &key]);
+    assert_eq!(
+        (code, out.as_slice()),
+        (0, b"v\xfe\x80".as_slice()),
+        "{stderr}"
+    );
+    // keys shows it escaped, and -e reads that back.
+    let listed = d.ok(&["keys", "c.db", "--json"]);
+    assert!(listed.contains("\"key_base64\""), "{listed}");
+    let shown = d.ok(&["keys", "c.db"]);
+    assert!(shown.contains("k\\xff\\x01?"), "{shown}");
+    assert_eq!(
+        d.run(&["get", "c.db", "-e", "k\\xff\\x01?"]).stdout_bytes,
+        b"v\xfe\x80"
+    );
+    let (code, out, _) = run(&[
+        &os("keys"),
+        &os("c.db"),
+        &os("--prefix"),
+        OsStr::from_bytes(b"k\xff"),
+    ]);
+    assert_eq!(code, 0);
+    assert!(String::from_utf8_lossy(&out).contains("k\\xff"));
+    // With -e a key is text with escapes: raw bytes there are a usage error.
+    let (code, _, stderr) = run(&[&os("get"), &os("c.db"), &os("-e"), &key]);
+    assert_eq!(code, 2);
+    one_line_naming(&stderr, "c.db");
+    let (code, _, stderr) = run(&[&os("delete"), &os("c.db"), &key]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(d.ok(&["keys", "c.db"]), "(no keys)\n");
+}

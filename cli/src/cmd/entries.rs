@@ -5,10 +5,12 @@ use super::{key_arg, open, output_path, Failure, Outcome, DAMAGED_OR_MISSING, OK
 use crate::bytes::escape;
 use crate::core::{Expiration, Streamed};
 use crate::{Cli, Ttl};
+use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-pub fn get(cli: &Cli, file: &Path, key: &str, output: Option<&Path>, escaped: bool) -> Outcome {
+pub fn get(cli: &Cli, file: &Path, key: &OsStr, output: Option<&Path>, escaped: bool) -> Outcome {
     let key = key_arg(file, key, escaped)?;
     let output = output_path(file, output)?;
     let storage = open(cli, file, false)?;
@@ -83,11 +85,21 @@ pub fn get(cli: &Cli, file: &Path, key: &str, output: Option<&Path>, escaped: bo
     }
 }
 
+/// All of stdin: the value of `set FILE KEY` and `set FILE KEY -`.
+fn stdin(file: &Path) -> Result<Vec<u8>, Failure> {
+    let mut buf = Vec::new();
+    std::io::stdin()
+        .lock()
+        .read_to_end(&mut buf)
+        .map_err(|e| Failure::new(USAGE_OR_IO, file, format!("cannot read stdin: {e}")))?;
+    Ok(buf)
+}
+
 pub fn set(
     cli: &Cli,
     file: &Path,
-    key: &str,
-    value: Option<&str>,
+    key: &OsStr,
+    value: Option<&OsStr>,
     expire: Option<&str>,
     escaped: bool,
 ) -> Outcome {
@@ -97,15 +109,10 @@ pub fn set(
         .transpose()
         .map_err(|e| Failure::new(USAGE_OR_IO, file, e))?;
     let value = match value {
-        Some("-") | None => {
-            let mut buf = Vec::new();
-            std::io::stdin()
-                .lock()
-                .read_to_end(&mut buf)
-                .map_err(|e| Failure::new(USAGE_OR_IO, file, format!("cannot read stdin: {e}")))?;
-            buf
-        }
-        Some(text) => text.as_bytes().to_vec(),
+        None => stdin(file)?,
+        Some(dash) if dash == "-" => stdin(file)?,
+        // Values are bytes: an argument that is not UTF-8 is taken as it is.
+        Some(bytes) => bytes.as_bytes().to_vec(),
     };
     let expiration = match expire {
         Some(Ttl::After(d)) => Expiration::After(d),
@@ -118,7 +125,7 @@ pub fn set(
     Ok(OK)
 }
 
-pub fn delete(cli: &Cli, file: &Path, keys: &[String], escaped: bool) -> Outcome {
+pub fn delete(cli: &Cli, file: &Path, keys: &[OsString], escaped: bool) -> Outcome {
     let keys = keys
         .iter()
         .map(|k| key_arg(file, k, escaped))

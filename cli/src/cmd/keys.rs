@@ -73,13 +73,13 @@ impl Lister<'_> {
 pub fn run(
     cli: &Cli,
     file: &Path,
-    prefix: Option<&str>,
+    prefix: Option<&std::ffi::OsStr>,
     limit: Option<usize>,
     sort: Option<SortBy>,
     json: bool,
     escaped: bool,
 ) -> Outcome {
-    let prefix = key_arg(file, prefix.unwrap_or(""), escaped)?;
+    let prefix = key_arg(file, prefix.unwrap_or_default(), escaped)?;
     let storage = open(cli, file, false)?;
     let limit = limit.unwrap_or(usize::MAX);
     let mut lister = Lister {

@@ -9,6 +9,8 @@ mod stats;
 
 use crate::core::{Error, ErrorKind, EvictionPolicy, Options, Storage};
 use crate::{Cli, Command};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 /// Exit code: the command did what was asked (the file is healthy).
@@ -155,12 +157,19 @@ pub fn input_path(input: Option<&Path>) -> Option<&Path> {
 }
 
 /// A key argument: as typed, or with `escape`'s escapes read.
-pub fn key_arg(file: &Path, key: &str, escaped: bool) -> Result<Vec<u8>, Failure> {
-    if escaped {
-        crate::bytes::unescape(key).map_err(|e| Failure::new(USAGE_OR_IO, file, e))
-    } else {
-        Ok(key.as_bytes().to_vec())
+pub fn key_arg(file: &Path, key: &OsStr, escaped: bool) -> Result<Vec<u8>, Failure> {
+    if !escaped {
+        // Keys are bytes: an argument that is not UTF-8 is taken as it is.
+        return Ok(key.as_bytes().to_vec());
     }
+    let text = key.to_str().ok_or_else(|| {
+        Failure::new(
+            USAGE_OR_IO,
+            file,
+            "a key given with -e is text (\\xNN for a byte); this one is not UTF-8",
+        )
+    })?;
+    crate::bytes::unescape(text).map_err(|e| Failure::new(USAGE_OR_IO, file, e))
 }
 
 /// `--max-size` and `--policy`, read; a bad one is a usage error about `file`.
