@@ -41,6 +41,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <signal.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -52,14 +53,48 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "backlite.h"
 
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#define RUNNING_ON_VALGRIND 0
+#endif
+
 #ifndef PATH_MAX
 #define PATH_MAX 4096
 #endif
+
+#define NEVER BACKLITE_EXPIRATION_NEVER
+
+/* -------------------------------------------- under a sanitizer, valgrind */
+
+/* 1 in the asan_ build of a test (gcc's __SANITIZE_ADDRESS__, clang's feature) */
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
+
+/* true in the memcheck_ run: valgrind's client request where its header is installed,
+ * and its preloaded library in any case */
+static inline bool h_under_valgrind(void) {
+    if (RUNNING_ON_VALGRIND) return true;
+    const char *p = getenv("LD_PRELOAD");
+    return p != NULL && strstr(p, "vgpreload") != NULL;
+}
 
 /* ------------------------------------------------------------------ state */
 
@@ -399,22 +434,6 @@ static inline uint64_t h_rand_below(uint64_t *state, uint64_t n) { return h_rand
 /* a string key or value as the (ptr, len) pair of the API */
 #define K(s) (const uint8_t *)(s), strlen(s)
 
-static inline backlite_options *h_options_(const char *file, int line, uint64_t max_size,
-                                           backlite_eviction_policy policy) {
-    backlite_options *o = backlite_options_new();
-    if (o == NULL) {
-        h_fail_(file, line, "backlite_options_new() returned NULL");
-        return NULL;
-    }
-    backlite_result rc = backlite_options_set_max_size(o, max_size);
-    if (rc != BACKLITE_RESULT_OK) h_fail_(file, line, "set_max_size(%" PRIu64 "): %s", max_size, h_rc_name(rc));
-    rc = backlite_options_set_eviction_policy(o, policy);
-    if (rc != BACKLITE_RESULT_OK) h_fail_(file, line, "set_eviction_policy(%d): %s", (int)policy, h_rc_name(rc));
-    return o;
-}
-/* new options with max_size and policy set (free with backlite_options_free) */
-#define OPTIONS(max_size, policy) h_options_(__FILE__, __LINE__, (max_size), (policy))
-
 static inline backlite_storage *h_open_(const char *file, int line, const char *path,
                                         const backlite_options *o) {
     backlite_storage *s = NULL;
@@ -428,15 +447,61 @@ static inline backlite_storage *h_open_(const char *file, int line, const char *
 /* opens a storage, checking that it opened; NULL on failure */
 #define OPEN(path, options) h_open_(__FILE__, __LINE__, (path), (options))
 
-/* opens `path` with a new options object of (max_size, policy); frees the options */
-static inline backlite_storage *h_open_with_(const char *file, int line, const char *path,
-                                             uint64_t max_size, backlite_eviction_policy policy) {
-    backlite_options *o = h_options_(file, line, max_size, policy);
-    backlite_storage *s = h_open_(file, line, path, o);
+/*
+ * The options a test sets, by name; a field left 0 (NULL) keeps the library's default
+ * (max_size 1 GiB, least-recently-used, file threshold 64 KiB, busy timeout 5000 ms, no
+ * version tag). 0 is no valid max_size or threshold; a test that wants a busy timeout
+ * of 0 sets it on its own options.
+ */
+typedef struct h_settings {
+    uint64_t max_size;
+    backlite_eviction_policy policy;
+    int64_t file_threshold;   /* BACKLITE_FILE_THRESHOLD_NEVER: every value in the database */
+    uint32_t busy_timeout_ms;
+    const char *version_tag;  /* "" is a tag like any other */
+} h_settings;
+
+static inline backlite_options *h_settings_options_(const char *file, int line, h_settings set) {
+    backlite_options *o = backlite_options_new();
+    if (o == NULL) {
+        h_fail_(file, line, "backlite_options_new() returned NULL");
+        return NULL;
+    }
+    backlite_result rc;
+    if (set.max_size != 0 && (rc = backlite_options_set_max_size(o, set.max_size)) != BACKLITE_RESULT_OK)
+        h_fail_(file, line, "set_max_size(%" PRIu64 "): %s", set.max_size, h_rc_name(rc));
+    if ((rc = backlite_options_set_eviction_policy(o, set.policy)) != BACKLITE_RESULT_OK)
+        h_fail_(file, line, "set_eviction_policy(%d): %s", (int)set.policy, h_rc_name(rc));
+    if (set.file_threshold != 0 &&
+        (rc = backlite_options_set_file_threshold(o, set.file_threshold)) != BACKLITE_RESULT_OK)
+        h_fail_(file, line, "set_file_threshold(%" PRId64 "): %s", set.file_threshold, h_rc_name(rc));
+    if (set.busy_timeout_ms != 0 &&
+        (rc = backlite_options_set_busy_timeout_ms(o, set.busy_timeout_ms)) != BACKLITE_RESULT_OK)
+        h_fail_(file, line, "set_busy_timeout_ms(%u): %s", (unsigned)set.busy_timeout_ms, h_rc_name(rc));
+    if (set.version_tag != NULL &&
+        (rc = backlite_options_set_version_tag(o, set.version_tag)) != BACKLITE_RESULT_OK)
+        h_fail_(file, line, "set_version_tag(\"%s\"): %s", set.version_tag, h_rc_name(rc));
+    return o;
+}
+/* new options with the named settings (free with backlite_options_free):
+ *     backlite_options *o = OPTIONS_SET(.max_size = 1u << 30, .file_threshold = 4096); */
+#define OPTIONS_SET(...) h_settings_options_(__FILE__, __LINE__, (h_settings){__VA_ARGS__})
+/* new options with max_size and policy set (free with backlite_options_free) */
+#define OPTIONS(max_size_, policy_) OPTIONS_SET(.max_size = (max_size_), .policy = (policy_))
+
+static inline backlite_storage *h_open_set_(const char *file, int line, const char *path,
+                                            h_settings set) {
+    backlite_options *o = h_settings_options_(file, line, set);
+    backlite_storage *s = o != NULL ? h_open_(file, line, path, o) : NULL;
     backlite_options_free(o);
     return s;
 }
-#define OPEN_WITH(path, max_size, policy) h_open_with_(__FILE__, __LINE__, (path), (max_size), (policy))
+/* opens `path` with the named settings, checking that it opened; NULL on failure:
+ *     backlite_storage *s = OPEN_SET(path, .file_threshold = 4096, .busy_timeout_ms = 60000); */
+#define OPEN_SET(path, ...) h_open_set_(__FILE__, __LINE__, (path), (h_settings){__VA_ARGS__})
+
+/* opens `path` with a new options object of (max_size, policy); frees the options */
+#define OPEN_WITH(path, max_size_, policy_) OPEN_SET(path, .max_size = (max_size_), .policy = (policy_))
 
 static inline backlite_stats h_stats_(const char *file, int line, backlite_storage *s) {
     backlite_stats st;
@@ -518,6 +583,53 @@ static inline void h_get_missing_(const char *file, int line, backlite_storage *
 }
 /* get(key) returns NOT_FOUND and leaves its out-parameters untouched */
 #define GET_MISSING(s, key) h_get_missing_(__FILE__, __LINE__, (s), (key))
+
+/* removes a cache file and the -wal and -shm SQLite keeps beside it (not its folder of
+ * values): rm of the cache behind its handles' back; false if the file was not there */
+static inline bool remove_cache_file(const char *path) {
+    char side[PATH_MAX + 8];
+    bool removed = unlink(path) == 0;
+    snprintf(side, sizeof side, "%s-wal", path);
+    unlink(side);
+    snprintf(side, sizeof side, "%s-shm", path);
+    unlink(side);
+    return removed;
+}
+
+/* ------------------------------------------------------------- children */
+
+/* waits for the child `pid`; its exit code, or -1 when it did not exit (a signal) */
+static inline int h_exit_code_(const char *file, int line, pid_t pid) {
+    int status = 0;
+    pid_t got;
+    while ((got = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
+    }
+    if (got != pid) {
+        h_fail_(file, line, "waitpid(%d): %s", (int)pid, strerror(errno));
+        return -1;
+    }
+    if (WIFSIGNALED(status)) {
+        fprintf(stderr, "%s:%d: # child %d died of signal %d\n", file, line, (int)pid, WTERMSIG(status));
+        return -1;
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+#define CHILD_EXIT_CODE(pid) h_exit_code_(__FILE__, __LINE__, (pid))
+
+/* kills the child `pid` (SIGKILL) wherever it is; true when it died of that signal */
+static inline bool h_kill_child_(const char *file, int line, pid_t pid) {
+    kill(pid, SIGKILL);
+    int status = 0;
+    pid_t got;
+    while ((got = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
+    }
+    if (got != pid) {
+        h_fail_(file, line, "waitpid(%d): %s", (int)pid, strerror(errno));
+        return false;
+    }
+    return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+}
+#define KILL_CHILD(pid) h_kill_child_(__FILE__, __LINE__, (pid))
 
 /* python3 with its sqlite3 module, used to make or edit SQLite files of other programs */
 static inline bool h_have_python_sqlite(void) {

@@ -1,15 +1,47 @@
 /*
- * remote_calls.h: calls the remote-tier tests share (test_remote_*.c): open a cache in
- * the test's folder, read a handle's remote stats. Header-only; include after harness.h.
+ * remote_calls.h: what the remote-tier tests share (test_remote*.c): their own
+ * redis-server, options that name a remote, open a cache in the test's folder, read a
+ * handle's remote stats. Header-only; include after harness.h.
  */
 #ifndef BACKLITE_TEST_REMOTE_CALLS_H
 #define BACKLITE_TEST_REMOTE_CALLS_H
 
 #include "harness.h"
+#include "redis_server.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+/* Starts the test's redis-server in the folder "redis" of its temporary folder, whose
+ * path goes to `dir` (PATH_MAX bytes); 0 once it is ready, else -1 and a message. */
+static inline int start_test_server(redis_server *rs, char *dir) {
+    snprintf(dir, PATH_MAX, "%s", tmp_path("redis"));
+    mkdir(dir, 0700);
+    if (redis_server_start(rs, dir, NULL) == 0) return 0;
+    fprintf(stderr, "redis-server could not be started (apt-get install redis-server)\n");
+    return -1;
+}
+
+/* No SIGCHLD when a server is stopped or continued: under valgrind it interrupts a
+ * round trip blocked on that server (EINTR), which then fails. */
+static inline void quiet_stopped_children(void) {
+    struct sigaction quiet_children;
+    memset(&quiet_children, 0, sizeof quiet_children);
+    quiet_children.sa_handler = SIG_DFL;
+    quiet_children.sa_flags = SA_NOCLDSTOP;
+    sigaction(SIGCHLD, &quiet_children, NULL);
+}
+
+/* New options with the remote at `url` and its timeout (free with backlite_options_free). */
+static inline backlite_options *remote_at(const char *url, uint32_t timeout_ms) {
+    backlite_options *o = backlite_options_new();
+    CHECK_EQ(backlite_options_set_remote(o, url), BACKLITE_RESULT_OK);
+    CHECK_EQ(backlite_options_set_remote_timeout_ms(o, timeout_ms), BACKLITE_RESULT_OK);
+    return o;
+}
 
 /* Opens tmp_path(name) with `o`. A cache that does not open ends the program: every
  * later call of a remote test needs its handle. */

@@ -2,7 +2,6 @@
 #include "backlite.h"
 #include "harness.h"
 
-#define NEVER BACKLITE_EXPIRATION_NEVER
 #define DEFAULT BACKLITE_EXPIRATION_DEFAULT
 #define MAGIC 0x5eed
 #define BARRIER_MAGIC 0xba77

@@ -8,7 +8,6 @@
 #include <sys/stat.h>
 
 #define LRU BACKLITE_EVICTION_POLICY_LEAST_RECENTLY_USED
-#define NEVER BACKLITE_EXPIRATION_NEVER
 /* A WAL frame: a 24-byte header and a 4096-byte page. */
 #define FRAME (24 + 4096)
 

@@ -21,8 +21,6 @@
 #include "backlite.h"
 #include "harness.h"
 
-#define NEVER BACKLITE_EXPIRATION_NEVER
-
 static void fill_bytes(uint8_t *v, size_t n, uint64_t seed) {
     for (size_t i = 0; i < n; i++) v[i] = (uint8_t)h_rand(&seed);
 }
@@ -248,11 +246,10 @@ static void on_a_tmpfs(const char *name, const char *size, void (*body)(const ch
         body(dir);
         _exit(atomic_load(&h_st()->failures) == before ? 0 : 1);
     }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 77)
+    int code = CHILD_EXIT_CODE(pid);
+    if (code == 77)
         SKIP("cannot mount a small tmpfs here (needs root / CAP_SYS_ADMIN): disk-full behaviour not tested");
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_EQ(code, 0);
 }
 
 static void writes_on_a_full_disk_fail_with_io_and_work_again_after(void) {

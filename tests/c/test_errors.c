@@ -5,7 +5,6 @@
 #include "backlite.h"
 #include "harness.h"
 
-#define NEVER BACKLITE_EXPIRATION_NEVER
 #define NP BACKLITE_RESULT_NULL_PARAMETER
 
 /* a pointer value that the library must never write over on success, nor free */

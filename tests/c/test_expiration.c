@@ -6,7 +6,6 @@
 #include "backlite.h"
 #include "harness.h"
 
-#define NEVER BACKLITE_EXPIRATION_NEVER
 #define DEFAULT BACKLITE_EXPIRATION_DEFAULT
 #define SHORT 100
 #define WAIT 300

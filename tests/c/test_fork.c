@@ -24,9 +24,7 @@ static void a_child_may_use_a_handle_opened_before_fork(void) {
     }
     /* The parent keeps working while the child does. */
     for (int i = 0; i < 50; i++) SET(s, "parent2", "written by the parent");
-    int status = 0;
-    waitpid(pid, &status, 0);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_EQ(CHILD_EXIT_CODE(pid), 0);
     GET_EQ(s, "child", "written by the child");
     GET_EQ(s, "parent2", "written by the parent");
     backlite_check_report report;
@@ -61,12 +59,21 @@ static void a_forked_child_that_exits_leaves_the_parent_working(void) {
     backlite_storage_free(s);
 }
 
+/* How the child of parent_hits_stay_apart is made and which handle it hits k2 on. */
+typedef enum {
+    NEW_HANDLE,    /* fork(), then a handle of its own */
+    INHERITED,     /* fork(), the parent's handle */
+    NO_ATFORK,     /* _Fork(), which runs no pthread_atfork handler; the parent's handle */
+} child_kind;
+
 /*
- * The parent's buffered hits are the parent's: a new handle opened in the child starts
- * with none of them, so each hit is written once (LFU counts would double otherwise).
+ * A least-frequently-used cache of k1, k2, k3 whose parent has hit k1 3 times and k3 4
+ * times (buffered, not written); a child hits k2 5 times and exits. The hits are then
+ * k1 3, k2 5, k3 4: a fourth key evicts k1 alone. Had the child written the parent's
+ * hits too, k1 would have 6, k3 8, and k2 would go.
  */
-static void a_new_handle_in_a_child_does_not_write_the_parents_hits(void) {
-    const char *path = tmp_path("fork-hits.db");
+static void parent_hits_stay_apart(const char *name, child_kind kind) {
+    const char *path = tmp_path(name);
     backlite_storage *s = OPEN_WITH(path, 3, BACKLITE_EVICTION_POLICY_LEAST_FREQUENTLY_USED);
     REQUIRE(s != NULL);
     SET(s, "k1", "1");
@@ -74,28 +81,34 @@ static void a_new_handle_in_a_child_does_not_write_the_parents_hits(void) {
     SET(s, "k3", "3");
     for (int i = 0; i < 3; i++) GET_EQ(s, "k1", "1"); /* buffered, not written */
     for (int i = 0; i < 4; i++) GET_EQ(s, "k3", "3");
-    pid_t pid = fork();
+    pid_t pid = kind == NO_ATFORK ? _Fork() : fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
         int before = atomic_load(&h_st()->failures);
-        backlite_storage *c = OPEN_WITH(path, 3, BACKLITE_EVICTION_POLICY_LEAST_FREQUENTLY_USED);
+        backlite_storage *c = s;
+        if (kind == NEW_HANDLE) c = OPEN_WITH(path, 3, BACKLITE_EVICTION_POLICY_LEAST_FREQUENTLY_USED);
         if (c != NULL) {
             for (int i = 0; i < 5; i++) GET_EQ(c, "k2", "2");
-            backlite_storage_free(c); /* writes the child's hits */
+            backlite_storage_free(c); /* writes the child's hits, and only those */
         }
-        backlite_storage_free(s); /* the inherited handle, unused here: writes nothing */
+        if (c != s) backlite_storage_free(s); /* the inherited handle, unused: writes nothing */
         _exit(atomic_load(&h_st()->failures) == before ? 0 : 1);
     }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    /* hits: k1 3, k2 5, k3 4 -> k1 is the one with the fewest */
+    CHECK_EQ(CHILD_EXIT_CODE(pid), 0);
     SET(s, "k4", "4");
     CHECK(!HAS(s, "k1"));
     CHECK(HAS(s, "k2"));
     CHECK(HAS(s, "k3"));
     CHECK(HAS(s, "k4"));
     backlite_storage_free(s);
+}
+
+/*
+ * The parent's buffered hits are the parent's: a new handle opened in the child starts
+ * with none of them, so each hit is written once (LFU counts would double otherwise).
+ */
+static void a_new_handle_in_a_child_does_not_write_the_parents_hits(void) {
+    parent_hits_stay_apart("fork-hits.db", NEW_HANDLE);
 }
 
 /*
@@ -105,33 +118,7 @@ static void a_new_handle_in_a_child_does_not_write_the_parents_hits(void) {
  * buffers its hits apart from the parent's: k1 and k3 are counted once, by the parent.
  */
 static void a_child_whose_first_call_is_a_get_keeps_the_parents_hits_apart(void) {
-    const char *path = tmp_path("fork-get.db");
-    backlite_storage *s = OPEN_WITH(path, 3, BACKLITE_EVICTION_POLICY_LEAST_FREQUENTLY_USED);
-    REQUIRE(s != NULL);
-    SET(s, "k1", "1");
-    SET(s, "k2", "2");
-    SET(s, "k3", "3");
-    for (int i = 0; i < 3; i++) GET_EQ(s, "k1", "1"); /* buffered, not written */
-    for (int i = 0; i < 4; i++) GET_EQ(s, "k3", "3");
-    pid_t pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        int before = atomic_load(&h_st()->failures);
-        for (int i = 0; i < 5; i++) GET_EQ(s, "k2", "2");
-        backlite_storage_free(s); /* writes the child's hits, and only those */
-        _exit(atomic_load(&h_st()->failures) == before ? 0 : 1);
-    }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    /* hits: k1 3, k2 5, k3 4 -> k1 is the one with the fewest (had the child written
-     * the parent's hits too, k1 would have 6, k3 8, and k2 would go) */
-    SET(s, "k4", "4");
-    CHECK(!HAS(s, "k1"));
-    CHECK(HAS(s, "k2"));
-    CHECK(HAS(s, "k3"));
-    CHECK(HAS(s, "k4"));
-    backlite_storage_free(s);
+    parent_hits_stay_apart("fork-get.db", INHERITED);
 }
 
 /*
@@ -141,31 +128,7 @@ static void a_child_whose_first_call_is_a_get_keeps_the_parents_hits_apart(void)
  * the parent's buffered hits as the child's.
  */
 static void a_child_made_without_atfork_handlers_keeps_the_parents_hits_apart(void) {
-    const char *path = tmp_path("fork-nohandler.db");
-    backlite_storage *s = OPEN_WITH(path, 3, BACKLITE_EVICTION_POLICY_LEAST_FREQUENTLY_USED);
-    REQUIRE(s != NULL);
-    SET(s, "k1", "1");
-    SET(s, "k2", "2");
-    SET(s, "k3", "3");
-    for (int i = 0; i < 3; i++) GET_EQ(s, "k1", "1"); /* buffered, not written */
-    for (int i = 0; i < 4; i++) GET_EQ(s, "k3", "3");
-    pid_t pid = _Fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        int before = atomic_load(&h_st()->failures);
-        for (int i = 0; i < 5; i++) GET_EQ(s, "k2", "2");
-        backlite_storage_free(s); /* writes the child's hits, and only those */
-        _exit(atomic_load(&h_st()->failures) == before ? 0 : 1);
-    }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    SET(s, "k4", "4");
-    CHECK(!HAS(s, "k1"));
-    CHECK(HAS(s, "k2"));
-    CHECK(HAS(s, "k3"));
-    CHECK(HAS(s, "k4"));
-    backlite_storage_free(s);
+    parent_hits_stay_apart("fork-nohandler.db", NO_ATFORK);
 }
 
 int main(void) {

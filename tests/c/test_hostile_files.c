@@ -21,7 +21,6 @@
 #include "harness.h"
 #include "value_folder.h"
 
-#define NEVER BACKLITE_EXPIRATION_NEVER
 #define NOBODY 65534
 
 /* ------------------------------------------------------------ helpers */
@@ -155,10 +154,8 @@ static int in_child(child_setting setting, void (*fn)(const char *), const char 
     ssize_t n = read(pipefd[0], why, why_len - 1);
     why[n > 0 ? n : 0] = '\0';
     close(pipefd[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 77) return 77;
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
+    int code = CHILD_EXIT_CODE(pid);
+    return code == 77 || code == 0 ? code : 1;
 }
 
 #define RUN_IN_CHILD(setting, fn, arg)                                                  \
@@ -430,9 +427,9 @@ static void a_schema_4_cache_with_values_in_files_is_upgraded_and_reads_back(voi
     CHECK_EQ(r.damaged, 0);
     CHECK_EQ(r.actual_count, 3);
     /* the name moved into the row: a delete still removes the file */
-    CHECK_EQ(count_named(path, "v-", ".blv"), 3);
+    CHECK_EQ(value_files(path), 3);
     CHECK_OK(backlite_storage_delete(s, K("k1"), &err));
-    CHECK_EQ(count_named(path, "v-", ".blv"), 2);
+    CHECK_EQ(value_files(path), 2);
     GET_MISSING(s, "k1");
     EXPECT_ENTRY(s, 2, IN_FILE);
     CHECK_EQ(check_report(s).healthy, 1);

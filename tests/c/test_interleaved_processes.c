@@ -58,13 +58,7 @@ static void value_of(uint8_t *v, uint32_t serial, size_t len) {
 }
 
 static backlite_storage *open_file(const char *path) {
-    backlite_options *o = OPTIONS(MAX_SIZE, BACKLITE_EVICTION_POLICY_LEAST_RECENTLY_USED);
-    if (o == NULL) return NULL;
-    CHECK_RESULT(backlite_options_set_busy_timeout_ms(o, 30000), BACKLITE_RESULT_OK);
-    CHECK_RESULT(backlite_options_set_file_threshold(o, THRESHOLD), BACKLITE_RESULT_OK);
-    backlite_storage *s = OPEN(path, o);
-    backlite_options_free(o);
-    return s;
+    return OPEN_SET(path, .max_size = MAX_SIZE, .file_threshold = THRESHOLD, .busy_timeout_ms = 30000);
 }
 
 /* the handle's own eviction and expiration counts, carried over a reopen */
@@ -358,11 +352,9 @@ static void two_processes_taking_turns_keep_the_counters_exact(void) {
     if (child_alive) write_all(to_child[1], &quit, sizeof quit);
     close(to_child[1]);
     close(from_child[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        h_fail_(__FILE__, __LINE__, "the child failed (exit %d; its messages, or valgrind's, are above)",
-                WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    int code = CHILD_EXIT_CODE(pid);
+    if (code != 0)
+        h_fail_(__FILE__, __LINE__, "the child failed (exit %d; its messages, or valgrind's, are above)", code);
     backlite_storage_free(second.s);
     backlite_storage_free(parent.s);
 }

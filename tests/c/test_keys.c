@@ -2,7 +2,6 @@
 #include "backlite.h"
 #include "harness.h"
 
-#define NEVER BACKLITE_EXPIRATION_NEVER
 #define MAXSEEN 64
 
 typedef struct {

@@ -21,26 +21,17 @@
  */
 #include "backlite.h"
 #include "harness.h"
+#include "proc_self.h"
+#include "value_folder.h"
 
-#include <dirent.h>
 #include <sys/mman.h>
 #include <sys/statvfs.h>
 
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#endif
-#endif
-#ifndef RUNNING_ON_VALGRIND
-#define RUNNING_ON_VALGRIND 0
-#endif
-
-#define NEVER BACKLITE_EXPIRATION_NEVER
 #define OVER ((size_t)1000000001) /* the value: one byte over SQLite's limit */
 
 #define SKIP_UNDER_VALGRIND()                                                         \
     do {                                                                              \
-        if (RUNNING_ON_VALGRIND) SKIP("gigabyte values under valgrind");              \
+        if (h_under_valgrind()) SKIP("gigabyte values under valgrind");               \
     } while (0)
 
 #define GIB ((size_t)1 << 30)
@@ -59,48 +50,7 @@
 
 /* Options: max_size 8 GiB and the file threshold `threshold`. */
 static backlite_storage *open_with_threshold(const char *path, int64_t threshold) {
-    backlite_options *o = OPTIONS(8 * GIB, BACKLITE_EVICTION_POLICY_LEAST_RECENTLY_USED);
-    if (o == NULL) return NULL;
-    CHECK_OK(backlite_options_set_file_threshold(o, threshold));
-    backlite_storage *s = OPEN(path, o);
-    backlite_options_free(o);
-    return s;
-}
-
-/* The value files (v-*.blv) beside the cache at `path`. */
-static int value_files(const char *path) {
-    char dir[PATH_MAX + 16];
-    snprintf(dir, sizeof dir, "%s.values", path);
-    DIR *d = opendir(dir);
-    if (d == NULL) return 0;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) n += strncmp(e->d_name, "v-", 2) == 0;
-    closedir(d);
-    return n;
-}
-
-static long status_kib(const char *field) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kib = -1;
-    size_t n = strlen(field);
-    if (f == NULL) return -1;
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, field, n) == 0 && line[n] == ':') {
-            kib = strtol(line + n + 1, NULL, 10);
-            break;
-        }
-    fclose(f);
-    return kib;
-}
-
-/* Resets the peak resident size (VmHWM) to the current one; false if refused. */
-static bool reset_peak(void) {
-    FILE *f = fopen("/proc/self/clear_refs", "w");
-    if (f == NULL) return false;
-    bool ok = fputs("5", f) >= 0;
-    return fclose(f) == 0 && ok;
+    return OPEN_SET(path, .max_size = 8 * GIB, .file_threshold = threshold);
 }
 
 /* The byte at `at` of the test's pattern. */
@@ -330,19 +280,19 @@ static void a_2_gib_value_is_stored_without_a_copy_and_streamed_in_bounded_memor
     uint8_t *v = malloc(n);
     REQUIRE(v != NULL);
     for (size_t i = 0; i < n; i++) v[i] = pattern_at(i);
-    bool peaks = reset_peak();
-    long before = status_kib("VmRSS");
+    bool peaks = reset_peak_rss();
+    long before = proc_status_kib("VmRSS");
     CHECK_OK(backlite_storage_set(s, K("two"), v, n, NEVER, &err));
-    double set_growth = (double)(status_kib("VmHWM") - before) / 1024.0;
+    double set_growth = (double)(proc_status_kib("VmHWM") - before) / 1024.0;
     free(v);
     CHECK_EQ(value_files(path), 1);
     CHECK_EQ(STATS(s).total_size, n);
 
     verified got = {0, 0};
-    peaks = peaks && reset_peak();
-    before = status_kib("VmRSS");
+    peaks = peaks && reset_peak_rss();
+    before = proc_status_kib("VmRSS");
     CHECK_OK(backlite_storage_get_chunks(s, K("two"), verify, &got, NULL, &err));
-    double read_growth = (double)(status_kib("VmHWM") - before) / 1024.0;
+    double read_growth = (double)(proc_status_kib("VmHWM") - before) / 1024.0;
     CHECK_EQ(got.seen, n);
     CHECK_EQ(got.wrong, 0);
     if (peaks) {

@@ -9,72 +9,32 @@
  * (asan_test_leak_loop) freed memory sits in ASan's quarantine, so the memory bound is
  * not asserted either. Leaks themselves are what those two runs look for.
  */
-#include <dirent.h>
-
 #include "backlite.h"
 #include "harness.h"
+#include "proc_self.h"
 
-#define NEVER BACKLITE_EXPIRATION_NEVER
 #define RSS_BOUND_KB (8 * 1024)
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
-
-static bool under_valgrind(void) {
-    const char *p = getenv("LD_PRELOAD");
-    return p != NULL && strstr(p, "vgpreload") != NULL;
-}
-
 /* iterations, shorter under valgrind */
-static int scaled(int n) { return under_valgrind() ? n / 20 : n; }
-
-static int open_fds(void) {
-    DIR *d = opendir("/proc/self/fd");
-    if (d == NULL) return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.') n++;
-    closedir(d);
-    return n - 1; /* the directory's own descriptor */
-}
-
-static long rss_kb(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    if (f == NULL) return -1;
-    char line[256];
-    long kb = -1;
-    while (fgets(line, sizeof line, f) != NULL)
-        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1) break;
-    fclose(f);
-    return kb;
-}
+static int scaled(int n) { return h_under_valgrind() ? n / 20 : n; }
 
 typedef struct {
     int fds;
     long rss;
 } usage;
 
-static usage now_usage(void) { return (usage){open_fds(), rss_kb()}; }
+static usage now_usage(void) { return (usage){proc_entries("fd"), proc_status_kib("VmRSS")}; }
 
 static void expect_no_growth_(const char *file, int line, const char *what, int n, usage before, usage after) {
     printf("# %s x%d: open fds %d -> %d, VmRSS %ld kB -> %ld kB (%+ld kB)%s\n", what, n, before.fds, after.fds,
            before.rss, after.rss, after.rss - before.rss,
-           under_valgrind() ? " [valgrind: not bounded]" : UNDER_ASAN ? " [ASan: not bounded]" : "");
+           h_under_valgrind() ? " [valgrind: not bounded]" : UNDER_ASAN ? " [ASan: not bounded]" : "");
     if (before.fds < 0 || before.rss < 0) {
         h_fail_(file, line, "cannot read /proc/self");
         return;
     }
     if (after.fds != before.fds) h_fail_(file, line, "%s: %d file descriptors leaked", what, after.fds - before.fds);
-    if (!under_valgrind() && !UNDER_ASAN && after.rss - before.rss > RSS_BOUND_KB)
+    if (!h_under_valgrind() && !UNDER_ASAN && after.rss - before.rss > RSS_BOUND_KB)
         h_fail_(file, line, "%s: VmRSS grew by %ld kB (bound %d kB)", what, after.rss - before.rss, RSS_BOUND_KB);
 }
 #define EXPECT_NO_GROWTH(what, n, before, after) expect_no_growth_(__FILE__, __LINE__, (what), (n), (before), (after))

@@ -11,8 +11,6 @@
 #include "backlite.h"
 #include "harness.h"
 
-#define NEVER BACKLITE_EXPIRATION_NEVER
-
 /* ------------------------------------------------------------ two-phase */
 
 /* One task of the event loop: it wants the value of "hot". */
@@ -428,9 +426,7 @@ static void a_compute_five_lease_lengths_long_in_another_process_is_computed_onc
     CHECK_EQ(atomic_load(&f.computes), 0);
     CHECK_EQ(STATS(s).misses, 1);
     backlite_buf_free(&v);
-    int status = 0;
-    waitpid(kid, &status, 0);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_EQ(CHILD_EXIT_CODE(kid), 0);
     backlite_storage_free(s);
 }
 
@@ -487,9 +483,7 @@ static void four_processes_on_one_key_compute_once(void) {
     close(gate[0]);
     close(gate[1]); /* every child starts at once */
     for (int i = 0; i < 4; i++) {
-        int status = 0;
-        waitpid(kids[i], &status, 0);
-        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        CHECK_EQ(CHILD_EXIT_CODE(kids[i]), 0);
     }
     char buf[16];
     ssize_t n = read(computed[0], buf, sizeof buf);

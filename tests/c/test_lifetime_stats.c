@@ -83,9 +83,7 @@ static void another_process_adds_its_counts_when_it_closes(void) {
         backlite_storage_free(s);
         _exit(0);
     }
-    int status = 0;
-    REQUIRE(waitpid(pid, &status, 0) == pid);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_EQ(CHILD_EXIT_CODE(pid), 0);
     backlite_lifetime_stats st = lifetime(s);
     CHECK_EQ(st.hits, 1 + 5);
     CHECK_EQ(st.misses, 3);

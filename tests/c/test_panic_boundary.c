@@ -14,23 +14,6 @@
 #include "backlite.h"
 #include "harness.h"
 
-/* 2^40 entries need bookkeeping for 2^40 entries, which the library asks the allocator
-   for fallibly. AddressSanitizer's allocator answers such a request by aborting (or,
-   told to return NULL, with a warning of its own on stderr), so the asan_ run leaves
-   that count to the plain and memcheck_ runs. */
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
-
-#define NEVER BACKLITE_EXPIRATION_NEVER
-
 /* what set_many(s, one entry, count) returned, and how many bytes it wrote to stderr */
 typedef struct {
     backlite_result rc;
@@ -69,6 +52,10 @@ static void an_impossible_count_is_invalid_and_prints_nothing(void) {
         SIZE_MAX / sizeof(backlite_entry) + 1, /* the array would not fit in memory */
         (size_t)PTRDIFF_MAX / sizeof(backlite_entry) + 1,
 #if SIZE_MAX > 0xffffffffu && !UNDER_ASAN
+        /* 2^40 entries need bookkeeping for 2^40 entries, which the library asks the
+           allocator for fallibly. AddressSanitizer's allocator answers such a request
+           by aborting (or, told to return NULL, with a warning of its own on stderr),
+           so the asan_ run leaves that count to the plain and memcheck_ runs. */
         (size_t)1 << 40, /* fits the address space; no memory to track that many */
 #endif
     };

@@ -5,16 +5,6 @@
 #include "harness.h"
 
 #define LRU BACKLITE_EVICTION_POLICY_LEAST_RECENTLY_USED
-#define NEVER BACKLITE_EXPIRATION_NEVER
-
-static backlite_storage *open_tagged(const char *path, const char *tag) {
-    backlite_options *o = backlite_options_new();
-    if (o == NULL) return NULL;
-    CHECK_RESULT(backlite_options_set_version_tag(o, tag), BACKLITE_RESULT_OK);
-    backlite_storage *s = OPEN(path, o);
-    backlite_options_free(o);
-    return s;
-}
 
 static void entries_survive_close_and_reopen(void) {
     const char *path = tmp_path("p.db");
@@ -99,11 +89,11 @@ static void reopening_with_a_smaller_max_size_evicts_at_the_next_write(void) {
 
 static void reopening_with_the_same_version_tag_keeps_entries(void) {
     const char *path = tmp_path("tag.db");
-    backlite_storage *s = open_tagged(path, "v1");
+    backlite_storage *s = OPEN_SET(path, .version_tag = "v1");
     REQUIRE(s != NULL);
     SET(s, "k", "v");
     backlite_storage_free(s);
-    s = open_tagged(path, "v1");
+    s = OPEN_SET(path, .version_tag = "v1");
     REQUIRE(s != NULL);
     GET_EQ(s, "k", "v");
     CHECK_EQ(STATS(s).count, 1);
@@ -112,14 +102,14 @@ static void reopening_with_the_same_version_tag_keeps_entries(void) {
 
 static void reopening_with_another_version_tag_drops_every_entry(void) {
     const char *path = tmp_path("tag.db");
-    backlite_storage *s = open_tagged(path, "python-3.11");
+    backlite_storage *s = OPEN_SET(path, .version_tag = "python-3.11");
     REQUIRE(s != NULL);
     SET(s, "a", "1");
     SET(s, "b", "22");
     SET_EXP(s, "c", "333", 60000);
     backlite_storage_free(s);
 
-    s = open_tagged(path, "python-3.12");
+    s = OPEN_SET(path, .version_tag = "python-3.12");
     REQUIRE(s != NULL);
     backlite_stats st = STATS(s);
     CHECK_EQ(st.count, 0);
@@ -130,13 +120,13 @@ static void reopening_with_another_version_tag_drops_every_entry(void) {
     SET(s, "new", "n");
     backlite_storage_free(s);
 
-    s = open_tagged(path, "python-3.12"); /* the new tag is now the file's tag */
+    s = OPEN_SET(path, .version_tag = "python-3.12"); /* the new tag is now the file's tag */
     REQUIRE(s != NULL);
     GET_EQ(s, "new", "n");
     CHECK_EQ(STATS(s).count, 1);
     backlite_storage_free(s);
 
-    s = open_tagged(path, "python-3.11"); /* going back is a change too */
+    s = OPEN_SET(path, .version_tag = "python-3.11"); /* going back is a change too */
     REQUIRE(s != NULL);
     GET_MISSING(s, "new");
     CHECK_EQ(STATS(s).count, 0);
@@ -145,7 +135,7 @@ static void reopening_with_another_version_tag_drops_every_entry(void) {
 
 static void a_tag_change_leaves_a_usable_file(void) {
     const char *path = tmp_path("tag2.db");
-    backlite_storage *s = open_tagged(path, "1");
+    backlite_storage *s = OPEN_SET(path, .version_tag = "1");
     REQUIRE(s != NULL);
     for (int i = 0; i < 20; i++) {
         char k[32];
@@ -153,7 +143,7 @@ static void a_tag_change_leaves_a_usable_file(void) {
         SET(s, k, "value");
     }
     backlite_storage_free(s);
-    s = open_tagged(path, "2");
+    s = OPEN_SET(path, .version_tag = "2");
     REQUIRE(s != NULL);
     SET(s, "k1", "fresh");
     GET_EQ(s, "k1", "fresh");

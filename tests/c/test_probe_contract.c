@@ -11,7 +11,6 @@
 #include "backlite.h"
 #include "harness.h"
 
-#define NEVER BACKLITE_EXPIRATION_NEVER
 #define DEFAULT BACKLITE_EXPIRATION_DEFAULT
 #define LRU BACKLITE_EVICTION_POLICY_LEAST_RECENTLY_USED
 #define LFU BACKLITE_EVICTION_POLICY_LEAST_FREQUENTLY_USED
@@ -411,6 +410,42 @@ static void set_many_with_one_key_twice_keeps_the_last(void) {
 
 /* ----------------------------------------------------- policies over reopen */
 
+/* Of a, b, c and d, all are there but `victim`; `what` names the case in a failure. */
+static void only_the_victim_is_gone(backlite_storage *s, const char *victim, const char *what) {
+    const char *all[] = {"a", "b", "c", "d"};
+    for (int i = 0; i < 4; i++) {
+        bool want = strcmp(all[i], victim) != 0;
+        if (HAS(s, all[i]) != want)
+            h_fail_(__FILE__, __LINE__, "%s: %s is %s", what, all[i], want ? "gone" : "still there");
+    }
+}
+
+/* Fills `name` (max 30 bytes) with a, b, c (10 bytes each) under `filled`, gets b, b,
+   a, c, and closes it; reopened under `evicting`, a set of d evicts `victim` alone. */
+static void reopened_evicts_exactly(const char *name, backlite_eviction_policy filled,
+                                    backlite_eviction_policy evicting, const char *victim) {
+    const char *path = tmp_path(name);
+    backlite_storage *s = OPEN_WITH(path, 30, filled);
+    REQUIRE(s != NULL);
+    SET_N(s, "a", 10);
+    SET_N(s, "b", 10);
+    SET_N(s, "c", 10);
+    const char *gets[] = {"b", "b", "a", "c"};
+    for (int i = 0; i < 4; i++) {
+        backlite_buf b = {NULL, 0};
+        CHECK_OK(backlite_storage_get(s, K(gets[i]), &b, NULL, &err));
+        backlite_buf_free(&b);
+    }
+    backlite_storage_free(s);
+    s = OPEN_WITH(path, 30, evicting);
+    REQUIRE(s != NULL);
+    SET_N(s, "d", 10);
+    char what[64];
+    snprintf(what, sizeof what, "policy %d after %d", (int)evicting, (int)filled);
+    only_the_victim_is_gone(s, victim, what);
+    backlite_storage_free(s);
+}
+
 /* Fill a, b, c (10 bytes each, max 30) with hits that make each policy's victim
    distinct, close, reopen, set d: the victim is the policy's, as if never closed. */
 static void each_policy_keeps_its_order_across_reopen(void) {
@@ -424,29 +459,7 @@ static void each_policy_keeps_its_order_across_reopen(void) {
     for (int p = 0; p < 5; p++) {
         char name[32];
         snprintf(name, sizeof name, "reopen-%d.db", p);
-        const char *path = tmp_path(name);
-        backlite_storage *s = OPEN_WITH(path, 30, policies[p]);
-        REQUIRE(s != NULL);
-        SET_N(s, "a", 10);
-        SET_N(s, "b", 10);
-        SET_N(s, "c", 10);
-        const char *gets[] = {"b", "b", "a", "c"};
-        for (int i = 0; i < 4; i++) {
-            backlite_buf b = {NULL, 0};
-            CHECK_OK(backlite_storage_get(s, K(gets[i]), &b, NULL, &err));
-            backlite_buf_free(&b);
-        }
-        backlite_storage_free(s);
-        s = OPEN_WITH(path, 30, policies[p]);
-        REQUIRE(s != NULL);
-        SET_N(s, "d", 10);
-        const char *all[] = {"a", "b", "c", "d"};
-        for (int i = 0; i < 4; i++) {
-            bool want = strcmp(all[i], victims[p]) != 0;
-            if (HAS(s, all[i]) != want)
-                h_fail_(__FILE__, __LINE__, "policy %d: %s is %s", p, all[i], want ? "gone" : "still there");
-        }
-        backlite_storage_free(s);
+        reopened_evicts_exactly(name, policies[p], policies[p], victims[p]);
     }
 }
 
@@ -488,17 +501,12 @@ static void each_policy_counts_the_hits_of_another_process(void) {
         }
         CHECK(write(filled[1], "x", 1) == 1);
         close(filled[1]);
-        int status = 0;
-        REQUIRE(waitpid(pid, &status, 0) == pid);
-        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        CHECK_EQ(CHILD_EXIT_CODE(pid), 0);
         REQUIRE(s != NULL);
         SET_N(s, "d", 10);
-        const char *all[] = {"a", "b", "c", "d"};
-        for (int i = 0; i < 4; i++) {
-            bool want = strcmp(all[i], victims[p]) != 0;
-            if (HAS(s, all[i]) != want)
-                h_fail_(__FILE__, __LINE__, "policy %d: %s is %s", p, all[i], want ? "gone" : "still there");
-        }
+        char what[32];
+        snprintf(what, sizeof what, "policy %d", p);
+        only_the_victim_is_gone(s, victims[p], what);
         backlite_storage_free(s);
     }
 }
@@ -930,14 +938,9 @@ static void listing_and_contains_are_no_access_for_mru_and_lfu(void) {
         }
         SET_N(s, "d", 10);
         /* MRU: c was accessed last (its set); LFU: b and c have no hit, b is older */
-        const char *victim = policies[p] == MRU ? "c" : "b";
-        const char *all[] = {"a", "b", "c", "d"};
-        for (int i = 0; i < 4; i++) {
-            bool want = strcmp(all[i], victim) != 0;
-            if (HAS(s, all[i]) != want)
-                h_fail_(__FILE__, __LINE__, "policy %d: %s is %s", (int)policies[p], all[i],
-                        want ? "gone" : "still there");
-        }
+        char what[32];
+        snprintf(what, sizeof what, "policy %d", (int)policies[p]);
+        only_the_victim_is_gone(s, policies[p] == MRU ? "c" : "b", what);
         backlite_storage_free(s);
     }
 }
@@ -1152,27 +1155,19 @@ static void threads_of_an_in_memory_cache_compute_a_key_once(void) {
 
 /* ----------------------------------------------------------- version tag */
 
-static backlite_storage *open_tagged(const char *path, const char *tag) {
-    backlite_options *o = backlite_options_new();
-    if (tag) CHECK_RESULT(backlite_options_set_version_tag(o, tag), BACKLITE_RESULT_OK);
-    backlite_storage *s = OPEN(path, o);
-    backlite_options_free(o);
-    return s;
-}
-
 /* Decision: no tag means "no opinion" (entries kept, the recorded tag kept); ""
    is a tag like any other. A tag change under a live handle leaves that handle with
    exact sizes. */
 static void version_tags_compare_exactly(void) {
     const char *path = tmp_path("tags.db");
-    backlite_storage *s = open_tagged(path, "v1");
+    backlite_storage *s = OPEN_SET(path, .version_tag = "v1");
     REQUIRE(s != NULL);
     SET(s, "k", "12345");
-    backlite_storage *t = open_tagged(path, NULL);
+    backlite_storage *t = OPEN_SET(path, .version_tag = NULL);
     REQUIRE(t != NULL);
     GET_EQ(t, "k", "12345");
     backlite_storage_free(t);
-    t = open_tagged(path, "V1"); /* case matters */
+    t = OPEN_SET(path, .version_tag = "V1"); /* case matters */
     REQUIRE(t != NULL);
     CHECK(!HAS(t, "k"));
     backlite_stats st = STATS(s); /* the first handle sees the file as it is now */
@@ -1183,12 +1178,12 @@ static void version_tags_compare_exactly(void) {
     CHECK_EQ(st.count, 1);
     CHECK_EQ(st.total_size, 3);
     backlite_storage_free(t);
-    t = open_tagged(path, "");
+    t = OPEN_SET(path, .version_tag = "");
     REQUIRE(t != NULL);
     CHECK(!HAS(t, "j"));
     SET(t, "e", "1");
     backlite_storage_free(t);
-    t = open_tagged(path, "");
+    t = OPEN_SET(path, .version_tag = "");
     REQUIRE(t != NULL);
     GET_EQ(t, "e", "1");
     backlite_storage_free(t);
@@ -1351,30 +1346,7 @@ static void a_file_used_under_one_policy_is_evicted_exactly_by_another(void) {
     for (int p = 0; p < 5; p++) {
         char name[32];
         snprintf(name, sizeof name, "switch-%d.db", p);
-        const char *path = tmp_path(name);
-        backlite_storage *s = OPEN_WITH(path, 30, policies[(p + 1) % 5]);
-        REQUIRE(s != NULL);
-        SET_N(s, "a", 10);
-        SET_N(s, "b", 10);
-        SET_N(s, "c", 10);
-        const char *gets[] = {"b", "b", "a", "c"};
-        for (int i = 0; i < 4; i++) {
-            backlite_buf b = {NULL, 0};
-            CHECK_OK(backlite_storage_get(s, K(gets[i]), &b, NULL, &err));
-            backlite_buf_free(&b);
-        }
-        backlite_storage_free(s);
-        s = OPEN_WITH(path, 30, policies[p]);
-        REQUIRE(s != NULL);
-        SET_N(s, "d", 10);
-        const char *all[] = {"a", "b", "c", "d"};
-        for (int i = 0; i < 4; i++) {
-            bool want = strcmp(all[i], victims[p]) != 0;
-            if (HAS(s, all[i]) != want)
-                h_fail_(__FILE__, __LINE__, "policy %d after %d: %s is %s", p, (p + 1) % 5, all[i],
-                        want ? "gone" : "still there");
-        }
-        backlite_storage_free(s);
+        reopened_evicts_exactly(name, policies[(p + 1) % 5], policies[p], victims[p]);
     }
 }
 
@@ -1417,15 +1389,6 @@ static void a_barrier_without_unlock_is_refused(void) {
 
 /* --------------------------------------------- a file deleted while open */
 
-static void remove_cache_files(const char *path) {
-    char side[PATH_MAX + 8];
-    CHECK(unlink(path) == 0);
-    snprintf(side, sizeof side, "%s-wal", path);
-    unlink(side);
-    snprintf(side, sizeof side, "%s-shm", path);
-    unlink(side);
-}
-
 /* A handle whose file is deleted (rm of the cache folder while the program runs) and
    replaced by a new cache at the same path never mixes the two: its reads never go
    to the new file (a miss of its own write), and nothing of it lands in the new one.
@@ -1436,7 +1399,7 @@ static void a_handle_never_reads_the_file_that_replaced_its_own(void) {
     backlite_storage *s = OPEN(path, NULL);
     REQUIRE(s != NULL);
     SET(s, "old", "1");
-    remove_cache_files(path);
+    CHECK(remove_cache_file(path));
     backlite_storage *t = OPEN(path, NULL);
     REQUIRE(t != NULL);
     SET(t, "new", "2");
@@ -1475,7 +1438,7 @@ static void a_handle_whose_file_was_deleted_makes_no_new_one(void) {
     backlite_storage *s = OPEN(path, NULL);
     REQUIRE(s != NULL);
     SET(s, "old", "1");
-    remove_cache_files(path);
+    CHECK(remove_cache_file(path));
     backlite_buf b = {NULL, 0};
     backlite_error *e = NULL;
     backlite_result g = backlite_storage_get(s, K("old"), &b, NULL, &e);

@@ -14,7 +14,6 @@
 #define PER_CHILD 60
 #define VLEN 10
 #define MAX_SIZE (20 * VLEN)
-#define NEVER BACKLITE_EXPIRATION_NEVER
 
 typedef struct {
     uint64_t sets, hits, misses, errors, failed_checks;
@@ -32,12 +31,7 @@ static void value_of(uint8_t v[VLEN], const char *key) {
 }
 
 static backlite_storage *open_child(const char *path, uint64_t max_size) {
-    backlite_options *o = OPTIONS(max_size, BACKLITE_EVICTION_POLICY_LEAST_RECENTLY_USED);
-    if (o == NULL) return NULL;
-    CHECK_RESULT(backlite_options_set_busy_timeout_ms(o, 30000), BACKLITE_RESULT_OK);
-    backlite_storage *s = OPEN(path, o);
-    backlite_options_free(o);
-    return s;
+    return OPEN_SET(path, .max_size = max_size, .busy_timeout_ms = 30000);
 }
 
 /*
@@ -54,16 +48,12 @@ static int run_helper(const char *mode, const char *path) {
         execl(self_exe, self_exe, "--helper", mode, path, (char *)NULL);
         _exit(127);
     }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return CHILD_EXIT_CODE(pid);
 }
-
-static backlite_storage *open_with_timeout(const char *path, uint32_t ms);
 
 /* the helper side: "read-a" reads key a; "write-c" sets c = 3 with a 20 s busy timeout */
 static int helper_main(const char *mode, const char *path) {
-    backlite_storage *s = strcmp(mode, "write-c") == 0 ? open_with_timeout(path, 20000) : OPEN(path, NULL);
+    backlite_storage *s = strcmp(mode, "write-c") == 0 ? OPEN_SET(path, .busy_timeout_ms = 20000) : OPEN(path, NULL);
     if (s == NULL) return 1;
     if (strcmp(mode, "read-a") == 0) GET_EQ(s, "a", "1");
     else if (strcmp(mode, "write-c") == 0) SET(s, "c", "3");
@@ -358,9 +348,7 @@ static void lru_sees_a_hit_of_another_process_once_written(void) {
         CHECK(HAS(s, "d"));
     }
     close(to_parent[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_EQ(CHILD_EXIT_CODE(pid), 0);
     backlite_storage_free(s);
 }
 
@@ -382,15 +370,6 @@ static const char LOCK_HOLDER[] =
     "con.close()\n"
     "print('released', flush=True)\n"
     "sys.stdin.readline()\n";
-
-static backlite_storage *open_with_timeout(const char *path, uint32_t ms) {
-    backlite_options *o = backlite_options_new();
-    if (o == NULL) return NULL;
-    CHECK_RESULT(backlite_options_set_busy_timeout_ms(o, ms), BACKLITE_RESULT_OK);
-    backlite_storage *s = OPEN(path, o);
-    backlite_options_free(o);
-    return s;
-}
 
 static bool read_line(FILE *f, const char *want) {
     char line[64];
@@ -439,15 +418,13 @@ static void holder_finish(lock_holder *h) {
     fputs("exit\n", h->to);
     fclose(h->to);
     fclose(h->from);
-    int status = 0;
-    waitpid(h->pid, &status, 0);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_EQ(CHILD_EXIT_CODE(h->pid), 0);
 }
 
 static void a_held_lock_is_waited_out_up_to_the_busy_timeout_then_busy(void) {
     if (!h_have_python_sqlite()) SKIP("python3 with sqlite3 is not available to hold a lock");
     const char *path = tmp_path("busy.db");
-    backlite_storage *s = open_with_timeout(path, 200);
+    backlite_storage *s = OPEN_SET(path, .busy_timeout_ms = 200);
     REQUIRE(s != NULL);
     SET(s, "a", "1");
     lock_holder h;
@@ -479,7 +456,7 @@ static int32_t compute_counted(void *ud, backlite_sink *sink) {
 static void a_held_lock_is_busy_for_every_write_and_never_lease_held(void) {
     if (!h_have_python_sqlite()) SKIP("python3 with sqlite3 is not available to hold a lock");
     const char *path = tmp_path("busy-all.db");
-    backlite_storage *s = open_with_timeout(path, 100);
+    backlite_storage *s = OPEN_SET(path, .busy_timeout_ms = 100);
     REQUIRE(s != NULL);
     SET(s, "a", "1");
     lock_holder h;

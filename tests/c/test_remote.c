@@ -7,6 +7,7 @@
 #include "harness.h"
 #include "holding_proxy.h"
 #include "redis_server.h"
+#include "remote_calls.h"
 
 #include <pthread.h>
 
@@ -14,24 +15,7 @@
 static redis_server server;
 static char server_dir[PATH_MAX];
 
-static backlite_options *remote_options(const char *url) {
-    backlite_options *o = backlite_options_new();
-    CHECK_EQ(backlite_options_set_remote(o, url), BACKLITE_RESULT_OK);
-    CHECK_EQ(backlite_options_set_remote_timeout_ms(o, 300), BACKLITE_RESULT_OK);
-    return o;
-}
-
-static backlite_storage *open_file(const char *name, const backlite_options *o) {
-    backlite_storage *s = NULL;
-    backlite_error *err = NULL;
-    backlite_result rc = backlite_storage_open(tmp_path(name), o, &s, &err);
-    if (rc != BACKLITE_RESULT_OK) {
-        fprintf(stderr, "open %s: %s\n", name, err ? backlite_error_message(err) : "?");
-        backlite_error_free(err);
-        exit(1);
-    }
-    return s;
-}
+static backlite_options *remote_options(const char *url) { return remote_at(url, 300); }
 
 static void bad_options_are_refused(void) {
     backlite_options *o = backlite_options_new();
@@ -84,9 +68,7 @@ static void another_process_reads_what_one_wrote(void) {
         backlite_options_free(o);
         _exit(0);
     }
-    int status = -1;
-    waitpid(child, &status, 0);
-    REQUIRE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    REQUIRE(CHILD_EXIT_CODE(child) == 0);
 
     backlite_storage *two = open_file("two.db", o);
     backlite_buf buf = {0};
@@ -184,9 +166,7 @@ static void a_remote_hit_waits_in_memory_and_local_writes_win(void) {
     CHECK(get_is(r, "other", "remote"));
     CHECK(write(go[1], "x", 1) == 1);
     close(go[1]);
-    int status = -1;
-    waitpid(child, &status, 0);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_EQ(CHILD_EXIT_CODE(child), 0);
     CHECK(get_is(r, "other", NULL));
 
     CHECK(get_is(r, "cleared", "remote"));
@@ -634,9 +614,7 @@ static void tls_with_the_trusted_ca_works_and_an_unknown_ca_is_refused(void) {
 
 int main(void) {
     h_begin();
-    snprintf(server_dir, sizeof server_dir, "%s", tmp_path("redis"));
-    mkdir(server_dir, 0700);
-    int up = redis_server_start(&server, server_dir, NULL) == 0;
+    int up = start_test_server(&server, server_dir) == 0;
     RUN(bad_options_are_refused);
     if (up) {
         RUN(another_process_reads_what_one_wrote);

@@ -13,12 +13,7 @@
 
 static redis_cluster cluster;
 
-static backlite_options *cluster_options(void) {
-    backlite_options *o = backlite_options_new();
-    CHECK_EQ(backlite_options_set_remote(o, cluster.url), BACKLITE_RESULT_OK);
-    CHECK_EQ(backlite_options_set_remote_timeout_ms(o, 1000), BACKLITE_RESULT_OK);
-    return o;
-}
+static backlite_options *cluster_options(void) { return remote_at(cluster.url, 1000); }
 
 static void key_of(int i, char *out, size_t cap) { snprintf(out, cap, "key %d", i); }
 static void value_of(int i, char *out, size_t cap) { snprintf(out, cap, "value of key %d", i); }
@@ -65,9 +60,7 @@ static void keys_on_every_master_are_read_by_another_process(void) {
         backlite_options_free(o);
         _exit(0);
     }
-    int status = -1;
-    waitpid(child, &status, 0);
-    REQUIRE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    REQUIRE(CHILD_EXIT_CODE(child) == 0);
     for (int n = 0; n < REDIS_CLUSTER_MASTERS; n++) CHECK(dbsize(n) > 0);
     CHECK_EQ(dbsize(0) + dbsize(1) + dbsize(2), KEYS);
 

@@ -182,9 +182,7 @@ static void a_server_answering_garbage_never_fails_a_call_nor_gives_a_value(void
         char url[64];
         snprintf(url, sizeof url, "redis://127.0.0.1:%d", f.port);
         for (int m = 0; m < 3; m++) {
-            backlite_options *o = backlite_options_new();
-            CHECK_EQ(backlite_options_set_remote(o, url), BACKLITE_RESULT_OK);
-            CHECK_EQ(backlite_options_set_remote_timeout_ms(o, 200), BACKLITE_RESULT_OK);
+            backlite_options *o = remote_at(url, 200);
             CHECK_EQ(backlite_options_set_remote_mode(o, modes[m]), BACKLITE_RESULT_OK);
             char name[32];
             snprintf(name, sizeof name, "fake-%d-%d.db", kind, m);
@@ -209,9 +207,7 @@ static redis_server server;
 static char server_dir[PATH_MAX];
 
 static void a_paused_server_times_out_and_is_used_again_once_resumed(void) {
-    backlite_options *o = backlite_options_new();
-    CHECK_EQ(backlite_options_set_remote(o, server.url), BACKLITE_RESULT_OK);
-    CHECK_EQ(backlite_options_set_remote_timeout_ms(o, 300), BACKLITE_RESULT_OK);
+    backlite_options *o = remote_at(server.url, 300);
     backlite_storage *a = open_file("paused-a.db", o);
     SET(a, "p", "old");
     CHECK_EQ(stats_of(a).errors, 0);
@@ -278,9 +274,7 @@ static void waiter(const char *file, backlite_options *o) {
 }
 
 static void single_flight_survives_a_killed_holder_across_processes(void) {
-    backlite_options *o = backlite_options_new();
-    CHECK_EQ(backlite_options_set_remote(o, server.url), BACKLITE_RESULT_OK);
-    CHECK_EQ(backlite_options_set_remote_timeout_ms(o, 300), BACKLITE_RESULT_OK);
+    backlite_options *o = remote_at(server.url, 300);
     char files[2][PATH_MAX];
     snprintf(files[0], sizeof files[0], "%s", tmp_path("flight-1.db"));
     snprintf(files[1], sizeof files[1], "%s", tmp_path("flight-2.db"));
@@ -303,15 +297,8 @@ static void single_flight_survives_a_killed_holder_across_processes(void) {
         waiters[i] = fork();
         if (waiters[i] == 0) waiter(files[i % 2], o);
     }
-    kill(holder, SIGKILL);
-    int status = -1;
-    waitpid(holder, &status, 0);
-    CHECK(WIFSIGNALED(status));
-    for (int i = 0; i < 3; i++) {
-        status = -1;
-        waitpid(waiters[i], &status, 0);
-        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    }
+    CHECK(KILL_CHILD(holder));
+    for (int i = 0; i < 3; i++) CHECK_EQ(CHILD_EXIT_CODE(waiters[i]), 0);
     /* A fourth process (this one), on the second file. */
     backlite_storage *s = open_file("flight-2.db", o);
     backlite_buf buf = {0};
@@ -330,20 +317,11 @@ static void single_flight_survives_a_killed_holder_across_processes(void) {
 }
 
 int main(void) {
-    /* No SIGCHLD when a server is stopped or continued: under valgrind it interrupts
-     * a round trip blocked on that server (EINTR), which then fails. */
-    struct sigaction quiet_children;
-    memset(&quiet_children, 0, sizeof quiet_children);
-    quiet_children.sa_handler = SIG_DFL;
-    quiet_children.sa_flags = SA_NOCLDSTOP;
-    sigaction(SIGCHLD, &quiet_children, NULL);
+    quiet_stopped_children();
     signal(SIGPIPE, SIG_IGN);
     h_begin();
     RUN(a_server_answering_garbage_never_fails_a_call_nor_gives_a_value);
-    snprintf(server_dir, sizeof server_dir, "%s", tmp_path("redis"));
-    mkdir(server_dir, 0700);
-    if (redis_server_start(&server, server_dir, NULL) != 0) {
-        fprintf(stderr, "redis-server could not be started (apt-get install redis-server)\n");
+    if (start_test_server(&server, server_dir) != 0) {
         CHECK(0);
         return h_end();
     }

@@ -8,6 +8,7 @@
 #include "harness.h"
 #include "redis_server.h"
 #include "remote_calls.h"
+#include "proc_self.h"
 
 #include <dirent.h>
 #include <signal.h>
@@ -16,10 +17,8 @@ static redis_server server;
 static char server_dir[PATH_MAX];
 
 static backlite_options *remote_options(const redis_server *rs, backlite_remote_mode mode) {
-    backlite_options *o = backlite_options_new();
-    CHECK_EQ(backlite_options_set_remote(o, rs->url), BACKLITE_RESULT_OK);
     /* Nothing here waits on a timeout: generous, for valgrind on a busy machine. */
-    CHECK_EQ(backlite_options_set_remote_timeout_ms(o, 10000), BACKLITE_RESULT_OK);
+    backlite_options *o = remote_at(rs->url, 10000);
     CHECK_EQ(backlite_options_set_remote_mode(o, mode), BACKLITE_RESULT_OK);
     return o;
 }
@@ -351,19 +350,6 @@ static void values_near_the_size_limits_arrive_unchanged(void) {
     backlite_options_free(o);
 }
 
-/* Entries in /proc/self/<what> ("fd": open files and sockets, "task": threads). */
-static int count_entries(const char *what) {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/self/%s", what);
-    int n = 0;
-    DIR *d = opendir(path);
-    if (!d) return -1;
-    for (struct dirent *e; (e = readdir(d)) != NULL;)
-        if (e->d_name[0] != '.') n++;
-    closedir(d);
-    return n - (strcmp(what, "fd") == 0); /* the directory's own descriptor */
-}
-
 /* Each handle's connections, write-behind thread and lease renewers go with it: a
  * program that opens and frees handles keeps the same sockets and threads. */
 static void freed_handles_leave_no_socket_or_thread_behind(void) {
@@ -388,28 +374,19 @@ static void freed_handles_leave_no_socket_or_thread_behind(void) {
             backlite_storage_free(s);
         }
         if (round == 0) { /* what the first round started for good (none expected) */
-            fds = count_entries("fd");
-            threads = count_entries("task");
+            fds = proc_entries("fd");
+            threads = proc_entries("task");
         }
     }
-    CHECK_EQ(count_entries("fd"), fds);
-    CHECK_EQ(count_entries("task"), threads);
+    CHECK_EQ(proc_entries("fd"), fds);
+    CHECK_EQ(proc_entries("task"), threads);
     for (int m = 0; m < 3; m++) backlite_options_free(o[m]);
 }
 
 int main(void) {
-    /* No SIGCHLD when a server is stopped or continued: under valgrind it interrupts
-     * a round trip blocked on that server (EINTR), which then fails. */
-    struct sigaction quiet_children;
-    memset(&quiet_children, 0, sizeof quiet_children);
-    quiet_children.sa_handler = SIG_DFL;
-    quiet_children.sa_flags = SA_NOCLDSTOP;
-    sigaction(SIGCHLD, &quiet_children, NULL);
+    quiet_stopped_children();
     h_begin();
-    snprintf(server_dir, sizeof server_dir, "%s", tmp_path("redis"));
-    mkdir(server_dir, 0700);
-    if (redis_server_start(&server, server_dir, NULL) != 0) {
-        fprintf(stderr, "redis-server could not be started (apt-get install redis-server)\n");
+    if (start_test_server(&server, server_dir) != 0) {
         CHECK(0);
         return h_end();
     }

@@ -10,27 +10,11 @@
 
 #include <unistd.h>
 
-#define NEVER BACKLITE_EXPIRATION_NEVER
 #define THRESHOLD 4096
 #define LARGE 10000
 
 static backlite_storage *open_files(const char *path) {
-    backlite_options *o = OPTIONS(1u << 30, BACKLITE_EVICTION_POLICY_LEAST_RECENTLY_USED);
-    if (!o) abort();
-    CHECK_OK(backlite_options_set_file_threshold(o, THRESHOLD));
-    backlite_storage *s = OPEN(path, o);
-    backlite_options_free(o);
-    return s;
-}
-
-/* rm of the cache file (and its -wal and -shm), not of its folder of values */
-static void remove_cache_file(const char *path) {
-    char side[PATH_MAX + 8];
-    CHECK(unlink(path) == 0);
-    snprintf(side, sizeof side, "%s-wal", path);
-    unlink(side);
-    snprintf(side, sizeof side, "%s-shm", path);
-    unlink(side);
+    return OPEN_SET(path, .max_size = 1u << 30, .file_threshold = THRESHOLD);
 }
 
 static void set_large(backlite_storage *s, const char *key, char fill) {
@@ -58,7 +42,7 @@ static void a_replaced_handle_never_sweeps_the_new_caches_value_files(void) {
     backlite_storage *old = open_files(path);
     REQUIRE(old != NULL);
     set_large(old, "old", 'o');
-    remove_cache_file(path); /* the folder stays, as after rm cache.db* */
+    CHECK(remove_cache_file(path)); /* the folder stays, as after rm cache.db* */
     backlite_storage *now = open_files(path);
     REQUIRE(now != NULL);
     set_large(now, "new", 'n');
@@ -87,7 +71,7 @@ static void a_deleted_handle_makes_no_new_value_folder(void) {
     backlite_storage *old = open_files(path);
     REQUIRE(old != NULL);
     SET(old, "small", "1"); /* no folder yet */
-    remove_cache_file(path);
+    CHECK(remove_cache_file(path));
     REQUIRE(!h_exists(folder_of(path)));
     static uint8_t v[LARGE];
     backlite_error *e = NULL;

@@ -2,7 +2,6 @@
 #include "backlite.h"
 #include "harness.h"
 
-#define NEVER BACKLITE_EXPIRATION_NEVER
 #define DEFAULT BACKLITE_EXPIRATION_DEFAULT
 
 #define E(k, v, exp) ((backlite_entry){(const uint8_t *)(k), strlen(k), (const uint8_t *)(v), strlen(v), (exp)})

@@ -11,18 +11,12 @@
 #include <signal.h>
 #include <sys/resource.h>
 
-#define NEVER BACKLITE_EXPIRATION_NEVER
 #define THRESHOLD 65536
 /* Just above the threshold: kept in a file, and quick to write. */
 #define VALUE_LEN (THRESHOLD + 1024)
 
 static backlite_storage *open_files(const char *path) {
-    backlite_options *o = OPTIONS(1ull << 32, BACKLITE_EVICTION_POLICY_LEAST_RECENTLY_USED);
-    if (!o) abort();
-    CHECK_OK(backlite_options_set_file_threshold(o, THRESHOLD));
-    backlite_storage *s = OPEN(path, o);
-    backlite_options_free(o);
-    return s;
+    return OPEN_SET(path, .max_size = 1ull << 32, .file_threshold = THRESHOLD);
 }
 
 /* Entry i's value is VALUE_LEN bytes of `pattern` from offset i: each one different. */
@@ -64,8 +58,8 @@ static void a_failed_batch_leaves_none_of_its_files(void) {
     CHECK_EQ(rc, BACKLITE_RESULT_IO);
     if (failure) fprintf(stderr, "# %s\n", backlite_error_message(failure));
     backlite_error_free(failure);
-    CHECK_EQ(count_named(path, "v-", ".blv"), 1);
-    CHECK_EQ(count_named(path, "t-", ".tmp"), 0);
+    CHECK_EQ(value_files(path), 1);
+    CHECK_EQ(temp_files(path), 0);
     GET_MISSING(s, "k0");
     backlite_buf b = {NULL, 0};
     CHECK_OK(backlite_storage_get(s, K("before"), &b, NULL, &err));
@@ -73,7 +67,7 @@ static void a_failed_batch_leaves_none_of_its_files(void) {
     backlite_buf_free(&b);
     /* And the same batch without its bad entry goes through. */
     CHECK_OK(backlite_storage_set_many(s, e, FILED, &err));
-    CHECK_EQ(count_named(path, "v-", ".blv"), 1 + FILED);
+    CHECK_EQ(value_files(path), 1 + FILED);
     backlite_storage_free(s);
     free(values);
 }

@@ -3,7 +3,6 @@
 #include "harness.h"
 
 #define LRU BACKLITE_EVICTION_POLICY_LEAST_RECENTLY_USED
-#define NEVER BACKLITE_EXPIRATION_NEVER
 
 static void set_then_get_returns_the_same_bytes(void) {
     backlite_storage *s = OPEN(":memory:", NULL);

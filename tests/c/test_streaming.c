@@ -6,29 +6,8 @@
  */
 #include "backlite.h"
 #include "harness.h"
+#include "proc_self.h"
 
-#include <fcntl.h>
-
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#endif
-#endif
-#ifndef RUNNING_ON_VALGRIND
-#define RUNNING_ON_VALGRIND 0
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
-
-#define NEVER BACKLITE_EXPIRATION_NEVER
 #define CHUNK_MAX ((size_t)256 * 1024)
 
 /* What a visitor received. */
@@ -73,12 +52,7 @@ static uint8_t *pattern(size_t n, unsigned seed) {
 /* A cache file that keeps every value in the database (the blob path; by default,
  * values of 64 KiB and more go to files of their own). */
 static backlite_storage *open_in_database(const char *path) {
-    backlite_options *o = backlite_options_new();
-    if (!o) abort();
-    CHECK_OK(backlite_options_set_file_threshold(o, BACKLITE_FILE_THRESHOLD_NEVER));
-    backlite_storage *s = OPEN(path, o);
-    backlite_options_free(o);
-    return s;
+    return OPEN_SET(path, .file_threshold = BACKLITE_FILE_THRESHOLD_NEVER);
 }
 
 static void set_bytes(backlite_storage *s, const char *key, const uint8_t *v, size_t n, int64_t exp) {
@@ -217,26 +191,6 @@ static void a_damaged_value_is_never_handed_over_whole(void) {
     backlite_storage_free(s);
 }
 
-static long status_kib(const char *field) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kib = -1;
-    size_t n = strlen(field);
-    if (!f) return -1;
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, field, n) && line[n] == ':') kib = strtol(line + n + 1, NULL, 10);
-    fclose(f);
-    return kib;
-}
-
-static bool reset_peak_rss(void) {
-    int fd = open("/proc/self/clear_refs", O_WRONLY);
-    if (fd < 0) return false;
-    bool ok = write(fd, "5", 1) == 1;
-    close(fd);
-    return ok;
-}
-
 /* The issue's target is 16 MiB of growth for a 1 GiB value; 128 MiB shows the same
  * bound (a get of it needs all 128 MiB) in a test that runs everywhere. Kept in the
  * database, then in a file (the default threshold). */
@@ -250,19 +204,19 @@ static void a_large_value_streams_in_bounded_memory_(backlite_storage *s) {
         backlite_storage_free(s);
         SKIP("the kernel does not reset the peak RSS (/proc/self/clear_refs)");
     }
-    long before = status_kib("VmRSS");
+    long before = proc_status_kib("VmRSS");
     received r = {0};
     CHECK_OK(backlite_storage_get_chunks(s, K("big"), collect, &r, NULL, &err));
     CHECK_EQ(r.len, n);
-    long grown_mib = (status_kib("VmHWM") - before) / 1024;
+    long grown_mib = (proc_status_kib("VmHWM") - before) / 1024;
     printf("    streaming 128 MiB grew the peak RSS by %ld MiB\n", grown_mib);
     CHECK(grown_mib <= 16);
     /* The measure itself works: a plain get of the same value needs all of it. */
     REQUIRE(reset_peak_rss());
-    before = status_kib("VmRSS");
+    before = proc_status_kib("VmRSS");
     backlite_buf b = {0};
     CHECK_OK(backlite_storage_get(s, K("big"), &b, NULL, &err));
-    long get_mib = (status_kib("VmHWM") - before) / 1024;
+    long get_mib = (proc_status_kib("VmHWM") - before) / 1024;
     backlite_buf_free(&b);
     printf("    a get of it grew the peak RSS by %ld MiB\n", get_mib);
     CHECK(get_mib >= 100);
@@ -270,7 +224,7 @@ static void a_large_value_streams_in_bounded_memory_(backlite_storage *s) {
 }
 
 static void a_large_value_streams_in_bounded_memory(void) {
-    if (RUNNING_ON_VALGRIND || UNDER_ASAN) SKIP("resident memory is the checker's under valgrind and ASan");
+    if (h_under_valgrind() || UNDER_ASAN) SKIP("resident memory is the checker's under valgrind and ASan");
     a_large_value_streams_in_bounded_memory_(open_in_database(tmp_path("big-db.db")));
     a_large_value_streams_in_bounded_memory_(OPEN(tmp_path("big.db"), NULL));
 }

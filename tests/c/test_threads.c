@@ -12,7 +12,6 @@
 #define NKEYS 48
 #define OPS 250
 #define MAX_SIZE 2000
-#define NEVER BACKLITE_EXPIRATION_NEVER
 
 /* a value that says which key it belongs to and how long it is: torn writes show */
 static size_t make_value(uint8_t *v, int key, size_t len) {

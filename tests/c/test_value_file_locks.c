@@ -22,16 +22,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#endif
-#endif
-#ifndef RUNNING_ON_VALGRIND
-#define RUNNING_ON_VALGRIND 0
-#endif
-
-#define NEVER BACKLITE_EXPIRATION_NEVER
 /* REQUIRE for a helper that returns a value: a broken set-up ends the test program. */
 #define MUST(cond)                                                                        \
     do {                                                                                  \
@@ -47,13 +37,7 @@
 #define GUARD_AT ((size_t)2 << 20)
 
 static backlite_storage *open_files(const char *path, uint32_t busy_ms) {
-    backlite_options *o = OPTIONS(1u << 30, BACKLITE_EVICTION_POLICY_LEAST_RECENTLY_USED);
-    if (!o) abort();
-    CHECK_OK(backlite_options_set_file_threshold(o, THRESHOLD));
-    CHECK_OK(backlite_options_set_busy_timeout_ms(o, busy_ms));
-    backlite_storage *s = OPEN(path, o);
-    backlite_options_free(o);
-    return s;
+    return OPEN_SET(path, .max_size = 1u << 30, .file_threshold = THRESHOLD, .busy_timeout_ms = busy_ms);
 }
 
 static uint8_t byte_at(size_t i) { return (uint8_t)(i * 131u + (i >> 12)); }
@@ -159,7 +143,7 @@ static bool holds_the_big_value(backlite_storage *s) {
 }
 
 static void check_vacuum_and_sweep_leave_a_set_in_flight_alone(void) {
-    if (RUNNING_ON_VALGRIND) SKIP("the stopped child's fault handler is not run under valgrind");
+    if (h_under_valgrind()) SKIP("the stopped child's fault handler is not run under valgrind");
     const char *tmp = tmp_path("in-flight.db");
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s", tmp);
@@ -168,7 +152,7 @@ static void check_vacuum_and_sweep_leave_a_set_in_flight_alone(void) {
     int resume;
     pid_t pid = start_stopped_writer(path, &resume);
     /* Its file is being written (under its final name, locked), its row not begun. */
-    CHECK_EQ(count_named(path, "v-", ".blv"), 1);
+    CHECK_EQ(value_files(path), 1);
     CHECK(!has_whole_file(path));
     age_folder(path);
     backlite_storage *opened = open_files(path, 5000); /* the sweep on open */
@@ -178,23 +162,21 @@ static void check_vacuum_and_sweep_leave_a_set_in_flight_alone(void) {
     CHECK_OK(backlite_storage_check(s, 1, &rep, &err));
     CHECK_EQ(rep.orphan_values, 0);
     CHECK_OK(backlite_storage_vacuum(s, &err));
-    CHECK_EQ(count_named(path, "v-", ".blv"), 1);
+    CHECK_EQ(value_files(path), 1);
     /* Let it finish: the set succeeds, and its value reads back whole. */
     REQUIRE(write(resume, "g", 1) == 1);
     close(resume);
-    int status = 0;
-    REQUIRE(waitpid(pid, &status, 0) == pid);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_EQ(CHILD_EXIT_CODE(pid), 0);
     CHECK(holds_the_big_value(s));
     CHECK_OK(backlite_storage_check(s, 0, &rep, &err));
     CHECK(rep.healthy);
-    CHECK_EQ(count_named(path, "t-", ".tmp"), 0);
-    CHECK_EQ(count_named(path, "v-", ".blv"), 1);
+    CHECK_EQ(temp_files(path), 0);
+    CHECK_EQ(value_files(path), 1);
     backlite_storage_free(s);
 }
 
 static void check_removes_the_file_of_a_writer_killed_midway(void) {
-    if (RUNNING_ON_VALGRIND) SKIP("the stopped child's fault handler is not run under valgrind");
+    if (h_under_valgrind()) SKIP("the stopped child's fault handler is not run under valgrind");
     const char *tmp = tmp_path("killed.db");
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s", tmp);
@@ -202,19 +184,16 @@ static void check_removes_the_file_of_a_writer_killed_midway(void) {
     REQUIRE(s != NULL);
     int resume;
     pid_t pid = start_stopped_writer(path, &resume);
-    CHECK_EQ(count_named(path, "v-", ".blv"), 1);
-    kill(pid, SIGKILL);
-    int status = 0;
-    REQUIRE(waitpid(pid, &status, 0) == pid);
+    CHECK_EQ(value_files(path), 1);
+    CHECK(KILL_CHILD(pid));
     close(resume);
-    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-    CHECK_EQ(count_named(path, "v-", ".blv"), 1); /* its lock went with it */
+    CHECK_EQ(value_files(path), 1); /* its lock went with it */
     backlite_check_report rep;
     CHECK_OK(backlite_storage_check(s, 1, &rep, &err));
     CHECK_EQ(rep.orphan_values, 1);
     CHECK(rep.repaired);
-    CHECK_EQ(count_named(path, "t-", ".tmp"), 0);
-    CHECK_EQ(count_named(path, "v-", ".blv"), 0);
+    CHECK_EQ(temp_files(path), 0);
+    CHECK_EQ(value_files(path), 0);
     CHECK_OK(backlite_storage_check(s, 0, &rep, &err));
     CHECK(rep.healthy);
     backlite_storage_free(s);
@@ -305,12 +284,10 @@ static void the_sweep_leaves_a_written_file_alone_until_its_row_commits(void) {
         REQUIRE(opened != NULL);
         backlite_storage_free(opened);
     }
-    CHECK_EQ(count_named(path, "v-", ".blv"), 1);
+    CHECK_EQ(value_files(path), 1);
     close(release);
-    int status = 0;
-    REQUIRE(waitpid(holder, &status, 0) == holder);
-    REQUIRE(waitpid(writer, &status, 0) == writer);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHILD_EXIT_CODE(holder); /* python3, told to let go: its exit is not the test's */
+    CHECK_EQ(CHILD_EXIT_CODE(writer), 0);
     s = open_files(path, 5000);
     REQUIRE(s != NULL);
     CHECK(holds_the_big_value(s));
@@ -320,7 +297,7 @@ static void the_sweep_leaves_a_written_file_alone_until_its_row_commits(void) {
 /* A batch locks each file only while writing it: it does not hold one open file per
  * value until it commits, so it never runs out of file descriptors. */
 static void a_batch_of_more_files_than_open_files_allowed_is_stored(void) {
-    if (RUNNING_ON_VALGRIND) SKIP("valgrind manages the descriptor limit itself");
+    if (h_under_valgrind()) SKIP("valgrind manages the descriptor limit itself");
     const char *tmp = tmp_path("batch.db");
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s", tmp);
@@ -348,10 +325,8 @@ static void a_batch_of_more_files_than_open_files_allowed_is_stored(void) {
         backlite_storage_free(s);
         _exit(0);
     }
-    int status = 0;
-    REQUIRE(waitpid(pid, &status, 0) == pid);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    CHECK_EQ(count_named(path, "v-", ".blv"), 300);
+    CHECK_EQ(CHILD_EXIT_CODE(pid), 0);
+    CHECK_EQ(value_files(path), 300);
 }
 
 int main(void) {

@@ -19,7 +19,6 @@
 #include <sys/mount.h>
 #include <sys/wait.h>
 
-#define NEVER BACKLITE_EXPIRATION_NEVER
 #define THRESHOLD 4096
 
 static uint8_t *pattern(size_t n, unsigned seed) {
@@ -30,16 +29,8 @@ static uint8_t *pattern(size_t n, unsigned seed) {
 }
 
 static backlite_storage *open_threshold(const char *path, uint64_t max_size, int64_t threshold) {
-    backlite_options *o = OPTIONS(max_size, BACKLITE_EVICTION_POLICY_LEAST_RECENTLY_USED);
-    if (!o) abort();
-    CHECK_OK(backlite_options_set_file_threshold(o, threshold));
-    backlite_storage *s = OPEN(path, o);
-    backlite_options_free(o);
-    return s;
+    return OPEN_SET(path, .max_size = max_size, .file_threshold = threshold);
 }
-
-static int value_files(const char *cache) { return count_named(cache, "v-", ".blv"); }
-static int temp_files(const char *cache) { return count_named(cache, "t-", ".tmp"); }
 
 /* The path of the only value file in the cache's folder. */
 static const char *only_value_file(const char *cache) {
@@ -423,13 +414,8 @@ static void nothing_is_made_at_the_path_of_a_cache_removed_while_open(void) {
     size_t n = 50000;
     uint8_t *v = pattern(n, 16);
     set_bytes(s, "k", v, n);
-    char wal[PATH_MAX + 8], shm[PATH_MAX + 8];
-    snprintf(wal, sizeof wal, "%s-wal", path);
-    snprintf(shm, sizeof shm, "%s-shm", path);
     h_rm_rf(folder_of(path));
-    REQUIRE(unlink(path) == 0);
-    unlink(wal);
-    unlink(shm);
+    REQUIRE(remove_cache_file(path));
     CHECK_RC(backlite_storage_set(s, K("k2"), v, n, NEVER, &err), BACKLITE_RESULT_IO);
     CHECK(!h_exists(folder_of(path)));
     CHECK(!h_exists(path));
@@ -521,21 +507,10 @@ static void streaming_stopped_or_replaced_midway(void) {
     backlite_storage_free(s);
 }
 
-/* The child: sets 256 KiB values under ever new keys into a cache that holds 8, so
- * that every set evicts, a byte down `out` after each, until killed. */
-static void evict_until_killed(const char *path, int out) {
-    backlite_storage *s = open_threshold(path, 8u << 18, THRESHOLD);
-    if (!s) _exit(3);
-    uint8_t *v = pattern(1 << 18, 14);
-    for (unsigned i = 0;; i++) {
-        char key[16];
-        snprintf(key, sizeof key, "k%u", i);
-        v[0] = (uint8_t)i;
-        backlite_error *e = NULL;
-        if (backlite_storage_set(s, K(key), v, 1 << 18, NEVER, &e) != BACKLITE_RESULT_OK) _exit(4);
-        if (write(out, "x", 1) != 1) _exit(5);
-    }
-}
+static backlite_storage *open_8_values(const char *path) { return open_threshold(path, 8u << 18, THRESHOLD); }
+
+/* 256 KiB values under ever new keys into a cache that holds 8: every set evicts. */
+static const value_writer evicting_sets = {open_8_values, 1 << 18, 0};
 
 /* SIGKILL while sets evict values kept in files: no entry without its whole file, and
  * after check with repair no orphan. */
@@ -544,33 +519,12 @@ static void a_writer_killed_while_evicting_leaves_no_entry_without_its_file(void
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s", tmp);
     for (int round = 0; round < 4; round++) {
-        int gate[2];
-        REQUIRE(pipe(gate) == 0);
-        fflush(stdout);
-        pid_t pid = fork();
-        REQUIRE(pid >= 0);
-        if (pid == 0) {
-            close(gate[0]);
-            evict_until_killed(path, gate[1]);
-        }
-        close(gate[1]);
-        char c;
-        for (int got = 0; got < 10 + round; got++) REQUIRE(read(gate[0], &c, 1) == 1);
-        kill(pid, SIGKILL);
-        int status = 0;
-        waitpid(pid, &status, 0);
-        close(gate[0]);
-        CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+        REQUIRE(WRITER_KILLED_AFTER(evicting_sets, path, 10 + round));
 
-        backlite_storage *s = open_threshold(path, 8u << 18, THRESHOLD);
+        backlite_storage *s = open_8_values(path);
         REQUIRE(s != NULL);
-        backlite_check_report rep;
-        CHECK_OK(backlite_storage_check(s, 0, &rep, &err));
-        CHECK_EQ(rep.damaged, 0);
-        CHECK_OK(backlite_storage_check(s, 1, &rep, &err));
+        CHECK_REPAIRED(s, path);
         backlite_stats st = STATS(s);
-        CHECK_EQ(value_files(path), (int)st.count);
-        CHECK_EQ(temp_files(path), 0);
         CHECK_EQ(st.total_size, st.count << 18);
         CHECK(st.total_size <= 8u << 18);
         backlite_storage_free(s);
@@ -621,17 +575,16 @@ static void get_as_nobody(const char *name, bool folder_closed) {
         backlite_storage_free(r);
         _exit(rc);
     }
-    int status = 0;
-    REQUIRE(waitpid(pid, &status, 0) == pid);
-    REQUIRE(WIFEXITED(status));
-    if (WEXITSTATUS(status) == 77) {
+    int code = CHILD_EXIT_CODE(pid);
+    REQUIRE(code >= 0);
+    if (code == 77) {
         SKIP("cannot drop to user nobody");
     } else if (!folder_closed) {
-        CHECK_STR_EQ(h_rc_name((backlite_result)WEXITSTATUS(status)), h_rc_name(BACKLITE_RESULT_NOT_FOUND));
+        CHECK_STR_EQ(h_rc_name((backlite_result)code), h_rc_name(BACKLITE_RESULT_NOT_FOUND));
         CHECK_EQ(value_files(path), 0); /* ours: removed with its row */
     } else {
         /* Not a miss: nothing says the value is damaged, so its entry stays. */
-        CHECK_STR_EQ(h_rc_name((backlite_result)WEXITSTATUS(status)), h_rc_name(BACKLITE_RESULT_IO));
+        CHECK_STR_EQ(h_rc_name((backlite_result)code), h_rc_name(BACKLITE_RESULT_IO));
         CHECK_EQ(value_files(path), 1);
         backlite_storage *s2 = open_threshold(path, 1u << 30, THRESHOLD);
         REQUIRE(s2 != NULL);
@@ -728,13 +681,9 @@ static void a_read_only_mounted_cache_serves_its_file_values(void) {
         serves_file_values_read_only(path, v, n);
         _exit(atomic_load(&h_st()->failures) == before ? 0 : 1);
     }
-    int status = 0;
-    REQUIRE(waitpid(pid, &status, 0) == pid);
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
-        SKIP("cannot bind-mount read-only here (needs root / CAP_SYS_ADMIN)");
-    } else {
-        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    }
+    int code = CHILD_EXIT_CODE(pid);
+    if (code == 77) SKIP("cannot bind-mount read-only here (needs root / CAP_SYS_ADMIN)");
+    CHECK_EQ(code, 0);
     CHECK_EQ(value_files(path), 2); /* nothing was removed */
     free(v);
 }

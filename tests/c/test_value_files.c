@@ -20,7 +20,6 @@
 
 #define NOBODY 65534
 
-#define NEVER BACKLITE_EXPIRATION_NEVER
 #define THRESHOLD 4096
 
 static uint8_t *pattern(size_t n, unsigned seed) {
@@ -31,15 +30,8 @@ static uint8_t *pattern(size_t n, unsigned seed) {
 }
 
 static backlite_storage *open_files(const char *path, uint64_t max_size) {
-    backlite_options *o = OPTIONS(max_size, BACKLITE_EVICTION_POLICY_LEAST_RECENTLY_USED);
-    if (!o) abort();
-    CHECK_OK(backlite_options_set_file_threshold(o, THRESHOLD));
-    backlite_storage *s = OPEN(path, o);
-    backlite_options_free(o);
-    return s;
+    return OPEN_SET(path, .max_size = max_size, .file_threshold = THRESHOLD);
 }
-
-static int value_files(const char *cache) { return count_named(cache, "v-", ".blv"); }
 
 /* The path of the first value file in the cache's folder. */
 static const char *first_value_file(const char *cache) {
@@ -276,70 +268,25 @@ static void foreign_files_are_never_touched(void) {
     backlite_storage_free(s);
 }
 
-/* The child: sets large values under a few keys until killed, a byte down `out` after
- * each set. */
-static void set_until_killed(const char *path, int out) {
-    backlite_storage *s = open_files(path, 64u << 20);
-    if (!s) _exit(3);
-    uint8_t *v = pattern(1 << 20, 7);
-    for (unsigned i = 0;; i++) {
-        char key[8];
-        snprintf(key, sizeof key, "k%u", i % 5);
-        v[0] = (uint8_t)i;
-        backlite_error *e = NULL;
-        if (backlite_storage_set(s, K(key), v, 1 << 20, NEVER, &e) != BACKLITE_RESULT_OK) _exit(4);
-        if (write(out, "x", 1) != 1) _exit(5);
-    }
-}
+static backlite_storage *open_64_mib(const char *path) { return open_files(path, 64u << 20); }
+
+/* Large values under a few keys. */
+static const value_writer large_sets = {open_64_mib, 1 << 20, 5};
 
 static void a_writer_killed_mid_set_leaves_no_entry_without_its_file(void) {
     const char *tmp = tmp_path("killed.db");
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s", tmp);
     for (int round = 0; round < 3; round++) {
-        int gate[2];
-        REQUIRE(pipe(gate) == 0);
-        pid_t pid = fork();
-        REQUIRE(pid >= 0);
-        if (pid == 0) {
-            close(gate[0]);
-            set_until_killed(path, gate[1]);
-        }
-        close(gate[1]);
         /* A few sets done, then killed wherever it is in the next one. */
-        char buf[4];
-        for (int got = 0; got < 3 + round;) {
-            ssize_t n = read(gate[0], buf, 1);
-            REQUIRE(n == 1);
-            got++;
-        }
-        kill(pid, SIGKILL);
-        int status = 0;
-        waitpid(pid, &status, 0);
-        close(gate[0]);
-        CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+        REQUIRE(WRITER_KILLED_AFTER(large_sets, path, 3 + round));
 
-        backlite_storage *s = open_files(path, 64u << 20);
+        backlite_storage *s = open_64_mib(path);
         REQUIRE(s != NULL);
-        backlite_check_report rep;
-        CHECK_OK(backlite_storage_check(s, 0, &rep, &err));
-        CHECK_EQ(rep.damaged, 0); /* no row names a missing or partial file */
-        CHECK_OK(backlite_storage_check(s, 1, &rep, &err));
-        backlite_stats st = STATS(s);
-        CHECK_EQ(value_files(path), (int)st.count); /* no orphan left */
-        CHECK_EQ(count_named(path, "t-", ".tmp"), 0);
-        for (unsigned k = 0; k < 5; k++) {
-            char key[8];
-            snprintf(key, sizeof key, "k%u", k);
-            backlite_buf b = {0};
-            backlite_error *e = NULL;
-            backlite_result rc = backlite_storage_get(s, K(key), &b, NULL, &e);
-            CHECK(rc == BACKLITE_RESULT_OK || rc == BACKLITE_RESULT_NOT_FOUND);
-            if (rc == BACKLITE_RESULT_OK) CHECK_EQ(b.len, (size_t)1 << 20);
-            backlite_buf_free(&b);
-            backlite_error_free(e);
-        }
-        CHECK_EQ(STATS(s).count, st.count);
+        CHECK_REPAIRED(s, path);
+        uint64_t count = STATS(s).count;
+        CHECK_WRITER_ENTRIES(large_sets, s);
+        CHECK_EQ(STATS(s).count, count);
         backlite_storage_free(s);
     }
 }
@@ -478,13 +425,9 @@ static void a_read_only_cache_serves_its_file_values(void) {
     }
     close(gate[1]);
     close(gate[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
-        SKIP("cannot drop to user nobody");
-    } else {
-        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    }
+    int code = CHILD_EXIT_CODE(pid);
+    if (code == 77) SKIP("cannot drop to user nobody");
+    CHECK_EQ(code, 0);
     CHECK_EQ(value_files(path), 1); /* nothing was removed */
     /* Writable again, so that the temporary folder can be removed. */
     REQUIRE(chmod(folder_of(path), 0700) == 0);

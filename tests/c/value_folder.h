@@ -5,7 +5,9 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 #include <limits.h>
 #include <stdio.h>
@@ -35,6 +37,11 @@ static inline int count_named(const char *cache, const char *prefix, const char 
     return n;
 }
 
+/* The value files (`v-<32 hex>.blv`) and temporary files of sets in flight
+ * (`t-<32 hex>.tmp`) in the cache's folder. */
+static inline int value_files(const char *cache) { return count_named(cache, "v-", ".blv"); }
+static inline int temp_files(const char *cache) { return count_named(cache, "t-", ".tmp"); }
+
 /* Makes every file in the cache's folder look two hours old: older than the sweep on
  * open waits for (an hour), so that only a lock keeps a file of a set in flight. */
 static inline void age_folder(const char *cache) {
@@ -51,5 +58,108 @@ static inline void age_folder(const char *cache) {
     }
     closedir(d);
 }
+
+/*
+ * A writer of large values into a cache, run in a child process: `len`-byte values
+ * (byte 0 counts the sets, the rest is 'v') under "k<i % keys>", or under a new key
+ * each time when `keys` is 0, into the cache `open` opens.
+ */
+typedef struct {
+    backlite_storage *(*open)(const char *path);
+    size_t len;
+    unsigned keys;
+} value_writer;
+
+/* The child's whole work: `times` sets (forever when times < 0), a byte down `out`
+ * (when >= 0) after each; exits 0 when done, 3 to 5 when something failed. */
+__attribute__((noreturn)) static inline void writer_run(value_writer w, const char *path, int out, int times) {
+    backlite_storage *s = w.open(path);
+    uint8_t *v = malloc(w.len);
+    if (!s || !v) _exit(3);
+    memset(v, 'v', w.len);
+    for (unsigned i = 0; times < 0 || i < (unsigned)times; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%u", w.keys ? i % w.keys : i);
+        v[0] = (uint8_t)i;
+        backlite_error *e = NULL;
+        if (backlite_storage_set(s, K(key), v, w.len, NEVER, &e) != BACKLITE_RESULT_OK) {
+            fprintf(stderr, "set failed: %s\n", e ? backlite_error_message(e) : "?");
+            _exit(4);
+        }
+        if (out >= 0 && write(out, "x", 1) != 1) _exit(5);
+    }
+    free(v);
+    backlite_storage_free(s);
+    _exit(0);
+}
+
+/* Forks the writer, lets it finish `sets` sets, then kills it (SIGKILL) wherever it is
+ * in the next one; true when it died of that signal. */
+static inline bool h_writer_killed_after_(const char *file, int line, value_writer w, const char *path, int sets) {
+    int gate[2];
+    if (pipe(gate) != 0) {
+        h_fail_(file, line, "pipe: %s", strerror(errno));
+        return false;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        h_fail_(file, line, "fork: %s", strerror(errno));
+        return false;
+    }
+    if (pid == 0) {
+        close(gate[0]);
+        writer_run(w, path, gate[1], -1);
+    }
+    close(gate[1]);
+    char c;
+    int done = 0;
+    while (done < sets && read(gate[0], &c, 1) == 1) done++;
+    if (done < sets) h_fail_(file, line, "the writer stopped after %d of %d sets", done, sets);
+    bool killed = h_kill_child_(file, line, pid);
+    close(gate[0]);
+    return done == sets && killed;
+}
+#define WRITER_KILLED_AFTER(w, path, sets) h_writer_killed_after_(__FILE__, __LINE__, (w), (path), (sets))
+
+/* Each of the writer's keys (of a writer with a few keys) is a miss or a whole value
+ * of the writer's: never part of one. */
+static inline void h_check_writer_entries_(const char *file, int line, value_writer w, backlite_storage *s) {
+    for (unsigned k = 0; k < w.keys; k++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%u", k);
+        backlite_buf b = {0};
+        backlite_error *e = NULL;
+        backlite_result rc = backlite_storage_get(s, K(key), &b, NULL, &e);
+        if (rc != BACKLITE_RESULT_OK && rc != BACKLITE_RESULT_NOT_FOUND)
+            h_fail_(file, line, "get(%s): %s", key, h_rc_name(rc));
+        if (rc == BACKLITE_RESULT_OK && (b.len != w.len || b.data[1] != 'v' || b.data[w.len - 1] != 'v'))
+            h_fail_(file, line, "%s: %zu bytes, not the writer's %zu", key, b.len, w.len);
+        backlite_buf_free(&b);
+        backlite_error_free(e);
+    }
+}
+#define CHECK_WRITER_ENTRIES(w, s) h_check_writer_entries_(__FILE__, __LINE__, (w), (s))
+
+/* After a writer killed mid-set: check finds no row that names a missing or partial
+ * file, and check with repair leaves no orphan: a value file per entry, no temporary
+ * file. */
+static inline void h_check_repaired_(const char *file, int line, backlite_storage *s, const char *path) {
+    backlite_check_report rep;
+    backlite_error *err = NULL;
+    backlite_result rc = backlite_storage_check(s, 0, &rep, &err);
+    h_check_rc_(file, line, "check", rc, BACKLITE_RESULT_OK, err);
+    backlite_error_free(err);
+    if (rc == BACKLITE_RESULT_OK && rep.damaged != 0) h_fail_(file, line, "%" PRIu64 " damaged", (uint64_t)rep.damaged);
+    err = NULL;
+    rc = backlite_storage_check(s, 1, &rep, &err);
+    h_check_rc_(file, line, "check with repair", rc, BACKLITE_RESULT_OK, err);
+    backlite_error_free(err);
+    uint64_t count = h_stats_(file, line, s).count;
+    if ((uint64_t)value_files(path) != count)
+        h_fail_(file, line, "%d value files for %" PRIu64 " entries", value_files(path), count);
+    if (temp_files(path) != 0) h_fail_(file, line, "%d temporary files left", temp_files(path));
+}
+#define CHECK_REPAIRED(s, path) h_check_repaired_(__FILE__, __LINE__, (s), (path))
 
 #endif

@@ -25,7 +25,6 @@
 #define MAX_SIZE (12 * 1024)
 #define HEADER 16
 #define MAX_VALUE 1500
-#define NEVER BACKLITE_EXPIRATION_NEVER
 
 /* what every process reports through shared memory */
 typedef struct {
