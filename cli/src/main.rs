@@ -25,10 +25,13 @@ use std::process::ExitCode;
 )]
 pub struct Cli {
     /// The size limit that `set` and `import` evict down to. It is a property of each
-    /// opener, not of the file: give the one your program uses.
+    /// opener, not of the file: give the one your program uses. Without it they evict
+    /// nothing, and `stats` compares with the library's default, 1 GiB.
     // Read when the command runs, so that a bad one is reported naming the file.
-    #[arg(long, global = true, value_name = "SIZE", default_value = "1GiB")]
-    pub max_size: String,
+    // No default for `set` and `import`: a limit the cache was not made with would
+    // delete every entry above it.
+    #[arg(long, global = true, value_name = "SIZE")]
+    pub max_size: Option<String>,
     /// The eviction policy of `set` and `import` (its index is created if missing).
     #[arg(
         long,

@@ -359,6 +359,36 @@ fn import_evicts_down_to_max_size() {
     assert_eq!(d.run(&["get", "m.db", "k5"]).code, 0);
 }
 
+/// `max_size` belongs to each opener: without `--max-size`, `set` and `import` evict
+/// nothing, however large the cache (a default limit below its size would delete every
+/// entry above it: one `set` on a 10 GiB cache would have deleted 9 GiB).
+#[test]
+fn set_and_import_evict_nothing_without_max_size() {
+    let d = Dir::new();
+    d.ok(&["set", "c.db", "a", "1234"]);
+    d.ok(&["set", "c.db", "b", "1234"]);
+    // A cache of 3 GiB, as far as the size counter says, without writing 3 GiB.
+    {
+        let conn = rusqlite::Connection::open(d.path("c.db")).unwrap();
+        conn.execute(
+            "UPDATE entries SET state_total_size = state_total_size + (3 << 30) \
+             WHERE state_total_size IS NOT NULL",
+            [],
+        )
+        .unwrap();
+    }
+    d.ok(&["set", "c.db", "c", "1234"]);
+    let r = d.run_with_input(&["import", "c.db"], b"{\"key\":\"d\",\"value\":\"1234\"}\n");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "imported 1 entry into c.db\n");
+    for key in ["a", "b", "c", "d"] {
+        assert_eq!(d.ok(&["get", "c.db", key]), "1234", "{key} was evicted");
+    }
+    // With a limit given, it is the limit.
+    d.ok(&["set", "c.db", "e", "1234", "--max-size", "8"]);
+    assert_eq!(d.run(&["get", "c.db", "a"]).code, 1);
+}
+
 #[test]
 fn zero_stats_starts_the_lifetime_counters_again() {
     let d = sample();

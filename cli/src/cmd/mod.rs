@@ -96,7 +96,7 @@ pub fn open(cli: &Cli, file: &Path, create: bool) -> Result<Storage, Failure> {
             });
         }
     }
-    let (max_size, policy) = settings(cli, file)?;
+    let (max_size, policy) = settings(cli, file, create)?;
     let mut options = Options::new();
     options
         .set_max_size(max_size)
@@ -172,14 +172,25 @@ pub fn key_arg(file: &Path, key: &OsStr, escaped: bool) -> Result<Vec<u8>, Failu
     crate::bytes::unescape(text).map_err(|e| Failure::new(USAGE_OR_IO, file, e))
 }
 
-/// `--max-size` and `--policy`, read; a bad one is a usage error about `file`.
-fn settings(cli: &Cli, file: &Path) -> Result<(u64, EvictionPolicy), Failure> {
+/// The library's default `max_size`, which `stats` compares with when no `--max-size`
+/// is given.
+const DEFAULT_MAX_SIZE: u64 = 1 << 30;
+
+/// `--max-size` and `--policy`, read; a bad one is a usage error about `file`. Without
+/// `--max-size`, a command that stores (`set`, `import`) evicts nothing: the cache's
+/// own program may use any limit, and a default one below its size would delete every
+/// entry above it.
+fn settings(cli: &Cli, file: &Path, stores: bool) -> Result<(u64, EvictionPolicy), Failure> {
     let bad = |e: String| Failure::new(USAGE_OR_IO, file, e);
-    let max_size = crate::human::parse_size(&cli.max_size).map_err(bad)?;
+    let max_size = match &cli.max_size {
+        Some(text) => crate::human::parse_size(text).map_err(bad)?,
+        None if stores => i64::MAX as u64,
+        None => DEFAULT_MAX_SIZE,
+    };
     if max_size == 0 {
         return Err(bad(format!(
             "bad size {:?}: max_size must be between 1 and {} bytes",
-            cli.max_size,
+            cli.max_size.as_deref().unwrap_or_default(),
             i64::MAX
         )));
     }
@@ -208,7 +219,7 @@ impl Command {
 
 pub fn run(cli: &Cli) -> Outcome {
     // Settings are read before anything else (a set reads its stdin first).
-    settings(cli, cli.command.file())?;
+    settings(cli, cli.command.file(), false)?;
     match &cli.command {
         Command::Stats { file, json } => stats::run(cli, file, *json),
         Command::Keys {
