@@ -364,7 +364,6 @@ fn a_gigabyte_value_is_read_in_bounded_memory() {
             let v = vec![0x5au8; len];
             s.set(b"big", &v, Expiration::Never).unwrap();
         }
-        let _ = path;
         let before = peak_rss_kib();
         reset_peak_rss();
         let base = current_rss_kib();
@@ -385,6 +384,32 @@ fn a_gigabyte_value_is_read_in_bounded_memory() {
              (peak before the read {before} KiB)",
             grown
         );
+        assert!(grown < 16 * 1024, "grew by {grown} KiB");
+        drop(r);
+        if threshold.is_none() {
+            continue;
+        }
+        // Damaged at its very end: found by the read that reaches it, the entry removed,
+        // and still in bounded memory (its removal reads nothing again).
+        let file = &value_files(&path)[0];
+        let f = std::fs::OpenOptions::new().write(true).open(file).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&f, &[0xa5], f.metadata().unwrap().len() - 1)
+            .unwrap();
+        drop(f);
+        reset_peak_rss();
+        let base = current_rss_kib();
+        let mut r = s.open_reader(b"big").unwrap().unwrap();
+        let end = loop {
+            match r.read_part(&mut buf).unwrap() {
+                Part::Bytes(0) => panic!("a damaged value read as sound"),
+                Part::Bytes(_) => {}
+                Part::Damaged => break Part::Damaged,
+            }
+        };
+        assert_eq!(end, Part::Damaged);
+        let grown = peak_rss_kib().saturating_sub(base);
+        println!("  damaged at its end: found, entry removed, RSS grew by {grown} KiB");
+        assert!(!s.contains(b"big").unwrap());
         assert!(grown < 16 * 1024, "grew by {grown} KiB");
     }
 }

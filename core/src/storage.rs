@@ -602,6 +602,13 @@ impl Storage {
         let _ = self.try_write(|t| t.remove_if_damaged(key));
     }
 
+    /// Removes the entry under `key` if its row still names the value file `name`,
+    /// which a reader found damaged; as `remove_if_damaged`, only if that needs no
+    /// waiting.
+    pub(crate) fn remove_if_names(&self, key: &[u8], name: &ValueName) {
+        let _ = self.try_write(|t| t.remove_if_names(key, &name.file_name()));
+    }
+
     /// Counts a hit and buffers it as an access. Never writes: the get that fills the
     /// buffer starts a hit writer (see [`transact::start_hit_writer`]) and goes on.
     pub(crate) fn record_hit(&self, key: &[u8]) {

@@ -35,8 +35,13 @@ pub(crate) enum Opened {
     /// Copied out whole and checked: a blob of at most [`crate::value_files::CHUNK`]
     /// bytes, so that its reader holds no connection.
     Bytes(Vec<u8>),
-    /// Its file, open, its header checked (its CRC is checked at the end of the read).
-    File { file: std::fs::File, crc: u32 },
+    /// Its file `name`, open, its header checked (its CRC is checked at the end of the
+    /// read).
+    File {
+        file: std::fs::File,
+        name: ValueName,
+        crc: u32,
+    },
     /// Blob `id`, in the read transaction that found it, which the look-up leaves
     /// open for the reader (blob_read.rs); its CRC is checked at the end of the read.
     Blob { id: i64, crc: u32 },
@@ -256,7 +261,11 @@ pub(crate) fn read_file(
         Dest::Uninit(d) => files.read_into(name, crc, d),
         Dest::Open { len, opened } => Ok(match files.open_value(name, len, crc)? {
             FileRead::Value(file) => {
-                *opened = Some(Opened::File { file, crc });
+                *opened = Some(Opened::File {
+                    file,
+                    name: *name,
+                    crc,
+                });
                 FileRead::Value(())
             }
             FileRead::Missing => FileRead::Missing,

@@ -612,6 +612,22 @@ impl<'c> Txn<'c> {
         self.conn
     }
 
+    /// Deletes the entry under `key` if its row still names the value file `file`, which
+    /// a reader found damaged (cut short, or failing its CRC): a file never changes once
+    /// a row names it, so that entry is damaged, and nothing needs reading again (where
+    /// `remove_if_damaged` reads the whole value).
+    pub fn remove_if_names(&mut self, key: &[u8], file: &str) -> Result<()> {
+        let row = self
+            .conn
+            .prepare_cached(table::ROW_REF_BY_KEY)
+            .and_then(|mut s| s.query_row([key], |r| row_ref(r, 0)).optional())
+            .ctx("looking up a key")?;
+        match row {
+            Some(row) if row.3.as_deref() == Some(file) => self.remove_damaged(key, row),
+            _ => Ok(()),
+        }
+    }
+
     /// Deletes the entry under `key` if it is damaged (see `entry::classify`).
     pub fn remove_if_damaged(&mut self, key: &[u8]) -> Result<()> {
         if let Some(Found::Damaged(row)) = self.read_entry(key, |_, _| ())? {

@@ -42,7 +42,7 @@ use crate::error::{Error, ErrorKind, Result, SqliteContext};
 use crate::pool::Lent;
 use crate::storage::Storage;
 use crate::take::{Dest, Opened, Take};
-use crate::value_files::Memory;
+use crate::value_files::{Memory, ValueName};
 use crate::{blob_read, value_files};
 use rusqlite::blob::Blob;
 use std::fs::File;
@@ -80,12 +80,10 @@ pub struct ValueReader {
 enum Source {
     /// The value itself, checked.
     Bytes(Vec<u8>),
-    File(File),
+    /// A value file, open, and its name.
+    File(File, ValueName),
     /// Blob `id`, in the snapshot of the lent connection (`None` once given back).
-    Blob {
-        id: i64,
-        conn: Option<Lent>,
-    },
+    Blob { id: i64, conn: Option<Lent> },
 }
 
 /// What the look-up found for a reader: its source, the CRC still to check, the
@@ -128,7 +126,7 @@ impl Take for Open {
             Some(_) if !sound => return Ok(Err(self)),
             None => return Ok(Err(self)),
             Some(Opened::Bytes(value)) => (Source::Bytes(value), None),
-            Some(Opened::File { file, crc }) => (Source::File(file), Some(crc)),
+            Some(Opened::File { file, name, crc }) => (Source::File(file, name), Some(crc)),
             Some(Opened::Blob { id, crc }) => (Source::Blob { id, conn: None }, Some(crc)),
         };
         Ok(Ok(Found {
@@ -229,7 +227,7 @@ impl ValueReader {
                 buf.copy_from(&value[at as usize..][..want]);
                 want
             }
-            Source::File(file) => loop {
+            Source::File(file, _) => loop {
                 match buf.read_at(file, value_files::HEADER_LEN + at) {
                     Ok(read) => {
                         hasher.update(read);
@@ -278,11 +276,16 @@ impl ValueReader {
         Ok(Part::Bytes(n))
     }
 
-    /// Marks the value damaged and removes its entry, as a get does.
+    /// Marks the value damaged and removes its entry, as a get does: one in a file by
+    /// the file's name (the file is damaged, so is the entry that names it), with no
+    /// read of the value again.
     fn found_damaged(&mut self) -> Part {
         self.damaged = true;
         self.release();
-        self.storage.remove_if_damaged(&self.key);
+        match &self.source {
+            Source::File(_, name) => self.storage.remove_if_names(&self.key, name),
+            _ => self.storage.remove_if_damaged(&self.key),
+        }
         Part::Damaged
     }
 
