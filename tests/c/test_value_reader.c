@@ -25,14 +25,7 @@ static uint8_t *pattern(size_t n, unsigned seed) {
 
 /* A storage that keeps values of `threshold` bytes and more in files of their own
  * (BACKLITE_FILE_THRESHOLD_NEVER: none). */
-static backlite_storage *open_threshold(const char *path, int64_t threshold) {
-    backlite_options *o = backlite_options_new();
-    if (!o) abort();
-    CHECK_OK(backlite_options_set_file_threshold(o, threshold));
-    backlite_storage *s = OPEN(path, o);
-    backlite_options_free(o);
-    return s;
-}
+#define open_threshold(path, threshold) OPEN_SET((path), .file_threshold = (threshold))
 
 static void set_bytes(backlite_storage *s, const char *key, const uint8_t *v, size_t n, int64_t exp) {
     CHECK_OK(backlite_storage_set(s, K(key), v, n, exp, &err));
