@@ -2,7 +2,10 @@
 //! table is empty: a file of schema 3 opens with its counters, and they stay exact
 //! through writes, an emptied table, a new version tag and reopenings.
 
+mod common;
+
 use backlite::{Expiration, Options, Storage, SCHEMA_VERSION};
+use common::{file_from_sql, user_version};
 use rusqlite::Connection;
 
 /// Schema 3 exactly as 0.2 wrote it (schema 1, then the migrations to 2 and 3).
@@ -51,13 +54,6 @@ const SCHEMA_3: &str = "
     PRAGMA user_version = 3;
     PRAGMA journal_mode = WAL;";
 
-fn user_version(path: &std::path::Path) -> i32 {
-    Connection::open(path)
-        .unwrap()
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .unwrap()
-}
-
 /// `(count, total_size, hits, misses, evictions, expirations)` as a handle reads them.
 fn counters(s: &Storage) -> (u64, u64, u64, u64, u64, u64) {
     let st = s.stats().unwrap();
@@ -73,11 +69,7 @@ fn counters(s: &Storage) -> (u64, u64, u64, u64, u64, u64) {
 }
 
 fn schema_3_file(dir: &tempfile::TempDir) -> std::path::PathBuf {
-    let path = dir.path().join("old.db");
-    Connection::open(&path)
-        .unwrap()
-        .execute_batch(SCHEMA_3)
-        .unwrap();
+    let path = file_from_sql(dir, SCHEMA_3);
     assert_eq!(user_version(&path), 3);
     path
 }

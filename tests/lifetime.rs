@@ -2,7 +2,10 @@
 //! entries and gains the counters; the counters add up over handles and reopenings,
 //! and a get writes nothing.
 
+mod common;
+
 use backlite::{Expiration, Options, Storage, SCHEMA_VERSION};
+use common::{file_from_sql, user_version};
 use rusqlite::Connection;
 
 /// Schema 1 exactly as the first release wrote it (the file format is frozen).
@@ -46,21 +49,10 @@ const SCHEMA_1: &str = "
     PRAGMA user_version = 1;
     PRAGMA journal_mode = WAL;";
 
-fn user_version(path: &std::path::Path) -> i32 {
-    Connection::open(path)
-        .unwrap()
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .unwrap()
-}
-
 #[test]
 fn a_schema_1_file_is_upgraded_with_its_entries() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("old.db");
-    Connection::open(&path)
-        .unwrap()
-        .execute_batch(SCHEMA_1)
-        .unwrap();
+    let path = file_from_sql(&dir, SCHEMA_1);
     assert_eq!(user_version(&path), 1);
     const { assert!(SCHEMA_VERSION >= 2) };
 

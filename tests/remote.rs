@@ -11,23 +11,11 @@ use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::children::Machines;
+use support::machine::{get, machine, remote_options};
 use support::proxy::HoldingProxy;
 use support::redis::{free_port, RedisServer};
 
 const NEVER: Expiration = Expiration::Never;
-
-fn remote_options(url: &str) -> Options {
-    let mut o = Options::new();
-    o.set_remote(Some(url)).unwrap();
-    // Generous: a loaded CI machine must not turn a slow answer into a miss here.
-    o.set_remote_timeout(Duration::from_secs(1)).unwrap();
-    o
-}
-
-/// A "machine": its own local file, sharing the remote.
-fn machine(dir: &tempfile::TempDir, name: &str, o: &Options) -> Storage {
-    Storage::open(dir.path().join(name), o).unwrap()
-}
 
 /// Write-behind options through `proxy`, with a timeout that its held replies do not
 /// reach.
@@ -53,10 +41,6 @@ fn held_write_behind_beside_another() -> (
     let other = machine(&dir, "other.db", &remote_options(&server.url()));
     let wb = machine(&dir, "wb.db", &held_write_behind(&proxy));
     (server, proxy, dir, other, wb)
-}
-
-fn get(s: &Storage, key: &[u8]) -> Option<Vec<u8>> {
-    s.get(key).unwrap().map(|(v, _)| v)
 }
 
 #[test]

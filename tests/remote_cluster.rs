@@ -10,25 +10,14 @@ use backlite::{Expiration, Options, RemoteMode, Storage};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
+use support::machine::{get, machine, remote_options};
 use support::redis::RedisCluster;
 
 const NEVER: Expiration = Expiration::Never;
 const KEYS: usize = 300;
 
 fn cluster_options(cluster: &RedisCluster) -> Options {
-    let mut o = Options::new();
-    o.set_remote(Some(&cluster.url())).unwrap();
-    // Generous: a loaded CI machine must not turn a slow answer into a miss here.
-    o.set_remote_timeout(Duration::from_secs(1)).unwrap();
-    o
-}
-
-fn machine(dir: &tempfile::TempDir, name: &str, o: &Options) -> Storage {
-    Storage::open(dir.path().join(name), o).unwrap()
-}
-
-fn get(s: &Storage, key: &[u8]) -> Option<Vec<u8>> {
-    s.get(key).unwrap().map(|(v, _)| v)
+    remote_options(&cluster.url())
 }
 
 fn key(i: usize) -> Vec<u8> {
@@ -37,6 +26,13 @@ fn key(i: usize) -> Vec<u8> {
 
 fn value(i: usize, round: usize) -> Vec<u8> {
     format!("k{i}:round {round}").into_bytes()
+}
+
+/// Sets every key to its value of `round`.
+fn set_all(s: &Storage, round: usize) {
+    for i in 0..KEYS {
+        s.set(&key(i), &value(i, round), NEVER).unwrap();
+    }
 }
 
 /// Whether `got` is one of the values ever written under key `i` (any round).
@@ -54,9 +50,7 @@ fn keys_spread_over_every_master_and_travel_between_two_files() {
     let a = machine(&dir, "a.db", &o);
     let b = machine(&dir, "b.db", &o);
     assert!(a.remote_stats().unwrap().connected);
-    for i in 0..KEYS {
-        a.set(&key(i), &value(i, 0), NEVER).unwrap();
-    }
+    set_all(&a, 0);
     let sizes = cluster.sizes();
     assert!(sizes.iter().all(|&n| n > 0), "keys per master: {sizes:?}");
     assert_eq!(sizes.iter().sum::<u64>(), KEYS as u64);
@@ -94,9 +88,7 @@ fn clear_hides_every_earlier_entry_at_once_and_reclaims_every_master() {
     let a = machine(&dir, "a.db", &o);
     // Opened before the clear: it knows the old generation.
     let early = machine(&dir, "early.db", &o);
-    for i in 0..KEYS {
-        a.set(&key(i), &value(i, 0), NEVER).unwrap();
-    }
+    set_all(&a, 0);
     assert!(cluster.sizes().iter().all(|&n| n > 0));
     a.clear().unwrap();
     for i in 0..KEYS {
@@ -133,9 +125,7 @@ fn a_read_after_another_clients_clear_never_returns_a_value_of_the_old_generatio
     let a = machine(&dir, "a.db", &o);
     let b = machine(&dir, "b.db", &o);
     let cli = |args: &[&str]| cluster.nodes[0].cli(&[&["-c"], args].concat());
-    for i in 0..KEYS {
-        b.set(&key(i), &value(i, 0), NEVER).unwrap();
-    }
+    set_all(&b, 0);
     // a reads through in the generation before the clear, and remembers it.
     assert_eq!(get(&a, &key(0)), Some(value(0, 0)));
     // Keys on every master, the generation's own among them.
@@ -220,9 +210,7 @@ fn a_resharding_while_calls_run_never_gives_a_wrong_value() {
     let o = cluster_options(&cluster);
     let a = machine(&dir, "a.db", &o);
     let reader = machine(&dir, "reader.db", &read_only(&o));
-    for i in 0..KEYS {
-        a.set(&key(i), &value(i, 0), NEVER).unwrap();
-    }
+    set_all(&a, 0);
     let before = cluster.slots();
     let (from, to) = (cluster.id(0), cluster.id(1));
     let mut reshard = std::process::Command::new("redis-cli")
@@ -375,9 +363,7 @@ fn a_master_failure_is_counted_never_fails_a_call_and_the_cluster_is_used_again(
     let o = cluster_options(&cluster);
     let a = machine(&dir, "a.db", &o);
     let reader = machine(&dir, "reader.db", &read_only(&o));
-    for i in 0..KEYS {
-        a.set(&key(i), &value(i, 0), NEVER).unwrap();
-    }
+    set_all(&a, 0);
     cluster.nodes[2].kill();
     // Every call goes on locally; what the remote answers is right or a miss.
     let give_up = Instant::now() + Duration::from_secs(60);
@@ -398,9 +384,7 @@ fn a_master_failure_is_counted_never_fails_a_call_and_the_cluster_is_used_again(
     cluster.wait_ok();
     let give_up = Instant::now() + Duration::from_secs(60);
     loop {
-        for i in 0..KEYS {
-            a.set(&key(i), &value(i, round), NEVER).unwrap();
-        }
+        set_all(&a, round);
         let (found, _) = check_remote_values(&reader);
         if found == KEYS {
             break;

@@ -7,19 +7,16 @@
 
 mod support;
 
-use backlite::{Expiration, Options, Storage};
+use backlite::{Expiration, Storage};
 use std::time::Duration;
+use support::machine::{get, machine, remote_options};
 use support::redis::{RedisServer, TlsFiles};
 
-fn machine(dir: &tempfile::TempDir, name: &str, url: &str) -> Storage {
-    let mut o = Options::new();
-    o.set_remote(Some(url)).unwrap();
+/// A machine on the remote at `url`, with two seconds for the TLS handshake.
+fn tls_machine(dir: &tempfile::TempDir, name: &str, url: &str) -> Storage {
+    let mut o = remote_options(url);
     o.set_remote_timeout(Duration::from_secs(2)).unwrap();
-    Storage::open(dir.path().join(name), &o).unwrap()
-}
-
-fn get(s: &Storage, key: &[u8]) -> Option<Vec<u8>> {
-    s.get(key).unwrap().map(|(v, _)| v)
+    machine(dir, name, &o)
 }
 
 #[test]
@@ -31,8 +28,8 @@ fn tls_works_with_the_trusted_ca_and_a_server_from_an_unknown_ca_is_refused() {
     let impostor = RedisServer::with_tls(&unknown);
 
     std::env::set_var("SSL_CERT_FILE", &trusted.ca);
-    let a = machine(&dir, "a.db", &good.tls_url());
-    let b = machine(&dir, "b.db", &good.tls_url());
+    let a = tls_machine(&dir, "a.db", &good.tls_url());
+    let b = tls_machine(&dir, "b.db", &good.tls_url());
     assert!(a.remote_stats().unwrap().connected);
     a.set(b"k", b"over TLS", Expiration::Never).unwrap();
     assert_eq!(get(&b, b"k").as_deref(), Some(&b"over TLS"[..]));
@@ -41,7 +38,7 @@ fn tls_works_with_the_trusted_ca_and_a_server_from_an_unknown_ca_is_refused() {
 
     // A value on the impostor, written by a client that trusts its CA...
     std::env::set_var("SSL_CERT_FILE", &unknown.ca);
-    let planted = machine(&dir, "planted.db", &impostor.tls_url());
+    let planted = tls_machine(&dir, "planted.db", &impostor.tls_url());
     planted
         .set(b"k", b"from the impostor", Expiration::Never)
         .unwrap();
@@ -49,14 +46,14 @@ fn tls_works_with_the_trusted_ca_and_a_server_from_an_unknown_ca_is_refused() {
     drop(planted);
     // ...is never read by one that does not: the handshake is refused.
     std::env::set_var("SSL_CERT_FILE", &trusted.ca);
-    let c = machine(&dir, "c.db", &impostor.tls_url());
+    let c = tls_machine(&dir, "c.db", &impostor.tls_url());
     let st = c.remote_stats().unwrap();
     assert!(!st.connected && st.errors >= 1, "{st:?}");
     assert_eq!(get(&c, b"k"), None);
     c.set(b"k", b"local", Expiration::Never).unwrap();
     assert_eq!(get(&c, b"k").as_deref(), Some(&b"local"[..]));
     // Plain redis:// to a TLS port is not a value either.
-    let plain = machine(&dir, "plain.db", &good.url());
+    let plain = tls_machine(&dir, "plain.db", &good.url());
     assert_eq!(get(&plain, b"k"), None);
     assert!(!plain.remote_stats().unwrap().connected);
     std::env::remove_var("SSL_CERT_FILE");

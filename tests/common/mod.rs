@@ -1,6 +1,8 @@
 #![allow(dead_code)]
 
 use backlite::{EvictionPolicy, Expiration, Options, Storage};
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
@@ -50,4 +52,19 @@ pub fn set(s: &Storage, key: &str, len: usize) {
 
 pub fn get(s: &Storage, key: &str) -> Option<Vec<u8>> {
     s.get(key.as_bytes()).unwrap().map(|(v, _)| v)
+}
+
+/// `old.db` in `dir`, made by running `sql`: a file as an earlier release wrote it.
+pub fn file_from_sql(dir: &tempfile::TempDir, sql: &str) -> PathBuf {
+    let path = dir.path().join("old.db");
+    Connection::open(&path).unwrap().execute_batch(sql).unwrap();
+    path
+}
+
+/// The schema version recorded in the file (SQLite's `user_version`).
+pub fn user_version(path: &Path) -> i32 {
+    Connection::open(path)
+        .unwrap()
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap()
 }

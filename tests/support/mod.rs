@@ -1,3 +1,4 @@
 pub mod children;
+pub mod machine;
 pub mod proxy;
 pub mod redis;
