@@ -419,6 +419,16 @@ static inline void h_sleep_ms(int64_t ms) {
     }
 }
 
+/* n bytes (malloc'd, free them) that differ with `seed` and from one 512-byte stretch
+ * to the next (a period of 128 KiB, not 256 bytes), so that bytes out of place or from
+ * another value show */
+static inline uint8_t *h_pattern(size_t n, unsigned seed) {
+    uint8_t *v = malloc(n ? n : 1);
+    if (v == NULL) abort();
+    for (size_t i = 0; i < n; i++) v[i] = (uint8_t)((i * 131u + seed) ^ (i >> 9));
+    return v;
+}
+
 /* deterministic PRNG (splitmix64) so that failures reproduce */
 static inline uint64_t h_rand(uint64_t *state) {
     uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
@@ -528,6 +538,9 @@ static inline void h_set_(const char *file, int line, backlite_storage *s, const
 #define SET(s, key, value) h_set_(__FILE__, __LINE__, (s), (key), (value), strlen(value), BACKLITE_EXPIRATION_NEVER)
 #define SET_EXP(s, key, value, ms) h_set_(__FILE__, __LINE__, (s), (key), (value), strlen(value), (ms))
 
+/* sets string key -> the n bytes at v, with that expiration, checking OK */
+#define SET_BYTES(s, key, v, n, ms) h_set_(__FILE__, __LINE__, (s), (key), (v), (n), (ms))
+
 /* a value of n bytes (n <= 4096): the first letter of the key, repeated */
 static inline void h_set_n_(const char *file, int line, backlite_storage *s, const char *key, size_t n) {
     static uint8_t v[4096];
@@ -564,6 +577,8 @@ static inline void h_get_eq_(const char *file, int line, backlite_storage *s, co
 }
 /* get(key) returns OK and exactly the string value */
 #define GET_EQ(s, key, value) h_get_eq_(__FILE__, __LINE__, (s), (key), (value), strlen(value))
+/* get(key) returns OK and exactly the n bytes at v */
+#define GET_BYTES_EQ(s, key, v, n) h_get_eq_(__FILE__, __LINE__, (s), (key), (v), (n))
 
 static inline void h_get_missing_(const char *file, int line, backlite_storage *s, const char *key) {
     uint8_t sentinel_byte = 0;

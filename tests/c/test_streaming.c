@@ -42,29 +42,18 @@ static int32_t collect(void *user, const uint8_t *chunk, size_t len) {
     return r->stop_after && r->calls >= r->stop_after ? 1 : 0;
 }
 
-static uint8_t *pattern(size_t n, unsigned seed) {
-    uint8_t *v = malloc(n ? n : 1);
-    if (!v) abort();
-    for (size_t i = 0; i < n; i++) v[i] = (uint8_t)(i * 131u + seed);
-    return v;
-}
-
 /* A cache file that keeps every value in the database (the blob path; by default,
  * values of 64 KiB and more go to files of their own). */
 static backlite_storage *open_in_database(const char *path) {
     return OPEN_SET(path, .file_threshold = BACKLITE_FILE_THRESHOLD_NEVER);
 }
 
-static void set_bytes(backlite_storage *s, const char *key, const uint8_t *v, size_t n, int64_t exp) {
-    CHECK_OK(backlite_storage_set(s, K(key), v, n, exp, &err));
-}
-
 static void each_size_streams_back_whole_in_bounded_chunks(backlite_storage *s) {
     const size_t sizes[] = {0, 10, 256, 257, 300, CHUNK_MAX, CHUNK_MAX + 1, 3 * CHUNK_MAX + 7};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         size_t n = sizes[i];
-        uint8_t *v = pattern(n, (unsigned)i);
-        set_bytes(s, "k", v, n, 60000);
+        uint8_t *v = h_pattern(n, (unsigned)i);
+        SET_BYTES(s, "k", v, n, 60000);
         received r = {.bytes = malloc(n + 1), .cap = n};
         REQUIRE(r.bytes != NULL);
         int64_t left = -7;
@@ -117,8 +106,8 @@ static void a_miss_calls_nothing_and_leaves_err_untouched(void) {
 static void a_visitor_that_stops_gives_callback_failed(void) {
     backlite_storage *s = OPEN(tmp_path("stop.db"), NULL);
     REQUIRE(s != NULL);
-    uint8_t *v = pattern(3 * CHUNK_MAX, 1);
-    set_bytes(s, "k", v, 3 * CHUNK_MAX, NEVER);
+    uint8_t *v = h_pattern(3 * CHUNK_MAX, 1);
+    SET_BYTES(s, "k", v, 3 * CHUNK_MAX, NEVER);
     received r = {.stop_after = 2};
     CHECK_RC(backlite_storage_get_chunks(s, K("k"), collect, &r, NULL, &err),
              BACKLITE_RESULT_CALLBACK_FAILED);
@@ -147,8 +136,8 @@ static void the_visitor_may_call_the_library(void) {
     for (int i = 0; i < 2; i++) {
         backlite_storage *s = OPEN(paths[i], NULL);
         REQUIRE(s != NULL);
-        uint8_t *v = pattern(2 * CHUNK_MAX, 3);
-        set_bytes(s, "k", v, 2 * CHUNK_MAX, NEVER);
+        uint8_t *v = h_pattern(2 * CHUNK_MAX, 3);
+        SET_BYTES(s, "k", v, 2 * CHUNK_MAX, NEVER);
         SET(s, "other", "other");
         received r = {.also_get = s};
         CHECK_OK(backlite_storage_get_chunks(s, K("k"), collect, &r, NULL, &err));
@@ -168,8 +157,8 @@ static void a_damaged_value_is_never_handed_over_whole(void) {
     backlite_storage *s = open_in_database(path); /* a damaged file: test_value_files.c */
     REQUIRE(s != NULL);
     size_t n = 2 * CHUNK_MAX + 5;
-    uint8_t *v = pattern(n, 9);
-    set_bytes(s, "k", v, n, NEVER);
+    uint8_t *v = h_pattern(n, 9);
+    SET_BYTES(s, "k", v, n, NEVER);
     backlite_storage_free(s);
     char cmd[PATH_MAX + 300];
     snprintf(cmd, sizeof cmd,
@@ -197,8 +186,8 @@ static void a_damaged_value_is_never_handed_over_whole(void) {
 static void a_large_value_streams_in_bounded_memory_(backlite_storage *s) {
     size_t n = (size_t)128 << 20;
     REQUIRE(s != NULL);
-    uint8_t *v = pattern(n, 4);
-    set_bytes(s, "big", v, n, NEVER);
+    uint8_t *v = h_pattern(n, 4);
+    SET_BYTES(s, "big", v, n, NEVER);
     free(v);
     if (!reset_peak_rss()) {
         backlite_storage_free(s);

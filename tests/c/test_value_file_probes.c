@@ -21,28 +21,8 @@
 
 #define THRESHOLD 4096
 
-static uint8_t *pattern(size_t n, unsigned seed) {
-    uint8_t *v = malloc(n ? n : 1);
-    if (!v) abort();
-    for (size_t i = 0; i < n; i++) v[i] = (uint8_t)(i * 131u + seed);
-    return v;
-}
-
 static backlite_storage *open_threshold(const char *path, uint64_t max_size, int64_t threshold) {
     return OPEN_SET(path, .max_size = max_size, .file_threshold = threshold);
-}
-
-/* The path of the only value file in the cache's folder. */
-static const char *only_value_file(const char *cache) {
-    static char path[PATH_MAX + 400];
-    DIR *d = opendir(folder_of(cache));
-    if (value_files(cache) != 1 || !d) abort();
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (strncmp(e->d_name, "v-", 2) == 0)
-            snprintf(path, sizeof path, "%s/%s", folder_of(cache), e->d_name);
-    closedir(d);
-    return path;
 }
 
 /* The path of a regular value file in the cache's folder (not a link). */
@@ -64,18 +44,6 @@ static const char *regular_value_file(const char *cache) {
     return path;
 }
 
-
-static void set_bytes(backlite_storage *s, const char *key, const uint8_t *v, size_t n) {
-    CHECK_OK(backlite_storage_set(s, K(key), v, n, NEVER, &err));
-}
-
-static void get_equals(backlite_storage *s, const char *key, const uint8_t *v, size_t n) {
-    backlite_buf b = {0};
-    CHECK_OK(backlite_storage_get(s, K(key), &b, NULL, &err));
-    CHECK_EQ(b.len, n);
-    CHECK(b.len == n && (n == 0 || memcmp(b.data, v, n) == 0));
-    backlite_buf_free(&b);
-}
 
 typedef struct {
     uint8_t *bytes;
@@ -108,13 +76,13 @@ static void a_value_of_exactly_the_threshold_goes_to_a_file_one_byte_less_stays(
     const char *path = tmp_path("exact.db");
     backlite_storage *s = open_threshold(path, 1u << 30, THRESHOLD);
     REQUIRE(s != NULL);
-    uint8_t *v = pattern(THRESHOLD, 1);
-    set_bytes(s, "below", v, THRESHOLD - 1);
+    uint8_t *v = h_pattern(THRESHOLD, 1);
+    SET_BYTES(s, "below", v, THRESHOLD - 1, NEVER);
     CHECK_EQ(value_files(path), 0);
-    set_bytes(s, "at", v, THRESHOLD);
+    SET_BYTES(s, "at", v, THRESHOLD, NEVER);
     CHECK_EQ(value_files(path), 1);
-    get_equals(s, "below", v, THRESHOLD - 1);
-    get_equals(s, "at", v, THRESHOLD);
+    GET_BYTES_EQ(s, "below", v, THRESHOLD - 1);
+    GET_BYTES_EQ(s, "at", v, THRESHOLD);
     CHECK_EQ(STATS(s).total_size, 2 * THRESHOLD - 1);
     free(v);
     backlite_storage_free(s);
@@ -125,13 +93,13 @@ static void the_thresholds_extremes(void) {
     const char *path = tmp_path("one.db");
     backlite_storage *s = open_threshold(path, 1u << 30, 1);
     REQUIRE(s != NULL);
-    uint8_t *v = pattern(1 << 20, 2);
-    set_bytes(s, "empty", v, 0);
+    uint8_t *v = h_pattern(1 << 20, 2);
+    SET_BYTES(s, "empty", v, 0, NEVER);
     CHECK_EQ(value_files(path), 0);
-    set_bytes(s, "one", v, 1);
+    SET_BYTES(s, "one", v, 1, NEVER);
     CHECK_EQ(value_files(path), 1);
-    get_equals(s, "empty", v, 0);
-    get_equals(s, "one", v, 1);
+    GET_BYTES_EQ(s, "empty", v, 0);
+    GET_BYTES_EQ(s, "one", v, 1);
     received r = {.bytes = malloc(1), .cap = 1};
     REQUIRE(r.bytes != NULL);
     CHECK_OK(backlite_storage_get_chunks(s, K("empty"), collect, &r, NULL, &err));
@@ -144,9 +112,9 @@ static void the_thresholds_extremes(void) {
     path = tmp_path("huge.db");
     s = open_threshold(path, 1u << 30, INT64_MAX);
     REQUIRE(s != NULL);
-    set_bytes(s, "mib", v, 1 << 20);
+    SET_BYTES(s, "mib", v, 1 << 20, NEVER);
     CHECK(!h_exists(folder_of(path)));
-    get_equals(s, "mib", v, 1 << 20);
+    GET_BYTES_EQ(s, "mib", v, 1 << 20);
     backlite_storage_free(s);
 
     backlite_options *o = backlite_options_new();
@@ -164,21 +132,21 @@ static void handles_with_other_thresholds_share_the_files(void) {
     backlite_storage *never = open_threshold(path, 1u << 30, BACKLITE_FILE_THRESHOLD_NEVER);
     REQUIRE(files != NULL && never != NULL);
     size_t n = 300000;
-    uint8_t *v = pattern(n, 3);
-    set_bytes(files, "f", v, n);
-    set_bytes(never, "n", v, n);
+    uint8_t *v = h_pattern(n, 3);
+    SET_BYTES(files, "f", v, n, NEVER);
+    SET_BYTES(never, "n", v, n, NEVER);
     CHECK_EQ(value_files(path), 1);
-    get_equals(never, "f", v, n);
-    get_equals(files, "n", v, n);
+    GET_BYTES_EQ(never, "f", v, n);
+    GET_BYTES_EQ(files, "n", v, n);
     received r = {.bytes = malloc(n), .cap = n};
     REQUIRE(r.bytes != NULL);
     CHECK_OK(backlite_storage_get_chunks(never, K("f"), collect, &r, NULL, &err));
     CHECK(r.len == n && memcmp(r.bytes, v, n) == 0);
     free(r.bytes);
     CHECK_EQ(STATS(never).total_size, 2 * n);
-    set_bytes(never, "f", v, n); /* now inline: the file goes */
+    SET_BYTES(never, "f", v, n, NEVER); /* now inline: the file goes */
     CHECK_EQ(value_files(path), 0);
-    set_bytes(files, "f", v, n);
+    SET_BYTES(files, "f", v, n, NEVER);
     CHECK_EQ(value_files(path), 1);
     CHECK_OK(backlite_storage_delete(never, K("f"), &err));
     CHECK_EQ(value_files(path), 0);
@@ -188,11 +156,11 @@ static void handles_with_other_thresholds_share_the_files(void) {
     /* Reopened with "never": the file value written before still reads back. */
     backlite_storage *s = open_threshold(path, 1u << 30, THRESHOLD);
     REQUIRE(s != NULL);
-    set_bytes(s, "f", v, n);
+    SET_BYTES(s, "f", v, n, NEVER);
     backlite_storage_free(s);
     s = open_threshold(path, 1u << 30, BACKLITE_FILE_THRESHOLD_NEVER);
     REQUIRE(s != NULL);
-    get_equals(s, "f", v, n);
+    GET_BYTES_EQ(s, "f", v, n);
     CHECK_OK(backlite_storage_clear(s, &err));
     CHECK_EQ(value_files(path), 0);
     backlite_storage_free(s);
@@ -205,8 +173,8 @@ static void a_value_over_max_size_leaves_no_file(void) {
     const char *path = tmp_path("too-large.db");
     backlite_storage *s = open_threshold(path, 100000, THRESHOLD);
     REQUIRE(s != NULL);
-    uint8_t *v = pattern(100001, 4);
-    set_bytes(s, "k", v, 50000);
+    uint8_t *v = h_pattern(100001, 4);
+    SET_BYTES(s, "k", v, 50000, NEVER);
     CHECK_EQ(value_files(path), 1);
     CHECK_RC(backlite_storage_set(s, K("k"), v, 100001, NEVER, &err), BACKLITE_RESULT_TOO_LARGE);
     CHECK_EQ(value_files(path), 0);
@@ -261,8 +229,9 @@ static void a_fifo_in_place_of_a_value_file_is_a_miss_without_a_hang(void) {
     snprintf(path, sizeof path, "%s", tmp);
     backlite_storage *s = open_threshold(path, 1u << 30, THRESHOLD);
     REQUIRE(s != NULL);
-    uint8_t *v = pattern(50000, 5);
-    set_bytes(s, "k", v, 50000);
+    uint8_t *v = h_pattern(50000, 5);
+    SET_BYTES(s, "k", v, 50000, NEVER);
+    free(v); /* before the children: theirs would be lost at their _exit */
     backlite_storage_free(s);
     char file[PATH_MAX + 400];
     snprintf(file, sizeof file, "%s", only_value_file(path));
@@ -277,7 +246,6 @@ static void a_fifo_in_place_of_a_value_file_is_a_miss_without_a_hang(void) {
     CHECK_OK(backlite_storage_check(s, 1, &rep, &err));
     CHECK_EQ(rep.healthy, 1);
     backlite_storage_free(s);
-    free(v);
 }
 
 /* A folder in a value file's place: a miss, and the folder and its content stay. */
@@ -285,8 +253,8 @@ static void a_folder_in_place_of_a_value_file_is_a_miss_and_stays(void) {
     const char *path = tmp_path("dir.db");
     backlite_storage *s = open_threshold(path, 1u << 30, THRESHOLD);
     REQUIRE(s != NULL);
-    uint8_t *v = pattern(50000, 6);
-    set_bytes(s, "k", v, 50000);
+    uint8_t *v = h_pattern(50000, 6);
+    SET_BYTES(s, "k", v, 50000, NEVER);
     char file[PATH_MAX + 400], inner[PATH_MAX + 500];
     snprintf(file, sizeof file, "%s", only_value_file(path));
     REQUIRE(unlink(file) == 0);
@@ -296,7 +264,7 @@ static void a_folder_in_place_of_a_value_file_is_a_miss_and_stays(void) {
     GET_MISSING(s, "k");
     CHECK_EQ(STATS(s).count, 0);
     received r = {.bytes = NULL, .cap = 0};
-    set_bytes(s, "k2", v, 50000);
+    SET_BYTES(s, "k2", v, 50000, NEVER);
     CHECK_RC(backlite_storage_get_chunks(s, K("k"), collect, &r, NULL, &err), BACKLITE_RESULT_NOT_FOUND);
     CHECK_EQ(r.calls, 0);
     backlite_check_report rep;
@@ -315,8 +283,8 @@ static void a_link_in_place_of_a_value_file_is_never_followed(void) {
     backlite_storage *s = open_threshold(path, 1u << 30, THRESHOLD);
     REQUIRE(s != NULL);
     size_t n = 50000;
-    uint8_t *v = pattern(n, 7);
-    set_bytes(s, "k", v, n);
+    uint8_t *v = h_pattern(n, 7);
+    SET_BYTES(s, "k", v, n, NEVER);
     char file[PATH_MAX + 400], copy[PATH_MAX + 400];
     snprintf(file, sizeof file, "%s", only_value_file(path));
     /* A copy of the value's file, outside the folder, and a link to it in its place. */
@@ -329,7 +297,7 @@ static void a_link_in_place_of_a_value_file_is_never_followed(void) {
     /* The name is the row's, and went with it; the unlink took the link itself. */
     CHECK(lstat(file, &st) != 0);
     /* A link to one of our own files, under another of our names. */
-    set_bytes(s, "k", v, n);
+    SET_BYTES(s, "k", v, n, NEVER);
     char ours[PATH_MAX + 400], alias[PATH_MAX + 400];
     snprintf(ours, sizeof ours, "%s", regular_value_file(path));
     snprintf(alias, sizeof alias, "%s/v-0123456789abcdef0123456789abcdef.blv", folder_of(path));
@@ -338,7 +306,7 @@ static void a_link_in_place_of_a_value_file_is_never_followed(void) {
     backlite_check_report rep;
     CHECK_OK(backlite_storage_check(s, 1, &rep, &err));
     CHECK_EQ(rep.healthy, 1);
-    get_equals(s, "k", v, n);
+    GET_BYTES_EQ(s, "k", v, n);
     CHECK_OK(backlite_storage_clear(s, &err));
     CHECK_OK(backlite_storage_vacuum(s, &err));
     CHECK(h_exists(copy));
@@ -358,15 +326,15 @@ static void a_longer_file_or_a_changed_header_is_a_miss(void) {
     backlite_storage *s = open_threshold(path, 1u << 30, THRESHOLD);
     REQUIRE(s != NULL);
     size_t n = 50000;
-    uint8_t *v = pattern(n, 8);
-    set_bytes(s, "k", v, n);
+    uint8_t *v = h_pattern(n, 8);
+    SET_BYTES(s, "k", v, n, NEVER);
     int fd = open(only_value_file(path), O_WRONLY | O_APPEND);
     REQUIRE(fd >= 0);
     REQUIRE(write(fd, "x", 1) == 1);
     close(fd);
     GET_MISSING(s, "k");
     CHECK_EQ(value_files(path), 0); /* ours: removed */
-    set_bytes(s, "k", v, n);
+    SET_BYTES(s, "k", v, n, NEVER);
     fd = open(only_value_file(path), O_WRONLY);
     REQUIRE(fd >= 0);
     REQUIRE(pwrite(fd, "X", 1, 0) == 1); /* the magic */
@@ -387,16 +355,16 @@ static void the_folder_removed_while_open_is_made_again(void) {
     backlite_storage *s = open_threshold(path, 1u << 30, THRESHOLD);
     REQUIRE(s != NULL);
     size_t n = 50000;
-    uint8_t *v = pattern(n, 9);
-    set_bytes(s, "k", v, n);
+    uint8_t *v = h_pattern(n, 9);
+    SET_BYTES(s, "k", v, n, NEVER);
     h_rm_rf(folder_of(path));
     GET_MISSING(s, "k");
     backlite_check_report rep;
     CHECK_OK(backlite_storage_check(s, 1, &rep, &err));
     CHECK_EQ(rep.healthy, 1);
     CHECK_OK(backlite_storage_vacuum(s, &err));
-    set_bytes(s, "k", v, n);
-    get_equals(s, "k", v, n);
+    SET_BYTES(s, "k", v, n, NEVER);
+    GET_BYTES_EQ(s, "k", v, n);
     CHECK_EQ(value_files(path), 1);
     char marker[PATH_MAX + 100];
     snprintf(marker, sizeof marker, "%s/BACKLITE-VALUES", folder_of(path));
@@ -412,8 +380,8 @@ static void nothing_is_made_at_the_path_of_a_cache_removed_while_open(void) {
     backlite_storage *s = open_threshold(path, 1u << 30, THRESHOLD);
     REQUIRE(s != NULL);
     size_t n = 50000;
-    uint8_t *v = pattern(n, 16);
-    set_bytes(s, "k", v, n);
+    uint8_t *v = h_pattern(n, 16);
+    SET_BYTES(s, "k", v, n, NEVER);
     h_rm_rf(folder_of(path));
     REQUIRE(remove_cache_file(path));
     CHECK_RC(backlite_storage_set(s, K("k2"), v, n, NEVER, &err), BACKLITE_RESULT_IO);
@@ -431,8 +399,8 @@ static void the_folder_replaced_while_open_is_never_used(void) {
     backlite_storage *s = open_threshold(path, 1u << 30, THRESHOLD);
     REQUIRE(s != NULL);
     size_t n = 50000;
-    uint8_t *v = pattern(n, 10);
-    set_bytes(s, "k", v, n);
+    uint8_t *v = h_pattern(n, 10);
+    SET_BYTES(s, "k", v, n, NEVER);
     char kept[PATH_MAX + 400];
     snprintf(kept, sizeof kept, "%s", only_value_file(path));
     h_rm_rf(folder_of(path));
@@ -469,19 +437,19 @@ static void streaming_stopped_or_replaced_midway(void) {
     backlite_storage *s = open_threshold(path, 1u << 30, THRESHOLD);
     REQUIRE(s != NULL);
     size_t n = 1 << 20;
-    uint8_t *a = pattern(n, 11), *b = pattern(n, 12);
-    set_bytes(s, "k", a, n);
+    uint8_t *a = h_pattern(n, 11), *b = h_pattern(n, 12);
+    SET_BYTES(s, "k", a, n, NEVER);
     received r = {.bytes = malloc(n), .cap = n, .stop_at = 2};
     REQUIRE(r.bytes != NULL);
     CHECK_RC(backlite_storage_get_chunks(s, K("k"), collect, &r, NULL, &err),
              BACKLITE_RESULT_CALLBACK_FAILED);
     CHECK_EQ(r.calls, 2);
-    get_equals(s, "k", a, n);
+    GET_BYTES_EQ(s, "k", a, n);
 
     r = (received){.bytes = r.bytes, .cap = n, .replace = s, .with = b, .with_len = n};
     CHECK_OK(backlite_storage_get_chunks(s, K("k"), collect, &r, NULL, &err));
     CHECK(r.len == n && memcmp(r.bytes, a, n) == 0);
-    get_equals(s, "k", b, n);
+    GET_BYTES_EQ(s, "k", b, n);
     CHECK_EQ(value_files(path), 1);
 
     /* The file cut short while it streams: NOT_FOUND, and never the whole value. */
@@ -494,7 +462,7 @@ static void streaming_stopped_or_replaced_midway(void) {
     CHECK_EQ(value_files(path), 0);
 
     /* Inline values stream too, and a stop there is the same. */
-    set_bytes(s, "small", a, 100);
+    SET_BYTES(s, "small", a, 100, NEVER);
     r = (received){.bytes = r.bytes, .cap = n};
     CHECK_OK(backlite_storage_get_chunks(s, K("small"), collect, &r, NULL, &err));
     CHECK(r.calls == 1 && r.len == 100 && memcmp(r.bytes, a, 100) == 0);
@@ -549,8 +517,8 @@ static void get_as_nobody(const char *name, bool folder_closed) {
     REQUIRE(mkdir(dir, 0700) == 0);
     backlite_storage *s = open_threshold(path, 1u << 30, THRESHOLD);
     REQUIRE(s != NULL);
-    uint8_t *v = pattern(50000, 13);
-    set_bytes(s, "k", v, 50000);
+    uint8_t *v = h_pattern(50000, 13);
+    SET_BYTES(s, "k", v, 50000, NEVER);
     free(v);
     backlite_storage_free(s);
     snprintf(item, sizeof item, "%s", only_value_file(path));
@@ -608,7 +576,7 @@ static void a_folder_its_reader_cannot_enter_is_io_and_removes_nothing(void) {
 static void serves_file_values_read_only(const char *path, const uint8_t *v, size_t n) {
     backlite_storage *s = open_threshold(path, 1u << 30, THRESHOLD);
     if (s == NULL) return;
-    get_equals(s, "k", v, n);
+    GET_BYTES_EQ(s, "k", v, n);
     received r = {.bytes = malloc(n), .cap = n};
     REQUIRE(r.bytes != NULL);
     CHECK_OK(backlite_storage_get_chunks(s, K("k"), collect, &r, NULL, &err));
@@ -631,11 +599,11 @@ static void a_read_only_mounted_cache_serves_its_file_values(void) {
     snprintf(path, sizeof path, "%s/cache.db", dir);
     REQUIRE(mkdir(dir, 0700) == 0);
     size_t n = 300000;
-    uint8_t *v = pattern(n, 15);
+    uint8_t *v = h_pattern(n, 15);
     backlite_storage *s = open_threshold(path, 1u << 30, THRESHOLD);
     REQUIRE(s != NULL);
-    set_bytes(s, "k", v, n);
-    set_bytes(s, "damaged", v, n);
+    SET_BYTES(s, "k", v, n, NEVER);
+    SET_BYTES(s, "damaged", v, n, NEVER);
     backlite_storage_free(s);
     /* "damaged"'s file is the newer: flip its last byte. */
     char file[PATH_MAX + 400];

@@ -22,45 +22,8 @@
 
 #define THRESHOLD 4096
 
-static uint8_t *pattern(size_t n, unsigned seed) {
-    uint8_t *v = malloc(n ? n : 1);
-    if (!v) abort();
-    for (size_t i = 0; i < n; i++) v[i] = (uint8_t)(i * 131u + seed);
-    return v;
-}
-
 static backlite_storage *open_files(const char *path, uint64_t max_size) {
     return OPEN_SET(path, .max_size = max_size, .file_threshold = THRESHOLD);
-}
-
-/* The path of the first value file in the cache's folder. */
-static const char *first_value_file(const char *cache) {
-    static char path[PATH_MAX + 400];
-    DIR *d = opendir(folder_of(cache));
-    if (!d) abort();
-    struct dirent *e;
-    path[0] = '\0';
-    while ((e = readdir(d)) != NULL) {
-        if (strncmp(e->d_name, "v-", 2) == 0) {
-            snprintf(path, sizeof path, "%s/%s", folder_of(cache), e->d_name);
-            break;
-        }
-    }
-    closedir(d);
-    if (path[0] == '\0') abort();
-    return path;
-}
-
-static void set_bytes(backlite_storage *s, const char *key, const uint8_t *v, size_t n, int64_t exp) {
-    CHECK_OK(backlite_storage_set(s, K(key), v, n, exp, &err));
-}
-
-static void get_equals(backlite_storage *s, const char *key, const uint8_t *v, size_t n) {
-    backlite_buf b = {0};
-    CHECK_OK(backlite_storage_get(s, K(key), &b, NULL, &err));
-    CHECK_EQ(b.len, n);
-    CHECK(b.len == n && memcmp(b.data, v, n) == 0);
-    backlite_buf_free(&b);
 }
 
 typedef struct {
@@ -90,8 +53,8 @@ static void the_threshold_takes_bytes_or_never(void) {
     const char *path = tmp_path("never.db");
     backlite_storage *s = OPEN(path, o);
     REQUIRE(s != NULL);
-    uint8_t *v = pattern(1 << 20, 1);
-    set_bytes(s, "k", v, 1 << 20, NEVER);
+    uint8_t *v = h_pattern(1 << 20, 1);
+    SET_BYTES(s, "k", v, 1 << 20, NEVER);
     CHECK(!h_exists(folder_of(path)));
     free(v);
     backlite_storage_free(s);
@@ -107,13 +70,13 @@ static void the_default_threshold_is_64_kib(void) {
     backlite_storage *s = OPEN(path, NULL);
     REQUIRE(s != NULL);
     size_t n = BACKLITE_FILE_THRESHOLD_DEFAULT;
-    uint8_t *v = pattern(n, 4);
-    set_bytes(s, "under", v, n - 1, NEVER);
+    uint8_t *v = h_pattern(n, 4);
+    SET_BYTES(s, "under", v, n - 1, NEVER);
     CHECK(!h_exists(folder_of(path)));
-    set_bytes(s, "at", v, n, NEVER);
+    SET_BYTES(s, "at", v, n, NEVER);
     CHECK_EQ(value_files(path), 1);
-    get_equals(s, "under", v, n - 1);
-    get_equals(s, "at", v, n);
+    GET_BYTES_EQ(s, "under", v, n - 1);
+    GET_BYTES_EQ(s, "at", v, n);
     free(v);
     backlite_storage_free(s);
 }
@@ -123,13 +86,13 @@ static void values_above_the_threshold_round_trip_through_files(void) {
     backlite_storage *s = open_files(path, 1u << 30);
     REQUIRE(s != NULL);
     size_t small_n = THRESHOLD - 1, large_n = 3 * 256 * 1024 + 5;
-    uint8_t *small = pattern(small_n, 2), *large = pattern(large_n, 3);
-    set_bytes(s, "small", small, small_n, NEVER);
+    uint8_t *small = h_pattern(small_n, 2), *large = h_pattern(large_n, 3);
+    SET_BYTES(s, "small", small, small_n, NEVER);
     CHECK_EQ(value_files(path), 0);
-    set_bytes(s, "large", large, large_n, NEVER);
+    SET_BYTES(s, "large", large, large_n, NEVER);
     CHECK_EQ(value_files(path), 1);
-    get_equals(s, "small", small, small_n);
-    get_equals(s, "large", large, large_n);
+    GET_BYTES_EQ(s, "small", small, small_n);
+    GET_BYTES_EQ(s, "large", large, large_n);
 
     received r = {.bytes = malloc(large_n), .cap = large_n};
     REQUIRE(r.bytes != NULL);
@@ -155,8 +118,8 @@ static void a_small_set_that_evicts_a_file_value_removes_its_file(void) {
     const char *path = tmp_path("small-evicts.db");
     backlite_storage *s = open_files(path, 30100);
     REQUIRE(s != NULL);
-    uint8_t *v = pattern(30000, 5);
-    set_bytes(s, "big", v, 30000, NEVER);
+    uint8_t *v = h_pattern(30000, 5);
+    SET_BYTES(s, "big", v, 30000, NEVER);
     SET_N(s, "a", 50);
     SET_N(s, "b", 50); /* 30100: full */
     CHECK_EQ(value_files(path), 1);
@@ -174,9 +137,9 @@ static void every_removal_removes_the_file(void) {
     const char *path = tmp_path("removal.db");
     backlite_storage *s = open_files(path, 100000);
     REQUIRE(s != NULL);
-    uint8_t *v = pattern(30000, 4);
-    set_bytes(s, "a", v, 30000, NEVER);
-    set_bytes(s, "a", v, 30000, NEVER);
+    uint8_t *v = h_pattern(30000, 4);
+    SET_BYTES(s, "a", v, 30000, NEVER);
+    SET_BYTES(s, "a", v, 30000, NEVER);
     CHECK_EQ(value_files(path), 1); /* overwrite */
     CHECK_OK(backlite_storage_delete(s, K("a"), &err));
     CHECK_EQ(value_files(path), 0); /* delete */
@@ -185,7 +148,7 @@ static void every_removal_removes_the_file(void) {
     for (int i = 0; i < 4; i++) {
         char key[8];
         snprintf(key, sizeof key, "k%d", i);
-        set_bytes(s, key, v, 30000, NEVER);
+        SET_BYTES(s, key, v, 30000, NEVER);
     }
     CHECK_EQ(value_files(path), 3); /* eviction */
     CHECK_EQ(STATS(s).total_size, 90000);
@@ -202,9 +165,9 @@ static void a_check_finds_no_orphan_in_the_file_of_an_entry_that_expired(void) {
     const char *path = tmp_path("expired.db");
     backlite_storage *s = open_files(path, 100000);
     REQUIRE(s != NULL);
-    uint8_t *v = pattern(THRESHOLD, 5);
-    set_bytes(s, "kept", v, THRESHOLD, NEVER);
-    set_bytes(s, "soon", v, THRESHOLD, 1);
+    uint8_t *v = h_pattern(THRESHOLD, 5);
+    SET_BYTES(s, "kept", v, THRESHOLD, NEVER);
+    SET_BYTES(s, "soon", v, THRESHOLD, 1);
     h_sleep_ms(5); /* "soon" is due, and no write has removed it yet */
     backlite_check_report r;
     CHECK_OK(backlite_storage_check(s, 1, &r, &err));
@@ -222,14 +185,14 @@ static void a_file_lost_or_cut_short_is_a_miss(void) {
     const char *path = tmp_path("lost.db");
     backlite_storage *s = open_files(path, 1u << 30);
     REQUIRE(s != NULL);
-    uint8_t *v = pattern(50000, 5);
-    set_bytes(s, "gone", v, 50000, NEVER);
-    REQUIRE(unlink(first_value_file(path)) == 0);
+    uint8_t *v = h_pattern(50000, 5);
+    SET_BYTES(s, "gone", v, 50000, NEVER);
+    REQUIRE(unlink(only_value_file(path)) == 0);
     GET_MISSING(s, "gone");
     CHECK_EQ(STATS(s).count, 0);
 
-    set_bytes(s, "cut", v, 50000, NEVER);
-    REQUIRE(truncate(first_value_file(path), 100) == 0);
+    SET_BYTES(s, "cut", v, 50000, NEVER);
+    REQUIRE(truncate(only_value_file(path), 100) == 0);
     received r = {.bytes = malloc(50000), .cap = 50000};
     REQUIRE(r.bytes != NULL);
     CHECK_RC(backlite_storage_get_chunks(s, K("cut"), collect, &r, NULL, &err),
@@ -245,8 +208,8 @@ static void foreign_files_are_never_touched(void) {
     const char *path = tmp_path("foreign.db");
     backlite_storage *s = open_files(path, 1u << 30);
     REQUIRE(s != NULL);
-    uint8_t *v = pattern(20000, 6);
-    set_bytes(s, "k", v, 20000, NEVER);
+    uint8_t *v = h_pattern(20000, 6);
+    SET_BYTES(s, "k", v, 20000, NEVER);
     const char *names[] = {"notes.txt", "v-12.blv", "t-zz.tmp", "V-AB.BLV"};
     char p[PATH_MAX + 400];
     for (int i = 0; i < 4; i++) {
@@ -366,10 +329,10 @@ static void a_read_only_cache_serves_its_file_values(void) {
     REQUIRE(chmod(h_tmp_root(), 0755) == 0);
     REQUIRE(mkdir(dir, 0755) == 0);
     size_t n = 100000;
-    uint8_t *v = pattern(n, 8);
+    uint8_t *v = h_pattern(n, 8);
     backlite_storage *s = open_files(path, 1u << 30);
     REQUIRE(s != NULL);
-    set_bytes(s, "large", v, n, NEVER);
+    SET_BYTES(s, "large", v, n, NEVER);
     backlite_storage_free(s);
     REQUIRE(value_files(path) == 1);
     /* Every file BackLite made, then the folders, lose write permission. */
@@ -413,7 +376,7 @@ static void a_read_only_cache_serves_its_file_values(void) {
             free(v);
             _exit(1);
         }
-        get_equals(r, "large", v, n);
+        GET_BYTES_EQ(r, "large", v, n);
         received got = {.bytes = malloc(n), .cap = n};
         CHECK_OK(backlite_storage_get_chunks(r, K("large"), collect, &got, NULL, &err));
         CHECK(got.len == n && memcmp(got.bytes, v, n) == 0);

@@ -13,23 +13,11 @@
 
 #include <stddef.h>
 
-#define NEVER BACKLITE_EXPIRATION_NEVER
 #define CHUNK ((size_t)256 * 1024)
-
-static uint8_t *pattern(size_t n, unsigned seed) {
-    uint8_t *v = malloc(n ? n : 1);
-    if (!v) abort();
-    for (size_t i = 0; i < n; i++) v[i] = (uint8_t)((i * 131u + seed) ^ (i >> 9));
-    return v;
-}
 
 /* A storage that keeps values of `threshold` bytes and more in files of their own
  * (BACKLITE_FILE_THRESHOLD_NEVER: none). */
 #define open_threshold(path, threshold) OPEN_SET((path), .file_threshold = (threshold))
-
-static void set_bytes(backlite_storage *s, const char *key, const uint8_t *v, size_t n, int64_t exp) {
-    CHECK_OK(backlite_storage_set(s, K(key), v, n, exp, &err));
-}
 
 static backlite_value_reader *open_reader(backlite_storage *s, const char *key) {
     backlite_value_reader *r = NULL;
@@ -72,8 +60,8 @@ static const size_t SIZES[] = {0, 10, 300, 40000, CHUNK, CHUNK + 1, 3 * CHUNK + 
 static void each_size_reads_back_whole(backlite_storage *s) {
     for (size_t i = 0; i < N_SIZES; i++) {
         size_t n = SIZES[i];
-        uint8_t *v = pattern(n, (unsigned)i);
-        set_bytes(s, "k", v, n, 60000);
+        uint8_t *v = h_pattern(n, (unsigned)i);
+        SET_BYTES(s, "k", v, n, 60000);
         uint8_t *got = malloc(n + 1);
         REQUIRE(got != NULL);
         const size_t steps[] = {65536, 7, CHUNK + 3};
@@ -130,8 +118,8 @@ static void reads_of_one_byte_and_of_nothing(void) {
         backlite_storage *s = open_threshold(tmp_path(t ? "one-f.db" : "one-d.db"), thresholds[t]);
         REQUIRE(s != NULL);
         size_t n = CHUNK + 600;
-        uint8_t *v = pattern(n, 5);
-        set_bytes(s, "k", v, n, NEVER);
+        uint8_t *v = h_pattern(n, 5);
+        SET_BYTES(s, "k", v, n, NEVER);
         backlite_value_reader *r = open_reader(s, "k");
         REQUIRE(r != NULL);
         uint8_t *got = malloc(n);
@@ -176,11 +164,11 @@ static void a_miss_or_an_expired_entry_opens_nothing(void) {
     CHECK(r == NULL);
     CHECK_EQ(size, 7);
     CHECK_EQ(left, -7);
-    uint8_t *v = pattern(10000, 1);
-    set_bytes(s, "gone", v, 10000, 0); /* expired already */
+    uint8_t *v = h_pattern(10000, 1);
+    SET_BYTES(s, "gone", v, 10000, 0); /* expired already */
     CHECK_RC(backlite_storage_open_reader(s, K("gone"), &r, NULL, NULL, &err),
              BACKLITE_RESULT_NOT_FOUND);
-    set_bytes(s, "k", v, 10000, NEVER);
+    SET_BYTES(s, "k", v, 10000, NEVER);
     CHECK_OK(backlite_storage_open_reader(s, K("k"), &r, NULL, &left, &err));
     CHECK_EQ(left, NEVER);
     backlite_value_reader_free(r);
@@ -194,8 +182,8 @@ static void a_miss_or_an_expired_entry_opens_nothing(void) {
 static void null_and_bad_arguments_change_nothing(void) {
     backlite_storage *s = open_threshold(tmp_path("null.db"), 4096);
     REQUIRE(s != NULL);
-    uint8_t *v = pattern(20000, 2);
-    set_bytes(s, "k", v, 20000, NEVER);
+    uint8_t *v = h_pattern(20000, 2);
+    SET_BYTES(s, "k", v, 20000, NEVER);
     backlite_value_reader *r = NULL;
     CHECK_RC(backlite_storage_open_reader(NULL, K("k"), &r, NULL, NULL, &err),
              BACKLITE_RESULT_NULL_PARAMETER);
@@ -232,32 +220,15 @@ static void null_and_bad_arguments_change_nothing(void) {
     backlite_storage_free(s);
 }
 
-/* The path of the one value file beside `cache`. */
-static const char *the_value_file(const char *cache) {
-    static char path[PATH_MAX + 128];
-    path[0] = 0;
-    DIR *d = opendir(folder_of(cache));
-    if (!d) return path;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        size_t len = strlen(e->d_name);
-        if (!strncmp(e->d_name, "v-", 2) && len > 4 && !strcmp(e->d_name + len - 4, ".blv"))
-            snprintf(path, sizeof path, "%s/%s", folder_of(cache), e->d_name);
-    }
-    closedir(d);
-    return path;
-}
-
 /* Flips the last byte of the value file: same length, a CRC that fails at the end. */
 static void a_damaged_value_file_fails_at_its_end_and_goes(void) {
     const char *path = tmp_path("flipped.db");
     backlite_storage *s = open_threshold(path, 4096);
     REQUIRE(s != NULL);
     size_t n = 2 * CHUNK + 100;
-    uint8_t *v = pattern(n, 3);
-    set_bytes(s, "k", v, n, NEVER);
-    const char *file = the_value_file(path);
-    REQUIRE(file[0] != 0);
+    uint8_t *v = h_pattern(n, 3);
+    SET_BYTES(s, "k", v, n, NEVER);
+    const char *file = only_value_file(path);
     size_t len = 0;
     uint8_t *bytes = h_read_file(file, &len);
     REQUIRE(bytes != NULL);
@@ -292,8 +263,8 @@ static void a_damaged_blob_is_a_miss_or_fails_at_its_end(void) {
         const char *path = tmp_path(i ? "blob-big.db" : "blob-small.db");
         backlite_storage *s = open_threshold(path, BACKLITE_FILE_THRESHOLD_NEVER);
         REQUIRE(s != NULL);
-        uint8_t *v = pattern(sizes[i], 4);
-        set_bytes(s, "k", v, sizes[i], NEVER);
+        uint8_t *v = h_pattern(sizes[i], 4);
+        SET_BYTES(s, "k", v, sizes[i], NEVER);
         free(v);
         backlite_storage_free(s);
         char cmd[PATH_MAX + 300];
@@ -332,14 +303,14 @@ static void a_value_replaced_or_deleted_while_open_reads_back_as_it_was(void) {
             size_t n = sizes[i];
             backlite_storage *s = open_threshold(tmp_path("replaced.db"), thresholds[t]);
             REQUIRE(s != NULL);
-            uint8_t *old = pattern(n, 10), *new = pattern(n, 11), *other = pattern(n, 12);
-            set_bytes(s, "k", old, n, NEVER);
+            uint8_t *old = h_pattern(n, 10), *new = h_pattern(n, 11), *other = h_pattern(n, 12);
+            SET_BYTES(s, "k", old, n, NEVER);
             backlite_value_reader *a = open_reader(s, "k");
-            set_bytes(s, "k", new, n, NEVER);
+            SET_BYTES(s, "k", new, n, NEVER);
             backlite_value_reader *b = open_reader(s, "k");
             CHECK_OK(backlite_storage_delete(s, K("k"), &err));
-            set_bytes(s, "other", other, n, NEVER);
-            set_bytes(s, "k", other, n, NEVER);
+            SET_BYTES(s, "other", other, n, NEVER);
+            SET_BYTES(s, "k", other, n, NEVER);
             uint8_t *got = malloc(n);
             REQUIRE(got != NULL);
             CHECK_EQ(read_all(a, 50000, got, n), n);
@@ -370,8 +341,8 @@ static void a_reader_outlives_its_storage(void) {
             size_t n = sizes[i];
             backlite_storage *s = open_threshold(tmp_path("outlives.db"), thresholds[t]);
             REQUIRE(s != NULL);
-            uint8_t *v = pattern(n, 13);
-            set_bytes(s, "k", v, n, NEVER);
+            uint8_t *v = h_pattern(n, 13);
+            SET_BYTES(s, "k", v, n, NEVER);
             backlite_value_reader *r = open_reader(s, "k");
             /* One read before, the rest after. */
             uint8_t *got = malloc(n);

@@ -42,6 +42,27 @@ static inline int count_named(const char *cache, const char *prefix, const char 
 static inline int value_files(const char *cache) { return count_named(cache, "v-", ".blv"); }
 static inline int temp_files(const char *cache) { return count_named(cache, "t-", ".tmp"); }
 
+/* The path of the one value file in the cache's folder (valid until the next call). A
+ * test that looks for it has just made it: anything but one ends the program. */
+static inline const char *only_value_file(const char *cache) {
+    static char path[PATH_MAX + 400];
+    DIR *d = opendir(folder_of(cache));
+    int found = 0;
+    for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;) {
+        size_t len = strlen(e->d_name);
+        if (strncmp(e->d_name, "v-", 2) == 0 && len > 4 && strcmp(e->d_name + len - 4, ".blv") == 0) {
+            snprintf(path, sizeof path, "%s/%s", folder_of(cache), e->d_name);
+            found++;
+        }
+    }
+    if (d != NULL) closedir(d);
+    if (found != 1) {
+        fprintf(stderr, "fatal: %d value files beside %s, not one\n", found, cache);
+        abort();
+    }
+    return path;
+}
+
 /* Makes every file in the cache's folder look two hours old: older than the sweep on
  * open waits for (an hour), so that only a lock keeps a file of a set in flight. */
 static inline void age_folder(const char *cache) {
