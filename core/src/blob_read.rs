@@ -30,10 +30,10 @@ fn open(conn: &Connection, id: i64, len: u64) -> Result<Option<Blob<'_>>> {
 }
 
 /// A read handle on blob `id` if it is `len` bytes long; `None` if it is missing or of
-/// another length (a damaged entry). A reader (value_reader.rs) opens one for each
-/// read, in the snapshot [`open_for_reader`] kept: a handle borrows the connection,
-/// which the reader owns beside it (no self-reference in safe code), and within one
-/// snapshot the blob stays what it was, so its type needs no second look.
+/// another length (a damaged entry). A reader (value_reader.rs) opens one, in the
+/// snapshot [`open_for_reader`] kept, on the thread it gives that connection to (a
+/// handle borrows the connection, and is not `Send`); within one snapshot the blob
+/// stays what it was, so its type needs no second look.
 pub(crate) fn handle(conn: &Connection, id: i64, len: u64) -> Result<Option<Blob<'_>>> {
     match conn.blob_open(MAIN_DB, c"blobs", c"value", id, true) {
         Ok(blob) if blob.len() as u64 == len => Ok(Some(blob)),

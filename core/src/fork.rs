@@ -20,6 +20,12 @@ static INHERITED_CONNECTIONS: Mutex<Vec<ManuallyDrop<Connection>>> = Mutex::new(
 /// detached), and kept reachable for leak checkers. Process-wide, as above.
 static INHERITED_THREADS: Mutex<Vec<JoinHandle<()>>> = Mutex::new(Vec::new());
 
+/// What a forked child inherited of its parent's threads that pump a value to a reader
+/// (value_reader.rs): their channel and handle, never dropped (a lock of the channel may
+/// have been held by the thread at the fork) nor joined, and kept reachable for leak
+/// checkers. Process-wide, as above.
+static INHERITED_PUMPS: Mutex<Vec<ManuallyDrop<Box<dyn Send>>>> = Mutex::new(Vec::new());
+
 /// Whether the program reports its forks ([`report_forks`]): then this process's id
 /// is asked of the kernel once per fork, not once per call.
 static FORKS_REPORTED: AtomicBool = AtomicBool::new(false);
@@ -114,6 +120,12 @@ impl OpenedBy {
 /// Keeps inherited connections, unclosed, for the life of the process.
 pub(crate) fn set_aside_connections(inherited: impl IntoIterator<Item = Connection>) {
     lock(&INHERITED_CONNECTIONS).extend(inherited.into_iter().map(ManuallyDrop::new));
+}
+
+/// Keeps `pump` (a reader's channel and thread, which the parent of this forked child
+/// started) undropped for the life of the process.
+pub(crate) fn set_aside_pump(pump: impl Send + 'static) {
+    lock(&INHERITED_PUMPS).push(ManuallyDrop::new(Box::new(pump)));
 }
 
 /// Keeps, unjoined, the threads in `threads` that another process (the parent of this

@@ -62,14 +62,6 @@ pub(crate) struct Lent {
     pid: u32,
 }
 
-impl Lent {
-    /// Whether this process is the one the connection was lent in (false in a child
-    /// forked since, which must not use it).
-    pub fn is_here(&self) -> bool {
-        self.pid == fork::this_process()
-    }
-}
-
 /// A slot of the pool: a read connection once one was needed, used in place.
 type Slot = Padded<Mutex<Option<Connection>>>;
 

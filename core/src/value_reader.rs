@@ -19,13 +19,21 @@
 //!   reader holds no connection and no transaction.
 //! - **In the `blobs` table, larger** (a raised file threshold, or none): the reader
 //!   takes a read connection out of the handle's pool, in the read transaction that
-//!   found the entry, and reads each buffer from that snapshot (a set or delete
-//!   meanwhile is not seen). **It holds that snapshot until it is dropped**: writes go
-//!   on, but the WAL cannot be checkpointed past it, and grows meanwhile.
+//!   found the entry, and gives it to a thread of its own, which opens the blob once in
+//!   that snapshot (a set or delete meanwhile is not seen) and sends it on in chunks of
+//!   256 KiB, at most two ahead of the reader. One open handle, because SQLite finds an
+//!   offset in a blob by walking its chain of overflow pages from the start unless an
+//!   open handle has cached it: a handle per read made reading a value quadratic (64
+//!   MiB: 3.5 s), and a handle cannot be kept beside the connection it borrows in safe
+//!   code, nor sent between threads (a reader is `Send`). **The snapshot is held until
+//!   the reader reaches the end or is dropped**: writes go on, but the WAL cannot be
+//!   checkpointed past it, and grows meanwhile. Dropping the reader stops and joins the
+//!   thread, which gives the connection back to the pool.
 //!
 //! Bounded memory: besides a copy of at most 256 KiB (or a value that was in memory
-//! already), a reader holds no buffer of its own: each read goes straight from the file
-//! or blob into the caller's buffer.
+//! already), or the three chunks of a value pumped from the database (one being read,
+//! one waiting, one being filled), a reader holds no buffer of its own: each read goes
+//! straight from the file into the caller's buffer.
 //!
 //! **Damage** shows only at the end, where the CRC is known: the read that reaches the
 //! end of a damaged value returns [`Part::Damaged`] instead of its bytes (so a caller
@@ -41,14 +49,17 @@
 use crate::error::{Error, ErrorKind, Result, SqliteContext};
 use crate::pool::Lent;
 use crate::storage::Storage;
+use crate::sync::lock;
 use crate::take::{Dest, Opened, Take};
-use crate::value_files::{Memory, ValueName};
-use crate::{blob_read, value_files};
-use rusqlite::blob::Blob;
+use crate::value_files::{Memory, ValueName, CHUNK};
+use crate::{blob_read, fork, value_files};
+use rusqlite::Connection;
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
 use std::mem::MaybeUninit;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// What [`ValueReader::read_part`] did.
@@ -75,6 +86,10 @@ pub struct ValueReader {
     crc: Option<u32>,
     hasher: crc32fast::Hasher,
     damaged: bool,
+    /// Blob handles opened for this reader (a test hook: the reads are linear only if
+    /// the handle is opened once).
+    #[cfg(test)]
+    pub(crate) blob_opens: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 enum Source {
@@ -82,8 +97,96 @@ enum Source {
     Bytes(Vec<u8>),
     /// A value file, open, and its name.
     File(File, ValueName),
-    /// Blob `id`, in the snapshot of the lent connection (`None` once given back).
+    /// Blob `id`, in the snapshot of the lent connection, as the look-up found it;
+    /// [`Storage::open_reader`] gives both to a [`Pump`].
     Blob { id: i64, conn: Option<Lent> },
+    /// A blob sent in chunks by a thread that holds its snapshot.
+    Pumped(Pump),
+}
+
+/// A thread that reads a blob through one open handle, in the snapshot of the
+/// connection lent to it, and hands it over a chunk at a time.
+struct Pump {
+    /// The chunks; the thread stops at the end, when the blob is not what the entry
+    /// says (damage: the chunks end early), or when this is dropped.
+    chunks: Option<Arc<Chunks>>,
+    thread: Option<JoinHandle<()>>,
+    /// The process that started the thread: a forked child has no such thread.
+    pid: u32,
+    /// The chunk being read, and how much of it was.
+    chunk: Vec<u8>,
+    used: usize,
+    /// The error that ended the thread: every read from there on fails with it (none
+    /// takes the value as damaged).
+    failed: Option<Error>,
+}
+
+/// The chunks between a pump's thread and its reader: a mutex and a condition
+/// variable rather than a channel, whose blocking receive would leave the calling
+/// thread's `std::thread::current()` handle (a C caller's main thread's: never freed)
+/// behind for leak checkers.
+#[derive(Default)]
+struct Chunks {
+    state: Mutex<Handover>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct Handover {
+    /// Chunks read and not taken yet: at most [`AHEAD`].
+    ready: VecDeque<Result<Vec<u8>>>,
+    /// The thread has sent all it will.
+    ended: bool,
+    /// The reader is gone: the thread stops.
+    stop: bool,
+}
+
+/// Chunks a pump reads ahead of its reader (besides the one it is filling).
+const AHEAD: usize = 1;
+
+impl Chunks {
+    /// The thread's side: false once the reader is gone.
+    fn send(&self, chunk: Result<Vec<u8>>) -> bool {
+        let mut state = lock(&self.state);
+        while state.ready.len() >= AHEAD && !state.stop {
+            state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+        if state.stop {
+            return false;
+        }
+        state.ready.push_back(chunk);
+        self.changed.notify_all();
+        true
+    }
+
+    /// The reader's side: the next chunk, `None` once the thread ended.
+    fn recv(&self) -> Option<Result<Vec<u8>>> {
+        let mut state = lock(&self.state);
+        loop {
+            if let Some(chunk) = state.ready.pop_front() {
+                self.changed.notify_all();
+                return Some(chunk);
+            }
+            if state.ended {
+                return None;
+            }
+            state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn set(&self, flag: impl FnOnce(&mut Handover)) {
+        flag(&mut lock(&self.state));
+        self.changed.notify_all();
+    }
+}
+
+/// Marks the thread's end however it ends (a panic too): its reader never waits on.
+struct Ends(Arc<Chunks>);
+
+impl Drop for Ends {
+    fn drop(&mut self) {
+        self.0.set(|s| s.ended = true);
+    }
 }
 
 /// What the look-up found for a reader: its source, the CRC still to check, the
@@ -154,24 +257,42 @@ impl Storage {
         let Some(found) = self.lookup_by(key, true, true, Open)? else {
             return Ok(None);
         };
+        #[cfg(test)]
+        let blob_opens = Arc::<std::sync::atomic::AtomicUsize>::default();
+        let source = match found.source {
+            Source::Blob {
+                id,
+                conn: Some(lent),
+            } => Source::Pumped(Pump::start(
+                Arc::clone(self),
+                lent,
+                id,
+                found.len,
+                #[cfg(test)]
+                Arc::clone(&blob_opens),
+            )?),
+            // The look-up always lends its connection for a blob it opened.
+            Source::Blob { conn: None, .. } => {
+                return Err(Error::new(
+                    ErrorKind::Internal,
+                    "a value was opened without its snapshot",
+                ))
+            }
+            source => source,
+        };
         let reader = ValueReader {
             storage: Arc::clone(self),
             key: key.to_vec(),
-            source: found.source,
+            source,
             len: found.len,
             left: found.left,
             at: 0,
             crc: found.crc,
             hasher: crc32fast::Hasher::new(),
             damaged: false,
+            #[cfg(test)]
+            blob_opens,
         };
-        // The look-up always lends its connection for a blob it opened.
-        if let Source::Blob { conn: None, .. } = reader.source {
-            return Err(Error::new(
-                ErrorKind::Internal,
-                "a value was opened without its snapshot",
-            ));
-        }
         Ok(Some(reader))
     }
 }
@@ -220,7 +341,7 @@ impl ValueReader {
         let at = self.at;
         // Read straight into `buf`, and hashed while in the CPU's cache.
         let hasher = &mut self.hasher;
-        let n = match &self.source {
+        let n = match &mut self.source {
             _ if want == 0 => 0,
             // Checked already.
             Source::Bytes(value) => {
@@ -242,23 +363,10 @@ impl ValueReader {
                     }
                 }
             },
-            Source::Blob { id, conn } => {
-                let lent = conn.as_ref().filter(|c| c.is_here()).ok_or_else(|| {
-                    Error::new(
-                        ErrorKind::Io,
-                        "a reader of a value in the database cannot be used in a \
-                         process forked since it was opened: open it again there",
-                    )
-                })?;
-                match blob_read::handle(&lent.conn, *id, self.len)? {
-                    Some(blob) => {
-                        let read = buf.read_blob(&blob, at as usize).ctx("reading a value")?;
-                        hasher.update(read);
-                        read.len()
-                    }
-                    None => 0, // gone from the snapshot: damage
-                }
+            Source::Blob { .. } => {
+                return Err(Error::new(ErrorKind::Internal, "a blob read unpumped"))
             }
+            Source::Pumped(pump) => pump.fill(buf, hasher)?,
         };
         // A file shortened, or a blob gone: the value cannot be whole.
         if n == 0 && want > 0 {
@@ -289,12 +397,143 @@ impl ValueReader {
         Part::Damaged
     }
 
-    /// Gives the lent connection (and its snapshot) back to the pool.
+    /// Gives the lent connection (and its snapshot) back to the pool: the pump's
+    /// thread does, once it is stopped.
     fn release(&mut self) {
-        if let Source::Blob { conn, .. } = &mut self.source {
-            if let Some(lent) = conn.take() {
-                self.storage.pool.give_back(lent);
+        match &mut self.source {
+            Source::Blob { conn, .. } => {
+                if let Some(lent) = conn.take() {
+                    self.storage.pool.give_back(lent);
+                }
             }
+            Source::Pumped(pump) => pump.stop(),
+            _ => {}
+        }
+    }
+}
+
+impl Pump {
+    /// Starts the thread that reads blob `id`, of `len` bytes, in the snapshot of `lent`
+    /// and gives `lent` back to `storage`'s pool when it ends.
+    fn start(
+        storage: Arc<Storage>,
+        lent: Lent,
+        id: i64,
+        len: u64,
+        #[cfg(test)] opens: Arc<std::sync::atomic::AtomicUsize>,
+    ) -> Result<Pump> {
+        let chunks = Arc::<Chunks>::default();
+        let ends = Ends(Arc::clone(&chunks));
+        let thread = std::thread::Builder::new()
+            .name("backlite-reader".into())
+            .spawn(move || {
+                #[cfg(test)]
+                opens.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                pump(&lent.conn, id, len, &ends.0);
+                storage.pool.give_back(lent);
+                drop(ends);
+            })
+            .map_err(|e| {
+                // The connection went with the closure: closed, as the pool closes one
+                // it has no slot for.
+                Error::new(
+                    ErrorKind::Io,
+                    format!("cannot start a thread to read a value: {e}"),
+                )
+            })?;
+        Ok(Pump {
+            chunks: Some(chunks),
+            thread: Some(thread),
+            pid: fork::this_process(),
+            chunk: Vec::new(),
+            used: 0,
+            failed: None,
+        })
+    }
+
+    /// Fills `buf` with the next bytes of the blob (fewer only where the chunks end),
+    /// hashing them: how many.
+    fn fill<B: Buffer + ?Sized>(
+        &mut self,
+        buf: &mut B,
+        hasher: &mut crc32fast::Hasher,
+    ) -> Result<usize> {
+        if self.pid != fork::this_process() {
+            return Err(Error::new(
+                ErrorKind::Io,
+                "a reader of a value in the database cannot be used in a \
+                 process forked since it was opened: open it again there",
+            ));
+        }
+        let want = buf.size();
+        let mut filled = 0;
+        while filled < want {
+            if self.used == self.chunk.len() {
+                if let Some(e) = &self.failed {
+                    return if filled > 0 {
+                        Ok(filled)
+                    } else {
+                        Err(e.clone())
+                    };
+                }
+                match self.chunks.as_ref().and_then(|c| c.recv()) {
+                    Some(Ok(chunk)) => (self.chunk, self.used) = (chunk, 0),
+                    Some(Err(e)) => {
+                        self.failed = Some(e);
+                        continue;
+                    }
+                    // Ended early: the blob is not what the entry says (damage).
+                    None => break,
+                }
+            }
+            let n = (want - filled).min(self.chunk.len() - self.used);
+            let from = &self.chunk[self.used..][..n];
+            buf.part(filled, n).copy_from(from);
+            hasher.update(from);
+            self.used += n;
+            filled += n;
+        }
+        Ok(filled)
+    }
+
+    /// Stops the thread and waits for it (it gives the connection back); in a forked
+    /// child, which has no such thread, sets both aside instead.
+    fn stop(&mut self) {
+        self.chunk = Vec::new();
+        let (Some(chunks), Some(thread)) = (self.chunks.take(), self.thread.take()) else {
+            return;
+        };
+        if self.pid != fork::this_process() {
+            fork::set_aside_pump((chunks, thread));
+            return;
+        }
+        // Its next send fails, and it ends.
+        chunks.set(|s| s.stop = true);
+        let _ = thread.join();
+    }
+}
+
+/// The pump's thread: sends blob `id` (of `len` bytes, read in `conn`'s snapshot
+/// through one handle) to `send` a chunk at a time, until its end or until the reader
+/// is gone; a blob gone or of another length ends it early (damage).
+fn pump(conn: &Connection, id: i64, len: u64, send: &Chunks) {
+    let blob = match blob_read::handle(conn, id, len) {
+        Ok(Some(blob)) => blob,
+        Ok(None) => return,
+        Err(e) => {
+            send.send(Err(e));
+            return;
+        }
+    };
+    let len = len as usize;
+    let mut at = 0;
+    while at < len {
+        let mut chunk = vec![0; CHUNK.min(len - at)];
+        let read = blob.read_at_exact(&mut chunk, at).ctx("reading a value");
+        at += chunk.len();
+        let failed = read.is_err();
+        if !send.send(read.map(|()| chunk)) || failed {
+            return;
         }
     }
 }
@@ -305,10 +544,10 @@ trait Buffer: Memory {
     fn size(&self) -> usize;
     /// The first `n` bytes.
     fn first(&mut self, n: usize) -> &mut Self;
+    /// Its `n` bytes from `at`.
+    fn part(&mut self, at: usize, n: usize) -> &mut Self;
     /// Fills it with `from`, of its length.
     fn copy_from(&mut self, from: &[u8]);
-    /// Fills it from `blob` at `at`: the bytes read.
-    fn read_blob(&mut self, blob: &Blob<'_>, at: usize) -> rusqlite::Result<&[u8]>;
 }
 
 impl Buffer for [u8] {
@@ -320,13 +559,12 @@ impl Buffer for [u8] {
         &mut self[..n]
     }
 
-    fn copy_from(&mut self, from: &[u8]) {
-        self.copy_from_slice(from);
+    fn part(&mut self, at: usize, n: usize) -> &mut Self {
+        &mut self[at..][..n]
     }
 
-    fn read_blob(&mut self, blob: &Blob<'_>, at: usize) -> rusqlite::Result<&[u8]> {
-        blob.read_at_exact(self, at)?;
-        Ok(self)
+    fn copy_from(&mut self, from: &[u8]) {
+        self.copy_from_slice(from);
     }
 }
 
@@ -339,14 +577,14 @@ impl Buffer for [MaybeUninit<u8>] {
         &mut self[..n]
     }
 
+    fn part(&mut self, at: usize, n: usize) -> &mut Self {
+        &mut self[at..][..n]
+    }
+
     fn copy_from(&mut self, from: &[u8]) {
         for (slot, &byte) in self.iter_mut().zip(from) {
             slot.write(byte);
         }
-    }
-
-    fn read_blob(&mut self, blob: &Blob<'_>, at: usize) -> rusqlite::Result<&[u8]> {
-        blob.raw_read_at_exact(self, at).map(|read| &*read)
     }
 }
 

@@ -5,6 +5,7 @@
 mod group_commit;
 mod hit_buffer;
 mod query_plans;
+mod reader_blob;
 mod replaced_file;
 mod unlink;
 
