@@ -61,10 +61,12 @@ build large_values "${large_defines[@]}"
 build get_loop
 build set_loop
 build slow_gets
+build pull_reader -std=c11
 
 # bench.c: every table (operations, large working set, scaling, concurrency).
 run "bench --smoke" "== Summary ==" "$work/bench" --smoke --dir .
 run "large_values --smoke (64 KiB, 1 MiB)" "CPU per set" "$work/large_values" --smoke --dir .
+run "pull_reader --smoke (1 MiB, 4 MiB)" "pull reader ms" "$work/pull_reader" --smoke --dir .
 run "get_loop" "CPU ns per get" "$work/get_loop" . 1000 2000 2
 run "get_loop, raw SQLite" "CPU ns per get" env GET_LOOP_RAW=1 "$work/get_loop" . 1000 2000 2
 run "get_loop, streaming" "CPU ns per get" env GET_LOOP_STREAM=1 "$work/get_loop" . 1000 2000 2
