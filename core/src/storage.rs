@@ -15,13 +15,13 @@ use crate::pool::{self, Pool, Writer};
 use crate::schema;
 use crate::shared::{self, FileShared};
 use crate::sync;
-use crate::table::{self, INLINE_MAX};
+use crate::table::{self, Seen, INLINE_MAX};
 use crate::take::{self, Borrow, Chunks, Dest, Fill, Own, Streamed, Take};
 use crate::transact;
 use crate::txn::{NewEntry, Tally, Txn};
 use crate::value_files::{Read as FileRead, ValueName, Written};
 use rusqlite::types::ValueRef;
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 use std::mem::MaybeUninit;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -105,7 +105,8 @@ enum Lookup<R> {
     Copied(Vec<u8>, Option<Duration>),
     Miss,
     Expired,
-    Damaged,
+    /// A damaged entry, and its row as the look-up saw it.
+    Damaged(Option<Seen>),
 }
 
 impl Storage {
@@ -478,65 +479,74 @@ impl Storage {
                 ValueRef::Blob(_) => ValueRef::Null,
                 _ => col(4)?,
             };
-            Ok(
-                match entry::locate(col(0)?, col(1)?, expires_at, value, value_id, now) {
-                    Located::Apart { id: None, .. } if file()?.is_none() => Lookup::Damaged,
-                    Located::Inline { value, deadline } if in_memory => {
-                        Lookup::Copied(value.to_vec(), left(deadline))
-                    }
-                    Located::Inline { value, deadline } => {
-                        let t = taker.take().expect("taken once");
-                        Lookup::Hit(t.take(value, left(deadline))?)
-                    }
-                    // Read while the row's statement still holds the read transaction:
-                    // the blob comes from the same snapshot as the row that names it.
-                    Located::Apart {
-                        id,
-                        size,
-                        crc,
-                        deadline,
-                    } => {
-                        let file = if id.is_none() { file()? } else { None };
-                        let read = |dest: Dest<'_>| match (id, file) {
-                            (Some(id), _) => blob_read::read_into(conn, id, crc, dest),
-                            (None, Some(name)) => match self.shared.value_files(false)? {
-                                Some(files) => {
-                                    #[cfg(test)]
-                                    self.before_file_read();
-                                    Ok(match take::read_file(files, &name, crc, dest)? {
-                                        FileRead::Value(()) => true,
-                                        FileRead::Missing => {
-                                            vanished.set(true);
-                                            false
-                                        }
-                                        FileRead::Damaged => false,
-                                    })
-                                }
-                                None => Ok(false),
-                            },
-                            (None, None) => Ok(false),
-                        };
-                        let len = usize::try_from(size).unwrap_or(usize::MAX);
-                        if in_memory {
-                            match Own.take_apart(len, left(deadline), read)? {
-                                Ok((value, left)) => Lookup::Copied(value, left),
-                                Err(_) => Lookup::Damaged,
+            let found = match entry::locate(col(0)?, col(1)?, expires_at, value, value_id, now) {
+                Located::Apart { id: None, .. } if file()?.is_none() => Lookup::Damaged(None),
+                Located::Inline { value, deadline } if in_memory => {
+                    Lookup::Copied(value.to_vec(), left(deadline))
+                }
+                Located::Inline { value, deadline } => {
+                    let t = taker.take().expect("taken once");
+                    Lookup::Hit(t.take(value, left(deadline))?)
+                }
+                // Read while the row's statement still holds the read transaction:
+                // the blob comes from the same snapshot as the row that names it.
+                Located::Apart {
+                    id,
+                    size,
+                    crc,
+                    deadline,
+                } => {
+                    let file = if id.is_none() { file()? } else { None };
+                    let read = |dest: Dest<'_>| match (id, file) {
+                        (Some(id), _) => blob_read::read_into(conn, id, crc, dest),
+                        (None, Some(name)) => match self.shared.value_files(false)? {
+                            Some(files) => {
+                                #[cfg(test)]
+                                self.before_file_read();
+                                Ok(match take::read_file(files, &name, crc, dest)? {
+                                    FileRead::Value(()) => true,
+                                    FileRead::Missing => {
+                                        vanished.set(true);
+                                        false
+                                    }
+                                    FileRead::Damaged => false,
+                                })
                             }
-                        } else {
-                            let t = taker.take().expect("taken once");
-                            match t.take_apart(len, left(deadline), read)? {
-                                Ok(out) => Lookup::Hit(out),
-                                Err(t) => {
-                                    taker = Some(t);
-                                    Lookup::Damaged
-                                }
+                            None => Ok(false),
+                        },
+                        (None, None) => Ok(false),
+                    };
+                    let len = usize::try_from(size).unwrap_or(usize::MAX);
+                    if in_memory {
+                        match Own.take_apart(len, left(deadline), read)? {
+                            Ok((value, left)) => Lookup::Copied(value, left),
+                            Err(_) => Lookup::Damaged(None),
+                        }
+                    } else {
+                        let t = taker.take().expect("taken once");
+                        match t.take_apart(len, left(deadline), read)? {
+                            Ok(out) => Lookup::Hit(out),
+                            Err(t) => {
+                                taker = Some(t);
+                                Lookup::Damaged(None)
                             }
                         }
                     }
-                    Located::Expired => Lookup::Expired,
-                    Located::Damaged => Lookup::Damaged,
-                },
-            )
+                }
+                Located::Expired => Lookup::Expired,
+                Located::Damaged => Lookup::Damaged(None),
+            };
+            Ok(match found {
+                // The row as this snapshot holds it (the look-up's statement still
+                // holds the read): what the removal compares, instead of reading the
+                // value again.
+                Lookup::Damaged(_) => Lookup::Damaged(
+                    conn.prepare_cached(table::SEEN_BY_KEY)
+                        .and_then(|mut s| s.query_row([key], |r| Seen::read(r, 0)).optional())
+                        .ctx("looking up a key")?,
+                ),
+                found => found,
+            })
         };
         // A reader of a large blob keeps the read connection (`Take::LENDS`).
         let (mut found, mut lent) = self.pool.read_lending(pid, T::LENDS, &mut look_up)?;
@@ -544,7 +554,7 @@ impl Storage {
         // removed since (it unlinks the old file once its row has committed): the row
         // read again names the new file. Once, and never a wrong value: a row names
         // only a complete file, and a missing file handed no chunk to a visitor.
-        if matches!(found, Lookup::Damaged) && vanished.replace(false) {
+        if matches!(found, Lookup::Damaged(_)) && vanished.replace(false) {
             (found, lent) = self.pool.read_lending(pid, T::LENDS, &mut look_up)?;
         }
         let hit = match found {
@@ -565,8 +575,10 @@ impl Storage {
                 let _ = self.try_write(|_| Ok(()));
                 None
             }
-            Lookup::Damaged => {
-                self.remove_if_damaged(key);
+            Lookup::Damaged(seen) => {
+                if let Some(seen) = seen {
+                    self.remove_if_seen(key, &seen);
+                }
                 None
             }
             Lookup::Miss => None,
@@ -600,6 +612,13 @@ impl Storage {
     /// not turn a clean miss into an error, so none is returned.
     pub(crate) fn remove_if_damaged(&self, key: &[u8]) {
         let _ = self.try_write(|t| t.remove_if_damaged(key));
+    }
+
+    /// Removes the entry under `key` if its row is still the one a look-up saw (`seen`)
+    /// and found damaged; as `remove_if_damaged`, only if that needs no waiting, but
+    /// without reading the value again.
+    fn remove_if_seen(&self, key: &[u8], seen: &Seen) {
+        let _ = self.try_write(|t| t.remove_if_seen(key, seen));
     }
 
     /// Removes the entry under `key` if its row still names the value file `name`,

@@ -133,6 +133,55 @@ pub(crate) const ROW_REF_BY_KEY: &str = concat!(
     " FROM entries WHERE entries.key = ?1"
 );
 
+/// The columns that tell one version of an entry's row from another, as stored (a
+/// damaged row's may have any type): `created`, the clock's tick of its set, which no
+/// other row is ever given, and where its value is (`value_id`, `file`), its `size` and
+/// `crc`. See [`Seen`].
+macro_rules! seen_columns {
+    () => {
+        "entries.created, entries.value_id, entries.size, entries.crc, entries.file"
+    };
+}
+
+/// The [`Seen`] of the entry under `?1`.
+pub(crate) const SEEN_BY_KEY: &str = concat!(
+    "SELECT ",
+    seen_columns!(),
+    " FROM entries WHERE entries.key = ?1"
+);
+
+/// The `RowRef` of the entry under `?1`, then its [`Seen`] columns.
+pub(crate) const ROW_REF_SEEN_BY_KEY: &str = concat!(
+    "SELECT ",
+    row_ref_columns!(),
+    ", ",
+    seen_columns!(),
+    " FROM entries WHERE entries.key = ?1"
+);
+
+/// An entry's row as a look-up saw it ([`seen_columns!`], from `at`): a row that
+/// still reads the same is the row that look-up read, so a value it found damaged can
+/// be removed without reading the value again, and a row set since (another value,
+/// even the same bytes) is never taken for it.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Seen([rusqlite::types::Value; 5]);
+
+impl Seen {
+    pub(crate) fn read(r: &Row<'_>, at: usize) -> rusqlite::Result<Seen> {
+        use rusqlite::types::{Value, ValueRef};
+        let col = |i: usize| {
+            r.get_ref(at + i).map(|v| match v {
+                ValueRef::Null => Value::Null,
+                ValueRef::Integer(i) => Value::Integer(i),
+                ValueRef::Real(f) => Value::Real(f),
+                ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+                ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+            })
+        };
+        Ok(Seen([col(0)?, col(1)?, col(2)?, col(3)?, col(4)?]))
+    }
+}
+
 // The file's counters (counters.rs): `clock, count, total_size, hits, misses,
 // evictions, expirations`, kept in the newest entry row (the highest `seq`: the row
 // the last insert wrote, on the page every insert dirties), or in `state` when that

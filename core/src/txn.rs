@@ -9,7 +9,7 @@ use crate::eviction::EvictionPolicy;
 use crate::lifetime::LifetimeStats;
 use crate::remote::fill::FileState;
 use crate::shared::FileShared;
-use crate::table::{self, row_ref, RowRef, INLINE_MAX};
+use crate::table::{self, row_ref, RowRef, Seen, INLINE_MAX};
 use crate::value_files::{Read, Uncommitted, ValueName, Written};
 use rusqlite::types::ValueRef;
 use rusqlite::{params, CachedStatement, Connection, OptionalExtension};
@@ -624,6 +624,25 @@ impl<'c> Txn<'c> {
             .ctx("looking up a key")?;
         match row {
             Some(row) if row.3.as_deref() == Some(file) => self.remove_damaged(key, row),
+            _ => Ok(()),
+        }
+    }
+
+    /// Deletes the entry under `key` if its row is still the one a look-up saw
+    /// (`seen`) and found damaged: that row's value is damaged (a value is never
+    /// changed once its row commits), so nothing is read again, where
+    /// `remove_if_damaged` reads the whole value into memory. A row set since is kept.
+    pub fn remove_if_seen(&mut self, key: &[u8], seen: &Seen) -> Result<()> {
+        let row = self
+            .conn
+            .prepare_cached(table::ROW_REF_SEEN_BY_KEY)
+            .and_then(|mut s| {
+                s.query_row([key], |r| Ok((row_ref(r, 0)?, Seen::read(r, 5)?)))
+                    .optional()
+            })
+            .ctx("looking up a key")?;
+        match row {
+            Some((row, now)) if now == *seen => self.remove_damaged(key, row),
             _ => Ok(()),
         }
     }

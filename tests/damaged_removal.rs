@@ -1,0 +1,142 @@
+//! A large value a read finds damaged at its end is removed without being read again
+//! (issue 16: streaming reads in bounded library memory, a damaged value a miss that is
+//! removed): the removal compares the entry's row with the one the read saw, so a
+//! value set meanwhile by another writer is kept.
+
+use backlite::{Expiration, Options, Storage, Streamed};
+use std::path::Path;
+use std::process::Command;
+
+const MIB: usize = 1 << 20;
+
+/// Where the value is kept: a file of its own (threshold 1 MiB), or `blobs` (never in
+/// a file).
+fn options(in_file: bool) -> Options {
+    let mut o = Options::new();
+    o.set_file_threshold(in_file.then_some(MIB as u64)).unwrap();
+    o
+}
+
+/// Damages the last byte of the value under `k` in the closed cache at `path`.
+fn damage_the_end(path: &Path, in_file: bool) {
+    if in_file {
+        let mut dir = path.as_os_str().to_os_string();
+        dir.push(".values");
+        let file = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "blv"))
+            .unwrap();
+        let f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+        let len = f.metadata().unwrap().len();
+        std::os::unix::fs::FileExt::write_all_at(&f, &[0xa5], len - 1).unwrap();
+    } else {
+        let db = rusqlite::Connection::open(path).unwrap();
+        let n = db
+            .execute(
+                "UPDATE blobs SET value = zeroblob(length(value)) \
+                 WHERE id = (SELECT value_id FROM entries WHERE key = x'6b')",
+                [],
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+}
+
+fn status_kib(field: &str) -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// The child's part of `a_damaged_large_value_is_removed_in_bounded_memory`, alone in
+/// its process so that no other test's memory counts: a 64 MiB value, damaged at its
+/// end, read through `get_chunks`; the peak RSS (VmHWM, reset first) grows by far less
+/// than the value.
+#[test]
+fn child_reads_a_damaged_large_value() {
+    let Ok(place) = std::env::var("BACKLITE_DAMAGED_CHILD") else {
+        return; // run by its parent only
+    };
+    let in_file = place == "file";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    {
+        let s = Storage::open(&path, &options(in_file)).unwrap();
+        s.set(b"k", &vec![0x5a; 64 * MIB], Expiration::Never)
+            .unwrap();
+    }
+    damage_the_end(&path, in_file);
+    let s = Storage::open(&path, &options(in_file)).unwrap();
+    std::fs::write("/proc/self/clear_refs", "5").unwrap();
+    let base = status_kib("VmRSS:");
+    let mut seen = 0;
+    let got = s
+        .get_chunks(b"k", |c| {
+            seen += c.len();
+            true
+        })
+        .unwrap();
+    let grown = status_kib("VmHWM:").saturating_sub(base);
+    println!("{place}: {seen} bytes handed over, then damaged; RSS grew by {grown} KiB");
+    // (A miss: no remote to read it through; see `Storage::get_chunks`.)
+    assert!(matches!(got, None | Some(Streamed::Damaged)), "{got:?}");
+    assert!(!s.contains(b"k").unwrap(), "{place}: the entry is removed");
+    assert_eq!(s.stats().unwrap().count, 0);
+    assert!(grown < 16 * 1024, "{place}: grew by {grown} KiB");
+}
+
+#[test]
+fn a_damaged_large_value_is_removed_in_bounded_memory() {
+    for place in ["file", "blob"] {
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "child_reads_a_damaged_large_value",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("BACKLITE_DAMAGED_CHILD", place)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        println!("{text}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{place}: the child failed");
+        assert!(text.contains("RSS grew by"), "{place}: the child ran");
+    }
+}
+
+#[test]
+fn a_damaged_value_set_again_while_it_was_read_is_kept() {
+    for in_file in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let o = options(in_file);
+        let s = Storage::open(&path, &o).unwrap();
+        // Another writer, which sets the key while its damaged value is handed over:
+        // first the very bytes the damaged value was set with, then others.
+        let other = Storage::open(&path, &o).unwrap();
+        s.set(b"k", &vec![1; 3 * MIB], Expiration::Never).unwrap();
+        for again in [vec![1; 3 * MIB], vec![2; 3 * MIB]] {
+            damage_the_end(&path, in_file);
+            let mut set = Some(again.clone());
+            let got = s
+                .get_chunks(b"k", |_| {
+                    if let Some(v) = set.take() {
+                        other.set(b"k", &v, Expiration::Never).unwrap();
+                    }
+                    true
+                })
+                .unwrap();
+            let damaged = matches!(got, None | Some(Streamed::Damaged));
+            assert!(damaged, "in a file: {in_file}: {got:?}");
+            assert!(set.is_none(), "the other writer set it");
+            let kept = s.get(b"k").unwrap().map(|(v, _)| v);
+            assert!(
+                kept == Some(again),
+                "in a file: {in_file}: the new value is kept"
+            );
+            assert_eq!(s.stats().unwrap().count, 1);
+        }
+    }
+}
