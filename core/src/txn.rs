@@ -2,6 +2,7 @@
 //! start and written back once at the end, and the row operations that keep them exact.
 
 use crate::access::{self, Accesses, FLUSH_THRESHOLD};
+use crate::blob_read;
 use crate::counters::{self, Counters, Known};
 use crate::entry::{self, State};
 use crate::error::{Error, Result, SqliteContext};
@@ -10,6 +11,7 @@ use crate::lifetime::LifetimeStats;
 use crate::remote::fill::FileState;
 use crate::shared::FileShared;
 use crate::table::{self, row_ref, RowRef, Seen, INLINE_MAX};
+use crate::take::Dest;
 use crate::value_files::{Read, Uncommitted, ValueName, Written};
 use rusqlite::types::ValueRef;
 use rusqlite::{params, CachedStatement, Connection, OptionalExtension};
@@ -647,8 +649,31 @@ impl<'c> Txn<'c> {
         }
     }
 
-    /// Deletes the entry under `key` if it is damaged (see `entry::classify`).
+    /// Deletes the entry under `key` if it is damaged (see `entry::classify`). A value
+    /// in `blobs` is checked a chunk at a time (a pull reader that found one damaged
+    /// at its end: up to SQLite's 1e9 bytes), never held whole in memory.
     pub fn remove_if_damaged(&mut self, key: &[u8]) -> Result<()> {
+        let row = self
+            .conn
+            .prepare_cached(table::ROW_REF_SEEN_BY_KEY)
+            .and_then(|mut s| {
+                // (`crc`, the fourth of the `Seen` columns after the five of `RowRef`.)
+                s.query_row([key], |r| Ok((row_ref(r, 0)?, entry::int(r.get_ref(8)?))))
+                    .optional()
+            })
+            .ctx("looking up a key")?;
+        if let Some((row @ (_, Some(id), Some(size), None), crc)) = row {
+            if let Some(crc) = crc.and_then(|c| u32::try_from(c).ok()) {
+                let dest = Dest::Visit {
+                    len: size as u64,
+                    visit: &mut |_| true,
+                };
+                if !blob_read::read_into(self.conn, id, crc, dest)? {
+                    self.remove_damaged(key, row)?;
+                }
+                return Ok(());
+            }
+        }
         if let Some(Found::Damaged(row)) = self.read_entry(key, |_, _| ())? {
             self.remove_damaged(key, row)?;
         }
