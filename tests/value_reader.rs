@@ -192,6 +192,43 @@ fn a_value_file_with_a_flipped_byte_fails_at_its_end_and_its_entry_goes() {
 }
 
 #[test]
+fn a_damaged_value_read_at_once_leaves_none_of_its_bytes_in_the_buffer() {
+    // The header says the last bytes of a damaged value are withheld: a caller that
+    // reads it in one buffer must not find it there after a NOT_FOUND either.
+    for (threshold, len) in [(Some(4096), 2 * CHUNK + 100), (None, 3 * CHUNK)] {
+        let (_dir, path, s) = open_with(threshold);
+        s.set(b"k", &value(len, 7), Expiration::Never).unwrap();
+        drop(s);
+        if threshold.is_some() {
+            let f = &value_files(&path)[0];
+            let mut bytes = std::fs::read(f).unwrap();
+            let last = bytes.len() - 1;
+            bytes[last] ^= 1;
+            std::fs::write(f, &bytes).unwrap();
+        } else {
+            damage_blob(&path);
+        }
+        let s = Arc::new(Storage::open(&path, &Options::new()).unwrap());
+        let mut r = s.open_reader(b"k").unwrap().unwrap();
+        let mut buf = vec![0xAA; len];
+        let mut end = Part::Bytes(0);
+        let mut at = 0;
+        while at < len {
+            end = r.read_part(&mut buf[at..]).unwrap();
+            match end {
+                Part::Bytes(n) => at += n,
+                Part::Damaged => break,
+            }
+        }
+        assert_eq!(end, Part::Damaged, "{threshold:?}");
+        assert!(
+            buf[at..].iter().all(|&b| b == 0),
+            "{threshold:?}: the withheld bytes were left in the buffer"
+        );
+    }
+}
+
+#[test]
 fn a_value_file_cut_short_while_read_fails_and_its_entry_goes() {
     let (_dir, path, s) = open_with(Some(4096));
     let v = value(2 * CHUNK, 4);

@@ -375,6 +375,9 @@ impl ValueReader {
         self.at += n as u64;
         if let (Some(crc), true) = (self.crc, self.at == self.len) {
             if self.hasher.clone().finalize() != crc {
+                // Withheld from the caller's memory too, not only from the count: a
+                // caller that reads the whole value at once would otherwise hold it.
+                buf.first(n).zero();
                 return Ok(self.found_damaged());
             }
             self.crc = None;
@@ -548,6 +551,8 @@ trait Buffer: Memory {
     fn part(&mut self, at: usize, n: usize) -> &mut Self;
     /// Fills it with `from`, of its length.
     fn copy_from(&mut self, from: &[u8]);
+    /// Fills it with zeros.
+    fn zero(&mut self);
 }
 
 impl Buffer for [u8] {
@@ -565,6 +570,10 @@ impl Buffer for [u8] {
 
     fn copy_from(&mut self, from: &[u8]) {
         self.copy_from_slice(from);
+    }
+
+    fn zero(&mut self) {
+        self.fill(0);
     }
 }
 
@@ -585,6 +594,10 @@ impl Buffer for [MaybeUninit<u8>] {
         for (slot, &byte) in self.iter_mut().zip(from) {
             slot.write(byte);
         }
+    }
+
+    fn zero(&mut self) {
+        self.fill(MaybeUninit::new(0));
     }
 }
 
