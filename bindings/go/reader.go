@@ -22,8 +22,9 @@ const readerChunk = 256 * 1024
 // value into the caller's slice (backlite_value_reader_read). It is an io.ReadCloser
 // and an io.WriterTo, so io.Copy moves a value of any size 256 KiB at a time.
 //
-// The value's checksum is checked at its end: a value found damaged, or replaced
-// while it was read, gives ErrNotFound from Read (or WriteTo) instead of io.EOF.
+// The value's checksum is checked at its end: a value found damaged gives ErrNotFound
+// from Read (or WriteTo) instead of io.EOF. A set or delete of the key while it is
+// read is not seen: the Reader reads the value as it was when opened.
 // Drop what was read then; the entry has been removed, as Get would remove it. A
 // value read to io.EOF is whole and intact.
 //
@@ -90,7 +91,7 @@ func (r *Reader) TTL() time.Duration { return r.ttl }
 
 // Read copies the next bytes of the value into p. It returns io.EOF after the last
 // byte once the value's checksum matched, and ErrNotFound (with nothing more) when the
-// value proved damaged or was replaced while read.
+// value proved damaged.
 func (r *Reader) Read(p []byte) (int, error) {
 	if r == nil {
 		return 0, ErrReaderClosed
@@ -122,8 +123,8 @@ func (r *Reader) Read(p []byte) (int, error) {
 }
 
 // WriteTo writes the rest of the value to w, 256 KiB at a time (io.Copy calls it). It
-// returns nil at the value's end, ErrNotFound when the value proved damaged or was
-// replaced (what w got must be dropped), or w's error as it is.
+// returns nil at the value's end, ErrNotFound when the value proved damaged (what w
+// got must be dropped), or w's error as it is.
 func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 	if r == nil {
 		return 0, ErrReaderClosed

@@ -696,8 +696,8 @@ class ValueReader {
 
   /// Copies the next bytes of the value into `[data, data + capacity)` and returns how
   /// many: 0 only at the end of the value (or for a capacity of 0). Throws
-  /// Error(Code::not_found) when the value proved damaged or was replaced (again on
-  /// every later call), another Error when the read failed.
+  /// Error(Code::not_found) when the value proved damaged (again on every later
+  /// call), another Error when the read failed.
   std::size_t read(void* data, std::size_t capacity) {
     switch (state_) {
       case State::open:
@@ -759,8 +759,7 @@ class ValueReader {
   enum class State { empty, open, ended, damaged, failed };
 
   static const char* damaged_message() noexcept {
-    return "read: the value proved damaged or was replaced while it was read (drop what "
-           "was read; the entry is removed)";
+    return "read: the value proved damaged (drop what was read; the entry is removed)";
   }
   void finish(State s) noexcept {
     r_.reset();

@@ -411,7 +411,7 @@ pub const ValueReader = struct {
     interface: std.Io.Reader,
 
     pub const ReadError = Error || error{
-        /// The value proved damaged at its end, or was replaced while it was read.
+        /// The value proved damaged at its end (a set or delete meanwhile is not seen).
         Damaged,
     };
 
@@ -460,7 +460,7 @@ pub const ValueReader = struct {
         }
         if (r == c.BACKLITE_RESULT_NOT_FOUND) {
             c.backlite_error_free(err); // NULL for NOT_FOUND; freed all the same
-            self.diags.setText(.not_found, "the value proved damaged or was replaced while it was read");
+            self.diags.setText(.not_found, "the value proved damaged at its end; its entry is removed");
             self.err = error.Damaged;
         } else {
             checkResult(&self.diags, r, err) catch |e| {

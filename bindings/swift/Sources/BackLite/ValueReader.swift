@@ -65,7 +65,7 @@ public final class ValueReader: @unchecked Sendable {
         if r == BACKLITE_RESULT_OK { return nil }
         let error = r == BACKLITE_RESULT_NOT_FOUND
             ? BackLiteError(code: .notFound,
-                            message: "the value proved damaged or was replaced while it was read")
+                            message: "the value proved damaged at its end; its entry is removed")
             : makeError(r, err)
         if r == BACKLITE_RESULT_NOT_FOUND { backlite_error_free(err) }  // NULL; freed all the same
         failure = error
