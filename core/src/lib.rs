@@ -51,6 +51,9 @@
 //!   inherited from its parent's handles, kept unclosed and unjoined for the life of the
 //!   process: they outlive the handle that held them (closing a connection could delete
 //!   the WAL the parent uses; the threads do not exist in the child).
+//! - `fork::INHERITED_PUMPS`: the same for the threads that pump a large blob to a pull
+//!   reader (value_reader.rs): a forked child keeps their channel undropped, since the
+//!   parent's thread may have held its lock at the fork.
 //! - `fork::PID_WORD`, `fork::FORKS_REPORTED`, `fork::FORKS`, `fork::PID`: this
 //!   process's id, asked of the kernel once per process instead of once per call when
 //!   the program gives a word wiped on fork ([`keep_pid_in`]; the C library does on
