@@ -3,6 +3,8 @@
 //! removed): the removal compares the entry's row with the one the read saw, so a
 //! value set meanwhile by another writer is kept.
 
+mod common;
+
 use backlite::{Expiration, Options, Part, Storage, Streamed};
 use std::path::Path;
 use std::process::Command;
@@ -21,33 +23,13 @@ fn options(in_file: bool) -> Options {
 /// Damages the last byte of the value under `k` in the closed cache at `path`.
 fn damage_the_end(path: &Path, in_file: bool) {
     if in_file {
-        let mut dir = path.as_os_str().to_os_string();
-        dir.push(".values");
-        let file = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| p.extension().is_some_and(|e| e == "blv"))
-            .unwrap();
-        let f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+        let file = &common::value_files(path)[0];
+        let f = std::fs::OpenOptions::new().write(true).open(file).unwrap();
         let len = f.metadata().unwrap().len();
         std::os::unix::fs::FileExt::write_all_at(&f, &[0xa5], len - 1).unwrap();
     } else {
-        let db = rusqlite::Connection::open(path).unwrap();
-        let n = db
-            .execute(
-                "UPDATE blobs SET value = zeroblob(length(value)) \
-                 WHERE id = (SELECT value_id FROM entries WHERE key = x'6b')",
-                [],
-            )
-            .unwrap();
-        assert_eq!(n, 1);
+        common::damage_blob(path);
     }
-}
-
-fn status_kib(field: &str) -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
 /// The child's part of `a_damaged_large_value_is_removed_in_bounded_memory`, alone in
@@ -69,8 +51,8 @@ fn child_reads_a_damaged_large_value() {
     }
     damage_the_end(&path, in_file);
     let s = Arc::new(Storage::open(&path, &options(in_file)).unwrap());
-    std::fs::write("/proc/self/clear_refs", "5").unwrap();
-    let base = status_kib("VmRSS:");
+    common::reset_peak_rss();
+    let base = common::current_rss_kib();
     let mut seen = 0;
     if place == "reader" {
         // A blob pulled through a reader, 1 MiB at a time, to its damaged end.
@@ -93,7 +75,7 @@ fn child_reads_a_damaged_large_value() {
         // (A miss: no remote to read it through; see `Storage::get_chunks`.)
         assert!(matches!(got, None | Some(Streamed::Damaged)), "{got:?}");
     }
-    let grown = status_kib("VmHWM:").saturating_sub(base);
+    let grown = common::peak_rss_kib().saturating_sub(base);
     println!("{place}: {seen} bytes handed over, then damaged; RSS grew by {grown} KiB");
     assert!(!s.contains(b"k").unwrap(), "{place}: the entry is removed");
     assert_eq!(s.stats().unwrap().count, 0);

@@ -5,7 +5,10 @@
 //! and its row goes; `check` finds orphans and leaves anything not BackLite's alone.
 //! tests/c/test_value_files.c covers the C ABI.
 
+mod common;
+
 use backlite::{Expiration, Options, Storage, Streamed};
+use common::value_files;
 use std::mem::MaybeUninit;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -29,22 +32,6 @@ fn folder(cache: &Path) -> PathBuf {
     let mut name = cache.as_os_str().to_os_string();
     name.push(".values");
     PathBuf::from(name)
-}
-
-/// The value files (`v-*.blv`) in the cache's folder.
-fn value_files(cache: &Path) -> Vec<PathBuf> {
-    let Ok(list) = std::fs::read_dir(folder(cache)) else {
-        return Vec::new();
-    };
-    let mut found: Vec<PathBuf> = list
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            let n = p.file_name().unwrap().to_string_lossy();
-            n.starts_with("v-") && n.ends_with(".blv")
-        })
-        .collect();
-    found.sort();
-    found
 }
 
 fn value(len: usize, seed: u8) -> Vec<u8> {

@@ -6,7 +6,10 @@
 //! whose handle is dropped while a reader is open reads back as it was.
 //! tests/c/test_value_reader.c covers the C ABI.
 
+mod common;
+
 use backlite::{Expiration, Options, Part, Storage, ValueReader, MEMORY};
+use common::{current_rss_kib, damage_blob, peak_rss_kib, reset_peak_rss, value_files};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,18 +30,6 @@ fn open_with(threshold: Option<u64>) -> (tempfile::TempDir, PathBuf, Arc<Storage
 fn value(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| ((i * 131) as u8).wrapping_add(seed) ^ (i >> 9) as u8)
-        .collect()
-}
-
-/// The value files (`v-*.blv`) beside the cache.
-fn value_files(cache: &Path) -> Vec<PathBuf> {
-    let mut dir = cache.as_os_str().to_os_string();
-    dir.push(".values");
-    let Ok(list) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    list.map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "blv"))
         .collect()
 }
 
@@ -260,19 +251,6 @@ fn a_value_file_cut_short_before_it_is_opened_is_a_miss() {
     assert_eq!(s.stats().unwrap().count, 0, "removed at once, as by a get");
 }
 
-/// Damages the blob under `k` in the closed cache at `path`: same length, other bytes.
-fn damage_blob(path: &Path) {
-    let db = rusqlite::Connection::open(path).unwrap();
-    let n = db
-        .execute(
-            "UPDATE blobs SET value = zeroblob(length(value)) \
-             WHERE id = (SELECT value_id FROM entries WHERE key = x'6b')",
-            [],
-        )
-        .unwrap();
-    assert_eq!(n, 1);
-}
-
 #[test]
 fn a_damaged_blob_is_a_miss_when_copied_and_fails_at_its_end_when_streamed() {
     for (len, streamed) in [(CHUNK, false), (3 * CHUNK, true)] {
@@ -449,23 +427,4 @@ fn a_gigabyte_value_is_read_in_bounded_memory() {
         assert!(!s.contains(b"big").unwrap());
         assert!(grown < 16 * 1024, "grew by {grown} KiB");
     }
-}
-
-fn status_kib(field: &str) -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
-fn peak_rss_kib() -> usize {
-    status_kib("VmHWM:")
-}
-
-fn current_rss_kib() -> usize {
-    status_kib("VmRSS:")
-}
-
-/// Resets VmHWM to the current RSS (Linux: writing 5 to clear_refs).
-fn reset_peak_rss() {
-    std::fs::write("/proc/self/clear_refs", "5").unwrap();
 }

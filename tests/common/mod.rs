@@ -68,3 +68,56 @@ pub fn user_version(path: &Path) -> i32 {
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap()
 }
+
+/// The value files (`v-*.blv`) in the folder beside the cache at `cache`, sorted.
+pub fn value_files(cache: &Path) -> Vec<PathBuf> {
+    let mut folder = cache.as_os_str().to_os_string();
+    folder.push(".values");
+    let Ok(list) = std::fs::read_dir(folder) else {
+        return Vec::new();
+    };
+    let mut found: Vec<PathBuf> = list
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy();
+            n.starts_with("v-") && n.ends_with(".blv")
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// Damages the blob under `k` in the closed cache at `path`: same length, other bytes.
+pub fn damage_blob(path: &Path) {
+    let db = Connection::open(path).unwrap();
+    let n = db
+        .execute(
+            "UPDATE blobs SET value = zeroblob(length(value)) \
+             WHERE id = (SELECT value_id FROM entries WHERE key = x'6b')",
+            [],
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+}
+
+/// A `/proc/self/status` figure in KiB (`VmRSS:`, `VmHWM:`).
+fn status_kib(field: &str) -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// This process's peak resident memory since [`reset_peak_rss`], in KiB.
+pub fn peak_rss_kib() -> usize {
+    status_kib("VmHWM:")
+}
+
+/// This process's resident memory now, in KiB.
+pub fn current_rss_kib() -> usize {
+    status_kib("VmRSS:")
+}
+
+/// Resets VmHWM to the current RSS (Linux: writing 5 to clear_refs).
+pub fn reset_peak_rss() {
+    std::fs::write("/proc/self/clear_refs", "5").unwrap();
+}
