@@ -7,9 +7,11 @@
  * =======================
  *
  * Results. Every fallible function returns a backlite_result: BACKLITE_RESULT_OK (0)
- *   or another code. Out-parameters are written only on success (OK; the lease of
- *   backlite_lease_try_acquire on NOT_FOUND, and NULL to the reader of
- *   backlite_storage_open_reader on NOT_FOUND): no partial results.
+ *   or another code. Out-parameters, and the caller's buffer of
+ *   backlite_value_reader_read, are written only on success (OK): no partial
+ *   results. On any other result they keep what they held (so set a pointer you test
+ *   after the call). The one exception is an answer: the lease that
+ *   backlite_lease_try_acquire and backlite_lease_step give on NOT_FOUND.
  *
  * Errors: who owns *err. The last parameter, backlite_error **err, may be NULL. When
  *   it is not NULL and the call fails, *err receives a new error object that the
@@ -19,9 +21,9 @@
  * A miss is an answer, not a failure. BACKLITE_RESULT_NOT_FOUND from
  *   backlite_storage_get, backlite_storage_delete, backlite_storage_contains,
  *   backlite_storage_get_chunks, backlite_storage_open_reader,
- *   backlite_value_reader_read and backlite_lease_try_acquire leaves *err untouched:
- *   no error object is allocated, so a miss needs no backlite_error_free. Every
- *   other non-OK result fills *err.
+ *   backlite_value_reader_read, backlite_lease_try_acquire and backlite_lease_step
+ *   leaves *err untouched: no error object is allocated, so a miss needs no
+ *   backlite_error_free. Every other non-OK result fills *err.
  *   Set the pointer to NULL before a call and free it whenever it is non-NULL after.
  *
  * Memory. Inputs are copied before the call returns. Byte outputs (backlite_buf) are
@@ -818,9 +820,10 @@ backlite_result backlite_storage_stats(struct backlite_storage *s, struct backli
  * `backlite_value_reader_read`, in bounded library memory. OK: a hit (counted, and
  * recorded as an access, now) as for `backlite_storage_get`; `*reader_out` gets the
  * reader, `*size_out` (if not NULL) the value's length and `*expires_in_ms_out` (if
- * not NULL) its time left now, or `BACKLITE_EXPIRATION_NEVER`. NOT_FOUND (`*err`
- * untouched, `*reader_out` NULL): no live entry. Free the reader with
- * `backlite_value_reader_free`.
+ * not NULL) its time left now, or `BACKLITE_EXPIRATION_NEVER`. NOT_FOUND: no live
+ * entry; a miss is an answer, as for a get: `*err`, `*reader_out`, `*size_out` and
+ * `*expires_in_ms_out` are all left untouched (set `*reader_out` to NULL before the
+ * call if you test it after). Free the reader with `backlite_value_reader_free`.
  *
  * What the reader holds: a value kept in a file of its own, the open file (a set or
  * delete of the key meanwhile leaves it whole: the reader reads the value as it was);
@@ -834,13 +837,16 @@ backlite_result backlite_storage_open_reader(struct backlite_storage *s, const u
 /**
  * Copies the next bytes of the value into `buf` (at most `cap`; `buf` may be NULL
  * when `cap` is 0); `*read_out` gets how many. 0 only at the end of the value (or when
- * `cap` is 0). The read that reaches the end checks the value's CRC-32: OK with the
- * last bytes when it matches, else NOT_FOUND (`*err` untouched) with those bytes
- * withheld, so the whole of a damaged value is never handed over: drop what was read
- * (the entry is removed, as a get removes a damaged one). Every read after that is
- * NOT_FOUND too. A value whose file was cut short behind BackLite's back is damaged
- * where the file ends. IO: the file could not be read; INVALID_ARGUMENT: `cap` is
- * larger than PTRDIFF_MAX.
+ * `cap` is 0); fewer than `cap` bytes before the end is no failure (the last 64 KiB
+ * or less of a value come in a read of their own). The read that reaches the end
+ * checks the value's CRC-32: OK with the last bytes when it matches, else NOT_FOUND
+ * with those bytes withheld, so the whole of a damaged value is never handed over:
+ * drop what was read (the entry is removed, as a get removes a damaged one). Every
+ * read after that is NOT_FOUND too. A value whose file was cut short behind
+ * BackLite's back is damaged where the file ends. IO: the file could not be read;
+ * INVALID_ARGUMENT: `cap` is larger than PTRDIFF_MAX. On every result but OK, `buf`
+ * and `*read_out` are left untouched, and on NOT_FOUND (a miss, as for a get) `*err`
+ * too.
  */
 backlite_result backlite_value_reader_read(struct backlite_value_reader *r, uint8_t *buf, size_t cap, size_t *read_out, struct backlite_error **err);
 

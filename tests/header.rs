@@ -93,14 +93,19 @@ fn header_opens_with_the_rules_every_call_shares() {
         .collect::<Vec<_>>()
         .join(" ");
     for rule in [
+        // no partial results, and the one out-parameter a miss writes
+        "Out-parameters, and the caller's buffer of backlite_value_reader_read, are \
+         written only on success (OK): no partial results.",
+        "The one exception is an answer: the lease that backlite_lease_try_acquire and \
+         backlite_lease_step give on NOT_FOUND.",
         // who owns *err
         "the caller owns: free it with backlite_error_free",
         "On OK, *err is left untouched.",
         // when NOT_FOUND sets nothing
         "BACKLITE_RESULT_NOT_FOUND from backlite_storage_get, backlite_storage_delete, \
          backlite_storage_contains, backlite_storage_get_chunks, \
-         backlite_storage_open_reader, backlite_value_reader_read and \
-         backlite_lease_try_acquire leaves *err untouched",
+         backlite_storage_open_reader, backlite_value_reader_read, \
+         backlite_lease_try_acquire and backlite_lease_step leaves *err untouched",
         "Every other non-OK result fills *err.",
         // which opaque types may be used from several threads
         "backlite_storage: any number of threads at once.",

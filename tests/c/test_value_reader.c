@@ -156,18 +156,19 @@ static void reads_of_one_byte_and_of_nothing(void) {
 static void a_miss_or_an_expired_entry_opens_nothing(void) {
     backlite_storage *s = open_threshold(tmp_path("miss.db"), 4096);
     REQUIRE(s != NULL);
-    backlite_value_reader *r = (backlite_value_reader *)&r; /* not NULL */
+    backlite_value_reader *const sentinel = (backlite_value_reader *)&s, *r = sentinel;
     uint64_t size = 7;
     int64_t left = -7;
     CHECK_RC(backlite_storage_open_reader(s, K("absent"), &r, &size, &left, &err),
              BACKLITE_RESULT_NOT_FOUND);
-    CHECK(r == NULL);
+    CHECK(r == sentinel); /* a miss writes no out-parameter, the reader's included */
     CHECK_EQ(size, 7);
     CHECK_EQ(left, -7);
     uint8_t *v = h_pattern(10000, 1);
     SET_BYTES(s, "gone", v, 10000, 0); /* expired already */
     CHECK_RC(backlite_storage_open_reader(s, K("gone"), &r, NULL, NULL, &err),
              BACKLITE_RESULT_NOT_FOUND);
+    CHECK(r == sentinel);
     SET_BYTES(s, "k", v, 10000, NEVER);
     CHECK_OK(backlite_storage_open_reader(s, K("k"), &r, NULL, &left, &err));
     CHECK_EQ(left, NEVER);
