@@ -175,6 +175,7 @@ static inline const char *h_rc_name(backlite_result rc) {
     case BACKLITE_RESULT_PANIC: return "PANIC";
     case BACKLITE_RESULT_INTERNAL: return "INTERNAL";
     case BACKLITE_RESULT_LEASE_LOST: return "LEASE_LOST";
+    case BACKLITE_RESULT_LEASE_HELD: return "LEASE_HELD";
     default: return "?";
     }
 }
