@@ -129,26 +129,41 @@ static int32_t visit_stops(void *ud, const uint8_t *p, size_t n) {
     return 1;
 }
 
-/* A storage at a fresh path whose one entry, "k", is a BIG value kept in a file whose
- * last byte was flipped: found at open, damaged at its end. */
-static backlite_storage *with_a_damaged_value(const char *name) {
+/* A storage at a fresh path whose one entry, "k", is a BIG value found at open and
+ * damaged at its end: kept in a file whose last byte was flipped, or (`in_db`) in the
+ * database, its blob zeroed behind BackLite's back (python3's sqlite3 does that: ask
+ * h_have_python_sqlite() first). */
+static backlite_storage *with_a_damaged_value(const char *name, bool in_db) {
     const char *path = tmp_path(name);
-    backlite_storage *s = OPEN_SET(path, .file_threshold = 4096);
+    backlite_storage *s =
+        OPEN_SET(path, .file_threshold = in_db ? BACKLITE_FILE_THRESHOLD_NEVER : 4096);
     if (s == NULL) return NULL;
     uint8_t *v = h_pattern(BIG, 9);
     SET_BYTES(s, "k", v, BIG, NEVER);
     free(v);
-    const char *file = only_value_file(path);
-    size_t len = 0;
-    uint8_t *bytes = h_read_file(file, &len);
     bool damaged = false;
-    if (bytes != NULL && len > 0) {
-        bytes[len - 1] ^= 1;
-        damaged = h_write_file(file, bytes, len);
+    if (in_db) {
+        backlite_storage_free(s);
+        char cmd[PATH_MAX + 300];
+        snprintf(cmd, sizeof cmd,
+                 "python3 -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+                 "c.execute(\"update blobs set value = zeroblob(length(value))\"); c.commit(); "
+                 "c.close()' '%s'",
+                 path);
+        damaged = system(cmd) == 0;
+        s = OPEN_SET(path, .file_threshold = BACKLITE_FILE_THRESHOLD_NEVER);
+    } else {
+        const char *file = only_value_file(path);
+        size_t len = 0;
+        uint8_t *bytes = h_read_file(file, &len);
+        if (bytes != NULL && len > 0) {
+            bytes[len - 1] ^= 1;
+            damaged = h_write_file(file, bytes, len);
+        }
+        free(bytes);
     }
-    free(bytes);
     if (!damaged) {
-        h_fail_(__FILE__, __LINE__, "cannot damage %s", file);
+        h_fail_(__FILE__, __LINE__, "cannot damage the value of %s", path);
         backlite_storage_free(s);
         return NULL;
     }
@@ -190,12 +205,15 @@ static void get_writes_nothing_on_a_miss_or_a_failure(void) {
     UNTOUCHED(left);
     backlite_storage_free(s);
 
-    s = with_a_damaged_value("get-damaged.db");
-    REQUIRE(s != NULL);
-    EXPECT(MISS, backlite_storage_get(s, K("k"), &b, &left, E)); /* damaged, then gone */
-    UNTOUCHED(b);
-    UNTOUCHED(left);
-    backlite_storage_free(s);
+    /* damaged (in its file, or in the database when python3 can damage it), then gone */
+    for (int in_db = 0; in_db <= (int)h_have_python_sqlite(); in_db++) {
+        s = with_a_damaged_value(in_db ? "get-damaged-blob.db" : "get-damaged.db", in_db);
+        REQUIRE(s != NULL);
+        EXPECT(MISS, backlite_storage_get(s, K("k"), &b, &left, E));
+        UNTOUCHED(b);
+        UNTOUCHED(left);
+        backlite_storage_free(s);
+    }
 }
 
 static void get_chunks_writes_no_time_left_unless_it_ends_whole(void) {
@@ -213,11 +231,13 @@ static void get_chunks_writes_no_time_left_unless_it_ends_whole(void) {
     UNTOUCHED(left);
     backlite_storage_free(s);
 
-    s = with_a_damaged_value("chunks-damaged.db");
-    REQUIRE(s != NULL);
-    EXPECT(MISS, backlite_storage_get_chunks(s, K("k"), visit_all, NULL, &left, E));
-    UNTOUCHED(left);
-    backlite_storage_free(s);
+    for (int in_db = 0; in_db <= (int)h_have_python_sqlite(); in_db++) {
+        s = with_a_damaged_value(in_db ? "chunks-damaged-blob.db" : "chunks-damaged.db", in_db);
+        REQUIRE(s != NULL);
+        EXPECT(MISS, backlite_storage_get_chunks(s, K("k"), visit_all, NULL, &left, E));
+        UNTOUCHED(left);
+        backlite_storage_free(s);
+    }
 }
 
 static void open_reader_writes_nothing_on_a_miss_or_a_failure(void) {
@@ -248,8 +268,8 @@ static void open_reader_writes_nothing_on_a_miss_or_a_failure(void) {
 /* A damaged value read into one buffer of its whole length: whatever the reads before
  * handed over, the read that finds the damage writes neither the buffer nor *read_out,
  * so none of the value's last bytes is ever in the caller's memory. */
-static void a_damaged_value_leaves_the_buffer_of_its_last_read_untouched(void) {
-    backlite_storage *s = with_a_damaged_value("read-damaged.db");
+static void a_damaged_value_leaves_the_buffer_of_its_last_read_untouched_(bool in_db) {
+    backlite_storage *s = with_a_damaged_value(in_db ? "read-damaged-blob.db" : "read-damaged.db", in_db);
     REQUIRE(s != NULL);
     backlite_value_reader *r = NULL;
     REQUIRE_OK(backlite_storage_open_reader(s, K("k"), &r, NULL, NULL, &err));
@@ -284,6 +304,16 @@ static void a_damaged_value_leaves_the_buffer_of_its_last_read_untouched(void) {
     CHECK(!HAS(s, "k"));
     free(buf);
     backlite_storage_free(s);
+}
+
+static void a_damaged_value_leaves_the_buffer_of_its_last_read_untouched(void) {
+    a_damaged_value_leaves_the_buffer_of_its_last_read_untouched_(false);
+}
+
+/* The same for a value in the database, read from the reader's snapshot of it. */
+static void a_damaged_blob_leaves_the_buffer_of_its_last_read_untouched(void) {
+    if (!h_have_python_sqlite()) SKIP("python3 with sqlite3 is not available to edit the file");
+    a_damaged_value_leaves_the_buffer_of_its_last_read_untouched_(true);
 }
 
 static void a_read_refused_writes_nothing(void) {
@@ -532,6 +562,7 @@ int main(void) {
     RUN(get_chunks_writes_no_time_left_unless_it_ends_whole);
     RUN(open_reader_writes_nothing_on_a_miss_or_a_failure);
     RUN(a_damaged_value_leaves_the_buffer_of_its_last_read_untouched);
+    RUN(a_damaged_blob_leaves_the_buffer_of_its_last_read_untouched);
     RUN(a_read_refused_writes_nothing);
     RUN(writes_that_fail_fill_err);
     RUN(counters_and_reports_are_written_only_on_ok);
