@@ -25,8 +25,8 @@ fn damage_the_end(path: &Path, in_file: bool) {
     if in_file {
         let file = &common::value_files(path)[0];
         let f = std::fs::OpenOptions::new().write(true).open(file).unwrap();
-        let len = f.metadata().unwrap().len();
-        std::os::unix::fs::FileExt::write_all_at(&f, &[0xa5], len - 1).unwrap();
+        let at = common::last_value_byte(file);
+        std::os::unix::fs::FileExt::write_all_at(&f, &[0xa5], at).unwrap();
     } else {
         common::damage_blob(path);
     }

@@ -257,6 +257,108 @@ const TO_SCHEMA_4: &str = "
     CREATE INDEX blobs_by_file ON blobs(file) WHERE file IS NOT NULL;
     PRAGMA user_version = 4;";
 
+/// Rewrites every value file of the closed cache at `path` as schema 3 to 5 wrote it
+/// (format 1: `v-<32 hex>.blv`, its record before the value), renamed in its row too.
+fn to_format_1(path: &Path) {
+    let db = rusqlite::Connection::open(path).unwrap();
+    for file in value_files(path) {
+        let name = file.file_name().unwrap().to_str().unwrap().to_owned();
+        let hex = name
+            .strip_prefix("v2-")
+            .unwrap()
+            .strip_suffix(".blv")
+            .unwrap();
+        let bytes = std::fs::read(&file).unwrap();
+        let (value, record) = bytes.split_at(bytes.len() - common::VALUE_RECORD_LEN as usize);
+        assert_eq!(&record[..8], b"BKLTVAL2");
+        let mut old = b"BKLTVAL1".to_vec();
+        old.extend_from_slice(&record[8..]);
+        old.extend_from_slice(value);
+        let renamed = format!("v-{hex}.blv");
+        std::fs::write(file.with_file_name(&renamed), &old).unwrap();
+        std::fs::remove_file(&file).unwrap();
+        let sql = "UPDATE entries SET file = ?1 WHERE file = ?2";
+        assert_eq!(db.execute(sql, [&renamed, &name]).unwrap(), 1);
+    }
+}
+
+/// A cache of schema 5, whose value files hold their record first (format 1), opens as
+/// schema 6: its files are read where they are, every way, with none rewritten; new
+/// values get files of format 2; a delete, an overwrite and check still remove the old
+/// files, and an old file no row names is an orphan that check removes.
+#[test]
+fn a_schema_5_file_with_values_in_files_of_format_1_is_upgraded() {
+    const { assert!(backlite::SCHEMA_VERSION >= 6) };
+    let (_dir, path, s) = open_with(&options());
+    let (a, b) = (
+        value(THRESHOLD as usize * 70, 1),
+        value(THRESHOLD as usize, 2),
+    );
+    s.set(b"a", &a, Expiration::Never).unwrap();
+    s.set(b"b", &b, Expiration::Never).unwrap();
+    s.set(b"c", &b, Expiration::Never).unwrap();
+    drop(s);
+    to_format_1(&path);
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 5")
+        .unwrap();
+    let old = value_files(&path);
+    assert_eq!(old.len(), 3);
+    assert!(old
+        .iter()
+        .all(|f| f.file_name().unwrap().to_str().unwrap().starts_with("v-")));
+    // An orphan of format 1, as a set killed after writing its file would leave.
+    let orphan = folder(&path).join(format!("v-{}.blv", "cd".repeat(16)));
+    std::fs::copy(&old[0], &orphan).unwrap();
+
+    let s = std::sync::Arc::new(Storage::open(&path, &options()).unwrap());
+    assert_eq!(schema_version(&path), 6);
+    let report = s.check(true).unwrap();
+    assert_eq!(
+        (report.actual_count, report.orphan_values),
+        (3, 1),
+        "{report:?}"
+    );
+    assert!(!orphan.exists(), "the orphan of format 1 is removed");
+    assert_eq!(s.get(b"a").unwrap().unwrap().0, a);
+    let mut streamed = Vec::new();
+    let read = s.get_chunks(b"a", |c| {
+        streamed.extend_from_slice(c);
+        true
+    });
+    assert!(matches!(read.unwrap(), Some(Streamed::Done(_))));
+    assert!(streamed == a);
+    let mut r = s.open_reader(b"a").unwrap().unwrap();
+    let mut pulled = Vec::new();
+    std::io::Read::read_to_end(&mut r, &mut pulled).unwrap();
+    assert!(pulled == a);
+    drop(r);
+    let (into, _) = s
+        .get_into(b"b", |n| Ok(vec![MaybeUninit::<u8>::uninit(); n]))
+        .unwrap()
+        .unwrap();
+    let into: Vec<u8> = into.iter().map(|x| unsafe { x.assume_init() }).collect();
+    assert_eq!(into, b);
+    assert_eq!(value_files(&path), old, "nothing rewritten");
+    // An overwrite writes format 2 and removes the old file; so does a delete.
+    s.set(b"b", &a, Expiration::Never).unwrap();
+    assert!(s.delete(b"c").unwrap());
+    let now = value_files(&path);
+    let names: Vec<_> = now
+        .iter()
+        .map(|f| f.file_name().unwrap().to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert_eq!(
+        names.iter().filter(|n| n.starts_with("v2-")).count(),
+        1,
+        "{names:?}"
+    );
+    assert_eq!(s.get(b"b").unwrap().unwrap().0, a);
+    assert!(s.check(false).unwrap().healthy());
+}
+
 fn schema_version(path: &Path) -> i32 {
     rusqlite::Connection::open(path)
         .unwrap()
@@ -287,6 +389,7 @@ fn a_schema_4_file_with_values_in_files_is_upgraded() {
     .unwrap();
     let before = s.stats().unwrap();
     drop(s);
+    to_format_1(&path);
     let files = value_files(&path);
     assert_eq!(files.len(), 2);
     rusqlite::Connection::open(&path)

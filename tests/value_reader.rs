@@ -9,7 +9,9 @@
 mod common;
 
 use backlite::{Expiration, Options, Part, Storage, ValueReader, MEMORY};
-use common::{current_rss_kib, damage_blob, peak_rss_kib, reset_peak_rss, value_files};
+use common::{
+    current_rss_kib, damage_blob, last_value_byte, peak_rss_kib, reset_peak_rss, value_files,
+};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -175,8 +177,8 @@ fn read_damaged_file(damage: impl FnOnce(&Path)) {
 #[test]
 fn a_value_file_with_a_flipped_byte_fails_at_its_end_and_its_entry_goes() {
     read_damaged_file(|f| {
+        let last = last_value_byte(f) as usize;
         let mut bytes = std::fs::read(f).unwrap();
-        let last = bytes.len() - 1;
         bytes[last] ^= 1;
         std::fs::write(f, &bytes).unwrap();
     });
@@ -192,8 +194,8 @@ fn a_damaged_value_read_at_once_leaves_none_of_its_bytes_in_the_buffer() {
         drop(s);
         if threshold.is_some() {
             let f = &value_files(&path)[0];
+            let last = last_value_byte(f) as usize;
             let mut bytes = std::fs::read(f).unwrap();
-            let last = bytes.len() - 1;
             bytes[last] ^= 1;
             std::fs::write(f, &bytes).unwrap();
         } else {
@@ -408,8 +410,7 @@ fn a_gigabyte_value_is_read_in_bounded_memory() {
         // and still in bounded memory (its removal reads nothing again).
         let file = &value_files(&path)[0];
         let f = std::fs::OpenOptions::new().write(true).open(file).unwrap();
-        std::os::unix::fs::FileExt::write_all_at(&f, &[0xa5], f.metadata().unwrap().len() - 1)
-            .unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&f, &[0xa5], last_value_byte(file)).unwrap();
         drop(f);
         reset_peak_rss();
         let base = current_rss_kib();

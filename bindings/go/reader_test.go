@@ -140,7 +140,7 @@ func TestWriteToOfAValueDamagedAtItsEndIsErrNotFound(t *testing.T) {
 	if err := s.Set([]byte("big"), big, backlite.ExpireNever); err != nil {
 		t.Fatal(err)
 	}
-	names, _ := filepath.Glob(filepath.Join(db+".values", "v-*.blv"))
+	names, _ := filepath.Glob(filepath.Join(db+".values", "v*.blv"))
 	if len(names) != 1 {
 		t.Fatalf("value files: %v", names)
 	}
@@ -149,7 +149,7 @@ func TestWriteToOfAValueDamagedAtItsEndIsErrNotFound(t *testing.T) {
 		t.Fatal(err)
 	}
 	info, _ := f.Stat()
-	if _, err := f.WriteAt([]byte{big[len(big)-1] ^ 1}, info.Size()-1); err != nil {
+	if _, err := f.WriteAt([]byte{big[len(big)-1] ^ 1}, info.Size()-valueRecordLen-1); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()

@@ -685,7 +685,7 @@ func TestNewReaderOfAValueDamagedAtItsEndIsErrNotFound(t *testing.T) {
 	if err := s.Set([]byte("big"), big, backlite.ExpireNever); err != nil {
 		t.Fatal(err)
 	}
-	names, err := filepath.Glob(filepath.Join(db+".values", "v-*.blv"))
+	names, err := filepath.Glob(filepath.Join(db+".values", "v*.blv"))
 	if err != nil || len(names) != 1 {
 		t.Fatalf("value files: %v, %v", names, err)
 	}
@@ -694,7 +694,7 @@ func TestNewReaderOfAValueDamagedAtItsEndIsErrNotFound(t *testing.T) {
 		t.Fatal(err)
 	}
 	info, _ := f.Stat()
-	if _, err := f.WriteAt([]byte{big[len(big)-1] ^ 1}, info.Size()-1); err != nil {
+	if _, err := f.WriteAt([]byte{big[len(big)-1] ^ 1}, info.Size()-valueRecordLen-1); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
@@ -710,10 +710,15 @@ func TestNewReaderOfAValueDamagedAtItsEndIsErrNotFound(t *testing.T) {
 	}
 }
 
-// valueFiles counts the value files (v-*.blv) in the cache's folder.
+// valueRecordLen is the length of the record (magic, length, CRC-32) that follows a
+// value in its file (format 2, v2-*.blv).
+const valueRecordLen = 24
+
+// valueFiles counts the value files (v2-*.blv, and v-*.blv of format 1) in the cache's
+// folder.
 func valueFiles(t *testing.T, db string) int {
 	t.Helper()
-	names, err := filepath.Glob(filepath.Join(db+".values", "v-*.blv"))
+	names, err := filepath.Glob(filepath.Join(db+".values", "v*.blv"))
 	if err != nil {
 		t.Fatal(err)
 	}

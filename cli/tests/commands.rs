@@ -29,7 +29,7 @@ file                 s.db
 entries              4
 size                 1008 B of 1 GiB max  [..............................] 0.0%
 on disk              36 KiB (database 36 KiB, write-ahead log 0 B, value files 0 B)
-schema version       5
+schema version       6
 version tag          (none)
 policy indexes       none (least/most-recently-used need none)
 least recently used  big (1000 B, set <s> ago)
@@ -61,7 +61,7 @@ fn stats_json_has_every_figure() {
             "file_size": size,
             "wal_size": 0,
             "values_size": 0,
-            "schema_version": 5,
+            "schema_version": 6,
             "version_tag": null,
             "policy_indexes": [],
             "least_recently_used": {"key": "big", "size": 1000, "hits": 0, "age_ms": "<n>", "expires_in_ms": null},
@@ -303,7 +303,7 @@ fn export_writes_a_header_then_one_entry_a_line() {
     let big = "x".repeat(1000);
     assert_eq!(lines.len(), 5, "{}", r.stdout);
     assert_eq!(lines[0]["backlite_export"], json!(1));
-    assert_eq!(lines[0]["schema_version"], json!(5));
+    assert_eq!(lines[0]["schema_version"], json!(6));
     assert_eq!(
         json_normalised(&lines[0]["lifetime"].to_string(), &["since"]),
         json!({"hits": 2, "misses": 1, "evictions": 0, "expirations": 0, "since": "<n>"})

@@ -413,7 +413,7 @@ fn a_large_value_kept_beside_the_cache_goes_through_every_command() {
                     .unwrap()
                     .file_name()
                     .to_string_lossy()
-                    .starts_with("v-")
+                    .ends_with(".blv")
             })
             .count()
     };
@@ -425,7 +425,7 @@ fn a_large_value_kept_beside_the_cache_goes_through_every_command() {
     let name = std::fs::read_dir(d.path("c.db.values"))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("v-"))
+        .find(|p| p.file_name().unwrap().to_string_lossy().ends_with(".blv"))
         .unwrap();
     let mut bytes = std::fs::read(&name).unwrap();
     let at = bytes.len() - 10;

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 /// "BKLT" in the SQLite header's application_id field (offset 68).
 pub const APPLICATION_ID: i32 = 0x424B_4C54;
 /// The schema this build writes. Files with a higher version are refused.
-pub const SCHEMA_VERSION: i32 = 5;
+pub const SCHEMA_VERSION: i32 = 6;
 
 /// `MIGRATIONS[v]` brings a file from schema `v` to `v + 1`. Version 0 is a new file.
 const MIGRATIONS: &[&str] = &[
@@ -96,6 +96,12 @@ const MIGRATIONS: &[&str] = &[
         WHERE value_id IN (SELECT id FROM blobs WHERE file IS NOT NULL);
     DELETE FROM blobs WHERE file IS NOT NULL;
     DROP INDEX blobs_by_file;",
+    // 5 -> 6: value files are written in format 2 (`v2-*.blv`: the value first, its
+    // record after it; value_files.rs), which an older library would not recognise as
+    // its own: it would count such a value as a miss and never sweep its file. The
+    // rows are unchanged, and the files of format 1 their rows name stay readable, so
+    // nothing is rewritten.
+    "",
 ];
 
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";

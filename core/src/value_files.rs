@@ -12,9 +12,16 @@
 //!   a half-written one, and two writers of one key write two files. (`t-<32 hex>.tmp`
 //!   is a file being written that no row will ever name: the sweep's place, and the
 //!   value files of earlier builds, which renamed theirs into place.)
-//! - **The file** holds a header (magic, length, CRC-32) and the value. A read checks
-//!   the file against what the row says; a missing, truncated, foreign or damaged file
-//!   is a miss ([`Read::Missing`], [`Read::Damaged`]), never an error.
+//! - **The file** holds the value and a record of it (magic, length, CRC-32): after
+//!   the value in format 2 (`v2-<32 hex>.blv`, which every file is now written in),
+//!   before it in format 1 (`v-<32 hex>.blv`, written by schema 3 to 5 and still read).
+//!   Format 2 keeps the value at offset 0, where the kernel copies it between the page
+//!   cache and the caller's memory at the speed of a plain file: at offset 24 every
+//!   copy straddles cache lines, and a set of 1 MiB or more took twice as long
+//!   (bench/README.md, "Value file layout"). The name says the format, so no file is
+//!   ever read in the wrong one. A read checks the file against what the row says; a
+//!   missing, truncated, foreign or damaged file is a miss ([`Read::Missing`],
+//!   [`Read::Damaged`]), never an error.
 //! - **Only our own names are ever removed**: a file whose name does not parse as ours
 //!   is left alone, whatever it is.
 //! - **A file being written is locked**: its writer holds an exclusive `flock` on it
@@ -47,45 +54,102 @@ pub(crate) const FOLDER_SUFFIX: &str = ".values";
 /// The marker that makes a folder ours.
 const MARKER: &str = "BACKLITE-VALUES";
 const MARKER_TEXT: &str = "This folder holds the large values of a BackLite cache file.\n\
-BackLite creates and removes the files named v-*.blv and t-*.tmp in it, and keeps its\n\
+BackLite creates and removes the files named v2-*.blv, v-*.blv and t-*.tmp in it, and keeps its\n\
 place in its sweep for orphans in BACKLITE-SWEEP. It never reads or removes anything\n\
 else. Removing one of its files loses that value only.\n";
 /// Where the last bounded sweep for orphans stopped ([`ValueFiles::sweep_some`]).
 const SWEEP_CURSOR: &str = "BACKLITE-SWEEP";
-/// The first bytes of every value file, format 1.
-const MAGIC: &[u8; 8] = b"BKLTVAL1";
-/// Magic, length (u64 LE), CRC-32 (u32 LE), 4 bytes reserved (zero).
-pub(crate) const HEADER_LEN: u64 = 24;
+/// The record's first bytes in a value file of format 1 (where it is the header).
+const MAGIC_1: &[u8; 8] = b"BKLTVAL1";
+/// The record's first bytes in a value file of format 2 (where it is the trailer).
+const MAGIC_2: &[u8; 8] = b"BKLTVAL2";
+/// The record's length: magic, length (u64 LE), CRC-32 (u32 LE), 4 bytes reserved (zero).
+pub(crate) const RECORD_LEN: u64 = 24;
 /// Bytes copied at a time: bounds the memory of streaming reads and writes.
 pub(crate) const CHUNK: usize = 256 * 1024;
-/// Values up to this many bytes are hashed whole, then written with their header in
+/// Values up to this many bytes are hashed whole, then written with their record in
 /// one system call; longer ones a chunk at a time, each hashed while in the CPU's cache.
 const ONE_WRITE: usize = 4 * CHUNK;
 
-/// The length of a value file's name: `v-`, 32 hex digits, `.blv`.
-const NAME_LEN: usize = 38;
+/// How a value file is laid out; its name says which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Format {
+    /// `v-<32 hex>.blv`: the record, then the value (schema 3 to 5). Read, never written.
+    One,
+    /// `v2-<32 hex>.blv`: the value at offset 0, then the record.
+    Two,
+}
 
 /// The name of a complete value file: what an entry's row stores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct ValueName(u128);
+pub(crate) struct ValueName {
+    id: u128,
+    format: Format,
+}
 
 impl ValueName {
-    /// The name as stored in a row and on disk: `v-<32 lower-case hex digits>.blv`.
-    /// Spelled out digit by digit: with `format!` (and `Path::join`), spelling the
-    /// names of its new and its replaced file cost such a set about 5,000
-    /// instructions (bench/README.md).
+    /// The name of a new file: the format every file is written in.
+    fn new(id: u128) -> ValueName {
+        ValueName {
+            id,
+            format: Format::Two,
+        }
+    }
+
+    /// The name as stored in a row and on disk: `v2-<32 lower-case hex digits>.blv`
+    /// (`v-…` for format 1). Spelled out digit by digit: with `format!` (and
+    /// `Path::join`), spelling the names of its new and its replaced file cost such a
+    /// set about 5,000 instructions (bench/README.md).
     pub(crate) fn file_name(&self) -> String {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut name: [u8; NAME_LEN] = *b"v-________________________________.blv";
-        for (i, digit) in name[2..34].iter_mut().enumerate() {
-            *digit = DIGITS[(self.0 >> (4 * (31 - i))) as usize & 15];
-        }
-        String::from_utf8(name.to_vec()).expect("ASCII")
+        let prefix: &[u8] = match self.format {
+            Format::One => b"v-",
+            Format::Two => b"v2-",
+        };
+        let mut name = Vec::with_capacity(prefix.len() + 36);
+        name.extend_from_slice(prefix);
+        name.extend((0..32).map(|i| DIGITS[(self.id >> (4 * (31 - i))) as usize & 15]));
+        name.extend_from_slice(b".blv");
+        String::from_utf8(name).expect("ASCII")
     }
 
     /// Parses a name written by [`ValueName::file_name`]; `None` for anything else.
     pub(crate) fn parse(name: &str) -> Option<ValueName> {
-        parse_hex(name.strip_prefix("v-")?.strip_suffix(".blv")?).map(ValueName)
+        let (format, rest) = match name.strip_prefix("v2-") {
+            Some(rest) => (Format::Two, rest),
+            None => (Format::One, name.strip_prefix("v-")?),
+        };
+        let id = parse_hex(rest.strip_suffix(".blv")?)?;
+        Some(ValueName { id, format })
+    }
+
+    /// Where the value starts in the file.
+    pub(crate) fn value_offset(&self) -> u64 {
+        match self.format {
+            Format::One => RECORD_LEN,
+            Format::Two => 0,
+        }
+    }
+
+    /// Where the record is in the file of a value of `len` bytes.
+    fn record_offset(&self, len: u64) -> u64 {
+        match self.format {
+            Format::One => 0,
+            Format::Two => len,
+        }
+    }
+
+    /// The record of a value of `len` bytes and CRC `crc` in this file's format.
+    fn record(&self, len: u64, crc: u32) -> [u8; RECORD_LEN as usize] {
+        let magic = match self.format {
+            Format::One => MAGIC_1,
+            Format::Two => MAGIC_2,
+        };
+        let mut r = [0u8; RECORD_LEN as usize];
+        r[..8].copy_from_slice(magic);
+        r[8..16].copy_from_slice(&len.to_le_bytes());
+        r[16..20].copy_from_slice(&crc.to_le_bytes());
+        r
     }
 }
 
@@ -339,23 +403,22 @@ impl ValueFiles {
     pub(crate) fn write(&self, value: &[u8]) -> Result<Written> {
         let len = value.len() as u64;
         if value.len() <= ONE_WRITE {
-            // Hashed first (it stays in the CPU's cache), then header and value in one
-            // system call: a header written apart costs two more.
+            // Hashed first (it stays in the CPU's cache), then value and record in one
+            // system call: a record written apart costs another.
             let crc = crc32fast::hash(value);
-            return self.write_with(len, |file| {
-                write_both(file, &header_of(len, crc), value)?;
+            return self.write_with(len, |file, name| {
+                write_both(file, value, &name.record(len, crc))?;
                 Ok(crc)
             });
         }
-        self.write_with(len, |file| {
+        self.write_with(len, |file, name| {
             let mut hasher = crc32fast::Hasher::new();
-            file.write_all(&[0u8; HEADER_LEN as usize])?;
             for chunk in value.chunks(CHUNK) {
                 hasher.update(chunk);
                 file.write_all(chunk)?;
             }
             let crc = hasher.finalize();
-            file.write_all_at(&header_of(len, crc), 0)?;
+            file.write_all(&name.record(len, crc))?;
             Ok(crc)
         })
     }
@@ -363,9 +426,8 @@ impl ValueFiles {
     /// Writes the `len` bytes that `source` yields to a new file, in bounded memory.
     /// A source that ends early or fails leaves nothing behind.
     pub(crate) fn write_from(&self, len: u64, source: &mut dyn io::Read) -> Result<Written> {
-        self.write_with(len, |file| {
+        self.write_with(len, |file, name| {
             let mut hasher = crc32fast::Hasher::new();
-            file.write_all(&[0u8; HEADER_LEN as usize])?;
             let mut buf = vec![0u8; CHUNK.min(len as usize)];
             let mut left = len;
             while left > 0 {
@@ -376,23 +438,24 @@ impl ValueFiles {
                 left -= n as u64;
             }
             let crc = hasher.finalize();
-            file.write_all_at(&header_of(len, crc), 0)?;
+            file.write_all(&name.record(len, crc))?;
             Ok(crc)
         })
     }
 
-    /// Creates a new value file, locked, and fills it through `fill` (header and value;
+    /// Creates a new value file, locked, and fills it through `fill` (value and record;
     /// it returns the value's CRC). The file has its final name from the start: no row
     /// names it before it is complete, and its lock keeps sweeps away meanwhile.
     fn write_with(
         &self,
         len: u64,
-        fill: impl FnOnce(&mut File) -> io::Result<u32>,
+        fill: impl FnOnce(&mut File, &ValueName) -> io::Result<u32>,
     ) -> Result<Written> {
-        let (id, path, mut file) = self.create_locked(|id| ValueName(id).file_name())?;
-        match fill(&mut file) {
+        let (id, path, mut file) = self.create_locked(|id| ValueName::new(id).file_name())?;
+        let name = ValueName::new(id);
+        match fill(&mut file, &name) {
             Ok(crc) => Ok(Written {
-                name: ValueName(id),
+                name,
                 len,
                 crc,
                 _held: file,
@@ -465,9 +528,10 @@ impl ValueFiles {
         }
     }
 
-    /// Opens the file `name` and checks its length and header against `len` and `crc`.
-    /// Its value starts at [`HEADER_LEN`] (a reader keeps the file open: a file is never
-    /// written once a row names it, and removing it leaves the open one whole).
+    /// Opens the file `name` and checks its length and record against `len` and `crc`.
+    /// Its value starts at [`ValueName::value_offset`] (a reader keeps the file open: a
+    /// file is never written once a row names it, and removing it leaves the open one
+    /// whole).
     pub(crate) fn open_value(&self, name: &ValueName, len: u64, crc: u32) -> Result<Read<File>> {
         let path = self.path_of(name);
         // No link followed, and no wait for a writer if a FIFO was put in its place:
@@ -494,11 +558,13 @@ impl ValueFiles {
         let meta = file
             .metadata()
             .map_err(|e| io_error(format_args!("cannot stat {}", path.display()), e))?;
-        let mut header = [0u8; HEADER_LEN as usize];
+        let mut record = [0u8; RECORD_LEN as usize];
         if !meta.is_file()
-            || meta.len() != HEADER_LEN + len
-            || file.read_exact_at(&mut header, 0).is_err()
-            || header != header_of(len, crc)
+            || meta.len() != RECORD_LEN + len
+            || file
+                .read_exact_at(&mut record, name.record_offset(len))
+                .is_err()
+            || record != name.record(len, crc)
         {
             return Ok(Read::Damaged);
         }
@@ -524,7 +590,7 @@ impl ValueFiles {
             Read::Damaged => return Ok(Read::Damaged),
         };
         let mut hasher = crc32fast::Hasher::new();
-        let mut at = HEADER_LEN;
+        let mut at = name.value_offset();
         for chunk in dest.chunks_mut(CHUNK) {
             let mut filled = 0;
             while filled < chunk.len() {
@@ -578,8 +644,8 @@ impl ValueFiles {
         };
         let mut buf = uninit_buffer(CHUNK.min(len as usize));
         let mut hasher = crc32fast::Hasher::new();
-        // Positional reads after the header, which `open_value` has read.
-        let (mut at, end) = (HEADER_LEN, HEADER_LEN + len);
+        // Positional reads of the value only: `open_value` has read the record.
+        let (mut at, end) = (name.value_offset(), name.value_offset() + len);
         while at < end {
             let want = ((end - at) as usize).min(buf.len());
             let chunk = match buf[..want].read_at(&file, at) {
@@ -913,14 +979,6 @@ fn no_memory(len: u64) -> Error {
     )
 }
 
-fn header_of(len: u64, crc: u32) -> [u8; HEADER_LEN as usize] {
-    let mut h = [0u8; HEADER_LEN as usize];
-    h[..8].copy_from_slice(MAGIC);
-    h[8..16].copy_from_slice(&len.to_le_bytes());
-    h[16..20].copy_from_slice(&crc.to_le_bytes());
-    h
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1038,6 +1096,59 @@ mod tests {
     }
 
     #[test]
+    fn a_file_holds_its_value_at_offset_0_and_its_record_last() {
+        let (_dir, _cache, files) = setup();
+        for len in [0, 5, CHUNK + 10, ONE_WRITE + 1] {
+            let v = value(len);
+            for w in [
+                files.write(&v).unwrap(),
+                files.write_from(len as u64, &mut &v[..]).unwrap(),
+            ] {
+                assert!(w.name.file_name().starts_with("v2-"));
+                let bytes = fs::read(files.path_of(&w.name)).unwrap();
+                assert_eq!(bytes.len(), len + RECORD_LEN as usize);
+                assert!(bytes[..len] == v[..], "the value first, at offset 0");
+                assert_eq!(&bytes[len..][..8], b"BKLTVAL2");
+                assert_eq!(bytes[len..], w.name.record(w.len, w.crc));
+            }
+        }
+    }
+
+    #[test]
+    fn a_file_of_format_1_still_reads_and_a_format_is_never_mistaken_for_the_other() {
+        let (_dir, _cache, files) = setup();
+        let v = value(CHUNK + 10);
+        let crc = crc32fast::hash(&v);
+        let len = v.len() as u64;
+        // As schema 3 to 5 wrote it: the record first.
+        let one = ValueName::parse("v-000000000000000000000000000000aa.blv").unwrap();
+        let mut bytes = one.record(len, crc).to_vec();
+        assert_eq!(&bytes[..8], b"BKLTVAL1");
+        bytes.extend_from_slice(&v);
+        fs::write(files.path_of(&one), &bytes).unwrap();
+        assert_eq!(files.read(&one, len, crc).unwrap(), Read::Value(v.clone()));
+        let mut raw = vec![MaybeUninit::uninit(); v.len()];
+        assert_eq!(
+            files.read_into(&one, crc, &mut raw).unwrap(),
+            Read::Value(())
+        );
+        let mut streamed = Vec::new();
+        let done = files.read_chunks(&one, len, crc, |c| {
+            streamed.extend_from_slice(c);
+            true
+        });
+        assert_eq!((done.unwrap(), streamed), (Streamed::Done, v.clone()));
+        // Each file under the other format's name: a damaged value, never misread.
+        let two = files.write(&v).unwrap();
+        let as_two = ValueName::parse("v2-000000000000000000000000000000bb.blv").unwrap();
+        let as_one = ValueName::parse("v-000000000000000000000000000000bb.blv").unwrap();
+        fs::rename(files.path_of(&one), files.path_of(&as_two)).unwrap();
+        assert_eq!(files.read(&as_two, len, crc).unwrap(), Read::Damaged);
+        fs::rename(files.path_of(&two.name), files.path_of(&as_one)).unwrap();
+        assert_eq!(files.read(&as_one, len, crc).unwrap(), Read::Damaged);
+    }
+
+    #[test]
     fn a_missing_truncated_damaged_or_foreign_file_is_a_miss() {
         let (_dir, _cache, files) = setup();
         let v = value(CHUNK + 10);
@@ -1067,11 +1178,11 @@ mod tests {
         );
         // One flipped bit in the value.
         let mut bytes = fs::read(&path).unwrap();
-        bytes[HEADER_LEN as usize + CHUNK + 3] ^= 1;
+        bytes[CHUNK + 3] ^= 1;
         fs::write(&path, &bytes).unwrap();
         damaged(&files);
         // Truncated.
-        bytes[HEADER_LEN as usize + CHUNK + 3] ^= 1;
+        bytes[CHUNK + 3] ^= 1;
         fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
         damaged(&files);
         // A foreign file of the right length under our name.
@@ -1101,11 +1212,18 @@ mod tests {
 
     #[test]
     fn only_names_of_backlite_s_own_pattern_parse() {
-        let name = ValueName(0xabc);
-        assert_eq!(name.file_name(), "v-00000000000000000000000000000abc.blv");
+        let name = ValueName::new(0xabc);
+        assert_eq!(name.file_name(), "v2-00000000000000000000000000000abc.blv");
         assert_eq!(ValueName::parse(&name.file_name()), Some(name));
+        let one = ValueName::parse("v-00000000000000000000000000000abc.blv").unwrap();
+        assert_eq!((one.id, one.format), (0xabc, Format::One));
+        assert_eq!(one.file_name(), "v-00000000000000000000000000000abc.blv");
         for foreign in [
             "v-00000000000000000000000000000ABC.blv",
+            "v3-00000000000000000000000000000abc.blv",
+            "v2-0000000000000000000000000000abc.blv",
+            "v2-00000000000000000000000000000abc.blv2",
+            "v2v-00000000000000000000000000000abc.blv",
             "v-0000000000000000000000000000abc.blv",
             "v-00000000000000000000000000000abc.blv~",
             "x-00000000000000000000000000000abc.blv",
@@ -1152,7 +1270,7 @@ mod tests {
         for name in foreign {
             fs::write(files.dir().join(name), b"someone else's").unwrap();
         }
-        fs::create_dir(files.dir().join(ValueName(9).file_name())).unwrap();
+        fs::create_dir(files.dir().join(ValueName::new(9).file_name())).unwrap();
         let referenced = |n: &ValueName| *n == kept;
         let now = SystemTime::now();
         // Young files may be about to be named by a row: kept.
@@ -1183,7 +1301,7 @@ mod tests {
         expected.extend([
             MARKER.into(),
             kept.file_name(),
-            ValueName(9).file_name(),
+            ValueName::new(9).file_name(),
             in_flight_name.file_name(),
         ]);
         expected.sort();
@@ -1208,10 +1326,15 @@ mod tests {
             random_id(),
             random_id(),
         ] {
-            let name = ValueName(id).file_name();
-            assert_eq!(name, format!("v-{id:032x}.blv"));
-            assert_eq!(name.len(), NAME_LEN);
-            assert_eq!(ValueName::parse(&name), Some(ValueName(id)));
+            let name = ValueName::new(id).file_name();
+            assert_eq!(name, format!("v2-{id:032x}.blv"));
+            assert_eq!(ValueName::parse(&name), Some(ValueName::new(id)));
+            let one = ValueName {
+                id,
+                format: Format::One,
+            };
+            assert_eq!(one.file_name(), format!("v-{id:032x}.blv"));
+            assert_eq!(ValueName::parse(&one.file_name()), Some(one));
         }
     }
 

@@ -52,7 +52,7 @@ use crate::storage::Storage;
 use crate::sync::lock;
 use crate::take::{Dest, Opened, Take};
 use crate::value_files::{Memory, ValueName, CHUNK};
-use crate::{blob_read, fork, value_files};
+use crate::{blob_read, fork};
 use rusqlite::Connection;
 use std::collections::VecDeque;
 use std::fs::File;
@@ -348,8 +348,8 @@ impl ValueReader {
                 buf.copy_from(&value[at as usize..][..want]);
                 want
             }
-            Source::File(file, _) => loop {
-                match buf.read_at(file, value_files::HEADER_LEN + at) {
+            Source::File(file, name) => loop {
+                match buf.read_at(file, name.value_offset() + at) {
                     Ok(read) => {
                         hasher.update(read);
                         break read.len();

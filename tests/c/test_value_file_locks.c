@@ -42,7 +42,7 @@ static backlite_storage *open_files(const char *path, uint32_t busy_ms) {
 
 static uint8_t byte_at(size_t i) { return (uint8_t)(i * 131u + (i >> 12)); }
 
-/* Whether the folder holds a value file of VALUE_LEN bytes (and its 24-byte header):
+/* Whether the folder holds a value file of VALUE_LEN bytes (and its 24-byte record):
  * one whose writer has written all of it. */
 static bool has_whole_file(const char *cache) {
     DIR *d = opendir(folder_of(cache));
@@ -51,11 +51,9 @@ static bool has_whole_file(const char *cache) {
     struct dirent *e;
     while (!found && (e = readdir(d)) != NULL) {
         struct stat st;
-        size_t len = strlen(e->d_name);
-        found = strncmp(e->d_name, "v-", 2) == 0 && len > 4 &&
-                strcmp(e->d_name + len - 4, ".blv") == 0 &&
+        found = is_value_file_name(e->d_name) &&
                 fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-                (size_t)st.st_size == VALUE_LEN + 24;
+                (size_t)st.st_size == VALUE_LEN + VALUE_RECORD_LEN;
     }
     closedir(d);
     return found;

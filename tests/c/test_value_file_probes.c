@@ -34,7 +34,7 @@ static const char *regular_value_file(const char *cache) {
     struct stat st;
     path[0] = '\0';
     while ((e = readdir(d)) != NULL) {
-        if (strncmp(e->d_name, "v-", 2) != 0) continue;
+        if (!is_value_file_name(e->d_name)) continue;
         snprintf(path, sizeof path, "%s/%s", folder_of(cache), e->d_name);
         if (lstat(path, &st) == 0 && S_ISREG(st.st_mode)) break;
         path[0] = '\0';
@@ -312,7 +312,7 @@ static void a_link_in_place_of_a_value_file_is_never_followed(void) {
     CHECK(h_exists(copy));
     size_t got = 0;
     uint8_t *bytes = h_read_file(copy, &got);
-    CHECK(bytes != NULL && got == n + 24 && memcmp(bytes + 24, v, n) == 0);
+    CHECK(bytes != NULL && got == n + VALUE_RECORD_LEN && memcmp(bytes, v, n) == 0);
     free(bytes);
     CHECK(lstat(ours, &st) != 0);                          /* cleared */
     CHECK(lstat(alias, &st) == 0 && S_ISLNK(st.st_mode)); /* not ours: left */
@@ -320,8 +320,8 @@ static void a_link_in_place_of_a_value_file_is_never_followed(void) {
     free(v);
 }
 
-/* A file one byte longer than its row says, or with its header changed: a miss. */
-static void a_longer_file_or_a_changed_header_is_a_miss(void) {
+/* A file one byte longer than its row says, or with its record changed: a miss. */
+static void a_longer_file_or_a_changed_record_is_a_miss(void) {
     const char *path = tmp_path("longer.db");
     backlite_storage *s = open_threshold(path, 1u << 30, THRESHOLD);
     REQUIRE(s != NULL);
@@ -337,7 +337,7 @@ static void a_longer_file_or_a_changed_header_is_a_miss(void) {
     SET_BYTES(s, "k", v, n, NEVER);
     fd = open(only_value_file(path), O_WRONLY);
     REQUIRE(fd >= 0);
-    REQUIRE(pwrite(fd, "X", 1, 0) == 1); /* the magic */
+    REQUIRE(pwrite(fd, "X", 1, (off_t)n) == 1); /* the record's magic, after the value */
     close(fd);
     received r = {.bytes = malloc(n), .cap = n};
     REQUIRE(r.bytes != NULL);
@@ -615,7 +615,7 @@ static void a_read_only_mounted_cache_serves_its_file_values(void) {
     long newest_ns = -1;
     while ((e = readdir(d)) != NULL) {
         char p[PATH_MAX + 400];
-        if (strncmp(e->d_name, "v-", 2) != 0) continue;
+        if (!is_value_file_name(e->d_name)) continue;
         snprintf(p, sizeof p, "%s/%s", folder_of(path), e->d_name);
         REQUIRE(stat(p, &st) == 0);
         if (st.st_mtim.tv_sec > newest || (st.st_mtim.tv_sec == newest && st.st_mtim.tv_nsec > newest_ns)) {
@@ -628,9 +628,9 @@ static void a_read_only_mounted_cache_serves_its_file_values(void) {
     int fd = open(file, O_RDWR);
     REQUIRE(fd >= 0);
     uint8_t last;
-    REQUIRE(pread(fd, &last, 1, 24 + n - 1) == 1);
+    REQUIRE(pread(fd, &last, 1, n - 1) == 1);
     last ^= 1;
-    REQUIRE(pwrite(fd, &last, 1, 24 + n - 1) == 1);
+    REQUIRE(pwrite(fd, &last, 1, n - 1) == 1);
     close(fd);
     fflush(stdout);
     pid_t pid = fork();
@@ -665,7 +665,7 @@ int main(void) {
     RUN(a_fifo_in_place_of_a_value_file_is_a_miss_without_a_hang);
     RUN(a_folder_in_place_of_a_value_file_is_a_miss_and_stays);
     RUN(a_link_in_place_of_a_value_file_is_never_followed);
-    RUN(a_longer_file_or_a_changed_header_is_a_miss);
+    RUN(a_longer_file_or_a_changed_record_is_a_miss);
     RUN(the_folder_removed_while_open_is_made_again);
     RUN(nothing_is_made_at_the_path_of_a_cache_removed_while_open);
     RUN(the_folder_replaced_while_open_is_never_used);

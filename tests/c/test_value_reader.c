@@ -102,7 +102,7 @@ static void every_kind_of_value_reads_back_whole(void) {
     backlite_storage *f = open_threshold(path, 4096);
     REQUIRE(f != NULL);
     each_size_reads_back_whole(f);
-    CHECK_EQ(count_named(path, "v-", ".blv"), 1); /* the last, largest value */
+    CHECK_EQ(value_files(path), 1); /* the last, largest value */
     backlite_storage_free(f);
     backlite_storage *m = OPEN(":memory:", NULL);
     REQUIRE(m != NULL);
@@ -221,7 +221,7 @@ static void null_and_bad_arguments_change_nothing(void) {
     backlite_storage_free(s);
 }
 
-/* Flips the last byte of the value file: same length, a CRC that fails at the end. */
+/* Flips the last byte of the value in its file: same length, a CRC that fails at the end. */
 static void a_damaged_value_file_fails_at_its_end_and_goes(void) {
     const char *path = tmp_path("flipped.db");
     backlite_storage *s = open_threshold(path, 4096);
@@ -233,7 +233,7 @@ static void a_damaged_value_file_fails_at_its_end_and_goes(void) {
     size_t len = 0;
     uint8_t *bytes = h_read_file(file, &len);
     REQUIRE(bytes != NULL);
-    bytes[len - 1] ^= 1;
+    bytes[len - VALUE_RECORD_LEN - 1] ^= 1;
     REQUIRE(h_write_file(file, bytes, len));
     free(bytes);
     backlite_value_reader *r = open_reader(s, "k");
@@ -249,7 +249,7 @@ static void a_damaged_value_file_fails_at_its_end_and_goes(void) {
     CHECK(!HAS(s, "k"));
     CHECK_EQ(STATS(s).count, 0);
     backlite_value_reader_free(r);
-    CHECK_EQ(count_named(path, "v-", ".blv"), 0);
+    CHECK_EQ(value_files(path), 0);
     free(got);
     free(v);
     backlite_storage_free(s);

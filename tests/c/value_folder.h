@@ -37,9 +37,23 @@ static inline int count_named(const char *cache, const char *prefix, const char 
     return n;
 }
 
-/* The value files (`v-<32 hex>.blv`) and temporary files of sets in flight
- * (`t-<32 hex>.tmp`) in the cache's folder. */
-static inline int value_files(const char *cache) { return count_named(cache, "v-", ".blv"); }
+/* A value file's record (magic, length, CRC-32) follows the value, which starts at
+ * offset 0 (format 2, `v2-<32 hex>.blv`; format 1, `v-<32 hex>.blv`, written by schema 3
+ * to 5, held its record first). */
+#define VALUE_RECORD_LEN 24
+
+/* Whether `name` is a value file's name, of either format. */
+static inline bool is_value_file_name(const char *name) {
+    size_t len = strlen(name);
+    return (strncmp(name, "v2-", 3) == 0 || strncmp(name, "v-", 2) == 0) && len > 4 &&
+           strcmp(name + len - 4, ".blv") == 0;
+}
+
+/* The value files and temporary files of sets in flight (`t-<32 hex>.tmp`) in the
+ * cache's folder. */
+static inline int value_files(const char *cache) {
+    return count_named(cache, "v2-", ".blv") + count_named(cache, "v-", ".blv");
+}
 static inline int temp_files(const char *cache) { return count_named(cache, "t-", ".tmp"); }
 
 /* The path of the one value file in the cache's folder (valid until the next call). A
@@ -49,8 +63,7 @@ static inline const char *only_value_file(const char *cache) {
     DIR *d = opendir(folder_of(cache));
     int found = 0;
     for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;) {
-        size_t len = strlen(e->d_name);
-        if (strncmp(e->d_name, "v-", 2) == 0 && len > 4 && strcmp(e->d_name + len - 4, ".blv") == 0) {
+        if (is_value_file_name(e->d_name)) {
             snprintf(path, sizeof path, "%s/%s", folder_of(cache), e->d_name);
             found++;
         }

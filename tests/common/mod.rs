@@ -69,7 +69,8 @@ pub fn user_version(path: &Path) -> i32 {
         .unwrap()
 }
 
-/// The value files (`v-*.blv`) in the folder beside the cache at `cache`, sorted.
+/// The value files (`v2-*.blv`, and `v-*.blv` of format 1) in the folder beside the
+/// cache at `cache`, sorted.
 pub fn value_files(cache: &Path) -> Vec<PathBuf> {
     let mut folder = cache.as_os_str().to_os_string();
     folder.push(".values");
@@ -80,11 +81,20 @@ pub fn value_files(cache: &Path) -> Vec<PathBuf> {
         .map(|e| e.unwrap().path())
         .filter(|p| {
             let n = p.file_name().unwrap().to_string_lossy();
-            n.starts_with("v-") && n.ends_with(".blv")
+            (n.starts_with("v2-") || n.starts_with("v-")) && n.ends_with(".blv")
         })
         .collect();
     found.sort();
     found
+}
+
+/// The length of the record after the value in a value file of format 2 (`v2-*.blv`).
+pub const VALUE_RECORD_LEN: u64 = 24;
+
+/// The offset of the last byte of the value in the value file `file` (format 2: the
+/// value first, then its record).
+pub fn last_value_byte(file: &Path) -> u64 {
+    std::fs::metadata(file).unwrap().len() - VALUE_RECORD_LEN - 1
 }
 
 /// Damages the blob under `k` in the closed cache at `path`: same length, other bytes.

@@ -28,18 +28,19 @@ std::string pattern(std::size_t n) {
   return v;
 }
 
-// Flips the last byte of the cache's only value file (the end of the value).
+// Flips the last byte of the value in the cache's only value file: the value comes
+// first, then its 24-byte record (magic, length, CRC-32).
 void damage_the_value_file(const std::string& db) {
   std::vector<std::filesystem::path> files;
   for (const auto& e : std::filesystem::directory_iterator(db + ".values")) {
     const std::string name = e.path().filename().string();
-    if (name.rfind("v-", 0) == 0) files.push_back(e.path());
+    if (name.rfind("v2-", 0) == 0 || name.rfind("v-", 0) == 0) files.push_back(e.path());
   }
   ASSERT_EQ(files.size(), 1u);
   std::fstream f(files[0], std::ios::in | std::ios::out | std::ios::binary);
-  f.seekg(-1, std::ios::end);
+  f.seekg(-24 - 1, std::ios::end);
   const char last = static_cast<char>(f.get());
-  f.seekp(-1, std::ios::end);
+  f.seekp(-24 - 1, std::ios::end);
   f.put(static_cast<char>(last ^ 1));
   ASSERT_TRUE(f.good());
 }

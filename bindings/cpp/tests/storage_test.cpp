@@ -396,13 +396,14 @@ TEST_F(StorageTest, GetChunksHandsALargeValueOverInBoundedChunks) {
 
 // ---- file_threshold ------------------------------------------------------------------
 
-// The names of the value files (v-*.blv) in the cache's folder.
+// How many value files (v2-*.blv, or v-*.blv of format 1) the cache's folder holds.
 static std::size_t value_files(const std::string& db) {
   std::size_t n = 0;
   std::error_code ignored;
   for (const auto& e : std::filesystem::directory_iterator(db + ".values", ignored)) {
     const std::string name = e.path().filename().string();
-    n += name.rfind("v-", 0) == 0 && name.size() > 4 && name.substr(name.size() - 4) == ".blv";
+    const bool named = name.rfind("v2-", 0) == 0 || name.rfind("v-", 0) == 0;
+    n += named && name.size() > 4 && name.substr(name.size() - 4) == ".blv";
   }
   return n;
 }

@@ -35,8 +35,12 @@ SHAPES = [
 ]
 
 
+# The record (magic, length, CRC-32) that follows a value in its file (v2-*.blv).
+RECORD_LEN = 24
+
+
 def _value_files(location: Path) -> list[Path]:
-    return sorted(Path(f"{location}.values").glob("v-*.blv"))
+    return sorted(Path(f"{location}.values").glob("v*.blv"))
 
 
 @pytest.mark.parametrize("what,threshold,n", SHAPES, ids=[s[0] for s in SHAPES])
@@ -98,7 +102,7 @@ def test_a_flipped_byte_raises_at_the_end_and_the_entry_goes(tmp_path):
         s.set_value("k", v)
         (f,) = _value_files(location)
         data = bytearray(f.read_bytes())
-        data[-1] ^= 1
+        data[-RECORD_LEN - 1] ^= 1  # the value's last byte
         f.write_bytes(bytes(data))
         r = s.reader("k")
         got = bytearray()
@@ -114,7 +118,9 @@ def test_a_flipped_byte_raises_at_the_end_and_the_entry_goes(tmp_path):
         # Through copyfileobj: an exception, never a short copy that looks whole.
         s.set_value("k", v)
         (f,) = _value_files(location)
-        f.write_bytes(f.read_bytes()[:-1] + bytes([f.read_bytes()[-1] ^ 1]))
+        data = bytearray(f.read_bytes())
+        data[-RECORD_LEN - 1] ^= 1
+        f.write_bytes(bytes(data))
         with s.reader("k") as r, pytest.raises(NotFoundError):
             shutil.copyfileobj(r, io.BytesIO())
 

@@ -554,7 +554,7 @@ def test_get_to_reraises_what_the_file_raises(storage):
 
 
 def _value_files(location: Path) -> list[Path]:
-    return sorted(Path(f"{location}.values").glob("v-*.blv"))
+    return sorted(Path(f"{location}.values").glob("v*.blv"))
 
 
 def test_a_value_above_the_file_threshold_lives_in_a_file_and_reads_back(tmp_path):

@@ -365,7 +365,16 @@ test "the lease_ms option sets how long cachedExclusive's claim lasts" {
     try testing.expectError(error.InvalidArgument, memory(.{ .lease_ms = 0 }));
 }
 
-/// How many value files (v-*.blv) the cache at `path` has in its folder.
+/// Whether `name` is a value file's (v2-*.blv, or v-*.blv of format 1).
+fn isValueFile(name: []const u8) bool {
+    return (std.mem.startsWith(u8, name, "v2-") or std.mem.startsWith(u8, name, "v-")) and
+        std.mem.endsWith(u8, name, ".blv");
+}
+
+/// The record (magic, length, CRC-32) that follows a value in its file (v2-*.blv).
+const value_record_len = 24;
+
+/// How many value files the cache at `path` has in its folder.
 fn valueFiles(path: []const u8) !usize {
     const folder = try std.fmt.allocPrint(testing.allocator, "{s}.values", .{path});
     defer testing.allocator.free(folder);
@@ -377,7 +386,7 @@ fn valueFiles(path: []const u8) !usize {
     var n: usize = 0;
     var it = dir.iterate();
     while (try it.next()) |entry| {
-        if (std.mem.startsWith(u8, entry.name, "v-") and std.mem.endsWith(u8, entry.name, ".blv")) n += 1;
+        if (isValueFile(entry.name)) n += 1;
     }
     return n;
 }
@@ -906,7 +915,7 @@ test "remote option: bad values are InvalidArgument" {
     try testing.expectError(error.InvalidArgument, memory(.{ .remote_timeout_ms = 0 }));
 }
 
-/// Flips the last byte of the cache's only value file (the end of the value).
+/// Flips the last byte of the value in the cache's only value file (before its record).
 fn damageValueFile(path: []const u8) !void {
     const folder = try std.fmt.allocPrint(testing.allocator, "{s}.values", .{path});
     defer testing.allocator.free(folder);
@@ -914,14 +923,15 @@ fn damageValueFile(path: []const u8) !void {
     defer dir.close();
     var it = dir.iterate();
     while (try it.next()) |entry| {
-        if (!std.mem.startsWith(u8, entry.name, "v-")) continue;
+        if (!isValueFile(entry.name)) continue;
         var f = try dir.openFile(entry.name, .{ .mode = .read_write });
         defer f.close();
         const end = try f.getEndPos();
         var last: [1]u8 = undefined;
-        try testing.expectEqual(@as(usize, 1), try f.preadAll(&last, end - 1));
+        const at = end - value_record_len - 1;
+        try testing.expectEqual(@as(usize, 1), try f.preadAll(&last, at));
         last[0] ^= 1;
-        try f.pwriteAll(&last, end - 1);
+        try f.pwriteAll(&last, at);
         return;
     }
     return error.FileNotFound;

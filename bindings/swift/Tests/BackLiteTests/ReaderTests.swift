@@ -6,17 +6,18 @@ private func patterned(_ count: Int) -> Data {
     Data((0..<count).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ 7) })
 }
 
-/// Flips the last byte of the cache's only value file (the end of the value).
+/// Flips the last byte of the value in the cache's only value file: the value comes
+/// first, then its 24-byte record (magic, length, CRC-32).
 private func damageTheValueFile(_ path: String) throws {
     let folder = path + ".values"
-    let names = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasPrefix("v-") }
+    let names = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasPrefix("v2-") || $0.hasPrefix("v-") }
     XCTAssertEqual(names.count, 1)
     let handle = try FileHandle(forUpdating: URL(fileURLWithPath: folder).appendingPathComponent(names[0]))
     defer { try? handle.close() }
-    let end = try handle.seekToEnd()
-    try handle.seek(toOffset: end - 1)
+    let at = try handle.seekToEnd() - 24 - 1
+    try handle.seek(toOffset: at)
     let last = try handle.read(upToCount: 1)!
-    try handle.seek(toOffset: end - 1)
+    try handle.seek(toOffset: at)
     try handle.write(contentsOf: Data([last[0] ^ 1]))
 }
 

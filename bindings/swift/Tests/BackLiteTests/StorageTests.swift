@@ -189,10 +189,10 @@ final class StorageTests: XCTestCase {
         XCTAssertFalse(try cache.forEachChunk(of: "missing") { _ in XCTFail("a miss calls nothing") })
     }
 
-    /// How many value files (v-*.blv) the cache at `path` has in its folder.
+    /// How many value files (v2-*.blv, or v-*.blv of format 1) the cache at `path` has.
     func valueFiles(_ path: String) -> Int {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: path + ".values")) ?? []
-        return names.filter { $0.hasPrefix("v-") && $0.hasSuffix(".blv") }.count
+        return names.filter { ($0.hasPrefix("v2-") || $0.hasPrefix("v-")) && $0.hasSuffix(".blv") }.count
     }
 
     func testAValueAboveTheFileThresholdLivesInAFileAndReadsBack() throws {
