@@ -156,8 +156,8 @@ static backlite_storage *with_a_damaged_value(const char *name, bool in_db) {
         const char *file = only_value_file(path);
         size_t len = 0;
         uint8_t *bytes = h_read_file(file, &len);
-        if (bytes != NULL && len > 0) {
-            bytes[len - 1] ^= 1;
+        if (bytes != NULL && len > VALUE_RECORD_LEN) {
+            bytes[len - VALUE_RECORD_LEN - 1] ^= 1; /* the value's last byte, before its record */
             damaged = h_write_file(file, bytes, len);
         }
         free(bytes);
