@@ -652,4 +652,16 @@ static inline bool h_have_python_sqlite(void) {
     return system("python3 -c 'import sqlite3' >/dev/null 2>&1") == 0;
 }
 
+/* Overwrites every value kept in `blobs` of the closed cache at `path` with zeros of the
+ * same length (a value damaged inside the database), through python3's sqlite3. */
+static inline bool h_zero_blobs(const char *path) {
+    char cmd[PATH_MAX + 300];
+    snprintf(cmd, sizeof cmd,
+             "python3 -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+             "c.execute(\"update blobs set value = zeroblob(length(value))\"); c.commit(); "
+             "c.close()' '%s'",
+             path);
+    return system(cmd) == 0;
+}
+
 #endif /* BACKLITE_TEST_HARNESS_H */

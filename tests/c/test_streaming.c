@@ -160,13 +160,7 @@ static void a_damaged_value_is_never_handed_over_whole(void) {
     uint8_t *v = h_pattern(n, 9);
     SET_BYTES(s, "k", v, n, NEVER);
     backlite_storage_free(s);
-    char cmd[PATH_MAX + 300];
-    snprintf(cmd, sizeof cmd,
-             "python3 -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
-             "c.execute(\"update blobs set value = zeroblob(length(value))\"); c.commit(); "
-             "c.close()' '%s'",
-             path);
-    REQUIRE(system(cmd) == 0);
+    REQUIRE(h_zero_blobs(path));
     s = open_in_database(path);
     REQUIRE(s != NULL);
     received r = {0};

@@ -268,13 +268,7 @@ static void a_damaged_blob_is_a_miss_or_fails_at_its_end(void) {
         SET_BYTES(s, "k", v, sizes[i], NEVER);
         free(v);
         backlite_storage_free(s);
-        char cmd[PATH_MAX + 300];
-        snprintf(cmd, sizeof cmd,
-                 "python3 -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
-                 "c.execute(\"update blobs set value = zeroblob(length(value))\"); c.commit(); "
-                 "c.close()' '%s'",
-                 path);
-        REQUIRE(system(cmd) == 0);
+        REQUIRE(h_zero_blobs(path));
         s = open_threshold(path, BACKLITE_FILE_THRESHOLD_NEVER);
         REQUIRE(s != NULL);
         backlite_value_reader *r = NULL;
