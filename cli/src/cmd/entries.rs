@@ -1,7 +1,9 @@
 //! `get`, `set`, `delete` and `clear`: single entries from the shell.
 
 use super::stats::print;
-use super::{key_arg, open, output_path, Failure, Outcome, DAMAGED_OR_MISSING, OK, USAGE_OR_IO};
+use super::{
+    key_arg, open, open_with, output_path, Failure, Outcome, DAMAGED_OR_MISSING, OK, USAGE_OR_IO,
+};
 use crate::bytes::escape;
 use crate::core::{Expiration, Streamed};
 use crate::{Cli, Ttl};
@@ -9,11 +11,19 @@ use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::time::Duration;
+
+/// How long `get` waits for another process's write lock. Its hit (a hint for the
+/// eviction order, written as it ends) and a damaged value's removal are given up
+/// after that: behind a long write (an import, a vacuum) the library's 5 s busy
+/// timeout would hold an operator's `get` for 5 s after its value was out. Reads
+/// never wait for a writer.
+const GET_LOCK_WAIT: Duration = Duration::from_millis(200);
 
 pub fn get(cli: &Cli, file: &Path, key: &OsStr, output: Option<&Path>, escaped: bool) -> Outcome {
     let key = key_arg(file, key, escaped)?;
     let output = output_path(file, output)?;
-    let storage = open(cli, file, false)?;
+    let storage = open_with(cli, file, false, Some(GET_LOCK_WAIT))?;
     // The value goes out in chunks as it is read (a value kept in a file of its own
     // may be as large as the disk), to OUT (made at the first chunk, so that a miss
     // leaves it as it was) or stdout.

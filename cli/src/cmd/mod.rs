@@ -12,6 +12,7 @@ use crate::{Cli, Command};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::time::Duration;
 
 /// Exit code: the command did what was asked (the file is healthy).
 pub const OK: u8 = 0;
@@ -75,6 +76,16 @@ pub fn entries(n: u64) -> String {
 /// Opens the cache at `file`. Only commands that store entries may create it: the
 /// others report a missing file rather than leave an empty cache behind.
 pub fn open(cli: &Cli, file: &Path, create: bool) -> Result<Storage, Failure> {
+    open_with(cli, file, create, None)
+}
+
+/// [`open`], with a busy timeout of the command's own instead of the library's.
+pub fn open_with(
+    cli: &Cli,
+    file: &Path,
+    create: bool,
+    busy_timeout: Option<Duration>,
+) -> Result<Storage, Failure> {
     if !create {
         if let Err(e) = std::fs::metadata(file) {
             let cause = if e.kind() == std::io::ErrorKind::NotFound {
@@ -102,6 +113,9 @@ pub fn open(cli: &Cli, file: &Path, create: bool) -> Result<Storage, Failure> {
         .set_max_size(max_size)
         .map_err(|e| Failure::new(USAGE_OR_IO, file, e.message()))?;
     options.set_eviction_policy(policy);
+    if let Some(timeout) = busy_timeout {
+        options.set_busy_timeout(timeout);
+    }
     Storage::open(file, &options).map_err(|e| Failure::core(file, &e))
 }
 
