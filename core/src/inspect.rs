@@ -123,7 +123,8 @@ impl Storage {
         let (file_size, wal_size) = match self.path() {
             Some(path) => {
                 let len = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
-                let mut wal = path.as_os_str().to_owned();
+                // Beside the file a link leads to, where SQLite makes it.
+                let mut wal = self.shared.name.as_os_str().to_owned();
                 wal.push("-wal");
                 (len(path), len(std::path::Path::new(&wal)))
             }

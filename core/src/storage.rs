@@ -1109,6 +1109,25 @@ fn check_key(key: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// The name of the file `id` at `absolute` with every link resolved: what its
+/// connections open it by, and what its folder of value files is named after. SQLite
+/// names the -wal and -shm after the file a link leads to, and so must the folder be:
+/// named after the link, a cache opened by two names had two folders, and each name
+/// missed (and removed) the large values set through the other. `None`: no longer
+/// that file.
+fn real_name(absolute: &Path, id: schema::FileId) -> Result<Option<PathBuf>> {
+    match std::fs::canonicalize(absolute) {
+        Ok(real) => {
+            Ok(Some(real).filter(|r| matches!(schema::identify(r), Ok(Some(i)) if i == id)))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::new(
+            ErrorKind::Io,
+            format!("cannot resolve {}: {e}", absolute.display()),
+        )),
+    }
+}
+
 /// Finds the cache at `path`, creating it if there is none, and returns what this
 /// process's handles on it share. A file that is open here already is not read again
 /// (see [`shared::opening`]) and is opened by the name its other handles use.
@@ -1137,7 +1156,11 @@ fn claim_file(path: &Path, absolute: &Path, busy_timeout: Duration) -> Result<Ar
                 }
             }
             schema::FileKind::Empty | schema::FileKind::Ours => {
-                return Ok(shared::register(id, schema::sqlite_name(absolute)));
+                // Replaced since it was identified: another turn.
+                let Some(real) = real_name(absolute, id)? else {
+                    continue;
+                };
+                return Ok(shared::register(id, schema::sqlite_name(&real)));
             }
         }
     }

@@ -1,0 +1,166 @@
+/*
+ * Values kept in files (issue 16) and the ways a cache's path can be given: through a
+ * symbolic link (one process by the link, another by the file's own name), by a
+ * relative path before a chdir, and a cache file renamed or copied without its folder.
+ * Whatever the name, one cache has one folder of values, and a large value set by one
+ * name reads back by the other.
+ */
+#include "backlite.h"
+#include "harness.h"
+#include "value_folder.h"
+
+#define THRESHOLD 4096
+
+static backlite_storage *open_threshold(const char *path) {
+    return OPEN_SET(path, .max_size = 1u << 30, .file_threshold = THRESHOLD);
+}
+
+/* A cache opened through a link and by its own name: one folder, beside the file, and
+ * each name reads the values the other set. */
+static void a_cache_opened_through_a_link_keeps_its_values_beside_the_file(void) {
+    char real[PATH_MAX + 64], link[PATH_MAX], sub[PATH_MAX];
+    snprintf(sub, sizeof sub, "%s", tmp_path("real"));
+    REQUIRE(mkdir(sub, 0700) == 0);
+    snprintf(real, sizeof real, "%s/cache.db", sub);
+    snprintf(link, sizeof link, "%s", tmp_path("link.db"));
+    backlite_storage *s = open_threshold(real);
+    REQUIRE(s != NULL);
+    backlite_storage_free(s);
+    REQUIRE(symlink(real, link) == 0);
+    size_t n = 50000;
+    uint8_t *a = h_pattern(n, 1), *b = h_pattern(n, 2);
+    s = open_threshold(link);
+    REQUIRE(s != NULL);
+    SET_BYTES(s, "by-link", a, n, NEVER);
+    backlite_storage_free(s);
+    /* The folder is the file's, never the link's. */
+    CHECK(h_exists(folder_of(real)));
+    CHECK(!h_exists(folder_of(link)));
+    s = open_threshold(real);
+    REQUIRE(s != NULL);
+    GET_BYTES_EQ(s, "by-link", a, n);
+    SET_BYTES(s, "by-name", b, n, NEVER);
+    backlite_storage_free(s);
+    s = open_threshold(link);
+    REQUIRE(s != NULL);
+    GET_BYTES_EQ(s, "by-link", a, n);
+    GET_BYTES_EQ(s, "by-name", b, n);
+    backlite_check_report rep;
+    CHECK_OK(backlite_storage_check(s, 0, &rep, &err));
+    CHECK_EQ(rep.healthy, 1);
+    CHECK_EQ(rep.orphan_values, 0);
+    backlite_storage_free(s);
+    CHECK_EQ(value_files(real), 2);
+    free(a);
+    free(b);
+}
+
+/* A link to a link, in another folder, relative: the same. */
+static void a_chain_of_relative_links_leads_to_the_same_folder(void) {
+    char dir1[PATH_MAX], dir2[PATH_MAX], real[PATH_MAX + 64], l1[PATH_MAX + 64], l2[PATH_MAX + 64];
+    snprintf(dir1, sizeof dir1, "%s", tmp_path("d1"));
+    snprintf(dir2, sizeof dir2, "%s", tmp_path("d2"));
+    REQUIRE(mkdir(dir1, 0700) == 0 && mkdir(dir2, 0700) == 0);
+    snprintf(real, sizeof real, "%s/c.db", dir1);
+    snprintf(l1, sizeof l1, "%s/l1.db", dir1);
+    snprintf(l2, sizeof l2, "%s/l2.db", dir2);
+    backlite_storage *s = open_threshold(real);
+    REQUIRE(s != NULL);
+    backlite_storage_free(s);
+    char target[PATH_MAX + 64];
+    REQUIRE(symlink("c.db", l1) == 0);
+    snprintf(target, sizeof target, "../%s/l1.db", strrchr(dir1, '/') + 1);
+    REQUIRE(symlink(target, l2) == 0);
+    size_t n = 20000;
+    uint8_t *v = h_pattern(n, 3);
+    s = open_threshold(l2);
+    REQUIRE(s != NULL);
+    SET_BYTES(s, "k", v, n, NEVER);
+    backlite_storage_free(s);
+    CHECK_EQ(value_files(real), 1);
+    CHECK(!h_exists(folder_of(l1)) && !h_exists(folder_of(l2)));
+    s = open_threshold(real);
+    REQUIRE(s != NULL);
+    GET_BYTES_EQ(s, "k", v, n);
+    backlite_storage_free(s);
+    free(v);
+}
+
+/* Opened by a relative path, then the process changes its directory: the values are
+ * still found, written and removed in the folder beside the file. */
+static void a_relative_path_then_chdir_keeps_the_folder(void) {
+    char dir[PATH_MAX], cwd[PATH_MAX], real[PATH_MAX + 64];
+    snprintf(dir, sizeof dir, "%s", tmp_path("rel"));
+    REQUIRE(mkdir(dir, 0700) == 0);
+    REQUIRE(getcwd(cwd, sizeof cwd) != NULL);
+    REQUIRE(chdir(dir) == 0);
+    backlite_storage *s = open_threshold("c.db");
+    REQUIRE(chdir(h_tmp_root()) == 0);
+    REQUIRE(s != NULL);
+    snprintf(real, sizeof real, "%s/c.db", dir);
+    size_t n = 30000;
+    uint8_t *v = h_pattern(n, 4);
+    SET_BYTES(s, "k", v, n, NEVER);
+    CHECK(!h_exists("c.db.values"));
+    CHECK_EQ(value_files(real), 1);
+    GET_BYTES_EQ(s, "k", v, n);
+    CHECK_OK(backlite_storage_delete(s, K("k"), &err));
+    CHECK_EQ(value_files(real), 0);
+    backlite_storage_free(s);
+    REQUIRE(chdir(cwd) == 0);
+    free(v);
+}
+
+/* A cache file renamed (or copied) without its folder: its large values are misses
+ * (their rows go), its small ones still read, and the folder left at the old name is
+ * not touched by the renamed file. */
+static void a_cache_renamed_without_its_folder_misses_its_large_values_only(void) {
+    char a[PATH_MAX], b[PATH_MAX], c[PATH_MAX];
+    snprintf(a, sizeof a, "%s", tmp_path("a.db"));
+    snprintf(b, sizeof b, "%s", tmp_path("b.db"));
+    snprintf(c, sizeof c, "%s", tmp_path("c.db"));
+    size_t n = 30000;
+    uint8_t *v = h_pattern(n, 5);
+    backlite_storage *s = open_threshold(a);
+    REQUIRE(s != NULL);
+    SET_BYTES(s, "large", v, n, NEVER);
+    SET_BYTES(s, "small", v, 100, NEVER);
+    backlite_storage_free(s);
+    /* A copy, byte for byte, and the original renamed. */
+    size_t len = 0;
+    uint8_t *bytes = h_read_file(a, &len);
+    REQUIRE(bytes != NULL);
+    REQUIRE(h_write_file(c, bytes, len));
+    free(bytes);
+    REQUIRE(rename(a, b) == 0);
+    for (int i = 0; i < 2; i++) {
+        const char *path = i == 0 ? b : c;
+        s = open_threshold(path);
+        REQUIRE(s != NULL);
+        GET_BYTES_EQ(s, "small", v, 100);
+        GET_MISSING(s, "large");
+        CHECK_EQ(STATS(s).count, 1);
+        CHECK_EQ(STATS(s).total_size, 100);
+        backlite_check_report rep;
+        CHECK_OK(backlite_storage_check(s, 1, &rep, &err));
+        CHECK_EQ(rep.healthy, 1);
+        CHECK_OK(backlite_storage_vacuum(s, &err));
+        /* A new large value goes beside the new name. */
+        SET_BYTES(s, "large", v, n, NEVER);
+        GET_BYTES_EQ(s, "large", v, n);
+        backlite_storage_free(s);
+        CHECK_EQ(value_files(path), 1);
+    }
+    /* The old name's folder, which no cache names now, is left as it was. */
+    CHECK_EQ(value_files(a), 1);
+    free(v);
+}
+
+int main(void) {
+    h_begin();
+    RUN(a_cache_opened_through_a_link_keeps_its_values_beside_the_file);
+    RUN(a_chain_of_relative_links_leads_to_the_same_folder);
+    RUN(a_relative_path_then_chdir_keeps_the_folder);
+    RUN(a_cache_renamed_without_its_folder_misses_its_large_values_only);
+    return h_end();
+}
