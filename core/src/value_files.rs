@@ -488,6 +488,9 @@ impl ValueFiles {
                 e,
             )
         };
+        // Replaced since this handle opened it (by a link to another folder, say): a
+        // file created at a path through it would land in a folder not ours.
+        self.still_there()?;
         let mut remade = false;
         loop {
             let id = random_id();

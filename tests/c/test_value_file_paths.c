@@ -156,11 +156,88 @@ static void a_cache_renamed_without_its_folder_misses_its_large_values_only(void
     free(v);
 }
 
+/* The names in `dir` other than "." and "..". */
+static int entries_in(const char *dir) {
+    DIR *d = opendir(dir);
+    if (d == NULL) return -1;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
+/* The folder of values replaced by a link to another folder, before the cache opens
+ * and while it is open (the other folder holding a copy of the marker, or not):
+ * nothing is ever written into the other folder, and its files stay. */
+static void a_link_in_place_of_the_folder_is_never_written_through(void) {
+    char path[PATH_MAX], other[PATH_MAX], marker[PATH_MAX + 64], theirs[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s", tmp_path("c.db"));
+    snprintf(other, sizeof other, "%s", tmp_path("other"));
+    size_t n = 20000;
+    uint8_t *v = h_pattern(n, 6);
+    for (int with_marker = 0; with_marker < 2; with_marker++) {
+        for (int while_open = 0; while_open < 2; while_open++) {
+            backlite_storage *s = open_threshold(path);
+            REQUIRE(s != NULL);
+            SET_BYTES(s, "before", v, n, NEVER);
+            if (!while_open) backlite_storage_free(s);
+            REQUIRE(mkdir(other, 0700) == 0);
+            snprintf(theirs, sizeof theirs, "%s/theirs.txt", other);
+            REQUIRE(h_write_file(theirs, "mine", 4));
+            if (with_marker) {
+                char ours[PATH_MAX + 64];
+                snprintf(ours, sizeof ours, "%s/BACKLITE-VALUES", folder_of(path));
+                size_t len = 0;
+                uint8_t *text = h_read_file(ours, &len);
+                REQUIRE(text != NULL);
+                snprintf(marker, sizeof marker, "%s/BACKLITE-VALUES", other);
+                REQUIRE(h_write_file(marker, text, len));
+                free(text);
+            }
+            int before = entries_in(other);
+            h_rm_rf(folder_of(path));
+            REQUIRE(symlink(other, folder_of(path)) == 0);
+            if (!while_open) {
+                s = open_threshold(path);
+                REQUIRE(s != NULL);
+            }
+            /* Never the value: a miss, or IO for a folder not ours (as for one its
+               reader cannot enter). */
+            backlite_buf b = {0};
+            backlite_error *e0 = NULL;
+            backlite_result rc = backlite_storage_get(s, K("before"), &b, NULL, &e0);
+            CHECK(rc == BACKLITE_RESULT_NOT_FOUND || rc == BACKLITE_RESULT_IO);
+            backlite_buf_free(&b);
+            backlite_error_free(e0);
+            CHECK_RC(backlite_storage_set(s, K("k"), v, n, NEVER, &err), BACKLITE_RESULT_IO);
+            backlite_entry e = {K("batch"), v, n, NEVER};
+            CHECK_RC(backlite_storage_set_many(s, &e, 1, &err), BACKLITE_RESULT_IO);
+            backlite_check_report rep;
+            CHECK_RC(backlite_storage_check(s, 1, &rep, &err), BACKLITE_RESULT_IO);
+            CHECK_RC(backlite_storage_vacuum(s, &err), BACKLITE_RESULT_IO);
+            CHECK_OK(backlite_storage_clear(s, &err));
+            SET(s, "small", "works");
+            GET_EQ(s, "small", "works");
+            backlite_storage_free(s);
+            CHECK_EQ(entries_in(other), before);
+            CHECK(h_exists(theirs));
+            struct stat st;
+            CHECK(lstat(folder_of(path), &st) == 0 && S_ISLNK(st.st_mode));
+            REQUIRE(unlink(folder_of(path)) == 0);
+            h_rm_rf(other);
+            unlink(path);
+        }
+    }
+    free(v);
+}
+
 int main(void) {
     h_begin();
     RUN(a_cache_opened_through_a_link_keeps_its_values_beside_the_file);
     RUN(a_chain_of_relative_links_leads_to_the_same_folder);
     RUN(a_relative_path_then_chdir_keeps_the_folder);
     RUN(a_cache_renamed_without_its_folder_misses_its_large_values_only);
+    RUN(a_link_in_place_of_the_folder_is_never_written_through);
     return h_end();
 }
