@@ -11,6 +11,7 @@
 #include "backlite.h"
 #include "harness.h"
 #include "value_folder.h"
+#include "proc_self.h"
 
 #define THRESHOLD 4096
 
@@ -321,6 +322,46 @@ static void the_counters_equal_the_values_through_every_kind_of_change(void) {
     free(v);
 }
 
+/* contains answers for a large value without holding it: the peak resident memory
+ * grows by far less than the value (kept in a file, or in the database), and a value
+ * damaged behind BackLite's back is still not contained. */
+static void contains_of_a_large_value_holds_no_copy_of_it_(int64_t threshold, const char *name) {
+    const char *path = tmp_path(name);
+    backlite_storage *s = OPEN_SET(path, .file_threshold = threshold);
+    REQUIRE(s != NULL);
+    size_t n = (size_t)64 << 20;
+    uint8_t *v = h_pattern(n, 16);
+    SET_BYTES(s, "big", v, n, NEVER);
+    free(v);
+    REQUIRE(reset_peak_rss());
+    long before = proc_status_kib("VmRSS");
+    CHECK_OK(backlite_storage_contains(s, K("big"), &err));
+    long grown_mib = (proc_status_kib("VmHWM") - before) / 1024;
+    printf("    contains of 64 MiB (%s) grew the peak RSS by %ld MiB\n", name, grown_mib);
+    CHECK(grown_mib <= 16);
+    if (threshold != BACKLITE_FILE_THRESHOLD_NEVER) {
+        /* One byte of the value flipped in its file: not contained, and gone. */
+        int fd = open(only_value_file(path), O_RDWR);
+        REQUIRE(fd >= 0);
+        uint8_t byte;
+        REQUIRE(pread(fd, &byte, 1, 12345) == 1);
+        byte ^= 1;
+        REQUIRE(pwrite(fd, &byte, 1, 12345) == 1);
+        close(fd);
+        CHECK_RC(backlite_storage_contains(s, K("big"), &err), BACKLITE_RESULT_NOT_FOUND);
+        CHECK_EQ(STATS(s).count, 0);
+        CHECK_EQ(value_files(path), 0);
+    }
+    backlite_storage_free(s);
+}
+
+static void contains_of_a_large_value_holds_no_copy_of_it(void) {
+    if (h_under_valgrind() || UNDER_ASAN) SKIP("resident memory is the checker's under valgrind and ASan");
+    if (!reset_peak_rss()) SKIP("the kernel does not reset the peak RSS (/proc/self/clear_refs)");
+    contains_of_a_large_value_holds_no_copy_of_it_(THRESHOLD, "file.db");
+    contains_of_a_large_value_holds_no_copy_of_it_(BACKLITE_FILE_THRESHOLD_NEVER, "db.db");
+}
+
 int main(void) {
     h_begin();
     RUN(a_reader_of_a_value_file_reads_the_value_it_opened_whatever_happens_since);
@@ -329,5 +370,6 @@ int main(void) {
     RUN(reads_of_nothing_into_null_and_past_the_end);
     RUN(a_visitor_failing_at_the_first_or_last_chunk_removes_nothing);
     RUN(the_counters_equal_the_values_through_every_kind_of_change);
+    RUN(contains_of_a_large_value_holds_no_copy_of_it);
     return h_end();
 }
