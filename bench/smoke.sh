@@ -61,6 +61,7 @@ build large_values "${large_defines[@]}"
 build get_loop
 build set_loop
 build slow_gets
+build set_after_reads -std=c11
 build pull_reader -std=c11
 
 # bench.c: every table (operations, large working set, scaling, concurrency).
@@ -80,6 +81,7 @@ done
 run "set_loop new, 64 KiB values" "" "$work/set_loop" . 100 50 new 65536
 run "slow_gets (fill, then gets)" "CPU ms: reader" \
   sh -c "'$work/slow_gets' . 1000 1 1000 fill >/dev/null && '$work/slow_gets' . 1000 2000 1000"
+run "set_after_reads" "sets right after" "$work/set_after_reads" . 2000 3000 3
 # The cargo examples, with the workspace's features, as cargo test --workspace built
 # them: nothing to rebuild after the test command's cargo test. remote_bench's temporary
 # folder (tempfile) goes under $work; hit_write_cost's under its run folder.

@@ -299,6 +299,11 @@ impl AccessLog {
         self.waiting() == 0
     }
 
+    /// Whether a hit writer runs (it writes the hits that wait, a batch at a time).
+    pub fn writer_running(&self) -> bool {
+        self.writer.load(Ordering::Relaxed) == RUNNING
+    }
+
     /// How many distinct keys wait.
     #[cfg(test)]
     pub fn len(&self) -> usize {

@@ -10,7 +10,7 @@ use crate::sync::{lock, try_lock};
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Default)]
 pub(crate) struct FileShared {
@@ -137,6 +137,39 @@ impl FileShared {
         WriteTurn(self)
     }
 
+    /// `writing_in`, taken only once no other thread of this process waits for it: the
+    /// hit writer's next batch goes after the sets that waited for its last one.
+    /// It yields for at most [`YIELD_AT_MOST`]: a steady stream of sets does not starve
+    /// it, and a count of waiters inherited from a forked parent does not hold it.
+    pub fn writing_after_others(&self, pid: u32) -> WriteTurn<'_> {
+        let until = Instant::now() + YIELD_AT_MOST;
+        let mut turn = lock(&self.writing);
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            let others_wait = turn.waiting > 0 && !left.is_zero();
+            if turn.holder != Some(pid) && !others_wait {
+                break;
+            }
+            turn.yielding += 1;
+            turn = if others_wait {
+                match self.turn_free.wait_timeout(turn, left) {
+                    Ok((t, _)) => t,
+                    Err(e) => e.into_inner().0,
+                }
+            } else {
+                self.turn_free.wait(turn).unwrap_or_else(|e| e.into_inner())
+            };
+            turn.yielding -= 1;
+        }
+        turn.holder = Some(pid);
+        WriteTurn(self)
+    }
+
+    /// Whether a thread of this process waits for its turn to write the file.
+    pub fn others_wait_to_write(&self) -> bool {
+        lock(&self.writing).waiting > 0
+    }
+
     /// This process's turn to write the file, if no other handle has it.
     pub fn try_writing(&self) -> Option<WriteTurn<'_>> {
         let pid = fork::this_process();
@@ -179,7 +212,7 @@ impl Drop for WriteTurn<'_> {
         let mut turn = lock(&self.0.writing);
         turn.holder = None;
         // Waking nobody is still a system call: made only when a thread waits.
-        if turn.waiting > 0 {
+        if turn.waiting > 0 || turn.yielding > 0 {
             self.0.turn_free.notify_all();
         }
     }
@@ -193,7 +226,12 @@ struct Turn {
     holder: Option<u32>,
     /// Threads of this process waiting in [`FileShared::writing_in`].
     waiting: usize,
+    /// Threads waiting in [`FileShared::writing_after_others`].
+    yielding: usize,
 }
+
+/// How long the hit writer lets the sets waiting for this process's turn go first.
+const YIELD_AT_MOST: Duration = Duration::from_millis(100);
 
 /// Files are told apart by device and inode, so two paths to one file share.
 /// A plain list: a process has few cache files open, and a hash table's interior

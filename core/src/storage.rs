@@ -229,7 +229,7 @@ impl Storage {
     }
 
     /// Like `write`; with `write_hits`, the buffered hits are written to their rows.
-    fn write_with<R>(
+    pub(crate) fn write_with<R>(
         &self,
         write_hits: bool,
         f: impl FnOnce(&mut Txn<'_>) -> Result<R>,

@@ -265,3 +265,46 @@ fn the_hit_writer_runs_at_a_lower_priority_than_its_reader() {
     };
     assert!(found, "no hit writer at nice {wanted}");
 }
+
+/// A write transaction writes a batch of the oldest waiting hits, not all of them (a
+/// set then waits for a bounded write); the others keep their ticks, so that the file
+/// ends in the exact order of the reads once they are all written.
+#[test]
+fn hits_are_written_a_batch_at_a_time_oldest_first_in_their_exact_order() {
+    use crate::transact::HIT_BATCH;
+    let (dir, s, keys) = filled(3 * HIT_BATCH);
+    // Read newest key first: the order of the reads is the reverse of the sets'.
+    for k in keys.iter().rev() {
+        assert!(s.get(k).unwrap().is_some());
+    }
+    s.write_with(false, |t| t.write_oldest_accesses(HIT_BATCH, &|| false))
+        .unwrap();
+    let raw = rusqlite::Connection::open(dir.path().join("c.db")).unwrap();
+    let hit = |raw: &rusqlite::Connection| -> Vec<Vec<u8>> {
+        raw.prepare("SELECT key FROM entries WHERE hits > 0 ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let read_first: Vec<Vec<u8>> = keys.iter().rev().take(HIT_BATCH).cloned().collect();
+    assert_eq!(
+        hit(&raw),
+        read_first,
+        "the batch is the oldest hits, in order"
+    );
+    // A later set goes after every waiting hit, written or not.
+    s.set(b"later", b"v", Expiration::Never).unwrap();
+    s.flush().unwrap();
+    let order: Vec<Vec<u8>> = raw
+        .prepare("SELECT key FROM entries ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut expected: Vec<Vec<u8>> = keys.iter().rev().cloned().collect();
+    expected.push(b"later".to_vec());
+    assert_eq!(order, expected);
+}
