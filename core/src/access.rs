@@ -106,6 +106,10 @@ impl Accesses {
         self.map.remove(key);
     }
 
+    pub fn get(&self, key: &[u8]) -> Option<&Access> {
+        self.map.get(key)
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&Vec<u8>, &Access)> {
         self.map.iter()
     }

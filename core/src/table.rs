@@ -468,6 +468,9 @@ pub(crate) const WRITE_HITS: &str = "UPDATE entries SET hits = hits + ?1, seq = 
 pub(crate) const SET_IMPORTED: &str =
     "UPDATE entries SET hits = ?1, set_at = coalesce(?3, set_at) WHERE seq = ?2";
 
+/// The key of the entry whose `seq` is `?1`.
+pub(crate) const KEY_BY_SEQ: &str = "SELECT key FROM entries WHERE seq = ?1";
+
 /// Removes an entry by `seq`.
 pub(crate) const DELETE_ENTRY: &str = "DELETE FROM entries WHERE seq = ?1";
 

@@ -308,3 +308,49 @@ fn hits_are_written_a_batch_at_a_time_oldest_first_in_their_exact_order() {
     expected.push(b"later".to_vec());
     assert_eq!(order, expected);
 }
+
+/// An eviction writes only the waiting hits of the rows that come before its victim
+/// (a hit moves its row later), not every waiting hit, and still evicts the entry that
+/// writing them all first would have: a set after a burst of reads stays cheap.
+#[test]
+fn an_eviction_writes_only_the_hits_in_its_way_and_evicts_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 2000;
+    let mut options = Options::new();
+    options.set_max_size(n as u64).unwrap(); // one byte a value: full once filled
+    let s = Storage::open(dir.path().join("c.db"), &options).unwrap();
+    let keys: Vec<Vec<u8>> = (0..n).map(|i| format!("k{i:08}").into_bytes()).collect();
+    for k in &keys {
+        s.set(k, b"v", Expiration::Never).unwrap();
+    }
+    // The oldest entry, then the newer half: their hits wait in memory.
+    for k in std::iter::once(&keys[0]).chain(&keys[n / 2..]) {
+        assert!(s.get(k).unwrap().is_some());
+    }
+    s.set(b"new", b"v", Expiration::Never).unwrap();
+    // Only k0's hit was in the way of the LRU victim, k1.
+    assert!(
+        !s.contains(&keys[1]).unwrap(),
+        "k1 is the least recently used"
+    );
+    assert!(s.contains(&keys[0]).unwrap());
+    assert_eq!(
+        rows_with_hits(&dir),
+        1,
+        "only the hit in the way is written"
+    );
+    s.flush().unwrap();
+    let raw = rusqlite::Connection::open(dir.path().join("c.db")).unwrap();
+    let order: Vec<Vec<u8>> = raw
+        .prepare("SELECT key FROM entries ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut expected: Vec<Vec<u8>> = keys[2..n / 2].to_vec();
+    expected.push(keys[0].clone());
+    expected.extend_from_slice(&keys[n / 2..]);
+    expected.push(b"new".to_vec());
+    assert_eq!(order, expected);
+}
