@@ -4,9 +4,10 @@
  * hits, and a set of the same process then needs the file's write lock. Fills DIR/c.db
  * with ENTRIES entries (16-byte keys, 100-byte values, set_many of 1000), makes GETS
  * random gets, then times SETS single sets of new keys, one after the other, and the
- * close (which waits for the hit writer and writes what is left).
+ * close (which waits for the hit writer and writes what is left). With MAX_SIZE (bytes;
+ * 100 per entry), a cache filled to it: each set evicts.
  *
- * Usage: set_after_reads DIR ENTRIES GETS [SETS]   (bench/README.md, "Hits written
+ * Usage: set_after_reads DIR ENTRIES GETS [SETS [MAX_SIZE]]   (bench/README.md, "Hits written
  * without holding up sets")
  * Build: gcc -O2 -I include bench/set_after_reads.c $CARGO_TARGET_DIR/release/libbacklite.a
  *        -lpthread -ldl -lm -o set_after_reads
@@ -42,7 +43,7 @@ static void check(backlite_result rc, backlite_error *e, const char *what) {
 
 int main(int argc, char **argv) {
     if (argc < 4) {
-        fprintf(stderr, "usage: set_after_reads DIR ENTRIES GETS [SETS]\n");
+        fprintf(stderr, "usage: set_after_reads DIR ENTRIES GETS [SETS [MAX_SIZE]]\n");
         return 2;
     }
     char path[4096];
@@ -54,6 +55,7 @@ int main(int argc, char **argv) {
     backlite_storage *s = NULL;
     backlite_error *e = NULL;
     backlite_options *o = backlite_options_new();
+    if (argc > 5) check(backlite_options_set_max_size(o, strtoull(argv[5], NULL, 10)), NULL, "max_size");
     check(backlite_storage_open(path, o, &s, &e), e, "open");
     backlite_options_free(o);
 
