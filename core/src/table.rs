@@ -163,7 +163,7 @@ pub(crate) const ROW_REF_SEEN_BY_KEY: &str = concat!(
 /// still reads the same is the row that look-up read, so a value it found damaged can
 /// be removed without reading the value again, and a row set since (another value,
 /// even the same bytes) is never taken for it.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Seen([rusqlite::types::Value; 5]);
 
 impl Seen {

@@ -1,0 +1,143 @@
+/*
+ * Values kept in files (issue 16) under churn: four processes overwrite one key as
+ * fast as they can while this one reads it by get, get_chunks and a pull reader. The
+ * key always has a value (it was set before they began, and an overwrite replaces
+ * it in one commit), so every read is a hit, of one writer's value, whole: never a
+ * miss because the file a row named was replaced meanwhile, never a mix.
+ */
+#include "backlite.h"
+#include "harness.h"
+#include "value_folder.h"
+
+#define THRESHOLD 4096
+#define LEN (8 * 1024)
+
+static backlite_storage *open_cache(const char *path) {
+    return OPEN_SET(path, .max_size = 1u << 30, .file_threshold = THRESHOLD, .busy_timeout_ms = 20000);
+}
+
+/* A child: sets "same" to LEN bytes of `fill`, `times` times. */
+__attribute__((noreturn)) static void overwrite(const char *path, uint8_t fill, int times) {
+    backlite_storage *s = NULL;
+    backlite_error *e = NULL;
+    backlite_options *o = backlite_options_new();
+    if (!o || backlite_options_set_file_threshold(o, THRESHOLD) != BACKLITE_RESULT_OK ||
+        backlite_options_set_busy_timeout_ms(o, 20000) != BACKLITE_RESULT_OK ||
+        backlite_storage_open(path, o, &s, &e) != BACKLITE_RESULT_OK)
+        _exit(3);
+    backlite_options_free(o);
+    uint8_t *v = malloc(LEN);
+    if (!v) _exit(3);
+    memset(v, fill, LEN);
+    for (int i = 0; i < times; i++)
+        if (backlite_storage_set(s, K("same"), v, LEN, NEVER, &e) != BACKLITE_RESULT_OK) _exit(4);
+    free(v);
+    backlite_storage_free(s);
+    _exit(0);
+}
+
+static bool whole(const uint8_t *b, size_t len) {
+    if (len != LEN || (b[0] != 'A' && b[0] != 'B' && b[0] != 'S')) return false;
+    for (size_t i = 1; i < len; i++)
+        if (b[i] != b[0]) return false;
+    return true;
+}
+
+typedef struct {
+    uint8_t *bytes;
+    size_t len;
+} gathered;
+
+static int32_t gather(void *user, const uint8_t *chunk, size_t len) {
+    gathered *g = user;
+    if (g->len + len > LEN) return 1;
+    memcpy(g->bytes + g->len, chunk, len);
+    g->len += len;
+    return 0;
+}
+
+static void every_read_of_a_key_overwritten_by_four_processes_is_a_whole_hit(void) {
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s", tmp_path("churn.db"));
+    backlite_storage *s = open_cache(path);
+    REQUIRE(s != NULL);
+    uint8_t *v = malloc(LEN);
+    REQUIRE(v != NULL);
+    memset(v, 'S', LEN);
+    SET_BYTES(s, "same", v, LEN, NEVER);
+    backlite_storage_free(s);
+    int times = h_under_valgrind() ? 100 : 1500;
+    fflush(NULL);
+    pid_t pids[4];
+    for (int c = 0; c < 4; c++) {
+        pids[c] = fork();
+        REQUIRE(pids[c] >= 0);
+        if (pids[c] == 0) overwrite(path, c % 2 ? 'B' : 'A', times);
+    }
+    s = open_cache(path);
+    REQUIRE(s != NULL);
+    int running = 4, reads = 0, misses = 0, wrong = 0, failed = 0;
+    uint8_t *buf = malloc(LEN + 1);
+    REQUIRE(buf != NULL);
+    while (running > 0) {
+        backlite_error *e = NULL;
+        backlite_result rc;
+        switch (reads % 3) {
+        case 0: {
+            backlite_buf b = {0};
+            rc = backlite_storage_get(s, K("same"), &b, NULL, &e);
+            if (rc == BACKLITE_RESULT_OK && !whole(b.data, b.len)) wrong++;
+            backlite_buf_free(&b);
+            break;
+        }
+        case 1: {
+            gathered g = {buf, 0};
+            rc = backlite_storage_get_chunks(s, K("same"), gather, &g, NULL, &e);
+            if (rc == BACKLITE_RESULT_OK && !whole(g.bytes, g.len)) wrong++;
+            break;
+        }
+        default: {
+            backlite_value_reader *r = NULL;
+            rc = backlite_storage_open_reader(s, K("same"), &r, NULL, NULL, &e);
+            size_t at = 0, n = 1;
+            while (rc == BACKLITE_RESULT_OK && n > 0) {
+                rc = backlite_value_reader_read(r, buf + at, LEN + 1 - at, &n, &e);
+                if (rc == BACKLITE_RESULT_OK) at += n;
+            }
+            if (rc == BACKLITE_RESULT_OK && !whole(buf, at)) wrong++;
+            backlite_value_reader_free(r);
+        }
+        }
+        reads++;
+        if (rc == BACKLITE_RESULT_NOT_FOUND) misses++;
+        else if (rc != BACKLITE_RESULT_OK) {
+            if (failed++ == 0) fprintf(stderr, "# read %d: %s %s\n", reads, h_rc_name(rc), e ? backlite_error_message(e) : "");
+        }
+        backlite_error_free(e);
+        for (int c = 0; c < 4; c++) {
+            int status = 0;
+            if (pids[c] > 0 && waitpid(pids[c], &status, WNOHANG) == pids[c]) {
+                CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+                pids[c] = 0;
+                running--;
+            }
+        }
+    }
+    printf("# %d reads while four processes overwrote: %d misses, %d wrong, %d failed\n", reads, misses, wrong, failed);
+    CHECK_EQ(wrong, 0);
+    CHECK_EQ(misses, 0);
+    CHECK_EQ(failed, 0);
+    backlite_check_report rep;
+    CHECK_OK(backlite_storage_check(s, 1, &rep, &err));
+    CHECK_EQ(rep.healthy, 1);
+    CHECK_EQ(value_files(path), 1);
+    backlite_storage_free(s);
+    free(buf);
+    free(v);
+}
+
+int main(void) {
+    h_begin();
+    RUN(every_read_of_a_key_overwritten_by_four_processes_is_a_whole_hit);
+    return h_end();
+}
