@@ -870,10 +870,10 @@ impl ValueFiles {
             return Ok(Swept::default());
         }
         let cursor_path = self.dir.join(SWEEP_CURSOR);
-        let start: i64 = fs::read_to_string(&cursor_path)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(0);
+        // `None`: something not ours at that name, never read nor replaced.
+        let Some(start) = read_cursor(&cursor_path) else {
+            return Ok(Swept::default());
+        };
         let fd = rustix::fs::open(
             &self.dir,
             rustix::fs::OFlags::RDONLY
@@ -920,6 +920,33 @@ impl ValueFiles {
             io_error(format_args!("cannot write {}", path.display()), e)
         })
     }
+}
+
+/// Where the last bounded sweep stopped, from the file at `path` (0: none yet, or not a
+/// number). `None` when something other than a plain file is at that name: a FIFO put
+/// there would make every open wait for a writer, and a link to an endless file read
+/// forever; neither is ours, so it is neither read nor replaced (the sweep on open
+/// then does nothing; `check` and `vacuum` still sweep the whole folder).
+fn read_cursor(path: &Path) -> Option<i64> {
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Some(0),
+        Err(_) => return None,
+    };
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return None;
+    }
+    // A number's digits: a longer file is not one.
+    let mut digits = [0u8; 24];
+    let n = file.read_at(&mut digits, 0).unwrap_or(0);
+    let number = std::str::from_utf8(&digits[..n])
+        .ok()
+        .and_then(|t| t.trim().parse().ok());
+    Some(number.unwrap_or(0))
 }
 
 /// A buffer of `len` bytes that is never zeroed, to be read into (`Box::new_uninit_slice`

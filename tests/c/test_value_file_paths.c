@@ -232,6 +232,72 @@ static void a_link_in_place_of_the_folder_is_never_written_through(void) {
     free(v);
 }
 
+/* In a child, with a bound on hangs: opens the cache, sets and gets a large value,
+ * and checks it. 0 when all went well. */
+static int use_in_child(const char *path) {
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) abort();
+    if (pid == 0) {
+        alarm(20); /* a hang, not a slow call */
+        backlite_storage *s = open_threshold(path);
+        if (!s) _exit(2);
+        uint8_t *v = h_pattern(20000, 8);
+        backlite_error *e = NULL;
+        backlite_buf b = {0};
+        if (backlite_storage_set(s, K("k"), v, 20000, NEVER, &e) != BACKLITE_RESULT_OK) _exit(3);
+        if (backlite_storage_get(s, K("k"), &b, NULL, &e) != BACKLITE_RESULT_OK) _exit(4);
+        if (b.len != 20000 || memcmp(b.data, v, 20000) != 0) _exit(5);
+        backlite_buf_free(&b);
+        backlite_check_report rep;
+        if (backlite_storage_check(s, 1, &rep, &e) != BACKLITE_RESULT_OK || !rep.healthy) _exit(6);
+        backlite_storage_free(s);
+        free(v);
+        _exit(0);
+    }
+    return CHILD_EXIT_CODE(pid);
+}
+
+/* The folder's record of where the orphan sweep stopped (BACKLITE-SWEEP) replaced by
+ * a FIFO, a link to an endless file or to a file of the user's, or a folder: each
+ * open goes on without reading or waiting on it, and it is left as it was. */
+static void the_sweeps_place_replaced_by_something_else_is_never_read(void) {
+    char path[PATH_MAX], cursor[PATH_MAX + 64], mine[PATH_MAX];
+    snprintf(path, sizeof path, "%s", tmp_path("c.db"));
+    snprintf(mine, sizeof mine, "%s", tmp_path("mine.txt"));
+    REQUIRE(h_write_file(mine, "12", 2));
+    backlite_storage *s = open_threshold(path);
+    REQUIRE(s != NULL);
+    uint8_t *v = h_pattern(20000, 9);
+    SET_BYTES(s, "first", v, 20000, NEVER);
+    backlite_storage_free(s);
+    snprintf(cursor, sizeof cursor, "%s/BACKLITE-SWEEP", folder_of(path));
+    for (int kind = 0; kind < 4; kind++) {
+        unlink(cursor);
+        rmdir(cursor);
+        switch (kind) {
+        case 0: REQUIRE(mkfifo(cursor, 0600) == 0); break;
+        case 1: REQUIRE(symlink("/dev/zero", cursor) == 0); break;
+        case 2: REQUIRE(symlink(mine, cursor) == 0); break;
+        default: REQUIRE(mkdir(cursor, 0700) == 0); break;
+        }
+        /* Several opens: the sweep's place would be written after the first. */
+        for (int i = 0; i < 3; i++) CHECK_EQ(use_in_child(path), 0);
+        struct stat st;
+        REQUIRE(lstat(cursor, &st) == 0);
+        CHECK(kind == 0 ? S_ISFIFO(st.st_mode) : kind == 3 ? S_ISDIR(st.st_mode) : S_ISLNK(st.st_mode));
+    }
+    size_t len = 0;
+    uint8_t *text = h_read_file(mine, &len);
+    CHECK(text != NULL && len == 2 && memcmp(text, "12", 2) == 0);
+    free(text);
+    s = open_threshold(path);
+    REQUIRE(s != NULL);
+    GET_BYTES_EQ(s, "first", v, 20000);
+    backlite_storage_free(s);
+    free(v);
+}
+
 int main(void) {
     h_begin();
     RUN(a_cache_opened_through_a_link_keeps_its_values_beside_the_file);
@@ -239,5 +305,6 @@ int main(void) {
     RUN(a_relative_path_then_chdir_keeps_the_folder);
     RUN(a_cache_renamed_without_its_folder_misses_its_large_values_only);
     RUN(a_link_in_place_of_the_folder_is_never_written_through);
+    RUN(the_sweeps_place_replaced_by_something_else_is_never_read);
     return h_end();
 }
