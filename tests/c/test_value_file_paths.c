@@ -187,7 +187,8 @@ static void a_link_in_place_of_the_folder_is_never_written_through(void) {
             REQUIRE(h_write_file(theirs, "mine", 4));
             if (with_marker) {
                 char ours[PATH_MAX + 64];
-                snprintf(ours, sizeof ours, "%s/BACKLITE-VALUES", folder_of(path));
+                REQUIRE(snprintf(ours, sizeof ours, "%s/BACKLITE-VALUES", folder_of(path)) <
+                        (int)sizeof ours);
                 size_t len = 0;
                 uint8_t *text = h_read_file(ours, &len);
                 REQUIRE(text != NULL);

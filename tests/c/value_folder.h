@@ -11,13 +11,15 @@
 #include <time.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
 
 static inline const char *folder_of(const char *cache) {
     static char dir[PATH_MAX + 64];
-    snprintf(dir, sizeof dir, "%s.values", cache);
+    /* A name cut short would name another folder. */
+    if (snprintf(dir, sizeof dir, "%s.values", cache) >= (int)sizeof dir) abort();
     return dir;
 }
 
