@@ -9,6 +9,8 @@
 #include "harness.h"
 #include "value_folder.h"
 
+#include <pthread.h>
+
 #define THRESHOLD 4096
 #define LEN (8 * 1024)
 
@@ -136,8 +138,73 @@ static void every_read_of_a_key_overwritten_by_four_processes_is_a_whole_hit(voi
     free(v);
 }
 
+typedef struct {
+    backlite_storage *s;
+    uint8_t fill;
+    int times, failed;
+} thread_writer;
+
+static void *overwrite_thread(void *arg) {
+    thread_writer *w = arg;
+    uint8_t *v = malloc(LEN);
+    if (!v) abort();
+    memset(v, w->fill, LEN);
+    for (int i = 0; i < w->times; i++) {
+        backlite_error *e = NULL;
+        if (backlite_storage_set(w->s, K("same"), v, LEN, NEVER, &e) != BACKLITE_RESULT_OK) w->failed++;
+        backlite_error_free(e);
+    }
+    free(v);
+    return NULL;
+}
+
+/* The same with threads of this process: two on the reader's handle, two on a handle
+ * of their own. */
+static void every_read_of_a_key_overwritten_by_threads_is_a_whole_hit(void) {
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s", tmp_path("threads.db"));
+    backlite_storage *s = open_cache(path), *other = open_cache(path);
+    REQUIRE(s != NULL && other != NULL);
+    uint8_t *v = malloc(LEN);
+    REQUIRE(v != NULL);
+    memset(v, 'S', LEN);
+    SET_BYTES(s, "same", v, LEN, NEVER);
+    int times = h_under_valgrind() ? 50 : 1000;
+    thread_writer w[4];
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (thread_writer){i < 2 ? s : other, i % 2 ? 'B' : 'A', times, 0};
+        REQUIRE(pthread_create(&t[i], NULL, overwrite_thread, &w[i]) == 0);
+    }
+    int reads = 0, misses = 0, wrong = 0;
+    for (; reads < (h_under_valgrind() ? 100 : 5000); reads++) {
+        backlite_buf b = {0};
+        backlite_error *e = NULL;
+        backlite_result rc = backlite_storage_get(s, K("same"), &b, NULL, &e);
+        if (rc == BACKLITE_RESULT_NOT_FOUND) misses++;
+        else if (rc != BACKLITE_RESULT_OK || !whole(b.data, b.len)) wrong++;
+        backlite_buf_free(&b);
+        backlite_error_free(e);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        CHECK_EQ(w[i].failed, 0);
+    }
+    printf("# %d reads while four threads overwrote: %d misses, %d wrong\n", reads, misses, wrong);
+    CHECK_EQ(misses, 0);
+    CHECK_EQ(wrong, 0);
+    backlite_storage_free(other);
+    backlite_check_report rep;
+    CHECK_OK(backlite_storage_check(s, 1, &rep, &err));
+    CHECK_EQ(rep.healthy, 1);
+    CHECK_EQ(value_files(path), 1);
+    backlite_storage_free(s);
+    free(v);
+}
+
 int main(void) {
     h_begin();
     RUN(every_read_of_a_key_overwritten_by_four_processes_is_a_whole_hit);
+    RUN(every_read_of_a_key_overwritten_by_threads_is_a_whole_hit);
     return h_end();
 }
