@@ -351,8 +351,16 @@ impl ValueFiles {
     /// never exists without its marker. Losing the race to another process is fine.
     fn create(dir: &Path) -> Result<()> {
         let parent = dir.parent().unwrap_or(Path::new("."));
+        // Named after the folder, but never longer than a name may be (255 bytes): the
+        // whole name made the folder of a cache named 217 to 248 bytes long impossible
+        // to build ("File name too long"), and every large set of it failed.
         let base = dir.file_name().unwrap_or_default().to_string_lossy();
-        let building = parent.join(format!(".{base}.{:032x}.new", random_id()));
+        let short: String = base
+            .char_indices()
+            .take_while(|(at, c)| at + c.len_utf8() <= 64)
+            .map(|(_, c)| c)
+            .collect();
+        let building = parent.join(format!(".{short}.{:032x}.new", random_id()));
         let failed = |e| io_error(format_args!("cannot create {}", dir.display()), e);
         fs::DirBuilder::new()
             .mode(0o700)

@@ -299,6 +299,29 @@ static void the_sweeps_place_replaced_by_something_else_is_never_read(void) {
     free(v);
 }
 
+/* A cache whose name is as long as a name may be with ".values" added (255 bytes in
+ * all) keeps its large values in files like any other. */
+static void a_cache_of_a_long_name_keeps_its_large_values(void) {
+    char name[256], path[PATH_MAX + 300];
+    size_t len = 255 - strlen(".values");
+    memset(name, 'n', len);
+    memcpy(name + len - 3, ".db", 3);
+    name[len] = '\0';
+    snprintf(path, sizeof path, "%s/%s", h_tmp_root(), name);
+    backlite_storage *s = open_threshold(path);
+    REQUIRE(s != NULL);
+    size_t n = 20000;
+    uint8_t *v = h_pattern(n, 10);
+    SET_BYTES(s, "k", v, n, NEVER);
+    GET_BYTES_EQ(s, "k", v, n);
+    CHECK_EQ(value_files(path), 1);
+    CHECK_OK(backlite_storage_clear(s, &err));
+    backlite_storage_free(s);
+    unlink(path);
+    h_rm_rf(folder_of(path));
+    free(v);
+}
+
 int main(void) {
     h_begin();
     RUN(a_cache_opened_through_a_link_keeps_its_values_beside_the_file);
@@ -307,5 +330,6 @@ int main(void) {
     RUN(a_cache_renamed_without_its_folder_misses_its_large_values_only);
     RUN(a_link_in_place_of_the_folder_is_never_written_through);
     RUN(the_sweeps_place_replaced_by_something_else_is_never_read);
+    RUN(a_cache_of_a_long_name_keeps_its_large_values);
     return h_end();
 }
