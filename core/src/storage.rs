@@ -763,13 +763,15 @@ impl Storage {
         expiration: Expiration,
     ) -> Result<()> {
         let len = value.len() as u64;
-        if len > self.value_limit() {
-            // Too large: nothing to write, the older value goes all the same.
+        if len > self.value_limit() || self.already_expired(expiration) {
+            // Too large, or expired at once: nothing to write (a full disk or a folder
+            // that cannot be made must not fail a set that stores nothing), the older
+            // value goes all the same.
             let stored = self.write(|t| {
                 self.store_as(t, key, len, expiration, |_, _| {
                     Err(Error::new(
                         ErrorKind::Internal,
-                        "a value too large was stored",
+                        "a value too large or already expired was stored",
                     ))
                 })
             });
@@ -794,6 +796,16 @@ impl Storage {
         }
         drop(written);
         self.set_done(key, value, expiration, stored)
+    }
+
+    /// Whether `expiration` stores nothing whenever it is set: 0 ms, or the default
+    /// when that is 0 ms.
+    fn already_expired(&self, expiration: Expiration) -> bool {
+        let resolved = match expiration {
+            Expiration::Default => self.default_expiration,
+            e => e,
+        };
+        matches!(resolved, Expiration::After(d) if d.is_zero())
     }
 
     /// The body of a set inside a write transaction; false if the value is too large

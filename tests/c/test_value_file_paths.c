@@ -322,6 +322,33 @@ static void a_cache_of_a_long_name_keeps_its_large_values(void) {
     free(v);
 }
 
+/* A set of a large value with expiration 0 ("already expired": it succeeds, stores
+ * nothing, and removes the older value) writes no file: it succeeds where no file
+ * could be written (here a file of the user's where the folder would be). */
+static void a_large_set_already_expired_writes_no_file(void) {
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s", tmp_path("c.db"));
+    REQUIRE(h_write_file(folder_of(path), "mine", 4));
+    backlite_storage *s = open_threshold(path);
+    REQUIRE(s != NULL);
+    size_t n = 20000;
+    uint8_t *v = h_pattern(n, 11);
+    SET(s, "k", "older");
+    CHECK_RC(backlite_storage_set(s, K("fresh"), v, n, NEVER, &err), BACKLITE_RESULT_IO);
+    CHECK_OK(backlite_storage_set(s, K("k"), v, n, 0, &err));
+    GET_MISSING(s, "k");
+    CHECK_OK(backlite_storage_set(s, K("never-stored"), v, n, 0, &err));
+    backlite_entry e = {K("batch"), v, n, 0};
+    CHECK_OK(backlite_storage_set_many(s, &e, 1, &err));
+    CHECK_EQ(STATS(s).count, 0);
+    backlite_storage_free(s);
+    size_t len = 0;
+    uint8_t *text = h_read_file(folder_of(path), &len);
+    CHECK(text != NULL && len == 4 && memcmp(text, "mine", 4) == 0);
+    free(text);
+    free(v);
+}
+
 int main(void) {
     h_begin();
     RUN(a_cache_opened_through_a_link_keeps_its_values_beside_the_file);
@@ -331,5 +358,6 @@ int main(void) {
     RUN(a_link_in_place_of_the_folder_is_never_written_through);
     RUN(the_sweeps_place_replaced_by_something_else_is_never_read);
     RUN(a_cache_of_a_long_name_keeps_its_large_values);
+    RUN(a_large_set_already_expired_writes_no_file);
     return h_end();
 }
