@@ -79,3 +79,19 @@ fn a_key_over_the_limit_is_an_invalid_argument_for_every_call() {
     invalid(Lease::try_acquire(&s, &key, Duration::from_secs(1)).map(drop));
     assert_eq!(s.stats().unwrap().count, 1);
 }
+
+/// An import (`backlite import`) of a value over the limit fails as a set does, with
+/// TOO_LARGE and nothing imported, whatever `max_size` says.
+#[test]
+fn an_import_of_a_value_over_the_limit_is_too_large_and_imports_nothing() {
+    let (_dir, s) = open();
+    let over = vec![0; MAX_VALUE_SIZE as usize + 1];
+    let err = s
+        .import(|i| {
+            i.put(b"before", b"small", None, 0, None)?;
+            i.put(b"k", &over, None, 0, None)
+        })
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TooLarge, "{err}");
+    assert!(!s.contains(b"before").unwrap());
+}

@@ -50,7 +50,8 @@ pub struct Importer<'s, 't, 'c> {
 impl Importer<'_, '_, '_> {
     /// Stores `value` under `key` (replacing any entry there) with its deadline, hit
     /// count and time of set (`None`: now). An entry already due is skipped; a value
-    /// larger than `max_size` fails the whole import.
+    /// larger than `max_size` (or than `MAX_VALUE_SIZE` when values are never kept in
+    /// files) fails the whole import, as a set refuses it.
     pub fn put(
         &mut self,
         key: &[u8],
@@ -59,7 +60,7 @@ impl Importer<'_, '_, '_> {
         hits: u64,
         set_at_ms: Option<i64>,
     ) -> Result<()> {
-        if value.len() as u64 > self.storage.max_size() {
+        if value.len() as u64 > self.storage.value_limit() {
             return Err(self.storage.too_large(value.len()));
         }
         self.txn.remove_key(key)?;
