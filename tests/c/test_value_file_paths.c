@@ -272,7 +272,8 @@ static void the_sweeps_place_replaced_by_something_else_is_never_read(void) {
     uint8_t *v = h_pattern(20000, 9);
     SET_BYTES(s, "first", v, 20000, NEVER);
     backlite_storage_free(s);
-    snprintf(cursor, sizeof cursor, "%s/BACKLITE-SWEEP", folder_of(path));
+    REQUIRE(snprintf(cursor, sizeof cursor, "%s/BACKLITE-SWEEP", folder_of(path)) <
+            (int)sizeof cursor);
     for (int kind = 0; kind < 4; kind++) {
         unlink(cursor);
         rmdir(cursor);
@@ -307,7 +308,7 @@ static void a_cache_of_a_long_name_keeps_its_large_values(void) {
     memset(name, 'n', len);
     memcpy(name + len - 3, ".db", 3);
     name[len] = '\0';
-    snprintf(path, sizeof path, "%s/%s", h_tmp_root(), name);
+    REQUIRE(snprintf(path, sizeof path, "%s/%s", h_tmp_root(), name) < (int)sizeof path);
     backlite_storage *s = open_threshold(path);
     REQUIRE(s != NULL);
     size_t n = 20000;
