@@ -362,6 +362,38 @@ static void contains_of_a_large_value_holds_no_copy_of_it(void) {
     contains_of_a_large_value_holds_no_copy_of_it_(BACKLITE_FILE_THRESHOLD_NEVER, "db.db");
 }
 
+/* Values of max_size exactly, one byte over, and the evictions they make, kept in
+ * files: the counters and the folder follow. */
+static void a_value_of_exactly_max_size_evicts_everything_else_and_one_byte_more_is_refused(void) {
+    const char *path = tmp_path("edges.db");
+    uint64_t max_size = 100000;
+    backlite_storage *s = OPEN_SET(path, .max_size = max_size, .file_threshold = THRESHOLD);
+    REQUIRE(s != NULL);
+    uint8_t *v = h_pattern(max_size + 1, 17);
+    SET_BYTES(s, "a", v, 60000, NEVER);
+    SET_BYTES(s, "small", v, 100, NEVER);
+    SET_BYTES(s, "b", v, max_size, NEVER);
+    GET_MISSING(s, "a");
+    GET_MISSING(s, "small");
+    GET_BYTES_EQ(s, "b", v, max_size);
+    CHECK_EQ(STATS(s).total_size, max_size);
+    CHECK_EQ(value_files(path), 1);
+    CHECK_RC(backlite_storage_set(s, K("c"), v, max_size + 1, NEVER, &err), BACKLITE_RESULT_TOO_LARGE);
+    GET_BYTES_EQ(s, "b", v, max_size);
+    CHECK_EQ(value_files(path), 1);
+    /* Over its own key: the older value goes, nothing else. */
+    CHECK_RC(backlite_storage_set(s, K("b"), v, max_size + 1, NEVER, &err), BACKLITE_RESULT_TOO_LARGE);
+    GET_MISSING(s, "b");
+    CHECK_EQ(STATS(s).total_size, 0);
+    CHECK_EQ(STATS(s).count, 0);
+    CHECK_EQ(value_files(path), 0);
+    backlite_check_report rep;
+    CHECK_OK(backlite_storage_check(s, 0, &rep, &err));
+    CHECK_EQ(rep.healthy, 1);
+    backlite_storage_free(s);
+    free(v);
+}
+
 int main(void) {
     h_begin();
     RUN(a_reader_of_a_value_file_reads_the_value_it_opened_whatever_happens_since);
@@ -371,5 +403,6 @@ int main(void) {
     RUN(a_visitor_failing_at_the_first_or_last_chunk_removes_nothing);
     RUN(the_counters_equal_the_values_through_every_kind_of_change);
     RUN(contains_of_a_large_value_holds_no_copy_of_it);
+    RUN(a_value_of_exactly_max_size_evicts_everything_else_and_one_byte_more_is_refused);
     return h_end();
 }
