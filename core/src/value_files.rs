@@ -281,6 +281,9 @@ impl Drop for Uncommitted {
 #[derive(Debug, Clone)]
 pub(crate) struct ValueFiles {
     dir: PathBuf,
+    /// The folder's device and inode when it was found ours: while the path still
+    /// leads to that folder, it needs no other check ([`ValueFiles::check_ours`]).
+    ident: (u64, u64),
 }
 
 /// The folder of the cache at `cache`.
@@ -337,7 +340,10 @@ impl ValueFiles {
             return Err(not_ours("is not a folder"));
         }
         match fs::symlink_metadata(dir.join(MARKER)) {
-            Ok(m) if m.file_type().is_file() && m.uid() == meta.uid() => Ok(ValueFiles { dir }),
+            Ok(m) if m.file_type().is_file() && m.uid() == meta.uid() => Ok(ValueFiles {
+                dir,
+                ident: (meta.dev(), meta.ino()),
+            }),
             // Not "without the marker": this user may not look into the folder.
             Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Err(io_error(
                 format_args!("cannot look into {}", dir.display()),
@@ -498,7 +504,7 @@ impl ValueFiles {
         };
         // Replaced since this handle opened it (by a link to another folder, say): a
         // file created at a path through it would land in a folder not ours.
-        self.still_there()?;
+        self.check_ours()?;
         let mut remade = false;
         loop {
             let id = random_id();
@@ -731,6 +737,15 @@ impl ValueFiles {
         match fs::symlink_metadata(&self.dir) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             _ => Self::adopt(self.dir.clone()).map(|_| true),
+        }
+    }
+
+    /// [`ValueFiles::still_there`], in one `lstat` while the path leads to the folder
+    /// this was made from (a set's check: three took 5 µs of a 64 KiB set's 150).
+    fn check_ours(&self) -> Result<()> {
+        match fs::symlink_metadata(&self.dir) {
+            Ok(m) if m.file_type().is_dir() && (m.dev(), m.ino()) == self.ident => Ok(()),
+            _ => self.still_there().map(|_| ()),
         }
     }
 
