@@ -281,9 +281,23 @@ impl Drop for Uncommitted {
 #[derive(Debug, Clone)]
 pub(crate) struct ValueFiles {
     dir: PathBuf,
-    /// The folder's device and inode when it was found ours: while the path still
-    /// leads to that folder, it needs no other check ([`ValueFiles::check_ours`]).
-    ident: (u64, u64),
+    /// The folder's [`identity`] when it was found ours: while the path still leads to
+    /// that folder, it needs no other check ([`ValueFiles::check_ours`]).
+    ident: [u64; 3],
+}
+
+/// A folder's device, inode and birth time in ns (0 where the file system keeps none,
+/// and then [`ValueFiles::check_ours`] always checks in full). The birth time tells
+/// apart a folder made later in its place that was given the same inode number: ext4
+/// reuses a freed one at once (a test's folder removed, then one made by its user, had
+/// the number of the folder adopted).
+fn identity(meta: &fs::Metadata) -> [u64; 3] {
+    let born = meta
+        .created()
+        .ok()
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as u64);
+    [meta.dev(), meta.ino(), born]
 }
 
 /// The folder of the cache at `cache`.
@@ -342,7 +356,7 @@ impl ValueFiles {
         match fs::symlink_metadata(dir.join(MARKER)) {
             Ok(m) if m.file_type().is_file() && m.uid() == meta.uid() => Ok(ValueFiles {
                 dir,
-                ident: (meta.dev(), meta.ino()),
+                ident: identity(&meta),
             }),
             // Not "without the marker": this user may not look into the folder.
             Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Err(io_error(
@@ -744,7 +758,9 @@ impl ValueFiles {
     /// this was made from (a set's check: three took 5 µs of a 64 KiB set's 150).
     fn check_ours(&self) -> Result<()> {
         match fs::symlink_metadata(&self.dir) {
-            Ok(m) if m.file_type().is_dir() && (m.dev(), m.ino()) == self.ident => Ok(()),
+            Ok(m) if m.file_type().is_dir() && self.ident[2] != 0 && identity(&m) == self.ident => {
+                Ok(())
+            }
             _ => self.still_there().map(|_| ()),
         }
     }
