@@ -37,6 +37,8 @@ pub(crate) struct FileShared {
     released: Condvar,
     /// Values read through from the remote, not written to the file yet (remote/fill.rs).
     pub fills: crate::remote::fill::Fills,
+    /// The deletes, writes and clears that did not reach a remote (remote/mod.rs).
+    pub remote_owed: crate::remote::Owed,
     /// The folder of the values kept in files, once found or made (value_files.rs).
     values: std::sync::OnceLock<crate::value_files::ValueFiles>,
 }

@@ -155,6 +155,7 @@ impl Storage {
         }
         let name = file.as_ref().map(|_| (shared.name.clone(), shared.id));
         let file_threshold = options.file_threshold.filter(|_| file.is_some());
+        let remote = crate::remote::Remote::open(options, &shared.remote_owed);
         let storage = Storage {
             pool: Pool::new(conn, name, options.busy_timeout),
             path: file,
@@ -168,7 +169,7 @@ impl Storage {
             group: Group::default(),
             commits: AtomicU64::new(0),
             replacing: AtomicBool::new(false),
-            remote: crate::remote::Remote::open(options),
+            remote,
             file_threshold,
             unlinks: std::sync::Mutex::default(),
             #[cfg(test)]

@@ -238,6 +238,67 @@ static void a_paused_server_times_out_and_is_used_again_once_resumed(void) {
     backlite_options_free(o);
 }
 
+/* ---- a delete or clear that never reached the remote, and the file's other handles ---- */
+
+/* Pauses the server until `a` has backed off, then resumes it: `a`'s next writes are
+ * skipped (never sent) while the back-off lasts, and the server holds the old values. */
+static void back_off_then_resume(backlite_storage *a) {
+    kill(server.pid, SIGSTOP);
+    GET_MISSING(a, "probe-while-paused"); /* times out: `a` backs off */
+    kill(server.pid, SIGCONT);
+}
+
+/* Handles of one process on one file share what their deletes and clears still owe the
+ * remote: another handle never reads the older value back from the remote (and stores
+ * it in the file, where the handle that deleted would find it too), and pays the debt
+ * when the handle that made it is freed first. */
+static void a_delete_or_clear_that_missed_the_remote_is_never_read_back_through_the_file(void) {
+    backlite_options *o = remote_at(server.url, 200);
+    CHECK_EQ(backlite_options_set_remote_namespace(o, "missed"), BACKLITE_RESULT_OK);
+    backlite_storage *a = open_file("missed.db", o);
+    SET(a, "deleted", "old");
+    SET(a, "cleared", "old");
+    back_off_then_resume(a);
+    CHECK_OK(backlite_storage_delete(a, K("deleted"), &err));
+    CHECK(stats_of(a).skipped >= 1); /* never sent */
+    backlite_storage *b = open_file("missed.db", o);
+    GET_MISSING(b, "deleted");
+    GET_MISSING(a, "deleted");
+    back_off_then_resume(a);
+    CHECK_OK(backlite_storage_clear(a, &err));
+    GET_MISSING(b, "cleared");
+    GET_MISSING(a, "cleared");
+    /* `a` is freed still owing both (backed off); `b` pays once the back-off is over. */
+    back_off_then_resume(a);
+    SET(a, "owed", "old"); /* skipped: the remote keeps no value of it */
+    CHECK_OK(backlite_storage_delete(a, K("owed"), &err));
+    backlite_storage_free(a);
+    for (int i = 0; i < 300 && !stats_of(b).connected; i++) {
+        GET_MISSING(b, "probe");
+        h_sleep_ms(10);
+    }
+    CHECK_EQ(stats_of(b).connected, 1);
+    backlite_storage *other = open_file("missed-other.db", o); /* another machine */
+    GET_MISSING(other, "deleted");
+    GET_MISSING(other, "cleared");
+    GET_MISSING(other, "owed");
+    backlite_storage_free(other);
+    /* A read-only handle on the file neither pays a debt nor reads past it. */
+    backlite_options *ro = remote_at(server.url, 200);
+    CHECK_EQ(backlite_options_set_remote_namespace(ro, "missed"), BACKLITE_RESULT_OK);
+    CHECK_EQ(backlite_options_set_remote_mode(ro, BACKLITE_REMOTE_MODE_READ_ONLY), BACKLITE_RESULT_OK);
+    backlite_storage *r = open_file("missed.db", ro);
+    SET(b, "ro", "old");
+    back_off_then_resume(b);
+    CHECK_OK(backlite_storage_clear(b, &err));
+    GET_MISSING(r, "ro");
+    CHECK_EQ(stats_of(r).writes, 0);
+    backlite_storage_free(r);
+    backlite_options_free(ro);
+    backlite_storage_free(b);
+    backlite_options_free(o);
+}
+
 /* ---- single flight across processes, its holder killed ---- */
 
 static int computes[2]; /* a pipe: each compute writes one byte */
@@ -326,6 +387,7 @@ int main(void) {
         return h_end();
     }
     RUN(a_paused_server_times_out_and_is_used_again_once_resumed);
+    RUN(a_delete_or_clear_that_missed_the_remote_is_never_read_back_through_the_file);
     RUN(single_flight_survives_a_killed_holder_across_processes);
     redis_server_stop(&server);
     return h_end();

@@ -36,7 +36,7 @@ use crate::sync::lock;
 use redis::Cmd;
 use std::borrow::Cow;
 use std::io::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -426,8 +426,10 @@ pub(crate) struct Remote {
     /// queued before one).
     epoch: Arc<AtomicU64>,
     /// Set when a clear could not reach the remote: it is retried before any other call.
-    pending_clear: std::sync::atomic::AtomicBool,
+    /// Shared with the process's other handles on the file with this remote (`Owed`).
+    pending_clear: Arc<AtomicBool>,
     /// Keys whose last write did not reach the remote: unlinked before the next call.
+    /// Shared like `pending_clear`.
     unsynced: Arc<Unsynced>,
     behind: Option<Behind>,
 }
@@ -441,12 +443,13 @@ impl Remote {
     /// The remote tier `options` describe, if any. Tries one round trip (bounded by the
     /// timeout) so that `connected` tells at once whether the remote is reachable; an
     /// unreachable remote is not an error.
-    pub(crate) fn open(options: &Options) -> Option<Remote> {
+    /// `owed` is what the process's handles on the file owe their remotes.
+    pub(crate) fn open(options: &Options, owed: &Owed) -> Option<Remote> {
         let r = &options.remote;
         let url = r.url.as_ref()?;
         let client = Arc::new(Client::new(url, r.timeout));
-        let unsynced = Arc::new(Unsynced::default());
         let keys = Arc::new(Keys::new(&r.namespace, options.version_tag.as_deref()));
+        let (unsynced, pending_clear) = owed.of(url, &keys);
         let gen = Arc::new(AtomicU64::new(0));
         let epoch = Arc::new(AtomicU64::new(0));
         let behind = (r.mode == RemoteMode::WriteBehind).then(|| {
@@ -469,7 +472,7 @@ impl Remote {
             default_expiration: options.default_expiration,
             gen,
             epoch,
-            pending_clear: Default::default(),
+            pending_clear,
             unsynced,
             behind,
         };
@@ -700,8 +703,14 @@ impl Remote {
     /// unlinks of lost writes); false while the clear cannot be done or the remote is
     /// backed off, and then no call reads from or writes to the remote. A lost write
     /// left (its slot backed off) holds back the calls on its own key only.
+    /// A read-only handle sends neither: while a handle of this process on the file
+    /// owes the remote a clear, it does not use the remote; a key owed an unlink is
+    /// skipped by each call (`holds`).
     fn ready(&self) -> bool {
-        if self.unsynced.take_overflow() && self.writes() {
+        if !self.writes() {
+            return !self.pending_clear.load(Relaxed);
+        }
+        if self.unsynced.take_overflow() {
             self.pending_clear.store(true, Relaxed);
         }
         self.retry_clear() && (self.unsynced.flush(&self.client) || !self.client.backed_off())
@@ -711,6 +720,9 @@ impl Remote {
     fn retry_clear(&self) -> bool {
         if !self.pending_clear.load(Relaxed) {
             return true;
+        }
+        if !self.writes() {
+            return false;
         }
         let seen = self.gen.load(Relaxed);
         let script = redis::cmd("EVAL")
@@ -787,6 +799,28 @@ impl Remote {
         }
         self.client
             .run_on(self.client.slot_of(value_key).as_slice(), f)
+    }
+}
+
+/// What the handles of one process on one file owe each remote (URL, namespace and
+/// version tag) they use: the keys whose last write did not reach it, and a clear that
+/// did not. Shared, so that another handle of the process on the file neither reads an
+/// older value back from the remote (and stores it in the file) after a delete or
+/// clear that could not reach it, nor leaves the debt unpaid when the handle that made
+/// it is freed first. A debt lives as long as the process has the file open; another
+/// process knows nothing of it (README, "A write that never reached the remote").
+#[derive(Default)]
+pub(crate) struct Owed(Mutex<OwedMap>);
+
+type OwedMap = std::collections::HashMap<String, (Arc<Unsynced>, Arc<AtomicBool>)>;
+
+impl Owed {
+    /// The debts to the remote at `url` under the key prefix of `keys`.
+    fn of(&self, url: &RemoteUrl, keys: &Keys) -> (Arc<Unsynced>, Arc<AtomicBool>) {
+        // The URL as shown (no password): the same server reached with another
+        // password holds the same keys.
+        let id = format!("{}\n{}", url.shown(), keys.prefix);
+        lock(&self.0).entry(id).or_default().clone()
     }
 }
 
