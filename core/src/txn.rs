@@ -433,30 +433,7 @@ impl<'c> Txn<'c> {
     /// in the access order. A row created after a hit's tick (set again by another
     /// process meanwhile) keeps its fresh start.
     pub fn write_accesses(&mut self) -> Result<()> {
-        self.preloaded = None;
-        if self.accesses_written || self.accesses.is_empty() {
-            return Ok(());
-        }
-        let mut stmt = self
-            .conn
-            .prepare_cached(table::WRITE_HITS)
-            .ctx("recording hits")?;
-        // In the order of their ticks: each row moves to the table's end, so the rows
-        // are appended in order, on SQLite's append path, filling each page before the
-        // next. (In key order, they landed in random order among the new rowids, split
-        // pages half full, and cost 10-40% more CPU per written hit.)
-        let mut keys: Vec<(&Vec<u8>, &access::Access)> = self.accesses.iter().collect();
-        keys.sort_unstable_by_key(|(_, a)| a.tick);
-        for (key, a) in keys {
-            let tick = a.tick.expect("every hit is ticked at the start of a write");
-            stmt.execute(params![a.hits as i64, tick, key])
-                .map_err(|e| tick_taken(e, "recording hits"))?;
-        }
-        self.accesses_written = true;
-        // A hit ticked by an earlier write may move its row above the newest one, which
-        // then must be given the counters (an insert of this write stays above it).
-        self.dirty = true;
-        Ok(())
+        self.write_oldest_accesses(usize::MAX, &|| false)
     }
 
     /// Writes the waiting hits to their rows in the order of their ticks, oldest first,
@@ -470,10 +447,10 @@ impl<'c> Txn<'c> {
         limit: usize,
         give_way: &dyn Fn() -> bool,
     ) -> Result<()> {
+        self.preloaded = None;
         if self.accesses_written || self.accesses.is_empty() {
             return Ok(());
         }
-        self.preloaded = None;
         let mut stmt = self
             .conn
             .prepare_cached(table::WRITE_HITS)
@@ -485,7 +462,10 @@ impl<'c> Txn<'c> {
             keys.select_nth_unstable_by_key(limit, |(_, a)| tick(a));
             keys.truncate(limit);
         }
-        // In the order of their ticks, as `write_accesses` writes them.
+        // In the order of their ticks: each row moves to the table's end, so the rows
+        // are appended in order, on SQLite's append path, filling each page before the
+        // next. (In key order, they landed in random order among the new rowids, split
+        // pages half full, and cost 10-40% more CPU per written hit.)
         keys.sort_unstable_by_key(|(_, a)| tick(a));
         let mut written = 0;
         for (key, a) in &keys {
@@ -496,6 +476,8 @@ impl<'c> Txn<'c> {
                 .map_err(|e| tick_taken(e, "recording hits"))?;
             written += 1;
         }
+        // A hit ticked by an earlier write may move its row above the newest one, which
+        // then must be given the counters (an insert of this write stays above it).
         self.dirty = true;
         if written == self.accesses.len() {
             self.accesses_written = true;
