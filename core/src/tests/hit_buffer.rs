@@ -30,6 +30,21 @@ fn rows_with_hits(dir: &tempfile::TempDir) -> i64 {
     .unwrap()
 }
 
+/// The keys of the rows `condition` selects, in the access order (`seq`), read on a
+/// connection of the test's own.
+fn keys_in_order(dir: &tempfile::TempDir, condition: &str) -> Vec<Vec<u8>> {
+    let raw = rusqlite::Connection::open(dir.path().join("c.db")).unwrap();
+    let sql = format!("SELECT key FROM entries WHERE {condition} ORDER BY seq");
+    let keys = raw
+        .prepare(&sql)
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    keys
+}
+
 #[test]
 fn no_get_writes_the_hits_of_other_gets() {
     let (dir, s, keys) = filled(FLUSH_THRESHOLD + 1000);
@@ -279,34 +294,18 @@ fn hits_are_written_a_batch_at_a_time_oldest_first_in_their_exact_order() {
     }
     s.write_with(false, |t| t.write_oldest_accesses(HIT_BATCH, &|| false))
         .unwrap();
-    let raw = rusqlite::Connection::open(dir.path().join("c.db")).unwrap();
-    let hit = |raw: &rusqlite::Connection| -> Vec<Vec<u8>> {
-        raw.prepare("SELECT key FROM entries WHERE hits > 0 ORDER BY seq")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-    };
     let read_first: Vec<Vec<u8>> = keys.iter().rev().take(HIT_BATCH).cloned().collect();
     assert_eq!(
-        hit(&raw),
+        keys_in_order(&dir, "hits > 0"),
         read_first,
         "the batch is the oldest hits, in order"
     );
     // A later set goes after every waiting hit, written or not.
     s.set(b"later", b"v", Expiration::Never).unwrap();
     s.flush().unwrap();
-    let order: Vec<Vec<u8>> = raw
-        .prepare("SELECT key FROM entries ORDER BY seq")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
     let mut expected: Vec<Vec<u8>> = keys.iter().rev().cloned().collect();
     expected.push(b"later".to_vec());
-    assert_eq!(order, expected);
+    assert_eq!(keys_in_order(&dir, "1"), expected);
 }
 
 /// An eviction writes only the waiting hits of the rows that come before its victim
@@ -340,17 +339,9 @@ fn an_eviction_writes_only_the_hits_in_its_way_and_evicts_exactly() {
         "only the hit in the way is written"
     );
     s.flush().unwrap();
-    let raw = rusqlite::Connection::open(dir.path().join("c.db")).unwrap();
-    let order: Vec<Vec<u8>> = raw
-        .prepare("SELECT key FROM entries ORDER BY seq")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
     let mut expected: Vec<Vec<u8>> = keys[2..n / 2].to_vec();
     expected.push(keys[0].clone());
     expected.extend_from_slice(&keys[n / 2..]);
     expected.push(b"new".to_vec());
-    assert_eq!(order, expected);
+    assert_eq!(keys_in_order(&dir, "1"), expected);
 }
