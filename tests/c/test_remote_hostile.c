@@ -299,6 +299,63 @@ static void a_delete_or_clear_that_missed_the_remote_is_never_read_back_through_
     backlite_options_free(o);
 }
 
+/* ---- a holder that lost its remote lease is fenced ---- */
+
+static int fence_started[2], fence_go[2];
+
+static int32_t compute_old_when_told(void *user_data, backlite_sink *sink) {
+    (void)user_data;
+    char byte;
+    (void)!write(fence_started[1], "s", 1);
+    (void)!read(fence_go[0], &byte, 1);
+    return backlite_sink_write(sink, K("old holder")) == BACKLITE_RESULT_OK ? 0 : 1;
+}
+
+static int32_t compute_new(void *user_data, backlite_sink *sink) {
+    (void)user_data;
+    return backlite_sink_write(sink, K("new holder")) == BACKLITE_RESULT_OK ? 0 : 1;
+}
+
+static void *old_holder(void *arg) {
+    backlite_buf buf = {0};
+    backlite_result rc = backlite_cached_call_exclusive(arg, K("fence"), compute_old_when_told,
+                                                        NULL, 60000, 10000, &buf, NULL);
+    CHECK_EQ(rc, BACKLITE_RESULT_OK);
+    backlite_buf_free(&buf);
+    return NULL;
+}
+
+/* The holder's remote lease is lost while it computes (its key deleted, as when it
+ * expired); another machine takes the key, computes and stores; the old holder's value
+ * then never overwrites it on the remote. */
+static void a_holder_that_lost_its_remote_lease_cannot_overwrite_the_new_value(void) {
+    backlite_options *o = remote_at(server.url, 300);
+    CHECK_EQ(backlite_options_set_remote_namespace(o, "fence"), BACKLITE_RESULT_OK);
+    REQUIRE(pipe(fence_started) == 0 && pipe(fence_go) == 0);
+    backlite_storage *a = open_file("fence-a.db", o), *b = open_file("fence-b.db", o);
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, old_holder, a) == 0);
+    char byte, out[64];
+    REQUIRE(read(fence_started[0], &byte, 1) == 1); /* `a` holds both leases */
+    CHECK_STR_EQ(redis_cli(server.port, "DEL fence::l{0:fence}", out, sizeof out), "1");
+    backlite_buf buf = {0};
+    CHECK_OK(backlite_cached_call_exclusive(b, K("fence"), compute_new, NULL, 60000, 10000, &buf, &err));
+    CHECK_BUF_STR(buf, "new holder");
+    backlite_buf_free(&buf);
+    (void)!write(fence_go[1], "g", 1);
+    pthread_join(t, NULL);
+    backlite_storage *c = open_file("fence-c.db", o); /* a third machine */
+    GET_EQ(c, "fence", "new holder");
+    backlite_storage_free(c);
+    backlite_storage_free(a);
+    backlite_storage_free(b);
+    for (int i = 0; i < 2; i++) {
+        close(fence_started[i]);
+        close(fence_go[i]);
+    }
+    backlite_options_free(o);
+}
+
 /* ---- single flight across processes, its holder killed ---- */
 
 static int computes[2]; /* a pipe: each compute writes one byte */
@@ -389,6 +446,7 @@ int main(void) {
     RUN(a_paused_server_times_out_and_is_used_again_once_resumed);
     RUN(a_delete_or_clear_that_missed_the_remote_is_never_read_back_through_the_file);
     RUN(single_flight_survives_a_killed_holder_across_processes);
+    RUN(a_holder_that_lost_its_remote_lease_cannot_overwrite_the_new_value);
     redis_server_stop(&server);
     return h_end();
 }
