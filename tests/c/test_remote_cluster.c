@@ -182,6 +182,35 @@ static void one_slot_in_trouble_backs_off_that_slot_only(void) {
     backlite_options_free(o);
 }
 
+/* A seed list whose first nodes nobody listens on still reaches the cluster through
+ * the next one; one with only such nodes opens unconnected and stays local. */
+static void seeds_nobody_listens_on_are_passed_over(void) {
+    int dead1 = redis_free_port(), dead2 = redis_free_port();
+    char url[256];
+    snprintf(url, sizeof url, "redis+cluster://127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d", dead1,
+             dead2, cluster.nodes[1].port);
+    backlite_options *o = remote_at(url, 1000);
+    CHECK_EQ(backlite_options_set_remote_namespace(o, "seeds"), BACKLITE_RESULT_OK);
+    backlite_storage *a = open_file("seeds-a.db", o), *b = open_file("seeds-b.db", o);
+    SET(a, "seeded", "through the third seed");
+    GET_EQ(b, "seeded", "through the third seed");
+    CHECK_EQ(stats_of(b).hits, 1);
+    CHECK_EQ(stats_of(a).connected, 1);
+    backlite_storage_free(a);
+    backlite_storage_free(b);
+    backlite_options_free(o);
+    snprintf(url, sizeof url, "redis+cluster://127.0.0.1:%d,127.0.0.1:%d", dead1, dead2);
+    o = remote_at(url, 300);
+    backlite_storage *c = open_file("seeds-c.db", o);
+    CHECK_EQ(stats_of(c).connected, 0);
+    SET(c, "k", "local");
+    GET_EQ(c, "k", "local");
+    GET_MISSING(c, "seeded");
+    CHECK(stats_of(c).errors >= 1);
+    backlite_storage_free(c);
+    backlite_options_free(o);
+}
+
 static void a_killed_master_never_fails_a_call(void) {
     backlite_options *o = cluster_options();
     backlite_storage *a = open_file("a.db", o);
@@ -224,6 +253,7 @@ int main(void) {
     RUN(keys_on_every_master_are_read_by_another_process);
     RUN(clear_hides_everything_and_reclaims_every_master);
     RUN(one_slot_in_trouble_backs_off_that_slot_only);
+    RUN(seeds_nobody_listens_on_are_passed_over);
     RUN(a_killed_master_never_fails_a_call);
     redis_cluster_stop(&cluster);
     return h_end();
