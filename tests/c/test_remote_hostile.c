@@ -299,6 +299,42 @@ static void a_delete_or_clear_that_missed_the_remote_is_never_read_back_through_
     backlite_options_free(o);
 }
 
+/* ---- write-behind writes lost while the server was paused, then the handle freed ---- */
+
+/* A write-behind handle overwrites a key while the server is paused and its queue
+ * overflows (the write is dropped, or skipped while backed off: never sent), the server
+ * resumes, and the handle is freed before it makes another remote call. Its free pays
+ * what it owes (the unlink of that key): another machine never reads the older value. */
+static void a_freed_write_behind_handle_leaves_no_older_value_of_a_lost_write(void) {
+    backlite_options *o = remote_at(server.url, 200);
+    CHECK_EQ(backlite_options_set_remote_namespace(o, "lostwb"), BACKLITE_RESULT_OK);
+    backlite_storage *first = open_file("lostwb-first.db", o);
+    SET(first, "w", "old"); /* read-write: on the remote when the call returns */
+    backlite_storage_free(first);
+    CHECK_EQ(backlite_options_set_remote_mode(o, BACKLITE_REMOTE_MODE_WRITE_BEHIND), BACKLITE_RESULT_OK);
+    backlite_storage *a = open_file("lostwb-a.db", o);
+    kill(server.pid, SIGSTOP);
+    for (int i = 0; i < 6000; i++) { /* more than the queue holds */
+        char k[32];
+        snprintf(k, sizeof k, "k%d", i);
+        SET(a, k, "v");
+    }
+    SET(a, "w", "new");
+    CHECK(stats_of(a).errors >= 1);
+    kill(server.pid, SIGCONT);
+    h_sleep_ms(500); /* the back-off runs out */
+    backlite_storage_free(a);
+    CHECK_EQ(backlite_options_set_remote_mode(o, BACKLITE_REMOTE_MODE_READ_WRITE), BACKLITE_RESULT_OK);
+    backlite_storage *b = open_file("lostwb-b.db", o); /* another machine */
+    backlite_buf buf = {0};
+    backlite_result rc = backlite_storage_get(b, K("w"), &buf, NULL, NULL);
+    if (rc == BACKLITE_RESULT_OK) CHECK_BUF_STR(buf, "new");
+    else CHECK_EQ(rc, BACKLITE_RESULT_NOT_FOUND);
+    backlite_buf_free(&buf);
+    backlite_storage_free(b);
+    backlite_options_free(o);
+}
+
 /* ---- a holder that lost its remote lease is fenced ---- */
 
 static int fence_started[2], fence_go[2];
@@ -445,6 +481,7 @@ int main(void) {
     }
     RUN(a_paused_server_times_out_and_is_used_again_once_resumed);
     RUN(a_delete_or_clear_that_missed_the_remote_is_never_read_back_through_the_file);
+    RUN(a_freed_write_behind_handle_leaves_no_older_value_of_a_lost_write);
     RUN(single_flight_survives_a_killed_holder_across_processes);
     RUN(a_holder_that_lost_its_remote_lease_cannot_overwrite_the_new_value);
     redis_server_stop(&server);

@@ -834,6 +834,16 @@ impl Drop for Remote {
                 let _ = t.join();
             }
         }
+        // What is still owed to the remote (a clear, the unlinks of writes that never
+        // reached it, such as those dropped from a full queue) is paid now, once, unless
+        // the remote is backed off: the next remote call that would have paid it may
+        // never come, and meanwhile other machines would read the older values.
+        if self.writes()
+            && (self.pending_clear.load(Relaxed) || self.unsynced.any())
+            && !self.client.backed_off()
+        {
+            self.ready();
+        }
     }
 }
 
