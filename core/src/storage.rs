@@ -612,15 +612,27 @@ impl Storage {
         if let Some(lent) = lent {
             self.pool.give_back(lent); // never: only a hit begins a transaction
         }
+        // A value read through is counted as a hit but buffers no access: it has no
+        // row yet, and the row its fill inserts is new, ordered as an access would
+        // order it (an access written before that insert found no row). Recording it
+        // cost a remote hit a hash-table insert, often a page fault, and a hit writer.
+        let mut read_through = false;
         let hit = match (hit, taker) {
             (None, Some(t)) => match self.read_through(pid, key, is_access) {
-                Some((v, left)) => Some(t.take(&v, left)?),
+                Some((v, left)) => {
+                    read_through = true;
+                    Some(t.take(&v, left)?)
+                }
                 None => None,
             },
             (hit, _) => hit,
         };
         if is_access {
             match hit {
+                Some(_) if read_through => {
+                    self.counters.hits.fetch_add(1, Relaxed);
+                    self.shared.lifetime.hit(pid);
+                }
                 Some(_) => self.record_hit_in(pid, key),
                 None if count_miss => {
                     self.counters.misses.fetch_add(1, Relaxed);

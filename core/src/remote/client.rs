@@ -8,7 +8,8 @@ use super::url::{RemoteUrl, Target};
 use crate::sync::lock;
 use redis::cluster::{ClusterClient, ClusterConnection};
 use redis::{
-    Cmd, ConnectionAddr, ConnectionInfo, ErrorKind, FromRedisValue, RedisError, RedisResult,
+    Cmd, ConnectionAddr, ConnectionInfo, ConnectionLike, ErrorKind, FromRedisValue, RedisError,
+    RedisResult, Value,
 };
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
@@ -24,15 +25,23 @@ const MAX_IDLE: usize = 4;
 
 /// One connection, to a server or to a cluster.
 pub(crate) enum Conn {
-    Single(redis::Connection),
+    /// With the buffers the read path packs its commands into, kept with the
+    /// connection from one read to the next.
+    Single(redis::Connection, Box<Scratch>),
     Cluster(Box<ClusterConnection>),
+}
+
+/// A command and the bytes of a pipeline, reused (`Cmd::clear` keeps the capacity).
+pub(crate) struct Scratch {
+    cmd: Cmd,
+    packed: Vec<u8>,
 }
 
 impl Conn {
     /// Sends `cmds` in one pipeline and reads their replies.
     pub(crate) fn pipe<T: FromRedisValue>(&mut self, cmds: Vec<Cmd>) -> RedisResult<T> {
         match self {
-            Conn::Single(c) => {
+            Conn::Single(c, _) => {
                 let mut p = redis::pipe();
                 for cmd in cmds {
                     p.add_command(cmd);
@@ -51,32 +60,39 @@ impl Conn {
 
     /// The read path's round trip, built in place: the clear generation (`GET
     /// generation`), the value (`GET key`) and its time left on the server (`PTTL key`).
+    /// On one server the commands are packed by the client crate into the connection's
+    /// own buffers, and its replies converted as a pipeline's would be (an error reply
+    /// is an error): no command, pipeline or packed request is allocated per read.
     pub(crate) fn read<T: FromRedisValue>(
         &mut self,
         generation: &[u8],
         key: &[u8],
     ) -> RedisResult<T> {
-        // The two pipeline types share no trait: one list of commands for both.
-        macro_rules! read {
-            ($pipe:expr) => {
-                $pipe
-                    .cmd("GET")
-                    .arg(generation)
-                    .cmd("GET")
-                    .arg(key)
-                    .cmd("PTTL")
-                    .arg(key)
-            };
-        }
+        let commands = [("GET", generation), ("GET", key), ("PTTL", key)];
         match self {
-            Conn::Single(c) => read!(redis::pipe()).query(c),
-            Conn::Cluster(c) => read!(redis::cluster::cluster_pipe()).query(c.as_mut()),
+            Conn::Single(c, s) => {
+                s.packed.clear();
+                for (name, arg) in commands {
+                    s.cmd.clear();
+                    s.cmd.arg(name).arg(arg);
+                    s.cmd.write_packed_command(&mut s.packed);
+                }
+                let replies = c.req_packed_commands(&s.packed, 0, commands.len())?;
+                T::from_owned_redis_value(Value::Array(replies).extract_error()?)
+            }
+            Conn::Cluster(c) => {
+                let mut p = redis::cluster::cluster_pipe();
+                for (name, arg) in commands {
+                    p.cmd(name).arg(arg);
+                }
+                p.query(c.as_mut())
+            }
         }
     }
 
     pub(crate) fn query<T: FromRedisValue>(&mut self, cmd: &Cmd) -> RedisResult<T> {
         match self {
-            Conn::Single(c) => cmd.query(c),
+            Conn::Single(c, _) => cmd.query(c),
             Conn::Cluster(c) => cmd.query(c.as_mut()),
         }
     }
@@ -199,7 +215,11 @@ impl Client {
                 let c = client.get_connection_with_timeout(self.timeout)?;
                 c.set_read_timeout(Some(self.timeout))?;
                 c.set_write_timeout(Some(self.timeout))?;
-                Ok(Conn::Single(c))
+                let scratch = Scratch {
+                    cmd: Cmd::with_capacity(2, 64),
+                    packed: Vec::with_capacity(256),
+                };
+                Ok(Conn::Single(c, Box::new(scratch)))
             }
             Endpoint::Cluster(client) => {
                 let c = client.get_connection()?;

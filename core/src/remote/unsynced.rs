@@ -41,7 +41,8 @@ impl Unsynced {
     /// Whether more keys were lost than can be remembered (and forgets it: the caller
     /// clears the remote).
     pub(crate) fn take_overflow(&self) -> bool {
-        self.overflowed.swap(false, Relaxed)
+        // A load first: the common case writes nothing (a swap is a locked write).
+        self.overflowed.load(Relaxed) && self.overflowed.swap(false, Relaxed)
     }
 
     /// Whether some key may be remembered (one load, no lock).
