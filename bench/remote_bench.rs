@@ -1,7 +1,11 @@
 //! The remote tier's costs against their baselines, against a private redis-server on a
 //! free loopback port (issue 13, item 5):
 //!
-//!     cargo run --release --example remote_bench [-- operations [rounds [placement]]]
+//!     cargo run --release --example remote_bench [-- operations [rounds [placement [side]]]]
+//!
+//! `side` (`hit`, `get` or `none`) runs the setup, then that side alone over every key
+//! once, and prints its mean: for a profiler (bench/README.md, the remote tier's fifth
+//! look), the `none` run to subtract.
 //!
 //! `placement` says where the bench and its redis-server run: `same` (both on CPU 0),
 //! `apart` (the bench on CPU 0, the server on CPU 1) or, by default, wherever the
@@ -244,6 +248,28 @@ fn main() {
     for i in 0..n {
         local.set(&key(i), &value, NEVER).unwrap();
         with_remote.set(&key(i), &value, NEVER).unwrap();
+    }
+
+    // One side alone, over every key once, for a profiler (see the module comment).
+    if let Some(side) = std::env::args().nth(4) {
+        let (wall, cpu) = match side.as_str() {
+            "none" => (0.0, 0.0),
+            "hit" => mean_us(0..n * rounds, |i| {
+                assert!(reader.get(&key(i)).unwrap().is_some())
+            }),
+            "get" => mean_us(0..n * rounds, |i| {
+                let v: Vec<u8> = redis::cmd("GET").arg(redis_key(i)).query(&mut raw).unwrap();
+                assert!(v.len() > value.len());
+            }),
+            other => panic!("side is none, hit or get, not {other:?}"),
+        };
+        println!(
+            "{side}: {} operations, {wall:.2} us wall, {cpu:.2} us CPU each",
+            n * rounds
+        );
+        drop(reader);
+        drop(server);
+        return;
     }
 
     let mut remote_hit = Case::new("remote hit vs plain GET", 1.2);
