@@ -1,7 +1,7 @@
 /*
  * test_remote_hostile.c: remotes that misbehave, through the C API. Fake servers on
  * loopback answer nonsense, RESP3 types a RESP2 client never asked for, close in the
- * middle of a reply, or accept and never answer; a real redis-server is paused
+ * middle of a reply, accept and never answer, or send a reply a byte at a time; a real redis-server is paused
  * (SIGSTOP) and resumed; a process computing a key under the remote lease is
  * SIGKILLed while three others, on two files, wait for that key. Every call succeeds
  * locally within the timeout, no call ever returns a value that was not set, and the
@@ -26,11 +26,14 @@ typedef enum {
     FAKE_RESP3,      /* one RESP3-only reply per command: null, boolean, double, map... */
     FAKE_CLOSES,     /* the start of a value, then the connection closes */
     FAKE_SILENT,     /* accepts, reads, never answers */
+    FAKE_DRIPS,      /* announces a 100 MB value, then sends a byte of it every 40 ms */
     FAKE_KINDS
 } fake_kind;
 
 static const char *const fake_names[] = {"nonsense", "RESP3 replies", "closes mid-reply",
-                                         "never answers"};
+                                         "never answers", "drips a reply"};
+
+#define DRIP_EVERY_MS 40
 
 #define FAKE_CONNS 64
 
@@ -67,6 +70,9 @@ static void fake_answer(fake_server *f, int fd, const char *req, size_t n, unsig
         (void)!write(fd, "$100\r\nBLR\x01\x00", 11);
         shutdown(fd, SHUT_RDWR);
         break;
+    case FAKE_DRIPS: /* the rest comes from fake_serve's clock */
+        (void)!write(fd, "$100000000\r\n", 13);
+        break;
     default:
         break;
     }
@@ -81,11 +87,14 @@ static void *fake_serve(void *arg) {
     fds[0] = (struct pollfd){.fd = f->wake[0], .events = POLLIN};
     fds[1] = (struct pollfd){.fd = f->listen_fd, .events = POLLIN};
     for (;;) {
-        if (poll(fds, (nfds_t)n, -1) < 0) {
+        int ready = poll(fds, (nfds_t)n, f->kind == FAKE_DRIPS ? DRIP_EVERY_MS : -1);
+        if (ready < 0) {
             if (errno == EINTR) continue;
             break;
         }
         if (fds[0].revents) break;
+        if (f->kind == FAKE_DRIPS && ready == 0)
+            for (int i = 2; i < n; i++) (void)!write(fds[i].fd, "x", 1);
         if ((fds[1].revents & POLLIN) && n < FAKE_CONNS + 2) {
             int c = accept(f->listen_fd, NULL, NULL);
             if (c >= 0) {
@@ -199,6 +208,35 @@ static void a_server_answering_garbage_never_fails_a_call_nor_gives_a_value(void
         }
         fake_stop(&f);
     }
+}
+
+/* A reply sent a byte at a time, each byte sooner than the timeout, is cut off at the
+ * timeout: the bound is on the whole round trip, not on each wait of the socket. Before
+ * it was, this get waited for the 100 MB (about 48 days at this rate). The bound checked
+ * is far above the timeout: it catches a call that hangs, not a slow machine. */
+static void a_server_dripping_a_reply_is_cut_off_at_the_timeout(void) {
+    fake_server f;
+    REQUIRE(fake_start(&f, FAKE_DRIPS) == 0);
+    char url[64];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", f.port);
+    backlite_options *o = remote_at(url, 200);
+    int64_t t0 = h_now_ms();
+    backlite_storage *s = open_file("drips.db", o); /* its first round trip drips */
+    int64_t open_ms = h_now_ms() - t0;
+    CHECK_EQ(stats_of(s).errors, 1);
+    h_sleep_ms(300); /* past the first back-off (100 ms) */
+    t0 = h_now_ms();
+    GET_MISSING(s, "absent");
+    int64_t get_ms = h_now_ms() - t0;
+    fprintf(stderr, "against a dripping server: open %lld ms, get %lld ms (timeout 200 ms)\n",
+            (long long)open_ms, (long long)get_ms);
+    CHECK(open_ms < 10000);
+    CHECK(get_ms < 10000);
+    CHECK_EQ(stats_of(s).errors, 2);
+    CHECK_EQ(stats_of(s).hits, 0);
+    backlite_storage_free(s);
+    backlite_options_free(o);
+    fake_stop(&f);
 }
 
 /* ---- a real server paused, then resumed ---- */
@@ -481,6 +519,7 @@ int main(void) {
     signal(SIGPIPE, SIG_IGN);
     h_begin();
     RUN(a_server_answering_garbage_never_fails_a_call_nor_gives_a_value);
+    RUN(a_server_dripping_a_reply_is_cut_off_at_the_timeout);
     if (start_test_server(&server, server_dir) != 0) {
         CHECK(0);
         return h_end();

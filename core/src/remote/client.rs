@@ -1,9 +1,10 @@
 //! Connections to the remote: a small pool per handle, every round trip bounded by the
-//! timeout (connect included), and a back-off after a failure during which calls are
+//! timeout (connect included; on one server the whole reply, `bounded.rs`), and a back-off after a failure during which calls are
 //! not sent at all (counted as `skipped`), doubling up to 30 s. On a cluster, an error
 //! about one slot (a resharding or failover moving it: MOVED, ASK, TRYAGAIN, a slot not
 //! served) backs off that slot only; the rest of the cluster is still used.
 
+use super::bounded::BoundedConnection;
 use super::url::{RemoteUrl, Target};
 use crate::sync::lock;
 use redis::cluster::{ClusterClient, ClusterConnection};
@@ -27,7 +28,8 @@ const MAX_IDLE: usize = 4;
 pub(crate) enum Conn {
     /// With the buffers the read path packs its commands into, kept with the
     /// connection from one read to the next.
-    Single(redis::Connection, Box<Scratch>),
+    Single(BoundedConnection, Box<Scratch>),
+    /// The crate's own connections: its cluster pipeline takes no other kind.
     Cluster(Box<ClusterConnection>),
 }
 
@@ -99,7 +101,7 @@ impl Conn {
 }
 
 enum Endpoint {
-    Single(redis::Client),
+    Single(ConnectionInfo),
     Cluster(ClusterClient),
 }
 
@@ -181,9 +183,7 @@ impl Client {
     /// A client for `url`; nothing is sent yet.
     pub(crate) fn new(url: &RemoteUrl, timeout: Duration) -> Client {
         let endpoint = match &url.target {
-            Target::Single(info) => Endpoint::Single(
-                redis::Client::open(info.clone()).expect("a checked URL makes a client"),
-            ),
+            Target::Single(info) => Endpoint::Single(info.clone()),
             Target::Cluster(nodes) => Endpoint::Cluster(
                 redis::cluster::ClusterClientBuilder::new(nodes.clone())
                     .connection_timeout(timeout)
@@ -211,10 +211,8 @@ impl Client {
 
     fn connect(&self) -> RedisResult<Conn> {
         match &self.endpoint {
-            Endpoint::Single(client) => {
-                let c = client.get_connection_with_timeout(self.timeout)?;
-                c.set_read_timeout(Some(self.timeout))?;
-                c.set_write_timeout(Some(self.timeout))?;
+            Endpoint::Single(info) => {
+                let c = BoundedConnection::open(info, self.timeout)?;
                 let scratch = Scratch {
                     cmd: Cmd::with_capacity(2, 64),
                     packed: Vec::with_capacity(256),
@@ -398,13 +396,8 @@ impl Client {
     }
 
     /// A direct connection to one server (for a scan), bounded by the timeout.
-    pub(crate) fn direct(&self, info: &ConnectionInfo) -> Option<redis::Connection> {
-        let c = redis::Client::open(info.clone())
-            .and_then(|c| c.get_connection_with_timeout(self.timeout))
-            .ok()?;
-        c.set_read_timeout(Some(self.timeout)).ok()?;
-        c.set_write_timeout(Some(self.timeout)).ok()?;
-        Some(c)
+    pub(crate) fn direct(&self, info: &ConnectionInfo) -> Option<BoundedConnection> {
+        BoundedConnection::open(info, self.timeout).ok()
     }
 }
 

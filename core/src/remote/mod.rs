@@ -12,6 +12,7 @@
 //! A remote that is down, slow or answering garbage never fails a call: every method
 //! here returns `None`/`false` instead, and the counters say why.
 
+mod bounded;
 mod client;
 mod codec;
 pub(crate) mod fill;
