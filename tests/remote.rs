@@ -73,6 +73,22 @@ fn a_value_set_on_one_machine_is_read_through_on_another() {
 /// the URL (bare, they are refused: the client would drop the rest and connect to
 /// another path).
 #[test]
+fn a_remote_named_by_an_ipv6_address_is_read_through() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!(
+            "SKIPPED a_remote_named_by_an_ipv6_address_is_read_through: no IPv6 loopback here"
+        );
+        return;
+    }
+    let server = RedisServer::with_args(&["--bind", "127.0.0.1", "::1"]);
+    let url = server.url().replace("127.0.0.1", "[::1]");
+    let dir = tempfile::tempdir().unwrap();
+    let reader = machine(&dir, "reader.db", &remote_options(&url));
+    read_through(&dir, &url, &reader, b"k", b"over IPv6");
+    assert!(reader.remote_stats().unwrap().connected);
+}
+
+#[test]
 fn a_unix_socket_is_reached_at_its_decoded_path() {
     let sockets = tempfile::tempdir().unwrap();
     let socket = sockets.path().join("a#b?c.sock");
