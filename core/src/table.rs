@@ -460,9 +460,10 @@ pub(crate) fn insert_new_entries() -> String {
 pub(crate) const SEQ_BY_KEY: &str = "SELECT seq FROM entries WHERE key = ?1";
 
 /// Adds `?1` hits to the entry under `?3` and moves it to tick `?2` of the access
-/// order, unless it was created after that tick.
-pub(crate) const WRITE_HITS: &str = "UPDATE entries SET hits = hits + ?1, seq = ?2 \
-    WHERE key = ?3 AND created < ?2";
+/// order, unless it was created after that tick; never back: a later access another
+/// process wrote first (a hit of its own, ticked after this one) keeps its place.
+pub(crate) const WRITE_HITS: &str = "UPDATE entries SET hits = hits + ?1, \
+    seq = max(seq, ?2) WHERE key = ?3 AND created < ?2";
 
 /// An imported entry's hits `?1` and time of set `?3` (if known), by `seq` `?2`.
 pub(crate) const SET_IMPORTED: &str =

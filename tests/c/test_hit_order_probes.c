@@ -263,7 +263,7 @@ static void random_step(run *r, backlite_storage *s) {
     }
 }
 
-#define STEPS 600
+#define STEPS (h_under_valgrind() ? 150 : 600)
 
 static backlite_storage *open_policy(const char *path, backlite_eviction_policy p) {
     return OPEN_SET(path, .max_size = MAX_SIZE, .policy = p);
