@@ -52,11 +52,11 @@ const SHARDS: usize = 16;
 
 /// The keys a shard's first table has room for: at least [`FLUSH_THRESHOLD`], so that
 /// a shard is full (and a hit writer started) before its table is. hashbrown rounds it
-/// up to 28,672 (a table of 1.3 MiB, its pages in memory as keys land in them).
+/// up to 28,672 (a table of 1.6 MiB, its pages in memory as keys land in them).
 const SHARD_ROOM: usize = FLUSH_THRESHOLD;
 
 /// The most keys a merge gives a shard's table room for (twice what the last one
-/// held): 57,344 (2.7 MiB), under [`MAX_WAITING`].
+/// held): 57,344 (3.2 MiB), under [`MAX_WAITING`].
 const SHARD_ROOM_MAX: usize = MAX_WAITING / 2;
 
 /// The state of the background writer of hits of one process on one file.
@@ -75,6 +75,33 @@ pub(crate) struct Access {
     last_seq: u64,
     /// Its place in the file's logical clock, once a write transaction gave it one.
     pub tick: Option<i64>,
+    /// The entry the hits were made on: its `created` tick ([`UNKNOWN_ENTRY`]: the
+    /// entry the key has when they are written).
+    pub created: i64,
+}
+
+/// The `created` of hits made on whatever entry the key has when they are written (a
+/// hit found inside a write transaction, which no other process can replace meanwhile).
+pub(crate) const UNKNOWN_ENTRY: i64 = i64::MIN;
+
+/// How two records of hits on one key, on the entries created at `a` and `b`, combine:
+/// [`Same`](Entries::Same) entry (or one unknown), or the hits of the older entry are
+/// dropped. A key set again by another process between two hits of this one has a new
+/// entry, which starts with no hits ("its creation order and hit count start over"):
+/// the hits made on the old one must not count for it, nor place it in the order.
+fn entries(a: i64, b: i64) -> Entries {
+    match (a, b) {
+        _ if a == b || a == UNKNOWN_ENTRY || b == UNKNOWN_ENTRY => Entries::Same(a.max(b)),
+        _ if a > b => Entries::FirstNewer,
+        _ => Entries::SecondNewer,
+    }
+}
+
+enum Entries {
+    /// One entry, created at this tick (or unknown).
+    Same(i64),
+    FirstNewer,
+    SecondNewer,
 }
 
 /// The buffered hits of a process on one file. A write merges every shard's keys into
@@ -131,10 +158,21 @@ impl Accesses {
         }
     }
 
-    /// Adds a key's `hits`, the latest made at `last_seq`, to what waits already.
-    fn merge(&mut self, key: Vec<u8>, hits: u64, last_seq: u64) {
+    /// Adds a key's `hits`, the latest made at `last_seq`, on the entry created at
+    /// `created`, to what waits already.
+    fn merge(&mut self, key: Vec<u8>, hits: u64, last_seq: u64, created: i64) {
         match self.map.get_mut(&key) {
             Some(a) => {
+                match entries(a.created, created) {
+                    Entries::Same(c) => a.created = c,
+                    // These hits were made on an entry older than those waiting.
+                    Entries::FirstNewer => return,
+                    // Those waiting were: they go.
+                    Entries::SecondNewer => {
+                        a.hits = 0;
+                        a.created = created;
+                    }
+                }
                 a.hits += hits;
                 if last_seq > a.last_seq {
                     a.last_seq = last_seq;
@@ -152,6 +190,7 @@ impl Accesses {
                         hits,
                         last_seq,
                         tick: None,
+                        created,
                     },
                 );
             }
@@ -173,7 +212,31 @@ impl Accesses {
 /// looks its key up here, so the table is hashbrown's with its fast default hasher
 /// (foldhash, seeded per process), whose `entry_ref` hashes the key once and copies it
 /// only when it is new; std's SipHash and `get_mut` then `insert` cost twice as much.
-type Table = hashbrown::HashMap<Vec<u8>, (u64, u64)>;
+type Table = hashbrown::HashMap<Vec<u8>, Hits>;
+
+/// A key's hits in a shard: how many, the number of the latest, and the `created` of
+/// the entry they were made on (see [`Access::created`]).
+#[derive(Clone, Copy)]
+struct Hits {
+    hits: u64,
+    seq: u64,
+    created: i64,
+}
+
+impl Hits {
+    /// `self` and `later` (hits numbered after them, or put back) together.
+    fn and(self, later: Hits) -> Hits {
+        match entries(self.created, later.created) {
+            Entries::Same(created) => Hits {
+                hits: self.hits + later.hits,
+                seq: self.seq.max(later.seq),
+                created,
+            },
+            Entries::FirstNewer => self,
+            Entries::SecondNewer => later,
+        }
+    }
+}
 
 /// One shard: the hits waiting, and the table that takes their place at the next merge.
 #[derive(Default)]
@@ -237,7 +300,7 @@ impl AccessLog {
     /// in-memory cache's, which no hit writer empties): past [`MAX_WAITING`] keys, or
     /// its shard's room, a hit on a key that is not waiting in this thread's shard
     /// already is left out.
-    pub fn record(&self, key: &[u8], background: bool) -> bool {
+    pub fn record(&self, key: &[u8], created: i64, background: bool) -> bool {
         let own = {
             let mut shard = lock(&self.shards[thread_index() % SHARDS].0);
             let hits = &mut shard.hits;
@@ -252,7 +315,11 @@ impl AccessLog {
             match hits.entry_ref(key) {
                 EntryRef::Occupied(mut a) => {
                     let a = a.get_mut();
-                    *a = (a.0 + 1, seq);
+                    *a = a.and(Hits {
+                        hits: 1,
+                        seq,
+                        created,
+                    });
                 }
                 // Without room, an insert would rehash the table: where a hit writer
                 // can empty the shards (`background`), the next merge gives this shard a
@@ -260,7 +327,11 @@ impl AccessLog {
                 // takes the hits, so a get grows the table, up to MAX_WAITING keys.
                 EntryRef::Vacant(_) if (!room && background) || self.waiting() >= MAX_WAITING => {}
                 EntryRef::Vacant(a) => {
-                    a.insert((1, seq));
+                    a.insert(Hits {
+                        hits: 1,
+                        seq,
+                        created,
+                    });
                     self.in_shards.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -355,11 +426,11 @@ impl AccessLog {
             let mut drained = std::mem::replace(&mut lock(&shard.0).hits, empty);
             self.in_shards.fetch_sub(drained.len(), Ordering::Relaxed);
             let mut later = Vec::new();
-            for (key, (hits, seq)) in drained.drain() {
-                if seq > upto {
-                    later.push((key, hits, seq));
+            for (key, h) in drained.drain() {
+                if h.seq > upto {
+                    later.push((key, h));
                 } else {
-                    taken.merge(key, hits, seq);
+                    taken.merge(key, h.hits, h.seq, h.created);
                 }
             }
             let mut shard = lock(&shard.0);
@@ -373,12 +444,12 @@ impl AccessLog {
     }
 
     /// Gives a shard back the hits a merge found numbered after it began.
-    fn put_back(&self, shard: &mut Table, later: Vec<(Vec<u8>, u64, u64)>) {
-        for (key, hits, seq) in later {
+    fn put_back(&self, shard: &mut Table, later: Vec<(Vec<u8>, Hits)>) {
+        for (key, h) in later {
             match shard.get_mut(&key) {
-                Some(a) => *a = (a.0 + hits, a.1.max(seq)),
+                Some(a) => *a = a.and(h),
                 None => {
-                    shard.insert(key, (hits, seq));
+                    shard.insert(key, h);
                     self.in_shards.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -399,12 +470,21 @@ impl AccessLog {
             let Accesses { map, fresh } = accesses;
             for (key, old) in map {
                 match merged.map.get_mut(&key) {
-                    Some(newer) if newer.last_seq >= old.last_seq => newer.hits += old.hits,
-                    Some(newer) => {
-                        let hits = newer.hits;
-                        *newer = old;
-                        newer.hits += hits;
-                    }
+                    Some(newer) => match entries(old.created, newer.created) {
+                        // Hits made on the older entry go (see `entries`).
+                        Entries::FirstNewer => *newer = old,
+                        Entries::SecondNewer => {}
+                        Entries::Same(created) if newer.last_seq >= old.last_seq => {
+                            newer.hits += old.hits;
+                            newer.created = created;
+                        }
+                        Entries::Same(created) => {
+                            let hits = newer.hits;
+                            *newer = old;
+                            newer.hits += hits;
+                            newer.created = created;
+                        }
+                    },
                     None => {
                         merged.map.insert(key, old);
                     }

@@ -145,7 +145,10 @@ impl Lease {
         })?;
         Ok(match decision {
             Decision::Hit(v, left) => {
-                storage.record_hit(key);
+                // Found inside a write: the entry the key has until its hits are written
+                // by this process, or set again by another (then a stale hit is possible:
+                // rare, and only an order).
+                storage.record_hit(key, crate::access::UNKNOWN_ENTRY);
                 LeaseOutcome::Hit(v, left)
             }
             Decision::Held(left) => LeaseOutcome::Held(left),

@@ -2,6 +2,7 @@
 //! the connection pool (pool.rs), the transaction runner (transact.rs) and group
 //! commit (group.rs).
 
+use crate::access;
 use crate::blob_read;
 use crate::entry::{self, Entry, Located};
 use crate::error::{Error, ErrorKind, Result, SqliteContext};
@@ -461,6 +462,8 @@ impl Storage {
         let pid = this_process();
         // Set when the file a row named was missing (see the retry below).
         let vanished = std::cell::Cell::new(false);
+        // The `created` of the entry a hit found: its hit is on that entry only.
+        let created = std::cell::Cell::new(access::UNKNOWN_ENTRY);
         let mut look_up = |conn: &Connection| {
             let mut stmt = conn.prepare_cached(table::LOOKUP).ctx("looking up a key")?;
             let mut rows = stmt.query([key]).ctx("looking up a key")?;
@@ -549,6 +552,11 @@ impl Storage {
                 Located::Expired => Lookup::Expired,
                 Located::Damaged => Lookup::Damaged(None),
             };
+            if matches!(found, Lookup::Hit(_) | Lookup::Copied(..)) {
+                if let ValueRef::Integer(c) = col(6)? {
+                    created.set(c);
+                }
+            }
             Ok(match found {
                 // The row as this snapshot holds it (the look-up's statement still
                 // holds the read): what the removal compares, instead of reading the
@@ -633,7 +641,7 @@ impl Storage {
                     self.counters.hits.fetch_add(1, Relaxed);
                     self.shared.lifetime.hit(pid);
                 }
-                Some(_) => self.record_hit_in(pid, key),
+                Some(_) => self.record_hit_in(pid, key, created.get()),
                 None if count_miss => {
                     self.counters.misses.fetch_add(1, Relaxed);
                     self.shared.lifetime.miss(pid);
@@ -668,19 +676,20 @@ impl Storage {
 
     /// Counts a hit and buffers it as an access. Never writes: the get that fills the
     /// buffer starts a hit writer (see [`transact::start_hit_writer`]) and goes on.
-    pub(crate) fn record_hit(&self, key: &[u8]) {
-        self.record_hit_in(this_process(), key)
+    /// `created`: the entry it found (see [`access::Access::created`]).
+    pub(crate) fn record_hit(&self, key: &[u8], created: i64) {
+        self.record_hit_in(this_process(), key, created)
     }
 
     /// `record_hit` in process `pid` (this one).
-    fn record_hit_in(&self, pid: u32, key: &[u8]) {
+    fn record_hit_in(&self, pid: u32, key: &[u8], created: i64) {
         self.counters.hits.fetch_add(1, Relaxed);
         self.shared.lifetime.hit(pid);
         // An in-memory cache has no other connection: its next write writes the hits.
         let start = self
             .shared
             .accesses_in(pid)
-            .record(key, self.path.is_some());
+            .record(key, created, self.path.is_some());
         if start {
             transact::start_hit_writer(&self.shared, self.pool.busy_timeout());
         }

@@ -103,12 +103,13 @@ pub(crate) fn row_ref(r: &Row<'_>, at: usize) -> rusqlite::Result<RowRef> {
 /// that of the query written out (`tests::query_plans`). Its one-letter columns are
 /// `crc, size, expires_at, value, value_id, file`, in that order.
 pub(crate) const LOOKUP_VIEW: &str =
-    "CREATE TEMP VIEW IF NOT EXISTS lookup (c, s, e, v, i, f, key) AS \
+    "CREATE TEMP VIEW IF NOT EXISTS lookup (c, s, e, v, i, f, n, key) AS \
     SELECT crc, size, expires_at, coalesce(value, (SELECT value FROM blobs \
-    WHERE id = value_id AND size <= 32768)), value_id, file, key FROM entries";
+    WHERE id = value_id AND size <= 32768)), value_id, file, created, key FROM entries";
 
-/// The [`LOOKUP_VIEW`] row of the entry under `?1`, without its key.
-pub(crate) const LOOKUP: &str = "SELECT c,s,e,v,i,f FROM lookup WHERE key=?1";
+/// The [`LOOKUP_VIEW`] row of the entry under `?1`, without its key; `n`, the entry's
+/// `created`, names the entry a hit was made on (access.rs).
+pub(crate) const LOOKUP: &str = "SELECT c,s,e,v,i,f,n FROM lookup WHERE key=?1";
 
 /// Whether `blobs` row `?1` holds a BLOB (a damaged row may hold any type; a blob
 /// handle would read TEXT as well). No row: no result.
@@ -460,10 +461,11 @@ pub(crate) fn insert_new_entries() -> String {
 pub(crate) const SEQ_BY_KEY: &str = "SELECT seq FROM entries WHERE key = ?1";
 
 /// Adds `?1` hits to the entry under `?3` and moves it to tick `?2` of the access
-/// order, unless it was created after that tick; never back: a later access another
+/// order, unless it was created after that tick, or is not the entry created at `?4`
+/// that the hits were made on (NULL: unknown); never back: a later access another
 /// process wrote first (a hit of its own, ticked after this one) keeps its place.
 pub(crate) const WRITE_HITS: &str = "UPDATE entries SET hits = hits + ?1, \
-    seq = max(seq, ?2) WHERE key = ?3 AND created < ?2";
+    seq = max(seq, ?2) WHERE key = ?3 AND created < ?2 AND (?4 IS NULL OR created = ?4)";
 
 /// An imported entry's hits `?1` and time of set `?3` (if known), by `seq` `?2`.
 pub(crate) const SET_IMPORTED: &str =

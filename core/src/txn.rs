@@ -21,6 +21,11 @@ use rusqlite::{params, CachedStatement, Connection, OptionalExtension};
 /// about a millisecond for the hit writer to give way.
 pub(crate) const GIVE_WAY_EVERY: usize = 64;
 
+/// The entry a waiting hit was made on, for `WRITE_HITS` (`None`: unknown).
+fn entry_of(a: &access::Access) -> Option<i64> {
+    Some(a.created).filter(|&c| c != access::UNKNOWN_ENTRY)
+}
+
 /// What a transaction removed, added to the handle's statistics once it commits.
 #[derive(Default)]
 pub(crate) struct Tally {
@@ -472,7 +477,7 @@ impl<'c> Txn<'c> {
             if written % GIVE_WAY_EVERY == 0 && written > 0 && give_way() {
                 break;
             }
-            stmt.execute(params![a.hits as i64, tick(a), key])
+            stmt.execute(params![a.hits as i64, tick(a), key, entry_of(a)])
                 .map_err(|e| tick_taken(e, "recording hits"))?;
             written += 1;
         }
@@ -1117,14 +1122,15 @@ impl<'c> Txn<'c> {
                 .prepare_cached(table::KEY_BY_SEQ)
                 .and_then(|mut s| s.query_row([v.0], |r| r.get(0)))
                 .ctx("evicting an entry")?;
-            let Some(&access::Access { hits, tick, .. }) = self.accesses.get(&key) else {
+            let Some(a) = self.accesses.get(&key) else {
                 return Ok(Some(v));
             };
+            let (hits, tick, created) = (a.hits, a.tick, entry_of(a));
             let tick = tick.expect("every hit is ticked at the start of a write");
             self.preloaded = None;
             self.conn
                 .prepare_cached(table::WRITE_HITS)
-                .and_then(|mut s| s.execute(params![hits as i64, tick, key]))
+                .and_then(|mut s| s.execute(params![hits as i64, tick, key, created]))
                 .map_err(|e| tick_taken(e, "recording hits"))?;
             self.accesses.remove(&key);
             // It may now be the newest row, which holds the counters (as in

@@ -84,6 +84,38 @@ static int in_child(void (*f)(const char *), const char *path) {
     return CHILD_EXIT_CODE(pid);
 }
 
+static void child_sets_a_again_and_reads_b_c(const char *path) {
+    backlite_storage *s = OPEN_WITH(path, 30, LFU);
+    if (s == NULL) return;
+    SET_N(s, "a", 10);
+    hit(s, "b");
+    hit(s, "c");
+    backlite_storage_free(s);
+}
+
+/* A process's hits on an entry that another process then sets again are hits on the
+ * old entry: the new one starts with none ("Writing a key again counts as a new set
+ * (its creation order and hit count start over)"). */
+static void hits_on_an_entry_set_again_by_another_process_do_not_count_for_the_new_one(void) {
+    const char *path = tmp_path("reset.db");
+    backlite_storage *s = OPEN_WITH(path, 30, LFU);
+    REQUIRE(s != NULL);
+    SET_N(s, "a", 10);
+    SET_N(s, "b", 10);
+    SET_N(s, "c", 10);
+    for (int i = 0; i < 5; i++) hit(s, "a"); /* buffered in this process */
+    CHECK_EQ(in_child(child_sets_a_again_and_reads_b_c, path), 0);
+    backlite_storage_free(s); /* writes this process's five hits on the old "a" */
+    s = OPEN_WITH(path, 30, LFU);
+    REQUIRE(s != NULL);
+    SET_N(s, "d", 10); /* hits: a 0 (set again), b 1, c 1: a goes */
+    CHECK(!HAS(s, "a"));
+    CHECK(HAS(s, "b"));
+    CHECK(HAS(s, "c"));
+    backlite_storage_free(s);
+    remove_cache_file(path);
+}
+
 static void child_reads_a(const char *path) {
     backlite_storage *s = OPEN_WITH(path, 40, LRU);
     if (s == NULL) return;
@@ -552,6 +584,7 @@ static void a_handle_freed_on_another_thread_writes_its_hits(void) {
 
 int main(void) {
     h_begin();
+    RUN_SOME(hits_on_an_entry_set_again_by_another_process_do_not_count_for_the_new_one);
     RUN_SOME(an_older_hit_written_later_does_not_move_an_entry_back);
     RUN_SOME(lru_order_is_exact_past_the_buffer);
     RUN_SOME(lfu_order_is_exact_past_the_buffer);

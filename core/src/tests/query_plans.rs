@@ -133,7 +133,7 @@ fn the_lookup_view_is_flattened_into_the_query_written_out() {
     let on_file = Storage::open(dir.path().join("c.db"), &Options::new()).unwrap();
     let in_memory = Storage::open(MEMORY, &Options::new()).unwrap();
     let written_out = "SELECT crc, size, expires_at, coalesce(value, (SELECT value FROM blobs \
-        WHERE id = value_id AND size <= 32768)), value_id, file FROM entries WHERE key = ?1";
+        WHERE id = value_id AND size <= 32768)), value_id, file, created FROM entries WHERE key = ?1";
     let plan = |conn: &rusqlite::Connection, sql: &str| -> Vec<String> {
         conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
             .unwrap()
