@@ -10,9 +10,10 @@
 //! - `ffi::panic::WRAP_HOOK`: a process has one panic hook, so the hook that keeps
 //!   caught panics off the host's stderr wraps the host's once, from the first export
 //!   called.
-//! - `ffi::fork::INSTALL`: a process installs its `pthread_atfork` child handler, which
-//!   reports forks to the core, once (the core then asks the kernel for the process
-//!   id once per fork instead of once per call).
+//! - `ffi::fork::INSTALL`: a process installs its `pthread_atfork` handlers once: the
+//!   child handler reports forks to the core (which then asks the kernel for the
+//!   process id once per fork instead of once per call), and the prepare and parent
+//!   handlers make a fork wait for the library's own writing threads (hit writers).
 //! - `ffi::panic::DEPTH`, `ffi::panic::LOCATION` (thread-local, not process-wide): a
 //!   panic hook is called on the panicking thread, and only it knows whether it is
 //!   inside an export and where its panic happened.

@@ -9,6 +9,7 @@ use crate::access::{Accesses, FLUSH_THRESHOLD};
 use crate::counters::{self, Known};
 use crate::error::{ErrorKind, Result, SqliteContext};
 use crate::expiration::is_due;
+use crate::fork;
 use crate::pool::{self, Pool};
 use crate::remote::fill::Fill;
 use crate::shared::FileShared;
@@ -202,6 +203,8 @@ pub(crate) fn start_fill_writer(
 ) {
     let for_writer = shared.clone();
     let write = move || loop {
+        // Opened, written and closed in a step that a fork waits for (see fork::step).
+        let _step = fork::step();
         let wrote = pool::reopen(&for_writer.name, for_writer.id, busy_timeout).and_then(|conn| {
             let pid = std::process::id();
             let known = Cell::new(None);
@@ -259,13 +262,18 @@ fn write_hits_in_background(shared: &FileShared, busy_timeout: Duration) {
     let mut conn = None;
     let known = Cell::new(None);
     loop {
+        // Each write, its checkpoint, and the opening and closing of the connection,
+        // in a step that a fork waits for (and gives way to, as to a set): a child
+        // must not inherit SQLite's record of a write lock this thread held.
+        let _step = fork::step();
+        let give_way = || shared.others_wait_to_write() || fork::fork_waits();
         let wrote = hit_writer_connection(&mut conn, shared, busy_timeout).and_then(|conn| {
             let pid = std::process::id();
             let wrote = {
                 let _turn = shared.writing_after_others(pid);
                 transact(shared, conn, &known, pid, None, false, None, |t| {
                     let before = t.accesses_waiting();
-                    t.write_oldest_accesses(usize::MAX, &|| shared.others_wait_to_write())?;
+                    t.write_oldest_accesses(usize::MAX, &give_way)?;
                     Ok((before - t.accesses_waiting(), t.accesses_waiting()))
                 })
             };
@@ -286,6 +294,7 @@ fn write_hits_in_background(shared: &FileShared, busy_timeout: Duration) {
             continue;
         }
         if !shared.accesses().writer_wrote(wrote.is_ok()) {
+            drop(conn.take()); // closed inside the step
             return;
         }
     }

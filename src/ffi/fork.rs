@@ -6,6 +6,10 @@
 //! alone misses `_Fork` and raw `fork`/`clone` system calls, whose child would then
 //! take itself for the parent and use its connections and buffered hits. Elsewhere a
 //! `pthread_atfork` child handler counts each fork, and the core asks again after one.
+//!
+//! Everywhere, `pthread_atfork` handlers make a fork wait until no thread of the library
+//! (a hit writer) is inside a write (`backlite_core::before_fork`): a child must not
+//! inherit a lock such a thread held, with no thread to let it go.
 
 use std::sync::Once;
 
@@ -19,11 +23,27 @@ extern "C" fn child() {
     backlite_core::forked();
 }
 
+/// Runs before every fork of the process: waits until no thread of the library (a hit
+/// writer) is inside a write, so that the child inherits no lock such a thread held.
+extern "C" fn before_fork() {
+    backlite_core::before_fork();
+}
+
+/// Runs after every fork, in the parent and in the child: the library's threads go on.
+extern "C" fn after_fork() {
+    backlite_core::after_fork();
+}
+
 /// Gives the core a word to keep the process id in, or installs the child handler, if
 /// not done yet. Called by every export that opens a handle, before the handle exists.
 /// If neither can be set up, the core keeps asking the kernel on each call.
 pub(crate) fn report_forks() {
     INSTALL.call_once(|| {
+        // SAFETY: both are functions with C linkage that live as long as the process
+        // (this library is never unloaded while a handle exists); they only lock and
+        // signal statics of the core. A failure (ENOMEM) leaves forks unguarded, as
+        // before.
+        unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork), Some(after_fork)) };
         #[cfg(target_os = "linux")]
         if let Some(word) = wiped_on_fork() {
             backlite_core::keep_pid_in(word);

@@ -587,6 +587,46 @@ static void a_handle_freed_on_another_thread_writes_its_hits(void) {
     remove_cache_file(path);
 }
 
+/* a fork right after the reads that start the hit writer: the child's calls work
+ * (its own hit writer included) and it never writes the parent's hits */
+static void a_child_forked_while_the_hit_writer_runs_works(void) {
+    NOT_UNDER_VALGRIND();
+    const char *path = tmp_path("fork.db");
+    backlite_storage *s = OPEN_WITH(path, 1u << 30, LRU);
+    REQUIRE(s != NULL);
+    fill(s, MANY);
+    for (int round = 0; round < (slow_build() ? 2 : 8); round++) {
+        for (int i = 0; i < MANY; i++) {
+            char k[24];
+            nkey(k, (i * 7 + round) % MANY);
+            hit(s, k);
+        }
+        fflush(NULL);
+        pid_t pid = fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            alarm(30); /* a lock copied held would hang it */
+            atomic_store(&h_st()->failures, 0);
+            for (int i = 0; i < MANY; i++) {
+                char k[24];
+                nkey(k, (i * 3 + round) % MANY);
+                hit(s, k);
+            }
+            SET(s, "child", "x");
+            backlite_storage *own = OPEN_WITH(path, 1u << 30, LRU);
+            if (own != NULL) {
+                hit(own, "child");
+                backlite_storage_free(own);
+            }
+            _exit(atomic_load(&h_st()->failures) == 0 ? 0 : 1);
+        }
+        CHECK_EQ(CHILD_EXIT_CODE(pid), 0);
+    }
+    CHECK_EQ(STATS(s).count, MANY + 1);
+    backlite_storage_free(s);
+    remove_cache_file(path);
+}
+
 /* PROBE_ONLY=name runs that case alone */
 #define RUN_SOME(fn)                                                                  \
     do {                                                                              \
@@ -609,5 +649,6 @@ int main(void) {
     RUN_SOME(gets_go_on_while_the_handle_writes_vacuums_checks_and_clears);
     RUN_SOME(gets_never_wait_for_another_process_holding_the_write_lock);
     RUN_SOME(a_handle_freed_on_another_thread_writes_its_hits);
+    RUN_SOME(a_child_forked_while_the_hit_writer_runs_works);
     return h_end();
 }
