@@ -17,7 +17,7 @@ use crate::txn::{Tally, Txn};
 use rusqlite::Connection;
 use std::cell::Cell;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Runs `f` in a write transaction on `conn` (the handle's writer, locked by the
 /// caller) once this process's turn to write the file is held; `now` is read then.
@@ -261,11 +261,15 @@ fn write_hits_in_background(shared: &FileShared, busy_timeout: Duration) {
     yield_to_readers();
     let mut conn = None;
     let known = Cell::new(None);
+    // Since when the file's write lock was found held by another process (BUSY), and
+    // the pause before the next try.
+    let mut busy_since: Option<Instant> = None;
+    let mut pause = FIRST_PAUSE;
     loop {
         // Each write, its checkpoint, and the opening and closing of the connection,
         // in a step that a fork waits for (and gives way to, as to a set): a child
         // must not inherit SQLite's record of a write lock this thread held.
-        let _step = fork::step();
+        let step = fork::step();
         let give_way = || shared.others_wait_to_write() || fork::fork_waits();
         let wrote = hit_writer_connection(&mut conn, shared, busy_timeout).and_then(|conn| {
             let pid = std::process::id();
@@ -289,6 +293,22 @@ fn write_hits_in_background(shared: &FileShared, busy_timeout: Duration) {
             }
             wrote.map(|_| more)
         });
+        // Another process holds the write lock: tried again until the busy timeout,
+        // not waited for in SQLite's busy handler (its connection has none), which
+        // held this process's turn to write all along, so that a set of this process
+        // was BUSY after twice its busy timeout (its wait for the turn, then its own).
+        // Between tries the turn is free, and so is a fork.
+        if matches!(&wrote, Err(e) if e.kind() == ErrorKind::Busy) {
+            let since = *busy_since.get_or_insert_with(Instant::now);
+            let left = busy_timeout.saturating_sub(since.elapsed());
+            if !left.is_zero() {
+                drop(step);
+                std::thread::sleep(pause.min(left));
+                pause = (pause * 2).min(LAST_PAUSE);
+                continue;
+            }
+        }
+        (busy_since, pause) = (None, FIRST_PAUSE);
         // It gave way: the rest, after the sets that waited.
         if matches!(wrote, Ok(true)) {
             continue;
@@ -299,6 +319,11 @@ fn write_hits_in_background(shared: &FileShared, busy_timeout: Duration) {
         }
     }
 }
+
+/// The hit writer's pauses between two tries at a file whose write lock another
+/// process holds: doubled from the first to the last, as SQLite's busy handler does.
+const FIRST_PAUSE: Duration = Duration::from_millis(1);
+const LAST_PAUSE: Duration = Duration::from_millis(20);
 
 /// The most hits a write of the handle's writes when too many wait and no hit writer
 /// runs (a hit writer that failed, an in-memory cache): its caller waits for them.
@@ -356,6 +381,11 @@ fn hit_writer_connection<'c>(
         opened
             .pragma_update(None, "wal_autocheckpoint", 0)
             .ctx("setting the hit writer's checkpoints")?;
+        // It waits for another process's write lock without holding this process's
+        // turn to write (see write_hits_in_background).
+        opened
+            .busy_timeout(Duration::ZERO)
+            .ctx("setting the hit writer's busy timeout")?;
         *conn = Some(opened);
     }
     Ok(conn.as_ref().expect("opened above"))
