@@ -316,6 +316,18 @@ static void random_step(run *r, backlite_storage *s) {
         op_set(r, s, k, 5, 0); /* already expired: stores nothing, the old value goes */
     } else if (dice < 96) {
         op_other_read(r, s, k, (int)h_rand_below(&r->rng, 3));
+    } else if (dice < 97) {
+        if (h_rand_below(&r->rng, 4) == 0) { /* clear: every entry goes, hits too */
+            if (s != NULL) {
+                backlite_result rc = backlite_storage_clear(s, NULL);
+                if (rc != BACKLITE_RESULT_OK) STEP_FAIL(r, "clear gave %s", h_rc_name(rc));
+            }
+            for (int i = 0; i < NK; i++) r->m.e[i].live = false;
+        } else { /* a set that expires in 1 ms, then 3 ms go by: as if never stored */
+            op_set(r, s, k, 1 + h_rand_below(&r->rng, 30), 1);
+            r->m.e[k].live = false;
+            if (s != NULL) h_sleep_ms(3);
+        }
     } else if (dice < 98) {
         op_set(r, s, k, MAX_SIZE + 1 + h_rand_below(&r->rng, 5), NEVER); /* too large */
     } else {
