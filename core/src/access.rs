@@ -113,6 +113,10 @@ pub(crate) struct Accesses {
     /// Keys whose latest hit has no tick yet (maybe twice, maybe since removed), so
     /// that a write ticks only the new hits, not the whole buffer.
     fresh: Vec<Vec<u8>>,
+    /// The hits a transaction removed (written to their rows, or forgotten with their
+    /// entry): gone once it commits, back in the buffer if it rolls back, so that a
+    /// write that fails (a full disk after an eviction wrote hits) loses none.
+    removed: Vec<(Vec<u8>, Access)>,
 }
 
 impl Accesses {
@@ -127,10 +131,42 @@ impl Accesses {
     pub fn clear(&mut self) {
         self.map.clear();
         self.fresh.clear();
+        self.removed.clear();
     }
 
+    /// Removes a key's hits, until the transaction that holds them commits (see
+    /// [`Accesses::removed`]).
     pub fn remove(&mut self, key: &[u8]) {
-        self.map.remove(key);
+        if let Some(entry) = self.map.remove_entry(key) {
+            self.removed.push(entry);
+        }
+    }
+
+    /// Removes every key's hits, as [`Accesses::remove`].
+    pub fn remove_all(&mut self) {
+        self.removed.extend(self.map.drain());
+        self.fresh.clear();
+    }
+
+    /// The transaction that held them committed: what it removed is gone.
+    pub fn committed(&mut self) {
+        self.removed.clear();
+    }
+
+    /// The transaction that held them rolled back: what it removed is back (hits that
+    /// came in meanwhile under the same key are kept with them).
+    pub fn rolled_back(&mut self) {
+        for (key, old) in std::mem::take(&mut self.removed) {
+            match self.map.get_mut(&key) {
+                Some(a) => a.hits += old.hits,
+                None => {
+                    if old.tick.is_none() {
+                        self.fresh.push(key.clone());
+                    }
+                    self.map.insert(key, old);
+                }
+            }
+        }
     }
 
     pub fn get(&self, key: &[u8]) -> Option<&Access> {
@@ -467,7 +503,7 @@ impl AccessLog {
         if merged.is_empty() {
             *merged = accesses;
         } else {
-            let Accesses { map, fresh } = accesses;
+            let Accesses { map, fresh, .. } = accesses;
             for (key, old) in map {
                 match merged.map.get_mut(&key) {
                     Some(newer) => match entries(old.created, newer.created) {

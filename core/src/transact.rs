@@ -410,6 +410,7 @@ impl Drop for TakenAccesses<'_> {
     fn drop(&mut self) {
         let mut accesses = std::mem::take(&mut self.accesses);
         if self.committed {
+            accesses.committed();
             if self.written {
                 accesses.clear();
             }
@@ -417,7 +418,9 @@ impl Drop for TakenAccesses<'_> {
             if !self.conn.is_autocommit() {
                 let _ = self.conn.execute_batch("ROLLBACK");
             }
-            // The ticks of the rolled-back transaction never happened.
+            // What it wrote or forgot is back, and the ticks of the rolled-back
+            // transaction never happened.
+            accesses.rolled_back();
             accesses.untick_after(self.clock_at_start);
         }
         self.shared.accesses_in(self.pid).restore(accesses);

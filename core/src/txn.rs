@@ -1165,7 +1165,7 @@ impl<'c> Txn<'c> {
             .execute_batch(table::CLEAR)
             .ctx("clearing the cache")?;
         if !self.accesses_written {
-            self.accesses.clear();
+            self.accesses.remove_all();
         }
         self.count = 0;
         self.total_size = 0;

@@ -345,3 +345,38 @@ fn an_eviction_writes_only_the_hits_in_its_way_and_evicts_exactly() {
     expected.push(b"new".to_vec());
     assert_eq!(keys_in_order(&dir, "1"), expected);
 }
+
+/// A write that fails after it wrote hits (an eviction writes those in its way, then a
+/// full disk fails its insert) gives them back with the rest: the rollback undoes their
+/// rows, so none is lost, and none is written twice.
+#[test]
+fn a_write_that_rolls_back_after_writing_hits_loses_none() {
+    let (dir, s, keys) = filled(10);
+    for k in &keys[..5] {
+        assert!(s.get(k).unwrap().is_some());
+    }
+    assert!(s.get(&keys[0]).unwrap().is_some());
+    let failed = s.write_with(false, |t| {
+        t.write_oldest_accesses(2, &|| false)?;
+        Err::<(), _>(crate::Error::new(
+            crate::ErrorKind::Internal,
+            "failing after writing hits",
+        ))
+    });
+    assert!(failed.is_err());
+    assert_eq!(rows_with_hits(&dir), 0, "its writes were rolled back");
+    s.flush().unwrap();
+    let raw = rusqlite::Connection::open(dir.path().join("c.db")).unwrap();
+    let (rows, hits): (i64, i64) = raw
+        .query_row(
+            "SELECT count(*), total(hits) FROM entries WHERE hits > 0",
+            [],
+            |r| Ok((r.get(0)?, r.get::<_, f64>(1)? as i64)),
+        )
+        .unwrap();
+    assert_eq!(
+        (rows, hits),
+        (5, 6),
+        "every hit written once, after the failure"
+    );
+}
