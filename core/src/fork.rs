@@ -8,8 +8,10 @@
 use crate::sync::lock;
 use rusqlite::Connection;
 use std::mem::ManuallyDrop;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
-use std::sync::{Condvar, Mutex, OnceLock};
+use std::sync::atomic::{
+    AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst,
+};
+use std::sync::{Mutex, OnceLock};
 use std::thread::JoinHandle;
 
 /// Connections a forked child inherited: never closed, and kept reachable so that leak
@@ -140,71 +142,71 @@ pub(crate) fn set_aside_threads(threads: &mut Vec<(u32, JoinHandle<()>)>, pid: u
 
 /// The library's own threads that write a file (hit writers, fill writers) and the
 /// forks of the process: a fork waits until no such thread is inside a step (a write
-/// transaction, its checkpoint, the opening or closing of its connection), and no step
+/// transaction, its checkpoint, the opening and closing of its connection), and no step
 /// begins until the fork is done. Otherwise a child forked meanwhile inherited what
 /// that thread held, with no thread to let it go: SQLite's in-process record of the
 /// WAL's write lock (every write of the child was BUSY), or a mutex of the hit buffer
 /// (its first call hung). The README's rule "do not fork while another thread is inside
 /// a BackLite call" is then the caller's threads' only.
-struct Gate {
-    /// Threads inside a step.
-    busy: usize,
-    /// Forks under way (between [`before_fork`] and [`after_fork`]).
-    forks: usize,
-}
+///
+/// Two counters and no lock, so that nothing a fork copies is held: a step counts
+/// itself in [`STEPS`], then backs out if a fork is counted in [`FORKS_UNDER_WAY`]; a
+/// fork counts itself, then waits until no step is counted (both sequentially consistent, so one of
+/// the two always sees the other). A child's count of steps is its parent's at the
+/// fork, made of threads it does not have: its handler zeroes it.
+static STEPS: AtomicUsize = AtomicUsize::new(0);
+static FORKS_UNDER_WAY: AtomicUsize = AtomicUsize::new(0);
 
-static GATE: Mutex<Gate> = Mutex::new(Gate { busy: 0, forks: 0 });
-static GATE_CHANGED: Condvar = Condvar::new();
+/// How long a step waits for a fork, or a fork for a step, between two looks.
+const GATE_PAUSE: std::time::Duration = std::time::Duration::from_micros(200);
 
-/// Set while a fork waits or is under way: a step asks it to end early.
-static FORK_WAITS: AtomicBool = AtomicBool::new(false);
-
-/// A step of a library thread (see [`Gate`]), ended when dropped.
+/// A step of a library thread (see [`STEPS`]), ended when dropped.
 pub(crate) struct Step(());
 
 /// Begins a step, once no fork is under way.
 pub(crate) fn step() -> Step {
-    let mut gate = lock(&GATE);
-    while gate.forks > 0 {
-        gate = GATE_CHANGED.wait(gate).unwrap_or_else(|e| e.into_inner());
+    loop {
+        STEPS.fetch_add(1, SeqCst);
+        if FORKS_UNDER_WAY.load(SeqCst) == 0 {
+            return Step(());
+        }
+        STEPS.fetch_sub(1, SeqCst);
+        std::thread::sleep(GATE_PAUSE);
     }
-    gate.busy += 1;
-    Step(())
 }
 
 impl Drop for Step {
     fn drop(&mut self) {
-        let mut gate = lock(&GATE);
-        gate.busy -= 1;
-        if gate.busy == 0 && gate.forks > 0 {
-            GATE_CHANGED.notify_all();
-        }
+        STEPS.fetch_sub(1, SeqCst);
     }
 }
 
-/// Whether a fork waits for the steps under way (they end early: see [`Gate`]).
+/// Whether a fork waits for the steps under way (they end early: see [`STEPS`]).
 pub(crate) fn fork_waits() -> bool {
-    FORK_WAITS.load(Relaxed)
+    FORKS_UNDER_WAY.load(Relaxed) > 0
 }
 
 /// To call just before a fork (a `pthread_atfork` prepare handler, which the C library
 /// installs): waits until no thread of the library is inside a step, and holds the
-/// next ones until [`after_fork`]. A hit writer gives way within 64 hits, but one
-/// waiting for another process's write lock holds the fork up to its busy timeout.
+/// next ones until [`after_fork`] (in the parent) or [`after_fork_in_child`]. A hit
+/// writer gives way within 64 hits; one that waits for the turn of a set of this
+/// process holds the fork until that set is done.
 pub fn before_fork() {
-    FORK_WAITS.store(true, Relaxed);
-    let mut gate = lock(&GATE);
-    gate.forks += 1;
-    while gate.busy > 0 {
-        gate = GATE_CHANGED.wait(gate).unwrap_or_else(|e| e.into_inner());
+    FORKS_UNDER_WAY.fetch_add(1, SeqCst);
+    while STEPS.load(SeqCst) > 0 {
+        std::thread::sleep(GATE_PAUSE);
     }
 }
 
-/// To call just after a fork, in the parent and in the child (`pthread_atfork`'s
-/// handlers): the library's threads go on (in the parent; the child has none).
+/// To call in the parent just after a fork (`pthread_atfork`'s parent handler): the
+/// library's threads go on.
 pub fn after_fork() {
-    let mut gate = lock(&GATE);
-    gate.forks = gate.forks.saturating_sub(1);
-    FORK_WAITS.store(gate.forks > 0, Relaxed);
-    GATE_CHANGED.notify_all();
+    FORKS_UNDER_WAY.fetch_sub(1, SeqCst);
+}
+
+/// To call in the child just after a fork (`pthread_atfork`'s child handler): it has
+/// none of its parent's threads, so none of their steps. Async-signal-safe.
+pub fn after_fork_in_child() {
+    STEPS.store(0, SeqCst);
+    FORKS_UNDER_WAY.store(0, SeqCst);
 }

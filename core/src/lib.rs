@@ -58,10 +58,10 @@
 //!   process's id, asked of the kernel once per process instead of once per call when
 //!   the program gives a word wiped on fork ([`keep_pid_in`]; the C library does on
 //!   Linux) or reports its forks ([`report_forks`]); the id belongs to the process.
-//! - `fork::GATE`, `fork::GATE_CHANGED`, `fork::FORK_WAITS`: the library's own threads
-//!   that write a file (hit and fill writers) and the forks of the process, which wait
-//!   for each other ([`before_fork`]), so that no child inherits a lock such a thread
-//!   held; forks belong to the process.
+//! - `fork::STEPS`, `fork::FORKS_UNDER_WAY`: the library's own threads that write a
+//!   file (hit and fill writers) and the forks of the process, which wait for each
+//!   other ([`before_fork`]), so that no child inherits a lock such a thread held;
+//!   forks belong to the process.
 //! - `remote::COUNTER` (in `random_u64`) and `value_files::COUNTER` (in `random_id`):
 //!   make two random numbers drawn by this process in the same nanosecond differ (lease
 //!   tokens and generations; value file names), whichever handle draws them.
@@ -112,7 +112,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use eviction::EvictionPolicy;
 pub use expiration::{Expiration, EXPIRATION_DEFAULT_MS, EXPIRATION_NEVER_MS};
 pub use export::{ExportedEntry, Importer, TransferSummary};
-pub use fork::{after_fork, before_fork, forked, keep_pid_in, report_forks};
+pub use fork::{after_fork, after_fork_in_child, before_fork, forked, keep_pid_in, report_forks};
 pub use inspect::{FileInfo, KeyInfo, PolicyIndex};
 pub use lease::{held_error, poll_delay, Lease, LeaseOutcome};
 pub use lifetime::LifetimeStats;

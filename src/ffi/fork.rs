@@ -29,9 +29,15 @@ extern "C" fn before_fork() {
     backlite_core::before_fork();
 }
 
-/// Runs after every fork, in the parent and in the child: the library's threads go on.
+/// Runs after every fork, in the parent: the library's threads go on.
 extern "C" fn after_fork() {
     backlite_core::after_fork();
+}
+
+/// Runs after every fork, in the child: it has none of the parent's threads. Two
+/// atomic stores, async-signal-safe.
+extern "C" fn after_fork_in_child() {
+    backlite_core::after_fork_in_child();
 }
 
 /// Gives the core a word to keep the process id in, or installs the child handler, if
@@ -39,11 +45,17 @@ extern "C" fn after_fork() {
 /// If neither can be set up, the core keeps asking the kernel on each call.
 pub(crate) fn report_forks() {
     INSTALL.call_once(|| {
-        // SAFETY: both are functions with C linkage that live as long as the process
-        // (this library is never unloaded while a handle exists); they only lock and
-        // signal statics of the core. A failure (ENOMEM) leaves forks unguarded, as
-        // before.
-        unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork), Some(after_fork)) };
+        // SAFETY: the three are functions with C linkage that live as long as the
+        // process (this library is never unloaded while a handle exists); they only
+        // touch atomics of the core (and sleep, before the fork). A failure (ENOMEM)
+        // leaves forks unguarded, as before.
+        unsafe {
+            libc::pthread_atfork(
+                Some(before_fork),
+                Some(after_fork),
+                Some(after_fork_in_child),
+            )
+        };
         #[cfg(target_os = "linux")]
         if let Some(word) = wiped_on_fork() {
             backlite_core::keep_pid_in(word);
