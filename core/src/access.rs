@@ -64,8 +64,15 @@ const SHARD_ROOM_MAX: usize = MAX_WAITING / 2;
 const IDLE: u8 = 0;
 const RUNNING: u8 = 1;
 /// Its last write failed (a read-only or busy file): none is started again until a
-/// write transaction of a handle has emptied the buffer.
+/// write transaction of a handle has emptied the buffer, or [`RETRY_AFTER`] more hits
+/// found the buffer full (a process that only reads, once the other process that held
+/// the write lock let it go).
 const FAILED: u8 = 2;
+
+/// How many hits that find the buffer full while the last hit writer failed start
+/// another: a thread and a connection per 4,096 hits where the file stays locked or
+/// read-only, under a microsecond a hit.
+const RETRY_AFTER: u32 = 4096;
 
 /// One key's hits since they were last written.
 #[derive(Clone, Copy, Debug)]
@@ -299,6 +306,8 @@ pub(crate) struct AccessLog {
     /// The process whose hits these are (0: none recorded yet).
     pid: AtomicU32,
     writer: AtomicU8,
+    /// Hits that found the buffer full since the last hit writer failed.
+    full_since_failed: AtomicU32,
 }
 
 impl AccessLog {
@@ -373,12 +382,23 @@ impl AccessLog {
             }
             hits.len()
         };
-        background
-            && self.full(own)
-            && self
-                .writer
-                .compare_exchange(IDLE, RUNNING, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
+        background && self.full(own) && self.start_writer()
+    }
+
+    /// Whether the caller is to start a hit writer: none runs, and none failed, or
+    /// [`RETRY_AFTER`] hits found the buffer full since one did.
+    fn start_writer(&self) -> bool {
+        let (relaxed, writer) = (Ordering::Relaxed, &self.writer);
+        match writer.compare_exchange(IDLE, RUNNING, relaxed, relaxed) {
+            Ok(_) => true,
+            Err(FAILED) if self.full_since_failed.fetch_add(1, relaxed) + 1 >= RETRY_AFTER => {
+                self.full_since_failed.store(0, relaxed);
+                writer
+                    .compare_exchange(FAILED, RUNNING, relaxed, relaxed)
+                    .is_ok()
+            }
+            Err(_) => false,
+        }
     }
 
     /// Whether the waiting hits are to be written, `own` keys waiting in the caller's
@@ -398,7 +418,10 @@ impl AccessLog {
         // Again only if the buffer is full by any count; else the next hit that finds
         // its shard full starts a writer.
         let next = match (ok, self.waiting() >= MAX_WAITING / 2) {
-            (false, _) => FAILED,
+            (false, _) => {
+                self.full_since_failed.store(0, Ordering::Relaxed);
+                FAILED
+            }
             (true, true) => return true,
             (true, false) => IDLE,
         };

@@ -380,3 +380,43 @@ fn a_write_that_rolls_back_after_writing_hits_loses_none() {
         "every hit written once, after the failure"
     );
 }
+
+/// A hit writer that failed (another process held the write lock past the busy
+/// timeout) is tried again once enough hits came in meanwhile: a process that only
+/// reads writes its hits again once the file is free, and other processes see them.
+#[test]
+fn a_hit_writer_that_met_a_locked_file_is_tried_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = Options::new();
+    options.set_busy_timeout(std::time::Duration::from_millis(50));
+    let s = Storage::open(dir.path().join("c.db"), &options).unwrap();
+    let keys: Vec<Vec<u8>> = (0..FLUSH_THRESHOLD + 100)
+        .map(|i| format!("k{i:08}").into_bytes())
+        .collect();
+    let entries: Vec<Entry> = keys
+        .iter()
+        .map(|k| Entry {
+            key: k,
+            value: b"v",
+            expiration: Expiration::Never,
+        })
+        .collect();
+    s.set_many(&entries).unwrap();
+    let other = rusqlite::Connection::open(dir.path().join("c.db")).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    for k in &keys {
+        assert!(s.get(k).unwrap().is_some());
+    }
+    s.shared.join_hit_writers(); // it met the lock for its busy timeout, and failed
+    other.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(rows_with_hits(&dir), 0);
+    // Only reads from now on: the buffer is still full.
+    for k in keys.iter().cycle().take(2 * FLUSH_THRESHOLD) {
+        assert!(s.get(k).unwrap().is_some());
+    }
+    s.shared.join_hit_writers();
+    assert!(
+        rows_with_hits(&dir) >= FLUSH_THRESHOLD as i64,
+        "the hits were written once the file was free"
+    );
+}
