@@ -50,10 +50,34 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let policies: Vec<&str> = EvictionPolicy::ALL.iter().map(|p| p.name()).collect();
     m.add("eviction_policies", policies)?;
     m.add_function(wrap_pyfunction!(convert::expiration_ms, m)?)?;
+    m.add_function(wrap_pyfunction!(_before_fork, m)?)?;
+    m.add_function(wrap_pyfunction!(_after_fork_in_parent, m)?)?;
+    m.add_function(wrap_pyfunction!(_after_fork_in_child, m)?)?;
     m.add_class::<storage::Storage>()?;
     m.add_class::<lease::Lease>()?;
     m.add_class::<reader::ValueReader>()?;
     #[cfg(feature = "test-hooks")]
     m.add_function(wrap_pyfunction!(test_hooks::_panic_for_tests, m)?)?;
     Ok(())
+}
+
+/// Before `os.fork()` (registered by `backlite.storage`): waits until no thread of the
+/// library (a hit writer) is inside a write, so that the child inherits no lock such a
+/// thread held (SQLite's record of the file's write lock: every write of the child
+/// was BUSY). The thread is not Python's: it needs no GIL to finish its write.
+#[pyfunction]
+fn _before_fork() {
+    backlite_core::before_fork();
+}
+
+/// After `os.fork()`, in the parent: the library's threads go on.
+#[pyfunction]
+fn _after_fork_in_parent() {
+    backlite_core::after_fork();
+}
+
+/// After `os.fork()`, in the child: it has none of the parent's threads.
+#[pyfunction]
+fn _after_fork_in_child() {
+    backlite_core::after_fork_in_child();
 }

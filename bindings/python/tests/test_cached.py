@@ -650,6 +650,38 @@ def test_a_storage_opened_before_fork_works_in_the_child(db, tmp_path):
 
 
 
+def test_a_child_forked_right_after_many_gets_can_write(db):
+    # The gets fill the hit buffer: the library's hit writer (a thread of its own, not
+    # Python's) is writing when the fork comes. The fork waits for it to be between two
+    # writes, so the child does not inherit its hold on the file's write lock.
+    import multiprocessing as mp
+
+    s = Storage(db)
+    keys = [f"k{i}" for i in range(20000)]
+    for i in range(0, len(keys), 5000):
+        s.set_many({k: {"value": b"v"} for k in keys[i : i + 5000]})
+    ctx = mp.get_context("fork")
+    for round in range(3):
+        for k in keys:
+            assert s.get(k) is not None
+        q = ctx.Queue()
+
+        def child():
+            try:
+                s.set(f"child{round}", {"value": b"c"})
+                q.put("ok")
+            except BaseException as e:  # noqa: BLE001
+                q.put(repr(e))
+
+        p = ctx.Process(target=child)
+        p.start()
+        assert q.get(timeout=60) == "ok"
+        p.join(60)
+        assert p.exitcode == 0
+        assert s.get(f"child{round}") == {"value": b"c"}
+    s.close()
+
+
 def test_cached_refuses_an_async_function_and_points_to_async_cached(storage):
     # Its result would be a coroutine, never awaited and never picklable: refused when
     # decorating, with the decorator to use instead.

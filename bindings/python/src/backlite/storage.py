@@ -77,12 +77,19 @@ _live: weakref.WeakSet[Storage] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
+    _native._after_fork_in_child()
     for storage in list(_live):
         storage._forget_after_fork()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    # A fork waits for the library's hit writer to be between two writes, so that the
+    # child inherits no lock it held (its writes would all be BUSY).
+    os.register_at_fork(
+        before=_native._before_fork,
+        after_in_parent=_native._after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
+    )
 
 
 class Storage(_native.Storage):
