@@ -3,7 +3,11 @@
 //!
 //! 1. Every write transaction first gives each new hit a tick of the file's logical
 //!    clock, in the order the hits happened, before the transaction's own sets tick.
-//!    That fixes the hit's place in the order exactly, in memory.
+//!    That fixes the hit's place in the order exactly, in memory. The hits still in
+//!    the readers' shards are not visited for it: the transaction reserves one tick
+//!    per hit number issued since the last reservation ([`AccessLog::reserve`]), and
+//!    a hit takes the tick of its number when it is merged, by the transaction that
+//!    needs it (an eviction, a write of the hits) or a later one.
 //! 2. The ticked hits are written to their rows only when an eviction is about to
 //!    choose a victim, when the buffer grows past [`FLUSH_THRESHOLD`] keys, or when the
 //!    a handle closes. A read-mostly cache thus writes each hot key once per window,
@@ -202,8 +206,9 @@ impl Accesses {
     }
 
     /// Adds a key's `hits`, the latest made at `last_seq`, on the entry created at
-    /// `created`, to what waits already.
-    fn merge(&mut self, key: Vec<u8>, hits: u64, last_seq: u64, created: i64) {
+    /// `created`, to what waits already; `tick`: the tick a write reserved for that
+    /// hit, if one did.
+    fn merge(&mut self, key: Vec<u8>, hits: u64, last_seq: u64, created: i64, tick: Option<i64>) {
         match self.map.get_mut(&key) {
             Some(a) => {
                 match entries(a.created, created) {
@@ -219,20 +224,28 @@ impl Accesses {
                 a.hits += hits;
                 if last_seq > a.last_seq {
                     a.last_seq = last_seq;
-                    if a.tick.take().is_some() {
-                        // A newer hit needs a newer tick.
-                        self.fresh.push(key);
+                    // A newer hit needs a newer tick: its reserved one, or one from the
+                    // next `tick_fresh` (a key without a tick is in `fresh` already).
+                    match tick {
+                        Some(t) => a.tick = Some(t),
+                        None => {
+                            if a.tick.take().is_some() {
+                                self.fresh.push(key);
+                            }
+                        }
                     }
                 }
             }
             None => {
-                self.fresh.push(key.clone());
+                if tick.is_none() {
+                    self.fresh.push(key.clone());
+                }
                 self.map.insert(
                     key,
                     Access {
                         hits,
                         last_seq,
-                        tick: None,
+                        tick,
                         created,
                     },
                 );
@@ -303,11 +316,43 @@ pub(crate) struct AccessLog {
     merged: Mutex<Accesses>,
     /// How many keys `merged` holds.
     in_merged: AtomicUsize,
+    /// The ticks write transactions reserved for the hits still in the shards.
+    reserved: Mutex<Reserved>,
     /// The process whose hits these are (0: none recorded yet).
     pid: AtomicU32,
     writer: AtomicU8,
     /// Hits that found the buffer full since the last hit writer failed.
     full_since_failed: AtomicU32,
+}
+
+/// The ticks reserved for hits numbered `lo..=hi`: the hit numbered `n` has tick
+/// `base + 1 + (n - lo)`, all of them after every tick the file had when they were
+/// reserved and before the reserving transaction's own ticks.
+#[derive(Clone, Copy, Debug)]
+struct Epoch {
+    lo: u64,
+    hi: u64,
+    base: i64,
+}
+
+/// The reservations of the hits not merged yet, oldest first: each starts where the one
+/// before ended.
+#[derive(Default, Debug)]
+struct Reserved {
+    epochs: Vec<Epoch>,
+    /// The highest hit number with a tick reserved, or merged by a transaction (which
+    /// ticks it itself).
+    upto: u64,
+}
+
+impl Reserved {
+    /// The tick reserved for the hit numbered `seq`, if any.
+    fn tick_of(&self, seq: u64) -> Option<i64> {
+        let e = self
+            .epochs
+            .get(self.epochs.partition_point(|e| e.hi < seq))?;
+        (e.lo <= seq).then(|| e.base + 1 + (seq - e.lo) as i64)
+    }
 }
 
 impl AccessLog {
@@ -324,6 +369,7 @@ impl AccessLog {
         }
         if was != 0 {
             merged.clear();
+            *lock(&self.reserved) = Reserved::default();
             for shard in &self.shards {
                 lock(&shard.0).hits.clear();
             }
@@ -433,6 +479,11 @@ impl AccessLog {
         self.waiting() == 0
     }
 
+    /// How many keys wait in the shards (a key hit from two threads counts twice).
+    pub fn in_shards(&self) -> usize {
+        self.in_shards.load(Ordering::Relaxed)
+    }
+
     /// Whether a hit writer runs (it writes the hits that wait, a batch at a time).
     pub fn writer_running(&self) -> bool {
         self.writer.load(Ordering::Relaxed) == RUNNING
@@ -451,17 +502,63 @@ impl AccessLog {
         (lock(&self.shards[shard].0).hits.capacity(), shard)
     }
 
-    /// Takes every buffered hit, for a write transaction: the shards merged by the
-    /// number of each key's latest hit. Only hits numbered before the merge began are
-    /// taken, so that a hit made after another (one thread, or threads that waited for
-    /// each other) is never ticked before it; later ones wait for the next write.
-    pub fn take(&self) -> Accesses {
-        let mut taken = std::mem::take(&mut *lock(&self.merged));
+    /// Takes the hits merged from the shards already (by an earlier transaction, which
+    /// gave them back), for a write transaction: no shard is visited. With
+    /// [`AccessLog::reserve`], the hits in the shards keep their place without being
+    /// merged, and [`AccessLog::merge_shards_into`] merges them, by the number of each
+    /// key's latest hit, when the transaction needs them.
+    pub fn take_merged(&self) -> Accesses {
+        let taken = std::mem::take(&mut *lock(&self.merged));
         self.in_merged.store(0, Ordering::Relaxed);
-        if self.in_shards.load(Ordering::Relaxed) == 0 {
-            return taken;
-        }
+        taken
+    }
+
+    /// Reserves ticks after `clock` for the hits numbered since the last reservation
+    /// (or merge), in the order of their numbers, for a write transaction that holds
+    /// this process's turn to write the file; returns how many, by which the caller
+    /// advances its clock, and the highest number they cover (what
+    /// `merge_shards_into` may take in this transaction). A hit numbered later waits
+    /// for the next write. One tick per number: a key hit twice leaves a tick unused,
+    /// which costs nothing (ticks only order rows; the clock stays far below 2^62).
+    pub fn reserve(&self, clock: i64) -> (i64, u64) {
+        let mut reserved = lock(&self.reserved);
         let upto = self.next_seq.load(Ordering::Relaxed);
+        if upto <= reserved.upto {
+            return (0, reserved.upto);
+        }
+        let lo = reserved.upto + 1;
+        reserved.epochs.push(Epoch {
+            lo,
+            hi: upto,
+            base: clock,
+        });
+        reserved.upto = upto;
+        ((upto - lo + 1) as i64, upto)
+    }
+
+    /// Forgets the reservations made after `clock` (by a transaction that rolled back):
+    /// their hits are reserved again, or ticked, by the next write.
+    pub fn unreserve_after(&self, clock: i64) {
+        let mut reserved = lock(&self.reserved);
+        while let Some(e) = reserved.epochs.last().copied() {
+            if e.base < clock {
+                break;
+            }
+            reserved.epochs.pop();
+            reserved.upto = e.lo - 1;
+        }
+    }
+
+    /// Merges the hits of the shards numbered up to `upto` into `taken`, each with the
+    /// tick reserved for it if one was, else to be ticked by `tick_fresh`. Only hits
+    /// numbered before the transaction reserved are taken, so that a hit made after
+    /// another (one thread, or threads that waited for each other) is never ticked
+    /// before it; later ones wait for the next write.
+    pub fn merge_shards_into(&self, taken: &mut Accesses, upto: u64) {
+        if self.in_shards.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let mut reserved = lock(&self.reserved);
         for shard in &self.shards {
             let (held, room, spare) = {
                 let mut shard = lock(&shard.0);
@@ -489,7 +586,7 @@ impl AccessLog {
                 if h.seq > upto {
                     later.push((key, h));
                 } else {
-                    taken.merge(key, h.hits, h.seq, h.created);
+                    taken.merge(key, h.hits, h.seq, h.created, reserved.tick_of(h.seq));
                 }
             }
             let mut shard = lock(&shard.0);
@@ -499,7 +596,9 @@ impl AccessLog {
             // Emptied, its room and its pages kept: the next merge swaps it in.
             shard.spare = drained;
         }
-        taken
+        // No shard holds a hit numbered up to `upto` now: their reservations are used.
+        reserved.epochs.retain(|e| e.hi > upto);
+        reserved.upto = reserved.upto.max(upto);
     }
 
     /// Gives a shard back the hits a merge found numbered after it began.

@@ -100,7 +100,7 @@ fn transact<R>(
         shared,
         conn,
         pid,
-        accesses: shared.accesses_in(pid).take(),
+        accesses: shared.accesses_in(pid).take_merged(),
         clock_at_start: i64::MAX,
         committed: false,
         written: false,
@@ -135,7 +135,7 @@ fn transact<R>(
             let out = f(&mut txn)?;
             if write_hits {
                 txn.write_accesses()?;
-            } else if txn.accesses_overflow() && !shared.accesses_in(pid).writer_running() {
+            } else if !shared.accesses_in(pid).writer_running() && txn.accesses_overflow() {
                 // A batch, not all: this write's caller waits for it (a running hit
                 // writer writes them without anyone waiting).
                 txn.write_oldest_accesses(HIT_BATCH, &|| false)?;
@@ -422,6 +422,9 @@ impl Drop for TakenAccesses<'_> {
             // transaction never happened.
             accesses.rolled_back();
             accesses.untick_after(self.clock_at_start);
+            self.shared
+                .accesses_in(self.pid)
+                .unreserve_after(self.clock_at_start);
         }
         self.shared.accesses_in(self.pid).restore(accesses);
     }

@@ -420,3 +420,62 @@ fn a_hit_writer_that_met_a_locked_file_is_tried_again() {
         "the hits were written once the file was free"
     );
 }
+
+/// A write after reads reserves ticks for their hits without merging them from the
+/// readers' shards (that merge was most of the first `set_many` after a burst of
+/// reads), and each hit still takes its exact place: after the rows set before it,
+/// before the rows set after it.
+#[test]
+fn a_write_after_reads_leaves_their_hits_in_the_shards_in_their_exact_place() {
+    let (dir, s, keys) = filled(10);
+    for i in [3, 1, 7] {
+        assert!(s.get(&keys[i]).unwrap().is_some());
+    }
+    let batch = [b"n0".as_slice(), b"n1"].map(|key| Entry {
+        key,
+        value: b"v",
+        expiration: Expiration::Never,
+    });
+    s.set_many(&batch).unwrap();
+    assert_eq!(
+        s.shared.accesses().in_shards(),
+        3,
+        "the set merged the hits it did not need"
+    );
+    assert!(s.get(&keys[5]).unwrap().is_some());
+    s.set(b"m", b"v", Expiration::Never).unwrap();
+    s.flush().unwrap();
+    let mut expected: Vec<Vec<u8>> = [0, 2, 4, 6, 8, 9, 3, 1, 7]
+        .iter()
+        .map(|&i| keys[i].clone())
+        .collect();
+    for k in [&b"n0"[..], b"n1", &keys[5], b"m"] {
+        expected.push(k.to_vec());
+    }
+    assert_eq!(keys_in_order(&dir, "1"), expected);
+}
+
+/// The ticks a write reserved for hits waiting in the shards are given back when it
+/// rolls back, whether it merged those hits or not: the next write ticks them again,
+/// in their place, and no tick is used twice.
+#[test]
+fn a_rolled_back_write_gives_back_the_ticks_it_reserved() {
+    use crate::error::{Error, ErrorKind};
+    for merge in [false, true] {
+        let (dir, s, keys) = filled(4);
+        assert!(s.get(&keys[0]).unwrap().is_some());
+        let failed = s.write_with(false, |t| {
+            if merge {
+                assert_eq!(t.accesses_waiting(), 1);
+            }
+            Err::<(), _>(Error::new(ErrorKind::Internal, "rolled back"))
+        });
+        assert!(failed.is_err());
+        assert!(s.get(&keys[1]).unwrap().is_some());
+        s.set(b"n", b"v", Expiration::Never).unwrap();
+        s.flush().unwrap();
+        let mut expected: Vec<Vec<u8>> = [2, 3, 0, 1].iter().map(|&i| keys[i].clone()).collect();
+        expected.push(b"n".to_vec());
+        assert_eq!(keys_in_order(&dir, "1"), expected, "merged: {merge}");
+    }
+}
