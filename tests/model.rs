@@ -92,8 +92,8 @@ fn env_u64(name: &str, default: u64) -> u64 {
 }
 
 /// Batches long enough for the runs `set_many` inserts several rows a statement at a
-/// time (16), where every key comes more than once and some values are not inline,
-/// between sets, gets, deletes and moves of the clock.
+/// time (50, then 10), where every key comes more than once and some values are not
+/// inline, between sets, gets, deletes and moves of the clock.
 fn long_batches_case() -> impl Strategy<Value = (Config, Vec<Op>)> {
     let config =
         (prop_oneof![64u64..=600, 600u64..=3000], 0u8..5).prop_map(|(max_size, policy)| Config {
@@ -106,7 +106,7 @@ fn long_batches_case() -> impl Strategy<Value = (Config, Vec<Op>)> {
         // Twenty keys, some once and some more than once in a batch, of up to a
         // quarter of max_size: batches evict.
         let keys = 0..20u8;
-        let batch = prop::collection::vec((keys.clone(), len(m / 4), exp()), 16..40);
+        let batch = prop::collection::vec((keys.clone(), len(m / 4), exp()), 10..120);
         let key = keys.clone();
         let op = prop_oneof![
             4 => batch.prop_map(Op::SetMany),

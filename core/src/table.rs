@@ -9,6 +9,7 @@
 use crate::entry;
 use crate::eviction::EvictionPolicy;
 use rusqlite::Row;
+use std::sync::OnceLock;
 
 /// Values up to this size live in their entry's row. Larger ones go to `blobs`, so
 /// that moving a row for a hit never copies a large value.
@@ -424,17 +425,27 @@ pub(crate) const INSERT_NEW_ENTRY: &str = concat!(
     "(?4, ?1, NULL, ?2, ?3, ?4, 0, ?5, ?6, ?7) ON CONFLICT (key) DO NOTHING"
 );
 
-/// How many rows `insert_new_entries` inserts at once. One statement run shares its
-/// cursors, seeks and reset between them: SQLite spends 8.2k instructions a row in
-/// runs of 16, 11.7k one at a time (7.8k in runs of 64).
-pub(crate) const NEW_ENTRIES_AT_ONCE: usize = 16;
+/// How many rows `insert_new_entries` inserts at once: a batch goes in runs of the
+/// first size, then of the second, the rest (under 10) one at a time. One statement
+/// run shares its cursors, seeks and reset between its rows, and each run opens a
+/// statement journal (a multi-row INSERT with an explicit rowid may abort halfway)
+/// that copies the pages it first touches: SQLite spends 8.2k instructions a row in
+/// runs of 16, 11.7k one at a time; a `set_many` of 1,000 costs 7,760 instructions an
+/// item in runs of 16, 7,460 in runs of 40 or 50, more in runs of 125 (bench/README.md,
+/// "set_many").
+pub(crate) const NEW_ENTRIES_AT_ONCE: [usize; 2] = [50, 10];
 
-/// `INSERT_NEW_ENTRY` of [`NEW_ENTRIES_AT_ONCE`] rows, the parameters of row `i` at
+/// `INSERT_NEW_ENTRY` of `NEW_ENTRIES_AT_ONCE[size]` rows, the parameters of row `i` at
 /// `7 * i + 1..=7 * i + 7`; a row whose key has an entry (or an earlier row of the
-/// same run) is not written.
-/// (Made once per batch, which keeps the statement for the rest of its transaction.)
-pub(crate) fn insert_new_entries() -> String {
-    let rows: Vec<String> = (0..NEW_ENTRIES_AT_ONCE)
+/// same run) is not written. Made once per process.
+pub(crate) fn insert_new_entries(size: usize) -> &'static str {
+    static SQL: OnceLock<[String; 2]> = OnceLock::new();
+    let sql = SQL.get_or_init(|| NEW_ENTRIES_AT_ONCE.map(insert_new_rows));
+    &sql[size]
+}
+
+fn insert_new_rows(n: usize) -> String {
+    let rows: Vec<String> = (0..n)
         .map(|i| {
             let p = |n: usize| 7 * i + n;
             format!(

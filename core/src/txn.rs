@@ -94,8 +94,8 @@ pub(crate) struct Txn<'c> {
     /// it per entry, and taking it from the statement cache each time (which hashes
     /// the SQL and copies it into a new key) was a tenth of a batch's instructions.
     insert_new: Option<CachedStatement<'c>>,
-    /// `insert_new_entries`, kept the same way.
-    insert_new_run: Option<CachedStatement<'c>>,
+    /// `insert_new_entries` of each size, kept the same way.
+    insert_new_run: [Option<CachedStatement<'c>>; 2],
 }
 
 /// An entry of a batch for [`Txn::insert_new_run`].
@@ -214,7 +214,7 @@ impl<'c> Txn<'c> {
             earliest_deadline: earliest,
             preloaded: key.map(|k| (k.to_vec(), old)),
             insert_new: None,
-            insert_new_run: None,
+            insert_new_run: [None, None],
         })
     }
 
@@ -906,65 +906,24 @@ impl<'c> Txn<'c> {
     }
 
     /// Stores `entries` in order, each as `remove_key` then `insert` would (a batch),
-    /// [`table::NEW_ENTRIES_AT_ONCE`] at a time in one statement. A key that had an
-    /// entry (or comes twice) is not written by it: its entry is replaced afterwards,
-    /// at the tick it was given, so the order is the batch's.
+    /// several rows a statement (runs of each size of [`table::NEW_ENTRIES_AT_ONCE`] in
+    /// turn, the few left one at a time). A key that had an entry (or comes twice) is
+    /// not written by it: its entry is replaced afterwards, at the tick it was given,
+    /// so the order is the batch's.
     /// Once most rows of a run were not written (a batch of keys that have entries),
     /// the rest go one at a time, as finding them costs a look-up each.
     pub fn insert_new_run(&mut self, entries: &[NewEntry<'_>]) -> Result<()> {
-        let what = "storing an entry";
-        let mut runs = entries.chunks_exact(table::NEW_ENTRIES_AT_ONCE);
-        let mut one_by_one = Vec::new();
-        for run in &mut runs {
-            if !one_by_one.is_empty() {
-                one_by_one.push(run);
-                continue;
-            }
-            self.preloaded = None;
-            let first = self.clock + 1;
-            self.clock += run.len() as i64;
-            self.dirty = true;
-            let stmt = match &mut self.insert_new_run {
-                Some(stmt) => stmt,
-                None => self.insert_new_run.insert(
-                    self.conn
-                        .prepare_cached(&table::insert_new_entries())
-                        .ctx(what)?,
-                ),
-            };
-            for (i, e) in run.iter().enumerate() {
-                let at = first + i as i64;
-                let n = 7 * i;
-                stmt.raw_bind_parameter(n + 1, e.key).ctx(what)?;
-                stmt.raw_bind_parameter(n + 2, e.value.len() as i64)
-                    .ctx(what)?;
-                stmt.raw_bind_parameter(n + 3, e.crc as i64).ctx(what)?;
-                stmt.raw_bind_parameter(n + 4, at).ctx(what)?;
-                stmt.raw_bind_parameter(n + 5, e.deadline).ctx(what)?;
-                stmt.raw_bind_parameter(n + 6, e.value).ctx(what)?;
-                stmt.raw_bind_parameter(n + 7, self.now).ctx(what)?;
-            }
-            let inserted = stmt.raw_execute().map_err(|e| tick_taken(e, what))?;
-            self.written = None;
-            for (i, e) in run.iter().enumerate() {
-                let at = first + i as i64;
-                // Which rows were not written: only when some were not.
-                if inserted < run.len() && !self.wrote(e.key, at)? {
-                    self.remove_key(e.key)?;
-                    self.insert_new_at(e, at)?;
-                    continue;
+        let mut done = 0;
+        'sizes: for (size, &rows) in table::NEW_ENTRIES_AT_ONCE.iter().enumerate() {
+            while entries.len() - done >= rows {
+                let run = &entries[done..done + rows];
+                done += rows;
+                if !self.insert_new_rows(size, run)? {
+                    break 'sizes;
                 }
-                self.inserted_deadline(e.deadline);
-                self.forget_accesses(e.key);
-                self.count += 1;
-                self.total_size += e.value.len() as i64;
-            }
-            if inserted < run.len() / 2 {
-                one_by_one.push(&[]);
             }
         }
-        one_by_one.push(runs.remainder());
-        for e in one_by_one.into_iter().flatten() {
+        for e in &entries[done..] {
             if !self.insert_if_absent(e.key, e.value, e.crc, e.deadline)? {
                 self.remove_key(e.key)?;
                 let at = self.tick();
@@ -972,6 +931,52 @@ impl<'c> Txn<'c> {
             }
         }
         Ok(())
+    }
+
+    /// One statement of `insert_new_run`: `run` holds `NEW_ENTRIES_AT_ONCE[size]`
+    /// entries. Returns whether most of its rows were written.
+    fn insert_new_rows(&mut self, size: usize, run: &[NewEntry<'_>]) -> Result<bool> {
+        let what = "storing an entry";
+        self.preloaded = None;
+        let first = self.clock + 1;
+        self.clock += run.len() as i64;
+        self.dirty = true;
+        let stmt = match &mut self.insert_new_run[size] {
+            Some(stmt) => stmt,
+            None => self.insert_new_run[size].insert(
+                self.conn
+                    .prepare_cached(table::insert_new_entries(size))
+                    .ctx(what)?,
+            ),
+        };
+        for (i, e) in run.iter().enumerate() {
+            let at = first + i as i64;
+            let n = 7 * i;
+            stmt.raw_bind_parameter(n + 1, e.key).ctx(what)?;
+            stmt.raw_bind_parameter(n + 2, e.value.len() as i64)
+                .ctx(what)?;
+            stmt.raw_bind_parameter(n + 3, e.crc as i64).ctx(what)?;
+            stmt.raw_bind_parameter(n + 4, at).ctx(what)?;
+            stmt.raw_bind_parameter(n + 5, e.deadline).ctx(what)?;
+            stmt.raw_bind_parameter(n + 6, e.value).ctx(what)?;
+            stmt.raw_bind_parameter(n + 7, self.now).ctx(what)?;
+        }
+        let inserted = stmt.raw_execute().map_err(|e| tick_taken(e, what))?;
+        self.written = None;
+        for (i, e) in run.iter().enumerate() {
+            let at = first + i as i64;
+            // Which rows were not written: only when some were not.
+            if inserted < run.len() && !self.wrote(e.key, at)? {
+                self.remove_key(e.key)?;
+                self.insert_new_at(e, at)?;
+                continue;
+            }
+            self.inserted_deadline(e.deadline);
+            self.forget_accesses(e.key);
+            self.count += 1;
+            self.total_size += e.value.len() as i64;
+        }
+        Ok(inserted >= run.len() / 2)
     }
 
     /// Whether the entry under `key` is the one written at tick `at`.
