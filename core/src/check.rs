@@ -163,11 +163,22 @@ impl Storage {
             self.write(|t| sweep(t.conn(), Some(files), true, &t.tally.files))?;
         }
         self.flush()?;
+        let patience = self.pool.busy_timeout();
         self.with_writer(|conn| {
             conn.execute_batch("VACUUM").ctx("rebuilding the file")?;
-            let busy: i64 = conn
-                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
-                .ctx("truncating the write-ahead log")?;
+            // A checkpoint already running (the hit writer's, after its write: it runs
+            // with this process's turn released) makes this one BUSY at once, without
+            // SQLite's busy handler: it is tried again, within the busy timeout.
+            let since = std::time::Instant::now();
+            let busy = loop {
+                let busy: i64 = conn
+                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+                    .ctx("truncating the write-ahead log")?;
+                if busy == 0 || since.elapsed() >= patience {
+                    break busy;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            };
             if busy != 0 {
                 return Err(Error::new(
                     ErrorKind::Busy,
