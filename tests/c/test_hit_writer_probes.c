@@ -471,7 +471,10 @@ static void gets_go_on_while_the_handle_writes_vacuums_checks_and_clears(void) {
     backlite_check_report rep;
     CHECK_OK(backlite_storage_check(s, 0, &rep, &err));
     int64_t t_check = now_us();
-    CHECK_OK(backlite_storage_vacuum(s, &err));
+    /* BUSY is documented when readers (here, the reading thread's connections) keep
+     * the log from being truncated: the rebuild is done either way */
+    backlite_result vacuumed = backlite_storage_vacuum(s, NULL);
+    CHECK(vacuumed == BACKLITE_RESULT_OK || vacuumed == BACKLITE_RESULT_BUSY);
     int64_t t_vacuum = now_us();
     CHECK_OK(backlite_storage_clear(s, &err));
     fill(s, KEYS / 2);
