@@ -69,10 +69,6 @@
 //!   that threads reading one handle take distinct shards of the hit buffer and
 //!   distinct read connections instead of waiting on one lock (where the CPU's number
 //!   is not used: off Linux, or under valgrind).
-//! - `access::PINNED` (thread-local, tests only): the shard a test's thread records its
-//!   hits in, where the test needs to know it (the CPU a thread runs on may change).
-//! - `table::SQL` (in `insert_new_entries`): the text of the multi-row INSERTs of a
-//!   batch, built once per process: the same for every handle and file.
 //! - `sync::UNDER_VALGRIND`: whether the process runs under valgrind, whose programs
 //!   cannot use the vDSO that rustix finds (asked once; the process's).
 
