@@ -67,10 +67,7 @@
 //!   tokens and generations; value file names), whichever handle draws them.
 //! - `sync::NEXT_THREAD`, `sync::THREAD_INDEX` (thread-local): a number per thread, so
 //!   that threads reading one handle take distinct shards of the hit buffer and
-//!   distinct read connections instead of waiting on one lock (where the CPU's number
-//!   is not used: off Linux, or under valgrind).
-//! - `sync::UNDER_VALGRIND`: whether the process runs under valgrind, whose programs
-//!   cannot use the vDSO that rustix finds (asked once; the process's).
+//!   distinct read connections instead of waiting on one lock.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

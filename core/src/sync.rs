@@ -28,41 +28,30 @@ pub(crate) struct Padded<T>(pub T);
 /// The CPU the calling thread runs on (a vDSO call on Linux, no system call): which of
 /// a set of things (the shards of a sharded lock, the slots of a pool) a thread tries
 /// first, so that threads on one CPU share what stays in that CPU's cache, and threads
-/// on distinct CPUs meet on none. Elsewhere, or under valgrind, a number of the
-/// thread's own.
+/// on distinct CPUs meet on none. Elsewhere, a number of the thread's own.
 pub(crate) fn cpu_index() -> usize {
     #[cfg(target_os = "linux")]
-    if !under_valgrind() {
-        return rustix::thread::sched_getcpu();
+    {
+        rustix::thread::sched_getcpu()
     }
-    thread_index()
+    #[cfg(not(target_os = "linux"))]
+    {
+        thread_index()
+    }
 }
-
-/// Whether the process runs under valgrind (its preloaded library is named in
-/// `LD_PRELOAD`), asked once: rustix finds the vDSO through the kernel's auxiliary
-/// vector, which under valgrind names the host's vDSO, a page valgrind does not map in
-/// the program, and its first `sched_getcpu` died of SIGSEGV (every memcheck_ test
-/// that hit a key).
-#[cfg(target_os = "linux")]
-fn under_valgrind() -> bool {
-    *UNDER_VALGRIND.get_or_init(|| {
-        std::env::var_os("LD_PRELOAD").is_some_and(|p| p.to_string_lossy().contains("vgpreload"))
-    })
-}
-
-/// Whether this process runs under valgrind, from [`under_valgrind`].
-#[cfg(target_os = "linux")]
-static UNDER_VALGRIND: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
 
 /// Numbers the threads of the process as they first ask for [`thread_index`].
+#[cfg(not(target_os = "linux"))]
 static NEXT_THREAD: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
+#[cfg(not(target_os = "linux"))]
 thread_local! {
     /// This thread's number, from [`NEXT_THREAD`].
     static THREAD_INDEX: usize = NEXT_THREAD.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// A small number of this thread's own, the same on every call.
+#[cfg(not(target_os = "linux"))]
 fn thread_index() -> usize {
     THREAD_INDEX.with(|i| *i)
 }
