@@ -459,8 +459,6 @@ fn a_hit_writer_that_met_a_locked_file_is_tried_again() {
         })
         .collect();
     s.set_many(&entries).unwrap();
-    // One shard fills and starts the hit writer, wherever the thread runs.
-    pin_this_thread_to_shard(0);
     let other = rusqlite::Connection::open(dir.path().join("c.db")).unwrap();
     other.execute_batch("BEGIN IMMEDIATE").unwrap();
     for k in &keys {
