@@ -18,15 +18,11 @@
 //! The buffer is shared by all handles of a process on one file, so the order is
 //! exact across them; other processes see a process's hits once they are written.
 //!
-//! Readers do not wait for each other: a hit goes to the shard of the CPU its thread
-//! runs on, or the next one if another thread holds that ([`SHARDS`] of them, each
-//! behind its own lock), numbered from one counter of the process, and a write
-//! transaction merges the shards by that number (see [`AccessLog::take`]). Threads
-//! share a CPU's shard, so a key hit from many threads on few CPUs waits in few copies,
-//! kept in that CPU's cache; shards of the thread (the design before) held a copy per
-//! thread, each a table of its own that every switch between threads brought back
-//! into the cache, and those of threads that had ended still counted. A key hit on
-//! several CPUs waits in each of their shards, so the buffer counts as full when one shard holds [`FLUSH_THRESHOLD`] keys,
+//! Readers do not wait for each other: a hit goes to the shard of the thread that
+//! made it ([`SHARDS`] of them, each behind its own lock), numbered from one counter
+//! of the process, and a write transaction merges the shards by that number (see
+//! [`AccessLog::take`]). A key hit from several threads waits in each of their
+//! shards, so the buffer counts as full when one shard holds [`FLUSH_THRESHOLD`] keys,
 //! or all of them (and the hits merged before) half of [`MAX_WAITING`]; the hit writer
 //! then merges the shards first and writes only if [`FLUSH_THRESHOLD`] distinct keys
 //! wait: readers on more threads of the same keys have no more hits written than one
@@ -39,10 +35,10 @@
 //! before, or for a larger table that the merge makes: past its room, a hit on a key
 //! not waiting yet is left out, as past [`MAX_WAITING`].
 
-use crate::sync::{cpu_index, lock, try_lock, Padded};
+use crate::sync::{lock, thread_index, Padded};
 use hashbrown::hash_map::EntryRef;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 
 /// How many distinct keys may wait before a hit forces them to be written: at about
 /// 100 bytes each (with 16-byte keys), under 2 MiB, whatever the size of the cache.
@@ -56,8 +52,8 @@ pub(crate) const FLUSH_THRESHOLD: usize = 16384;
 /// reuse (a shard's table and its spare, up to [`SHARD_ROOM_MAX`] keys each).
 pub(crate) const MAX_WAITING: usize = 4 * FLUSH_THRESHOLD;
 
-/// How many shards the hit buffer has: threads on up to this many CPUs record into
-/// distinct ones.
+/// How many shards the hit buffer has: threads numbered in turn record into distinct
+/// ones up to this many readers at a time.
 const SHARDS: usize = 16;
 
 /// The keys a shard's first table has room for: at least [`FLUSH_THRESHOLD`], so that
@@ -68,28 +64,6 @@ const SHARD_ROOM: usize = FLUSH_THRESHOLD;
 /// The most keys a merge gives a shard's table room for (twice what the last one
 /// held): 57,344 (3.2 MiB), under [`MAX_WAITING`].
 const SHARD_ROOM_MAX: usize = MAX_WAITING / 2;
-
-#[cfg(test)]
-thread_local! {
-    /// The shard the hits of this thread go to, in a test that needs to know.
-    static PINNED: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
-}
-
-/// Makes the calling thread record its hits in shard `shard` (when free), in a test
-/// that needs them in one shard, or in distinct ones for distinct threads.
-#[cfg(test)]
-pub(crate) fn pin_this_thread_to_shard(shard: usize) {
-    PINNED.with(|p| p.set(Some(shard % SHARDS)));
-}
-
-/// The shard a hit of the calling thread goes to first: its CPU's.
-fn shard_of_this_thread() -> usize {
-    #[cfg(test)]
-    if let Some(shard) = PINNED.with(|p| p.get()) {
-        return shard;
-    }
-    cpu_index() % SHARDS
-}
 
 /// The state of the background writer of hits of one process on one file.
 /// Idle: none runs.
@@ -417,11 +391,11 @@ impl AccessLog {
     /// is full, `background` (the file can be written by another connection) and none
     /// runs. Never writes, never waits for another reader, never grows a table (but an
     /// in-memory cache's, which no hit writer empties): past [`MAX_WAITING`] keys, or
-    /// its shard's room, a hit on a key that is not waiting in the shard it goes to
+    /// its shard's room, a hit on a key that is not waiting in this thread's shard
     /// already is left out.
     pub fn record(&self, key: &[u8], created: i64, background: bool) -> bool {
         let own = {
-            let mut shard = self.shard_to_record_in();
+            let mut shard = lock(&self.shards[thread_index() % SHARDS].0);
             let hits = &mut shard.hits;
             if hits.capacity() == 0 {
                 // This shard's first hit: its table is made once, here.
@@ -473,16 +447,6 @@ impl AccessLog {
             }
             Err(_) => false,
         }
-    }
-
-    /// The shard a hit goes to: that of the CPU the thread runs on, or if a thread holds
-    /// it (one preempted there, or a merge swapping its table), the next free one; all
-    /// held (more threads inside `record` than shards), the CPU's, waited for.
-    fn shard_to_record_in(&self) -> MutexGuard<'_, Shard> {
-        let first = shard_of_this_thread();
-        (0..SHARDS)
-            .find_map(|i| try_lock(&self.shards[(first + i) % SHARDS].0))
-            .unwrap_or_else(|| lock(&self.shards[first].0))
     }
 
     /// Whether a hit writer is to start, `own` keys waiting in the caller's shard: that
@@ -547,10 +511,11 @@ impl AccessLog {
         self.waiting()
     }
 
-    /// How many keys the calling thread's shard has room for.
+    /// How many keys the calling thread's shard has room for, and its shard's number.
     #[cfg(test)]
-    pub fn room_of_this_thread(&self) -> usize {
-        lock(&self.shards[shard_of_this_thread()].0).hits.capacity()
+    pub fn room_of_this_thread(&self) -> (usize, usize) {
+        let shard = thread_index() % SHARDS;
+        (lock(&self.shards[shard].0).hits.capacity(), shard)
     }
 
     /// Takes the hits merged from the shards already (by an earlier transaction, which

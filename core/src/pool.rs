@@ -3,17 +3,14 @@
 //! writer. A private in-memory cache has a single connection that serves both.
 //!
 //! The read connections wait in slots, each behind a lock of its own: a reader tries
-//! the slot of the CPU it runs on first, then the next ones, and takes the first free
+//! the slot of its thread number first, then the next ones, and takes the first free
 //! one, so that readers never wait for each other (nor for one lock on the whole pool).
-//! Threads on one CPU mostly use one connection, whose page cache stays in that CPU's
-//! cache; by thread number, 8 threads on 2 CPUs used 8 connections, 8 copies of the
-//! file's pages.
 
 use crate::counters::Known;
 use crate::error::{Error, ErrorKind, Result};
 use crate::fork::{self, OpenedBy};
 use crate::schema::{self, FileId};
-use crate::sync::{cpu_index, lock, try_lock, Padded};
+use crate::sync::{lock, thread_index, try_lock, Padded};
 use rusqlite::{Connection, OpenFlags};
 use std::cell::Cell;
 use std::ops::Deref;
@@ -177,7 +174,7 @@ impl Pool {
             }
             Ok(Lent { conn, pid })
         };
-        let first = cpu_index();
+        let first = thread_index();
         for i in 0..slots.len() {
             // A slot in use (by another thread, or by this one in a nested read) is
             // passed by, never waited for.

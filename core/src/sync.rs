@@ -25,33 +25,17 @@ pub(crate) fn try_lock<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
 #[derive(Default)]
 pub(crate) struct Padded<T>(pub T);
 
-/// The CPU the calling thread runs on (a vDSO call on Linux, no system call): which of
-/// a set of things (the shards of a sharded lock, the slots of a pool) a thread tries
-/// first, so that threads on one CPU share what stays in that CPU's cache, and threads
-/// on distinct CPUs meet on none. Elsewhere, a number of the thread's own.
-pub(crate) fn cpu_index() -> usize {
-    #[cfg(target_os = "linux")]
-    {
-        rustix::thread::sched_getcpu()
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        thread_index()
-    }
-}
-
 /// Numbers the threads of the process as they first ask for [`thread_index`].
-#[cfg(not(target_os = "linux"))]
 static NEXT_THREAD: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-#[cfg(not(target_os = "linux"))]
 thread_local! {
     /// This thread's number, from [`NEXT_THREAD`].
     static THREAD_INDEX: usize = NEXT_THREAD.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// A small number of this thread's own, the same on every call.
-#[cfg(not(target_os = "linux"))]
-fn thread_index() -> usize {
+/// A small number of this thread's own, the same on every call: which shard of a
+/// sharded lock it starts with. Threads numbered in turn take distinct shards, so
+/// up to that many threads never meet on one.
+pub(crate) fn thread_index() -> usize {
     THREAD_INDEX.with(|i| *i)
 }

@@ -1,7 +1,7 @@
 //! The hit buffer, through `Storage::get`: no get writes other gets' hits (a hit
 //! writer does), and hits wait in bounded memory when it falls behind.
 
-use crate::access::{pin_this_thread_to_shard, FLUSH_THRESHOLD, MAX_WAITING};
+use crate::access::{FLUSH_THRESHOLD, MAX_WAITING};
 use crate::{Entry, Expiration, Options, Storage};
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -48,8 +48,6 @@ fn keys_in_order(dir: &tempfile::TempDir, condition: &str) -> Vec<Vec<u8>> {
 #[test]
 fn no_get_writes_the_hits_of_other_gets() {
     let (dir, s, keys) = filled(FLUSH_THRESHOLD + 1000);
-    // One shard fills, wherever the thread runs.
-    pin_this_thread_to_shard(0);
     let commits = s.commits.load(Relaxed);
     for (i, k) in keys.iter().enumerate() {
         assert!(s.get(k).unwrap().is_some());
@@ -74,20 +72,35 @@ fn gets_never_wait_for_the_hit_writer_and_waiting_hits_stay_bounded() {
         let _turn = s.shared.writing();
         // Three threads in turn, each on a shard of its own (a shard holds fewer than
         // MAX_WAITING keys), each reading a third of the keys.
+        let mut shards = Vec::new();
         for (i, third) in thirds.iter().enumerate() {
-            std::thread::scope(|scope| {
-                scope.spawn(|| {
-                    pin_this_thread_to_shard(i);
-                    for k in third.iter() {
-                        assert!(s.get(k).unwrap().is_some());
-                    }
-                    if i == 2 {
-                        // Full, but a key waiting in this shard still counts.
-                        assert_eq!(s.shared.accesses().len(), MAX_WAITING);
-                        assert!(s.get(&third[0]).unwrap().is_some());
-                    }
+            loop {
+                let (s, shards_taken) = (&s, &shards);
+                let shard = std::thread::scope(|scope| {
+                    scope
+                        .spawn(move || {
+                            let (_, shard) = s.shared.accesses().room_of_this_thread();
+                            if shards_taken.contains(&shard) {
+                                return None;
+                            }
+                            for k in third.iter() {
+                                assert!(s.get(k).unwrap().is_some());
+                            }
+                            if i == 2 {
+                                // Full, but a key waiting in this shard still counts.
+                                assert_eq!(s.shared.accesses().len(), MAX_WAITING);
+                                assert!(s.get(&third[0]).unwrap().is_some());
+                            }
+                            Some(shard)
+                        })
+                        .join()
+                        .unwrap()
                 });
-            });
+                if let Some(shard) = shard {
+                    shards.push(shard);
+                    break;
+                }
+            }
         }
         assert_eq!(s.shared.accesses().len(), MAX_WAITING);
         assert_eq!(rows_with_hits(&dir), 0);
@@ -112,15 +125,13 @@ fn gets_never_wait_for_the_hit_writer_and_waiting_hits_stay_bounded() {
 #[test]
 fn a_get_never_grows_the_table_of_its_shard() {
     let (dir, s, keys) = filled(40_000);
-    // One shard, wherever the thread runs.
-    pin_this_thread_to_shard(0);
     let room = {
         // The hit writer, started when the shard filled, cannot write yet.
         let _turn = s.shared.writing();
         for k in &keys {
             assert!(s.get(k).unwrap().is_some());
         }
-        let room = s.shared.accesses().room_of_this_thread();
+        let (room, _) = s.shared.accesses().room_of_this_thread();
         assert!(room >= FLUSH_THRESHOLD && room < keys.len(), "room {room}");
         assert_eq!(s.shared.accesses().len(), room, "a get grew its table");
         room
@@ -133,7 +144,7 @@ fn a_get_never_grows_the_table_of_its_shard() {
         for k in &keys {
             assert!(s.get(k).unwrap().is_some());
         }
-        let larger = s.shared.accesses().room_of_this_thread();
+        let (larger, _) = s.shared.accesses().room_of_this_thread();
         assert!(larger > room && larger < MAX_WAITING, "room {larger}");
         assert_eq!(s.shared.accesses().len(), keys.len());
     }
@@ -215,34 +226,8 @@ fn readers_on_two_threads_of_the_same_keys_start_no_hit_writer() {
     assert_eq!(hits, (threads * keys.len()) as i64);
 }
 
-/// Threads on one CPU record into one shard: a key they all read waits once, not once
-/// per thread. With a shard per thread, 8 threads on 2 CPUs kept 8 tables of the same
-/// keys, each brought back into the cache by every switch between threads, and their
-/// copies made the buffer count as full where 1 or 2 threads never did.
-#[cfg(target_os = "linux")]
-#[test]
-fn threads_on_one_cpu_share_a_shard() {
-    let (_dir, s, keys) = filled(4000);
-    let mut here = rustix::thread::CpuSet::new();
-    here.set(rustix::thread::sched_getcpu());
-    // One after another (a thread preempted while it records sends the others' hits to
-    // the next shard meanwhile).
-    for _ in 0..8 {
-        std::thread::scope(|scope| {
-            scope.spawn(|| {
-                rustix::thread::sched_setaffinity(None, &here).unwrap();
-                for k in &keys {
-                    assert!(s.get(k).unwrap().is_some());
-                }
-            });
-        });
-    }
-    assert_eq!(s.shared.accesses().len(), keys.len(), "a key waits once");
-}
-
-/// Threads on distinct CPUs reading the same keys keep a copy of each in their shards,
-/// so that together the shards count as full long before a write's worth of distinct
-/// keys waits: the hit
+/// Threads reading the same keys keep a copy of each in their shards, so that together
+/// the shards count as full long before a write's worth of distinct keys waits: the hit
 /// writer then merges them and writes none (one reader of those keys would not have had
 /// them written either). It wrote them all, again every few tens of milliseconds, with
 /// CPU taken from the readers.
@@ -254,16 +239,25 @@ fn threads_reading_the_same_few_keys_have_their_hits_merged_not_written() {
     {
         // The hit writer started by the get that fills the buffer waits for its turn.
         let _turn = s.shared.writing();
-        // Each on a shard of its own, as threads on as many CPUs.
-        for shard in 0..threads {
-            std::thread::scope(|scope| {
-                scope.spawn(|| {
-                    pin_this_thread_to_shard(shard);
-                    for k in &keys {
-                        assert!(s.get(k).unwrap().is_some());
-                    }
-                });
+        let mut shards = Vec::new();
+        while shards.len() < threads {
+            let taken = &shards;
+            let shard = std::thread::scope(|scope| {
+                scope
+                    .spawn(|| {
+                        let (_, shard) = s.shared.accesses().room_of_this_thread();
+                        if taken.contains(&shard) {
+                            return None; // a shard of its own, or none
+                        }
+                        for k in &keys {
+                            assert!(s.get(k).unwrap().is_some());
+                        }
+                        Some(shard)
+                    })
+                    .join()
+                    .unwrap()
             });
+            shards.extend(shard);
         }
         assert_eq!(s.shared.accesses().len(), threads * keys.len());
         assert!(
