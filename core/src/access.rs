@@ -22,11 +22,9 @@
 //! made it ([`SHARDS`] of them, each behind its own lock), numbered from one counter
 //! of the process, and a write transaction merges the shards by that number (see
 //! [`AccessLog::take`]). A key hit from several threads waits in each of their
-//! shards, so the buffer counts as full when one shard holds [`FLUSH_THRESHOLD`] keys,
-//! or all of them (and the hits merged before) half of [`MAX_WAITING`]; the hit writer
-//! then merges the shards first and writes only if [`FLUSH_THRESHOLD`] distinct keys
-//! wait: readers on more threads of the same keys have no more hits written than one
-//! reader would.
+//! shards, so the buffer counts as full when one shard (with the hits given back) holds
+//! [`FLUSH_THRESHOLD`] keys, or all of them half of [`MAX_WAITING`]: readers on more
+//! threads of the same keys do not start hit writers that one reader would not.
 //!
 //! A get never grows a table: regrowing a shard of tens of thousands of keys (a rehash
 //! into fresh memory, its pages faulted in) cost the get that did it 1-10 ms of CPU.
@@ -449,26 +447,12 @@ impl AccessLog {
         }
     }
 
-    /// Whether a hit writer is to start, `own` keys waiting in the caller's shard: that
-    /// shard alone holds a write's worth of keys, or the shards and the merged hits
-    /// together half of what may wait. That sum counts a key once per thread that hit
-    /// it (and once more if it waits merged too), so the hit writer first merges them
-    /// ([`AccessLog::merge_shards`]) and writes only if enough distinct keys wait.
+    /// Whether the waiting hits are to be written, `own` keys waiting in the caller's
+    /// shard: not by the sum of all shards alone, which counts a key once per thread
+    /// that hit it.
     fn full(&self, own: usize) -> bool {
-        own >= FLUSH_THRESHOLD || self.waiting() >= MAX_WAITING / 2
-    }
-
-    /// Merges every shard's hits into the merged ones, without writing them: a key hit
-    /// from several threads then waits once. Returns how many distinct keys wait. The
-    /// caller holds this process's turn to write the file, as a write transaction does:
-    /// no transaction takes the hits, or reserves ticks, while they are out. A hit with
-    /// a tick reserved keeps it; the others are merged without one, and the next write
-    /// ticks them before it reserves ticks for any later hit (all numbered after them).
-    pub fn merge_shards(&self) -> usize {
-        let mut merged = self.take_merged();
-        self.merge_shards_into(&mut merged, self.next_seq.load(Ordering::Relaxed));
-        self.restore(merged);
-        self.in_merged.load(Ordering::Relaxed)
+        own + self.in_merged.load(Ordering::Relaxed) >= FLUSH_THRESHOLD
+            || self.waiting() >= MAX_WAITING / 2
     }
 
     /// Called by the hit writer after each write (`ok`: it committed). Returns true

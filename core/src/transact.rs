@@ -251,9 +251,8 @@ pub(crate) fn start_hit_writer(shared: &Arc<FileShared>, busy_timeout: Duration)
     }
 }
 
-/// The hit writer: a thread started by the get that fills the buffer. In this
-/// process's turn to write the file, it merges the shards of the buffer; if a write's
-/// worth of distinct keys wait, it writes every waiting hit on a connection of its own,
+/// The hit writer: a thread started by the get that fills the buffer. On a connection
+/// of its own, in this process's turn to write the file, it writes every waiting hit,
 /// oldest first, committing early whenever another write of the process waits for the
 /// turn (and going on after it), again while the buffer refilled meanwhile, then ends.
 /// A process killed meanwhile loses only the order of those hits: the transaction
@@ -272,24 +271,6 @@ fn write_hits_in_background(shared: &FileShared, busy_timeout: Duration) {
         // must not inherit SQLite's record of a write lock this thread held.
         let step = fork::step();
         let give_way = || shared.others_wait_to_write() || fork::fork_waits();
-        // The buffer counted as full by the sum of its shards, in which a key read by
-        // several threads counts once per thread: merged, fewer distinct keys than a
-        // write is for wait on in memory (as the hits of one reader of them would), and
-        // none is written. 8 threads reading 10,000 keys had the hit writer write all of
-        // them again and again, 37-53 ms of CPU each time, taken from the readers (and
-        // past MAX_WAITING, while it could not keep up, their hits were left out).
-        let distinct = {
-            let pid = std::process::id();
-            let _turn = shared.writing_after_others(pid);
-            shared.accesses_in(pid).merge_shards()
-        };
-        if distinct < FLUSH_THRESHOLD {
-            if !shared.accesses().writer_wrote(true) {
-                drop(conn.take()); // closed inside the step
-                return;
-            }
-            continue;
-        }
         let wrote = hit_writer_connection(&mut conn, shared, busy_timeout).and_then(|conn| {
             let pid = std::process::id();
             let wrote = {

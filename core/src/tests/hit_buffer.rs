@@ -226,57 +226,6 @@ fn readers_on_two_threads_of_the_same_keys_start_no_hit_writer() {
     assert_eq!(hits, (threads * keys.len()) as i64);
 }
 
-/// Threads reading the same keys keep a copy of each in their shards, so that together
-/// the shards count as full long before a write's worth of distinct keys waits: the hit
-/// writer then merges them and writes none (one reader of those keys would not have had
-/// them written either). It wrote them all, again every few tens of milliseconds, with
-/// CPU taken from the readers.
-#[test]
-fn threads_reading_the_same_few_keys_have_their_hits_merged_not_written() {
-    let (dir, s, keys) = filled(FLUSH_THRESHOLD / 2);
-    // Enough threads that their shards together count as full.
-    let threads = MAX_WAITING / 2 / keys.len() + 1;
-    {
-        // The hit writer started by the get that fills the buffer waits for its turn.
-        let _turn = s.shared.writing();
-        let mut shards = Vec::new();
-        while shards.len() < threads {
-            let taken = &shards;
-            let shard = std::thread::scope(|scope| {
-                scope
-                    .spawn(|| {
-                        let (_, shard) = s.shared.accesses().room_of_this_thread();
-                        if taken.contains(&shard) {
-                            return None; // a shard of its own, or none
-                        }
-                        for k in &keys {
-                            assert!(s.get(k).unwrap().is_some());
-                        }
-                        Some(shard)
-                    })
-                    .join()
-                    .unwrap()
-            });
-            shards.extend(shard);
-        }
-        assert_eq!(s.shared.accesses().len(), threads * keys.len());
-        assert!(
-            s.shared.accesses().writer_running(),
-            "no hit writer started"
-        );
-    }
-    s.shared.join_hit_writers();
-    assert_eq!(rows_with_hits(&dir), 0, "the hit writer wrote");
-    assert_eq!(s.shared.accesses().len(), keys.len(), "a key waits once");
-    // Every hit still counts, and reaches the file with the next write.
-    s.flush().unwrap();
-    let raw = rusqlite::Connection::open(dir.path().join("c.db")).unwrap();
-    let hits: i64 = raw
-        .query_row("SELECT sum(hits) FROM entries", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(hits, (threads * keys.len()) as i64);
-}
-
 /// A read inside another read's callback, on the same thread and handle, takes
 /// another connection instead of waiting for its own.
 #[test]
@@ -529,26 +478,4 @@ fn a_rolled_back_write_gives_back_the_ticks_it_reserved() {
         expected.push(b"n".to_vec());
         assert_eq!(keys_in_order(&dir, "1"), expected, "merged: {merge}");
     }
-}
-
-/// The hit writer's merge of the shards keeps the ticks a write reserved for the hits
-/// in them, and leaves the later hits to be ticked by the next write: the order stays
-/// exact.
-#[test]
-fn a_merge_of_the_shards_keeps_reserved_ticks_and_the_order_of_later_hits() {
-    let (dir, s, keys) = filled(4);
-    for k in [&keys[1], &keys[0]] {
-        assert!(s.get(k).unwrap().is_some());
-    }
-    // Reserves ticks for those two hits, before its own, and leaves them in the shards.
-    s.set(b"a", b"v", Expiration::Never).unwrap();
-    assert!(s.get(&keys[2]).unwrap().is_some());
-    {
-        let _turn = s.shared.writing();
-        assert_eq!(s.shared.accesses().merge_shards(), 3);
-    }
-    s.set(b"b", b"v", Expiration::Never).unwrap();
-    s.flush().unwrap();
-    let expected: Vec<&[u8]> = vec![&keys[3], &keys[1], &keys[0], b"a", &keys[2], b"b"];
-    assert_eq!(keys_in_order(&dir, "1"), expected);
 }
