@@ -68,6 +68,8 @@
 //! - `sync::NEXT_THREAD`, `sync::THREAD_INDEX` (thread-local): a number per thread, so
 //!   that threads reading one handle take distinct shards of the hit buffer and
 //!   distinct read connections instead of waiting on one lock.
+//! - `table::SQL` (in `insert_new_entries`): the text of the multi-row INSERTs of a
+//!   batch, built once per process: the same for every handle and file.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
