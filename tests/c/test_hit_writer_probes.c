@@ -76,6 +76,15 @@ static int *shuffled(int n, uint64_t seed) {
     return p;
 }
 
+/* Reads keys order[from], ..., order[to - 1] once each. */
+static void hit_in_order(backlite_storage *s, const int *order, int from, int to) {
+    for (int i = from; i < to; i++) {
+        char k[24];
+        nkey(k, order[i]);
+        hit(s, k);
+    }
+}
+
 /* --------------------------------------------------------- other processes */
 
 /* runs `f(path)` in a forked child that opens its own handle; its exit code */
@@ -169,17 +178,9 @@ static void more_keys_read_than_the_buffer_holds(const char *path, backlite_evic
     REQUIRE(s != NULL);
     fill(s, MANY);
     int *order = shuffled(MANY, 99 + (uint64_t)p);
-    for (int i = 0; i < MANY; i++) {
-        char k[24];
-        nkey(k, order[i]);
-        hit(s, k);
-    }
+    hit_in_order(s, order, 0, MANY);
     if (p == LFU)
-        for (int i = 200; i < MANY; i++) { /* all but the first 200 read twice */
-            char k[24];
-            nkey(k, order[i]);
-            hit(s, k);
-        }
+        hit_in_order(s, order, 200, MANY); /* all but the first 200 read twice */
     SET(s, "new-1", "x"); /* one eviction */
     SET(s, "new-2", "x"); /* and one more */
     switch (p) {
@@ -234,11 +235,7 @@ static void a_free_while_the_hit_writer_writes_loses_no_hit(void) {
     REQUIRE(s != NULL);
     fill(s, MANY);
     int *order = shuffled(MANY, 5);
-    for (int i = 0; i < MANY; i++) {
-        char k[24];
-        nkey(k, order[i]);
-        hit(s, k);
-    }
+    hit_in_order(s, order, 0, MANY);
     backlite_storage_free(s);
     s = OPEN_WITH(path, MANY, LRU);
     REQUIRE(s != NULL);
@@ -573,11 +570,7 @@ static void a_handle_freed_on_another_thread_writes_its_hits(void) {
     REQUIRE(s != NULL);
     fill(s, MANY);
     int *order = shuffled(MANY, 8);
-    for (int i = 0; i < MANY; i++) {
-        char k[24];
-        nkey(k, order[i]);
-        hit(s, k);
-    }
+    hit_in_order(s, order, 0, MANY);
     pthread_t t;
     REQUIRE(pthread_create(&t, NULL, free_it, s) == 0);
     pthread_join(t, NULL);

@@ -6,8 +6,13 @@ use crate::{Entry, Expiration, Options, Storage};
 use std::sync::atomic::Ordering::Relaxed;
 
 fn filled(n: usize) -> (tempfile::TempDir, Storage, Vec<Vec<u8>>) {
+    filled_with(n, &Options::new())
+}
+
+/// `n` keys set, on a file opened with `options`.
+fn filled_with(n: usize, options: &Options) -> (tempfile::TempDir, Storage, Vec<Vec<u8>>) {
     let dir = tempfile::tempdir().unwrap();
-    let s = Storage::open(dir.path().join("c.db"), &Options::new()).unwrap();
+    let s = Storage::open(dir.path().join("c.db"), options).unwrap();
     let keys: Vec<Vec<u8>> = (0..n).map(|i| format!("k{i:08}").into_bytes()).collect();
     let entries: Vec<Entry> = keys
         .iter()
@@ -386,22 +391,9 @@ fn a_write_that_rolls_back_after_writing_hits_loses_none() {
 /// reads writes its hits again once the file is free, and other processes see them.
 #[test]
 fn a_hit_writer_that_met_a_locked_file_is_tried_again() {
-    let dir = tempfile::tempdir().unwrap();
     let mut options = Options::new();
     options.set_busy_timeout(std::time::Duration::from_millis(50));
-    let s = Storage::open(dir.path().join("c.db"), &options).unwrap();
-    let keys: Vec<Vec<u8>> = (0..FLUSH_THRESHOLD + 100)
-        .map(|i| format!("k{i:08}").into_bytes())
-        .collect();
-    let entries: Vec<Entry> = keys
-        .iter()
-        .map(|k| Entry {
-            key: k,
-            value: b"v",
-            expiration: Expiration::Never,
-        })
-        .collect();
-    s.set_many(&entries).unwrap();
+    let (dir, s, keys) = filled_with(FLUSH_THRESHOLD + 100, &options);
     let other = rusqlite::Connection::open(dir.path().join("c.db")).unwrap();
     other.execute_batch("BEGIN IMMEDIATE").unwrap();
     for k in &keys {
