@@ -1,0 +1,299 @@
+/*
+ * Large values kept in files (issue 16), probed a second time through the C ABI, where
+ * the first probe did not look: batches that name one key twice or expire at once,
+ * a computed value that expires at once, a
+ * random model of every policy with a small size limit (sets, overwrites, deletes,
+ * 1 ms expirations, clear, reopen) whose counters must equal the values after every
+ * step, visitors returning every kind of non-zero (negative ones too), and a writer
+ * killed while it evicts and vacuums.
+ */
+#include "backlite.h"
+#include "harness.h"
+#include "value_folder.h"
+
+#define THRESHOLD 4096
+
+static uint64_t orphans(backlite_storage *s) {
+    backlite_check_report rep;
+    memset(&rep, 0, sizeof rep);
+    CHECK_OK(backlite_storage_check(s, 0, &rep, &err));
+    CHECK_EQ(rep.healthy, 1);
+    return rep.orphan_values;
+}
+
+/* A batch that sets one key twice keeps the second value, and one file: the first
+ * value's file is no orphan. */
+static void a_batch_naming_a_key_twice_leaves_one_file(void) {
+    const char *path = tmp_path("twice.db");
+    backlite_storage *s = OPEN_SET(path, .file_threshold = THRESHOLD);
+    REQUIRE(s != NULL);
+    uint8_t *a = h_pattern(10000, 1), *b = h_pattern(20000, 2);
+    backlite_entry batch[3] = {
+        {K("k"), a, 10000, NEVER},
+        {K("k"), b, 20000, NEVER},
+        {K("j"), a, 10000, NEVER},
+    };
+    CHECK_OK(backlite_storage_set_many(s, batch, 3, &err));
+    GET_BYTES_EQ(s, "k", b, 20000);
+    CHECK_EQ(STATS(s).total_size, 30000);
+    CHECK_EQ(value_files(path), 2);
+    CHECK_EQ(orphans(s), 0);
+    /* A large value then a small one under one key: no file for it. */
+    backlite_entry back[2] = {{K("k"), b, 20000, NEVER}, {K("k"), a, 10, NEVER}};
+    CHECK_OK(backlite_storage_set_many(s, back, 2, &err));
+    GET_BYTES_EQ(s, "k", a, 10);
+    CHECK_EQ(STATS(s).total_size, 10010);
+    CHECK_EQ(value_files(path), 1);
+    CHECK_EQ(orphans(s), 0);
+    backlite_storage_free(s);
+    free(a);
+    free(b);
+}
+
+/* expiration 0 stores nothing: a large value in a batch, in a lease's fulfil or in a
+ * memoised call writes no file (a cache without its folder makes none). */
+static int32_t compute_large(void *user_data, backlite_sink *sink) {
+    const uint8_t *v = user_data;
+    return backlite_sink_write(sink, v, 50000) == BACKLITE_RESULT_OK ? 0 : 1;
+}
+
+static void a_large_value_already_expired_writes_no_file_by_any_call(void) {
+    const char *path = tmp_path("zero.db");
+    backlite_storage *s = OPEN_SET(path, .file_threshold = THRESHOLD);
+    REQUIRE(s != NULL);
+    uint8_t *v = h_pattern(50000, 3);
+    backlite_entry batch[2] = {{K("a"), v, 50000, 0}, {K("b"), v, 10, NEVER}};
+    CHECK_OK(backlite_storage_set_many(s, batch, 2, &err));
+    CHECK(!h_exists(folder_of(path)));
+    GET_MISSING(s, "a");
+
+    backlite_buf out = {0};
+    CHECK_OK(backlite_cached_call(s, K("c"), compute_large, v, NULL, 0, &out, &err));
+    CHECK(out.len == 50000 && memcmp(out.data, v, 50000) == 0);
+    backlite_buf_free(&out);
+    CHECK(!h_exists(folder_of(path)));
+    GET_MISSING(s, "c");
+
+    backlite_lease *lease = NULL;
+    CHECK_RC(backlite_lease_try_acquire(s, K("d"), 10000, &out, &lease, &err), BACKLITE_RESULT_NOT_FOUND);
+    REQUIRE(lease != NULL);
+    CHECK_OK(backlite_lease_fulfill(lease, v, 50000, 0, &err));
+    CHECK(!h_exists(folder_of(path)));
+    GET_MISSING(s, "d");
+
+    CHECK_OK(backlite_cached_call_exclusive(s, K("e"), compute_large, v, 0, 1000, &out, &err));
+    backlite_buf_free(&out);
+    CHECK(!h_exists(folder_of(path)));
+    GET_MISSING(s, "e");
+    CHECK_EQ(STATS(s).total_size, 10);
+    backlite_storage_free(s);
+    free(v);
+}
+
+/* One random model per policy, a small limit, values on both sides of the threshold:
+ * after every step the file's counters are the sum of the live values, within the
+ * limit, one file per live filed value, nothing else in the folder. */
+static const size_t sizes[] = {0, 1, 300, THRESHOLD - 1, THRESHOLD, THRESHOLD + 1, 9000, 20000};
+
+static void counters_hold_for_(backlite_eviction_policy policy) {
+    char name[32];
+    snprintf(name, sizeof name, "model%d.db", (int)policy);
+    const char *path = tmp_path(name);
+    const uint64_t max_size = 50000;
+    backlite_storage *s = OPEN_SET(path, .max_size = max_size, .policy = policy, .file_threshold = THRESHOLD);
+    REQUIRE(s != NULL);
+    uint8_t *v = h_pattern(20000, 5);
+    uint64_t seed = 1000 + (uint64_t)policy;
+    int steps = h_under_valgrind() ? 100 : 250;
+    for (int i = 0; i < steps; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%u", (unsigned)h_rand_below(&seed, 12));
+        uint64_t op = h_rand_below(&seed, 20);
+        backlite_error *e = NULL;
+        if (op < 9) {
+            size_t len = sizes[h_rand_below(&seed, sizeof sizes / sizeof sizes[0])];
+            int64_t exp = h_rand_below(&seed, 6) == 0 ? 1 : NEVER;
+            CHECK_OK(backlite_storage_set(s, K(key), v, len, exp, &err));
+        } else if (op < 12) {
+            backlite_result rc = backlite_storage_delete(s, K(key), &e);
+            CHECK(rc == BACKLITE_RESULT_OK || rc == BACKLITE_RESULT_NOT_FOUND);
+        } else if (op < 14) {
+            backlite_entry batch[4];
+            char keys[4][16];
+            for (int j = 0; j < 4; j++) {
+                snprintf(keys[j], sizeof keys[j], "k%u", (unsigned)h_rand_below(&seed, 12));
+                size_t len = sizes[h_rand_below(&seed, sizeof sizes / sizeof sizes[0])];
+                batch[j] = (backlite_entry){(const uint8_t *)keys[j], strlen(keys[j]), v, len,
+                                            h_rand_below(&seed, 5) == 0 ? 1 : NEVER};
+            }
+            CHECK_OK(backlite_storage_set_many(s, batch, 4, &err));
+        } else if (op < 18) {
+            backlite_buf b = {0};
+            backlite_result rc = backlite_storage_get(s, K(key), &b, NULL, &e);
+            CHECK(rc == BACKLITE_RESULT_OK || rc == BACKLITE_RESULT_NOT_FOUND);
+            if (rc == BACKLITE_RESULT_OK) CHECK(memcmp(b.data, v, b.len) == 0);
+            backlite_buf_free(&b);
+        } else if (op < 19) {
+            if (h_rand_below(&seed, 4) == 0) CHECK_OK(backlite_storage_clear(s, &err));
+        } else {
+            backlite_storage_free(s);
+            s = OPEN_SET(path, .max_size = max_size, .policy = policy, .file_threshold = THRESHOLD);
+            REQUIRE(s != NULL);
+        }
+        backlite_error_free(e);
+        backlite_check_report rep;
+        CHECK_OK(backlite_storage_check(s, 0, &rep, &err));
+        if (rep.healthy != 1 || rep.recorded_total_size != rep.actual_total_size ||
+            rep.recorded_count != rep.actual_count || rep.actual_total_size > max_size || rep.orphan_values != 0 ||
+            temp_files(path) != 0) {
+            h_fail_(__FILE__, __LINE__,
+                    "policy %d, step %d (op %" PRIu64 "): healthy %d, count %" PRIu64 "/%" PRIu64 ", size %" PRIu64
+                    "/%" PRIu64 ", orphans %" PRIu64,
+                    (int)policy, i, op, rep.healthy, rep.recorded_count, rep.actual_count, rep.recorded_total_size,
+                    rep.actual_total_size, rep.orphan_values);
+            break;
+        }
+    }
+    /* Everything expired purged by a write; then the files are the live filed values. */
+    h_sleep_ms(3);
+    SET_BYTES(s, "last", v, 10, NEVER);
+    uint64_t sum = 0, filed = 0;
+    for (int k = 0; k < 12; k++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", k);
+        backlite_buf b = {0};
+        backlite_error *e = NULL;
+        if (backlite_storage_get(s, K(key), &b, NULL, &e) == BACKLITE_RESULT_OK) {
+            sum += b.len;
+            filed += b.len >= THRESHOLD;
+        }
+        backlite_buf_free(&b);
+        backlite_error_free(e);
+    }
+    CHECK_EQ(STATS(s).total_size, sum + 10);
+    CHECK_EQ((uint64_t)value_files(path), filed);
+    backlite_storage_free(s);
+    free(v);
+}
+
+static void the_counters_hold_through_a_random_model_of_every_policy(void) {
+    for (backlite_eviction_policy p = 0; p <= BACKLITE_EVICTION_POLICY_LAST_IN_FIRST_OUT; p++)
+        counters_hold_for_(p);
+}
+
+/* Every non-zero a visitor returns stops it with CALLBACK_FAILED, and the entry stays. */
+static int32_t g_stop_with;
+static int g_calls;
+static int32_t stop_with(void *user_data, const uint8_t *chunk, size_t len) {
+    (void)user_data;
+    (void)chunk;
+    (void)len;
+    g_calls++;
+    return g_stop_with;
+}
+
+static void every_non_zero_of_a_visitor_stops_it_and_removes_nothing(void) {
+    const char *path = tmp_path("visit.db");
+    backlite_storage *s = OPEN_SET(path, .file_threshold = THRESHOLD);
+    REQUIRE(s != NULL);
+    uint8_t *v = h_pattern(600000, 6);
+    SET_BYTES(s, "file", v, 600000, NEVER);
+    SET_BYTES(s, "row", v, 100, NEVER);
+    const int32_t codes[] = {1, -1, 2, 9, 255, 256, INT32_MIN, INT32_MAX};
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+        g_stop_with = codes[i];
+        g_calls = 0;
+        int64_t left = 123;
+        CHECK_RC(backlite_storage_get_chunks(s, K("file"), stop_with, NULL, &left, &err),
+                 BACKLITE_RESULT_CALLBACK_FAILED);
+        CHECK_EQ(g_calls, 1);
+        CHECK_EQ(left, 123);
+        g_calls = 0;
+        CHECK_RC(backlite_storage_get_chunks(s, K("row"), stop_with, NULL, NULL, &err),
+                 BACKLITE_RESULT_CALLBACK_FAILED);
+        CHECK_EQ(g_calls, 1);
+    }
+    GET_BYTES_EQ(s, "file", v, 600000);
+    GET_BYTES_EQ(s, "row", v, 100);
+    backlite_storage_free(s);
+    free(v);
+}
+
+/* A child that sets large values with a tiny limit (every set evicts) and vacuums,
+ * killed wherever it is: after reopen and check, no entry without its file, no
+ * orphan once repaired, the counters exact. */
+static void a_writer_killed_while_evicting_and_vacuuming_leaves_no_orphan(void) {
+    int rounds = h_under_valgrind() ? 2 : 6;
+    for (int round = 0; round < rounds; round++) {
+        char name[32];
+        snprintf(name, sizeof name, "kill%d.db", round);
+        const char *path = tmp_path(name);
+        int gate[2];
+        REQUIRE(pipe(gate) == 0);
+        fflush(NULL);
+        pid_t pid = fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            close(gate[0]);
+            backlite_options *o = backlite_options_new();
+            backlite_options_set_max_size(o, 60000);
+            backlite_options_set_file_threshold(o, THRESHOLD);
+            backlite_options_set_eviction_policy(o, (backlite_eviction_policy)(round % 5));
+            backlite_storage *s = NULL;
+            if (backlite_storage_open(path, o, &s, NULL) != BACKLITE_RESULT_OK) _exit(3);
+            backlite_options_free(o);
+            uint8_t *v = h_pattern(20000, 8);
+            for (unsigned i = 0;; i++) {
+                char key[16];
+                snprintf(key, sizeof key, "k%u", i % 9);
+                size_t len = (i % 3 == 0) ? 100 : 5000 + (i % 5) * 3000;
+                if (backlite_storage_set(s, K(key), v, len, NEVER, NULL) != BACKLITE_RESULT_OK) _exit(4);
+                if (i % 7 == 0) backlite_storage_vacuum(s, NULL);
+                if (i == 20 && write(gate[1], "x", 1) != 1) _exit(5);
+            }
+        }
+        close(gate[1]);
+        char c;
+        CHECK(read(gate[0], &c, 1) == 1);
+        close(gate[0]);
+        h_sleep_ms(5 + round * 7);
+        CHECK(h_kill_child_(__FILE__, __LINE__, pid));
+        backlite_storage *s = OPEN_SET(path, .max_size = 60000, .file_threshold = THRESHOLD);
+        REQUIRE(s != NULL);
+        uint8_t *v = h_pattern(20000, 8);
+        uint64_t filed = 0;
+        for (int k = 0; k < 9; k++) {
+            char key[16];
+            snprintf(key, sizeof key, "k%d", k);
+            backlite_buf b = {0};
+            backlite_error *e = NULL;
+            backlite_result rc = backlite_storage_get(s, K(key), &b, NULL, &e);
+            CHECK(rc == BACKLITE_RESULT_OK || rc == BACKLITE_RESULT_NOT_FOUND);
+            if (rc == BACKLITE_RESULT_OK) CHECK(memcmp(b.data, v, b.len) == 0);
+            if (rc == BACKLITE_RESULT_OK) filed += b.len >= THRESHOLD;
+            backlite_buf_free(&b);
+            backlite_error_free(e);
+        }
+        backlite_check_report rep;
+        CHECK_OK(backlite_storage_check(s, 0, &rep, &err));
+        CHECK_EQ(rep.damaged, 0);
+        CHECK_EQ(rep.recorded_total_size, rep.actual_total_size);
+        CHECK_EQ(rep.recorded_count, rep.actual_count);
+        CHECK_OK(backlite_storage_check(s, 1, &rep, &err));
+        CHECK_EQ(rep.healthy, 1);
+        CHECK_EQ((uint64_t)value_files(path), filed);
+        CHECK_EQ(temp_files(path), 0);
+        free(v);
+        backlite_storage_free(s);
+    }
+}
+
+int main(void) {
+    h_begin();
+    RUN(a_batch_naming_a_key_twice_leaves_one_file);
+    RUN(a_large_value_already_expired_writes_no_file_by_any_call);
+    RUN(the_counters_hold_through_a_random_model_of_every_policy);
+    RUN(every_non_zero_of_a_visitor_stops_it_and_removes_nothing);
+    RUN(a_writer_killed_while_evicting_and_vacuuming_leaves_no_orphan);
+    return h_end();
+}
