@@ -754,11 +754,20 @@ impl ValueFiles {
         }
     }
 
-    /// [`ValueFiles::still_there`], in one `lstat` while the path leads to the folder
-    /// this was made from (a set's check: three took 5 µs of a 64 KiB set's 150).
+    /// [`ValueFiles::still_there`], in two `lstat` while the path leads to the folder
+    /// this was made from (a set's check: three took 5 µs of a 64 KiB set's 150): the
+    /// folder's, and its marker's. A folder whose marker was taken out since is no
+    /// longer one BackLite made as far as any other process can tell (its next open,
+    /// `check` and `vacuum` refuse it): no new file goes into it either.
     fn check_ours(&self) -> Result<()> {
         match fs::symlink_metadata(&self.dir) {
-            Ok(m) if m.file_type().is_dir() && self.ident[2] != 0 && identity(&m) == self.ident => {
+            Ok(m)
+                if m.file_type().is_dir()
+                    && self.ident[2] != 0
+                    && identity(&m) == self.ident
+                    && fs::symlink_metadata(self.path_named(MARKER))
+                        .is_ok_and(|m| m.file_type().is_file()) =>
+            {
                 Ok(())
             }
             _ => self.still_there().map(|_| ()),
@@ -1125,6 +1134,21 @@ mod tests {
         std::os::unix::fs::symlink(&target, folder_of(&linked)).unwrap();
         assert!(ValueFiles::open(&linked, true).is_err());
         assert!(listing(&target).is_empty(), "nothing made through a link");
+    }
+
+    #[test]
+    fn a_folder_whose_marker_is_taken_out_gets_no_new_file() {
+        let (_dir, _cache, files) = setup();
+        files.write(b"before").unwrap();
+        fs::remove_file(files.dir().join(MARKER)).unwrap();
+        let err = files.write(b"after").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Io);
+        assert!(err.message().contains("without BackLite's marker"), "{err}");
+        assert_eq!(
+            listing(files.dir()).len(),
+            1,
+            "only the value written before"
+        );
     }
 
     #[test]

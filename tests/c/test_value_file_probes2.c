@@ -1,7 +1,7 @@
 /*
  * Large values kept in files (issue 16), probed a second time through the C ABI, where
  * the first probe did not look: batches that name one key twice or expire at once,
- * a computed value that expires at once, a
+ * a computed value that expires at once, the marker taken out of a folder in use, a
  * random model of every policy with a small size limit (sets, overwrites, deletes,
  * 1 ms expirations, clear, reopen) whose counters must equal the values after every
  * step, visitors returning every kind of non-zero (negative ones too), and a writer
@@ -86,6 +86,35 @@ static void a_large_value_already_expired_writes_no_file_by_any_call(void) {
     CHECK(!h_exists(folder_of(path)));
     GET_MISSING(s, "e");
     CHECK_EQ(STATS(s).total_size, 10);
+    backlite_storage_free(s);
+    free(v);
+}
+
+/* The marker taken out of a folder in use: the folder is no longer one BackLite made
+ * as far as anyone can tell, so no new value goes into it; small values and the rest of
+ * the cache work on, and a new handle opens. */
+static void a_folder_whose_marker_was_removed_is_not_written(void) {
+    const char *path = tmp_path("marker.db");
+    backlite_storage *s = OPEN_SET(path, .file_threshold = THRESHOLD);
+    REQUIRE(s != NULL);
+    uint8_t *v = h_pattern(10000, 4);
+    SET_BYTES(s, "old", v, 10000, NEVER);
+    char marker[PATH_MAX + 80];
+    snprintf(marker, sizeof marker, "%s/BACKLITE-VALUES", folder_of(path));
+    REQUIRE(unlink(marker) == 0);
+    int before = value_files(path);
+    CHECK_RC(backlite_storage_set(s, K("new"), v, 10000, NEVER, &err), BACKLITE_RESULT_IO);
+    CHECK_EQ(value_files(path), before);
+    SET(s, "small", "fine");
+    GET_EQ(s, "small", "fine");
+    backlite_storage *t = OPEN_SET(path, .file_threshold = THRESHOLD);
+    CHECK(t != NULL);
+    if (t != NULL) {
+        GET_EQ(t, "small", "fine");
+        CHECK_RC(backlite_storage_set(t, K("new2"), v, 10000, NEVER, &err), BACKLITE_RESULT_IO);
+        CHECK_EQ(value_files(path), before);
+        backlite_storage_free(t);
+    }
     backlite_storage_free(s);
     free(v);
 }
@@ -292,6 +321,7 @@ int main(void) {
     h_begin();
     RUN(a_batch_naming_a_key_twice_leaves_one_file);
     RUN(a_large_value_already_expired_writes_no_file_by_any_call);
+    RUN(a_folder_whose_marker_was_removed_is_not_written);
     RUN(the_counters_hold_through_a_random_model_of_every_policy);
     RUN(every_non_zero_of_a_visitor_stops_it_and_removes_nothing);
     RUN(a_writer_killed_while_evicting_and_vacuuming_leaves_no_orphan);
