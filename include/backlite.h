@@ -644,7 +644,9 @@ backlite_result backlite_options_set_max_size(struct backlite_options *o, uint64
  * folder `<cache>.values/` beside the cache file (default:
  * `BACKLITE_FILE_THRESHOLD_DEFAULT`); `BACKLITE_FILE_THRESHOLD_NEVER` keeps every value in the database
  * file. 0 or any other negative value is INVALID_ARGUMENT. An in-memory cache keeps
- * every value in memory.
+ * every value in memory; a cache whose file name is longer than 248 bytes (no room for
+ * the folder's name, `NAME_MAX` being 255) keeps every value in the database file, as
+ * with `BACKLITE_FILE_THRESHOLD_NEVER`.
  */
 backlite_result backlite_options_set_file_threshold(struct backlite_options *o, int64_t bytes);
 

@@ -155,7 +155,11 @@ impl Storage {
             schema::enable_wal(&conn, options.busy_timeout)?;
         }
         let name = file.as_ref().map(|_| (shared.name.clone(), shared.id));
-        let file_threshold = options.file_threshold.filter(|_| file.is_some());
+        // A cache whose name leaves no room for its folder's keeps every value in the
+        // database, as with no threshold (value_files::folder_fits).
+        let file_threshold = options
+            .file_threshold
+            .filter(|_| file.is_some() && crate::value_files::folder_fits(&shared.name));
         let remote = crate::remote::Remote::open(options, &shared.remote_owed);
         let storage = Storage {
             pool: Pool::new(conn, name, options.busy_timeout),

@@ -307,6 +307,19 @@ pub(crate) fn folder_of(cache: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// The longest name a folder entry may have (`NAME_MAX` of Linux's file systems).
+const NAME_MAX: usize = 255;
+
+/// Whether the cache at `cache` can have a folder of values: its name leaves room for
+/// the folder's (`<name>.values`, at most [`NAME_MAX`] bytes). SQLite opens a cache
+/// named up to 251 bytes (its `-wal` needs 4 more), so one named 249 to 251 bytes has
+/// no place for the folder, and keeps every value in the database.
+pub(crate) fn folder_fits(cache: &Path) -> bool {
+    folder_of(cache)
+        .file_name()
+        .is_some_and(|name| name.len() <= NAME_MAX)
+}
+
 fn io_error(what: impl std::fmt::Display, e: io::Error) -> Error {
     // ENOSPC and EDQUOT are worth naming: the caller can act on them.
     let full = matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT));
@@ -320,6 +333,10 @@ impl ValueFiles {
     /// that name that BackLite did not make is an error, and is left untouched.
     pub(crate) fn open(cache: &Path, create: bool) -> Result<Option<ValueFiles>> {
         let dir = folder_of(cache);
+        if !folder_fits(cache) {
+            // No such folder can exist (see `folder_fits`): nothing to read or sweep.
+            return Ok(None);
+        }
         for _ in 0..4 {
             match fs::symlink_metadata(&dir) {
                 Ok(_) => return Self::adopt(dir).map(Some),

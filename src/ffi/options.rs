@@ -80,7 +80,9 @@ pub unsafe extern "C" fn backlite_options_set_max_size(
 /// folder `<cache>.values/` beside the cache file (default:
 /// `BACKLITE_FILE_THRESHOLD_DEFAULT`); `BACKLITE_FILE_THRESHOLD_NEVER` keeps every value in the database
 /// file. 0 or any other negative value is INVALID_ARGUMENT. An in-memory cache keeps
-/// every value in memory.
+/// every value in memory; a cache whose file name is longer than 248 bytes (no room for
+/// the folder's name, `NAME_MAX` being 255) keeps every value in the database file, as
+/// with `BACKLITE_FILE_THRESHOLD_NEVER`.
 #[no_mangle]
 pub unsafe extern "C" fn backlite_options_set_file_threshold(
     o: *mut backlite_options,

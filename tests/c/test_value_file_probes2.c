@@ -119,6 +119,46 @@ static void a_folder_whose_marker_was_removed_is_not_written(void) {
     free(v);
 }
 
+/* A cache named 249 to 251 bytes opens (SQLite's "-wal" still fits in 255), but
+ * "<name>.values" would not: its large values are kept in the database, as with
+ * BACKLITE_FILE_THRESHOLD_NEVER, and check and vacuum work (they were IO, "File name
+ * too long", for every such cache, even one of small values only). */
+static void a_cache_whose_name_leaves_no_room_for_its_folder_keeps_values_in_the_database(void) {
+    uint8_t *v = h_pattern(100000, 9);
+    for (size_t len = 249; len <= 251; len++) {
+        char name[256], path[PATH_MAX];
+        memset(name, 'n', len);
+        memcpy(name + len - 3, ".db", 3);
+        name[len] = '\0';
+        REQUIRE(snprintf(path, sizeof path, "%s/%s", h_tmp_root(), name) < (int)sizeof path);
+        backlite_storage *s = OPEN_SET(path, .file_threshold = THRESHOLD);
+        REQUIRE(s != NULL);
+        SET_BYTES(s, "big", v, 100000, NEVER);
+        SET(s, "small", "x");
+        GET_BYTES_EQ(s, "big", v, 100000);
+        backlite_check_report rep;
+        CHECK_OK(backlite_storage_check(s, 0, &rep, &err));
+        CHECK_EQ(rep.healthy, 1);
+        CHECK_EQ(rep.actual_total_size, 100001);
+        CHECK_OK(backlite_storage_check(s, 1, &rep, &err));
+        CHECK_OK(backlite_storage_vacuum(s, &err));
+        CHECK(!h_exists(folder_of(path)));
+        uint64_t got = 0;
+        backlite_value_reader *r = NULL;
+        CHECK_OK(backlite_storage_open_reader(s, K("big"), &r, &got, NULL, &err));
+        CHECK_EQ(got, 100000);
+        backlite_value_reader_free(r);
+        backlite_storage_free(s);
+        s = OPEN_SET(path, .file_threshold = THRESHOLD);
+        REQUIRE(s != NULL);
+        GET_BYTES_EQ(s, "big", v, 100000);
+        CHECK_OK(backlite_storage_delete(s, K("big"), &err));
+        backlite_storage_free(s);
+        CHECK(remove_cache_file(path));
+    }
+    free(v);
+}
+
 /* One random model per policy, a small limit, values on both sides of the threshold:
  * after every step the file's counters are the sum of the live values, within the
  * limit, one file per live filed value, nothing else in the folder. */
@@ -322,6 +362,7 @@ int main(void) {
     RUN(a_batch_naming_a_key_twice_leaves_one_file);
     RUN(a_large_value_already_expired_writes_no_file_by_any_call);
     RUN(a_folder_whose_marker_was_removed_is_not_written);
+    RUN(a_cache_whose_name_leaves_no_room_for_its_folder_keeps_values_in_the_database);
     RUN(the_counters_hold_through_a_random_model_of_every_policy);
     RUN(every_non_zero_of_a_visitor_stops_it_and_removes_nothing);
     RUN(a_writer_killed_while_evicting_and_vacuuming_leaves_no_orphan);
