@@ -229,19 +229,46 @@ fn tls_config() -> RedisResult<ClientConfig> {
 pub(crate) struct BoundedConnection {
     stream: Stream,
     parser: Parser,
+    /// Where it connects, to connect again when the server closed it while it was idle.
+    info: Box<ConnectionInfo>,
     /// The time a round trip may take.
     timeout: Duration,
-    db: i64,
     /// False after an error on the socket or in a reply: the stream may stand in the middle
     /// of a reply, so nothing more is read from it.
     open: bool,
+    /// Whether a round trip has succeeded on this socket (it has been idle since).
+    used: bool,
+    /// Whether the round trip under way has read anything.
+    heard: bool,
+}
+
+/// The reads of a reply, noting that something came.
+struct Heard<'a> {
+    stream: &'a mut Stream,
+    heard: &'a mut bool,
+}
+
+impl Read for Heard<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.stream.read(buf)?;
+        *self.heard |= n > 0;
+        Ok(n)
+    }
 }
 
 impl BoundedConnection {
     /// Connects, and sends AUTH and SELECT when the URL asks for them, all within
     /// `timeout`.
     pub(crate) fn open(info: &ConnectionInfo, timeout: Duration) -> RedisResult<Self> {
-        let deadline = Instant::now() + timeout;
+        Self::open_until(info, timeout, Instant::now() + timeout)
+    }
+
+    /// `open`, by `deadline`.
+    fn open_until(
+        info: &ConnectionInfo,
+        timeout: Duration,
+        deadline: Instant,
+    ) -> RedisResult<Self> {
         let stream = match &info.addr {
             ConnectionAddr::Tcp(host, port) => Stream::Tcp(tcp(host, *port, timeout, deadline)?),
             ConnectionAddr::TcpTls {
@@ -275,9 +302,11 @@ impl BoundedConnection {
         let mut c = BoundedConnection {
             stream,
             parser: Parser::new(),
+            info: Box::new(info.clone()),
             timeout,
-            db: info.redis.db,
             open: true,
+            used: false,
+            heard: false,
         };
         if let Some(password) = &info.redis.password {
             let mut auth = redis::cmd("AUTH");
@@ -306,15 +335,39 @@ impl BoundedConnection {
         ))
     }
 
-    /// Sends a request, starting a round trip.
-    fn send(&mut self, bytes: &[u8]) -> RedisResult<()> {
-        self.send_until(bytes, Instant::now() + self.timeout)
+    /// One round trip: sends `request`, then reads its replies with `replies`, all
+    /// within the timeout. A socket the server closed while it lay idle in the pool (a
+    /// `CLIENT KILL`, its idle `timeout`, a restart) fails at once, before any reply
+    /// came: the request is sent again, once, on a new connection, within the same
+    /// deadline, instead of failing the call and backing the remote off. A connection
+    /// that never served a round trip, or that heard part of a reply, is not retried.
+    fn round_trip<T>(
+        &mut self,
+        request: &[u8],
+        mut replies: impl FnMut(&mut Self) -> RedisResult<T>,
+    ) -> RedisResult<T> {
+        let deadline = Instant::now() + self.timeout;
+        let retry = self.open && self.used;
+        let first = self
+            .send_until(request, deadline)
+            .and_then(|()| replies(self));
+        let result = match first {
+            Err(e) if retry && !self.heard && e.is_connection_dropped() => {
+                *self = Self::open_until(&self.info, self.timeout, deadline)?;
+                self.send_until(request, deadline)
+                    .and_then(|()| replies(self))
+            }
+            other => other,
+        };
+        self.used |= result.is_ok();
+        result
     }
 
     fn send_until(&mut self, bytes: &[u8], deadline: Instant) -> RedisResult<()> {
         if !self.open {
             return Err(Self::broken());
         }
+        self.heard = false;
         self.stream.set_deadline(deadline);
         let sent = self
             .stream
@@ -331,7 +384,10 @@ impl BoundedConnection {
         if !self.open {
             return Err(Self::broken());
         }
-        let reply = self.parser.parse_value(&mut self.stream);
+        let reply = self.parser.parse_value(Heard {
+            stream: &mut self.stream,
+            heard: &mut self.heard,
+        });
         if reply.is_err() {
             self.open = false;
         }
@@ -341,8 +397,7 @@ impl BoundedConnection {
 
 impl ConnectionLike for BoundedConnection {
     fn req_packed_command(&mut self, cmd: &[u8]) -> RedisResult<Value> {
-        self.send(cmd)?;
-        self.recv()
+        self.round_trip(cmd, Self::recv)
     }
 
     /// As the crate's own connection does: the replies from `offset` on, or the first
@@ -353,23 +408,24 @@ impl ConnectionLike for BoundedConnection {
         offset: usize,
         count: usize,
     ) -> RedisResult<Vec<Value>> {
-        self.send(cmd)?;
-        let mut replies = Vec::with_capacity(count);
-        let mut first_error = None;
-        for i in 0..offset + count {
-            match self.recv()? {
-                Value::ServerError(e) if i < offset => {
-                    first_error.get_or_insert(RedisError::from(e));
+        self.round_trip(cmd, |c| {
+            let mut replies = Vec::with_capacity(count);
+            let mut first_error = None;
+            for i in 0..offset + count {
+                match c.recv()? {
+                    Value::ServerError(e) if i < offset => {
+                        first_error.get_or_insert(RedisError::from(e));
+                    }
+                    _ if i < offset => {}
+                    reply => replies.push(reply),
                 }
-                _ if i < offset => {}
-                reply => replies.push(reply),
             }
-        }
-        first_error.map_or(Ok(replies), Err)
+            first_error.map_or(Ok(replies), Err)
+        })
     }
 
     fn get_db(&self) -> i64 {
-        self.db
+        self.info.redis.db
     }
 
     fn check_connection(&mut self) -> bool {
@@ -386,6 +442,7 @@ mod tests {
     use super::*;
     use redis::IntoConnectionInfo;
     use std::net::TcpListener;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
     use std::thread::sleep;
 
     /// A server that answers request `n` (from 0) with `reply`, after `delay(n)`, the
@@ -419,6 +476,60 @@ mod tests {
 
     fn ping(c: &mut BoundedConnection) -> RedisResult<String> {
         redis::cmd("PING").query(c)
+    }
+
+    /// A server that answers request `i` of each connection with `replies[i]`, then
+    /// closes it after the last (as a `CLIENT KILL` or an idle `timeout` would),
+    /// counting the connections.
+    fn closing_server(replies: &'static [&'static [u8]]) -> (ConnectionInfo, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                count.fetch_add(1, SeqCst);
+                let mut buf = [0u8; 1024];
+                for reply in replies {
+                    if conn.read(&mut buf).unwrap_or(0) == 0 || conn.write_all(reply).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        let info = format!("redis://127.0.0.1:{port}")
+            .into_connection_info()
+            .unwrap();
+        (info, accepted)
+    }
+
+    #[test]
+    fn a_socket_closed_while_idle_is_replaced_once_within_the_round_trip() {
+        let (info, accepted) = closing_server(&[b"+PONG\r\n"]);
+        let mut c = BoundedConnection::open(&info, Duration::from_secs(5)).unwrap();
+        assert_eq!(ping(&mut c).unwrap(), "PONG");
+        // The server has closed it: the next round trip connects again and succeeds.
+        assert_eq!(ping(&mut c).unwrap(), "PONG");
+        assert_eq!(accepted.load(SeqCst), 2);
+        assert!(c.is_open());
+    }
+
+    #[test]
+    fn a_new_socket_or_a_reply_cut_short_is_not_sent_again() {
+        // Closed before its first reply: a connection that never served is not retried.
+        let (info, accepted) = closing_server(&[]);
+        let mut c = BoundedConnection::open(&info, Duration::from_secs(5)).unwrap();
+        assert!(ping(&mut c).unwrap_err().is_connection_dropped());
+        assert_eq!(accepted.load(SeqCst), 1);
+        // Part of a reply came before the close: the request may have run, and the
+        // failure is the server's, not the idle socket's.
+        let (info, accepted) = closing_server(&[b"+PONG\r\n", b"$5\r\nab"]);
+        let mut c = BoundedConnection::open(&info, Duration::from_secs(5)).unwrap();
+        assert_eq!(ping(&mut c).unwrap(), "PONG");
+        assert!(ping(&mut c).unwrap_err().is_connection_dropped());
+        assert_eq!(accepted.load(SeqCst), 1);
+        assert!(!c.is_open());
     }
 
     #[test]
