@@ -102,3 +102,24 @@ def test_a_pickled_storage_keeps_its_remote_tier_and_lease_length(tmp_path, redi
         assert again.remote_stats().hits == 1
         assert again._remote == b._remote
         assert again._lease_length == timedelta(seconds=7)
+
+
+def test_bad_remote_options_leave_no_folder_behind(tmp_path):
+    # mkdir=True (the default) makes the cache's missing parent folders: an open that
+    # fails on its options must not leave them, any more than the file.
+    for i, kw in enumerate([
+        dict(remote="memcache://h:1"),
+        dict(remote="redis://u:secret@h:notaport"),
+        dict(remote="redis://h:1", remote_namespace="with space"),
+        dict(remote="redis://h:1", remote_namespace="nul\0"),
+    ]):
+        with pytest.raises(backlite.InvalidArgumentError) as e:
+            backlite.Storage(tmp_path / f"new{i}" / "deeper" / "c.db", **kw)
+        assert "secret" not in str(e.value) and "secret" not in repr(e.value)
+        assert list(tmp_path.iterdir()) == [], kw
+    # A folder that was already there stays, with what it holds.
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(backlite.InvalidArgumentError):
+        backlite.Storage(tmp_path / "kept" / "new" / "c.db", remote="memcache://h:1")
+    assert [p.name for p in tmp_path.iterdir()] == ["kept"]
+    assert list((tmp_path / "kept").iterdir()) == []

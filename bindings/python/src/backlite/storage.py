@@ -189,9 +189,20 @@ class Storage(_native.Storage):
         self._busy_timeout = busy_timeout
         self._lease_length = lease_length
         self.file_threshold: int | None = file_threshold
-        if mkdir and location != ":memory:":
-            Path(location).parent.mkdir(parents=True, exist_ok=True)
-        self._open()
+        made = _missing_parents(location) if mkdir and location != ":memory:" else []
+        try:
+            if made:
+                made[-1].mkdir(parents=True, exist_ok=True)
+            self._open()
+        except BaseException:
+            # An open that fails (a bad option, say) leaves nothing behind, not even the
+            # folders it made: the innermost first, and only while empty.
+            for folder in reversed(made):
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+            raise
         _live.add(self)
 
     @property
@@ -323,6 +334,16 @@ class Storage(_native.Storage):
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"size_limit={self.size_limit}"
         return f"Storage({self.location!r}, {state}, eviction_policy={self.eviction_policy!r})"
+
+
+def _missing_parents(location: str) -> list[Path]:
+    """The folders above ``location`` that do not exist, outermost first."""
+    missing = []
+    parent = Path(location).parent
+    while not parent.exists() and parent != parent.parent:
+        missing.append(parent)
+        parent = parent.parent
+    return missing[::-1]
 
 
 def _reopen(
