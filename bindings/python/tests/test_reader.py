@@ -182,3 +182,18 @@ def test_closing_twice_does_nothing_and_repr_says_what_is_left(tmp_path):
 def test_reader_is_exported():
     assert backlite.ValueReader is ValueReader
     assert "ValueReader" in backlite.__all__
+
+
+def test_what_a_read_only_file_refuses_raises_unsupported_operation(tmp_path):
+    # As a file opened "rb", buffering=0: io.UnsupportedOperation (an OSError and a
+    # ValueError), never NotImplementedError.
+    with Storage(tmp_path / "c.db") as s:
+        s.set_value("k", b"abc")
+        with s.reader("k") as r:
+            assert r.readable() and not r.writable() and not r.seekable()
+            for refused in (lambda: r.write(b"x"), lambda: r.writelines([b"x"]),
+                            lambda: r.seek(0), lambda: r.tell(), lambda: r.truncate(0),
+                            lambda: r.fileno()):
+                with pytest.raises(io.UnsupportedOperation):
+                    refused()
+            assert r.read() == b"abc"

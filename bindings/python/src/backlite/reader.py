@@ -57,6 +57,10 @@ class ValueReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def write(self, b: Any) -> int:
+        """Refused, as by a file opened ``"rb"``: ``io.UnsupportedOperation``."""
+        raise io.UnsupportedOperation("write: a ValueReader is read-only")
+
     def read(self, size: int | None = -1) -> bytes:
         """Up to ``size`` bytes (all that is left when ``size`` is None or negative);
         ``b""`` only at the end. Read straight into the returned bytes, with no copy."""
