@@ -7,9 +7,9 @@
 use crate::convert::{self, item_parts, key_bytes, value_bytes};
 use crate::errors::{guard, OrRaise};
 use backlite_core::{Entry, ErrorKind, EvictionPolicy, Expiration, Options, RemoteMode, Streamed};
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyTuple};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyTuple};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -224,8 +224,8 @@ impl Storage {
             let mut raised = None;
             let streamed = py.detach(|| {
                 storage.get_chunks(&key, |chunk| {
-                    Python::attach(|py| match write.call1(py, (PyBytes::new(py, chunk),)) {
-                        Ok(_) => true,
+                    Python::attach(|py| match write_all(py, &write, chunk) {
+                        Ok(()) => true,
                         Err(e) => {
                             raised = Some(e);
                             false
@@ -492,4 +492,31 @@ impl Storage {
             crate::lease::step(py, &storage, key, attempt)
         })
     }
+}
+
+/// Writes `chunk` with a file's `write`, and the rest again after a short write: a raw
+/// file (`io.RawIOBase`: a pipe, a socket) may take fewer bytes and return how many, as
+/// `io.BufferedWriter` expects of it. A `write` that returns anything but an int (None,
+/// as many file-likes do) is taken to have written everything; a count out of range is
+/// an `OSError`, as `io.BufferedWriter` makes it.
+fn write_all(py: Python<'_>, write: &Py<PyAny>, chunk: &[u8]) -> PyResult<()> {
+    let mut done = 0;
+    while done < chunk.len() {
+        let left = &chunk[done..];
+        let returned = write.call1(py, (PyBytes::new(py, left),))?;
+        let returned = returned.bind(py);
+        if !returned.is_instance_of::<PyInt>() || returned.is_instance_of::<PyBool>() {
+            return Ok(());
+        }
+        match returned.extract::<usize>() {
+            Ok(n) if n <= left.len() => done += n,
+            _ => {
+                return Err(PyOSError::new_err(format!(
+                    "write() returned incorrect number of bytes ({returned} of {})",
+                    left.len()
+                )))
+            }
+        }
+    }
+    Ok(())
 }

@@ -553,6 +553,48 @@ def test_get_to_reraises_what_the_file_raises(storage):
     assert storage.get_value("k") == b"x" * 600_000
 
 
+def test_get_to_writes_the_rest_after_a_short_write(storage):
+    # A raw file's write may take fewer bytes than it is given and return how many
+    # (io.RawIOBase: a pipe, a socket, a non-blocking file): the rest is written
+    # again, so the file gets the whole value, never a piece of each chunk.
+    big = bytes(i * 131 % 256 for i in range(3 * 256 * 1024 + 5))
+    storage.set_value("big", big)
+
+    class Dribble(io.RawIOBase):
+        def __init__(self):
+            super().__init__()
+            self.got = bytearray()
+
+        def writable(self):
+            return True
+
+        def write(self, b):
+            taken = bytes(b[:1000])
+            self.got += taken
+            return len(taken)
+
+    out = Dribble()
+    assert storage.get_to("big", out) is True
+    assert bytes(out.got) == big
+
+    # A write that returns None (not a count, as many file-likes do) took it all.
+    parts = []
+
+    class Appender:
+        def write(self, b):
+            parts.append(bytes(b))
+
+    assert storage.get_to("big", Appender()) is True
+    assert b"".join(parts) == big
+
+    class Liar(io.RawIOBase):
+        def write(self, b):
+            return len(b) + 1
+
+    with pytest.raises(OSError, match="incorrect number of bytes"):
+        storage.get_to("big", Liar())
+
+
 def _value_files(location: Path) -> list[Path]:
     return sorted(Path(f"{location}.values").glob("v*.blv"))
 
