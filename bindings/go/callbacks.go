@@ -9,6 +9,7 @@ package backlite
 import "C"
 
 import (
+	"io"
 	"runtime/cgo"
 	"sync"
 	"unsafe"
@@ -62,7 +63,10 @@ func backliteGoVisitChunk(userData unsafe.Pointer, chunk *C.uint8_t, chunkLen C.
 	}()
 	// The chunk is the library's only during the call: the writer must not keep it
 	// (io.Writer's contract), so no copy is made.
-	_, err := st.w.Write(unsafe.Slice((*byte)(unsafe.Pointer(chunk)), int(chunkLen)))
+	n, err := st.w.Write(unsafe.Slice((*byte)(unsafe.Pointer(chunk)), int(chunkLen)))
+	if err == nil && n != int(chunkLen) {
+		err = io.ErrShortWrite // as io.Copy: a writer that took less must say why
+	}
 	if err != nil {
 		st.err = err
 		return 1

@@ -312,7 +312,8 @@ type chunksState struct {
 // GetTo writes the value under key to w in chunks of at most 256 KiB, so that a value
 // of any size is copied in bounded memory. It returns ErrNotFound on a miss, and also
 // when the value proved damaged after some chunks were written (discard them: the
-// entry is removed). An error of w stops the copy and is returned as it is. w may use
+// entry is removed). An error of w stops the copy and is returned as it is; a write
+// that takes fewer bytes without an error is io.ErrShortWrite, as in io.Copy. w may use
 // the storage.
 func (s *Storage) GetTo(key []byte, w io.Writer) error {
 	if w == nil {

@@ -649,6 +649,26 @@ func TestGetToReturnsTheWritersError(t *testing.T) {
 	}
 }
 
+// shortWriter breaks io.Writer's contract: it takes at most 1000 bytes and reports no
+// error.
+type shortWriter struct{ bytes.Buffer }
+
+func (w *shortWriter) Write(p []byte) (int, error) { return w.Buffer.Write(p[:min(len(p), 1000)]) }
+
+// A writer that takes fewer bytes than it is given without an error is
+// io.ErrShortWrite, as io.Copy makes it (and Reader.WriteTo): never a nil error over a
+// copy that lost bytes.
+func TestGetToOfAShortWriteIsErrShortWrite(t *testing.T) {
+	s := memory(t)
+	if err := s.Set([]byte("k"), bigValue(600*1024), backlite.ExpireNever); err != nil {
+		t.Fatal(err)
+	}
+	var w shortWriter
+	if err := s.GetTo([]byte("k"), &w); err != io.ErrShortWrite {
+		t.Fatalf("GetTo: %v after %d bytes, want io.ErrShortWrite", err, w.Len())
+	}
+}
+
 func TestNewReaderReadsTheValueAndAMissIsErrNotFound(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "c.db"))
 	big := bigValue(1<<20 + 3)
