@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	backlite "github.com/backlite/backlite/bindings/go"
@@ -263,5 +264,62 @@ func TestGoroutinesSharingAReaderReadEachByteOnce(t *testing.T) {
 	wg.Wait()
 	if total != len(big) {
 		t.Fatalf("the goroutines read %d bytes in all, want %d", total, len(big))
+	}
+}
+
+// The value read is the one opened: a set, delete or clear of its key, or Close of
+// the Storage, while a Reader is half way leaves it whole (a value file held open, or
+// a read snapshot of the database), never a mix of two values and never an error.
+func TestAReaderReadsTheValueItOpenedWhateverHappensToItsKey(t *testing.T) {
+	v := bigValue(1<<20 + 11)
+	for name, threshold := range map[string]int64{"file": 4096, "database": backlite.FileThresholdNever} {
+		for _, op := range []string{"set", "delete", "clear", "close"} {
+			t.Run(name+"/"+op, func(t *testing.T) {
+				s := open(t, filepath.Join(t.TempDir(), "c.db"), backlite.WithFileThreshold(threshold))
+				if err := s.Set([]byte("k"), v, backlite.ExpireNever); err != nil {
+					t.Fatal(err)
+				}
+				r := openReader(t, s, "k")
+				head := make([]byte, 1000)
+				if _, err := io.ReadFull(r, head); err != nil {
+					t.Fatal(err)
+				}
+				var err error
+				switch op {
+				case "set":
+					err = s.Set([]byte("k"), bytes.Repeat([]byte{'x'}, 2<<20), backlite.ExpireNever)
+				case "delete":
+					err = s.Delete([]byte("k"))
+				case "clear":
+					err = s.Clear()
+				case "close":
+					err = s.Close()
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				rest, err := io.ReadAll(r)
+				if err != nil || !bytes.Equal(append(head, rest...), v) {
+					t.Fatalf("read %d bytes (%v), want the %d opened", len(head)+len(rest), err, len(v))
+				}
+			})
+		}
+	}
+}
+
+// testing/iotest's checks of the io.Reader contract, on values of every shape: empty,
+// smaller than a read, a blob copied at open, a blob read from a snapshot, a file.
+func TestAReaderPassesIotestTestReader(t *testing.T) {
+	for _, size := range []int{0, 1, 5000, 300 * 1024, 1<<20 + 7} {
+		for _, threshold := range []int64{4096, backlite.FileThresholdNever} {
+			s := open(t, filepath.Join(t.TempDir(), "c.db"), backlite.WithFileThreshold(threshold))
+			v := bigValue(size)
+			if err := s.Set([]byte("k\x00z"), v, backlite.ExpireNever); err != nil {
+				t.Fatal(err)
+			}
+			if err := iotest.TestReader(openReader(t, s, "k\x00z"), v); err != nil {
+				t.Errorf("%d bytes, threshold %d: %v", size, threshold, err)
+			}
+		}
 	}
 }

@@ -653,9 +653,10 @@ Item to_item(const std::pair<K, V>& kv) {
 /// One value read in bounded memory, from Storage::open_reader: RAII over
 /// `backlite_value_reader *`, movable, not copyable. Each read() copies the next bytes
 /// of the value into the caller's buffer; 0 means the end, where the value's checksum
-/// has matched. A value found damaged at its end, or replaced while it was read,
-/// throws Error(Code::not_found) instead: drop what was read (the entry has been
-/// removed, as get() would remove it). For iostreams, wrap it in a ValueStream.
+/// has matched. The value read is the one opened: a set, delete or clear of its key
+/// meanwhile does not change it. A value found damaged at its end throws
+/// Error(Code::not_found) instead: drop what was read (the entry has been removed, as
+/// get() would remove it). For iostreams, wrap it in a ValueStream.
 ///
 /// Until its end, a failure or its destruction, a ValueReader holds the library's
 /// reader (an open value file, or a read snapshot of the database for a large value

@@ -223,3 +223,36 @@ TEST_F(ReaderTest, ADestroyedOrMovedFromReaderLetsGo) {
   std::string buf(1, '\0');
   EXPECT_BACKLITE_ERROR(empty.read(buf), Code::null_parameter);
 }
+
+// The value read is the one opened: a set, erase or clear of its key while a
+// ValueReader is half way leaves it whole (a value file held open, or a read snapshot
+// of the database), never a mix of two values and never an error; so does the end of
+// its Storage.
+TEST_F(ReaderTest, ReadsTheValueItOpenedWhateverHappensToItsKey) {
+  const std::string big = pattern((1u << 20) + 11);
+  for (const bool in_file : {true, false}) {
+    for (const char* op : {"set", "erase", "clear", "close"}) {
+      SCOPED_TRACE(std::string(in_file ? "file " : "database ") + op);
+      const std::string db = path(std::string(in_file ? "file-" : "db-") + op + ".db");
+      Storage s(db, in_file ? Options().file_threshold(4096) : Options().file_threshold(std::nullopt));
+      s.set("k", big);
+      std::optional<ValueReader> r = s.open_reader("k");
+      ASSERT_TRUE(r);
+      std::string got(1000, '\0');
+      ASSERT_EQ(r->read(got), 1000u);
+      const std::string_view what(op);
+      if (what == "set") {
+        s.set("k", std::string(2u << 20, 'x'));
+      } else if (what == "erase") {
+        EXPECT_TRUE(s.erase("k"));
+      } else if (what == "clear") {
+        s.clear();
+      } else {
+        s.close();
+      }
+      got += read_all(*r, 70000);
+      EXPECT_EQ(got, big);
+      EXPECT_TRUE(r->at_end());
+    }
+  }
+}

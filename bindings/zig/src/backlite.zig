@@ -385,8 +385,9 @@ pub const Lease = struct {
 /// `takeDelimiterExclusive`, `readSliceAll`, `allocRemaining` and the rest work on it.
 /// Its buffer is the one passed to `Storage.reader`, the only memory it adds.
 ///
-/// The value's checksum is checked at its end. A value found damaged there, or
-/// replaced while it was read, is never a clean end of stream: the interface returns
+/// The value read is the one opened: a set, delete or clear of its key meanwhile does
+/// not change it. The value's checksum is checked at its end. A value found damaged
+/// there is never a clean end of stream: the interface returns
 /// `error.ReadFailed` and `err` is `error.Damaged` (drop what was read; the entry has
 /// been removed, as `get` would remove it). Any other failure is `error.ReadFailed`
 /// with `err` set to the library's error and `lastError()` giving its message, as

@@ -1065,3 +1065,31 @@ test "reader outlives its storage, and one freed early lets the value go" {
         try testing.expectEqualSlices(u8, big, got);
     }
 }
+
+test "reader reads the value it opened whatever happens to its key" {
+    const big = try patterned(600 * 1024);
+    defer testing.allocator.free(big);
+    for ([_]backlite.FileThreshold{ .{ .bytes = 4096 }, .never }) |threshold| {
+        for ([_]enum { set, delete, clear }{ .set, .delete, .clear }) |op| {
+            var t = try TempCache.init("c.db");
+            defer t.deinit();
+            var cache = try Storage.open(t.path, .{ .file_threshold = threshold });
+            defer cache.deinit();
+            try cache.set("k", big, .never);
+            var buf: [4096]u8 = undefined;
+            var r = (try cache.reader("k", &buf)).?;
+            defer r.deinit();
+            var out: std.Io.Writer.Allocating = .init(testing.allocator);
+            defer out.deinit();
+            try r.interface.streamExact(&out.writer, 1000);
+            switch (op) {
+                .set => try cache.set("k", "replaced", .never),
+                .delete => try testing.expect(try cache.delete("k")),
+                .clear => try cache.clear(),
+            }
+            _ = try r.interface.streamRemaining(&out.writer);
+            try testing.expectEqualSlices(u8, big, out.written());
+            try testing.expect(r.ended);
+        }
+    }
+}

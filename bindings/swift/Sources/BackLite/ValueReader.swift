@@ -5,8 +5,9 @@ import Foundation
 /// copies the next bytes of the value (`backlite_value_reader_read`), and
 /// `for try await chunk in reader` hands it over in `Data` chunks of at most 256 KiB.
 ///
-/// The value's checksum is checked at its end. A value found damaged there, or
-/// replaced while it was read, is never a clean end: the read throws
+/// The value read is the one opened: a set, delete or clear of its key meanwhile does
+/// not change it. The value's checksum is checked at its end. A value found damaged
+/// there is never a clean end: the read throws
 /// `BackLiteError.notFound` (drop what was read; the entry has been removed, as `get`
 /// would remove it). It is an `AsyncSequence`, not a `Sequence`, because an iterator
 /// that cannot throw could only report that damage as an end.
@@ -38,8 +39,8 @@ public final class ValueReader: @unchecked Sendable {
     deinit { backlite_value_reader_free(handle) }
 
     /// The next bytes of the value, at most `count` (> 0); nil at the end, where the
-    /// value's checksum matched. Throws `.notFound` when the value proved damaged or was
-    /// replaced (and again on every later call), `.invalidArgument` for a `count` below
+    /// value's checksum matched. Throws `.notFound` when the value proved damaged (and
+    /// again on every later call), `.invalidArgument` for a `count` below
     /// 1, `.nullParameter` after `close()`.
     public func read(upTo count: Int = ValueReader.chunkSize) throws -> Data? {
         guard count > 0 else {
