@@ -77,6 +77,7 @@ impl Storage {
         }
         // A write cannot begin on damaged counters: they are rewritten first.
         let counters_were_damaged = self.with_writer(counters::repair)?;
+        self.sweep_unfinished_folders();
         self.write(|t| {
             // The write began by purging the due entries: its counters are the live ones.
             let files = self.shared.value_files(false)?;
@@ -159,6 +160,7 @@ impl Storage {
     }
 
     fn vacuum_steps(&self) -> Result<()> {
+        self.sweep_unfinished_folders();
         if let Some(files) = self.shared.folder_to_sweep()? {
             self.write(|t| sweep(t.conn(), Some(files), true, &t.tally.files))?;
         }
@@ -249,6 +251,17 @@ pub(crate) const LAZY_SWEEP_BATCH: usize = 64;
 pub(crate) const LAZY_SWEEP_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl Storage {
+    /// Removes the folders of values that processes killed while they built them left
+    /// beside the cache file (value_files.rs, `sweep_unfinished_folders`), once
+    /// [`LAZY_SWEEP_AGE`] old: a check with repair and a vacuum, which list the folder
+    /// the cache file is in (an open does not: it may hold any number of files).
+    fn sweep_unfinished_folders(&self) {
+        if let Some(name) = self.shared.name_to_sweep() {
+            let now = std::time::SystemTime::now();
+            crate::value_files::sweep_unfinished_folders(name, LAZY_SWEEP_AGE, now);
+        }
+    }
+
     /// Removes orphan value files (of writers killed or failed mid-set) a batch at a
     /// time: at most [`LAZY_SWEEP_BATCH`] entries of the folder are looked at, from
     /// where the last sweep stopped. Best effort: a cache this process cannot write,

@@ -77,6 +77,12 @@ impl FileShared {
         }
     }
 
+    /// The name of this file, if it is one and its name still leads to it: where to
+    /// look for what was left beside it (see `folder_to_sweep`).
+    pub fn name_to_sweep(&self) -> Option<&std::path::Path> {
+        (!self.name.as_os_str().is_empty() && self.still_named()).then_some(self.name.as_path())
+    }
+
     /// Whether the name connections open the file by still leads to it.
     fn still_named(&self) -> bool {
         matches!(crate::schema::identify(&self.name), Ok(Some(id)) if id == self.id)

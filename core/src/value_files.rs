@@ -310,6 +310,96 @@ pub(crate) fn folder_of(cache: &Path) -> PathBuf {
 /// The longest name a folder entry may have (`NAME_MAX` of Linux's file systems).
 const NAME_MAX: usize = 255;
 
+/// How the name of a folder being built as `dir` starts (then 32 hex digits and
+/// `.new`): a dot and the folder's name, but never longer than a name may be (255
+/// bytes): the whole name made the folder of a cache named 217 to 248 bytes long
+/// impossible to build ("File name too long"), and every large set of it failed.
+fn building_prefix(dir: &Path) -> String {
+    let base = dir.file_name().unwrap_or_default().to_string_lossy();
+    let short: String = base
+        .char_indices()
+        .take_while(|(at, c)| at + c.len_utf8() <= 64)
+        .map(|(_, c)| c)
+        .collect();
+    format!(".{short}.")
+}
+
+/// Removes the folders that a process killed while it built the folder of the cache at
+/// `cache` left beside it (`.<name>.values.<32 hex>.new`, see `ValueFiles::create`),
+/// last modified at least `grace` before `now`; how many. Only a real folder of that
+/// name holding nothing but BackLite's marker (or a part of it, as a kill midway
+/// leaves it) goes: anything else at such a name is left alone.
+pub(crate) fn sweep_unfinished_folders(cache: &Path, grace: Duration, now: SystemTime) -> u64 {
+    let dir = folder_of(cache);
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    let prefix = building_prefix(&dir);
+    let Ok(listing) = fs::read_dir(parent) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for item in listing.flatten() {
+        let file_name = item.file_name();
+        let Some(hex) = file_name
+            .to_str()
+            .and_then(|n| n.strip_prefix(prefix.as_str()))
+            .and_then(|n| n.strip_suffix(".new"))
+        else {
+            continue;
+        };
+        if parse_hex(hex).is_none() {
+            continue;
+        }
+        let building = parent.join(&file_name);
+        if unfinished_folder(&building, grace, now)
+            && fs::remove_file(building.join(MARKER)).is_ok()
+            && fs::remove_dir(&building).is_ok()
+        {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// Whether `building` is a folder left by a kill while it was built: a real folder,
+/// old enough, holding only a plain file named as the marker, of its owner, whose
+/// bytes begin the marker's text.
+fn unfinished_folder(building: &Path, grace: Duration, now: SystemTime) -> bool {
+    let Ok(meta) = fs::symlink_metadata(building) else {
+        return false;
+    };
+    let old = meta
+        .modified()
+        .ok()
+        .and_then(|m| now.duration_since(m).ok())
+        .is_some_and(|age| age >= grace);
+    if !meta.file_type().is_dir() || !old {
+        return false;
+    }
+    let Ok(mut items) = fs::read_dir(building) else {
+        return false;
+    };
+    let only_marker = matches!(
+        (items.next(), items.next()),
+        (Some(Ok(item)), None) if item.file_name() == MARKER
+    );
+    if !only_marker {
+        return false;
+    }
+    let Ok(marker) = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(building.join(MARKER))
+    else {
+        return false;
+    };
+    let mut text = [0u8; MARKER_TEXT.len() + 1];
+    let read = marker.read_at(&mut text, 0).unwrap_or(usize::MAX);
+    marker
+        .metadata()
+        .is_ok_and(|m| m.is_file() && m.uid() == meta.uid())
+        && MARKER_TEXT.as_bytes().get(..read) == Some(&text[..read])
+}
+
 /// Whether the cache at `cache` can have a folder of values: its name leaves room for
 /// the folder's (`<name>.values`, at most [`NAME_MAX`] bytes). SQLite opens a cache
 /// named up to 251 bytes (its `-wal` needs 4 more), so one named 249 to 251 bytes has
@@ -388,16 +478,7 @@ impl ValueFiles {
     /// never exists without its marker. Losing the race to another process is fine.
     fn create(dir: &Path) -> Result<()> {
         let parent = dir.parent().unwrap_or(Path::new("."));
-        // Named after the folder, but never longer than a name may be (255 bytes): the
-        // whole name made the folder of a cache named 217 to 248 bytes long impossible
-        // to build ("File name too long"), and every large set of it failed.
-        let base = dir.file_name().unwrap_or_default().to_string_lossy();
-        let short: String = base
-            .char_indices()
-            .take_while(|(at, c)| at + c.len_utf8() <= 64)
-            .map(|(_, c)| c)
-            .collect();
-        let building = parent.join(format!(".{short}.{:032x}.new", random_id()));
+        let building = parent.join(format!("{}{:032x}.new", building_prefix(dir), random_id()));
         let failed = |e| io_error(format_args!("cannot create {}", dir.display()), e);
         fs::DirBuilder::new()
             .mode(0o700)

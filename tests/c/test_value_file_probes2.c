@@ -159,6 +159,107 @@ static void a_cache_whose_name_leaves_no_room_for_its_folder_keeps_values_in_the
     free(v);
 }
 
+/* A process killed while it built a cache's folder of values leaves the folder it was
+ * building beside the cache: ".<name>.values.<32 hex>.new", holding BackLite's marker
+ * (whole, or as much as was written). check with repair and vacuum remove such a
+ * folder once it is an hour old, and nothing else: not a young one, not one holding
+ * anything more, another marker text, a name not of that pattern, a link. */
+static void plant(const char *dir_path, const char *name, const char *marker_text, bool old, const char *extra) {
+    char at[PATH_MAX + 200];
+    snprintf(at, sizeof at, "%s/%s", dir_path, name);
+    REQUIRE(mkdir(at, 0700) == 0);
+    char file[PATH_MAX + 300];
+    snprintf(file, sizeof file, "%s/BACKLITE-VALUES", at);
+    REQUIRE(h_write_file(file, marker_text, strlen(marker_text)));
+    if (extra != NULL) {
+        snprintf(file, sizeof file, "%s/%s", at, extra);
+        REQUIRE(h_write_file(file, "mine", 4));
+    }
+    if (old) {
+        struct timespec t[2];
+        clock_gettime(CLOCK_REALTIME, &t[0]);
+        t[0].tv_sec -= 2 * 3600;
+        t[1] = t[0];
+        REQUIRE(utimensat(AT_FDCWD, at, t, 0) == 0);
+    }
+}
+
+static bool there(const char *dir_path, const char *name) {
+    char at[PATH_MAX + 200];
+    snprintf(at, sizeof at, "%s/%s", dir_path, name);
+    struct stat st;
+    return lstat(at, &st) == 0;
+}
+
+static void folders_left_by_a_kill_while_building_go_with_check_and_vacuum(void) {
+    const char *dir_path = tmp_path("building");
+    REQUIRE(mkdir(dir_path, 0700) == 0);
+    char path[PATH_MAX];
+    REQUIRE(snprintf(path, sizeof path, "%s/c.db", dir_path) < (int)sizeof path);
+    /* The marker's text, from a folder made by a large set of another cache. */
+    char other[PATH_MAX];
+    REQUIRE(snprintf(other, sizeof other, "%s/other.db", dir_path) < (int)sizeof other);
+    backlite_storage *o = OPEN_SET(other, .file_threshold = THRESHOLD);
+    REQUIRE(o != NULL);
+    uint8_t *v = h_pattern(10000, 10);
+    SET_BYTES(o, "k", v, 10000, NEVER);
+    backlite_storage_free(o);
+    char marker_path[PATH_MAX + 100];
+    snprintf(marker_path, sizeof marker_path, "%s/BACKLITE-VALUES", folder_of(other));
+    size_t marker_len = 0;
+    char *marker = (char *)h_read_file(marker_path, &marker_len);
+    REQUIRE(marker != NULL && marker_len > 20);
+    marker[marker_len] = '\0';
+    char part[16];
+    memcpy(part, marker, 15);
+    part[15] = '\0';
+
+    const char *hex = "0123456789abcdef0123456789abcdef";
+    char names[9][128];
+    snprintf(names[0], 128, ".c.db.values.%s.new", hex);                          /* goes */
+    snprintf(names[1], 128, ".c.db.values.%.31s1.new", hex);                      /* goes: a part of the text */
+    snprintf(names[2], 128, ".c.db.values.%.31s2.new", hex);                      /* young */
+    snprintf(names[3], 128, ".c.db.values.%.31s3.new", hex);                      /* holds more */
+    snprintf(names[4], 128, ".c.db.values.%.31s4.new", hex);                      /* another text */
+    snprintf(names[5], 128, ".c.db.values.%.30s.new", hex);                       /* 30 digits */
+    snprintf(names[6], 128, ".d.db.values.%s.new", hex);                          /* another cache's */
+    snprintf(names[7], 128, ".c.db.values.%.31s7.new", hex);                      /* a link */
+    snprintf(names[8], 128, ".c.db.values.%.31s8.new", hex);                      /* goes, by vacuum */
+    plant(dir_path, names[0], marker, true, NULL);
+    plant(dir_path, names[1], part, true, NULL);
+    plant(dir_path, names[2], marker, false, NULL);
+    plant(dir_path, names[3], marker, true, "notes.txt");
+    plant(dir_path, names[4], "my own text", true, NULL);
+    plant(dir_path, names[5], marker, true, NULL);
+    plant(dir_path, names[6], marker, true, NULL);
+    char link_at[PATH_MAX + 200];
+    snprintf(link_at, sizeof link_at, "%s/%s", dir_path, names[7]);
+    REQUIRE(symlink(names[0], link_at) == 0);
+
+    backlite_storage *s = OPEN_SET(path, .file_threshold = THRESHOLD);
+    REQUIRE(s != NULL);
+    SET(s, "small", "x");
+    backlite_check_report rep;
+    CHECK_OK(backlite_storage_check(s, 0, &rep, &err));
+    CHECK(there(dir_path, names[0]) && there(dir_path, names[1])); /* a check that only reads */
+    CHECK_OK(backlite_storage_check(s, 1, &rep, &err));
+    CHECK_EQ(rep.healthy, 1);
+    CHECK(!there(dir_path, names[0]));
+    CHECK(!there(dir_path, names[1]));
+    for (int i = 2; i <= 7; i++) CHECK(there(dir_path, names[i]));
+    plant(dir_path, names[8], marker, true, NULL);
+    CHECK_OK(backlite_storage_vacuum(s, &err));
+    CHECK(!there(dir_path, names[8]));
+    for (int i = 2; i <= 7; i++) CHECK(there(dir_path, names[i]));
+    /* and the cache goes on making its own folder */
+    SET_BYTES(s, "big", v, 10000, NEVER);
+    GET_BYTES_EQ(s, "big", v, 10000);
+    CHECK_EQ(value_files(path), 1);
+    backlite_storage_free(s);
+    free(marker);
+    free(v);
+}
+
 /* One random model per policy, a small limit, values on both sides of the threshold:
  * after every step the file's counters are the sum of the live values, within the
  * limit, one file per live filed value, nothing else in the folder. */
@@ -363,6 +464,7 @@ int main(void) {
     RUN(a_large_value_already_expired_writes_no_file_by_any_call);
     RUN(a_folder_whose_marker_was_removed_is_not_written);
     RUN(a_cache_whose_name_leaves_no_room_for_its_folder_keeps_values_in_the_database);
+    RUN(folders_left_by_a_kill_while_building_go_with_check_and_vacuum);
     RUN(the_counters_hold_through_a_random_model_of_every_policy);
     RUN(every_non_zero_of_a_visitor_stops_it_and_removes_nothing);
     RUN(a_writer_killed_while_evicting_and_vacuuming_leaves_no_orphan);
