@@ -123,3 +123,14 @@ def test_bad_remote_options_leave_no_folder_behind(tmp_path):
         backlite.Storage(tmp_path / "kept" / "new" / "c.db", remote="memcache://h:1")
     assert [p.name for p in tmp_path.iterdir()] == ["kept"]
     assert list((tmp_path / "kept").iterdir()) == []
+
+
+def test_a_remote_timeout_of_another_type_is_a_type_error(tmp_path):
+    # As for busy_timeout, lease_length and default_expiration: a wrong type is a
+    # TypeError, a timedelta out of range a ValueError.
+    for wrong in (5, 0.25, "250ms"):
+        with pytest.raises(TypeError, match="remote_timeout"):
+            backlite.Storage(tmp_path / "c.db", remote="redis://h:1", remote_timeout=wrong)
+    with pytest.raises(ValueError, match="remote_timeout"):
+        backlite.Storage(tmp_path / "c.db", remote="redis://h:1", remote_timeout=timedelta(0))
+    assert list(tmp_path.iterdir()) == []

@@ -152,9 +152,11 @@ class Storage(_native.Storage):
             raise ValueError(
                 f"Invalid remote mode: {remote_mode!r} (one of {', '.join(REMOTE_MODES)})"
             )
-        if remote_timeout is not None and (
-            not isinstance(remote_timeout, timedelta) or remote_timeout <= timedelta(0)
-        ):
+        if remote_timeout is not None and not isinstance(remote_timeout, timedelta):
+            raise TypeError(
+                f"remote_timeout is a datetime.timedelta or None, not {type(remote_timeout).__name__}"
+            )
+        if remote_timeout is not None and remote_timeout <= timedelta(0):
             raise ValueError("remote_timeout must be a positive datetime.timedelta")
         self._remote = (remote, remote_namespace, remote_timeout, remote_mode)
         if size_limit is not None and max_size is not None and size_limit != max_size:
