@@ -3,6 +3,7 @@ package backlite_test
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -98,5 +99,34 @@ func TestRemoteSchemesTakeAnyCase(t *testing.T) {
 	st, err := s.RemoteStats()
 	if err != nil || st.Writes != 1 || st.Errors != 0 || !st.Connected {
 		t.Fatalf("RemoteStats = %+v, %v", st, err)
+	}
+}
+
+// A remote nobody answers (port 1 on the loopback) opens, every call succeeds locally
+// (the reader too), and RemoteStats says it: not connected, the failed round trips
+// counted.
+func TestAnUnreachableRemoteOpensAndEveryCallSucceedsLocally(t *testing.T) {
+	for _, mode := range []backlite.RemoteMode{backlite.RemoteReadWrite, backlite.RemoteReadOnly, backlite.RemoteWriteBehind} {
+		s := open(t, filepath.Join(t.TempDir(), "c.db"), backlite.WithRemote("redis://u:hunter2@127.0.0.1:1"),
+			backlite.WithRemoteTimeout(100*time.Millisecond), backlite.WithRemoteMode(mode))
+		if err := s.Set([]byte("k"), bigValue(300*1024), backlite.ExpireNever); err != nil {
+			t.Fatalf("mode %d: Set: %v", mode, err)
+		}
+		if _, err := s.Get([]byte("missing")); !errors.Is(err, backlite.ErrNotFound) {
+			t.Fatalf("mode %d: Get of a miss: %v", mode, err)
+		}
+		r, err := s.OpenReader([]byte("k"))
+		if err != nil {
+			t.Fatalf("mode %d: OpenReader: %v", mode, err)
+		}
+		got, err := io.ReadAll(r)
+		r.Close()
+		if err != nil || len(got) != 300*1024 {
+			t.Fatalf("mode %d: read %d bytes, %v", mode, len(got), err)
+		}
+		st, err := s.RemoteStats()
+		if err != nil || st.Connected || st.Errors == 0 || st.Hits != 0 {
+			t.Fatalf("mode %d: RemoteStats = %+v, %v", mode, st, err)
+		}
 	}
 }

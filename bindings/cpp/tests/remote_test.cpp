@@ -65,3 +65,24 @@ TEST_F(RemoteTest, BadRemoteOptionsThrowInvalidArgument) {
 }
 
 }  // namespace
+
+// A remote nobody answers (port 1 on the loopback) opens, every call succeeds locally
+// (the reader too), and remote_stats() says it: not connected, the failed round trips
+// counted.
+TEST(RemoteUnreachable, OpensAndEveryCallSucceedsLocally) {
+  for (const RemoteMode mode : {RemoteMode::read_write, RemoteMode::read_only, RemoteMode::write_behind}) {
+    Storage s(":memory:", Options().remote("redis://u:hunter2@127.0.0.1:1").remote_timeout(100ms).remote_mode(mode));
+    s.set("k", std::string(300 * 1024, 'v'), Expiration::never());
+    EXPECT_FALSE(s.get("missing"));
+    std::optional<backlite::ValueReader> r = s.open_reader("k");
+    ASSERT_TRUE(r);
+    std::string got(400 * 1024, '\0');
+    std::size_t n = 0;
+    while (const std::size_t m = r->read(got.data() + n, got.size() - n)) n += m;
+    EXPECT_EQ(n, 300u * 1024);
+    const backlite::RemoteStats st = s.remote_stats();
+    EXPECT_FALSE(st.connected);
+    EXPECT_GT(st.errors, 0u);
+    EXPECT_EQ(st.hits, 0u);
+  }
+}

@@ -134,3 +134,19 @@ def test_a_remote_timeout_of_another_type_is_a_type_error(tmp_path):
     with pytest.raises(ValueError, match="remote_timeout"):
         backlite.Storage(tmp_path / "c.db", remote="redis://h:1", remote_timeout=timedelta(0))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unreachable_remote_opens_and_every_call_succeeds_locally(tmp_path):
+    # Port 1 on the loopback: refused. The reader works too; remote_stats says it.
+    big = bytes(range(256)) * 1200
+    for mode in backlite.REMOTE_MODES:
+        with backlite.Storage(tmp_path / f"{mode}.db", remote="redis://u:hunter2@127.0.0.1:1",
+                              remote_timeout=timedelta(milliseconds=100), remote_mode=mode) as s:
+            s.set_value("k", big)
+            assert s.get_value("missing") is None
+            with s.reader("k") as r:
+                assert r.read() == big
+            st = s.remote_stats()
+            assert isinstance(st, backlite.RemoteStats)
+            assert not st.connected and st.errors > 0 and st.hits == 0
+            assert "hunter2" not in repr(s) + repr(st)

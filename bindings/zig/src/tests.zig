@@ -915,6 +915,28 @@ test "remote option: bad values are InvalidArgument" {
     try testing.expectError(error.InvalidArgument, memory(.{ .remote_timeout_ms = 0 }));
 }
 
+test "remote option: a remote nobody answers opens, and every call succeeds locally" {
+    // Port 1 on the loopback: refused. The reader works too; remoteStats says it.
+    const big = try patterned(300 * 1024);
+    defer testing.allocator.free(big);
+    for ([_]backlite.RemoteMode{ .read_write, .read_only, .write_behind }) |mode| {
+        var cache = try memory(.{ .remote = "redis://u:hunter2@127.0.0.1:1", .remote_timeout_ms = 100, .remote_mode = mode });
+        defer cache.deinit();
+        try cache.set("k", big, .never);
+        try expectValue(&cache, "missing", null);
+        var buf: [4096]u8 = undefined;
+        var r = (try cache.reader("k", &buf)).?;
+        defer r.deinit();
+        const got = try r.interface.allocRemaining(testing.allocator, .unlimited);
+        defer testing.allocator.free(got);
+        try testing.expectEqualSlices(u8, big, got);
+        const st = try cache.remoteStats();
+        try testing.expect(!st.connected);
+        try testing.expect(st.errors > 0);
+        try testing.expectEqual(@as(u64, 0), st.hits);
+    }
+}
+
 /// Flips the last byte of the value in the cache's only value file (before its record).
 fn damageValueFile(path: []const u8) !void {
     const folder = try std.fmt.allocPrint(testing.allocator, "{s}.values", .{path});
