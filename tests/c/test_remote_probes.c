@@ -1,13 +1,16 @@
 /*
  * test_remote_probes.c: the remote tier against real redis-servers doing what servers
- * do in production: closing idle connections, restarting on their port. Each case
+ * do in production: closing idle connections, restarting on their port, going away
+ * for a moment while a lease is held. Each case
  * starts from what a probe found broken.
  */
 #include "harness.h"
 #include "redis_server.h"
 #include "remote_calls.h"
 
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 
 static redis_server server;
 static char server_dir[PATH_MAX];
@@ -60,6 +63,81 @@ static void a_server_restarted_on_its_port_costs_no_call(void) {
     redis_server_stop(&rs);
 }
 
+/* ---- a remote lease through a moment's outage ---- */
+
+static int lease_started[2], lease_go[2];
+static atomic_int lease_computes;
+
+static int32_t compute_when_told(void *user_data, backlite_sink *sink) {
+    (void)user_data;
+    char byte;
+    atomic_fetch_add(&lease_computes, 1);
+    (void)!write(lease_started[1], "s", 1);
+    (void)!read(lease_go[0], &byte, 1);
+    return backlite_sink_write(sink, K("computed once")) == BACKLITE_RESULT_OK ? 0 : 1;
+}
+
+static void *exclusive_call(void *arg) {
+    backlite_buf buf = {0};
+    CHECK_OK(backlite_cached_call_exclusive(arg, K("renewed"), compute_when_told, NULL, 60000,
+                                            30000, &buf, NULL));
+    CHECK_BUF_STR(buf, "computed once");
+    backlite_buf_free(&buf);
+    return NULL;
+}
+
+/* A holder whose renewal meets a remote that does not answer for a moment keeps
+ * renewing once it answers again: the lease is still its own until its deadline.
+ * Before, the renewer gave up at the first renewal that failed, the lease ran out while
+ * the compute went on, and another machine computed the key at the same time (2
+ * computes). The server is killed and restarted on its port from its append-only file
+ * (the lease key kept, with its deadline): a paused server would still run the timed-out
+ * renewal when resumed. The lease lasts 2.4 s here (8 timeouts), renewed every 800 ms;
+ * the server is down from the start of the compute for 1.2 s, over the first renewal,
+ * and the compute goes on until 3 s after it started, past the deadline of a lease
+ * never renewed. */
+static void a_renewal_that_missed_the_remote_is_tried_again_and_the_lease_kept(void) {
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", tmp_path("renew"));
+    mkdir(dir, 0700);
+    redis_server rs;
+    const char *durable[] = {"--appendonly", "yes", "--appendfsync", "always", NULL};
+    REQUIRE(redis_server_start_args(&rs, dir, durable, 0) == 0);
+    backlite_options *o = remote_at(rs.url, 300);
+    REQUIRE(pipe(lease_started) == 0 && pipe(lease_go) == 0);
+    atomic_store(&lease_computes, 0);
+    backlite_storage *a = open_file("renew-a.db", o), *b = open_file("renew-b.db", o);
+    int64_t t0 = h_now_ms();
+    pthread_t holder, waiter;
+    REQUIRE(pthread_create(&holder, NULL, exclusive_call, a) == 0);
+    char byte, out[64];
+    REQUIRE(read(lease_started[0], &byte, 1) == 1); /* `a` holds the remote lease */
+    int port = rs.port;
+    redis_server_stop(&rs);
+    h_sleep_ms(1200);
+    rs.port = port;
+    REQUIRE(redis_server_try_start(&rs, dir, durable, 0) == 0);
+    CHECK_STR_EQ(redis_cli(rs.port, "EXISTS backlite::l{0:renewed}", out, sizeof out), "1");
+    /* Another machine asks for the key while `a` still computes. */
+    REQUIRE(pthread_create(&waiter, NULL, exclusive_call, b) == 0);
+    int64_t left = 3000 - (h_now_ms() - t0);
+    if (left > 0) h_sleep_ms(left);
+    /* Past the deadline of a lease never renewed since the outage: no second compute. */
+    CHECK_EQ(atomic_load(&lease_computes), 1);
+    (void)!write(lease_go[1], "gg", 2);
+    pthread_join(holder, NULL);
+    pthread_join(waiter, NULL);
+    CHECK_EQ(atomic_load(&lease_computes), 1);
+    backlite_storage_free(b);
+    backlite_storage_free(a);
+    for (int i = 0; i < 2; i++) {
+        close(lease_started[i]);
+        close(lease_go[i]);
+    }
+    backlite_options_free(o);
+    redis_server_stop(&rs);
+}
+
 int main(void) {
     quiet_stopped_children();
     signal(SIGPIPE, SIG_IGN);
@@ -70,6 +148,7 @@ int main(void) {
     }
     RUN(connections_killed_by_the_server_cost_no_call);
     RUN(a_server_restarted_on_its_port_costs_no_call);
+    RUN(a_renewal_that_missed_the_remote_is_tried_again_and_the_lease_kept);
     redis_server_stop(&server);
     return h_end();
 }

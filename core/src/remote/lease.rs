@@ -80,8 +80,10 @@ impl Remote {
         })
     }
 
-    /// Renews the lease; false if it was lost or the remote cannot be asked.
-    pub(crate) fn renew(&self, lease: &RemoteLease) -> bool {
+    /// Renews the lease: `Some(true)` renewed, `Some(false)` lost (another owner may hold
+    /// it), `None` the remote could not be asked (down, slow, backed off): the lease may
+    /// still be ours until its deadline.
+    pub(crate) fn renew(&self, lease: &RemoteLease) -> Option<bool> {
         let px = self.lease_duration().as_millis() as u64;
         let cmd = redis::cmd("EVAL")
             .arg(RENEW)
@@ -90,7 +92,8 @@ impl Remote {
             .arg(&lease.token)
             .arg(px)
             .clone();
-        self.run_item(&self.value_key(lease), |c| c.query::<i64>(&cmd)) == Some(1)
+        self.run_item(&self.value_key(lease), |c| c.query::<i64>(&cmd))
+            .map(|renewed| renewed == 1)
     }
 
     /// Stores `value` and releases the lease if it is still ours; false otherwise

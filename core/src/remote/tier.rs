@@ -227,12 +227,19 @@ impl Storage {
                             let Some(remote) = &storage.remote else {
                                 return;
                             };
+                            // A renewal that could not reach the remote (one timeout, a
+                            // back-off after another call's failure) is tried again soon:
+                            // the lease is still ours until its deadline, and giving up
+                            // would let another machine compute the key at the same time.
+                            let mut wait = renew_every;
                             while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                                stopped.recv_timeout(renew_every)
+                                stopped.recv_timeout(wait)
                             {
-                                if !remote.renew(&held) {
-                                    break;
-                                }
+                                wait = match remote.renew(&held) {
+                                    Some(true) => renew_every,
+                                    Some(false) => break,
+                                    None => renew_every / 4,
+                                };
                             }
                         });
                     let value = compute();
