@@ -37,7 +37,7 @@ use crate::sync::lock;
 use redis::Cmd;
 use std::borrow::Cow;
 use std::io::Write as _;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -47,6 +47,11 @@ use std::time::Duration;
 pub const MAX_PLAIN_KEY: usize = 256;
 /// Writes waiting for the write-behind thread; more are dropped (and counted as errors).
 const BEHIND_QUEUE: usize = 4096;
+/// Bytes of keys and values held for the write-behind thread (waiting or being sent); a
+/// write that would hold more is dropped like one that finds the queue full, unless
+/// nothing is held (a single larger write still goes). Without it a burst of large
+/// values to a slow remote held up to 4096 of them in memory.
+const BEHIND_BYTES: usize = 64 << 20;
 /// Queued commands sent in one round trip, at most.
 const BEHIND_BATCH: usize = 256;
 /// The longest `PX` sent (2^62 ms, 146 million years): Redis refuses a PX whose
@@ -346,6 +351,8 @@ const MAX_GENERATION: u64 = 1 << 52;
 /// Writes queued by one call, with what the handle knew when it queued them.
 struct Queued {
     writes: Vec<Write<'static>>,
+    /// The bytes of their keys and values (counted in `Behind::held`).
+    bytes: usize,
     /// The clear generation the handle knew.
     gen: u64,
     /// The handle's count of its own clears.
@@ -359,6 +366,7 @@ struct Queued {
 /// is remembered so that writes queued afterwards are sent as they are.
 fn write_behind(
     rx: Receiver<Queued>,
+    held: &AtomicUsize,
     client: &Client,
     keys: &Keys,
     live: &AtomicU64,
@@ -376,32 +384,48 @@ fn write_behind(
             len += more.writes.len();
             batch.push(more);
         }
-        let (gen, cleared) = (live.load(Relaxed), epoch.load(SeqCst));
-        let mut writes = Vec::with_capacity(len);
-        let mut ops = 0;
-        for q in batch.into_iter().filter(|q| q.epoch == cleared) {
-            ops += 1;
-            if q.gen == gen {
-                writes.extend(q.writes);
-            } else {
-                if q.writes.iter().any(|w| w.set.is_some()) {
-                    client.counters.errors.fetch_add(1, Relaxed);
-                }
-                writes.extend(q.writes.iter().map(Write::as_unlink));
-            }
-        }
-        // Older lost writes are unlinked first, so none undoes these; a write whose
-        // key's could not be unlinked yet waits with it.
-        lost.flush(client);
-        let writes = sendable(client, keys, lost, gen, writes);
-        if writes.is_empty() {
-            continue;
-        }
-        if write_in_live_generation(client, keys, live, gen, &writes, false).is_some() {
-            client.counters.writes.fetch_add(ops, Relaxed);
+        let bytes: usize = batch.iter().map(|q| q.bytes).sum();
+        send_batch(batch, len, client, keys, live, epoch, lost);
+        // Their memory is freed: room for as many bytes more.
+        held.fetch_sub(bytes, Relaxed);
+    }
+}
+
+/// Sends one batch of the write-behind queue (`len` writes).
+fn send_batch(
+    batch: Vec<Queued>,
+    len: usize,
+    client: &Client,
+    keys: &Keys,
+    live: &AtomicU64,
+    epoch: &AtomicU64,
+    lost: &Unsynced,
+) {
+    let (gen, cleared) = (live.load(Relaxed), epoch.load(SeqCst));
+    let mut writes = Vec::with_capacity(len);
+    let mut ops = 0;
+    for q in batch.into_iter().filter(|q| q.epoch == cleared) {
+        ops += 1;
+        if q.gen == gen {
+            writes.extend(q.writes);
         } else {
-            lost.add(redis_keys(keys, live.load(Relaxed), &writes));
+            if q.writes.iter().any(|w| w.set.is_some()) {
+                client.counters.errors.fetch_add(1, Relaxed);
+            }
+            writes.extend(q.writes.iter().map(Write::as_unlink));
         }
+    }
+    // Older lost writes are unlinked first, so none undoes these; a write whose
+    // key's could not be unlinked yet waits with it.
+    lost.flush(client);
+    let writes = sendable(client, keys, lost, gen, writes);
+    if writes.is_empty() {
+        return;
+    }
+    if write_in_live_generation(client, keys, live, gen, &writes, false).is_some() {
+        client.counters.writes.fetch_add(ops, Relaxed);
+    } else {
+        lost.add(redis_keys(keys, live.load(Relaxed), &writes));
     }
 }
 
@@ -437,6 +461,8 @@ pub(crate) struct Remote {
 
 struct Behind {
     queue: Mutex<Option<SyncSender<Queued>>>,
+    /// The bytes of the writes queued and not yet sent or dropped (`BEHIND_BYTES`).
+    held: Arc<AtomicUsize>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -456,13 +482,15 @@ impl Remote {
         let behind = (r.mode == RemoteMode::WriteBehind).then(|| {
             let (tx, rx) = sync_channel(BEHIND_QUEUE);
             let (c, k, g, lost) = (client.clone(), keys.clone(), gen.clone(), unsynced.clone());
-            let e = epoch.clone();
+            let (e, held) = (epoch.clone(), Arc::new(AtomicUsize::new(0)));
+            let h = held.clone();
             let thread = std::thread::Builder::new()
                 .name("backlite-write-behind".into())
-                .spawn(move || write_behind(rx, &c, &k, &g, &e, &lost))
+                .spawn(move || write_behind(rx, &h, &c, &k, &g, &e, &lost))
                 .ok();
             Behind {
                 queue: Mutex::new(Some(tx)),
+                held,
                 thread: Mutex::new(thread),
             }
         });
@@ -617,12 +645,25 @@ impl Remote {
                 lost(&writes);
                 return None;
             };
+            let bytes = writes
+                .iter()
+                .map(|w| w.key.len() + w.set.as_ref().map_or(0, |s| s.value.len()))
+                .sum();
+            let before = behind.held.fetch_add(bytes, Relaxed);
+            if before > 0 && before + bytes > BEHIND_BYTES {
+                behind.held.fetch_sub(bytes, Relaxed);
+                self.client.counters.errors.fetch_add(1, Relaxed);
+                lost(&writes);
+                return None;
+            }
             let queued = Queued {
                 writes: writes.into_iter().map(Write::into_owned).collect(),
+                bytes,
                 gen: self.gen.load(Relaxed),
                 epoch: self.epoch.load(SeqCst),
             };
             if let Err(TrySendError::Full(q) | TrySendError::Disconnected(q)) = q.try_send(queued) {
+                behind.held.fetch_sub(q.bytes, Relaxed);
                 self.client.counters.errors.fetch_add(1, Relaxed);
                 lost(&q.writes);
             }
