@@ -441,12 +441,13 @@ pub const ValueReader = struct {
         return self.diags;
     }
 
-    /// Copies the next bytes of the value into `dest` (which must not be empty),
-    /// without the interface's buffer: `error.EndOfStream` at the end (the checksum
-    /// matched), `error.ReadFailed` with `err` set otherwise.
+    /// Copies the next bytes of the value into `dest`, without the interface's buffer:
+    /// `error.EndOfStream` at the end (the checksum matched), `error.ReadFailed` with
+    /// `err` set otherwise. An empty `dest` reads nothing and returns 0 (as
+    /// `std.fs.File.read` does), at the end too.
     pub fn readSome(self: *ValueReader, dest: []u8) std.Io.Reader.Error!usize {
-        std.debug.assert(dest.len > 0);
         if (self.err != null) return error.ReadFailed;
+        if (dest.len == 0) return 0;
         const handle = self.handle orelse return error.EndOfStream;
         var n: usize = 0;
         var err: ?*c.backlite_error = null;

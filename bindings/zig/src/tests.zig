@@ -1027,6 +1027,21 @@ test "reader: takeDelimiterExclusive, readSliceAll and allocRemaining, buffered 
     try testing.expectEqualSlices(u8, big[0 .. big.len - 100], got[0 .. big.len - 100]);
 }
 
+test "reader.readSome into an empty slice reads nothing and ends nothing" {
+    var cache = try memory(.{});
+    defer cache.deinit();
+    try cache.set("k", "abc", .never);
+    var r = (try cache.reader("k", &.{})).?;
+    defer r.deinit();
+    try testing.expectEqual(@as(usize, 0), try r.readSome(&.{}));
+    try testing.expect(!r.ended);
+    var got: [8]u8 = undefined;
+    try testing.expectEqual(@as(usize, 3), try r.readSome(&got));
+    try testing.expectEqualStrings("abc", got[0..3]);
+    try testing.expectEqual(@as(usize, 0), try r.readSome(&.{}));
+    try testing.expectError(error.EndOfStream, r.readSome(&got));
+}
+
 test "reader of a miss is null, and an empty value ends at once" {
     var cache = try memory(.{});
     defer cache.deinit();
