@@ -65,8 +65,8 @@ func WithRemoteNamespace(ns string) Option {
 // 250 ms; at least 1 ms).
 func WithRemoteTimeout(d time.Duration) Option {
 	ms := d / time.Millisecond
-	if d <= 0 || ms > math.MaxUint32 {
-		return failing(invalid(fmt.Sprintf("WithRemoteTimeout(%v): must be 1 ms or more", d)))
+	if ms < 1 || ms > math.MaxUint32 {
+		return failing(invalid(fmt.Sprintf("WithRemoteTimeout(%v): must be 1 ms or more, at most %d ms", d, uint32(math.MaxUint32))))
 	}
 	return setter(fmt.Sprintf("WithRemoteTimeout(%v)", d), func(o *C.backlite_options) C.backlite_result {
 		return C.backlite_options_set_remote_timeout_ms(o, C.uint32_t(ms))

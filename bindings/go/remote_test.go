@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -127,6 +128,18 @@ func TestAnUnreachableRemoteOpensAndEveryCallSucceedsLocally(t *testing.T) {
 		st, err := s.RemoteStats()
 		if err != nil || st.Connected || st.Errors == 0 || st.Hits != 0 {
 			t.Fatalf("mode %d: RemoteStats = %+v, %v", mode, st, err)
+		}
+	}
+}
+
+// A timeout under a millisecond is refused by the binding with the reason, as zero and
+// negative ones are (the library takes whole milliseconds, at least 1).
+func TestARemoteTimeoutUnderAMillisecondSaysWhy(t *testing.T) {
+	for _, d := range []time.Duration{0, -time.Second, time.Microsecond, 999 * time.Microsecond} {
+		_, err := backlite.Open(":memory:", backlite.WithRemote("redis://127.0.0.1:1"), backlite.WithRemoteTimeout(d))
+		var e *backlite.Error
+		if !errors.As(err, &e) || e.Code != backlite.CodeInvalidArgument || !strings.Contains(e.Message, "1 ms or more") {
+			t.Errorf("WithRemoteTimeout(%v): %v", d, err)
 		}
 	}
 }
