@@ -1,7 +1,7 @@
 /*
  * test_remote_probes.c: the remote tier against real redis-servers doing what servers
  * do in production: closing idle connections, restarting on their port, going away
- * for a moment while a lease is held. Each case
+ * for a moment while a lease is held, refusing a set (out of memory, a value too long). Each case
  * starts from what a probe found broken.
  */
 #include "harness.h"
@@ -138,6 +138,59 @@ static void a_renewal_that_missed_the_remote_is_tried_again_and_the_lease_kept(v
     redis_server_stop(&rs);
 }
 
+/* ---- a set the server refuses ---- */
+
+/* A set the server refuses (out of memory under `noeviction`; a value over its
+ * `proto-max-bulk-len`, which also closes the connection) is counted, the local set
+ * succeeds, and no other machine reads the key's older value from the remote: it is
+ * unlinked in the same round trip, before the refused SET. Before, `b` read "old" for
+ * as long as `a` made no other remote call. */
+static void check_a_refused_set_leaves_no_older_value(const char *const *extra, int oom) {
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", tmp_path("refusing"));
+    mkdir(dir, 0700);
+    redis_server rs;
+    REQUIRE(redis_server_start_args(&rs, dir, extra, 0) == 0);
+    backlite_options *o = remote_at(rs.url, 10000);
+    backlite_storage *a = open_file("refused-a.db", o), *b = open_file("refused-b.db", o);
+    SET(a, "k", "old");
+    SET(a, "other", "kept");
+    char out[64];
+    if (oom) {
+        CHECK_STR_EQ(redis_cli(rs.port, "CONFIG SET maxmemory-policy noeviction", out, sizeof out), "OK");
+        CHECK_STR_EQ(redis_cli(rs.port, "CONFIG SET maxmemory 1", out, sizeof out), "OK");
+    }
+    const size_t size = 2 << 20; /* over the 1 MiB bulk length */
+    uint8_t *value = malloc(size);
+    REQUIRE(value != NULL);
+    memset(value, 'n', size);
+    SET_BYTES(a, "k", value, size, BACKLITE_EXPIRATION_NEVER);
+    backlite_remote_stats st = stats_of(a);
+    CHECK_EQ(st.writes, 2);
+    CHECK_EQ(st.errors, 1);
+    backlite_buf buf = {0};
+    CHECK_OK(backlite_storage_get(a, K("k"), &buf, NULL, &err));
+    CHECK(buf.len == size && memcmp(buf.data, value, size) == 0);
+    backlite_buf_free(&buf);
+    GET_MISSING(b, "k");
+    if (oom) CHECK_STR_EQ(redis_cli(rs.port, "CONFIG SET maxmemory 0", out, sizeof out), "OK");
+    GET_EQ(b, "other", "kept"); /* the remote is used again */
+    free(value);
+    backlite_storage_free(b);
+    backlite_storage_free(a);
+    backlite_options_free(o);
+    redis_server_stop(&rs);
+}
+
+static void a_set_refused_for_memory_leaves_no_older_value(void) {
+    check_a_refused_set_leaves_no_older_value(NULL, 1);
+}
+
+static void a_set_over_the_bulk_length_leaves_no_older_value(void) {
+    const char *extra[] = {"--proto-max-bulk-len", "1mb", NULL};
+    check_a_refused_set_leaves_no_older_value(extra, 0);
+}
+
 int main(void) {
     quiet_stopped_children();
     signal(SIGPIPE, SIG_IGN);
@@ -149,6 +202,8 @@ int main(void) {
     RUN(connections_killed_by_the_server_cost_no_call);
     RUN(a_server_restarted_on_its_port_costs_no_call);
     RUN(a_renewal_that_missed_the_remote_is_tried_again_and_the_lease_kept);
+    RUN(a_set_refused_for_memory_leaves_no_older_value);
+    RUN(a_set_over_the_bulk_length_leaves_no_older_value);
     redis_server_stop(&server);
     return h_end();
 }

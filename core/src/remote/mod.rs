@@ -183,23 +183,28 @@ impl<'a> Write<'a> {
         }
     }
 
-    /// The command that makes this write in generation `gen` (a value already expired
-    /// is removed), and the remote key it writes.
-    fn command(&self, keys: &Keys, gen: u64) -> (Cmd, Vec<u8>) {
+    /// Adds to `out` the commands that make this write in generation `gen`, and returns
+    /// the remote key it writes. A removal (or a value already expired) is one UNLINK. A
+    /// value is an UNLINK, then its SET: a server that refuses the SET (out of memory
+    /// under `noeviction`, a value over its `proto-max-bulk-len`, which also closes the
+    /// connection) has run the UNLINK before it, so other machines never read the
+    /// key's older value meanwhile (before, they did until this handle's next remote
+    /// call unlinked the lost key).
+    fn commands_into(&self, keys: &Keys, gen: u64, out: &mut Vec<Cmd>) -> Vec<u8> {
         let (redis_key, hashed) = keys.item(b'd', gen, &self.key);
-        let cmd = match &self.set {
-            Some(s) if !s.deadline.is_some_and(|t| t <= s.now) => {
+        out.push(redis::cmd("UNLINK").arg(&redis_key).clone());
+        if let Some(s) = &self.set {
+            if !s.deadline.is_some_and(|t| t <= s.now) {
                 let payload = codec::encode(s.deadline, hashed.then_some(&self.key[..]), &s.value);
                 let mut cmd = redis::cmd("SET");
                 cmd.arg(&redis_key).arg(payload);
                 if let Some(t) = s.deadline {
                     cmd.arg("PX").arg((t - s.now).min(MAX_PX));
                 }
-                cmd
+                out.push(cmd);
             }
-            _ => redis::cmd("UNLINK").arg(&redis_key).clone(),
-        };
-        (cmd, redis_key)
+        }
+        redis_key
     }
 }
 
@@ -241,7 +246,12 @@ fn sendable<'a>(
 
 /// The commands of `writes` in generation `gen`, and the remote keys they write.
 fn commands(keys: &Keys, gen: u64, writes: &[Write<'_>]) -> (Vec<Cmd>, Vec<Vec<u8>>) {
-    writes.iter().map(|w| w.command(keys, gen)).unzip()
+    let mut cmds = Vec::with_capacity(writes.len() * 2);
+    let written = writes
+        .iter()
+        .map(|w| w.commands_into(keys, gen, &mut cmds))
+        .collect();
+    (cmds, written)
 }
 
 /// Sends `writes` with a GET of the clear generation after them, in one round trip.
