@@ -612,6 +612,68 @@ static void tls_with_the_trusted_ca_works_and_an_unknown_ca_is_refused(void) {
     redis_server_stop(&good);
 }
 
+/* One server, reached over TLS and over its Unix socket, that knows no default user:
+ * a user with a password (ACL), a database other than 0, and a value of 9 MiB (a TLS
+ * reply read in many records, each within the round trip's deadline) travel both ways;
+ * the same URL without the database reads another key space. */
+static void tls_and_a_unix_socket_with_an_acl_user_a_database_and_9_mib(void) {
+    char dir[PATH_MAX], ca[PATH_MAX], cert[PATH_MAX], key[PATH_MAX], sock[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", tmp_path("tls-acl"));
+    join_path(ca, sizeof ca, dir, "ca.crt");
+    join_path(cert, sizeof cert, dir, "server.crt");
+    join_path(key, sizeof key, dir, "server.key");
+    join_path(sock, sizeof sock, dir, "redis.sock");
+    REQUIRE(make_tls_files(dir) == 0);
+    const char *extra[] = {"--tls-cert-file", cert, "--tls-key-file", key, "--tls-ca-cert-file", ca,
+                           "--tls-auth-clients", "no", "--unixsocket", sock,
+                           "--user", "default", "off",
+                           "--user", "prober", "on", ">pa55word", "~*", "&*", "+@all", NULL};
+    redis_server rs;
+    REQUIRE(redis_server_start_args(&rs, dir, extra, 1) == 0);
+    setenv("SSL_CERT_FILE", ca, 1);
+    char tls_url[128], tls_db0[128], unix_url[PATH_MAX + 64];
+    snprintf(tls_url, sizeof tls_url, "rediss://prober:pa55word@127.0.0.1:%d/5", rs.port);
+    snprintf(tls_db0, sizeof tls_db0, "rediss://prober:pa55word@127.0.0.1:%d", rs.port);
+    REQUIRE(snprintf(unix_url, sizeof unix_url, "redis+unix://%s?db=5&user=prober&pass=pa55word",
+                     sock) < (int)sizeof unix_url);
+    const size_t size = (9 << 20) + 7;
+    uint8_t *value = malloc(size);
+    REQUIRE(value != NULL);
+    for (size_t i = 0; i < size; i++) value[i] = (uint8_t)(i * 13 + 5);
+    backlite_options *over_tls = remote_at(tls_url, 5000), *over_unix = remote_at(unix_url, 5000),
+                     *db0 = remote_at(tls_db0, 5000);
+    backlite_storage *a = open_file("acl-a.db", over_tls), *b = open_file("acl-b.db", over_unix),
+                     *c = open_file("acl-c.db", over_tls), *zero = open_file("acl-zero.db", db0);
+    CHECK_EQ(stats_of(a).connected, 1);
+    CHECK_EQ(stats_of(b).connected, 1);
+    CHECK_OK(backlite_storage_set(a, K("big over TLS"), value, size, BACKLITE_EXPIRATION_NEVER, &err));
+    CHECK_OK(backlite_storage_set(b, K("big over the socket"), value, size, BACKLITE_EXPIRATION_NEVER, &err));
+    backlite_buf buf = {0};
+    CHECK_OK(backlite_storage_get(b, K("big over TLS"), &buf, NULL, &err));
+    CHECK(buf.len == size && memcmp(buf.data, value, size) == 0);
+    backlite_buf_free(&buf);
+    CHECK_OK(backlite_storage_get(c, K("big over the socket"), &buf, NULL, &err));
+    CHECK(buf.len == size && memcmp(buf.data, value, size) == 0);
+    backlite_buf_free(&buf);
+    CHECK_RC(backlite_storage_get(zero, K("big over TLS"), &buf, NULL, &err), BACKLITE_RESULT_NOT_FOUND);
+    backlite_remote_stats sa = stats_of(a), sb = stats_of(b), sc = stats_of(c), sz = stats_of(zero);
+    CHECK_EQ(sa.writes, 1);
+    CHECK_EQ(sb.writes + sb.hits, 2);
+    CHECK_EQ(sc.hits, 1);
+    CHECK_EQ(sz.misses, 1);
+    CHECK_EQ(sa.errors + sb.errors + sc.errors + sz.errors, 0);
+    backlite_storage_free(zero);
+    backlite_storage_free(c);
+    backlite_storage_free(b);
+    backlite_storage_free(a);
+    backlite_options_free(db0);
+    backlite_options_free(over_unix);
+    backlite_options_free(over_tls);
+    free(value);
+    unsetenv("SSL_CERT_FILE");
+    redis_server_stop(&rs);
+}
+
 int main(void) {
     h_begin();
     int up = start_test_server(&server, server_dir) == 0;
@@ -632,6 +694,7 @@ int main(void) {
     }
     RUN(an_unreachable_or_killed_remote_never_fails_a_call);
     RUN(tls_with_the_trusted_ca_works_and_an_unknown_ca_is_refused);
+    RUN(tls_and_a_unix_socket_with_an_acl_user_a_database_and_9_mib);
     redis_server_stop(&server);
     return h_end();
 }
