@@ -433,7 +433,11 @@ impl Pump {
                 #[cfg(test)]
                 opens.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 pump(&lent.conn, id, len, &ends.0);
-                storage.pool.give_back(lent);
+                {
+                    // It may close the connection (a pool with no slot for it).
+                    let _step = fork::step();
+                    storage.pool.give_back(lent);
+                }
                 drop(ends);
             })
             .map_err(|e| {
@@ -519,8 +523,17 @@ impl Pump {
 /// The pump's thread: sends blob `id` (of `len` bytes, read in `conn`'s snapshot
 /// through one handle) to `send` a chunk at a time, until its end or until the reader
 /// is gone; a blob gone or of another length ends it early (damage).
+///
+/// Each call into SQLite (the blob's opening, each read, its closing) is a step of the
+/// fork gate ([`fork::step`]), never the waits for the reader in between: a child
+/// forked while this thread was inside SQLite inherited SQLite's memory mutex held,
+/// and hung on its first connection (test_value_file_probes2.c).
 fn pump(conn: &Connection, id: i64, len: u64, send: &Chunks) {
-    let blob = match blob_read::handle(conn, id, len) {
+    let opened = {
+        let _step = fork::step();
+        blob_read::handle(conn, id, len)
+    };
+    let blob = match opened {
         Ok(Some(blob)) => blob,
         Ok(None) => return,
         Err(e) => {
@@ -532,13 +545,18 @@ fn pump(conn: &Connection, id: i64, len: u64, send: &Chunks) {
     let mut at = 0;
     while at < len {
         let mut chunk = vec![0; CHUNK.min(len - at)];
-        let read = blob.read_at_exact(&mut chunk, at).ctx("reading a value");
+        let read = {
+            let _step = fork::step();
+            blob.read_at_exact(&mut chunk, at).ctx("reading a value")
+        };
         at += chunk.len();
         let failed = read.is_err();
         if !send.send(read.map(|()| chunk)) || failed {
-            return;
+            break;
         }
     }
+    let _step = fork::step();
+    drop(blob);
 }
 
 /// Memory a reader reads into: initialised (`io::Read`'s) or not (the C library's

@@ -260,6 +260,53 @@ static void folders_left_by_a_kill_while_building_go_with_check_and_vacuum(void)
     free(v);
 }
 
+/* A reader of a large value kept in the database is fed by a thread of the library,
+ * which reads ahead while the caller does something else, here fork: the child opens
+ * the cache and reads it, as any process may (the caller's own threads are not inside
+ * a call). A child forked while that thread was inside SQLite inherited SQLite's
+ * memory mutex held, and hung on its first open. */
+static void a_child_forked_while_a_reader_reads_ahead_opens_the_cache(void) {
+    const char *path = tmp_path("fork-reader.db");
+    backlite_storage *s = OPEN_SET(path, .file_threshold = BACKLITE_FILE_THRESHOLD_NEVER);
+    REQUIRE(s != NULL);
+    size_t n = 4u << 20;
+    uint8_t *v = h_pattern(n, 12);
+    SET(s, "small", "x");
+    int rounds = h_under_valgrind() ? 3 : 40;
+    for (int round = 0; round < rounds; round++) {
+        /* A new value each time: the thread reads pages its connection has not cached,
+         * which is when SQLite allocates (under its memory mutex). */
+        v[round % n] ^= 1;
+        SET_BYTES(s, "big", v, n, NEVER);
+        backlite_value_reader *r = NULL;
+        CHECK_OK(backlite_storage_open_reader(s, K("big"), &r, NULL, NULL, &err));
+        REQUIRE(r != NULL);
+        uint8_t head[4096];
+        size_t got = 0;
+        /* Each read takes a chunk, and the thread reads the next meanwhile. */
+        for (int i = 0; i < round % 3; i++) CHECK_OK(backlite_value_reader_read(r, head, sizeof head, &got, &err));
+        fflush(NULL);
+        pid_t pid = fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            alarm(20); /* a hang is a failure, not a stuck test */
+            backlite_storage *c = NULL;
+            backlite_buf b = {0};
+            if (backlite_storage_open(path, NULL, &c, NULL) != BACKLITE_RESULT_OK) _exit(3);
+            if (backlite_storage_get(c, K("small"), &b, NULL, NULL) != BACKLITE_RESULT_OK) _exit(4);
+            backlite_buf_free(&b);
+            backlite_storage_free(c);
+            _exit(0);
+        }
+        int code = CHILD_EXIT_CODE(pid);
+        CHECK_EQ(code, 0);
+        backlite_value_reader_free(r);
+        if (code != 0) break;
+    }
+    backlite_storage_free(s);
+    free(v);
+}
+
 /* One random model per policy, a small limit, values on both sides of the threshold:
  * after every step the file's counters are the sum of the live values, within the
  * limit, one file per live filed value, nothing else in the folder. */
@@ -465,6 +512,7 @@ int main(void) {
     RUN(a_folder_whose_marker_was_removed_is_not_written);
     RUN(a_cache_whose_name_leaves_no_room_for_its_folder_keeps_values_in_the_database);
     RUN(folders_left_by_a_kill_while_building_go_with_check_and_vacuum);
+    RUN(a_child_forked_while_a_reader_reads_ahead_opens_the_cache);
     RUN(the_counters_hold_through_a_random_model_of_every_policy);
     RUN(every_non_zero_of_a_visitor_stops_it_and_removes_nothing);
     RUN(a_writer_killed_while_evicting_and_vacuuming_leaves_no_orphan);
