@@ -499,7 +499,10 @@ backlite_result backlite_storage_check(struct backlite_storage *s, int32_t repai
 /**
  * Rebuilds the file so that the space of deleted entries goes back to the file
  * system, and truncates the write-ahead log. BUSY if other connections' readers kept
- * the log from being truncated (the rebuild itself is done).
+ * the log from being truncated (the rebuild itself is done): it waits for them up to
+ * the busy timeout, trying again without holding the write lock between tries, so the
+ * writes of other threads and processes go on meanwhile (a reader this thread holds
+ * open, of a large value kept in the database, is such a reader).
  */
 backlite_result backlite_storage_vacuum(struct backlite_storage *s, struct backlite_error **err);
 

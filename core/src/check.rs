@@ -165,30 +165,48 @@ impl Storage {
             self.write(|t| sweep(t.conn(), Some(files), true, &t.tally.files))?;
         }
         self.flush()?;
+        self.with_writer(|conn| conn.execute_batch("VACUUM").ctx("rebuilding the file"))?;
+        // Truncating the log waits for every reader still in it. SQLite's busy handler
+        // would wait holding the log's write lock (a truncating checkpoint holds off new
+        // writers while it waits), so every writer of every process waited with it, and
+        // failed BUSY after its own busy timeout: for a reader that never leaves, such
+        // as one this thread holds open, the whole busy timeout. So each try waits for
+        // nothing, and the write lock and this process's turn are free between tries:
+        // writes go on. (A checkpoint already running, the hit writer's after its write,
+        // makes a try BUSY at once too.) Within the busy timeout, then BUSY.
         let patience = self.pool.busy_timeout();
-        self.with_writer(|conn| {
-            conn.execute_batch("VACUUM").ctx("rebuilding the file")?;
-            // A checkpoint already running (the hit writer's, after its write: it runs
-            // with this process's turn released) makes this one BUSY at once, without
-            // SQLite's busy handler: it is tried again, within the busy timeout.
-            let since = std::time::Instant::now();
-            let busy = loop {
-                let busy: i64 = conn
-                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
-                    .ctx("truncating the write-ahead log")?;
-                if busy == 0 || since.elapsed() >= patience {
-                    break busy;
+        let since = std::time::Instant::now();
+        let mut pause = std::time::Duration::from_millis(1);
+        loop {
+            let busy = self.with_writer(|conn| {
+                conn.busy_timeout(std::time::Duration::ZERO)
+                    .ctx("setting the busy timeout")?;
+                let tried = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    r.get::<_, i64>(0)
+                });
+                conn.busy_timeout(patience)
+                    .ctx("setting the busy timeout")?;
+                match tried {
+                    Err(rusqlite::Error::SqliteFailure(e, _))
+                        if e.code == rusqlite::ErrorCode::DatabaseBusy =>
+                    {
+                        Ok(1)
+                    }
+                    tried => tried.ctx("truncating the write-ahead log"),
                 }
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            };
-            if busy != 0 {
+            })?;
+            if busy == 0 {
+                return Ok(());
+            }
+            if since.elapsed() >= patience {
                 return Err(Error::new(
                     ErrorKind::Busy,
                     "vacuumed, but readers kept the write-ahead log from being truncated",
                 ));
             }
-            Ok(())
-        })
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(std::time::Duration::from_millis(50));
+        }
     }
 }
 

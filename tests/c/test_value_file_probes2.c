@@ -307,6 +307,83 @@ static void a_child_forked_while_a_reader_reads_ahead_opens_the_cache(void) {
     free(v);
 }
 
+/* A vacuum while a reader holds a snapshot (a value of more than 256 KiB kept in the
+ * database, read from the read transaction that found it) cannot truncate the log: it
+ * is BUSY, as documented, once its busy timeout has passed. Meanwhile the writes of
+ * another process go on ("writes go on", README on readers): none is BUSY. (Each try
+ * to truncate waited for the readers with SQLite's write lock held, the whole busy
+ * timeout, so the other process's sets failed after theirs.) */
+static void a_vacuum_beside_an_open_reader_holds_up_no_other_writer(void) {
+    const char *path = tmp_path("vacuum-reader.db");
+    backlite_storage *s = OPEN_SET(path, .file_threshold = BACKLITE_FILE_THRESHOLD_NEVER, .busy_timeout_ms = 2500);
+    REQUIRE(s != NULL);
+    size_t n = 4u << 20; /* many chunks: the reader's thread holds its snapshot */
+    uint8_t *v = h_pattern(n, 11);
+    SET_BYTES(s, "big", v, n, NEVER);
+    backlite_value_reader *r = NULL;
+    CHECK_OK(backlite_storage_open_reader(s, K("big"), &r, NULL, NULL, &err));
+    REQUIRE(r != NULL);
+    uint8_t head[1000];
+    size_t got = 0;
+    CHECK_OK(backlite_value_reader_read(r, head, sizeof head, &got, &err));
+    int ready[2];
+    REQUIRE(pipe(ready) == 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        close(ready[0]);
+        backlite_options *o = backlite_options_new();
+        backlite_options_set_busy_timeout_ms(o, 800);
+        backlite_storage *c = NULL;
+        if (backlite_storage_open(path, o, &c, NULL) != BACKLITE_RESULT_OK) _exit(3);
+        backlite_options_free(o);
+        if (write(ready[1], "r", 1) != 1) _exit(4);
+        /* Sets for about a second and a half, while the vacuum tries. */
+        for (int i = 0; i < 30; i++) {
+            char key[16];
+            snprintf(key, sizeof key, "c%d", i);
+            backlite_error *e = NULL;
+            backlite_result rc = backlite_storage_set(c, K(key), (const uint8_t *)"x", 1, NEVER, &e);
+            if (rc != BACKLITE_RESULT_OK) {
+                fprintf(stderr, "set %d beside the vacuum: %s\n", i, e ? backlite_error_message(e) : "?");
+                _exit(5);
+            }
+            h_sleep_ms(50);
+        }
+        backlite_storage_free(c);
+        _exit(0);
+    }
+    close(ready[1]);
+    char c;
+    CHECK(read(ready[0], &c, 1) == 1);
+    close(ready[0]);
+    h_sleep_ms(100);
+    backlite_error *e = NULL;
+    backlite_result rc = backlite_storage_vacuum(s, &e);
+    CHECK(rc == BACKLITE_RESULT_OK || rc == BACKLITE_RESULT_BUSY);
+    backlite_error_free(e);
+    CHECK_EQ(CHILD_EXIT_CODE(pid), 0);
+    /* The reader still reads the value it opened. */
+    size_t at = got;
+    uint8_t *rest = malloc(n);
+    REQUIRE(rest != NULL);
+    memcpy(rest, head, got);
+    for (;;) {
+        size_t m = 0;
+        CHECK_OK(backlite_value_reader_read(r, rest + at, n - at + 1, &m, &err));
+        if (m == 0) break;
+        at += m;
+    }
+    CHECK(at == n && memcmp(rest, v, n) == 0);
+    backlite_value_reader_free(r);
+    CHECK_OK(backlite_storage_vacuum(s, &err));
+    GET_EQ(s, "c29", "x");
+    backlite_storage_free(s);
+    free(rest);
+    free(v);
+}
+
 /* One random model per policy, a small limit, values on both sides of the threshold:
  * after every step the file's counters are the sum of the live values, within the
  * limit, one file per live filed value, nothing else in the folder. */
@@ -513,6 +590,7 @@ int main(void) {
     RUN(a_cache_whose_name_leaves_no_room_for_its_folder_keeps_values_in_the_database);
     RUN(folders_left_by_a_kill_while_building_go_with_check_and_vacuum);
     RUN(a_child_forked_while_a_reader_reads_ahead_opens_the_cache);
+    RUN(a_vacuum_beside_an_open_reader_holds_up_no_other_writer);
     RUN(the_counters_hold_through_a_random_model_of_every_policy);
     RUN(every_non_zero_of_a_visitor_stops_it_and_removes_nothing);
     RUN(a_writer_killed_while_evicting_and_vacuuming_leaves_no_orphan);
