@@ -8,6 +8,7 @@ use crate::expiration::is_due;
 use crate::lifetime::{self, LifetimeStats};
 use crate::storage::Storage;
 use crate::table;
+use crate::take::Own;
 use crate::txn::Txn;
 use crate::value_files::Read;
 use rusqlite::params;
@@ -123,17 +124,53 @@ impl Storage {
                 );
                 let (key, hits) = (col(1)?, entry::int(col(4)?));
                 // A value kept in a file is read whole, and judged as one in the row.
+                let mut file_gone = None;
                 let from_file = match entry::in_file(col(11)?, col(7)?, col(6)?) {
                     Some(Some((name, size, crc))) => match self.shared.value_files(false)? {
                         Some(files) => match files.read(&name, size, crc)? {
                             Read::Value(v) => Some(Some(v)),
-                            _ => Some(None),
+                            Read::Missing => {
+                                file_gone = Some(name.file_name());
+                                Some(None)
+                            }
+                            Read::Damaged => Some(None),
                         },
                         None => Some(None),
                     },
                     Some(None) => Some(None),
                     None => None,
                 };
+                let named_now = |file: &str| {
+                    self.read(|fresh| {
+                        fresh
+                            .prepare_cached(table::NAMES_FILE)
+                            .and_then(|mut st| st.exists([file]))
+                            .ctx("looking up a value file")
+                    })
+                };
+                if let (Some(file), ValueRef::Blob(key), true) = (&file_gone, key, sound) {
+                    if named_now(file)? {
+                        summary.skipped += 1; // removed behind BackLite's back: damage
+                        continue;
+                    }
+                    // Another process overwrote or deleted the entry since this read
+                    // began, and removed its file after its commit: no damage. The
+                    // key's value now is exported in its place (as a get would find
+                    // it; a new entry, so no hits, and no time of set known), or
+                    // nothing if it has none. Every such entry was left out as
+                    // damaged: most of a cache exported beside a writer of large values.
+                    if let Some((value, left)) = self.lookup_by(key, false, false, Own)? {
+                        visit(&ExportedEntry {
+                            key,
+                            value: &value,
+                            expires_at_ms: left.map(|d| now.saturating_add(d.as_millis() as i64)),
+                            hits: 0,
+                            set_at_ms: None,
+                        })?;
+                        summary.entries += 1;
+                    }
+                    continue;
+                }
                 let live = match &from_file {
                     Some(Some(v)) => {
                         entry::classify(col(6)?, col(7)?, col(8)?, ValueRef::Blob(v), i64::MIN)
