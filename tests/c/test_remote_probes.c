@@ -1,7 +1,8 @@
 /*
  * test_remote_probes.c: the remote tier against real redis-servers doing what servers
  * do in production: closing idle connections, restarting on their port, going away
- * for a moment while a lease is held, refusing a set (out of memory, a value too long). Each case
+ * for a moment while a lease is held, refusing a set (out of memory, a value too long),
+ * not accepting on a Unix socket. Each case
  * starts from what a probe found broken.
  */
 #include "harness.h"
@@ -191,6 +192,61 @@ static void a_set_over_the_bulk_length_leaves_no_older_value(void) {
     check_a_refused_set_leaves_no_older_value(extra, 0);
 }
 
+/* ---- a Unix socket whose server does not accept ---- */
+
+typedef struct socket_opens {
+    const char *url;
+    atomic_int done;
+    int connected, errors;
+} socket_opens;
+
+static void *open_four(void *arg) {
+    socket_opens *t = arg;
+    backlite_options *o = remote_at(t->url, 200);
+    for (int i = 0; i < 4; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "queue-full-%d.db", i);
+        backlite_storage *s = open_file(name, o);
+        SET(s, "k", "local");
+        GET_EQ(s, "k", "local");
+        backlite_remote_stats st = stats_of(s);
+        t->connected += st.connected;
+        t->errors += st.errors > 0;
+        backlite_storage_free(s);
+    }
+    backlite_options_free(o);
+    atomic_store(&t->done, 1);
+    return NULL;
+}
+
+/* A server on a Unix socket that does not accept (paused here; overloaded in
+ * production) fills its listen queue, and a connect to a full queue waited for room
+ * without bound: the third open below never returned while the server was paused. Each
+ * connect now gives up at the timeout, as over TCP. The queue holds 2 connections
+ * (`tcp-backlog 1`, which Redis also gives its Unix socket). */
+static void a_unix_socket_with_a_full_listen_queue_times_out(void) {
+    char dir[PATH_MAX], sock[PATH_MAX], url[PATH_MAX + 32];
+    snprintf(dir, sizeof dir, "%s", tmp_path("queue-full"));
+    mkdir(dir, 0700);
+    REQUIRE(snprintf(sock, sizeof sock, "%s/redis.sock", dir) < (int)sizeof sock);
+    REQUIRE(snprintf(url, sizeof url, "redis+unix://%s", sock) < (int)sizeof url);
+    const char *extra[] = {"--unixsocket", sock, "--tcp-backlog", "1", NULL};
+    redis_server rs;
+    REQUIRE(redis_server_start_args(&rs, dir, extra, 0) == 0);
+    kill(rs.pid, SIGSTOP);
+    socket_opens t = {.url = url};
+    pthread_t opener;
+    REQUIRE(pthread_create(&opener, NULL, open_four, &t) == 0);
+    /* Far more than 4 opens, a set and a get each, at 200 ms a round trip. */
+    for (int i = 0; i < 1500 && !atomic_load(&t.done); i++) h_sleep_ms(10);
+    CHECK(atomic_load(&t.done));
+    kill(rs.pid, SIGCONT); /* lets a hung connect go on, so that the thread ends */
+    pthread_join(opener, NULL);
+    CHECK_EQ(t.connected, 0);
+    CHECK_EQ(t.errors, 4);
+    redis_server_stop(&rs);
+}
+
 int main(void) {
     quiet_stopped_children();
     signal(SIGPIPE, SIG_IGN);
@@ -204,6 +260,7 @@ int main(void) {
     RUN(a_renewal_that_missed_the_remote_is_tried_again_and_the_lease_kept);
     RUN(a_set_refused_for_memory_leaves_no_older_value);
     RUN(a_set_over_the_bulk_length_leaves_no_older_value);
+    RUN(a_unix_socket_with_a_full_listen_queue_times_out);
     redis_server_stop(&server);
     return h_end();
 }

@@ -11,9 +11,11 @@ use redis::{
 };
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use socket2::{Domain, SockAddr, Type};
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -204,6 +206,21 @@ fn tcp(
     Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the host has no address")))
 }
 
+/// A connection to the Unix socket at `path`, made by `deadline`. A server that does not
+/// accept (paused, overloaded) fills its listen queue, and a blocking connect to a full
+/// queue waits for room without bound unless the socket has a send timeout: with one,
+/// it gives up (EAGAIN) when the time is up.
+fn unix(path: &Path, timeout: Duration, deadline: Instant) -> io::Result<Timed<UnixStream>> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(timed_out());
+    }
+    let socket = socket2::Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    socket.set_write_timeout(Some(left))?;
+    socket.connect(&SockAddr::unix(path)?)?;
+    Timed::new(UnixStream::from(socket), timeout, deadline)
+}
+
 /// The TLS settings the `redis` crate would use: the system's roots, or the bundle
 /// `SSL_CERT_FILE` names, read at each connect as the crate does.
 fn tls_config() -> RedisResult<ClientConfig> {
@@ -288,9 +305,7 @@ impl BoundedConnection {
                 let socket = tcp(host, *port, timeout, deadline)?;
                 Stream::Tls(Box::new(StreamOwned::new(tls, socket)))
             }
-            ConnectionAddr::Unix(path) => {
-                Stream::Unix(Timed::new(UnixStream::connect(path)?, timeout, deadline)?)
-            }
+            ConnectionAddr::Unix(path) => Stream::Unix(unix(path, timeout, deadline)?),
             // Our URLs never ask for these (a fragment such as `#insecure` is refused).
             _ => {
                 return Err(RedisError::from((
