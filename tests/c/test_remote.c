@@ -615,7 +615,9 @@ static void tls_with_the_trusted_ca_works_and_an_unknown_ca_is_refused(void) {
 /* One server, reached over TLS and over its Unix socket, that knows no default user:
  * a user with a password (ACL), a database other than 0, and a value of 9 MiB (a TLS
  * reply read in many records, each within the round trip's deadline) travel both ways;
- * the same URL without the database reads another key space. */
+ * the same URL without the database reads another key space; after a restart of the
+ * server on its port, the dead pooled connections of both kinds are replaced without
+ * an error. */
 static void tls_and_a_unix_socket_with_an_acl_user_a_database_and_9_mib(void) {
     char dir[PATH_MAX], ca[PATH_MAX], cert[PATH_MAX], key[PATH_MAX], sock[PATH_MAX];
     snprintf(dir, sizeof dir, "%s", tmp_path("tls-acl"));
@@ -662,6 +664,18 @@ static void tls_and_a_unix_socket_with_an_acl_user_a_database_and_9_mib(void) {
     CHECK_EQ(sc.hits, 1);
     CHECK_EQ(sz.misses, 1);
     CHECK_EQ(sa.errors + sb.errors + sc.errors + sz.errors, 0);
+    /* The server restarted on its port: the pooled TLS and Unix connections are
+     * replaced within the round trip. */
+    int port = rs.port;
+    redis_server_stop(&rs);
+    rs.port = port;
+    REQUIRE(redis_server_try_start(&rs, dir, extra, 1) == 0);
+    SET(a, "after a restart", "over TLS");
+    SET(b, "after a restart 2", "over the socket");
+    GET_EQ(c, "after a restart", "over TLS");
+    GET_EQ(c, "after a restart 2", "over the socket");
+    sa = stats_of(a), sb = stats_of(b), sc = stats_of(c);
+    CHECK_EQ(sa.errors + sb.errors + sc.errors, 0);
     backlite_storage_free(zero);
     backlite_storage_free(c);
     backlite_storage_free(b);
