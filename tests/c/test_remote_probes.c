@@ -247,6 +247,47 @@ static void a_unix_socket_with_a_full_listen_queue_times_out(void) {
     redis_server_stop(&rs);
 }
 
+/* ---- namespaces and version tags with colons ---- */
+
+/* Remote keys are `<namespace>:<version tag>:...`, and a namespace may hold ':'. Decided:
+ * two different (namespace, tag) pairs never share a key, however their colons line
+ * up. A tag outside [A-Za-z0-9._-] is hashed (and marked with '~', which no plain tag
+ * holds), so a tag never holds ':' and the last two colons of the prefix always frame
+ * the tag. Each pair below writes its own value of "k"; a fresh file with the same pair
+ * reads that value, and a clear by one pair hides nothing of the others. */
+static void namespaces_and_tags_with_colons_never_share_a_key(void) {
+    const struct {
+        const char *ns, *tag;
+    } spaces[] = {{"a:b", "c"}, {"a", "b:c"}, {"a:b:c", NULL}, {"a", "b"},
+                  {"a:b", NULL}, {"a:", "b"},  {"a", NULL},    {"a::", NULL}};
+    enum { N = sizeof spaces / sizeof *spaces };
+    backlite_options *o[N];
+    for (int i = 0; i < N; i++) {
+        o[i] = remote_at(server.url, 10000);
+        CHECK_EQ(backlite_options_set_remote_namespace(o[i], spaces[i].ns), BACKLITE_RESULT_OK);
+        if (spaces[i].tag) CHECK_EQ(backlite_options_set_version_tag(o[i], spaces[i].tag), BACKLITE_RESULT_OK);
+        char name[32], value[32];
+        snprintf(name, sizeof name, "space-w%d.db", i);
+        snprintf(value, sizeof value, "space %d", i);
+        backlite_storage *w = open_file(name, o[i]);
+        SET(w, "k", value);
+        backlite_storage_free(w);
+    }
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < N; i++) {
+            char name[32], value[32];
+            snprintf(name, sizeof name, "space-r%d-%d.db", round, i);
+            snprintf(value, sizeof value, "space %d", i);
+            backlite_storage *r = open_file(name, o[i]);
+            if (round == 1 && i == 0) GET_MISSING(r, "k"); /* its space was cleared */
+            else GET_EQ(r, "k", value);
+            if (round == 0 && i == 0) CHECK_OK(backlite_storage_clear(r, &err));
+            backlite_storage_free(r);
+        }
+    }
+    for (int i = 0; i < N; i++) backlite_options_free(o[i]);
+}
+
 int main(void) {
     quiet_stopped_children();
     signal(SIGPIPE, SIG_IGN);
@@ -261,6 +302,7 @@ int main(void) {
     RUN(a_set_refused_for_memory_leaves_no_older_value);
     RUN(a_set_over_the_bulk_length_leaves_no_older_value);
     RUN(a_unix_socket_with_a_full_listen_queue_times_out);
+    RUN(namespaces_and_tags_with_colons_never_share_a_key);
     redis_server_stop(&server);
     return h_end();
 }
