@@ -288,6 +288,71 @@ static void namespaces_and_tags_with_colons_never_share_a_key(void) {
     for (int i = 0; i < N; i++) backlite_options_free(o[i]);
 }
 
+/* ---- every counter through an outage ---- */
+
+#define CHECK_COUNTS(st, h, m, w, failed, conn)                                      \
+    do {                                                                              \
+        CHECK_EQ((st).hits, h);                                                       \
+        CHECK_EQ((st).misses, m);                                                     \
+        CHECK_EQ((st).writes, w);                                                     \
+        CHECK_EQ((st).errors + (st).skipped, failed);                                 \
+        CHECK_EQ((st).connected, conn);                                               \
+    } while (0)
+
+/* A scripted sequence, each call counted exactly once: in hits, misses or writes when
+ * the remote answered it, in errors (it failed) or skipped (not sent while backed off)
+ * when it did not; `connected` after the outage and after the return. Which of errors
+ * and skipped counts a call in the outage depends on the clock (the first back-off is
+ * 100 ms), so only their sum is exact, and the first is an error. */
+static void every_counter_counts_each_call_once_through_an_outage(void) {
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", tmp_path("outage"));
+    mkdir(dir, 0700);
+    redis_server rs;
+    REQUIRE(redis_server_start(&rs, dir, NULL) == 0);
+    backlite_options *o = remote_at(rs.url, 10000);
+    backlite_storage *a = open_file("outage-a.db", o), *b = open_file("outage-b.db", o);
+    CHECK_COUNTS(stats_of(a), 0, 0, 0, 0, 1);
+    SET(a, "k", "v");                                         /* write */
+    GET_EQ(a, "k", "v");                                      /* local hit: nothing */
+    GET_MISSING(a, "absent");                                 /* miss */
+    CHECK_RC(backlite_storage_contains(a, K("absent"), &err), BACKLITE_RESULT_NOT_FOUND); /* miss */
+    GET_EQ(b, "k", "v");                                      /* b: hit */
+    CHECK_COUNTS(stats_of(a), 0, 2, 1, 0, 1);
+    CHECK_COUNTS(stats_of(b), 1, 0, 0, 0, 1);
+    int port = rs.port;
+    redis_server_stop(&rs);
+    GET_MISSING(a, "absent-1");                               /* error: refused */
+    backlite_remote_stats st = stats_of(a);
+    CHECK_COUNTS(st, 0, 2, 1, 1, 0);
+    CHECK_EQ(st.errors, 1);
+    SET(a, "k2", "v2");
+    CHECK_OK(backlite_storage_delete(a, K("k"), &err));
+    CHECK_RC(backlite_storage_contains(a, K("absent-2"), &err), BACKLITE_RESULT_NOT_FOUND);
+    CHECK_OK(backlite_storage_clear(a, &err));
+    GET_MISSING(a, "absent-3");
+    CHECK_COUNTS(stats_of(a), 0, 2, 1, 6, 0);
+    rs.port = port;
+    REQUIRE(redis_server_try_start(&rs, dir, NULL, 0) == 0);
+    /* Each call is still counted once while the back-off runs out, then a get is
+     * answered: the owed clear goes first (a write), then the get (a miss). */
+    uint64_t calls = 6;
+    while (!stats_of(a).connected && calls < 6 + 3000) {
+        GET_MISSING(a, "probe");
+        calls++;
+        st = stats_of(a);
+        if (!st.connected) {
+            CHECK_EQ(st.errors + st.skipped, calls);
+            h_sleep_ms(10);
+        }
+    }
+    CHECK_COUNTS(stats_of(a), 0, 3, 2, calls - 1, 1);
+    backlite_storage_free(b);
+    backlite_storage_free(a);
+    backlite_options_free(o);
+    redis_server_stop(&rs);
+}
+
 int main(void) {
     quiet_stopped_children();
     signal(SIGPIPE, SIG_IGN);
@@ -303,6 +368,7 @@ int main(void) {
     RUN(a_set_over_the_bulk_length_leaves_no_older_value);
     RUN(a_unix_socket_with_a_full_listen_queue_times_out);
     RUN(namespaces_and_tags_with_colons_never_share_a_key);
+    RUN(every_counter_counts_each_call_once_through_an_outage);
     redis_server_stop(&server);
     return h_end();
 }
