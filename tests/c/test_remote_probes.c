@@ -353,6 +353,60 @@ static void every_counter_counts_each_call_once_through_an_outage(void) {
     redis_server_stop(&rs);
 }
 
+/* ---- a server that stalls past the timeout ---- */
+
+/* A server that stalls (DEBUG SLEEP, as a slow command or a fork would) past the
+ * timeout makes the calls waiting on it time out; their replies, sent when it wakes,
+ * are never read as the answers of later calls: each get returns its own key's value
+ * or, while the remote is out of reach, misses. Every key is read by a fresh file so
+ * that each get asks the remote. */
+static void replies_of_calls_that_timed_out_are_never_read_by_later_calls(void) {
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", tmp_path("stalling"));
+    mkdir(dir, 0700);
+    redis_server rs;
+    const char *extra[] = {"--enable-debug-command", "yes", NULL};
+    if (redis_server_start_args(&rs, dir, extra, 0) != 0) SKIP("this redis-server has no DEBUG");
+    backlite_options *o = remote_at(rs.url, 150);
+    backlite_storage *w = open_file("stall-w.db", o);
+    char key[32], value[32], name[32], cmd[160];
+    for (int i = 0; i < 20; i++) {
+        snprintf(key, sizeof key, "stall-%d", i);
+        snprintf(value, sizeof value, "value of %d", i);
+        SET(w, key, value);
+    }
+    backlite_storage_free(w);
+    /* Read-only: the deletes below stay local, and the next get asks the remote again. */
+    CHECK_EQ(backlite_options_set_remote_mode(o, BACKLITE_REMOTE_MODE_READ_ONLY), BACKLITE_RESULT_OK);
+    int answered = 0, missed = 0;
+    for (int round = 0; round < 3; round++) {
+        snprintf(cmd, sizeof cmd,
+                 "redis-cli -h 127.0.0.1 -p %d DEBUG SLEEP 0.4 >/dev/null 2>&1 &", rs.port);
+        CHECK_EQ(system(cmd), 0);
+        snprintf(name, sizeof name, "stall-r%d.db", round);
+        backlite_storage *r = open_file(name, o);
+        int64_t until = h_now_ms() + 900;
+        for (int i = 0; h_now_ms() < until; i = (i + 1) % 20) {
+            snprintf(key, sizeof key, "stall-%d", i);
+            snprintf(value, sizeof value, "value of %d", i);
+            backlite_buf buf = {0};
+            backlite_result rc = backlite_storage_get(r, K(key), &buf, NULL, NULL);
+            if (rc == BACKLITE_RESULT_OK) CHECK_BUF_STR(buf, value);
+            else CHECK_EQ(rc, BACKLITE_RESULT_NOT_FOUND);
+            backlite_buf_free(&buf);
+            if (rc == BACKLITE_RESULT_OK) CHECK_OK(backlite_storage_delete(r, K(key), &err));
+            answered += rc == BACKLITE_RESULT_OK;
+            missed += rc != BACKLITE_RESULT_OK;
+            h_sleep_ms(1);
+        }
+        backlite_storage_free(r);
+    }
+    fprintf(stderr, "stalling server: %d gets answered, %d missed\n", answered, missed);
+    CHECK(answered > 0);
+    backlite_options_free(o);
+    redis_server_stop(&rs);
+}
+
 int main(void) {
     quiet_stopped_children();
     signal(SIGPIPE, SIG_IGN);
@@ -369,6 +423,7 @@ int main(void) {
     RUN(a_unix_socket_with_a_full_listen_queue_times_out);
     RUN(namespaces_and_tags_with_colons_never_share_a_key);
     RUN(every_counter_counts_each_call_once_through_an_outage);
+    RUN(replies_of_calls_that_timed_out_are_never_read_by_later_calls);
     redis_server_stop(&server);
     return h_end();
 }
