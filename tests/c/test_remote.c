@@ -688,6 +688,40 @@ static void tls_and_a_unix_socket_with_an_acl_user_a_database_and_9_mib(void) {
     redis_server_stop(&rs);
 }
 
+/* A TLS server that closes the connection while a large value is still being sent (a
+ * value over its `proto-max-bulk-len`) makes the next writes fail with EPIPE: an error
+ * counted, never a SIGPIPE, which this program (like most C programs) does not ignore.
+ * Before, rustls's record writes (writev, without MSG_NOSIGNAL) killed the process. */
+static void tls_a_server_closing_mid_value_never_kills_the_process(void) {
+    char dir[PATH_MAX], ca[PATH_MAX], cert[PATH_MAX], key[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", tmp_path("tls-bulk"));
+    join_path(ca, sizeof ca, dir, "ca.crt");
+    join_path(cert, sizeof cert, dir, "server.crt");
+    join_path(key, sizeof key, dir, "server.key");
+    REQUIRE(make_tls_files(dir) == 0);
+    const char *extra[] = {"--tls-cert-file", cert, "--tls-key-file", key, "--tls-ca-cert-file", ca,
+                           "--tls-auth-clients", "no", "--proto-max-bulk-len", "1mb", NULL};
+    redis_server rs;
+    REQUIRE(redis_server_start_args(&rs, dir, extra, 1) == 0);
+    setenv("SSL_CERT_FILE", ca, 1);
+    backlite_options *o = remote_at(rs.url, 5000);
+    backlite_storage *a = open_file("tls-bulk.db", o);
+    const size_t size = 32 << 20;
+    uint8_t *value = calloc(1, size);
+    REQUIRE(value != NULL);
+    SET_BYTES(a, "big", value, size, BACKLITE_EXPIRATION_NEVER);
+    CHECK_EQ(stats_of(a).errors, 1);
+    backlite_buf buf = {0};
+    CHECK_OK(backlite_storage_get(a, K("big"), &buf, NULL, &err));
+    CHECK_EQ(buf.len, size);
+    backlite_buf_free(&buf);
+    free(value);
+    backlite_storage_free(a);
+    backlite_options_free(o);
+    unsetenv("SSL_CERT_FILE");
+    redis_server_stop(&rs);
+}
+
 int main(void) {
     h_begin();
     int up = start_test_server(&server, server_dir) == 0;
@@ -709,6 +743,7 @@ int main(void) {
     RUN(an_unreachable_or_killed_remote_never_fails_a_call);
     RUN(tls_with_the_trusted_ca_works_and_an_unknown_ca_is_refused);
     RUN(tls_and_a_unix_socket_with_an_acl_user_a_database_and_9_mib);
+    RUN(tls_a_server_closing_mid_value_never_kills_the_process);
     redis_server_stop(&server);
     return h_end();
 }

@@ -11,18 +11,28 @@ use redis::{
 };
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
-use socket2::{Domain, SockAddr, Type};
+use socket2::{Domain, SockAddr, SockRef, Type};
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A socket whose waits can be bounded.
-trait Socket: Read + Write {
+trait Socket: Read + AsFd {
     fn set_read_wait(&self, wait: Duration) -> io::Result<()>;
     fn set_write_wait(&self, wait: Duration) -> io::Result<()>;
+}
+
+/// Writes with MSG_NOSIGNAL: a write to a connection the server has closed must be an
+/// error (EPIPE), never a SIGPIPE, which kills a C program that does not ignore it. std
+/// passes the flag for `TcpStream::write`, but not for `write_vectored` (writev), which
+/// rustls uses to send its records: a `rediss://` server closing while a large value
+/// went out (a value over its `proto-max-bulk-len`) killed the calling process.
+fn send(socket: &impl AsFd, buf: &[u8]) -> io::Result<usize> {
+    SockRef::from(socket).send_with_flags(buf, libc::MSG_NOSIGNAL)
 }
 
 impl Socket for TcpStream {
@@ -123,17 +133,22 @@ impl<S: Socket> Read for Timed<S> {
 impl<S: Socket> Write for Timed<S> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.fit_write()?;
-        self.socket.write(buf)
+        send(&self.socket, buf)
     }
 
-    /// TLS hands over its records together: one system call for them all.
+    /// TLS hands over its records together; they are sent one `send` each (a record is
+    /// up to 16 KiB), as `send`, unlike writev, takes MSG_NOSIGNAL.
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        self.fit_write()?;
-        self.socket.write_vectored(bufs)
+        let first = bufs
+            .iter()
+            .find(|b| !b.is_empty())
+            .map_or(&[][..], |b| &**b);
+        self.write(first)
     }
 
+    /// Nothing is buffered: each write is a system call.
     fn flush(&mut self) -> io::Result<()> {
-        self.socket.flush()
+        Ok(())
     }
 }
 
