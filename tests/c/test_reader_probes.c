@@ -302,19 +302,8 @@ static void the_counters_equal_the_values_through_every_kind_of_change(void) {
     h_sleep_ms(5);
     SET_BYTES(s, "last", v, 10, NEVER);
     backlite_stats st = STATS(s);
-    uint64_t sum = 0, filed = 0;
-    for (int k = 0; k < 24; k++) {
-        char key[16];
-        snprintf(key, sizeof key, "k%d", k);
-        backlite_buf b = {0};
-        backlite_error *e = NULL;
-        if (backlite_storage_get(s, K(key), &b, NULL, &e) == BACKLITE_RESULT_OK) {
-            sum += b.len;
-            filed += b.len >= THRESHOLD;
-        }
-        backlite_buf_free(&b);
-        backlite_error_free(e);
-    }
+    uint64_t sum, filed;
+    live_values(s, 24, THRESHOLD, &sum, &filed);
     CHECK_EQ(st.total_size, sum + 10);
     CHECK_EQ((uint64_t)value_files(path), filed);
     CHECK_EQ(temp_files(path), 0);

@@ -458,19 +458,8 @@ static void counters_hold_for_(backlite_eviction_policy policy) {
     /* Everything expired purged by a write; then the files are the live filed values. */
     h_sleep_ms(3);
     SET_BYTES(s, "last", v, 10, NEVER);
-    uint64_t sum = 0, filed = 0;
-    for (int k = 0; k < 12; k++) {
-        char key[16];
-        snprintf(key, sizeof key, "k%d", k);
-        backlite_buf b = {0};
-        backlite_error *e = NULL;
-        if (backlite_storage_get(s, K(key), &b, NULL, &e) == BACKLITE_RESULT_OK) {
-            sum += b.len;
-            filed += b.len >= THRESHOLD;
-        }
-        backlite_buf_free(&b);
-        backlite_error_free(e);
-    }
+    uint64_t sum, filed;
+    live_values(s, 12, THRESHOLD, &sum, &filed);
     CHECK_EQ(STATS(s).total_size, sum + 10);
     CHECK_EQ((uint64_t)value_files(path), filed);
     backlite_storage_free(s);

@@ -58,6 +58,26 @@ static inline int value_files(const char *cache) {
 }
 static inline int temp_files(const char *cache) { return count_named(cache, "t-", ".tmp"); }
 
+/* The sizes of the live values under keys "k0" .. "k<keys-1>" (`*sum`), and how many of
+ * them are at least `threshold` bytes, so kept in files (`*filed`). */
+static inline void live_values(backlite_storage *s, int keys, size_t threshold, uint64_t *sum,
+                               uint64_t *filed) {
+    *sum = *filed = 0;
+    for (int k = 0; k < keys; k++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", k);
+        backlite_buf b = {0};
+        backlite_error *e = NULL;
+        if (backlite_storage_get(s, (const uint8_t *)key, strlen(key), &b, NULL, &e) ==
+            BACKLITE_RESULT_OK) {
+            *sum += b.len;
+            *filed += b.len >= threshold;
+        }
+        backlite_buf_free(&b);
+        backlite_error_free(e);
+    }
+}
+
 /* The path of the one value file in the cache's folder (valid until the next call). A
  * test that looks for it has just made it: anything but one ends the program. */
 static inline const char *only_value_file(const char *cache) {
