@@ -197,10 +197,10 @@ impl Lease {
     }
 
     /// Stores `value` under the key and releases the lease, in one transaction. A lost
-    /// lease stores nothing. A value too large to store releases the lease too.
+    /// lease stores nothing. The lease is released whatever the result: a value too
+    /// large to store, or one the write failed to store, releases it too.
     pub fn fulfill(mut self, value: &[u8], expiration: Expiration) -> Result<()> {
         self.stop_renewing();
-        self.open = false;
         let storage = self.storage.clone();
         // A value too large to store is not hashed (store refuses it).
         let crc = if value.len() as u64 <= storage.value_limit() {
@@ -217,6 +217,12 @@ impl Lease {
                 .store(t, &self.key, value, crc, expiration)
                 .map(Some)
         });
+        // Released by that write, or lost. A write that failed (a large value its file
+        // could not take, a full disk) released nothing: the lease is released as by
+        // an abandon when `self` drops, or the key waited out the whole lease.
+        if stored.is_ok() {
+            self.open = false;
+        }
         storage.shared.notify_release();
         match stored? {
             None => Err(Self::lost()),
