@@ -83,6 +83,7 @@ impl Storage {
             let files = self.shared.value_files(false)?;
             let recorded = (!counters_were_damaged).then_some((t.count, t.total_size));
             let (mut report, damaged_rows) = examine(t.conn(), files, recorded, t.now)?;
+            self.files_still_here(&damaged_rows)?;
             // Files no row names. A set writes its file before it takes the write lock
             // and holds the file's own lock until its row commits: a file whose lock
             // can be taken is an orphan, of a write that failed or was killed.
@@ -117,6 +118,7 @@ impl Storage {
         };
         let files = self.shared.value_files(false)?;
         let (mut report, damaged_rows) = examine(conn, files, live, now)?;
+        self.files_still_here(&damaged_rows)?;
         // A write that committed after the snapshot began (a delete, an overwrite, an
         // eviction in another process) removes the files of the rows it removed: such
         // a file is missing, but no row names it any more. As of the snapshot, its
@@ -147,6 +149,17 @@ impl Storage {
         }
         report.orphan_values += sweep(conn, self.shared.folder_to_sweep()?, false, &[])?;
         Ok(report)
+    }
+
+    /// An error if a damaged row names a value file and the file's name no longer
+    /// leads to it (moved, deleted or replaced while open): its value file may have
+    /// moved with it, whole, so no such row is damaged as far as this handle can
+    /// tell, and none may be removed (`FileShared::still_here`).
+    fn files_still_here(&self, damaged_rows: &[DamagedRow]) -> Result<()> {
+        match damaged_rows.iter().any(|row| row.3.is_some()) {
+            true => self.shared.still_here(),
+            false => Ok(()),
+        }
     }
 
     /// Rebuilds the file to give free pages back to the file system, and truncates the

@@ -83,6 +83,19 @@ impl FileShared {
         (!self.name.as_os_str().is_empty() && self.still_named()).then_some(self.name.as_path())
     }
 
+    /// An error if this file's name no longer leads to it (it was moved, deleted or
+    /// replaced while open), for a value file found missing or damaged at its path:
+    /// the folder may have moved with the file, its values whole, so that is no sign
+    /// of damage, and the entry must stay for the file's next opener. (Asked only
+    /// then: it costs a `stat` of the file.)
+    pub fn still_here(&self) -> Result<()> {
+        if self.name.as_os_str().is_empty() || self.still_named() {
+            Ok(())
+        } else {
+            Err(crate::error::Error::file_gone(&self.name))
+        }
+    }
+
     /// Whether the name connections open the file by still leads to it.
     fn still_named(&self) -> bool {
         matches!(crate::schema::identify(&self.name), Ok(Some(id)) if id == self.id)

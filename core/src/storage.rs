@@ -523,7 +523,14 @@ impl Storage {
                             Some(files) => {
                                 #[cfg(test)]
                                 self.before_file_read();
-                                Ok(match take::read_file(files, &name, crc, dest)? {
+                                let read = take::read_file(files, &name, crc, dest)?;
+                                if read != FileRead::Value(()) {
+                                    // Not there, or not what the row says: no damage
+                                    // if the folder moved with the file (see
+                                    // `still_here`), and nothing may be removed.
+                                    self.shared.still_here()?;
+                                }
+                                Ok(match read {
                                     FileRead::Value(()) => true,
                                     FileRead::Missing => {
                                         vanished.set(true);
@@ -532,7 +539,7 @@ impl Storage {
                                     FileRead::Damaged => false,
                                 })
                             }
-                            None => Ok(false),
+                            None => self.shared.still_here().map(|_| false),
                         },
                         (None, None) => Ok(false),
                     };

@@ -665,13 +665,19 @@ impl<'c> Txn<'c> {
         let name = row.3.as_deref().and_then(ValueName::parse);
         let files = self.shared.value_files(false)?;
         let (Some(name), Some(files)) = (name, files) else {
+            // No folder at the path: no damage if it moved with the file.
+            self.shared.still_here()?;
             return Ok(found);
         };
         Ok(match files.read(&name, size, crc)? {
             Read::Value(value) => Some(Found::Live((on_live.take().expect("once"))(
                 &value, deadline,
             ))),
-            Read::Missing | Read::Damaged => found,
+            Read::Missing | Read::Damaged => {
+                // No damage if the folder moved with the file (`still_here`).
+                self.shared.still_here()?;
+                found
+            }
         })
     }
 

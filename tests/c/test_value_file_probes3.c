@@ -1,7 +1,8 @@
 /*
  * Large values kept in files (issue 16), probed a third time through the C ABI: what a
  * value that cannot be written to its file leaves behind in the calls that store it
- * inside a write transaction (a lease's fulfil, an exclusive cached call).
+ * inside a write transaction (a lease's fulfil, an exclusive cached call), and a
+ * cache moved with its folder while a handle is open.
  */
 #include "backlite.h"
 #include "harness.h"
@@ -64,8 +65,61 @@ static void a_lease_whose_value_cannot_be_written_frees_its_key(void) {
     free(v);
 }
 
+/* The folder a cache is in, moved while a handle is open: the cache and its folder of
+ * values moved together, and every value file is whole beside it, only not where the
+ * handle's path says. A value file missing at that path is no damage then: no call
+ * of the old handle may remove the entry (its next opener, at the new path, reads
+ * it), each fails with IO as any call that needs a new connection does ("open it
+ * again"). Before, a get (through a connection opened before the move) and a check
+ * with repair removed it, and a look-up for a lease too. */
+static void a_cache_moved_while_open_keeps_its_large_entries(void) {
+    char from[PATH_MAX], to[PATH_MAX], path[PATH_MAX + 16], moved[PATH_MAX + 16];
+    snprintf(from, sizeof from, "%s", tmp_path("from"));
+    snprintf(to, sizeof to, "%s", tmp_path("to"));
+    REQUIRE(mkdir(from, 0700) == 0);
+    snprintf(path, sizeof path, "%s/c.db", from);
+    snprintf(moved, sizeof moved, "%s/c.db", to);
+    backlite_storage *s = OPEN_SET(path, .file_threshold = THRESHOLD);
+    REQUIRE(s != NULL);
+    uint8_t *v = h_pattern(LARGE, 2);
+    SET_BYTES(s, "k", v, LARGE, NEVER);
+    SET(s, "small", "kept");
+    /* Connections for reads are open before the move, as in any handle in use. */
+    GET_BYTES_EQ(s, "k", v, LARGE);
+    GET_EQ(s, "small", "kept");
+    REQUIRE(rename(from, to) == 0);
+
+    backlite_buf out = {0};
+    CHECK_RC(backlite_storage_get(s, K("k"), &out, NULL, &err), BACKLITE_RESULT_IO);
+    CHECK_RC(backlite_storage_contains(s, K("k"), &err), BACKLITE_RESULT_IO);
+    backlite_value_reader *r = NULL;
+    CHECK_RC(backlite_storage_open_reader(s, K("k"), &r, NULL, NULL, &err), BACKLITE_RESULT_IO);
+    CHECK(r == NULL);
+    backlite_lease *lease = NULL;
+    CHECK_RC(backlite_lease_try_acquire(s, K("k"), 60000, &out, &lease, &err), BACKLITE_RESULT_IO);
+    CHECK(lease == NULL);
+    backlite_lease_abandon(lease);
+    backlite_buf_free(&out);
+    backlite_check_report rep;
+    CHECK_RC(backlite_storage_check(s, 0, &rep, &err), BACKLITE_RESULT_IO);
+    CHECK_RC(backlite_storage_check(s, 1, &rep, &err), BACKLITE_RESULT_IO);
+    backlite_storage_free(s);
+
+    s = OPEN_SET(moved, .file_threshold = THRESHOLD);
+    REQUIRE(s != NULL);
+    GET_BYTES_EQ(s, "k", v, LARGE);
+    GET_EQ(s, "small", "kept");
+    memset(&rep, 0, sizeof rep);
+    CHECK_OK(backlite_storage_check(s, 0, &rep, &err));
+    CHECK(rep.healthy && rep.damaged == 0 && rep.actual_count == 2);
+    CHECK_EQ(value_files(moved), 1);
+    backlite_storage_free(s);
+    free(v);
+}
+
 int main(void) {
     h_begin();
     RUN(a_lease_whose_value_cannot_be_written_frees_its_key);
+    RUN(a_cache_moved_while_open_keeps_its_large_entries);
     return h_end();
 }
