@@ -722,11 +722,9 @@ impl Storage {
                     t.now,
                 ))
             })?;
-            return if due {
-                Ok(())
-            } else {
-                Err(self.too_large(value.len()))
-            };
+            // The remote's older value goes too, as with any refused or expired set:
+            // left there, the next get here read it back.
+            return self.set_done(key, value, expiration, Ok(due));
         }
         // Asked once: the pool, the turn to write, the hit buffer, the lifetime
         // counters and the fills each check it (for a forked child).

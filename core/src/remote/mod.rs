@@ -708,11 +708,18 @@ impl Remote {
         expiration: Expiration,
         now: i64,
     ) -> Write<'a> {
+        let deadline = self.deadline(expiration, now);
+        // A value already expired is only the removal of the older one: the
+        // write-behind queue need not copy (nor count against its bytes) a value that
+        // is never sent.
+        if deadline.is_some_and(|t| t <= now) {
+            return Write::unlink(key);
+        }
         Write {
             key: Cow::Borrowed(key),
             set: Some(SetValue {
                 value: Cow::Borrowed(value),
-                deadline: self.deadline(expiration, now),
+                deadline,
                 now,
             }),
         }
