@@ -336,7 +336,7 @@ impl Storage {
                     // Dropping the lease releases it; with a remote tier, the compute
                     // runs under its lease there too (remote/tier.rs).
                     let (value, expiration) =
-                        self.remote_single_flight(key, expiration, give_up, compute)?;
+                        self.remote_single_flight(key, expiration, give_up, wait_timeout, compute)?;
                     return match lease.fulfill(&value, expiration) {
                         Err(e)
                             if !matches!(e.kind(), ErrorKind::TooLarge | ErrorKind::LeaseLost) =>

@@ -6,7 +6,9 @@
 #include "redis_server.h"
 #include "remote_calls.h"
 
+#include <pthread.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 static redis_server server;
 static char server_dir[PATH_MAX];
@@ -69,6 +71,79 @@ static void a_value_over_the_limit_removes_the_remote_older_value_behind(void) {
     check_a_value_over_the_limit_removes_the_remote_older_value(BACKLITE_REMOTE_MODE_WRITE_BEHIND);
 }
 
+/* ---- waiting for another machine's compute ---- */
+
+static int started[2], go[2];
+
+static int32_t compute_when_told(void *user, backlite_sink *sink) {
+    (void)user;
+    char byte;
+    (void)!write(started[1], "s", 1);
+    (void)!read(go[0], &byte, 1);
+    return backlite_sink_write(sink, K("computed there")) == BACKLITE_RESULT_OK ? 0 : 1;
+}
+
+static int32_t never_computed(void *user, backlite_sink *sink) {
+    (void)sink;
+    (*(int *)user)++;
+    return 1;
+}
+
+static void *compute_there(void *arg) {
+    backlite_buf buf = {0};
+    CHECK_OK(backlite_cached_call_exclusive(arg, K("computed"), compute_when_told, NULL, NEVER,
+                                            30000, &buf, NULL));
+    CHECK_BUF_STR(buf, "computed there");
+    backlite_buf_free(&buf);
+    return NULL;
+}
+
+/* A caller whose wait for another machine's compute (the remote lease held, not the
+ * file's) runs out returns LEASE_HELD with the holder's time left, as the header says
+ * for every waiter, and as a waiter on the same file gets. It returned BUSY, which means
+ * a lock not obtained within the busy timeout, with no time left. The remote lease
+ * lasts 8 timeouts here (8 s). */
+static void a_wait_for_another_machine_runs_out_as_lease_held(void) {
+    backlite_options *o = remote_at(server.url, 1000);
+    REQUIRE(pipe(started) == 0 && pipe(go) == 0);
+    backlite_storage *there = open_file("held-there.db", o), *here = open_file("held-here.db", o);
+    pthread_t holder;
+    REQUIRE(pthread_create(&holder, NULL, compute_there, there) == 0);
+    char byte;
+    REQUIRE(read(started[0], &byte, 1) == 1); /* `there` holds the remote lease */
+    int computed = 0;
+    for (int wait_ms = 0; wait_ms <= 200; wait_ms += 200) {
+        backlite_buf buf = {0};
+        backlite_error *e = NULL;
+        CHECK_EQ(backlite_cached_call_exclusive(here, K("computed"), never_computed, &computed,
+                                                NEVER, wait_ms, &buf, &e),
+                 BACKLITE_RESULT_LEASE_HELD);
+        REQUIRE(e != NULL);
+        CHECK_EQ(backlite_error_result(e), BACKLITE_RESULT_LEASE_HELD);
+        int64_t left = backlite_error_lease_time_left_ms(e);
+        CHECK(left > 0 && left <= 8000);
+        backlite_error_free(e);
+        CHECK_EQ(buf.data, NULL);
+    }
+    CHECK_EQ(computed, 0);
+    (void)!write(go[1], "g", 1);
+    pthread_join(holder, NULL);
+    /* The holder's value, from the remote. */
+    backlite_buf buf = {0};
+    CHECK_OK(backlite_cached_call_exclusive(here, K("computed"), never_computed, &computed, NEVER,
+                                            0, &buf, &err));
+    CHECK_BUF_STR(buf, "computed there");
+    backlite_buf_free(&buf);
+    CHECK_EQ(computed, 0);
+    backlite_storage_free(here);
+    backlite_storage_free(there);
+    for (int i = 0; i < 2; i++) {
+        close(started[i]);
+        close(go[i]);
+    }
+    backlite_options_free(o);
+}
+
 int main(void) {
     quiet_stopped_children();
     h_begin();
@@ -78,6 +153,7 @@ int main(void) {
     }
     RUN(a_value_over_the_limit_removes_the_remote_older_value);
     RUN(a_value_over_the_limit_removes_the_remote_older_value_behind);
+    RUN(a_wait_for_another_machine_runs_out_as_lease_held);
     redis_server_stop(&server);
     return h_end();
 }

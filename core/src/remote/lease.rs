@@ -80,6 +80,17 @@ impl Remote {
         })
     }
 
+    /// How long the lease another owner holds on `key` lasts unless renewed (its
+    /// `PTTL`); `None` when the remote cannot say (no lease now, or not reachable).
+    pub(crate) fn lease_left(&self, key: &[u8]) -> Option<Duration> {
+        let gen = self.gen.load(Relaxed);
+        let lease_key = self.keys.item(b'l', gen, key).0;
+        let value_key = self.keys.item(b'd', gen, key).0;
+        let cmd = redis::cmd("PTTL").arg(lease_key).clone();
+        let left: i64 = self.run_item(&value_key, |c| c.query(&cmd))?;
+        (left > 0).then(|| Duration::from_millis(left as u64))
+    }
+
     /// Renews the lease: `Some(true)` renewed, `Some(false)` lost (another owner may hold
     /// it), `None` the remote could not be asked (down, slow, backed off): the lease may
     /// still be ours until its deadline.

@@ -7,9 +7,10 @@ use super::fill::{self, Buffered, FileState, Fill, Look, Ticket};
 use super::{Hit, RemoteMode, RemoteStats};
 use crate::entry::Entry;
 use crate::error::SqliteContext;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{ErrorKind, Result};
 use crate::expiration::Expiration;
 use crate::fork::this_process;
+use crate::lease::held_error;
 use crate::storage::Storage;
 use crate::table;
 use crate::transact;
@@ -184,11 +185,14 @@ impl Storage {
     /// `compute` runs here (and its value is written through). Also returns how long
     /// the value lives here: `expiration` for a value computed here, the remote's time
     /// left for one found there (another machine set it, with its own expiration).
+    /// Past `give_up` (`waited` after the call began), a lease another machine still
+    /// holds is [`ErrorKind::LeaseHeld`].
     pub(crate) fn remote_single_flight(
         self: &Arc<Self>,
         key: &[u8],
         expiration: Expiration,
         give_up: Instant,
+        waited: Duration,
         compute: impl FnOnce() -> Result<Vec<u8>>,
     ) -> Result<(Vec<u8>, Expiration)> {
         let found = |hit: Hit| {
@@ -261,10 +265,12 @@ impl Storage {
                     }
                     let now = Instant::now();
                     if now >= give_up {
-                        return Err(Error::new(
-                            ErrorKind::Busy,
-                            "another machine is still computing this key (remote lease held)",
-                        ));
+                        // LEASE_HELD with the holder's time left, as for a holder on
+                        // this file (BUSY means a lock not obtained in the busy timeout).
+                        let left = remote
+                            .lease_left(key)
+                            .unwrap_or_else(|| remote.lease_duration());
+                        return Err(held_error(left, pause, Some(waited)));
                     }
                     std::thread::sleep(pause.min(give_up - now));
                     pause = (pause * 2).min(MAX_POLL);
