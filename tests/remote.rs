@@ -232,6 +232,40 @@ fn write_behind_set_before_its_own_clear_never_outlives_it() {
     }
 }
 
+/// A key whose delete (or expired set) waits in the write-behind queue is not read
+/// back from the remote meanwhile, by its handle or another handle of the process on
+/// the file: the remote still holds the value the delete removes. Before, the get read
+/// it back (and stored it in the file again). The queue's thread is held on an earlier
+/// write's reply, so the queued writes wait, deterministically.
+#[test]
+fn a_key_with_a_queued_write_is_not_read_back_from_the_remote() {
+    let (server, proxy, dir, other, wb) = held_write_behind_beside_another();
+    let mut same_file = held_write_behind(&proxy);
+    same_file.set_remote_mode(RemoteMode::ReadWrite);
+    let beside = machine(&dir, "wb.db", &same_file);
+    other.set(b"deleted", b"older value", NEVER).unwrap();
+    other.set(b"expired", b"older value", NEVER).unwrap();
+    proxy.arm(b"SET");
+    wb.set(b"first", b"v", NEVER).unwrap();
+    proxy.wait_until(|h| h.waiting == 1); // the thread waits for this reply
+    wb.delete(b"deleted").unwrap();
+    wb.set(b"expired", b"new value", Expiration::After(Duration::ZERO))
+        .unwrap();
+    for key in [&b"deleted"[..], b"expired"] {
+        assert_eq!(get(&wb, key), None, "{}", String::from_utf8_lossy(key));
+        assert_eq!(get(&beside, key), None, "{}", String::from_utf8_lossy(key));
+        assert!(!wb.contains(key).unwrap());
+    }
+    assert_eq!(wb.remote_stats().unwrap().errors, 0);
+    proxy.release();
+    drop(beside);
+    drop(wb); // sends what is queued
+    let third = machine(&dir, "third.db", &remote_options(&server.url()));
+    assert_eq!(get(&third, b"first").as_deref(), Some(&b"v"[..]));
+    assert_eq!(get(&third, b"deleted"), None);
+    assert_eq!(get(&third, b"expired"), None);
+}
+
 /// A set queued before another client's clear never appears after it: neither when
 /// the clear lands between the queueing and the send (a race: rounds cover it), nor
 /// when the handle has not yet seen a clear made before the set (deterministic).

@@ -30,7 +30,7 @@ pub use self::options::{
 pub use self::url::{redact, RemoteUrl};
 
 use self::client::{Client, Conn};
-use self::unsynced::Unsynced;
+use self::unsynced::{InQueue, Unsynced};
 use crate::expiration::Expiration;
 use crate::options::Options;
 use crate::sync::lock;
@@ -374,9 +374,11 @@ struct Queued {
 /// generation that is no longer live (another client cleared) is sent as an unlink
 /// (a miss is safe, a value from before the clear is not), and the live generation
 /// is remembered so that writes queued afterwards are sent as they are.
+#[allow(clippy::too_many_arguments)]
 fn write_behind(
     rx: Receiver<Queued>,
     held: &AtomicUsize,
+    in_queue: &InQueue,
     client: &Client,
     keys: &Keys,
     live: &AtomicU64,
@@ -395,7 +397,13 @@ fn write_behind(
             batch.push(more);
         }
         let bytes: usize = batch.iter().map(|q| q.bytes).sum();
+        let sent: Vec<Vec<u8>> = batch
+            .iter()
+            .flat_map(|q| q.writes.iter().map(|w| w.key.to_vec()))
+            .collect();
         send_batch(batch, len, client, keys, live, epoch, lost);
+        // Sent, or remembered as lost: the remote may be read for these keys again.
+        in_queue.remove(sent.iter().map(Vec::as_slice));
         // Their memory is freed: room for as many bytes more.
         held.fetch_sub(bytes, Relaxed);
     }
@@ -466,6 +474,9 @@ pub(crate) struct Remote {
     /// Keys whose last write did not reach the remote: unlinked before the next call.
     /// Shared like `pending_clear`.
     unsynced: Arc<Unsynced>,
+    /// Keys with a write in a write-behind queue: not read from the remote meanwhile.
+    /// Shared like `pending_clear`.
+    in_queue: Arc<InQueue>,
     behind: Option<Behind>,
 }
 
@@ -486,17 +497,17 @@ impl Remote {
         let url = r.url.as_ref()?;
         let client = Arc::new(Client::new(url, r.timeout));
         let keys = Arc::new(Keys::new(&r.namespace, options.version_tag.as_deref()));
-        let (unsynced, pending_clear) = owed.of(url, &keys);
+        let (unsynced, pending_clear, in_queue) = owed.of(url, &keys);
         let gen = Arc::new(AtomicU64::new(0));
         let epoch = Arc::new(AtomicU64::new(0));
         let behind = (r.mode == RemoteMode::WriteBehind).then(|| {
             let (tx, rx) = sync_channel(BEHIND_QUEUE);
             let (c, k, g, lost) = (client.clone(), keys.clone(), gen.clone(), unsynced.clone());
             let (e, held) = (epoch.clone(), Arc::new(AtomicUsize::new(0)));
-            let h = held.clone();
+            let (h, q) = (held.clone(), in_queue.clone());
             let thread = std::thread::Builder::new()
                 .name("backlite-write-behind".into())
-                .spawn(move || write_behind(rx, &h, &c, &k, &g, &e, &lost))
+                .spawn(move || write_behind(rx, &h, &q, &c, &k, &g, &e, &lost))
                 .ok();
             Behind {
                 queue: Mutex::new(Some(tx)),
@@ -513,6 +524,7 @@ impl Remote {
             epoch,
             pending_clear,
             unsynced,
+            in_queue,
             behind,
         };
         remote.refresh_generation();
@@ -575,6 +587,10 @@ impl Remote {
     /// `pid` is this process.
     pub(crate) fn get(&self, pid: u32, key: &[u8], now: i64, count: bool) -> Option<Hit> {
         if !self.ready() {
+            return None;
+        }
+        if self.in_queue.holds(key) {
+            self.client.counters.skipped.fetch_add(1, Relaxed);
             return None;
         }
         let generation_key = self.keys.generation();
@@ -672,10 +688,13 @@ impl Remote {
                 gen: self.gen.load(Relaxed),
                 epoch: self.epoch.load(SeqCst),
             };
+            // Before it is queued: the thread may send it (and forget the keys) at once.
+            self.in_queue.add(queued.writes.iter().map(|w| &w.key[..]));
             if let Err(TrySendError::Full(q) | TrySendError::Disconnected(q)) = q.try_send(queued) {
                 behind.held.fetch_sub(q.bytes, Relaxed);
                 self.client.counters.errors.fetch_add(1, Relaxed);
                 lost(&q.writes);
+                self.in_queue.remove(q.writes.iter().map(|w| &w.key[..]));
             }
             return None;
         }
@@ -871,11 +890,14 @@ impl Remote {
 #[derive(Default)]
 pub(crate) struct Owed(Mutex<OwedMap>);
 
-type OwedMap = std::collections::HashMap<String, (Arc<Unsynced>, Arc<AtomicBool>)>;
+type OwedMap = std::collections::HashMap<String, Debts>;
+
+/// A remote's unsynced keys, owed clear and keys in write-behind queues (`Owed`).
+type Debts = (Arc<Unsynced>, Arc<AtomicBool>, Arc<InQueue>);
 
 impl Owed {
     /// The debts to the remote at `url` under the key prefix of `keys`.
-    fn of(&self, url: &RemoteUrl, keys: &Keys) -> (Arc<Unsynced>, Arc<AtomicBool>) {
+    fn of(&self, url: &RemoteUrl, keys: &Keys) -> Debts {
         // The URL as shown (no password): the same server reached with another
         // password holds the same keys.
         let id = format!("{}\n{}", url.shown(), keys.prefix);

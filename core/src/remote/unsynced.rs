@@ -9,7 +9,7 @@
 use super::client::Client;
 use crate::sync::lock;
 use redis::Cmd;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Mutex;
 
@@ -86,5 +86,49 @@ impl Unsynced {
             self.add(waiting);
         }
         left
+    }
+}
+
+/// Keys (as the caller names them) with a write waiting in the write-behind queue of
+/// one of the process's handles on the file. Until it is sent, the remote still holds
+/// what that write removes or replaces: a handle that read the key from the remote
+/// then would get a value deleted (or overwritten) before, and store it in the file
+/// again. So no handle reads such a key from the remote until the write was sent, or
+/// remembered as lost (`Unsynced`, which then holds the key).
+#[derive(Default)]
+pub(crate) struct InQueue {
+    /// Each key with its number of queued writes.
+    keys: Mutex<HashMap<Vec<u8>, usize>>,
+    /// Whether `keys` may be non-empty: the common case costs one load, no lock.
+    any: AtomicBool,
+}
+
+impl InQueue {
+    /// Counts a queued write of each of `keys`.
+    pub(crate) fn add<'a>(&self, keys: impl IntoIterator<Item = &'a [u8]>) {
+        let mut queued = lock(&self.keys);
+        for k in keys {
+            *queued.entry(k.to_vec()).or_default() += 1;
+        }
+        self.any.store(!queued.is_empty(), Relaxed);
+    }
+
+    /// After writes of `keys` were sent (or lost, or dropped): one queued write fewer each.
+    pub(crate) fn remove<'a>(&self, keys: impl IntoIterator<Item = &'a [u8]>) {
+        let mut queued = lock(&self.keys);
+        for k in keys {
+            if let Some(n) = queued.get_mut(k) {
+                *n -= 1;
+                if *n == 0 {
+                    queued.remove(k);
+                }
+            }
+        }
+        self.any.store(!queued.is_empty(), Relaxed);
+    }
+
+    /// Whether a write of `key` waits in a queue.
+    pub(crate) fn holds(&self, key: &[u8]) -> bool {
+        self.any.load(Relaxed) && lock(&self.keys).contains_key(key)
     }
 }
