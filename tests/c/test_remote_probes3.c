@@ -144,6 +144,54 @@ static void a_wait_for_another_machine_runs_out_as_lease_held(void) {
     backlite_options_free(o);
 }
 
+/* ---- a computed value the server refuses ---- */
+
+static int oom_port;
+
+static int32_t compute_then_fill_the_server(void *user, backlite_sink *sink) {
+    (void)user;
+    char out[64];
+    /* Taken: the lease is ours. The server now refuses every write that needs memory. */
+    CHECK_STR_EQ(redis_cli(oom_port, "CONFIG SET maxmemory 1", out, sizeof out), "OK");
+    return backlite_sink_write(sink, K("computed here")) == BACKLITE_RESULT_OK ? 0 : 1;
+}
+
+/* A value computed under the remote lease that the server refuses to store (out of
+ * memory under `noeviction`) still gives its lease up: another machine computes the key
+ * at once instead of waiting for the lease to run out (8 timeouts, at least 2 s), or
+ * getting LEASE_HELD for a compute that ended. The refused SET failed the script that
+ * stores the value, before it deleted the lease. */
+static void a_computed_value_the_server_refuses_gives_its_lease_up(void) {
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", tmp_path("oom-lease"));
+    mkdir(dir, 0700);
+    redis_server rs;
+    const char *extra[] = {"--maxmemory-policy", "noeviction", NULL};
+    REQUIRE(redis_server_start_args(&rs, dir, extra, 0) == 0);
+    oom_port = rs.port;
+    backlite_options *o = remote_at(rs.url, 10000);
+    backlite_storage *a = open_file("oom-a.db", o), *b = open_file("oom-b.db", o);
+    backlite_buf buf = {0};
+    CHECK_OK(backlite_cached_call_exclusive(a, K("k"), compute_then_fill_the_server, NULL, NEVER,
+                                            0, &buf, &err));
+    CHECK_BUF_STR(buf, "computed here");
+    backlite_buf_free(&buf);
+    CHECK(stats_of(a).errors > 0);
+    char out[64];
+    CHECK_STR_EQ(redis_cli(rs.port, "CONFIG SET maxmemory 0", out, sizeof out), "OK");
+    CHECK_STR_EQ(redis_cli(rs.port, "EXISTS backlite::l{0:k}", out, sizeof out), "0");
+    int computed = 0;
+    backlite_error *e = NULL;
+    CHECK_EQ(backlite_cached_call_exclusive(b, K("k"), never_computed, &computed, NEVER, 0, &buf, &e),
+             BACKLITE_RESULT_CALLBACK_FAILED);
+    backlite_error_free(e);
+    CHECK_EQ(computed, 1);
+    backlite_storage_free(b);
+    backlite_storage_free(a);
+    backlite_options_free(o);
+    redis_server_stop(&rs);
+}
+
 int main(void) {
     quiet_stopped_children();
     h_begin();
@@ -154,6 +202,7 @@ int main(void) {
     RUN(a_value_over_the_limit_removes_the_remote_older_value);
     RUN(a_value_over_the_limit_removes_the_remote_older_value_behind);
     RUN(a_wait_for_another_machine_runs_out_as_lease_held);
+    RUN(a_computed_value_the_server_refuses_gives_its_lease_up);
     redis_server_stop(&server);
     return h_end();
 }

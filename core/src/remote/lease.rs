@@ -7,16 +7,20 @@ use super::{codec, random_u64, Remote, MAX_PX};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-/// Stores the value and releases the lease, only if the lease is still ours.
+/// Stores the value and releases the lease, only if the lease is still ours. A SET
+/// the server refuses (out of memory under `noeviction`) still releases the lease, then
+/// fails the script: left held, it kept every other machine waiting for its deadline.
 /// KEYS: lease, value. ARGV: token, payload, px (0: no expiry).
 const FENCED_SET: &str = r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local set
 if tonumber(ARGV[3]) > 0 then
-  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+  set = redis.pcall('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
 else
-  redis.call('SET', KEYS[2], ARGV[2])
+  set = redis.pcall('SET', KEYS[2], ARGV[2])
 end
 redis.call('DEL', KEYS[1])
+if type(set) == 'table' and set.err then return set end
 return 1";
 
 /// Moves the lease's deadline, only if it is still ours. KEYS: lease. ARGV: token, px.
