@@ -322,9 +322,8 @@ impl Storage {
         let Ok(Some(files)) = self.shared.value_files(false) else {
             return;
         };
-        for name in names.iter().filter_map(|n| ValueName::parse(n)) {
-            let _ = files.remove(&name);
-        }
+        let names: Vec<ValueName> = names.iter().filter_map(|n| ValueName::parse(n)).collect();
+        let _ = files.remove_all(&names);
     }
 
     /// Runs the hook a test set in `before_file_read`, once.

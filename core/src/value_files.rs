@@ -23,7 +23,9 @@
 //!   missing, truncated, foreign or damaged file is a miss ([`Read::Missing`],
 //!   [`Read::Damaged`]), never an error.
 //! - **Only our own names are ever removed**: a file whose name does not parse as ours
-//!   is left alone, whatever it is.
+//!   is left alone, whatever it is; and only in the folder itself, opened with no link
+//!   followed, with its marker ([`ValueFiles::remove_all`]), never at the end of a link
+//!   put in its place.
 //! - **A file being written is locked**: its writer holds an exclusive `flock` on it
 //!   from before its first byte until the row that names it commits (or the set
 //!   fails), so a set may write its file before it takes the database's write lock.
@@ -269,10 +271,8 @@ impl Uncommitted {
 impl Drop for Uncommitted {
     fn drop(&mut self) {
         if let Some(files) = &self.files {
-            for name in &self.names {
-                // Best effort: a file left behind is an orphan, which a sweep removes.
-                let _ = files.remove(name);
-            }
+            // Best effort: a file left behind is an orphan, which a sweep removes.
+            let _ = files.remove_all(&self.names);
         }
     }
 }
@@ -806,13 +806,77 @@ impl ValueFiles {
 
     /// Removes the file `name`; a file already gone is fine.
     pub(crate) fn remove(&self, name: &ValueName) -> Result<()> {
-        let path = self.path_of(name);
-        match fs::remove_file(&path) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_error(
-                format_args!("cannot remove {}", path.display()),
-                e,
-            )),
-            _ => Ok(()),
+        self.remove_all(std::slice::from_ref(name))
+    }
+
+    /// Removes the files `names` (one already gone is fine) in the folder, opened
+    /// once, and only while it is still ours ([`ValueFiles::open_ours`]): a handle
+    /// open while its user moved the folder elsewhere and left a link in its place
+    /// removed the files at the link's end on a delete, an overwrite, an eviction or
+    /// a clear. A folder removed meanwhile has nothing to remove.
+    pub(crate) fn remove_all(&self, names: &[ValueName]) -> Result<()> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        let Some(dir) = self.open_ours()? else {
+            return Ok(());
+        };
+        let mut failed = None;
+        for name in names {
+            let file_name = name.file_name();
+            match rustix::fs::unlinkat(&dir, file_name.as_str(), rustix::fs::AtFlags::empty()) {
+                Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+                Err(e) => {
+                    let path = self.path_named(&file_name);
+                    failed.get_or_insert_with(|| {
+                        io_error(format_args!("cannot remove {}", path.display()), e.into())
+                    });
+                }
+            }
+        }
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// The folder, opened for removals in it, if it is still the one BackLite made: a
+    /// real folder (a link in its place is not followed), holding our marker, as
+    /// [`ValueFiles::adopt`] asks. What is removed is then removed there, whatever
+    /// happens to the path meanwhile. `None`: nothing at that path.
+    fn open_ours(&self) -> Result<Option<File>> {
+        use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+        let not_ours = || {
+            Error::new(
+                ErrorKind::Io,
+                format!(
+                    "{} is not the folder BackLite made: nothing was removed in it",
+                    self.dir.display()
+                ),
+            )
+        };
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let dir = match rustix::fs::open(&self.dir, flags, Mode::empty()) {
+            Ok(fd) => File::from(fd),
+            Err(rustix::io::Errno::NOENT) => return Ok(None),
+            // A link (ELOOP) or a file (ENOTDIR) in its place.
+            Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR) => return Err(not_ours()),
+            Err(e) => {
+                return Err(io_error(
+                    format_args!("cannot open {}", self.dir.display()),
+                    e.into(),
+                ))
+            }
+        };
+        let owner = dir
+            .metadata()
+            .map_err(|e| io_error(format_args!("cannot stat {}", self.dir.display()), e))?
+            .uid();
+        match rustix::fs::statat(&dir, MARKER, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(m)
+                if FileType::from_raw_mode(m.st_mode) == FileType::RegularFile
+                    && m.st_uid == owner =>
+            {
+                Ok(Some(dir))
+            }
+            _ => Err(not_ours()),
         }
     }
 

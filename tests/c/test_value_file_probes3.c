@@ -117,9 +117,49 @@ static void a_cache_moved_while_open_keeps_its_large_entries(void) {
     free(v);
 }
 
+/* How many value files the folder `dir` holds. */
+static int value_files_in(const char *dir) {
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;) n += is_value_file_name(e->d_name);
+    if (d != NULL) closedir(d);
+    return n;
+}
+
+/* The folder of values moved elsewhere by its user, a link to it left in its place,
+ * while a handle is open: a delete, an overwrite, an eviction and a clear remove the
+ * entries, and nothing at the link's end (the handle removed its files there before;
+ * a handle opened since refuses the link for every file operation). */
+static void a_link_left_for_a_moved_folder_is_never_removed_through(void) {
+    char path[PATH_MAX], other[PATH_MAX];
+    snprintf(path, sizeof path, "%s", tmp_path("c.db"));
+    snprintf(other, sizeof other, "%s", tmp_path("elsewhere"));
+    backlite_storage *s = OPEN_SET(path, .max_size = 4 * LARGE, .file_threshold = THRESHOLD);
+    REQUIRE(s != NULL);
+    uint8_t *v = h_pattern(LARGE, 3);
+    const char *keys[] = {"evicted", "deleted", "replaced", "cleared"};
+    for (int i = 0; i < 4; i++) SET_BYTES(s, keys[i], v, LARGE, NEVER);
+    GET_BYTES_EQ(s, "cleared", v, LARGE);
+    REQUIRE(rename(folder_of(path), other) == 0);
+    REQUIRE(symlink(other, folder_of(path)) == 0);
+    CHECK_EQ(value_files_in(other), 4);
+
+    SET(s, "small", "evicts the oldest");
+    GET_MISSING(s, "evicted");
+    CHECK_OK(backlite_storage_delete(s, K("deleted"), &err));
+    SET(s, "replaced", "by a small value");
+    CHECK_EQ(value_files_in(other), 4);
+    CHECK_OK(backlite_storage_clear(s, &err));
+    CHECK_EQ(value_files_in(other), 4);
+    CHECK_EQ(STATS(s).count, 0);
+    backlite_storage_free(s);
+    free(v);
+}
+
 int main(void) {
     h_begin();
     RUN(a_lease_whose_value_cannot_be_written_frees_its_key);
     RUN(a_cache_moved_while_open_keeps_its_large_entries);
+    RUN(a_link_left_for_a_moved_folder_is_never_removed_through);
     return h_end();
 }
