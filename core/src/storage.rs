@@ -762,6 +762,22 @@ impl Storage {
         self.set_done(key, value, expiration, stored)
     }
 
+    /// A set of a value of `len` bytes that no memory can hold (a C caller's length past
+    /// `isize::MAX`, longer than `max_size` can be), refused from its length alone,
+    /// unread. As any refused set, it removes the older value under `key`, from the
+    /// remote tier too (a later get must find it in neither), and is
+    /// [`ErrorKind::TooLarge`]; a value already expired is stored as nothing, `Ok`.
+    pub fn refuse_unread(&self, key: &[u8], len: usize, expiration: Expiration) -> Result<()> {
+        check_key(key)?;
+        self.delete(key)?;
+        let now = self.now();
+        if is_due(expiration.deadline(now, self.default_expiration), now) {
+            Ok(())
+        } else {
+            Err(self.too_large(len))
+        }
+    }
+
     /// A set's outcome from what `store` said, passed on to the remote tier.
     fn set_done(
         &self,

@@ -222,6 +222,13 @@ pub unsafe extern "C" fn backlite_storage_set(
         let s = unsafe { try_ref(s, "storage") }?;
         // SAFETY: `key` is valid for `key_len` bytes (the header's contract).
         let key = unsafe { try_slice(key, key_len, "key") }?;
+        if !value.is_null() && value_len > isize::MAX as usize {
+            // Longer than max_size can be (and than any memory): TOO_LARGE from the
+            // length alone, as any value over max_size, the older value removed.
+            let expiration = Expiration::from_ms(expiration_ms)?;
+            s.inner.refuse_unread(key, value_len, expiration)?;
+            return Ok(BACKLITE_RESULT_OK);
+        }
         // SAFETY: `value` is valid for `value_len` bytes (the header's contract).
         let value = unsafe { try_slice(value, value_len, "value") }?;
         s.inner
@@ -275,6 +282,18 @@ pub unsafe extern "C" fn backlite_storage_set_many(
             // SAFETY: each entry's key and value are valid for their lengths (the
             // header's contract for `entries`).
             let key = unsafe { try_slice(e.key, e.key_len, "key") }.map_err(in_entry)?;
+            if !e.value.is_null() && e.value_len > isize::MAX as usize {
+                // Longer than max_size can be: TOO_LARGE from the length alone, as a
+                // value over max_size (all or nothing: none is written).
+                return Err(in_entry(Failure::new(
+                    BACKLITE_RESULT_TOO_LARGE,
+                    format!(
+                        "value of {} bytes is larger than max_size ({} bytes): not stored",
+                        e.value_len,
+                        s.inner.max_size()
+                    ),
+                )));
+            }
             // SAFETY: as for the key.
             let value = unsafe { try_slice(e.value, e.value_len, "value") }.map_err(in_entry)?;
             batch.push(Entry {
