@@ -911,6 +911,28 @@ fn a_waiter_given_the_value_by_another_machine_keeps_its_remote_time_left() {
 
 /// `key` on the remote (set through a new handle of another file, which knows the
 /// latest clear), then read through by `reader`: a fill waits in `reader`'s process.
+/// A remote lease take whose reply was lost (the server took the lease, then the
+/// connection dropped before its reply came) is sent again on a new connection, and
+/// finds the lease it took: it is ours. Before, the second `SET NX` failed on our own
+/// token, and the call waited for its own lease as if another machine held it
+/// (LEASE_HELD at once here, with no wait; a waiting caller lost the lease's length).
+#[test]
+fn a_lease_take_sent_again_after_its_reply_was_lost_is_ours() {
+    let server = RedisServer::start();
+    let proxy = HoldingProxy::start(server.port);
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(machine(&dir, "a.db", &remote_options(&proxy.url())));
+    // The pooled connection (it served the open's round trip) carries the take.
+    proxy.arm(b"NX");
+    proxy.cut_nth(0);
+    let value = s.cached_call_exclusive(b"k", NEVER, Duration::ZERO, || Ok(b"computed".to_vec()));
+    assert_eq!(value.unwrap(), b"computed");
+    let st = s.remote_stats().unwrap();
+    assert_eq!((st.errors, st.writes), (0, 1));
+    let other = machine(&dir, "b.db", &remote_options(&server.url()));
+    assert_eq!(get(&other, b"k").as_deref(), Some(&b"computed"[..]));
+}
+
 fn read_through(dir: &tempfile::TempDir, url: &str, reader: &Storage, key: &[u8], value: &[u8]) {
     static WRITERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = WRITERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -23,6 +23,9 @@ pub struct Held {
     /// Replies that may still pass.
     permits: usize,
     released: bool,
+    /// Cut the held connection when its next reply arrives, instead of passing it on:
+    /// the server ran the request, and the client hears nothing.
+    cut: bool,
 }
 
 /// Up to this many connections can be held, each by its own `Held`.
@@ -79,6 +82,11 @@ impl HoldingProxy {
     pub fn permit_nth(&self, i: usize, n: usize) {
         self.lock()[i].permits += n;
         self.state.1.notify_all();
+    }
+
+    /// Cuts (both ways) the connection of hold `i` when its next reply arrives.
+    pub fn cut_nth(&self, i: usize) {
+        self.lock()[i].cut = true;
     }
 
     /// Lets everything pass from now on.
@@ -143,6 +151,13 @@ fn forward(id: usize, mut from: TcpStream, mut to: TcpStream, state: &Shared, up
                     cv.notify_all();
                 }
             } else if let Some(i) = holds.iter().position(|h| h.conn == Some(id) && !h.released) {
+                if holds[i].cut {
+                    holds[i].released = true;
+                    drop(holds);
+                    let _ = from.shutdown(Shutdown::Both);
+                    let _ = to.shutdown(Shutdown::Both);
+                    return;
+                }
                 holds[i].waiting += 1;
                 cv.notify_all();
                 while holds[i].permits == 0 && !holds[i].released {

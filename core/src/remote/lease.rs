@@ -1,4 +1,5 @@
-//! Single flight across machines: a lease key per item, taken with `SET NX PX`, renewed
+//! Single flight across machines: a lease key per item, taken with `SET NX PX` (in a
+//! script that also takes a lease already holding our token as ours), renewed
 //! while the compute runs, and fenced with a random token: the value is written by a
 //! script that checks the token first, so a holder that lost its lease (paused, cut
 //! off, too slow) cannot overwrite the value of the owner that took it over.
@@ -22,6 +23,16 @@ end
 redis.call('DEL', KEYS[1])
 if type(set) == 'table' and set.err then return set end
 return 1";
+
+/// Takes the lease: 1 if it is ours, 0 if another owner holds it. A take sent again
+/// (its first reply lost with its connection, after the server ran it) finds our own
+/// token, and the lease is ours: a plain `SET NX` failed on it, and the caller waited
+/// for its own lease as if another machine held it.
+/// KEYS: lease. ARGV: token, px.
+const TAKE: &str = r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end
+return 0";
 
 /// Moves the lease's deadline, only if it is still ours. KEYS: lease. ARGV: token, px.
 const RENEW: &str = r"
@@ -69,19 +80,15 @@ impl Remote {
             token: format!("{:016x}{:016x}", random_u64(), random_u64()),
         };
         let px = self.lease_duration().as_millis() as u64;
-        let cmd = redis::cmd("SET")
+        let cmd = redis::cmd("EVAL")
+            .arg(TAKE)
+            .arg(1)
             .arg(self.lease_key(&lease))
             .arg(&lease.token)
-            .arg("NX")
-            .arg("PX")
             .arg(px)
             .clone();
-        let taken: redis::Value = self.run_item(&self.value_key(&lease), |c| c.query(&cmd))?;
-        Some(match taken {
-            redis::Value::Okay => Ok(lease),
-            redis::Value::SimpleString(s) if s == "OK" => Ok(lease),
-            _ => Err(()),
-        })
+        let taken: i64 = self.run_item(&self.value_key(&lease), |c| c.query(&cmd))?;
+        Some(if taken == 1 { Ok(lease) } else { Err(()) })
     }
 
     /// How long the lease another owner holds on `key` lasts unless renewed (its
