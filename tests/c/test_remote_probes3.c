@@ -192,6 +192,33 @@ static void a_computed_value_the_server_refuses_gives_its_lease_up(void) {
     redis_server_stop(&rs);
 }
 
+/* ---- the empty version tag ---- */
+
+/* The empty version tag is a tag like any other, as it is for the file (a file opened
+ * with "" and then with "x" is emptied; a handle with no tag checks none): its remote
+ * keys are apart from those of a handle with no tag. Both used `<namespace>::`, so a
+ * machine with no tag read (and cleared) the values of machines tagged "". */
+static void the_empty_version_tag_is_apart_from_no_tag(void) {
+    backlite_options *none = remote_at(server.url, 10000), *empty = remote_at(server.url, 10000);
+    CHECK_EQ(backlite_options_set_version_tag(empty, ""), BACKLITE_RESULT_OK);
+    backlite_storage *w = open_file("tag-empty-w.db", empty);
+    SET(w, "tagged", "with the empty tag");
+    backlite_storage_free(w);
+    w = open_file("tag-none-w.db", none);
+    SET(w, "untagged", "with no tag");
+    backlite_storage_free(w);
+    backlite_storage *r = open_file("tag-none-r.db", none);
+    GET_MISSING(r, "tagged");
+    GET_EQ(r, "untagged", "with no tag");
+    backlite_storage_free(r);
+    r = open_file("tag-empty-r.db", empty);
+    GET_MISSING(r, "untagged");
+    GET_EQ(r, "tagged", "with the empty tag");
+    backlite_storage_free(r);
+    backlite_options_free(empty);
+    backlite_options_free(none);
+}
+
 int main(void) {
     quiet_stopped_children();
     h_begin();
@@ -203,6 +230,7 @@ int main(void) {
     RUN(a_value_over_the_limit_removes_the_remote_older_value_behind);
     RUN(a_wait_for_another_machine_runs_out_as_lease_held);
     RUN(a_computed_value_the_server_refuses_gives_its_lease_up);
+    RUN(the_empty_version_tag_is_apart_from_no_tag);
     redis_server_stop(&server);
     return h_end();
 }

@@ -87,10 +87,13 @@ struct Keys {
 
 impl Keys {
     fn new(namespace: &str, version_tag: Option<&str>) -> Keys {
+        // The empty tag is a tag, as for the file: hashed like any tag outside the plain
+        // set, so that it is apart from no tag (`<namespace>::`).
         let tag = match version_tag {
             None => String::new(),
             Some(t)
-                if t.len() <= 64
+                if !t.is_empty()
+                    && t.len() <= 64
                     && t.bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) =>
             {
