@@ -304,7 +304,10 @@ const BUILD_NAME: &str = "cache.db";
 /// SQLite makes it a cache in place.
 pub(crate) fn create(path: &Path, busy_timeout: std::time::Duration) -> Result<()> {
     let shown = path.display();
-    let folder = make_build_dir(path)
+    remove_dead_builds(path);
+    // The lock is held until the folder is gone: a folder of ours that nobody holds is
+    // a dead builder's (see `remove_dead_builds`).
+    let (folder, _held) = make_locked_build_dir(path)
         .map_err(|e| Error::new(ErrorKind::Io, format!("cannot create {shown}: {e}")))?;
     let temp = folder.join(BUILD_NAME);
     let built = (|| {
@@ -338,6 +341,134 @@ pub(crate) fn create(path: &Path, busy_timeout: std::time::Duration) -> Result<(
     }
     let _ = std::fs::remove_dir(&folder);
     placed
+}
+
+/// The names a build folder holds: the new cache and SQLite's files beside it.
+const BUILD_FILES: [&str; 4] = [
+    "cache.db",
+    "cache.db-journal",
+    "cache.db-wal",
+    "cache.db-shm",
+];
+
+/// A build folder's `flock`, asked for without waiting.
+enum BuildLock {
+    /// Taken: the open folder, holding it.
+    Held(std::fs::File),
+    /// Another holds it (a live builder, or a sweep looking at it).
+    Busy,
+    /// The folder could not be opened (gone), or takes no `flock`.
+    Unavailable,
+}
+
+/// Opens the build folder `folder` (never through a link) and takes its `flock`.
+fn lock_build_dir(folder: &Path) -> BuildLock {
+    use std::os::unix::fs::OpenOptionsExt;
+    let Ok(dir) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(folder)
+    else {
+        return BuildLock::Unavailable;
+    };
+    match rustix::fs::flock(&dir, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => BuildLock::Held(dir),
+        Err(rustix::io::Errno::WOULDBLOCK) => BuildLock::Busy,
+        Err(_) => BuildLock::Unavailable,
+    }
+}
+
+/// Makes a build folder beside `path` and takes its lock before anything is made in
+/// it. A sweep of another creator may lock and remove the empty folder between its
+/// `mkdir` and this lock (see `remove_dead_builds`): then another folder is made. On a
+/// file system without `flock`, the folder is used unlocked (no sweep can lock it).
+fn make_locked_build_dir(path: &Path) -> std::io::Result<(PathBuf, Option<std::fs::File>)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut tries = 0;
+    loop {
+        let folder = make_build_dir(path)?;
+        match lock_build_dir(&folder) {
+            BuildLock::Held(dir) => {
+                // Still the folder at that name: not removed by a sweep meanwhile.
+                let ours = match (dir.metadata(), std::fs::symlink_metadata(&folder)) {
+                    (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+                    _ => false,
+                };
+                if ours {
+                    return Ok((folder, Some(dir)));
+                }
+            }
+            BuildLock::Unavailable if folder.is_dir() => return Ok((folder, None)),
+            BuildLock::Busy | BuildLock::Unavailable => {}
+        }
+        tries += 1;
+        if tries >= 100 {
+            return Err(std::io::Error::other(
+                "no private folder beside it stayed for its build",
+            ));
+        }
+    }
+}
+
+/// Removes the build folders beside `path` that a process killed while it created a
+/// cache there left behind (a half-built `cache.db` and its journal, never removed
+/// otherwise): each one of ours (a real folder of this user holding only
+/// [`BUILD_FILES`], or nothing) whose `flock` nobody holds. A builder locks
+/// its folder before it makes `cache.db` in it and holds the lock until the folder is
+/// gone, and a killed one's lock goes with it; an empty folder that a live builder has
+/// made but not locked yet goes too, and that builder makes another (see
+/// `make_locked_build_dir`). Called when a cache is created, so the folder is read only
+/// then.
+fn remove_dead_builds(path: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    let uid = rustix::process::geteuid().as_raw();
+    for entry in entries.flatten() {
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(BUILD_DIR_PREFIX)
+        {
+            continue;
+        }
+        let folder = entry.path();
+        let Ok(meta) = std::fs::symlink_metadata(&folder) else {
+            continue;
+        };
+        if !meta.file_type().is_dir() || meta.uid() != uid {
+            continue;
+        }
+        let BuildLock::Held(_lock) = lock_build_dir(&folder) else {
+            continue; // a live builder's
+        };
+        let Ok(inside) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        let mut names = Vec::new();
+        let mut ours = true;
+        for e in inside.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let plain = e.file_type().is_ok_and(|t| t.is_file());
+            if !plain || !BUILD_FILES.contains(&name.as_str()) {
+                ours = false;
+                break;
+            }
+            names.push(name);
+        }
+        if !ours {
+            continue;
+        }
+        for name in &names {
+            let _ = std::fs::remove_file(folder.join(name));
+        }
+        let _ = std::fs::remove_dir(&folder);
+    }
 }
 
 /// Makes a private folder with a name nobody can guess beside `path`.
