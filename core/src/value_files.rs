@@ -281,6 +281,10 @@ impl Drop for Uncommitted {
 #[derive(Debug, Clone)]
 pub(crate) struct ValueFiles {
     dir: PathBuf,
+    /// The folder's path with every link on the way resolved, when it was found ours:
+    /// what a value file is opened for reading by, with no link followed anywhere
+    /// ([`open_for_read`]).
+    real: PathBuf,
     /// The folder's [`identity`] when it was found ours: while the path still leads to
     /// that folder, it needs no other check ([`ValueFiles::check_ours`]).
     ident: [u64; 3],
@@ -462,6 +466,7 @@ impl ValueFiles {
         }
         match fs::symlink_metadata(dir.join(MARKER)) {
             Ok(m) if m.file_type().is_file() && m.uid() == meta.uid() => Ok(ValueFiles {
+                real: fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone()),
                 dir,
                 ident: identity(&meta),
             }),
@@ -668,11 +673,10 @@ impl ValueFiles {
         let path = self.path_of(name);
         // No link followed, and no wait for a writer if a FIFO was put in its place:
         // neither is a file of ours, which the `is_file` below then finds.
-        let file = match OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(&path)
-        {
+        let mut real = PathBuf::with_capacity(self.real.as_os_str().len() + 48);
+        real.push(&self.real);
+        real.push(name.file_name());
+        let file = match open_for_read(&real) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Read::Missing),
             // A link in its place, a file its reader may not read, or the folder
@@ -1183,6 +1187,43 @@ impl Memory for [MaybeUninit<u8>] {
     fn read_at(&mut self, file: &File, at: u64) -> rustix::io::Result<&[u8]> {
         rustix::io::pread(file, self, at).map(|(read, _)| &*read)
     }
+}
+
+/// Opens the value file at `path` (under the folder's real path) to read it, with no
+/// link followed: neither one in place of the file (`O_NOFOLLOW`) nor one in place of
+/// the folder, put there while a handle is open (a handle opened since refuses such a
+/// folder): a get through it read the files at its end. On Linux 5.6 and later no
+/// link anywhere on the path is followed (`openat2`, `RESOLVE_NO_SYMLINKS`), in the
+/// one system call; elsewhere (an older kernel, valgrind, a sandbox refusing the call)
+/// the folder's own name is looked at first, one `lstat` more. No wait for a writer if
+/// a FIFO was put in its place (`O_NONBLOCK`).
+fn open_for_read(path: &Path) -> io::Result<File> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{Mode, OFlags, ResolveFlags, CWD};
+        use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+        // Set once the kernel said it has no `openat2` (before Linux 5.6).
+        static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
+        if !NO_OPENAT2.load(Relaxed) {
+            let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK;
+            match rustix::fs::openat2(CWD, path, flags, Mode::empty(), ResolveFlags::NO_SYMLINKS) {
+                Ok(fd) => return Ok(File::from(fd)),
+                Err(rustix::io::Errno::NOSYS) => NO_OPENAT2.store(true, Relaxed),
+                // A sandbox (seccomp) may refuse the call itself.
+                Err(rustix::io::Errno::PERM) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    let folder = path.parent().unwrap_or(Path::new("."));
+    if fs::symlink_metadata(folder).is_ok_and(|m| m.file_type().is_symlink()) {
+        // As `openat2` refuses it.
+        return Err(io::Error::from_raw_os_error(libc::ELOOP));
+    }
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
 }
 
 /// Whether the open file `file` still has a name (was not removed since opened).

@@ -156,10 +156,62 @@ static void a_link_left_for_a_moved_folder_is_never_removed_through(void) {
     free(v);
 }
 
+static int32_t count_chunks(void *user_data, const uint8_t *chunk, size_t len) {
+    (void)chunk;
+    *(size_t *)user_data += len;
+    return 0;
+}
+
+/* The same link, read: a handle open since before it was put there reads no value
+ * through it (a miss or IO, as for a handle opened since: never a value from
+ * elsewhere), by any call, and removes nothing at its end. */
+static void a_link_left_for_a_moved_folder_is_never_read_through(void) {
+    char path[PATH_MAX], other[PATH_MAX];
+    snprintf(path, sizeof path, "%s", tmp_path("c.db"));
+    snprintf(other, sizeof other, "%s", tmp_path("elsewhere"));
+    backlite_storage *s = OPEN_SET(path, .file_threshold = THRESHOLD);
+    REQUIRE(s != NULL);
+    uint8_t *v = h_pattern(LARGE, 4);
+    const char *keys[] = {"get", "chunks", "reader", "contains"};
+    for (int i = 0; i < 4; i++) SET_BYTES(s, keys[i], v, LARGE, NEVER);
+    GET_BYTES_EQ(s, "get", v, LARGE);
+    REQUIRE(rename(folder_of(path), other) == 0);
+    REQUIRE(symlink(other, folder_of(path)) == 0);
+
+    backlite_buf out = {0};
+    backlite_error *e = NULL;
+    backlite_result rc = backlite_storage_get(s, K("get"), &out, NULL, &e);
+    CHECK(rc == BACKLITE_RESULT_NOT_FOUND || rc == BACKLITE_RESULT_IO);
+    CHECK(out.data == NULL);
+    backlite_buf_free(&out);
+    backlite_error_free(e);
+    e = NULL;
+    size_t got = 0;
+    rc = backlite_storage_get_chunks(s, K("chunks"), count_chunks, &got, NULL, &e);
+    CHECK(rc == BACKLITE_RESULT_NOT_FOUND || rc == BACKLITE_RESULT_IO);
+    CHECK_EQ(got, 0);
+    backlite_error_free(e);
+    e = NULL;
+    backlite_value_reader *r = NULL;
+    rc = backlite_storage_open_reader(s, K("reader"), &r, NULL, NULL, &e);
+    CHECK(rc == BACKLITE_RESULT_NOT_FOUND || rc == BACKLITE_RESULT_IO);
+    CHECK(r == NULL);
+    backlite_value_reader_free(r);
+    backlite_error_free(e);
+    e = NULL;
+    rc = backlite_storage_contains(s, K("contains"), &e);
+    CHECK(rc == BACKLITE_RESULT_NOT_FOUND || rc == BACKLITE_RESULT_IO);
+    backlite_error_free(e);
+    CHECK_EQ(value_files_in(other), 4);
+    backlite_storage_free(s);
+    free(v);
+}
+
 int main(void) {
     h_begin();
     RUN(a_lease_whose_value_cannot_be_written_frees_its_key);
     RUN(a_cache_moved_while_open_keeps_its_large_entries);
     RUN(a_link_left_for_a_moved_folder_is_never_removed_through);
+    RUN(a_link_left_for_a_moved_folder_is_never_read_through);
     return h_end();
 }
