@@ -670,7 +670,6 @@ impl ValueFiles {
     /// file is never written once a row names it, and removing it leaves the open one
     /// whole).
     pub(crate) fn open_value(&self, name: &ValueName, len: u64, crc: u32) -> Result<Read<File>> {
-        let path = self.path_of(name);
         // No link followed, and no wait for a writer if a FIFO was put in its place:
         // neither is a file of ours, which the `is_file` below then finds.
         let mut real = PathBuf::with_capacity(self.real.as_os_str().len() + 48);
@@ -689,11 +688,17 @@ impl ValueFiles {
             {
                 return Ok(Read::Damaged)
             }
-            Err(e) => return Err(io_error(format_args!("cannot open {}", path.display()), e)),
+            Err(e) => {
+                let path = self.path_of(name);
+                return Err(io_error(format_args!("cannot open {}", path.display()), e));
+            }
         };
-        let meta = file
-            .metadata()
-            .map_err(|e| io_error(format_args!("cannot stat {}", path.display()), e))?;
+        let meta = file.metadata().map_err(|e| {
+            io_error(
+                format_args!("cannot stat {}", self.path_of(name).display()),
+                e,
+            )
+        })?;
         let mut record = [0u8; RECORD_LEN as usize];
         if !meta.is_file()
             || meta.len() != RECORD_LEN + len
