@@ -304,6 +304,7 @@ const BUILD_NAME: &str = "cache.db";
 /// SQLite makes it a cache in place.
 pub(crate) fn create(path: &Path, busy_timeout: std::time::Duration) -> Result<()> {
     let shown = path.display();
+    remove_stale_log(path)?;
     remove_dead_builds(path);
     // The lock is held until the folder is gone: a folder of ours that nobody holds is
     // a dead builder's (see `remove_dead_builds`).
@@ -341,6 +342,92 @@ pub(crate) fn create(path: &Path, busy_timeout: std::time::Duration) -> Result<(
     }
     let _ = std::fs::remove_dir(&folder);
     placed
+}
+
+/// Before a cache is created at `path`, where there is no file: removes the `-wal` and
+/// `-shm` that a file of that name left beside it (its writer killed, then the file
+/// deleted). SQLite pairs them with a database by name only, so the new cache took the
+/// old file's log as its own: the old entries came back, or, once the old file had
+/// been checkpointed, pages of another file made the new one corrupt. A log still in
+/// use (the file was deleted while a handle, here or in another process, has it open)
+/// cannot be removed: the creation fails with IO until those handles are closed (the
+/// last one removes them).
+fn remove_stale_log(path: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let side = |suffix: &str| {
+        let mut name = sqlite_name(path).into_os_string();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    let (wal, shm) = (side("-wal"), side("-shm"));
+    let plain = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_file());
+    if !plain(&wal) && !plain(&shm) {
+        return Ok(());
+    }
+    let in_use = || {
+        Error::new(
+            ErrorKind::Io,
+            format!(
+                "cannot create {}: the file of that name was deleted while a handle still has it open (its {} is in use); close it, then open again",
+                path.display(),
+                wal.display()
+            ),
+        )
+    };
+    // A handle of this process: its connections hold their locks on the -shm, which
+    // closing a descriptor of it here would drop (POSIX locks are the process's).
+    let real = match (path.parent(), path.file_name()) {
+        (Some(dir), Some(file)) => std::fs::canonicalize(if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        })
+        .map(|d| sqlite_name(&d.join(file))),
+        _ => Ok(sqlite_name(path)),
+    };
+    if real.is_ok_and(|r| crate::shared::named_here(&r)) {
+        return Err(in_use());
+    }
+    // Every connection using the log holds a lock on the -shm: a write lock on all of
+    // it is had only when none does. Held while both are removed.
+    let _held = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(&shm)
+    {
+        Ok(file) => match rustix::fs::fcntl_lock(
+            &file,
+            rustix::fs::FlockOperation::NonBlockingLockExclusive,
+        ) {
+            Ok(()) => Some(file),
+            // Taken by another opener's new cache meanwhile, or in use: not stale.
+            Err(_) if plain(path) => return Ok(()),
+            Err(_) => return Err(in_use()),
+        },
+        // No -shm: no connection can use the -wal (SQLite makes the -shm first).
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(_) if plain(path) => return Ok(()),
+        Err(_) => return Err(in_use()),
+    };
+    if plain(path) {
+        return Ok(()); // another opener created the cache meanwhile: its log now
+    }
+    for name in [&wal, &shm] {
+        if plain(name) {
+            std::fs::remove_file(name).map_err(|e| {
+                Error::new(
+                    ErrorKind::Io,
+                    format!(
+                        "cannot create {}: cannot remove the stale {}: {e}",
+                        path.display(),
+                        name.display()
+                    ),
+                )
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// The names a build folder holds: the new cache and SQLite's files beside it.

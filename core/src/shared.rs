@@ -269,6 +269,15 @@ pub(crate) fn open_here(id: FileId) -> Option<Arc<FileShared>> {
         .and_then(|(_, f)| f.upgrade())
 }
 
+/// Whether a file open here is opened by `name` (its SQLite name): one deleted since
+/// keeps its `-wal` and `-shm` in use under that name.
+pub(crate) fn named_here(name: &std::path::Path) -> bool {
+    lock(&FILES)
+        .iter()
+        .filter_map(|(_, f)| f.upgrade())
+        .any(|f| f.name == name)
+}
+
 /// Registers file `id`, opened by `name`, as open here. The caller holds
 /// [`opening`] for `id` and found it not open here.
 pub(crate) fn register(id: FileId, name: PathBuf) -> Arc<FileShared> {
