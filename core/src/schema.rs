@@ -389,45 +389,61 @@ fn remove_stale_log(path: &Path) -> Result<()> {
         return Err(in_use());
     }
     // Every connection using the log holds a lock on the -shm: a write lock on all of
-    // it is had only when none does. Held while both are removed.
-    let _held = match std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(&shm)
-    {
-        Ok(file) => match rustix::fs::fcntl_lock(
-            &file,
-            rustix::fs::FlockOperation::NonBlockingLockExclusive,
-        ) {
-            Ok(()) => Some(file),
-            // Taken by another opener's new cache meanwhile, or in use: not stale.
-            Err(_) if plain(path) => return Ok(()),
-            Err(_) => return Err(in_use()),
-        },
-        // No -shm: no connection can use the -wal (SQLite makes the -shm first).
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(_) if plain(path) => return Ok(()),
-        Err(_) => return Err(in_use()),
-    };
-    if plain(path) {
-        return Ok(()); // another opener created the cache meanwhile: its log now
-    }
-    for name in [&wal, &shm] {
-        if plain(name) {
-            std::fs::remove_file(name).map_err(|e| {
-                Error::new(
-                    ErrorKind::Io,
-                    format!(
-                        "cannot create {}: cannot remove the stale {}: {e}",
-                        path.display(),
-                        name.display()
-                    ),
-                )
-            })?;
+    // it is had only when none does. Held while both are removed. Another opener
+    // removing the same stale log holds it for a moment only: tried for ~0.1 s.
+    for _ in 0..50 {
+        if plain(path) || (!plain(&wal) && !plain(&shm)) {
+            return Ok(()); // a cache made meanwhile (its log now), or removed by another
         }
+        let held = match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(&shm)
+        {
+            Ok(file) => {
+                let op = rustix::fs::FlockOperation::NonBlockingLockExclusive;
+                let locked = rustix::fs::fcntl_lock(&file, op).is_ok() && same_file(&file, &shm);
+                if !locked {
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                    continue;
+                }
+                Some(file)
+            }
+            // No -shm: no connection can use the -wal (SQLite makes the -shm first).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(_) => return Err(in_use()),
+        };
+        if plain(path) {
+            return Ok(());
+        }
+        for name in [&wal, &shm] {
+            if plain(name) {
+                std::fs::remove_file(name).map_err(|e| {
+                    Error::new(
+                        ErrorKind::Io,
+                        format!(
+                            "cannot create {}: cannot remove the stale {}: {e}",
+                            path.display(),
+                            name.display()
+                        ),
+                    )
+                })?;
+            }
+        }
+        drop(held);
+        return Ok(());
     }
-    Ok(())
+    Err(in_use())
+}
+
+/// Whether the open `file` is the one at `path` (not removed or replaced since).
+fn same_file(file: &std::fs::File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::symlink_metadata(path)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
 }
 
 /// The names a build folder holds: the new cache and SQLite's files beside it.

@@ -139,10 +139,67 @@ static void a_log_in_use_by_another_process_fails_the_open_until_it_closes(void)
     expect_new_and_empty(path);
 }
 
+/* Six processes open the path at once over a stale log: each opens (one removes the
+ * log while the others wait for it, never taking that moment for a log in use), and
+ * none finds an old entry. */
+static void openers_racing_over_a_stale_log_all_open(void) {
+    const char *path = tmp_path("race.db");
+    int rounds = h_under_valgrind() ? 2 : 10;
+    for (int round = 0; round < rounds; round++) {
+        remove_cache_file(path);
+        fflush(NULL);
+        pid_t writer = fork();
+        REQUIRE(writer >= 0);
+        if (writer == 0) {
+            backlite_storage *s = OPEN(path, NULL);
+            for (int i = 0; s != NULL && i < 50; i++) {
+                char k[16];
+                snprintf(k, sizeof k, "old%d", i);
+                SET(s, k, "old");
+            }
+            raise(SIGKILL);
+        }
+        int status;
+        waitpid(writer, &status, 0);
+        REQUIRE(unlink(path) == 0);
+        int go[2];
+        REQUIRE(pipe(go) == 0);
+        pid_t kids[6];
+        for (int c = 0; c < 6; c++) {
+            fflush(NULL);
+            kids[c] = fork();
+            REQUIRE(kids[c] >= 0);
+            if (kids[c] == 0) {
+                char byte;
+                close(go[1]);
+                (void)!read(go[0], &byte, 1);
+                backlite_storage *s = OPEN(path, NULL);
+                if (s != NULL) {
+                    CHECK(!HAS(s, "old3"));
+                    char k[16];
+                    snprintf(k, sizeof k, "c%d", c);
+                    SET(s, k, "v");
+                    backlite_storage_free(s);
+                }
+                _exit(s != NULL && h_st()->failures == 0 ? 0 : 1);
+            }
+        }
+        close(go[0]);
+        close(go[1]); /* all start */
+        for (int c = 0; c < 6; c++) CHECK_EQ(CHILD_EXIT_CODE(kids[c]), 0);
+        backlite_storage *s = OPEN(path, NULL);
+        REQUIRE(s != NULL);
+        backlite_stats st = STATS(s);
+        CHECK_EQ(st.count, 6);
+        backlite_storage_free(s);
+    }
+}
+
 int main(void) {
     h_begin();
     RUN(a_log_left_by_a_killed_writer_is_not_the_new_caches);
     RUN(a_log_in_use_here_fails_the_open_until_its_handle_is_closed);
     RUN(a_log_in_use_by_another_process_fails_the_open_until_it_closes);
+    RUN(openers_racing_over_a_stale_log_all_open);
     return h_end();
 }
