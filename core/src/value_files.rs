@@ -1197,11 +1197,13 @@ impl Memory for [MaybeUninit<u8>] {
 /// Opens the value file at `path` (under the folder's real path) to read it, with no
 /// link followed: neither one in place of the file (`O_NOFOLLOW`) nor one in place of
 /// the folder, put there while a handle is open (a handle opened since refuses such a
-/// folder): a get through it read the files at its end. On Linux 5.6 and later no
-/// link anywhere on the path is followed (`openat2`, `RESOLVE_NO_SYMLINKS`), in the
-/// one system call; elsewhere (an older kernel, valgrind, a sandbox refusing the call)
-/// the folder's own name is looked at first, one `lstat` more. No wait for a writer if
-/// a FIFO was put in its place (`O_NONBLOCK`).
+/// folder): a get through it read the files at its end. A link on the way to the
+/// folder is followed, as by every other file operation (the cache's own folder
+/// moved to another disk and linked back, while a handle is open). Usually one system
+/// call: `openat2` with `RESOLVE_NO_SYMLINKS` (Linux 5.6), and only when it meets a link
+/// (or has no `openat2`: an older kernel, valgrind, a sandbox refusing the call) the
+/// folder's own name is looked at, one `lstat` more. No wait for a writer if a FIFO was
+/// put in its place (`O_NONBLOCK`).
 fn open_for_read(path: &Path) -> io::Result<File> {
     #[cfg(target_os = "linux")]
     {
@@ -1214,15 +1216,17 @@ fn open_for_read(path: &Path) -> io::Result<File> {
             match rustix::fs::openat2(CWD, path, flags, Mode::empty(), ResolveFlags::NO_SYMLINKS) {
                 Ok(fd) => return Ok(File::from(fd)),
                 Err(rustix::io::Errno::NOSYS) => NO_OPENAT2.store(true, Relaxed),
-                // A sandbox (seccomp) may refuse the call itself.
-                Err(rustix::io::Errno::PERM) => {}
+                // A sandbox (seccomp) may refuse the call itself; a link anywhere on
+                // the path is refused too, and only one in place of the folder or the
+                // file must be: looked at below.
+                Err(rustix::io::Errno::PERM | rustix::io::Errno::LOOP) => {}
                 Err(e) => return Err(e.into()),
             }
         }
     }
     let folder = path.parent().unwrap_or(Path::new("."));
     if fs::symlink_metadata(folder).is_ok_and(|m| m.file_type().is_symlink()) {
-        // As `openat2` refuses it.
+        // A link in place of the folder: never read through.
         return Err(io::Error::from_raw_os_error(libc::ELOOP));
     }
     OpenOptions::new()

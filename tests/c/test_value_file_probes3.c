@@ -207,11 +207,35 @@ static void a_link_left_for_a_moved_folder_is_never_read_through(void) {
     free(v);
 }
 
+/* A folder of the user's that holds the cache, moved elsewhere (a bigger disk) with a
+ * link left in its place while a handle is open: every other file operation follows
+ * a link on the way to the cache, as SQLite does, and so must a read of a value file.
+ * Only a link in place of the folder of values, or of a value file, is refused. */
+static void a_link_on_the_way_to_the_folder_is_followed(void) {
+    char data[PATH_MAX], moved[PATH_MAX], path[PATH_MAX + 8];
+    snprintf(data, sizeof data, "%s", tmp_path("data"));
+    snprintf(moved, sizeof moved, "%s", tmp_path("data-moved"));
+    snprintf(path, sizeof path, "%s/c.db", data);
+    REQUIRE(mkdir(data, 0700) == 0);
+    backlite_storage *s = OPEN_SET(path, .file_threshold = THRESHOLD);
+    REQUIRE(s != NULL);
+    uint8_t *v = h_pattern(LARGE, 5);
+    SET_BYTES(s, "before", v, LARGE, NEVER);
+    REQUIRE(rename(data, moved) == 0);
+    REQUIRE(symlink(moved, data) == 0);
+    GET_BYTES_EQ(s, "before", v, LARGE);
+    SET_BYTES(s, "after", v, LARGE, NEVER);
+    GET_BYTES_EQ(s, "after", v, LARGE);
+    backlite_storage_free(s);
+    free(v);
+}
+
 int main(void) {
     h_begin();
     RUN(a_lease_whose_value_cannot_be_written_frees_its_key);
     RUN(a_cache_moved_while_open_keeps_its_large_entries);
     RUN(a_link_left_for_a_moved_folder_is_never_removed_through);
     RUN(a_link_left_for_a_moved_folder_is_never_read_through);
+    RUN(a_link_on_the_way_to_the_folder_is_followed);
     return h_end();
 }
