@@ -524,22 +524,8 @@ fn make_locked_build_dir(path: &Path) -> std::io::Result<(PathBuf, Option<std::f
 /// then.
 fn remove_dead_builds(path: &Path) {
     use std::os::unix::fs::MetadataExt;
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let Ok(entries) = std::fs::read_dir(parent) else {
-        return;
-    };
     let uid = rustix::process::geteuid().as_raw();
-    for entry in entries.flatten() {
-        if !entry
-            .file_name()
-            .to_string_lossy()
-            .starts_with(BUILD_DIR_PREFIX)
-        {
-            continue;
-        }
+    for entry in build_folders(path) {
         let folder = entry.path();
         let Ok(meta) = std::fs::symlink_metadata(&folder) else {
             continue;
@@ -574,6 +560,24 @@ fn remove_dead_builds(path: &Path) {
     }
 }
 
+/// What is beside `path` under a build folder's name (whatever it is: the caller
+/// looks); nothing if its folder cannot be read.
+fn build_folders(path: &Path) -> impl Iterator<Item = std::fs::DirEntry> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::read_dir(parent)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(BUILD_DIR_PREFIX)
+        })
+}
+
 /// Makes a private folder with a name nobody can guess beside `path`.
 fn make_build_dir(path: &Path) -> std::io::Result<PathBuf> {
     use std::hash::{BuildHasher, Hasher};
@@ -597,22 +601,8 @@ fn make_build_dir(path: &Path) -> std::io::Result<PathBuf> {
 /// Returns whether one was removed.
 pub(crate) fn remove_build_name(path: &Path, id: FileId) -> bool {
     use std::os::unix::fs::MetadataExt;
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let Ok(entries) = std::fs::read_dir(parent) else {
-        return false;
-    };
     let mut removed = false;
-    for entry in entries.flatten() {
-        if !entry
-            .file_name()
-            .to_string_lossy()
-            .starts_with(BUILD_DIR_PREFIX)
-        {
-            continue;
-        }
+    for entry in build_folders(path) {
         let name = entry.path().join(BUILD_NAME);
         let same = std::fs::symlink_metadata(&name)
             .is_ok_and(|m| m.file_type().is_file() && (m.dev(), m.ino()) == id);
