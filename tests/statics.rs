@@ -65,7 +65,11 @@ fn listed(lib: &Path) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for piece in section.split('`').skip(1).step_by(2) {
         let last = piece.rsplit("::").next().unwrap();
-        if piece.contains("::") && last.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+        if piece.contains("::")
+            && last
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        {
             out.insert(piece.to_string());
         }
     }

@@ -70,6 +70,9 @@
 //!   distinct read connections instead of waiting on one lock.
 //! - `table::SQL` (in `insert_new_entries`): the text of the multi-row INSERTs of a
 //!   batch, built once per process: the same for every handle and file.
+//! - `value_files::NO_OPENAT2`: set once the kernel answered that it has no `openat2`
+//!   (Linux before 5.6); the kernel is the process's, so later reads of value files go
+//!   straight to the fallback instead of failing that call each time.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
