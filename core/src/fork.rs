@@ -124,8 +124,8 @@ pub(crate) fn set_aside_connections(inherited: impl IntoIterator<Item = Connecti
     lock(&INHERITED_CONNECTIONS).extend(inherited.into_iter().map(ManuallyDrop::new));
 }
 
-/// Keeps `pump` (a reader's channel and thread, which the parent of this forked child
-/// started) undropped for the life of the process.
+/// Keeps `pump` (a reader's channel and thread, or a write-behind queue, which the
+/// parent of this forked child started) undropped for the life of the process.
 pub(crate) fn set_aside_pump(pump: impl Send + 'static) {
     lock(&INHERITED_PUMPS).push(ManuallyDrop::new(Box::new(pump)));
 }

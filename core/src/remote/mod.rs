@@ -488,6 +488,10 @@ struct Behind {
     /// The bytes of the writes queued and not yet sent or dropped (`BEHIND_BYTES`).
     held: Arc<AtomicUsize>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// The process whose thread sends the queue: a child made by `fork` has no such
+    /// thread (a write it queued would never be sent), and a lock of the queue may have
+    /// been held by that thread at the fork. The child writes through instead.
+    pid: u32,
 }
 
 impl Remote {
@@ -516,6 +520,7 @@ impl Remote {
                 queue: Mutex::new(Some(tx)),
                 held,
                 thread: Mutex::new(thread),
+                pid: crate::fork::this_process(),
             }
         });
         let remote = Remote {
@@ -544,6 +549,13 @@ impl Remote {
             skipped: c.skipped.load(Relaxed),
             connected: c.connected.load(Relaxed),
         }
+    }
+
+    /// The write-behind queue, unless this is a child made by `fork` (see `Behind::pid`).
+    fn own_behind(&self) -> Option<&Behind> {
+        self.behind
+            .as_ref()
+            .filter(|b| b.pid == crate::fork::this_process())
     }
 
     fn writes(&self) -> bool {
@@ -667,7 +679,7 @@ impl Remote {
             self.unsynced
                 .add(redis_keys(&self.keys, self.gen.load(Relaxed), writes));
         };
-        if let Some(behind) = &self.behind {
+        if let Some(behind) = self.own_behind() {
             let queue = lock(&behind.queue);
             let Some(q) = queue.as_ref() else {
                 self.client.counters.errors.fetch_add(1, Relaxed);
@@ -910,9 +922,18 @@ impl Owed {
 
 impl Drop for Remote {
     fn drop(&mut self) {
+        // A forked child's inherited queue is its parent's: no thread of the child
+        // sends it, and its locks may have been held at the fork (kept undropped).
+        if self
+            .behind
+            .as_ref()
+            .is_some_and(|b| b.pid != crate::fork::this_process())
+        {
+            crate::fork::set_aside_pump(self.behind.take());
+        }
         // The write-behind thread sends what is queued (each write bounded by the
         // timeout, skipped while the remote is backed off), then ends.
-        if let Some(b) = &self.behind {
+        if let Some(b) = self.own_behind() {
             drop(lock(&b.queue).take());
             if let Some(t) = lock(&b.thread).take() {
                 let _ = t.join();
