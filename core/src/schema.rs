@@ -301,10 +301,16 @@ const BUILD_NAME: &str = "cache.db";
 /// If anything is at `path` by then (another opener's file, or something planted), the
 /// link fails and that is left as it is, for the caller to recognise. Where hard links
 /// are not supported, an empty file is created exclusively at `path` instead, and
-/// SQLite makes it a cache in place.
-pub(crate) fn create(path: &Path, busy_timeout: std::time::Duration) -> Result<()> {
+/// SQLite makes it a cache in place. `named_here` tells whether a file open in this
+/// process is opened by a name (passed in: the process's open files live above this
+/// module, in `shared`).
+pub(crate) fn create(
+    path: &Path,
+    busy_timeout: std::time::Duration,
+    named_here: impl Fn(&Path) -> bool,
+) -> Result<()> {
     let shown = path.display();
-    remove_stale_log(path)?;
+    remove_stale_log(path, named_here)?;
     remove_dead_builds(path);
     // The lock is held until the folder is gone: a folder of ours that nobody holds is
     // a dead builder's (see `remove_dead_builds`).
@@ -352,7 +358,7 @@ pub(crate) fn create(path: &Path, busy_timeout: std::time::Duration) -> Result<(
 /// use (the file was deleted while a handle, here or in another process, has it open)
 /// cannot be removed: the creation fails with IO until those handles are closed (the
 /// last one removes them).
-fn remove_stale_log(path: &Path) -> Result<()> {
+fn remove_stale_log(path: &Path, named_here: impl Fn(&Path) -> bool) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let side = |suffix: &str| {
         let mut name = sqlite_name(path).into_os_string();
@@ -385,7 +391,7 @@ fn remove_stale_log(path: &Path) -> Result<()> {
         .map(|d| sqlite_name(&d.join(file))),
         _ => Ok(sqlite_name(path)),
     };
-    if real.is_ok_and(|r| crate::shared::named_here(&r)) {
+    if real.is_ok_and(|r| named_here(&r)) {
         return Err(in_use());
     }
     // Every connection using the log holds a lock on the -shm: a write lock on all of

@@ -1219,7 +1219,7 @@ fn claim_file(path: &Path, absolute: &Path, busy_timeout: Duration) -> Result<Ar
     // turns settle any race with other openers.
     for _ in 0..8 {
         let Some(id) = schema::identify(path)? else {
-            schema::create(path, busy_timeout)?;
+            schema::create(path, busy_timeout, crate::shared::named_here)?;
             continue;
         };
         let _opening = shared::opening(id);
