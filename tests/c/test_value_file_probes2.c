@@ -273,6 +273,14 @@ static void folders_left_by_a_kill_while_building_go_with_check_and_vacuum(void)
  * a call). A child forked while that thread was inside SQLite inherited SQLite's
  * memory mutex held, and hung on its first open. */
 static void a_child_forked_while_a_reader_reads_ahead_opens_the_cache(void) {
+#ifdef __SANITIZE_ADDRESS__
+    /* Not under gcc 12's AddressSanitizer: its allocator has no fork handlers, so a
+       child forked while any other thread allocates inherits an allocator lock held
+       and hangs in its first malloc (seen with gdb: SizeClassAllocator64::
+       GetFromAllocator, from SQLite's malloc in the child), whatever the library does.
+       The plain and memcheck runs keep the case. */
+    return;
+#endif
     const char *path = tmp_path("fork-reader.db");
     backlite_storage *s = OPEN_SET(path, .file_threshold = BACKLITE_FILE_THRESHOLD_NEVER);
     REQUIRE(s != NULL);
