@@ -1213,3 +1213,59 @@ fn single_flight_takes_over_from_a_killed_holder_after_its_lease_deadline() {
     assert_eq!(machines.computes(), 2);
     assert!(started.elapsed() < Duration::from_secs(15));
 }
+
+/// A value read through that is stored at once (over 1 MiB, or kept in a file of its
+/// own) ends when it ends on the remote: its time left is measured when the remote is
+/// asked, and the moments that pass before the row is written (the round trip, the
+/// wait for the write lock, the value file's writing) are not added to it. B's clock
+/// runs a minute ahead of A's and steps one second on each reading; A's stands still,
+/// so the remote's deadline is exactly A's clock plus the hour (the server's PTTL,
+/// longer than the hour less B's lead, is not the shorter).
+#[test]
+fn a_value_read_through_and_stored_at_once_never_outlives_the_remote() {
+    use std::sync::atomic::{AtomicI64, Ordering::SeqCst};
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let clock_at = |t: i64| -> Arc<dyn Fn() -> i64 + Send + Sync> { Arc::new(move || t) };
+    let mut oa = remote_options(&server.url());
+    oa.set_clock(clock_at(t0));
+    let a = machine(&dir, "a.db", &oa);
+    let mut ob = remote_options(&server.url());
+    let steps = Arc::new(AtomicI64::new(t0 + 60_000));
+    let clock = steps.clone();
+    ob.set_clock(Arc::new(move || clock.fetch_add(1000, SeqCst)));
+    let b = machine(&dir, "b.db", &ob);
+    let hour = 3_600_000;
+    let deadline = t0 + hour;
+    let large = vec![5u8; (1 << 20) + 1];
+    for (key, value) in [(&b"over 1 MiB"[..], &large[..]), (b"small", b"v")] {
+        a.set(
+            key,
+            value,
+            Expiration::After(Duration::from_millis(hour as u64)),
+        )
+        .unwrap();
+        assert_eq!(get(&b, key).as_deref(), Some(value));
+    }
+    b.flush().unwrap();
+    drop(b);
+    // The file alone, read at the remote's deadline and just before it.
+    for (at, alive) in [(deadline - 1, true), (deadline, false)] {
+        let mut o = Options::new();
+        o.set_clock(clock_at(at));
+        let file = machine(&dir, "b.db", &o);
+        for key in [&b"over 1 MiB"[..], b"small"] {
+            assert_eq!(
+                file.contains(key).unwrap(),
+                alive,
+                "{} at the deadline {}",
+                String::from_utf8_lossy(key),
+                at - deadline
+            );
+        }
+    }
+}

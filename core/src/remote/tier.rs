@@ -25,6 +25,11 @@ fn ms(ms: i64) -> Duration {
     Duration::from_millis(ms.max(0) as u64)
 }
 
+/// The deadline (epoch ms; `None`: never) of a value with `left` to live at `now`.
+fn deadline_of(left: Option<Duration>, now: i64) -> Option<i64> {
+    left.map(|l| now.saturating_add(l.as_millis() as i64))
+}
+
 /// The file's state (see fill.rs).
 fn file_state(conn: &Connection) -> Result<FileState> {
     conn.prepare_cached(table::FILE_STATE)
@@ -88,7 +93,7 @@ impl Storage {
         if store && (value.len() as u64) <= self.value_limit() {
             match ticket {
                 Some(Ok(ticket)) => self.fill(key, &value, crc, left, now, ticket),
-                None => self.fill_now(key, &value, crc, left, None),
+                None => self.fill_now(key, &value, crc, deadline_of(left, now), None),
                 Some(Err(())) => {}
             }
         }
@@ -105,13 +110,14 @@ impl Storage {
         now: i64,
         ticket: Ticket,
     ) {
+        let deadline = deadline_of(left, now);
         if value.len() > fill::MAX_DEFERRED || self.goes_to_file(value.len()) {
-            return self.fill_now(key, value, crc, left, Some(ticket));
+            return self.fill_now(key, value, crc, deadline, Some(ticket));
         }
         let fill = Fill {
             value: value.clone(),
             crc,
-            deadline: left.map(|l| now.saturating_add(l.as_millis() as i64)),
+            deadline,
             max_size: self.max_size() as i64,
             policy: self.eviction_policy(),
         };
@@ -122,16 +128,18 @@ impl Storage {
 
     /// Stores a value read through at once, if no entry is stored under `key` (and,
     /// with a `ticket`, if a fill taken with it would still be valid).
-    /// `crc` is the CRC-32 of `value`.
+    /// `crc` is the CRC-32 of `value`; `deadline` (epoch ms, `None`: never) is when the
+    /// remote's value ends: the time left counts from when the remote was asked, not
+    /// from this write (the round trip, the wait for the write lock and a value file's
+    /// writing came between: added, the entry outlived the remote's).
     fn fill_now(
         &self,
         key: &[u8],
         value: &[u8],
         crc: u32,
-        left: Option<Duration>,
+        deadline: Option<i64>,
         ticket: Option<Ticket>,
     ) {
-        let expiration = left.map_or(Expiration::Never, Expiration::After);
         let fills = &self.shared.fills;
         // Best effort: a busy or full file still answers with the remote's value.
         let _ = self.write(|t| {
@@ -139,6 +147,11 @@ impl Storage {
             if !valid || t.has_row(key)? {
                 return Ok(());
             }
+            let expiration = match deadline {
+                None => Expiration::Never,
+                Some(d) if d > t.now => Expiration::After(ms(d - t.now)),
+                Some(_) => return Ok(()), // ended meanwhile
+            };
             self.store(t, key, value, crc, expiration).map(drop)
         });
     }
