@@ -1269,3 +1269,70 @@ fn a_value_read_through_and_stored_at_once_never_outlives_the_remote() {
         }
     }
 }
+
+/// A value another machine computed under the remote lease, found by a waiter, is
+/// stored by the waiter to end when it ends on the remote: the release of the
+/// waiter's own lease and its wait for the file's write lock are not added to its
+/// time left. Clocks as in the test above: the waiter's a minute ahead of the
+/// holder's and stepping a second on each reading.
+#[test]
+fn a_value_found_under_another_machines_lease_never_outlives_the_remote() {
+    use std::sync::atomic::{AtomicI64, Ordering::SeqCst};
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let clock_at = |t: i64| -> Arc<dyn Fn() -> i64 + Send + Sync> { Arc::new(move || t) };
+    let mut oh = remote_options(&server.url());
+    oh.set_clock(clock_at(t0));
+    let holder = Arc::new(machine(&dir, "holder.db", &oh));
+    let mut ow = remote_options(&server.url());
+    let steps = Arc::new(AtomicI64::new(t0 + 60_000));
+    let clock = steps.clone();
+    ow.set_clock(Arc::new(move || clock.fetch_add(1000, SeqCst)));
+    let waiter = Arc::new(machine(&dir, "waiter.db", &ow));
+    let hour = 3_600_000;
+    let deadline = t0 + hour;
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let (go, go_rx) = std::sync::mpsc::channel::<()>();
+    let h = holder.clone();
+    let holding = std::thread::spawn(move || {
+        let expiration = Expiration::After(Duration::from_millis(hour as u64));
+        h.cached_call_exclusive(b"k", expiration, Duration::from_secs(20), || {
+            started_tx.send(()).unwrap();
+            go_rx.recv().unwrap();
+            Ok(b"from the holder".to_vec())
+        })
+        .unwrap()
+    });
+    started.recv().unwrap();
+    let w = waiter.clone();
+    let waiting = std::thread::spawn(move || {
+        w.cached_call_exclusive(b"k", NEVER, Duration::from_secs(20), || {
+            panic!("computed twice")
+        })
+        .unwrap()
+    });
+    let give_up = Instant::now() + Duration::from_secs(20);
+    while waiter.remote_stats().unwrap().misses == 0 {
+        assert!(Instant::now() < give_up);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    go.send(()).unwrap();
+    assert_eq!(holding.join().unwrap(), b"from the holder");
+    assert_eq!(waiting.join().unwrap(), b"from the holder");
+    drop(waiter);
+    for (at, alive) in [(deadline - 1, true), (deadline, false)] {
+        let mut o = Options::new();
+        o.set_clock(clock_at(at));
+        let file = machine(&dir, "waiter.db", &o);
+        assert_eq!(
+            file.contains(b"k").unwrap(),
+            alive,
+            "at the deadline {}",
+            at - deadline
+        );
+    }
+}

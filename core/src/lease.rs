@@ -199,7 +199,19 @@ impl Lease {
     /// Stores `value` under the key and releases the lease, in one transaction. A lost
     /// lease stores nothing. The lease is released whatever the result: a value too
     /// large to store, or one the write failed to store, releases it too.
-    pub fn fulfill(mut self, value: &[u8], expiration: Expiration) -> Result<()> {
+    pub fn fulfill(self, value: &[u8], expiration: Expiration) -> Result<()> {
+        self.fulfill_since(value, expiration, None)
+    }
+
+    /// `fulfill`, with an expiration that counts from the clock reading `since` (epoch
+    /// ms; `None`: from the store): a value found on the remote has the time it had
+    /// left when the remote answered, not that much more from when it is stored.
+    pub(crate) fn fulfill_since(
+        mut self,
+        value: &[u8],
+        expiration: Expiration,
+        since: Option<i64>,
+    ) -> Result<()> {
         self.stop_renewing();
         let storage = self.storage.clone();
         // A value too large to store is not hashed (store refuses it).
@@ -213,6 +225,15 @@ impl Lease {
                 return Ok(None);
             }
             self.release_in(t)?;
+            let expiration = match (expiration, since) {
+                (Expiration::After(left), Some(since)) => {
+                    let end = since.saturating_add(ms(left));
+                    Expiration::After(Duration::from_millis(
+                        end.saturating_sub(t.now).max(0) as u64
+                    ))
+                }
+                (expiration, _) => expiration,
+            };
             storage
                 .store(t, &self.key, value, crc, expiration)
                 .map(Some)
@@ -335,9 +356,9 @@ impl Storage {
                     lease.keep_renewed(self.lease_duration());
                     // Dropping the lease releases it; with a remote tier, the compute
                     // runs under its lease there too (remote/tier.rs).
-                    let (value, expiration) =
+                    let (value, expiration, since) =
                         self.remote_single_flight(key, expiration, give_up, wait_timeout, compute)?;
-                    return match lease.fulfill(&value, expiration) {
+                    return match lease.fulfill_since(&value, expiration, since) {
                         Err(e)
                             if !matches!(e.kind(), ErrorKind::TooLarge | ErrorKind::LeaseLost) =>
                         {

@@ -197,7 +197,8 @@ impl Storage {
     /// lease, or the value another machine stored meanwhile. Without a usable remote,
     /// `compute` runs here (and its value is written through). Also returns how long
     /// the value lives here: `expiration` for a value computed here, the remote's time
-    /// left for one found there (another machine set it, with its own expiration).
+    /// left for one found there (another machine set it, with its own expiration),
+    /// counted from the clock reading returned with it (`None`: from when it is stored).
     /// Past `give_up` (`waited` after the call began), a lease another machine still
     /// holds is [`ErrorKind::LeaseHeld`].
     pub(crate) fn remote_single_flight(
@@ -207,15 +208,16 @@ impl Storage {
         give_up: Instant,
         waited: Duration,
         compute: impl FnOnce() -> Result<Vec<u8>>,
-    ) -> Result<(Vec<u8>, Expiration)> {
-        let found = |hit: Hit| {
+    ) -> Result<(Vec<u8>, Expiration, Option<i64>)> {
+        let found = |hit: Hit, now: i64| {
             Ok((
                 hit.value.to_vec(),
                 hit.left.map_or(Expiration::Never, Expiration::After),
+                Some(now),
             ))
         };
         let Some(remote) = &self.remote else {
-            return compute().map(|v| (v, expiration));
+            return compute().map(|v| (v, expiration, None));
         };
         let mut pause = Duration::from_millis(1);
         loop {
@@ -223,14 +225,15 @@ impl Storage {
                 None => {
                     let value = compute()?;
                     self.write_through(key, &value, expiration, &Ok(()));
-                    return Ok((value, expiration));
+                    return Ok((value, expiration, None));
                 }
                 Some(Ok(lease)) => {
                     // The previous holder may have stored the value and released the
                     // lease between our look-up and our taking it.
-                    if let Some(hit) = remote.get(this_process(), key, self.now(), false) {
+                    let now = self.now();
+                    if let Some(hit) = remote.get(this_process(), key, now, false) {
                         remote.release(&lease);
-                        return found(hit);
+                        return found(hit, now);
                     }
                     let renew_every = remote.lease_duration() / 3;
                     let (stop, stopped) = std::sync::mpsc::channel::<()>();
@@ -270,11 +273,12 @@ impl Storage {
                         }
                         Err(_) => remote.release(&lease),
                     }
-                    return value.map(|v| (v, expiration));
+                    return value.map(|v| (v, expiration, None));
                 }
                 Some(Err(())) => {
-                    if let Some(hit) = remote.get(this_process(), key, self.now(), false) {
-                        return found(hit);
+                    let now = self.now();
+                    if let Some(hit) = remote.get(this_process(), key, now, false) {
+                        return found(hit, now);
                     }
                     let now = Instant::now();
                     if now >= give_up {
