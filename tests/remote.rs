@@ -1336,3 +1336,41 @@ fn a_value_found_under_another_machines_lease_never_outlives_the_remote() {
         );
     }
 }
+
+/// A write that never reached the remote is undone in the generation that is live
+/// when its key is unlinked, not only in the one the handle knew when it wrote: after
+/// another machine's clear (which this handle had not read yet) and a set made after
+/// that clear, a delete here that timed out left that set's value for every machine,
+/// this one included, to read (its key was unlinked in the dead generation only).
+#[test]
+fn a_write_lost_after_another_clients_clear_is_undone_in_the_live_generation() {
+    for mode in [RemoteMode::ReadWrite, RemoteMode::WriteBehind] {
+        let server = RedisServer::start();
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = remote_options(&server.url());
+        o.set_remote_timeout(Duration::from_millis(200)).unwrap();
+        let mut ob = o.clone();
+        ob.set_remote_mode(mode);
+        let b = machine(&dir, "b.db", &ob); // knows generation 0
+        let a = machine(&dir, "a.db", &o);
+        a.clear().unwrap();
+        a.set(b"k", b"set after the clear", NEVER).unwrap();
+        // B's delete of k, made after that set, times out.
+        server.signal("STOP");
+        b.delete(b"k").unwrap();
+        let give_up = Instant::now() + Duration::from_secs(10);
+        while b.remote_stats().unwrap().errors == 0 {
+            assert!(
+                Instant::now() < give_up,
+                "{mode:?}: the pause was never noticed"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server.signal("CONT");
+        until_connected(&b);
+        assert_eq!(get(&b, b"k"), None, "{mode:?}: read back here");
+        drop(b);
+        let c = machine(&dir, "c.db", &o);
+        assert_eq!(get(&c, b"k"), None, "{mode:?}: read by another machine");
+    }
+}

@@ -135,6 +135,17 @@ impl Keys {
         format!("{}[dl]{{*", self.prefix)
     }
 
+    /// The generation of a value or lease key of this prefix, and the part after it
+    /// (the key, or `#<sha1>` for a hashed one: the same Redis key as a plain key in
+    /// another generation).
+    fn split<'k>(&self, redis_key: &'k [u8]) -> Option<(u64, &'k [u8])> {
+        let rest = redis_key.strip_prefix(self.prefix.as_bytes())?.get(2..)?;
+        let end = rest.iter().position(|&b| b == b':')?;
+        let gen = u64::from_str_radix(std::str::from_utf8(&rest[..end]).ok()?, 16).ok()?;
+        let key = rest.get(end + 1..)?.strip_suffix(b"}")?;
+        Some((gen, key))
+    }
+
     /// The generation in a key the pattern matched.
     fn generation_of(&self, redis_key: &[u8]) -> Option<u64> {
         let rest = redis_key.get(self.prefix.len() + 2..)?;
@@ -218,6 +229,31 @@ fn redis_keys(keys: &Keys, gen: u64, writes: &[Write<'_>]) -> Vec<Vec<u8>> {
         .iter()
         .map(|w| keys.item(b'd', gen, &w.key).0)
         .collect()
+}
+
+/// Unlinks the remote keys of writes that never reached the remote (`Unsynced`), each
+/// in the generation it was written in and, when another client cleared since, in the
+/// live one too (`write_in_live_generation`; `live` learns it): the handle may have lost
+/// the write before it read that clear, and a value set after the clear is older than
+/// the lost write, which must not leave it. Returns the keys not unlinked.
+fn unlink_lost(client: &Client, keys: &Keys, live: &AtomicU64, lost: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    // By generation (nearly always one): the part after it names the key in any
+    // generation (a hashed key's `#<sha1>` too, as a plain key of 41 bytes). Every key
+    // here is one `Keys::item` made, which `split` takes apart.
+    let mut by_generation: std::collections::HashMap<u64, Vec<Write<'_>>> = Default::default();
+    for (gen, key) in lost.iter().filter_map(|k| keys.split(k)) {
+        by_generation
+            .entry(gen)
+            .or_default()
+            .push(Write::unlink(key));
+    }
+    let mut left = Vec::new();
+    for (gen, writes) in &by_generation {
+        if write_in_live_generation(client, keys, live, *gen, writes, true).is_none() {
+            left.extend(redis_keys(keys, *gen, writes));
+        }
+    }
+    left
 }
 
 /// The writes of `writes` that may be sent now in generation `gen`. A write is held
@@ -438,7 +474,7 @@ fn send_batch(
     }
     // Older lost writes are unlinked first, so none undoes these; a write whose
     // key's could not be unlinked yet waits with it.
-    lost.flush(client);
+    lost.flush(client, |k| unlink_lost(client, keys, live, k));
     let writes = sendable(client, keys, lost, gen, writes);
     if writes.is_empty() {
         return;
@@ -806,7 +842,10 @@ impl Remote {
         if self.unsynced.take_overflow() {
             self.pending_clear.store(true, Relaxed);
         }
-        self.retry_clear() && (self.unsynced.flush(&self.client) || !self.client.backed_off())
+        self.retry_clear()
+            && (self.unsynced.flush(&self.client, |k| {
+                unlink_lost(&self.client, &self.keys, &self.gen, k)
+            }) || !self.client.backed_off())
     }
 
     /// Runs a pending clear; false while it cannot be done.

@@ -8,7 +8,6 @@
 
 use super::client::Client;
 use crate::sync::lock;
-use redis::Cmd;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Mutex;
@@ -55,37 +54,27 @@ impl Unsynced {
         self.any() && lock(&self.keys).contains(redis_key)
     }
 
-    /// Unlinks the remembered keys in one round trip, but those of a backed-off cluster
-    /// slot; true if none is left (the others are kept for the next call).
-    pub(crate) fn flush(&self, client: &Client) -> bool {
+    /// Unlinks the remembered keys with `unlink` (the keys it could not unlink are
+    /// kept), but those of a backed-off cluster slot; true if none is left (the others
+    /// are kept for the next call).
+    pub(crate) fn flush(
+        &self,
+        client: &Client,
+        unlink: impl FnOnce(&[Vec<u8>]) -> Vec<Vec<u8>>,
+    ) -> bool {
         if !self.any() {
             return true;
         }
-        let (keys, waiting): (Vec<Vec<u8>>, Vec<Vec<u8>>) = {
+        let (lost, waiting): (Vec<Vec<u8>>, Vec<Vec<u8>>) = {
             let mut k = lock(&self.keys);
             self.any.store(false, Relaxed);
             k.drain()
                 .partition(|k| !client.slot_of(k).is_some_and(|s| client.slot_backed_off(s)))
         };
-        let done = keys.is_empty() || {
-            // One UNLINK per key: on a cluster the keys lie in many slots.
-            let cmds: Vec<Cmd> = keys
-                .iter()
-                .map(|k| redis::cmd("UNLINK").arg(k).clone())
-                .collect();
-            let slots: Vec<u16> = keys.iter().filter_map(|k| client.slot_of(k)).collect();
-            client
-                .run_on(&slots, |c| c.pipe::<redis::Value>(cmds))
-                .is_some()
-        };
-        let left = waiting.is_empty() && done;
-        if !done {
-            self.add(keys);
-        }
-        if !waiting.is_empty() {
-            self.add(waiting);
-        }
-        left
+        let left = if lost.is_empty() { lost } else { unlink(&lost) };
+        let done = left.is_empty() && waiting.is_empty();
+        self.add(left.into_iter().chain(waiting));
+        done
     }
 }
 
