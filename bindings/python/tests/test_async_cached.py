@@ -36,6 +36,25 @@ def test_async_cached_function_computes_once_per_arguments(storage):
     run(main())
 
 
+def test_async_methods_of_a_class_defined_in_a_function_are_cached(storage):
+    # Its instances cannot be pickled: `self` is keyed by identity, as in cached().
+    calls = []
+
+    class Client:
+        @async_cached(storage=storage)
+        async def fetch(self, x):
+            calls.append(x)
+            return x * 2
+
+    async def main():
+        client = Client()
+        assert await client.fetch(3) == 6
+        assert await client.fetch(3) == 6
+
+    run(main())
+    assert calls == [3]
+
+
 def test_async_and_sync_callers_share_keys_by_signature(storage):
     calls = []
 

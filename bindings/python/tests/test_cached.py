@@ -389,13 +389,103 @@ def test_methods_are_cached_by_their_arguments_including_self(storage):
     assert calls == [-3]
 
 
-def test_unpicklable_arguments_raise_a_clear_type_error(storage):
+def test_methods_of_a_class_defined_in_a_function_are_cached(storage):
+    # Such a class cannot be pickled: its instances (each method's `self`), the class
+    # itself (a classmethod's `cls`) and local functions are keyed by identity, as the
+    # seed's hash() keyed them, instead of raising TypeError.
+    calls = []
+
+    class Calculator:
+        @cached(storage=storage)
+        def add(self, x, y):
+            calls.append(("add", x, y))
+            return x + y
+
+        @classmethod
+        @cached(storage=storage)
+        def twice(cls, x):
+            calls.append(("twice", x))
+            return 2 * x
+
+    @cached(storage=storage)
+    def apply(fn, x):
+        calls.append(("apply", x))
+        return fn(x)
+
+    calc = Calculator()
+    assert calc.add(1, 2) == 3
+    assert calc.add(1, 2) == 3
+    assert Calculator.twice(4) == 8
+    assert Calculator.twice(4) == 8
+    inc = lambda v: v + 1  # noqa: E731
+    assert apply(inc, 1) == 2
+    assert apply(inc, 1) == 2
+    assert calls == [("add", 1, 2), ("twice", 4), ("apply", 1)]
+    other = Calculator()  # another object: not the same argument
+    assert other.add(1, 2) == 3
+    assert apply(lambda v: v - 1, 1) == 0
+    assert len(calls) == 5
+
+
+def test_an_unpicklable_argument_gone_never_finds_another_objects_result(storage):
+    # A new object may get the address (id) of one that died: it must not be taken
+    # for it.
+    class Box:
+        def __init__(self, n):
+            self.n = n
+
+    @cached(storage=storage)
+    def unbox(box):
+        return box.n
+
+    for n in range(200):
+        assert unbox(Box(n)) == n
+
+
+def test_unpicklable_arguments_of_a_forked_child_are_its_own(db):
+    # Parent and child count identity tokens from the same point after fork(): the
+    # child's must not be taken for the parent's in the file they share.
+    import multiprocessing as mp
+
+    s = Storage(db)
+
+    class Box:
+        def __init__(self, n):
+            self.n = n
+
+    @cached(storage=s)
+    def unbox(box):
+        return box.n
+
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    go = ctx.Event()
+
+    def child():
+        go.wait(60)
+        q.put(unbox(Box("child")))
+
+    p = ctx.Process(target=child)
+    p.start()
+    kept = Box("parent")
+    assert unbox(kept) == "parent"
+    go.set()
+    assert q.get(timeout=60) == "child"
+    p.join(60)
+    assert p.exitcode == 0
+    s.close()
+
+
+def test_unpicklable_arguments_without_weak_references_raise_a_clear_type_error(storage):
+    class Slotted:
+        __slots__ = ()
+
     @cached(storage=storage)
     def f(x):
         return 1
 
     with pytest.raises(TypeError, match="param_hash_func"):
-        f(threading.Lock())
+        f(Slotted())
 
 
 # -- barriers --------------------------------------------------------------------------

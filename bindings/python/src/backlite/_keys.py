@@ -12,14 +12,68 @@ canonical encoding of its arguments, bound to the signature with defaults applie
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
+import os
 import pickle
+import threading
+import weakref
 from inspect import Parameter, Signature
 from typing import Any, Callable
 
 # Pickle protocol for arguments that have no canonical encoding below: fixed, so the
 # key does not change when Python's default protocol does.
 _KEY_PICKLE_PROTOCOL = 4
+
+
+# Objects that cannot be pickled (an instance of a class defined inside a function, a
+# lambda, a lock: the `self` of many methods) are keyed by identity, as the seed's
+# hash() keyed them: a token per live object, unique to this process, so such a key is
+# found again only with that very object. The token dies with the object (an id that
+# is reused must not find the old object's results), and the process's nonce makes it
+# unique among processes sharing the file.
+# Reentrant: a finalizer may run (garbage collection) while this thread holds it.
+_identity_lock = threading.RLock()
+_identity: dict[int, bytes] = {}
+_identity_serial = itertools.count()
+_identity_nonce = os.urandom(16).hex()
+
+
+def _forget_identity(ident: int, token: bytes) -> None:
+    with _identity_lock:
+        if _identity.get(ident) == token:
+            del _identity[ident]
+
+
+def _identity_token(obj: Any) -> bytes | None:
+    """The token of ``obj`` in this process; None when it cannot be told when ``obj``
+    dies (no weak references to it)."""
+    ident = id(obj)
+    with _identity_lock:
+        token = _identity.get(ident)
+        if token is not None:
+            return token
+        token = f"{_identity_nonce}:{next(_identity_serial)}".encode()
+        try:
+            finalizer = weakref.finalize(obj, _forget_identity, ident, token)
+        except TypeError:
+            return None
+        finalizer.atexit = False
+        _identity[ident] = token
+        return token
+
+
+def _identity_after_fork_in_child() -> None:
+    # The child's objects are copies that may change apart from the parent's: tokens of
+    # its own, under a nonce of its own.
+    global _identity_lock, _identity_nonce
+    _identity_lock = threading.RLock()
+    _identity.clear()
+    _identity_nonce = os.urandom(16).hex()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_identity_after_fork_in_child)
 
 
 def function_id(func: Callable[..., Any]) -> str:
@@ -62,14 +116,19 @@ def _encode(obj: Any, out: list[bytes]) -> None:
         out.append((b"<" if t is set else b">") + _len(len(items)))
         out.extend(_len(len(i)) + i for i in items)
     else:
+        name = f"{t.__module__}.{t.__qualname__}".encode()
         try:
             b = pickle.dumps(obj, protocol=_KEY_PICKLE_PROTOCOL)
         except Exception as e:
-            raise TypeError(
-                f"cannot make a cache key from an argument of type {t.__qualname__}: it is "
-                f"not picklable ({e}). Pass param_hash_func= to the decorator."
-            ) from e
-        name = f"{t.__module__}.{t.__qualname__}".encode()
+            token = _identity_token(obj)
+            if token is None:
+                raise TypeError(
+                    f"cannot make a cache key from an argument of type {t.__qualname__}: "
+                    f"it is not picklable ({e}) nor weakly referenceable. Pass "
+                    "param_hash_func= to the decorator."
+                ) from e
+            out.append(b"o" + _len(len(name)) + name + _len(len(token)) + token)
+            return
         out.append(b"p" + _len(len(name)) + name + _len(len(b)) + b)
 
 
