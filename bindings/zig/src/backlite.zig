@@ -937,8 +937,12 @@ pub const Storage = struct {
             }
         };
         var st: Collect = .{ .allocator = allocator };
-        errdefer freeKeys(allocator, st.list.items);
-        errdefer st.list.deinit(allocator);
+        // The keys copied so far, then the list's own buffer (its capacity, not its
+        // length: freeKeys would free a slice of the wrong size, after deinit).
+        errdefer {
+            for (st.list.items) |k| allocator.free(k);
+            st.list.deinit(allocator);
+        }
         try self.keys(&st, Collect.add);
         return st.list.toOwnedSlice(allocator);
     }

@@ -253,6 +253,19 @@ test "collectKeys copies every key into the allocator" {
     try testing.expectEqual(@as(usize, 2), ks.len);
 }
 
+fn collectAndFreeKeys(allocator: std.mem.Allocator, cache: *Storage) !void {
+    const ks = try cache.collectKeys(allocator);
+    backlite.freeKeys(allocator, ks);
+}
+
+test "collectKeys frees what it copied when an allocation fails" {
+    var cache = try memory(.{});
+    defer cache.deinit();
+    for ([_][]const u8{ "a", "b", "c", "d", "e" }) |k| try cache.set(k, "v", .never);
+    // Each allocation in turn fails: error.OutOfMemory, and nothing leaked or freed twice.
+    try testing.checkAllAllocationFailures(testing.allocator, collectAndFreeKeys, .{&cache});
+}
+
 test "clear removes everything" {
     var cache = try memory(.{});
     defer cache.deinit();
