@@ -649,21 +649,24 @@ pub(crate) fn configure(conn: &Connection, busy_timeout: std::time::Duration) ->
 /// Creates or migrates the schema, adds the policy's index and applies the version
 /// tag, in one immediate transaction so that concurrent openers take turns. A file
 /// that needs none of it is opened with a read only, so opening never waits for
-/// another process's write.
+/// another process's write. Returns the names of the value files of the entries a new
+/// version tag dropped, for the caller to remove once this has committed (as a clear
+/// does).
 pub(crate) fn prepare(
     conn: &mut Connection,
     path: &Path,
     policy: EvictionPolicy,
     version_tag: Option<&str>,
-) -> Result<()> {
+) -> Result<Vec<String>> {
+    let mut dropped = Vec::new();
     match readiness(conn, policy, version_tag)? {
-        Readiness::Ready => return Ok(()),
+        Readiness::Ready => return Ok(dropped),
         Readiness::LacksIndex(sql) => {
             // The index only speeds up eviction: a file that cannot take it now (one
             // this process cannot write, or busy past the timeout) opens without it,
             // its victims found by a scan, and a later open adds it.
             let _ = conn.execute_batch(sql);
-            return Ok(());
+            return Ok(dropped);
         }
         Readiness::NotReady => {}
     }
@@ -714,6 +717,10 @@ pub(crate) fn prepare(
             .flatten();
         if stored.as_deref() != Some(tag) {
             if stored.is_some() {
+                dropped = tx
+                    .prepare(table::FILES)
+                    .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+                    .ctx("listing the value files of another version tag")?;
                 tx.execute_batch(table::CLEAR_WITH_COUNTERS)
                     .ctx("dropping entries of another version tag")?;
             }
@@ -722,7 +729,7 @@ pub(crate) fn prepare(
         }
     }
     tx.commit().ctx("committing the schema")?;
-    Ok(())
+    Ok(dropped)
 }
 
 /// What `prepare` has to write.

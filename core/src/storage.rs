@@ -145,7 +145,7 @@ impl Storage {
             schema::configure(&conn, options.busy_timeout)?;
         }
         let shown = file.as_deref().unwrap_or(Path::new(MEMORY));
-        schema::prepare(
+        let dropped = schema::prepare(
             &mut conn,
             shown,
             options.eviction_policy,
@@ -182,6 +182,9 @@ impl Storage {
             #[cfg(test)]
             before_file_read: std::sync::Mutex::default(),
         };
+        // The files of entries a new version tag dropped go as a clear's do: left to
+        // the sweep, they would hold their disk space for an hour.
+        storage.remove_files(&dropped);
         if storage.path.is_some() {
             storage.sweep_lazily();
         }
