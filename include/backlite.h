@@ -758,11 +758,13 @@ backlite_result backlite_storage_get(struct backlite_storage *s, const uint8_t *
 
 /**
  * Hands the value under `key` to `visit` in chunks, in bounded library memory: a value
- * of any size is never held whole (an empty value makes no call). OK: every chunk was
- * handed over and the value's CRC matched; `*expires_in_ms_out` (if not NULL) as for
- * `backlite_storage_get`. NOT_FOUND (`*err` untouched): no live entry, or the value
- * proved damaged after some chunks were handed over (drop them; the entry is removed,
- * as a get would). CALLBACK_FAILED: `visit` returned non-zero. A hit or miss as for
+ * of any size is never held whole (an empty value makes no call), but for one of an
+ * in-memory cache, which is copied out once first, so that `visit` may use the cache
+ * (its values are in memory anyway). OK: every chunk was handed over and the value's
+ * CRC matched; `*expires_in_ms_out` (if not NULL) as for `backlite_storage_get`.
+ * NOT_FOUND (`*err` untouched): no live entry, or the value proved damaged after some
+ * chunks were handed over (drop them; the entry is removed, as a get would).
+ * CALLBACK_FAILED: `visit` returned non-zero. A hit or miss as for
  * `backlite_storage_get`. `visit` may call the library; on a cache file it runs inside
  * a read transaction, so the WAL is not checkpointed past it until the call returns.
  */
@@ -832,7 +834,8 @@ backlite_result backlite_storage_stats(struct backlite_storage *s, struct backli
  *
  * What the reader holds: a value kept in a file of its own, the open file (a set or
  * delete of the key meanwhile leaves it whole: the reader reads the value as it was);
- * a value of at most 256 KiB, a copy; a larger value kept in the database file, a
+ * a value of at most 256 KiB, or any value of an in-memory cache, a copy (one: the
+ * value's length in library memory); a larger value kept in the database file, a
  * connection in a read transaction, so that it reads the value as it was: writes go
  * on, but the WAL is not checkpointed past it until the reader is freed. Do not keep
  * such a reader open for long.

@@ -611,8 +611,10 @@ impl Storage {
                 }
                 Some(r)
             }
+            // Moved, not copied again, to a taker that keeps it (a reader's, a get's):
+            // a second copy of a large in-memory value doubled what a read cost.
             Lookup::Copied(value, left) => {
-                Some(taker.take().expect("taken once").take(&value, left)?)
+                Some(taker.take().expect("taken once").take_owned(value, left)?)
             }
             // Both are removed lazily and only if that needs no waiting: a read never
             // waits for the write lock. Otherwise the next write purges an expired

@@ -52,6 +52,11 @@ pub(crate) trait Take: Sized {
     type Out;
     /// The value, in SQLite's memory.
     fn take(self, value: &[u8], left: Option<Duration>) -> Result<Self::Out>;
+    /// The value, copied out already (an in-memory cache's): a taker that keeps a
+    /// vector takes this one rather than copy it again.
+    fn take_owned(self, value: Vec<u8>, left: Option<Duration>) -> Result<Self::Out> {
+        self.take(&value, left)
+    }
     /// A value of `len` bytes stored apart: `read` writes all of it into the memory
     /// it is given and says whether it is sound. Damaged: the taker comes back
     /// (`Err(self)`) for a read-through.
@@ -104,6 +109,10 @@ impl Take for Own {
 
     fn take(self, value: &[u8], left: Option<Duration>) -> Result<Self::Out> {
         Ok((value.to_vec(), left))
+    }
+
+    fn take_owned(self, value: Vec<u8>, left: Option<Duration>) -> Result<Self::Out> {
+        Ok((value, left))
     }
 
     fn take_apart(

@@ -205,10 +205,14 @@ impl Take for Open {
     type Out = Found;
 
     fn take(self, value: &[u8], left: Option<Duration>) -> Result<Found> {
+        self.take_owned(value.to_vec(), left)
+    }
+
+    fn take_owned(self, value: Vec<u8>, left: Option<Duration>) -> Result<Found> {
         Ok(Found {
-            source: Source::Bytes(value.to_vec()),
-            crc: None,
             len: value.len() as u64,
+            source: Source::Bytes(value),
+            crc: None,
             left,
         })
     }

@@ -158,11 +158,13 @@ pub unsafe extern "C" fn backlite_storage_get(
 }
 
 /// Hands the value under `key` to `visit` in chunks, in bounded library memory: a value
-/// of any size is never held whole (an empty value makes no call). OK: every chunk was
-/// handed over and the value's CRC matched; `*expires_in_ms_out` (if not NULL) as for
-/// `backlite_storage_get`. NOT_FOUND (`*err` untouched): no live entry, or the value
-/// proved damaged after some chunks were handed over (drop them; the entry is removed,
-/// as a get would). CALLBACK_FAILED: `visit` returned non-zero. A hit or miss as for
+/// of any size is never held whole (an empty value makes no call), but for one of an
+/// in-memory cache, which is copied out once first, so that `visit` may use the cache
+/// (its values are in memory anyway). OK: every chunk was handed over and the value's
+/// CRC matched; `*expires_in_ms_out` (if not NULL) as for `backlite_storage_get`.
+/// NOT_FOUND (`*err` untouched): no live entry, or the value proved damaged after some
+/// chunks were handed over (drop them; the entry is removed, as a get would).
+/// CALLBACK_FAILED: `visit` returned non-zero. A hit or miss as for
 /// `backlite_storage_get`. `visit` may call the library; on a cache file it runs inside
 /// a read transaction, so the WAL is not checkpointed past it until the call returns.
 #[no_mangle]

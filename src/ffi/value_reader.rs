@@ -27,7 +27,8 @@ pub struct backlite_value_reader {
 ///
 /// What the reader holds: a value kept in a file of its own, the open file (a set or
 /// delete of the key meanwhile leaves it whole: the reader reads the value as it was);
-/// a value of at most 256 KiB, a copy; a larger value kept in the database file, a
+/// a value of at most 256 KiB, or any value of an in-memory cache, a copy (one: the
+/// value's length in library memory); a larger value kept in the database file, a
 /// connection in a read transaction, so that it reads the value as it was: writes go
 /// on, but the WAL is not checkpointed past it until the reader is freed. Do not keep
 /// such a reader open for long.
