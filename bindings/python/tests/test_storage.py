@@ -491,6 +491,43 @@ def test_a_storage_can_be_sent_to_a_spawned_process(db):
             assert pool.apply(_child_reads, (s, "k")) == {"value": b"from parent"}
 
 
+def test_a_relative_location_stays_the_same_file_when_the_process_changes_folder(
+    tmp_path, monkeypatch
+):
+    # A forked child opens the file again on first use, and another process opens it
+    # from the pickle: both found a new, empty cache in the folder the process had
+    # moved to (a daemon's chdir("/")), and the child's writes never reached the parent.
+    import multiprocessing as mp
+
+    (tmp_path / "opened_in").mkdir()
+    (tmp_path / "moved_to").mkdir()
+    monkeypatch.chdir(tmp_path / "opened_in")
+    with Storage("cache.db") as s:
+        s.set("parent", {"value": b"p"})
+        monkeypatch.chdir(tmp_path / "moved_to")
+        ctx = mp.get_context("fork")
+        q = ctx.Queue()
+
+        def child():
+            try:
+                q.put(s.get_value("parent"))
+                s.set_value("child", b"c")
+                q.put("ok")
+            except BaseException as e:  # noqa: BLE001
+                q.put(repr(e))
+
+        p = ctx.Process(target=child)
+        p.start()
+        assert q.get(timeout=60) == b"p"
+        assert q.get(timeout=60) == "ok"
+        p.join(60)
+        assert p.exitcode == 0
+        assert s.get_value("child") == b"c"
+        with pickle.loads(pickle.dumps(s)) as again:
+            assert again.get_value("parent") == b"p"
+    assert list((tmp_path / "moved_to").iterdir()) == []
+
+
 def test_a_get_reentered_on_the_same_thread_reads_its_own_value(storage):
     # A finalizer may run inside a get (a garbage collection triggered by one of its
     # allocations) and make a get of its own on the same thread.

@@ -185,6 +185,13 @@ class Storage(_native.Storage):
         if isinstance(location, bytes):
             location = os.fsdecode(location)
         self.location: str = location
+        # The file, named from the folder it is in now: a forked child opens it again
+        # by this name, and another process by its pickle, after this process may have
+        # changed folder (a daemon's chdir("/")). Not normalised: "link/.." is the
+        # link target's parent, as the core and the file system take it.
+        self._file: str = (
+            location if location in ("", ":memory:") else os.path.join(os.getcwd(), location)
+        )
         self.size_limit: int = limit
         self.eviction_policy: EvictionPolicy = eviction_policy
         self.default_expiration: timedelta | None = default_expiration
@@ -218,7 +225,7 @@ class Storage(_native.Storage):
 
         remote, namespace, timeout, mode = self._remote
         self._open_file(
-            self.location,
+            self._file,
             self.size_limit,
             self.eviction_policy,
             None if self.default_expiration is None else expiration_ms(self.default_expiration),
@@ -329,7 +336,7 @@ class Storage(_native.Storage):
             raise TypeError("an in-memory Storage cannot be sent to another process")
         return (
             _reopen,
-            (self.location, self.size_limit, self.eviction_policy, self.default_expiration,
+            (self._file, self.size_limit, self.eviction_policy, self.default_expiration,
              self._busy_timeout, self.file_threshold, self._lease_length, *self._remote),
         )
 
