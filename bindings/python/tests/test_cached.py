@@ -427,6 +427,39 @@ def test_methods_of_a_class_defined_in_a_function_are_cached(storage):
     assert len(calls) == 5
 
 
+class _Times:
+    """A picklable callable object (module level), for the test below."""
+
+    def __init__(self, k):
+        self.k = k
+
+    def __call__(self, x):
+        return x * self.k
+
+    def times(self, x):
+        return x * self.k
+
+
+def test_callable_objects_and_bound_methods_are_told_apart(storage):
+    # A callable object was named by its repr (with its address, which the next object
+    # there took over, with its results), a bound method by its method's name alone:
+    # another object got the first one's results.
+    import gc
+
+    class LocalTimes(_Times):  # not picklable: told apart by identity
+        pass
+
+    for k in range(20):
+        for cls in (_Times, LocalTimes):
+            by_call = cached(storage=storage)(cls(k))
+            by_method = cached(storage=storage)(cls(k).times)
+            assert (by_call(3), by_method(3)) == (3 * k, 3 * k)
+            del by_call, by_method
+            gc.collect()
+    assert cached(storage=storage)("abc".upper)() == "ABC"
+    assert cached(storage=storage)("xyz".upper)() == "XYZ"
+
+
 def test_an_unpicklable_argument_gone_never_finds_another_objects_result(storage):
     # A new object may get the address (id) of one that died: it must not be taken
     # for it.

@@ -19,6 +19,7 @@ import pickle
 import threading
 import weakref
 from inspect import Parameter, Signature
+from types import ModuleType
 from typing import Any, Callable
 
 # Pickle protocol for arguments that have no canonical encoding below: fixed, so the
@@ -77,9 +78,25 @@ if hasattr(os, "register_at_fork"):
 
 
 def function_id(func: Callable[..., Any]) -> str:
+    """The function's module and qualified name. A callable that is more than its code
+    also names its object, by a digest of its encoding (see ``_encode``): a bound
+    method (builtin too) its ``__self__`` (``a.f`` and ``b.f`` are different functions), a callable
+    object or a ``functools.partial`` itself (its name was its repr, with its address,
+    which the next object there takes over, with the results of the first)."""
     module = getattr(func, "__module__", None) or "?"
-    qualname = getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or repr(func)
-    return f"{module}.{qualname}"
+    qualname = getattr(func, "__qualname__", None)
+    if qualname is None:
+        bound: Any = func
+        qualname = type(func).__qualname__
+    else:
+        # A builtin function's __self__ is its module: nothing more than its name.
+        bound = getattr(func, "__self__", None)
+        if isinstance(bound, ModuleType):
+            bound = None
+    name = f"{module}.{qualname}"
+    if bound is None:
+        return name
+    return f"{name}[{hashlib.blake2b(encode(bound), digest_size=20).hexdigest()}]"
 
 
 def _len(n: int) -> bytes:
