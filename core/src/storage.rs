@@ -433,7 +433,8 @@ impl Storage {
     }
 
     /// Hands the value under `key` to `visit` in chunks of at most 256 KiB, without
-    /// holding it whole in memory; `visit` returns false to stop. A hit as for `get`.
+    /// holding it whole in memory (but for an in-memory cache's, copied out once so that
+    /// `visit` may use the storage); `visit` returns false to stop. A hit as for `get`.
     /// `None`: no live entry. [`Streamed::Damaged`]: the value proved damaged only after
     /// some of it was handed over; drop what was received (the entry is removed).
     /// `visit` runs while a read transaction is open on the file: writes go on, but
