@@ -1374,3 +1374,30 @@ fn a_write_lost_after_another_clients_clear_is_undone_in_the_live_generation() {
         assert_eq!(get(&c, b"k"), None, "{mode:?}: read by another machine");
     }
 }
+
+/// A file opened with a new version tag is emptied, and so are the values read through
+/// from the remote that wait in memory to be written to it: a handle opened with tag
+/// "v2" got the value another handle of the process (tag "v1") had read from the
+/// remote's v1 keys, when the file held no entry (emptying it changed nothing the
+/// waiting values are checked against), and the fill writer would have written it
+/// into the file now tagged v2.
+#[test]
+fn values_waiting_in_memory_go_with_the_file_a_new_version_tag_empties() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let tagged = |tag: &str| {
+        let mut o = remote_options(&server.url());
+        o.set_version_tag(tag);
+        o
+    };
+    let a = machine(&dir, "a.db", &tagged("v1"));
+    a.set(b"k", b"computed by v1", NEVER).unwrap();
+    let v1 = machine(&dir, "b.db", &tagged("v1"));
+    assert_eq!(get(&v1, b"k").as_deref(), Some(&b"computed by v1"[..]));
+    assert_eq!(rows_in_file(&dir, "b.db"), 0); // it waits in memory
+    let v2 = machine(&dir, "b.db", &tagged("v2"));
+    assert_eq!(get(&v2, b"k"), None);
+    v1.flush().unwrap();
+    v2.flush().unwrap();
+    assert_eq!(rows_in_file(&dir, "b.db"), 0);
+}

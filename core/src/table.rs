@@ -500,10 +500,13 @@ macro_rules! clear {
 pub(crate) const CLEAR: &str = clear!();
 
 /// `CLEAR`, and the counters with it (a new version tag): the clock and the lifetime
-/// counters move to `state` first, since the rows that held them go.
+/// counters move to `state` first, since the rows that held them go. The clock ticks,
+/// so that the file's state changes even when it held no entry: the values read through
+/// from the remote and waiting in memory are valid only in the state they were read in
+/// (remote/fill.rs), and belong to the old tag.
 pub(crate) const CLEAR_WITH_COUNTERS: &str = concat!(
     "UPDATE state SET (clock, hits, misses, evictions, expirations) = (SELECT ",
-    "coalesce(newest.state_clock, state.clock), ",
+    "coalesce(newest.state_clock, state.clock) + 1, ",
     lifetime_columns!(),
     " FROM state",
     newest_join!(),
