@@ -146,6 +146,79 @@ def test_different_functions_with_the_same_arguments_do_not_share_results(storag
     assert b"test_cached.test_different_functions" in double.cache_key(5)
 
 
+def test_functions_made_by_one_factory_do_not_share_results(storage):
+    # Every function a factory makes has the same name: keyed by it alone, make(3)'s
+    # results came back from make(2), and one lambda's from another's.
+    def make(n):
+        @cached(storage=storage)
+        def times(x):
+            return n * x
+
+        return times
+
+    assert (make(2)(5), make(3)(5), make(2)(5)) == (10, 15, 10)
+    square = cached(storage=storage)(lambda x: x * x)
+    cube = cached(storage=storage)(lambda x: x * x * x)
+    assert (square(3), cube(3)) == (9, 27)
+
+
+def test_a_closure_keeps_its_key_when_what_it_closes_over_changes(storage):
+    # What a closure is made with names it (decoration time); a counter it keeps in
+    # that closure does not change its key.
+    calls = []
+    count = 0
+
+    @cached(storage=storage)
+    def f(x):
+        nonlocal count
+        count += 1
+        calls.append(x)
+        return x + 1
+
+    key = f.cache_key(1)
+    assert (f(1), f(1), count) == (2, 2, 1)
+    assert f.cache_key(1) == key and calls == [1]
+
+
+_CLOSURE_KEY_IN_CHILD = """
+import sys, threading
+sys.path.insert(0, sys.argv[1])
+import backlite
+from backlite import cached
+
+storage = backlite.Storage(":memory:")
+
+def make(n, lock):
+    tags = {n, "a", "b"}
+    @cached(storage=storage)
+    def times(x):
+        with lock:
+            return sorted(tags, key=str), x
+    return times
+
+in_set = cached(storage=storage)(lambda x: x in {"a", "b", "c"} and (lambda: x))
+print(make(7, threading.Lock()).cache_key(1).hex(), in_set.cache_key(1).hex())
+"""
+
+
+def test_closure_keys_are_stable_across_processes_and_hash_seeds(tmp_path):
+    # What a closure holds is encoded as arguments are (a set in any order); what
+    # cannot be pickled (a lock) by its type, not its identity. A lambda's code too
+    # (a frozenset constant, a nested lambda).
+    outs = set()
+    for seed in ("0", "1", "random"):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        out = subprocess.run(
+            [sys.executable, "-c", _CLOSURE_KEY_IN_CHILD, str(tmp_path)],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        outs.add(out)
+    assert len(outs) == 1
+
+
 _KEY_IN_CHILD = """
 import sys
 sys.path.insert(0, sys.argv[1])

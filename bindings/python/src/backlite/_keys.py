@@ -19,7 +19,7 @@ import pickle
 import threading
 import weakref
 from inspect import Parameter, Signature
-from types import ModuleType
+from types import CodeType, ModuleType
 from typing import Any, Callable
 
 # Pickle protocol for arguments that have no canonical encoding below: fixed, so the
@@ -93,19 +93,55 @@ def function_id(func: Callable[..., Any]) -> str:
         bound = getattr(func, "__self__", None)
         if isinstance(bound, ModuleType):
             bound = None
-    name = f"{module}.{qualname}"
+    name = f"{module}.{qualname}" + _made_with(func)
     if bound is None:
         return name
     return f"{name}[{hashlib.blake2b(encode(bound), digest_size=20).hexdigest()}]"
+
+
+def _made_with(func: Callable[..., Any]) -> str:
+    """``{digest}`` of what tells apart functions of one name: the values a closure was
+    made with (at decoration), and a lambda's code. Every function a factory makes has
+    the factory's name for it, and every lambda of a scope one name: keyed by the name
+    alone, ``make(3)`` got ``make(2)``'s results. Empty for a plain function."""
+    code = getattr(func, "__code__", None)
+    closure = getattr(func, "__closure__", None) or ()
+    lambda_code = code is not None and code.co_name == "<lambda>"
+    if not closure and not lambda_code:
+        return ""
+    h = hashlib.blake2b(digest_size=12)
+    for cell in closure:
+        try:
+            value = cell.cell_contents
+        except ValueError:  # not yet assigned (the function itself, for recursion)
+            h.update(b"E")
+            continue
+        # By type, not identity, when it cannot be pickled (a lock): keys stay the same
+        # in every process.
+        h.update(_len(len(b := encode(value, by_identity=False))) + b)
+    if lambda_code:
+        h.update(_code_bytes(code))
+    return "{" + h.hexdigest() + "}"
+
+
+def _code_bytes(code: CodeType) -> bytes:
+    """What a code object does, the same in every process (a nested code object's repr
+    has its address; a frozenset's order depends on the hash seed)."""
+    consts = tuple(
+        _code_bytes(c) if isinstance(c, CodeType) else c for c in code.co_consts
+    )
+    return encode((code.co_code, code.co_names, consts), by_identity=False)
 
 
 def _len(n: int) -> bytes:
     return str(n).encode() + b":"
 
 
-def _encode(obj: Any, out: list[bytes]) -> None:
+def _encode(obj: Any, out: list[bytes], by_identity: bool = True) -> None:
     """Appends an unambiguous encoding of ``obj``: equal values give equal bytes
-    (dicts and sets in any order), values of different types give different bytes."""
+    (dicts and sets in any order), values of different types give different bytes.
+    An object that cannot be pickled is taken by its identity (``by_identity``) or by
+    its type alone."""
     t = type(obj)
     if obj is None:
         out.append(b"N")
@@ -123,13 +159,13 @@ def _encode(obj: Any, out: list[bytes]) -> None:
     elif t is tuple or t is list:
         out.append((b"(" if t is tuple else b"[") + _len(len(obj)))
         for x in obj:
-            _encode(x, out)
+            _encode(x, out, by_identity)
     elif t is dict:
-        items = sorted(encode(k) + encode(v) for k, v in obj.items())
+        items = sorted(encode(k, by_identity) + encode(v, by_identity) for k, v in obj.items())
         out.append(b"{" + _len(len(items)))
         out.extend(_len(len(i)) + i for i in items)
     elif t is set or t is frozenset:
-        items = sorted(encode(x) for x in obj)
+        items = sorted(encode(x, by_identity) for x in obj)
         out.append((b"<" if t is set else b">") + _len(len(items)))
         out.extend(_len(len(i)) + i for i in items)
     else:
@@ -137,6 +173,9 @@ def _encode(obj: Any, out: list[bytes]) -> None:
         try:
             b = pickle.dumps(obj, protocol=_KEY_PICKLE_PROTOCOL)
         except Exception as e:
+            if not by_identity:
+                out.append(b"t" + _len(len(name)) + name)
+                return
             token = _identity_token(obj)
             if token is None:
                 raise TypeError(
@@ -149,9 +188,9 @@ def _encode(obj: Any, out: list[bytes]) -> None:
         out.append(b"p" + _len(len(name)) + name + _len(len(b)) + b)
 
 
-def encode(obj: Any) -> bytes:
+def encode(obj: Any, by_identity: bool = True) -> bytes:
     out: list[bytes] = []
-    _encode(obj, out)
+    _encode(obj, out, by_identity)
     return b"".join(out)
 
 
