@@ -120,6 +120,18 @@ impl Error {
         )
     }
 
+    /// The error of a handle whose cache file `name` was emptied (cut shorter than a
+    /// SQLite header) while open.
+    pub(crate) fn file_emptied(name: &std::path::Path) -> Self {
+        Error::new(
+            ErrorKind::Io,
+            format!(
+                "{} was emptied while open: close its handles, then open it again (a new, empty cache)",
+                name.display()
+            ),
+        )
+    }
+
     /// Wraps a SQLite error with what we were doing when it happened.
     pub(crate) fn sqlite(context: &str, err: rusqlite::Error) -> Self {
         use rusqlite::ffi::ErrorCode as C;

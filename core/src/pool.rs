@@ -185,15 +185,40 @@ impl Pool {
                 Some(conn) => conn,
                 None => reopen(name, *id, self.busy_timeout)?,
             };
-            let out = f(&conn);
+            let out = emptied_as_such(f(&conn), name, *id);
             let lent = lent(&out, conn).map_err(|conn| *slot = Some(conn)).ok();
             return out.map(|out| (out, lent));
         }
         // More readers than slots: this one gets a connection for its read alone.
         let conn = reopen(name, *id, self.busy_timeout)?;
-        let out = f(&conn);
+        let out = emptied_as_such(f(&conn), name, *id);
         let lent = lent(&out, conn).ok();
         out.map(|out| (out, lent))
+    }
+
+    /// Before the handle's connections close: if the file was emptied while open (see
+    /// [`schema::emptied`]), the last of them must not fold the log into it (SQLite's
+    /// checkpoint on close). The log stays beside the empty file, and the file's next
+    /// opener finds an empty file, which SQLite pairs with no log: a new cache.
+    pub fn keep_log_out_if_emptied(&self) {
+        let Some((name, id)) = &self.file else {
+            return;
+        };
+        if !self.opened_by.is_this_process() || !schema::emptied(name, *id) {
+            return;
+        }
+        let no_checkpoint = |conn: &Connection| {
+            let _ = conn.set_db_config(
+                rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+                true,
+            );
+        };
+        no_checkpoint(&lock(&self.writer));
+        for slot in self.readers.iter().flat_map(|slots| slots.iter()) {
+            if let Some(conn) = lock(&slot.0).as_ref() {
+                no_checkpoint(conn);
+            }
+        }
     }
 
     /// Takes back a connection lent by [`Pool::read_lending`]: its transaction ends,
@@ -240,6 +265,12 @@ impl Pool {
     /// Runs `f` on the writer connection outside any transaction (VACUUM).
     pub fn with_writer<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
         self.after_fork()?;
+        // A VACUUM of a file emptied while open would write a database into it again.
+        if let Some((name, id)) = &self.file {
+            if schema::emptied(name, *id) {
+                return Err(Error::file_emptied(name));
+            }
+        }
         let conn = lock(&self.writer);
         if !conn.is_autocommit() {
             let _ = conn.execute_batch("ROLLBACK");
@@ -271,6 +302,15 @@ pub(crate) fn reopen(name: &Path, id: FileId, busy_timeout: Duration) -> Result<
         return Err(Error::file_gone(name));
     }
     Ok(conn)
+}
+
+/// A read that failed on a file emptied while open fails saying so (IO), not with
+/// what SQLite made of the missing pages ("no such table", "not a database").
+fn emptied_as_such<R>(out: Result<R>, name: &Path, id: FileId) -> Result<R> {
+    match out {
+        Err(_) if schema::emptied(name, id) => Err(Error::file_emptied(name)),
+        out => out,
+    }
 }
 
 /// `path` must have gone through [`schema::sqlite_name`]; `create`: `SQLITE_OPEN_CREATE`

@@ -109,6 +109,17 @@ const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 /// A file told apart from every other by device and inode.
 pub(crate) type FileId = (u64, u64);
 
+/// Whether the file `id` at `name` was emptied behind its handles' back (`: > cache.db`,
+/// `truncate -s 0`): cut shorter than a SQLite header, which a cache, once made, never
+/// is. SQLite does not notice: a connection that holds the file's pages in its cache
+/// goes on committing to the log, and the log folded into the emptied file (at a
+/// checkpoint, or when the last connection closes) made it a file of zeros and stray
+/// pages, refused for good as not a cache. Costs a `stat`.
+pub(crate) fn emptied(name: &Path, id: FileId) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(name).is_ok_and(|m| (m.dev(), m.ino()) == id && m.len() < 100)
+}
+
 /// What `sniff` found at a path.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum FileKind {

@@ -96,6 +96,16 @@ impl FileShared {
         }
     }
 
+    /// An error if this file was emptied while open (see [`crate::schema::emptied`]):
+    /// nothing may be written to it, its log included. Checked before each write.
+    pub fn not_emptied(&self) -> Result<()> {
+        if !self.name.as_os_str().is_empty() && crate::schema::emptied(&self.name, self.id) {
+            Err(crate::error::Error::file_emptied(&self.name))
+        } else {
+            Ok(())
+        }
+    }
+
     /// Whether the name connections open the file by still leads to it.
     fn still_named(&self) -> bool {
         matches!(crate::schema::identify(&self.name), Ok(Some(id)) if id == self.id)

@@ -1183,6 +1183,7 @@ impl Drop for Storage {
         // Best effort: the accesses are hints for eviction order, not data.
         let _ = self.flush();
         self.remove_unlinked();
+        self.pool.keep_log_out_if_emptied();
     }
 }
 

@@ -96,6 +96,9 @@ fn transact<R>(
         // A panic in an earlier holder left a transaction open.
         let _ = conn.execute_batch("ROLLBACK");
     }
+    // A commit to a file emptied behind our back would be acknowledged, then lost or
+    // worse (see `schema::emptied`).
+    shared.not_emptied()?;
     let mut taken = TakenAccesses {
         shared,
         conn,
