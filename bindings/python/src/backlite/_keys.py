@@ -96,7 +96,10 @@ def function_id(func: Callable[..., Any]) -> str:
     name = f"{module}.{qualname}" + _made_with(func)
     if bound is None:
         return name
-    return f"{name}[{hashlib.blake2b(encode(bound), digest_size=20).hexdigest()}]"
+    # By state, not identity, when it cannot be pickled (a client holding a lock): the
+    # key must be found again by the next process and run.
+    digest = hashlib.blake2b(encode(bound, by_identity=False, state=True), digest_size=20)
+    return f"{name}[{digest.hexdigest()}]"
 
 
 def _made_with(func: Callable[..., Any]) -> str:
@@ -137,11 +140,12 @@ def _len(n: int) -> bytes:
     return str(n).encode() + b":"
 
 
-def _encode(obj: Any, out: list[bytes], by_identity: bool = True) -> None:
+def _encode(obj: Any, out: list[bytes], by_identity: bool = True, state: bool = False) -> None:
     """Appends an unambiguous encoding of ``obj``: equal values give equal bytes
     (dicts and sets in any order), values of different types give different bytes.
     An object that cannot be pickled is taken by its identity (``by_identity``) or by
-    its type alone."""
+    its type alone, with its ``__getstate__`` (``state``: its fields, those that cannot
+    be pickled by their type) when it has one: ``obj`` itself, not what it holds."""
     t = type(obj)
     if obj is None:
         out.append(b"N")
@@ -174,7 +178,14 @@ def _encode(obj: Any, out: list[bytes], by_identity: bool = True) -> None:
             b = pickle.dumps(obj, protocol=_KEY_PICKLE_PROTOCOL)
         except Exception as e:
             if not by_identity:
-                out.append(b"t" + _len(len(name)) + name)
+                try:
+                    fields = encode(obj.__getstate__(), by_identity=False) if state else None
+                except Exception:  # a socket's refuses
+                    fields = None
+                if fields is None:
+                    out.append(b"t" + _len(len(name)) + name)
+                else:
+                    out.append(b"u" + _len(len(name)) + name + _len(len(fields)) + fields)
                 return
             token = _identity_token(obj)
             if token is None:
@@ -188,9 +199,9 @@ def _encode(obj: Any, out: list[bytes], by_identity: bool = True) -> None:
         out.append(b"p" + _len(len(name)) + name + _len(len(b)) + b)
 
 
-def encode(obj: Any, by_identity: bool = True) -> bytes:
+def encode(obj: Any, by_identity: bool = True, state: bool = False) -> bytes:
     out: list[bytes] = []
-    _encode(obj, out, by_identity)
+    _encode(obj, out, by_identity, state)
     return b"".join(out)
 
 
