@@ -162,6 +162,25 @@ def test_functions_made_by_one_factory_do_not_share_results(storage):
     assert (square(3), cube(3)) == (9, 27)
 
 
+def test_functions_made_over_objects_that_cannot_be_pickled_do_not_share_results(storage):
+    # What cannot be pickled (an instance of a class defined here, holding a lock) was
+    # counted by its type alone: make(Box(3)) got make(Box(2))'s results.
+    class Box:
+        def __init__(self, n):
+            self.n = n
+            self.lock = threading.Lock()
+
+    def make(box):
+        @cached(storage=storage)
+        def plus(x):
+            with box.lock:
+                return box.n + x
+
+        return plus
+
+    assert (make(Box(2))(5), make(Box(3))(5)) == (7, 8)
+
+
 def test_a_closure_keeps_its_key_when_what_it_closes_over_changes(storage):
     # What a closure is made with names it (decoration time); a counter it keeps in
     # that closure does not change its key.

@@ -119,9 +119,9 @@ def _made_with(func: Callable[..., Any]) -> str:
         except ValueError:  # not yet assigned (the function itself, for recursion)
             h.update(b"E")
             continue
-        # By type, not identity, when it cannot be pickled (a lock): keys stay the same
-        # in every process.
-        h.update(_len(len(b := encode(value, by_identity=False))) + b)
+        # By type and state, not identity, when it cannot be pickled (a lock, an object
+        # holding one): keys stay the same in every process, and objects apart.
+        h.update(_len(len(b := encode(value, by_identity=False, state=True))) + b)
     if lambda_code:
         h.update(_code_bytes(code))
     return "{" + h.hexdigest() + "}"
