@@ -454,6 +454,102 @@ fn remove_stale_log(path: &Path, named_here: impl Fn(&Path) -> bool) -> Result<(
     Err(in_use())
 }
 
+/// Before the first connection of this process opens the cache at `name` (its SQLite
+/// name; the file is not open here): an error if the `-wal` and `-shm` beside it are
+/// another file's. SQLite pairs them with a database by name only, so a cache moved
+/// over the path of one that a handle, here or in another process, still has open
+/// (`mv new.db cache.db`) took that handle's log for its own: its opener read the old
+/// file's entries, not its own, and the old file's pages were folded into it at the
+/// next checkpoint (its own entries lost). The log is another file's when it is in use
+/// (locked) while nothing has this file open: every connection locks its database file
+/// for as long as it is open in WAL mode, before it maps the log and until after it
+/// lets go of it. A file this process cannot write is not looked at (nor written).
+/// `named_here`: whether a file open in this process is opened by a name.
+pub(crate) fn refuse_anothers_log(name: &Path, named_here: impl Fn(&Path) -> bool) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut shm = name.as_os_str().to_owned();
+    shm.push("-shm");
+    let shm = PathBuf::from(shm);
+    if !std::fs::symlink_metadata(&shm).is_ok_and(|m| m.file_type().is_file()) {
+        return Ok(());
+    }
+    let in_use = || {
+        Error::new(
+            ErrorKind::Io,
+            format!(
+                "cannot open {}: it took the place of a cache file that a handle still has open, whose log ({}) SQLite would take for this file's; close that handle, then open again",
+                name.display(),
+                shm.display()
+            ),
+        )
+    };
+    // A file of this process by that name is another file (this one is not open here),
+    // and its connections' locks on the -shm would go with a descriptor of it closed here.
+    if named_here(name) {
+        return Err(in_use());
+    }
+    let open = |p: &Path| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(p)
+    };
+    let lock = rustix::fs::FlockOperation::NonBlockingLockExclusive;
+    // A connection of another file that is opening or closing holds the log a moment:
+    // looked at for ~0.1 s.
+    for _ in 0..50 {
+        let Ok(file) = open(name) else {
+            return Ok(());
+        };
+        if rustix::fs::fcntl_lock(&file, lock).is_err() {
+            return Ok(()); // open somewhere: the log is this file's
+        }
+        let Ok(log) = open(&shm) else {
+            return Ok(());
+        };
+        if rustix::fs::fcntl_lock(&log, lock).is_ok() {
+            return Ok(()); // nobody's: SQLite reads it as this file's (a crash's log)
+        }
+        drop((log, file));
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    Err(in_use())
+}
+
+/// Once the last connection of this process to the file `id` has closed: if another
+/// file has taken its name (`name`, its SQLite name) meanwhile, removes the `-wal` and
+/// `-shm` left beside it, unless they are in use. SQLite does not checkpoint or remove
+/// the log of a file that has moved (it is another file's name now), and the file at
+/// that name took it for its own at its next open: the old file's entries came back in
+/// it, and its own were lost (see `refuse_anothers_log`). Best effort: a process still
+/// using the log leaves it to that process's last close.
+pub(crate) fn remove_log_of_replaced(name: &Path, id: FileId) {
+    use std::os::unix::fs::OpenOptionsExt;
+    if !matches!(identify(name), Ok(Some(now)) if now != id) {
+        return;
+    }
+    let side = |suffix: &str| {
+        let mut s = name.as_os_str().to_owned();
+        s.push(suffix);
+        PathBuf::from(s)
+    };
+    let (wal, shm) = (side("-wal"), side("-shm"));
+    let Ok(log) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(&shm)
+    else {
+        return;
+    };
+    let lock = rustix::fs::FlockOperation::NonBlockingLockExclusive;
+    if rustix::fs::fcntl_lock(&log, lock).is_ok() && same_file(&log, &shm) {
+        let _ = std::fs::remove_file(&wal);
+        let _ = std::fs::remove_file(&shm);
+    }
+}
+
 /// Whether the open `file` is the one at `path` (not removed or replaced since).
 fn same_file(file: &std::fs::File, path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;

@@ -264,6 +264,16 @@ struct Turn {
 /// How long the hit writer lets the sets waiting for this process's turn go first.
 const YIELD_AT_MOST: Duration = Duration::from_millis(100);
 
+impl Drop for FileShared {
+    /// The last handle of this process on the file has closed its connections (each
+    /// storage drops its pool before its share of this).
+    fn drop(&mut self) {
+        if !self.name.as_os_str().is_empty() {
+            crate::schema::remove_log_of_replaced(&self.name, self.id);
+        }
+    }
+}
+
 /// Files are told apart by device and inode, so two paths to one file share.
 /// A plain list: a process has few cache files open, and a hash table's interior
 /// pointer would make leak checkers report this global as "possibly lost".
@@ -293,11 +303,9 @@ pub(crate) fn named_here(name: &std::path::Path) -> bool {
 pub(crate) fn register(id: FileId, name: PathBuf) -> Arc<FileShared> {
     let mut files = lock(&FILES);
     files.retain(|(_, f)| f.strong_count() > 0);
-    let shared = Arc::new(FileShared {
-        name,
-        id,
-        ..FileShared::default()
-    });
+    let mut shared = FileShared::default();
+    (shared.name, shared.id) = (name, id);
+    let shared = Arc::new(shared);
     files.push((id, Arc::downgrade(&shared)));
     shared
 }

@@ -1250,7 +1250,9 @@ fn claim_file(path: &Path, absolute: &Path, busy_timeout: Duration) -> Result<Ar
                 let Some(real) = real_name(absolute, id)? else {
                     continue;
                 };
-                return Ok(shared::register(id, schema::sqlite_name(&real)));
+                let name = schema::sqlite_name(&real);
+                schema::refuse_anothers_log(&name, shared::named_here)?;
+                return Ok(shared::register(id, name));
             }
         }
     }
