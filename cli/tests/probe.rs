@@ -44,6 +44,55 @@ fn an_output_is_never_written_over_the_cache_or_its_log() {
     assert_eq!(d.ok(&["get", "c.db", "k"]), "v");
 }
 
+/// A `get -o OUT` that fails part way drops what it wrote only from a plain file: a
+/// FIFO, a device or a link named as OUT belongs to the user (run as root, the old
+/// code removed `/dev/full` itself after a `get -o /dev/full`).
+#[test]
+fn a_get_that_fails_part_way_leaves_a_fifo_or_a_link_named_as_out_in_place() {
+    use std::os::unix::fs::FileTypeExt;
+    let d = Dir::new();
+    // Kept in a file of its own, and far more than a pipe holds.
+    let r = d.run_with_input(&["set", "c.db", "big", "-"], &vec![7u8; 4 << 20]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
+    let fifo = d.path("out.fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    // A reader that goes away after a few bytes: the next write is EPIPE.
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            let mut first = [0u8; 16];
+            std::fs::File::open(&fifo)
+                .unwrap()
+                .read_exact(&mut first)
+                .unwrap();
+        })
+    };
+    let r = d.run(&["get", "c.db", "big", "-o", "out.fifo"]);
+    reader.join().unwrap();
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    one_line_naming(&r.stderr, "out.fifo");
+    let kind = std::fs::symlink_metadata(&fifo).map(|m| m.file_type());
+    assert!(kind.is_ok_and(|k| k.is_fifo()), "the FIFO is gone");
+
+    let full = std::path::Path::new("/dev/full");
+    if std::fs::metadata(full).is_ok_and(|m| m.file_type().is_char_device()) {
+        std::os::unix::fs::symlink(full, d.path("full")).unwrap();
+        let r = d.run(&["get", "c.db", "big", "-o", "full"]);
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        one_line_naming(&r.stderr, "full");
+        let kind = std::fs::symlink_metadata(d.path("full")).map(|m| m.file_type());
+        assert!(kind.is_ok_and(|k| k.is_symlink()), "the link is gone");
+    } else {
+        eprintln!("SKIPPED the link to /dev/full: no such device here");
+    }
+    assert_eq!(d.run(&["check", "c.db"]).code, 0);
+}
+
 #[test]
 fn an_empty_file_is_not_a_cache_to_commands_that_do_not_store() {
     let d = Dir::new();

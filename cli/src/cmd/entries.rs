@@ -59,7 +59,7 @@ pub fn get(cli: &Cli, file: &Path, key: &OsStr, output: Option<&Path>, escaped: 
         Some(Streamed::Damaged) => {
             // What was written of it is not kept.
             if let (Some(path), Some(_)) = (output, &sink) {
-                let _ = std::fs::remove_file(path);
+                discard(path);
             }
             return Err(Failure::new(
                 DAMAGED_OR_MISSING,
@@ -76,7 +76,7 @@ pub fn get(cli: &Cli, file: &Path, key: &OsStr, output: Option<&Path>, escaped: 
     };
     // What was written of a value that did not go out whole is not kept.
     if let (Some(_), Some(path), Some(_)) = (&io_error, output, &sink) {
-        let _ = std::fs::remove_file(path);
+        discard(path);
     }
     match (io_error, output) {
         (None, _) => Ok(OK),
@@ -92,6 +92,15 @@ pub fn get(cli: &Cli, file: &Path, key: &OsStr, output: Option<&Path>, escaped: 
             path,
             format!("cannot write: {e}"),
         )),
+    }
+}
+
+/// Removes OUT after a value did not go out whole, if it is a plain file. A FIFO, a
+/// device or a link the user named as OUT is theirs, not a partial copy (a failed
+/// `get -o /dev/full` run as root removed the device).
+fn discard(path: &Path) {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file()) {
+        let _ = std::fs::remove_file(path);
     }
 }
 
