@@ -8,7 +8,7 @@
 
 use super::client::Client;
 use crate::sync::lock;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Mutex;
 
@@ -18,23 +18,51 @@ const MAX_UNSYNCED: usize = 65_536;
 
 #[derive(Default)]
 pub(crate) struct Unsynced {
-    keys: Mutex<HashSet<Vec<u8>>>,
+    keys: Mutex<Lost>,
     /// Whether `keys` may be non-empty: the common case costs one load, no lock.
     any: AtomicBool,
     /// More keys than `MAX_UNSYNCED` were lost: the remote must be cleared.
     overflowed: AtomicBool,
 }
 
+/// The remembered remote keys, by the key they name in any generation: a lost write is
+/// undone in the live generation too (`unlink_lost`), so the key is held back there as
+/// well, though the handle lost it in an older one (a key whose slot is backed off waits
+/// for the slot while the handle learns another client's clear).
+#[derive(Default)]
+struct Lost {
+    by_name: HashMap<Vec<u8>, Vec<Vec<u8>>>,
+    len: usize,
+}
+
+/// `redis_key` without its generation: `<prefix>d{<gen>:<key>}` (the prefix has no
+/// `{`, see `Keys`) as `<prefix>d{<key>}`.
+fn name_of(redis_key: &[u8]) -> Vec<u8> {
+    let Some(open) = redis_key.iter().position(|&b| b == b'{') else {
+        return redis_key.to_vec();
+    };
+    match redis_key[open..].iter().position(|&b| b == b':') {
+        Some(colon) => [&redis_key[..=open], &redis_key[open + colon + 1..]].concat(),
+        None => redis_key.to_vec(),
+    }
+}
+
 impl Unsynced {
     /// Remembers that the writes of `redis_keys` did not reach the remote.
     pub(crate) fn add(&self, redis_keys: impl IntoIterator<Item = Vec<u8>>) {
-        let mut keys = lock(&self.keys);
-        keys.extend(redis_keys);
-        if keys.len() > MAX_UNSYNCED {
-            keys.clear();
+        let mut lost = lock(&self.keys);
+        for k in redis_keys {
+            let same = lost.by_name.entry(name_of(&k)).or_default();
+            if !same.contains(&k) {
+                same.push(k);
+                lost.len += 1;
+            }
+        }
+        if lost.len > MAX_UNSYNCED {
+            *lost = Lost::default();
             self.overflowed.store(true, Relaxed);
         }
-        self.any.store(!keys.is_empty(), Relaxed);
+        self.any.store(lost.len > 0, Relaxed);
     }
 
     /// Whether more keys were lost than can be remembered (and forgets it: the caller
@@ -49,9 +77,10 @@ impl Unsynced {
         self.any.load(Relaxed)
     }
 
-    /// Whether `redis_key`'s last write is still to be unlinked.
+    /// Whether a last write of `redis_key`'s key, in its generation or another, is
+    /// still to be unlinked.
     pub(crate) fn holds(&self, redis_key: &[u8]) -> bool {
-        self.any() && lock(&self.keys).contains(redis_key)
+        self.any() && lock(&self.keys).by_name.contains_key(&name_of(redis_key))
     }
 
     /// Unlinks the remembered keys with `unlink` (the keys it could not unlink are
@@ -68,7 +97,10 @@ impl Unsynced {
         let (lost, waiting): (Vec<Vec<u8>>, Vec<Vec<u8>>) = {
             let mut k = lock(&self.keys);
             self.any.store(false, Relaxed);
-            k.drain()
+            std::mem::take(&mut *k)
+                .by_name
+                .into_values()
+                .flatten()
                 .partition(|k| !client.slot_of(k).is_some_and(|s| client.slot_backed_off(s)))
         };
         let left = if lost.is_empty() { lost } else { unlink(&lost) };
