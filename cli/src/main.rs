@@ -9,6 +9,7 @@ mod cmd;
 mod core;
 mod human;
 mod progress;
+mod strict_json;
 
 use crate::core::EvictionPolicy;
 use clap::{Parser, Subcommand, ValueEnum};

@@ -201,6 +201,50 @@ fn a_bad_json_line_is_reported_with_its_number_and_nothing_is_imported() {
     }
 }
 
+/// A line that names a field twice is ambiguous: JSON parsers differ on which one
+/// counts (serde_json, and so the import, silently took the last; `jq` does too, other
+/// tools the first), so the import refuses it rather than store a value the line may
+/// not mean. Also inside the header's `lifetime`.
+#[test]
+fn a_field_given_twice_on_a_line_is_refused_and_nothing_is_imported() {
+    let d = Dir::new();
+    d.ok(&["set", "c.db", "kept", "old"]);
+    let cases = [
+        (2, r#"{"key":"k","value":"x","value":"y"}"#, "value"),
+        (3, r#"{"key":"a","key":"b","value":"v"}"#, "key"),
+        (4, r#"{"key":"k","value":"v","hits":1,"hits":2}"#, "hits"),
+        (
+            1,
+            r#"{"backlite_export":1,"lifetime":{"hits":1,"hits":5}}"#,
+            "hits",
+        ),
+    ];
+    let lifetime = || {
+        let stats = d.ok(&["stats", "c.db", "--json"]);
+        serde_json::from_str::<serde_json::Value>(&stats).unwrap()["lifetime"].clone()
+    };
+    for (line, text, field) in cases {
+        let before = lifetime();
+        let r = d.run_with_input(&["import", "c.db"], dump_with(line, text).as_bytes());
+        assert_eq!(lifetime(), before, "{text}: counters merged");
+        assert_eq!(r.code, 2, "{text}: {}", r.stderr);
+        assert!(
+            r.stderr.starts_with(&format!(
+                "backlite: c.db: line {line} of <stdin>: not valid JSON at column "
+            )) && r
+                .stderr
+                .contains(&format!("field \"{field}\" is given twice")),
+            "{text}: {}",
+            r.stderr
+        );
+        assert_eq!(r.stderr.lines().count(), 1);
+        for k in ["k1", "k2", "k5", "k", "a", "b"] {
+            assert_eq!(d.run(&["get", "c.db", k]).code, 1, "{text}: {k} imported");
+        }
+        assert_eq!(d.ok(&["get", "c.db", "kept"]), "old");
+    }
+}
+
 #[test]
 fn a_value_over_max_size_stops_the_import_at_its_line() {
     let d = Dir::new();

@@ -10,6 +10,7 @@ use crate::bytes::take_json;
 use crate::clock::parse_ms;
 use crate::core::{Error, ErrorKind, LifetimeStats};
 use crate::progress;
+use crate::strict_json::Strict;
 use crate::Cli;
 use serde_json::{Map, Value};
 use std::io::{BufRead, BufReader, Read};
@@ -97,8 +98,9 @@ fn parse_line(line: &mut Vec<u8>) -> Result<Line, String> {
     if text.iter().all(u8::is_ascii_whitespace) {
         return Ok(Line::Empty);
     }
+    // A field named twice is refused (see strict_json), not the last one taken.
     let mut object: Map<String, Value> = match serde_json::from_slice(text) {
-        Ok(Value::Object(o)) => o,
+        Ok(Strict(Value::Object(o))) => o,
         Ok(_) => return Err("not a JSON object".into()),
         Err(e) => {
             // serde counts lines within this one line: keep only the column.
