@@ -596,6 +596,20 @@ def test_a_method_of_an_unpicklable_object_keeps_its_key_across_processes():
     assert len(set(outs.pop().split())) == 3
 
 
+def test_partials_of_a_local_function_are_told_apart(storage):
+    # A partial of a function that cannot be pickled is encoded as pickle would
+    # rebuild it (its function, by type, and its arguments): its __getstate__ alone has
+    # no arguments, and partial(times, 4) got partial(times, 3)'s results.
+    import functools
+
+    def times(k, x):
+        return k * x
+
+    by_three = cached(storage=storage)(functools.partial(times, 3))
+    by_four = cached(storage=storage)(functools.partial(times, 4))
+    assert (by_three(5), by_four(5)) == (15, 20)
+
+
 def test_an_unpicklable_argument_gone_never_finds_another_objects_result(storage):
     # A new object may get the address (id) of one that died: it must not be taken
     # for it.

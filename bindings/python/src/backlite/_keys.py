@@ -144,8 +144,9 @@ def _encode(obj: Any, out: list[bytes], by_identity: bool = True, state: bool = 
     """Appends an unambiguous encoding of ``obj``: equal values give equal bytes
     (dicts and sets in any order), values of different types give different bytes.
     An object that cannot be pickled is taken by its identity (``by_identity``) or by
-    its type alone, with its ``__getstate__`` (``state``: its fields, those that cannot
-    be pickled by their type) when it has one: ``obj`` itself, not what it holds."""
+    its type alone, with what pickle would rebuild it from (``state``: its
+    ``__reduce_ex__``, its class, arguments and fields, the parts that cannot be pickled
+    by their type) when it tells: ``obj`` itself, not what it holds."""
     t = type(obj)
     if obj is None:
         out.append(b"N")
@@ -179,8 +180,10 @@ def _encode(obj: Any, out: list[bytes], by_identity: bool = True, state: bool = 
         except Exception as e:
             if not by_identity:
                 try:
-                    fields = encode(obj.__getstate__(), by_identity=False) if state else None
-                except Exception:  # a socket's refuses
+                    # Not __getstate__: a partial's has no function nor arguments.
+                    rebuilt = obj.__reduce_ex__(_KEY_PICKLE_PROTOCOL) if state else None
+                    fields = None if rebuilt is None else encode(rebuilt, by_identity=False)
+                except Exception:  # a lock's or a socket's refuses
                     fields = None
                 if fields is None:
                     out.append(b"t" + _len(len(name)) + name)
