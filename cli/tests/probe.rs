@@ -93,6 +93,60 @@ fn a_get_that_fails_part_way_leaves_a_fifo_or_a_link_named_as_out_in_place() {
     assert_eq!(d.run(&["check", "c.db"]).code, 0);
 }
 
+/// A cache whose pages SQLite cannot read is a damaged file: `check` says so as its
+/// report (exit 1), and `--json` is still one JSON object, with the figures it could
+/// not count null. It printed only an error line before, so `check --json | jq` got
+/// nothing.
+#[test]
+fn check_reports_a_file_sqlite_cannot_read_as_damaged_in_text_and_json() {
+    use std::os::unix::fs::FileExt;
+    let d = Dir::new();
+    let value = "v".repeat(300);
+    let dump: String = (0..2000)
+        .map(|i| format!("{{\"key\":\"k{i}\",\"value\":\"{value}\"}}\n"))
+        .collect();
+    let r = d.run_with_input(&["import", "c.db"], dump.as_bytes());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    d.ok(&["vacuum", "c.db"]);
+    // Garbage over pages of the table, past the header and the first pages.
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(d.path("c.db"))
+        .unwrap();
+    f.write_all_at(&[0xde; 8192], 20 * 4096).unwrap();
+    drop(f);
+    let before = std::fs::read(d.path("c.db")).unwrap();
+
+    let r = d.run(&["check", "c.db", "--json"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let report = json_of(&r.stdout);
+    assert_eq!(report["file"], "c.db", "{report}");
+    assert_eq!(report["healthy"], false, "{report}");
+    assert_eq!(report["integrity_ok"], false, "{report}");
+    assert!(
+        report["integrity_messages"][0]
+            .as_str()
+            .is_some_and(|m| m.contains("malformed")),
+        "{report}"
+    );
+    assert!(report["entries"].is_null(), "{report}");
+
+    let r = d.run(&["check", "c.db"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stdout.starts_with("file            c.db\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .ends_with("result          damaged (delete the file: it is a cache)\n"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(std::fs::read(d.path("c.db")).unwrap(), before);
+}
+
 #[test]
 fn an_empty_file_is_not_a_cache_to_commands_that_do_not_store() {
     let d = Dir::new();

@@ -3,7 +3,7 @@
 
 use super::stats::print;
 use super::{open, Failure, Outcome, DAMAGED_OR_MISSING, OK};
-use crate::core::CheckReport;
+use crate::core::{CheckReport, ErrorKind};
 use crate::human::format_size;
 use crate::progress;
 use crate::Cli;
@@ -20,7 +20,21 @@ pub fn check(cli: &Cli, file: &Path, repair: bool, json: bool) -> Outcome {
     });
     let report = storage.check(repair);
     spinner.finish_and_clear();
-    let report = report.map_err(|e| Failure::core(file, &e))?;
+    let report = match report {
+        Ok(report) => report,
+        // SQLite could not read the file's structure: that is the check's answer (a
+        // damaged file), not a failure to give one.
+        Err(e) if e.kind() == ErrorKind::Corrupt => {
+            let out = if json {
+                unreadable_json(file, e.message()).to_string() + "\n"
+            } else {
+                unreadable_text(file, e.message())
+            };
+            print(file, &out)?;
+            return Ok(DAMAGED_OR_MISSING);
+        }
+        Err(e) => return Err(Failure::core(file, &e)),
+    };
     let out = if json {
         to_json(file, &report).to_string() + "\n"
     } else {
@@ -90,6 +104,35 @@ fn to_text(file: &Path, r: &CheckReport) -> String {
     );
     line("result", verdict(r).to_string());
     out
+}
+
+/// The report on a file SQLite cannot read: nothing was counted.
+fn unreadable_text(file: &Path, why: &str) -> String {
+    format!(
+        "{:<16}{}\n{:<16}{why}\n{:<16}damaged (delete the file: it is a cache)\n",
+        "file",
+        file.display(),
+        "integrity",
+        "result"
+    )
+}
+
+/// [`to_json`]'s fields, the figures that could not be counted null.
+fn unreadable_json(file: &Path, why: &str) -> serde_json::Value {
+    json!({
+        "file": file.display().to_string(),
+        "healthy": false,
+        "repaired": false,
+        "integrity_ok": false,
+        "integrity_messages": [why],
+        "entries": null,
+        "damaged": null,
+        "orphan_values": null,
+        "recorded_count": null,
+        "recorded_total_size": null,
+        "actual_count": null,
+        "actual_total_size": null,
+    })
 }
 
 fn to_json(file: &Path, r: &CheckReport) -> serde_json::Value {
