@@ -6,7 +6,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use serde_json::{Map, Value};
 
-/// The bytes as text, with control characters, backslashes and invalid UTF-8 escaped.
+/// The bytes as text, with control characters, characters that show as nothing or
+/// reorder the line (see `unseen`), backslashes and invalid UTF-8 escaped.
 pub fn escape(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
     for chunk in bytes.utf8_chunks() {
@@ -16,7 +17,7 @@ pub fn escape(bytes: &[u8]) -> String {
                 '\n' => out.push_str("\\n"),
                 '\t' => out.push_str("\\t"),
                 '\r' => out.push_str("\\r"),
-                c if c.is_control() => {
+                c if c.is_control() || unseen(c) => {
                     let mut buf = [0u8; 4];
                     for b in c.encode_utf8(&mut buf).bytes() {
                         out.push_str(&format!("\\x{b:02x}"));
@@ -30,6 +31,38 @@ pub fn escape(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+/// A character a terminal shows as nothing or as a plain space, or that reorders or
+/// breaks the line: whitespace other than the space, and Unicode's format characters
+/// (category Cf). Shown, two keys would look alike, and what is shown would not read
+/// back as the key.
+fn unseen(c: char) -> bool {
+    (c.is_whitespace() && c != ' ')
+        || matches!(
+            c,
+            '\u{ad}'
+                | '\u{600}'..='\u{605}'
+                | '\u{61c}'
+                | '\u{6dd}'
+                | '\u{70f}'
+                | '\u{890}'..='\u{891}'
+                | '\u{8e2}'
+                | '\u{180e}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{206f}'
+                | '\u{feff}'
+                | '\u{fff9}'..='\u{fffb}'
+                | '\u{110bd}'
+                | '\u{110cd}'
+                | '\u{13430}'..='\u{1343f}'
+                | '\u{1bca0}'..='\u{1bca3}'
+                | '\u{1d173}'..='\u{1d17a}'
+                | '\u{e0001}'
+                | '\u{e0020}'..='\u{e007f}'
+        )
 }
 
 /// Reads the form `escape` writes.
@@ -116,6 +149,10 @@ mod tests {
             );
         }
         assert_eq!(escape(&[0, 0xff]), "\\x00\\xff");
+        assert_eq!(
+            escape("a\u{200b} \u{a0}".as_bytes()),
+            "a\\xe2\\x80\\x8b \\xc2\\xa0"
+        );
         assert!(unescape("\\q").is_err());
         assert!(unescape("\\x4").is_err());
     }

@@ -147,6 +147,42 @@ fn check_reports_a_file_sqlite_cannot_read_as_damaged_in_text_and_json() {
     assert_eq!(std::fs::read(d.path("c.db")).unwrap(), before);
 }
 
+/// Characters a terminal shows as nothing, as a plain space, or that reorder or break
+/// the line (zero-width space, byte order mark, no-break space, right-to-left
+/// override, line separator) are escaped like control characters, so two keys never
+/// look alike in `keys` and what it shows reads back with -e. `a\u{200b}` showed as
+/// `a`, and `get -e` of what was shown missed.
+#[test]
+fn invisible_and_reordering_characters_in_keys_are_escaped_and_read_back() {
+    let d = Dir::new();
+    let keys = [
+        ("a\u{200b}", r"a\xe2\x80\x8b"),
+        ("\u{feff}b", r"\xef\xbb\xbfb"),
+        ("c\u{a0}d", r"c\xc2\xa0d"),
+        ("rlo\u{202e}txt.exe", r"rlo\xe2\x80\xaetxt.exe"),
+        ("line\u{2028}sep", r"line\xe2\x80\xa8sep"),
+        ("soft\u{ad}hyphen", r"soft\xc2\xadhyphen"),
+    ];
+    for (i, (key, _)) in keys.iter().enumerate() {
+        d.ok(&["set", "c.db", key, &i.to_string()]);
+    }
+    // Printable text stays as it is.
+    d.ok(&["set", "c.db", "é✓ x", "plain"]);
+    let listed = d.ok(&["keys", "c.db"]);
+    for (i, (_, shown)) in keys.iter().enumerate() {
+        assert!(
+            listed.lines().any(|l| l.ends_with(&format!("  {shown}"))),
+            "{shown} not in:\n{listed}"
+        );
+        assert_eq!(
+            d.ok(&["get", "c.db", "-e", shown]),
+            i.to_string(),
+            "{shown}"
+        );
+    }
+    assert!(listed.lines().any(|l| l.ends_with("  é✓ x")), "{listed}");
+}
+
 #[test]
 fn an_empty_file_is_not_a_cache_to_commands_that_do_not_store() {
     let d = Dir::new();
