@@ -66,22 +66,22 @@ static void a_cache_emptied_while_open_opens_as_a_new_cache_once_closed(void) {
     expect_new_empty_cache(path); /* was NOT_A_CACHE */
 }
 
-static void a_handle_whose_file_was_emptied_fails_with_io_and_writes_nothing(void) {
+static void a_handle_whose_file_was_emptied_reads_nothing_back_and_leaves_it_empty(void) {
     const char *path = tmp_path("emptied_calls.db");
     backlite_storage *s = OPEN(path, NULL);
     REQUIRE(s != NULL);
     SET(s, "a", "1");
     REQUIRE(truncate(path, 0) == 0);
     backlite_buf b = {NULL, 0};
-    /* was OK: a set acknowledged that no get could read */
-    EXPECT_EMPTIED(backlite_storage_set(s, K("n"), K("v"), NEVER, &err), false);
+    /* A set is acknowledged, and lost with the file as a set to a deleted file is: no
+       stat before each write (it cost a set 10-20%). Nothing reads it back. */
+    CHECK_EQ(backlite_storage_set(s, K("n"), K("v"), NEVER, NULL), BACKLITE_RESULT_OK);
     EXPECT_EMPTIED(backlite_storage_get(s, K("n"), &b, NULL, &err), true); /* was INTERNAL */
     EXPECT_EMPTIED(backlite_storage_get(s, K("a"), &b, NULL, &err), true);
     CHECK(b.data == NULL);
     EXPECT_EMPTIED(backlite_storage_contains(s, K("a"), &err), true);
     backlite_entry batch[] = {{(const uint8_t *)"m", 1, (const uint8_t *)"w", 1, NEVER}};
-    EXPECT_EMPTIED(backlite_storage_set_many(s, batch, 1, &err), false);
-    EXPECT_EMPTIED(backlite_storage_delete(s, K("a"), &err), true);
+    CHECK_EQ(backlite_storage_set_many(s, batch, 1, NULL), BACKLITE_RESULT_OK);
     backlite_stats st;
     EXPECT_EMPTIED(backlite_storage_stats(s, &st, &err), false);
     int n = 0;
@@ -95,8 +95,9 @@ static void a_handle_whose_file_was_emptied_fails_with_io_and_writes_nothing(voi
     expect_new_empty_cache(path);
 }
 
-/* emptied while another process holds it: that process's sets fail, and its close
-   leaves the file empty for the next opener */
+/* emptied while another process holds it: that process's sets are lost with the file
+   (acknowledged, as to a deleted file), and its close leaves the file empty for the
+   next opener */
 static void a_file_emptied_under_another_process_is_new_once_it_closes(void) {
     const char *path = tmp_path("emptied_child.db");
     int to_child[2], to_parent[2];
@@ -112,7 +113,7 @@ static void a_file_emptied_under_another_process_is_new_once_it_closes(void) {
         if (write(to_parent[1], &c, 1) != 1 || read(to_child[0], &c, 1) != 1) _exit(12);
         backlite_result rc = backlite_storage_set(s, K("b"), K("2"), NEVER, NULL);
         backlite_storage_free(s);
-        _exit(rc == BACKLITE_RESULT_IO ? 0 : 13);
+        _exit(rc == BACKLITE_RESULT_OK ? 0 : 13);
     }
     char c;
     REQUIRE(read(to_parent[0], &c, 1) == 1);
@@ -130,7 +131,7 @@ static void a_file_emptied_under_another_process_is_new_once_it_closes(void) {
 int main(void) {
     h_begin();
     RUN(a_cache_emptied_while_open_opens_as_a_new_cache_once_closed);
-    RUN(a_handle_whose_file_was_emptied_fails_with_io_and_writes_nothing);
+    RUN(a_handle_whose_file_was_emptied_reads_nothing_back_and_leaves_it_empty);
     RUN(a_file_emptied_under_another_process_is_new_once_it_closes);
     return h_end();
 }
