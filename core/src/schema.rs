@@ -370,13 +370,7 @@ pub(crate) fn create(
 /// cannot be removed: the creation fails with IO until those handles are closed (the
 /// last one removes them).
 fn remove_stale_log(path: &Path, named_here: impl Fn(&Path) -> bool) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let side = |suffix: &str| {
-        let mut name = sqlite_name(path).into_os_string();
-        name.push(suffix);
-        PathBuf::from(name)
-    };
-    let (wal, shm) = (side("-wal"), side("-shm"));
+    let (wal, shm) = log_of(&sqlite_name(path));
     let plain = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_file());
     if !plain(&wal) && !plain(&shm) {
         return Ok(());
@@ -412,12 +406,7 @@ fn remove_stale_log(path: &Path, named_here: impl Fn(&Path) -> bool) -> Result<(
         if plain(path) || (!plain(&wal) && !plain(&shm)) {
             return Ok(()); // a cache made meanwhile (its log now), or removed by another
         }
-        let held = match std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(&shm)
-        {
+        let held = match open_to_lock(&shm) {
             Ok(file) => {
                 let op = rustix::fs::FlockOperation::NonBlockingLockExclusive;
                 let locked = rustix::fs::fcntl_lock(&file, op).is_ok() && same_file(&file, &shm);
@@ -466,10 +455,7 @@ fn remove_stale_log(path: &Path, named_here: impl Fn(&Path) -> bool) -> Result<(
 /// lets go of it. A file this process cannot write is not looked at (nor written).
 /// `named_here`: whether a file open in this process is opened by a name.
 pub(crate) fn refuse_anothers_log(name: &Path, named_here: impl Fn(&Path) -> bool) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut shm = name.as_os_str().to_owned();
-    shm.push("-shm");
-    let shm = PathBuf::from(shm);
+    let (_, shm) = log_of(name);
     if !std::fs::symlink_metadata(&shm).is_ok_and(|m| m.file_type().is_file()) {
         return Ok(());
     }
@@ -488,24 +474,17 @@ pub(crate) fn refuse_anothers_log(name: &Path, named_here: impl Fn(&Path) -> boo
     if named_here(name) {
         return Err(in_use());
     }
-    let open = |p: &Path| {
-        std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(p)
-    };
     let lock = rustix::fs::FlockOperation::NonBlockingLockExclusive;
     // A connection of another file that is opening or closing holds the log a moment:
     // looked at for ~0.1 s.
     for _ in 0..50 {
-        let Ok(file) = open(name) else {
+        let Ok(file) = open_to_lock(name) else {
             return Ok(());
         };
         if rustix::fs::fcntl_lock(&file, lock).is_err() {
             return Ok(()); // open somewhere: the log is this file's
         }
-        let Ok(log) = open(&shm) else {
+        let Ok(log) = open_to_lock(&shm) else {
             return Ok(());
         };
         if rustix::fs::fcntl_lock(&log, lock).is_ok() {
@@ -525,22 +504,11 @@ pub(crate) fn refuse_anothers_log(name: &Path, named_here: impl Fn(&Path) -> boo
 /// it, and its own were lost (see `refuse_anothers_log`). Best effort: a process still
 /// using the log leaves it to that process's last close.
 pub(crate) fn remove_log_of_replaced(name: &Path, id: FileId) {
-    use std::os::unix::fs::OpenOptionsExt;
     if !matches!(identify(name), Ok(Some(now)) if now != id) {
         return;
     }
-    let side = |suffix: &str| {
-        let mut s = name.as_os_str().to_owned();
-        s.push(suffix);
-        PathBuf::from(s)
-    };
-    let (wal, shm) = (side("-wal"), side("-shm"));
-    let Ok(log) = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(&shm)
-    else {
+    let (wal, shm) = log_of(name);
+    let Ok(log) = open_to_lock(&shm) else {
         return;
     };
     let lock = rustix::fs::FlockOperation::NonBlockingLockExclusive;
@@ -548,6 +516,28 @@ pub(crate) fn remove_log_of_replaced(name: &Path, id: FileId) {
         let _ = std::fs::remove_file(&wal);
         let _ = std::fs::remove_file(&shm);
     }
+}
+
+/// The `-wal` and `-shm` SQLite pairs with the database it opens by `name` (its SQLite
+/// name): by name only.
+fn log_of(name: &Path) -> (PathBuf, PathBuf) {
+    let side = |suffix: &str| {
+        let mut s = name.as_os_str().to_owned();
+        s.push(suffix);
+        PathBuf::from(s)
+    };
+    (side("-wal"), side("-shm"))
+}
+
+/// Opens `path` to take a POSIX lock on it, never through a link nor blocking on a
+/// FIFO. Closing it drops every lock this process holds on that file.
+fn open_to_lock(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
 }
 
 /// Whether the open `file` is the one at `path` (not removed or replaced since).
