@@ -220,22 +220,26 @@ print(make(7, threading.Lock()).cache_key(1).hex(), in_set.cache_key(1).hex())
 """
 
 
-def test_closure_keys_are_stable_across_processes_and_hash_seeds(tmp_path):
-    # What a closure holds is encoded as arguments are (a set in any order); what
-    # cannot be pickled (a lock) by its type, not its identity. A lambda's code too
-    # (a frozenset constant, a nested lambda).
-    outs = set()
-    for seed in ("0", "1", "random"):
-        env = dict(os.environ, PYTHONHASHSEED=seed)
-        out = subprocess.run(
-            [sys.executable, "-c", _CLOSURE_KEY_IN_CHILD, str(tmp_path)],
-            env=env,
+def _outputs_under_hash_seeds(code, tmp_path, seeds):
+    """What `code` prints in a child process under each PYTHONHASHSEED, as a set."""
+    return {
+        subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path)],
+            env=dict(os.environ, PYTHONHASHSEED=seed),
             check=True,
             capture_output=True,
             text=True,
         ).stdout
-        outs.add(out)
-    assert len(outs) == 1
+        for seed in seeds
+    }
+
+
+def test_closure_keys_are_stable_across_processes_and_hash_seeds(tmp_path):
+    # What a closure holds is encoded as arguments are (a set in any order); what
+    # cannot be pickled (a lock) by its type, not its identity. A lambda's code too
+    # (a frozenset constant, a nested lambda).
+    seeds = ("0", "1", "random")
+    assert len(_outputs_under_hash_seeds(_CLOSURE_KEY_IN_CHILD, tmp_path, seeds)) == 1
 
 
 _KEY_IN_CHILD = """
@@ -259,18 +263,8 @@ print(key.hex(), key2.hex())
 
 def test_memo_keys_are_stable_across_processes_and_hash_seeds(tmp_path):
     """The seed used hash(), salted per process: no run ever found another's results."""
-    outs = set()
-    for seed in ("0", "1", "12345", "random"):
-        env = dict(os.environ, PYTHONHASHSEED=seed)
-        out = subprocess.run(
-            [sys.executable, "-c", _KEY_IN_CHILD, str(tmp_path)],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        outs.add(out)
-    assert len(outs) == 1
+    seeds = ("0", "1", "12345", "random")
+    assert len(_outputs_under_hash_seeds(_KEY_IN_CHILD, tmp_path, seeds)) == 1
 
 
 def test_results_are_shared_across_processes(db, tmp_path, child_env):
