@@ -136,6 +136,36 @@ fn a_unix_socket_takes_its_database_and_password_from_the_query() {
     assert_eq!(size("0").trim(), "0");
 }
 
+/// Two handles of one process on one file, on two databases of one socket: the
+/// delete one could not send is owed to its own database. The URL as shown masks the
+/// query, `?db=` with it, so the other handle's next call paid the debt in its own
+/// database, and a third machine on the first read the deleted value.
+#[test]
+fn a_write_lost_in_one_database_of_a_socket_is_undone_there_not_in_another() {
+    let sockets = tempfile::tempdir().unwrap();
+    let socket = sockets.path().join("dbs.sock");
+    let socket = socket.to_str().unwrap();
+    let server = RedisServer::with_args(&["--unixsocket", socket]);
+    let on_db = |db: u32| {
+        let mut o = remote_options(&format!("redis+unix://{socket}?db={db}"));
+        o.set_remote_timeout(Duration::from_millis(200)).unwrap();
+        o
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let one = machine(&dir, "shared.db", &on_db(1));
+    let two = machine(&dir, "shared.db", &on_db(2));
+    one.set(b"k", b"old", NEVER).unwrap();
+    // Writes wait while reads go on: the delete times out, and is owed to database 1.
+    server.cli(&["CLIENT", "PAUSE", "30000", "WRITE"]);
+    one.delete(b"k").unwrap();
+    server.cli(&["CLIENT", "UNPAUSE"]);
+    assert_eq!(one.remote_stats().unwrap().errors, 1);
+    assert_eq!(get(&two, b"elsewhere"), None);
+    until_connected(&one);
+    let third = machine(&dir, "third.db", &on_db(1));
+    assert_eq!(get(&third, b"k"), None, "the deleted value was read");
+}
+
 #[test]
 fn read_only_reads_through_and_never_writes() {
     let server = RedisServer::start();

@@ -952,9 +952,9 @@ type Debts = (Arc<Unsynced>, Arc<AtomicBool>, Arc<InQueue>);
 impl Owed {
     /// The debts to the remote at `url` under the key prefix of `keys`.
     fn of(&self, url: &RemoteUrl, keys: &Keys) -> Debts {
-        // The URL as shown (no password): the same server reached with another
-        // password holds the same keys.
-        let id = format!("{}\n{}", url.shown(), keys.prefix);
+        // Not the URL as shown: it masks a socket's `?db=`, and a debt paid in another
+        // database leaves the older value where it was owed.
+        let id = format!("{}\n{}", url.keyspace(), keys.prefix);
         lock(&self.0).entry(id).or_default().clone()
     }
 }

@@ -139,6 +139,16 @@ impl RemoteUrl {
     pub fn shown(&self) -> &str {
         &self.shown
     }
+
+    /// What tells the keys this URL reaches from another's: the URL as shown (no
+    /// password; the same server reached with another password holds the same keys)
+    /// and its database, which `shown` masks in a socket URL's query (`?db=`).
+    pub(crate) fn keyspace(&self) -> String {
+        match &self.target {
+            Target::Single(info) => format!("{} db {}", self.shown, info.redis.db),
+            Target::Cluster(_) => self.shown.clone(),
+        }
+    }
 }
 
 fn one(text: &str) -> std::result::Result<ConnectionInfo, String> {
