@@ -857,6 +857,52 @@ fn a_write_that_never_reached_the_remote_leaves_no_older_value_there() {
     }
 }
 
+/// A set_many of more keys than one round trip can carry within the timeout, to a
+/// healthy server: it went as one pipeline, which timed out, so none of its values
+/// reached the remote, and past 65,536 lost keys the handle cleared the whole remote
+/// (another machine's value with it). It goes in pieces, each a round trip.
+#[test]
+fn a_set_many_of_70000_keys_reaches_a_healthy_remote_and_clears_nothing() {
+    for mode in [RemoteMode::ReadWrite, RemoteMode::WriteBehind] {
+        let server = RedisServer::start();
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = remote_options(&server.url());
+        // The default: a pipeline of 20,000 sets outran it (a debug build), one of
+        // 70,000 did not outrun a second.
+        o.set_remote_timeout(Duration::from_millis(250)).unwrap();
+        o.set_remote_mode(mode);
+        let other = machine(&dir, "other.db", &o);
+        other.set(b"precious", b"kept", NEVER).unwrap();
+        drop(other);
+        let keys: Vec<Vec<u8>> = (0..70_000).map(|i| format!("k{i}").into_bytes()).collect();
+        let entries: Vec<backlite::Entry> = keys
+            .iter()
+            .map(|k| backlite::Entry {
+                key: k,
+                value: k,
+                expiration: NEVER,
+            })
+            .collect();
+        let bulk = machine(&dir, "bulk.db", &o);
+        bulk.set_many(&entries).unwrap();
+        drop(bulk); // write-behind: sends its queue
+        let dbsize = server.cli(&["DBSIZE"]);
+        // Every value, the other machine's and the generation key.
+        assert_eq!(dbsize.trim(), "70001", "{mode:?}");
+        let third = machine(&dir, "third.db", &o);
+        assert_eq!(
+            get(&third, b"precious").as_deref(),
+            Some(&b"kept"[..]),
+            "{mode:?}"
+        );
+        assert_eq!(
+            get(&third, b"k69999").as_deref(),
+            Some(&b"k69999"[..]),
+            "{mode:?}"
+        );
+    }
+}
+
 #[test]
 fn a_server_answering_garbage_is_an_error_and_never_a_value() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
