@@ -1477,3 +1477,100 @@ fn values_waiting_in_memory_go_with_the_file_a_new_version_tag_empties() {
     v2.flush().unwrap();
     assert_eq!(rows_in_file(&dir, "b.db"), 0);
 }
+
+/// A value the server is about to expire (`PTTL` 0: it ends within the millisecond) has
+/// no time left, whatever its header says: the header's deadline is in the writer's
+/// clock, here an hour ahead of this machine's. Read as the header's, the value was
+/// kept in the file for the writer's lead, though the remote forgot it at once.
+#[test]
+fn a_value_the_remote_is_about_to_expire_is_not_kept_for_the_writers_lead() {
+    // The value as a writer whose clock runs an hour ahead stores it for two hours.
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut ahead = remote_options(&server.url());
+    ahead.set_clock(Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+            + 3_600_000
+    }));
+    let two_hours = Expiration::After(Duration::from_secs(7200));
+    machine(&dir, "writer.db", &ahead)
+        .set(b"k", b"about to go", two_hours)
+        .unwrap();
+    let mut c = redis::Client::open(server.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let payload: Vec<u8> = redis::cmd("GET")
+        .arg("backlite::d{0:k}")
+        .query(&mut c)
+        .unwrap();
+
+    // A server that has it once, with PTTL 0, then no more (it expired).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let served = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let (payload, served) = (payload.clone(), served.clone());
+            std::thread::spawn(move || {
+                let mut reader = std::io::BufReader::new(conn.try_clone().unwrap());
+                while let Some(command) = read_command(&mut reader) {
+                    let reply = match (&command[0].to_ascii_uppercase()[..], command.get(1)) {
+                        (b"GET", Some(k)) if k.ends_with(b"gen") => b"$-1\r\n".to_vec(),
+                        (b"GET", Some(_))
+                            if !served.swap(true, std::sync::atomic::Ordering::SeqCst) =>
+                        {
+                            let mut r = format!("${}\r\n", payload.len()).into_bytes();
+                            r.extend_from_slice(&payload);
+                            r.extend_from_slice(b"\r\n");
+                            r
+                        }
+                        (b"GET", _) => b"$-1\r\n".to_vec(),
+                        (b"PTTL", _) => b":0\r\n".to_vec(),
+                        _ => b"+OK\r\n".to_vec(),
+                    };
+                    if conn.write_all(&reply).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let reader = machine(
+        &dir,
+        "reader.db",
+        &remote_options(&format!("redis://127.0.0.1:{port}")),
+    );
+    let (value, left) = reader.get(b"k").unwrap().expect("the remote's value");
+    assert_eq!(value, b"about to go");
+    assert!(
+        left.is_some_and(|l| l <= Duration::from_millis(1)),
+        "{left:?}"
+    );
+    assert_eq!(get(&reader, b"k"), None, "kept after the remote forgot it");
+    assert_eq!(reader.remote_stats().unwrap().hits, 1);
+}
+
+/// One command of a client's pipeline (an array of bulk strings), or None at its end.
+fn read_command(r: &mut impl std::io::BufRead) -> Option<Vec<Vec<u8>>> {
+    let mut line = String::new();
+    let number = |r: &mut dyn std::io::BufRead, line: &mut String, mark: char| {
+        line.clear();
+        r.read_line(line).ok().filter(|&n| n > 0)?;
+        line.trim_end().strip_prefix(mark)?.parse::<usize>().ok()
+    };
+    let n = number(r, &mut line, '*')?;
+    let mut args = Vec::with_capacity(n);
+    for _ in 0..n {
+        let len = number(r, &mut line, '$')?;
+        let mut arg = vec![0; len + 2];
+        r.read_exact(&mut arg).ok()?;
+        arg.truncate(len);
+        args.push(arg);
+    }
+    Some(args)
+}

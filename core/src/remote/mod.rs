@@ -713,7 +713,9 @@ impl Remote {
                     Some(t) if t > now => Some(t - now),
                     Some(_) => return None,
                 };
-                if pttl > 0 {
+                // 0 is a value the server ends within the millisecond (-1: none, -2:
+                // gone): the header's deadline, in the writer's clock, may be later.
+                if pttl >= 0 {
                     left = Some(left.map_or(pttl, |l| l.min(pttl)));
                 }
                 Some(Hit {
