@@ -181,6 +181,50 @@ def test_functions_made_over_objects_that_cannot_be_pickled_do_not_share_results
     assert (make(Box(2))(5), make(Box(3))(5)) == (7, 8)
 
 
+def test_functions_made_over_values_with_no_state_to_tell_do_not_share_results(storage, tmp_path):
+    # A closure's value that neither pickle nor its __reduce_ex__ can encode (an open
+    # file, an object refusing pickle), alone or inside another object, was counted by
+    # its type alone: the second function made returned the first one's results. So
+    # was a function it closes over (a lambda given to the factory).
+    class Refuses:
+        def __init__(self, n):
+            self.n = n
+
+        def __reduce_ex__(self, protocol):
+            raise TypeError("not this one")
+
+    class Holder:
+        def __init__(self, inner):
+            self.inner = inner
+
+    def make(source):
+        @cached(storage=storage)
+        def read(x):
+            inner = source.inner if isinstance(source, Holder) else source
+            if isinstance(inner, Refuses):
+                return inner.n + x
+            if callable(inner):
+                return inner(x)
+            inner.seek(0)
+            return inner.read() + str(x)
+
+        return read
+
+    (tmp_path / "a").write_text("a")
+    (tmp_path / "b").write_text("b")
+    with open(tmp_path / "a") as a, open(tmp_path / "b") as b:
+        assert (make(a)(1), make(b)(1)) == ("a1", "b1")
+        assert (make(Holder(a))(1), make(Holder(b))(1)) == ("a1", "b1")
+    assert (make(Refuses(2))(5), make(Refuses(3))(5)) == (7, 8)
+    assert (make(Holder(Refuses(2)))(5), make(Holder(Refuses(3)))(5)) == (7, 8)
+    assert (make(lambda x: x + 1)(5), make(lambda x: x * 2)(5)) == (6, 10)
+
+    def helper(k):
+        return lambda x: k * x
+
+    assert (make(helper(3))(5), make(helper(4))(5)) == (15, 20)
+
+
 def test_a_closure_keeps_its_key_when_what_it_closes_over_changes(storage):
     # What a closure is made with names it (decoration time); a counter it keeps in
     # that closure does not change its key.
@@ -216,7 +260,21 @@ def make(n, lock):
     return times
 
 in_set = cached(storage=storage)(lambda x: x in {"a", "b", "c"} and (lambda: x))
-print(make(7, threading.Lock()).cache_key(1).hex(), in_set.cache_key(1).hex())
+
+def over_a_local_function():
+    import json
+
+    def countdown(n):  # closes over itself
+        return n if n < 1 else countdown(n - 1)
+
+    @cached(storage=storage)
+    def f(x):
+        return json.dumps(countdown(x))
+    return f
+
+print(make(7, threading.Lock()).cache_key(1).hex(), in_set.cache_key(1).hex(),
+      over_a_local_function().cache_key(1).hex(),
+      make(7, open(sys.executable, "rb")).cache_key(1).hex())
 """
 
 
@@ -236,8 +294,9 @@ def _outputs_under_hash_seeds(code, tmp_path, seeds):
 
 def test_closure_keys_are_stable_across_processes_and_hash_seeds(tmp_path):
     # What a closure holds is encoded as arguments are (a set in any order); what
-    # cannot be pickled (a lock) by its type, not its identity. A lambda's code too
-    # (a frozenset constant, a nested lambda).
+    # cannot be pickled by value, not identity: a lock by its type, a module by its
+    # name, a local function (recursive) by its name, code and closure, a file by its
+    # name. A lambda's code too (a frozenset constant, a nested lambda).
     seeds = ("0", "1", "random")
     assert len(_outputs_under_hash_seeds(_CLOSURE_KEY_IN_CHILD, tmp_path, seeds)) == 1
 

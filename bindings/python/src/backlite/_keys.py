@@ -12,6 +12,7 @@ canonical encoding of its arguments, bound to the signature with defaults applie
 from __future__ import annotations
 
 import hashlib
+import io
 import itertools
 import math
 import os
@@ -19,7 +20,7 @@ import pickle
 import threading
 import weakref
 from inspect import Parameter, Signature
-from types import CodeType, ModuleType
+from types import CodeType, FunctionType, ModuleType
 from typing import Any, Callable
 
 # Pickle protocol for arguments that have no canonical encoding below: fixed, so the
@@ -96,13 +97,13 @@ def function_id(func: Callable[..., Any]) -> str:
     name = f"{module}.{qualname}" + _made_with(func)
     if bound is None:
         return name
-    # By state, not identity, when it cannot be pickled (a client holding a lock): the
-    # key must be found again by the next process and run.
+    # By value, not identity, where it can be (a client holding a lock): the key must be
+    # found again by the next process and run.
     digest = hashlib.blake2b(encode(bound, by_identity=False, state=True), digest_size=20)
     return f"{name}[{digest.hexdigest()}]"
 
 
-def _made_with(func: Callable[..., Any]) -> str:
+def _made_with(func: Callable[..., Any], seen: list[int] | None = None) -> str:
     """``{digest}`` of what tells apart functions of one name: the values a closure was
     made with (at decoration), and a lambda's code. Every function a factory makes has
     the factory's name for it, and every lambda of a scope one name: keyed by the name
@@ -119,9 +120,9 @@ def _made_with(func: Callable[..., Any]) -> str:
         except ValueError:  # not yet assigned (the function itself, for recursion)
             h.update(b"E")
             continue
-        # By type and state, not identity, when it cannot be pickled (a lock, an object
-        # holding one): keys stay the same in every process, and objects apart.
-        h.update(_len(len(b := encode(value, by_identity=False, state=True))) + b)
+        # By value where it can be (see _encode_by_value), so that keys stay the same
+        # in every process; else by identity, never by its type alone.
+        h.update(_len(len(b := encode(value, by_identity=False, state=True, seen=seen))) + b)
     if lambda_code:
         h.update(_code_bytes(code))
     return "{" + h.hexdigest() + "}"
@@ -140,13 +141,24 @@ def _len(n: int) -> bytes:
     return str(n).encode() + b":"
 
 
-def _encode(obj: Any, out: list[bytes], by_identity: bool = True, state: bool = False) -> None:
+# Types whose instances are interchangeable for what a function computes: a lock only
+# orders callers, it holds no value. A closure over one (or an object holding one) is
+# keyed by the type, so that its key is the same in every process.
+_VALUELESS = (type(threading.Lock()), type(threading.RLock()))
+_VALUELESS_NAMES = frozenset(
+    f"multiprocessing.synchronize.{n}"
+    for n in ("Lock", "RLock", "Semaphore", "BoundedSemaphore", "Condition", "Event", "Barrier")
+)
+
+
+def _encode(
+    obj: Any, out: list[bytes], by_identity: bool = True, state: bool = False,
+    seen: list[int] | None = None,
+) -> None:
     """Appends an unambiguous encoding of ``obj``: equal values give equal bytes
     (dicts and sets in any order), values of different types give different bytes.
-    An object that cannot be pickled is taken by its identity (``by_identity``) or by
-    its type alone, with what pickle would rebuild it from (``state``: its
-    ``__reduce_ex__``, its class, arguments and fields, the parts that cannot be pickled
-    by their type) when it tells: ``obj`` itself, not what it holds."""
+    An object that cannot be pickled is taken by its identity (``by_identity``), or
+    (``state``) by value where it can be (see ``_encode_by_value``)."""
     t = type(obj)
     if obj is None:
         out.append(b"N")
@@ -164,13 +176,16 @@ def _encode(obj: Any, out: list[bytes], by_identity: bool = True, state: bool = 
     elif t is tuple or t is list:
         out.append((b"(" if t is tuple else b"[") + _len(len(obj)))
         for x in obj:
-            _encode(x, out, by_identity)
+            _encode(x, out, by_identity, state, seen)
     elif t is dict:
-        items = sorted(encode(k, by_identity) + encode(v, by_identity) for k, v in obj.items())
+        items = sorted(
+            encode(k, by_identity, state, seen) + encode(v, by_identity, state, seen)
+            for k, v in obj.items()
+        )
         out.append(b"{" + _len(len(items)))
         out.extend(_len(len(i)) + i for i in items)
     elif t is set or t is frozenset:
-        items = sorted(encode(x, by_identity) for x in obj)
+        items = sorted(encode(x, by_identity, state, seen) for x in obj)
         out.append((b"<" if t is set else b">") + _len(len(items)))
         out.extend(_len(len(i)) + i for i in items)
     else:
@@ -178,33 +193,88 @@ def _encode(obj: Any, out: list[bytes], by_identity: bool = True, state: bool = 
         try:
             b = pickle.dumps(obj, protocol=_KEY_PICKLE_PROTOCOL)
         except Exception as e:
-            if not by_identity:
-                try:
-                    # Not __getstate__: a partial's has no function nor arguments.
-                    rebuilt = obj.__reduce_ex__(_KEY_PICKLE_PROTOCOL) if state else None
-                    fields = None if rebuilt is None else encode(rebuilt, by_identity=False)
-                except Exception:  # a lock's or a socket's refuses
-                    fields = None
-                if fields is None:
-                    out.append(b"t" + _len(len(name)) + name)
-                else:
-                    out.append(b"u" + _len(len(name)) + name + _len(len(fields)) + fields)
+            if not by_identity and state:
+                _encode_by_value(obj, name, out, [] if seen is None else seen, e)
                 return
-            token = _identity_token(obj)
-            if token is None:
-                raise TypeError(
-                    f"cannot make a cache key from an argument of type {t.__qualname__}: "
-                    f"it is not picklable ({e}) nor weakly referenceable. Pass "
-                    "param_hash_func= to the decorator."
-                ) from e
-            out.append(b"o" + _len(len(name)) + name + _len(len(token)) + token)
+            if not by_identity:
+                out.append(b"t" + _len(len(name)) + name)
+                return
+            out.append(b"o" + _len(len(name)) + name + _identity_bytes(obj, e))
             return
         out.append(b"p" + _len(len(name)) + name + _len(len(b)) + b)
 
 
-def encode(obj: Any, by_identity: bool = True, state: bool = False) -> bytes:
+def _identity_bytes(obj: Any, e: Exception, argument: bool = True) -> bytes:
+    token = _identity_token(obj)
+    if token is None:
+        what = "an argument" if argument else "a value the function is made with"
+        hint = (
+            "Pass param_hash_func= to the decorator."
+            if argument
+            else "Make it picklable, or weakly referenceable (__weakref__ in __slots__)."
+        )
+        raise TypeError(
+            f"cannot make a cache key from {what} of type {type(obj).__qualname__}: "
+            f"it is not picklable ({e}) nor weakly referenceable. {hint}"
+        ) from e
+    return _len(len(token)) + token
+
+
+def _encode_by_value(obj: Any, name: bytes, out: list[bytes], seen: list[int], e: Exception) -> None:
+    """``obj``, which pickle refuses, as what a function that closes over it (or is bound
+    to it) computes with, the same in every process where it can be: a module or a
+    class by its name, a function by its name, code and closure, a lock by its type
+    (_VALUELESS), a file opened by name by its absolute name and mode, anything else
+    by what pickle would rebuild it from
+    (``__reduce_ex__``: its class, arguments and fields, each encoded so; not
+    ``__getstate__``: a partial's has no function nor arguments). What none of these
+    tell (a socket, a file opened from a descriptor, an object refusing pickle) is keyed
+    by its identity: by its type alone, functions made over two open files shared
+    their results."""
+    if id(obj) in seen:  # a cycle (a recursive local function): where it began
+        out.append(b"r" + str(len(seen) - seen.index(id(obj))).encode() + b";")
+        return
+    if isinstance(obj, ModuleType):
+        out.append(b"m" + _len(len(n := obj.__name__.encode())) + n)
+        return
+    if isinstance(obj, type):  # a class defined in a function: by its name
+        out.append(b"c" + _len(len(n := f"{obj.__module__}.{obj.__qualname__}".encode())) + n)
+        return
+    if isinstance(obj, _VALUELESS) or name.decode() in _VALUELESS_NAMES:
+        out.append(b"t" + _len(len(name)) + name)
+        return
+    path = getattr(obj, "name", None) if isinstance(obj, io.IOBase) else None
+    if isinstance(path, (str, bytes)):  # a file opened by name: that file (not an fd)
+        fields = encode((os.path.abspath(path), getattr(obj, "mode", None)))
+        out.append(b"F" + _len(len(name)) + name + _len(len(fields)) + fields)
+        return
+    seen.append(id(obj))
+    try:
+        if isinstance(obj, FunctionType):
+            fields = encode(
+                (f"{obj.__module__}.{obj.__qualname__}", _code_bytes(obj.__code__),
+                 _made_with(obj, seen))
+            )
+            out.append(b"g" + _len(len(fields)) + fields)
+            return
+        try:
+            rebuilt = obj.__reduce_ex__(_KEY_PICKLE_PROTOCOL)
+        except Exception:  # a file's or a socket's refuses
+            rebuilt = None
+        if rebuilt is None:
+            out.append(b"o" + _len(len(name)) + name + _identity_bytes(obj, e, False))
+            return
+        fields = encode(rebuilt, by_identity=False, state=True, seen=seen)
+        out.append(b"u" + _len(len(name)) + name + _len(len(fields)) + fields)
+    finally:
+        seen.pop()
+
+
+def encode(
+    obj: Any, by_identity: bool = True, state: bool = False, seen: list[int] | None = None
+) -> bytes:
     out: list[bytes] = []
-    _encode(obj, out, by_identity, state)
+    _encode(obj, out, by_identity, state, seen)
     return b"".join(out)
 
 
