@@ -214,6 +214,19 @@ def test_invalid_policy_is_a_value_error(db):
     assert not Path(db).exists()
 
 
+def test_a_negative_busy_timeout_is_a_value_error(db):
+    # It was taken as 0 without a word (a lock held a moment failed BusyError at once),
+    # where a negative lease_length or remote_timeout is refused. Zero is a timeout: do
+    # not wait.
+    with pytest.raises(ValueError, match="busy_timeout"):
+        Storage(db, busy_timeout=timedelta(milliseconds=-1))
+    with pytest.raises(ValueError):
+        Storage(db, lease_length=timedelta(seconds=-1))
+    assert not Path(db).exists()
+    with Storage(db, busy_timeout=timedelta(0)) as s:
+        s.set_value("k", b"v")
+
+
 def test_max_size_is_accepted_as_in_the_readme(db):
     with Storage(db, max_size=1024**3) as s:
         assert s.size_limit == s.max_size == 1024**3

@@ -158,6 +158,9 @@ class Storage(_native.Storage):
             )
         if remote_timeout is not None and remote_timeout <= timedelta(0):
             raise ValueError("remote_timeout must be a positive datetime.timedelta")
+        # Refused, as a negative lease_length is, rather than taken as 0 (no wait).
+        if isinstance(busy_timeout, timedelta) and busy_timeout < timedelta(0):
+            raise ValueError("busy_timeout must be a datetime.timedelta of zero or more")
         self._remote = (remote, remote_namespace, remote_timeout, remote_mode)
         if size_limit is not None and max_size is not None and size_limit != max_size:
             raise TypeError("size_limit and max_size are the same option: give one")
