@@ -166,6 +166,29 @@ fn a_write_lost_in_one_database_of_a_socket_is_undone_there_not_in_another() {
     assert_eq!(get(&third, b"k"), None, "the deleted value was read");
 }
 
+/// A read-only handle beside a read-write one on the same file: the delete the
+/// read-write handle could not send is owed by both, so the read-only one does not read
+/// the deleted value back from the remote (and store it in the file again).
+#[test]
+fn a_read_only_handle_does_not_read_back_a_delete_its_neighbour_lost() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = remote_options(&server.url());
+    o.set_remote_timeout(Duration::from_millis(200)).unwrap();
+    let rw = machine(&dir, "shared.db", &o);
+    o.set_remote_mode(RemoteMode::ReadOnly);
+    let ro = machine(&dir, "shared.db", &o);
+    rw.set(b"k", b"old", NEVER).unwrap();
+    // Writes wait while reads go on: the delete times out; the remote keeps "old".
+    server.cli(&["CLIENT", "PAUSE", "30000", "WRITE"]);
+    rw.delete(b"k").unwrap();
+    server.cli(&["CLIENT", "UNPAUSE"]);
+    assert_eq!(rw.remote_stats().unwrap().errors, 1);
+    assert_eq!(server.cli(&["EXISTS", "backlite::d{0:k}"]), "1");
+    assert_eq!(get(&ro, b"k"), None, "the deleted value was read back");
+    assert_eq!(ro.remote_stats().unwrap().skipped, 1);
+}
+
 #[test]
 fn read_only_reads_through_and_never_writes() {
     let server = RedisServer::start();
