@@ -224,6 +224,20 @@ def test_functions_made_over_values_with_no_state_to_tell_do_not_share_results(s
 
     assert (make(helper(3))(5), make(helper(4))(5)) == (15, 20)
 
+    # Classes a factory makes have one name: their methods' objects told nothing apart.
+    def make_class(k):
+        class Scaled:
+            factor = k
+
+            def times(self, x):
+                return self.factor * x
+
+        return Scaled
+
+    by_two = cached(storage=storage)(make_class(2)().times)
+    by_three = cached(storage=storage)(make_class(3)().times)
+    assert (by_two(5), by_three(5)) == (10, 15)
+
 
 def test_a_closure_keeps_its_key_when_what_it_closes_over_changes(storage):
     # What a closure is made with names it (decoration time); a counter it keeps in
@@ -272,9 +286,40 @@ def over_a_local_function():
         return json.dumps(countdown(x))
     return f
 
+def a_local_class():
+    class Base:
+        def __init__(self):
+            self.lock = threading.Lock()
+
+    class Local(Base):
+        __slots__ = ("n",)
+        unit = "m"
+
+        def __init__(self):
+            super().__init__()
+            self.n = 3
+
+        @property
+        def label(self):
+            return self.unit
+
+        @staticmethod
+        def scale(x):
+            return x
+
+        @classmethod
+        def make(cls):
+            return cls()
+
+        def fetch(self, x):
+            return self.n * x
+
+    return Local().fetch
+
 print(make(7, threading.Lock()).cache_key(1).hex(), in_set.cache_key(1).hex(),
       over_a_local_function().cache_key(1).hex(),
-      make(7, open(sys.executable, "rb")).cache_key(1).hex())
+      make(7, open(sys.executable, "rb")).cache_key(1).hex(),
+      cached(storage=storage)(a_local_class()).cache_key(1).hex())
 """
 
 
@@ -296,7 +341,8 @@ def test_closure_keys_are_stable_across_processes_and_hash_seeds(tmp_path):
     # What a closure holds is encoded as arguments are (a set in any order); what
     # cannot be pickled by value, not identity: a lock by its type, a module by its
     # name, a local function (recursive) by its name, code and closure, a file by its
-    # name. A lambda's code too (a frozenset constant, a nested lambda).
+    # name, a local class by its name, bases and attributes (a property, a super()
+    # cell). A lambda's code too (a frozenset constant, a nested lambda).
     seeds = ("0", "1", "random")
     assert len(_outputs_under_hash_seeds(_CLOSURE_KEY_IN_CHILD, tmp_path, seeds)) == 1
 

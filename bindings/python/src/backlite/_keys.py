@@ -222,8 +222,9 @@ def _identity_bytes(obj: Any, e: Exception, argument: bool = True) -> bytes:
 
 def _encode_by_value(obj: Any, name: bytes, out: list[bytes], seen: list[int], e: Exception) -> None:
     """``obj``, which pickle refuses, as what a function that closes over it (or is bound
-    to it) computes with, the same in every process where it can be: a module or a
-    class by its name, a function by its name, code and closure, a lock by its type
+    to it) computes with, the same in every process where it can be: a module by its
+    name, a class by its name, bases and attributes, a function by its name, code and
+    closure, a lock by its type
     (_VALUELESS), a file opened by name by its absolute name and mode, anything else
     by what pickle would rebuild it from
     (``__reduce_ex__``: its class, arguments and fields, each encoded so; not
@@ -237,9 +238,6 @@ def _encode_by_value(obj: Any, name: bytes, out: list[bytes], seen: list[int], e
     if isinstance(obj, ModuleType):
         out.append(b"m" + _len(len(n := obj.__name__.encode())) + n)
         return
-    if isinstance(obj, type):  # a class defined in a function: by its name
-        out.append(b"c" + _len(len(n := f"{obj.__module__}.{obj.__qualname__}".encode())) + n)
-        return
     if isinstance(obj, _VALUELESS) or name.decode() in _VALUELESS_NAMES:
         out.append(b"t" + _len(len(name)) + name)
         return
@@ -250,6 +248,10 @@ def _encode_by_value(obj: Any, name: bytes, out: list[bytes], seen: list[int], e
         return
     seen.append(id(obj))
     try:
+        if isinstance(obj, type):  # a class defined in a function
+            fields = _class_bytes(obj, seen)
+            out.append(b"c" + _len(len(fields)) + fields)
+            return
         if isinstance(obj, FunctionType):
             fields = encode(
                 (f"{obj.__module__}.{obj.__qualname__}", _code_bytes(obj.__code__),
@@ -268,6 +270,29 @@ def _encode_by_value(obj: Any, name: bytes, out: list[bytes], seen: list[int], e
         out.append(b"u" + _len(len(name)) + name + _len(len(fields)) + fields)
     finally:
         seen.pop()
+
+
+def _class_bytes(cls: type, seen: list[int]) -> bytes:
+    """A class pickle refuses (one defined in a function) by its name, its bases and its
+    own attributes: classes a factory makes have one name, and differ by the values
+    they were made with (a class attribute, a method's closure). An attribute with no
+    encoding by value counts by its type: never an identity, so that the key stays the
+    same in every process, and never an error."""
+    attrs = []
+    for attr, value in sorted(vars(cls).items()):
+        if attr in ("__dict__", "__weakref__", "__doc__", "__module__", "__qualname__"):
+            continue
+        if isinstance(value, (staticmethod, classmethod)):
+            value = value.__func__
+        elif isinstance(value, property):
+            value = (value.fget, value.fset, value.fdel)
+        try:
+            b = encode(value, by_identity=False, state=True, seen=seen)
+        except TypeError:  # no weak references either
+            b = encode(value, by_identity=False)
+        attrs.append((attr, b))
+    bases = [encode(b, by_identity=False, state=True, seen=seen) for b in cls.__bases__]
+    return encode((f"{cls.__module__}.{cls.__qualname__}", bases, attrs))
 
 
 def encode(
