@@ -489,6 +489,12 @@ impl AccessLog {
         self.writer.load(Ordering::Relaxed) == RUNNING
     }
 
+    /// Whether the last hit writer failed and none was started since.
+    #[cfg(test)]
+    pub fn writer_failed(&self) -> bool {
+        self.writer.load(Ordering::Relaxed) == FAILED
+    }
+
     /// How many distinct keys wait.
     #[cfg(test)]
     pub fn len(&self) -> usize {

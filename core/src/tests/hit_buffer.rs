@@ -400,12 +400,25 @@ fn a_hit_writer_that_met_a_locked_file_is_tried_again() {
         assert!(s.get(k).unwrap().is_some());
     }
     s.shared.join_hit_writers(); // it met the lock for its busy timeout, and failed
+    assert!(s.shared.accesses().writer_failed());
     other.execute_batch("ROLLBACK").unwrap();
     assert_eq!(rows_with_hits(&dir), 0);
-    // Only reads from now on: the buffer is still full.
+    // Only reads from now on: the buffer is still full, and they start a hit writer
+    // again. They stop there: the writer takes the hits numbered before it began, and a
+    // key hit again after that waits for the next one (under load the reads ran far
+    // ahead of it, and it took fewer than FLUSH_THRESHOLD keys).
+    let mut reads = 0;
     for k in keys.iter().cycle().take(2 * FLUSH_THRESHOLD) {
         assert!(s.get(k).unwrap().is_some());
+        reads += 1;
+        if !s.shared.accesses().writer_failed() {
+            break;
+        }
     }
+    assert!(
+        !s.shared.accesses().writer_failed(),
+        "no hit writer was started again in {reads} reads"
+    );
     s.shared.join_hit_writers();
     assert!(
         rows_with_hits(&dir) >= FLUSH_THRESHOLD as i64,
