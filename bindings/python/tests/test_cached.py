@@ -239,6 +239,56 @@ def test_functions_made_over_values_with_no_state_to_tell_do_not_share_results(s
     assert (by_two(5), by_three(5)) == (10, 15)
 
 
+def test_functions_made_over_values_with_no_weak_references_can_be_decorated(storage):
+    # A value with no encoding by value and no weak references (a sqlite3 connection,
+    # an event loop's selector, a weak reference): 1dcb9b8 raised TypeError at
+    # decoration, where it had been memoised. Directly closed over it names the
+    # function by the function's identity (never another's results); inside an
+    # object's state by its type, as before (the object's other fields tell it apart).
+    import asyncio
+    import sqlite3
+    import weakref
+
+    def make(source):
+        @cached(storage=storage)
+        def describe(x):
+            if isinstance(source, sqlite3.Connection):
+                return source.execute("select v from t").fetchone()[0] + str(x)
+            return source().base + str(x)
+
+        return describe
+
+    class Client:
+        def __init__(self, base):
+            self.base = base
+            self.loop = asyncio.new_event_loop()
+
+        def fetch(self, path):
+            return self.base + path
+
+    a, b = sqlite3.connect(":memory:"), sqlite3.connect(":memory:")
+    for db, v in ((a, "a"), (b, "b")):
+        db.execute("create table t(v)")
+        db.execute("insert into t values (?)", (v,))
+    assert (make(a)(1), make(b)(1)) == ("a1", "b1")
+    one, two = Client("a"), Client("b")
+    assert (make(weakref.ref(one))(2), make(weakref.ref(two))(2)) == ("a2", "b2")
+    # A weak reference is what it refers to, in an object's fields too.
+    holder = type("Holder", (), {})
+    held_one, held_two = holder(), holder()
+    held_one.ref, held_two.ref = weakref.ref(one), weakref.ref(two)
+    assert (make(lambda: held_one.ref())(3), make(lambda: held_two.ref())(3)) == ("a3", "b3")
+    try:
+        fetch_one = cached(storage=storage)(one.fetch)
+        assert fetch_one.cache_key("/x") == cached(storage=storage)(one.fetch).cache_key("/x")
+        assert (fetch_one("/x"), cached(storage=storage)(two.fetch)("/x")) == ("a/x", "b/x")
+    finally:
+        for client in (one, two):
+            client.loop.close()
+        a.close()
+        b.close()
+
+
 def test_a_closure_keeps_its_key_when_what_it_closes_over_changes(storage):
     # What a closure is made with names it (decoration time); a counter it keeps in
     # that closure does not change its key.

@@ -94,13 +94,25 @@ def function_id(func: Callable[..., Any]) -> str:
         bound = getattr(func, "__self__", None)
         if isinstance(bound, ModuleType):
             bound = None
-    name = f"{module}.{qualname}" + _made_with(func)
-    if bound is None:
-        return name
-    # By value, not identity, where it can be (a client holding a lock): the key must be
-    # found again by the next process and run.
-    digest = hashlib.blake2b(encode(bound, by_identity=False, state=True), digest_size=20)
-    return f"{name}[{digest.hexdigest()}]"
+    try:
+        name = f"{module}.{qualname}" + _made_with(func)
+        if bound is None:
+            return name
+        # By value, not identity, where it can be (a client holding a lock): the key
+        # must be found again by the next process and run.
+        digest = hashlib.blake2b(encode(bound, by_identity=False, state=True), digest_size=20)
+        return f"{name}[{digest.hexdigest()}]"
+    except _NoIdentity as e:
+        # Made with (or bound to) what neither its value nor its identity can name (a
+        # sqlite3 connection): the function is named by its own identity, so that its
+        # results are found again only by it, in this process.
+        token = _identity_token(func)
+        if token is None:
+            raise TypeError(
+                f"cannot make a cache key for {module}.{qualname}: it is made with a "
+                f"value that is not picklable nor weakly referenceable ({e}), nor is it"
+            ) from e
+        return f"{module}.{qualname}<{token.decode()}>"
 
 
 def _made_with(func: Callable[..., Any], seen: list[int] | None = None) -> str:
@@ -204,20 +216,24 @@ def _encode(
         out.append(b"p" + _len(len(name)) + name + _len(len(b)) + b)
 
 
-def _identity_bytes(obj: Any, e: Exception, argument: bool = True) -> bytes:
+def _identity_bytes(obj: Any, e: Exception) -> bytes:
     token = _identity_token(obj)
     if token is None:
-        what = "an argument" if argument else "a value the function is made with"
-        hint = (
-            "Pass param_hash_func= to the decorator."
-            if argument
-            else "Make it picklable, or weakly referenceable (__weakref__ in __slots__)."
-        )
         raise TypeError(
-            f"cannot make a cache key from {what} of type {type(obj).__qualname__}: "
-            f"it is not picklable ({e}) nor weakly referenceable. {hint}"
+            f"cannot make a cache key from an argument of type {type(obj).__qualname__}: "
+            f"it is not picklable ({e}) nor weakly referenceable. Pass "
+            "param_hash_func= to the decorator."
         ) from e
     return _len(len(token)) + token
+
+
+class _NoIdentity(TypeError):
+    """A value a function is made with (or bound to) has no encoding by value and no
+    weak references: ``function_id`` names that function by its own identity."""
+
+
+# Pushed on ``seen`` while an object's fields are encoded.
+_IN_STATE = -1
 
 
 def _encode_by_value(obj: Any, name: bytes, out: list[bytes], seen: list[int], e: Exception) -> None:
@@ -231,7 +247,8 @@ def _encode_by_value(obj: Any, name: bytes, out: list[bytes], seen: list[int], e
     ``__getstate__``: a partial's has no function nor arguments). What none of these
     tell (a socket, a file opened from a descriptor, an object refusing pickle) is keyed
     by its identity: by its type alone, functions made over two open files shared
-    their results."""
+    their results. One with no weak references either counts by its type inside an
+    object's fields, and raises _NoIdentity anywhere else."""
     if id(obj) in seen:  # a cycle (a recursive local function): where it began
         out.append(b"r" + str(len(seen) - seen.index(id(obj))).encode() + b";")
         return
@@ -240,6 +257,10 @@ def _encode_by_value(obj: Any, name: bytes, out: list[bytes], seen: list[int], e
         return
     if isinstance(obj, _VALUELESS) or name.decode() in _VALUELESS_NAMES:
         out.append(b"t" + _len(len(name)) + name)
+        return
+    if isinstance(obj, weakref.ref):  # what it refers to (None once that is gone)
+        out.append(b"w")
+        _encode(obj(), out, False, True, seen)
         return
     path = getattr(obj, "name", None) if isinstance(obj, io.IOBase) else None
     if isinstance(path, (str, bytes)):  # a file opened by name: that file (not an fd)
@@ -264,9 +285,22 @@ def _encode_by_value(obj: Any, name: bytes, out: list[bytes], seen: list[int], e
         except Exception:  # a file's or a socket's refuses
             rebuilt = None
         if rebuilt is None:
-            out.append(b"o" + _len(len(name)) + name + _identity_bytes(obj, e, False))
+            token = _identity_token(obj)
+            if token is not None:
+                out.append(b"o" + _len(len(name)) + name + _len(len(token)) + token)
+            elif _IN_STATE in seen:
+                # A field of an object (an event loop's selector): by its type, as the
+                # object's other fields tell it apart; a client holding a loop keeps its
+                # key in every process.
+                out.append(b"t" + _len(len(name)) + name)
+            else:
+                raise _NoIdentity(f"{type(obj).__qualname__}: {e}")
             return
-        fields = encode(rebuilt, by_identity=False, state=True, seen=seen)
+        seen.append(_IN_STATE)
+        try:
+            fields = encode(rebuilt, by_identity=False, state=True, seen=seen)
+        finally:
+            seen.pop()
         out.append(b"u" + _len(len(name)) + name + _len(len(fields)) + fields)
     finally:
         seen.pop()
