@@ -293,6 +293,18 @@ impl Storage {
         }
     }
 
+    /// Removes the files in the folder of values of a cache this open created: a
+    /// folder left by the cache that was deleted (`rm cache.db` leaves `cache.db.values/`)
+    /// or emptied at this path holds files no row of the new one names. A check called
+    /// them orphans at once (an unhealthy new cache), and the lazy sweep left them, and
+    /// their disk space, for an hour. As a vacuum's sweep, under the write lock: the
+    /// files of sets in flight into the new cache stay. Best effort, as the lazy sweep.
+    pub(crate) fn sweep_left_folder(&self) {
+        if let Ok(Some(files)) = self.shared.folder_to_sweep() {
+            let _ = self.write(|t| sweep(t.conn(), Some(files), true, &t.tally.files));
+        }
+    }
+
     /// Removes orphan value files (of writers killed or failed mid-set) a batch at a
     /// time: at most [`LAZY_SWEEP_BATCH`] entries of the folder are looked at, from
     /// where the last sweep stopped. Best effort: a cache this process cannot write,

@@ -314,12 +314,12 @@ const BUILD_NAME: &str = "cache.db";
 /// are not supported, an empty file is created exclusively at `path` instead, and
 /// SQLite makes it a cache in place. `named_here` tells whether a file open in this
 /// process is opened by a name (passed in: the process's open files live above this
-/// module, in `shared`).
+/// module, in `shared`). Returns whether this call put the file at `path`.
 pub(crate) fn create(
     path: &Path,
     busy_timeout: std::time::Duration,
     named_here: impl Fn(&Path) -> bool,
-) -> Result<()> {
+) -> Result<bool> {
     let shown = path.display();
     remove_stale_log(path, named_here)?;
     remove_dead_builds(path);
@@ -339,15 +339,15 @@ pub(crate) fn create(
             .map_err(|(_, e)| Error::sqlite("closing a new cache", e))
     })();
     let placed = built.and_then(|()| match std::fs::hard_link(&temp, path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
         Err(_) => match std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(path)
         {
-            Ok(_) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
             Err(e) => Err(Error::new(
                 ErrorKind::Io,
                 format!("cannot create {shown}: {e}"),
@@ -746,24 +746,22 @@ pub(crate) fn configure(conn: &Connection, busy_timeout: std::time::Duration) ->
 /// Creates or migrates the schema, adds the policy's index and applies the version
 /// tag, in one immediate transaction so that concurrent openers take turns. A file
 /// that needs none of it is opened with a read only, so opening never waits for
-/// another process's write. Returns the names of the value files of the entries a new
-/// version tag dropped, for the caller to remove once this has committed (as a clear
-/// does).
+/// another process's write.
 pub(crate) fn prepare(
     conn: &mut Connection,
     path: &Path,
     policy: EvictionPolicy,
     version_tag: Option<&str>,
-) -> Result<Vec<String>> {
-    let mut dropped = Vec::new();
+) -> Result<Prepared> {
+    let mut prepared = Prepared::default();
     match readiness(conn, policy, version_tag)? {
-        Readiness::Ready => return Ok(dropped),
+        Readiness::Ready => return Ok(prepared),
         Readiness::LacksIndex(sql) => {
             // The index only speeds up eviction: a file that cannot take it now (one
             // this process cannot write, or busy past the timeout) opens without it,
             // its victims found by a scan, and a later open adds it.
             let _ = conn.execute_batch(sql);
-            return Ok(dropped);
+            return Ok(prepared);
         }
         Readiness::NotReady => {}
     }
@@ -793,6 +791,7 @@ pub(crate) fn prepare(
         ));
     }
     check_version(version, path)?;
+    prepared.created = version == 0;
     for (from, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         tx.execute_batch(sql)
             .ctx(&format!("migrating the schema from version {from}"))?;
@@ -814,7 +813,7 @@ pub(crate) fn prepare(
             .flatten();
         if stored.as_deref() != Some(tag) {
             if stored.is_some() {
-                dropped = tx
+                prepared.dropped = tx
                     .prepare(table::FILES)
                     .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
                     .ctx("listing the value files of another version tag")?;
@@ -826,7 +825,18 @@ pub(crate) fn prepare(
         }
     }
     tx.commit().ctx("committing the schema")?;
-    Ok(dropped)
+    Ok(prepared)
+}
+
+/// What [`prepare`] did that its caller finishes once it has committed.
+#[derive(Default)]
+pub(crate) struct Prepared {
+    /// The names of the value files of the entries a new version tag dropped, to be
+    /// removed (as a clear does).
+    pub(crate) dropped: Vec<String>,
+    /// An empty file was made a cache: the folder of values at its name, if any, is
+    /// one a cache deleted (or emptied) there left behind, whose files no row names.
+    pub(crate) created: bool,
 }
 
 /// What `prepare` has to write.

@@ -119,6 +119,7 @@ impl Storage {
     /// Opens (or creates) the cache at `path`; [`MEMORY`] opens a private in-memory one.
     pub fn open(path: impl AsRef<Path>, options: &Options) -> Result<Storage> {
         let path = path.as_ref();
+        let mut created = false;
         let (conn, file, shared) = if path.as_os_str() == MEMORY {
             let conn = Connection::open_in_memory().ctx("opening an in-memory cache")?;
             (conn, None, Arc::default())
@@ -136,7 +137,8 @@ impl Storage {
                     format!("cannot resolve {}: {e}", path.display()),
                 )
             })?;
-            let shared = claim_file(path, &absolute, options.busy_timeout)?;
+            let (shared, placed) = claim_file(path, &absolute, options.busy_timeout)?;
+            created = placed;
             let conn = pool::open(&shared.name, options.busy_timeout)?;
             (conn, Some(absolute), shared)
         };
@@ -145,12 +147,13 @@ impl Storage {
             schema::configure(&conn, options.busy_timeout)?;
         }
         let shown = file.as_deref().unwrap_or(Path::new(MEMORY));
-        let dropped = schema::prepare(
+        let prepared = schema::prepare(
             &mut conn,
             shown,
             options.eviction_policy,
             options.version_tag.as_deref(),
         )?;
+        created |= prepared.created;
         if file.is_some() {
             schema::enable_wal(&conn, options.busy_timeout)?;
         }
@@ -184,8 +187,11 @@ impl Storage {
         };
         // The files of entries a new version tag dropped go as a clear's do: left to
         // the sweep, they would hold their disk space for an hour.
-        storage.remove_files(&dropped);
+        storage.remove_files(&prepared.dropped);
         if storage.path.is_some() {
+            if created {
+                storage.sweep_left_folder();
+            }
             storage.sweep_lazily();
         }
         Ok(storage)
@@ -1221,17 +1227,23 @@ fn real_name(absolute: &Path, id: schema::FileId) -> Result<Option<PathBuf>> {
 /// Finds the cache at `path`, creating it if there is none, and returns what this
 /// process's handles on it share. A file that is open here already is not read again
 /// (see [`shared::opening`]) and is opened by the name its other handles use.
-fn claim_file(path: &Path, absolute: &Path, busy_timeout: Duration) -> Result<Arc<FileShared>> {
+fn claim_file(
+    path: &Path,
+    absolute: &Path,
+    busy_timeout: Duration,
+) -> Result<(Arc<FileShared>, bool)> {
+    // Whether this call put a new cache at `path`.
+    let mut placed = false;
     // Each turn either finds the file or sees it appear or change meanwhile; a few
     // turns settle any race with other openers.
     for _ in 0..8 {
         let Some(id) = schema::identify(path)? else {
-            schema::create(path, busy_timeout, crate::shared::named_here)?;
+            placed |= schema::create(path, busy_timeout, crate::shared::named_here)?;
             continue;
         };
         let _opening = shared::opening(id);
         if let Some(shared) = shared::open_here(id) {
-            return Ok(shared);
+            return Ok((shared, placed));
         }
         match schema::sniff(path, id)? {
             schema::FileKind::Replaced => {}
@@ -1252,7 +1264,7 @@ fn claim_file(path: &Path, absolute: &Path, busy_timeout: Duration) -> Result<Ar
                 };
                 let name = schema::sqlite_name(&real);
                 schema::refuse_anothers_log(&name, shared::named_here)?;
-                return Ok(shared::register(id, name));
+                return Ok((shared::register(id, name), placed));
             }
         }
     }
