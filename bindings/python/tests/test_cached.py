@@ -239,6 +239,27 @@ def test_functions_made_over_values_with_no_state_to_tell_do_not_share_results(s
     assert (by_two(5), by_three(5)) == (10, 15)
 
 
+def test_a_function_made_over_a_standard_stream_keeps_its_key_in_another_folder(storage, tmp_path):
+    # A file is named by its absolute name, and sys.stdout's is "<stdout>": joined to
+    # the current folder, a function that logs to it had a key of each folder.
+    def make(out):
+        @cached(storage=storage)
+        def shout(x):
+            print(x, file=out)
+            return x
+
+        return shout
+
+    key = make(sys.stdout).cache_key(1)
+    here = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert make(sys.stdout).cache_key(1) == key
+        assert make(sys.stderr).cache_key(1) != key
+    finally:
+        os.chdir(here)
+
+
 def test_functions_made_over_values_with_no_weak_references_can_be_decorated(storage):
     # A value with no encoding by value and no weak references (a sqlite3 connection,
     # an event loop's selector, a weak reference): 1dcb9b8 raised TypeError at

@@ -264,7 +264,10 @@ def _encode_by_value(obj: Any, name: bytes, out: list[bytes], seen: list[int], e
         return
     path = getattr(obj, "name", None) if isinstance(obj, io.IOBase) else None
     if isinstance(path, (str, bytes)):  # a file opened by name: that file (not an fd)
-        fields = encode((os.path.abspath(path), getattr(obj, "mode", None)))
+        # Not a stream's "<stdout>": joined to the folder, its key would change with it.
+        if not path.startswith("<" if isinstance(path, str) else b"<"):
+            path = os.path.abspath(path)
+        fields = encode((path, getattr(obj, "mode", None)))
         out.append(b"F" + _len(len(name)) + name + _len(len(fields)) + fields)
         return
     seen.append(id(obj))
