@@ -803,7 +803,10 @@ backlite_result backlite_storage_contains(struct backlite_storage *s, const uint
 
 /**
  * Calls `visit` with every live key. A non-zero return stops early; the call still
- * returns OK. No lock is held while `visit` runs, so it may use this storage.
+ * returns OK. No lock is held while `visit` runs, so it may use this storage. The
+ * keys listed are those set before the call began (and still live when reached): a
+ * key set while it runs, by `visit` or anyone else, is left out, so a visitor that
+ * writes new keys still sees the listing end.
  * Values read through from a remote tier that wait in memory are written first, so
  * they are listed.
  */

@@ -1062,8 +1062,19 @@ impl Storage {
 
     /// Calls `visit` with every live key, a page at a time with no lock held during the
     /// calls (so `visit` may use this storage). `visit` returns false to stop early.
+    /// Keys set after the call began are left out: the pages go on in key order, and a
+    /// visitor writing a key for each one it is shown (a copy under a prefix, which sorts
+    /// after it) would otherwise be shown its own copies, and their copies, without end.
     pub fn keys(&self, mut visit: impl FnMut(&[u8]) -> bool) -> Result<()> {
         self.write_waiting_fills();
+        let newest: Option<i64> = self.read(|conn| {
+            conn.prepare_cached(table::NEWEST_SEQ)
+                .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)))
+                .ctx("listing keys")
+        })?;
+        let Some(newest) = newest else {
+            return Ok(()); // no entry
+        };
         // Pages in key order; the empty key is the smallest blob, so `>= x''` starts.
         let mut after: Option<Vec<u8>> = None;
         loop {
@@ -1077,7 +1088,9 @@ impl Storage {
                 let mut stmt = conn.prepare_cached(sql).ctx("listing keys")?;
                 let from = after.as_deref().unwrap_or(&[]);
                 let rows = stmt
-                    .query_map(rusqlite::params![from, now, KEYS_PAGE], |r| r.get(0))
+                    .query_map(rusqlite::params![from, now, KEYS_PAGE, newest], |r| {
+                        r.get(0)
+                    })
                     .ctx("listing keys")?;
                 rows.collect::<rusqlite::Result<_>>().ctx("listing keys")
             })?;

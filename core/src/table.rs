@@ -572,13 +572,19 @@ pub(crate) const INDEX_NAMES: &str = "SELECT name FROM sqlite_master \
 // Listing and reading for operators (inspect, export, check): read-only, and the
 // whole table or a range of it by nature.
 
-/// A page of live keys (`?2`: now) from `?1` on, in key order, at most `?3`.
+/// The newest `seq`, at or past the tick of every entry's set: an entry set later was
+/// created after it. NULL for an empty table.
+pub(crate) const NEWEST_SEQ: &str = "SELECT max(seq) FROM entries";
+
+/// A page of live keys (`?2`: now) from `?1` on, in key order, at most `?3`, of the
+/// entries set at or before tick `?4` (`+created`: never through `entries_by_creation`,
+/// which would sort the rest of the table for each page).
 pub(crate) const KEYS_FROM: &str = "SELECT key FROM entries WHERE key >= ?1 \
-    AND (expires_at IS NULL OR expires_at > ?2) ORDER BY key LIMIT ?3";
+    AND (expires_at IS NULL OR expires_at > ?2) AND +created <= ?4 ORDER BY key LIMIT ?3";
 
 /// `KEYS_FROM`, after `?1`.
 pub(crate) const KEYS_AFTER: &str = "SELECT key FROM entries WHERE key > ?1 \
-    AND (expires_at IS NULL OR expires_at > ?2) ORDER BY key LIMIT ?3";
+    AND (expires_at IS NULL OR expires_at > ?2) AND +created <= ?4 ORDER BY key LIMIT ?3";
 
 /// `count`, `total_size` and `version_tag` as the file records them, and the count
 /// and size of the entries due at `?1`.

@@ -159,6 +159,57 @@ static void keys_sees_keys_written_by_another_handle(void) {
     backlite_storage_free(h2);
 }
 
+/* A visitor that writes a new key for each key it is shown (a copy under a prefix): the
+   listing is of the keys live when it began, so it ends. Each new key sorts after the one
+   being visited ("new:k000" > "k000"), and the listing went on to it, and to the key
+   that one made, without end (stopped here at 1,000 visits). */
+typedef struct {
+    backlite_storage *s;
+    int seen;
+    int olds; /* visits of keys that were there before the call */
+} copy_ctx;
+
+static int32_t copy_under_prefix(void *ud, const uint8_t *key, size_t len) {
+    copy_ctx *c = ud;
+    if (++c->seen > 1000) return 1;
+    if (len >= 4 && memcmp(key, "new:", 4) != 0) c->olds++;
+    uint8_t copy[64];
+    if (len + 4 > sizeof copy) return 1;
+    memcpy(copy, "new:", 4);
+    memcpy(copy + 4, key, len);
+    CHECK_OK(backlite_storage_set(c->s, copy, len + 4, K("copy"), NEVER, &err));
+    return 0;
+}
+
+static int32_t count_visits(void *ud, const uint8_t *key, size_t len) {
+    (void)key;
+    (void)len;
+    ++*(int *)ud;
+    return 0;
+}
+
+static void a_visitor_writing_new_keys_sees_only_the_keys_there_before(void) {
+    const char *paths[] = {tmp_path("copy-keys.db"), ":memory:"};
+    for (int p = 0; p < 2; p++) {
+        backlite_storage *s = OPEN(paths[p], NULL);
+        REQUIRE(s != NULL);
+        char k[16];
+        for (int i = 0; i < 300; i++) { /* more than one page of the listing */
+            snprintf(k, sizeof k, "k%03d", i);
+            SET(s, k, "v");
+        }
+        copy_ctx c = {s, 0, 0};
+        CHECK_OK(backlite_storage_keys(s, copy_under_prefix, &c, &err));
+        CHECK_EQ(c.seen, 300);
+        CHECK_EQ(c.olds, 300);
+        int n = 0;
+        CHECK_OK(backlite_storage_keys(s, count_visits, &n, &err));
+        CHECK_EQ(n, 600); /* the copies are there, for the next listing */
+        GET_EQ(s, "new:k123", "copy");
+        backlite_storage_free(s);
+    }
+}
+
 int main(void) {
     h_begin();
     RUN(keys_visits_every_live_key_exactly_once);
@@ -167,5 +218,6 @@ int main(void) {
     RUN(any_non_zero_visit_result_stops);
     RUN(keys_rejects_a_null_visitor_or_storage);
     RUN(keys_sees_keys_written_by_another_handle);
+    RUN(a_visitor_writing_new_keys_sees_only_the_keys_there_before);
     return h_end();
 }
