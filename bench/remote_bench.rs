@@ -228,10 +228,15 @@ fn main() {
         .get_connection()
         .unwrap();
     let key = |i: usize| format!("key-{i}").into_bytes();
-    // The Redis key of `key(i)` (remote/mod.rs: namespace, no tag, generation 0).
-    let redis_key = |i: usize| format!("backlite::d{{0:key-{i}}}");
 
     let writer = open("writer.db", Some(RemoteMode::ReadWrite));
+    // The Redis key of `key(i)` (remote/mod.rs: namespace, no tag, the generation the
+    // writer's open made).
+    let gen: u64 = redis::cmd("GET")
+        .arg("backlite::gen")
+        .query(&mut raw)
+        .unwrap();
+    let redis_key = |i: usize| format!("backlite::d{{{gen:x}:key-{i}}}");
     let reader = open("reader.db", Some(RemoteMode::ReadWrite));
     let local = open("local.db", None);
     let with_remote = open("with-remote.db", Some(RemoteMode::ReadWrite));

@@ -53,7 +53,8 @@ fn keys_spread_over_every_master_and_travel_between_two_files() {
     set_all(&a, 0);
     let sizes = cluster.sizes();
     assert!(sizes.iter().all(|&n| n > 0), "keys per master: {sizes:?}");
-    assert_eq!(sizes.iter().sum::<u64>(), KEYS as u64);
+    // And the generation key, made by the first open.
+    assert_eq!(sizes.iter().sum::<u64>(), KEYS as u64 + 1);
     for i in 0..KEYS {
         assert_eq!(get(&b, &key(i)), Some(value(i, 0)), "key {i}");
     }
@@ -131,7 +132,7 @@ fn a_read_after_another_clients_clear_never_returns_a_value_of_the_old_generatio
     // Keys on every master, the generation's own among them.
     let old: Vec<String> = (1..KEYS)
         .step_by(7)
-        .map(|i| format!("backlite::d{{0:k{i}}}"))
+        .map(|i| value_key(&cluster, &format!("k{i}")))
         .collect();
     for k in &old {
         assert_eq!(cli(&["COPY", k, &format!("stash{k}")]), "1");
@@ -275,6 +276,15 @@ fn a_resharding_while_calls_run_never_gives_a_wrong_value() {
 
 /// The server (index into `cluster.nodes`) that owns hash slot `slot`, from its own
 /// line of `CLUSTER NODES`.
+/// The Redis key of a short key's value in the live generation (no version tag).
+fn value_key(cluster: &RedisCluster, key: &str) -> String {
+    let found = cluster.nodes[0].cli(&["-c", "GET", "backlite::gen"]);
+    let gen: u64 = found
+        .parse()
+        .unwrap_or_else(|_| panic!("generation {found:?}"));
+    format!("backlite::d{{{gen:x}:{key}}}")
+}
+
 fn owner_of(cluster: &RedisCluster, slot: u64) -> usize {
     (0..cluster.nodes.len())
         .find(|&i| {
@@ -305,7 +315,7 @@ fn one_slot_in_trouble_backs_off_that_slot_only() {
     // No key is in the victim's slot yet (a server gives up a slot only when empty).
     let victim = b"victim";
     let slot: u64 = cluster.nodes[0]
-        .cli(&["CLUSTER", "KEYSLOT", "backlite::d{0:victim}"])
+        .cli(&["CLUSTER", "KEYSLOT", &value_key(&cluster, "victim")])
         .parse()
         .unwrap();
     let owner = owner_of(&cluster, slot);
@@ -323,7 +333,7 @@ fn one_slot_in_trouble_backs_off_that_slot_only() {
     let mut elsewhere = 0;
     for i in 0..KEYS {
         if cluster.nodes[0]
-            .cli(&["CLUSTER", "KEYSLOT", &format!("backlite::d{{0:k{i}}}")])
+            .cli(&["CLUSTER", "KEYSLOT", &value_key(&cluster, &format!("k{i}"))])
             .parse::<u64>()
             .unwrap()
             == slot
@@ -409,11 +419,11 @@ fn a_key_lost_in_a_backed_off_slot_is_not_read_in_the_next_generation() {
     let cluster = RedisCluster::start(3);
     let dir = tempfile::tempdir().unwrap();
     let o = cluster_options(&cluster);
-    let a = machine(&dir, "a.db", &o); // knows generation 0
+    let a = machine(&dir, "a.db", &o); // knows the first generation
     let b = machine(&dir, "b.db", &o);
     let victim = b"victim";
     let slot: u64 = cluster.nodes[0]
-        .cli(&["CLUSTER", "KEYSLOT", "backlite::d{0:victim}"])
+        .cli(&["CLUSTER", "KEYSLOT", &value_key(&cluster, "victim")])
         .parse()
         .unwrap();
     let owner = owner_of(&cluster, slot);
@@ -423,7 +433,7 @@ fn a_key_lost_in_a_backed_off_slot_is_not_read_in_the_next_generation() {
     b.clear().unwrap();
     b.set(victim, b"set after the clear", NEVER).unwrap();
     assert_eq!(b.remote_stats().unwrap().errors, 0);
-    // Generation 0's slot of the victim in trouble: a's delete, made after b's set,
+    // The first generation's slot of the victim in trouble: a's delete, made after b's set,
     // never reaches the remote.
     assert_eq!(
         cluster.nodes[owner].cli(&["CLUSTER", "SETSLOT", &s, "NODE", &other_id]),

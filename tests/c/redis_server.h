@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -171,6 +172,17 @@ static inline const char *redis_cli(int port, const char *args, char *out, size_
     }
     pclose(p);
     out[strcspn(out, "\r\n")] = '\0';
+    return out;
+}
+
+/* The Redis key of `key`'s value (kind 'd') or lease ('l') in namespace `ns` (no version
+ * tag) in the live generation, which a handle made when it found none. */
+static inline const char *redis_live_key(int port, const char *ns, char kind, const char *key,
+                                         char *out, size_t cap) {
+    char cmd[256], gen[64];
+    snprintf(cmd, sizeof cmd, "GET '%s::gen'", ns);
+    redis_cli(port, cmd, gen, sizeof gen);
+    snprintf(out, cap, "%s::%c{%llx:%s}", ns, kind, strtoull(gen, NULL, 10), key);
     return out;
 }
 

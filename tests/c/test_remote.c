@@ -322,9 +322,9 @@ static unsigned long long live_generation(void) {
 }
 
 /* A server that lost the generation key (an eviction, a restart without persistence)
- * reads as generation 0, below what the handles know: a handle that learnt the loss
- * writes where the others read, and the next clear makes a generation above every
- * earlier one. */
+ * gets a new generation, above every earlier one, from the first handle that finds it
+ * missing: a handle that learnt the loss writes where the others read, and the next
+ * clear makes a generation above every earlier one. */
 static void a_lost_generation_key_is_followed_and_never_reused(void) {
     backlite_options *o = remote_options(server.url);
     backlite_options *behind = remote_options(server.url);

@@ -417,7 +417,9 @@ static void a_holder_that_lost_its_remote_lease_cannot_overwrite_the_new_value(v
     REQUIRE(pthread_create(&t, NULL, old_holder, a) == 0);
     char byte, out[64];
     REQUIRE(read(fence_started[0], &byte, 1) == 1); /* `a` holds both leases */
-    CHECK_STR_EQ(redis_cli(server.port, "DEL fence::l{0:fence}", out, sizeof out), "1");
+    char key[128], cmd[160];
+    snprintf(cmd, sizeof cmd, "DEL '%s'", redis_live_key(server.port, "fence", 'l', "fence", key, sizeof key));
+    CHECK_STR_EQ(redis_cli(server.port, cmd, out, sizeof out), "1");
     backlite_buf buf = {0};
     CHECK_OK(backlite_cached_call_exclusive(b, K("fence"), compute_new, NULL, 60000, 10000, &buf, &err));
     CHECK_BUF_STR(buf, "new holder");

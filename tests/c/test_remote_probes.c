@@ -119,7 +119,9 @@ static void a_renewal_that_missed_the_remote_is_tried_again_and_the_lease_kept(v
     h_sleep_ms(2000);
     rs.port = port;
     REQUIRE(redis_server_try_start(&rs, dir, durable, 0) == 0);
-    CHECK_STR_EQ(redis_cli(rs.port, "EXISTS backlite::l{0:renewed}", out, sizeof out), "1");
+    char key[128], cmd[160];
+    snprintf(cmd, sizeof cmd, "EXISTS '%s'", redis_live_key(rs.port, "backlite", 'l', "renewed", key, sizeof key));
+    CHECK_STR_EQ(redis_cli(rs.port, cmd, out, sizeof out), "1");
     /* Another machine asks for the key while `a` still computes. */
     REQUIRE(pthread_create(&waiter, NULL, exclusive_call, b) == 0);
     int64_t left = 6000 - (h_now_ms() - t0);

@@ -179,7 +179,9 @@ static void a_computed_value_the_server_refuses_gives_its_lease_up(void) {
     CHECK(stats_of(a).errors > 0);
     char out[64];
     CHECK_STR_EQ(redis_cli(rs.port, "CONFIG SET maxmemory 0", out, sizeof out), "OK");
-    CHECK_STR_EQ(redis_cli(rs.port, "EXISTS backlite::l{0:k}", out, sizeof out), "0");
+    char key[128], cmd[160];
+    snprintf(cmd, sizeof cmd, "EXISTS '%s'", redis_live_key(rs.port, "backlite", 'l', "k", key, sizeof key));
+    CHECK_STR_EQ(redis_cli(rs.port, cmd, out, sizeof out), "0");
     int computed = 0;
     backlite_error *e = NULL;
     CHECK_EQ(backlite_cached_call_exclusive(b, K("k"), never_computed, &computed, NEVER, 0, &buf, &e),

@@ -368,7 +368,11 @@ fn write_in_live_generation(
         cmds.push(redis::cmd("GET").arg(keys.generation()).clone());
         let mut replies: Vec<redis::Value> = client.run_on(&slots, |c| c.pipe(cmds))?;
         let found: Option<Vec<u8>> = redis::from_redis_value(&replies.pop()?).ok()?;
-        let current = Remote::parse_generation(found)?;
+        let current = match found {
+            Some(found) => Remote::parse_generation(found)?,
+            // The key was lost: the writes went to no live generation.
+            None => ensure_generation(client, keys)?,
+        };
         if current == gen {
             replies.truncate(n);
             return Some(replies);
@@ -389,9 +393,10 @@ fn write_in_live_generation(
 /// clear makes one above the last, see `NEW_GENERATION`), so the larger one is the newer:
 /// a reply that comes late never takes the handle back past a clear another thread has
 /// learned meanwhile, nor past this handle's own clear. A round trip sent after `seen`
-/// was on the server that reads less than `seen` means the server lost the key (a
-/// restart without persistence, an eviction, a restored snapshot): the handle follows
-/// it, but only from `seen`, so that a reply older than that loss cannot.
+/// was on the server that reads less than `seen` means the server went back (a restored
+/// snapshot; a lost key is made again above every earlier generation, see
+/// `ENSURE_GENERATION`): the handle follows it, but only from `seen`, so that a reply
+/// older than that cannot.
 fn learn_generation(known: &AtomicU64, seen: u64, found: u64) {
     if found >= seen {
         known.fetch_max(found, Relaxed);
@@ -400,9 +405,21 @@ fn learn_generation(known: &AtomicU64, seen: u64, found: u64) {
     }
 }
 
+/// The live generation, made by `ENSURE_GENERATION` if the key is missing; None when
+/// the remote could not be asked or answered something else.
+fn ensure_generation(client: &Client, keys: &Keys) -> Option<u64> {
+    let script = redis::cmd("EVAL")
+        .arg(ENSURE_GENERATION)
+        .arg(1)
+        .arg(keys.generation())
+        .clone();
+    let found = client.run(|c| c.query::<Option<Vec<u8>>>(&script))??;
+    Remote::parse_generation(found)
+}
+
 /// Makes a clear's new generation, above the current one and at least the server's
 /// clock in microseconds, and returns it. The clock part keeps generations growing even
-/// after the server lost the key (which reads as generation 0): a number used before is
+/// after the server lost the key (`ENSURE_GENERATION` then makes one): a number used before is
 /// not used again, so no value hidden by an old clear comes back. For that the script
 /// first waits (a few `TIME` calls, about a microsecond) until the clock has moved past
 /// the moment it started, and takes that reading: scripts run one at a time, so two
@@ -415,7 +432,9 @@ fn learn_generation(known: &AtomicU64, seen: u64, found: u64) {
 /// anything larger or not a number was not made here (e.g. by an older library, whose
 /// generations were random) and is replaced.
 /// KEYS: the generation key.
-const NEW_GENERATION: &str = r"
+macro_rules! new_generation {
+    () => {
+        r"
 if redis.replicate_commands then redis.replicate_commands() end
 local function clock()
   local t = redis.call('TIME')
@@ -432,7 +451,21 @@ local cur = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
 if cur >= 2^52 or cur < 0 then cur = 0 end
 local g = string.format('%.0f', math.max(cur + 1, now))
 redis.call('SET', KEYS[1], g)
-return g";
+return g"
+    };
+}
+const NEW_GENERATION: &str = new_generation!();
+
+/// The live generation, made as a clear makes one when the key is missing: a server
+/// that lost it (an eviction, a `DEL`, a restart without persistence) must never read
+/// as generation 0 or any earlier one again, or the keys of generations hidden by
+/// earlier clears (those the clear's bounded unlinking left, until their TTL) would be
+/// read again. One script, so two clients that find the key missing agree.
+/// KEYS: the generation key.
+const ENSURE_GENERATION: &str = concat!(
+    "local found = redis.call('GET', KEYS[1])\nif found then return found end",
+    new_generation!()
+);
 
 /// Generations at or above this were not made by `NEW_GENERATION` (its 2^52).
 const MAX_GENERATION: u64 = 1 << 52;
@@ -542,8 +575,8 @@ pub(crate) struct Remote {
     mode: RemoteMode,
     keys: Arc<Keys>,
     default_expiration: Expiration,
-    /// The newest clear generation this handle has seen on the remote (0 until a clear
-    /// happens; see `learn_generation`).
+    /// The newest clear generation this handle has seen on the remote (0, which no
+    /// server holds, until one is read; see `learn_generation`).
     gen: Arc<AtomicU64>,
     /// The number of this handle's clears (the write-behind thread drops what was
     /// queued before one).
@@ -639,11 +672,8 @@ impl Remote {
         self.mode != RemoteMode::ReadOnly
     }
 
-    fn parse_generation(v: Option<Vec<u8>>) -> Option<u64> {
-        match v {
-            None => Some(0),
-            Some(b) => std::str::from_utf8(&b).ok()?.parse().ok(),
-        }
+    fn parse_generation(v: Vec<u8>) -> Option<u64> {
+        std::str::from_utf8(&v).ok()?.parse().ok()
     }
 
     /// Reads the clear generation; false if the remote could not be asked.
@@ -655,16 +685,25 @@ impl Remote {
         let found: Option<Option<Vec<u8>>> = self
             .client
             .run(|c| c.query(redis::cmd("GET").arg(self.keys.generation())));
-        match found.map(Self::parse_generation) {
-            Some(Some(g)) => {
+        let found = match found {
+            None => return false,
+            Some(Some(g)) => Self::parse_generation(g),
+            // A read-only handle makes none: its look-ups miss until a writer does.
+            Some(None) if !self.writes() => return true,
+            Some(None) => match ensure_generation(&self.client, &self.keys) {
+                None => return false,
+                g => g,
+            },
+        };
+        match found {
+            Some(g) => {
                 learn_generation(&self.gen, seen, g);
                 true
             }
-            Some(None) => {
+            None => {
                 self.client.failed();
                 false
             }
-            None => false,
         }
     }
 
@@ -697,7 +736,20 @@ impl Remote {
             let (found_gen, value, pttl): (Option<Vec<u8>>, Option<Vec<u8>>, i64) = self
                 .client
                 .run_in(pid, slot.as_slice(), |c| c.read(generation_key, &redis_key))?;
-            let Some(current) = Self::parse_generation(found_gen) else {
+            let current = match found_gen {
+                Some(found) => Self::parse_generation(found),
+                // The key was lost. Whatever this handle knew, the keys of every
+                // generation before are hidden by a new one; a read-only handle makes
+                // none, and misses.
+                None if self.writes() => ensure_generation(&self.client, &self.keys),
+                None => {
+                    if count {
+                        self.client.counters.misses.fetch_add(1, Relaxed);
+                    }
+                    return None;
+                }
+            };
+            let Some(current) = current else {
                 self.client.failed();
                 return None;
             };
@@ -909,7 +961,7 @@ impl Remote {
         let Some(made) = self.client.run(|c| c.query::<Option<Vec<u8>>>(&script)) else {
             return false;
         };
-        let Some(gen) = Self::parse_generation(made) else {
+        let Some(gen) = made.and_then(Self::parse_generation) else {
             self.client.failed();
             return false;
         };
