@@ -192,6 +192,43 @@ fn a_read_only_handle_does_not_read_back_a_delete_its_neighbour_lost() {
     assert_eq!(ro.remote_stats().unwrap().skipped, 1);
 }
 
+/// Two handles on one file naming one server in two ways (a trailing '/', the default
+/// database, the scheme's case, `localhost`): the delete one could not send is owed by
+/// both. The debts were kept by the URL as written, so the other handle read the
+/// deleted value back from the remote (and stored it in the file again).
+#[test]
+fn a_delete_lost_under_one_spelling_of_the_url_is_not_read_back_under_another() {
+    let server = RedisServer::start();
+    let p = server.port;
+    for (i, spelling) in [
+        format!("redis://127.0.0.1:{p}/"),
+        format!("redis://127.0.0.1:{p}/0"),
+        format!("REDIS://127.0.0.1:{p}"),
+        format!("redis://localhost:{p}"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let handle = |url: &str| {
+            let mut o = remote_options(url);
+            o.set_remote_timeout(Duration::from_millis(200)).unwrap();
+            machine(&dir, "shared.db", &o)
+        };
+        let (a, b) = (handle(&server.url()), handle(spelling));
+        let key = format!("k{i}");
+        a.set(key.as_bytes(), b"old", NEVER).unwrap();
+        server.cli(&["CLIENT", "PAUSE", "30000", "WRITE"]);
+        a.delete(key.as_bytes()).unwrap();
+        server.cli(&["CLIENT", "UNPAUSE"]);
+        assert_eq!(a.remote_stats().unwrap().errors, 1, "{spelling}");
+        assert_eq!(get(&b, key.as_bytes()), None, "{spelling}: read back");
+        // b paid the debt: the older value is gone from the remote too.
+        let remote = remote_key(&server, "backlite", "", &key);
+        assert_eq!(server.cli(&["EXISTS", &remote]), "0", "{spelling}");
+    }
+}
+
 #[test]
 fn read_only_reads_through_and_never_writes() {
     let server = RedisServer::start();

@@ -1048,8 +1048,9 @@ type Debts = (Arc<Unsynced>, Arc<AtomicBool>, Arc<InQueue>);
 impl Owed {
     /// The debts to the remote at `url` under the key prefix of `keys`.
     fn of(&self, url: &RemoteUrl, keys: &Keys) -> Debts {
-        // Not the URL as shown: it masks a socket's `?db=`, and a debt paid in another
-        // database leaves the older value where it was owed.
+        // The server and database, not the URL as written: another spelling of the
+        // same server (a default port left out, `localhost`) must see the debt, and a
+        // debt paid in another database leaves the older value where it was owed.
         let id = format!("{}\n{}", url.keyspace(), keys.prefix);
         lock(&self.0).entry(id).or_default().clone()
     }

@@ -140,14 +140,44 @@ impl RemoteUrl {
         &self.shown
     }
 
-    /// What tells the keys this URL reaches from another's: the URL as shown (no
-    /// password; the same server reached with another password holds the same keys)
-    /// and its database, which `shown` masks in a socket URL's query (`?db=`).
+    /// What tells the keys this URL reaches from another's, however the URL spells
+    /// them: the server and the database. Not the URL as written: `redis://h:6379`,
+    /// `redis://h`, `redis://h:6379/`, `redis://h:6379/0`, `REDIS://h:6379` and
+    /// `redis://user:pass@h:6379` reach one server's database 0 (another password holds
+    /// the same keys), and a debt kept under one spelling was not seen by a handle
+    /// using another, which read the value its neighbour had deleted back from the
+    /// remote. A cluster is its seed nodes in any order. A host name is not looked up
+    /// (its addresses may change), but for `localhost`, which is 127.0.0.1 or ::1.
     pub(crate) fn keyspace(&self) -> String {
         match &self.target {
-            Target::Single(info) => format!("{} db {}", self.shown, info.redis.db),
-            Target::Cluster(_) => self.shown.clone(),
+            Target::Single(info) => format!("{} db {}", server(info), info.redis.db),
+            Target::Cluster(nodes) => {
+                let mut seeds: Vec<String> = nodes.iter().map(server).collect();
+                seeds.sort();
+                seeds.dedup();
+                format!("cluster {}", seeds.join(","))
+            }
         }
+    }
+}
+
+/// The server `info` names: `host:port` (the host lowercased, without brackets or a
+/// trailing dot, the loopback names as one), or a socket's path.
+fn server(info: &ConnectionInfo) -> String {
+    match &info.addr {
+        ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
+            let host = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .trim_end_matches('.')
+                .to_ascii_lowercase();
+            let host = match host.as_str() {
+                "127.0.0.1" | "::1" => "localhost",
+                other => other,
+            };
+            format!("{host}:{port}")
+        }
+        ConnectionAddr::Unix(path) => format!("unix {}", path.display()),
     }
 }
 
@@ -298,6 +328,48 @@ mod tests {
         assert_eq!(redact("redis://:s3?cret@h:1"), "redis://:***");
         assert_eq!(redact("redis://h:1/0?pass=s3@cret"), "redis://h:***");
         assert_eq!(redact("redis://u:p@h:1/0?pass=s3@cret"), "redis://u:***");
+    }
+
+    #[test]
+    fn spellings_of_one_server_and_database_are_one_keyspace() {
+        let keyspace = |u: &str| RemoteUrl::parse(u).unwrap().keyspace();
+        let one = keyspace("redis://127.0.0.1:6379");
+        for same in [
+            "redis://127.0.0.1",
+            "redis://127.0.0.1:6379/",
+            "redis://127.0.0.1:6379/0",
+            "REDIS://127.0.0.1:6379",
+            "redis://user:pass@127.0.0.1:6379",
+            "redis://:pass@127.0.0.1:6379/0",
+            "redis://localhost:6379",
+            "redis://LOCALHOST.:6379",
+            "redis://[::1]:6379",
+            "rediss://127.0.0.1:6379",
+        ] {
+            assert_eq!(keyspace(same), one, "{same}");
+        }
+        for other in [
+            "redis://127.0.0.1:6380",
+            "redis://127.0.0.1:6379/1",
+            "redis://127.0.0.2:6379",
+            "redis://example.com:6379",
+            "redis+unix:///tmp/r.sock",
+            "redis+cluster://127.0.0.1:6379",
+        ] {
+            assert_ne!(keyspace(other), one, "{other}");
+        }
+        assert_eq!(
+            keyspace("redis+unix:///tmp/r.sock"),
+            keyspace("redis+unix:///tmp/r.sock?db=0&pass=x")
+        );
+        assert_ne!(
+            keyspace("redis+unix:///tmp/r.sock"),
+            keyspace("redis+unix:///tmp/r.sock?db=1")
+        );
+        assert_eq!(
+            keyspace("redis+cluster://a:1,b:2"),
+            keyspace("Redis+Cluster://u:p@B:2,a:1/")
+        );
     }
 
     #[test]
