@@ -1700,3 +1700,34 @@ fn a_lost_generation_key_never_brings_back_values_hidden_by_a_clear() {
     assert_eq!(get(&fresh, b"after").as_deref(), Some(&b"the loss"[..]));
     assert_eq!(get(&reader, b"after").as_deref(), Some(&b"the loss"[..]));
 }
+
+/// Each set queued for a remote that is down counts once, as an error (its round trip
+/// failed) or as skipped (not sent while the remote was backed off), as a set written
+/// through does. The write-behind thread counted a batch once for the unlinks it owed
+/// and once more for its writes: 10 sets, each sent alone, counted 19.
+#[test]
+fn write_behind_counts_each_set_once_through_an_outage() {
+    let mut server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = remote_options(&server.url());
+    o.set_remote_mode(RemoteMode::WriteBehind);
+    let wb = machine(&dir, "wb.db", &o);
+    server.kill();
+    let counted = || {
+        let st = wb.remote_stats().unwrap();
+        st.errors + st.skipped
+    };
+    for i in 0..10 {
+        let before = counted();
+        wb.set(format!("k{i}").as_bytes(), b"v", NEVER).unwrap();
+        // Sent alone: the next set is queued once this one is counted.
+        let give_up = Instant::now() + Duration::from_secs(20);
+        while counted() == before {
+            assert!(Instant::now() < give_up, "the set was never counted");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    let st = wb.remote_stats().unwrap();
+    assert_eq!(st.errors + st.skipped, 10, "{st:?}");
+    assert!(st.errors >= 1 && st.writes == 0, "{st:?}");
+}
