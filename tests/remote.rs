@@ -1087,6 +1087,43 @@ fn a_lease_take_sent_again_after_its_reply_was_lost_is_ours() {
     assert_eq!(get(&other, b"k").as_deref(), Some(&b"computed"[..]));
 }
 
+/// A wait that runs out after the other machine's remote lease ended (released or
+/// expired between the take that found it held and the question of its time left)
+/// reports no time left. The lease's `PTTL` was then -2 (or 0: ending within the
+/// millisecond), read as "cannot say", and the error claimed the whole lease length
+/// (8 timeouts, 80 s here) for a lease that was gone.
+#[test]
+fn a_wait_that_runs_out_after_the_remote_lease_ended_reports_no_time_left() {
+    let server = RedisServer::start();
+    let proxy = HoldingProxy::start(server.port);
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = remote_options(&server.url());
+    o.set_remote_timeout(Duration::from_secs(10)).unwrap();
+    let there = machine(&dir, "there.db", &o);
+    o.set_remote(Some(&proxy.url())).unwrap();
+    let here = Arc::new(machine(&dir, "here.db", &o));
+    // Another machine's lease on "k".
+    let lease = remote_key(&server, "backlite", "", "k").replacen(":d{", ":l{", 1);
+    assert_eq!(server.cli(&["SET", &lease, "theirs", "PX", "60000"]), "OK");
+    // The take finds it held; its reply waits while the lease goes.
+    proxy.arm(b"NX");
+    let waiter = {
+        let here = here.clone();
+        std::thread::spawn(move || {
+            here.cached_call_exclusive(b"k", NEVER, Duration::ZERO, || {
+                panic!("computed while another machine held the lease")
+            })
+        })
+    };
+    proxy.wait_until(|h| h.waiting >= 1);
+    assert_eq!(server.cli(&["DEL", &lease]), "1");
+    proxy.release();
+    let e = waiter.join().unwrap().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::LeaseHeld, "{e}");
+    assert_eq!(e.lease_time_left(), Some(Duration::ZERO), "{e}");
+    drop(there);
+}
+
 fn read_through(dir: &tempfile::TempDir, url: &str, reader: &Storage, key: &[u8], value: &[u8]) {
     static WRITERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = WRITERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

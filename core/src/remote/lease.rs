@@ -92,14 +92,21 @@ impl Remote {
     }
 
     /// How long the lease another owner holds on `key` lasts unless renewed (its
-    /// `PTTL`); `None` when the remote cannot say (no lease now, or not reachable).
+    /// `PTTL`): zero when it ends within the millisecond (0) or has ended since it was
+    /// found held (-2: released or expired; a wait of the whole lease length would be
+    /// for nothing); `None` when the remote cannot say (not reachable, or a lease key
+    /// without a deadline, which no holder here sets).
     pub(crate) fn lease_left(&self, key: &[u8]) -> Option<Duration> {
         let gen = self.gen.load(Relaxed);
         let lease_key = self.keys.item(b'l', gen, key).0;
         let value_key = self.keys.item(b'd', gen, key).0;
         let cmd = redis::cmd("PTTL").arg(lease_key).clone();
         let left: i64 = self.run_item(&value_key, |c| c.query(&cmd))?;
-        (left > 0).then(|| Duration::from_millis(left as u64))
+        match left {
+            0.. => Some(Duration::from_millis(left as u64)),
+            -2 => Some(Duration::ZERO),
+            _ => None,
+        }
     }
 
     /// Renews the lease: `Some(true)` renewed, `Some(false)` lost (another owner may hold
