@@ -1135,3 +1135,53 @@ def test_cached_refuses_an_async_function_and_points_to_async_cached(storage):
         cached(storage=storage)(f)
     with pytest.raises(TypeError, match="async_cached"):
         cached(f, storage=storage)
+
+
+_SCRIPT = """
+import sys
+import backlite
+
+storage = backlite.Storage(sys.argv[1])
+
+
+@backlite.cached(storage=storage)
+def f(x):
+    with open(sys.argv[2], "a") as log:
+        log.write("computed\\n")
+    return x {op}
+
+
+def key(x):
+    return f.cache_key(x)
+
+
+if __name__ == "__main__":
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        print(f(10), key(10) == pool.apply(key, (10,)), pool.apply(f, (10,)))
+"""
+
+
+def test_same_named_functions_of_two_scripts_do_not_share_results(tmp_path, db):
+    # Every script's module is "__main__": the key named the function by it alone, so
+    # script b's f returned script a's result. A spawned child (its module is
+    # "__mp_main__") had other keys than its parent: it computed again.
+    log = tmp_path / "log"
+    outputs = []
+    for folder, op in (("a", "+ 1"), ("b", "* 2"), ("a", "+ 1"), ("b", "* 2")):
+        script = tmp_path / folder / "script.py"
+        script.parent.mkdir(exist_ok=True)
+        script.write_text(_SCRIPT.replace("{op}", op))
+        outputs.append(subprocess.run(
+            [sys.executable, str(script), db, str(log)], check=True, capture_output=True,
+            text=True, cwd=tmp_path,
+        ).stdout.split())
+    assert outputs == [["11", "True", "11"], ["20", "True", "20"]] * 2
+    # Once per script: the second runs and the children found the first run's result.
+    assert log.read_text().count("computed") == 2
+    # With no file (-c), the function's code tells two programs apart.
+    programs = ["\n".join(_SCRIPT.replace("{op}", op).splitlines()[:-5]) + "\nprint(f(10))"
+                for op in ("- 1", "- 2")]
+    assert [subprocess.run([sys.executable, "-c", p, db, str(log)], check=True,
+                           capture_output=True, text=True).stdout for p in programs] == ["9\n", "8\n"]

@@ -17,6 +17,7 @@ import itertools
 import math
 import os
 import pickle
+import sys
 import threading
 import weakref
 from inspect import Parameter, Signature
@@ -84,7 +85,7 @@ def function_id(func: Callable[..., Any]) -> str:
     method (builtin too) its ``__self__`` (``a.f`` and ``b.f`` are different functions), a callable
     object or a ``functools.partial`` itself (its name was its repr, with its address,
     which the next object there takes over, with the results of the first)."""
-    module = getattr(func, "__module__", None) or "?"
+    module = _module_id(getattr(func, "__module__", None) or "?", func)
     qualname = getattr(func, "__qualname__", None)
     if qualname is None:
         bound: Any = func
@@ -113,6 +114,37 @@ def function_id(func: Callable[..., Any]) -> str:
                 f"value that is not picklable nor weakly referenceable ({e}), nor is it"
             ) from e
         return f"{module}.{qualname}<{token.decode()}>"
+
+
+# The names a script's module runs under: "__main__", and "__mp_main__" when a
+# multiprocessing child (spawn, forkserver) runs the script again.
+_MAIN_NAMES = frozenset(("__main__", "__mp_main__"))
+
+
+def _module_id(module: str, func: Callable[..., Any]) -> str:
+    """The module part of a function's name. Every script is "__main__": named so alone,
+    same-named functions of two scripts on one cache returned each other's results,
+    and a spawned child's "__mp_main__" missed its parent's. A script run with ``-m``
+    is its module's own name; one run from a file is "__main__(<digest of its real
+    path>)", the same in every run and child; one with no file (``-c``, a REPL, a
+    notebook) is "__main__(<digest of the function's code>)"."""
+    if module not in _MAIN_NAMES:
+        return module
+    main = sys.modules.get(module)
+    name = getattr(getattr(main, "__spec__", None), "name", None)
+    if isinstance(name, str) and name not in _MAIN_NAMES:
+        return name
+    path = getattr(main, "__file__", None)
+    if isinstance(path, str):
+        what = b"file:" + os.fsencode(os.path.realpath(path))
+    else:
+        code = getattr(func, "__code__", None)
+        if not isinstance(code, CodeType):  # a callable object: its __call__'s
+            code = getattr(getattr(type(func), "__call__", None), "__code__", None)
+        if not isinstance(code, CodeType):
+            return "__main__"
+        what = b"code:" + _code_bytes(code)
+    return "__main__(" + hashlib.blake2b(what, digest_size=12).hexdigest() + ")"
 
 
 def _made_with(func: Callable[..., Any], seen: list[int] | None = None) -> str:
