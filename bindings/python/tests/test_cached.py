@@ -265,7 +265,7 @@ def test_functions_made_over_values_with_no_weak_references_can_be_decorated(sto
     # an event loop's selector, a weak reference): 1dcb9b8 raised TypeError at
     # decoration, where it had been memoised. Directly closed over it names the
     # function by the function's identity (never another's results); inside an
-    # object's state by its type, as before (the object's other fields tell it apart).
+    # object's state it makes the object count by its identity.
     import asyncio
     import sqlite3
     import weakref
@@ -1185,3 +1185,81 @@ def test_same_named_functions_of_two_scripts_do_not_share_results(tmp_path, db):
                 for op in ("- 1", "- 2")]
     assert [subprocess.run([sys.executable, "-c", p, db, str(log)], check=True,
                            capture_output=True, text=True).stdout for p in programs] == ["9\n", "8\n"]
+
+
+def test_objects_holding_different_connections_do_not_share_results(storage):
+    # A value with no encoding by value and no weak references (a sqlite3 connection)
+    # inside an object's fields counted by its type alone: Repo(a).f and Repo(b).f had
+    # one key, and the second returned the first's result. The nearest holder with weak
+    # references is now keyed by its identity.
+    import sqlite3
+
+    class Repo:
+        def __init__(self, conn):
+            self.conn = conn
+
+        def f(self, x):
+            return self.conn.execute("select v from t").fetchone()[0] + str(x)
+
+    class Service:
+        def __init__(self, repos):
+            self.repos = repos
+
+        def f(self, x):
+            return self.repos[0].f(x)
+
+    def over(repo):
+        @cached(storage=storage)
+        def g(x):
+            return repo.f(x)
+
+        return g
+
+    def with_class_attribute(conn):
+        class Local:
+            c = conn
+
+            def f(self, x):
+                return self.c.execute("select v from t").fetchone()[0] + str(x)
+
+        return cached(storage=storage)(Local().f)
+
+    a, b = sqlite3.connect(":memory:"), sqlite3.connect(":memory:")
+    try:
+        for db, v in ((a, "a"), (b, "b")):
+            db.execute("create table t(v)")
+            db.execute("insert into t values (?)", (v,))
+        ra, rb = Repo(a), Repo(b)
+        assert (cached(storage=storage)(ra.f)(1), cached(storage=storage)(rb.f)(1)) == ("a1", "b1")
+        assert (over(ra)(2), over(rb)(2)) == ("a2", "b2")
+        assert (with_class_attribute(a)(3), with_class_attribute(b)(3)) == ("a3", "b3")
+        sa, sb = Service([ra]), Service([rb])
+        assert (cached(storage=storage)(sa.f)(4), cached(storage=storage)(sb.f)(4)) == ("a4", "b4")
+        # One object, decorated twice: one key.
+        assert cached(storage=storage)(ra.f).cache_key(5) == cached(storage=storage)(ra.f).cache_key(5)
+    finally:
+        a.close()
+        b.close()
+
+
+_LOOP_CLIENT_KEY_IN_CHILD = """
+import asyncio
+import backlite
+
+class Client:
+    def __init__(self, base):
+        self.base = base
+        self.loop = asyncio.new_event_loop()
+
+    def fetch(self, path):
+        return self.base + path
+
+f = backlite.cached(storage=backlite.Storage(":memory:"))(Client("a").fetch)
+print(f.cache_key("/x").hex())
+"""
+
+
+def test_a_client_holding_an_event_loop_keeps_its_key_in_every_process(tmp_path):
+    # An event loop (and its selector) only runs things, as a lock only orders them:
+    # counted by its type, never by the identity its sockets and epoll would give it.
+    assert len(_outputs_under_hash_seeds(_LOOP_CLIENT_KEY_IN_CHILD, tmp_path, ("0", "1"))) == 1

@@ -11,12 +11,14 @@ canonical encoding of its arguments, bound to the signature with defaults applie
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import itertools
 import math
 import os
 import pickle
+import selectors
 import sys
 import threading
 import weakref
@@ -186,9 +188,13 @@ def _len(n: int) -> bytes:
 
 
 # Types whose instances are interchangeable for what a function computes: a lock only
-# orders callers, it holds no value. A closure over one (or an object holding one) is
-# keyed by the type, so that its key is the same in every process.
-_VALUELESS = (type(threading.Lock()), type(threading.RLock()))
+# orders callers, an event loop (and its selector) only runs them; none holds a value.
+# A closure over one (or an object holding one) is keyed by the type, so that its key
+# is the same in every process.
+_VALUELESS = (
+    type(threading.Lock()), type(threading.RLock()), asyncio.AbstractEventLoop,
+    selectors.BaseSelector,
+)
 _VALUELESS_NAMES = frozenset(
     f"multiprocessing.synchronize.{n}"
     for n in ("Lock", "RLock", "Semaphore", "BoundedSemaphore", "Condition", "Event", "Barrier")
@@ -264,10 +270,6 @@ class _NoIdentity(TypeError):
     weak references: ``function_id`` names that function by its own identity."""
 
 
-# Pushed on ``seen`` while an object's fields are encoded.
-_IN_STATE = -1
-
-
 def _encode_by_value(obj: Any, name: bytes, out: list[bytes], seen: list[int], e: Exception) -> None:
     """``obj``, which pickle refuses, as what a function that closes over it (or is bound
     to it) computes with, the same in every process where it can be: a module by its
@@ -279,8 +281,10 @@ def _encode_by_value(obj: Any, name: bytes, out: list[bytes], seen: list[int], e
     ``__getstate__``: a partial's has no function nor arguments). What none of these
     tell (a socket, a file opened from a descriptor, an object refusing pickle) is keyed
     by its identity: by its type alone, functions made over two open files shared
-    their results. One with no weak references either counts by its type inside an
-    object's fields, and raises _NoIdentity anywhere else."""
+    their results. One with no weak references either (a sqlite3 connection) raises
+    _NoIdentity: the nearest object holding it that has weak references is keyed by
+    its identity instead (by the connection's type, Repo(conn_a).f and
+    Repo(conn_b).f shared their results), or else the function by its own."""
     if id(obj) in seen:  # a cycle (a recursive local function): where it began
         out.append(b"r" + str(len(seen) - seen.index(id(obj))).encode() + b";")
         return
@@ -305,7 +309,11 @@ def _encode_by_value(obj: Any, name: bytes, out: list[bytes], seen: list[int], e
     seen.append(id(obj))
     try:
         if isinstance(obj, type):  # a class defined in a function
-            fields = _class_bytes(obj, seen)
+            try:
+                fields = _class_bytes(obj, seen)
+            except _NoIdentity:
+                _encode_identity_of_holder(obj, name, out)
+                return
             out.append(b"c" + _len(len(fields)) + fields)
             return
         if isinstance(obj, FunctionType):
@@ -321,32 +329,36 @@ def _encode_by_value(obj: Any, name: bytes, out: list[bytes], seen: list[int], e
             rebuilt = None
         if rebuilt is None:
             token = _identity_token(obj)
-            if token is not None:
-                out.append(b"o" + _len(len(name)) + name + _len(len(token)) + token)
-            elif _IN_STATE in seen:
-                # A field of an object (an event loop's selector): by its type, as the
-                # object's other fields tell it apart; a client holding a loop keeps its
-                # key in every process.
-                out.append(b"t" + _len(len(name)) + name)
-            else:
+            if token is None:
                 raise _NoIdentity(f"{type(obj).__qualname__}: {e}")
+            out.append(b"o" + _len(len(name)) + name + _len(len(token)) + token)
             return
-        seen.append(_IN_STATE)
         try:
             fields = encode(rebuilt, by_identity=False, state=True, seen=seen)
-        finally:
-            seen.pop()
+        except _NoIdentity:
+            _encode_identity_of_holder(obj, name, out)
+            return
         out.append(b"u" + _len(len(name)) + name + _len(len(fields)) + fields)
     finally:
         seen.pop()
+
+
+def _encode_identity_of_holder(obj: Any, name: bytes, out: list[bytes]) -> None:
+    """``obj``, among whose fields is a value with neither an encoding by value nor weak
+    references, by its own identity; if it has none either, _NoIdentity goes on to
+    the object holding it."""
+    token = _identity_token(obj)
+    if token is None:
+        raise _NoIdentity(f"{type(obj).__qualname__} holds a value with no identity")
+    out.append(b"o" + _len(len(name)) + name + _len(len(token)) + token)
 
 
 def _class_bytes(cls: type, seen: list[int]) -> bytes:
     """A class pickle refuses (one defined in a function) by its name, its bases and its
     own attributes: classes a factory makes have one name, and differ by the values
     they were made with (a class attribute, a method's closure). An attribute with no
-    encoding by value counts by its type: never an identity, so that the key stays the
-    same in every process, and never an error."""
+    encoding by value nor weak references raises _NoIdentity (the class is then keyed
+    by its identity)."""
     attrs = []
     for attr, value in sorted(vars(cls).items()):
         if attr in ("__dict__", "__weakref__", "__doc__", "__module__", "__qualname__"):
@@ -355,11 +367,7 @@ def _class_bytes(cls: type, seen: list[int]) -> bytes:
             value = value.__func__
         elif isinstance(value, property):
             value = (value.fget, value.fset, value.fdel)
-        try:
-            b = encode(value, by_identity=False, state=True, seen=seen)
-        except TypeError:  # no weak references either
-            b = encode(value, by_identity=False)
-        attrs.append((attr, b))
+        attrs.append((attr, encode(value, by_identity=False, state=True, seen=seen)))
     bases = [encode(b, by_identity=False, state=True, seen=seen) for b in cls.__bases__]
     return encode((f"{cls.__module__}.{cls.__qualname__}", bases, attrs))
 
