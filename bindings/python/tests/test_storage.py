@@ -54,6 +54,44 @@ def test_expiration_zero_is_already_expired(storage):
     assert storage.get("key") is None
 
 
+@pytest.mark.parametrize("expiration", [timedelta(0), timedelta(seconds=-5), timedelta(microseconds=-1)])
+def test_a_negative_expiration_is_already_expired_everywhere(db, expiration):
+    # Decided: a time in the past is already expired, as in the original (its
+    # deadline was now + expiration), not a ValueError: a deadline computed as
+    # `deadline - now` that has just passed stores nothing, through every call. It
+    # still removes the older value under the key.
+    import asyncio
+
+    with Storage(db, default_expiration=expiration) as s, Storage(db) as t:
+        for key in ("set", "set_value", "set_many", "default"):
+            t.set(key, {"value": b"old"})
+        t.set("set", {"value": b"v", "expiration": expiration})
+        t.set_value("set_value", b"v", expiration)
+        t.set_many({"set_many": {"value": b"v", "expiration": expiration}})
+        s.set("default", {"value": b"v"})
+        assert t.get_many() == {}
+        calls = []
+
+        @backlite.cached(storage=t, expiration=expiration)
+        def f(x):
+            calls.append(x)
+            return x
+
+        @backlite.cached(storage=s)
+        def g(x):
+            calls.append(x)
+            return x
+
+        @backlite.async_cached(storage=t, expiration=expiration)
+        async def h(x):
+            calls.append(x)
+            return x
+
+        assert [f(1), f(1), g(2), g(2), asyncio.run(h(3)), asyncio.run(h(3))] == [1, 1, 2, 2, 3, 3]
+        assert calls == [1, 1, 2, 2, 3, 3]
+        assert t.stats().count == 0
+
+
 def test_an_expired_item_is_never_returned_listed_or_counted(storage):
     storage.set("short", {"value": b"v", "expiration": timedelta(milliseconds=5)})
     storage.set("long", {"value": b"v"})
