@@ -1263,3 +1263,62 @@ def test_a_client_holding_an_event_loop_keeps_its_key_in_every_process(tmp_path)
     # An event loop (and its selector) only runs things, as a lock only orders them:
     # counted by its type, never by the identity its sockets and epoll would give it.
     assert len(_outputs_under_hash_seeds(_LOOP_CLIENT_KEY_IN_CHILD, tmp_path, ("0", "1"))) == 1
+
+
+_LIBRARY = """
+import sys
+import backlite
+
+storage = backlite.Storage(sys.argv[1])
+
+
+@backlite.cached(storage=storage)
+def apply(fn, x):
+    return fn(x)
+"""
+
+_SCRIPT_PASSING_ITS_FUNCTION = """
+import dataclasses
+import sys
+import mylib
+
+
+def g(x):
+    return x {op}
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+
+
+def key():
+    return mylib.apply.cache_key(g, Point(1))
+
+
+if __name__ == "__main__":
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        print(mylib.apply(g, 10), key() == pool.apply(key))
+"""
+
+
+def test_functions_of_two_scripts_given_to_one_memoised_function_do_not_share_results(
+    tmp_path, db
+):
+    # A script's function (or class) in an argument is pickled by reference, as
+    # "__main__.g": script b's g given to a library's memoised function returned
+    # script a's result, and a spawned child ("__mp_main__.g") had another key.
+    (tmp_path / "mylib.py").write_text(_LIBRARY)
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    outputs = []
+    for folder, op in (("a", "+ 1"), ("b", "* 2"), ("a", "+ 1")):
+        script = tmp_path / folder / "script.py"
+        script.parent.mkdir(exist_ok=True)
+        script.write_text(_SCRIPT_PASSING_ITS_FUNCTION.replace("{op}", op))
+        outputs.append(subprocess.run(
+            [sys.executable, str(script), db], check=True, capture_output=True, text=True,
+            env=env,
+        ).stdout)
+    assert outputs == ["11 True\n", "20 True\n", "11 True\n"]

@@ -239,9 +239,14 @@ def _encode(
         out.append((b"<" if t is set else b">") + _len(len(items)))
         out.extend(_len(len(i)) + i for i in items)
     else:
-        name = f"{t.__module__}.{t.__qualname__}".encode()
+        module = t.__module__
+        if module in _MAIN_NAMES:  # a script's class: by the script's name, as its pickle
+            module = _module_id(module, t)
+        name = f"{module}.{t.__qualname__}".encode()
         try:
             b = pickle.dumps(obj, protocol=_KEY_PICKLE_PROTOCOL)
+            if b"__main__" in b or b"__mp_main__" in b:
+                b = _pickle_naming_scripts(obj)
         except Exception as e:
             if not by_identity and state:
                 _encode_by_value(obj, name, out, [] if seen is None else seen, e)
@@ -252,6 +257,29 @@ def _encode(
             out.append(b"o" + _len(len(name)) + name + _identity_bytes(obj, e))
             return
         out.append(b"p" + _len(len(name)) + name + _len(len(b)) + b)
+
+
+class _ScriptPickler(pickle.Pickler):
+    """Pickles a script's functions and classes (pickled by reference, as
+    ``__main__.g``) under the script's own name (``_module_id``): two scripts' ``g``
+    given to one memoised function shared its results, and a spawned child's
+    (``__mp_main__.g``) missed its parent's."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, (type, FunctionType)) and obj.__module__ in _MAIN_NAMES:
+            return _script_global, (_module_id(obj.__module__, obj), obj.__qualname__)
+        return NotImplemented
+
+
+def _script_global(module: str, qualname: str) -> None:
+    """Names a script's function or class in a key's pickle; keys are never loaded."""
+    raise TypeError("a memo key's pickle is not loaded")
+
+
+def _pickle_naming_scripts(obj: Any) -> bytes:
+    buf = io.BytesIO()
+    _ScriptPickler(buf, protocol=_KEY_PICKLE_PROTOCOL).dump(obj)
+    return buf.getvalue()
 
 
 def _identity_bytes(obj: Any, e: Exception) -> bytes:
