@@ -452,3 +452,55 @@ fn a_key_lost_in_a_backed_off_slot_is_not_read_in_the_next_generation() {
         "read back a value older than the delete"
     );
 }
+
+/// A master killed while calls run, with a replica to take its slots over
+/// (`--cluster-replicas 1`): every call goes on locally, the remote answers with a
+/// value of the key or a miss, the failure is counted, and once the replica is
+/// promoted the cluster is used again: a fresh machine reads the latest values.
+#[test]
+fn a_master_failing_over_to_its_replica_never_gives_a_wrong_value() {
+    let mut cluster = RedisCluster::with_replicas(3, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let o = cluster_options(&cluster);
+    let a = machine(&dir, "a.db", &o);
+    let reader = machine(&dir, "reader.db", &read_only(&o));
+    set_all(&a, 0);
+    let masters: Vec<usize> = (0..cluster.nodes.len())
+        .filter(|&i| {
+            cluster.nodes[i]
+                .cli(&["INFO", "replication"])
+                .contains("role:master")
+        })
+        .collect();
+    assert_eq!(masters.len(), 3);
+    for &m in &masters {
+        // The replica has what was written: what it serves after the failover.
+        assert_eq!(cluster.nodes[m].cli(&["WAIT", "1", "10000"]), "1");
+    }
+    cluster.nodes[masters[0]].kill();
+    let give_up = Instant::now() + Duration::from_secs(90);
+    let mut round = 1;
+    loop {
+        for i in 0..KEYS {
+            a.set(&key(i), &value(i, round), NEVER).unwrap();
+            assert_eq!(get(&a, &key(i)), Some(value(i, round)));
+        }
+        let (found, _) = check_remote_values(&reader);
+        if found == KEYS && a.remote_stats().unwrap().errors > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < give_up,
+            "the replica was never used: {found} found"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        round += 1;
+    }
+    set_all(&a, round + 1);
+    let fresh = machine(&dir, "fresh.db", &o);
+    for i in 0..KEYS {
+        assert_eq!(get(&fresh, &key(i)), Some(value(i, round + 1)), "key {i}");
+    }
+    let st = fresh.remote_stats().unwrap();
+    assert_eq!((st.hits, st.errors), (KEYS as u64, 0));
+}

@@ -210,11 +210,16 @@ pub struct RedisCluster {
 
 impl RedisCluster {
     pub fn start(masters: usize) -> RedisCluster {
-        retry_start(|| Self::try_start(masters))
+        retry_start(|| Self::try_start(masters, 0))
     }
 
-    fn try_start(masters: usize) -> Result<RedisCluster, String> {
-        let nodes = (0..masters)
+    /// `start`, with `replicas` replicas of each master (nodes after the masters).
+    pub fn with_replicas(masters: usize, replicas: usize) -> RedisCluster {
+        retry_start(|| Self::try_start(masters, replicas))
+    }
+
+    fn try_start(masters: usize, replicas: usize) -> Result<RedisCluster, String> {
+        let nodes = (0..masters * (1 + replicas))
             .map(|_| {
                 // The bus port is chosen too: by default it is the port + 10000, which
                 // may be taken, or above 65535.
@@ -238,7 +243,7 @@ impl RedisCluster {
         let out = Command::new("redis-cli")
             .args(["--cluster", "create"])
             .args(&addrs)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .output()
             .expect("redis-cli must be installed (apt-get install redis-tools)");
         if !out.status.success() {
