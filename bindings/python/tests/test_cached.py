@@ -1322,3 +1322,19 @@ def test_functions_of_two_scripts_given_to_one_memoised_function_do_not_share_re
             env=env,
         ).stdout)
     assert outputs == ["11 True\n", "20 True\n", "11 True\n"]
+
+
+def test_nested_functions_of_one_name_that_differ_by_code_do_not_share_results(storage):
+    # Both are make.<locals>.f with nothing in their closures: keyed by that name
+    # alone, make("*")(10) returned make("+")(10)'s 11.
+    def make(op):
+        if op == "+":
+            def f(x):
+                return x + 1
+        else:
+            def f(x):
+                return x * 2
+        return cached(storage=storage)(f)
+
+    assert (make("+")(10), make("*")(10)) == (11, 20)
+    assert make("+").cache_key(10) == make("+").cache_key(10)

@@ -153,11 +153,15 @@ def _made_with(func: Callable[..., Any], seen: list[int] | None = None) -> str:
     """``{digest}`` of what tells apart functions of one name: the values a closure was
     made with (at decoration), and a lambda's code. Every function a factory makes has
     the factory's name for it, and every lambda of a scope one name: keyed by the name
-    alone, ``make(3)`` got ``make(2)``'s results. Empty for a plain function."""
+    alone, ``make(3)`` got ``make(2)``'s results. A nested function's code too: two
+    of one name that differ by code alone (``def f`` in each branch of an ``if`` in a
+    factory) shared their results. Empty for a function of a module."""
     code = getattr(func, "__code__", None)
     closure = getattr(func, "__closure__", None) or ()
-    lambda_code = code is not None and code.co_name == "<lambda>"
-    if not closure and not lambda_code:
+    by_code = isinstance(code, CodeType) and (
+        code.co_name == "<lambda>" or "<locals>" in str(getattr(func, "__qualname__", ""))
+    )
+    if not closure and not by_code:
         return ""
     h = hashlib.blake2b(digest_size=12)
     for cell in closure:
@@ -169,7 +173,7 @@ def _made_with(func: Callable[..., Any], seen: list[int] | None = None) -> str:
         # By value where it can be (see _encode_by_value), so that keys stay the same
         # in every process; else by identity, never by its type alone.
         h.update(_len(len(b := encode(value, by_identity=False, state=True, seen=seen))) + b)
-    if lambda_code:
+    if by_code:
         h.update(_code_bytes(code))
     return "{" + h.hexdigest() + "}"
 
