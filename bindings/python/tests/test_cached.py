@@ -1338,3 +1338,42 @@ def test_nested_functions_of_one_name_that_differ_by_code_do_not_share_results(s
 
     assert (make("+")(10), make("*")(10)) == (11, 20)
     assert make("+").cache_key(10) == make("+").cache_key(10)
+
+
+_SCRIPT_WITH_LOCAL_HELPERS = """
+import sys
+import backlite
+
+storage = backlite.Storage(":memory:")
+
+
+def make():
+    class Local:
+        n = 2
+
+    def helper(x):
+        return x * Local.n
+
+    return backlite.cached(storage=storage)(lambda x: helper(x))
+
+
+def key():
+    return make().cache_key(1)
+
+
+if __name__ == "__main__":
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        print(key() == pool.apply(key))
+"""
+
+
+def test_a_script_closure_over_its_local_function_keeps_its_key_in_a_spawned_child(tmp_path):
+    # A local function or class a closure holds is named by its module too: the
+    # script's is "__mp_main__" in a spawned child, which had another key.
+    script = tmp_path / "script.py"
+    script.write_text(_SCRIPT_WITH_LOCAL_HELPERS)
+    out = subprocess.run([sys.executable, str(script)], check=True, capture_output=True,
+                         text=True).stdout
+    assert out == "True\n"

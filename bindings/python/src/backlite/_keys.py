@@ -149,6 +149,11 @@ def _module_id(module: str, func: Callable[..., Any]) -> str:
     return "__main__(" + hashlib.blake2b(what, digest_size=12).hexdigest() + ")"
 
 
+def _qualified(obj: Any) -> str:
+    """A function's or class's module id and qualified name."""
+    return f"{_module_id(str(obj.__module__), obj)}.{obj.__qualname__}"
+
+
 def _made_with(func: Callable[..., Any], seen: list[int] | None = None) -> str:
     """``{digest}`` of what tells apart functions of one name: the values a closure was
     made with (at decoration), and a lambda's code. Every function a factory makes has
@@ -350,7 +355,7 @@ def _encode_by_value(obj: Any, name: bytes, out: list[bytes], seen: list[int], e
             return
         if isinstance(obj, FunctionType):
             fields = encode(
-                (f"{obj.__module__}.{obj.__qualname__}", _code_bytes(obj.__code__),
+                (_qualified(obj), _code_bytes(obj.__code__),
                  _made_with(obj, seen))
             )
             out.append(b"g" + _len(len(fields)) + fields)
@@ -401,7 +406,7 @@ def _class_bytes(cls: type, seen: list[int]) -> bytes:
             value = (value.fget, value.fset, value.fdel)
         attrs.append((attr, encode(value, by_identity=False, state=True, seen=seen)))
     bases = [encode(b, by_identity=False, state=True, seen=seen) for b in cls.__bases__]
-    return encode((f"{cls.__module__}.{cls.__qualname__}", bases, attrs))
+    return encode((_qualified(cls), bases, attrs))
 
 
 def encode(
