@@ -12,6 +12,7 @@ canonical encoding of its arguments, bound to the signature with defaults applie
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import io
 import itertools
@@ -138,14 +139,21 @@ def _module_id(module: str, func: Callable[..., Any]) -> str:
         return name
     path = getattr(main, "__file__", None)
     if isinstance(path, str):
-        what = b"file:" + os.fsencode(os.path.realpath(path))
-    else:
-        code = getattr(func, "__code__", None)
-        if not isinstance(code, CodeType):  # a callable object: its __call__'s
-            code = getattr(getattr(type(func), "__call__", None), "__code__", None)
-        if not isinstance(code, CodeType):
-            return "__main__"
-        what = b"code:" + _code_bytes(code)
+        return _script_id(path)
+    code = getattr(func, "__code__", None)
+    if not isinstance(code, CodeType):  # a callable object: its __call__'s
+        code = getattr(getattr(type(func), "__call__", None), "__code__", None)
+    if not isinstance(code, CodeType):
+        return "__main__"
+    what = b"code:" + _code_bytes(code)
+    return "__main__(" + hashlib.blake2b(what, digest_size=12).hexdigest() + ")"
+
+
+@functools.lru_cache(maxsize=64)
+def _script_id(path: str) -> str:
+    """A script's module id by its real path; cached: an argument of one of its classes
+    asks for it at every call, and realpath() is most of a call's time."""
+    what = b"file:" + os.fsencode(os.path.realpath(path))
     return "__main__(" + hashlib.blake2b(what, digest_size=12).hexdigest() + ")"
 
 
