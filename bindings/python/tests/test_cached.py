@@ -1377,3 +1377,16 @@ def test_a_script_closure_over_its_local_function_keeps_its_key_in_a_spawned_chi
     out = subprocess.run([sys.executable, str(script)], check=True, capture_output=True,
                          text=True).stdout
     assert out == "True\n"
+
+
+def test_functions_run_as_main_outside_the_main_module_do_not_share_results(storage):
+    # Code run with __name__ == "__main__" in a namespace of its own (exec, as a
+    # notebook or a test runner does) makes functions of module "__main__" that are not
+    # the main module's: named by it (its file, or its -m name), two such f shared
+    # their results. Their code names them instead.
+    made = []
+    for op in ("+ 1", "* 2"):
+        ns = {"__name__": "__main__", "cached": cached, "storage": storage}
+        exec(f"@cached(storage=storage)\ndef f(x):\n    return x {op}\n", ns)
+        made.append(ns["f"])
+    assert (made[0](10), made[1](10)) == (11, 20)

@@ -130,16 +130,26 @@ def _module_id(module: str, func: Callable[..., Any]) -> str:
     and a spawned child's "__mp_main__" missed its parent's. A script run with ``-m``
     is its module's own name; one run from a file is "__main__(<digest of its real
     path>)", the same in every run and child; one with no file (``-c``, a REPL, a
-    notebook) is "__main__(<digest of the function's code>)"."""
+    notebook), or a function run as "__main__" in a namespace of its own (exec), is
+    "__main__(<digest of the function's code>)"."""
     if module not in _MAIN_NAMES:
         return module
-    main = sys.modules.get(module)
-    name = getattr(getattr(main, "__spec__", None), "name", None)
+    # A function's own namespace, not sys.modules': code run as "__main__" in a
+    # namespace of its own (exec) is not the main module's.
+    namespace = getattr(func, "__globals__", None)
+    if not isinstance(namespace, dict):
+        namespace = getattr(sys.modules.get(module), "__dict__", {})
+    name = getattr(namespace.get("__spec__"), "name", None)
     if isinstance(name, str) and name not in _MAIN_NAMES:
         return name
-    path = getattr(main, "__file__", None)
+    path = namespace.get("__file__")
     if isinstance(path, str):
         return _script_id(path)
+    return _code_id(func)
+
+
+def _code_id(func: Callable[..., Any]) -> str:
+    """The module id of a function of a "__main__" with no file, by its code."""
     code = getattr(func, "__code__", None)
     if not isinstance(code, CodeType):  # a callable object: its __call__'s
         code = getattr(getattr(type(func), "__call__", None), "__code__", None)
