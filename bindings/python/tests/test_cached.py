@@ -1390,3 +1390,32 @@ def test_functions_run_as_main_outside_the_main_module_do_not_share_results(stor
         exec(f"@cached(storage=storage)\ndef f(x):\n    return x {op}\n", ns)
         made.append(ns["f"])
     assert (made[0](10), made[1](10)) == (11, 20)
+
+
+_LOCAL_DATACLASS_KEY_IN_CHILD = """
+import dataclasses
+import backlite
+
+
+def make():
+    @dataclasses.dataclass(slots=True)
+    class Local:
+        n: int = dataclasses.field(default=2, metadata={"unit": "m"})
+
+        def times(self, x):
+            return self.n * x
+
+    return Local().times
+
+
+f = backlite.cached(storage=backlite.Storage(":memory:"))(make())
+print(f.cache_key(1).hex())
+"""
+
+
+def test_a_method_of_a_local_dataclass_keeps_its_key_in_every_process(tmp_path):
+    # A dataclass's fields (its class's __dataclass_fields__) hold their metadata as a
+    # mappingproxy, which has no encoding by value nor weak references: since
+    # 5561402 the class counted by its identity, a key of this process only. A
+    # mappingproxy is now the dict it shows.
+    assert len(_outputs_under_hash_seeds(_LOCAL_DATACLASS_KEY_IN_CHILD, tmp_path, ("0", "1"))) == 1

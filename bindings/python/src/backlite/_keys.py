@@ -24,7 +24,7 @@ import sys
 import threading
 import weakref
 from inspect import Parameter, Signature
-from types import CodeType, FunctionType, ModuleType
+from types import CodeType, FunctionType, MappingProxyType, ModuleType
 from typing import Any, Callable
 
 # Pickle protocol for arguments that have no canonical encoding below: fixed, so the
@@ -348,6 +348,10 @@ def _encode_by_value(obj: Any, name: bytes, out: list[bytes], seen: list[int], e
         return
     if isinstance(obj, _VALUELESS) or name.decode() in _VALUELESS_NAMES:
         out.append(b"t" + _len(len(name)) + name)
+        return
+    if isinstance(obj, MappingProxyType):  # a read-only dict (a dataclass field's metadata)
+        out.append(b"M")
+        _encode(dict(obj), out, False, True, seen)
         return
     if isinstance(obj, weakref.ref):  # what it refers to (None once that is gone)
         out.append(b"w")
