@@ -1311,7 +1311,8 @@ def test_functions_of_two_scripts_given_to_one_memoised_function_do_not_share_re
     # "__main__.g": script b's g given to a library's memoised function returned
     # script a's result, and a spawned child ("__mp_main__.g") had another key.
     (tmp_path / "mylib.py").write_text(_LIBRARY)
-    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    path = os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
+    env = dict(os.environ, PYTHONPATH=path)
     outputs = []
     for folder, op in (("a", "+ 1"), ("b", "* 2"), ("a", "+ 1")):
         script = tmp_path / folder / "script.py"
