@@ -302,6 +302,50 @@ fn an_export_into_a_pipe_closed_early_stops_quietly() {
     }
 }
 
+/// `keys` writes its rows 64 KiB at a time; a write that failed in the middle was
+/// dropped and the listing went on, so output that filled that buffer exactly at its
+/// last row (171 keys of 343 bytes: a 43-byte header and rows of 383) went nowhere on a
+/// full disk and the command still exited 0.
+#[test]
+fn keys_into_a_full_disk_fails_wherever_its_rows_end() {
+    use std::os::unix::fs::FileTypeExt;
+    let full = std::path::Path::new("/dev/full");
+    if !std::fs::metadata(full).is_ok_and(|m| m.file_type().is_char_device()) {
+        eprintln!("SKIPPED: no /dev/full here");
+        return;
+    }
+    let d = Dir::new();
+    let dump: String = (0..171)
+        .map(|i| {
+            format!(
+                "{{\"key\":\"k{i:03}{}\",\"value\":\"v\"}}\n",
+                "x".repeat(339)
+            )
+        })
+        .collect();
+    let r = d.run_with_input(&["import", "c.db"], dump.as_bytes());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        d.ok(&["keys", "c.db"]).len(),
+        65536,
+        "the rows no longer end at 64 KiB"
+    );
+    for args in [&["keys", "c.db"][..], &["keys", "c.db", "--sort", "size"]] {
+        let out = Command::new(common::bin())
+            .args(args)
+            .current_dir(d.tmp.path())
+            .stdin(Stdio::null())
+            .stdout(std::fs::OpenOptions::new().write(true).open(full).unwrap())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        one_line_naming(&stderr, "c.db");
+        assert!(stderr.contains("No space left"), "{args:?}: {stderr}");
+    }
+}
+
 #[test]
 fn usage_errors_are_one_line_and_name_the_file_they_are_about() {
     let d = Dir::new();

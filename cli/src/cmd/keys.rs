@@ -1,7 +1,7 @@
 //! `backlite keys FILE [--prefix P] [--limit N] [--sort size|age|hits] [--json]`.
 
-use super::stats::{key_json, print};
-use super::{key_arg, open, Failure, Outcome, OK};
+use super::stats::key_json;
+use super::{key_arg, open, Failure, Outcome, OK, USAGE_OR_IO};
 use crate::bytes::escape;
 use crate::core::KeyInfo;
 use crate::human::{format_duration, format_size};
@@ -29,10 +29,17 @@ struct Lister<'a> {
     json: bool,
     out: String,
     rows: usize,
+    /// Set once stdout took no more: the reader went away (`| head`, `None` inside),
+    /// or a write failed (the failure to report).
+    stopped: Option<Option<Failure>>,
 }
 
 impl Lister<'_> {
-    fn row(&mut self, info: &KeyInfo) {
+    /// Adds a row; false once stdout takes no more, so the walk stops there.
+    fn row(&mut self, info: &KeyInfo) -> bool {
+        if self.stopped.is_some() {
+            return false;
+        }
         self.rows += 1;
         if self.json {
             self.out.push_str(&key_json(info).to_string());
@@ -58,15 +65,47 @@ impl Lister<'_> {
             );
         }
         if self.out.len() >= FLUSH_AT {
-            let _ = print(self.file, &std::mem::take(&mut self.out));
+            return self.flush();
+        }
+        true
+    }
+
+    /// Writes out what is waiting. A write that fails ends the listing: a closed pipe
+    /// quietly, anything else (a full disk) as the command's failure, never with the
+    /// rows after it written and exit 0.
+    fn flush(&mut self) -> bool {
+        use std::io::Write;
+        let text = std::mem::take(&mut self.out);
+        let mut stdout = std::io::stdout().lock();
+        match stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush())
+        {
+            Ok(()) => true,
+            Err(e) => {
+                self.stopped = Some((e.kind() != std::io::ErrorKind::BrokenPipe).then(|| {
+                    Failure::new(
+                        USAGE_OR_IO,
+                        self.file,
+                        format!("cannot write to stdout: {e}"),
+                    )
+                }));
+                false
+            }
         }
     }
 
     fn finish(mut self) -> Result<(), Failure> {
-        if self.rows == 0 && !self.json {
-            self.out.push_str("(no keys)\n");
+        if self.stopped.is_none() {
+            if self.rows == 0 && !self.json {
+                self.out.push_str("(no keys)\n");
+            }
+            self.flush();
         }
-        print(self.file, &self.out)
+        match self.stopped {
+            Some(Some(failure)) => Err(failure),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -87,17 +126,17 @@ pub fn run(
         json,
         out: String::new(),
         rows: 0,
+        stopped: None,
     };
     let mut best: Vec<KeyInfo> = Vec::new();
     // Unsorted, keys stream out in key order; sorted with a limit, only the best
     // `limit` are kept (trimmed as they come), so memory stays bounded either way.
     storage
         .key_infos(&prefix, |info| match sort {
+            // The walk ends at the limit, or once stdout takes no more.
             None => {
-                if lister.rows < limit {
-                    lister.row(&info);
-                }
-                lister.rows < limit
+                let go_on = lister.rows < limit && lister.row(&info);
+                go_on && lister.rows < limit
             }
             Some(sort) => {
                 best.push(info);
@@ -113,7 +152,9 @@ pub fn run(
         best.sort_by(|a, b| order(sort, a, b));
         best.truncate(limit);
         for info in &best {
-            lister.row(info);
+            if !lister.row(info) {
+                break;
+            }
         }
     }
     lister.finish()?;
