@@ -1420,3 +1420,38 @@ def test_a_method_of_a_local_dataclass_keeps_its_key_in_every_process(tmp_path):
     # 5561402 the class counted by its identity, a key of this process only. A
     # mappingproxy is now the dict it shows.
     assert len(_outputs_under_hash_seeds(_LOCAL_DATACLASS_KEY_IN_CHILD, tmp_path, ("0", "1"))) == 1
+
+
+def test_a_decorated_function_is_keyed_by_the_signature_it_is_called_with(storage):
+    # The key bound the call to the signature of what functools.wraps says is wrapped:
+    # a decorator's own parameter raised TypeError (f(1, retries=5)), and its own
+    # default was replaced by the wrapped function's, so g(1) and g(1, y=0) had one
+    # key and g(1, y=0) returned g(1)'s 6.
+    import functools
+
+    def with_retry(fn):
+        @functools.wraps(fn)
+        def inner(*args, retries=3, **kwargs):
+            return fn(*args, **kwargs), retries
+
+        return inner
+
+    def with_default(fn):
+        @functools.wraps(fn)
+        def inner(x, y=5):
+            return fn(x, y)
+
+        return inner
+
+    @cached(storage=storage)
+    @with_retry
+    def f(x):
+        return x
+
+    @cached(storage=storage)
+    @with_default
+    def g(x, y=0):
+        return x + y
+
+    assert (f(1), f(1, retries=5)) == ((1, 3), (1, 5))
+    assert (g(1), g(1, y=0), g(1, 5)) == (6, 1, 6)

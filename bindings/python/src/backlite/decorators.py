@@ -123,7 +123,13 @@ _EXCLUSIVE_WAIT_MS = 60_000
 def _make_key_func(
     func: Callable[..., Any], param_hash_func: ParamHashFunc | None
 ) -> Callable[[tuple[Any, ...], dict[str, Any]], bytes]:
-    sig = signature(func)
+    # The signature of what is called, not of what it wraps (functools.wraps'
+    # __wrapped__): a decorator's own parameters (retries=) would not bind, and its
+    # own defaults would give f(1) the key of f(1, y=<the wrapped one's default>).
+    try:
+        sig = signature(func, follow_wrapped=False)
+    except ValueError:  # none of its own (a staticmethod object): what it wraps
+        sig = signature(func)
     fid = _keys.function_id(func)
     if param_hash_func is None:
         phash = _keys.make_param_hash(sig)
