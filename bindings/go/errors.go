@@ -111,7 +111,7 @@ func takeError(rc C.backlite_result, cerr *C.backlite_error, what string) error 
 	if cerr != nil {
 		msg = C.GoString(C.backlite_error_message(cerr))
 		if ms := C.backlite_error_lease_time_left_ms(cerr); ms >= 0 {
-			left = time.Duration(ms) * time.Millisecond
+			left = durationMS(int64(ms))
 		}
 		C.backlite_error_free(cerr)
 	}

@@ -39,6 +39,16 @@ func expirationMS(d time.Duration) (C.int64_t, error) {
 	}
 }
 
+// durationMS converts a time left in milliseconds from the C API. One beyond the
+// largest Duration (about 292 years: an entry set from C, Zig or the CLI may have
+// 1,000) is the largest Duration, not the negative one the multiplication wraps to.
+func durationMS(ms int64) time.Duration {
+	if ms > math.MaxInt64/int64(time.Millisecond) {
+		return math.MaxInt64
+	}
+	return time.Duration(ms) * time.Millisecond
+}
+
 // EvictionPolicy chooses the entries removed when the cache is full.
 type EvictionPolicy int32
 

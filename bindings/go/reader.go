@@ -63,7 +63,7 @@ func (s *Storage) OpenReader(key []byte) (*Reader, error) {
 	}
 	ttl := ExpireNever
 	if left != C.BACKLITE_EXPIRATION_NEVER {
-		ttl = time.Duration(left) * time.Millisecond
+		ttl = durationMS(int64(left))
 	}
 	r := &Reader{ptr: ptr, size: int64(size), ttl: ttl}
 	runtime.SetFinalizer(r, (*Reader).Close)

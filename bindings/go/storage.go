@@ -161,7 +161,7 @@ func (s *Storage) get(key []byte, wantTTL bool) ([]byte, time.Duration, error) {
 	}
 	ttl := ExpireNever
 	if left != C.BACKLITE_EXPIRATION_NEVER {
-		ttl = time.Duration(left) * time.Millisecond
+		ttl = durationMS(int64(left))
 	}
 	return takeBuf(&buf), ttl, nil
 }
@@ -174,13 +174,19 @@ func (s *Storage) Set(key, value []byte, expiration time.Duration) error {
 	if err != nil {
 		return err
 	}
+	return s.setMS(key, value, int64(ms))
+}
+
+// setMS is Set with the C API's expiration in milliseconds, any the library takes
+// (the tests set what a C, Zig or CLI writer can: more than a Duration holds).
+func (s *Storage) setMS(key, value []byte, ms int64) error {
 	h, err := s.acquire()
 	if err != nil {
 		return err
 	}
 	defer s.release()
 	var cerr *C.backlite_error
-	rc := C.backlite_storage_set(h, cbytes(key), C.size_t(len(key)), cbytes(value), C.size_t(len(value)), ms, &cerr)
+	rc := C.backlite_storage_set(h, cbytes(key), C.size_t(len(key)), cbytes(value), C.size_t(len(value)), C.int64_t(ms), &cerr)
 	if rc != C.BACKLITE_RESULT_OK {
 		return takeError(rc, cerr, "Set")
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -270,6 +271,29 @@ func TestExpirations(t *testing.T) {
 		}
 	}
 	wantCode(t, s.Set([]byte("k"), []byte("v"), -time.Second), backlite.ErrInvalidArgument)
+}
+
+// An entry set from C, Zig or the CLI may have more time left than a time.Duration
+// holds (about 292 years): GetWithTTL and Reader.TTL gave the wrapped product of its
+// milliseconds, a negative Duration (-170 years for 1,000 years left), as if expired
+// long ago. It is the largest Duration.
+func TestATimeLeftBeyondTheLargestDurationIsTheLargestDuration(t *testing.T) {
+	s := memory(t)
+	const thousandYears = 1000 * 365 * 24 * int64(time.Hour/time.Millisecond)
+	if err := s.SetMS([]byte("k"), []byte("v"), thousandYears); err != nil {
+		t.Fatal(err)
+	}
+	if _, ttl, err := s.GetWithTTL([]byte("k")); err != nil || ttl != math.MaxInt64 {
+		t.Errorf("GetWithTTL: ttl %v, err %v; want %v", ttl, err, time.Duration(math.MaxInt64))
+	}
+	r, err := s.OpenReader([]byte("k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if r.TTL() != math.MaxInt64 {
+		t.Errorf("Reader.TTL: %v; want %v", r.TTL(), time.Duration(math.MaxInt64))
+	}
 }
 
 func TestATooLargeValueFailsAndRemovesTheOlderValue(t *testing.T) {
