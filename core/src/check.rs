@@ -4,6 +4,7 @@
 use crate::counters;
 use crate::entry::{self, State};
 use crate::error::{Error, ErrorKind, Result, SqliteContext};
+use crate::shared::FileShared;
 use crate::storage::Storage;
 use crate::table;
 use crate::value_files::{Streamed, ValueFiles, ValueName};
@@ -88,7 +89,7 @@ impl Storage {
             // and holds the file's own lock until its row commits: a file whose lock
             // can be taken is an orphan, of a write that failed or was killed.
             let to_sweep = self.shared.folder_to_sweep()?;
-            let orphan_files = sweep(t.conn(), to_sweep, true, &t.tally.files)?;
+            let orphan_files = sweep(&self.shared, t.conn(), to_sweep, true, &t.tally.files)?;
             report.orphan_values += orphan_files;
             if !report.healthy() || orphan_files > 0 {
                 for (seq, key, value_id, file) in damaged_rows {
@@ -147,7 +148,13 @@ impl Storage {
                 report.actual_total_size += size as u64;
             }
         }
-        report.orphan_values += sweep(conn, self.shared.folder_to_sweep()?, false, &[])?;
+        report.orphan_values += sweep(
+            &self.shared,
+            conn,
+            self.shared.folder_to_sweep()?,
+            false,
+            &[],
+        )?;
         Ok(report)
     }
 
@@ -175,7 +182,7 @@ impl Storage {
     fn vacuum_steps(&self) -> Result<()> {
         self.sweep_unfinished_folders();
         if let Some(files) = self.shared.folder_to_sweep()? {
-            self.write(|t| sweep(t.conn(), Some(files), true, &t.tally.files))?;
+            self.write(|t| sweep(&self.shared, t.conn(), Some(files), true, &t.tally.files))?;
         }
         self.flush()?;
         self.with_writer(|conn| conn.execute_batch("VACUUM").ctx("rebuilding the file"))?;
@@ -235,8 +242,10 @@ pub(crate) const ORPHAN_GRACE: std::time::Duration = std::time::Duration::from_s
 /// that no row names and no writer holds locked (value_files.rs); without, counts
 /// those older than [`ORPHAN_GRACE`]. Anything else in the folder is left alone.
 /// `removed_here`: the files of rows the caller's transaction removed (entries it
-/// purged as due), which go once it commits: no orphans.
+/// purged as due), which go once it commits: no orphans; nor are those of rows other
+/// writes of this process removed, being unlinked (`FileShared::is_unlinking`).
 pub(crate) fn sweep(
+    shared: &FileShared,
     conn: &Connection,
     files: Option<&ValueFiles>,
     remove: bool,
@@ -251,7 +260,9 @@ pub(crate) fn sweep(
     let removed_here: HashSet<&str> = removed_here.iter().map(String::as_str).collect();
     let referenced = |name: &ValueName| {
         let file = name.file_name();
-        removed_here.contains(file.as_str()) || stmt.exists([file]).unwrap_or(true)
+        removed_here.contains(file.as_str())
+            || shared.is_unlinking(&file)
+            || stmt.exists([file]).unwrap_or(true)
     };
     let now = std::time::SystemTime::now();
     if remove {
@@ -301,7 +312,8 @@ impl Storage {
     /// files of sets in flight into the new cache stay. Best effort, as the lazy sweep.
     pub(crate) fn sweep_left_folder(&self) {
         if let Ok(Some(files)) = self.shared.folder_to_sweep() {
-            let _ = self.write(|t| sweep(t.conn(), Some(files), true, &t.tally.files));
+            let _ =
+                self.write(|t| sweep(&self.shared, t.conn(), Some(files), true, &t.tally.files));
         }
     }
 
@@ -317,7 +329,10 @@ impl Storage {
             let mut stmt = conn
                 .prepare_cached(table::NAMES_FILE)
                 .ctx("looking for orphan files")?;
-            let referenced = |name: &ValueName| stmt.exists([name.file_name()]).unwrap_or(true);
+            let referenced = |name: &ValueName| {
+                let file = name.file_name();
+                self.shared.is_unlinking(&file) || stmt.exists([file]).unwrap_or(true)
+            };
             let now = std::time::SystemTime::now();
             files.sweep_some(referenced, LAZY_SWEEP_AGE, now, LAZY_SWEEP_BATCH)
         });

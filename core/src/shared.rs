@@ -41,6 +41,10 @@ pub(crate) struct FileShared {
     pub remote_owed: crate::remote::Owed,
     /// The folder of the values kept in files, once found or made (value_files.rs).
     values: std::sync::OnceLock<crate::value_files::ValueFiles>,
+    /// The value files of rows removed by this process's writes, from just before
+    /// their commit until they are unlinked (after it, once the writer is free): no row
+    /// names them, yet they are no orphans, so a sweep leaves them (check.rs `sweep`).
+    unlinking: Mutex<std::collections::HashSet<String>>,
 }
 
 impl FileShared {
@@ -64,6 +68,47 @@ impl FileShared {
                 None => None,
             },
         )
+    }
+
+    /// Marks `names`, the files of the rows a write is about to commit the removal
+    /// of, as being unlinked (see `unlinking`).
+    pub fn unlinking(&self, names: &[String]) {
+        if !names.is_empty() {
+            lock(&self.unlinking).extend(names.iter().cloned());
+        }
+    }
+
+    /// Forgets `names` as being unlinked: their write did not commit (its rows still
+    /// name them), or they are gone.
+    pub fn forget_unlinking(&self, names: &[String]) {
+        if !names.is_empty() {
+            let mut unlinking = lock(&self.unlinking);
+            for name in names {
+                unlinking.remove(name);
+            }
+        }
+    }
+
+    /// Whether the value file `name` is one a committed write of this process removed
+    /// the row of and that is being unlinked.
+    pub fn is_unlinking(&self, name: &str) -> bool {
+        lock(&self.unlinking).contains(name)
+    }
+
+    /// Removes the value files `names` of rows that committed writes removed, best
+    /// effort, then forgets them as being unlinked.
+    pub fn unlink(&self, names: &[String]) {
+        if names.is_empty() {
+            return;
+        }
+        if let Ok(Some(files)) = self.value_files(false) {
+            let parsed: Vec<_> = names
+                .iter()
+                .filter_map(|n| crate::value_files::ValueName::parse(n))
+                .collect();
+            let _ = files.remove_all(&parsed);
+        }
+        self.forget_unlinking(names);
     }
 
     /// The folder of value files to sweep for orphans: this file's, if its name still

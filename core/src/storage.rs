@@ -328,11 +328,7 @@ impl Storage {
         #[cfg(test)]
         self.writer_free_at_unlink
             .store(self.pool.try_lock_writer().is_some(), Relaxed);
-        let Ok(Some(files)) = self.shared.value_files(false) else {
-            return;
-        };
-        let names: Vec<ValueName> = names.iter().filter_map(|n| ValueName::parse(n)).collect();
-        let _ = files.remove_all(&names);
+        self.shared.unlink(names);
     }
 
     /// Runs the hook a test set in `before_file_read`, once.

@@ -155,9 +155,13 @@ fn transact<R>(
             Ok((out, tally, txn.accesses_written, states, fills, left))
         })
         .and_then(|done| {
+            // From the commit on no row names these files until they are unlinked,
+            // and a sweep must not take them for orphans meanwhile.
+            shared.unlinking(&done.1.files);
             conn.prepare_cached("COMMIT")
                 .and_then(|mut s| s.execute([]))
-                .ctx("committing a write")?;
+                .ctx("committing a write")
+                .inspect_err(|_| shared.forget_unlinking(&done.1.files))?;
             Ok(done)
         });
     // Failed, its value files (in the tally) were removed as it was dropped.
@@ -229,6 +233,10 @@ pub(crate) fn start_fill_writer(
                 |_| Ok(()),
             )
         });
+        // The files of the entries its evictions removed.
+        if let Ok((_, tally)) = &wrote {
+            for_writer.unlink(&tally.files);
+        }
         if !for_writer.fills.writer_wrote(wrote.is_ok()) {
             return;
         }

@@ -229,6 +229,9 @@ pub(crate) enum Streamed {
 pub(crate) struct Swept {
     /// Our files removed: unreferenced values and abandoned temporary files.
     pub removed: u64,
+    /// Our empty files removed (or, counting, found): no value, so no orphan (see
+    /// `ValueFiles::consider`).
+    pub empty: u64,
     /// Entries whose names are not ours, left alone.
     pub foreign: u64,
 }
@@ -1035,7 +1038,12 @@ impl ValueFiles {
             .and_then(|m| now.duration_since(m).ok())
             .unwrap_or_default();
         if unreferenced && age >= grace && self.take_orphan(&path, name, referenced, remove) {
-            swept.removed += 1;
+            // An empty one holds no value: made an instant ago, its maker about to lock
+            // it (and to make another, finding it gone), or left by a maker killed then.
+            match meta.len() {
+                0 => swept.empty += 1,
+                _ => swept.removed += 1,
+            }
         }
     }
 
@@ -1574,6 +1582,10 @@ mod tests {
         let in_flight_name = in_flight.name;
         let temp = files.dir().join(temp_name(7));
         fs::write(&temp, b"abandoned half").unwrap();
+        // Made and never written (its maker killed before it locked it): no value,
+        // so no orphan value, but it goes.
+        let empty = files.path_of(&ValueName::new(10));
+        fs::write(&empty, b"").unwrap();
         let foreign = ["notes.txt", "v-1.blv", "t-x.tmp", ".hidden"];
         for name in foreign {
             fs::write(files.dir().join(name), b"someone else's").unwrap();
@@ -1589,6 +1601,7 @@ mod tests {
             swept,
             Swept {
                 removed: 0,
+                empty: 0,
                 foreign: 5
             }
         );
@@ -1600,11 +1613,13 @@ mod tests {
             swept,
             Swept {
                 removed: 2,
+                empty: 1,
                 foreign: 5
             }
         );
         assert_eq!(files.read(&orphan.0, 6, orphan.1).unwrap(), Read::Missing);
         assert!(!temp.exists());
+        assert!(!empty.exists());
         let mut expected: Vec<String> = foreign.iter().map(|s| s.to_string()).collect();
         expected.extend([
             MARKER.into(),
