@@ -480,7 +480,10 @@ backlite_result backlite_sink_write(struct backlite_sink *sink, const uint8_t *d
  * while we waited); if still missing, calls `compute`, stores what it wrote to the sink
  * with `expiration_ms`, calls `unlock`, and returns the value. A failing `compute` (or
  * `lock`) gives CALLBACK_FAILED with nothing stored; `unlock` is called once after every
- * successful `lock`. A computed value too large to store is still returned (OK).
+ * successful `lock`. A computed value too large to store is still returned (OK). A
+ * store that fails otherwise (BUSY after the busy timeout, IO on a full disk) fails the
+ * call with its code, and the value is not returned: the cache is not working, and a
+ * caller that did not hear it would compute every call again.
  */
 backlite_result backlite_cached_call(struct backlite_storage *s, const uint8_t *key, size_t key_len, backlite_compute_fn compute, void *user_data, const struct backlite_barrier *barrier, int64_t expiration_ms, struct backlite_buf *value_out, struct backlite_error **err);
 

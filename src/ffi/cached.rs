@@ -101,7 +101,10 @@ pub unsafe extern "C" fn backlite_sink_write(
 /// while we waited); if still missing, calls `compute`, stores what it wrote to the sink
 /// with `expiration_ms`, calls `unlock`, and returns the value. A failing `compute` (or
 /// `lock`) gives CALLBACK_FAILED with nothing stored; `unlock` is called once after every
-/// successful `lock`. A computed value too large to store is still returned (OK).
+/// successful `lock`. A computed value too large to store is still returned (OK). A
+/// store that fails otherwise (BUSY after the busy timeout, IO on a full disk) fails the
+/// call with its code, and the value is not returned: the cache is not working, and a
+/// caller that did not hear it would compute every call again.
 #[no_mangle]
 pub unsafe extern "C" fn backlite_cached_call(
     s: *mut backlite_storage,
