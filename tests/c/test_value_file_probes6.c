@@ -158,8 +158,12 @@ __attribute__((noreturn)) static void writer(const char *path, int64_t threshold
             if (rc != BACKLITE_RESULT_OK) child_exit(19);
         } else if (op < 19) {
             backlite_check_report rep;
-            if (backlite_storage_check(s, (int32_t)h_rand_below(&seed, 2), &rep, &e) != BACKLITE_RESULT_OK) child_exit(20);
-            if (rep.healthy != 1) child_exit(21);
+            int32_t repair = (int32_t)h_rand_below(&seed, 2);
+            if (backlite_storage_check(s, repair, &rep, &e) != BACKLITE_RESULT_OK) child_exit(20);
+            /* Only a check that reads: one with repair may take the file of a row
+               another process has just removed, before that process unlinks it, for
+               an orphan (the known window of 6956cee). */
+            if (!repair && rep.healthy != 1) child_exit(21);
         } else if (h_rand_below(&seed, 5) == 0) {
             rc = backlite_storage_vacuum(s, &e);
             if (rc != BACKLITE_RESULT_OK && rc != BACKLITE_RESULT_BUSY) child_exit(22);
@@ -563,8 +567,9 @@ static void an_expired_file_value_goes_with_its_file_by_every_read(void) {
         const char *path = tmp_path(name);
         backlite_storage *s = OPEN_SET(path, .max_size = 1u << 30, .file_threshold = THRESHOLD);
         REQUIRE(s != NULL);
-        SET_BYTES(s, "a", v, 100000, 30);
+        /* "keep" first: a set after "a" would purge it if it took its 30 ms. */
         SET_BYTES(s, "keep", v, 100000, NEVER);
+        SET_BYTES(s, "a", v, 100000, 30);
         CHECK_EQ(value_files(path), 2);
         h_sleep_ms(60);
         if (how < 4) {
