@@ -302,6 +302,50 @@ fn an_export_into_a_pipe_closed_early_stops_quietly() {
     }
 }
 
+/// An `export -o OUT` that cannot write all of it (here a file size limit of 64 KiB:
+/// a full disk) exits 2 and removes OUT, as `get -o OUT` does: the dump cut short was
+/// left behind, and one cut at a line's end imports as a whole dump with fewer entries.
+#[test]
+fn an_export_that_cannot_write_all_of_out_leaves_no_dump_behind() {
+    use std::os::unix::process::CommandExt;
+    let d = Dir::new();
+    let dump: String = (0..4000)
+        .map(|i| format!("{{\"key\":\"k{i}\",\"value\":\"{}\"}}\n", "x".repeat(100)))
+        .collect();
+    let r = d.run_with_input(&["import", "c.db"], dump.as_bytes());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let mut cmd = Command::new(common::bin());
+    cmd.args(["export", "c.db", "-o", "dump.jsonl"])
+        .current_dir(d.tmp.path())
+        .stdin(Stdio::null());
+    // SAFETY: between fork and exec the child only calls the async-signal-safe
+    // signal and setrlimit.
+    unsafe {
+        cmd.pre_exec(|| {
+            // Past the limit a write fails with EFBIG instead of killing the process.
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let limit = libc::rlimit {
+                rlim_cur: 1 << 16,
+                rlim_max: 1 << 16,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    one_line_naming(&stderr, "dump.jsonl");
+    assert!(
+        !d.path("dump.jsonl").exists(),
+        "a dump cut short was left behind ({} bytes)",
+        std::fs::metadata(d.path("dump.jsonl")).map_or(0, |m| m.len())
+    );
+    assert_eq!(d.run(&["check", "c.db"]).code, 0);
+}
+
 /// `keys` writes its rows 64 KiB at a time; a write that failed in the middle was
 /// dropped and the listing went on, so output that filled that buffer exactly at its
 /// last row (171 keys of 343 bytes: a 43-byte header and rows of 383) went nowhere on a

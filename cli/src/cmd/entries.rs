@@ -98,7 +98,7 @@ pub fn get(cli: &Cli, file: &Path, key: &OsStr, output: Option<&Path>, escaped: 
 /// Removes OUT after a value did not go out whole, if it is a plain file. A FIFO, a
 /// device or a link the user named as OUT is theirs, not a partial copy (a failed
 /// `get -o /dev/full` run as root removed the device).
-fn discard(path: &Path) {
+pub(super) fn discard(path: &Path) {
     if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file()) {
         let _ = std::fs::remove_file(path);
     }

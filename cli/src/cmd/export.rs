@@ -77,11 +77,16 @@ pub fn run(cli: &Cli, file: &Path, output: Option<&Path>) -> Outcome {
     };
     let mut sink = BufWriter::with_capacity(1 << 16, sink);
     // A reader that went away (`| head`) has all it wanted: stop quietly, as `keys`
-    // does. Any other write error is reported.
+    // does. Any other write error is reported, and OUT, a dump cut short, goes (as a
+    // failed `get -o OUT`'s copy does): cut at a line's end, it would import as a
+    // whole dump of fewer entries.
     let write_failed = |e: std::io::Error| -> Outcome {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             Ok(OK)
         } else {
+            if let Some(out) = output {
+                super::entries::discard(out);
+            }
             Err(Failure::new(
                 USAGE_OR_IO,
                 shown,
@@ -113,7 +118,12 @@ pub fn run(cli: &Cli, file: &Path, output: Option<&Path>) -> Outcome {
     bar.finish_and_clear();
     let summary = match (summary, io_error) {
         (_, Some(e)) => return write_failed(e),
-        (Err(e), None) => return Err(Failure::core(file, &e)),
+        (Err(e), None) => {
+            if let Some(out) = output {
+                super::entries::discard(out);
+            }
+            return Err(Failure::core(file, &e));
+        }
         (Ok(s), None) => s,
     };
     if let Err(e) = sink.flush() {
