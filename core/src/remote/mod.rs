@@ -408,13 +408,18 @@ fn learn_generation(known: &AtomicU64, seen: u64, found: u64) {
 /// The live generation, made by `ENSURE_GENERATION` if the key is missing; None when
 /// the remote could not be asked or answered something else.
 fn ensure_generation(client: &Client, keys: &Keys) -> Option<u64> {
+    Remote::parse_generation(run_generation_script(client, keys, ENSURE_GENERATION)??)
+}
+
+/// Runs `script`, one of the generation scripts, on the generation key: its reply, or
+/// None when the remote could not be asked.
+fn run_generation_script(client: &Client, keys: &Keys, script: &str) -> Option<Option<Vec<u8>>> {
     let script = redis::cmd("EVAL")
-        .arg(ENSURE_GENERATION)
+        .arg(script)
         .arg(1)
         .arg(keys.generation())
         .clone();
-    let found = client.run(|c| c.query::<Option<Vec<u8>>>(&script))??;
-    Remote::parse_generation(found)
+    client.run(|c| c.query::<Option<Vec<u8>>>(&script))
 }
 
 /// Makes a clear's new generation, above the current one and at least the server's
@@ -967,12 +972,7 @@ impl Remote {
             return false;
         }
         let seen = self.gen.load(Relaxed);
-        let script = redis::cmd("EVAL")
-            .arg(NEW_GENERATION)
-            .arg(1)
-            .arg(self.keys.generation())
-            .clone();
-        let Some(made) = self.client.run(|c| c.query::<Option<Vec<u8>>>(&script)) else {
+        let Some(made) = run_generation_script(&self.client, &self.keys, NEW_GENERATION) else {
             return false;
         };
         let Some(gen) = made.and_then(Self::parse_generation) else {
