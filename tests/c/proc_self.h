@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* A "Field:  N kB" line of /proc/self/status ("VmRSS", "VmHWM"), in KiB; -1 if absent. */
 static inline long proc_status_kib(const char *field) {
@@ -48,6 +49,33 @@ static inline int proc_entries(const char *what) {
         if (e->d_name[0] != '.') n++;
     closedir(d);
     return n - (strcmp(what, "fd") == 0); /* the folder's own descriptor */
+}
+
+/* The threads of the process once the count holds still (the same in 10 reads 10 ms
+ * apart, within 5 s): a thread just joined can stay listed in /proc/self/task for a
+ * moment, because pthread_join returns when the kernel clears its tid, before the task
+ * is released. */
+static inline int settled_thread_count(void) {
+    const struct timespec pause = {0, 10 * 1000 * 1000};
+    int last = proc_entries("task"), same = 0;
+    for (int i = 0; i < 500 && same < 10; i++) {
+        nanosleep(&pause, NULL);
+        int now = proc_entries("task");
+        same = now == last ? same + 1 : 0;
+        last = now;
+    }
+    return last;
+}
+
+/* The thread count once it is `expected`, or what it is after 5 s (for the failure). */
+static inline int thread_count_once(int expected) {
+    const struct timespec pause = {0, 10 * 1000 * 1000};
+    int now = proc_entries("task");
+    for (int i = 0; i < 500 && now != expected; i++) {
+        nanosleep(&pause, NULL);
+        now = proc_entries("task");
+    }
+    return now;
 }
 
 #endif
