@@ -791,6 +791,69 @@ fn auth_works_and_the_password_never_appears_in_an_error() {
     }
 }
 
+/// A server where the user `cache` (password `pw`) may run the commands `perms` (on
+/// every key), and the URL that logs in as that user.
+fn server_with_user(perms: &[&str]) -> (RedisServer, String) {
+    let server = RedisServer::start();
+    let mut args = vec!["ACL", "SETUSER", "cache", "on", ">pw", "~*"];
+    args.extend(perms);
+    assert_eq!(server.cli(&args), "OK");
+    let url = format!("redis://cache:pw@127.0.0.1:{}", server.port);
+    (server, url)
+}
+
+/// Waits out a back-off after one failure (100 ms) on a handle's remote.
+fn past_first_back_off() {
+    std::thread::sleep(Duration::from_millis(150));
+}
+
+/// A user who may not run scripts cannot make the missing generation key: each get
+/// that finds it missing is one error (it counted two, and doubled the back-off), and
+/// the local file still serves.
+#[test]
+fn a_generation_a_get_cannot_make_is_one_error() {
+    let (_server, url) = server_with_user(&["+get", "+set", "+unlink", "+pttl", "+scan"]);
+    let dir = tempfile::tempdir().unwrap();
+    let a = machine(&dir, "a.db", &remote_options(&url));
+    // The open found the key missing and could not make it.
+    let st = a.remote_stats().unwrap();
+    assert_eq!((st.errors, st.skipped, st.connected), (1, 0, false));
+    past_first_back_off();
+    assert_eq!(get(&a, b"k"), None);
+    let st = a.remote_stats().unwrap();
+    assert_eq!((st.hits, st.misses, st.errors), (0, 0, 2));
+    assert_eq!((st.skipped, st.connected), (0, false));
+    a.set(b"k", b"local", NEVER).unwrap();
+    assert_eq!(get(&a, b"k").as_deref(), Some(&b"local"[..]));
+}
+
+/// A generation key that holds something else than a number (an operator's or another
+/// program's write) fails each remote call once, a write as a read: a write that found
+/// one was lost without a count, and the remote still showed connected.
+#[test]
+fn a_generation_that_is_not_a_number_is_an_error_for_writes_too() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let a = machine(&dir, "a.db", &remote_options(&server.url()));
+    a.set(b"k", b"v1", NEVER).unwrap();
+    assert_eq!(server.cli(&["SET", "backlite::gen", "not a number"]), "OK");
+    a.set(b"k", b"v2", NEVER).unwrap();
+    let st = a.remote_stats().unwrap();
+    assert_eq!((st.writes, st.errors, st.skipped), (1, 1, 0));
+    assert!(!st.connected);
+    // Backed off: the next call is skipped, not sent.
+    a.set(b"j", b"j", NEVER).unwrap();
+    let st = a.remote_stats().unwrap();
+    assert_eq!((st.writes, st.errors, st.skipped), (1, 1, 1));
+    // A read finds it too, once.
+    past_first_back_off();
+    assert_eq!(get(&a, b"q"), None);
+    let st = a.remote_stats().unwrap();
+    assert_eq!((st.hits, st.misses, st.errors), (0, 0, 2));
+    // The local file keeps serving what was set.
+    assert_eq!(get(&a, b"k").as_deref(), Some(&b"v2"[..]));
+}
+
 #[test]
 fn bad_options_are_refused_and_an_unreachable_host_still_opens() {
     let mut o = Options::new();

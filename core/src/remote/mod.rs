@@ -367,9 +367,12 @@ fn write_in_live_generation(
         cmds.extend(dead.drain(..).map(|k| redis::cmd("UNLINK").arg(k).clone()));
         cmds.push(redis::cmd("GET").arg(keys.generation()).clone());
         let mut replies: Vec<redis::Value> = client.run_on(&slots, |c| c.pipe(cmds))?;
-        let found: Option<Vec<u8>> = redis::from_redis_value(&replies.pop()?).ok()?;
+        let Ok(found) = redis::from_redis_value::<Option<Vec<u8>>>(&replies.pop()?) else {
+            client.failed();
+            return None;
+        };
         let current = match found {
-            Some(found) => Remote::parse_generation(found)?,
+            Some(found) => generation_or_fail(client, found)?,
             // The key was lost: the writes went to no live generation.
             None => ensure_generation(client, keys)?,
         };
@@ -406,9 +409,26 @@ fn learn_generation(known: &AtomicU64, seen: u64, found: u64) {
 }
 
 /// The live generation, made by `ENSURE_GENERATION` if the key is missing; None when
-/// the remote could not be asked or answered something else.
+/// the remote could not be asked or answered something else, counted once either way.
 fn ensure_generation(client: &Client, keys: &Keys) -> Option<u64> {
-    Remote::parse_generation(run_generation_script(client, keys, ENSURE_GENERATION)??)
+    match run_generation_script(client, keys, ENSURE_GENERATION)? {
+        Some(found) => generation_or_fail(client, found),
+        None => {
+            client.failed();
+            None
+        }
+    }
+}
+
+/// The generation the server answered, or None when it is not a number: a failure of
+/// the remote like a refused round trip (counted in `errors`, backed off). A write that
+/// found one was lost and counted nowhere, and the remote stayed `connected`.
+fn generation_or_fail(client: &Client, found: Vec<u8>) -> Option<u64> {
+    let gen = Remote::parse_generation(found);
+    if gen.is_none() {
+        client.failed();
+    }
+    gen
 }
 
 /// Runs `script`, one of the generation scripts, on the generation key: its reply, or
@@ -755,8 +775,11 @@ impl Remote {
             let (found_gen, value, pttl): (Option<Vec<u8>>, Option<Vec<u8>>, i64) = self
                 .client
                 .run_in(pid, slot.as_slice(), |c| c.read(generation_key, &redis_key))?;
+            // Each failure below is counted once, where it happens: a generation
+            // script that could not run has counted its error (the get counted a
+            // second one, and doubled the back-off).
             let current = match found_gen {
-                Some(found) => Self::parse_generation(found),
+                Some(found) => generation_or_fail(&self.client, found),
                 // The key was lost. Whatever this handle knew, the keys of every
                 // generation before are hidden by a new one; a read-only handle makes
                 // none, and misses.
@@ -768,10 +791,7 @@ impl Remote {
                     return None;
                 }
             };
-            let Some(current) = current else {
-                self.client.failed();
-                return None;
-            };
+            let current = current?;
             if current != gen {
                 learn_generation(&self.gen, gen, current);
                 gen = current;
