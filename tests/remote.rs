@@ -455,6 +455,34 @@ fn a_clear_is_never_undone_by_an_older_generation_learned_meanwhile() {
     );
 }
 
+/// A look-up that meets two clears by other clients (one before it, one between its two
+/// round trips) is a miss, and counted as one: it was counted nowhere (hits, misses,
+/// errors and skipped all stayed as they were).
+#[test]
+fn a_look_up_that_meets_two_clears_is_counted_as_a_miss() {
+    let server = RedisServer::start();
+    let proxy = HoldingProxy::start(server.port);
+    let dir = tempfile::tempdir().unwrap();
+    let o = remote_options(&server.url());
+    let other = machine(&dir, "other.db", &o);
+    let mut slow = remote_options(&proxy.url());
+    slow.set_remote_timeout(Duration::from_secs(20)).unwrap();
+    let slow = machine(&dir, "slow.db", &slow);
+    other.clear().unwrap(); // not known to `slow` yet
+    std::thread::scope(|s| {
+        // The first look-up reads that clear's generation; its reply is held while
+        // another clear comes, which the second look-up then reads.
+        proxy.arm(b"PTTL");
+        let reader = s.spawn(|| get(&slow, b"k"));
+        proxy.wait_until(|h| h.waiting == 1);
+        other.clear().unwrap();
+        proxy.release();
+        assert_eq!(reader.join().unwrap(), None);
+    });
+    let st = slow.remote_stats().unwrap();
+    assert_eq!((st.hits, st.misses, st.errors, st.skipped), (0, 1, 0, 0));
+}
+
 /// A clear's reclaim unlinks older generations only: another client's clear made after
 /// it (while its reply was held here) and the values set since stay readable.
 #[test]

@@ -824,6 +824,11 @@ impl Remote {
             }
             return found;
         }
+        // Another clear came between the two look-ups: the remote answered, and had
+        // nothing for this generation yet (a miss, which was counted nowhere).
+        if count {
+            self.client.counters.misses.fetch_add(1, Relaxed);
+        }
         None
     }
 
