@@ -835,6 +835,52 @@ fn past_first_back_off() {
     std::thread::sleep(Duration::from_millis(150));
 }
 
+/// The commands README's "Remote tier" lists for an ACL user are all the tier sends:
+/// with only those (on database 1), every call of each kind reaches the remote without
+/// an error, a clear and its reclaim included, and single flight across machines works.
+#[test]
+fn the_commands_the_readme_lists_for_an_acl_user_are_enough() {
+    let (server, url) = server_with_user(&[
+        "+get", "+set", "+unlink", "+pttl", "+eval", "+del", "+pexpire", "+time", "+scan",
+        "+select",
+    ]);
+    let url = format!("{url}/1");
+    let dir = tempfile::tempdir().unwrap();
+    let o = remote_options(&url);
+    let a = Arc::new(machine(&dir, "a.db", &o));
+    let b = machine(&dir, "b.db", &o);
+    a.set(b"k", b"v", NEVER).unwrap();
+    a.set_many(&[backlite::Entry {
+        key: b"m",
+        value: b"many",
+        expiration: NEVER,
+    }])
+    .unwrap();
+    assert_eq!(get(&b, b"k").as_deref(), Some(&b"v"[..]));
+    assert_eq!(get(&b, b"m").as_deref(), Some(&b"many"[..]));
+    a.delete(b"m").unwrap();
+    let value = a
+        .cached_call_exclusive(b"c", NEVER, Duration::from_secs(5), || {
+            Ok(b"computed".to_vec())
+        })
+        .unwrap();
+    assert_eq!(value, b"computed");
+    assert_eq!(get(&b, b"c").as_deref(), Some(&b"computed"[..]));
+    b.clear().unwrap();
+    let c = machine(&dir, "c.db", &o);
+    assert_eq!(get(&c, b"k"), None);
+    assert_eq!(get(&c, b"m"), None);
+    for s in [&*a, &b, &c] {
+        let st = s.remote_stats().unwrap();
+        assert_eq!((st.errors, st.skipped), (0, 0), "{st:?}");
+        assert!(st.connected);
+    }
+    // The clear's reclaim unlinked the older generation's keys (the generation key and
+    // nothing else is left).
+    let keys = server.cli(&["-n", "1", "KEYS", "*"]);
+    assert_eq!(keys, "backlite::gen");
+}
+
 /// A user who may not run scripts cannot make the missing generation key: each get
 /// that finds it missing is one error (it counted two, and doubled the back-off), and
 /// the local file still serves.
