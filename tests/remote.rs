@@ -1523,6 +1523,50 @@ fn single_flight_across_four_processes_with_two_files_computes_once() {
     assert_eq!(machines.computes(), 1, "computed more than once");
 }
 
+/// A value computed under a remote lease taken before another machine's clear, and
+/// stored after it, goes to the generation the lease was taken in: no machine reads
+/// it as a value of the live generation (each look-up reads the live generation in its
+/// own round trip), and the live generation's own single flight computes again.
+#[test]
+fn a_value_computed_across_another_machines_clear_is_never_read_after_it() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let o = remote_options(&server.url());
+    let holder = Arc::new(machine(&dir, "holder.db", &o));
+    let other = machine(&dir, "other.db", &o);
+    let (started, wait_started) = std::sync::mpsc::channel();
+    let (go, wait_go) = std::sync::mpsc::channel::<()>();
+    let computing = {
+        let holder = holder.clone();
+        std::thread::spawn(move || {
+            holder.cached_call_exclusive(b"k", NEVER, Duration::from_secs(5), move || {
+                started.send(()).unwrap();
+                wait_go.recv().unwrap();
+                Ok(b"computed before the clear".to_vec())
+            })
+        })
+    };
+    wait_started.recv().unwrap();
+    other.clear().unwrap();
+    go.send(()).unwrap();
+    assert_eq!(
+        computing.join().unwrap().unwrap(),
+        b"computed before the clear"
+    );
+    let fresh = Arc::new(machine(&dir, "fresh.db", &o));
+    assert_eq!(get(&fresh, b"k"), None);
+    let value = fresh
+        .cached_call_exclusive(b"k", NEVER, Duration::from_secs(5), || {
+            Ok(b"computed after the clear".to_vec())
+        })
+        .unwrap();
+    assert_eq!(value, b"computed after the clear");
+    assert_eq!(
+        get(&machine(&dir, "third.db", &o), b"k").as_deref(),
+        Some(&b"computed after the clear"[..])
+    );
+}
+
 #[test]
 fn single_flight_takes_over_from_a_killed_holder_after_its_lease_deadline() {
     let server = RedisServer::start();
