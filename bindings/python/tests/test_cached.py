@@ -117,6 +117,43 @@ def test_unhashable_arguments_are_accepted(storage):
     assert len(calls) == 2
 
 
+def test_cyclic_list_and_dict_arguments_are_keyed_by_value(storage):
+    # A list or dict that contains itself raised RecursionError from the key. Its key
+    # is its value, a reference back to the container where the cycle closes: equal
+    # structures built apart share results, different ones do not.
+    calls = []
+
+    @cached(storage=storage)
+    def size(x):
+        calls.append(1)
+        return len(x)
+
+    def ring(*items):
+        xs = list(items)
+        xs.append(xs)
+        return xs
+
+    def loop(**items):
+        d = dict(items)
+        d["self"] = d
+        return d
+
+    assert size(ring(1, 2)) == 3
+    assert size(ring(1, 2)) == 3
+    assert len(calls) == 1
+    assert size(ring(1, 3)) == 3
+    assert size([1, 2, [1, 2]]) == 3  # not a cycle: another value
+    assert len(calls) == 3
+    assert size(loop(a=1)) == 2
+    assert size(loop(a=1)) == 2
+    assert len(calls) == 4
+    inner = [0]
+    outer = [inner, inner]  # one list twice is no cycle
+    inner.append(outer)
+    assert size.cache_key(outer) == size.cache_key(outer)
+    assert size.cache_key(ring(ring(1))) != size.cache_key(ring(1))
+
+
 def test_arguments_of_different_types_are_different_keys(storage):
     @cached(storage=storage)
     def f(x):

@@ -250,17 +250,34 @@ def _encode(
         out.append(b"s" + _len(len(b)) + b)
     elif t is bytes:
         out.append(b"b" + _len(len(obj)) + obj)
-    elif t is tuple or t is list:
-        out.append((b"(" if t is tuple else b"[") + _len(len(obj)))
+    elif t is tuple:
+        out.append(b"(" + _len(len(obj)))
         for x in obj:
             _encode(x, out, by_identity, state, seen)
-    elif t is dict:
-        items = sorted(
-            encode(k, by_identity, state, seen) + encode(v, by_identity, state, seen)
-            for k, v in obj.items()
-        )
-        out.append(b"{" + _len(len(items)))
-        out.extend(_len(len(i)) + i for i in items)
+    elif t is list or t is dict:
+        # A list or dict may hold itself (a cycle, else RecursionError): where it does,
+        # a reference back to it, by how many containers up it is, as for a recursive
+        # local function in _encode_by_value; the same structure gives the same bytes.
+        if seen is None:
+            seen = []
+        elif id(obj) in seen:
+            out.append(b"r" + str(len(seen) - seen.index(id(obj))).encode() + b";")
+            return
+        seen.append(id(obj))
+        try:
+            if t is list:
+                out.append(b"[" + _len(len(obj)))
+                for x in obj:
+                    _encode(x, out, by_identity, state, seen)
+            else:
+                items = sorted(
+                    encode(k, by_identity, state, seen) + encode(v, by_identity, state, seen)
+                    for k, v in obj.items()
+                )
+                out.append(b"{" + _len(len(items)))
+                out.extend(_len(len(i)) + i for i in items)
+        finally:
+            seen.pop()
     elif t is set or t is frozenset:
         items = sorted(encode(x, by_identity, state, seen) for x in obj)
         out.append((b"<" if t is set else b">") + _len(len(items)))
