@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import os
 import pickle
 import subprocess
@@ -10,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 
-from backlite import Storage, cached
+from backlite import Storage, async_cached, cached
 
 
 def test_cached_function_computes_once_per_arguments(storage):
@@ -724,6 +725,59 @@ def test_methods_of_a_class_defined_in_a_function_are_cached(storage):
     assert other.add(1, 2) == 3
     assert apply(lambda v: v - 1, 1) == 0
     assert len(calls) == 5
+
+
+def test_cached_over_classmethod_and_staticmethod(storage):
+    # @cached above @classmethod raised TypeError ("not a callable object"), and above
+    # @staticmethod made a function that took the object as its first argument when
+    # called through an object (TypeError). Either way round, a classmethod gets its
+    # class (keyed by it: a subclass is another call) and a staticmethod no object.
+    calls = []
+
+    class Units:
+        @cached(storage=storage)
+        @classmethod
+        def scaled(cls, x):
+            calls.append(("scaled", cls.__name__, x))
+            return (cls.__name__, x * 10)
+
+        @cached(storage=storage)
+        @staticmethod
+        def halved(x):
+            calls.append(("halved", x))
+            return x / 2
+
+        @staticmethod
+        @cached(storage=storage)
+        def doubled(x):
+            calls.append(("doubled", x))
+            return x * 2
+
+        @async_cached(storage=storage)
+        @classmethod
+        async def fetched(cls, x):
+            calls.append(("fetched", x))
+            return x + 1
+
+    class MoreUnits(Units):
+        pass
+
+    assert Units.scaled(1) == ("Units", 10)
+    assert Units().scaled(1) == ("Units", 10)
+    assert MoreUnits.scaled(1) == ("MoreUnits", 10)
+    assert calls == [("scaled", "Units", 1), ("scaled", "MoreUnits", 1)]
+    calls.clear()
+    for f in (Units.halved, Units().halved, MoreUnits().halved):
+        assert f(3) == 1.5
+    for f in (Units.doubled, Units().doubled):
+        assert f(3) == 6
+    assert calls == [("halved", 3), ("doubled", 3)]
+    assert Units.halved.cache_key(3) == Units().halved.cache_key(3)
+    assert Units.scaled.storage is storage
+    calls.clear()
+    assert asyncio.run(Units.fetched(1)) == 2
+    assert asyncio.run(Units().fetched(1)) == 2
+    assert calls == [("fetched", 1)]
 
 
 class _Times:

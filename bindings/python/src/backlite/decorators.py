@@ -143,6 +143,20 @@ def _make_key_func(
     return key
 
 
+def _outside(
+    method: classmethod | staticmethod, decorator: Callable[..., Any], storage: Storage,
+    barrier: Any, expiration: timedelta | None, param_hash_func: ParamHashFunc | None,
+) -> Any:
+    """A decorator put above ``@classmethod`` or ``@staticmethod``: the function they
+    wrap is memoised and they go outside, so that it binds as written (the class, or
+    nothing) and not as a plain function does (the object first)."""
+    memoised = decorator(
+        method.__func__, storage=storage, barrier=barrier, expiration=expiration,
+        param_hash_func=param_hash_func,
+    )
+    return type(method)(memoised)
+
+
 @overload
 def cached(
     func: Callable[P, R],
@@ -208,6 +222,8 @@ def cached(
             expiration=expiration,
             param_hash_func=param_hash_func,
         )
+    if isinstance(func, (classmethod, staticmethod)):
+        return _outside(func, cached, storage, barrier, expiration, param_hash_func)
     if iscoroutinefunction(func):
         # Its result is a coroutine: never awaited here, never picklable.
         raise TypeError(
@@ -387,6 +403,8 @@ def async_cached(
             expiration=expiration,
             param_hash_func=param_hash_func,
         )
+    if isinstance(func, (classmethod, staticmethod)):
+        return _outside(func, async_cached, storage, barrier, expiration, param_hash_func)
     make_key = _make_key_func(func, param_hash_func)
     compute = _compute_with_lease
     # Computations in flight, per event loop and key: later callers wait for them.
