@@ -780,6 +780,82 @@ def test_cached_over_classmethod_and_staticmethod(storage):
     assert calls == [("fetched", 1)]
 
 
+def test_the_key_of_a_method_through_its_object_is_never_another_calls(storage):
+    # obj.fetch.cache_key(...) is the function's own attribute: the object is not
+    # passed. With fetch(self, x=0), repo.fetch.cache_key(5) was the key of a call with
+    # self=5, x=0: a storage.delete of it removed nothing, and the stale result stayed.
+    # It raises TypeError now; the object first gives the key the call stored under.
+    class Repo:
+        def __init__(self, n):
+            self.n = n
+
+        @cached(storage=storage)
+        def fetch(self, x=0):
+            return (self.n, x)
+
+        @property
+        @cached(storage=storage)
+        def size(self):
+            return self.n
+
+        @cached(storage=storage)
+        def __hidden(self, x=0):
+            return x
+
+        def hidden(self, x=0):
+            return self.__hidden(x)
+
+        @classmethod
+        @cached(storage=storage)
+        def make(cls, n=0):
+            return n
+
+        @staticmethod
+        @cached(storage=storage)
+        def plain(x=0):
+            return x
+
+        @async_cached(storage=storage)
+        async def later(self, x=0):
+            return x
+
+        def late(self, x=0):
+            return x
+
+    class SubRepo(Repo):
+        def fetch(self, x=0):
+            return super().fetch(x)
+
+    Repo.late = cached(storage=storage)(Repo.late)
+    repo, sub = Repo(1), SubRepo(2)
+    for obj in (repo, sub):
+        assert obj.fetch(5) == (obj.n, 5)
+        assert obj.size == obj.n
+        assert obj.hidden(5) == 5
+        assert asyncio.run(obj.later(5)) == 5
+        assert obj.late(5) == 5
+    assert Repo.make(5) == 5 and Repo.plain(5) == 5
+    stored = storage.get_keys()
+    assert len(stored) == 12
+    for obj in (repo, sub):
+        for key in (
+            Repo.fetch.cache_key(obj, 5), repo.fetch.cache_key(obj, 5),
+            Repo.size.fget.cache_key(obj), obj._Repo__hidden.cache_key(obj, 5),
+            Repo.later.cache_key(obj, 5), obj.late.cache_key(obj, 5),
+        ):
+            assert key.decode() in stored
+        with pytest.raises(TypeError, match="object first"):
+            repo.fetch.cache_key(5)
+        with pytest.raises(TypeError, match="object first"):
+            obj.later.cache_key(x=5)
+        with pytest.raises(TypeError, match="object first"):
+            obj.late.cache_key(5)
+    assert Repo.make.cache_key(Repo, 5).decode() in stored
+    assert Repo.plain.cache_key(5).decode() in stored
+    with pytest.raises(TypeError, match="object first"):
+        Repo.make.cache_key(5)
+
+
 class _Times:
     """A picklable callable object (module level), for the test below."""
 

@@ -143,6 +143,68 @@ def _make_key_func(
     return key
 
 
+def _key_helper(
+    func: Callable[..., Any], wrapper: Callable[..., Any],
+    make_key: Callable[[tuple[Any, ...], dict[str, Any]], bytes],
+) -> Callable[..., bytes]:
+    """The wrapper's ``cache_key``. Through an object (``obj.fetch.cache_key(5)``) it is
+    the function's own attribute, and the object is not passed: with ``fetch(self,
+    x=0)`` that was the key of ``self=5, x=0``, another call's, so a delete of it left
+    the stale result. For a method written in a class (its first parameter ``self`` or
+    ``cls``), a first argument whose class has neither the function nor its wrapper
+    raises TypeError instead."""
+    parts = str(getattr(func, "__qualname__", "")).split(".")
+    try:
+        params = list(signature(func, follow_wrapped=False).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    first = params[0].name if params else None
+    if (
+        len(parts) < 2 or parts[-2] == "<locals>" or first not in ("self", "cls")
+        or params[0].kind not in (params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD)
+    ):
+        return lambda *args, **kwargs: make_key(args, kwargs)
+    name = ".".join(parts[-2:])
+    missing = object()
+
+    def cache_key(*args: Any, **kwargs: Any) -> bytes:
+        obj = args[0] if args else kwargs.get(first, missing)
+        if obj is missing or not _has_method(obj, (func, wrapper)):
+            got = "nothing" if obj is missing else f"{type(obj).__name__} {obj!r:.40}"
+            raise TypeError(
+                f"{name}.cache_key() takes the object first, as {first}: it got {got}. "
+                f"Through an object, obj.{parts[-1]}.cache_key(...) is the function's own "
+                f"attribute, without {first}: use {name}.cache_key(obj, ...)"
+            )
+        return make_key(args, kwargs)
+
+    return cache_key
+
+
+def _has_method(obj: Any, functions: tuple[Callable[..., Any], ...]) -> bool:
+    """Whether a class of ``obj`` (``obj`` itself, for a class) holds one of
+    ``functions``: as itself, in a classmethod, staticmethod or property, or under
+    decorators that name what they wrap (``__wrapped__``)."""
+    classes = type(obj).__mro__ + (obj.__mro__ if isinstance(obj, type) else ())
+    for cls in classes:
+        for value in vars(cls).values():
+            todo = [value]
+            for _ in range(8):  # a chain of decorators, bounded
+                if not todo:
+                    break
+                v = todo.pop()
+                if any(v is f for f in functions):
+                    return True
+                if isinstance(v, property):
+                    todo.append(v.fget)
+                    continue
+                for attr in ("__func__", "__wrapped__"):
+                    inner = getattr(v, attr, None)
+                    if inner is not None:
+                        todo.append(inner)
+    return False
+
+
 def _outside(
     method: classmethod | staticmethod, decorator: Callable[..., Any], storage: Storage,
     barrier: Any, expiration: timedelta | None, param_hash_func: ParamHashFunc | None,
@@ -240,7 +302,7 @@ def cached(
             make_key(args, kwargs), func, args, kwargs, exp_ms, barrier_calls, _EXCLUSIVE_WAIT_MS
         )
 
-    wrapper.cache_key = lambda *args, **kwargs: make_key(args, kwargs)  # type: ignore[attr-defined]
+    wrapper.cache_key = _key_helper(func, wrapper, make_key)  # type: ignore[attr-defined]
     wrapper.storage = storage  # type: ignore[attr-defined]
     return wrapper
 
@@ -446,6 +508,6 @@ def async_cached(
             del in_flight[key]
             done.set_result(None)
 
-    wrapper.cache_key = lambda *args, **kwargs: make_key(args, kwargs)  # type: ignore[attr-defined]
+    wrapper.cache_key = _key_helper(func, wrapper, make_key)  # type: ignore[attr-defined]
     wrapper.storage = storage  # type: ignore[attr-defined]
     return wrapper
