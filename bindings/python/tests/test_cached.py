@@ -446,6 +446,37 @@ def _outputs_under_hash_seeds(code, tmp_path, seeds):
     }
 
 
+_RUN_EDITED = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import backlite, lib
+
+storage = backlite.Storage(sys.argv[2])
+print(backlite.cached(storage=storage)(lib.f)(1), backlite.cached(storage=storage)(lib.g)(1))
+"""
+
+
+def test_a_module_function_edited_between_runs_does_not_return_its_old_results(tmp_path, db):
+    # A function of a module was named by its module and name alone: after its body
+    # was edited, the next run returned what the old body had computed. Its code is in
+    # its key; a change of lines only (a function added above it) keeps the key.
+    lib = tmp_path / "lib.py"
+
+    def run(source):
+        lib.write_text(source)
+        out = subprocess.run(
+            [sys.executable, "-B", "-c", _RUN_EDITED, str(tmp_path), db],
+            check=True, capture_output=True, text=True,
+        )
+        return out.stdout.split()
+
+    g = "def g(x):\n    import time\n    return time.monotonic_ns()\n"
+    first = run("def f(x):\n    return x + 1\n" + g)
+    assert first[0] == "2"
+    assert run("def f(x):\n    return x * 10\n" + g) == ["10", first[1]]
+    assert run("def h():\n    pass\n\n\n" + g + "def f(x):\n    return x * 10\n") == ["10", first[1]]
+
+
 def test_closure_keys_are_stable_across_processes_and_hash_seeds(tmp_path):
     # What a closure holds is encoded as arguments are (a set in any order); what
     # cannot be pickled by value, not identity: a lock by its type, a module by its

@@ -5,7 +5,7 @@ process for str and bytes (so nothing was ever found again by another process or
 blind to which function was called (two functions with the same arguments shared a
 result), failing on lists and dicts, and ``f(1)`` and ``f(x=1)`` were different keys.
 
-Here the key names the function (module and qualified name) and a BLAKE2b digest of a
+Here the key names the function (module, qualified name and code) and a BLAKE2b digest of a
 canonical encoding of its arguments, bound to the signature with defaults applied.
 """
 
@@ -174,16 +174,16 @@ def _qualified(obj: Any) -> str:
 
 def _made_with(func: Callable[..., Any], seen: list[int] | None = None) -> str:
     """``{digest}`` of what tells apart functions of one name: the values a closure was
-    made with (at decoration), and a lambda's code. Every function a factory makes has
+    made with (at decoration), and its code. Every function a factory makes has
     the factory's name for it, and every lambda of a scope one name: keyed by the name
-    alone, ``make(3)`` got ``make(2)``'s results. A nested function's code too: two
-    of one name that differ by code alone (``def f`` in each branch of an ``if`` in a
-    factory) shared their results. Empty for a function of a module."""
+    alone, ``make(3)`` got ``make(2)``'s results. The code: two nested functions of one
+    name that differ by code alone (``def f`` in each branch of an ``if`` in a
+    factory) shared their results, and a function of a module whose body was edited
+    returned its old body's results in the next run. Its code, not its lines: a
+    function added above it keeps its key. Empty for what has no code (a builtin)."""
     code = getattr(func, "__code__", None)
     closure = getattr(func, "__closure__", None) or ()
-    by_code = isinstance(code, CodeType) and (
-        code.co_name == "<lambda>" or "<locals>" in str(getattr(func, "__qualname__", ""))
-    )
+    by_code = isinstance(code, CodeType)
     if not closure and not by_code:
         return ""
     h = hashlib.blake2b(digest_size=12)
