@@ -50,28 +50,34 @@ pub(crate) struct Pending {
     pid: AtomicU32,
     hits: AtomicU64,
     misses: AtomicU64,
+    /// Hits counted (here or already in the file) that proved misses: a reader's
+    /// value found damaged at its end ([`Pending::hit_proved_a_miss`]). Taken back
+    /// from the hits when written.
+    unhits: AtomicU64,
     /// Held while a forked child zeroes what it inherited (rare: once per process).
     adopting: Mutex<()>,
 }
 
 impl Pending {
-    /// The counters, once they are this process's.
-    fn counts(&self) -> (&AtomicU64, &AtomicU64) {
+    /// The counters (hits, misses, hits that proved misses), once they are this
+    /// process's.
+    fn counts(&self) -> (&AtomicU64, &AtomicU64, &AtomicU64) {
         self.counts_in(std::process::id())
     }
 
     /// `counts` in process `pid` (this one).
-    fn counts_in(&self, pid: u32) -> (&AtomicU64, &AtomicU64) {
+    fn counts_in(&self, pid: u32) -> (&AtomicU64, &AtomicU64, &AtomicU64) {
         if self.pid.load(SeqCst) != pid {
             let _adopting = lock(&self.adopting);
             if self.pid.load(SeqCst) != pid {
                 // Zeroed before the pid says they are ours, so no hit of ours is lost.
                 self.hits.store(0, SeqCst);
                 self.misses.store(0, SeqCst);
+                self.unhits.store(0, SeqCst);
                 self.pid.store(pid, SeqCst);
             }
         }
-        (&self.hits, &self.misses)
+        (&self.hits, &self.misses, &self.unhits)
     }
 
     /// Counts a hit in process `pid` (this one).
@@ -84,27 +90,36 @@ impl Pending {
         self.counts_in(pid).1.fetch_add(1, Relaxed);
     }
 
+    /// Turns a hit counted in this process (written to the file or not) into a miss:
+    /// a reader's value proved damaged at its end, so its look-up found no live entry.
+    pub fn hit_proved_a_miss(&self) {
+        let (_, misses, unhits) = self.counts();
+        unhits.fetch_add(1, Relaxed);
+        misses.fetch_add(1, Relaxed);
+    }
+
     pub fn is_empty(&self) -> bool {
-        let (hits, misses) = self.counts();
-        hits.load(Relaxed) == 0 && misses.load(Relaxed) == 0
+        let (hits, misses, unhits) = self.counts();
+        hits.load(Relaxed) == 0 && misses.load(Relaxed) == 0 && unhits.load(Relaxed) == 0
     }
 
     /// Adds this process's hits and misses not yet written to `stats` (read from the
     /// file).
     pub fn add_unwritten(&self, stats: &mut LifetimeStats) {
-        let (hits, misses) = self.counts();
-        stats.hits += hits.load(Relaxed);
+        let (hits, misses, unhits) = self.counts();
+        stats.hits = (stats.hits + hits.load(Relaxed)).saturating_sub(unhits.load(Relaxed));
         stats.misses += misses.load(Relaxed);
     }
 
     /// Takes them for a write transaction in process `pid` (this one): given back
     /// unless it commits.
     pub fn take_in(&self, pid: u32) -> Taken<'_> {
-        let (hits, misses) = self.counts_in(pid);
+        let (hits, misses, unhits) = self.counts_in(pid);
         Taken {
             pending: self,
             hits: hits.swap(0, Relaxed),
             misses: misses.swap(0, Relaxed),
+            unhits: unhits.swap(0, Relaxed),
             committed: false,
         }
     }
@@ -115,14 +130,16 @@ pub(crate) struct Taken<'a> {
     pending: &'a Pending,
     hits: u64,
     misses: u64,
+    unhits: u64,
     committed: bool,
 }
 
 impl Taken<'_> {
     /// The hits and misses, which the transaction adds to the file's counters (txn.rs)
-    /// with its evictions and expirations.
-    pub fn lookups(&self) -> [u64; 2] {
-        [self.hits, self.misses]
+    /// with its evictions and expirations, and the hits that proved misses, which it
+    /// takes back from the file's hits.
+    pub fn lookups(&self) -> [u64; 3] {
+        [self.hits, self.misses, self.unhits]
     }
 
     pub fn committed(&mut self) {
@@ -133,9 +150,10 @@ impl Taken<'_> {
 impl Drop for Taken<'_> {
     fn drop(&mut self) {
         if !self.committed {
-            let (hits, misses) = self.pending.counts();
+            let (hits, misses, unhits) = self.pending.counts();
             hits.fetch_add(self.hits, Relaxed);
             misses.fetch_add(self.misses, Relaxed);
+            unhits.fetch_add(self.unhits, Relaxed);
         }
     }
 }

@@ -692,6 +692,19 @@ impl Storage {
         let _ = self.try_write(|t| t.remove_if_names(key, &name.file_name()));
     }
 
+    /// Turns a hit this handle counted into a miss: a reader opened on it (counted a
+    /// hit then, as a get) found its value damaged at its end, which makes the look-up
+    /// a miss (API.md: a damaged value is never returned, the lookup is a miss), as a
+    /// get of the same value counts it.
+    pub(crate) fn hit_proved_a_miss(&self) {
+        let _ = self
+            .counters
+            .hits
+            .fetch_update(Relaxed, Relaxed, |h| h.checked_sub(1));
+        self.counters.misses.fetch_add(1, Relaxed);
+        self.shared.lifetime.hit_proved_a_miss();
+    }
+
     /// Counts a hit and buffers it as an access. Never writes: the get that fills the
     /// buffer starts a hit writer (see [`transact::start_hit_writer`]) and goes on.
     /// `created`: the entry it found (see [`access::Access::created`]).

@@ -154,7 +154,8 @@ impl<'c> Txn<'c> {
     /// Loads the file's counters; the caller has begun an immediate transaction.
     /// With `key`, also looks up the entry a set of `key` replaces, in the same
     /// statement: the counters, the earliest deadline and the old entry are one read.
-    /// `lookups`: the hits and misses this process counted, added to the file's.
+    /// `lookups`: the hits and misses this process counted, added to the file's, and
+    /// its hits that proved misses, taken back from the file's hits.
     /// `known`: the counters and deadline bound as the connection's last commit left
     /// them, valid (no commit since): then only `key` is looked up.
     #[allow(clippy::too_many_arguments)]
@@ -165,7 +166,7 @@ impl<'c> Txn<'c> {
         now: i64,
         accesses: &'c mut Accesses,
         key: Option<&[u8]>,
-        lookups: [u64; 2],
+        lookups: [u64; 3],
         known: Option<Known>,
     ) -> Result<Self> {
         let (loaded, earliest, old) = match known {
@@ -187,7 +188,7 @@ impl<'c> Txn<'c> {
             total_size,
             lifetime: [hits, misses, evictions, expirations],
         } = loaded;
-        let [looked_up_hits, looked_up_misses] = lookups;
+        let [looked_up_hits, looked_up_misses, unhits] = lookups;
         Ok(Txn {
             conn,
             shared,
@@ -202,7 +203,10 @@ impl<'c> Txn<'c> {
             count,
             total_size,
             lifetime: [
-                counters::add(hits, looked_up_hits),
+                // Never below 0: the hits taken back were counted in the file or here.
+                counters::add(hits, looked_up_hits)
+                    .saturating_sub(unhits.min(i64::MAX as u64) as i64)
+                    .max(0),
                 counters::add(misses, looked_up_misses),
                 evictions,
                 expirations,

@@ -38,8 +38,9 @@
 //! **Damage** shows only at the end, where the CRC is known: the read that reaches the
 //! end of a damaged value returns [`Part::Damaged`] instead of its bytes (so a caller
 //! that ignores the outcome never has the whole of a damaged value), and so does every
-//! read after it; the entry is removed, as a get removes a damaged one. What was read
-//! before must be dropped. A value whose file was shortened behind BackLite's back is
+//! read after it; the entry is removed, as a get removes a damaged one, and the hit
+//! counted at the open becomes a miss (in the handle's and the lifetime counters), as
+//! a get of it counts one. What was read before must be dropped. A value whose file was shortened behind BackLite's back is
 //! damage too, found where the file ends.
 //!
 //! A reader keeps its storage alive (an `Arc`): it may outlive every other handle on it.
@@ -397,6 +398,8 @@ impl ValueReader {
     fn found_damaged(&mut self) -> Part {
         self.damaged = true;
         self.release();
+        // Its open counted a hit; the value proved damaged: a miss, as for a get.
+        self.storage.hit_proved_a_miss();
         match &self.source {
             Source::File(_, name) => self.storage.remove_if_names(&self.key, name),
             _ => self.storage.remove_if_damaged(&self.key),

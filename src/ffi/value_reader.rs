@@ -73,7 +73,8 @@ pub unsafe extern "C" fn backlite_storage_open_reader(
 /// or less of a value come in a read of their own). The read that reaches the end
 /// checks the value's CRC-32: OK with the last bytes when it matches, else NOT_FOUND
 /// with those bytes withheld, so the whole of a damaged value is never handed over:
-/// drop what was read (the entry is removed, as a get removes a damaged one). Every
+/// drop what was read (the entry is removed, as a get removes a damaged one, and the
+/// hit its open counted becomes a miss in the stats, as a get of it counts one). Every
 /// read after that is NOT_FOUND too. A value whose file was cut short behind
 /// BackLite's back is damaged where the file ends. IO: the file could not be read;
 /// INVALID_ARGUMENT: `cap` is larger than PTRDIFF_MAX. On every result but OK, `buf`

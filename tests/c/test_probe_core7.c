@@ -1,0 +1,151 @@
+/*
+ * Seventh probe round of the local cache contract, kept as tests.
+ *
+ * a_reader_that_finds_its_value_damaged_counts_a_miss: a reader's open counts a hit
+ * (the header says so), but a value that proves damaged at its end was no live entry:
+ * API.md makes that look-up a miss, and a get or get_chunks of the same value counts
+ * one. The reader left the hit counted and counted no miss, in the handle's stats and
+ * in the file's lifetime counters.
+ */
+#include "backlite.h"
+#include "harness.h"
+#include "value_folder.h"
+
+/* Flips one bit in the middle of the only value file of the cache at `path`. */
+static void flip_a_bit_of_the_value_file(const char *path) {
+    const char *file = only_value_file(path);
+    REQUIRE(file != NULL);
+    size_t len = 0;
+    uint8_t *bytes = h_read_file(file, &len);
+    REQUIRE(bytes != NULL);
+    bytes[len / 2] ^= 1;
+    REQUIRE(h_write_file(file, bytes, len));
+    free(bytes);
+}
+
+/* Reads `r` to its end: the result of the last read (OK at a clean end). */
+static backlite_result read_to_the_end(backlite_value_reader *r) {
+    static uint8_t buf[65536];
+    for (;;) {
+        size_t n = 0;
+        backlite_error *err = NULL;
+        backlite_result rc = backlite_value_reader_read(r, buf, sizeof buf, &n, &err);
+        if (rc == BACKLITE_RESULT_NOT_FOUND) CHECK(err == NULL); /* a miss: no error object */
+        backlite_error_free(err);
+        if (rc != BACKLITE_RESULT_OK || n == 0) return rc;
+    }
+}
+
+static backlite_lifetime_stats lifetime(backlite_storage *s) {
+    backlite_lifetime_stats lt;
+    memset(&lt, 0, sizeof lt);
+    CHECK_OK(backlite_storage_lifetime_stats(s, &lt, &err));
+    return lt;
+}
+
+#define CHECK_LOOKUPS(s, hits_, misses_)                       \
+    do {                                                       \
+        backlite_stats st_ = STATS(s);                         \
+        CHECK_EQ(st_.hits, (uint64_t)(hits_));                 \
+        CHECK_EQ(st_.misses, (uint64_t)(misses_));             \
+        backlite_lifetime_stats lt_ = lifetime(s);             \
+        CHECK_EQ(lt_.hits, (uint64_t)(hits_));                 \
+        CHECK_EQ(lt_.misses, (uint64_t)(misses_));             \
+    } while (0)
+
+/* A value damaged behind BackLite's back, read by a reader to its end: NOT_FOUND, the
+ * entry gone, and one miss and no hit, as a get of it counts. `write_between`: another
+ * write of the handle between the open and the end, which takes the open's hit into
+ * the file's counters first. In a file (the CRC taken as the bytes go by) and, with
+ * python3, in the database past 256 KiB (read from its snapshot in chunks). */
+static void damaged_reader_counts_a_miss(const char *name, bool in_database, bool write_between) {
+    const char *path = tmp_path(name);
+    size_t n = 300000;
+    uint8_t *v = h_pattern(n, 11);
+    backlite_storage *s = in_database ? OPEN_SET(path, .file_threshold = BACKLITE_FILE_THRESHOLD_NEVER)
+                                      : OPEN_SET(path, .file_threshold = 4096);
+    REQUIRE(s != NULL);
+    SET_BYTES(s, "k", v, n, NEVER);
+    free(v);
+    if (in_database) {
+        backlite_storage_free(s);
+        REQUIRE(h_zero_blobs(path));
+        s = OPEN_SET(path, .file_threshold = BACKLITE_FILE_THRESHOLD_NEVER);
+        REQUIRE(s != NULL);
+    } else {
+        flip_a_bit_of_the_value_file(path);
+    }
+    CHECK_LOOKUPS(s, 0, 0);
+
+    backlite_value_reader *r = NULL;
+    uint64_t size = 0;
+    CHECK_OK(backlite_storage_open_reader(s, K("k"), &r, &size, NULL, &err));
+    REQUIRE(r != NULL);
+    CHECK_EQ(size, n);
+    CHECK_LOOKUPS(s, 1, 0); /* a hit when opened, as the header says */
+    if (write_between) SET(s, "other", "x");
+    CHECK_EQ(read_to_the_end(r), BACKLITE_RESULT_NOT_FOUND);
+    CHECK_LOOKUPS(s, 0, 1); /* it proved a miss */
+    size_t m = 7;
+    CHECK_RC(backlite_value_reader_read(r, NULL, 0, &m, &err), BACKLITE_RESULT_NOT_FOUND);
+    CHECK_LOOKUPS(s, 0, 1); /* counted once */
+    backlite_value_reader_free(r);
+    CHECK(!HAS(s, "k"));
+    CHECK_EQ(STATS(s).count, write_between ? 1 : 0);
+    backlite_storage_free(s);
+
+    /* What reached the file. */
+    s = OPEN(path, NULL);
+    REQUIRE(s != NULL);
+    backlite_lifetime_stats lt = lifetime(s);
+    CHECK_EQ(lt.hits, 0);
+    CHECK_EQ(lt.misses, 1);
+    backlite_storage_free(s);
+}
+
+static void a_reader_that_finds_its_value_damaged_counts_a_miss(void) {
+    damaged_reader_counts_a_miss("file.db", false, false);
+    damaged_reader_counts_a_miss("file-written.db", false, true);
+    if (!h_have_python_sqlite()) SKIP("python3 with sqlite3 is not available to edit the file");
+    damaged_reader_counts_a_miss("blob.db", true, false);
+    damaged_reader_counts_a_miss("blob-written.db", true, true);
+}
+
+/* The same damage met by a get and by get_chunks: a miss each, no hit (passed as it
+ * was: what the reader is held to). */
+static int count_chunk(void *user_data, const uint8_t *data, size_t len) {
+    (void)data;
+    *(size_t *)user_data += len;
+    return 0;
+}
+
+static void a_get_and_get_chunks_of_a_damaged_value_count_a_miss(void) {
+    for (int how = 0; how < 2; how++) {
+        const char *path = tmp_path(how ? "chunks.db" : "get.db");
+        size_t n = 300000;
+        uint8_t *v = h_pattern(n, 12);
+        backlite_storage *s = OPEN_SET(path, .file_threshold = 4096);
+        REQUIRE(s != NULL);
+        SET_BYTES(s, "k", v, n, NEVER);
+        free(v);
+        flip_a_bit_of_the_value_file(path);
+        if (how == 0) {
+            GET_MISSING(s, "k");
+        } else {
+            size_t got = 0;
+            CHECK_RC(backlite_storage_get_chunks(s, K("k"), count_chunk, &got, NULL, &err),
+                     BACKLITE_RESULT_NOT_FOUND);
+            CHECK(got < n);
+        }
+        CHECK_LOOKUPS(s, 0, 1);
+        CHECK(!HAS(s, "k"));
+        backlite_storage_free(s);
+    }
+}
+
+int main(void) {
+    h_begin();
+    RUN(a_reader_that_finds_its_value_damaged_counts_a_miss);
+    RUN(a_get_and_get_chunks_of_a_damaged_value_count_a_miss);
+    return h_end();
+}
