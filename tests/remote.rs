@@ -1028,6 +1028,53 @@ fn until_connected(s: &Storage) {
     }
 }
 
+/// While one thread unlinks the keys whose writes were lost, another thread's look-up
+/// of such a key still skips the remote: the ledger let go of every key when the unlink
+/// was sent, so a get meanwhile read the value the lost delete removes, returned it
+/// and stored it in the file again. The unlink is held by the server (`CLIENT PAUSE
+/// WRITE`: reads go on) so that the order is built, not hoped for.
+#[test]
+fn a_key_being_unlinked_is_not_read_back_meanwhile() {
+    let mut server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = remote_options(&server.url());
+    o.set_remote_timeout(Duration::from_secs(20)).unwrap();
+    let h = Arc::new(machine(&dir, "h.db", &o));
+    h.set(b"k", b"deleted", NEVER).unwrap();
+    // The delete cannot reach the server; the value survives its restart.
+    assert_eq!(server.cli(&["SAVE"]), "OK");
+    server.kill();
+    h.delete(b"k").unwrap();
+    server.restart();
+    past_first_back_off();
+    // The next call unlinks "k" first; the server holds that write.
+    server.cli(&["CLIENT", "PAUSE", "30000", "WRITE"]);
+    let unlinking = {
+        let h = h.clone();
+        std::thread::spawn(move || get(&h, b"other"))
+    };
+    let give_up = Instant::now() + Duration::from_secs(20);
+    while !server
+        .cli(&["INFO", "clients"])
+        .contains("blocked_clients:1")
+    {
+        assert!(
+            Instant::now() < give_up,
+            "the unlink never reached the server"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let read = get(&h, b"k");
+    server.cli(&["CLIENT", "UNPAUSE"]);
+    assert_eq!(unlinking.join().unwrap(), None);
+    assert_eq!(read, None, "the deleted value was read back");
+    assert_eq!(get(&h, b"k"), None);
+    let st = h.remote_stats().unwrap();
+    assert_eq!((st.hits, st.skipped), (0, 1));
+    let other = machine(&dir, "other.db", &remote_options(&server.url()));
+    assert_eq!(get(&other, b"k"), None);
+}
+
 #[test]
 fn a_write_that_never_reached_the_remote_leaves_no_older_value_there() {
     for mode in [RemoteMode::ReadWrite, RemoteMode::WriteBehind] {

@@ -9,7 +9,7 @@
 use super::client::Client;
 use crate::sync::lock;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 use std::sync::Mutex;
 
 /// Keys remembered at most; past that, only a clear of the remote can promise that no
@@ -23,6 +23,10 @@ pub(crate) struct Unsynced {
     any: AtomicBool,
     /// More keys than `MAX_UNSYNCED` were lost: the remote must be cleared.
     overflowed: AtomicBool,
+    /// The process whose flush is under way (0: none). The keys stay remembered until
+    /// their unlink succeeded, so a second flush meanwhile would send them again; one in
+    /// a child made by `fork` is not waited for (no thread of the child runs it).
+    flushing: AtomicU32,
 }
 
 /// The remembered remote keys, by the key they name in any generation: a lost write is
@@ -33,6 +37,23 @@ pub(crate) struct Unsynced {
 struct Lost {
     by_name: HashMap<Vec<u8>, Vec<Vec<u8>>>,
     len: usize,
+}
+
+impl Lost {
+    /// Forgets `redis_key` (unlinked), if it is still remembered.
+    fn remove(&mut self, redis_key: &[u8]) {
+        let name = name_of(redis_key);
+        let Some(same) = self.by_name.get_mut(&name) else {
+            return;
+        };
+        if let Some(i) = same.iter().position(|k| k == redis_key) {
+            same.swap_remove(i);
+            self.len -= 1;
+            if same.is_empty() {
+                self.by_name.remove(&name);
+            }
+        }
+    }
 }
 
 /// `redis_key` without its generation: `<prefix>d{<gen>:<key>}` (the prefix has no
@@ -85,7 +106,10 @@ impl Unsynced {
 
     /// Unlinks the remembered keys with `unlink` (the keys it could not unlink are
     /// kept), but those of a backed-off cluster slot; true if none is left (the others
-    /// are kept for the next call).
+    /// are kept for the next call). Each key is forgotten only once its unlink has
+    /// succeeded: they were all let go when the unlink was sent, and another thread's
+    /// get meanwhile read the value a lost delete removes (and stored it in the file).
+    /// While another thread of the process flushes, false: its keys are still held.
     pub(crate) fn flush(
         &self,
         client: &Client,
@@ -94,19 +118,31 @@ impl Unsynced {
         if !self.any() {
             return true;
         }
-        let (lost, waiting): (Vec<Vec<u8>>, Vec<Vec<u8>>) = {
-            let mut k = lock(&self.keys);
-            self.any.store(false, Relaxed);
-            std::mem::take(&mut *k)
-                .by_name
-                .into_values()
-                .flatten()
-                .partition(|k| !client.slot_of(k).is_some_and(|s| client.slot_backed_off(s)))
+        let me = crate::fork::this_process();
+        if self.flushing.swap(me, Relaxed) == me {
+            return false;
+        }
+        let (lost, waiting): (Vec<Vec<u8>>, Vec<Vec<u8>>) = lock(&self.keys)
+            .by_name
+            .values()
+            .flatten()
+            .cloned()
+            .partition(|k| !client.slot_of(k).is_some_and(|s| client.slot_backed_off(s)));
+        let left = if lost.is_empty() {
+            Vec::new()
+        } else {
+            unlink(&lost)
         };
-        let left = if lost.is_empty() { lost } else { unlink(&lost) };
-        let done = left.is_empty() && waiting.is_empty();
-        self.add(left.into_iter().chain(waiting));
-        done
+        {
+            let left: std::collections::HashSet<&[u8]> = left.iter().map(Vec::as_slice).collect();
+            let mut k = lock(&self.keys);
+            for key in lost.iter().filter(|key| !left.contains(key.as_slice())) {
+                k.remove(key);
+            }
+            self.any.store(k.len > 0, Relaxed);
+        }
+        self.flushing.store(0, Relaxed);
+        left.is_empty() && waiting.is_empty()
     }
 }
 
