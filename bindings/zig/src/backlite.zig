@@ -700,30 +700,12 @@ pub const Storage = struct {
             };
             try setOption(diags, "file_threshold", c.backlite_options_set_file_threshold(opts, bytes));
         }
-        if (options.version_tag) |tag| {
-            var tag_buf: [1024]u8 = undefined;
-            const c_tag = toCString(&tag_buf, tag) orelse {
-                diags.setText(.invalid_argument, "version_tag too long or contains a NUL byte");
-                return error.InvalidArgument;
-            };
-            try setOption(diags, "version_tag", c.backlite_options_set_version_tag(opts, c_tag));
-        }
-        if (options.remote) |url| {
-            var url_buf: [4096]u8 = undefined;
-            const c_url = toCString(&url_buf, url) orelse {
-                diags.setText(.invalid_argument, "remote URL too long or contains a NUL byte");
-                return error.InvalidArgument;
-            };
-            try setOption(diags, "remote", c.backlite_options_set_remote(opts, c_url));
-        }
-        if (options.remote_namespace) |ns| {
-            var ns_buf: [256]u8 = undefined;
-            const c_ns = toCString(&ns_buf, ns) orelse {
-                diags.setText(.invalid_argument, "remote_namespace too long or contains a NUL byte");
-                return error.InvalidArgument;
-            };
-            try setOption(diags, "remote_namespace", c.backlite_options_set_remote_namespace(opts, c_ns));
-        }
+        if (options.version_tag) |tag|
+            try setTextOption(diags, "version_tag", opts, c.backlite_options_set_version_tag, tag);
+        if (options.remote) |url|
+            try setTextOption(diags, "remote", opts, c.backlite_options_set_remote, url);
+        if (options.remote_namespace) |ns|
+            try setTextOption(diags, "remote_namespace", opts, c.backlite_options_set_remote_namespace, ns);
         if (options.remote_timeout_ms) |v|
             try setOption(diags, "remote_timeout_ms", c.backlite_options_set_remote_timeout_ms(opts, v));
         if (options.remote_mode) |m|
@@ -733,6 +715,34 @@ pub const Storage = struct {
         var err: ?*c.backlite_error = null;
         try checkResult(diags, c.backlite_storage_open(c_path, opts, &handle, &err), err);
         return .{ .handle = handle.? };
+    }
+
+    /// Calls the C `setter` with `text` NUL-terminated, whatever its length (the C
+    /// library and the other bindings take a tag of any length): copied into a buffer
+    /// on the stack when it fits, else into memory of the C allocator for the call (the
+    /// library keeps its own copy). A text holding a NUL is `error.InvalidArgument`.
+    fn setTextOption(
+        diags: *Diagnostics,
+        comptime name: []const u8,
+        opts: *c.backlite_options,
+        comptime setter: anytype,
+        text: []const u8,
+    ) Error!void {
+        if (std.mem.indexOfScalar(u8, text, 0) != null) {
+            diags.setText(.invalid_argument, name ++ " contains a NUL byte");
+            return error.InvalidArgument;
+        }
+        var buf: [1024]u8 = undefined;
+        var heap: ?[:0]u8 = null;
+        defer if (heap) |h| std.heap.c_allocator.free(h);
+        const z = toCString(&buf, text) orelse blk: {
+            heap = std.heap.c_allocator.dupeZ(u8, text) catch {
+                diags.setText(.internal, "out of memory");
+                return error.Internal;
+            };
+            break :blk heap.?.ptr;
+        };
+        try setOption(diags, name, setter(opts, z));
     }
 
     fn setOption(diags: *Diagnostics, comptime name: []const u8, r: c.backlite_result) Error!void {

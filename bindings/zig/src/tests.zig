@@ -643,6 +643,37 @@ test "a file persists across handles, and a version tag change drops it" {
     }
 }
 
+test "a version tag of any length opens, as the C library takes it" {
+    // A tag such as a schema's text or digest list may be kilobytes long; the C
+    // library and the other bindings take it as it is.
+    var t = try TempCache.init("cache.db");
+    defer t.deinit();
+    const long = try testing.allocator.alloc(u8, 5000);
+    defer testing.allocator.free(long);
+    @memset(long, 'a');
+    {
+        var cache = try Storage.open(t.path, .{ .version_tag = long });
+        defer cache.deinit();
+        try cache.set("k", "v", .never);
+    }
+    {
+        var cache = try Storage.open(t.path, .{ .version_tag = long });
+        defer cache.deinit();
+        try expectValue(&cache, "k", "v");
+    }
+    long[4999] = 'b';
+    {
+        var cache = try Storage.open(t.path, .{ .version_tag = long });
+        defer cache.deinit();
+        try expectValue(&cache, "k", null);
+    }
+    // A NUL is still refused, whatever the length.
+    long[10] = 0;
+    var diags: backlite.Diagnostics = .{};
+    try testing.expectError(error.InvalidArgument, Storage.open(t.path, .{ .version_tag = long, .diags = &diags }));
+    try testing.expectEqual(backlite.Code.invalid_argument, diags.code);
+}
+
 // ---- memoisation ----
 
 const Counter = struct {
