@@ -1075,6 +1075,54 @@ fn a_key_being_unlinked_is_not_read_back_meanwhile() {
     assert_eq!(get(&other, b"k"), None);
 }
 
+/// A get on one thread while another thread's delete waits for the remote may read
+/// the value the delete removes there (the calls overlap), but must not leave that
+/// value in the file once the delete has returned: a value stored at once (over 1 MiB)
+/// or a waiting one written meanwhile (here by `stats`) stayed, so a key deleted from
+/// both tiers kept being served from the file. The remote's write is held by the server
+/// (`CLIENT PAUSE WRITE`: reads go on).
+#[test]
+fn a_value_read_through_while_a_delete_reaches_the_remote_is_not_kept() {
+    let big = vec![7u8; 2 << 20];
+    for key in [&b"small"[..], b"big"] {
+        let value = if key == b"big" { &big[..] } else { b"small" };
+        let server = RedisServer::start();
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = remote_options(&server.url());
+        o.set_remote_timeout(Duration::from_secs(20)).unwrap();
+        let h = Arc::new(machine(&dir, "h.db", &o));
+        h.set(key, value, NEVER).unwrap();
+        server.cli(&["CLIENT", "PAUSE", "30000", "WRITE"]);
+        let removing = {
+            let h = h.clone();
+            let key = key.to_vec();
+            std::thread::spawn(move || assert!(h.delete(&key).unwrap()))
+        };
+        let give_up = Instant::now() + Duration::from_secs(20);
+        while !server
+            .cli(&["INFO", "clients"])
+            .contains("blocked_clients:1")
+        {
+            assert!(
+                Instant::now() < give_up,
+                "the delete never reached the server"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // The calls overlap: the remote's value may be returned.
+        get(&h, key);
+        h.stats().unwrap(); // writes what waits in memory
+        server.cli(&["CLIENT", "UNPAUSE"]);
+        removing.join().unwrap();
+        let what = String::from_utf8_lossy(key);
+        assert_eq!(
+            get(&h, key).map(|v| v.len()),
+            None,
+            "{what}: the deleted value was kept"
+        );
+    }
+}
+
 #[test]
 fn a_write_that_never_reached_the_remote_leaves_no_older_value_there() {
     for mode in [RemoteMode::ReadWrite, RemoteMode::WriteBehind] {

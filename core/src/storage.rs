@@ -1050,7 +1050,7 @@ impl Storage {
     /// Removes the entry under `key`; returns whether there was a live one.
     pub fn delete(&self, key: &[u8]) -> Result<bool> {
         check_key(key)?;
-        let had_fill = self.forget_fills(Some(key));
+        let (had_fill, _removing) = self.removing(Some(key));
         let found = self.write(|t| {
             let found = t.remove_key(key)?;
             if !found && self.remote.is_some() {
@@ -1059,8 +1059,16 @@ impl Storage {
             Ok(found)
         })?;
         let remote_had = self.delete_through(key);
-        self.forget_fills(Some(key));
         Ok(remote_had || found || had_fill)
+    }
+
+    /// With a remote tier: a delete of `key` (`None`: a clear) begins, and no value read
+    /// through for it is kept until the guard returned drops, after the remote's write
+    /// (remote/fill.rs, `begin_removal`). Whether a fill waiting for it went.
+    fn removing<'a>(&'a self, key: Option<&'a [u8]>) -> (bool, Removing<'a>) {
+        let fills = self.remote.as_ref().map(|_| &self.shared.fills);
+        let had_fill = fills.is_some_and(|f| f.begin_removal(key));
+        (had_fill, Removing { fills, key })
     }
 
     /// After (and before) a write of `key` (`None`: a clear) with a remote tier: the
@@ -1117,6 +1125,7 @@ impl Storage {
 
     /// Removes every entry.
     pub fn clear(&self) -> Result<()> {
+        let _removing = self.removing(None);
         self.write(|t| {
             t.clear()?;
             if self.remote.is_some() {
@@ -1125,7 +1134,6 @@ impl Storage {
             Ok(())
         })?;
         self.clear_through();
-        self.forget_fills(None);
         Ok(())
     }
 
@@ -1294,4 +1302,20 @@ fn claim_file(
         ErrorKind::Io,
         format!("{} kept changing while it was opened", path.display()),
     ))
+}
+
+/// A delete or clear under way (`Storage::removing`), ended when dropped: after the
+/// remote's write, and on an early return or a panic too (left begun, the key would
+/// never be read through into the file again).
+struct Removing<'a> {
+    fills: Option<&'a crate::remote::fill::Fills>,
+    key: Option<&'a [u8]>,
+}
+
+impl Drop for Removing<'_> {
+    fn drop(&mut self) {
+        if let Some(fills) = self.fills {
+            fills.end_removal(self.key);
+        }
+    }
 }

@@ -12,7 +12,11 @@
 //! - **This process's writes**: every write of a key through any handle drops its fill
 //!   (`Txn::remove_key`; `clear` drops all) and bumps `epoch`, again once the write has
 //!   reached the remote too: a remote read that began before a write ends buffers
-//!   nothing (it may have read the remote before the write reached it).
+//!   nothing (it may have read the remote before the write reached it). A delete or
+//!   clear is marked under way from before its local write until its remote one ends
+//!   (`begin_removal`): a read that missed the file after its local write, and found
+//!   the remote's value before the remote's removal, keeps it neither here nor in the
+//!   file (a value over `MAX_DEFERRED` is stored at once, and the fill writer may run).
 //! - **Other processes' writes to the file**: fills are valid only while the file
 //!   stays in one state, `stamp`, apart from this process's own writes. The state is
 //!   the file's `(clock, count, total_size)` (counters.rs), which never repeats: every insert
@@ -112,6 +116,13 @@ struct Inner {
     stamp: Option<FileState>,
     /// Bumped by every write of this process (see the module comment).
     epoch: u64,
+    /// Deletes under way in this process, by key, and clears: from before their local
+    /// write until their remote one is done. A remote read meanwhile may find the value
+    /// they remove there (the calls overlap); what it read is kept neither in memory nor
+    /// in the file. The epoch alone let a read whose ticket was taken after the local
+    /// write store the value before the remote's removal ended, and it stayed.
+    removing: HashMap<Vec<u8>, usize>,
+    clearing: usize,
     writer_running: bool,
     /// The last fill write failed (a read-only or busy file): no writer is started
     /// until a write succeeds.
@@ -122,6 +133,11 @@ impl Inner {
     fn drop_all(&mut self) {
         self.fills.clear();
         self.bytes = 0;
+    }
+
+    /// Whether a delete of `key` or a clear is under way (`removing`).
+    fn removal_under_way(&self, key: &[u8]) -> bool {
+        self.clearing > 0 || (!self.removing.is_empty() && self.removing.contains_key(key))
     }
 
     fn remove(&mut self, key: &[u8]) -> bool {
@@ -212,7 +228,7 @@ impl Fills {
     /// was written meanwhile and there is room.
     pub(crate) fn buffer(&self, key: &[u8], fill: Fill, ticket: Ticket) -> Buffered {
         let mut inner = self.lock_in(ticket.pid);
-        if inner.epoch != ticket.epoch || inner.stamp.is_none() {
+        if inner.epoch != ticket.epoch || inner.stamp.is_none() || inner.removal_under_way(key) {
             return Buffered::Dropped;
         }
         inner.remove(key);
@@ -230,11 +246,41 @@ impl Fills {
         Buffered::Kept
     }
 
-    /// Whether a fill taken with `ticket` would still be kept, in a transaction that
-    /// began in state `start`.
-    pub(crate) fn valid(&self, ticket: Ticket, start: FileState) -> bool {
+    /// Whether a fill of `key` taken with `ticket` would still be kept, in a
+    /// transaction that began in state `start`.
+    pub(crate) fn valid(&self, key: &[u8], ticket: Ticket, start: FileState) -> bool {
         let inner = self.lock_in(ticket.pid);
-        inner.epoch == ticket.epoch && inner.stamp == Some(start)
+        inner.epoch == ticket.epoch && inner.stamp == Some(start) && !inner.removal_under_way(key)
+    }
+
+    /// A delete of `key` (`None`: a clear) by this process begins: as `forget`, and no
+    /// fill of it is kept until `end_removal`.
+    pub(crate) fn begin_removal(&self, key: Option<&[u8]>) -> bool {
+        let mut inner = self.lock();
+        match key {
+            Some(k) => *inner.removing.entry(k.to_vec()).or_default() += 1,
+            None => inner.clearing += 1,
+        }
+        drop(inner);
+        self.forget(key)
+    }
+
+    /// The delete (or clear) `begin_removal` began has reached the remote, or given up.
+    pub(crate) fn end_removal(&self, key: Option<&[u8]>) {
+        let mut inner = self.lock();
+        match key {
+            Some(k) => {
+                if let Some(n) = inner.removing.get_mut(k) {
+                    *n -= 1;
+                    if *n == 0 {
+                        inner.removing.remove(k);
+                    }
+                }
+            }
+            None => inner.clearing = inner.clearing.saturating_sub(1),
+        }
+        drop(inner);
+        self.forget(key);
     }
 
     /// A write of `key` (`None`: a clear) by this process: its fill goes, and remote

@@ -143,7 +143,7 @@ impl Storage {
         let fills = &self.shared.fills;
         // Best effort: a busy or full file still answers with the remote's value.
         let _ = self.write(|t| {
-            let valid = ticket.is_none() || ticket.is_some_and(|k| fills.valid(k, t.start));
+            let valid = ticket.is_none() || ticket.is_some_and(|k| fills.valid(key, k, t.start));
             if !valid || t.has_row(key)? {
                 return Ok(());
             }
