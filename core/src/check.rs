@@ -243,7 +243,8 @@ pub(crate) const ORPHAN_GRACE: std::time::Duration = std::time::Duration::from_s
 /// those older than [`ORPHAN_GRACE`]. Anything else in the folder is left alone.
 /// `removed_here`: the files of rows the caller's transaction removed (entries it
 /// purged as due), which go once it commits: no orphans; nor are those of rows other
-/// writes of this process removed, being unlinked (`FileShared::is_unlinking`).
+/// writes of this process removed, being unlinked (`FileShared::is_unlinking`), nor
+/// those another process's writes removed and hold locked until they unlink them.
 pub(crate) fn sweep(
     shared: &FileShared,
     conn: &Connection,

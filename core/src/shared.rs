@@ -12,6 +12,12 @@ use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// How many files of the rows one write removes it holds open under a shared lock until
+/// they are unlinked (`FileShared::unlinking`): a set, delete or eviction removes a
+/// few; a clear of many files does not hold a descriptor for each (those past this are
+/// left to this process's own record, as before).
+const HELD_UNLINKS: usize = 64;
+
 #[derive(Default)]
 pub(crate) struct FileShared {
     /// The name every connection of this process opens the file by: SQLite names the
@@ -44,7 +50,9 @@ pub(crate) struct FileShared {
     /// The value files of rows removed by this process's writes, from just before
     /// their commit until they are unlinked (after it, once the writer is free): no row
     /// names them, yet they are no orphans, so a sweep leaves them (check.rs `sweep`).
-    unlinking: Mutex<std::collections::HashSet<String>>,
+    /// With each (up to [`HELD_UNLINKS`] a write) the file open under a shared `flock`
+    /// (`ValueFiles::hold`), so that another process's sweep leaves it too.
+    unlinking: Mutex<std::collections::HashMap<String, Option<std::fs::File>>>,
 }
 
 impl FileShared {
@@ -73,13 +81,25 @@ impl FileShared {
     /// Marks `names`, the files of the rows a write is about to commit the removal
     /// of, as being unlinked (see `unlinking`).
     pub fn unlinking(&self, names: &[String]) {
-        if !names.is_empty() {
-            lock(&self.unlinking).extend(names.iter().cloned());
+        if names.is_empty() {
+            return;
         }
+        let files = self.value_files(false).ok().flatten();
+        let held: Vec<_> = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let file = files
+                    .filter(|_| i < HELD_UNLINKS)
+                    .and_then(|f| f.hold(name));
+                (name.clone(), file)
+            })
+            .collect();
+        lock(&self.unlinking).extend(held);
     }
 
     /// Forgets `names` as being unlinked: their write did not commit (its rows still
-    /// name them), or they are gone.
+    /// name them), or they are gone. Closing a held file lets its lock go.
     pub fn forget_unlinking(&self, names: &[String]) {
         if !names.is_empty() {
             let mut unlinking = lock(&self.unlinking);
@@ -92,7 +112,7 @@ impl FileShared {
     /// Whether the value file `name` is one a committed write of this process removed
     /// the row of and that is being unlinked.
     pub fn is_unlinking(&self, name: &str) -> bool {
-        lock(&self.unlinking).contains(name)
+        lock(&self.unlinking).contains_key(name)
     }
 
     /// Removes the value files `names` of rows that committed writes removed, best

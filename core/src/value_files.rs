@@ -32,7 +32,10 @@
 //!   (A file written inside a write transaction, by a batch or a lease, is unlocked
 //!   once written: see `Storage::insert`.)
 //!   A sweep removes only a file whose lock it can take: a live writer's file stays,
-//!   and a dead writer's lock went with its process, so its orphan goes.
+//!   and a dead writer's lock went with its process, so its orphan goes. A write that
+//!   removes rows holds a shared lock on their files from just before its commit
+//!   until it has unlinked them ([`ValueFiles::hold`]): no row names them meanwhile,
+//!   and no other process's sweep takes them for orphans.
 //! - **A transaction that fails removes the files it wrote** ([`Uncommitted`]).
 //! - **A child forked during a set inherits the locked descriptor**: `O_CLOEXEC` only
 //!   closes it on exec. The lock is a `flock` (not an OFD lock), which belongs to the
@@ -814,6 +817,23 @@ impl ValueFiles {
         } else {
             Streamed::Done
         })
+    }
+
+    /// Takes a shared `flock` on the file `name` without waiting, for as long as the
+    /// returned file is open: no sweep of any process can take it (a sweep takes only
+    /// a file whose exclusive lock it can get). What a write holds on the files of the
+    /// rows it removes, from just before its commit until it has unlinked them: no row
+    /// names them meanwhile, and another process's check with repair took them for
+    /// orphans (shared.rs, `unlinking`). `None`: not ours to open, or locked by a
+    /// sweep this instant (then only this process's own record protects it).
+    pub(crate) fn hold(&self, name: &str) -> Option<File> {
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(self.path_named(name))
+            .ok()?;
+        let op = rustix::fs::FlockOperation::NonBlockingLockShared;
+        rustix::fs::flock(&file, op).ok().map(|_| file)
     }
 
     /// Removes the file `name`; a file already gone is fine.
