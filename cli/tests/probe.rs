@@ -968,3 +968,36 @@ fn keys_and_values_that_are_not_utf8_are_taken_as_bytes_from_the_command_line() 
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(d.ok(&["keys", "c.db"]), "(no keys)\n");
 }
+
+/// The README's promise for `--json` (the contract a script piping to jq relies on):
+/// JSON on stdout whenever the file could be read, and on an error (exit 2) nothing on
+/// stdout, only the one line on stderr. Both halves: a cache gives JSON, and a missing
+/// file, a file that is not a cache, an empty file and a bad `--max-size` give none.
+#[test]
+fn json_output_is_json_on_success_and_nothing_on_an_error() {
+    let d = Dir::new();
+    d.ok(&["set", "c.db", "k", "v"]);
+    std::fs::write(d.path("text.txt"), "not a cache\n").unwrap();
+    std::fs::write(d.path("empty.db"), "").unwrap();
+    for command in ["stats", "check", "keys"] {
+        let r = d.run(&[command, "c.db", "--json"]);
+        assert_eq!(r.code, 0, "{command}: {}", r.stderr);
+        for line in r.stdout.lines() {
+            json_of(line);
+        }
+        assert!(!r.stdout.is_empty(), "{command} --json printed nothing");
+        for (file, extra) in [
+            ("missing.db", None),
+            ("text.txt", None),
+            ("empty.db", None),
+            ("c.db", Some("--max-size=lots")),
+        ] {
+            let mut args = vec![command, file, "--json"];
+            args.extend(extra);
+            let r = d.run(&args);
+            assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+            assert_eq!(r.stdout, "", "{args:?} wrote to stdout on an error");
+            one_line_naming(&r.stderr, file);
+        }
+    }
+}
