@@ -34,34 +34,41 @@ pub fn escape(bytes: &[u8]) -> String {
 }
 
 /// A character a terminal shows as nothing or as a plain space, or that reorders or
-/// breaks the line: whitespace other than the space, and Unicode's format characters
-/// (category Cf). Shown, two keys would look alike, and what is shown would not read
-/// back as the key.
+/// breaks the line: whitespace other than the space, Unicode's format characters
+/// (category Cf), the rest of its default-ignorable code points (combining grapheme
+/// joiner, variation selectors, Hangul fillers, the unassigned ones among them) and
+/// the Braille blank. Shown, two keys would look alike, and what is shown would not
+/// read back as the key.
 fn unseen(c: char) -> bool {
     (c.is_whitespace() && c != ' ')
         || matches!(
             c,
             '\u{ad}'
+                | '\u{34f}'
                 | '\u{600}'..='\u{605}'
                 | '\u{61c}'
                 | '\u{6dd}'
                 | '\u{70f}'
                 | '\u{890}'..='\u{891}'
                 | '\u{8e2}'
-                | '\u{180e}'
+                | '\u{115f}'..='\u{1160}'
+                | '\u{17b4}'..='\u{17b5}'
+                | '\u{180b}'..='\u{180f}'
                 | '\u{200b}'..='\u{200f}'
                 | '\u{202a}'..='\u{202e}'
-                | '\u{2060}'..='\u{2064}'
-                | '\u{2066}'..='\u{206f}'
+                | '\u{2060}'..='\u{206f}'
+                | '\u{2800}'
+                | '\u{3164}'
+                | '\u{fe00}'..='\u{fe0f}'
                 | '\u{feff}'
-                | '\u{fff9}'..='\u{fffb}'
+                | '\u{ffa0}'
+                | '\u{fff0}'..='\u{fffb}'
                 | '\u{110bd}'
                 | '\u{110cd}'
                 | '\u{13430}'..='\u{1343f}'
                 | '\u{1bca0}'..='\u{1bca3}'
                 | '\u{1d173}'..='\u{1d17a}'
-                | '\u{e0001}'
-                | '\u{e0020}'..='\u{e007f}'
+                | '\u{e0000}'..='\u{e0fff}'
         )
 }
 

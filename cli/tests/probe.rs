@@ -183,6 +183,49 @@ fn invisible_and_reordering_characters_in_keys_are_escaped_and_read_back() {
     assert!(listed.lines().any(|l| l.ends_with("  é✓ x")), "{listed}");
 }
 
+/// Characters Unicode calls default-ignorable (a terminal draws them as nothing) that
+/// are not format characters, and blanks that are not whitespace, are escaped too:
+/// `a\u{34f}b` (combining grapheme joiner), `a\u{fe0f}b` (a variation selector) and
+/// `a\u{e0100}b` showed as `ab`, and `a\u{3164}b` (Hangul filler) and `a\u{2800}b`
+/// (Braille blank) as `a b`: keys that `get` of what was shown missed.
+#[test]
+fn default_ignorable_and_blank_characters_in_keys_are_escaped_and_read_back() {
+    let d = Dir::new();
+    let keys = [
+        ("a\u{34f}b", r"a\xcd\x8fb"),
+        ("a\u{115f}b", r"a\xe1\x85\x9fb"),
+        ("a\u{17b4}b", r"a\xe1\x9e\xb4b"),
+        ("a\u{180b}b", r"a\xe1\xa0\x8bb"),
+        ("a\u{2065}b", r"a\xe2\x81\xa5b"),
+        ("a\u{2800}b", r"a\xe2\xa0\x80b"),
+        ("a\u{3164}b", r"a\xe3\x85\xa4b"),
+        ("a\u{fe0f}b", r"a\xef\xb8\x8fb"),
+        ("a\u{ffa0}b", r"a\xef\xbe\xa0b"),
+        ("a\u{e0100}b", r"a\xf3\xa0\x84\x80b"),
+    ];
+    for (i, (key, _)) in keys.iter().enumerate() {
+        d.ok(&["set", "c.db", key, &i.to_string()]);
+    }
+    // A combining mark that shows on its letter stays as it is.
+    d.ok(&["set", "c.db", "e\u{301}", "accent"]);
+    let listed = d.ok(&["keys", "c.db"]);
+    for (i, (_, shown)) in keys.iter().enumerate() {
+        assert!(
+            listed.lines().any(|l| l.ends_with(&format!("  {shown}"))),
+            "{shown} not in:\n{listed}"
+        );
+        assert_eq!(
+            d.ok(&["get", "c.db", "-e", shown]),
+            i.to_string(),
+            "{shown}"
+        );
+    }
+    assert!(
+        listed.lines().any(|l| l.ends_with("  e\u{301}")),
+        "{listed}"
+    );
+}
+
 #[test]
 fn an_empty_file_is_not_a_cache_to_commands_that_do_not_store() {
     let d = Dir::new();
