@@ -1044,3 +1044,33 @@ fn json_output_is_json_on_success_and_nothing_on_an_error() {
         }
     }
 }
+
+/// The version tag is the program's text, shown by `stats` like a key: a tag holding a
+/// newline or a terminal escape printed them as they were (a line of its own that
+/// looked like another field, an ESC sequence run by the terminal). It is escaped as
+/// keys are; `--json` keeps it as it is.
+#[test]
+fn stats_escapes_a_version_tag_as_it_escapes_keys() {
+    let d = Dir::new();
+    let tag = "v1\nentries              999\u{1b}[2J";
+    {
+        let mut options = backlite_core::Options::new();
+        options.set_version_tag(tag);
+        backlite_core::Storage::open(d.path("c.db"), &options).unwrap();
+    }
+    let text = d.ok(&["stats", "c.db"]);
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("version tag")
+                && l.ends_with(r"v1\nentries              999\x1b[2J")),
+        "{text}"
+    );
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("entries")).count(),
+        1,
+        "{text}"
+    );
+    let json = json_of(&d.ok(&["stats", "c.db", "--json"]));
+    assert_eq!(json["version_tag"], tag);
+}

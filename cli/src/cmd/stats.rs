@@ -141,7 +141,11 @@ fn to_text(file: &Path, info: &FileInfo, max_size: u64, l: &LifetimeStats) -> St
     line("schema version", info.schema_version.to_string());
     line(
         "version tag",
-        info.version_tag.clone().unwrap_or_else(|| "(none)".into()),
+        // The program's text: escaped as keys are, so that a newline or a terminal
+        // escape in it is seen, not obeyed.
+        info.version_tag
+            .as_deref()
+            .map_or_else(|| "(none)".into(), |tag| escape(tag.as_bytes())),
     );
     let indexes = if info.policy_indexes.is_empty() {
         "none (least/most-recently-used need none)".to_string()
