@@ -554,12 +554,23 @@ fn expires_in(d: &Dir, key: &str) -> Option<serde_json::Value> {
 #[test]
 fn expiries_read_the_human_way_and_refuse_the_impossible() {
     let d = Dir::new();
+    // The time left is read some time after the set: as much as that, not a fixed
+    // second (a loaded machine took more between the two commands).
+    let start = std::time::Instant::now();
     d.ok(&["set", "c.db", "ten", "v", "--expire", "10m"]);
     d.ok(&["set", "c.db", "frac", "v", "--expire", "1.5h"]);
     d.ok(&["set", "c.db", "never", "v", "--expire", "never"]);
     let ms = |k| expires_in(&d, k).unwrap().as_u64().unwrap();
-    assert!((599_000..=600_000).contains(&ms("ten")), "{}", ms("ten"));
-    assert!((5_399_000..=5_400_000).contains(&ms("frac")));
+    let (ten, frac) = (ms("ten"), ms("frac"));
+    let since = start.elapsed().as_millis() as u64 + 1;
+    assert!(
+        (600_000_u64.saturating_sub(since)..=600_000).contains(&ten),
+        "{ten} ({since} ms)"
+    );
+    assert!(
+        (5_400_000_u64.saturating_sub(since)..=5_400_000).contains(&frac),
+        "{frac} ({since} ms)"
+    );
     assert_eq!(expires_in(&d, "never"), Some(serde_json::Value::Null));
     // 0 of any unit is 0: the library's "already expired", which stores nothing and
     // leaves no older value behind.
