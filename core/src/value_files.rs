@@ -410,6 +410,21 @@ fn unfinished_folder(building: &Path, grace: Duration, now: SystemTime) -> bool 
         && MARKER_TEXT.as_bytes().get(..read) == Some(&text[..read])
 }
 
+/// Whether a folder of values owned by `owner` at `dir` may be used: its owner is this
+/// process's user, root, or the cache file's owner. Another user who made it (marker and
+/// all, in a folder both may write, as /tmp) may put any file under the names the
+/// cache's rows give, with the length and CRC-32 they say (a CRC is easily matched),
+/// and such a folder's files were read as the cache's values, and removed as its own.
+fn trusted_owner(dir: &Path, owner: u32) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    if owner == 0 || owner == rustix::process::geteuid().as_raw() {
+        return true;
+    }
+    let name = dir.as_os_str().as_bytes();
+    let cache = &name[..name.len().saturating_sub(FOLDER_SUFFIX.len())]; // see `folder_of`
+    fs::metadata(std::ffi::OsStr::from_bytes(cache)).is_ok_and(|m| m.uid() == owner)
+}
+
 /// Whether the cache at `cache` can have a folder of values: its name leaves room for
 /// the folder's (`<name>.values`, at most [`NAME_MAX`] bytes). SQLite opens a cache
 /// named up to 251 bytes (its `-wal` needs 4 more), so one named 249 to 251 bytes has
@@ -471,11 +486,18 @@ impl ValueFiles {
             return Err(not_ours("is not a folder"));
         }
         match fs::symlink_metadata(dir.join(MARKER)) {
-            Ok(m) if m.file_type().is_file() && m.uid() == meta.uid() => Ok(ValueFiles {
-                real: fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone()),
-                dir,
-                ident: identity(&meta),
-            }),
+            Ok(m) if m.file_type().is_file() && m.uid() == meta.uid() => {
+                if !trusted_owner(&dir, meta.uid()) {
+                    return Err(not_ours(
+                        "belongs to another user than this process or the cache file",
+                    ));
+                }
+                Ok(ValueFiles {
+                    real: fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone()),
+                    dir,
+                    ident: identity(&meta),
+                })
+            }
             // Not "without the marker": this user may not look into the folder.
             Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Err(io_error(
                 format_args!("cannot look into {}", dir.display()),

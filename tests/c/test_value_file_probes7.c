@@ -9,7 +9,9 @@
  * never miss (nor compute), and get, get_chunks and a reader never miss nor mix. A
  * lease taken over before its holder fulfils with a large value leaves no file of it.
  * Under a file size limit (EFBIG), a large set or batch past it is IO and leaves no
- * file, and one under it is stored.
+ * file, and one under it is stored. The one finding: a folder of values another user
+ * made at the cache's place, marker and all, was used (its files read as values and
+ * removed as orphans); it is now refused like a folder without the marker.
  */
 #include "backlite.h"
 #include "harness.h"
@@ -21,6 +23,8 @@
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <grp.h>
 #include <sys/wait.h>
 
 #define THRESHOLD 65536
@@ -460,11 +464,71 @@ static void a_file_size_limit_fails_large_sets_whole(void) {
     CHECK_EQ(CHILD_EXIT_CODE(pid), 0);
 }
 
+#define NOBODY 65534
+
+/* A folder of values another user made at the cache's place, marker and all (in a
+ * folder both may write, as /tmp): that user may put files of any content under the
+ * names the cache's rows give (a CRC-32 is easily matched), so it is never used. A
+ * large set is IO and writes nothing there; what it holds is never read. */
+static void a_folder_another_user_made_is_never_used(void) {
+    if (geteuid() != 0) SKIP("needs root, to act as another user");
+    char dir[PATH_MAX - 64], path[PATH_MAX], marker[PATH_MAX + 400], theirs[PATH_MAX + 400];
+    snprintf(dir, sizeof dir, "%s", tmp_path("shared"));
+    snprintf(path, sizeof path, "%s/c.db", dir);
+    REQUIRE(chmod(h_tmp_root(), 0755) == 0);
+    REQUIRE(mkdir(dir, 0777) == 0);
+    REQUIRE(chmod(dir, 01777) == 0);
+    /* The marker's text, from a folder BackLite made. */
+    const char *model = tmp_path("model.db");
+    backlite_storage *m = OPEN_SET(model, .file_threshold = 4096);
+    REQUIRE(m != NULL);
+    uint8_t *v = h_pattern(100000, 9);
+    SET_BYTES(m, "k", v, 100000, NEVER);
+    backlite_storage_free(m);
+    snprintf(marker, sizeof marker, "%s/BACKLITE-VALUES", folder_of(model));
+    size_t len = 0;
+    uint8_t *text = h_read_file(marker, &len);
+    REQUIRE(text != NULL);
+    snprintf(theirs, sizeof theirs, "%s/v2-0123456789abcdef0123456789abcdef.blv", folder_of(path));
+    fflush(NULL);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        if (setgroups(0, NULL) != 0 || setgid(NOBODY) != 0 || setuid(NOBODY) != 0) _exit(77);
+        umask(0);
+        if (mkdir(folder_of(path), 0777) != 0) child_exit(2);
+        snprintf(marker, sizeof marker, "%s/BACKLITE-VALUES", folder_of(path));
+        if (!h_write_file(marker, text, len)) child_exit(3);
+        if (!h_write_file(theirs, "theirs", 6)) child_exit(4);
+        child_exit(0);
+    }
+    int code = CHILD_EXIT_CODE(pid);
+    if (code == 77) SKIP("cannot drop to user nobody");
+    REQUIRE(code == 0);
+    free(text);
+    backlite_storage *s = OPEN_SET(path, .file_threshold = 4096);
+    REQUIRE(s != NULL);
+    CHECK_RC(backlite_storage_set(s, K("k"), v, 100000, NEVER, &err), BACKLITE_RESULT_IO);
+    CHECK_EQ(value_files(path), 1); /* theirs only */
+    GET_MISSING(s, "k");
+    SET(s, "small", "x");
+    GET_EQ(s, "small", "x");
+    backlite_check_report rep;
+    backlite_error *err = NULL;
+    backlite_result rc = backlite_storage_check(s, 1, &rep, &err);
+    backlite_error_free(err);
+    CHECK(rc == BACKLITE_RESULT_IO || rc == BACKLITE_RESULT_OK);
+    CHECK(h_exists(theirs));
+    backlite_storage_free(s);
+    free(v);
+}
+
 int main(void) {
     h_begin();
     RUN(reads_on_a_full_disk_serve_every_value_whole);
     RUN(every_read_of_a_key_churned_across_thresholds_is_a_whole_hit);
     RUN(a_lost_lease_fulfilled_with_a_large_value_leaves_no_file);
     RUN(a_file_size_limit_fails_large_sets_whole);
+    RUN(a_folder_another_user_made_is_never_used);
     return h_end();
 }
