@@ -146,11 +146,7 @@ fn a_write_lost_in_one_database_of_a_socket_is_undone_there_not_in_another() {
     let socket = sockets.path().join("dbs.sock");
     let socket = socket.to_str().unwrap();
     let server = RedisServer::with_args(&["--unixsocket", socket]);
-    let on_db = |db: u32| {
-        let mut o = remote_options(&format!("redis+unix://{socket}?db={db}"));
-        o.set_remote_timeout(Duration::from_millis(200)).unwrap();
-        o
-    };
+    let on_db = |db: u32| remote_options(&format!("redis+unix://{socket}?db={db}"));
     let dir = tempfile::tempdir().unwrap();
     let one = machine(&dir, "shared.db", &on_db(1));
     let two = machine(&dir, "shared.db", &on_db(2));
@@ -174,7 +170,6 @@ fn a_read_only_handle_does_not_read_back_a_delete_its_neighbour_lost() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let mut o = remote_options(&server.url());
-    o.set_remote_timeout(Duration::from_millis(200)).unwrap();
     let rw = machine(&dir, "shared.db", &o);
     o.set_remote_mode(RemoteMode::ReadOnly);
     let ro = machine(&dir, "shared.db", &o);
@@ -210,11 +205,7 @@ fn a_delete_lost_under_one_spelling_of_the_url_is_not_read_back_under_another() 
     .enumerate()
     {
         let dir = tempfile::tempdir().unwrap();
-        let handle = |url: &str| {
-            let mut o = remote_options(url);
-            o.set_remote_timeout(Duration::from_millis(200)).unwrap();
-            machine(&dir, "shared.db", &o)
-        };
+        let handle = |url: &str| machine(&dir, "shared.db", &remote_options(url));
         let (a, b) = (handle(&server.url()), handle(spelling));
         let key = format!("k{i}");
         a.set(key.as_bytes(), b"old", NEVER).unwrap();
