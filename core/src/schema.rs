@@ -401,8 +401,10 @@ fn remove_stale_log(path: &Path, named_here: impl Fn(&Path) -> bool) -> Result<(
     }
     // Every connection using the log holds a lock on the -shm: a write lock on all of
     // it is had only when none does. Held while both are removed. Another opener
-    // removing the same stale log holds it for a moment only: tried for ~0.1 s.
-    for _ in 0..50 {
+    // removing the same stale log holds it for a moment only, but a moment of a process
+    // descheduled on a loaded machine (six openers at once under valgrind failed at
+    // ~0.1 s): tried for ~1 s.
+    for _ in 0..500 {
         if plain(path) || (!plain(&wal) && !plain(&shm)) {
             return Ok(()); // a cache made meanwhile (its log now), or removed by another
         }
