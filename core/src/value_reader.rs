@@ -40,8 +40,8 @@
 //! that ignores the outcome never has the whole of a damaged value), and so does every
 //! read after it; the entry is removed, as a get removes a damaged one, and the hit
 //! counted at the open becomes a miss (in the handle's and the lifetime counters), as
-//! a get of it counts one. What was read before must be dropped. A value whose file was shortened behind BackLite's back is
-//! damage too, found where the file ends.
+//! a get of it counts one. What was read before must be dropped. A value whose file
+//! was shortened behind BackLite's back is damage too, found where the file ends.
 //!
 //! A reader keeps its storage alive (an `Arc`): it may outlive every other handle on it.
 //! It is `Send`, not `Sync`: one thread at a time. In a child forked while it was open, a
