@@ -477,9 +477,10 @@ pub(crate) fn refuse_anothers_log(name: &Path, named_here: impl Fn(&Path) -> boo
         return Err(in_use());
     }
     let lock = rustix::fs::FlockOperation::NonBlockingLockExclusive;
-    // A connection of another file that is opening or closing holds the log a moment:
-    // looked at for ~0.1 s.
-    for _ in 0..50 {
+    // A connection of another file that is opening or closing holds the log a moment,
+    // but a moment of a process descheduled on a loaded machine can pass 0.1 s (as in
+    // `remove_stale_log`, where six openers under valgrind failed so): looked at for ~1 s.
+    for _ in 0..500 {
         let Ok(file) = open_to_lock(name) else {
             return Ok(());
         };
