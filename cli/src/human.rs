@@ -23,6 +23,8 @@ fn number_len(s: &str) -> usize {
     at
 }
 
+const NANOS_PER_SECOND: u128 = 1_000_000_000;
+
 /// Reads `500ms`, `90s`, `10m`, `1.5h`, `2d`, `1w` or sums of them (`1h30m`); `0`
 /// needs no unit.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -38,7 +40,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if s.bytes().all(|b| b == b'0') {
         return Ok(Duration::ZERO);
     }
-    let mut total = 0f64;
+    // Whole nanoseconds, each term rounded on its own: a decimal that binary cannot
+    // hold (0.57 is 0.569999...) would otherwise lose a nanosecond, and with it, once
+    // cut to milliseconds, a millisecond.
+    let mut total = 0u128;
     let mut rest = s;
     while !rest.is_empty() {
         let (number, after) = rest.split_at(number_len(rest));
@@ -50,23 +55,30 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             .find(|c: char| !c.is_ascii_alphabetic())
             .unwrap_or(after.len());
         let (unit, after) = after.split_at(unit_len);
-        let seconds = match unit {
-            "ms" => 0.001,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            "d" => 86400.0,
-            "w" => 7.0 * 86400.0,
+        let nanos = match unit {
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            "d" => 86400e9,
+            "w" => 7.0 * 86400e9,
             "" => return Err(bad("a unit is missing")),
             _ => return Err(bad(&format!("unknown unit {unit:?}"))),
         };
-        total += value * seconds;
+        let term = value * nanos;
+        if !term.is_finite() || term > 1e21 {
+            return Err(bad("it is too long"));
+        }
+        total += term.round() as u128;
         rest = after.trim_start();
     }
-    if !total.is_finite() || total > 1e12 {
+    if total > 1_000_000_000_000 * NANOS_PER_SECOND {
         return Err(bad("it is too long"));
     }
-    Ok(Duration::from_secs_f64(total))
+    Ok(Duration::new(
+        (total / NANOS_PER_SECOND) as u64,
+        (total % NANOS_PER_SECOND) as u32,
+    ))
 }
 
 /// Writes a duration with its two largest units: `850ms`, `45s`, `10m`, `1h30m`, `2d3h`.
@@ -157,6 +169,16 @@ mod tests {
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("1.5h").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("0.57s").unwrap(), Duration::from_millis(570));
+        assert_eq!(
+            parse_duration("1.005s").unwrap(),
+            Duration::from_millis(1005)
+        );
+        assert_eq!(parse_duration("0.5ms").unwrap(), Duration::from_micros(500));
+        assert_eq!(
+            parse_duration("1m0.5s").unwrap(),
+            Duration::from_millis(60_500)
+        );
         assert!(parse_duration("10").is_err());
         assert!(parse_duration("10x").is_err());
         assert!(parse_duration("").is_err());

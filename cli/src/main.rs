@@ -161,7 +161,15 @@ pub fn parse_expire(text: &str) -> Result<Ttl, String> {
     if text == "never" {
         return Ok(Ttl::Never);
     }
-    human::parse_duration(text).map(Ttl::After)
+    // The library keeps whole milliseconds and cuts a fraction off, so 0.5ms would be
+    // 0, its "already expired", which stores nothing: a lifetime is rounded up to the
+    // next millisecond instead, at least as long as asked and never nothing.
+    human::parse_duration(text).map(|d| {
+        let ms = d.as_nanos().div_ceil(1_000_000);
+        Ttl::After(std::time::Duration::from_millis(
+            u64::try_from(ms).unwrap_or(u64::MAX),
+        ))
+    })
 }
 
 /// clap's usage error as one line: its message, its tips and the usage.

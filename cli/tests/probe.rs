@@ -595,6 +595,37 @@ fn expiries_read_the_human_way_and_refuse_the_impossible() {
 }
 
 #[test]
+fn a_fractional_expiry_is_the_lifetime_asked_for_to_the_millisecond_up() {
+    // The library counts whole milliseconds. A fraction of one was cut off: 0.5ms
+    // became 0, "already expired", so the set stored nothing and exited 0; and a
+    // decimal that binary cannot hold lost its last millisecond (0.57s lived 569 ms).
+    let d = Dir::new();
+    let asked = [
+        ("0.5ms", 1),
+        ("0.0009s", 1),
+        ("0.57s", 570),
+        ("1.005s", 1005),
+        ("4.35s", 4350),
+        ("1.0001s", 1001),
+        ("0.29m", 17_400),
+    ];
+    for (text, ms) in asked {
+        // Each in a file of its own: a later set removes an entry already expired.
+        let file = format!("{}.db", text.replace('.', "_"));
+        d.ok(&["set", &file, text, "v", &format!("--expire={text}")]);
+        let conn = rusqlite::Connection::open(d.path(&file)).unwrap();
+        let lived: Option<i64> = conn
+            .query_row(
+                "SELECT expires_at - set_at FROM entries WHERE key = ?1",
+                [text.as_bytes()],
+                |r| r.get(0),
+            )
+            .ok();
+        assert_eq!(lived, Some(ms), "--expire {text}");
+    }
+}
+
+#[test]
 fn a_prefix_is_taken_literally_and_escapes_only_with_e() {
     let d = Dir::new();
     for key in ["a%b", "axb", "a_b", "a\\b", "a\\x41", "aA", "ab"] {
