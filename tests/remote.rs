@@ -2035,3 +2035,77 @@ fn write_behind_counts_each_set_once_through_an_outage() {
     assert_eq!(st.errors + st.skipped, 10, "{st:?}");
     assert!(st.errors >= 1 && st.writes == 0, "{st:?}");
 }
+
+/// A set that leaves no value under its key (refused as too large, or already expired,
+/// alone or in a `set_many`) removes the remote's older value too. A get on another
+/// thread between the set's local write and the remote's removal may read that older
+/// value (the calls overlap), but must not leave it in the file once the set has
+/// returned: a value stored at once (over 1 MiB) or a waiting one written meanwhile
+/// (here by `stats`) stayed, served from the file after a set that removed it from both
+/// tiers. The remote's write is held by the server (`CLIENT PAUSE WRITE`: reads go on).
+#[test]
+fn a_value_read_through_while_a_set_removes_it_from_the_remote_is_not_kept() {
+    let big = vec![7u8; 2 << 20];
+    let too_large = vec![8u8; 5 << 20];
+    for how in ["too large", "expired", "expired in set_many"] {
+        for key in [&b"small"[..], b"big"] {
+            let value = if key == b"big" { &big[..] } else { b"small" };
+            let server = RedisServer::start();
+            let dir = tempfile::tempdir().unwrap();
+            let mut o = remote_options(&server.url());
+            o.set_remote_timeout(Duration::from_secs(20)).unwrap();
+            o.set_max_size(4 << 20).unwrap();
+            let h = Arc::new(machine(&dir, "h.db", &o));
+            h.set(key, value, NEVER).unwrap();
+            server.cli(&["CLIENT", "PAUSE", "30000", "WRITE"]);
+            let setting = {
+                let (h, key, too_large) = (h.clone(), key.to_vec(), too_large.clone());
+                std::thread::spawn(move || {
+                    let gone = Expiration::After(Duration::ZERO);
+                    match how {
+                        "too large" => assert_eq!(
+                            h.set(&key, &too_large, NEVER).unwrap_err().kind(),
+                            ErrorKind::TooLarge
+                        ),
+                        "expired" => h.set(&key, b"new", gone).unwrap(),
+                        _ => h
+                            .set_many(&[
+                                backlite::Entry {
+                                    key: b"another",
+                                    value: b"v",
+                                    expiration: NEVER,
+                                },
+                                backlite::Entry {
+                                    key: &key,
+                                    value: b"new",
+                                    expiration: gone,
+                                },
+                            ])
+                            .unwrap(),
+                    }
+                })
+            };
+            let give_up = Instant::now() + Duration::from_secs(20);
+            while !server
+                .cli(&["INFO", "clients"])
+                .contains("blocked_clients:1")
+            {
+                assert!(Instant::now() < give_up, "the set never reached the server");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            // The calls overlap: the remote's older value may be returned.
+            get(&h, key);
+            h.stats().unwrap(); // writes what waits in memory
+            server.cli(&["CLIENT", "UNPAUSE"]);
+            setting.join().unwrap();
+            let what = String::from_utf8_lossy(key);
+            assert_eq!(
+                get(&h, key).map(|v| v.len()),
+                None,
+                "{how}, {what}: the removed value was kept"
+            );
+            let other = machine(&dir, "other.db", &remote_options(&server.url()));
+            assert_eq!(get(&other, key).map(|v| v.len()), None, "{how}, {what}");
+        }
+    }
+}

@@ -734,6 +734,9 @@ impl Storage {
     /// refused with [`ErrorKind::TooLarge`] and the older value under `key` is removed.
     pub fn set(&self, key: &[u8], value: &[u8], expiration: Expiration) -> Result<()> {
         check_key(key)?;
+        // Marked as a delete is: a set that leaves no value (too large, already
+        // expired) removes the remote's older one, which a read meanwhile may find.
+        let (_, _writing) = self.removing(Some(key));
         let len = value.len() as u64;
         // Too long for SQLite and not kept in a file: refused before a gigabyte is
         // hashed or copied (a group commit copies it).
@@ -1017,6 +1020,11 @@ impl Storage {
             Error::new(ErrorKind::Internal, format!("no memory for {n} checksums"))
         })?;
         crcs.extend(entries.iter().map(|e| crc32fast::hash(e.value)));
+        // As for `set`: an entry already expired removes the remote's older value.
+        let _writing: Vec<Removing<'_>> = entries
+            .iter()
+            .map(|e| self.removing(Some(e.key)).1)
+            .collect();
         let outcome = self.write(|t| {
             // Inline values go in runs, several rows a statement; any other entry
             // writes the run before it first, to keep the batch's order.
@@ -1065,9 +1073,10 @@ impl Storage {
         Ok(remote_had || found || had_fill)
     }
 
-    /// With a remote tier: a delete of `key` (`None`: a clear) begins, and no value read
-    /// through for it is kept until the guard returned drops, after the remote's write
-    /// (remote/fill.rs, `begin_removal`). Whether a fill waiting for it went.
+    /// With a remote tier: a write of `key` (a set or delete; `None`: a clear) begins,
+    /// and no value read through for it is kept until the guard returned drops, after
+    /// the remote's write (remote/fill.rs, `begin_removal`). Whether a fill waiting for
+    /// it went.
     fn removing<'a>(&'a self, key: Option<&'a [u8]>) -> (bool, Removing<'a>) {
         let fills = self.remote.as_ref().map(|_| &self.shared.fills);
         let had_fill = fills.is_some_and(|f| f.begin_removal(key));
@@ -1307,7 +1316,7 @@ fn claim_file(
     ))
 }
 
-/// A delete or clear under way (`Storage::removing`), ended when dropped: after the
+/// A set, delete or clear under way (`Storage::removing`), ended when dropped: after the
 /// remote's write, and on an early return or a panic too (left begun, the key would
 /// never be read through into the file again).
 struct Removing<'a> {

@@ -12,11 +12,13 @@
 //! - **This process's writes**: every write of a key through any handle drops its fill
 //!   (`Txn::remove_key`; `clear` drops all) and bumps `epoch`, again once the write has
 //!   reached the remote too: a remote read that began before a write ends buffers
-//!   nothing (it may have read the remote before the write reached it). A delete or
-//!   clear is marked under way from before its local write until its remote one ends
-//!   (`begin_removal`): a read that missed the file after its local write, and found
-//!   the remote's value before the remote's removal, keeps it neither here nor in the
-//!   file (a value over `MAX_DEFERRED` is stored at once, and the fill writer may run).
+//!   nothing (it may have read the remote before the write reached it). A set, delete
+//!   or clear is marked under way from before its local write until its remote one
+//!   ends (`begin_removal`): a read that missed the file after its local write, and
+//!   found the remote's value before the remote's removal, keeps it neither here nor
+//!   in the file (a value over `MAX_DEFERRED` is stored at once, and the fill writer
+//!   may run). A set leaves the file no row when its value is refused as too large or
+//!   already expired, and it removes the remote's older value too.
 //! - **Other processes' writes to the file**: fills are valid only while the file
 //!   stays in one state, `stamp`, apart from this process's own writes. The state is
 //!   the file's `(clock, count, total_size)` (counters.rs), which never repeats: every insert
@@ -116,10 +118,10 @@ struct Inner {
     stamp: Option<FileState>,
     /// Bumped by every write of this process (see the module comment).
     epoch: u64,
-    /// Deletes under way in this process, by key, and clears: from before their local
-    /// write until their remote one is done. A remote read meanwhile may find the value
-    /// they remove there (the calls overlap); what it read is kept neither in memory nor
-    /// in the file. The epoch alone let a read whose ticket was taken after the local
+    /// Sets and deletes under way in this process, by key, and clears: from before
+    /// their local write until their remote one is done. A remote read meanwhile may
+    /// find the value they remove there (the calls overlap); what it read is kept
+    /// neither in memory nor in the file. The epoch alone let a read whose ticket was taken after the local
     /// write store the value before the remote's removal ended, and it stayed.
     removing: HashMap<Vec<u8>, usize>,
     clearing: usize,
@@ -253,8 +255,8 @@ impl Fills {
         inner.epoch == ticket.epoch && inner.stamp == Some(start) && !inner.removal_under_way(key)
     }
 
-    /// A delete of `key` (`None`: a clear) by this process begins: as `forget`, and no
-    /// fill of it is kept until `end_removal`.
+    /// A set or delete of `key` (`None`: a clear) by this process begins: as `forget`,
+    /// and no fill of it is kept until `end_removal`.
     pub(crate) fn begin_removal(&self, key: Option<&[u8]>) -> bool {
         let mut inner = self.lock();
         match key {
@@ -265,7 +267,7 @@ impl Fills {
         self.forget(key)
     }
 
-    /// The delete (or clear) `begin_removal` began has reached the remote, or given up.
+    /// The write `begin_removal` began has reached the remote, or given up.
     pub(crate) fn end_removal(&self, key: Option<&[u8]>) {
         let mut inner = self.lock();
         match key {
