@@ -20,6 +20,7 @@
 
 #include "backlite.h"
 #include "harness.h"
+#include "small_disk.h"
 
 static void fill_bytes(uint8_t *v, size_t n, uint64_t seed) {
     for (size_t i = 0; i < n; i++) v[i] = (uint8_t)h_rand(&seed);
@@ -55,21 +56,6 @@ static void expect_full_(const char *file, int line, const char *what, backlite_
         backlite_error_free(err);                                                  \
     } while (0)
 
-/* writes zeros to `path` until the file system refuses more; returns bytes written */
-static size_t fill_up(const char *path) {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) return 0;
-    static uint8_t zeros[65536];
-    size_t total = 0;
-    for (size_t chunk = sizeof zeros; chunk >= 512;) {
-        ssize_t n = write(fd, zeros, chunk);
-        if (n > 0) total += (size_t)n;
-        else chunk /= 2; /* ENOSPC: smaller pieces take the last free pages */
-    }
-    close(fd);
-    return total;
-}
-
 static int32_t compute(void *ud, backlite_sink *sink) {
     (*(int *)ud)++;
     static uint8_t v[4000];
@@ -89,7 +75,7 @@ static void on_a_small_file_system(const char *dir) {
         size_t len = value_of(i, v);
         CHECK_OK(backlite_storage_set(s, K(k), v, len, NEVER, &err));
     }
-    size_t filled = fill_up(filler);
+    size_t filled = fill_up(filler, 0);
     CHECK(filled > 0);
 
     /* writes go on while the log has room, then fail: within 4 MiB of values */
@@ -222,34 +208,6 @@ static void large_values_on_a_small_file_system(const char *dir) {
     backlite_storage_free(s);
     free(v);
     umount(dir);
-}
-
-/* Runs `body` on a tmpfs of `size` (mount(8)'s "size=" syntax) at a new folder, in a
- * private mount namespace of a child process; skips when it cannot be mounted. */
-static void on_a_tmpfs(const char *name, const char *size, void (*body)(const char *dir)) {
-    const char *dir = tmp_path(name);
-    REQUIRE(mkdir(dir, 0755) == 0);
-    pid_t pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        if (unshare(CLONE_NEWNS) != 0 || mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0) {
-            fprintf(stderr, "# private mount namespace: %s\n", strerror(errno));
-            _exit(77);
-        }
-        char options[32];
-        snprintf(options, sizeof options, "size=%s", size);
-        if (mount("tmpfs", dir, "tmpfs", 0, options) != 0) {
-            fprintf(stderr, "# mount tmpfs on %s: %s\n", dir, strerror(errno));
-            _exit(77);
-        }
-        int before = atomic_load(&h_st()->failures);
-        body(dir);
-        _exit(atomic_load(&h_st()->failures) == before ? 0 : 1);
-    }
-    int code = CHILD_EXIT_CODE(pid);
-    if (code == 77)
-        SKIP("cannot mount a small tmpfs here (needs root / CAP_SYS_ADMIN): disk-full behaviour not tested");
-    CHECK_EQ(code, 0);
 }
 
 static void writes_on_a_full_disk_fail_with_io_and_work_again_after(void) {

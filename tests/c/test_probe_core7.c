@@ -160,32 +160,25 @@ static void fill_value(uint8_t *v, size_t len, unsigned key, unsigned version) {
     for (size_t i = 0; i < len; i++) v[i] = (uint8_t)(i * 31u + key * 7u + version * 13u);
 }
 
-/* Ends a forked child; under valgrind through exec, so that the parent's memory it
- * inherited is not reported as its leaks (1 for any failure there). */
-__attribute__((noreturn)) static void child_exit(int code) {
-    if (h_under_valgrind()) execl(code == 0 ? "/bin/true" : "/bin/false", "child", (char *)NULL);
-    _exit(code);
-}
-
 /* The checker: checks with and without repair until the writer says it is done (a
  * byte on `done_fd`); exits 1 for a damaged entry, 2 for a failed call, 3 for a check
  * that did not find the cache healthy or repaired anything. */
 __attribute__((noreturn)) static void checker(const char *path, int done_fd, int *repaired_out_fd) {
     backlite_storage *s = NULL;
-    if (backlite_storage_open(path, NULL, &s, NULL) != BACKLITE_RESULT_OK) child_exit(2);
+    if (backlite_storage_open(path, NULL, &s, NULL) != BACKLITE_RESULT_OK) h_child_exit(2);
     unsigned repaired = 0;
     for (unsigned i = 0;; i++) {
         backlite_check_report rep;
-        if (backlite_storage_check(s, (int32_t)(i % 4 != 0), &rep, NULL) != BACKLITE_RESULT_OK) child_exit(2);
-        if (rep.damaged != 0 || rep.integrity_ok != 1) child_exit(1);
+        if (backlite_storage_check(s, (int32_t)(i % 4 != 0), &rep, NULL) != BACKLITE_RESULT_OK) h_child_exit(2);
+        if (rep.damaged != 0 || rep.integrity_ok != 1) h_child_exit(1);
         repaired += rep.repaired ? 1 : 0;
-        if (rep.healthy != 1 || rep.orphan_values != 0) child_exit(3);
+        if (rep.healthy != 1 || rep.orphan_values != 0) h_child_exit(3);
         char c;
         if (read(done_fd, &c, 1) == 1) break;
     }
     backlite_storage_free(s);
-    if (write(*repaired_out_fd, &repaired, sizeof repaired) != (ssize_t)sizeof repaired) child_exit(2);
-    child_exit(0);
+    if (write(*repaired_out_fd, &repaired, sizeof repaired) != (ssize_t)sizeof repaired) h_child_exit(2);
+    h_child_exit(0);
 }
 
 static void a_check_beside_another_process_writing_large_values_finds_it_healthy(void) {

@@ -13,13 +13,6 @@
 
 #define THRESHOLD 4096
 
-/* Ends a forked child with `code`; under valgrind through exec, so that what the child
- * inherited and never freed (its parent's handles) is not reported as its leaks. */
-__attribute__((noreturn)) static void child_exit(int code) {
-    if (h_under_valgrind()) execl(code == 0 ? "/bin/true" : "/bin/false", "child", (char *)NULL);
-    _exit(code);
-}
-
 static uint64_t orphans(backlite_storage *s) {
     backlite_check_report rep;
     memset(&rep, 0, sizeof rep);
@@ -307,11 +300,11 @@ static void a_child_forked_while_a_reader_reads_ahead_opens_the_cache(void) {
             alarm(20); /* a hang is a failure, not a stuck test */
             backlite_storage *c = NULL;
             backlite_buf b = {0};
-            if (backlite_storage_open(path, NULL, &c, NULL) != BACKLITE_RESULT_OK) child_exit(3);
-            if (backlite_storage_get(c, K("small"), &b, NULL, NULL) != BACKLITE_RESULT_OK) child_exit(4);
+            if (backlite_storage_open(path, NULL, &c, NULL) != BACKLITE_RESULT_OK) h_child_exit(3);
+            if (backlite_storage_get(c, K("small"), &b, NULL, NULL) != BACKLITE_RESULT_OK) h_child_exit(4);
             backlite_buf_free(&b);
             backlite_storage_free(c);
-            child_exit(0);
+            h_child_exit(0);
         }
         int code = CHILD_EXIT_CODE(pid);
         CHECK_EQ(code, 0);
@@ -351,9 +344,9 @@ static void a_vacuum_beside_an_open_reader_holds_up_no_other_writer(void) {
         backlite_options *o = backlite_options_new();
         backlite_options_set_busy_timeout_ms(o, 800);
         backlite_storage *c = NULL;
-        if (backlite_storage_open(path, o, &c, NULL) != BACKLITE_RESULT_OK) child_exit(3);
+        if (backlite_storage_open(path, o, &c, NULL) != BACKLITE_RESULT_OK) h_child_exit(3);
         backlite_options_free(o);
-        if (write(ready[1], "r", 1) != 1) child_exit(4);
+        if (write(ready[1], "r", 1) != 1) h_child_exit(4);
         /* Sets for about a second and a half, while the vacuum tries. */
         for (int i = 0; i < 30; i++) {
             char key[16];
@@ -362,12 +355,12 @@ static void a_vacuum_beside_an_open_reader_holds_up_no_other_writer(void) {
             backlite_result rc = backlite_storage_set(c, K(key), (const uint8_t *)"x", 1, NEVER, &e);
             if (rc != BACKLITE_RESULT_OK) {
                 fprintf(stderr, "set %d beside the vacuum: %s\n", i, e ? backlite_error_message(e) : "?");
-                child_exit(5);
+                h_child_exit(5);
             }
             h_sleep_ms(50);
         }
         backlite_storage_free(c);
-        child_exit(0);
+        h_child_exit(0);
     }
     close(ready[1]);
     char c;

@@ -12,6 +12,7 @@
  */
 #include "backlite.h"
 #include "harness.h"
+#include "small_disk.h"
 #include "value_folder.h"
 
 #include <sched.h>
@@ -19,13 +20,6 @@
 #include <sys/wait.h>
 
 #define THRESHOLD 4096
-
-/* Ends a forked child with `code`; under valgrind through exec, so that what the child
- * inherited from the parent is not counted as its leaks. */
-__attribute__((noreturn)) static void child_exit(int code) {
-    if (h_under_valgrind()) execl(code == 0 ? "/bin/true" : "/bin/false", "child", (char *)NULL);
-    _exit(code);
-}
 
 static backlite_storage *open_threshold(const char *path, uint64_t max_size) {
     return OPEN_SET(path, .max_size = max_size, .file_threshold = THRESHOLD);
@@ -146,24 +140,24 @@ static void two_writers_of_one_key_leave_one_file(void) {
         kids[i] = fork();
         if (kids[i] == 0) {
             backlite_storage *c = open_threshold(path, 1u << 30);
-            if (!c) child_exit(3);
+            if (!c) h_child_exit(3);
             size_t len = 50000 + 1000 * (size_t)i;
             uint8_t *v = malloc(len);
             memset(v, 'a' + i, len);
             for (int r = 0; r < rounds; r++) {
                 backlite_error *e = NULL;
-                if (backlite_storage_set(c, K("k"), v, len, NEVER, &e) != BACKLITE_RESULT_OK) child_exit(4);
+                if (backlite_storage_set(c, K("k"), v, len, NEVER, &e) != BACKLITE_RESULT_OK) h_child_exit(4);
                 backlite_buf b = {0};
                 backlite_result rc = backlite_storage_get(c, K("k"), &b, NULL, &e);
-                if (rc != BACKLITE_RESULT_OK) child_exit(5);
+                if (rc != BACKLITE_RESULT_OK) h_child_exit(5);
                 for (size_t j = 1; j < b.len; j++)
-                    if (b.data[j] != b.data[0]) child_exit(6);
-                if (b.len != 50000 + 1000 * (size_t)(b.data[0] - 'a')) child_exit(7);
+                    if (b.data[j] != b.data[0]) h_child_exit(6);
+                if (b.len != 50000 + 1000 * (size_t)(b.data[0] - 'a')) h_child_exit(7);
                 backlite_buf_free(&b);
             }
             free(v);
             backlite_storage_free(c);
-            child_exit(0);
+            h_child_exit(0);
         }
     }
     for (int i = 0; i < 2; i++) {
@@ -188,28 +182,28 @@ static void two_writers_of_one_key_leave_one_file(void) {
  * can (overwrites, deletes, check with repair, vacuum), then writes a byte down `done`. */
 __attribute__((noreturn)) static void changer(const char *path, int64_t threshold, size_t len, int go, int done) {
     char c;
-    if (read(go, &c, 1) != 1) child_exit(3);
+    if (read(go, &c, 1) != 1) h_child_exit(3);
     backlite_storage *s = OPEN_SET(path, .max_size = 1u << 30, .file_threshold = threshold, .busy_timeout_ms = 300);
-    if (!s) child_exit(3);
+    if (!s) h_child_exit(3);
     uint8_t *w = h_pattern(len, 99);
     for (int i = 0; i < 20; i++) {
         w[0] = (uint8_t)i;
         backlite_error *e = NULL;
-        if (backlite_storage_set(s, K("k"), w, len, NEVER, &e) != BACKLITE_RESULT_OK) child_exit(4);
+        if (backlite_storage_set(s, K("k"), w, len, NEVER, &e) != BACKLITE_RESULT_OK) h_child_exit(4);
     }
     backlite_error *e = NULL;
-    if (backlite_storage_delete(s, K("k"), &e) != BACKLITE_RESULT_OK) child_exit(5);
+    if (backlite_storage_delete(s, K("k"), &e) != BACKLITE_RESULT_OK) h_child_exit(5);
     backlite_check_report rep;
-    if (backlite_storage_check(s, 1, &rep, &e) != BACKLITE_RESULT_OK) child_exit(6);
+    if (backlite_storage_check(s, 1, &rep, &e) != BACKLITE_RESULT_OK) h_child_exit(6);
     backlite_result rc = backlite_storage_vacuum(s, &e);
-    if (rc != BACKLITE_RESULT_OK && rc != BACKLITE_RESULT_BUSY) child_exit(7);
+    if (rc != BACKLITE_RESULT_OK && rc != BACKLITE_RESULT_BUSY) h_child_exit(7);
     backlite_error_free(e);
     e = NULL;
-    if (backlite_storage_set(s, K("k"), w, len, NEVER, &e) != BACKLITE_RESULT_OK) child_exit(8);
+    if (backlite_storage_set(s, K("k"), w, len, NEVER, &e) != BACKLITE_RESULT_OK) h_child_exit(8);
     free(w);
     backlite_storage_free(s);
-    if (write(done, "x", 1) != 1) child_exit(9);
-    child_exit(0);
+    if (write(done, "x", 1) != 1) h_child_exit(9);
+    h_child_exit(0);
 }
 
 typedef struct {
@@ -362,21 +356,6 @@ static void aged_foreign_things_stay_through_every_remover(void) {
 }
 
 
-static size_t fill_up(const char *path, size_t leave) {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) return 0;
-    static uint8_t zeros[65536];
-    size_t total = 0;
-    for (size_t chunk = sizeof zeros; chunk >= 512;) {
-        ssize_t n = write(fd, zeros, chunk);
-        if (n > 0) total += (size_t)n;
-        else chunk /= 2;
-    }
-    if (leave > 0 && ftruncate(fd, (off_t)(total > leave ? total - leave : 0)) != 0) total = 0;
-    close(fd);
-    return total;
-}
-
 static int32_t compute_big(void *ud, backlite_sink *sink) {
     (*(int *)ud)++;
     static uint8_t v[1 << 20];
@@ -452,26 +431,6 @@ static void full_disk_body(const char *dir) {
     backlite_storage_free(s);
     free(v);
     umount(dir);
-}
-
-static void on_a_tmpfs(const char *name, const char *size, void (*body)(const char *dir)) {
-    const char *dir = tmp_path(name);
-    REQUIRE(mkdir(dir, 0755) == 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        if (unshare(CLONE_NEWNS) != 0 || mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0) _exit(77);
-        char options[32];
-        snprintf(options, sizeof options, "size=%s", size);
-        if (mount("tmpfs", dir, "tmpfs", 0, options) != 0) _exit(77);
-        int before = atomic_load(&h_st()->failures);
-        body(dir);
-        _exit(atomic_load(&h_st()->failures) == before ? 0 : 1);
-    }
-    int code = CHILD_EXIT_CODE(pid);
-    if (code == 77) SKIP("cannot mount a small tmpfs here (needs root / CAP_SYS_ADMIN): not tested");
-    CHECK_EQ(code, 0);
 }
 
 static void large_writes_on_a_full_disk_fail_whole_and_leave_nothing(void) { on_a_tmpfs("full", "8m", full_disk_body); }

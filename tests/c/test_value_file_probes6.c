@@ -13,6 +13,7 @@
  */
 #include "backlite.h"
 #include "harness.h"
+#include "small_disk.h"
 #include "value_folder.h"
 
 #include <sched.h>
@@ -22,13 +23,6 @@
 #define THRESHOLD 4096
 #define KEYS 8
 #define LIMIT 1500000
-
-/* Ends a forked child with `code`; under valgrind through exec, so that what the child
- * inherited from the parent is not counted as its leaks. */
-__attribute__((noreturn)) static void child_exit(int code) {
-    if (h_under_valgrind()) execl(code == 0 ? "/bin/true" : "/bin/false", "child", (char *)NULL);
-    _exit(code);
-}
 
 /* A value that says whose it is: its key's number, its length and the seed of its
  * bytes in its first 16 bytes, so that a value of another key, another set or a mix of
@@ -93,9 +87,9 @@ static backlite_storage *open_at(const char *path, int64_t threshold) {
 /* One writer's random steps on keys k0..k7; exits non-zero at the first wrong answer. */
 __attribute__((noreturn)) static void writer(const char *path, int64_t threshold, uint64_t seed, int steps) {
     backlite_storage *s = open_at(path, threshold);
-    if (s == NULL) child_exit(3);
+    if (s == NULL) h_child_exit(3);
     uint8_t *v = malloc(sizes[sizeof sizes / sizeof sizes[0] - 1]);
-    if (v == NULL) child_exit(3);
+    if (v == NULL) h_child_exit(3);
     for (int i = 0; i < steps; i++) {
         uint32_t k = (uint32_t)h_rand_below(&seed, KEYS);
         char key[16];
@@ -107,21 +101,21 @@ __attribute__((noreturn)) static void writer(const char *path, int64_t threshold
             size_t len = sizes[h_rand_below(&seed, sizeof sizes / sizeof sizes[0])];
             fill(v, len, k, seed);
             int64_t exp = h_rand_below(&seed, 8) == 0 ? 1 : NEVER;
-            if (backlite_storage_set(s, K(key), v, len, exp, &e) != BACKLITE_RESULT_OK) child_exit(10);
+            if (backlite_storage_set(s, K(key), v, len, exp, &e) != BACKLITE_RESULT_OK) h_child_exit(10);
         } else if (op < 9) {
             rc = backlite_storage_delete(s, K(key), &e);
-            if (rc != BACKLITE_RESULT_OK && rc != BACKLITE_RESULT_NOT_FOUND) child_exit(11);
+            if (rc != BACKLITE_RESULT_OK && rc != BACKLITE_RESULT_NOT_FOUND) h_child_exit(11);
         } else if (op < 12) {
             backlite_buf b = {0};
             rc = backlite_storage_get(s, K(key), &b, NULL, &e);
-            if (rc == BACKLITE_RESULT_OK && !whole(b.data, b.len, k)) child_exit(12);
-            if (rc != BACKLITE_RESULT_OK && rc != BACKLITE_RESULT_NOT_FOUND) child_exit(13);
+            if (rc == BACKLITE_RESULT_OK && !whole(b.data, b.len, k)) h_child_exit(12);
+            if (rc != BACKLITE_RESULT_OK && rc != BACKLITE_RESULT_NOT_FOUND) h_child_exit(13);
             backlite_buf_free(&b);
         } else if (op < 14) {
             gathered g = {0};
             rc = backlite_storage_get_chunks(s, K(key), gather, &g, NULL, &e);
-            if (rc == BACKLITE_RESULT_OK && !whole(g.buf, g.len, k)) child_exit(14);
-            if (rc != BACKLITE_RESULT_OK && rc != BACKLITE_RESULT_NOT_FOUND) child_exit(15);
+            if (rc == BACKLITE_RESULT_OK && !whole(g.buf, g.len, k)) h_child_exit(14);
+            if (rc != BACKLITE_RESULT_OK && rc != BACKLITE_RESULT_NOT_FOUND) h_child_exit(15);
             free(g.buf);
         } else if (op < 16) {
             backlite_value_reader *r = NULL;
@@ -132,14 +126,14 @@ __attribute__((noreturn)) static void writer(const char *path, int64_t threshold
                 size_t got = 0, n = 0;
                 do {
                     size_t cap = size + 1 - got < 7000 ? size + 1 - got : 7000;
-                    if (backlite_value_reader_read(r, buf + got, cap, &n, &e) != BACKLITE_RESULT_OK) child_exit(16);
+                    if (backlite_value_reader_read(r, buf + got, cap, &n, &e) != BACKLITE_RESULT_OK) h_child_exit(16);
                     got += n;
                 } while (n > 0);
-                if (got != size || !whole(buf, got, k)) child_exit(17);
+                if (got != size || !whole(buf, got, k)) h_child_exit(17);
                 free(buf);
                 backlite_value_reader_free(r);
             } else if (rc != BACKLITE_RESULT_NOT_FOUND) {
-                child_exit(18);
+                h_child_exit(18);
             }
         } else if (op < 18) {
             backlite_entry batch[3];
@@ -155,30 +149,30 @@ __attribute__((noreturn)) static void writer(const char *path, int64_t threshold
             }
             rc = backlite_storage_set_many(s, batch, 3, &e);
             for (int j = 0; j < 3; j++) free(vs[j]);
-            if (rc != BACKLITE_RESULT_OK) child_exit(19);
+            if (rc != BACKLITE_RESULT_OK) h_child_exit(19);
         } else if (op < 19) {
             backlite_check_report rep;
             int32_t repair = (int32_t)h_rand_below(&seed, 2);
-            if (backlite_storage_check(s, repair, &rep, &e) != BACKLITE_RESULT_OK) child_exit(20);
+            if (backlite_storage_check(s, repair, &rep, &e) != BACKLITE_RESULT_OK) h_child_exit(20);
             /* Only a check that reads: one with repair may take the file of a row
                another process has just removed, before that process unlinks it, for
                an orphan (the known window of 6956cee). */
-            if (!repair && rep.healthy != 1) child_exit(21);
+            if (!repair && rep.healthy != 1) h_child_exit(21);
         } else if (h_rand_below(&seed, 5) == 0) {
             rc = backlite_storage_vacuum(s, &e);
-            if (rc != BACKLITE_RESULT_OK && rc != BACKLITE_RESULT_BUSY) child_exit(22);
+            if (rc != BACKLITE_RESULT_OK && rc != BACKLITE_RESULT_BUSY) h_child_exit(22);
         } else if (h_rand_below(&seed, 3) == 0) {
-            if (backlite_storage_clear(s, &e) != BACKLITE_RESULT_OK) child_exit(23);
+            if (backlite_storage_clear(s, &e) != BACKLITE_RESULT_OK) h_child_exit(23);
         } else {
             backlite_storage_free(s);
             s = open_at(path, threshold);
-            if (s == NULL) child_exit(24);
+            if (s == NULL) h_child_exit(24);
         }
         backlite_error_free(e);
     }
     free(v);
     backlite_storage_free(s);
-    child_exit(0);
+    h_child_exit(0);
 }
 
 static void writers_of_three_thresholds_one_killed_leave_whole_values_and_exact_counters(void) {
@@ -474,21 +468,6 @@ static void a_write_that_cannot_take_the_lock_leaves_no_file(void) {
     free(w);
 }
 
-static size_t fill_up(const char *path, size_t leave) {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) return 0;
-    static uint8_t zeros[65536];
-    size_t total = 0;
-    for (size_t chunk = sizeof zeros; chunk >= 512;) {
-        ssize_t n = write(fd, zeros, chunk);
-        if (n > 0) total += (size_t)n;
-        else chunk /= 2;
-    }
-    if (leave > 0 && ftruncate(fd, (off_t)(total > leave ? total - leave : 0)) != 0) total = 0;
-    close(fd);
-    return total;
-}
-
 /* Sets with room left for the value file and 0 to 476 KiB more: each is IO or whole,
  * the older value stays on IO, and no file is left either way. */
 static void slack_body(const char *dir) {
@@ -538,24 +517,7 @@ static void slack_body(const char *dir) {
     umount(dir);
 }
 
-static void sets_on_a_nearly_full_disk_fail_whole_at_every_slack(void) {
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", tmp_path("slack"));
-    REQUIRE(mkdir(dir, 0755) == 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        if (unshare(CLONE_NEWNS) != 0 || mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0) _exit(77);
-        if (mount("tmpfs", dir, "tmpfs", 0, "size=6m") != 0) _exit(77);
-        int before = atomic_load(&h_st()->failures);
-        slack_body(dir);
-        _exit(atomic_load(&h_st()->failures) == before ? 0 : 1);
-    }
-    int code = CHILD_EXIT_CODE(pid);
-    if (code == 77) SKIP("cannot mount a small tmpfs here (needs root / CAP_SYS_ADMIN): not tested");
-    CHECK_EQ(code, 0);
-}
+static void sets_on_a_nearly_full_disk_fail_whole_at_every_slack(void) { on_a_tmpfs("slack", "6m", slack_body); }
 
 /* An expired file value read any way (or passed by a write, or a repair): a miss, its
  * file gone at once, the counters without it. */

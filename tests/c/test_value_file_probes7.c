@@ -15,6 +15,7 @@
  */
 #include "backlite.h"
 #include "harness.h"
+#include "small_disk.h"
 #include "value_folder.h"
 
 #include <dirent.h>
@@ -29,50 +30,8 @@
 
 #define THRESHOLD 65536
 
-/* Ends a forked child with `code`; under valgrind through exec, so that what the child
- * inherited from the parent is not counted as its leaks. */
-__attribute__((noreturn)) static void child_exit(int code) {
-    if (h_under_valgrind()) execl(code == 0 ? "/bin/true" : "/bin/false", "child", (char *)NULL);
-    _exit(code);
-}
 #define BIG 300000
 #define MID 30000
-
-static size_t fill_up(const char *path, size_t leave) {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) return 0;
-    static uint8_t zeros[65536];
-    size_t total = 0;
-    for (size_t chunk = sizeof zeros; chunk >= 512;) {
-        ssize_t n = write(fd, zeros, chunk);
-        if (n > 0) total += (size_t)n;
-        else chunk /= 2;
-    }
-    if (leave > 0 && ftruncate(fd, (off_t)(total > leave ? total - leave : 0)) != 0) total = 0;
-    close(fd);
-    return total;
-}
-
-static void on_a_tmpfs(const char *name, const char *size, void (*body)(const char *dir)) {
-    const char *dir = tmp_path(name);
-    REQUIRE(mkdir(dir, 0755) == 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        if (unshare(CLONE_NEWNS) != 0 || mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0) _exit(77);
-        char options[32];
-        snprintf(options, sizeof options, "size=%s", size);
-        if (mount("tmpfs", dir, "tmpfs", 0, options) != 0) _exit(77);
-        int before = atomic_load(&h_st()->failures);
-        body(dir);
-        umount2(dir, MNT_DETACH);
-        _exit(atomic_load(&h_st()->failures) == before ? 0 : 1);
-    }
-    int code = CHILD_EXIT_CODE(pid);
-    if (code == 77) SKIP("cannot mount a small tmpfs here (needs root / CAP_SYS_ADMIN): not tested");
-    CHECK_EQ(code, 0);
-}
 
 typedef struct {
     const uint8_t *want;
@@ -235,16 +194,16 @@ __attribute__((noreturn)) static void churn_writer(const char *path, int64_t thr
     if (!o || backlite_options_set_file_threshold(o, threshold) != BACKLITE_RESULT_OK ||
         backlite_options_set_busy_timeout_ms(o, 20000) != BACKLITE_RESULT_OK ||
         backlite_storage_open(path, o, &s, &e) != BACKLITE_RESULT_OK)
-        child_exit(3);
+        h_child_exit(3);
     backlite_options_free(o);
     uint8_t *v = malloc(CLEN);
-    if (!v) child_exit(3);
+    if (!v) h_child_exit(3);
     memset(v, fill, CLEN);
     for (int i = 0; i < times; i++)
-        if (backlite_storage_set(s, K("same"), v, CLEN, NEVER, &e) != BACKLITE_RESULT_OK) child_exit(4);
+        if (backlite_storage_set(s, K("same"), v, CLEN, NEVER, &e) != BACKLITE_RESULT_OK) h_child_exit(4);
     free(v);
     backlite_storage_free(s);
-    child_exit(0);
+    h_child_exit(0);
 }
 
 static bool cwhole(const uint8_t *b, size_t len) {
@@ -459,7 +418,7 @@ static void a_file_size_limit_fails_large_sets_whole(void) {
     if (pid == 0) {
         int before = atomic_load(&h_st()->failures);
         file_size_limit_body(path);
-        child_exit(atomic_load(&h_st()->failures) == before ? 0 : 1);
+        h_child_exit(atomic_load(&h_st()->failures) == before ? 0 : 1);
     }
     CHECK_EQ(CHILD_EXIT_CODE(pid), 0);
 }
@@ -496,11 +455,11 @@ static void a_folder_another_user_made_is_never_used(void) {
     if (pid == 0) {
         if (setgroups(0, NULL) != 0 || setgid(NOBODY) != 0 || setuid(NOBODY) != 0) _exit(77);
         umask(0);
-        if (mkdir(folder_of(path), 0777) != 0) child_exit(2);
+        if (mkdir(folder_of(path), 0777) != 0) h_child_exit(2);
         snprintf(marker, sizeof marker, "%s/BACKLITE-VALUES", folder_of(path));
-        if (!h_write_file(marker, text, len)) child_exit(3);
-        if (!h_write_file(theirs, "theirs", 6)) child_exit(4);
-        child_exit(0);
+        if (!h_write_file(marker, text, len)) h_child_exit(3);
+        if (!h_write_file(theirs, "theirs", 6)) h_child_exit(4);
+        h_child_exit(0);
     }
     int code = CHILD_EXIT_CODE(pid);
     if (code == 77) SKIP("cannot drop to user nobody");
