@@ -8,6 +8,7 @@
 #include "backlite.h"
 #include "harness.h"
 #include "value_folder.h"
+#include "churn.h"
 
 #include <pthread.h>
 
@@ -16,46 +17,6 @@
 
 static backlite_storage *open_cache(const char *path) {
     return OPEN_SET(path, .max_size = 1u << 30, .file_threshold = THRESHOLD, .busy_timeout_ms = 20000);
-}
-
-/* A child: sets "same" to LEN bytes of `fill`, `times` times. */
-__attribute__((noreturn)) static void overwrite(const char *path, uint8_t fill, int times) {
-    backlite_storage *s = NULL;
-    backlite_error *e = NULL;
-    backlite_options *o = backlite_options_new();
-    if (!o || backlite_options_set_file_threshold(o, THRESHOLD) != BACKLITE_RESULT_OK ||
-        backlite_options_set_busy_timeout_ms(o, 20000) != BACKLITE_RESULT_OK ||
-        backlite_storage_open(path, o, &s, &e) != BACKLITE_RESULT_OK)
-        _exit(3);
-    backlite_options_free(o);
-    uint8_t *v = malloc(LEN);
-    if (!v) _exit(3);
-    memset(v, fill, LEN);
-    for (int i = 0; i < times; i++)
-        if (backlite_storage_set(s, K("same"), v, LEN, NEVER, &e) != BACKLITE_RESULT_OK) _exit(4);
-    free(v);
-    backlite_storage_free(s);
-    _exit(0);
-}
-
-static bool whole(const uint8_t *b, size_t len) {
-    if (len != LEN || (b[0] != 'A' && b[0] != 'B' && b[0] != 'S')) return false;
-    for (size_t i = 1; i < len; i++)
-        if (b[i] != b[0]) return false;
-    return true;
-}
-
-typedef struct {
-    uint8_t *bytes;
-    size_t len;
-} gathered;
-
-static int32_t gather(void *user, const uint8_t *chunk, size_t len) {
-    gathered *g = user;
-    if (g->len + len > LEN) return 1;
-    memcpy(g->bytes + g->len, chunk, len);
-    g->len += len;
-    return 0;
 }
 
 static void every_read_of_a_key_overwritten_by_four_processes_is_a_whole_hit(void) {
@@ -74,7 +35,7 @@ static void every_read_of_a_key_overwritten_by_four_processes_is_a_whole_hit(voi
     for (int c = 0; c < 4; c++) {
         pids[c] = fork();
         REQUIRE(pids[c] >= 0);
-        if (pids[c] == 0) overwrite(path, c % 2 ? 'B' : 'A', times);
+        if (pids[c] == 0) churn_overwrite(path, THRESHOLD, LEN, c % 2 ? 'B' : 'A', times);
     }
     s = open_cache(path);
     REQUIRE(s != NULL);
@@ -88,14 +49,14 @@ static void every_read_of_a_key_overwritten_by_four_processes_is_a_whole_hit(voi
         case 0: {
             backlite_buf b = {0};
             rc = backlite_storage_get(s, K("same"), &b, NULL, &e);
-            if (rc == BACKLITE_RESULT_OK && !whole(b.data, b.len)) wrong++;
+            if (rc == BACKLITE_RESULT_OK && !churn_whole(b.data, b.len, LEN)) wrong++;
             backlite_buf_free(&b);
             break;
         }
         case 1: {
-            gathered g = {buf, 0};
+            gathered g = {buf, 0, LEN};
             rc = backlite_storage_get_chunks(s, K("same"), gather, &g, NULL, &e);
-            if (rc == BACKLITE_RESULT_OK && !whole(g.bytes, g.len)) wrong++;
+            if (rc == BACKLITE_RESULT_OK && !churn_whole(g.bytes, g.len, LEN)) wrong++;
             break;
         }
         default: {
@@ -106,7 +67,7 @@ static void every_read_of_a_key_overwritten_by_four_processes_is_a_whole_hit(voi
                 rc = backlite_value_reader_read(r, buf + at, LEN + 1 - at, &n, &e);
                 if (rc == BACKLITE_RESULT_OK) at += n;
             }
-            if (rc == BACKLITE_RESULT_OK && !whole(buf, at)) wrong++;
+            if (rc == BACKLITE_RESULT_OK && !churn_whole(buf, at, LEN)) wrong++;
             backlite_value_reader_free(r);
         }
         }
@@ -182,7 +143,7 @@ static void every_read_of_a_key_overwritten_by_threads_is_a_whole_hit(void) {
         backlite_error *e = NULL;
         backlite_result rc = backlite_storage_get(s, K("same"), &b, NULL, &e);
         if (rc == BACKLITE_RESULT_NOT_FOUND) misses++;
-        else if (rc != BACKLITE_RESULT_OK || !whole(b.data, b.len)) wrong++;
+        else if (rc != BACKLITE_RESULT_OK || !churn_whole(b.data, b.len, LEN)) wrong++;
         backlite_buf_free(&b);
         backlite_error_free(e);
     }

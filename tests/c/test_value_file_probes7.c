@@ -17,6 +17,7 @@
 #include "harness.h"
 #include "small_disk.h"
 #include "value_folder.h"
+#include "churn.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -187,45 +188,6 @@ static void reads_on_a_full_disk_serve_every_value_whole(void) { on_a_tmpfs("ful
 /* ---- churn across thresholds: contains and cached_call never miss either ---- */
 #define CLEN 300000
 
-__attribute__((noreturn)) static void churn_writer(const char *path, int64_t threshold, uint8_t fill, int times) {
-    backlite_storage *s = NULL;
-    backlite_error *e = NULL;
-    backlite_options *o = backlite_options_new();
-    if (!o || backlite_options_set_file_threshold(o, threshold) != BACKLITE_RESULT_OK ||
-        backlite_options_set_busy_timeout_ms(o, 20000) != BACKLITE_RESULT_OK ||
-        backlite_storage_open(path, o, &s, &e) != BACKLITE_RESULT_OK)
-        h_child_exit(3);
-    backlite_options_free(o);
-    uint8_t *v = malloc(CLEN);
-    if (!v) h_child_exit(3);
-    memset(v, fill, CLEN);
-    for (int i = 0; i < times; i++)
-        if (backlite_storage_set(s, K("same"), v, CLEN, NEVER, &e) != BACKLITE_RESULT_OK) h_child_exit(4);
-    free(v);
-    backlite_storage_free(s);
-    h_child_exit(0);
-}
-
-static bool cwhole(const uint8_t *b, size_t len) {
-    if (len != CLEN || (b[0] != 'A' && b[0] != 'B' && b[0] != 'S')) return false;
-    for (size_t i = 1; i < len; i++)
-        if (b[i] != b[0]) return false;
-    return true;
-}
-
-typedef struct {
-    uint8_t *bytes;
-    size_t len;
-} gathered;
-
-static int32_t gather(void *user, const uint8_t *chunk, size_t len) {
-    gathered *g = user;
-    if (g->len + len > CLEN) return 1;
-    memcpy(g->bytes + g->len, chunk, len);
-    g->len += len;
-    return 0;
-}
-
 static int32_t compute_wrong(void *ud, backlite_sink *sink) {
     (*(int *)ud)++;
     static uint8_t v[CLEN];
@@ -247,7 +209,7 @@ static void churn(int64_t reader_threshold) {
     for (int c = 0; c < 4; c++) {
         pids[c] = fork();
         REQUIRE(pids[c] >= 0);
-        if (pids[c] == 0) churn_writer(path, c < 2 ? 4096 : BACKLITE_FILE_THRESHOLD_NEVER, c % 2 ? 'B' : 'A', times);
+        if (pids[c] == 0) churn_overwrite(path, c < 2 ? 4096 : BACKLITE_FILE_THRESHOLD_NEVER, CLEN, c % 2 ? 'B' : 'A', times);
     }
     int running = 4, reads = 0, misses[5] = {0}, wrong = 0, failed = 0, computed = 0;
     uint8_t *buf = malloc(CLEN + 1);
@@ -263,21 +225,21 @@ static void churn(int64_t reader_threshold) {
         case 1: {
             backlite_buf b = {0};
             rc = backlite_cached_call(s, K("same"), compute_wrong, &computed, NULL, NEVER, &b, &e);
-            if (rc == BACKLITE_RESULT_OK && !cwhole(b.data, b.len)) wrong++;
+            if (rc == BACKLITE_RESULT_OK && !churn_whole(b.data, b.len, CLEN)) wrong++;
             backlite_buf_free(&b);
             break;
         }
         case 2: {
             backlite_buf b = {0};
             rc = backlite_storage_get(s, K("same"), &b, NULL, &e);
-            if (rc == BACKLITE_RESULT_OK && !cwhole(b.data, b.len)) wrong++;
+            if (rc == BACKLITE_RESULT_OK && !churn_whole(b.data, b.len, CLEN)) wrong++;
             backlite_buf_free(&b);
             break;
         }
         case 3: {
-            gathered g = {buf, 0};
+            gathered g = {buf, 0, CLEN};
             rc = backlite_storage_get_chunks(s, K("same"), gather, &g, NULL, &e);
-            if (rc == BACKLITE_RESULT_OK && !cwhole(g.bytes, g.len)) wrong++;
+            if (rc == BACKLITE_RESULT_OK && !churn_whole(g.bytes, g.len, CLEN)) wrong++;
             break;
         }
         default: {
@@ -288,7 +250,7 @@ static void churn(int64_t reader_threshold) {
                 rc = backlite_value_reader_read(r, buf + at, CLEN + 1 - at, &n, &e);
                 if (rc == BACKLITE_RESULT_OK) at += n;
             }
-            if (rc == BACKLITE_RESULT_OK && !cwhole(buf, at)) wrong++;
+            if (rc == BACKLITE_RESULT_OK && !churn_whole(buf, at, CLEN)) wrong++;
             backlite_value_reader_free(r);
         }
         }
