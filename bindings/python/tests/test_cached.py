@@ -366,6 +366,48 @@ def test_a_closure_keeps_its_key_when_what_it_closes_over_changes(storage):
     assert f.cache_key(1) == key and calls == [1]
 
 
+
+def test_a_closure_whose_variable_is_assigned_again_is_keyed_by_its_new_value(storage):
+    # A closure reads its variables when it runs, not when it was made: the functions
+    # a loop makes all see the loop variable's last value. Keyed by the values read at
+    # decoration alone, make_all(3)[0] (5 * 2) returned make_all(1)[0]'s 0, and a
+    # variable assigned after decoration gave another factory's result.
+    def make_all(k):
+        fs = []
+        for n in range(k):
+
+            def f(x):
+                return x * n
+
+            fs.append(cached(storage=storage)(f))
+        return fs
+
+    assert make_all(1)[0](5) == 0
+    assert [f(5) for f in make_all(3)] == [10, 10, 10]
+
+    def make(factor, later):
+        @cached(storage=storage)
+        def scaled(x):
+            return x * factor
+
+        factor = later
+        return scaled
+
+    assert (make(2, 2)(1), make(2, 3)(1), make(2, 2)(1)) == (2, 3, 2)
+    # Assigned the same value again: the key it had (a hit, not a second computation).
+    calls = []
+
+    @cached(storage=storage)
+    def g(x):
+        calls.append(x)
+        return x
+
+    key = g.cache_key(1)
+    assert g(1) == 1
+    calls = []
+    assert (g(1), calls, g.cache_key(1)) == (1, [], key)
+
+
 _CLOSURE_KEY_IN_CHILD = """
 import sys, threading
 sys.path.insert(0, sys.argv[1])

@@ -12,6 +12,7 @@ canonical encoding of its arguments, bound to the signature with defaults applie
 from __future__ import annotations
 
 import asyncio
+import dis
 import functools
 import hashlib
 import io
@@ -82,12 +83,14 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_identity_after_fork_in_child)
 
 
-def function_id(func: Callable[..., Any]) -> str:
+def function_id(func: Callable[..., Any], cells: list[bytes | None] | None = None) -> str:
     """The function's module and qualified name. A callable that is more than its code
     also names its object, by a digest of its encoding (see ``_encode``): a bound
     method (builtin too) its ``__self__`` (``a.f`` and ``b.f`` are different functions), a callable
     object or a ``functools.partial`` itself (its name was its repr, with its address,
-    which the next object there takes over, with the results of the first)."""
+    which the next object there takes over, with the results of the first).
+    ``cells``: each closure cell's encoding, None where it is to be read (filled in);
+    see ``ClosureWatch``."""
     module = _module_id(getattr(func, "__module__", None) or "?", func)
     qualname = getattr(func, "__qualname__", None)
     if qualname is None:
@@ -99,7 +102,7 @@ def function_id(func: Callable[..., Any]) -> str:
         if isinstance(bound, ModuleType):
             bound = None
     try:
-        name = f"{module}.{qualname}" + _made_with(func)
+        name = f"{module}.{qualname}" + _made_with(func, cells=cells)
         if bound is None:
             return name
         # By value, not identity, where it can be (a client holding a lock): the key
@@ -172,7 +175,10 @@ def _qualified(obj: Any) -> str:
     return f"{_module_id(str(obj.__module__), obj)}.{obj.__qualname__}"
 
 
-def _made_with(func: Callable[..., Any], seen: list[int] | None = None) -> str:
+def _made_with(
+    func: Callable[..., Any], seen: list[int] | None = None,
+    cells: list[bytes | None] | None = None,
+) -> str:
     """``{digest}`` of what tells apart functions of one name: the values a closure was
     made with (at decoration), and its code. Every function a factory makes has
     the factory's name for it, and every lambda of a scope one name: keyed by the name
@@ -180,25 +186,115 @@ def _made_with(func: Callable[..., Any], seen: list[int] | None = None) -> str:
     name that differ by code alone (``def f`` in each branch of an ``if`` in a
     factory) shared their results, and a function of a module whose body was edited
     returned its old body's results in the next run. Its code, not its lines: a
-    function added above it keeps its key. Empty for what has no code (a builtin)."""
+    function added above it keeps its key. Empty for what has no code (a builtin).
+    ``cells``: encodings already made (None: read the cell), filled in here."""
     code = getattr(func, "__code__", None)
     closure = getattr(func, "__closure__", None) or ()
     by_code = isinstance(code, CodeType)
     if not closure and not by_code:
         return ""
     h = hashlib.blake2b(digest_size=12)
-    for cell in closure:
-        try:
-            value = cell.cell_contents
-        except ValueError:  # not yet assigned (the function itself, for recursion)
-            h.update(b"E")
-            continue
-        # By value where it can be (see _encode_by_value), so that keys stay the same
-        # in every process; else by identity, never by its type alone.
-        h.update(_len(len(b := encode(value, by_identity=False, state=True, seen=seen))) + b)
+    for i, cell in enumerate(closure):
+        part = None if cells is None else cells[i]
+        if part is None:
+            part = _cell_bytes(cell, seen)
+            if cells is not None:
+                cells[i] = part
+        h.update(part)
     if by_code:
         h.update(_code_bytes(code))
     return "{" + h.hexdigest() + "}"
+
+
+def _cell_bytes(cell: Any, seen: list[int] | None = None) -> bytes:
+    try:
+        value = cell.cell_contents
+    except ValueError:  # not yet assigned (the function itself, for recursion)
+        return b"E"
+    # By value where it can be (see _encode_by_value), so that keys stay the same in
+    # every process; else by identity, never by its type alone.
+    b = encode(value, by_identity=False, state=True, seen=seen)
+    return _len(len(b)) + b
+
+
+_EMPTY = object()
+
+
+def _cell_value(cell: Any) -> Any:
+    try:
+        return cell.cell_contents
+    except ValueError:
+        return _EMPTY
+
+
+def _assigned_free_names(code: CodeType) -> set[str]:
+    """The names a function (or a function nested in it) assigns or deletes as
+    ``nonlocal``: its own counters."""
+    names = {
+        i.argval for i in dis.get_instructions(code)
+        if i.opname in ("STORE_DEREF", "DELETE_DEREF")
+    }
+    for c in code.co_consts:
+        if isinstance(c, CodeType):
+            names |= _assigned_free_names(c)
+    return names
+
+
+class ClosureWatch:
+    """The name of a closure, kept up to date. A closure reads its variables when it
+    runs, not when it was made: the functions a loop makes all see the loop variable's
+    last value, and a variable the enclosing function assigns after decorating gives
+    what it holds then. Named by the values read at decoration alone, such a function
+    shared a key with one that computes with those values (a wrong result). So a
+    variable assigned again since (another object in its cell) is read again at the
+    call; the key of the values it holds is the one they always have. Not watched: a
+    variable the function assigns itself (a counter it keeps: its results do not follow
+    it), one empty at decoration or holding the function itself (recursion), and what
+    changes inside an object held (a list appended to keeps its key, as a global
+    read does)."""
+
+    __slots__ = ("_func", "_cells", "_state")
+
+    def __init__(self, func: Callable[..., Any], cells: list[tuple[int, Any]], fid: str,
+                 parts: list[bytes | None]) -> None:
+        self._func = func
+        self._cells = cells
+        # (the values the name was made with, their cells' encodings, the name):
+        # replaced whole, so that threads read one consistent state.
+        self._state = (tuple(_cell_value(c) for _, c in cells), parts, fid)
+
+    @staticmethod
+    def of(func: Callable[..., Any]) -> tuple[str, ClosureWatch | None]:
+        """``func``'s ``function_id``, and a watch when its closure has cells to watch."""
+        closure = getattr(func, "__closure__", None) or ()
+        code = getattr(func, "__code__", None)
+        parts: list[bytes | None] = [None] * len(closure)
+        fid = function_id(func, parts if closure else None)
+        if not closure or not isinstance(code, CodeType):
+            return fid, None
+        own = _assigned_free_names(code)
+        target = getattr(func, "__func__", func)
+        cells = [
+            (i, cell) for i, (name, cell) in enumerate(zip(code.co_freevars, closure))
+            if name not in own
+            and all(_cell_value(cell) is not v for v in (_EMPTY, target, func))
+        ]
+        if not cells:
+            return fid, None
+        return fid, ClosureWatch(func, cells, fid, parts)
+
+    def function_id(self) -> str:
+        values, parts, fid = self._state
+        now = tuple(_cell_value(c) for _, c in self._cells)
+        if all(a is b for a, b in zip(now, values)):
+            return fid
+        parts = list(parts)
+        for (i, _), old, new in zip(self._cells, values, now):
+            if old is not new:
+                parts[i] = None
+        fid = function_id(self._func, parts)
+        self._state = (now, parts, fid)
+        return fid
 
 
 def _code_bytes(code: CodeType) -> bytes:

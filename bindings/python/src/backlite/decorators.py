@@ -130,7 +130,7 @@ def _make_key_func(
         sig = signature(func, follow_wrapped=False)
     except ValueError:  # none of its own (a staticmethod object): what it wraps
         sig = signature(func)
-    fid = _keys.function_id(func)
+    fid, watch = _keys.ClosureWatch.of(func)
     if param_hash_func is None:
         phash = _keys.make_param_hash(sig)
     else:
@@ -140,7 +140,15 @@ def _make_key_func(
     def key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
         return (prefix + phash(args, kwargs)).encode()
 
-    return key
+    if watch is None:
+        return key
+    function_id = watch.function_id
+
+    def closure_key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
+        # Its variables as they are now (see ClosureWatch).
+        return f"backlite.memo:{function_id()}:{phash(args, kwargs)}".encode()
+
+    return closure_key
 
 
 def _key_helper(
