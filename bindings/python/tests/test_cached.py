@@ -169,6 +169,29 @@ def test_arguments_of_different_types_are_different_keys(storage):
     assert f([1]) == "[1]"
 
 
+def test_ints_too_long_for_str_are_keyed_by_value(storage):
+    # The key wrote an int in decimal, which Python refuses beyond 4300 digits (and
+    # beyond sys.set_int_max_str_digits): such a call raised ValueError, where the
+    # seed's hash() took it.
+    calls = []
+
+    @cached(storage=storage)
+    def f(x):
+        calls.append(x)
+        return (x[0] if isinstance(x, list) else x) % 1000
+
+    big = 10**5000
+    assert (f(big), f(big + 7), f([big]), f(big), f(-big)) == (0, 7, 0, 0, 0)
+    assert len(calls) == 4
+    limit = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(640)
+    try:
+        assert (f(10**700), f(10**700 + 1), f(10**700)) == (0, 1, 0)
+    finally:
+        sys.set_int_max_str_digits(limit)
+    assert len(calls) == 6
+
+
 def test_different_functions_with_the_same_arguments_do_not_share_results(storage):
     @cached(storage=storage)
     def double(x):

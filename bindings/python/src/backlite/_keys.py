@@ -306,6 +306,11 @@ def _code_bytes(code: CodeType) -> bytes:
     return encode((code.co_code, code.co_names, consts), by_identity=False)
 
 
+# Ints of at most this many bits (603 decimal digits) are written in decimal: Python
+# writes up to 640 digits whatever sys.set_int_max_str_digits() says.
+_DECIMAL_BITS = 2000
+
+
 def _len(n: int) -> bytes:
     return str(n).encode() + b":"
 
@@ -338,7 +343,10 @@ def _encode(
     elif t is bool:
         out.append(b"T" if obj else b"F")
     elif t is int:
-        out.append(b"i" + str(obj).encode() + b";")
+        if obj.bit_length() <= _DECIMAL_BITS:
+            out.append(b"i" + str(obj).encode() + b";")
+        else:  # decimal is refused beyond sys.get_int_max_str_digits(); hex never is
+            out.append(b"I" + format(obj, "x").encode() + b";")
     elif t is float:
         out.append(b"f" + (obj.hex() if not math.isnan(obj) else "nan").encode() + b";")
     elif t is str:
