@@ -542,6 +542,43 @@ def test_a_module_function_edited_between_runs_does_not_return_its_old_results(t
     assert run("def h():\n    pass\n\n\n" + g + "def f(x):\n    return x * 10\n") == ["10", first[1]]
 
 
+_RUN_EDITED_CALLABLES = """
+import functools, sys
+sys.path.insert(0, sys.argv[1])
+import backlite, lib
+
+storage = backlite.Storage(sys.argv[2])
+print(backlite.cached(storage=storage)(lib.Times(3))(1),
+      backlite.cached(storage=storage)(functools.partial(lib.f, 3))(1))
+"""
+
+
+def test_a_callable_object_or_partial_edited_between_runs_does_not_return_its_old_results(
+    tmp_path, db
+):
+    # A function's code is in its key, but a callable object and a functools.partial
+    # were named by their pickle alone, which names their class or function and not
+    # its code: after __call__ or the function was edited, the next run returned what
+    # the old code had computed.
+    lib = tmp_path / "lib.py"
+
+    def run(op):
+        lib.write_text(
+            "class Times:\n    def __init__(self, k):\n        self.k = k\n\n"
+            f"    def __call__(self, x):\n        return x {op} self.k\n\n\n"
+            f"def f(k, x):\n    return x {op} k\n"
+        )
+        out = subprocess.run(
+            [sys.executable, "-B", "-c", _RUN_EDITED_CALLABLES, str(tmp_path), db],
+            check=True, capture_output=True, text=True,
+        )
+        return out.stdout.split()
+
+    assert run("+") == ["4", "4"]
+    assert run("*") == ["3", "3"]
+    assert run("+") == ["4", "4"]
+
+
 def test_closure_keys_are_stable_across_processes_and_hash_seeds(tmp_path):
     # What a closure holds is encoded as arguments are (a set in any order); what
     # cannot be pickled by value, not identity: a lock by its type, a module by its

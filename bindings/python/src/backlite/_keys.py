@@ -25,7 +25,7 @@ import sys
 import threading
 import weakref
 from inspect import Parameter, Signature
-from types import CodeType, FunctionType, MappingProxyType, ModuleType
+from types import CodeType, FunctionType, MappingProxyType, MethodType, ModuleType
 from typing import Any, Callable
 
 # Pickle protocol for arguments that have no canonical encoding below: fixed, so the
@@ -103,6 +103,10 @@ def function_id(func: Callable[..., Any], cells: list[bytes | None] | None = Non
             bound = None
     try:
         name = f"{module}.{qualname}" + _made_with(func, cells=cells)
+        if bound is func:
+            # What it runs (a callable object's __call__, a partial's function): its
+            # pickle names that by its name alone, so the key did not follow its code.
+            name += _made_with(_what_it_runs(func))
         if bound is None:
             return name
         # By value, not identity, where it can be (a client holding a lock): the key
@@ -120,6 +124,19 @@ def function_id(func: Callable[..., Any], cells: list[bytes | None] | None = Non
                 f"value that is not picklable nor weakly referenceable ({e}), nor is it"
             ) from e
         return f"{module}.{qualname}<{token.decode()}>"
+
+
+def _what_it_runs(obj: Any) -> Any:
+    """The Python function a callable object or a ``functools.partial`` runs (None for
+    one implemented in C)."""
+    for _ in range(16):  # a partial of a partial..., bounded
+        if not isinstance(obj, functools.partial):
+            break
+        obj = obj.func
+    if isinstance(obj, (FunctionType, MethodType)):
+        return obj
+    call = getattr(type(obj), "__call__", None)
+    return call if isinstance(call, FunctionType) else None
 
 
 # The names a script's module runs under: "__main__", and "__mp_main__" when a
