@@ -353,18 +353,43 @@ func (s *Storage) GetTo(key []byte, w io.Writer) error {
 //
 //	for key, err := range cache.All() { ... }
 //
-// An error ends the iteration as its last pair.
+// An error ends the iteration as its last pair. The loop body runs on the caller's
+// goroutine, outside any call into the C library (the walk runs on a goroutine of its
+// own, one key at a time), so it may use the storage, panic, or end with t.Fatal
+// (runtime.Goexit); the walk has ended when the loop has.
 func (s *Storage) All() iter.Seq2[[]byte, error] {
 	return func(yield func([]byte, error) bool) {
-		stopped := false
-		err := s.Keys(func(key []byte) bool {
-			if !yield(key, nil) {
-				stopped = true
+		keys := make(chan []byte)
+		more := make(chan bool)
+		var walkErr error
+		go func() {
+			defer close(keys)
+			walkErr = s.Keys(func(key []byte) bool {
+				keys <- key
+				return <-more
+			})
+		}()
+		// Whether the walk waits for an answer about the key it last sent.
+		owed := false
+		defer func() {
+			// However the loop ended (break, return, a panic, runtime.Goexit), the walk
+			// is told to stop and has returned before All does.
+			if owed {
+				more <- false
 			}
-			return !stopped
-		})
-		if err != nil && !stopped {
-			yield(nil, err)
+			for range keys {
+			}
+		}()
+		for key := range keys {
+			owed = true
+			if !yield(key, nil) {
+				return
+			}
+			owed = false
+			more <- true
+		}
+		if walkErr != nil {
+			yield(nil, walkErr)
 		}
 	}
 }

@@ -445,6 +445,71 @@ func TestAllRangesOverTheKeys(t *testing.T) {
 	}
 }
 
+// t.Fatal or t.FailNow in the body of a range over All ends the goroutine
+// (runtime.Goexit), which skipped the C frames of the key walk the body ran in, when
+// it ran inside it: the library's connection pool was left pointing into their stack
+// (AddressSanitizer: a stack-use-after-return in the next walk).
+func TestAnAllLoopEndedByGoexitLeavesTheStorageWhole(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.db")
+	s := open(t, path)
+	for _, k := range []string{"a", "b", "c"} {
+		mustSet(t, s, k, "v", backlite.ExpireDefault)
+	}
+	for i := 0; i < 8; i++ {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for range s.All() {
+				runtime.Goexit() // what t.FailNow does
+			}
+		}()
+		<-done
+	}
+	mustSet(t, s, "d", "v", backlite.ExpireDefault)
+	if got := allKeys(t, s); len(got) != 4 {
+		t.Fatalf("keys %q", got)
+	}
+	var got []string
+	for k, err := range s.All() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, string(k))
+	}
+	if len(got) != 4 {
+		t.Fatalf("All: %q", got)
+	}
+	if err := s.Vacuum(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A panic in the body of a range over All continues in its caller, and the walk ends.
+func TestAPanicInAnAllLoopContinuesInItsCaller(t *testing.T) {
+	s := memory(t)
+	for _, k := range []string{"a", "b", "c"} {
+		mustSet(t, s, k, "v", backlite.ExpireDefault)
+	}
+	visited := 0
+	func() {
+		defer func() {
+			if p := recover(); p != "body broke" {
+				t.Fatalf("recovered %v", p)
+			}
+		}()
+		for range s.All() {
+			visited++
+			panic("body broke")
+		}
+	}()
+	if visited != 1 {
+		t.Fatalf("visited %d", visited)
+	}
+	if got := allKeys(t, s); len(got) != 3 {
+		t.Fatalf("keys %q", got)
+	}
+}
+
 func TestClearRemovesEverything(t *testing.T) {
 	s := memory(t)
 	mustSet(t, s, "a", "1", backlite.ExpireDefault)
