@@ -2109,3 +2109,43 @@ fn a_value_read_through_while_a_set_removes_it_from_the_remote_is_not_kept() {
         }
     }
 }
+
+/// Two handles of one process on one file: a write through the second, made after the
+/// first handle's write of the same key was queued, is the one the remote keeps. Each
+/// handle has a write-behind queue and a thread of its own, and the second's write
+/// (sent at once, or from its own queue) landed first, then the first's older one over
+/// it: the file held the new value and every other machine read the old one. The first
+/// handle's queue is held behind an earlier write's reply, so the order is built.
+#[test]
+fn a_write_queued_by_one_handle_never_lands_over_a_later_one_of_another() {
+    for how in ["write-behind set", "read-write set", "read-write delete"] {
+        let server = RedisServer::start();
+        let proxy = HoldingProxy::start(server.port);
+        let dir = tempfile::tempdir().unwrap();
+        let first = machine(&dir, "m.db", &held_write_behind(&proxy));
+        let mut o = held_write_behind(&proxy);
+        if how.starts_with("read-write") {
+            o.set_remote_mode(RemoteMode::ReadWrite);
+        }
+        let second = machine(&dir, "m.db", &o);
+        proxy.arm(b"SET");
+        first.set(b"held", b"v", NEVER).unwrap();
+        proxy.wait_until(|h| h.waiting == 1); // its thread waits for this reply
+        first.set(b"k", b"older", NEVER).unwrap();
+        if how == "read-write delete" {
+            second.delete(b"k").unwrap();
+        } else {
+            second.set(b"k", b"newer", NEVER).unwrap();
+        }
+        drop(second); // sends what it queued
+        proxy.release();
+        let st = first.remote_stats().unwrap();
+        drop(first);
+        assert_eq!(st.errors, 0, "{how}: {st:?}");
+        let expected = (how != "read-write delete").then_some(&b"newer"[..]);
+        let third = machine(&dir, "third.db", &remote_options(&server.url()));
+        assert_eq!(get(&third, b"k").as_deref(), expected, "{how}");
+        let local = machine(&dir, "m.db", &remote_options(&server.url()));
+        assert_eq!(get(&local, b"k").as_deref(), expected, "{how}");
+    }
+}

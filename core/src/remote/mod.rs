@@ -504,6 +504,8 @@ struct Queued {
     gen: u64,
     /// The handle's count of its own clears.
     epoch: u64,
+    /// Its number among the process's writes of its keys (`InQueue::add`).
+    number: u64,
 }
 
 /// The write-behind thread: sends what is queued, in order, until the queue closes.
@@ -534,15 +536,27 @@ fn write_behind(
             batch.push(more);
         }
         let bytes: usize = batch.iter().map(|q| q.bytes).sum();
-        let sent: Vec<Vec<u8>> = batch
-            .iter()
-            .flat_map(|q| q.writes.iter().map(|w| w.key.to_vec()))
+        // A write of a key written again since (through another handle) is not sent.
+        let mut calls: Vec<_> = batch
+            .iter_mut()
+            .map(|q| (q.number, &mut q.writes))
             .collect();
-        send_batch(batch, len, client, keys, live, epoch, lost);
+        let sending = Sending(in_queue, in_queue.begin_sending(&mut calls, |w| &w.key));
+        send_batch(batch, sending.1.len(), client, keys, live, epoch, lost);
         // Sent, or remembered as lost: the remote may be read for these keys again.
-        in_queue.remove(sent.iter().map(Vec::as_slice));
+        drop(sending);
         // Their memory is freed: room for as many bytes more.
         held.fetch_sub(bytes, Relaxed);
+    }
+}
+
+/// Writes a write-behind thread is sending (`InQueue::begin_sending`), ended when
+/// dropped: left marked (a panic), later writes of their keys would wait forever.
+struct Sending<'a>(&'a InQueue, Vec<Vec<u8>>);
+
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        self.0.end_sending(&self.1);
     }
 }
 
@@ -570,6 +584,11 @@ fn send_batch(
             }
             writes.extend(q.writes.iter().map(Write::as_unlink));
         }
+    }
+    // Every write left was made needless by a later one of its key: done.
+    if writes.is_empty() {
+        client.counters.writes.fetch_add(ops, Relaxed);
+        return;
     }
     // Each call of the batch counts once, as a call through the write-through path
     // does: while the remote is backed off, as skipped (but a set dropped above, an
@@ -872,14 +891,15 @@ impl Remote {
                 lost(&writes);
                 return None;
             }
-            let queued = Queued {
+            let mut queued = Queued {
                 writes: writes.into_iter().map(Write::into_owned).collect(),
                 bytes,
                 gen: self.gen.load(Relaxed),
                 epoch: self.epoch.load(SeqCst),
+                number: 0,
             };
             // Before it is queued: the thread may send it (and forget the keys) at once.
-            self.in_queue.add(queued.writes.iter().map(|w| &w.key[..]));
+            queued.number = self.in_queue.add(queued.writes.iter().map(|w| &w.key[..]));
             if let Err(TrySendError::Full(q) | TrySendError::Disconnected(q)) = q.try_send(queued) {
                 behind.held.fetch_sub(q.bytes, Relaxed);
                 self.client.counters.errors.fetch_add(1, Relaxed);
@@ -888,6 +908,9 @@ impl Remote {
             }
             return None;
         }
+        // After an older write of these keys queued by another handle of the process:
+        // that one must not land after this one.
+        self.in_queue.supersede(writes.iter().map(|w| &w.key[..]));
         let replies = if self.ready() {
             let gen = self.gen.load(Relaxed);
             let writes = sendable(&self.client, &self.keys, &self.unsynced, gen, writes);

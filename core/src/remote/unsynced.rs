@@ -10,7 +10,7 @@ use super::client::Client;
 use crate::sync::lock;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex, MutexGuard};
 
 /// Keys remembered at most; past that, only a clear of the remote can promise that no
 /// older value is left, and one is asked for (memory stays bounded).
@@ -152,40 +152,177 @@ impl Unsynced {
 /// then would get a value deleted (or overwritten) before, and store it in the file
 /// again. So no handle reads such a key from the remote until the write was sent, or
 /// remembered as lost (`Unsynced`, which then holds the key).
+///
+/// It also keeps the process's writes of a key in order across handles: each handle has
+/// a queue and a thread of its own, and a write made later through another handle (sent
+/// at once, or from another queue) landed first, then the older queued one over it,
+/// which the remote kept. A queued write is dropped, not sent, once a later write of
+/// its key was made (`supersede`, `add`); and a write is not sent while another thread
+/// sends an older one of its key (it waits for that round trip, bounded by the timeout).
 #[derive(Default)]
 pub(crate) struct InQueue {
-    /// Each key with its number of queued writes.
-    keys: Mutex<HashMap<Vec<u8>, usize>>,
+    inner: Mutex<Waiting>,
+    /// Notified when writes being sent are done (`end_sending`).
+    done: Condvar,
     /// Whether `keys` may be non-empty: the common case costs one load, no lock.
     any: AtomicBool,
 }
 
-impl InQueue {
-    /// Counts a queued write of each of `keys`.
-    pub(crate) fn add<'a>(&self, keys: impl IntoIterator<Item = &'a [u8]>) {
-        let mut queued = lock(&self.keys);
-        for k in keys {
-            *queued.entry(k.to_vec()).or_default() += 1;
+#[derive(Default)]
+struct Waiting {
+    /// The process the keys belong to: a forked child has no queue of its parent's to
+    /// wait for (its copy is never sent there).
+    pid: u32,
+    keys: HashMap<Vec<u8>, KeyState>,
+    /// The number of the last write numbered (`add`, `supersede`).
+    last: u64,
+}
+
+#[derive(Default)]
+struct KeyState {
+    /// Writes of the key waiting in a queue.
+    queued: usize,
+    /// Writes of the key being sent by a write-behind thread.
+    sending: usize,
+    /// The number of the key's latest write: a queued write with a lower one is older.
+    newest: u64,
+}
+
+impl Waiting {
+    /// Forgets `key` once no write of it waits or is being sent.
+    fn settle(&mut self, key: &[u8]) {
+        if self
+            .keys
+            .get(key)
+            .is_some_and(|k| k.queued == 0 && k.sending == 0)
+        {
+            self.keys.remove(key);
         }
-        self.any.store(!queued.is_empty(), Relaxed);
+    }
+}
+
+impl InQueue {
+    fn lock(&self) -> MutexGuard<'_, Waiting> {
+        let mut inner = lock(&self.inner);
+        let pid = crate::fork::this_process();
+        if inner.pid != pid {
+            *inner = Waiting {
+                pid,
+                ..Waiting::default()
+            };
+        }
+        inner
     }
 
-    /// After writes of `keys` were sent (or lost, or dropped): one queued write fewer each.
-    pub(crate) fn remove<'a>(&self, keys: impl IntoIterator<Item = &'a [u8]>) {
-        let mut queued = lock(&self.keys);
+    fn set_any(&self, inner: &Waiting) {
+        self.any.store(!inner.keys.is_empty(), Relaxed);
+    }
+
+    /// Counts a queued write of each of `keys`, the latest of each; returns its number.
+    pub(crate) fn add<'a>(&self, keys: impl IntoIterator<Item = &'a [u8]>) -> u64 {
+        let mut inner = self.lock();
+        inner.last += 1;
+        let number = inner.last;
         for k in keys {
-            if let Some(n) = queued.get_mut(k) {
-                *n -= 1;
-                if *n == 0 {
-                    queued.remove(k);
-                }
+            let state = inner.keys.entry(k.to_vec()).or_default();
+            state.queued += 1;
+            state.newest = number;
+        }
+        self.set_any(&inner);
+        number
+    }
+
+    /// After writes of `keys` were dropped before they were queued: one queued write
+    /// fewer each.
+    pub(crate) fn remove<'a>(&self, keys: impl IntoIterator<Item = &'a [u8]>) {
+        let mut inner = self.lock();
+        for k in keys {
+            if let Some(state) = inner.keys.get_mut(k) {
+                state.queued = state.queued.saturating_sub(1);
+                inner.settle(k);
             }
         }
-        self.any.store(!queued.is_empty(), Relaxed);
+        self.set_any(&inner);
     }
 
-    /// Whether a write of `key` waits in a queue.
+    /// A write-behind thread takes the writes of `calls` (each with its number, from
+    /// `add`) to send, once no other thread sends a write of their keys (`key` names
+    /// a write's): those of a key written again since (a later number) are dropped, the
+    /// others are marked as being sent until `end_sending` with the keys returned.
+    pub(crate) fn begin_sending<W>(
+        &self,
+        calls: &mut [(u64, &mut Vec<W>)],
+        key: impl Fn(&W) -> &[u8],
+    ) -> Vec<Vec<u8>> {
+        let mut inner = self.lock();
+        while calls.iter().any(|(_, writes)| {
+            writes
+                .iter()
+                .any(|w| inner.keys.get(key(w)).is_some_and(|s| s.sending > 0))
+        }) {
+            inner = self.done.wait(inner).unwrap_or_else(|e| e.into_inner());
+        }
+        let mut sending = Vec::new();
+        for (number, writes) in calls.iter_mut() {
+            writes.retain(|w| {
+                let k = key(w);
+                let Some(state) = inner.keys.get_mut(k) else {
+                    return true; // queued in the parent before a fork: not counted here
+                };
+                state.queued = state.queued.saturating_sub(1);
+                if state.newest > *number {
+                    inner.settle(k);
+                    return false;
+                }
+                state.sending += 1;
+                sending.push(k.to_vec());
+                true
+            });
+        }
+        self.set_any(&inner);
+        sending
+    }
+
+    /// The writes `begin_sending` took were sent, or remembered as lost: the remote may
+    /// be read for their keys again, and later writes of them may go.
+    pub(crate) fn end_sending(&self, keys: &[Vec<u8>]) {
+        let mut inner = self.lock();
+        for k in keys {
+            if let Some(state) = inner.keys.get_mut(k) {
+                state.sending = state.sending.saturating_sub(1);
+                inner.settle(k);
+            }
+        }
+        self.set_any(&inner);
+        drop(inner);
+        self.done.notify_all();
+    }
+
+    /// A write of `keys` about to be sent at once (not queued): the queued writes of
+    /// them are older, and dropped unsent; a write of them being sent is waited for, so
+    /// that it cannot land after this one.
+    pub(crate) fn supersede<'a>(&self, keys: impl Iterator<Item = &'a [u8]> + Clone) {
+        if !self.any.load(Relaxed) {
+            return;
+        }
+        let mut inner = self.lock();
+        while keys
+            .clone()
+            .any(|k| inner.keys.get(k).is_some_and(|s| s.sending > 0))
+        {
+            inner = self.done.wait(inner).unwrap_or_else(|e| e.into_inner());
+        }
+        inner.last += 1;
+        let number = inner.last;
+        for k in keys {
+            if let Some(state) = inner.keys.get_mut(k) {
+                state.newest = number;
+            }
+        }
+    }
+
+    /// Whether a write of `key` waits in a queue (or is being sent).
     pub(crate) fn holds(&self, key: &[u8]) -> bool {
-        self.any.load(Relaxed) && lock(&self.keys).contains_key(key)
+        self.any.load(Relaxed) && self.lock().keys.contains_key(key)
     }
 }
