@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -210,7 +211,7 @@ class ByteView {
 /// `Expiration::storage_default()` (the storage's default expiration).
 class Expiration {
  public:
-  /// A negative duration throws Error(Code::invalid_argument).
+  /// A negative or NaN duration throws Error(Code::invalid_argument).
   template <class Rep, class Period>
   Expiration(std::chrono::duration<Rep, Period> d)  // NOLINT: implicit by design
       : ms_(to_ms(d)) {}
@@ -240,6 +241,8 @@ class Expiration {
     }
     // Through double first: a huge duration saturates instead of overflowing.
     const double ms = std::chrono::duration<double, std::milli>(d).count();
+    // NaN passes the sign test above and would saturate too: no lifetime at all.
+    if (std::isnan(ms)) throw Error(Code::invalid_argument, "a NaN expiration");
     if (!(ms < 9.0e18)) return std::numeric_limits<std::int64_t>::max();
     return std::chrono::ceil<std::chrono::milliseconds>(d).count();
   }

@@ -246,6 +246,19 @@ TEST(GetSet, ZeroExpirationStoresNothingAndNegativeIsRefused) {
   EXPECT_EQ(Expiration(std::chrono::hours::max()).ms(), std::numeric_limits<std::int64_t>::max());
 }
 
+// A NaN duration (a division by zero upstream, say) is no lifetime: it was taken for
+// the largest one, so the entry lived for ever instead of the call failing.
+TEST(GetSet, ANanExpirationIsRefused) {
+  Storage s(":memory:");
+  const std::chrono::duration<double> nan(std::numeric_limits<double>::quiet_NaN());
+  EXPECT_BACKLITE_ERROR(s.set("k", "v", nan), Code::invalid_argument);
+  EXPECT_FALSE(s.contains("k"));
+  EXPECT_BACKLITE_ERROR(Options().default_expiration(nan), Code::invalid_argument);
+  // Infinity is a lifetime, the longest.
+  EXPECT_EQ(Expiration(std::chrono::duration<double>(std::numeric_limits<double>::infinity())).ms(),
+            std::numeric_limits<std::int64_t>::max());
+}
+
 TEST(GetSet, TheStorageDefaultExpirationApplies) {
   Storage s(":memory:", Options().default_expiration(1h));
   s.set("default", "v");
