@@ -879,9 +879,14 @@ class Storage {
  public:
   /// Opens (or creates) the cache file at `path` (UTF-8; ":memory:" for a private
   /// in-memory cache). Throws Error: Code::not_a_cache, Code::io, Code::incompatible...
+  /// (Code::null_parameter for Options moved from).
   explicit Storage(std::string_view path, const Options& options = Options()) {
     if (path.find('\0') != std::string_view::npos) {
       throw Error(Code::invalid_argument, "open: the path contains a NUL byte");
+    }
+    // The library takes NULL options for its defaults; Options moved from are not those.
+    if (!options.c_options()) {
+      throw Error(Code::null_parameter, "open: the Options were moved from");
     }
     const std::string z(path);
     backlite_storage* raw = nullptr;

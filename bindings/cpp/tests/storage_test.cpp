@@ -109,6 +109,19 @@ TEST(Options, FluentOnTemporariesAndOnLvalues) {
   static_assert(!std::is_copy_constructible_v<Options>);
 }
 
+// Options moved from hold nothing: their setters throw null_parameter, and so does an
+// open with them, which took them for the library's defaults (1 GiB, no version tag,
+// no remote) and opened the cache without the settings that went elsewhere.
+TEST(Options, OptionsMovedFromAreRefusedByOpen) {
+  Options o;
+  o.max_size(1000).version_tag("v2");
+  Options taken(std::move(o));
+  EXPECT_BACKLITE_ERROR(o.max_size(5), Code::null_parameter);  // NOLINT(bugprone-use-after-move)
+  EXPECT_BACKLITE_ERROR(Storage(":memory:", o), Code::null_parameter);
+  Storage s(":memory:", taken);
+  EXPECT_EQ(s.stats().max_size, 1000u);
+}
+
 // ---- opening -----------------------------------------------------------------------
 
 TEST_F(StorageTest, OpenCreatesTheFileAndKeepsValuesAcrossHandles) {
