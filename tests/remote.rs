@@ -2149,3 +2149,76 @@ fn a_write_queued_by_one_handle_never_lands_over_a_later_one_of_another() {
         assert_eq!(get(&local, b"k").as_deref(), expected, "{how}");
     }
 }
+
+/// A server that loses everything mid-session (an operator's FLUSHALL, a restart
+/// without persistence) serves no value from before, costs no error, and each call
+/// counts once: a look-up that finds the generation gone makes a new one (a read-write
+/// handle) or misses (read-only), and a write moves to it.
+#[test]
+fn a_server_emptied_mid_session_counts_each_call_once_and_serves_nothing_older() {
+    for how in ["FLUSHALL", "restart"] {
+        let mut server = RedisServer::start();
+        let dir = tempfile::tempdir().unwrap();
+        let o = remote_options(&server.url());
+        let mut ro = remote_options(&server.url());
+        ro.set_remote_mode(RemoteMode::ReadOnly);
+        let a = machine(&dir, "a.db", &o);
+        let b = machine(&dir, "b.db", &o);
+        let r = machine(&dir, "r.db", &ro);
+        a.set(b"k1", b"v1", NEVER).unwrap();
+        a.set(b"k2", b"v2", NEVER).unwrap();
+        assert_eq!(get(&b, b"k1").as_deref(), Some(&b"v1"[..]));
+        assert_eq!(get(&r, b"k1").as_deref(), Some(&b"v1"[..]));
+        if how == "FLUSHALL" {
+            assert_eq!(server.cli(&["FLUSHALL"]), "OK");
+        } else {
+            server.kill();
+            server.restart();
+        }
+        // Read-only first: no generation to read yet, a miss.
+        let before = r.remote_stats().unwrap();
+        assert_eq!(get(&r, b"k2"), None, "{how}");
+        let st = r.remote_stats().unwrap();
+        assert_eq!(
+            (st.hits, st.misses, st.errors, st.skipped),
+            (
+                before.hits,
+                before.misses + 1,
+                before.errors,
+                before.skipped
+            ),
+            "{how}: read-only {st:?}"
+        );
+        let before = b.remote_stats().unwrap();
+        assert_eq!(get(&b, b"k2"), None, "{how}");
+        let st = b.remote_stats().unwrap();
+        assert_eq!(
+            (st.hits, st.misses, st.errors, st.skipped),
+            (
+                before.hits,
+                before.misses + 1,
+                before.errors,
+                before.skipped
+            ),
+            "{how}: read-write {st:?}"
+        );
+        assert!(st.connected);
+        let before = a.remote_stats().unwrap();
+        a.set(b"k3", b"v3", NEVER).unwrap();
+        a.delete(b"k1").unwrap();
+        let st = a.remote_stats().unwrap();
+        assert_eq!(
+            (st.writes, st.errors, st.skipped),
+            (before.writes + 2, before.errors, before.skipped),
+            "{how}: writes {st:?}"
+        );
+        for h in [&b, &r] {
+            assert_eq!(get(h, b"k3").as_deref(), Some(&b"v3"[..]), "{how}");
+        }
+        let c = machine(&dir, "c.db", &o);
+        assert_eq!(get(&c, b"k1"), None, "{how}");
+        assert_eq!(get(&c, b"k2"), None, "{how}");
+        let st = c.remote_stats().unwrap();
+        assert_eq!((st.hits, st.misses, st.errors), (0, 2, 0), "{how}: {st:?}");
+    }
+}
