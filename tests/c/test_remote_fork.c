@@ -57,11 +57,52 @@ static void a_child_frees_an_inherited_write_behind_handle(void) {
     backlite_options_free(o);
 }
 
+/* A child forked while its parent's write-behind queue holds a delete does not read
+ * that key back from the remote, which holds the deleted value until the parent's
+ * thread sends the delete: it would return it and store it in the file they share.
+ * The parent's thread is held by the server (CLIENT PAUSE WRITE: reads go on) on an
+ * earlier write, so the delete waits in the queue at the fork. */
+static void a_child_does_not_read_back_a_key_its_parent_has_queued(void) {
+    char out[256];
+    backlite_options *o = remote_at(server.url, 20000);
+    backlite_storage *other = open_file("fork-other.db", o);
+    SET(other, "k", "deleted");
+    CHECK_EQ(backlite_options_set_remote_mode(o, BACKLITE_REMOTE_MODE_WRITE_BEHIND), BACKLITE_RESULT_OK);
+    backlite_storage *a = open_file("fork-q.db", o);
+    redis_cli(server.port, "CLIENT PAUSE 30000 WRITE", out, sizeof out);
+    SET(a, "first", "v");
+    int64_t until = h_now_ms() + 20000;
+    while (strcmp(redis_cli(server.port, "INFO clients | grep blocked_clients", out, sizeof out),
+                  "blocked_clients:1") != 0 && h_now_ms() < until)
+        h_sleep_ms(5);
+    CHECK_EQ(strcmp(out, "blocked_clients:1"), 0);
+    /* Not in this file, and the remote is not asked yet: NOT_FOUND. */
+    CHECK_RC(backlite_storage_delete(a, K("k"), &err), BACKLITE_RESULT_NOT_FOUND);
+    pid_t kid = fork();
+    if (kid == 0) {
+        backlite_buf v = {0};
+        backlite_error *e = NULL;
+        backlite_result r = backlite_storage_get(a, K("k"), &v, NULL, &e);
+        int rc = r == BACKLITE_RESULT_NOT_FOUND ? 0 : r == BACKLITE_RESULT_OK ? 4 : 2;
+        backlite_buf_free(&v);
+        backlite_error_free(e);
+        execl("/bin/sh", "sh", "-c", rc == 0 ? "exit 0" : rc == 4 ? "exit 4" : "exit 2", (char *)NULL);
+        _exit(3);
+    }
+    int status = wait_for(kid, 30000);
+    redis_cli(server.port, "CLIENT UNPAUSE", out, sizeof out);
+    CHECK_EQ(status, 0); /* 4: the deleted value was read back */
+    backlite_storage_free(a);
+    backlite_storage_free(other);
+    backlite_options_free(o);
+}
+
 int main(void) {
     h_begin();
     quiet_stopped_children();
     if (start_test_server(&server, server_dir) != 0) return 1;
     RUN(a_child_frees_an_inherited_write_behind_handle);
+    RUN(a_child_does_not_read_back_a_key_its_parent_has_queued);
     redis_server_stop(&server);
     return h_end();
 }

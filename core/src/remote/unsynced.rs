@@ -170,8 +170,7 @@ pub(crate) struct InQueue {
 
 #[derive(Default)]
 struct Waiting {
-    /// The process the keys belong to: a forked child has no queue of its parent's to
-    /// wait for (its copy is never sent there).
+    /// The process the counts are of (`lock`).
     pid: u32,
     keys: HashMap<Vec<u8>, KeyState>,
     /// The number of the last write numbered (`add`, `supersede`).
@@ -206,10 +205,14 @@ impl InQueue {
         let mut inner = lock(&self.inner);
         let pid = crate::fork::this_process();
         if inner.pid != pid {
-            *inner = Waiting {
-                pid,
-                ..Waiting::default()
-            };
+            // A forked child keeps its parent's keys, never read back here either (the
+            // parent's queue is still to be sent, by the parent), but their writes being
+            // sent are the parent's thread's, which never ends them here: no write of
+            // the child waits for them.
+            for state in inner.keys.values_mut() {
+                state.queued += std::mem::take(&mut state.sending);
+            }
+            inner.pid = pid;
         }
         inner
     }
@@ -267,7 +270,7 @@ impl InQueue {
             writes.retain(|w| {
                 let k = key(w);
                 let Some(state) = inner.keys.get_mut(k) else {
-                    return true; // queued in the parent before a fork: not counted here
+                    return true; // never (each queued write counted its key): sent
                 };
                 state.queued = state.queued.saturating_sub(1);
                 if state.newest > *number {
