@@ -133,6 +133,7 @@ pub use remote::{
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
 pub use storage::{Stats, Storage, MEMORY};
 pub use take::Streamed;
+pub use transact::write_waiting_at_exit;
 pub use value_reader::{Part, ValueReader};
 
 /// The library version, from Cargo.toml.

@@ -363,6 +363,15 @@ pub(crate) fn named_here(name: &std::path::Path) -> bool {
         .any(|f| f.name == name)
 }
 
+/// Every file open here, without waiting for the list: for the writes at the process's
+/// exit (`transact::write_waiting_at_exit`), where a thread stopped inside an open may
+/// hold it for good.
+pub(crate) fn open_files_now() -> Vec<Arc<FileShared>> {
+    try_lock(&FILES)
+        .map(|files| files.iter().filter_map(|(_, f)| f.upgrade()).collect())
+        .unwrap_or_default()
+}
+
 /// Registers file `id`, opened by `name`, as open here. The caller holds
 /// [`opening`] for `id` and found it not open here.
 pub(crate) fn register(id: FileId, name: PathBuf) -> Arc<FileShared> {

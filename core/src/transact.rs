@@ -253,6 +253,38 @@ pub(crate) fn start_fill_writer(
     }
 }
 
+/// How long a write at the process's exit waits for another process's write lock.
+const AT_EXIT_BUSY_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Writes what this process's handles still buffer (hits, and the lookups of the
+/// lifetime counters) to every file open here: run at the process's normal exit by
+/// the C library's `atexit` handler. A program that exits without freeing its handles
+/// (a plain `exit`, a `return` from `main`) otherwise lost its hits, and another
+/// process's eviction then took the entry it had just read for the least recently
+/// used. Best effort, as the hits are hints: a file whose turn to write another thread
+/// of this process holds is left as it is (that thread may be stopped anywhere), and
+/// another process's write lock is waited for up to [`AT_EXIT_BUSY_TIMEOUT`].
+pub fn write_waiting_at_exit() {
+    for shared in crate::shared::open_files_now() {
+        // An in-memory cache ends with the process.
+        if shared.name.as_os_str().is_empty()
+            || (shared.accesses().is_empty() && shared.lifetime.is_empty())
+        {
+            continue;
+        }
+        // A fork meanwhile must not copy this write's locks into a child.
+        let _step = fork::step();
+        let Some(_turn) = shared.try_writing() else {
+            continue;
+        };
+        let pid = fork::this_process();
+        if let Ok(conn) = pool::reopen(&shared.name, shared.id, AT_EXIT_BUSY_TIMEOUT) {
+            let known = Cell::new(None);
+            let _ = transact(&shared, &conn, &known, pid, None, true, None, |_| Ok(()));
+        }
+    }
+}
+
 /// Starts a hit writer for a full buffer of hits (the buffer said so when the hit was
 /// recorded), so that no get writes other gets' hits.
 pub(crate) fn start_hit_writer(shared: &Arc<FileShared>, busy_timeout: Duration) {

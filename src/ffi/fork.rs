@@ -40,6 +40,13 @@ extern "C" fn after_fork_in_child() {
     backlite_core::after_fork_in_child();
 }
 
+/// Runs at the process's normal exit (`exit`, a return from `main`): writes the hits
+/// that handles never freed still buffer, so that other processes' evictions see them.
+extern "C" fn at_exit() {
+    // No panic may unwind out of an `atexit` handler.
+    let _ = std::panic::catch_unwind(backlite_core::write_waiting_at_exit);
+}
+
 /// Gives the core a word to keep the process id in, or installs the child handler, if
 /// not done yet. Called by every export that opens a handle, before the handle exists.
 /// If neither can be set up, the core keeps asking the kernel on each call.
@@ -56,6 +63,11 @@ pub(crate) fn report_forks() {
                 Some(after_fork_in_child),
             )
         };
+        // SAFETY: `at_exit` is a function with C linkage that catches every panic;
+        // glibc runs it at exit, or when this library is unloaded (it is registered
+        // for this library's own handle). A failure (ENOMEM) only leaves unfreed
+        // handles' hits unwritten, as before.
+        unsafe { libc::atexit(at_exit) };
         #[cfg(target_os = "linux")]
         if let Some(word) = wiped_on_fork() {
             backlite_core::keep_pid_in(word);
