@@ -58,6 +58,7 @@ pub fn build(b: *std.Build) void {
             .{ .name = "link", .module = link.createModule() },
         },
     }) });
+    if (static) useLlvmLinker(tests);
     const run_tests = b.addRunArtifact(tests);
     // Always run: a rebuilt libbacklite.so is not an input zig's cache sees.
     run_tests.has_side_effects = true;
@@ -92,11 +93,21 @@ pub fn build(b: *std.Build) void {
             .imports = &.{.{ .name = "backlite", .module = mod }},
         }),
     });
+    if (static) useLlvmLinker(example);
     const run_example = b.addRunArtifact(example);
     run_example.setCwd(.{ .cwd_relative = b.makeTempPath() });
     run_example.expectStdOutEqual("hello\nhello\n42\n");
     run_example.has_side_effects = true;
     test_step.dependOn(&run_example.step);
+}
+
+/// Builds `step` with LLVM and LLD: Zig 0.15's own x86_64 backend and linker (its
+/// default for Debug builds) placed 16-byte constants of the Rust static library at
+/// 8-byte alignment, and the first SSE load of one faulted (a general protection fault
+/// in backlite_storage_open, with a debug libbacklite.a).
+fn useLlvmLinker(step: *std.Build.Step.Compile) void {
+    step.use_llvm = true;
+    step.use_lld = true;
 }
 
 /// An absolute directory holding libbacklite.so and libbacklite.so.0 (the library's
