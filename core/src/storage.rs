@@ -1021,10 +1021,14 @@ impl Storage {
         })?;
         crcs.extend(entries.iter().map(|e| crc32fast::hash(e.value)));
         // As for `set`: an entry already expired removes the remote's older value.
-        let _writing: Vec<Removing<'_>> = entries
-            .iter()
-            .map(|e| self.removing(Some(e.key)).1)
-            .collect();
+        // Without a remote there is nothing to mark (and no guard to keep per item).
+        let _writing: Vec<Removing<'_>> = match self.remote {
+            Some(_) => entries
+                .iter()
+                .map(|e| self.removing(Some(e.key)).1)
+                .collect(),
+            None => Vec::new(),
+        };
         let outcome = self.write(|t| {
             // Inline values go in runs, several rows a statement; any other entry
             // writes the run before it first, to keep the batch's order.
