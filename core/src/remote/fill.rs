@@ -121,8 +121,9 @@ struct Inner {
     /// Sets and deletes under way in this process, by key, and clears: from before
     /// their local write until their remote one is done. A remote read meanwhile may
     /// find the value they remove there (the calls overlap); what it read is kept
-    /// neither in memory nor in the file. The epoch alone let a read whose ticket was taken after the local
-    /// write store the value before the remote's removal ended, and it stayed.
+    /// neither in memory nor in the file. The epoch alone let a read whose ticket was
+    /// taken after the local write store the value before the remote's removal ended,
+    /// and it stayed.
     removing: HashMap<Vec<u8>, usize>,
     clearing: usize,
     writer_running: bool,
