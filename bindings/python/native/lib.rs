@@ -53,6 +53,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_before_fork, m)?)?;
     m.add_function(wrap_pyfunction!(_after_fork_in_parent, m)?)?;
     m.add_function(wrap_pyfunction!(_after_fork_in_child, m)?)?;
+    m.add_function(wrap_pyfunction!(_write_waiting_at_exit, m)?)?;
     m.add_class::<storage::Storage>()?;
     m.add_class::<lease::Lease>()?;
     m.add_class::<reader::ValueReader>()?;
@@ -80,4 +81,17 @@ fn _after_fork_in_parent() {
 #[pyfunction]
 fn _after_fork_in_child() {
     backlite_core::after_fork_in_child();
+}
+
+/// At the interpreter's exit (an `atexit` handler of `backlite.storage`): writes the
+/// hits that storages never closed nor freed still buffer (one a daemon thread holds,
+/// say: CPython frees neither), so that other processes' evictions see them, as the C
+/// library's own `atexit` handler does. Without the GIL: it may wait for another
+/// process's write lock, up to a second.
+#[pyfunction]
+fn _write_waiting_at_exit(py: Python<'_>) -> PyResult<()> {
+    errors::guard(|| {
+        py.detach(backlite_core::write_waiting_at_exit);
+        Ok(())
+    })
 }

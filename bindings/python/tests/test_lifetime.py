@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -69,3 +71,34 @@ def test_an_in_memory_cache_counts_too():
         s.get("x")
         life = s.lifetime_stats()
         assert (life.hits, life.misses) == (1, 1)
+
+
+# A process that reads "a" and exits with its Storage still open: held by a daemon
+# thread, which CPython never frees at exit, so no close or deallocation writes the
+# hit it buffered.
+_READ_A_AND_EXIT = """
+import sys, threading, time
+import backlite
+
+s = backlite.Storage(sys.argv[1], size_limit=300)
+assert s.get("a") is not None
+
+def hold(storage):
+    while True:
+        time.sleep(60)
+
+threading.Thread(target=hold, args=(s,), daemon=True).start()
+"""
+
+
+def test_a_process_that_exits_without_closing_its_storage_keeps_its_hits(db, child_env):
+    with backlite.Storage(db, size_limit=300) as s:
+        for key in "abc":
+            s.set(key, {"value": b"x" * 100})
+    subprocess.run([sys.executable, "-c", _READ_A_AND_EXIT, db], env=child_env, check=True)
+    with backlite.Storage(db, size_limit=300) as s:
+        assert s.lifetime_stats().hits == 1
+        # Least recently used: "b", not "a", which the other process read last.
+        s.set("d", {"value": b"x" * 100})
+        assert s.get_keys() == {"a", "c", "d"}
+

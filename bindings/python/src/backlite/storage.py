@@ -8,6 +8,7 @@ calls built from others, pickling, and reopening after fork().
 
 from __future__ import annotations
 
+import atexit
 import builtins
 import os
 import sys
@@ -90,6 +91,10 @@ if hasattr(os, "register_at_fork"):
         after_in_parent=_native._after_fork_in_parent,
         after_in_child=_after_fork_in_child,
     )
+
+# At exit, the hits of storages never closed nor freed (one a daemon thread holds, say)
+# are written, or another process's eviction would take what this one read last.
+atexit.register(_native._write_waiting_at_exit)
 
 
 class Storage(_native.Storage):
