@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import subprocess
 import sys
 import time
 from datetime import datetime, timedelta, timezone
+
+import pytest
 
 import backlite
 from backlite import LifetimeStats
@@ -102,3 +105,26 @@ def test_a_process_that_exits_without_closing_its_storage_keeps_its_hits(db, chi
         s.set("d", {"value": b"x" * 100})
         assert s.get_keys() == {"a", "c", "d"}
 
+
+def _read_a(storage: backlite.Storage) -> None:
+    assert storage.get("a") is not None
+
+
+@pytest.mark.skipif(
+    "fork" not in multiprocessing.get_all_start_methods(), reason="needs the fork start method"
+)
+def test_a_forked_multiprocessing_child_keeps_its_hits(db):
+    # The child reads through the parent's storage (reopened there on first use) and is
+    # ended by multiprocessing with os._exit, which runs no atexit handler and frees
+    # nothing: its Process object holds the storage to the end.
+    with backlite.Storage(db, size_limit=300) as s:
+        for key in "abc":
+            s.set(key, {"value": b"x" * 100})
+        child = multiprocessing.get_context("fork").Process(target=_read_a, args=(s,))
+        child.start()
+        child.join()
+        assert child.exitcode == 0
+    with backlite.Storage(db, size_limit=300) as s:
+        assert s.lifetime_stats().hits == 1
+        s.set("d", {"value": b"x" * 100})
+        assert s.get_keys() == {"a", "c", "d"}

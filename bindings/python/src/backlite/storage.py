@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import builtins
+import multiprocessing.util
 import os
 import sys
 import weakref
@@ -95,6 +96,23 @@ if hasattr(os, "register_at_fork"):
 # At exit, the hits of storages never closed nor freed (one a daemon thread holds, say)
 # are written, or another process's eviction would take what this one read last.
 atexit.register(_native._write_waiting_at_exit)
+
+
+class _ExitToken:
+    """What multiprocessing's after-fork registry holds (weakly) for this module."""
+
+
+_exit_token = _ExitToken()
+
+
+def _write_at_multiprocessing_exit(_token: _ExitToken) -> None:
+    # A multiprocessing child ends with os._exit, which runs no atexit handler; the
+    # child's own finalizers run once its target has returned (it registers them anew
+    # after the fork, hence this). The lowest priority: after every other finalizer.
+    multiprocessing.util.Finalize(None, _native._write_waiting_at_exit, exitpriority=-(2**31))
+
+
+multiprocessing.util.register_after_fork(_exit_token, _write_at_multiprocessing_exit)
 
 
 class Storage(_native.Storage):
