@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import pickle
 import subprocess
@@ -80,8 +81,11 @@ def test_varargs_and_kwargs_signatures(storage):
         return (a, rest, k, extra)
 
     assert f(1, 2, 3, z=4, y=5) == (1, (2, 3), 1, {"z": 4, "y": 5})
-    assert f(1, 2, 3, y=5, z=4) == (1, (2, 3), 1, {"z": 4, "y": 5})
+    assert f(1, 2, 3, z=4, y=5) == (1, (2, 3), 1, {"z": 4, "y": 5})
     assert len(calls) == 1
+    # In another order: **extra is another dict for the function (as in lru_cache).
+    assert list(f(1, 2, 3, y=5, z=4)[3]) == ["y", "z"]
+    assert len(calls) == 2
     assert f(1, 2) != f(1, 2, 3)
     with pytest.raises(TypeError):
         f()  # bad calls fail like the function would
@@ -111,11 +115,33 @@ def test_unhashable_arguments_are_accepted(storage):
         return sum(items) + sum(mapping.values()) + len(tags)
 
     assert f([1, 2], {"a": 1, "b": 2}, {"x", "y"}) == 8
-    # equal dicts and sets in another order are the same key
-    assert f([1, 2], {"b": 2, "a": 1}, {"y", "x"}) == 8
+    # equal sets built in another order are the same key
+    assert f([1, 2], {"a": 1, "b": 2}, {"y", "x"}) == 8
     assert len(calls) == 1
     assert f([2, 1], {"a": 1, "b": 2}, {"x", "y"}) == 8
     assert len(calls) == 2
+
+
+def test_equal_dicts_in_another_order_do_not_share_results(storage):
+    # A dict keeps its order, and what is computed from it may show it (JSON, a table's
+    # columns): keyed in any order, the second call returned the first's result.
+    calls = []
+
+    @cached(storage=storage)
+    def dump(mapping):
+        calls.append(1)
+        return json.dumps(mapping)
+
+    @cached(storage=storage)
+    def names(**columns):
+        return list(columns)
+
+    assert dump({"a": 1, "b": 2}) == '{"a": 1, "b": 2}'
+    assert dump({"b": 2, "a": 1}) == '{"b": 2, "a": 1}'
+    assert dump({"a": 1, "b": 2}) == '{"a": 1, "b": 2}'
+    assert len(calls) == 2
+    assert names(a=1, b=2) == ["a", "b"]
+    assert names(b=2, a=1) == ["b", "a"]
 
 
 def test_cyclic_list_and_dict_arguments_are_keyed_by_value(storage):
@@ -1544,6 +1570,7 @@ def test_objects_holding_different_connections_do_not_share_results(storage):
 
 _LOOP_CLIENT_KEY_IN_CHILD = """
 import asyncio
+import json
 import backlite
 
 class Client:

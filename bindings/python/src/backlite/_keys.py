@@ -351,7 +351,8 @@ def _encode(
     seen: list[int] | None = None,
 ) -> None:
     """Appends an unambiguous encoding of ``obj``: equal values give equal bytes
-    (dicts and sets in any order), values of different types give different bytes.
+    (sets in any order, dicts in their own), values of different types give different
+    bytes.
     An object that cannot be pickled is taken by its identity (``by_identity``), or
     (``state``) by value where it can be (see ``_encode_by_value``)."""
     t = type(obj)
@@ -391,12 +392,13 @@ def _encode(
                 for x in obj:
                     _encode(x, out, by_identity, state, seen)
             else:
-                items = sorted(
-                    encode(k, by_identity, state, seen) + encode(v, by_identity, state, seen)
-                    for k, v in obj.items()
-                )
-                out.append(b"{" + _len(len(items)))
-                out.extend(_len(len(i)) + i for i in items)
+                # In its order: a dict keeps it, and what is computed from it may show
+                # it (JSON, a table's columns). A set's order is not the same in every
+                # process (str hashes are salted), so sets are sorted below.
+                out.append(b"D" + _len(len(obj)))
+                for k, v in obj.items():
+                    _encode(k, out, by_identity, state, seen)
+                    _encode(v, out, by_identity, state, seen)
         finally:
             seen.pop()
     elif t is set or t is frozenset:
@@ -580,7 +582,7 @@ def encode(
 def bind(sig: Signature, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[tuple[str, Any]]:
     """The call's arguments by parameter name, defaults applied: ``f(1)``, ``f(x=1)``
     and (when 1 is x's default) ``f()`` give the same list. ``*args`` stays a tuple,
-    ``**kwargs`` a dict (encoded in sorted order)."""
+    ``**kwargs`` a dict (encoded in the order given, which the function sees)."""
     bound = sig.bind(*args, **kwargs)
     bound.apply_defaults()
     return list(bound.arguments.items())
