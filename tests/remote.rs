@@ -2224,3 +2224,49 @@ fn a_server_emptied_mid_session_counts_each_call_once_and_serves_nothing_older()
         assert_eq!((st.hits, st.misses, st.errors), (0, 2, 0), "{how}: {st:?}");
     }
 }
+
+/// A write-behind set queued before another client's clear is sent as the unlink it
+/// must be (its value must not outlive the clear): the remote acknowledges that write,
+/// and nothing failed, so it is one write and no error, whether the thread knew of the
+/// clear before sending it or learned it from the write's own round trip. It counted
+/// an error as well (1 error and 1 write for one call), though `errors` counts round
+/// trips that failed and writes dropped from a full queue.
+#[test]
+fn a_write_behind_set_dropped_by_another_clients_clear_is_one_write_and_no_error() {
+    let (server, proxy, dir, other, wb) = held_write_behind_beside_another();
+    proxy.arm(b"SET");
+    wb.set(b"a", b"sent before the clear", NEVER).unwrap();
+    proxy.wait_until(|h| h.waiting == 1); // the thread waits for this reply
+    other.clear().unwrap();
+    // Queued in the generation `wb` knows, which the clear ended.
+    wb.set(b"k1", b"queued before the clear was read", NEVER)
+        .unwrap();
+    // `wb` reads the clear before its thread sends k1.
+    assert_eq!(get(&wb, b"z"), None);
+    proxy.release();
+    let wait_for_writes = |n: u64| {
+        let give_up = Instant::now() + Duration::from_secs(20);
+        while wb.remote_stats().unwrap().writes < n {
+            assert!(Instant::now() < give_up, "{:?}", wb.remote_stats());
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
+    wait_for_writes(2);
+    // Sent in the generation `wb` knows; the round trip finds the clear.
+    other.clear().unwrap();
+    wb.set(b"k2", b"sent before the clear was read", NEVER)
+        .unwrap();
+    wait_for_writes(3);
+    let st = wb.remote_stats().unwrap();
+    assert_eq!(
+        (st.hits, st.misses, st.writes, st.errors, st.skipped),
+        (0, 1, 3, 0, 0),
+        "{st:?}"
+    );
+    assert!(st.connected);
+    drop(wb);
+    let third = machine(&dir, "third.db", &remote_options(&server.url()));
+    for key in [&b"a"[..], b"k1", b"k2"] {
+        assert_eq!(get(&third, key), None, "{}", String::from_utf8_lossy(key));
+    }
+}

@@ -76,7 +76,8 @@ pub struct RemoteStats {
     pub misses: u64,
     /// Writes (sets, deletes, clears) the remote acknowledged.
     pub writes: u64,
-    /// Round trips that failed (refused, timed out, garbage) and writes dropped.
+    /// Round trips that failed (refused, timed out, garbage), and write-behind writes
+    /// dropped because the queue was full.
     pub errors: u64,
     /// Calls not sent while the remote was backed off.
     pub skipped: u64,
@@ -383,8 +384,8 @@ fn write_in_live_generation(
         learn_generation(live, gen, current);
         gen = current;
         dead = written;
+        // Sent as the unlinks they must be: a write the remote acknowledges, no error.
         if !sets_move && unlinks.is_none() && writes.iter().any(|w| w.set.is_some()) {
-            client.counters.errors.fetch_add(1, Relaxed);
             unlinks = Some(writes.iter().map(Write::as_unlink).collect());
         }
     }
@@ -572,30 +573,29 @@ fn send_batch(
 ) {
     let (gen, cleared) = (live.load(Relaxed), epoch.load(SeqCst));
     let mut writes = Vec::with_capacity(len);
-    let (mut ops, mut dropped) = (0, 0);
+    // Every call counts once: one made needless by a later write of its key or by this
+    // handle's clear (dropped unsent) as the call that stands for it, as a write.
+    let ops = batch.len() as u64;
     for q in batch.into_iter().filter(|q| q.epoch == cleared) {
-        ops += 1;
         if q.gen == gen {
             writes.extend(q.writes);
         } else {
-            if q.writes.iter().any(|w| w.set.is_some()) {
-                client.counters.errors.fetch_add(1, Relaxed);
-                dropped += 1;
-            }
+            // Its sets' values must not outlive that clear: the call is the unlinks,
+            // counted as the call (a write once acknowledged), not as an error.
             writes.extend(q.writes.iter().map(Write::as_unlink));
         }
     }
-    // Every write left was made needless by a later one of its key: done.
+    // Every call was made needless (a later write of its key, this handle's clear).
     if writes.is_empty() {
         client.counters.writes.fetch_add(ops, Relaxed);
         return;
     }
     // Each call of the batch counts once, as a call through the write-through path
-    // does: while the remote is backed off, as skipped (but a set dropped above, an
-    // error), and nothing is tried (the unlinks owed and the writes each counted the
-    // whole batch as skipped once more: 10 sets to a killed server counted 19).
+    // does: while the remote is backed off, as skipped, and nothing is tried (the
+    // unlinks owed and the writes each counted the whole batch as skipped once more:
+    // 10 sets to a killed server counted 19).
     if ops > 0 && client.backed_off() {
-        client.counters.skipped.fetch_add(ops - dropped, Relaxed);
+        client.counters.skipped.fetch_add(ops, Relaxed);
         lost.add(redis_keys(keys, gen, &writes));
         return;
     }
