@@ -2270,3 +2270,44 @@ fn a_write_behind_set_dropped_by_another_clients_clear_is_one_write_and_no_error
         assert_eq!(get(&third, key), None, "{}", String::from_utf8_lossy(key));
     }
 }
+
+/// A clear whose reclaim the server refuses (a user without `SCAN`, as README's ACL
+/// list warns) counts that round trip as an error and backs off, as every refused
+/// command does: it counted nothing, so a monitor never learned that the older
+/// generations' keys stay. The clear itself reached the remote (one write), every other
+/// machine misses the values before it, and the handle is used again after the back-off.
+#[test]
+fn a_clears_reclaim_the_server_refuses_is_an_error() {
+    let (server, url) = server_with_user(&[
+        "+get", "+set", "+unlink", "+pttl", "+eval", "+del", "+pexpire", "+time",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let o = remote_options(&url);
+    let a = machine(&dir, "a.db", &o);
+    let b = machine(&dir, "b.db", &o);
+    a.set(b"k", b"before the clear", NEVER).unwrap();
+    b.clear().unwrap();
+    let st = b.remote_stats().unwrap();
+    assert_eq!(
+        (
+            st.hits,
+            st.misses,
+            st.writes,
+            st.errors,
+            st.skipped,
+            st.connected
+        ),
+        (0, 0, 1, 1, 0, false),
+        "{st:?}"
+    );
+    let c = machine(&dir, "c.db", &o);
+    assert_eq!(get(&c, b"k"), None);
+    past_first_back_off();
+    b.set(b"after", b"v", NEVER).unwrap();
+    let st = b.remote_stats().unwrap();
+    assert_eq!((st.writes, st.errors, st.skipped), (2, 1, 0), "{st:?}");
+    assert!(st.connected);
+    assert_eq!(get(&c, b"after").as_deref(), Some(&b"v"[..]));
+    // The older generation's key was left (no SCAN to find it).
+    assert_eq!(server.cli(&["DBSIZE"]), "3");
+}

@@ -1043,7 +1043,11 @@ impl Remote {
             return;
         };
         for info in masters {
+            // A failed round trip here (a master down, SCAN refused to an ACL user) is
+            // an error like any other, counted and backed off; the next master is tried,
+            // and what is left is reclaimed by a later clear or its expiry.
             let Some(mut conn) = self.client.direct(&info) else {
+                self.client.failed();
                 continue;
             };
             let mut cursor: u64 = 0;
@@ -1055,7 +1059,10 @@ impl Remote {
                     .arg("COUNT")
                     .arg(1000)
                     .query(&mut conn);
-                let Ok((next, keys)) = page else { break };
+                let Ok((next, keys)) = page else {
+                    self.client.failed();
+                    break;
+                };
                 // One UNLINK per key, pipelined: on a cluster master the keys of one
                 // page lie in many slots, and a multi-key UNLINK across slots is refused.
                 let mut unlink = redis::pipe();
@@ -1067,6 +1074,7 @@ impl Remote {
                     unlink.cmd("UNLINK").arg(k).ignore();
                 }
                 if unlink.query::<()>(&mut conn).is_err() {
+                    self.client.failed();
                     break;
                 }
                 cursor = next;
