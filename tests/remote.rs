@@ -2311,3 +2311,35 @@ fn a_clears_reclaim_the_server_refuses_is_an_error() {
     // The older generation's key was left (no SCAN to find it).
     assert_eq!(server.cli(&["DBSIZE"]), "3");
 }
+
+/// A value `cached_call_exclusive` stores on the remote is a write of its key like a
+/// set: an older write of the key still queued for the write-behind thread (here a set
+/// whose local entry was evicted since, so the call computed) is dropped, not sent
+/// after it. It landed over the computed value: every other machine read the older
+/// value, while the file held the newer one.
+#[test]
+fn a_queued_write_never_lands_over_a_value_a_cached_call_stored_after_it() {
+    let server = RedisServer::start();
+    let proxy = HoldingProxy::start(server.port);
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = held_write_behind(&proxy);
+    o.set_max_size(1000).unwrap();
+    let wb = Arc::new(machine(&dir, "wb.db", &o));
+    proxy.arm(b"SET");
+    wb.set(b"first", b"v", NEVER).unwrap();
+    proxy.wait_until(|h| h.waiting == 1); // the thread waits for this reply
+    wb.set(b"k", b"older", NEVER).unwrap();
+    // Fills the file: "k" is evicted here, its set still queued.
+    wb.set(b"big", &[7u8; 1000], NEVER).unwrap();
+    assert_eq!(get(&wb, b"k"), None);
+    let value = wb
+        .cached_call_exclusive(b"k", NEVER, Duration::from_secs(5), || {
+            Ok(b"computed later".to_vec())
+        })
+        .unwrap();
+    assert_eq!(value, b"computed later");
+    proxy.release();
+    drop(wb); // sends what is queued
+    let other = machine(&dir, "other.db", &remote_options(&server.url()));
+    assert_eq!(get(&other, b"k").as_deref(), Some(&b"computed later"[..]));
+}

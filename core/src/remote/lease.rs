@@ -134,6 +134,19 @@ impl Remote {
         expiration: crate::Expiration,
         now: i64,
     ) -> bool {
+        // A write of the key still queued by a write-behind thread of the process is
+        // older than this one: dropped unsent (or waited for while it is sent), as for
+        // a set sent at once; else it landed over the value stored here. When nothing
+        // is stored here after all, the key is owed an unlink, as for a lost write: the
+        // remote must not keep a value older than the dropped write.
+        let queued = self.in_queue.holds(&lease.key);
+        self.in_queue.supersede(std::iter::once(&lease.key[..]));
+        let lost = || {
+            if queued {
+                let gen = self.gen.load(Relaxed);
+                self.unsynced.add([self.keys.item(b'd', gen, &lease.key).0]);
+            }
+        };
         let deadline = self.deadline(expiration, now);
         let (value_key, hashed) = self.keys.item(b'd', lease.gen, &lease.key);
         let px = match deadline {
@@ -141,6 +154,7 @@ impl Remote {
             Some(t) if t > now => (t - now).min(MAX_PX),
             Some(_) => {
                 self.release(lease);
+                lost();
                 return false;
             }
         };
@@ -157,6 +171,8 @@ impl Remote {
         let ok = self.run_item(&value_key, |c| c.query::<i64>(&cmd)) == Some(1);
         if ok {
             self.client.counters.writes.fetch_add(1, Relaxed);
+        } else {
+            lost();
         }
         ok
     }
