@@ -1574,6 +1574,21 @@ fn child() {
                 .unwrap();
             assert_eq!(v, b"computed once");
         }
+        // Computes until the file GO exists (the test stops it meanwhile), then
+        // returns its value: its own, whatever the remote holds by then.
+        "fence" => {
+            let (counter, go) = (var("COUNTER"), var("GO"));
+            let v = s
+                .cached_call_exclusive(b"fenced", NEVER, Duration::from_secs(20), || {
+                    std::fs::write(&counter, b"x").unwrap();
+                    while !std::path::Path::new(&go).exists() {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Ok(b"old holder".to_vec())
+                })
+                .unwrap();
+            assert_eq!(v, b"old holder");
+        }
         // The fill tests' other process, on the same file.
         "expect" => {
             let want = match var("VALUE").as_str() {
@@ -2342,4 +2357,50 @@ fn a_queued_write_never_lands_over_a_value_a_cached_call_stored_after_it() {
     drop(wb); // sends what is queued
     let other = machine(&dir, "other.db", &remote_options(&server.url()));
     assert_eq!(get(&other, b"k").as_deref(), Some(&b"computed later"[..]));
+}
+
+/// A holder stopped (SIGSTOP) past its remote lease while it computes: another machine
+/// takes the lease over at its deadline, computes and stores its value; the holder,
+/// continued, finishes its compute (its renewal finds the lease lost) and its late
+/// store is fenced off: every other machine reads the new holder's value, and the old
+/// holder's call still returns its own.
+#[test]
+fn a_holder_stopped_past_its_lease_never_overwrites_the_new_holders_value() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let machines = Machines::new(&server.url(), dir.path());
+    let go = dir.path().join("go");
+    let mut holder = machines.spawn("fence", "x.db", &[("GO", go.to_str().unwrap())]);
+    let give_up = Instant::now() + Duration::from_secs(20);
+    while machines.computes() == 0 {
+        assert!(Instant::now() < give_up, "the holder never computed");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let signal = |sig: &str| {
+        let pid = holder.id().to_string();
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig}");
+    };
+    signal("-STOP");
+    let mut o = remote_options(&server.url());
+    o.set_remote_timeout(Duration::from_millis(500)).unwrap();
+    let other = Arc::new(machine(&dir, "y.db", &o));
+    // Waits out the stopped holder's lease (4 s: it renews no more), then computes.
+    let value = other
+        .cached_call_exclusive(b"fenced", NEVER, Duration::from_secs(30), || {
+            Ok(b"new holder".to_vec())
+        })
+        .unwrap();
+    assert_eq!(value, b"new holder");
+    signal("-CONT");
+    std::fs::write(&go, b"").unwrap();
+    assert!(holder.wait().unwrap().success());
+    let third = machine(&dir, "z.db", &o);
+    assert_eq!(get(&third, b"fenced").as_deref(), Some(&b"new holder"[..]));
+    let st = other.remote_stats().unwrap();
+    assert_eq!((st.writes, st.errors), (1, 0), "{st:?}");
 }
