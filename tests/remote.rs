@@ -2404,3 +2404,55 @@ fn a_holder_stopped_past_its_lease_never_overwrites_the_new_holders_value() {
     let st = other.remote_stats().unwrap();
     assert_eq!((st.writes, st.errors), (1, 0), "{st:?}");
 }
+
+/// A wait for another machine's compute polls the remote; while a write of the key
+/// waits in this process's write-behind queue, each poll is not sent (the remote still
+/// holds what that write replaces). The call counts its look-up once, as skipped, and
+/// nothing for its polls: each poll counted one more skipped, a dozen for one call that
+/// waited 300 ms.
+#[test]
+fn a_wait_on_another_machines_lease_counts_a_key_held_back_once() {
+    let (_server, proxy, _dir, other, wb) = held_write_behind_beside_another();
+    let (other, wb) = (Arc::new(other), Arc::new(wb));
+    let (started, wait_started) = std::sync::mpsc::channel();
+    let (go, wait_go) = std::sync::mpsc::channel::<()>();
+    let holder = {
+        let other = other.clone();
+        std::thread::spawn(move || {
+            other.cached_call_exclusive(b"k", NEVER, Duration::from_secs(20), move || {
+                started.send(()).unwrap();
+                wait_go.recv().unwrap();
+                Ok(b"computed".to_vec())
+            })
+        })
+    };
+    wait_started.recv().unwrap(); // `other` holds the key's remote lease
+    proxy.arm(b"SET");
+    wb.set(b"first", b"v", NEVER).unwrap();
+    proxy.wait_until(|h| h.waiting == 1); // the thread waits for this reply
+                                          // Queued: the removal of the key's older value.
+    wb.set(b"k", b"x", Expiration::After(Duration::ZERO))
+        .unwrap();
+    let before = wb.remote_stats().unwrap();
+    let err = wb
+        .cached_call_exclusive(b"k", NEVER, Duration::from_millis(300), || {
+            Ok(b"not computed here".to_vec())
+        })
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LeaseHeld, "{err}");
+    let st = wb.remote_stats().unwrap();
+    let counted = |f: fn(&backlite::RemoteStats) -> u64| f(&st) - f(&before);
+    assert_eq!(
+        (
+            counted(|s| s.hits),
+            counted(|s| s.misses),
+            counted(|s| s.errors),
+            counted(|s| s.skipped)
+        ),
+        (0, 0, 0, 1),
+        "{st:?}"
+    );
+    go.send(()).unwrap();
+    assert_eq!(holder.join().unwrap().unwrap(), b"computed");
+    proxy.release();
+}

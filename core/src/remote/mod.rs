@@ -765,7 +765,8 @@ impl Remote {
         }
     }
 
-    /// Looks `key` up: its value, time left and CRC, checked. `count` adds to hits/misses.
+    /// Looks `key` up: its value, time left and CRC, checked. `count` adds to hits/misses
+    /// (and to skipped for a key held back).
     ///
     /// One round trip: the clear generation, and the value under the generation this
     /// handle last saw with its time left, pipelined. The value is valid only if that
@@ -778,8 +779,12 @@ impl Remote {
         if !self.ready() {
             return None;
         }
+        // A key held back counts as skipped once per call: a poll (`count` false, the
+        // waits of `cached_call_exclusive`) is no call of its own.
         if self.in_queue.holds(key) {
-            self.client.counters.skipped.fetch_add(1, Relaxed);
+            if count {
+                self.client.counters.skipped.fetch_add(1, Relaxed);
+            }
             return None;
         }
         let generation_key = self.keys.generation();
@@ -787,7 +792,9 @@ impl Remote {
         for _ in 0..2 {
             let (redis_key, hashed) = self.keys.item(b'd', gen, key);
             if self.unsynced.holds(&redis_key) {
-                self.client.counters.skipped.fetch_add(1, Relaxed);
+                if count {
+                    self.client.counters.skipped.fetch_add(1, Relaxed);
+                }
                 return None;
             }
             let slot = self.client.slot_of(&redis_key);
