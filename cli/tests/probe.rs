@@ -44,6 +44,52 @@ fn an_output_is_never_written_over_the_cache_or_its_log() {
     assert_eq!(d.ok(&["get", "c.db", "k"]), "v");
 }
 
+/// The folder of values beside the cache (`c.db.values/`) is the cache's too: a `get -o`
+/// aimed at a value file there truncated it as the value was read, so the get itself
+/// lost the entry (exit 1, "no live entry"), and one aimed at another entry's file
+/// replaced that value with this one (a miss ever after); an export there did the same.
+#[test]
+fn an_output_is_never_written_into_the_cache_s_folder_of_values() {
+    let d = Dir::new();
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    for key in ["big", "big2"] {
+        let r = d.run_with_input(&["set", "c.db", key, "-"], &big);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    let mut names: Vec<String> = std::fs::read_dir(d.path("c.db.values"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().filter(|n| n.ends_with(".blv")).count() == 2,
+        "{names:?}"
+    );
+    names.push("new.out".into());
+    std::os::unix::fs::symlink("c.db.values", d.path("values")).unwrap();
+    for name in &names {
+        for out in [format!("c.db.values/{name}"), format!("values/{name}")] {
+            for args in [
+                &["get", "c.db", "big", "-o", out.as_str()][..],
+                &["export", "c.db", "-o", out.as_str()],
+            ] {
+                let r = d.run(args);
+                assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+                one_line_naming(&r.stderr, "c.db");
+                for key in ["big", "big2"] {
+                    let r = d.run(&["get", "c.db", key]);
+                    assert!(
+                        r.code == 0 && r.stdout_bytes == big,
+                        "{args:?}: {key}: {}",
+                        r.stderr
+                    );
+                }
+            }
+        }
+    }
+    assert!(!d.path("c.db.values/new.out").exists());
+    assert_eq!(d.run(&["check", "c.db"]).code, 0);
+}
+
 /// A `get -o OUT` that fails part way drops what it wrote only from a plain file: a
 /// FIFO, a device or a link named as OUT belongs to the user (run as root, the old
 /// code removed `/dev/full` itself after a `get -o /dev/full`).

@@ -162,6 +162,26 @@ pub fn output_path<'a>(file: &Path, out: Option<&'a Path>) -> Result<Option<&'a 
             ));
         }
     }
+    // The folder of values beside the cache is the cache's too: an OUT there (through a
+    // link to it or not) could be a value file, truncated as it is read or replaced.
+    let mut values = file.as_os_str().to_owned();
+    values.push(".values");
+    if let Some(values) = identity(Path::new(&values)) {
+        let folder = std::fs::canonicalize(out)
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .or_else(|| place(out).map(|(folder, _)| folder));
+        if folder.and_then(|f| identity(&f)) == Some(values) {
+            return Err(Failure::new(
+                USAGE_OR_IO,
+                file,
+                format!(
+                    "will not write the output to {}: it is in the cache's folder of values",
+                    out.display()
+                ),
+            ));
+        }
+    }
     Ok(Some(out))
 }
 
