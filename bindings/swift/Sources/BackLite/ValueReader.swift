@@ -10,7 +10,8 @@ import Foundation
 /// there is never a clean end: the read throws
 /// `BackLiteError.notFound` (drop what was read; the entry has been removed, as `get`
 /// would remove it). It is an `AsyncSequence`, not a `Sequence`, because an iterator
-/// that cannot throw could only report that damage as an end.
+/// that cannot throw could only report that damage as an end. In a cancelled task the
+/// loop throws `CancellationError` at its next chunk; the reader stays open there.
 ///
 /// The library's reader is freed at the end, on a failure, by `close()` or in
 /// `deinit`; until then it holds an open value file, or a read snapshot of the database
@@ -99,8 +100,11 @@ extension ValueReader: AsyncSequence {
     public struct AsyncIterator: AsyncIteratorProtocol {
         let reader: ValueReader
 
+        /// Throws `CancellationError` once the task is cancelled, between two chunks:
+        /// an end (nil) would pass what was read for the whole value, unchecked.
         public mutating func next() async throws -> Data? {
-            try reader.read()
+            try Task.checkCancellation()
+            return try reader.read()
         }
     }
 

@@ -79,6 +79,30 @@ final class ReaderTests: XCTestCase {
         XCTAssertLessThanOrEqual(largest, 256 * 1024)
     }
 
+    /// A task cancelled while it reads stops at its next chunk with CancellationError, not
+    /// after the whole value (of any size), and never with a clean end: the value's
+    /// checksum was not reached. The reader stays open where the loop stopped.
+    func testACancelledTaskStopsTheLoopWithCancellationError() async throws {
+        let path = try makeTemporaryDirectory(self).appendingPathComponent("c.db").path
+        let cache = try Storage(path: path, options: Options(fileThreshold: .bytes(4096)))
+        let big = patterned(4 * ValueReader.chunkSize + 5)
+        try cache.set("big", big)
+        let reader = try XCTUnwrap(try cache.reader("big"))
+        let task = Task { () -> Int in
+            var received = 0
+            for try await chunk in reader {
+                received += chunk.count
+                withUnsafeCurrentTask { $0?.cancel() }
+            }
+            return received
+        }
+        do {
+            let received = try await task.value
+            XCTFail("the cancelled task's loop ended cleanly after \(received) bytes")
+        } catch is CancellationError {}
+        XCTAssertEqual(try reader.readToEnd(), big.dropFirst(ValueReader.chunkSize))
+    }
+
     /// A value whose file's last byte changed: the reads throw `.notFound`, never end
     /// cleanly, and the entry is removed.
     func testAValueDamagedAtItsEndThrowsNotFound() async throws {
