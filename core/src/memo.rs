@@ -26,7 +26,7 @@ impl Drop for Held<'_> {
 impl Storage {
     /// The value under `key`, computing and storing it on a miss. `compute` errors are
     /// returned as they are and nothing is stored. A computed value too large to store
-    /// is still returned.
+    /// is still returned, whatever else the set met.
     pub fn cached_call(
         &self,
         key: &[u8],
@@ -66,7 +66,12 @@ impl Storage {
         };
         let value = compute()?;
         match self.set(key, &value, expiration) {
-            Err(e) if e.kind() != ErrorKind::TooLarge => return Err(e),
+            // A value too large to store is returned all the same, even when the set's
+            // removal of an older value failed (another process's lock: BUSY): the
+            // look-up above found no live one to remove.
+            Err(e) if e.kind() != ErrorKind::TooLarge && !self.too_large_to_store(&value) => {
+                return Err(e)
+            }
             _ => {}
         }
         Ok((on_value.take().expect("called once"))(&value))

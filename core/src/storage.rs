@@ -977,6 +977,11 @@ impl Storage {
         inserted
     }
 
+    /// Whether a set of `value` would be refused as too large (TOO_LARGE).
+    pub(crate) fn too_large_to_store(&self, value: &[u8]) -> bool {
+        value.len() as u64 > self.value_limit()
+    }
+
     /// The longest value this storage stores: `max_size`, and no more than SQLite
     /// holds as one value unless values may be kept in files.
     pub(crate) fn value_limit(&self) -> u64 {

@@ -108,6 +108,44 @@ static void a_cached_call_whose_store_is_busy(void) {
     backlite_storage_free(s);
 }
 
+static int32_t compute_big(void *ud, backlite_sink *sink) {
+    ((calls *)ud)->computed++;
+    return backlite_sink_write(sink, (const uint8_t *)"big", 3) == BACKLITE_RESULT_OK ? 0 : 1;
+}
+
+/* API.md: "A computed value too large to store is still returned to the caller (result
+ * OK), just not stored", whatever else holds the file: another process's write lock
+ * made it BUSY (the set's removal of an older value waited for the lock, though the
+ * call's look-up had just found none live), the value lost. */
+static void a_computed_value_too_large_is_returned_under_anothers_lock(void) {
+    if (!h_have_python_sqlite()) SKIP("python3 with sqlite3 is not available to hold a lock");
+    const char *path = tmp_path("busy-large.db");
+    backlite_storage *s = OPEN_SET(path, .max_size = 2, .busy_timeout_ms = 100);
+    REQUIRE(s != NULL);
+    SET(s, "other", "o");
+    lock_holder h;
+    REQUIRE(holder_start(&h, path));
+    calls c = {0, 0, 0};
+    for (int with = 0; with < 2; with++) {
+        backlite_barrier b = {&c, lock_c, unlock_c};
+        backlite_buf v = {NULL, 0};
+        CHECK_OK(backlite_cached_call(s, K("k"), compute_big, &c, with ? &b : NULL, NEVER, &v, &err));
+        CHECK_BUF_STR(v, "big");
+        backlite_buf_free(&v);
+        CHECK_EQ(c.computed, with + 1);
+    }
+    CHECK_EQ(c.locked, 1);
+    CHECK_EQ(c.unlocked, 1);
+    holder_release(&h);
+    holder_finish(&h);
+    GET_MISSING(s, "k");
+    GET_EQ(s, "other", "o"); /* nothing evicted */
+    backlite_stats st = STATS(s);
+    CHECK_EQ(st.count, 1);
+    CHECK_EQ(st.evictions, 0);
+    backlite_storage_free(s);
+}
+
 /* ------------------------------- two processes of 4 threads on shared keys: counters */
 
 #define MP_THREADS 4
@@ -505,6 +543,7 @@ static void the_default_is_read_at_the_set_not_at_the_reopen(void) {
 int main(void) {
     h_begin();
     RUN(a_cached_call_whose_store_is_busy);
+    RUN(a_computed_value_too_large_is_returned_under_anothers_lock);
     RUN(a_limit_of_one_byte);
     RUN(a_batch_is_measured_by_what_it_leaves);
     RUN(the_default_is_read_at_the_set_not_at_the_reopen);
