@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import pickle
+import struct
 import subprocess
 import sys
 import threading
@@ -193,6 +195,25 @@ def test_arguments_of_different_types_are_different_keys(storage):
     assert f(b"1") == "b'1'"
     assert f((1,)) == "(1,)"
     assert f([1]) == "[1]"
+
+
+def test_nans_of_another_sign_do_not_share_results(storage):
+    # Every NaN was keyed as "nan": the sign (math.copysign shows it) and the payload
+    # (struct does) were lost, and sign(-nan) returned sign(nan)'s 1.0.
+    @cached(storage=storage)
+    def sign(x):
+        return math.copysign(1.0, x)
+
+    @cached(storage=storage)
+    def bits(x):
+        return struct.pack(">d", x)
+
+    nan = float("nan")
+    assert sign(nan) == 1.0
+    assert sign(-nan) == -1.0
+    other = struct.unpack(">d", bytes.fromhex("7ff8000000000001"))[0]
+    assert bits(nan) == struct.pack(">d", nan)
+    assert bits(other).hex() == "7ff8000000000001"
 
 
 def test_ints_too_long_for_str_are_keyed_by_value(storage):

@@ -21,6 +21,7 @@ import math
 import os
 import pickle
 import selectors
+import struct
 import sys
 import threading
 import weakref
@@ -366,7 +367,10 @@ def _encode(
         else:  # decimal is refused beyond sys.get_int_max_str_digits(); hex never is
             out.append(b"I" + format(obj, "x").encode() + b";")
     elif t is float:
-        out.append(b"f" + (obj.hex() if not math.isnan(obj) else "nan").encode() + b";")
+        if math.isnan(obj):  # by its bits: its sign and payload, which hex() drops
+            out.append(b"n" + struct.pack(">d", obj).hex().encode() + b";")
+        else:
+            out.append(b"f" + obj.hex().encode() + b";")
     elif t is str:
         b = obj.encode("utf-8", "surrogatepass")
         out.append(b"s" + _len(len(b)) + b)
