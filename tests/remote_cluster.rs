@@ -587,3 +587,78 @@ fn writing_behind_through_a_resharding_never_leaves_an_older_value() {
     }
     assert!(found > 0, "no key reached the remote after the resharding");
 }
+
+/// Writing behind while a master is killed and its replica takes its slots over: the
+/// queue's batches to that master fail (counted), what they carried is owed and undone
+/// once the cluster answers again, and every seventh key is deleted right after its
+/// set. Once the queue is sent, each key holds the last value written or nothing, no
+/// deleted key has a value, and the handle is used again without an error.
+#[test]
+fn writing_behind_through_a_master_failover_never_leaves_an_older_value() {
+    let mut cluster = RedisCluster::with_replicas(3, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let o = cluster_options(&cluster);
+    let mut wo = o.clone();
+    wo.set_remote_mode(RemoteMode::WriteBehind);
+    let a = machine(&dir, "a.db", &wo);
+    let reader = machine(&dir, "reader.db", &read_only(&o));
+    let write_round = |round: usize| {
+        for i in 0..KEYS {
+            a.set(&key(i), &value(i, round), NEVER).unwrap();
+            if i % 7 == 0 {
+                a.delete(&key(i)).unwrap();
+            }
+        }
+    };
+    write_round(0);
+    let master = (0..cluster.nodes.len())
+        .find(|&i| {
+            cluster.nodes[i]
+                .cli(&["INFO", "replication"])
+                .contains("role:master")
+        })
+        .unwrap();
+    // The replica is in sync: it takes the slots over once its master is killed.
+    assert_eq!(cluster.nodes[master].cli(&["WAIT", "1", "10000"]), "1");
+    cluster.nodes[master].kill();
+    let mut round = 1;
+    let give_up = Instant::now() + Duration::from_secs(90);
+    while a.remote_stats().unwrap().errors == 0 || round < 5 {
+        assert!(Instant::now() < give_up, "the failure was never counted");
+        write_round(round);
+        check_remote_values(&reader);
+        round += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    cluster.wait_ok();
+    let give_up = Instant::now() + Duration::from_secs(90);
+    loop {
+        assert_eq!(get(&a, b"probe-absent"), None);
+        if a.remote_stats().unwrap().connected {
+            break;
+        }
+        assert!(Instant::now() < give_up, "a never reconnected");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    write_round(round);
+    let before = a.remote_stats().unwrap();
+    drop(a);
+    let fresh = machine(&dir, "fresh.db", &o);
+    let mut found = 0;
+    for i in 0..KEYS {
+        let v = get(&fresh, &key(i));
+        if i % 7 == 0 {
+            assert_eq!(v, None, "deleted key {i}");
+        } else {
+            assert!(
+                v.is_none() || v == Some(value(i, round)),
+                "key {i}: {v:?}, not round {round}"
+            );
+        }
+        found += usize::from(v.is_some());
+    }
+    assert!(
+        found > 0,
+        "no key reached the remote after the failover: {before:?}"
+    );
+}
