@@ -161,6 +161,12 @@ fn keys_filters_by_prefix_sorts_and_limits() {
     );
     assert_eq!(d.ok(&["keys", "s.db", "--prefix", "zz"]), "(no keys)\n");
     assert_eq!(d.ok(&["keys", "s.db", "--prefix", "zz", "--json"]), "");
+    // Asked for none, it lists none: the cache is not empty.
+    assert_eq!(d.ok(&["keys", "s.db", "--limit", "0"]), "");
+    assert_eq!(
+        d.ok(&["keys", "s.db", "--sort", "size", "--limit", "0"]),
+        ""
+    );
 }
 
 #[test]

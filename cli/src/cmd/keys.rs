@@ -95,9 +95,10 @@ impl Lister<'_> {
         }
     }
 
-    fn finish(mut self) -> Result<(), Failure> {
+    /// `asked_none`: `--limit 0`, where no row says nothing of the cache's keys.
+    fn finish(mut self, asked_none: bool) -> Result<(), Failure> {
         if self.stopped.is_none() {
-            if self.rows == 0 && !self.json {
+            if self.rows == 0 && !self.json && !asked_none {
                 self.out.push_str("(no keys)\n");
             }
             self.flush();
@@ -157,6 +158,6 @@ pub fn run(
             }
         }
     }
-    lister.finish()?;
+    lister.finish(limit == 0)?;
     Ok(OK)
 }
