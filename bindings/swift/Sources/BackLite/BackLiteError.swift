@@ -1,4 +1,5 @@
 import CBackLite
+import Foundation
 
 /// A failed BackLite call: the C result code and the library's message.
 ///
@@ -62,6 +63,12 @@ public struct BackLiteError: Error, Equatable, Sendable, CustomStringConvertible
     public static let `internal` = Code.internal
     public static let leaseLost = Code.leaseLost
     public static let leaseHeld = Code.leaseHeld
+}
+
+/// `error.localizedDescription` is `description` (code and message): Foundation's
+/// default for a plain `Error` struct names neither.
+extension BackLiteError: LocalizedError {
+    public var errorDescription: String? { description }
 }
 
 /// Takes ownership of `err` (which may be NULL) and makes a `BackLiteError` for `result`.

@@ -386,6 +386,18 @@ final class StorageTests: XCTestCase {
         }
     }
 
+    /// `catch { print(error.localizedDescription) }`, the usual Swift report, shows the
+    /// library's message (on Linux, Foundation's default text has neither it nor the code).
+    func testLocalizedDescriptionCarriesTheLibrarysMessage() throws {
+        let text = try makeTemporaryDirectory(self).appendingPathComponent("notes.txt")
+        try Data("hello".utf8).write(to: text)
+        XCTAssertThrowsError(try Storage(url: text)) { error in
+            let message = (error as? BackLiteError)?.message ?? "?"
+            XCTAssertTrue(message.contains("not a BackLite cache"), message)
+            XCTAssertTrue(error.localizedDescription.contains(message), error.localizedDescription)
+        }
+    }
+
     func testEveryCodeHasItsValueAndADescription() {
         let codes: [(BackLiteError.Code, Int32)] = [
             (.notFound, 1), (.nullParameter, 2), (.invalidArgument, 3), (.io, 4), (.notACache, 5),
