@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import enum
 import io
 import pickle
 import typing
@@ -180,6 +181,24 @@ def test_get_many_returns_only_the_keys_asked_for(storage):
 def test_get_many_keeps_the_callers_key_objects(storage):
     storage.set(b"bk", {"value": b"1"})
     assert storage.get_many([b"bk", "bk"]) == {b"bk": {"value": b"1"}, "bk": {"value": b"1"}}
+
+
+def test_set_many_stores_str_and_bytes_subclasses_as_set_does(storage):
+    # A str mixin enum's str() is "Kind.RED", not its text; a bytes subclass may have a
+    # __bytes__ of its own. set and get take the text and the bytes themselves.
+    class Kind(str, enum.Enum):
+        RED = "red"
+
+    class Tagged(bytes):
+        def __bytes__(self) -> bytes:
+            return b"tagged:" + bytes.__bytes__(self)
+
+    storage.set("red", {"value": b"old"})
+    storage.set(b"raw", {"value": b"old"})
+    storage.set_many({Kind.RED: {"value": b"new"}, Tagged(b"raw"): {"value": Tagged(b"v")}})
+    assert storage.get(Kind.RED) == {"value": b"new"}
+    assert storage.get(b"raw") == {"value": b"v"}
+    assert storage.get_keys() == {"red", "raw"}
 
 
 def test_set_many_with_expirations(storage):

@@ -43,13 +43,15 @@ _U32_MAX = 2**32 - 1
 
 
 def key_bytes(key: Key) -> bytes:
-    """A string key is its UTF-8 bytes; bytes keys are taken as they are."""
-    if type(key) is str:
-        return key.encode()
-    if isinstance(key, (bytes, bytearray, memoryview)):
-        return bytes(key)
+    """A string key is its UTF-8 bytes; bytes keys are taken as they are. A subclass of
+    str or bytes by its own text or bytes, as the native calls (set, get) read it, not by
+    its str() or __bytes__: a str mixin enum's str() is "Kind.RED", not "red"."""
     if isinstance(key, str):
-        return str(key).encode()
+        return str.encode(key)
+    if isinstance(key, bytes):
+        return bytes.__bytes__(key)
+    if isinstance(key, (bytearray, memoryview)):
+        return bytes(key)
     raise TypeError(f"a cache key is str or bytes, not {type(key).__name__}")
 
 
@@ -68,7 +70,9 @@ def _value_bytes(item: Any) -> bytes:
         raise TypeError('a cache item is a dict {"value": bytes, "expiration": timedelta}') from None
     if type(value) is bytes:
         return value
-    if isinstance(value, (bytes, bytearray, memoryview)):
+    if isinstance(value, bytes):  # its bytes, as set stores them, not its __bytes__
+        return bytes.__bytes__(value)
+    if isinstance(value, (bytearray, memoryview)):
         return bytes(value)
     raise TypeError(f'a cache item\'s "value" is bytes, not {type(value).__name__}')
 
