@@ -312,6 +312,16 @@ def test_item_larger_than_size_limit_is_not_stored_and_removes_the_old_value(db)
         assert s.get_keys() == {"small"}
 
 
+def test_set_many_of_one_key_twice_keeps_the_last_as_sets_in_turn_do(db):
+    # "k" and b"k" are two keys of a dict and one key of the cache: the later item wins,
+    # even when it is too large (not stored, and what the earlier one stored goes).
+    with Storage(db, size_limit=3) as s:
+        s.set_many({"k": {"value": b"1"}, b"k": {"value": b"12345"}})
+        assert s.get("k") is None
+        s.set_many({"k": {"value": b"12345"}, b"k": {"value": b"2"}})
+        assert s.get("k") == {"value": b"2"}
+
+
 def test_items_totalling_larger_than_size_limit_are_evicted(db):
     with Storage(db, size_limit=5) as s:
         items = {"key1": {"value": b"123"}, "key2": {"value": b"456"}, "key3": {"value": b"789"}}

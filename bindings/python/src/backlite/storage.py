@@ -303,19 +303,24 @@ class Storage(_native.Storage):
         """Store all ``items`` in one transaction, then evict down to the size limit
         (items of the batch may be evicted too, as in the seed). Items larger than the
         size limit are not stored (older values under their keys are removed)."""
-        entries = []
-        too_large = []
+        # By the key's bytes, the last item of each: "k" and b"k" are two keys of
+        # ``items`` and one of the cache, and the later one wins, as with set in turn
+        # (a too-large one too: deleted after the earlier was set, it kept that value).
+        last: dict[bytes, tuple[bytes, int] | None] = {}
         for key, item in items.items():
             kb = key_bytes(key)
             value = _value_bytes(item)
+            last.pop(kb, None)
             if len(value) > self.size_limit:
-                too_large.append(kb)
+                last[kb] = None
                 continue
             exp = item.get("expiration")
             ms = EXPIRATION_DEFAULT if exp is None else expiration_ms(exp)
-            entries.append((kb, value, ms))
-        for kb in too_large:
-            self.delete(kb)
+            last[kb] = (value, ms)
+        for kb, entry in last.items():
+            if entry is None:
+                self.delete(kb)
+        entries = [(kb, *entry) for kb, entry in last.items() if entry is not None]
         if entries:
             self._set_many(entries)
 
