@@ -2456,3 +2456,48 @@ fn a_wait_on_another_machines_lease_counts_a_key_held_back_once() {
     assert_eq!(holder.join().unwrap().unwrap(), b"computed");
     proxy.release();
 }
+
+/// A set that waited in the write-behind queue past its deadline reaches the remote as
+/// the removal it is by then, and one sent late lives there only for what is left of
+/// its time: the PX counted from the set, not from the send, kept a value the file
+/// had expired on the server for a whole expiration more. A reader whose clock runs
+/// behind the writer's, which the server's PTTL is there to bound, read it back
+/// after its deadline.
+#[test]
+fn a_write_behind_set_sent_after_its_deadline_leaves_nothing_on_the_remote() {
+    let server = RedisServer::start();
+    let proxy = HoldingProxy::start(server.port);
+    let dir = tempfile::tempdir().unwrap();
+    let wb = machine(&dir, "wb.db", &held_write_behind(&proxy));
+    proxy.arm(b"SET");
+    wb.set(b"first", b"v", NEVER).unwrap();
+    proxy.wait_until(|h| h.waiting == 1); // the thread waits for this reply
+    wb.set(
+        b"k",
+        b"short-lived",
+        Expiration::After(Duration::from_secs(2)),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(2300)); // past k's deadline, still queued
+    assert_eq!(get(&wb, b"k"), None);
+    proxy.release();
+    drop(wb); // sends what is queued
+    let key = remote_key(&server, "backlite", "", "k");
+    assert_eq!(
+        server.cli(&["EXISTS", &key]),
+        "0",
+        "PTTL {}",
+        server.cli(&["PTTL", &key])
+    );
+    let mut behind = remote_options(&server.url());
+    behind.set_clock(Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+            - 3_600_000
+    }));
+    let reader = machine(&dir, "reader.db", &behind);
+    assert_eq!(get(&reader, b"k"), None);
+    assert_eq!(get(&reader, b"first").as_deref(), Some(&b"v"[..]));
+}

@@ -41,7 +41,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, O
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Keys longer than this are replaced by their SHA-1 (the full key is kept in the value).
 pub const MAX_PLAIN_KEY: usize = 256;
@@ -176,6 +176,18 @@ struct SetValue<'a> {
     value: Cow<'a, [u8]>,
     deadline: Option<i64>,
     now: i64,
+    /// When `now` was read: a write sent later (a queue, a retry) has that much less
+    /// time left.
+    at: Instant,
+}
+
+impl SetValue<'_> {
+    /// The handle's clock when the write is sent: the time of the set plus what has
+    /// passed since (the write-behind thread has no clock of the handle's).
+    fn now_when_sent(&self) -> i64 {
+        let waited = self.at.elapsed().as_millis().min(i64::MAX as u128) as i64;
+        self.now.saturating_add(waited)
+    }
 }
 
 impl<'a> Write<'a> {
@@ -194,6 +206,7 @@ impl<'a> Write<'a> {
                 value: Cow::Owned(s.value.into_owned()),
                 deadline: s.deadline,
                 now: s.now,
+                at: s.at,
             }),
         }
     }
@@ -217,12 +230,18 @@ impl<'a> Write<'a> {
         let (redis_key, hashed) = keys.item(b'd', gen, &self.key);
         out.push(redis::cmd("UNLINK").arg(&redis_key).clone());
         if let Some(s) = &self.set {
-            if !s.deadline.is_some_and(|t| t <= s.now) {
+            // The PX counts from the send: counted from the set, a value that waited
+            // in the write-behind queue stayed on the server past its deadline for as
+            // long as it had waited (a whole expiration more for one sent after it),
+            // and a reader whose clock runs behind the writer's, which the PTTL is to
+            // bound, read it back.
+            let now = s.now_when_sent();
+            if !s.deadline.is_some_and(|t| t <= now) {
                 let payload = codec::encode(s.deadline, hashed.then_some(&self.key[..]), &s.value);
                 let mut cmd = redis::cmd("SET");
                 cmd.arg(&redis_key).arg(payload);
                 if let Some(t) = s.deadline {
-                    cmd.arg("PX").arg((t - s.now).min(MAX_PX));
+                    cmd.arg("PX").arg((t - now).min(MAX_PX));
                 }
                 out.push(cmd);
             }
@@ -961,6 +980,7 @@ impl Remote {
                 value: Cow::Borrowed(value),
                 deadline,
                 now,
+                at: Instant::now(),
             }),
         }
     }
