@@ -181,6 +181,50 @@ fn single_flight_on_a_cluster_computes_once() {
     assert_eq!(computes.load(SeqCst), 1, "computed more than once");
 }
 
+/// Sets every key to its value of `round`, deleting every seventh right after its set.
+fn write_round_deleting_sevenths(s: &Storage, round: usize) {
+    for i in 0..KEYS {
+        s.set(&key(i), &value(i, round), NEVER).unwrap();
+        if i % 7 == 0 {
+            s.delete(&key(i)).unwrap();
+        }
+    }
+}
+
+/// How many keys `fresh` reads from the remote after rounds of
+/// [`write_round_deleting_sevenths`]: each holds its value of `round` or nothing, and
+/// no deleted key has a value.
+fn last_round_or_nothing(fresh: &Storage, round: usize) -> usize {
+    let mut found = 0;
+    for i in 0..KEYS {
+        let v = get(fresh, &key(i));
+        if i % 7 == 0 {
+            assert_eq!(v, None, "deleted key {i}");
+        } else {
+            assert!(
+                v.is_none() || v == Some(value(i, round)),
+                "key {i}: {v:?}, not round {round}"
+            );
+        }
+        found += usize::from(v.is_some());
+    }
+    found
+}
+
+/// Looks a key up through `s` until its remote is connected again (a look-up is what
+/// tries a backed-off remote again), for at most `patience`.
+fn wait_until_connected(s: &Storage, patience: Duration) {
+    let give_up = Instant::now() + patience;
+    loop {
+        assert_eq!(get(s, b"probe-absent"), None);
+        if s.remote_stats().unwrap().connected {
+            break;
+        }
+        assert!(Instant::now() < give_up, "never reconnected");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Reads every key from the remote (the read-only handle's local file is emptied
 /// first, which stays local) and checks each value found is one written under that key.
 fn check_remote_values(reader: &Storage) -> (usize, usize) {
@@ -250,15 +294,7 @@ fn a_resharding_while_calls_run_never_gives_a_wrong_value() {
     // A write that failed during the move (or was skipped while `a` backed off) is
     // unlinked at `a`'s next round trip: then every key holds what was written last,
     // wherever its slot went, or nothing; never an older value.
-    let give_up = Instant::now() + Duration::from_secs(30);
-    loop {
-        assert_eq!(get(&a, b"probe-absent"), None);
-        if a.remote_stats().unwrap().connected {
-            break;
-        }
-        assert!(Instant::now() < give_up, "a never reconnected");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until_connected(&a, Duration::from_secs(30));
     let fresh = machine(&dir, "fresh.db", &o);
     let mut found = 0;
     for i in 0..KEYS {
@@ -537,12 +573,7 @@ fn writing_behind_through_a_resharding_never_leaves_an_older_value() {
     let mut round = 1;
     loop {
         let done = reshard.try_wait().unwrap();
-        for i in 0..KEYS {
-            a.set(&key(i), &value(i, round), NEVER).unwrap();
-            if i % 7 == 0 {
-                a.delete(&key(i)).unwrap();
-            }
-        }
+        write_round_deleting_sevenths(&a, round);
         check_remote_values(&reader);
         round += 1;
         if done.is_some() {
@@ -553,38 +584,12 @@ fn writing_behind_through_a_resharding_never_leaves_an_older_value() {
     // `a` may back off after the move: once it reaches the cluster again, what it
     // owes is paid before its next writes; a last round is written to the settled
     // cluster, and freeing `a` sends what is queued.
-    let give_up = Instant::now() + Duration::from_secs(60);
-    loop {
-        assert_eq!(get(&a, b"probe-absent"), None);
-        if a.remote_stats().unwrap().connected {
-            break;
-        }
-        assert!(Instant::now() < give_up, "a never reconnected");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    for i in 0..KEYS {
-        a.set(&key(i), &value(i, round), NEVER).unwrap();
-        if i % 7 == 0 {
-            a.delete(&key(i)).unwrap();
-        }
-    }
+    wait_until_connected(&a, Duration::from_secs(60));
+    write_round_deleting_sevenths(&a, round);
     round += 1;
     drop(a);
     let fresh = machine(&dir, "fresh.db", &o);
-    let mut found = 0;
-    for i in 0..KEYS {
-        let v = get(&fresh, &key(i));
-        if i % 7 == 0 {
-            assert_eq!(v, None, "deleted key {i}");
-        } else {
-            assert!(
-                v.is_none() || v == Some(value(i, round - 1)),
-                "key {i}: {v:?}, not round {}",
-                round - 1
-            );
-        }
-        found += usize::from(v.is_some());
-    }
+    let found = last_round_or_nothing(&fresh, round - 1);
     assert!(found > 0, "no key reached the remote after the resharding");
 }
 
@@ -602,15 +607,7 @@ fn writing_behind_through_a_master_failover_never_leaves_an_older_value() {
     wo.set_remote_mode(RemoteMode::WriteBehind);
     let a = machine(&dir, "a.db", &wo);
     let reader = machine(&dir, "reader.db", &read_only(&o));
-    let write_round = |round: usize| {
-        for i in 0..KEYS {
-            a.set(&key(i), &value(i, round), NEVER).unwrap();
-            if i % 7 == 0 {
-                a.delete(&key(i)).unwrap();
-            }
-        }
-    };
-    write_round(0);
+    write_round_deleting_sevenths(&a, 0);
     let master = (0..cluster.nodes.len())
         .find(|&i| {
             cluster.nodes[i]
@@ -625,38 +622,18 @@ fn writing_behind_through_a_master_failover_never_leaves_an_older_value() {
     let give_up = Instant::now() + Duration::from_secs(90);
     while a.remote_stats().unwrap().errors == 0 || round < 5 {
         assert!(Instant::now() < give_up, "the failure was never counted");
-        write_round(round);
+        write_round_deleting_sevenths(&a, round);
         check_remote_values(&reader);
         round += 1;
         std::thread::sleep(Duration::from_millis(100));
     }
     cluster.wait_ok();
-    let give_up = Instant::now() + Duration::from_secs(90);
-    loop {
-        assert_eq!(get(&a, b"probe-absent"), None);
-        if a.remote_stats().unwrap().connected {
-            break;
-        }
-        assert!(Instant::now() < give_up, "a never reconnected");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    write_round(round);
+    wait_until_connected(&a, Duration::from_secs(90));
+    write_round_deleting_sevenths(&a, round);
     let before = a.remote_stats().unwrap();
     drop(a);
     let fresh = machine(&dir, "fresh.db", &o);
-    let mut found = 0;
-    for i in 0..KEYS {
-        let v = get(&fresh, &key(i));
-        if i % 7 == 0 {
-            assert_eq!(v, None, "deleted key {i}");
-        } else {
-            assert!(
-                v.is_none() || v == Some(value(i, round)),
-                "key {i}: {v:?}, not round {round}"
-            );
-        }
-        found += usize::from(v.is_some());
-    }
+    let found = last_round_or_nothing(&fresh, round);
     assert!(
         found > 0,
         "no key reached the remote after the failover: {before:?}"
