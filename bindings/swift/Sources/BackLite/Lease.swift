@@ -23,11 +23,15 @@ public final class Lease: @unchecked Sendable {
     deinit { backlite_lease_abandon(handle) }
 
     /// Moves the deadline to `milliseconds` from now. Throws `.leaseLost` if another
-    /// owner took the key over.
+    /// owner took the key over, and `.invalidArgument` once the lease is released (as
+    /// `fulfill` does).
     public func extend(milliseconds: Int64) throws {
         lock.lock()
         defer { lock.unlock() }
-        try cCall { backlite_lease_extend(handle, milliseconds, $0) }
+        // A released lease has no handle; the C call would report a NULL parameter,
+        // which names the binding's state, not the caller's mistake.
+        guard let h = handle else { throw releasedError() }
+        try cCall { backlite_lease_extend(h, milliseconds, $0) }
     }
 
     /// Stores `value` under the key and releases the lease, whatever the result.
@@ -37,7 +41,7 @@ public final class Lease: @unchecked Sendable {
         let h = handle
         handle = nil
         lock.unlock()
-        guard let h else { throw BackLiteError(code: .invalidArgument, message: "the lease was already released") }
+        guard let h else { throw releasedError() }
         try withBytes(value) { v, vl in
             try cCall { backlite_lease_fulfill(h, v, vl, expiration.milliseconds, $0) }
         }
@@ -51,6 +55,10 @@ public final class Lease: @unchecked Sendable {
         handle = nil
         lock.unlock()
         backlite_lease_abandon(h)
+    }
+
+    private func releasedError() -> BackLiteError {
+        BackLiteError(code: .invalidArgument, message: "the lease was already released")
     }
 }
 

@@ -124,7 +124,13 @@ final class CachedTests: XCTestCase {
         lease.abandon() // does nothing once fulfilled
         guard case .hit(let value) = try cache.tryAcquire("k") else { return XCTFail("no hit") }
         XCTAssertEqual(value, bytes("value"))
-        XCTAssertThrowsError(try lease.fulfill(bytes("again")))
+        XCTAssertThrowsError(try lease.fulfill(bytes("again"))) { error in
+            XCTAssertEqual((error as? BackLiteError)?.code, .invalidArgument)
+        }
+        XCTAssertThrowsError(try lease.extend(milliseconds: 1000)) { error in
+            XCTAssertEqual((error as? BackLiteError)?.code, .invalidArgument)
+            XCTAssertEqual((error as? BackLiteError)?.message, "the lease was already released")
+        }
     }
 
     func testALeaseDroppedWithoutFulfilIsAbandoned() throws {
