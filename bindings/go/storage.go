@@ -203,6 +203,11 @@ type Entry struct {
 // the maximum size (entries of the batch may go too).
 func (s *Storage) SetMany(entries []Entry) error {
 	if len(entries) == 0 {
+		// Nothing to store, but a closed Storage says so, as every other call does.
+		if _, err := s.acquire(); err != nil {
+			return err
+		}
+		s.release()
 		return nil
 	}
 	// The C entries point into the Go slices: pin them, since Go memory handed to C must

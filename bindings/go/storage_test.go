@@ -559,7 +559,9 @@ func TestCloseIsFinalAndIdempotent(t *testing.T) {
 	}
 	for _, err := range []error{
 		s.Set([]byte("k"), nil, 0), s.SetMany([]backlite.Entry{{}}), s.Delete(nil), s.Clear(),
-		s.Keys(func([]byte) bool { return true }),
+		s.Keys(func([]byte) bool { return true }), s.GetTo([]byte("k"), io.Discard),
+		// Nothing to store, but the Storage is closed all the same (it said nil).
+		s.SetMany(nil),
 	} {
 		if !errors.Is(err, backlite.ErrClosed) {
 			t.Fatalf("got %v", err)
@@ -570,6 +572,22 @@ func TestCloseIsFinalAndIdempotent(t *testing.T) {
 	}
 	if _, err := s.Stats(); !errors.Is(err, backlite.ErrClosed) {
 		t.Fatalf("got %v", err)
+	}
+	if _, _, err := s.GetWithTTL([]byte("k")); !errors.Is(err, backlite.ErrClosed) {
+		t.Fatalf("GetWithTTL: got %v", err)
+	}
+	if _, err := s.Cached([]byte("k"), func() ([]byte, error) { return nil, nil }); !errors.Is(err, backlite.ErrClosed) {
+		t.Fatalf("Cached: got %v", err)
+	}
+	pairs := 0
+	for key, err := range s.All() {
+		pairs++
+		if key != nil || !errors.Is(err, backlite.ErrClosed) {
+			t.Fatalf("All: got %q, %v", key, err)
+		}
+	}
+	if pairs != 1 {
+		t.Fatalf("All after Close gave %d pairs, want the error alone", pairs)
 	}
 }
 
