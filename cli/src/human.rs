@@ -110,7 +110,9 @@ pub fn format_duration(d: Duration) -> String {
 }
 
 /// Reads `512`, `64KiB`, `1.5 GiB`, `10MB`, `1e6` (KB, MB, ... EB are powers of 1000;
-/// K, KiB, M, MiB, ... E, EiB powers of 1024), up to `i64::MAX` bytes.
+/// K, KiB, M, MiB, ... E, EiB powers of 1024), up to `i64::MAX` bytes, exactly: a
+/// float holds 53 bits, so `9223372036854775807` read as one was 2^63, too large, and
+/// `9007199254740993` was a byte short.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let bad = |why: &str| format!("bad size {text:?}: {why} (examples: 512, 64KiB, 1.5 GiB, 10MB)");
     let s = text.trim();
@@ -118,27 +120,67 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     let value: f64 = number
         .parse()
         .map_err(|_| bad("it must start with a number"))?;
-    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "kb" => 1e3,
-        "mb" => 1e6,
-        "gb" => 1e9,
-        "tb" => 1e12,
-        "k" | "kib" => 1024.0,
-        "m" | "mib" => 1024f64.powi(2),
-        "g" | "gib" => 1024f64.powi(3),
-        "t" | "tib" => 1024f64.powi(4),
-        "pb" => 1e15,
-        "eb" => 1e18,
-        "p" | "pib" => 1024f64.powi(5),
-        "e" | "eib" => 1024f64.powi(6),
+    let factor: u128 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1000,
+        "mb" => 1000u128.pow(2),
+        "gb" => 1000u128.pow(3),
+        "tb" => 1000u128.pow(4),
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        "pb" => 1000u128.pow(5),
+        "eb" => 1000u128.pow(6),
+        "p" | "pib" => 1 << 50,
+        "e" | "eib" => 1 << 60,
         other => return Err(bad(&format!("unknown unit {other:?}"))),
     };
-    let bytes = value * factor;
+    let too_large = || bad("it is too large");
+    if let Some(bytes) = exact_bytes(number, factor) {
+        return u64::try_from(bytes)
+            .ok()
+            .filter(|&b| b <= i64::MAX as u64)
+            .ok_or_else(too_large);
+    }
+    // More digits than 128 bits hold: as a float, only to say it is too large.
+    let bytes = value * factor as f64;
     if !bytes.is_finite() || bytes >= i64::MAX as f64 {
-        return Err(bad("it is too large"));
+        return Err(too_large());
     }
     Ok(bytes.round() as u64)
+}
+
+/// `number` (digits with at most one point, then an exponent, as `number_len` found
+/// it) times `factor`, rounded to a whole byte, half up; None when it does not fit
+/// 128 bits.
+fn exact_bytes(number: &str, factor: u128) -> Option<u128> {
+    let (mantissa, exponent) = match number.find(['e', 'E']) {
+        Some(at) => (&number[..at], number[at + 1..].parse::<i32>().ok()?),
+        None => (number, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let mut digits = 0u128;
+    for c in whole.bytes().chain(fraction.bytes()) {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        digits = digits.checked_mul(10)?.checked_add(u128::from(c - b'0'))?;
+    }
+    let scaled = digits.checked_mul(factor)?;
+    if scaled == 0 {
+        return Some(0);
+    }
+    let power = exponent.checked_sub(i32::try_from(fraction.len()).ok()?)?;
+    if power >= 0 {
+        return scaled.checked_mul(10u128.checked_pow(power.unsigned_abs())?);
+    }
+    // A divisor past 128 bits is larger than `scaled`: less than half a byte.
+    let Some(divisor) = 10u128.checked_pow(power.unsigned_abs()) else {
+        return Some(0);
+    };
+    let (quotient, remainder) = (scaled / divisor, scaled % divisor);
+    Some(quotient + u128::from(remainder >= divisor - remainder))
 }
 
 /// Writes a size in binary units: `512 B`, `24 KiB`, `1.5 GiB`.
@@ -209,6 +251,28 @@ mod tests {
         assert_eq!(parse_size("1EB").unwrap(), 1_000_000_000_000_000_000);
         assert!(parse_size("1e30 GiB").unwrap_err().contains("too large"));
         assert!(parse_size("8 EiB").unwrap_err().contains("too large"));
+        // Exactly, to the byte, beyond what a float holds.
+        assert_eq!(parse_size("9223372036854775807").unwrap(), i64::MAX as u64);
+        assert_eq!(
+            parse_size("9007199254740993").unwrap(),
+            9_007_199_254_740_993
+        );
+        assert!(parse_size("9223372036854775808")
+            .unwrap_err()
+            .contains("too large"));
+        assert_eq!(
+            parse_size("7.99EiB").unwrap(),
+            ((799u128 << 60) / 100) as u64
+        );
+        assert_eq!(parse_size("0.5").unwrap(), 1);
+        assert_eq!(parse_size("0.49").unwrap(), 0);
+        assert_eq!(parse_size("1.5e-3 KiB").unwrap(), 2);
+        assert_eq!(parse_size("1e-400").unwrap(), 0);
+        assert_eq!(parse_size(".5k").unwrap(), 512);
+        assert!(parse_size("1e400").unwrap_err().contains("too large"));
+        assert!(parse_size("123456789012345678901234567890123456789012")
+            .unwrap_err()
+            .contains("too large"));
         for bytes in [1 << 50, 3 << 49, 5 << 60] {
             let shown = format_size(bytes);
             assert_eq!(parse_size(&shown).unwrap(), bytes, "{shown}");
