@@ -54,8 +54,14 @@ public final class Storage: @unchecked Sendable {
         handle = h!
     }
 
-    /// Opens the cache file at `url` (a file URL).
+    /// Opens the cache file at `url`, which must be a file URL: any other (`https:`,
+    /// `redis:`) throws `.invalidArgument` and nothing is created.
     public convenience init(url: URL, options: Options = Options()) throws {
+        // `url.path` of "https://host/x/cache.db" is "/x/cache.db": a file the caller
+        // never named.
+        guard url.isFileURL else {
+            throw BackLiteError(code: .invalidArgument, message: "not a file URL: \(url.scheme ?? "no scheme")")
+        }
         try self.init(path: url.path, options: options)
     }
 

@@ -370,6 +370,19 @@ final class StorageTests: XCTestCase {
         }
     }
 
+    func testAURLThatIsNotAFileURLThrowsInvalidArgumentAndCreatesNothing() throws {
+        let dir = try makeTemporaryDirectory(self)
+        let web = try XCTUnwrap(URL(string: "https://example.com\(dir.path)/cache.db"))
+        XCTAssertThrowsError(try Storage(url: web)) { error in
+            XCTAssertEqual((error as? BackLiteError)?.code, .invalidArgument)
+            XCTAssertEqual((error as? BackLiteError)?.message, "not a file URL: https")
+        }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), [])
+        let file = dir.appendingPathComponent("cache.db")
+        try Storage(url: file).set("k", bytes("v"))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: file.path))
+    }
+
     func testBadOptionsThrowInvalidArgumentNamingTheOption() throws {
         XCTAssertThrowsError(try Storage.inMemory(options: Options(maxSize: 0))) { error in
             XCTAssertEqual((error as? BackLiteError)?.code, .invalidArgument)
