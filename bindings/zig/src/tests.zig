@@ -266,6 +266,43 @@ test "collectKeys frees what it copied when an allocation fails" {
     try testing.checkAllAllocationFailures(testing.allocator, collectAndFreeKeys, .{&cache});
 }
 
+/// Each call that takes an allocator, one after the other, for checkAllAllocationFailures.
+fn everyAllocatingCall(allocator: std.mem.Allocator, cache: *Storage) !void {
+    if (try cache.get(allocator, "k")) |v| allocator.free(v);
+    if (try cache.getItem(allocator, "k")) |item| item.deinit(allocator);
+    const Compute = struct {
+        fn compute(w: *std.Io.Writer) !void {
+            try w.writeAll("computed");
+        }
+    };
+    allocator.free(try cache.cached(allocator, "c", .{}, Compute.compute));
+    allocator.free(try cache.cachedExclusive(allocator, "x", .{}, Compute.compute));
+    switch (try cache.tryAcquire(allocator, "k", 1000)) {
+        .hit => |v| allocator.free(v),
+        .lease => |held| {
+            var lease = held;
+            lease.abandon();
+        },
+        .held => {},
+    }
+    try cache.setMany(allocator, &.{ .{ .key = "m1", .value = "v" }, .{ .key = "m2", .value = "w" } });
+    var buf: [16]u8 = undefined;
+    var r = (try cache.reader("k", &buf)).?;
+    defer r.deinit();
+    allocator.free(try r.interface.allocRemaining(allocator, .unlimited));
+}
+
+test "every call that takes an allocator frees what it took when an allocation fails" {
+    var cache = try memory(.{});
+    defer cache.deinit();
+    const big = try patterned(100_000);
+    defer testing.allocator.free(big);
+    try cache.set("k", big, .never);
+    // Each allocation in turn fails: error.OutOfMemory, and nothing leaked (the library's
+    // buffers included: run_tests.sh runs this under valgrind) or freed twice.
+    try testing.checkAllAllocationFailures(testing.allocator, everyAllocatingCall, .{&cache});
+}
+
 test "clear removes everything" {
     var cache = try memory(.{});
     defer cache.deinit();
