@@ -287,6 +287,17 @@ pub(crate) fn hard_link_error(path: &Path) -> Error {
 }
 
 fn check_version(version: i32, path: &Path) -> Result<()> {
+    if version < 0 {
+        // No BackLite ever wrote one: migrating "from" it would run no migration and
+        // stamp whatever tables the file has as this schema.
+        return Err(Error::new(
+            ErrorKind::NotACache,
+            format!(
+                "{} is not a BackLite cache (schema version {version}); it was left untouched",
+                path.display()
+            ),
+        ));
+    }
     if version > SCHEMA_VERSION {
         return Err(Error::new(
             ErrorKind::Incompatible,
@@ -777,27 +788,37 @@ pub(crate) fn prepare(
     let version: i32 = tx
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .ctx("reading the schema version")?;
-    if app_id == 0 && version == 0 {
-        let objects: i64 = tx
-            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
-            .ctx("reading the schema")?;
-        if objects != 0 {
-            return Err(Error::new(
-                ErrorKind::NotACache,
-                format!("{} is a SQLite database of another program", path.display()),
-            ));
-        }
-    } else if app_id != APPLICATION_ID {
+    if app_id != 0 && app_id != APPLICATION_ID {
         return Err(Error::new(
             ErrorKind::NotACache,
             format!("{} is a SQLite database of another program", path.display()),
         ));
     }
+    if version == 0 {
+        // A new file: BackLite stamps its id and version with the tables it makes, so
+        // a file of version 0 that holds anything is not one it made (under its id
+        // too: that would be migrated around another program's tables).
+        let objects: i64 = tx
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .ctx("reading the schema")?;
+        if objects != 0 {
+            return Err(match app_id {
+                0 => Error::new(
+                    ErrorKind::NotACache,
+                    format!("{} is a SQLite database of another program", path.display()),
+                ),
+                _ => mismatch(path, version, "it holds tables already"),
+            });
+        }
+    }
     check_version(version, path)?;
     prepared.created = version == 0;
     for (from, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         tx.execute_batch(sql)
-            .ctx(&format!("migrating the schema from version {from}"))?;
+            .map_err(|e| tables_do_not_match(e, path, version, from))?;
+    }
+    if version < SCHEMA_VERSION && !has_our_tables(&tx)? {
+        return Err(mismatch(path, version, "it lacks tables of a cache"));
     }
     if version < SCHEMA_VERSION {
         tx.pragma_update(None, "application_id", APPLICATION_ID)
@@ -829,6 +850,57 @@ pub(crate) fn prepare(
     }
     tx.commit().ctx("committing the schema")?;
     Ok(prepared)
+}
+
+/// The tables of every schema: a file stamped as a cache that lacks one is not a cache.
+const OUR_TABLES: &str = "SELECT count(*) FROM sqlite_master WHERE type = 'table' \
+    AND name IN ('entries', 'blobs', 'leases', 'state')";
+
+/// Whether the file (migrated) holds the tables of a cache.
+fn has_our_tables(conn: &Connection) -> Result<bool> {
+    conn.query_row(OUR_TABLES, [], |r| r.get::<_, i64>(0))
+        .map(|n| n == 4)
+        .ctx("reading the schema")
+}
+
+/// A file whose header says BackLite schema `version` but whose tables are not that
+/// schema's (an older version stamped on a newer file, another program's tables under
+/// our header): refused as not a cache, and left untouched (the migration's transaction
+/// is rolled back), instead of an internal error quoting the migration's SQL.
+fn mismatch(path: &Path, version: i32, why: &str) -> Error {
+    Error::new(
+        ErrorKind::NotACache,
+        format!(
+            "{} is not a BackLite cache: its header says schema {version}, but {why}; it was left untouched",
+            path.display()
+        ),
+    )
+}
+
+/// The error of migration `from` of a file of schema `version`: a statement the file's
+/// tables refuse (SQLite's generic SQL error: a table already there, a column missing
+/// or already added) is a file that is not that schema; anything else (busy, I/O,
+/// damage) keeps its own kind.
+fn tables_do_not_match(e: rusqlite::Error, path: &Path, version: i32, from: usize) -> Error {
+    let refused = match &e {
+        rusqlite::Error::SqliteFailure(f, msg) if f.code == rusqlite::ErrorCode::Unknown => {
+            Some(msg.clone().unwrap_or_else(|| f.to_string()))
+        }
+        rusqlite::Error::SqlInputError { error, msg, .. }
+            if error.code == rusqlite::ErrorCode::Unknown =>
+        {
+            Some(msg.clone())
+        }
+        _ => None,
+    };
+    match refused {
+        Some(msg) => mismatch(
+            path,
+            version,
+            &format!("its tables do not match it ({msg})"),
+        ),
+        None => Error::sqlite(&format!("migrating the schema from version {from}"), e),
+    }
 }
 
 /// What [`prepare`] did that its caller finishes once it has committed.

@@ -1,0 +1,133 @@
+/*
+ * Tenth probe round of the local cache contract (API.md), kept as tests.
+ *
+ * Files of an older format: a cache whose header was set back to an older schema (or
+ * to a version no BackLite wrote), and another program's tables under BackLite's
+ * header, are NOT_A_CACHE and left untouched (they were INTERNAL, or opened and
+ * stamped as this schema).
+ */
+#include "backlite.h"
+#include "harness.h"
+
+/* ------------------------------------------- a header that says an older schema */
+
+/* writes `version` into the closed file's header (user_version: offset 60, big-endian) */
+static bool stamp_version(const char *path, int32_t version) {
+    size_t len = 0;
+    uint8_t *b = h_read_file(path, &len);
+    if (b == NULL || len < 100) {
+        free(b);
+        return false;
+    }
+    uint32_t v = (uint32_t)version;
+    b[60] = (uint8_t)(v >> 24), b[61] = (uint8_t)(v >> 16), b[62] = (uint8_t)(v >> 8), b[63] = (uint8_t)v;
+    bool ok = h_write_file(path, b, len);
+    free(b);
+    return ok;
+}
+
+/* the closed file's user_version */
+static int32_t version_of(const char *path) {
+    size_t len = 0;
+    uint8_t *b = h_read_file(path, &len);
+    uint32_t v = b != NULL && len >= 100
+                     ? ((uint32_t)b[60] << 24) | ((uint32_t)b[61] << 16) | ((uint32_t)b[62] << 8) | b[63]
+                     : 0;
+    free(b);
+    return (int32_t)v;
+}
+
+static bool same_bytes(const char *path, const uint8_t *want, size_t want_len) {
+    size_t len = 0;
+    uint8_t *b = h_read_file(path, &len);
+    bool same = b != NULL && len == want_len && memcmp(b, want, len) == 0;
+    free(b);
+    return same;
+}
+
+/* Opens `path` expecting NOT_A_CACHE, a message that names the file and quotes no SQL,
+ * and the file's bytes as they were (no -wal made either). */
+static void refused_untouched_(const char *file, int line, const char *path) {
+    size_t len = 0;
+    uint8_t *before = h_read_file(path, &len);
+    if (before == NULL) {
+        h_fail_(file, line, "cannot read %s", path);
+        return;
+    }
+    backlite_storage *s = NULL;
+    backlite_error *err = NULL;
+    backlite_result rc = backlite_storage_open(path, NULL, &s, &err);
+    h_check_rc_(file, line, "open", rc, BACKLITE_RESULT_NOT_A_CACHE, err);
+    if (err != NULL) {
+        const char *m = backlite_error_message(err);
+        if (strstr(m, path) == NULL || strstr(m, "CREATE") != NULL || strstr(m, "ALTER") != NULL)
+            h_fail_(file, line, "message: %s", m);
+    }
+    backlite_error_free(err);
+    backlite_storage_free(s);
+    if (!same_bytes(path, before, len)) h_fail_(file, line, "%s was changed", path);
+    char wal[PATH_MAX + 8];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    if (h_exists(wal)) {
+        struct stat st;
+        if (stat(wal, &st) == 0 && st.st_size > 0) h_fail_(file, line, "%s-wal was written", path);
+    }
+    free(before);
+}
+#define REFUSED_UNTOUCHED(path) refused_untouched_(__FILE__, __LINE__, (path))
+
+/* A cache whose header was set back to an older schema (or to a version no BackLite
+ * wrote) is refused as not a cache and left untouched: each migration from that
+ * version meets tables it already made. It was INTERNAL (or, for a negative version,
+ * opened and stamped as this schema), with a message quoting the migration's SQL.
+ * Set back to its own version, the file is the cache it was. */
+static void a_cache_stamped_with_an_older_schema_is_not_a_cache(void) {
+    const int32_t versions[] = {0, 1, 2, 3, 4, -1, INT32_MIN};
+    for (size_t i = 0; i < sizeof versions / sizeof versions[0]; i++) {
+        const char *path = tmp_path("stamped.db");
+        backlite_storage *s = OPEN(path, NULL);
+        REQUIRE(s != NULL);
+        SET(s, "k", "value");
+        backlite_storage_free(s);
+        int32_t own = version_of(path);
+        REQUIRE(own > 0 && stamp_version(path, versions[i]));
+        REFUSED_UNTOUCHED(path);
+        REFUSED_UNTOUCHED(path); /* again: nothing was half done */
+        REQUIRE(stamp_version(path, own));
+        s = OPEN(path, NULL);
+        REQUIRE(s != NULL);
+        GET_EQ(s, "k", "value");
+        backlite_storage_free(s);
+        remove_cache_file(path);
+    }
+}
+
+/* Another program's database under BackLite's header (its application id and an
+ * older schema version) is not a cache either: not migrated around the other
+ * program's tables, not stamped as this schema (version 5 ran no statement and opened,
+ * every call then failing with INTERNAL), and left untouched. */
+static void another_programs_tables_under_our_header_are_not_a_cache(void) {
+    if (!h_have_python_sqlite()) SKIP("python3 with sqlite3 is not available to make the file");
+    const int versions[] = {0, 1, 3, 5, -1};
+    for (size_t i = 0; i < sizeof versions / sizeof versions[0]; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "foreign-%zu.db", i);
+        const char *path = tmp_path(name);
+        char cmd[PATH_MAX + 300];
+        snprintf(cmd, sizeof cmd,
+                 "python3 -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+                 "c.execute(\"create table t (x)\"); c.execute(\"insert into t values (1)\"); "
+                 "c.execute(\"pragma application_id = %d\"); c.execute(\"pragma user_version = %d\"); "
+                 "c.commit(); c.close()' '%s'",
+                 0x424B4C54, versions[i], path);
+        REQUIRE(system(cmd) == 0);
+        REFUSED_UNTOUCHED(path);
+    }
+}
+
+int main(void) {
+    h_begin();
+    RUN(a_cache_stamped_with_an_older_schema_is_not_a_cache);
+    RUN(another_programs_tables_under_our_header_are_not_a_cache);
+    return h_end();
+}
