@@ -716,6 +716,14 @@ impl ValueFiles {
             {
                 return Ok(Read::Damaged)
             }
+            // Something that is not a file in its place which no open reaches (a
+            // socket, a device without a driver: ENXIO, ENODEV) is no file of ours
+            // either, as a FIFO or a folder there is not. Failing with IO instead made
+            // every read of its key, and `check` with repair, fail until it was removed
+            // by hand.
+            Err(_) if fs::symlink_metadata(&real).is_ok_and(|m| !m.file_type().is_file()) => {
+                return Ok(Read::Damaged)
+            }
             Err(e) => {
                 let path = self.path_of(name);
                 return Err(io_error(format_args!("cannot open {}", path.display()), e));
