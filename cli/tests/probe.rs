@@ -572,7 +572,10 @@ fn sizes_read_the_human_way_up_to_the_largest_and_no_further() {
     // The largest, as the error for 0 names it, and to the byte beyond a float's 53
     // bits (read as a float, the first was 2^63, "too large", the second a byte short).
     assert_eq!(max_size_of(&d, "9223372036854775807"), Ok(i64::MAX as u64));
-    assert_eq!(max_size_of(&d, "9007199254740993"), Ok(9_007_199_254_740_993));
+    assert_eq!(
+        max_size_of(&d, "9007199254740993"),
+        Ok(9_007_199_254_740_993)
+    );
     // What stats writes, it reads back.
     let r = d.ok(&["stats", "c.db", "--max-size", "2 PiB"]);
     assert!(r.contains("of 2 PiB max"), "{r}");
