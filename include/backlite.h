@@ -748,7 +748,10 @@ const char *backlite_result_str(backlite_result r);
 backlite_result backlite_storage_open(const char *path, const struct backlite_options *options, struct backlite_storage **storage_out, struct backlite_error **err);
 
 /**
- * Closes the handle. NULL is accepted. Must not race with other calls on it.
+ * Closes the handle. NULL is accepted. Must not race with other calls on it. It writes
+ * the handle's buffered hits first: while another process holds the file's write lock
+ * it waits for it at most the busy timeout, then closes without them (they are hints
+ * for the eviction order, lost as a killed process's are).
  */
 void backlite_storage_free(struct backlite_storage *s);
 

@@ -59,7 +59,9 @@ func Open(path string, opts ...Option) (*Storage, error) {
 
 // Close closes the storage. Calls already in progress finish first (the handle is freed
 // when the last one returns, so Close may even be called from a callback); calls made
-// after Close return ErrClosed. Closing twice is harmless.
+// after Close return ErrClosed. Closing twice is harmless. Freeing the handle writes
+// its buffered hits: behind another process's write lock it waits at most the busy
+// timeout, then closes without them.
 func (s *Storage) Close() error {
 	if s == nil {
 		return nil

@@ -116,7 +116,10 @@ pub unsafe extern "C" fn backlite_storage_open(
     })
 }
 
-/// Closes the handle. NULL is accepted. Must not race with other calls on it.
+/// Closes the handle. NULL is accepted. Must not race with other calls on it. It writes
+/// the handle's buffered hits first: while another process holds the file's write lock
+/// it waits for it at most the busy timeout, then closes without them (they are hints
+/// for the eviction order, lost as a killed process's are).
 #[no_mangle]
 pub unsafe extern "C" fn backlite_storage_free(s: *mut backlite_storage) {
     if !s.is_null() {

@@ -902,7 +902,8 @@ class Storage {
   ~Storage() = default;
 
   /// Closes the handle now (the destructor does it otherwise). Must not race with other
-  /// calls on this Storage.
+  /// calls on this Storage. It writes the handle's buffered hits: behind another
+  /// process's write lock it waits at most the busy timeout, then closes without them.
   void close() noexcept { s_.reset(); }
   /// False once moved from or closed.
   explicit operator bool() const noexcept { return s_ != nullptr; }

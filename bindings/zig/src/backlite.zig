@@ -752,7 +752,8 @@ pub const Storage = struct {
         return code.toError();
     }
 
-    /// Closes the handle.
+    /// Closes the handle. It writes the handle's buffered hits: behind another process's
+    /// write lock it waits at most the busy timeout, then closes without them.
     pub fn deinit(self: *Storage) void {
         c.backlite_storage_free(self.handle);
         self.* = undefined;
