@@ -817,7 +817,7 @@ pub(crate) fn prepare(
         tx.execute_batch(sql)
             .map_err(|e| tables_do_not_match(e, path, version, from))?;
     }
-    if version < SCHEMA_VERSION && !has_our_tables(&tx)? {
+    if !has_our_tables(&tx)? {
         return Err(mismatch(path, version, "it lacks tables of a cache"));
     }
     if version < SCHEMA_VERSION {
@@ -938,7 +938,8 @@ fn readiness(
     let version: i32 = tx
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .ctx("reading the schema version")?;
-    if app_id != APPLICATION_ID || version != SCHEMA_VERSION {
+    // Without the tables (another program's under our header), `prepare` says why.
+    if app_id != APPLICATION_ID || version != SCHEMA_VERSION || !has_our_tables(&tx)? {
         return Ok(Readiness::NotReady);
     }
     if let Some(tag) = version_tag {
