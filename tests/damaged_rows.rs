@@ -106,6 +106,12 @@ const DAMAGES: &[Damage] = &[
         false,
         "UPDATE entries SET size = 4611686018427387904 WHERE key = ?1",
     ),
+    // Larger than any memory: a get that allocated it first failed "out of memory".
+    sql(
+        "size of a stored value is huge",
+        true,
+        "UPDATE entries SET size = 4611686018427387904 WHERE key = ?1",
+    ),
     sql(
         "expires_at is text",
         false,
@@ -513,7 +519,19 @@ fn check_finds_a_row_with_a_bad_key_created_or_hits() {
 /// too, the buffer of a damaged value is given back, and the good entries read whole.
 #[test]
 fn a_get_into_the_caller_s_memory_of_a_damaged_row_is_a_miss_that_removes_it() {
-    let alloc = |len: usize| Ok(vec![std::mem::MaybeUninit::<u8>::uninit(); len]);
+    // Fallible, as the C library's malloc: a size damaged to more than any memory
+    // is refused, not an abort.
+    let alloc = |len: usize| {
+        let mut b = Vec::new();
+        b.try_reserve_exact(len).map_err(|_| {
+            backlite::Error::new(
+                backlite::ErrorKind::Internal,
+                format!("no memory for {len}"),
+            )
+        })?;
+        b.resize(len, std::mem::MaybeUninit::<u8>::uninit());
+        Ok(b)
+    };
     let bytes = |b: Vec<std::mem::MaybeUninit<u8>>| -> Vec<u8> {
         // SAFETY: get_into returns a buffer only once it has written every byte.
         b.into_iter().map(|m| unsafe { m.assume_init() }).collect()

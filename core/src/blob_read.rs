@@ -58,6 +58,7 @@ pub(crate) fn read_into(conn: &Connection, id: i64, crc: u32, dest: Dest<'_>) ->
             });
         }
         Dest::Open { len, opened } => return open_for_reader(conn, id, len, crc, opened),
+        Dest::Sound { len } => return Ok(open(conn, id, len)?.is_some()),
         Dest::Init(ref d) => d.len() as u64,
         Dest::Uninit(ref d) => d.len() as u64,
     };
@@ -81,7 +82,9 @@ pub(crate) fn read_into(conn: &Connection, id: i64, crc: u32, dest: Dest<'_>) ->
                 at += read.len();
             }
         }
-        Dest::Visit { .. } | Dest::Open { .. } => unreachable!("handled above"),
+        Dest::Visit { .. } | Dest::Open { .. } | Dest::Sound { .. } => {
+            unreachable!("handled above")
+        }
     }
     Ok(hasher.finalize() == crc)
 }

@@ -28,6 +28,11 @@ pub(crate) enum Dest<'a> {
         len: u64,
         opened: &'a mut Option<Opened>,
     },
+    /// No memory: only whether a value of `len` bytes is stored there, from its file's
+    /// length and record or its blob's length, none of it read. For a taker that found
+    /// no memory for the length its row gives: a row whose size was made larger than
+    /// the value stored (any memory's) is damaged, a miss, not a failure of the read.
+    Sound { len: u64 },
 }
 
 /// A value stored apart, opened for a reader (value_reader.rs).
@@ -153,7 +158,10 @@ where
         left: Option<Duration>,
         read: impl FnOnce(Dest<'_>) -> Result<bool>,
     ) -> Result<std::result::Result<Self::Out, Self>> {
-        let mut dest = (self.0)(len)?;
+        let mut dest = match (self.0)(len) {
+            Ok(dest) => dest,
+            Err(e) => return no_memory_for(len, e, read).map(|()| Err(self)),
+        };
         let sound = read(Dest::Uninit(exactly(dest.as_mut(), len)?))?;
         Ok(if sound { Ok((dest, left)) } else { Err(self) })
     }
@@ -162,7 +170,9 @@ where
 /// A value stored apart, read into a new vector; `None` if it is damaged.
 fn read_vec(len: usize, read: impl FnOnce(Dest<'_>) -> Result<bool>) -> Result<Option<Vec<u8>>> {
     let mut value = Vec::new();
-    value.try_reserve_exact(len).map_err(|_| no_memory(len))?;
+    if value.try_reserve_exact(len).is_err() {
+        return no_memory_for(len, no_memory(len), read).map(|()| None);
+    }
     value.resize(len, 0);
     Ok(read(Dest::Init(&mut value))?.then_some(value))
 }
@@ -229,6 +239,17 @@ impl<V: FnMut(&[u8]) -> bool> Take for Chunks<V> {
     }
 }
 
+/// No memory for a value of `len` bytes (`e` says so): `Ok` (a miss: damaged) when no
+/// value of that length is stored, as a row whose size was damaged gives one larger
+/// than any memory (2^62 failed every get of its key with "out of memory" where every
+/// other read missed); `e` when one is, which no memory can hold.
+fn no_memory_for(len: usize, e: Error, read: impl FnOnce(Dest<'_>) -> Result<bool>) -> Result<()> {
+    match read(Dest::Sound { len: len as u64 })? {
+        true => Err(e),
+        false => Ok(()),
+    }
+}
+
 fn exactly(dest: &mut [MaybeUninit<u8>], len: usize) -> Result<&mut [MaybeUninit<u8>]> {
     if dest.len() != len {
         return Err(Error::new(
@@ -277,6 +298,11 @@ pub(crate) fn read_file(
                 });
                 FileRead::Value(())
             }
+            FileRead::Missing => FileRead::Missing,
+            FileRead::Damaged => FileRead::Damaged,
+        }),
+        Dest::Sound { len } => Ok(match files.open_value(name, len, crc)? {
+            FileRead::Value(_) => FileRead::Value(()),
             FileRead::Missing => FileRead::Missing,
             FileRead::Damaged => FileRead::Damaged,
         }),
