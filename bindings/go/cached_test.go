@@ -1,8 +1,10 @@
 package backlite_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -421,6 +423,70 @@ func TestCachedContextHonoursADoneContextAndBadOptions(t *testing.T) {
 	_, err = s.CachedContext(context.Background(), []byte("k"), func(context.Context) ([]byte, error) { return nil, nil })
 	if !errors.Is(err, backlite.ErrClosed) {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// holdWriteLock has another process (python3 and its sqlite3 module, as the C tests'
+// lock_holder.h) take the write lock of the file at path; the returned func lets it go
+// and waits for that process to end.
+func holdWriteLock(t *testing.T, path string) (release func()) {
+	t.Helper()
+	if exec.Command("python3", "-c", "import sqlite3").Run() != nil {
+		t.Skip("needs python3 with its sqlite3 module")
+	}
+	cmd := exec.Command("python3", "-c", `
+import sqlite3, sys
+con = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+con.execute('BEGIN IMMEDIATE')
+print('locked', flush=True)
+sys.stdin.readline()
+con.execute('COMMIT')
+`, path)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); line != "locked\n" {
+		t.Fatalf("lock holder: %q, %v", line, err)
+	}
+	return func() {
+		stdin.Close()
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("lock holder: %v", err)
+		}
+	}
+}
+
+// A look-up that waits for another process's write lock (up to the busy timeout) is
+// waiting too: a context that ends meanwhile ends the call, and the look-up given up
+// lets go of the lease it may take, so the next caller computes at once.
+func TestCachedContextStopsWaitingForAWriteLockWhenItsContextEnds(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.db")
+	s, err := backlite.Open(path, backlite.WithBusyTimeout(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	release := holdWriteLock(t, path)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	compute := func(context.Context) ([]byte, error) { return []byte("computed"), nil }
+	_, err = s.CachedContext(ctx, []byte("k"), compute)
+	// Before: a minute behind the lock, then ErrBusy.
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, backlite.ErrBusy) {
+		t.Fatalf("CachedContext behind a write lock, its context done: %v", err)
+	}
+	release()
+	v, err := s.CachedContext(context.Background(), []byte("k"), compute)
+	if err != nil || string(v) != "computed" {
+		t.Fatalf("after the lock: %q, %v", v, err)
 	}
 }
 

@@ -11,9 +11,11 @@ import (
 
 // CachedContext returns the value under key; on a miss, one caller at a time computes
 // it, across the goroutines and processes sharing the file, while the others wait for
-// its result. Waiting ends when ctx is done: the error is then ctx.Err(), joined with
+// its result. Waiting ends when ctx is done, for the holder's result or for another
+// process's write lock (a look-up waits for one up to the busy timeout; it then goes
+// on by itself and lets go of what it gets): the error is then ctx.Err(), joined with
 // an ErrLeaseHeld *Error (whose LeaseTimeLeft is the holder's) if another owner held
-// the key.
+// the key. Storing a computed value is not cut short.
 //
 // The waiting and the lease are the C library's (backlite_lease_step): a waiter looks
 // again after the pause the library gives (1 ms doubling to 50 ms), and the library
@@ -47,20 +49,18 @@ func (s *Storage) CachedContext(ctx context.Context, key []byte, compute func(co
 			}
 			return nil, err
 		}
-		h, err := s.acquire()
+		step, err := s.stepWithin(ctx, key, attempt)
 		if err != nil {
+			if lastHeld != nil && ctx.Err() != nil {
+				return nil, errors.Join(err, lastHeld)
+			}
 			return nil, err
 		}
-		var buf C.backlite_buf
-		var held *C.backlite_lease
-		var cerr *C.backlite_error
-		rc := C.backlite_lease_step(h, cbytes(key), C.size_t(len(key)), attempt, &buf, &held, &cerr)
-		s.release()
-		switch rc {
+		switch rc, cerr := step.rc, step.cerr; rc {
 		case C.BACKLITE_RESULT_OK:
-			return takeBuf(&buf), nil
+			return takeBuf(&step.buf), nil
 		case C.BACKLITE_RESULT_NOT_FOUND:
-			return computeUnderLease(ctx, held, compute, expMS)
+			return computeUnderLease(ctx, step.held, compute, expMS)
 		case C.BACKLITE_RESULT_LEASE_HELD:
 			pause := time.Duration(C.backlite_error_retry_in_ms(cerr)) * time.Millisecond
 			lastHeld = takeError(rc, cerr, "CachedContext")
@@ -75,6 +75,71 @@ func (s *Storage) CachedContext(ctx context.Context, key []byte, compute func(co
 		default:
 			return nil, takeError(rc, cerr, "CachedContext")
 		}
+	}
+}
+
+// leaseStep is one backlite_lease_step and what it gave.
+type leaseStep struct {
+	rc   C.backlite_result
+	buf  C.backlite_buf
+	held *C.backlite_lease
+	cerr *C.backlite_error
+}
+
+// discard lets go of what a step gave that nobody will use.
+func (st *leaseStep) discard() {
+	switch st.rc {
+	case C.BACKLITE_RESULT_OK:
+		C.backlite_buf_free(&st.buf)
+	case C.BACKLITE_RESULT_NOT_FOUND:
+		C.backlite_lease_abandon(st.held)
+	default:
+		C.backlite_error_free(st.cerr)
+	}
+}
+
+// step makes one backlite_lease_step on the calling goroutine.
+func (s *Storage) step(key []byte, attempt C.uint32_t) (*leaseStep, error) {
+	h, err := s.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer s.release()
+	var buf C.backlite_buf
+	var held *C.backlite_lease
+	var cerr *C.backlite_error
+	rc := C.backlite_lease_step(h, cbytes(key), C.size_t(len(key)), attempt, &buf, &held, &cerr)
+	return &leaseStep{rc: rc, buf: buf, held: held, cerr: cerr}, nil
+}
+
+// stepWithin is step, given up when ctx is done first: a step may wait for another
+// process's write lock (up to the busy timeout), and the caller waits no longer than
+// ctx for it. A step given up goes on by itself on a goroutine of its own and lets go
+// of what it gets (a lease it took is abandoned, so a waiter takes over).
+func (s *Storage) stepWithin(ctx context.Context, key []byte, attempt C.uint32_t) (*leaseStep, error) {
+	if ctx.Done() == nil {
+		return s.step(key, attempt) // a context that never ends: no goroutine
+	}
+	key = append([]byte(nil), key...) // the caller may reuse key once we return
+	type outcome struct {
+		step *leaseStep
+		err  error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		st, err := s.step(key, attempt)
+		done <- outcome{st, err}
+	}()
+	select {
+	case o := <-done:
+		return o.step, o.err
+	case <-ctx.Done():
+		go func() {
+			if o := <-done; o.step != nil {
+				o.step.discard()
+			}
+		}()
+		return nil, ctx.Err()
 	}
 }
 
