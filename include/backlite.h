@@ -492,6 +492,9 @@ backlite_result backlite_cached_call(struct backlite_storage *s, const uint8_t *
  * `count` / `total_size` counters against a recount. With `repair` non-zero, also
  * removes damaged entries and orphan values and rewrites the counters, in one
  * transaction. Returns OK when the check ran, whatever it found: read `*report_out`.
+ * A file whose structure SQLite cannot read at all is such an answer too: OK, with
+ * `healthy` and `integrity_ok` 0, nothing repaired, and every count 0 (none could be
+ * made): delete the file (it is a cache).
  * Without repair it only reads (a file that cannot be written can be checked), apart
  * from first writing the values read through from a remote tier that wait in memory.
  * Expired entries are left out of every figure.

@@ -4,6 +4,7 @@ use super::error::backlite_error;
 use super::result::*;
 use super::storage::backlite_storage;
 use super::{boundary, try_mut, try_ref};
+use crate::{CheckReport, ErrorKind};
 
 /// What `backlite_storage_check` found and, with repair, fixed.
 #[repr(C)]
@@ -38,6 +39,9 @@ pub struct backlite_check_report {
 /// `count` / `total_size` counters against a recount. With `repair` non-zero, also
 /// removes damaged entries and orphan values and rewrites the counters, in one
 /// transaction. Returns OK when the check ran, whatever it found: read `*report_out`.
+/// A file whose structure SQLite cannot read at all is such an answer too: OK, with
+/// `healthy` and `integrity_ok` 0, nothing repaired, and every count 0 (none could be
+/// made): delete the file (it is a cache).
 /// Without repair it only reads (a file that cannot be written can be checked), apart
 /// from first writing the values read through from a remote tier that wait in memory.
 /// Expired entries are left out of every figure.
@@ -54,7 +58,17 @@ pub unsafe extern "C" fn backlite_storage_check(
         let s = unsafe { try_ref(s, "storage") }?;
         // SAFETY: `report_out` is NULL or writable (the header's contract).
         let out = unsafe { try_mut(report_out, "report_out") }?;
-        let r = s.inner.check(repair != 0)?;
+        let r = match s.inner.check(repair != 0) {
+            Ok(r) => r,
+            // SQLite could not walk the file's structure: that is the check's answer (a
+            // damaged file), not a failure to give one, as `backlite check` reports it.
+            Err(e) if e.kind() == ErrorKind::Corrupt => CheckReport {
+                integrity_ok: false,
+                integrity_messages: vec![e.message().to_string()],
+                ..CheckReport::default()
+            },
+            Err(e) => return Err(e.into()),
+        };
         *out = backlite_check_report {
             healthy: r.healthy() as i32,
             integrity_ok: r.integrity_ok as i32,

@@ -125,9 +125,64 @@ static void another_programs_tables_under_our_header_are_not_a_cache(void) {
     }
 }
 
+/* ------------------------------------------------ check of a malformed file */
+
+/* A cache of 2000 entries with garbage written over two of its table's pages (as
+ * cli/tests/probe.rs damages one): SQLite cannot walk its structure at all. The header
+ * says check "returns OK when the check ran, whatever it found": so it does, with the
+ * file unhealthy and its integrity not ok (delete it: it is a cache), nothing repaired
+ * and no figure counted, with and without repair, and *err untouched; it was CORRUPT ("checking the database structure:
+ * database disk image is malformed"), which `backlite check` already reported as its
+ * answer. */
+static void a_check_of_a_malformed_file_is_a_report(void) {
+    const char *path = tmp_path("malformed.db");
+    backlite_storage *s = OPEN(path, NULL);
+    REQUIRE(s != NULL);
+    static uint8_t v[300];
+    memset(v, 'v', sizeof v);
+    backlite_entry batch[100];
+    char keys[100][16];
+    for (int round = 0; round < 20; round++) {
+        for (int i = 0; i < 100; i++) {
+            snprintf(keys[i], sizeof keys[i], "k%d", round * 100 + i);
+            batch[i] = (backlite_entry){(const uint8_t *)keys[i], strlen(keys[i]), v, sizeof v, NEVER};
+        }
+        CHECK_OK(backlite_storage_set_many(s, batch, 100, &err));
+    }
+    CHECK_OK(backlite_storage_vacuum(s, &err));
+    backlite_storage_free(s);
+    char wal[PATH_MAX + 8];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    if (h_exists(wal)) SKIP("the -wal file stayed after the last handle closed");
+    size_t len = 0;
+    uint8_t *bytes = h_read_file(path, &len);
+    REQUIRE(bytes != NULL && len > 22 * 4096);
+    memset(bytes + 20 * 4096, 0xde, 8192);
+    REQUIRE(h_write_file(path, bytes, len));
+    free(bytes);
+    backlite_error *open_err = NULL;
+    s = NULL;
+    backlite_result rc = backlite_storage_open(path, NULL, &s, &open_err);
+    backlite_error_free(open_err);
+    if (rc != BACKLITE_RESULT_OK) SKIP("this damage already fails the open");
+    for (int repair = 0; repair <= 1; repair++) {
+        backlite_check_report r;
+        memset(&r, 0xAB, sizeof r);
+        CHECK_OK(backlite_storage_check(s, repair, &r, &err));
+        CHECK_EQ(r.healthy, 0);
+        CHECK_EQ(r.integrity_ok, 0);
+        CHECK_EQ(r.repaired, 0);
+        CHECK(r.entries == 0 && r.damaged == 0 && r.orphan_values == 0);
+        CHECK(r.recorded_count == 0 && r.recorded_total_size == 0);
+        CHECK(r.actual_count == 0 && r.actual_total_size == 0);
+    }
+    backlite_storage_free(s);
+}
+
 int main(void) {
     h_begin();
     RUN(a_cache_stamped_with_an_older_schema_is_not_a_cache);
     RUN(another_programs_tables_under_our_header_are_not_a_cache);
+    RUN(a_check_of_a_malformed_file_is_a_report);
     return h_end();
 }
