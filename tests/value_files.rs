@@ -480,3 +480,32 @@ fn an_export_beside_a_writer_of_large_values_finds_no_damage() {
     let summary = s.export(|_| Ok(())).unwrap();
     assert_eq!((summary.entries, summary.skipped), (4, 1));
 }
+
+/// A row of a value kept in a file whose size was damaged past any memory (2^62) is
+/// left out of an export and counted, as any damaged entry is; the export goes on.
+#[test]
+fn an_export_leaves_out_a_file_value_whose_size_is_damaged_past_any_memory() {
+    let (_dir, path, s) = open_with(&options());
+    let v = value(50_000, 7);
+    s.set(b"k", &v, Expiration::Never).unwrap();
+    s.set(b"other", &v, Expiration::Never).unwrap();
+    drop(s);
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute(
+            "UPDATE entries SET size = 4611686018427387904 WHERE key = CAST('k' AS BLOB)",
+            [],
+        )
+        .unwrap();
+    let s = Storage::open(&path, &options()).unwrap();
+    let mut keys = Vec::new();
+    let summary = s
+        .export(|e| {
+            assert_eq!(e.value, &v[..]);
+            keys.push(e.key.to_vec());
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(keys, vec![b"other".to_vec()]);
+    assert_eq!((summary.entries, summary.skipped), (1, 1), "{summary:?}");
+}

@@ -761,43 +761,28 @@ impl ValueFiles {
         [T]: Memory,
     {
         let len = dest.len() as u64;
+        match self.open_value(name, len, crc)? {
+            Read::Value(file) => Ok(fill(&file, name, crc, dest)),
+            Read::Missing => Ok(Read::Missing),
+            Read::Damaged => Ok(Read::Damaged),
+        }
+    }
+
+    /// Reads the value of file `name` (of `len` bytes) into a new vector. The file is
+    /// opened and its length checked first: a row whose size was damaged past any
+    /// memory (2^62) made an export fail "no memory for a value of ..." where it leaves
+    /// out any other damaged entry.
+    pub(crate) fn read(&self, name: &ValueName, len: u64, crc: u32) -> Result<Read<Vec<u8>>> {
         let file = match self.open_value(name, len, crc)? {
-            Read::Value(f) => f,
+            Read::Value(file) => file,
             Read::Missing => return Ok(Read::Missing),
             Read::Damaged => return Ok(Read::Damaged),
         };
-        let mut hasher = crc32fast::Hasher::new();
-        let mut at = name.value_offset();
-        for chunk in dest.chunks_mut(READ_INTO_CHUNK) {
-            let mut filled = 0;
-            while filled < chunk.len() {
-                match chunk[filled..].read_at(&file, at) {
-                    // Hashed as it arrives, while it is still in the CPU's cache.
-                    Ok(read) if !read.is_empty() => {
-                        hasher.update(read);
-                        filled += read.len();
-                        at += read.len() as u64;
-                    }
-                    Err(rustix::io::Errno::INTR) => {}
-                    // Shortened since it was opened, or unreadable.
-                    _ => return Ok(Read::Damaged),
-                }
-            }
-        }
-        Ok(if hasher.finalize() == crc {
-            Read::Value(())
-        } else {
-            Read::Damaged
-        })
-    }
-
-    /// Reads the value of file `name` (of `len` bytes) into a new vector.
-    pub(crate) fn read(&self, name: &ValueName, len: u64, crc: u32) -> Result<Read<Vec<u8>>> {
         let mut value = Vec::new();
         let size = usize::try_from(len).map_err(|_| no_memory(len))?;
         value.try_reserve_exact(size).map_err(|_| no_memory(len))?;
         value.resize(size, 0);
-        Ok(match self.read_into(name, crc, &mut value)? {
+        Ok(match fill(&file, name, crc, &mut value) {
             Read::Value(()) => Read::Value(value),
             Read::Missing => Read::Missing,
             Read::Damaged => Read::Damaged,
@@ -1224,6 +1209,37 @@ fn read_cursor(path: &Path) -> Option<i64> {
         .ok()
         .and_then(|t| t.trim().parse().ok());
     Some(number.unwrap_or(0))
+}
+
+/// Reads the value of `file`, the open file `name` ([`ValueFiles::open_value`] checked
+/// its length and record), into `dest` (exactly the value's length) and checks its CRC.
+fn fill<T>(file: &File, name: &ValueName, crc: u32, dest: &mut [T]) -> Read<()>
+where
+    [T]: Memory,
+{
+    let mut hasher = crc32fast::Hasher::new();
+    let mut at = name.value_offset();
+    for chunk in dest.chunks_mut(READ_INTO_CHUNK) {
+        let mut filled = 0;
+        while filled < chunk.len() {
+            match chunk[filled..].read_at(file, at) {
+                // Hashed as it arrives, while it is still in the CPU's cache.
+                Ok(read) if !read.is_empty() => {
+                    hasher.update(read);
+                    filled += read.len();
+                    at += read.len() as u64;
+                }
+                Err(rustix::io::Errno::INTR) => {}
+                // Shortened since it was opened, or unreadable.
+                _ => return Read::Damaged,
+            }
+        }
+    }
+    if hasher.finalize() == crc {
+        Read::Value(())
+    } else {
+        Read::Damaged
+    }
 }
 
 /// A buffer of `len` bytes that is never zeroed, to be read into (`Box::new_uninit_slice`
