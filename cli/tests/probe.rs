@@ -1171,3 +1171,85 @@ fn stats_escapes_a_version_tag_as_it_escapes_keys() {
     let json = json_of(&d.ok(&["stats", "c.db", "--json"]));
     assert_eq!(json["version_tag"], tag);
 }
+
+/// A cache of `tag` at `name` in `d` holding `key` = "theirs", as its program makes it.
+fn tagged_cache(d: &Dir, name: &str, tag: &str, key: &[u8]) {
+    let mut options = backlite_core::Options::new();
+    options.set_version_tag(tag);
+    let storage = backlite_core::Storage::open(d.path(name), &options).unwrap();
+    storage
+        .set(key, b"theirs", backlite_core::Expiration::Never)
+        .unwrap();
+}
+
+/// The version tag says which program's format the entries are in: a round trip
+/// through export and import kept the entries and lost the tag, so the copy's program,
+/// opening it with a newer tag, adopted it and read the old entries as its own (the
+/// drop the tag exists for never came). The dump's header carries the tag; an import
+/// that creates the cache tags it so, and one into a cache of another tag is refused.
+#[test]
+fn a_version_tag_goes_through_export_and_import() {
+    let d = Dir::new();
+    tagged_cache(&d, "c.db", "format-1", b"k");
+    let dump = d.ok(&["export", "c.db"]);
+    assert_eq!(
+        json_of(dump.lines().next().unwrap())["version_tag"],
+        "format-1"
+    );
+    let r = d.run_with_input(&["import", "copy.db"], dump.as_bytes());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // Before: null, and its program opening it with format-2 read k as its own.
+    assert_eq!(
+        json_of(&d.ok(&["stats", "copy.db", "--json"]))["version_tag"],
+        "format-1"
+    );
+    {
+        let mut options = backlite_core::Options::new();
+        options.set_version_tag("format-2");
+        let copy = backlite_core::Storage::open(d.path("copy.db"), &options).unwrap();
+        assert!(
+            copy.get(b"k").unwrap().is_none(),
+            "format-1's entry read as format-2's"
+        );
+    }
+
+    // Into a cache of another tag: refused, that cache as it was.
+    tagged_cache(&d, "other.db", "format-2", b"mine");
+    let r = d.run_with_input(&["import", "other.db"], dump.as_bytes());
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    one_line_naming(&r.stderr, "other.db");
+    assert!(
+        r.stderr.contains("format-1") && r.stderr.contains("format-2"),
+        "{}",
+        r.stderr
+    );
+    let keys = d.ok(&["keys", "other.db", "--json"]);
+    assert_eq!(keys.lines().count(), 1, "{keys}");
+    assert_eq!(json_of(&keys)["key"], "mine");
+
+    // Into a cache of the same tag, or of none (as before): imported, its tag as it was.
+    tagged_cache(&d, "same.db", "format-1", b"mine");
+    assert_eq!(
+        d.run_with_input(&["import", "same.db"], dump.as_bytes())
+            .code,
+        0
+    );
+    d.ok(&["set", "plain.db", "mine", "x"]);
+    assert_eq!(
+        d.run_with_input(&["import", "plain.db"], dump.as_bytes())
+            .code,
+        0
+    );
+    assert_eq!(
+        json_of(&d.ok(&["stats", "plain.db", "--json"]))["version_tag"],
+        serde_json::Value::Null
+    );
+    // A tag that is not text is a bad header line.
+    let r = d.run_with_input(
+        &["import", "bad.db"],
+        b"{\"backlite_export\":1,\"version_tag\":5}\n",
+    );
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("line 1"), "{}", r.stderr);
+    assert!(!d.path("bad.db").exists());
+}

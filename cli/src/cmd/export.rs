@@ -98,6 +98,9 @@ pub fn run(cli: &Cli, file: &Path, output: Option<&Path>) -> Outcome {
         "backlite_export": FORMAT,
         "exported_at": format_ms(now_ms()),
         "schema_version": info.schema_version,
+        // What the entries' program tagged them with: an import into a new file tags
+        // it so, and one into a cache of another tag is refused.
+        "version_tag": info.version_tag,
         "lifetime": super::stats::lifetime_json(&lifetime),
     });
     if let Err(e) = writeln!(sink, "{header}") {

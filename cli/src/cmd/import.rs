@@ -5,8 +5,8 @@
 
 use super::export::FORMAT;
 use super::stats::print;
-use super::{open, Failure, Outcome, OK, USAGE_OR_IO};
-use crate::bytes::take_json;
+use super::{open_with, Failure, Outcome, OK, USAGE_OR_IO};
+use crate::bytes::{escape, take_json};
 use crate::clock::parse_ms;
 use crate::core::{Error, ErrorKind, LifetimeStats};
 use crate::progress;
@@ -81,8 +81,27 @@ fn parse_header(object: &mut Map<String, Value>) -> Result<Line, String> {
         }
         Some(_) => return Err("\"lifetime\" must be an object".into()),
     };
+    match object.get("version_tag") {
+        None | Some(Value::Null | Value::String(_)) => {}
+        Some(_) => return Err("\"version_tag\" must be a string or null".into()),
+    }
     // The header's other fields describe the export; they need nothing here.
     Ok(Line::Header(lifetime))
+}
+
+/// The version tag a dump's header names, if `line` is such a header (whatever else is
+/// wrong with it is said when the line is read as a line).
+fn header_tag(line: &[u8]) -> Option<String> {
+    let text = line.strip_suffix(b"\n").unwrap_or(line);
+    match serde_json::from_slice::<Value>(text).ok()? {
+        Value::Object(mut o) if o.contains_key("backlite_export") => {
+            match o.remove("version_tag") {
+                Some(Value::String(tag)) => Some(tag),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
 }
 
 /// A line longer than this is not kept once parsed: its buffer goes before its value is
@@ -150,19 +169,51 @@ pub fn run(cli: &Cli, file: &Path, input: Option<&Path>) -> Outcome {
     let made_here = |p: &Path| std::fs::symlink_metadata(p).is_err();
     let new_file = made_here(file);
     let new_values = made_here(&sidecar(".values"));
-    let storage = open(cli, file, true)?;
+    // The first line is read before the cache is opened: a header naming a version tag
+    // (the tag of the program whose entries these are) makes a cache this import
+    // creates one of that tag, and refuses a cache of another tag, whose program would
+    // read these entries as its own.
+    let mut reader = BufReader::with_capacity(1 << 16, source);
+    let mut line = Vec::new();
+    let read_failed = |e: std::io::Error| format!("cannot read {shown}: {e}");
+    let first = reader
+        .read_until(b'\n', &mut line)
+        .map_err(|e| Failure::new(USAGE_OR_IO, file, read_failed(e)))?;
+    let dump_tag = header_tag(&line);
+    let empty = std::fs::metadata(file).is_ok_and(|m| m.is_file() && m.len() == 0);
+    let tag_for_new = dump_tag.as_deref().filter(|_| new_file || empty);
+    let storage = open_with(cli, file, true, None, tag_for_new)?;
+    if let Some(dump_tag) = dump_tag.as_deref().filter(|_| tag_for_new.is_none()) {
+        let info = storage.inspect(&[]).map_err(|e| Failure::core(file, &e))?;
+        if let Some(tag) = info.version_tag.filter(|t| t != dump_tag) {
+            return Err(Failure::new(
+                USAGE_OR_IO,
+                file,
+                format!(
+                    "the dump's entries are of version tag {}, this cache's are of {}; \
+                     nothing was imported",
+                    escape(dump_tag.as_bytes()),
+                    escape(tag.as_bytes())
+                ),
+            ));
+        }
+    }
     let bar = match length {
         Some(n) => progress::bytes_bar(n, "importing"),
         None => progress::spinner("importing"),
     };
-    let mut reader = BufReader::with_capacity(1 << 16, source);
-    let mut line = Vec::new();
     let mut number = 0u64;
+    let mut pending = Some(first);
     let summary = storage.import(|importer| loop {
-        line.clear();
-        let n = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read {shown}: {e}")))?;
+        let n = match pending.take() {
+            Some(n) => n,
+            None => {
+                line.clear();
+                reader
+                    .read_until(b'\n', &mut line)
+                    .map_err(|e| Error::new(ErrorKind::Io, read_failed(e)))?
+            }
+        };
         if n == 0 {
             return Ok(());
         }

@@ -76,15 +76,17 @@ pub fn entries(n: u64) -> String {
 /// Opens the cache at `file`. Only commands that store entries may create it: the
 /// others report a missing file rather than leave an empty cache behind.
 pub fn open(cli: &Cli, file: &Path, create: bool) -> Result<Storage, Failure> {
-    open_with(cli, file, create, None)
+    open_with(cli, file, create, None, None)
 }
 
-/// [`open`], with a busy timeout of the command's own instead of the library's.
+/// [`open`], with a busy timeout of the command's own instead of the library's, and a
+/// version tag (which drops every entry of a file last opened with another one).
 pub fn open_with(
     cli: &Cli,
     file: &Path,
     create: bool,
     busy_timeout: Option<Duration>,
+    version_tag: Option<&str>,
 ) -> Result<Storage, Failure> {
     if !create {
         if let Err(e) = std::fs::metadata(file) {
@@ -115,6 +117,9 @@ pub fn open_with(
     options.set_eviction_policy(policy);
     if let Some(timeout) = busy_timeout {
         options.set_busy_timeout(timeout);
+    }
+    if let Some(tag) = version_tag {
+        options.set_version_tag(tag);
     }
     Storage::open(file, &options).map_err(|e| Failure::core(file, &e))
 }
