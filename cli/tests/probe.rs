@@ -1253,3 +1253,16 @@ fn a_version_tag_goes_through_export_and_import() {
     assert!(r.stderr.contains("line 1"), "{}", r.stderr);
     assert!(!d.path("bad.db").exists());
 }
+
+/// Dumps put end to end: a header further on is held to the same rule as the first.
+#[test]
+fn a_second_header_of_another_version_tag_is_refused() {
+    let d = Dir::new();
+    tagged_cache(&d, "one.db", "format-1", b"a");
+    tagged_cache(&d, "two.db", "format-2", b"b");
+    let both = d.ok(&["export", "one.db"]) + &d.ok(&["export", "two.db"]);
+    let r = d.run_with_input(&["import", "new.db"], both.as_bytes());
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("line 3 of <stdin>"), "{}", r.stderr);
+    assert!(!d.path("new.db").exists());
+}

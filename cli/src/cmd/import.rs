@@ -28,8 +28,9 @@ struct Entry {
 /// What a line holds.
 enum Line {
     Entry(Entry),
-    /// The header, with the exporting file's lifetime counters if it had them.
-    Header(Option<LifetimeStats>),
+    /// The header, with the exporting file's lifetime counters and version tag if it
+    /// had them.
+    Header(Option<LifetimeStats>, Option<String>),
     Empty,
 }
 
@@ -81,12 +82,13 @@ fn parse_header(object: &mut Map<String, Value>) -> Result<Line, String> {
         }
         Some(_) => return Err("\"lifetime\" must be an object".into()),
     };
-    match object.get("version_tag") {
-        None | Some(Value::Null | Value::String(_)) => {}
+    let tag = match object.remove("version_tag") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(tag)) => Some(tag),
         Some(_) => return Err("\"version_tag\" must be a string or null".into()),
-    }
+    };
     // The header's other fields describe the export; they need nothing here.
-    Ok(Line::Header(lifetime))
+    Ok(Line::Header(lifetime, tag))
 }
 
 /// The version tag a dump's header names, if `line` is such a header (whatever else is
@@ -183,20 +185,31 @@ pub fn run(cli: &Cli, file: &Path, input: Option<&Path>) -> Outcome {
     let empty = std::fs::metadata(file).is_ok_and(|m| m.is_file() && m.len() == 0);
     let tag_for_new = dump_tag.as_deref().filter(|_| new_file || empty);
     let storage = open_with(cli, file, true, None, tag_for_new)?;
-    if let Some(dump_tag) = dump_tag.as_deref().filter(|_| tag_for_new.is_none()) {
-        let info = storage.inspect(&[]).map_err(|e| Failure::core(file, &e))?;
-        if let Some(tag) = info.version_tag.filter(|t| t != dump_tag) {
-            return Err(Failure::new(
-                USAGE_OR_IO,
-                file,
-                format!(
-                    "the dump's entries are of version tag {}, this cache's are of {}; \
-                     nothing was imported",
-                    escape(dump_tag.as_bytes()),
-                    escape(tag.as_bytes())
-                ),
-            ));
+    let cache_tag = match tag_for_new {
+        Some(tag) => Some(tag.to_string()),
+        None => {
+            storage
+                .inspect(&[])
+                .map_err(|e| Failure::core(file, &e))?
+                .version_tag
         }
+    };
+    // Whose entries a header's are: another tag's than the cache's are refused.
+    let other_tag = |dump: &str| {
+        cache_tag.as_deref().filter(|t| *t != dump).map(|t| {
+            format!(
+                "the dump's entries are of version tag {}, this cache's are of {}",
+                escape(dump.as_bytes()),
+                escape(t.as_bytes())
+            )
+        })
+    };
+    if let Some(why) = dump_tag.as_deref().and_then(other_tag) {
+        return Err(Failure::new(
+            USAGE_OR_IO,
+            file,
+            format!("{why}; nothing was imported"),
+        ));
     }
     let bar = match length {
         Some(n) => progress::bytes_bar(n, "importing"),
@@ -229,10 +242,18 @@ pub fn run(cli: &Cli, file: &Path, input: Option<&Path>) -> Outcome {
             Line::Entry(e) => importer
                 .put(&e.key, &e.value, e.expires_at_ms, e.hits, e.set_at_ms)
                 .map_err(|e| at_line(e.message().to_string()))?,
-            Line::Header(Some(counters)) => importer
-                .merge_lifetime(&counters)
-                .map_err(|e| at_line(e.message().to_string()))?,
-            Line::Header(None) | Line::Empty => {}
+            Line::Header(counters, tag) => {
+                // A header further on (dumps put end to end) is held to the same rule.
+                if let Some(why) = tag.as_deref().and_then(other_tag) {
+                    return Err(at_line(why));
+                }
+                if let Some(counters) = counters {
+                    importer
+                        .merge_lifetime(&counters)
+                        .map_err(|e| at_line(e.message().to_string()))?;
+                }
+            }
+            Line::Empty => {}
         }
     });
     bar.finish_and_clear();
