@@ -199,12 +199,18 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             use clap::error::ErrorKind;
-            if matches!(
-                e.kind(),
-                ErrorKind::DisplayHelp
-                    | ErrorKind::DisplayVersion
-                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-            ) {
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                // What was asked for goes to stdout; one that takes none of it (a full
+                // disk) is a failure, as for every other output (clap's exit ignores it).
+                return match e.print() {
+                    Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
+                        eprintln!("backlite: cannot write to stdout: {err}");
+                        ExitCode::from(cmd::USAGE_OR_IO)
+                    }
+                    _ => ExitCode::SUCCESS,
+                };
+            }
+            if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
                 e.exit();
             }
             eprintln!("backlite: {}", usage_error(&e));

@@ -1266,3 +1266,39 @@ fn a_second_header_of_another_version_tag_is_refused() {
     assert!(r.stderr.contains("line 3 of <stdin>"), "{}", r.stderr);
     assert!(!d.path("new.db").exists());
 }
+
+/// `--help` and `--version` print what was asked for to stdout; one that takes none of
+/// it (a full disk) is a failure, as for every other command's output: clap's own exit
+/// ignored the write error, and `backlite --help > /dev/full` exited 0.
+#[test]
+fn help_and_version_into_a_full_disk_fail() {
+    use std::os::unix::fs::FileTypeExt;
+    let full = std::path::Path::new("/dev/full");
+    if !std::fs::metadata(full).is_ok_and(|m| m.file_type().is_char_device()) {
+        eprintln!("SKIPPED: no /dev/full here");
+        return;
+    }
+    let d = Dir::new();
+    for args in [
+        &["--help"][..],
+        &["--version"],
+        &["keys", "--help"],
+        &["help"],
+    ] {
+        let out = Command::new(common::bin())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(std::fs::OpenOptions::new().write(true).open(full).unwrap())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains("No space left"), "{args:?}: {stderr}");
+        // Into a pipe, as ever: all of it, exit 0.
+        let r = d.run(args);
+        assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+        assert!(r.stdout.contains("backlite"), "{args:?}: {}", r.stdout);
+    }
+}
