@@ -441,10 +441,7 @@ fn an_export_that_cannot_write_all_of_out_leaves_no_dump_behind() {
 /// full disk and the command still exited 0.
 #[test]
 fn keys_into_a_full_disk_fails_wherever_its_rows_end() {
-    use std::os::unix::fs::FileTypeExt;
-    let full = std::path::Path::new("/dev/full");
-    if !std::fs::metadata(full).is_ok_and(|m| m.file_type().is_char_device()) {
-        eprintln!("SKIPPED: no /dev/full here");
+    if !have_dev_full() {
         return;
     }
     let d = Dir::new();
@@ -464,16 +461,8 @@ fn keys_into_a_full_disk_fails_wherever_its_rows_end() {
         "the rows no longer end at 64 KiB"
     );
     for args in [&["keys", "c.db"][..], &["keys", "c.db", "--sort", "size"]] {
-        let out = Command::new(common::bin())
-            .args(args)
-            .current_dir(d.tmp.path())
-            .stdin(Stdio::null())
-            .stdout(std::fs::OpenOptions::new().write(true).open(full).unwrap())
-            .stderr(Stdio::piped())
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        let (code, stderr) = into_dev_full(&d, args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
         one_line_naming(&stderr, "c.db");
         assert!(stderr.contains("No space left"), "{args:?}: {stderr}");
     }
@@ -1272,10 +1261,7 @@ fn a_second_header_of_another_version_tag_is_refused() {
 /// ignored the write error, and `backlite --help > /dev/full` exited 0.
 #[test]
 fn help_and_version_into_a_full_disk_fail() {
-    use std::os::unix::fs::FileTypeExt;
-    let full = std::path::Path::new("/dev/full");
-    if !std::fs::metadata(full).is_ok_and(|m| m.file_type().is_char_device()) {
-        eprintln!("SKIPPED: no /dev/full here");
+    if !have_dev_full() {
         return;
     }
     let d = Dir::new();
@@ -1285,15 +1271,8 @@ fn help_and_version_into_a_full_disk_fail() {
         &["keys", "--help"],
         &["help"],
     ] {
-        let out = Command::new(common::bin())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(std::fs::OpenOptions::new().write(true).open(full).unwrap())
-            .stderr(Stdio::piped())
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        let (code, stderr) = into_dev_full(&d, args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
         assert!(stderr.contains("No space left"), "{args:?}: {stderr}");
         // Into a pipe, as ever: all of it, exit 0.
@@ -1301,4 +1280,29 @@ fn help_and_version_into_a_full_disk_fail() {
         assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
         assert!(r.stdout.contains("backlite"), "{args:?}: {}", r.stdout);
     }
+}
+
+/// Whether this machine has /dev/full (a device every write to fails with ENOSPC).
+fn have_dev_full() -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    let here = std::fs::metadata("/dev/full").is_ok_and(|m| m.file_type().is_char_device());
+    if !here {
+        eprintln!("SKIPPED: no /dev/full here");
+    }
+    here
+}
+
+/// Runs the command in `d` with its stdout on /dev/full: its exit code and stderr.
+fn into_dev_full(d: &Dir, args: &[&str]) -> (Option<i32>, String) {
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full");
+    let out = Command::new(common::bin())
+        .args(args)
+        .current_dir(d.tmp.path())
+        .stdin(Stdio::null())
+        .stdout(full.unwrap())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code(), stderr)
 }
