@@ -494,7 +494,9 @@ backlite_result backlite_cached_call(struct backlite_storage *s, const uint8_t *
  * transaction. Returns OK when the check ran, whatever it found: read `*report_out`.
  * A file whose structure SQLite cannot read at all is such an answer too: OK, with
  * `healthy` and `integrity_ok` 0, nothing repaired, and every count 0 (none could be
- * made): delete the file (it is a cache).
+ * made): delete the file (it is a cache). With repair, an orphan value file it cannot
+ * remove (in a folder of values its user may not write) makes it IO, saying which,
+ * once what it could repair is committed; a check without repair keeps counting it.
  * Without repair it only reads (a file that cannot be written can be checked), apart
  * from first writing the values read through from a remote tier that wait in memory.
  * Expired entries are left out of every figure.

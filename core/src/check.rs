@@ -7,7 +7,7 @@ use crate::error::{Error, ErrorKind, Result, SqliteContext};
 use crate::shared::FileShared;
 use crate::storage::Storage;
 use crate::table;
-use crate::value_files::{Streamed, ValueFiles, ValueName};
+use crate::value_files::{Streamed, Swept, ValueFiles, ValueName};
 use rusqlite::types::ValueRef;
 use rusqlite::Connection;
 use std::collections::HashSet;
@@ -66,6 +66,8 @@ impl Storage {
     /// in the same transaction. Damage SQLite itself reports cannot be repaired here:
     /// delete the file (it is a cache). Without `repair` it only reads, so a file this
     /// process cannot write can be checked. Expired entries are left out either way.
+    /// An orphan value file repair cannot remove (in a folder of values this process may
+    /// not write) makes it [`ErrorKind::Io`], once what it repaired is committed.
     pub fn check(&self, repair: bool) -> Result<CheckReport> {
         self.write_waiting_fills();
         if !repair {
@@ -79,7 +81,7 @@ impl Storage {
         // A write cannot begin on damaged counters: they are rewritten first.
         let counters_were_damaged = self.with_writer(counters::repair)?;
         self.sweep_unfinished_folders();
-        self.write(|t| {
+        let (report, swept) = self.write(|t| {
             // The write began by purging the due entries: its counters are the live ones.
             let files = self.shared.value_files(false)?;
             let recorded = (!counters_were_damaged).then_some((t.count, t.total_size));
@@ -89,7 +91,8 @@ impl Storage {
             // and holds the file's own lock until its row commits: a file whose lock
             // can be taken is an orphan, of a write that failed or was killed.
             let to_sweep = self.shared.folder_to_sweep()?;
-            let orphan_files = sweep(&self.shared, t.conn(), to_sweep, true, &t.tally.files)?;
+            let swept = sweep(&self.shared, t.conn(), to_sweep, true, &t.tally.files)?;
+            let orphan_files = swept.removed;
             report.orphan_values += orphan_files;
             if !report.healthy() || orphan_files > 0 {
                 for (seq, key, value_id, file) in damaged_rows {
@@ -107,8 +110,21 @@ impl Storage {
                     report.integrity_ok = report.integrity_messages.is_empty();
                 }
             }
-            Ok(report)
-        })
+            Ok((report, swept))
+        })?;
+        // Orphans it could not remove (a folder its user may not write) are not
+        // repaired: a report that said healthy while every check without repair went
+        // on finding them hid them. What it did repair is committed.
+        match swept.why_left {
+            Some(why) => Err(Error::new(
+                ErrorKind::Io,
+                format!(
+                    "repairing: {} orphan value file(s) could not be removed ({why})",
+                    swept.left
+                ),
+            )),
+            None => Ok(report),
+        }
     }
 
     /// `check` without repair, on `conn` inside its read snapshot.
@@ -154,7 +170,8 @@ impl Storage {
             self.shared.folder_to_sweep()?,
             false,
             &[],
-        )?;
+        )?
+        .removed;
         Ok(report)
     }
 
@@ -245,15 +262,16 @@ pub(crate) const ORPHAN_GRACE: std::time::Duration = std::time::Duration::from_s
 /// purged as due), which go once it commits: no orphans; nor are those of rows other
 /// writes of this process removed, being unlinked (`FileShared::is_unlinking`), nor
 /// those another process's writes removed and hold locked until they unlink them.
+/// What it found: without `remove`, the count is in `removed`.
 pub(crate) fn sweep(
     shared: &FileShared,
     conn: &Connection,
     files: Option<&ValueFiles>,
     remove: bool,
     removed_here: &[String],
-) -> Result<u64> {
+) -> Result<Swept> {
     let Some(files) = files else {
-        return Ok(0);
+        return Ok(Swept::default());
     };
     let mut stmt = conn
         .prepare_cached(table::NAMES_FILE)
@@ -267,11 +285,12 @@ pub(crate) fn sweep(
     };
     let now = std::time::SystemTime::now();
     if remove {
-        Ok(files
-            .sweep(referenced, std::time::Duration::ZERO, now)?
-            .removed)
+        files.sweep(referenced, std::time::Duration::ZERO, now)
     } else {
-        files.count_orphans(referenced, ORPHAN_GRACE, now)
+        Ok(Swept {
+            removed: files.count_orphans(referenced, ORPHAN_GRACE, now)?,
+            ..Swept::default()
+        })
     }
 }
 

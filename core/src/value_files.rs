@@ -237,6 +237,10 @@ pub(crate) struct Swept {
     pub empty: u64,
     /// Entries whose names are not ours, left alone.
     pub foreign: u64,
+    /// Our orphans that could not be removed (a folder its user may not write), and
+    /// why the first could not.
+    pub left: u64,
+    pub why_left: Option<String>,
 }
 
 /// A complete value file, written and not yet named by any row. It stays locked
@@ -1072,12 +1076,22 @@ impl ValueFiles {
             .ok()
             .and_then(|m| now.duration_since(m).ok())
             .unwrap_or_default();
-        if unreferenced && age >= grace && self.take_orphan(&path, name, referenced, remove) {
+        if !unreferenced || age < grace {
+            return;
+        }
+        match self.take_orphan(&path, name, referenced, remove) {
             // An empty one holds no value: made an instant ago, its maker about to lock
             // it (and to make another, finding it gone), or left by a maker killed then.
-            match meta.len() {
+            Ok(true) => match meta.len() {
                 0 => swept.empty += 1,
                 _ => swept.removed += 1,
+            },
+            Ok(false) => {}
+            Err(e) => {
+                swept.left += 1;
+                swept
+                    .why_left
+                    .get_or_insert_with(|| format!("cannot remove {}: {e}", path.display()));
             }
         }
     }
@@ -1086,30 +1100,38 @@ impl ValueFiles {
     /// removes it: only if its lock can be taken (no writer holds it, see the module's
     /// notes), and only if, with the lock held, it is still the file at `path` and no
     /// row names it (a writer may have committed it since `referenced` last said).
+    /// An error: an orphan that could not be removed.
     fn take_orphan(
         &self,
         path: &Path,
         name: &str,
         referenced: &mut impl FnMut(&ValueName) -> bool,
         remove: bool,
-    ) -> bool {
+    ) -> io::Result<bool> {
         // Non-blocking, and no link followed: never stalls on a FIFO put in its place.
         let Ok(file) = OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(path)
         else {
-            return false;
+            return Ok(false);
         };
         let op = rustix::fs::FlockOperation::NonBlockingLockExclusive;
         if rustix::fs::flock(&file, op).is_err() || !same_file(&file, path) {
-            return false; // a write in flight, or gone meanwhile
+            return Ok(false); // a write in flight, or gone meanwhile
         }
         if ValueName::parse(name).is_some_and(|v| referenced(&v)) {
-            return false;
+            return Ok(false);
         }
         // Removed while locked; the lock goes when `file` is closed.
-        !remove || fs::remove_file(path).is_ok()
+        match remove {
+            true => match fs::remove_file(path) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(e),
+            },
+            false => Ok(true),
+        }
     }
 
     /// A bounded [`ValueFiles::sweep`]: looks at no more than `batch` entries of the
@@ -1668,7 +1690,8 @@ mod tests {
             Swept {
                 removed: 0,
                 empty: 0,
-                foreign: 5
+                foreign: 5,
+                ..Swept::default()
             }
         );
         let later = now + Duration::from_secs(120);
@@ -1680,7 +1703,8 @@ mod tests {
             Swept {
                 removed: 2,
                 empty: 1,
-                foreign: 5
+                foreign: 5,
+                ..Swept::default()
             }
         );
         assert_eq!(files.read(&orphan.0, 6, orphan.1).unwrap(), Read::Missing);

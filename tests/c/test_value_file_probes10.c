@@ -2,17 +2,20 @@
  * Values kept in files (issue 16), tenth probe round: a socket put in a value file's
  * place (which no open reaches: ENXIO) is a miss whose row goes, as a FIFO, a link or
  * a folder there is, and check counts and repairs it; a row whose size was damaged to
- * more than any memory is a miss by every read, get and cached calls included.
+ * more than any memory is a miss by every read, get and cached calls included; an
+ * orphan that check with repair cannot remove makes it IO, not healthy.
  */
 #include "backlite.h"
 #include "harness.h"
 #include "value_folder.h"
 
+#include <grp.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 
 #define THRESHOLD 4096
+#define NOBODY 65534
 
 #if UNDER_ASAN
 /* A row whose size was damaged to 2^62 makes a get ask malloc for that much: NULL, as
@@ -183,9 +186,72 @@ static void a_huge_size_in_the_row_of_a_large_value_is_a_miss(void) {
     }
 }
 
+/* In a folder its user cannot write (0500), a deleted value's file stays, an orphan:
+ * check reports it, with repair too (which cannot remove it), not healthy; once the
+ * folder can be written, repair removes it and check is healthy. */
+static void orphans_in_a_folder_that_cannot_be_written(const char *path) {
+    backlite_storage *s = OPEN_SET(path, .max_size = 1u << 30, .file_threshold = THRESHOLD);
+    REQUIRE(s != NULL);
+    size_t n = 20000;
+    uint8_t *v = h_pattern(n, 131);
+    SET_BYTES(s, "a", v, n, NEVER);
+    SET_BYTES(s, "b", v, n, NEVER);
+    REQUIRE(chmod(folder_of(path), 0500) == 0);
+    CHECK_OK(backlite_storage_delete(s, K("a"), &err));
+    CHECK_EQ(value_files(path), 2);
+    REQUIRE(chmod(folder_of(path), 0700) == 0);
+    age_folder(path); /* past the grace a check that only counts gives a young file */
+    REQUIRE(chmod(folder_of(path), 0500) == 0);
+    backlite_check_report rep;
+    CHECK_OK(backlite_storage_check(s, 0, &rep, &err));
+    printf("# check: healthy %d, orphans %" PRIu64 "\n", rep.healthy, rep.orphan_values);
+    CHECK(rep.healthy == 0 && rep.orphan_values == 1);
+    backlite_error *e = NULL;
+    backlite_result rc = backlite_storage_check(s, 1, &rep, &e);
+    printf("# check with repair: %s %s, healthy %d, orphans %" PRIu64 ", repaired %d\n", h_rc_name(rc),
+           e ? backlite_error_message(e) : "", rep.healthy, rep.orphan_values, rep.repaired);
+    CHECK(rc != BACKLITE_RESULT_OK || rep.healthy == 0);
+    backlite_error_free(e);
+    CHECK_EQ(value_files(path), 2);
+    REQUIRE(chmod(folder_of(path), 0700) == 0);
+    CHECK_OK(backlite_storage_check(s, 1, &rep, &err));
+    CHECK(rep.healthy == 1 && rep.orphan_values == 1);
+    CHECK_OK(backlite_storage_check(s, 0, &rep, &err));
+    CHECK(rep.healthy == 1 && rep.orphan_values == 0);
+    CHECK_EQ(value_files(path), 1);
+    GET_BYTES_EQ(s, "b", v, n);
+    backlite_storage_free(s);
+    free(v);
+}
+
+static void an_orphan_check_cannot_remove_is_reported(void) {
+    char dir[PATH_MAX], path[PATH_MAX + 64];
+    snprintf(dir, sizeof dir, "%s", tmp_path("ro-orphans"));
+    snprintf(path, sizeof path, "%s/c.db", dir);
+    REQUIRE(mkdir(dir, 0700) == 0);
+    bool root = geteuid() == 0;
+    if (root) {
+        REQUIRE(chmod(h_tmp_root(), 0755) == 0);
+        REQUIRE(chown(dir, NOBODY, NOBODY) == 0);
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        if (root && (setgroups(0, NULL) != 0 || setgid(NOBODY) != 0 || setuid(NOBODY) != 0)) _exit(77);
+        int before = atomic_load(&h_st()->failures);
+        orphans_in_a_folder_that_cannot_be_written(path);
+        _exit(atomic_load(&h_st()->failures) == before ? 0 : 1);
+    }
+    int code = CHILD_EXIT_CODE(pid);
+    if (code == 77) SKIP("cannot drop to user nobody");
+    CHECK_EQ(code, 0);
+}
+
 int main(void) {
     h_begin();
     RUN(a_socket_in_place_of_a_value_file_is_a_miss_and_check_repairs);
     RUN(a_huge_size_in_the_row_of_a_large_value_is_a_miss);
+    RUN(an_orphan_check_cannot_remove_is_reported);
     return h_end();
 }
