@@ -72,6 +72,14 @@ fn unseen(c: char) -> bool {
         )
 }
 
+/// A file's name as `escape` shows a key: in a report of one field a line, a name
+/// holding a newline or a terminal escape would print a line of its own that looks
+/// like another field, or run the escape.
+pub fn escape_path(path: &std::path::Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    escape(path.as_os_str().as_bytes())
+}
+
 /// Reads the form `escape` writes.
 pub fn unescape(text: &str) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(text.len());

@@ -1306,3 +1306,32 @@ fn into_dev_full(d: &Dir, args: &[&str]) -> (Option<i32>, String) {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     (out.status.code(), stderr)
 }
+
+/// A cache's file name is shown in the reports of `stats` and `check`, one field a
+/// line: a name holding a newline printed a line of its own ("entries 999" under the
+/// real one), and an ESC sequence in it was run by the terminal. It is escaped as keys
+/// and the version tag are; `--json` keeps it as it is.
+#[test]
+fn a_file_name_in_a_report_is_escaped_as_keys_are() {
+    let d = Dir::new();
+    let name = "c\nentries              999\u{1b}[2J.db";
+    d.ok(&["set", name, "k", "v"]);
+    for args in [&["stats", name][..], &["check", name]] {
+        let text = d.ok(args);
+        assert!(!text.contains('\u{1b}'), "{args:?}: {text:?}");
+        let file_line = text.lines().next().unwrap();
+        assert!(
+            file_line.starts_with("file")
+                && file_line.ends_with(r"c\nentries              999\x1b[2J.db"),
+            "{args:?}: {text}"
+        );
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.starts_with("entries              999")),
+            "{args:?}: {text}"
+        );
+    }
+    let json = json_of(&d.ok(&["stats", name, "--json"]));
+    assert_eq!(json["file"], name);
+}

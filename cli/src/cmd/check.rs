@@ -3,6 +3,7 @@
 
 use super::stats::print;
 use super::{open, Failure, Outcome, DAMAGED_OR_MISSING, OK};
+use crate::bytes::escape_path;
 use crate::core::{CheckReport, ErrorKind};
 use crate::human::format_size;
 use crate::progress;
@@ -62,7 +63,7 @@ fn to_text(file: &Path, r: &CheckReport) -> String {
     let mut line = |label: &str, value: String| {
         let _ = writeln!(out, "{label:<16}{value}");
     };
-    line("file", file.display().to_string());
+    line("file", escape_path(file));
     line(
         "integrity",
         if r.integrity_ok {
@@ -111,7 +112,7 @@ fn unreadable_text(file: &Path, why: &str) -> String {
     format!(
         "{:<16}{}\n{:<16}{why}\n{:<16}damaged (delete the file: it is a cache)\n",
         "file",
-        file.display(),
+        escape_path(file),
         "integrity",
         "result"
     )

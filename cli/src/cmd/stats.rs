@@ -1,7 +1,7 @@
 //! `backlite stats FILE [--json]`: how full the cache is and how it has been used.
 
 use super::{open, Failure, Outcome, OK, USAGE_OR_IO};
-use crate::bytes::{escape, put_json};
+use crate::bytes::{escape, escape_path, put_json};
 use crate::clock::format_ms;
 use crate::core::{FileInfo, KeyInfo, LifetimeStats};
 use crate::human::{format_duration, format_size};
@@ -109,7 +109,7 @@ fn to_text(file: &Path, info: &FileInfo, max_size: u64, l: &LifetimeStats) -> St
     let mut line = |label: &str, value: String| {
         let _ = writeln!(out, "{label:<21}{value}");
     };
-    line("file", file.display().to_string());
+    line("file", escape_path(file));
     let mut entries = info.count.to_string();
     if info.expired_waiting > 0 {
         let _ = write!(
