@@ -3,7 +3,9 @@
  * place (which no open reaches: ENXIO) is a miss whose row goes, as a FIFO, a link or
  * a folder there is, and check counts and repairs it; a row whose size was damaged to
  * more than any memory is a miss by every read, get and cached calls included; an
- * orphan that check with repair cannot remove makes it IO, not healthy.
+ * orphan that check with repair cannot remove makes it IO, not healthy; hard links
+ * made behind BackLite's back change no value and no count; thresholds changed at
+ * reopen, with batches mixing small and large values, keep files and counts exact.
  */
 #include "backlite.h"
 #include "harness.h"
@@ -248,10 +250,221 @@ static void an_orphan_check_cannot_remove_is_reported(void) {
     CHECK_EQ(code, 0);
 }
 
+/* The names of the value files in the cache's folder, sorted ("" past the end). */
+#define MAX_NAMES 16
+typedef struct {
+    char name[MAX_NAMES][64];
+    int n;
+} names;
+
+static names listed(const char *cache) {
+    names out = {.n = 0};
+    DIR *d = opendir(folder_of(cache));
+    for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;)
+        if (is_value_file_name(e->d_name) && out.n < MAX_NAMES) snprintf(out.name[out.n++], 64, "%s", e->d_name);
+    if (d != NULL) closedir(d);
+    return out;
+}
+
+static bool among(const names *ns, const char *name) {
+    for (int i = 0; i < ns->n; i++)
+        if (strcmp(ns->name[i], name) == 0) return true;
+    return false;
+}
+
+/* Sets `key` to the n bytes at v and returns the path of the one value file the set
+ * made (a static buffer of four: copy it to keep it). */
+static const char *set_filed(backlite_storage *s, const char *cache, const char *key, const uint8_t *v, size_t n) {
+    static char paths[4][PATH_MAX + 400];
+    static int next;
+    names before = listed(cache);
+    SET_BYTES(s, key, v, n, NEVER);
+    names after = listed(cache);
+    char *path = paths[next++ % 4];
+    path[0] = '\0';
+    for (int i = 0; i < after.n; i++)
+        if (!among(&before, after.name[i])) snprintf(path, PATH_MAX + 400, "%s/%s", folder_of(cache), after.name[i]);
+    if (path[0] == '\0') {
+        fprintf(stderr, "fatal: the set of %s made no value file\n", key);
+        abort();
+    }
+    return path;
+}
+
+/* Hard links made behind BackLite's back: a value file linked under a name outside the
+ * folder (a backup by `cp -al`, say) keeps that name's bytes when the entry goes, and
+ * nothing outside the folder is counted or removed; a value file replaced by a hard
+ * link to another entry's file is a miss for its key, never the other's value, and the
+ * other entry keeps its value and its file; one replaced by a link to a file of the
+ * same bytes reads them, and outlives the other name's removal. */
+static void hard_links_behind_backlites_back_change_no_value(void) {
+    const char *cache = tmp_path("hard.db");
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s", cache);
+    backlite_storage *s = OPEN_SET(path, .max_size = 1u << 30, .file_threshold = THRESHOLD);
+    REQUIRE(s != NULL);
+    size_t n = 70000;
+    uint8_t *va = h_pattern(n, 111), *vb = h_pattern(n, 112), *vc = h_pattern(n, 113);
+    char fa[PATH_MAX + 400], fb[PATH_MAX + 400], fc[PATH_MAX + 400], fd_[PATH_MAX + 400];
+    snprintf(fa, sizeof fa, "%s", set_filed(s, path, "a", va, n));
+    snprintf(fb, sizeof fb, "%s", set_filed(s, path, "b", vb, n));
+    snprintf(fc, sizeof fc, "%s", set_filed(s, path, "c", vc, n));
+    snprintf(fd_, sizeof fd_, "%s", set_filed(s, path, "d", vc, n)); /* c's bytes */
+
+    /* a's file linked outside the folder. */
+    char outside[PATH_MAX];
+    snprintf(outside, sizeof outside, "%s", tmp_path("backup.blv"));
+    REQUIRE(link(fa, outside) == 0);
+    GET_BYTES_EQ(s, "a", va, n);
+    /* b's file replaced by a link to c's: b's key misses, c's keeps its value. */
+    REQUIRE(unlink(fb) == 0);
+    REQUIRE(link(fc, fb) == 0);
+    GET_MISSING(s, "b");
+    gathered g = {.bytes = malloc(n), .cap = n};
+    REQUIRE(g.bytes != NULL);
+    CHECK_RC(backlite_storage_get_chunks(s, K("b"), gather, &g, NULL, &err), BACKLITE_RESULT_NOT_FOUND);
+    CHECK_EQ(g.calls, 0);
+    GET_BYTES_EQ(s, "c", vc, n);
+    struct stat st;
+    CHECK(lstat(fc, &st) == 0 && st.st_nlink == 1); /* b's name went with b's row */
+    /* d's file replaced by a link to c's, the same bytes: d reads them. */
+    REQUIRE(unlink(fd_) == 0);
+    REQUIRE(link(fc, fd_) == 0);
+    GET_BYTES_EQ(s, "d", vc, n);
+    backlite_check_report rep;
+    CHECK_OK(backlite_storage_check(s, 0, &rep, &err));
+    CHECK(rep.healthy == 1 && rep.damaged == 0 && rep.orphan_values == 0 && rep.entries == 3);
+    CHECK_OK(backlite_storage_delete(s, K("c"), &err));
+    GET_BYTES_EQ(s, "d", vc, n);
+    CHECK_OK(backlite_storage_delete(s, K("a"), &err));
+    CHECK(lstat(fa, &st) != 0);
+    size_t got = 0;
+    uint8_t *kept = h_read_file(outside, &got);
+    CHECK(kept != NULL && got == n + VALUE_RECORD_LEN && memcmp(kept, va, n) == 0);
+    free(kept);
+    /* A reader of d open while its other name is removed and d is cleared. */
+    backlite_value_reader *r = NULL;
+    uint64_t size = 0;
+    CHECK_OK(backlite_storage_open_reader(s, K("d"), &r, &size, NULL, &err));
+    REQUIRE(r != NULL);
+    CHECK_OK(backlite_storage_clear(s, &err));
+    CHECK_OK(backlite_storage_vacuum(s, &err));
+    size_t at = 0;
+    for (;;) {
+        size_t len = 0;
+        CHECK_OK(backlite_value_reader_read(r, g.bytes + at, n - at < 3333 ? n - at + 7 : 3333, &len, &err));
+        if (len == 0) break;
+        at += len;
+    }
+    CHECK(at == n && memcmp(g.bytes, vc, n) == 0);
+    backlite_value_reader_free(r);
+    CHECK_EQ(value_files(path), 0);
+    CHECK(h_exists(outside));
+    CHECK_OK(backlite_storage_check(s, 1, &rep, &err));
+    CHECK(rep.healthy == 1 && rep.entries == 0);
+    backlite_stats stats = STATS(s);
+    CHECK(stats.count == 0 && stats.total_size == 0);
+    backlite_storage_free(s);
+    free(g.bytes);
+    free(va);
+    free(vb);
+    free(vc);
+}
+
+/* The threshold changed at reopen, with values stored on its other side, and batches
+ * that mix small and large values over them: each value reads back whole wherever it
+ * was written, a batch puts each of its values where this handle's threshold says
+ * (the later of a key named twice wins, an entry already expired removes the older
+ * value), and the files, the counters and check agree with what is left. */
+static void thresholds_changed_at_reopen_and_mixed_batches_keep_files_and_counts(void) {
+    const char *path = tmp_path("reopen.db");
+    const int64_t t = 5000;
+    uint8_t *v = h_pattern(300000, 141);
+    backlite_storage *s = OPEN_SET(path, .max_size = 1u << 30, .file_threshold = BACKLITE_FILE_THRESHOLD_NEVER);
+    REQUIRE(s != NULL);
+    SET_BYTES(s, "below", v, t - 1, NEVER);
+    SET_BYTES(s, "at", v, t, NEVER);
+    SET_BYTES(s, "above", v, t + 1, NEVER);
+    SET_BYTES(s, "big", v, 300000, NEVER);
+    CHECK_EQ(value_files(path), 0);
+    backlite_storage_free(s);
+
+    s = OPEN_SET(path, .max_size = 1u << 30, .file_threshold = t);
+    REQUIRE(s != NULL);
+    GET_BYTES_EQ(s, "below", v, t - 1);
+    GET_BYTES_EQ(s, "at", v, t);
+    GET_BYTES_EQ(s, "above", v, t + 1);
+    GET_BYTES_EQ(s, "big", v, 300000);
+    backlite_entry batch[] = {
+        {(const uint8_t *)"below", 5, v + 1, (size_t)t, NEVER},     /* to a file */
+        {(const uint8_t *)"at", 2, v + 2, (size_t)t - 1, NEVER},    /* stays in the database */
+        {(const uint8_t *)"new", 3, v + 3, 1, NEVER},               /* in its row */
+        {(const uint8_t *)"above", 5, v + 4, (size_t)t + 7, 0},      /* expired: removes "above" */
+        {(const uint8_t *)"new2", 4, v + 5, (size_t)t + 1, NEVER},  /* a file */
+        {(const uint8_t *)"new", 3, v + 6, 300, NEVER},             /* the later "new" */
+        {(const uint8_t *)"big", 3, v + 7, 2, NEVER},               /* in its row */
+        {(const uint8_t *)"new2", 4, v + 8, (size_t)t + 2, NEVER},  /* the later "new2": a file */
+    };
+    CHECK_OK(backlite_storage_set_many(s, batch, sizeof batch / sizeof batch[0], &err));
+    GET_BYTES_EQ(s, "below", v + 1, t);
+    GET_BYTES_EQ(s, "at", v + 2, t - 1);
+    GET_BYTES_EQ(s, "new", v + 6, 300);
+    GET_MISSING(s, "above");
+    GET_BYTES_EQ(s, "new2", v + 8, t + 2);
+    GET_BYTES_EQ(s, "big", v + 7, 2);
+    CHECK_EQ(value_files(path), 2);
+    backlite_stats st = STATS(s);
+    uint64_t total = (uint64_t)t + (t - 1) + 300 + (t + 2) + 2;
+    CHECK(st.count == 5 && st.total_size == total);
+    backlite_check_report rep;
+    CHECK_OK(backlite_storage_check(s, 0, &rep, &err));
+    CHECK(rep.healthy == 1 && rep.actual_count == 5 && rep.actual_total_size == total);
+    backlite_storage_free(s);
+
+    /* Threshold 1: every value of a byte or more in a file, an empty one in its row. */
+    s = OPEN_SET(path, .max_size = 1u << 30, .file_threshold = 1);
+    REQUIRE(s != NULL);
+    backlite_entry ones[] = {
+        {(const uint8_t *)"empty", 5, v, 0, NEVER},
+        {(const uint8_t *)"one", 3, v + 9, 1, NEVER},
+        {(const uint8_t *)"big", 3, v + 10, 2, NEVER}, /* was in its row: now a file */
+        {(const uint8_t *)"below", 5, v, 0, NEVER},    /* was a file: now empty, in its row */
+    };
+    CHECK_OK(backlite_storage_set_many(s, ones, 4, &err));
+    GET_BYTES_EQ(s, "empty", v, 0);
+    GET_BYTES_EQ(s, "one", v + 9, 1);
+    GET_BYTES_EQ(s, "big", v + 10, 2);
+    GET_BYTES_EQ(s, "below", v, 0);
+    CHECK_EQ(value_files(path), 3); /* "new2", "one", "big" */
+    total = (uint64_t)(t - 1) + 300 + (t + 2) + 2 + 1;
+    st = STATS(s);
+    CHECK(st.count == 7 && st.total_size == total);
+    backlite_storage_free(s);
+
+    /* Never again: a batch over every key puts all of them in the database. */
+    s = OPEN_SET(path, .max_size = 1u << 30, .file_threshold = BACKLITE_FILE_THRESHOLD_NEVER);
+    REQUIRE(s != NULL);
+    const char *keys[] = {"empty", "one", "big", "below", "at", "new", "new2"};
+    backlite_entry all[7];
+    for (int i = 0; i < 7; i++)
+        all[i] = (backlite_entry){(const uint8_t *)keys[i], strlen(keys[i]), v + i, 10, NEVER};
+    CHECK_OK(backlite_storage_set_many(s, all, 7, &err));
+    CHECK_EQ(value_files(path), 0);
+    for (int i = 0; i < 7; i++) GET_BYTES_EQ(s, keys[i], v + i, 10);
+    st = STATS(s);
+    CHECK(st.count == 7 && st.total_size == 70);
+    CHECK_OK(backlite_storage_check(s, 1, &rep, &err));
+    CHECK(rep.healthy == 1 && rep.repaired == 0 && rep.orphan_values == 0);
+    backlite_storage_free(s);
+    free(v);
+}
+
 int main(void) {
     h_begin();
     RUN(a_socket_in_place_of_a_value_file_is_a_miss_and_check_repairs);
     RUN(a_huge_size_in_the_row_of_a_large_value_is_a_miss);
     RUN(an_orphan_check_cannot_remove_is_reported);
+    RUN(hard_links_behind_backlites_back_change_no_value);
+    RUN(thresholds_changed_at_reopen_and_mixed_batches_keep_files_and_counts);
     return h_end();
 }
