@@ -6,7 +6,7 @@
 
 mod support;
 
-use backlite::{ErrorKind, Expiration, Options, RemoteMode, Storage};
+use backlite::{ErrorKind, Expiration, Lease, LeaseOutcome, Options, RemoteMode, Storage};
 use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -67,6 +67,60 @@ fn a_value_set_on_one_machine_is_read_through_on_another() {
     // Without a remote, nothing changes.
     let plain = machine(&dir, "plain.db", &Options::new());
     assert!(plain.remote_stats().is_none());
+}
+
+/// The two-phase lease API, and the bindings' async memoisers built on its steps, share
+/// what they compute: a fulfilled lease's value reaches the remote as a set's does (no
+/// remote lease is taken: two machines may compute a key at once).
+#[test]
+fn a_fulfilled_leases_value_is_read_through_on_another_machine() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let o = remote_options(&server.url());
+    let a = Arc::new(machine(&dir, "a.db", &o));
+    let b = Arc::new(machine(&dir, "b.db", &o));
+    let LeaseOutcome::Acquired(lease) =
+        Lease::try_acquire(&a, b"k", Duration::from_secs(30)).unwrap()
+    else {
+        panic!("no lease on a miss");
+    };
+    let minute = Duration::from_secs(60);
+    lease
+        .fulfill(b"computed on a", Expiration::After(minute))
+        .unwrap();
+    assert_eq!(a.remote_stats().unwrap().writes, 1);
+    let (value, left) = b.get(b"k").unwrap().expect("read through from the remote");
+    assert_eq!(value, b"computed on a");
+    assert!(left.is_some_and(|l| l <= minute), "{left:?}");
+    // The async memoisers' step: its lease's value too.
+    let LeaseOutcome::Acquired(lease) = b.lease_step(b"j", 0).unwrap() else {
+        panic!("no lease on a miss");
+    };
+    lease.fulfill(b"computed on b", NEVER).unwrap();
+    match a.lease_step(b"j", 0).unwrap() {
+        LeaseOutcome::Hit(v, None) => assert_eq!(v, b"computed on b"),
+        _ => panic!("a computes again what b stored"),
+    }
+    // A lost lease stored nothing, and sends nothing.
+    let LeaseOutcome::Acquired(stale) =
+        Lease::try_acquire(&a, b"l", Duration::from_millis(1)).unwrap()
+    else {
+        panic!("no lease on a miss");
+    };
+    std::thread::sleep(Duration::from_millis(5));
+    let LeaseOutcome::Acquired(fresh) =
+        Lease::try_acquire(&a, b"l", Duration::from_secs(30)).unwrap()
+    else {
+        panic!("the stale lease was not taken over");
+    };
+    let writes = a.remote_stats().unwrap().writes;
+    assert_eq!(
+        stale.fulfill(b"stale", NEVER).unwrap_err().kind(),
+        ErrorKind::LeaseLost
+    );
+    assert_eq!(a.remote_stats().unwrap().writes, writes);
+    fresh.abandon();
+    assert_eq!(get(&b, b"l"), None);
 }
 
 /// A server on a Unix socket whose path holds a '#' and a '?', written %23 and %3F in

@@ -198,9 +198,17 @@ impl Lease {
 
     /// Stores `value` under the key and releases the lease, in one transaction. A lost
     /// lease stores nothing. The lease is released whatever the result: a value too
-    /// large to store, or one the write failed to store, releases it too.
+    /// large to store, or one the write failed to store, releases it too. With a
+    /// remote tier the value then reaches the remote as a set's does (a value too large
+    /// removes the remote's older one); no remote lease was taken for it.
     pub fn fulfill(self, value: &[u8], expiration: Expiration) -> Result<()> {
-        self.fulfill_since(value, expiration, None)
+        let storage = self.storage.clone();
+        let key = self.key.clone();
+        // The async memoisers of the bindings store through here: a value kept in the
+        // file alone was computed again by every other machine.
+        storage.store_through(&key, value, expiration, || {
+            self.fulfill_since(value, expiration, None)
+        })
     }
 
     /// `fulfill`, with an expiration that counts from the clock reading `since` (epoch

@@ -805,6 +805,28 @@ impl Storage {
         }
     }
 
+    /// A store made by `store` (a lease's fulfil), then passed on to the remote tier as
+    /// a set is: the value, or the removal of the remote's older one when it is too
+    /// large. A lost lease stored nothing, and sends nothing.
+    pub(crate) fn store_through(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        expiration: Expiration,
+        store: impl FnOnce() -> Result<()>,
+    ) -> Result<()> {
+        if self.remote.is_none() {
+            return store();
+        }
+        let (_, _writing) = self.removing(Some(key));
+        let outcome = store();
+        if !matches!(&outcome, Err(e) if e.kind() == ErrorKind::LeaseLost) {
+            self.write_through(key, value, expiration, &outcome);
+            self.forget_fills(Some(key));
+        }
+        outcome
+    }
+
     /// A set's outcome from what `store` said, passed on to the remote tier.
     fn set_done(
         &self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import pickle
 import shutil
 import socket
@@ -55,6 +56,29 @@ def test_two_files_share_values_through_the_remote(tmp_path, redis_url):
     d = backlite.Storage(tmp_path / "d.db", **kw)
     assert d.get_value("later") == b"1"
     d.close()
+    for s in (a, b):
+        s.close()
+
+
+def test_an_async_cached_result_is_shared_through_the_remote(tmp_path, redis_url):
+    # async_cached stores through the library's lease (lease_step): its result must
+    # reach the remote as a set's does, or every machine computes it again.
+    kw = dict(remote=redis_url, remote_namespace="py", remote_timeout=timedelta(seconds=2))
+    a = backlite.Storage(tmp_path / "a.db", **kw)
+    b = backlite.Storage(tmp_path / "b.db", **kw)
+    calls = []
+
+    async def square(x):
+        calls.append(x)
+        return x * x
+
+    # Both decorated first: a closure is keyed with what it holds (`calls`) then.
+    on_a = backlite.async_cached(storage=a)(square)
+    on_b = backlite.async_cached(storage=b)(square)
+    assert asyncio.run(on_a(7)) == 49
+    assert asyncio.run(on_b(7)) == 49
+    assert calls == [7]
+    assert b.remote_stats().hits == 1
     for s in (a, b):
         s.close()
 
