@@ -5,7 +5,8 @@
  * more than any memory is a miss by every read, get and cached calls included; an
  * orphan that check with repair cannot remove makes it IO, not healthy; hard links
  * made behind BackLite's back change no value and no count; thresholds changed at
- * reopen, with batches mixing small and large values, keep files and counts exact.
+ * reopen, with batches mixing small and large values, keep files and counts exact;
+ * reads of odd lengths around the 64 KiB tail and past the end read each byte once.
  */
 #include "backlite.h"
 #include "harness.h"
@@ -459,6 +460,62 @@ static void thresholds_changed_at_reopen_and_mixed_batches_keep_files_and_counts
     free(v);
 }
 
+/* Reads of odd lengths, around the 64 KiB that the read reaching the end holds back,
+ * and past the end, of values in a file, copied from the database and pumped from it:
+ * every byte in order, each read OK with at most its cap, the end an OK read of 0,
+ * again and again. */
+static void reads_of_odd_lengths_around_the_tail_read_every_byte_once(void) {
+    const size_t lens[] = {65535, 65536, 65537, 131073, 300001};
+    const size_t caps[] = {1, 65535, 65536, 65537, 3, 131072, 7};
+    for (int place = 0; place < 2; place++) {
+        const char *path = tmp_path(place == 0 ? "odd-file.db" : "odd-blob.db");
+        int64_t threshold = place == 0 ? THRESHOLD : BACKLITE_FILE_THRESHOLD_NEVER;
+        backlite_storage *s = OPEN_SET(path, .max_size = 1u << 30, .file_threshold = threshold);
+        REQUIRE(s != NULL);
+        for (size_t l = 0; l < sizeof lens / sizeof lens[0]; l++) {
+            size_t n = lens[l];
+            uint8_t *v = h_pattern(n, 151 + (unsigned)l), *got = malloc(n + 200000);
+            REQUIRE(got != NULL);
+            SET_BYTES(s, "k", v, n, NEVER);
+            for (size_t first = 0; first < sizeof caps / sizeof caps[0]; first++) {
+                backlite_value_reader *r = NULL;
+                CHECK_OK(backlite_storage_open_reader(s, K("k"), &r, NULL, NULL, &err));
+                if (r == NULL) continue;
+                size_t at = 0;
+                for (size_t i = first;; i++) {
+                    size_t cap = caps[i % (sizeof caps / sizeof caps[0])];
+                    if (n - at < 70000 && i % 2 == 0) cap = n - at + (i % 3); /* exactly, or past, the rest */
+                    size_t read = SIZE_MAX;
+                    backlite_error *e = NULL;
+                    backlite_result rc = backlite_value_reader_read(r, got + at, cap, &read, &e);
+                    backlite_error_free(e);
+                    if (rc != BACKLITE_RESULT_OK || read > cap) {
+                        h_fail_(__FILE__, __LINE__, "%zu bytes (%d) at %zu, cap %zu: %s, %zu read", n, place, at, cap,
+                                h_rc_name(rc), read);
+                        break;
+                    }
+                    if (read == 0 && cap > 0) break;
+                    at += read;
+                    if (at > n) break;
+                }
+                CHECK(at == n && memcmp(got, v, n) == 0);
+                for (int again = 0; again < 2; again++) {
+                    size_t read = 99;
+                    CHECK_OK(backlite_value_reader_read(r, got, 100, &read, &err));
+                    CHECK_EQ(read, 0);
+                }
+                backlite_value_reader_free(r);
+            }
+            free(v);
+            free(got);
+        }
+        backlite_check_report rep;
+        CHECK_OK(backlite_storage_check(s, 0, &rep, &err));
+        CHECK_EQ(rep.healthy, 1);
+        backlite_storage_free(s);
+    }
+}
+
 int main(void) {
     h_begin();
     RUN(a_socket_in_place_of_a_value_file_is_a_miss_and_check_repairs);
@@ -466,5 +523,6 @@ int main(void) {
     RUN(an_orphan_check_cannot_remove_is_reported);
     RUN(hard_links_behind_backlites_back_change_no_value);
     RUN(thresholds_changed_at_reopen_and_mixed_batches_keep_files_and_counts);
+    RUN(reads_of_odd_lengths_around_the_tail_read_every_byte_once);
     return h_end();
 }
