@@ -460,6 +460,17 @@ static void thresholds_changed_at_reopen_and_mixed_batches_keep_files_and_counts
     free(v);
 }
 
+/* Every read of `r`, at its end, is an OK read of nothing; then it is freed. */
+static void at_its_end_for_good(backlite_value_reader *r) {
+    uint8_t spare[100];
+    for (int again = 0; again < 3; again++) {
+        size_t read = 99;
+        CHECK_OK(backlite_value_reader_read(r, spare, sizeof spare, &read, &err));
+        CHECK_EQ(read, 0);
+    }
+    backlite_value_reader_free(r);
+}
+
 /* Reads of odd lengths, around the 64 KiB that the read reaching the end holds back,
  * and past the end, of values in a file, copied from the database and pumped from it:
  * every byte in order, each read OK with at most its cap, the end an OK read of 0,
@@ -499,15 +510,10 @@ static void reads_of_odd_lengths_around_the_tail_read_every_byte_once(void) {
                     if (at > n) break;
                 }
                 CHECK(at == n && memcmp(got, v, n) == 0);
-                for (int again = 0; again < 2; again++) {
-                    size_t read = 99;
-                    CHECK_OK(backlite_value_reader_read(r, got, 100, &read, &err));
-                    CHECK_EQ(read, 0);
-                }
-                backlite_value_reader_free(r);
+                at_its_end_for_good(r);
             }
-            free(v);
             free(got);
+            free(v);
         }
         backlite_check_report rep;
         CHECK_OK(backlite_storage_check(s, 0, &rep, &err));
