@@ -786,8 +786,9 @@ backlite_result backlite_storage_get_chunks(struct backlite_storage *s, const ui
  * `BACKLITE_EXPIRATION_DEFAULT` or `BACKLITE_EXPIRATION_NEVER`. Evicts by the policy to
  * make room; a value longer than max_size (or than `BACKLITE_MAX_VALUE_SIZE` with
  * `BACKLITE_FILE_THRESHOLD_NEVER`) gives TOO_LARGE, evicts nothing, and removes the
- * older value under `key`. The value is never copied whole: one kept in a file is
- * written from `value` straight to its file.
+ * older value under `key` (a write: BUSY while another process holds the write lock;
+ * with no older value there is nothing to write or wait for). The value is never
+ * copied whole: one kept in a file is written from `value` straight to its file.
  */
 backlite_result backlite_storage_set(struct backlite_storage *s, const uint8_t *key, size_t key_len, const uint8_t *value, size_t value_len, int64_t expiration_ms, struct backlite_error **err);
 

@@ -738,6 +738,15 @@ impl Storage {
         // expired) removes the remote's older one, which a read meanwhile may find.
         let (_, _writing) = self.removing(Some(key));
         let len = value.len() as u64;
+        // Refused with no older value to remove: nothing to write, so no write lock to
+        // wait for (another process holding it made this BUSY after the busy timeout,
+        // where API.md says TOO_LARGE). A set of the key that commits after this look
+        // comes after this call, as if made later.
+        if len > self.value_limit() && !self.has_row(key)? {
+            let now = self.now();
+            let due = is_due(expiration.deadline(now, self.default_expiration), now);
+            return self.set_done(key, value, expiration, Ok(due));
+        }
         // Too long for SQLite and not kept in a file: refused before a gigabyte is
         // hashed or copied (a group commit copies it).
         if len > MAX_VALUE_SIZE && !self.in_file(len) {
@@ -787,6 +796,16 @@ impl Storage {
         };
         self.remove_unlinked();
         self.set_done(key, value, expiration, stored)
+    }
+
+    /// Whether a row (live, expired or damaged) is stored under `key`: a read, never
+    /// waiting for a writer.
+    fn has_row(&self, key: &[u8]) -> Result<bool> {
+        self.read(|conn| {
+            conn.prepare_cached(table::ROW_REF_BY_KEY)
+                .and_then(|mut s| s.exists([key]))
+                .ctx("looking up a key")
+        })
     }
 
     /// A set of a value of `len` bytes that no memory can hold (a C caller's length past

@@ -8,6 +8,7 @@
  */
 #include "backlite.h"
 #include "harness.h"
+#include "lock_holder.h"
 
 /* ------------------------------------------- a header that says an older schema */
 
@@ -179,10 +180,48 @@ static void a_check_of_a_malformed_file_is_a_report(void) {
     backlite_storage_free(s);
 }
 
+/* ---------------------------------------- a too-large set under another's lock */
+
+/* A set too large to store, of a key with no value, writes nothing, so another
+ * process's write lock is nothing to wait for: TOO_LARGE at once, as API.md says (it
+ * was BUSY after the busy timeout), or OK for one already expired. A key with an older
+ * value must still lose it, a write: BUSY while the lock is held, the value still
+ * readable (nothing was refused half way), then TOO_LARGE and the value gone. Values
+ * kept in the database and in files alike. */
+static void a_too_large_set_of_a_key_without_value_does_not_wait_for_the_lock(void) {
+    if (!h_have_python_sqlite()) SKIP("python3 with sqlite3 is not available to hold a lock");
+    const int64_t thresholds[] = {BACKLITE_FILE_THRESHOLD_NEVER, 4};
+    for (int t = 0; t < 2; t++) {
+        const char *path = tmp_path("too-large-locked.db");
+        backlite_storage *s = OPEN_SET(path, .max_size = 10, .file_threshold = thresholds[t], .busy_timeout_ms = 100);
+        REQUIRE(s != NULL);
+        SET(s, "old", "older");
+        lock_holder h;
+        REQUIRE(holder_start(&h, path));
+        const char *big = "eleven byte";
+        CHECK_RC(backlite_storage_set(s, K("absent"), K(big), NEVER, &err), BACKLITE_RESULT_TOO_LARGE);
+        CHECK_RC(backlite_storage_set(s, K("absent"), K(big), 0, &err), BACKLITE_RESULT_OK);
+        CHECK_RC(backlite_storage_set(s, K("old"), K(big), NEVER, &err), BACKLITE_RESULT_BUSY);
+        GET_EQ(s, "old", "older");
+        GET_MISSING(s, "absent");
+        holder_release(&h);
+        holder_finish(&h);
+        CHECK_RC(backlite_storage_set(s, K("old"), K(big), NEVER, &err), BACKLITE_RESULT_TOO_LARGE);
+        GET_MISSING(s, "old");
+        backlite_stats st = STATS(s);
+        CHECK_EQ(st.count, 0);
+        CHECK_EQ(st.total_size, 0);
+        CHECK_EQ(st.evictions, 0);
+        backlite_storage_free(s);
+        remove_cache_file(path);
+    }
+}
+
 int main(void) {
     h_begin();
     RUN(a_cache_stamped_with_an_older_schema_is_not_a_cache);
     RUN(another_programs_tables_under_our_header_are_not_a_cache);
     RUN(a_check_of_a_malformed_file_is_a_report);
+    RUN(a_too_large_set_of_a_key_without_value_does_not_wait_for_the_lock);
     return h_end();
 }

@@ -104,6 +104,9 @@ fn a_too_large_value_in_a_group_fails_alone() {
     let mut o = Options::new();
     o.set_max_size(100).unwrap();
     let s = Arc::new(Storage::open(dir.path().join("c.db"), &o).unwrap());
+    // An older value for the refused set to remove: without one it writes nothing, and
+    // returns without waiting for the writer.
+    s.set(&[2], b"older", Expiration::Never).unwrap();
     let writer = s.pool.lock_writer();
     let threads: Vec<_> = (0..4u8)
         .map(|i| {
@@ -125,4 +128,5 @@ fn a_too_large_value_in_a_group_fails_alone() {
         }
     }
     assert_eq!(s.stats().unwrap().count, 3);
+    assert!(s.get(&[2]).unwrap().is_none(), "the older value went");
 }
