@@ -1173,16 +1173,36 @@ impl Storage {
                     .ctx("listing keys")?;
                 rows.collect::<rusqlite::Result<_>>().ctx("listing keys")
             })?;
+            // Once the visitor has written through this handle (deleted a key further
+            // on, say), each key left of the page is looked up again before it is
+            // shown: a key it deleted is no longer live when reached. A visitor that
+            // writes nothing costs nothing more.
+            let commits = self.commits.load(Relaxed);
+            let mut look_again = false;
             for key in &page {
+                if look_again && !self.still_listed(key, newest)? {
+                    continue;
+                }
                 if !visit(key) {
                     return Ok(());
                 }
+                look_again = look_again || self.commits.load(Relaxed) != commits;
             }
             if (page.len() as i64) < KEYS_PAGE {
                 return Ok(());
             }
             after = page.into_iter().last();
         }
+    }
+
+    /// Whether `key` is live now and was set by tick `newest` (`keys`).
+    fn still_listed(&self, key: &[u8], newest: i64) -> Result<bool> {
+        let now = self.now();
+        self.read(|conn| {
+            conn.prepare_cached(table::KEY_STILL_LISTED)
+                .and_then(|mut s| s.exists(rusqlite::params![key, now, newest]))
+                .ctx("listing keys")
+        })
     }
 
     /// Removes every entry.

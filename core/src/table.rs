@@ -586,6 +586,11 @@ pub(crate) const KEYS_FROM: &str = "SELECT key FROM entries WHERE key >= ?1 \
 pub(crate) const KEYS_AFTER: &str = "SELECT key FROM entries WHERE key > ?1 \
     AND (expires_at IS NULL OR expires_at > ?2) AND +created <= ?4 ORDER BY key LIMIT ?3";
 
+/// Whether `?1` is still listed by `KEYS_FROM` (live at `?2`, set by `?3`): looked up
+/// again before a key is shown once the visitor wrote (`Storage::keys`).
+pub(crate) const KEY_STILL_LISTED: &str = "SELECT 1 FROM entries WHERE key = ?1 \
+    AND (expires_at IS NULL OR expires_at > ?2) AND +created <= ?3";
+
 /// `count`, `total_size` and `version_tag` as the file records them, and the count
 /// and size of the entries due at `?1`.
 pub(crate) const COUNTERS_AND_DUE: &str = concat!(
