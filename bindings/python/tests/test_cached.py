@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import math
 import os
@@ -659,6 +660,83 @@ def test_memo_keys_are_stable_across_processes_and_hash_seeds(tmp_path):
     """The seed used hash(), salted per process: no run ever found another's results."""
     seeds = ("0", "1", "12345", "random")
     assert len(_outputs_under_hash_seeds(_KEY_IN_CHILD, tmp_path, seeds)) == 1
+
+
+_SET_IN_AN_OBJECT_IN_CHILD = """
+import dataclasses, sys
+import backlite
+
+storage = backlite.Storage(":memory:")
+
+
+@dataclasses.dataclass(frozen=True)
+class Query:
+    tags: frozenset
+    options: dict
+
+
+class Tags(set):
+    pass
+
+
+@backlite.cached(storage=storage)
+def f(q):
+    return q
+
+q = Query(frozenset({"alpha", "beta", "gamma", "delta"}), {"k": {"x", "y", ("z", 1)}})
+print(f.cache_key(q).decode(), f.cache_key(Query(frozenset(), {"t": Tags({"a", "b", "c"})})).decode())
+"""
+
+
+def test_a_set_inside_a_pickled_argument_has_one_key_under_every_hash_seed(tmp_path):
+    # An argument encoded by its pickle (a dataclass) wrote a set it holds in the order
+    # of its items' hashes, salted per process: each process and run had its own key
+    # for the call (4 keys under 4 seeds before), and never found another's result.
+    seeds = ("0", "1", "12345", "random")
+    assert len(_outputs_under_hash_seeds(_SET_IN_AN_OBJECT_IN_CHILD, tmp_path, seeds)) == 1
+
+
+@dataclasses.dataclass
+class _Pair:
+    a: object
+    b: object
+
+
+@dataclasses.dataclass
+class _Node:
+    name: str
+    parent: _Node | None = None
+    children: list[_Node] = dataclasses.field(default_factory=list)
+
+
+def _tree(root_name: str) -> _Node:
+    root = _Node(root_name)
+    for name in ("a", "b"):
+        root.children.append(_Node(name, root))
+    return root
+
+
+def test_an_argument_holding_one_object_twice_has_the_key_of_one_holding_equal_ones(storage):
+    # Pickle writes an object met twice as a reference to the first: _Pair(s, s) and
+    # _Pair(s, t) of two equal strings (one read from JSON) were two keys for one
+    # call, so the second computed again (calls 2, not 1, before).
+    calls = []
+
+    @cached(storage=storage)
+    def f(pair):
+        calls.append(pair)
+        return pair.a + pair.b
+
+    s = "hello world"
+    t = json.loads('"hello world"')
+    assert s == t and s is not t
+    items = [1.5, 2.5]
+    assert f(_Pair(s, s)) == f(_Pair(s, t)) == s + s
+    assert f(_Pair(items, items)) == f(_Pair([1.5, 2.5], [1.5, 2.5])) == items + items
+    assert len(calls) == 2
+    # An object that holds itself (a node and its parent) still has a key, the same
+    # for equal structures built apart, another for another structure.
+    assert f.cache_key(_tree("r")) == f.cache_key(_tree("r")) != f.cache_key(_tree("s"))
 
 
 def test_results_are_shared_across_processes(db, tmp_path, child_env):

@@ -415,9 +415,7 @@ def _encode(
             module = _module_id(module, t)
         name = f"{module}.{t.__qualname__}".encode()
         try:
-            b = pickle.dumps(obj, protocol=_KEY_PICKLE_PROTOCOL)
-            if b"__main__" in b or b"__mp_main__" in b:
-                b = _pickle_naming_scripts(obj)
+            b = _key_pickle(obj)
         except Exception as e:
             if not by_identity and state:
                 _encode_by_value(obj, name, out, [] if seen is None else seen, e)
@@ -430,27 +428,63 @@ def _encode(
         out.append(b"p" + _len(len(name)) + name + _len(len(b)) + b)
 
 
-class _ScriptPickler(pickle.Pickler):
+def _key_pickle(obj: Any) -> bytes:
+    """``obj``'s pickle as a key's part: equal objects give equal bytes, in every
+    process. Made without pickle's memo (fast mode), which wrote an object met twice
+    as a reference to the first: ``P(s, s)`` and ``P(s, t)`` of two equal strings
+    (one read from a file, say) were two keys for one call. Where the plain pickle
+    shows a script's name or a set, again by ``_KeyPickler``, which names scripts and
+    writes sets in a fixed order (a set's order follows the process's hash seed)."""
+    b = _dump(pickle.Pickler, obj)
+    # EMPTY_SET and FROZENSET, the opcodes of a set (bytes of data may match too:
+    # then only the slower pickler runs, for the same bytes).
+    if b"__main__" in b or b"__mp_main__" in b or b"\x8f" in b or b"\x91" in b:
+        b = _dump(_KeyPickler, obj)
+    return b
+
+
+def _dump(pickler: type[pickle.Pickler], obj: Any) -> bytes:
+    buf = io.BytesIO()
+    p = pickler(buf, protocol=_KEY_PICKLE_PROTOCOL)
+    p.fast = True
+    try:
+        p.dump(obj)
+    except ValueError as e:
+        # Fast mode refuses an object that holds itself (a node with its parent): with
+        # the memo, which a structure built the same way fills the same way.
+        if not str(e).startswith("fast mode"):
+            raise
+        buf = io.BytesIO()
+        pickler(buf, protocol=_KEY_PICKLE_PROTOCOL).dump(obj)
+    return buf.getvalue()
+
+
+class _KeyPickler(pickle.Pickler):
     """Pickles a script's functions and classes (pickled by reference, as
     ``__main__.g``) under the script's own name (``_module_id``): two scripts' ``g``
     given to one memoised function shared its results, and a spawned child's
-    (``__mp_main__.g``) missed its parent's."""
+    (``__mp_main__.g``) missed its parent's. And a set (or frozenset, or a subclass)
+    by its items' pickles in sorted order: in a pickled object (a dataclass's field)
+    its items came in the order of their hashes, salted per process, so each process
+    had its own key for the call."""
 
     def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, (type, FunctionType)) and obj.__module__ in _MAIN_NAMES:
             return _script_global, (_module_id(obj.__module__, obj), obj.__qualname__)
         return NotImplemented
 
+    def persistent_id(self, obj: Any) -> Any:
+        # Asked first for every object, sets included (reducer_override is not).
+        if not isinstance(obj, (set, frozenset)):
+            return None
+        items = tuple(sorted(_key_pickle(x) for x in obj))
+        t = type(obj)
+        return ("set", t, items, None if t in (set, frozenset) else getattr(obj, "__dict__", None))
+
 
 def _script_global(module: str, qualname: str) -> None:
     """Names a script's function or class in a key's pickle; keys are never loaded."""
     raise TypeError("a memo key's pickle is not loaded")
-
-
-def _pickle_naming_scripts(obj: Any) -> bytes:
-    buf = io.BytesIO()
-    _ScriptPickler(buf, protocol=_KEY_PICKLE_PROTOCOL).dump(obj)
-    return buf.getvalue()
 
 
 def _identity_bytes(obj: Any, e: Exception) -> bytes:
