@@ -284,6 +284,22 @@ def test_a_negative_busy_timeout_is_a_value_error(db):
         s.set_value("k", b"v")
 
 
+def test_option_errors_name_their_option(db):
+    # busy_timeout=5 and lease_length=5 raised TypeError "expiration is a
+    # datetime.timedelta or None, not int", naming no option they were given; a
+    # size_limit of 2**64 raised OverflowError, not the ValueError of 0 or 2**63.
+    for option in ("busy_timeout", "lease_length"):
+        with pytest.raises(TypeError, match=f"^{option} is a datetime.timedelta or None, not int"):
+            Storage(db, **{option: 5})
+    for limit in (2**63, 2**64, 2**100):
+        for option in ("size_limit", "max_size"):
+            with pytest.raises(ValueError, match="size_limit must be a positive int below 2"):
+                Storage(db, **{option: limit})
+    assert not Path(db).exists()
+    with Storage(db, size_limit=2**63 - 1) as s:
+        assert s.stats().max_size == 2**63 - 1
+
+
 def test_max_size_is_accepted_as_in_the_readme(db):
     with Storage(db, max_size=1024**3) as s:
         assert s.size_limit == s.max_size == 1024**3

@@ -185,6 +185,12 @@ class Storage(_native.Storage):
             )
         if remote_timeout is not None and remote_timeout <= timedelta(0):
             raise ValueError("remote_timeout must be a positive datetime.timedelta")
+        for name, value in (("busy_timeout", busy_timeout), ("lease_length", lease_length)):
+            # Named here: the conversion's own TypeError spoke of an "expiration".
+            if value is not None and not isinstance(value, timedelta):
+                raise TypeError(
+                    f"{name} is a datetime.timedelta or None, not {type(value).__name__}"
+                )
         # Refused, as a negative lease_length is, rather than taken as 0 (no wait).
         if isinstance(busy_timeout, timedelta) and busy_timeout < timedelta(0):
             raise ValueError("busy_timeout must be a datetime.timedelta of zero or more")
@@ -194,8 +200,11 @@ class Storage(_native.Storage):
         limit = size_limit if size_limit is not None else max_size
         if limit is None:
             limit = 1024**3
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ValueError(f"size_limit must be a positive int, got {limit!r}")
+        # At most 2**63 - 1, the core's bound: a larger int raised OverflowError.
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit < 2**63:
+            raise ValueError(
+                f"size_limit must be a positive int below 2**63, got {limit!r}"
+            )
         if eviction_policy not in EVICTION_POLICIES:
             raise ValueError(
                 f"Invalid eviction policy: {eviction_policy!r} "
