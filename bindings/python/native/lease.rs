@@ -31,7 +31,7 @@ impl Lease {
             let Some(lease) = self.take() else {
                 return Ok(());
             };
-            match py.detach(|| lease.fulfill(data, expiration)) {
+            match crate::fork_gate::detach(py, || lease.fulfill(data, expiration)) {
                 Err(e) if matches!(e.kind(), ErrorKind::LeaseLost | ErrorKind::TooLarge) => Ok(()),
                 other => other.or_raise(py),
             }
@@ -42,7 +42,7 @@ impl Lease {
     fn abandon(&self, py: Python<'_>) -> PyResult<()> {
         guard(|| {
             if let Some(lease) = self.take() {
-                py.detach(|| lease.abandon());
+                crate::fork_gate::detach(py, || lease.abandon());
             }
             Ok(())
         })
@@ -59,7 +59,7 @@ pub(crate) fn step(
     attempt: u32,
 ) -> PyResult<Py<PyAny>> {
     let held = |pause: std::time::Duration| (LEASE_HELD, py.None(), py.None(), pause.as_secs_f64());
-    let answer = match py.detach(|| storage.lease_step(key, attempt)) {
+    let answer = match crate::fork_gate::detach(py, || storage.lease_step(key, attempt)) {
         Ok(LeaseOutcome::Hit(value, _)) => (
             OK,
             PyBytes::new(py, &value).into_any().unbind(),

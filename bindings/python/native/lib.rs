@@ -16,9 +16,14 @@
 //! - `convert::TIMEDELTA`: `datetime.timedelta`, for expirations in and time left out.
 //! - `memo::PICKLE`: `pickle.dumps`, `pickle.loads` and `pickle.HIGHEST_PROTOCOL`, for
 //!   memoised results.
+//! - `fork_gate::INSIDE`, `fork_gate::FORK`, `fork_gate::DEPTH` (per thread): the threads
+//!   inside a core call and the state of a fork, so that `os.fork()` waits until no
+//!   thread holds what the child would inherit held (the file's write lock); the
+//!   process's own, as fork is.
 
 mod convert;
 mod errors;
+mod fork_gate;
 mod lease;
 mod memo;
 mod reader;
@@ -62,25 +67,29 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
 
-/// Before `os.fork()` (registered by `backlite.storage`): waits until no thread of the
-/// library (a hit writer) is inside a write, so that the child inherits no lock such a
-/// thread held (SQLite's record of the file's write lock: every write of the child
-/// was BUSY). The thread is not Python's: it needs no GIL to finish its write.
+/// Before `os.fork()` (registered by `backlite.storage`): waits until no other thread
+/// is inside a call of the core (fork_gate.rs), then until no thread of the library (a
+/// hit writer) is inside a write, so that the child inherits no lock such a thread
+/// held (SQLite's record of the file's write lock: every write of the child was BUSY).
+/// Neither needs the GIL to finish its write.
 #[pyfunction]
 fn _before_fork() {
+    fork_gate::before_fork();
     backlite_core::before_fork();
 }
 
-/// After `os.fork()`, in the parent: the library's threads go on.
+/// After `os.fork()`, in the parent: the library's threads and the calls go on.
 #[pyfunction]
 fn _after_fork_in_parent() {
     backlite_core::after_fork();
+    fork_gate::after_fork();
 }
 
 /// After `os.fork()`, in the child: it has none of the parent's threads.
 #[pyfunction]
 fn _after_fork_in_child() {
     backlite_core::after_fork_in_child();
+    fork_gate::after_fork_in_child();
 }
 
 /// At the interpreter's exit (an `atexit` handler of `backlite.storage`): writes the
@@ -91,7 +100,7 @@ fn _after_fork_in_child() {
 #[pyfunction]
 fn _write_waiting_at_exit(py: Python<'_>) -> PyResult<()> {
     errors::guard(|| {
-        py.detach(backlite_core::write_waiting_at_exit);
+        crate::fork_gate::detach(py, backlite_core::write_waiting_at_exit);
         Ok(())
     })
 }

@@ -65,20 +65,24 @@ struct PyBarrier<'a> {
 
 impl Barrier for PyBarrier<'_> {
     fn lock(&self) -> backlite_core::Result<()> {
-        Python::attach(|py| match self.enter.call0(py) {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                lock(self.outcome).raise(e);
-                Err(failed("barrier"))
-            }
+        crate::fork_gate::outside(|| {
+            Python::attach(|py| match self.enter.call0(py) {
+                Ok(_) => Ok(()),
+                Err(e) => {
+                    lock(self.outcome).raise(e);
+                    Err(failed("barrier"))
+                }
+            })
         })
     }
 
     fn unlock(&self) {
-        Python::attach(|py| {
-            if let Err(e) = self.exit.call0(py) {
-                lock(self.outcome).raise(e);
-            }
+        crate::fork_gate::outside(|| {
+            Python::attach(|py| {
+                if let Err(e) = self.exit.call0(py) {
+                    lock(self.outcome).raise(e);
+                }
+            })
         })
     }
 }
@@ -103,25 +107,27 @@ pub(crate) fn cached_call(
     loop {
         let outcome = Mutex::new(Outcome::default());
         let compute = || {
-            Python::attach(|py| {
-                let computed = func
-                    .call(py, args.bind(py), kwargs.as_ref().map(|k| k.bind(py)))
-                    .and_then(|result| {
-                        let data = dumps.call1(py, (&result, protocol))?;
-                        let data = data.cast_bound::<PyBytes>(py)?.as_bytes().to_vec();
-                        Ok((result, data))
-                    });
-                let mut outcome = lock(&outcome);
-                match computed {
-                    Ok((result, data)) => {
-                        outcome.computed = Some(result);
-                        Ok(data)
+            crate::fork_gate::outside(|| {
+                Python::attach(|py| {
+                    let computed = func
+                        .call(py, args.bind(py), kwargs.as_ref().map(|k| k.bind(py)))
+                        .and_then(|result| {
+                            let data = dumps.call1(py, (&result, protocol))?;
+                            let data = data.cast_bound::<PyBytes>(py)?.as_bytes().to_vec();
+                            Ok((result, data))
+                        });
+                    let mut outcome = lock(&outcome);
+                    match computed {
+                        Ok((result, data)) => {
+                            outcome.computed = Some(result);
+                            Ok(data)
+                        }
+                        Err(e) => {
+                            outcome.raise(e);
+                            Err(failed("function"))
+                        }
                     }
-                    Err(e) => {
-                        outcome.raise(e);
-                        Err(failed("function"))
-                    }
-                }
+                })
             })
         };
         let barrier = barrier.as_ref().map(|(enter, exit)| PyBarrier {
@@ -129,7 +135,7 @@ pub(crate) fn cached_call(
             exit: exit.clone_ref(py),
             outcome: &outcome,
         });
-        let found = py.detach(|| match &barrier {
+        let found = crate::fork_gate::detach(py, || match &barrier {
             Some(b) => storage.cached_call(key, expiration, Some(b), compute),
             None => storage.cached_call_exclusive(key, expiration, wait, compute),
         });
@@ -146,8 +152,7 @@ pub(crate) fn cached_call(
             Ok(value) => return Ok(value),
             // An unreadable pickle is a miss: removed, and looked up again.
             Err(e) if e.is_instance_of::<PyException>(py) => {
-                py.detach(|| storage.delete(key))
-                    .map_err(|e| to_py(py, &e))?;
+                crate::fork_gate::detach(py, || storage.delete(key)).map_err(|e| to_py(py, &e))?;
             }
             Err(e) => return Err(e),
         }

@@ -74,16 +74,18 @@ impl ValueReader {
             let want = usize::try_from(n.min(r.remaining())).unwrap_or(usize::MAX);
             // The bytes object is new and no Python code sees it yet: it is filled with
             // the GIL released.
-            PyBytes::new_with(py, want, |buf| match py.detach(|| fill(r, buf)) {
-                Ok(true) => Ok(()),
-                Ok(false) => Err(from_code(
-                    py,
-                    NOT_FOUND,
-                    "the value proved damaged at its end (its CRC-32 does not match): drop \
+            PyBytes::new_with(py, want, |buf| {
+                match crate::fork_gate::detach(py, || fill(r, buf)) {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(from_code(
+                        py,
+                        NOT_FOUND,
+                        "the value proved damaged at its end (its CRC-32 does not match): drop \
                      what was read; its entry is removed",
-                    -1,
-                )),
-                Err(e) => Err(e).or_raise(py),
+                        -1,
+                    )),
+                    Err(e) => Err(e).or_raise(py),
+                }
             })
         })
     }
@@ -93,7 +95,7 @@ impl ValueReader {
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         guard(|| {
             let reader = self.lock()?.take();
-            py.detach(|| drop(reader));
+            crate::fork_gate::detach(py, || drop(reader));
             Ok(())
         })
     }

@@ -52,7 +52,8 @@ impl Storage {
         let Some((path, options)) = opened else {
             return Err(PyValueError::new_err("the Storage was never opened"));
         };
-        let fresh = Arc::new(py.detach(|| Core::open(&path, &options)).or_raise(py)?);
+        let fresh =
+            Arc::new(crate::fork_gate::detach(py, || Core::open(&path, &options)).or_raise(py)?);
         let mut state = self.state();
         if state.closed {
             return Err(PyValueError::new_err("operation on a closed Storage"));
@@ -68,14 +69,14 @@ impl Storage {
     ) -> PyResult<Option<(Vec<u8>, Option<Duration>)>> {
         let key = key_bytes(key)?;
         let storage = self.handle(py)?;
-        py.detach(|| storage.get_with(&key, |v, left| (v.to_vec(), left)))
+        crate::fork_gate::detach(py, || storage.get_with(&key, |v, left| (v.to_vec(), left)))
             .or_raise(py)
     }
 
     fn store(&self, py: Python<'_>, key: &[u8], value: &[u8], ms: i64) -> PyResult<()> {
         let expiration = convert::expiration(py, ms)?;
         let storage = self.handle(py)?;
-        match py.detach(|| storage.set(key, value, expiration)) {
+        match crate::fork_gate::detach(py, || storage.set(key, value, expiration)) {
             // Not stored, as in the seed; the older value under the key is gone.
             Err(e) if e.kind() == ErrorKind::TooLarge => Ok(()),
             other => other.or_raise(py),
@@ -145,7 +146,7 @@ impl Storage {
                 PyValueError::new_err(format!("unknown remote mode {remote_mode}"))
             })?;
             o.set_remote_mode(mode);
-            let storage = py.detach(|| Core::open(&path, &o)).or_raise(py)?;
+            let storage = crate::fork_gate::detach(py, || Core::open(&path, &o)).or_raise(py)?;
             let mut state = self.state();
             state.handle = Some(Arc::new(storage));
             state.opened = Some((path, o));
@@ -222,14 +223,16 @@ impl Storage {
             let storage = self.handle(py)?;
             let write = file.getattr(pyo3::intern!(py, "write"))?.unbind();
             let mut raised = None;
-            let streamed = py.detach(|| {
+            let streamed = crate::fork_gate::detach(py, || {
                 storage.get_chunks(&key, |chunk| {
-                    Python::attach(|py| match write_all(py, &write, chunk) {
-                        Ok(()) => true,
-                        Err(e) => {
-                            raised = Some(e);
-                            false
-                        }
+                    crate::fork_gate::outside(|| {
+                        Python::attach(|py| match write_all(py, &write, chunk) {
+                            Ok(()) => true,
+                            Err(e) => {
+                                raised = Some(e);
+                                false
+                            }
+                        })
                     })
                 })
             });
@@ -250,7 +253,7 @@ impl Storage {
         guard(|| {
             let key = key_bytes(key)?;
             let storage = self.handle(py)?;
-            match py.detach(|| storage.open_reader(&key)).or_raise(py)? {
+            match crate::fork_gate::detach(py, || storage.open_reader(&key)).or_raise(py)? {
                 Some(r) => Ok(Some(crate::reader::ValueReader::new(py, r)?)),
                 None => Ok(None),
             }
@@ -310,7 +313,7 @@ impl Storage {
                 })
                 .collect::<PyResult<Vec<_>>>()?;
             let storage = self.handle(py)?;
-            py.detach(|| storage.set_many(&entries)).or_raise(py)
+            crate::fork_gate::detach(py, || storage.set_many(&entries)).or_raise(py)
         })
     }
 
@@ -319,7 +322,7 @@ impl Storage {
         guard(|| {
             let key = key_bytes(key)?;
             let storage = self.handle(py)?;
-            py.detach(|| storage.contains(&key)).or_raise(py)
+            crate::fork_gate::detach(py, || storage.contains(&key)).or_raise(py)
         })
     }
 
@@ -328,7 +331,7 @@ impl Storage {
         guard(|| {
             let key = key_bytes(key)?;
             let storage = self.handle(py)?;
-            py.detach(|| storage.delete(&key)).or_raise(py)
+            crate::fork_gate::detach(py, || storage.delete(&key)).or_raise(py)
         })
     }
 
@@ -336,7 +339,7 @@ impl Storage {
     fn clear(&self, py: Python<'_>) -> PyResult<()> {
         guard(|| {
             let storage = self.handle(py)?;
-            py.detach(|| storage.clear()).or_raise(py)
+            crate::fork_gate::detach(py, || storage.clear()).or_raise(py)
         })
     }
 
@@ -344,16 +347,15 @@ impl Storage {
     fn _raw_keys<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyBytes>>> {
         guard(|| {
             let storage = self.handle(py)?;
-            let keys = py
-                .detach(|| {
-                    let mut keys = Vec::new();
-                    storage.keys(|k| {
-                        keys.push(k.to_vec());
-                        true
-                    })?;
-                    Ok(keys)
-                })
-                .or_raise(py)?;
+            let keys = crate::fork_gate::detach(py, || {
+                let mut keys = Vec::new();
+                storage.keys(|k| {
+                    keys.push(k.to_vec());
+                    true
+                })?;
+                Ok(keys)
+            })
+            .or_raise(py)?;
             Ok(keys.iter().map(|k| PyBytes::new(py, k)).collect())
         })
     }
@@ -362,7 +364,7 @@ impl Storage {
     fn _stats(&self, py: Python<'_>) -> PyResult<(u64, u64, u64, u64, u64, u64, u64)> {
         guard(|| {
             let storage = self.handle(py)?;
-            let s = py.detach(|| storage.stats()).or_raise(py)?;
+            let s = crate::fork_gate::detach(py, || storage.stats()).or_raise(py)?;
             Ok((
                 s.count,
                 s.total_size,
@@ -379,7 +381,7 @@ impl Storage {
     fn _lifetime_stats(&self, py: Python<'_>) -> PyResult<(u64, u64, u64, u64, i64)> {
         guard(|| {
             let storage = self.handle(py)?;
-            let s = py.detach(|| storage.lifetime_stats()).or_raise(py)?;
+            let s = crate::fork_gate::detach(py, || storage.lifetime_stats()).or_raise(py)?;
             Ok((s.hits, s.misses, s.evictions, s.expirations, s.since_ms))
         })
     }
@@ -389,7 +391,7 @@ impl Storage {
     fn zero_stats(&self, py: Python<'_>) -> PyResult<()> {
         guard(|| {
             let storage = self.handle(py)?;
-            py.detach(|| storage.zero_stats()).or_raise(py)
+            crate::fork_gate::detach(py, || storage.zero_stats()).or_raise(py)
         })
     }
 
@@ -411,7 +413,7 @@ impl Storage {
     ) -> PyResult<(bool, bool, bool, u64, u64, u64, u64, u64, u64, u64)> {
         guard(|| {
             let storage = self.handle(py)?;
-            let r = py.detach(|| storage.check(repair)).or_raise(py)?;
+            let r = crate::fork_gate::detach(py, || storage.check(repair)).or_raise(py)?;
             Ok((
                 r.healthy(),
                 r.integrity_ok,
@@ -431,7 +433,7 @@ impl Storage {
     fn vacuum(&self, py: Python<'_>) -> PyResult<()> {
         guard(|| {
             let storage = self.handle(py)?;
-            py.detach(|| storage.vacuum()).or_raise(py)
+            crate::fork_gate::detach(py, || storage.vacuum()).or_raise(py)
         })
     }
 
@@ -445,7 +447,7 @@ impl Storage {
                 state.handle.take()
             };
             // Closing writes buffered hits: without the GIL, like every write.
-            py.detach(move || drop(handle));
+            crate::fork_gate::detach(py, move || drop(handle));
             Ok(())
         })
     }

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import pickle
+import signal
 import struct
 import subprocess
 import sys
@@ -1547,6 +1548,66 @@ def test_a_child_forked_right_after_many_gets_can_write(db):
         p.join(60)
         assert p.exitcode == 0
         assert s.get(f"child{round}") == {"value": b"c"}
+    s.close()
+
+
+def test_a_child_forked_while_other_threads_write_can_write(db):
+    # A fork that came while another thread of the parent was inside a write left the
+    # child SQLite's in-process record of the file's write lock, held by a connection
+    # it never uses: every write of the child, by any handle on the file, was BusyError
+    # after the busy timeout (9 children of 30 before), and some hung at their first
+    # call. os.fork() now waits until no thread is inside a call of the library. The
+    # threads also run cached functions (the fork passes their computations) and one
+    # child forks from inside one.
+    busy = timedelta(seconds=5)
+    s = Storage(db, busy_timeout=busy)
+    stop = threading.Event()
+
+    @cached(storage=s)
+    def f(x):
+        return x
+
+    def write(i):
+        n = 0
+        while not stop.is_set():
+            n += 1
+            s.set_value(f"k{i}", b"v" * (n % 5000))
+            f(n % 50)
+
+    @cached(storage=s)
+    def forks_inside(x):
+        return fork_and_write(x)
+
+    def fork_and_write(round):
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                signal.alarm(60)  # a hang fails the test, not the run
+                fresh = Storage(db, busy_timeout=busy)
+                s.set_value(f"child{round}", b"c")
+                fresh.set_value(f"fresh{round}", b"c")
+                code = 0
+            finally:
+                os._exit(code)
+        return os.waitpid(pid, 0)[1]
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        statuses = []
+        for round in range(20):
+            time.sleep(0.005)
+            statuses.append(fork_and_write(round))
+        statuses.append(forks_inside(20))
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+    assert statuses == [0] * 21
+    for round in range(21):
+        assert s.get_value(f"child{round}") == s.get_value(f"fresh{round}") == b"c"
     s.close()
 
 

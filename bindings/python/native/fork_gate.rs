@@ -1,0 +1,126 @@
+//! `os.fork()` waits until no thread of the process is inside a call of the core.
+//!
+//! A child forked while another thread was inside a write inherited SQLite's in-process
+//! record of the file's write lock, held by a connection it can never use: every write
+//! of the child, by any handle on that file, was BUSY after the busy timeout, and a
+//! child that inherited a mutex held at the fork hung at its first call. The core's
+//! gate (`backlite_core::before_fork`) covers the library's own threads; this one covers
+//! the calls Python's threads make: each runs its core call inside the gate, and the
+//! fork handler waits until none is inside (the GIL is held then, so no Python code
+//! starts a call). A call steps out of the gate while it runs Python code (the
+//! function of a cached call, a barrier, a file's `write`): that code may fork, or wait
+//! for what the forking thread holds. A call it makes meanwhile passes a fork that
+//! waits, or the thread holding the lease of another call could never finish. The wait
+//! is bounded ([`DRAIN_LIMIT`]): a call waiting for another process (its write lock, or
+//! a value it computes) does not hold the fork longer; the fork then goes on as before.
+//!
+//! Counters and no lock, so that nothing a fork copies is held (as the core's gate).
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering::SeqCst};
+use std::time::{Duration, Instant};
+
+/// Threads inside a core call, not counting those stepped out to run Python code.
+static INSIDE: AtomicUsize = AtomicUsize::new(0);
+
+/// 0: no fork; [`DRAINING`]: a fork waits for the calls inside (a call begins only from
+/// a thread already in one); [`FORKING`]: the fork is made (no call begins or goes on).
+static FORK: AtomicU8 = AtomicU8::new(0);
+const DRAINING: u8 = 1;
+const FORKING: u8 = 2;
+
+/// How long a call waits for a fork, or a fork for the calls, between two looks.
+const PAUSE: Duration = Duration::from_micros(200);
+
+/// The longest a fork waits for the calls inside.
+const DRAIN_LIMIT: Duration = Duration::from_secs(5);
+
+thread_local! {
+    /// The core calls this thread is in (stepped out of them or not).
+    static DEPTH: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Counts this thread inside once the fork state is below `blocked_at`.
+fn come_in(blocked_at: u8) {
+    loop {
+        if FORK.load(SeqCst) < blocked_at {
+            INSIDE.fetch_add(1, SeqCst);
+            // Sequentially consistent: a fork that began meanwhile sees this count.
+            if FORK.load(SeqCst) < blocked_at {
+                return;
+            }
+            INSIDE.fetch_sub(1, SeqCst);
+        }
+        std::thread::sleep(PAUSE);
+    }
+}
+
+/// A thread inside a core call; leaves when dropped.
+struct Inside;
+
+impl Drop for Inside {
+    fn drop(&mut self) {
+        INSIDE.fetch_sub(1, SeqCst);
+        DEPTH.with(|d| d.set(d.get() - 1));
+    }
+}
+
+/// Runs `f` (a core call) inside the gate, without the GIL.
+pub(crate) fn detach<R: Send>(py: pyo3::Python<'_>, f: impl FnOnce() -> R + Send) -> R {
+    py.detach(|| {
+        let nested = DEPTH.with(|d| d.get()) > 0;
+        come_in(if nested { FORKING } else { DRAINING });
+        DEPTH.with(|d| d.set(d.get() + 1));
+        let _inside = Inside;
+        f()
+    })
+}
+
+/// Stepped out of the gate; back in when dropped (even by a panic).
+struct SteppedOut;
+
+impl Drop for SteppedOut {
+    fn drop(&mut self) {
+        come_in(FORKING);
+    }
+}
+
+/// Runs `f` (Python code called back from inside a core call) outside the gate.
+pub(crate) fn outside<R>(f: impl FnOnce() -> R) -> R {
+    if DEPTH.with(|d| d.get()) == 0 {
+        return f();
+    }
+    INSIDE.fetch_sub(1, SeqCst);
+    let _back = SteppedOut;
+    f()
+}
+
+/// Before a fork: waits until no thread is inside a core call (at most
+/// [`DRAIN_LIMIT`]), and lets none begin until [`after_fork`].
+pub(crate) fn before_fork() {
+    FORK.store(DRAINING, SeqCst);
+    let deadline = Instant::now() + DRAIN_LIMIT;
+    loop {
+        while INSIDE.load(SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(PAUSE);
+        }
+        FORK.store(FORKING, SeqCst);
+        // A call stepping back in may have counted itself before it saw FORKING.
+        if INSIDE.load(SeqCst) == 0 || Instant::now() >= deadline {
+            return;
+        }
+        FORK.store(DRAINING, SeqCst);
+    }
+}
+
+/// After a fork, in the parent: calls go on.
+pub(crate) fn after_fork() {
+    FORK.store(0, SeqCst);
+}
+
+/// After a fork, in the child: none of the parent's other threads is here (the forking
+/// thread, if in a call, had stepped out of it).
+pub(crate) fn after_fork_in_child() {
+    INSIDE.store(0, SeqCst);
+    FORK.store(0, SeqCst);
+}
