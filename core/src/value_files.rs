@@ -710,15 +710,23 @@ impl ValueFiles {
         let file = match open_for_read(&real) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Read::Missing),
-            // A link in its place, a file its reader may not read, or the folder
-            // replaced by a file: no value to be had from it, a miss like a damaged file.
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::ELOOP | libc::EACCES | libc::EPERM | libc::ENOTDIR)
-                ) =>
-            {
+            // A link in its place, or the folder replaced by a file: no value to be had
+            // from it, a miss like a damaged file.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR)) => {
                 return Ok(Read::Damaged)
+            }
+            // A file its reader may not read is one too; but a folder its reader may not
+            // enter (closed since this handle opened it, or one on its way) says nothing
+            // of the value, whose entry must stay: IO, as for a handle opened then. It
+            // was a miss that removed the entry, so a folder closed for a moment lost
+            // every large value read meanwhile. Only a reader that can look the name up
+            // in the folder sees the file itself refused.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM)) => {
+                if fs::symlink_metadata(&real).is_ok() {
+                    return Ok(Read::Damaged);
+                }
+                let path = self.path_of(name);
+                return Err(io_error(format_args!("cannot open {}", path.display()), e));
             }
             // Something that is not a file in its place which no open reaches (a
             // socket, a device without a driver: ENXIO, ENODEV) is no file of ours

@@ -11,7 +11,6 @@
 
 #include <grp.h>
 
-#define NOBODY 65534
 
 #define THRESHOLD 4096
 
@@ -392,29 +391,7 @@ static void in_a_folder_that_cannot_be_written(const char *path) {
 /* The folder made unwritable (mode 0500) for its user: large sets are IO and keep
  * the older value, reads go on, small sets too; a delete leaves the file, which check
  * with repair removes once the folder can be written again. */
-static void a_folder_its_user_cannot_write_keeps_its_values(void) {
-    char dir[PATH_MAX], path[PATH_MAX + 64];
-    snprintf(dir, sizeof dir, "%s", tmp_path("ro-folder"));
-    snprintf(path, sizeof path, "%s/c.db", dir);
-    REQUIRE(mkdir(dir, 0700) == 0);
-    bool root = geteuid() == 0;
-    if (root) {
-        REQUIRE(chmod(h_tmp_root(), 0755) == 0);
-        REQUIRE(chown(dir, NOBODY, NOBODY) == 0);
-    }
-    fflush(NULL);
-    pid_t pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        if (root && (setgroups(0, NULL) != 0 || setgid(NOBODY) != 0 || setuid(NOBODY) != 0)) _exit(77);
-        int before = atomic_load(&h_st()->failures);
-        in_a_folder_that_cannot_be_written(path);
-        _exit(atomic_load(&h_st()->failures) == before ? 0 : 1);
-    }
-    int code = CHILD_EXIT_CODE(pid);
-    if (code == 77) SKIP("cannot drop to user nobody");
-    CHECK_EQ(code, 0);
-}
+static void a_folder_its_user_cannot_write_keeps_its_values(void) { as_nobody("ro-folder", in_a_folder_that_cannot_be_written); }
 
 /* The folder removed while open and a folder of the user's made in its place (which
  * ext4 may give the very inode number of the folder removed): a large set is IO and

@@ -4,6 +4,7 @@
 #define BACKLITE_TEST_VALUE_FOLDER_H
 
 #include <dirent.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -217,5 +218,38 @@ static inline void h_check_repaired_(const char *file, int line, backlite_storag
     if (temp_files(path) != 0) h_fail_(file, line, "%d temporary files left", temp_files(path));
 }
 #define CHECK_REPAIRED(s, path) h_check_repaired_(__FILE__, __LINE__, (s), (path))
+
+/* The user a test runs as when it must not be root (who may read and remove anything). */
+#define NOBODY 65534
+
+/* Runs `body` on the cache `<tmp>/<name>/c.db` in a child process as user nobody (when
+ * root: the folder is given to nobody first, as the test root made searchable): the
+ * child's failures fail the case, which is skipped when it cannot drop to nobody. */
+static inline int as_nobody_code_(const char *name, void (*body)(const char *path)) {
+    char dir[PATH_MAX], path[PATH_MAX + 64];
+    snprintf(dir, sizeof dir, "%s", tmp_path(name));
+    snprintf(path, sizeof path, "%s/c.db", dir);
+    if (mkdir(dir, 0700) != 0) return 1;
+    bool root = geteuid() == 0;
+    if (root && (chmod(h_tmp_root(), 0755) != 0 || chown(dir, NOBODY, NOBODY) != 0)) return 1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) return 1;
+    if (pid == 0) {
+        if (root && (setgroups(0, NULL) != 0 || setgid(NOBODY) != 0 || setuid(NOBODY) != 0)) _exit(77);
+        int before = atomic_load(&h_st()->failures);
+        body(path);
+        _exit(atomic_load(&h_st()->failures) == before ? 0 : 1);
+    }
+    return CHILD_EXIT_CODE(pid);
+}
+
+static inline void as_nobody(const char *name, void (*body)(const char *path)) {
+    int code = as_nobody_code_(name, body);
+    if (code == 77)
+        h_skip_("cannot drop to user nobody");
+    else
+        CHECK_EQ(code, 0);
+}
 
 #endif
