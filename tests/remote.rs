@@ -2555,3 +2555,38 @@ fn a_write_behind_set_sent_after_its_deadline_leaves_nothing_on_the_remote() {
     assert_eq!(get(&reader, b"k"), None);
     assert_eq!(get(&reader, b"first").as_deref(), Some(&b"v"[..]));
 }
+
+/// A value `cached_call_exclusive` computes that the file refuses as too large is
+/// returned and stored nowhere, as a set of it stores nothing (API.md: "just not
+/// stored"): the remote lease's fenced store put it on the remote, and the next get on
+/// the same machine read it back from there (another machine too).
+#[test]
+fn a_computed_value_too_large_to_store_is_stored_on_neither_tier() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut small = remote_options(&server.url());
+    small.set_max_size(1000).unwrap();
+    let big = vec![7u8; 5000];
+    for mode in [RemoteMode::ReadWrite, RemoteMode::WriteBehind] {
+        small.set_remote_mode(mode);
+        let s = Arc::new(machine(&dir, "small.db", &small));
+        let key = format!("{mode:?}");
+        let got = s
+            .cached_call_exclusive(key.as_bytes(), NEVER, Duration::from_secs(5), || {
+                Ok(big.clone())
+            })
+            .unwrap();
+        assert_eq!(got, big);
+        drop(s);
+        let s = machine(&dir, "small.db", &small);
+        assert!(
+            get(&s, key.as_bytes()).is_none(),
+            "{mode:?}: stored after all"
+        );
+        let other = machine(&dir, "other.db", &remote_options(&server.url()));
+        assert!(
+            get(&other, key.as_bytes()).is_none(),
+            "{mode:?}: on the remote"
+        );
+    }
+}

@@ -156,6 +156,14 @@ impl Storage {
         });
     }
 
+    /// What a set of `value` would say of its size: too large for the file, or Ok.
+    fn storable(&self, value: &[u8]) -> Result<()> {
+        match self.too_large_to_store(value) {
+            true => Err(self.too_large(value.len())),
+            false => Ok(()),
+        }
+    }
+
     /// After a set: the value goes to the remote too; a value the file refused as too
     /// large removes the remote's older value, as it removed the local one.
     pub(crate) fn write_through(
@@ -224,7 +232,7 @@ impl Storage {
             match remote.try_lease(key) {
                 None => {
                     let value = compute()?;
-                    self.write_through(key, &value, expiration, &Ok(()));
+                    self.write_through(key, &value, expiration, &self.storable(&value));
                     return Ok((value, expiration, None));
                 }
                 Some(Ok(lease)) => {
@@ -268,6 +276,13 @@ impl Storage {
                         let _ = renewer.join();
                     }
                     match &value {
+                        // Stored nowhere, as a set of it would be: the file refuses it,
+                        // and the remote's older value (a write of the key still queued
+                        // here) goes too. Stored there, the next local miss read it back.
+                        Ok(v) if self.too_large_to_store(v) => {
+                            remote.remove(key);
+                            remote.release(&lease);
+                        }
                         Ok(v) => {
                             remote.fulfill(&lease, v, expiration, self.now());
                         }
