@@ -2590,3 +2590,32 @@ fn a_computed_value_too_large_to_store_is_stored_on_neither_tier() {
         );
     }
 }
+
+/// A read-only handle beside a read-write one whose clear could not reach the remote
+/// sends nothing while the clear is owed (it would read values the clear hides), and
+/// counts each local miss meanwhile as a call held back (`skipped`), as it counts one
+/// for a key held back. It counted nothing at all: hits, misses, errors and skipped
+/// stayed 0 for a call that missed the file.
+#[test]
+fn a_read_only_look_up_held_back_by_an_owed_clear_is_counted_as_skipped() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = remote_options(&server.url());
+    let rw = machine(&dir, "shared.db", &o);
+    o.set_remote_mode(RemoteMode::ReadOnly);
+    let ro = machine(&dir, "shared.db", &o);
+    rw.set(b"k", b"old", NEVER).unwrap();
+    // Writes wait while reads go on: the clear's script times out, and is owed.
+    server.cli(&["CLIENT", "PAUSE", "30000", "WRITE"]);
+    rw.clear().unwrap();
+    server.cli(&["CLIENT", "UNPAUSE"]);
+    assert_eq!(rw.remote_stats().unwrap().errors, 1);
+    assert_eq!(get(&ro, b"k"), None);
+    assert!(!ro.contains(b"k").unwrap());
+    let st = ro.remote_stats().unwrap();
+    assert_eq!(
+        (st.hits, st.misses, st.errors, st.skipped),
+        (0, 0, 0, 2),
+        "{st:?}"
+    );
+}

@@ -796,6 +796,12 @@ impl Remote {
     /// `pid` is this process.
     pub(crate) fn get(&self, pid: u32, key: &[u8], now: i64, count: bool) -> Option<Hit> {
         if !self.ready() {
+            // A read-write handle counted the round trip that failed or was skipped; a
+            // read-only one sends nothing while a clear is owed: a call held back, as
+            // for a key held back (below). It counted nothing at all.
+            if count && !self.writes() {
+                self.client.counters.skipped.fetch_add(1, Relaxed);
+            }
             return None;
         }
         // A key held back counts as skipped once per call: a poll (`count` false, the
