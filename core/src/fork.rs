@@ -163,22 +163,59 @@ const GATE_PAUSE: std::time::Duration = std::time::Duration::from_micros(200);
 /// A step of a library thread (see [`STEPS`]), ended when dropped.
 pub(crate) struct Step(());
 
-/// Begins a step, once no fork is under way.
-pub(crate) fn step() -> Step {
+thread_local! {
+    /// The steps this thread is inside ([`outside_step`] leaves them for a while).
+    static IN_STEPS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts a step in [`STEPS`], once no fork is under way.
+fn enter_step() {
     loop {
         STEPS.fetch_add(1, SeqCst);
         if FORKS_UNDER_WAY.load(SeqCst) == 0 {
-            return Step(());
+            return;
         }
         STEPS.fetch_sub(1, SeqCst);
         std::thread::sleep(GATE_PAUSE);
     }
 }
 
+/// Begins a step, once no fork is under way.
+pub(crate) fn step() -> Step {
+    enter_step();
+    IN_STEPS.with(|n| n.set(n.get() + 1));
+    Step(())
+}
+
 impl Drop for Step {
     fn drop(&mut self) {
+        IN_STEPS.with(|n| n.set(n.get() - 1));
         STEPS.fetch_sub(1, SeqCst);
     }
+}
+
+/// Runs `f` outside the steps this thread is inside, if any, and enters them again
+/// after it, once no fork is under way: `f` waits for something outside the library (a
+/// remote's reply, bounded only by its timeout) and holds no lock a child could
+/// inherit, so a fork need not wait for it. Without a step, it only runs `f`.
+pub(crate) fn outside_step<T>(f: impl FnOnce() -> T) -> T {
+    let held = IN_STEPS.with(|n| n.get());
+    if held == 0 {
+        return f();
+    }
+    /// Enters the steps again when dropped (also when `f` panics: the thread's
+    /// `Step`s then end each once more).
+    struct Outside(usize);
+    impl Drop for Outside {
+        fn drop(&mut self) {
+            for _ in 0..self.0 {
+                enter_step();
+            }
+        }
+    }
+    STEPS.fetch_sub(held, SeqCst);
+    let _outside = Outside(held);
+    f()
 }
 
 /// Whether a fork waits for the steps under way (they end early: see [`STEPS`]).

@@ -284,11 +284,15 @@ impl Client {
             }
             idle.pop()
         };
-        let conn = match idle {
-            Some(c) => Ok(c),
-            None => self.connect(),
-        };
-        let result = conn.and_then(|mut c| f(&mut c).map(|v| (v, c)));
+        // The round trip (and a connect) holds no lock: a write-behind thread, which
+        // sends its batch in a step (fork.rs), lets a fork go on meanwhile.
+        let result = crate::fork::outside_step(|| {
+            let conn = match idle {
+                Some(c) => Ok(c),
+                None => self.connect(),
+            };
+            conn.and_then(|mut c| f(&mut c).map(|v| (v, c)))
+        });
         match result {
             Ok((v, c)) => {
                 self.succeeded(slots);

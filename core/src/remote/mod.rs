@@ -545,6 +545,11 @@ fn write_behind(
     lost: &Unsynced,
 ) {
     while let Ok(first) = rx.recv() {
+        // The batch is sent in a step (fork.rs), left for each round trip: a child
+        // forked while this thread held a lock (of the keys being sent, the pool of
+        // connections, the back-off, the lost keys) inherited it held, with no thread
+        // to let it go, and hung at its first call on the remote.
+        let step = crate::fork::step();
         // What queued up meanwhile goes in the same round trip (in order): under load,
         // one pipeline per write costs the server and this machine a syscall pair and
         // a wake-up each.
@@ -567,6 +572,7 @@ fn write_behind(
         drop(sending);
         // Their memory is freed: room for as many bytes more.
         held.fetch_sub(bytes, Relaxed);
+        drop(step);
     }
 }
 

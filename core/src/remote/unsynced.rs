@@ -146,6 +146,10 @@ impl Unsynced {
     }
 }
 
+/// How often a write-behind thread looks whether another thread's round trip on its
+/// keys has ended (`InQueue::begin_sending`).
+const SENDING_POLL: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// Keys (as the caller names them) with a write waiting in the write-behind queue of
 /// one of the process's handles on the file. Until it is sent, the remote still holds
 /// what that write removes or replaces: a handle that read the key from the remote
@@ -263,7 +267,14 @@ impl InQueue {
                 .iter()
                 .any(|w| inner.keys.get(key(w)).is_some_and(|s| s.sending > 0))
         }) {
-            inner = self.done.wait(inner).unwrap_or_else(|e| e.into_inner());
+            // The thread is in a step (fork.rs) and waits for another thread's round
+            // trip: it waits outside the step, and without the lock (a condition
+            // variable would take the lock back outside the step, where a fork could
+            // copy it held), or a fork would wait for a thread that waits for a round
+            // trip that waits for the fork.
+            drop(inner);
+            crate::fork::outside_step(|| std::thread::sleep(SENDING_POLL));
+            inner = self.lock();
         }
         let mut sending = Vec::new();
         for (number, writes) in calls.iter_mut() {
