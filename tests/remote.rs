@@ -2619,3 +2619,49 @@ fn a_read_only_look_up_held_back_by_an_owed_clear_is_counted_as_skipped() {
         "{st:?}"
     );
 }
+
+/// A delete answers NOT_FOUND when the remote holds nothing a get would return under
+/// the key, as for the file (API.md: NOT_FOUND is "no live entry: absent, expired, or
+/// damaged"): a foreign value (not of this format), a value of another key, or one
+/// whose header says it has expired (written by a machine whose clock runs behind:
+/// the server still keeps it). The UNLINK's count said OK for each of them, where a get
+/// just before had missed. A value of this format, live, still answers OK; each is
+/// removed all the same.
+#[test]
+fn a_delete_of_what_no_get_would_return_from_the_remote_is_not_found() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let o = remote_options(&server.url());
+    let mut behind = remote_options(&server.url());
+    behind.set_clock(Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+            - 3_600_000
+    }));
+    let ten_minutes = Expiration::After(Duration::from_secs(600));
+    machine(&dir, "behind.db", &behind)
+        .set(b"expired", b"an hour behind", ten_minutes)
+        .unwrap();
+    let a = machine(&dir, "a.db", &o);
+    a.set(b"live", b"v", NEVER).unwrap();
+    let long = vec![b'x'; 300];
+    a.set(&long, b"the long key's", NEVER).unwrap();
+    let foreign = remote_key(&server, "backlite", "", "foreign");
+    server.cli(&["SET", &foreign, "plain text"]);
+    let b = machine(&dir, "b.db", &o);
+    for key in [&b"foreign"[..], b"expired"] {
+        let name = String::from_utf8_lossy(key);
+        assert_eq!(get(&b, key), None, "{name}");
+        assert!(!b.delete(key).unwrap(), "{name}: deleted a live entry");
+        let redis_key = remote_key(&server, "backlite", "", &name);
+        assert_eq!(server.cli(&["EXISTS", &redis_key]), "0", "{name}: left");
+    }
+    assert!(b.delete(b"live").unwrap());
+    assert!(b.delete(&long).unwrap());
+    assert_eq!(get(&a, b"live").as_deref(), Some(&b"v"[..])); // a's own file
+    let c = machine(&dir, "c.db", &o);
+    assert_eq!(get(&c, b"live"), None);
+    assert_eq!(get(&c, &long), None);
+}

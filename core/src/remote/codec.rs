@@ -102,6 +102,39 @@ pub(crate) fn decode<'a>(bytes: &'a [u8], key: &[u8], hashed: bool) -> Option<De
     })
 }
 
+/// The bytes of a value's start that `live_header` reads: its header and, for a hashed
+/// key, the full key stored after it.
+pub(crate) fn header_len(key: &[u8], hashed: bool) -> usize {
+    HEADER + if hashed { 4 + key.len() } else { 0 }
+}
+
+/// Whether `start`, the first `header_len` bytes found under `key`'s Redis key, begins
+/// a value a look-up at `now` (epoch ms) could return: this format, for exactly this
+/// key, not expired. Its checksum is not read (that needs the whole value), as a local
+/// delete does not read the value it removes.
+pub(crate) fn live_header(start: &[u8], key: &[u8], hashed: bool, now: i64) -> bool {
+    if start.len() < HEADER || &start[..3] != MAGIC || start[3] != VERSION {
+        return false;
+    }
+    let flags = start[4];
+    if flags & !FLAG_KEY != 0 || start[5..13] != [0; 8] || (flags & FLAG_KEY != 0) != hashed {
+        return false;
+    }
+    let live = match i64::from_le_bytes(start[13..21].try_into().unwrap_or([0; 8])) {
+        -1 => true,
+        t => t > now,
+    };
+    if !live || !hashed {
+        return live;
+    }
+    let rest = &start[HEADER..];
+    let Some(len) = rest.get(..4) else {
+        return false;
+    };
+    let len = u32::from_le_bytes(len.try_into().unwrap_or([0; 4])) as usize;
+    rest.get(4..4 + len) == Some(key)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,5 +172,32 @@ mod tests {
         }
         assert!(decode(&long, b"another key", true).is_none());
         assert!(decode(&long, b"the full key", false).is_none());
+    }
+
+    #[test]
+    fn a_live_header_is_of_this_format_this_key_and_not_expired() {
+        let v = encode(Some(1234), None, b"hello");
+        let start = &v[..header_len(b"k", false)];
+        assert!(live_header(start, b"k", false, 1233));
+        assert!(!live_header(start, b"k", false, 1234));
+        assert!(!live_header(start, b"k", true, 1233));
+        assert!(!live_header(b"plain text", b"k", false, 0));
+        assert!(live_header(
+            &encode(None, None, b"")[..HEADER],
+            b"k",
+            false,
+            i64::MAX
+        ));
+        let long = encode(None, Some(b"the full key"), b"v");
+        let start = &long[..header_len(b"the full key", true)];
+        assert!(live_header(start, b"the full key", true, 0));
+        assert!(!live_header(start, b"the full kez", true, 0));
+        assert!(!live_header(
+            &start[..start.len() - 1],
+            b"the full key",
+            true,
+            0
+        ));
+        assert!(!live_header(start, b"the full key", false, 0));
     }
 }

@@ -169,6 +169,9 @@ impl Keys {
 struct Write<'a> {
     key: Cow<'a, [u8]>,
     set: Option<SetValue<'a>>,
+    /// A removal that returns the start of the value it removes (`LOOK_AND_UNLINK`),
+    /// for a delete that answers whether a live value was there (`Remote::remove`).
+    look: bool,
 }
 
 /// A value, with its deadline (epoch ms; `None`: never) and the time of the set.
@@ -195,6 +198,7 @@ impl<'a> Write<'a> {
         Write {
             key: Cow::Borrowed(key),
             set: None,
+            look: false,
         }
     }
 
@@ -208,6 +212,7 @@ impl<'a> Write<'a> {
                 now: s.now,
                 at: s.at,
             }),
+            look: self.look,
         }
     }
 
@@ -216,6 +221,7 @@ impl<'a> Write<'a> {
         Write {
             key: Cow::Owned(self.key.to_vec()),
             set: None,
+            look: false,
         }
     }
 
@@ -228,7 +234,16 @@ impl<'a> Write<'a> {
     /// call unlinked the lost key).
     fn commands_into(&self, keys: &Keys, gen: u64, out: &mut Vec<Cmd>) -> Vec<u8> {
         let (redis_key, hashed) = keys.item(b'd', gen, &self.key);
-        out.push(redis::cmd("UNLINK").arg(&redis_key).clone());
+        let unlink = match self.look {
+            true => redis::cmd("EVAL")
+                .arg(LOOK_AND_UNLINK)
+                .arg(1)
+                .arg(&redis_key)
+                .arg(codec::header_len(&self.key, hashed))
+                .clone(),
+            false => redis::cmd("UNLINK").arg(&redis_key).clone(),
+        };
+        out.push(unlink);
         if let Some(s) = &self.set {
             // The PX counts from the send: counted from the set, a value that waited
             // in the write-behind queue stayed on the server past its deadline for as
@@ -249,6 +264,18 @@ impl<'a> Write<'a> {
         redis_key
     }
 }
+
+/// Unlinks a key and returns the start of the value it held (nil if none, or not a
+/// string), for a delete that answers whether a live value was there: the header (and
+/// a hashed key's full key) tells, without the value crossing the network. A script,
+/// not a `GETRANGE` before the `UNLINK`: an ACL user needs no command beyond the
+/// README's list (`GET` and `UNLINK` run by it, as by the other scripts).
+/// KEYS: the value. ARGV: the bytes wanted.
+const LOOK_AND_UNLINK: &str = r"
+local v = redis.pcall('GET', KEYS[1])
+redis.call('UNLINK', KEYS[1])
+if type(v) ~= 'string' then return false end
+return string.sub(v, 1, tonumber(ARGV[1]))";
 
 /// The remote keys `writes` write in generation `gen`, for remembering writes that were
 /// lost (no payload is encoded).
@@ -994,6 +1021,7 @@ impl Remote {
                 now,
                 at: Instant::now(),
             }),
+            look: false,
         }
     }
 
@@ -1011,11 +1039,19 @@ impl Remote {
     }
 
     /// Removes `key`'s value (a set that could not be stored must not leave an older
-    /// one); whether the remote had one (read-write mode).
-    pub(crate) fn remove(&self, key: &[u8]) -> bool {
-        self.send_for_replies(vec![Write::unlink(key)])
-            .and_then(|replies| redis::from_redis_value::<i64>(replies.first()?).ok())
-            .is_some_and(|n| n > 0)
+    /// one); whether the remote had one a look-up at `now` could have returned (sent
+    /// at once: read-write mode). A foreign value, another key's or one expired by its
+    /// header is removed too, and was no live entry: the UNLINK's count alone said it
+    /// was, where a get just before had missed.
+    pub(crate) fn remove(&self, key: &[u8], now: i64) -> bool {
+        let write = Write {
+            look: self.own_behind().is_none(),
+            ..Write::unlink(key)
+        };
+        let hashed = key.len() > MAX_PLAIN_KEY;
+        self.send_for_replies(vec![write])
+            .and_then(|replies| redis::from_redis_value::<Vec<u8>>(replies.first()?).ok())
+            .is_some_and(|start| codec::live_header(&start, key, hashed, now))
     }
 
     /// Hides every entry written before now from every client (a new generation), then

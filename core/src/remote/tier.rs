@@ -177,7 +177,7 @@ impl Storage {
         match outcome {
             Ok(()) => remote.set(key, value, expiration, self.now()),
             Err(e) if e.kind() == ErrorKind::TooLarge => {
-                remote.remove(key);
+                remote.remove(key, self.now());
             }
             Err(_) => {}
         }
@@ -191,7 +191,9 @@ impl Storage {
 
     /// After a delete: whether the remote had a value (read-write mode).
     pub(crate) fn delete_through(&self, key: &[u8]) -> bool {
-        self.remote.as_ref().is_some_and(|r| r.remove(key))
+        self.remote
+            .as_ref()
+            .is_some_and(|r| r.remove(key, self.now()))
     }
 
     /// After a clear: every remote entry written before it is hidden from everyone.
@@ -280,7 +282,7 @@ impl Storage {
                         // and the remote's older value (a write of the key still queued
                         // here) goes too. Stored there, the next local miss read it back.
                         Ok(v) if self.too_large_to_store(v) => {
-                            remote.remove(key);
+                            remote.remove(key, self.now());
                             remote.release(&lease);
                         }
                         Ok(v) => {
