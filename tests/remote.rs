@@ -1931,6 +1931,17 @@ fn values_waiting_in_memory_go_with_the_file_a_new_version_tag_empties() {
     assert_eq!(rows_in_file(&dir, "b.db"), 0);
 }
 
+/// A clock that runs `ms` ahead of this machine's (behind it when negative).
+fn clock_off_by(ms: i64) -> backlite::Clock {
+    Arc::new(move || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+            + ms
+    })
+}
+
 /// A value the server is about to expire (`PTTL` 0: it ends within the millisecond) has
 /// no time left, whatever its header says: the header's deadline is in the writer's
 /// clock, here an hour ahead of this machine's. Read as the header's, the value was
@@ -1941,13 +1952,7 @@ fn a_value_the_remote_is_about_to_expire_is_not_kept_for_the_writers_lead() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let mut ahead = remote_options(&server.url());
-    ahead.set_clock(Arc::new(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as i64
-            + 3_600_000
-    }));
+    ahead.set_clock(clock_off_by(3_600_000));
     let two_hours = Expiration::After(Duration::from_secs(7200));
     machine(&dir, "writer.db", &ahead)
         .set(b"k", b"about to go", two_hours)
@@ -2544,13 +2549,7 @@ fn a_write_behind_set_sent_after_its_deadline_leaves_nothing_on_the_remote() {
         server.cli(&["PTTL", &key])
     );
     let mut behind = remote_options(&server.url());
-    behind.set_clock(Arc::new(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as i64
-            - 3_600_000
-    }));
+    behind.set_clock(clock_off_by(-3_600_000));
     let reader = machine(&dir, "reader.db", &behind);
     assert_eq!(get(&reader, b"k"), None);
     assert_eq!(get(&reader, b"first").as_deref(), Some(&b"v"[..]));
@@ -2633,13 +2632,7 @@ fn a_delete_of_what_no_get_would_return_from_the_remote_is_not_found() {
     let dir = tempfile::tempdir().unwrap();
     let o = remote_options(&server.url());
     let mut behind = remote_options(&server.url());
-    behind.set_clock(Arc::new(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as i64
-            - 3_600_000
-    }));
+    behind.set_clock(clock_off_by(-3_600_000));
     let ten_minutes = Expiration::After(Duration::from_secs(600));
     machine(&dir, "behind.db", &behind)
         .set(b"expired", b"an hour behind", ten_minutes)
