@@ -67,23 +67,35 @@ public struct Expiration: Hashable, Sendable {
         Expiration(milliseconds: max(0, ms))
     }
 
+    /// After `s` seconds (0 or less: already expired, so nothing is stored).
     public static func seconds(_ s: Int64) -> Expiration {
-        .milliseconds(s.multipliedReportingOverflow(by: 1000).overflow ? Int64.max : s * 1000)
+        // An overflow saturates toward the sign: a huge negative is already expired.
+        let (ms, overflow) = s.multipliedReportingOverflow(by: 1000)
+        return .milliseconds(overflow ? (s < 0 ? 0 : Int64.max) : ms)
     }
 
-    /// After `duration` (rounded down to milliseconds).
+    /// After `duration`, rounded up to whole milliseconds (as the other bindings do: a
+    /// positive duration never becomes 0, "already expired"); zero or negative: already
+    /// expired, so nothing is stored.
     @available(macOS 13, iOS 16, tvOS 16, watchOS 9, *)
     public static func after(_ duration: Duration) -> Expiration {
-        .milliseconds(duration.wholeMilliseconds)
+        .milliseconds(duration.millisecondsRoundedUp)
     }
 }
 
 @available(macOS 13, iOS 16, tvOS 16, watchOS 9, *)
 extension Duration {
-    var wholeMilliseconds: Int64 {
+    /// Whole milliseconds, rounded up, saturating at the ends of Int64.
+    var millisecondsRoundedUp: Int64 {
         let (seconds, attoseconds) = components
         let (ms, overflow) = seconds.multipliedReportingOverflow(by: 1000)
-        return overflow ? (seconds < 0 ? Int64.min : Int64.max) : ms + attoseconds / 1_000_000_000_000_000
+        if overflow { return seconds < 0 ? Int64.min : Int64.max }
+        // components truncate toward zero: attoseconds has the sign of the duration.
+        let attosPerMs: Int64 = 1_000_000_000_000_000
+        var part = attoseconds / attosPerMs
+        if attoseconds % attosPerMs > 0 { part += 1 }
+        let (sum, sumOverflow) = ms.addingReportingOverflow(part)
+        return sumOverflow ? (part < 0 ? Int64.min : Int64.max) : sum
     }
 }
 

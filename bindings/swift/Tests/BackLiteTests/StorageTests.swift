@@ -70,6 +70,40 @@ final class StorageTests: XCTestCase {
         }
     }
 
+    func testExpirationsSaturateTowardTheirSignAndDurationsRoundUp() throws {
+        // A past time is already expired however far back; a future one far ahead is
+        // as long as Int64 holds (the library saturates its deadline).
+        XCTAssertEqual(Expiration.seconds(Int64.min), .milliseconds(0))
+        XCTAssertEqual(Expiration.seconds(-1), .milliseconds(0))
+        XCTAssertEqual(Expiration.seconds(Int64.max), .milliseconds(Int64.max))
+        let cache = try Storage.inMemory()
+        try cache.set("past", bytes("old"), expiration: .never)
+        try cache.set("past", bytes("x"), expiration: .seconds(Int64.min))
+        XCTAssertNil(try cache.get("past"))
+        try cache.set("far", bytes("x"), expiration: .milliseconds(Int64.max))
+        XCTAssertEqual(try cache.get("far"), bytes("x"))
+        if #available(macOS 13, *) {
+            // Rounded up, as the other bindings do: a positive duration is never 0,
+            // "already expired".
+            XCTAssertEqual(Expiration.after(.nanoseconds(1)), .milliseconds(1))
+            XCTAssertEqual(Expiration.after(.microseconds(1500)), .milliseconds(2))
+            XCTAssertEqual(Expiration.after(.milliseconds(2)), .milliseconds(2))
+            XCTAssertEqual(Expiration.after(.zero), .milliseconds(0))
+            XCTAssertEqual(Expiration.after(.nanoseconds(-1)), .milliseconds(0))
+            XCTAssertEqual(Expiration.after(.seconds(-1.5)), .milliseconds(0))
+            XCTAssertEqual(Expiration.after(.seconds(Int64.min)), .milliseconds(0))
+            XCTAssertEqual(Expiration.after(.seconds(Int64.max)), .milliseconds(Int64.max))
+            // The largest whole seconds that fit in Int64 milliseconds, plus a fraction:
+            // the sum overflows, and saturates rather than trapping.
+            let last = Duration.seconds(Int64.max / 1000) + .milliseconds(900)
+            XCTAssertEqual(Expiration.after(last), .milliseconds(Int64.max))
+            try cache.set("soon", bytes("x"), expiration: .after(.seconds(60) + .nanoseconds(1)))
+            let left = try XCTUnwrap(try cache.item("soon")?.expiresInMilliseconds)
+            XCTAssertGreaterThan(left, 50_000)
+            XCTAssertLessThanOrEqual(left, 60_001)
+        }
+    }
+
     func testSetManyWritesEveryEntry() throws {
         let cache = try Storage.inMemory()
         try cache.setMany([
