@@ -1,5 +1,6 @@
-// swift-tools-version:5.9
-// A package of its own that uses BackLite's Swift package, by path.
+// swift-tools-version:6.0
+// A package of its own that uses BackLite's Swift package, by path, in the Swift 6
+// language mode (complete concurrency checking), as a new app would.
 import PackageDescription
 
 let package = Package(

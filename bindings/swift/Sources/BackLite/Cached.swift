@@ -127,9 +127,33 @@ extension Storage {
     /// cancellation) releases the key for the next caller and is rethrown. If the
     /// computed value cannot be stored because it is too large, or because another owner
     /// took the key over meanwhile, it is still returned.
+    ///
+    /// It runs in the caller's isolation (`#isolation`): from a `@MainActor` type or an
+    /// actor, `compute` may use the actor's state, and Swift 6 code compiles.
+    #if compiler(>=6.0)
     public func cached(
         key: some BackLiteKey,
         expiration: Expiration = .default,
+        isolation: isolated (any Actor)? = #isolation,
+        compute: () async throws -> Data
+    ) async throws -> Data {
+        try await cachedAsync(key: key, expiration: expiration, compute: compute)
+    }
+    #else
+    public func cached(
+        key: some BackLiteKey,
+        expiration: Expiration = .default,
+        compute: () async throws -> Data
+    ) async throws -> Data {
+        try await cachedAsync(key: key, expiration: expiration, compute: compute)
+    }
+    #endif
+
+    /// The async memoiser's loop. `compute`, formed in the caller's isolation, runs
+    /// there: an async closure switches to its actor.
+    private func cachedAsync(
+        key: some BackLiteKey,
+        expiration: Expiration,
         compute: () async throws -> Data
     ) async throws -> Data {
         var attempt: UInt32 = 0
