@@ -1,6 +1,6 @@
 import Foundation
 
-/// A cache key: arbitrary bytes. `String` (its UTF-8), `Data` and `[UInt8]` are keys.
+/// A cache key: arbitrary bytes. `String` and `Substring` (their UTF-8, unnormalised), `Data` and `[UInt8]` are keys.
 public protocol BackLiteKey {
     func withKeyBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R
 }

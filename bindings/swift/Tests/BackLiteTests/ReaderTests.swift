@@ -133,6 +133,33 @@ final class ReaderTests: XCTestCase {
 
     /// A reader does not need its Storage: the last reference to it dropped after the
     /// open, the value still reads to its end (and valgrind sees nothing lost).
+    func testReadsFromSeveralThreadsHandOverEveryByteOnce() throws {
+        let cache = try Storage.inMemory()
+        let value = Data((0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+        try cache.set("k", value)
+        let reader = try XCTUnwrap(try cache.reader("k"))
+        // Reads race each other (the reader serialises them): together they hand over
+        // every byte once, so the lengths add up and the bytes counted match.
+        let lock = NSLock()
+        var total = 0
+        var counts = [Int](repeating: 0, count: 256)
+        DispatchQueue.concurrentPerform(iterations: 4) { _ in
+            while let chunk = try? reader.read(upTo: 10_000) {
+                lock.lock()
+                total += chunk.count
+                for byte in chunk { counts[Int(byte)] += 1 }
+                lock.unlock()
+            }
+        }
+        var expected = [Int](repeating: 0, count: 256)
+        for byte in value { expected[Int(byte)] += 1 }
+        XCTAssertEqual(total, value.count)
+        XCTAssertEqual(counts, expected)
+        XCTAssertNil(try reader.read())
+        reader.close()
+        XCTAssertThrowsError(try reader.read()) { XCTAssertEqual(($0 as? BackLiteError)?.code, .nullParameter) }
+    }
+
     func testAReaderOutlivesItsStorage() throws {
         let dir = try makeTemporaryDirectory(self)
         let big = patterned(600 * 1024)

@@ -44,6 +44,24 @@ final class StorageTests: XCTestCase {
         XCTAssertEqual(try cache.get(Data("clé".utf8)), bytes("v"))
     }
 
+    func testStringAndSubstringKeysAreTheirUTF8BytesNULsIncluded() throws {
+        let cache = try Storage.inMemory()
+        // A NUL inside a String key is a byte of the key, not its end.
+        try cache.set("a\u{0}b", bytes("nul"))
+        XCTAssertEqual(try cache.get(Data([0x61, 0, 0x62])), bytes("nul"))
+        XCTAssertNil(try cache.get("a"))
+        // A Substring is the bytes of its own range, not of the String it slices.
+        let whole = "xxé\u{0}zz"
+        try cache.set(whole.dropFirst(2).dropLast(1), bytes("slice"))
+        XCTAssertEqual(try cache.get([0xc3, 0xa9, 0, 0x7a] as [UInt8]), bytes("slice"))
+        // Equal Strings in Swift (NFC "é", NFD "e" + U+0301) are different keys: bytes,
+        // as in every other binding.
+        try cache.set("\u{e9}", bytes("nfc"))
+        XCTAssertNil(try cache.get("e\u{301}"))
+        XCTAssertEqual(Set(try cache.keys()),
+                       [Data([0x61, 0, 0x62]), Data([0xc3, 0xa9, 0, 0x7a]), Data([0xc3, 0xa9])])
+    }
+
     func testItemReportsTheTimeLeftOrNilForNever() throws {
         let cache = try Storage.inMemory()
         try cache.set("forever", bytes("a"), expiration: .never)
