@@ -61,6 +61,22 @@ impl CheckReport {
 }
 
 impl Storage {
+    /// `check`, answering a file whose structure SQLite cannot read at all
+    /// ([`ErrorKind::Corrupt`]) with its report rather than an error: `integrity_ok`
+    /// false, nothing repaired, every count 0 (none could be made). That is the check's
+    /// finding (a damaged file: delete it), not a failure to make one; the C ABI's
+    /// `backlite_storage_check` and the bindings answer so.
+    pub fn check_or_report(&self, repair: bool) -> Result<CheckReport> {
+        match self.check(repair) {
+            Err(e) if e.kind() == ErrorKind::Corrupt => Ok(CheckReport {
+                integrity_ok: false,
+                integrity_messages: vec![e.message().to_string()],
+                ..CheckReport::default()
+            }),
+            other => other,
+        }
+    }
+
     /// Verifies SQLite's integrity, every value's checksum, and the counters. With
     /// `repair`, removes damaged entries and orphan values and rewrites the counters,
     /// in the same transaction. Damage SQLite itself reports cannot be repaired here:

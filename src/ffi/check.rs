@@ -4,7 +4,6 @@ use super::error::backlite_error;
 use super::result::*;
 use super::storage::backlite_storage;
 use super::{boundary, try_mut, try_ref};
-use crate::{CheckReport, ErrorKind};
 
 /// What `backlite_storage_check` found and, with repair, fixed.
 #[repr(C)]
@@ -60,17 +59,8 @@ pub unsafe extern "C" fn backlite_storage_check(
         let s = unsafe { try_ref(s, "storage") }?;
         // SAFETY: `report_out` is NULL or writable (the header's contract).
         let out = unsafe { try_mut(report_out, "report_out") }?;
-        let r = match s.inner.check(repair != 0) {
-            Ok(r) => r,
-            // SQLite could not walk the file's structure: that is the check's answer (a
-            // damaged file), not a failure to give one, as `backlite check` reports it.
-            Err(e) if e.kind() == ErrorKind::Corrupt => CheckReport {
-                integrity_ok: false,
-                integrity_messages: vec![e.message().to_string()],
-                ..CheckReport::default()
-            },
-            Err(e) => return Err(e.into()),
-        };
+        // A file SQLite cannot walk is a report too (the core's `check_or_report`).
+        let r = s.inner.check_or_report(repair != 0)?;
         *out = backlite_check_report {
             healthy: r.healthy() as i32,
             integrity_ok: r.integrity_ok as i32,

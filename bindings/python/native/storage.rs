@@ -413,7 +413,8 @@ impl Storage {
     ) -> PyResult<(bool, bool, bool, u64, u64, u64, u64, u64, u64, u64)> {
         guard(|| {
             let storage = self.handle(py)?;
-            let r = crate::fork_gate::detach(py, || storage.check(repair)).or_raise(py)?;
+            let r =
+                crate::fork_gate::detach(py, || storage.check_or_report(repair)).or_raise(py)?;
             Ok((
                 r.healthy(),
                 r.integrity_ok,

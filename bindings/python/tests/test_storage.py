@@ -560,6 +560,30 @@ def test_check_and_vacuum(storage):
     assert len(storage.get_keys()) == 50
 
 
+def test_check_of_a_file_sqlite_cannot_walk_is_a_report(db):
+    # As backlite_storage_check answers (and `backlite check`): the finding is a damaged
+    # file, not a failure to check it; it raised CorruptError.
+    with Storage(db) as s:
+        for r in range(20):
+            s.set_many({f"k{r * 100 + i}": {"value": b"v" * 300} for i in range(100)})
+        s.vacuum()
+    if Path(db + "-wal").exists():
+        pytest.skip("the -wal file stayed after the last handle closed")
+    data = bytearray(Path(db).read_bytes())
+    assert len(data) > 22 * 4096
+    data[20 * 4096:22 * 4096] = b"\xde" * 8192
+    Path(db).write_bytes(bytes(data))
+    try:
+        s = Storage(db)
+    except backlite.BackLiteError:
+        pytest.skip("this damage already fails the open")
+    with s:
+        for repair in (False, True):
+            report = s.check(repair=repair)
+            assert not report.healthy and not report.integrity_ok and not report.repaired
+            assert report.entries == report.damaged == report.actual_count == 0
+
+
 def test_a_storage_pickles_as_its_location_and_options(db):
     with Storage(db, size_limit=1234, eviction_policy="first-in-first-out",
                  default_expiration=timedelta(seconds=30)) as s:
