@@ -61,7 +61,9 @@
 //! - `fork::STEPS`, `fork::FORKS_UNDER_WAY`: the library's own threads that write a
 //!   file (hit and fill writers) and the forks of the process, which wait for each
 //!   other ([`before_fork`]), so that no child inherits a lock such a thread held;
-//!   forks belong to the process.
+//!   forks belong to the process. `fork::IN_STEPS` (thread-local): the steps the
+//!   current thread is inside, which it leaves while it waits for a remote's reply
+//!   (`outside_step`), so that a fork never waits on the network.
 //! - `remote::COUNTER` (in `random_u64`) and `value_files::COUNTER` (in `random_id`):
 //!   make two random numbers drawn by this process in the same nanosecond differ (lease
 //!   tokens and generations; value file names), whichever handle draws them.

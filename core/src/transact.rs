@@ -263,7 +263,7 @@ const AT_EXIT_BUSY_TIMEOUT: Duration = Duration::from_secs(1);
 /// process's eviction then took the entry it had just read for the least recently
 /// used. Best effort, as the hits are hints: a file whose turn to write another thread
 /// of this process holds is left as it is (that thread may be stopped anywhere), and
-/// another process's write lock is waited for up to [`AT_EXIT_BUSY_TIMEOUT`].
+/// another process's write lock is waited for up to 1 s (`AT_EXIT_BUSY_TIMEOUT`).
 pub fn write_waiting_at_exit() {
     for shared in crate::shared::open_files_now() {
         // An in-memory cache ends with the process.
