@@ -886,6 +886,50 @@ fn reads_go_on_while_another_process_holds_the_write_lock() {
     conn.execute_batch("ROLLBACK").unwrap();
 }
 
+/// `--policy` is the eviction policy of `set` and `import` (its help says so): given to
+/// a command that stores nothing, it created the policy's index all the same, so a
+/// `stats` or `keys --policy least-frequently-used` changed the file, and behind another
+/// process's write lock waited the library's 5 s busy timeout to do it.
+#[test]
+fn only_the_commands_that_store_take_the_policy_s_index() {
+    let d = Dir::new();
+    d.ok(&["set", "c.db", "a", "1"]);
+    let indexes = || json_of(&d.ok(&["stats", "c.db", "--json"]))["policy_indexes"].clone();
+    assert_eq!(indexes(), serde_json::json!([]));
+    for policy in [
+        "least-frequently-used",
+        "first-in-first-out",
+        "last-in-first-out",
+    ] {
+        for (args, code) in [
+            (&["stats", "c.db"][..], 0),
+            (&["stats", "c.db", "--json"], 0),
+            (&["keys", "c.db"], 0),
+            (&["get", "c.db", "a"], 0),
+            (&["export", "c.db"], 0),
+            (&["check", "c.db"], 0),
+            (&["check", "c.db", "--repair"], 0),
+            (&["vacuum", "c.db"], 0),
+            (&["zero-stats", "c.db"], 0),
+            (&["delete", "c.db", "absent"], 1),
+            (&["clear", "c.db"], 0),
+        ] {
+            let args: Vec<&str> = ["--policy", policy].iter().chain(args).copied().collect();
+            let r = d.run(&args);
+            assert_eq!(r.code, code, "{args:?}: {}", r.stderr);
+            assert_eq!(indexes(), serde_json::json!([]), "{args:?} made an index");
+            d.ok(&["set", "c.db", "a", "1"]);
+        }
+        // A name that is no policy is still refused, whatever the command.
+        let r = d.run(&["--policy", "random", "stats", "c.db"]);
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        one_line_naming(&r.stderr, "c.db");
+    }
+    // A set by a policy takes its index, as the help says.
+    d.ok(&["--policy", "least-frequently-used", "set", "c.db", "b", "2"]);
+    assert_eq!(indexes()[0]["name"], "entries_by_hits");
+}
+
 #[test]
 fn progress_is_never_drawn_when_stderr_is_not_a_terminal() {
     let d = Dir::new();

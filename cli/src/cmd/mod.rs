@@ -114,7 +114,13 @@ pub fn open_with(
     options
         .set_max_size(max_size)
         .map_err(|e| Failure::new(USAGE_OR_IO, file, e.message()))?;
-    options.set_eviction_policy(policy);
+    // The policy is for eviction, which only a command that stores does. Given to the
+    // others it would create its index (first-in-first-out, least-frequently-used...):
+    // a `stats` or `keys` would change the file, waiting out another process's write
+    // lock to do it. They keep the library's default, which needs none.
+    if create {
+        options.set_eviction_policy(policy);
+    }
     if let Some(timeout) = busy_timeout {
         options.set_busy_timeout(timeout);
     }
