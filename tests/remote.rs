@@ -2661,3 +2661,73 @@ fn a_delete_of_what_no_get_would_return_from_the_remote_is_not_found() {
     assert_eq!(get(&c, b"live"), None);
     assert_eq!(get(&c, &long), None);
 }
+
+/// A call that waits while another handle on the same file computes the key (its
+/// lease is the file's) counts one look-up on the remote, as a wait on another
+/// machine's lease does: each poll asked the remote again and counted a miss of its
+/// own, 17 for one `cached_call_exclusive` that waited 600 ms, and as many for the
+/// steps of an async memoiser's wait (`lease_step`).
+#[test]
+fn a_wait_on_the_files_lease_counts_one_remote_look_up() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let o = remote_options(&server.url());
+    let holder = Arc::new(machine(&dir, "same.db", &o));
+    let waiter = Arc::new(machine(&dir, "same.db", &o));
+    for key in [&b"exclusive"[..], b"steps"] {
+        let (started, wait_started) = std::sync::mpsc::channel();
+        let (go, wait_go) = std::sync::mpsc::channel::<()>();
+        let computing = {
+            let (holder, key) = (holder.clone(), key.to_vec());
+            std::thread::spawn(move || {
+                let LeaseOutcome::Acquired(lease) = holder.lease_step(&key, 0).unwrap() else {
+                    panic!("no lease on a miss");
+                };
+                started.send(()).unwrap();
+                wait_go.recv().unwrap();
+                lease.fulfill(b"computed", NEVER).unwrap();
+            })
+        };
+        wait_started.recv().unwrap();
+        let before = waiter.remote_stats().unwrap();
+        // The waiter polls a while (1 ms doubling to 50 ms) before the value comes.
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            go.send(()).unwrap();
+        });
+        let value = if key == b"exclusive" {
+            waiter
+                .cached_call_exclusive(key, NEVER, Duration::from_secs(30), || {
+                    Ok(b"computed twice".to_vec())
+                })
+                .unwrap()
+        } else {
+            let mut attempt = 0;
+            loop {
+                match waiter.lease_step(key, attempt) {
+                    Ok(LeaseOutcome::Hit(v, _)) => break v,
+                    Err(e) if e.kind() == ErrorKind::LeaseHeld => {
+                        std::thread::sleep(e.retry_in().unwrap())
+                    }
+                    _ => panic!("a step took the lease the holder has"),
+                }
+                attempt += 1;
+            }
+        };
+        assert_eq!(value, b"computed");
+        computing.join().unwrap();
+        release.join().unwrap();
+        let st = waiter.remote_stats().unwrap();
+        let name = String::from_utf8_lossy(key);
+        assert_eq!(
+            (
+                st.hits - before.hits,
+                st.misses - before.misses,
+                st.errors,
+                st.skipped
+            ),
+            (0, 1, 0, 0),
+            "{name}: {st:?}"
+        );
+    }
+}

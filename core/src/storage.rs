@@ -647,7 +647,7 @@ impl Storage {
         // cost a remote hit a hash-table insert, often a page fault, and a hit writer.
         let mut read_through = false;
         let hit = match (hit, taker) {
-            (None, Some(t)) => match self.read_through(pid, key, is_access) {
+            (None, Some(t)) => match self.read_through(pid, key, is_access, count_miss) {
                 Some((v, left)) => {
                     read_through = true;
                     Some(t.take(&v, left)?)

@@ -828,6 +828,11 @@ impl Remote {
     /// writer's clock, which may run ahead of this machine's.
     /// `pid` is this process.
     pub(crate) fn get(&self, pid: u32, key: &[u8], now: i64, count: bool) -> Option<Hit> {
+        // A poll while the remote is backed off is not sent, and counts nothing: the
+        // call counted its first look-up (each poll counted one more skipped).
+        if !count && self.client.backed_off() {
+            return None;
+        }
         if !self.ready() {
             // A read-write handle counted the round trip that failed or was skipped; a
             // read-only one sends nothing while a clear is owed: a call held back, as

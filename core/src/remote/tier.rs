@@ -62,12 +62,15 @@ impl Storage {
     /// written, else from the remote) and its time left. With `store` (a get; not a
     /// contains), a value from the remote is kept to be written to the file with that
     /// time left (fill.rs).
-    /// `pid` is this process.
+    /// `pid` is this process. `count_miss` is the look-up's: a get's that is not its
+    /// call's first (a poll while another owner computes the key, a look again after a
+    /// barrier) counts nothing on the remote either.
     pub(crate) fn read_through(
         &self,
         pid: u32,
         key: &[u8],
         store: bool,
+        count_miss: bool,
     ) -> Option<(Arc<[u8]>, Option<Duration>)> {
         let remote = self.remote.as_ref()?;
         let now = self.now();
@@ -89,7 +92,11 @@ impl Storage {
                 Err(_) => Some(Err(())),
             },
         };
-        let Hit { value, left, crc } = remote.get(pid, key, now, true)?;
+        // The remote counts calls: each poll of a wait on the file's lease counted a
+        // miss (17 for one call that waited 600 ms). A contains is a call of its own,
+        // though the file does not count it.
+        let count = count_miss || !store;
+        let Hit { value, left, crc } = remote.get(pid, key, now, count)?;
         if store && (value.len() as u64) <= self.value_limit() {
             match ticket {
                 Some(Ok(ticket)) => self.fill(key, &value, crc, left, now, ticket),
