@@ -835,7 +835,44 @@ fn a_foreign_or_damaged_remote_value_is_a_miss() {
     assert_eq!(get(&b, b"foreign"), None);
     assert_eq!(b.remote_stats().unwrap().misses, 2);
     server.cli(&["LPUSH", &remote_key(&server, "backlite", "", "list"), "x"]);
-    assert_eq!(get(&b, b"list"), None); // WRONGTYPE: counted, not returned
+    assert_eq!(get(&b, b"list"), None); // WRONGTYPE: a miss
+}
+
+/// A key of another type than a string under a key of ours (a list, a hash: some other
+/// program's) is a foreign value, a miss like a string without our header: the GET's
+/// WRONGTYPE failed the look-up's round trip, counted an error and backed the whole
+/// remote off, so the next look-ups of every other key were skipped (each look-up of
+/// the foreign key did it again). A set replaces it, a delete removes it (NOT_FOUND).
+#[test]
+fn a_key_of_another_type_is_a_miss_that_backs_nothing_off() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let o = remote_options(&server.url());
+    let a = machine(&dir, "a.db", &o);
+    a.set(b"k", b"v", NEVER).unwrap();
+    server.cli(&["LPUSH", &remote_key(&server, "backlite", "", "list"), "x"]);
+    server.cli(&[
+        "HSET",
+        &remote_key(&server, "backlite", "", "hash"),
+        "f",
+        "x",
+    ]);
+    let b = machine(&dir, "b.db", &o);
+    assert_eq!(get(&b, b"list"), None);
+    assert_eq!(get(&b, b"k").as_deref(), Some(&b"v"[..]));
+    assert!(!b.contains(b"hash").unwrap());
+    let st = b.remote_stats().unwrap();
+    assert_eq!(
+        (st.hits, st.misses, st.errors, st.skipped, st.connected),
+        (1, 2, 0, 0, true),
+        "{st:?}"
+    );
+    assert!(!b.delete(b"hash").unwrap());
+    b.set(b"list", b"a value", NEVER).unwrap();
+    let c = machine(&dir, "c.db", &o);
+    assert_eq!(get(&c, b"list").as_deref(), Some(&b"a value"[..]));
+    assert_eq!(get(&c, b"hash"), None);
+    assert_eq!(c.remote_stats().unwrap().errors, 0);
 }
 
 #[test]

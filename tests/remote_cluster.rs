@@ -639,3 +639,27 @@ fn writing_behind_through_a_master_failover_never_leaves_an_older_value() {
         "no key reached the remote after the failover: {before:?}"
     );
 }
+
+/// On a cluster too, a key of another type than a string under a key of ours (some
+/// other program's list) is a miss, not an error that backs the cluster off: the crate's
+/// cluster pipeline fails whole on the GET's WRONGTYPE, so the generation and the time
+/// left are asked again without the value.
+#[test]
+fn a_key_of_another_type_is_a_miss_on_a_cluster_too() {
+    let cluster = RedisCluster::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    let o = cluster_options(&cluster);
+    let a = machine(&dir, "a.db", &o);
+    a.set(b"k", b"v", NEVER).unwrap();
+    let list = value_key(&cluster, "list");
+    cluster.nodes[0].cli(&["-c", "LPUSH", &list, "x"]);
+    let b = machine(&dir, "b.db", &o);
+    assert_eq!(get(&b, b"list"), None);
+    assert_eq!(get(&b, b"k").as_deref(), Some(&b"v"[..]));
+    let st = b.remote_stats().unwrap();
+    assert_eq!(
+        (st.hits, st.misses, st.errors, st.skipped, st.connected),
+        (1, 1, 0, 0, true),
+        "{st:?}"
+    );
+}

@@ -64,7 +64,8 @@ impl Conn {
     /// generation`), the value (`GET key`) and its time left on the server (`PTTL key`).
     /// On one server the commands are packed by the client crate into the connection's
     /// own buffers, and its replies converted as a pipeline's would be (an error reply
-    /// is an error): no command, pipeline or packed request is allocated per read.
+    /// is an error): no command, pipeline or packed request is allocated per read. A
+    /// key that holds another type than a string reads as no value (`is_wrong_type`).
     pub(crate) fn read<T: FromRedisValue>(
         &mut self,
         generation: &[u8],
@@ -79,7 +80,10 @@ impl Conn {
                     s.cmd.arg(name).arg(arg);
                     s.cmd.write_packed_command(&mut s.packed);
                 }
-                let replies = c.req_packed_commands(&s.packed, 0, commands.len())?;
+                let mut replies = c.req_packed_commands(&s.packed, 0, commands.len())?;
+                if replies.get(1).is_some_and(is_wrong_type) {
+                    replies[1] = Value::Nil;
+                }
                 T::from_owned_redis_value(Value::Array(replies).extract_error()?)
             }
             Conn::Cluster(c) => {
@@ -87,7 +91,18 @@ impl Conn {
                 for (name, arg) in commands {
                     p.cmd(name).arg(arg);
                 }
-                p.query(c.as_mut())
+                match p.query::<Value>(c.as_mut()) {
+                    // The crate's cluster pipeline fails whole on one error reply: the
+                    // generation and the time left are asked again, without the value.
+                    Err(e) if e.code() == Some(WRONG_TYPE) => {
+                        let mut p = redis::cluster::cluster_pipe();
+                        p.cmd("GET").arg(generation).cmd("PTTL").arg(key);
+                        let mut replies: Vec<Value> = p.query(c.as_mut())?;
+                        replies.insert(1.min(replies.len()), Value::Nil);
+                        T::from_owned_redis_value(Value::Array(replies))
+                    }
+                    found => T::from_owned_redis_value(found?),
+                }
             }
         }
     }
@@ -98,6 +113,18 @@ impl Conn {
             Conn::Cluster(c) => cmd.query(c.as_mut()),
         }
     }
+}
+
+/// The error code of a command on a key holding another type (a list, a hash).
+const WRONG_TYPE: &str = "WRONGTYPE";
+
+/// Whether `reply` is the error of a `GET` of a key that holds another type than a
+/// string: a value some other program stored under the key, foreign like a string
+/// without this format's header, so a miss. As an error it failed the round trip and
+/// backed the whole remote off (every other key skipped meanwhile), each time the key
+/// was looked up.
+fn is_wrong_type(reply: &Value) -> bool {
+    matches!(reply, Value::ServerError(e) if e.code() == WRONG_TYPE)
 }
 
 enum Endpoint {
