@@ -2768,3 +2768,82 @@ fn a_wait_on_the_files_lease_counts_one_remote_look_up() {
         );
     }
 }
+
+/// A read-only handle sends the server nothing but reads (`GET`, `PTTL`), whatever it
+/// is asked: sets (a value, one too large for its file, one already expired, a batch),
+/// deletes, a clear, `cached_call_exclusive`, a fulfilled lease, and its free; and on a
+/// namespace whose generation key is missing it makes none (every look-up misses).
+/// Watched with `MONITOR`, which shows every command any client sends.
+#[test]
+fn a_read_only_handle_sends_nothing_but_reads() {
+    use std::io::BufRead;
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    machine(&dir, "rw.db", &remote_options(&server.url()))
+        .set(b"shared", b"1", NEVER)
+        .unwrap();
+    let mut monitor = std::process::Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &server.port.to_string(), "MONITOR"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut seen = std::io::BufReader::new(monitor.stdout.take().unwrap());
+    let mut line = String::new();
+    seen.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "OK", "MONITOR did not start");
+    for namespace in ["backlite", "never-written"] {
+        let mut o = remote_options(&server.url());
+        o.set_remote_mode(RemoteMode::ReadOnly);
+        o.set_remote_namespace(namespace).unwrap();
+        o.set_max_size(1 << 20).unwrap();
+        let ro = Arc::new(machine(&dir, &format!("{namespace}.db"), &o));
+        let read = get(&ro, b"shared");
+        assert_eq!(read.is_some(), namespace == "backlite", "{namespace}");
+        ro.set(b"a", b"1", NEVER).unwrap();
+        let too_large = ro.set(b"a", &vec![0; 2 << 20], NEVER).unwrap_err();
+        assert_eq!(too_large.kind(), ErrorKind::TooLarge);
+        ro.set(b"b", b"1", Expiration::After(Duration::ZERO))
+            .unwrap();
+        let entry = backlite::Entry {
+            key: b"c",
+            value: b"1",
+            expiration: NEVER,
+        };
+        ro.set_many(&[entry]).unwrap();
+        ro.delete(b"shared").unwrap();
+        assert!(!ro.delete(b"absent").unwrap());
+        assert!(!ro.contains(b"absent").unwrap());
+        let computed = ro
+            .cached_call_exclusive(b"cc", NEVER, Duration::from_secs(5), || Ok(b"v".to_vec()))
+            .unwrap();
+        assert_eq!(computed, b"v");
+        let LeaseOutcome::Acquired(lease) = ro.lease_step(b"l", 0).unwrap() else {
+            panic!("no lease on a miss");
+        };
+        lease.fulfill(b"v", NEVER).unwrap();
+        ro.clear().unwrap();
+        assert_eq!(get(&ro, b"after the clear"), None);
+        assert_eq!(ro.remote_stats().unwrap().writes, 0);
+    }
+    // Every command sent before this one has been shown.
+    server.cli(&["ECHO", "the end"]);
+    let mut commands = Vec::new();
+    loop {
+        line.clear();
+        assert!(seen.read_line(&mut line).unwrap() > 0, "MONITOR ended");
+        // `<time> [<db> <client>] "<COMMAND>" "<arg>"...`
+        let command = line.split('"').nth(1).unwrap_or("").to_ascii_uppercase();
+        if command == "ECHO" {
+            break;
+        }
+        commands.push(line.trim().to_string());
+    }
+    monitor.kill().unwrap();
+    monitor.wait().unwrap();
+    assert!(commands.len() > 10, "{commands:?}");
+    let writes: Vec<_> = commands
+        .iter()
+        .filter(|c| !["\"GET\"", "\"PTTL\""].iter().any(|r| c.contains(r)))
+        .collect();
+    assert!(writes.is_empty(), "a read-only handle sent {writes:?}");
+}
