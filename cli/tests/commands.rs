@@ -101,6 +101,40 @@ fn stats_names_the_policy_indexes_present() {
     );
 }
 
+/// A file holding more than the `--max-size` asked about (its program's limit is larger,
+/// or was lowered since) shows its real share of that limit: it showed 100.0%, as if
+/// exactly full, however far over it was.
+#[test]
+fn stats_shows_a_size_over_the_limit_as_its_real_share() {
+    let d = Dir::new();
+    d.ok(&["set", "s.db", "a", "0123456789"]);
+    d.ok(&["set", "s.db", "b", "0123456789"]);
+    let size_line = |max: &str| {
+        let out = d.ok(&["--max-size", max, "stats", "s.db"]);
+        out.lines()
+            .find(|l| l.starts_with("size"))
+            .unwrap()
+            .to_string()
+    };
+    let full = format!("[{}]", "#".repeat(30));
+    assert_eq!(
+        size_line("5"),
+        format!("size                 20 B of 5 B max  {full} 400.0%")
+    );
+    assert_eq!(
+        size_line("20"),
+        format!("size                 20 B of 20 B max  {full} 100.0%")
+    );
+    assert_eq!(
+        size_line("40"),
+        format!(
+            "size                 20 B of 40 B max  [{}{}] 50.0%",
+            "#".repeat(15),
+            ".".repeat(15)
+        )
+    );
+}
+
 #[test]
 fn keys_lists_size_age_time_left_and_hits_with_escapes() {
     let d = sample();

@@ -68,14 +68,16 @@ fn within(info: &FileInfo, window: Duration) -> u64 {
         .map_or(0, |(_, n)| *n)
 }
 
-/// `[=====>      ]  12.5%`
+/// `[=====>      ]  12.5%`. A file fuller than the `--max-size` asked about (its program
+/// used a larger limit, or lowered it since) fills the bar and shows its real share,
+/// `2400.0%`: the next set there evicts down to the limit.
 fn bar(used: u64, max: u64) -> String {
     let ratio = if max == 0 {
         0.0
     } else {
-        (used as f64 / max as f64).min(1.0)
+        used as f64 / max as f64
     };
-    let filled = (ratio * BAR_WIDTH as f64).round() as usize;
+    let filled = (ratio.min(1.0) * BAR_WIDTH as f64).round() as usize;
     format!(
         "[{}{}] {:.1}%",
         "#".repeat(filled),
