@@ -1049,6 +1049,38 @@ fn bad_options_are_refused_and_an_unreachable_host_still_opens() {
     assert!(!st.connected && st.errors >= 1, "{st:?}");
 }
 
+/// A remote timeout is 1 ms to `u32::MAX` ms, the C API's range, in Rust too: anything
+/// else is refused at the setter and changes nothing. `Duration::MAX` (a Rust program's
+/// "no timeout") was taken, and the open's first round trip panicked ("overflow when
+/// adding duration to instant"); 999 µs was taken though the doc said at least 1 ms.
+#[test]
+fn a_remote_timeout_outside_its_range_is_refused_at_the_setter() {
+    let server = RedisServer::start();
+    let mut o = remote_options(&server.url());
+    let longest = Duration::from_millis(u32::MAX.into());
+    for bad in [
+        Duration::MAX,
+        longest + Duration::from_millis(1),
+        Duration::from_micros(999),
+        Duration::from_nanos(1),
+    ] {
+        let err = o.set_remote_timeout(bad).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{bad:?}");
+        assert_eq!(o.remote_timeout(), Duration::from_secs(1), "{bad:?}");
+    }
+    o.set_remote_timeout(longest).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(machine(&dir, "a.db", &o));
+    s.set(b"k", b"v", NEVER).unwrap();
+    let computed = s
+        .cached_call_exclusive(b"c", NEVER, Duration::from_secs(5), || Ok(b"v".to_vec()))
+        .unwrap();
+    assert_eq!(computed, b"v");
+    s.clear().unwrap();
+    let st = s.remote_stats().unwrap();
+    assert_eq!((st.writes, st.errors), (3, 0), "{st:?}");
+}
+
 /// Every call below is local-only in effect and must finish within a few timeouts.
 fn exercise(s: &Storage, key: &[u8]) -> Duration {
     let started = Instant::now();

@@ -244,11 +244,18 @@ impl Options {
         Ok(self)
     }
 
-    /// The bound on every remote round trip, connect included (default 250 ms); at
-    /// least 1 ms.
+    /// The bound on every remote round trip, connect included (default 250 ms): 1 ms
+    /// to `u32::MAX` ms (49.7 days), the C API's range; anything else is
+    /// INVALID_ARGUMENT and changes nothing.
     pub fn set_remote_timeout(&mut self, timeout: Duration) -> Result<&mut Self> {
-        if timeout.is_zero() {
-            return Err(Error::invalid("the remote timeout must be at least 1 ms"));
+        // Longer, the deadlines the tier adds it to overflowed: `Duration::MAX` (a
+        // Rust program's "no timeout") panicked in the open's first round trip.
+        let range = Duration::from_millis(1)..=Duration::from_millis(u32::MAX.into());
+        if !range.contains(&timeout) {
+            return Err(Error::invalid(format!(
+                "the remote timeout must be 1 ms to {} ms, got {timeout:?}",
+                u32::MAX
+            )));
         }
         self.remote.timeout = timeout;
         Ok(self)
