@@ -219,6 +219,30 @@ fn a_waiter_times_out_with_lease_held_and_the_holders_time_left() {
     assert_eq!(s.get(b"other").unwrap(), None); // not a lease error
 }
 
+/// `Duration::MAX`, a Rust program's "wait as long as it takes", waits for the holder
+/// and computes or returns its value: it overflowed the call's deadline (an `Instant`)
+/// and panicked before anything was looked up.
+#[test]
+fn a_wait_timeout_of_duration_max_waits_as_long_as_it_takes() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(Storage::open(dir.path().join("c.db"), &Options::new()).unwrap());
+    let computed = s
+        .cached_call_exclusive(b"k", Expiration::Never, Duration::MAX, || Ok(b"v".to_vec()))
+        .unwrap();
+    assert_eq!(computed, b"v");
+    let held = acquire(&s, b"held", SECOND);
+    let waiter = {
+        let s = s.clone();
+        std::thread::spawn(move || {
+            s.cached_call_exclusive(b"held", Expiration::Never, Duration::MAX, || {
+                Ok(b"not computed".to_vec())
+            })
+        })
+    };
+    held.fulfill(b"the holder's", Expiration::Never).unwrap();
+    assert_eq!(waiter.join().unwrap().unwrap(), b"the holder's");
+}
+
 #[test]
 fn a_lease_outlives_its_storage_handle() {
     let dir = tempfile::tempdir().unwrap();

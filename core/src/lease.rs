@@ -354,7 +354,12 @@ impl Storage {
         wait_timeout: Duration,
         compute: impl FnOnce() -> Result<Vec<u8>>,
     ) -> Result<Vec<u8>> {
-        let give_up = Instant::now() + wait_timeout;
+        // `Duration::MAX` (no end) overflowed the instant and panicked: a wait past
+        // the clock's range has no end in practice.
+        let now = Instant::now();
+        let give_up = now
+            .checked_add(wait_timeout)
+            .unwrap_or_else(|| now + Duration::from_secs(1 << 40));
         let mut attempt = 0u32;
         loop {
             let epoch = self.shared.release_epoch();
