@@ -930,6 +930,51 @@ fn only_the_commands_that_store_take_the_policy_s_index() {
     assert_eq!(indexes()[0]["name"], "entries_by_hits");
 }
 
+/// Counters damaged in the file (text, a real, negative, NULL beside the clock, absurdly
+/// large): `stats` says so and how to repair, exit 1, as the library's stats are CORRUPT
+/// and as a damaged lifetime counter already did. It printed a made-up count (0 entries
+/// for -4 or NULL, of 2) or SQLite's type error with exit 2; export and vacuum, which
+/// need no count, failed on the same type error. They go on, and a repair recounts.
+#[test]
+fn stats_of_damaged_counters_says_so_and_never_shows_a_made_up_figure() {
+    const NEWEST: &str = "WHERE seq = (SELECT max(seq) FROM entries)";
+    for damage in [
+        "UPDATE entries SET state_count = char(120)",
+        "UPDATE entries SET state_total_size = 2.5",
+        "UPDATE entries SET state_count = -4",
+        "UPDATE entries SET state_count = NULL",
+        "UPDATE entries SET state_total_size = 9223372036854775807",
+    ] {
+        let d = Dir::new();
+        d.ok(&["set", "c.db", "a", "1"]);
+        d.ok(&["set", "c.db", "b", "22"]);
+        let conn = rusqlite::Connection::open(d.path("c.db")).unwrap();
+        conn.execute_batch(&format!("{damage} {NEWEST}")).unwrap();
+        drop(conn);
+        for args in [&["stats", "c.db"][..], &["stats", "c.db", "--json"]] {
+            let r = d.run(args);
+            assert_eq!(r.code, 1, "{damage}: {args:?}: {}{}", r.stdout, r.stderr);
+            assert_eq!(r.stdout, "", "{damage}: {args:?}");
+            one_line_naming(&r.stderr, "c.db");
+            assert!(
+                r.stderr.contains("check --repair"),
+                "{damage}: {}",
+                r.stderr
+            );
+        }
+        let dump = d.ok(&["export", "c.db"]);
+        assert_eq!(dump.lines().count(), 3, "{damage}: {dump}");
+        d.ok(&["vacuum", "c.db"]);
+        assert_eq!(d.run(&["check", "c.db", "--repair"]).code, 0, "{damage}");
+        let stats = json_of(&d.ok(&["stats", "c.db", "--json"]));
+        assert_eq!(
+            (&stats["entries"], &stats["total_size"]),
+            (&2.into(), &3.into()),
+            "{damage}"
+        );
+    }
+}
+
 #[test]
 fn progress_is_never_drawn_when_stderr_is_not_a_terminal() {
     let d = Dir::new();

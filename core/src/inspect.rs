@@ -39,10 +39,12 @@ pub struct PolicyIndex {
 /// What `backlite stats` shows about a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileInfo {
-    /// Live entries, and the sum of their value lengths.
-    pub count: u64,
-    /// Sum of the live entries' value lengths.
-    pub total_size: u64,
+    /// Live entries, and the sum of their value lengths. `None` when the file's
+    /// counters are damaged (not a sound integer: text, a real, NULL, negative or
+    /// absurdly large), which `check` with repair recounts: never a made-up figure.
+    pub count: Option<u64>,
+    /// Sum of the live entries' value lengths; `None` as for `count`.
+    pub total_size: Option<u64>,
     /// Entries whose time is up but which no write has removed yet.
     pub expired_waiting: u64,
     /// Bytes of the database file on disk (0 in memory).
@@ -138,9 +140,11 @@ impl Storage {
         self.with_writer(|conn| {
             // One read transaction, so that every figure is of the same moment.
             let tx = conn.unchecked_transaction().ctx("reading the file")?;
+            // A damaged counter is read as what it is, as backlite_storage_stats reads it
+            // (CORRUPT there): not a type error, nor a figure of its own.
             let (count, total_size, version_tag, due, due_size): (
-                i64,
-                i64,
+                Option<i64>,
+                Option<i64>,
                 Option<String>,
                 i64,
                 i64,
@@ -148,8 +152,9 @@ impl Storage {
                 .prepare_cached(table::COUNTERS_AND_DUE)
                 .and_then(|mut s| {
                     s.query_row([now], |r| {
+                        let sound = |i| r.get_ref(i).map(crate::counters::sound_value);
                         let due_size = number(r.get_ref(4)?);
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, due_size))
+                        Ok((sound(0)?, sound(1)?, r.get(2)?, r.get(3)?, due_size))
                     })
                 })
                 .ctx("reading the cache counters")?;
@@ -183,8 +188,8 @@ impl Storage {
             let least_recently_used = end_of_access_order(&tx, now, table::KEY_INFOS_OLDEST_FIRST)?;
             let most_recently_used = end_of_access_order(&tx, now, table::KEY_INFOS_NEWEST_FIRST)?;
             Ok(FileInfo {
-                count: (count - due).max(0) as u64,
-                total_size: (total_size - due_size).max(0) as u64,
+                count: count.map(|n| (n - due).max(0) as u64),
+                total_size: total_size.map(|n| (n - due_size).max(0) as u64),
                 expired_waiting: due as u64,
                 file_size,
                 wal_size,

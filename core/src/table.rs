@@ -594,8 +594,11 @@ pub(crate) const KEY_STILL_LISTED: &str = "SELECT 1 FROM entries WHERE key = ?1 
 /// `count`, `total_size` and `version_tag` as the file records them, and the count
 /// and size of the entries due at `?1`.
 pub(crate) const COUNTERS_AND_DUE: &str = concat!(
-    "SELECT coalesce(newest.state_count, state.count), \
-     coalesce(newest.state_total_size, state.total_size), state.version_tag, \
+    "SELECT ",
+    newest_or_state!("count"),
+    ", ",
+    newest_or_state!("total_size"),
+    ", state.version_tag, \
      (SELECT count(*) FROM entries WHERE expires_at <= ?1), \
      (SELECT coalesce(sum(size), 0) FROM entries WHERE expires_at <= ?1) FROM state",
     newest_join!(),

@@ -181,6 +181,10 @@ pub fn clear(cli: &Cli, file: &Path) -> Outcome {
     let storage = open(cli, file, false)?;
     let before = storage.inspect(&[]).map_err(|e| Failure::core(file, &e))?;
     storage.clear().map_err(|e| Failure::core(file, &e))?;
-    print(file, &format!("cleared {}\n", super::entries(before.count)))?;
+    // Counters damaged: the clear above was refused (CORRUPT), so this is not reached.
+    print(
+        file,
+        &format!("cleared {}\n", super::entries(before.count.unwrap_or(0))),
+    )?;
     Ok(OK)
 }

@@ -106,7 +106,8 @@ pub fn run(cli: &Cli, file: &Path, output: Option<&Path>) -> Outcome {
     if let Err(e) = writeln!(sink, "{header}") {
         return write_failed(e);
     }
-    let bar = progress::bar(info.count, "exporting", "entries");
+    // Damaged counters: no total to measure against (the export goes on).
+    let bar = progress::bar(info.count.unwrap_or(0), "exporting", "entries");
     let mut io_error = None;
     let summary = storage.export(|entry| {
         bar.inc(1);

@@ -1,6 +1,6 @@
 //! `backlite stats FILE [--json]`: how full the cache is and how it has been used.
 
-use super::{open, Failure, Outcome, OK, USAGE_OR_IO};
+use super::{open, Failure, Outcome, DAMAGED_OR_MISSING, OK, USAGE_OR_IO};
 use crate::bytes::{escape, escape_path, put_json};
 use crate::clock::format_ms;
 use crate::core::{FileInfo, KeyInfo, LifetimeStats};
@@ -20,14 +20,25 @@ pub fn run(cli: &Cli, file: &Path, json: bool) -> Outcome {
     let info = storage
         .inspect(&[HOUR, DAY])
         .map_err(|e| Failure::core(file, &e))?;
+    // Counters that are not sound integers have no figure to show (the library's stats
+    // are CORRUPT then); what does is the damage and its remedy, as for the lifetime
+    // counters below.
+    let (Some(count), Some(total_size)) = (info.count, info.total_size) else {
+        return Err(Failure::new(
+            DAMAGED_OR_MISSING,
+            file,
+            "the cache's counters are damaged (not a non-negative integer, or absurdly \
+             large): run `backlite check --repair FILE` to recount them",
+        ));
+    };
     let lifetime = storage
         .lifetime_stats()
         .map_err(|e| Failure::core(file, &e))?;
     let max_size = storage.max_size();
     let out = if json {
-        to_json(file, &info, max_size, &lifetime).to_string() + "\n"
+        to_json(file, &info, (count, total_size), max_size, &lifetime).to_string() + "\n"
     } else {
-        to_text(file, &info, max_size, &lifetime)
+        to_text(file, &info, (count, total_size), max_size, &lifetime)
     };
     print(file, &out)?;
     Ok(OK)
@@ -106,13 +117,20 @@ fn ratio_text(l: &LifetimeStats) -> String {
     }
 }
 
-fn to_text(file: &Path, info: &FileInfo, max_size: u64, l: &LifetimeStats) -> String {
+/// `(count, total_size)`: `info`'s, known to be sound.
+fn to_text(
+    file: &Path,
+    info: &FileInfo,
+    (count, total_size): (u64, u64),
+    max_size: u64,
+    l: &LifetimeStats,
+) -> String {
     let mut out = String::new();
     let mut line = |label: &str, value: String| {
         let _ = writeln!(out, "{label:<21}{value}");
     };
     line("file", escape_path(file));
-    let mut entries = info.count.to_string();
+    let mut entries = count.to_string();
     if info.expired_waiting > 0 {
         let _ = write!(
             entries,
@@ -125,9 +143,9 @@ fn to_text(file: &Path, info: &FileInfo, max_size: u64, l: &LifetimeStats) -> St
         "size",
         format!(
             "{} of {} max  {}",
-            format_size(info.total_size),
+            format_size(total_size),
             format_size(max_size),
-            bar(info.total_size, max_size)
+            bar(total_size, max_size)
         ),
     );
     line(
@@ -205,12 +223,18 @@ pub fn key_json(e: &KeyInfo) -> Value {
     Value::Object(object)
 }
 
-fn to_json(file: &Path, info: &FileInfo, max_size: u64, l: &LifetimeStats) -> Value {
+fn to_json(
+    file: &Path,
+    info: &FileInfo,
+    (count, total_size): (u64, u64),
+    max_size: u64,
+    l: &LifetimeStats,
+) -> Value {
     json!({
         "file": file.display().to_string(),
-        "entries": info.count,
+        "entries": count,
         "expired_not_removed": info.expired_waiting,
-        "total_size": info.total_size,
+        "total_size": total_size,
         "max_size": max_size,
         "file_size": info.file_size,
         "wal_size": info.wal_size,
