@@ -930,6 +930,20 @@ fn only_the_commands_that_store_take_the_policy_s_index() {
     assert_eq!(indexes()[0]["name"], "entries_by_hits");
 }
 
+/// A cache `c.db` of two entries (a = "1", b = "22": 2 entries, 3 bytes) whose newest
+/// row, the counters' home, `damage` (an UPDATE of entries, without WHERE) has edited.
+fn two_entries_with_counters(damage: &str) -> Dir {
+    let d = Dir::new();
+    d.ok(&["set", "c.db", "a", "1"]);
+    d.ok(&["set", "c.db", "b", "22"]);
+    let conn = rusqlite::Connection::open(d.path("c.db")).unwrap();
+    conn.execute_batch(&format!(
+        "{damage} WHERE seq = (SELECT max(seq) FROM entries)"
+    ))
+    .unwrap();
+    d
+}
+
 /// Counters damaged in the file (text, a real, negative, NULL beside the clock, absurdly
 /// large): `stats` says so and how to repair, exit 1, as the library's stats are CORRUPT
 /// and as a damaged lifetime counter already did. It printed a made-up count (0 entries
@@ -937,7 +951,6 @@ fn only_the_commands_that_store_take_the_policy_s_index() {
 /// need no count, failed on the same type error. They go on, and a repair recounts.
 #[test]
 fn stats_of_damaged_counters_says_so_and_never_shows_a_made_up_figure() {
-    const NEWEST: &str = "WHERE seq = (SELECT max(seq) FROM entries)";
     for damage in [
         "UPDATE entries SET state_count = char(120)",
         "UPDATE entries SET state_total_size = 2.5",
@@ -945,12 +958,7 @@ fn stats_of_damaged_counters_says_so_and_never_shows_a_made_up_figure() {
         "UPDATE entries SET state_count = NULL",
         "UPDATE entries SET state_total_size = 9223372036854775807",
     ] {
-        let d = Dir::new();
-        d.ok(&["set", "c.db", "a", "1"]);
-        d.ok(&["set", "c.db", "b", "22"]);
-        let conn = rusqlite::Connection::open(d.path("c.db")).unwrap();
-        conn.execute_batch(&format!("{damage} {NEWEST}")).unwrap();
-        drop(conn);
+        let d = two_entries_with_counters(damage);
         for args in [&["stats", "c.db"][..], &["stats", "c.db", "--json"]] {
             let r = d.run(args);
             assert_eq!(r.code, 1, "{damage}: {args:?}: {}{}", r.stdout, r.stderr);
@@ -973,6 +981,43 @@ fn stats_of_damaged_counters_says_so_and_never_shows_a_made_up_figure() {
             "{damage}"
         );
     }
+}
+
+/// `check --json` of a file whose counters are damaged gives them as null, as the figures
+/// of a file it could not count: it gave the C report's marker, 18446744073709551615
+/// entries and bytes recorded, which a monitor summing or comparing figures takes as
+/// one.
+#[test]
+fn check_json_gives_damaged_counters_as_null() {
+    let d = two_entries_with_counters("UPDATE entries SET state_count = -4");
+    for (args, code) in [
+        (&["check", "c.db", "--json"][..], 1),
+        (&["check", "c.db", "--json", "--repair"], 0),
+    ] {
+        let r = d.run(args);
+        assert_eq!(r.code, code, "{args:?}: {}", r.stderr);
+        let report = json_of(&r.stdout);
+        assert_eq!(
+            report["recorded_count"],
+            serde_json::Value::Null,
+            "{report}"
+        );
+        assert_eq!(
+            report["recorded_total_size"],
+            serde_json::Value::Null,
+            "{report}"
+        );
+        assert_eq!(
+            (&report["actual_count"], &report["actual_total_size"]),
+            (&2.into(), &3.into())
+        );
+        assert_eq!(report["repaired"], code == 0, "{report}");
+    }
+    let report = json_of(&d.ok(&["check", "c.db", "--json"]));
+    assert_eq!(
+        (&report["recorded_count"], &report["recorded_total_size"]),
+        (&2.into(), &3.into())
+    );
 }
 
 #[test]

@@ -137,6 +137,10 @@ fn unreadable_json(file: &Path, why: &str) -> serde_json::Value {
 }
 
 fn to_json(file: &Path, r: &CheckReport) -> serde_json::Value {
+    // Damaged counters have no recorded figure: the report's u64::MAX (the C API's
+    // marker) would read as 18446744073709551615 entries. Null, as for figures of a
+    // file that could not be counted.
+    let recorded = |n: u64| (!r.counters_damaged()).then_some(n);
     json!({
         "file": file.display().to_string(),
         "healthy": r.healthy(),
@@ -146,8 +150,8 @@ fn to_json(file: &Path, r: &CheckReport) -> serde_json::Value {
         "entries": r.entries,
         "damaged": r.damaged,
         "orphan_values": r.orphan_values,
-        "recorded_count": r.recorded_count,
-        "recorded_total_size": r.recorded_total_size,
+        "recorded_count": recorded(r.recorded_count),
+        "recorded_total_size": recorded(r.recorded_total_size),
         "actual_count": r.actual_count,
         "actual_total_size": r.actual_total_size,
     })
