@@ -11,8 +11,8 @@ type CheckReport struct {
 	Entries           uint64 // live entries examined
 	Damaged           uint64 // entries whose value failed its checksum or was missing
 	OrphanValues      uint64 // stored values that no entry refers to
-	RecordedCount     uint64 // the file's count before the check
-	RecordedTotalSize uint64 // the file's total size before the check
+	RecordedCount     uint64 // the file's count before the check; math.MaxUint64 (both) when its counters were damaged
+	RecordedTotalSize uint64 // the file's total size before the check; math.MaxUint64 (both) when its counters were damaged
 	ActualCount       uint64 // count of the entries that passed
 	ActualTotalSize   uint64 // total size of the entries that passed
 }

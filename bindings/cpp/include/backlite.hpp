@@ -488,7 +488,10 @@ struct CheckReport {
   std::uint64_t entries = 0;  ///< live entries examined
   std::uint64_t damaged = 0;  ///< entries whose value failed its checksum or was missing
   std::uint64_t orphan_values = 0;        ///< stored values that no entry refers to
-  std::uint64_t recorded_count = 0;       ///< `count` as the file recorded it before the check
+  /// `count` as the file recorded it before the check. Both recorded figures are
+  /// UINT64_MAX when the file's counters were damaged (not sound integers): until a
+  /// check with repair rewrites them, every write throws Code::corrupt.
+  std::uint64_t recorded_count = 0;
   std::uint64_t recorded_total_size = 0;  ///< `total_size` as recorded before the check
   std::uint64_t actual_count = 0;         ///< `count` of the entries that passed
   std::uint64_t actual_total_size = 0;    ///< `total_size` of the entries that passed

@@ -309,6 +309,10 @@ pub const CheckReport = struct {
     entries: u64,
     damaged: u64,
     orphan_values: u64,
+    /// `count` and `total_size` as the file recorded them before the check; both
+    /// `std.math.maxInt(u64)` when the file's counters were damaged (not sound
+    /// integers): until a check with repair rewrites them, every write is
+    /// `error.Corrupt`.
     recorded_count: u64,
     recorded_total_size: u64,
     actual_count: u64,
