@@ -90,6 +90,35 @@ fn an_output_is_never_written_into_the_cache_s_folder_of_values() {
     assert_eq!(d.run(&["check", "c.db"]).code, 0);
 }
 
+/// A `get -o OUT` of a value found damaged after its first chunks were written (a value
+/// file of 600 KB whose last byte was changed) removes OUT and says the value proved
+/// damaged, as the README says; it kept the 256 KiB written, with "no live entry" (the
+/// core answered a miss, not that the chunks handed over were to be dropped).
+#[test]
+fn a_get_of_a_value_found_damaged_part_way_removes_out() {
+    let d = Dir::new();
+    let r = d.run_with_input(&["set", "c.db", "big", "-"], &vec![7u8; 600_000]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let file = std::fs::read_dir(d.path("c.db.values"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().ends_with(".blv"))
+        .unwrap();
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[600_000 - 1] ^= 0xff; // the value's last byte (its record follows)
+    std::fs::write(&file, bytes).unwrap();
+    let r = d.run(&["get", "c.db", "big", "-o", "out.bin"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    one_line_naming(&r.stderr, "c.db");
+    assert!(r.stderr.contains("proved damaged"), "{}", r.stderr);
+    assert!(
+        !d.path("out.bin").exists(),
+        "a part of a damaged value was kept"
+    );
+    assert_eq!(d.run(&["get", "c.db", "big"]).code, 1); // the entry is gone
+    assert_eq!(d.run(&["check", "c.db"]).code, 0);
+}
+
 /// A `get -o OUT` that fails part way drops what it wrote only from a plain file: a
 /// FIFO, a device or a link named as OUT belongs to the user (run as root, the old
 /// code removed `/dev/full` itself after a `get -o /dev/full`).

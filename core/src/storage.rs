@@ -646,13 +646,19 @@ impl Storage {
         // order it (an access written before that insert found no row). Recording it
         // cost a remote hit a hash-table insert, often a page fault, and a hit writer.
         let mut read_through = false;
+        // A miss to count, but for a taker handed part of a damaged value an answer
+        // that says so (`Take::given_up`).
+        let mut given_up = None;
         let hit = match (hit, taker) {
             (None, Some(t)) => match self.read_through(pid, key, is_access, count_miss) {
                 Some((v, left)) => {
                     read_through = true;
                     Some(t.take(&v, left)?)
                 }
-                None => None,
+                None => {
+                    given_up = t.given_up();
+                    None
+                }
             },
             (hit, _) => hit,
         };
@@ -670,7 +676,7 @@ impl Storage {
                 None => {}
             }
         }
-        Ok(hit)
+        Ok(hit.or(given_up))
     }
 
     /// Removes the entry under `key` if it is damaged (a look-up found its value

@@ -81,6 +81,13 @@ pub(crate) trait Take: Sized {
     fn lend(_out: &mut Self::Out, _conn: Lent) {
         unreachable!("only a taker that LENDS opens a blob for later")
     }
+
+    /// What the look-up answers when it found no sound value after handing this taker
+    /// a damaged one (and none to read through): `None`, a miss, unless the taker must
+    /// say that what it was handed is to be dropped.
+    fn given_up(self) -> Option<Self::Out> {
+        None
+    }
 }
 
 /// A closure that borrows the value; one stored apart is read into a vector first.
@@ -236,6 +243,12 @@ impl<V: FnMut(&[u8]) -> bool> Take for Chunks<V> {
             (true, false) => Ok(Streamed::Done(left)),
             (false, false) => Err(self),
         })
+    }
+
+    /// Chunks went to the visitor before the value proved damaged: the caller must
+    /// hear so, to drop them (a miss said nothing of it: the CLI's `get -o` kept them).
+    fn given_up(self) -> Option<Streamed> {
+        self.spoiled.then_some(Streamed::Damaged)
     }
 }
 
