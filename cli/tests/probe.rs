@@ -90,6 +90,15 @@ fn an_output_is_never_written_into_the_cache_s_folder_of_values() {
     assert_eq!(d.run(&["check", "c.db"]).code, 0);
 }
 
+/// A value file in the folder of values of the cache `cache` in `d`.
+fn a_value_file(d: &Dir, cache: &str) -> std::path::PathBuf {
+    std::fs::read_dir(d.path(&format!("{cache}.values")))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().ends_with(".blv"))
+        .expect("a value file")
+}
+
 /// A `get -o OUT` of a value found damaged after its first chunks were written (a value
 /// file of 600 KB whose last byte was changed) removes OUT and says the value proved
 /// damaged, as the README says; it kept the 256 KiB written, with "no live entry" (the
@@ -99,11 +108,7 @@ fn a_get_of_a_value_found_damaged_part_way_removes_out() {
     let d = Dir::new();
     let r = d.run_with_input(&["set", "c.db", "big", "-"], &vec![7u8; 600_000]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let file = std::fs::read_dir(d.path("c.db.values"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().ends_with(".blv"))
-        .unwrap();
+    let file = a_value_file(&d, "c.db");
     let mut bytes = std::fs::read(&file).unwrap();
     bytes[600_000 - 1] ^= 0xff; // the value's last byte (its record follows)
     std::fs::write(&file, bytes).unwrap();
@@ -807,11 +812,7 @@ fn a_large_value_kept_beside_the_cache_goes_through_every_command() {
     assert_eq!(files("n.db"), 0);
     assert_eq!(d.run(&["check", "n.db"]).code, 0);
     // A damaged value file: check exits 1, get misses (1), repair fixes (0).
-    let name = std::fs::read_dir(d.path("c.db.values"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().ends_with(".blv"))
-        .unwrap();
+    let name = a_value_file(&d, "c.db");
     let mut bytes = std::fs::read(&name).unwrap();
     let at = bytes.len() - 10;
     bytes[at] ^= 0xff;
