@@ -208,6 +208,77 @@ public struct Options: Sendable {
     }
 }
 
+/// Printed, dumped or logged, options show their remote URL with its password (and any
+/// query, which may carry one) masked as `***`, as the library's messages do: the
+/// default description of a struct would print it whole.
+extension Options: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    public var description: String {
+        let fields = customMirror.children.map { child in
+            "\(child.label!): " + ((child.value as? String).map { String(reflecting: $0) } ?? "\(child.value)")
+        }
+        return "Options(\(fields.joined(separator: ", ")))"
+    }
+
+    public var debugDescription: String { description }
+
+    /// The fields that are set, the remote URL masked.
+    public var customMirror: Mirror {
+        var children: [(label: String?, value: Any)] = []
+        func add(_ label: String, _ value: Any?) {
+            if let value { children.append((label, value)) }
+        }
+        add("maxSize", maxSize)
+        add("evictionPolicy", evictionPolicy)
+        add("defaultExpiration", defaultExpiration)
+        add("busyTimeoutMilliseconds", busyTimeoutMilliseconds)
+        add("leaseMilliseconds", leaseMilliseconds)
+        add("fileThreshold", fileThreshold)
+        add("versionTag", versionTag)
+        add("remote", remote.map(Options.masked))
+        add("remoteNamespace", remoteNamespace)
+        add("remoteTimeoutMilliseconds", remoteTimeoutMilliseconds)
+        add("remoteMode", remoteMode)
+        return Mirror(self, children: children, displayStyle: .struct)
+    }
+
+    /// `url` with the password of its user-info (after the user name, or all of it when
+    /// it has no ':') and any query replaced by `***`; when a '?' comes before the
+    /// user-info's end, everything from the first of them on. The library's rule.
+    static func masked(_ url: String) -> String {
+        let text = Array(url.utf8)
+        func find(_ byte: UInt8, from: Int = 0) -> Int? { text[from...].firstIndex(of: byte) }
+        func string(_ range: Range<Int>) -> String { String(decoding: text[range], as: UTF8.self) }
+        let query = find(UInt8(ascii: "?"))
+        // The user-info runs from after "://" to the last '@' (none for a socket path).
+        var secret: Range<Int>?
+        if let scheme = url.range(of: "://") {
+            let start = url.utf8.distance(from: url.utf8.startIndex, to: scheme.upperBound)
+            if start < text.count, text[start] != UInt8(ascii: "/"),
+               let at = text[start...].lastIndex(of: UInt8(ascii: "@")) {
+                if let colon = text[start..<at].firstIndex(of: UInt8(ascii: ":")) {
+                    secret = (colon + 1)..<at
+                } else if at > start {
+                    secret = start..<at
+                }
+            }
+        }
+        switch (secret, query) {
+        case let (secret?, q?) where q < secret.upperBound:
+            return string(0..<min(secret.lowerBound, q)) + "***"
+        case let (secret?, _):
+            let rest = secret.upperBound..<text.count
+            if let q = find(UInt8(ascii: "?"), from: secret.upperBound) {
+                return string(0..<secret.lowerBound) + "***" + string(secret.upperBound..<q) + "?***"
+            }
+            return string(0..<secret.lowerBound) + "***" + string(rest)
+        case let (nil, q?):
+            return string(0..<q) + "?***"
+        case (nil, nil):
+            return url
+        }
+    }
+}
+
 /// The file's counters and this handle's activity.
 public struct Stats: Hashable, Sendable {
     /// Live entries in the file.

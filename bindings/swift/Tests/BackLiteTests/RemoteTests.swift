@@ -61,4 +61,31 @@ final class RemoteTests: XCTestCase {
             _ = try Storage.inMemory(options: Options(remote: "redis://127.0.0.1:1", remoteMode: mode))
         }
     }
+
+    /// Printed, logged or dumped, options show the remote URL with its password (and a
+    /// query, which may carry one) masked, by the library's rule: a struct's default
+    /// description printed the whole URL.
+    func testOptionsShowTheRemoteURLWithItsPasswordMasked() throws {
+        let shown: [(String, String)] = [
+            ("redis://user:s3cret@127.0.0.1:1/2", "redis://user:***@127.0.0.1:1/2"),
+            ("rediss://s3cret@h", "rediss://***@h"),
+            ("redis://:s3cret@h:6379", "redis://:***@h:6379"),
+            ("redis://u:p@ss:s3cret@h", "redis://u:***@h"),
+            ("redis+unix:///tmp/r.sock?pass=s3cret", "redis+unix:///tmp/r.sock?***"),
+            ("redis://u:x?s3cret@h", "redis://u:***"),
+            ("redis://h:1", "redis://h:1"),
+            ("redis+cluster://a:1,b:2", "redis+cluster://a:1,b:2"),
+        ]
+        for (url, masked) in shown {
+            let options = Options(maxSize: 7, remote: url, remoteMode: .readOnly)
+            var dumped = ""
+            dump(options, to: &dumped)
+            for text in ["\(options)", String(reflecting: options), dumped] {
+                XCTAssertFalse(text.contains("s3cret"), text)
+                XCTAssertTrue(text.contains(masked), text)
+            }
+            XCTAssertEqual("\(options)", "Options(maxSize: 7, remote: \"\(masked)\", remoteMode: readOnly)")
+        }
+        XCTAssertEqual("\(Options())", "Options()")
+    }
 }
