@@ -23,7 +23,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BackLiteTests",
-            dependencies: ["BackLite"]
+            dependencies: ["BackLite", "CBackLite"]
         ),
     ]
 )

@@ -296,4 +296,63 @@ final class CachedTests: XCTestCase {
         XCTAssertEqual(value, bytes("much too long"))
         XCTAssertFalse(try cache.contains("k"))
     }
+
+    /// The computing task cancelled mid-compute: it throws CancellationError, its lease
+    /// is abandoned at once, and a task waiting for the key computes it.
+    func testCancellingTheComputingTaskHandsTheKeyToAWaiter() async throws {
+        let cache = try Storage.inMemory()
+        let started = Counter()
+        let computing = Task {
+            try await cache.cached(key: "k") { () async throws -> Data in
+                started.increment()
+                try await Task.sleep(nanoseconds: 600_000_000_000)
+                return bytes("never")
+            }
+        }
+        while started.value == 0 { try await Task.sleep(nanoseconds: 1_000_000) }
+        let waiter = Task {
+            try await cache.cached(key: "k") { () async throws -> Data in bytes("the waiter's") }
+        }
+        computing.cancel()
+        do {
+            _ = try await computing.value
+            XCTFail("not cancelled")
+        } catch is CancellationError {}
+        let value = try await waiter.value
+        XCTAssertEqual(value, bytes("the waiter's"))
+        XCTAssertEqual(try cache.get("k"), bytes("the waiter's"))
+    }
+
+    /// `Options.leaseMilliseconds` reaches the library: the lease another handle sees
+    /// held has at most that long left (not the default 30 000 ms).
+    func testLeaseMillisecondsSetsTheLengthOfTheMemoisersLease() throws {
+        let path = try makeTemporaryDirectory(self).appendingPathComponent("c.db").path
+        let a = try Storage(path: path, options: Options(leaseMilliseconds: 400))
+        let b = try Storage(path: path)
+        let inside = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            _ = try? a.cachedExclusive(key: "k") {
+                inside.signal()
+                release.wait()
+                return bytes("a")
+            }
+            done.signal()
+        }
+        inside.wait()
+        XCTAssertThrowsError(try b.cachedExclusive(key: "k", waitTimeoutMilliseconds: 0) { bytes("b") }) { error in
+            XCTAssertEqual((error as? BackLiteError)?.code, .leaseHeld)
+            let left = (error as? BackLiteError)?.leaseTimeLeftMilliseconds ?? -1
+            XCTAssertTrue(left > 0 && left <= 400, "\(left)")
+        }
+        if case .held(let left) = try b.tryAcquire("k") {
+            XCTAssertTrue(left > 0 && left <= 400, "\(left)")
+        } else {
+            XCTFail("not held")
+        }
+        release.signal()
+        done.wait()
+        XCTAssertEqual(try b.get("k"), bytes("a"))
+    }
 }

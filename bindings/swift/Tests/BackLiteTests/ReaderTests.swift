@@ -1,4 +1,5 @@
 import BackLite
+import CBackLite
 import Foundation
 import XCTest
 
@@ -187,5 +188,77 @@ final class ReaderTests: XCTestCase {
         }
         try cache.set("big", bytes("new"))
         XCTAssertEqual(try cache.get("big"), bytes("new"))
+    }
+
+    /// The reader reads the value it opened while the key is set again, by its own
+    /// handle and another, and cleared (README: "a set, delete or clear of its key does
+    /// not change it"), for a value in a file and one in the database.
+    func testAReaderReadsTheValueItOpenedWhileItsKeyChanges() throws {
+        let dir = try makeTemporaryDirectory(self)
+        for threshold in [FileThreshold.bytes(4096), .never] {
+            let path = dir.appendingPathComponent("c-\(threshold).db").path
+            let cache = try Storage(path: path, options: Options(fileThreshold: threshold))
+            let other = try Storage(path: path, options: Options(fileThreshold: threshold))
+            let old = patterned(3 * ValueReader.chunkSize + 11)
+            let new = Data(old.reversed())
+            try cache.set("k", old)
+            let reader = try XCTUnwrap(try cache.reader("k"))
+            var got = try XCTUnwrap(try reader.read())
+            try other.set("k", new)
+            XCTAssertEqual(try cache.get("k"), new)
+            got.append(try XCTUnwrap(try reader.read()))
+            try cache.set("k", old.prefix(10))
+            try other.clear()
+            got.append(try reader.readToEnd())
+            XCTAssertEqual(got, old, "\(threshold)")
+        }
+    }
+
+    /// A value another handle wrote through the C API, in five sink writes, reads back
+    /// whole by every Swift path; and one Swift wrote opens in C's reader at its size.
+    func testAValueWrittenThroughTheCAPIReadsBackInEveryWay() async throws {
+        let dir = try makeTemporaryDirectory(self)
+        let thresholds: [(FileThreshold, Int64)] = [
+            (.bytes(4096), 4096), (.never, Int64(BACKLITE_FILE_THRESHOLD_NEVER)), (.bytes(1 << 30), 1 << 30),
+        ]
+        let expected = Data((0..<500_000).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ 9) })
+        for (threshold, cThreshold) in thresholds {
+            let path = dir.appendingPathComponent("c-\(threshold).db").path
+            let cache = try Storage(path: path, options: Options(fileThreshold: threshold))
+            var h: OpaquePointer?
+            let o = backlite_options_new()
+            XCTAssertEqual(backlite_options_set_file_threshold(o, cThreshold), BACKLITE_RESULT_OK)
+            XCTAssertEqual(backlite_storage_open(path, o, &h, nil), BACKLITE_RESULT_OK)
+            backlite_options_free(o)
+            defer { backlite_storage_free(h) }
+            var buf = backlite_buf()
+            let key = Array("c-key".utf8)
+            let r = backlite_cached_call(h, key, key.count, { _, sink in
+                var piece = [UInt8](repeating: 0, count: 100_000)
+                for p in 0..<5 {
+                    for i in 0..<piece.count { piece[i] = UInt8(truncatingIfNeeded: (p * 100_000 + i) &* 131 &+ 9) }
+                    if backlite_sink_write(sink, piece, piece.count) != BACKLITE_RESULT_OK { return 1 }
+                }
+                return 0
+            }, nil, nil, Int64(BACKLITE_EXPIRATION_NEVER), &buf, nil)
+            XCTAssertEqual(r, BACKLITE_RESULT_OK)
+            backlite_buf_free(&buf)
+            XCTAssertEqual(try cache.get("c-key"), expected)
+            let reader = try XCTUnwrap(try cache.reader("c-key"))
+            XCTAssertEqual(reader.size, 500_000)
+            var got = Data()
+            for try await chunk in reader { got.append(chunk) }
+            XCTAssertEqual(got, expected)
+            var chunks = Data()
+            XCTAssertTrue(try cache.forEachChunk(of: "c-key") { chunks.append($0) })
+            XCTAssertEqual(chunks, expected)
+
+            try cache.set("s-key", expected.prefix(300_001))
+            var cReader: OpaquePointer?
+            let sKey = Array("s-key".utf8)
+            XCTAssertEqual(backlite_storage_open_reader(h, sKey, sKey.count, &cReader, nil, nil, nil), BACKLITE_RESULT_OK)
+            XCTAssertEqual(backlite_value_reader_size(cReader), 300_001)
+            backlite_value_reader_free(cReader)
+        }
     }
 }

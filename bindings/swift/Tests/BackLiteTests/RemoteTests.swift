@@ -88,4 +88,81 @@ final class RemoteTests: XCTestCase {
         }
         XCTAssertEqual("\(Options())", "Options()")
     }
+
+    /// Namespaces: 1 to 64 of the allowed characters; a namespace without a remote is
+    /// harmless, and an empty remote is none (all stats zero).
+    func testRemoteNamespacesAreCheckedAndAnEmptyRemoteIsNone() throws {
+        let remote = "redis://127.0.0.1:1"
+        for ns in [String(repeating: "n", count: 64), "a.b_c-d:e/f", "A9"] {
+            XCTAssertNoThrow(try Storage.inMemory(options: Options(remote: remote, remoteNamespace: ns,
+                                                                   remoteTimeoutMilliseconds: 50)), ns)
+        }
+        for ns in [String(repeating: "n", count: 65), "", "a\0b", "é", "a b"] {
+            XCTAssertThrowsError(try Storage.inMemory(options: Options(remote: remote, remoteNamespace: ns)), ns) { error in
+                XCTAssertEqual((error as? BackLiteError)?.code, .invalidArgument)
+                XCTAssertTrue((error as? BackLiteError)?.message.contains("remoteNamespace") ?? false)
+            }
+        }
+        XCTAssertNoThrow(try Storage.inMemory(options: Options(remoteNamespace: "ns")))
+        let none = try Storage.inMemory(options: Options(remote: ""))
+        try none.set("k", bytes("v"))
+        XCTAssertEqual(try none.get("k"), bytes("v"))
+        let stats = try none.remoteStats()
+        XCTAssertEqual([stats.hits, stats.misses, stats.writes, stats.errors, stats.skipped], [0, 0, 0, 0, 0])
+        XCTAssertFalse(stats.connected)
+    }
+
+    /// Every remote option reaches the library, against a real server: a read-only file
+    /// reads through (with the time left) and writes nothing, a write-behind file's set
+    /// arrives, another namespace or version tag sees nothing, a large value read
+    /// through streams whole, and a clear reaches the remote.
+    func testRemoteModesNamespacesAndVersionTagsAgainstARealServer() throws {
+        guard let port = ProcessInfo.processInfo.environment["BACKLITE_TEST_REDIS_PORT"] else {
+            throw XCTSkip("BACKLITE_TEST_REDIS_PORT is not set: no redis-server (run_tests.sh starts one)")
+        }
+        let dir = try makeTemporaryDirectory(self)
+        let ns = "swift-\(UUID().uuidString)"
+        func open(_ name: String, _ mode: RemoteMode? = nil, namespace: String? = nil, tag: String? = nil) throws -> Storage {
+            try Storage(path: dir.appendingPathComponent(name).path,
+                        options: Options(versionTag: tag, remote: "redis://127.0.0.1:\(port)",
+                                         remoteNamespace: namespace ?? ns, remoteTimeoutMilliseconds: 2000,
+                                         remoteMode: mode))
+        }
+        let readWrite = try open("rw.db", .readWrite)
+        let readOnly = try open("ro.db", .readOnly)
+        let writeBehind = try open("wb.db", .writeBehind)
+        let otherNamespace = try open("ns.db", namespace: ns + "-other")
+        let otherTag = try open("tag.db", tag: "v2")
+        try readWrite.set("k1", bytes("one"), expiration: .seconds(600))
+        let item = try XCTUnwrap(try readOnly.item("k1"))
+        XCTAssertEqual(item.value, bytes("one"))
+        let left = try XCTUnwrap(item.expiresInMilliseconds)
+        XCTAssertTrue(left > 0 && left <= 600_000, "\(left)")
+        XCTAssertNil(try otherNamespace.get("k1"))
+        XCTAssertNil(try otherTag.get("k1"))
+
+        try readOnly.set("k2", bytes("two"))
+        XCTAssertEqual(try readOnly.remoteStats().writes, 0)
+        XCTAssertNil(try readWrite.get("k2"))
+
+        try writeBehind.set("k3", bytes("three"))
+        let deadline = Date().addingTimeInterval(30)
+        var arrived = try readWrite.get("k3")
+        while arrived == nil && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.01)
+            arrived = try readWrite.get("k3")
+        }
+        XCTAssertEqual(arrived, bytes("three"))
+
+        let big = Data((0..<700_000).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ 5) })
+        try readWrite.set("big", big)
+        let reader = try XCTUnwrap(try readOnly.reader("big"))
+        XCTAssertEqual(try reader.readToEnd(), big)
+
+        try readWrite.clear()
+        let fresh = try open("fresh.db")
+        XCTAssertNil(try fresh.get("k1"))
+        XCTAssertNil(try fresh.get("big"))
+        XCTAssertEqual(try readWrite.remoteStats().errors, 0)
+    }
 }

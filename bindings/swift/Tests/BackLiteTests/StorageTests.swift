@@ -475,4 +475,97 @@ final class StorageTests: XCTestCase {
         }
         XCTAssertFalse(BackLiteError.Code(rawValue: 999).description.isEmpty)
     }
+
+    /// Each policy's own victim, so that no two enum values reach the library swapped:
+    /// b has the oldest access, c the newest, d the fewest hits; a was set first, e last.
+    func testEachPolicyEvictsItsOwnEntry() throws {
+        let victims: [EvictionPolicy: String] = [
+            .leastRecentlyUsed: "b", .mostRecentlyUsed: "c", .leastFrequentlyUsed: "d",
+            .firstInFirstOut: "a", .lastInFirstOut: "e",
+        ]
+        XCTAssertEqual(Set(victims.keys), Set(EvictionPolicy.allCases))
+        for (policy, victim) in victims {
+            let cache = try Storage.inMemory(options: Options(maxSize: 5, evictionPolicy: policy))
+            try cache.set("a", bytes("1"))
+            try cache.set("b", bytes("1"))
+            _ = try cache.get("b")
+            for k in ["c", "d", "e"] { try cache.set(k, bytes("1")) }
+            for k in ["a", "e", "c"] { _ = try cache.get(k) }
+            try cache.set("f", bytes("1"))
+            let left = try cache.keys().map { String(decoding: $0, as: UTF8.self) }.sorted()
+            XCTAssertEqual(left, ["a", "b", "c", "d", "e", "f"].filter { $0 != victim }, "\(policy)")
+        }
+    }
+
+    /// Empty keys and values, `[UInt8]` and `Substring` keys, and `Data` slices as values
+    /// (whose indices do not start at 0) in one batch.
+    func testSetManyTakesEmptyKeysAndValuesAndSlices() throws {
+        let cache = try Storage.inMemory()
+        try cache.setMany([Entry(key: "", value: Data()), Entry(key: Data(), value: bytes("x"))])
+        XCTAssertEqual(try cache.get(""), bytes("x"))
+        let big = Data((0..<1000).map { UInt8(truncatingIfNeeded: $0 &* 7) })
+        try cache.setMany([Entry(key: [UInt8](), value: big[10..<20]), Entry(key: "s!"[...].dropLast(), value: big.dropFirst(500))])
+        XCTAssertEqual(try cache.get(Data()), big[10..<20])
+        XCTAssertEqual(try cache.get("s"), Data(big.dropFirst(500)))
+        try cache.setMany(["": Data(), "e\0x": bytes("nul")])
+        XCTAssertEqual(try cache.get(""), Data())
+        XCTAssertEqual(try cache.get([UInt8(ascii: "e"), 0, UInt8(ascii: "x")]), bytes("nul"))
+        XCTAssertEqual(try cache.stats().count, 3)
+    }
+
+    /// One Storage shared by many tasks, each setting, getting, streaming and memoising
+    /// keys of its own (values in the database and in files): every read is the value
+    /// its task set last.
+    func testManyTasksShareOneStorage() async throws {
+        let dir = try makeTemporaryDirectory(self)
+        let cache = try Storage(path: dir.appendingPathComponent("c.db").path,
+                                options: Options(fileThreshold: .bytes(2048)))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for t in 0..<12 {
+                group.addTask {
+                    for round in 0..<20 {
+                        let key = "t\(t)-\(round % 4)"
+                        let count = round % 2 == 0 ? 100 + t : 4000 + t * 10
+                        let value = Data((0..<count).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ t &+ round) })
+                        try cache.set(key, value)
+                        XCTAssertEqual(try cache.get(key), value, key)
+                        let reader = try XCTUnwrap(try cache.reader(key), key)
+                        var streamed = Data()
+                        for try await chunk in reader { streamed.append(chunk) }
+                        XCTAssertEqual(streamed, value, key)
+                        var chunks = Data()
+                        XCTAssertTrue(try cache.forEachChunk(of: key) { chunks.append($0) })
+                        XCTAssertEqual(chunks, value, key)
+                        let memo = try await cache.cached(key: "memo-\(round)") { () async throws -> Data in
+                            bytes("memo \(round)")
+                        }
+                        XCTAssertEqual(memo, bytes("memo \(round)"))
+                        if round % 5 == 4 { XCTAssertTrue(try cache.delete(key)) }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        XCTAssertTrue(try cache.check().healthy)
+    }
+
+    /// A body that sets the key it is reading: the chunks are the value as it was when
+    /// the read began (never a mix), and the new value is there after.
+    func testAChunkVisitorThatSetsItsKeyReadsTheValueItBegan() throws {
+        let dir = try makeTemporaryDirectory(self)
+        for threshold in [FileThreshold.bytes(4096), .never] {
+            let cache = try Storage(path: dir.appendingPathComponent("c-\(threshold).db").path,
+                                    options: Options(fileThreshold: threshold))
+            let old = Data((0..<(3 * ValueReader.chunkSize + 11)).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ 1) })
+            let new = Data((0..<(3 * ValueReader.chunkSize + 11)).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ 2) })
+            try cache.set("k", old)
+            var got = Data()
+            XCTAssertTrue(try cache.forEachChunk(of: "k") { chunk in
+                if got.isEmpty { try cache.set("k", new) }
+                got.append(chunk)
+            })
+            XCTAssertEqual(got, old, "\(threshold)")
+            XCTAssertEqual(try cache.get("k"), new, "\(threshold)")
+        }
+    }
 }
