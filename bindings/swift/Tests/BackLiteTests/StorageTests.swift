@@ -13,6 +13,21 @@ func makeTemporaryDirectory(_ test: XCTestCase) throws -> URL {
 
 func bytes(_ s: String) -> Data { Data(s.utf8) }
 
+/// `count` bytes of 4 KiB blocks that differ by `seed` and by their place: built a
+/// block at a time, since a byte at a time is slow in a debug build under valgrind.
+func blocks(_ count: Int, seed: UInt8) -> Data {
+    var block = (0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ Int(seed)) }
+    var data = Data(capacity: count)
+    var n = 0
+    while data.count < count {
+        block[0] = UInt8(truncatingIfNeeded: n)
+        block[1] = UInt8(truncatingIfNeeded: n >> 8)
+        data.append(contentsOf: block.prefix(count - data.count))
+        n += 1
+    }
+    return data
+}
+
 final class StorageTests: XCTestCase {
     func testHeaderAndLibraryVersionsAgree() {
         XCTAssertEqual(headerVersion, libraryVersion)
@@ -526,7 +541,7 @@ final class StorageTests: XCTestCase {
                     for round in 0..<20 {
                         let key = "t\(t)-\(round % 4)"
                         let count = round % 2 == 0 ? 100 + t : 4000 + t * 10
-                        let value = Data((0..<count).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ t &+ round) })
+                        let value = blocks(count, seed: UInt8(truncatingIfNeeded: t &* 20 &+ round))
                         try cache.set(key, value)
                         XCTAssertEqual(try cache.get(key), value, key)
                         let reader = try XCTUnwrap(try cache.reader(key), key)
@@ -556,8 +571,8 @@ final class StorageTests: XCTestCase {
         for threshold in [FileThreshold.bytes(4096), .never] {
             let cache = try Storage(path: dir.appendingPathComponent("c-\(threshold).db").path,
                                     options: Options(fileThreshold: threshold))
-            let old = Data((0..<(3 * ValueReader.chunkSize + 11)).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ 1) })
-            let new = Data((0..<(3 * ValueReader.chunkSize + 11)).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ 2) })
+            let old = blocks(2 * ValueReader.chunkSize + 11, seed: 1)
+            let new = blocks(2 * ValueReader.chunkSize + 11, seed: 2)
             try cache.set("k", old)
             var got = Data()
             XCTAssertTrue(try cache.forEachChunk(of: "k") { chunk in
