@@ -141,16 +141,29 @@ func WithDefaultExpiration(d time.Duration) Option {
 }
 
 // WithBusyTimeout sets how long to wait for a lock held by another connection or
-// process before failing with ErrBusy (default 5 s; whole milliseconds, at most
-// about 49 days).
+// process before failing with ErrBusy (default 5 s; 0 does not wait; a positive
+// duration is rounded up to whole milliseconds, at most about 49 days).
 func WithBusyTimeout(d time.Duration) Option {
-	ms := d / time.Millisecond
-	if d < 0 || ms > math.MaxUint32 {
-		return failing(invalid(fmt.Sprintf("WithBusyTimeout(%v): out of range", d)))
+	ms, err := busyTimeoutMS(d)
+	if err != nil {
+		return failing(err)
 	}
 	return setter(fmt.Sprintf("WithBusyTimeout(%v)", d), func(o *C.backlite_options) C.backlite_result {
 		return C.backlite_options_set_busy_timeout_ms(o, C.uint32_t(ms))
 	})
+}
+
+// busyTimeoutMS converts a busy timeout for the C API, rounding up: truncated, any
+// timeout under a millisecond became 0, which the library takes as "do not wait".
+func busyTimeoutMS(d time.Duration) (uint32, error) {
+	ms := d / time.Millisecond
+	if d%time.Millisecond != 0 {
+		ms++
+	}
+	if d < 0 || ms > math.MaxUint32 {
+		return 0, invalid(fmt.Sprintf("WithBusyTimeout(%v): out of range (0 to %d ms)", d, uint32(math.MaxUint32)))
+	}
+	return uint32(ms), nil
 }
 
 // WithLeaseLength sets how long CachedContext's claim on a key lasts between two

@@ -894,3 +894,33 @@ func TestAValueAboveTheFileThresholdLivesInAFileAndReadsBack(t *testing.T) {
 		t.Fatalf("FileThresholdNever made a folder: %v", err)
 	}
 }
+
+// A positive busy timeout is rounded up to whole milliseconds, as expirations are: a
+// timeout under a millisecond was truncated to 0, which the library takes as "do not
+// wait at all" (ErrBusy at once on any lock held elsewhere).
+func TestABusyTimeoutUnderAMillisecondStillWaits(t *testing.T) {
+	for d, want := range map[time.Duration]uint32{
+		0:                                 0,
+		time.Nanosecond:                   1,
+		999 * time.Microsecond:            1,
+		time.Millisecond:                  1,
+		1500 * time.Microsecond:           2,
+		250 * time.Millisecond:            250,
+		math.MaxUint32 * time.Millisecond: math.MaxUint32,
+	} {
+		got, err := backlite.BusyTimeoutMS(d)
+		if err != nil || got != want {
+			t.Errorf("WithBusyTimeout(%v) gives %d ms (%v), want %d", d, got, err, want)
+		}
+	}
+	for _, d := range []time.Duration{-time.Nanosecond, math.MaxUint32*time.Millisecond + 1, math.MaxInt64} {
+		if _, err := backlite.BusyTimeoutMS(d); !errors.Is(err, backlite.ErrInvalidArgument) {
+			t.Errorf("WithBusyTimeout(%v): %v", d, err)
+		}
+	}
+	s, err := backlite.Open(":memory:", backlite.WithBusyTimeout(500*time.Microsecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+}
