@@ -20,6 +20,13 @@ fn options(in_file: bool) -> Options {
     o
 }
 
+/// A folder of its own for a cache `c.db`, and the options of `options(in_file)`.
+fn a_cache(in_file: bool) -> (tempfile::TempDir, std::path::PathBuf, Options) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    (dir, path, options(in_file))
+}
+
 /// Damages the last byte of the value under `k` in the closed cache at `path`.
 fn damage_the_end(path: &Path, in_file: bool) {
     if in_file {
@@ -105,9 +112,7 @@ fn a_damaged_large_value_is_removed_in_bounded_memory() {
 #[test]
 fn a_damaged_value_set_again_while_it_was_read_is_kept() {
     for in_file in [true, false] {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.db");
-        let o = options(in_file);
+        let (_dir, path, o) = a_cache(in_file);
         let s = Storage::open(&path, &o).unwrap();
         // Another writer, which sets the key while its damaged value is handed over:
         // first the very bytes the damaged value was set with, then others.
@@ -132,6 +137,30 @@ fn a_damaged_value_set_again_while_it_was_read_is_kept() {
                 "in a file: {in_file}: the new value is kept"
             );
             assert_eq!(s.stats().unwrap().count, 1);
+        }
+    }
+}
+
+/// `contains` of a value damaged at its end (checked a chunk at a time, as
+/// `get_chunks` reads it) is false, and removes it; `get_chunks` of one says so.
+#[test]
+fn contains_of_a_value_damaged_at_its_end_is_false() {
+    for in_file in [true, false] {
+        let (_dir, path, o) = a_cache(in_file);
+        for read in ["contains", "get_chunks"] {
+            Storage::open(&path, &o)
+                .unwrap()
+                .set(b"k", &vec![3; 3 * MIB], Expiration::Never)
+                .unwrap();
+            damage_the_end(&path, in_file);
+            let s = Storage::open(&path, &o).unwrap();
+            if read == "contains" {
+                assert!(!s.contains(b"k").unwrap(), "in a file: {in_file}");
+            } else {
+                let got = s.get_chunks(b"k", |_| true).unwrap();
+                assert_eq!(got, Some(Streamed::Damaged), "in a file: {in_file}");
+            }
+            assert_eq!(s.stats().unwrap().count, 0, "{read}, in a file: {in_file}");
         }
     }
 }

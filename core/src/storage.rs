@@ -411,6 +411,7 @@ impl Storage {
         let check = Chunks {
             visit: |_: &[u8]| true,
             spoiled: false,
+            tells_damage: false,
         };
         Ok(self.lookup_by(key, false, false, check)?.is_some())
     }
@@ -452,6 +453,7 @@ impl Storage {
         let taker = Chunks {
             visit,
             spoiled: false,
+            tells_damage: true,
         };
         self.lookup_by(key, true, true, taker)
     }

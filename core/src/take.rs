@@ -202,6 +202,10 @@ pub(crate) struct Chunks<V> {
     /// Chunks have gone to the visitor: a damaged value cannot be answered from
     /// elsewhere any more (no read-through after it).
     pub spoiled: bool,
+    /// A look-up that finds nothing sound after chunks went to the visitor answers
+    /// [`Streamed::Damaged`] rather than a miss (`get_chunks`, whose caller must drop
+    /// them; not `contains`, whose visitor keeps none).
+    pub tells_damage: bool,
 }
 
 impl<V: FnMut(&[u8]) -> bool> Take for Chunks<V> {
@@ -248,7 +252,7 @@ impl<V: FnMut(&[u8]) -> bool> Take for Chunks<V> {
     /// Chunks went to the visitor before the value proved damaged: the caller must
     /// hear so, to drop them (a miss said nothing of it: the CLI's `get -o` kept them).
     fn given_up(self) -> Option<Streamed> {
-        self.spoiled.then_some(Streamed::Damaged)
+        (self.spoiled && self.tells_damage).then_some(Streamed::Damaged)
     }
 }
 
