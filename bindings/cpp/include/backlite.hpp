@@ -206,6 +206,22 @@ class ByteView {
 // Expiration, policies, options
 // ------------------------------------------------------------------------------------
 
+namespace detail {
+
+/// A duration of at least zero in whole milliseconds, rounded up, for the C API. Through
+/// double first: a huge duration (std::chrono::seconds::max(), "no end") saturates at
+/// INT64_MAX ms instead of overflowing, as the conversion to milliseconds would (to a
+/// negative count, undefined behaviour besides). NaN throws Error(invalid_argument).
+template <class Rep, class Period>
+std::int64_t ceil_ms(std::chrono::duration<Rep, Period> d, const char* what) {
+  const double ms = std::chrono::duration<double, std::milli>(d).count();
+  if (std::isnan(ms)) throw Error(Code::invalid_argument, std::string("a NaN ") + what);
+  if (!(ms < 9.0e18)) return std::numeric_limits<std::int64_t>::max();
+  return std::chrono::ceil<std::chrono::milliseconds>(d).count();
+}
+
+}  // namespace detail
+
 /// How long an entry lives: a duration (rounded up to whole milliseconds; zero means
 /// "already expired": the set stores nothing), `Expiration::never()`, or
 /// `Expiration::storage_default()` (the storage's default expiration).
@@ -239,12 +255,7 @@ class Expiration {
       throw Error(Code::invalid_argument,
                   "a negative expiration: use Expiration::never() or storage_default()");
     }
-    // Through double first: a huge duration saturates instead of overflowing.
-    const double ms = std::chrono::duration<double, std::milli>(d).count();
-    // NaN passes the sign test above and would saturate too: no lifetime at all.
-    if (std::isnan(ms)) throw Error(Code::invalid_argument, "a NaN expiration");
-    if (!(ms < 9.0e18)) return std::numeric_limits<std::int64_t>::max();
-    return std::chrono::ceil<std::chrono::milliseconds>(d).count();
+    return detail::ceil_ms(d, "expiration");
   }
 
   std::int64_t ms_;
@@ -1142,9 +1153,13 @@ class Storage {
   /// lease_time_left() is the holder's. The library renews the computing caller's lease
   /// while the compute runs, so a compute of any length is computed once. When the
   /// compute throws, nothing is stored, the exception is rethrown here, and one waiter
-  /// takes over.
-  template <class Compute, std::enable_if_t<std::is_invocable_v<Compute&>, int> = 0>
-  auto cached_exclusive(ByteView key, Compute&& compute, std::chrono::milliseconds wait_timeout,
+  /// takes over. `wait_timeout` is any std::chrono duration (rounded up to whole
+  /// milliseconds; a huge one, such as std::chrono::seconds::max(), waits as long as it
+  /// takes).
+  template <class Compute, class Rep, class Period,
+            std::enable_if_t<std::is_invocable_v<Compute&>, int> = 0>
+  auto cached_exclusive(ByteView key, Compute&& compute,
+                        std::chrono::duration<Rep, Period> wait_timeout,
                         Expiration expiration = Expiration::storage_default())
       -> std::decay_t<std::invoke_result_t<Compute&>> {
     using C = std::remove_reference_t<Compute>;
@@ -1152,15 +1167,16 @@ class Storage {
     static_assert(detail::is_byte_container<R>::value && !std::is_same_v<R, std::string_view>,
                   "cached_exclusive(): the compute lambda must return std::string, "
                   "std::vector<std::byte> or another container of 1-byte elements");
-    if (wait_timeout.count() < 0) {
+    if (wait_timeout < wait_timeout.zero()) {
       throw Error(Code::invalid_argument, "cached_exclusive: a negative wait_timeout");
     }
+    const std::int64_t wait_ms = detail::ceil_ms(wait_timeout, "wait_timeout");
     CachedContext<C, NoLock> ctx{&compute, nullptr, nullptr};
     detail::BufGuard out;
     detail::ErrorSlot err;
     const backlite_result rc = backlite_cached_call_exclusive(
         s_.get(), key.u8(), key.size(), &compute_trampoline<C, NoLock>, &ctx, expiration.ms(),
-        static_cast<std::int64_t>(wait_timeout.count()), &out.buf, err.out());
+        wait_ms, &out.buf, err.out());
     if (ctx.error) std::rethrow_exception(ctx.error);
     err.check(rc, "cached_exclusive");
     return detail::from_bytes<R>(out.buf.data, out.buf.len);

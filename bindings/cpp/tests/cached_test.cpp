@@ -3,6 +3,7 @@
 #include "test_util.hpp"
 
 #include <atomic>
+#include <cmath>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -260,26 +261,51 @@ TEST(CachedExclusive, ComputesOnceAcrossEightThreadsWithoutABarrier) {
   for (const auto& r : results) EXPECT_EQ(r, "once");
 }
 
+// A thread computing `key` under cached_exclusive until let_go(): meanwhile the key's
+// lease is held, and other callers wait for it.
+class Holder {
+ public:
+  Holder(Storage& s, const char* key, std::string value)
+      : thread_([this, &s, key, value] {
+          (void)s.cached_exclusive(key,
+                                   [&] {
+                                     std::unique_lock<std::mutex> lock(m_);
+                                     computing_ = true;
+                                     cv_.notify_all();
+                                     cv_.wait(lock, [&] { return release_; });
+                                     return value;
+                                   },
+                                   10s);
+        }) {
+    std::unique_lock<std::mutex> lock(m_);
+    cv_.wait(lock, [&] { return computing_; });
+  }
+  Holder(const Holder&) = delete;
+  Holder& operator=(const Holder&) = delete;
+  ~Holder() { join(); }
+
+  void let_go() {
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      release_ = true;
+    }
+    cv_.notify_all();
+  }
+  void join() {
+    let_go();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::mutex m_;
+  std::condition_variable cv_;
+  bool computing_ = false, release_ = false;
+  std::thread thread_;  // last: it starts once the members it uses exist
+};
+
 TEST(CachedExclusive, AWaiterGivesUpWithLeaseHeldAndTheTimeLeftAfterItsTimeout) {
   Storage s(":memory:");
-  std::mutex m;
-  std::condition_variable cv;
-  bool computing = false, release = false;
-  std::thread holder([&] {
-    (void)s.cached_exclusive("k",
-                             [&] {
-                               std::unique_lock<std::mutex> lock(m);
-                               computing = true;
-                               cv.notify_all();
-                               cv.wait(lock, [&] { return release; });
-                               return std::string("v");
-                             },
-                             10s);
-  });
-  {
-    std::unique_lock<std::mutex> lock(m);
-    cv.wait(lock, [&] { return computing; });
-  }
+  Holder holder(s, "k", "v");
   EXPECT_BACKLITE_ERROR((void)s.cached_exclusive("k", [] { return std::string("mine"); }, 20ms),
                         Code::lease_held);
   try {
@@ -290,13 +316,40 @@ TEST(CachedExclusive, AWaiterGivesUpWithLeaseHeldAndTheTimeLeftAfterItsTimeout) 
     EXPECT_GT(e.lease_time_left()->count(), 0);
     EXPECT_LE(e.lease_time_left()->count(), 30000);
   }
-  {
-    std::lock_guard<std::mutex> lock(m);
-    release = true;
-  }
-  cv.notify_all();
   holder.join();
   EXPECT_EQ(s.get_string("k"), "v");
+}
+
+// A wait timeout of std::chrono::seconds::max() (or hours::max()) is "wait as long as it
+// takes": it saturates at INT64_MAX ms. It was converted to std::chrono::milliseconds on
+// the way in, which overflowed (undefined behaviour) to -1000 ms: the call threw
+// invalid_argument "a negative wait_timeout" before looking anything up. A timeout under
+// a millisecond is rounded up, not truncated to "do not wait".
+TEST(CachedExclusive, AHugeOrSubMillisecondWaitTimeoutIsTakenAsGiven) {
+  Storage s(":memory:");
+  EXPECT_EQ(s.cached_exclusive("a", [] { return std::string("va"); }, std::chrono::seconds::max()),
+            "va");
+  EXPECT_EQ(s.cached_exclusive("b", [] { return std::string("vb"); }, std::chrono::hours::max()),
+            "vb");
+  EXPECT_EQ(s.cached_exclusive(
+                "c", [] { return std::string("vc"); }, std::chrono::duration<double>(1e300)),
+            "vc");
+  EXPECT_EQ(s.cached_exclusive("d", [] { return std::string("vd"); }, 1us), "vd");
+  EXPECT_BACKLITE_ERROR(
+      (void)s.cached_exclusive("e", [] { return std::string(); },
+                               std::chrono::duration<double>(std::nan(""))),
+      Code::invalid_argument);
+  EXPECT_BACKLITE_ERROR((void)s.cached_exclusive("e", [] { return std::string(); },
+                                                 std::chrono::nanoseconds(-1)),
+                        Code::invalid_argument);
+
+  // And it does wait: a holder that fulfills later gives the waiter its value.
+  Holder holder(s, "k", "held");
+  std::thread releaser([&] { holder.let_go(); });
+  const auto forever = std::chrono::seconds::max();
+  EXPECT_EQ(s.cached_exclusive("k", [] { return std::string("mine"); }, forever), "held");
+  releaser.join();
+  holder.join();
 }
 
 TEST(CachedExclusive, AThrowingLambdaIsRethrownAndStoresNothing) {
