@@ -806,7 +806,9 @@ backlite_result backlite_storage_set_many(struct backlite_storage *s, const stru
 
 /**
  * Removes the entry under `key`: OK, or NOT_FOUND if there was no live entry (then
- * `*err` is left untouched).
+ * `*err` is left untouched). Without a remote tier, a key with no entry is NOT_FOUND
+ * at once, a read: it does not wait for another process's write lock (a key whose
+ * entry is there, live or expired, is a write: BUSY while that lock is held).
  */
 backlite_result backlite_storage_delete(struct backlite_storage *s, const uint8_t *key, size_t key_len, struct backlite_error **err);
 

@@ -315,7 +315,9 @@ pub unsafe extern "C" fn backlite_storage_set_many(
 }
 
 /// Removes the entry under `key`: OK, or NOT_FOUND if there was no live entry (then
-/// `*err` is left untouched).
+/// `*err` is left untouched). Without a remote tier, a key with no entry is NOT_FOUND
+/// at once, a read: it does not wait for another process's write lock (a key whose
+/// entry is there, live or expired, is a write: BUSY while that lock is held).
 #[no_mangle]
 pub unsafe extern "C" fn backlite_storage_delete(
     s: *mut backlite_storage,
