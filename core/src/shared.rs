@@ -38,6 +38,10 @@ pub(crate) struct FileShared {
     hit_writers: Mutex<Vec<(u32, JoinHandle<()>)>>,
     /// Hits and misses not yet added to the file's lifetime counters.
     pub lifetime: crate::lifetime::Pending,
+    /// Write transactions committed by any handle of this process on the file: a
+    /// `keys` listing whose visitor wrote (through whichever handle) looks the rest of
+    /// its page up again.
+    pub commits: std::sync::atomic::AtomicU64,
     /// Counts lease releases; waiters sleep until it changes.
     releases: Mutex<u64>,
     released: Condvar,

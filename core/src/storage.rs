@@ -1189,11 +1189,11 @@ impl Storage {
                     .ctx("listing keys")?;
                 rows.collect::<rusqlite::Result<_>>().ctx("listing keys")
             })?;
-            // Once the visitor has written through this handle (deleted a key further
-            // on, say), each key left of the page is looked up again before it is
-            // shown: a key it deleted is no longer live when reached. A visitor that
-            // writes nothing costs nothing more.
-            let commits = self.commits.load(Relaxed);
+            // Once the visitor has written to the file through any handle of this
+            // process (deleted a key further on, say), each key left of the page is
+            // looked up again before it is shown: a key it deleted is no longer live
+            // when reached. A visitor that writes nothing costs nothing more.
+            let commits = self.shared.commits.load(Relaxed);
             let mut look_again = false;
             for key in &page {
                 if look_again && !self.still_listed(key, newest)? {
@@ -1202,7 +1202,7 @@ impl Storage {
                 if !visit(key) {
                     return Ok(());
                 }
-                look_again = look_again || self.commits.load(Relaxed) != commits;
+                look_again = look_again || self.shared.commits.load(Relaxed) != commits;
             }
             if (page.len() as i64) < KEYS_PAGE {
                 return Ok(());

@@ -186,6 +186,9 @@ fn transact<R>(
         }));
     }
     tally.written.committed();
+    shared
+        .commits
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     shared.fills.committed(pid, start, end, fills);
     lifetime.committed();
     taken.committed = true;
