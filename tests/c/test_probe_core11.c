@@ -22,6 +22,13 @@ static int32_t lock_fails(void *ud) {
 }
 static void unlock_never(void *ud) { ++*(int *)ud; }
 
+static int32_t count_chunks(void *ud, const uint8_t *c, size_t n) {
+    (void)ud;
+    (void)c;
+    (void)n;
+    return 0;
+}
+
 static backlite_lifetime_stats lifetime(backlite_storage *s) {
     backlite_lifetime_stats l;
     memset(&l, 0, sizeof l);
@@ -402,6 +409,37 @@ static void a_key_deleted_through_another_handle_is_not_listed(void) {
     backlite_storage_free(s);
 }
 
+/* ------------------------------------------------ reads of expired entries under a lock */
+
+/* Looking up an expired entry while another process holds the write lock is a miss at
+ * once (its removal can wait): get, contains, get_chunks, open_reader, and a memoising
+ * call's look-up before its store. */
+static void reads_of_an_expired_entry_under_anothers_lock_are_misses(void) {
+    if (!h_have_python_sqlite()) SKIP("python3 with sqlite3 is not available to hold a lock");
+    const char *path = tmp_path("expired-locked.db");
+    backlite_storage *s = OPEN_SET(path, .busy_timeout_ms = 100);
+    REQUIRE(s != NULL);
+    SET_EXP(s, "e", "12345", 1);
+    SET(s, "live", "1");
+    int64_t deadline = h_now_ms() + 60000;
+    while (HAS(s, "e") && h_now_ms() < deadline) h_sleep_ms(2);
+    lock_holder h;
+    REQUIRE(holder_start(&h, path));
+    GET_MISSING(s, "e");
+    CHECK(!HAS(s, "e"));
+    CHECK_RC(backlite_storage_get_chunks(s, K("e"), count_chunks, NULL, NULL, &err), BACKLITE_RESULT_NOT_FOUND);
+    backlite_value_reader *r = NULL;
+    CHECK_RC(backlite_storage_open_reader(s, K("e"), &r, NULL, NULL, &err), BACKLITE_RESULT_NOT_FOUND);
+    CHECK(r == NULL);
+    GET_EQ(s, "live", "1");
+    holder_release(&h);
+    holder_finish(&h);
+    backlite_stats st = STATS(s);
+    CHECK_EQ(st.count, 1);
+    CHECK_EQ(st.misses, 3);
+    backlite_storage_free(s);
+}
+
 int main(void) {
     h_begin();
     RUN(refused_calls_count_nothing_and_failed_computes_one_miss);
@@ -413,5 +451,6 @@ int main(void) {
     RUN(a_delete_of_an_absent_key_does_not_wait_for_the_lock);
     RUN(a_fulfil_stores_as_a_set_and_counts_on_its_handle);
     RUN(a_key_deleted_through_another_handle_is_not_listed);
+    RUN(reads_of_an_expired_entry_under_anothers_lock_are_misses);
     return h_end();
 }
