@@ -208,15 +208,17 @@ class ByteView {
 
 namespace detail {
 
-/// A duration of at least zero in whole milliseconds, rounded up, for the C API. Through
-/// double first: a huge duration (std::chrono::seconds::max(), "no end") saturates at
-/// INT64_MAX ms instead of overflowing, as the conversion to milliseconds would (to a
-/// negative count, undefined behaviour besides). NaN throws Error(invalid_argument).
+/// A duration in whole milliseconds, rounded up, for the C API. Through double first: a
+/// huge duration (std::chrono::seconds::max(), "no end") saturates at INT64_MAX ms (and a
+/// hugely negative one at INT64_MIN) instead of overflowing, as the conversion to
+/// milliseconds would (seconds::max() to -1000 ms, undefined behaviour besides). NaN
+/// throws Error(invalid_argument).
 template <class Rep, class Period>
 std::int64_t ceil_ms(std::chrono::duration<Rep, Period> d, const char* what) {
   const double ms = std::chrono::duration<double, std::milli>(d).count();
   if (std::isnan(ms)) throw Error(Code::invalid_argument, std::string("a NaN ") + what);
   if (!(ms < 9.0e18)) return std::numeric_limits<std::int64_t>::max();
+  if (!(ms > -9.0e18)) return std::numeric_limits<std::int64_t>::min();
   return std::chrono::ceil<std::chrono::milliseconds>(d).count();
 }
 
@@ -340,27 +342,34 @@ class Options {
   }
 
   /// How long to wait for a lock held by another connection or process (default 5 s).
-  Options& busy_timeout(std::chrono::milliseconds timeout) & {
-    if (timeout.count() < 0 || timeout.count() > std::numeric_limits<std::uint32_t>::max()) {
+  /// Any std::chrono duration, rounded up to whole milliseconds.
+  template <class Rep, class Period>
+  Options& busy_timeout(std::chrono::duration<Rep, Period> timeout) & {
+    const std::int64_t ms = detail::ceil_ms(timeout, "busy_timeout");
+    if (ms < 0 || ms > std::numeric_limits<std::uint32_t>::max()) {
       throw Error(Code::invalid_argument, "busy_timeout: must be 0 to 4294967295 ms");
     }
-    check(backlite_options_set_busy_timeout_ms(o_.get(), static_cast<std::uint32_t>(timeout.count())),
+    check(backlite_options_set_busy_timeout_ms(o_.get(), static_cast<std::uint32_t>(ms)),
           "busy_timeout");
     return *this;
   }
-  Options busy_timeout(std::chrono::milliseconds timeout) && {
+  template <class Rep, class Period>
+  Options busy_timeout(std::chrono::duration<Rep, Period> timeout) && {
     busy_timeout(timeout);
     return std::move(*this);
   }
 
   /// How long cached_exclusive's claim on a key lasts between two renewals (the library
   /// renews it every third of this while the compute runs); default 30 s; > 0.
-  Options& lease_length(std::chrono::milliseconds length) & {
-    check(backlite_options_set_lease_ms(o_.get(), static_cast<std::int64_t>(length.count())),
+  /// Any std::chrono duration, rounded up to whole milliseconds.
+  template <class Rep, class Period>
+  Options& lease_length(std::chrono::duration<Rep, Period> length) & {
+    check(backlite_options_set_lease_ms(o_.get(), detail::ceil_ms(length, "lease_length")),
           "lease_length");
     return *this;
   }
-  Options lease_length(std::chrono::milliseconds length) && {
+  template <class Rep, class Period>
+  Options lease_length(std::chrono::duration<Rep, Period> length) && {
     lease_length(length);
     return std::move(*this);
   }
@@ -418,15 +427,19 @@ class Options {
   }
 
   /// The bound on every remote round trip, connect included (default 250 ms; > 0).
-  Options& remote_timeout(std::chrono::milliseconds timeout) & {
-    if (timeout.count() <= 0 || timeout.count() > std::numeric_limits<std::uint32_t>::max()) {
+  /// Any std::chrono duration, rounded up to whole milliseconds.
+  template <class Rep, class Period>
+  Options& remote_timeout(std::chrono::duration<Rep, Period> timeout) & {
+    const std::int64_t ms = detail::ceil_ms(timeout, "remote_timeout");
+    if (ms <= 0 || ms > std::numeric_limits<std::uint32_t>::max()) {
       throw Error(Code::invalid_argument, "remote_timeout: must be 1 to 4294967295 ms");
     }
-    check(backlite_options_set_remote_timeout_ms(o_.get(), static_cast<std::uint32_t>(timeout.count())),
+    check(backlite_options_set_remote_timeout_ms(o_.get(), static_cast<std::uint32_t>(ms)),
           "remote_timeout");
     return *this;
   }
-  Options remote_timeout(std::chrono::milliseconds timeout) && {
+  template <class Rep, class Period>
+  Options remote_timeout(std::chrono::duration<Rep, Period> timeout) && {
     remote_timeout(timeout);
     return std::move(*this);
   }
@@ -572,10 +585,10 @@ class Lease {
 
   /// Moves the deadline to `lease` (> 0) from now. Throws Error(Code::lease_lost) when
   /// another owner took the key over (the lease is then useless: abandon it).
-  void extend(std::chrono::milliseconds lease) {
+  template <class Rep, class Period>
+  void extend(std::chrono::duration<Rep, Period> lease) {
     detail::ErrorSlot err;
-    err.check(backlite_lease_extend(l_.get(), static_cast<std::int64_t>(lease.count()),
-                                    err.out()),
+    err.check(backlite_lease_extend(l_.get(), detail::ceil_ms(lease, "lease"), err.out()),
               "extend");
   }
 
@@ -1071,13 +1084,14 @@ class Storage {
   /// for `lease` (> 0), to compute the value and fulfill() it; a key whose lease another
   /// live owner holds gives Acquisition::Status::held. A holder that dies is taken over
   /// once its deadline passes (at once on the same host and in the same PID namespace).
-  Acquisition try_acquire(ByteView key, std::chrono::milliseconds lease) {
+  template <class Rep, class Period>
+  Acquisition try_acquire(ByteView key, std::chrono::duration<Rep, Period> lease) {
     detail::BufGuard out;
     backlite_lease* raw = nullptr;
     detail::ErrorSlot err;
     const backlite_result rc =
         backlite_lease_try_acquire(s_.get(), key.u8(), key.size(),
-                                   static_cast<std::int64_t>(lease.count()), &out.buf, &raw,
+                                   detail::ceil_ms(lease, "lease"), &out.buf, &raw,
                                    err.out());
     Acquisition a;
     switch (rc) {

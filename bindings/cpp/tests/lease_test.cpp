@@ -3,6 +3,7 @@
 #include "test_util.hpp"
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <string>
 #include <thread>
@@ -65,6 +66,39 @@ TEST(TryAcquire, ANonPositiveLeaseLengthIsInvalid) {
   Storage s(":memory:");
   EXPECT_BACKLITE_ERROR(s.try_acquire("k", 0ms), Code::invalid_argument);
   EXPECT_BACKLITE_ERROR(s.try_acquire("k", -5ms), Code::invalid_argument);
+}
+
+// A lease of std::chrono::seconds::max() (or hours::max()) is as long as the library
+// takes (INT64_MAX ms), and one under a millisecond is rounded up, as expirations are.
+// Converted to std::chrono::milliseconds on the way in, seconds::max() overflowed
+// (undefined behaviour) to -1000 ms: invalid_argument "lease_ms must be > 0 ms, got
+// -1000" for a positive length, from try_acquire, extend and Options::lease_length.
+TEST(TryAcquire, AHugeOrSubMillisecondLeaseIsTakenAsGiven) {
+  Storage s(":memory:");
+  Acquisition a = s.try_acquire("k", std::chrono::seconds::max());
+  ASSERT_TRUE(a.acquired());
+  EXPECT_TRUE(s.try_acquire("k", 30s).held());
+  a.lease.extend(std::chrono::hours::max());
+  EXPECT_TRUE(s.try_acquire("k", 30s).held());
+  a.lease.fulfill("v");
+  EXPECT_EQ(s.get_string("k"), "v");
+
+  Acquisition b = s.try_acquire("j", 1us);
+  ASSERT_TRUE(b.acquired());
+  b.lease.extend(std::chrono::duration<double>(1e300));
+  EXPECT_TRUE(s.try_acquire("j", 30s).held());
+  b.lease.abandon();
+  EXPECT_BACKLITE_ERROR(s.try_acquire("i", std::chrono::seconds::min()), Code::invalid_argument);
+  EXPECT_BACKLITE_ERROR(s.try_acquire("i", std::chrono::duration<double>(std::nan(""))),
+                        Code::invalid_argument);
+
+  Storage t(":memory:", Options().lease_length(std::chrono::seconds::max()));
+  EXPECT_EQ(t.cached_exclusive("k", [] { return std::string("v"); }, 1s), "v");
+  EXPECT_NO_THROW(Options().lease_length(1us).busy_timeout(1us).remote_timeout(1us));
+  EXPECT_BACKLITE_ERROR(Options().busy_timeout(std::chrono::seconds::max()),
+                        Code::invalid_argument);
+  EXPECT_BACKLITE_ERROR(Options().remote_timeout(std::chrono::hours::max()),
+                        Code::invalid_argument);
 }
 
 TEST(TryAcquire, OnAMovedFromStorageThrowsNullParameter) {
