@@ -479,3 +479,42 @@ def test_async_unreadable_value_is_recomputed(storage):
     storage.set(f.cache_key(2), {"value": b"garbage"})
     assert run(f(2)) == 6
     assert run(f(2)) == 6
+
+
+def test_async_cached_refuses_generator_functions_and_names_a_sync_function(storage):
+    # An async generator, awaited, raised "object async_generator can't be used in
+    # 'await' expression" at each call; a plain function's result "object int ...".
+    async def anumbers(n):
+        yield n
+
+    def numbers(n):
+        yield from range(n)
+
+    for func in (anumbers, numbers):
+        with pytest.raises(TypeError, match=r"cannot memoise .*numbers: it is an? (async )?generator function"):
+            async_cached(storage=storage)(func)
+
+    calls = []
+
+    def plain(x):
+        calls.append(x)
+        return x + 1
+
+    memoised = async_cached(storage=storage)(plain)
+    for _ in range(2):
+        with pytest.raises(TypeError, match=r"async_cached\(\) memoises async functions: .*plain returned int, not an awaitable; use cached\(\)"):
+            run(memoised(1))
+    # Nothing stored, and no lease left behind: each call ran the function again.
+    assert calls == [1, 1]
+    assert storage.get_keys() == set()
+
+    async def main():
+        return await memoised2(2)
+
+    # A plain function returning an awaitable is still memoised.
+    async def double(x):
+        return 2 * x
+
+    memoised2 = async_cached(storage=storage)(lambda x: double(x))
+    assert run(main()) == 4
+    assert run(main()) == 4

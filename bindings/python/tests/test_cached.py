@@ -1623,6 +1623,22 @@ def test_cached_refuses_an_async_function_and_points_to_async_cached(storage):
         cached(f, storage=storage)
 
 
+
+def test_cached_refuses_generator_functions_when_decorating(storage):
+    # A generator is not picklable: each call raised pickle's "cannot pickle
+    # 'generator' object" (having run nothing), naming neither the function nor a fix.
+    def numbers(n):
+        yield from range(n)
+
+    async def anumbers(n):
+        yield n
+
+    for func in (numbers, anumbers, staticmethod(numbers)):
+        with pytest.raises(TypeError, match=r"cannot memoise .*numbers: it is an? (async )?generator function"):
+            cached(storage=storage)(func)
+    assert storage.get_keys() == set()
+
+
 _SCRIPT = """
 import sys
 import backlite

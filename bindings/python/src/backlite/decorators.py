@@ -18,7 +18,7 @@ import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from inspect import iscoroutinefunction, signature
+from inspect import isasyncgenfunction, isawaitable, iscoroutinefunction, isgeneratorfunction, signature
 from typing import Any, Awaitable, Callable, Coroutine, ParamSpec, TypeVar, overload
 
 from backlite import _keys
@@ -213,6 +213,26 @@ def _has_method(obj: Any, functions: tuple[Callable[..., Any], ...]) -> bool:
     return False
 
 
+def _name(func: Callable[..., Any]) -> str:
+    """A function's name in a message: its module and qualified name."""
+    what = getattr(func, "__func__", func)
+    return f"{getattr(what, '__module__', '?')}.{getattr(what, '__qualname__', repr(what))}"
+
+
+def _refuse_generator_function(decorator: str, func: Callable[..., Any]) -> None:
+    """A generator function's result is a generator, which cannot be pickled: memoised,
+    every call ran nothing and raised pickle's "cannot pickle 'generator' object" (an
+    async one, for async_cached, "can't be used in 'await' expression"). Refused when
+    decorating, saying what to memoise instead."""
+    if isgeneratorfunction(func) or isasyncgenfunction(func):
+        kind = "an async generator" if isasyncgenfunction(func) else "a generator"
+        raise TypeError(
+            f"{decorator}() cannot memoise {_name(func)}: it is {kind} "
+            "function, whose result (an iterator) cannot be stored; memoise a function "
+            "that returns the items as a list or tuple"
+        )
+
+
 def _outside(
     method: classmethod | staticmethod, decorator: Callable[..., Any], storage: Storage,
     barrier: Any, expiration: timedelta | None, param_hash_func: ParamHashFunc | None,
@@ -300,6 +320,7 @@ def cached(
             f"cached() memoises plain functions; {_keys.function_id(func)} is async: "
             "use async_cached()"
         )
+    _refuse_generator_function("cached", func)
     make_key = _make_key_func(func, param_hash_func)
     barrier_calls = None if barrier is None else (enter, exit)
     cached_call = storage._cached_call
@@ -475,6 +496,7 @@ def async_cached(
         )
     if isinstance(func, (classmethod, staticmethod)):
         return _outside(func, async_cached, storage, barrier, expiration, param_hash_func)
+    _refuse_generator_function("async_cached", func)
     make_key = _make_key_func(func, param_hash_func)
     compute = _compute_with_lease
     # Computations in flight, per event loop and key: later callers wait for them.
@@ -501,7 +523,17 @@ def async_cached(
         key = make_key(args, kwargs)
         loop = asyncio.get_running_loop()
         in_flight = flights.setdefault(loop, {})
-        call = lambda: func(*args, **kwargs)  # noqa: E731
+        async def call() -> Any:
+            awaitable = func(*args, **kwargs)
+            if not isawaitable(awaitable):
+                # A plain function's result, awaited, raised "object int can't be used
+                # in 'await' expression", which named neither the function nor the fix.
+                raise TypeError(
+                    f"async_cached() memoises async functions: {_name(func)} "
+                    f"returned {type(awaitable).__name__}, not an awaitable; use cached()"
+                )
+            return await awaitable
+
         leader = in_flight.get(key)
         if leader is not None:
             # Callers of one event loop let its first caller look (and compute) alone,
