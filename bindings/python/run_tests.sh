@@ -72,11 +72,24 @@ else
         "$python" -m venv "$zig_venv"
         "$zig_venv/bin/python" "${pipq[@]}" "ziglang==$zig_version"
     fi
-    echo "== maturin $maturin_version build --release --zig ($policy, auditwheel check)"
+    # The unwinder: libgcc_s.so.1, the system's, as a host-linked module has it. maturin
+    # turns rustc's -lgcc_s into Zig's libunwind, linked into the module, whose
+    # _Unwind_* the module's personality routine then called with the contexts of
+    # libgcc_s's unwinder, which glibc's pthread_exit runs: CPython (before 3.14) ends a
+    # daemon thread that takes the GIL back during finalization with pthread_exit, and
+    # each process that exited while one was inside a call of the module died of
+    # SIGSEGV. Named by its path (Zig searches no system folder); manylinux allows it.
+    libgcc_s=$(${CC:-cc} -print-file-name=libgcc_s.so.1)
+    case "$libgcc_s" in
+        /*) ;;
+        *) echo "error: '${CC:-cc} -print-file-name=libgcc_s.so.1' found no libgcc_s" >&2; exit 1 ;;
+    esac
+    echo "== maturin $maturin_version build --release --zig ($policy, auditwheel check; $libgcc_s)"
     # maturin runs Zig as `python3 -m ziglang`: the zig venv's python3 first on PATH.
+    # The arguments after `--` go to rustc for the module alone.
     (cd "$here" && PATH="$zig_venv/bin:$PATH" "$work/venv/bin/maturin" build --release \
         --interpreter "$venv_py" --zig --compatibility "$policy" --auditwheel check \
-        --out "$wheel_dir")
+        --out "$wheel_dir" -- -C "link-arg=$libgcc_s")
     wheel=$(ls "$wheel_dir"/backlite-*.whl)
 fi
 case "$(basename "$wheel")" in

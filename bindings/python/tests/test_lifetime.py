@@ -128,3 +128,56 @@ def test_a_forked_multiprocessing_child_keeps_its_hits(db):
         assert s.lifetime_stats().hits == 1
         s.set("d", {"value": b"x" * 100})
         assert s.get_keys() == {"a", "c", "d"}
+
+
+# Daemon threads inside calls of the library when the interpreter exits. Before 3.14,
+# CPython ends a thread that takes the GIL back after finalization has begun with
+# pthread_exit: a forced unwind, run by libgcc_s's unwinder, through the module's
+# frames (PyO3 parks the thread there, for good).
+_EXIT_WHILE_DAEMONS_CALL = """
+import sys, threading, time
+import backlite
+
+s = backlite.Storage(sys.argv[1], file_threshold=None)
+s.set("big", {"value": b"x" * 4_000_000})
+mode = sys.argv[2]
+calls = [0, 0, 0]
+
+
+@backlite.cached(storage=s)
+def computed(x):
+    time.sleep(0.001)
+    return x
+
+
+def loop(i):
+    n = 0
+    while True:
+        if mode == "get":
+            s.get("big")
+        elif mode == "reader":
+            with s.reader("big") as r:
+                while r.read(1 << 20):
+                    pass
+        else:
+            computed((i, n))
+        n += 1
+        calls[i] = n
+
+
+for i in range(3):
+    threading.Thread(target=loop, args=(i,), daemon=True).start()
+while min(calls) < 3:
+    time.sleep(0.001)
+"""
+
+
+@pytest.mark.parametrize("mode", ["get", "reader", "cached"])
+def test_a_process_exits_cleanly_while_daemon_threads_are_inside_calls(tmp_path, child_env, mode):
+    for run in range(3):
+        db = str(tmp_path / f"{mode}{run}.db")
+        done = subprocess.run(
+            [sys.executable, "-c", _EXIT_WHILE_DAEMONS_CALL, db, mode],
+            env=child_env, capture_output=True, timeout=300,
+        )
+        assert done.returncode == 0, (run, done.returncode, done.stderr[-2000:])

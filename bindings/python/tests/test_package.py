@@ -83,17 +83,33 @@ def test_public_names():
         assert name in backlite.__all__, name
 
 
-def test_the_native_module_exports_only_its_init_function():
-    # The bundled SQLite must not clash with another SQLite in the process (Python's
-    # sqlite3): the module exports nothing but what Python calls to load it.
+def _dynamic_symbols(which: str) -> list[str]:
+    """The native module's dynamic symbols, ``--defined-only`` or ``--undefined-only``
+    (nm -D), without their versions."""
     nm = shutil.which("nm")
     if nm is None:
         pytest.skip("nm is not installed")
     out = subprocess.run(
-        [nm, "-D", "--defined-only", str(NATIVE)], capture_output=True, text=True, check=True
+        [nm, "-D", which, str(NATIVE)], capture_output=True, text=True, check=True
     ).stdout
-    names = [line.split()[-1] for line in out.splitlines() if line.strip()]
-    assert names == ["PyInit__native"]
+    return [line.split()[-1].split("@")[0] for line in out.splitlines() if line.strip()]
+
+
+def test_the_native_module_exports_only_its_init_function():
+    # The bundled SQLite must not clash with another SQLite in the process (Python's
+    # sqlite3): the module exports nothing but what Python calls to load it.
+    assert _dynamic_symbols("--defined-only") == ["PyInit__native"]
+
+
+def test_the_native_module_unwinds_with_the_system_unwinder():
+    # glibc's pthread_exit unwinds with libgcc_s's unwinder, through the module's frames,
+    # whose personality routine reads each frame with the unwinder's _Unwind_* getters:
+    # those must be libgcc_s's too. The Zig-linked wheel had a copy of LLVM's libunwind
+    # inside, so a process exiting while a daemon thread was inside a call died of
+    # SIGSEGV (test_lifetime.py's test_a_process_exits_cleanly_while_daemon_threads_...).
+    imported = set(_dynamic_symbols("--undefined-only"))
+    for name in ("_Unwind_RaiseException", "_Unwind_GetLanguageSpecificData", "_Unwind_GetIP"):
+        assert name in imported, (name, sorted(n for n in imported if "Unwind" in n))
 
 
 def _installed_from_a_wheel() -> bool:
