@@ -173,13 +173,8 @@ fn a_get_that_fails_part_way_leaves_a_fifo_or_a_link_named_as_out_in_place() {
     assert_eq!(d.run(&["check", "c.db"]).code, 0);
 }
 
-/// A cache whose pages SQLite cannot read is a damaged file: `check` says so as its
-/// report (exit 1), and `--json` is still one JSON object, with the figures it could
-/// not count null. It printed only an error line before, so `check --json | jq` got
-/// nothing.
-#[test]
-fn check_reports_a_file_sqlite_cannot_read_as_damaged_in_text_and_json() {
-    use std::os::unix::fs::FileExt;
+/// A vacuumed cache of 2000 entries, as `damage` leaves it, and its bytes then.
+fn a_damaged_cache(damage: impl FnOnce(&std::fs::File)) -> (Dir, Vec<u8>) {
     let d = Dir::new();
     let value = "v".repeat(300);
     let dump: String = (0..2000)
@@ -188,15 +183,19 @@ fn check_reports_a_file_sqlite_cannot_read_as_damaged_in_text_and_json() {
     let r = d.run_with_input(&["import", "c.db"], dump.as_bytes());
     assert_eq!(r.code, 0, "{}", r.stderr);
     d.ok(&["vacuum", "c.db"]);
-    // Garbage over pages of the table, past the header and the first pages.
     let f = std::fs::OpenOptions::new()
         .write(true)
         .open(d.path("c.db"))
         .unwrap();
-    f.write_all_at(&[0xde; 8192], 20 * 4096).unwrap();
+    damage(&f);
     drop(f);
     let before = std::fs::read(d.path("c.db")).unwrap();
+    (d, before)
+}
 
+/// `check` (and `check --repair`) of c.db reports it damaged beyond repair, exit 1, in
+/// text and in JSON, and leaves it as it was.
+fn check_reports_unreadable(d: &Dir, before: &[u8]) {
     let r = d.run(&["check", "c.db", "--json"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     let report = json_of(&r.stdout);
@@ -211,20 +210,43 @@ fn check_reports_a_file_sqlite_cannot_read_as_damaged_in_text_and_json() {
     );
     assert!(report["entries"].is_null(), "{report}");
 
-    let r = d.run(&["check", "c.db"]);
-    assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(
-        r.stdout.starts_with("file            c.db\n"),
-        "{}",
-        r.stdout
-    );
-    assert!(
-        r.stdout
-            .ends_with("result          damaged (delete the file: it is a cache)\n"),
-        "{}",
-        r.stdout
-    );
+    for args in [&["check", "c.db"][..], &["check", "c.db", "--repair"]] {
+        let r = d.run(args);
+        assert_eq!(r.code, 1, "{args:?}: {}", r.stderr);
+        assert!(
+            r.stdout.starts_with("file            c.db\n"),
+            "{args:?}: {}",
+            r.stdout
+        );
+        assert!(
+            r.stdout
+                .ends_with("result          damaged (delete the file: it is a cache)\n"),
+            "{args:?}: {}",
+            r.stdout
+        );
+    }
     assert_eq!(std::fs::read(d.path("c.db")).unwrap(), before);
+}
+
+/// A cache whose pages SQLite cannot read is a damaged file: `check` says so as its
+/// report (exit 1), and `--json` is still one JSON object, with the figures it could
+/// not count null. It printed only an error line before, so `check --json | jq` got
+/// nothing.
+#[test]
+fn check_reports_a_file_sqlite_cannot_read_as_damaged_in_text_and_json() {
+    use std::os::unix::fs::FileExt;
+    // Garbage over pages of the table, past the header and the first pages.
+    let (d, before) = a_damaged_cache(|f| f.write_all_at(&[0xde; 8192], 20 * 4096).unwrap());
+    check_reports_unreadable(&d, &before);
+}
+
+/// The same for a cache cut short (a copy interrupted, a disk that filled), which
+/// cannot even be opened: check printed only the open's error line, so `check --json`
+/// gave no JSON for it.
+#[test]
+fn check_reports_a_file_cut_short_as_damaged_in_text_and_json() {
+    let (d, before) = a_damaged_cache(|f| f.set_len(100_000).unwrap());
+    check_reports_unreadable(&d, &before);
 }
 
 /// Characters a terminal shows as nothing, as a plain space, or that reorder or break

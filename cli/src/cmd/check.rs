@@ -13,7 +13,16 @@ use std::fmt::Write;
 use std::path::Path;
 
 pub fn check(cli: &Cli, file: &Path, repair: bool, json: bool) -> Outcome {
-    let storage = open(cli, file, false)?;
+    let storage = match open(cli, file, false) {
+        Ok(storage) => storage,
+        // A file too damaged to open (one cut short, its first pages garbage) is the
+        // check's answer as much as one whose damage the walk finds: the report, not
+        // only an error line, so that `check --json` gives JSON for it too.
+        Err(failure) if failure.code == DAMAGED_OR_MISSING => {
+            return unreadable(file, &failure.message, json)
+        }
+        Err(failure) => return Err(failure),
+    };
     let spinner = progress::spinner(if repair {
         "checking and repairing"
     } else {
@@ -25,15 +34,7 @@ pub fn check(cli: &Cli, file: &Path, repair: bool, json: bool) -> Outcome {
         Ok(report) => report,
         // SQLite could not read the file's structure: that is the check's answer (a
         // damaged file), not a failure to give one.
-        Err(e) if e.kind() == ErrorKind::Corrupt => {
-            let out = if json {
-                unreadable_json(file, e.message()).to_string() + "\n"
-            } else {
-                unreadable_text(file, e.message())
-            };
-            print(file, &out)?;
-            return Ok(DAMAGED_OR_MISSING);
-        }
+        Err(e) if e.kind() == ErrorKind::Corrupt => return unreadable(file, e.message(), json),
         Err(e) => return Err(Failure::core(file, &e)),
     };
     let out = if json {
@@ -105,6 +106,17 @@ fn to_text(file: &Path, r: &CheckReport) -> String {
     );
     line("result", verdict(r).to_string());
     out
+}
+
+/// The report on a file SQLite cannot read (`why`), in text or JSON: exit code 1.
+fn unreadable(file: &Path, why: &str, json: bool) -> Outcome {
+    let out = if json {
+        unreadable_json(file, why).to_string() + "\n"
+    } else {
+        unreadable_text(file, why)
+    };
+    print(file, &out)?;
+    Ok(DAMAGED_OR_MISSING)
 }
 
 /// The report on a file SQLite cannot read: nothing was counted.
