@@ -49,7 +49,9 @@ fn write_bytes(out: &mut impl Write, name: &str, bytes: &[u8]) -> std::io::Resul
     match std::str::from_utf8(bytes) {
         Ok(text) => {
             write!(out, "\"{name}\":")?;
-            serde_json::to_writer(&mut *out, text).map_err(std::io::Error::other)
+            // `From` gives back the write's own error, whose kind says whether it was a
+            // closed pipe (`other` made every one of them a failure to report).
+            serde_json::to_writer(&mut *out, text).map_err(std::io::Error::from)
         }
         Err(_) => {
             write!(out, "\"{name}_base64\":\"")?;
