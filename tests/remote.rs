@@ -917,6 +917,21 @@ fn server_with_user(perms: &[&str]) -> (RedisServer, String) {
     (server, url)
 }
 
+/// `server_with_user` with the commands README lists for an ACL user on one server's
+/// database 0, but `missing`.
+fn server_with_readme_user_but(missing: &str) -> (RedisServer, String) {
+    let perms = [
+        "+get", "+set", "+unlink", "+pttl", "+eval", "+del", "+pexpire", "+time", "+scan",
+    ];
+    assert!(perms.contains(&missing));
+    server_with_user(
+        &perms
+            .into_iter()
+            .filter(|p| *p != missing)
+            .collect::<Vec<_>>(),
+    )
+}
+
 /// Waits out a back-off after one failure (100 ms) on a handle's remote.
 fn past_first_back_off() {
     std::thread::sleep(Duration::from_millis(150));
@@ -2424,9 +2439,7 @@ fn a_write_behind_set_dropped_by_another_clients_clear_is_one_write_and_no_error
 /// machine misses the values before it, and the handle is used again after the back-off.
 #[test]
 fn a_clears_reclaim_the_server_refuses_is_an_error() {
-    let (server, url) = server_with_user(&[
-        "+get", "+set", "+unlink", "+pttl", "+eval", "+del", "+pexpire", "+time",
-    ]);
+    let (server, url) = server_with_readme_user_but("+scan");
     let dir = tempfile::tempdir().unwrap();
     let o = remote_options(&url);
     let a = machine(&dir, "a.db", &o);
@@ -2878,4 +2891,42 @@ fn a_read_only_handle_sends_nothing_but_reads() {
         .filter(|c| !["\"GET\"", "\"PTTL\""].iter().any(|r| c.contains(r)))
         .collect();
     assert!(writes.is_empty(), "a read-only handle sent {writes:?}");
+}
+
+/// An ACL user who may not run `UNLINK` (README's list less that command): the first
+/// refusal is one error, and removals go as `DEL` from then on, so each later write
+/// reaches the remote. Every write failed before, after its `SET` went through, and
+/// the key was written no more: another machine read the first value set ("v1") after
+/// "v3" was set. A delete's script falls back to `DEL` at once, without an error.
+#[test]
+fn an_acl_user_without_unlink_removes_with_del_and_never_leaves_a_stale_value() {
+    let (server, url) = server_with_readme_user_but("+unlink");
+    let dir = tempfile::tempdir().unwrap();
+    let o = remote_options(&url);
+    let a = machine(&dir, "a.db", &o);
+    a.set(b"k", b"v1", NEVER).unwrap();
+    let st = a.remote_stats().unwrap();
+    assert_eq!((st.writes, st.errors), (0, 1), "{st:?}");
+    past_first_back_off();
+    a.set(b"k", b"v2", NEVER).unwrap();
+    a.set(b"k", b"v3", NEVER).unwrap();
+    a.set(b"x", b"x", NEVER).unwrap();
+    let st = a.remote_stats().unwrap();
+    assert_eq!((st.writes, st.errors, st.skipped), (3, 1, 0), "{st:?}");
+    let b = machine(&dir, "b.db", &o);
+    assert_eq!(get(&b, b"k").as_deref(), Some(&b"v3"[..]));
+    // A handle that never met the refusal: its delete's script removes with DEL.
+    let c = machine(&dir, "c.db", &o);
+    assert!(c.delete(b"x").unwrap(), "the remote held a live value");
+    let st = c.remote_stats().unwrap();
+    assert_eq!((st.writes, st.errors), (1, 0), "{st:?}");
+    a.delete(b"k").unwrap();
+    let d = machine(&dir, "d.db", &o);
+    assert_eq!(get(&d, b"k"), None);
+    assert_eq!(get(&d, b"x"), None);
+    // A clear's reclaim removes the older generation's keys with DEL too.
+    a.set(b"k", b"v4", NEVER).unwrap();
+    a.clear().unwrap();
+    assert_eq!(a.remote_stats().unwrap().errors, 1);
+    assert_eq!(server.cli(&["KEYS", "*"]), "backlite::gen");
 }

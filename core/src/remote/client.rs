@@ -203,6 +203,9 @@ pub(crate) struct Client {
     slots: Mutex<HashMap<u16, Backoff>>,
     /// Whether `slots` may be non-empty (the common case takes no lock).
     any_slot: AtomicBool,
+    /// Whether the server refused `UNLINK` to this handle's user (an ACL user without
+    /// it): removals are sent as `DEL` from then on (`unlink_command`).
+    unlink_refused: AtomicBool,
     pub(crate) counters: Counters,
 }
 
@@ -232,6 +235,7 @@ impl Client {
             backing_off: AtomicBool::new(false),
             slots: Mutex::new(HashMap::new()),
             any_slot: AtomicBool::new(false),
+            unlink_refused: AtomicBool::new(false),
             counters: Counters::default(),
         }
     }
@@ -252,6 +256,27 @@ impl Client {
                 c.set_write_timeout(Some(self.timeout))?;
                 Ok(Conn::Cluster(Box::new(c)))
             }
+        }
+    }
+
+    /// The command that removes a key: `UNLINK`, or `DEL` once the server refused
+    /// `UNLINK` to this user. For our values (strings) the two do the same: Redis frees
+    /// a string at once either way. Without it, every write to an ACL user lacking
+    /// `UNLINK` failed after its `SET` went through, and the key, owed an unlink that
+    /// never succeeded, was written no more: other machines kept reading the value of
+    /// its first write, whatever was set since.
+    pub(crate) fn unlink_command(&self) -> &'static str {
+        match self.unlink_refused.load(Relaxed) {
+            true => "DEL",
+            false => "UNLINK",
+        }
+    }
+
+    /// Notes a refusal of `UNLINK` in `e` (`NOPERM ... 'unlink' command`), so that the
+    /// next removals go as `DEL` (`unlink_command`).
+    pub(crate) fn note_refusal(&self, e: &RedisError) {
+        if e.code() == Some("NOPERM") && e.detail().is_some_and(|d| d.contains("'unlink'")) {
+            self.unlink_refused.store(true, Relaxed);
         }
     }
 
@@ -330,6 +355,7 @@ impl Client {
                 Some(v)
             }
             Err(e) => {
+                self.note_refusal(&e);
                 match slot_error(&e) {
                     Some(Some(named)) => self.slots_failed(&[named]),
                     Some(None) if !slots.is_empty() => self.slots_failed(slots),

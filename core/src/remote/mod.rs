@@ -232,7 +232,8 @@ impl<'a> Write<'a> {
     /// connection) has run the UNLINK before it, so other machines never read the
     /// key's older value meanwhile (before, they did until this handle's next remote
     /// call unlinked the lost key).
-    fn commands_into(&self, keys: &Keys, gen: u64, out: &mut Vec<Cmd>) -> Vec<u8> {
+    /// `unlink` is the command that removes a key (`Client::unlink_command`).
+    fn commands_into(&self, keys: &Keys, gen: u64, unlink: &str, out: &mut Vec<Cmd>) -> Vec<u8> {
         let (redis_key, hashed) = keys.item(b'd', gen, &self.key);
         let unlink = match self.look {
             true => redis::cmd("EVAL")
@@ -241,7 +242,7 @@ impl<'a> Write<'a> {
                 .arg(&redis_key)
                 .arg(codec::header_len(&self.key, hashed))
                 .clone(),
-            false => redis::cmd("UNLINK").arg(&redis_key).clone(),
+            false => redis::cmd(unlink).arg(&redis_key).clone(),
         };
         out.push(unlink);
         if let Some(s) = &self.set {
@@ -269,11 +270,13 @@ impl<'a> Write<'a> {
 /// string), for a delete that answers whether a live value was there: the header (and
 /// a hashed key's full key) tells, without the value crossing the network. A script,
 /// not a `GETRANGE` before the `UNLINK`: an ACL user needs no command beyond the
-/// README's list (`GET` and `UNLINK` run by it, as by the other scripts).
+/// README's list (`GET` and `UNLINK` run by it, as by the other scripts; `DEL` when
+/// the user may not run `UNLINK`, as for the other removals, `Client::unlink_command`).
 /// KEYS: the value. ARGV: the bytes wanted.
 const LOOK_AND_UNLINK: &str = r"
 local v = redis.pcall('GET', KEYS[1])
-redis.call('UNLINK', KEYS[1])
+local gone = redis.pcall('UNLINK', KEYS[1])
+if type(gone) == 'table' and gone.err then redis.call('DEL', KEYS[1]) end
 if type(v) ~= 'string' then return false end
 return string.sub(v, 1, tonumber(ARGV[1]))";
 
@@ -371,11 +374,11 @@ fn sendable<'a>(
 }
 
 /// The commands of `writes` in generation `gen`, and the remote keys they write.
-fn commands(keys: &Keys, gen: u64, writes: &[Write<'_>]) -> (Vec<Cmd>, Vec<Vec<u8>>) {
+fn commands(keys: &Keys, gen: u64, unlink: &str, writes: &[Write<'_>]) -> (Vec<Cmd>, Vec<Vec<u8>>) {
     let mut cmds = Vec::with_capacity(writes.len() * 2);
     let written = writes
         .iter()
-        .map(|w| w.commands_into(keys, gen, &mut cmds))
+        .map(|w| w.commands_into(keys, gen, unlink, &mut cmds))
         .collect();
     (cmds, written)
 }
@@ -403,7 +406,8 @@ fn write_in_live_generation(
     // clears, after which the writes are left unsynced like any failed write.
     for _ in 0..4 {
         let writes = unlinks.as_deref().unwrap_or(writes);
-        let (mut cmds, written) = commands(keys, gen, writes);
+        let unlink = client.unlink_command();
+        let (mut cmds, written) = commands(keys, gen, unlink, writes);
         let n = cmds.len();
         // One UNLINK per key: a multi-key UNLINK across slots is refused on a cluster.
         let slots: Vec<u16> = written
@@ -411,7 +415,7 @@ fn write_in_live_generation(
             .chain(&dead)
             .filter_map(|k| client.slot_of(k))
             .collect();
-        cmds.extend(dead.drain(..).map(|k| redis::cmd("UNLINK").arg(k).clone()));
+        cmds.extend(dead.drain(..).map(|k| redis::cmd(unlink).arg(k).clone()));
         cmds.push(redis::cmd("GET").arg(keys.generation()).clone());
         let mut replies: Vec<redis::Value> = client.run_on(&slots, |c| c.pipe(cmds))?;
         let Ok(found) = redis::from_redis_value::<Option<Vec<u8>>>(&replies.pop()?) else {
@@ -1151,9 +1155,10 @@ impl Remote {
                         .generation_of(k)
                         .map_or(true, |g| g < gen || g >= MAX_GENERATION)
                 }) {
-                    unlink.cmd("UNLINK").arg(k).ignore();
+                    unlink.cmd(self.client.unlink_command()).arg(k).ignore();
                 }
-                if unlink.query::<()>(&mut conn).is_err() {
+                if let Err(e) = unlink.query::<()>(&mut conn) {
+                    self.client.note_refusal(&e);
                     self.client.failed();
                     break;
                 }
