@@ -2,6 +2,7 @@ package backlite_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"os/exec"
@@ -138,6 +139,72 @@ func TestAPanickingLockPanicsInTheCallerWithoutComputing(t *testing.T) {
 	}()
 	if computed || l.unlocks != 0 {
 		t.Fatalf("computed %v, %d unlocks", computed, l.unlocks)
+	}
+}
+
+// panicsInCaller calls f and reports whether it panicked, a panic(nil) included (which
+// recover gives as nil under GODEBUG=panicnil=1).
+func panicsInCaller(f func()) bool {
+	returned := false
+	func() {
+		defer func() { _ = recover() }()
+		f()
+		returned = true
+	}()
+	return !returned
+}
+
+// nilPanicLocker panics with a nil value in Lock.
+type nilPanicLocker struct{ unlocks int }
+
+func (l *nilPanicLocker) Lock()   { panic(nil) }
+func (l *nilPanicLocker) Unlock() { l.unlocks++ }
+
+// panicWriter counts its writes and panics with a nil value in each.
+type panicWriter struct{ writes int }
+
+func (w *panicWriter) Write([]byte) (int, error) { w.writes++; panic(nil) }
+
+func TestAPanicWithANilValueInACallbackIsAPanicAsAnyOther(t *testing.T) {
+	// recover gives a panic(nil) as nil under GODEBUG=panicnil=1, the default of a main
+	// module that declares go 1.20 or older.
+	t.Setenv("GODEBUG", "panicnil=1")
+	s := memory(t)
+	if !panicsInCaller(func() { _, _ = s.Cached([]byte("k"), func() ([]byte, error) { panic(nil) }) }) {
+		t.Error("Cached returned after its compute panicked")
+	}
+	if has(t, s, "k") {
+		t.Error("a compute that panicked stored a value")
+	}
+
+	l := &nilPanicLocker{}
+	computed := false
+	compute := func() ([]byte, error) { computed = true; return []byte("v"), nil }
+	if !panicsInCaller(func() { _, _ = s.Cached([]byte("k"), compute, backlite.WithLock(l)) }) {
+		t.Error("Cached returned after its lock panicked")
+	}
+	if computed || l.unlocks != 0 || has(t, s, "k") {
+		t.Errorf("after a lock that panicked: computed %v, %d unlocks, stored %v", computed, l.unlocks, has(t, s, "k"))
+	}
+
+	for _, k := range []string{"a", "b", "c"} {
+		mustSet(t, s, k, "v", backlite.ExpireNever)
+	}
+	visited := 0
+	if !panicsInCaller(func() { _ = s.Keys(func([]byte) bool { visited++; panic(nil) }) }) {
+		t.Error("Keys returned after its visitor panicked")
+	}
+	if visited != 1 {
+		t.Errorf("the walk went on after its visitor panicked: %d keys visited", visited)
+	}
+
+	mustSet(t, s, "big", string(bytes.Repeat([]byte("x"), 600<<10)), backlite.ExpireNever)
+	w := &panicWriter{}
+	if !panicsInCaller(func() { _ = s.GetTo([]byte("big"), w) }) {
+		t.Error("GetTo returned after its writer panicked")
+	}
+	if w.writes != 1 {
+		t.Errorf("the copy went on after its writer panicked: %d writes", w.writes)
 	}
 }
 

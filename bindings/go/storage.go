@@ -282,9 +282,8 @@ func (s *Storage) Contains(key []byte) (bool, error) {
 
 // keysState is what the key visitor callback reaches through its cgo.Handle.
 type keysState struct {
-	visit    func(key []byte) bool
-	panicked bool
-	panicVal any
+	panicSlot
+	visit func(key []byte) bool
 }
 
 // Keys calls visit with a copy of every live key, until visit returns false. visit may
@@ -316,10 +315,9 @@ func (s *Storage) Keys(visit func(key []byte) bool) error {
 
 // chunksState is what the chunk visitor callback reaches through its cgo.Handle.
 type chunksState struct {
-	w        io.Writer
-	err      error // the writer's error
-	panicked bool
-	panicVal any
+	panicSlot
+	w   io.Writer
+	err error // the writer's error
 }
 
 // GetTo writes the value under key to w in chunks of at most 256 KiB, so that a value
