@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -652,6 +653,91 @@ func TestAForgottenStorageIsClosedByItsFinalizer(t *testing.T) {
 	}
 	if got := mustGet(t, open(t, db), "k"); got != "v" {
 		t.Fatalf("got %q", got)
+	}
+}
+
+// useUntilClosed makes calls of every kind on s until one fails with ErrClosed (nil),
+// or with another error than ErrNotFound (that error), counting those that did not.
+func useUntilClosed(s *backlite.Storage, g int, ops *atomic.Int64) error {
+	for i := 0; ; i++ {
+		key := []byte(fmt.Sprintf("g%d-%d", g, i%8))
+		want := bytes.Repeat(key, 1+i%2*400) // in the database, then in a file
+		var err error
+		switch i % 7 {
+		case 0:
+			err = s.Set(key, want, backlite.ExpireNever)
+		case 1:
+			var got []byte
+			if got, err = s.Get(key); err == nil && !bytes.HasPrefix(got, key) {
+				err = fmt.Errorf("Get(%s) = %q", key, got)
+			}
+		case 2:
+			_, err = s.Cached(key, func() ([]byte, error) { return want, nil })
+		case 3:
+			var r *backlite.Reader
+			if r, err = s.OpenReader(key); err == nil {
+				_, err = io.Copy(io.Discard, r)
+				r.Close()
+			}
+		case 4:
+			for _, e := range s.All() {
+				if e != nil {
+					err = e
+				}
+			}
+		case 5:
+			err = s.GetTo(key, io.Discard)
+		case 6:
+			_, err = s.Stats()
+		}
+		switch {
+		case errors.Is(err, backlite.ErrClosed):
+			return nil
+		case err != nil && !errors.Is(err, backlite.ErrNotFound):
+			return err
+		}
+		ops.Add(1)
+	}
+}
+
+func TestCloseWhile64GoroutinesUseTheStorageEndsEachWithErrClosed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "closing.db")
+	s, err := backlite.Open(path, backlite.WithFileThreshold(1024))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make([]error, 64) // each goroutine's unexpected error
+	var ops atomic.Int64
+	var wg sync.WaitGroup
+	for g := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[g] = useUntilClosed(s, g, &ops)
+		}()
+	}
+	// Close while every goroutine is busy: once each has made calls, on average.
+	for deadline := time.Now().Add(time.Minute); ops.Load() < int64(len(errs))*20 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	for g, err := range errs {
+		if err != nil {
+			t.Errorf("goroutine %d: %v", g, err)
+		}
+	}
+	// The file is whole: every value stored is its key repeated.
+	again := open(t, path)
+	for k, err := range again.All() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v := mustGet(t, again, string(k)); !bytes.HasPrefix([]byte(v), k) || len(v)%len(k) != 0 {
+			t.Fatalf("%s = %q", k, v)
+		}
 	}
 }
 
