@@ -804,6 +804,27 @@ fn delete_of_keys_some_missing_deletes_the_rest_and_exits_1() {
     assert_eq!((r.code, r.stderr.as_str()), (0, ""));
 }
 
+/// A set refused as too large removes the older value under its key (API.md: a later
+/// get must not return it, stale), and its error says so: it said only "not stored",
+/// which reads as if the cache were left as it was.
+#[test]
+fn a_set_too_large_says_the_older_value_is_gone() {
+    let d = Dir::new();
+    d.ok(&["set", "c.db", "k", "old"]);
+    let big = "x".repeat(100);
+    let r = d.run(&["set", "c.db", "k", &big, "--max-size", "50"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    one_line_naming(&r.stderr, "c.db");
+    assert!(
+        r.stderr.contains("not stored")
+            && r.stderr
+                .contains("the older value under key k, if there was one, was removed"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(d.run(&["get", "c.db", "k"]).code, 1);
+}
+
 #[test]
 fn import_times_must_be_real_dates() {
     let d = Dir::new();

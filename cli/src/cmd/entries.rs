@@ -5,7 +5,7 @@ use super::{
     key_arg, open, open_with, output_path, Failure, Outcome, DAMAGED_OR_MISSING, OK, USAGE_OR_IO,
 };
 use crate::bytes::escape;
-use crate::core::{Expiration, Streamed};
+use crate::core::{ErrorKind, Expiration, Streamed};
 use crate::{Cli, Ttl};
 use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
@@ -138,9 +138,19 @@ pub fn set(
         Some(Ttl::Never) | None => Expiration::Never,
     };
     let storage = open(cli, file, true)?;
-    storage
-        .set(&key, &value, expiration)
-        .map_err(|e| Failure::core(file, &e))?;
+    storage.set(&key, &value, expiration).map_err(|e| {
+        let mut failure = Failure::core(file, &e);
+        // The library removes the older value of a key whose new one is refused as too
+        // large (a later get must not return it, stale): "not stored" alone reads as if
+        // the cache were left as it was.
+        if e.kind() == ErrorKind::TooLarge {
+            failure.message += &format!(
+                "; the older value under key {}, if there was one, was removed",
+                escape(&key)
+            );
+        }
+        failure
+    })?;
     Ok(OK)
 }
 
