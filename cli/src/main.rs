@@ -92,6 +92,8 @@ pub enum Command {
     Get {
         file: PathBuf,
         key: OsString,
+        /// Write the value to OUT instead of stdout (`-`: stdout); OUT is made only on
+        /// a hit, and removed (a plain file) if the value does not go out whole.
         #[arg(short = 'o', long = "output", value_name = "OUT")]
         output: Option<PathBuf>,
         /// KEY is written with escapes (\n \\ \xNN), as `keys` shows it.
@@ -139,12 +141,15 @@ pub enum Command {
     /// Writes every live entry as one JSON object a line (to stdout or OUT).
     Export {
         file: PathBuf,
+        /// Write the dump to OUT instead of stdout (`-`: stdout); removed (a plain
+        /// file) if the export fails.
         #[arg(short = 'o', long = "output", value_name = "OUT")]
         output: Option<PathBuf>,
     },
     /// Reads what `export` writes (from stdin or IN), all or nothing.
     Import {
         file: PathBuf,
+        /// Read the dump from IN instead of stdin (`-`: stdin).
         #[arg(short = 'i', long = "input", value_name = "IN")]
         input: Option<PathBuf>,
     },
