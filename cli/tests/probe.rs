@@ -989,6 +989,28 @@ fn reads_go_on_while_another_process_holds_the_write_lock() {
     conn.execute_batch("ROLLBACK").unwrap();
 }
 
+/// A command that writes, behind another process's write lock held past the library's
+/// busy timeout, fails with exit 2 and a line that says so: it said only SQLite's
+/// "database is locked", naming neither the cause nor what to do.
+#[test]
+fn a_write_behind_a_lock_held_too_long_says_so() {
+    let d = Dir::new();
+    d.ok(&["set", "c.db", "a", "1"]);
+    let conn = rusqlite::Connection::open(d.path("c.db")).unwrap();
+    conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let r = d.run(&["set", "c.db", "b", "2"]);
+    conn.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    one_line_naming(&r.stderr, "c.db");
+    assert!(
+        r.stderr
+            .contains("another process held the file's write lock"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(d.run(&["get", "c.db", "b"]).code, 1);
+}
+
 /// `--policy` is the eviction policy of `set` and `import` (its help says so): given to
 /// a command that stores nothing, it created the policy's index all the same, so a
 /// `stats` or `keys --policy least-frequently-used` changed the file, and behind another

@@ -53,11 +53,16 @@ impl Failure {
                 message = message.replace(&absolute, &shown);
             }
         }
-        let message = if message.contains(&shown) {
+        let mut message = if message.contains(&shown) {
             message
         } else {
             format!("{shown}: {message}")
         };
+        // SQLite's "database is locked" does not say by whom, nor that it was waited for.
+        if e.kind() == ErrorKind::Busy {
+            message += " (another process held the file's write lock for longer than this \
+                        command waits: run it again once that process is done)";
+        }
         Failure { code, message }
     }
 }
