@@ -30,8 +30,17 @@ pub fn build(b: *std.Build) void {
     if (static) {
         mod.addObjectFile(.{ .cwd_relative = b.pathJoin(&.{ lib_dir, "libbacklite.a" }) });
         // What a Rust static library needs from the system.
-        for ([_][]const u8{ "pthread", "dl", "m", "gcc_s" }) |name|
+        for ([_][]const u8{ "pthread", "dl", "m" }) |name|
             mod.linkSystemLibrary(name, .{ .use_pkg_config = .no });
+        // Its unwinder: the system's libgcc_s, by its path. Zig takes -lgcc_s for its own
+        // copy of LLVM's libunwind, linked into the program; but glibc ends a thread
+        // (pthread_exit, a cancellation) with a forced unwind run by libgcc_s, and the
+        // library's personality routine, reading libgcc_s's frames with LLVM's
+        // _Unwind_* getters, crashed (SIGSEGV where a C program's thread ended cleanly).
+        if (systemGccS(b, target)) |path|
+            mod.addObjectFile(.{ .cwd_relative = path })
+        else
+            mod.linkSystemLibrary("gcc_s", .{ .use_pkg_config = .no });
     } else {
         const dir = stageShared(b, lib_dir);
         loaded_from = dir;
@@ -99,6 +108,20 @@ pub fn build(b: *std.Build) void {
     run_example.expectStdOutEqual("hello\nhello\n42\n");
     run_example.has_side_effects = true;
     test_step.dependOn(&run_example.step);
+}
+
+/// The path of the system's libgcc_s.so.1 for a native build (the C compiler's, as
+/// `cc -print-file-name` gives it), or null: a cross build, or no C compiler, links
+/// Zig's libunwind instead.
+fn systemGccS(b: *std.Build, target: std.Build.ResolvedTarget) ?[]const u8 {
+    if (!target.query.isNative()) return null;
+    var code: u8 = undefined;
+    const out = b.runAllowFail(&.{ "cc", "-print-file-name=libgcc_s.so.1" }, &code, .Ignore) catch return null;
+    const path = std.mem.trim(u8, out, " \r\n");
+    // A compiler that does not know the file prints its bare name back.
+    if (!std.fs.path.isAbsolute(path)) return null;
+    std.fs.cwd().access(path, .{}) catch return null;
+    return path;
 }
 
 /// Builds `step` with LLVM and LLD: Zig 0.15's own x86_64 backend and linker (its

@@ -828,6 +828,38 @@ test "cached with a mutex barrier computes once across threads" {
     try testing.expectEqual(@as(u32, 1), slow.calls.load(.monotonic));
 }
 
+test "a thread that ends with pthread_exit inside a compute ends cleanly, as in a C program" {
+    if (@import("builtin").os.tag != .linux) return error.SkipZigTest;
+    // glibc runs the thread's end as a forced unwind with libgcc_s, through the
+    // library's frames: a static program must link libgcc_s's unwinder too (build.zig).
+    var cache = try memory(.{});
+    defer cache.deinit();
+    const Exit = struct {
+        extern "c" fn pthread_exit(value: ?*anyopaque) noreturn;
+        fn compute(w: *std.Io.Writer) !void {
+            _ = w;
+            pthread_exit(null);
+        }
+        fn run(arg: ?*anyopaque) callconv(.c) ?*anyopaque {
+            const c: *Storage = @ptrCast(@alignCast(arg.?));
+            const v = c.cached(std.heap.c_allocator, "k", .{}, compute) catch return null;
+            std.heap.c_allocator.free(v);
+            return null;
+        }
+    };
+    var thread: std.c.pthread_t = undefined;
+    try testing.expectEqual(std.c.E.SUCCESS, std.c.pthread_create(&thread, null, Exit.run, &cache));
+    try testing.expectEqual(std.c.E.SUCCESS, std.c.pthread_join(thread, null));
+    // Nothing was stored, and the handle serves calls as before.
+    try testing.expect(!try cache.contains("k"));
+    try cache.set("k", "v", .never);
+    try expectValue(&cache, "k", "v");
+    var counter: Counter = .{ .value = "computed" };
+    const v = try cache.cached(testing.allocator, "c", .{}, &counter);
+    defer testing.allocator.free(v);
+    try testing.expectEqualStrings("computed", v);
+}
+
 test "cachedExclusive computes once across threads with their own handles" {
     var t = try TempCache.init("exclusive.db");
     defer t.deinit();
