@@ -2930,3 +2930,63 @@ fn an_acl_user_without_unlink_removes_with_del_and_never_leaves_a_stale_value() 
     assert_eq!(a.remote_stats().unwrap().errors, 1);
     assert_eq!(server.cli(&["KEYS", "*"]), "backlite::gen");
 }
+/// The bytes a server holds (`used_memory`).
+fn used_memory(server: &RedisServer) -> u64 {
+    let info = server.cli(&["INFO", "memory"]);
+    let used = info.lines().find_map(|l| l.strip_prefix("used_memory:"));
+    used.and_then(|u| u.trim().parse().ok())
+        .unwrap_or_else(|| panic!("INFO memory: {info}"))
+}
+
+/// A server over its `maxmemory` under `noeviction` refuses every write, the clear's
+/// new generation (a `SET` in its script) too, but not a removal. Filled with this
+/// namespace's values, a clear unlinks them, then makes its generation: it reaches the
+/// remote, and the server takes writes again. Full of something else, the clear stays
+/// owed (one error), but nothing written before it is left to read. Before, the clear
+/// stayed owed for as long as the server was full, and another machine read the value
+/// set before it ("old") once the clear had returned.
+#[test]
+fn a_clear_on_a_server_full_under_noeviction_leaves_nothing_before_it_to_read() {
+    let server = RedisServer::with_args(&["--maxmemory-policy", "noeviction"]);
+    let dir = tempfile::tempdir().unwrap();
+    let o = remote_options(&server.url());
+    let a = machine(&dir, "a.db", &o);
+    a.set(b"k", b"old", NEVER).unwrap();
+    let big = vec![7u8; 64 << 10];
+    for i in 0..40 {
+        a.set(format!("fill {i}").as_bytes(), &big, NEVER).unwrap();
+    }
+    // 1 MiB less than it holds: full of this namespace's values.
+    let max = (used_memory(&server) - (1 << 20)).to_string();
+    assert_eq!(server.cli(&["CONFIG", "SET", "maxmemory", &max]), "OK");
+    a.set(b"refused", b"x", NEVER).unwrap();
+    let st = a.remote_stats().unwrap();
+    assert_eq!((st.writes, st.errors), (41, 1), "{st:?}");
+    past_first_back_off();
+    a.clear().unwrap();
+    let st = a.remote_stats().unwrap();
+    assert_eq!(
+        (st.writes, st.errors, st.connected),
+        (42, 1, true),
+        "{st:?}"
+    );
+    let b = machine(&dir, "b.db", &o);
+    assert_eq!(get(&b, b"k"), None, "a value set before the clear");
+    a.set(b"after", b"new", NEVER).unwrap();
+    assert_eq!(get(&b, b"after").as_deref(), Some(&b"new"[..]));
+
+    // Full of something else: the clear cannot make its generation.
+    a.set(b"k", b"old again", NEVER).unwrap();
+    let max = (used_memory(&server) - (256 << 10)).to_string();
+    assert_eq!(server.cli(&["CONFIG", "SET", "maxmemory", &max]), "OK");
+    a.clear().unwrap();
+    let st = a.remote_stats().unwrap();
+    assert_eq!(
+        (st.writes, st.errors, st.connected),
+        (44, 2, false),
+        "{st:?}"
+    );
+    let c = machine(&dir, "c.db", &o);
+    assert_eq!(get(&c, b"k"), None, "a value set before the clear");
+    assert_eq!(get(&c, b"after"), None, "a value set before the clear");
+}

@@ -1104,7 +1104,7 @@ impl Remote {
             return false;
         }
         let seen = self.gen.load(Relaxed);
-        let Some(made) = run_generation_script(&self.client, &self.keys, NEW_GENERATION) else {
+        let Some(made) = self.new_generation() else {
             return false;
         };
         let Some(gen) = made.and_then(Self::parse_generation) else {
@@ -1116,6 +1116,32 @@ impl Remote {
         self.client.counters.writes.fetch_add(1, Relaxed);
         self.reclaim(gen);
         true
+    }
+
+    /// Runs `NEW_GENERATION`: its reply, or None when the remote could not be asked. A
+    /// server over its `maxmemory` under `noeviction` refuses the script's `SET`, as it
+    /// refuses every write, but not a removal: this namespace's keys of every
+    /// generation are unlinked first (the clear hides them all anyway), and the script
+    /// is run once more. Before, the clear stayed owed for as long as the server was
+    /// full, which the clear was to relieve, and other machines kept reading the values
+    /// written before it.
+    fn new_generation(&self) -> Option<Option<Vec<u8>>> {
+        let script = redis::cmd("EVAL")
+            .arg(NEW_GENERATION)
+            .arg(1)
+            .arg(self.keys.generation())
+            .clone();
+        let made = self
+            .client
+            .run(|c| match c.query::<Option<Vec<u8>>>(&script) {
+                Err(e) if e.code() == Some("OOM") => Ok(None),
+                made => made.map(Some),
+            })?;
+        if made.is_some() {
+            return made;
+        }
+        self.reclaim(MAX_GENERATION);
+        run_generation_script(&self.client, &self.keys, NEW_GENERATION)
     }
 
     /// Unlinks the keys of generations older than `gen`, master by master, for at most
