@@ -225,7 +225,7 @@ fn main() -> ExitCode {
     match cmd::run(&cli) {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
-            eprintln!("backlite: {}", failure.message.replace('\n', " "));
+            eprintln!("backlite: {}", failure.line().replace('\n', " "));
             ExitCode::from(failure.code)
         }
     }

@@ -249,6 +249,35 @@ fn check_reports_a_file_cut_short_as_damaged_in_text_and_json() {
     check_reports_unreadable(&d, &before);
 }
 
+/// The other commands, on a file SQLite finds damaged, fail with exit 1 and a line that
+/// says the file is damaged and where to go from there: it was SQLite's "database disk
+/// image is malformed" alone.
+#[test]
+fn commands_on_a_damaged_file_point_to_check() {
+    let (d, before) = a_damaged_cache(|f| f.set_len(100_000).unwrap());
+    for args in [
+        &["stats", "c.db"][..],
+        &["keys", "c.db"],
+        &["get", "c.db", "k1"],
+        &["export", "c.db"],
+        &["clear", "c.db"],
+        &["vacuum", "c.db"],
+    ] {
+        let r = d.run(args);
+        assert_eq!(r.code, 1, "{args:?}: {}", r.stderr);
+        one_line_naming(&r.stderr, "c.db");
+        assert!(
+            r.stderr.contains("malformed")
+                && r.stderr.ends_with(
+                    " (the file is damaged: `backlite check` says what to do about it)\n"
+                ),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+    assert_eq!(std::fs::read(d.path("c.db")).unwrap(), before);
+}
+
 /// Characters a terminal shows as nothing, as a plain space, or that reorder or break
 /// the line (zero-width space, byte order mark, no-break space, right-to-left
 /// override, line separator) are escaped like control characters, so two keys never

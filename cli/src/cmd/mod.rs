@@ -21,11 +21,14 @@ pub const DAMAGED_OR_MISSING: u8 = 1;
 /// Exit code: bad usage, or the file cannot be opened, read or written.
 pub const USAGE_OR_IO: u8 = 2;
 
-/// Why a command failed: its exit code and one line for stderr.
+/// Why a command failed: its exit code and one line for stderr, the message then the
+/// remedy.
 #[derive(Debug)]
 pub struct Failure {
     pub code: u8,
     pub message: String,
+    /// What to do about it, where the message does not say: ` (...)`.
+    pub remedy: Option<&'static str>,
 }
 
 impl Failure {
@@ -33,7 +36,13 @@ impl Failure {
         Failure {
             code,
             message: format!("{}: {cause}", file.display()),
+            remedy: None,
         }
+    }
+
+    /// The line for stderr.
+    pub fn line(&self) -> String {
+        format!("{}{}", self.message, self.remedy.unwrap_or_default())
     }
 
     /// A core error about `file`; the core's messages often name it already.
@@ -53,17 +62,28 @@ impl Failure {
                 message = message.replace(&absolute, &shown);
             }
         }
-        let mut message = if message.contains(&shown) {
+        let message = if message.contains(&shown) {
             message
         } else {
             format!("{shown}: {message}")
         };
-        // SQLite's "database is locked" does not say by whom, nor that it was waited for.
-        if e.kind() == ErrorKind::Busy {
-            message += " (another process held the file's write lock for longer than this \
-                        command waits: run it again once that process is done)";
+        // SQLite's "database is locked" does not say by whom, nor that it was waited for,
+        // and its "database disk image is malformed" not what to do.
+        let remedy = match e.kind() {
+            ErrorKind::Busy => Some(
+                " (another process held the file's write lock for longer than this \
+                 command waits: run it again once that process is done)",
+            ),
+            ErrorKind::Corrupt => {
+                Some(" (the file is damaged: `backlite check` says what to do about it)")
+            }
+            _ => None,
+        };
+        Failure {
+            code,
+            message,
+            remedy,
         }
-        Failure { code, message }
     }
 }
 
@@ -111,6 +131,7 @@ pub fn open_with(
                     "{} is not a BackLite cache (an empty file); it was left untouched",
                     file.display()
                 ),
+                remedy: None,
             });
         }
     }
