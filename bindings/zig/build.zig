@@ -110,11 +110,13 @@ pub fn build(b: *std.Build) void {
     test_step.dependOn(&run_example.step);
 }
 
-/// The path of the system's libgcc_s.so.1 for a native build (the C compiler's, as
-/// `cc -print-file-name` gives it), or null: a cross build, or no C compiler, links
-/// Zig's libunwind instead.
+/// The path of the system's libgcc_s.so.1 for a build for this machine (the C
+/// compiler's, as `cc -print-file-name` gives it; any -Dcpu), or null: a cross build, or
+/// no C compiler, links Zig's libunwind instead.
 fn systemGccS(b: *std.Build, target: std.Build.ResolvedTarget) ?[]const u8 {
-    if (!target.query.isNative()) return null;
+    const host = b.graph.host.result;
+    const t = target.result;
+    if (t.os.tag != host.os.tag or t.cpu.arch != host.cpu.arch or t.abi != host.abi) return null;
     var code: u8 = undefined;
     const out = b.runAllowFail(&.{ "cc", "-print-file-name=libgcc_s.so.1" }, &code, .Ignore) catch return null;
     const path = std.mem.trim(u8, out, " \r\n");
