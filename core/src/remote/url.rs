@@ -216,6 +216,9 @@ fn userinfo(text: &str) -> Option<(usize, &str)> {
 /// When a '?' comes before the user-info's end, which of the two holds the password
 /// cannot be told: everything from the first of them on is masked.
 pub fn redact(text: &str) -> String {
+    if let Some((from, to)) = without_slashes(text) {
+        return format!("{}***{}", &text[..from], &text[to..]);
+    }
     let query = text.find('?');
     // The masked part of the user-info: after the user name, or all of it when it has
     // no ':' (a lone user-info is a password for redis://, "redis://secret@host").
@@ -233,15 +236,71 @@ pub fn redact(text: &str) -> String {
                 None => format!("{}***{after}", &text[..from]),
             }
         }
-        (None, Some(q)) => format!("{}?***", &text[..q]),
-        (None, None) => text.to_string(),
+        (None, Some(q)) => mask_bare_ports(&format!("{}?***", &text[..q])),
+        (None, None) => mask_bare_ports(text),
     }
+}
+
+/// The ports that are not numbers in the authority of `text`, a URL without user-info:
+/// ranges of `text`. Such a "port" is most likely a password written without the
+/// `@host` after it (`redis://:secret`, `redis://user:secret`), which the message
+/// refusing the URL showed whole.
+fn bare_ports(text: &str) -> Vec<(usize, usize)> {
+    let Some(start) = text.find("://").map(|i| i + 3) else {
+        return Vec::new();
+    };
+    let rest = &text[start..];
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    if rest[..end].contains('@') {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let mut at = start;
+    for host in rest[..end].split(',') {
+        // After an IPv6 address's ']', if any: its own colons are no port.
+        let tail = host.rfind(']').map_or(0, |i| i + 1);
+        if let Some(colon) = host[tail..].rfind(':').map(|i| tail + i) {
+            let port = &host[colon + 1..];
+            if !port.is_empty() && !port.bytes().all(|b| b.is_ascii_digit()) {
+                out.push((at + colon + 1, at + host.len()));
+            }
+        }
+        at += host.len() + 1;
+    }
+    out
+}
+
+/// In a URL without `://` (`redis:secret@host`, `redis//u:secret@host`), which is
+/// refused, where a password may be cannot be told: the range from after its first ':'
+/// up to its last '@' (or its end).
+fn without_slashes(text: &str) -> Option<(usize, usize)> {
+    if text.contains("://") {
+        return None;
+    }
+    let from = text.find(':')? + 1;
+    let to = text
+        .rfind('@')
+        .filter(|&at| at >= from)
+        .unwrap_or(text.len());
+    (to > from).then_some((from, to))
+}
+
+/// `text` with its `bare_ports` replaced by `***`.
+fn mask_bare_ports(text: &str) -> String {
+    let mut out = text.to_string();
+    for (from, to) in bare_ports(text).into_iter().rev() {
+        out.replace_range(from..to, "***");
+    }
+    out
 }
 
 /// The password as written and as decoded, to mask wherever it might appear.
 fn secrets_of(text: &str) -> Vec<String> {
     let Some((_, info)) = userinfo(text) else {
-        return Vec::new();
+        let hidden = bare_ports(text).into_iter().chain(without_slashes(text));
+        return hidden
+            .map(|(from, to)| text[from..to].to_string())
+            .collect();
     };
     let raw = info.split_once(':').map_or(info, |(_, p)| p);
     let mut out = vec![raw.to_string()];
@@ -321,6 +380,34 @@ mod tests {
             let e = RemoteUrl::parse(refused).unwrap_err();
             assert!(!e.message().contains(secret), "{}", e.message());
         }
+        // A password written without the `@host` after it reads as a port that is not
+        // a number: masked, as it showed whole before.
+        for (refused, shown) in [
+            ("redis://:s3cret", "redis://:***"),
+            ("redis://u:s3cret", "redis://u:***"),
+            ("redis://u:s3cret/0", "redis://u:***/0"),
+            ("rediss://u:s3cret?x=1", "rediss://u:***?***"),
+            ("redis+cluster://h:1,u:s3cret", "redis+cluster://h:1,u:***"),
+        ] {
+            let e = RemoteUrl::parse(refused).unwrap_err();
+            assert!(!e.message().contains("s3cret"), "{}", e.message());
+            assert!(e.message().contains(shown), "{}", e.message());
+        }
+        for (refused, shown) in [
+            ("redis:s3cret@h", "\"redis:***@h\""),
+            ("redis//u:s3cret@h", "\"redis//u:***@h\""),
+            ("redis:u:s3cret", "\"redis:***\""),
+        ] {
+            let e = RemoteUrl::parse(refused).unwrap_err();
+            assert!(!e.message().contains("s3cret"), "{}", e.message());
+            assert!(e.message().contains(shown), "{}", e.message());
+        }
+        assert_eq!(redact("redis://[::1]:6379/0"), "redis://[::1]:6379/0");
+        assert_eq!(redact("redis://[::1]"), "redis://[::1]");
+        assert_eq!(
+            redact("redis+cluster://h:1,[::1]:2"),
+            "redis+cluster://h:1,[::1]:2"
+        );
         // A socket path may hold an '@': it is no user-info.
         let url = RemoteUrl::parse("redis+unix:///run/a@b.sock").unwrap();
         assert_eq!(url.shown(), "redis+unix:///run/a@b.sock");
