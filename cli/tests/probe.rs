@@ -99,19 +99,27 @@ fn a_value_file(d: &Dir, cache: &str) -> std::path::PathBuf {
         .expect("a value file")
 }
 
+/// c.db holding "big", a value of 600,000 bytes in a file of its own, whose byte `at`
+/// was changed.
+fn a_value_damaged_at(at: usize) -> Dir {
+    let d = Dir::new();
+    let r = d.run_with_input(&["set", "c.db", "big", "-"], &vec![7u8; 600_000]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let file = a_value_file(&d, "c.db");
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[at] ^= 0xff;
+    std::fs::write(&file, bytes).unwrap();
+    d
+}
+
 /// A `get -o OUT` of a value found damaged after its first chunks were written (a value
 /// file of 600 KB whose last byte was changed) removes OUT and says the value proved
 /// damaged, as the README says; it kept the 256 KiB written, with "no live entry" (the
 /// core answered a miss, not that the chunks handed over were to be dropped).
 #[test]
 fn a_get_of_a_value_found_damaged_part_way_removes_out() {
-    let d = Dir::new();
-    let r = d.run_with_input(&["set", "c.db", "big", "-"], &vec![7u8; 600_000]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let file = a_value_file(&d, "c.db");
-    let mut bytes = std::fs::read(&file).unwrap();
-    bytes[600_000 - 1] ^= 0xff; // the value's last byte (its record follows)
-    std::fs::write(&file, bytes).unwrap();
+    // The value's last byte (its record follows).
+    let d = a_value_damaged_at(600_000 - 1);
     let r = d.run(&["get", "c.db", "big", "-o", "out.bin"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     one_line_naming(&r.stderr, "c.db");
@@ -122,6 +130,35 @@ fn a_get_of_a_value_found_damaged_part_way_removes_out() {
     );
     assert_eq!(d.run(&["get", "c.db", "big"]).code, 1); // the entry is gone
     assert_eq!(d.run(&["check", "c.db"]).code, 0);
+}
+
+/// A get that finds a value damaged while another process holds the write lock cannot
+/// remove the entry (it gives the removal up rather than wait): it said "the entry was
+/// removed" all the same, and the entry was still listed. It says now that it could
+/// not, and what removes it.
+#[test]
+fn a_get_of_a_damaged_value_behind_a_lock_does_not_claim_its_removal() {
+    let d = a_value_damaged_at(1000);
+    let conn = rusqlite::Connection::open(d.path("c.db")).unwrap();
+    conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let r = d.run(&["get", "c.db", "big"]);
+    let listed = d.ok(&["keys", "c.db"]);
+    conn.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    one_line_naming(&r.stderr, "c.db");
+    assert!(listed.contains("big"), "{listed}");
+    assert!(
+        r.stderr.contains("proved damaged")
+            && r.stderr.contains("the entry could not be removed now")
+            && !r.stderr.contains("was removed"),
+        "{}",
+        r.stderr
+    );
+    // Once the lock is gone, a get removes it, and says so.
+    let r = d.run(&["get", "c.db", "big"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("the entry was removed"), "{}", r.stderr);
+    assert_eq!(d.ok(&["keys", "c.db"]), "(no keys)\n");
 }
 
 /// A `get -o OUT` that fails part way drops what it wrote only from a plain file: a

@@ -61,11 +61,24 @@ pub fn get(cli: &Cli, file: &Path, key: &OsStr, output: Option<&Path>, escaped: 
             if let (Some(path), Some(_)) = (output, &sink) {
                 discard(path);
             }
+            // The library removes the entry as it finds it damaged, but behind another
+            // process's write lock (held past GET_LOCK_WAIT) it gives that up: say which.
+            let mut still_there = false;
+            let _ = storage.key_infos(&key, |info| {
+                still_there |= info.key == key;
+                !still_there
+            });
+            let fate = if still_there {
+                "the entry could not be removed now (another process holds the file's write \
+                 lock): `backlite check --repair` removes it"
+            } else {
+                "the entry was removed"
+            };
             return Err(Failure::new(
                 DAMAGED_OR_MISSING,
                 file,
                 format!(
-                    "the value under key {} proved damaged as it was read; the entry was removed",
+                    "the value under key {} proved damaged as it was read; {fate}",
                     escape(&key)
                 ),
             ));
