@@ -663,3 +663,47 @@ fn a_key_of_another_type_is_a_miss_on_a_cluster_too() {
         "{st:?}"
     );
 }
+
+/// A clear on a cluster whose masters are over their `maxmemory` under `noeviction`
+/// (full of this namespace's values): the script that makes the generation is refused
+/// (one error), the keys are unlinked on every master, and the script run again makes
+/// it. Another machine misses every value set before the clear, and writes reach the
+/// cluster again.
+#[test]
+fn a_clear_on_a_full_cluster_under_noeviction_reaches_it() {
+    let cluster = RedisCluster::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    let o = cluster_options(&cluster);
+    let a = machine(&dir, "a.db", &o);
+    let big = vec![7u8; 16 << 10];
+    for i in 0..KEYS {
+        a.set(&key(i), &big, NEVER).unwrap();
+    }
+    for node in &cluster.nodes {
+        let max = (node.used_memory() - (512 << 10)).to_string();
+        assert_eq!(
+            node.cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]),
+            "OK"
+        );
+        assert_eq!(node.cli(&["CONFIG", "SET", "maxmemory", &max]), "OK");
+    }
+    a.clear().unwrap();
+    let st = a.remote_stats().unwrap();
+    assert_eq!(
+        (st.writes, st.errors, st.connected),
+        (KEYS as u64 + 1, 1, true),
+        "{st:?}"
+    );
+    let b = machine(&dir, "b.db", &o);
+    for i in 0..KEYS {
+        assert_eq!(get(&b, &key(i)), None, "key {i} seen after the clear");
+    }
+    assert_eq!(
+        cluster.sizes().iter().sum::<u64>(),
+        1,
+        "{:?}",
+        cluster.sizes()
+    );
+    a.set(&key(7), &value(7, 1), NEVER).unwrap();
+    assert_eq!(get(&b, &key(7)), Some(value(7, 1)));
+}

@@ -156,6 +156,14 @@ impl RedisServer {
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
+
+    /// The bytes it holds (`INFO memory`'s `used_memory`).
+    pub fn used_memory(&self) -> u64 {
+        let info = self.cli(&["INFO", "memory"]);
+        let used = info.lines().find_map(|l| l.strip_prefix("used_memory:"));
+        used.and_then(|u| u.trim().parse().ok())
+            .unwrap_or_else(|| panic!("INFO memory: {info}"))
+    }
 }
 
 impl Drop for RedisServer {

@@ -327,6 +327,23 @@ impl Client {
             self.counters.skipped.fetch_add(1, Relaxed);
             return None;
         }
+        self.round_trip(pid, slots, f)
+    }
+
+    /// `run`, sent even while the remote is backed off: a round trip that must follow
+    /// one that failed in the same call (the clear's generation, once a full server's
+    /// memory was relieved).
+    pub(crate) fn run_now<T>(&self, f: impl FnOnce(&mut Conn) -> RedisResult<T>) -> Option<T> {
+        self.round_trip(crate::fork::this_process(), &[], f)
+    }
+
+    /// One round trip on a pooled or new connection: counted and backed off on failure.
+    fn round_trip<T>(
+        &self,
+        pid: u32,
+        slots: &[u16],
+        f: impl FnOnce(&mut Conn) -> RedisResult<T>,
+    ) -> Option<T> {
         let idle = {
             let mut idle = lock(&self.idle);
             if self.pid.load(Relaxed) != pid {
@@ -412,7 +429,9 @@ impl Client {
             Target::Single(info) => return Some(vec![info.clone()]),
             Target::Cluster(nodes) => nodes[0].clone(),
         };
-        let text: String = self.run(|c| c.query(redis::cmd("CLUSTER").arg("NODES")))?;
+        // Sent even while backed off: a clear's reclaim follows the round trip that made
+        // its generation, or relieves a full server after its refusal (`new_generation`).
+        let text: String = self.run_now(|c| c.query(redis::cmd("CLUSTER").arg("NODES")))?;
         let mut out = Vec::new();
         for line in text.lines() {
             let fields: Vec<&str> = line.split(' ').collect();

@@ -1120,28 +1120,27 @@ impl Remote {
 
     /// Runs `NEW_GENERATION`: its reply, or None when the remote could not be asked. A
     /// server over its `maxmemory` under `noeviction` refuses the script's `SET`, as it
-    /// refuses every write, but not a removal: this namespace's keys of every
-    /// generation are unlinked first (the clear hides them all anyway), and the script
-    /// is run once more. Before, the clear stayed owed for as long as the server was
-    /// full, which the clear was to relieve, and other machines kept reading the values
-    /// written before it.
+    /// refuses every write, but not a removal: after that refusal (an error, backed off
+    /// as any), this namespace's keys of every generation are unlinked (the clear hides
+    /// them all anyway), and the script is run once more, at once. Before, the clear
+    /// stayed owed for as long as the server was full, which the clear was to relieve,
+    /// and other machines kept reading the values written before it.
     fn new_generation(&self) -> Option<Option<Vec<u8>>> {
         let script = redis::cmd("EVAL")
             .arg(NEW_GENERATION)
             .arg(1)
             .arg(self.keys.generation())
             .clone();
-        let made = self
-            .client
-            .run(|c| match c.query::<Option<Vec<u8>>>(&script) {
-                Err(e) if e.code() == Some("OOM") => Ok(None),
-                made => made.map(Some),
-            })?;
-        if made.is_some() {
+        let full = std::cell::Cell::new(false);
+        let made = self.client.run(|c| {
+            c.query::<Option<Vec<u8>>>(&script)
+                .inspect_err(|e| full.set(e.code() == Some("OOM")))
+        });
+        if made.is_some() || !full.get() {
             return made;
         }
         self.reclaim(MAX_GENERATION);
-        run_generation_script(&self.client, &self.keys, NEW_GENERATION)
+        self.client.run_now(|c| c.query::<Option<Vec<u8>>>(&script))
     }
 
     /// Unlinks the keys of generations older than `gen`, master by master, for at most
