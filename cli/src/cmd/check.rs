@@ -13,7 +13,12 @@ use std::fmt::Write;
 use std::path::Path;
 
 pub fn check(cli: &Cli, file: &Path, repair: bool, json: bool) -> Outcome {
-    let storage = match open(cli, file, false) {
+    let opened = if repair {
+        open(cli, file, false)
+    } else {
+        super::open_to_read(cli, file, None)
+    };
+    let storage = match opened {
         Ok(storage) => storage,
         // A file too damaged to open (one cut short, its first pages garbage) is the
         // check's answer as much as one whose damage the walk finds: the report, not

@@ -2,7 +2,7 @@
 
 use super::stats::print;
 use super::{
-    key_arg, open, open_with, output_path, Failure, Outcome, DAMAGED_OR_MISSING, OK, USAGE_OR_IO,
+    key_arg, open, open_to_read, output_path, Failure, Outcome, DAMAGED_OR_MISSING, OK, USAGE_OR_IO,
 };
 use crate::bytes::escape;
 use crate::core::{ErrorKind, Expiration, Streamed};
@@ -23,7 +23,7 @@ const GET_LOCK_WAIT: Duration = Duration::from_millis(200);
 pub fn get(cli: &Cli, file: &Path, key: &OsStr, output: Option<&Path>, escaped: bool) -> Outcome {
     let key = key_arg(file, key, escaped)?;
     let output = output_path(file, output)?;
-    let storage = open_with(cli, file, false, Some(GET_LOCK_WAIT), None)?;
+    let storage = open_to_read(cli, file, Some(GET_LOCK_WAIT))?;
     // The value goes out in chunks as it is read (a value kept in a file of its own
     // may be as large as the disk), to OUT (made at the first chunk, so that a miss
     // leaves it as it was) or stdout.

@@ -12,7 +12,7 @@
 //! known). The header's lifetime counters are added to the importing file's. Entries come least recently used first, so an
 //! import keeps their order. `jq 'select(.key)'` skips the header.
 
-use super::{open, Failure, Outcome, OK, USAGE_OR_IO};
+use super::{Failure, Outcome, OK, USAGE_OR_IO};
 use crate::clock::{format_ms, now_ms};
 use crate::core::{Error, ErrorKind, ExportedEntry};
 use crate::progress;
@@ -64,7 +64,7 @@ fn write_bytes(out: &mut impl Write, name: &str, bytes: &[u8]) -> std::io::Resul
 
 pub fn run(cli: &Cli, file: &Path, output: Option<&Path>) -> Outcome {
     let output = super::output_path(file, output)?;
-    let storage = open(cli, file, false)?;
+    let storage = super::open_to_read(cli, file, None)?;
     let info = storage.inspect(&[]).map_err(|e| Failure::core(file, &e))?;
     let lifetime = storage
         .lifetime_stats()

@@ -1,7 +1,7 @@
 //! `backlite keys FILE [--prefix P] [--limit N] [--sort size|age|hits] [--json]`.
 
 use super::stats::key_json;
-use super::{key_arg, open, Failure, Outcome, OK, USAGE_OR_IO};
+use super::{key_arg, open_to_read, Failure, Outcome, OK, USAGE_OR_IO};
 use crate::bytes::escape;
 use crate::core::KeyInfo;
 use crate::human::{format_duration, format_size};
@@ -120,7 +120,7 @@ pub fn run(
     escaped: bool,
 ) -> Outcome {
     let prefix = key_arg(file, prefix.unwrap_or_default(), escaped)?;
-    let storage = open(cli, file, false)?;
+    let storage = open_to_read(cli, file, None)?;
     let limit = limit.unwrap_or(usize::MAX);
     let mut lister = Lister {
         file,

@@ -1,6 +1,6 @@
 //! `backlite stats FILE [--json]`: how full the cache is and how it has been used.
 
-use super::{open, Failure, Outcome, DAMAGED_OR_MISSING, OK, USAGE_OR_IO};
+use super::{open, open_to_read, Failure, Outcome, DAMAGED_OR_MISSING, OK, USAGE_OR_IO};
 use crate::bytes::{escape, escape_path, put_json};
 use crate::clock::format_ms;
 use crate::core::{FileInfo, KeyInfo, LifetimeStats};
@@ -16,7 +16,7 @@ const DAY: Duration = Duration::from_secs(86400);
 const BAR_WIDTH: usize = 30;
 
 pub fn run(cli: &Cli, file: &Path, json: bool) -> Outcome {
-    let storage = open(cli, file, false)?;
+    let storage = open_to_read(cli, file, None)?;
     let info = storage
         .inspect(&[HOUR, DAY])
         .map_err(|e| Failure::core(file, &e))?;
