@@ -277,6 +277,31 @@ fn check_reports_a_file_sqlite_cannot_read_as_damaged_in_text_and_json() {
     check_reports_unreadable(&d, &before);
 }
 
+/// An import that finds the file damaged as it stores a line fails as any command on a
+/// damaged file does (exit 1, pointing to check), not as a bad line of the dump: it
+/// said "line N of <stdin>: deleting an entry: database disk image is malformed", exit
+/// 2, as if the dump were at fault.
+#[test]
+fn an_import_into_a_damaged_file_blames_the_file_not_the_line() {
+    use std::os::unix::fs::FileExt;
+    let (d, _) = a_damaged_cache(|f| f.write_all_at(&[0xde; 8192], 20 * 4096).unwrap());
+    let dump: String = (0..2000)
+        .map(|i| format!("{{\"key\":\"k{i}\",\"value\":\"new\"}}\n"))
+        .collect();
+    let r = d.run_with_input(&["import", "c.db"], dump.as_bytes());
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    one_line_naming(&r.stderr, "c.db");
+    assert!(
+        !r.stderr.starts_with("backlite: c.db: line ")
+            && r.stderr.contains("malformed (storing line ")
+            && r.stderr.contains("nothing was imported")
+            && r.stderr
+                .ends_with("`backlite check` says what to do about it)\n"),
+        "{}",
+        r.stderr
+    );
+}
+
 /// The same for a cache cut short (a copy interrupted, a disk that filled), which
 /// cannot even be opened: check printed only the open's error line, so `check --json`
 /// gave no JSON for it.

@@ -238,19 +238,30 @@ pub fn run(cli: &Cli, file: &Path, input: Option<&Path>) -> Outcome {
                 format!("line {number} of {shown}: {why}; nothing was imported"),
             )
         };
+        // A value refused is the line's fault; the file's own failures (read-only, a
+        // full disk, damage) keep their kind, for the exit code and the remedy, and are
+        // not blamed on the line.
+        let storing = |e: Error| match e.kind() {
+            ErrorKind::InvalidArgument | ErrorKind::TooLarge => at_line(e.message().to_string()),
+            kind => Error::new(
+                kind,
+                format!(
+                    "{} (storing line {number} of {shown}); nothing was imported",
+                    e.message()
+                ),
+            ),
+        };
         match parse_line(&mut line).map_err(at_line)? {
             Line::Entry(e) => importer
                 .put(&e.key, &e.value, e.expires_at_ms, e.hits, e.set_at_ms)
-                .map_err(|e| at_line(e.message().to_string()))?,
+                .map_err(storing)?,
             Line::Header(counters, tag) => {
                 // A header further on (dumps put end to end) is held to the same rule.
                 if let Some(why) = tag.as_deref().and_then(other_tag) {
                     return Err(at_line(why));
                 }
                 if let Some(counters) = counters {
-                    importer
-                        .merge_lifetime(&counters)
-                        .map_err(|e| at_line(e.message().to_string()))?;
+                    importer.merge_lifetime(&counters).map_err(storing)?;
                 }
             }
             Line::Empty => {}
