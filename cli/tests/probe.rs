@@ -917,6 +917,23 @@ fn a_set_too_large_says_the_older_value_is_gone() {
     assert_eq!(d.run(&["get", "c.db", "k"]).code, 1);
 }
 
+/// A cache named `:memory:` is a file like any other, as the other commands read it:
+/// the library takes that exact name for a cache in memory, so `set :memory: k v`
+/// exited 0 having stored the value nowhere (the get after it: "no such file").
+#[test]
+fn a_cache_named_memory_is_a_file() {
+    let d = Dir::new();
+    d.ok(&["set", ":memory:", "k", "v"]);
+    assert!(d.path(":memory:").is_file());
+    assert_eq!(d.ok(&["get", ":memory:", "k"]), "v");
+    let r = d.run_with_input(
+        &["import", ":memory:"],
+        b"{\"key\":\"a\",\"value\":\"1\"}\n",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(d.ok(&["get", ":memory:", "a"]), "1");
+}
+
 #[test]
 fn import_times_must_be_real_dates() {
     let d = Dir::new();

@@ -153,7 +153,15 @@ pub fn open_with(
     if let Some(tag) = version_tag {
         options.set_version_tag(tag);
     }
-    Storage::open(file, &options).map_err(|e| Failure::core(file, &e))
+    // The library takes the exact name ":memory:" for a cache in memory, gone when the
+    // command ends: here, as every other name, it is a file (the checks above read it
+    // as one), so `set :memory: k v` does not report success for a value kept nowhere.
+    let path = if file == Path::new(crate::core::MEMORY) {
+        Path::new("./:memory:")
+    } else {
+        file
+    };
+    Storage::open(path, &options).map_err(|e| Failure::core(file, &e))
 }
 
 /// Opens the cache at `file` for a command that only reads it (stats, keys, get, export,
