@@ -30,7 +30,20 @@ pub fn escape(bytes: &[u8]) -> String {
             out.push_str(&format!("\\x{b:02x}"));
         }
     }
-    out
+    // A space at either end shows as nothing at the end of a line, or as the column's
+    // margin: `a ` looked like `a`, and ` ` like the empty key.
+    let inner = out.trim_matches(' ');
+    if inner.len() == out.len() {
+        return out;
+    }
+    let start = out.len() - out.trim_start_matches(' ').len();
+    let end = out.trim_end_matches(' ').len().max(start);
+    format!(
+        "{}{}{}",
+        "\\x20".repeat(start),
+        &out[start..end],
+        "\\x20".repeat(out.len() - end)
+    )
 }
 
 /// A character a terminal shows as nothing or as a plain space, or that reorders or
@@ -164,6 +177,9 @@ mod tests {
             );
         }
         assert_eq!(escape(&[0, 0xff]), "\\x00\\xff");
+        assert_eq!(escape(b" a b "), "\\x20a b\\x20");
+        assert_eq!(escape(b"  "), "\\x20\\x20");
+        assert_eq!(unescape(&escape(b" a  ")).unwrap(), b" a  ");
         assert_eq!(
             escape("a\u{200b} \u{a0}".as_bytes()),
             "a\\xe2\\x80\\x8b \\xc2\\xa0"
