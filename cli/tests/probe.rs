@@ -1374,6 +1374,21 @@ fn a_failed_import_into_a_new_file_leaves_no_file_behind() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert_eq!(d.ok(&["get", "old.db", "k"]), "v");
     assert_eq!(d.run(&["get", "old.db", "big"]).code, 1);
+    // And an empty file stays empty (the open had made it a cache of 36 KiB): no other
+    // command makes an empty file a cache, and a failed import changes nothing.
+    std::fs::write(d.path("empty.db"), b"").unwrap();
+    let r = d.run_with_input(
+        &["import", "empty.db"],
+        format!("{big_line}[]\n").as_bytes(),
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(read(&d.path("empty.db")).unwrap().len(), 0);
+    for suffix in ["-wal", "-shm", "-journal", ".values"] {
+        assert!(
+            !d.path(&format!("empty.db{suffix}")).exists(),
+            "left empty.db{suffix}"
+        );
+    }
 }
 
 #[test]

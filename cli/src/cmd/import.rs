@@ -271,9 +271,21 @@ pub fn run(cli: &Cli, file: &Path, input: Option<&Path>) -> Outcome {
     let summary = match summary {
         Ok(summary) => summary,
         Err(e) => {
-            if new_file {
+            // A file that was not there is not left behind, and an empty one is left
+            // empty (the open made it a cache), as a failed import leaves a cache as
+            // it was.
+            if new_file || empty {
                 drop(storage);
-                for suffix in ["", "-wal", "-shm", "-journal"] {
+                let suffixes: &[&str] = if new_file {
+                    &["", "-wal", "-shm", "-journal"]
+                } else {
+                    let _ = std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(file)
+                        .and_then(|f| f.set_len(0));
+                    &["-wal", "-shm", "-journal"]
+                };
+                for suffix in suffixes {
                     let _ = std::fs::remove_file(sidecar(suffix));
                 }
                 if new_values {
