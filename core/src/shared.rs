@@ -121,8 +121,12 @@ impl FileShared {
 
     /// Removes the value files `names` of rows that committed writes removed, best
     /// effort, then forgets them as being unlinked.
+    /// With none, removes only those earlier calls left for want of a file descriptor.
     pub fn unlink(&self, names: &[String]) {
         if names.is_empty() {
+            if let Some(files) = self.values.get() {
+                files.remove_left();
+            }
             return;
         }
         if let Ok(Some(files)) = self.value_files(false) {

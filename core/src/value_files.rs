@@ -298,6 +298,12 @@ pub(crate) struct ValueFiles {
     /// The folder's [`identity`] when it was found ours: while the path still leads to
     /// that folder, it needs no other check ([`ValueFiles::check_ours`]).
     ident: [u64; 3],
+    /// Files to remove that could not be for want of a file descriptor (the process at
+    /// its limit of open files, so that the folder could not be opened): removed with
+    /// the next removal, of this handle or of another in the process. Left alone, each
+    /// was an orphan until a `check`, or an open's sweep an hour later: a process near
+    /// its limit filled the disk with values the size limit no longer counted.
+    later: std::sync::Arc<std::sync::Mutex<Vec<ValueName>>>,
 }
 
 /// A folder's device, inode and birth time in ns (0 where the file system keeps none,
@@ -500,6 +506,7 @@ impl ValueFiles {
                     real: fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone()),
                     dir,
                     ident: identity(&meta),
+                    later: Default::default(),
                 })
             }
             // Not "without the marker": this user may not look into the folder.
@@ -872,11 +879,32 @@ impl ValueFiles {
     /// once, and only while it is still ours ([`ValueFiles::open_ours`]): a handle
     /// open while its user moved the folder elsewhere and left a link in its place
     /// removed the files at the link's end on a delete, an overwrite, an eviction or
-    /// a clear. A folder removed meanwhile has nothing to remove.
+    /// a clear. A folder removed meanwhile has nothing to remove. Those left for want
+    /// of a file descriptor to open the folder with are removed by the next call,
+    /// which may name none ([`ValueFiles::remove_left`]).
     pub(crate) fn remove_all(&self, names: &[ValueName]) -> Result<()> {
-        if names.is_empty() {
+        let mut all = std::mem::take(&mut *crate::sync::lock(&self.later));
+        if names.is_empty() && all.is_empty() {
             return Ok(());
         }
+        all.extend_from_slice(names);
+        self.remove_in_folder(&all).map_err(|(e, later)| {
+            if later {
+                crate::sync::lock(&self.later).extend(all);
+            }
+            e
+        })
+    }
+
+    /// Removes the files earlier removals left for want of a file descriptor, if any.
+    pub(crate) fn remove_left(&self) {
+        let _ = self.remove_all(&[]);
+    }
+
+    /// [`ValueFiles::remove_all`] of `names` alone, saying on failure whether a later
+    /// try may remove them: true when the folder could not be opened for want of a file
+    /// descriptor (EMFILE, ENFILE), so that nothing was removed.
+    fn remove_in_folder(&self, names: &[ValueName]) -> std::result::Result<(), (Error, bool)> {
         let Some(dir) = self.open_ours()? else {
             return Ok(());
         };
@@ -893,14 +921,15 @@ impl ValueFiles {
                 }
             }
         }
-        failed.map_or(Ok(()), Err)
+        failed.map_or(Ok(()), |e| Err((e, false)))
     }
 
     /// The folder, opened for removals in it, if it is still the one BackLite made: a
     /// real folder (a link in its place is not followed), holding our marker, as
     /// [`ValueFiles::adopt`] asks. What is removed is then removed there, whatever
-    /// happens to the path meanwhile. `None`: nothing at that path.
-    fn open_ours(&self) -> Result<Option<File>> {
+    /// happens to the path meanwhile. `None`: nothing at that path. The error says
+    /// whether the folder could not be opened for want of a file descriptor.
+    fn open_ours(&self) -> std::result::Result<Option<File>, (Error, bool)> {
         use rustix::fs::{AtFlags, FileType, Mode, OFlags};
         let not_ours = || {
             Error::new(
@@ -916,17 +945,21 @@ impl ValueFiles {
             Ok(fd) => File::from(fd),
             Err(rustix::io::Errno::NOENT) => return Ok(None),
             // A link (ELOOP) or a file (ENOTDIR) in its place.
-            Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR) => return Err(not_ours()),
+            Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR) => {
+                return Err((not_ours(), false))
+            }
             Err(e) => {
-                return Err(io_error(
-                    format_args!("cannot open {}", self.dir.display()),
-                    e.into(),
-                ))
+                let later = matches!(e, rustix::io::Errno::MFILE | rustix::io::Errno::NFILE);
+                let what = format_args!("cannot open {}", self.dir.display());
+                return Err((io_error(what, e.into()), later));
             }
         };
         let owner = dir
             .metadata()
-            .map_err(|e| io_error(format_args!("cannot stat {}", self.dir.display()), e))?
+            .map_err(|e| {
+                let what = format_args!("cannot stat {}", self.dir.display());
+                (io_error(what, e), false)
+            })?
             .uid();
         match rustix::fs::statat(&dir, MARKER, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(m)
@@ -935,7 +968,7 @@ impl ValueFiles {
             {
                 Ok(Some(dir))
             }
-            _ => Err(not_ours()),
+            _ => Err((not_ours(), false)),
         }
     }
 
