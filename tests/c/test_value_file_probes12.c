@@ -37,6 +37,13 @@ static const char *result_of(backlite_result rc, backlite_error *e) {
     return text;
 }
 
+static int count_chunk(void *user, const uint8_t *chunk, size_t len) {
+    (void)chunk;
+    (void)len;
+    ++*(int *)user;
+    return 0;
+}
+
 /* ------------------------------------------------------------------------- */
 
 #define KEYS 6
@@ -44,9 +51,10 @@ static const char *result_of(backlite_result rc, backlite_error *e) {
 /*
  * Readers of values in files, and of a value of the database, opened until the process
  * has no descriptor left: the open that finds none fails with IO (an error that says
- * so), never NOT_FOUND, and removes nothing; so do get, get_chunks, contains, a large
- * set and check there. Once the readers are freed, every value is there, whole, and
- * the folder holds one file per value in a file, no temporary file.
+ * so), never NOT_FOUND, and removes nothing; so do get, get_chunks (which hands
+ * nothing over), contains, a large set and check there. Once the readers are freed,
+ * every value is there, whole, and the folder holds one file per value in a file, no
+ * temporary file.
  */
 static void readers_past_the_descriptor_limit_fail_with_io_and_lose_nothing(void) {
     /* Valgrind fails an open that would take a descriptor past its own count of the
@@ -118,6 +126,13 @@ static void readers_past_the_descriptor_limit_fail_with_io_and_lose_nothing(void
         backlite_result rc = backlite_storage_get(s, K(key), &b, NULL, &e);
         if (rc != BACKLITE_RESULT_IO) h_fail_(__FILE__, __LINE__, "get(%s) at the limit: %s", key, result_of(rc, e));
         backlite_buf_free(&b);
+        backlite_error_free(e);
+        e = NULL;
+        int chunks = 0;
+        rc = backlite_storage_get_chunks(s, K(key), count_chunk, &chunks, NULL, &e);
+        if (rc != BACKLITE_RESULT_IO || chunks != 0)
+            h_fail_(__FILE__, __LINE__, "get_chunks(%s) at the limit: %s after %d chunks", key, result_of(rc, e),
+                    chunks);
         backlite_error_free(e);
         e = NULL;
         rc = backlite_storage_contains(s, K(key), &e);
