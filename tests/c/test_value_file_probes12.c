@@ -499,8 +499,55 @@ static void a_large_memoised_value_whose_computer_is_killed_midway_is_computed_o
     backlite_storage_free(s);
 }
 
+/*
+ * A clear of many values in files with 0 to 4 descriptors free: OK (every entry gone)
+ * or IO (every entry there); once descriptors are free, the next write leaves no file
+ * of a removed entry behind.
+ */
+static void a_clear_of_many_files_with_few_descriptors_left_leaves_no_orphan(void) {
+    if (h_under_valgrind()) SKIP("valgrind fakes EMFILE after the kernel's open");
+    static int held[256];
+    struct rlimit old;
+    REQUIRE(getrlimit(RLIMIT_NOFILE, &old) == 0);
+    for (int leave = 0; leave <= 4; leave++) {
+        char name[32];
+        snprintf(name, sizeof name, "c%d.db", leave);
+        const char *path = tmp_path(name);
+        backlite_storage *s = open_threshold(path, THRESHOLD);
+        REQUIRE(s != NULL);
+        uint8_t *v = h_pattern(LARGE, 5);
+        for (int k = 0; k < 100; k++) {
+            char key[16];
+            snprintf(key, sizeof key, "k%d", k);
+            SET_BYTES(s, key, v, LARGE, NEVER);
+        }
+        free(v);
+        struct rlimit low = old;
+        low.rlim_cur = (rlim_t)open_fds() + 48;
+        if (setrlimit(RLIMIT_NOFILE, &low) != 0) SKIP("cannot lower RLIMIT_NOFILE");
+        int n = take_descriptors(held, 256, leave);
+        backlite_error *e = NULL;
+        backlite_result rc = backlite_storage_clear(s, &e);
+        give_back(held, n);
+        REQUIRE(setrlimit(RLIMIT_NOFILE, &old) == 0);
+        if (rc != BACKLITE_RESULT_OK && rc != BACKLITE_RESULT_IO)
+            h_fail_(__FILE__, __LINE__, "clear with %d free: %s", leave, result_of(rc, e));
+        backlite_error_free(e);
+        SET(s, "tick", "t");
+        uint64_t want = rc == BACKLITE_RESULT_OK ? 1 : 101;
+        CHECK_EQ(STATS(s).count, want);
+        if (value_files(path) != (int)want - 1)
+            h_fail_(__FILE__, __LINE__, "clear with %d free (%s): %d value files for %" PRIu64 " entries", leave,
+                    h_rc_name(rc), value_files(path), want - 1);
+        CHECK_OK(backlite_storage_delete(s, K("tick"), &err));
+        CHECK_REPAIRED(s, path);
+        backlite_storage_free(s);
+    }
+}
+
 int main(void) {
     h_begin();
+    RUN(a_clear_of_many_files_with_few_descriptors_left_leaves_no_orphan);
     RUN(a_large_memoised_value_whose_computer_is_killed_midway_is_computed_once_more);
     RUN(a_value_evicted_by_another_process_while_streamed_reads_back_whole);
     RUN(readers_past_the_descriptor_limit_fail_with_io_and_lose_nothing);
