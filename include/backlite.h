@@ -798,8 +798,9 @@ backlite_result backlite_storage_set(struct backlite_storage *s, const uint8_t *
 /**
  * Stores `count` entries in one transaction, then evicts by the policy down to
  * max_size (entries of the batch may be evicted too). All or nothing: any invalid
- * entry or too-large value fails the call with nothing written. `count` must be the
- * number of entries at `entries`: one that cannot be (`count * sizeof(backlite_entry)`
+ * entry or too-large value fails the call with nothing written, and the error's
+ * message names the entry (`entries[i]...`). `count` must be the number of entries at
+ * `entries`: one that cannot be (`count * sizeof(backlite_entry)`
  * over `PTRDIFF_MAX`, or more entries than memory can track) gives INVALID_ARGUMENT.
  */
 backlite_result backlite_storage_set_many(struct backlite_storage *s, const struct backlite_entry *entries, size_t count, struct backlite_error **err);

@@ -1057,16 +1057,21 @@ impl Storage {
 
     /// Stores every entry in one transaction, then evicts by the policy down to
     /// `max_size` (entries of the batch may be evicted too). All or nothing: if one
-    /// value is larger than `max_size` (or [`MAX_VALUE_SIZE`]), nothing is written.
+    /// value is larger than `max_size` (or [`MAX_VALUE_SIZE`]), nothing is written, and
+    /// the error names that entry (`entries[i]: ...`), as it does a key too long.
     pub fn set_many(&self, entries: &[Entry<'_>]) -> Result<()> {
-        for e in entries {
-            check_key(e.key)?;
+        // A refusal names the entry, as the C ABI's checks of each entry do: which of
+        // thousands was refused is not in its sizes.
+        let in_entry = |i: usize| move |e: Error| e.within(&format!("entries[{i}]"));
+        for (i, e) in entries.iter().enumerate() {
+            check_key(e.key).map_err(in_entry(i))?;
         }
-        if let Some(e) = entries
+        if let Some((i, e)) = entries
             .iter()
-            .find(|e| e.value.len() as u64 > self.value_limit())
+            .enumerate()
+            .find(|(_, e)| e.value.len() as u64 > self.value_limit())
         {
-            return Err(self.too_large(e.value.len()));
+            return Err(in_entry(i)(self.too_large(e.value.len())));
         }
         let mut crcs = Vec::new();
         crcs.try_reserve_exact(entries.len()).map_err(|_| {

@@ -245,8 +245,9 @@ pub unsafe extern "C" fn backlite_storage_set(
 
 /// Stores `count` entries in one transaction, then evicts by the policy down to
 /// max_size (entries of the batch may be evicted too). All or nothing: any invalid
-/// entry or too-large value fails the call with nothing written. `count` must be the
-/// number of entries at `entries`: one that cannot be (`count * sizeof(backlite_entry)`
+/// entry or too-large value fails the call with nothing written, and the error's
+/// message names the entry (`entries[i]...`). `count` must be the number of entries at
+/// `entries`: one that cannot be (`count * sizeof(backlite_entry)`
 /// over `PTRDIFF_MAX`, or more entries than memory can track) gives INVALID_ARGUMENT.
 #[no_mangle]
 pub unsafe extern "C" fn backlite_storage_set_many(
