@@ -785,13 +785,14 @@ backlite_result backlite_storage_get(struct backlite_storage *s, const uint8_t *
 backlite_result backlite_storage_get_chunks(struct backlite_storage *s, const uint8_t *key, size_t key_len, backlite_chunk_visitor visit, void *user_data, int64_t *expires_in_ms_out, struct backlite_error **err);
 
 /**
- * Stores `value` under `key`. `expiration_ms`: >= 0 (0 = already expired),
- * `BACKLITE_EXPIRATION_DEFAULT` or `BACKLITE_EXPIRATION_NEVER`. Evicts by the policy to
- * make room; a value longer than max_size (or than `BACKLITE_MAX_VALUE_SIZE` with
- * `BACKLITE_FILE_THRESHOLD_NEVER`) gives TOO_LARGE, evicts nothing, and removes the
- * older value under `key` (a write: BUSY while another process holds the write lock;
- * with no older value there is nothing to write or wait for). The value is never
- * copied whole: one kept in a file is written from `value` straight to its file.
+ * Stores `value` under `key`. `expiration_ms`: >= 0 (0 = already expired: nothing is
+ * stored, OK), `BACKLITE_EXPIRATION_DEFAULT` or `BACKLITE_EXPIRATION_NEVER`. Evicts by
+ * the policy to make room; a value longer than max_size (or than
+ * `BACKLITE_MAX_VALUE_SIZE` with `BACKLITE_FILE_THRESHOLD_NEVER`) gives TOO_LARGE and
+ * evicts nothing. Either way, a set that stores nothing removes the older value under
+ * `key` (a write: BUSY while another process holds the write lock; with no older value
+ * there is nothing to write or wait for). The value is never copied whole: one kept
+ * in a file is written from `value` straight to its file.
  */
 backlite_result backlite_storage_set(struct backlite_storage *s, const uint8_t *key, size_t key_len, const uint8_t *value, size_t value_len, int64_t expiration_ms, struct backlite_error **err);
 
@@ -799,8 +800,10 @@ backlite_result backlite_storage_set(struct backlite_storage *s, const uint8_t *
  * Stores `count` entries in one transaction, then evicts by the policy down to
  * max_size (entries of the batch may be evicted too). All or nothing: any invalid
  * entry or too-large value fails the call with nothing written, and the error's
- * message names the entry (`entries[i]...`). `count` must be the number of entries at
- * `entries`: one that cannot be (`count * sizeof(backlite_entry)`
+ * message names the entry (`entries[i]...`). A batch that stores nothing (no entries,
+ * or every one already expired) of keys with no older value, in a file within
+ * max_size, has nothing to write or wait for. `count` must be the
+ * number of entries at `entries`: one that cannot be (`count * sizeof(backlite_entry)`
  * over `PTRDIFF_MAX`, or more entries than memory can track) gives INVALID_ARGUMENT.
  */
 backlite_result backlite_storage_set_many(struct backlite_storage *s, const struct backlite_entry *entries, size_t count, struct backlite_error **err);

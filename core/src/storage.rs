@@ -4,6 +4,7 @@
 
 use crate::access;
 use crate::blob_read;
+use crate::counters;
 use crate::entry::{self, Entry, Located};
 use crate::error::{Error, ErrorKind, Result, SqliteContext};
 use crate::eviction::EvictionPolicy;
@@ -746,11 +747,12 @@ impl Storage {
         // expired) removes the remote's older one, which a read meanwhile may find.
         let (_, _writing) = self.removing(Some(key));
         let len = value.len() as u64;
-        // Refused with no older value to remove: nothing to write, so no write lock to
-        // wait for (another process holding it made this BUSY after the busy timeout,
-        // where API.md says TOO_LARGE). A set of the key that commits after this look
-        // comes after this call, as if made later.
-        if len > self.value_limit() && !self.has_row(key)? {
+        // Refused, or already expired, with no older value to remove: nothing to write,
+        // so no write lock to wait for (another process holding it made this BUSY
+        // after the busy timeout, where API.md says TOO_LARGE, or OK for a set that
+        // stores nothing). A set of the key that commits after this look comes after
+        // this call, as if made later.
+        if (len > self.value_limit() || self.already_expired(expiration)) && !self.has_row(key)? {
             let now = self.now();
             let due = is_due(expiration.deadline(now, self.default_expiration), now);
             return self.set_done(key, value, expiration, Ok(due));
@@ -809,11 +811,7 @@ impl Storage {
     /// Whether a row (live, expired or damaged) is stored under `key`: a read, never
     /// waiting for a writer.
     fn has_row(&self, key: &[u8]) -> Result<bool> {
-        self.read(|conn| {
-            conn.prepare_cached(table::ROW_REF_BY_KEY)
-                .and_then(|mut s| s.exists([key]))
-                .ctx("looking up a key")
-        })
+        self.read(|conn| any_row(conn, std::iter::once(key)))
     }
 
     /// A set of a value of `len` bytes that no memory can hold (a C caller's length past
@@ -1088,11 +1086,37 @@ impl Storage {
                 .collect(),
             None => Vec::new(),
         };
-        let outcome = self.write(|t| {
+        // A batch that stores nothing (empty, or every entry already expired) of keys
+        // with no row removes nothing either, and has nothing to evict while the file
+        // is within this handle's max_size (another handle's may be larger): nothing
+        // to write, so no write lock to wait for, as for such a set (a file that
+        // cannot be written, or another process's lock, made an empty batch IO or BUSY).
+        let writes_nothing = entries.iter().all(|e| self.already_expired(e.expiration))
+            && self.read(|conn| {
+                if counters::read(conn)?.total_size > self.max_size {
+                    return Ok(false);
+                }
+                Ok(!any_row(conn, entries.iter().map(|e| e.key))?)
+            })?;
+        let outcome = if writes_nothing {
+            Ok(())
+        } else {
+            self.write_batch(entries, &crcs)
+        };
+        self.write_through_many(entries, &outcome);
+        for e in entries {
+            self.forget_fills(Some(e.key));
+        }
+        outcome
+    }
+
+    /// The write of `set_many`: every entry in one transaction, then the eviction.
+    fn write_batch(&self, entries: &[Entry<'_>], crcs: &[u32]) -> Result<()> {
+        self.write(|t| {
             // Inline values go in runs, several rows a statement; any other entry
             // writes the run before it first, to keep the batch's order.
             let mut run = Vec::new();
-            for (e, &crc) in entries.iter().zip(&crcs) {
+            for (e, &crc) in entries.iter().zip(crcs) {
                 let deadline = e.expiration.deadline(t.now, self.default_expiration);
                 let inline = e.value.len() <= INLINE_MAX && !self.kept_in_file(e.value);
                 if inline && !is_due(deadline, t.now) {
@@ -1113,12 +1137,7 @@ impl Storage {
             }
             t.insert_new_run(&run)?;
             t.evict_to_fit(self.policy, self.max_size, 0)
-        });
-        self.write_through_many(entries, &outcome);
-        for e in entries {
-            self.forget_fills(Some(e.key));
-        }
-        outcome
+        })
     }
 
     /// Removes the entry under `key`; returns whether there was a live one.
@@ -1324,6 +1343,19 @@ impl Drop for Storage {
         self.remove_unlinked();
         self.pool.keep_log_out_if_emptied();
     }
+}
+
+/// Whether a row (live, expired or damaged) is stored under any of `keys`.
+fn any_row<'k>(conn: &Connection, keys: impl IntoIterator<Item = &'k [u8]>) -> Result<bool> {
+    let mut stmt = conn
+        .prepare_cached(table::ROW_REF_BY_KEY)
+        .ctx("looking up a key")?;
+    for key in keys {
+        if stmt.exists([key]).ctx("looking up a key")? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Refuses a key longer than [`MAX_KEY_SIZE`]: no entry can have it, and SQLite would

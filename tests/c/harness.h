@@ -533,6 +533,29 @@ static inline backlite_stats h_stats_(const char *file, int line, backlite_stora
 }
 #define STATS(s) h_stats_(__FILE__, __LINE__, (s))
 
+static inline backlite_lifetime_stats h_lifetime_(const char *file, int line, backlite_storage *s) {
+    backlite_lifetime_stats st;
+    memset(&st, 0, sizeof st);
+    backlite_error *err = NULL;
+    backlite_result rc = backlite_storage_lifetime_stats(s, &st, &err);
+    h_check_rc_(file, line, "backlite_storage_lifetime_stats", rc, BACKLITE_RESULT_OK, err);
+    backlite_error_free(err);
+    return st;
+}
+/* the file's lifetime counters, checking OK */
+#define LIFETIME(s) h_lifetime_(__FILE__, __LINE__, (s))
+
+/* checks that two backlite_stats agree in every field but max_size */
+#define SAME_STATS(a, b)                                                                            \
+    do {                                                                                            \
+        CHECK_EQ((a).count, (b).count);                                                             \
+        CHECK_EQ((a).total_size, (b).total_size);                                                   \
+        CHECK_EQ((a).hits, (b).hits);                                                               \
+        CHECK_EQ((a).misses, (b).misses);                                                           \
+        CHECK_EQ((a).evictions, (b).evictions);                                                     \
+        CHECK_EQ((a).expirations, (b).expirations);                                                 \
+    } while (0)
+
 static inline void h_set_(const char *file, int line, backlite_storage *s, const char *key,
                           const void *value, size_t value_len, int64_t expiration_ms) {
     backlite_error *err = NULL;

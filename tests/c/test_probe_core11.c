@@ -29,23 +29,6 @@ static int32_t count_chunks(void *ud, const uint8_t *c, size_t n) {
     return 0;
 }
 
-static backlite_lifetime_stats lifetime(backlite_storage *s) {
-    backlite_lifetime_stats l;
-    memset(&l, 0, sizeof l);
-    CHECK_OK(backlite_storage_lifetime_stats(s, &l, &err));
-    return l;
-}
-
-#define SAME_STATS(a, b)                                                                            \
-    do {                                                                                            \
-        CHECK_EQ((a).count, (b).count);                                                             \
-        CHECK_EQ((a).total_size, (b).total_size);                                                   \
-        CHECK_EQ((a).hits, (b).hits);                                                               \
-        CHECK_EQ((a).misses, (b).misses);                                                           \
-        CHECK_EQ((a).evictions, (b).evictions);                                                     \
-        CHECK_EQ((a).expirations, (b).expirations);                                                 \
-    } while (0)
-
 /* ------------------------------------------------ counters after refused calls */
 
 /* A call refused before it looks anything up (a NULL, a bad expiration, a key over
@@ -56,7 +39,7 @@ static void refused_calls_count_nothing_and_failed_computes_one_miss(void) {
     REQUIRE(s != NULL);
     SET(s, "a", "12345");
     backlite_stats before = STATS(s);
-    backlite_lifetime_stats lbefore = lifetime(s);
+    backlite_lifetime_stats lbefore = LIFETIME(s);
     backlite_buf b = {NULL, 0};
     CHECK_RC(backlite_storage_get(s, K("a"), NULL, NULL, &err), BACKLITE_RESULT_NULL_PARAMETER);
     CHECK_RC(backlite_storage_get(s, NULL, 1, &b, NULL, &err), BACKLITE_RESULT_NULL_PARAMETER);
@@ -78,7 +61,7 @@ static void refused_calls_count_nothing_and_failed_computes_one_miss(void) {
     CHECK_RC(backlite_storage_set_many(s, bad, 2, &err), BACKLITE_RESULT_INVALID_ARGUMENT);
     backlite_stats after = STATS(s);
     SAME_STATS(before, after);
-    backlite_lifetime_stats lafter = lifetime(s);
+    backlite_lifetime_stats lafter = LIFETIME(s);
     CHECK_EQ(lafter.hits, lbefore.hits);
     CHECK_EQ(lafter.misses, lbefore.misses);
     CHECK_EQ(lafter.evictions, lbefore.evictions);
@@ -169,7 +152,7 @@ static void an_expired_entry_is_one_expiration_whatever_meets_it(void) {
     CHECK_EQ(st.expirations, 1);
     CHECK_EQ(st.misses, 2);
     CHECK_EQ(st.evictions, 0);
-    backlite_lifetime_stats l = lifetime(s);
+    backlite_lifetime_stats l = LIFETIME(s);
     CHECK_EQ(l.expirations, 1);
     CHECK_EQ(l.misses, 2);
     backlite_storage_free(s);

@@ -300,6 +300,12 @@ static backlite_result c_set(cfile *m, mh *h, int k, size_t size, bool expired) 
     c_put(m, k, size);
     return 0;
 }
+/* c_set of a set (or a cached_call's store): one that stores nothing (already expired,
+ * or too large) of a key with no row writes nothing, a read: nothing purged */
+static backlite_result c_set_plain(cfile *m, mh *h, int k, size_t size, bool expired) {
+    if (!m->e[k].live && (expired || size > h->max)) return expired ? 0 : BACKLITE_RESULT_TOO_LARGE;
+    return c_set(m, h, k, size, expired);
+}
 static void c_hit(cfile *m, mh *h, int k) { m->e[k].hits++; m->e[k].last = ++m->clock; h->hits++; L_hits++; }
 static void c_miss(mh *h) { h->misses++; L_misses++; }
 static size_t c_size;
@@ -362,22 +368,26 @@ static void c_run_model(uint64_t seed, int nh) {
             int x = (int)h_rand_below(&rng, 100);
             bool expired = x < 8 && size <= h->max, soon = x >= 8 && x < 20;
             snprintf(what, sizeof what, "set %s %zu%s", key, size, expired ? " exp0" : soon ? " 1ms" : "");
-            want = c_set(&m, h, k, size, expired);
+            want = c_set_plain(&m, h, k, size, expired);
             rc = backlite_storage_set(h->s, K(key), v, size, expired ? 0 : soon ? 1 : NEVER, &err);
             if (soon && want == 0) { h_sleep_ms(3); m.e[k].due = true; }
         } else if (op < 32) {
             int n = 1 + (int)h_rand_below(&rng, 3);
-            backlite_entry e[3]; char ks[3][8]; bool any = false;
-            c_purge(&m, h);
+            backlite_entry e[3]; char ks[3][8]; int kks[3]; bool exs[3]; size_t sizes[3];
+            /* a batch of expired entries of keys with no row, in a file within this
+             * handle's max_size, writes nothing: nothing purged */
+            bool writes = m.total > h->max;
             for (int i = 0; i < n; i++) {
-                int kk = (int)h_rand_below(&rng, MK); snprintf(ks[i], 8, "k%d", kk);
-                size_t size = h_rand_below(&rng, 15);
-                bool ex = h_rand_below(&rng, 10) == 0;
-                c_drop(&m, kk); if (!ex) c_put(&m, kk, size);
-                e[i] = (backlite_entry){(const uint8_t *)ks[i], strlen(ks[i]), v, size, ex ? 0 : NEVER};
-                any = true;
+                kks[i] = (int)h_rand_below(&rng, MK); snprintf(ks[i], 8, "k%d", kks[i]);
+                sizes[i] = h_rand_below(&rng, 15);
+                exs[i] = h_rand_below(&rng, 10) == 0;
+                writes = writes || !exs[i] || m.e[kks[i]].live;
+                e[i] = (backlite_entry){(const uint8_t *)ks[i], strlen(ks[i]), v, sizes[i], exs[i] ? 0 : NEVER};
             }
-            (void)any;
+            if (writes) c_purge(&m, h);
+            for (int i = 0; i < n; i++) {
+                c_drop(&m, kks[i]); if (!exs[i]) c_put(&m, kks[i], sizes[i]);
+            }
             while (m.total > h->max) { int vi = c_victim(&m, h->policy, -1); c_drop(&m, vi); h->ev++; L_ev++; }
             snprintf(what, sizeof what, "set_many %d", n);
             rc = backlite_storage_set_many(h->s, e, (size_t)n, &err);
@@ -407,7 +417,11 @@ static void c_run_model(uint64_t seed, int nh) {
             }
             if (due) c_purge(&m, h);
             if (m.e[k].live) c_hit(&m, h, k);
-            else { c_miss(h); backlite_result w2 = c_set(&m, h, k, c_size, false); if (kind == 2) want = w2; }
+            else {
+                c_miss(h);
+                backlite_result w2 = kind == 0 ? c_set_plain(&m, h, k, c_size, false) : c_set(&m, h, k, c_size, false);
+                if (kind == 2) want = w2;
+            }
         } else if (op < 76) {
             snprintf(what, sizeof what, "delete %s", key);
             rc = backlite_storage_delete(h->s, K(key), &err);

@@ -44,19 +44,12 @@ static backlite_result read_to_the_end(backlite_value_reader *r) {
     }
 }
 
-static backlite_lifetime_stats lifetime(backlite_storage *s) {
-    backlite_lifetime_stats lt;
-    memset(&lt, 0, sizeof lt);
-    CHECK_OK(backlite_storage_lifetime_stats(s, &lt, &err));
-    return lt;
-}
-
 #define CHECK_LOOKUPS(s, hits_, misses_)                       \
     do {                                                       \
         backlite_stats st_ = STATS(s);                         \
         CHECK_EQ(st_.hits, (uint64_t)(hits_));                 \
         CHECK_EQ(st_.misses, (uint64_t)(misses_));             \
-        backlite_lifetime_stats lt_ = lifetime(s);             \
+        backlite_lifetime_stats lt_ = LIFETIME(s);             \
         CHECK_EQ(lt_.hits, (uint64_t)(hits_));                 \
         CHECK_EQ(lt_.misses, (uint64_t)(misses_));             \
     } while (0)
@@ -105,7 +98,7 @@ static void damaged_reader_counts_a_miss(const char *name, bool in_database, boo
     /* What reached the file. */
     s = OPEN(path, NULL);
     REQUIRE(s != NULL);
-    backlite_lifetime_stats lt = lifetime(s);
+    backlite_lifetime_stats lt = LIFETIME(s);
     CHECK_EQ(lt.hits, 0);
     CHECK_EQ(lt.misses, 1);
     backlite_storage_free(s);

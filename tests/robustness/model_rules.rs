@@ -254,7 +254,22 @@ impl Model {
         true
     }
 
+    /// Whether a write that stores `exp` now stores nothing: already expired.
+    fn stores_nothing(&self, exp: Exp) -> bool {
+        self.deadline(exp).is_some_and(|t| t <= self.now)
+    }
+
     fn set(&mut self, key: &[u8], value: Vec<u8>, exp: Exp) -> Result<(), ErrorKind> {
+        // Storing nothing (too large, already expired) under a key with no entry
+        // (live or due) is no write.
+        let nothing = self.stores_nothing(exp) || value.len() as u64 > self.max_size;
+        if nothing && !self.entries.contains_key(key) {
+            return if self.stores_nothing(exp) {
+                Ok(())
+            } else {
+                Err(ErrorKind::TooLarge)
+            };
+        }
         self.begin_write();
         if self.store(key, value, exp) {
             Ok(())
@@ -266,6 +281,13 @@ impl Model {
     fn set_many(&mut self, batch: &[(Vec<u8>, Vec<u8>, Exp)]) -> Result<(), ErrorKind> {
         if batch.iter().any(|(_, v, _)| v.len() as u64 > self.max_size) {
             return Err(ErrorKind::TooLarge);
+        }
+        // Nothing stored, nothing removed, nothing to evict: no write.
+        if batch.iter().all(|(k, _, exp)| {
+            self.stores_nothing(*exp) && !self.entries.contains_key(k.as_slice())
+        }) && self.total_size() <= self.max_size
+        {
+            return Ok(());
         }
         self.begin_write();
         for (k, v, exp) in batch {
