@@ -501,7 +501,9 @@ impl Storage {
 /// file (`io.RawIOBase`: a pipe, a socket) may take fewer bytes and return how many, as
 /// `io.BufferedWriter` expects of it. A `write` that returns anything but an int (None,
 /// as many file-likes do) is taken to have written everything; a count out of range is
-/// an `OSError`, as `io.BufferedWriter` makes it.
+/// an `OSError`, as `io.BufferedWriter` makes it. So is 0: a file that takes none of
+/// the bytes makes no progress, and calling it again with them spun for good (a
+/// `write` that returns 0 as a status, say).
 fn write_all(py: Python<'_>, write: &Py<PyAny>, chunk: &[u8]) -> PyResult<()> {
     let mut done = 0;
     while done < chunk.len() {
@@ -512,6 +514,12 @@ fn write_all(py: Python<'_>, write: &Py<PyAny>, chunk: &[u8]) -> PyResult<()> {
             return Ok(());
         }
         match returned.extract::<usize>() {
+            Ok(0) => {
+                return Err(PyOSError::new_err(format!(
+                    "write() took 0 of {} bytes: no progress, the copy is stopped",
+                    left.len()
+                )))
+            }
             Ok(n) if n <= left.len() => done += n,
             _ => {
                 return Err(PyOSError::new_err(format!(

@@ -752,6 +752,26 @@ def test_get_to_writes_the_rest_after_a_short_write(storage):
         storage.get_to("big", Liar())
 
 
+def test_get_to_stops_at_a_write_that_takes_nothing(storage):
+    # A write that returns 0 (a raw file that made no progress, or one returning 0 as
+    # a status) was called again with the same bytes for ever: the copy hung.
+    storage.set_value("k", b"x" * 1000)
+
+    class Stuck(io.RawIOBase):
+        calls = 0
+
+        def write(self, b):
+            Stuck.calls += 1
+            if Stuck.calls > 1000:
+                raise RuntimeError("called again and again with the same bytes")
+            return 0
+
+    with pytest.raises(OSError, match="took 0 of 1000 bytes"):
+        storage.get_to("k", Stuck())
+    assert Stuck.calls == 1
+    assert storage.get_value("k") == b"x" * 1000
+
+
 def _value_files(location: Path) -> list[Path]:
     return sorted(Path(f"{location}.values").glob("v*.blv"))
 
