@@ -56,6 +56,40 @@ fn pickle(py: Python<'_>) -> PyResult<&(Py<PyAny>, Py<PyAny>, Py<PyAny>)> {
     })
 }
 
+/// Pickle's error names the object it could not pickle ("cannot pickle
+/// '_thread.lock' object"), not that it was a memoised function's result: a note
+/// (PEP 678, shown under the traceback) says whose, and that nothing was stored. The
+/// exception is the one pickle raised, its type unchanged.
+fn unpicklable(py: Python<'_>, e: &PyErr, func: &Py<PyAny>, result: &Py<PyAny>) {
+    let func = func.bind(py);
+    let func = func.getattr("__func__").unwrap_or_else(|_| func.clone());
+    let name = |attr: &str| {
+        func.getattr(attr)
+            .and_then(|n| n.str().map(|s| s.to_string()))
+            .ok()
+    };
+    let name = match (name("__module__"), name("__qualname__")) {
+        (Some(m), Some(q)) => format!("{m}.{q}"),
+        (None, Some(q)) => q,
+        _ => func
+            .repr()
+            .map_or_else(|_| "?".to_string(), |r| r.to_string()),
+    };
+    let kind = result
+        .bind(py)
+        .get_type()
+        .name()
+        .map_or_else(|_| "?".to_string(), |n| n.to_string());
+    // A failure to add the note leaves pickle's error as it was.
+    let _ = e.add_note(
+        py,
+        format!(
+            "cached(): the result of {name} (a {kind}) cannot be pickled, so it was not \
+             stored; memoise a function that returns a picklable value"
+        ),
+    );
+}
+
 /// A barrier made of the Python callables that take and release it.
 struct PyBarrier<'a> {
     enter: Py<PyAny>,
@@ -112,7 +146,9 @@ pub(crate) fn cached_call(
                     let computed = func
                         .call(py, args.bind(py), kwargs.as_ref().map(|k| k.bind(py)))
                         .and_then(|result| {
-                            let data = dumps.call1(py, (&result, protocol))?;
+                            let data = dumps
+                                .call1(py, (&result, protocol))
+                                .inspect_err(|e| unpicklable(py, e, &func, &result))?;
                             let data = data.cast_bound::<PyBytes>(py)?.as_bytes().to_vec();
                             Ok((result, data))
                         });

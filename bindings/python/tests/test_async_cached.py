@@ -368,6 +368,31 @@ def test_a_failed_computation_leaves_no_lease_behind(storage, db):
         lease.abandon()
 
 
+def test_an_unpicklable_result_raises_names_the_function_and_is_not_stored(storage):
+    calls = []
+
+    @async_cached(storage=storage)
+    async def f(x):
+        calls.append(x)
+        return threading.Lock()
+
+    async def main():
+        for _ in range(2):  # the lease abandoned: the second call computes at once
+            with pytest.raises(TypeError) as raised:
+                await asyncio.wait_for(f(1), timeout=20)
+            # pickle's own message names the lock, not the function whose result it was
+            assert raised.value.__notes__ == [
+                f"async_cached(): the result of {__name__}.test_an_unpicklable_result_raises"
+                f"_names_the_function_and_is_not_stored.<locals>.f (a "
+                f"{type(threading.Lock()).__name__}) cannot be pickled, so it was not stored; "
+                "memoise a function that returns a picklable value"
+            ]
+
+    run(main())
+    assert calls == [1, 1]
+    assert storage.get_keys() == set()
+
+
 def test_a_computation_outliving_the_lease_length_is_computed_once(tmp_path):
     # The library renews the lease while the coroutine computes; another process (a
     # second handle here, in a thread with its own loop) waits and gets the value.

@@ -818,8 +818,27 @@ def test_unpicklable_result_raises_and_is_not_stored(storage):
     def f():
         return threading.Lock()
 
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError) as raised:
         f()
+    assert storage.get_keys() == set()
+    # pickle's own message names the lock, not the function whose result it was.
+    assert raised.value.__notes__ == [
+        f"cached(): the result of {__name__}.test_unpicklable_result_raises_and_is_not_stored"
+        f".<locals>.f (a {type(threading.Lock()).__name__}) cannot be pickled, so it was not stored; memoise a function "
+        "that returns a picklable value"
+    ]
+
+    lock = threading.Lock()
+
+    @cached(storage=storage, barrier=lock)
+    def g(x):
+        return lambda: x
+
+    for _ in range(2):  # computed again each time: neither stored nor left locked
+        with pytest.raises((AttributeError, pickle.PicklingError)) as raised:
+            g(1)
+        assert "the result of" in raised.value.__notes__[0]
+        assert not lock.locked()
     assert storage.get_keys() == set()
 
 

@@ -409,7 +409,7 @@ async def _step_off_loop(
 
 async def _compute_with_lease(
     storage: Storage, key: bytes, call: Callable[[], Awaitable[Any]], exp_ms: int,
-    attempt: int = 0,
+    attempt: int = 0, name: str = "the function",
 ) -> Any:
     """Stampede-safe across threads and processes, with the library's timing: the
     lease owner computes (the library renews its lease meanwhile), the others sleep
@@ -424,7 +424,16 @@ async def _compute_with_lease(
         if lease is not None:
             try:
                 result = await call()
-                data = pickle.dumps(result, protocol=_PICKLE_PROTOCOL)
+                try:
+                    data = pickle.dumps(result, protocol=_PICKLE_PROTOCOL)
+                except Exception as exc:
+                    # pickle names the object, not that it was this function's result.
+                    exc.add_note(
+                        f"async_cached(): the result of {name} (a {type(result).__name__}) "
+                        "cannot be pickled, so it was not stored; memoise a function that "
+                        "returns a picklable value"
+                    )
+                    raise
             except BaseException:
                 # Off the loop, not awaited: a cancelled task still releases it.
                 _get_executor().submit(lease.abandon)
@@ -499,6 +508,7 @@ def async_cached(
     _refuse_generator_function("async_cached", func)
     make_key = _make_key_func(func, param_hash_func)
     compute = _compute_with_lease
+    name = _name(func)
     # Computations in flight, per event loop and key: later callers wait for them.
     flights: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[bytes, asyncio.Future[None]]]
     flights = weakref.WeakKeyDictionary()
@@ -506,7 +516,7 @@ def async_cached(
     async def look_or_compute(key: bytes, call: Callable[[], Awaitable[Any]]) -> Any:
         # The first step looks the key up (a hit returns at once) and counts the miss.
         if barrier is None:
-            return await compute(storage, key, call, exp_ms)
+            return await compute(storage, key, call, exp_ms, 0, name)
         # As cached(): a hit never waits for the barrier. A lease won by this first
         # look is given back before the barrier is awaited: holding it there would
         # let a barrier holder of another process wait on us while we wait on it.
@@ -516,7 +526,7 @@ def async_cached(
         if lease is not None:
             await _off_loop(lease.abandon)
         async with _async_hold(barrier):
-            return await compute(storage, key, call, exp_ms, 1)
+            return await compute(storage, key, call, exp_ms, 1, name)
 
     @functools.wraps(func)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
