@@ -43,6 +43,11 @@ def test_the_sdist_builds_installs_and_works(tmp_path):
     # maturin's backend runs the `maturin` of PATH: the venv's, as if it were activated.
     env["PATH"] = os.pathsep.join([str(venv / "bin"), env.get("PATH", "")])
     env["MATURIN_PEP517_ARGS"] = "--profile dev"
+    # A target folder of its own: maturin sdist dates every file 2006, so in a shared
+    # one (run_tests.sh passes CARGO_TARGET_DIR on) cargo took the core an earlier
+    # sdist's build had compiled for fresh, its sources being "older", and built the
+    # module over a stale core (or failed: "no method named ..." for a new one).
+    env["CARGO_TARGET_DIR"] = str(tmp_path / "target")
     subprocess.run([*pip, "--no-build-isolation", sdist], env=env, check=True)
 
     code = (
