@@ -1497,6 +1497,72 @@ def test_processes_computing_one_key_compute_it_once(db, tmp_path):
     assert count(log) == 1
 
 
+CTRL_C_WHILE_WAITING = """
+import os, signal, sys, threading, time
+import backlite
+
+storage = backlite.Storage(sys.argv[1])
+
+
+@backlite.cached(storage=storage)
+def slow(x):
+    print("computing", flush=True)
+    sys.stdin.read()  # until the test closes it: the key's lease stays held
+    return x
+
+
+if sys.argv[2] == "holder":
+    slow(1)
+    sys.exit(0)
+
+# Waits as long as the holder computes (not the 60 s default), so only Ctrl-C ends it.
+backlite.decorators._EXCLUSIVE_WAIT_MS = 24 * 3600 * 1000
+main = threading.main_thread().ident
+
+
+def interrupt_once_inside():
+    # The main thread's frame is the wrapper's once it is inside the native call.
+    while sys._current_frames()[main].f_code.co_name != "wrapper":
+        time.sleep(0.001)
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+threading.Thread(target=interrupt_once_inside, daemon=True).start()
+try:
+    slow(1)
+    print("returned")
+except KeyboardInterrupt:
+    print("KeyboardInterrupt")
+except backlite.LeaseHeldError:
+    print("LeaseHeldError")
+"""
+
+
+def test_ctrl_c_ends_a_wait_for_another_process_computing_the_key(db, tmp_path):
+    # A caller waiting (up to 60 s) for another process's computation of its key was
+    # blocked inside the core's call, where Python's signal handlers never ran: Ctrl-C
+    # was seen only once the wait ended (here, with a wait of a day, never: the run
+    # timed out).
+    script = tmp_path / "ctrl_c.py"
+    script.write_text(CTRL_C_WHILE_WAITING)
+    holder = subprocess.Popen(
+        [sys.executable, str(script), db, "holder"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline() == "computing\n"
+        waiter = subprocess.run(
+            [sys.executable, str(script), db, "waiter"],
+            capture_output=True, text=True, timeout=120,
+        )
+        assert waiter.stdout == "KeyboardInterrupt\n", waiter.stderr
+        assert holder.poll() is None  # still computing: the wait was interrupted
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    assert holder.returncode == 0
+
+
 def test_a_storage_opened_before_fork_works_in_the_child(db, tmp_path):
     import multiprocessing as mp
 
