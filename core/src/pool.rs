@@ -148,6 +148,29 @@ impl Pool {
         self.read_lending(pid, false, f).map(|(out, _)| out)
     }
 
+    /// Runs the read `f` on the writer connection if no thread of this process holds
+    /// it (`None`: one does). Its pages are the ones this process's commits wrote, so
+    /// a read right after them finds them cached, where a read connection re-reads every
+    /// page a commit changed.
+    pub fn read_on_writer_if_free<R>(
+        &self,
+        pid: u32,
+        f: impl FnOnce(&Connection) -> Result<R>,
+    ) -> Option<Result<R>> {
+        if let Err(e) = self.after_fork_in(pid) {
+            return Some(Err(e));
+        }
+        let conn = try_lock(&self.writer)?;
+        if !conn.is_autocommit() {
+            // A panic in an earlier holder left a transaction open.
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        Some(match &self.file {
+            Some((name, id)) => emptied_as_such(f(&conn), name, *id),
+            None => f(&conn),
+        })
+    }
+
     /// `read`; with `lend`, a connection that `f` leaves inside a transaction (a
     /// reader's snapshot of a large value, blob_read.rs) is not put back but lent to
     /// the caller, until [`Pool::give_back`]. Its slot stays empty meanwhile (the next

@@ -1147,9 +1147,18 @@ impl Storage {
         // write lock to wait for (another process holding it made this BUSY after the
         // busy timeout, where the answer is NOT_FOUND). A set of the key that commits
         // after this look comes after this call, as if made later. With a remote tier
-        // the delete still ticks the file's clock for other processes' fills.
-        if self.remote.is_none() && !self.has_row(key)? {
-            return Ok(false);
+        // the delete still ticks the file's clock for other processes' fills. The look
+        // goes through the writer connection when it is free: a read connection would
+        // re-read the pages of every commit since its last read.
+        if self.remote.is_none() {
+            let look = |conn: &Connection| any_row(conn, std::iter::once(key));
+            let has_row = match self.pool.read_on_writer_if_free(this_process(), look) {
+                Some(has_row) => has_row?,
+                None => self.read(look)?,
+            };
+            if !has_row {
+                return Ok(false);
+            }
         }
         let (had_fill, _removing) = self.removing(Some(key));
         let found = self.write(|t| {
