@@ -61,12 +61,64 @@ impl Drop for Inside {
     }
 }
 
+/// Thread cancellation held off for as long as it lives, unwinding included. glibc
+/// cancels a thread with a forced unwind; one that began inside an export (a sleep
+/// while waiting for a lock or a lease, a compute's own cancellation point) met
+/// `catch_unwind`, which may not stop it, and the process aborted ("FATAL: exception
+/// not rethrown"), with the file's locks held. So a BackLite call is no cancellation
+/// point: a cancel sent during one takes effect at the caller's next one after it.
+struct NoCancel {
+    #[cfg(target_os = "linux")]
+    before: std::ffi::c_int,
+}
+
+#[cfg(target_os = "linux")]
+mod cancel {
+    use std::ffi::c_int;
+    /// `PTHREAD_CANCEL_DISABLE` in glibc's and musl's `<pthread.h>`.
+    pub const DISABLE: c_int = 1;
+    extern "C" {
+        // Not in the libc crate for Linux; POSIX, in glibc and musl.
+        pub fn pthread_setcancelstate(state: c_int, old: *mut c_int) -> c_int;
+    }
+}
+
+impl NoCancel {
+    #[cfg(target_os = "linux")]
+    fn enter() -> NoCancel {
+        let mut before = cancel::DISABLE;
+        // SAFETY: a valid state and a valid pointer to an int; it only sets this
+        // thread's cancelability state (not a cancellation point).
+        unsafe { cancel::pthread_setcancelstate(cancel::DISABLE, &mut before) };
+        NoCancel { before }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn enter() -> NoCancel {
+        NoCancel {}
+    }
+}
+
+impl Drop for NoCancel {
+    fn drop(&mut self) {
+        #[cfg(target_os = "linux")]
+        if self.before != cancel::DISABLE {
+            let mut ignored = 0;
+            // SAFETY: as in `enter`; puts back the state the caller had.
+            unsafe { cancel::pthread_setcancelstate(self.before, &mut ignored) };
+        }
+    }
+}
+
 /// Runs `body`, catching a panic silently; a panic gives its message and location.
+/// The thread cannot be cancelled meanwhile (see [`NoCancel`]).
 pub(crate) fn catch<R>(body: impl FnOnce() -> R) -> Result<R, String> {
     wrap_hook();
+    let no_cancel = NoCancel::enter();
     let inside = Inside::enter();
     let out = catch_unwind(AssertUnwindSafe(body));
     drop(inside);
+    drop(no_cancel);
     out.map_err(|payload| {
         let what = payload
             .downcast_ref::<&str>()
