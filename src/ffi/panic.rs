@@ -72,14 +72,15 @@ struct NoCancel {
     before: std::ffi::c_int,
 }
 
+// Private, so that cbindgen leaves them out of backlite.h.
 #[cfg(target_os = "linux")]
 mod cancel {
     use std::ffi::c_int;
-    /// `PTHREAD_CANCEL_DISABLE` in glibc's and musl's `<pthread.h>`.
-    pub const DISABLE: c_int = 1;
+    // `PTHREAD_CANCEL_DISABLE` in glibc's and musl's `<pthread.h>`.
+    pub(super) const DISABLE: c_int = 1;
     extern "C" {
         // Not in the libc crate for Linux; POSIX, in glibc and musl.
-        pub fn pthread_setcancelstate(state: c_int, old: *mut c_int) -> c_int;
+        pub(super) fn pthread_setcancelstate(state: c_int, old: *mut c_int) -> c_int;
     }
 }
 
