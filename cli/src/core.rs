@@ -3,5 +3,5 @@
 
 pub use backlite_core::{
     CheckReport, Error, ErrorKind, EvictionPolicy, Expiration, ExportedEntry, FileInfo, KeyInfo,
-    LifetimeStats, Options, Storage, Streamed, APPLICATION_ID, MEMORY, SCHEMA_VERSION,
+    LifetimeStats, Options, Storage, Streamed, MEMORY,
 };

@@ -59,6 +59,8 @@ pub struct Options {
     /// Values of at least this many bytes live in files beside the cache
     /// (value_files.rs); `None`: never.
     pub(crate) file_threshold: Option<u64>,
+    /// Whether a cache of an older schema is upgraded as it opens (else refused).
+    pub(crate) upgrade: bool,
 }
 
 impl Default for Options {
@@ -73,6 +75,7 @@ impl Default for Options {
             clock: None,
             remote: Default::default(),
             file_threshold: DEFAULT_FILE_THRESHOLD,
+            upgrade: true,
         }
     }
 }
@@ -88,6 +91,7 @@ impl std::fmt::Debug for Options {
             .field("version_tag", &self.version_tag)
             .field("remote", &self.remote)
             .field("file_threshold", &self.file_threshold)
+            .field("upgrade", &self.upgrade)
             .finish_non_exhaustive()
     }
 }
@@ -153,6 +157,15 @@ impl Options {
     /// open. A file that never had a tag adopts this one and keeps its entries.
     pub fn set_version_tag(&mut self, tag: impl Into<String>) -> &mut Self {
         self.version_tag = Some(tag.into());
+        self
+    }
+
+    /// With `false`, a cache of an older schema is refused ([`crate::ErrorKind::Incompatible`],
+    /// the file untouched) instead of upgraded as it opens: a look at a file must not
+    /// upgrade it under a program of an older BackLite that has it open, which would go
+    /// on writing the old layout. Default `true`.
+    pub fn set_upgrade(&mut self, upgrade: bool) -> &mut Self {
+        self.upgrade = upgrade;
         self
     }
 

@@ -343,7 +343,13 @@ pub(crate) fn create(
         let mut conn = Connection::open(sqlite_name(&temp))
             .map_err(|e| Error::new(ErrorKind::Io, format!("cannot create {shown}: {e}")))?;
         configure(&conn, busy_timeout)?;
-        prepare(&mut conn, path, EvictionPolicy::LeastRecentlyUsed, None)?;
+        prepare(
+            &mut conn,
+            path,
+            EvictionPolicy::LeastRecentlyUsed,
+            None,
+            true,
+        )?;
         try_enable_wal(&conn)?;
         // Closing the only connection folds the WAL into the file and removes it.
         conn.close()
@@ -766,6 +772,7 @@ pub(crate) fn prepare(
     path: &Path,
     policy: EvictionPolicy,
     version_tag: Option<&str>,
+    upgrade: bool,
 ) -> Result<Prepared> {
     let mut prepared = Prepared::default();
     match readiness(conn, policy, version_tag)? {
@@ -812,6 +819,20 @@ pub(crate) fn prepare(
         }
     }
     check_version(version, path)?;
+    if !upgrade && (1..SCHEMA_VERSION).contains(&version) {
+        // Read in this transaction, so through the log: a file a newer program has
+        // upgraded but not yet checkpointed is not refused.
+        return Err(Error::new(
+            ErrorKind::Incompatible,
+            format!(
+                "{} is a cache of schema {version}, which this BackLite reads only by \
+                 upgrading it to schema {SCHEMA_VERSION}, and a program of an older \
+                 BackLite that uses it would go on writing the old layout: it was left \
+                 untouched",
+                path.display()
+            ),
+        ));
+    }
     prepared.created = version == 0;
     for (from, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         tx.execute_batch(sql)

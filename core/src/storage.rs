@@ -156,6 +156,7 @@ impl Storage {
             shown,
             options.eviction_policy,
             options.version_tag.as_deref(),
+            options.upgrade,
         )?;
         created |= prepared.created;
         if file.is_some() {

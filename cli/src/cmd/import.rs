@@ -184,7 +184,7 @@ pub fn run(cli: &Cli, file: &Path, input: Option<&Path>) -> Outcome {
     let dump_tag = header_tag(&line);
     let empty = std::fs::metadata(file).is_ok_and(|m| m.is_file() && m.len() == 0);
     let tag_for_new = dump_tag.as_deref().filter(|_| new_file || empty);
-    let storage = open_with(cli, file, true, None, tag_for_new)?;
+    let storage = open_with(cli, file, true, None, tag_for_new, true)?;
     let cache_tag = match tag_for_new {
         Some(tag) => Some(tag.to_string()),
         None => {

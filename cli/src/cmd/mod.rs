@@ -101,17 +101,19 @@ pub fn entries(n: u64) -> String {
 /// Opens the cache at `file`. Only commands that store entries may create it: the
 /// others report a missing file rather than leave an empty cache behind.
 pub fn open(cli: &Cli, file: &Path, create: bool) -> Result<Storage, Failure> {
-    open_with(cli, file, create, None, None)
+    open_with(cli, file, create, None, None, true)
 }
 
 /// [`open`], with a busy timeout of the command's own instead of the library's, and a
-/// version tag (which drops every entry of a file last opened with another one).
+/// version tag (which drops every entry of a file last opened with another one); with
+/// `upgrade` false, a cache of an older schema is refused, not upgraded.
 pub fn open_with(
     cli: &Cli,
     file: &Path,
     create: bool,
     busy_timeout: Option<Duration>,
     version_tag: Option<&str>,
+    upgrade: bool,
 ) -> Result<Storage, Failure> {
     if !create {
         if let Err(e) = std::fs::metadata(file) {
@@ -153,6 +155,7 @@ pub fn open_with(
     if let Some(tag) = version_tag {
         options.set_version_tag(tag);
     }
+    options.set_upgrade(upgrade);
     // The library takes the exact name ":memory:" for a cache in memory, gone when the
     // command ends: here, as every other name, it is a file (the checks above read it
     // as one), so `set :memory: k v` does not report success for a value kept nowhere.
@@ -161,7 +164,16 @@ pub fn open_with(
     } else {
         file
     };
-    Storage::open(path, &options).map_err(|e| Failure::core(file, &e))
+    Storage::open(path, &options).map_err(|e| {
+        let mut failure = Failure::core(file, &e);
+        if !upgrade && e.kind() == ErrorKind::Incompatible {
+            failure.remedy = Some(
+                " (upgrade every program of the file together; a command that writes, such \
+                 as vacuum, upgrades a cache of an older schema)",
+            );
+        }
+        failure
+    })
 }
 
 /// Opens the cache at `file` for a command that only reads it (stats, keys, get, export,
@@ -174,104 +186,7 @@ pub fn open_to_read(
     file: &Path,
     busy_timeout: Option<Duration>,
 ) -> Result<Storage, Failure> {
-    use std::io::Read;
-    let mut header = [0u8; 72];
-    // A plain file only: opening a FIFO to read it would wait for a writer.
-    let read = std::fs::metadata(file).is_ok_and(|m| m.is_file())
-        && std::fs::File::open(file)
-            .and_then(|mut f| f.read_exact(&mut header))
-            .is_ok();
-    let be = |at: usize| i32::from_be_bytes(header[at..at + 4].try_into().unwrap());
-    let older = |version: i32| (1..crate::core::SCHEMA_VERSION).contains(&version);
-    // Anything else (no file, not a cache, a newer schema) is for the open to say.
-    if read && be(68) == crate::core::APPLICATION_ID && older(be(60)) {
-        // The header may be older than the log: a program that upgraded the file and
-        // has it open may not have folded the log into it yet.
-        let version = wal_user_version(file).unwrap_or(be(60));
-        if older(version) {
-            return Err(Failure::new(
-                USAGE_OR_IO,
-                file,
-                format!(
-                    "a cache of schema {version}, which this backlite reads only by \
-                     upgrading it to schema {}, and a program of an older BackLite that \
-                     uses it would go on writing the old layout: it was left untouched \
-                     (upgrade every program of the file together; a command that writes, \
-                     such as vacuum, upgrades it)",
-                    crate::core::SCHEMA_VERSION
-                ),
-            ));
-        }
-    }
-    open_with(cli, file, false, busy_timeout, None)
-}
-
-/// The schema version (`user_version`) in the newest committed copy of the first page
-/// in `file`'s write-ahead log, if the log holds one: what SQLite reads before the
-/// file's own header until a checkpoint copies that page back. The log's frames are
-/// read as SQLite reads them, each checked by its salts and running checksum, up to
-/// the first that fails.
-fn wal_user_version(file: &Path) -> Option<i32> {
-    use std::io::Read;
-    // SQLite keeps the log beside the file a link leads to.
-    let mut name = std::fs::canonicalize(file).ok()?.into_os_string();
-    name.push("-wal");
-    if !std::fs::metadata(&name).is_ok_and(|m| m.is_file()) {
-        return None;
-    }
-    let mut wal = std::io::BufReader::new(std::fs::File::open(name).ok()?);
-    let be = |b: &[u8], at: usize| u32::from_be_bytes(b[at..at + 4].try_into().unwrap());
-    let mut head = [0u8; 32];
-    wal.read_exact(&mut head).ok()?;
-    let magic = be(&head, 0);
-    if magic & !1 != 0x377f_0682 {
-        return None;
-    }
-    // The checksum's words are big-endian when the magic's low bit is set.
-    let big = magic & 1 == 1;
-    let sum = |s: (u32, u32), bytes: &[u8]| {
-        bytes.chunks_exact(8).fold(s, |(a, b), w| {
-            let word = |i: usize| {
-                let x: [u8; 4] = w[i..i + 4].try_into().unwrap();
-                if big {
-                    u32::from_be_bytes(x)
-                } else {
-                    u32::from_le_bytes(x)
-                }
-            };
-            let a = a.wrapping_add(word(0)).wrapping_add(b);
-            (a, b.wrapping_add(word(4)).wrapping_add(a))
-        })
-    };
-    let mut s = sum((0, 0), &head[..24]);
-    if s != (be(&head, 24), be(&head, 28)) {
-        return None;
-    }
-    let page_size = match be(&head, 8) {
-        1 => 65536,
-        n if (512..=65536).contains(&n) && n.is_power_of_two() => n as usize,
-        _ => return None,
-    };
-    let (mut seen, mut committed) = (None, None);
-    let mut frame = vec![0u8; 24 + page_size];
-    while wal.read_exact(&mut frame).is_ok() {
-        if frame[8..16] != head[16..24] {
-            break;
-        }
-        s = sum(sum(s, &frame[..8]), &frame[24..]);
-        if s != (be(&frame, 16), be(&frame, 20)) {
-            break;
-        }
-        if be(&frame, 0) == 1 {
-            seen = Some(be(&frame, 24 + 60) as i32);
-        }
-        // A commit frame (the file's size after it is given) makes what came before
-        // it part of the file.
-        if be(&frame, 4) != 0 && seen.is_some() {
-            committed = seen;
-        }
-    }
-    committed
+    open_with(cli, file, false, busy_timeout, None, false)
 }
 
 /// Where an `-o OUT` goes: `None` for stdout (no OUT, or `-`), else the path, which
@@ -450,33 +365,5 @@ pub fn run(cli: &Cli) -> Outcome {
         Command::Vacuum { file } => check::vacuum(cli, file),
         Command::Export { file, output } => export::run(cli, file, output.as_deref()),
         Command::Import { file, input } => import::run(cli, file, input.as_deref()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    /// A file upgraded by a program that has it open still: its header says 5 until the
-    /// log is folded into it, the log's first page 6, which is what a reader reads (and
-    /// what open_to_read goes by, not the header).
-    #[test]
-    fn the_schema_version_in_the_log_is_read_before_the_header() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.db");
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;
-             CREATE TABLE t (x); PRAGMA user_version = 5; PRAGMA wal_checkpoint(TRUNCATE);",
-        )
-        .unwrap();
-        assert_eq!(super::wal_user_version(&path), None);
-        conn.execute_batch("PRAGMA user_version = 6").unwrap();
-        assert_eq!(&std::fs::read(&path).unwrap()[60..64], &[0, 0, 0, 5]);
-        assert_eq!(super::wal_user_version(&path), Some(6));
-        // A change not yet committed is not read.
-        conn.execute_batch("BEGIN; PRAGMA user_version = 7; INSERT INTO t VALUES (1)")
-            .unwrap();
-        assert_eq!(super::wal_user_version(&path), Some(6));
-        conn.execute_batch("COMMIT").unwrap();
-        assert_eq!(super::wal_user_version(&path), Some(7));
     }
 }
