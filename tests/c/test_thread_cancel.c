@@ -19,14 +19,17 @@ typedef struct {
     backlite_result rc;
 } call_state;
 
+static atomic_int computing;
+static atomic_int cancel_sent;
+
+/* computes until the test has sent its cancel, sleeping (a cancellation point) inside
+ * the library's call meanwhile */
 static int32_t compute_slowly(void *user_data, backlite_sink *sink) {
     atomic_int *computing = user_data;
     atomic_store(computing, 1);
-    usleep(300 * 1000); /* a cancellation point, inside the library's call */
+    while (!atomic_load(&cancel_sent)) usleep(1000);
     return backlite_sink_write(sink, (const uint8_t *)"computed", 8);
 }
-
-static atomic_int computing;
 
 /* after its call, waits at cancellation points for the cancel that must come */
 static void *run_then_wait_for_the_cancel(call_state *st, backlite_result rc) {
@@ -67,10 +70,12 @@ static void wait_until(atomic_int *flag) {
 static bool cancel_inside(call_state *st, void *(*body)(void *), atomic_int *inside) {
     pthread_t t;
     if (pthread_create(&t, NULL, body, st) != 0) return false;
+    atomic_store(&cancel_sent, 0);
     wait_until(inside);
-    usleep(100 * 1000); /* into the call's wait or the compute's sleep */
+    /* a cancel sent before the call's first cancellation point is acted on there */
     CHECK(!atomic_load(&st->returned));
     pthread_cancel(t);
+    atomic_store(&cancel_sent, 1);
     void *ended = NULL;
     pthread_join(t, &ended);
     CHECK(atomic_load(&st->returned));
