@@ -107,7 +107,7 @@ typedef struct run {
 
 #define STEP_FAIL(r, ...)                                                               \
     do {                                                                              \
-        char h_m_[512];                                                               \
+        char h_m_[1024]; /* holds a 512-byte model dump and its words */            \
         snprintf(h_m_, sizeof h_m_, __VA_ARGS__);                                     \
         h_fail_(__FILE__, __LINE__, "%s, %s, step %d: %s", (r)->what,                 \
                 POLICY_NAMES[(r)->m.policy], (r)->step, h_m_);                        \

@@ -239,7 +239,7 @@ static names listed(const char *cache) {
     names out = {.n = 0};
     DIR *d = opendir(folder_of(cache));
     for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;)
-        if (is_value_file_name(e->d_name) && out.n < MAX_NAMES) snprintf(out.name[out.n++], 64, "%s", e->d_name);
+        if (is_value_file_name(e->d_name) && out.n < MAX_NAMES) snprintf(out.name[out.n++], 64, "%.63s", e->d_name);
     if (d != NULL) closedir(d);
     return out;
 }
