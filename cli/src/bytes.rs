@@ -140,6 +140,17 @@ pub fn put_json(object: &mut Map<String, Value>, name: &str, bytes: &[u8]) {
     };
 }
 
+/// `object` with the file's name added as `put_json` adds a key: `file` when the name
+/// is UTF-8, else `file_base64`. A name shown lossily (each bad byte a U+FFFD) would be
+/// no file's name, and two files' names could read the same.
+pub fn with_file(file: &std::path::Path, mut object: Value) -> Value {
+    use std::os::unix::ffi::OsStrExt;
+    if let Value::Object(fields) = &mut object {
+        put_json(fields, "file", file.as_os_str().as_bytes());
+    }
+    object
+}
+
 /// Takes `name` (text) or `name_base64` out of an object; exactly one must be there.
 pub fn take_json(object: &mut Map<String, Value>, name: &str) -> Result<Vec<u8>, String> {
     let encoded_name = format!("{name}_base64");

@@ -1780,3 +1780,93 @@ fn a_file_name_in_a_report_is_escaped_as_keys_are() {
     let json = json_of(&d.ok(&["stats", name, "--json"]));
     assert_eq!(json["file"], name);
 }
+
+/// A cache whose name is not UTF-8 is named in `--json` as keys are: `file` when the
+/// name is UTF-8, else `file_base64` with its exact bytes. `file` held the name with
+/// each bad byte replaced by U+FFFD, a name no script could open again (nor tell from
+/// another cache's whose bytes differ there).
+#[test]
+fn a_file_name_that_is_not_utf8_is_given_exactly_in_json() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let d = Dir::new();
+    let name = OsStr::from_bytes(b"c\xff\xfe.db");
+    let run = |args: &[&OsStr]| {
+        Command::new(common::bin())
+            .args(args)
+            .current_dir(d.tmp.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let os = OsStr::new;
+    assert!(run(&[os("set"), name, os("k"), os("v")]).status.success());
+    for command in ["stats", "check"] {
+        let out = run(&[os(command), name, os("--json")]);
+        assert!(out.status.success(), "{command}");
+        let json = json_of(&String::from_utf8(out.stdout).expect("JSON is UTF-8"));
+        assert_eq!(json.get("file"), None, "{command}: {json}");
+        let encoded = json["file_base64"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{json}"));
+        let bytes =
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, encoded).unwrap();
+        assert_eq!(bytes, b"c\xff\xfe.db", "{command}");
+    }
+    // A file SQLite cannot read: check's report of it names it the same way.
+    let (d, _) = a_damaged_cache(|f| f.set_len(100_000).unwrap());
+    let damaged = OsStr::from_bytes(b"d\xff.db");
+    std::fs::rename(d.path("c.db"), d.tmp.path().join(damaged)).unwrap();
+    let out = Command::new(common::bin())
+        .args([os("check"), damaged, os("--json")])
+        .current_dir(d.tmp.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let json = json_of(&String::from_utf8(out.stdout).unwrap());
+    assert_eq!(json["healthy"], false, "{json}");
+    assert_eq!(json["file_base64"], "ZP8uZGI=", "{json}");
+    assert_eq!(json.get("file"), None, "{json}");
+}
+
+/// A key named twice in one `delete` was deleted, then not found: "deleted 1 of 2 keys
+/// (1 not found)", exit 1, as if a key the user asked about had been missing. Each key
+/// is one question, however many times it is named (with -e too, where two spellings
+/// read as the same bytes).
+#[test]
+fn a_key_named_twice_in_a_delete_is_deleted_once_and_not_missing() {
+    let d = Dir::new();
+    for key in ["a", "b"] {
+        d.ok(&["set", "c.db", key, "v"]);
+    }
+    let r = d.run(&["delete", "c.db", "a", "a"]);
+    assert_eq!((r.code, r.stderr.as_str()), (0, ""));
+    assert_eq!(r.stdout, "deleted 1 of 1 keys (0 not found)\n");
+    let r = d.run(&["delete", "c.db", "-e", "b", "\\x62", "nope", "nope"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.stdout, "deleted 1 of 2 keys (1 not found)\n");
+    one_line_naming(&r.stderr, "c.db");
+    assert_eq!(r.stderr.matches("nope").count(), 1, "{}", r.stderr);
+    assert_eq!(d.ok(&["keys", "c.db"]), "(no keys)\n");
+}
+
+/// `set --max-size` evicts other entries to make room, as `import --max-size` does;
+/// import says how many ("evicted 2 to stay under max size"), set said nothing, so an
+/// operator storing one value learned only later that others were gone.
+#[test]
+fn a_set_that_evicts_says_how_many_entries_it_evicted() {
+    let d = Dir::new();
+    for key in ["a", "b", "c"] {
+        d.ok(&["set", "c.db", key, "1234"]);
+    }
+    let r = d.run(&["set", "c.db", "d", "12345678", "--max-size", "13"]);
+    assert_eq!((r.code, r.stderr.as_str()), (0, ""));
+    assert_eq!(
+        r.stdout,
+        "evicted 2 entries to stay under max size (13 B)\n"
+    );
+    assert_eq!(d.ok(&["keys", "c.db", "--json"]).lines().count(), 2);
+    // A set that evicts nothing still prints nothing.
+    let r = d.run(&["set", "c.db", "e", "1", "--max-size", "13"]);
+    assert_eq!((r.code, r.stdout.as_str(), r.stderr.as_str()), (0, "", ""));
+}

@@ -3,7 +3,7 @@
 
 use super::stats::print;
 use super::{open, Failure, Outcome, DAMAGED_OR_MISSING, OK};
-use crate::bytes::escape_path;
+use crate::bytes::{escape_path, with_file};
 use crate::core::{CheckReport, ErrorKind};
 use crate::human::format_size;
 use crate::progress;
@@ -137,20 +137,22 @@ fn unreadable_text(file: &Path, why: &str) -> String {
 
 /// [`to_json`]'s fields, the figures that could not be counted null.
 fn unreadable_json(file: &Path, why: &str) -> serde_json::Value {
-    json!({
-        "file": file.display().to_string(),
-        "healthy": false,
-        "repaired": false,
-        "integrity_ok": false,
-        "integrity_messages": [why],
-        "entries": null,
-        "damaged": null,
-        "orphan_values": null,
-        "recorded_count": null,
-        "recorded_total_size": null,
-        "actual_count": null,
-        "actual_total_size": null,
-    })
+    with_file(
+        file,
+        json!({
+            "healthy": false,
+            "repaired": false,
+            "integrity_ok": false,
+            "integrity_messages": [why],
+            "entries": null,
+            "damaged": null,
+            "orphan_values": null,
+            "recorded_count": null,
+            "recorded_total_size": null,
+            "actual_count": null,
+            "actual_total_size": null,
+        }),
+    )
 }
 
 fn to_json(file: &Path, r: &CheckReport) -> serde_json::Value {
@@ -158,20 +160,22 @@ fn to_json(file: &Path, r: &CheckReport) -> serde_json::Value {
     // marker) would read as 18446744073709551615 entries. Null, as for figures of a
     // file that could not be counted.
     let recorded = |n: u64| (!r.counters_damaged()).then_some(n);
-    json!({
-        "file": file.display().to_string(),
-        "healthy": r.healthy(),
-        "repaired": r.repaired,
-        "integrity_ok": r.integrity_ok,
-        "integrity_messages": r.integrity_messages,
-        "entries": r.entries,
-        "damaged": r.damaged,
-        "orphan_values": r.orphan_values,
-        "recorded_count": recorded(r.recorded_count),
-        "recorded_total_size": recorded(r.recorded_total_size),
-        "actual_count": r.actual_count,
-        "actual_total_size": r.actual_total_size,
-    })
+    with_file(
+        file,
+        json!({
+            "healthy": r.healthy(),
+            "repaired": r.repaired,
+            "integrity_ok": r.integrity_ok,
+            "integrity_messages": r.integrity_messages,
+            "entries": r.entries,
+            "damaged": r.damaged,
+            "orphan_values": r.orphan_values,
+            "recorded_count": recorded(r.recorded_count),
+            "recorded_total_size": recorded(r.recorded_total_size),
+            "actual_count": r.actual_count,
+            "actual_total_size": r.actual_total_size,
+        }),
+    )
 }
 
 pub fn vacuum(cli: &Cli, file: &Path) -> Outcome {

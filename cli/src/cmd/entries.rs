@@ -164,14 +164,33 @@ pub fn set(
         }
         failure
     })?;
+    // Making room deleted other entries (only with --max-size: without it nothing is
+    // evicted): say so, as import does, or they would be found gone later with no
+    // word of why. A set that evicts nothing stays silent. The count is this handle's,
+    // so this set's alone.
+    let evicted = storage.stats().map_or(0, |s| s.evictions);
+    if evicted > 0 {
+        print(
+            file,
+            &format!(
+                "evicted {} to stay under max size ({})\n",
+                super::entries(evicted),
+                crate::human::format_size(storage.max_size())
+            ),
+        )?;
+    }
     Ok(OK)
 }
 
 pub fn delete(cli: &Cli, file: &Path, keys: &[OsString], escaped: bool) -> Outcome {
-    let keys = keys
+    let mut keys = keys
         .iter()
         .map(|k| key_arg(file, k, escaped))
         .collect::<Result<Vec<_>, _>>()?;
+    // A key named twice (or spelt two ways with -e) is one key to delete: its second
+    // delete would find it gone and report it missing, exit 1, though it was there.
+    let mut seen = std::collections::HashSet::new();
+    keys.retain(|k| seen.insert(k.clone()));
     let storage = open(cli, file, false)?;
     let mut missing = Vec::new();
     for key in &keys {

@@ -1,7 +1,7 @@
 //! `backlite stats FILE [--json]`: how full the cache is and how it has been used.
 
 use super::{open, open_to_read, Failure, Outcome, DAMAGED_OR_MISSING, OK, USAGE_OR_IO};
-use crate::bytes::{escape, escape_path, put_json};
+use crate::bytes::{escape, escape_path, put_json, with_file};
 use crate::clock::format_ms;
 use crate::core::{FileInfo, KeyInfo, LifetimeStats};
 use crate::human::{format_duration, format_size};
@@ -230,26 +230,28 @@ fn to_json(
     max_size: u64,
     l: &LifetimeStats,
 ) -> Value {
-    json!({
-        "file": file.display().to_string(),
-        "entries": count,
-        "expired_not_removed": info.expired_waiting,
-        "total_size": total_size,
-        "max_size": max_size,
-        "file_size": info.file_size,
-        "wal_size": info.wal_size,
-        "values_size": info.values_size,
-        "schema_version": info.schema_version,
-        "version_tag": info.version_tag,
-        "policy_indexes": info.policy_indexes.iter().map(|i| json!({
-            "name": i.name,
-            "policies": i.policies.iter().map(|p| p.name()).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-        "least_recently_used": info.least_recently_used.as_ref().map(key_json),
-        "most_recently_used": info.most_recently_used.as_ref().map(key_json),
-        "expiring_within_1h": within(info, HOUR),
-        "expiring_within_1d": within(info, DAY),
-        "lifetime": lifetime_json(l),
-        "hit_ratio": l.hit_ratio(),
-    })
+    with_file(
+        file,
+        json!({
+            "entries": count,
+            "expired_not_removed": info.expired_waiting,
+            "total_size": total_size,
+            "max_size": max_size,
+            "file_size": info.file_size,
+            "wal_size": info.wal_size,
+            "values_size": info.values_size,
+            "schema_version": info.schema_version,
+            "version_tag": info.version_tag,
+            "policy_indexes": info.policy_indexes.iter().map(|i| json!({
+                "name": i.name,
+                "policies": i.policies.iter().map(|p| p.name()).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "least_recently_used": info.least_recently_used.as_ref().map(key_json),
+            "most_recently_used": info.most_recently_used.as_ref().map(key_json),
+            "expiring_within_1h": within(info, HOUR),
+            "expiring_within_1d": within(info, DAY),
+            "lifetime": lifetime_json(l),
+            "hit_ratio": l.hit_ratio(),
+        }),
+    )
 }
