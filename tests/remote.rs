@@ -2983,3 +2983,73 @@ fn a_clear_on_a_server_full_under_noeviction_leaves_nothing_before_it_to_read() 
     assert_eq!(get(&c, b"k"), None, "a value set before the clear");
     assert_eq!(get(&c, b"after"), None, "a value set before the clear");
 }
+
+/// A read-only handle never writes to the remote, but its removals hold on its own
+/// side: after its delete, a set refused as too large or already expired, or its
+/// clear, the process's handles on the file no longer read back the value the remote
+/// held then (API.md: "a later get must not return a stale value"; "after clear no
+/// client sees an entry written before it"). A value another machine writes after that
+/// is read as any. Before, the next get read the removed value back from the remote
+/// and stored it in the file again.
+#[test]
+fn a_read_only_handles_removals_are_not_read_back_from_the_remote() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let rw = machine(&dir, "rw.db", &remote_options(&server.url()));
+    let mut o = remote_options(&server.url());
+    o.set_remote_mode(RemoteMode::ReadOnly);
+    o.set_max_size(100).unwrap();
+    let ro = machine(&dir, "ro.db", &o);
+    let neighbour = machine(&dir, "ro.db", &o);
+    for k in ["deleted", "too-large", "expired", "many", "untouched"] {
+        rw.set(k.as_bytes(), b"old", NEVER).unwrap();
+        assert_eq!(get(&ro, k.as_bytes()).as_deref(), Some(&b"old"[..]), "{k}");
+    }
+    assert!(ro.delete(b"deleted").unwrap());
+    let big = vec![b'x'; 200];
+    let too_large = ro.set(b"too-large", &big, NEVER).unwrap_err();
+    assert_eq!(too_large.kind(), ErrorKind::TooLarge);
+    ro.set(b"expired", b"new", Expiration::After(Duration::ZERO))
+        .unwrap();
+    ro.set_many(&[backlite::Entry {
+        key: b"many",
+        value: b"new",
+        expiration: Expiration::After(Duration::ZERO),
+    }])
+    .unwrap();
+    for k in ["deleted", "too-large", "expired", "many"] {
+        assert_eq!(get(&ro, k.as_bytes()), None, "{k} read back");
+        assert_eq!(
+            get(&neighbour, k.as_bytes()),
+            None,
+            "{k} read back by a neighbour"
+        );
+        assert!(!ro.contains(k.as_bytes()).unwrap(), "{k} contained");
+    }
+    assert_eq!(get(&ro, b"untouched").as_deref(), Some(&b"old"[..]));
+    // Nothing was written to the remote: another machine still reads the old values.
+    let other = machine(&dir, "other.db", &remote_options(&server.url()));
+    assert_eq!(get(&other, b"deleted").as_deref(), Some(&b"old"[..]));
+    // A value written after the removal is read.
+    rw.set(b"deleted", b"newer", NEVER).unwrap();
+    assert_eq!(get(&ro, b"deleted").as_deref(), Some(&b"newer"[..]));
+    // A clear: nothing written before it is read back, by any handle of the file.
+    ro.clear().unwrap();
+    for k in ["deleted", "untouched"] {
+        assert_eq!(
+            get(&ro, k.as_bytes()),
+            None,
+            "{k} read back after the clear"
+        );
+        assert_eq!(
+            get(&neighbour, k.as_bytes()),
+            None,
+            "{k} read back by a neighbour"
+        );
+    }
+    // After another client's clear, the remote is read again.
+    rw.clear().unwrap();
+    rw.set(b"after", b"cleared", NEVER).unwrap();
+    assert_eq!(get(&ro, b"after").as_deref(), Some(&b"cleared"[..]));
+    assert_eq!(ro.remote_stats().unwrap().writes, 0);
+}

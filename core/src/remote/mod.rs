@@ -16,6 +16,7 @@ mod bounded;
 mod client;
 mod codec;
 pub(crate) mod fill;
+mod hidden;
 mod lease;
 #[cfg(test)]
 mod new_generation_tests;
@@ -30,6 +31,7 @@ pub use self::options::{
 pub use self::url::{redact, RemoteUrl};
 
 use self::client::{Client, Conn};
+use self::hidden::Hidden;
 use self::unsynced::{InQueue, Unsynced};
 use crate::expiration::Expiration;
 use crate::options::Options;
@@ -704,6 +706,8 @@ pub(crate) struct Remote {
     /// Keys with a write in a write-behind queue: not read from the remote meanwhile.
     /// Shared like `pending_clear`.
     in_queue: Arc<InQueue>,
+    /// What read-only handles removed: not read back. Shared like `pending_clear`.
+    hidden: Arc<Hidden>,
     behind: Option<Behind>,
 }
 
@@ -728,7 +732,7 @@ impl Remote {
         let url = r.url.as_ref()?;
         let client = Arc::new(Client::new(url, r.timeout));
         let keys = Arc::new(Keys::new(&r.namespace, options.version_tag.as_deref()));
-        let (unsynced, pending_clear, in_queue) = owed.of(url, &keys);
+        let (unsynced, pending_clear, in_queue, hidden) = owed.of(url, &keys);
         let gen = Arc::new(AtomicU64::new(0));
         let epoch = Arc::new(AtomicU64::new(0));
         let behind = (r.mode == RemoteMode::WriteBehind).then(|| {
@@ -757,6 +761,7 @@ impl Remote {
             pending_clear,
             unsynced,
             in_queue,
+            hidden,
             behind,
         };
         remote.refresh_generation();
@@ -890,8 +895,15 @@ impl Remote {
                 gen = current;
                 continue;
             }
+            let mut seen = None;
             let found = value.and_then(|v| {
                 let d = codec::decode(&v, key, hashed)?;
+                seen = Some(hidden::Found {
+                    gen,
+                    crc: d.crc,
+                    expires_at: d.expires_at,
+                    len: d.value.len(),
+                });
                 let mut left = match d.expires_at {
                     None => None,
                     Some(t) if t > now => Some(t - now),
@@ -908,6 +920,9 @@ impl Remote {
                     crc: d.crc,
                 })
             });
+            // A value a read-only handle of the process removed is not read back.
+            let passes = self.hidden.passes(key, gen, seen);
+            let found = found.filter(|_| passes);
             if count {
                 let c = &self.client.counters;
                 match found {
@@ -940,9 +955,17 @@ impl Remote {
 
     /// `send`, with the replies of the writes sent now (none for the write-behind queue).
     fn send_for_replies(&self, writes: Vec<Write<'_>>) -> Option<Vec<redis::Value>> {
-        if writes.is_empty() || !self.writes() {
+        if writes.is_empty() {
             return None;
         }
+        if !self.writes() {
+            // Never sent: a removal holds on this side instead (a set stays local).
+            let removed = writes.iter().filter(|w| w.set.is_none());
+            self.hidden.hide(removed.map(|w| &w.key[..]));
+            return None;
+        }
+        // What the remote holds for these keys from now on is this process's.
+        self.hidden.forget(writes.iter().map(|w| &w.key[..]));
         let lost = |writes: &[Write<'_>]| {
             self.unsynced
                 .add(redis_keys(&self.keys, self.gen.load(Relaxed), writes));
@@ -1068,6 +1091,7 @@ impl Remote {
     /// is retried before any later call reaches it.
     pub(crate) fn clear(&self) {
         if !self.writes() {
+            self.hidden.hide_all();
             return;
         }
         self.epoch.fetch_add(1, SeqCst);
@@ -1112,6 +1136,7 @@ impl Remote {
             return false;
         };
         learn_generation(&self.gen, seen, gen);
+        self.hidden.reset();
         self.pending_clear.store(false, Relaxed);
         self.client.counters.writes.fetch_add(1, Relaxed);
         self.reclaim(gen);
@@ -1222,8 +1247,9 @@ pub(crate) struct Owed(Mutex<OwedMap>);
 
 type OwedMap = std::collections::HashMap<String, Debts>;
 
-/// A remote's unsynced keys, owed clear and keys in write-behind queues (`Owed`).
-type Debts = (Arc<Unsynced>, Arc<AtomicBool>, Arc<InQueue>);
+/// A remote's unsynced keys, owed clear, keys in write-behind queues (`Owed`) and what
+/// read-only handles removed (`Hidden`).
+type Debts = (Arc<Unsynced>, Arc<AtomicBool>, Arc<InQueue>, Arc<Hidden>);
 
 impl Owed {
     /// The debts to the remote at `url` under the key prefix of `keys`.

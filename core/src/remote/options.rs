@@ -14,7 +14,8 @@ pub enum RemoteMode {
     /// Reads through; writes reach the remote before the call returns.
     #[default]
     ReadWrite,
-    /// Reads through; never writes (sets, deletes and clears stay local).
+    /// Reads through; never writes (sets, deletes and clears stay local, and what they
+    /// removed is not read back: remote/hidden.rs).
     ReadOnly,
     /// Reads through; writes are queued and sent by a background thread.
     WriteBehind,

@@ -1,0 +1,212 @@
+//! What a read-only handle's removals hide. Such a handle never writes to the remote,
+//! so its delete, a set of its refused as too large or already expired, and its clear
+//! leave the remote's values where they are; read back at the next local miss, they
+//! undid the removal (a delete followed by a get returned the deleted value, and stored
+//! it in the file again). So the process's handles on the file stop reading them: each
+//! removed key hides the value the remote holds for it, and a clear every value of the
+//! remote's live generation, until another machine writes something newer there.
+//!
+//! Which value is "the one the remote held" is learned at the next look-up, not asked
+//! at the removal (a read-only removal costs no round trip): the first value found
+//! afterwards is hidden, and only a different one (or none, then a new one) is read.
+//! A value another machine wrote between the removal and that look-up is hidden too:
+//! a miss more, never a value older than the removal. A clear hides the first
+//! generation found after it, until another client's clear moves the remote past it.
+
+use crate::sync::lock;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Mutex;
+
+/// Keys hidden at most; past that the removals hide the whole generation, as a clear
+/// (memory stays bounded, and nothing removed is read back).
+const MAX_HIDDEN: usize = 65_536;
+
+/// A remote value as a look-up found it: what tells it from a later write of its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Found {
+    pub gen: u64,
+    pub crc: u32,
+    pub expires_at: Option<i64>,
+    pub len: usize,
+}
+
+#[derive(Default)]
+pub(crate) struct Hidden {
+    state: Mutex<State>,
+    /// Whether anything is hidden: the common case costs one load, no lock.
+    any: AtomicBool,
+}
+
+#[derive(Default)]
+struct State {
+    /// Removed keys: `None` until a look-up found what to hide.
+    keys: HashMap<Vec<u8>, Option<Found>>,
+    /// A clear: `Some(None)` until a look-up read the live generation.
+    clear: Option<Option<u64>>,
+}
+
+impl State {
+    fn is_empty(&self) -> bool {
+        self.keys.is_empty() && self.clear.is_none()
+    }
+}
+
+impl Hidden {
+    /// A read-only handle removed `keys`.
+    pub(crate) fn hide<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>) {
+        let mut s = lock(&self.state);
+        for k in keys {
+            // A removal again hides what the remote holds now, which may be newer.
+            s.keys.insert(k.to_vec(), None);
+        }
+        if s.keys.len() > MAX_HIDDEN {
+            s.keys.clear();
+            s.clear = Some(None);
+        }
+        self.any.store(!s.is_empty(), Relaxed);
+    }
+
+    /// A read-only handle cleared the file.
+    pub(crate) fn hide_all(&self) {
+        let mut s = lock(&self.state);
+        s.keys.clear();
+        s.clear = Some(None);
+        self.any.store(true, Relaxed);
+    }
+
+    /// A handle of the process that writes to the remote sent (or queued, or owes the
+    /// unlink of) a write of `keys`: what the remote holds for them from then on is
+    /// this process's, newer than any removal.
+    pub(crate) fn forget<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>) {
+        if !self.any.load(Relaxed) {
+            return;
+        }
+        let mut s = lock(&self.state);
+        for k in keys {
+            s.keys.remove(k);
+        }
+        self.any.store(!s.is_empty(), Relaxed);
+    }
+
+    /// A clear reached the remote: it hides everything the removals hid.
+    pub(crate) fn reset(&self) {
+        if !self.any.load(Relaxed) {
+            return;
+        }
+        *lock(&self.state) = State::default();
+        self.any.store(false, Relaxed);
+    }
+
+    /// Whether a look-up of `key` in the live generation `gen`, which found `found`,
+    /// may return it.
+    pub(crate) fn passes(&self, key: &[u8], gen: u64, found: Option<Found>) -> bool {
+        if !self.any.load(Relaxed) {
+            return true;
+        }
+        let mut s = lock(&self.state);
+        let passes = match s.clear {
+            Some(None) => {
+                s.clear = Some(Some(gen));
+                false
+            }
+            // A generation that went back (a restored snapshot) stays hidden too.
+            Some(Some(g)) if gen <= g => false,
+            Some(Some(_)) => {
+                // Another client's clear: everything before it is hidden there.
+                s.keys.clear();
+                s.clear = None;
+                true
+            }
+            None => true,
+        };
+        let passes = passes
+            && match (s.keys.get(key).copied(), found) {
+                (None, _) => true,
+                // Not yet learned: what is found now is what the removal left.
+                (Some(None), Some(f)) => {
+                    s.keys.insert(key.to_vec(), Some(f));
+                    false
+                }
+                (Some(Some(hid)), Some(f)) if hid == f => false,
+                // Gone, or written again since: the removal is behind us.
+                (Some(_), _) => {
+                    s.keys.remove(key);
+                    true
+                }
+            };
+        self.any.store(!s.is_empty(), Relaxed);
+        passes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(gen: u64, crc: u32) -> Option<Found> {
+        Some(Found {
+            gen,
+            crc,
+            expires_at: None,
+            len: 1,
+        })
+    }
+
+    #[test]
+    fn a_removed_key_hides_the_value_found_after_it_until_another_is_written() {
+        let h = Hidden::default();
+        h.hide([&b"k"[..]]);
+        assert!(!h.passes(b"k", 1, found(1, 7)));
+        assert!(!h.passes(b"k", 1, found(1, 7)));
+        assert!(h.passes(b"other", 1, found(1, 7)));
+        assert!(h.passes(b"k", 1, found(1, 8)));
+        assert!(
+            h.passes(b"k", 1, found(1, 7)),
+            "the hide outlived its value"
+        );
+        assert!(!h.any.load(Relaxed));
+    }
+
+    #[test]
+    fn a_removed_key_found_absent_is_read_once_written() {
+        let h = Hidden::default();
+        h.hide([&b"k"[..]]);
+        assert!(h.passes(b"k", 1, None));
+        assert!(h.passes(b"k", 1, found(1, 7)));
+    }
+
+    #[test]
+    fn a_clear_hides_the_generation_found_after_it() {
+        let h = Hidden::default();
+        h.hide_all();
+        assert!(!h.passes(b"a", 5, found(5, 1)));
+        assert!(!h.passes(b"b", 5, None));
+        assert!(!h.passes(b"b", 4, found(4, 1)));
+        assert!(h.passes(b"b", 6, found(6, 1)));
+        assert!(h.passes(b"a", 5, found(5, 1)));
+    }
+
+    #[test]
+    fn too_many_removed_keys_hide_the_generation() {
+        let h = Hidden::default();
+        let keys: Vec<Vec<u8>> = (0..=MAX_HIDDEN)
+            .map(|i| i.to_string().into_bytes())
+            .collect();
+        h.hide(keys.iter().map(|k| &k[..]));
+        assert!(!h.passes(b"never removed", 3, found(3, 1)));
+        assert!(h.passes(b"never removed", 4, found(4, 1)));
+    }
+
+    #[test]
+    fn a_write_of_the_process_or_a_clear_that_reached_the_remote_ends_the_hide() {
+        let h = Hidden::default();
+        h.hide([&b"k"[..], &b"j"[..]]);
+        h.forget([&b"k"[..]]);
+        assert!(h.passes(b"k", 1, found(1, 7)));
+        assert!(!h.passes(b"j", 1, found(1, 7)));
+        h.hide_all();
+        h.reset();
+        assert!(h.passes(b"j", 1, found(1, 7)));
+    }
+}
