@@ -102,17 +102,22 @@ extension Storage {
     /// throw `.leaseHeld` (with the holder's `leaseTimeLeftMilliseconds`). The library
     /// renews the computing caller's lease while `compute` runs, so a compute of any
     /// length is computed once. From async code use `cached(key:expiration:compute:)`,
-    /// which waits without blocking a thread.
+    /// which waits without blocking a thread. A negative `waitTimeoutMilliseconds` throws
+    /// `.invalidArgument` (it is no "wait forever"), with nothing computed.
     public func cachedExclusive(
         key: some BackLiteKey,
         expiration: Expiration = .default,
         waitTimeoutMilliseconds: Int64 = 60_000,
         compute: () throws -> Data
     ) throws -> Data {
-        try withKey(key) { k, kl in
+        guard waitTimeoutMilliseconds >= 0 else {
+            throw BackLiteError(code: .invalidArgument,
+                                message: "waitTimeoutMilliseconds must be >= 0, got \(waitTimeoutMilliseconds)")
+        }
+        return try withKey(key) { k, kl in
             try memoise(compute) { fn, userData, buf, err in
                 backlite_cached_call_exclusive(handle, k, kl, fn, userData, expiration.milliseconds,
-                                               max(0, waitTimeoutMilliseconds), &buf, err)
+                                               waitTimeoutMilliseconds, &buf, err)
             }
         }
     }

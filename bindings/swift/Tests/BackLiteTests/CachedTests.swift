@@ -112,6 +112,26 @@ final class CachedTests: XCTestCase {
         XCTAssertEqual(calls, 0)
     }
 
+    /// A negative wait is a mistake (not "wait forever", not "do not wait"): it throws
+    /// .invalidArgument naming the parameter, computes nothing and stores nothing.
+    func testCachedExclusiveRefusesANegativeWaitTimeout() throws {
+        let cache = try Storage.inMemory()
+        var calls = 0
+        for wait in [Int64(-1), Int64.min] {
+            XCTAssertThrowsError(try cache.cachedExclusive(key: "k", waitTimeoutMilliseconds: wait) {
+                calls += 1
+                return bytes("v")
+            }) { error in
+                XCTAssertEqual((error as? BackLiteError)?.code, .invalidArgument)
+                XCTAssertTrue((error as? BackLiteError)?.message.contains("waitTimeoutMilliseconds") ?? false,
+                              "\(error)")
+            }
+        }
+        XCTAssertEqual(calls, 0)
+        XCTAssertFalse(try cache.contains("k"))
+        XCTAssertEqual(try cache.cachedExclusive(key: "k", waitTimeoutMilliseconds: 0) { bytes("v") }, bytes("v"))
+    }
+
     // MARK: the two-phase lease API
 
     func testTryAcquireGivesALeaseThenHeldThenAHit() throws {
