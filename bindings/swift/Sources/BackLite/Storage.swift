@@ -39,6 +39,9 @@ public struct Entry: Sendable {
 public final class Storage: @unchecked Sendable {
     /// The C handle, for calls this class does not cover. Valid while `self` lives.
     public let handle: OpaquePointer
+    /// The threads in `forEachChunk` of this file (nil in memory: there the value is
+    /// copied out before the body runs, so nothing is held), for `vacuum()`.
+    private let walks: ChunkWalks?
 
     /// Opens (or creates) the cache file at `path`; `":memory:"` gives a private
     /// in-memory cache. A file that is not a BackLite cache is left untouched and
@@ -52,6 +55,7 @@ public final class Storage: @unchecked Sendable {
         var h: OpaquePointer?
         try cCall { backlite_storage_open(path, o, &h, $0) }
         handle = h!
+        walks = path == ":memory:" ? nil : ChunkWalks()
     }
 
     /// Opens the cache file at `url`, which must be a file URL: any other (`https:`,
@@ -196,9 +200,16 @@ public final class Storage: @unchecked Sendable {
     /// that a value of any size is read in bounded memory. True when every chunk was
     /// handed over and the value's checksum matched; false on a miss, or when the value
     /// proved damaged after some chunks (drop them: the entry is removed). An error
-    /// thrown by `body` stops the read and is rethrown. `body` may use this storage.
+    /// thrown by `body` stops the read and is rethrown. `body` may use this storage, but
+    /// for `vacuum()`, which throws `.busy` there (see `vacuum()`).
     @discardableResult
     public func forEachChunk(of key: some BackLiteKey, _ body: (Data) throws -> Void) throws -> Bool {
+        guard let walks else { return try chunks(of: key, body) }
+        return try walks.walk { try chunks(of: key, body) }
+    }
+
+    /// `forEachChunk` without the walk's bookkeeping.
+    private func chunks(of key: some BackLiteKey, _ body: (Data) throws -> Void) throws -> Bool {
         return try withoutActuallyEscaping(body) { body in
             let visit = ChunkVisit(body)
             var err: OpaquePointer?
@@ -268,8 +279,21 @@ public final class Storage: @unchecked Sendable {
                            actualTotalSize: r.actual_total_size)
     }
 
-    /// Gives the space of deleted entries back to the file system.
+    /// Gives the space of deleted entries back to the file system, and truncates the
+    /// write-ahead log. Throws `.busy` when readers kept the log from being truncated
+    /// (after waiting for them up to the busy timeout; the file is rebuilt all the same):
+    /// readers of other threads and processes, or a `ValueReader` of a large value this
+    /// thread holds open. Called inside `forEachChunk` of this storage, whose body holds
+    /// such a reader until the walk returns, it throws `.busy` at once and does nothing:
+    /// vacuum after the walk.
     public func vacuum() throws {
+        if let walks, walks.onThisThread {
+            throw BackLiteError(
+                code: .busy,
+                message: "vacuum() inside forEachChunk(of:) of this storage: the walk reads from a snapshot "
+                    + "that keeps the write-ahead log from being truncated until it returns; nothing was "
+                    + "done (vacuum after the walk)")
+        }
         try cCall { backlite_storage_vacuum(handle, $0) }
     }
 }

@@ -583,4 +583,49 @@ final class StorageTests: XCTestCase {
             XCTAssertEqual(try cache.get("k"), new, "\(threshold)")
         }
     }
+
+    /// A body that vacuums its storage: on a cache file the walk reads from a snapshot
+    /// that the vacuum could only wait out for its whole busy timeout (30 s here), so
+    /// it throws .busy at once, saying why, and the walk goes on; after the walk, and on
+    /// an in-memory cache (whose value is copied out first), it vacuums.
+    func testAVacuumInsideForEachChunkThrowsBusyAtOnceAndTheWalkGoesOn() throws {
+        let dir = try makeTemporaryDirectory(self)
+        let value = blocks(2 * ValueReader.chunkSize + 11, seed: 4)
+        for place in ["file value", "database value", "small value", "memory"] {
+            let path = place == "memory" ? ":memory:" : dir.appendingPathComponent("\(place).db").path
+            let cache = try Storage(path: path, options: Options(
+                busyTimeoutMilliseconds: 30_000,
+                fileThreshold: place == "file value" ? .bytes(4096) : .never))
+            let stored = place == "small value" ? bytes("small") : value
+            try cache.set("k", stored)
+            try cache.set("gone", value)
+            XCTAssertTrue(try cache.delete("gone"))
+            var got = Data()
+            var inner: BackLiteError?
+            var vacuumed = false
+            XCTAssertTrue(try cache.forEachChunk(of: "k") { chunk in
+                if got.isEmpty {
+                    do {
+                        try cache.vacuum()
+                        vacuumed = true
+                    } catch let error as BackLiteError {
+                        inner = error
+                    }
+                }
+                got.append(chunk)
+            }, place)
+            XCTAssertEqual(got, stored, place)
+            if place == "memory" {
+                XCTAssertTrue(vacuumed, "\(String(describing: inner))")
+            } else {
+                XCTAssertFalse(vacuumed, place)
+                XCTAssertEqual(inner?.code, .busy, place)
+                XCTAssertTrue(inner?.message.contains("inside forEachChunk") ?? false,
+                              "\(place): \(String(describing: inner))")
+            }
+            try cache.vacuum()
+            XCTAssertEqual(try cache.get("k"), stored, place)
+            XCTAssertTrue(try cache.check().healthy, place)
+        }
+    }
 }
