@@ -5,7 +5,6 @@ package backlite
 import "C"
 
 import (
-	"runtime/cgo"
 	"sync"
 	"time"
 )
@@ -43,12 +42,13 @@ func newCallConfig(opts []CallOption) callConfig {
 
 // Cached returns the value under key; on a miss it calls compute and stores what it
 // returns (with WithExpiration's expiration). An error from compute is returned as it
-// is, and nothing is stored. A panic in compute stores nothing and continues in the
-// caller of Cached once the C library is out of the way. A computed value too large to
-// store is still returned.
+// is, and nothing is stored. A computed value too large to store is still returned.
 //
-// Cached runs compute on the calling goroutine; it never waits for other callers
-// except through WithLock. CachedContext waits for them, across processes too.
+// Cached runs compute (and the WithLock locker) on the calling goroutine, outside the
+// C library: a panic in it stores nothing and goes on in the caller of Cached, and
+// runtime.Goexit (t.Fatal) ends the caller as it would anywhere. It never waits for
+// other callers except through WithLock. CachedContext waits for them, across
+// processes too.
 func (s *Storage) Cached(key []byte, compute func() ([]byte, error), opts ...CallOption) ([]byte, error) {
 	if compute == nil {
 		return nil, invalid("Cached: compute is nil")
@@ -64,20 +64,21 @@ func (s *Storage) Cached(key []byte, compute func() ([]byte, error), opts ...Cal
 	}
 	defer s.release()
 	st := &callState{compute: compute, locker: cfg.locker}
-	handle := cgo.NewHandle(st)
-	defer handle.Delete()
 	withBarrier := C.int(0)
 	if cfg.locker != nil {
 		withBarrier = 1
 	}
+	var rc C.backlite_result
 	var buf C.backlite_buf
 	var cerr *C.backlite_error
-	rc := C.backlite_go_cached_call(h, cbytes(key), C.size_t(len(key)), C.uintptr_t(handle), withBarrier, ms, &buf, &cerr)
-	if st.panicked {
+	st.run(st, func(handle C.uintptr_t) {
+		rc = C.backlite_go_cached_call(h, cbytes(key), C.size_t(len(key)), handle, withBarrier, ms, &buf, &cerr)
+	}, func() {
+		C.backlite_buf_free(&buf)
 		C.backlite_error_free(cerr)
-		panic(st.panicVal)
-	}
+	})
 	if st.err != nil {
+		C.backlite_buf_free(&buf)
 		C.backlite_error_free(cerr)
 		return nil, st.err
 	}

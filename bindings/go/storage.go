@@ -288,7 +288,8 @@ type keysState struct {
 
 // Keys calls visit with a copy of every live key, until visit returns false. visit may
 // use the storage (no lock is held while it runs). If visit panics, the walk stops and
-// the panic continues in the caller of Keys.
+// the panic continues in the caller of Keys. visit runs inside the C key walk: it must
+// not call runtime.Goexit (t.Fatal); the body of a range over All may.
 func (s *Storage) Keys(visit func(key []byte) bool) error {
 	if visit == nil {
 		return invalid("Keys: visit is nil")
@@ -313,19 +314,12 @@ func (s *Storage) Keys(visit func(key []byte) bool) error {
 	return nil
 }
 
-// chunksState is what the chunk visitor callback reaches through its cgo.Handle.
-type chunksState struct {
-	panicSlot
-	w   io.Writer
-	err error // the writer's error
-}
-
 // GetTo writes the value under key to w in chunks of at most 256 KiB, so that a value
 // of any size is copied in bounded memory. It returns ErrNotFound on a miss, and also
 // when the value proved damaged after some chunks were written (discard them: the
 // entry is removed). An error of w stops the copy and is returned as it is; a write
-// that takes fewer bytes without an error is io.ErrShortWrite, as in io.Copy. w may use
-// the storage.
+// that takes fewer bytes without an error is io.ErrShortWrite, as in io.Copy. w runs
+// on the calling goroutine and may use the storage.
 func (s *Storage) GetTo(key []byte, w io.Writer) error {
 	if w == nil {
 		return invalid("GetTo: the writer is nil")
@@ -336,14 +330,11 @@ func (s *Storage) GetTo(key []byte, w io.Writer) error {
 	}
 	defer s.release()
 	st := &chunksState{w: w}
-	handle := cgo.NewHandle(st)
-	defer handle.Delete()
+	var rc C.backlite_result
 	var cerr *C.backlite_error
-	rc := C.backlite_go_get_chunks(h, cbytes(key), C.size_t(len(key)), C.uintptr_t(handle), &cerr)
-	if st.panicked {
-		C.backlite_error_free(cerr)
-		panic(st.panicVal)
-	}
+	st.run(st, func(handle C.uintptr_t) {
+		rc = C.backlite_go_get_chunks(h, cbytes(key), C.size_t(len(key)), handle, &cerr)
+	}, func() { C.backlite_error_free(cerr) })
 	if st.err != nil {
 		C.backlite_error_free(cerr)
 		return st.err
