@@ -8,6 +8,7 @@ mod clock;
 mod cmd;
 mod core;
 mod human;
+mod interrupt;
 mod progress;
 mod strict_json;
 

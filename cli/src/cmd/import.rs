@@ -15,6 +15,8 @@ use crate::Cli;
 use serde_json::{Map, Value};
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{mpsc, Arc};
 
 /// One entry line, decoded.
 struct Entry {
@@ -147,8 +149,96 @@ fn parse_line(line: &mut Vec<u8>) -> Result<Line, String> {
     Ok(Line::Entry(entry))
 }
 
+/// What the import waits for: the line it asked for (empty at the end of the dump), a
+/// failure to read it, or a signal to stop.
+enum Next {
+    Line(Vec<u8>),
+    Failed(std::io::Error),
+    Stop(i32),
+}
+
+/// The dump's lines, one at a time, read on a thread of their own so that a signal to
+/// stop (Ctrl-C) is seen while a read waits (on a terminal, a pipe whose writer is
+/// slow): the import then stops there and undoes itself. A line is read only once
+/// asked for, so no more of the dump is in memory than before.
+struct Lines {
+    ask: mpsc::Sender<Vec<u8>>,
+    next: mpsc::Receiver<Next>,
+    /// The signal that came, 0 while none did (see `interrupt::on_stop`).
+    came: Arc<AtomicUsize>,
+    /// The signal that stopped the import, once one did.
+    stopped: Option<i32>,
+}
+
+impl Lines {
+    fn new(source: Box<dyn Read + Send>) -> std::io::Result<Self> {
+        let (ask, asked) = mpsc::channel::<Vec<u8>>();
+        let (answer, next) = mpsc::channel();
+        let stop = answer.clone();
+        let came = crate::interrupt::on_stop(move |signal| {
+            let _ = stop.send(Next::Stop(signal));
+        })?;
+        std::thread::spawn(move || {
+            let mut reader = BufReader::with_capacity(1 << 16, source);
+            for mut line in asked {
+                line.clear();
+                let read = match reader.read_until(b'\n', &mut line) {
+                    Ok(_) => Next::Line(line),
+                    Err(e) => Next::Failed(e),
+                };
+                if answer.send(read).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Lines {
+            ask,
+            next,
+            came,
+            stopped: None,
+        })
+    }
+
+    /// Reads the next line into `line` (its buffer reused): its length, 0 at the end.
+    /// `Err(None)`: a signal came to stop the import (see `stopped`).
+    fn read(&mut self, line: &mut Vec<u8>) -> Result<usize, Option<std::io::Error>> {
+        if self.stopped.is_some() || self.ask.send(std::mem::take(line)).is_err() {
+            return Err(None);
+        }
+        match self.next.recv() {
+            // A signal that came as the line was read stops the import as well: the
+            // end of the dump may be its writer's end, by the same Ctrl-C.
+            Ok(Next::Line(_)) | Ok(Next::Stop(_)) if self.came.load(SeqCst) != 0 => {
+                self.stopped = Some(self.came.load(SeqCst) as i32);
+                Err(None)
+            }
+            Ok(Next::Line(read)) => {
+                *line = read;
+                Ok(line.len())
+            }
+            Ok(Next::Failed(e)) => Err(Some(e)),
+            Ok(Next::Stop(signal)) => {
+                self.stopped = Some(signal);
+                Err(None)
+            }
+            Err(_) => Err(None),
+        }
+    }
+}
+
+/// A failed import's end: `failure`, or when a signal stopped it, its line and then the
+/// death the signal would have caused, now that the import is undone.
+fn stop_or_fail(stopped: Option<i32>, mut failure: Failure) -> Outcome {
+    let Some(signal) = stopped else {
+        return Err(failure);
+    };
+    failure.message += &format!(" ({} received)", crate::interrupt::name(signal));
+    eprintln!("backlite: {}", failure.line().replace('\n', " "));
+    crate::interrupt::die_of(signal)
+}
+
 pub fn run(cli: &Cli, file: &Path, input: Option<&Path>) -> Outcome {
-    let (source, shown, length): (Box<dyn Read>, String, Option<u64>) =
+    let (source, shown, length): (Box<dyn Read + Send>, String, Option<u64>) =
         match super::input_path(input) {
             Some(path) => {
                 let f = std::fs::File::open(path)
@@ -156,12 +246,10 @@ pub fn run(cli: &Cli, file: &Path, input: Option<&Path>) -> Outcome {
                 let length = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
                 (Box::new(f), path.display().to_string(), length)
             }
-            None => (
-                Box::new(std::io::stdin().lock()),
-                "<stdin>".to_string(),
-                None,
-            ),
+            None => (Box::new(std::io::stdin()), "<stdin>".to_string(), None),
         };
+    let mut lines = Lines::new(source)
+        .map_err(|e| Failure::new(USAGE_OR_IO, file, format!("cannot watch for Ctrl-C: {e}")))?;
     // A failed import into a file that was not there leaves no file behind either.
     let sidecar = |suffix: &str| {
         let mut name = file.as_os_str().to_owned();
@@ -175,12 +263,18 @@ pub fn run(cli: &Cli, file: &Path, input: Option<&Path>) -> Outcome {
     // (the tag of the program whose entries these are) makes a cache this import
     // creates one of that tag, and refuses a cache of another tag, whose program would
     // read these entries as its own.
-    let mut reader = BufReader::with_capacity(1 << 16, source);
     let mut line = Vec::new();
-    let read_failed = |e: std::io::Error| format!("cannot read {shown}: {e}");
-    let first = reader
-        .read_until(b'\n', &mut line)
-        .map_err(|e| Failure::new(USAGE_OR_IO, file, read_failed(e)))?;
+    let read_failed = |e: Option<std::io::Error>| match e {
+        Some(e) => format!("cannot read {shown}: {e}"),
+        None => "stopped before its first line; nothing was imported".to_string(),
+    };
+    let first = match lines.read(&mut line) {
+        Ok(n) => n,
+        Err(e) => {
+            let failure = Failure::new(USAGE_OR_IO, file, read_failed(e));
+            return stop_or_fail(lines.stopped, failure);
+        }
+    };
     let dump_tag = header_tag(&line);
     let empty = std::fs::metadata(file).is_ok_and(|m| m.is_file() && m.len() == 0);
     let tag_for_new = dump_tag.as_deref().filter(|_| new_file || empty);
@@ -220,12 +314,16 @@ pub fn run(cli: &Cli, file: &Path, input: Option<&Path>) -> Outcome {
     let summary = storage.import(|importer| loop {
         let n = match pending.take() {
             Some(n) => n,
-            None => {
-                line.clear();
-                reader
-                    .read_until(b'\n', &mut line)
-                    .map_err(|e| Error::new(ErrorKind::Io, read_failed(e)))?
-            }
+            None => lines.read(&mut line).map_err(|e| match e {
+                Some(e) => Error::new(ErrorKind::Io, read_failed(Some(e))),
+                None => Error::new(
+                    ErrorKind::Io,
+                    format!(
+                        "stopped at line {} of {shown}; nothing was imported",
+                        number + 1
+                    ),
+                ),
+            })?,
         };
         if n == 0 {
             return Ok(());
@@ -292,7 +390,7 @@ pub fn run(cli: &Cli, file: &Path, input: Option<&Path>) -> Outcome {
                     let _ = std::fs::remove_dir_all(sidecar(".values"));
                 }
             }
-            return Err(Failure::core(file, &e));
+            return stop_or_fail(lines.stopped, Failure::core(file, &e));
         }
     };
     let mut note = format!(
