@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <cstring>
 #include <exception>
+#include <filesystem>
 #include <initializer_list>
 #include <istream>
 #include <iterator>
@@ -482,8 +483,8 @@ class Options {
 
 /// A looked-up value with the time it has left (nullopt: it never expires).
 struct Entry {
-  std::vector<std::byte> value;
-  std::optional<std::chrono::milliseconds> expires_in;
+  std::vector<std::byte> value{};
+  std::optional<std::chrono::milliseconds> expires_in{};
 };
 
 /// One item for Storage::set_many.
@@ -608,7 +609,7 @@ class Lease {
   void abandon() noexcept { l_.reset(); }
 
  private:
-  std::unique_ptr<backlite_lease, detail::LeaseDeleter> l_;
+  std::unique_ptr<backlite_lease, detail::LeaseDeleter> l_{};
 };
 
 /// What Storage::try_acquire found: the value (a hit), a Lease to compute it (a miss),
@@ -621,8 +622,8 @@ struct Acquisition {
   };
 
   Status status = Status::held;
-  std::vector<std::byte> value;  ///< the value, on a hit
-  Lease lease;                   ///< the lease, when acquired
+  std::vector<std::byte> value{};  ///< the value, on a hit
+  Lease lease{};                   ///< the lease, when acquired
   std::chrono::milliseconds time_left{0};  ///< when held: the holder's lease time left
 
   bool hit() const noexcept { return status == Status::hit; }
@@ -799,7 +800,7 @@ class ValueReader {
 
   std::unique_ptr<backlite_value_reader, Deleter> r_;
   std::uint64_t size_ = 0;
-  std::optional<std::chrono::milliseconds> expires_in_;
+  std::optional<std::chrono::milliseconds> expires_in_{};
   State state_ = State::empty;
   Code failure_ = Code::ok;
 };
@@ -901,7 +902,10 @@ class ValueStream : public std::istream {
 
 /// A cache handle: RAII over `backlite_storage *`, movable, not copyable. One Storage
 /// may be used by any number of threads at once. A moved-from Storage holds nothing:
-/// every call on it throws Error(Code::null_parameter).
+/// every call on it throws Error(Code::null_parameter). The look-ups (get, contains,
+/// keys, get_chunks, open_reader, the stats) are const: they change no entry, so a
+/// `const Storage&` reads the cache (a hit still counts as an access for eviction,
+/// as in any cache), and like every call they are safe from several threads at once.
 class Storage {
  public:
   /// Opens (or creates) the cache file at `path` (UTF-8; ":memory:" for a private
@@ -921,6 +925,10 @@ class Storage {
     err.check(backlite_storage_open(z.c_str(), options.c_options(), &raw, err.out()), "open");
     s_.reset(raw);
   }
+  /// The same, from a std::filesystem::path (its bytes, as std::fstream opens it).
+  template <class Path, std::enable_if_t<std::is_same_v<Path, std::filesystem::path>, int> = 0>
+  explicit Storage(const Path& path, const Options& options = Options())
+      : Storage(std::string_view(path.native()), options) {}
 
   Storage(Storage&&) noexcept = default;
   Storage& operator=(Storage&&) noexcept = default;
@@ -938,21 +946,21 @@ class Storage {
   backlite_storage* c_storage() const noexcept { return s_.get(); }
 
   /// The value under `key`, or nullopt when there is no live entry.
-  std::optional<std::vector<std::byte>> get(ByteView key) {
+  std::optional<std::vector<std::byte>> get(ByteView key) const {
     detail::BufGuard out;
     if (!lookup(key, out.buf, nullptr)) return std::nullopt;
     return detail::from_bytes<std::vector<std::byte>>(out.buf.data, out.buf.len);
   }
 
   /// The value under `key` as a std::string (bytes as they are), or nullopt.
-  std::optional<std::string> get_string(ByteView key) {
+  std::optional<std::string> get_string(ByteView key) const {
     detail::BufGuard out;
     if (!lookup(key, out.buf, nullptr)) return std::nullopt;
     return detail::from_bytes<std::string>(out.buf.data, out.buf.len);
   }
 
   /// The value and the time it has left, or nullopt.
-  std::optional<Entry> get_entry(ByteView key) {
+  std::optional<Entry> get_entry(ByteView key) const {
     detail::BufGuard out;
     std::int64_t left = 0;
     if (!lookup(key, out.buf, &left)) return std::nullopt;
@@ -989,7 +997,7 @@ class Storage {
   bool remove(ByteView key) { return erase(key); }
 
   /// Whether `key` has a live entry. Not an access: no counter or order changes.
-  bool contains(ByteView key) {
+  bool contains(ByteView key) const {
     detail::ErrorSlot err;
     return err.check(backlite_storage_contains(s_.get(), key.u8(), key.size(), err.out()),
                      "contains", BACKLITE_RESULT_NOT_FOUND) == BACKLITE_RESULT_OK;
@@ -999,7 +1007,7 @@ class Storage {
   /// key. A visitor returning bool stops at the first false. The visitor may use this
   /// Storage; an exception it throws stops the walk and is rethrown here.
   template <class Visit>
-  void keys(Visit&& visit) {
+  void keys(Visit&& visit) const {
     KeysContext<std::remove_reference_t<Visit>> ctx{&visit, nullptr};
     detail::ErrorSlot err;
     const backlite_result rc =
@@ -1017,7 +1025,7 @@ class Storage {
   /// (CALLBACK_FAILED): the value was not read whole. An exception the visitor throws
   /// stops the read and is rethrown here. The visitor may use this Storage.
   template <class Visit>
-  bool get_chunks(ByteView key, Visit&& visit) {
+  bool get_chunks(ByteView key, Visit&& visit) const {
     KeysContext<std::remove_reference_t<Visit>> ctx{&visit, nullptr};
     detail::ErrorSlot err;
     const backlite_result rc = backlite_storage_get_chunks(
@@ -1031,7 +1039,7 @@ class Storage {
   /// caller's pace; nullopt on a miss. The open is the look-up (a hit counts as an
   /// access, as for get()); the bytes come with read(). The reader does not need this
   /// Storage to stay open.
-  std::optional<ValueReader> open_reader(ByteView key) {
+  std::optional<ValueReader> open_reader(ByteView key) const {
     backlite_value_reader* raw = nullptr;
     std::int64_t left = 0;
     detail::ErrorSlot err;
@@ -1049,7 +1057,7 @@ class Storage {
     err.check(backlite_storage_clear(s_.get(), err.out()), "clear");
   }
 
-  Stats stats() {
+  Stats stats() const {
     backlite_stats raw{};
     detail::ErrorSlot err;
     err.check(backlite_storage_stats(s_.get(), &raw, err.out()), "stats");
@@ -1114,7 +1122,7 @@ class Storage {
   }
 
   /// The file's lifetime counters (other processes' hits count once they write).
-  LifetimeStats lifetime_stats() {
+  LifetimeStats lifetime_stats() const {
     backlite_lifetime_stats raw{};
     detail::ErrorSlot err;
     err.check(backlite_storage_lifetime_stats(s_.get(), &raw, err.out()), "lifetime_stats");
@@ -1128,7 +1136,7 @@ class Storage {
   }
 
   /// This handle's remote tier activity (all zero without a remote).
-  RemoteStats remote_stats() {
+  RemoteStats remote_stats() const {
     backlite_remote_stats raw{};
     detail::ErrorSlot err;
     err.check(backlite_storage_remote_stats(s_.get(), &raw, err.out()), "remote_stats");
@@ -1205,7 +1213,7 @@ class Storage {
     void unlock() {}
   };
 
-  bool lookup(ByteView key, backlite_buf& out, std::int64_t* left) {
+  bool lookup(ByteView key, backlite_buf& out, std::int64_t* left) const {
     detail::ErrorSlot err;
     return err.check(backlite_storage_get(s_.get(), key.u8(), key.size(), &out, left, err.out()),
                      "get", BACKLITE_RESULT_NOT_FOUND) == BACKLITE_RESULT_OK;
@@ -1350,7 +1358,7 @@ class Storage {
     return detail::from_bytes<R>(out.buf.data, out.buf.len);
   }
 
-  std::unique_ptr<backlite_storage, Deleter> s_;
+  std::unique_ptr<backlite_storage, Deleter> s_{};
 };
 
 // ------------------------------------------------------------------------------------

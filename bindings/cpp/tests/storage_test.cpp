@@ -6,6 +6,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -146,6 +147,39 @@ TEST_F(StorageTest, OpenRefusesAFileThatIsNotACacheAndLeavesItAlone) {
 TEST_F(StorageTest, OpenFailsWithIoOnADirectoryOrAMissingParent) {
   EXPECT_BACKLITE_ERROR(Storage{dir_.string()}, Code::io);
   EXPECT_BACKLITE_ERROR(Storage{path("missing/cache.db")}, Code::io);
+}
+
+TEST_F(StorageTest, OpensAStdFilesystemPath) {
+  const std::filesystem::path file = dir_ / "fs.db";
+  {
+    Storage s(file, Options().max_size(1 << 20));
+    s.set("k", "v");
+  }
+  EXPECT_TRUE(std::filesystem::exists(file));
+  Storage again(file);
+  EXPECT_EQ(again.get_string("k"), "v");
+  EXPECT_BACKLITE_ERROR(Storage(dir_ / "missing" / "c.db"), Code::io);
+}
+
+// A function given a const Storage& reads the cache: the look-ups are const.
+std::string read_through_const(const Storage& s, std::uint64_t& count) {
+  std::string seen;
+  s.keys([&](std::string_view k) { seen += k; });
+  EXPECT_TRUE(s.contains("k"));
+  EXPECT_EQ(s.get("k"), bytes("v"));
+  EXPECT_EQ(s.get_entry("k")->value, bytes("v"));
+  EXPECT_TRUE(s.get_chunks("k", [&](ByteView c) { seen += c.as_string_view(); }));
+  if (std::optional<backlite::ValueReader> r = s.open_reader("k")) seen += std::to_string(r->size());
+  count = s.stats().count + s.lifetime_stats().hits + s.remote_stats().hits;
+  return seen + *s.get_string("k");
+}
+
+TEST(Const, LookUpsWorkThroughAConstStorage) {
+  Storage s(":memory:");
+  s.set("k", "v");
+  std::uint64_t count = 0;
+  EXPECT_EQ(read_through_const(s, count), "kv1v");
+  EXPECT_GE(count, 1u);
 }
 
 TEST(Open, APathWithANulByteIsInvalid) {
