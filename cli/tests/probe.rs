@@ -2010,3 +2010,57 @@ fn an_import_stopped_by_ctrl_c_leaves_the_cache_as_it_was_and_no_new_file() {
     assert_eq!(status.code(), Some(0), "{status:?} {stderr}");
     assert_eq!(d.ok(&["keys", "old.db", "--json"]).lines().count(), 22);
 }
+
+/// A failed import into a file that was not there removes the file it made, but a
+/// program may have opened that cache meanwhile (an import can take minutes): removing
+/// the file under it made its later sets go to a file no longer there, reported stored
+/// and then lost. The import leaves a cache that another process has open.
+#[test]
+fn a_failed_import_leaves_a_new_file_that_a_program_opened_meanwhile() {
+    use std::io::Write as _;
+    let d = Dir::new();
+    let mut child = Command::new(common::bin())
+        .args(["import", "new.db"])
+        .current_dir(d.tmp.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let value = "v".repeat(100_000);
+    writeln!(input, "{{\"key\":\"big\",\"value\":\"{value}\"}}").unwrap();
+    input.flush().unwrap();
+    // The import has begun storing once its value's file is written.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while value_files(&d, "new.db") < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the import never stored its line"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let program = backlite_core::Storage::open(d.path("new.db"), &backlite_core::Options::new())
+        .expect("a program opens the cache being imported into");
+    writeln!(input, "not a line of a dump").unwrap();
+    drop(input);
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(2), "{stderr}");
+    one_line_naming(&stderr, "new.db");
+    assert!(
+        stderr.contains("line 2") && stderr.contains("new.db was left in place"),
+        "{stderr}"
+    );
+    program
+        .set(b"k", b"stored", backlite_core::Expiration::Never)
+        .unwrap();
+    assert_eq!(d.ok(&["get", "new.db", "k"]), "stored");
+    drop(program);
+    assert_eq!(d.ok(&["keys", "new.db", "--json"]).lines().count(), 1);
+}

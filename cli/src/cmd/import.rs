@@ -369,11 +369,23 @@ pub fn run(cli: &Cli, file: &Path, input: Option<&Path>) -> Outcome {
     let summary = match summary {
         Ok(summary) => summary,
         Err(e) => {
+            let mut failure = Failure::core(file, &e);
+            drop(storage);
             // A file that was not there is not left behind, and an empty one is left
             // empty (the open made it a cache), as a failed import leaves a cache as
-            // it was.
-            if new_file || empty {
-                drop(storage);
+            // it was; unless another process opened the cache meanwhile (an import
+            // can take minutes): removed or cut back under it, its later sets would go
+            // to a file no longer there, reported stored and lost. SQLite removes the
+            // write-ahead log as the last connection to the file closes, so one still
+            // there once ours closed is another's.
+            let in_use = (new_file || empty) && sidecar("-wal").exists();
+            if in_use {
+                failure.message += &format!(
+                    "; {} was left in place: another process has it open",
+                    file.display()
+                );
+            }
+            if (new_file || empty) && !in_use {
                 let suffixes: &[&str] = if new_file {
                     &["", "-wal", "-shm", "-journal"]
                 } else {
@@ -390,7 +402,7 @@ pub fn run(cli: &Cli, file: &Path, input: Option<&Path>) -> Outcome {
                     let _ = std::fs::remove_dir_all(sidecar(".values"));
                 }
             }
-            return stop_or_fail(lines.stopped, Failure::core(file, &e));
+            return stop_or_fail(lines.stopped, failure);
         }
     };
     let mut note = format!(
