@@ -2064,3 +2064,53 @@ fn a_failed_import_leaves_a_new_file_that_a_program_opened_meanwhile() {
     drop(program);
     assert_eq!(d.ok(&["keys", "new.db", "--json"]).lines().count(), 1);
 }
+
+/// The commands that only read (`stats`, `keys`, `export`, `check` without `--repair`)
+/// removed orphan value files: the library's open sweeps the folder of values for
+/// files no entry names that are over an hour old. So `check` reported "orphan values
+/// 0", healthy, having deleted them itself, where its help says only `--repair`
+/// removes them; and a look at a cache deleted files. Now they are left to `check
+/// --repair` (and to the programs of the cache, whose opens still sweep).
+#[test]
+fn commands_that_only_read_leave_orphan_value_files_to_check_repair() {
+    let d = Dir::new();
+    let big = "v".repeat(100_000);
+    d.ok(&["set", "c.db", "big", &big]);
+    let orphan = d.path("c.db.values/v2-0123456789abcdef0123456789abcdef.blv");
+    std::fs::copy(a_value_file(&d, "c.db"), &orphan).unwrap();
+    let three_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3 * 3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&orphan)
+        .unwrap()
+        .set_modified(three_hours_ago)
+        .unwrap();
+    let listing = || {
+        let mut names: Vec<_> = std::fs::read_dir(d.path("c.db.values"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = listing();
+    for args in [
+        &["stats", "c.db"][..],
+        &["stats", "c.db", "--json"],
+        &["keys", "c.db"],
+        &["export", "c.db"],
+        &["get", "c.db", "big"],
+    ] {
+        d.ok(args);
+        assert_eq!(listing(), before, "{args:?} changed the folder of values");
+    }
+    let r = d.run(&["check", "c.db"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stdout.contains("orphan values   1\n"), "{}", r.stdout);
+    assert_eq!(listing(), before, "check changed the folder of values");
+    assert!(orphan.exists());
+    let r = d.run(&["check", "c.db", "--repair"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(!orphan.exists());
+    assert_eq!(d.ok(&["get", "c.db", "big"]), big);
+}

@@ -61,6 +61,8 @@ pub struct Options {
     pub(crate) file_threshold: Option<u64>,
     /// Whether a cache of an older schema is upgraded as it opens (else refused).
     pub(crate) upgrade: bool,
+    /// Whether opening sweeps the folder of values for orphan files.
+    pub(crate) sweep: bool,
 }
 
 impl Default for Options {
@@ -76,6 +78,7 @@ impl Default for Options {
             remote: Default::default(),
             file_threshold: DEFAULT_FILE_THRESHOLD,
             upgrade: true,
+            sweep: true,
         }
     }
 }
@@ -92,6 +95,7 @@ impl std::fmt::Debug for Options {
             .field("remote", &self.remote)
             .field("file_threshold", &self.file_threshold)
             .field("upgrade", &self.upgrade)
+            .field("sweep", &self.sweep)
             .finish_non_exhaustive()
     }
 }
@@ -166,6 +170,15 @@ impl Options {
     /// on writing the old layout. Default `true`.
     pub fn set_upgrade(&mut self, upgrade: bool) -> &mut Self {
         self.upgrade = upgrade;
+        self
+    }
+
+    /// With `false`, opening leaves the folder of values as it is: no file that no
+    /// entry names is removed, however old (a look at a cache, which must change
+    /// nothing, and whose `check` then counts them as orphans). Default `true`: an open
+    /// removes a batch of orphans over an hour old.
+    pub fn set_sweep(&mut self, sweep: bool) -> &mut Self {
+        self.sweep = sweep;
         self
     }
 

@@ -193,7 +193,7 @@ impl Storage {
         // The files of entries a new version tag dropped go as a clear's do: left to
         // the sweep, they would hold their disk space for an hour.
         storage.remove_files(&prepared.dropped);
-        if storage.path.is_some() {
+        if storage.path.is_some() && options.sweep {
             if created {
                 storage.sweep_left_folder();
             }

@@ -106,7 +106,8 @@ pub fn open(cli: &Cli, file: &Path, create: bool) -> Result<Storage, Failure> {
 
 /// [`open`], with a busy timeout of the command's own instead of the library's, and a
 /// version tag (which drops every entry of a file last opened with another one); with
-/// `upgrade` false, a cache of an older schema is refused, not upgraded.
+/// `upgrade` false (a command that only reads), a cache of an older schema is refused,
+/// not upgraded, and no orphan value file is removed.
 pub fn open_with(
     cli: &Cli,
     file: &Path,
@@ -156,6 +157,10 @@ pub fn open_with(
         options.set_version_tag(tag);
     }
     options.set_upgrade(upgrade);
+    // A command that only reads removes nothing either: the open's sweep would delete
+    // orphan value files, which `check` is to report and `check --repair` to remove
+    // (and it writes its place in the folder).
+    options.set_sweep(upgrade);
     // The library takes the exact name ":memory:" for a cache in memory, gone when the
     // command ends: here, as every other name, it is a file (the checks above read it
     // as one), so `set :memory: k v` does not report success for a value kept nowhere.
