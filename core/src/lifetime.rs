@@ -206,12 +206,14 @@ pub(crate) fn read(conn: &Connection) -> Result<LifetimeStats> {
     Ok(stats)
 }
 
-/// Sets the file's counters to zero, counting again from `now`, and drops `pending`
-/// (this process's unwritten hits and misses), in a transaction of its own on `conn`:
-/// a write's would add what it took before it.
-pub(crate) fn zero(conn: &Connection, now: i64, pending: &Pending) -> Result<()> {
+/// Sets the file's counters to zero, counting again from `now` (read once the file is
+/// locked, not before the wait for the lock), and drops `pending` (this process's
+/// unwritten hits and misses), in a transaction of its own on `conn`: a write's would
+/// add what it took before it.
+pub(crate) fn zero(conn: &Connection, now: impl FnOnce() -> i64, pending: &Pending) -> Result<()> {
     let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
         .ctx("locking the file to zero its counters")?;
+    let now = now();
     let mut zeroed = counters::read(&tx)?;
     zeroed.lifetime = [0; 4];
     counters::write(&tx, &zeroed)?;

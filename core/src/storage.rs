@@ -1299,8 +1299,7 @@ impl Storage {
     /// process's unwritten hits and misses go too; other processes' unwritten ones
     /// are added when they write.
     pub fn zero_stats(&self) -> Result<()> {
-        let now = self.now();
-        self.with_writer(|conn| lifetime::zero(conn, now, &self.shared.lifetime))
+        self.with_writer(|conn| lifetime::zero(conn, || self.now(), &self.shared.lifetime))
     }
 
     /// Writes this handle's buffered accesses, and the values read through from the

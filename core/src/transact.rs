@@ -20,7 +20,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Runs `f` in a write transaction on `conn` (the handle's writer, locked by the
-/// caller) once this process's turn to write the file is held; `now` is read then.
+/// caller) once this process's turn to write the file is held; `now` is read once the
+/// transaction has begun (see [`transact`]).
 /// `pid`: this process (asked once per write: each ask is a system call).
 /// `write_hits`: the buffered hits are written to their rows. `preload`: the key a set
 /// will replace, looked up with the counters. `known`: what `conn` knows of the file
@@ -37,16 +38,7 @@ pub(crate) fn write_in_turn<R>(
     f: impl FnOnce(&mut Txn<'_>) -> Result<R>,
 ) -> Result<(R, Tally)> {
     let _turn = shared.writing_in(pid);
-    transact(
-        shared,
-        conn,
-        known,
-        pid,
-        Some(now()),
-        write_hits,
-        preload,
-        f,
-    )
+    transact(shared, conn, known, pid, Some(now), write_hits, preload, f)
 }
 
 /// Runs `f` in a write transaction only if that needs no waiting: not for the pool's
@@ -69,11 +61,14 @@ pub(crate) fn try_write<R>(
         .ctx("setting the busy timeout")?;
     let _patient_again = RestoreBusyTimeout(&conn, pool.busy_timeout());
     let pid = std::process::id();
-    match transact(shared, &conn, &conn.known, pid, Some(now()), false, None, f) {
+    match transact(shared, &conn, &conn.known, pid, Some(now), false, None, f) {
         Err(e) if e.kind() == ErrorKind::Busy => Ok(None),
         done => done.map(Some),
     }
 }
+
+/// The clock of a write that purges nothing (the hit writer's, a write at exit).
+const NO_CLOCK: Option<fn() -> i64> = None;
 
 /// Runs `f` in a write transaction on `conn` (this process, `pid`, holds its turn to
 /// write the file): ticks the buffered hits, purges the entries due at `now` (`None`: purges
@@ -87,7 +82,7 @@ fn transact<R>(
     conn: &Connection,
     known: &Cell<Option<Known>>,
     pid: u32,
-    now: Option<i64>,
+    now: Option<impl FnOnce() -> i64>,
     write_hits: bool,
     preload: Option<&[u8]>,
     f: impl FnOnce(&mut Txn<'_>) -> Result<R>,
@@ -117,6 +112,11 @@ fn transact<R>(
             // connections' commits, and none can come until it ends.
             let version = counters::data_version(conn)?;
             let known_now = known_before.filter(|k| k.version == version);
+            // The clock is read once the write lock is held, not before BEGIN waited
+            // for another process's: what this write sets expires (and a lease it takes
+            // lasts) from when it is stored, and a set that waited longer than its
+            // expiration for the lock stored an entry already expired.
+            let now = now.map(|now| now());
             let mut txn = Txn::load(
                 conn,
                 shared,
@@ -283,7 +283,16 @@ pub fn write_waiting_at_exit() {
         let pid = fork::this_process();
         if let Ok(conn) = pool::reopen(&shared.name, shared.id, AT_EXIT_BUSY_TIMEOUT) {
             let known = Cell::new(None);
-            let _ = transact(&shared, &conn, &known, pid, None, true, None, |_| Ok(()));
+            let _ = transact(
+                &shared,
+                &conn,
+                &known,
+                pid,
+                NO_CLOCK,
+                true,
+                None,
+                |_| Ok(()),
+            );
         }
     }
 }
@@ -328,7 +337,7 @@ fn write_hits_in_background(shared: &FileShared, busy_timeout: Duration) {
             let pid = std::process::id();
             let wrote = {
                 let _turn = shared.writing_after_others(pid);
-                transact(shared, conn, &known, pid, None, false, None, |t| {
+                transact(shared, conn, &known, pid, NO_CLOCK, false, None, |t| {
                     let before = t.accesses_waiting();
                     t.write_oldest_accesses(usize::MAX, &give_way)?;
                     Ok((before - t.accesses_waiting(), t.accesses_waiting()))

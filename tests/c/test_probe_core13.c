@@ -1,0 +1,94 @@
+/*
+ * Thirteenth probe round of the local cache contract (API.md), kept as tests.
+ *
+ * a_write_that_waited_for_the_lock_counts_its_time_from_its_store: the expiration of
+ * a set, and the length of a lease, run from when the write holds the file, not from
+ * before it waited for another process's write lock.
+ */
+#include "backlite.h"
+#include "harness.h"
+#include "lock_holder.h"
+
+#include <pthread.h>
+
+/* ------------------------------------------- time counted from the store */
+
+typedef struct {
+    backlite_storage *s;
+    bool lease; /* take a lease, else set */
+    backlite_result rc;
+    backlite_lease *taken;
+} waiting_write;
+
+static void *write_behind_the_lock(void *arg) {
+    waiting_write *w = arg;
+    if (w->lease) {
+        backlite_buf b = {NULL, 0};
+        w->rc = backlite_lease_try_acquire(w->s, K("leased"), 3000, &b, &w->taken, NULL);
+        backlite_buf_free(&b);
+    } else {
+        w->rc = backlite_storage_set(w->s, K("k"), K("v"), 3000, NULL);
+    }
+    return NULL;
+}
+
+/* runs w in a thread while another process holds the file's write lock for 4 s,
+ * longer than the 3 s that w asks for */
+static bool waits_for_the_lock(const char *path, waiting_write *w) {
+    lock_holder h;
+    if (!holder_start(&h, path)) return false;
+    pthread_t t;
+    if (pthread_create(&t, NULL, write_behind_the_lock, w) != 0) return false;
+    h_sleep_ms(4000);
+    holder_release(&h);
+    pthread_join(t, NULL);
+    holder_finish(&h);
+    return true;
+}
+
+/*
+ * Another process holds the file's write lock for longer than the expiration asked
+ * for; a set waits it out within the busy timeout, and returns OK. The entry then
+ * lives for its expiration from its store on: a get right after the set returned finds
+ * it, with time left. So for a lease taken behind the lock: it is still held when the
+ * call returns (another try is LEASE_HELD). Before, the clock was read before the wait
+ * for the lock, so the entry was stored already expired (OK, then NOT_FOUND at once)
+ * and the lease with its deadline passed (taken over by the next caller at once). The
+ * sleep only makes the wait longer than the time asked for; no duration is asserted:
+ * 3 s of slack separate the store from the look that follows it.
+ */
+static void a_write_that_waited_for_the_lock_counts_its_time_from_its_store(void) {
+    if (!h_have_python_sqlite()) SKIP("no python3 with sqlite3 to hold the lock");
+    const char *path = tmp_path("waited.db");
+    backlite_storage *s = OPEN_SET(path, .busy_timeout_ms = 120000);
+    REQUIRE(s);
+    SET(s, "before", "1");
+
+    waiting_write set = {s, false, -1, NULL};
+    REQUIRE(waits_for_the_lock(path, &set));
+    CHECK_EQ(set.rc, BACKLITE_RESULT_OK);
+    backlite_buf b = {NULL, 0};
+    int64_t left = 0;
+    CHECK_OK(backlite_storage_get(s, K("k"), &b, &left, &err));
+    CHECK_BUF_STR(b, "v");
+    backlite_buf_free(&b);
+    CHECK(left > 0 && left <= 3000);
+    CHECK(HAS(s, "k"));
+    CHECK_EQ(STATS(s).count, 2);
+
+    waiting_write lease = {s, true, -1, NULL};
+    REQUIRE(waits_for_the_lock(path, &lease));
+    CHECK_EQ(lease.rc, BACKLITE_RESULT_NOT_FOUND);
+    backlite_lease *again = NULL;
+    CHECK_RC(backlite_lease_try_acquire(s, K("leased"), 3000, &b, &again, &err), BACKLITE_RESULT_LEASE_HELD);
+    backlite_lease_abandon(again);
+    if (lease.taken) CHECK_OK(backlite_lease_fulfill(lease.taken, K("computed"), NEVER, &err));
+    GET_EQ(s, "leased", "computed");
+    backlite_storage_free(s);
+}
+
+int main(void) {
+    h_begin();
+    RUN(a_write_that_waited_for_the_lock_counts_its_time_from_its_store);
+    return h_end();
+}
