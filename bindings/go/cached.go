@@ -73,6 +73,7 @@ func (s *Storage) Cached(key []byte, compute func() ([]byte, error), opts ...Cal
 	var cerr *C.backlite_error
 	st.run(st, func(handle C.uintptr_t) {
 		rc = C.backlite_go_cached_call(h, cbytes(key), C.size_t(len(key)), handle, withBarrier, ms, &buf, &cerr)
+		writes.Add(1)
 	}, func() {
 		C.backlite_buf_free(&buf)
 		C.backlite_error_free(cerr)

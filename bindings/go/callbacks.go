@@ -3,17 +3,17 @@ package backlite
 // The Go functions the C library calls back (through shim.c), and the bridge that
 // runs the user's code they carry on the calling goroutine, outside the C call.
 //
-// Why a bridge: a compute, a lock or a writer may panic or end its goroutine with
+// Why a bridge: a compute, a lock, a writer or a key visitor may panic or end its goroutine with
 // runtime.Goexit (t.Fatal, t.FailNow and t.SkipNow do, and tests call them there as
 // anywhere else). Neither may leave a Go callback for C's frames: Goexit and an
 // unrecovered panic skip C frames without running them down, which left the library's
-// read snapshot or connection held by frames that no longer existed. So Cached and
-// GetTo run the C call on a goroutine of their own, and each callback hands its work
+// read snapshot or connection held by frames that no longer existed. So Cached, GetTo
+// and Keys run the C call on a goroutine of their own, and each callback hands its work
 // back to the calling goroutine and waits for the answer. A panic or Goexit there
 // happens outside any C frame: the bridge tells the C call to stop, waits for it to
 // return, and lets the panic (with its own stack) or the Goexit go on. testing also
-// requires FailNow and SkipNow on the test's own goroutine, which this keeps. The key
-// visitor of Keys stays inline (see backliteGoVisitKey).
+// requires FailNow and SkipNow on the test's own goroutine, which this keeps. A key
+// walk hands its keys over in batches (see Storage.Keys).
 
 // #include <backlite.h>
 import "C"
@@ -22,6 +22,7 @@ import (
 	"io"
 	"runtime/cgo"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -112,35 +113,6 @@ func (b *bridge) handBack(always bool, body func() C.int32_t) C.int32_t {
 	return <-b.results
 }
 
-// panicSlot keeps the panic of a key visitor, to be panicked again by the Go caller
-// once the C call has returned.
-type panicSlot struct {
-	panicked bool
-	panicVal any
-}
-
-// run calls body, the work of one callback, and returns its result; when body panics,
-// the panic is kept and run returns 1, which tells the C call to stop. Whether body
-// returned is told by a flag, not by recover's value: a panic(nil) recovers as nil
-// under GODEBUG=panicnil=1 (the default of a main module declaring go 1.20 or older),
-// and was taken for a normal return.
-func (p *panicSlot) run(body func() C.int32_t) (rc C.int32_t) {
-	returned := false
-	defer func() {
-		if returned {
-			return
-		}
-		v := recover()
-		if !p.panicked {
-			p.panicked, p.panicVal = true, v
-		}
-		rc = 1
-	}()
-	rc = body()
-	returned = true
-	return rc
-}
-
 // chunksState is what the chunk visitor callback reaches through its cgo.Handle.
 type chunksState struct {
 	bridge
@@ -156,22 +128,67 @@ type callState struct {
 	err     error // the compute's error, or a failure to hand its value over
 }
 
-//export backliteGoVisitKey
-func backliteGoVisitKey(userData unsafe.Pointer, key *C.uint8_t, keyLen C.size_t) C.int32_t {
-	// Inline, inside the C call: a key walk calls back once per key, and a round trip
-	// to the calling goroutine made each key cost two thread switches (a 20,000-key
-	// walk: 12 ms inline, over a second bridged). A panic is kept and panicked again
-	// after the call; Goexit is for the body of a range over All, which runs outside.
-	st := cgo.Handle(uintptr(userData)).Value().(*keysState)
-	return st.run(func() C.int32_t {
-		k := make([]byte, int(keyLen))
-		if keyLen > 0 {
-			copy(k, unsafe.Slice((*byte)(unsafe.Pointer(key)), int(keyLen)))
+// keysBatch is how many keys the C key walk hands to the calling goroutine at once.
+const keysBatch = 256
+
+// writes counts the calls of this package that may write to a cache, in any Storage,
+// so that a key walk knows when a key it was handed may have gone meanwhile.
+var writes atomic.Uint64
+
+// keysState is what the key visitor callback reaches through its cgo.Handle.
+type keysState struct {
+	bridge
+	h       *C.backlite_storage
+	visit   func(key []byte) bool
+	batch   [][]byte // keys handed over, not visited yet
+	writes  uint64   // writes when the batch's first key was handed over
+	stopped bool     // the visitor returned false
+	err     error    // a key could not be looked up again
+}
+
+// flush visits the batch on the calling goroutine; false once the walk is to stop.
+func (st *keysState) flush() bool {
+	batch := st.batch
+	st.batch = nil
+	for _, k := range batch {
+		if writes.Load() != st.writes {
+			var cerr *C.backlite_error
+			switch rc := C.backlite_storage_contains(st.h, cbytes(k), C.size_t(len(k)), &cerr); rc {
+			case C.BACKLITE_RESULT_OK:
+			case C.BACKLITE_RESULT_NOT_FOUND:
+				continue // gone since it was handed over
+			default:
+				st.err = takeError(rc, cerr, "Keys")
+				return false
+			}
 		}
 		if !st.visit(k) {
-			return 1
+			st.stopped = true
+			return false
 		}
+	}
+	return true
+}
+
+//export backliteGoVisitKey
+func backliteGoVisitKey(userData unsafe.Pointer, key *C.uint8_t, keyLen C.size_t) C.int32_t {
+	st := cgo.Handle(uintptr(userData)).Value().(*keysState)
+	if len(st.batch) == 0 {
+		st.writes = writes.Load()
+	}
+	k := make([]byte, int(keyLen))
+	if keyLen > 0 {
+		copy(k, unsafe.Slice((*byte)(unsafe.Pointer(key)), int(keyLen)))
+	}
+	st.batch = append(st.batch, k)
+	if len(st.batch) < keysBatch {
 		return 0
+	}
+	return st.handBack(false, func() C.int32_t {
+		if st.flush() {
+			return 0
+		}
+		return 1
 	})
 }
 

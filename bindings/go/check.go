@@ -34,7 +34,11 @@ func (s *Storage) Check(repair bool) (CheckReport, error) {
 	}
 	var r C.backlite_check_report
 	var cerr *C.backlite_error
-	if rc := C.backlite_storage_check(h, crepair, &r, &cerr); rc != C.BACKLITE_RESULT_OK {
+	rc := C.backlite_storage_check(h, crepair, &r, &cerr)
+	if repair {
+		writes.Add(1)
+	}
+	if rc != C.BACKLITE_RESULT_OK {
 		return CheckReport{}, takeError(rc, cerr, "Check")
 	}
 	return CheckReport{

@@ -3,7 +3,9 @@ package backlite_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 
@@ -24,7 +26,7 @@ func goexitIn(f func()) (exited bool) {
 }
 
 // t.Fatal, t.FailNow and t.SkipNow end the goroutine with runtime.Goexit, and a test
-// calls them inside a compute, a writer or a lock as anywhere else. Goexit skips C
+// calls them inside a compute, a key visitor, a writer or a lock as anywhere else. Goexit skips C
 // frames without running them down: from inside the C call it left the library with a
 // read snapshot or a connection held by frames that no longer existed (ASan: a
 // stack-use-after-return in the next backlite_storage_free; a WithLock mutex left
@@ -124,6 +126,15 @@ func TestSkipNowInAComputeSkipsTheTest(t *testing.T) {
 	if !sub.Skipped() || after {
 		t.Fatalf("skipped %v, went on after SkipNow %v", sub.Skipped(), after)
 	}
+	t.Run("visitor", func(st *testing.T) {
+		mustSet(t, s, "a", "v", backlite.ExpireNever)
+		sub = st
+		_ = s.Keys(func([]byte) bool { st.SkipNow(); return true })
+		after = true
+	})
+	if !sub.Skipped() || after {
+		t.Fatalf("visitor: skipped %v, went on after SkipNow %v", sub.Skipped(), after)
+	}
 	t.Run("writer", func(st *testing.T) {
 		mustSet(t, s, "a", "v", backlite.ExpireNever)
 		sub = st
@@ -157,4 +168,87 @@ func (l *goexitUnlocker) Lock() { l.mu.Lock() }
 func (l *goexitUnlocker) Unlock() {
 	l.mu.Unlock()
 	runtime.Goexit()
+}
+
+// A key walk of many keys (handed over in batches) shows each live key once, in key
+// order, stops at the first false, and Goexit in its visitor on a later batch leaves
+// the storage whole too.
+func TestKeysShowsEachKeyOnceAcrossBatchesAndStopsAtFalse(t *testing.T) {
+	s := open(t, t.TempDir()+"/c.db")
+	var entries []backlite.Entry
+	for i := 0; i < 1000; i++ {
+		entries = append(entries, backlite.Entry{Key: []byte(fmt.Sprintf("k%04d", i)), Value: []byte("v")})
+	}
+	if err := s.SetMany(entries); err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	if err := s.Keys(func(k []byte) bool { seen = append(seen, string(k)); return true }); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 1000 || !slices.IsSorted(seen) || slices.Compact(slices.Clone(seen))[999] != "k0999" {
+		t.Fatalf("%d keys, sorted %v", len(seen), slices.IsSorted(seen))
+	}
+	n := 0
+	if err := s.Keys(func([]byte) bool { n++; return n < 700 }); err != nil || n != 700 {
+		t.Fatalf("visited %d, %v", n, err)
+	}
+	n = 0
+	if !goexitIn(func() {
+		_ = s.Keys(func([]byte) bool {
+			n++
+			if n == 600 {
+				runtime.Goexit()
+			}
+			return true
+		})
+	}) || n != 600 {
+		t.Fatalf("visited %d", n)
+	}
+	if got := allKeys(t, s); len(got) != 1000 {
+		t.Fatalf("%d keys", len(got))
+	}
+	if err := s.Vacuum(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A key the visitor deletes before its turn is not shown, in the batch being visited
+// or a later one; keys it sets are not shown (they came after the walk began).
+func TestKeysSkipsAKeyTheVisitorDeletedAndOnesItSets(t *testing.T) {
+	s := open(t, t.TempDir()+"/c.db")
+	var entries []backlite.Entry
+	for i := 0; i < 600; i++ {
+		entries = append(entries, backlite.Entry{Key: []byte(fmt.Sprintf("k%04d", i)), Value: []byte("v")})
+	}
+	if err := s.SetMany(entries); err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	err := s.Keys(func(k []byte) bool {
+		seen = append(seen, string(k))
+		if string(k) == "k0000" {
+			for _, gone := range []string{"k0001", "k0300", "k0599"} {
+				if err := s.Delete([]byte(gone)); err != nil {
+					t.Errorf("Delete(%s): %v", gone, err)
+				}
+			}
+		}
+		if err := s.Set(append([]byte("new-"), k...), []byte("v"), backlite.ExpireNever); err != nil {
+			t.Errorf("Set: %v", err)
+		}
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 597 || slices.Contains(seen, "k0001") || slices.Contains(seen, "k0300") || slices.Contains(seen, "k0599") {
+		t.Fatalf("%d keys seen; k0001 %v, k0300 %v, k0599 %v", len(seen),
+			slices.Contains(seen, "k0001"), slices.Contains(seen, "k0300"), slices.Contains(seen, "k0599"))
+	}
+	for _, k := range seen {
+		if len(k) > 3 && k[:4] == "new-" {
+			t.Fatalf("a key set during the walk was shown: %s", k)
+		}
+	}
 }

@@ -158,7 +158,9 @@ func computeUnderLease(ctx context.Context, held *C.backlite_lease, compute func
 	}
 	released = true
 	var cerr *C.backlite_error
-	switch rc := C.backlite_lease_fulfill(held, cbytes(value), C.size_t(len(value)), expMS, &cerr); rc {
+	rc := C.backlite_lease_fulfill(held, cbytes(value), C.size_t(len(value)), expMS, &cerr)
+	writes.Add(1)
+	switch rc {
 	case C.BACKLITE_RESULT_OK:
 	case C.BACKLITE_RESULT_LEASE_LOST, C.BACKLITE_RESULT_TOO_LARGE:
 		// Not stored, but the caller's value is good (as Cached does for too large).
