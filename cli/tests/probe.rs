@@ -2114,3 +2114,76 @@ fn commands_that_only_read_leave_orphan_value_files_to_check_repair() {
     assert!(!orphan.exists());
     assert_eq!(d.ok(&["get", "c.db", "big"]), big);
 }
+
+/// Every line that names a file shows it as `stats` and `check` do (escaped as keys
+/// are): the error lines on stderr and the notes of delete, vacuum, zero-stats,
+/// import and export printed it as it was, so an ESC sequence in a file's name was run
+/// by the operator's terminal, a newline split the one line, and a byte that is not
+/// UTF-8 became U+FFFD.
+#[test]
+fn every_line_naming_a_file_escapes_its_name() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let d = Dir::new();
+    let name = OsStr::from_bytes(b"c\x1b[2J\n\xff.db");
+    let shown = r"c\x1b[2J\n\xff.db";
+    let run = |args: &[&OsStr], input: &[u8]| {
+        let mut child = Command::new(common::bin())
+            .args(args)
+            .current_dir(d.tmp.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8(out.stdout).expect("UTF-8"),
+            String::from_utf8(out.stderr).expect("UTF-8"),
+        )
+    };
+    let os = OsStr::new;
+    let dump = b"{\"key\":\"k\",\"value\":\"v\"}\n";
+    for (args, input, code) in [
+        (&[os("import"), name][..], &dump[..], 0),
+        (&[os("get"), name, os("nope")], b"", 1),
+        (&[os("delete"), name, os("nope")], b"", 1),
+        (
+            &[
+                os("set"),
+                name,
+                os("k"),
+                os("v"),
+                os("--expire"),
+                os("1min"),
+            ],
+            b"",
+            2,
+        ),
+        (&[os("export"), name, os("-o"), os("dump.jsonl")], b"", 0),
+        (&[os("vacuum"), name], b"", 0),
+        (&[os("zero-stats"), name], b"", 0),
+        (&[os("import"), name], b"not json\n", 2),
+        (&[os("keys"), os("missing\x1b.db")], b"", 2),
+    ] {
+        let (got, stdout, stderr) = run(args, input);
+        assert_eq!(got, code, "{args:?}: {stderr}");
+        for text in [&stdout, &stderr] {
+            assert!(
+                !text.contains('\u{1b}') && !text.contains('\u{fffd}'),
+                "{args:?}: {text:?}"
+            );
+            assert!(
+                text.lines().all(|l| !l.starts_with("\u{ff}.db")),
+                "{args:?}: {text:?}"
+            );
+        }
+        let said = format!("{stdout}{stderr}");
+        assert!(
+            said.contains(shown) || said.contains(r"missing\x1b.db"),
+            "{args:?}: {said:?}"
+        );
+    }
+}

@@ -190,7 +190,7 @@ pub fn vacuum(cli: &Cli, file: &Path) -> Outcome {
         file,
         &format!(
             "vacuumed {}: {} -> {} on disk (write-ahead log {} -> {})\n",
-            file.display(),
+            escape_path(file),
             format_size(before.file_size),
             format_size(after.file_size),
             format_size(before.wal_size),

@@ -138,7 +138,7 @@ pub fn run(cli: &Cli, file: &Path, output: Option<&Path>) -> Outcome {
     let mut note = format!(
         "exported {} from {}",
         super::entries(summary.entries),
-        file.display()
+        crate::bytes::escape_path(file)
     );
     if summary.skipped > 0 {
         note += &format!(

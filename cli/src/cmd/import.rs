@@ -6,7 +6,7 @@
 use super::export::FORMAT;
 use super::stats::print;
 use super::{open_with, Failure, Outcome, OK, USAGE_OR_IO};
-use crate::bytes::{escape, take_json};
+use crate::bytes::{escape, escape_path, take_json};
 use crate::clock::parse_ms;
 use crate::core::{Error, ErrorKind, LifetimeStats};
 use crate::progress;
@@ -244,7 +244,7 @@ pub fn run(cli: &Cli, file: &Path, input: Option<&Path>) -> Outcome {
                 let f = std::fs::File::open(path)
                     .map_err(|e| Failure::new(USAGE_OR_IO, path, format!("cannot open: {e}")))?;
                 let length = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
-                (Box::new(f), path.display().to_string(), length)
+                (Box::new(f), escape_path(path), length)
             }
             None => (Box::new(std::io::stdin()), "<stdin>".to_string(), None),
         };
@@ -382,7 +382,7 @@ pub fn run(cli: &Cli, file: &Path, input: Option<&Path>) -> Outcome {
             if in_use {
                 failure.message += &format!(
                     "; {} was left in place: another process has it open",
-                    file.display()
+                    escape_path(file)
                 );
             }
             if (new_file || empty) && !in_use {
@@ -408,7 +408,7 @@ pub fn run(cli: &Cli, file: &Path, input: Option<&Path>) -> Outcome {
     let mut note = format!(
         "imported {} into {}",
         super::entries(summary.entries),
-        file.display()
+        escape_path(file)
     );
     if summary.skipped > 0 {
         note += &format!("; skipped {} already expired", summary.skipped);

@@ -7,6 +7,7 @@ mod import;
 mod keys;
 mod stats;
 
+use crate::bytes::escape_path;
 use crate::core::{Error, ErrorKind, EvictionPolicy, Options, Storage};
 use crate::{Cli, Command};
 use std::ffi::OsStr;
@@ -35,7 +36,7 @@ impl Failure {
     pub fn new(code: u8, file: &Path, cause: impl std::fmt::Display) -> Self {
         Failure {
             code,
-            message: format!("{}: {cause}", file.display()),
+            message: format!("{}: {cause}", escape_path(file)),
             remedy: None,
         }
     }
@@ -52,15 +53,21 @@ impl Failure {
         } else {
             USAGE_OR_IO
         };
-        let shown = file.display().to_string();
+        // Named as every line names a file (escaped as keys are: a name's ESC sequence
+        // is not run by the terminal, nor does its newline split the line).
+        let shown = escape_path(file);
         // The core names some files by the absolute path it opened (the -wal and -shm
-        // beside it too): the user gave this one.
+        // beside it too): the user gave this one. Either way as it was, unescaped.
         let mut message = e.message().to_string();
+        let raw = file.display().to_string();
         if let Ok(absolute) = std::path::absolute(file) {
             let absolute = absolute.display().to_string();
-            if absolute != shown {
+            if absolute != raw {
                 message = message.replace(&absolute, &shown);
             }
+        }
+        if raw != shown {
+            message = message.replace(&raw, &shown);
         }
         let message = if message.contains(&shown) {
             message
@@ -132,7 +139,7 @@ pub fn open_with(
                 code: USAGE_OR_IO,
                 message: format!(
                     "{} is not a BackLite cache (an empty file); it was left untouched",
-                    file.display()
+                    escape_path(file)
                 ),
                 remedy: None,
             });
@@ -231,7 +238,7 @@ pub fn output_path<'a>(file: &Path, out: Option<&'a Path>) -> Result<Option<&'a 
                 file,
                 format!(
                     "will not write the output to {}: it is the cache{}",
-                    out.display(),
+                    escape_path(out),
                     if suffix.is_empty() { "" } else { "'s own file" }
                 ),
             ));
@@ -252,7 +259,7 @@ pub fn output_path<'a>(file: &Path, out: Option<&'a Path>) -> Result<Option<&'a 
                 file,
                 format!(
                     "will not write the output to {}: it is in the cache's folder of values",
-                    out.display()
+                    escape_path(out)
                 ),
             ));
         }

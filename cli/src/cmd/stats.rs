@@ -50,7 +50,7 @@ pub fn zero(cli: &Cli, file: &Path) -> Outcome {
     storage.zero_stats().map_err(|e| Failure::core(file, &e))?;
     print(
         file,
-        &format!("zeroed the lifetime counters of {}\n", file.display()),
+        &format!("zeroed the lifetime counters of {}\n", escape_path(file)),
     )?;
     Ok(OK)
 }
