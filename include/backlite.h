@@ -382,10 +382,11 @@ typedef struct backlite_stats {
 /**
  * Reads through; sets and deletes go to a bounded queue sent by a background thread,
  * never blocking the caller (a full queue drops the write and counts an error).
- * `backlite_storage_free` sends what is queued before it returns. A clear, and the
- * remote lease and value of `backlite_cached_call_exclusive`, still reach the remote
- * before the call returns, as in READ_WRITE (each round trip bounded by the timeout):
- * a clear hides every earlier entry from every client once it returns.
+ * `backlite_storage_free` sends what is queued before it returns, and so does the
+ * process's normal exit (`exit`, a return from `main`) for a handle never freed. A
+ * clear, and the remote lease and value of `backlite_cached_call_exclusive`, still
+ * reach the remote before the call returns, as in READ_WRITE (each round trip bounded
+ * by the timeout): a clear hides every earlier entry from every client once it returns.
  */
 #define BACKLITE_REMOTE_MODE_WRITE_BEHIND 2
 

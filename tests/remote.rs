@@ -1745,6 +1745,26 @@ fn child() {
             .set(var("KEY").as_bytes(), var("VALUE").as_bytes(), NEVER)
             .unwrap(),
         "clear" => s.clear().unwrap(),
+        // Writes behind, then exits without dropping its handle, as a C program
+        // returning from main does (the C library's atexit runs the same call).
+        "behind-exit" => {
+            let mut o = remote_options(&var("URL"));
+            o.set_remote_timeout(Duration::from_secs(20)).unwrap();
+            o.set_remote_mode(RemoteMode::WriteBehind);
+            let wb = Storage::open(format!("{}.wb", var("FILE")), &o).unwrap();
+            for i in 0..2000 {
+                wb.set(
+                    format!("k{i}").as_bytes(),
+                    b"from the exited process",
+                    NEVER,
+                )
+                .unwrap();
+            }
+            wb.delete(b"deleted").unwrap();
+            backlite::write_waiting_at_exit();
+            std::mem::forget(wb);
+            std::process::exit(0);
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -3052,4 +3072,29 @@ fn a_read_only_handles_removals_are_not_read_back_from_the_remote() {
     rw.set(b"after", b"cleared", NEVER).unwrap();
     assert_eq!(get(&ro, b"after").as_deref(), Some(&b"cleared"[..]));
     assert_eq!(ro.remote_stats().unwrap().writes, 0);
+}
+
+/// A process that exits without freeing a WRITE_BEHIND handle sends what its queue
+/// holds, as the free would: the C library's atexit handler (for Rust,
+/// `write_waiting_at_exit`) did only the file's buffered hits, and the queue's thread
+/// ended with the process, so other machines missed the sets and read the deleted
+/// value back.
+#[test]
+fn a_process_that_exits_without_freeing_a_write_behind_handle_sends_its_queue() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let machines = Machines::new(&server.url(), dir.path());
+    let other = machine(&dir, "other.db", &remote_options(&server.url()));
+    other.set(b"deleted", b"old", NEVER).unwrap();
+    assert!(machines.run("behind-exit", "exiting.db"));
+    let fresh = machine(&dir, "fresh.db", &remote_options(&server.url()));
+    assert_eq!(get(&fresh, b"deleted"), None, "the deleted value was read");
+    for i in 0..2000 {
+        let key = format!("k{i}");
+        assert_eq!(
+            get(&fresh, key.as_bytes()).as_deref(),
+            Some(&b"from the exited process"[..]),
+            "{key}"
+        );
+    }
 }

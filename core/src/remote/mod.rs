@@ -708,7 +708,7 @@ pub(crate) struct Remote {
     in_queue: Arc<InQueue>,
     /// What read-only handles removed: not read back. Shared like `pending_clear`.
     hidden: Arc<Hidden>,
-    behind: Option<Behind>,
+    behind: Option<Arc<Behind>>,
 }
 
 struct Behind {
@@ -720,6 +720,18 @@ struct Behind {
     /// thread (a write it queued would never be sent), and a lock of the queue may have
     /// been held by that thread at the fork. The child writes through instead.
     pid: u32,
+}
+
+impl Behind {
+    /// Closes the queue and waits while the thread sends what is queued (each write
+    /// bounded by the timeout, skipped while the remote is backed off); it then ends.
+    /// Once: a second call (a free after the process's exit began) finds nothing.
+    fn finish(&self) {
+        drop(lock(&self.queue).take());
+        if let Some(t) = lock(&self.thread).take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl Remote {
@@ -744,12 +756,14 @@ impl Remote {
                 .name("backlite-write-behind".into())
                 .spawn(move || write_behind(rx, &h, &q, &c, &k, &g, &e, &lost))
                 .ok();
-            Behind {
+            let behind = Arc::new(Behind {
                 queue: Mutex::new(Some(tx)),
                 held,
                 thread: Mutex::new(thread),
                 pid: crate::fork::this_process(),
-            }
+            });
+            owed.queue_opened(&behind);
+            behind
         });
         let remote = Remote {
             client,
@@ -783,7 +797,7 @@ impl Remote {
     /// The write-behind queue, unless this is a child made by `fork` (see `Behind::pid`).
     fn own_behind(&self) -> Option<&Behind> {
         self.behind
-            .as_ref()
+            .as_deref()
             .filter(|b| b.pid == crate::fork::this_process())
     }
 
@@ -1243,7 +1257,12 @@ impl Remote {
 /// it is freed first. A debt lives as long as the process has the file open; another
 /// process knows nothing of it (README, "A write that never reached the remote").
 #[derive(Default)]
-pub(crate) struct Owed(Mutex<OwedMap>);
+pub(crate) struct Owed {
+    debts: Mutex<OwedMap>,
+    /// The write-behind queues of the handles on the file, sent at the process's exit
+    /// if their handles were never freed (`send_queued`).
+    queues: Mutex<Vec<std::sync::Weak<Behind>>>,
+}
 
 type OwedMap = std::collections::HashMap<String, Debts>;
 
@@ -1258,7 +1277,30 @@ impl Owed {
         // same server (a default port left out, `localhost`) must see the debt, and a
         // debt paid in another database leaves the older value where it was owed.
         let id = format!("{}\n{}", url.keyspace(), keys.prefix);
-        lock(&self.0).entry(id).or_default().clone()
+        lock(&self.debts).entry(id).or_default().clone()
+    }
+
+    fn queue_opened(&self, behind: &Arc<Behind>) {
+        let mut queues = lock(&self.queues);
+        queues.retain(|q| q.strong_count() > 0);
+        queues.push(Arc::downgrade(behind));
+    }
+
+    /// At the process's exit: sends what the write-behind queues of handles never
+    /// freed still hold, as their free would. Their threads end with the process: the
+    /// sets were lost, and a queued delete left the deleted value on the remote for
+    /// every other machine to read (another process on the file stored it again).
+    /// A child made by `fork` has no thread to send its parent's queues.
+    pub(crate) fn send_queued(&self) {
+        let pid = crate::fork::this_process();
+        let queues: Vec<Arc<Behind>> = lock(&self.queues)
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .filter(|b| b.pid == pid)
+            .collect();
+        for b in queues {
+            b.finish();
+        }
     }
 }
 
@@ -1276,10 +1318,7 @@ impl Drop for Remote {
         // The write-behind thread sends what is queued (each write bounded by the
         // timeout, skipped while the remote is backed off), then ends.
         if let Some(b) = self.own_behind() {
-            drop(lock(&b.queue).take());
-            if let Some(t) = lock(&b.thread).take() {
-                let _ = t.join();
-            }
+            b.finish();
         }
         // What is still owed to the remote (a clear, the unlinks of writes that never
         // reached it, such as those dropped from a full queue) is paid now, once, unless
