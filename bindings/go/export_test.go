@@ -9,3 +9,6 @@ func (s *Storage) SetMS(key, value []byte, ms int64) error { return s.setMS(key,
 // BusyTimeoutMS, for the external tests only: the milliseconds WithBusyTimeout gives
 // the C API (which has no getter for them).
 func BusyTimeoutMS(d time.Duration) (uint32, error) { return busyTimeoutMS(d) }
+
+// LeaseMS, for the external tests only: the milliseconds WithLeaseLength gives the C API.
+func LeaseMS(d time.Duration) (int64, error) { return leaseMS(d) }

@@ -167,17 +167,32 @@ func busyTimeoutMS(d time.Duration) (uint32, error) {
 }
 
 // WithLeaseLength sets how long CachedContext's claim on a key lasts between two
-// renewals (default 30 s; whole milliseconds, at least 1). The library renews it while
-// compute runs, so it bounds only how long a holder that stops (a stopped process, or
-// a dead one on another host or in another PID namespace) blocks its key.
+// renewals (default 30 s; a positive duration, rounded up to whole milliseconds). The
+// library renews it while compute runs, so it bounds only how long a holder that stops
+// (a stopped process, or a dead one on another host or in another PID namespace)
+// blocks its key.
 func WithLeaseLength(d time.Duration) Option {
-	ms := d / time.Millisecond
-	if ms < 1 {
-		return failing(invalid(fmt.Sprintf("WithLeaseLength(%v): must be at least 1ms", d)))
+	ms, err := leaseMS(d)
+	if err != nil {
+		return failing(err)
 	}
 	return setter(fmt.Sprintf("WithLeaseLength(%v)", d), func(o *C.backlite_options) C.backlite_result {
 		return C.backlite_options_set_lease_ms(o, C.int64_t(ms))
 	})
+}
+
+// leaseMS converts a lease length for the C API, rounding up as busyTimeoutMS does:
+// truncated, 1.9 ms was a lease of 1 ms, shorter than asked, and anything under a
+// millisecond was refused.
+func leaseMS(d time.Duration) (int64, error) {
+	if d <= 0 {
+		return 0, invalid(fmt.Sprintf("WithLeaseLength(%v): must be positive", d))
+	}
+	ms := int64(d / time.Millisecond)
+	if d%time.Millisecond != 0 {
+		ms++
+	}
+	return ms, nil
 }
 
 // FileThresholdNever, given to WithFileThreshold, keeps every value in the database file.

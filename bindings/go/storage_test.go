@@ -1010,3 +1010,31 @@ func TestABusyTimeoutUnderAMillisecondStillWaits(t *testing.T) {
 	}
 	s.Close()
 }
+
+// A lease length is rounded up to whole milliseconds, as busy timeouts and expirations
+// are: truncated, 1.5 ms was a lease of 1 ms (shorter than asked) and 999 µs refused.
+func TestALeaseLengthIsRoundedUpToWholeMilliseconds(t *testing.T) {
+	for d, want := range map[time.Duration]int64{
+		time.Nanosecond:         1,
+		999 * time.Microsecond:  1,
+		time.Millisecond:        1,
+		1500 * time.Microsecond: 2,
+		30 * time.Second:        30000,
+		math.MaxInt64:           math.MaxInt64/int64(time.Millisecond) + 1,
+	} {
+		got, err := backlite.LeaseMS(d)
+		if err != nil || got != want {
+			t.Errorf("WithLeaseLength(%v) gives %d ms (%v), want %d", d, got, err, want)
+		}
+	}
+	for _, d := range []time.Duration{0, -time.Nanosecond, math.MinInt64} {
+		if _, err := backlite.LeaseMS(d); !errors.Is(err, backlite.ErrInvalidArgument) {
+			t.Errorf("WithLeaseLength(%v): %v", d, err)
+		}
+	}
+	s, err := backlite.Open(":memory:", backlite.WithLeaseLength(500*time.Microsecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+}
