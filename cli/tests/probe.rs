@@ -2187,3 +2187,43 @@ fn every_line_naming_a_file_escapes_its_name() {
         );
     }
 }
+
+/// An input with no line at all is no dump (an export writes at least its header, even
+/// of an empty cache), and an import of it into a file that is not there made an empty
+/// cache and said "imported 0 entries", exit 0: in `backlite export old.db | backlite
+/// import new.db`, an export that failed (a wrong name) wrote nothing, and the
+/// pipeline's status, the import's, said all went well, with a new, empty cache to
+/// show for it. Into a file that is not a cache yet, such an input is refused; into a
+/// cache, it imports nothing, as before.
+#[test]
+fn an_import_of_no_dump_at_all_makes_no_cache() {
+    let d = Dir::new();
+    std::fs::write(d.path("empty.db"), b"").unwrap();
+    std::fs::write(d.path("nothing.jsonl"), b"").unwrap();
+    for args in [
+        &["import", "new.db"][..],
+        &["import", "new.db", "-i", "nothing.jsonl"],
+        &["import", "empty.db"],
+    ] {
+        let r = d.run(args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        one_line_naming(&r.stderr, args[1]);
+        assert!(r.stderr.contains("nothing was imported"), "{}", r.stderr);
+        assert_eq!(r.stdout, "");
+    }
+    for suffix in ["", "-wal", "-shm", ".values"] {
+        assert!(
+            !d.path(&format!("new.db{suffix}")).exists(),
+            "new.db{suffix}"
+        );
+    }
+    assert_eq!(read(&d.path("empty.db")).unwrap().len(), 0);
+    // A header alone is a dump of no entries: it makes the cache.
+    let r = d.run_with_input(&["import", "new.db"], b"{\"backlite_export\":1}\n");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(d.ok(&["keys", "new.db"]), "(no keys)\n");
+    // Into a cache, no input imports nothing.
+    d.ok(&["set", "c.db", "k", "v"]);
+    assert_eq!(d.ok(&["import", "c.db"]), "imported 0 entries into c.db\n");
+    assert_eq!(d.ok(&["get", "c.db", "k"]), "v");
+}

@@ -277,6 +277,20 @@ pub fn run(cli: &Cli, file: &Path, input: Option<&Path>) -> Outcome {
     };
     let dump_tag = header_tag(&line);
     let empty = std::fs::metadata(file).is_ok_and(|m| m.is_file() && m.len() == 0);
+    // No line at all is no dump: an export writes at least its header. It is what a
+    // failed export leaves in `backlite export ... | backlite import new.db`, whose
+    // status is the import's: making the cache from it would say all went well. Into
+    // a cache it imports nothing, as a dump of no entries would.
+    if first == 0 && (new_file || empty) {
+        return Err(Failure::new(
+            USAGE_OR_IO,
+            file,
+            format!(
+                "{shown} is empty, not a dump (an export writes at least its header line); \
+                 nothing was imported, and no cache was made"
+            ),
+        ));
+    }
     let tag_for_new = dump_tag.as_deref().filter(|_| new_file || empty);
     let storage = open_with(cli, file, true, None, tag_for_new, true)?;
     let cache_tag = match tag_for_new {
