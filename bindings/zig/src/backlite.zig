@@ -676,10 +676,21 @@ pub const Storage = struct {
     pub fn open(path: []const u8, options: Options) Error!Storage {
         var scratch: Diagnostics = .{};
         const diags = options.diags orelse &scratch;
-        var path_buf: [std.fs.max_path_bytes + 1]u8 = undefined;
-        const c_path = toCString(&path_buf, path) orelse {
-            diags.setText(.invalid_argument, "path too long or contains a NUL byte");
+        if (std.mem.indexOfScalar(u8, path, 0) != null) {
+            diags.setText(.invalid_argument, "the path contains a NUL byte");
             return error.InvalidArgument;
+        }
+        // A path of any length goes to the library, which answers for it as for the
+        // other bindings (a longer one than the system takes is error.Io, from its open).
+        var path_buf: [std.fs.max_path_bytes + 1]u8 = undefined;
+        var path_heap: ?[:0]u8 = null;
+        defer if (path_heap) |h| std.heap.c_allocator.free(h);
+        const c_path = toCString(&path_buf, path) orelse blk: {
+            path_heap = std.heap.c_allocator.dupeZ(u8, path) catch {
+                diags.setText(.internal, "out of memory");
+                return error.Internal;
+            };
+            break :blk path_heap.?.ptr;
         };
 
         const opts = c.backlite_options_new() orelse {

@@ -555,6 +555,19 @@ test "a directory is error.Io" {
     try testing.expectEqual(backlite.Code.io, diags.code);
 }
 
+test "a path longer than the system takes is error.Io, as from C; a NUL in it is InvalidArgument" {
+    // It was error.InvalidArgument ("path too long") before it reached the library,
+    // where C, Go and C++ get IO for the same path.
+    const long = try testing.allocator.alloc(u8, std.fs.max_path_bytes + 100);
+    defer testing.allocator.free(long);
+    @memset(long, 'a');
+    var diags: backlite.Diagnostics = .{};
+    try testing.expectError(error.Io, Storage.open(long, .{ .diags = &diags }));
+    try testing.expectEqual(backlite.Code.io, diags.code);
+    try testing.expectError(error.InvalidArgument, Storage.open("a\x00b.db", .{ .diags = &diags }));
+    try testing.expectEqual(backlite.Code.invalid_argument, diags.code);
+}
+
 test "a missing parent folder is error.Io" {
     var t = try TempCache.init("no/such/dir/cache.db");
     defer t.deinit();
