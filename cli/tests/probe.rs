@@ -2227,3 +2227,39 @@ fn an_import_of_no_dump_at_all_makes_no_cache() {
     assert_eq!(d.ok(&["import", "c.db"]), "imported 0 entries into c.db\n");
     assert_eq!(d.ok(&["get", "c.db", "k"]), "v");
 }
+
+/// A cache written by a newer BackLite is refused by every command, the file untouched,
+/// with advice that fits: the commands that only read said "(upgrade every program of
+/// the file together; a command that writes, such as vacuum, upgrades a cache of an
+/// older schema)", advice for an older schema, and the vacuum it pointed to fails the
+/// same way. What helps is a backlite as new as the program that wrote the file.
+#[test]
+fn a_cache_of_a_newer_schema_is_refused_with_advice_that_fits() {
+    let d = Dir::new();
+    d.ok(&["set", "c.db", "a", "1"]);
+    let conn = rusqlite::Connection::open(d.path("c.db")).unwrap();
+    conn.execute_batch("PRAGMA user_version = 99").unwrap();
+    drop(conn);
+    let before = read(&d.path("c.db")).unwrap();
+    for args in READS_OF_A.into_iter().chain([
+        &["check", "c.db", "--json"][..],
+        &["check", "c.db", "--repair"],
+        &["vacuum", "c.db"],
+        &["set", "c.db", "b", "2"],
+        &["delete", "c.db", "a"],
+        &["clear", "c.db"],
+    ]) {
+        let r = d.run(args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert_eq!(r.stdout, "", "{args:?}");
+        one_line_naming(&r.stderr, "c.db");
+        assert!(
+            r.stderr.contains("newer BackLite (schema 99")
+                && !r.stderr.contains("vacuum")
+                && r.stderr.contains("a backlite as new as"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+    assert!(read(&d.path("c.db")).unwrap() == before, "the file changed");
+}

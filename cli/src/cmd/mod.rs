@@ -178,11 +178,16 @@ pub fn open_with(
     };
     Storage::open(path, &options).map_err(|e| {
         let mut failure = Failure::core(file, &e);
-        if !upgrade && e.kind() == ErrorKind::Incompatible {
-            failure.remedy = Some(
+        if e.kind() == ErrorKind::Incompatible {
+            // The library refuses a schema newer than its own, and (upgrades off) one
+            // older; the advice differs: a vacuum upgrades the older, not the newer.
+            // Its message says which.
+            failure.remedy = Some(if e.message().contains("written by a newer BackLite") {
+                " (use a backlite as new as the program that wrote it)"
+            } else {
                 " (upgrade every program of the file together; a command that writes, such \
-                 as vacuum, upgrades a cache of an older schema)",
-            );
+                 as vacuum, upgrades a cache of an older schema)"
+            });
         }
         failure
     })
