@@ -243,6 +243,37 @@ fn a_wait_timeout_of_duration_max_waits_as_long_as_it_takes() {
     assert_eq!(waiter.join().unwrap().unwrap(), b"the holder's");
 }
 
+/// A wait for another owner's result asks `interrupted` between its looks, and ends
+/// with the error it returns: nothing computed, the key still the holder's, which
+/// stores its own value after. (Python's Ctrl-C reaches a waiting caller so.)
+#[test]
+fn an_interrupted_wait_for_another_owner_ends_with_the_interruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(Storage::open(dir.path().join("c.db"), &Options::new()).unwrap());
+    let held = acquire(&s, b"k", SECOND);
+    let asked = AtomicUsize::new(0);
+    let e = s
+        .cached_call_exclusive_interruptible(
+            b"k",
+            Expiration::Never,
+            Duration::MAX,
+            || panic!("computed while another owner holds the key"),
+            || match asked.fetch_add(1, Ordering::SeqCst) {
+                0..=2 => Ok(()),
+                _ => Err(backlite::Error::new(
+                    ErrorKind::CallbackFailed,
+                    "interrupted",
+                )),
+            },
+        )
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::CallbackFailed);
+    assert_eq!(asked.load(Ordering::SeqCst), 4);
+    assert!(is_held(&s, b"k"));
+    held.fulfill(b"the holder's", Expiration::Never).unwrap();
+    assert_eq!(get(&s, "k"), Some(b"the holder's".to_vec()));
+}
+
 #[test]
 fn a_lease_outlives_its_storage_handle() {
     let dir = tempfile::tempdir().unwrap();

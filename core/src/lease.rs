@@ -354,6 +354,23 @@ impl Storage {
         wait_timeout: Duration,
         compute: impl FnOnce() -> Result<Vec<u8>>,
     ) -> Result<Vec<u8>> {
+        self.cached_call_exclusive_interruptible(key, expiration, wait_timeout, compute, || Ok(()))
+    }
+
+    /// [`Storage::cached_call_exclusive`] that calls `interrupted` between two looks
+    /// while it waits for another owner's result (at least every 50 ms): an error it
+    /// returns ends the wait and is returned, with nothing computed and no lease held.
+    /// A language runtime checks its interrupts there (Python's Ctrl-C, which cannot
+    /// reach a thread blocked in here: it waited for the other owner, up to the wait
+    /// timeout, before the interrupt was seen).
+    pub fn cached_call_exclusive_interruptible(
+        self: &Arc<Self>,
+        key: &[u8],
+        expiration: Expiration,
+        wait_timeout: Duration,
+        compute: impl FnOnce() -> Result<Vec<u8>>,
+        mut interrupted: impl FnMut() -> Result<()>,
+    ) -> Result<Vec<u8>> {
         // `Duration::MAX` (no end) overflowed the instant and panicked: a wait past
         // the clock's range has no end in practice.
         let now = Instant::now();
@@ -369,8 +386,14 @@ impl Storage {
                     lease.keep_renewed(self.lease_duration());
                     // Dropping the lease releases it; with a remote tier, the compute
                     // runs under its lease there too (remote/tier.rs).
-                    let (value, expiration, since) =
-                        self.remote_single_flight(key, expiration, give_up, wait_timeout, compute)?;
+                    let (value, expiration, since) = self.remote_single_flight(
+                        key,
+                        expiration,
+                        give_up,
+                        wait_timeout,
+                        compute,
+                        &mut interrupted,
+                    )?;
                     return match lease.fulfill_since(&value, expiration, since) {
                         Err(e)
                             if !matches!(e.kind(), ErrorKind::TooLarge | ErrorKind::LeaseLost) =>
@@ -388,6 +411,7 @@ impl Storage {
                     }
                     self.shared
                         .wait_for_release(epoch, pause.min(give_up - now));
+                    interrupted()?;
                     attempt = attempt.saturating_add(1);
                 }
             }

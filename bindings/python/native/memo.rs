@@ -171,9 +171,29 @@ pub(crate) fn cached_call(
             exit: exit.clone_ref(py),
             outcome: &outcome,
         });
+        // While it waits for another caller's result, Python's signal handlers run
+        // (Ctrl-C's KeyboardInterrupt ends the wait): a thread blocked in the core's
+        // call saw none of them until the other caller was done, up to `wait`.
+        let interrupted = || {
+            crate::fork_gate::outside(|| {
+                Python::attach(|py| match py.check_signals() {
+                    Ok(()) => Ok(()),
+                    Err(e) => {
+                        lock(&outcome).raise(e);
+                        Err(failed("signal handler"))
+                    }
+                })
+            })
+        };
         let found = crate::fork_gate::detach(py, || match &barrier {
             Some(b) => storage.cached_call(key, expiration, Some(b), compute),
-            None => storage.cached_call_exclusive(key, expiration, wait, compute),
+            None => storage.cached_call_exclusive_interruptible(
+                key,
+                expiration,
+                wait,
+                compute,
+                interrupted,
+            ),
         });
         drop(barrier);
         let Outcome { computed, raised } = outcome.into_inner().unwrap_or_else(|p| p.into_inner());

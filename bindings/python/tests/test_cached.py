@@ -1497,6 +1497,118 @@ def test_processes_computing_one_key_compute_it_once(db, tmp_path):
     assert count(log) == 1
 
 
+CTRL_C_WHILE_WAITING = """
+import signal, sys, threading, time
+import backlite
+
+# SIGINT raises KeyboardInterrupt, as in a terminal: a process a shell starts in the
+# background (as CI may run this suite) inherits SIGINT ignored, and Python keeps it so.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+storage = backlite.Storage(sys.argv[1])
+computing = threading.Event()
+
+
+@backlite.cached(storage=storage)
+def slow(x):
+    print("computing", flush=True)
+    computing.set()
+    sys.stdin.read()  # until the test closes it: the key's lease stays held
+    return x
+
+
+if sys.argv[2] == "holder":
+    slow(1)
+    sys.exit(0)
+
+# Waits as long as the holder computes (not the 60 s default), so only Ctrl-C ends it.
+backlite.decorators._EXCLUSIVE_WAIT_MS = 24 * 3600 * 1000
+holder = None
+if sys.argv[2] == "waiter-beside-holder":
+    # The holder is a thread of this process: the wait is for this file's release.
+    holder = threading.Thread(target=slow, args=(1,))
+    holder.start()
+    computing.wait()
+misses_before = storage.stats().misses
+
+
+def tell_when_waiting():
+    # The call counts its miss inside the native call, on its first look, before it
+    # waits: from then on the main thread is in the library's wait (or about to be).
+    while storage.stats().misses == misses_before:
+        time.sleep(0.001)
+    print("waiting", flush=True)
+
+
+threading.Thread(target=tell_when_waiting, daemon=True).start()
+try:
+    slow(1)
+    print("returned", flush=True)
+except KeyboardInterrupt:
+    print("KeyboardInterrupt", flush=True)
+except backlite.LeaseHeldError:
+    print("LeaseHeldError", flush=True)
+if holder is not None:
+    holder.join()
+"""
+
+
+def _line_within(stream, seconds: float) -> str | None:
+    """The next line of a child's output, or None if none comes within ``seconds`` (a
+    bound against a hang, never a measure of speed)."""
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(stream.readline()), daemon=True)
+    reader.start()
+    reader.join(seconds)
+    return got[0] if got else None
+
+
+@pytest.mark.parametrize("holder_is", ["another process", "a thread of the waiter's"])
+def test_ctrl_c_ends_a_wait_for_another_caller_computing_the_key(db, tmp_path, holder_is):
+    # A caller waiting for another caller's computation of its key was blocked inside
+    # the core's call, where Python's signal handlers never ran: Ctrl-C was seen only
+    # once the wait ended (here, with a wait of a day, never). The SIGINT is sent once
+    # the waiter is known to be inside the call (its miss counted), and every wait of
+    # the test is bounded: a child that does not end is killed and the test fails.
+    script = tmp_path / "ctrl_c.py"
+    script.write_text(CTRL_C_WHILE_WAITING)
+    run = lambda role: subprocess.Popen(  # noqa: E731
+        [sys.executable, str(script), db, role],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    children = []
+    try:
+        if holder_is == "another process":
+            holder = run("holder")
+            children.append(holder)
+            assert _line_within(holder.stdout, 120) == "computing\n"
+            waiter = run("waiter")
+            children.append(waiter)
+        else:
+            holder = waiter = run("waiter-beside-holder")
+            children.append(waiter)
+            assert _line_within(waiter.stdout, 120) == "computing\n"
+        assert _line_within(waiter.stdout, 120) == "waiting\n"
+        waiter.send_signal(signal.SIGINT)
+        # Before the holder is done: only Ctrl-C can end the wait.
+        assert _line_within(waiter.stdout, 120) == "KeyboardInterrupt\n", "Ctrl-C did not end the wait"
+        assert holder.poll() is None  # still computing
+        holder.stdin.close()
+        for child in children:
+            try:
+                child.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                pytest.fail("a child did not end once the holder was done")
+            assert (child.returncode, child.stdout.read()) == (0, ""), child.stderr.read()
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+    # The holder's result was stored: the waiter left no lease or value behind.
+    with Storage(db) as s:
+        assert len(s.get_keys()) == 1
+
+
 def test_a_storage_opened_before_fork_works_in_the_child(db, tmp_path):
     import multiprocessing as mp
 

@@ -217,7 +217,8 @@ impl Storage {
     /// left for one found there (another machine set it, with its own expiration),
     /// counted from the clock reading returned with it (`None`: from when it is stored).
     /// Past `give_up` (`waited` after the call began), a lease another machine still
-    /// holds is [`ErrorKind::LeaseHeld`].
+    /// holds is [`ErrorKind::LeaseHeld`]. `interrupted` is asked after each pause of
+    /// that wait; an error it returns ends it.
     pub(crate) fn remote_single_flight(
         self: &Arc<Self>,
         key: &[u8],
@@ -225,6 +226,7 @@ impl Storage {
         give_up: Instant,
         waited: Duration,
         compute: impl FnOnce() -> Result<Vec<u8>>,
+        interrupted: &mut dyn FnMut() -> Result<()>,
     ) -> Result<(Vec<u8>, Expiration, Option<i64>)> {
         let found = |hit: Hit, now: i64| {
             Ok((
@@ -314,6 +316,7 @@ impl Storage {
                         return Err(held_error(left, pause, Some(waited)));
                     }
                     std::thread::sleep(pause.min(give_up - now));
+                    interrupted()?;
                     pause = (pause * 2).min(MAX_POLL);
                 }
             }
