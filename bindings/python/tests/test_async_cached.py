@@ -543,3 +543,28 @@ def test_async_cached_refuses_generator_functions_and_names_a_sync_function(stor
     memoised2 = async_cached(storage=storage)(lambda x: double(x))
     assert run(main()) == 4
     assert run(main()) == 4
+
+
+def test_a_call_of_the_key_being_computed_from_inside_its_computation_runs_it(storage):
+    # f(1) awaiting f(1) (a recursion with the same arguments) waited for its own
+    # flight in this loop: for ever. It runs the function, as the original did; the
+    # outer call stores its own result. A task the computation starts and awaits is
+    # inside it too.
+    calls = []
+
+    @async_cached(storage=storage)
+    async def f(x):
+        calls.append(x)
+        if len(calls) == 1:
+            return await f(x) + 1
+        if len(calls) == 2:
+            return await asyncio.create_task(f(x)) + 1
+        return x
+
+    async def main():
+        # A bound against a hang, not a measure of speed.
+        first = await asyncio.wait_for(f(1), 120)
+        return first, await f(1)
+
+    assert asyncio.run(main()) == (3, 3)
+    assert calls == [1, 1, 1]

@@ -1497,6 +1497,35 @@ def test_processes_computing_one_key_compute_it_once(db, tmp_path):
     assert count(log) == 1
 
 
+def test_a_call_of_the_key_being_computed_from_inside_its_computation_runs_it(storage, monkeypatch):
+    # f(1) calling f(1) (a recursion with the same arguments) waited for the key's
+    # lease, held by its own outer call: 60 s, then LeaseHeldError "another owner is
+    # still computing this key". It runs the function, as the original (which took no
+    # lock) did; the outer call stores its own result.
+    import backlite.decorators
+
+    monkeypatch.setattr(backlite.decorators, "_EXCLUSIVE_WAIT_MS", 2000)
+    calls = []
+
+    @cached(storage=storage)
+    def f(x):
+        calls.append(x)
+        return x if len(calls) > 1 else f(x) + 1
+
+    assert f(1) == 2
+    assert calls == [1, 1]
+    assert f(1) == 2  # the outer call's result, stored
+    assert calls == [1, 1]
+    # Other keys inside a computation are memoised as ever.
+
+    @cached(storage=storage)
+    def fib(n):
+        return n if n < 2 else fib(n - 1) + fib(n - 2)
+
+    assert fib(40) == 102334155
+    assert storage.get_keys() >= {fib.cache_key(n).decode() for n in range(41)}
+
+
 CTRL_C_WHILE_WAITING = """
 import signal, sys, threading, time
 import backlite

@@ -11,6 +11,7 @@ a storage call on the event loop thread.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import os
 import pickle
@@ -118,6 +119,15 @@ def _async_hold(barrier: Any) -> Any:
 
 # How long cached_call_exclusive waits for another caller computing the same key.
 _EXCLUSIVE_WAIT_MS = 60_000
+
+# The keys a memoised call is computing in this thread (cached) or task (async_cached,
+# and the tasks it starts): a call of one of them from inside its own computation (a
+# recursion with the same arguments) would wait for itself. It runs the function, as
+# the original did (it took no lock); the outer call stores its own result.
+_computing: threading.local = threading.local()
+_computing_async: contextvars.ContextVar[frozenset[bytes]] = contextvars.ContextVar(
+    "backlite_computing", default=frozenset()
+)
 
 
 def _make_key_func(
@@ -327,9 +337,22 @@ def cached(
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return cached_call(
-            make_key(args, kwargs), func, args, kwargs, exp_ms, barrier_calls, _EXCLUSIVE_WAIT_MS
-        )
+        key = make_key(args, kwargs)
+        try:
+            computing = _computing.keys
+        except AttributeError:
+            computing = _computing.keys = set()
+        if key in computing:
+            # Inside its own computation: waiting for the key's lease, held by this very
+            # call, waited 60 s for itself, then raised LeaseHeldError ("another owner").
+            return func(*args, **kwargs)
+        computing.add(key)
+        try:
+            return cached_call(
+                key, func, args, kwargs, exp_ms, barrier_calls, _EXCLUSIVE_WAIT_MS
+            )
+        finally:
+            computing.discard(key)
 
     wrapper.cache_key = _key_helper(func, wrapper, make_key)  # type: ignore[attr-defined]
     wrapper.storage = storage  # type: ignore[attr-defined]
@@ -528,6 +551,24 @@ def async_cached(
         async with _async_hold(barrier):
             return await compute(storage, key, call, exp_ms, 1, name)
 
+    async def flight(
+        key: bytes, loop: asyncio.AbstractEventLoop, in_flight: dict[bytes, asyncio.Future[None]],
+        call: Callable[[], Awaitable[Any]],
+    ) -> Any:
+        leader = in_flight.get(key)
+        if leader is not None:
+            # Callers of one event loop let its first caller look (and compute) alone,
+            # then look themselves: a hit, or the library's wait if it failed.
+            await asyncio.wait([leader])
+            return await look_or_compute(key, call)
+        done: asyncio.Future[None] = loop.create_future()
+        in_flight[key] = done
+        try:
+            return await look_or_compute(key, call)
+        finally:
+            del in_flight[key]
+            done.set_result(None)
+
     @functools.wraps(func)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         key = make_key(args, kwargs)
@@ -544,19 +585,16 @@ def async_cached(
                 )
             return await awaitable
 
-        leader = in_flight.get(key)
-        if leader is not None:
-            # Callers of one event loop let its first caller look (and compute) alone,
-            # then look themselves: a hit, or the library's wait if it failed.
-            await asyncio.wait([leader])
-            return await look_or_compute(key, call)
-        done: asyncio.Future[None] = loop.create_future()
-        in_flight[key] = done
+        computing = _computing_async.get()
+        if key in computing:
+            # Inside its own computation: it waited for itself (as a later caller of
+            # this loop, for its own flight), for ever.
+            return await call()
+        token = _computing_async.set(computing | {key})
         try:
-            return await look_or_compute(key, call)
+            return await flight(key, loop, in_flight, call)
         finally:
-            del in_flight[key]
-            done.set_result(None)
+            _computing_async.reset(token)
 
     wrapper.cache_key = _key_helper(func, wrapper, make_key)  # type: ignore[attr-defined]
     wrapper.storage = storage  # type: ignore[attr-defined]
