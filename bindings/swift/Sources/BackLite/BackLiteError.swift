@@ -71,6 +71,24 @@ extension BackLiteError: LocalizedError {
     public var errorDescription: String? { description }
 }
 
+extension BackLiteError {
+    /// This error with the library's `entries[i]` (the place of a failing entry in the
+    /// array the binding built from a dictionary, an order its caller never saw)
+    /// replaced by `values[<the key>]`; as it was when the message names no entry.
+    func namingEntry(_ key: (Int) -> String?) -> BackLiteError {
+        let prefix = "entries["
+        guard message.hasPrefix(prefix), let close = message.firstIndex(of: "]"),
+              let index = Int(message[message.index(message.startIndex, offsetBy: prefix.count)..<close]),
+              let key = key(index) else {
+            return self
+        }
+        // A key of any length may be passed; its first 64 characters name it well enough.
+        let shown = key.count > 64 ? String(key.prefix(64)) + "..." : key
+        let named = "values[\(String(reflecting: shown))]" + message[message.index(after: close)...]
+        return BackLiteError(code: code, message: named, leaseTimeLeftMilliseconds: leaseTimeLeftMilliseconds)
+    }
+}
+
 /// Takes ownership of `err` (which may be NULL) and makes a `BackLiteError` for `result`.
 func makeError(_ result: backlite_result, _ err: OpaquePointer?) -> BackLiteError {
     defer { backlite_error_free(err) }

@@ -134,9 +134,15 @@ public final class Storage: @unchecked Sendable {
         }
     }
 
-    /// Stores every pair of `values` with one expiration, in one transaction.
+    /// Stores every pair of `values` with one expiration, in one transaction. A failing
+    /// pair is named by its key (`values["big"]: a value of ...`).
     public func setMany(_ values: [String: Data], expiration: Expiration = .default) throws {
-        try setMany(values.map { Entry(key: $0.key, value: $0.value, expiration: expiration) })
+        let pairs = Array(values)
+        do {
+            try setMany(pairs.map { Entry(key: $0.key, value: $0.value, expiration: expiration) })
+        } catch let error as BackLiteError {
+            throw error.namingEntry { pairs.indices.contains($0) ? pairs[$0].key : nil }
+        }
     }
 
     /// Removes the entry under `key`; false if there was no live entry.

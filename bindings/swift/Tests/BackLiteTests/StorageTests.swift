@@ -164,6 +164,27 @@ final class StorageTests: XCTestCase {
         XCTAssertFalse(try cache.contains("ok"))
     }
 
+    /// A dictionary has no order its caller knows: a failing pair is named by its key,
+    /// not by the library's `entries[i]`, an index into the binding's array.
+    func testSetManyOfADictionaryNamesTheKeyOfAFailingPair() throws {
+        let cache = try Storage.inMemory(options: Options(maxSize: 4))
+        let long = String(repeating: "k", count: 100)
+        for (values, named) in [(["ok": bytes("1"), "big": bytes("12345"), "fine": bytes("2")], "values[\"big\"]: "),
+                                ([long: bytes("123456")], "values[\"\(long.prefix(64))...\"]: ")] {
+            XCTAssertThrowsError(try cache.setMany(values, expiration: .never)) { error in
+                guard let error = error as? BackLiteError else { return XCTFail("\(error)") }
+                XCTAssertEqual(error.code, .tooLarge)
+                XCTAssertTrue(error.message.hasPrefix(named), error.message)
+                XCTAssertTrue(error.message.contains("larger than max_size"), error.message)
+            }
+        }
+        XCTAssertEqual(try cache.stats().count, 0)
+        XCTAssertThrowsError(try cache.setMany([Entry(key: "ok", value: bytes("1")),
+                                                Entry(key: "big", value: bytes("12345"))])) { error in
+            XCTAssertTrue((error as? BackLiteError)?.message.hasPrefix("entries[1]: ") ?? false, "\(error)")
+        }
+    }
+
     func testDeleteSaysWhetherThereWasAnEntry() throws {
         let cache = try Storage.inMemory()
         try cache.set("k", bytes("v"))
