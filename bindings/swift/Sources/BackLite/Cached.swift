@@ -103,7 +103,10 @@ extension Storage {
     /// renews the computing caller's lease while `compute` runs, so a compute of any
     /// length is computed once. From async code use `cached(key:expiration:compute:)`,
     /// which waits without blocking a thread. A negative `waitTimeoutMilliseconds` throws
-    /// `.invalidArgument` (it is no "wait forever"), with nothing computed.
+    /// `.invalidArgument` (it is no "wait forever"), with nothing computed. Called for the
+    /// key its own caller is computing, from inside that compute (a recursion with the
+    /// same arguments, in the same thread or task), it computes at once and stores
+    /// nothing (the outer call stores its value), where waiting would wait for itself.
     public func cachedExclusive(
         key: some BackLiteKey,
         expiration: Expiration = .default,
@@ -114,10 +117,14 @@ extension Storage {
             throw BackLiteError(code: .invalidArgument,
                                 message: "waitTimeoutMilliseconds must be >= 0, got \(waitTimeoutMilliseconds)")
         }
-        return try withKey(key) { k, kl in
-            try memoise(compute) { fn, userData, buf, err in
-                backlite_cached_call_exclusive(handle, k, kl, fn, userData, expiration.milliseconds,
-                                               waitTimeoutMilliseconds, &buf, err)
+        let mine = computingKey(key)
+        if Computing.keys.contains(mine) { return try compute() }
+        return try Computing.$keys.withValue(Computing.keys.union([mine])) {
+            try withKey(key) { k, kl in
+                try memoise(compute) { fn, userData, buf, err in
+                    backlite_cached_call_exclusive(handle, k, kl, fn, userData, expiration.milliseconds,
+                                                   waitTimeoutMilliseconds, &buf, err)
+                }
             }
         }
     }
@@ -131,7 +138,10 @@ extension Storage {
     /// compute of any length is computed once. An error thrown by `compute` (or a
     /// cancellation) releases the key for the next caller and is rethrown. If the
     /// computed value cannot be stored because it is too large, or because another owner
-    /// took the key over meanwhile, it is still returned.
+    /// took the key over meanwhile, it is still returned. Called for the key being
+    /// computed from inside its own compute (or a task that compute starts), it computes
+    /// at once and stores nothing (the outer call stores its value): waiting would wait
+    /// for itself for ever.
     ///
     /// It runs in the caller's isolation (`#isolation`): from a `@MainActor` type or an
     /// actor, `compute` may use the actor's state, and Swift 6 code compiles.
@@ -161,6 +171,8 @@ extension Storage {
         expiration: Expiration,
         compute: () async throws -> Data
     ) async throws -> Data {
+        let mine = computingKey(key)
+        if Computing.keys.contains(mine) { return try await compute() }
         var attempt: UInt32 = 0
         while true {
             try Task.checkCancellation()
@@ -174,7 +186,9 @@ extension Storage {
             case .lease(let lease):
                 let value: Data
                 do {
-                    value = try await compute()
+                    value = try await Computing.$keys.withValue(Computing.keys.union([mine])) {
+                        try await compute()
+                    }
                 } catch {
                     lease.abandon()
                     throw error

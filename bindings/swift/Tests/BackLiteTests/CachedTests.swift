@@ -132,6 +132,33 @@ final class CachedTests: XCTestCase {
         XCTAssertEqual(try cache.cachedExclusive(key: "k", waitTimeoutMilliseconds: 0) { bytes("v") }, bytes("v"))
     }
 
+    /// A memoised call of the key being computed, from inside its own compute (a
+    /// recursion with the same arguments): it waited for the key's lease, its own
+    /// caller's, for its whole wait, then threw .leaseHeld. It computes at once and
+    /// stores nothing; the outer call stores its own value. Other keys are memoised.
+    func testACachedExclusiveCallOfItsOwnKeyInsideItsComputeComputesAtOnce() throws {
+        let cache = try Storage.inMemory()
+        var outer = 0
+        var inner = 0
+        let value = try cache.cachedExclusive(key: "k", expiration: .never, waitTimeoutMilliseconds: 2_000) {
+            outer += 1
+            let nested = try cache.cachedExclusive(key: "k", waitTimeoutMilliseconds: 2_000) {
+                inner += 1
+                return bytes("inner")
+            }
+            XCTAssertEqual(nested, bytes("inner"))
+            XCTAssertFalse(try cache.contains("k"))
+            XCTAssertEqual(try cache.cachedExclusive(key: "other") { bytes("o") }, bytes("o"))
+            return bytes("outer")
+        }
+        XCTAssertEqual(value, bytes("outer"))
+        XCTAssertEqual([outer, inner], [1, 1])
+        XCTAssertEqual(try cache.get("k"), bytes("outer"))
+        XCTAssertEqual(try cache.get("other"), bytes("o"))
+        // Once the outer call is over, the key is an ordinary hit again.
+        XCTAssertEqual(try cache.cachedExclusive(key: "k") { bytes("again") }, bytes("outer"))
+    }
+
     // MARK: the two-phase lease API
 
     func testTryAcquireGivesALeaseThenHeldThenAHit() throws {
@@ -265,6 +292,37 @@ final class CachedTests: XCTestCase {
         lease.abandon()
         let value = try await cache.cached(key: "k") { () async throws -> Data in bytes("second") }
         XCTAssertEqual(value, bytes("second"))
+    }
+
+    /// The async memoiser's call of the key its own compute is computing waited for its
+    /// own lease (renewed by the library) for ever; the blocking one inside it waited its
+    /// whole wait. Both compute at once, also from a task the compute starts, and store
+    /// nothing; the outer call stores its value. Another key is memoised as ever.
+    func testAnAsyncCallOfItsOwnKeyInsideItsComputeComputesAtOnce() async throws {
+        let cache = try Storage.inMemory()
+        let calls = Counter()
+        let value = try await cache.cached(key: "k", expiration: .never) { () async throws -> Data in
+            calls.increment()
+            let blocking = try cache.cachedExclusive(key: "k", waitTimeoutMilliseconds: 2_000) { bytes("blocking") }
+            XCTAssertEqual(blocking, bytes("blocking"))
+            let nested = try await cache.cached(key: "k") { () async throws -> Data in bytes("nested") }
+            XCTAssertEqual(nested, bytes("nested"))
+            let child = try await withThrowingTaskGroup(of: Data.self) { group in
+                group.addTask { try await cache.cached(key: "k") { () async throws -> Data in bytes("child") } }
+                return try await group.reduce(into: Data()) { $0.append($1) }
+            }
+            XCTAssertEqual(child, bytes("child"))
+            XCTAssertFalse(try cache.contains("k"))
+            let other = try await cache.cached(key: "other") { () async throws -> Data in bytes("o") }
+            XCTAssertEqual(other, bytes("o"))
+            return bytes("outer")
+        }
+        XCTAssertEqual(value, bytes("outer"))
+        XCTAssertEqual(calls.value, 1)
+        XCTAssertEqual(try cache.get("k"), bytes("outer"))
+        XCTAssertEqual(try cache.get("other"), bytes("o"))
+        let again = try await cache.cached(key: "k") { () async throws -> Data in bytes("again") }
+        XCTAssertEqual(again, bytes("outer"))
     }
 
     func testAsyncWaiterCanBeCancelled() async throws {
