@@ -169,13 +169,18 @@ impl Lease {
 
     /// Whether this lease still holds `key` (its deadline may have passed: it is lost
     /// only once another owner takes it over).
+    /// A token of another type than BackLite writes (a damaged row) is not this one.
     fn held(&self, t: &Txn<'_>) -> Result<bool> {
-        let token: Option<i64> = t
+        let mine = rusqlite::types::ValueRef::Integer(self.token);
+        let held = t
             .conn()
             .prepare_cached("SELECT token FROM leases WHERE key = ?1")
-            .and_then(|mut s| s.query_row([&self.key], |r| r.get(0)).optional())
+            .and_then(|mut s| {
+                s.query_row([&self.key], |r| Ok(r.get_ref(0)? == mine))
+                    .optional()
+            })
             .ctx("reading a lease")?;
-        Ok(token == Some(self.token))
+        Ok(held == Some(true))
     }
 
     fn lost() -> Error {
@@ -466,24 +471,33 @@ fn extend_row(storage: &Storage, key: &[u8], token: i64, duration: Duration) -> 
     })
 }
 
-/// The holder and deadline of `key`'s lease, if any.
+/// The holder and deadline of `key`'s lease, if any. A row whose columns are not of the
+/// types BackLite writes (damaged, or written by another program) holds nothing: it is
+/// no owner's, so the caller takes it over (its INSERT OR REPLACE rewrites it), as a
+/// damaged entry is a miss. Read as an error, it made every lease and exclusive call on
+/// the key fail (INTERNAL) for good, and no check saw it.
 fn holder_of(t: &Txn<'_>, key: &[u8]) -> Result<Option<(Owner, i64)>> {
+    use rusqlite::types::ValueRef::{Integer, Text};
     t.conn()
         .prepare_cached(
             "SELECT owner_pid, owner_start, owner_boot, deadline FROM leases WHERE key = ?1",
         )
         .and_then(|mut s| {
             s.query_row([key], |r| {
-                Ok((
-                    Owner {
-                        pid: r.get(0)?,
-                        start: r.get(1)?,
-                        boot: r.get(2)?,
+                Ok(
+                    match (r.get_ref(0)?, r.get_ref(1)?, r.get_ref(2)?, r.get_ref(3)?) {
+                        (Integer(pid), Integer(start), Text(boot), Integer(deadline)) => {
+                            std::str::from_utf8(boot).ok().map(|boot| {
+                                let boot = boot.to_string();
+                                (Owner { pid, start, boot }, deadline)
+                            })
+                        }
+                        _ => None,
                     },
-                    r.get(3)?,
-                ))
+                )
             })
             .optional()
         })
+        .map(Option::flatten)
         .ctx("reading a lease")
 }

@@ -4,6 +4,8 @@
  * a_write_that_waited_for_the_lock_counts_its_time_from_its_store: the expiration of
  * a set, and the length of a lease, run from when the write holds the file, not from
  * before it waited for another process's write lock.
+ * a_damaged_lease_row_is_taken_over: a lease row of the wrong column types is no
+ * owner's lease, taken over by the next caller.
  */
 #include "backlite.h"
 #include "harness.h"
@@ -87,8 +89,73 @@ static void a_write_that_waited_for_the_lock_counts_its_time_from_its_store(void
     backlite_storage_free(s);
 }
 
+/* ------------------------------------------------- damaged lease rows */
+
+static int32_t compute_v(void *ud, backlite_sink *sink) {
+    ++*(int *)ud;
+    return backlite_sink_write(sink, (const uint8_t *)"v", 1) == BACKLITE_RESULT_OK ? 0 : 1;
+}
+
+/* runs one SQL statement on the closed cache at `path` through python3's sqlite3 */
+static bool h_sql(const char *path, const char *sql) {
+    char cmd[PATH_MAX + 1024];
+    snprintf(cmd, sizeof cmd,
+             "python3 -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+             "c.execute(sys.argv[2]); c.commit(); c.close()' '%s' \"%s\"",
+             path, sql);
+    return system(cmd) == 0;
+}
+
+/*
+ * A lease row whose columns are not of the types BackLite writes (a deadline, a start
+ * time or an owner's boot id of another type: a damaged file, or another program's
+ * write) is no owner's lease: the next caller takes the key over, computes it once and
+ * stores it, as a damaged entry is a miss. Before, every exclusive call and every
+ * lease call on such a key failed with INTERNAL ("reading a lease: Invalid column
+ * type Text at index: 3, name: deadline"), and kept failing after a check with repair,
+ * which found the file healthy.
+ */
+static void a_damaged_lease_row_is_taken_over(void) {
+    if (!h_have_python_sqlite()) SKIP("no python3 with sqlite3 to damage the file");
+    const char *path = tmp_path("leases.db");
+    backlite_storage *s = OPEN(path, NULL);
+    REQUIRE(s);
+    SET(s, "x", "1");
+    backlite_storage_free(s);
+    REQUIRE(h_sql(path, "INSERT INTO leases VALUES (x'61', 1, 1, 1, 'boot', 'soon')"));
+    REQUIRE(h_sql(path, "INSERT INTO leases VALUES (x'62', 1, 1, 'then', 'boot', 99999999999999)"));
+    REQUIRE(h_sql(path, "INSERT INTO leases VALUES (x'63', 1, 1, 1, x'00', 99999999999999)"));
+    REQUIRE(h_sql(path, "INSERT INTO leases VALUES (x'64', 1, 1.5, 1, 'boot', 99999999999999)"));
+    s = OPEN(path, NULL);
+    REQUIRE(s);
+    const char *keys[] = {"a", "b", "c", "d"};
+    for (int i = 0; i < 4; i++) {
+        int computed = 0;
+        backlite_buf b = {NULL, 0};
+        if (i % 2 == 0) {
+            CHECK_OK(backlite_cached_call_exclusive(s, K(keys[i]), compute_v, &computed, NEVER, 0, &b, &err));
+            CHECK_BUF_STR(b, "v");
+            backlite_buf_free(&b);
+        } else {
+            backlite_lease *l = NULL;
+            CHECK_RC(backlite_lease_try_acquire(s, K(keys[i]), 60000, &b, &l, &err), BACKLITE_RESULT_NOT_FOUND);
+            if (l) CHECK_OK(backlite_lease_fulfill(l, K("v"), NEVER, &err));
+            computed = 1;
+        }
+        CHECK_EQ(computed, 1);
+        GET_EQ(s, keys[i], "v");
+        /* stored: a hit now, nothing computed again */
+        CHECK_OK(backlite_cached_call_exclusive(s, K(keys[i]), compute_v, &computed, NEVER, 0, &b, &err));
+        backlite_buf_free(&b);
+        CHECK_EQ(computed, 1);
+    }
+    CHECK_EQ(STATS(s).count, 5);
+    backlite_storage_free(s);
+}
+
 int main(void) {
     h_begin();
     RUN(a_write_that_waited_for_the_lock_counts_its_time_from_its_store);
+    RUN(a_damaged_lease_row_is_taken_over);
     return h_end();
 }
