@@ -8,6 +8,7 @@
 use crate::error::{Error, ErrorKind, Result, SqliteContext};
 use crate::eviction::EvictionPolicy;
 use crate::table;
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -851,13 +852,9 @@ pub(crate) fn prepare(
         tx.execute_batch(sql).ctx("creating the eviction index")?;
     }
     if let Some(tag) = version_tag {
-        let stored: Option<String> = tx
-            .query_row("SELECT version_tag FROM state", [], |r| r.get(0))
-            .optional()
-            .ctx("reading the version tag")?
-            .flatten();
-        if stored.as_deref() != Some(tag) {
-            if stored.is_some() {
+        let stored = stored_tag(&tx)?;
+        if stored != StoredTag::Tag(tag.to_string()) {
+            if stored != StoredTag::None {
                 prepared.dropped = tx
                     .prepare(table::FILES)
                     .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
@@ -871,6 +868,36 @@ pub(crate) fn prepare(
     }
     tx.commit().ctx("committing the schema")?;
     Ok(prepared)
+}
+
+/// The version tag a file records.
+#[derive(Debug, PartialEq, Eq)]
+enum StoredTag {
+    /// None: the file never had one (or has no `state` row).
+    None,
+    Tag(String),
+    /// A value that is not UTF-8 text (damaged, or written by another program): no
+    /// tag a caller can give, so an open with a tag drops the entries and writes its
+    /// own, as for another tag. Read as an error, it made every open with a tag fail
+    /// (INTERNAL) for good.
+    Damaged,
+}
+
+/// The version tag `conn`'s file records.
+fn stored_tag(conn: &Connection) -> Result<StoredTag> {
+    conn.query_row("SELECT version_tag FROM state", [], |r| {
+        Ok(match r.get_ref(0)? {
+            ValueRef::Null => StoredTag::None,
+            ValueRef::Text(t) => match std::str::from_utf8(t) {
+                Ok(t) => StoredTag::Tag(t.to_string()),
+                Err(_) => StoredTag::Damaged,
+            },
+            _ => StoredTag::Damaged,
+        })
+    })
+    .optional()
+    .map(|tag| tag.unwrap_or(StoredTag::None))
+    .ctx("reading the version tag")
 }
 
 /// The tables of every schema: a file stamped as a cache that lacks one is not a cache.
@@ -964,10 +991,7 @@ fn readiness(
         return Ok(Readiness::NotReady);
     }
     if let Some(tag) = version_tag {
-        let stored: Option<String> = tx
-            .query_row("SELECT version_tag FROM state", [], |r| r.get(0))
-            .ctx("reading the version tag")?;
-        if stored.as_deref() != Some(tag) {
+        if stored_tag(&tx)? != StoredTag::Tag(tag.to_string()) {
             return Ok(Readiness::NotReady);
         }
     }

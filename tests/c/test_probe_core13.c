@@ -6,6 +6,7 @@
  * before it waited for another process's write lock.
  * a_damaged_lease_row_is_taken_over: a lease row of the wrong column types is no
  * owner's lease, taken over by the next caller.
+ * a_damaged_version_tag_is_another_tag: a version tag that is not text is another tag.
  */
 #include "backlite.h"
 #include "harness.h"
@@ -153,9 +154,54 @@ static void a_damaged_lease_row_is_taken_over(void) {
     backlite_storage_free(s);
 }
 
+/* ------------------------------------------------- a damaged version tag */
+
+/*
+ * A version tag recorded as something else than text (a blob: a damaged file, or
+ * another program's write) is no tag a caller can give: an open with a tag drops the
+ * entries, as for another tag, and records its own, which the next open with it then
+ * finds (the entries set meanwhile are kept); an open without a tag ignores it, as it
+ * ignores any tag. Before, every open with a tag failed with INTERNAL ("reading the
+ * version tag: Invalid column type Blob"), so the file could not be opened by a program
+ * that uses tags until it was deleted.
+ */
+static void a_damaged_version_tag_is_another_tag(void) {
+    if (!h_have_python_sqlite()) SKIP("no python3 with sqlite3 to damage the file");
+    const char *path = tmp_path("tag.db");
+    backlite_options *o = OPTIONS_SET(.version_tag = "1");
+    backlite_storage *s = OPEN(path, o);
+    REQUIRE(s);
+    SET(s, "x", "1");
+    backlite_storage_free(s);
+    REQUIRE(h_sql(path, "UPDATE state SET version_tag = x'31'"));
+
+    s = OPEN(path, NULL); /* without a tag: the tag is not looked at */
+    REQUIRE(s);
+    GET_EQ(s, "x", "1");
+    backlite_storage_free(s);
+
+    s = OPEN(path, o);
+    if (s != NULL) {
+        GET_MISSING(s, "x");
+        backlite_stats st = STATS(s);
+        CHECK_EQ(st.count, 0);
+        CHECK_EQ(st.total_size, 0);
+        SET(s, "y", "22");
+        backlite_storage_free(s);
+    }
+    s = OPEN(path, o);
+    if (s != NULL) {
+        GET_EQ(s, "y", "22");
+        CHECK_EQ(STATS(s).count, 1);
+        backlite_storage_free(s);
+    }
+    backlite_options_free(o);
+}
+
 int main(void) {
     h_begin();
     RUN(a_write_that_waited_for_the_lock_counts_its_time_from_its_store);
     RUN(a_damaged_lease_row_is_taken_over);
+    RUN(a_damaged_version_tag_is_another_tag);
     return h_end();
 }
