@@ -509,3 +509,47 @@ fn an_export_leaves_out_a_file_value_whose_size_is_damaged_past_any_memory() {
     assert_eq!(keys, vec![b"other".to_vec()]);
     assert_eq!((summary.entries, summary.skipped), (1, 1), "{summary:?}");
 }
+
+/// A file written inside a write transaction (an import, a batch, a lease's fulfil) is
+/// unlocked once written, so that a batch of thousands does not run out of file
+/// descriptors, and no row names it until the transaction commits. An import of a large
+/// dump may run for hours: the sweep of an open meanwhile (of any handle, in any
+/// process) found its first files an hour old, unlocked and named by no committed row,
+/// and removed them as orphans, so the import committed entries whose files were gone:
+/// every one a miss. No file of a transaction still open is taken, however old.
+#[test]
+fn the_sweep_on_open_takes_no_file_of_a_write_still_open_however_old() {
+    let (_dir, path, s) = open_with(&options());
+    let v = value(50_000, 3);
+    let mut opened = Vec::new();
+    s.import(|i| {
+        for round in 0..3 {
+            let key = format!("k{round}");
+            i.put(key.as_bytes(), &v, None, 0, None)?;
+            // Written two hours ago, as the first files of a long import are.
+            let long_ago = std::time::SystemTime::now() - Duration::from_secs(7200);
+            for f in value_files(&path) {
+                let file = std::fs::File::options().write(true).open(&f).unwrap();
+                file.set_modified(long_ago).unwrap();
+            }
+            // Another handle opened meanwhile sweeps the folder.
+            let mut o = options();
+            o.set_busy_timeout(Duration::from_millis(100));
+            opened.push(Storage::open(&path, &o)?);
+            assert_eq!(value_files(&path).len(), round + 1, "round {round}");
+        }
+        Ok(())
+    })
+    .unwrap();
+    for round in 0..3 {
+        let key = format!("k{round}");
+        assert_eq!(
+            s.get(key.as_bytes()).unwrap().map(|(got, _)| got == v),
+            Some(true),
+            "{key}"
+        );
+    }
+    let report = s.check(false).unwrap();
+    assert!(report.healthy(), "{report:?}");
+    drop(opened);
+}

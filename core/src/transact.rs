@@ -70,6 +70,28 @@ pub(crate) fn try_write<R>(
 /// The clock of a write that purges nothing (the hit writer's, a write at exit).
 const NO_CLOCK: Option<fn() -> i64> = None;
 
+/// Whether no write transaction is open on the file, in any process, at this instant:
+/// the write lock could be taken (and is let go at once). False whenever that cannot
+/// be told without waiting (this handle's writer or this process's turn taken, another
+/// connection's write lock, a file that cannot be written). Writes nothing.
+pub(crate) fn no_write_open(pool: &Pool, shared: &FileShared) -> bool {
+    if pool.after_fork().is_err() {
+        return false;
+    }
+    let Some(conn) = pool.try_lock_writer() else {
+        return false;
+    };
+    let Some(_turn) = shared.try_writing() else {
+        return false;
+    };
+    if !conn.is_autocommit() || conn.busy_timeout(Duration::ZERO).is_err() {
+        return false;
+    }
+    let _patient_again = RestoreBusyTimeout(&conn, pool.busy_timeout());
+    let free = conn.execute_batch("BEGIN IMMEDIATE").is_ok();
+    free && conn.execute_batch("ROLLBACK").is_ok()
+}
+
 /// Runs `f` in a write transaction on `conn` (this process, `pid`, holds its turn to
 /// write the file): ticks the buffered hits, purges the entries due at `now` (`None`: purges
 /// nothing, for the hit writer, which has no clock of the handle), runs `f`, writes the
