@@ -99,6 +99,15 @@ impl Group {
                     *lock(&job.result) = Some(Ok(stored));
                 }
             }
+            // The file's write lock was not obtained within the busy timeout: no set of
+            // the group could be written, and each written alone waited the busy
+            // timeout again, so the last of a group of n answered BUSY after n + 1 of
+            // them (or was stored once the lock came free, long after its own ran out).
+            Err(e) if e.kind() == ErrorKind::Busy => {
+                for job in &jobs {
+                    *lock(&job.result) = Some(Err(e.clone()));
+                }
+            }
             // One failing set must not fail the others: each is written alone.
             Err(_) => {
                 for job in &jobs {

@@ -198,10 +198,59 @@ static void a_damaged_version_tag_is_another_tag(void) {
     backlite_options_free(o);
 }
 
+/* ---------------------------------------- threads behind another's lock */
+
+typedef struct {
+    backlite_storage *s;
+    int i;
+    backlite_result rc;
+} thread_set;
+
+static void *set_one(void *arg) {
+    thread_set *t = arg;
+    char key[16];
+    snprintf(key, sizeof key, "t%d", t->i);
+    t->rc = backlite_storage_set(t->s, K(key), K("v"), NEVER, NULL);
+    return NULL;
+}
+
+/*
+ * Eight threads set through one handle while another process holds the file's write
+ * lock for longer than their busy timeout (1 s; the lock is held 4 s): every set is
+ * BUSY, as each waited the busy timeout for the lock (the sets queued behind the first
+ * share one transaction: group commit). Before, a group that failed BUSY wrote each of
+ * its sets again alone, each waiting the busy timeout once more, so the last of seven
+ * answered after eight busy timeouts; those still waiting when the lock was released
+ * were stored (OK). The sleep only outlasts the busy timeouts; no duration is asserted.
+ */
+static void sets_of_threads_behind_a_lock_are_busy_after_their_busy_timeout(void) {
+    if (!h_have_python_sqlite()) SKIP("no python3 with sqlite3 to hold the lock");
+    const char *path = tmp_path("busy.db");
+    backlite_storage *s = OPEN_SET(path, .busy_timeout_ms = 1000);
+    REQUIRE(s);
+    SET(s, "before", "1");
+    lock_holder h;
+    REQUIRE(holder_start(&h, path));
+    thread_set ts[8];
+    pthread_t th[8];
+    for (int i = 0; i < 8; i++) {
+        ts[i] = (thread_set){s, i, -1};
+        REQUIRE(pthread_create(&th[i], NULL, set_one, &ts[i]) == 0);
+    }
+    h_sleep_ms(4000);
+    holder_release(&h);
+    for (int i = 0; i < 8; i++) pthread_join(th[i], NULL);
+    holder_finish(&h);
+    for (int i = 0; i < 8; i++) CHECK_EQ(ts[i].rc, BACKLITE_RESULT_BUSY);
+    CHECK_EQ(STATS(s).count, 1);
+    backlite_storage_free(s);
+}
+
 int main(void) {
     h_begin();
     RUN(a_write_that_waited_for_the_lock_counts_its_time_from_its_store);
     RUN(a_damaged_lease_row_is_taken_over);
     RUN(a_damaged_version_tag_is_another_tag);
+    RUN(sets_of_threads_behind_a_lock_are_busy_after_their_busy_timeout);
     return h_end();
 }
