@@ -1751,7 +1751,11 @@ fn child() {
             let mut o = remote_options(&var("URL"));
             o.set_remote_timeout(Duration::from_secs(20)).unwrap();
             o.set_remote_mode(RemoteMode::WriteBehind);
-            let wb = Storage::open(format!("{}.wb", var("FILE")), &o).unwrap();
+            // An in-memory cache is in no list of open files.
+            let wb = match std::env::var("MEMORY") {
+                Ok(_) => Storage::open(":memory:", &o).unwrap(),
+                Err(_) => Storage::open(format!("{}.wb", var("FILE")), &o).unwrap(),
+            };
             for i in 0..2000 {
                 wb.set(
                     format!("k{i}").as_bytes(),
@@ -3085,16 +3089,30 @@ fn a_process_that_exits_without_freeing_a_write_behind_handle_sends_its_queue() 
     let dir = tempfile::tempdir().unwrap();
     let machines = Machines::new(&server.url(), dir.path());
     let other = machine(&dir, "other.db", &remote_options(&server.url()));
-    other.set(b"deleted", b"old", NEVER).unwrap();
-    assert!(machines.run("behind-exit", "exiting.db"));
-    let fresh = machine(&dir, "fresh.db", &remote_options(&server.url()));
-    assert_eq!(get(&fresh, b"deleted"), None, "the deleted value was read");
-    for i in 0..2000 {
-        let key = format!("k{i}");
-        assert_eq!(
-            get(&fresh, key.as_bytes()).as_deref(),
-            Some(&b"from the exited process"[..]),
-            "{key}"
+    // A cache file, then an in-memory cache.
+    for (i, memory) in [&[][..], &[("MEMORY", "1")][..]].into_iter().enumerate() {
+        other.set(b"deleted", b"old", NEVER).unwrap();
+        let mut child = machines.spawn("behind-exit", "exiting.db", memory);
+        assert!(child.wait().unwrap().success());
+        let fresh = machine(
+            &dir,
+            &format!("fresh{i}.db"),
+            &remote_options(&server.url()),
         );
+        let what = if memory.is_empty() { "file" } else { "memory" };
+        assert_eq!(
+            get(&fresh, b"deleted"),
+            None,
+            "{what}: the deleted value was read"
+        );
+        for i in 0..2000 {
+            let key = format!("k{i}");
+            assert_eq!(
+                get(&fresh, key.as_bytes()).as_deref(),
+                Some(&b"from the exited process"[..]),
+                "{what}: {key}"
+            );
+        }
+        server.cli(&["FLUSHALL"]);
     }
 }

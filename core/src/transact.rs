@@ -291,13 +291,10 @@ const AT_EXIT_BUSY_TIMEOUT: Duration = Duration::from_secs(1);
 /// of this process holds is left as it is (that thread may be stopped anywhere), and
 /// another process's write lock is waited for up to 1 s (`AT_EXIT_BUSY_TIMEOUT`).
 pub fn write_waiting_at_exit() {
-    let files = crate::shared::open_files_now();
     // The remote writes the handles never freed still queue, sent as a free sends them
     // (outside any step: a fork need not wait for the remote).
-    for shared in &files {
-        shared.remote_owed.send_queued();
-    }
-    for shared in files {
+    crate::remote::send_queued_at_exit();
+    for shared in crate::shared::open_files_now() {
         // An in-memory cache ends with the process.
         if shared.name.as_os_str().is_empty()
             || (shared.accesses().is_empty() && shared.lifetime.is_empty())

@@ -762,7 +762,7 @@ impl Remote {
                 thread: Mutex::new(thread),
                 pid: crate::fork::this_process(),
             });
-            owed.queue_opened(&behind);
+            queue_opened(&behind);
             behind
         });
         let remote = Remote {
@@ -1257,11 +1257,33 @@ impl Remote {
 /// it is freed first. A debt lives as long as the process has the file open; another
 /// process knows nothing of it (README, "A write that never reached the remote").
 #[derive(Default)]
-pub(crate) struct Owed {
-    debts: Mutex<OwedMap>,
-    /// The write-behind queues of the handles on the file, sent at the process's exit
-    /// if their handles were never freed (`send_queued`).
-    queues: Mutex<Vec<std::sync::Weak<Behind>>>,
+pub(crate) struct Owed(Mutex<OwedMap>);
+
+/// The process's write-behind queues, sent at its exit if their handles were never
+/// freed (`send_queued_at_exit`). Process-wide, as the exit is: an in-memory cache's
+/// handles share no file with any other, and the list of open files holds none.
+static QUEUES: Mutex<Vec<std::sync::Weak<Behind>>> = Mutex::new(Vec::new());
+
+fn queue_opened(behind: &Arc<Behind>) {
+    let mut queues = lock(&QUEUES);
+    queues.retain(|q| q.strong_count() > 0);
+    queues.push(Arc::downgrade(behind));
+}
+
+/// At the process's exit: sends what the write-behind queues of handles never freed
+/// still hold, as their free would. Their threads end with the process: the sets were
+/// lost, and a queued delete left the deleted value on the remote for every other
+/// machine to read (another process on the file stored it again). A child made by
+/// `fork` has no thread to send its parent's queues; a list another thread held at
+/// the fork (it may be stopped anywhere) is left alone.
+pub(crate) fn send_queued_at_exit() {
+    let pid = crate::fork::this_process();
+    let queues: Vec<Arc<Behind>> = crate::sync::try_lock(&QUEUES)
+        .map(|q| q.iter().filter_map(std::sync::Weak::upgrade).collect())
+        .unwrap_or_default();
+    for b in queues.into_iter().filter(|b| b.pid == pid) {
+        b.finish();
+    }
 }
 
 type OwedMap = std::collections::HashMap<String, Debts>;
@@ -1277,30 +1299,7 @@ impl Owed {
         // same server (a default port left out, `localhost`) must see the debt, and a
         // debt paid in another database leaves the older value where it was owed.
         let id = format!("{}\n{}", url.keyspace(), keys.prefix);
-        lock(&self.debts).entry(id).or_default().clone()
-    }
-
-    fn queue_opened(&self, behind: &Arc<Behind>) {
-        let mut queues = lock(&self.queues);
-        queues.retain(|q| q.strong_count() > 0);
-        queues.push(Arc::downgrade(behind));
-    }
-
-    /// At the process's exit: sends what the write-behind queues of handles never
-    /// freed still hold, as their free would. Their threads end with the process: the
-    /// sets were lost, and a queued delete left the deleted value on the remote for
-    /// every other machine to read (another process on the file stored it again).
-    /// A child made by `fork` has no thread to send its parent's queues.
-    pub(crate) fn send_queued(&self) {
-        let pid = crate::fork::this_process();
-        let queues: Vec<Arc<Behind>> = lock(&self.queues)
-            .iter()
-            .filter_map(std::sync::Weak::upgrade)
-            .filter(|b| b.pid == pid)
-            .collect();
-        for b in queues {
-            b.finish();
-        }
+        lock(&self.0).entry(id).or_default().clone()
     }
 }
 
