@@ -320,8 +320,8 @@ pub(crate) const LAZY_SWEEP_BATCH: usize = 64;
 /// commit. Neither may go, and neither does: its writer holds
 /// the file's lock until its row commits, and the sweep takes only a file whose lock
 /// it can take, asking again with the lock held whether a row names it
-/// (value_files.rs). The files written inside a write transaction (a batch, an import,
-/// a lease), unlocked once written and named when it commits, are kept by the sweep
+/// (value_files.rs). The files written inside a write transaction (a batch, an
+/// import), unlocked once written and named when it commits, are kept by the sweep
 /// running only while no write is open (`Storage::sweep_lazily`). The age guards a
 /// file system whose locks do not work (some network file systems): a set in flight
 /// has modified its file within the duration of one set plus its wait for the write
@@ -359,14 +359,13 @@ impl Storage {
     /// where the last sweep stopped. Best effort: a cache this process cannot write,
     /// or any failure, leaves the orphans to a later open, `check` or `vacuum`.
     ///
-    /// Only while no write is open on the file: a batch, an import or a lease's fulfil
-    /// writes its files inside its transaction and lets their locks go once written
-    /// (one open file per value would run a batch of thousands out of descriptors),
-    /// so until it commits, an unlocked file that no row names may be one of its own.
-    /// The age alone did not keep them: an import of a large dump runs for hours, and
-    /// an open meanwhile removed its first files, whose entries it then committed
-    /// without them. A write that begins after this look writes files younger than
-    /// the sweep takes.
+    /// Only while no write is open on the file: a batch or an import writes its files
+    /// inside its transaction and lets their locks go once written (one open file per
+    /// value would run a batch of thousands out of descriptors), so until it commits,
+    /// an unlocked file that no row names may be one of its own. The age alone did not
+    /// keep them: an import of a large dump runs for hours, and an open meanwhile
+    /// removed its first files, whose entries it then committed without them. A write
+    /// that begins after this look writes files younger than the sweep takes.
     pub(crate) fn sweep_lazily(&self) {
         let Ok(Some(files)) = self.shared.folder_to_sweep() else {
             return;

@@ -233,6 +233,11 @@ impl Lease {
         } else {
             0
         };
+        // A value kept in a file is written before the write lock is taken, as a set's
+        // is: written inside the transaction, a value of gigabytes held up every other
+        // writer of the file, in every process, until they failed BUSY.
+        let ahead = storage.file_ahead(value, expiration)?;
+        let mut named = false;
         let stored = storage.write(|t| {
             if !self.held(t)? {
                 return Ok(None);
@@ -247,10 +252,19 @@ impl Lease {
                 }
                 (expiration, _) => expiration,
             };
-            storage
-                .store(t, &self.key, value, crc, expiration)
-                .map(Some)
+            match &ahead {
+                Some(written) => {
+                    storage.store_written(t, &self.key, written, expiration, &mut named)
+                }
+                None => storage.store(t, &self.key, value, crc, expiration),
+            }
+            .map(Some)
         });
+        // Not named by a committed row (the lease lost, the value due, a failed write).
+        if ahead.is_some() && !(named && matches!(stored, Ok(Some(true)))) {
+            storage.discard_file(ahead.as_ref());
+        }
+        drop(ahead);
         // Released by that write, or lost. A write that failed (a large value its file
         // could not take, a full disk) released nothing: the lease is released as by
         // an abandon when `self` drops, or the key waited out the whole lease.

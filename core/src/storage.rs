@@ -376,8 +376,41 @@ impl Storage {
         files.write(value)
     }
 
+    /// The file of `value` written ahead of the transaction that is to name it (a lease's
+    /// fulfil), as [`Storage::set_in_file`] writes a set's: before the write lock, so
+    /// other writers wait only for the row, and locked until dropped. `None`: the value
+    /// is not kept in a file, or stores nothing (too large, or already expired).
+    pub(crate) fn file_ahead(
+        &self,
+        value: &[u8],
+        expiration: Expiration,
+    ) -> Result<Option<Written>> {
+        let len = value.len() as u64;
+        if !self.in_file(len) || len > self.value_limit() || self.already_expired(expiration) {
+            return Ok(None);
+        }
+        self.write_value_file(value).map(Some)
+    }
+
+    /// [`Storage::store`] of a value whose file [`Storage::file_ahead`] wrote; `named`
+    /// becomes true once a row names it (if it does not by the commit, discard it).
+    pub(crate) fn store_written(
+        &self,
+        t: &mut Txn<'_>,
+        key: &[u8],
+        written: &Written,
+        expiration: Expiration,
+        named: &mut bool,
+    ) -> Result<bool> {
+        self.store_as(t, key, written.len, expiration, |t, deadline| {
+            t.insert_file(key, written, written.crc, deadline)?;
+            *named = true;
+            Ok(())
+        })
+    }
+
     /// Removes a file written by [`Storage::value_file`] that no row came to name.
-    fn discard_file(&self, written: Option<&Written>) {
+    pub(crate) fn discard_file(&self, written: Option<&Written>) {
         if let (Some(w), Ok(Some(files))) = (written, self.shared.value_files(false)) {
             let _ = files.remove(&w.name);
         }

@@ -29,7 +29,7 @@
 //! - **A file being written is locked**: its writer holds an exclusive `flock` on it
 //!   from before its first byte until the row that names it commits (or the set
 //!   fails), so a set may write its file before it takes the database's write lock.
-//!   (A file written inside a write transaction, by a batch or a lease, is unlocked
+//!   (A file written inside a write transaction, by a batch or an import, is unlocked
 //!   once written: see `Storage::insert`.)
 //!   A sweep removes only a file whose lock it can take: a live writer's file stays,
 //!   and a dead writer's lock went with its process, so its orphan goes. A write that
