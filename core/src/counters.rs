@@ -13,7 +13,9 @@
 use crate::error::{Error, ErrorKind, Result, SqliteContext};
 use crate::table;
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, FileControl, Row, TransactionBehavior, DEFAULT_NAME};
+use rusqlite::{
+    Connection, FileControl, OptionalExtension, Row, TransactionBehavior, DEFAULT_NAME,
+};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Counters {
@@ -131,20 +133,25 @@ pub(crate) fn damaged() -> Error {
 }
 
 /// The counters, as of the caller's read; [`damaged`] if they are.
+/// A file without its `state` row (removed behind BackLite's back) has damaged
+/// counters too: [`repair`] puts the row back.
 pub(crate) fn read(conn: &Connection) -> Result<Counters> {
     conn.prepare_cached(table::LOAD)
-        .and_then(|mut s| s.query_row([], |r| Counters::from_row(r, 0)))
+        .and_then(|mut s| s.query_row([], |r| Counters::from_row(r, 0)).optional())
         .ctx("reading the cache counters")?
+        .flatten()
         .ok_or_else(damaged)
 }
 
 /// The counters as stored, and the newest entry's tick (0 without entries), which the
 /// clock must not be behind: the next insert would take a tick already used.
 fn read_stored(conn: &Connection) -> Result<(Stored, i64)> {
+    // No `state` row: nothing stored, every counter damaged.
     let stored = conn
         .prepare_cached(table::LOAD)
-        .and_then(|mut s| s.query_row([], |r| stored(r, 0)))
-        .ctx("reading the cache counters")?;
+        .and_then(|mut s| s.query_row([], |r| stored(r, 0)).optional())
+        .ctx("reading the cache counters")?
+        .unwrap_or([None; 7]);
     let newest = conn
         .query_row("SELECT coalesce(max(seq), 0) FROM entries", [], |r| {
             r.get(0)
@@ -186,6 +193,9 @@ pub(crate) fn repair(conn: &Connection) -> Result<bool> {
         total_size,
         lifetime: lifetime.map(|n| n.unwrap_or(0)),
     };
+    // A `state` row removed behind BackLite's back is put back (counting from now).
+    tx.execute(table::RESTORE_STATE, [])
+        .ctx("restoring the cache state")?;
     write(&tx, &c)?;
     tx.commit().ctx(what)?;
     Ok(true)

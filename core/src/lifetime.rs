@@ -12,7 +12,7 @@ use crate::error::{Result, SqliteContext};
 use crate::sync::lock;
 use crate::table;
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Mutex;
 
@@ -198,12 +198,14 @@ pub(crate) fn read(conn: &Connection) -> Result<LifetimeStats> {
                     },
                 })
             })
+            .optional()
         })
         .ctx("reading the lifetime counters")?;
-    if damaged {
-        return Err(counters::damaged());
+    // No `state` row (removed behind BackLite's back): damaged counters too.
+    match stats {
+        Some(stats) if !damaged => Ok(stats),
+        _ => Err(counters::damaged()),
     }
-    Ok(stats)
 }
 
 /// Sets the file's counters to zero, counting again from `now` (read once the file is

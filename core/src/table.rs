@@ -268,6 +268,13 @@ pub(crate) const WRITE_NEWEST_COUNTERS: &str = "UPDATE entries SET state_clock =
     state_count = ?2, state_total_size = ?3, state_hits = ?4, state_misses = ?5, \
     state_evictions = ?6, state_expirations = ?7 WHERE seq = (SELECT max(seq) FROM entries)";
 
+/// Puts back the `state` row if it is gone (removed behind BackLite's back): counters
+/// at zero, for `counters::repair` to write, no version tag, lifetime counters counting
+/// from now.
+pub(crate) const RESTORE_STATE: &str = "INSERT INTO state (id, clock, count, total_size, \
+    stats_since) SELECT 0, 0, 0, 0, CAST(unixepoch('subsec') * 1000 AS INTEGER) \
+    WHERE NOT EXISTS (SELECT 1 FROM state WHERE id = 0)";
+
 /// Writes the counters `?1..?7` into `state`.
 pub(crate) const WRITE_STATE_COUNTERS: &str = "UPDATE state SET clock = ?1, count = ?2, \
     total_size = ?3, hits = ?4, misses = ?5, evictions = ?6, expirations = ?7 WHERE id = 0";

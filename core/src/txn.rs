@@ -111,6 +111,7 @@ pub(crate) struct NewEntry<'a> {
 /// write purges), read without writing: through the expiry index, O(due entries).
 /// [`counters::damaged`] if they, or the clock, are.
 pub(crate) fn live_counters(conn: &Connection, now: i64) -> Result<(i64, i64)> {
+    // No `state` row (removed behind BackLite's back): damaged counters.
     let (clock, count, total_size, due, due_size): (_, _, _, i64, i64) = conn
         .prepare_cached(table::LIVE_COUNTERS)
         .and_then(|mut s| {
@@ -118,8 +119,10 @@ pub(crate) fn live_counters(conn: &Connection, now: i64) -> Result<(i64, i64)> {
                 let sound = |i| r.get_ref(i).map(counters::sound_value);
                 Ok((sound(0)?, sound(1)?, sound(2)?, r.get(3)?, r.get(4)?))
             })
+            .optional()
         })
-        .ctx("reading the cache counters")?;
+        .ctx("reading the cache counters")?
+        .unwrap_or((None, None, None, 0, 0));
     match (clock, count, total_size) {
         (Some(_), Some(n), Some(size)) => Ok((n - due, size - due_size)),
         _ => Err(counters::damaged()),
@@ -256,9 +259,11 @@ impl<'c> Txn<'c> {
             .map(Option::flatten)
             .and_then(|found| match found {
                 Some(found) => Ok(found),
+                // No `state` row either (removed behind BackLite's back): damaged.
                 None => conn
                     .prepare_cached(fallback)
-                    .and_then(|mut s| s.query_row(params, row)),
+                    .and_then(|mut s| s.query_row(params, row).optional())
+                    .map(|found| found.unwrap_or((None, None, None))),
             })
             .ctx("reading the cache counters")?;
         // A damaged counter fails the write before it changes anything (check repairs).

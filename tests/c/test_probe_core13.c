@@ -7,6 +7,10 @@
  * a_damaged_lease_row_is_taken_over: a lease row of the wrong column types is no
  * owner's lease, taken over by the next caller.
  * a_damaged_version_tag_is_another_tag: a version tag that is not text is another tag.
+ * sets_of_threads_behind_a_lock_are_busy_after_their_busy_timeout: a group commit
+ * refused the lock is BUSY for all its sets at once.
+ * a_cache_whose_state_row_was_removed_is_repaired: a missing state row is damaged
+ * counters, which a check with repair puts back.
  */
 #include "backlite.h"
 #include "harness.h"
@@ -246,11 +250,76 @@ static void sets_of_threads_behind_a_lock_are_busy_after_their_busy_timeout(void
     backlite_storage_free(s);
 }
 
+/* --------------------------------------------- a state row removed */
+
+/*
+ * A cache whose `state` row was removed behind BackLite's back (DELETE FROM state, by
+ * another program) has damaged counters, as README's Integrity says: stats (and the
+ * lifetime counters) give CORRUPT, and a write that needs the row too; a check
+ * reports the counters damaged (recorded at UINT64_MAX); a check with repair puts the
+ * row back and recounts, and every call works again, its counts exact. Before, stats,
+ * check and check with repair all failed with INTERNAL ("reading the cache counters:
+ * Query returned no rows"), and in an empty cache every write too, for good: nothing
+ * short of deleting the file repaired it.
+ */
+static void a_cache_whose_state_row_was_removed_is_repaired(void) {
+    if (!h_have_python_sqlite()) SKIP("no python3 with sqlite3 to damage the file");
+    for (int with_entries = 0; with_entries < 2; with_entries++) {
+        const char *path = tmp_path(with_entries ? "state1.db" : "state0.db");
+        backlite_storage *s = OPEN(path, NULL);
+        REQUIRE(s);
+        if (with_entries) {
+            SET(s, "x", "1");
+            SET(s, "y", "22");
+        }
+        backlite_storage_free(s);
+        REQUIRE(h_sql(path, "DELETE FROM state"));
+        s = OPEN(path, NULL);
+        REQUIRE(s);
+        backlite_stats st;
+        CHECK_RC(backlite_storage_stats(s, &st, &err), BACKLITE_RESULT_CORRUPT);
+        backlite_lifetime_stats ls;
+        CHECK_RC(backlite_storage_lifetime_stats(s, &ls, &err), BACKLITE_RESULT_CORRUPT);
+        if (!with_entries) CHECK_RC(backlite_storage_set(s, K("z"), K("333"), NEVER, &err), BACKLITE_RESULT_CORRUPT);
+        backlite_check_report r;
+        memset(&r, 0, sizeof r);
+        CHECK_OK(backlite_storage_check(s, 0, &r, &err));
+        CHECK_EQ(r.healthy, 0);
+        CHECK(r.recorded_count == UINT64_MAX && r.recorded_total_size == UINT64_MAX);
+        CHECK_EQ(r.actual_count, with_entries ? 2 : 0);
+        memset(&r, 0, sizeof r);
+        CHECK_OK(backlite_storage_check(s, 1, &r, &err));
+        CHECK_EQ(r.healthy, 1);
+        CHECK_EQ(r.repaired, 1);
+        memset(&r, 0, sizeof r);
+        CHECK_OK(backlite_storage_check(s, 0, &r, &err));
+        CHECK_EQ(r.healthy, 1);
+
+        SET(s, "z", "333");
+        if (with_entries) GET_EQ(s, "x", "1");
+        st = STATS(s);
+        CHECK_EQ(st.count, with_entries ? 3 : 1);
+        CHECK_EQ(st.total_size, with_entries ? 6 : 3);
+        CHECK_OK(backlite_storage_lifetime_stats(s, &ls, &err));
+        CHECK_OK(backlite_storage_clear(s, &err));
+        CHECK_EQ(STATS(s).count, 0);
+        SET(s, "w", "4444");
+        backlite_storage_free(s);
+        s = OPEN(path, NULL);
+        REQUIRE(s);
+        st = STATS(s);
+        CHECK_EQ(st.count, 1);
+        CHECK_EQ(st.total_size, 4);
+        backlite_storage_free(s);
+    }
+}
+
 int main(void) {
     h_begin();
     RUN(a_write_that_waited_for_the_lock_counts_its_time_from_its_store);
     RUN(a_damaged_lease_row_is_taken_over);
     RUN(a_damaged_version_tag_is_another_tag);
     RUN(sets_of_threads_behind_a_lock_are_busy_after_their_busy_timeout);
+    RUN(a_cache_whose_state_row_was_removed_is_repaired);
     return h_end();
 }
