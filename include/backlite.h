@@ -374,8 +374,8 @@ typedef struct backlite_stats {
  * Reads through; never writes to the remote (sets, deletes and clears stay local).
  * The process's handles on the file do not read back what such a handle removed: a
  * deleted key (or one whose set was refused as too large or already expired) misses
- * the remote's value of then, and after a clear the remote's live generation misses,
- * until another client writes the key again or clears the remote.
+ * the remote's value of then, until another client writes the key again. A clear
+ * empties the file only: the remote's values are read again.
  */
 #define BACKLITE_REMOTE_MODE_READ_ONLY 1
 

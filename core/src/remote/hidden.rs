@@ -1,25 +1,26 @@
 //! What a read-only handle's removals hide. Such a handle never writes to the remote,
-//! so its delete, a set of its refused as too large or already expired, and its clear
-//! leave the remote's values where they are; read back at the next local miss, they
-//! undid the removal (a delete followed by a get returned the deleted value, and stored
-//! it in the file again). So the process's handles on the file stop reading them: each
-//! removed key hides the value the remote holds for it, and a clear every value of the
-//! remote's live generation, until another machine writes something newer there.
+//! so its delete, and a set of its refused as too large or already expired, leave the
+//! remote's value where it is; read back at the next local miss, it undid the removal
+//! (a delete followed by a get returned the deleted value, and stored it in the file
+//! again). So the process's handles on the file stop reading it: each removed key
+//! hides the value the remote holds for it until another machine writes something
+//! newer there. A read-only handle's clear empties its file only: the remote is what
+//! such a handle reads its values from again (a clear is the way to drop local copies).
 //!
 //! Which value is "the one the remote held" is learned at the next look-up, not asked
 //! at the removal (a read-only removal costs no round trip): the first value found
 //! afterwards is hidden, and only a different one (or none, then a new one) is read.
 //! A value another machine wrote between the removal and that look-up is hidden too:
-//! a miss more, never a value older than the removal. A clear hides the first
-//! generation found after it, until another client's clear moves the remote past it.
+//! a miss more, never a value older than the removal.
 
 use crate::sync::lock;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Mutex;
 
-/// Keys hidden at most; past that the removals hide the whole generation, as a clear
-/// (memory stays bounded, and nothing removed is read back).
+/// Keys hidden at most; past that the removals hide the whole live generation, until
+/// another client's clear moves the remote past it (memory stays bounded, and nothing
+/// removed is read back).
 const MAX_HIDDEN: usize = 65_536;
 
 /// A remote value as a look-up found it: what tells it from a later write of its key.
@@ -42,7 +43,7 @@ pub(crate) struct Hidden {
 struct State {
     /// Removed keys: `None` until a look-up found what to hide.
     keys: HashMap<Vec<u8>, Option<Found>>,
-    /// A clear: `Some(None)` until a look-up read the live generation.
+    /// Too many keys: `Some(None)` until a look-up read the live generation.
     clear: Option<Option<u64>>,
 }
 
@@ -65,14 +66,6 @@ impl Hidden {
             s.clear = Some(None);
         }
         self.any.store(!s.is_empty(), Relaxed);
-    }
-
-    /// A read-only handle cleared the file.
-    pub(crate) fn hide_all(&self) {
-        let mut s = lock(&self.state);
-        s.keys.clear();
-        s.clear = Some(None);
-        self.any.store(true, Relaxed);
     }
 
     /// A handle of the process that writes to the remote sent (or queued, or owes the
@@ -177,17 +170,6 @@ mod tests {
     }
 
     #[test]
-    fn a_clear_hides_the_generation_found_after_it() {
-        let h = Hidden::default();
-        h.hide_all();
-        assert!(!h.passes(b"a", 5, found(5, 1)));
-        assert!(!h.passes(b"b", 5, None));
-        assert!(!h.passes(b"b", 4, found(4, 1)));
-        assert!(h.passes(b"b", 6, found(6, 1)));
-        assert!(h.passes(b"a", 5, found(5, 1)));
-    }
-
-    #[test]
     fn too_many_removed_keys_hide_the_generation() {
         let h = Hidden::default();
         let keys: Vec<Vec<u8>> = (0..=MAX_HIDDEN)
@@ -195,6 +177,8 @@ mod tests {
             .collect();
         h.hide(keys.iter().map(|k| &k[..]));
         assert!(!h.passes(b"never removed", 3, found(3, 1)));
+        assert!(!h.passes(b"other", 3, None));
+        assert!(!h.passes(b"other", 2, found(2, 1)));
         assert!(h.passes(b"never removed", 4, found(4, 1)));
     }
 
@@ -205,7 +189,6 @@ mod tests {
         h.forget([&b"k"[..]]);
         assert!(h.passes(b"k", 1, found(1, 7)));
         assert!(!h.passes(b"j", 1, found(1, 7)));
-        h.hide_all();
         h.reset();
         assert!(h.passes(b"j", 1, found(1, 7)));
     }

@@ -1105,7 +1105,6 @@ impl Remote {
     /// is retried before any later call reaches it.
     pub(crate) fn clear(&self) {
         if !self.writes() {
-            self.hidden.hide_all();
             return;
         }
         self.epoch.fetch_add(1, SeqCst);
