@@ -220,7 +220,7 @@ static void *set_one(void *arg) {
 
 /*
  * Eight threads set through one handle while another process holds the file's write
- * lock for longer than their busy timeout (1 s; the lock is held 4 s): every set is
+ * lock for longer than their busy timeout (1 s; the lock is held 6 s): every set is
  * BUSY, as each waited the busy timeout for the lock (the sets queued behind the first
  * share one transaction: group commit). Before, a group that failed BUSY wrote each of
  * its sets again alone, each waiting the busy timeout once more, so the last of seven
@@ -241,7 +241,7 @@ static void sets_of_threads_behind_a_lock_are_busy_after_their_busy_timeout(void
         ts[i] = (thread_set){s, i, -1};
         REQUIRE(pthread_create(&th[i], NULL, set_one, &ts[i]) == 0);
     }
-    h_sleep_ms(4000);
+    h_sleep_ms(6000); /* three times the two busy timeouts the last set waits */
     holder_release(&h);
     for (int i = 0; i < 8; i++) pthread_join(th[i], NULL);
     holder_finish(&h);
