@@ -11,10 +11,9 @@
 #include "backlite.h"
 #include "harness.h"
 #include "value_folder.h"
+#include "syscall_stop.h"
 
-#include <sys/ptrace.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 
 #define THRESHOLD 4096
 #define LARGE (3 * 256 * 1024 + 17)
@@ -30,30 +29,12 @@ static bool fd_in_folder(pid_t pid, long fd, const char *path) {
     return strncmp(target, folder, strlen(folder)) == 0 && target[strlen(folder)] == '/';
 }
 
-/* Runs the traced child `pid` (stopped) until it enters its first write to a file in
- * the folder of values of `path`: false if it exited first or tracing failed. */
-static bool run_to_first_value_write(pid_t pid, const char *path) {
-    if (ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL) != 0) return false;
-    int sig = 0;
-    for (;;) {
-        if (ptrace(PTRACE_SYSCALL, pid, 0, sig) != 0) return false;
-        int status = 0;
-        if (waitpid(pid, &status, 0) != pid || WIFEXITED(status) || WIFSIGNALED(status)) return false;
-        sig = 0;
-        if (!WIFSTOPPED(status)) continue;
-        if (WSTOPSIG(status) != (SIGTRAP | 0x80)) {
-            sig = WSTOPSIG(status); /* passed on */
-            continue;
-        }
-        struct __ptrace_syscall_info info;
-        memset(&info, 0, sizeof info);
-        if (ptrace(PTRACE_GET_SYSCALL_INFO, pid, sizeof info, &info) <= 0) return false;
-        if (info.op != PTRACE_SYSCALL_INFO_ENTRY) continue;
-        long nr = (long)info.entry.nr;
-        if ((nr == SYS_write || nr == SYS_writev || nr == SYS_pwrite64 || nr == SYS_pwritev) &&
-            fd_in_folder(pid, (long)info.entry.args[0], path))
-            return true;
-    }
+/* Whether the system call `info` is a write to a file in the folder of values of the
+ * cache at `ctx` (a path). */
+static bool is_value_write(pid_t pid, const struct __ptrace_syscall_info *info, void *ctx) {
+    long nr = (long)info->entry.nr;
+    return (nr == SYS_write || nr == SYS_writev || nr == SYS_pwrite64 || nr == SYS_pwritev) &&
+           fd_in_folder(pid, (long)info->entry.args[0], ctx);
 }
 
 static void pattern(uint8_t *v, size_t n, uint8_t seed) {
@@ -94,7 +75,7 @@ static void a_fulfil_writes_its_file_before_it_takes_the_write_lock(void) {
         SKIP("ptrace is refused here");
     }
     REQUIRE(WIFSTOPPED(status));
-    bool stopped = run_to_first_value_write(pid, path);
+    bool stopped = run_to_syscall(pid, is_value_write, (void *)path);
     REQUIRE(stopped);
     /* The fulfil's file is being written: another writer is not held up by it. */
     CHECK_OK(backlite_storage_set(s, K("small"), (const uint8_t *)"x", 1, NEVER, &err));

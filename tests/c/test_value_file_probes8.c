@@ -17,8 +17,8 @@
 #include "harness.h"
 #include "value_folder.h"
 #include "signed_values.h"
+#include "syscall_stop.h"
 
-#include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
@@ -38,26 +38,11 @@ static void age_files(const char *path, int ago) {
     closedir(d);
 }
 
-/* Runs the traced child `pid` (stopped) until it enters its first unlinkat: false if
- * it exited first or tracing failed. */
-static bool run_to_first_unlink(pid_t pid) {
-    if (ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL) != 0) return false;
-    int sig = 0;
-    for (;;) {
-        if (ptrace(PTRACE_SYSCALL, pid, 0, sig) != 0) return false;
-        int status = 0;
-        if (waitpid(pid, &status, 0) != pid || WIFEXITED(status) || WIFSIGNALED(status)) return false;
-        sig = 0;
-        if (!WIFSTOPPED(status)) continue;
-        if (WSTOPSIG(status) != (SIGTRAP | 0x80)) {
-            sig = WSTOPSIG(status); /* passed on */
-            continue;
-        }
-        struct __ptrace_syscall_info info;
-        memset(&info, 0, sizeof info);
-        if (ptrace(PTRACE_GET_SYSCALL_INFO, pid, sizeof info, &info) <= 0) return false;
-        if (info.op == PTRACE_SYSCALL_INFO_ENTRY && info.entry.nr == SYS_unlinkat) return true;
-    }
+/* Whether the system call `info` is an unlinkat (the clear removing its first file). */
+static bool is_unlink(pid_t pid, const struct __ptrace_syscall_info *info, void *ctx) {
+    (void)pid;
+    (void)ctx;
+    return info->entry.nr == SYS_unlinkat;
 }
 
 /* A clear of more file values than its writer holds locked until unlinked (64:
@@ -104,7 +89,7 @@ static void a_check_beside_a_clear_of_many_files(int repair, int files) {
         SKIP("ptrace is refused here");
     }
     REQUIRE(WIFSTOPPED(status));
-    bool stopped = run_to_first_unlink(pid);
+    bool stopped = run_to_syscall(pid, is_unlink, NULL);
     REQUIRE(stopped);
     /* The clear committed: no entry left, every file still there. */
     backlite_stats st = STATS(s);
