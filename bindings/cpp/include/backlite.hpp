@@ -1221,6 +1221,15 @@ class Storage {
 
   template <class It>
   void set_many_impl(It first, It last) {
+    if constexpr (!std::is_reference_v<decltype(*first)>) {
+      // An iterator that makes each element when dereferenced (std::views::transform, a
+      // generator): the Items would view temporaries gone at the end of each statement,
+      // so the elements are kept here until the call has copied their bytes.
+      std::vector<std::decay_t<decltype(*first)>> owned;
+      for (; first != last; ++first) owned.push_back(*first);
+      set_many_impl(owned.cbegin(), owned.cend());
+      return;
+    }
     std::vector<Item> items;  // keeps converted views alive for the call
     std::vector<backlite_entry> entries;
     for (; first != last; ++first) items.push_back(detail::to_item(*first));

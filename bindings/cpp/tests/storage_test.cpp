@@ -350,6 +350,51 @@ TEST(SetMany, WritesAMapOrAVectorOfItems) {
   s.set_many(std::vector<backlite::Item>{});  // nothing to do is fine
 }
 
+// A range whose iterator makes each pair when dereferenced (as a C++20
+// std::views::transform does): `*it` is a temporary, gone at the end of the statement.
+class GeneratedPairs {
+ public:
+  explicit GeneratedPairs(int n) : n_(n) {}
+  class iterator {
+   public:
+    using value_type = std::pair<std::string, std::string>;
+    using difference_type = std::ptrdiff_t;
+    using reference = value_type;  // by value
+    using pointer = void;
+    using iterator_category = std::input_iterator_tag;
+    explicit iterator(int i) : i_(i) {}
+    value_type operator*() const {
+      // Long enough to live on the heap, and a short one too.
+      return {"key" + std::to_string(i_), std::string(40, static_cast<char>('a' + i_))};
+    }
+    iterator& operator++() {
+      ++i_;
+      return *this;
+    }
+    bool operator!=(const iterator& o) const { return i_ != o.i_; }
+    bool operator==(const iterator& o) const { return i_ == o.i_; }
+
+   private:
+    int i_;
+  };
+  iterator begin() const { return iterator(0); }
+  iterator end() const { return iterator(n_); }
+
+ private:
+  int n_;
+};
+
+TEST(SetMany, WritesARangeWhoseIteratorMakesItsPairs) {
+  Storage s(":memory:");
+  s.set_many(GeneratedPairs(3));
+  EXPECT_EQ(all_keys(s), (std::set<std::string>{"key0", "key1", "key2"}));
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(s.get_string("key" + std::to_string(i)),
+              std::string(40, static_cast<char>('a' + i)))
+        << i;
+  }
+}
+
 TEST(SetMany, IsAllOrNothing) {
   Storage s(":memory:", Options().max_size(4));
   EXPECT_BACKLITE_ERROR(s.set_many({{"a", "1"}, {"b", "12345"}}), Code::too_large);

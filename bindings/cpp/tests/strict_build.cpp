@@ -9,6 +9,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <ranges>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
@@ -45,6 +46,10 @@ namespace {
   s.set_many({{"a", "1"}, {"b", "2", 1min}});
   s.set_many(std::map<std::string, std::string>{{"c", "3"}});
   s.set_many(std::vector<backlite::Item>{{"d", "4"}});
+  const std::vector<std::string> names{"e"};
+  s.set_many(names | std::views::transform([](const std::string& n) {
+               return std::pair<std::string, std::string>(n, n + n);
+             }));
   [[maybe_unused]] std::optional<std::vector<std::byte>> v = s.get("k");
   [[maybe_unused]] std::optional<std::string> text = s.get_string("k");
   [[maybe_unused]] std::optional<backlite::Entry> e = s.get_entry("k");
