@@ -2263,3 +2263,109 @@ fn a_cache_of_a_newer_schema_is_refused_with_advice_that_fits() {
     }
     assert!(read(&d.path("c.db")).unwrap() == before, "the file changed");
 }
+
+/// `backlite ARGS` (writing to `out`) sent `signal` once `out` holds some of its output
+/// but not all of it (`whole` bytes): its exit status and stderr. The command is frozen
+/// (SIGSTOP) as soon as `out` is seen written to, and tried again should it have
+/// finished by then.
+fn stopped_while_writing(
+    d: &Dir,
+    args: &[&str],
+    out: &str,
+    whole: u64,
+    signal: i32,
+) -> (std::process::ExitStatus, String) {
+    use std::os::unix::process::CommandExt;
+    let size = || std::fs::metadata(d.path(out)).map_or(0, |m| m.len());
+    for _ in 0..20 {
+        let _ = std::fs::remove_file(d.path(out));
+        let mut command = Command::new(common::bin());
+        command
+            .args(args)
+            .current_dir(d.tmp.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        // As from a terminal: these signals end the process (see import_stopped_by).
+        // SAFETY: signal() is async-signal-safe, as a pre_exec hook must be.
+        unsafe {
+            command.pre_exec(|| {
+                for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                    libc::signal(s, libc::SIG_DFL);
+                }
+                Ok(())
+            });
+        }
+        let mut child = command.spawn().unwrap();
+        let pid = child.id() as i32;
+        while size() == 0 && child.try_wait().unwrap().is_none() {
+            std::thread::yield_now();
+        }
+        // SAFETY: kill sends a signal to our own child, which has not been waited for.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        let written = size();
+        if child.try_wait().unwrap().is_some() || written >= whole {
+            // It finished first: try again.
+            // SAFETY: as above.
+            unsafe { libc::kill(pid, libc::SIGCONT) };
+            let _ = child.wait();
+            continue;
+        }
+        // SAFETY: as above.
+        unsafe {
+            libc::kill(pid, signal);
+            libc::kill(pid, libc::SIGCONT);
+        }
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        return (child.wait().unwrap(), stderr);
+    }
+    panic!("{args:?} finished every time before it could be stopped");
+}
+
+/// Ctrl-C (or a kill, or a closed terminal) during `export -o OUT` or `get -o OUT`
+/// ended the process on the spot and left the part of OUT written so far, while a
+/// failed export or get removes it: a dump cut at a line's end imports as a whole dump
+/// of fewer entries. The signal now removes OUT, and the command still dies of it.
+#[test]
+fn an_output_stopped_by_ctrl_c_is_removed() {
+    use std::os::unix::process::ExitStatusExt;
+    let d = Dir::new();
+    let value = "v".repeat(1 << 20);
+    let dump: String = (0..40)
+        .map(|i| format!("{{\"key\":\"k{i}\",\"value\":\"{value}\"}}\n"))
+        .collect();
+    let r = d.run_with_input(&["import", "c.db"], dump.as_bytes());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let whole = d.ok(&["export", "c.db"]).len() as u64;
+    let big: Vec<u8> = (0..(40u32 << 20)).map(|i| (i % 251) as u8).collect();
+    let r = d.run_with_input(&["set", "c.db", "big", "-"], &big);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for (args, whole, signal) in [
+        (&["export", "c.db", "-o", "out"][..], whole, libc::SIGINT),
+        (&["export", "c.db", "-o", "out"], whole, libc::SIGTERM),
+        (
+            &["get", "c.db", "big", "-o", "out"],
+            big.len() as u64,
+            libc::SIGHUP,
+        ),
+    ] {
+        let (status, stderr) = stopped_while_writing(&d, args, "out", whole, signal);
+        assert_eq!(
+            status.signal(),
+            Some(signal),
+            "{args:?}: {status:?} {stderr}"
+        );
+        assert!(
+            !d.path("out").exists(),
+            "{args:?}: the partial OUT was left"
+        );
+        one_line_naming(&stderr, "out");
+    }
+    assert_eq!(d.ok(&["get", "c.db", "k1"]).len(), value.len());
+}

@@ -23,6 +23,14 @@ const GET_LOCK_WAIT: Duration = Duration::from_millis(200);
 pub fn get(cli: &Cli, file: &Path, key: &OsStr, output: Option<&Path>, escaped: bool) -> Outcome {
     let key = key_arg(file, key, escaped)?;
     let output = output_path(file, output)?;
+    // A signal that ends the get removes OUT, as a failure to write it does.
+    let partial = output
+        .map(|out| {
+            super::partial::Partial::watch(out).map_err(|e| {
+                Failure::new(USAGE_OR_IO, file, format!("cannot watch for Ctrl-C: {e}"))
+            })
+        })
+        .transpose()?;
     let storage = open_to_read(cli, file, Some(GET_LOCK_WAIT))?;
     // The value goes out in chunks as it is read (a value kept in a file of its own
     // may be as large as the disk), to OUT (made at the first chunk, so that a miss
@@ -31,8 +39,8 @@ pub fn get(cli: &Cli, file: &Path, key: &OsStr, output: Option<&Path>, escaped: 
     let mut write = |chunk: &[u8]| -> std::io::Result<()> {
         let out = match &mut sink {
             Some(out) => out,
-            None => sink.insert(match output {
-                Some(path) => Box::new(std::fs::File::create(path)?),
+            None => sink.insert(match &partial {
+                Some(partial) => Box::new(partial.create()?),
                 None => Box::new(std::io::stdout().lock()),
             }),
         };
@@ -92,7 +100,12 @@ pub fn get(cli: &Cli, file: &Path, key: &OsStr, output: Option<&Path>, escaped: 
         discard(path);
     }
     match (io_error, output) {
-        (None, _) => Ok(OK),
+        (None, _) => {
+            if let Some(partial) = &partial {
+                partial.keep();
+            }
+            Ok(OK)
+        }
         // A reader that went away (`| head`) has what it wanted.
         (Some(e), None) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(OK),
         (Some(e), None) => Err(Failure::new(

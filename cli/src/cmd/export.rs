@@ -69,13 +69,23 @@ pub fn run(cli: &Cli, file: &Path, output: Option<&Path>) -> Outcome {
     let lifetime = storage
         .lifetime_stats()
         .map_err(|e| Failure::core(file, &e))?;
-    let (sink, shown): (Box<dyn Write>, &Path) = match output {
-        Some(out) => {
-            let f = std::fs::File::create(out)
+    // A signal that ends the export removes OUT, as a failure does: a Ctrl-C left the
+    // dump written so far, which at a line's end imports as a whole one.
+    let partial = output
+        .map(|out| {
+            super::partial::Partial::watch(out).map_err(|e| {
+                Failure::new(USAGE_OR_IO, file, format!("cannot watch for Ctrl-C: {e}"))
+            })
+        })
+        .transpose()?;
+    let (sink, shown): (Box<dyn Write>, &Path) = match (output, &partial) {
+        (Some(out), Some(partial)) => {
+            let f = partial
+                .create()
                 .map_err(|e| Failure::new(USAGE_OR_IO, out, format!("cannot create: {e}")))?;
             (Box::new(f), out)
         }
-        None => (Box::new(std::io::stdout().lock()), Path::new("<stdout>")),
+        _ => (Box::new(std::io::stdout().lock()), Path::new("<stdout>")),
     };
     let mut sink = BufWriter::with_capacity(1 << 16, sink);
     // A reader that went away (`| head`) has all it wanted: stop quietly, as `keys`
@@ -134,6 +144,9 @@ pub fn run(cli: &Cli, file: &Path, output: Option<&Path>) -> Outcome {
     };
     if let Err(e) = sink.flush() {
         return write_failed(e);
+    }
+    if let Some(partial) = &partial {
+        partial.keep();
     }
     let mut note = format!(
         "exported {} from {}",

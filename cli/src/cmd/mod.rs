@@ -5,6 +5,7 @@ mod entries;
 mod export;
 mod import;
 mod keys;
+mod partial;
 mod stats;
 
 use crate::bytes::escape_path;
