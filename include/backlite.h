@@ -372,10 +372,12 @@ typedef struct backlite_stats {
 
 /**
  * Reads through; never writes to the remote (sets, deletes and clears stay local).
- * The process's handles on the file do not read back what such a handle removed: a
- * deleted key (or one whose set was refused as too large or already expired) misses
- * the remote's value of then, until another client writes the key again. A clear
- * empties the file only: the remote's values are read again.
+ * The process's handles on the file do not read back what such a handle removed or
+ * replaced: a deleted key (or one whose set was refused as too large or already
+ * expired) misses the remote's value of then, until another client writes the key
+ * again, and so does a key it set (for its latest 65,536 keys set) once that entry
+ * expired or was evicted; a value a memoised call computed after a miss replaced none.
+ * A clear empties the file only: the remote's values are read again.
  */
 #define BACKLITE_REMOTE_MODE_READ_ONLY 1
 

@@ -3108,3 +3108,58 @@ fn a_process_that_exits_without_freeing_a_write_behind_handle_sends_its_queue() 
         server.cli(&["FLUSHALL"]);
     }
 }
+
+/// A read-only handle's set replaces the remote's value for the process's handles on
+/// the file, as its delete removes it: once the set's own entry is gone from the file
+/// (expired, or evicted), the value it replaced is not read back from the remote. It
+/// was: a set with an expiration answered the older value again once it expired, and
+/// a set evicted by later sets did at once, a value older than the last set of the key.
+#[test]
+fn a_read_only_handles_set_is_not_undone_by_the_remote_once_it_expires_or_is_evicted() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let rw = machine(&dir, "rw.db", &remote_options(&server.url()));
+    let mut o = remote_options(&server.url());
+    o.set_remote_mode(RemoteMode::ReadOnly);
+    o.set_max_size(100).unwrap();
+    let ro = machine(&dir, "ro.db", &o);
+    let neighbour = machine(&dir, "ro.db", &o);
+    for k in ["expiring", "evicted", "untouched"] {
+        rw.set(k.as_bytes(), b"old", NEVER).unwrap();
+    }
+    ro.set(b"evicted", b"new", NEVER).unwrap();
+    // 101 bytes: the set makes room by evicting "evicted", the only other entry.
+    ro.set(b"filler", &[b'f'; 98], NEVER).unwrap();
+    assert_eq!(ro.stats().unwrap().count, 1);
+    let ttl = Duration::from_millis(300);
+    let set_at = Instant::now();
+    ro.set(b"expiring", b"new", Expiration::After(ttl)).unwrap();
+    // A value computed after a miss replaced nothing there: another machine's later
+    // value is read once it expires.
+    let computed = ro
+        .cached_call(b"computed", Expiration::After(ttl), None, || {
+            Ok(b"mine".to_vec())
+        })
+        .unwrap();
+    assert_eq!(computed, b"mine");
+    rw.set(b"computed", b"theirs", NEVER).unwrap();
+    std::thread::sleep(ttl.saturating_sub(set_at.elapsed()) + Duration::from_millis(50));
+    for k in ["expiring", "evicted"] {
+        assert_eq!(
+            get(&ro, k.as_bytes()),
+            None,
+            "{k}: the value it replaced read back"
+        );
+        assert_eq!(
+            get(&neighbour, k.as_bytes()),
+            None,
+            "{k}: the value it replaced read back by a neighbour"
+        );
+    }
+    assert_eq!(get(&ro, b"untouched").as_deref(), Some(&b"old"[..]));
+    assert_eq!(get(&ro, b"computed").as_deref(), Some(&b"theirs"[..]));
+    // Nothing was written to the remote; a value written after the set is read.
+    rw.set(b"expiring", b"newer", NEVER).unwrap();
+    assert_eq!(get(&ro, b"expiring").as_deref(), Some(&b"newer"[..]));
+    assert_eq!(ro.remote_stats().unwrap().writes, 0);
+}

@@ -65,7 +65,7 @@ impl Storage {
             None => None,
         };
         let value = compute()?;
-        match self.set(key, &value, expiration) {
+        match self.set_as(key, &value, expiration, true) {
             // A value too large to store is returned all the same, even when the set's
             // removal of an older value failed (another process's lock: BUSY): the
             // look-up above found no live one to remove.

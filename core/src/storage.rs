@@ -776,6 +776,18 @@ impl Storage {
     /// than `max_size` (or [`MAX_VALUE_SIZE`] when values are never kept in files) is
     /// refused with [`ErrorKind::TooLarge`] and the older value under `key` is removed.
     pub fn set(&self, key: &[u8], value: &[u8], expiration: Expiration) -> Result<()> {
+        self.set_as(key, value, expiration, false)
+    }
+
+    /// `set`; `computed`: of a value computed after a look-up of `key` missed (a
+    /// memoised call), which replaces no value of the remote tier's.
+    pub(crate) fn set_as(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        expiration: Expiration,
+        computed: bool,
+    ) -> Result<()> {
         check_key(key)?;
         // Marked as a delete is: a set that leaves no value (too large, already
         // expired) removes the remote's older one, which a read meanwhile may find.
@@ -789,7 +801,7 @@ impl Storage {
         if (len > self.value_limit() || self.already_expired(expiration)) && !self.has_row(key)? {
             let now = self.now();
             let due = is_due(expiration.deadline(now, self.default_expiration), now);
-            return self.set_done(key, value, expiration, Ok(due));
+            return self.set_done(key, value, expiration, Ok(due), computed);
         }
         // Too long for SQLite and not kept in a file: refused before a gigabyte is
         // hashed or copied (a group commit copies it).
@@ -803,14 +815,14 @@ impl Storage {
             })?;
             // The remote's older value goes too, as with any refused or expired set:
             // left there, the next get here read it back.
-            return self.set_done(key, value, expiration, Ok(due));
+            return self.set_done(key, value, expiration, Ok(due), computed);
         }
         // Asked once: the pool, the turn to write, the hit buffer, the lifetime
         // counters and the fills each check it (for a forked child).
         let pid = this_process();
         self.pool.after_fork_in(pid)?;
         if self.in_file(len) {
-            return self.set_in_file(pid, key, value, expiration);
+            return self.set_in_file(pid, key, value, expiration, computed);
         }
         let crc = crc32fast::hash(value);
         // Uncontended: write at once. (The guard must be gone before the group path,
@@ -839,7 +851,7 @@ impl Storage {
             }
         };
         self.remove_unlinked();
-        self.set_done(key, value, expiration, stored)
+        self.set_done(key, value, expiration, stored, computed)
     }
 
     /// Whether a row (live, expired or damaged) is stored under `key`: a read, never
@@ -880,7 +892,7 @@ impl Storage {
         let (_, _writing) = self.removing(Some(key));
         let outcome = store();
         if !matches!(&outcome, Err(e) if e.kind() == ErrorKind::LeaseLost) {
-            self.write_through(key, value, expiration, &outcome);
+            self.write_through(key, value, expiration, &outcome, true);
             self.forget_fills(Some(key));
         }
         outcome
@@ -893,13 +905,14 @@ impl Storage {
         value: &[u8],
         expiration: Expiration,
         stored: Result<bool>,
+        computed: bool,
     ) -> Result<()> {
         let outcome = match stored {
             Ok(true) => Ok(()),
             Ok(false) => Err(self.too_large(value.len())),
             Err(e) => Err(e),
         };
-        self.write_through(key, value, expiration, &outcome);
+        self.write_through(key, value, expiration, &outcome, computed);
         self.forget_fills(Some(key));
         outcome
     }
@@ -915,6 +928,7 @@ impl Storage {
         key: &[u8],
         value: &[u8],
         expiration: Expiration,
+        computed: bool,
     ) -> Result<()> {
         let len = value.len() as u64;
         if len > self.value_limit() || self.already_expired(expiration) {
@@ -929,7 +943,7 @@ impl Storage {
                     ))
                 })
             });
-            return self.set_done(key, value, expiration, stored);
+            return self.set_done(key, value, expiration, stored, computed);
         }
         let written = self.write_value_file(value)?;
         let mut named = false;
@@ -949,7 +963,7 @@ impl Storage {
             self.discard_file(Some(&written));
         }
         drop(written);
-        self.set_done(key, value, expiration, stored)
+        self.set_done(key, value, expiration, stored, computed)
     }
 
     /// Whether `expiration` stores nothing whenever it is set: 0 ms, or the default

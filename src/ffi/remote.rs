@@ -16,10 +16,12 @@ pub type backlite_remote_mode = i32;
 /// (the default).
 pub const BACKLITE_REMOTE_MODE_READ_WRITE: backlite_remote_mode = 0;
 /// Reads through; never writes to the remote (sets, deletes and clears stay local).
-/// The process's handles on the file do not read back what such a handle removed: a
-/// deleted key (or one whose set was refused as too large or already expired) misses
-/// the remote's value of then, until another client writes the key again. A clear
-/// empties the file only: the remote's values are read again.
+/// The process's handles on the file do not read back what such a handle removed or
+/// replaced: a deleted key (or one whose set was refused as too large or already
+/// expired) misses the remote's value of then, until another client writes the key
+/// again, and so does a key it set (for its latest 65,536 keys set) once that entry
+/// expired or was evicted; a value a memoised call computed after a miss replaced none.
+/// A clear empties the file only: the remote's values are read again.
 pub const BACKLITE_REMOTE_MODE_READ_ONLY: backlite_remote_mode = 1;
 /// Reads through; sets and deletes go to a bounded queue sent by a background thread,
 /// never blocking the caller (a full queue drops the write and counts an error).

@@ -973,9 +973,13 @@ impl Remote {
             return None;
         }
         if !self.writes() {
-            // Never sent: a removal holds on this side instead (a set stays local).
+            // Never sent: a removal holds on this side instead, and so does a set,
+            // which stays local (its entry may leave the file before the remote's
+            // older value does).
             let removed = writes.iter().filter(|w| w.set.is_none());
             self.hidden.hide(removed.map(|w| &w.key[..]));
+            let stored = writes.iter().filter(|w| w.set.is_some());
+            self.hidden.replace(stored.map(|w| &w.key[..]));
             return None;
         }
         // What the remote holds for these keys from now on is this process's.
@@ -1073,6 +1077,16 @@ impl Remote {
 
     pub(crate) fn set(&self, key: &[u8], value: &[u8], expiration: Expiration, now: i64) {
         self.send(vec![self.set_write(key, value, expiration, now)]);
+    }
+
+    /// `set` of a value computed after a look-up of its key missed (a memoised call, a
+    /// lease's fulfil). A read-only handle hides nothing for it: the remote held no value
+    /// it replaces, and one found there later is another machine's, newer (hiding it
+    /// would cost every later look-up of the key a compute).
+    pub(crate) fn set_computed(&self, key: &[u8], value: &[u8], expiration: Expiration, now: i64) {
+        if self.writes() {
+            self.set(key, value, expiration, now);
+        }
     }
 
     pub(crate) fn set_many(&self, entries: &[crate::Entry<'_>], now: i64) {

@@ -15,7 +15,7 @@ pub enum RemoteMode {
     #[default]
     ReadWrite,
     /// Reads through; never writes (sets, deletes and clears stay local, and what they
-    /// removed is not read back: remote/hidden.rs).
+    /// removed or replaced is not read back: remote/hidden.rs).
     ReadOnly,
     /// Reads through; writes are queued and sent by a background thread.
     WriteBehind,

@@ -172,16 +172,19 @@ impl Storage {
     }
 
     /// After a set: the value goes to the remote too; a value the file refused as too
-    /// large removes the remote's older value, as it removed the local one.
+    /// large removes the remote's older value, as it removed the local one. `computed`:
+    /// a value computed after a look-up of its key missed (`Remote::set_computed`).
     pub(crate) fn write_through(
         &self,
         key: &[u8],
         value: &[u8],
         expiration: Expiration,
         outcome: &Result<()>,
+        computed: bool,
     ) {
         let Some(remote) = &self.remote else { return };
         match outcome {
+            Ok(()) if computed => remote.set_computed(key, value, expiration, self.now()),
             Ok(()) => remote.set(key, value, expiration, self.now()),
             Err(e) if e.kind() == ErrorKind::TooLarge => {
                 remote.remove(key, self.now());
@@ -243,7 +246,7 @@ impl Storage {
             match remote.try_lease(key) {
                 None => {
                     let value = compute()?;
-                    self.write_through(key, &value, expiration, &self.storable(&value));
+                    self.write_through(key, &value, expiration, &self.storable(&value), true);
                     return Ok((value, expiration, None));
                 }
                 Some(Ok(lease)) => {
