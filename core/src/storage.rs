@@ -1346,7 +1346,14 @@ impl Storage {
     /// process's unwritten hits and misses go too; other processes' unwritten ones
     /// are added when they write.
     pub fn zero_stats(&self) -> Result<()> {
-        self.with_writer(|conn| lifetime::zero(conn, || self.now(), &self.shared.lifetime))
+        let pid = this_process();
+        self.with_writer(|conn| {
+            // In this process's turn to write, as every write: another handle's write
+            // (or the hit writer) takes the waiting hits before it waits for the file,
+            // and committed them into the zeroed counters when the zero got it first.
+            let _turn = self.shared.writing_in(pid);
+            lifetime::zero(conn, || self.now(), &self.shared.lifetime)
+        })
     }
 
     /// Writes this handle's buffered accesses, and the values read through from the
