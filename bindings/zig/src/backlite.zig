@@ -99,7 +99,7 @@ pub const Code = enum(i32) {
 };
 
 /// The result code and message of a failed call. Messages longer than
-/// `max_message_len` bytes are cut.
+/// `max_message_len` bytes are cut, never inside a UTF-8 character.
 pub const Diagnostics = struct {
     pub const max_message_len = 512;
 
@@ -122,8 +122,15 @@ pub const Diagnostics = struct {
     fn setText(self: *Diagnostics, code: Code, text: []const u8) void {
         self.code = code;
         self.lease_time_left_ms = null;
-        self.len = @min(text.len, self.buf.len);
-        @memcpy(self.buf[0..self.len], text[0..self.len]);
+        var len = @min(text.len, self.buf.len);
+        // A cut inside a UTF-8 character (the message names the path, which may be any
+        // text) drops the character whole: a message is always valid UTF-8.
+        if (len < text.len) {
+            var back: usize = 0;
+            while (back < 3 and len > 0 and text[len] & 0xC0 == 0x80) : (back += 1) len -= 1;
+        }
+        self.len = len;
+        @memcpy(self.buf[0..len], text[0..len]);
     }
 
     /// Records `code` with the message of `err` (or the code's description), then frees

@@ -574,6 +574,24 @@ test "a missing parent folder is error.Io" {
     try testing.expectError(error.Io, Storage.open(t.path, .{}));
 }
 
+test "a message cut to max_message_len is still valid UTF-8" {
+    // The library's message names the path; one of 300 two-byte characters makes it
+    // longer than Diagnostics keeps. Two prefixes of different parity: one of them puts
+    // the cut inside a character, which was kept half (an invalid byte at the end).
+    for ([_][]const u8{ "", "x" }) |prefix| {
+        var path: std.ArrayList(u8) = .empty;
+        defer path.deinit(testing.allocator);
+        try path.appendSlice(testing.allocator, "/no-such-dir-backlite/");
+        try path.appendSlice(testing.allocator, prefix);
+        for (0..300) |_| try path.appendSlice(testing.allocator, "\xc3\xa9");
+        try path.appendSlice(testing.allocator, "/cache.db");
+        var diags: backlite.Diagnostics = .{};
+        try testing.expectError(error.Io, Storage.open(path.items, .{ .diags = &diags }));
+        try testing.expect(diags.message().len > backlite.Diagnostics.max_message_len - 4);
+        try testing.expect(std.unicode.utf8ValidateSlice(diags.message()));
+    }
+}
+
 test "bad options are error.InvalidArgument, with the option named" {
     var diags: backlite.Diagnostics = .{};
     try testing.expectError(error.InvalidArgument, memory(.{ .max_size = 0, .diags = &diags }));
