@@ -257,8 +257,6 @@ pub fn run(cli: &Cli, file: &Path, input: Option<&Path>) -> Outcome {
         std::path::PathBuf::from(name)
     };
     let made_here = |p: &Path| std::fs::symlink_metadata(p).is_err();
-    let new_file = made_here(file);
-    let new_values = made_here(&sidecar(".values"));
     // The first line is read before the cache is opened: a header naming a version tag
     // (the tag of the program whose entries these are) makes a cache this import
     // creates one of that tag, and refuses a cache of another tag, whose program would
@@ -276,6 +274,11 @@ pub fn run(cli: &Cli, file: &Path, input: Option<&Path>) -> Outcome {
         }
     };
     let dump_tag = header_tag(&line);
+    // Whether the file is there is asked only now, as the cache is opened: the first
+    // line may come long after the import began (a pipe from another host), and a
+    // program may have made the cache meanwhile.
+    let new_file = made_here(file);
+    let new_values = made_here(&sidecar(".values"));
     let empty = std::fs::metadata(file).is_ok_and(|m| m.is_file() && m.len() == 0);
     // No line at all is no dump: an export writes at least its header. It is what a
     // failed export leaves in `backlite export ... | backlite import new.db`, whose
@@ -384,6 +387,10 @@ pub fn run(cli: &Cli, file: &Path, input: Option<&Path>) -> Outcome {
         Ok(summary) => summary,
         Err(e) => {
             let mut failure = Failure::core(file, &e);
+            // Undone, the import left no entry: one there is another process's, stored
+            // between the look above and the open (or behind the import's back), and
+            // the file that holds it is not removed nor cut back.
+            let others = storage.inspect(&[]).map_or(true, |i| i.count != Some(0));
             drop(storage);
             // A file that was not there is not left behind, and an empty one is left
             // empty (the open made it a cache), as a failed import leaves a cache as
@@ -392,11 +399,16 @@ pub fn run(cli: &Cli, file: &Path, input: Option<&Path>) -> Outcome {
             // to a file no longer there, reported stored and lost. SQLite removes the
             // write-ahead log as the last connection to the file closes, so one still
             // there once ours closed is another's.
-            let in_use = (new_file || empty) && sidecar("-wal").exists();
+            let in_use = (new_file || empty) && (others || sidecar("-wal").exists());
             if in_use {
                 failure.message += &format!(
-                    "; {} was left in place: another process has it open",
-                    escape_path(file)
+                    "; {} was left in place: {}",
+                    escape_path(file),
+                    if others {
+                        "it holds another process's entries"
+                    } else {
+                        "another process has it open"
+                    }
                 );
             }
             if (new_file || empty) && !in_use {
