@@ -2426,3 +2426,49 @@ fn a_failed_import_keeps_a_cache_made_while_it_waited_for_its_dump() {
     assert_eq!(d.ok(&["get", "new.db", "k"]), "stored");
     assert_eq!(d.ok(&["keys", "new.db", "--json"]).lines().count(), 1);
 }
+
+/// An OUT is refused when it is one of the cache's own files, but these were named
+/// after FILE as given: given a link to the cache (link.db -> c.db), whose -wal and
+/// -shm SQLite, and whose folder of values the library, name after the file the link
+/// leads to, `get link.db big -o c.db.values/<its file>` exited 0 having truncated the
+/// value file as it read it (the entry lost), and `export link.db -o c.db-wal` wrote
+/// the dump over the log of the cache it was reading. They are the cache's files under
+/// either name.
+#[test]
+fn an_output_is_never_written_into_the_files_of_a_cache_named_through_a_link() {
+    let d = Dir::new();
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let r = d.run_with_input(&["set", "c.db", "big", "-"], &big);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    std::os::unix::fs::symlink("c.db", d.path("link.db")).unwrap();
+    std::fs::create_dir(d.path("sub")).unwrap();
+    std::os::unix::fs::symlink("../c.db", d.path("sub/c.db")).unwrap();
+    let value_file = a_value_file(&d, "c.db");
+    let value_file = format!(
+        "c.db.values/{}",
+        value_file.file_name().unwrap().to_str().unwrap()
+    );
+    for file in ["link.db", "sub/c.db"] {
+        for out in [
+            value_file.as_str(),
+            "c.db.values/new",
+            "c.db-wal",
+            "c.db-shm",
+        ] {
+            for args in [
+                &["get", file, "big", "-o", out][..],
+                &["export", file, "-o", out],
+            ] {
+                let r = d.run(args);
+                assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+                one_line_naming(&r.stderr, file);
+                let r = d.run(&["get", "c.db", "big"]);
+                assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+                assert!(r.stdout_bytes == big, "{args:?}: the value changed");
+            }
+        }
+    }
+    assert!(d
+        .ok(&["check", "c.db"])
+        .ends_with("result          healthy\n"));
+}

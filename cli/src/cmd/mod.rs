@@ -228,8 +228,16 @@ pub fn output_path<'a>(file: &Path, out: Option<&'a Path>) -> Result<Option<&'a 
         ))
     };
     let target = identity(out);
-    for suffix in ["", "-wal", "-shm", "-journal"] {
-        let mut name = file.as_os_str().to_owned();
+    // A link to the cache is the cache, and SQLite names the -wal and -shm, and the
+    // library the folder of values, after the file the link leads to: given link.db,
+    // an OUT of c.db-wal or c.db.values/... is refused as well.
+    let resolved = std::fs::canonicalize(file).ok();
+    let names = std::iter::once(file).chain(resolved.as_deref());
+    for (base, suffix) in names
+        .clone()
+        .flat_map(|base| ["", "-wal", "-shm", "-journal"].map(|suffix| (base, suffix)))
+    {
+        let mut name = base.as_os_str().to_owned();
         name.push(suffix);
         let name = Path::new(&name);
         let same = match (target, identity(name)) {
@@ -252,14 +260,15 @@ pub fn output_path<'a>(file: &Path, out: Option<&'a Path>) -> Result<Option<&'a 
     }
     // The folder of values beside the cache is the cache's too: an OUT there (through a
     // link to it or not) could be a value file, truncated as it is read or replaced.
-    let mut values = file.as_os_str().to_owned();
-    values.push(".values");
-    if let Some(values) = identity(Path::new(&values)) {
-        let folder = std::fs::canonicalize(out)
-            .ok()
-            .and_then(|p| p.parent().map(Path::to_path_buf))
-            .or_else(|| place(out).map(|(folder, _)| folder));
-        if folder.and_then(|f| identity(&f)) == Some(values) {
+    let folder = std::fs::canonicalize(out)
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .or_else(|| place(out).map(|(folder, _)| folder));
+    let folder = folder.and_then(|f| identity(&f));
+    for base in names {
+        let mut values = base.as_os_str().to_owned();
+        values.push(".values");
+        if folder.is_some() && folder == identity(Path::new(&values)) {
             return Err(Failure::new(
                 USAGE_OR_IO,
                 file,
