@@ -185,8 +185,14 @@ func WithLeaseLength(d time.Duration) Option {
 // truncated, 1.9 ms was a lease of 1 ms, shorter than asked, and anything under a
 // millisecond was refused.
 func leaseMS(d time.Duration) (int64, error) {
+	return positiveMS("WithLeaseLength", d)
+}
+
+// positiveMS converts a positive duration (a lease's length) for the C API, rounded up
+// to whole milliseconds; zero and negative ones are refused, naming what.
+func positiveMS(what string, d time.Duration) (int64, error) {
 	if d <= 0 {
-		return 0, invalid(fmt.Sprintf("WithLeaseLength(%v): must be positive", d))
+		return 0, invalid(fmt.Sprintf("%s(%v): must be positive", what, d))
 	}
 	ms := int64(d / time.Millisecond)
 	if d%time.Millisecond != 0 {
