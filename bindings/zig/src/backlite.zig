@@ -278,7 +278,6 @@ pub const Stats = struct {
     expirations: u64,
 };
 
-/// This handle's remote tier activity (all zero without a remote).
 /// Counts since the file was created or last zeroed, by every handle of every process.
 pub const LifetimeStats = struct {
     /// Lookups that found a live entry.
@@ -293,6 +292,7 @@ pub const LifetimeStats = struct {
     since_ms: i64,
 };
 
+/// This handle's remote tier activity (all zero without a remote).
 pub const RemoteStats = struct {
     /// Local misses the remote answered.
     hits: u64,
