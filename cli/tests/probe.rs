@@ -2472,3 +2472,31 @@ fn an_output_is_never_written_into_the_files_of_a_cache_named_through_a_link() {
         .ok(&["check", "c.db"])
         .ends_with("result          healthy\n"));
 }
+
+/// `export a.db -o b.db` (import's direction mistaken) or `get a.db k -o b.db` wrote
+/// the dump or the value over b.db, another BackLite cache, exit 0: its entries gone,
+/// under any program that had it open, its log and folder of values left to a file no
+/// longer a cache. An OUT that is a BackLite cache is refused (remove it first); any
+/// other file, a plain SQLite database too, is still written over as asked.
+#[test]
+fn an_output_is_never_written_over_another_cache() {
+    let d = Dir::new();
+    d.ok(&["set", "a.db", "k", "v"]);
+    d.ok(&["set", "b.db", "k2", "kept"]);
+    for args in [
+        &["export", "a.db", "-o", "b.db"][..],
+        &["get", "a.db", "k", "-o", "b.db"],
+        &["get", "a.db", "k", "-o", "./b.db"],
+    ] {
+        let r = d.run(args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        one_line_naming(&r.stderr, "b.db");
+        assert!(r.stderr.contains("BackLite cache"), "{}", r.stderr);
+        assert_eq!(d.ok(&["get", "b.db", "k2"]), "kept", "{args:?}");
+    }
+    let plain = rusqlite::Connection::open(d.path("plain.sqlite")).unwrap();
+    plain.execute_batch("create table t(x)").unwrap();
+    drop(plain);
+    d.ok(&["get", "a.db", "k", "-o", "plain.sqlite"]);
+    assert_eq!(read(&d.path("plain.sqlite")).unwrap(), b"v");
+}

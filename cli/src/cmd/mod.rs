@@ -279,7 +279,35 @@ pub fn output_path<'a>(file: &Path, out: Option<&'a Path>) -> Result<Option<&'a 
             ));
         }
     }
+    // Another cache (`export a.db -o b.db`, import's direction mistaken): a dump or a
+    // value written over it destroys it, under any program that has it open, and leaves
+    // its log and folder of values to a file that is no longer it.
+    if is_a_cache(out) {
+        return Err(Failure::new(
+            USAGE_OR_IO,
+            file,
+            format!(
+                "will not write the output over {}: it is a BackLite cache (remove it first \
+                 if that is what you want)",
+                escape_path(out)
+            ),
+        ));
+    }
     Ok(Some(out))
+}
+
+/// Whether `path` is a plain file that starts as a BackLite cache does: SQLite's header
+/// with the core's application id, "BKLT" at offset 68 (core `schema::APPLICATION_ID`).
+fn is_a_cache(path: &Path) -> bool {
+    use std::io::Read;
+    // Only a plain file is read: opening a FIFO would wait for a writer.
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return false;
+    }
+    let mut header = [0u8; 72];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut header))
+        .is_ok_and(|()| header.starts_with(b"SQLite format 3\0") && &header[68..] == b"BKLT")
 }
 
 /// Where an `-i IN` comes from: `None` for stdin (no IN, or `-`), else the path.
