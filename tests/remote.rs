@@ -1769,6 +1769,16 @@ fn child() {
             std::mem::forget(wb);
             std::process::exit(0);
         }
+        // Owes the unlink of a delete the server refused (a user without EVAL), then
+        // exits without dropping its handle, once the back-off is over.
+        "owed-exit" => {
+            s.delete(b"deleted").unwrap();
+            assert_eq!(s.remote_stats().unwrap().errors, 1);
+            std::thread::sleep(Duration::from_secs(1));
+            backlite::write_waiting_at_exit();
+            std::mem::forget(s);
+            std::process::exit(0);
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -3162,4 +3172,23 @@ fn a_read_only_handles_set_is_not_undone_by_the_remote_once_it_expires_or_is_evi
     rw.set(b"expiring", b"newer", NEVER).unwrap();
     assert_eq!(get(&ro, b"expiring").as_deref(), Some(&b"newer"[..]));
     assert_eq!(ro.remote_stats().unwrap().writes, 0);
+}
+
+/// A process that exits without freeing a READ_WRITE handle pays the unlinks it owes
+/// the remote, as the free would: a delete that never reached the server (here refused
+/// to a user without EVAL) left the deleted value there for every other machine to read
+/// once the process was gone, the handle's owed unlink never sent.
+#[test]
+fn a_process_that_exits_without_freeing_a_read_write_handle_pays_its_owed_unlinks() {
+    let (server, url) = server_with_readme_user_but("+eval");
+    let dir = tempfile::tempdir().unwrap();
+    // The default user may run everything: it makes the generation and the old value.
+    let admin = format!("redis://127.0.0.1:{}", server.port);
+    let other = machine(&dir, "other.db", &remote_options(&admin));
+    other.set(b"deleted", b"old", NEVER).unwrap();
+    let machines = Machines::new(&url, dir.path());
+    let mut child = machines.spawn("owed-exit", "exiting.db", &[]);
+    assert!(child.wait().unwrap().success());
+    let fresh = machine(&dir, "fresh.db", &remote_options(&admin));
+    assert_eq!(get(&fresh, b"deleted"), None, "the deleted value was read");
 }

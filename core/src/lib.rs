@@ -75,8 +75,9 @@
 //! - `value_files::NO_OPENAT2`: set once the kernel answered that it has no `openat2`
 //!   (Linux before 5.6); the kernel is the process's, so later reads of value files go
 //!   straight to the fallback instead of failing that call each time.
-//! - `remote::QUEUES`: the write-behind queues of every handle, so that the process's
-//!   exit sends what handles never freed still owe the remote; the exit belongs to the
+//! - `remote::REMOTES`: the remote tier of every handle, so that the process's exit
+//!   sends and pays what handles never freed still owe the remote (their write-behind
+//!   queues, the unlinks of writes that never reached it); the exit belongs to the
 //!   process, and an in-memory cache's handles share no file to hang the list on.
 
 #![forbid(unsafe_code)]

@@ -83,7 +83,7 @@ pub struct Storage {
     /// key up first, else it tries to insert first (see `store_as`).
     replacing: AtomicBool,
     /// The shared remote tier, if configured (remote/).
-    pub(crate) remote: Option<crate::remote::Remote>,
+    pub(crate) remote: Option<std::sync::Arc<crate::remote::Remote>>,
     /// Values of at least this many bytes are kept in files (value_files.rs); `None`:
     /// never (and always for an in-memory cache).
     file_threshold: Option<u64>,
@@ -168,7 +168,8 @@ impl Storage {
         let file_threshold = options
             .file_threshold
             .filter(|_| file.is_some() && crate::value_files::folder_fits(&shared.name));
-        let remote = crate::remote::Remote::open(options, &shared.remote_owed);
+        let remote =
+            crate::remote::Remote::open(options, &shared.remote_owed).map(crate::remote::opened);
         let storage = Storage {
             pool: Pool::new(conn, name, options.busy_timeout),
             path: file,

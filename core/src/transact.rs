@@ -283,7 +283,8 @@ const AT_EXIT_BUSY_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Writes what this process's handles still buffer (hits, and the lookups of the
 /// lifetime counters) to every file open here, and sends the remote writes their
-/// write-behind queues still hold: run at the process's normal exit by
+/// write-behind queues still hold and pays what their remote tiers still owe (the
+/// unlinks of writes that never reached it): run at the process's normal exit by
 /// the C library's `atexit` handler. A program that exits without freeing its handles
 /// (a plain `exit`, a `return` from `main`) otherwise lost its hits, and another
 /// process's eviction then took the entry it had just read for the least recently
@@ -291,9 +292,9 @@ const AT_EXIT_BUSY_TIMEOUT: Duration = Duration::from_secs(1);
 /// of this process holds is left as it is (that thread may be stopped anywhere), and
 /// another process's write lock is waited for up to 1 s (`AT_EXIT_BUSY_TIMEOUT`).
 pub fn write_waiting_at_exit() {
-    // The remote writes the handles never freed still queue, sent as a free sends them
-    // (outside any step: a fork need not wait for the remote).
-    crate::remote::send_queued_at_exit();
+    // The remote writes the handles never freed still queue, sent as a free sends them,
+    // and their debts paid (outside any step: a fork need not wait for the remote).
+    crate::remote::settle_at_exit();
     for shared in crate::shared::open_files_now() {
         // An in-memory cache ends with the process.
         if shared.name.as_os_str().is_empty()

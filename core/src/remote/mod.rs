@@ -756,14 +756,12 @@ impl Remote {
                 .name("backlite-write-behind".into())
                 .spawn(move || write_behind(rx, &h, &q, &c, &k, &g, &e, &lost))
                 .ok();
-            let behind = Arc::new(Behind {
+            Arc::new(Behind {
                 queue: Mutex::new(Some(tx)),
                 held,
                 thread: Mutex::new(thread),
                 pid: crate::fork::this_process(),
-            });
-            queue_opened(&behind);
-            behind
+            })
         });
         let remote = Remote {
             client,
@@ -1272,30 +1270,42 @@ impl Remote {
 #[derive(Default)]
 pub(crate) struct Owed(Mutex<OwedMap>);
 
-/// The process's write-behind queues, sent at its exit if their handles were never
-/// freed (`send_queued_at_exit`). Process-wide, as the exit is: an in-memory cache's
-/// handles share no file with any other, and the list of open files holds none.
-static QUEUES: Mutex<Vec<std::sync::Weak<Behind>>> = Mutex::new(Vec::new());
+/// The process's remote tiers, with the process that opened each, settled at its exit
+/// if their handles were never freed (`settle_at_exit`). Process-wide, as the exit
+/// is: an in-memory cache's handles share no file with any other, and the list of open
+/// files holds none.
+static REMOTES: Mutex<Vec<(u32, std::sync::Weak<Remote>)>> = Mutex::new(Vec::new());
 
-fn queue_opened(behind: &Arc<Behind>) {
-    let mut queues = lock(&QUEUES);
-    queues.retain(|q| q.strong_count() > 0);
-    queues.push(Arc::downgrade(behind));
+/// `remote`, listed for the process's exit.
+pub(crate) fn opened(remote: Remote) -> Arc<Remote> {
+    let remote = Arc::new(remote);
+    let mut remotes = lock(&REMOTES);
+    remotes.retain(|(_, r)| r.strong_count() > 0);
+    remotes.push((crate::fork::this_process(), Arc::downgrade(&remote)));
+    remote
 }
 
-/// At the process's exit: sends what the write-behind queues of handles never freed
-/// still hold, as their free would. Their threads end with the process: the sets were
-/// lost, and a queued delete left the deleted value on the remote for every other
-/// machine to read (another process on the file stored it again). A child made by
-/// `fork` has no thread to send its parent's queues; a list another thread held at
-/// the fork (it may be stopped anywhere) is left alone.
-pub(crate) fn send_queued_at_exit() {
+/// At the process's exit: does for the remote tiers of handles never freed what their
+/// free would: sends what their write-behind queues still hold, and pays what they
+/// still owe the remote (the unlinks of writes that never reached it, a clear). Their
+/// threads end with the process: the sets were lost, and a queued delete, or one that
+/// failed and was owed, left the deleted value on the remote for every other machine to
+/// read (another process on the file stored it again). A child made by `fork` leaves
+/// its parent's alone (it has no thread to send their queues, and its own handles pay
+/// its own debts); a list another thread held at the fork (it may be stopped anywhere)
+/// is left alone.
+pub(crate) fn settle_at_exit() {
     let pid = crate::fork::this_process();
-    let queues: Vec<Arc<Behind>> = crate::sync::try_lock(&QUEUES)
-        .map(|q| q.iter().filter_map(std::sync::Weak::upgrade).collect())
+    let remotes: Vec<Arc<Remote>> = crate::sync::try_lock(&REMOTES)
+        .map(|r| {
+            r.iter()
+                .filter(|(opener, _)| *opener == pid)
+                .filter_map(|(_, r)| r.upgrade())
+                .collect()
+        })
         .unwrap_or_default();
-    for b in queues.into_iter().filter(|b| b.pid == pid) {
-        b.finish();
+    for r in remotes {
+        r.settle();
     }
 }
 
@@ -1327,6 +1337,14 @@ impl Drop for Remote {
         {
             crate::fork::set_aside_pump(self.behind.take());
         }
+        self.settle();
+    }
+}
+
+impl Remote {
+    /// At a free, or at the process's exit for a handle never freed: sends what is
+    /// queued and pays what is owed. Once is enough; again, it finds nothing to do.
+    fn settle(&self) {
         // The write-behind thread sends what is queued (each write bounded by the
         // timeout, skipped while the remote is backed off), then ends.
         if let Some(b) = self.own_behind() {
