@@ -63,6 +63,13 @@ const SHARD_ROOM: usize = FLUSH_THRESHOLD;
 /// held): 57,344 (3.2 MiB), under [`MAX_WAITING`].
 const SHARD_ROOM_MAX: usize = MAX_WAITING / 2;
 
+/// How many reservations of ticks ([`AccessLog::reserve`]) a write keeps before it
+/// merges the shards, which lets them go: every write that finds hits in the shards
+/// reserves one, and a write that merges nothing (a set of another key, or of the key
+/// just read) kept each, 24 bytes per write, without bound. A merge per 1,024 writes at
+/// most: its cost (that of the hits waiting) is spread over them.
+pub(crate) const MAX_RESERVATIONS: usize = 1024;
+
 /// The state of the background writer of hits of one process on one file.
 /// Idle: none runs.
 const IDLE: u8 = 0;
@@ -526,11 +533,13 @@ impl AccessLog {
     /// `merge_shards_into` may take in this transaction). A hit numbered later waits
     /// for the next write. One tick per number: a key hit twice leaves a tick unused,
     /// which costs nothing (ticks only order rows; the clock stays far below 2^62).
-    pub fn reserve(&self, clock: i64) -> (i64, u64) {
+    /// The third value: the reservations kept reach [`MAX_RESERVATIONS`], so the
+    /// caller is to merge the shards now.
+    pub fn reserve(&self, clock: i64) -> (i64, u64, bool) {
         let mut reserved = lock(&self.reserved);
         let upto = self.next_seq.load(Ordering::Relaxed);
         if upto <= reserved.upto {
-            return (0, reserved.upto);
+            return (0, reserved.upto, false);
         }
         let lo = reserved.upto + 1;
         reserved.epochs.push(Epoch {
@@ -539,7 +548,14 @@ impl AccessLog {
             base: clock,
         });
         reserved.upto = upto;
-        ((upto - lo + 1) as i64, upto)
+        let crowded = reserved.epochs.len() >= MAX_RESERVATIONS;
+        ((upto - lo + 1) as i64, upto, crowded)
+    }
+
+    /// How many reservations are kept.
+    #[cfg(test)]
+    pub fn reservations(&self) -> usize {
+        lock(&self.reserved).epochs.len()
     }
 
     /// Forgets the reservations made after `clock` (by a transaction that rolled back):

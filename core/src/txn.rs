@@ -450,12 +450,17 @@ impl<'c> Txn<'c> {
             clock += 1;
             clock
         });
-        let (reserved, upto) = self.shared.accesses_in(self.pid).reserve(clock);
+        let (reserved, upto, crowded) = self.shared.accesses_in(self.pid).reserve(clock);
         clock += reserved;
         self.unmerged = Some(upto);
         if clock != self.clock {
             self.clock = clock;
             self.dirty = true;
+        }
+        if crowded {
+            // Only a merge lets reservations go, and writes that need none kept one
+            // each, without bound.
+            self.merge_waiting();
         }
     }
 

@@ -1,7 +1,7 @@
 //! The hit buffer, through `Storage::get`: no get writes other gets' hits (a hit
 //! writer does), and hits wait in bounded memory when it falls behind.
 
-use crate::access::{FLUSH_THRESHOLD, MAX_WAITING};
+use crate::access::{FLUSH_THRESHOLD, MAX_RESERVATIONS, MAX_WAITING};
 use crate::{Entry, Expiration, Options, Storage};
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -483,4 +483,28 @@ fn a_rolled_back_write_gives_back_the_ticks_it_reserved() {
         expected.push(b"n".to_vec());
         assert_eq!(keys_in_order(&dir, "1"), expected, "merged: {merge}");
     }
+}
+
+/// Each write reserves ticks for the hits waiting in the readers' shards, and only a
+/// merge of the shards let the reservations go: a program that set a key and read it
+/// back, again and again (a refreshed hot key), merged nothing (its hits never filled
+/// the buffer) and kept one more reservation (24 bytes) per set, for ever: its memory
+/// grew without bound (468 kB per 20,000 sets and gets from Python).
+#[test]
+fn sets_after_hits_keep_a_bounded_number_of_reservations() {
+    let (dir, s, keys) = filled(2);
+    for i in 0..3 * MAX_RESERVATIONS {
+        s.set(&keys[i % 2], b"v", Expiration::Never).unwrap();
+        assert!(s.get(&keys[i % 2]).unwrap().is_some());
+        assert!(
+            s.shared.accesses().reservations() <= MAX_RESERVATIONS,
+            "set {i}: {} reservations kept",
+            s.shared.accesses().reservations()
+        );
+    }
+    // The hits merged early are still written, in their order: the last key read is
+    // the last in the access order.
+    s.flush().unwrap();
+    let order = keys_in_order(&dir, "1");
+    assert_eq!(order.last(), Some(&keys[(3 * MAX_RESERVATIONS - 1) % 2]));
 }
