@@ -36,6 +36,11 @@ pub const MEMORY: &str = ":memory:";
 /// Keys listed per read transaction by [`Storage::keys`].
 const KEYS_PAGE: i64 = 256;
 
+/// How many files of a batch's large values are written before its write lock. Each is
+/// held open (its lock) until the commit: a batch of thousands would run the process out
+/// of descriptors, so the files of any further ones are written inside the transaction.
+const FILES_AHEAD: usize = 64;
+
 /// The file's counters and this handle's activity.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -1159,9 +1164,16 @@ impl Storage {
         outcome
     }
 
-    /// The write of `set_many`: every entry in one transaction, then the eviction.
+    /// The write of `set_many`: every entry in one transaction, then the eviction. The
+    /// files of its first [`FILES_AHEAD`] large values are written before the write lock,
+    /// as a set's is, so that other writers wait only for the rows (and locked until
+    /// the commit, so that no check, vacuum or sweep takes them meanwhile); the files
+    /// of any further ones are written inside, one descriptor at a time.
     fn write_batch(&self, entries: &[Entry<'_>], crcs: &[u32]) -> Result<()> {
-        self.write(|t| {
+        let ahead = self.files_ahead(entries);
+        let mut named = vec![false; ahead.len()];
+        let done = self.write(|t| {
+            let mut next = 0;
             // Inline values go in runs, several rows a statement; any other entry
             // writes the run before it first, to keep the batch's order.
             let mut run = Vec::new();
@@ -1180,13 +1192,63 @@ impl Storage {
                 t.insert_new_run(&run)?;
                 run.clear();
                 t.remove_key(e.key)?;
-                if !is_due(deadline, t.now) {
-                    self.insert(t, e.key, e.value, crc, deadline)?;
+                // Entries are visited in order: the next file written ahead is this
+                // entry's or a later one's.
+                let written = match ahead.get(next) {
+                    Some((at, w)) if std::ptr::eq(*at, e) => {
+                        next += 1;
+                        Some((next - 1, w))
+                    }
+                    _ => None,
+                };
+                if is_due(deadline, t.now) {
+                    continue;
+                }
+                match written {
+                    Some((n, w)) => {
+                        t.insert_file(e.key, w, crc, deadline)?;
+                        named[n] = true;
+                    }
+                    None => self.insert(t, e.key, e.value, crc, deadline)?,
                 }
             }
             t.insert_new_run(&run)?;
             t.evict_to_fit(self.policy, self.max_size, 0)
-        })
+        });
+        // Files no committed row names (the batch failed, or the entry was due).
+        for ((_, w), named) in ahead.iter().zip(named) {
+            if !(named && done.is_ok()) {
+                self.discard_file(Some(w));
+            }
+        }
+        done
+    }
+
+    /// The files of a batch's first [`FILES_AHEAD`] values kept in files, written before
+    /// its transaction, each with the entry it is of. None when one cannot be written
+    /// (a full disk, no descriptor left, a folder that cannot be made): the batch then
+    /// writes them inside its transaction one descriptor at a time, as it always did,
+    /// and fails there as it did, whole.
+    fn files_ahead<'e, 'v>(&self, entries: &'e [Entry<'v>]) -> Vec<(&'e Entry<'v>, Written)> {
+        let mut ahead = Vec::new();
+        for e in entries {
+            if ahead.len() == FILES_AHEAD {
+                break;
+            }
+            if !self.kept_in_file(e.value) || self.already_expired(e.expiration) {
+                continue;
+            }
+            match self.write_value_file(e.value) {
+                Ok(w) => ahead.push((e, w)),
+                Err(_) => {
+                    for (_, w) in &ahead {
+                        self.discard_file(Some(w));
+                    }
+                    return Vec::new();
+                }
+            }
+        }
+        ahead
     }
 
     /// Removes the entry under `key`; returns whether there was a live one.
