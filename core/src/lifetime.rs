@@ -15,6 +15,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Mutex;
+use std::time::Duration;
 
 /// The counters as the file holds them, plus this process's not yet written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -54,8 +55,33 @@ pub(crate) struct Pending {
     /// value found damaged at its end ([`Pending::hit_proved_a_miss`]). Taken back
     /// from the hits when written.
     unhits: AtomicU64,
+    /// Hits, misses and unhits a write took and has not committed yet (or given
+    /// back): still this process's unwritten ones for [`Pending::with_unwritten`],
+    /// which must not lose them while the write waits for another process's lock.
+    flying: [AtomicU64; 3],
+    /// Odd while counts move between the pending ones, the flying ones and the file
+    /// (a take, a commit, a give-back): a reader that sees it change reads again, so
+    /// it never counts a hit twice or not at all.
+    moving: AtomicU64,
     /// Held while a forked child zeroes what it inherited (rare: once per process).
     adopting: Mutex<()>,
+}
+
+/// A move of counts (see [`Pending::moving`]): `moving` is odd from its start to its
+/// drop, a panic included.
+struct Moving<'a>(&'a AtomicU64);
+
+impl<'a> Moving<'a> {
+    fn start(moving: &'a AtomicU64) -> Moving<'a> {
+        moving.fetch_add(1, SeqCst);
+        Moving(moving)
+    }
+}
+
+impl Drop for Moving<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, SeqCst);
+    }
 }
 
 impl Pending {
@@ -74,6 +100,12 @@ impl Pending {
                 self.hits.store(0, SeqCst);
                 self.misses.store(0, SeqCst);
                 self.unhits.store(0, SeqCst);
+                // The parent's writes under way are the parent's; one that was
+                // moving counts when the child was forked leaves no move open here.
+                for n in &self.flying {
+                    n.store(0, SeqCst);
+                }
+                self.moving.store(0, SeqCst);
                 self.pid.store(pid, SeqCst);
             }
         }
@@ -103,23 +135,46 @@ impl Pending {
         hits.load(Relaxed) == 0 && misses.load(Relaxed) == 0 && unhits.load(Relaxed) == 0
     }
 
-    /// Adds this process's hits and misses not yet written to `stats` (read from the
-    /// file).
-    pub fn add_unwritten(&self, stats: &mut LifetimeStats) {
+    /// The file's counters as `read` gives them, with this process's hits and misses
+    /// not yet written: those waiting and those a write took and has not committed.
+    /// Read again whenever counts moved meanwhile (a write's take or commit).
+    pub fn with_unwritten(
+        &self,
+        mut read: impl FnMut() -> Result<LifetimeStats>,
+    ) -> Result<LifetimeStats> {
         let (hits, misses, unhits) = self.counts();
-        stats.hits = (stats.hits + hits.load(Relaxed)).saturating_sub(unhits.load(Relaxed));
-        stats.misses += misses.load(Relaxed);
+        loop {
+            let before = self.moving.load(SeqCst);
+            if before % 2 == 1 {
+                // A take or give-back is a few atomics, a commit a few milliseconds.
+                std::thread::sleep(Duration::from_micros(50));
+                continue;
+            }
+            let mut stats = read()?;
+            let [f_hits, f_misses, f_unhits] = self.flying.each_ref().map(|n| n.load(SeqCst));
+            let all_hits = stats.hits + hits.load(SeqCst) + f_hits;
+            stats.hits = all_hits.saturating_sub(unhits.load(SeqCst) + f_unhits);
+            stats.misses += misses.load(SeqCst) + f_misses;
+            if self.moving.load(SeqCst) == before {
+                return Ok(stats);
+            }
+        }
     }
 
     /// Takes them for a write transaction in process `pid` (this one): given back
-    /// unless it commits.
+    /// unless it commits. Until then they are flying, still counted as unwritten.
     pub fn take_in(&self, pid: u32) -> Taken<'_> {
         let (hits, misses, unhits) = self.counts_in(pid);
+        let _moving = Moving::start(&self.moving);
+        let taken = [hits, misses, unhits].map(|n| n.swap(0, SeqCst));
+        for (f, n) in self.flying.iter().zip(taken) {
+            f.fetch_add(n, SeqCst);
+        }
         Taken {
             pending: self,
-            hits: hits.swap(0, Relaxed),
-            misses: misses.swap(0, Relaxed),
-            unhits: unhits.swap(0, Relaxed),
+            hits: taken[0],
+            misses: taken[1],
+            unhits: taken[2],
             committed: false,
         }
     }
@@ -142,18 +197,35 @@ impl Taken<'_> {
         [self.hits, self.misses, self.unhits]
     }
 
-    pub fn committed(&mut self) {
+    /// Runs `commit` (the transaction's COMMIT) as one move with the landing of the
+    /// counts it wrote: no reader sees them both in the file and still flying.
+    pub fn commit<T>(&mut self, commit: impl FnOnce() -> Result<T>) -> Result<T> {
+        let _moving = Moving::start(&self.pending.moving);
+        let done = commit()?;
+        self.land();
         self.committed = true;
+        Ok(done)
+    }
+
+    /// No longer flying.
+    fn land(&self) {
+        let taken = [self.hits, self.misses, self.unhits];
+        for (f, n) in self.pending.flying.iter().zip(taken) {
+            // Saturating: a forked child zeroed what it inherited.
+            let _ = f.fetch_update(SeqCst, SeqCst, |f| Some(f.saturating_sub(n)));
+        }
     }
 }
 
 impl Drop for Taken<'_> {
     fn drop(&mut self) {
         if !self.committed {
+            let _moving = Moving::start(&self.pending.moving);
             let (hits, misses, unhits) = self.pending.counts();
             hits.fetch_add(self.hits, Relaxed);
             misses.fetch_add(self.misses, Relaxed);
             unhits.fetch_add(self.unhits, Relaxed);
+            self.land();
         }
     }
 }
@@ -223,7 +295,6 @@ pub(crate) fn zero(conn: &Connection, now: impl FnOnce() -> i64, pending: &Pendi
         .and_then(|mut s| s.execute([now]))
         .ctx("zeroing the lifetime counters")?;
     let mut discarded = pending.take_in(std::process::id());
-    tx.commit().ctx("zeroing the lifetime counters")?;
-    discarded.committed();
+    discarded.commit(|| tx.commit().ctx("zeroing the lifetime counters"))?;
     Ok(())
 }

@@ -1400,9 +1400,9 @@ impl Storage {
     /// The file's lifetime counters, with this process's hits and misses that are not
     /// written yet. Other processes' unwritten ones appear once they write.
     pub fn lifetime_stats(&self) -> Result<LifetimeStats> {
-        let mut stats = self.read(lifetime::read)?;
-        self.shared.lifetime.add_unwritten(&mut stats);
-        Ok(stats)
+        self.shared
+            .lifetime
+            .with_unwritten(|| self.read(lifetime::read))
     }
 
     /// Sets the lifetime counters to zero and starts counting again from now. This

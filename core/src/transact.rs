@@ -180,9 +180,13 @@ fn transact<R>(
             // From the commit on no row names these files until they are unlinked,
             // and a sweep must not take them for orphans meanwhile.
             shared.unlinking(&done.1.files);
-            conn.prepare_cached("COMMIT")
-                .and_then(|mut s| s.execute([]))
-                .ctx("committing a write")
+            // With the landing of the hits and misses it writes (lifetime.rs).
+            lifetime
+                .commit(|| {
+                    conn.prepare_cached("COMMIT")
+                        .and_then(|mut s| s.execute([]))
+                        .ctx("committing a write")
+                })
                 .inspect_err(|_| shared.forget_unlinking(&done.1.files))?;
             Ok(done)
         });
@@ -212,7 +216,6 @@ fn transact<R>(
         .commits
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     shared.fills.committed(pid, start, end, fills);
-    lifetime.committed();
     taken.committed = true;
     taken.written = accesses_written;
     Ok((out, tally))

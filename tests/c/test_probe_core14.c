@@ -4,6 +4,9 @@
  * a_zero_of_the_lifetime_counters_keeps_no_hit_made_before_it: hits made before
  * backlite_storage_zero_stats never reach the zeroed counters, even when another
  * handle's write of the same process had taken them and was waiting for the file.
+ * the_lifetime_counters_keep_the_hits_a_waiting_write_is_to_write: hits made and not
+ * yet written stay in backlite_storage_lifetime_stats while a write of the process
+ * that is to write them waits for another process's write lock.
  */
 #include "backlite.h"
 #include "harness.h"
@@ -81,8 +84,49 @@ static void a_zero_of_the_lifetime_counters_keeps_no_hit_made_before_it(void) {
     backlite_storage_free(b);
 }
 
+/*
+ * 5 hits wait in memory; another process holds the file's write lock, and a set of
+ * the same process (which is to write those hits) waits for it. Meanwhile
+ * lifetime_stats, which adds this process's unwritten hits to the file's, must still
+ * count them: the hits happened, and a counter read again must never go down. Before,
+ * the set took the hits before it waited for the lock, so for as long as it waited
+ * (up to its busy timeout) they were neither in the file nor waiting: lifetime_stats
+ * said 0 hits, and 5 again once the set had committed (or failed).
+ */
+static void the_lifetime_counters_keep_the_hits_a_waiting_write_is_to_write(void) {
+    if (!h_have_python_sqlite()) SKIP("no python3 with sqlite3 to hold the lock");
+    const char *path = tmp_path("waiting.db");
+    backlite_storage *s = OPEN_SET(path, .busy_timeout_ms = 120000);
+    REQUIRE(s);
+    SET(s, "k", "v");
+    for (int i = 0; i < 5; ++i) GET_EQ(s, "k", "v");
+    backlite_buf b = {NULL, 0};
+    CHECK_RC(backlite_storage_get(s, K("absent"), &b, NULL, &err), BACKLITE_RESULT_NOT_FOUND);
+    backlite_lifetime_stats before = LIFETIME(s);
+    CHECK_EQ(before.hits, 5);
+    CHECK_EQ(before.misses, 1);
+    lock_holder h;
+    REQUIRE(holder_start(&h, path));
+    thread_call set = {s, "other", -1};
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, set_in_thread, &set) == 0);
+    h_sleep_ms(500); /* the set is waiting for the lock */
+    backlite_lifetime_stats during = LIFETIME(s);
+    holder_release(&h);
+    pthread_join(t, NULL);
+    holder_finish(&h);
+    CHECK_EQ(set.rc, BACKLITE_RESULT_OK);
+    CHECK_EQ(during.hits, before.hits);
+    CHECK_EQ(during.misses, before.misses);
+    backlite_lifetime_stats after = LIFETIME(s);
+    CHECK_EQ(after.hits, before.hits);
+    CHECK_EQ(after.misses, before.misses);
+    backlite_storage_free(s);
+}
+
 int main(void) {
     h_begin();
     RUN(a_zero_of_the_lifetime_counters_keeps_no_hit_made_before_it);
+    RUN(the_lifetime_counters_keep_the_hits_a_waiting_write_is_to_write);
     return h_end();
 }
