@@ -2500,3 +2500,70 @@ fn an_output_is_never_written_over_another_cache() {
     d.ok(&["get", "a.db", "k", "-o", "plain.sqlite"]);
     assert_eq!(read(&d.path("plain.sqlite")).unwrap(), b"v");
 }
+
+/// `backlite stats` run by a user who may read the cache but not its folder of values
+/// (0700, its program's user's) showed "value files 0 B", and `values_size` 0 in
+/// `--json`, for a folder holding every large value: the library counts a folder it
+/// cannot look into as none. The figure is unknown: said so in text, null in JSON.
+#[test]
+fn stats_of_a_folder_of_values_it_cannot_look_into_says_so() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = Dir::new();
+    let big = vec![7u8; 300_000];
+    let r = d.run_with_input(&["set", "c.db", "big", "-"], &big);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let as_root = unsafe { libc::geteuid() } == 0;
+    let run = |args: &[&str]| {
+        if !as_root {
+            return d.run(args);
+        }
+        // Root looks into any folder: as another user (nobody), who may read and write
+        // the cache (and make its -shm beside it) but not its folder of values.
+        let mut command = vec!["--reuid=65534", "--regid=65534", "--clear-groups"];
+        command.push(common::bin());
+        command.extend_from_slice(args);
+        let out = Command::new("setpriv")
+            .args(&command)
+            .current_dir(d.tmp.path())
+            .output()
+            .unwrap();
+        common::Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stdout_bytes: out.stdout,
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    };
+    let set_mode = |path: &str, mode: u32| {
+        std::fs::set_permissions(d.path(path), std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    if as_root {
+        set_mode(".", 0o777);
+        set_mode("c.db", 0o666);
+    } else {
+        set_mode("c.db.values", 0o000);
+    }
+    let r = run(&["stats", "c.db"]);
+    if !as_root {
+        set_mode("c.db.values", 0o700);
+    }
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let disk = r.stdout.lines().find(|l| l.starts_with("on disk")).unwrap();
+    assert!(
+        disk.contains("value files unknown: cannot look into c.db.values"),
+        "{disk}"
+    );
+    if !as_root {
+        set_mode("c.db.values", 0o000);
+    }
+    let r = run(&["stats", "c.db", "--json"]);
+    if !as_root {
+        set_mode("c.db.values", 0o700);
+    }
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(json_of(&r.stdout)["values_size"], serde_json::Value::Null);
+    // Its own user sees the figure.
+    let v = json_of(&d.ok(&["stats", "c.db", "--json"]));
+    assert!(v["values_size"].as_u64().unwrap() >= 300_000, "{v}");
+}

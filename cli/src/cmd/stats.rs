@@ -35,13 +35,50 @@ pub fn run(cli: &Cli, file: &Path, json: bool) -> Outcome {
         .lifetime_stats()
         .map_err(|e| Failure::core(file, &e))?;
     let max_size = storage.max_size();
+    let hidden = values_hidden(file);
     let out = if json {
-        to_json(file, &info, (count, total_size), max_size, &lifetime).to_string() + "\n"
+        let mut v = to_json(file, &info, (count, total_size), max_size, &lifetime);
+        if hidden.is_some() {
+            v["values_size"] = Value::Null;
+        }
+        v.to_string() + "\n"
     } else {
-        to_text(file, &info, (count, total_size), max_size, &lifetime)
+        to_text(
+            file,
+            &info,
+            (count, total_size),
+            max_size,
+            &lifetime,
+            hidden,
+        )
     };
     print(file, &out)?;
     Ok(OK)
+}
+
+/// Why the folder of values of the cache at `file` cannot be looked into, if it cannot:
+/// an operator who is not the cache's program's user may read the file but not its
+/// folder (0700), and the library then counts its value files as none.
+fn values_hidden(file: &Path) -> Option<String> {
+    // Beside the file a link leads to, where the library keeps it.
+    let mut folder = std::fs::canonicalize(file)
+        .unwrap_or_else(|_| file.to_path_buf())
+        .into_os_string();
+    folder.push(".values");
+    let folder = Path::new(&folder);
+    if !std::fs::symlink_metadata(folder).is_ok_and(|m| m.is_dir()) {
+        return None;
+    }
+    // Named after the file as the user named it.
+    let mut shown = file.as_os_str().to_owned();
+    shown.push(".values");
+    match std::fs::read_dir(folder) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Some(format!(
+            "cannot look into {}: {e}",
+            crate::bytes::escape_path(Path::new(&shown))
+        )),
+        _ => None,
+    }
 }
 
 /// `backlite zero-stats FILE`.
@@ -124,6 +161,7 @@ fn to_text(
     (count, total_size): (u64, u64),
     max_size: u64,
     l: &LifetimeStats,
+    hidden: Option<String>,
 ) -> String {
     let mut out = String::new();
     let mut line = |label: &str, value: String| {
@@ -150,13 +188,22 @@ fn to_text(
     );
     line(
         "on disk",
-        format!(
-            "{} (database {}, write-ahead log {}, value files {})",
-            format_size(info.file_size + info.wal_size + info.values_size),
-            format_size(info.file_size),
-            format_size(info.wal_size),
-            format_size(info.values_size)
-        ),
+        match hidden {
+            // Not a figure of 0 B: unknown, and the total only a lower bound.
+            Some(why) => format!(
+                "at least {} (database {}, write-ahead log {}, value files unknown: {why})",
+                format_size(info.file_size + info.wal_size),
+                format_size(info.file_size),
+                format_size(info.wal_size),
+            ),
+            None => format!(
+                "{} (database {}, write-ahead log {}, value files {})",
+                format_size(info.file_size + info.wal_size + info.values_size),
+                format_size(info.file_size),
+                format_size(info.wal_size),
+                format_size(info.values_size)
+            ),
+        },
     );
     line("schema version", info.schema_version.to_string());
     line(
