@@ -12,3 +12,7 @@ func BusyTimeoutMS(d time.Duration) (uint32, error) { return busyTimeoutMS(d) }
 
 // LeaseMS, for the external tests only: the milliseconds WithLeaseLength gives the C API.
 func LeaseMS(d time.Duration) (int64, error) { return leaseMS(d) }
+
+// RemoteTimeoutMS, for the external tests only: the milliseconds WithRemoteTimeout
+// gives the C API.
+func RemoteTimeoutMS(d time.Duration) (uint32, error) { return remoteTimeoutMS(d) }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -140,6 +141,29 @@ func TestARemoteTimeoutUnderAMillisecondSaysWhy(t *testing.T) {
 		var e *backlite.Error
 		if !errors.As(err, &e) || e.Code != backlite.CodeInvalidArgument || !strings.Contains(e.Message, "1 ms or more") {
 			t.Errorf("WithRemoteTimeout(%v): %v", d, err)
+		}
+	}
+}
+
+// A timeout of a millisecond or more is rounded up to whole milliseconds, as every
+// duration of this package is: truncated, 1.9 ms bounded each round trip at 1 ms,
+// shorter than asked (where C++'s remote_timeout rounds up).
+func TestARemoteTimeoutIsRoundedUpToWholeMilliseconds(t *testing.T) {
+	for d, want := range map[time.Duration]uint32{
+		time.Millisecond:                                 1,
+		1500 * time.Microsecond:                          2,
+		1900 * time.Microsecond:                          2,
+		250 * time.Millisecond:                           250,
+		time.Duration(math.MaxUint32) * time.Millisecond: math.MaxUint32,
+	} {
+		if got, err := backlite.RemoteTimeoutMS(d); err != nil || got != want {
+			t.Errorf("RemoteTimeoutMS(%v) = %d, %v; want %d", d, got, err, want)
+		}
+	}
+	for _, d := range []time.Duration{0, -time.Second, 999 * time.Microsecond,
+		time.Duration(math.MaxUint32)*time.Millisecond + time.Nanosecond} {
+		if _, err := backlite.RemoteTimeoutMS(d); !errors.Is(err, backlite.ErrInvalidArgument) {
+			t.Errorf("RemoteTimeoutMS(%v): %v, want ErrInvalidArgument", d, err)
 		}
 	}
 }
