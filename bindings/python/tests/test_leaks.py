@@ -68,6 +68,15 @@ def memoised_hits(s: backlite.Storage, n: int) -> None:
         assert s.get(f"key-{i % KEYS}")["value"] == VALUE
 
 
+def sets_and_hits(s: backlite.Storage, n: int) -> None:
+    """n sets of a key, each read back (a refreshed hot key): each set reserved the
+    ticks of the hits waiting, and kept the reservation (24 bytes) for ever."""
+    present = [f"key-{i}" for i in range(KEYS)]
+    for i in range(n):
+        s.set_value(present[i % KEYS], VALUE)
+        assert s.get_value(present[i % KEYS]) == VALUE
+
+
 def reader_hits(s: backlite.Storage, n: int) -> None:
     """n readers of values kept in files, opened, read to the end and closed."""
     present = [f"key-{i}" for i in range(KEYS)]
@@ -76,9 +85,12 @@ def reader_hits(s: backlite.Storage, n: int) -> None:
             assert r.read() == VALUE
 
 
-@pytest.mark.parametrize("what", ["misses", "hits", "memoised_hits", "reader_hits"])
+@pytest.mark.parametrize("what", ["misses", "hits", "memoised_hits", "reader_hits", "sets_and_hits"])
 def test_100k_calls_leave_rss_and_fds_flat(tmp_path: Path, what: str) -> None:
-    run = {"misses": misses, "hits": hits, "memoised_hits": memoised_hits, "reader_hits": reader_hits}[what]
+    run = {
+        "misses": misses, "hits": hits, "memoised_hits": memoised_hits,
+        "reader_hits": reader_hits, "sets_and_hits": sets_and_hits,
+    }[what]
     # The readers' values in files of their own: a file left open per reader shows.
     threshold = len(VALUE) if what == "reader_hits" else backlite.FILE_THRESHOLD_DEFAULT
     with backlite.Storage(str(tmp_path / "leaks.db"), file_threshold=threshold) as s:
