@@ -10,56 +10,14 @@
  */
 #include "backlite.h"
 #include "harness.h"
-#include "value_folder.h"
-
-#include <sys/ptrace.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
+#include "value_write_stop.h"
 
 #define THRESHOLD 4096
 #define LARGE (3 * 256 * 1024 + 17)
 
-/* Whether descriptor `fd` of process `pid` is a file in the folder of values of `path`. */
-static bool fd_in_folder(pid_t pid, long fd, const char *path) {
-    char link[64], target[PATH_MAX + 1];
-    snprintf(link, sizeof link, "/proc/%d/fd/%ld", (int)pid, fd);
-    ssize_t n = readlink(link, target, sizeof target - 1);
-    if (n < 0) return false;
-    target[n] = '\0';
-    const char *folder = folder_of(path);
-    return strncmp(target, folder, strlen(folder)) == 0 && target[strlen(folder)] == '/';
-}
-
-/* Runs the traced child `pid` (stopped) until it enters its first write to a file in
- * the folder of values of `path`: false if it exited first or tracing failed. */
-static bool run_to_first_value_write(pid_t pid, const char *path) {
-    if (ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL) != 0) return false;
-    int sig = 0;
-    for (;;) {
-        if (ptrace(PTRACE_SYSCALL, pid, 0, sig) != 0) return false;
-        int status = 0;
-        if (waitpid(pid, &status, 0) != pid || WIFEXITED(status) || WIFSIGNALED(status)) return false;
-        sig = 0;
-        if (!WIFSTOPPED(status)) continue;
-        if (WSTOPSIG(status) != (SIGTRAP | 0x80)) {
-            sig = WSTOPSIG(status); /* passed on */
-            continue;
-        }
-        struct __ptrace_syscall_info info;
-        memset(&info, 0, sizeof info);
-        if (ptrace(PTRACE_GET_SYSCALL_INFO, pid, sizeof info, &info) <= 0) return false;
-        if (info.op != PTRACE_SYSCALL_INFO_ENTRY) continue;
-        long nr = (long)info.entry.nr;
-        if ((nr == SYS_write || nr == SYS_writev || nr == SYS_pwrite64 || nr == SYS_pwritev) &&
-            fd_in_folder(pid, (long)info.entry.args[0], path))
-            return true;
-    }
-}
-
 static void pattern(uint8_t *v, size_t n, uint8_t seed) {
     for (size_t i = 0; i < n; i++) v[i] = (uint8_t)(i * 131 + seed);
 }
-
 
 /* The file that the write syscall the stopped child `pid` is entering writes to. */
 static void write_target(pid_t pid, char *target, size_t cap) {
@@ -103,12 +61,12 @@ static void batch_stopped_in_its_second_file(const char *path, const uint8_t *bi
         return;
     }
     REQUIRE(WIFSTOPPED(status));
-    bool stopped = run_to_first_value_write(pid, path);
+    bool stopped = run_to_syscall(pid, is_value_write, (void *)path);
     REQUIRE(stopped);
     char first[PATH_MAX + 1], now[PATH_MAX + 1];
     write_target(pid, first, sizeof first);
     do {
-        stopped = run_to_first_value_write(pid, path);
+        stopped = run_to_syscall(pid, is_value_write, (void *)path);
         REQUIRE(stopped);
         write_target(pid, now, sizeof now);
     } while (strcmp(now, first) == 0);
