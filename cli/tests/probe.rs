@@ -2567,3 +2567,47 @@ fn stats_of_a_folder_of_values_it_cannot_look_into_says_so() {
     let v = json_of(&d.ok(&["stats", "c.db", "--json"]));
     assert!(v["values_size"].as_u64().unwrap() >= 300_000, "{v}");
 }
+
+/// A dump that went through an editor or a tool that marks UTF-8 text with a byte order
+/// mark (Notepad, PowerShell's `Set-Content -Encoding utf8`) was refused at line 1 ("not
+/// valid JSON at column 1"), though its lines are the export's. RFC 8259 lets a reader
+/// ignore the mark, and no JSON starts with it, so it is ignored at the start of a line
+/// (of the input, or of a dump put after another, `cat a.jsonl b.jsonl`): the header's
+/// version tag is read through it too. Inside a value it is a character like any other.
+#[test]
+fn a_dump_starting_with_a_byte_order_mark_imports() {
+    const BOM: &str = "\u{feff}";
+    let d = Dir::new();
+    tagged_cache(&d, "c.db", "format-1", b"k");
+    let r = d.run_with_input(&["set", "c.db", "bom", "-"], BOM.as_bytes());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let dump = d.ok(&["export", "c.db"]);
+    let marked = format!("{BOM}{dump}");
+    let r = d.run_with_input(&["import", "copy.db"], marked.as_bytes());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(d.ok(&["get", "copy.db", "k"]), "theirs");
+    assert_eq!(d.ok(&["get", "copy.db", "bom"]), BOM);
+    assert_eq!(
+        json_of(&d.ok(&["stats", "copy.db", "--json"]))["version_tag"],
+        "format-1"
+    );
+    // From a file with -i, and with CRLF line ends as such tools write them.
+    std::fs::write(d.path("marked.jsonl"), marked.replace('\n', "\r\n")).unwrap();
+    let r = d.run(&["import", "copy2.db", "-i", "marked.jsonl"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(d.ok(&["get", "copy2.db", "bom"]), BOM);
+    // Two marked dumps end to end.
+    let twice = format!("{marked}{marked}");
+    let r = d.run_with_input(&["import", "copy3.db"], twice.as_bytes());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.is_empty() && r.stdout.contains("imported 4 entries"),
+        "{r:?}",
+        r = (&r.stdout, &r.stderr)
+    );
+    // A mark that is not at a line's start is still bad JSON, named by its line.
+    let inside = format!("{dump} {BOM}{{\"key\":\"x\",\"value\":\"y\"}}\n");
+    let r = d.run_with_input(&["import", "copy4.db"], inside.as_bytes());
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("line 4 of <stdin>"), "{}", r.stderr);
+}

@@ -93,10 +93,21 @@ fn parse_header(object: &mut Map<String, Value>) -> Result<Line, String> {
     Ok(Line::Header(lifetime, tag))
 }
 
+/// A line's JSON text: without its line end, and without a UTF-8 byte order mark at
+/// its start, which editors and tools on Windows (Notepad, PowerShell's `Set-Content
+/// -Encoding utf8`) put before a file's first line. RFC 8259 lets a reader ignore it,
+/// and no JSON text starts with it, so nothing is misread: at the start of any line,
+/// as a dump marked so may follow another (`cat a.jsonl b.jsonl`).
+fn json_text(line: &[u8]) -> &[u8] {
+    let text = line.strip_suffix(b"\n").unwrap_or(line);
+    let text = text.strip_suffix(b"\r").unwrap_or(text);
+    text.strip_prefix("\u{feff}".as_bytes()).unwrap_or(text)
+}
+
 /// The version tag a dump's header names, if `line` is such a header (whatever else is
 /// wrong with it is said when the line is read as a line).
 fn header_tag(line: &[u8]) -> Option<String> {
-    let text = line.strip_suffix(b"\n").unwrap_or(line);
+    let text = json_text(line);
     match serde_json::from_slice::<Value>(text).ok()? {
         Value::Object(mut o) if o.contains_key("backlite_export") => {
             match o.remove("version_tag") {
@@ -115,9 +126,7 @@ const LARGE_LINE: usize = 1 << 20;
 /// What a line holds: an entry, the header, or nothing. A large line's buffer is freed
 /// once parsed.
 fn parse_line(line: &mut Vec<u8>) -> Result<Line, String> {
-    let text = line.as_slice();
-    let text = text.strip_suffix(b"\n").unwrap_or(text);
-    let text = text.strip_suffix(b"\r").unwrap_or(text);
+    let text = json_text(line);
     if text.iter().all(u8::is_ascii_whitespace) {
         return Ok(Line::Empty);
     }
