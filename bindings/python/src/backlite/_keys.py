@@ -435,12 +435,34 @@ def _key_pickle(obj: Any) -> bytes:
     (one read from a file, say) were two keys for one call. Where the plain pickle
     shows a script's name or a set, again by ``_KeyPickler``, which names scripts and
     writes sets in a fixed order (a set's order follows the process's hash seed)."""
-    b = _dump(pickle.Pickler, obj)
+    try:
+        b = _dump(_FirstPickler, obj)
+    except _NeedsKeyPickler:
+        return _dump(_KeyPickler, obj)
     # EMPTY_SET and FROZENSET, the opcodes of a set (bytes of data may match too:
     # then only the slower pickler runs, for the same bytes).
     if b"__main__" in b or b"__mp_main__" in b or b"\x8f" in b or b"\x91" in b:
         b = _dump(_KeyPickler, obj)
     return b
+
+
+class _NeedsKeyPickler(Exception):
+    """Raised by ``_FirstPickler`` at an object only ``_KeyPickler`` writes the same in
+    every process."""
+
+
+class _FirstPickler(pickle.Pickler):
+    """The plain pickler, but for a subclass of set or frozenset: pickled by its
+    ``__reduce__``, as its class and a list of its items in the order of their hashes
+    (salted per process), with no set opcode to send the pickle to ``_KeyPickler``, so
+    that every process had its own key for the call. It sends it there itself.
+    ``reducer_override`` is not called for exact builtins (ints, strs, tuples, sets), so
+    a pickle of those costs nothing more."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, (set, frozenset)):
+            raise _NeedsKeyPickler
+        return NotImplemented
 
 
 def _dump(pickler: type[pickle.Pickler], obj: Any) -> bytes:
