@@ -73,6 +73,32 @@ pub fn build(b: *std.Build) void {
     run_tests.has_side_effects = true;
     test_step.dependOn(&run_tests.step);
 
+    // Programs that must not compile: src/compile_fail/keys_visitor.zig once per case,
+    // checked by `zig build-obj` (no code emitted). The control case must compile (so a
+    // failure of the others is not a setup of its own); a visitor returning i32 must
+    // fail with keys' compile error.
+    for ([_]struct { []const u8, ?[]const u8 }{
+        .{ "control", null },
+        .{ "returning_i32", "error: keys: visit must return void or bool" },
+    }) |case| {
+        const opts = b.addOptions();
+        opts.addOption([]const u8, "case", case[0]);
+        const check = b.addSystemCommand(&.{ b.graph.zig_exe, "build-obj", "-fno-emit-bin", "-lc", "--dep", "backlite", "--dep", "case" });
+        check.addPrefixedFileArg("-Mroot=", b.path("src/compile_fail/keys_visitor.zig"));
+        check.addArgs(&.{ "-I", include_dir });
+        check.addPrefixedFileArg("-Mbacklite=", b.path("src/backlite.zig"));
+        check.addPrefixedFileArg("-Mcase=", opts.getOutput());
+        check.setName(b.fmt("compile_fail keys_visitor {s}", .{case[0]}));
+        if (case[1]) |message| {
+            check.expectExitCode(1);
+            check.addCheck(.{ .expect_stderr_match = message });
+        } else {
+            check.expectExitCode(0);
+        }
+        check.has_side_effects = true;
+        test_step.dependOn(&check.step);
+    }
+
     // The same tests under valgrind. The C library's allocations (error objects,
     // buffers) are invisible to std.testing.allocator, so a wrapper that forgets to free
     // one is seen only here. Valgrind knows no AVX-512: build with -Dcpu=baseline.

@@ -871,7 +871,7 @@ pub const Storage = struct {
 
     /// Calls `visit(context, key)` with every live key. `visit` returns `void` or
     /// `bool` (false stops early), or an error union of those: its error stops the walk
-    /// and is returned. The key slice is valid only during the call. No lock is held
+    /// and is returned. Any other return type (C's `i32`, say) is a compile error. The key slice is valid only during the call. No lock is held
     /// while `visit` runs, so it may use this storage.
     pub fn keys(
         self: *Storage,
@@ -880,6 +880,13 @@ pub const Storage = struct {
     ) (Error || ErrorOf(@typeInfo(@TypeOf(visit)).@"fn".return_type.?))!void {
         const Context = @TypeOf(context);
         const R = @typeInfo(@TypeOf(visit)).@"fn".return_type.?;
+        comptime {
+            // Anything else was ignored: a visitor returning C's i32 (non-zero: stop) was
+            // never stopped.
+            if (PayloadOf(R) != void and PayloadOf(R) != bool)
+                @compileError("keys: visit must return void or bool (false stops the walk), " ++
+                    "or an error union of those, not " ++ @typeName(R));
+        }
         const Visit = struct {
             context: Context,
             failed: ?ErrorOf(R) = null,
