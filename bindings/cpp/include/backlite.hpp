@@ -673,6 +673,30 @@ R from_bytes(const std::uint8_t* data, std::size_t len) {
   return R(first, first + len);
 }
 
+// What a keys() or get_chunks() visitor may return: void (go on) or bool (false stops).
+// Nothing else: an int converted to bool took C's "0 = go on" for "false = stop" and
+// ended the walk at its first key, so an int (or a pointer, an enum...) does not compile.
+template <class R>
+inline constexpr bool is_visitor_result_v =
+    std::is_void_v<R> || std::is_same_v<std::remove_cv_t<std::remove_reference_t<R>>, bool>;
+
+// The result of calling a keys() visitor as keys() calls it: with a ByteView when it
+// takes one, else with a std::string_view (void when it takes neither: keys_trampoline
+// says so).
+template <class Visit, class = void>
+struct key_visitor_result {
+  using type = void;
+};
+template <class Visit>
+struct key_visitor_result<Visit, std::enable_if_t<std::is_invocable_v<Visit&, ByteView>>> {
+  using type = std::invoke_result_t<Visit&, ByteView>;
+};
+template <class Visit>
+struct key_visitor_result<Visit, std::enable_if_t<!std::is_invocable_v<Visit&, ByteView> &&
+                                                  std::is_invocable_v<Visit&, std::string_view>>> {
+  using type = std::invoke_result_t<Visit&, std::string_view>;
+};
+
 inline Item to_item(const Item& item) { return item; }
 template <class K, class V>
 Item to_item(const std::pair<K, V>& kv) {
@@ -1004,10 +1028,15 @@ class Storage {
   }
 
   /// Calls `visit(ByteView key)` (or `visit(std::string_view key)`) with every live
-  /// key. A visitor returning bool stops at the first false. The visitor may use this
-  /// Storage; an exception it throws stops the walk and is rethrown here.
+  /// key. The visitor returns void, or bool: the walk stops at the first false (any
+  /// other return type, an int say, does not compile: C's 0 means "go on"). The visitor
+  /// may use this Storage; an exception it throws stops the walk and is rethrown here.
   template <class Visit>
   void keys(Visit&& visit) const {
+    static_assert(detail::is_visitor_result_v<typename detail::key_visitor_result<
+                      std::remove_reference_t<Visit>>::type>,
+                  "keys(): the visitor must return void or bool (false stops the walk), "
+                  "not an int: C's 0 means go on, which a bool would read as stop");
     KeysContext<std::remove_reference_t<Visit>> ctx{&visit, nullptr};
     detail::ErrorSlot err;
     const backlite_result rc =
@@ -1020,12 +1049,19 @@ class Storage {
   /// Hands the value under `key` to `visit(ByteView chunk)` in chunks of at most
   /// 256 KiB, so that a value of any size is read in bounded memory. True when every
   /// chunk was handed over and the value's checksum matched; false on a miss, or when
-  /// the value proved damaged after some chunks (drop them: the entry is removed). A
-  /// visitor returning bool stops at the first false, which throws Error
-  /// (CALLBACK_FAILED): the value was not read whole. An exception the visitor throws
-  /// stops the read and is rethrown here. The visitor may use this Storage.
+  /// the value proved damaged after some chunks (drop them: the entry is removed). The
+  /// visitor returns void, or bool: the first false stops the read, which throws Error
+  /// (CALLBACK_FAILED): the value was not read whole (any other return type, an int
+  /// say, does not compile). An exception the visitor throws stops the read and is
+  /// rethrown here. The visitor may use this Storage.
   template <class Visit>
   bool get_chunks(ByteView key, Visit&& visit) const {
+    static_assert(std::is_invocable_v<std::remove_reference_t<Visit>&, ByteView>,
+                  "get_chunks(): the visitor must take a backlite::ByteView");
+    static_assert(detail::is_visitor_result_v<
+                      std::invoke_result_t<std::remove_reference_t<Visit>&, ByteView>>,
+                  "get_chunks(): the visitor must return void or bool (false stops the "
+                  "read), not an int: C's 0 means go on, which a bool would read as stop");
     KeysContext<std::remove_reference_t<Visit>> ctx{&visit, nullptr};
     detail::ErrorSlot err;
     const backlite_result rc = backlite_storage_get_chunks(
@@ -1257,7 +1293,7 @@ class Storage {
       const ByteView k(key, key_len);
       if constexpr (std::is_invocable_v<Visit&, ByteView>) {
         using R = std::invoke_result_t<Visit&, ByteView>;
-        if constexpr (std::is_convertible_v<R, bool>) {
+        if constexpr (!std::is_void_v<R>) {
           return (*ctx->visit)(k) ? 0 : 1;
         } else {
           (*ctx->visit)(k);
@@ -1267,7 +1303,7 @@ class Storage {
         static_assert(std::is_invocable_v<Visit&, std::string_view>,
                       "keys(): the visitor must take a backlite::ByteView or a std::string_view");
         using R = std::invoke_result_t<Visit&, std::string_view>;
-        if constexpr (std::is_convertible_v<R, bool>) {
+        if constexpr (!std::is_void_v<R>) {
           return (*ctx->visit)(k.as_string_view()) ? 0 : 1;
         } else {
           (*ctx->visit)(k.as_string_view());
@@ -1285,10 +1321,8 @@ class Storage {
                                        std::size_t len) noexcept {
     auto* ctx = static_cast<KeysContext<Visit>*>(user_data);
     try {
-      static_assert(std::is_invocable_v<Visit&, ByteView>,
-                    "get_chunks(): the visitor must take a backlite::ByteView");
       const ByteView c(chunk, len);
-      if constexpr (std::is_convertible_v<std::invoke_result_t<Visit&, ByteView>, bool>) {
+      if constexpr (!std::is_void_v<std::invoke_result_t<Visit&, ByteView>>) {
         return (*ctx->visit)(c) ? 0 : 1;
       } else {
         (*ctx->visit)(c);
