@@ -13,6 +13,7 @@
 #include "backlite.h"
 #include "harness.h"
 #include "lock_holder.h"
+#include "thread_state.h"
 
 #include <pthread.h>
 
@@ -22,30 +23,40 @@ typedef struct {
     backlite_storage *s;
     const char *key;
     backlite_result rc;
+    atomic_int tid; /* the thread's kernel id, once it runs */
 } thread_call;
 
 static void *set_in_thread(void *arg) {
     thread_call *c = arg;
+    atomic_store(&c->tid, (int)thread_id());
     c->rc = backlite_storage_set(c->s, (const uint8_t *)c->key, strlen(c->key), K("v"), NEVER, NULL);
     return NULL;
 }
 
 static void *zero_in_thread(void *arg) {
     thread_call *c = arg;
+    atomic_store(&c->tid, (int)thread_id());
     c->rc = backlite_storage_zero_stats(c->s, NULL);
     return NULL;
+}
+
+/* the kernel id of the thread running `c`, once it has one */
+static pid_t tid_of(thread_call *c) {
+    while (atomic_load(&c->tid) == 0) h_sleep_ms(1);
+    return (pid_t)atomic_load(&c->tid);
 }
 
 /*
  * Handle a reads a key 5 times: 5 hits wait in memory. Another process holds the
  * file's write lock; a set through handle b of the same process begins its write
- * (taking the waiting hits to write them) and waits for the lock; then a's
- * zero_stats is called and waits too. Once the lock is free both run, in either
- * order, and zero_stats has returned: the 5 hits were made before it, so the zeroed
- * counters must not hold them. Before, zero_stats did not take the process's turn to
- * write: when it got the file first, it dropped the hits still waiting (none: the set
- * had them) and the set then wrote the 5 hits into the zeroed counters. Each round
- * gives the zero a chance to win the lock; no duration is asserted.
+ * (taking the waiting hits to write them) and waits for the lock: it sleeps in
+ * SQLite's busy handler. Then a's zero_stats is called, and once it waits too (on the
+ * process's turn to write, which the set holds) the lock is let go. Both run and
+ * zero_stats has returned: the 5 hits were made before it, so the zeroed counters must
+ * not hold them. Before, zero_stats did not take the process's turn to write: when it
+ * got the file first, it dropped the hits still waiting (none: the set had them) and
+ * the set then wrote the 5 hits into the zeroed counters. The steps are ordered by the
+ * threads' states (thread_state.h), not by sleeps.
  */
 static void a_zero_of_the_lifetime_counters_keeps_no_hit_made_before_it(void) {
     if (!h_have_python_sqlite()) SKIP("no python3 with sqlite3 to hold the lock");
@@ -54,20 +65,21 @@ static void a_zero_of_the_lifetime_counters_keeps_no_hit_made_before_it(void) {
     backlite_storage *b = OPEN_SET(path, .busy_timeout_ms = 120000);
     REQUIRE(a && b);
     SET(a, "k", "v");
-    for (int round = 0; round < 4; ++round) {
+    for (int round = 0; round < 2; ++round) {
         for (int i = 0; i < 5; ++i) GET_EQ(a, "k", "v");
         lock_holder h;
         REQUIRE(holder_start(&h, path));
         char key[32];
         snprintf(key, sizeof key, "set%d", round);
-        thread_call set = {b, key, -1}, zero = {a, NULL, -1};
+        thread_call set = {b, key, -1, 0}, zero = {a, NULL, -1, 0};
         pthread_t ts, tz;
         REQUIRE(pthread_create(&ts, NULL, set_in_thread, &set) == 0);
-        /* the set waits for the lock long enough for its busy handler's longest pause */
-        h_sleep_ms(1500);
-        holder_release(&h); /* it commits 0.3 s later */
-        h_sleep_ms(200);
+        /* the set has taken the hits and waits for the lock */
+        wait_until_thread_in(tid_of(&set), is_sleep_syscall);
         REQUIRE(pthread_create(&tz, NULL, zero_in_thread, &zero) == 0);
+        /* the zero waits for the set's turn to write */
+        wait_until_thread_in(tid_of(&zero), is_futex_syscall);
+        holder_release(&h); /* it commits 0.3 s later */
         pthread_join(ts, NULL);
         pthread_join(tz, NULL);
         holder_finish(&h);
@@ -109,10 +121,11 @@ static void the_lifetime_counters_keep_the_hits_a_waiting_write_is_to_write(void
     CHECK_EQ(before.misses, 1);
     lock_holder h;
     REQUIRE(holder_start(&h, path));
-    thread_call set = {s, "other", -1};
+    thread_call set = {s, "other", -1, 0};
     pthread_t t;
     REQUIRE(pthread_create(&t, NULL, set_in_thread, &set) == 0);
-    h_sleep_ms(500); /* the set is waiting for the lock */
+    /* the set has taken the hits and waits for the lock in SQLite's busy handler */
+    wait_until_thread_in(tid_of(&set), is_sleep_syscall);
     backlite_lifetime_stats during = LIFETIME(s);
     holder_release(&h);
     pthread_join(t, NULL);
