@@ -2611,3 +2611,100 @@ fn a_dump_starting_with_a_byte_order_mark_imports() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("line 4 of <stdin>"), "{}", r.stderr);
 }
+
+/// Whether a thread of `pid` is in a write(2) to its stdout (blocked: a reader that
+/// takes no more).
+fn writes_stdout(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        std::fs::read_to_string(task.path().join("syscall")).is_ok_and(|s| s.starts_with("1 0x1 "))
+    })
+}
+
+/// `backlite keys cache.db | less`, the pager left open: keys wrote its rows from
+/// inside one read of the file, so while the pager took no more it held that read, and
+/// the running program's write-ahead log could not be checkpointed (it grows with every
+/// write until the pager quits; a vacuum failed, "readers kept the write-ahead log from
+/// being truncated"). The keys are read a page at a time, each page in a read of its
+/// own, and written with none held; every key is still listed once, in order.
+#[test]
+fn keys_into_a_reader_that_waits_holds_no_read_of_the_file() {
+    let d = Dir::new();
+    let keys: Vec<String> = (0..6000)
+        .map(|i| format!("key{i:05}-{}", "x".repeat(90)))
+        .collect();
+    let mut dump = String::from("{\"backlite_export\":1}\n");
+    for k in &keys {
+        dump += &format!("{{\"key\":\"{k}\",\"value\":\"v\"}}\n");
+    }
+    let r = d.run_with_input(&["import", "c.db"], dump.as_bytes());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // A listing of about 850 KiB, into a pipe nobody reads yet.
+    let mut child = Command::new(common::bin())
+        .args(["keys", "c.db", "--json"])
+        .current_dir(d.tmp.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Waits for the state (keys blocked writing its stdout: in a write to it, and the
+    // pipe full, so that write cannot return until it is read), not for a time.
+    let pipe = std::os::fd::AsRawFd::as_raw_fd(child.stdout.as_ref().unwrap());
+    let pipe_full = || {
+        let mut waiting: libc::c_int = 0;
+        // SAFETY: `pipe` is the open read end of the child's stdout, and FIONREAD writes
+        // one int into `waiting`; F_GETPIPE_SZ takes no argument.
+        let (read, size) = unsafe {
+            (
+                libc::ioctl(pipe, libc::FIONREAD, &mut waiting),
+                libc::fcntl(pipe, libc::F_GETPIPE_SZ),
+            )
+        };
+        read == 0 && size > 0 && waiting >= size
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !(pipe_full() && writes_stdout(child.id())) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "keys never blocked on its output"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The program of the cache goes on writing, and its log is checkpointed.
+    {
+        let storage =
+            backlite_core::Storage::open(d.path("c.db"), &backlite_core::Options::new()).unwrap();
+        storage
+            .set(b"written meanwhile", b"v", backlite_core::Expiration::Never)
+            .unwrap();
+    }
+    let conn = rusqlite::Connection::open(d.path("c.db")).unwrap();
+    conn.busy_timeout(std::time::Duration::ZERO).unwrap();
+    let busy: i64 = conn
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+        .unwrap();
+    drop(conn);
+    let log = std::fs::metadata(d.path("c.db-wal")).unwrap().len();
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(
+        (busy, log),
+        (0, 0),
+        "a reader blocked on its output kept the log from being checkpointed"
+    );
+    let listed: Vec<String> = stdout
+        .lines()
+        .map(|l| json_of(l)["key"].as_str().unwrap().to_string())
+        .filter(|k| k != "written meanwhile")
+        .collect();
+    assert_eq!(listed, keys);
+}

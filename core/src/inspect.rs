@@ -207,8 +207,23 @@ impl Storage {
     /// Calls `visit` with every live entry whose key starts with `prefix`, in key order,
     /// in one read transaction; `visit` returns false to stop. The storage is busy
     /// meanwhile: `visit` must not use it.
-    pub fn key_infos(&self, prefix: &[u8], mut visit: impl FnMut(KeyInfo) -> bool) -> Result<()> {
+    pub fn key_infos(&self, prefix: &[u8], visit: impl FnMut(KeyInfo) -> bool) -> Result<()> {
+        self.key_infos_after(prefix, None, visit)
+    }
+
+    /// [`Storage::key_infos`], from the first key after `after` (`None`: from the
+    /// first): a listing read a page at a time, each in a read transaction of its own,
+    /// so that a reader that is slow to take the pages (a pager, a pipe to another
+    /// host) holds none while it waits, and a running program's write-ahead log can be
+    /// checkpointed meanwhile.
+    pub fn key_infos_after(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        mut visit: impl FnMut(KeyInfo) -> bool,
+    ) -> Result<()> {
         let now = self.now();
+        let start = walk_start(prefix, after);
         self.with_writer(|conn| {
             let upper = prefix_end(prefix);
             let sql = match upper {
@@ -217,8 +232,8 @@ impl Storage {
             };
             let mut stmt = conn.prepare(sql).ctx("listing keys")?;
             let mut rows = match &upper {
-                Some(upper) => stmt.query(params![prefix, now, upper]),
-                None => stmt.query(params![prefix, now]),
+                Some(upper) => stmt.query(params![start, now, upper]),
+                None => stmt.query(params![start, now]),
             }
             .ctx("listing keys")?;
             while let Some(row) = rows.next().ctx("listing keys")? {
@@ -250,6 +265,15 @@ fn end_of_access_order(conn: &Connection, now: i64, sql: &str) -> Result<Option<
     Ok(None)
 }
 
+/// The smallest key a walk of the keys that start with `prefix`, after `after`, may
+/// list: keys are compared as bytes, so the first key after `after` is `after` and a 0.
+fn walk_start(prefix: &[u8], after: Option<&[u8]>) -> Vec<u8> {
+    match after {
+        Some(after) if after >= prefix => [after, &[0]].concat(),
+        _ => prefix.to_vec(),
+    }
+}
+
 /// The smallest key greater than every key that starts with `prefix`; `None` when
 /// there is none (the prefix is empty or all 0xFF).
 fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
@@ -265,7 +289,16 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
-    use super::prefix_end;
+    use super::{prefix_end, walk_start};
+
+    #[test]
+    fn a_walk_after_a_key_starts_just_past_it_and_never_before_the_prefix() {
+        assert_eq!(walk_start(b"ab", None), b"ab".to_vec());
+        assert_eq!(walk_start(b"ab", Some(b"abc")), b"abc\0".to_vec());
+        assert_eq!(walk_start(b"ab", Some(b"aa\xff")), b"ab".to_vec());
+        assert_eq!(walk_start(b"", Some(b"")), vec![0]);
+        assert_eq!(walk_start(b"", Some(&[0xFF])), vec![0xFF, 0]);
+    }
 
     #[test]
     fn prefix_end_carries_past_ff() {

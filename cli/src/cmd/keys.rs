@@ -23,6 +23,51 @@ fn order(sort: SortBy, a: &KeyInfo, b: &KeyInfo) -> Ordering {
     first.then_with(|| a.key.cmp(&b.key))
 }
 
+/// Rows read from the file at a time, unsorted: at most this many, and no more once
+/// their keys add up to PAGE_BYTES.
+const PAGE_ROWS: usize = 1024;
+const PAGE_BYTES: usize = 1 << 20;
+
+/// Lists the keys in key order as they come, up to `limit`, a page at a time: each page
+/// is read in a read transaction of its own, and written with none held. Written from
+/// inside one read (`keys cache.db | less`, the pager left open), the listing held it
+/// as long as its reader took no more, and the running program's write-ahead log could
+/// not be checkpointed meanwhile (it grew with every write). Pages join at the last key
+/// listed, so every key there from start to end is listed once, in order.
+fn list_in_key_order(
+    storage: &crate::core::Storage,
+    file: &Path,
+    prefix: &[u8],
+    limit: usize,
+    lister: &mut Lister<'_>,
+) -> Result<(), Failure> {
+    let mut after: Option<Vec<u8>> = None;
+    while lister.rows < limit {
+        let wanted = PAGE_ROWS.min(limit - lister.rows);
+        let (mut page, mut bytes, mut full) = (Vec::new(), 0, false);
+        storage
+            .key_infos_after(prefix, after.as_deref(), |info| {
+                bytes += info.key.len();
+                page.push(info);
+                full = page.len() >= wanted || bytes >= PAGE_BYTES;
+                !full
+            })
+            .map_err(|e| Failure::core(file, &e))?;
+        after = page.last().map(|info| info.key.clone());
+        for info in &page {
+            // Once stdout takes no more, the listing ends.
+            if !lister.row(info) {
+                return Ok(());
+            }
+        }
+        // A walk that did not stop at a full page ran out of keys.
+        if !full {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// Writes rows as they come, the table's header before the first.
 struct Lister<'a> {
     file: &'a Path,
@@ -129,33 +174,29 @@ pub fn run(
         rows: 0,
         stopped: None,
     };
+    let Some(sort) = sort else {
+        list_in_key_order(&storage, file, &prefix, limit, &mut lister)?;
+        lister.finish(limit == 0)?;
+        return Ok(OK);
+    };
+    // Sorted with a limit, only the best `limit` are kept (trimmed as they come), so
+    // memory stays bounded; nothing is written until the walk is over.
     let mut best: Vec<KeyInfo> = Vec::new();
-    // Unsorted, keys stream out in key order; sorted with a limit, only the best
-    // `limit` are kept (trimmed as they come), so memory stays bounded either way.
     storage
-        .key_infos(&prefix, |info| match sort {
-            // The walk ends at the limit, or once stdout takes no more.
-            None => {
-                let go_on = lister.rows < limit && lister.row(&info);
-                go_on && lister.rows < limit
+        .key_infos(&prefix, |info| {
+            best.push(info);
+            if limit != usize::MAX && best.len() >= limit.saturating_mul(2).max(1024) {
+                best.sort_by(|a, b| order(sort, a, b));
+                best.truncate(limit);
             }
-            Some(sort) => {
-                best.push(info);
-                if limit != usize::MAX && best.len() >= limit.saturating_mul(2).max(1024) {
-                    best.sort_by(|a, b| order(sort, a, b));
-                    best.truncate(limit);
-                }
-                true
-            }
+            true
         })
         .map_err(|e| Failure::core(file, &e))?;
-    if let Some(sort) = sort {
-        best.sort_by(|a, b| order(sort, a, b));
-        best.truncate(limit);
-        for info in &best {
-            if !lister.row(info) {
-                break;
-            }
+    best.sort_by(|a, b| order(sort, a, b));
+    best.truncate(limit);
+    for info in &best {
+        if !lister.row(info) {
+            break;
         }
     }
     lister.finish(limit == 0)?;
