@@ -2612,15 +2612,30 @@ fn a_dump_starting_with_a_byte_order_mark_imports() {
     assert!(r.stderr.contains("line 4 of <stdin>"), "{}", r.stderr);
 }
 
-/// Whether a thread of `pid` is in a write(2) to its stdout (blocked: a reader that
-/// takes no more).
-fn writes_stdout(pid: u32) -> bool {
+/// Whether a thread of `pid` is blocked in a write(2) to its stdout: in that system
+/// call, asleep in the kernel's pipe_write (anon_pipe_write since Linux 6.13) waiting
+/// for room, which comes only once the pipe is read.
+fn blocked_writing_stdout(pid: u32) -> bool {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return false;
     };
     tasks.flatten().any(|task| {
-        std::fs::read_to_string(task.path().join("syscall")).is_ok_and(|s| s.starts_with("1 0x1 "))
+        let read = |name| std::fs::read_to_string(task.path().join(name)).unwrap_or_default();
+        read("syscall").starts_with("1 0x1 ") && read("wchan").ends_with("pipe_write")
     })
+}
+
+/// Waits for the state (`child` blocked writing its stdout into a pipe nobody reads),
+/// not for a time.
+fn blocked_on_its_output(child: &std::process::Child) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !blocked_writing_stdout(child.id()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "it never blocked on its output"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// `backlite keys cache.db | less`, the pager left open: keys wrote its rows from
@@ -2649,29 +2664,7 @@ fn keys_into_a_reader_that_waits_holds_no_read_of_the_file() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Waits for the state (keys blocked writing its stdout: in a write to it, and the
-    // pipe full, so that write cannot return until it is read), not for a time.
-    let pipe = std::os::fd::AsRawFd::as_raw_fd(child.stdout.as_ref().unwrap());
-    let pipe_full = || {
-        let mut waiting: libc::c_int = 0;
-        // SAFETY: `pipe` is the open read end of the child's stdout, and FIONREAD writes
-        // one int into `waiting`; F_GETPIPE_SZ takes no argument.
-        let (read, size) = unsafe {
-            (
-                libc::ioctl(pipe, libc::FIONREAD, &mut waiting),
-                libc::fcntl(pipe, libc::F_GETPIPE_SZ),
-            )
-        };
-        read == 0 && size > 0 && waiting >= size
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while !(pipe_full() && writes_stdout(child.id())) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "keys never blocked on its output"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    blocked_on_its_output(&child);
     // The program of the cache goes on writing, and its log is checkpointed.
     {
         let storage =
@@ -2707,4 +2700,45 @@ fn keys_into_a_reader_that_waits_holds_no_read_of_the_file() {
         .filter(|k| k != "written meanwhile")
         .collect();
     assert_eq!(listed, keys);
+}
+
+/// A vacuum beside a read that does not end (`backlite export cache.db | ssh ...` on a
+/// slow link) rebuilds the file into the write-ahead log and cannot truncate it: it
+/// fails, but its line said "another process held the file's write lock for longer than
+/// this command waits", which no process did, sending the operator after a writer. It
+/// now names what kept it: a process reading the file, and that the space comes back
+/// once that read ends.
+#[test]
+fn a_vacuum_kept_from_truncating_the_log_by_a_reader_says_so() {
+    let d = Dir::new();
+    let mut dump = String::from("{\"backlite_export\":1}\n");
+    for i in 0..3000 {
+        dump += &format!("{{\"key\":\"k{i}\",\"value\":\"{}\"}}\n", "v".repeat(200));
+    }
+    let r = d.run_with_input(&["import", "c.db"], dump.as_bytes());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let mut export = Command::new(common::bin())
+        .args(["export", "c.db"])
+        .current_dir(d.tmp.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    blocked_on_its_output(&export);
+    let r = d.run(&["vacuum", "c.db"]);
+    let mut rest = Vec::new();
+    export
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut rest)
+        .unwrap();
+    assert_eq!(export.wait().unwrap().code(), Some(0));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    one_line_naming(&r.stderr, "c.db");
+    assert!(!r.stderr.contains("write lock"), "{}", r.stderr);
+    assert!(r.stderr.contains("reading the file"), "{}", r.stderr);
+    // Once the read is over, a vacuum gives the space back.
+    let r = d.run(&["vacuum", "c.db"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
 }

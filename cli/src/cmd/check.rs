@@ -184,7 +184,18 @@ pub fn vacuum(cli: &Cli, file: &Path) -> Outcome {
     let spinner = progress::spinner("vacuuming");
     let done = storage.vacuum();
     spinner.finish_and_clear();
-    done.map_err(|e| Failure::core(file, &e))?;
+    done.map_err(|e| {
+        let mut failure = Failure::core(file, &e);
+        // Rebuilt, but the log could not be truncated: no writer kept it, so the Busy
+        // remedy (another process's write lock) would send the operator after the
+        // wrong process. The rebuilt file is in the log until a checkpoint.
+        if e.kind() == ErrorKind::Busy && e.message().contains("readers kept") {
+            failure.remedy = Some(
+                " (a process reading the file held its read, such as a `backlite export`                  into a slow pipe: the file is rebuilt, and its space comes back once that                  read ends and the log is checkpointed; run vacuum again then)",
+            );
+        }
+        failure
+    })?;
     let after = storage.inspect(&[]).map_err(|e| Failure::core(file, &e))?;
     print(
         file,
