@@ -753,7 +753,8 @@ class ValueReader {
   /// Copies the next bytes of the value into `[data, data + capacity)` and returns how
   /// many: 0 only at the end of the value (or for a capacity of 0). Throws
   /// Error(Code::not_found) when the value proved damaged (again on every later
-  /// call), another Error when the read failed.
+  /// call), another Error when the read failed; a NULL `data` with a nonzero capacity
+  /// throws Error(Code::null_parameter) and leaves the reader as it was.
   std::size_t read(void* data, std::size_t capacity) {
     switch (state_) {
       case State::open:
@@ -768,6 +769,11 @@ class ValueReader {
         throw Error(Code::null_parameter, "read: an empty ValueReader");
     }
     if (capacity == 0) return 0;
+    // The caller's mistake, refused before any read: the reader stays as it was (the
+    // library refuses it the same way, but every failed read ends the reader).
+    if (data == nullptr) {
+      throw Error(Code::null_parameter, "read: a NULL buffer of nonzero capacity");
+    }
     std::size_t n = 0;
     detail::ErrorSlot err;
     const backlite_result rc = backlite_value_reader_read(

@@ -90,6 +90,22 @@ TEST_F(ReaderTest, ReadsFileAndDatabaseValuesIntoTheCallersBuffer) {
   EXPECT_EQ(s.stats().hits, 1u);
 }
 
+// A NULL buffer with a capacity (the data() of an empty std::vector, say) is the
+// caller's mistake: it throws null_parameter and loses nothing. The library refuses it
+// without reading; the reader used to be freed as if the read had failed, so the value
+// could no longer be read.
+TEST(Reader, ANullBufferThrowsNullParameterAndTheReaderReadsOn) {
+  Storage s(":memory:");
+  s.set("k", "hello");
+  std::optional<ValueReader> r = s.open_reader("k");
+  ASSERT_TRUE(r);
+  EXPECT_BACKLITE_ERROR(r->read(nullptr, 16), Code::null_parameter);
+  EXPECT_NE(r->c_reader(), nullptr);
+  EXPECT_FALSE(r->at_end());
+  EXPECT_EQ(read_all(*r, 2), "hello");
+  EXPECT_TRUE(r->at_end());
+}
+
 TEST(Reader, AMissIsNulloptAndAnEmptyValueEndsAtOnce) {
   Storage s(":memory:");
   EXPECT_FALSE(s.open_reader("missing"));
