@@ -39,9 +39,11 @@ public struct Entry: Sendable {
 public final class Storage: @unchecked Sendable {
     /// The C handle, for calls this class does not cover. Valid while `self` lives.
     public let handle: OpaquePointer
-    /// The threads in `forEachChunk` of this file (nil in memory: there the value is
-    /// copied out before the body runs, so nothing is held), for `vacuum()`.
-    private let walks: ChunkWalks?
+    /// The cache this handle has open, as every handle of it in this process knows it.
+    let identity: CacheIdentity
+    /// Whether a `forEachChunk` walk holds a read snapshot (a cache file); in memory the
+    /// value is copied out before the body runs, so nothing is held.
+    private let walksHoldSnapshots: Bool
 
     /// Opens (or creates) the cache file at `path`; `":memory:"` gives a private
     /// in-memory cache. A file that is not a BackLite cache is left untouched and
@@ -54,8 +56,10 @@ public final class Storage: @unchecked Sendable {
         defer { backlite_options_free(o) }
         var h: OpaquePointer?
         try cCall { backlite_storage_open(path, o, &h, $0) }
-        handle = h!
-        walks = path == ":memory:" ? nil : ChunkWalks()
+        let opened = h!
+        handle = opened
+        identity = CacheIdentity.of(path: path, handle: opened)
+        walksHoldSnapshots = path != ":memory:"
     }
 
     /// Opens the cache file at `url`, which must be a file URL: any other (`https:`,
@@ -210,8 +214,8 @@ public final class Storage: @unchecked Sendable {
     /// for `vacuum()`, which throws `.busy` there (see `vacuum()`).
     @discardableResult
     public func forEachChunk(of key: some BackLiteKey, _ body: (Data) throws -> Void) throws -> Bool {
-        guard let walks else { return try chunks(of: key, body) }
-        return try walks.walk { try chunks(of: key, body) }
+        guard walksHoldSnapshots else { return try chunks(of: key, body) }
+        return try ChunkWalks.shared.walk(identity) { try chunks(of: key, body) }
     }
 
     /// `forEachChunk` without the walk's bookkeeping.
@@ -289,14 +293,14 @@ public final class Storage: @unchecked Sendable {
     /// write-ahead log. Throws `.busy` when readers kept the log from being truncated
     /// (after waiting for them up to the busy timeout; the file is rebuilt all the same):
     /// readers of other threads and processes, or a `ValueReader` of a large value this
-    /// thread holds open. Called inside `forEachChunk` of this storage, whose body holds
-    /// such a reader until the walk returns, it throws `.busy` at once and does nothing:
-    /// vacuum after the walk.
+    /// thread holds open. Called inside `forEachChunk` of this cache file (through this
+    /// storage or another of the same file), whose body holds such a reader until the
+    /// walk returns, it throws `.busy` at once and does nothing: vacuum after the walk.
     public func vacuum() throws {
-        if let walks, walks.onThisThread {
+        if walksHoldSnapshots, ChunkWalks.shared.onThisThread(identity) {
             throw BackLiteError(
                 code: .busy,
-                message: "vacuum() inside forEachChunk(of:) of this storage: the walk reads from a snapshot "
+                message: "vacuum() inside forEachChunk(of:) of this cache file: the walk reads from a snapshot "
                     + "that keeps the write-ahead log from being truncated until it returns; nothing was "
                     + "done (vacuum after the walk)")
         }

@@ -649,4 +649,60 @@ final class StorageTests: XCTestCase {
             XCTAssertTrue(try cache.check().healthy, place)
         }
     }
+
+    /// A body that vacuums through another `Storage` of the file it walks (the same
+    /// path opened again, or another path to it): the snapshot is the file's, so that
+    /// vacuum waited the whole busy timeout for it, then threw the library's .busy
+    /// having rebuilt the file into the write-ahead log. It throws .busy at once, saying
+    /// why, and the walk goes on; a vacuum of another file inside the walk is done, and
+    /// after the walk every handle vacuums.
+    func testAVacuumOfAnotherStorageOfTheWalkedFileThrowsBusyAtOnce() throws {
+        let dir = try makeTemporaryDirectory(self)
+        let path = dir.appendingPathComponent("walked.db").path
+        let link = dir.appendingPathComponent("link.db").path
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: path)
+        let value = blocks(2 * ValueReader.chunkSize + 11, seed: 5)
+        for threshold in [FileThreshold.bytes(4096), .never] {
+            let walked = try Storage(path: path, options: Options(fileThreshold: threshold))
+            try walked.set("k", value)
+            try walked.set("gone", value)
+            XCTAssertTrue(try walked.delete("gone"))
+            // A short busy timeout: before the fix each of them waited it out.
+            let options = Options(busyTimeoutMilliseconds: 2_000, fileThreshold: threshold)
+            let samePath = try Storage(path: path, options: options)
+            let otherPath = try Storage(path: link, options: options)
+            let otherFile = try Storage(path: dir.appendingPathComponent("other-\(threshold).db").path,
+                                        options: options)
+            try otherFile.set("x", value)
+            var got = Data()
+            var refused: [BackLiteError] = []
+            var otherFileVacuumed = false
+            XCTAssertTrue(try walked.forEachChunk(of: "k") { chunk in
+                if got.isEmpty {
+                    for other in [samePath, otherPath] {
+                        do {
+                            try other.vacuum()
+                        } catch let error as BackLiteError {
+                            refused.append(error)
+                        }
+                    }
+                    try otherFile.vacuum()
+                    otherFileVacuumed = true
+                }
+                got.append(chunk)
+            }, "\(threshold)")
+            XCTAssertEqual(got, value, "\(threshold)")
+            XCTAssertEqual(refused.map(\.code), [.busy, .busy], "\(threshold)")
+            for error in refused {
+                XCTAssertTrue(error.message.contains("inside forEachChunk"), "\(threshold): \(error)")
+            }
+            XCTAssertTrue(otherFileVacuumed, "\(threshold)")
+            for cache in [samePath, otherPath, walked] {
+                try cache.vacuum()
+            }
+            XCTAssertEqual(try otherPath.get("k"), value, "\(threshold)")
+            XCTAssertTrue(try walked.check().healthy, "\(threshold)")
+            try walked.clear()
+        }
+    }
 }
