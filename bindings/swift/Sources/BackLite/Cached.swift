@@ -105,8 +105,9 @@ extension Storage {
     /// which waits without blocking a thread. A negative `waitTimeoutMilliseconds` throws
     /// `.invalidArgument` (it is no "wait forever"), with nothing computed. Called for the
     /// key its own caller is computing, from inside that compute (a recursion with the
-    /// same arguments, in the same thread or task), it computes at once and stores
-    /// nothing (the outer call stores its value), where waiting would wait for itself.
+    /// same arguments, in the same thread or task, through any `Storage` of the same
+    /// cache file), it computes at once and stores nothing (the outer call stores its
+    /// value), where waiting would wait for itself.
     public func cachedExclusive(
         key: some BackLiteKey,
         expiration: Expiration = .default,
@@ -139,9 +140,9 @@ extension Storage {
     /// cancellation) releases the key for the next caller and is rethrown. If the
     /// computed value cannot be stored because it is too large, or because another owner
     /// took the key over meanwhile, it is still returned. Called for the key being
-    /// computed from inside its own compute (or a task that compute starts), it computes
-    /// at once and stores nothing (the outer call stores its value): waiting would wait
-    /// for itself for ever.
+    /// computed from inside its own compute (or a task that compute starts), through any
+    /// `Storage` of the same cache file, it computes at once and stores nothing (the
+    /// outer call stores its value): waiting would wait for itself for ever.
     ///
     /// It runs in the caller's isolation (`#isolation`): from a `@MainActor` type or an
     /// actor, `compute` may use the actor's state, and Swift 6 code compiles.

@@ -325,6 +325,61 @@ final class CachedTests: XCTestCase {
         XCTAssertEqual(again, bytes("outer"))
     }
 
+    /// The same recursion through another `Storage` of the same file (the path opened
+    /// again, or a link to it): the lease is the file's, so the blocking call waited for
+    /// its own caller's lease its whole wait, then threw .leaseHeld, and the async one
+    /// waited for ever. Both compute at once and store nothing; the outer call stores
+    /// its value. The same key of another file is memoised as ever.
+    func testACallOfItsOwnKeyThroughAnotherStorageOfTheFileComputesAtOnce() async throws {
+        let dir = try makeTemporaryDirectory(self)
+        let path = dir.appendingPathComponent("c.db").path
+        let link = dir.appendingPathComponent("link.db").path
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: path)
+        let outer = try Storage(path: path)
+        let again = try Storage(path: path)
+        let linked = try Storage(path: link)
+        let otherFile = try Storage(path: dir.appendingPathComponent("other.db").path)
+
+        // The blocking memoiser first: before the fix it threw .leaseHeld here, and the
+        // test ended before the async calls, which hung.
+        let blocking = try outer.cachedExclusive(key: "b", expiration: .never, waitTimeoutMilliseconds: 2_000) {
+            for (name, cache) in [("again", again), ("linked", linked)] {
+                let nested = try cache.cachedExclusive(key: "b", waitTimeoutMilliseconds: 2_000) { bytes(name) }
+                XCTAssertEqual(nested, bytes(name))
+            }
+            XCTAssertFalse(try again.contains("b"))
+            XCTAssertEqual(try otherFile.cachedExclusive(key: "b", waitTimeoutMilliseconds: 2_000) { bytes("o") },
+                           bytes("o"))
+            return bytes("outer")
+        }
+        XCTAssertEqual(blocking, bytes("outer"))
+        XCTAssertEqual(try linked.get("b"), bytes("outer"))
+        XCTAssertEqual(try otherFile.get("b"), bytes("o"))
+
+        let calls = Counter()
+        let value = try await outer.cached(key: "a", expiration: .never) { () async throws -> Data in
+            calls.increment()
+            let nested = try await again.cached(key: "a") { () async throws -> Data in bytes("again") }
+            XCTAssertEqual(nested, bytes("again"))
+            let child = try await withThrowingTaskGroup(of: Data.self) { group in
+                group.addTask { try await linked.cached(key: "a") { () async throws -> Data in bytes("linked") } }
+                return try await group.reduce(into: Data()) { $0.append($1) }
+            }
+            XCTAssertEqual(child, bytes("linked"))
+            XCTAssertFalse(try again.contains("a"))
+            let other = try await otherFile.cached(key: "a") { () async throws -> Data in bytes("o") }
+            XCTAssertEqual(other, bytes("o"))
+            return bytes("outer")
+        }
+        XCTAssertEqual(value, bytes("outer"))
+        XCTAssertEqual(calls.value, 1)
+        XCTAssertEqual(try again.get("a"), bytes("outer"))
+        XCTAssertEqual(try otherFile.get("a"), bytes("o"))
+        // Once the outer call is over, the key is an ordinary hit through every handle.
+        let hit = try await linked.cached(key: "a") { () async throws -> Data in bytes("later") }
+        XCTAssertEqual(hit, bytes("outer"))
+    }
+
     func testAsyncWaiterCanBeCancelled() async throws {
         let cache = try Storage.inMemory()
         guard case .lease(let lease) = try cache.tryAcquire("k") else { return XCTFail("no lease") }
