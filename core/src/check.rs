@@ -88,11 +88,13 @@ impl Storage {
         self.write_waiting_fills();
         if !repair {
             let now = self.now();
-            return self.read(|conn| {
+            let mut report = self.read(|conn| {
                 // One snapshot for the counters and the entries.
                 let _snapshot = conn.unchecked_transaction().ctx("beginning a read")?;
                 self.examine_snapshot(conn, now)
-            });
+            })?;
+            report.orphan_values += self.count_orphans()?;
+            return Ok(report);
         }
         // A write cannot begin on damaged counters: they are rewritten first.
         let counters_were_damaged = self.with_writer(counters::repair)?;
@@ -180,15 +182,27 @@ impl Storage {
                 report.actual_total_size += size as u64;
             }
         }
-        report.orphan_values += sweep(
-            &self.shared,
-            conn,
-            self.shared.folder_to_sweep()?,
-            false,
-            &[],
-        )?
-        .removed;
         Ok(report)
+    }
+
+    /// The orphan value files `check` without repair reports. Looked for after its
+    /// snapshot, each name in the file as it is then: a batch or an import that
+    /// committed since the snapshot began names files the snapshot does not. None while
+    /// a write transaction writes files no row names until it commits (a batch past
+    /// its first files, an import: `ValueFiles::inside_writes`): they would be taken
+    /// for orphans once older than the grace, for a batch or an import running longer.
+    /// A transaction that begins after this look writes files younger than `now`.
+    fn count_orphans(&self) -> Result<u64> {
+        let Some(files) = self.shared.folder_to_sweep()? else {
+            return Ok(0);
+        };
+        let now = std::time::SystemTime::now();
+        if files.inside_writes() {
+            return Ok(0);
+        }
+        let swept =
+            self.read(|fresh| sweep_at(&self.shared, fresh, Some(files), false, &[], now))?;
+        Ok(swept.removed)
     }
 
     /// An error if a damaged row names a value file and the file's name no longer
@@ -286,6 +300,19 @@ pub(crate) fn sweep(
     remove: bool,
     removed_here: &[String],
 ) -> Result<Swept> {
+    let now = std::time::SystemTime::now();
+    sweep_at(shared, conn, files, remove, removed_here, now)
+}
+
+/// [`sweep`], the ages of the files taken at `now`.
+fn sweep_at(
+    shared: &FileShared,
+    conn: &Connection,
+    files: Option<&ValueFiles>,
+    remove: bool,
+    removed_here: &[String],
+    now: std::time::SystemTime,
+) -> Result<Swept> {
     let Some(files) = files else {
         return Ok(Swept::default());
     };
@@ -299,7 +326,6 @@ pub(crate) fn sweep(
             || shared.is_unlinking(&file)
             || stmt.exists([file]).unwrap_or(true)
     };
-    let now = std::time::SystemTime::now();
     if remove {
         files.sweep(referenced, std::time::Duration::ZERO, now)
     } else {

@@ -1061,6 +1061,12 @@ impl Storage {
         crc: u32,
         deadline: Option<i64>,
     ) -> Result<()> {
+        if self.kept_in_file(value) {
+            if let Ok(Some(files)) = self.shared.value_files(true) {
+                // Before its file exists: a check that only counts leaves it alone.
+                t.tally.written.writing(files);
+            }
+        }
         let Some(written) = self.value_file(value)? else {
             return t.insert(key, value, crc, deadline);
         };
@@ -1073,8 +1079,10 @@ impl Storage {
         }
         // Its lock goes now, before the commit: holding one open file per value until
         // then would run a batch of thousands out of file descriptors. Nothing can
-        // take it meanwhile: check and vacuum wait for this transaction's write lock,
-        // and the sweep on open leaves files younger than an hour (check.rs).
+        // take it meanwhile: check with repair and vacuum wait for this transaction's
+        // write lock, the sweep on open runs only while no write is open, and a check
+        // that only counts leaves the folder's files alone while the transaction
+        // holds the marker's lock (above; check.rs).
         inserted
     }
 

@@ -30,7 +30,8 @@
 //!   from before its first byte until the row that names it commits (or the set
 //!   fails), so a set may write its file before it takes the database's write lock.
 //!   (A file written inside a write transaction, by a batch or an import, is unlocked
-//!   once written: see `Storage::insert`.)
+//!   once written: see `Storage::insert`; the transaction holds a shared lock on the
+//!   folder's marker instead, one for all its files: [`ValueFiles::writing_inside`].)
 //!   A sweep removes only a file whose lock it can take: a live writer's file stays,
 //!   and a dead writer's lock went with its process, so its orphan goes. A write that
 //!   removes rows holds a shared lock on their files from just before its commit
@@ -263,9 +264,21 @@ pub(crate) struct Written {
 pub(crate) struct Uncommitted {
     files: Option<ValueFiles>,
     names: Vec<ValueName>,
+    /// The folder's marker, under a shared `flock` from before the transaction's first
+    /// file until it ends ([`ValueFiles::writing_inside`]); let go after the files of a
+    /// failed one are removed (fields drop after `drop`).
+    _writing: Option<File>,
 }
 
 impl Uncommitted {
+    /// Before the transaction writes a file into `files`: marks a transaction writing
+    /// unlocked files there, until it ends ([`ValueFiles::writing_inside`]).
+    pub(crate) fn writing(&mut self, files: &ValueFiles) {
+        if self._writing.is_none() {
+            self._writing = files.writing_inside();
+        }
+    }
+
     /// Adds a file of the folder `files` that the transaction wrote.
     pub(crate) fn push(&mut self, files: &ValueFiles, name: ValueName) {
         self.files.get_or_insert_with(|| files.clone());
@@ -868,6 +881,49 @@ impl ValueFiles {
             .ok()?;
         let op = rustix::fs::FlockOperation::NonBlockingLockShared;
         rustix::fs::flock(&file, op).ok().map(|_| file)
+    }
+
+    /// Marks a write transaction writing files into the folder, unlocked once written
+    /// (a batch past the files it writes ahead, an import), until the returned file is
+    /// closed: a shared `flock` on the folder's marker, one descriptor however many
+    /// files. Until its commit no row names them, and a check that only counts, which
+    /// holds no write lock, took them for orphans once they looked old
+    /// ([`ValueFiles::inside_writes`]). `None`: the marker cannot be opened, or such a
+    /// check kept it locked (which then may count what it sees). A child forked while
+    /// it is held keeps it until it exits or execs, as a set's own file lock: checks
+    /// that only count find no orphan meanwhile, which a later one finds.
+    pub(crate) fn writing_inside(&self) -> Option<File> {
+        let marker = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(self.path_named(MARKER))
+            .ok()?;
+        // A check holds the exclusive lock only for the instant it looks: tried a few
+        // times, never waited for (a child forked in that instant would keep it).
+        let op = rustix::fs::FlockOperation::NonBlockingLockShared;
+        for _ in 0..100 {
+            if rustix::fs::flock(&marker, op).is_ok() {
+                return Some(marker);
+            }
+            std::thread::yield_now();
+        }
+        None
+    }
+
+    /// Whether a write transaction of any process is writing files into the folder
+    /// that no row names until it commits ([`ValueFiles::writing_inside`]): the
+    /// marker's exclusive lock cannot be taken at once (taken, it is let go at once).
+    /// A marker that cannot be opened says none is.
+    pub(crate) fn inside_writes(&self) -> bool {
+        let Ok(marker) = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(self.path_named(MARKER))
+        else {
+            return false;
+        };
+        let op = rustix::fs::FlockOperation::NonBlockingLockExclusive;
+        rustix::fs::flock(&marker, op).is_err()
     }
 
     /// Removes the file `name`; a file already gone is fine.

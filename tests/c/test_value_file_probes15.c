@@ -1,0 +1,158 @@
+/*
+ * Values kept in files (issue 16), fifteenth probe round: a check that only counts
+ * (backlite_storage_check without repair) beside another process's long batch. A
+ * set_many writes the files of its first 64 large values before its write lock, each
+ * locked until its commit (test_value_file_probes14.c), and the files of any further
+ * ones inside its transaction, unlocked once written (a descriptor each would run a batch
+ * of thousands out of them), as an import writes all of its own. Named by no row until
+ * the commit, such a file was counted as an orphan once older than the count's grace
+ * (60 s): a check during a batch or an import running longer than that said the cache
+ * unhealthy, orphans and all, though nothing was wrong.
+ */
+#include "backlite.h"
+#include "harness.h"
+#include "value_write_stop.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define THRESHOLD 4096
+/* More large values than a batch writes ahead of its write lock (64). */
+#define BATCH 67
+#define LEN (THRESHOLD + 100)
+
+static uint8_t values[BATCH][LEN];
+
+static void key_of(int i, char *key, size_t cap) { snprintf(key, cap, "big%d", i); }
+
+/* Makes every value file of the cache at `path` look last modified `ago` seconds ago:
+ * what a batch that has run that long leaves. */
+static void age_files(const char *path, int ago) {
+    DIR *d = opendir(folder_of(path));
+    if (d == NULL) return;
+    struct timespec t[2];
+    clock_gettime(CLOCK_REALTIME, &t[0]);
+    t[0].tv_sec -= ago;
+    t[1] = t[0];
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        if (is_value_file_name(e->d_name)) utimensat(dirfd(d), e->d_name, t, 0);
+    closedir(d);
+}
+
+/* The file that the write syscall the stopped child `pid` is entering writes to. */
+static void write_target(pid_t pid, char *target, size_t cap) {
+    struct __ptrace_syscall_info info;
+    memset(&info, 0, sizeof info);
+    REQUIRE(ptrace(PTRACE_GET_SYSCALL_INFO, pid, sizeof info, &info) > 0);
+    char link[64];
+    snprintf(link, sizeof link, "/proc/%d/fd/%ld", (int)pid, (long)info.entry.args[0]);
+    ssize_t n = readlink(link, target, cap - 1);
+    REQUIRE(n > 0);
+    target[n] = '\0';
+}
+
+/* Forks a child that sets a batch of BATCH large values, and stops it at its first write
+ * to the file of the last one: the files before it are whole, the 64 first written
+ * ahead and locked, the next ones written inside its transaction. `*child` gets its pid,
+ * 0 when ptrace is refused here, or -1 on a failure. */
+static void batch_stopped_in_its_last_file(const char *path, pid_t *child) {
+    *child = -1;
+    fflush(NULL);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        backlite_storage *c = OPEN_SET(path, .file_threshold = THRESHOLD, .busy_timeout_ms = 30000);
+        if (c == NULL) h_child_exit(3);
+        static backlite_entry entries[BATCH];
+        static char keys[BATCH][16];
+        for (int i = 0; i < BATCH; i++) {
+            key_of(i, keys[i], sizeof keys[i]);
+            entries[i] = (backlite_entry){(const uint8_t *)keys[i], strlen(keys[i]), values[i], LEN, NEVER};
+        }
+        if (ptrace(PTRACE_TRACEME, 0, 0, 0) != 0) h_child_exit(4);
+        raise(SIGSTOP);
+        backlite_error *e = NULL;
+        if (backlite_storage_set_many(c, entries, BATCH, &e) != BACKLITE_RESULT_OK) h_child_exit(6);
+        backlite_storage_free(c);
+        h_child_exit(0);
+    }
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 4) {
+        *child = 0;
+        return;
+    }
+    REQUIRE(WIFSTOPPED(status));
+    /* Each file is written in one call or a few, one file after the other. */
+    static char seen[PATH_MAX + 1], now[PATH_MAX + 1];
+    seen[0] = '\0';
+    for (int files = 0; files < BATCH;) {
+        bool stopped = run_to_syscall(pid, is_value_write, (void *)path);
+        REQUIRE(stopped);
+        write_target(pid, now, sizeof now);
+        if (strcmp(now, seen) != 0) {
+            files++;
+            memcpy(seen, now, sizeof seen);
+        }
+    }
+    *child = pid;
+}
+
+static void finish(pid_t pid) {
+    int status = 0;
+    REQUIRE(ptrace(PTRACE_DETACH, pid, 0, 0) == 0);
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* While a batch that has run for two hours writes the file of its last large value, a
+ * check that only counts finds no orphan: the files it wrote are its own, to be named
+ * by its commit. Once it committed, every value reads back whole. */
+static void a_count_beside_a_long_batch_takes_none_of_its_files_for_orphans(void) {
+    const char *path = tmp_path("long_batch.db");
+    backlite_storage *s = OPEN_SET(path, .file_threshold = THRESHOLD, .busy_timeout_ms = 30000);
+    REQUIRE(s != NULL);
+    for (int i = 0; i < BATCH; i++)
+        for (int j = 0; j < LEN; j++) values[i][j] = (uint8_t)(j * 131 + i);
+    pid_t pid;
+    batch_stopped_in_its_last_file(path, &pid);
+    if (pid < 0) {
+        backlite_storage_free(s);
+        return;
+    }
+    if (pid == 0) {
+        backlite_storage_free(s);
+        SKIP("ptrace is refused here");
+    }
+    CHECK_EQ(value_files(path), BATCH);
+    age_files(path, 7200);
+    backlite_check_report rep;
+    CHECK_OK(backlite_storage_check(s, 0, &rep, &err));
+    CHECK_EQ(rep.orphan_values, 0);
+    CHECK_EQ(rep.healthy, 1);
+    CHECK_EQ(value_files(path), BATCH);
+    finish(pid);
+    for (int i = 0; i < BATCH; i++) {
+        char key[16];
+        key_of(i, key, sizeof key);
+        backlite_buf b = {0};
+        CHECK_OK(backlite_storage_get(s, K(key), &b, NULL, &err));
+        CHECK(b.len == LEN && memcmp(b.data, values[i], LEN) == 0);
+        backlite_buf_free(&b);
+    }
+    backlite_stats st = STATS(s);
+    CHECK_EQ(st.count, BATCH);
+    CHECK_EQ(st.total_size, (uint64_t)BATCH * LEN);
+    CHECK_EQ(value_files(path), BATCH);
+    CHECK_OK(backlite_storage_check(s, 0, &rep, &err));
+    CHECK_EQ(rep.orphan_values, 0);
+    CHECK_EQ(rep.healthy, 1);
+    backlite_storage_free(s);
+}
+
+int main(void) {
+    h_begin();
+    RUN(a_count_beside_a_long_batch_takes_none_of_its_files_for_orphans);
+    return h_end();
+}
