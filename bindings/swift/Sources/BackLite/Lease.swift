@@ -22,20 +22,21 @@ public final class Lease: @unchecked Sendable {
 
     deinit { backlite_lease_abandon(handle) }
 
-    /// Moves the deadline to `milliseconds` from now. Throws `.leaseLost` if another
-    /// owner took the key over, and `.invalidArgument` once the lease is released (as
-    /// `fulfill` does).
+    /// Moves the deadline to `milliseconds` (> 0, else `.invalidArgument`) from now.
+    /// Throws `.leaseLost` if another owner took the key over, and `.nullParameter` once
+    /// the lease is released (as `fulfill` does).
     public func extend(milliseconds: Int64) throws {
         lock.lock()
         defer { lock.unlock() }
-        // A released lease has no handle; the C call would report a NULL parameter,
-        // which names the binding's state, not the caller's mistake.
+        // A released lease has no handle: the C call's code, with a message that names
+        // the caller's mistake rather than the binding's NULL.
         guard let h = handle else { throw releasedError() }
         try cCall { backlite_lease_extend(h, milliseconds, $0) }
     }
 
     /// Stores `value` under the key and releases the lease, whatever the result.
-    /// Throws `.leaseLost` if another owner took the key over (nothing was stored).
+    /// Throws `.leaseLost` if another owner took the key over (nothing was stored), and
+    /// `.nullParameter` once the lease is released.
     public func fulfill(_ value: Data, expiration: Expiration = .default) throws {
         lock.lock()
         let h = handle
@@ -57,8 +58,10 @@ public final class Lease: @unchecked Sendable {
         backlite_lease_abandon(h)
     }
 
+    /// A handle already given back: `.nullParameter`, as for a closed `ValueReader`, and
+    /// as the C++, Go and Zig bindings say it of both.
     private func releasedError() -> BackLiteError {
-        BackLiteError(code: .invalidArgument, message: "the lease was already released")
+        BackLiteError(code: .nullParameter, message: "the lease was already released")
     }
 }
 

@@ -172,12 +172,48 @@ final class CachedTests: XCTestCase {
         guard case .hit(let value) = try cache.tryAcquire("k") else { return XCTFail("no hit") }
         XCTAssertEqual(value, bytes("value"))
         XCTAssertThrowsError(try lease.fulfill(bytes("again"))) { error in
-            XCTAssertEqual((error as? BackLiteError)?.code, .invalidArgument)
+            XCTAssertEqual((error as? BackLiteError)?.code, .nullParameter)
         }
         XCTAssertThrowsError(try lease.extend(milliseconds: 1000)) { error in
-            XCTAssertEqual((error as? BackLiteError)?.code, .invalidArgument)
+            XCTAssertEqual((error as? BackLiteError)?.code, .nullParameter)
             XCTAssertEqual((error as? BackLiteError)?.message, "the lease was already released")
         }
+    }
+
+    /// A lease used after its release and a reader read after its close are the same
+    /// mistake, a handle already given back, and throw the same code, .nullParameter
+    /// (as the C++, Go and Zig bindings do for both): the lease threw .invalidArgument,
+    /// the reader .nullParameter. Each says what was given back; a bad argument to a
+    /// live one is still .invalidArgument.
+    func testAReleasedLeaseThrowsTheCodeOfAClosedReader() throws {
+        let cache = try Storage.inMemory()
+        try cache.set("v", bytes("value"))
+        let reader = try XCTUnwrap(try cache.reader("v"))
+        reader.close()
+        var closed: BackLiteError?
+        XCTAssertThrowsError(try reader.read()) { closed = $0 as? BackLiteError }
+        XCTAssertEqual(closed?.code, .nullParameter)
+        XCTAssertEqual(closed?.message, "the reader is closed")
+
+        guard case .lease(let abandoned) = try cache.tryAcquire("a") else { return XCTFail("no lease") }
+        XCTAssertThrowsError(try abandoned.extend(milliseconds: 0)) { error in
+            XCTAssertEqual((error as? BackLiteError)?.code, .invalidArgument)
+        }
+        abandoned.abandon()
+        guard case .lease(let fulfilled) = try cache.tryAcquire("f") else { return XCTFail("no lease") }
+        try fulfilled.fulfill(bytes("f"))
+        for lease in [abandoned, fulfilled] {
+            XCTAssertThrowsError(try lease.extend(milliseconds: 1000)) { error in
+                XCTAssertEqual((error as? BackLiteError)?.code, closed?.code)
+                XCTAssertEqual((error as? BackLiteError)?.message, "the lease was already released")
+            }
+            XCTAssertThrowsError(try lease.fulfill(bytes("again"))) { error in
+                XCTAssertEqual((error as? BackLiteError)?.code, closed?.code)
+                XCTAssertEqual((error as? BackLiteError)?.message, "the lease was already released")
+            }
+        }
+        XCTAssertFalse(try cache.contains("a"))
+        XCTAssertEqual(try cache.get("f"), bytes("f"))
     }
 
     func testALeaseDroppedWithoutFulfilIsAbandoned() throws {
