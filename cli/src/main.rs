@@ -153,6 +153,11 @@ pub enum Command {
         /// Read the dump from IN instead of stdin (`-`: stdin).
         #[arg(short = 'i', long = "input", value_name = "IN")]
         input: Option<PathBuf>,
+        /// Read an input that is not a plain file (a pipe) straight into the import,
+        /// without copying it beside the cache first: no disk space for the copy, but
+        /// the cache's write lock is held (its program's writes wait) while it comes.
+        #[arg(long)]
+        no_copy: bool,
     },
 }
 

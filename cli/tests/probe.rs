@@ -1897,8 +1897,11 @@ fn import_stopped_by(
     use std::os::unix::process::CommandExt;
     let before = value_files(d, cache);
     let mut command = Command::new(common::bin());
+    // Read straight from the pipe, so that the import waits for its input inside its
+    // transaction: the state a signal is to find it in (a plain file's import reads
+    // there too, at the disk's pace).
     command
-        .args(["import", cache])
+        .args(["import", cache, "--no-copy"])
         .current_dir(d.tmp.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -2019,8 +2022,10 @@ fn an_import_stopped_by_ctrl_c_leaves_the_cache_as_it_was_and_no_new_file() {
 fn a_failed_import_leaves_a_new_file_that_a_program_opened_meanwhile() {
     use std::io::Write as _;
     let d = Dir::new();
+    // Straight from the pipe: the import is in its transaction, the file made, while
+    // it waits for the rest of its input.
     let mut child = Command::new(common::bin())
-        .args(["import", "new.db"])
+        .args(["import", "new.db", "--no-copy"])
         .current_dir(d.tmp.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -2741,4 +2746,123 @@ fn a_vacuum_kept_from_truncating_the_log_by_a_reader_says_so() {
     // Once the read is over, a vacuum gives the space back.
     let r = d.run(&["vacuum", "c.db"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+/// An import is one transaction, which holds the cache's write lock: read from a pipe
+/// that is slow to come (`ssh host backlite export c.db | backlite import c.db`, a slow
+/// decompression), it held that lock for as long as the pipe took, and every write of
+/// the cache's running program failed BUSY once its busy timeout ran out. An input that
+/// is not a plain file is now copied beside the cache first: the cache is not locked
+/// while the input comes, and the import is still all or nothing.
+#[test]
+fn an_import_from_a_slow_pipe_does_not_lock_the_cache_while_it_waits() {
+    use std::io::Write as _;
+    let d = Dir::new();
+    d.ok(&["set", "c.db", "old", "v"]);
+    let mut child = Command::new(common::bin())
+        .args(["import", "c.db"])
+        .current_dir(d.tmp.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    writeln!(
+        input,
+        "{{\"backlite_export\":1}}\n{{\"key\":\"a\",\"value\":\"1\"}}"
+    )
+    .unwrap();
+    input.flush().unwrap();
+    // Waits for the state (the import waits for more of its input), not for a time.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !reads_stdin(child.id()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the import never read its input"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The cache's program writes meanwhile, waiting for no lock.
+    let mut options = backlite_core::Options::new();
+    options.set_busy_timeout(std::time::Duration::ZERO);
+    let program = backlite_core::Storage::open(d.path("c.db"), &options).unwrap();
+    let written = program.set(b"meanwhile", b"v", backlite_core::Expiration::Never);
+    drop(program);
+    writeln!(input, "{{\"key\":\"b\",\"value\":\"2\"}}").unwrap();
+    drop(input);
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0), "{stderr}");
+    written.expect("the program's write waited for the import's lock");
+    for key in ["old", "meanwhile", "a", "b"] {
+        d.ok(&["get", "c.db", key]);
+    }
+    // The copy was an unnamed file: nothing is left beside the cache.
+    let names = || {
+        let mut names: Vec<String> = std::fs::read_dir(d.tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(), ["c.db"]);
+
+    // Ctrl-C while the input comes stops it before the cache is touched, and the
+    // process ends of it; into a new file, none is made.
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    for cache in ["c.db", "new.db"] {
+        let mut command = Command::new(common::bin());
+        command
+            .args(["import", cache])
+            .current_dir(d.tmp.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        // SAFETY: signal() is async-signal-safe, as a pre_exec hook must be.
+        unsafe {
+            command.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                Ok(())
+            });
+        }
+        let mut child = command.spawn().unwrap();
+        let mut input = child.stdin.take().unwrap();
+        writeln!(
+            input,
+            "{{\"key\":\"c\",\"value\":\"{}\"}}",
+            "v".repeat(100_000)
+        )
+        .unwrap();
+        input.flush().unwrap();
+        while !reads_stdin(child.id()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the import never read its input"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // SAFETY: kill sends a signal to our own child, which has not been waited for.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        let status = child.wait().unwrap();
+        drop(input);
+        assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?} {stderr}");
+        one_line_naming(&stderr, cache);
+        assert!(stderr.contains("nothing was imported"), "{stderr}");
+        assert_eq!(names(), ["c.db"]);
+    }
+    assert_eq!(d.ok(&["keys", "c.db", "--json"]).lines().count(), 4);
 }

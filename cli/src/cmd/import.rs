@@ -14,7 +14,7 @@ use crate::strict_json::Strict;
 use crate::Cli;
 use serde_json::{Map, Value};
 use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{mpsc, Arc};
 
@@ -180,7 +180,9 @@ struct Lines {
 }
 
 impl Lines {
-    fn new(source: Box<dyn Read + Send>) -> std::io::Result<Self> {
+    /// With `spool_in`, the whole of `source` is first copied into an unnamed file in
+    /// that folder (see [`spool`]), and the lines are read from the copy.
+    fn new(source: Box<dyn Read + Send>, spool_in: Option<PathBuf>) -> std::io::Result<Self> {
         let (ask, asked) = mpsc::channel::<Vec<u8>>();
         let (answer, next) = mpsc::channel();
         let stop = answer.clone();
@@ -188,6 +190,19 @@ impl Lines {
             let _ = stop.send(Next::Stop(signal));
         })?;
         std::thread::spawn(move || {
+            let source = match spool_in {
+                None => Ok(source),
+                Some(folder) => spool(source, &folder),
+            };
+            let source = match source {
+                Ok(source) => source,
+                Err(e) => {
+                    if asked.recv().is_ok() {
+                        let _ = answer.send(Next::Failed(e));
+                    }
+                    return;
+                }
+            };
             let mut reader = BufReader::with_capacity(1 << 16, source);
             for mut line in asked {
                 line.clear();
@@ -235,6 +250,50 @@ impl Lines {
     }
 }
 
+/// The whole of `source`, copied into an unnamed file in `folder` (gone once closed,
+/// however the process ends), to read it from there. An import is one transaction,
+/// which holds the cache's write lock from its first line to its last: read from a pipe
+/// (`ssh host backlite export c.db | backlite import c.db`, a slow decompression) it
+/// held that lock for as long as the pipe took, and every write of the running
+/// program failed BUSY once its busy timeout ran out. Copied first, the input is read
+/// at the disk's pace inside the transaction. The cache's folder, since that disk is
+/// to hold the entries anyway (a temporary folder may be a small tmpfs).
+fn spool(mut source: Box<dyn Read + Send>, folder: &Path) -> std::io::Result<Box<dyn Read + Send>> {
+    use std::io::{Seek, SeekFrom};
+    let kept = |e: std::io::Error| {
+        std::io::Error::new(
+            e.kind(),
+            format!(
+                "cannot keep a copy of it in {} before the import (an input that is not a \
+                 plain file is copied first, so that the cache is not locked while it comes): {e}",
+                escape_path(folder)
+            ),
+        )
+    };
+    let mut copy = tempfile::tempfile_in(folder).map_err(kept)?;
+    let mut buffer = vec![0u8; 1 << 16];
+    loop {
+        let n = match source.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        std::io::Write::write_all(&mut copy, &buffer[..n]).map_err(kept)?;
+    }
+    copy.seek(SeekFrom::Start(0)).map_err(kept)?;
+    Ok(Box::new(copy))
+}
+
+/// Whether `fd` is a plain file (read at the disk's pace): not a pipe, a terminal or a
+/// socket, whose writer may take any time.
+fn is_plain_file(fd: std::os::fd::BorrowedFd<'_>) -> bool {
+    fd.try_clone_to_owned()
+        .map(std::fs::File::from)
+        .and_then(|f| f.metadata())
+        .is_ok_and(|m| m.is_file())
+}
+
 /// A failed import's end: `failure`, or when a signal stopped it, its line and then the
 /// death the signal would have caused, now that the import is undone.
 fn stop_or_fail(stopped: Option<i32>, mut failure: Failure) -> Outcome {
@@ -246,7 +305,9 @@ fn stop_or_fail(stopped: Option<i32>, mut failure: Failure) -> Outcome {
     crate::interrupt::die_of(signal)
 }
 
-pub fn run(cli: &Cli, file: &Path, input: Option<&Path>) -> Outcome {
+/// `no_copy`: an input that is not a plain file is read straight into the transaction.
+pub fn run(cli: &Cli, file: &Path, input: Option<&Path>, no_copy: bool) -> Outcome {
+    use std::os::fd::AsFd;
     let (source, shown, length): (Box<dyn Read + Send>, String, Option<u64>) =
         match super::input_path(input) {
             Some(path) => {
@@ -255,9 +316,24 @@ pub fn run(cli: &Cli, file: &Path, input: Option<&Path>) -> Outcome {
                 let length = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
                 (Box::new(f), escape_path(path), length)
             }
-            None => (Box::new(std::io::stdin()), "<stdin>".to_string(), None),
+            None => {
+                let stdin = std::io::stdin();
+                let length = is_plain_file(stdin.as_fd())
+                    .then(|| {
+                        let fd = stdin.as_fd().try_clone_to_owned().ok()?;
+                        std::fs::File::from(fd).metadata().ok().map(|m| m.len())
+                    })
+                    .flatten();
+                (Box::new(stdin), "<stdin>".to_string(), length)
+            }
         };
-    let mut lines = Lines::new(source)
+    // An input that is not a plain file is copied beside the cache first (see spool),
+    // unless asked not to (no room for the copy).
+    let spool_in = (length.is_none() && !no_copy).then(|| match file.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => folder.to_path_buf(),
+        _ => PathBuf::from("."),
+    });
+    let mut lines = Lines::new(source, spool_in)
         .map_err(|e| Failure::new(USAGE_OR_IO, file, format!("cannot watch for Ctrl-C: {e}")))?;
     // A failed import into a file that was not there leaves no file behind either.
     let sidecar = |suffix: &str| {

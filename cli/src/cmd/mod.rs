@@ -419,6 +419,10 @@ pub fn run(cli: &Cli) -> Outcome {
         Command::Check { file, repair, json } => check::check(cli, file, *repair, *json),
         Command::Vacuum { file } => check::vacuum(cli, file),
         Command::Export { file, output } => export::run(cli, file, output.as_deref()),
-        Command::Import { file, input } => import::run(cli, file, input.as_deref()),
+        Command::Import {
+            file,
+            input,
+            no_copy,
+        } => import::run(cli, file, input.as_deref(), *no_copy),
     }
 }
