@@ -2865,4 +2865,14 @@ fn an_import_from_a_slow_pipe_does_not_lock_the_cache_while_it_waits() {
         assert_eq!(names(), ["c.db"]);
     }
     assert_eq!(d.ok(&["keys", "c.db", "--json"]).lines().count(), 4);
+    // A copy that cannot be made is said as such, with the way round it.
+    let r = d.run_with_input(&["import", "nowhere/c.db"], b"{\"backlite_export\":1}\n");
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    one_line_naming(&r.stderr, "nowhere/c.db");
+    assert!(
+        r.stderr.contains("cannot copy the input into nowhere") && r.stderr.contains("--no-copy"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(names(), ["c.db"]);
 }

@@ -260,15 +260,9 @@ impl Lines {
 /// to hold the entries anyway (a temporary folder may be a small tmpfs).
 fn spool(mut source: Box<dyn Read + Send>, folder: &Path) -> std::io::Result<Box<dyn Read + Send>> {
     use std::io::{Seek, SeekFrom};
-    let kept = |e: std::io::Error| {
-        std::io::Error::new(
-            e.kind(),
-            format!(
-                "cannot keep a copy of it in {} before the import (an input that is not a \
-                 plain file is copied first, so that the cache is not locked while it comes): {e}",
-                escape_path(folder)
-            ),
-        )
+    let kept = |cause: std::io::Error| {
+        let folder = escape_path(folder);
+        std::io::Error::new(cause.kind(), NotCopied { folder, cause })
     };
     let mut copy = tempfile::tempfile_in(folder).map_err(kept)?;
     let mut buffer = vec![0u8; 1 << 16];
@@ -284,6 +278,28 @@ fn spool(mut source: Box<dyn Read + Send>, folder: &Path) -> std::io::Result<Box
     copy.seek(SeekFrom::Start(0)).map_err(kept)?;
     Ok(Box::new(copy))
 }
+
+/// The copy of [`spool`] could not be made (no room beside the cache, a folder this
+/// user may not write): said as such, not as a failure to read the input.
+#[derive(Debug)]
+struct NotCopied {
+    folder: String,
+    cause: std::io::Error,
+}
+
+impl std::fmt::Display for NotCopied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cannot copy the input into {} first (an input that is not a plain file is copied \
+             beside the cache, so that the cache is not locked while it comes; --no-copy reads \
+             it straight in): {}",
+            self.folder, self.cause
+        )
+    }
+}
+
+impl std::error::Error for NotCopied {}
 
 /// Whether `fd` is a plain file (read at the disk's pace): not a pipe, a terminal or a
 /// socket, whose writer may take any time.
@@ -348,6 +364,9 @@ pub fn run(cli: &Cli, file: &Path, input: Option<&Path>, no_copy: bool) -> Outco
     // read these entries as its own.
     let mut line = Vec::new();
     let read_failed = |e: Option<std::io::Error>| match e {
+        Some(e) if e.get_ref().is_some_and(|e| e.is::<NotCopied>()) => {
+            format!("{e}; nothing was imported")
+        }
         Some(e) => format!("cannot read {shown}: {e}"),
         None => "stopped before its first line; nothing was imported".to_string(),
     };
