@@ -377,6 +377,9 @@ typedef struct backlite_stats {
  * expired) misses the remote's value of then, until another client writes the key
  * again, and so does a key it set (for its latest 65,536 keys set) once that entry
  * expired or was evicted; a value a memoised call computed after a miss replaced none.
+ * A set of one key reads what it replaces (one round trip, a get's read), so a value
+ * another machine writes after it is read; a batch's keys learn it at their next
+ * look-up, which hides a value written before that too.
  * A clear empties the file only: the remote's values are read again.
  */
 #define BACKLITE_REMOTE_MODE_READ_ONLY 1

@@ -3174,6 +3174,46 @@ fn a_read_only_handles_set_is_not_undone_by_the_remote_once_it_expires_or_is_evi
     assert_eq!(ro.remote_stats().unwrap().writes, 0);
 }
 
+/// A read-only handle's set hides the remote value it replaced, not one another machine
+/// writes after it. The hide learned "what the set replaced" at the first look-up after
+/// the set's entry left the file, so a value written meanwhile was missed as if the set
+/// had replaced it; and a program that memoises by hand (get, a miss, compute, set)
+/// hid every newer value at each round: such a handle never read another machine's
+/// value of a key it had once set. The set now reads what it replaces.
+#[test]
+fn a_value_written_after_a_read_only_set_is_read_once_the_set_leaves_the_file() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let rw = machine(&dir, "rw.db", &remote_options(&server.url()));
+    let mut o = remote_options(&server.url());
+    o.set_remote_mode(RemoteMode::ReadOnly);
+    o.set_max_size(100).unwrap();
+    let ro = machine(&dir, "ro.db", &o);
+    rw.set(b"replaced", b"old", NEVER).unwrap();
+    for round in 0..3 {
+        // The memoiser's round: a miss, its own value, then another machine's newer one.
+        assert_eq!(get(&ro, b"k"), None, "round {round}");
+        ro.set(b"k", b"mine", NEVER).unwrap();
+        ro.set(b"replaced", b"new", NEVER).unwrap();
+        let theirs = format!("theirs {round}");
+        rw.set(b"k", theirs.as_bytes(), NEVER).unwrap();
+        // 99 bytes: room is made by evicting both sets.
+        ro.set(b"filler", &[b'f'; 99], NEVER).unwrap();
+        assert_eq!(ro.stats().unwrap().count, 1, "round {round}");
+        assert_eq!(
+            get(&ro, b"k").as_deref(),
+            Some(theirs.as_bytes()),
+            "round {round}: a value written after the set was hidden"
+        );
+        // What the set did replace stays hidden.
+        assert_eq!(get(&ro, b"replaced"), None, "round {round}");
+        ro.delete(b"k").unwrap();
+        rw.delete(b"k").unwrap();
+        ro.delete(b"filler").unwrap();
+    }
+    assert_eq!(ro.remote_stats().unwrap().writes, 0);
+}
+
 /// A process that exits without freeing a READ_WRITE handle pays the unlinks it owes
 /// the remote, as the free would: a delete that never reached the server (here refused
 /// to a user without EVAL) left the deleted value there for every other machine to read

@@ -127,6 +127,23 @@ impl Hidden {
         self.any.store(!s.is_empty(), Relaxed);
     }
 
+    /// What the remote held for `key` just after a read-only set of it replaced it
+    /// (`None`: nothing a look-up returns): hidden from then on, rather than whatever
+    /// the first look-up after the set finds. A hide already learned is kept.
+    pub(crate) fn learn_replaced(&self, key: &[u8], found: Option<Found>) {
+        let mut s = lock(&self.state);
+        let Some(&(n, None)) = s.replaced.get(key) else {
+            return;
+        };
+        match found {
+            Some(f) => {
+                s.replaced.insert(key.to_vec(), (n, Some(f)));
+            }
+            None => s.unreplace(key),
+        }
+        self.any.store(!s.is_empty(), Relaxed);
+    }
+
     /// A handle of the process that writes to the remote sent (or queued, or owes the
     /// unlink of) a write of `keys`: what the remote holds for them from then on is
     /// this process's, newer than any removal.

@@ -952,6 +952,56 @@ impl Remote {
         None
     }
 
+    /// Reads what a read-only handle's set of `key` replaced on the remote, so that its
+    /// hide is that value alone: left to the first look-up after the set's entry leaves
+    /// the file, the hide took whatever was there then, a value another machine wrote
+    /// after the set too (and a program memoising by hand, get then set, hid each newer
+    /// value in turn, never reading the key from the remote again). One round trip,
+    /// the read of a get (no command beyond a get's); when it cannot be made now (the
+    /// remote backed off, a clear owed, the key held back or the generation moved) or
+    /// fails, the hide is learned at the next look-up as before. Counted as an error
+    /// when it fails, never as a hit, miss or skipped call.
+    fn learn_replaced(&self, key: &[u8]) {
+        let gen = self.gen.load(Relaxed);
+        if gen == 0
+            || self.client.backed_off()
+            || self.pending_clear.load(Relaxed)
+            || self.in_queue.holds(key)
+        {
+            return;
+        }
+        let (redis_key, hashed) = self.keys.item(b'd', gen, key);
+        let slot = self.client.slot_of(&redis_key);
+        if self.unsynced.holds(&redis_key) || slot.is_some_and(|s| self.client.slot_backed_off(s)) {
+            return;
+        }
+        // The generation, the value and its time left, as a get reads them.
+        type Read = (Option<Vec<u8>>, Option<Vec<u8>>, i64);
+        let read: Option<Read> = self.client.run_on(slot.as_slice(), |c| {
+            c.read(self.keys.generation(), &redis_key)
+        });
+        let Some((Some(found_gen), value, _)) = read else {
+            return;
+        };
+        let Some(current) = generation_or_fail(&self.client, found_gen) else {
+            return;
+        };
+        if current != gen {
+            learn_generation(&self.gen, gen, current);
+            return;
+        }
+        let found = value.and_then(|v| {
+            let d = codec::decode(&v, key, hashed)?;
+            Some(hidden::Found {
+                gen,
+                crc: d.crc,
+                expires_at: d.expires_at,
+                len: d.value.len(),
+            })
+        });
+        self.hidden.learn_replaced(key, found);
+    }
+
     /// The deadline of a set at `now` (epoch ms; `None`: never).
     fn deadline(&self, expiration: Expiration, now: i64) -> Option<i64> {
         expiration.deadline(now, self.default_expiration)
@@ -976,8 +1026,15 @@ impl Remote {
             // older value does).
             let removed = writes.iter().filter(|w| w.set.is_none());
             self.hidden.hide(removed.map(|w| &w.key[..]));
-            let stored = writes.iter().filter(|w| w.set.is_some());
-            self.hidden.replace(stored.map(|w| &w.key[..]));
+            let stored: Vec<&[u8]> = writes
+                .iter()
+                .filter(|w| w.set.is_some())
+                .map(|w| &w.key[..])
+                .collect();
+            self.hidden.replace(stored.iter().copied());
+            if let [key] = stored[..] {
+                self.learn_replaced(key);
+            }
             return None;
         }
         // What the remote holds for these keys from now on is this process's.
