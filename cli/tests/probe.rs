@@ -2865,14 +2865,35 @@ fn an_import_from_a_slow_pipe_does_not_lock_the_cache_while_it_waits() {
         assert_eq!(names(), ["c.db"]);
     }
     assert_eq!(d.ok(&["keys", "c.db", "--json"]).lines().count(), 4);
-    // A copy that cannot be made is said as such, with the way round it.
+    // A copy that cannot be made (neither beside the cache nor in the temporary
+    // folder) is said as such, with the way round it.
+    let mut child = Command::new(common::bin())
+        .args(["import", "nowhere/c.db"])
+        .env("TMPDIR", d.path("nowhere"))
+        .current_dir(d.tmp.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdin.take());
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(2), "{stderr}");
+    one_line_naming(&stderr, "nowhere/c.db");
+    assert!(
+        stderr.contains("cannot copy the input into nowhere") && stderr.contains("--no-copy"),
+        "{stderr}"
+    );
+    assert_eq!(names(), ["c.db"]);
+    // Into a folder it cannot make the copy in, it copies into the temporary folder.
     let r = d.run_with_input(&["import", "nowhere/c.db"], b"{\"backlite_export\":1}\n");
     assert_eq!(r.code, 2, "{}", r.stderr);
     one_line_naming(&r.stderr, "nowhere/c.db");
-    assert!(
-        r.stderr.contains("cannot copy the input into nowhere") && r.stderr.contains("--no-copy"),
-        "{}",
-        r.stderr
-    );
-    assert_eq!(names(), ["c.db"]);
+    assert!(!r.stderr.contains("copy"), "{}", r.stderr);
 }

@@ -257,14 +257,19 @@ impl Lines {
 /// held that lock for as long as the pipe took, and every write of the running
 /// program failed BUSY once its busy timeout ran out. Copied first, the input is read
 /// at the disk's pace inside the transaction. The cache's folder, since that disk is
-/// to hold the entries anyway (a temporary folder may be a small tmpfs).
+/// to hold the entries anyway (a temporary folder may be a small tmpfs), else the
+/// temporary folder.
 fn spool(mut source: Box<dyn Read + Send>, folder: &Path) -> std::io::Result<Box<dyn Read + Send>> {
     use std::io::{Seek, SeekFrom};
     let kept = |cause: std::io::Error| {
         let folder = escape_path(folder);
         std::io::Error::new(cause.kind(), NotCopied { folder, cause })
     };
-    let mut copy = tempfile::tempfile_in(folder).map_err(kept)?;
+    // In a folder this user may not make a file in (the cache and its -wal writable,
+    // the folder not), the copy goes to the temporary folder.
+    let mut copy = tempfile::tempfile_in(folder)
+        .or_else(|_| tempfile::tempfile())
+        .map_err(kept)?;
     let mut buffer = vec![0u8; 1 << 16];
     loop {
         let n = match source.read(&mut buffer) {
@@ -291,9 +296,9 @@ impl std::fmt::Display for NotCopied {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "cannot copy the input into {} first (an input that is not a plain file is copied \
-             beside the cache, so that the cache is not locked while it comes; --no-copy reads \
-             it straight in): {}",
+            "cannot copy the input into {} or the temporary folder first (an input that is not \
+             a plain file is copied, so that the cache is not locked while it comes; --no-copy \
+             reads it straight in): {}",
             self.folder, self.cause
         )
     }
