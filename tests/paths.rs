@@ -49,6 +49,20 @@ fn a_second_name_of_a_file_open_here_works() {
 }
 
 #[test]
+fn a_path_with_a_nul_byte_is_an_invalid_argument_and_creates_nothing() {
+    // No file name holds a NUL (C cannot even pass one); a Rust or Python caller can,
+    // and got IO "cannot stat ...: file name contained an unexpected NUL byte", a
+    // failure of the file system rather than of the argument.
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["a\0b.db", "\0", "sub\0dir/c.db"] {
+        let e = open_err(&dir.path().join(name));
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{name:?}: {e}");
+        assert!(e.to_string().contains("NUL"), "{e}");
+    }
+    assert!(listing(dir.path()).is_empty());
+}
+
+#[test]
 fn a_file_with_two_names_is_refused_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("a.db"), dir.path().join("b.db"));

@@ -136,6 +136,13 @@ impl Storage {
             if path.as_os_str().is_empty() {
                 return Err(Error::invalid("the cache path is empty"));
             }
+            // No file name holds one: a bad argument, not a failure of the file system.
+            if path.as_os_str().as_encoded_bytes().contains(&0) {
+                return Err(Error::invalid(format!(
+                    "the cache path {:?} contains a NUL byte",
+                    path
+                )));
+            }
             // Made absolute once, here: the connections opened later (a new thread's, a
             // forked child's, the hit writer's) and the values' folder reach this file
             // after the program changes its working directory too. Messages keep the

@@ -432,6 +432,17 @@ def test_a_directory_raises_an_io_error_with_its_code(tmp_path):
     assert "result 4" in str(info.value)
 
 
+@pytest.mark.parametrize("name", ["a\0b.db", "sub\0dir/c.db"])
+def test_a_location_with_a_nul_byte_is_a_value_error_and_creates_nothing(tmp_path, name):
+    # As open() says "embedded null byte": it raised StorageIOError "cannot stat ...:
+    # file name contained an unexpected NUL byte", a failure of the file system.
+    folder = tmp_path / "f"
+    folder.mkdir()
+    with pytest.raises(ValueError, match="NUL|null"):
+        backlite.Storage(str(folder / name))
+    assert list(folder.iterdir()) == []
+
+
 def test_errors_pickle_with_their_code():
     err = backlite.errors.error_from_code(7, "locked")
     assert isinstance(err, BusyError)
