@@ -6,7 +6,7 @@
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 
 /// The signals by which a user stops a command.
@@ -58,4 +58,40 @@ fn ignored(signal: i32) -> bool {
     // SAFETY: zeroed is a valid sigaction (plain integers and pointers), and a
     // successful call filled it in.
     read == 0 && unsafe { current.assume_init() }.sa_sigaction == libc::SIG_IGN
+}
+
+/// The signals of [`STOPS`] held off while a write that cannot stop half-way runs (a
+/// set writing a large value's file, a delete or clear unlinking the files of the
+/// entries it removed): killed there, the process left a value file cut short, or files
+/// no entry names, orphans that `check` reports as damage. The write finishes; then
+/// [`Deferred::end`] ends the process of the signal that came meanwhile.
+pub struct Deferred {
+    came: Arc<AtomicUsize>,
+}
+
+/// Holds off the signals from now on (see [`Deferred`]).
+pub fn defer() -> std::io::Result<Deferred> {
+    Ok(Deferred {
+        came: on_stop(|_| {})?,
+    })
+}
+
+impl Deferred {
+    /// If a signal came meanwhile: says so in a line about `file` (after `failure`'s,
+    /// if the command failed), and ends the process of that signal. Else nothing.
+    pub fn end(&self, file: &std::path::Path, failure: Option<&crate::cmd::Failure>) {
+        let signal = self.came.load(SeqCst) as i32;
+        if signal == 0 {
+            return;
+        }
+        if let Some(failure) = failure {
+            eprintln!("backlite: {}", failure.line().replace('\n', " "));
+        }
+        eprintln!(
+            "backlite: {}: {} received while writing: stopped once the write was whole",
+            crate::bytes::escape_path(file),
+            name(signal)
+        );
+        die_of(signal)
+    }
 }

@@ -2897,3 +2897,67 @@ fn an_import_from_a_slow_pipe_does_not_lock_the_cache_while_it_waits() {
     one_line_naming(&r.stderr, "nowhere/c.db");
     assert!(!r.stderr.contains("copy"), "{}", r.stderr);
 }
+
+/// Ctrl-C (or SIGTERM, or a closed terminal) while `set` wrote a large value killed it
+/// on the spot: the value's file, cut short, stayed in the folder of values with no
+/// entry naming it (47 MB of a 400 MB value), an orphan that `check` reports as damage
+/// a minute later and the library removes only an hour after. A write that cannot stop
+/// half-way now finishes first; then the command says so and ends of the signal.
+#[test]
+fn a_set_stopped_by_ctrl_c_leaves_no_part_of_its_value_behind() {
+    use std::io::Write as _;
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    let d = Dir::new();
+    d.ok(&["set", "c.db", "a", "1"]);
+    let value = vec![b'v'; 64 << 20];
+    let mut command = Command::new(common::bin());
+    command
+        .args(["set", "c.db", "big", "-"])
+        .current_dir(d.tmp.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    // SAFETY: signal() is async-signal-safe, as a pre_exec hook must be.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGTERM, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(&value).unwrap();
+    drop(input);
+    // Waits for the state (its value's file begun), not for a time.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while value_files(&d, "c.db") == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the set never began its value's file"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    // SAFETY: kill sends a signal to our own child, which has not been waited for.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?} {stderr}");
+    one_line_naming(&stderr, "c.db");
+    // The value is stored whole, its file the only one; nothing is orphaned.
+    let r = d.run(&["get", "c.db", "big"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout_bytes == value,
+        "the value stored is not the one set"
+    );
+    assert_eq!(value_files(&d, "c.db"), 1);
+    assert!(d
+        .ok(&["check", "c.db"])
+        .ends_with("result          healthy\n"));
+}

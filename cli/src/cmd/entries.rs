@@ -163,8 +163,23 @@ pub fn set(
         Some(Ttl::After(d)) => Expiration::After(d),
         Some(Ttl::Never) | None => Expiration::Never,
     };
+    // From here a signal lets the write finish, then ends the command (see Deferred).
+    let deferred = defer(file)?;
+    let outcome = store(cli, file, &key, &value, expiration);
+    deferred.end(file, outcome.as_ref().err());
+    outcome
+}
+
+/// Holds off Ctrl-C for a command's write (`interrupt::Deferred`).
+fn defer(file: &Path) -> Result<crate::interrupt::Deferred, Failure> {
+    crate::interrupt::defer()
+        .map_err(|e| Failure::new(USAGE_OR_IO, file, format!("cannot watch for Ctrl-C: {e}")))
+}
+
+/// `set`'s write.
+fn store(cli: &Cli, file: &Path, key: &[u8], value: &[u8], expiration: Expiration) -> Outcome {
     let storage = open(cli, file, true)?;
-    storage.set(&key, &value, expiration).map_err(|e| {
+    storage.set(key, value, expiration).map_err(|e| {
         let mut failure = Failure::core(file, &e);
         // The library removes the older value of a key whose new one is refused as too
         // large (a later get must not return it, stale): "not stored" alone reads as if
@@ -172,7 +187,7 @@ pub fn set(
         if e.kind() == ErrorKind::TooLarge {
             failure.message += &format!(
                 "; the older value under key {}, if there was one, was removed",
-                escape(&key)
+                escape(key)
             );
         }
         failure
@@ -204,9 +219,17 @@ pub fn delete(cli: &Cli, file: &Path, keys: &[OsString], escaped: bool) -> Outco
     // delete would find it gone and report it missing, exit 1, though it was there.
     let mut seen = std::collections::HashSet::new();
     keys.retain(|k| seen.insert(k.clone()));
+    let deferred = defer(file)?;
+    let outcome = delete_keys(cli, file, &keys);
+    deferred.end(file, outcome.as_ref().err());
+    outcome
+}
+
+/// `delete`'s write.
+fn delete_keys(cli: &Cli, file: &Path, keys: &[Vec<u8>]) -> Outcome {
     let storage = open(cli, file, false)?;
     let mut missing = Vec::new();
-    for key in &keys {
+    for key in keys {
         if !storage.delete(key).map_err(|e| Failure::core(file, &e))? {
             missing.push(escape(key));
         }
@@ -233,6 +256,14 @@ pub fn delete(cli: &Cli, file: &Path, keys: &[OsString], escaped: bool) -> Outco
 }
 
 pub fn clear(cli: &Cli, file: &Path) -> Outcome {
+    let deferred = defer(file)?;
+    let outcome = clear_all(cli, file);
+    deferred.end(file, outcome.as_ref().err());
+    outcome
+}
+
+/// `clear`'s write.
+fn clear_all(cli: &Cli, file: &Path) -> Outcome {
     let storage = open(cli, file, false)?;
     let before = storage.inspect(&[]).map_err(|e| Failure::core(file, &e))?;
     storage.clear().map_err(|e| Failure::core(file, &e))?;
