@@ -306,13 +306,14 @@ impl std::fmt::Display for NotCopied {
 
 impl std::error::Error for NotCopied {}
 
-/// Whether `fd` is a plain file (read at the disk's pace): not a pipe, a terminal or a
-/// socket, whose writer may take any time.
-fn is_plain_file(fd: std::os::fd::BorrowedFd<'_>) -> bool {
-    fd.try_clone_to_owned()
-        .map(std::fs::File::from)
-        .and_then(|f| f.metadata())
-        .is_ok_and(|m| m.is_file())
+/// The length of `fd` if it is a plain file (read at the disk's pace); `None` for a
+/// pipe, a terminal or a socket, whose writer may take any time.
+fn plain_file_length(fd: std::os::fd::BorrowedFd<'_>) -> Option<u64> {
+    let file = std::fs::File::from(fd.try_clone_to_owned().ok()?);
+    file.metadata()
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
 }
 
 /// A failed import's end: `failure`, or when a signal stopped it, its line and then the
@@ -339,12 +340,7 @@ pub fn run(cli: &Cli, file: &Path, input: Option<&Path>, no_copy: bool) -> Outco
             }
             None => {
                 let stdin = std::io::stdin();
-                let length = is_plain_file(stdin.as_fd())
-                    .then(|| {
-                        let fd = stdin.as_fd().try_clone_to_owned().ok()?;
-                        std::fs::File::from(fd).metadata().ok().map(|m| m.len())
-                    })
-                    .flatten();
+                let length = plain_file_length(stdin.as_fd());
                 (Box::new(stdin), "<stdin>".to_string(), length)
             }
         };
