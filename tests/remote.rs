@@ -3214,6 +3214,46 @@ fn a_value_written_after_a_read_only_set_is_read_once_the_set_leaves_the_file() 
     assert_eq!(ro.remote_stats().unwrap().writes, 0);
 }
 
+/// A value a read-only handle computed after a miss and could not store (too large for
+/// its file) hides nothing on the remote, as a computed value it stores hides nothing:
+/// the remote held no value the call replaced. It was sent as the removal a refused set
+/// is, which such a handle keeps as a hide: another machine's later value of the key was
+/// missed, and each call computed the key again (hiding that value anew), for ever.
+#[test]
+fn a_computed_value_too_large_for_a_read_only_file_hides_nothing() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let rw = machine(&dir, "rw.db", &remote_options(&server.url()));
+    let mut o = remote_options(&server.url());
+    o.set_remote_mode(RemoteMode::ReadOnly);
+    o.set_max_size(10).unwrap();
+    let ro = machine(&dir, "ro.db", &o);
+    let big = [b'm'; 20];
+    let mut computed = 0;
+    let got = ro
+        .cached_call(b"k", NEVER, None, || {
+            computed += 1;
+            Ok(big.to_vec())
+        })
+        .unwrap();
+    assert_eq!((got, computed), (big.to_vec(), 1));
+    rw.set(b"k", &[b't'; 20], NEVER).unwrap();
+    for round in 0..2 {
+        let got = ro
+            .cached_call(b"k", NEVER, None, || {
+                computed += 1;
+                Ok(big.to_vec())
+            })
+            .unwrap();
+        assert_eq!(
+            got, [b't'; 20],
+            "round {round}: another machine's value was hidden"
+        );
+    }
+    assert_eq!(computed, 1);
+    assert_eq!(get(&ro, b"k").as_deref(), Some(&[b't'; 20][..]));
+}
+
 /// A process that exits without freeing a READ_WRITE handle pays the unlinks it owes
 /// the remote, as the free would: a delete that never reached the server (here refused
 /// to a user without EVAL) left the deleted value there for every other machine to read

@@ -20,7 +20,8 @@ pub const BACKLITE_REMOTE_MODE_READ_WRITE: backlite_remote_mode = 0;
 /// replaced: a deleted key (or one whose set was refused as too large or already
 /// expired) misses the remote's value of then, until another client writes the key
 /// again, and so does a key it set (for its latest 65,536 keys set) once that entry
-/// expired or was evicted; a value a memoised call computed after a miss replaced none.
+/// expired or was evicted; a value a memoised call computed after a miss replaced none
+/// (stored, or refused as too large for the file).
 /// A set of one key reads what it replaces (one round trip, a get's read), so a value
 /// another machine writes after it is read; a batch's keys learn it at their next
 /// look-up, which hides a value written before that too.

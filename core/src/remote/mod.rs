@@ -1144,6 +1144,17 @@ impl Remote {
         }
     }
 
+    /// `remove` after a value computed after a miss was refused by the file as too
+    /// large: a mode that writes removes the remote's value as for any refused set. A
+    /// read-only handle hides nothing, as for a computed value it stores
+    /// (`set_computed`): kept as a hide, the next look-up took another machine's later
+    /// value for one the call replaced, and each call computed the key again.
+    pub(crate) fn remove_computed(&self, key: &[u8], now: i64) {
+        if self.writes() {
+            self.remove(key, now);
+        }
+    }
+
     pub(crate) fn set_many(&self, entries: &[crate::Entry<'_>], now: i64) {
         self.send(
             entries

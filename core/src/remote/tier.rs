@@ -186,6 +186,9 @@ impl Storage {
         match outcome {
             Ok(()) if computed => remote.set_computed(key, value, expiration, self.now()),
             Ok(()) => remote.set(key, value, expiration, self.now()),
+            Err(e) if e.kind() == ErrorKind::TooLarge && computed => {
+                remote.remove_computed(key, self.now());
+            }
             Err(e) if e.kind() == ErrorKind::TooLarge => {
                 remote.remove(key, self.now());
             }
