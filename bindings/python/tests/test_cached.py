@@ -1456,6 +1456,54 @@ def test_filled_while_waiting_for_the_barrier_is_not_recomputed(storage):
     assert calls == []
 
 
+_RECURSION_UNDER_A_BARRIER = """
+import asyncio, sys, threading
+import backlite
+
+storage = backlite.Storage(sys.argv[1])
+kind = sys.argv[2]
+lock = {"Lock": threading.Lock, "RLock": threading.RLock}[kind]()
+calls = []
+
+@backlite.cached(storage=storage, barrier=lock)
+def fib(n):
+    calls.append(n)
+    return n if n < 2 else fib(n - 1) + fib(n - 2)
+
+@backlite.async_cached(storage=storage, barrier=lock)
+async def afib(n):
+    return n if n < 2 else await afib(n - 1) + await afib(n - 2)
+
+async def both():
+    alock = asyncio.Lock()
+
+    @backlite.async_cached(storage=storage, barrier=alock)
+    async def gfib(n):
+        parts = await asyncio.gather(gfib(n - 1), gfib(n - 2)) if n >= 2 else [n]
+        return sum(parts)
+
+    return await afib(12), await gfib(12)
+
+print(fib(12), len(calls), *asyncio.run(both()), lock.locked() if kind == "Lock" else "-")
+"""
+
+
+@pytest.mark.parametrize("kind", ["Lock", "RLock"])
+def test_a_memoised_recursion_under_its_own_barrier_does_not_deadlock(tmp_path, kind):
+    # fib(n) calling fib(n - 1) on a miss asks for the barrier its own outer call holds.
+    # cached with a Lock, async_cached with any sync lock (taken by a thread of its own,
+    # so even an RLock was another thread's) or an asyncio.Lock waited for themselves for
+    # ever. A barrier held by the computation a call is made from (this thread's, for
+    # cached; this task's and the tasks it starts, for async_cached) is not taken again.
+    # In a child process: before the fix it hung, and the timeout ends it.
+    out = subprocess.run(
+        [sys.executable, "-c", _RECURSION_UNDER_A_BARRIER, str(tmp_path / "c.db"), kind],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["144", "13", "144", "144", "False" if kind == "Lock" else "-"]
+
+
 def test_async_only_barrier_is_refused_by_cached(storage):
     import asyncio
 

@@ -115,6 +115,48 @@ def _async_hold(barrier: Any) -> Any:
     return barrier if _is_async_barrier(barrier) else _ThreadHeld(barrier)
 
 
+# The barriers held by the computations running in this thread (cached) or task
+# (async_cached, and the tasks it starts), by id, with how many of them hold each. A
+# memoised call made from inside such a computation (fib(n) calling fib(n - 1) on a
+# miss) does not take its barrier again: it waited for its own outer call for ever
+# (cached with a Lock; async_cached with any lock, a sync one being taken by a thread
+# of its own, so even an RLock was another thread's).
+_held: threading.local = threading.local()
+_held_async: contextvars.ContextVar[frozenset[int]] = contextvars.ContextVar(
+    "backlite_barriers", default=frozenset()
+)
+
+
+def _unless_held(
+    barrier: Any, enter: Callable[[], Any], exit: Callable[[], Any]
+) -> tuple[Callable[[], None], Callable[[], None]]:
+    """``enter`` and ``exit`` of ``barrier``, skipped where this thread's computation
+    already holds it."""
+    ident = id(barrier)
+
+    def held() -> dict[int, int]:
+        try:
+            return _held.barriers
+        except AttributeError:
+            _held.barriers = {}
+            return _held.barriers
+
+    def take() -> None:
+        depth = held().get(ident, 0)
+        if depth == 0:
+            enter()
+        held()[ident] = depth + 1
+
+    def give_back() -> None:
+        depth = held().pop(ident, 1)
+        if depth > 1:
+            held()[ident] = depth - 1
+        else:
+            exit()
+
+    return take, give_back
+
+
 # -- sync -----------------------------------------------------------------------------
 
 # How long cached_call_exclusive waits for another caller computing the same key.
@@ -332,7 +374,7 @@ def cached(
         )
     _refuse_generator_function("cached", func)
     make_key = _make_key_func(func, param_hash_func)
-    barrier_calls = None if barrier is None else (enter, exit)
+    barrier_calls = None if barrier is None else _unless_held(barrier, enter, exit)
     cached_call = storage._cached_call
 
     @functools.wraps(func)
@@ -548,8 +590,15 @@ def async_cached(
             return value
         if lease is not None:
             await _off_loop(lease.abandon)
-        async with _async_hold(barrier):
+        held = _held_async.get()
+        if id(barrier) in held:  # this task's computation holds it (see _held)
             return await compute(storage, key, call, exp_ms, 1, name)
+        async with _async_hold(barrier):
+            token = _held_async.set(held | {id(barrier)})
+            try:
+                return await compute(storage, key, call, exp_ms, 1, name)
+            finally:
+                _held_async.reset(token)
 
     async def flight(
         key: bytes, loop: asyncio.AbstractEventLoop, in_flight: dict[bytes, asyncio.Future[None]],
