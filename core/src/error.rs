@@ -38,6 +38,9 @@ pub struct Error {
     message: String,
     /// For [`ErrorKind::LeaseHeld`]: the holder's time left, and when to ask again.
     lease_held: Option<LeaseHeld>,
+    /// A value file could not be opened or made for want of a file descriptor (EMFILE,
+    /// ENFILE): a write that held others open may work holding fewer.
+    out_of_descriptors: bool,
 }
 
 /// The numbers of a [`ErrorKind::LeaseHeld`] error.
@@ -57,7 +60,22 @@ impl Error {
             kind,
             message: message.into(),
             lease_held: None,
+            out_of_descriptors: false,
         }
+    }
+
+    /// An [`ErrorKind::Io`] error of a value file that could not be opened or made for
+    /// want of a file descriptor.
+    pub(crate) fn out_of_descriptors(message: impl Into<String>) -> Self {
+        Error {
+            out_of_descriptors: true,
+            ..Error::new(ErrorKind::Io, message)
+        }
+    }
+
+    /// Whether this is an error of [`Error::out_of_descriptors`].
+    pub(crate) fn is_out_of_descriptors(&self) -> bool {
+        self.out_of_descriptors
     }
 
     /// A [`ErrorKind::LeaseHeld`] error: the holder's lease ends in `time_left` unless

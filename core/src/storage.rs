@@ -371,15 +371,6 @@ impl Storage {
         self.in_file(value.len() as u64)
     }
 
-    /// Writes `value` to a file of its own if it is kept in one, before the
-    /// transaction that names it.
-    pub(crate) fn value_file(&self, value: &[u8]) -> Result<Option<Written>> {
-        match self.file_threshold {
-            Some(_) if self.kept_in_file(value) => self.write_value_file(value).map(Some),
-            _ => Ok(None),
-        }
-    }
-
     /// Writes `value` to a new file of its own, locked until the result is dropped.
     fn write_value_file(&self, value: &[u8]) -> Result<Written> {
         let files = self
@@ -422,7 +413,7 @@ impl Storage {
         })
     }
 
-    /// Removes a file written by [`Storage::value_file`] that no row came to name.
+    /// Removes a value file written ahead of its transaction that no row came to name.
     pub(crate) fn discard_file(&self, written: Option<&Written>) {
         if let (Some(w), Ok(Some(files))) = (written, self.shared.value_files(false)) {
             let _ = files.remove(&w.name);
@@ -1068,15 +1059,15 @@ impl Storage {
         crc: u32,
         deadline: Option<i64>,
     ) -> Result<()> {
-        if self.kept_in_file(value) {
-            if let Ok(Some(files)) = self.shared.value_files(true) {
-                // Before its file exists: a check that only counts leaves it alone.
-                t.tally.written.writing(files);
-            }
-        }
-        let Some(written) = self.value_file(value)? else {
+        if !self.kept_in_file(value) {
             return t.insert(key, value, crc, deadline);
-        };
+        }
+        let files = self
+            .shared
+            .value_files(true)?
+            .ok_or_else(|| Error::new(ErrorKind::Internal, "no folder for value files"))?;
+        // Marked first, so that a check that only counts leaves it alone.
+        let written = t.tally.written.write(files, value)?;
         let inserted = t.insert_file(key, &written, crc, deadline);
         if inserted.is_err() {
             self.discard_file(Some(&written));
@@ -1089,7 +1080,7 @@ impl Storage {
         // take it meanwhile: check with repair and vacuum wait for this transaction's
         // write lock, the sweep on open runs only while no write is open, and a check
         // that only counts leaves the folder's files alone while the transaction
-        // holds the marker's lock (above; check.rs).
+        // holds the marker's lock (`Uncommitted::write`; check.rs).
         inserted
     }
 
@@ -1186,6 +1177,27 @@ impl Storage {
     /// of any further ones are written inside, one descriptor at a time.
     fn write_batch(&self, entries: &[Entry<'_>], crcs: &[u32]) -> Result<()> {
         let ahead = self.files_ahead(entries);
+        let wrote_ahead = !ahead.is_empty();
+        match self.write_batch_with(entries, crcs, ahead) {
+            // Each file written ahead held a descriptor until the commit, and one was
+            // then short for a file written inside: the batch goes again with every
+            // file written inside, one descriptor at a time, as it works with one
+            // free (with 63 or 64 free, it failed where it works with one).
+            Err(e) if e.is_out_of_descriptors() && wrote_ahead => {
+                self.write_batch_with(entries, crcs, Vec::new())
+            }
+            done => done,
+        }
+    }
+
+    /// [`Storage::write_batch`] with the files `ahead` written before it, which are
+    /// removed unless a committed row names them, and closed when it returns.
+    fn write_batch_with(
+        &self,
+        entries: &[Entry<'_>],
+        crcs: &[u32],
+        ahead: Vec<(&Entry<'_>, Written)>,
+    ) -> Result<()> {
         let mut named = vec![false; ahead.len()];
         let done = self.write(|t| {
             let mut next = 0;

@@ -271,11 +271,21 @@ pub(crate) struct Uncommitted {
 }
 
 impl Uncommitted {
-    /// Before the transaction writes a file into `files`: marks a transaction writing
-    /// unlocked files there, until it ends ([`ValueFiles::writing_inside`]).
-    pub(crate) fn writing(&mut self, files: &ValueFiles) {
+    /// Writes `value` to a new file of `files` inside the transaction, having marked
+    /// a transaction writing unlocked files there, until it ends
+    /// ([`ValueFiles::writing_inside`]). The mark costs a descriptor: when none is left
+    /// for the file, the mark goes and the file is made without it (a batch that
+    /// writes its files one descriptor at a time works with one free).
+    pub(crate) fn write(&mut self, files: &ValueFiles, value: &[u8]) -> Result<Written> {
         if self._writing.is_none() {
             self._writing = files.writing_inside();
+        }
+        match files.write(value) {
+            Err(e) if e.is_out_of_descriptors() && self._writing.is_some() => {
+                self._writing = None;
+                files.write(value)
+            }
+            written => written,
         }
     }
 
@@ -462,7 +472,11 @@ fn io_error(what: impl std::fmt::Display, e: io::Error) -> Error {
     // ENOSPC and EDQUOT are worth naming: the caller can act on them.
     let full = matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT));
     let hint = if full { " (the disk is full)" } else { "" };
-    Error::new(ErrorKind::Io, format!("{what}: {e}{hint}"))
+    let message = format!("{what}: {e}{hint}");
+    match e.raw_os_error() {
+        Some(libc::EMFILE | libc::ENFILE) => Error::out_of_descriptors(message),
+        _ => Error::new(ErrorKind::Io, message),
+    }
 }
 
 impl ValueFiles {
