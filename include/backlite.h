@@ -378,9 +378,9 @@ typedef struct backlite_stats {
  * again, and so does a key it set (for its latest 65,536 keys set) once that entry
  * expired or was evicted; a value a memoised call computed after a miss replaced none
  * (stored, or refused as too large for the file).
- * A set of one key reads what it replaces (one round trip, a get's read), so a value
- * another machine writes after it is read; a batch's keys learn it at their next
- * look-up, which hides a value written before that too.
+ * A set reads what it replaces (a get's read per key; a batch, for its first 64
+ * keys), so a value another machine writes after it is read; a batch's further keys
+ * learn it at their next look-up, which hides a value written before that too.
  * A clear empties the file only: the remote's values are read again.
  */
 #define BACKLITE_REMOTE_MODE_READ_ONLY 1

@@ -3214,6 +3214,43 @@ fn a_value_written_after_a_read_only_set_is_read_once_the_set_leaves_the_file() 
     assert_eq!(ro.remote_stats().unwrap().writes, 0);
 }
 
+/// `a_value_written_after_a_read_only_set_is_read_once_the_set_leaves_the_file` for the
+/// keys of a batch: each hides what the remote held when it was set, not a value
+/// another machine wrote after it.
+#[test]
+fn a_value_written_after_a_read_only_batch_is_read_once_the_batch_leaves_the_file() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let rw = machine(&dir, "rw.db", &remote_options(&server.url()));
+    let mut o = remote_options(&server.url());
+    o.set_remote_mode(RemoteMode::ReadOnly);
+    o.set_max_size(100).unwrap();
+    let ro = machine(&dir, "ro.db", &o);
+    rw.set(b"replaced", b"old", NEVER).unwrap();
+    let batch = [
+        backlite::Entry {
+            key: b"k",
+            value: b"mine",
+            expiration: NEVER,
+        },
+        backlite::Entry {
+            key: b"replaced",
+            value: b"new",
+            expiration: NEVER,
+        },
+    ];
+    ro.set_many(&batch).unwrap();
+    rw.set(b"k", b"theirs", NEVER).unwrap();
+    ro.set(b"filler", &[b'f'; 99], NEVER).unwrap();
+    assert_eq!(ro.stats().unwrap().count, 1);
+    assert_eq!(
+        get(&ro, b"k").as_deref(),
+        Some(&b"theirs"[..]),
+        "a value written after the batch was hidden"
+    );
+    assert_eq!(get(&ro, b"replaced"), None);
+}
+
 /// A value a read-only handle computed after a miss and could not store (too large for
 /// its file) hides nothing on the remote, as a computed value it stores hides nothing:
 /// the remote held no value the call replaced. It was sent as the removal a refused set

@@ -64,6 +64,11 @@ const BEHIND_BATCH: usize = 256;
 /// call, and past 65,536 keys the whole remote was cleared.
 const ROUND_TRIP_WRITES: usize = 1024;
 const ROUND_TRIP_BYTES: usize = 1 << 20;
+/// Keys of one read-only call whose replaced remote value is read when they are set
+/// (`Remote::learn_replaced`, a round trip each); a larger batch's other keys learn it
+/// at their next look-up. Bounded so that a batch's set costs a few round trips, not
+/// one per entry.
+const LEARNED_PER_CALL: usize = 64;
 /// The longest `PX` sent (2^62 ms, 146 million years): Redis refuses a PX whose
 /// deadline, its clock plus the PX, overflows 64 bits, which an expiration near
 /// INT64_MAX ms would (the value header keeps the exact deadline).
@@ -952,7 +957,8 @@ impl Remote {
         None
     }
 
-    /// Reads what a read-only handle's set of `key` replaced on the remote, so that its
+    /// Reads what a read-only handle's set of `key` (or a batch's, for its first
+    /// `LEARNED_PER_CALL` keys) replaced on the remote, so that its
     /// hide is that value alone: left to the first look-up after the set's entry leaves
     /// the file, the hide took whatever was there then, a value another machine wrote
     /// after the set too (and a program memoising by hand, get then set, hid each newer
@@ -1032,7 +1038,7 @@ impl Remote {
                 .map(|w| &w.key[..])
                 .collect();
             self.hidden.replace(stored.iter().copied());
-            if let [key] = stored[..] {
+            for key in stored.iter().take(LEARNED_PER_CALL) {
                 self.learn_replaced(key);
             }
             return None;
