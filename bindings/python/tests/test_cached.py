@@ -560,6 +560,44 @@ def _outputs_under_hash_seeds(code, tmp_path, seeds):
     }
 
 
+_DEFAULT_CLIENT_KEY_IN_CHILD = """
+import sys, threading
+import backlite
+
+
+class Client:
+    def __init__(self, base):
+        self.lock = threading.Lock()  # so it cannot be pickled
+        self.base = base
+
+
+CLIENT = Client("https://a.example")
+storage = backlite.Storage(":memory:")
+
+
+@backlite.cached(storage=storage)
+def fetch(path, client=CLIENT):
+    return client.base + path
+
+
+print(fetch.cache_key("/x").decode(), fetch.cache_key("/x", CLIENT).decode(),
+      fetch.cache_key("/x", Client("https://b.example")).decode() == fetch.cache_key("/x").decode())
+"""
+
+
+def test_a_default_that_cannot_be_pickled_keeps_its_key_in_every_process(tmp_path):
+    # fetch(path, client=CLIENT), a module's client holding a lock: the default was
+    # keyed by its identity, as an argument that cannot be pickled is, so every process
+    # and run had its own key and the memoised function never found an earlier run's
+    # result (two keys under two seeds before). A default is part of the function, as
+    # what a closure holds is: encoded by value the same way (a lock by its type).
+    keys = _outputs_under_hash_seeds(_DEFAULT_CLIENT_KEY_IN_CHILD, tmp_path, ("0", "1"))
+    assert len(keys) == 1
+    default, explicit, other_client_same = keys.pop().split()
+    assert default == explicit  # the default given explicitly is the same call
+    assert other_client_same == "False"  # another client's state is another key
+
+
 _RUN_EDITED = """
 import sys
 sys.path.insert(0, sys.argv[1])

@@ -648,12 +648,27 @@ def bind(sig: Signature, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[
     return list(bound.arguments.items())
 
 
+def _encode_argument(value: Any, default: Any) -> bytes:
+    """An argument's encoding. Its parameter's default (given or not) is part of the
+    function, as what a closure holds is: by value where pickle refuses it, as a closure
+    value is (a client holding a lock, by its type and fields), not by its identity,
+    which gave each process and run its own key for ``fetch(path)`` and never found an
+    earlier run's result. Other arguments keep identity."""
+    if value is default:
+        try:
+            return encode(value, by_identity=False, state=True)
+        except _NoIdentity:
+            pass  # by identity: the argument's own error where it has none either
+    return encode(value)
+
+
 def param_hash(sig: Signature, args: tuple[Any, ...], kwargs: dict[str, Any], /) -> str:
     """The default ``ParamHashFunc``: a hex BLAKE2b digest of the bound arguments."""
     h = hashlib.blake2b(digest_size=20)
+    params = sig.parameters
     for name, value in bind(sig, args, kwargs):
         h.update(encode(name))
-        h.update(encode(value))
+        h.update(_encode_argument(value, params[name].default))
     return h.hexdigest()
 
 
@@ -666,6 +681,7 @@ def make_param_hash(sig: Signature) -> Callable[[tuple[Any, ...], dict[str, Any]
     names = tuple(p.name for p in params)
     encoded_names = [encode(n) for n in names]
     defaults = {p.name: p.default for p in params if p.default is not Parameter.empty}
+    default_of = tuple(p.default for p in params)
     count = len(names)
     missing = object()
 
@@ -683,9 +699,9 @@ def make_param_hash(sig: Signature) -> Callable[[tuple[Any, ...], dict[str, Any]
         if kwargs and (len(kwargs) + len(args) > count or not set(kwargs) <= set(names[len(args):])):
             return param_hash(sig, args, kwargs)  # raises
         h = hashlib.blake2b(digest_size=20)
-        for en, value in zip(encoded_names, values, strict=True):
+        for en, value, default in zip(encoded_names, values, default_of, strict=True):
             h.update(en)
-            h.update(encode(value))
+            h.update(_encode_argument(value, default))
         return h.hexdigest()
 
     return fast
