@@ -119,10 +119,11 @@ extension Storage {
                                 message: "waitTimeoutMilliseconds must be >= 0, got \(waitTimeoutMilliseconds)")
         }
         let mine = computingKey(key)
-        if Computing.keys.contains(mine) { return try compute() }
-        return try Computing.$keys.withValue(Computing.keys.union([mine])) {
+        if Computing.isComputing(mine) { return try compute() }
+        let run = Computing.Run()
+        return try Computing.$keys.withValue(Computing.adding(mine, run)) {
             try withKey(key) { k, kl in
-                try memoise(compute) { fn, userData, buf, err in
+                try memoise({ defer { run.end() }; return try compute() }) { fn, userData, buf, err in
                     backlite_cached_call_exclusive(handle, k, kl, fn, userData, expiration.milliseconds,
                                                    waitTimeoutMilliseconds, &buf, err)
                 }
@@ -173,7 +174,7 @@ extension Storage {
         compute: () async throws -> Data
     ) async throws -> Data {
         let mine = computingKey(key)
-        if Computing.keys.contains(mine) { return try await compute() }
+        if Computing.isComputing(mine) { return try await compute() }
         var attempt: UInt32 = 0
         while true {
             try Task.checkCancellation()
@@ -187,7 +188,9 @@ extension Storage {
             case .lease(let lease):
                 let value: Data
                 do {
-                    value = try await Computing.$keys.withValue(Computing.keys.union([mine])) {
+                    let run = Computing.Run()
+                    defer { run.end() }
+                    value = try await Computing.$keys.withValue(Computing.adding(mine, run)) {
                         try await compute()
                     }
                 } catch {

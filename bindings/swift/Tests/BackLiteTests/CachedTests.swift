@@ -416,6 +416,46 @@ final class CachedTests: XCTestCase {
         XCTAssertEqual(hit, bytes("outer"))
     }
 
+    /// A task the compute starts and does not await inherits the keys being computed,
+    /// and may run on after the compute has returned: its call of the key is then no
+    /// longer inside that compute, and is memoised as any other (a hit here). It
+    /// computed at once, stored nothing and returned its own value, for ever after.
+    func testATaskTheComputeLeavesRunningCallsItsKeyAsAnyOtherOnceTheComputeReturned() async throws {
+        let cache = try Storage.inMemory()
+        let (gate, open) = AsyncStream<Void>.makeStream()
+        let late = Counter()
+        var asyncLater: Task<Data, any Error>?
+        var blockingLater: Task<Data, any Error>?
+        let value = try await cache.cached(key: "a", expiration: .never) { () async throws -> Data in
+            asyncLater = Task {
+                for await _ in gate { break }
+                return try await cache.cached(key: "a") { () async throws -> Data in
+                    late.increment()
+                    return bytes("late")
+                }
+            }
+            return bytes("outer a")
+        }
+        let blocking = try cache.cachedExclusive(key: "b", expiration: .never) {
+            blockingLater = Task {
+                for await _ in gate { break }
+                return try cache.cachedExclusive(key: "b", waitTimeoutMilliseconds: 2_000) {
+                    late.increment()
+                    return bytes("late")
+                }
+            }
+            return bytes("outer b")
+        }
+        XCTAssertEqual([value, blocking], [bytes("outer a"), bytes("outer b")])
+        open.yield()
+        open.yield()
+        open.finish()
+        let asyncGot = try await XCTUnwrap(asyncLater).value
+        let blockingGot = try await XCTUnwrap(blockingLater).value
+        XCTAssertEqual([asyncGot, blockingGot], [bytes("outer a"), bytes("outer b")])
+        XCTAssertEqual(late.value, 0)
+    }
+
     func testAsyncWaiterCanBeCancelled() async throws {
         let cache = try Storage.inMemory()
         guard case .lease(let lease) = try cache.tryAcquire("k") else { return XCTFail("no lease") }
