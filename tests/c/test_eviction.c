@@ -383,60 +383,7 @@ static void eviction_order_is_shared_by_handles_on_one_file(void) {
 #define MK 10      /* keys k0..k9 */
 #define MMAX 60    /* max_size */
 
-typedef struct {
-    bool live;
-    size_t size;
-    uint64_t last_access, set_order, hits;
-} m_entry;
-
-typedef struct {
-    m_entry e[MK];
-    uint64_t clock, total, evictions;
-    backlite_eviction_policy policy;
-} model;
-
-static void m_remove(model *m, int k) {
-    if (m->e[k].live) {
-        m->e[k].live = false;
-        m->total -= m->e[k].size;
-    }
-}
-
-static int m_victim(const model *m) {
-    int v = -1;
-    for (int k = 0; k < MK; k++) {
-        const m_entry *c = &m->e[k];
-        if (!c->live) continue;
-        if (v < 0) { v = k; continue; }
-        const m_entry *b = &m->e[v];
-        bool better = false;
-        switch (m->policy) {
-        case LRU: better = c->last_access < b->last_access; break;
-        case MRU: better = c->last_access > b->last_access; break;
-        case LFU: better = c->hits < b->hits || (c->hits == b->hits && c->last_access < b->last_access); break;
-        case FIFO: better = c->set_order < b->set_order; break;
-        case LIFO: better = c->set_order > b->set_order; break;
-        }
-        if (better) v = k;
-    }
-    return v;
-}
-
-/* returns the result the library must give */
-static backlite_result m_set(model *m, int k, size_t size) {
-    m_remove(m, k);
-    if (size > MMAX) return BACKLITE_RESULT_TOO_LARGE;
-    while (m->total + size > MMAX) {
-        int v = m_victim(m);
-        if (v < 0) break;
-        m_remove(m, v);
-        m->evictions++;
-    }
-    m->clock++;
-    m->e[k] = (m_entry){true, size, m->clock, m->clock, 0};
-    m->total += size;
-    return BACKLITE_RESULT_OK;
-}
+#include "policy_model.h"
 
 static void fill_value(uint8_t *v, int k, size_t size) {
     for (size_t i = 0; i < size; i++) v[i] = (uint8_t)(k * 37 + size * 11 + i);
@@ -477,7 +424,7 @@ static void random_operations_follow_the_model_at(backlite_eviction_policy polic
             size_t size = h_rand_below(&rng, 100) < 3 ? MMAX + 1 + h_rand_below(&rng, 10)
                                                       : h_rand_below(&rng, 26);
             fill_value(value, k, size);
-            backlite_result expected = m_set(&m, k, size);
+            backlite_result expected = m_set(&m, k, size, false);
             backlite_error *err = NULL;
             backlite_result rc = backlite_storage_set(s, K(key), value, size, BACKLITE_EXPIRATION_NEVER, &err);
             char what[128];
@@ -495,10 +442,7 @@ static void random_operations_follow_the_model_at(backlite_eviction_policy polic
                 fill_value(want, k, m.e[k].size);
                 h_check_bytes_(__FILE__, __LINE__, what, b.data, b.len, want, m.e[k].size);
             }
-            if (m.e[k].live) {
-                m.e[k].hits++;
-                m.e[k].last_access = ++m.clock;
-            }
+            if (m.e[k].live) m_hit(&m, k);
             backlite_error_free(err);
             backlite_buf_free(&b);
         } else if (op < 95) {

@@ -33,77 +33,7 @@
 #define MK 24     /* keys k0..k23 */
 #define MMAX 100  /* max_size */
 
-typedef struct {
-    bool live;
-    size_t size;
-    uint64_t last_access, set_order, hits;
-} m_entry;
-
-typedef struct {
-    m_entry e[MK];
-    uint64_t clock, total, evictions;
-    backlite_eviction_policy policy;
-} model;
-
-static void m_remove(model *m, int k) {
-    if (m->e[k].live) {
-        m->e[k].live = false;
-        m->total -= m->e[k].size;
-    }
-}
-
-static int m_victim(const model *m, int except) {
-    int v = -1;
-    for (int k = 0; k < MK; k++) {
-        const m_entry *c = &m->e[k];
-        if (!c->live || k == except) continue;
-        if (v < 0) {
-            v = k;
-            continue;
-        }
-        const m_entry *b = &m->e[v];
-        bool better = false;
-        switch (m->policy) {
-        case LRU: better = c->last_access < b->last_access; break;
-        case MRU: better = c->last_access > b->last_access; break;
-        case LFU: better = c->hits < b->hits || (c->hits == b->hits && c->last_access < b->last_access); break;
-        case FIFO: better = c->set_order < b->set_order; break;
-        case LIFO: better = c->set_order > b->set_order; break;
-        }
-        if (better) v = k;
-    }
-    return v;
-}
-
-static void m_evict_to(model *m, uint64_t room, int except) {
-    while (m->total + room > MMAX) {
-        int v = m_victim(m, except);
-        if (v < 0) break;
-        m_remove(m, v);
-        m->evictions++;
-    }
-}
-
-static void m_store(model *m, int k, size_t size) {
-    m->clock++;
-    m->e[k] = (m_entry){true, size, m->clock, m->clock, 0};
-    m->total += size;
-}
-
-static backlite_result m_set(model *m, int k, size_t size, bool expired) {
-    m_remove(m, k);
-    /* an already expired value stores nothing, whatever its size: OK (storage.rs) */
-    if (expired) return BACKLITE_RESULT_OK;
-    if (size > MMAX) return BACKLITE_RESULT_TOO_LARGE;
-    m_evict_to(m, size, -1);
-    m_store(m, k, size);
-    return BACKLITE_RESULT_OK;
-}
-
-static void m_hit(model *m, int k) {
-    m->e[k].hits++;
-    m->e[k].last_access = ++m->clock;
-}
+#include "policy_model.h"
 
 static void fill_value(uint8_t *v, int k, size_t size, unsigned gen) {
     for (size_t i = 0; i < size; i++) v[i] = (uint8_t)(k * 37 + size * 11 + i + gen * 7);
