@@ -114,8 +114,10 @@ BACKLITE_WHEEL="$wheel" BACKLITE_SDIST="$sdist" BACKLITE_MATURIN_VERSION="$matur
     "$venv_py" -m pytest -p no:cacheprovider --basetemp "$work/pytest" -q tests "$@"
 
 # A panic reaching Python as PanicError needs a panic: only a build with the
-# `test-hooks` feature has the hook that panics. Debug: it is built only for this.
-echo "== maturin build --features test-hooks (debug), pytest tests/test_panic.py"
+# `test-hooks` feature has the hook that panics. Debug: it is built only for this. The
+# exit with daemon threads inside calls runs against it too: in a debug build the end of
+# such a thread by pthread_exit ran the destructors above it (python_calls.rs).
+echo "== maturin build --features test-hooks (debug), pytest tests/test_panic.py and the exit test"
 "$work/venv/bin/maturin" build --profile dev --features test-hooks --compatibility linux \
     --auditwheel skip --out "$work/hooks-wheel"
 "$python" -m venv "$work/hooks-venv"
@@ -123,4 +125,5 @@ hooks_py="$work/hooks-venv/bin/python"
 "$hooks_py" "${pipq[@]}" --no-index "$work"/hooks-wheel/backlite-*.whl
 "$hooks_py" "${pipq[@]}" pytest
 BACKLITE_TEST_HOOKS=1 "$hooks_py" -m pytest -p no:cacheprovider --basetemp "$work/pytest-hooks" \
-    -q tests/test_panic.py
+    -q tests/test_panic.py \
+    "tests/test_lifetime.py::test_a_process_exits_cleanly_while_daemon_threads_are_inside_calls"

@@ -26,6 +26,7 @@ mod errors;
 mod fork_gate;
 mod lease;
 mod memo;
+mod python_calls;
 mod reader;
 mod storage;
 #[cfg(feature = "test-hooks")]

@@ -100,7 +100,7 @@ struct PyBarrier<'a> {
 impl Barrier for PyBarrier<'_> {
     fn lock(&self) -> backlite_core::Result<()> {
         crate::fork_gate::outside(|| {
-            Python::attach(|py| match self.enter.call0(py) {
+            crate::python_calls::attach(|py| match self.enter.call0(py) {
                 Ok(_) => Ok(()),
                 Err(e) => {
                     lock(self.outcome).raise(e);
@@ -112,7 +112,7 @@ impl Barrier for PyBarrier<'_> {
 
     fn unlock(&self) {
         crate::fork_gate::outside(|| {
-            Python::attach(|py| {
+            crate::python_calls::attach(|py| {
                 if let Err(e) = self.exit.call0(py) {
                     lock(self.outcome).raise(e);
                 }
@@ -142,7 +142,7 @@ pub(crate) fn cached_call(
         let outcome = Mutex::new(Outcome::default());
         let compute = || {
             crate::fork_gate::outside(|| {
-                Python::attach(|py| {
+                crate::python_calls::attach(|py| {
                     let computed = func
                         .call(py, args.bind(py), kwargs.as_ref().map(|k| k.bind(py)))
                         .and_then(|result| {
@@ -176,7 +176,7 @@ pub(crate) fn cached_call(
         // call saw none of them until the other caller was done, up to `wait`.
         let interrupted = || {
             crate::fork_gate::outside(|| {
-                Python::attach(|py| match py.check_signals() {
+                crate::python_calls::attach(|py| match py.check_signals() {
                     Ok(()) => Ok(()),
                     Err(e) => {
                         lock(&outcome).raise(e);

@@ -226,7 +226,7 @@ impl Storage {
             let streamed = crate::fork_gate::detach(py, || {
                 storage.get_chunks(&key, |chunk| {
                     crate::fork_gate::outside(|| {
-                        Python::attach(|py| match write_all(py, &write, chunk) {
+                        crate::python_calls::attach(|py| match write_all(py, &write, chunk) {
                             Ok(()) => true,
                             Err(e) => {
                                 raised = Some(e);
