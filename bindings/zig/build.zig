@@ -86,6 +86,9 @@ pub fn build(b: *std.Build) void {
         const check = b.addSystemCommand(&.{ b.graph.zig_exe, "build-obj", "-fno-emit-bin", "-lc", "--dep", "backlite", "--dep", "case" });
         check.addPrefixedFileArg("-Mroot=", b.path("src/compile_fail/keys_visitor.zig"));
         check.addArgs(&.{ "-I", include_dir });
+        // The build's own caches: left to itself, `zig build-obj` makes .zig-cache in
+        // the working directory, the source tree.
+        check.addArgs(&.{ "--cache-dir", b.cache_root.path orelse ".", "--global-cache-dir", b.graph.global_cache_root.path orelse "." });
         check.addPrefixedFileArg("-Mbacklite=", b.path("src/backlite.zig"));
         check.addPrefixedFileArg("-Mcase=", opts.getOutput());
         check.setName(b.fmt("compile_fail keys_visitor {s}", .{case[0]}));
