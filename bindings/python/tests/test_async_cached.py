@@ -568,3 +568,75 @@ def test_a_call_of_the_key_being_computed_from_inside_its_computation_runs_it(st
 
     assert asyncio.run(main()) == (3, 3)
     assert calls == [1, 1, 1]
+
+
+
+class _CountingBarrier:
+    """An asyncio.Lock that counts the callers waiting to take it."""
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.waiting = 0
+
+    async def __aenter__(self) -> None:
+        self.waiting += 1
+        try:
+            await self.lock.acquire()
+        finally:
+            self.waiting -= 1
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.lock.release()
+
+
+def test_a_task_the_computation_leaves_running_calls_as_any_other_once_it_returned(storage):
+    # A task started in the computation and not awaited inherits the keys being
+    # computed and the barriers held (context variables), and may run on after the
+    # computation has returned: it is inside it only until then. Before, its call of
+    # the key ran the function at once, stored nothing and returned its own value
+    # ("late"), and its call of another key under the barrier skipped the barrier,
+    # held by another caller by then, for as long as the task lived.
+    barrier = _CountingBarrier()
+    calls = []
+    late = []
+    held_by_test = False
+
+    async def later(fn, x):
+        await gate.wait()
+        return await fn(x)
+
+    @async_cached(storage=storage)
+    async def f(x):
+        calls.append(("f", x))
+        if len(calls) == 1:
+            late.append(asyncio.create_task(later(f, x)))
+            return "outer"
+        return "late"
+
+    @async_cached(storage=storage, barrier=barrier)
+    async def g(x):
+        calls.append(("g", x, held_by_test))
+        if x == 1:
+            late.append(asyncio.create_task(later(g, 2)))
+        return f"g{x}"
+
+    async def main():
+        nonlocal gate, held_by_test
+        gate = asyncio.Event()
+        assert await f(1) == "outer"
+        assert await g(1) == "g1"
+        late_f, late_g = late
+        async with barrier.lock:
+            held_by_test = True
+            gate.set()
+            first = await late_f
+            # g(2) either waits for the barrier, or (before) ran without it.
+            while not (late_g.done() or barrier.waiting):
+                await asyncio.sleep(0.001)
+            held_by_test = False
+        return first, await late_g
+
+    gate = None
+    # A bound against a hang, not a measure of speed.
+    assert asyncio.run(asyncio.wait_for(main(), 120)) == ("outer", "g2")
+    assert calls == [("f", 1), ("g", 1, False), ("g", 2, False)]

@@ -115,15 +115,36 @@ def _async_hold(barrier: Any) -> Any:
     return barrier if _is_async_barrier(barrier) else _ThreadHeld(barrier)
 
 
+class _Run:
+    """One computation of an ``async_cached`` call: running until its function
+    returns or raises. A task the function starts and does not await inherits the
+    context variables below (the keys being computed, the barriers held) and may run
+    on after that: they count only while the run they came with runs, so such a
+    task's later calls are memoised as any other's (before, its call of the key ran
+    the function at once and stored nothing, and a barrier, held by someone else by
+    then, was skipped)."""
+
+    __slots__ = ("running",)
+
+    def __init__(self) -> None:
+        self.running = True
+
+
+def _inside(runs: dict[Any, _Run], what: Any) -> bool:
+    run = runs.get(what)
+    return run is not None and run.running
+
+
 # The barriers held by the computations running in this thread (cached) or task
-# (async_cached, and the tasks it starts), by id, with how many of them hold each. A
-# memoised call made from inside such a computation (fib(n) calling fib(n - 1) on a
-# miss) does not take its barrier again: it waited for its own outer call for ever
-# (cached with a Lock; async_cached with any lock, a sync one being taken by a thread
-# of its own, so even an RLock was another thread's).
+# (async_cached, and the tasks it starts while it runs), by id, with how many of them
+# hold each (cached) or the computation holding it (async_cached). A memoised call
+# made from inside such a computation (fib(n) calling fib(n - 1) on a miss) does not
+# take its barrier again: it waited for its own outer call for ever (cached with a
+# Lock; async_cached with any lock, a sync one being taken by a thread of its own, so
+# even an RLock was another thread's).
 _held: threading.local = threading.local()
-_held_async: contextvars.ContextVar[frozenset[int]] = contextvars.ContextVar(
-    "backlite_barriers", default=frozenset()
+_held_async: contextvars.ContextVar[dict[int, _Run]] = contextvars.ContextVar(
+    "backlite_barriers", default={}
 )
 
 
@@ -167,8 +188,8 @@ _EXCLUSIVE_WAIT_MS = 60_000
 # recursion with the same arguments) would wait for itself. It runs the function, as
 # the original did (it took no lock); the outer call stores its own result.
 _computing: threading.local = threading.local()
-_computing_async: contextvars.ContextVar[frozenset[bytes]] = contextvars.ContextVar(
-    "backlite_computing", default=frozenset()
+_computing_async: contextvars.ContextVar[dict[bytes, _Run]] = contextvars.ContextVar(
+    "backlite_computing", default={}
 )
 
 
@@ -578,7 +599,9 @@ def async_cached(
     flights: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[bytes, asyncio.Future[None]]]
     flights = weakref.WeakKeyDictionary()
 
-    async def look_or_compute(key: bytes, call: Callable[[], Awaitable[Any]]) -> Any:
+    async def look_or_compute(
+        key: bytes, call: Callable[[], Awaitable[Any]], run: _Run
+    ) -> Any:
         # The first step looks the key up (a hit returns at once) and counts the miss.
         if barrier is None:
             return await compute(storage, key, call, exp_ms, 0, name)
@@ -591,10 +614,10 @@ def async_cached(
         if lease is not None:
             await _off_loop(lease.abandon)
         held = _held_async.get()
-        if id(barrier) in held:  # this task's computation holds it (see _held)
+        if _inside(held, id(barrier)):  # this task's computation holds it (see _held)
             return await compute(storage, key, call, exp_ms, 1, name)
         async with _async_hold(barrier):
-            token = _held_async.set(held | {id(barrier)})
+            token = _held_async.set({**held, id(barrier): run})
             try:
                 return await compute(storage, key, call, exp_ms, 1, name)
             finally:
@@ -602,18 +625,18 @@ def async_cached(
 
     async def flight(
         key: bytes, loop: asyncio.AbstractEventLoop, in_flight: dict[bytes, asyncio.Future[None]],
-        call: Callable[[], Awaitable[Any]],
+        call: Callable[[], Awaitable[Any]], run: _Run,
     ) -> Any:
         leader = in_flight.get(key)
         if leader is not None:
             # Callers of one event loop let its first caller look (and compute) alone,
             # then look themselves: a hit, or the library's wait if it failed.
             await asyncio.wait([leader])
-            return await look_or_compute(key, call)
+            return await look_or_compute(key, call, run)
         done: asyncio.Future[None] = loop.create_future()
         in_flight[key] = done
         try:
-            return await look_or_compute(key, call)
+            return await look_or_compute(key, call, run)
         finally:
             del in_flight[key]
             done.set_result(None)
@@ -623,26 +646,33 @@ def async_cached(
         key = make_key(args, kwargs)
         loop = asyncio.get_running_loop()
         in_flight = flights.setdefault(loop, {})
+        run = _Run()
+
         async def call() -> Any:
-            awaitable = func(*args, **kwargs)
-            if not isawaitable(awaitable):
-                # A plain function's result, awaited, raised "object int can't be used
-                # in 'await' expression", which named neither the function nor the fix.
-                raise TypeError(
-                    f"async_cached() memoises async functions: {_name(func)} "
-                    f"returned {type(awaitable).__name__}, not an awaitable; use cached()"
-                )
-            return await awaitable
+            try:
+                awaitable = func(*args, **kwargs)
+                if not isawaitable(awaitable):
+                    # A plain function's result, awaited, raised "object int can't be
+                    # used in 'await' expression", which named neither the function
+                    # nor the fix.
+                    raise TypeError(
+                        f"async_cached() memoises async functions: {_name(func)} "
+                        f"returned {type(awaitable).__name__}, not an awaitable; use cached()"
+                    )
+                return await awaitable
+            finally:
+                run.running = False
 
         computing = _computing_async.get()
-        if key in computing:
+        if _inside(computing, key):
             # Inside its own computation: it waited for itself (as a later caller of
             # this loop, for its own flight), for ever.
             return await call()
-        token = _computing_async.set(computing | {key})
+        token = _computing_async.set({**computing, key: run})
         try:
-            return await flight(key, loop, in_flight, call)
+            return await flight(key, loop, in_flight, call, run)
         finally:
+            run.running = False
             _computing_async.reset(token)
 
     wrapper.cache_key = _key_helper(func, wrapper, make_key)  # type: ignore[attr-defined]
