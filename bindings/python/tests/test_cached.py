@@ -1542,6 +1542,51 @@ def test_a_memoised_recursion_under_its_own_barrier_does_not_deadlock(tmp_path, 
     assert out.stdout.split() == ["144", "13", "144", "144", "False" if kind == "Lock" else "-"]
 
 
+_SYNC_AND_ASYNC_UNDER_ONE_BARRIER = """
+import asyncio, sys, threading
+import backlite
+
+storage = backlite.Storage(sys.argv[1])
+lock = threading.Lock()
+
+@backlite.cached(storage=storage, barrier=lock)
+def square(n):
+    return n * n
+
+@backlite.async_cached(storage=storage, barrier=lock)
+async def squares(n):
+    return sum(square(i) for i in range(n)) + await asyncio.to_thread(square, n)
+
+@backlite.async_cached(storage=storage, barrier=lock)
+async def cube(n):
+    return n ** 3
+
+async def all_cubes(n):
+    return sum([await cube(i) for i in range(n)])
+
+@backlite.cached(storage=storage, barrier=lock)
+def cubes(n):
+    return asyncio.run(all_cubes(n))
+
+print(asyncio.run(squares(4)), cubes(3), lock.locked())
+"""
+
+
+def test_sync_and_async_functions_under_one_barrier_call_each_other_without_deadlock(tmp_path):
+    # An async_cached computation holding the barrier (a file lock shared by sync and
+    # async code, say) that calls a cached function under the same barrier, or a cached
+    # computation that runs an event loop calling an async_cached one, asked for the
+    # barrier its own outer call held: each waited for itself for ever. A barrier held
+    # by the computation a call is made from is not taken again, whichever decorator
+    # holds it. In a child process: before the fix it hung, and the timeout ends it.
+    out = subprocess.run(
+        [sys.executable, "-c", _SYNC_AND_ASYNC_UNDER_ONE_BARRIER, str(tmp_path / "c.db")],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["30", "9", "False"]
+
+
 def test_async_only_barrier_is_refused_by_cached(storage):
     import asyncio
 

@@ -136,8 +136,8 @@ def _inside(runs: dict[Any, _Run], what: Any) -> bool:
 
 
 # The barriers held by the computations running in this thread (cached) or task
-# (async_cached, and the tasks it starts while it runs), by id, with how many of them
-# hold each (cached) or the computation holding it (async_cached). A memoised call
+# (async_cached, and the tasks it starts while it runs), by id, with who holds each
+# (_held_in_thread) or the computation holding it (async_cached). A memoised call
 # made from inside such a computation (fib(n) calling fib(n - 1) on a miss) does not
 # take its barrier again: it waited for its own outer call for ever (cached with a
 # Lock; async_cached with any lock, a sync one being taken by a thread of its own, so
@@ -148,31 +148,44 @@ _held_async: contextvars.ContextVar[dict[int, _Run]] = contextvars.ContextVar(
 )
 
 
+def _held_in_thread() -> dict[int, list[bool]]:
+    """The barriers this thread's computations hold: for each, whether each holder,
+    outermost first, took it itself (False: a holder it was made inside did)."""
+    try:
+        return _held.barriers
+    except AttributeError:
+        _held.barriers = {}
+        return _held.barriers
+
+
+def _held_by_caller(ident: int) -> bool:
+    """Whether a computation the caller runs inside holds the barrier ``ident``: one
+    of this thread's (cached, or an event loop run from inside one), or of this task's
+    (async_cached, or a sync function it calls, in this thread or through
+    ``asyncio.to_thread``). A barrier shared by sync and async functions that call
+    each other was otherwise waited for by its own holder, for ever."""
+    return bool(_held_in_thread().get(ident)) or _inside(_held_async.get(), ident)
+
+
 def _unless_held(
     barrier: Any, enter: Callable[[], Any], exit: Callable[[], Any]
 ) -> tuple[Callable[[], None], Callable[[], None]]:
-    """``enter`` and ``exit`` of ``barrier``, skipped where this thread's computation
-    already holds it."""
+    """``enter`` and ``exit`` of ``barrier``, skipped where a computation the caller
+    runs inside already holds it."""
     ident = id(barrier)
 
-    def held() -> dict[int, int]:
-        try:
-            return _held.barriers
-        except AttributeError:
-            _held.barriers = {}
-            return _held.barriers
-
     def take() -> None:
-        depth = held().get(ident, 0)
-        if depth == 0:
+        mine = not _held_by_caller(ident)
+        if mine:
             enter()
-        held()[ident] = depth + 1
+        _held_in_thread().setdefault(ident, []).append(mine)
 
     def give_back() -> None:
-        depth = held().pop(ident, 1)
-        if depth > 1:
-            held()[ident] = depth - 1
-        else:
+        holders = _held_in_thread().get(ident, [True])
+        mine = holders.pop() if holders else True
+        if not holders:
+            _held_in_thread().pop(ident, None)
+        if mine:
             exit()
 
     return take, give_back
@@ -614,7 +627,7 @@ def async_cached(
         if lease is not None:
             await _off_loop(lease.abandon)
         held = _held_async.get()
-        if _inside(held, id(barrier)):  # this task's computation holds it (see _held)
+        if _held_by_caller(id(barrier)):  # see _held
             return await compute(storage, key, call, exp_ms, 1, name)
         async with _async_hold(barrier):
             token = _held_async.set({**held, id(barrier): run})
