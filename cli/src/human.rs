@@ -37,7 +37,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if s.starts_with('-') {
         return Err(bad("a time to live cannot be negative"));
     }
-    if s.bytes().all(|b| b == b'0') {
+    // Zero is zero in any unit, so it needs none, however it is written (`0`, `0.0`).
+    if number_len(s) == s.len() && s.parse::<f64>() == Ok(0.0) {
         return Ok(Duration::ZERO);
     }
     // Whole nanoseconds, each term rounded on its own: a decimal that binary cannot
@@ -69,7 +70,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         if !term.is_finite() || term > 1e21 {
             return Err(bad("it is too long"));
         }
-        total += term.round() as u128;
+        // A lifetime shorter than a nanosecond is still one: rounded to none, it would
+        // be zero, the library's "already expired".
+        total += (term.round() as u128).max(u128::from(term > 0.0));
         rest = after.trim_start();
     }
     if total > 1_000_000_000_000 * NANOS_PER_SECOND {
@@ -226,6 +229,8 @@ mod tests {
         assert!(parse_duration("").is_err());
         assert!(parse_duration("m").is_err());
         assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        assert_eq!(parse_duration("0.0").unwrap(), Duration::ZERO);
+        assert_eq!(parse_duration("1e-12s").unwrap(), Duration::from_nanos(1));
         assert_eq!(parse_duration("1e3s").unwrap(), Duration::from_secs(1000));
         assert!(parse_duration("-1s").unwrap_err().contains("negative"));
         assert!(parse_duration("1e30d").unwrap_err().contains("too long"));

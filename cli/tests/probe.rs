@@ -869,6 +869,40 @@ fn a_fractional_expiry_is_the_lifetime_asked_for_to_the_millisecond_up() {
 }
 
 #[test]
+fn zero_is_zero_however_written_and_a_tiny_lifetime_is_not_zero() {
+    // `--expire 0` was taken and `0.0` refused ("a unit is missing"), though both are
+    // the same number and zero needs no unit; and a lifetime too short for a
+    // nanosecond (1e-12s) became 0, "already expired": stored nothing, exit 0.
+    let d = Dir::new();
+    for zero in ["0.0", "0.", ".0", "00.000", "0e3", "0s", "0.0ms"] {
+        d.ok(&["set", "c.db", "k", "v"]);
+        d.ok(&["set", "c.db", "k", "new", &format!("--expire={zero}")]);
+        assert_eq!(expires_in(&d, "k"), None, "--expire {zero} stored");
+        assert_eq!(d.run(&["get", "c.db", "k"]).code, 1, "--expire {zero}");
+    }
+    for (n, tiny) in ["1e-12s", "0.0000000001ms", "1e-300w"].iter().enumerate() {
+        // Each in a file of its own: a later set removes an entry already expired.
+        let file = format!("tiny{n}.db");
+        d.ok(&["set", &file, "k", "v", &format!("--expire={tiny}")]);
+        let conn = rusqlite::Connection::open(d.path(&file)).unwrap();
+        let lived: Option<i64> = conn
+            .query_row(
+                "SELECT expires_at - set_at FROM entries WHERE key = ?1",
+                [b"k"],
+                |r| r.get(0),
+            )
+            .ok();
+        assert_eq!(lived, Some(1), "--expire {tiny}");
+    }
+    // A number other than zero still needs its unit.
+    for text in ["0.5", "1e-3", "0.0.0"] {
+        let r = d.run(&["set", "c.db", "k", "v", &format!("--expire={text}")]);
+        assert_eq!(r.code, 2, "{text}: {}", r.stderr);
+        one_line_naming(&r.stderr, "c.db");
+    }
+}
+
+#[test]
 fn a_prefix_is_taken_literally_and_escapes_only_with_e() {
     let d = Dir::new();
     for key in ["a%b", "axb", "a_b", "a\\b", "a\\x41", "aA", "ab"] {
