@@ -717,3 +717,31 @@ fn a_clear_on_a_full_cluster_under_noeviction_reaches_it() {
     a.set(&key(7), &value(7, 1), NEVER).unwrap();
     assert_eq!(get(&b, &key(7)), Some(value(7, 1)));
 }
+
+/// A cluster node named by a plain `redis://` URL (a user who wrote the address of one
+/// node of a Redis Cluster, not `redis+cluster://`) answers MOVED for the keys it does
+/// not serve. On one server that is a failure like any other: counted, and the remote
+/// skipped for the back-off. It backed off a cluster slot that a single server's calls
+/// never look at, so every call went to the server again (a new connection each time)
+/// and failed again, never skipped.
+#[test]
+fn a_cluster_node_named_as_one_server_is_backed_off_when_it_answers_moved() {
+    let cluster = RedisCluster::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    // The node that does not serve the generation key: each of its reads is MOVED.
+    let generation = cluster.nodes[0].cli(&["CLUSTER", "KEYSLOT", "backlite::gen"]);
+    let served = owner_of(&cluster, generation.parse().unwrap());
+    let node = &cluster.nodes[(served + 1) % cluster.nodes.len()];
+    let a = machine(&dir, "a.db", &remote_options(&node.url()));
+    const CALLS: u64 = 50;
+    for i in 0..CALLS as usize {
+        assert_eq!(get(&a, &key(i)), None, "key {i}");
+    }
+    let st = a.remote_stats().unwrap();
+    assert!(!st.connected, "{st:?}");
+    assert!(
+        st.skipped > 0 && st.errors < CALLS,
+        "never backed off: {st:?}"
+    );
+    assert_eq!(st.errors + st.skipped, CALLS + 1, "{st:?}");
+}

@@ -373,7 +373,14 @@ impl Client {
             }
             Err(e) => {
                 self.note_refusal(&e);
-                match slot_error(&e) {
+                // One server has no slots to back off (a node of a cluster named by a
+                // plain redis:// URL answers MOVED for the keys it does not serve): the
+                // error is the server's, backed off whole.
+                let about_slot = match self.endpoint {
+                    Endpoint::Cluster(_) => slot_error(&e),
+                    Endpoint::Single(_) => None,
+                };
+                match about_slot {
                     Some(Some(named)) => self.slots_failed(&[named]),
                     Some(None) if !slots.is_empty() => self.slots_failed(slots),
                     _ => self.failed(),
