@@ -745,3 +745,46 @@ fn a_cluster_node_named_as_one_server_is_backed_off_when_it_answers_moved() {
     );
     assert_eq!(st.errors + st.skipped, CALLS + 1, "{st:?}");
 }
+
+/// Masters configured with `cluster-replica-no-failover yes` (failovers left to the
+/// operator) carry the flag `nofailover` in `CLUSTER NODES`: they are masters like any
+/// other, and a clear reclaims their keys. The flag was read as `fail` (a failed
+/// node), every master was skipped, and the values of before the clear stayed on the
+/// cluster for good (a value without expiry is never freed otherwise).
+#[test]
+fn a_clear_reclaims_masters_that_are_flagged_nofailover() {
+    let cluster = RedisCluster::start(3);
+    for node in &cluster.nodes {
+        assert_eq!(
+            node.cli(&["CONFIG", "SET", "cluster-replica-no-failover", "yes"]),
+            "OK"
+        );
+    }
+    // Each node learns the others' flags from their pings.
+    let give_up = Instant::now() + Duration::from_secs(30);
+    for node in &cluster.nodes {
+        while node
+            .cli(&["CLUSTER", "NODES"])
+            .matches("nofailover")
+            .count()
+            < 3
+        {
+            assert!(Instant::now() < give_up, "the flag did not spread");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let o = cluster_options(&cluster);
+    let a = machine(&dir, "a.db", &o);
+    set_all(&a, 0);
+    assert!(cluster.sizes().iter().all(|&n| n > 0));
+    a.clear().unwrap();
+    // Only the generation key is left, on whichever master owns its slot.
+    assert_eq!(
+        cluster.sizes().iter().sum::<u64>(),
+        1,
+        "{:?}",
+        cluster.sizes()
+    );
+    assert_eq!(a.remote_stats().unwrap().errors, 0);
+}

@@ -445,10 +445,13 @@ impl Client {
             if fields.len() < 3 {
                 continue;
             }
-            let flags = fields[2];
-            if !flags.split(',').any(|f| f == "master")
-                || flags.contains("fail")
-                || flags.contains("noaddr")
+            // Whole flags: `nofailover` (a node configured with
+            // cluster-replica-no-failover) is no failure.
+            let flags: Vec<&str> = fields[2].split(',').collect();
+            if !flags.contains(&"master")
+                || flags
+                    .iter()
+                    .any(|f| matches!(*f, "fail" | "fail?" | "noaddr"))
             {
                 continue;
             }
