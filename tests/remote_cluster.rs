@@ -788,3 +788,36 @@ fn a_clear_reclaims_masters_that_are_flagged_nofailover() {
     );
     assert_eq!(a.remote_stats().unwrap().errors, 0);
 }
+
+/// The generation key's slot in trouble (every call on it fails with MOVED, as in
+/// `one_slot_in_trouble_backs_off_that_slot_only`): every round trip reads that key,
+/// so every call fails, and the remote is backed off whole. The error backed off the
+/// generation's slot alone, which no call looks at before it sends (each looks at its
+/// own keys' slots): every call was sent and failed again, never skipped.
+#[test]
+fn the_generation_slot_in_trouble_backs_the_remote_off() {
+    let cluster = RedisCluster::start(3);
+    // Before any handle opens, so that the slot is empty and may be given away.
+    let slot: u64 = cluster.nodes[0]
+        .cli(&["CLUSTER", "KEYSLOT", "backlite::gen"])
+        .parse()
+        .unwrap();
+    let owner = owner_of(&cluster, slot);
+    let other = cluster.id((owner + 1) % cluster.nodes.len());
+    assert_eq!(
+        cluster.nodes[owner].cli(&["CLUSTER", "SETSLOT", &slot.to_string(), "NODE", &other]),
+        "OK"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let a = machine(&dir, "a.db", &cluster_options(&cluster));
+    const CALLS: u64 = 50;
+    for i in 0..CALLS as usize {
+        assert_eq!(get(&a, &key(i)), None, "key {i}");
+    }
+    let st = a.remote_stats().unwrap();
+    assert!(!st.connected, "{st:?}");
+    assert!(
+        st.skipped > 0 && st.errors < CALLS,
+        "never backed off: {st:?}"
+    );
+}

@@ -373,15 +373,13 @@ impl Client {
             }
             Err(e) => {
                 self.note_refusal(&e);
-                // One server has no slots to back off (a node of a cluster named by a
-                // plain redis:// URL answers MOVED for the keys it does not serve): the
-                // error is the server's, backed off whole.
-                let about_slot = match self.endpoint {
-                    Endpoint::Cluster(_) => slot_error(&e),
-                    Endpoint::Single(_) => None,
-                };
-                match about_slot {
-                    Some(Some(named)) => self.slots_failed(&[named]),
+                match slot_error(&e) {
+                    // A slot the call did not name is backed off whole: on one server
+                    // (which names none: a node of a cluster named by a plain redis://
+                    // URL answers MOVED for the keys it does not serve), and on a cluster
+                    // the generation key's, which every round trip reads. Backed off
+                    // alone, no call would look at it and every call would fail in turn.
+                    Some(Some(named)) if slots.contains(&named) => self.slots_failed(&[named]),
                     Some(None) if !slots.is_empty() => self.slots_failed(slots),
                     _ => self.failed(),
                 }
