@@ -382,6 +382,33 @@ fn import_merges_and_reports() {
     assert!(keys.ends_with("        5  new\n"), "{keys}");
 }
 
+/// A key that comes twice in a dump (dumps put end to end, `cat a.jsonl b.jsonl`) is
+/// one entry: the count is of the entries the import leaves, not of its lines.
+#[test]
+fn import_counts_a_key_given_twice_once() {
+    let d = sample();
+    let dump = "\
+{\"key\":\"k\",\"value\":\"1\"}
+{\"key\":\"k\",\"value\":\"2\"}
+{\"key\":\"greeting\",\"value\":\"3\"}
+{\"key\":\"greeting\",\"value\":\"4\"}
+{\"key\":\"gone\",\"value\":\"5\"}
+{\"key\":\"gone\",\"value\":\"6\",\"expires_at\":\"2001-01-01T00:00:00Z\"}
+";
+    let before = d.ok(&["keys", "s.db"]).lines().count();
+    let r = d.run_with_input(&["import", "s.db"], dump.as_bytes());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout,
+        "imported 2 entries into s.db; skipped 1 already expired\n"
+    );
+    assert_eq!(d.ok(&["get", "s.db", "k"]), "2");
+    assert_eq!(d.ok(&["get", "s.db", "greeting"]), "4");
+    assert_eq!(d.run(&["get", "s.db", "gone"]).code, 1);
+    // One new key (k); greeting was there before.
+    assert_eq!(d.ok(&["keys", "s.db"]).lines().count(), before + 1);
+}
+
 #[test]
 fn import_evicts_down_to_max_size() {
     let d = Dir::new();

@@ -33,7 +33,7 @@ pub struct ExportedEntry<'a> {
 /// What an export or import did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TransferSummary {
-    /// Entries exported, or imported and stored.
+    /// Entries exported, or imported and stored (once each: a key given twice is one).
     pub entries: u64,
     /// Export: damaged entries left out. Import: entries already expired, not stored.
     pub skipped: u64,
@@ -46,6 +46,9 @@ pub struct Importer<'s, 't, 'c> {
     storage: &'s Storage,
     txn: &'t mut Txn<'c>,
     summary: TransferSummary,
+    /// The `seq` of the first entry this import stored: rows from it on are its own
+    /// (inserts append), so replacing one replaces an entry it already counted.
+    first_stored: Option<i64>,
 }
 
 impl Importer<'_, '_, '_> {
@@ -64,16 +67,21 @@ impl Importer<'_, '_, '_> {
         if value.len() as u64 > self.storage.value_limit() {
             return Err(self.storage.too_large(value.len()));
         }
-        self.txn.remove_key(key)?;
+        // A key given twice (dumps put end to end) is one entry, counted once.
+        let removed = self.txn.remove_key_seq(key)?;
+        if removed.zip(self.first_stored).is_some_and(|(r, f)| r >= f) {
+            self.summary.entries -= 1;
+        }
         if is_due(expires_at_ms, self.txn.now) {
             self.summary.skipped += 1;
             return Ok(());
         }
         self.storage
             .insert(self.txn, key, value, crc32fast::hash(value), expires_at_ms)?;
+        // The row just inserted: its rowid is its `seq`.
+        let seq = self.txn.conn().last_insert_rowid();
+        self.first_stored.get_or_insert(seq);
         if hits > 0 || set_at_ms.is_some() {
-            // The row just inserted: its rowid is its `seq`.
-            let seq = self.txn.conn().last_insert_rowid();
             self.txn
                 .conn()
                 .prepare_cached(table::SET_IMPORTED)
@@ -210,6 +218,7 @@ impl Storage {
                 storage: self,
                 txn,
                 summary: TransferSummary::default(),
+                first_stored: None,
             };
             fill(&mut importer)?;
             let Importer { txn, summary, .. } = importer;

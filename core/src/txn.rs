@@ -599,6 +599,11 @@ impl<'c> Txn<'c> {
     /// Deletes the entry under `key`; returns whether there was one. Its buffered hits
     /// go with it.
     pub fn remove_key(&mut self, key: &[u8]) -> Result<bool> {
+        Ok(self.remove_key_seq(key)?.is_some())
+    }
+
+    /// [`Txn::remove_key`], returning the `seq` of the entry removed, if any.
+    pub fn remove_key_seq(&mut self, key: &[u8]) -> Result<Option<i64>> {
         self.forget_accesses(key);
         self.shared.fills.forget_in(self.pid, Some(key));
         let found = match self.preloaded.take() {
@@ -612,9 +617,9 @@ impl<'c> Txn<'c> {
         match found {
             Some((seq, value_id, size, file)) => {
                 self.delete_row(seq, value_id, size, file, "deleting an entry")?;
-                Ok(true)
+                Ok(Some(seq))
             }
-            None => Ok(false),
+            None => Ok(None),
         }
     }
 
