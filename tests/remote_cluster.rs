@@ -821,3 +821,25 @@ fn the_generation_slot_in_trouble_backs_the_remote_off() {
         "never backed off: {st:?}"
     );
 }
+
+/// A cluster of one master (a developer's or a test's), which never met another node
+/// and lists itself in `CLUSTER NODES` with no address (`:port@bus`): a clear reclaims
+/// its keys, reached at the address the URL gives it. It tried the empty host, failed
+/// (an error, the remote backed off), and every value of before the clear stayed.
+#[test]
+fn a_clear_reclaims_a_one_node_cluster_that_lists_itself_without_an_address() {
+    let cluster = RedisCluster::one_node();
+    let nodes = cluster.nodes[0].cli(&["CLUSTER", "NODES"]);
+    assert!(
+        nodes.contains(&format!(" :{}@", cluster.nodes[0].port)),
+        "{nodes}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let a = machine(&dir, "a.db", &cluster_options(&cluster));
+    set_all(&a, 0);
+    assert_eq!(cluster.sizes(), [KEYS as u64 + 1]);
+    a.clear().unwrap();
+    assert_eq!(cluster.sizes(), [1]);
+    let st = a.remote_stats().unwrap();
+    assert_eq!((st.errors, st.connected), (0, true), "{st:?}");
+}

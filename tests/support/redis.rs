@@ -228,21 +228,7 @@ impl RedisCluster {
 
     fn try_start(masters: usize, replicas: usize) -> Result<RedisCluster, String> {
         let nodes = (0..masters * (1 + replicas))
-            .map(|_| {
-                // The bus port is chosen too: by default it is the port + 10000, which
-                // may be taken, or above 65535.
-                let bus = free_port().to_string();
-                RedisServer::try_with_args(&[
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-port",
-                    &bus,
-                    "--cluster-config-file",
-                    "nodes.conf",
-                    "--cluster-node-timeout",
-                    "2000",
-                ])
-            })
+            .map(|_| Self::try_node())
             .collect::<Result<Vec<RedisServer>, String>>()?;
         let addrs: Vec<String> = nodes
             .iter()
@@ -264,6 +250,38 @@ impl RedisCluster {
         let cluster = RedisCluster { nodes };
         cluster.wait_ok();
         Ok(cluster)
+    }
+
+    /// A cluster of one master, serving every slot (`redis-cli --cluster create` wants
+    /// three): a node that never met another, which does not know its own address.
+    pub fn one_node() -> RedisCluster {
+        retry_start(|| {
+            let node = Self::try_node()?;
+            let added = node.cli(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
+            if added != "OK" {
+                return Err(format!("CLUSTER ADDSLOTSRANGE: {added}"));
+            }
+            let cluster = RedisCluster { nodes: vec![node] };
+            cluster.wait_ok();
+            Ok(cluster)
+        })
+    }
+
+    /// A server with cluster mode on, in no cluster yet.
+    fn try_node() -> Result<RedisServer, String> {
+        // The bus port is chosen too: by default it is the port + 10000, which may be
+        // taken, or above 65535.
+        let bus = free_port().to_string();
+        RedisServer::try_with_args(&[
+            "--cluster-enabled",
+            "yes",
+            "--cluster-port",
+            &bus,
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            "2000",
+        ])
     }
 
     /// Waits until every live node sees the cluster as whole (all slots served).

@@ -176,6 +176,23 @@ fn slot_error(e: &RedisError) -> Option<Option<u16>> {
     }
 }
 
+/// The host of the seed node with `port`, else of the first: where a node that lists
+/// itself with no address is reached.
+fn seed_host(seeds: &[ConnectionInfo], port: u16) -> String {
+    let host_port = |info: &ConnectionInfo| match &info.addr {
+        ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
+            Some((host.clone(), *port))
+        }
+        _ => None,
+    };
+    let mut seeds = seeds.iter().filter_map(host_port);
+    let first = seeds.clone().next();
+    seeds
+        .find(|(_, p)| *p == port)
+        .or(first)
+        .map_or_else(String::new, |(host, _)| host)
+}
+
 /// The activity counters of a handle's remote tier.
 #[derive(Default)]
 pub(crate) struct Counters {
@@ -430,10 +447,11 @@ impl Client {
 
     /// The addresses of the masters (one server: itself), for scans.
     pub(crate) fn masters(&self) -> Option<Vec<ConnectionInfo>> {
-        let first = match &self.url.target {
+        let seeds = match &self.url.target {
             Target::Single(info) => return Some(vec![info.clone()]),
-            Target::Cluster(nodes) => nodes[0].clone(),
+            Target::Cluster(nodes) => nodes,
         };
+        let first = seeds[0].clone();
         // Sent even while backed off: a clear's reclaim follows the round trip that made
         // its generation, or relieves a full server after its refusal (`new_generation`).
         let text: String = self.run_now(|c| c.query(redis::cmd("CLUSTER").arg("NODES")))?;
@@ -460,6 +478,12 @@ impl Client {
             let Ok(port) = port.parse::<u16>() else {
                 continue;
             };
+            // A node that never met another (a cluster of one) lists itself with no
+            // address: it is reached as the URL names it.
+            let host = match host {
+                "" => seed_host(seeds, port),
+                known => known.to_string(),
+            };
             let mut info = first.clone();
             info.addr = match &first.addr {
                 ConnectionAddr::TcpTls {
@@ -467,12 +491,12 @@ impl Client {
                     tls_params,
                     ..
                 } => ConnectionAddr::TcpTls {
-                    host: host.to_string(),
+                    host: host.clone(),
                     port,
                     insecure: *insecure,
                     tls_params: tls_params.clone(),
                 },
-                _ => ConnectionAddr::Tcp(host.to_string(), port),
+                _ => ConnectionAddr::Tcp(host, port),
             };
             out.push(info);
         }
