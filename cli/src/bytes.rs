@@ -46,6 +46,36 @@ pub fn escape(bytes: &[u8]) -> String {
     )
 }
 
+/// `escape(bytes)`, or when that is longer than `max` characters, the escaped form of
+/// the longest start of `bytes` that fits, cut between characters (never inside one
+/// or inside an escape), and whether it was cut.
+pub fn escape_start(bytes: &[u8], max: usize) -> (String, bool) {
+    let whole = escape(bytes);
+    if whole.chars().count() <= max {
+        return (whole, false);
+    }
+    // Each character (or byte that is not UTF-8) with its escaped width, alone; a space
+    // alone is escaped, so the width is never less than its width in the whole.
+    let mut shown = 0;
+    let mut end = 0;
+    'pieces: for chunk in bytes.utf8_chunks() {
+        let valid = chunk.valid();
+        let pieces = valid
+            .char_indices()
+            .map(|(at, c)| &valid.as_bytes()[at..at + c.len_utf8()])
+            .chain(chunk.invalid().chunks(1));
+        for piece in pieces {
+            let width = escape(piece).chars().count();
+            if shown + width > max {
+                break 'pieces;
+            }
+            shown += width;
+            end += piece.len();
+        }
+    }
+    (escape(&bytes[..end]), true)
+}
+
 /// A character a terminal shows as nothing or as a plain space, or that reorders or
 /// breaks the line: whitespace other than the space, Unicode's format characters
 /// (category Cf), the rest of its default-ignorable code points (combining grapheme
@@ -197,6 +227,20 @@ mod tests {
         );
         assert!(unescape("\\q").is_err());
         assert!(unescape("\\x4").is_err());
+    }
+
+    #[test]
+    fn a_long_key_is_cut_between_characters() {
+        assert_eq!(escape_start(b"short", 5), ("short".to_string(), false));
+        assert_eq!(escape_start(b"longer", 5), ("longe".to_string(), true));
+        assert_eq!(escape_start("ééé".as_bytes(), 2), ("éé".to_string(), true));
+        // Not inside an escape: \x00 is 4 characters.
+        assert_eq!(escape_start(&[b'a', 0, 0], 4), ("a".to_string(), true));
+        assert_eq!(
+            escape_start(&[0xff, 0xfe, 0xfd], 8),
+            ("\\xff\\xfe".to_string(), true)
+        );
+        assert_eq!(escape_start(b"a       b", 5), ("a\\x20".to_string(), true));
     }
 
     #[test]

@@ -2995,3 +2995,42 @@ fn a_set_stopped_by_ctrl_c_leaves_no_part_of_its_value_behind() {
         .ok(&["check", "c.db"])
         .ends_with("result          healthy\n"));
 }
+
+/// `stats` is a summary of the file: a key of 100,000 bytes at either end of the
+/// access order took two lines of 100,000 characters each. Its text shows such a key's
+/// start, cut at a character, and says how long the key is; `--json` and `keys` still
+/// give it whole.
+#[test]
+fn stats_shows_the_start_of_a_huge_key_and_its_length() {
+    let d = Dir::new();
+    let huge = "K".repeat(100_000);
+    let accented = "é".repeat(40_000);
+    d.ok(&["set", "c.db", &huge, "v"]);
+    d.ok(&["set", "c.db", &accented, "w"]);
+    let text = d.ok(&["stats", "c.db"]);
+    assert!(text.len() < 2000, "{} bytes", text.len());
+    let line = |label: &str| {
+        text.lines()
+            .find(|l| l.starts_with(label))
+            .unwrap_or_else(|| panic!("no {label}: {text}"))
+            .to_string()
+    };
+    let oldest = line("least recently used");
+    assert!(oldest.contains("KKKKKKKKKK"), "{oldest}");
+    assert!(oldest.contains("100000 bytes"), "{oldest}");
+    assert!(oldest.contains("1 B"), "{oldest}");
+    let newest = line("most recently used");
+    assert!(newest.contains("éééééééééé"), "{newest}");
+    assert!(newest.contains("80000 bytes"), "{newest}");
+    assert!(!newest.contains("\\x"), "cut inside a character: {newest}");
+    let json = json_of(&d.ok(&["stats", "c.db", "--json"]));
+    assert_eq!(json["least_recently_used"]["key"], huge.as_str());
+    assert_eq!(json["most_recently_used"]["key"], accented.as_str());
+    // A short key is shown whole, with nothing added.
+    d.ok(&["set", "c.db", "short", "x"]);
+    let text = d.ok(&["stats", "c.db"]);
+    assert!(
+        text.contains("most recently used   short (1 B, set "),
+        "{text}"
+    );
+}

@@ -1,7 +1,7 @@
 //! `backlite stats FILE [--json]`: how full the cache is and how it has been used.
 
 use super::{open, open_to_read, Failure, Outcome, DAMAGED_OR_MISSING, OK, USAGE_OR_IO};
-use crate::bytes::{escape, escape_path, put_json, with_file};
+use crate::bytes::{escape, escape_path, escape_start, put_json, with_file};
 use crate::clock::format_ms;
 use crate::core::{FileInfo, KeyInfo, LifetimeStats};
 use crate::human::{format_duration, format_size};
@@ -134,11 +134,21 @@ fn bar(used: u64, max: u64) -> String {
     )
 }
 
+/// How much of a key a line of `stats` shows: a summary, whose keys may be of any
+/// length (a 100,000-byte key took a line of that many characters).
+const KEY_SHOWN: usize = 64;
+
 fn entry_text(entry: &Option<KeyInfo>) -> String {
     match entry {
         None => "-".to_string(),
         Some(e) => {
-            let mut s = format!("{} ({}", escape(&e.key), format_size(e.size));
+            let (key, cut) = escape_start(&e.key, KEY_SHOWN);
+            let mut s = if cut {
+                format!("{key}… (a key of {} bytes; ", e.key.len())
+            } else {
+                format!("{key} (")
+            };
+            s += &format_size(e.size);
             if let Some(age) = e.age {
                 let _ = write!(s, ", set {} ago", format_duration(age));
             }
