@@ -549,10 +549,8 @@ fn an_export_into_a_pipe_closed_early_stops_quietly() {
 /// `backlite ARGS | head -c 10`, with far more than a pipe's buffer still to come when
 /// the reader goes: the command stops quietly, exit 0.
 fn into_a_pipe_closed_early(d: &Dir, args: &[&str]) {
-    let mut child = Command::new(common::bin())
-        .args(args)
-        .current_dir(d.tmp.path())
-        .stdin(Stdio::null())
+    let mut child = d
+        .command(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -602,10 +600,7 @@ fn an_export_that_cannot_write_all_of_out_leaves_no_dump_behind() {
         .collect();
     let r = d.run_with_input(&["import", "c.db"], dump.as_bytes());
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let mut cmd = Command::new(common::bin());
-    cmd.args(["export", "c.db", "-o", "dump.jsonl"])
-        .current_dir(d.tmp.path())
-        .stdin(Stdio::null());
+    let mut cmd = d.command(["export", "c.db", "-o", "dump.jsonl"]);
     // SAFETY: between fork and exec the child only calls the async-signal-safe
     // signal and setrlimit.
     unsafe {
@@ -1070,10 +1065,7 @@ fn a_large_value_kept_beside_the_cache_goes_through_every_command() {
 /// (root may write any file), else as ourselves.
 fn run_unprivileged(d: &Dir, args: &[&str]) -> common::Run {
     use std::os::unix::process::CommandExt;
-    let mut cmd = Command::new(common::bin());
-    cmd.args(args)
-        .current_dir(d.tmp.path())
-        .stdin(Stdio::null());
+    let mut cmd = d.command(args);
     use std::os::unix::fs::MetadataExt;
     // Files the tests make belong to whoever runs them.
     if std::fs::metadata(d.tmp.path()).unwrap().uid() == 0 {
@@ -1528,12 +1520,7 @@ fn keys_and_values_that_are_not_utf8_are_taken_as_bytes_from_the_command_line() 
     use std::os::unix::ffi::OsStrExt;
     let d = Dir::new();
     let run = |args: &[&OsStr]| {
-        let out = Command::new(common::bin())
-            .args(args)
-            .current_dir(d.tmp.path())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
+        let out = d.command(args).output().unwrap();
         (
             out.status.code().unwrap(),
             out.stdout,
@@ -1774,10 +1761,8 @@ fn have_dev_full() -> bool {
 /// Runs the command in `d` with its stdout on /dev/full: its exit code and stderr.
 fn into_dev_full(d: &Dir, args: &[&str]) -> (Option<i32>, String) {
     let full = std::fs::OpenOptions::new().write(true).open("/dev/full");
-    let out = Command::new(common::bin())
-        .args(args)
-        .current_dir(d.tmp.path())
-        .stdin(Stdio::null())
+    let out = d
+        .command(args)
         .stdout(full.unwrap())
         .stderr(Stdio::piped())
         .output()
@@ -1825,14 +1810,7 @@ fn a_file_name_that_is_not_utf8_is_given_exactly_in_json() {
     use std::os::unix::ffi::OsStrExt;
     let d = Dir::new();
     let name = OsStr::from_bytes(b"c\xff\xfe.db");
-    let run = |args: &[&OsStr]| {
-        Command::new(common::bin())
-            .args(args)
-            .current_dir(d.tmp.path())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&OsStr]| d.command(args).output().unwrap();
     let os = OsStr::new;
     assert!(run(&[os("set"), name, os("k"), os("v")]).status.success());
     for command in ["stats", "check"] {
@@ -1851,9 +1829,8 @@ fn a_file_name_that_is_not_utf8_is_given_exactly_in_json() {
     let (d, _) = a_damaged_cache(|f| f.set_len(100_000).unwrap());
     let damaged = OsStr::from_bytes(b"d\xff.db");
     std::fs::rename(d.path("c.db"), d.tmp.path().join(damaged)).unwrap();
-    let out = Command::new(common::bin())
-        .args([os("check"), damaged, os("--json")])
-        .current_dir(d.tmp.path())
+    let out = d
+        .command([os("check"), damaged, os("--json")])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -1930,29 +1907,23 @@ fn import_stopped_by(
     use std::io::Write as _;
     use std::os::unix::process::CommandExt;
     let before = value_files(d, cache);
-    let mut command = Command::new(common::bin());
     // Read straight from the pipe, so that the import waits for its input inside its
     // transaction: the state a signal is to find it in (a plain file's import reads
     // there too, at the disk's pace).
+    let mut command = d.command(["import", cache, "--no-copy"]);
     command
-        .args(["import", cache, "--no-copy"])
-        .current_dir(d.tmp.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    // As from a terminal: these signals end the process (this test may run where they
-    // are ignored, as in a shell's background job, and that is inherited).
-    // SAFETY: signal() is async-signal-safe, as a pre_exec hook must be.
-    unsafe {
-        command.pre_exec(move || {
-            for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-                libc::signal(s, libc::SIG_DFL);
-            }
-            if ignore_hup {
+    if ignore_hup {
+        // As nohup starts it.
+        // SAFETY: signal() is async-signal-safe, as a pre_exec hook must be.
+        unsafe {
+            command.pre_exec(|| {
                 libc::signal(libc::SIGHUP, libc::SIG_IGN);
-            }
-            Ok(())
-        });
+                Ok(())
+            });
+        }
     }
     let mut child = command.spawn().unwrap();
     let mut input = child.stdin.take().unwrap();
@@ -2058,9 +2029,8 @@ fn a_failed_import_leaves_a_new_file_that_a_program_opened_meanwhile() {
     let d = Dir::new();
     // Straight from the pipe: the import is in its transaction, the file made, while
     // it waits for the rest of its input.
-    let mut child = Command::new(common::bin())
-        .args(["import", "new.db", "--no-copy"])
-        .current_dir(d.tmp.path())
+    let mut child = d
+        .command(["import", "new.db", "--no-copy"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -2167,9 +2137,8 @@ fn every_line_naming_a_file_escapes_its_name() {
     let name = OsStr::from_bytes(b"c\x1b[2J\n\xff.db");
     let shown = r"c\x1b[2J\n\xff.db";
     let run = |args: &[&OsStr], input: &[u8]| {
-        let mut child = Command::new(common::bin())
-            .args(args)
-            .current_dir(d.tmp.path())
+        let mut child = d
+            .command(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -2314,28 +2283,15 @@ fn stopped_while_writing(
     whole: u64,
     signal: i32,
 ) -> (std::process::ExitStatus, String) {
-    use std::os::unix::process::CommandExt;
     let size = || std::fs::metadata(d.path(out)).map_or(0, |m| m.len());
     for _ in 0..20 {
         let _ = std::fs::remove_file(d.path(out));
-        let mut command = Command::new(common::bin());
-        command
-            .args(args)
-            .current_dir(d.tmp.path())
-            .stdin(Stdio::null())
+        let mut child = d
+            .command(args)
             .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        // As from a terminal: these signals end the process (see import_stopped_by).
-        // SAFETY: signal() is async-signal-safe, as a pre_exec hook must be.
-        unsafe {
-            command.pre_exec(|| {
-                for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-                    libc::signal(s, libc::SIG_DFL);
-                }
-                Ok(())
-            });
-        }
-        let mut child = command.spawn().unwrap();
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         let pid = child.id() as i32;
         while size() == 0 && child.try_wait().unwrap().is_none() {
             std::thread::yield_now();
@@ -2430,9 +2386,8 @@ fn reads_stdin(pid: u32) -> bool {
 fn a_failed_import_keeps_a_cache_made_while_it_waited_for_its_dump() {
     use std::io::Write as _;
     let d = Dir::new();
-    let mut child = Command::new(common::bin())
-        .args(["import", "new.db"])
-        .current_dir(d.tmp.path())
+    let mut child = d
+        .command(["import", "new.db"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -2696,9 +2651,8 @@ fn keys_into_a_reader_that_waits_holds_no_read_of_the_file() {
     let r = d.run_with_input(&["import", "c.db"], dump.as_bytes());
     assert_eq!(r.code, 0, "{}", r.stderr);
     // A listing of about 850 KiB, into a pipe nobody reads yet.
-    let mut child = Command::new(common::bin())
-        .args(["keys", "c.db", "--json"])
-        .current_dir(d.tmp.path())
+    let mut child = d
+        .command(["keys", "c.db", "--json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -2756,9 +2710,8 @@ fn a_vacuum_kept_from_truncating_the_log_by_a_reader_says_so() {
     }
     let r = d.run_with_input(&["import", "c.db"], dump.as_bytes());
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let mut export = Command::new(common::bin())
-        .args(["export", "c.db"])
-        .current_dir(d.tmp.path())
+    let mut export = d
+        .command(["export", "c.db"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -2793,9 +2746,8 @@ fn an_import_from_a_slow_pipe_does_not_lock_the_cache_while_it_waits() {
     use std::io::Write as _;
     let d = Dir::new();
     d.ok(&["set", "c.db", "old", "v"]);
-    let mut child = Command::new(common::bin())
-        .args(["import", "c.db"])
-        .current_dir(d.tmp.path())
+    let mut child = d
+        .command(["import", "c.db"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -2850,23 +2802,15 @@ fn an_import_from_a_slow_pipe_does_not_lock_the_cache_while_it_waits() {
 
     // Ctrl-C while the input comes stops it before the cache is touched, and the
     // process ends of it; into a new file, none is made.
-    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    use std::os::unix::process::ExitStatusExt;
     for cache in ["c.db", "new.db"] {
-        let mut command = Command::new(common::bin());
-        command
-            .args(["import", cache])
-            .current_dir(d.tmp.path())
+        let mut child = d
+            .command(["import", cache])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        // SAFETY: signal() is async-signal-safe, as a pre_exec hook must be.
-        unsafe {
-            command.pre_exec(|| {
-                libc::signal(libc::SIGINT, libc::SIG_DFL);
-                Ok(())
-            });
-        }
-        let mut child = command.spawn().unwrap();
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         let mut input = child.stdin.take().unwrap();
         writeln!(
             input,
@@ -2901,10 +2845,9 @@ fn an_import_from_a_slow_pipe_does_not_lock_the_cache_while_it_waits() {
     assert_eq!(d.ok(&["keys", "c.db", "--json"]).lines().count(), 4);
     // A copy that cannot be made (neither beside the cache nor in the temporary
     // folder) is said as such, with the way round it.
-    let mut child = Command::new(common::bin())
-        .args(["import", "nowhere/c.db"])
+    let mut child = d
+        .command(["import", "nowhere/c.db"])
         .env("TMPDIR", d.path("nowhere"))
-        .current_dir(d.tmp.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -2940,25 +2883,17 @@ fn an_import_from_a_slow_pipe_does_not_lock_the_cache_while_it_waits() {
 #[test]
 fn a_set_stopped_by_ctrl_c_leaves_no_part_of_its_value_behind() {
     use std::io::Write as _;
-    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    use std::os::unix::process::ExitStatusExt;
     let d = Dir::new();
     d.ok(&["set", "c.db", "a", "1"]);
     let value = vec![b'v'; 64 << 20];
-    let mut command = Command::new(common::bin());
-    command
-        .args(["set", "c.db", "big", "-"])
-        .current_dir(d.tmp.path())
+    let mut child = d
+        .command(["set", "c.db", "big", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    // SAFETY: signal() is async-signal-safe, as a pre_exec hook must be.
-    unsafe {
-        command.pre_exec(|| {
-            libc::signal(libc::SIGTERM, libc::SIG_DFL);
-            Ok(())
-        });
-    }
-    let mut child = command.spawn().unwrap();
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut input = child.stdin.take().unwrap();
     input.write_all(&value).unwrap();
     drop(input);

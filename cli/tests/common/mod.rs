@@ -65,6 +65,29 @@ impl Dir {
         run_in(self.tmp.path(), args, stdin)
     }
 
+    /// `backlite args...` in this folder, to spawn as the test needs: stdin empty
+    /// (`/dev/null`), stdout and stderr as the test sets them, and Ctrl-C, SIGTERM and
+    /// SIGHUP ending the process as from a terminal (a test may run where they are
+    /// ignored, as in a shell's background job, and that is inherited).
+    pub fn command<S: AsRef<std::ffi::OsStr>>(&self, args: impl IntoIterator<Item = S>) -> Command {
+        use std::os::unix::process::CommandExt;
+        let mut command = Command::new(bin());
+        command
+            .args(args)
+            .current_dir(self.tmp.path())
+            .stdin(Stdio::null());
+        // SAFETY: signal() is async-signal-safe, as a pre_exec hook must be.
+        unsafe {
+            command.pre_exec(|| {
+                for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                    libc::signal(s, libc::SIG_DFL);
+                }
+                Ok(())
+            });
+        }
+        command
+    }
+
     /// Runs a command that must succeed, and gives its stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let r = self.run(args);
