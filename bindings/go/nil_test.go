@@ -3,6 +3,7 @@ package backlite_test
 import (
 	"context"
 	"errors"
+	"io"
 	"testing"
 
 	backlite "github.com/backlite/backlite/bindings/go"
@@ -77,5 +78,31 @@ func TestANilStorageIsClosed(t *testing.T) {
 	}
 	if err := s.Set([]byte("k"), []byte("v"), 0); !errors.Is(err, backlite.ErrClosed) {
 		t.Errorf("Set on a nil *Storage = %v, want ErrClosed", err)
+	}
+}
+
+// A nil *Reader is a closed one: every method answers as after Close (Size and TTL
+// zero, as a NewReader miss's), none panics.
+func TestANilReaderIsClosed(t *testing.T) {
+	var r *backlite.Reader
+	defer func() {
+		if p := recover(); p != nil {
+			t.Fatalf("a method of a nil *Reader panicked: %v", p)
+		}
+	}()
+	if n := r.Size(); n != 0 {
+		t.Errorf("Size of a nil *Reader = %d, want 0", n)
+	}
+	if ttl := r.TTL(); ttl != 0 {
+		t.Errorf("TTL of a nil *Reader = %v, want 0", ttl)
+	}
+	if _, err := r.Read(make([]byte, 1)); !errors.Is(err, backlite.ErrReaderClosed) {
+		t.Errorf("Read of a nil *Reader = %v, want ErrReaderClosed", err)
+	}
+	if _, err := r.WriteTo(io.Discard); !errors.Is(err, backlite.ErrReaderClosed) {
+		t.Errorf("WriteTo of a nil *Reader = %v, want ErrReaderClosed", err)
+	}
+	if err := r.Close(); err != nil {
+		t.Errorf("Close of a nil *Reader = %v, want nil", err)
 	}
 }

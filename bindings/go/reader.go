@@ -82,12 +82,24 @@ func (s *Storage) NewReader(key []byte) io.ReadCloser {
 	return r
 }
 
-// Size is the value's length in bytes (0 for a Reader of a miss from NewReader).
-func (r *Reader) Size() int64 { return r.size }
+// Size is the value's length in bytes (0 for a Reader of a miss from NewReader, and
+// for a nil *Reader, which is a closed one as for Read and Close).
+func (r *Reader) Size() int64 {
+	if r == nil {
+		return 0
+	}
+	return r.size
+}
 
 // TTL is the time the entry had left when the Reader was opened (ExpireNever if it
-// never expires). A Reader opened before its entry expires reads it to the end.
-func (r *Reader) TTL() time.Duration { return r.ttl }
+// never expires; 0 for a Reader of a miss from NewReader, and for a nil *Reader). A
+// Reader opened before its entry expires reads it to the end.
+func (r *Reader) TTL() time.Duration {
+	if r == nil {
+		return 0
+	}
+	return r.ttl
+}
 
 // Read copies the next bytes of the value into p. It returns io.EOF after the last
 // byte once the value's checksum matched, and ErrNotFound (with nothing more) when the
