@@ -875,6 +875,42 @@ fn a_key_of_another_type_is_a_miss_that_backs_nothing_off() {
     assert_eq!(c.remote_stats().unwrap().errors, 0);
 }
 
+/// What no holder made under a key's remote lease (another type, some other program's;
+/// a string without a deadline, which every lease has) is no lease:
+/// cached_call_exclusive takes the key over, computes once, and its value reaches the
+/// remote. The list failed the take's script (an error, the whole remote backed off at
+/// each call of the key) and the string was a lease held for ever (LEASE_HELD at each
+/// call once the wait ran out).
+#[test]
+fn a_foreign_key_under_a_remote_lease_is_no_lease() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let o = remote_options(&server.url());
+    let a = Arc::new(machine(&dir, "a.db", &o));
+    let lease_key = |key: &str| remote_key(&server, "backlite", "", key).replacen(":d{", ":l{", 1);
+    server.cli(&["LPUSH", &lease_key("list"), "x"]);
+    server.cli(&["SET", &lease_key("string"), "not a token"]);
+    for key in ["list", "string"] {
+        let value = a
+            .cached_call_exclusive(key.as_bytes(), NEVER, Duration::from_secs(2), || {
+                Ok(format!("{key} computed").into_bytes())
+            })
+            .unwrap_or_else(|e| panic!("{key}: {e}"));
+        assert_eq!(value, format!("{key} computed").as_bytes());
+    }
+    let st = a.remote_stats().unwrap();
+    assert_eq!(
+        (st.errors, st.skipped, st.connected),
+        (0, 0, true),
+        "{st:?}"
+    );
+    let b = machine(&dir, "b.db", &o);
+    for key in ["list", "string"] {
+        let found = get(&b, key.as_bytes());
+        assert_eq!(found, Some(format!("{key} computed").into_bytes()), "{key}");
+    }
+}
+
 #[test]
 fn auth_works_and_the_password_never_appears_in_an_error() {
     let secret = "Tr0ub4dor-and-3";

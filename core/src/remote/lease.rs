@@ -27,12 +27,19 @@ return 1";
 /// Takes the lease: 1 if it is ours, 0 if another owner holds it. A take sent again
 /// (its first reply lost with its connection, after the server ran it) finds our own
 /// token, and the lease is ours: a plain `SET NX` failed on it, and the caller waited
-/// for its own lease as if another machine held it.
+/// for its own lease as if another machine held it. What no holder made (another type
+/// than a string, some other program's; a string without a deadline, which every lease
+/// has) is no lease, and is replaced: the other type failed the script (an error that
+/// backed the whole remote off at each call of the key), and the string was a lease
+/// held for ever.
 /// KEYS: lease. ARGV: token, px.
 const TAKE: &str = r"
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end
-return 0";
+local held = redis.pcall('GET', KEYS[1])
+if held == ARGV[1] then return 1 end
+if type(held) == 'string' and redis.call('PTTL', KEYS[1]) ~= -1 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1";
 
 /// Moves the lease's deadline, only if it is still ours. KEYS: lease. ARGV: token, px.
 const RENEW: &str = r"
