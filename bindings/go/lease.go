@@ -26,6 +26,11 @@ import (
 // was taken over by another owner after this process stopped renewing it) is still
 // returned. A wait counts one miss in Stats, however long it lasts.
 //
+// A CachedContext of the key being computed, made with the ctx compute was given (or
+// one derived from it) on any Storage of the same cache (a recursion with the same
+// arguments), runs its compute at once and stores nothing; the outer call stores its
+// value. Waiting for the key's lease, its own caller's, would wait for ever.
+//
 // Options: WithExpiration.
 func (s *Storage) CachedContext(ctx context.Context, key []byte, compute func(context.Context) ([]byte, error), opts ...CallOption) ([]byte, error) {
 	if ctx == nil {
@@ -38,6 +43,14 @@ func (s *Storage) CachedContext(ctx context.Context, key []byte, compute func(co
 	expMS, err := expirationMS(cfg.expiration)
 	if err != nil {
 		return nil, err
+	}
+	if s != nil && isComputing(ctx, s.cache, key) {
+		// Inside the compute of this very key: its lease is our own caller's.
+		if _, err := s.acquire(); err != nil {
+			return nil, err
+		}
+		s.release()
+		return compute(ctx)
 	}
 	// The last ErrLeaseHeld seen: a context that ends between two waits still reports
 	// whose lease it waited for (and its time left), whichever of the two fired first.
@@ -60,7 +73,7 @@ func (s *Storage) CachedContext(ctx context.Context, key []byte, compute func(co
 		case C.BACKLITE_RESULT_OK:
 			return takeBuf(&step.buf), nil
 		case C.BACKLITE_RESULT_NOT_FOUND:
-			return computeUnderLease(ctx, step.held, compute, expMS)
+			return computeUnderLease(ctx, s.cache, key, step.held, compute, expMS)
 		case C.BACKLITE_RESULT_LEASE_HELD:
 			pause := time.Duration(C.backlite_error_retry_in_ms(cerr)) * time.Millisecond
 			lastHeld = takeError(rc, cerr, "CachedContext")
@@ -143,16 +156,20 @@ func (s *Storage) stepWithin(ctx context.Context, key []byte, attempt C.uint32_t
 	}
 }
 
-// computeUnderLease runs compute (the library renews the lease meanwhile), then stores
-// the value (fulfill) or, on an error or a panic, gives the lease up (abandon).
-func computeUnderLease(ctx context.Context, held *C.backlite_lease, compute func(context.Context) ([]byte, error), expMS C.int64_t) ([]byte, error) {
+// computeUnderLease runs compute (the library renews the lease meanwhile) with a ctx
+// that says it computes key in cache, then stores the value (fulfill) or, on an error
+// or a panic, gives the lease up (abandon).
+func computeUnderLease(ctx context.Context, cache cacheIdentity, key []byte, held *C.backlite_lease, compute func(context.Context) ([]byte, error), expMS C.int64_t) ([]byte, error) {
 	released := false
+	inside, mark := withComputing(ctx, cache, key)
 	defer func() {
+		mark.over.Store(true)
 		if !released {
 			C.backlite_lease_abandon(held)
 		}
 	}()
-	value, err := compute(ctx)
+	value, err := compute(inside)
+	mark.over.Store(true)
 	if err != nil {
 		return nil, err
 	}

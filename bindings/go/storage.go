@@ -22,6 +22,7 @@ type Storage struct {
 	ptr     *C.backlite_storage // nil once freed
 	active  int                 // calls in progress
 	closing bool
+	cache   cacheIdentity // the cache it has open, whatever the path (computing.go)
 }
 
 // Open opens the cache file at path, creating it if it is missing (not its folder).
@@ -51,7 +52,7 @@ func Open(path string, opts ...Option) (*Storage, error) {
 	if rc := C.backlite_storage_open(cpath, o, &ptr, &cerr); rc != C.BACKLITE_RESULT_OK {
 		return nil, takeError(rc, cerr, "Open")
 	}
-	s := &Storage{ptr: ptr}
+	s := &Storage{ptr: ptr, cache: identityOf(path)}
 	runtime.SetFinalizer(s, (*Storage).Close)
 	return s, nil
 }
