@@ -1933,14 +1933,9 @@ fn import_stopped_by(
     }
     input.flush().unwrap();
     // Waits for the state (every value's file written), not for a time.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while value_files(d, cache) < before + 20 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the import never stored its lines"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    common::wait_until("the import never stored its lines", || {
+        value_files(d, cache) >= before + 20
+    });
     // SAFETY: kill sends a signal to our own child, which has not been waited for.
     assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
     if ignore_hup {
@@ -1959,14 +1954,7 @@ fn import_stopped_by(
         }
         drop(input);
     }
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    (child.wait().unwrap(), stderr)
+    common::ended(&mut child)
 }
 
 /// Ctrl-C (or a kill, or a closed terminal) during an import ended the process on the
@@ -2041,26 +2029,15 @@ fn a_failed_import_leaves_a_new_file_that_a_program_opened_meanwhile() {
     writeln!(input, "{{\"key\":\"big\",\"value\":\"{value}\"}}").unwrap();
     input.flush().unwrap();
     // The import has begun storing once its value's file is written.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while value_files(&d, "new.db") < 1 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the import never stored its line"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    common::wait_until("the import never stored its line", || {
+        value_files(&d, "new.db") >= 1
+    });
     let program = backlite_core::Storage::open(d.path("new.db"), &backlite_core::Options::new())
         .expect("a program opens the cache being imported into");
     writeln!(input, "not a line of a dump").unwrap();
     drop(input);
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(2), "{stderr}");
+    let (status, stderr) = common::ended(&mut child);
+    assert_eq!(status.code(), Some(2), "{stderr}");
     one_line_naming(&stderr, "new.db");
     assert!(
         stderr.contains("line 2") && stderr.contains("new.db was left in place"),
@@ -2311,14 +2288,7 @@ fn stopped_while_writing(
             libc::kill(pid, signal);
             libc::kill(pid, libc::SIGCONT);
         }
-        let mut stderr = String::new();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut stderr)
-            .unwrap();
-        return (child.wait().unwrap(), stderr);
+        return common::ended(&mut child);
     }
     panic!("{args:?} finished every time before it could be stopped");
 }
@@ -2394,27 +2364,16 @@ fn a_failed_import_keeps_a_cache_made_while_it_waited_for_its_dump() {
         .spawn()
         .unwrap();
     // Waits for the state (the import waits for its first line), not for a time.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while !reads_stdin(child.id()) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the import never read its input"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    common::wait_until("the import never read its input", || {
+        reads_stdin(child.id())
+    });
     // Another process makes the cache, stores into it and is done with it.
     d.ok(&["set", "new.db", "k", "stored"]);
     let mut input = child.stdin.take().unwrap();
     writeln!(input, "{{\"key\":\"a\",\"value\":\"1\"}}\nnot json").unwrap();
     drop(input);
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(2), "{stderr}");
+    let (status, stderr) = common::ended(&mut child);
+    assert_eq!(status.code(), Some(2), "{stderr}");
     one_line_naming(&stderr, "new.db");
     assert!(stderr.contains("line 2"), "{stderr}");
     assert_eq!(d.ok(&["get", "new.db", "k"]), "stored");
@@ -2622,14 +2581,9 @@ fn blocked_writing_stdout(pid: u32) -> bool {
 /// Waits for the state (`child` blocked writing its stdout into a pipe nobody reads),
 /// not for a time.
 fn blocked_on_its_output(child: &std::process::Child) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while !blocked_writing_stdout(child.id()) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "it never blocked on its output"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    common::wait_until("it never blocked on its output", || {
+        blocked_writing_stdout(child.id())
+    });
 }
 
 /// `backlite keys cache.db | less`, the pager left open: keys wrote its rows from
@@ -2761,14 +2715,9 @@ fn an_import_from_a_slow_pipe_does_not_lock_the_cache_while_it_waits() {
     .unwrap();
     input.flush().unwrap();
     // Waits for the state (the import waits for more of its input), not for a time.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while !reads_stdin(child.id()) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the import never read its input"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    common::wait_until("the import never read its input", || {
+        reads_stdin(child.id())
+    });
     // The cache's program writes meanwhile, waiting for no lock.
     let mut options = backlite_core::Options::new();
     options.set_busy_timeout(std::time::Duration::ZERO);
@@ -2777,14 +2726,8 @@ fn an_import_from_a_slow_pipe_does_not_lock_the_cache_while_it_waits() {
     drop(program);
     writeln!(input, "{{\"key\":\"b\",\"value\":\"2\"}}").unwrap();
     drop(input);
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(0), "{stderr}");
+    let (status, stderr) = common::ended(&mut child);
+    assert_eq!(status.code(), Some(0), "{stderr}");
     written.expect("the program's write waited for the import's lock");
     for key in ["old", "meanwhile", "a", "b"] {
         d.ok(&["get", "c.db", key]);
@@ -2819,23 +2762,12 @@ fn an_import_from_a_slow_pipe_does_not_lock_the_cache_while_it_waits() {
         )
         .unwrap();
         input.flush().unwrap();
-        while !reads_stdin(child.id()) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the import never read its input"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        common::wait_until("the import never read its input", || {
+            reads_stdin(child.id())
+        });
         // SAFETY: kill sends a signal to our own child, which has not been waited for.
         assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
-        let mut stderr = String::new();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut stderr)
-            .unwrap();
-        let status = child.wait().unwrap();
+        let (status, stderr) = common::ended(&mut child);
         drop(input);
         assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?} {stderr}");
         one_line_naming(&stderr, cache);
@@ -2854,14 +2786,8 @@ fn an_import_from_a_slow_pipe_does_not_lock_the_cache_while_it_waits() {
         .spawn()
         .unwrap();
     drop(child.stdin.take());
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(2), "{stderr}");
+    let (status, stderr) = common::ended(&mut child);
+    assert_eq!(status.code(), Some(2), "{stderr}");
     one_line_naming(&stderr, "nowhere/c.db");
     assert!(
         stderr.contains("cannot copy the input into nowhere") && stderr.contains("--no-copy"),
@@ -2898,24 +2824,12 @@ fn a_set_stopped_by_ctrl_c_leaves_no_part_of_its_value_behind() {
     input.write_all(&value).unwrap();
     drop(input);
     // Waits for the state (its value's file begun), not for a time.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while value_files(&d, "c.db") == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the set never began its value's file"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
+    common::wait_until("the set never began its value's file", || {
+        value_files(&d, "c.db") != 0
+    });
     // SAFETY: kill sends a signal to our own child, which has not been waited for.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    let status = child.wait().unwrap();
+    let (status, stderr) = common::ended(&mut child);
     assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?} {stderr}");
     one_line_naming(&stderr, "c.db");
     // The value is stored whole, its file the only one; nothing is orphaned.

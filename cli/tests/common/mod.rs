@@ -203,3 +203,26 @@ pub fn json_normalised(text: &str, volatile: &[&str]) -> serde_json::Value {
 pub fn read(path: &Path) -> Option<Vec<u8>> {
     std::fs::read(path).ok()
 }
+
+/// Waits for a state of a child (not for a time), polling `state`; fails the test
+/// naming `what` after two minutes, far past any state a test waits for.
+pub fn wait_until(what: &str, mut state: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !state() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// How a child whose stderr is piped ended, and what it wrote there.
+pub fn ended(child: &mut std::process::Child) -> (std::process::ExitStatus, String) {
+    use std::io::Read;
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr piped")
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (child.wait().unwrap(), stderr)
+}
