@@ -37,6 +37,11 @@
 #include <utility>
 #include <vector>
 
+#if __has_include(<sys/stat.h>)
+#include <sys/stat.h>
+#define BACKLITE_HPP_HAS_STAT 1
+#endif
+
 namespace backlite {
 
 // ------------------------------------------------------------------------------------
@@ -554,6 +559,58 @@ static_assert(field_count<backlite_check_report>() == 10,
               "backlite_check_report changed: copy every field in Storage::check() and "
               "CheckReport");
 
+/// Which cache a Storage has open. A lease is the file's, not the handle's: a second
+/// Storage of the same file (another path to it, a link) meets it as its own.
+struct CacheIdentity {
+  std::uint64_t device = 0;
+  std::uint64_t inode = 0;
+  /// The handle alone: an in-memory cache, or a file that could not be looked at.
+  const void* handle = nullptr;
+
+  friend bool operator==(const CacheIdentity& a, const CacheIdentity& b) noexcept {
+    return a.device == b.device && a.inode == b.inode && a.handle == b.handle;
+  }
+
+  static CacheIdentity of(const std::string& path, const backlite_storage* s) noexcept {
+#ifdef BACKLITE_HPP_HAS_STAT
+    struct stat info {};
+    if (path != ":memory:" && ::stat(path.c_str(), &info) == 0) {
+      return CacheIdentity{static_cast<std::uint64_t>(info.st_dev),
+                           static_cast<std::uint64_t>(info.st_ino), nullptr};
+    }
+#else
+    (void)path;
+#endif
+    return CacheIdentity{0, 0, s};
+  }
+};
+
+/// The keys this thread computes under cached_exclusive, innermost last. A call of one
+/// of them from inside its own compute (a recursion with the same arguments) would wait
+/// for the key's lease, which is its own caller's: it computes at once instead.
+struct Computing {
+  CacheIdentity cache;
+  ByteView key;  // the outer call's key, alive while its compute runs
+};
+inline thread_local std::vector<Computing> computing_keys;
+
+inline bool is_computing(const CacheIdentity& cache, ByteView key) noexcept {
+  return std::any_of(computing_keys.begin(), computing_keys.end(), [&](const Computing& c) {
+    return c.cache == cache && c.key.as_string_view() == key.as_string_view();
+  });
+}
+
+/// Marks `key` as being computed by this thread for as long as it lives.
+class ComputingMark {
+ public:
+  ComputingMark(const CacheIdentity& cache, ByteView key) {
+    computing_keys.push_back(Computing{cache, key});
+  }
+  ComputingMark(const ComputingMark&) = delete;
+  ComputingMark& operator=(const ComputingMark&) = delete;
+  ~ComputingMark() { computing_keys.pop_back(); }
+};
+
 struct LeaseDeleter {
   void operator()(backlite_lease* l) const noexcept { backlite_lease_abandon(l); }
 };
@@ -954,6 +1011,7 @@ class Storage {
     detail::ErrorSlot err;
     err.check(backlite_storage_open(z.c_str(), options.c_options(), &raw, err.out()), "open");
     s_.reset(raw);
+    cache_ = detail::CacheIdentity::of(z, raw);
   }
   /// The same, from a std::filesystem::path (its bytes, as std::fstream opens it).
   template <class Path, std::enable_if_t<std::is_same_v<Path, std::filesystem::path>, int> = 0>
@@ -1219,14 +1277,16 @@ class Storage {
   /// compute throws, nothing is stored, the exception is rethrown here, and one waiter
   /// takes over. `wait_timeout` is any std::chrono duration (rounded up to whole
   /// milliseconds; a huge one, such as std::chrono::seconds::max(), waits as long as it
-  /// takes).
+  /// takes). A call of the key being computed from inside its own compute on the same
+  /// thread, through any Storage of the same cache (a recursion with the same
+  /// arguments), runs its compute at once and stores nothing: waiting for the lease, its
+  /// own caller's, would wait for itself.
   template <class Compute, class Rep, class Period,
             std::enable_if_t<std::is_invocable_v<Compute&>, int> = 0>
   auto cached_exclusive(ByteView key, Compute&& compute,
                         std::chrono::duration<Rep, Period> wait_timeout,
                         Expiration expiration = Expiration::storage_default())
       -> std::decay_t<std::invoke_result_t<Compute&>> {
-    using C = std::remove_reference_t<Compute>;
     using R = std::decay_t<std::invoke_result_t<Compute&>>;
     static_assert(detail::is_byte_container<R>::value && !std::is_same_v<R, std::string_view>,
                   "cached_exclusive(): the compute lambda must return std::string, "
@@ -1235,11 +1295,18 @@ class Storage {
       throw Error(Code::invalid_argument, "cached_exclusive: a negative wait_timeout");
     }
     const std::int64_t wait_ms = detail::ceil_ms(wait_timeout, "wait_timeout");
-    CachedContext<C, NoLock> ctx{&compute, nullptr, nullptr};
+    // Inside the compute of this very key on this thread: its lease is our caller's.
+    if (s_ && detail::is_computing(cache_, key)) return compute();
+    auto marked = [&]() -> decltype(auto) {
+      const detail::ComputingMark mark(cache_, key);
+      return compute();
+    };
+    using M = decltype(marked);
+    CachedContext<M, NoLock> ctx{&marked, nullptr, nullptr};
     detail::BufGuard out;
     detail::ErrorSlot err;
     const backlite_result rc = backlite_cached_call_exclusive(
-        s_.get(), key.u8(), key.size(), &compute_trampoline<C, NoLock>, &ctx, expiration.ms(),
+        s_.get(), key.u8(), key.size(), &compute_trampoline<M, NoLock>, &ctx, expiration.ms(),
         wait_ms, &out.buf, err.out());
     if (ctx.error) std::rethrow_exception(ctx.error);
     err.check(rc, "cached_exclusive");
@@ -1408,6 +1475,7 @@ class Storage {
   }
 
   std::unique_ptr<backlite_storage, Deleter> s_{};
+  detail::CacheIdentity cache_{};
 };
 
 // ------------------------------------------------------------------------------------

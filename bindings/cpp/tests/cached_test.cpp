@@ -365,3 +365,40 @@ TEST(CachedExclusive, AThrowingLambdaIsRethrownAndStoresNothing) {
 }
 
 }  // namespace
+
+// A cached_exclusive of the key being computed, from inside its own compute on the same
+// thread (a recursion with the same arguments), through this Storage, another Storage of
+// the same file or the file through a link (the lease is the file's): it computes at
+// once and stores nothing; the outer call stores its value. Before, it waited its whole
+// wait_timeout for the lease its own caller held, then threw lease_held. A call from
+// another thread still waits for the outer compute's value.
+TEST_F(CachedFileTest, ACallOfTheKeyBeingComputedFromInsideItsComputeComputesAtOnce) {
+  std::filesystem::create_symlink(path("c.db"), path("link.db"));
+  Storage a(path("c.db"));
+  Storage b(path("c.db"));
+  Storage linked(path("link.db"));
+  for (Storage* inner : {&a, &b, &linked}) {
+    const std::string key = "fib " + std::to_string(inner - &a);
+    std::string inner_value;
+    const std::string v = a.cached_exclusive(key, [&] {
+      inner_value = inner->cached_exclusive(key, [] { return std::string("inner"); }, 10s);
+      return std::string("outer");
+    }, 60s);
+    EXPECT_EQ(v, "outer");
+    EXPECT_EQ(inner_value, "inner");
+    EXPECT_EQ(a.get_string(key), "outer");
+  }
+
+  std::string from_thread;
+  std::thread other;
+  const std::string v = a.cached_exclusive("threaded", [&] {
+    other = std::thread([&] {
+      from_thread = b.cached_exclusive("threaded", [] { return std::string("computed twice"); },
+                                       std::chrono::seconds::max());
+    });
+    return std::string("once");
+  }, 60s);
+  other.join();
+  EXPECT_EQ(v, "once");
+  EXPECT_EQ(from_thread, "once");
+}
