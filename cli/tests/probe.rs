@@ -2095,10 +2095,18 @@ fn commands_that_only_read_leave_orphan_value_files_to_check_repair() {
     assert!(r.stdout.contains("orphan values   1\n"), "{}", r.stdout);
     assert_eq!(listing(), before, "check changed the folder of values");
     assert!(orphan.exists());
-    let r = d.run(&["check", "c.db", "--repair"]);
+    // --repair reports the orphan it removes: its own open swept it first, and the
+    // report said "orphan values 0", "healthy", "repaired": false.
+    let r = d.run(&["check", "c.db", "--repair", "--json"]);
     assert_eq!(r.code, 0, "{}", r.stdout);
+    let report = json_of(&r.stdout);
+    assert_eq!(report["orphan_values"], 1, "{report}");
+    assert_eq!(report["repaired"], true, "{report}");
     assert!(!orphan.exists());
     assert_eq!(d.ok(&["get", "c.db", "big"]), big);
+    assert!(d
+        .ok(&["check", "c.db"])
+        .contains("result          healthy\n"));
 }
 
 /// Every line that names a file shows it as `stats` and `check` do (escaped as keys

@@ -14,7 +14,7 @@ use std::path::Path;
 
 pub fn check(cli: &Cli, file: &Path, repair: bool, json: bool) -> Outcome {
     let opened = if repair {
-        open(cli, file, false)
+        super::open_with(cli, file, false, None, None, super::Access::Repair)
     } else {
         super::open_to_read(cli, file, None)
     };

@@ -5,7 +5,7 @@
 
 use super::export::FORMAT;
 use super::stats::print;
-use super::{open_with, Failure, Outcome, OK, USAGE_OR_IO};
+use super::{open_with, Access, Failure, Outcome, OK, USAGE_OR_IO};
 use crate::bytes::{escape, escape_path, take_json};
 use crate::clock::parse_ms;
 use crate::core::{Error, ErrorKind, LifetimeStats};
@@ -400,7 +400,7 @@ pub fn run(cli: &Cli, file: &Path, input: Option<&Path>, no_copy: bool) -> Outco
         ));
     }
     let tag_for_new = dump_tag.as_deref().filter(|_| new_file || empty);
-    let storage = open_with(cli, file, true, None, tag_for_new, true)?;
+    let storage = open_with(cli, file, true, None, tag_for_new, Access::Write)?;
     let cache_tag = match tag_for_new {
         Some(tag) => Some(tag.to_string()),
         None => {

@@ -109,20 +109,32 @@ pub fn entries(n: u64) -> String {
 /// Opens the cache at `file`. Only commands that store entries may create it: the
 /// others report a missing file rather than leave an empty cache behind.
 pub fn open(cli: &Cli, file: &Path, create: bool) -> Result<Storage, Failure> {
-    open_with(cli, file, create, None, None, true)
+    open_with(cli, file, create, None, None, Access::Write)
+}
+
+/// What a command does to the file, which decides what its open may do.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Only reads: a cache of an older schema is refused, not upgraded, and no orphan
+    /// value file is removed.
+    Read,
+    /// Writes: an older schema is upgraded, and the open sweeps orphan value files.
+    Write,
+    /// `check --repair`: writes, but leaves the orphans to the check, which removes
+    /// them and reports them (swept by its open, they were reported as none).
+    Repair,
 }
 
 /// [`open`], with a busy timeout of the command's own instead of the library's, and a
-/// version tag (which drops every entry of a file last opened with another one); with
-/// `upgrade` false (a command that only reads), a cache of an older schema is refused,
-/// not upgraded, and no orphan value file is removed.
+/// version tag (which drops every entry of a file last opened with another one), for a
+/// command of that `access`.
 pub fn open_with(
     cli: &Cli,
     file: &Path,
     create: bool,
     busy_timeout: Option<Duration>,
     version_tag: Option<&str>,
-    upgrade: bool,
+    access: Access,
 ) -> Result<Storage, Failure> {
     if !create {
         if let Err(e) = std::fs::metadata(file) {
@@ -164,11 +176,11 @@ pub fn open_with(
     if let Some(tag) = version_tag {
         options.set_version_tag(tag);
     }
-    options.set_upgrade(upgrade);
+    options.set_upgrade(access != Access::Read);
     // A command that only reads removes nothing either: the open's sweep would delete
     // orphan value files, which `check` is to report and `check --repair` to remove
     // (and it writes its place in the folder).
-    options.set_sweep(upgrade);
+    options.set_sweep(access == Access::Write);
     // The library takes the exact name ":memory:" for a cache in memory, gone when the
     // command ends: here, as every other name, it is a file (the checks above read it
     // as one), so `set :memory: k v` does not report success for a value kept nowhere.
@@ -204,7 +216,7 @@ pub fn open_to_read(
     file: &Path,
     busy_timeout: Option<Duration>,
 ) -> Result<Storage, Failure> {
-    open_with(cli, file, false, busy_timeout, None, false)
+    open_with(cli, file, false, busy_timeout, None, Access::Read)
 }
 
 /// Where an `-o OUT` goes: `None` for stdout (no OUT, or `-`), else the path, which
