@@ -617,12 +617,20 @@ fn ComputeCall(comptime Context: type) type {
         context: Stored,
         failed: ?C.E = null,
         sink_failure: ?Code = null,
+        /// For `cachedExclusive`: the key this thread computes while the compute runs.
+        mark: ?Computing = null,
+
+        fn run(self: *Self, w: *std.Io.Writer) C.R {
+            return if (comptime C.is_fn) self.context(w) else self.context.compute(w);
+        }
 
         fn trampoline(user_data: ?*anyopaque, raw: ?*c.backlite_sink) callconv(.c) i32 {
             const self: *Self = @ptrCast(@alignCast(user_data.?));
             var buffer: [4096]u8 = undefined;
             var sink = SinkWriter.init(raw.?, &buffer);
-            const outcome = if (comptime C.is_fn) self.context(&sink.writer) else self.context.compute(&sink.writer);
+            if (self.mark) |*m| m.begin();
+            defer if (self.mark) |*m| m.end();
+            const outcome = self.run(&sink.writer);
             if (@typeInfo(@TypeOf(outcome)) == .error_union) {
                 outcome catch |e| {
                     // A failed sink write surfaces as error.WriteFailed; report the
@@ -655,6 +663,53 @@ fn ComputeCall(comptime Context: type) type {
     };
 }
 
+/// Which cache a `Storage` has open. A lease is the file's, not the handle's: a second
+/// `Storage` of the same file (another path to it, a link) meets it as its own.
+pub const CacheIdentity = struct {
+    device: u64 = 0,
+    inode: u64 = 0,
+    /// The handle alone: an in-memory cache, or a file that could not be looked at.
+    handle: usize = 0,
+
+    fn of(path: [*:0]const u8, handle: *c.backlite_storage) CacheIdentity {
+        if (!std.mem.eql(u8, std.mem.span(path), ":memory:")) {
+            if (std.posix.fstatat(std.posix.AT.FDCWD, std.mem.span(path), 0)) |st| {
+                return .{ .device = @intCast(st.dev), .inode = @intCast(st.ino) };
+            } else |_| {}
+        }
+        return .{ .handle = @intFromPtr(handle) };
+    }
+};
+
+/// One key this thread computes under `cachedExclusive`, linked to the ones it runs
+/// inside. A call of one of them from inside its own compute (a recursion with the same
+/// arguments) would wait for the key's lease, which is its own caller's: it computes at
+/// once instead.
+const Computing = struct {
+    cache: CacheIdentity,
+    key: []const u8,
+    outer: ?*const Computing = null,
+
+    threadlocal var innermost: ?*const Computing = null;
+
+    fn begin(self: *Computing) void {
+        self.outer = innermost;
+        innermost = self;
+    }
+
+    fn end(self: *Computing) void {
+        innermost = self.outer;
+    }
+
+    fn includes(cache: CacheIdentity, key: []const u8) bool {
+        var it = innermost;
+        while (it) |m| : (it = m.outer) {
+            if (std.meta.eql(m.cache, cache) and std.mem.eql(u8, m.key, key)) return true;
+        }
+        return false;
+    }
+};
+
 fn MutexBarrier() type {
     return struct {
         fn lock(user_data: ?*anyopaque) callconv(.c) i32 {
@@ -673,6 +728,7 @@ fn MutexBarrier() type {
 /// with other calls.
 pub const Storage = struct {
     handle: *c.backlite_storage,
+    cache: CacheIdentity = .{},
     last: struct {
         mutex: std.Thread.Mutex = .{},
         diags: Diagnostics = .{},
@@ -736,7 +792,7 @@ pub const Storage = struct {
         var handle: ?*c.backlite_storage = null;
         var err: ?*c.backlite_error = null;
         try checkResult(diags, c.backlite_storage_open(c_path, opts, &handle, &err), err);
-        return .{ .handle = handle.? };
+        return .{ .handle = handle.?, .cache = CacheIdentity.of(c_path, handle.?) };
     }
 
     /// Calls the C `setter` with `text` NUL-terminated, whatever its length (the C
@@ -1103,7 +1159,11 @@ pub const Storage = struct {
     /// thread and process sharing the file; the others wait for its value (up to
     /// `options.wait_timeout_ms`, then `error.LeaseHeld`). The library renews the
     /// computing caller's lease while its compute runs, so a compute of any length is
-    /// computed once; a wait counts one miss. This blocks the calling thread.
+    /// computed once; a wait counts one miss. This blocks the calling thread. A call of
+    /// the key being computed from inside its own compute on the same thread, through
+    /// any `Storage` of the same cache (a recursion with the same arguments), runs the
+    /// compute at once and stores nothing: waiting for the lease, its own caller's, would
+    /// wait for itself.
     pub fn cachedExclusive(
         self: *Storage,
         allocator: Allocator,
@@ -1112,7 +1172,22 @@ pub const Storage = struct {
         context: anytype,
     ) (Error || Allocator.Error || Compute(@TypeOf(context)).E)![]u8 {
         const Call = ComputeCall(@TypeOf(context));
-        var call: Call = .{ .context = if (comptime Call.C.is_fn) &context else context };
+        var call: Call = .{
+            .context = if (comptime Call.C.is_fn) &context else context,
+            .mark = .{ .cache = self.cache, .key = key },
+        };
+        if (Computing.includes(self.cache, key)) {
+            // Inside the compute of this very key on this thread: its lease is our
+            // caller's. Computed at once into `allocator`, stored nowhere.
+            var out: std.Io.Writer.Allocating = .init(allocator);
+            defer out.deinit();
+            const outcome = call.run(&out.writer);
+            if (@typeInfo(@TypeOf(outcome)) == .error_union) {
+                // The writer fails only for want of memory.
+                outcome catch |e| return if (@as(anyerror, e) == error.WriteFailed) error.OutOfMemory else e;
+            }
+            return out.toOwnedSlice();
+        }
         var buf: c.backlite_buf = .{ .data = null, .len = 0 };
         var err: ?*c.backlite_error = null;
         const r = c.backlite_cached_call_exclusive(self.handle, bytesPtr(key), key.len, Call.trampoline, &call, options.expiration.toC(), clampMs(options.wait_timeout_ms), &buf, &err);

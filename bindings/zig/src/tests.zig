@@ -934,6 +934,47 @@ test "cachedExclusive gives error.LeaseHeld and the time left while another owne
     try testing.expectEqual(@as(u32, 0), counter.calls.load(.monotonic));
 }
 
+test "cachedExclusive of the key being computed, from inside its compute, computes at once" {
+    // Through the same Storage, another Storage of the same file, the file through a
+    // link (the lease is the file's): the inner call computes at once and stores
+    // nothing, the outer one stores its value. Before, the inner call waited its whole
+    // wait_timeout_ms for the lease its own caller held, then was error.LeaseHeld.
+    var t = try TempCache.init("c.db");
+    defer t.deinit();
+    const link_path = try std.fmt.allocPrint(testing.allocator, "{s}.link", .{t.path});
+    defer testing.allocator.free(link_path);
+    try std.fs.symLinkAbsolute(t.path, link_path, .{});
+    var a = try Storage.open(t.path, .{});
+    defer a.deinit();
+    var b = try Storage.open(t.path, .{});
+    defer b.deinit();
+    var linked = try Storage.open(link_path, .{});
+    defer linked.deinit();
+    const Inner = struct {
+        pub fn compute(_: @This(), w: *std.Io.Writer) !void {
+            try w.writeAll("inner");
+        }
+    };
+    const Outer = struct {
+        inner: *Storage,
+        key: []const u8,
+        got: ?[]u8 = null,
+        pub fn compute(self: *@This(), w: *std.Io.Writer) !void {
+            self.got = try self.inner.cachedExclusive(testing.allocator, self.key, .{ .wait_timeout_ms = 10_000 }, Inner{});
+            try w.writeAll("outer");
+        }
+    };
+    for ([_]*Storage{ &a, &b, &linked }, [_][]const u8{ "fib a", "fib b", "fib link" }) |inner, key| {
+        var outer: Outer = .{ .inner = inner, .key = key };
+        defer if (outer.got) |g| testing.allocator.free(g);
+        const v = try a.cachedExclusive(testing.allocator, key, .{ .wait_timeout_ms = 60_000 }, &outer);
+        defer testing.allocator.free(v);
+        try testing.expectEqualStrings("outer", v);
+        try testing.expectEqualStrings("inner", outer.got.?);
+        try expectValue(&a, key, "outer");
+    }
+}
+
 // ---- the two-phase lease API ----
 
 test "tryAcquire: a miss gives a lease, others find it held, fulfill stores, then a hit" {
