@@ -188,8 +188,8 @@ impl Storage {
     /// The orphan value files `check` without repair reports. Looked for after its
     /// snapshot, each name in the file as it is then: a batch or an import that
     /// committed since the snapshot began names files the snapshot does not. None while
-    /// a write transaction writes files no row names until it commits (a batch past
-    /// its first files, an import: `ValueFiles::inside_writes`): they would be taken
+    /// a write writes files no row names until it commits (a batch past the files it
+    /// holds open, an import: `ValueFiles::inside_writes`): they would be taken
     /// for orphans once older than the grace, for a batch or an import running longer.
     /// A transaction that begins after this look writes files younger than `now`.
     fn count_orphans(&self) -> Result<u64> {
@@ -327,6 +327,14 @@ fn sweep_at(
             || stmt.exists([file]).unwrap_or(true)
     };
     if remove {
+        // A batch writing files ahead of its transaction, closed once written and named
+        // by no row until it commits, holds the folder's mark: such a file looks like
+        // an orphan however young, so while one does nothing is swept (the orphans go
+        // with a later sweep). Held throughout, so that no batch begins writing so
+        // meanwhile.
+        let Some(_alone) = files.alone() else {
+            return Ok(Swept::default());
+        };
         files.sweep(referenced, std::time::Duration::ZERO, now)
     } else {
         Ok(Swept {
@@ -385,13 +393,15 @@ impl Storage {
     /// where the last sweep stopped. Best effort: a cache this process cannot write,
     /// or any failure, leaves the orphans to a later open, `check` or `vacuum`.
     ///
-    /// Only while no write is open on the file: a batch or an import writes its files
-    /// inside its transaction and lets their locks go once written (one open file per
-    /// value would run a batch of thousands out of descriptors), so until it commits,
-    /// an unlocked file that no row names may be one of its own. The age alone did not
-    /// keep them: an import of a large dump runs for hours, and an open meanwhile
-    /// removed its first files, whose entries it then committed without them. A write
-    /// that begins after this look writes files younger than the sweep takes.
+    /// Only while no write is open on the file and no batch writes files ahead of its
+    /// own: an import (or a batch that could not write them ahead) writes its files
+    /// inside its transaction, a batch past the files it holds open ahead of it, and
+    /// each lets their locks go once written (one open file per value would run a
+    /// batch of thousands out of descriptors), so until it commits, an unlocked file
+    /// that no row names may be one of its own. The age alone did not keep them: an
+    /// import of a large dump runs for hours, and an open meanwhile removed its first
+    /// files, whose entries it then committed without them. A write that begins after
+    /// this look writes files younger than the sweep takes, or inside its transaction.
     pub(crate) fn sweep_lazily(&self) {
         let Ok(Some(files)) = self.shared.folder_to_sweep() else {
             return;
@@ -399,6 +409,10 @@ impl Storage {
         if !crate::transact::no_write_open(&self.pool, &self.shared) {
             return;
         }
+        // Nor while a batch writes files ahead of its transaction (see `sweep_at`).
+        let Some(_alone) = files.alone() else {
+            return;
+        };
         let _ = self.read(|conn| {
             let mut stmt = conn
                 .prepare_cached(table::NAMES_FILE)

@@ -24,6 +24,7 @@ use crate::txn::{NewEntry, Tally, Txn};
 use crate::value_files::{Read as FileRead, ValueName, Written};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension};
+use std::fs::File;
 use std::mem::MaybeUninit;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -36,10 +37,12 @@ pub const MEMORY: &str = ":memory:";
 /// Keys listed per read transaction by [`Storage::keys`].
 const KEYS_PAGE: i64 = 256;
 
-/// How many files of a batch's large values are written before its write lock. Each is
-/// held open (its lock) until the commit: a batch of thousands would run the process out
-/// of descriptors, so the files of any further ones are written inside the transaction.
-const FILES_AHEAD: usize = 64;
+/// How many files of a batch's large values are written before its write lock and held
+/// open (their locks) until the commit. A batch of thousands would run the process out
+/// of descriptors: the files of any further ones are written ahead too, each closed once
+/// written, under one mark on the folder that keeps every sweep from them
+/// (`ValueFiles::writing_inside`).
+const FILES_HELD: usize = 64;
 
 /// The file's counters and this handle's activity.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -1171,12 +1174,13 @@ impl Storage {
     }
 
     /// The write of `set_many`: every entry in one transaction, then the eviction. The
-    /// files of its first [`FILES_AHEAD`] large values are written before the write lock,
-    /// as a set's is, so that other writers wait only for the rows (and locked until
-    /// the commit, so that no check, vacuum or sweep takes them meanwhile); the files
-    /// of any further ones are written inside, one descriptor at a time.
+    /// files of its large values are written before the write lock, as a set's is, so
+    /// that other writers wait only for the rows; none is taken by a check, vacuum or
+    /// sweep before the commit (see [`Storage::files_ahead`]). When they cannot be
+    /// written so, they are written inside, one descriptor at a time.
     fn write_batch(&self, entries: &[Entry<'_>], crcs: &[u32]) -> Result<()> {
-        let ahead = self.files_ahead(entries);
+        // Held until the batch has committed or removed its files.
+        let (ahead, _marked) = self.files_ahead(entries);
         let wrote_ahead = !ahead.is_empty();
         match self.write_batch_with(entries, crcs, ahead) {
             // Each file written ahead held a descriptor until the commit, and one was
@@ -1251,31 +1255,50 @@ impl Storage {
         done
     }
 
-    /// The files of a batch's first [`FILES_AHEAD`] values kept in files, written before
-    /// its transaction, each with the entry it is of. None when one cannot be written
-    /// (a full disk, no descriptor left, a folder that cannot be made): the batch then
-    /// writes them inside its transaction one descriptor at a time, as it always did,
-    /// and fails there as it did, whole.
-    fn files_ahead<'e, 'v>(&self, entries: &'e [Entry<'v>]) -> Vec<(&'e Entry<'v>, Written)> {
+    /// The files of a batch's values kept in files, written before its transaction, each
+    /// with the entry it is of. The first [`FILES_HELD`] stay locked until dropped; the
+    /// rest are closed once written, kept from every sweep by the folder's mark, which
+    /// comes back with them and must be held until the batch has committed or removed
+    /// them (a sweep that removes files holds the mark exclusively: when it does, those
+    /// values are left to be written inside the transaction). None when one cannot be
+    /// written (a full disk, no descriptor left, a folder that cannot be made): the
+    /// batch then writes them inside its transaction one descriptor at a time, and
+    /// fails there as it did, whole.
+    fn files_ahead<'e, 'v>(
+        &self,
+        entries: &'e [Entry<'v>],
+    ) -> (Vec<(&'e Entry<'v>, Written)>, Option<File>) {
         let mut ahead = Vec::new();
+        let mut marked = None;
         for e in entries {
-            if ahead.len() == FILES_AHEAD {
-                break;
-            }
             if !self.kept_in_file(e.value) || self.already_expired(e.expiration) {
                 continue;
             }
+            if ahead.len() >= FILES_HELD && marked.is_none() {
+                marked = match self.shared.value_files(false) {
+                    Ok(Some(files)) => files.writing_inside(),
+                    _ => None,
+                };
+                if marked.is_none() {
+                    break;
+                }
+            }
             match self.write_value_file(e.value) {
-                Ok(w) => ahead.push((e, w)),
+                Ok(mut w) => {
+                    if marked.is_some() {
+                        w.let_go();
+                    }
+                    ahead.push((e, w))
+                }
                 Err(_) => {
                     for (_, w) in &ahead {
                         self.discard_file(Some(w));
                     }
-                    return Vec::new();
+                    return (Vec::new(), None);
                 }
             }
         }
-        ahead
+        (ahead, marked)
     }
 
     /// Removes the entry under `key`; returns whether there was a live one.

@@ -29,9 +29,11 @@
 //! - **A file being written is locked**: its writer holds an exclusive `flock` on it
 //!   from before its first byte until the row that names it commits (or the set
 //!   fails), so a set may write its file before it takes the database's write lock.
-//!   (A file written inside a write transaction, by a batch or an import, is unlocked
-//!   once written: see `Storage::insert`; the transaction holds a shared lock on the
-//!   folder's marker instead, one for all its files: [`ValueFiles::writing_inside`].)
+//!   (A file that a batch writes past the ones it holds open, ahead of its
+//!   transaction, or that an import writes inside its transaction, is unlocked once
+//!   written: the write holds a shared lock on the folder's marker instead, one for
+//!   all its files, [`ValueFiles::writing_inside`], and a sweep that removes files
+//!   holds that lock exclusively, [`ValueFiles::alone`].)
 //!   A sweep removes only a file whose lock it can take: a live writer's file stays,
 //!   and a dead writer's lock went with its process, so its orphan goes. A write that
 //!   removes rows holds a shared lock on their files from just before its commit
@@ -245,15 +247,24 @@ pub(crate) struct Swept {
 }
 
 /// A complete value file, written and not yet named by any row. It stays locked
-/// against sweeps while this lives: drop it once the row that names it has committed,
-/// or once the file is removed.
+/// against sweeps while this lives (unless let go): drop it once the row that names it
+/// has committed, or once the file is removed.
 #[derive(Debug)]
 pub(crate) struct Written {
     pub name: ValueName,
     pub len: u64,
     pub crc: u32,
-    /// The open file, holding its `flock`.
-    _held: File,
+    /// The open file, holding its `flock`; `None` once let go.
+    held: Option<File>,
+}
+
+impl Written {
+    /// Closes the file, and so lets its lock go: for a file that the folder's mark
+    /// keeps from sweeps instead ([`ValueFiles::writing_inside`]), so that a batch of
+    /// thousands written ahead of its transaction holds no descriptor per file.
+    pub(crate) fn let_go(&mut self) {
+        self.held = None;
+    }
 }
 
 /// The value files a write transaction wrote, under the write lock: removed unless
@@ -658,7 +669,7 @@ impl ValueFiles {
                 name,
                 len,
                 crc,
-                _held: file,
+                held: Some(file),
             }),
             Err(e) => {
                 let _ = fs::remove_file(&path);
@@ -897,23 +908,22 @@ impl ValueFiles {
         rustix::fs::flock(&file, op).ok().map(|_| file)
     }
 
-    /// Marks a write transaction writing files into the folder, unlocked once written
-    /// (a batch past the files it writes ahead, an import), until the returned file is
-    /// closed: a shared `flock` on the folder's marker, one descriptor however many
-    /// files. Until its commit no row names them, and a check that only counts, which
-    /// holds no write lock, took them for orphans once they looked old
-    /// ([`ValueFiles::inside_writes`]). `None`: the marker cannot be opened, or such a
-    /// check kept it locked (which then may count what it sees). A child forked while
-    /// it is held keeps it until it exits or execs, as a set's own file lock: checks
-    /// that only count find no orphan meanwhile, which a later one finds.
+    /// Marks a write writing files into the folder, unlocked once written (a batch
+    /// past the files it holds open, ahead of its transaction; an import, inside its
+    /// own), until the returned file is closed: a shared `flock` on the folder's
+    /// marker, one descriptor however many files. Until its commit no row names them:
+    /// a check that only counts took them for orphans once they looked old
+    /// ([`ValueFiles::inside_writes`]), and a sweep that removes ([`ValueFiles::alone`])
+    /// took those written ahead of the write lock. `None`: the marker cannot be opened,
+    /// or a check or sweep kept it locked (a write then writes its files inside its
+    /// transaction, where no sweep that removes runs, and a count may count what it
+    /// sees). A child forked while it is held keeps it until it exits or execs, as a
+    /// set's own file lock: checks and sweeps leave orphans meanwhile, for a later one.
     pub(crate) fn writing_inside(&self) -> Option<File> {
-        let marker = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(self.path_named(MARKER))
-            .ok()?;
-        // A check holds the exclusive lock only for the instant it looks: tried a few
-        // times, never waited for (a child forked in that instant would keep it).
+        let marker = self.open_marker().ok()?;
+        // A count holds the exclusive lock only for the instant it looks, a sweep for
+        // its sweep: tried a few times, never waited for (a child forked in that
+        // instant would keep it).
         let op = rustix::fs::FlockOperation::NonBlockingLockShared;
         for _ in 0..100 {
             if rustix::fs::flock(&marker, op).is_ok() {
@@ -929,15 +939,29 @@ impl ValueFiles {
     /// marker's exclusive lock cannot be taken at once (taken, it is let go at once).
     /// A marker that cannot be opened says none is.
     pub(crate) fn inside_writes(&self) -> bool {
-        let Ok(marker) = OpenOptions::new()
+        match self.open_marker() {
+            Ok(marker) => lock_alone(marker).is_none(),
+            Err(_) => false,
+        }
+    }
+
+    /// The folder's marker under an exclusive `flock`, taken without waiting, for as
+    /// long as the returned file is open: meanwhile no write marks itself writing files
+    /// that no row names and no lock of their own keeps ([`ValueFiles::writing_inside`]
+    /// gives it none, and it writes them inside its transaction), so a sweep that holds
+    /// it may take an unlocked file that no row names for an orphan. `None`: a write
+    /// holds the mark (such a file may be one of its own, about to be named), or the
+    /// marker cannot be opened.
+    pub(crate) fn alone(&self) -> Option<File> {
+        lock_alone(self.open_marker().ok()?)
+    }
+
+    /// The folder's marker, opened to be locked: no link followed, no wait.
+    fn open_marker(&self) -> io::Result<File> {
+        OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(self.path_named(MARKER))
-        else {
-            return false;
-        };
-        let op = rustix::fs::FlockOperation::NonBlockingLockExclusive;
-        rustix::fs::flock(&marker, op).is_err()
     }
 
     /// Removes the file `name`; a file already gone is fine.
@@ -1315,6 +1339,13 @@ impl ValueFiles {
             io_error(format_args!("cannot write {}", path.display()), e)
         })
     }
+}
+
+/// `marker` under an exclusive `flock`, taken without waiting; `None`: a write holds
+/// it shared ([`ValueFiles::writing_inside`]).
+fn lock_alone(marker: File) -> Option<File> {
+    let op = rustix::fs::FlockOperation::NonBlockingLockExclusive;
+    rustix::fs::flock(&marker, op).ok().map(|_| marker)
 }
 
 /// Where the last bounded sweep stopped, from the file at `path` (0: none yet, or not a

@@ -13,7 +13,7 @@
  */
 #include "backlite.h"
 #include "harness.h"
-#include "value_write_stop.h"
+#include "batch_write_stop.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -27,8 +27,6 @@
 #define LEN (THRESHOLD + 100)
 
 static uint8_t values[BATCH][LEN];
-
-static void key_of(int i, char *key, size_t cap) { snprintf(key, cap, "big%d", i); }
 
 /* Makes every value file of the cache at `path` look last modified `ago` seconds ago:
  * what a batch that has run that long leaves. */
@@ -44,72 +42,6 @@ static void age_files(const char *path, int ago) {
     closedir(d);
 }
 
-/* The file that the write syscall the stopped child `pid` is entering writes to. */
-static void write_target(pid_t pid, char *target, size_t cap) {
-    struct __ptrace_syscall_info info;
-    memset(&info, 0, sizeof info);
-    REQUIRE(ptrace(PTRACE_GET_SYSCALL_INFO, pid, sizeof info, &info) > 0);
-    char link[64];
-    snprintf(link, sizeof link, "/proc/%d/fd/%ld", (int)pid, (long)info.entry.args[0]);
-    ssize_t n = readlink(link, target, cap - 1);
-    REQUIRE(n > 0);
-    target[n] = '\0';
-}
-
-/* Forks a child that sets a batch of BATCH large values, and stops it at its first write
- * to the file of the last one: the files before it are whole, the 64 first written
- * ahead and locked, the next ones written inside its transaction. `*child` gets its pid,
- * 0 when ptrace is refused here, or -1 on a failure. */
-static void batch_stopped_in_its_last_file(const char *path, pid_t *child) {
-    *child = -1;
-    fflush(NULL);
-    pid_t pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        backlite_storage *c = OPEN_SET(path, .file_threshold = THRESHOLD, .busy_timeout_ms = 30000);
-        if (c == NULL) h_child_exit(3);
-        static backlite_entry entries[BATCH];
-        static char keys[BATCH][16];
-        for (int i = 0; i < BATCH; i++) {
-            key_of(i, keys[i], sizeof keys[i]);
-            entries[i] = (backlite_entry){(const uint8_t *)keys[i], strlen(keys[i]), values[i], LEN, NEVER};
-        }
-        if (ptrace(PTRACE_TRACEME, 0, 0, 0) != 0) h_child_exit(4);
-        raise(SIGSTOP);
-        backlite_error *e = NULL;
-        if (backlite_storage_set_many(c, entries, BATCH, &e) != BACKLITE_RESULT_OK) h_child_exit(6);
-        backlite_storage_free(c);
-        h_child_exit(0);
-    }
-    int status = 0;
-    REQUIRE(waitpid(pid, &status, 0) == pid);
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 4) {
-        *child = 0;
-        return;
-    }
-    REQUIRE(WIFSTOPPED(status));
-    /* Each file is written in one call or a few, one file after the other. */
-    static char seen[PATH_MAX + 1], now[PATH_MAX + 1];
-    seen[0] = '\0';
-    for (int files = 0; files < BATCH;) {
-        bool stopped = run_to_syscall(pid, is_value_write, (void *)path);
-        REQUIRE(stopped);
-        write_target(pid, now, sizeof now);
-        if (strcmp(now, seen) != 0) {
-            files++;
-            memcpy(seen, now, sizeof seen);
-        }
-    }
-    *child = pid;
-}
-
-static void finish(pid_t pid) {
-    int status = 0;
-    REQUIRE(ptrace(PTRACE_DETACH, pid, 0, 0) == 0);
-    REQUIRE(waitpid(pid, &status, 0) == pid);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-}
-
 /* While a batch that has run for two hours writes the file of its last large value, a
  * check that only counts finds no orphan: the files it wrote are its own, to be named
  * by its commit. Once it committed, every value reads back whole. */
@@ -120,7 +52,7 @@ static void a_count_beside_a_long_batch_takes_none_of_its_files_for_orphans(void
     for (int i = 0; i < BATCH; i++)
         for (int j = 0; j < LEN; j++) values[i][j] = (uint8_t)(j * 131 + i);
     pid_t pid;
-    batch_stopped_in_its_last_file(path, &pid);
+    batch_stopped_at_file(path, THRESHOLD, &values[0][0], LEN, BATCH, BATCH, &pid);
     if (pid < 0) {
         backlite_storage_free(s);
         return;
@@ -136,10 +68,10 @@ static void a_count_beside_a_long_batch_takes_none_of_its_files_for_orphans(void
     CHECK_EQ(rep.orphan_values, 0);
     CHECK_EQ(rep.healthy, 1);
     CHECK_EQ(value_files(path), BATCH);
-    finish(pid);
+    batch_finish(pid);
     for (int i = 0; i < BATCH; i++) {
         char key[16];
-        key_of(i, key, sizeof key);
+        batch_key(i, key, sizeof key);
         backlite_buf b = {0};
         CHECK_OK(backlite_storage_get(s, K(key), &b, NULL, &err));
         CHECK(b.len == LEN && memcmp(b.data, values[i], LEN) == 0);
@@ -199,7 +131,7 @@ static void a_batch_that_works_with_one_descriptor_free_works_with_more(void) {
     static char keys[MANY][16];
     static backlite_entry batch[MANY];
     for (int i = 0; i < MANY; i++) {
-        key_of(i, keys[i], sizeof keys[i]);
+        batch_key(i, keys[i], sizeof keys[i]);
         batch[i] = (backlite_entry){(const uint8_t *)keys[i], strlen(keys[i]), v[i], LEN, NEVER};
     }
     /* The folder made and the connections opened before descriptors run short. */
