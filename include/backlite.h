@@ -811,7 +811,9 @@ backlite_result backlite_storage_set(struct backlite_storage *s, const uint8_t *
  * Stores `count` entries in one transaction, then evicts by the policy down to
  * max_size (entries of the batch may be evicted too). All or nothing: any invalid
  * entry or too-large value fails the call with nothing written, and the error's
- * message names the entry (`entries[i]...`). A batch that stores nothing (no entries,
+ * message names the entry (`entries[i]...`). An entry already expired is never too
+ * large: it stores nothing and removes the older value under its key, OK, as a
+ * `backlite_storage_set` of it does. A batch that stores nothing (no entries,
  * or every one already expired) of keys with no older value, in a file within
  * max_size, has nothing to write or wait for. `count` must be the
  * number of entries at `entries`: one that cannot be (`count * sizeof(backlite_entry)`

@@ -974,8 +974,8 @@ impl Storage {
     }
 
     /// Whether `expiration` stores nothing whenever it is set: 0 ms, or the default
-    /// when that is 0 ms.
-    fn already_expired(&self, expiration: Expiration) -> bool {
+    /// when that is 0 ms. A value set so is never too large: nothing of it is stored.
+    pub fn already_expired(&self, expiration: Expiration) -> bool {
         let resolved = match expiration {
             Expiration::Default => self.default_expiration,
             e => e,
@@ -1119,7 +1119,9 @@ impl Storage {
     /// Stores every entry in one transaction, then evicts by the policy down to
     /// `max_size` (entries of the batch may be evicted too). All or nothing: if one
     /// value is larger than `max_size` (or [`MAX_VALUE_SIZE`]), nothing is written, and
-    /// the error names that entry (`entries[i]: ...`), as it does a key too long.
+    /// the error names that entry (`entries[i]: ...`), as it does a key too long. An
+    /// entry already expired is never too large: it stores nothing and removes the
+    /// older value under its key, as a `set` of it does.
     pub fn set_many(&self, entries: &[Entry<'_>]) -> Result<()> {
         // A refusal names the entry, as the C ABI's checks of each entry do: which of
         // thousands was refused is not in its sizes.
@@ -1127,11 +1129,9 @@ impl Storage {
         for (i, e) in entries.iter().enumerate() {
             check_key(e.key).map_err(in_entry(i))?;
         }
-        if let Some((i, e)) = entries
-            .iter()
-            .enumerate()
-            .find(|(_, e)| e.value.len() as u64 > self.value_limit())
-        {
+        if let Some((i, e)) = entries.iter().enumerate().find(|(_, e)| {
+            e.value.len() as u64 > self.value_limit() && !self.already_expired(e.expiration)
+        }) {
             return Err(in_entry(i)(self.too_large(e.value.len())));
         }
         let mut crcs = Vec::new();

@@ -247,7 +247,9 @@ pub unsafe extern "C" fn backlite_storage_set(
 /// Stores `count` entries in one transaction, then evicts by the policy down to
 /// max_size (entries of the batch may be evicted too). All or nothing: any invalid
 /// entry or too-large value fails the call with nothing written, and the error's
-/// message names the entry (`entries[i]...`). A batch that stores nothing (no entries,
+/// message names the entry (`entries[i]...`). An entry already expired is never too
+/// large: it stores nothing and removes the older value under its key, OK, as a
+/// `backlite_storage_set` of it does. A batch that stores nothing (no entries,
 /// or every one already expired) of keys with no older value, in a file within
 /// max_size, has nothing to write or wait for. `count` must be the
 /// number of entries at `entries`: one that cannot be (`count * sizeof(backlite_entry)`
@@ -292,25 +294,32 @@ pub unsafe extern "C" fn backlite_storage_set_many(
             // SAFETY: each entry's key and value are valid for their lengths (the
             // header's contract for `entries`).
             let key = unsafe { try_slice(e.key, e.key_len, "key") }.map_err(in_entry)?;
-            if !e.value.is_null() && e.value_len > isize::MAX as usize {
-                // Longer than max_size can be: TOO_LARGE from the length alone, as a
-                // value over max_size (all or nothing: none is written).
-                return Err(in_entry(Failure::new(
-                    BACKLITE_RESULT_TOO_LARGE,
-                    format!(
-                        "value of {} bytes is larger than max_size ({} bytes): not stored",
-                        e.value_len,
-                        s.inner.max_size()
-                    ),
-                )));
-            }
-            // SAFETY: as for the key.
-            let value = unsafe { try_slice(e.value, e.value_len, "value") }.map_err(in_entry)?;
+            let expiration = Expiration::from_ms(e.expiration_ms)
+                .map_err(|e| in_entry(Failure::invalid(e.message())))?;
+            let value = if !e.value.is_null() && e.value_len > isize::MAX as usize {
+                if !s.inner.already_expired(expiration) {
+                    // Longer than max_size can be: TOO_LARGE from the length alone, as
+                    // a value over max_size (all or nothing: none is written).
+                    return Err(in_entry(Failure::new(
+                        BACKLITE_RESULT_TOO_LARGE,
+                        format!(
+                            "value of {} bytes is larger than max_size ({} bytes): not stored",
+                            e.value_len,
+                            s.inner.max_size()
+                        ),
+                    )));
+                }
+                // Already expired: nothing of it is stored or read, as for a set of it;
+                // the entry only removes the older value under its key.
+                &[][..]
+            } else {
+                // SAFETY: as for the key.
+                unsafe { try_slice(e.value, e.value_len, "value") }.map_err(in_entry)?
+            };
             batch.push(Entry {
                 key,
                 value,
-                expiration: Expiration::from_ms(e.expiration_ms)
-                    .map_err(|e| in_entry(Failure::invalid(e.message())))?,
+                expiration,
             });
         }
         s.inner.set_many(&batch)?;
