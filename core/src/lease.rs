@@ -216,6 +216,39 @@ impl Lease {
         })
     }
 
+    /// `fulfill` of a value of `len` bytes that no memory can hold (a C caller's length
+    /// past `isize::MAX`), refused from its length alone, unread, as
+    /// [`Storage::refuse_unread`] refuses a set of it: the lease is released and the
+    /// older value under the key removed, from the remote tier too;
+    /// [`ErrorKind::TooLarge`], or `Ok` for a value already expired. A lost lease
+    /// removes nothing ([`ErrorKind::LeaseLost`]).
+    pub fn refuse_unread(mut self, len: usize, expiration: Expiration) -> Result<()> {
+        self.stop_renewing();
+        let storage = self.storage.clone();
+        let key = self.key.clone();
+        storage.store_through(&key, &[], expiration, || {
+            let removed = storage.write(|t| {
+                if !self.held(t)? {
+                    return Ok(false);
+                }
+                self.release_in(t)?;
+                t.remove_key(&key)?;
+                Ok(true)
+            });
+            // Released by that write, or lost; a write that failed released nothing,
+            // and the drop of `self` releases it as an abandon does.
+            if removed.is_ok() {
+                self.open = false;
+            }
+            storage.shared.notify_release();
+            match removed? {
+                false => Err(Self::lost()),
+                true if storage.already_expired(expiration) => Ok(()),
+                true => Err(storage.too_large(len)),
+            }
+        })
+    }
+
     /// `fulfill`, with an expiration that counts from the clock reading `since` (epoch
     /// ms; `None`: from the store): a value found on the remote has the time it had
     /// left when the remote answered, not that much more from when it is stored.

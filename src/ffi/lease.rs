@@ -173,6 +173,12 @@ pub unsafe extern "C" fn backlite_lease_fulfill(
         // SAFETY: `lease` came from `Box::into_raw` in this file and is released once
         // (the header's contract: exactly one of fulfill or abandon).
         let lease = unsafe { Box::from_raw(lease) }.inner;
+        if !value.is_null() && value_len > isize::MAX as usize {
+            // Longer than max_size can be: refused from the length alone, unread, as a
+            // set of it is (TOO_LARGE, the older value removed).
+            lease.refuse_unread(value_len, Expiration::from_ms(expiration_ms)?)?;
+            return Ok(BACKLITE_RESULT_OK);
+        }
         // SAFETY: `value` is valid for `value_len` bytes (the header's contract).
         let value = unsafe { try_slice(value, value_len, "value") }?;
         let expiration = Expiration::from_ms(expiration_ms)?;

@@ -9,6 +9,9 @@
  * get_chunks, open_reader, cached_call, cached_call_exclusive, lease_try_acquire,
  * lease_step) is an access for the eviction order and a hit in the stats; contains is
  * neither.
+ * a_fulfil_of_an_impossible_length_answers_as_a_set_of_it: a fulfil of a length no
+ * memory holds answers what a set of it answers (TOO_LARGE, or OK already expired),
+ * releases the lease and removes the older value under the key, as a set does.
  */
 #include "backlite.h"
 #include "harness.h"
@@ -194,9 +197,43 @@ static void every_hit_is_an_access_and_contains_is_none(void) {
     }
 }
 
+/* ------------------------------------------------ a fulfil of an impossible length */
+
+/*
+ * A lease on "k" is taken (a miss), another caller sets "k" meanwhile (a set does not
+ * wait for a lease), then the holder fulfils with a length past PTRDIFF_MAX (the value
+ * never read). The header: fulfil stores "as backlite_storage_set would", and such a
+ * set answers TOO_LARGE (OK already expired) from the length alone and removes the
+ * older value. Before, the fulfil was INVALID_ARGUMENT and "old" stayed.
+ */
+static void check_a_fulfil_of_an_impossible_length(int64_t expiration, backlite_result want) {
+    backlite_storage *s = OPEN(":memory:", NULL);
+    REQUIRE(s);
+    backlite_buf buf = {0};
+    backlite_lease *lease = NULL;
+    REQUIRE_RC(backlite_lease_try_acquire(s, K("k"), 10000, &buf, &lease, NULL), BACKLITE_RESULT_NOT_FOUND);
+    REQUIRE(lease != NULL);
+    SET(s, "k", "old");
+    CHECK_RC(backlite_lease_fulfill(lease, never_read, IMPOSSIBLE, expiration, &err), want);
+    GET_MISSING(s, "k");
+    /* released: the next caller takes the lease at once */
+    lease = NULL;
+    CHECK_RC(backlite_lease_try_acquire(s, K("k"), 10000, &buf, &lease, NULL), BACKLITE_RESULT_NOT_FOUND);
+    CHECK(lease != NULL);
+    backlite_lease_abandon(lease);
+    backlite_buf_free(&buf);
+    backlite_storage_free(s);
+}
+
+static void a_fulfil_of_an_impossible_length_answers_as_a_set_of_it(void) {
+    check_a_fulfil_of_an_impossible_length(NEVER, BACKLITE_RESULT_TOO_LARGE);
+    check_a_fulfil_of_an_impossible_length(0, BACKLITE_RESULT_OK);
+}
+
 int main(void) {
     h_begin();
     RUN(an_already_expired_value_too_large_is_answered_alike_by_set_and_set_many);
     RUN(every_hit_is_an_access_and_contains_is_none);
+    RUN(a_fulfil_of_an_impossible_length_answers_as_a_set_of_it);
     return h_end();
 }
