@@ -789,18 +789,19 @@ class ValueReader {
     }
   }
 
+  // A moved-from reader is an empty one in every respect: size() 0, no expires_in().
   ValueReader(ValueReader&& other) noexcept
       : r_(std::move(other.r_)),
-        size_(other.size_),
-        expires_in_(other.expires_in_),
+        size_(std::exchange(other.size_, 0)),
+        expires_in_(std::exchange(other.expires_in_, std::nullopt)),
         state_(std::exchange(other.state_, State::empty)),
-        failure_(other.failure_) {}
+        failure_(std::exchange(other.failure_, Code::ok)) {}
   ValueReader& operator=(ValueReader&& other) noexcept {
     r_ = std::move(other.r_);
-    size_ = other.size_;
-    expires_in_ = other.expires_in_;
+    size_ = std::exchange(other.size_, 0);
+    expires_in_ = std::exchange(other.expires_in_, std::nullopt);
     state_ = std::exchange(other.state_, State::empty);
-    failure_ = other.failure_;
+    failure_ = std::exchange(other.failure_, Code::ok);
     return *this;
   }
   ValueReader(const ValueReader&) = delete;
@@ -859,7 +860,7 @@ class ValueReader {
     return read(static_cast<void*>(std::data(buffer)), std::size(buffer));
   }
 
-  /// The value's length in bytes.
+  /// The value's length in bytes (0 for an empty reader).
   std::uint64_t size() const noexcept { return size_; }
   /// The time the entry had left when the reader was opened (nullopt: it never expires).
   std::optional<std::chrono::milliseconds> expires_in() const noexcept { return expires_in_; }

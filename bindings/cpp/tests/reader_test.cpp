@@ -231,8 +231,24 @@ TEST_F(ReaderTest, ADestroyedOrMovedFromReaderLetsGo) {
     ValueReader moved = std::move(*r);
     EXPECT_FALSE(*r);
     EXPECT_BACKLITE_ERROR(r->read(head), Code::null_parameter);
+    EXPECT_EQ(r->size(), 0u);  // empty in every respect, as a new ValueReader
+    EXPECT_FALSE(r->expires_in());
     EXPECT_TRUE(moved);
+    EXPECT_EQ(moved.size(), big.size());
   }  // freed before its end
+  {
+    s.set("big", big, backlite::Expiration(std::chrono::hours(1)));
+    std::optional<ValueReader> r = s.open_reader("big");
+    ASSERT_TRUE(r && r->expires_in());
+    ValueReader assigned;
+    assigned = std::move(*r);
+    EXPECT_FALSE(*r);
+    EXPECT_EQ(r->size(), 0u);
+    EXPECT_FALSE(r->expires_in());
+    EXPECT_EQ(assigned.size(), big.size());
+    EXPECT_TRUE(assigned.expires_in());
+    EXPECT_EQ(read_all(assigned, 256 * 1024), big);
+  }
   s.set("big", "new");
   EXPECT_EQ(s.get_string("big"), "new");
   ValueReader empty;
