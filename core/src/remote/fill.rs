@@ -144,6 +144,11 @@ impl Inner {
     }
 
     fn remove(&mut self, key: &[u8]) -> bool {
+        // Every set of a new key asks, and without a remote tier there is never a fill:
+        // hashing the key for an empty map was 230 of a set's 31,700 instructions.
+        if self.fills.is_empty() {
+            return false;
+        }
         match self.fills.remove(key) {
             Some(f) => {
                 self.bytes -= f.value.len();
