@@ -536,23 +536,27 @@ impl Storage {
             };
             let left =
                 |deadline: Option<i64>| deadline.map(|t| Duration::from_millis((t - now) as u64));
-            // Read only for a value kept in a file. A row that names no file of ours
-            // is damaged.
-            let file = || -> Result<_> {
-                Ok(match col(5)? {
-                    ValueRef::Text(t) => std::str::from_utf8(t).ok().and_then(ValueName::parse),
-                    _ => None,
-                })
-            };
-            // `value_id` matters only when the row holds no value (`entry::locate`): an
-            // inline one (most gets) is read in four columns.
+            // `value_id` and `file` matter only when the row holds no value
+            // (`entry::locate`): read then, by a second statement in the same snapshot
+            // (this one still holds the read), so that an inline value (most gets) is
+            // read in four columns of five. A row that names no file of ours, where it
+            // must, is damaged.
             let value = col(3)?;
-            let value_id = match value {
-                ValueRef::Blob(_) => ValueRef::Null,
-                _ => col(4)?,
+            let (value_id, file) = match value {
+                ValueRef::Blob(_) => (ValueRef::Null, None),
+                _ => conn
+                    .prepare_cached(table::STORED_APART)
+                    .and_then(|mut s| {
+                        s.query_row([key], |r| {
+                            Ok((detached(r.get_ref(0)?), value_file_name(r.get_ref(1)?)))
+                        })
+                        .optional()
+                    })
+                    .ctx("looking up a key")?
+                    .unwrap_or((ValueRef::Null, None)),
             };
             let found = match entry::locate(col(0)?, col(1)?, expires_at, value, value_id, now) {
-                Located::Apart { id: None, .. } if file()?.is_none() => Lookup::Damaged(None),
+                Located::Apart { id: None, .. } if file.is_none() => Lookup::Damaged(None),
                 Located::Inline { value, deadline } if in_memory => {
                     Lookup::Copied(value.to_vec(), left(deadline))
                 }
@@ -568,7 +572,7 @@ impl Storage {
                     crc,
                     deadline,
                 } => {
-                    let file = if id.is_none() { file()? } else { None };
+                    let file = if id.is_none() { file } else { None };
                     let read = |dest: Dest<'_>| match (id, file) {
                         (Some(id), _) => blob_read::read_into(conn, id, crc, dest),
                         (None, Some(name)) => match self.shared.value_files(false)? {
@@ -616,7 +620,7 @@ impl Storage {
                 Located::Damaged => Lookup::Damaged(None),
             };
             if matches!(found, Lookup::Hit(_) | Lookup::Copied(..)) {
-                if let ValueRef::Integer(c) = col(6)? {
+                if let ValueRef::Integer(c) = col(4)? {
                     created.set(c);
                 }
             }
@@ -1532,6 +1536,25 @@ fn any_row<'k>(conn: &Connection, keys: impl IntoIterator<Item = &'k [u8]>) -> R
         }
     }
     Ok(false)
+}
+
+/// A `value_id` column as [`entry::locate`] reads it, its type and integer only, apart
+/// from its row (any text or blob is damage, whatever its bytes).
+fn detached(v: ValueRef<'_>) -> ValueRef<'static> {
+    match v {
+        ValueRef::Null => ValueRef::Null,
+        ValueRef::Integer(i) => ValueRef::Integer(i),
+        ValueRef::Real(r) => ValueRef::Real(r),
+        ValueRef::Text(_) | ValueRef::Blob(_) => ValueRef::Blob(&[]),
+    }
+}
+
+/// The value file a `file` column names, if it is a name of ours.
+fn value_file_name(v: ValueRef<'_>) -> Option<ValueName> {
+    match v {
+        ValueRef::Text(t) => std::str::from_utf8(t).ok().and_then(ValueName::parse),
+        _ => None,
+    }
 }
 
 /// Refuses a key longer than [`MAX_KEY_SIZE`]: no entry can have it, and SQLite would
