@@ -531,12 +531,7 @@ fn a_dash_is_stdout_for_outputs_and_stdin_for_inputs() {
 
 #[test]
 fn an_export_into_a_pipe_closed_early_stops_quietly() {
-    let d = Dir::new();
-    let dump: String = (0..4000)
-        .map(|i| format!("{{\"key\":\"k{i}\",\"value\":\"{}\"}}\n", "x".repeat(100)))
-        .collect();
-    let r = d.run_with_input(&["import", "c.db"], dump.as_bytes());
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let d = a_cache_to_export();
     for args in [
         &["export", "c.db"][..],
         &["keys", "c.db"],
@@ -588,19 +583,11 @@ fn an_export_of_large_values_into_a_pipe_closed_early_stops_quietly() {
     }
 }
 
-/// An `export -o OUT` that cannot write all of it (here a file size limit of 64 KiB:
-/// a full disk) exits 2 and removes OUT, as `get -o OUT` does: the dump cut short was
-/// left behind, and one cut at a line's end imports as a whole dump with fewer entries.
-#[test]
-fn an_export_that_cannot_write_all_of_out_leaves_no_dump_behind() {
+/// `backlite args...` in d with a file size limit of 64 KiB (a full disk, as a write
+/// sees it): its exit code and stderr.
+fn run_with_64_kib_files(d: &Dir, args: &[&str]) -> (Option<i32>, String) {
     use std::os::unix::process::CommandExt;
-    let d = Dir::new();
-    let dump: String = (0..4000)
-        .map(|i| format!("{{\"key\":\"k{i}\",\"value\":\"{}\"}}\n", "x".repeat(100)))
-        .collect();
-    let r = d.run_with_input(&["import", "c.db"], dump.as_bytes());
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let mut cmd = d.command(["export", "c.db", "-o", "dump.jsonl"]);
+    let mut cmd = d.command(args);
     // SAFETY: between fork and exec the child only calls the async-signal-safe
     // signal and setrlimit.
     unsafe {
@@ -618,15 +605,99 @@ fn an_export_that_cannot_write_all_of_out_leaves_no_dump_behind() {
         });
     }
     let out = cmd.output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The copies of OUT a command writes beside it before they become OUT, left in d.
+fn copies_beside(d: &Dir, out: &str) -> Vec<String> {
+    let prefix = format!(".{out}.");
+    std::fs::read_dir(d.path("."))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(&prefix))
+        .collect()
+}
+
+/// d with c.db holding 4,000 entries: a dump of about 500 KB.
+fn a_cache_to_export() -> Dir {
+    let d = Dir::new();
+    let dump: String = (0..4000)
+        .map(|i| format!("{{\"key\":\"k{i}\",\"value\":\"{}\"}}\n", "x".repeat(100)))
+        .collect();
+    let r = d.run_with_input(&["import", "c.db"], dump.as_bytes());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    d
+}
+
+/// An `export -o OUT` that cannot write all of it (here a file size limit of 64 KiB:
+/// a full disk) exits 2 and leaves no dump, as `get -o OUT` does: the dump cut short was
+/// left behind, and one cut at a line's end imports as a whole dump with fewer entries.
+#[test]
+fn an_export_that_cannot_write_all_of_out_leaves_no_dump_behind() {
+    let d = a_cache_to_export();
+    let (code, stderr) = run_with_64_kib_files(&d, &["export", "c.db", "-o", "dump.jsonl"]);
+    assert_eq!(code, Some(2), "{stderr}");
     one_line_naming(&stderr, "dump.jsonl");
     assert!(
         !d.path("dump.jsonl").exists(),
         "a dump cut short was left behind ({} bytes)",
         std::fs::metadata(d.path("dump.jsonl")).map_or(0, |m| m.len())
     );
+    assert_eq!(copies_beside(&d, "dump.jsonl"), Vec::<String>::new());
     assert_eq!(d.run(&["check", "c.db"]).code, 0);
+}
+
+/// `export -o backup.jsonl` over last night's dump, on a disk that fills up, truncated
+/// the old dump and then removed the part written: no backup at all. So did `get -o
+/// OUT` of a value found damaged. OUT is now written beside and renamed over the old
+/// file once whole; a failure leaves the old one byte for byte, and a success
+/// replaces it with its permissions kept.
+#[test]
+fn an_output_that_fails_leaves_the_file_it_was_to_replace_as_it_was() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = a_cache_to_export();
+    let old = "{\"backlite_export\":1}\n{\"key\":\"old\",\"value\":\"precious\"}\n";
+    std::fs::write(d.path("backup.jsonl"), old).unwrap();
+    let mode = std::fs::Permissions::from_mode(0o640);
+    std::fs::set_permissions(d.path("backup.jsonl"), mode).unwrap();
+    let (code, stderr) = run_with_64_kib_files(&d, &["export", "c.db", "-o", "backup.jsonl"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    one_line_naming(&stderr, "backup.jsonl");
+    assert_eq!(
+        std::fs::read_to_string(d.path("backup.jsonl"))
+            .ok()
+            .as_deref(),
+        Some(old),
+        "the earlier dump was lost"
+    );
+    assert_eq!(copies_beside(&d, "backup.jsonl"), Vec::<String>::new());
+
+    // A damaged value's part is not kept, and the file it was to replace stays.
+    let d = a_value_damaged_at(600_000 - 1);
+    std::fs::write(d.path("out.bin"), "earlier").unwrap();
+    let r = d.run(&["get", "c.db", "big", "-o", "out.bin"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(
+        common::read(&d.path("out.bin")).as_deref(),
+        Some(&b"earlier"[..])
+    );
+    assert_eq!(copies_beside(&d, "out.bin"), Vec::<String>::new());
+
+    // Whole, the export replaces the old dump, with its permissions.
+    let d = a_cache_to_export();
+    std::fs::write(d.path("backup.jsonl"), old).unwrap();
+    let mode = std::fs::Permissions::from_mode(0o640);
+    std::fs::set_permissions(d.path("backup.jsonl"), mode).unwrap();
+    d.ok(&["export", "c.db", "-o", "backup.jsonl"]);
+    let meta = std::fs::metadata(d.path("backup.jsonl")).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o640);
+    let dump = std::fs::read_to_string(d.path("backup.jsonl")).unwrap();
+    assert_eq!(dump.lines().count(), 4001, "{}", &dump[..200]);
+    assert_eq!(copies_beside(&d, "backup.jsonl"), Vec::<String>::new());
 }
 
 /// `keys` writes its rows 64 KiB at a time; a write that failed in the middle was
@@ -2268,9 +2339,28 @@ fn stopped_while_writing(
     whole: u64,
     signal: i32,
 ) -> (std::process::ExitStatus, String) {
-    let size = || std::fs::metadata(d.path(out)).map_or(0, |m| m.len());
+    // OUT as it is before each run (made again if a run replaced it).
+    let before = common::read(&d.path(out));
+    // What is written so far: the copy written beside OUT, or OUT itself (written in
+    // place) if it was not there.
+    let size = || {
+        let mut names = copies_beside(d, out);
+        if before.is_none() {
+            names.push(out.to_string());
+        }
+        names
+            .iter()
+            .map(|name| std::fs::metadata(d.path(name)).map_or(0, |m| m.len()))
+            .max()
+            .unwrap_or(0)
+    };
     for _ in 0..20 {
-        let _ = std::fs::remove_file(d.path(out));
+        match &before {
+            Some(bytes) => std::fs::write(d.path(out), bytes).unwrap(),
+            None => {
+                let _ = std::fs::remove_file(d.path(out));
+            }
+        }
         let mut child = d
             .command(args)
             .stdout(Stdio::null())
@@ -2304,7 +2394,8 @@ fn stopped_while_writing(
 /// Ctrl-C (or a kill, or a closed terminal) during `export -o OUT` or `get -o OUT`
 /// ended the process on the spot and left the part of OUT written so far, while a
 /// failed export or get removes it: a dump cut at a line's end imports as a whole dump
-/// of fewer entries. The signal now removes OUT, and the command still dies of it.
+/// of fewer entries. The signal now removes what was written, an OUT that was there
+/// before stays as it was, and the command still dies of the signal.
 #[test]
 fn an_output_stopped_by_ctrl_c_is_removed() {
     use std::os::unix::process::ExitStatusExt;
@@ -2319,25 +2410,43 @@ fn an_output_stopped_by_ctrl_c_is_removed() {
     let big: Vec<u8> = (0..(40u32 << 20)).map(|i| (i % 251) as u8).collect();
     let r = d.run_with_input(&["set", "c.db", "big", "-"], &big);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    for (args, whole, signal) in [
-        (&["export", "c.db", "-o", "out"][..], whole, libc::SIGINT),
-        (&["export", "c.db", "-o", "out"], whole, libc::SIGTERM),
+    for (args, whole, signal, earlier) in [
+        (
+            &["export", "c.db", "-o", "out"][..],
+            whole,
+            libc::SIGINT,
+            None,
+        ),
+        (&["export", "c.db", "-o", "out"], whole, libc::SIGTERM, None),
         (
             &["get", "c.db", "big", "-o", "out"],
             big.len() as u64,
             libc::SIGHUP,
+            None,
+        ),
+        (
+            &["export", "c.db", "-o", "out"],
+            whole,
+            libc::SIGINT,
+            Some(&b"last night's dump"[..]),
         ),
     ] {
+        let _ = std::fs::remove_file(d.path("out"));
+        if let Some(bytes) = earlier {
+            std::fs::write(d.path("out"), bytes).unwrap();
+        }
         let (status, stderr) = stopped_while_writing(&d, args, "out", whole, signal);
         assert_eq!(
             status.signal(),
             Some(signal),
             "{args:?}: {status:?} {stderr}"
         );
-        assert!(
-            !d.path("out").exists(),
-            "{args:?}: the partial OUT was left"
+        assert_eq!(
+            common::read(&d.path("out")).as_deref(),
+            earlier,
+            "{args:?}: the partial OUT was left, or the earlier one lost"
         );
+        assert_eq!(copies_beside(&d, "out"), Vec::<String>::new(), "{args:?}");
         one_line_naming(&stderr, "out");
     }
     assert_eq!(d.ok(&["get", "c.db", "k1"]).len(), value.len());

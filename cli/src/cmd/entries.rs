@@ -1,5 +1,6 @@
 //! `get`, `set`, `delete` and `clear`: single entries from the shell.
 
+use super::partial::Partial;
 use super::stats::print;
 use super::{
     key_arg, open, open_to_read, output_path, Failure, Outcome, DAMAGED_OR_MISSING, OK, USAGE_OR_IO,
@@ -23,10 +24,10 @@ const GET_LOCK_WAIT: Duration = Duration::from_millis(200);
 pub fn get(cli: &Cli, file: &Path, key: &OsStr, output: Option<&Path>, escaped: bool) -> Outcome {
     let key = key_arg(file, key, escaped)?;
     let output = output_path(file, output)?;
-    // A signal that ends the get removes OUT, as a failure to write it does.
+    // A signal that ends the get leaves OUT as it was, as a failure to write it does.
     let partial = output
         .map(|out| {
-            super::partial::Partial::watch(out).map_err(|e| {
+            Partial::watch(out).map_err(|e| {
                 Failure::new(USAGE_OR_IO, file, format!("cannot watch for Ctrl-C: {e}"))
             })
         })
@@ -66,8 +67,8 @@ pub fn get(cli: &Cli, file: &Path, key: &OsStr, output: Option<&Path>, escaped: 
         }
         Some(Streamed::Damaged) => {
             // What was written of it is not kept.
-            if let (Some(path), Some(_)) = (output, &sink) {
-                discard(path);
+            if let Some(partial) = &partial {
+                partial.discard();
             }
             // The library removes the entry as it finds it damaged, but behind another
             // process's write lock (held past GET_LOCK_WAIT) it gives that up: say which.
@@ -96,16 +97,18 @@ pub fn get(cli: &Cli, file: &Path, key: &OsStr, output: Option<&Path>, escaped: 
         Some(Streamed::Stopped) => io_error,
     };
     // What was written of a value that did not go out whole is not kept.
-    if let (Some(_), Some(path), Some(_)) = (&io_error, output, &sink) {
-        discard(path);
+    if let (Some(_), Some(partial)) = (&io_error, &partial) {
+        partial.discard();
     }
     match (io_error, output) {
-        (None, _) => {
-            if let Some(partial) = &partial {
-                partial.keep();
-            }
-            Ok(OK)
-        }
+        (None, _) => match partial.as_ref().map(Partial::keep) {
+            Some(Err(e)) => Err(Failure::new(
+                USAGE_OR_IO,
+                output.unwrap_or(file),
+                format!("cannot write: {e}"),
+            )),
+            _ => Ok(OK),
+        },
         // A reader that went away (`| head`) has what it wanted.
         (Some(e), None) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(OK),
         (Some(e), None) => Err(Failure::new(
@@ -118,15 +121,6 @@ pub fn get(cli: &Cli, file: &Path, key: &OsStr, output: Option<&Path>, escaped: 
             path,
             format!("cannot write: {e}"),
         )),
-    }
-}
-
-/// Removes OUT after a value did not go out whole, if it is a plain file. A FIFO, a
-/// device or a link the user named as OUT is theirs, not a partial copy (a failed
-/// `get -o /dev/full` run as root removed the device).
-pub(super) fn discard(path: &Path) {
-    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file()) {
-        let _ = std::fs::remove_file(path);
     }
 }
 

@@ -69,8 +69,8 @@ pub fn run(cli: &Cli, file: &Path, output: Option<&Path>) -> Outcome {
     let lifetime = storage
         .lifetime_stats()
         .map_err(|e| Failure::core(file, &e))?;
-    // A signal that ends the export removes OUT, as a failure does: a Ctrl-C left the
-    // dump written so far, which at a line's end imports as a whole one.
+    // A signal that ends the export leaves OUT as it was, as a failure does: a Ctrl-C
+    // left the dump written so far, which at a line's end imports as a whole one.
     let partial = output
         .map(|out| {
             super::partial::Partial::watch(out).map_err(|e| {
@@ -89,15 +89,15 @@ pub fn run(cli: &Cli, file: &Path, output: Option<&Path>) -> Outcome {
     };
     let mut sink = BufWriter::with_capacity(1 << 16, sink);
     // A reader that went away (`| head`) has all it wanted: stop quietly, as `keys`
-    // does. Any other write error is reported, and OUT, a dump cut short, goes (as a
+    // does. Any other write error is reported, and the dump cut short goes (as a
     // failed `get -o OUT`'s copy does): cut at a line's end, it would import as a
     // whole dump of fewer entries.
     let write_failed = |e: std::io::Error| -> Outcome {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             Ok(OK)
         } else {
-            if let Some(out) = output {
-                super::entries::discard(out);
+            if let Some(partial) = &partial {
+                partial.discard();
             }
             Err(Failure::new(
                 USAGE_OR_IO,
@@ -135,8 +135,8 @@ pub fn run(cli: &Cli, file: &Path, output: Option<&Path>) -> Outcome {
     let summary = match (summary, io_error) {
         (_, Some(e)) => return write_failed(e),
         (Err(e), None) => {
-            if let Some(out) = output {
-                super::entries::discard(out);
+            if let Some(partial) = &partial {
+                partial.discard();
             }
             return Err(Failure::core(file, &e));
         }
@@ -146,7 +146,13 @@ pub fn run(cli: &Cli, file: &Path, output: Option<&Path>) -> Outcome {
         return write_failed(e);
     }
     if let Some(partial) = &partial {
-        partial.keep();
+        if let Err(e) = partial.keep() {
+            return Err(Failure::new(
+                USAGE_OR_IO,
+                shown,
+                format!("cannot write: {e}"),
+            ));
+        }
     }
     let mut note = format!(
         "exported {} from {}",

@@ -1,61 +1,182 @@
-//! The `-o OUT` of `get` and `export` while it is written: a signal that ends the
-//! command (Ctrl-C, a kill, a closed terminal) removes it, as a failure to write does.
-//! Killed on the spot, the command left the part written so far, and a dump cut at a
-//! line's end imports as a whole dump of fewer entries.
+//! The `-o OUT` of `get` and `export` while it is written. A plain file (or a new
+//! one) is written as a new file beside OUT and renamed over it once whole, so that a
+//! command that fails or is stopped (Ctrl-C, a kill, a closed terminal) leaves OUT as
+//! it was: a nightly `export -o backup.jsonl` that hits a full disk truncated and then
+//! removed the last good dump. A FIFO, a device or a link named as OUT is written in
+//! place (a rename would replace it), as is a plain file in a folder where no file can
+//! be made beside it; such an OUT, when a plain file, is removed if not whole (a dump
+//! cut at a line's end imports as a whole dump of fewer entries).
 
 use crate::bytes::escape_path;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
+use std::io::ErrorKind;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// OUT, watched for a signal to stop from [`Partial::watch`] on.
 pub struct Partial {
-    path: PathBuf,
-    /// Whether OUT is this command's partial copy: made (or truncated) here and not yet
-    /// whole. Held by the signal's handler until the process dies, so that no OUT is
-    /// made after it looked.
-    made: Arc<Mutex<bool>>,
+    out: PathBuf,
+    /// The copy being written and not yet whole: what a signal or a failure removes.
+    /// Held by the signal's handler until the process dies, so that no copy is made
+    /// after it looked.
+    unfinished: Arc<Mutex<Option<Copy>>>,
 }
 
-fn lock(made: &Mutex<bool>) -> MutexGuard<'_, bool> {
-    made.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+/// Where the output goes while it is written.
+enum Copy {
+    /// A new file beside OUT, renamed over it once whole.
+    Beside(PathBuf),
+    /// OUT itself.
+    InPlace(PathBuf),
+}
+
+impl Copy {
+    fn remove(&self) {
+        match self {
+            Copy::Beside(temporary) => {
+                let _ = std::fs::remove_file(temporary);
+            }
+            // A FIFO, a device or a link the user named as OUT is theirs, not a partial
+            // copy (a failed `get -o /dev/full` run as root removed the device).
+            Copy::InPlace(out) => {
+                if std::fs::symlink_metadata(out).is_ok_and(|m| m.file_type().is_file()) {
+                    let _ = std::fs::remove_file(out);
+                }
+            }
+        }
+    }
+}
+
+fn lock(unfinished: &Mutex<Option<Copy>>) -> MutexGuard<'_, Option<Copy>> {
+    unfinished
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Partial {
-    /// From now on, a signal to stop ends the command, removing OUT if it made it (a
-    /// file that was there before and not yet written is the user's, left as it was).
+    /// From now on, a signal to stop ends the command, removing the copy being written
+    /// (OUT as it was before stays).
     pub fn watch(path: &Path) -> std::io::Result<Self> {
-        let made = Arc::new(Mutex::new(false));
-        let held = Arc::clone(&made);
+        let unfinished = Arc::new(Mutex::new(None));
+        let held = Arc::clone(&unfinished);
         let out = path.to_path_buf();
         crate::interrupt::on_stop(move |signal| {
-            let made = lock(&held);
-            if *made {
-                super::entries::discard(&out);
-                eprintln!(
-                    "backlite: {}: removed, not whole ({} received)",
-                    escape_path(&out),
-                    crate::interrupt::name(signal)
-                );
+            let copy = lock(&held);
+            let what = match &*copy {
+                Some(Copy::Beside(_)) => "not written, left as it was",
+                Some(Copy::InPlace(_)) => "removed, not whole",
+                None => crate::interrupt::die_of(signal),
+            };
+            if let Some(copy) = &*copy {
+                copy.remove();
             }
+            eprintln!(
+                "backlite: {}: {what} ({} received)",
+                escape_path(&out),
+                crate::interrupt::name(signal)
+            );
             crate::interrupt::die_of(signal)
         })?;
         Ok(Partial {
-            path: path.to_path_buf(),
-            made,
+            out: path.to_path_buf(),
+            unfinished,
         })
     }
 
-    /// Creates (or truncates) OUT: from now on a signal removes it.
+    /// Opens the copy to write: from now on a signal or [`Partial::discard`] removes it.
     pub fn create(&self) -> std::io::Result<File> {
-        let mut made = lock(&self.made);
-        let file = File::create(&self.path)?;
-        *made = true;
+        let mut unfinished = lock(&self.unfinished);
+        let existing = std::fs::symlink_metadata(&self.out);
+        let plain = match &existing {
+            Ok(m) => m.file_type().is_file(),
+            Err(e) => e.kind() == ErrorKind::NotFound,
+        };
+        if plain {
+            if let Some((file, temporary)) = beside(&self.out, existing.ok().as_ref())? {
+                *unfinished = Some(Copy::Beside(temporary));
+                return Ok(file);
+            }
+        }
+        let file = File::create(&self.out)?;
+        *unfinished = Some(Copy::InPlace(self.out.clone()));
         Ok(file)
     }
 
-    /// OUT is whole: a signal from now on leaves it.
-    pub fn keep(&self) {
-        *lock(&self.made) = false;
+    /// The output is whole (written and flushed): it becomes OUT, and a signal from now
+    /// on leaves it. An error (the rename failed) removes the copy.
+    pub fn keep(&self) -> std::io::Result<()> {
+        let mut unfinished = lock(&self.unfinished);
+        if let Some(copy @ Copy::Beside(temporary)) = &*unfinished {
+            if let Err(e) = std::fs::rename(temporary, &self.out) {
+                copy.remove();
+                *unfinished = None;
+                return Err(e);
+            }
+        }
+        *unfinished = None;
+        Ok(())
     }
+
+    /// The output did not go out whole: its copy is removed (OUT as it was before stays).
+    pub fn discard(&self) {
+        if let Some(copy) = lock(&self.unfinished).take() {
+            copy.remove();
+        }
+    }
+}
+
+/// A new file in OUT's folder, with the permissions (and, where allowed, the owner) of
+/// the file it is to replace, and its name; `None` when no file may be made there (a
+/// folder the user cannot write, a read-only file system). Any other failure (a full
+/// disk) is the command's: writing OUT in place would fail as well, and lose it.
+fn beside(
+    out: &Path,
+    replaced: Option<&std::fs::Metadata>,
+) -> std::io::Result<Option<(File, PathBuf)>> {
+    let folder = match out.parent() {
+        Some(f) if !f.as_os_str().is_empty() => f,
+        _ => Path::new("."),
+    };
+    let Some(name) = out.file_name() else {
+        return Ok(None);
+    };
+    let name = name.to_string_lossy();
+    let mode = replaced.map_or(0o666, |m| m.permissions().mode() & 0o7777);
+    for attempt in 0..100u32 {
+        // Hidden, and named after OUT and this process, so that one left by a crash
+        // says what it was.
+        let temporary = folder.join(format!(
+            ".{name}.{}-{attempt}.backlite-tmp",
+            std::process::id()
+        ));
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&temporary)
+        {
+            Ok(file) => {
+                if let Some(m) = replaced {
+                    // The mode given to open went through the umask: set it exactly.
+                    let _ = file.set_permissions(std::fs::Permissions::from_mode(mode));
+                    // Root replacing a user's file keeps it theirs; others cannot.
+                    let _ = std::os::unix::fs::fchown(&file, Some(m.uid()), Some(m.gid()));
+                }
+                return Ok(Some((file, temporary)));
+            }
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EACCES | libc::EPERM | libc::EROFS)
+                ) =>
+            {
+                return Ok(None)
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(None)
 }
