@@ -331,9 +331,12 @@ fn sweep_at(
         // by no row until it commits, holds the folder's mark: such a file looks like
         // an orphan however young, so while one does nothing is swept (the orphans go
         // with a later sweep). Held throughout, so that no batch begins writing so
-        // meanwhile.
-        let Some(_alone) = files.alone() else {
-            return Ok(Swept::default());
+        // meanwhile. A marker that cannot be opened is no mark: the sweep then finds
+        // the folder not ours (IO, nothing removed) or gone, as it did before the mark.
+        let _alone = match files.alone() {
+            Ok(Some(held)) => Some(held),
+            Ok(None) => return Ok(Swept::default()),
+            Err(_) => None,
         };
         files.sweep(referenced, std::time::Duration::ZERO, now)
     } else {
@@ -410,7 +413,7 @@ impl Storage {
             return;
         }
         // Nor while a batch writes files ahead of its transaction (see `sweep_at`).
-        let Some(_alone) = files.alone() else {
+        let Ok(Some(_alone)) = files.alone() else {
             return;
         };
         let _ = self.read(|conn| {

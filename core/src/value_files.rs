@@ -949,11 +949,12 @@ impl ValueFiles {
     /// long as the returned file is open: meanwhile no write marks itself writing files
     /// that no row names and no lock of their own keeps ([`ValueFiles::writing_inside`]
     /// gives it none, and it writes them inside its transaction), so a sweep that holds
-    /// it may take an unlocked file that no row names for an orphan. `None`: a write
-    /// holds the mark (such a file may be one of its own, about to be named), or the
-    /// marker cannot be opened.
-    pub(crate) fn alone(&self) -> Option<File> {
-        lock_alone(self.open_marker().ok()?)
+    /// it may take an unlocked file that no row names for an orphan. `Ok(None)`: a
+    /// write holds the mark (such a file may be one of its own, about to be named).
+    /// An error: the marker cannot be opened (a folder not ours, or gone), which the
+    /// sweep itself tells apart.
+    pub(crate) fn alone(&self) -> io::Result<Option<File>> {
+        Ok(lock_alone(self.open_marker()?))
     }
 
     /// The folder's marker, opened to be locked: no link followed, no wait.
