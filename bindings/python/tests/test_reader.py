@@ -197,3 +197,20 @@ def test_what_a_read_only_file_refuses_raises_unsupported_operation(tmp_path):
                 with pytest.raises(io.UnsupportedOperation):
                     refused()
             assert r.read() == b"abc"
+
+
+@pytest.mark.parametrize(
+    "buffer",
+    [bytes(4), memoryview(bytes(4)), memoryview(bytearray(4)).toreadonly()],
+    ids=["bytes", "memoryview of bytes", "read-only memoryview"],
+)
+def test_readinto_a_read_only_buffer_raises_and_loses_no_byte(tmp_path, buffer):
+    # As io.FileIO and io.BytesIO: TypeError before anything is read, so the next read
+    # still starts at the first byte.
+    with Storage(tmp_path / "c.db") as s:
+        s.set_value("k", b"abcdef")
+        with s.reader("k") as r:
+            with pytest.raises(TypeError, match="read-write"):
+                r.readinto(buffer)
+            assert r.remaining == 6
+            assert r.read() == b"abcdef"

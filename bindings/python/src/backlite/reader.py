@@ -76,6 +76,12 @@ class ValueReader(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         self._checkClosed()  # type: ignore[attr-defined]
         with memoryview(buffer) as view, view.cast("B") as out:
+            if out.readonly:
+                # Refused before the read, as io.FileIO does: the bytes read would be lost.
+                raise TypeError(
+                    "readinto() argument must be read-write bytes-like object, "
+                    f"not {type(buffer).__name__}"
+                )
             data = self._native.read(len(out))
             out[: len(data)] = data
             return len(data)
