@@ -199,6 +199,32 @@ def test_arguments_of_different_types_are_different_keys(storage):
     assert f([1]) == "[1]"
 
 
+def test_a_memoryview_argument_is_keyed_by_its_contents(storage):
+    # pickle refuses a memoryview, so each view was keyed by its identity: a call with a
+    # new view of the same bytes computed again and stored one more entry, for ever.
+    calls = []
+
+    @cached(storage=storage)
+    def length(view):
+        calls.append(1)
+        return len(view.tobytes())
+
+    data = bytes(range(10))
+    assert length(memoryview(data)) == 10
+    assert length(memoryview(bytearray(data))) == 10
+    assert len(calls) == 1
+    assert length.cache_key(memoryview(data)) == length.cache_key(memoryview(data))
+    # Another content, format or shape is another key; so are the bytes themselves.
+    view = memoryview(data)
+    others = [view[:9], view.cast("H"), view.cast("B", (2, 5)), data, bytearray(data)]
+    keys = {length.cache_key(view)} | {length.cache_key(o) for o in others}
+    assert len(keys) == 1 + len(others)
+    released = memoryview(data)
+    released.release()
+    with pytest.raises(ValueError, match="released"):
+        length(released)
+
+
 def test_nans_of_another_sign_do_not_share_results(storage):
     # Every NaN was keyed as "nan": the sign (math.copysign shows it) and the payload
     # (struct does) were lost, and sign(-nan) returned sign(nan)'s 1.0.

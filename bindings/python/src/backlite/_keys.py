@@ -409,6 +409,15 @@ def _encode(
         items = sorted(encode(x, by_identity, state, seen) for x in obj)
         out.append((b"<" if t is set else b">") + _len(len(items)))
         out.extend(_len(len(i)) + i for i in items)
+    elif t is memoryview:
+        # Pickle refuses a view, which then counted by its identity: a new view of the
+        # same bytes never found a result. By what it shows, as a bytearray is; a
+        # released one raises ValueError here, as reading it in the function would.
+        fmt = obj.format.encode()
+        out.append(b"v" + _len(len(fmt)) + fmt)
+        _encode(obj.shape, out)
+        data = obj.tobytes()
+        out.append(_len(len(data)) + data)
     else:
         module = t.__module__
         if module in _MAIN_NAMES:  # a script's class: by the script's name, as its pickle
