@@ -700,6 +700,52 @@ fn an_output_that_fails_leaves_the_file_it_was_to_replace_as_it_was() {
     assert_eq!(copies_beside(&d, "backup.jsonl"), Vec::<String>::new());
 }
 
+/// An OUT its user may not write (made read-only, or another user's in a folder all may
+/// write) was replaced all the same by `get -o OUT` and `export -o OUT`, exit 0: the
+/// copy is written beside OUT and renamed over it, and a rename asks only the folder.
+/// As `>` does, they now refuse it (Permission denied, exit 2) and leave it as it was.
+#[test]
+fn an_output_its_user_may_not_write_is_refused_not_replaced() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = Dir::new();
+    d.ok(&["set", "c.db", "k", "v"]);
+    let set_mode = |path: &str, mode: u32| {
+        std::fs::set_permissions(d.path(path), std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    let mut outs = vec!["read-only.txt"];
+    if common::as_root() {
+        // nobody may read the cache and make the files beside it, but owns no OUT.
+        set_mode(".", 0o777);
+        set_mode("c.db", 0o666);
+        std::fs::write(d.path("root-s.txt"), "root's").unwrap();
+        set_mode("root-s.txt", 0o644);
+        outs.push("root-s.txt");
+    }
+    std::fs::write(d.path("read-only.txt"), "precious").unwrap();
+    if common::as_root() {
+        std::os::unix::fs::chown(d.path("read-only.txt"), Some(65534), Some(65534)).unwrap();
+    }
+    set_mode("read-only.txt", 0o444);
+    for out in outs {
+        let before = common::read(&d.path(out));
+        for args in [
+            &["get", "c.db", "k", "-o", out][..],
+            &["export", "c.db", "-o", out],
+        ] {
+            let r = d.run_unprivileged(args);
+            assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+            one_line_naming(&r.stderr, out);
+            assert!(r.stderr.contains("Permission denied"), "{}", r.stderr);
+            assert_eq!(
+                common::read(&d.path(out)),
+                before,
+                "{args:?} replaced {out}"
+            );
+            assert_eq!(copies_beside(&d, out), Vec::<String>::new());
+        }
+    }
+}
+
 /// `keys` writes its rows 64 KiB at a time; a write that failed in the middle was
 /// dropped and the listing went on, so output that filled that buffer exactly at its
 /// last row (171 keys of 343 bytes: a 43-byte header and rows of 383) went nowhere on a
@@ -2582,29 +2628,10 @@ fn stats_of_a_folder_of_values_it_cannot_look_into_says_so() {
     let big = vec![7u8; 300_000];
     let r = d.run_with_input(&["set", "c.db", "big", "-"], &big);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let as_root = unsafe { libc::geteuid() } == 0;
-    let run = |args: &[&str]| {
-        if !as_root {
-            return d.run(args);
-        }
-        // Root looks into any folder: as another user (nobody), who may read and write
-        // the cache (and make its -shm beside it) but not its folder of values.
-        let mut command = vec!["--reuid=65534", "--regid=65534", "--clear-groups"];
-        command.push(common::bin());
-        command.extend_from_slice(args);
-        let out = Command::new("setpriv")
-            .args(&command)
-            .current_dir(d.tmp.path())
-            .output()
-            .unwrap();
-        common::Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stdout_bytes: out.stdout,
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    };
+    let as_root = common::as_root();
+    // Root looks into any folder: as another user (nobody), who may read and write the
+    // cache (and make its -shm beside it) but not its folder of values.
+    let run = |args: &[&str]| d.run_unprivileged(args);
     let set_mode = |path: &str, mode: u32| {
         std::fs::set_permissions(d.path(path), std::fs::Permissions::from_mode(mode)).unwrap()
     };

@@ -93,6 +93,12 @@ impl Partial {
             Err(e) => e.kind() == ErrorKind::NotFound,
         };
         if plain {
+            // A rename asks only the folder: an OUT its user may not write (made
+            // read-only, another user's in a folder all may write) is refused as a
+            // write to it is, not replaced. Opened without truncating, it is unchanged.
+            if existing.is_ok() {
+                OpenOptions::new().write(true).open(&self.out)?;
+            }
             if let Some((file, temporary)) = beside(&self.out, existing.ok().as_ref())? {
                 *unfinished = Some(Copy::Beside(temporary));
                 return Ok(file);

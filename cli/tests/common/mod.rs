@@ -88,12 +88,39 @@ impl Dir {
         command
     }
 
+    /// `backlite args...` in this folder as a user whom permissions bind: this one, or
+    /// when the tests run as root (who may read and write anything), nobody (65534),
+    /// with no groups. Such a test gives nobody the folder and files it needs.
+    pub fn run_unprivileged(&self, args: &[&str]) -> Run {
+        if !as_root() {
+            return self.run(args);
+        }
+        let out = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", bin()])
+            .args(args)
+            .current_dir(self.tmp.path())
+            .output()
+            .unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stdout_bytes: out.stdout,
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
     /// Runs a command that must succeed, and gives its stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let r = self.run(args);
         assert_eq!(r.code, 0, "backlite {args:?} failed: {}", r.stderr);
         r.stdout
     }
+}
+
+/// Whether the tests run as root.
+pub fn as_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
 }
 
 /// Durations under an hour without hours (`850ms`, `3s`, `1m5s`: ages) depend on how
