@@ -321,22 +321,6 @@ fn value_key(cluster: &RedisCluster, key: &str) -> String {
     format!("backlite::d{{{gen:x}:{key}}}")
 }
 
-fn owner_of(cluster: &RedisCluster, slot: u64) -> usize {
-    (0..cluster.nodes.len())
-        .find(|&i| {
-            let nodes = cluster.nodes[i].cli(&["CLUSTER", "NODES"]);
-            let mine = nodes.lines().find(|l| l.contains("myself")).unwrap();
-            mine.split_whitespace()
-                .skip(8)
-                .filter(|r| !r.starts_with('['))
-                .any(|r| match r.split_once('-') {
-                    Some((a, b)) => (a.parse().unwrap()..=b.parse().unwrap()).contains(&slot),
-                    None => r.parse::<u64>().unwrap() == slot,
-                })
-        })
-        .unwrap()
-}
-
 /// One slot in trouble (its owner sends its keys to another server, which sends them
 /// back: every call on that slot fails with MOVED, as during a move) backs off that
 /// slot only: the other keys are still written and read, and the write lost in that
@@ -350,11 +334,8 @@ fn one_slot_in_trouble_backs_off_that_slot_only() {
     let reader = machine(&dir, "reader.db", &read_only(&o));
     // No key is in the victim's slot yet (a server gives up a slot only when empty).
     let victim = b"victim";
-    let slot: u64 = cluster.nodes[0]
-        .cli(&["CLUSTER", "KEYSLOT", &value_key(&cluster, "victim")])
-        .parse()
-        .unwrap();
-    let owner = owner_of(&cluster, slot);
+    let slot = cluster.keyslot(&value_key(&cluster, "victim"));
+    let owner = cluster.owner_of(slot);
     let other = (owner + 1) % cluster.nodes.len();
     let (owner_id, other_id) = (cluster.id(owner), cluster.id(other));
     let s = slot.to_string();
@@ -368,12 +349,7 @@ fn one_slot_in_trouble_backs_off_that_slot_only() {
     // Every other key still goes through, right after that failure.
     let mut elsewhere = 0;
     for i in 0..KEYS {
-        if cluster.nodes[0]
-            .cli(&["CLUSTER", "KEYSLOT", &value_key(&cluster, &format!("k{i}"))])
-            .parse::<u64>()
-            .unwrap()
-            == slot
-        {
+        if cluster.keyslot(&value_key(&cluster, &format!("k{i}"))) == slot {
             continue;
         }
         elsewhere += 1;
@@ -461,11 +437,8 @@ fn a_key_lost_in_a_backed_off_slot_is_not_read_in_the_next_generation() {
     let a = machine(&dir, "a.db", &o); // knows the first generation
     let b = machine(&dir, "b.db", &o);
     let victim = b"victim";
-    let slot: u64 = cluster.nodes[0]
-        .cli(&["CLUSTER", "KEYSLOT", &value_key(&cluster, "victim")])
-        .parse()
-        .unwrap();
-    let owner = owner_of(&cluster, slot);
+    let slot = cluster.keyslot(&value_key(&cluster, "victim"));
+    let owner = cluster.owner_of(slot);
     let other = (owner + 1) % cluster.nodes.len();
     let other_id = cluster.id(other);
     let s = slot.to_string();
@@ -729,21 +702,34 @@ fn a_cluster_node_named_as_one_server_is_backed_off_when_it_answers_moved() {
     let cluster = RedisCluster::start(3);
     let dir = tempfile::tempdir().unwrap();
     // The node that does not serve the generation key: each of its reads is MOVED.
-    let generation = cluster.nodes[0].cli(&["CLUSTER", "KEYSLOT", "backlite::gen"]);
-    let served = owner_of(&cluster, generation.parse().unwrap());
+    let (_, served) = generation_slot(&cluster);
     let node = &cluster.nodes[(served + 1) % cluster.nodes.len()];
     let a = machine(&dir, "a.db", &remote_options(&node.url()));
-    const CALLS: u64 = 50;
-    for i in 0..CALLS as usize {
-        assert_eq!(get(&a, &key(i)), None, "key {i}");
+    let st = gets_are_backed_off(&a);
+    assert_eq!(st.errors + st.skipped, GETS + 1, "{st:?}");
+}
+
+/// The hash slot of the generation key (no version tag) and the server that owns it.
+fn generation_slot(cluster: &RedisCluster) -> (u64, usize) {
+    let slot = cluster.keyslot("backlite::gen");
+    (slot, cluster.owner_of(slot))
+}
+
+const GETS: u64 = 50;
+
+/// `GETS` look-ups on `a`, whose every round trip fails: each a miss, and the remote
+/// backed off (some skipped, fewer errors than calls). Returns `a`'s counters.
+fn gets_are_backed_off(a: &Storage) -> backlite::RemoteStats {
+    for i in 0..GETS as usize {
+        assert_eq!(get(a, &key(i)), None, "key {i}");
     }
     let st = a.remote_stats().unwrap();
     assert!(!st.connected, "{st:?}");
     assert!(
-        st.skipped > 0 && st.errors < CALLS,
+        st.skipped > 0 && st.errors < GETS,
         "never backed off: {st:?}"
     );
-    assert_eq!(st.errors + st.skipped, CALLS + 1, "{st:?}");
+    st
 }
 
 /// Masters configured with `cluster-replica-no-failover yes` (failovers left to the
@@ -798,11 +784,7 @@ fn a_clear_reclaims_masters_that_are_flagged_nofailover() {
 fn the_generation_slot_in_trouble_backs_the_remote_off() {
     let cluster = RedisCluster::start(3);
     // Before any handle opens, so that the slot is empty and may be given away.
-    let slot: u64 = cluster.nodes[0]
-        .cli(&["CLUSTER", "KEYSLOT", "backlite::gen"])
-        .parse()
-        .unwrap();
-    let owner = owner_of(&cluster, slot);
+    let (slot, owner) = generation_slot(&cluster);
     let other = cluster.id((owner + 1) % cluster.nodes.len());
     assert_eq!(
         cluster.nodes[owner].cli(&["CLUSTER", "SETSLOT", &slot.to_string(), "NODE", &other]),
@@ -810,16 +792,7 @@ fn the_generation_slot_in_trouble_backs_the_remote_off() {
     );
     let dir = tempfile::tempdir().unwrap();
     let a = machine(&dir, "a.db", &cluster_options(&cluster));
-    const CALLS: u64 = 50;
-    for i in 0..CALLS as usize {
-        assert_eq!(get(&a, &key(i)), None, "key {i}");
-    }
-    let st = a.remote_stats().unwrap();
-    assert!(!st.connected, "{st:?}");
-    assert!(
-        st.skipped > 0 && st.errors < CALLS,
-        "never backed off: {st:?}"
-    );
+    gets_are_backed_off(&a);
 }
 
 /// A cluster of one master (a developer's or a test's), which never met another node

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 use support::machine::{get, machine, remote_options};
-use support::redis::{free_port, retry_start, RedisServer, TlsFiles};
+use support::redis::{cluster_node_args, free_port, retry_start, RedisServer, TlsFiles};
 
 const KEYS: usize = 60;
 
@@ -31,38 +31,13 @@ fn cli(ca: &Path, port: u16, args: &[&str]) -> String {
 
 /// Three TLS-only cluster masters, made into a cluster.
 fn tls_cluster(tls: &TlsFiles) -> Result<Vec<RedisServer>, String> {
-    let path = |p: &Path| p.to_string_lossy().to_string();
-    let (cert, key, ca) = (path(&tls.cert), path(&tls.key), path(&tls.ca));
     let mut nodes = Vec::new();
     for _ in 0..3 {
-        let (tls_port, bus) = (free_port().to_string(), free_port().to_string());
-        let mut node = RedisServer::try_with_args(&[
-            "--port",
-            "0",
-            "--tls-port",
-            &tls_port,
-            "--tls-cert-file",
-            &cert,
-            "--tls-key-file",
-            &key,
-            "--tls-ca-cert-file",
-            &ca,
-            "--tls-auth-clients",
-            "no",
-            "--tls-cluster",
-            "yes",
-            "--cluster-enabled",
-            "yes",
-            "--cluster-port",
-            &bus,
-            "--cluster-config-file",
-            "nodes.conf",
-            "--cluster-node-timeout",
-            "2000",
-        ])?;
-        node.port = tls_port.parse().unwrap();
-        nodes.push(node);
+        let bus = free_port().to_string();
+        let args = [&cluster_node_args(&bus)[..], &["--tls-cluster", "yes"]].concat();
+        nodes.push(RedisServer::try_with_tls(tls, &args)?);
     }
+    let ca = tls.ca.to_string_lossy().to_string();
     let out = Command::new("redis-cli")
         .args(["--tls", "--cacert", &ca, "--cluster", "create"])
         .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))

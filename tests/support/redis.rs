@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 use std::net::{TcpListener, TcpStream};
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -269,19 +270,7 @@ impl RedisCluster {
 
     /// A server with cluster mode on, in no cluster yet.
     fn try_node() -> Result<RedisServer, String> {
-        // The bus port is chosen too: by default it is the port + 10000, which may be
-        // taken, or above 65535.
-        let bus = free_port().to_string();
-        RedisServer::try_with_args(&[
-            "--cluster-enabled",
-            "yes",
-            "--cluster-port",
-            &bus,
-            "--cluster-config-file",
-            "nodes.conf",
-            "--cluster-node-timeout",
-            "2000",
-        ])
+        RedisServer::try_with_args(&cluster_node_args(&free_port().to_string()))
     }
 
     /// Waits until every live node sees the cluster as whole (all slots served).
@@ -314,21 +303,43 @@ impl RedisCluster {
     /// `CLUSTER NODES`: ranges `a-b` and single slots; `[slot->-id]` entries are moves
     /// under way, not owned).
     pub fn slots(&self) -> Vec<u64> {
-        self.nodes
-            .iter()
-            .map(|n| {
-                let nodes = n.cli(&["CLUSTER", "NODES"]);
-                let mine = nodes.lines().find(|l| l.contains("myself")).unwrap();
-                mine.split_whitespace()
-                    .skip(8)
-                    .filter(|r| !r.starts_with('['))
-                    .map(|r| match r.split_once('-') {
-                        Some((a, b)) => b.parse::<u64>().unwrap() - a.parse::<u64>().unwrap() + 1,
-                        None => 1,
-                    })
+        (0..self.nodes.len())
+            .map(|i| {
+                self.slot_ranges(i)
+                    .iter()
+                    .map(|r| r.end() - r.start() + 1)
                     .sum()
             })
             .collect()
+    }
+
+    /// The hash slots server `i` owns, as ranges (from its own line of `CLUSTER NODES`).
+    pub fn slot_ranges(&self, i: usize) -> Vec<RangeInclusive<u64>> {
+        let nodes = self.nodes[i].cli(&["CLUSTER", "NODES"]);
+        let mine = nodes.lines().find(|l| l.contains("myself")).unwrap();
+        mine.split_whitespace()
+            .skip(8)
+            .filter(|r| !r.starts_with('['))
+            .map(|r| match r.split_once('-') {
+                Some((a, b)) => a.parse().unwrap()..=b.parse().unwrap(),
+                None => r.parse().unwrap()..=r.parse().unwrap(),
+            })
+            .collect()
+    }
+
+    /// The hash slot of Redis key `key`.
+    pub fn keyslot(&self, key: &str) -> u64 {
+        let found = self.nodes[0].cli(&["CLUSTER", "KEYSLOT", key]);
+        found
+            .parse()
+            .unwrap_or_else(|_| panic!("CLUSTER KEYSLOT {key}: {found:?}"))
+    }
+
+    /// The server that owns hash slot `slot`.
+    pub fn owner_of(&self, slot: u64) -> usize {
+        (0..self.nodes.len())
+            .find(|&i| self.slot_ranges(i).iter().any(|r| r.contains(&slot)))
+            .unwrap_or_else(|| panic!("no server owns slot {slot}"))
     }
 
     /// The number of keys on each server, in order.
@@ -338,6 +349,21 @@ impl RedisCluster {
             .map(|n| n.cli(&["DBSIZE"]).parse().unwrap())
             .collect()
     }
+}
+
+/// The arguments of a server with cluster mode on and bus port `bus` (chosen, not left
+/// at its default of the port + 10000, which may be taken, or above 65535).
+pub fn cluster_node_args(bus: &str) -> [&str; 8] {
+    [
+        "--cluster-enabled",
+        "yes",
+        "--cluster-port",
+        bus,
+        "--cluster-config-file",
+        "nodes.conf",
+        "--cluster-node-timeout",
+        "2000",
+    ]
 }
 
 /// A CA and a server certificate it signed (for 127.0.0.1), made by `openssl` in `dir`.
@@ -428,10 +454,11 @@ impl TlsFiles {
 impl RedisServer {
     /// A server that speaks only TLS, with `tls`'s certificate (clients not checked).
     pub fn with_tls(tls: &TlsFiles) -> RedisServer {
-        retry_start(|| Self::try_with_tls(tls))
+        retry_start(|| Self::try_with_tls(tls, &[]))
     }
 
-    fn try_with_tls(tls: &TlsFiles) -> Result<RedisServer, String> {
+    /// `with_tls`, tried once, with `extra` arguments too (its `port` is the TLS one).
+    pub fn try_with_tls(tls: &TlsFiles, extra: &[&str]) -> Result<RedisServer, String> {
         let tls_port = free_port();
         let path = |p: &PathBuf| p.to_string_lossy().to_string();
         let (port, cert, key, ca) = (
@@ -440,7 +467,7 @@ impl RedisServer {
             path(&tls.key),
             path(&tls.ca),
         );
-        let mut s = Self::try_with_args(&[
+        let args = [
             "--port",
             "0",
             "--tls-port",
@@ -453,7 +480,8 @@ impl RedisServer {
             &ca,
             "--tls-auth-clients",
             "no",
-        ])?;
+        ];
+        let mut s = Self::try_with_args(&[&args[..], extra].concat())?;
         s.port = tls_port;
         Ok(s)
     }
