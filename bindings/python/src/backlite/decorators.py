@@ -305,13 +305,20 @@ def _name(func: Callable[..., Any]) -> str:
     return f"{getattr(what, '__module__', '?')}.{getattr(what, '__qualname__', repr(what))}"
 
 
+def _runs(func: Callable[..., Any]) -> tuple[Any, ...]:
+    """``func`` and what calling it runs when it is an object of a class with a
+    ``__call__``: inspect tells an async or generator function only by that function
+    (an object with ``async def __call__`` is no coroutine function to it)."""
+    return func, getattr(type(func), "__call__", None)
+
+
 def _refuse_generator_function(decorator: str, func: Callable[..., Any]) -> None:
     """A generator function's result is a generator, which cannot be pickled: memoised,
     every call ran nothing and raised pickle's "cannot pickle 'generator' object" (an
     async one, for async_cached, "can't be used in 'await' expression"). Refused when
     decorating, saying what to memoise instead."""
-    if isgeneratorfunction(func) or isasyncgenfunction(func):
-        kind = "an async generator" if isasyncgenfunction(func) else "a generator"
+    if any(isgeneratorfunction(f) or isasyncgenfunction(f) for f in _runs(func)):
+        kind = "an async generator" if any(map(isasyncgenfunction, _runs(func))) else "a generator"
         raise TypeError(
             f"{decorator}() cannot memoise {_name(func)}: it is {kind} "
             "function, whose result (an iterator) cannot be stored; memoise a function "
@@ -400,7 +407,7 @@ def cached(
         )
     if isinstance(func, (classmethod, staticmethod)):
         return _outside(func, cached, storage, barrier, expiration, param_hash_func)
-    if iscoroutinefunction(func):
+    if any(map(iscoroutinefunction, _runs(func))):
         # Its result is a coroutine: never awaited here, never picklable.
         raise TypeError(
             f"cached() memoises plain functions; {_keys.function_id(func)} is async: "
