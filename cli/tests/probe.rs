@@ -746,6 +746,46 @@ fn an_output_its_user_may_not_write_is_refused_not_replaced() {
     }
 }
 
+/// `get -o OUT` and `export -o OUT` with an OUT of a long name, valid (250 bytes; a file
+/// system takes 255), failed "File name too long", exit 2, whether OUT was there or
+/// not: the copy written beside it first was named after all of it, and more. So did a
+/// shorter name that is not UTF-8, each of its bytes made three in that copy's name.
+#[test]
+fn an_output_of_a_long_name_is_written() {
+    use std::os::unix::ffi::OsStrExt;
+    let d = a_cache_to_export();
+    d.ok(&["set", "c.db", "k", "value"]);
+    let long = "é".repeat(125);
+    let not_text = std::ffi::OsStr::from_bytes(&[0xff; 100]);
+    let run = |args: &[&str], out: &std::ffi::OsStr| {
+        let mut command = d.command(args.iter().map(std::ffi::OsStr::new).chain([out]));
+        common::ended(&mut command.stderr(Stdio::piped()).spawn().unwrap())
+    };
+    for out in [std::ffi::OsStr::new(&long), not_text] {
+        for there in [false, true] {
+            if there {
+                std::fs::write(d.tmp.path().join(out), "earlier").unwrap();
+            }
+            let (status, stderr) = run(&["get", "c.db", "k", "-o"], out);
+            assert!(status.success(), "get, OUT there {there}: {stderr}");
+            assert_eq!(common::read(&d.tmp.path().join(out)).unwrap(), b"value");
+            let (status, stderr) = run(&["export", "c.db", "-o"], out);
+            assert!(status.success(), "export, OUT there {there}: {stderr}");
+            let dump = common::read(&d.tmp.path().join(out)).unwrap();
+            assert_eq!(dump.split(|b| *b == b'\n').count(), 4003);
+            // Nothing but the cache's files and OUT.
+            let mut names: Vec<_> = std::fs::read_dir(d.tmp.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .filter(|n| !n.as_bytes().starts_with(b"c.db"))
+                .collect();
+            names.sort();
+            assert_eq!(names, [out]);
+            std::fs::remove_file(d.tmp.path().join(out)).unwrap();
+        }
+    }
+}
+
 /// `keys` writes its rows 64 KiB at a time; a write that failed in the middle was
 /// dropped and the listing went on, so output that filled that buffer exactly at its
 /// last row (171 keys of 343 bytes: a 43-byte header and rows of 383) went nowhere on a

@@ -8,8 +8,10 @@
 //! cut at a line's end imports as a whole dump of fewer entries).
 
 use crate::bytes::escape_path;
+use std::ffi::{OsStr, OsString};
 use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -147,15 +149,9 @@ fn beside(
     let Some(name) = out.file_name() else {
         return Ok(None);
     };
-    let name = name.to_string_lossy();
     let mode = replaced.map_or(0o666, |m| m.permissions().mode() & 0o7777);
     for attempt in 0..100u32 {
-        // Hidden, and named after OUT and this process, so that one left by a crash
-        // says what it was.
-        let temporary = folder.join(format!(
-            ".{name}.{}-{attempt}.backlite-tmp",
-            std::process::id()
-        ));
+        let temporary = folder.join(temporary_name(name, attempt));
         match OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -185,4 +181,26 @@ fn beside(
         }
     }
     Ok(None)
+}
+
+/// The longest name a file system takes (Linux's NAME_MAX, for ext4, XFS, Btrfs, tmpfs).
+const NAME_MAX: usize = 255;
+
+/// The name of the copy beside OUT (named `name`): hidden, and named after OUT and this
+/// process, so that one left by a crash says what it was. OUT's name is cut (at a
+/// character's end when it is text) to leave room for the rest: whole, an OUT of a long
+/// name that is valid (250 bytes) failed "File name too long".
+fn temporary_name(name: &OsStr, attempt: u32) -> OsString {
+    let tail = format!(".{}-{attempt}.backlite-tmp", std::process::id());
+    let bytes = name.as_bytes();
+    let mut end = bytes.len().min(NAME_MAX - 1 - tail.len());
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+    }
+    let mut temporary = OsString::from(".");
+    temporary.push(OsStr::from_bytes(&bytes[..end]));
+    temporary.push(tail);
+    temporary
 }
