@@ -1988,6 +1988,24 @@ def test_cached_refuses_an_async_function_and_points_to_async_cached(storage):
     assert storage.get_keys() == set()
 
 
+def test_a_function_that_declares_no_signature_is_memoised_by_its_arguments(storage):
+    # C functions such as math.log, max and struct.pack declare no signature to inspect:
+    # decorating one raised ValueError "no signature found for builtin", where the
+    # original (hash(args, kwargs)) took any callable. Keyed by the arguments as given.
+    log = cached(storage=storage)(math.log)
+    largest = cached(storage=storage)(max)
+    pack = cached(storage=storage)(struct.pack)
+    assert log(8, 2) == 3.0 and log(8, 2) == 3.0
+    assert log(math.e) == 1.0
+    assert largest([3, 1, 2]) == 3 and largest(1, 5, key=lambda x: -x) == 1
+    assert pack(">I", 7) == b"\x00\x00\x00\x07"
+    assert log.cache_key(8, 2) != log.cache_key(8) != largest.cache_key(8, 2)
+    assert log.cache_key(8, 2) in storage
+    with pytest.raises(TypeError):
+        log()  # the function's own error, not the key's
+    assert log(8, 2) == 3.0
+
+
 def test_cached_refuses_generator_functions_when_decorating(storage):
     # A generator is not picklable: each call raised pickle's "cannot pickle
     # 'generator' object" (having run nothing), naming neither the function nor a fix.

@@ -19,7 +19,15 @@ import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from inspect import isasyncgenfunction, isawaitable, iscoroutinefunction, isgeneratorfunction, signature
+from inspect import (
+    Parameter,
+    Signature,
+    isasyncgenfunction,
+    isawaitable,
+    iscoroutinefunction,
+    isgeneratorfunction,
+    signature,
+)
 from typing import Any, Awaitable, Callable, Coroutine, ParamSpec, TypeVar, overload
 
 from backlite import _keys
@@ -206,6 +214,12 @@ _computing_async: contextvars.ContextVar[dict[bytes, _Run]] = contextvars.Contex
 )
 
 
+# The signature of a function that declares none: any arguments, keyed as given.
+_AS_GIVEN = Signature(
+    [Parameter("args", Parameter.VAR_POSITIONAL), Parameter("kwargs", Parameter.VAR_KEYWORD)]
+)
+
+
 def _make_key_func(
     func: Callable[..., Any], param_hash_func: ParamHashFunc | None
 ) -> Callable[[tuple[Any, ...], dict[str, Any]], bytes]:
@@ -215,7 +229,12 @@ def _make_key_func(
     try:
         sig = signature(func, follow_wrapped=False)
     except ValueError:  # none of its own (a staticmethod object): what it wraps
-        sig = signature(func)
+        try:
+            sig = signature(func)
+        except ValueError:
+            # None at all (math.log, max, struct.pack: C functions that declare none):
+            # the arguments as given, as the original's hash(args, kwargs) took them.
+            sig = _AS_GIVEN
     fid, watch = _keys.ClosureWatch.of(func)
     if param_hash_func is None:
         phash = _keys.make_param_hash(sig)
