@@ -15,6 +15,9 @@ fn one_line_naming(stderr: &str, name: &str) {
     assert!(stderr.ends_with('\n'), "{stderr:?}");
     assert!(stderr.starts_with("backlite: "), "{stderr:?}");
     assert!(stderr.contains(name), "does not name {name}: {stderr:?}");
+    // A message's text continued onto the next line of the source without a `\` keeps
+    // that line's indent: "`backlite export`                  into a slow pipe".
+    assert!(!stderr.contains("   "), "a run of spaces: {stderr:?}");
 }
 
 fn json_of(line: &str) -> serde_json::Value {
@@ -2839,6 +2842,8 @@ fn keys_into_a_reader_that_waits_holds_no_read_of_the_file() {
 /// this command waits", which no process did, sending the operator after a writer. It
 /// now names what kept it: a process reading the file, and that the space comes back
 /// once that read ends.
+/// (The line it gave for that had a run of 18 spaces twice over, which `one_line_naming`
+/// now refuses.)
 #[test]
 fn a_vacuum_kept_from_truncating_the_log_by_a_reader_says_so() {
     let d = Dir::new();

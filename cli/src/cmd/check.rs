@@ -191,7 +191,9 @@ pub fn vacuum(cli: &Cli, file: &Path) -> Outcome {
         // wrong process. The rebuilt file is in the log until a checkpoint.
         if e.kind() == ErrorKind::Busy && e.message().contains("readers kept") {
             failure.remedy = Some(
-                " (a process reading the file held its read, such as a `backlite export`                  into a slow pipe: the file is rebuilt, and its space comes back once that                  read ends and the log is checkpointed; run vacuum again then)",
+                " (a process reading the file held its read, such as a `backlite export` \
+                 into a slow pipe: the file is rebuilt, and its space comes back once that \
+                 read ends and the log is checkpointed; run vacuum again then)",
             );
         }
         failure
