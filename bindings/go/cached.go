@@ -26,6 +26,12 @@ func WithExpiration(d time.Duration) CallOption {
 // WithLock makes Cached hold l (a *sync.Mutex, say) around its second look-up and the
 // compute, so that goroutines missing the same key at once compute it once. Cached
 // only; CachedContext needs no lock.
+//
+// A Cached with l called from inside a compute that a Cached holding l runs, on the same
+// goroutine (a memoised recursion sharing one lock), returns ErrCallbackFailed without
+// computing: l is not reentrant, and waiting for it would wait for ever. Give each key
+// its own locker, or use CachedContext, whose nested calls need no lock. A goroutine
+// the compute starts is another goroutine, and waits for l as any other.
 func WithLock(l sync.Locker) CallOption {
 	return func(c *callConfig) { c.locker = l }
 }

@@ -125,7 +125,8 @@ type callState struct {
 	bridge
 	compute func() ([]byte, error)
 	locker  sync.Locker
-	err     error // the compute's error, or a failure to hand its value over
+	holder  uint64 // the goroutine whose compute runs under locker, once locked
+	err     error  // the compute's error, a failure to hand its value over, or a lock held above
 }
 
 // keysBatch is how many keys the C key walk hands to the calling goroutine at once.
@@ -232,7 +233,15 @@ func backliteGoCompute(userData unsafe.Pointer, sink *C.backlite_sink) C.int32_t
 func backliteGoLock(userData unsafe.Pointer) C.int32_t {
 	st := cgo.Handle(uintptr(userData)).Value().(*callState)
 	return st.handBack(false, func() C.int32_t {
+		gid := goroutineID()
+		if lockHeldAbove(gid, st.locker) {
+			st.err = &Error{Code: CodeCallbackFailed, Message: "Cached: the WithLock locker is held by a " +
+				"Cached whose compute this call runs inside; taking it again would wait for ever " +
+				"(use a locker per key, or CachedContext)"}
+			return 1
+		}
 		st.locker.Lock()
+		holdLock(gid, st)
 		return 0
 	})
 }
@@ -241,6 +250,7 @@ func backliteGoLock(userData unsafe.Pointer) C.int32_t {
 func backliteGoUnlock(userData unsafe.Pointer) {
 	st := cgo.Handle(uintptr(userData)).Value().(*callState)
 	st.handBack(true, func() C.int32_t {
+		releaseLock(st)
 		st.locker.Unlock()
 		return 0
 	})
