@@ -25,7 +25,7 @@ func WithExpiration(d time.Duration) CallOption {
 
 // WithLock makes Cached hold l (a *sync.Mutex, say) around its second look-up and the
 // compute, so that goroutines missing the same key at once compute it once. Cached
-// only; CachedContext needs no lock.
+// only: CachedContext needs no lock, and refuses one (ErrInvalidArgument).
 //
 // A Cached with l called from inside a compute that a Cached holding l runs, on the same
 // goroutine (a memoised recursion sharing one lock), returns ErrCallbackFailed without

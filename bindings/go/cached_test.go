@@ -569,3 +569,22 @@ func TestCachedContextReturnsAValueTooLargeToStore(t *testing.T) {
 		t.Fatal("stored")
 	}
 }
+
+// WithLock is Cached's: CachedContext takes no lock. Given one, it ignored it and
+// computed with the lock free, where its caller expected the lock held around the
+// compute. It is ErrInvalidArgument, before anything is looked up or computed.
+func TestCachedContextRefusesALockItWouldNotTake(t *testing.T) {
+	s := memory(t)
+	var mu sync.Mutex
+	computed := false
+	_, err := s.CachedContext(context.Background(), []byte("k"), func(context.Context) ([]byte, error) {
+		computed = true
+		return []byte("v"), nil
+	}, backlite.WithLock(&mu))
+	if !errors.Is(err, backlite.ErrInvalidArgument) || computed {
+		t.Fatalf("CachedContext with WithLock: %v, computed %v; want ErrInvalidArgument, not computed", err, computed)
+	}
+	if found, err := s.Contains([]byte("k")); found || err != nil {
+		t.Fatalf("Contains after the refused call = %v, %v; want nothing stored", found, err)
+	}
+}

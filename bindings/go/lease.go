@@ -31,7 +31,7 @@ import (
 // arguments), runs its compute at once and stores nothing; the outer call stores its
 // value. Waiting for the key's lease, its own caller's, would wait for ever.
 //
-// Options: WithExpiration.
+// Options: WithExpiration (WithLock, Cached's, is ErrInvalidArgument).
 func (s *Storage) CachedContext(ctx context.Context, key []byte, compute func(context.Context) ([]byte, error), opts ...CallOption) ([]byte, error) {
 	if ctx == nil {
 		return nil, invalid("CachedContext: ctx is nil (use context.Background())")
@@ -40,6 +40,10 @@ func (s *Storage) CachedContext(ctx context.Context, key []byte, compute func(co
 		return nil, invalid("CachedContext: compute is nil")
 	}
 	cfg := newCallConfig(opts)
+	if cfg.locker != nil {
+		// Ignored, it would leave the compute unguarded where its caller means it guarded.
+		return nil, invalid("CachedContext: WithLock is for Cached; CachedContext computes a key once at a time without a lock")
+	}
 	expMS, err := expirationMS(cfg.expiration)
 	if err != nil {
 		return nil, err
