@@ -749,6 +749,39 @@ fn an_output_its_user_may_not_write_is_refused_not_replaced() {
     }
 }
 
+/// In a sticky folder all may write (`/tmp`), `get -o OUT` and `export -o OUT` over
+/// another user's file that they may write (as `> OUT` does) failed "Operation not
+/// permitted", exit 2, after writing the whole output beside it: only the owner may
+/// rename over a file there. They write it in place now. (Run as root only: the test
+/// needs two users.)
+#[test]
+fn an_output_in_a_sticky_folder_owned_by_another_user_is_written() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if !common::as_root() {
+        return;
+    }
+    let d = a_cache_to_export();
+    d.ok(&["set", "c.db", "k", "value"]);
+    let set_mode = |path: &str, mode: u32| {
+        std::fs::set_permissions(d.path(path), std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    set_mode(".", 0o1777);
+    set_mode("c.db", 0o666);
+    std::fs::write(d.path("shared.txt"), "root's").unwrap();
+    set_mode("shared.txt", 0o666);
+    let r = d.run_unprivileged(&["get", "c.db", "k", "-o", "shared.txt"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(read(&d.path("shared.txt")).unwrap(), b"value");
+    let r = d.run_unprivileged(&["export", "c.db", "-o", "shared.txt"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let dump = std::fs::read_to_string(d.path("shared.txt")).unwrap();
+    assert_eq!(dump.lines().count(), 4002);
+    assert_eq!(copies_beside(&d, "shared.txt"), Vec::<String>::new());
+    // Still root's, with its mode.
+    let meta = std::fs::metadata(d.path("shared.txt")).unwrap();
+    assert_eq!((meta.uid(), meta.permissions().mode() & 0o7777), (0, 0o666));
+}
+
 /// `get -o OUT` and `export -o OUT` with an OUT of a long name, valid (250 bytes; a file
 /// system takes 255), failed "File name too long", exit 2, whether OUT was there or
 /// not: the copy written beside it first was named after all of it, and more. So did a

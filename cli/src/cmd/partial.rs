@@ -4,8 +4,9 @@
 //! it was: a nightly `export -o backup.jsonl` that hits a full disk truncated and then
 //! removed the last good dump. A FIFO, a device or a link named as OUT is written in
 //! place (a rename would replace it), as is a plain file in a folder where no file can
-//! be made beside it; such an OUT, when a plain file, is removed if not whole (a dump
-//! cut at a line's end imports as a whole dump of fewer entries).
+//! be made beside it, or that only its owner may rename over (another user's in /tmp);
+//! such an OUT, when a plain file, is removed if not whole (a dump cut at a line's end
+//! imports as a whole dump of fewer entries).
 
 use crate::bytes::escape_path;
 use std::ffi::{OsStr, OsString};
@@ -149,6 +150,9 @@ fn beside(
     let Some(name) = out.file_name() else {
         return Ok(None);
     };
+    if replaced.is_some_and(|m| !may_replace(folder, m)) {
+        return Ok(None);
+    }
     let mode = replaced.map_or(0o666, |m| m.permissions().mode() & 0o7777);
     for attempt in 0..100u32 {
         let temporary = folder.join(temporary_name(name, attempt));
@@ -181,6 +185,18 @@ fn beside(
         }
     }
     Ok(None)
+}
+
+/// Whether this process may rename a file over the one of `replaced` in `folder`. In a
+/// sticky folder (`/tmp`) only the file's owner, the folder's or root may: another
+/// user's file there that all may write (which `>` writes) is written in place, not
+/// refused at the rename, after the whole output was written beside it.
+fn may_replace(folder: &Path, replaced: &std::fs::Metadata) -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    std::fs::metadata(folder).map_or(true, |f| {
+        f.mode() & libc::S_ISVTX == 0 || me == 0 || me == replaced.uid() || me == f.uid()
+    })
 }
 
 /// The longest name a file system takes (Linux's NAME_MAX, for ext4, XFS, Btrfs, tmpfs).
