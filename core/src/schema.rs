@@ -781,8 +781,9 @@ pub(crate) fn prepare(
         Readiness::LacksIndex(sql) => {
             // The index only speeds up eviction: a file that cannot take it now (one
             // this process cannot write, or busy past the timeout) opens without it,
-            // its victims found by a scan, and a later open adds it.
-            let _ = conn.execute_batch(sql);
+            // and the handle's first write that can adds it (Storage::write_locked):
+            // until then its victims are found by a scan.
+            prepared.lacks_index = conn.execute_batch(sql).is_err();
             return Ok(prepared);
         }
         Readiness::NotReady => {}
@@ -960,6 +961,8 @@ pub(crate) struct Prepared {
     /// An empty file was made a cache: the folder of values at its name, if any, is
     /// one a cache deleted (or emptied) there left behind, whose files no row names.
     pub(crate) created: bool,
+    /// The eviction policy's index is missing: it could not be written at open.
+    pub(crate) lacks_index: bool,
 }
 
 /// What `prepare` has to write.

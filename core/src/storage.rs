@@ -90,6 +90,9 @@ pub struct Storage {
     /// Whether the last set found an entry under its key: the next set then looks its
     /// key up first, else it tries to insert first (see `store_as`).
     replacing: AtomicBool,
+    /// The eviction policy's index could not be written at open (another process held
+    /// the write lock): the next write makes it (see `write_locked`).
+    lacks_index: AtomicBool,
     /// The shared remote tier, if configured (remote/).
     pub(crate) remote: Option<std::sync::Arc<crate::remote::Remote>>,
     /// Values of at least this many bytes are kept in files (value_files.rs); `None`:
@@ -198,6 +201,7 @@ impl Storage {
             group: Group::default(),
             commits: AtomicU64::new(0),
             replacing: AtomicBool::new(false),
+            lacks_index: AtomicBool::new(prepared.lacks_index),
             remote,
             file_threshold,
             unlinks: std::sync::Mutex::default(),
@@ -295,6 +299,13 @@ impl Storage {
         f: impl FnOnce(&mut Txn<'_>) -> Result<R>,
     ) -> Result<R> {
         let now = || self.now();
+        // Without its policy's index, a handle finds each victim by a scan of every
+        // entry, for as long as it lives: its first write that can makes the index.
+        let index = match self.lacks_index.load(Relaxed) {
+            true => table::policy_index(self.policy),
+            false => None,
+        };
+        let made = std::cell::Cell::new(false);
         let done = transact::write_in_turn(
             &self.shared,
             conn,
@@ -303,8 +314,25 @@ impl Storage {
             now,
             write_hits,
             preload,
-            f,
+            |t| {
+                if let Some((_, sql)) = index {
+                    match t.conn().execute_batch(sql) {
+                        Ok(()) => made.set(true),
+                        // One that ended the transaction (a full disk, an I/O error)
+                        // fails the write: what `f` wrote next would commit piecewise.
+                        Err(e) if t.conn().is_autocommit() => {
+                            return Err(e).ctx("adding the eviction policy's index")
+                        }
+                        // Else (the statement alone refused) the next write tries again.
+                        Err(_) => {}
+                    }
+                }
+                f(t)
+            },
         );
+        if made.get() && done.is_ok() {
+            self.lacks_index.store(false, Relaxed);
+        }
         self.committed(done)
     }
 
