@@ -234,48 +234,11 @@ extension Options: CustomStringConvertible, CustomDebugStringConvertible, Custom
         add("leaseMilliseconds", leaseMilliseconds)
         add("fileThreshold", fileThreshold)
         add("versionTag", versionTag)
-        add("remote", remote.map(Options.masked))
+        add("remote", remote.map(MaskedURL.of))
         add("remoteNamespace", remoteNamespace)
         add("remoteTimeoutMilliseconds", remoteTimeoutMilliseconds)
         add("remoteMode", remoteMode)
         return Mirror(self, children: children, displayStyle: .struct)
-    }
-
-    /// `url` with the password of its user-info (after the user name, or all of it when
-    /// it has no ':') and any query replaced by `***`; when a '?' comes before the
-    /// user-info's end, everything from the first of them on. The library's rule.
-    static func masked(_ url: String) -> String {
-        let text = Array(url.utf8)
-        func find(_ byte: UInt8, from: Int = 0) -> Int? { text[from...].firstIndex(of: byte) }
-        func string(_ range: Range<Int>) -> String { String(decoding: text[range], as: UTF8.self) }
-        let query = find(UInt8(ascii: "?"))
-        // The user-info runs from after "://" to the last '@' (none for a socket path).
-        var secret: Range<Int>?
-        if let scheme = url.range(of: "://") {
-            let start = url.utf8.distance(from: url.utf8.startIndex, to: scheme.upperBound)
-            if start < text.count, text[start] != UInt8(ascii: "/"),
-               let at = text[start...].lastIndex(of: UInt8(ascii: "@")) {
-                if let colon = text[start..<at].firstIndex(of: UInt8(ascii: ":")) {
-                    secret = (colon + 1)..<at
-                } else if at > start {
-                    secret = start..<at
-                }
-            }
-        }
-        switch (secret, query) {
-        case let (secret?, q?) where q < secret.upperBound:
-            return string(0..<min(secret.lowerBound, q)) + "***"
-        case let (secret?, _):
-            let rest = secret.upperBound..<text.count
-            if let q = find(UInt8(ascii: "?"), from: secret.upperBound) {
-                return string(0..<secret.lowerBound) + "***" + string(secret.upperBound..<q) + "?***"
-            }
-            return string(0..<secret.lowerBound) + "***" + string(rest)
-        case let (nil, q?):
-            return string(0..<q) + "?***"
-        case (nil, nil):
-            return url
-        }
     }
 }
 

@@ -89,6 +89,33 @@ final class RemoteTests: XCTestCase {
         XCTAssertEqual("\(Options())", "Options()")
     }
 
+    /// A mistyped URL, which the library refuses, is the one most likely to be printed
+    /// while someone looks for the mistake: its password is masked where the library's
+    /// rule masks it (a "port" that is no number is a password without its "@host"; in
+    /// a URL without "://", everything from its first ':' to its last '@').
+    func testAMistypedRemoteURLIsShownWithItsPasswordMasked() throws {
+        let shown: [(String, String)] = [
+            ("redis://:s3cret", "redis://:***"),
+            ("redis://u:s3cret", "redis://u:***"),
+            ("redis://u:s3cret/0", "redis://u:***/0"),
+            ("rediss://u:s3cret?x=1", "rediss://u:***?***"),
+            ("redis+cluster://h:1,u:s3cret", "redis+cluster://h:1,u:***"),
+            ("redis:s3cret@h", "redis:***@h"),
+            ("redis//u:s3cret@h", "redis//u:***@h"),
+            ("redis:u:s3cret", "redis:***"),
+            ("redis://[::1]:s3cret", "redis://[::1]:***"),
+        ]
+        for (url, masked) in shown {
+            let options = Options(remote: url)
+            XCTAssertEqual("\(options)", "Options(remote: \"\(masked)\")", url)
+            XCTAssertThrowsError(try Storage.inMemory(options: options), url) { error in
+                XCTAssertEqual((error as? BackLiteError)?.code, .invalidArgument, url)
+            }
+        }
+        // An IPv6 address's colons are no port: nothing to hide.
+        XCTAssertEqual("\(Options(remote: "redis://[::1]:6379"))", "Options(remote: \"redis://[::1]:6379\")")
+    }
+
     /// Namespaces: 1 to 64 of the allowed characters; a namespace without a remote is
     /// harmless, and an empty remote is none (all stats zero).
     func testRemoteNamespacesAreCheckedAndAnEmptyRemoteIsNone() throws {
