@@ -62,13 +62,27 @@ public final class Storage: @unchecked Sendable {
         walksHoldSnapshots = path != ":memory:"
     }
 
-    /// Opens the cache file at `url`, which must be a file URL: any other (`https:`,
-    /// `redis:`) throws `.invalidArgument` and nothing is created.
+    /// Opens the cache file at `url`, which must be a file URL of this machine (no host,
+    /// or "localhost") without a query or fragment: any other (`https:`, `redis:`,
+    /// `file://server/...`, `file:///c.db?mode=ro`) throws `.invalidArgument` and
+    /// nothing is created.
     public convenience init(url: URL, options: Options = Options()) throws {
         // `url.path` of "https://host/x/cache.db" is "/x/cache.db": a file the caller
         // never named.
         guard url.isFileURL else {
             throw BackLiteError(code: .invalidArgument, message: "not a file URL: \(url.scheme ?? "no scheme")")
+        }
+        // `url.path` drops the host, the query and the fragment too: a file of another
+        // machine, or SQLite's "?mode=ro", would open a file here to write. Their text
+        // is not repeated (a query may carry a secret).
+        if let host = url.host, !host.isEmpty, host.lowercased() != "localhost" {
+            throw BackLiteError(code: .invalidArgument,
+                                message: "a file URL with a host other than localhost names a file of another machine")
+        }
+        if url.query != nil || url.fragment != nil {
+            throw BackLiteError(code: .invalidArgument,
+                                message: "a file URL with a \(url.query != nil ? "query" : "fragment") is no path: "
+                                    + "nothing in it is read as an option")
         }
         try self.init(path: url.path, options: options)
     }

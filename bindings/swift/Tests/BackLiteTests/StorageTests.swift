@@ -471,6 +471,32 @@ final class StorageTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: file.path))
     }
 
+    /// `url.path` drops a file URL's host, query and fragment: file://server/share/c.db
+    /// named a file on another machine and opened /share/c.db here, and
+    /// file:///x/c.db?mode=ro (SQLite's read-only URI) opened /x/c.db to write. Each
+    /// throws instead, and creates nothing; "localhost" is this machine.
+    func testAFileURLWithAnotherHostOrAQueryThrowsInvalidArgumentAndCreatesNothing() throws {
+        let dir = try makeTemporaryDirectory(self)
+        for (text, named) in [("file://server\(dir.path)/cache.db", "host"),
+                              ("file://\(dir.path)/cache.db?mode=ro", "query"),
+                              ("file://\(dir.path)/cache.db#main", "fragment")] {
+            let url = try XCTUnwrap(URL(string: text))
+            XCTAssertTrue(url.isFileURL, text)
+            XCTAssertThrowsError(try Storage(url: url), text) { error in
+                XCTAssertEqual((error as? BackLiteError)?.code, .invalidArgument, text)
+                XCTAssertTrue((error as? BackLiteError)?.message.contains(named) ?? false, text)
+            }
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), [], text)
+        }
+        let local = try XCTUnwrap(URL(string: "file://localhost\(dir.path)/cache.db"))
+        try Storage(url: local).set("k", bytes("v"))
+        XCTAssertEqual(try Storage(path: dir.appendingPathComponent("cache.db").path).get("k"), bytes("v"))
+        // A '?' or '#' in a file's name is part of its path in a URL made from a path.
+        let odd = dir.appendingPathComponent("a?b#c.db")
+        try Storage(url: odd).set("k", bytes("odd"))
+        XCTAssertEqual(try Storage(path: dir.path + "/a?b#c.db").get("k"), bytes("odd"))
+    }
+
     func testBadOptionsThrowInvalidArgumentNamingTheOption() throws {
         XCTAssertThrowsError(try Storage.inMemory(options: Options(maxSize: 0))) { error in
             XCTAssertEqual((error as? BackLiteError)?.code, .invalidArgument)
