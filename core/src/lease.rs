@@ -93,15 +93,18 @@ impl Lease {
         key: &[u8],
         duration: Duration,
     ) -> Result<LeaseOutcome> {
-        Self::acquire(storage, key, duration, true)
+        Self::acquire(storage, key, duration, true, false)
     }
 
-    /// `try_acquire`; `count_miss`: whether a miss counts in the stats (once per wait).
+    /// `try_acquire`; `count_miss`: whether a miss counts in the stats (once per wait);
+    /// `renewed`: whether a thread of this process will renew the lease taken (marked
+    /// so from its commit on, so that no waiter here takes it over before it does).
     fn acquire(
         storage: &Arc<Storage>,
         key: &[u8],
         duration: Duration,
         count_miss: bool,
+        renewed: bool,
     ) -> Result<LeaseOutcome> {
         check_duration(duration)?;
         if let Some((v, left)) =
@@ -110,17 +113,25 @@ impl Lease {
             return Ok(LeaseOutcome::Hit(v, left));
         }
         let me = owner::current();
+        let mut marked = None;
         let decision = storage.write(|t| {
             // Another owner may have stored the value since the look-up.
             if let Some((value, deadline)) = t.find(key)? {
                 let left = deadline.map(|d| Duration::from_millis((d - t.now).max(1) as u64));
                 return Ok(Decision::Hit(value, left));
             }
-            if let Some((holder, deadline)) = holder_of(t, key)? {
+            if let Some((holder, token, deadline)) = holder_of(t, key)? {
                 if deadline > t.now && !owner::is_dead(&holder) {
                     return Ok(Decision::Held(Duration::from_millis(
                         (deadline - t.now) as u64,
                     )));
+                }
+                // A lease a thread of this very process renews has a holder that runs
+                // (this call does): a late renewal (a loaded machine, a lease of a few
+                // ms) is no stopped holder, and taking it over computed the key twice.
+                // Its release wakes this process's waiters at once.
+                if holder == me && storage.shared.is_renewed(token) {
+                    return Ok(Decision::Held(duration));
                 }
             }
             let token = t.random()?;
@@ -141,8 +152,21 @@ impl Lease {
                     ])
                 })
                 .ctx("taking a lease")?;
+            if renewed {
+                storage.shared.set_renewed(token, true);
+                marked = Some(token);
+            }
             Ok(Decision::Taken(token))
-        })?;
+        });
+        let decision = match decision {
+            Ok(decision) => decision,
+            Err(e) => {
+                if let Some(token) = marked {
+                    storage.shared.set_renewed(token, false);
+                }
+                return Err(e);
+            }
+        };
         Ok(match decision {
             Decision::Hit(v, left) => {
                 // Found inside a write: the entry the key has until its hits are written
@@ -355,13 +379,15 @@ impl Lease {
                 }
             });
         // Without a thread the lease is still held for `duration`, as an unrenewed one.
-        if let Ok(thread) = spawned {
-            self.renewer = Some(Renewer {
-                stop,
-                thread,
-                pid: std::process::id(),
-            });
-        }
+        let Ok(thread) = spawned else {
+            self.storage.shared.set_renewed(self.token, false);
+            return;
+        };
+        self.renewer = Some(Renewer {
+            stop,
+            thread,
+            pid: std::process::id(),
+        });
     }
 
     /// Stops the renewals, and waits until none runs: a lease has one writer.
@@ -388,6 +414,10 @@ impl Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         self.release();
+        // Only now, fulfilled or released: a fulfil stops the renewals before its
+        // write, and a waiter here that took the lease over in between made the
+        // fulfil LEASE_LOST and computed the key again.
+        self.storage.shared.set_renewed(self.token, false);
     }
 }
 
@@ -432,7 +462,7 @@ impl Storage {
         let mut attempt = 0u32;
         loop {
             let epoch = self.shared.release_epoch();
-            match Lease::acquire(self, key, self.lease_duration(), attempt == 0)? {
+            match Lease::acquire(self, key, self.lease_duration(), attempt == 0, true)? {
                 LeaseOutcome::Hit(value, _) => return Ok(value),
                 LeaseOutcome::Acquired(mut lease) => {
                     lease.keep_renewed(self.lease_duration());
@@ -477,7 +507,7 @@ impl Storage {
     /// the next step. `attempt` is 0 for a wait's first step, then the number of steps
     /// before: only the first counts a miss, and the pauses grow with it.
     pub fn lease_step(self: &Arc<Self>, key: &[u8], attempt: u32) -> Result<LeaseOutcome> {
-        match Lease::acquire(self, key, self.lease_duration(), attempt == 0)? {
+        match Lease::acquire(self, key, self.lease_duration(), attempt == 0, true)? {
             LeaseOutcome::Acquired(mut lease) => {
                 lease.keep_renewed(self.lease_duration());
                 Ok(LeaseOutcome::Acquired(lease))
@@ -518,27 +548,38 @@ fn extend_row(storage: &Storage, key: &[u8], token: i64, duration: Duration) -> 
     })
 }
 
-/// The holder and deadline of `key`'s lease, if any. A row whose columns are not of the
+/// The holder, token and deadline of `key`'s lease, if any. A row whose columns are not of the
 /// types BackLite writes (damaged, or written by another program) holds nothing: it is
 /// no owner's, so the caller takes it over (its INSERT OR REPLACE rewrites it), as a
 /// damaged entry is a miss. Read as an error, it made every lease and exclusive call on
 /// the key fail (INTERNAL) for good, and no check saw it.
-fn holder_of(t: &Txn<'_>, key: &[u8]) -> Result<Option<(Owner, i64)>> {
+fn holder_of(t: &Txn<'_>, key: &[u8]) -> Result<Option<(Owner, i64, i64)>> {
     use rusqlite::types::ValueRef::{Integer, Text};
     t.conn()
         .prepare_cached(
-            "SELECT owner_pid, owner_start, owner_boot, deadline FROM leases WHERE key = ?1",
+            "SELECT owner_pid, owner_start, owner_boot, token, deadline \
+             FROM leases WHERE key = ?1",
         )
         .and_then(|mut s| {
             s.query_row([key], |r| {
                 Ok(
-                    match (r.get_ref(0)?, r.get_ref(1)?, r.get_ref(2)?, r.get_ref(3)?) {
-                        (Integer(pid), Integer(start), Text(boot), Integer(deadline)) => {
-                            std::str::from_utf8(boot).ok().map(|boot| {
-                                let boot = boot.to_string();
-                                (Owner { pid, start, boot }, deadline)
-                            })
-                        }
+                    match (
+                        r.get_ref(0)?,
+                        r.get_ref(1)?,
+                        r.get_ref(2)?,
+                        r.get_ref(3)?,
+                        r.get_ref(4)?,
+                    ) {
+                        (
+                            Integer(pid),
+                            Integer(start),
+                            Text(boot),
+                            Integer(token),
+                            Integer(deadline),
+                        ) => std::str::from_utf8(boot).ok().map(|boot| {
+                            let boot = boot.to_string();
+                            (Owner { pid, start, boot }, token, deadline)
+                        }),
                         _ => None,
                     },
                 )

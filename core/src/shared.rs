@@ -45,6 +45,10 @@ pub(crate) struct FileShared {
     /// Counts lease releases; waiters sleep until it changes.
     releases: Mutex<u64>,
     released: Condvar,
+    /// The tokens of the leases a thread of this process renews while their value is
+    /// computed (lease.rs): such a holder is running, so its key stays held even when
+    /// a renewal comes late (a loaded machine, a lease of a few ms).
+    renewed: Mutex<std::collections::HashSet<i64>>,
     /// Values read through from the remote, not written to the file yet (remote/fill.rs).
     pub fills: crate::remote::fill::Fills,
     /// The deletes, writes and clears that did not reach a remote (remote/mod.rs).
@@ -294,6 +298,21 @@ impl FileShared {
     pub fn notify_release(&self) {
         *lock(&self.releases) += 1;
         self.released.notify_all();
+    }
+
+    /// Marks the lease `token` as renewed by a thread of this process, or no longer.
+    pub fn set_renewed(&self, token: i64, renewed: bool) {
+        let mut set = lock(&self.renewed);
+        if renewed {
+            set.insert(token);
+        } else {
+            set.remove(&token);
+        }
+    }
+
+    /// Whether a thread of this process renews the lease `token`.
+    pub fn is_renewed(&self, token: i64) -> bool {
+        lock(&self.renewed).contains(&token)
     }
 
     /// Sleeps until a release after `epoch` or until `timeout` passes.

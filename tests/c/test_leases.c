@@ -208,6 +208,38 @@ static void sixteen_threads_on_one_key_compute_once(void) {
     backlite_storage_free(s);
 }
 
+/* A lease of 1 ms is renewed every ms, so nearly every renewal comes after its
+   deadline; the holder runs all the same (in this very process), and its key stays
+   held: a waiter took it over and the key was computed by several threads. */
+static void a_lease_of_one_ms_renewed_in_this_process_is_never_taken_over(void) {
+    backlite_options *o = backlite_options_new();
+    REQUIRE_OK(backlite_options_set_lease_ms(o, 1));
+    backlite_storage *s = OPEN(tmp_path("short_lease.db"), o);
+    backlite_options_free(o);
+    REQUIRE(s != NULL);
+    enum { N = 6 };
+    flight f = {.sleep_ms = 300};
+    pthread_barrier_t gate;
+    pthread_barrier_init(&gate, NULL, N);
+    pthread_t th[N];
+    caller c[N];
+    for (int i = 0; i < N; i++) {
+        c[i] = (caller){.s = s, .f = &f, .key = "short", .gate = &gate};
+        pthread_create(&th[i], NULL, call_exclusive, &c[i]);
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        CHECK_EQ(c[i].r, BACKLITE_RESULT_OK);
+        CHECK_BUF_STR(c[i].value, "flown");
+        backlite_buf_free(&c[i].value);
+    }
+    pthread_barrier_destroy(&gate);
+    printf("# %d threads, a 1 ms lease, a 300 ms compute: %d compute(s)\n", N,
+           atomic_load(&f.computes));
+    CHECK_EQ(atomic_load(&f.computes), 1);
+    backlite_storage_free(s);
+}
+
 static void different_keys_never_wait_for_each_other(void) {
     backlite_storage *s = OPEN(tmp_path("keys.db"), NULL);
     REQUIRE(s != NULL);
@@ -548,6 +580,7 @@ int main(void) {
     RUN(abandon_frees_the_key_and_nulls_are_refused);
     RUN(a_lease_outlives_its_storage_handle);
     RUN(sixteen_threads_on_one_key_compute_once);
+    RUN(a_lease_of_one_ms_renewed_in_this_process_is_never_taken_over);
     RUN(different_keys_never_wait_for_each_other);
     RUN(a_failing_compute_releases_and_a_waiter_takes_over);
     RUN(a_waiter_times_out_with_lease_held_and_the_time_left);
