@@ -28,20 +28,6 @@
 
 static uint8_t values[BATCH][LEN];
 
-/* Makes every value file of the cache at `path` look last modified `ago` seconds ago:
- * what a batch that has run that long leaves. */
-static void age_files(const char *path, int ago) {
-    DIR *d = opendir(folder_of(path));
-    if (d == NULL) return;
-    struct timespec t[2];
-    clock_gettime(CLOCK_REALTIME, &t[0]);
-    t[0].tv_sec -= ago;
-    t[1] = t[0];
-    for (struct dirent *e; (e = readdir(d)) != NULL;)
-        if (is_value_file_name(e->d_name)) utimensat(dirfd(d), e->d_name, t, 0);
-    closedir(d);
-}
-
 /* While a batch that has run for two hours writes the file of its last large value, a
  * check that only counts finds no orphan: the files it wrote are its own, to be named
  * by its commit. Once it committed, every value reads back whole. */
@@ -62,7 +48,7 @@ static void a_count_beside_a_long_batch_takes_none_of_its_files_for_orphans(void
         SKIP("ptrace is refused here");
     }
     CHECK_EQ(value_files(path), BATCH);
-    age_files(path, 7200);
+    age_value_files(path, 7200);
     backlite_check_report rep;
     CHECK_OK(backlite_storage_check(s, 0, &rep, &err));
     CHECK_EQ(rep.orphan_values, 0);

@@ -23,19 +23,6 @@
 
 static uint8_t values[BATCH][LEN];
 
-/* Makes every value file of the cache at `path` look last modified `ago` seconds ago. */
-static void age_files(const char *path, int ago) {
-    DIR *d = opendir(folder_of(path));
-    if (d == NULL) return;
-    struct timespec t[2];
-    clock_gettime(CLOCK_REALTIME, &t[0]);
-    t[0].tv_sec -= ago;
-    t[1] = t[0];
-    for (struct dirent *e; (e = readdir(d)) != NULL;)
-        if (is_value_file_name(e->d_name)) utimensat(dirfd(d), e->d_name, t, 0);
-    closedir(d);
-}
-
 /* Every value of the batch reads back whole beside `others` entries of one byte, with
  * one file each and nothing left over. */
 static void the_batch_reads_back(backlite_storage *s, const char *path, uint64_t others) {
@@ -80,7 +67,7 @@ static void a_batch_past_its_64th_large_value_holds_no_write_lock_while_it_write
     }
     CHECK_EQ(value_files(path), 66);
     CHECK_OK(backlite_storage_set(s, K("small"), (const uint8_t *)"x", 1, NEVER, &err));
-    age_files(path, 7200);
+    age_value_files(path, 7200);
     for (int i = 0; i < 3; i++) {
         backlite_storage *other = OPEN_SET(path, .file_threshold = THRESHOLD, .busy_timeout_ms = 100);
         REQUIRE(other != NULL);

@@ -25,19 +25,6 @@
 
 #define THRESHOLD 4096
 
-/* Sets every value file of the cache at `path` `ago` seconds into the past. */
-static void age_files(const char *path, int ago) {
-    DIR *d = opendir(folder_of(path));
-    if (d == NULL) return;
-    struct timespec t[2];
-    clock_gettime(CLOCK_REALTIME, &t[0]);
-    t[0].tv_sec -= ago;
-    t[1] = t[0];
-    for (struct dirent *e; (e = readdir(d)) != NULL;)
-        if (is_value_file_name(e->d_name)) utimensat(dirfd(d), e->d_name, t, 0);
-    closedir(d);
-}
-
 /* Whether the system call `info` is an unlinkat (the clear removing its first file). */
 static bool is_unlink(pid_t pid, const struct __ptrace_syscall_info *info, void *ctx) {
     (void)pid;
@@ -68,7 +55,7 @@ static void a_check_beside_a_clear_of_many_files(int repair, int files) {
     }
     CHECK_EQ(value_files(path), files);
     /* Old enough for a check that only counts (it leaves files younger than 60 s). */
-    age_files(path, 7200);
+    age_value_files(path, 7200);
     fflush(NULL);
     pid_t pid = fork();
     REQUIRE(pid >= 0);
