@@ -553,3 +553,47 @@ fn the_sweep_on_open_takes_no_file_of_a_write_still_open_however_old() {
     assert!(report.healthy(), "{report:?}");
     drop(opened);
 }
+
+/// `inspect` reported `values_size` 0 for a folder of values it may not look into, one
+/// holding every large value (and failed outright instead when the storage had used
+/// the folder before): the figure is unknown, `None`, and every other figure is
+/// still given. As root, who looks into any folder, the folder and what it holds are
+/// given to another user, whose folder BackLite does not use.
+#[test]
+fn inspect_of_a_folder_of_values_it_cannot_look_into_says_unknown() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_dir, path, s) = open_with(&options());
+    let large = value(300_000, 3);
+    s.set(b"large", &large, Expiration::Never).unwrap();
+    let before = s.inspect(&[]).unwrap();
+    assert!(
+        before.values_size.unwrap() >= large.len() as u64,
+        "{before:?}"
+    );
+    let values = folder(&path);
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let as_root = unsafe { libc::geteuid() } == 0;
+    let hide = |hidden: bool| {
+        if as_root {
+            let owner = if hidden { 65534 } else { 0 };
+            for item in std::fs::read_dir(&values).unwrap() {
+                std::os::unix::fs::lchown(item.unwrap().path(), Some(owner), Some(owner)).unwrap();
+            }
+            std::os::unix::fs::lchown(&values, Some(owner), Some(owner)).unwrap();
+        } else {
+            let mode = if hidden { 0o000 } else { 0o700 };
+            std::fs::set_permissions(&values, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+    };
+    hide(true);
+    let used = s.inspect(&[]);
+    let fresh = Storage::open(&path, &options()).unwrap();
+    let unused = fresh.inspect(&[]);
+    hide(false);
+    for info in [used, unused] {
+        let info = info.unwrap();
+        assert_eq!(info.values_size, None, "{info:?}");
+        assert_eq!(info.count, Some(1));
+        assert_eq!(info.total_size, before.total_size);
+    }
+}

@@ -52,8 +52,10 @@ pub struct FileInfo {
     /// Bytes of the write-ahead log beside the file (0 when there is none).
     pub wal_size: u64,
     /// Bytes of the value files in the folder beside the file (`<file>.values/`, 0
-    /// when there is none): the values kept in files of their own.
-    pub values_size: u64,
+    /// when there is none): the values kept in files of their own. `None` when a
+    /// folder is there whose files cannot be counted (this user may not look into it,
+    /// or it is not one BackLite would use): unknown, never a made-up 0.
+    pub values_size: Option<u64>,
     /// `user_version`: the schema the file is at.
     pub schema_version: i32,
     /// The version tag the file was last opened with, if any.
@@ -132,10 +134,12 @@ impl Storage {
             }
             None => (0, 0),
         };
-        // No folder, or one at that name that is not ours: none of our values.
+        // A folder that cannot be counted is not a reason to withhold the other
+        // figures, nor one to report it empty.
         let values_size = match self.shared.value_files(false) {
-            Ok(Some(files)) => files.bytes()?,
-            _ => 0,
+            Ok(Some(files)) => files.bytes().ok(),
+            Ok(None) => Some(0),
+            Err(_) => None,
         };
         self.with_writer(|conn| {
             // One read transaction, so that every figure is of the same moment.

@@ -35,30 +35,18 @@ pub fn run(cli: &Cli, file: &Path, json: bool) -> Outcome {
         .lifetime_stats()
         .map_err(|e| Failure::core(file, &e))?;
     let max_size = storage.max_size();
-    let hidden = values_hidden(file);
     let out = if json {
-        let mut v = to_json(file, &info, (count, total_size), max_size, &lifetime);
-        if hidden.is_some() {
-            v["values_size"] = Value::Null;
-        }
-        v.to_string() + "\n"
+        to_json(file, &info, (count, total_size), max_size, &lifetime).to_string() + "\n"
     } else {
-        to_text(
-            file,
-            &info,
-            (count, total_size),
-            max_size,
-            &lifetime,
-            hidden,
-        )
+        to_text(file, &info, (count, total_size), max_size, &lifetime)
     };
     print(file, &out)?;
     Ok(OK)
 }
 
-/// Why the folder of values of the cache at `file` cannot be looked into, if it cannot:
-/// an operator who is not the cache's program's user may read the file but not its
-/// folder (0700), and the library then counts its value files as none.
+/// Why the library could not count the value files of the cache at `file`, when this
+/// user may not look into its folder: an operator who is not the cache's program's
+/// user may read the file but not its folder (0700).
 fn values_hidden(file: &Path) -> Option<String> {
     // Beside the file a link leads to, where the library keeps it.
     let mut folder = std::fs::canonicalize(file)
@@ -171,7 +159,6 @@ fn to_text(
     (count, total_size): (u64, u64),
     max_size: u64,
     l: &LifetimeStats,
-    hidden: Option<String>,
 ) -> String {
     let mut out = String::new();
     let mut line = |label: &str, value: String| {
@@ -198,20 +185,21 @@ fn to_text(
     );
     line(
         "on disk",
-        match hidden {
+        match info.values_size {
             // Not a figure of 0 B: unknown, and the total only a lower bound.
-            Some(why) => format!(
-                "at least {} (database {}, write-ahead log {}, value files unknown: {why})",
+            None => format!(
+                "at least {} (database {}, write-ahead log {}, value files unknown{})",
                 format_size(info.file_size + info.wal_size),
                 format_size(info.file_size),
                 format_size(info.wal_size),
+                values_hidden(file).map_or_else(String::new, |why| format!(": {why}")),
             ),
-            None => format!(
+            Some(values_size) => format!(
                 "{} (database {}, write-ahead log {}, value files {})",
-                format_size(info.file_size + info.wal_size + info.values_size),
+                format_size(info.file_size + info.wal_size + values_size),
                 format_size(info.file_size),
                 format_size(info.wal_size),
-                format_size(info.values_size)
+                format_size(values_size)
             ),
         },
     );
