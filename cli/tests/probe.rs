@@ -703,6 +703,57 @@ fn an_output_that_fails_leaves_the_file_it_was_to_replace_as_it_was() {
     assert_eq!(copies_beside(&d, "backup.jsonl"), Vec::<String>::new());
 }
 
+/// The copy written beside OUT reached the disk only when the kernel chose: renamed over
+/// OUT unsynced, a power cut just after left an empty or partial OUT where the old one
+/// was on a file system that does not flush a file renamed over another (XFS). Seen
+/// under strace: the copy is synced before it is renamed.
+#[test]
+fn an_output_is_on_the_disk_before_it_replaces_the_old_one() {
+    let traced = std::process::Command::new("strace").arg("-V").output();
+    if !traced.is_ok_and(|o| o.status.success()) {
+        eprintln!("!! SKIPPED: strace is not installed (.ci/run installs it)");
+        return;
+    }
+    let d = Dir::new();
+    d.ok(&["set", "c.db", "k", "v"]);
+    std::fs::write(d.path("backup.jsonl"), "last night's").unwrap();
+    for args in [
+        &["export", "c.db", "-o", "backup.jsonl"][..],
+        &["get", "c.db", "k", "-o", "backup.jsonl"],
+    ] {
+        let out = std::process::Command::new("strace")
+            .args([
+                "-f",
+                "-qq",
+                "-e",
+                "trace=fsync,fdatasync,rename,renameat,renameat2",
+            ])
+            .arg(common::bin())
+            .args(args)
+            .current_dir(d.path("."))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let trace = String::from_utf8_lossy(&out.stderr);
+        let calls: Vec<&str> = trace
+            .lines()
+            .filter(|l| l.contains("sync(") || l.contains("rename"))
+            .collect();
+        let renamed = calls
+            .iter()
+            .position(|l| l.contains("rename") && l.contains("backup.jsonl\""))
+            .unwrap_or_else(|| panic!("{args:?}: no rename over backup.jsonl in {calls:#?}"));
+        assert!(
+            calls[..renamed].iter().any(|l| l.contains("sync(")),
+            "{args:?}: renamed over backup.jsonl unsynced: {calls:#?}"
+        );
+    }
+}
+
 /// An OUT its user may not write (made read-only, or another user's in a folder all may
 /// write) was replaced all the same by `get -o OUT` and `export -o OUT`, exit 0: the
 /// copy is written beside OUT and renamed over it, and a rename asks only the folder.

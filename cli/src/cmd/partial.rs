@@ -117,7 +117,11 @@ impl Partial {
     pub fn keep(&self) -> std::io::Result<()> {
         let mut unfinished = lock(&self.unfinished);
         if let Some(copy @ Copy::Beside(temporary)) = &*unfinished {
-            if let Err(e) = std::fs::rename(temporary, &self.out) {
+            // On the disk before its name is: a power cut just after the rename left
+            // an empty OUT where the old one was, on a file system that does not
+            // flush a file renamed over another (XFS; ext4 does).
+            let synced = File::open(temporary).and_then(|f| f.sync_all());
+            if let Err(e) = synced.and_then(|()| std::fs::rename(temporary, &self.out)) {
                 copy.remove();
                 *unfinished = None;
                 return Err(e);
