@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{read, run_in, Dir};
+use common::{copies_beside, read, run_in, Dir};
 use std::io::Read as _;
 use std::process::{Command, Stdio};
 
@@ -612,17 +612,6 @@ fn run_with_64_kib_files(d: &Dir, args: &[&str]) -> (Option<i32>, String) {
         out.status.code(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-/// The copies of OUT a command writes beside it before they become OUT, left in d.
-fn copies_beside(d: &Dir, out: &str) -> Vec<String> {
-    let prefix = format!(".{out}.");
-    std::fs::read_dir(d.path("."))
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|name| name.starts_with(&prefix))
-        .collect()
 }
 
 /// d with c.db holding 4,000 entries: a dump of about 500 KB.

@@ -2,11 +2,14 @@
 //! one) is written as a new file beside OUT and renamed over it once whole, so that a
 //! command that fails or is stopped (Ctrl-C, a kill, a closed terminal) leaves OUT as
 //! it was: a nightly `export -o backup.jsonl` that hits a full disk truncated and then
-//! removed the last good dump. A FIFO, a device or a link named as OUT is written in
-//! place (a rename would replace it), as is a plain file in a folder where no file can
-//! be made beside it, or that only its owner may rename over (another user's in /tmp);
-//! such an OUT, when a plain file, is removed if not whole (a dump cut at a line's end
-//! imports as a whole dump of fewer entries).
+//! removed the last good dump. A plain file that a rename would make another file
+//! (one with a second name, a hard link; one whose owner or group the new file cannot
+//! take; another user's in /tmp, which only its owner may rename over) is written
+//! beside as well, then copied into OUT once whole, as `> OUT` writes it. A FIFO, a
+//! device or a link named as OUT is written in place (a rename would replace it), as is
+//! a plain file in a folder where no file can be made beside it; such an OUT, when a
+//! plain file, is removed if not whole (a dump cut at a line's end imports as a whole
+//! dump of fewer entries).
 
 use crate::bytes::escape_path;
 use std::ffi::{OsStr, OsString};
@@ -30,6 +33,8 @@ pub struct Partial {
 enum Copy {
     /// A new file beside OUT, renamed over it once whole.
     Beside(PathBuf),
+    /// A new file beside OUT, copied into it once whole (then removed).
+    Through(PathBuf),
     /// OUT itself.
     InPlace(PathBuf),
 }
@@ -37,7 +42,7 @@ enum Copy {
 impl Copy {
     fn remove(&self) {
         match self {
-            Copy::Beside(temporary) => {
+            Copy::Beside(temporary) | Copy::Through(temporary) => {
                 let _ = std::fs::remove_file(temporary);
             }
             // A FIFO, a device or a link the user named as OUT is theirs, not a partial
@@ -67,7 +72,7 @@ impl Partial {
         crate::interrupt::on_stop(move |signal| {
             let copy = lock(&held);
             let what = match &*copy {
-                Some(Copy::Beside(_)) => "not written, left as it was",
+                Some(Copy::Beside(_) | Copy::Through(_)) => "not written, left as it was",
                 Some(Copy::InPlace(_)) => "removed, not whole",
                 None => crate::interrupt::die_of(signal),
             };
@@ -102,8 +107,8 @@ impl Partial {
             if existing.is_ok() {
                 OpenOptions::new().write(true).open(&self.out)?;
             }
-            if let Some((file, temporary)) = beside(&self.out, existing.ok().as_ref())? {
-                *unfinished = Some(Copy::Beside(temporary));
+            if let Some((file, copy)) = beside(&self.out, existing.ok().as_ref())? {
+                *unfinished = Some(copy);
                 return Ok(file);
             }
         }
@@ -116,19 +121,23 @@ impl Partial {
     /// on leaves it. An error (the rename failed) removes the copy.
     pub fn keep(&self) -> std::io::Result<()> {
         let mut unfinished = lock(&self.unfinished);
-        if let Some(copy @ Copy::Beside(temporary)) = &*unfinished {
-            // On the disk before its name is: a power cut just after the rename left
-            // an empty OUT where the old one was, on a file system that does not
-            // flush a file renamed over another (XFS; ext4 does).
-            let synced = File::open(temporary).and_then(|f| f.sync_all());
-            if let Err(e) = synced.and_then(|()| std::fs::rename(temporary, &self.out)) {
-                copy.remove();
-                *unfinished = None;
-                return Err(e);
+        let kept = match &*unfinished {
+            Some(copy @ Copy::Beside(temporary)) => {
+                // On the disk before its name is: a power cut just after the rename
+                // left an empty OUT where the old one was, on a file system that does
+                // not flush a file renamed over another (XFS; ext4 does).
+                let synced = File::open(temporary).and_then(|f| f.sync_all());
+                let renamed = synced.and_then(|()| std::fs::rename(temporary, &self.out));
+                if renamed.is_err() {
+                    copy.remove();
+                }
+                renamed
             }
-        }
+            Some(Copy::Through(temporary)) => write_through(temporary, &self.out),
+            _ => Ok(()),
+        };
         *unfinished = None;
-        Ok(())
+        kept
     }
 
     /// The output did not go out whole: its copy is removed (OUT as it was before stays).
@@ -139,14 +148,48 @@ impl Partial {
     }
 }
 
+/// Copies the whole output written at `temporary` into OUT, which stays the file it
+/// is, and removes it. Failing part-way, OUT is left empty (a dump cut at a line's end
+/// imports as a whole one of fewer entries) and the copy stays, named in the error.
+fn write_through(temporary: &Path, out: &Path) -> std::io::Result<()> {
+    let opened = File::open(temporary)
+        .and_then(|from| Ok((from, OpenOptions::new().write(true).open(out)?)));
+    let (mut from, mut to) = match opened {
+        Ok(files) => files,
+        Err(e) => {
+            let _ = std::fs::remove_file(temporary);
+            return Err(e);
+        }
+    };
+    let copied = to
+        .set_len(0)
+        .and_then(|()| std::io::copy(&mut from, &mut to))
+        .and_then(|_| to.sync_all());
+    if let Err(e) = copied {
+        let _ = to.set_len(0);
+        return Err(std::io::Error::new(
+            e.kind(),
+            format!(
+                "{e}; {} is left empty, the whole output is in {}",
+                escape_path(out),
+                escape_path(temporary)
+            ),
+        ));
+    }
+    let _ = std::fs::remove_file(temporary);
+    Ok(())
+}
+
 /// A new file in OUT's folder, with the permissions (and, where allowed, the owner) of
-/// the file it is to replace, and its name; `None` when no file may be made there (a
-/// folder the user cannot write, a read-only file system). Any other failure (a full
-/// disk) is the command's: writing OUT in place would fail as well, and lose it.
+/// the file it is to replace, and how it becomes OUT: renamed over it, or copied into
+/// it when a rename would make OUT another file (see the module's comment); `None` when
+/// no file may be made there (a folder the user cannot write, a read-only file system).
+/// Any other failure (a full disk) is the command's: writing OUT in place would fail as
+/// well, and lose it.
 fn beside(
     out: &Path,
     replaced: Option<&std::fs::Metadata>,
-) -> std::io::Result<Option<(File, PathBuf)>> {
+) -> std::io::Result<Option<(File, Copy)>> {
     let folder = match out.parent() {
         Some(f) if !f.as_os_str().is_empty() => f,
         _ => Path::new("."),
@@ -154,9 +197,6 @@ fn beside(
     let Some(name) = out.file_name() else {
         return Ok(None);
     };
-    if replaced.is_some_and(|m| !may_replace(folder, m)) {
-        return Ok(None);
-    }
     let mode = replaced.map_or(0o666, |m| m.permissions().mode() & 0o7777);
     for attempt in 0..100u32 {
         let temporary = folder.join(temporary_name(name, attempt));
@@ -168,13 +208,22 @@ fn beside(
             .open(&temporary)
         {
             Ok(file) => {
-                if let Some(m) = replaced {
-                    // The mode given to open went through the umask: set it exactly.
-                    let _ = file.set_permissions(std::fs::Permissions::from_mode(mode));
-                    // Root replacing a user's file keeps it theirs; others cannot.
-                    let _ = std::os::unix::fs::fchown(&file, Some(m.uid()), Some(m.gid()));
+                let Some(m) = replaced else {
+                    return Ok(Some((file, Copy::Beside(temporary))));
+                };
+                // The mode given to open went through the umask: set it exactly.
+                let _ = file.set_permissions(std::fs::Permissions::from_mode(mode));
+                // Root replacing a user's file keeps it theirs; others cannot.
+                let _ = std::os::unix::fs::fchown(&file, Some(m.uid()), Some(m.gid()));
+                let same_owner = file
+                    .metadata()
+                    .is_ok_and(|t| (t.uid(), t.gid()) == (m.uid(), m.gid()));
+                if same_owner && m.nlink() == 1 && may_replace(folder, m) {
+                    return Ok(Some((file, Copy::Beside(temporary))));
                 }
-                return Ok(Some((file, temporary)));
+                // Only this process needs the copy it will write into OUT.
+                let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
+                return Ok(Some((file, Copy::Through(temporary))));
             }
             Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
             Err(e)
@@ -193,7 +242,7 @@ fn beside(
 
 /// Whether this process may rename a file over the one of `replaced` in `folder`. In a
 /// sticky folder (`/tmp`) only the file's owner, the folder's or root may: another
-/// user's file there that all may write (which `>` writes) is written in place, not
+/// user's file there that all may write (which `>` writes) is written through, not
 /// refused at the rename, after the whole output was written beside it.
 fn may_replace(folder: &Path, replaced: &std::fs::Metadata) -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.

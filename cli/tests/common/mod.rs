@@ -117,6 +117,17 @@ impl Dir {
     }
 }
 
+/// The copies of OUT a command writes beside it before they become OUT, left in d.
+pub fn copies_beside(d: &Dir, out: &str) -> Vec<String> {
+    let prefix = format!(".{out}.");
+    std::fs::read_dir(d.path("."))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(&prefix))
+        .collect()
+}
+
 /// Whether the tests run as root.
 pub fn as_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
