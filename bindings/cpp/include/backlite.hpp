@@ -27,8 +27,10 @@
 #include <iterator>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <optional>
+#include <shared_mutex>
 #include <stdexcept>
 #include <streambuf>
 #include <string>
@@ -711,6 +713,18 @@ struct RemoteStats {
 
 namespace detail {
 
+/// The barriers this thread holds around the computes of the cached() calls it runs,
+/// innermost last.
+inline thread_local std::vector<const void*> held_barriers;
+
+/// Lockables that a thread holding them must not lock again: the standard leaves it
+/// undefined (glibc waits for ever). A recursive mutex, or a lock of the caller's own
+/// (say over a file), may be taken again.
+template <class L>
+inline constexpr bool relocking_is_undefined_v =
+    std::is_same_v<L, std::mutex> || std::is_same_v<L, std::timed_mutex> ||
+    std::is_same_v<L, std::shared_mutex> || std::is_same_v<L, std::shared_timed_mutex>;
+
 template <class T, class = void>
 struct is_basic_lockable : std::false_type {};
 template <class T>
@@ -1258,7 +1272,12 @@ class Storage {
 
   /// As cached(key, compute), with `barrier` (any BasicLockable: std::mutex, a
   /// file lock, ...) held around the second look-up and the compute, so that threads
-  /// missing the same key at once compute it once.
+  /// missing the same key at once compute it once. A compute may call cached() with
+  /// another barrier, or with a recursive one; a call that would lock a std::mutex,
+  /// std::timed_mutex or std::shared_mutex its own thread holds around an outer compute
+  /// (one barrier for every key, a compute using another cached value) throws
+  /// Error(Code::callback_failed) without computing, where locking it again would wait
+  /// for ever.
   template <class Lockable, class Compute,
             std::enable_if_t<detail::is_basic_lockable<Lockable>::value &&
                                  std::is_invocable_v<Compute&>,
@@ -1437,7 +1456,22 @@ class Storage {
   static std::int32_t lock_trampoline(void* user_data) noexcept {
     auto* ctx = static_cast<CachedContext<Compute, Lockable>*>(user_data);
     try {
-      ctx->lockable->lock();
+      std::vector<const void*>& held = detail::held_barriers;
+      if constexpr (detail::relocking_is_undefined_v<Lockable>) {
+        if (std::find(held.begin(), held.end(), ctx->lockable) != held.end()) {
+          throw Error(Code::callback_failed,
+                      "cached: the barrier is held by a cached() whose compute this call runs "
+                      "inside; locking it again would wait for ever (use a barrier per key, "
+                      "a std::recursive_mutex, or cached_exclusive)");
+        }
+      }
+      held.push_back(ctx->lockable);  // before the lock: a bad_alloc leaves nothing locked
+      try {
+        ctx->lockable->lock();
+      } catch (...) {
+        held.pop_back();
+        throw;
+      }
       return 0;
     } catch (...) {
       ctx->error = std::current_exception();
@@ -1448,6 +1482,9 @@ class Storage {
   template <class Compute, class Lockable>
   static void unlock_trampoline(void* user_data) noexcept {
     auto* ctx = static_cast<CachedContext<Compute, Lockable>*>(user_data);
+    std::vector<const void*>& held = detail::held_barriers;
+    const auto it = std::find(held.rbegin(), held.rend(), ctx->lockable);
+    if (it != held.rend()) held.erase(std::next(it).base());
     try {
       ctx->lockable->unlock();
     } catch (...) {

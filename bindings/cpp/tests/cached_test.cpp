@@ -181,6 +181,36 @@ TEST(CachedBarrier, AnyLockableWorksWithAnExpiration) {
   EXPECT_EQ(s.cached("j", recursive, [] { return std::string("w"); }, 1min), "w");
 }
 
+TEST(CachedBarrier, ACallUnderTheBarrierItsOwnThreadHoldsThrowsInsteadOfWaitingForEver) {
+  Storage s(":memory:");
+  std::mutex barrier;  // one barrier for every key, as the README's example has it
+  bool inner_computed = false;
+  EXPECT_BACKLITE_ERROR((void)s.cached("outer", barrier,
+                                       [&] {
+                                         return s.cached("inner", barrier, [&] {
+                                           inner_computed = true;
+                                           return std::string("i");
+                                         }) + "o";
+                                       }),
+                        Code::callback_failed);
+  EXPECT_FALSE(inner_computed);
+  EXPECT_FALSE(s.contains("outer"));
+  EXPECT_FALSE(s.contains("inner"));
+  // Every barrier was released: the next call locks it and computes.
+  EXPECT_EQ(s.cached("outer", barrier, [] { return std::string("v"); }), "v");
+
+  // A recursive barrier may be taken again, and another barrier inside is a lock of its own.
+  std::recursive_mutex recursive;
+  std::mutex other;
+  EXPECT_EQ(s.cached("a", recursive,
+                     [&] {
+                       return s.cached("b", recursive, [] { return std::string("b"); }) +
+                              s.cached("c", other, [] { return std::string("c"); });
+                     }),
+            "bc");
+  EXPECT_EQ(s.get_string("b"), "b");
+}
+
 TEST(CachedBarrier, AStdMutexMakesEightThreadsComputeOnce) {
   Storage s(":memory:");
   std::mutex barrier;
