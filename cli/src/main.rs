@@ -1,7 +1,9 @@
 //! `backlite`: look into a BackLite cache file, check it, and move it, from the shell.
 //!
 //! Exit codes: 0 success (a healthy file), 1 a damaged file (or a key not found),
-//! 2 a usage or I/O error. Every error is one line on stderr naming the file.
+//! 2 a usage or I/O error (also when a change was made but its report could not be
+//! written: the line says what was done). Every error is one line on stderr naming the
+//! file.
 
 mod bytes;
 mod clock;
@@ -23,7 +25,8 @@ use std::process::ExitCode;
     name = "backlite",
     version,
     about = "Look into, check, export and import BackLite cache files",
-    after_help = "Exit codes: 0 success (healthy), 1 damaged file or key not found, 2 usage or I/O error."
+    after_help = "Exit codes: 0 success (healthy), 1 damaged file or key not found, 2 usage or I/O \
+                  error (a change whose report could not be written was made: its line says so)."
 )]
 pub struct Cli {
     /// The size limit that `set` and `import` evict down to. It is a property of each

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{copies_beside, read, run_in, Dir};
+use common::{copies_beside, have_dev_full, into_dev_full, read, run_in, Dir};
 use std::io::Read as _;
 use std::process::{Command, Stdio};
 
@@ -1979,29 +1979,6 @@ fn help_and_version_into_a_full_disk_fail() {
         assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
         assert!(r.stdout.contains("backlite"), "{args:?}: {}", r.stdout);
     }
-}
-
-/// Whether this machine has /dev/full (a device every write to fails with ENOSPC).
-fn have_dev_full() -> bool {
-    use std::os::unix::fs::FileTypeExt;
-    let here = std::fs::metadata("/dev/full").is_ok_and(|m| m.file_type().is_char_device());
-    if !here {
-        eprintln!("SKIPPED: no /dev/full here");
-    }
-    here
-}
-
-/// Runs the command in `d` with its stdout on /dev/full: its exit code and stderr.
-fn into_dev_full(d: &Dir, args: &[&str]) -> (Option<i32>, String) {
-    let full = std::fs::OpenOptions::new().write(true).open("/dev/full");
-    let out = d
-        .command(args)
-        .stdout(full.unwrap())
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    (out.status.code(), stderr)
 }
 
 /// A cache's file name is shown in the reports of `stats` and `check`, one field a

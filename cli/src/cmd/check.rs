@@ -1,7 +1,7 @@
 //! `backlite check FILE [--repair] [--json]` and `backlite vacuum FILE`: maintenance,
 //! each a walk over the whole file.
 
-use super::stats::print;
+use super::stats::{print, print_done};
 use super::{open, Failure, Outcome, DAMAGED_OR_MISSING, OK};
 use crate::bytes::{escape_path, with_file};
 use crate::core::{CheckReport, ErrorKind};
@@ -199,7 +199,7 @@ pub fn vacuum(cli: &Cli, file: &Path) -> Outcome {
         failure
     })?;
     let after = storage.inspect(&[]).map_err(|e| Failure::core(file, &e))?;
-    print(
+    print_done(
         file,
         &format!(
             "vacuumed {}: {} -> {} on disk (write-ahead log {} -> {})\n",

@@ -1,7 +1,7 @@
 //! `get`, `set`, `delete` and `clear`: single entries from the shell.
 
 use super::partial::Partial;
-use super::stats::print;
+use super::stats::print_done;
 use super::{
     key_arg, open, open_to_read, output_path, Failure, Outcome, DAMAGED_OR_MISSING, OK, USAGE_OR_IO,
 };
@@ -192,7 +192,7 @@ fn store(cli: &Cli, file: &Path, key: &[u8], value: &[u8], expiration: Expiratio
     // so this set's alone.
     let evicted = storage.stats().map_or(0, |s| s.evictions);
     if evicted > 0 {
-        print(
+        print_done(
             file,
             &format!(
                 "evicted {} to stay under max size ({})\n",
@@ -228,7 +228,7 @@ fn delete_keys(cli: &Cli, file: &Path, keys: &[Vec<u8>]) -> Outcome {
             missing.push(escape(key));
         }
     }
-    print(
+    print_done(
         file,
         &format!(
             "deleted {} of {} keys ({} not found)\n",
@@ -262,7 +262,7 @@ fn clear_all(cli: &Cli, file: &Path) -> Outcome {
     let before = storage.inspect(&[]).map_err(|e| Failure::core(file, &e))?;
     storage.clear().map_err(|e| Failure::core(file, &e))?;
     // Counters damaged: the clear above was refused (CORRUPT), so this is not reached.
-    print(
+    print_done(
         file,
         &format!("cleared {}\n", super::entries(before.count.unwrap_or(0))),
     )?;

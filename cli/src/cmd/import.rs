@@ -4,7 +4,7 @@
 //! imports merge). Already expired entries are skipped.
 
 use super::export::FORMAT;
-use super::stats::print;
+use super::stats::print_done;
 use super::{open_with, Access, Failure, Outcome, OK, USAGE_OR_IO};
 use crate::bytes::{escape, escape_path, take_json};
 use crate::clock::parse_ms;
@@ -547,6 +547,6 @@ pub fn run(cli: &Cli, file: &Path, input: Option<&Path>, no_copy: bool) -> Outco
     if summary.evicted > 0 {
         note += &format!("; evicted {} to stay under max size", summary.evicted);
     }
-    print(file, &(note + "\n"))?;
+    print_done(file, &(note + "\n"))?;
     Ok(OK)
 }

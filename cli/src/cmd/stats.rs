@@ -73,7 +73,7 @@ fn values_hidden(file: &Path) -> Option<String> {
 pub fn zero(cli: &Cli, file: &Path) -> Outcome {
     let storage = open(cli, file, false)?;
     storage.zero_stats().map_err(|e| Failure::core(file, &e))?;
-    print(
+    print_done(
         file,
         &format!("zeroed the lifetime counters of {}\n", escape_path(file)),
     )?;
@@ -82,17 +82,36 @@ pub fn zero(cli: &Cli, file: &Path) -> Outcome {
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error worth a message.
 pub fn print(file: &Path, text: &str) -> Result<(), Failure> {
+    write_stdout(text)
+        .map_err(|e| Failure::new(USAGE_OR_IO, file, format!("cannot write to stdout: {e}")))
+}
+
+/// Writes the one-line report of a change made to the cache, as [`print`]. Failing, it
+/// is still exit 2, as any output that fails, and the line says the change was made:
+/// "cannot write to stdout" alone read as if nothing was done, and a script that ran a
+/// delete again found its keys gone.
+pub fn print_done(file: &Path, report: &str) -> Result<(), Failure> {
+    write_stdout(report).map_err(|e| {
+        Failure::new(
+            USAGE_OR_IO,
+            file,
+            format!(
+                "{}, but cannot write that to stdout: {e}",
+                report.trim_end()
+            ),
+        )
+    })
+}
+
+/// `text` to stdout, flushed; a closed pipe is no error.
+fn write_stdout(text: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
     match stdout
         .write_all(text.as_bytes())
         .and_then(|()| stdout.flush())
     {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::new(
-            USAGE_OR_IO,
-            file,
-            format!("cannot write to stdout: {e}"),
-        )),
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e),
         _ => Ok(()),
     }
 }

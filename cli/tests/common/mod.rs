@@ -128,6 +128,29 @@ pub fn copies_beside(d: &Dir, out: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether this machine has /dev/full (a device every write to fails with ENOSPC).
+pub fn have_dev_full() -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    let here = std::fs::metadata("/dev/full").is_ok_and(|m| m.file_type().is_char_device());
+    if !here {
+        eprintln!("SKIPPED: no /dev/full here");
+    }
+    here
+}
+
+/// Runs the command in `d` with its stdout on /dev/full: its exit code and stderr.
+pub fn into_dev_full(d: &Dir, args: &[&str]) -> (Option<i32>, String) {
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full");
+    let out = d
+        .command(args)
+        .stdout(full.unwrap())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code(), stderr)
+}
+
 /// Whether the tests run as root.
 pub fn as_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
