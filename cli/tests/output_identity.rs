@@ -77,3 +77,58 @@ fn an_output_of_another_user_keeps_its_owner() {
         assert_eq!(copies_beside(&d, "shared.log"), Vec::<String>::new());
     }
 }
+
+/// An OUT with extended attributes (an ACL that lets the backup group read the nightly
+/// dump, a label, a note) lost them: the new file renamed over it had none. Written
+/// through now, OUT keeps them, as `> OUT` does.
+#[test]
+fn an_output_keeps_its_extended_attributes() {
+    use std::os::unix::ffi::OsStrExt;
+    let d = a_cache();
+    let out = d.path("noted.txt");
+    let path = std::ffi::CString::new(out.as_os_str().as_bytes()).unwrap();
+    let (name, value) = (c"user.backlite-test", b"kept");
+    for (args, expected) in [
+        (&["get", "c.db", "k", "-o", "noted.txt"][..], "value"),
+        (&["export", "c.db", "-o", "noted.txt"], "\"key\":\"k\""),
+    ] {
+        std::fs::write(&out, "old").unwrap();
+        // SAFETY: both strings are NUL-terminated and the value's length is its own.
+        let set = unsafe {
+            libc::setxattr(
+                path.as_ptr(),
+                name.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            )
+        };
+        if set != 0 {
+            eprintln!(
+                "SKIPPED: no user extended attributes here: {}",
+                std::io::Error::last_os_error()
+            );
+            return;
+        }
+        d.ok(args);
+        let written = std::fs::read_to_string(&out).unwrap();
+        assert!(written.contains(expected), "{args:?}: {written:?}");
+        let mut read = [0u8; 16];
+        // SAFETY: as above; `read` is a buffer of the length given.
+        let len = unsafe {
+            libc::getxattr(
+                path.as_ptr(),
+                name.as_ptr(),
+                read.as_mut_ptr().cast(),
+                read.len(),
+            )
+        };
+        assert_eq!(
+            usize::try_from(len).ok().map(|n| &read[..n]),
+            Some(&value[..]),
+            "{args:?}: the attribute is gone ({})",
+            std::io::Error::last_os_error()
+        );
+        assert_eq!(copies_beside(&d, "noted.txt"), Vec::<String>::new());
+    }
+}

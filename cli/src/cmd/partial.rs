@@ -4,7 +4,8 @@
 //! it was: a nightly `export -o backup.jsonl` that hits a full disk truncated and then
 //! removed the last good dump. A plain file that a rename would make another file
 //! (one with a second name, a hard link; one whose owner or group the new file cannot
-//! take; another user's in /tmp, which only its owner may rename over) is written
+//! take; one with extended attributes, such as an ACL, which a new file has not;
+//! another user's in /tmp, which only its owner may rename over) is written
 //! beside as well, then copied into OUT once whole, as `> OUT` writes it. A FIFO, a
 //! device or a link named as OUT is written in place (a rename would replace it), as is
 //! a plain file in a folder where no file can be made beside it; such an OUT, when a
@@ -218,7 +219,7 @@ fn beside(
                 let same_owner = file
                     .metadata()
                     .is_ok_and(|t| (t.uid(), t.gid()) == (m.uid(), m.gid()));
-                if same_owner && m.nlink() == 1 && may_replace(folder, m) {
+                if same_owner && m.nlink() == 1 && !has_xattrs(out) && may_replace(folder, m) {
                     return Ok(Some((file, Copy::Beside(temporary))));
                 }
                 // Only this process needs the copy it will write into OUT.
@@ -238,6 +239,41 @@ fn beside(
         }
     }
     Ok(None)
+}
+
+/// Whether the file at `path` has extended attributes (an ACL is one), or they cannot
+/// be listed: a file renamed over it has none of them. A security label (SELinux's, on
+/// every file there) does not count: the new file gets one of its own.
+fn has_xattrs(path: &Path) -> bool {
+    let Ok(path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return true;
+    };
+    let mut names: Vec<u8> = Vec::new();
+    loop {
+        // SAFETY: `path` is NUL-terminated and `names` is a buffer of the size given
+        // (empty: a size of 0 asks only for the size, and nothing is written).
+        let size =
+            unsafe { libc::llistxattr(path.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
+        match usize::try_from(size) {
+            Ok(0) => return false,
+            Ok(n) if n <= names.len() => {
+                return names[..n]
+                    .split(|b| *b == 0)
+                    .any(|name| !name.is_empty() && !name.starts_with(b"security."))
+            }
+            // Asked for the size, or they grew meanwhile: again with room for them.
+            Ok(n) => names.resize(n, 0),
+            Err(_) => {
+                let e = std::io::Error::last_os_error().raw_os_error();
+                if e == Some(libc::ERANGE) {
+                    names.clear();
+                    continue;
+                }
+                // A file system without them has none to lose.
+                return e != Some(libc::ENOTSUP);
+            }
+        }
+    }
 }
 
 /// Whether this process may rename a file over the one of `replaced` in `folder`. In a
