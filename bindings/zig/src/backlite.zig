@@ -331,7 +331,9 @@ pub const CachedOptions = struct {
     expiration: Expiration = .default,
     /// Held around the compute of a missing value (the key is looked up again once it
     /// is held), so that threads sharing it compute a key once. Across processes, use
-    /// `cachedExclusive`.
+    /// `cachedExclusive`. A `cached` under a barrier that its own thread holds around an
+    /// outer compute (one barrier for every key, a compute using another cached value)
+    /// is `error.CallbackFailed`, without computing: locking it again would wait for ever.
     barrier: ?*std.Thread.Mutex = null,
 };
 
@@ -710,19 +712,39 @@ const Computing = struct {
     }
 };
 
-fn MutexBarrier() type {
-    return struct {
-        fn lock(user_data: ?*anyopaque) callconv(.c) i32 {
-            const m: *std.Thread.Mutex = @ptrCast(@alignCast(user_data.?));
-            m.lock();
-            return 0;
+/// A `CachedOptions.barrier` held by this thread around a compute of `cached`, linked to
+/// the ones it holds outside it. A `std.Thread.Mutex` locked again by the thread holding
+/// it waits for ever (Debug builds panic): a `cached` under a barrier its own thread
+/// holds fails instead.
+const HeldBarrier = struct {
+    mutex: *std.Thread.Mutex,
+    outer: ?*const HeldBarrier = null,
+    /// The lock was refused: this thread held the mutex already.
+    refused: bool = false,
+
+    threadlocal var innermost: ?*const HeldBarrier = null;
+
+    fn lock(user_data: ?*anyopaque) callconv(.c) i32 {
+        const self: *HeldBarrier = @ptrCast(@alignCast(user_data.?));
+        var it = innermost;
+        while (it) |h| : (it = h.outer) {
+            if (h.mutex == self.mutex) {
+                self.refused = true;
+                return 1;
+            }
         }
-        fn unlock(user_data: ?*anyopaque) callconv(.c) void {
-            const m: *std.Thread.Mutex = @ptrCast(@alignCast(user_data.?));
-            m.unlock();
-        }
-    };
-}
+        self.mutex.lock();
+        self.outer = innermost;
+        innermost = self;
+        return 0;
+    }
+
+    fn unlock(user_data: ?*anyopaque) callconv(.c) void {
+        const self: *HeldBarrier = @ptrCast(@alignCast(user_data.?));
+        innermost = self.outer;
+        self.mutex.unlock();
+    }
+};
 
 /// A cache handle. Usable from any number of threads at once; `deinit` must not race
 /// with other calls.
@@ -1142,15 +1164,23 @@ pub const Storage = struct {
     ) (Error || Allocator.Error || Compute(@TypeOf(context)).E)![]u8 {
         const Call = ComputeCall(@TypeOf(context));
         var call: Call = .{ .context = if (comptime Call.C.is_fn) &context else context };
-        const Barrier = MutexBarrier();
-        const barrier: c.backlite_barrier = .{
-            .user_data = options.barrier,
-            .lock = Barrier.lock,
-            .unlock = Barrier.unlock,
-        };
+        var held: HeldBarrier = undefined;
+        var barrier: c.backlite_barrier = undefined;
+        if (options.barrier) |m| {
+            held = .{ .mutex = m };
+            barrier = .{ .user_data = &held, .lock = HeldBarrier.lock, .unlock = HeldBarrier.unlock };
+        }
         var buf: c.backlite_buf = .{ .data = null, .len = 0 };
         var err: ?*c.backlite_error = null;
         const r = c.backlite_cached_call(self.handle, bytesPtr(key), key.len, Call.trampoline, &call, if (options.barrier != null) &barrier else null, options.expiration.toC(), &buf, &err);
+        if (options.barrier != null and held.refused) {
+            c.backlite_error_free(err);
+            self.last.mutex.lock();
+            defer self.last.mutex.unlock();
+            self.last.diags.setText(.callback_failed, "cached: the barrier is held by a cached whose compute this call runs inside; " ++
+                "locking it again would wait for ever (use a barrier per key, or cachedExclusive)");
+            return error.CallbackFailed;
+        }
         try self.finishCall(Call, &call, r, err, &buf);
         return takeBuf(allocator, &buf);
     }

@@ -859,6 +859,56 @@ test "cached with a mutex barrier computes once across threads" {
     try testing.expectEqual(@as(u32, 1), slow.calls.load(.monotonic));
 }
 
+test "cached under a barrier its own thread holds is error.CallbackFailed, not a wait for ever" {
+    var cache = try memory(.{});
+    defer cache.deinit();
+    // One barrier for every key, and a compute that uses another cached value.
+    var mutex: std.Thread.Mutex = .{};
+    var other: std.Thread.Mutex = .{};
+    const Outer = struct {
+        cache: *Storage,
+        mutex: *std.Thread.Mutex,
+        other: *std.Thread.Mutex,
+        inner_computed: bool = false,
+        inner_message: [backlite.Diagnostics.max_message_len]u8 = undefined,
+        inner_message_len: usize = 0,
+
+        fn inner(w: *std.Io.Writer) !void {
+            try w.writeAll("i");
+        }
+
+        pub fn compute(self: *@This(), w: *std.Io.Writer) !void {
+            // Another barrier inside is a lock of its own.
+            const o = try self.cache.cached(testing.allocator, "other", .{ .barrier = self.other }, inner);
+            defer testing.allocator.free(o);
+            const v = self.cache.cached(testing.allocator, "inner", .{ .barrier = self.mutex }, inner) catch |e| {
+                const m = self.cache.lastError().message();
+                @memcpy(self.inner_message[0..m.len], m);
+                self.inner_message_len = m.len;
+                return e;
+            };
+            defer testing.allocator.free(v);
+            self.inner_computed = true;
+            try w.writeAll(v);
+        }
+    };
+    var outer: Outer = .{ .cache = &cache, .mutex = &mutex, .other = &other };
+    try testing.expectError(error.CallbackFailed, cache.cached(testing.allocator, "outer", .{ .barrier = &mutex }, &outer));
+    try testing.expect(!outer.inner_computed);
+    try testing.expect(std.mem.indexOf(u8, outer.inner_message[0..outer.inner_message_len], "barrier") != null);
+    try testing.expect(!(try cache.contains("outer")));
+    try testing.expect(!(try cache.contains("inner")));
+    try testing.expect(try cache.contains("other"));
+    // Both barriers were released: the next calls lock them and compute.
+    const v = try cache.cached(testing.allocator, "inner", .{ .barrier = &mutex }, Outer.inner);
+    defer testing.allocator.free(v);
+    try testing.expectEqualStrings("i", v);
+    try testing.expect(mutex.tryLock());
+    mutex.unlock();
+    try testing.expect(other.tryLock());
+    other.unlock();
+}
+
 test "a thread that ends with pthread_exit inside a compute ends cleanly, as in a C program" {
     if (@import("builtin").os.tag != .linux) return error.SkipZigTest;
     // glibc runs the thread's end as a forced unwind with libgcc_s, through the
