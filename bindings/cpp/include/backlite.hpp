@@ -350,7 +350,9 @@ class Options {
   }
 
   /// How long to wait for a lock held by another connection or process (default 5 s).
-  /// Any std::chrono duration, rounded up to whole milliseconds.
+  /// Any std::chrono duration, rounded up to whole milliseconds, 0 to 4294967295 ms
+  /// (the C API's uint32_t): a longer one, std::chrono::seconds::max() included, throws
+  /// Error(Code::invalid_argument).
   template <class Rep, class Period>
   Options& busy_timeout(std::chrono::duration<Rep, Period> timeout) & {
     const std::int64_t ms = detail::ceil_ms(timeout, "busy_timeout");
@@ -435,7 +437,8 @@ class Options {
   }
 
   /// The bound on every remote round trip, connect included (default 250 ms; > 0).
-  /// Any std::chrono duration, rounded up to whole milliseconds.
+  /// Any std::chrono duration, rounded up to whole milliseconds, up to 4294967295 ms
+  /// (the C API's uint32_t): a longer one throws Error(Code::invalid_argument).
   template <class Rep, class Period>
   Options& remote_timeout(std::chrono::duration<Rep, Period> timeout) & {
     const std::int64_t ms = detail::ceil_ms(timeout, "remote_timeout");
