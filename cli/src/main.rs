@@ -97,7 +97,8 @@ pub enum Command {
         file: PathBuf,
         key: OsString,
         /// Write the value to OUT instead of stdout (`-`: stdout); OUT is made only on
-        /// a hit, and removed (a plain file) if the value does not go out whole.
+        /// a hit, and removed (a plain file; emptied, in a folder its user may not write)
+        /// if the value does not go out whole.
         #[arg(short = 'o', long = "output", value_name = "OUT")]
         output: Option<PathBuf>,
         /// KEY is written with escapes (\n \\ \xNN), as `keys` shows it.
@@ -146,7 +147,7 @@ pub enum Command {
     Export {
         file: PathBuf,
         /// Write the dump to OUT instead of stdout (`-`: stdout); removed (a plain
-        /// file) if the export fails.
+        /// file; emptied, in a folder its user may not write) if the export fails.
         #[arg(short = 'o', long = "output", value_name = "OUT")]
         output: Option<PathBuf>,
     },

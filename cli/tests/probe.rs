@@ -589,8 +589,12 @@ fn an_export_of_large_values_into_a_pipe_closed_early_stops_quietly() {
 /// `backlite args...` in d with a file size limit of 64 KiB (a full disk, as a write
 /// sees it): its exit code and stderr.
 fn run_with_64_kib_files(d: &Dir, args: &[&str]) -> (Option<i32>, String) {
+    outcome(with_64_kib_files(d.command(args)))
+}
+
+/// `cmd` with a file size limit of 64 KiB, past which a write fails (EFBIG).
+fn with_64_kib_files(mut cmd: Command) -> Command {
     use std::os::unix::process::CommandExt;
-    let mut cmd = d.command(args);
     // SAFETY: between fork and exec the child only calls the async-signal-safe
     // signal and setrlimit.
     unsafe {
@@ -607,6 +611,11 @@ fn run_with_64_kib_files(d: &Dir, args: &[&str]) -> (Option<i32>, String) {
             Ok(())
         });
     }
+    cmd
+}
+
+/// The exit code and stderr of `cmd`.
+fn outcome(mut cmd: Command) -> (Option<i32>, String) {
     let out = cmd.output().unwrap();
     (
         out.status.code(),
@@ -641,6 +650,36 @@ fn an_export_that_cannot_write_all_of_out_leaves_no_dump_behind() {
     );
     assert_eq!(copies_beside(&d, "dump.jsonl"), Vec::<String>::new());
     assert_eq!(d.run(&["check", "c.db"]).code, 0);
+}
+
+/// An OUT that must be written in place, a plain file in a folder where its user may
+/// make no file, was left cut short when the export failed (a full disk): the help says
+/// it is removed, but removing it needs the same folder. A dump cut at a line's end
+/// imports as a whole dump of fewer entries. It is emptied now. (Run as root only: the
+/// folder must be one that binds its user.)
+#[test]
+fn an_output_in_a_folder_its_user_cannot_write_is_not_left_cut_short() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    if !common::as_root() {
+        return;
+    }
+    let d = a_cache_to_export();
+    let set_mode = |path: &str, mode: u32| {
+        std::fs::set_permissions(d.path(path), std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    set_mode(".", 0o777);
+    set_mode("c.db", 0o666);
+    std::fs::create_dir(d.path("kept")).unwrap();
+    std::fs::write(d.path("kept/dump.jsonl"), "last night's").unwrap();
+    set_mode("kept/dump.jsonl", 0o666);
+    let mut cmd = with_64_kib_files(d.command(["export", "c.db", "-o", "kept/dump.jsonl"]));
+    cmd.uid(65534).gid(65534);
+    let (code, stderr) = outcome(cmd);
+    assert_eq!(code, Some(2), "{stderr}");
+    one_line_naming(&stderr, "dump.jsonl");
+    let left = read(&d.path("kept/dump.jsonl")).unwrap();
+    assert!(left.is_empty(), "left cut short: {} bytes", left.len());
 }
 
 /// `export -o backup.jsonl` over last night's dump, on a disk that fills up, truncated

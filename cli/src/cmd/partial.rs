@@ -10,7 +10,7 @@
 //! device or a link named as OUT is written in place (a rename would replace it), as is
 //! a plain file in a folder where no file can be made beside it; such an OUT, when a
 //! plain file, is removed if not whole (a dump cut at a line's end imports as a whole
-//! dump of fewer entries).
+//! dump of fewer entries), or emptied where it cannot be removed.
 
 use crate::bytes::escape_path;
 use std::ffi::{OsStr, OsString};
@@ -41,16 +41,31 @@ enum Copy {
 }
 
 impl Copy {
-    fn remove(&self) {
+    /// Removes the output not whole, and says what became of OUT.
+    fn remove(&self) -> &'static str {
         match self {
             Copy::Beside(temporary) | Copy::Through(temporary) => {
                 let _ = std::fs::remove_file(temporary);
+                "not written, left as it was"
             }
             // A FIFO, a device or a link the user named as OUT is theirs, not a partial
             // copy (a failed `get -o /dev/full` run as root removed the device).
             Copy::InPlace(out) => {
-                if std::fs::symlink_metadata(out).is_ok_and(|m| m.file_type().is_file()) {
-                    let _ = std::fs::remove_file(out);
+                if !std::fs::symlink_metadata(out).is_ok_and(|m| m.file_type().is_file()) {
+                    "not whole"
+                } else if std::fs::remove_file(out).is_ok() {
+                    "removed, not whole"
+                // Written in place because its folder may not be written, which removing
+                // it needs too: emptied, it is no dump cut at a line's end.
+                } else if OpenOptions::new()
+                    .write(true)
+                    .open(out)
+                    .and_then(|f| f.set_len(0))
+                    .is_ok()
+                {
+                    "emptied, not whole"
+                } else {
+                    "left cut short"
                 }
             }
         }
@@ -72,14 +87,10 @@ impl Partial {
         let out = path.to_path_buf();
         crate::interrupt::on_stop(move |signal| {
             let copy = lock(&held);
-            let what = match &*copy {
-                Some(Copy::Beside(_) | Copy::Through(_)) => "not written, left as it was",
-                Some(Copy::InPlace(_)) => "removed, not whole",
-                None => crate::interrupt::die_of(signal),
+            let Some(copy) = &*copy else {
+                crate::interrupt::die_of(signal)
             };
-            if let Some(copy) = &*copy {
-                copy.remove();
-            }
+            let what = copy.remove();
             eprintln!(
                 "backlite: {}: {what} ({} received)",
                 escape_path(&out),
@@ -130,7 +141,7 @@ impl Partial {
                 let synced = File::open(temporary).and_then(|f| f.sync_all());
                 let renamed = synced.and_then(|()| std::fs::rename(temporary, &self.out));
                 if renamed.is_err() {
-                    copy.remove();
+                    let _ = copy.remove();
                 }
                 renamed
             }
@@ -144,7 +155,7 @@ impl Partial {
     /// The output did not go out whole: its copy is removed (OUT as it was before stays).
     pub fn discard(&self) {
         if let Some(copy) = lock(&self.unfinished).take() {
-            copy.remove();
+            let _ = copy.remove();
         }
     }
 }
