@@ -90,3 +90,28 @@ fn a_change_whose_report_cannot_be_written_says_it_was_made() {
         assert!(made(&d), "{args:?} did not do its change");
     }
 }
+
+/// `check --repair` that repaired the file and cannot write its report said only
+/// "cannot write to stdout"; it says the file was repaired.
+#[test]
+fn a_repair_whose_report_cannot_be_written_says_it_was_made() {
+    if !have_dev_full() {
+        return;
+    }
+    let d = two_entries();
+    let conn = rusqlite::Connection::open(d.path("c.db")).unwrap();
+    conn.execute_batch(
+        "UPDATE entries SET state_count = -4 WHERE seq = (SELECT max(seq) FROM entries)",
+    )
+    .unwrap();
+    drop(conn);
+    assert_eq!(d.run(&["check", "c.db"]).code, 1);
+    let (code, stderr) = into_dev_full(&d, &["check", "c.db", "--repair"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("backlite: c.db: repaired, but cannot write"),
+        "{stderr}"
+    );
+    assert_eq!(d.run(&["check", "c.db"]).code, 0, "not repaired");
+}

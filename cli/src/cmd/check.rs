@@ -1,7 +1,7 @@
 //! `backlite check FILE [--repair] [--json]` and `backlite vacuum FILE`: maintenance,
 //! each a walk over the whole file.
 
-use super::stats::{print, print_done};
+use super::stats::{print, print_after, print_done};
 use super::{open, Failure, Outcome, DAMAGED_OR_MISSING, OK};
 use crate::bytes::{escape_path, with_file};
 use crate::core::{CheckReport, ErrorKind};
@@ -47,7 +47,11 @@ pub fn check(cli: &Cli, file: &Path, repair: bool, json: bool) -> Outcome {
     } else {
         to_text(file, &report)
     };
-    print(file, &out)?;
+    if report.repaired {
+        print_after(file, &out, "repaired")?;
+    } else {
+        print(file, &out)?;
+    }
     Ok(if report.healthy() {
         OK
     } else {

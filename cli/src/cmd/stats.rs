@@ -91,14 +91,17 @@ pub fn print(file: &Path, text: &str) -> Result<(), Failure> {
 /// "cannot write to stdout" alone read as if nothing was done, and a script that ran a
 /// delete again found its keys gone.
 pub fn print_done(file: &Path, report: &str) -> Result<(), Failure> {
+    print_after(file, report, report.trim_end())
+}
+
+/// Writes the report of a change, as [`print_done`]; `done` says in a few words what
+/// was done, for a report of many lines.
+pub fn print_after(file: &Path, report: &str, done: &str) -> Result<(), Failure> {
     write_stdout(report).map_err(|e| {
         Failure::new(
             USAGE_OR_IO,
             file,
-            format!(
-                "{}, but cannot write that to stdout: {e}",
-                report.trim_end()
-            ),
+            format!("{done}, but cannot write that to stdout: {e}"),
         )
     })
 }
