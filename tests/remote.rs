@@ -3345,3 +3345,34 @@ fn a_process_that_exits_without_freeing_a_read_write_handle_pays_its_owed_unlink
     let fresh = machine(&dir, "fresh.db", &remote_options(&admin));
     assert_eq!(get(&fresh, b"deleted"), None, "the deleted value was read");
 }
+
+/// The remote lease keys of the server's default namespace.
+fn lease_keys(server: &RedisServer) -> String {
+    server.cli(&["--scan", "--pattern", "backlite:*:l{*"])
+}
+
+/// A value the server refuses whole (over its `proto-max-bulk-len`: the fenced write's
+/// script never runs, and the connection is closed) leaves the key's remote lease
+/// released, as a refused SET inside the script does: held, it kept the next machine
+/// waiting for the whole lease, which then left it held in turn.
+#[test]
+fn a_lease_whose_value_the_server_refuses_is_released() {
+    let server = RedisServer::with_args(&["--proto-max-bulk-len", "1mb"]);
+    let dir = tempfile::tempdir().unwrap();
+    let o = remote_options(&server.url());
+    let big = vec![5u8; 1 << 20];
+    for (i, name) in ["a.db", "b.db"].into_iter().enumerate() {
+        let s = Arc::new(machine(&dir, name, &o));
+        let mut computed = 0;
+        let v = s
+            .cached_call_exclusive(b"k", NEVER, Duration::from_secs(60), || {
+                computed += 1;
+                Ok(big.clone())
+            })
+            .unwrap();
+        assert_eq!((v.len(), computed), (big.len(), 1), "machine {i}");
+        let st = s.remote_stats().unwrap();
+        assert_eq!((st.writes, st.errors), (0, 1), "machine {i}: {st:?}");
+        assert_eq!(lease_keys(&server), "", "machine {i} left its lease held");
+    }
+}

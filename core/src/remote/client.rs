@@ -204,6 +204,19 @@ pub(crate) struct Counters {
     pub connected: AtomicBool,
 }
 
+/// Why a round trip gave nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Missed {
+    /// Not sent: the remote, or a slot of the call, is backed off, or the call is held
+    /// back (counted as skipped, or not at all).
+    Skipped,
+    /// Sent, and failed (counted as an error; the remote or the slot is backed off).
+    Failed,
+    /// Sent, and not answered in time (counted and backed off as `Failed`): the server
+    /// may still run it.
+    TimedOut,
+}
+
 pub(crate) struct Client {
     endpoint: Endpoint,
     pub(crate) url: RemoteUrl,
@@ -340,18 +353,41 @@ impl Client {
         slots: &[u16],
         f: impl FnOnce(&mut Conn) -> RedisResult<T>,
     ) -> Option<T> {
+        self.attempt_in(pid, slots, f).ok()
+    }
+
+    /// `run_on`, telling a call not sent from a round trip that failed.
+    pub(crate) fn attempt_on<T>(
+        &self,
+        slots: &[u16],
+        f: impl FnOnce(&mut Conn) -> RedisResult<T>,
+    ) -> Result<T, Missed> {
+        self.attempt_in(crate::fork::this_process(), slots, f)
+    }
+
+    fn attempt_in<T>(
+        &self,
+        pid: u32,
+        slots: &[u16],
+        f: impl FnOnce(&mut Conn) -> RedisResult<T>,
+    ) -> Result<T, Missed> {
         if self.backed_off() || slots.iter().any(|&s| self.slot_backed_off(s)) {
             self.counters.skipped.fetch_add(1, Relaxed);
-            return None;
+            return Err(Missed::Skipped);
         }
         self.round_trip(pid, slots, f)
     }
 
-    /// `run`, sent even while the remote is backed off: a round trip that must follow
-    /// one that failed in the same call (the clear's generation, once a full server's
-    /// memory was relieved).
-    pub(crate) fn run_now<T>(&self, f: impl FnOnce(&mut Conn) -> RedisResult<T>) -> Option<T> {
-        self.round_trip(crate::fork::this_process(), &[], f)
+    /// `run_on`, sent even while the remote (or a slot of `slots`) is backed off: a
+    /// round trip that must follow one that failed in the same call (the clear's
+    /// generation, once a full server's memory was relieved; the release of a lease
+    /// whose fenced write was refused).
+    pub(crate) fn run_now<T>(
+        &self,
+        slots: &[u16],
+        f: impl FnOnce(&mut Conn) -> RedisResult<T>,
+    ) -> Option<T> {
+        self.round_trip(crate::fork::this_process(), slots, f).ok()
     }
 
     /// One round trip on a pooled or new connection: counted and backed off on failure.
@@ -360,7 +396,7 @@ impl Client {
         pid: u32,
         slots: &[u16],
         f: impl FnOnce(&mut Conn) -> RedisResult<T>,
-    ) -> Option<T> {
+    ) -> Result<T, Missed> {
         let idle = {
             let mut idle = lock(&self.idle);
             if self.pid.load(Relaxed) != pid {
@@ -386,7 +422,7 @@ impl Client {
                 if idle.len() < MAX_IDLE {
                     idle.push(c);
                 }
-                Some(v)
+                Ok(v)
             }
             Err(e) => {
                 self.note_refusal(&e);
@@ -400,7 +436,10 @@ impl Client {
                     Some(None) if !slots.is_empty() => self.slots_failed(slots),
                     _ => self.failed(),
                 }
-                None
+                Err(match e.is_timeout() {
+                    true => Missed::TimedOut,
+                    false => Missed::Failed,
+                })
             }
         }
     }
@@ -454,7 +493,7 @@ impl Client {
         let first = seeds[0].clone();
         // Sent even while backed off: a clear's reclaim follows the round trip that made
         // its generation, or relieves a full server after its refusal (`new_generation`).
-        let text: String = self.run_now(|c| c.query(redis::cmd("CLUSTER").arg("NODES")))?;
+        let text: String = self.run_now(&[], |c| c.query(redis::cmd("CLUSTER").arg("NODES")))?;
         let mut out = Vec::new();
         for line in text.lines() {
             let fields: Vec<&str> = line.split(' ').collect();

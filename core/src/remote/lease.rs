@@ -4,6 +4,7 @@
 //! script that checks the token first, so a holder that lost its lease (paused, cut
 //! off, too slow) cannot overwrite the value of the owner that took it over.
 
+use super::client::Missed;
 use super::{codec, random_u64, Remote, MAX_PX};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
@@ -175,23 +176,40 @@ impl Remote {
             .arg(payload)
             .arg(px)
             .clone();
-        let ok = self.run_item(&value_key, |c| c.query::<i64>(&cmd)) == Some(1);
-        if ok {
+        let answer = self.attempt_item(&value_key, |c| c.query::<i64>(&cmd));
+        if answer == Ok(1) {
             self.client.counters.writes.fetch_add(1, Relaxed);
-        } else {
-            lost();
+            return true;
         }
-        ok
+        // A script the server refused before it ran (its payload over the server's
+        // `proto-max-bulk-len`, after which the server closes the connection) released
+        // nothing: left held, the lease kept every other machine waiting for its
+        // deadline, where each computed the key and left it held in turn. Released now,
+        // though that failure backed the remote off (a round trip of its own). Not after
+        // a timeout: the server may still run the script, and a stopped one would hold
+        // the call for a second timeout.
+        if answer == Err(Missed::Failed) {
+            let slot = self.client.slot_of(&value_key);
+            let _ = self.client.run_now(slot.as_slice(), |c| {
+                c.query::<i64>(&self.release_command(lease))
+            });
+        }
+        lost();
+        false
     }
 
-    /// Gives the lease up (a failed compute): another owner may take it at once.
-    pub(crate) fn release(&self, lease: &RemoteLease) {
-        let cmd = redis::cmd("EVAL")
+    fn release_command(&self, lease: &RemoteLease) -> redis::Cmd {
+        redis::cmd("EVAL")
             .arg(RELEASE)
             .arg(1)
             .arg(self.lease_key(lease))
             .arg(&lease.token)
-            .clone();
+            .clone()
+    }
+
+    /// Gives the lease up (a failed compute): another owner may take it at once.
+    pub(crate) fn release(&self, lease: &RemoteLease) {
+        let cmd = self.release_command(lease);
         let _ = self.run_item(&self.value_key(lease), |c| c.query::<i64>(&cmd));
     }
 }

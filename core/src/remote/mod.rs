@@ -30,7 +30,7 @@ pub use self::options::{
 };
 pub use self::url::{redact, RemoteUrl};
 
-use self::client::{Client, Conn};
+use self::client::{Client, Conn, Missed};
 use self::hidden::Hidden;
 use self::unsynced::{InQueue, Unsynced};
 use crate::expiration::Expiration;
@@ -1264,7 +1264,8 @@ impl Remote {
             return made;
         }
         self.reclaim(MAX_GENERATION);
-        self.client.run_now(|c| c.query::<Option<Vec<u8>>>(&script))
+        self.client
+            .run_now(&[], |c| c.query::<Option<Vec<u8>>>(&script))
     }
 
     /// Unlinks the keys of generations older than `gen`, master by master, for at most
@@ -1326,11 +1327,20 @@ impl Remote {
         value_key: &[u8],
         f: impl FnOnce(&mut Conn) -> redis::RedisResult<T>,
     ) -> Option<T> {
+        self.attempt_item(value_key, f).ok()
+    }
+
+    /// `run_item`, telling a call not sent from a round trip that failed.
+    fn attempt_item<T>(
+        &self,
+        value_key: &[u8],
+        f: impl FnOnce(&mut Conn) -> redis::RedisResult<T>,
+    ) -> Result<T, Missed> {
         if !self.ready() || self.unsynced.holds(value_key) {
-            return None;
+            return Err(Missed::Skipped);
         }
         self.client
-            .run_on(self.client.slot_of(value_key).as_slice(), f)
+            .attempt_on(self.client.slot_of(value_key).as_slice(), f)
     }
 }
 
