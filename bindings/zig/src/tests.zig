@@ -795,6 +795,24 @@ test "cached writes large values through the writer's buffer" {
     try expectValue(&cache, "big", v);
 }
 
+test "cached writes a repeated pattern whole across the sink's blocks" {
+    var cache = try memory(.{});
+    defer cache.deinit();
+    const Repeats = struct {
+        pub fn compute(_: @This(), w: *std.Io.Writer) !void {
+            try w.writeAll("<");
+            try w.splatByteAll('x', 3 * 4096 + 17);
+            try w.splatBytesAll("abc", 4096 + 5);
+            try w.splatBytesAll("z" ** 3000, 3);
+        }
+    };
+    const v = try cache.cached(testing.allocator, "repeats", .{}, Repeats{});
+    defer testing.allocator.free(v);
+    const want = "<" ++ "x" ** (3 * 4096 + 17) ++ "abc" ** (4096 + 5) ++ "z" ** 9000;
+    try testing.expectEqualStrings(want, v);
+    try expectValue(&cache, "repeats", v);
+}
+
 const Failing = struct {
     calls: u32 = 0,
     pub fn compute(self: *Failing, w: *std.Io.Writer) error{ WriteFailed, ComputeBroke }!void {
