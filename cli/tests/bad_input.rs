@@ -278,3 +278,35 @@ fn an_unreadable_import_input_names_it() {
     );
     assert!(read(&d.path("c.db")).is_none());
 }
+
+/// A dump with a key or value of a lone UTF-16 surrogate escape (`\udcff`: what Python's
+/// json.dumps writes for a byte that is not UTF-8 in a file name it decoded with
+/// surrogateescape) was refused with serde's words alone, "lone leading surrogate in
+/// hex escape" or "unexpected end of hex escape", which say neither what is wrong with
+/// the dump nor how to write such bytes. The line says both now; nothing is imported.
+#[test]
+fn a_lone_surrogate_escape_is_refused_with_the_way_to_write_such_bytes() {
+    let d = Dir::new();
+    for line in [
+        r#"{"key":"\udcff","value":"x"}"#,
+        r#"{"key":"k","value":"a\uD800"}"#,
+        r#"{"key":"k","value":"\ud800\u0041"}"#,
+    ] {
+        let r = d.run_with_input(&["import", "c.db"], format!("{line}\n").as_bytes());
+        assert_eq!(r.code, 2, "{line}: {}", r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+        assert!(
+            r.stderr.contains("surrogate") && r.stderr.contains("_base64"),
+            "{line}: {}",
+            r.stderr
+        );
+        assert!(read(&d.path("c.db")).is_none(), "{line}: made c.db");
+    }
+    // A hex escape cut short is not called a surrogate.
+    let r = d.run_with_input(
+        &["import", "c.db"],
+        b"{\"key\":\"\\u12\",\"value\":\"x\"}\n",
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(!r.stderr.contains("_base64"), "{}", r.stderr);
+}

@@ -123,6 +123,17 @@ fn header_tag(line: &[u8]) -> Option<String> {
 /// decoded, so that a large value is not held three times over (line, string, bytes).
 const LARGE_LINE: usize = 1 << 20;
 
+/// Whether `text` holds a `\uD800`-`\uDFFF` escape before `column` (serde's, from 1):
+/// half of a UTF-16 pair, which Python's json.dumps writes for a byte that is not UTF-8
+/// in a string decoded with surrogateescape.
+fn surrogate_escape_before(text: &[u8], column: usize) -> bool {
+    text[..column.min(text.len())].windows(4).any(|w| {
+        w[..2] == *b"\\u"
+            && w[2].eq_ignore_ascii_case(&b'd')
+            && matches!(w[3].to_ascii_lowercase(), b'8'..=b'9' | b'a'..=b'f')
+    })
+}
+
 /// What a line holds: an entry, the header, or nothing. A large line's buffer is freed
 /// once parsed.
 fn parse_line(line: &mut Vec<u8>) -> Result<Line, String> {
@@ -136,9 +147,15 @@ fn parse_line(line: &mut Vec<u8>) -> Result<Line, String> {
         Ok(_) => return Err("not a JSON object".into()),
         Err(e) => {
             // serde counts lines within this one line: keep only the column.
-            let text = e.to_string();
-            let cause = text.split(" at line ").next().unwrap_or(&text);
-            return Err(format!("not valid JSON at column {}: {cause}", e.column()));
+            let message = e.to_string();
+            let cause = message.split(" at line ").next().unwrap_or(&message);
+            let mut why = format!("not valid JSON at column {}: {cause}", e.column());
+            if cause.contains("hex escape") && surrogate_escape_before(text, e.column()) {
+                why += " (a lone surrogate escape, \\uD800-\\uDFFF, is half of a UTF-16 \
+                        pair, no character: bytes that are not UTF-8 go as key_base64 or \
+                        value_base64)";
+            }
+            return Err(why);
         }
     };
     if line.capacity() > LARGE_LINE {
