@@ -751,6 +751,17 @@ backlite_result backlite_options_set_remote_mode(struct backlite_options *o, bac
 backlite_result backlite_storage_remote_stats(struct backlite_storage *s, struct backlite_remote_stats *out, struct backlite_error **err);
 
 /**
+ * `url` as the library's messages show it, into `*masked_out` (free it with
+ * `backlite_buf_free`; not NUL-terminated): the password of its user-info and any query
+ * replaced by `***`, and where a password may be but cannot be told apart (a '?'
+ * before the user-info's end, no "://", a port that is no number), everything it may be.
+ * For a binding or program that prints or logs the URL it passes to
+ * `backlite_options_set_remote`, so that it hides what the library hides. Any string
+ * is accepted, well-formed or not; a string that is not UTF-8 is INVALID_ARGUMENT.
+ */
+backlite_result backlite_remote_url_masked(const char *url, struct backlite_buf *masked_out, struct backlite_error **err);
+
+/**
  * A static, NUL-terminated description of a result code. Unknown codes get a text too.
  */
 const char *backlite_result_str(backlite_result r);

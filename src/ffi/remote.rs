@@ -1,12 +1,14 @@
 //! The remote tier's options and counters: `backlite_options_set_remote*`,
-//! `backlite_remote_mode`, `backlite_remote_stats`, `backlite_storage_remote_stats`.
+//! `backlite_remote_mode`, `backlite_remote_stats`, `backlite_storage_remote_stats`,
+//! `backlite_remote_url_masked`.
 
+use super::buf::backlite_buf;
 use super::error::backlite_error;
 use super::options::backlite_options;
 use super::result::*;
 use super::storage::backlite_storage;
 use super::{boundary, try_mut, try_ref, try_str, Failure};
-use crate::RemoteMode;
+use crate::{redact, RemoteMode};
 use std::time::Duration;
 
 /// How the remote tier is used.
@@ -154,6 +156,29 @@ pub unsafe extern "C" fn backlite_storage_remote_stats(
             skipped: st.skipped,
             connected: i32::from(st.connected),
         };
+        Ok(BACKLITE_RESULT_OK)
+    })
+}
+
+/// `url` as the library's messages show it, into `*masked_out` (free it with
+/// `backlite_buf_free`; not NUL-terminated): the password of its user-info and any query
+/// replaced by `***`, and where a password may be but cannot be told apart (a '?'
+/// before the user-info's end, no "://", a port that is no number), everything it may be.
+/// For a binding or program that prints or logs the URL it passes to
+/// `backlite_options_set_remote`, so that it hides what the library hides. Any string
+/// is accepted, well-formed or not; a string that is not UTF-8 is INVALID_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn backlite_remote_url_masked(
+    url: *const libc::c_char,
+    masked_out: *mut backlite_buf,
+    err: *mut *mut backlite_error,
+) -> backlite_result {
+    boundary(err, || {
+        // SAFETY: `masked_out` is NULL or writable (the header's contract).
+        let out = unsafe { try_mut(masked_out, "masked_out") }?;
+        // SAFETY: `url` is NULL or a NUL-terminated string (the header's contract).
+        let url = unsafe { try_str(url, "url") }?;
+        *out = backlite_buf::copy(redact(url).as_bytes())?;
         Ok(BACKLITE_RESULT_OK)
     })
 }

@@ -104,6 +104,8 @@ final class RemoteTests: XCTestCase {
             ("redis//u:s3cret@h", "redis//u:***@h"),
             ("redis:u:s3cret", "redis:***"),
             ("redis://[::1]:s3cret", "redis://[::1]:***"),
+            // A C string ends at a NUL: the password after it is still masked.
+            ("redis://u:\0s3cret@h", "redis://u:***@h"),
         ]
         for (url, masked) in shown {
             let options = Options(remote: url)
