@@ -138,7 +138,9 @@ extension Storage {
     /// doubling to 50 ms) and never blocks a thread; the library renews this caller's
     /// lease while `compute` runs (`Options.leaseMilliseconds` sets its length), so a
     /// compute of any length is computed once. An error thrown by `compute` (or a
-    /// cancellation) releases the key for the next caller and is rethrown. If the
+    /// cancellation) releases the key for the next caller and is rethrown. A cancelled
+    /// task gets a value already stored (a hit); it throws `CancellationError` instead
+    /// of waiting for another owner or starting `compute`. If the
     /// computed value cannot be stored because it is too large, or because another owner
     /// took the key over meanwhile, it is still returned. Called for the key being
     /// computed from inside its own compute (or a task that compute starts), through any
@@ -177,15 +179,21 @@ extension Storage {
         if Computing.isComputing(mine) { return try await compute() }
         var attempt: UInt32 = 0
         while true {
-            try Task.checkCancellation()
+            // A cancelled task still gets a value that is there at once: cancellation
+            // stops its waiting and computing, it does not throw away a stored answer.
             let step = try leaseStep(key, attempt: attempt)
             attempt &+= 1
             switch step {
             case .hit(let value):
                 return value
             case .wait(let nanoseconds):
+                try Task.checkCancellation()
                 try await Task.sleep(nanoseconds: nanoseconds)
             case .lease(let lease):
+                if Task.isCancelled {
+                    lease.abandon()
+                    throw CancellationError()
+                }
                 let value: Data
                 do {
                     let run = Computing.Run()

@@ -471,6 +471,36 @@ final class CachedTests: XCTestCase {
         } catch is CancellationError {}
     }
 
+    /// A task cancelled before its call still gets the value already stored (a hit
+    /// costs no wait and no compute); on a miss it throws CancellationError, computes
+    /// nothing and leaves the key free. It threw CancellationError for the hit too.
+    func testACancelledTaskGetsAStoredValueAndComputesNothingOnAMiss() async throws {
+        let cache = try Storage.inMemory()
+        try cache.set("stored", bytes("there"))
+        let computed = Counter()
+        let task = Task { () async throws -> [Data?] in
+            withUnsafeCurrentTask { $0?.cancel() }
+            let hit = try await cache.cached(key: "stored") { () async throws -> Data in
+                computed.increment()
+                return bytes("computed")
+            }
+            var missed: Data?
+            do {
+                missed = try await cache.cached(key: "missing") { () async throws -> Data in
+                    computed.increment()
+                    return bytes("computed")
+                }
+            } catch is CancellationError {}
+            return [hit, missed]
+        }
+        let got = try await task.value
+        XCTAssertEqual(got, [bytes("there"), nil])
+        XCTAssertEqual(computed.value, 0)
+        XCTAssertNil(try cache.get("missing"))
+        guard case .lease(let lease) = try cache.tryAcquire("missing") else { return XCTFail("the key is not free") }
+        lease.abandon()
+    }
+
     /// A compute five lease lengths long: the library renews the lease meanwhile, so a
     /// second handle (another process, as far as leases go) waits and gets its value.
     func testAsyncComputeOutlivingTheLeaseLengthIsComputedOnce() async throws {
