@@ -310,3 +310,31 @@ fn a_lone_surrogate_escape_is_refused_with_the_way_to_write_such_bytes() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(!r.stderr.contains("_base64"), "{}", r.stderr);
 }
+
+/// `import new.db -i old.db`, export's direction mistaken, said only "line 1 of old.db:
+/// not valid JSON at column 1: expected value". It says that old.db is a cache and how
+/// to copy its entries; nothing is made or changed.
+#[test]
+fn an_import_from_a_cache_says_it_is_a_cache_not_a_dump() {
+    let d = Dir::new();
+    d.ok(&["set", "old.db", "k", "v"]);
+    d.ok(&["set", "into.db", "k2", "v2"]);
+    let old = read(&d.path("old.db"));
+    for target in ["new.db", "into.db"] {
+        let before = read(&d.path(target));
+        let r = d.run(&["import", target, "-i", "old.db"]);
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+        assert!(
+            r.stderr
+                .contains("old.db: it is a BackLite cache, not a dump")
+                && r.stderr.contains(&format!(
+                    "backlite export old.db | backlite import {target}"
+                )),
+            "{}",
+            r.stderr
+        );
+        assert_eq!(read(&d.path(target)), before, "{target} changed");
+        assert_eq!(read(&d.path("old.db")), old);
+    }
+}

@@ -350,6 +350,20 @@ pub fn run(cli: &Cli, file: &Path, input: Option<&Path>, no_copy: bool) -> Outco
     let (source, shown, length): (Box<dyn Read + Send>, String, Option<u64>) =
         match super::input_path(input) {
             Some(path) => {
+                // `import new.db -i old.db` (export's direction mistaken) read the cache
+                // as a dump: "line 1: not valid JSON at column 1", which says nothing of it.
+                if super::is_a_cache(path) {
+                    return Err(Failure::new(
+                        USAGE_OR_IO,
+                        file,
+                        format!(
+                            "will not import {}: it is a BackLite cache, not a dump (to copy \
+                             its entries: backlite export {0} | backlite import {})",
+                            escape_path(path),
+                            escape_path(file)
+                        ),
+                    ));
+                }
                 let f = std::fs::File::open(path)
                     .map_err(|e| Failure::new(USAGE_OR_IO, path, format!("cannot open: {e}")))?;
                 let length = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
