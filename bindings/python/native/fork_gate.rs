@@ -76,6 +76,26 @@ pub(crate) fn detach<R: Send>(py: pyo3::Python<'_>, f: impl FnOnce() -> R + Send
     })
 }
 
+/// Drops `value` (a handle, a lease, a reader that Python frees) as a core call: its
+/// drop may write (a handle its buffered hits, a lease its release) and so wait for
+/// another process's lock up to the busy timeout. Freed with the GIL held, as Python
+/// frees it, every other thread of the process (an event loop) stopped meanwhile.
+pub(crate) fn drop_detached<T: Send>(value: Option<T>) {
+    // Freed by the forking thread itself between `before_fork` and `after_fork` (the
+    // GIL held all along, no other thread runs Python): in place, as the gate would
+    // wait for that fork, for ever.
+    if value.is_some() && FORK.load(SeqCst) == 0 {
+        // Not attached (the interpreter gone): the closure, and `value` with it, is
+        // dropped as it is.
+        let _ = pyo3::Python::try_attach(move |py| detach(py, move || drop(value)));
+    }
+}
+
+/// What `slot` holds (a lease, a reader), dropped as by [`drop_detached`].
+pub(crate) fn drop_slot_detached<T: Send>(slot: &mut std::sync::Mutex<Option<T>>) {
+    drop_detached(slot.get_mut().unwrap_or_else(|p| p.into_inner()).take());
+}
+
 /// Stepped out of the gate; back in when dropped (even by a panic).
 struct SteppedOut;
 

@@ -20,6 +20,13 @@ impl Lease {
     }
 }
 
+impl Drop for Lease {
+    /// Freed neither fulfilled nor abandoned: released, without the GIL.
+    fn drop(&mut self) {
+        crate::fork_gate::drop_slot_detached(&mut self.inner);
+    }
+}
+
 #[pymethods]
 impl Lease {
     /// Stores `data` under the key and releases the lease. A lost lease (another

@@ -45,6 +45,14 @@ impl ValueReader {
     }
 }
 
+impl Drop for ValueReader {
+    /// Freed unclosed: what it holds (a connection, perhaps the last reference to a
+    /// closed handle, which then writes its hits) goes without the GIL, as by close().
+    fn drop(&mut self) {
+        crate::fork_gate::drop_slot_detached(&mut self.inner);
+    }
+}
+
 /// Fills `buf` from `r` (no further than the value's end): whether the value is sound.
 /// At least one read, so that a read at the end checks the value's CRC.
 fn fill(r: &mut backlite_core::ValueReader, buf: &mut [u8]) -> backlite_core::Result<bool> {

@@ -84,6 +84,20 @@ impl Storage {
     }
 }
 
+impl Drop for Storage {
+    /// Freed unclosed (garbage, the last reference gone): the handle goes as close()
+    /// lets it go, without the GIL.
+    fn drop(&mut self) {
+        let held = self
+            .state
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .handle
+            .take();
+        crate::fork_gate::drop_detached(held);
+    }
+}
+
 #[pymethods]
 impl Storage {
     /// Made empty; `backlite.Storage.__init__` checks the arguments and opens it.

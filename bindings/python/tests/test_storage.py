@@ -393,6 +393,64 @@ def test_close_and_context_manager(db):
         assert s2.get("k") == {"value": b"v"}
 
 
+# A Storage freed unclosed writes its buffered hits as close() does, waiting for the
+# lock another process holds. The other threads must run meanwhile: here the one that
+# tells that process to let go. The switch interval is huge, so the dropping thread
+# gives up the GIL only by releasing it, never at a bytecode boundary.
+_DROP_WHILE_LOCKED = """
+import gc, sqlite3, subprocess, sys, threading
+from datetime import timedelta
+import backlite
+
+db = sys.argv[1]
+s = backlite.Storage(db, busy_timeout=timedelta(seconds=30))
+s.set("k", {"value": b"v"})
+s.close()
+holder = subprocess.Popen(
+    [sys.executable, "-c",
+     "import sqlite3, sys\\n"
+     "c = sqlite3.connect(sys.argv[1], isolation_level=None)\\n"
+     "c.execute('BEGIN IMMEDIATE'); print('held', flush=True)\\n"
+     "sys.stdin.readline(); c.execute('COMMIT')\\n", db],
+    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+)
+assert holder.stdout.readline() == "held\\n"
+s = backlite.Storage(db, busy_timeout=timedelta(seconds=30))
+assert s.get("k") is not None  # a hit, written when the handle goes
+dropping, dropped = threading.Event(), threading.Event()
+seen = []
+
+def let_go():
+    dropping.wait()
+    seen.append("while dropping" if not dropped.is_set() else "after the drop")
+    holder.stdin.write("\\n")
+    holder.stdin.flush()
+
+helper = threading.Thread(target=let_go)
+helper.start()
+sys.setswitchinterval(1000)
+dropping.set()
+del s
+gc.collect()
+dropped.set()
+sys.setswitchinterval(0.005)
+helper.join()
+holder.wait()
+print(seen[0])
+"""
+
+
+def test_a_storage_freed_unclosed_lets_other_threads_run_while_it_waits_for_the_lock(
+    db, child_env
+):
+    out = subprocess.run(
+        [sys.executable, "-c", _DROP_WHILE_LOCKED, db],
+        env=child_env, capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "while dropping\n"
+
+
 def test_memory_storage_is_private(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     a = Storage(":memory:")
