@@ -93,6 +93,42 @@ fn an_output_is_never_written_into_the_cache_s_folder_of_values() {
     assert_eq!(d.run(&["check", "c.db"]).code, 0);
 }
 
+/// d with c.db holding "big", 300,000 bytes in a value file (given), and "small" = "v".
+fn big_and_small() -> (Dir, Vec<u8>) {
+    let d = Dir::new();
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let r = d.run_with_input(&["set", "c.db", "big", "-"], &big);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    d.ok(&["set", "c.db", "small", "v"]);
+    (d, big)
+}
+
+/// A second name of a value file outside the folder of values (`ln
+/// c.db.values/v2-....blv keep.blv`) is the cache's file too: an output aimed there is
+/// refused, and every value stays. Since -o writes an OUT with other names through to
+/// it, such an OUT would otherwise have its value replaced by another (damage that
+/// `check` finds).
+#[test]
+fn an_output_is_never_written_through_a_second_name_of_a_value_file() {
+    let (d, big) = big_and_small();
+    std::fs::hard_link(a_value_file(&d, "c.db"), d.path("keep.blv")).unwrap();
+    for args in [
+        &["get", "c.db", "small", "-o", "keep.blv"][..],
+        &["export", "c.db", "-o", "keep.blv"],
+    ] {
+        let r = d.run(args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        one_line_naming(&r.stderr, "keep.blv");
+        let r = d.run(&["get", "c.db", "big"]);
+        assert!(
+            r.code == 0 && r.stdout_bytes == big,
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+    assert_eq!(d.run(&["check", "c.db"]).code, 0);
+}
+
 /// A value file in the folder of values of the cache `cache` in `d`.
 fn a_value_file(d: &Dir, cache: &str) -> std::path::PathBuf {
     std::fs::read_dir(d.path(&format!("{cache}.values")))
@@ -1283,11 +1319,7 @@ fn import_times_must_be_real_dates() {
 
 #[test]
 fn a_large_value_kept_beside_the_cache_goes_through_every_command() {
-    let d = Dir::new();
-    let big: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
-    let r = d.run_with_input(&["set", "c.db", "big", "-"], &big);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    d.ok(&["set", "c.db", "small", "v"]);
+    let (d, big) = big_and_small();
     assert!(d.path("c.db.values").is_dir());
     let r = d.run(&["get", "c.db", "big"]);
     assert_eq!((r.code, r.stdout_bytes == big), (0, true));

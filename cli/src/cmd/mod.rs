@@ -291,6 +291,19 @@ pub fn output_path<'a>(file: &Path, out: Option<&'a Path>) -> Result<Option<&'a 
             ));
         }
     }
+    // A second name of a value file, outside the folder (`ln c.db.values/v2-... keep`):
+    // an OUT of other names is written through to it, so its value would be replaced.
+    if is_a_linked_value_file(out) {
+        return Err(Failure::new(
+            USAGE_OR_IO,
+            file,
+            format!(
+                "will not write the output to {}: it is another name of a value file of a \
+                 cache",
+                escape_path(out)
+            ),
+        ));
+    }
     // Another cache (`export a.db -o b.db`, import's direction mistaken): a dump or a
     // value written over it destroys it, under any program that has it open, and leaves
     // its log and folder of values to a file that is no longer it.
@@ -320,6 +333,32 @@ fn is_a_cache(path: &Path) -> bool {
     std::fs::File::open(path)
         .and_then(|mut f| f.read_exact(&mut header))
         .is_ok_and(|()| header.starts_with(b"SQLite format 3\0") && &header[68..] == b"BKLT")
+}
+
+/// Whether `path` is a plain file of more than one name that holds a value as the
+/// library writes one, its record's magic at its start (format 1) or 24 bytes from its
+/// end (format 2; core `value_files`).
+fn is_a_linked_value_file(path: &Path) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    use std::os::unix::fs::MetadataExt;
+    const RECORD: u64 = 24;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    if !meta.is_file() || meta.nlink() < 2 || meta.len() < RECORD {
+        return false;
+    }
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut magic = [0u8; 8];
+    let mut at = |offset: u64| {
+        f.seek(SeekFrom::Start(offset))
+            .and_then(|_| f.read_exact(&mut magic))
+            .map(|()| magic)
+            .ok()
+    };
+    at(0) == Some(*b"BKLTVAL1") || at(meta.len() - RECORD) == Some(*b"BKLTVAL2")
 }
 
 /// Where an `-i IN` comes from: `None` for stdin (no IN, or `-`), else the path.
