@@ -87,10 +87,13 @@ fn an_import_of_a_value_over_the_limit_is_too_large_and_imports_nothing() {
     let (_dir, s) = open();
     let over = vec![0; MAX_VALUE_SIZE as usize + 1];
     let err = s
-        .import(|i| {
-            i.put(b"before", b"small", None, 0, None)?;
-            i.put(b"k", &over, None, 0, None)
-        })
+        .import(
+            |i| {
+                i.put(b"before", b"small", None, 0, None)?;
+                i.put(b"k", &over, None, 0, None)
+            },
+            |e, _| e,
+        )
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::TooLarge, "{err}");
     assert!(!s.contains(b"before").unwrap());

@@ -522,24 +522,27 @@ fn the_sweep_on_open_takes_no_file_of_a_write_still_open_however_old() {
     let (_dir, path, s) = open_with(&options());
     let v = value(50_000, 3);
     let mut opened = Vec::new();
-    s.import(|i| {
-        for round in 0..3 {
-            let key = format!("k{round}");
-            i.put(key.as_bytes(), &v, None, 0, None)?;
-            // Written two hours ago, as the first files of a long import are.
-            let long_ago = std::time::SystemTime::now() - Duration::from_secs(7200);
-            for f in value_files(&path) {
-                let file = std::fs::File::options().write(true).open(&f).unwrap();
-                file.set_modified(long_ago).unwrap();
+    s.import(
+        |i| {
+            for round in 0..3 {
+                let key = format!("k{round}");
+                i.put(key.as_bytes(), &v, None, 0, None)?;
+                // Written two hours ago, as the first files of a long import are.
+                let long_ago = std::time::SystemTime::now() - Duration::from_secs(7200);
+                for f in value_files(&path) {
+                    let file = std::fs::File::options().write(true).open(&f).unwrap();
+                    file.set_modified(long_ago).unwrap();
+                }
+                // Another handle opened meanwhile sweeps the folder.
+                let mut o = options();
+                o.set_busy_timeout(Duration::from_millis(100));
+                opened.push(Storage::open(&path, &o)?);
+                assert_eq!(value_files(&path).len(), round + 1, "round {round}");
             }
-            // Another handle opened meanwhile sweeps the folder.
-            let mut o = options();
-            o.set_busy_timeout(Duration::from_millis(100));
-            opened.push(Storage::open(&path, &o)?);
-            assert_eq!(value_files(&path).len(), round + 1, "round {round}");
-        }
-        Ok(())
-    })
+            Ok(())
+        },
+        |e, _| e,
+    )
     .unwrap();
     for round in 0..3 {
         let key = format!("k{round}");
@@ -596,4 +599,75 @@ fn inspect_of_a_folder_of_values_it_cannot_look_into_says_unknown() {
         assert_eq!(info.count, Some(1));
         assert_eq!(info.total_size, before.total_size);
     }
+}
+
+/// An import wrote its value files inside its write transaction, so every other writer
+/// (a set of a small value by another process) waited for those bytes, and failed BUSY
+/// once its busy timeout ran out: a large import locked its cache's program out for as
+/// long as it took to write its files. A set writes its file before taking the write
+/// lock; an import now does too, and stays all or nothing: a failed one leaves none of
+/// its files behind.
+#[test]
+fn other_writers_wait_for_no_import_s_value_file() {
+    let (_dir, path, s) = open_with(&options());
+    // Another process's writer: takes the file's write lock, or fails BUSY.
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.busy_timeout(Duration::from_millis(100)).unwrap();
+    let write_lock_free = || {
+        other
+            .execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
+            .map_err(|e| e.to_string())
+    };
+    let big = value(200_000, 5);
+    let summary = s
+        .import(
+            |i| {
+                i.put(b"big", &big, None, 3, None)?;
+                i.put(b"small", b"v", None, 0, None)?;
+                assert_eq!(value_files(&path).len(), 1);
+                assert_eq!(write_lock_free(), Ok(()), "after the first file");
+                // Not visible before the import commits.
+                assert_eq!(s.get(b"big")?, None);
+                i.put(b"big2", &big, None, 0, None)?;
+                assert_eq!(write_lock_free(), Ok(()), "after the second file");
+                Ok(())
+            },
+            |e, _| e,
+        )
+        .unwrap();
+    assert_eq!((summary.entries, summary.skipped), (3, 0), "{summary:?}");
+    let mut hits = Vec::new();
+    s.key_infos(b"big", |k| {
+        hits.push((k.key, k.hits));
+        true
+    })
+    .unwrap();
+    hits.sort();
+    assert_eq!(hits, vec![(b"big".to_vec(), 3), (b"big2".to_vec(), 0)]);
+    for key in [&b"big"[..], b"big2"] {
+        assert_eq!(s.get(key).unwrap().map(|(v, _)| v == big), Some(true));
+    }
+    assert_eq!(s.get(b"small").unwrap().unwrap().0, b"v");
+    assert_eq!(value_files(&path).len(), 2);
+
+    let failed = s.import(
+        |i| {
+            i.put(b"big3", &big, None, 0, None)?;
+            assert_eq!(value_files(&path).len(), 3);
+            Err(backlite::Error::new(
+                backlite::ErrorKind::Io,
+                "the dump was cut",
+            ))
+        },
+        |e, _| e,
+    );
+    assert!(failed.is_err(), "{failed:?}");
+    assert_eq!(
+        value_files(&path).len(),
+        2,
+        "the failed import's file was left"
+    );
+    assert_eq!(s.get(b"big3").unwrap(), None);
+    let report = s.check(false).unwrap();
+    assert!(report.healthy(), "{report:?}");
 }

@@ -3,9 +3,10 @@
 //! everything in one transaction (a bad entry anywhere leaves the file as it was).
 
 use crate::entry::{self, State};
-use crate::error::{Result, SqliteContext};
+use crate::error::{Error, Result, SqliteContext};
 use crate::expiration::is_due;
 use crate::lifetime::{self, LifetimeStats};
+use crate::staging::{Staged, StagedEntry, Staging};
 use crate::storage::Storage;
 use crate::table;
 use crate::take::Own;
@@ -41,9 +42,23 @@ pub struct TransferSummary {
     pub evicted: u64,
 }
 
-/// Stores entries inside an import's transaction.
+/// Takes the entries of an import: kept aside, the files of large values written at
+/// once, until its transaction stores them all (see [`Storage::import`]).
 pub struct Importer<'s, 't, 'c> {
     storage: &'s Storage,
+    into: Into<'t, 'c>,
+}
+
+/// Where an [`Importer`] puts what it is given.
+enum Into<'t, 'c> {
+    /// Aside, before the transaction.
+    Staging(&'t mut Staging),
+    /// Straight into the transaction (no value is kept in a file, or nowhere to stage).
+    Storing(Storing<'t, 'c>),
+}
+
+/// Stores entries inside an import's transaction.
+struct Storing<'t, 'c> {
     txn: &'t mut Txn<'c>,
     summary: TransferSummary,
     /// The `seq` of the first entry this import stored: rows from it on are its own
@@ -67,38 +82,94 @@ impl Importer<'_, '_, '_> {
         if value.len() as u64 > self.storage.value_limit() {
             return Err(self.storage.too_large(value.len()));
         }
-        // A key given twice (dumps put end to end) is one entry, counted once.
-        let removed = self.txn.remove_key_seq(key)?;
-        if removed.zip(self.first_stored).is_some_and(|(r, f)| r >= f) {
-            self.summary.entries -= 1;
+        let entry = StagedEntry {
+            key,
+            value: Staged::Value(value),
+            expires_at_ms,
+            hits,
+            set_at_ms,
+            origin: 0,
+        };
+        match &mut self.into {
+            Into::Staging(staging) => staging.put(self.storage, value, entry),
+            Into::Storing(storing) => storing.store(self.storage, entry).map(|_| ()),
         }
-        if is_due(expires_at_ms, self.txn.now) {
-            self.summary.skipped += 1;
-            return Ok(());
+    }
+
+    /// Sets the caller's position (a line number) of the entries and counters it puts
+    /// next: a failure to store one once they are all given is handed to
+    /// [`Storage::import`]'s `failed` with it (one while giving them is the put's own).
+    pub fn at(&mut self, origin: u64) {
+        if let Into::Staging(staging) = &mut self.into {
+            staging.at(origin);
         }
-        self.storage
-            .insert(self.txn, key, value, crc32fast::hash(value), expires_at_ms)?;
-        // The row just inserted: its rowid is its `seq`.
-        let seq = self.txn.conn().last_insert_rowid();
-        self.first_stored.get_or_insert(seq);
-        if hits > 0 || set_at_ms.is_some() {
-            self.txn
-                .conn()
-                .prepare_cached(table::SET_IMPORTED)
-                .and_then(|mut s| {
-                    s.execute(params![hits.min(i64::MAX as u64) as i64, seq, set_at_ms])
-                })
-                .ctx("storing an entry's hits")?;
-        }
-        self.summary.entries += 1;
-        Ok(())
     }
 
     /// Adds lifetime counters of another file (its export) to this file's; counting
     /// is then since the earlier of the two times.
     pub fn merge_lifetime(&mut self, counters: &LifetimeStats) -> Result<()> {
+        match &mut self.into {
+            Into::Staging(staging) => {
+                staging.merge_lifetime(counters);
+                Ok(())
+            }
+            Into::Storing(storing) => storing.merge_lifetime(counters),
+        }
+    }
+}
+
+impl Storing<'_, '_> {
+    /// Stores one entry; returns whether a row now names its file written ahead.
+    fn store(&mut self, storage: &Storage, e: StagedEntry<'_>) -> Result<bool> {
+        // A key given twice (dumps put end to end) is one entry, counted once.
+        let removed = self.txn.remove_key_seq(e.key)?;
+        if removed.zip(self.first_stored).is_some_and(|(r, f)| r >= f) {
+            self.summary.entries -= 1;
+        }
+        if matches!(e.value, Staged::Due) || is_due(e.expires_at_ms, self.txn.now) {
+            self.summary.skipped += 1;
+            return Ok(false);
+        }
+        let named = match e.value {
+            Staged::Value(v) => {
+                storage.insert(self.txn, e.key, v, crc32fast::hash(v), e.expires_at_ms)?;
+                false
+            }
+            Staged::File(w) => {
+                self.txn.insert_file(e.key, w, w.crc, e.expires_at_ms)?;
+                true
+            }
+            Staged::Due => unreachable!("skipped above"),
+        };
+        // The row just inserted: its rowid is its `seq`.
+        let seq = self.txn.conn().last_insert_rowid();
+        self.first_stored.get_or_insert(seq);
+        if e.hits > 0 || e.set_at_ms.is_some() {
+            let hits = e.hits.min(i64::MAX as u64) as i64;
+            self.txn
+                .conn()
+                .prepare_cached(table::SET_IMPORTED)
+                .and_then(|mut s| s.execute(params![hits, seq, e.set_at_ms]))
+                .ctx("storing an entry's hits")?;
+        }
+        self.summary.entries += 1;
+        Ok(named)
+    }
+
+    fn merge_lifetime(&mut self, counters: &LifetimeStats) -> Result<()> {
         self.txn.merge_lifetime(counters);
         lifetime::merge_since(self.txn.conn(), counters)
+    }
+
+    /// Evicts by the policy down to `max_size`, once every entry is stored.
+    fn finish(self, storage: &Storage) -> Result<TransferSummary> {
+        let before = self.txn.tally.evictions;
+        self.txn
+            .evict_to_fit(storage.eviction_policy(), storage.max_size() as i64, 0)?;
+        Ok(TransferSummary {
+            evicted: self.txn.tally.evictions - before,
+            ..self.summary
+        })
     }
 }
 
@@ -206,28 +277,69 @@ impl Storage {
         })
     }
 
-    /// Runs `fill` in one write transaction, in which it stores entries through the
-    /// [`Importer`]; then evicts by the policy down to `max_size`. If `fill` fails,
-    /// nothing it stored is kept.
+    /// Stores the entries `fill` gives the [`Importer`] in one write transaction, then
+    /// evicts by the policy down to `max_size`. If `fill` fails, nothing it gave is
+    /// kept. With a file threshold, `fill` runs before the transaction: its entries
+    /// are kept aside and the files of its large values written, as a set writes its
+    /// file before the write lock, so that other writers wait only for the rows; the
+    /// transaction begins once `fill` returns (its entries replace what other writers
+    /// stored meanwhile, as if the import were made at its commit). A failure to store
+    /// an entry then (a damaged or read-only file, a full disk) is handed to `failed`
+    /// with the position [`Importer::at`] gave it, and what that returns is the
+    /// import's error.
     pub fn import(
         &self,
         fill: impl FnOnce(&mut Importer<'_, '_, '_>) -> Result<()>,
+        failed: impl Fn(Error, u64) -> Error,
     ) -> Result<TransferSummary> {
-        self.write(|txn| {
-            let mut importer = Importer {
-                storage: self,
-                txn,
-                summary: TransferSummary::default(),
-                first_stored: None,
-            };
-            fill(&mut importer)?;
-            let Importer { txn, summary, .. } = importer;
-            let before = txn.tally.evictions;
-            txn.evict_to_fit(self.eviction_policy(), self.max_size() as i64, 0)?;
-            Ok(TransferSummary {
-                evicted: txn.tally.evictions - before,
-                ..summary
-            })
-        })
+        // No value kept in a file, or no temporary database to stage in: straight in.
+        let staging = self.keeps_files().then(Staging::new).and_then(|s| s.ok());
+        let Some(mut staging) = staging else {
+            return self.write(|txn| {
+                let mut importer = Importer {
+                    storage: self,
+                    into: Into::Storing(Storing::new(txn)),
+                };
+                fill(&mut importer)?;
+                match importer.into {
+                    Into::Storing(storing) => storing.finish(self),
+                    Into::Staging(_) => unreachable!("an importer storing stays so"),
+                }
+            });
+        };
+        let mut importer = Importer {
+            storage: self,
+            into: Into::Staging(&mut staging),
+        };
+        if let Err(e) = fill(&mut importer) {
+            staging.discard(self, None);
+            return Err(e);
+        }
+        let mut named = None;
+        let done = self.write(|txn| {
+            let mut storing = Storing::new(txn);
+            for (counters, origin) in staging.lifetimes() {
+                storing
+                    .merge_lifetime(counters)
+                    .map_err(|e| failed(e, *origin))?;
+            }
+            named = Some(staging.replay(|e| {
+                let origin = e.origin;
+                storing.store(self, e).map_err(|e| failed(e, origin))
+            })?);
+            storing.finish(self)
+        });
+        staging.discard(self, named.as_deref().filter(|_| done.is_ok()));
+        done
+    }
+}
+
+impl<'t, 'c> Storing<'t, 'c> {
+    fn new(txn: &'t mut Txn<'c>) -> Self {
+        Storing {
+            txn,
+            summary: TransferSummary::default(),
+            first_stored: None,
+        }
     }
 }

@@ -104,6 +104,7 @@ mod pool;
 mod remote;
 mod schema;
 mod shared;
+mod staging;
 mod storage;
 mod sync;
 mod table;

@@ -252,6 +252,11 @@ impl Storage {
         move || clock.as_ref().map_or_else(system_now_ms, |c| c())
     }
 
+    /// Whether any value is kept in a file of its own (there is a file threshold).
+    pub(crate) fn keeps_files(&self) -> bool {
+        self.file_threshold.is_some()
+    }
+
     /// Whether a value of `len` bytes is kept in a file of its own.
     pub(crate) fn goes_to_file(&self, len: usize) -> bool {
         self.file_threshold.is_some_and(|t| len as u64 >= t)
@@ -392,7 +397,7 @@ impl Storage {
     /// Whether a value of `len` bytes is kept in a file of its own: at least the file
     /// threshold, or longer than SQLite can hold as one value (whatever the threshold,
     /// unless values are never kept in files).
-    fn in_file(&self, len: u64) -> bool {
+    pub(crate) fn in_file(&self, len: u64) -> bool {
         self.file_threshold
             .is_some_and(|t| len >= t || len > MAX_VALUE_SIZE)
     }
@@ -403,12 +408,23 @@ impl Storage {
     }
 
     /// Writes `value` to a new file of its own, locked until the result is dropped.
-    fn write_value_file(&self, value: &[u8]) -> Result<Written> {
+    pub(crate) fn write_value_file(&self, value: &[u8]) -> Result<Written> {
         let files = self
             .shared
             .value_files(true)?
             .ok_or_else(|| Error::new(ErrorKind::Internal, "no folder for value files"))?;
         files.write(value)
+    }
+
+    /// The folder's mark of a write whose files, written before its transaction and
+    /// let go, no row names until it commits ([`crate::value_files::ValueFiles::writing_inside`]): held
+    /// until the write has committed or removed them. `None`: it cannot be had (then
+    /// each file is written inside the transaction, or kept locked).
+    pub(crate) fn writing_mark(&self) -> Option<File> {
+        match self.shared.value_files(true) {
+            Ok(Some(files)) => files.writing_inside(),
+            _ => None,
+        }
     }
 
     /// The file of `value` written ahead of the transaction that is to name it (a lease's
@@ -1307,10 +1323,7 @@ impl Storage {
                 continue;
             }
             if ahead.len() >= FILES_HELD && marked.is_none() {
-                marked = match self.shared.value_files(false) {
-                    Ok(Some(files)) => files.writing_inside(),
-                    _ => None,
-                };
+                marked = self.writing_mark();
                 if marked.is_none() {
                     break;
                 }

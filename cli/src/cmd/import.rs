@@ -464,60 +464,68 @@ pub fn run(cli: &Cli, file: &Path, input: Option<&Path>, no_copy: bool) -> Outco
     };
     let mut number = 0u64;
     let mut pending = Some(first);
-    let summary = storage.import(|importer| loop {
-        let n = match pending.take() {
-            Some(n) => n,
-            None => lines.read(&mut line).map_err(|e| match e {
-                Some(e) => Error::new(ErrorKind::Io, read_failed(Some(e))),
-                None => Error::new(
-                    ErrorKind::Io,
-                    format!(
-                        "stopped at line {} of {shown}; nothing was imported",
-                        number + 1
-                    ),
-                ),
-            })?,
-        };
-        if n == 0 {
-            return Ok(());
-        }
-        number += 1;
-        bar.inc(n as u64);
-        let at_line = |why: String| {
-            Error::new(
-                ErrorKind::InvalidArgument,
-                format!("line {number} of {shown}: {why}; nothing was imported"),
-            )
-        };
-        // A value refused is the line's fault; the file's own failures (read-only, a
-        // full disk, damage) keep their kind, for the exit code and the remedy, and are
-        // not blamed on the line.
-        let storing = |e: Error| match e.kind() {
-            ErrorKind::InvalidArgument | ErrorKind::TooLarge => at_line(e.message().to_string()),
-            kind => Error::new(
-                kind,
-                format!(
-                    "{} (storing line {number} of {shown}); nothing was imported",
-                    e.message()
-                ),
+    let at_line = |number: u64, why: &str| {
+        Error::new(
+            ErrorKind::InvalidArgument,
+            format!("line {number} of {shown}: {why}; nothing was imported"),
+        )
+    };
+    // A value refused is the line's fault; the file's own failures (read-only, a full
+    // disk, damage) keep their kind, for the exit code and the remedy, and are not
+    // blamed on the line (the core stores the lines once all are read, and hands such
+    // a failure back with the line's number).
+    let storing = |e: Error, number: u64| match e.kind() {
+        ErrorKind::InvalidArgument | ErrorKind::TooLarge => at_line(number, e.message()),
+        kind => Error::new(
+            kind,
+            format!(
+                "{} (storing line {number} of {shown}); nothing was imported",
+                e.message()
             ),
-        };
-        match parse_line(&mut line).map_err(at_line)? {
-            Line::Entry(e) => importer
-                .put(&e.key, &e.value, e.expires_at_ms, e.hits, e.set_at_ms)
-                .map_err(storing)?,
-            Line::Header(counters, tag) => {
-                // A header further on (dumps put end to end) is held to the same rule.
-                if let Some(why) = tag.as_deref().and_then(other_tag) {
-                    return Err(at_line(why));
-                }
-                if let Some(counters) = counters {
-                    importer.merge_lifetime(&counters).map_err(storing)?;
-                }
+        ),
+    };
+    let summary = storage.import(
+        |importer| loop {
+            let n = match pending.take() {
+                Some(n) => n,
+                None => lines.read(&mut line).map_err(|e| match e {
+                    Some(e) => Error::new(ErrorKind::Io, read_failed(Some(e))),
+                    None => Error::new(
+                        ErrorKind::Io,
+                        format!(
+                            "stopped at line {} of {shown}; nothing was imported",
+                            number + 1
+                        ),
+                    ),
+                })?,
+            };
+            if n == 0 {
+                return Ok(());
             }
-            Line::Empty => {}
-        }
-    });
+            number += 1;
+            bar.inc(n as u64);
+            importer.at(number);
+            let on_line = |why: String| at_line(number, &why);
+            match parse_line(&mut line).map_err(on_line)? {
+                Line::Entry(e) => importer
+                    .put(&e.key, &e.value, e.expires_at_ms, e.hits, e.set_at_ms)
+                    .map_err(|e| storing(e, number))?,
+                Line::Header(counters, tag) => {
+                    // A header further on (dumps put end to end) is held to the same rule.
+                    if let Some(why) = tag.as_deref().and_then(other_tag) {
+                        return Err(on_line(why));
+                    }
+                    if let Some(counters) = counters {
+                        importer
+                            .merge_lifetime(&counters)
+                            .map_err(|e| storing(e, number))?;
+                    }
+                }
+                Line::Empty => {}
+            }
+        },
+        storing,
+    );
     bar.finish_and_clear();
     let summary = match summary {
         Ok(summary) => summary,
