@@ -405,7 +405,8 @@ impl Lease {
         self.stop_renewing();
         if std::mem::take(&mut self.open) {
             // Best effort: if the file is unwritable now, the deadline frees the key.
-            let _ = self.storage.write(|t| self.release_in(t));
+            // Of any tag: a handle whose tag the file left still frees the key.
+            let _ = self.storage.write_any_tag(|t| self.release_in(t));
             self.storage.shared.notify_release();
         }
     }

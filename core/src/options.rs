@@ -158,7 +158,9 @@ impl Options {
     }
 
     /// When the file was last opened with a different tag, every entry is dropped on
-    /// open. A file that never had a tag adopts this one and keeps its entries.
+    /// open. A file that never had a tag adopts this one and keeps its entries. Once
+    /// another handle has opened the file with another tag, this handle's reads of a
+    /// value and its writes fail with [`crate::ErrorKind::Incompatible`].
     pub fn set_version_tag(&mut self, tag: impl Into<String>) -> &mut Self {
         self.version_tag = Some(tag.into());
         self

@@ -884,21 +884,64 @@ enum StoredTag {
     Damaged,
 }
 
+/// Reads the version tag a file records.
+const TAG: &str = "SELECT version_tag FROM state";
+
 /// The version tag `conn`'s file records.
 fn stored_tag(conn: &Connection) -> Result<StoredTag> {
-    conn.query_row("SELECT version_tag FROM state", [], |r| {
-        Ok(match r.get_ref(0)? {
-            ValueRef::Null => StoredTag::None,
-            ValueRef::Text(t) => match std::str::from_utf8(t) {
-                Ok(t) => StoredTag::Tag(t.to_string()),
-                Err(_) => StoredTag::Damaged,
-            },
-            _ => StoredTag::Damaged,
+    conn.prepare_cached(TAG)
+        .and_then(|mut s| {
+            s.query_row([], |r| {
+                Ok(match r.get_ref(0)? {
+                    ValueRef::Null => StoredTag::None,
+                    ValueRef::Text(t) => match std::str::from_utf8(t) {
+                        Ok(t) => StoredTag::Tag(t.to_string()),
+                        Err(_) => StoredTag::Damaged,
+                    },
+                    _ => StoredTag::Damaged,
+                })
+            })
+            .optional()
         })
-    })
-    .optional()
-    .map(|tag| tag.unwrap_or(StoredTag::None))
-    .ctx("reading the version tag")
+        .map(|tag| tag.unwrap_or(StoredTag::None))
+        .ctx("reading the version tag")
+}
+
+/// Fails with INCOMPATIBLE when `conn`'s file records another version tag than `tag`,
+/// the one its handle was opened with: another handle opened the file with its own
+/// tag since, which dropped every entry of `tag`, and its values are of another
+/// format. A file without a tag is no other format (an open with a tag adopts it).
+/// Read on every hit of a handle with a tag: compared where it lies, not copied.
+pub(crate) fn check_tag(conn: &Connection, shown: &Path, tag: &str) -> Result<()> {
+    let same = conn
+        .prepare_cached(TAG)
+        .and_then(|mut s| {
+            s.query_row([], |r| {
+                Ok(match r.get_ref(0)? {
+                    ValueRef::Null => true,
+                    ValueRef::Text(t) => t == tag.as_bytes(),
+                    _ => false,
+                })
+            })
+            .optional()
+        })
+        .ctx("reading the version tag")?;
+    if same != Some(false) {
+        return Ok(());
+    }
+    let other = match stored_tag(conn)? {
+        StoredTag::Tag(t) => format!("{t:?}"),
+        _ => "a damaged one".to_string(),
+    };
+    Err(Error::new(
+        ErrorKind::Incompatible,
+        format!(
+            "{}: the cache was opened since with version tag {other}, and this handle's is \
+             {tag:?}: its entries are another format; open the cache again to use it with \
+             {tag:?} (which drops the entries of the other tag)",
+            shown.display()
+        ),
+    ))
 }
 
 /// The tables of every schema: a file stamped as a cache that lacks one is not a cache.

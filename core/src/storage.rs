@@ -93,6 +93,9 @@ pub struct Storage {
     /// The eviction policy's index could not be written at open (another process held
     /// the write lock): the next write makes it (see `write_locked`).
     lacks_index: AtomicBool,
+    /// The version tag this handle opened a cache file with: its values are of that
+    /// format, so it reads and writes none of another tag's (`schema::check_tag`).
+    version_tag: Option<String>,
     /// The shared remote tier, if configured (remote/).
     pub(crate) remote: Option<std::sync::Arc<crate::remote::Remote>>,
     /// Values of at least this many bytes are kept in files (value_files.rs); `None`:
@@ -188,6 +191,8 @@ impl Storage {
             .filter(|_| file.is_some() && crate::value_files::folder_fits(&shared.name));
         let remote =
             crate::remote::Remote::open(options, &shared.remote_owed).map(crate::remote::opened);
+        // An in-memory cache is private: no other handle can change its tag.
+        let version_tag = options.version_tag.clone().filter(|_| file.is_some());
         let storage = Storage {
             pool: Pool::new(conn, name, options.busy_timeout),
             path: file,
@@ -202,6 +207,7 @@ impl Storage {
             commits: AtomicU64::new(0),
             replacing: AtomicBool::new(false),
             lacks_index: AtomicBool::new(prepared.lacks_index),
+            version_tag,
             remote,
             file_threshold,
             unlinks: std::sync::Mutex::default(),
@@ -293,6 +299,19 @@ impl Storage {
         done
     }
 
+    /// Like `write`, whatever version tag the file has now: for a write that reads and
+    /// stores no value (the release of a lease), which a handle of another tag still
+    /// owes the file (else the key stays blocked until the lease runs out).
+    pub(crate) fn write_any_tag<R>(&self, f: impl FnOnce(&mut Txn<'_>) -> Result<R>) -> Result<R> {
+        let pid = this_process();
+        self.pool.after_fork_in(pid)?;
+        let conn = self.pool.lock_writer();
+        let done = self.write_locked_as(&conn, pid, false, None, true, f);
+        drop(conn);
+        self.remove_unlinked();
+        done
+    }
+
     /// `write_with` on a writer connection the caller has locked, in process `pid`
     /// (this one). `preload`: the key a set will replace, looked up with the counters.
     fn write_locked<R>(
@@ -301,6 +320,19 @@ impl Storage {
         pid: u32,
         write_hits: bool,
         preload: Option<&[u8]>,
+        f: impl FnOnce(&mut Txn<'_>) -> Result<R>,
+    ) -> Result<R> {
+        self.write_locked_as(conn, pid, write_hits, preload, false, f)
+    }
+
+    /// `write_locked`; with `any_tag`, whatever version tag the file has now.
+    fn write_locked_as<R>(
+        &self,
+        conn: &Writer,
+        pid: u32,
+        write_hits: bool,
+        preload: Option<&[u8]>,
+        any_tag: bool,
         f: impl FnOnce(&mut Txn<'_>) -> Result<R>,
     ) -> Result<R> {
         let now = || self.now();
@@ -320,6 +352,9 @@ impl Storage {
             write_hits,
             preload,
             |t| {
+                if !any_tag {
+                    self.check_tag(t.conn())?;
+                }
                 if let Some((_, sql)) = index {
                     match t.conn().execute_batch(sql) {
                         Ok(()) => made.set(true),
@@ -339,6 +374,15 @@ impl Storage {
             self.lacks_index.store(false, Relaxed);
         }
         self.committed(done)
+    }
+
+    /// Fails with INCOMPATIBLE when the file on `conn` is now another version tag's
+    /// than this handle's (see [`schema::check_tag`]).
+    fn check_tag(&self, conn: &Connection) -> Result<()> {
+        match (&self.version_tag, &self.path) {
+            (Some(tag), Some(path)) => schema::check_tag(conn, path, tag),
+            _ => Ok(()),
+        }
     }
 
     /// Runs `f` in a write transaction only if that needs no waiting (see
@@ -570,6 +614,9 @@ impl Storage {
             let Some(row) = rows.next().ctx("looking up a key")? else {
                 return Ok(Lookup::Miss);
             };
+            // In the row's snapshot (its statement holds the read): a value of another
+            // tag is never handed over as one of this handle's.
+            self.check_tag(conn)?;
             let col = |i| row.get_ref(i).ctx("reading an entry");
             // The clock is read only for a row with a deadline (most have none): a read
             // is a call into the vDSO, about 110 instructions of a get's 11,000.

@@ -193,6 +193,11 @@ pub unsafe extern "C" fn backlite_options_set_lease_ms(
 /// A UTF-8 tag such as a serialisation format version. When the file was last opened
 /// with a different tag, every entry is dropped on open (a file that never had a tag
 /// adopts this one and keeps its entries). Without a tag, the file's tag is ignored.
+/// Once another handle (of any process) has opened the file with another tag, a
+/// handle of this tag reads and writes none of its values: a get (or any read of a
+/// value that finds one) and every write (set, set_many, delete, clear, a cached
+/// call's store, a lease) give INCOMPATIBLE and change nothing. Open the file again
+/// with this tag to take it back (which drops the other tag's entries).
 #[no_mangle]
 pub unsafe extern "C" fn backlite_options_set_version_tag(
     o: *mut backlite_options,
