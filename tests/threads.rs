@@ -2,7 +2,7 @@
 //! counters equal a recount at the end.
 
 mod common;
-use backlite::{EvictionPolicy, Options, Storage};
+use backlite::{ErrorKind, EvictionPolicy, Options, Storage};
 use std::sync::Arc;
 
 fn recount(s: &Storage) -> (u64, u64) {
@@ -156,4 +156,44 @@ fn a_read_closure_may_use_its_own_in_memory_storage() {
         .expect("the read closure deadlocked");
     assert_eq!(inner, Some(Some(b"vvv".to_vec())));
     assert!(memo);
+}
+
+/// API.md: lock contention is waited out up to the busy timeout, then BUSY. So too when
+/// the lock is held by another handle of this process, which waits there for a lock
+/// another connection holds: the second handle waited for the whole of the first's wait.
+#[test]
+fn a_handle_behind_another_handle_of_this_process_is_busy_after_its_own_timeout() {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    let mut patient = Options::new();
+    patient.set_busy_timeout(Duration::from_secs(60));
+    let mut hasty = Options::new();
+    hasty.set_busy_timeout(Duration::from_millis(100));
+    let first = Storage::open(&path, &patient).unwrap();
+    let second = Storage::open(&path, &hasty).unwrap();
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    std::thread::scope(|scope| {
+        let waiting = scope.spawn(|| first.set(b"first", b"1", backlite::Expiration::Never));
+        // Time for the first handle to be waiting for `other`; had it not started yet,
+        // the second would wait for `other` itself: BUSY after its timeout all the same.
+        std::thread::sleep(Duration::from_millis(300));
+        // `other` ends a while later: a second handle still waiting for the first then
+        // gets the lock and succeeds, where the contract wants BUSY.
+        let release = scope.spawn(move || {
+            std::thread::sleep(Duration::from_secs(3));
+            other.execute_batch("COMMIT").unwrap();
+        });
+        let second_set = second.set(b"second", b"2", backlite::Expiration::Never);
+        assert_eq!(
+            second_set.map_err(|e| e.kind()),
+            Err(ErrorKind::Busy),
+            "the second handle's set"
+        );
+        release.join().unwrap();
+        waiting.join().unwrap().unwrap();
+    });
+    assert!(first.contains(b"first").unwrap());
+    assert!(!first.contains(b"second").unwrap());
 }

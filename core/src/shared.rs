@@ -230,19 +230,33 @@ impl FileShared {
     /// Waits for this process's turn to write the file.
     #[cfg(test)]
     pub fn writing(&self) -> WriteTurn<'_> {
-        self.writing_in(fork::this_process())
+        self.writing_in(fork::this_process(), Duration::MAX)
+            .expect("an unbounded wait ends with the turn")
     }
 
-    /// `writing` in process `pid` (this one).
-    pub fn writing_in(&self, pid: u32) -> WriteTurn<'_> {
+    /// `writing` in process `pid` (this one), waiting at most `patience` (the handle's
+    /// busy timeout: another handle of this process holding the turn is lock
+    /// contention as another process's write lock is). `None`: not had in time.
+    pub fn writing_in(&self, pid: u32, patience: Duration) -> Option<WriteTurn<'_>> {
+        let until = Instant::now().checked_add(patience);
         let mut turn = lock(&self.writing);
         while turn.holder == Some(pid) {
+            let left = match until {
+                Some(until) => until.saturating_duration_since(Instant::now()),
+                None => Duration::MAX,
+            };
+            if left.is_zero() {
+                return None;
+            }
             turn.waiting += 1;
-            turn = self.turn_free.wait(turn).unwrap_or_else(|e| e.into_inner());
+            turn = match self.turn_free.wait_timeout(turn, left) {
+                Ok((t, _)) => t,
+                Err(e) => e.into_inner().0,
+            };
             turn.waiting -= 1;
         }
         turn.holder = Some(pid);
-        WriteTurn(self)
+        Some(WriteTurn(self))
     }
 
     /// `writing_in`, taken only once no other thread of this process waits for it: the

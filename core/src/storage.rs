@@ -348,6 +348,7 @@ impl Storage {
             conn,
             &conn.known,
             pid,
+            self.pool.busy_timeout(),
             now,
             write_hits,
             preload,
@@ -1556,7 +1557,10 @@ impl Storage {
             // In this process's turn to write, as every write: another handle's write
             // (or the hit writer) takes the waiting hits before it waits for the file,
             // and committed them into the zeroed counters when the zero got it first.
-            let _turn = self.shared.writing_in(pid);
+            let _turn = self
+                .shared
+                .writing_in(pid, self.pool.busy_timeout())
+                .ok_or_else(transact::turn_not_had)?;
             lifetime::zero(conn, || self.now(), &self.shared.lifetime)
         })
     }

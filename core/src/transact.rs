@@ -25,20 +25,31 @@ use std::time::{Duration, Instant};
 /// `pid`: this process (asked once per write: each ask is a system call).
 /// `write_hits`: the buffered hits are written to their rows. `preload`: the key a set
 /// will replace, looked up with the counters. `known`: what `conn` knows of the file
-/// (see [`Known`]), updated by the write.
+/// (see [`Known`]), updated by the write. `patience`: the busy timeout, for the turn.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn write_in_turn<R>(
     shared: &FileShared,
     conn: &Connection,
     known: &Cell<Option<Known>>,
     pid: u32,
+    patience: Duration,
     now: impl FnOnce() -> i64,
     write_hits: bool,
     preload: Option<&[u8]>,
     f: impl FnOnce(&mut Txn<'_>) -> Result<R>,
 ) -> Result<(R, Tally)> {
-    let _turn = shared.writing_in(pid);
+    let _turn = shared.writing_in(pid, patience).ok_or_else(turn_not_had)?;
     transact(shared, conn, known, pid, Some(now), write_hits, preload, f)
+}
+
+/// BUSY for a write whose turn another handle of this process held for the whole busy
+/// timeout, as for another process's write lock (API.md: contention is waited out up to
+/// the busy timeout, then BUSY).
+pub(crate) fn turn_not_had() -> crate::Error {
+    crate::Error::new(
+        ErrorKind::Busy,
+        "another handle of this process held the file's write lock for the whole busy timeout",
+    )
 }
 
 /// Runs `f` in a write transaction only if that needs no waiting: not for the pool's
@@ -255,6 +266,7 @@ pub(crate) fn start_fill_writer(
                 &conn,
                 &known,
                 pid,
+                busy_timeout,
                 &now,
                 true,
                 None,
