@@ -916,24 +916,45 @@ pub(crate) fn check_tag(conn: &Connection, shown: &Path, tag: &str) -> Result<()
     let same = conn
         .prepare_cached(TAG)
         .and_then(|mut s| {
-            s.query_row([], |r| {
-                Ok(match r.get_ref(0)? {
-                    ValueRef::Null => true,
-                    ValueRef::Text(t) => t == tag.as_bytes(),
-                    _ => false,
-                })
-            })
-            .optional()
+            s.query_row([], |r| Ok(is_tag(r.get_ref(0)?, tag)))
+                .optional()
         })
         .ctx("reading the version tag")?;
-    if same != Some(false) {
-        return Ok(());
+    match same {
+        Some(false) => Err(other_tag(conn, shown, tag)),
+        _ => Ok(()),
     }
-    let other = match stored_tag(conn)? {
-        StoredTag::Tag(t) => format!("{t:?}"),
+}
+
+/// `check_tag` of the file's tag as a look-up read it (`table::LOOKUP_TAGGED`), in the
+/// same statement as the row: a hit of a handle with a tag costs no second statement.
+pub(crate) fn check_tag_read(
+    conn: &Connection,
+    shown: &Path,
+    tag: &str,
+    stored: ValueRef<'_>,
+) -> Result<()> {
+    match is_tag(stored, tag) {
+        true => Ok(()),
+        false => Err(other_tag(conn, shown, tag)),
+    }
+}
+
+/// Whether the stored tag `stored` is `tag`'s, or none (a file any tag adopts).
+fn is_tag(stored: ValueRef<'_>, tag: &str) -> bool {
+    match stored {
+        ValueRef::Null => true,
+        ValueRef::Text(t) => t == tag.as_bytes(),
+        _ => false,
+    }
+}
+
+fn other_tag(conn: &Connection, shown: &Path, tag: &str) -> Error {
+    let other = match stored_tag(conn) {
+        Ok(StoredTag::Tag(t)) => format!("{t:?}"),
         _ => "a damaged one".to_string(),
     };
-    Err(Error::new(
+    Error::new(
         ErrorKind::Incompatible,
         format!(
             "{}: the cache was opened since with version tag {other}, and this handle's is \
@@ -941,7 +962,7 @@ pub(crate) fn check_tag(conn: &Connection, shown: &Path, tag: &str) -> Result<()
              {tag:?} (which drops the entries of the other tag)",
             shown.display()
         ),
-    ))
+    )
 }
 
 /// The tables of every schema: a file stamped as a cache that lacks one is not a cache.

@@ -609,15 +609,23 @@ impl Storage {
         let vanished = std::cell::Cell::new(false);
         // The `created` of the entry a hit found: its hit is on that entry only.
         let created = std::cell::Cell::new(access::UNKNOWN_ENTRY);
+        let tagged = self.version_tag.as_deref().zip(self.path.as_deref());
+        let lookup = match tagged {
+            Some(_) => table::LOOKUP_TAGGED,
+            None => table::LOOKUP,
+        };
         let mut look_up = |conn: &Connection| {
-            let mut stmt = conn.prepare_cached(table::LOOKUP).ctx("looking up a key")?;
+            let mut stmt = conn.prepare_cached(lookup).ctx("looking up a key")?;
             let mut rows = stmt.query([key]).ctx("looking up a key")?;
             let Some(row) = rows.next().ctx("looking up a key")? else {
                 return Ok(Lookup::Miss);
             };
-            // In the row's snapshot (its statement holds the read): a value of another
-            // tag is never handed over as one of this handle's.
-            self.check_tag(conn)?;
+            // Read with the row: a value of another tag is never handed over as one
+            // of this handle's.
+            if let Some((tag, path)) = tagged {
+                let stored = row.get_ref(5).ctx("reading the version tag")?;
+                schema::check_tag_read(conn, path, tag, stored)?;
+            }
             let col = |i| row.get_ref(i).ctx("reading an entry");
             // The clock is read only for a row with a deadline (most have none): a read
             // is a call into the vDSO, about 110 instructions of a get's 11,000.

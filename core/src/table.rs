@@ -114,6 +114,10 @@ pub(crate) const LOOKUP_VIEW: &str =
 /// by [`STORED_APART`]: the two columns cost every get about 200 instructions.
 pub(crate) const LOOKUP: &str = "SELECT c,s,e,v,n FROM lookup WHERE key=?1";
 
+/// `LOOKUP` for a handle with a version tag: the file's tag too, in the row's snapshot.
+pub(crate) const LOOKUP_TAGGED: &str =
+    "SELECT c,s,e,v,n,(SELECT version_tag FROM state) FROM lookup WHERE key=?1";
+
 /// Where the entry under `?1` keeps a value its row does not hold: `value_id, file`.
 pub(crate) const STORED_APART: &str = "SELECT value_id, file FROM entries WHERE key = ?1";
 
