@@ -338,3 +338,57 @@ fn an_import_from_a_cache_says_it_is_a_cache_not_a_dump() {
         assert_eq!(read(&d.path("old.db")), old);
     }
 }
+
+/// `import new.db < old.db`, a cache on stdin, said "line 1 of <stdin>: not valid JSON at
+/// column 1: expected value". It says that the input is a cache and how to copy its
+/// entries, also for a cache whose header holds a line end (a page count of 10, so that
+/// its first line is shorter than the header); nothing is made or changed.
+#[test]
+fn a_cache_on_stdin_is_said_to_be_a_cache_not_a_dump() {
+    let d = Dir::new();
+    d.ok(&["set", "into.db", "k2", "v2"]);
+    let mut caches = vec![];
+    // Values until the file has 10 pages of 4 KiB: the header's page count is then 0x0a.
+    let mut n = 0;
+    while caches.len() < 2 {
+        d.ok(&["set", "old.db", &format!("k{n}"), &"v".repeat(500)]);
+        d.ok(&["vacuum", "old.db"]);
+        n += 1;
+        let cache = read(&d.path("old.db")).unwrap();
+        let newline = cache[..72].contains(&b'\n');
+        if caches.is_empty() || (newline && caches.len() == 1) {
+            caches.push(cache);
+        }
+        assert!(n < 200, "no cache of a header with a line end");
+    }
+    assert!(!caches[0][..72].contains(&b'\n'));
+    for cache in &caches {
+        for target in ["new.db", "into.db"] {
+            let before = read(&d.path(target));
+            let r = d.run_with_input(&["import", target], cache);
+            assert_eq!(r.code, 2, "{}", r.stderr);
+            assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+            assert!(
+                r.stderr
+                    .contains("<stdin>: it is a BackLite cache, not a dump")
+                    && r.stderr
+                        .contains(&format!("backlite export CACHE | backlite import {target}")),
+                "{}",
+                r.stderr
+            );
+            assert_eq!(read(&d.path(target)), before, "{target} changed");
+        }
+    }
+    // Another SQLite database is said to be one.
+    let mut other = caches[0].clone();
+    other[68..72].copy_from_slice(&[0; 4]);
+    let r = d.run_with_input(&["import", "new.db"], &other);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("<stdin>: it is an SQLite database, not a dump"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(read(&d.path("new.db")), None);
+}

@@ -344,6 +344,25 @@ fn stop_or_fail(stopped: Option<i32>, mut failure: Failure) -> Outcome {
     crate::interrupt::die_of(signal)
 }
 
+/// What [`not_a_dump`] says an input is.
+const CACHE: &str = "a BackLite cache";
+const DATABASE: &str = "an SQLite database";
+
+/// The failure of an import whose input (`shown`) is a cache (`kind`) or another SQLite
+/// database rather than a dump, with how to copy a cache's entries (`source`: its name
+/// for the command to give).
+fn not_a_dump(file: &Path, shown: &str, kind: &str, source: &str) -> Failure {
+    let mut why =
+        format!("will not import {shown}: it is {kind}, not a dump; nothing was imported");
+    if kind == CACHE {
+        why += &format!(
+            " (to copy its entries: backlite export {source} | backlite import {})",
+            escape_path(file)
+        );
+    }
+    Failure::new(USAGE_OR_IO, file, why)
+}
+
 /// `no_copy`: an input that is not a plain file is read straight into the transaction.
 pub fn run(cli: &Cli, file: &Path, input: Option<&Path>, no_copy: bool) -> Outcome {
     use std::os::fd::AsFd;
@@ -353,16 +372,8 @@ pub fn run(cli: &Cli, file: &Path, input: Option<&Path>, no_copy: bool) -> Outco
                 // `import new.db -i old.db` (export's direction mistaken) read the cache
                 // as a dump: "line 1: not valid JSON at column 1", which says nothing of it.
                 if super::is_a_cache(path) {
-                    return Err(Failure::new(
-                        USAGE_OR_IO,
-                        file,
-                        format!(
-                            "will not import {}: it is a BackLite cache, not a dump (to copy \
-                             its entries: backlite export {0} | backlite import {})",
-                            escape_path(path),
-                            escape_path(file)
-                        ),
-                    ));
+                    let shown = escape_path(path);
+                    return Err(not_a_dump(file, &shown, CACHE, &shown));
                 }
                 let f = std::fs::File::open(path)
                     .map_err(|e| Failure::new(USAGE_OR_IO, path, format!("cannot open: {e}")))?;
@@ -409,6 +420,21 @@ pub fn run(cli: &Cli, file: &Path, input: Option<&Path>, no_copy: bool) -> Outco
             return stop_or_fail(lines.stopped, failure);
         }
     };
+    // A cache piped in (`backlite import new.db < old.db`) is no dump either; said so,
+    // not "line 1: not valid JSON at column 1". Its header may hold a line end (a page
+    // count of 10): the lines up to its 72nd byte are read to tell.
+    if line.starts_with(super::SQLITE_MAGIC) {
+        let mut header = std::mem::take(&mut line);
+        while header.len() < super::CACHE_HEADER && matches!(lines.read(&mut line), Ok(1..)) {
+            header.extend_from_slice(&line);
+        }
+        let kind = if super::is_a_cache_header(&header) {
+            CACHE
+        } else {
+            DATABASE
+        };
+        return stop_or_fail(lines.stopped, not_a_dump(file, &shown, kind, "CACHE"));
+    }
     let dump_tag = header_tag(&line);
     // Whether the file is there is asked only now, as the cache is opened: the first
     // line may come long after the import began (a pipe from another host), and a

@@ -329,10 +329,22 @@ fn is_a_cache(path: &Path) -> bool {
     if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
         return false;
     }
-    let mut header = [0u8; 72];
+    let mut header = [0u8; CACHE_HEADER];
     std::fs::File::open(path)
         .and_then(|mut f| f.read_exact(&mut header))
-        .is_ok_and(|()| header.starts_with(b"SQLite format 3\0") && &header[68..] == b"BKLT")
+        .is_ok_and(|()| is_a_cache_header(&header))
+}
+
+/// How SQLite's files start.
+pub const SQLITE_MAGIC: &[u8] = b"SQLite format 3\0";
+
+/// How many bytes of a file's start [`is_a_cache_header`] reads.
+pub const CACHE_HEADER: usize = 72;
+
+/// Whether `header`, a file's first bytes, is a BackLite cache's: SQLite's header with
+/// the core's application id at offset 68.
+pub fn is_a_cache_header(header: &[u8]) -> bool {
+    header.starts_with(SQLITE_MAGIC) && header.get(68..CACHE_HEADER) == Some(b"BKLT")
 }
 
 /// Whether `path` is a plain file of more than one name that holds a value as the
