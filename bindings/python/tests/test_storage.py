@@ -338,6 +338,26 @@ def test_set_many_of_one_key_twice_keeps_the_last_as_sets_in_turn_do(db):
         assert s.get("k") == {"value": b"2"}
 
 
+def test_set_many_with_an_item_too_large_is_seen_whole_or_not_at_all(db):
+    # The older value of a too-large item went in a delete of its own before the batch:
+    # another handle, looking at every step of the call, saw "old" gone and "new" not
+    # yet there (as a crash between the two would have left the file).
+    with Storage(db, size_limit=3) as s, Storage(db, size_limit=3) as other:
+        s.set_many({"old": {"value": b"1"}, "kept": {"value": b"2"}})
+        seen = set()
+
+        def look(*_):
+            seen.add(("old" in other, "new" in other))
+
+        sys.setprofile(look)
+        try:
+            s.set_many({"old": {"value": b"12345"}, "new": {"value": b"3"}})
+        finally:
+            sys.setprofile(None)
+        assert seen <= {(True, False), (False, True)}
+        assert s.get_keys() == {"kept", "new"}
+
+
 def test_items_totalling_larger_than_size_limit_are_evicted(db):
     with Storage(db, size_limit=5) as s:
         items = {"key1": {"value": b"123"}, "key2": {"value": b"456"}, "key3": {"value": b"789"}}

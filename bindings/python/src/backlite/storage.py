@@ -311,27 +311,27 @@ class Storage(_native.Storage):
     def set_many(self, items: Mapping[Key, CacheItem]) -> None:
         """Store all ``items`` in one transaction, then evict down to the size limit
         (items of the batch may be evicted too, as in the seed). Items larger than the
-        size limit are not stored (older values under their keys are removed)."""
+        size limit are not stored (older values under their keys are removed, in the
+        same transaction)."""
         # By the key's bytes, the last item of each: "k" and b"k" are two keys of
         # ``items`` and one of the cache, and the later one wins, as with set in turn
         # (a too-large one too: deleted after the earlier was set, it kept that value).
-        last: dict[bytes, tuple[bytes, int] | None] = {}
+        last: dict[bytes, tuple[bytes, int]] = {}
         for key, item in items.items():
             kb = key_bytes(key)
             value = _value_bytes(item)
             last.pop(kb, None)
             if len(value) > self.size_limit:
-                last[kb] = None
+                # Already expired: it removes the older value in the batch's own
+                # transaction (deleted apart, a crash or another reader between the
+                # two saw half a batch).
+                last[kb] = (b"", 0)
                 continue
             exp = item.get("expiration")
             ms = EXPIRATION_DEFAULT if exp is None else expiration_ms(exp)
             last[kb] = (value, ms)
-        for kb, entry in last.items():
-            if entry is None:
-                self.delete(kb)
-        entries = [(kb, *entry) for kb, entry in last.items() if entry is not None]
-        if entries:
-            self._set_many(entries)
+        if last:
+            self._set_many([(kb, *entry) for kb, entry in last.items()])
 
     def get_keys(self, check: Collection[Key] | None = None) -> builtins.set[Key]:
         """The live keys among ``check``, or all live keys when None (as str, or
