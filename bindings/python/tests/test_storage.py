@@ -687,6 +687,30 @@ def test_a_storage_pickles_as_its_location_and_options(db):
         pickle.dumps(m)
 
 
+class TaggedStorage(Storage):
+    """A user's subclass, with a parameter and a method of its own."""
+
+    def __init__(self, location, tag, **options):
+        super().__init__(location, **options)
+        self.tag = tag
+
+    def tagged(self, key):
+        return self.tag + self.get_value(key)
+
+
+def test_a_storage_subclass_pickles_and_copies_as_itself(db):
+    # It came back a plain Storage: without its attributes and methods.
+    import copy
+
+    with TaggedStorage(db, b"t:", size_limit=1234) as s:
+        s.set_value("k", b"v")
+        for again in (pickle.loads(pickle.dumps(s)), copy.copy(s), copy.deepcopy(s)):
+            with again:
+                assert type(again) is TaggedStorage and again is not s
+                assert (again.tag, again.size_limit) == (b"t:", 1234)
+                assert again.tagged("k") == b"t:v"
+
+
 def _child_reads(storage, key):
     return storage.get(key)
 

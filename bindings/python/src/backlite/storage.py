@@ -378,11 +378,14 @@ class Storage(_native.Storage):
         opens its own handle on the same file."""
         if self.location == ":memory:":
             raise TypeError("an in-memory Storage cannot be sent to another process")
-        return (
-            _reopen,
-            (self._file, self.size_limit, self.eviction_policy, self.default_expiration,
-             self._busy_timeout, self.file_threshold, self._lease_length, *self._remote),
-        )
+        options = (self._file, self.size_limit, self.eviction_policy, self.default_expiration,
+                   self._busy_timeout, self.file_threshold, self._lease_length, *self._remote)
+        if type(self) is Storage:
+            return _reopen, options
+        # A subclass comes back as itself, with its attributes (its __getstate__), as
+        # pickle makes any object: without calling its __init__, whose parameters may
+        # be its own. Before, it came back a plain Storage.
+        return _reopen_as, (type(self), *options), self.__getstate__()
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"size_limit={self.size_limit}"
@@ -399,7 +402,12 @@ def _missing_parents(location: str) -> list[Path]:
     return missing[::-1]
 
 
-def _reopen(
+def _reopen(*options: Any) -> Storage:
+    return _reopen_as(Storage, *options)
+
+
+def _reopen_as(
+    cls: type[Storage],
     location: str,
     size_limit: int,
     eviction_policy: EvictionPolicy,
@@ -413,7 +421,9 @@ def _reopen(
     remote_mode: str = "read-write",
 ) -> Storage:
     # New parameters go last, with defaults: pickles made by an older version still load.
-    return Storage(
+    storage = cls.__new__(cls)
+    Storage.__init__(
+        storage,
         location,
         size_limit=size_limit,
         eviction_policy=eviction_policy,
@@ -427,3 +437,4 @@ def _reopen(
         remote_mode=remote_mode,
         mkdir=False,
     )
+    return storage
