@@ -224,6 +224,49 @@ fn get_of_a_missing_key_exits_1_naming_file_and_key() {
     assert_eq!(r.stderr, "backlite: s.db: no live entry under key nope\n");
 }
 
+/// `get -o OUT` with an OUT it cannot write (a folder that is not there, a folder, a
+/// file its user may not write) failed, exit 2, after its lookup had counted a hit (in
+/// the file's lifetime counters and the entry's, which moves it up the eviction order),
+/// though the value went nowhere. It fails before the lookup now, counting nothing.
+#[test]
+fn a_get_whose_out_cannot_be_written_counts_no_hit() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = Dir::new();
+    d.ok(&["set", "c.db", "k", "v"]);
+    std::fs::create_dir(d.path("folder")).unwrap();
+    std::fs::write(d.path("read-only.txt"), "precious").unwrap();
+    std::fs::set_permissions(d.path("read-only.txt"), PermissionsExt::from_mode(0o444)).unwrap();
+    let mut outs = vec!["nodir/x", "folder"];
+    if common::as_root() {
+        // nobody may read the cache, but not write read-only.txt (root's).
+        std::fs::set_permissions(d.path("."), PermissionsExt::from_mode(0o777)).unwrap();
+        std::fs::set_permissions(d.path("c.db"), PermissionsExt::from_mode(0o666)).unwrap();
+    }
+    outs.push("read-only.txt");
+    let hits = || {
+        let stats: serde_json::Value =
+            serde_json::from_str(&d.ok(&["stats", "c.db", "--json"])).unwrap();
+        let keys: serde_json::Value =
+            serde_json::from_str(&d.ok(&["keys", "c.db", "--json"])).unwrap();
+        (stats["lifetime"]["hits"].clone(), keys["hits"].clone())
+    };
+    for out in outs {
+        let r = if out == "read-only.txt" {
+            d.run_unprivileged(&["get", "c.db", "k", "-o", out])
+        } else {
+            d.run(&["get", "c.db", "k", "-o", out])
+        };
+        assert_eq!(r.code, 2, "{out}: {}", r.stderr);
+        assert!(r.stderr.contains("cannot write"), "{}", r.stderr);
+        assert_eq!(hits(), (json!(0), json!(0)), "{out}: a hit was counted");
+    }
+    assert_eq!(common::read(&d.path("read-only.txt")).unwrap(), b"precious");
+    assert!(!d.path("nodir").exists());
+    // The get that can write OUT counts its hit.
+    d.ok(&["get", "c.db", "k", "-o", "out.txt"]);
+    assert_eq!(hits(), (json!(1), json!(1)));
+}
+
 #[test]
 fn set_reads_stdin_and_takes_an_expiry() {
     let d = Dir::new();

@@ -33,15 +33,25 @@ pub fn get(cli: &Cli, file: &Path, key: &OsStr, output: Option<&Path>, escaped: 
         })
         .transpose()?;
     let storage = open_to_read(cli, file, Some(GET_LOCK_WAIT))?;
+    // OUT that cannot be written (its folder not there, a file its user may not write)
+    // is found out before the lookup, which counts a hit and reads the value: found
+    // at the first chunk, the get failed with the hit counted and the entry's place in
+    // the eviction order moved up, as if the value had been had.
+    let mut prepared = match (&partial, output) {
+        (Some(partial), Some(out)) => partial
+            .prepare()
+            .map_err(|e| Failure::new(USAGE_OR_IO, out, format!("cannot write: {e}")))?,
+        _ => None,
+    };
     // The value goes out in chunks as it is read (a value kept in a file of its own
-    // may be as large as the disk), to OUT (made at the first chunk, so that a miss
+    // may be as large as the disk), to OUT (written at the first chunk, so that a miss
     // leaves it as it was) or stdout.
     let mut sink: Option<Box<dyn Write>> = None;
     let mut write = |chunk: &[u8]| -> std::io::Result<()> {
         let out = match &mut sink {
             Some(out) => out,
             None => sink.insert(match &partial {
-                Some(partial) => Box::new(partial.create()?),
+                Some(partial) => Box::new(partial.start(prepared.take())?),
                 None => Box::new(std::io::stdout().lock()),
             }),
         };

@@ -38,12 +38,21 @@ enum Copy {
     Through(PathBuf),
     /// OUT itself.
     InPlace(PathBuf),
+    /// OUT itself, opened by [`Partial::prepare`] and not written yet (`made`: by that
+    /// open, where it was not there).
+    Opened { out: PathBuf, made: bool },
 }
 
 impl Copy {
     /// Removes the output not whole, and says what became of OUT.
     fn remove(&self) -> &'static str {
         match self {
+            Copy::Opened { out, made } => {
+                if *made {
+                    let _ = std::fs::remove_file(out);
+                }
+                "not written, left as it was"
+            }
             Copy::Beside(temporary) | Copy::Through(temporary) => {
                 let _ = std::fs::remove_file(temporary);
                 "not written, left as it was"
@@ -106,25 +115,72 @@ impl Partial {
 
     /// Opens the copy to write: from now on a signal or [`Partial::discard`] removes it.
     pub fn create(&self) -> std::io::Result<File> {
+        let prepared = self.prepare()?;
+        self.start(prepared)
+    }
+
+    /// Opens what the output is to be written to, leaving what OUT holds as it is: so
+    /// that a command finds out that it cannot write OUT (a folder not there, a file
+    /// its user may not write) before it reads what it is to write (a `get`'s lookup
+    /// counts a hit). A plain OUT (or one not there) is written beside (see the
+    /// module's comment), or else opened in place without truncating it; `None` for
+    /// another (a FIFO, a device, a link), opened by [`Partial::start`] only: opening a
+    /// FIFO waits for its reader, and a device's open may act (a tape's rewinds).
+    /// [`Partial::discard`], a signal or a drop leaves OUT as it was.
+    pub fn prepare(&self) -> std::io::Result<Option<File>> {
         let mut unfinished = lock(&self.unfinished);
+        // A folder (or a link to one) is no output, as its open at the start would say.
+        if std::fs::metadata(&self.out).is_ok_and(|m| m.is_dir()) {
+            return Err(std::io::Error::from_raw_os_error(libc::EISDIR));
+        }
         let existing = std::fs::symlink_metadata(&self.out);
         let plain = match &existing {
             Ok(m) => m.file_type().is_file(),
             Err(e) => e.kind() == ErrorKind::NotFound,
         };
-        if plain {
-            // A rename asks only the folder: an OUT its user may not write (made
-            // read-only, another user's in a folder all may write) is refused as a
-            // write to it is, not replaced. Opened without truncating, it is unchanged.
-            if existing.is_ok() {
-                OpenOptions::new().write(true).open(&self.out)?;
-            }
-            if let Some((file, copy)) = beside(&self.out, existing.ok().as_ref())? {
-                *unfinished = Some(copy);
-                return Ok(file);
-            }
+        if !plain {
+            return Ok(None);
         }
-        let file = File::create(&self.out)?;
+        // A rename asks only the folder: an OUT its user may not write (made read-only,
+        // another user's in a folder all may write) is refused as a write to it is, not
+        // replaced. Opened without truncating, it is unchanged.
+        let opened = match &existing {
+            Ok(_) => Some(OpenOptions::new().write(true).open(&self.out)?),
+            Err(_) => None,
+        };
+        if let Some((file, copy)) = beside(&self.out, existing.ok().as_ref())? {
+            *unfinished = Some(copy);
+            return Ok(Some(file));
+        }
+        let made = opened.is_none();
+        let file = match opened {
+            Some(file) => file,
+            None => OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&self.out)?,
+        };
+        *unfinished = Some(Copy::Opened {
+            out: self.out.clone(),
+            made,
+        });
+        Ok(Some(file))
+    }
+
+    /// The output begins, into what [`Partial::prepare`] gave (OUT written in place is
+    /// emptied now), or into OUT opened now: from here a signal or [`Partial::discard`]
+    /// removes what was written.
+    pub fn start(&self, prepared: Option<File>) -> std::io::Result<File> {
+        let mut unfinished = lock(&self.unfinished);
+        let file = match (prepared, &*unfinished) {
+            (Some(file), Some(Copy::Opened { .. })) => {
+                file.set_len(0)?;
+                file
+            }
+            (Some(copy), _) => return Ok(copy),
+            (None, _) => File::create(&self.out)?,
+        };
         *unfinished = Some(Copy::InPlace(self.out.clone()));
         Ok(file)
     }
@@ -157,6 +213,14 @@ impl Partial {
         if let Some(copy) = lock(&self.unfinished).take() {
             let _ = copy.remove();
         }
+    }
+}
+
+/// A command that ends without keeping its output (a `get` that missed, any failure)
+/// leaves OUT as it was.
+impl Drop for Partial {
+    fn drop(&mut self) {
+        self.discard();
     }
 }
 
