@@ -3377,3 +3377,51 @@ fn a_lease_whose_value_the_server_refuses_is_released() {
         assert_eq!(lease_keys(&server), "", "machine {i} left its lease held");
     }
 }
+
+/// One value of a batch that the server refuses whole (over its `proto-max-bulk-len`,
+/// after which it closes the connection) is the only one lost: the other values of
+/// the same set_many reach the remote, in each mode that writes.
+#[test]
+fn a_value_the_server_refuses_loses_no_other_value_of_its_batch() {
+    for mode in [RemoteMode::ReadWrite, RemoteMode::WriteBehind] {
+        let server = RedisServer::with_args(&["--proto-max-bulk-len", "1mb"]);
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = remote_options(&server.url());
+        o.set_remote_mode(mode);
+        let big = vec![7u8; 1 << 20];
+        let entry = |key: &'static [u8], value: &'static [u8]| backlite::Entry {
+            key,
+            value,
+            expiration: NEVER,
+        };
+        let writer = machine(&dir, "writer.db", &o);
+        writer
+            .set_many(&[
+                entry(b"before", b"1"),
+                backlite::Entry {
+                    key: b"big",
+                    value: &big,
+                    expiration: NEVER,
+                },
+                entry(b"after", b"2"),
+            ])
+            .unwrap();
+        if mode == RemoteMode::ReadWrite {
+            let st = writer.remote_stats().unwrap();
+            assert_eq!(st.errors, 1, "{mode:?}: {st:?}");
+        }
+        drop(writer); // write-behind: sends its queue
+        let reader = machine(&dir, "reader.db", &remote_options(&server.url()));
+        assert_eq!(
+            get(&reader, b"before").as_deref(),
+            Some(&b"1"[..]),
+            "{mode:?}"
+        );
+        assert_eq!(
+            get(&reader, b"after").as_deref(),
+            Some(&b"2"[..]),
+            "{mode:?}"
+        );
+        assert_eq!(get(&reader, b"big"), None, "{mode:?}");
+    }
+}

@@ -387,7 +387,16 @@ impl Client {
         slots: &[u16],
         f: impl FnOnce(&mut Conn) -> RedisResult<T>,
     ) -> Option<T> {
-        self.round_trip(crate::fork::this_process(), slots, f).ok()
+        self.attempt_now(slots, f).ok()
+    }
+
+    /// `run_now`, telling why it gave nothing.
+    pub(crate) fn attempt_now<T>(
+        &self,
+        slots: &[u16],
+        f: impl FnOnce(&mut Conn) -> RedisResult<T>,
+    ) -> Result<T, Missed> {
+        self.round_trip(crate::fork::this_process(), slots, f)
     }
 
     /// One round trip on a pooled or new connection: counted and backed off on failure.

@@ -64,6 +64,10 @@ const BEHIND_BATCH: usize = 256;
 /// call, and past 65,536 keys the whole remote was cleared.
 const ROUND_TRIP_WRITES: usize = 1024;
 const ROUND_TRIP_BYTES: usize = 1 << 20;
+/// A write of more bytes than this goes in a round trip of its own. A server refuses a
+/// value over its `proto-max-bulk-len` (1 MiB at the least it can be set to) and closes
+/// the connection: every write sent with it failed, and was lost, with the one refused.
+const ALONE_BYTES: usize = 512 << 10;
 /// Keys of one read-only call whose replaced remote value is read when they are set
 /// (`Remote::learn_replaced`, a round trip each); a larger batch's other keys learn it
 /// at their next look-up. Bounded so that a batch's set costs a few round trips, not
@@ -223,6 +227,11 @@ impl<'a> Write<'a> {
         }
     }
 
+    /// The bytes of its key and value.
+    fn bytes(&self) -> usize {
+        self.key.len() + self.set.as_ref().map_or(0, |s| s.value.len())
+    }
+
     /// The unlink of this write's key.
     fn as_unlink(&self) -> Write<'static> {
         Write {
@@ -289,9 +298,13 @@ return string.sub(v, 1, tonumber(ARGV[1]))";
 
 /// The remote keys `writes` write in generation `gen`, for remembering writes that were
 /// lost (no payload is encoded).
-fn redis_keys(keys: &Keys, gen: u64, writes: &[Write<'_>]) -> Vec<Vec<u8>> {
+fn redis_keys<'w, 'a: 'w>(
+    keys: &Keys,
+    gen: u64,
+    writes: impl IntoIterator<Item = &'w Write<'a>>,
+) -> Vec<Vec<u8>> {
     writes
-        .iter()
+        .into_iter()
         .map(|w| keys.item(b'd', gen, &w.key).0)
         .collect()
 }
@@ -314,43 +327,68 @@ fn unlink_lost(client: &Client, keys: &Keys, live: &AtomicU64, lost: &[Vec<u8>])
     }
     let mut left = Vec::new();
     for (gen, writes) in &by_generation {
-        let (_, sent) = write_in_pieces(client, keys, live, *gen, writes, true);
-        left.extend(redis_keys(keys, *gen, &writes[sent..]));
+        let (_, unsent) = write_in_pieces(client, keys, live, *gen, writes, true);
+        left.extend(redis_keys(keys, *gen, unsent));
     }
     left
 }
 
 /// `write_in_live_generation` for any number of writes: a round trip for each piece
-/// that fits one (`ROUND_TRIP_WRITES`, `ROUND_TRIP_BYTES`), in order, until one fails.
-/// Returns the replies of the writes sent and how many were (all of them, or the
-/// writes before the piece that failed: the rest are not sent).
-fn write_in_pieces(
+/// that fits one (`ROUND_TRIP_WRITES`, `ROUND_TRIP_BYTES`; a write over `ALONE_BYTES`
+/// alone), in order, until one fails. A large write the server refused alone is the
+/// only one lost: the next piece is sent at once, past the back-off its failure began
+/// (a server that is down fails that one too, which ends the call). Returns the
+/// replies of the writes sent, and the writes not sent.
+fn write_in_pieces<'w, 'a>(
     client: &Client,
     keys: &Keys,
     live: &AtomicU64,
     gen: u64,
-    writes: &[Write<'_>],
+    writes: &'w [Write<'a>],
     sets_move: bool,
-) -> (Vec<redis::Value>, usize) {
+) -> (Vec<redis::Value>, Vec<&'w Write<'a>>) {
     let mut replies = Vec::new();
+    let mut unsent = Vec::new();
     let mut sent = 0;
+    let mut after_failure = false;
     while sent < writes.len() {
-        let mut end = sent;
-        let mut bytes = 0;
-        while end < writes.len() && end - sent < ROUND_TRIP_WRITES && bytes < ROUND_TRIP_BYTES {
-            let w = &writes[end];
-            bytes += w.key.len() + w.set.as_ref().map_or(0, |s| s.value.len());
-            end += 1;
-        }
+        let end = piece_end(writes, sent);
+        let piece = &writes[sent..end];
         // Each piece from the generation the writes were checked in: a set queued
         // before another client's clear must not reach the live one (`sets_move`).
-        match write_in_live_generation(client, keys, live, gen, &writes[sent..end], sets_move) {
-            Some(r) => replies.extend(r),
-            None => break,
+        match write_in_live_generation(client, keys, live, gen, piece, sets_move, after_failure) {
+            Ok(r) => {
+                replies.extend(r);
+                after_failure = false;
+            }
+            Err(Missed::Failed) if !after_failure && piece[0].bytes() > ALONE_BYTES => {
+                unsent.push(&piece[0]);
+                after_failure = true;
+            }
+            Err(_) => break,
         }
         sent = end;
     }
-    (replies, sent)
+    unsent.extend(&writes[sent..]);
+    (replies, unsent)
+}
+
+/// The end of the piece of `writes` that starts at `start`.
+fn piece_end(writes: &[Write<'_>], start: usize) -> usize {
+    let mut end = start;
+    let mut bytes = 0;
+    while end < writes.len() && end - start < ROUND_TRIP_WRITES && bytes < ROUND_TRIP_BYTES {
+        let b = writes[end].bytes();
+        if b > ALONE_BYTES && end > start {
+            break;
+        }
+        bytes += b;
+        end += 1;
+        if b > ALONE_BYTES {
+            break;
+        }
+    }
+    end
 }
 
 /// The writes of `writes` that may be sent now in generation `gen`. A write is held
@@ -397,8 +435,9 @@ fn commands(keys: &Keys, gen: u64, unlink: &str, writes: &[Write<'_>]) -> (Vec<C
 /// unlinks unless `sets_move` (a set queued before that clear must not outlive it).
 /// `gen` is the generation to try first (what `live` held when the writes were
 /// checked). The generation is read after the writes, so on one server a match means
-/// they landed in the live generation. The writes' replies, or None when the remote
-/// could not be reached.
+/// they landed in the live generation. The writes' replies, or why not (the live
+/// generation not found is a failure of the round trip). `now`: sent even while the
+/// remote is backed off (`Client::attempt_now`).
 fn write_in_live_generation(
     client: &Client,
     keys: &Keys,
@@ -406,7 +445,8 @@ fn write_in_live_generation(
     mut gen: u64,
     writes: &[Write<'_>],
     sets_move: bool,
-) -> Option<Vec<redis::Value>> {
+    now: bool,
+) -> Result<Vec<redis::Value>, Missed> {
     let mut dead: Vec<Vec<u8>> = Vec::new();
     let mut unlinks: Option<Vec<Write<'_>>> = None;
     // Each clear makes a new generation: more than a few in one call is a storm of
@@ -424,19 +464,25 @@ fn write_in_live_generation(
             .collect();
         cmds.extend(dead.drain(..).map(|k| redis::cmd(unlink).arg(k).clone()));
         cmds.push(redis::cmd("GET").arg(keys.generation()).clone());
-        let mut replies: Vec<redis::Value> = client.run_on(&slots, |c| c.pipe(cmds))?;
-        let Ok(found) = redis::from_redis_value::<Option<Vec<u8>>>(&replies.pop()?) else {
+        let round_trip = |c: &mut Conn| c.pipe::<Vec<redis::Value>>(cmds);
+        let mut replies = match now {
+            true => client.attempt_now(&slots, round_trip)?,
+            false => client.attempt_on(&slots, round_trip)?,
+        };
+        let found = replies.pop().ok_or(Missed::Failed)?;
+        let Ok(found) = redis::from_redis_value::<Option<Vec<u8>>>(&found) else {
             client.failed();
-            return None;
+            return Err(Missed::Failed);
         };
         let current = match found {
-            Some(found) => generation_or_fail(client, found)?,
+            Some(found) => generation_or_fail(client, found),
             // The key was lost: the writes went to no live generation.
-            None => ensure_generation(client, keys)?,
+            None => ensure_generation(client, keys),
         };
+        let current = current.ok_or(Missed::Failed)?;
         if current == gen {
             replies.truncate(n);
-            return Some(replies);
+            return Ok(replies);
         }
         learn_generation(live, gen, current);
         gen = current;
@@ -446,7 +492,7 @@ fn write_in_live_generation(
             unlinks = Some(writes.iter().map(Write::as_unlink).collect());
         }
     }
-    None
+    Err(Missed::Skipped)
 }
 
 /// Teaches the handle's known generation `known` the generation `found`, read by a round
@@ -673,12 +719,16 @@ fn send_batch(
     if writes.is_empty() {
         return;
     }
-    let (_, sent) = write_in_pieces(client, keys, live, gen, &writes, false);
-    if sent == writes.len() {
-        client.counters.writes.fetch_add(ops, Relaxed);
-    } else {
-        lost.add(redis_keys(keys, live.load(Relaxed), &writes[sent..]));
+    let (_, unsent) = write_in_pieces(client, keys, live, gen, &writes, false);
+    if unsent.len() < writes.len() {
+        // A call that lost a write is not counted (an error was): a write the server
+        // refused alone takes one call out of the count, at most every call.
+        client
+            .counters
+            .writes
+            .fetch_add(ops.saturating_sub(unsent.len() as u64), Relaxed);
     }
+    lost.add(redis_keys(keys, live.load(Relaxed), unsent));
 }
 
 /// A value found on the remote, checked.
@@ -1056,10 +1106,7 @@ impl Remote {
                 lost(&writes);
                 return None;
             };
-            let bytes = writes
-                .iter()
-                .map(|w| w.key.len() + w.set.as_ref().map_or(0, |s| s.value.len()))
-                .sum();
+            let bytes = writes.iter().map(Write::bytes).sum();
             let before = behind.held.fetch_add(bytes, Relaxed);
             if before > 0 && before + bytes > BEHIND_BYTES {
                 behind.held.fetch_sub(bytes, Relaxed);
@@ -1093,10 +1140,11 @@ impl Remote {
             if writes.is_empty() {
                 return None;
             }
-            let (replies, sent) =
+            let (replies, unsent) =
                 write_in_pieces(&self.client, &self.keys, &self.gen, gen, &writes, true);
-            if sent < writes.len() {
-                lost(&writes[sent..]);
+            if !unsent.is_empty() {
+                let gen = self.gen.load(Relaxed);
+                self.unsynced.add(redis_keys(&self.keys, gen, unsent));
                 return None;
             }
             Some(replies)
