@@ -214,3 +214,22 @@ def test_readinto_a_read_only_buffer_raises_and_loses_no_byte(tmp_path, buffer):
                 r.readinto(buffer)
             assert r.remaining == 6
             assert r.read() == b"abcdef"
+
+
+@pytest.mark.parametrize("how", ["copy", "deepcopy", "pickle"])
+def test_a_reader_cannot_be_copied_or_pickled_as_a_file_opened_rb_cannot(tmp_path, how):
+    # copy.copy and copy.deepcopy made a second ValueReader over the same native reader:
+    # a read of one moved the other on, and closing the copy left the original "open"
+    # (closed False) with every read raising ValueError. A file opened "rb",
+    # buffering=0 refuses them (TypeError), as pickle already refused the reader.
+    import copy
+    import pickle
+
+    make = {"copy": copy.copy, "deepcopy": copy.deepcopy,
+            "pickle": lambda r: pickle.loads(pickle.dumps(r))}[how]
+    with Storage(tmp_path / "c.db") as s:
+        s.set_value("k", b"abcdef")
+        with s.reader("k") as r:
+            with pytest.raises(TypeError, match="ValueReader"):
+                make(r)
+            assert r.read() == b"abcdef"

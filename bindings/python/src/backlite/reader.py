@@ -86,6 +86,14 @@ class ValueReader(io.RawIOBase):
             out[: len(data)] = data
             return len(data)
 
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # Refused, as by a file opened "rb": copy.copy made a second reader over this
+        # one's native reader, each moving the other on, and closing one broke both.
+        raise TypeError(
+            f"cannot pickle or copy {type(self).__name__!r} object: open another reader "
+            "with Storage.reader"
+        )
+
     def close(self) -> None:
         """Gives back what the reader holds (its file, or its connection and snapshot).
         Closing again does nothing."""
