@@ -133,6 +133,12 @@ class ErrorSlot {
     return std::chrono::milliseconds(ms > 0 ? ms : 0);
   }
 
+  /// When to ask again, as the error says (LEASE_HELD: the library's back-off), or zero.
+  std::chrono::milliseconds retry_in() const noexcept {
+    const std::int64_t ms = raw_ ? backlite_error_retry_in_ms(raw_) : -1;
+    return std::chrono::milliseconds(ms > 0 ? ms : 0);
+  }
+
   /// Throws unless `rc` is OK (or one of the codes in `allowed`, returned as is).
   backlite_result check(backlite_result rc, const char* what,
                         backlite_result allowed = BACKLITE_RESULT_OK) {
@@ -674,8 +680,8 @@ class Lease {
   std::unique_ptr<backlite_lease, detail::LeaseDeleter> l_{};
 };
 
-/// What Storage::try_acquire found: the value (a hit), a Lease to compute it (a miss),
-/// or that another live owner holds the key's lease.
+/// What Storage::try_acquire or Storage::lease_step found: the value (a hit), a Lease
+/// to compute it (a miss), or that another live owner holds the key's lease.
 struct Acquisition {
   enum class Status {
     hit,       ///< `value` holds the stored value
@@ -687,6 +693,9 @@ struct Acquisition {
   std::vector<std::byte> value{};  ///< the value, on a hit
   Lease lease{};                   ///< the lease, when acquired
   std::chrono::milliseconds time_left{0};  ///< when held: the holder's lease time left
+  /// When held: how long to wait before asking again (the library's back-off, 1 ms
+  /// doubling to 50 ms with each lease_step attempt, never past the holder's deadline).
+  std::chrono::milliseconds retry_in{0};
 
   bool hit() const noexcept { return status == Status::hit; }
   bool acquired() const noexcept { return status == Status::acquired; }
@@ -1219,24 +1228,27 @@ class Storage {
         backlite_lease_try_acquire(s_.get(), key.u8(), key.size(),
                                    detail::ceil_ms(lease, "lease"), &out.buf, &raw,
                                    err.out());
-    Acquisition a;
-    switch (rc) {
-      case BACKLITE_RESULT_OK:
-        a.status = Acquisition::Status::hit;
-        a.value = detail::from_bytes<std::vector<std::byte>>(out.buf.data, out.buf.len);
-        break;
-      case BACKLITE_RESULT_NOT_FOUND:
-        a.status = Acquisition::Status::acquired;
-        a.lease = Lease(raw);
-        break;
-      case BACKLITE_RESULT_LEASE_HELD:  // another live owner holds the lease
-        a.status = Acquisition::Status::held;
-        a.time_left = err.lease_time_left();
-        break;
-      default:
-        err.raise(rc, "try_acquire");
-    }
-    return a;
+    return acquisition(rc, out, raw, err, "try_acquire");
+  }
+
+  /// One step of waiting for `key` without blocking, for event loops and coroutines: the
+  /// non-blocking form of cached_exclusive, with its timing and lease renewal. `attempt`
+  /// is 0 for the first step of a wait, then the number of steps taken before (only the
+  /// first counts a miss in stats(); the pauses grow with it). The Acquisition is:
+  /// - hit: the stored value;
+  /// - acquired: the key's Lease, which the library renews (every third of
+  ///   Options::lease_length) until it is fulfilled or abandoned: compute the value for
+  ///   as long as it takes, then fulfill() it (a Lease destroyed unfulfilled abandons
+  ///   it, so an exception in the compute lets a waiter take over);
+  /// - held: another live owner computes it; wait `retry_in` without blocking your loop,
+  ///   then step again with `attempt + 1`, until a hit, the lease, or your own deadline.
+  Acquisition lease_step(ByteView key, std::uint32_t attempt) {
+    detail::BufGuard out;
+    backlite_lease* raw = nullptr;
+    detail::ErrorSlot err;
+    const backlite_result rc =
+        backlite_lease_step(s_.get(), key.u8(), key.size(), attempt, &out.buf, &raw, err.out());
+    return acquisition(rc, out, raw, err, "lease_step");
   }
 
   /// The file's lifetime counters (other processes' hits count once they write).
@@ -1344,6 +1356,31 @@ class Storage {
     void lock() {}
     void unlock() {}
   };
+
+  /// The Acquisition a backlite_lease_try_acquire or backlite_lease_step gave (which
+  /// throws for any result but a hit, a lease or a held key).
+  static Acquisition acquisition(backlite_result rc, const detail::BufGuard& out,
+                                 backlite_lease* raw, detail::ErrorSlot& err, const char* what) {
+    Acquisition a;
+    switch (rc) {
+      case BACKLITE_RESULT_OK:
+        a.status = Acquisition::Status::hit;
+        a.value = detail::from_bytes<std::vector<std::byte>>(out.buf.data, out.buf.len);
+        break;
+      case BACKLITE_RESULT_NOT_FOUND:
+        a.status = Acquisition::Status::acquired;
+        a.lease = Lease(raw);
+        break;
+      case BACKLITE_RESULT_LEASE_HELD:  // another live owner holds the lease
+        a.status = Acquisition::Status::held;
+        a.time_left = err.lease_time_left();
+        a.retry_in = err.retry_in();
+        break;
+      default:
+        err.raise(rc, what);
+    }
+    return a;
+  }
 
   bool lookup(ByteView key, backlite_buf& out, std::int64_t* left) const {
     detail::ErrorSlot err;

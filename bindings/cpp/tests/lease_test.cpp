@@ -1,8 +1,9 @@
-// Tests of the lease API (Storage::try_acquire, backlite::Lease) and of the maintenance
-// calls Storage::check and Storage::vacuum.
+// Tests of the lease API (Storage::try_acquire, Storage::lease_step, backlite::Lease) and
+// of the maintenance calls Storage::check and Storage::vacuum.
 #include "test_util.hpp"
 
 #include <chrono>
+#include <cstdint>
 #include <cmath>
 #include <filesystem>
 #include <string>
@@ -43,6 +44,7 @@ TEST(TryAcquire, AMissGivesALeaseAndTheKeyIsHeldUntilItIsFulfilled) {
   EXPECT_TRUE(second.held());
   EXPECT_FALSE(second.lease);
   EXPECT_EQ(second.status, Acquisition::Status::held);
+  EXPECT_EQ(second.retry_in, 1ms) << "when to ask again: the library's first pause";
 
   first.lease.fulfill("computed", Expiration::never());
   EXPECT_FALSE(first.lease) << "fulfill consumes the lease";
@@ -259,6 +261,84 @@ TEST_F(LeaseFileTest, TheLeaseLengthOptionSetsHowLongCachedExclusiveHoldsAKey) {
   EXPECT_GT(seen, 300s);
   EXPECT_BACKLITE_ERROR(Options().lease_length(0ms), Code::invalid_argument);
   EXPECT_BACKLITE_ERROR(Options().lease_length(-5ms), Code::invalid_argument);
+}
+
+// ---- lease_step ---------------------------------------------------------------------
+
+TEST(LeaseStep, AMissGivesTheLeaseAHeldKeyTheBackOffAndAFulfilledOneTheValue) {
+  Storage s(":memory:");
+  Acquisition first = s.lease_step("k", 0);
+  ASSERT_TRUE(first.acquired());
+  EXPECT_TRUE(first.lease);
+
+  // The pause grows with the attempt, 1 ms doubling to 50 ms.
+  Acquisition step0 = s.lease_step("k", 0);
+  ASSERT_TRUE(step0.held());
+  EXPECT_FALSE(step0.lease);
+  EXPECT_EQ(step0.retry_in, 1ms);
+  EXPECT_GT(step0.time_left, 0ms);
+  EXPECT_EQ(s.lease_step("k", 3).retry_in, 8ms);
+  EXPECT_EQ(s.lease_step("k", 20).retry_in, 50ms);
+
+  first.lease.fulfill("computed");
+  Acquisition hit = s.lease_step("k", 4);
+  ASSERT_TRUE(hit.hit());
+  EXPECT_EQ(hit.value, bytes("computed"));
+}
+
+TEST(LeaseStep, OnlyTheFirstStepOfAWaitCountsAMiss) {
+  Storage s(":memory:");
+  Acquisition owner = s.lease_step("k", 0);  // a miss
+  ASSERT_TRUE(owner.acquired());
+  const std::uint64_t before = s.stats().misses;
+  ASSERT_TRUE(s.lease_step("k", 0).held());  // a second wait: one more miss
+  for (std::uint32_t attempt = 1; attempt < 5; ++attempt) {
+    ASSERT_TRUE(s.lease_step("k", attempt).held());
+  }
+  EXPECT_EQ(s.stats().misses, before + 1);
+}
+
+TEST(LeaseStep, OnAMovedFromStorageThrowsNullParameter) {
+  Storage s(":memory:");
+  Storage t(std::move(s));
+  EXPECT_BACKLITE_ERROR(s.lease_step("k", 0), Code::null_parameter);  // NOLINT: use after move on purpose
+}
+
+// try_acquire's lease runs out unless extended; lease_step's is renewed by the library
+// while its owner computes, however long (here 3 lease lengths), as cached_exclusive's.
+TEST_F(LeaseFileTest, ASteppedLeaseIsRenewedUntilItIsFulfilled) {
+  const std::string db = path("c.db");
+  Storage owner(db, Options().lease_length(600ms));
+  Storage other(db);
+  Acquisition a = owner.lease_step("k", 0);
+  ASSERT_TRUE(a.acquired());
+  std::this_thread::sleep_for(1800ms);
+  EXPECT_TRUE(other.try_acquire("k", 30s).held()) << "the lease ran out unrenewed";
+  a.lease.fulfill("v");
+  EXPECT_EQ(other.get_string("k"), "v");
+}
+
+// The loop an event loop runs: step, wait retry_in, step with attempt + 1, until the
+// owner (another thread here) fulfills its lease.
+TEST_F(LeaseFileTest, AWaiterSteppingFindsTheOwnersValue) {
+  const std::string db = path("c.db");
+  Storage owner(db);
+  Storage waiter(db);
+  Acquisition held = owner.lease_step("k", 0);
+  ASSERT_TRUE(held.acquired());
+  std::thread computing([&] {
+    std::this_thread::sleep_for(100ms);
+    held.lease.fulfill("from the owner");
+  });
+  Acquisition a;
+  std::uint32_t attempt = 0;
+  for (; (a = waiter.lease_step("k", attempt)).held(); ++attempt) {
+    EXPECT_GT(a.retry_in, 0ms);
+    std::this_thread::sleep_for(a.retry_in);
+  }
+  computing.join();
+  ASSERT_TRUE(a.hit()) << "the waiter took the lease over";
+  EXPECT_EQ(a.value, bytes("from the owner"));
 }
 
 // ---- check and vacuum ---------------------------------------------------------------
