@@ -97,8 +97,10 @@ pub enum Command {
         file: PathBuf,
         key: OsString,
         /// Write the value to OUT instead of stdout (`-`: stdout); OUT is made only on
-        /// a hit, and removed (a plain file; emptied, in a folder its user may not write)
-        /// if the value does not go out whole.
+        /// a hit, and left as it was if the value does not go out whole; but not one
+        /// written in place (a FIFO, a device, a link; in a folder its user may not
+        /// write, a plain file, through all its names), as the error then says (a
+        /// plain file is emptied).
         #[arg(short = 'o', long = "output", value_name = "OUT")]
         output: Option<PathBuf>,
         /// KEY is written with escapes (\n \\ \xNN), as `keys` shows it.
@@ -146,8 +148,10 @@ pub enum Command {
     /// Writes every live entry as one JSON object a line (to stdout or OUT).
     Export {
         file: PathBuf,
-        /// Write the dump to OUT instead of stdout (`-`: stdout); removed (a plain
-        /// file; emptied, in a folder its user may not write) if the export fails.
+        /// Write the dump to OUT instead of stdout (`-`: stdout); left as it was if the
+        /// export fails; but not one written in place (a FIFO, a device, a link; in a
+        /// folder its user may not write, a plain file, through all its names), as the
+        /// error then says (a plain file is emptied).
         #[arg(short = 'o', long = "output", value_name = "OUT")]
         output: Option<PathBuf>,
     },

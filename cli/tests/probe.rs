@@ -718,6 +718,58 @@ fn an_output_in_a_folder_its_user_cannot_write_is_not_left_cut_short() {
     assert!(left.is_empty(), "left cut short: {} bytes", left.len());
 }
 
+/// An OUT with a second name (a hard link) in a folder where its user may make no file
+/// is written in place, through every name, as `> OUT` writes it: no copy can be made
+/// beside it. Whole, both names show the output; not whole (a full disk), both are
+/// emptied, and the error said only "cannot write", though the help says a failed
+/// output leaves OUT as it was: the line says now that OUT was written in place and
+/// emptied. (Run as root only: the folder must be one that binds its user.)
+#[test]
+fn a_linked_output_in_a_folder_its_user_cannot_write_is_written_in_place_and_says_so() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::process::CommandExt;
+    if !common::as_root() {
+        return;
+    }
+    let d = a_cache_to_export();
+    let set_mode = |path: &str, mode: u32| {
+        std::fs::set_permissions(d.path(path), std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    set_mode(".", 0o777);
+    set_mode("c.db", 0o666);
+    std::fs::create_dir(d.path("kept")).unwrap();
+    std::fs::write(d.path("kept/dump.jsonl"), "last night's").unwrap();
+    set_mode("kept/dump.jsonl", 0o666);
+    std::fs::hard_link(d.path("kept/dump.jsonl"), d.path("kept/latest.jsonl")).unwrap();
+    let one_file = || {
+        let a = std::fs::metadata(d.path("kept/dump.jsonl")).unwrap();
+        let b = std::fs::metadata(d.path("kept/latest.jsonl")).unwrap();
+        assert_eq!(
+            (a.ino(), a.nlink()),
+            (b.ino(), 2),
+            "the names are no longer one file"
+        );
+    };
+    let mut cmd = d.command(["export", "c.db", "-o", "kept/dump.jsonl"]);
+    cmd.uid(65534).gid(65534);
+    let (code, stderr) = outcome(cmd);
+    assert_eq!(code, Some(0), "{stderr}");
+    one_file();
+    let dump = read(&d.path("kept/latest.jsonl")).unwrap();
+    assert!(dump.ends_with(b"}\n") && dump.len() > 1 << 16);
+    let mut cmd = with_64_kib_files(d.command(["export", "c.db", "-o", "kept/dump.jsonl"]));
+    cmd.uid(65534).gid(65534);
+    let (code, stderr) = outcome(cmd);
+    assert_eq!(code, Some(2), "{stderr}");
+    one_line_naming(&stderr, "dump.jsonl");
+    assert!(
+        stderr.contains("; kept/dump.jsonl was written in place and is emptied, not whole"),
+        "{stderr}"
+    );
+    one_file();
+    assert_eq!(read(&d.path("kept/latest.jsonl")).unwrap(), b"");
+}
+
 /// `export -o backup.jsonl` over last night's dump, on a disk that fills up, truncated
 /// the old dump and then removed the part written: no backup at all. So did `get -o
 /// OUT` of a value found damaged. OUT is now written beside and renamed over the old

@@ -1,6 +1,6 @@
 //! `get`, `set`, `delete` and `clear`: single entries from the shell.
 
-use super::partial::Partial;
+use super::partial::{failed, Partial};
 use super::stats::print_done;
 use super::{
     key_arg, open, open_to_read, output_path, Failure, Outcome, DAMAGED_OR_MISSING, OK, USAGE_OR_IO,
@@ -77,9 +77,6 @@ pub fn get(cli: &Cli, file: &Path, key: &OsStr, output: Option<&Path>, escaped: 
         }
         Some(Streamed::Damaged) => {
             // What was written of it is not kept.
-            if let Some(partial) = &partial {
-                partial.discard();
-            }
             // The library removes the entry as it finds it damaged, but behind another
             // process's write lock (held past GET_LOCK_WAIT) it gives that up: say which.
             let mut still_there = false;
@@ -93,12 +90,15 @@ pub fn get(cli: &Cli, file: &Path, key: &OsStr, output: Option<&Path>, escaped: 
             } else {
                 "the entry was removed"
             };
-            return Err(Failure::new(
-                DAMAGED_OR_MISSING,
-                file,
-                format!(
-                    "the value under key {} proved damaged as it was read; {fate}",
-                    escape(&key)
+            return Err(failed(
+                partial.as_ref(),
+                Failure::new(
+                    DAMAGED_OR_MISSING,
+                    file,
+                    format!(
+                        "the value under key {} proved damaged as it was read; {fate}",
+                        escape(&key)
+                    ),
                 ),
             ));
         }
@@ -106,10 +106,6 @@ pub fn get(cli: &Cli, file: &Path, key: &OsStr, output: Option<&Path>, escaped: 
         Some(Streamed::Done(_)) => write(&[]).err(),
         Some(Streamed::Stopped) => io_error,
     };
-    // What was written of a value that did not go out whole is not kept.
-    if let (Some(_), Some(partial)) = (&io_error, &partial) {
-        partial.discard();
-    }
     match (io_error, output) {
         (None, _) => match partial.as_ref().map(Partial::keep) {
             Some(Err(e)) => Err(Failure::new(
@@ -126,11 +122,11 @@ pub fn get(cli: &Cli, file: &Path, key: &OsStr, output: Option<&Path>, escaped: 
             file,
             format!("cannot write to stdout: {e}"),
         )),
-        (Some(e), Some(path)) => Err(Failure::new(
-            USAGE_OR_IO,
-            path,
-            format!("cannot write: {e}"),
-        )),
+        // What was written of a value that did not go out whole is not kept.
+        (Some(e), Some(path)) => {
+            let failure = Failure::new(USAGE_OR_IO, path, format!("cannot write: {e}"));
+            Err(failed(partial.as_ref(), failure))
+        }
     }
 }
 

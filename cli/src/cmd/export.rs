@@ -92,18 +92,16 @@ pub fn run(cli: &Cli, file: &Path, output: Option<&Path>) -> Outcome {
     // does. Any other write error is reported, and the dump cut short goes (as a
     // failed `get -o OUT`'s copy does): cut at a line's end, it would import as a
     // whole dump of fewer entries.
+    let fail = |failure| super::partial::failed(partial.as_ref(), failure);
     let write_failed = |e: std::io::Error| -> Outcome {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             Ok(OK)
         } else {
-            if let Some(partial) = &partial {
-                partial.discard();
-            }
-            Err(Failure::new(
+            Err(fail(Failure::new(
                 USAGE_OR_IO,
                 shown,
                 format!("cannot write: {e}"),
-            ))
+            )))
         }
     };
     let header = json!({
@@ -134,12 +132,7 @@ pub fn run(cli: &Cli, file: &Path, output: Option<&Path>) -> Outcome {
     bar.finish_and_clear();
     let summary = match (summary, io_error) {
         (_, Some(e)) => return write_failed(e),
-        (Err(e), None) => {
-            if let Some(partial) = &partial {
-                partial.discard();
-            }
-            return Err(Failure::core(file, &e));
-        }
+        (Err(e), None) => return Err(fail(Failure::core(file, &e))),
         (Ok(s), None) => s,
     };
     if let Err(e) = sink.flush() {

@@ -210,9 +210,36 @@ impl Partial {
 
     /// The output did not go out whole: its copy is removed (OUT as it was before stays).
     pub fn discard(&self) {
-        if let Some(copy) = lock(&self.unfinished).take() {
-            let _ = copy.remove();
+        let _ = self.abandon();
+    }
+
+    /// [`Partial::discard`], and `failure` made to say what became of OUT where it was
+    /// written in place: a FIFO, a device, a link, or a plain file in a folder where no
+    /// copy could be made beside it, whose other names (hard links) show what it holds,
+    /// emptied then as well. The help says OUT is left as it was; such a one is not.
+    pub fn fail(&self, mut failure: super::Failure) -> super::Failure {
+        if let Some(what) = self.abandon() {
+            failure.message += &format!(
+                "; {} was written in place and is {what}",
+                escape_path(&self.out)
+            );
         }
+        failure
+    }
+
+    /// Removes the copy; what became of OUT if it was written in place.
+    fn abandon(&self) -> Option<&'static str> {
+        let copy = lock(&self.unfinished).take()?;
+        let what = copy.remove();
+        matches!(copy, Copy::InPlace(_)).then_some(what)
+    }
+}
+
+/// [`Partial::fail`] where there is an OUT (`partial`), else `failure` as it is.
+pub fn failed(partial: Option<&Partial>, failure: super::Failure) -> super::Failure {
+    match partial {
+        Some(partial) => partial.fail(failure),
+        None => failure,
     }
 }
 
