@@ -358,6 +358,17 @@ def test_set_many_with_an_item_too_large_is_seen_whole_or_not_at_all(db):
         assert s.get_keys() == {"kept", "new"}
 
 
+def test_set_many_skips_a_value_sqlite_cannot_hold_as_set_does(db):
+    # Without a file threshold a value is at most MAX_VALUE_SIZE bytes, below the 1 GiB
+    # default size_limit: set skipped such a value (not stored, the older one removed)
+    # but set_many raised TooLargeError and stored none of the batch.
+    too_large = bytes(backlite._native.MAX_VALUE_SIZE + 1)  # zero pages, never touched
+    with Storage(db, file_threshold=None) as s:
+        s.set_value("big", b"old")
+        s.set_many({"small": {"value": b"1"}, "big": {"value": too_large}})
+        assert s.get_keys() == {"small"}
+
+
 def test_items_totalling_larger_than_size_limit_are_evicted(db):
     with Storage(db, size_limit=5) as s:
         items = {"key1": {"value": b"123"}, "key2": {"value": b"456"}, "key3": {"value": b"789"}}

@@ -20,7 +20,12 @@ from pathlib import Path
 from typing import Any, Union
 
 from backlite import _native
-from backlite._native import EXPIRATION_DEFAULT, FILE_THRESHOLD_DEFAULT, expiration_ms
+from backlite._native import (
+    EXPIRATION_DEFAULT,
+    FILE_THRESHOLD_DEFAULT,
+    MAX_VALUE_SIZE,
+    expiration_ms,
+)
 from backlite.reader import ValueReader
 from backlite.types import (
     EVICTION_POLICIES,
@@ -311,17 +316,24 @@ class Storage(_native.Storage):
     def set_many(self, items: Mapping[Key, CacheItem]) -> None:
         """Store all ``items`` in one transaction, then evict down to the size limit
         (items of the batch may be evicted too, as in the seed). Items larger than the
-        size limit are not stored (older values under their keys are removed, in the
-        same transaction)."""
+        size limit (without a file threshold, also those over 999,999,000 bytes) are not
+        stored, as by ``set`` (older values under their keys are removed, in the same
+        transaction)."""
         # By the key's bytes, the last item of each: "k" and b"k" are two keys of
         # ``items`` and one of the cache, and the later one wins, as with set in turn
         # (a too-large one too: deleted after the earlier was set, it kept that value).
+        # The longest value the core stores, as set sees it: without a file threshold,
+        # no more than SQLite holds as one value. The core refuses a batch with a
+        # longer one whole (TooLargeError, nothing stored); set skips it.
+        longest = self.size_limit
+        if self.file_threshold is None:
+            longest = min(longest, MAX_VALUE_SIZE)
         last: dict[bytes, tuple[bytes, int]] = {}
         for key, item in items.items():
             kb = key_bytes(key)
             value = _value_bytes(item)
             last.pop(kb, None)
-            if len(value) > self.size_limit:
+            if len(value) > longest:
                 # Already expired: it removes the older value in the batch's own
                 # transaction (deleted apart, a crash or another reader between the
                 # two saw half a batch).
