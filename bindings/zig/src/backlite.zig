@@ -355,6 +355,26 @@ pub const Acquired = union(enum) {
     held: u64,
 };
 
+/// The answer of `Storage.leaseStep`.
+pub const LeaseStep = union(enum) {
+    /// A hit: the value, in the caller's allocator.
+    hit: []u8,
+    /// A miss, and the key is ours to compute: the library renews the lease until it is
+    /// fulfilled or abandoned, so compute for as long as it takes, then `fulfill`.
+    lease: Lease,
+    /// Another live owner is computing the key: wait `retry_in_ms` (without blocking
+    /// your loop), then take the next step with `attempt + 1`.
+    wait: Wait,
+
+    pub const Wait = struct {
+        /// How long to wait before the next step (1 ms doubling to 50 ms with each
+        /// attempt, never past the holder's deadline).
+        retry_in_ms: u64,
+        /// The holder's lease time left (it renews the lease while it computes).
+        time_left_ms: u64,
+    };
+};
+
 /// The right to compute one key (the two-phase stampede protection, for event loops).
 /// Release it with `fulfill` or `abandon`; after `fulfill`, `abandon` does nothing, so
 /// `defer lease.abandon()` is always right. It stays valid even after its `Storage` is
@@ -1259,12 +1279,40 @@ pub const Storage = struct {
         var lease: ?*c.backlite_lease = null;
         var err: ?*c.backlite_error = null;
         const r = c.backlite_lease_try_acquire(self.handle, bytesPtr(key), key.len, clampMs(lease_ms), &buf, &lease, &err);
+        return switch (try self.stepOutcome(allocator, r, &buf, lease, err)) {
+            .hit => |v| .{ .hit = v },
+            .lease => |l| .{ .lease = l },
+            .wait => |w| .{ .held = w.time_left_ms },
+        };
+    }
+
+    /// One step of waiting for `key` without blocking, for event loops and async code:
+    /// the non-blocking form of `cachedExclusive`, with its timing and lease renewal.
+    /// `attempt` is 0 for the first step of a wait, then the number of steps taken
+    /// before (only the first counts a miss in `stats`; the pauses grow with it). The
+    /// answer is a hit (copied into `allocator`), the key's lease (renewed by the library
+    /// every third of `Options.lease_ms` until `fulfill` or `abandon`), or `.wait`: step
+    /// again after `retry_in_ms` with `attempt + 1`, until your own deadline.
+    pub fn leaseStep(self: *Storage, allocator: Allocator, key: []const u8, attempt: u32) (Error || Allocator.Error)!LeaseStep {
+        var buf: c.backlite_buf = .{ .data = null, .len = 0 };
+        var lease: ?*c.backlite_lease = null;
+        var err: ?*c.backlite_error = null;
+        const r = c.backlite_lease_step(self.handle, bytesPtr(key), key.len, attempt, &buf, &lease, &err);
+        return self.stepOutcome(allocator, r, &buf, lease, err);
+    }
+
+    /// What `backlite_lease_try_acquire` or `backlite_lease_step` gave, the library's
+    /// memory freed; any result but a hit, a lease or a held key is an error.
+    fn stepOutcome(self: *Storage, allocator: Allocator, r: c.backlite_result, buf: *c.backlite_buf, lease: ?*c.backlite_lease, err: ?*c.backlite_error) (Error || Allocator.Error)!LeaseStep {
         switch (r) {
-            c.BACKLITE_RESULT_OK => return .{ .hit = try takeBuf(allocator, &buf) },
+            c.BACKLITE_RESULT_OK => return .{ .hit = try takeBuf(allocator, buf) },
             c.BACKLITE_RESULT_NOT_FOUND => return .{ .lease = .{ .handle = lease.? } },
             c.BACKLITE_RESULT_LEASE_HELD => {
                 defer c.backlite_error_free(err);
-                return .{ .held = @intCast(@max(0, c.backlite_error_lease_time_left_ms(err))) };
+                return .{ .wait = .{
+                    .retry_in_ms = @intCast(@max(0, c.backlite_error_retry_in_ms(err))),
+                    .time_left_ms = @intCast(@max(0, c.backlite_error_lease_time_left_ms(err))),
+                } };
             },
             else => {
                 try self.fail(r, err);

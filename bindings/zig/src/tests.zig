@@ -285,6 +285,14 @@ fn everyAllocatingCall(allocator: std.mem.Allocator, cache: *Storage) !void {
         },
         .held => {},
     }
+    switch (try cache.leaseStep(allocator, "k", 0)) {
+        .hit => |v| allocator.free(v),
+        .lease => |held| {
+            var lease = held;
+            lease.abandon();
+        },
+        .wait => {},
+    }
     try cache.setMany(allocator, &.{ .{ .key = "m1", .value = "v" }, .{ .key = "m2", .value = "w" } });
     var buf: [16]u8 = undefined;
     var r = (try cache.reader("k", &buf)).?;
@@ -1104,6 +1112,92 @@ test "a lease outlives its storage handle" {
     var again = try Storage.open(t.path, .{});
     defer again.deinit();
     try expectValue(&again, "k", "late");
+}
+
+test "leaseStep: a miss gives the lease, a held key the back-off, a fulfilled one the value" {
+    var cache = try memory(.{});
+    defer cache.deinit();
+    var first = try cache.leaseStep(testing.allocator, "k", 0);
+    try testing.expect(first == .lease);
+    defer first.lease.abandon(); // does nothing after fulfill
+    // The pause grows with the attempt, 1 ms doubling to 50 ms.
+    for ([_]u32{ 0, 3, 20 }, [_]u64{ 1, 8, 50 }) |attempt, pause| {
+        const step = try cache.leaseStep(testing.allocator, "k", attempt);
+        try testing.expect(step == .wait);
+        try testing.expectEqual(pause, step.wait.retry_in_ms);
+        try testing.expect(step.wait.time_left_ms > 0);
+    }
+    try first.lease.fulfill("computed", .never);
+    const hit = try cache.leaseStep(testing.allocator, "k", 4);
+    try testing.expect(hit == .hit);
+    defer testing.allocator.free(hit.hit);
+    try testing.expectEqualStrings("computed", hit.hit);
+}
+
+test "leaseStep: only the first step of a wait counts a miss" {
+    var cache = try memory(.{});
+    defer cache.deinit();
+    var owner = try cache.leaseStep(testing.allocator, "k", 0);
+    try testing.expect(owner == .lease);
+    defer owner.lease.abandon();
+    const before = (try cache.stats()).misses;
+    for (0..5) |attempt| try testing.expect(try cache.leaseStep(testing.allocator, "k", @intCast(attempt)) == .wait);
+    try testing.expectEqual(before + 1, (try cache.stats()).misses);
+}
+
+test "leaseStep: the library renews a stepped lease until it is fulfilled" {
+    var t = try TempCache.init("step.db");
+    defer t.deinit();
+    var owner = try Storage.open(t.path, .{ .lease_ms = 600 });
+    defer owner.deinit();
+    var other = try Storage.open(t.path, .{});
+    defer other.deinit();
+    var step = try owner.leaseStep(testing.allocator, "k", 0);
+    try testing.expect(step == .lease);
+    defer step.lease.abandon();
+    // Three lease lengths: a lease nobody renewed would have run out (tryAcquire's does).
+    std.Thread.sleep(1800 * std.time.ns_per_ms);
+    try testing.expect(try other.tryAcquire(testing.allocator, "k", 30_000) == .held);
+    try step.lease.fulfill("v", .never);
+    try expectValue(&other, "k", "v");
+}
+
+test "leaseStep: a waiter stepping finds the value another thread's lease fulfilled" {
+    var t = try TempCache.init("wait.db");
+    defer t.deinit();
+    var owner = try Storage.open(t.path, .{});
+    defer owner.deinit();
+    var waiter = try Storage.open(t.path, .{});
+    defer waiter.deinit();
+    var held = try owner.leaseStep(testing.allocator, "k", 0);
+    try testing.expect(held == .lease);
+    defer held.lease.abandon();
+    const Owner = struct {
+        fn run(lease: *backlite.Lease) !void {
+            std.Thread.sleep(100 * std.time.ns_per_ms);
+            try lease.fulfill("from the owner", .never);
+        }
+    };
+    const thread = try std.Thread.spawn(.{}, Owner.run, .{&held.lease});
+    var attempt: u32 = 0;
+    const got = while (true) : (attempt += 1) {
+        switch (try waiter.leaseStep(testing.allocator, "k", attempt)) {
+            .hit => |v| break v,
+            .lease => |l| {
+                var lease = l;
+                lease.abandon();
+                thread.join();
+                return error.TestUnexpectedResult; // the waiter took the lease over
+            },
+            .wait => |w| {
+                try testing.expect(w.retry_in_ms > 0);
+                std.Thread.sleep(w.retry_in_ms * std.time.ns_per_ms);
+            },
+        }
+    };
+    thread.join();
+    defer testing.allocator.free(got);
+    try testing.expectEqualStrings("from the owner", got);
 }
 
 /// A private redis-server on a free loopback port in `dir`; kill it with `stopRedis`.
