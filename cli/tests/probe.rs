@@ -688,17 +688,13 @@ fn an_export_that_cannot_write_all_of_out_leaves_no_dump_behind() {
     assert_eq!(d.run(&["check", "c.db"]).code, 0);
 }
 
-/// An OUT that must be written in place, a plain file in a folder where its user may
-/// make no file, was left cut short when the export failed (a full disk): the help says
-/// it is removed, but removing it needs the same folder. A dump cut at a line's end
-/// imports as a whole dump of fewer entries. It is emptied now. (Run as root only: the
-/// folder must be one that binds its user.)
-#[test]
-fn an_output_in_a_folder_its_user_cannot_write_is_not_left_cut_short() {
+/// d of [`a_cache_to_export`], whose cache the user nobody may read, with
+/// `kept/dump.jsonl`, which nobody may write, in a folder `kept` where nobody may make a
+/// file; `None` unless the tests run as root (the folder must be one that binds its user).
+fn a_dump_in_a_folder_nobody_may_write() -> Option<Dir> {
     use std::os::unix::fs::PermissionsExt;
-    use std::os::unix::process::CommandExt;
     if !common::as_root() {
-        return;
+        return None;
     }
     let d = a_cache_to_export();
     let set_mode = |path: &str, mode: u32| {
@@ -709,9 +705,32 @@ fn an_output_in_a_folder_its_user_cannot_write_is_not_left_cut_short() {
     std::fs::create_dir(d.path("kept")).unwrap();
     std::fs::write(d.path("kept/dump.jsonl"), "last night's").unwrap();
     set_mode("kept/dump.jsonl", 0o666);
-    let mut cmd = with_64_kib_files(d.command(["export", "c.db", "-o", "kept/dump.jsonl"]));
+    Some(d)
+}
+
+/// `export c.db -o kept/dump.jsonl` in d run as nobody, `limited` to files of 64 KiB
+/// (a full disk): its exit code and stderr.
+fn export_as_nobody(d: &Dir, limited: bool) -> (Option<i32>, String) {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = d.command(["export", "c.db", "-o", "kept/dump.jsonl"]);
+    if limited {
+        cmd = with_64_kib_files(cmd);
+    }
     cmd.uid(65534).gid(65534);
-    let (code, stderr) = outcome(cmd);
+    outcome(cmd)
+}
+
+/// An OUT that must be written in place, a plain file in a folder where its user may
+/// make no file, was left cut short when the export failed (a full disk): the help says
+/// it is removed, but removing it needs the same folder. A dump cut at a line's end
+/// imports as a whole dump of fewer entries. It is emptied now. (Run as root only: the
+/// folder must be one that binds its user.)
+#[test]
+fn an_output_in_a_folder_its_user_cannot_write_is_not_left_cut_short() {
+    let Some(d) = a_dump_in_a_folder_nobody_may_write() else {
+        return;
+    };
+    let (code, stderr) = export_as_nobody(&d, true);
     assert_eq!(code, Some(2), "{stderr}");
     one_line_naming(&stderr, "dump.jsonl");
     let left = read(&d.path("kept/dump.jsonl")).unwrap();
@@ -726,20 +745,10 @@ fn an_output_in_a_folder_its_user_cannot_write_is_not_left_cut_short() {
 /// emptied. (Run as root only: the folder must be one that binds its user.)
 #[test]
 fn a_linked_output_in_a_folder_its_user_cannot_write_is_written_in_place_and_says_so() {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    use std::os::unix::process::CommandExt;
-    if !common::as_root() {
+    use std::os::unix::fs::MetadataExt;
+    let Some(d) = a_dump_in_a_folder_nobody_may_write() else {
         return;
-    }
-    let d = a_cache_to_export();
-    let set_mode = |path: &str, mode: u32| {
-        std::fs::set_permissions(d.path(path), std::fs::Permissions::from_mode(mode)).unwrap()
     };
-    set_mode(".", 0o777);
-    set_mode("c.db", 0o666);
-    std::fs::create_dir(d.path("kept")).unwrap();
-    std::fs::write(d.path("kept/dump.jsonl"), "last night's").unwrap();
-    set_mode("kept/dump.jsonl", 0o666);
     std::fs::hard_link(d.path("kept/dump.jsonl"), d.path("kept/latest.jsonl")).unwrap();
     let one_file = || {
         let a = std::fs::metadata(d.path("kept/dump.jsonl")).unwrap();
@@ -750,16 +759,12 @@ fn a_linked_output_in_a_folder_its_user_cannot_write_is_written_in_place_and_say
             "the names are no longer one file"
         );
     };
-    let mut cmd = d.command(["export", "c.db", "-o", "kept/dump.jsonl"]);
-    cmd.uid(65534).gid(65534);
-    let (code, stderr) = outcome(cmd);
+    let (code, stderr) = export_as_nobody(&d, false);
     assert_eq!(code, Some(0), "{stderr}");
     one_file();
     let dump = read(&d.path("kept/latest.jsonl")).unwrap();
     assert!(dump.ends_with(b"}\n") && dump.len() > 1 << 16);
-    let mut cmd = with_64_kib_files(d.command(["export", "c.db", "-o", "kept/dump.jsonl"]));
-    cmd.uid(65534).gid(65534);
-    let (code, stderr) = outcome(cmd);
+    let (code, stderr) = export_as_nobody(&d, true);
     assert_eq!(code, Some(2), "{stderr}");
     one_line_naming(&stderr, "dump.jsonl");
     assert!(
