@@ -202,6 +202,44 @@ def test_thread_affine_barrier_is_released_by_the_thread_that_took_it(storage):
     lock.release()
 
 
+@pytest.mark.parametrize("make", [threading.RLock, lambda: threading.Condition(threading.RLock())],
+                         ids=["RLock", "Condition over an RLock"])
+def test_a_reentrant_barrier_the_loops_thread_holds_is_held_already(storage, make):
+    # As cached() takes it again: the thread running the loop holds the lock (a `with`
+    # around asyncio.run), so it is held for the computation, which runs in that thread.
+    # It was taken by a thread of its own, which waited for the loop's thread for ever.
+    lock = make()
+
+    @async_cached(storage=storage, barrier=lock)
+    async def f(x):
+        return x * 2
+
+    async def main():
+        return await asyncio.wait_for(f(21), 30)
+
+    with lock:
+        assert run(main()) == 42
+    assert lock.acquire(blocking=False)  # given back as often as taken
+    lock.release()
+    taken, done = threading.Event(), threading.Event()
+
+    def hold():
+        with lock:
+            taken.set()
+            done.wait()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    taken.wait()
+    try:
+        # Held by another thread: waited for, not skipped.
+        with pytest.raises(asyncio.TimeoutError):
+            run(asyncio.wait_for(f(22), 0.5))
+    finally:
+        done.set()
+        holder.join()
+
+
 def test_storage_calls_never_run_on_the_event_loop_thread(storage, monkeypatch):
     threads = []
     real_step = decorators._lease_step

@@ -123,6 +123,18 @@ def _async_hold(barrier: Any) -> Any:
     return barrier if _is_async_barrier(barrier) else _ThreadHeld(barrier)
 
 
+_RLOCKS = (type(threading.RLock()), threading._PyRLock)  # type: ignore[attr-defined]
+
+
+def _owned_by_this_thread(barrier: Any) -> bool:
+    """Whether ``barrier`` is a reentrant lock (an RLock, or a Condition over one) that
+    this thread holds. ``cached`` takes it again; ``async_cached`` takes a sync barrier
+    in a thread of its own, which waited for this one for ever. Held here, it is held
+    for a computation that runs in this thread."""
+    lock = barrier._lock if isinstance(barrier, threading.Condition) else barrier
+    return isinstance(lock, _RLOCKS) and lock._is_owned()
+
+
 class _Run:
     """One computation of an ``async_cached`` call: running until its function
     returns or raises. A task the function starts and does not await inherits the
@@ -653,7 +665,7 @@ def async_cached(
         if lease is not None:
             await _off_loop(lease.abandon)
         held = _held_async.get()
-        if _held_by_caller(id(barrier)):  # see _held
+        if _held_by_caller(id(barrier)) or _owned_by_this_thread(barrier):  # see _held
             return await compute(storage, key, call, exp_ms, 1, name)
         async with _async_hold(barrier):
             token = _held_async.set({**held, id(barrier): run})
