@@ -601,6 +601,81 @@ fn inspect_of_a_folder_of_values_it_cannot_look_into_says_unknown() {
     }
 }
 
+/// An import keeps its entries aside until its transaction: in memory for the first
+/// few MiB, then in an unnamed file. Past that point every entry still comes back as
+/// given, in order: small and large values, a key given twice either way round, an
+/// entry already due, hits, deadlines and times of set; and no file is left that no
+/// row names.
+#[test]
+fn an_import_past_what_it_keeps_in_memory_stores_every_entry_as_given() {
+    let (_dir, path, s) = open_with(&options());
+    s.set(b"gone", b"old", Expiration::Never).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let later = now + 3_600_000;
+    const N: usize = 30_000;
+    let small = |i: usize| format!("{i:08}").repeat(50).into_bytes();
+    let big = |i: usize| value(THRESHOLD as usize + i % 7, i as u8);
+    let is_big = |i: usize| i % 5_000 == 7;
+    let summary = s
+        .import(
+            |im| {
+                im.put(b"twice", &big(1), None, 0, None)?;
+                im.put(b"twice2", b"first", None, 0, None)?;
+                for i in 0..N {
+                    let key = format!("k{i}");
+                    let v = if is_big(i) { big(i) } else { small(i) };
+                    let expires = (i % 3 == 0).then_some(later);
+                    let set_at = (i % 4 == 0).then_some(now - 1_000_000 - i as i64);
+                    im.put(key.as_bytes(), &v, expires, (i % 11) as u64, set_at)?;
+                }
+                im.put(b"gone", b"due", Some(now - 1_000), 0, None)?;
+                im.put(b"twice", b"second", None, 0, None)?;
+                im.put(b"twice2", &big(2), None, 0, None)?;
+                Ok(())
+            },
+            |e, _| e,
+        )
+        .unwrap();
+    assert_eq!(
+        (summary.entries, summary.skipped),
+        (N as u64 + 2, 1),
+        "{summary:?}"
+    );
+    // Before any get, which adds hits of its own.
+    let mut seen = 0;
+    s.key_infos(b"k", |k| {
+        let i: usize = std::str::from_utf8(&k.key[1..]).unwrap().parse().unwrap();
+        assert_eq!(k.hits, (i % 11) as u64, "k{i}");
+        let age = k.age.unwrap();
+        assert_eq!(
+            age >= Duration::from_secs(1_000),
+            i % 4 == 0,
+            "k{i}: {age:?}"
+        );
+        assert_eq!(k.expires_in.is_some(), i % 3 == 0, "k{i}");
+        seen += 1;
+        true
+    })
+    .unwrap();
+    assert_eq!(seen, N);
+    for i in 0..N {
+        let (v, _) = s.get(format!("k{i}").as_bytes()).unwrap().unwrap();
+        let want = if is_big(i) { big(i) } else { small(i) };
+        assert!(v == want, "k{i}");
+    }
+    assert_eq!(s.get(b"gone").unwrap(), None);
+    assert_eq!(s.get(b"twice").unwrap().unwrap().0, b"second");
+    assert_eq!(s.get(b"twice2").unwrap().unwrap().0, big(2));
+    // The large values' files, and twice2's; not the one of twice replaced.
+    let large = (0..N).filter(|&i| is_big(i)).count() + 1;
+    assert_eq!(value_files(&path).len(), large);
+    let report = s.check(false).unwrap();
+    assert!(report.healthy(), "{report:?}");
+}
+
 /// An import wrote its value files inside its write transaction, so every other writer
 /// (a set of a small value by another process) waited for those bytes, and failed BUSY
 /// once its busy timeout ran out: a large import locked its cache's program out for as

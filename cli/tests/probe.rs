@@ -3250,3 +3250,70 @@ fn stats_shows_the_start_of_a_huge_key_and_its_length() {
         "{text}"
     );
 }
+
+/// With a file threshold (the default), 38a8b49 made an import keep every entry aside
+/// in a private SQLite database before its transaction, in the temporary folder: a dump
+/// of small values larger than the room there (a small tmpfs /tmp) failed "disk is
+/// full", though the cache's own disk had room for it, and nothing else of the import
+/// needed the temporary folder. The entries go beside the cache now, as the copy of an
+/// input that is not a plain file does. Needs root to mount the tmpfs (as CI runs);
+/// skipped loudly otherwise.
+#[test]
+fn an_import_larger_than_the_temporary_folder_imports() {
+    use std::io::Write as _;
+    let d = Dir::new();
+    let small_tmp = d.path("tmp");
+    std::fs::create_dir(&small_tmp).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&small_tmp)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("SKIPPED an_import_larger_than_the_temporary_folder_imports: cannot mount a tmpfs (not root?)");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(small_tmp.clone());
+    // 12 MB of small values: more than the tmpfs and than what an import keeps in memory.
+    const N: usize = 40_000;
+    let mut dump = std::io::BufWriter::new(std::fs::File::create(d.path("dump.jsonl")).unwrap());
+    writeln!(dump, "{{\"backlite_export\":1}}").unwrap();
+    for i in 0..N {
+        let value = format!("{i:08}").repeat(36);
+        writeln!(dump, "{{\"key\":\"k{i}\",\"value\":\"{value}\"}}").unwrap();
+    }
+    drop(dump);
+    let out = d
+        .command(["import", "c.db", "-i", "dump.jsonl"])
+        .env("TMPDIR", &small_tmp)
+        .env("SQLITE_TMPDIR", &small_tmp)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("imported {N} entries into c.db\n")
+    );
+    for i in [0, N / 2, N - 1] {
+        assert_eq!(
+            d.ok(&["get", "c.db", &format!("k{i}")]),
+            format!("{i:08}").repeat(36)
+        );
+    }
+    // Nothing is left in the cache's folder but the cache.
+    let mut names: Vec<String> = std::fs::read_dir(d.tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !["tmp", "dump.jsonl"].contains(&n.as_str()))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["c.db"]);
+}

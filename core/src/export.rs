@@ -292,8 +292,11 @@ impl Storage {
         fill: impl FnOnce(&mut Importer<'_, '_, '_>) -> Result<()>,
         failed: impl Fn(Error, u64) -> Error,
     ) -> Result<TransferSummary> {
-        // No value kept in a file, or no temporary database to stage in: straight in.
-        let staging = self.keeps_files().then(Staging::new).and_then(|s| s.ok());
+        // No value kept in a file, or nowhere to stage: straight in.
+        let staging = self
+            .keeps_files()
+            .then(|| Staging::new(self))
+            .and_then(|s| s.ok());
         let Some(mut staging) = staging else {
             return self.write(|txn| {
                 let mut importer = Importer {

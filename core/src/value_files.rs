@@ -479,7 +479,7 @@ pub(crate) fn folder_fits(cache: &Path) -> bool {
         .is_some_and(|name| name.len() <= NAME_MAX)
 }
 
-fn io_error(what: impl std::fmt::Display, e: io::Error) -> Error {
+pub(crate) fn io_error(what: impl std::fmt::Display, e: io::Error) -> Error {
     // ENOSPC and EDQUOT are worth naming: the caller can act on them.
     let full = matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT));
     let hint = if full { " (the disk is full)" } else { "" };
