@@ -225,7 +225,8 @@ fn get_of_a_missing_key_exits_1_naming_file_and_key() {
 }
 
 /// `get -o OUT` with an OUT it cannot write (a folder that is not there, a folder, a
-/// file its user may not write) failed, exit 2, after its lookup had counted a hit (in
+/// name only a folder can have, a path through a file, a file its user may not write)
+/// failed, exit 2, after its lookup had counted a hit (in
 /// the file's lifetime counters and the entry's, which moves it up the eviction order),
 /// though the value went nowhere. It fails before the lookup now, counting nothing.
 #[test]
@@ -236,7 +237,8 @@ fn a_get_whose_out_cannot_be_written_counts_no_hit() {
     std::fs::create_dir(d.path("folder")).unwrap();
     std::fs::write(d.path("read-only.txt"), "precious").unwrap();
     std::fs::set_permissions(d.path("read-only.txt"), PermissionsExt::from_mode(0o444)).unwrap();
-    let mut outs = vec!["nodir/x", "folder"];
+    std::fs::write(d.path("file"), "").unwrap();
+    let mut outs = vec!["nodir/x", "folder", "x/", "x/.", "file/", "file/y"];
     if common::as_root() {
         // nobody may read the cache, but not write read-only.txt (root's).
         std::fs::set_permissions(d.path("."), PermissionsExt::from_mode(0o777)).unwrap();

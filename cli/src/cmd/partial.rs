@@ -129,16 +129,24 @@ impl Partial {
     /// [`Partial::discard`], a signal or a drop leaves OUT as it was.
     pub fn prepare(&self) -> std::io::Result<Option<File>> {
         let mut unfinished = lock(&self.unfinished);
-        // A folder (or a link to one) is no output, as its open at the start would say.
-        if std::fs::metadata(&self.out).is_ok_and(|m| m.is_dir()) {
+        // A folder (or a link to one) is no output, as its open at the start would say;
+        // nor is a name only a folder can have (`x/`, `x/.`, `..`), which the copy
+        // beside, named after its last name, would be written for (`.x.…`) and then
+        // fail to be renamed to.
+        let name_ends_it = self
+            .out
+            .file_name()
+            .is_some_and(|name| self.out.as_os_str().as_bytes().ends_with(name.as_bytes()));
+        if !name_ends_it || std::fs::metadata(&self.out).is_ok_and(|m| m.is_dir()) {
             return Err(std::io::Error::from_raw_os_error(libc::EISDIR));
         }
-        let existing = std::fs::symlink_metadata(&self.out);
-        let plain = match &existing {
-            Ok(m) => m.file_type().is_file(),
-            Err(e) => e.kind() == ErrorKind::NotFound,
+        // Not there is a plain file to make; any other failure to look (a folder on the
+        // way that is a file, or that its user may not search) is the open's as well.
+        let existing = match std::fs::symlink_metadata(&self.out) {
+            Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
+            existing => existing,
         };
-        if !plain {
+        if existing.as_ref().is_ok_and(|m| !m.file_type().is_file()) {
             return Ok(None);
         }
         // A rename asks only the folder: an OUT its user may not write (made read-only,
