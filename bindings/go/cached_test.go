@@ -570,6 +570,33 @@ func TestCachedContextReturnsAValueTooLargeToStore(t *testing.T) {
 	}
 }
 
+// An empty value is a non-nil empty slice however CachedContext gets it: computed,
+// computed inside its own compute (a recursion), or a hit, as Cached and Get give it.
+// The computing call returned the compute's nil as it was and the hits []byte{}, so
+// json.Marshal of one cached value gave null the first time and "" after.
+func TestCachedContextGivesAnEmptyValueAsTheHitsDo(t *testing.T) {
+	s := memory(t)
+	empty := func(context.Context) ([]byte, error) { return nil, nil }
+	var nested []byte
+	computed, err := s.CachedContext(context.Background(), []byte("k"), func(ctx context.Context) ([]byte, error) {
+		var err error
+		nested, err = s.CachedContext(ctx, []byte("k"), empty)
+		return nil, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hit, err := s.CachedContext(context.Background(), []byte("k"), empty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, v := range map[string][]byte{"computed": computed, "computed inside its compute": nested, "a hit": hit} {
+		if v == nil || len(v) != 0 {
+			t.Errorf("%s: %#v; want []byte{}, as a hit gives it", name, v)
+		}
+	}
+}
+
 // WithLock is Cached's: CachedContext takes no lock. Given one, it ignored it and
 // computed with the lock free, where its caller expected the lock held around the
 // compute. It is ErrInvalidArgument, before anything is looked up or computed.

@@ -24,7 +24,8 @@ import (
 // nothing is stored, its caller gets the error (or the panic), and one of the waiters
 // takes over. compute gets ctx. A value that cannot be stored (too large, or the lease
 // was taken over by another owner after this process stopped renewing it) is still
-// returned. A wait counts one miss in Stats, however long it lasts.
+// returned. An empty value is []byte{}, never nil, computed or found. A wait counts
+// one miss in Stats, however long it lasts.
 //
 // A CachedContext of the key being computed, made with the ctx compute was given (or
 // one derived from it) on any Storage of the same cache (a recursion with the same
@@ -54,7 +55,11 @@ func (s *Storage) CachedContext(ctx context.Context, key []byte, compute func(co
 			return nil, err
 		}
 		s.release()
-		return compute(ctx)
+		value, err := compute(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return asValue(value), nil
 	}
 	// The last ErrLeaseHeld seen: a context that ends between two waits still reports
 	// whose lease it waited for (and its time left), whichever of the two fired first.
@@ -189,5 +194,14 @@ func computeUnderLease(ctx context.Context, cache cacheIdentity, key []byte, hel
 	default:
 		return nil, takeError(rc, cerr, "CachedContext")
 	}
-	return value, nil
+	return asValue(value), nil
+}
+
+// asValue is a value compute returned as a look-up gives it: an empty one is a
+// non-nil empty slice (takeBuf's), whether it was computed or found.
+func asValue(v []byte) []byte {
+	if v == nil {
+		return []byte{}
+	}
+	return v
 }
