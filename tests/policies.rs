@@ -180,3 +180,34 @@ fn lfu_counts_hits_across_writes_and_flushes() {
     set(&s, "d", 10);
     assert_eq!(present(&s, &["a", "b", "c", "d"]), ["a", "c", "d"]);
 }
+
+/// A set into a full cache that replaces its key's entry evicts nothing when the new
+/// value fits in the old one's place, under every policy, whether the entry is the
+/// policy's next victim or not, and right after sets of new keys that evicted (those
+/// insert without looking their key up; MRU and LIFO delete their victim first).
+#[test]
+fn replacing_an_entry_of_a_full_cache_evicts_nothing() {
+    for policy in EvictionPolicy::ALL {
+        for key in ["b", "c", "d"] {
+            let (_dir, s) = open(&options(30, policy));
+            for k in ["a", "b", "c", "d"] {
+                set(&s, k, 10);
+            }
+            let before = present(&s, &["a", "b", "c", "d"]);
+            let evicted = s.stats().unwrap().evictions;
+            assert_eq!(evicted, 1, "{policy}");
+            if !before.iter().any(|k| k == key) {
+                continue;
+            }
+            set(&s, key, 10);
+            let st = s.stats().unwrap();
+            assert_eq!(st.evictions, 1, "{policy}, {key}: evicted again");
+            assert_eq!((st.count, st.total_size), (3, 30), "{policy}, {key}");
+            assert_eq!(
+                present(&s, &["a", "b", "c", "d"]),
+                before,
+                "{policy}, {key}"
+            );
+        }
+    }
+}

@@ -541,10 +541,11 @@ pub(crate) const DUE: &str = concat!(
 // Eviction: each policy's next victim, and the index that finds it in O(log n).
 
 macro_rules! victim {
-    ($order:literal) => {
+    ($order:literal, $also:expr) => {
         concat!(
             "SELECT ",
             row_ref_columns!(),
+            $also,
             " FROM entries ORDER BY ",
             $order,
             " LIMIT 1"
@@ -552,16 +553,34 @@ macro_rules! victim {
     };
 }
 
-/// Selects the `RowRef` of `policy`'s next victim, found through the table's order
-/// (`seq`, the access order, which serves LRU and MRU) or `policy_index`'s index.
+/// `victim!` in `$policy`'s order: the table's own (`seq`, the access order, which
+/// serves LRU and MRU) or `policy_index`'s index.
+macro_rules! victim_of {
+    ($policy:expr, $also:expr) => {
+        match $policy {
+            EvictionPolicy::LeastRecentlyUsed => victim!("seq ASC", $also),
+            EvictionPolicy::MostRecentlyUsed => victim!("seq DESC", $also),
+            EvictionPolicy::LeastFrequentlyUsed => victim!("hits ASC, seq ASC", $also),
+            EvictionPolicy::FirstInFirstOut => victim!("created ASC", $also),
+            EvictionPolicy::LastInFirstOut => victim!("created DESC", $also),
+        }
+    };
+}
+
+/// Selects the `RowRef` of `policy`'s next victim.
 pub(crate) fn victim(policy: EvictionPolicy) -> &'static str {
-    match policy {
-        EvictionPolicy::LeastRecentlyUsed => victim!("seq ASC"),
-        EvictionPolicy::MostRecentlyUsed => victim!("seq DESC"),
-        EvictionPolicy::LeastFrequentlyUsed => victim!("hits ASC, seq ASC"),
-        EvictionPolicy::FirstInFirstOut => victim!("created ASC"),
-        EvictionPolicy::LastInFirstOut => victim!("created DESC"),
-    }
+    victim_of!(policy, "")
+}
+
+/// `victim`, then whether the key `?1` has an entry (live, expired or damaged; through
+/// the key's index alone): the look-up an evicting set of a new key needs when it
+/// deletes its victim before it inserts, asked in the victim's statement, where a
+/// statement of its own cost about 4k instructions.
+pub(crate) fn victim_beside_key(policy: EvictionPolicy) -> &'static str {
+    victim_of!(
+        policy,
+        ", EXISTS (SELECT 1 FROM entries AS other WHERE other.key = ?1)"
+    )
 }
 
 /// The name of the index `policy` needs, and the statement that creates it; `None`

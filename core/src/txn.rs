@@ -5,7 +5,7 @@ use crate::access::{self, Accesses, FLUSH_THRESHOLD};
 use crate::blob_read;
 use crate::counters::{self, Counters, Known};
 use crate::entry::{self, State};
-use crate::error::{Error, Result, SqliteContext};
+use crate::error::{Error, ErrorKind, Result, SqliteContext};
 use crate::eviction::EvictionPolicy;
 use crate::lifetime::LifetimeStats;
 use crate::remote::fill::FileState;
@@ -1123,10 +1123,12 @@ impl<'c> Txn<'c> {
     /// whose look-up of the key this spares an evicting set of a new key (about 5.7k
     /// of its 59k instructions). The victim is chosen before the insert, so the entry
     /// being written is never chosen to make room for itself.
-    /// Not for MRU and LIFO: their victim is mostly the table's last row, on the page
-    /// the insert writes; deleted after the insert, it made that page split when full
-    /// and then left it almost empty, 5.9 WAL pages a set where deleting first writes 2
-    /// (MRU, the bench's file).
+    /// MRU and LIFO delete their victim first: it is mostly the table's last row, on
+    /// the page the insert writes; deleted after the insert, it made that page split
+    /// when full and then left it almost empty, 5.9 WAL pages a set where deleting
+    /// first writes 2 (MRU, the bench's file). A victim deleted first must make room
+    /// for a key known to have no entry (else replacing the key's entry might have made
+    /// room without it), so whether the key has one is asked in the victim's statement.
     pub fn insert_if_new_evicting(
         &mut self,
         policy: EvictionPolicy,
@@ -1137,15 +1139,28 @@ impl<'c> Txn<'c> {
         deadline: Option<i64>,
     ) -> Result<bool> {
         use EvictionPolicy::{LastInFirstOut, MostRecentlyUsed};
-        if matches!(policy, MostRecentlyUsed | LastInFirstOut) {
-            return Ok(false);
-        }
+        let delete_first = matches!(policy, MostRecentlyUsed | LastInFirstOut);
         let len = value.len() as i64;
-        let Some((seq, value_id, Some(size), file)) = self.next_victim(policy)? else {
+        let beside = Some(key).filter(|_| delete_first);
+        let Some(((seq, value_id, Some(size), file), key_has_entry)) =
+            self.next_victim_beside(policy, beside)?
+        else {
             return Ok(false);
         };
-        if size > self.total_size || self.total_size - size + len > max_size {
+        if key_has_entry || size > self.total_size || self.total_size - size + len > max_size {
             return Ok(false);
+        }
+        if delete_first {
+            self.delete_row(seq, value_id, Some(size), file, "evicting an entry")?;
+            self.tally.evictions += 1;
+            // No entry under `key`, and this transaction holds the write lock.
+            return match self.insert_if_new(key, value, crc, deadline)? {
+                true => Ok(true),
+                false => Err(Error::new(
+                    ErrorKind::Internal,
+                    "storing an entry: a key found without an entry had one",
+                )),
+            };
         }
         self.count -= 1;
         self.total_size -= size;
@@ -1172,6 +1187,16 @@ impl<'c> Txn<'c> {
     /// writing every hit first would give, without a set after a burst of reads
     /// writing all of them (16,384 and more: 0.3 s) to evict one entry.
     fn next_victim(&mut self, policy: EvictionPolicy) -> Result<Option<RowRef>> {
+        Ok(self.next_victim_beside(policy, None)?.map(|(v, _)| v))
+    }
+
+    /// [`Txn::next_victim`], and whether `key` has an entry (false when `key` is
+    /// `None`).
+    fn next_victim_beside(
+        &mut self,
+        policy: EvictionPolicy,
+        key: Option<&[u8]>,
+    ) -> Result<Option<(RowRef, bool)>> {
         if policy.uses_accesses() {
             self.merge_waiting();
         }
@@ -1183,10 +1208,19 @@ impl<'c> Txn<'c> {
         }
         loop {
             // One row: no list to collect, as `remove_selected` does.
+            let sql = match key {
+                Some(_) => table::victim_beside_key(policy),
+                None => table::victim(policy),
+            };
             let victim = self
                 .conn
-                .prepare_cached(table::victim(policy))
-                .and_then(|mut s| s.query_row([], |r| row_ref(r, 0)).optional())
+                .prepare_cached(sql)
+                .and_then(|mut s| {
+                    s.query_row(rusqlite::params_from_iter(key), |r| {
+                        Ok((row_ref(r, 0)?, key.is_some() && r.get(5)?))
+                    })
+                    .optional()
+                })
                 .ctx("evicting an entry")?;
             let Some(v) = victim else {
                 return Ok(None);
@@ -1194,12 +1228,12 @@ impl<'c> Txn<'c> {
             if !policy.uses_accesses() || self.accesses_written || self.accesses.is_empty() {
                 return Ok(Some(v));
             }
-            let key: Vec<u8> = self
+            let victim_key: Vec<u8> = self
                 .conn
                 .prepare_cached(table::KEY_BY_SEQ)
-                .and_then(|mut s| s.query_row([v.0], |r| r.get(0)))
+                .and_then(|mut s| s.query_row([v.0 .0], |r| r.get(0)))
                 .ctx("evicting an entry")?;
-            let Some(a) = self.accesses.get(&key) else {
+            let Some(a) = self.accesses.get(&victim_key) else {
                 return Ok(Some(v));
             };
             let (hits, tick, created) = (a.hits, a.tick, entry_of(a));
@@ -1207,9 +1241,9 @@ impl<'c> Txn<'c> {
             self.preloaded = None;
             self.conn
                 .prepare_cached(table::WRITE_HITS)
-                .and_then(|mut s| s.execute(params![hits as i64, tick, key, created]))
+                .and_then(|mut s| s.execute(params![hits as i64, tick, victim_key, created]))
                 .map_err(|e| tick_taken(e, "recording hits"))?;
-            self.accesses.remove(&key);
+            self.accesses.remove(&victim_key);
             // It may now be the newest row, which holds the counters (as in
             // `write_accesses`).
             self.dirty = true;
