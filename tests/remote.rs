@@ -3425,3 +3425,33 @@ fn a_value_the_server_refuses_loses_no_other_value_of_its_batch() {
         assert_eq!(get(&reader, b"big"), None, "{mode:?}");
     }
 }
+
+/// A cached_call_exclusive whose compute ends while the remote is backed off (here by a
+/// set of another key the server refused during the compute) gives its remote lease
+/// back: the compute failed, or its value was too large to store. The release was
+/// skipped with the back-off, and every other machine waited out the whole lease.
+#[test]
+fn a_lease_is_released_though_the_remote_backed_off_during_the_compute() {
+    let server = RedisServer::with_args(&["--proto-max-bulk-len", "1mb"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = remote_options(&server.url());
+    o.set_max_size(4 << 20).unwrap();
+    let refused = vec![1u8; 1 << 20];
+    let too_large = vec![2u8; 5 << 20];
+    for (i, fails) in [true, false].into_iter().enumerate() {
+        let s = Arc::new(machine(&dir, &format!("{i}.db"), &o));
+        let result = s.cached_call_exclusive(b"k", NEVER, Duration::from_secs(60), || {
+            s.set(b"other", &refused, NEVER).unwrap();
+            assert_eq!(s.remote_stats().unwrap().errors, 1, "not backed off");
+            match fails {
+                true => Err(backlite::Error::new(
+                    ErrorKind::CallbackFailed,
+                    "compute failed",
+                )),
+                false => Ok(too_large.clone()),
+            }
+        });
+        assert_eq!(result.is_err(), fails);
+        assert_eq!(lease_keys(&server), "", "fails: {fails}: the lease is held");
+    }
+}

@@ -189,10 +189,7 @@ impl Remote {
         // a timeout: the server may still run the script, and a stopped one would hold
         // the call for a second timeout.
         if answer == Err(Missed::Failed) {
-            let slot = self.client.slot_of(&value_key);
-            let _ = self.client.run_now(slot.as_slice(), |c| {
-                c.query::<i64>(&self.release_command(lease))
-            });
+            self.release(lease);
         }
         lost();
         false
@@ -207,9 +204,15 @@ impl Remote {
             .clone()
     }
 
-    /// Gives the lease up (a failed compute): another owner may take it at once.
+    /// Gives the lease up (a failed compute, a value not stored): another owner may take
+    /// it at once. Sent even while the remote is backed off (the server answered the
+    /// take, and a failure since, of any call of the handle, began the back-off): skipped,
+    /// the lease kept every other machine waiting for its deadline.
     pub(crate) fn release(&self, lease: &RemoteLease) {
         let cmd = self.release_command(lease);
-        let _ = self.run_item(&self.value_key(lease), |c| c.query::<i64>(&cmd));
+        let slot = self.client.slot_of(&self.value_key(lease));
+        let _ = self
+            .client
+            .run_now(slot.as_slice(), |c| c.query::<i64>(&cmd));
     }
 }
