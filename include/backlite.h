@@ -375,7 +375,8 @@ typedef struct backlite_stats {
  * The process's handles on the file do not read back what such a handle removed or
  * replaced: a deleted key (or one whose set was refused as too large or already
  * expired) misses the remote's value of then, until another client writes the key
- * again, and so does a key it set (for its latest 65,536 keys set) once that entry
+ * again with other bytes or another expiry (the very value written again is not told
+ * from the one hidden), and so does a key it set (for its latest 65,536 keys set) once that entry
  * expired or was evicted; a value a memoised call computed after a miss replaced none
  * (stored, or refused as too large for the file).
  * A set reads what it replaces (a get's read per key; a batch, for its first 64
