@@ -370,9 +370,17 @@ impl Lease {
                         return;
                     }
                     drop(guard);
+                    // In a step that a fork waits for (see fork::step): the compute
+                    // this renews may fork, and a child must not inherit the writer's
+                    // mutex or SQLite's write lock held by this thread, which it does
+                    // not have (its first write hung).
+                    let renewed = {
+                        let _step = crate::fork::step();
+                        extend_row(&storage, &key, token, duration)
+                    };
                     // A busy file is tried again at the next period; a lost lease
                     // has nothing left to renew.
-                    if let Ok(false) = extend_row(&storage, &key, token, duration) {
+                    if let Ok(false) = renewed {
                         return;
                     }
                     guard = lock(stopped);
