@@ -172,11 +172,16 @@ fn expiration_values_are_validated() {
 
 /// A look-up that meets an expired or damaged entry removes it only if that needs no
 /// waiting: behind another process's write transaction it returns at once, a miss.
+/// Checked as an order, not a duration: the writer holds its transaction until the
+/// reads are done, or for half the busy timeout at most, then commits. Reads that
+/// waited for the writer end after its commit (or fail BUSY), so the order is wrong.
 #[test]
 fn a_read_never_waits_for_another_writer_to_remove_an_entry() {
+    use std::sync::mpsc;
+    use std::sync::{Arc, Mutex};
     let mut o = Options::new();
     let clock = FakeClock::install(&mut o);
-    let busy = Duration::from_secs(3);
+    let busy = Duration::from_secs(10);
     o.set_busy_timeout(busy);
     let (dir, s) = open(&o);
     s.set(b"gone", b"1", after(10)).unwrap();
@@ -187,22 +192,39 @@ fn a_read_never_waits_for_another_writer_to_remove_an_entry() {
     other
         .execute("UPDATE entries SET crc = crc + 1 WHERE key = x'626164'", [])
         .unwrap();
-    other.execute_batch("BEGIN IMMEDIATE").unwrap(); // another process writing
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let (locked_tx, locked) = mpsc::channel();
+    let (reads_done, reads_done_rx) = mpsc::channel::<()>();
+    let writer = {
+        let order = Arc::clone(&order);
+        std::thread::spawn(move || {
+            other.execute_batch("BEGIN IMMEDIATE").unwrap(); // another process writing
+            locked_tx.send(()).unwrap();
+            // A bound that only ends a wait that already failed, below the busy
+            // timeout so that reads waiting for the lock end after this commit.
+            let _ = reads_done_rx.recv_timeout(busy / 2);
+            order.lock().unwrap().push("commit");
+            other.execute_batch("COMMIT").unwrap();
+        })
+    };
+    locked.recv().unwrap();
     for (what, key) in [("get", "gone"), ("contains", "gone"), ("get", "bad")] {
-        let started = std::time::Instant::now();
         let found = if what == "get" {
             s.get(key.as_bytes()).unwrap().is_some()
         } else {
             s.contains(key.as_bytes()).unwrap()
         };
         assert!(!found, "{what}({key})");
-        let took = started.elapsed();
-        assert!(
-            took < busy / 3,
-            "{what}({key}) waited {took:?} for the writer"
-        );
     }
-    other.execute_batch("COMMIT").unwrap();
+    order.lock().unwrap().push("reads");
+    // The writer stopped listening if it gave up waiting: the order tells.
+    let _ = reads_done.send(());
+    writer.join().unwrap();
+    assert_eq!(
+        *order.lock().unwrap(),
+        ["reads", "commit"],
+        "the reads waited for the writer"
+    );
     // Once the file is free, the next look-up removes them.
     assert_eq!(get(&s, "bad"), None);
     let st = s.stats().unwrap();
