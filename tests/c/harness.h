@@ -683,6 +683,28 @@ static inline bool h_have_python_sqlite(void) {
     return system("python3 -c 'import sqlite3' >/dev/null 2>&1") == 0;
 }
 
+/* Runs the SQL script `sql` on the cache file at `path` (closed, or not written to
+ * meanwhile) through python3's sqlite3: another program's SQLite, as damage or a foreign
+ * writer is. The path and the script go to python3 as arguments, with no shell between,
+ * so no quoting can break them. True when python3 ran it. */
+static inline bool h_python_sqlite(const char *path, const char *sql) {
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) return false;
+    if (pid == 0) {
+        execlp("python3", "python3", "-c",
+               "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.executescript(sys.argv[2]); "
+               "c.close()",
+               path, sql, (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) return false;
+    }
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
 /* Overwrites every value kept in `blobs` of the closed cache at `path` with zeros of the
  * same length (a value damaged inside the database), through python3's sqlite3. */
 static inline bool h_zero_blobs(const char *path) {

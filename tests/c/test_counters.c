@@ -87,16 +87,6 @@ static void a_hit_written_at_close_moves_its_row_above_the_newest(void) {
     backlite_storage_free(s);
 }
 
-/* Runs `sql` on the file through another program's SQLite (python3), as damage does. */
-static bool edit(const char *path, const char *sql) {
-    char cmd[PATH_MAX + 600];
-    snprintf(cmd, sizeof cmd,
-             "python3 -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
-             "c.executescript(sys.argv[2]); c.close()' '%s' \"%s\"",
-             path, sql);
-    return system(cmd) == 0;
-}
-
 /* Sets `key` and expects CORRUPT, with a message that names the check to run. */
 static void set_is_refused(backlite_storage *s, const char *key) {
     backlite_error *e = NULL;
@@ -146,7 +136,7 @@ static void a_damaged_counter_fails_writes_until_a_check_repairs_it(void) {
         GET_MISSING(s, "absent");
         SET(s, "c", "vvv"); /* writes one hit and one miss */
         backlite_storage_free(s);
-        REQUIRE(edit(path, damage[i]));
+        REQUIRE(h_python_sqlite(path, damage[i]));
         bool emptied = strncmp(damage[i], "DELETE", 6) == 0;
         uint64_t n = emptied ? 0 : 3, size = emptied ? 0 : 6;
 

@@ -101,16 +101,6 @@ static int32_t compute_v(void *ud, backlite_sink *sink) {
     return backlite_sink_write(sink, (const uint8_t *)"v", 1) == BACKLITE_RESULT_OK ? 0 : 1;
 }
 
-/* runs one SQL statement on the closed cache at `path` through python3's sqlite3 */
-static bool h_sql(const char *path, const char *sql) {
-    char cmd[PATH_MAX + 1024];
-    snprintf(cmd, sizeof cmd,
-             "python3 -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
-             "c.execute(sys.argv[2]); c.commit(); c.close()' '%s' \"%s\"",
-             path, sql);
-    return system(cmd) == 0;
-}
-
 /*
  * A lease row whose columns are not of the types BackLite writes (a deadline, a start
  * time or an owner's boot id of another type: a damaged file, or another program's
@@ -127,10 +117,10 @@ static void a_damaged_lease_row_is_taken_over(void) {
     REQUIRE(s);
     SET(s, "x", "1");
     backlite_storage_free(s);
-    REQUIRE(h_sql(path, "INSERT INTO leases VALUES (x'61', 1, 1, 1, 'boot', 'soon')"));
-    REQUIRE(h_sql(path, "INSERT INTO leases VALUES (x'62', 1, 1, 'then', 'boot', 99999999999999)"));
-    REQUIRE(h_sql(path, "INSERT INTO leases VALUES (x'63', 1, 1, 1, x'00', 99999999999999)"));
-    REQUIRE(h_sql(path, "INSERT INTO leases VALUES (x'64', 1, 1.5, 1, 'boot', 99999999999999)"));
+    REQUIRE(h_python_sqlite(path, "INSERT INTO leases VALUES (x'61', 1, 1, 1, 'boot', 'soon')"));
+    REQUIRE(h_python_sqlite(path, "INSERT INTO leases VALUES (x'62', 1, 1, 'then', 'boot', 99999999999999)"));
+    REQUIRE(h_python_sqlite(path, "INSERT INTO leases VALUES (x'63', 1, 1, 1, x'00', 99999999999999)"));
+    REQUIRE(h_python_sqlite(path, "INSERT INTO leases VALUES (x'64', 1, 1.5, 1, 'boot', 99999999999999)"));
     s = OPEN(path, NULL);
     REQUIRE(s);
     const char *keys[] = {"a", "b", "c", "d"};
@@ -177,7 +167,7 @@ static void a_damaged_version_tag_is_another_tag(void) {
     REQUIRE(s);
     SET(s, "x", "1");
     backlite_storage_free(s);
-    REQUIRE(h_sql(path, "UPDATE state SET version_tag = x'31'"));
+    REQUIRE(h_python_sqlite(path, "UPDATE state SET version_tag = x'31'"));
 
     s = OPEN(path, NULL); /* without a tag: the tag is not looked at */
     REQUIRE(s);
@@ -273,7 +263,7 @@ static void a_cache_whose_state_row_was_removed_is_repaired(void) {
             SET(s, "y", "22");
         }
         backlite_storage_free(s);
-        REQUIRE(h_sql(path, "DELETE FROM state"));
+        REQUIRE(h_python_sqlite(path, "DELETE FROM state"));
         s = OPEN(path, NULL);
         REQUIRE(s);
         backlite_stats st;

@@ -119,16 +119,6 @@ static void a_socket_in_place_of_a_value_file_is_a_miss_and_check_repairs(void) 
     }
 }
 
-/* Runs `sql` on the closed cache at `path` through python3's sqlite3. */
-static bool run_sql(const char *path, const char *sql) {
-    char cmd[PATH_MAX + 600];
-    snprintf(cmd, sizeof cmd,
-             "python3 -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
-             "c.execute(sys.argv[2]); c.commit(); c.close()' '%s' \"%s\"",
-             path, sql);
-    return system(cmd) == 0;
-}
-
 static int32_t compute_fresh(void *user, backlite_sink *sink) {
     (*(int *)user)++;
     return backlite_sink_write(sink, (const uint8_t *)"fresh", 5) == BACKLITE_RESULT_OK ? 0 : 1;
@@ -155,7 +145,7 @@ static void a_huge_size_in_the_row_of_a_large_value_is_a_miss(void) {
             SET_BYTES(s, "k", v, n, NEVER);
             SET_BYTES(s, "other", v, n, NEVER);
             backlite_storage_free(s);
-            REQUIRE(run_sql(path, huge));
+            REQUIRE(h_python_sqlite(path, huge));
             s = OPEN_SET(path, .max_size = 1u << 30, .file_threshold = threshold);
             REQUIRE(s != NULL);
             backlite_check_report rep;
