@@ -94,6 +94,7 @@ mod expiration;
 mod export;
 mod fork;
 mod group;
+mod hot;
 mod inspect;
 mod lease;
 mod lifetime;

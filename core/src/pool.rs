@@ -9,13 +9,15 @@
 use crate::counters::Known;
 use crate::error::{Error, ErrorKind, Result};
 use crate::fork::{self, OpenedBy};
+use crate::hot::HotCopy;
 use crate::schema::{self, FileId};
 use crate::sync::{lock, thread_index, try_lock, Padded};
 use rusqlite::{Connection, OpenFlags};
 use std::cell::Cell;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// Read connections kept per handle; more are opened under load and closed after.
@@ -55,15 +57,29 @@ impl std::ops::DerefMut for Writer {
     }
 }
 
+/// A read connection, with its copies of hot values (hot.rs), which go where it goes.
+pub(crate) struct Reader {
+    conn: Connection,
+    hot: Box<HotCopy>,
+}
+
+impl Deref for Reader {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
 /// A read connection lent out of the pool in an open read transaction (a reader's
 /// snapshot), by process `pid`; returned with [`Pool::give_back`].
 pub(crate) struct Lent {
-    pub conn: Connection,
+    pub conn: Reader,
     pid: u32,
 }
 
 /// A slot of the pool: a read connection once one was needed, used in place.
-type Slot = Padded<Mutex<Option<Connection>>>;
+type Slot = Padded<Mutex<Option<Reader>>>;
 
 pub(crate) struct Pool {
     /// The name connections open the file by (see [`schema::sqlite_name`]) and the
@@ -75,6 +91,8 @@ pub(crate) struct Pool {
     readers: Option<Box<[Slot]>>,
     /// The process that opened the connections; a forked child replaces them.
     opened_by: OpenedBy,
+    /// The bytes of hot copies the read connections hold (see `hot::BUDGET`).
+    hot_held: Arc<AtomicUsize>,
 }
 
 impl Pool {
@@ -95,6 +113,7 @@ impl Pool {
             busy_timeout,
             writer: Mutex::new(Writer::new(writer)),
             opened_by: OpenedBy::here(),
+            hot_held: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -137,6 +156,7 @@ impl Pool {
             .iter()
             .flat_map(|slots| slots.iter())
             .filter_map(|slot| try_lock(&slot.0).and_then(|mut c| c.take()))
+            .map(|reader| reader.conn)
             .collect();
         fork::set_aside_connections(std::iter::once(inherited).chain(readers));
         self.opened_by.adopt();
@@ -182,12 +202,32 @@ impl Pool {
         lend: bool,
         f: impl FnOnce(&Connection) -> Result<R>,
     ) -> Result<(R, Option<Lent>)> {
+        self.read_in(pid, lend, |conn, _| f(conn))
+    }
+
+    /// `read_lending` that also hands `f` the read connection's hot copies (hot.rs):
+    /// `None` on an in-memory cache, and for a connection opened for one read alone.
+    pub fn read_hot<R>(
+        &self,
+        pid: u32,
+        lend: bool,
+        f: impl FnOnce(&Connection, Option<&mut HotCopy>) -> Result<R>,
+    ) -> Result<(R, Option<Lent>)> {
+        self.read_in(pid, lend, f)
+    }
+
+    fn read_in<R>(
+        &self,
+        pid: u32,
+        lend: bool,
+        f: impl FnOnce(&Connection, Option<&mut HotCopy>) -> Result<R>,
+    ) -> Result<(R, Option<Lent>)> {
         self.after_fork_in(pid)?;
         let (Some(slots), Some((name, id))) = (&self.readers, &self.file) else {
-            return Ok((f(&lock(&self.writer))?, None));
+            return Ok((f(&lock(&self.writer), None)?, None));
         };
         // Lent: the connection, if `f` left it in a transaction (and succeeded).
-        let lent = |out: &Result<R>, conn: Connection| {
+        let lent = |out: &Result<R>, conn: Reader| {
             if !lend || conn.is_autocommit() {
                 return Err(conn);
             }
@@ -204,19 +244,27 @@ impl Pool {
             let Some(mut slot) = try_lock(&slots[(first + i) % slots.len()].0) else {
                 continue;
             };
-            let conn = match slot.take() {
-                Some(conn) => conn,
-                None => reopen(name, *id, self.busy_timeout)?,
+            let mut reader = match slot.take() {
+                Some(reader) => reader,
+                None => self.reader(name, *id)?,
             };
-            let out = emptied_as_such(f(&conn), name, *id);
-            let lent = lent(&out, conn).map_err(|conn| *slot = Some(conn)).ok();
+            let out = emptied_as_such(f(&reader.conn, Some(&mut reader.hot)), name, *id);
+            let lent = lent(&out, reader).map_err(|r| *slot = Some(r)).ok();
             return out.map(|out| (out, lent));
         }
         // More readers than slots: this one gets a connection for its read alone.
-        let conn = reopen(name, *id, self.busy_timeout)?;
-        let out = emptied_as_such(f(&conn), name, *id);
-        let lent = lent(&out, conn).ok();
+        let reader = self.reader(name, *id)?;
+        let out = emptied_as_such(f(&reader.conn, None), name, *id);
+        let lent = lent(&out, reader).ok();
         out.map(|out| (out, lent))
+    }
+
+    /// A new read connection to the file `id` at `name`, with no copies yet.
+    fn reader(&self, name: &Path, id: FileId) -> Result<Reader> {
+        Ok(Reader {
+            conn: reopen(name, id, self.busy_timeout)?,
+            hot: Box::new(HotCopy::new(self.hot_held.clone())),
+        })
     }
 
     /// Before the handle's connections close: if the file was emptied while open (see
@@ -250,7 +298,7 @@ impl Pool {
     pub fn give_back(&self, lent: Lent) {
         let Lent { conn, pid } = lent;
         if pid != fork::this_process() {
-            fork::set_aside_connections([conn]);
+            fork::set_aside_connections([conn.conn]);
             return;
         }
         if !conn.is_autocommit() && conn.execute_batch("ROLLBACK").is_err() {

@@ -11,6 +11,7 @@ use crate::eviction::EvictionPolicy;
 use crate::expiration::{is_due, system_now_ms, Expiration};
 use crate::fork::this_process;
 use crate::group::{self, Group, Set};
+use crate::hot::{self, HotCopy};
 use crate::lifetime::{self, LifetimeStats};
 use crate::options::{Clock, Options, MAX_KEY_SIZE, MAX_VALUE_SIZE};
 use crate::pool::{self, Pool, Writer};
@@ -614,7 +615,38 @@ impl Storage {
             Some(_) => table::LOOKUP_TAGGED,
             None => table::LOOKUP,
         };
-        let mut look_up = |conn: &Connection| {
+        // A read connection's copies of hot values (hot.rs) serve a value the file
+        // still holds without the look-up; never a taker that keeps the read open.
+        let mut look_up = |conn: &Connection, mut hot: Option<&mut HotCopy>| {
+            if T::LENDS {
+                hot = None;
+            }
+            // Held to the end: the look-up below reads the snapshot this began.
+            let mut begin;
+            let _snapshot;
+            if let Some(hot) = hot.as_deref_mut().filter(|hot| hot.has(key)) {
+                begin = conn
+                    .prepare_cached(hot::BEGIN_READ)
+                    .ctx("looking up a key")?;
+                let mut rows = begin.query([]).ctx("looking up a key")?;
+                rows.next().ctx("looking up a key")?;
+                _snapshot = rows;
+                if let Some(copy) = hot.current(hot::data_version(conn)?, key) {
+                    let now = match copy.deadline {
+                        Some(_) => self.now(),
+                        None => i64::MIN,
+                    };
+                    if !is_due(copy.deadline, now) {
+                        created.set(copy.created);
+                        let left = copy
+                            .deadline
+                            .map(|t| Duration::from_millis((t - now) as u64));
+                        let t = taker.take().expect("taken once");
+                        return Ok(Lookup::Hit(t.take(&copy.value, left)?));
+                    }
+                    hot.drop_copy(key);
+                }
+            }
             let mut stmt = conn.prepare_cached(lookup).ctx("looking up a key")?;
             let mut rows = stmt.query([key]).ctx("looking up a key")?;
             let Some(row) = rows.next().ctx("looking up a key")? else {
@@ -661,6 +693,9 @@ impl Storage {
                     Lookup::Copied(value.to_vec(), left(deadline))
                 }
                 Located::Inline { value, deadline } => {
+                    if let (Some(hot), ValueRef::Integer(c)) = (hot.as_deref_mut(), col(4)?) {
+                        hot.keep(hot::data_version(conn)?, key, value, deadline, c);
+                    }
                     let t = taker.take().expect("taken once");
                     Lookup::Hit(t.take(value, left(deadline))?)
                 }
@@ -737,7 +772,7 @@ impl Storage {
             })
         };
         // A reader of a large blob keeps the read connection (`Take::LENDS`).
-        let (mut found, mut lent) = self.pool.read_lending(pid, T::LENDS, &mut look_up)?;
+        let (mut found, mut lent) = self.pool.read_hot(pid, T::LENDS, &mut look_up)?;
         // The row this read's snapshot found may name a file that a set replaced and
         // removed since (it unlinks the old file once its row has committed): the row
         // read again names the new file. Never a wrong value: a row names only a
@@ -752,7 +787,7 @@ impl Storage {
                 break;
             }
             let before = before.clone();
-            (found, lent) = self.pool.read_lending(pid, T::LENDS, &mut look_up)?;
+            (found, lent) = self.pool.read_hot(pid, T::LENDS, &mut look_up)?;
             looks += 1;
             if matches!(&found, Lookup::Damaged(now) if *now == before) {
                 break;
