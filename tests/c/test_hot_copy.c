@@ -312,9 +312,81 @@ static void a_get_never_answers_older_than_what_was_committed_before_it(void) {
     munmap(p, sizeof *p);
 }
 
+/* reads `key` `times` times through `s`, each expected to be `want` (NULL: a miss) */
+static void read_times(backlite_storage *s, const char *key, const char *want, int times) {
+    for (int i = 0; i < times; i++) {
+        if (want) GET_EQ(s, key, want);
+        else GET_MISSING(s, key);
+    }
+}
+
+static void another_handle_of_this_process_is_seen_at_once(void) {
+    const char *path = tmp_path("two_handles.db");
+    backlite_storage *a = OPEN(path, NULL), *b = OPEN(path, NULL);
+    REQUIRE(a != NULL && b != NULL);
+    SET(b, "k", "one");
+    read_times(a, "k", "one", 4);
+    SET(b, "k", "two");
+    read_times(a, "k", "two", 4);
+    SET(b, "k", "six"); /* same size */
+    read_times(a, "k", "six", 4);
+    CHECK_OK(backlite_storage_delete(b, K("k"), &err));
+    read_times(a, "k", NULL, 2);
+    SET(b, "k", "back");
+    read_times(a, "k", "back", 4);
+    CHECK_OK(backlite_storage_clear(b, &err));
+    read_times(a, "k", NULL, 2);
+    backlite_storage_free(a);
+    backlite_storage_free(b);
+}
+
+static void a_forked_child_s_write_through_the_inherited_handle_is_seen(void) {
+    const char *path = tmp_path("forked.db");
+    backlite_storage *s = OPEN(path, NULL);
+    REQUIRE(s != NULL);
+    SET(s, "k", "parent");
+    read_times(s, "k", "parent", 4);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        backlite_result rc = backlite_storage_set(s, K("k"), K("child!"), NEVER, NULL);
+        _exit(rc == BACKLITE_RESULT_OK ? 0 : 1);
+    }
+    CHECK_EQ(CHILD_EXIT_CODE(pid), 0);
+    read_times(s, "k", "child!", 4);
+    backlite_storage_free(s);
+}
+
+/* a hit served from a copy counts and orders as any hit: a key's third find at one
+ * version is copied, its fourth on is served from the copy; under LFU, a 6, b 4, c 5
+ * hits (3, 1 and 2 of them from copies) make b the victim, where hits from copies
+ * left uncounted would tie all three at 3 and make a, the first read, the victim */
+static void hits_served_from_copies_count_and_order_as_hits(void) {
+    const char *path = tmp_path("order.db");
+    backlite_storage *s = OPEN_WITH(path, 3 * 10, BACKLITE_EVICTION_POLICY_LEAST_FREQUENTLY_USED);
+    REQUIRE(s != NULL);
+    SET(s, "a", "aaaaaaaaaa");
+    SET(s, "b", "bbbbbbbbbb");
+    SET(s, "c", "cccccccccc");
+    read_times(s, "a", "aaaaaaaaaa", 6);
+    read_times(s, "b", "bbbbbbbbbb", 4);
+    read_times(s, "c", "cccccccccc", 5);
+    backlite_stats st = STATS(s);
+    CHECK_EQ(st.hits, 15);
+    SET(s, "d", "dddddddddd");
+    CHECK(HAS(s, "a"));
+    CHECK(!HAS(s, "b"));
+    CHECK(HAS(s, "c"));
+    CHECK(HAS(s, "d"));
+    backlite_storage_free(s);
+}
+
 int main(void) {
     h_begin();
     RUN(every_get_answers_what_the_other_process_committed_last);
     RUN(a_get_never_answers_older_than_what_was_committed_before_it);
+    RUN(another_handle_of_this_process_is_seen_at_once);
+    RUN(a_forked_child_s_write_through_the_inherited_handle_is_seen);
+    RUN(hits_served_from_copies_count_and_order_as_hits);
     return h_end();
 }
