@@ -340,23 +340,6 @@ static void another_handle_of_this_process_is_seen_at_once(void) {
     backlite_storage_free(b);
 }
 
-static void a_forked_child_s_write_through_the_inherited_handle_is_seen(void) {
-    const char *path = tmp_path("forked.db");
-    backlite_storage *s = OPEN(path, NULL);
-    REQUIRE(s != NULL);
-    SET(s, "k", "parent");
-    read_times(s, "k", "parent", 4);
-    pid_t pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        backlite_result rc = backlite_storage_set(s, K("k"), K("child!"), NEVER, NULL);
-        _exit(rc == BACKLITE_RESULT_OK ? 0 : 1);
-    }
-    CHECK_EQ(CHILD_EXIT_CODE(pid), 0);
-    read_times(s, "k", "child!", 4);
-    backlite_storage_free(s);
-}
-
 /* a hit served from a copy counts and orders as any hit: a key's third find at one
  * version is copied, its fourth on is served from the copy; under LFU, a 6, b 4, c 5
  * hits (3, 1 and 2 of them from copies) make b the victim, where hits from copies
@@ -386,7 +369,6 @@ int main(void) {
     RUN(every_get_answers_what_the_other_process_committed_last);
     RUN(a_get_never_answers_older_than_what_was_committed_before_it);
     RUN(another_handle_of_this_process_is_seen_at_once);
-    RUN(a_forked_child_s_write_through_the_inherited_handle_is_seen);
     RUN(hits_served_from_copies_count_and_order_as_hits);
     return h_end();
 }
