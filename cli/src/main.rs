@@ -12,6 +12,7 @@ mod core;
 mod human;
 mod interrupt;
 mod progress;
+mod stdio;
 mod strict_json;
 
 use crate::core::EvictionPolicy;
@@ -221,7 +222,8 @@ fn main() -> ExitCode {
             if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
                 // What was asked for goes to stdout; one that takes none of it (a full
                 // disk) is a failure, as for every other output (clap's exit ignores it).
-                return match e.print() {
+                // Started with stdout closed, clap's print would go to /dev/null.
+                return match crate::stdio::stdout().map(drop).and_then(|()| e.print()) {
                     Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
                         eprintln!("backlite: cannot write to stdout: {err}");
                         ExitCode::from(cmd::USAGE_OR_IO)

@@ -392,3 +392,79 @@ fn a_cache_on_stdin_is_said_to_be_a_cache_not_a_dump() {
     );
     assert_eq!(read(&d.path("new.db")), None);
 }
+
+/// `backlite ARGS` started with its stdin and stdout closed (`<&- >&-`).
+fn without_stdin_and_stdout(d: &Dir, args: &[&str]) -> (i32, String) {
+    use std::os::unix::process::CommandExt;
+    let mut command = d.command(args);
+    command.stdout(std::process::Stdio::inherit());
+    // SAFETY: close() is async-signal-safe, as a pre_exec hook must be.
+    unsafe {
+        command.pre_exec(|| {
+            libc::close(0);
+            libc::close(1);
+            Ok(())
+        });
+    }
+    let out = command.output().unwrap();
+    (
+        out.status.code().expect("exited, not killed"),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Rust's runtime puts /dev/null where a program was started without stdin or stdout,
+/// and its stdout takes a write that fails EBADF for one that succeeded: `get >&-`
+/// counted a hit, delivered nothing and exited 0, `stats >&-` and `export >&-` said
+/// nothing of their output gone, and `set <&-` stored an empty value.
+#[test]
+fn a_closed_stdout_or_stdin_is_an_error_and_no_hit_is_counted() {
+    let d = Dir::new();
+    d.ok(&["set", "c.db", "k", "hello"]);
+    let hits = || {
+        let stats: serde_json::Value =
+            serde_json::from_str(&d.ok(&["stats", "c.db", "--json"])).unwrap();
+        stats["lifetime"]["hits"].as_u64().unwrap()
+    };
+    assert_eq!(
+        without_stdin_and_stdout(&d, &["get", "c.db", "k"]),
+        (
+            2,
+            "backlite: c.db: cannot write to stdout: Bad file descriptor (os error 9)\n".into()
+        )
+    );
+    assert_eq!(hits(), 0, "a value that went nowhere counted as a hit");
+    for args in [
+        &["stats", "c.db"][..],
+        &["stats", "c.db", "--json"],
+        &["keys", "c.db"],
+        &["check", "c.db"],
+        &["export", "c.db"],
+        &["--version"],
+    ] {
+        let (code, stderr) = without_stdin_and_stdout(&d, args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("cannot write to stdout: Bad file descriptor"),
+            "{args:?}: {stderr}"
+        );
+    }
+    let (code, stderr) = without_stdin_and_stdout(&d, &["set", "c.db", "k"]);
+    assert_eq!(
+        (code, stderr.as_str()),
+        (
+            2,
+            "backlite: c.db: cannot read stdin: Bad file descriptor (os error 9)\n"
+        )
+    );
+    let (code, stderr) = without_stdin_and_stdout(&d, &["import", "new.db"]);
+    assert_eq!(
+        (code, stderr.as_str()),
+        (
+            2,
+            "backlite: new.db: cannot read <stdin>: Bad file descriptor (os error 9)\n"
+        )
+    );
+    assert!(read(&d.path("new.db")).is_none());
+    assert_eq!(d.ok(&["get", "c.db", "k"]), "hello");
+}

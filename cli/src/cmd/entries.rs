@@ -32,6 +32,14 @@ pub fn get(cli: &Cli, file: &Path, key: &OsStr, output: Option<&Path>, escaped: 
             })
         })
         .transpose()?;
+    // Nor is a value looked up for a stdout the command was started without (`>&-`),
+    // whose first write fails.
+    let mut stdout = match output {
+        None => Some(crate::stdio::stdout().map_err(|e| {
+            Failure::new(USAGE_OR_IO, file, format!("cannot write to stdout: {e}"))
+        })?),
+        Some(_) => None,
+    };
     let storage = open_to_read(cli, file, Some(GET_LOCK_WAIT))?;
     // OUT that cannot be written (its folder not there, a file its user may not write)
     // is found out before the lookup, which counts a hit and reads the value: found
@@ -52,7 +60,7 @@ pub fn get(cli: &Cli, file: &Path, key: &OsStr, output: Option<&Path>, escaped: 
             Some(out) => out,
             None => sink.insert(match &partial {
                 Some(partial) => Box::new(partial.start(prepared.take())?),
-                None => Box::new(std::io::stdout().lock()),
+                None => Box::new(stdout.take().expect("stdout without OUT")),
             }),
         };
         out.write_all(chunk)?;
@@ -133,9 +141,8 @@ pub fn get(cli: &Cli, file: &Path, key: &OsStr, output: Option<&Path>, escaped: 
 /// All of stdin: the value of `set FILE KEY` and `set FILE KEY -`.
 fn stdin(file: &Path) -> Result<Vec<u8>, Failure> {
     let mut buf = Vec::new();
-    std::io::stdin()
-        .lock()
-        .read_to_end(&mut buf)
+    crate::stdio::stdin()
+        .and_then(|stdin| stdin.lock().read_to_end(&mut buf))
         .map_err(|e| Failure::new(USAGE_OR_IO, file, format!("cannot read stdin: {e}")))?;
     Ok(buf)
 }

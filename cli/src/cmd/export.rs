@@ -64,6 +64,13 @@ fn write_bytes(out: &mut impl Write, name: &str, bytes: &[u8]) -> std::io::Resul
 
 pub fn run(cli: &Cli, file: &Path, output: Option<&Path>) -> Outcome {
     let output = super::output_path(file, output)?;
+    // A stdout the command was started without (`>&-`) is found out before the walk.
+    let stdout = match output {
+        None => Some(crate::stdio::stdout().map_err(|e| {
+            Failure::new(USAGE_OR_IO, file, format!("cannot write to stdout: {e}"))
+        })?),
+        Some(_) => None,
+    };
     let storage = super::open_to_read(cli, file, None)?;
     let info = storage.inspect(&[]).map_err(|e| Failure::core(file, &e))?;
     let lifetime = storage
@@ -85,7 +92,10 @@ pub fn run(cli: &Cli, file: &Path, output: Option<&Path>) -> Outcome {
                 .map_err(|e| Failure::new(USAGE_OR_IO, out, format!("cannot create: {e}")))?;
             (Box::new(f), out)
         }
-        _ => (Box::new(std::io::stdout().lock()), Path::new("<stdout>")),
+        _ => (
+            Box::new(stdout.expect("stdout without OUT")),
+            Path::new("<stdout>"),
+        ),
     };
     let mut sink = BufWriter::with_capacity(1 << 16, sink);
     // A reader that went away (`| head`) has all it wanted: stop quietly, as `keys`

@@ -381,7 +381,9 @@ pub fn run(cli: &Cli, file: &Path, input: Option<&Path>, no_copy: bool) -> Outco
                 (Box::new(f), escape_path(path), length)
             }
             None => {
-                let stdin = std::io::stdin();
+                let stdin = crate::stdio::stdin().map_err(|e| {
+                    Failure::new(USAGE_OR_IO, file, format!("cannot read <stdin>: {e}"))
+                })?;
                 let length = plain_file_length(stdin.as_fd());
                 (Box::new(stdin), "<stdin>".to_string(), length)
             }

@@ -121,11 +121,12 @@ impl Lister<'_> {
     fn flush(&mut self) -> bool {
         use std::io::Write;
         let text = std::mem::take(&mut self.out);
-        let mut stdout = std::io::stdout().lock();
-        match stdout
-            .write_all(text.as_bytes())
-            .and_then(|()| stdout.flush())
-        {
+        let written = crate::stdio::stdout().and_then(|mut stdout| {
+            stdout
+                .write_all(text.as_bytes())
+                .and_then(|()| stdout.flush())
+        });
+        match written {
             Ok(()) => true,
             Err(e) => {
                 self.stopped = Some((e.kind() != std::io::ErrorKind::BrokenPipe).then(|| {

@@ -109,7 +109,7 @@ pub fn print_after(file: &Path, report: &str, done: &str) -> Result<(), Failure>
 /// `text` to stdout, flushed; a closed pipe is no error.
 fn write_stdout(text: &str) -> std::io::Result<()> {
     use std::io::Write;
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = crate::stdio::stdout()?;
     match stdout
         .write_all(text.as_bytes())
         .and_then(|()| stdout.flush())
