@@ -99,9 +99,9 @@ pub enum Command {
         key: OsString,
         /// Write the value to OUT instead of stdout (`-`: stdout); OUT is made only on
         /// a hit, and left as it was if the value does not go out whole; but not one
-        /// written in place (a FIFO, a device, a link; in a folder its user may not
-        /// write, a plain file, through all its names), as the error then says (a
-        /// plain file is emptied).
+        /// written in place (a FIFO, a device; in a folder its user may not write, a
+        /// plain file, through all its names), as the error then says (a plain file
+        /// is emptied). A link is followed: OUT is the file it leads to.
         #[arg(short = 'o', long = "output", value_name = "OUT")]
         output: Option<PathBuf>,
         /// KEY is written with escapes (\n \\ \xNN), as `keys` shows it.
@@ -150,9 +150,10 @@ pub enum Command {
     Export {
         file: PathBuf,
         /// Write the dump to OUT instead of stdout (`-`: stdout); left as it was if the
-        /// export fails; but not one written in place (a FIFO, a device, a link; in a
-        /// folder its user may not write, a plain file, through all its names), as the
-        /// error then says (a plain file is emptied).
+        /// export fails; but not one written in place (a FIFO, a device; in a folder
+        /// its user may not write, a plain file, through all its names), as the error
+        /// then says (a plain file is emptied). A link is followed: OUT is the file it
+        /// leads to.
         #[arg(short = 'o', long = "output", value_name = "OUT")]
         output: Option<PathBuf>,
     },

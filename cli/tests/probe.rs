@@ -171,6 +171,61 @@ fn a_get_of_a_value_found_damaged_part_way_removes_out() {
     assert_eq!(d.run(&["check", "c.db"]).code, 0);
 }
 
+/// A link named as OUT is followed: the file it leads to is written as a plain OUT is
+/// (beside it, then renamed over it), and the link stays. Written through in place, a
+/// get of a value found damaged part-way left a part of it in the file the link led to
+/// (made by the get where the link led nowhere, cut short where it led to the user's
+/// file); a link into a folder not there failed only at the first chunk, its hit
+/// counted; and an export to a link leading to c.db-wal, not there yet, wrote the dump
+/// there, where SQLite removed it as the export closed the cache: exit 0, no dump.
+#[test]
+fn an_out_that_is_a_link_is_written_as_the_file_it_leads_to() {
+    use std::os::unix::fs::symlink;
+    let d = a_value_damaged_at(600_000 - 1);
+    symlink("made", d.path("nowhere")).unwrap();
+    let r = d.run(&["get", "c.db", "big", "-o", "nowhere"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("proved damaged"), "{}", r.stderr);
+    assert!(
+        !d.path("made").exists(),
+        "a part of a damaged value was kept"
+    );
+
+    let d = a_value_damaged_at(600_000 - 1);
+    std::fs::write(d.path("mine"), "mine").unwrap();
+    symlink("mine", d.path("to-mine")).unwrap();
+    let r = d.run(&["get", "c.db", "big", "-o", "to-mine"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(std::fs::read(d.path("mine")).unwrap(), b"mine");
+    assert_eq!(copies_beside(&d, "mine"), Vec::<String>::new());
+    d.ok(&["set", "c.db", "k", "hello"]);
+    d.ok(&["get", "c.db", "k", "-o", "to-mine"]);
+    assert_eq!(std::fs::read(d.path("mine")).unwrap(), b"hello");
+    let link = std::fs::symlink_metadata(d.path("to-mine")).unwrap();
+    assert!(link.file_type().is_symlink(), "the link was replaced");
+
+    let hits = || {
+        let stats: serde_json::Value =
+            serde_json::from_str(&d.ok(&["stats", "c.db", "--json"])).unwrap();
+        stats["lifetime"]["hits"].as_u64().unwrap()
+    };
+    let before = hits();
+    symlink("nodir/x", d.path("astray")).unwrap();
+    let r = d.run(&["get", "c.db", "k", "-o", "astray"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    one_line_naming(&r.stderr, "astray");
+    assert_eq!(hits(), before, "a value that went nowhere counted as a hit");
+
+    symlink("c.db-wal", d.path("wal")).unwrap();
+    let r = d.run(&["export", "c.db", "-o", "wal"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("it is the cache's own file"),
+        "{}",
+        r.stderr
+    );
+}
+
 /// A get that finds a value damaged while another process holds the write lock cannot
 /// remove the entry (it gives the removal up rather than wait): it said "the entry was
 /// removed" all the same, and the entry was still listed. It says now that it could

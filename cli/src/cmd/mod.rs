@@ -240,6 +240,9 @@ pub fn output_path<'a>(file: &Path, out: Option<&'a Path>) -> Result<Option<&'a 
         ))
     };
     let target = identity(out);
+    // Where OUT leads, if it is a link: a link that leads nowhere yet (to c.db-wal
+    // before there is one, into c.db.values/) is written there.
+    let leads_to = partial::resolve_links(out);
     // A link to the cache is the cache, and SQLite names the -wal and -shm, and the
     // library the folder of values, after the file the link leads to: given link.db,
     // an OUT of c.db-wal or c.db.values/... is refused as well.
@@ -255,7 +258,7 @@ pub fn output_path<'a>(file: &Path, out: Option<&'a Path>) -> Result<Option<&'a 
         let same = match (target, identity(name)) {
             (Some(a), Some(b)) => a == b,
             // SQLite's own files come and go: by name, when there is none now.
-            (_, None) => place(out).is_some_and(|o| place(name) == Some(o)),
+            (_, None) => place(&leads_to).is_some_and(|o| place(name) == Some(o)),
             (None, Some(_)) => false,
         };
         if same {
@@ -275,7 +278,7 @@ pub fn output_path<'a>(file: &Path, out: Option<&'a Path>) -> Result<Option<&'a 
     let folder = std::fs::canonicalize(out)
         .ok()
         .and_then(|p| p.parent().map(Path::to_path_buf))
-        .or_else(|| place(out).map(|(folder, _)| folder));
+        .or_else(|| place(&leads_to).map(|(folder, _)| folder));
     let folder = folder.and_then(|f| identity(&f));
     for base in names {
         let mut values = base.as_os_str().to_owned();

@@ -6,8 +6,9 @@
 //! (one with a second name, a hard link; one whose owner or group the new file cannot
 //! take; one with extended attributes, such as an ACL, which a new file has not;
 //! another user's in /tmp, which only its owner may rename over) is written
-//! beside as well, then copied into OUT once whole, as `> OUT` writes it. A FIFO, a
-//! device or a link named as OUT is written in place (a rename would replace it), as is
+//! beside as well, then copied into OUT once whole, as `> OUT` writes it. A link named
+//! as OUT is followed, and the file it leads to (there or not) is OUT: replaced, the
+//! link stays. A FIFO or a device is written in place (a rename would replace it), as is
 //! a plain file in a folder where no file can be made beside it; such an OUT, when a
 //! plain file, is removed if not whole (a dump cut at a line's end imports as a whole
 //! dump of fewer entries), or emptied where it cannot be removed.
@@ -23,7 +24,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 /// OUT, watched for a signal to stop from [`Partial::watch`] on.
 pub struct Partial {
+    /// OUT as the user named it, for messages.
     out: PathBuf,
+    /// The file OUT names: where the links OUT is (through any number) lead, there or
+    /// not, for OUT that is a link; else OUT.
+    target: PathBuf,
     /// The copy being written and not yet whole: what a signal or a failure removes.
     /// Held by the signal's handler until the process dies, so that no copy is made
     /// after it looked.
@@ -109,6 +114,7 @@ impl Partial {
         })?;
         Ok(Partial {
             out: path.to_path_buf(),
+            target: resolve_links(path),
             unfinished,
         })
     }
@@ -142,8 +148,16 @@ impl Partial {
         }
         // Not there is a plain file to make; any other failure to look (a folder on the
         // way that is a file, or that its user may not search) is the open's as well.
-        let existing = match std::fs::symlink_metadata(&self.out) {
+        // A link is followed to the file it leads to, which is written as a plain OUT
+        // is (beside it, then renamed over it, the link kept): written in place, one
+        // that led nowhere was made there whether or not the value came whole, and
+        // one into a folder not there failed at the first chunk, its hit counted.
+        let existing = match std::fs::symlink_metadata(&self.target) {
             Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
+            // Still a link: a loop, or one too long to follow, as its open would say.
+            Ok(m) if m.file_type().is_symlink() => {
+                return std::fs::metadata(&self.target).map(|_| None)
+            }
             existing => existing,
         };
         if existing.as_ref().is_ok_and(|m| !m.file_type().is_file()) {
@@ -153,10 +167,10 @@ impl Partial {
         // another user's in a folder all may write) is refused as a write to it is, not
         // replaced. Opened without truncating, it is unchanged.
         let opened = match &existing {
-            Ok(_) => Some(OpenOptions::new().write(true).open(&self.out)?),
+            Ok(_) => Some(OpenOptions::new().write(true).open(&self.target)?),
             Err(_) => None,
         };
-        if let Some((file, copy)) = beside(&self.out, existing.ok().as_ref())? {
+        if let Some((file, copy)) = beside(&self.target, existing.ok().as_ref())? {
             *unfinished = Some(copy);
             return Ok(Some(file));
         }
@@ -167,10 +181,10 @@ impl Partial {
                 .write(true)
                 .create(true)
                 .truncate(false)
-                .open(&self.out)?,
+                .open(&self.target)?,
         };
         *unfinished = Some(Copy::Opened {
-            out: self.out.clone(),
+            out: self.target.clone(),
             made,
         });
         Ok(Some(file))
@@ -187,9 +201,9 @@ impl Partial {
                 file
             }
             (Some(copy), _) => return Ok(copy),
-            (None, _) => File::create(&self.out)?,
+            (None, _) => File::create(&self.target)?,
         };
-        *unfinished = Some(Copy::InPlace(self.out.clone()));
+        *unfinished = Some(Copy::InPlace(self.target.clone()));
         Ok(file)
     }
 
@@ -203,13 +217,13 @@ impl Partial {
                 // left an empty OUT where the old one was, on a file system that does
                 // not flush a file renamed over another (XFS; ext4 does).
                 let synced = File::open(temporary).and_then(|f| f.sync_all());
-                let renamed = synced.and_then(|()| std::fs::rename(temporary, &self.out));
+                let renamed = synced.and_then(|()| std::fs::rename(temporary, &self.target));
                 if renamed.is_err() {
                     let _ = copy.remove();
                 }
                 renamed
             }
-            Some(Copy::Through(temporary)) => write_through(temporary, &self.out),
+            Some(Copy::Through(temporary)) => write_through(temporary, &self.target),
             _ => Ok(()),
         };
         *unfinished = None;
@@ -257,6 +271,28 @@ impl Drop for Partial {
     fn drop(&mut self) {
         self.discard();
     }
+}
+
+/// Where `path` leads through the links it is (as many as the system follows, 40), as
+/// an open would find it: the last path, whether there is a file there or not. `path`
+/// itself when it is no link; a link that cannot be read (or one hop too many) is
+/// where it stops, and its open says why.
+pub fn resolve_links(path: &Path) -> PathBuf {
+    let mut at = path.to_path_buf();
+    for _ in 0..40 {
+        if !std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+            break;
+        }
+        let Ok(leads_to) = std::fs::read_link(&at) else {
+            break;
+        };
+        // A relative link is read from the folder the link is in.
+        at = match at.parent() {
+            Some(folder) if leads_to.is_relative() => folder.join(leads_to),
+            _ => leads_to,
+        };
+    }
+    at
 }
 
 /// Copies the whole output written at `temporary` into OUT, which stays the file it
