@@ -964,7 +964,9 @@ static void a_stepped_lease_is_renewed_after_its_handle_is_freed(void) {
     const char *path = tmp_path("renew.db");
     backlite_options *o = backlite_options_new();
     REQUIRE(o != NULL);
-    CHECK_RESULT(backlite_options_set_lease_ms(o, 60), BACKLITE_RESULT_OK);
+    /* renewed every 333 ms: a renewal late by more than 600 ms (a loaded machine)
+       would let the lease lapse, so it is no shorter */
+    CHECK_RESULT(backlite_options_set_lease_ms(o, 1000), BACKLITE_RESULT_OK);
     backlite_storage *s = OPEN(path, o);
     backlite_options_free(o);
     REQUIRE(s != NULL);
@@ -973,7 +975,7 @@ static void a_stepped_lease_is_renewed_after_its_handle_is_freed(void) {
     CHECK_RC(backlite_lease_step(s, K("k"), 0, &b, &l, &err), BACKLITE_RESULT_NOT_FOUND);
     REQUIRE(l != NULL);
     backlite_storage_free(s);
-    h_sleep_ms(h_under_valgrind() ? 1500 : 400); /* several lease lengths */
+    h_sleep_ms(3500); /* three lease lengths and more: held only if renewed */
     /* another process must find it held: a forked child with a handle of its own */
     fflush(NULL);
     pid_t pid = fork();
