@@ -226,6 +226,36 @@ fn an_out_that_is_a_link_is_written_as_the_file_it_leads_to() {
     );
 }
 
+/// An entry's hit count stops at the largest integer SQLite holds, as an import stores
+/// a larger one: a hit on an entry imported with 9223372036854775807 hits (or more)
+/// made its count a real, SQLite's sum past it, and the entry damaged; `check` then
+/// found it so and the next get missed.
+#[test]
+fn a_hit_on_an_entry_at_the_largest_count_keeps_the_entry() {
+    let d = Dir::new();
+    let dump = "{\"backlite_export\":1}\n\
+        {\"key\":\"most\",\"value\":\"v\",\"hits\":18446744073709551615}\n\
+        {\"key\":\"near\",\"value\":\"w\",\"hits\":9223372036854775806}\n";
+    let r = d.run_with_input(&["import", "c.db"], dump.as_bytes());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for _ in 0..2 {
+        assert_eq!(d.ok(&["get", "c.db", "most"]), "v");
+        assert_eq!(d.ok(&["get", "c.db", "near"]), "w");
+    }
+    let r = d.run(&["check", "c.db"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let hits: Vec<u64> = d
+        .ok(&["keys", "c.db", "--json"])
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["hits"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(hits, [i64::MAX as u64; 2]);
+}
+
 /// A get that finds a value damaged while another process holds the write lock cannot
 /// remove the entry (it gives the removal up rather than wait): it said "the entry was
 /// removed" all the same, and the entry was still listed. It says now that it could

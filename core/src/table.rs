@@ -490,8 +490,11 @@ pub(crate) const SEQ_BY_KEY: &str = "SELECT seq FROM entries WHERE key = ?1";
 /// Adds `?1` hits to the entry under `?3` and moves it to tick `?2` of the access
 /// order, unless it was created after that tick, or is not the entry created at `?4`
 /// that the hits were made on (NULL: unknown); never back: a later access another
-/// process wrote first (a hit of its own, ticked after this one) keeps its place.
-pub(crate) const WRITE_HITS: &str = "UPDATE entries SET hits = hits + ?1, \
+/// process wrote first (a hit of its own, ticked after this one) keeps its place. The
+/// count stops at the largest integer SQLite holds (as an import stores a larger one):
+/// past it SQLite's sum is a real, a column of the wrong type, and the entry damaged.
+pub(crate) const WRITE_HITS: &str = "UPDATE entries SET \
+    hits = min(hits, 9223372036854775807 - ?1) + ?1, \
     seq = max(seq, ?2) WHERE key = ?3 AND created < ?2 AND (?4 IS NULL OR created = ?4)";
 
 /// An imported entry's hits `?1` and time of set `?3` (if known), by `seq` `?2`.
