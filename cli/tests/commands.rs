@@ -348,7 +348,7 @@ file            s.db
 integrity       ok
 entries         4 checked, 1 damaged
 orphan values   0
-counters        recorded 4 entries, 1008 B; found 3 entries, 8 B
+counters        recorded 4 entries, 1008 B; found 4 entries: 3 sound (8 B), 1 damaged
 result          damaged (run `backlite check --repair`)
 "
     );
@@ -361,6 +361,59 @@ result          damaged (run `backlite check --repair`)
     );
     assert_eq!(d.run(&["check", "s.db"]).code, 0);
     assert_eq!(d.run(&["get", "s.db", "big"]).code, 1);
+}
+
+/// `check --repair` says on each line what it did: the damaged entries and orphans
+/// removed, the counters rewritten (to the sound entries' figures). It gave the
+/// check's findings alone, "result repaired" below them; and where the file counted
+/// all 4 entries, one damaged, its counters line said "found 3 entries".
+#[test]
+fn check_repair_says_what_it_removed_and_rewrote() {
+    let d = sample();
+    let edit = |sql: &str| {
+        let conn = rusqlite::Connection::open(d.path("s.db")).unwrap();
+        conn.execute(sql, []).unwrap();
+    };
+    edit("UPDATE entries SET crc = crc + 1 WHERE key = CAST('big' AS BLOB)");
+    let r = d.run(&["check", "s.db", "--repair"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.stdout,
+        "\
+file            s.db
+integrity       ok
+entries         4 checked, 1 damaged (removed)
+orphan values   0
+counters        recorded 4 entries, 1008 B; found 4 entries: 3 sound (8 B), 1 damaged; \
+rewritten to 3 entries, 8 B
+result          repaired
+"
+    );
+    edit("UPDATE entries SET state_count = state_count + 5");
+    let r = d.run(&["check", "s.db", "--repair"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.stdout,
+        "\
+file            s.db
+integrity       ok
+entries         3 checked, 0 damaged
+orphan values   0
+counters        recorded 8 entries, 8 B; found 3 entries, 8 B; rewritten
+result          repaired
+"
+    );
+    assert_eq!(
+        d.ok(&["check", "s.db"]),
+        "\
+file            s.db
+integrity       ok
+entries         3 checked, 0 damaged
+orphan values   0
+counters        ok (3 entries, 8 B)
+result          healthy
+"
+    );
 }
 
 #[test]

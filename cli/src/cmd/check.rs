@@ -82,21 +82,61 @@ fn to_text(file: &Path, r: &CheckReport) -> String {
             r.integrity_messages.join("; ")
         },
     );
+    // What a repair did, after what it found: removed the damaged entries and the
+    // orphans, and rewrote counters that were wrong.
+    let removed = |n: u64| {
+        if r.repaired && n > 0 {
+            " (removed)"
+        } else {
+            ""
+        }
+    };
     line(
         "entries",
-        format!("{} checked, {} damaged", r.entries, r.damaged),
+        format!(
+            "{} checked, {} damaged{}",
+            r.entries,
+            r.damaged,
+            removed(r.damaged)
+        ),
     );
-    line("orphan values", r.orphan_values.to_string());
+    line(
+        "orphan values",
+        format!("{}{}", r.orphan_values, removed(r.orphan_values)),
+    );
     let counters_ok =
         r.recorded_count == r.actual_count && r.recorded_total_size == r.actual_total_size;
+    // The entries checked: the counters count them all, damaged or not, and are set to
+    // the sound ones' figures by a repair (which removes the others). "found 3 entries"
+    // of 4 checked, one damaged, read as if the file's count of 4 were wrong.
+    let found = if r.damaged == 0 {
+        format!(
+            "found {}, {}",
+            super::entries(r.actual_count),
+            format_size(r.actual_total_size)
+        )
+    } else {
+        format!(
+            "found {}: {} sound ({}), {} damaged",
+            super::entries(r.entries),
+            r.actual_count,
+            format_size(r.actual_total_size),
+            r.damaged
+        )
+    };
+    let rewritten = match (r.repaired, r.damaged) {
+        (false, _) => String::new(),
+        (true, 0) => "; rewritten".to_string(),
+        (true, _) => format!(
+            "; rewritten to {}, {}",
+            super::entries(r.actual_count),
+            format_size(r.actual_total_size)
+        ),
+    };
     line(
         "counters",
         if r.counters_damaged() {
-            format!(
-                "damaged; found {}, {}",
-                super::entries(r.actual_count),
-                format_size(r.actual_total_size)
-            )
+            format!("damaged; {found}{rewritten}")
         } else if counters_ok {
             format!(
                 "ok ({}, {})",
@@ -105,11 +145,9 @@ fn to_text(file: &Path, r: &CheckReport) -> String {
             )
         } else {
             format!(
-                "recorded {}, {}; found {}, {}",
+                "recorded {}, {}; {found}{rewritten}",
                 super::entries(r.recorded_count),
-                format_size(r.recorded_total_size),
-                super::entries(r.actual_count),
-                format_size(r.actual_total_size)
+                format_size(r.recorded_total_size)
             )
         },
     );
