@@ -166,3 +166,67 @@ pub(crate) fn data_version(conn: &Connection) -> Result<u32> {
     .ctx("reading the data version")?;
     Ok(version)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Looks `key` up at `version` until it is copied (the first look-up at a new
+    /// version and the first of a key make none); whether it was.
+    fn copy(hot: &mut HotCopy, version: u32, key: &[u8], value: &[u8]) -> bool {
+        for _ in 0..3 {
+            hot.keep(version, key, value, None, 7);
+            if hot.has(key) {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn key(i: usize) -> Vec<u8> {
+        format!("key{i}").into_bytes()
+    }
+
+    #[test]
+    fn the_budget_is_the_handles_and_comes_back_whole() {
+        let held = Arc::new(AtomicUsize::new(0));
+        let mut a = HotCopy::new(held.clone());
+        let mut b = HotCopy::new(held.clone());
+        assert!(!copy(&mut a, 1, b"big", &vec![1; MAX_VALUE + 1]));
+        assert!(copy(&mut a, 1, b"max", &vec![2; MAX_VALUE]));
+        assert_eq!(
+            a.current(1, b"max").map(|c| (c.value.len(), c.created)),
+            Some((MAX_VALUE, 7))
+        );
+        // Two connections fill the handle's budget between them, never past it.
+        let value = vec![3; 16 * 1024];
+        let (mut in_a, mut in_b) = (1, 0);
+        for i in 0..BUDGET / value.len() {
+            if copy(&mut a, 1, &key(i), &value) {
+                in_a += 1;
+            }
+            if copy(&mut b, 5, &key(i), &value) {
+                in_b += 1;
+            }
+        }
+        assert!(in_a > 1 && in_b > 0, "{in_a} {in_b}");
+        assert!(held.load(Relaxed) <= BUDGET);
+        assert_eq!(held.load(Relaxed), a.bytes + b.bytes);
+        assert!(!copy(&mut b, 5, b"one more", &value));
+        // A copy dropped, and all of a connection's at a new version, give their room
+        // back: `b` copies again.
+        let before = held.load(Relaxed);
+        a.drop_copy(b"max");
+        assert_eq!(before - held.load(Relaxed), 3 + MAX_VALUE + OVERHEAD);
+        assert!(a.current(2, &key(0)).is_none());
+        assert_eq!(held.load(Relaxed), b.bytes);
+        assert!(copy(&mut b, 5, b"one more", &value));
+        assert!(b.current(5, b"one more").is_some());
+        assert!(b.current(6, b"one more").is_none());
+        assert_eq!(held.load(Relaxed), 0);
+        assert!(copy(&mut b, 6, b"again", b"v"));
+        drop(a);
+        drop(b);
+        assert_eq!(held.load(Relaxed), 0);
+    }
+}
