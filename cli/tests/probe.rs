@@ -256,6 +256,52 @@ fn a_hit_on_an_entry_at_the_largest_count_keeps_the_entry() {
     assert_eq!(hits, [i64::MAX as u64; 2]);
 }
 
+/// A `get` whose value does not go out whole counts no hit: the entry keeps its hits
+/// and the lifetime counters theirs. Written into /dev/full, to stdout or as OUT, or
+/// into a pipe whose reader went away, it counted one, as if the value had been had.
+#[test]
+fn a_get_whose_value_does_not_go_out_counts_no_hit() {
+    let d = Dir::new();
+    let r = d.run_with_input(&["set", "c.db", "big", "-"], &vec![7u8; 600_000]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    d.ok(&["set", "c.db", "small", "v"]);
+    let hits = || {
+        let stats: serde_json::Value =
+            serde_json::from_str(&d.ok(&["stats", "c.db", "--json"])).unwrap();
+        let keys: Vec<u64> = d
+            .ok(&["keys", "c.db", "--json"])
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["hits"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        (stats["lifetime"]["hits"].as_u64().unwrap(), keys)
+    };
+    if have_dev_full() {
+        for key in ["big", "small"] {
+            let (code, stderr) = into_dev_full(&d, &["get", "c.db", key]);
+            assert_eq!(code, Some(2), "{stderr}");
+            let r = d.run(&["get", "c.db", key, "-o", "/dev/full"]);
+            assert_eq!(r.code, 2, "{}", r.stderr);
+        }
+        assert_eq!(hits(), (0, vec![0, 0]));
+    }
+    // A reader that takes 16 bytes and goes: the rest of the 600,000 find no reader.
+    let mut child = d
+        .command(["get", "c.db", "big"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(hits(), (0, vec![0, 0]));
+    assert_eq!(d.ok(&["get", "c.db", "small"]), "v");
+    assert_eq!(hits(), (1, vec![0, 1]));
+}
+
 /// A get that finds a value damaged while another process holds the write lock cannot
 /// remove the entry (it gives the removal up rather than wait): it said "the entry was
 /// removed" all the same, and the entry was still listed. It says now that it could

@@ -540,7 +540,7 @@ impl Storage {
     /// chunk at a time, as `get_chunks` reads it: never held whole, where a copy of it
     /// made `contains` of a 1 GiB value cost 1 GiB of memory.
     pub fn contains(&self, key: &[u8]) -> Result<bool> {
-        let check = Chunks {
+        let check = Chunks::<_, true> {
             visit: |_: &[u8]| true,
             spoiled: false,
             tells_damage: false,
@@ -582,7 +582,24 @@ impl Storage {
         key: &[u8],
         visit: impl FnMut(&[u8]) -> bool,
     ) -> Result<Option<Streamed>> {
-        let taker = Chunks {
+        let taker = Chunks::<_, true> {
+            visit,
+            spoiled: false,
+            tells_damage: true,
+        };
+        self.lookup_by(key, true, true, taker)
+    }
+
+    /// [`Storage::get_chunks`] for a caller that delivers the value elsewhere (the
+    /// `backlite get` command, to a file or a pipe): a read its visitor stopped, the
+    /// value not delivered whole, counts no hit (nor a miss), and the entry keeps its
+    /// hits and its place in the eviction order.
+    pub fn deliver_chunks(
+        &self,
+        key: &[u8],
+        visit: impl FnMut(&[u8]) -> bool,
+    ) -> Result<Option<Streamed>> {
+        let taker = Chunks::<_, false> {
             visit,
             spoiled: false,
             tells_damage: true,
@@ -847,6 +864,7 @@ impl Storage {
         };
         if is_access {
             match hit {
+                Some(ref out) if !T::counted(out) => {}
                 Some(_) if read_through => {
                     self.counters.hits.fetch_add(1, Relaxed);
                     self.shared.lifetime.hit(pid);

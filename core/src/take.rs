@@ -88,6 +88,12 @@ pub(crate) trait Take: Sized {
     fn given_up(self) -> Option<Self::Out> {
         None
     }
+
+    /// Whether the look-up counts `out` as a hit (an access: the lifetime and handle
+    /// counters, the entry's hits and its place in the eviction order).
+    fn counted(_out: &Self::Out) -> bool {
+        true
+    }
 }
 
 /// A closure that borrows the value; one stored apart is read into a vector first.
@@ -196,8 +202,9 @@ pub enum Streamed {
     Damaged,
 }
 
-/// A visitor of chunks (`Storage::get_chunks`).
-pub(crate) struct Chunks<V> {
+/// A visitor of chunks (`Storage::get_chunks`); `STOP_IS_A_HIT` false for
+/// `Storage::deliver_chunks`, whose read the visitor stopped counts no hit.
+pub(crate) struct Chunks<V, const STOP_IS_A_HIT: bool> {
     pub visit: V,
     /// Chunks have gone to the visitor: a damaged value cannot be answered from
     /// elsewhere any more (no read-through after it).
@@ -208,8 +215,12 @@ pub(crate) struct Chunks<V> {
     pub tells_damage: bool,
 }
 
-impl<V: FnMut(&[u8]) -> bool> Take for Chunks<V> {
+impl<V: FnMut(&[u8]) -> bool, const STOP_IS_A_HIT: bool> Take for Chunks<V, STOP_IS_A_HIT> {
     type Out = Streamed;
+
+    fn counted(out: &Streamed) -> bool {
+        STOP_IS_A_HIT || *out != Streamed::Stopped
+    }
 
     fn take(mut self, value: &[u8], left: Option<Duration>) -> Result<Streamed> {
         if self.spoiled {

@@ -67,8 +67,9 @@ pub fn get(cli: &Cli, file: &Path, key: &OsStr, output: Option<&Path>, escaped: 
         out.flush()
     };
     let mut io_error = None;
+    // A value that does not go out whole (a write error, a reader gone) counts no hit.
     let streamed = storage
-        .get_chunks(&key, |chunk| {
+        .deliver_chunks(&key, |chunk| {
             let written = write(chunk);
             let ok = written.is_ok();
             io_error = written.err();
