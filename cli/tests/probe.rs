@@ -3299,6 +3299,76 @@ fn an_import_from_a_slow_pipe_does_not_lock_the_cache_while_it_waits() {
     assert!(!r.stderr.contains("copy"), "{}", r.stderr);
 }
 
+/// A signal that came once an import had read its whole dump, as it stored the entries
+/// (here waiting for the write lock another process holds), was taken and ignored: the
+/// import went on and exited 0, as if no Ctrl-C had been pressed. The import is whole
+/// then (one transaction); the command now says so and ends of the signal, as a set
+/// does. (A signal before the end of the dump stops it, nothing imported, as
+/// an_import_stopped_by_ctrl_c_leaves_the_cache_as_it_was_and_no_new_file pins: the
+/// value files seen below may come just before that end, and then the line says so.)
+#[test]
+fn an_import_signalled_while_it_stores_ends_of_the_signal_once_whole() {
+    use std::os::unix::process::ExitStatusExt;
+    let d = Dir::new();
+    d.ok(&["set", "c.db", "keep", "v"]);
+    let value = "v".repeat(100_000);
+    let dump: String = (0..3)
+        .map(|i| format!("{{\"key\":\"big{i}\",\"value\":\"{value}\"}}\n"))
+        .collect();
+    std::fs::write(d.path("dump.jsonl"), dump).unwrap();
+    let conn = rusqlite::Connection::open(d.path("c.db")).unwrap();
+    conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let mut child = d
+        .command(["import", "c.db", "-i", "dump.jsonl"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Waits for the state (every value's file written whole, before the lock), not a
+    // time.
+    let whole = || {
+        std::fs::read_dir(d.path("c.db.values"))
+            .map(|dir| {
+                dir.filter_map(Result::ok)
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".blv"))
+                    .filter(|e| e.metadata().is_ok_and(|m| m.len() > 100_000))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    common::wait_until("the import never wrote its values", || whole() == 3);
+    // SAFETY: kill sends a signal to our own child, which has not been waited for.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    conn.execute_batch("ROLLBACK").unwrap();
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let (status, stderr) = common::ended(&mut child);
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?} {stderr}");
+    one_line_naming(&stderr, "c.db");
+    let keys = d.ok(&["keys", "c.db", "--json"]).lines().count();
+    if stderr.contains("nothing was imported") {
+        assert_eq!((stdout.as_str(), keys), ("", 1), "{stderr}");
+    } else {
+        assert_eq!(
+            stderr,
+            "backlite: c.db: SIGTERM received while storing the entries: stopped once the \
+             import was whole\n"
+        );
+        assert_eq!(
+            (stdout.as_str(), keys),
+            ("imported 3 entries into c.db\n", 4)
+        );
+    }
+    assert!(d
+        .ok(&["check", "c.db"])
+        .ends_with("result          healthy\n"));
+}
+
 /// Ctrl-C (or SIGTERM, or a closed terminal) while `set` wrote a large value killed it
 /// on the spot: the value's file, cut short, stayed in the folder of values with no
 /// entry naming it (47 MB of a 400 MB value), an orphan that `check` reports as damage

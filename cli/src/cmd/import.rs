@@ -240,6 +240,15 @@ impl Lines {
         })
     }
 
+    /// The signal that stopped the import or came since its last line was read (while
+    /// its entries were stored), if one did.
+    fn signal(&self) -> Option<i32> {
+        self.stopped.or(match self.came.load(SeqCst) {
+            0 => None,
+            came => Some(came as i32),
+        })
+    }
+
     /// Reads the next line into `line` (its buffer reused): its length, 0 at the end.
     /// `Err(None)`: a signal came to stop the import (see `stopped`).
     fn read(&mut self, line: &mut Vec<u8>) -> Result<usize, Option<std::io::Error>> {
@@ -600,7 +609,7 @@ pub fn run(cli: &Cli, file: &Path, input: Option<&Path>, no_copy: bool) -> Outco
                     let _ = std::fs::remove_dir_all(sidecar(".values"));
                 }
             }
-            return stop_or_fail(lines.stopped, failure);
+            return stop_or_fail(lines.signal(), failure);
         }
     };
     let mut note = format!(
@@ -614,6 +623,22 @@ pub fn run(cli: &Cli, file: &Path, input: Option<&Path>, no_copy: bool) -> Outco
     if summary.evicted > 0 {
         note += &format!("; evicted {} to stay under max size", summary.evicted);
     }
-    print_done(file, &(note + "\n"))?;
+    let reported = print_done(file, &(note + "\n"));
+    // A signal that came once the whole dump was read, as its entries were stored: the
+    // import is whole (one transaction), and the command then ends of it, as a set or a
+    // delete does; it exited 0, as if no Ctrl-C had been pressed.
+    if let Some(signal) = lines.signal() {
+        if let Err(failure) = &reported {
+            eprintln!("backlite: {}", failure.line().replace('\n', " "));
+        }
+        eprintln!(
+            "backlite: {}: {} received while storing the entries: stopped once the import \
+             was whole",
+            escape_path(file),
+            crate::interrupt::name(signal)
+        );
+        crate::interrupt::die_of(signal)
+    }
+    reported?;
     Ok(OK)
 }
