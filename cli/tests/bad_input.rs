@@ -468,3 +468,51 @@ fn a_closed_stdout_or_stdin_is_an_error_and_no_hit_is_counted() {
     assert!(read(&d.path("new.db")).is_none());
     assert_eq!(d.ok(&["get", "c.db", "k"]), "hello");
 }
+
+/// stdout that is the cache, one of its files or another cache (`>> c.db`, `1<> c.db`)
+/// is refused as an `-o OUT` there is, before anything is written: `export c.db 1<>
+/// c.db` wrote the dump over the cache it read, exit 0, and c.db was no cache after.
+#[test]
+fn a_stdout_that_is_a_cache_file_is_refused() {
+    let d = Dir::new();
+    d.ok(&["set", "c.db", "k", "v"]);
+    d.ok(&["set", "other.db", "k", "v"]);
+    let before = read(&d.path("other.db"));
+    let into = |name: &str, append: bool, args: &[&str]| {
+        let stdout = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .append(append)
+            .open(d.path(name))
+            .unwrap();
+        let out = d
+            .command(args)
+            .stdout(stdout)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    for (name, append, args) in [
+        ("c.db", false, &["export", "c.db"][..]),
+        ("c.db", true, &["stats", "c.db"]),
+        ("c.db", true, &["get", "c.db", "k"]),
+        ("other.db", true, &["export", "c.db"]),
+    ] {
+        let (code, stderr) = into(name, append, args);
+        assert_eq!(code, Some(2), "{args:?} into {name}: {stderr}");
+        assert!(
+            stderr.starts_with("backlite: c.db: will not write the output")
+                && stderr.contains("stdout: it is"),
+            "{args:?} into {name}: {stderr}"
+        );
+    }
+    assert_eq!(read(&d.path("other.db")), before);
+    assert_eq!(d.ok(&["get", "c.db", "k"]), "v");
+    assert!(d
+        .ok(&["check", "c.db"])
+        .ends_with("result          healthy\n"));
+}

@@ -324,6 +324,22 @@ pub fn output_path<'a>(file: &Path, out: Option<&'a Path>) -> Result<Option<&'a 
     Ok(Some(out))
 }
 
+/// stdout, when it is a plain file, is held to the rules of an `-o OUT`: not the cache,
+/// not a file of its own, not another cache. `backlite export c.db >> c.db` (or `1<>`)
+/// wrote the dump into the cache it read, which was no cache after, and exited 0.
+fn stdout_is_no_cache_file(file: &Path) -> Result<(), Failure> {
+    let stdout = Path::new("/dev/stdout");
+    if !std::fs::metadata(stdout).is_ok_and(|m| m.is_file()) {
+        return Ok(());
+    }
+    output_path(file, Some(stdout))
+        .map(|_| ())
+        .map_err(|mut failure| {
+            failure.message = failure.message.replace(&escape_path(stdout), "stdout");
+            failure
+        })
+}
+
 /// Whether `path` is a plain file that starts as a BackLite cache does: SQLite's header
 /// with the core's application id, "BKLT" at offset 68 (core `schema::APPLICATION_ID`).
 fn is_a_cache(path: &Path) -> bool {
@@ -445,6 +461,7 @@ impl Command {
 pub fn run(cli: &Cli) -> Outcome {
     // Settings are read before anything else (a set reads its stdin first).
     settings(cli, cli.command.file(), false)?;
+    stdout_is_no_cache_file(cli.command.file())?;
     match &cli.command {
         Command::Stats { file, json } => stats::run(cli, file, *json),
         Command::Keys {
