@@ -216,6 +216,18 @@ fn an_out_that_is_a_link_is_written_as_the_file_it_leads_to() {
     one_line_naming(&r.stderr, "astray");
     assert_eq!(hits(), before, "a value that went nowhere counted as a hit");
 
+    // A link into /proc, whose last link's text is no path (`pipe:[123]`), is written
+    // in place: followed, `-o /dev/stdout` into a pipe failed "No such file".
+    for out in ["/dev/stdout", "/proc/self/fd/1"] {
+        let r = d.run(&["get", "c.db", "k", "-o", out]);
+        assert_eq!(
+            (r.code, r.stdout.as_str()),
+            (0, "hello"),
+            "{out}: {}",
+            r.stderr
+        );
+    }
+
     symlink("c.db-wal", d.path("wal")).unwrap();
     let r = d.run(&["export", "c.db", "-o", "wal"]);
     assert_eq!(r.code, 2, "{}", r.stderr);

@@ -277,7 +277,14 @@ impl Drop for Partial {
 /// an open would find it: the last path, whether there is a file there or not. `path`
 /// itself when it is no link; a link that cannot be read (or one hop too many) is
 /// where it stops, and its open says why.
+///
+/// A link into /proc (`/dev/stdout`, `/dev/fd/3`), or one whose text does not lead
+/// where the system's open goes (a descriptor's link, `pipe:[123]`), is where it stops
+/// too: such an OUT is written in place, as it was before links were followed (`-o
+/// /dev/stdout` into a pipe failed "No such file or directory").
 pub fn resolve_links(path: &Path) -> PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    let identity = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
     let mut at = path.to_path_buf();
     for _ in 0..40 {
         if !std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
@@ -287,10 +294,15 @@ pub fn resolve_links(path: &Path) -> PathBuf {
             break;
         };
         // A relative link is read from the folder the link is in.
-        at = match at.parent() {
+        let next = match at.parent() {
             Some(folder) if leads_to.is_relative() => folder.join(leads_to),
             _ => leads_to,
         };
+        let opened = identity(&at);
+        if next.starts_with("/proc") || (opened.is_some() && identity(&next) != opened) {
+            break;
+        }
+        at = next;
     }
     at
 }
