@@ -424,6 +424,32 @@ def test_close_and_context_manager(db):
         assert s2.get("k") == {"value": b"v"}
 
 
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s: s.get_many([]),
+        lambda s: s.set_many({}),
+        lambda s: s.get_keys([]),
+        lambda s: s.get_many(["k"]),
+        lambda s: s.set_many({"k": {"value": b"v"}}),
+        lambda s: s.get_keys(["k"]),
+        lambda s: s.__enter__(),
+    ],
+    ids=["get_many([])", "set_many({})", "get_keys([])", "get_many", "set_many", "get_keys",
+         "with"],
+)
+def test_every_call_on_a_closed_storage_raises_value_error(db, call):
+    # "later calls raise ValueError": get_many([]), set_many({}) and get_keys([]) with
+    # nothing to do, and `with` of a closed storage, returned as if it were open (a
+    # file's `with` after close raises ValueError), so a use after close went unseen
+    # until its arguments happened to hold a key.
+    s = Storage(db)
+    s.close()
+    with pytest.raises(ValueError, match="closed"):
+        call(s)
+
+
 # A Storage freed unclosed writes its buffered hits as close() does, waiting for the
 # lock another process holds. The other threads must run meanwhile: here the one that
 # tells that process to let go. The switch interval is huge, so the dropping thread

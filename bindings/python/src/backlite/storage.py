@@ -302,6 +302,7 @@ class Storage(_native.Storage):
     def get_many(self, keys: Collection[Key] | None = None) -> dict[Key, CacheItem]:
         """The live items among ``keys`` (all of them when None), by key. Keys read
         from the file come back as str, or as bytes when they are not UTF-8."""
+        self._check_open()
         if keys is None:
             pairs: Iterable[tuple[Key, Key]] = ((_decode_key(k), k) for k in self._raw_keys())
         else:
@@ -325,6 +326,7 @@ class Storage(_native.Storage):
         # The longest value the core stores, as set sees it: without a file threshold,
         # no more than SQLite holds as one value. The core refuses a batch with a
         # longer one whole (TooLargeError, nothing stored); set skips it.
+        self._check_open()
         longest = self.size_limit
         if self.file_threshold is None:
             longest = min(longest, MAX_VALUE_SIZE)
@@ -349,6 +351,7 @@ class Storage(_native.Storage):
         """The live keys among ``check``, or all live keys when None (as str, or
         bytes when they are not UTF-8). Checking is not an access: it changes no
         eviction order."""
+        self._check_open()
         if check is None:
             return {_decode_key(k) for k in self._raw_keys()}
         return {k for k in check if k in self}
@@ -379,7 +382,14 @@ class Storage(_native.Storage):
         super().close()
         _live.discard(self)
 
+    def _check_open(self) -> None:
+        # For the calls that may make no native call (nothing asked, nothing to set):
+        # they returned as if open, so a use after close went unseen.
+        if self.closed:
+            raise ValueError("operation on a closed Storage")
+
     def __enter__(self) -> Storage:
+        self._check_open()  # as a closed file's `with` does
         return self
 
     def __exit__(self, *exc: object) -> None:
