@@ -246,13 +246,11 @@ impl Storage {
         let mut pause = std::time::Duration::from_millis(1);
         loop {
             let busy = self.with_writer(|conn| {
-                conn.busy_timeout(std::time::Duration::ZERO)
-                    .ctx("setting the busy timeout")?;
-                let tried = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                    r.get::<_, i64>(0)
+                let tried = crate::interrupt::without_waiting(|| {
+                    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                        r.get::<_, i64>(0)
+                    })
                 });
-                conn.busy_timeout(patience)
-                    .ctx("setting the busy timeout")?;
                 match tried {
                     Err(rusqlite::Error::SqliteFailure(e, _))
                         if e.code == rusqlite::ErrorCode::DatabaseBusy =>
@@ -265,7 +263,7 @@ impl Storage {
             if busy == 0 {
                 return Ok(());
             }
-            if since.elapsed() >= patience {
+            if since.elapsed() >= patience || crate::interrupt::interrupted() {
                 return Err(Error::new(
                     ErrorKind::Busy,
                     "vacuumed, but readers kept the write-ahead log from being truncated",

@@ -67,6 +67,10 @@
 //! - `remote::COUNTER` (in `random_u64`) and `value_files::COUNTER` (in `random_id`):
 //!   make two random numbers drawn by this process in the same nanosecond differ (lease
 //!   tokens and generations; value file names), whichever handle draws them.
+//! - `interrupt::CHECK`, `interrupt::NO_WAIT` (thread-local): the interrupt check of
+//!   the call a thread is in ([`interruptible`]), and whether it tries a lock without
+//!   waiting, both asked by the busy handler, which SQLite calls with no state of the
+//!   call's.
 //! - `sync::NEXT_THREAD`, `sync::THREAD_INDEX` (thread-local): a number per thread, so
 //!   that threads reading one handle take distinct shards of the hit buffer and
 //!   distinct read connections instead of waiting on one lock.
@@ -96,6 +100,7 @@ mod fork;
 mod group;
 mod hot;
 mod inspect;
+mod interrupt;
 mod lease;
 mod lifetime;
 mod memo;
@@ -127,6 +132,7 @@ pub use expiration::{Expiration, EXPIRATION_DEFAULT_MS, EXPIRATION_NEVER_MS};
 pub use export::{ExportedEntry, Importer, TransferSummary};
 pub use fork::{after_fork, after_fork_in_child, before_fork, forked, keep_pid_in, report_forks};
 pub use inspect::{FileInfo, KeyInfo, PolicyIndex};
+pub use interrupt::interruptible;
 pub use lease::{held_error, poll_delay, Lease, LeaseOutcome};
 pub use lifetime::LifetimeStats;
 pub use memo::Barrier;

@@ -353,8 +353,8 @@ impl Pool {
 /// A new connection to the file `name` (which went through [`schema::sqlite_name`]),
 /// with the pragmas every connection of ours needs.
 pub(crate) fn open(name: &Path, busy_timeout: Duration) -> Result<Connection> {
-    let conn = open_file(name, OpenFlags::SQLITE_OPEN_CREATE)?;
-    schema::configure(&conn, busy_timeout)?;
+    let mut conn = open_file(name, OpenFlags::SQLITE_OPEN_CREATE)?;
+    schema::configure(&mut conn, busy_timeout)?;
     Ok(conn)
 }
 
@@ -366,8 +366,8 @@ pub(crate) fn reopen(name: &Path, id: FileId, busy_timeout: Duration) -> Result<
     if schema::identify(name)? != Some(id) {
         return Err(Error::file_gone(name));
     }
-    let conn = open_file(name, OpenFlags::empty())?;
-    schema::configure(&conn, busy_timeout)?;
+    let mut conn = open_file(name, OpenFlags::empty())?;
+    schema::configure(&mut conn, busy_timeout)?;
     // The name may have changed files between the look and the open.
     if schema::identify(name)? != Some(id) {
         return Err(Error::file_gone(name));

@@ -343,7 +343,7 @@ pub(crate) fn create(
     let built = (|| {
         let mut conn = Connection::open(sqlite_name(&temp))
             .map_err(|e| Error::new(ErrorKind::Io, format!("cannot create {shown}: {e}")))?;
-        configure(&conn, busy_timeout)?;
+        configure(&mut conn, busy_timeout)?;
         prepare(
             &mut conn,
             path,
@@ -739,9 +739,9 @@ pub(crate) fn remove_build_name(path: &Path, id: FileId) -> bool {
 }
 
 /// Sets the per-connection pragmas every connection of ours needs.
-pub(crate) fn configure(conn: &Connection, busy_timeout: std::time::Duration) -> Result<()> {
-    conn.busy_timeout(busy_timeout)
-        .ctx("setting the busy timeout")?;
+pub(crate) fn configure(conn: &mut Connection, busy_timeout: std::time::Duration) -> Result<()> {
+    // SQLite's own wait, which a caller's interrupt check can stop (interrupt.rs).
+    crate::interrupt::set_busy_timeout(conn, busy_timeout).ctx("setting the busy timeout")?;
     // The first statement that reads the file, and makes its -wal and -shm beside it.
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(|e| match conn.path() {

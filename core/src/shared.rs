@@ -18,6 +18,10 @@ use std::time::{Duration, Instant};
 /// left to this process's own record, as before).
 const HELD_UNLINKS: usize = 64;
 
+/// The longest a wait for this process's turn to write goes without asking the
+/// caller's interrupt check (interrupt.rs).
+const INTERRUPT_CHECK_EVERY: Duration = Duration::from_millis(50);
+
 #[derive(Default)]
 pub(crate) struct FileShared {
     /// The name every connection of this process opens the file by: SQLite names the
@@ -249,11 +253,23 @@ impl FileShared {
                 return None;
             }
             turn.waiting += 1;
-            turn = match self.turn_free.wait_timeout(turn, left) {
+            // Woken at least every 50 ms to ask the caller's interrupt check
+            // (interrupt.rs), without the lock: the check may wait for a runtime's lock.
+            turn = match self
+                .turn_free
+                .wait_timeout(turn, left.min(INTERRUPT_CHECK_EVERY))
+            {
                 Ok((t, _)) => t,
                 Err(e) => e.into_inner().0,
             };
             turn.waiting -= 1;
+            if turn.holder == Some(pid) {
+                drop(turn);
+                if crate::interrupt::interrupted() {
+                    return None;
+                }
+                turn = lock(&self.writing);
+            }
         }
         turn.holder = Some(pid);
         Some(WriteTurn(self))

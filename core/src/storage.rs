@@ -170,7 +170,7 @@ impl Storage {
         };
         let mut conn = conn;
         if file.is_none() {
-            schema::configure(&conn, options.busy_timeout)?;
+            schema::configure(&mut conn, options.busy_timeout)?;
         }
         let shown = file.as_deref().unwrap_or(Path::new(MEMORY));
         let prepared = schema::prepare(

@@ -68,11 +68,11 @@ pub(crate) fn try_write<R>(
     let Some(_turn) = shared.try_writing() else {
         return Ok(None);
     };
-    conn.busy_timeout(Duration::ZERO)
-        .ctx("setting the busy timeout")?;
-    let _patient_again = RestoreBusyTimeout(&conn, pool.busy_timeout());
     let pid = std::process::id();
-    match transact(shared, &conn, &conn.known, pid, Some(now), false, None, f) {
+    let done = crate::interrupt::without_waiting(|| {
+        transact(shared, &conn, &conn.known, pid, Some(now), false, None, f)
+    });
+    match done {
         Err(e) if e.kind() == ErrorKind::Busy => Ok(None),
         done => done.map(Some),
     }
@@ -95,12 +95,13 @@ pub(crate) fn no_write_open(pool: &Pool, shared: &FileShared) -> bool {
     let Some(_turn) = shared.try_writing() else {
         return false;
     };
-    if !conn.is_autocommit() || conn.busy_timeout(Duration::ZERO).is_err() {
+    if !conn.is_autocommit() {
         return false;
     }
-    let _patient_again = RestoreBusyTimeout(&conn, pool.busy_timeout());
-    let free = conn.execute_batch("BEGIN IMMEDIATE").is_ok();
-    free && conn.execute_batch("ROLLBACK").is_ok()
+    crate::interrupt::without_waiting(|| {
+        let free = conn.execute_batch("BEGIN IMMEDIATE").is_ok();
+        free && conn.execute_batch("ROLLBACK").is_ok()
+    })
 }
 
 /// Runs `f` in a write transaction on `conn` (this process, `pid`, holds its turn to
@@ -534,14 +535,5 @@ impl Drop for TakenAccesses<'_> {
                 .unreserve_after(self.clock_at_start);
         }
         self.shared.accesses_in(self.pid).restore(accesses);
-    }
-}
-
-/// Gives a connection its busy timeout back.
-struct RestoreBusyTimeout<'a>(&'a Connection, Duration);
-
-impl Drop for RestoreBusyTimeout<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.busy_timeout(self.1);
     }
 }

@@ -58,6 +58,13 @@ pub(crate) fn code_of(kind: ErrorKind) -> i32 {
 /// The `BackLiteError` subclass for `e`, with its code, message and, for LEASE_HELD,
 /// the holder's time left.
 pub(crate) fn to_py(py: Python<'_>, e: &Error) -> PyErr {
+    // A lock wait that Ctrl-C stopped ends BUSY: the KeyboardInterrupt (or whatever
+    // the SIGINT handler raises; fork_gate::detach delivered it again) is the error.
+    if e.kind() == ErrorKind::Busy {
+        if let Err(interrupt) = py.check_signals() {
+            return interrupt;
+        }
+    }
     let time_left_ms = e
         .lease_time_left()
         .map_or(-1, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));

@@ -38,6 +38,8 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 thread_local! {
     /// The core calls this thread is in (stepped out of them or not).
     static DEPTH: Cell<usize> = const { Cell::new(0) };
+    /// A SIGINT taken by [`sigint_pending`] during the current call, to deliver again.
+    static SIGINT_SEEN: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Counts this thread inside once the fork state is below `blocked_at`.
@@ -65,15 +67,63 @@ impl Drop for Inside {
     }
 }
 
-/// Runs `f` (a core call) inside the gate, without the GIL.
+/// Runs `f` (a core call) inside the gate, without the GIL. Its lock waits stop at a
+/// Ctrl-C (see [`sigint_pending`]): the SIGINT is then delivered again once the GIL is
+/// back, so that the call raises KeyboardInterrupt (errors.rs) or the next line does.
 pub(crate) fn detach<R: Send>(py: pyo3::Python<'_>, f: impl FnOnce() -> R + Send) -> R {
-    py.detach(|| {
+    let result = py.detach(|| {
         let nested = DEPTH.with(|d| d.get()) > 0;
         come_in(if nested { FORKING } else { DRAINING });
         DEPTH.with(|d| d.set(d.get() + 1));
         let _inside = Inside;
-        f()
-    })
+        backlite_core::interruptible(sigint_pending, f)
+    });
+    if SIGINT_SEEN.with(|s| s.replace(false)) {
+        // SAFETY: the GIL is held (`py`); it only marks SIGINT as arrived, as the
+        // signal's own handler does.
+        unsafe { pyo3::ffi::PyErr_SetInterrupt() };
+    }
+    result
+}
+
+/// The check the core asks between two sleeps of a lock wait (another process's write
+/// lock, this process's turn to write), up to the busy timeout: whether Ctrl-C came.
+/// A thread blocked there never ran Python's signal handlers, so KeyboardInterrupt came
+/// only once the busy timeout ran out. No handler runs here, where the call holds the
+/// library's locks (a handler that wrote to the cache would wait for itself): under
+/// Python's own SIGINT handler, which raises KeyboardInterrupt and nothing else, the
+/// SIGINT is taken and noted, the wait ends, and [`detach`] delivers it again once the
+/// call is out. Another handler (one that does not raise, say) runs once the call
+/// returns, as before: the SIGINT is left pending and the wait goes on.
+fn sigint_pending() -> bool {
+    if SIGINT_SEEN.with(Cell::get) {
+        return true;
+    }
+    let stop = crate::python_calls::attach(|py| {
+        // Only the main thread sees it: PyOS_InterruptOccurred answers 0 on any other.
+        // SAFETY: the GIL is held.
+        if unsafe { pyo3::ffi::PyOS_InterruptOccurred() } == 0 {
+            return false;
+        }
+        let default = (|| -> pyo3::PyResult<bool> {
+            use pyo3::prelude::*;
+            let signal = py.import("_signal")?;
+            let handler = signal
+                .getattr("getsignal")?
+                .call1((signal.getattr("SIGINT")?,))?;
+            Ok(handler.is(&signal.getattr("default_int_handler")?))
+        })()
+        .unwrap_or(false);
+        if !default {
+            // SAFETY: the GIL is held; SIGINT stays pending for its handler.
+            unsafe { pyo3::ffi::PyErr_SetInterrupt() };
+        }
+        default
+    });
+    if stop {
+        SIGINT_SEEN.with(|s| s.set(true));
+    }
+    stop
 }
 
 /// Drops `value` (a handle, a lease, a reader that Python frees) as a core call: its

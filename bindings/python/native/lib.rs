@@ -20,6 +20,8 @@
 //!   inside a core call and the state of a fork, so that `os.fork()` waits until no
 //!   thread holds what the child would inherit held (the file's write lock); the
 //!   process's own, as fork is.
+//! - `fork_gate::SIGINT_SEEN` (per thread): a Ctrl-C that stopped a lock wait of the
+//!   thread's current call, delivered again to Python once the call is out.
 
 mod convert;
 mod errors;

@@ -3,9 +3,11 @@ from __future__ import annotations
 import enum
 import io
 import pickle
+import signal
 import typing
 import subprocess
 import sys
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -971,3 +973,138 @@ def test_a_time_left_beyond_timedelta_max_reads_back_as_timedelta_max(storage):
         item = storage.get(key)
         assert item["value"] == b"v"
         assert timedelta.max - timedelta(days=1) < item["expiration"] <= timedelta.max
+
+
+# A write waits for a lock: another process's (SQLite's busy handler) or, behind a
+# thread of this process that waits for it, this process's turn to write. The busy
+# timeout is an hour, so only Ctrl-C can end the wait before the holder lets go.
+CTRL_C_WHILE_LOCKED = """
+import os, signal, subprocess, sys, threading, time
+from datetime import timedelta
+import backlite
+
+db, case = sys.argv[1], sys.argv[2]
+if case == "a handler that does not raise":
+    signal.signal(signal.SIGINT, lambda *_: print("handler ran", flush=True))
+else:
+    # As in a terminal: a process started in the background inherits SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+storage = backlite.Storage(db, busy_timeout=timedelta(hours=1))
+storage.set("before", {"value": b"v"})
+holder = subprocess.Popen(
+    [sys.executable, "-c",
+     "import sqlite3, sys\\n"
+     "c = sqlite3.connect(sys.argv[1], isolation_level=None)\\n"
+     "c.execute('BEGIN IMMEDIATE'); print('held', flush=True)\\n"
+     "sys.stdin.readline(); c.execute('COMMIT')\\n", db],
+    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+)
+assert holder.stdout.readline() == "held\\n"
+
+
+def blocked(tid, looks=5):
+    # The thread sleeps or waits in the kernel (SQLite's busy sleeps, a condition
+    # variable): seen ``looks`` times in a row, with the GIL free between the looks.
+    for _ in range(looks):
+        with open(f"/proc/self/task/{tid}/syscall") as f:
+            if f.read().split()[0] not in ("35", "202", "230"):
+                return False
+        time.sleep(0.01)
+    return True
+
+
+if case == "behind another handle of this process":
+    # Its thread holds this process's turn to write while it waits for the holder's
+    # lock. (Threads of one handle wait for each other's writes on the handle's own
+    # writer, which Ctrl-C does not end yet.)
+    another = backlite.Storage(db, busy_timeout=timedelta(hours=1))
+    other = threading.Thread(target=another.set, args=("other", {"value": b"o"}))
+    other.start()
+    while other.native_id is None or not blocked(other.native_id):
+        time.sleep(0.01)
+main = threading.get_native_id()
+
+
+def let_go():
+    holder.stdin.write("\\n")
+    holder.stdin.flush()
+    holder.wait()
+
+
+def tell_when_waiting():
+    while not blocked(main):
+        pass
+    print("waiting", flush=True)
+    if case == "a handler that does not raise":
+        # Once the SIGINT came (the test says so), the wait goes on past a couple of
+        # the busy handler's sleeps (at most 100 ms each) before the lock is let go.
+        sys.stdin.readline()
+        while not blocked(main, looks=20):
+            pass
+        let_go()
+
+
+threading.Thread(target=tell_when_waiting, daemon=True).start()
+try:
+    storage.set("k", {"value": b"v"})
+    print("stored", flush=True)
+except KeyboardInterrupt:
+    print("KeyboardInterrupt", flush=True)
+if case != "a handler that does not raise":
+    let_go()
+if case == "behind another handle of this process":
+    other.join()
+# The storage is usable after the interrupt.
+storage.set("after", {"value": b"a"})
+print(sorted(storage.get_keys()), flush=True)
+"""
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["another process holds the lock", "behind another handle of this process",
+     "a handler that does not raise"],
+)
+def test_ctrl_c_ends_a_write_waiting_for_a_lock(db, tmp_path, case):
+    # A write waiting for a lock was blocked in SQLite's busy handler (or in the wait
+    # for this process's turn), where Python's signal handlers never ran: Ctrl-C raised
+    # KeyboardInterrupt only once the busy timeout ran out (30 s for busy_timeout=30 s;
+    # here, an hour). A SIGINT handler other than Python's own may do anything, even
+    # write to the cache: it runs once the call is out, which waits on, as before.
+    script = tmp_path / "ctrl_c_locked.py"
+    script.write_text(CTRL_C_WHILE_LOCKED)
+    child = subprocess.Popen(
+        [sys.executable, str(script), db, case],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert _line_within(child.stdout, 120) == "waiting\n", child.stderr.read()
+        child.send_signal(signal.SIGINT)
+        if case == "a handler that does not raise":
+            child.stdin.write("\n")
+            child.stdin.flush()
+            # The write was not cut short (BusyError): it waited for the lock, then
+            # the handler ran.
+            assert sorted([_line_within(child.stdout, 120), _line_within(child.stdout, 120)]) == [
+                "handler ran\n", "stored\n"], child.stderr.read()
+            keys = ["after", "before", "k"]
+        else:
+            # Before the holder lets go: only Ctrl-C can end the wait.
+            assert _line_within(child.stdout, 120) == "KeyboardInterrupt\n", "Ctrl-C did not end the wait"
+            keys = ["after", "before"] + (["other"] if "another handle" in case else [])
+        assert _line_within(child.stdout, 120) == f"{keys}\n"
+        assert child.wait(timeout=120) == 0, child.stderr.read()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+def _line_within(stream, seconds: float) -> str | None:
+    """The next line of a child's output, or None if none comes within ``seconds`` (a
+    bound against a hang, never a measure of speed)."""
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(stream.readline()), daemon=True)
+    reader.start()
+    reader.join(seconds)
+    return got[0] if got else None
