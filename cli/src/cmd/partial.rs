@@ -154,7 +154,9 @@ impl Partial {
         // one into a folder not there failed at the first chunk, its hit counted.
         let existing = match std::fs::symlink_metadata(&self.target) {
             Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
-            // Still a link: a loop, or one too long to follow, as its open would say.
+            // Still a link: one into /proc or a descriptor's (`/dev/stdout`), written in
+            // place as a FIFO is; or a loop, or one too long to follow, which fails
+            // here as its open would.
             Ok(m) if m.file_type().is_symlink() => {
                 return std::fs::metadata(&self.target).map(|_| None)
             }
