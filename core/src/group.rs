@@ -8,6 +8,11 @@ use crate::expiration::Expiration;
 use crate::pool::Writer;
 use crate::sync::lock;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// The longest a set queued behind another thread's group commit goes without asking
+/// its caller's interrupt check (interrupt.rs).
+const INTERRUPT_CHECK_EVERY: Duration = Duration::from_millis(50);
 
 #[derive(Default)]
 pub(crate) struct Group {
@@ -39,7 +44,8 @@ struct SetJob {
 pub(crate) trait WriteSets {
     /// The writer connection, locked: the group is taken from the queue once it is
     /// held (more sets queue meanwhile), and written while it is.
-    fn lock_writer(&self) -> MutexGuard<'_, Writer>;
+    /// BUSY when the caller's interrupt check stopped the wait (interrupt.rs).
+    fn lock_writer(&self) -> Result<MutexGuard<'_, Writer>>;
     /// Writes `sets` in one transaction; each one's result, in order (`Ok(false)`:
     /// too large, as `Storage::store`).
     fn write_together(&self, writer: &Writer, sets: &[&Set]) -> Result<Vec<bool>>;
@@ -72,28 +78,72 @@ impl Group {
                 return result;
             }
             if st.leader {
-                st = self.done.wait(st).unwrap_or_else(|e| e.into_inner());
+                // Woken at least every 50 ms to ask the caller's interrupt check
+                // (interrupt.rs), without the lock: a set not yet taken by the leader
+                // leaves the queue, BUSY, as a wait for the lock that was stopped.
+                st = match self.done.wait_timeout(st, INTERRUPT_CHECK_EVERY) {
+                    Ok((st, _)) => st,
+                    Err(e) => e.into_inner().0,
+                };
+                if lock(&job.result).is_none() {
+                    drop(st);
+                    let stop = crate::interrupt::interrupted();
+                    st = lock(&self.state);
+                    if stop {
+                        if let Some(at) = st.waiting.iter().position(|j| Arc::ptr_eq(j, &job)) {
+                            st.waiting.remove(at);
+                            return Err(Error::new(
+                                ErrorKind::Busy,
+                                "stopped while waiting for another thread's write of this handle",
+                            ));
+                        }
+                    }
+                }
                 continue;
             }
             st.leader = true;
             drop(st);
             let resign = Resign(self);
-            self.lead(storage);
+            self.lead(storage, &job);
             drop(resign);
             st = lock(&self.state);
         }
     }
 
     /// Writes everything waiting once the writer is free (more may queue meanwhile).
-    fn lead(&self, storage: &impl WriteSets) {
+    /// `own`: the leader's own set.
+    fn lead(&self, storage: &impl WriteSets, own: &Arc<SetJob>) {
         let conn = storage.lock_writer();
         let jobs = std::mem::take(&mut lock(&self.state).waiting);
-        let _answer_all = AnswerAll(&jobs);
+        let answer_all = AnswerAll(&jobs);
         if jobs.is_empty() {
             return;
         }
         let sets: Vec<&Set> = jobs.iter().map(|j| &j.set).collect();
-        match storage.write_together(&conn, &sets) {
+        let first = match &conn {
+            Ok(conn) => storage.write_together(conn, &sets),
+            Err(e) => Err(e.clone()),
+        };
+        match &first {
+            // The leader's wait for the lock was stopped by its caller's interrupt (a
+            // Python Ctrl-C, interrupt.rs): BUSY for its own set only. The others'
+            // waits were not stopped: they go back to the queue, for another thread to
+            // lead, rather than fail BUSY before their busy timeout for another
+            // thread's Ctrl-C.
+            Err(e) if e.kind() == ErrorKind::Busy && crate::interrupt::interrupted() => {
+                let mut st = lock(&self.state);
+                for job in jobs.iter().rev().filter(|j| !Arc::ptr_eq(j, own)) {
+                    st.waiting.insert(0, job.clone());
+                }
+                drop(st);
+                *lock(&own.result) = Some(Err(e.clone()));
+                // Queued again, not answered.
+                std::mem::forget(answer_all);
+                return;
+            }
+            _ => {}
+        }
+        match first {
             Ok(stored) => {
                 for (job, stored) in jobs.iter().zip(stored) {
                     *lock(&job.result) = Some(Ok(stored));
@@ -109,9 +159,12 @@ impl Group {
                 }
             }
             // One failing set must not fail the others: each is written alone.
-            Err(_) => {
+            Err(e) => {
                 for job in &jobs {
-                    let alone = storage.write_alone(&conn, &job.set);
+                    let alone = match &conn {
+                        Ok(conn) => storage.write_alone(conn, &job.set),
+                        Err(_) => Err(e.clone()),
+                    };
                     *lock(&job.result) = Some(alone);
                 }
             }

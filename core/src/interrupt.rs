@@ -27,6 +27,11 @@ pub fn interruptible<R>(check: fn() -> bool, f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Whether the call this thread is in has an interrupt check.
+pub(crate) fn active() -> bool {
+    CHECK.with(|c| c.get()).is_some()
+}
+
 /// Whether the call this thread is in asks its lock waits to stop.
 pub(crate) fn interrupted() -> bool {
     CHECK.with(|c| c.get()).is_some_and(|check| check())

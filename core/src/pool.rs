@@ -323,6 +323,34 @@ impl Pool {
         lock(&self.writer)
     }
 
+    /// `lock_writer`, for a caller with an interrupt check (interrupt.rs): while another
+    /// thread of this handle writes (up to its busy timeout, waiting for another
+    /// process's lock), the check is asked at least every 50 ms, and BUSY once it says
+    /// stop. Without a check, the plain lock.
+    pub fn lock_writer_or_stop(&self) -> Result<MutexGuard<'_, Writer>> {
+        if !crate::interrupt::active() {
+            return Ok(self.lock_writer());
+        }
+        let mut pause = Duration::from_micros(50);
+        let mut asked = std::time::Instant::now();
+        loop {
+            if let Some(writer) = self.try_lock_writer() {
+                return Ok(writer);
+            }
+            if asked.elapsed() >= Duration::from_millis(50) {
+                if crate::interrupt::interrupted() {
+                    return Err(Error::new(
+                        ErrorKind::Busy,
+                        "stopped while waiting for another thread's write of this handle",
+                    ));
+                }
+                asked = std::time::Instant::now();
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(2));
+        }
+    }
+
     /// The writer connection if it is free and its lock not poisoned.
     pub fn writer_if_free(&self) -> Option<MutexGuard<'_, Writer>> {
         self.writer.try_lock().ok()

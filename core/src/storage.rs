@@ -293,7 +293,7 @@ impl Storage {
     ) -> Result<R> {
         let pid = this_process();
         self.pool.after_fork_in(pid)?;
-        let conn = self.pool.lock_writer();
+        let conn = self.pool.lock_writer_or_stop()?;
         let done = self.write_locked(&conn, pid, write_hits, None, f);
         drop(conn);
         self.remove_unlinked();
@@ -1645,8 +1645,8 @@ pub(crate) const PANICS_IN_STORE: &[u8] = b"panics in store";
 
 /// The storage's part of a group commit: each set as `store` writes it.
 impl group::WriteSets for Storage {
-    fn lock_writer(&self) -> MutexGuard<'_, Writer> {
-        self.pool.lock_writer()
+    fn lock_writer(&self) -> Result<MutexGuard<'_, Writer>> {
+        self.pool.lock_writer_or_stop()
     }
 
     fn write_together(&self, writer: &Writer, sets: &[&Set]) -> Result<Vec<bool>> {

@@ -1013,15 +1013,29 @@ def blocked(tid, looks=5):
     return True
 
 
-if case == "behind another handle of this process":
-    # Its thread holds this process's turn to write while it waits for the holder's
-    # lock. (Threads of one handle wait for each other's writes on the handle's own
-    # writer, which Ctrl-C does not end yet.)
-    another = backlite.Storage(db, busy_timeout=timedelta(hours=1))
-    other = threading.Thread(target=another.set, args=("other", {"value": b"o"}))
+def set_other(handle):
+    try:
+        handle.set("other", {"value": b"o"})
+    except BaseException as e:
+        print("the other set failed:", repr(e), flush=True)
+
+
+def start_other(handle):
+    other = threading.Thread(target=set_other, args=(handle,))
     other.start()
     while other.native_id is None or not blocked(other.native_id):
         time.sleep(0.01)
+    return other
+
+
+others = []
+if case == "behind another handle of this process":
+    # Its thread holds this process's turn to write while it waits for the holder's
+    # lock.
+    others.append(start_other(backlite.Storage(db, busy_timeout=timedelta(hours=1))))
+elif "a thread of this handle" in case:
+    # Its thread writes while it waits for the holder's lock: this set waits for it.
+    others.append(start_other(storage))
 main = threading.get_native_id()
 
 
@@ -1034,6 +1048,10 @@ def let_go():
 def tell_when_waiting():
     while not blocked(main):
         pass
+    if case == "leading a thread of this handle":
+        # This set leads the next group commit, which a third thread's set joins:
+        # that set is not this one's to stop, and is stored once the lock is let go.
+        others.append(start_other(storage))
     print("waiting", flush=True)
     if case == "a handler that does not raise":
         # Once the SIGINT came (the test says so), the wait goes on past a couple of
@@ -1052,7 +1070,7 @@ except KeyboardInterrupt:
     print("KeyboardInterrupt", flush=True)
 if case != "a handler that does not raise":
     let_go()
-if case == "behind another handle of this process":
+for other in others:
     other.join()
 # The storage is usable after the interrupt.
 storage.set("after", {"value": b"a"})
@@ -1063,6 +1081,7 @@ print(sorted(storage.get_keys()), flush=True)
 @pytest.mark.parametrize(
     "case",
     ["another process holds the lock", "behind another handle of this process",
+     "behind a thread of this handle", "leading a thread of this handle",
      "a handler that does not raise"],
 )
 def test_ctrl_c_ends_a_write_waiting_for_a_lock(db, tmp_path, case):
@@ -1091,7 +1110,7 @@ def test_ctrl_c_ends_a_write_waiting_for_a_lock(db, tmp_path, case):
         else:
             # Before the holder lets go: only Ctrl-C can end the wait.
             assert _line_within(child.stdout, 120) == "KeyboardInterrupt\n", "Ctrl-C did not end the wait"
-            keys = ["after", "before"] + (["other"] if "another handle" in case else [])
+            keys = ["after", "before"] + (["other"] if "another process" not in case else [])
         assert _line_within(child.stdout, 120) == f"{keys}\n"
         assert child.wait(timeout=120) == 0, child.stderr.read()
     finally:
