@@ -26,9 +26,10 @@
  *
  * It prints and never fails on a timing: pass/FAIL marks the issue's targets.
  *
- * Usage: large_values [--quick|--smoke] [--dir DIR] [--rounds N] [--threshold BYTES] [--near-threshold]
- *                     [--stream-gib] [--rename-over]
+ * Usage: large_values [--quick|--smoke] [--dir DIR] [--rounds N] [--threshold BYTES|never]
+ *                     [--near-threshold] [--stream-gib] [--rename-over]
  * (--threshold: once the library has the value-file threshold option, BENCH_THRESHOLD;
+ * `never` keeps every value in the database file, the case item 1's target is for;
  * --smoke: 64 KiB and 1 MiB only, 2 keys each, for the test command to see that it runs;
  * --near-threshold: 16 to 256 KiB, the sizes the default threshold is chosen among;
  * --stream-gib: also one 1 GiB value, set then read through backlite_storage_get_chunks
@@ -437,19 +438,24 @@ static void print_target(const char *what, double ratio, double target) {
 
 int main(int argc, char **argv) {
     long threshold = -1;
+    bool never = false; /* --threshold never: every value in the database file */
     bool gib = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) cfg.quick = true;
         else if (!strcmp(argv[i], "--smoke")) cfg.smoke = true;
         else if (!strcmp(argv[i], "--dir") && i + 1 < argc) cfg.dir = argv[++i];
         else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) cfg.rounds = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--threshold") && i + 1 < argc) threshold = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--threshold") && i + 1 < argc) {
+            const char *t = argv[++i];
+            if (!strcmp(t, "never")) never = true;
+            else threshold = atol(t);
+        }
         else if (!strcmp(argv[i], "--near-threshold")) sizes = NEAR_SIZES, names = NEAR_NAMES;
         else if (!strcmp(argv[i], "--stream-gib")) gib = true;
         else if (!strcmp(argv[i], "--rename-over")) cfg.rename_over = true;
         else {
             fprintf(stderr, "usage: large_values [--quick|--smoke] [--dir DIR] [--rounds N] "
-                            "[--threshold BYTES] [--near-threshold] [--stream-gib] "
+                            "[--threshold BYTES|never] [--near-threshold] [--stream-gib] "
                             "[--rename-over]\n");
             return 2;
         }
@@ -474,9 +480,10 @@ int main(int argc, char **argv) {
     backlite_options *o = backlite_options_new();
     backlite_options_set_max_size(o, 64ull << 30); /* nothing is evicted in this run */
 #ifdef BENCH_THRESHOLD
-    if (threshold >= 0) backlite_options_set_file_threshold(o, (uint64_t)threshold);
+    if (never) backlite_options_set_file_threshold(o, BACKLITE_FILE_THRESHOLD_NEVER);
+    else if (threshold >= 0) backlite_options_set_file_threshold(o, threshold);
 #else
-    if (threshold >= 0)
+    if (threshold >= 0 || never)
         fprintf(stderr, "large_values: --threshold ignored: this library has no option\n");
 #endif
     backlite_error *e = NULL;
@@ -534,19 +541,32 @@ int main(int argc, char **argv) {
     }
 
     if (sizes != SIZES) goto done; /* the targets are for the sizes above */
-    printf("\ntargets of issue 16 (item 1 holds for values kept in the database file)\n");
+    printf("\ntargets of issue 16\n");
     char what[128];
+    /* Item 1 is for values kept in the database file; with value files its ratio
+     * compares a file read with SQLite's and says nothing about it. */
     for (int z = 2; z <= 3; z++) {
-        snprintf(what, sizeof what, "item 1: get %s vs raw SQLite get", names[z]);
+        if (!never) {
+            snprintf(what, sizeof what, "item 1: get %s in the database vs raw SQLite", names[z]);
+            printf("  %-58s %s\n", what, "not measured: run with --threshold never");
+            continue;
+        }
+        snprintf(what, sizeof what, "item 1: get %s in the database vs raw SQLite", names[z]);
         print_target(what, rows[z].get[BL] / rows[z].get[RAW], 1.2);
     }
-    for (int z = 2; z < NSIZES; z++) {
-        snprintf(what, sizeof what, "get %s vs file read", names[z]);
-        print_target(what, rows[z].get[BL] / rows[z].get[FILES], 1.5);
-    }
-    for (int z = 0; z < nsizes; z++) {
-        snprintf(what, sizeof what, "set %s vs file write + rename", names[z]);
-        print_target(what, rows[z].set[BL] / rows[z].set[FILES], 1.5);
+    if (never) {
+        /* The targets against plain files are what value files are for. */
+        printf("  %-58s %s\n", "get and set vs plain files",
+               "not measured: values in files (run without --threshold never)");
+    } else {
+        for (int z = 2; z < NSIZES; z++) {
+            snprintf(what, sizeof what, "get %s vs file read", names[z]);
+            print_target(what, rows[z].get[BL] / rows[z].get[FILES], 1.5);
+        }
+        for (int z = 0; z < nsizes; z++) {
+            snprintf(what, sizeof what, "set %s vs file write + rename", names[z]);
+            print_target(what, rows[z].set[BL] / rows[z].set[FILES], 1.5);
+        }
     }
     if (HAS_STREAM && rows[NSIZES - 1].rss[STREAM] >= 0) {
         double grow = rows[NSIZES - 1].rss[STREAM];
