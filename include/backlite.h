@@ -827,8 +827,10 @@ backlite_result backlite_storage_set(struct backlite_storage *s, const uint8_t *
 /**
  * Stores `count` entries in one transaction, then evicts by the policy down to
  * max_size (entries of the batch may be evicted too). All or nothing: any invalid
- * entry or too-large value fails the call with nothing written, and the error's
- * message names the entry (`entries[i]...`). An entry already expired is never too
+ * entry or too-large value fails the call with no value stored, and the error's
+ * message names the entry (`entries[i]...`); a too-large value's key loses its older
+ * value (so that a later get returns no stale value, as after such a
+ * `backlite_storage_set`), the other keys keep theirs. An entry already expired is never too
  * large: it stores nothing and removes the older value under its key, OK, as a
  * `backlite_storage_set` of it does. A batch that stores nothing (no entries,
  * or every one already expired) of keys with no older value, in a file within

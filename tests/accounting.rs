@@ -93,10 +93,13 @@ fn set_many_is_one_transaction_then_evicts_by_policy() {
     assert_eq!(present(&s, &["a", "b", "c"]), ["a", "b"]);
 }
 
+/// Refused whole, no value stored; the too-large entry's key loses its older value (a
+/// later get must not return a stale value), the other keys keep theirs.
 #[test]
-fn set_many_with_a_too_large_value_writes_nothing() {
+fn set_many_with_a_too_large_value_stores_nothing_and_removes_that_keys_older_value() {
     let (_dir, s) = open(&options(30, EvictionPolicy::LeastRecentlyUsed));
     set(&s, "a", 10);
+    set(&s, "b", 10);
     let big = [0u8; 31];
     let small = [0u8; 5];
     let batch = [
@@ -114,6 +117,8 @@ fn set_many_with_a_too_large_value_writes_nothing() {
     assert_eq!(s.set_many(&batch).unwrap_err().kind(), ErrorKind::TooLarge);
     assert_eq!(get(&s, "a"), Some(vec![b'v'; 10]));
     assert_eq!(get(&s, "b"), None);
+    let st = s.stats().unwrap();
+    assert_eq!((st.count, st.total_size, st.evictions), (1, 10, 0));
 }
 
 #[test]

@@ -2746,6 +2746,49 @@ fn a_computed_value_too_large_to_store_is_stored_on_neither_tier() {
     }
 }
 
+/// A set_many refused for a value too large stores nothing, and the older value under
+/// that key goes from both tiers, as a set of the value removes it (API.md "Too large":
+/// a later get must not return a stale value): another machine reading through missed
+/// it neither here nor there before, and read the value the batch was to replace.
+#[test]
+fn a_batch_refused_as_too_large_removes_that_keys_older_value_on_both_tiers() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let big = vec![7u8; 5000];
+    for mode in [RemoteMode::ReadWrite, RemoteMode::WriteBehind] {
+        let mut small = remote_options(&server.url());
+        small.set_max_size(1000).unwrap();
+        small.set_remote_mode(mode);
+        let s = machine(&dir, &format!("small-{mode:?}.db"), &small);
+        s.set(b"k", b"old", NEVER).unwrap();
+        s.set(b"other", b"stays", NEVER).unwrap();
+        let batch = [
+            backlite::Entry {
+                key: b"other",
+                value: b"new",
+                expiration: NEVER,
+            },
+            backlite::Entry {
+                key: b"k",
+                value: &big,
+                expiration: NEVER,
+            },
+        ];
+        assert_eq!(s.set_many(&batch).unwrap_err().kind(), ErrorKind::TooLarge);
+        s.flush().unwrap();
+        assert!(get(&s, b"k").is_none(), "{mode:?}: kept here");
+        assert_eq!(get(&s, b"other").as_deref(), Some(&b"stays"[..]));
+        let other = machine(
+            &dir,
+            &format!("other-{mode:?}.db"),
+            &remote_options(&server.url()),
+        );
+        assert!(get(&other, b"k").is_none(), "{mode:?}: kept on the remote");
+        assert_eq!(get(&other, b"other").as_deref(), Some(&b"stays"[..]));
+        s.clear().unwrap();
+    }
+}
+
 /// A read-only handle beside a read-write one whose clear could not reach the remote
 /// sends nothing while the clear is owed (it would read values the clear hides), and
 /// counts each local miss meanwhile as a call held back (`skipped`), as it counts one

@@ -1275,10 +1275,13 @@ impl Storage {
 
     /// Stores every entry in one transaction, then evicts by the policy down to
     /// `max_size` (entries of the batch may be evicted too). All or nothing: if one
-    /// value is larger than `max_size` (or [`MAX_VALUE_SIZE`]), nothing is written, and
-    /// the error names that entry (`entries[i]: ...`), as it does a key too long. An
-    /// entry already expired is never too large: it stores nothing and removes the
-    /// older value under its key, as a `set` of it does.
+    /// value is larger than `max_size` (or [`MAX_VALUE_SIZE`]), no value of the batch
+    /// is stored, and the error names that entry (`entries[i]: ...`), as it does a key
+    /// too long; the older values under the too-large entries' keys are removed (in one
+    /// transaction), as a `set` of such a value removes its key's (API.md, "Too large":
+    /// a later get must not return a stale value). An entry already expired is never
+    /// too large: it stores nothing and removes the older value under its key, as a
+    /// `set` of it does.
     pub fn set_many(&self, entries: &[Entry<'_>]) -> Result<()> {
         // A refusal names the entry, as the C ABI's checks of each entry do: which of
         // thousands was refused is not in its sizes.
@@ -1286,9 +1289,8 @@ impl Storage {
         for (i, e) in entries.iter().enumerate() {
             check_key(e.key).map_err(in_entry(i))?;
         }
-        if let Some((i, e)) = entries.iter().enumerate().find(|(_, e)| {
-            e.value.len() as u64 > self.value_limit() && !self.already_expired(e.expiration)
-        }) {
+        if let Some((i, e)) = entries.iter().enumerate().find(|(_, e)| self.refuses(e)) {
+            self.remove_refused(entries.iter().filter(|e| self.refuses(e)).map(|e| e.key))?;
             return Err(in_entry(i)(self.too_large(e.value.len())));
         }
         let mut crcs = Vec::new();
@@ -1335,6 +1337,49 @@ impl Storage {
     /// that other writers wait only for the rows; none is taken by a check, vacuum or
     /// sweep before the commit (see [`Storage::files_ahead`]). When they cannot be
     /// written so, they are written inside, one descriptor at a time.
+    /// Whether [`Storage::set_many`] refuses `e` as too large (an entry already expired
+    /// stores nothing, so it is never too large).
+    pub fn refuses(&self, e: &Entry<'_>) -> bool {
+        e.value.len() as u64 > self.value_limit() && !self.already_expired(e.expiration)
+    }
+
+    /// Removes the older values under the keys of a batch's too-large entries, as a
+    /// set of such a value does (`set_as`): in one transaction, evicting nothing else,
+    /// and on the remote as an already-expired set removes them there. Nothing to
+    /// write (no row under any of those keys) waits for no lock. For a caller that
+    /// refuses a batch before [`Storage::set_many`] sees it (a length no memory holds).
+    pub fn remove_refused<'k>(&self, keys: impl Iterator<Item = &'k [u8]>) -> Result<()> {
+        let removals: Vec<Entry<'_>> = keys
+            .map(|key| Entry {
+                key,
+                value: &[],
+                expiration: Expiration::After(Duration::ZERO),
+            })
+            .collect();
+        let _writing: Vec<Removing<'_>> = match self.remote {
+            Some(_) => removals
+                .iter()
+                .map(|e| self.removing(Some(e.key)).1)
+                .collect(),
+            None => Vec::new(),
+        };
+        let outcome = if self.read(|conn| any_row(conn, removals.iter().map(|e| e.key)))? {
+            self.write(|t| {
+                for e in &removals {
+                    t.remove_key(e.key)?;
+                }
+                Ok(())
+            })
+        } else {
+            Ok(())
+        };
+        self.write_through_many(&removals, &outcome);
+        for e in &removals {
+            self.forget_fills(Some(e.key));
+        }
+        outcome
+    }
+
     fn write_batch(&self, entries: &[Entry<'_>], crcs: &[u32]) -> Result<()> {
         // Held until the batch has committed or removed its files.
         let (ahead, _marked) = self.files_ahead(entries);

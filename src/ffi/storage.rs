@@ -246,8 +246,10 @@ pub unsafe extern "C" fn backlite_storage_set(
 
 /// Stores `count` entries in one transaction, then evicts by the policy down to
 /// max_size (entries of the batch may be evicted too). All or nothing: any invalid
-/// entry or too-large value fails the call with nothing written, and the error's
-/// message names the entry (`entries[i]...`). An entry already expired is never too
+/// entry or too-large value fails the call with no value stored, and the error's
+/// message names the entry (`entries[i]...`); a too-large value's key loses its older
+/// value (so that a later get returns no stale value, as after such a
+/// `backlite_storage_set`), the other keys keep theirs. An entry already expired is never too
 /// large: it stores nothing and removes the older value under its key, OK, as a
 /// `backlite_storage_set` of it does. A batch that stores nothing (no entries,
 /// or every one already expired) of keys with no older value, in a file within
@@ -299,7 +301,11 @@ pub unsafe extern "C" fn backlite_storage_set_many(
             let value = if !e.value.is_null() && e.value_len > isize::MAX as usize {
                 if !s.inner.already_expired(expiration) {
                     // Longer than max_size can be: TOO_LARGE from the length alone, as
-                    // a value over max_size (all or nothing: none is written).
+                    // a value over max_size (all or nothing: none is stored), and the
+                    // older values under the keys refused so far go, as set_many's own
+                    // refusal removes them.
+                    let refused = batch.iter().filter(|e| s.inner.refuses(e)).map(|e| e.key);
+                    s.inner.remove_refused(refused.chain([key]))?;
                     return Err(in_entry(Failure::new(
                         BACKLITE_RESULT_TOO_LARGE,
                         format!(

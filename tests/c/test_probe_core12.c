@@ -1,7 +1,7 @@
 /*
  * Twelfth probe round of the local cache contract (API.md), kept as tests.
  *
- * a_refused_batch_names_its_entry_and_changes_nothing: a set_many refused for one of
+ * a_refused_batch_names_its_entry_and_stores_nothing: a set_many refused for one of
  * its entries names it in its message, whatever refused it.
  * a_write_that_stores_nothing_of_keys_without_value_does_not_wait_for_the_lock: a set,
  * cached_call or set_many that stores nothing, of keys with no row, writes nothing.
@@ -51,14 +51,17 @@ static void h_refused_batch_(const char *file, int line, backlite_storage *s, co
 #define REFUSED_BATCH(s, e, n, want, prefix) h_refused_batch_(__FILE__, __LINE__, (s), (e), (n), (want), (prefix))
 
 /*
- * A batch refused for one entry (a value too large, a key too long, a bad expiration,
- * a NULL value) writes nothing, counts nothing, and its error names that entry, as
- * set_many's own checks of each entry do; the older values of every key of the batch
- * stay, and the same handle then stores the batch put right. Before, a value too large
+ * A batch refused for an invalid entry (a key too long, a bad expiration, a NULL value)
+ * writes nothing, counts nothing, and its error names that entry, as set_many's own
+ * checks of each entry do; the older values of every key of the batch stay. A batch
+ * refused for a value too large stores no value either and names that entry, but the
+ * older value under the too-large entry's key goes, as a set of that value removes it
+ * (API.md, "Too large": a later get must not return a stale value); the other keys keep
+ * theirs. The same handle then stores the batch put right. Before, a value too large
  * or a key too long gave only their sizes ("a value of 200 bytes is larger than
  * max_size (100 bytes): not stored"), whichever of the batch it was.
  */
-static void a_refused_batch_names_its_entry_and_changes_nothing(void) {
+static void a_refused_batch_names_its_entry_and_stores_nothing(void) {
     backlite_storage *s = OPEN_SET(tmp_path("batch.db"), .max_size = 100);
     REQUIRE(s != NULL);
     SET(s, "a", "old-a");
@@ -70,17 +73,9 @@ static void a_refused_batch_names_its_entry_and_changes_nothing(void) {
     memset(big, 'x', sizeof big);
     backlite_entry e[3] = {
         {(const uint8_t *)"a", 1, (const uint8_t *)"new", 3, NEVER},
-        {(const uint8_t *)"b", 1, big, sizeof big, NEVER},
+        {(const uint8_t *)"b", 1, (const uint8_t *)"new", 3, NEVER},
         {(const uint8_t *)"c", 1, (const uint8_t *)"new", 3, NEVER},
     };
-    REFUSED_BATCH(s, e, 3, BACKLITE_RESULT_TOO_LARGE, "entries[1]");
-    e[1].value = (const uint8_t *)"new";
-    e[1].value_len = 3;
-    e[2].value = big; /* the same, last */
-    e[2].value_len = sizeof big;
-    REFUSED_BATCH(s, e, 3, BACKLITE_RESULT_TOO_LARGE, "entries[2]");
-    e[2].value = (const uint8_t *)"new";
-    e[2].value_len = 3;
     /* a key over the limit: refused from its length, never read */
     e[1].key_len = (size_t)BACKLITE_MAX_KEY_SIZE + 1;
     REFUSED_BATCH(s, e, 3, BACKLITE_RESULT_INVALID_ARGUMENT, "entries[1]");
@@ -100,11 +95,31 @@ static void a_refused_batch_names_its_entry_and_changes_nothing(void) {
     GET_EQ(s, "a", "old-a");
     GET_EQ(s, "b", "old-b");
     GET_EQ(s, "c", "old-c");
+    /* too large: b's older value goes, a's and c's stay */
+    e[1].value = big;
+    e[1].value_len = sizeof big;
+    REFUSED_BATCH(s, e, 3, BACKLITE_RESULT_TOO_LARGE, "entries[1]");
+    GET_EQ(s, "a", "old-a");
+    CHECK(!HAS(s, "b"));
+    GET_EQ(s, "c", "old-c");
+    e[1].value = (const uint8_t *)"new";
+    e[1].value_len = 3;
+    e[2].value = big; /* the same, last */
+    e[2].value_len = sizeof big;
+    REFUSED_BATCH(s, e, 3, BACKLITE_RESULT_TOO_LARGE, "entries[2]");
+    GET_EQ(s, "a", "old-a");
+    CHECK(!HAS(s, "c"));
+    backlite_stats st = STATS(s);
+    CHECK_EQ(st.count, 1);
+    CHECK_EQ(st.total_size, 5);
+    CHECK_EQ(LIFETIME(s).evictions, lbefore.evictions);
+    e[2].value = (const uint8_t *)"new";
+    e[2].value_len = 3;
     CHECK_OK(backlite_storage_set_many(s, e, 3, &err));
     GET_EQ(s, "a", "new");
     GET_EQ(s, "b", "new");
     GET_EQ(s, "c", "new");
-    backlite_stats st = STATS(s);
+    st = STATS(s);
     CHECK_EQ(st.count, 3);
     CHECK_EQ(st.total_size, 9);
     backlite_storage_free(s);
@@ -367,7 +382,7 @@ static void a_clear_keeps_the_leases_of_keys_being_computed(void) {
 
 int main(void) {
     h_begin();
-    RUN(a_refused_batch_names_its_entry_and_changes_nothing);
+    RUN(a_refused_batch_names_its_entry_and_stores_nothing);
     RUN(a_write_that_stores_nothing_of_keys_without_value_does_not_wait_for_the_lock);
     RUN(every_call_on_a_cache_file_without_write_permission_answers_its_code);
     RUN(a_refused_fulfil_releases_the_lease_and_removes_what_a_set_would);

@@ -754,6 +754,10 @@ static int model_step(mfile *m, mhandle *h, uint64_t *rng, int step, char *what,
         }
         snprintf(what, wn, "set_many(%d)", n);
         if (too_large) {
+            /* Refused whole, no value stored; the too-large entries' keys lose their
+               older values (API.md "Too large"), nothing is evicted. */
+            for (int i = 0; i < n; i++)
+                if (sizes[i] > h->max && !exps[i]) m_drop(m, ks[i]);
             want = BACKLITE_RESULT_TOO_LARGE;
             for (int i = 0; i < n; i++) {
                 e[i] = (backlite_entry){(const uint8_t *)keys[i], strlen(keys[i]), vals[0], sizes[i] > 64 ? 0 : sizes[i], NEVER};
