@@ -1300,14 +1300,7 @@ impl Storage {
         })?;
         crcs.extend(entries.iter().map(|e| crc32fast::hash(e.value)));
         // As for `set`: an entry already expired removes the remote's older value.
-        // Without a remote there is nothing to mark (and no guard to keep per item).
-        let _writing: Vec<Removing<'_>> = match self.remote {
-            Some(_) => entries
-                .iter()
-                .map(|e| self.removing(Some(e.key)).1)
-                .collect(),
-            None => Vec::new(),
-        };
+        let _writing = self.removing_each(entries);
         // A batch that stores nothing (empty, or every entry already expired) of keys
         // with no row removes nothing either, and has nothing to evict while the file
         // is within this handle's max_size (another handle's may be larger): nothing
@@ -1332,11 +1325,6 @@ impl Storage {
         outcome
     }
 
-    /// The write of `set_many`: every entry in one transaction, then the eviction. The
-    /// files of its large values are written before the write lock, as a set's is, so
-    /// that other writers wait only for the rows; none is taken by a check, vacuum or
-    /// sweep before the commit (see [`Storage::files_ahead`]). When they cannot be
-    /// written so, they are written inside, one descriptor at a time.
     /// Whether [`Storage::set_many`] refuses `e` as too large (an entry already expired
     /// stores nothing, so it is never too large).
     pub fn refuses(&self, e: &Entry<'_>) -> bool {
@@ -1356,13 +1344,7 @@ impl Storage {
                 expiration: Expiration::After(Duration::ZERO),
             })
             .collect();
-        let _writing: Vec<Removing<'_>> = match self.remote {
-            Some(_) => removals
-                .iter()
-                .map(|e| self.removing(Some(e.key)).1)
-                .collect(),
-            None => Vec::new(),
-        };
+        let _writing = self.removing_each(&removals);
         let outcome = if self.read(|conn| any_row(conn, removals.iter().map(|e| e.key)))? {
             self.write(|t| {
                 for e in &removals {
@@ -1380,6 +1362,11 @@ impl Storage {
         outcome
     }
 
+    /// The write of `set_many`: every entry in one transaction, then the eviction. The
+    /// files of its large values are written before the write lock, as a set's is, so
+    /// that other writers wait only for the rows; none is taken by a check, vacuum or
+    /// sweep before the commit (see [`Storage::files_ahead`]). When they cannot be
+    /// written so, they are written inside, one descriptor at a time.
     fn write_batch(&self, entries: &[Entry<'_>], crcs: &[u32]) -> Result<()> {
         // Held until the batch has committed or removed its files.
         let (ahead, _marked) = self.files_ahead(entries);
@@ -1540,6 +1527,18 @@ impl Storage {
         let fills = self.remote.as_ref().map(|_| &self.shared.fills);
         let had_fill = fills.is_some_and(|f| f.begin_removal(key));
         (had_fill, Removing { fills, key })
+    }
+
+    /// [`Storage::removing`] for each entry's key, with a remote tier (without one
+    /// there is nothing to mark, and no guard to keep per item).
+    fn removing_each<'a>(&'a self, entries: &'a [Entry<'a>]) -> Vec<Removing<'a>> {
+        match self.remote {
+            Some(_) => entries
+                .iter()
+                .map(|e| self.removing(Some(e.key)).1)
+                .collect(),
+            None => Vec::new(),
+        }
     }
 
     /// After (and before) a write of `key` (`None`: a clear) with a remote tier: the
